@@ -1,0 +1,433 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "common/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void cleanup_freep(void *p)
+{
+	void **pp = (void **)p;
+	free(*pp);
+}
+
+void cleanup_closep(int *fd)
+{
+	if (*fd >= 0) {
+		int e = errno;
+		close(*fd);
+		errno = e;
+	}
+}
+
+void cleanup_fclosep(FILE **f)
+{
+	if (*f)
+		fclose(*f);
+}
+
+void cleanup_strvp(char ***v)
+{
+	strv_free(*v);
+}
+
+static void oom(void)
+{
+	static const char msg[] = "silo: out of memory\n";
+	(void)!write(2, msg, sizeof msg - 1);
+	abort();
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *xcalloc(size_t n, size_t m)
+{
+	void *p = calloc(n ? n : 1, m ? m : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	void *r = realloc(p, n ? n : 1);
+	if (!r)
+		oom();
+	return r;
+}
+
+char *xstrdup(const char *s)
+{
+	char *r = strdup(s ? s : "");
+	if (!r)
+		oom();
+	return r;
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	char *r = strndup(s, n);
+	if (!r)
+		oom();
+	return r;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	va_start(ap, fmt);
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		oom();
+	return s;
+}
+
+void strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+size_t strv_len(char *const *v)
+{
+	size_t n = 0;
+	while (v && v[n])
+		n++;
+	return n;
+}
+
+char **strv_dup(char *const *v)
+{
+	size_t n = strv_len(v);
+	char **r = xcalloc(n + 1, sizeof *r);
+	for (size_t i = 0; i < n; i++)
+		r[i] = xstrdup(v[i]);
+	return r;
+}
+
+int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int read_exact(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			return 1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int read_file(const char *path, size_t max, char **out, size_t *len, silo_error *err)
+{
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", path);
+	size_t cap = 4096, n = 0;
+	cleanup_free char *buf = xmalloc(cap + 1);
+	for (;;) {
+		if (n == cap) {
+			if (cap >= max)
+				return silo_fail(err, SILO_ERR_IO_ERROR, EFBIG, "read %s (limit %zu bytes)", path, max);
+			cap = MIN(cap * 2, max);
+			buf = xrealloc(buf, cap + 1);
+		}
+		ssize_t r = read(fd, buf + n, cap - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "read %s", path);
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	if (len)
+		*len = n;
+	*out = steal_pointer(&buf);
+	return 0;
+}
+
+int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode, silo_error *err)
+{
+	cleanup_free char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "create %s", tmp);
+	if (write_all(fd, buf, len) < 0 || fsync(fd) < 0) {
+		int e = errno;
+		close(fd);
+		unlink(tmp);
+		return silo_fail(err, SILO_ERR_IO_ERROR, e, "write %s", tmp);
+	}
+	close(fd);
+	if (rename(tmp, path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		return silo_fail(err, SILO_ERR_IO_ERROR, e, "rename %s", path);
+	}
+	return 0;
+}
+
+int set_cloexec(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFD);
+	if (fl < 0)
+		return -1;
+	return fcntl(fd, F_SETFD, on ? (fl | FD_CLOEXEC) : (fl & ~FD_CLOEXEC));
+}
+
+int set_nonblock(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -1;
+	return fcntl(fd, F_SETFL, on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
+}
+
+int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static int rm_rf_at(int dirfd, const char *name, dev_t dev)
+{
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -1 : 0;
+	if (st.st_dev != dev) {
+		errno = EBUSY; /* a mount point: never recurse into it */
+		return -1;
+	}
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -1;
+	}
+	int ret = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (rm_rf_at(fd, de->d_name, dev) < 0)
+			ret = -1;
+	}
+	closedir(d);
+	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		ret = -1;
+	return ret;
+}
+
+int rm_rf(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -1;
+	return rm_rf_at(AT_FDCWD, path, st.st_dev);
+}
+
+bool path_exists(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0;
+}
+
+bool path_is_safe_relative(const char *p)
+{
+	if (!p || !*p || *p == '/')
+		return false;
+	const char *s = p;
+	while (*s) {
+		const char *e = strchr(s, '/');
+		size_t n = e ? (size_t)(e - s) : strlen(s);
+		if (n == 2 && s[0] == '.' && s[1] == '.')
+			return false;
+		if (!e)
+			break;
+		s = e + 1;
+	}
+	return true;
+}
+
+static const char *home_dir(void)
+{
+	const char *h = getenv("HOME");
+	if (h && *h)
+		return h;
+	struct passwd *pw = getpwuid(getuid());
+	return pw ? pw->pw_dir : "/tmp";
+}
+
+const char *silo_runtime_dir(void)
+{
+	static char buf[PATH_MAX];
+	const char *e = getenv("SILO_RUNTIME_DIR");
+	if (e && *e)
+		return e;
+	if (geteuid() == 0)
+		return "/run/silo";
+	const char *x = getenv("XDG_RUNTIME_DIR");
+	snprintf(buf, sizeof buf, "%s/silo", x && *x ? x : "/tmp");
+	return buf;
+}
+
+const char *silo_state_dir(void)
+{
+	static char buf[PATH_MAX];
+	const char *e = getenv("SILO_STATE_DIR");
+	if (e && *e)
+		return e;
+	if (geteuid() == 0)
+		return "/var/lib/silo";
+	snprintf(buf, sizeof buf, "%s/.local/share/silo", home_dir());
+	return buf;
+}
+
+const char *silo_cache_dir(void)
+{
+	static char buf[PATH_MAX];
+	const char *e = getenv("SILO_CACHE_DIR");
+	if (e && *e)
+		return e;
+	snprintf(buf, sizeof buf, "%s/.cache/silo", home_dir());
+	return buf;
+}
+
+uint64_t now_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t now_realtime_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / 1000000ull;
+}
+
+const char *format_time_ms(uint64_t epoch_ms, char *buf, size_t len)
+{
+	time_t t = (time_t)(epoch_ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	char tmp[32];
+	strftime(tmp, sizeof tmp, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03uZ", tmp, (unsigned)(epoch_ms % 1000));
+	return buf;
+}
+
+void random_bytes(void *buf, size_t len)
+{
+	char *p = buf;
+	while (len > 0) {
+		ssize_t n = getrandom(p, len, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			abort();
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+void random_id(const char *prefix, char *buf, size_t len)
+{
+	unsigned char r[6];
+	random_bytes(r, sizeof r);
+	snprintf(buf, len, "%s%02x%02x%02x%02x%02x%02x", prefix ? prefix : "sb-", r[0], r[1], r[2], r[3],
+		 r[4], r[5]);
+}
+
+static int log_threshold = -1;
+
+void silo_log(enum log_level lvl, const char *fmt, ...)
+{
+	if (log_threshold < 0) {
+		const char *e = getenv("SILO_LOG");
+		log_threshold = LOG_WARN;
+		if (e) {
+			if (!strcmp(e, "debug"))
+				log_threshold = LOG_DEBUG;
+			else if (!strcmp(e, "info"))
+				log_threshold = LOG_INFO;
+			else if (!strcmp(e, "error"))
+				log_threshold = LOG_ERROR;
+		}
+	}
+	if ((int)lvl < log_threshold)
+		return;
+	static const char *const names[] = {"debug", "info", "warn", "error"};
+	char ts[40];
+	format_time_ms(now_realtime_ms(), ts, sizeof ts);
+	va_list ap;
+	va_start(ap, fmt);
+	char msg[2048];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s silo[%d] %s: %s\n", ts, (int)getpid(), names[lvl], msg);
+}

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Small shared helpers: cleanup attributes, checked allocation, I/O loops,
+ * paths and clocks. Anything here is used by more than one area.
+ */
+#ifndef SILO_COMMON_UTIL_H
+#define SILO_COMMON_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define UNUSED __attribute__((unused))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* ---- cleanup attributes (bubblewrap/crun style) ---- */
+void cleanup_freep(void *p);
+void cleanup_closep(int *fd);
+void cleanup_fclosep(FILE **f);
+void cleanup_strvp(char ***v);
+#define cleanup_free __attribute__((cleanup(cleanup_freep)))
+#define cleanup_close __attribute__((cleanup(cleanup_closep)))
+#define cleanup_fclose __attribute__((cleanup(cleanup_fclosep)))
+#define cleanup_strv __attribute__((cleanup(cleanup_strvp)))
+
+/* Hand ownership out of a cleanup variable. */
+static inline void *steal_pointer_(void *pp)
+{
+	void **p = (void **)pp;
+	void *r = *p;
+	*p = NULL;
+	return r;
+}
+#define steal_pointer(pp) steal_pointer_(pp)
+static inline int steal_fd(int *fd)
+{
+	int r = *fd;
+	*fd = -1;
+	return r;
+}
+
+/* ---- allocation: abort on OOM (nothing sensible can continue) ---- */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void strv_free(char **v);
+size_t strv_len(char *const *v);
+char **strv_dup(char *const *v);
+
+/* ---- fd I/O ---- */
+/* Write all of buf, retrying on EINTR/short writes. 0 or -1 with errno. */
+int write_all(int fd, const void *buf, size_t len);
+/* Read exactly len bytes. 0 ok, -1 error (errno), 1 on EOF before len. */
+int read_exact(int fd, void *buf, size_t len);
+/* Read a whole file, at most max bytes (else EFBIG). NUL-terminated; *len excludes NUL. */
+int read_file(const char *path, size_t max, char **out, size_t *len, silo_error *err);
+/* Write a file atomically (tmp + fsync + rename) with mode. */
+int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode, silo_error *err);
+int set_cloexec(int fd, bool on);
+int set_nonblock(int fd, bool on);
+
+/* ---- paths ---- */
+int mkdir_p(const char *path, mode_t mode);
+/* Remove a tree without following symlinks and without crossing mount points. */
+int rm_rf(const char *path);
+bool path_exists(const char *path);
+/* Reject "..", absolute-escape tricks and embedded NULs in a relative path component list. */
+bool path_is_safe_relative(const char *p);
+
+/* Directory for runtime state: $SILO_RUNTIME_DIR, else /run/silo (root) or $XDG_RUNTIME_DIR/silo. */
+const char *silo_runtime_dir(void);
+/* Directory for persistent state: $SILO_STATE_DIR, else /var/lib/silo (root) or ~/.local/share/silo. */
+const char *silo_state_dir(void);
+/* Directory for caches (kernels, images): $SILO_CACHE_DIR, else ~/.cache/silo. */
+const char *silo_cache_dir(void);
+
+/* ---- time ---- */
+uint64_t now_mono_ns(void);
+uint64_t now_realtime_ms(void);
+/* RFC 3339 UTC with milliseconds into buf (>= 32 bytes). */
+const char *format_time_ms(uint64_t epoch_ms, char *buf, size_t len);
+
+/* ---- ids ---- */
+/* Random id "sb-" + 12 hex chars (or prefix + 12 hex) into buf. */
+void random_id(const char *prefix, char *buf, size_t len);
+void random_bytes(void *buf, size_t len);
+
+/* ---- logging (stderr; SILO_LOG=debug|info|warn|error, default warn) ---- */
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+void silo_log(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_debug(...) silo_log(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) silo_log(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) silo_log(LOG_WARN, __VA_ARGS__)
+#define log_error(...) silo_log(LOG_ERROR, __VA_ARGS__)
+
+#endif

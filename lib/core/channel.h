@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Host side of the host<->agent channel (docs/protocol.md).
+ *
+ * A chan owns one connected stream fd to silo-agent. After the versioned
+ * handshake a reader thread demultiplexes frames by task id, so any number
+ * of threads may run exec/file operations concurrently on one chan. Every
+ * length read from the guest is bounded (the guest is hostile): a violation
+ * closes the channel with SILO_ERR_PROTOCOL and is reported through
+ * on_violation. Liveness: the host pings every heartbeat_ms; no frame from the
+ * agent within 3 intervals marks the channel disconnected
+ * (SILO_ERR_VSOCK_DISCONNECTED for every pending and later operation).
+ */
+#ifndef SILO_CORE_CHANNEL_H
+#define SILO_CORE_CHANNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+
+typedef struct chan chan;
+
+typedef struct chan_opts {
+	const char *vm_id;            /* for error messages */
+	int handshake_timeout_ms;     /* default 5000 */
+	int heartbeat_ms;             /* default 1000; 0 disables pings */
+	/* Called (from the reader thread) on a protocol violation or disconnect. */
+	void (*on_violation)(void *ud, const char *what);
+	void (*on_disconnect)(void *ud);
+	void *ud;
+} chan_opts;
+
+typedef struct agent_info {
+	uint32_t proto_version;
+	char agent_version[32];
+	char kernel[64];              /* uname -r in the guest */
+	uint32_t pid;
+} agent_info;
+
+/* Take ownership of fd, do the handshake. On failure fd is closed. */
+chan *chan_open(int fd, const chan_opts *opts, agent_info *info, silo_error *err);
+void chan_close(chan *c);                     /* fails pending ops, joins the reader */
+bool chan_is_connected(chan *c);
+int chan_ping(chan *c, int timeout_ms, silo_error *err);
+/* Bytes sent/received on this channel (metrics). */
+void chan_stats(chan *c, uint64_t *tx_bytes, uint64_t *rx_bytes);
+
+/* ---- exec ---- */
+typedef struct exec_req {
+	char *const *argv;            /* argv[0] looked up in PATH if it has no '/' */
+	char *const *env;             /* "K=V" list, NULL-terminated, or NULL */
+	const char *cwd;              /* NULL = "/" */
+	const void *stdin_data;       /* fed then closed, unless stdin_stream */
+	size_t stdin_len;
+	bool stdin_stream;            /* caller sends stdin with chan_exec_stdin */
+	uint32_t timeout_ms;          /* 0 = none; on expiry the agent kills the process group */
+	int64_t uid, gid;             /* -1 = agent default (root in the sandbox) */
+	bool pty;                     /* allocate a PTY; output arrives as stream 1 */
+	uint16_t rows, cols;
+} exec_req;
+
+typedef struct exec_result {
+	int exit_code;                /* valid when signal == 0 */
+	int signal;                   /* terminating signal or 0 */
+	bool timed_out;
+	uint64_t duration_ms;
+} exec_result;
+
+/* stream: 1 = stdout, 2 = stderr. Called from the reader thread; must not block long. */
+typedef void (*chan_output_cb)(void *ud, int stream, const void *buf, size_t len);
+
+/* Blocking convenience: start, stream output to cb, wait for exit. */
+int chan_exec(chan *c, const exec_req *req, chan_output_cb cb, void *ud, exec_result *res,
+	      silo_error *err);
+/* Asynchronous form. */
+int chan_exec_start(chan *c, const exec_req *req, chan_output_cb cb, void *ud, uint32_t *task_id,
+		    silo_error *err);
+int chan_exec_wait(chan *c, uint32_t task_id, int timeout_ms, exec_result *res, silo_error *err);
+int chan_exec_stdin(chan *c, uint32_t task_id, const void *buf, size_t len, bool eof, silo_error *err);
+int chan_exec_signal(chan *c, uint32_t task_id, int sig, silo_error *err);
+int chan_exec_resize(chan *c, uint32_t task_id, uint16_t rows, uint16_t cols, silo_error *err);
+
+/* ---- files ---- */
+typedef struct file_stat {
+	uint64_t size;
+	uint32_t mode;                /* st_mode */
+	int64_t mtime_s;
+	uint32_t uid, gid;
+	bool exists;
+} file_stat;
+
+typedef struct dir_entry {
+	char *name;
+	file_stat st;
+} dir_entry;
+
+/* Stream src_fd into path in the guest (chunked); mode applies on create. */
+int chan_file_write_fd(chan *c, const char *path, int src_fd, uint32_t mode, silo_error *err);
+int chan_file_write(chan *c, const char *path, const void *buf, size_t len, uint32_t mode, silo_error *err);
+/* Stream path from the guest into dst_fd (chunked); at most max_bytes (0 = no limit). */
+int chan_file_read_fd(chan *c, const char *path, int dst_fd, uint64_t max_bytes, silo_error *err);
+int chan_file_read(chan *c, const char *path, size_t max, char **out, size_t *len, silo_error *err);
+int chan_stat(chan *c, const char *path, file_stat *st, silo_error *err);
+int chan_list(chan *c, const char *path, dir_entry **entries, size_t *n, silo_error *err);
+void dir_entries_free(dir_entry *e, size_t n);
+int chan_mkdir(chan *c, const char *path, uint32_t mode, bool parents, silo_error *err);
+int chan_remove(chan *c, const char *path, bool recursive, silo_error *err);
+/* Ask the agent to power the guest off (or exit, in a namespace sandbox). */
+int chan_shutdown(chan *c, silo_error *err);
+
+#endif

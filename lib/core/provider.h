@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Providers: one static const ops struct each, listed in providers.c.
+ * A provider starts an isolated environment that runs silo-agent and gives
+ * the core a byte stream to it; everything above the stream (exec, files,
+ * heartbeat) is the same wire protocol for every provider.
+ */
+#ifndef SILO_CORE_PROVIDER_H
+#define SILO_CORE_PROVIDER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "spec/spec.h"
+
+struct sandbox;
+
+typedef struct provider_info {
+	const char *name;
+	bool available;
+	char version[64];      /* e.g. "QEMU 7.2.x", "silo-vmm 0.1.0", kernel release */
+	char accel[32];        /* "kvm", "tcg", "pvm", "none" */
+	char reason[256];      /* why not available */
+} provider_info;
+
+/* What a provider leaves in struct sandbox (see sandbox.h):
+ *   sb->rundir     per-sandbox directory (created by the core before spawn)
+ *   sb->pid        the supervising host process (VMM, QEMU, namespace init)
+ *   sb->prov       provider-private state (freed by terminate)
+ */
+typedef struct provider_ops {
+	const char *name;
+	/* Fill info; never fails: unavailability is reported in info. */
+	void (*probe)(provider_info *info);
+	/* Start the environment from spec. Returns when the process is started
+	 * (not necessarily ready). Must clean up fully on failure. */
+	int (*spawn)(struct sandbox *sb, const vm_spec *spec, silo_error *err);
+	/* Open a new byte stream to the agent (blocking up to timeout_ms). Returns fd. */
+	int (*connect)(struct sandbox *sb, int timeout_ms, silo_error *err);
+	/* Stop: ask nicely (grace_ms), then force. Remove everything spawn created. */
+	int (*terminate)(struct sandbox *sb, int grace_ms, silo_error *err);
+	/* Is the supervising process still alive? */
+	bool (*alive)(struct sandbox *sb);
+	/* After a manager restart: rebuild provider state from sb->rundir and sb->pid. Optional. */
+	int (*reattach)(struct sandbox *sb, silo_error *err);
+	/* Optional: pause/resume the whole environment. */
+	int (*pause)(struct sandbox *sb, silo_error *err);
+	int (*resume)(struct sandbox *sb, silo_error *err);
+	/* Optional: list host resources that must be gone after terminate
+	 * (paths, cgroups, pids); used by cleanup verification. Appends to out (strv). */
+	void (*residue)(struct sandbox *sb, char ***out);
+} provider_ops;
+
+/* providers.c */
+const provider_ops *provider_find(const char *name);
+/* All known providers, NULL-terminated, in default fallback order (kvm, qemu, namespace). */
+const provider_ops *const *provider_all(void);
+/* Pick the provider for a spec: the requested one if available, else the
+ * first available in `fallback` (comma list, NULL = "kvm,qemu,namespace").
+ * Fills why with the reasons for skipping. */
+const provider_ops *provider_select(const char *requested, const char *fallback, char *why,
+				    size_t why_len, silo_error *err);
+
+#endif

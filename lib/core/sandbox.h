@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * A sandbox: one isolated environment (VM or namespace set) running silo-agent,
+ * plus the channel to it. The lifecycle here is provider-independent; the
+ * manager (lib/core/manager.c, used by silod and by embedded `silo run`) adds
+ * registry, limits, events and audit on top.
+ */
+#ifndef SILO_CORE_SANDBOX_H
+#define SILO_CORE_SANDBOX_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/channel.h"
+#include "core/provider.h"
+#include "spec/spec.h"
+
+typedef enum sb_state {
+	SB_PROVISIONING = 0,
+	SB_RUNNING,
+	SB_PAUSED,
+	SB_STOPPING,
+	SB_TERMINATED,
+	SB_ERROR,
+	SB__STATE_COUNT
+} sb_state;
+
+const char *sb_state_name(sb_state s);               /* "provisioning", ... */
+int sb_state_from_name(const char *name);            /* -1 if unknown */
+/* Is old -> new a legal transition? (docs/architecture.md has the diagram) */
+bool sb_state_transition_ok(sb_state from, sb_state to);
+
+typedef struct sandbox sandbox;
+typedef void (*sb_state_cb)(void *ud, sandbox *sb, sb_state old, sb_state new_state,
+			    const char *reason);
+
+typedef struct cleanup_report {
+	bool terminated;
+	bool host_clean;
+	char **residual_paths;         /* strv, NULL if clean */
+} cleanup_report;
+void cleanup_report_free(cleanup_report *r);
+
+struct sandbox {
+	char id[SILO_ID_MAX];
+	vm_spec spec;
+	const provider_ops *ops;
+	char rundir[PATH_MAX];         /* $SILO_RUNTIME_DIR/sandboxes/<id> */
+	pid_t pid;                     /* supervising host process */
+	void *prov;                    /* provider-private */
+	chan *ch;                      /* connected agent channel (NULL before ready) */
+	agent_info agent;
+
+	pthread_mutex_t lock;
+	sb_state state;
+	char state_reason[256];
+	sb_state_cb on_state;
+	void *on_state_ud;
+
+	uint64_t created_ms;           /* wall clock */
+	uint64_t spawn_ns;             /* provider spawn duration */
+	uint64_t ready_ns;             /* create -> agent handshake done */
+};
+
+typedef struct sandbox_opts {
+	const char *id;                /* NULL = generate */
+	const char *fallback;          /* provider fallback order, NULL = default */
+	int boot_timeout_ms;           /* 0 = spec or provider default */
+	int heartbeat_ms;              /* 0 = default (1000) */
+	sb_state_cb on_state;
+	void *on_state_ud;
+} sandbox_opts;
+
+/* Spawn and wait until the agent answers the handshake (BOOT_TIMEOUT with the
+ * provider's diagnostics otherwise; nothing is left behind on failure). */
+int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out, silo_error *err);
+/* Terminate (grace then force), verify cleanup, free. rep may be NULL. */
+int sandbox_destroy(sandbox *sb, int grace_ms, cleanup_report *rep, silo_error *err);
+/* Re-open a sandbox left by a previous manager process (silod restart). */
+int sandbox_reattach(const char *id, const vm_spec *spec, const char *provider, pid_t pid,
+		     sandbox **out, silo_error *err);
+void sandbox_set_state(sandbox *sb, sb_state s, const char *reason);
+sb_state sandbox_get_state(sandbox *sb);
+
+/* Scan rundir/pids/cgroups left by the provider; fills rep. */
+void sandbox_verify_cleanup(sandbox *sb, cleanup_report *rep);
+
+#endif

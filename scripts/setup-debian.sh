@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install everything Silo needs on Debian 12 (idempotent). Run as root or with sudo.
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+PKGS=(
+  # build
+  meson ninja-build pkg-config gcc clang-14 libclang-rt-14-dev llvm-14 musl-tools python3
+  # libraries (docs/architecture.md says why each)
+  libjansson-dev libsqlite3-dev libseccomp-dev libsodium-dev libmicrohttpd-dev libcap-dev
+  # guest images and providers
+  busybox-static qemu-system-x86 linux-source-6.1 flex bison bc libelf-dev libssl-dev cpio
+  lz4 zstd e2fsprogs debootstrap xz-utils
+  # tests and benchmarks
+  bubblewrap hyperfine minisign iproute2 procps psmisc curl sqlite3 util-linux
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
