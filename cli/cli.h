@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * `silo` CLI: one table of verbs (cli/main.c); each verb group lives in cli/cmd_*.c.
+ * A verb returns the process exit status. Errors are printed with cli_error().
+ */
+#ifndef SILO_CLI_H
+#define SILO_CLI_H
+
+#include <stdbool.h>
+
+#include "common/error.h"
+
+typedef struct cli_verb {
+	const char *name;
+	const char *summary;      /* one line for `silo help` */
+	int (*fn)(int argc, char **argv);   /* argv[0] is the verb */
+} cli_verb;
+
+/* Print "silo: CODE [vm]: message" (or the JSON error body with --json) and
+ * return the exit status for it (125). */
+int cli_error(const silo_error *err, bool json);
+
+/* Verb entry points (one line per verb; keep sorted by file). */
+int cmd_version(int argc, char **argv);
+/* verbs: add declarations above this line */
+
+#endif

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * silo: command-line interface. Verbs are rows of one table.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/util.h"
+
+static int cmd_help(int argc, char **argv);
+
+static const cli_verb verbs[] = {
+	{"help", "show this help", cmd_help},
+	{"version", "print the silo version", cmd_version},
+	/* verbs: add rows above this line */
+};
+
+int cmd_version(int argc, char **argv)
+{
+	printf("silo %s\n", silo_version());
+	return 0;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	printf("usage: silo VERB [OPTIONS] [ARGS]\n\nverbs:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+		printf("  %-12s %s\n", verbs[i].name, verbs[i].summary);
+	printf("\n`silo VERB --help` describes a verb. Errors: docs/errors.md.\n");
+	return 0;
+}
+
+int cli_error(const silo_error *err, bool json)
+{
+	if (json) {
+		json_t *o = json_pack("{s:{s:s,s:s,s:s,s:i}}", "error", "code", silo_code_name(err->code),
+				      "message", err->message, "vm_id", err->vm_id, "errno", err->sys_errno);
+		char *s = json_dumps(o, JSON_COMPACT);
+		printf("%s\n", s);
+		free(s);
+		json_decref(o);
+	} else {
+		char buf[SILO_ERROR_MSG_MAX + 128];
+		fprintf(stderr, "silo: %s\n", silo_error_str(err, buf, sizeof buf));
+	}
+	return silo_code_exit_status(err->code);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
+		return cmd_help(argc, argv);
+	if (!strcmp(argv[1], "--version"))
+		return cmd_version(argc, argv);
+	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+		if (!strcmp(verbs[i].name, argv[1]))
+			return verbs[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "silo: unknown verb '%s' (see `silo help`)\n", argv[1]);
+	return 2;
+}
