@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "common/util.h"
+#include "silo-config.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -430,4 +431,30 @@ void silo_log(enum log_level lvl, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "%s silo[%d] %s: %s\n", ts, (int)getpid(), names[lvl], msg);
+}
+
+int find_helper_binary(const char *name, char *out, size_t len, silo_error *err)
+{
+	static const char *const subdirs[] = {"agent", "vmm", "daemon", "cli"};
+	const char *e = getenv("SILO_LIBEXEC_DIR");
+	if (e && *e) {
+		snprintf(out, len, "%s/%s", e, name);
+		if (access(out, X_OK) == 0)
+			return 0;
+	}
+	const char *roots[] = {getenv("SILO_BUILD_ROOT"), SILO_BUILD_ROOT};
+	for (size_t r = 0; r < ARRAY_SIZE(roots); r++) {
+		if (!roots[r] || !*roots[r])
+			continue;
+		for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
+			snprintf(out, len, "%s/%s/%s", roots[r], subdirs[i], name);
+			if (access(out, X_OK) == 0)
+				return 0;
+		}
+	}
+	snprintf(out, len, "%s/%s", SILO_LIBEXECDIR, name);
+	if (access(out, X_OK) == 0)
+		return 0;
+	return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, ENOENT,
+			 "helper binary %s not found (set SILO_LIBEXEC_DIR or build the tree)", name);
 }

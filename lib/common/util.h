@@ -82,6 +82,11 @@ const char *silo_state_dir(void);
 /* Directory for caches (kernels, images): $SILO_CACHE_DIR, else ~/.cache/silo. */
 const char *silo_cache_dir(void);
 
+/* Locate a helper binary ("silo-agent", "silo-vmm", ...): $SILO_LIBEXEC_DIR/name,
+ * then the build tree (agent/, vmm/, daemon/, cli/ under the meson build root),
+ * then the install libexecdir. 0 on success, -1 (PROVIDER_UNAVAILABLE) if absent. */
+int find_helper_binary(const char *name, char *out, size_t len, silo_error *err);
+
 /* ---- time ---- */
 uint64_t now_mono_ns(void);
 uint64_t now_realtime_ms(void);
