@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Hash-chained JSONL audit log (see audit.h).
+ */
+#include "audit/audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+struct audit_log {
+	pthread_mutex_t lock;
+	int fd;
+	char *path;
+	char *head_path;
+	uint64_t seq;
+	char prev[65];
+};
+
+static const char zero_hash[65] = "0000000000000000000000000000000000000000000000000000000000000000";
+
+static void sha_hex(const void *buf, size_t len, char out[65])
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256(h, buf, len);
+	sodium_bin2hex(out, 65, h, sizeof h);
+}
+
+/* Walk the file line by line, checking each record's shape and chain link.
+ * Calls back nothing; fills seq/prev of the last good record. */
+static int walk(const char *path, bool missing_ok, audit_verify_result *res, uint64_t *last_seq,
+		char last_hash[65], silo_error *err)
+{
+	memset(res, 0, sizeof *res);
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		if (errno == ENOENT && missing_ok) {
+			*last_seq = 0;
+			memcpy(last_hash, zero_hash, 65);
+			return 0;
+		}
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "audit: open %s: %s", path, strerror(errno));
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	char prev[65];
+	memcpy(prev, zero_hash, 65);
+	uint64_t seq = 0, lineno = 0;
+	int ret = 0;
+	while ((n = getline(&line, &cap, f)) >= 0) {
+		lineno++;
+		res->records = lineno;
+		if (n == 0 || line[n - 1] != '\n') {
+			res->bad_line = lineno;
+			snprintf(res->why, sizeof res->why, "line %" PRIu64 ": not terminated by a newline", lineno);
+			ret = 1;
+			break;
+		}
+		line[--n] = '\0';
+		if ((size_t)n > AUDIT_MAX_LINE) {
+			res->bad_line = lineno;
+			snprintf(res->why, sizeof res->why, "line %" PRIu64 ": longer than %d bytes", lineno,
+				 AUDIT_MAX_LINE);
+			ret = 1;
+			break;
+		}
+		json_error_t jerr;
+		json_t *o = json_loadb(line, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
+		const char *p = NULL;
+		json_int_t s = 0;
+		if (!o || json_unpack(o, "{s:I,s:s}", "seq", &s, "prev", &p) < 0) {
+			res->bad_line = lineno;
+			snprintf(res->why, sizeof res->why, "line %" PRIu64 ": not an audit record (%s)", lineno,
+				 o ? "missing seq or prev" : jerr.text);
+			json_decref(o);
+			ret = 1;
+			break;
+		}
+		if (strcmp(p, prev) != 0) {
+			res->bad_line = lineno;
+			snprintf(res->why, sizeof res->why,
+				 "line %" PRIu64 ": prev hash does not match the previous record", lineno);
+			json_decref(o);
+			ret = 1;
+			break;
+		}
+		if ((uint64_t)s != seq + 1) {
+			res->bad_line = lineno;
+			snprintf(res->why, sizeof res->why, "line %" PRIu64 ": seq %lld, expected %" PRIu64,
+				 lineno, (long long)s, seq + 1);
+			json_decref(o);
+			ret = 1;
+			break;
+		}
+		json_decref(o);
+		seq = (uint64_t)s;
+		sha_hex(line, (size_t)n, prev);
+	}
+	free(line);
+	fclose(f);
+	*last_seq = seq;
+	memcpy(last_hash, prev, 65);
+	return ret;
+}
+
+static int check_head(const char *head_path, uint64_t seq, const char hash[65],
+		      audit_verify_result *res)
+{
+	char *buf = NULL;
+	size_t len;
+	silo_error e;
+	if (read_file(head_path, 256, &buf, &len, &e) < 0)
+		return 0;   /* no head file: nothing to compare (a fresh or pre-head log) */
+	uint64_t hseq = 0;
+	char hhash[65] = "";
+	int ok = sscanf(buf, "%" SCNu64 " %64s", &hseq, hhash) == 2;
+	free(buf);
+	if (!ok || hseq != seq || strcmp(hhash, hash) != 0) {
+		res->bad_line = seq + 1;
+		snprintf(res->why, sizeof res->why,
+			 "log ends at record %" PRIu64 " but the head file records %" PRIu64
+			 " (records removed or last record altered)",
+			 seq, hseq);
+		return 1;
+	}
+	return 0;
+}
+
+int audit_verify(const char *path, audit_verify_result *res, silo_error *err)
+{
+	uint64_t seq;
+	char hash[65];
+	int r = walk(path, false, res, &seq, hash, err);
+	if (r != 0)
+		return r;
+	char head[4096];
+	snprintf(head, sizeof head, "%s.head", path);
+	return check_head(head, seq, hash, res);
+}
+
+int audit_open(const char *path, audit_log **out, silo_error *err)
+{
+	if (sodium_init() < 0)
+		return silo_fail(err, SILO_ERR_INTERNAL, 0, "audit: libsodium init failed");
+	audit_verify_result res;
+	uint64_t seq;
+	char hash[65];
+	int r = walk(path, true, &res, &seq, hash, err);
+	if (r < 0)
+		return -1;
+	char *head = xasprintf("%s.head", path);
+	if (r == 0)
+		r = check_head(head, seq, hash, &res);
+	if (r > 0) {
+		free(head);
+		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0, "audit log %s is damaged: %s", path,
+				 res.why);
+	}
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		free(head);
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "audit: open %s: %s", path, strerror(errno));
+	}
+	audit_log *a = xcalloc(1, sizeof *a);
+	pthread_mutex_init(&a->lock, NULL);
+	a->fd = fd;
+	a->path = xstrdup(path);
+	a->head_path = head;
+	a->seq = seq;
+	memcpy(a->prev, hash, 65);
+	*out = a;
+	return 0;
+}
+
+void audit_close(audit_log *a)
+{
+	if (!a)
+		return;
+	close(a->fd);
+	pthread_mutex_destroy(&a->lock);
+	free(a->path);
+	free(a->head_path);
+	free(a);
+}
+
+int audit_append(audit_log *a, const char *actor, const char *sandbox_id, const char *event,
+		 uint64_t duration_ms, json_t *details, silo_error *err)
+{
+	char ts[40];
+	format_time_ms(now_realtime_ms(), ts, sizeof ts);
+	pthread_mutex_lock(&a->lock);
+	json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:o,s:s}", "seq", (json_int_t)(a->seq + 1), "ts", ts,
+			      "actor", actor ? actor : "", "sandbox_id", sandbox_id ? sandbox_id : "",
+			      "event", event ? event : "", "duration_ms", (json_int_t)duration_ms, "details",
+			      details ? json_incref(details) : json_object(), "prev", a->prev);
+	char *line = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	int ret = -1;
+	if (!line) {
+		silo_fail(err, SILO_ERR_INTERNAL, 0, "audit: cannot encode record");
+		goto out;
+	}
+	size_t len = strlen(line);
+	if (len > AUDIT_MAX_LINE) {
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "audit: record of %zu bytes exceeds %d", len,
+			  AUDIT_MAX_LINE);
+		goto out;
+	}
+	char hash[65];
+	sha_hex(line, len, hash);
+	line = xrealloc(line, len + 2);
+	line[len] = '\n';
+	line[len + 1] = '\0';
+	/* One write(2) with O_APPEND: a record is never interleaved with another. */
+	if (write_all(a->fd, line, len + 1) < 0) {
+		silo_fail(err, SILO_ERR_IO_ERROR, errno, "audit: write %s: %s", a->path, strerror(errno));
+		goto out;
+	}
+	a->seq++;
+	memcpy(a->prev, hash, 65);
+	char head[128];
+	int hl = snprintf(head, sizeof head, "%" PRIu64 " %s\n", a->seq, hash);
+	if (write_file_atomic(a->head_path, head, (size_t)hl, 0600, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	free(line);
+	pthread_mutex_unlock(&a->lock);
+	return ret;
+}

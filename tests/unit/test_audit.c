@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Audit log: records, chain continuation across reopen, tamper detection
+ * (edit, delete, reorder, truncate), concurrent appends.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/audit.h"
+#include "common/util.h"
+#include "harness.h"
+
+static char *tmplog(void)
+{
+	char tmpl[] = "/tmp/silo-audit-XXXXXX";
+	REQUIRE(mkdtemp(tmpl));
+	return xasprintf("%s/audit.jsonl", tmpl);
+}
+
+static void write_n(const char *p, int n)
+{
+	audit_log *a;
+	silo_error e;
+	REQUIRE(audit_open(p, &a, &e) == 0);
+	for (int i = 0; i < n; i++) {
+		json_t *d = json_pack("{s:i}", "i", i);
+		REQUIRE(audit_append(a, "alice", "sb-1", "spawned", (uint64_t)i, d, &e) == 0);
+		json_decref(d);
+	}
+	audit_close(a);
+}
+
+static char **lines_of(const char *p, size_t *n)
+{
+	char *buf;
+	size_t len;
+	silo_error e;
+	REQUIRE(read_file(p, 1 << 20, &buf, &len, &e) == 0);
+	char **v = xcalloc(64, sizeof *v);
+	size_t k = 0;
+	for (char *l = strtok(buf, "\n"); l && k < 63; l = strtok(NULL, "\n"))
+		v[k++] = xstrdup(l);
+	free(buf);
+	*n = k;
+	return v;
+}
+
+static void rewrite(const char *p, char **v, size_t n)
+{
+	FILE *f = fopen(p, "w");
+	REQUIRE(f);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%s\n", v[i]);
+	fclose(f);
+}
+
+TEST(record_fields_and_chain)
+{
+	char *p = tmplog();
+	write_n(p, 3);
+	size_t n;
+	char **v = lines_of(p, &n);
+	REQUIRE(n == 3);
+	json_t *o = json_loads(v[0], 0, NULL);
+	REQUIRE(o);
+	CHECK_INT_EQ(json_integer_value(json_object_get(o, "seq")), 1);
+	CHECK_STR_EQ(json_string_value(json_object_get(o, "actor")), "alice");
+	CHECK_STR_EQ(json_string_value(json_object_get(o, "sandbox_id")), "sb-1");
+	CHECK_STR_EQ(json_string_value(json_object_get(o, "event")), "spawned");
+	CHECK(json_is_integer(json_object_get(o, "duration_ms")));
+	CHECK(json_is_object(json_object_get(o, "details")));
+	CHECK_CONTAINS(json_string_value(json_object_get(o, "ts")), "T");
+	CHECK_STR_EQ(json_string_value(json_object_get(o, "prev")),
+		     "0000000000000000000000000000000000000000000000000000000000000000");
+	json_decref(o);
+	audit_verify_result r;
+	silo_error e;
+	CHECK_INT_EQ(audit_verify(p, &r, &e), 0);
+	CHECK_INT_EQ(r.records, 3);
+	/* Reopen continues the chain. */
+	write_n(p, 2);
+	CHECK_INT_EQ(audit_verify(p, &r, &e), 0);
+	CHECK_INT_EQ(r.records, 5);
+	strv_free(v);
+	free(p);
+}
+
+TEST(detects_edit)
+{
+	char *p = tmplog();
+	write_n(p, 5);
+	size_t n;
+	char **v = lines_of(p, &n);
+	char *at = strstr(v[1], "alice");
+	REQUIRE(at);
+	memcpy(at, "mallo", 5);
+	rewrite(p, v, n);
+	audit_verify_result r;
+	silo_error e;
+	CHECK_INT_EQ(audit_verify(p, &r, &e), 1);
+	CHECK_INT_EQ(r.bad_line, 3);   /* line 2 changed: line 3's prev no longer matches */
+	audit_log *a;
+	CHECK(audit_open(p, &a, &e) < 0);
+	CHECK_INT_EQ(e.code, SILO_ERR_CHECKSUM_MISMATCH);
+	strv_free(v);
+	free(p);
+}
+
+TEST(detects_delete_reorder_truncate_and_last_edit)
+{
+	char *p = tmplog();
+	write_n(p, 5);
+	size_t n;
+	char **v = lines_of(p, &n);
+	audit_verify_result r;
+	silo_error e;
+	/* delete line 3 */
+	char *w[5] = {v[0], v[1], v[3], v[4]};
+	rewrite(p, w, 4);
+	CHECK_INT_EQ(audit_verify(p, &r, &e), 1);
+	CHECK_INT_EQ(r.bad_line, 3);
+	/* swap lines 2 and 3 */
+	char *s[5] = {v[0], v[2], v[1], v[3], v[4]};
+	rewrite(p, s, 5);
+	CHECK_INT_EQ(audit_verify(p, &r, &e), 1);
+	CHECK_INT_EQ(r.bad_line, 2);
+	/* truncate the last record: caught by the head file */
+	rewrite(p, v, 4);
+	CHECK_INT_EQ(audit_verify(p, &r, &e), 1);
+	CHECK_INT_EQ(r.bad_line, 5);
+	/* edit the last record */
+	char *last = xstrdup(v[4]);
+	char *at = strstr(last, "spawned");
+	memcpy(at, "spawneD", 7);
+	char *l[5] = {v[0], v[1], v[2], v[3], last};
+	rewrite(p, l, 5);
+	CHECK_INT_EQ(audit_verify(p, &r, &e), 1);
+	/* garbage line */
+	char *g[5] = {v[0], (char *)"not json", v[2], v[3], v[4]};
+	rewrite(p, g, 5);
+	CHECK_INT_EQ(audit_verify(p, &r, &e), 1);
+	CHECK_INT_EQ(r.bad_line, 2);
+	CHECK_CONTAINS(r.why, "line 2");
+	/* intact again */
+	rewrite(p, v, 5);
+	CHECK_INT_EQ(audit_verify(p, &r, &e), 0);
+	free(last);
+	strv_free(v);
+	free(p);
+}
+
+static audit_log *shared_a;
+static void *appender(void *arg)
+{
+	silo_error e;
+	for (int i = 0; i < 100; i++)
+		if (audit_append(shared_a, "t", "sb", "exec", 1, NULL, &e) < 0)
+			return (void *)1;
+	return NULL;
+}
+
+TEST(concurrent_appends_keep_chain)
+{
+	char *p = tmplog();
+	silo_error e;
+	REQUIRE(audit_open(p, &shared_a, &e) == 0);
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, appender, NULL);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	audit_close(shared_a);
+	audit_verify_result r;
+	CHECK_INT_EQ(audit_verify(p, &r, &e), 0);
+	CHECK_INT_EQ(r.records, 400);
+	free(p);
+}
+
+TEST(missing_file_is_an_error)
+{
+	audit_verify_result r;
+	silo_error e;
+	CHECK_INT_EQ(audit_verify("/nonexistent/dir/audit.jsonl", &r, &e), -1);
+	CHECK_INT_EQ(e.code, SILO_ERR_IO_ERROR);
+}
+
+TEST_MAIN(record_fields_and_chain, detects_edit, detects_delete_reorder_truncate_and_last_edit,
+	  concurrent_appends_keep_chain, missing_file_is_an_error)
