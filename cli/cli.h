@@ -21,6 +21,17 @@ int cli_error(const silo_error *err, bool json);
 
 /* Verb entry points (one line per verb; keep sorted by file). */
 int cmd_version(int argc, char **argv);
+/* cmd_daemon.c: verbs over the silod API */
+int cmd_ps(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_create(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_cp(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_events(int argc, char **argv);
+int cmd_top(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 /* verbs: add declarations above this line */
 
 #endif

@@ -13,6 +13,18 @@ static int cmd_help(int argc, char **argv);
 static const cli_verb verbs[] = {
 	{"help", "show this help", cmd_help},
 	{"version", "print the silo version", cmd_version},
+	{"ps", "list sandboxes known to silod", cmd_ps},
+	{"inspect", "show one sandbox (JSON)", cmd_inspect},
+	{"create", "create a sandbox through silod (-f hac.toml or options)", cmd_create},
+	{"spawn", "same as create", cmd_create},
+	{"exec", "run a command in a sandbox through silod", cmd_exec},
+	{"cp", "copy a file into or out of a sandbox (ID:/path)", cmd_cp},
+	{"rm", "terminate and remove sandboxes", cmd_rm},
+	{"logs", "state history and logs of a sandbox", cmd_logs},
+	{"events", "stream silod events", cmd_events},
+	{"top", "per-sandbox CPU, memory and channel bytes", cmd_top},
+	{"stats", "same as top", cmd_top},
+	{"audit", "verify the audit log (audit verify [FILE])", cmd_audit},
 	/* verbs: add rows above this line */
 };
 

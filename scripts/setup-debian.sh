@@ -8,6 +8,7 @@ PKGS=(
   meson ninja-build pkg-config gcc clang-14 libclang-rt-14-dev llvm-14 musl-tools python3
   # libraries (docs/architecture.md says why each)
   libjansson-dev libsqlite3-dev libseccomp-dev libsodium-dev libmicrohttpd-dev libcap-dev
+  libcurl4-openssl-dev
   # guest images and providers
   busybox-static qemu-system-x86 linux-source-6.1 flex bison bc libelf-dev libssl-dev cpio
   lz4 zstd e2fsprogs debootstrap xz-utils

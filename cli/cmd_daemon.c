@@ -1,0 +1,802 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * CLI verbs that talk to silod over its HTTP API: ps, inspect, create/spawn,
+ * exec, cp, rm, logs, events, top/stats; and `audit verify` (local file).
+ * Every verb takes --json (machine-readable output; errors as the API's JSON body).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "cli/api_client.h"
+#include "cli/cli.h"
+#include "common/util.h"
+
+static bool want_json(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			break;
+		if (!strcmp(argv[i], "--json"))
+			return true;
+	}
+	return false;
+}
+
+static int usage_error(const char *verb, const char *usage, bool json)
+{
+	silo_error e = {.code = SILO_ERR_INVALID_CONFIG};
+	snprintf(e.message, sizeof e.message, "usage: silo %s %s", verb, usage);
+	return cli_error(&e, json);
+}
+
+static void print_json(json_t *o)
+{
+	char *s = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+	printf("%s\n", s);
+	free(s);
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+static json_int_t jint(json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+static int connect_or_fail(api_client **c, bool json)
+{
+	silo_error err;
+	if (api_client_new(c, &err) < 0)
+		return cli_error(&err, json);
+	return 0;
+}
+
+/* ---- ps / top ---- */
+
+static int list_sandboxes(int argc, char **argv, bool top)
+{
+	bool json = want_json(argc, argv);
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'}, {"all", no_argument, NULL, 'a'},
+		{"state", required_argument, NULL, 's'}, {"provider", required_argument, NULL, 'p'},
+		{"name", required_argument, NULL, 'n'}, {"meta", required_argument, NULL, 'm'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *state = NULL, *provider = NULL, *name = NULL, *meta = NULL;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "a", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': break;
+		case 'a': state = "all"; break;
+		case 's': state = optarg; break;
+		case 'p': provider = optarg; break;
+		case 'n': name = optarg; break;
+		case 'm': meta = optarg; break;
+		default:
+			return usage_error(argv[0], "[--all] [--state S] [--provider P] [--name PREFIX] [--meta K=V] [--json]", json);
+		}
+	}
+	char path[2048] = "/v1/sandboxes";
+	size_t off = strlen(path);
+	const char *keys[] = {"state", "provider", "name", "metadata"};
+	const char *vals[] = {state, provider, name, meta};
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		if (!vals[i])
+			continue;
+		char *e = api_escape(vals[i]);
+		off += (size_t)snprintf(path + off, sizeof path - off, "%c%s=%s", off == 13 ? '?' : '&', keys[i], e);
+		free(e);
+		if (off >= sizeof path)
+			return usage_error(argv[0], "filters too long", json);
+	}
+	api_client *cl;
+	int rc = connect_or_fail(&cl, json);
+	if (rc)
+		return rc;
+	json_t *o;
+	silo_error err;
+	if (api_get_json(cl, path, &o, &err) < 0) {
+		api_client_free(cl);
+		return cli_error(&err, json);
+	}
+	api_client_free(cl);
+	json_t *a = json_object_get(o, "sandboxes");
+	if (json) {
+		print_json(a);
+	} else if (!top) {
+		printf("%-16s %-20s %-10s %-12s %5s %8s  %s\n", "ID", "NAME", "PROVIDER", "STATE", "VCPUS", "MEM_MB", "CREATED");
+		size_t i;
+		json_t *s;
+		json_array_foreach(a, i, s)
+			printf("%-16s %-20s %-10s %-12s %5" JSON_INTEGER_FORMAT " %8" JSON_INTEGER_FORMAT "  %s\n", jstr(s, "id"),
+			       jstr(s, "name"), jstr(s, "provider"), jstr(s, "state"), jint(s, "vcpus"), jint(s, "memory_mb"),
+			       jstr(s, "created"));
+	} else {
+		printf("%-16s %-20s %-10s %10s %10s %12s %12s\n", "ID", "NAME", "STATE", "CPU_S", "MEM_MB", "CHAN_TX", "CHAN_RX");
+		size_t i;
+		json_t *s;
+		json_array_foreach(a, i, s) {
+			json_t *u = json_object_get(s, "usage");
+			printf("%-16s %-20s %-10s %10.2f %10.1f %12" JSON_INTEGER_FORMAT " %12" JSON_INTEGER_FORMAT "\n",
+			       jstr(s, "id"), jstr(s, "name"), jstr(s, "state"), (double)jint(u, "cpu_ns") / 1e9,
+			       (double)jint(u, "memory_bytes") / 1048576.0, jint(u, "channel_tx_bytes"),
+			       jint(u, "channel_rx_bytes"));
+		}
+	}
+	json_decref(o);
+	return 0;
+}
+
+int cmd_ps(int argc, char **argv)
+{
+	return list_sandboxes(argc, argv, false);
+}
+
+int cmd_top(int argc, char **argv)
+{
+	return list_sandboxes(argc, argv, true);
+}
+
+/* ---- inspect / logs ---- */
+
+static int get_one(int argc, char **argv, const char *sub)
+{
+	bool json = want_json(argc, argv);
+	const char *id = NULL;
+	uint64_t tail = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			continue;
+		if (!strcmp(argv[i], "--tail") && i + 1 < argc && sub) {
+			tail = strtoull(argv[++i], NULL, 10);
+			continue;
+		}
+		if (argv[i][0] == '-' || id)
+			return usage_error(argv[0], sub ? "ID [--tail BYTES] [--json]" : "ID [--json]", json);
+		id = argv[i];
+	}
+	if (!id)
+		return usage_error(argv[0], sub ? "ID [--tail BYTES] [--json]" : "ID [--json]", json);
+	char *eid = api_escape(id);
+	char path[1024];
+	if (sub && tail)
+		snprintf(path, sizeof path, "/v1/sandboxes/%s/%s?tail=%" PRIu64, eid, sub, tail);
+	else if (sub)
+		snprintf(path, sizeof path, "/v1/sandboxes/%s/%s", eid, sub);
+	else
+		snprintf(path, sizeof path, "/v1/sandboxes/%s", eid);
+	free(eid);
+	api_client *cl;
+	int rc = connect_or_fail(&cl, json);
+	if (rc)
+		return rc;
+	json_t *o;
+	silo_error err;
+	rc = api_get_json(cl, path, &o, &err);
+	api_client_free(cl);
+	if (rc < 0)
+		return cli_error(&err, json);
+	if (!sub || json) {
+		print_json(o);
+	} else {
+		size_t i;
+		json_t *s;
+		json_array_foreach(json_object_get(o, "states"), i, s)
+			printf("%s  %s -> %s  %s\n", jstr(s, "time"), jstr(s, "previous_state"), jstr(s, "state"),
+			       jstr(s, "reason"));
+		const char *k;
+		json_t *v;
+		json_object_foreach(json_object_get(o, "logs"), k, v)
+			printf("==> %s <==\n%s%s", k, json_string_value(v),
+			       json_string_length(v) && json_string_value(v)[json_string_length(v) - 1] != '\n' ? "\n" : "");
+	}
+	json_decref(o);
+	return 0;
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+	return get_one(argc, argv, NULL);
+}
+
+int cmd_logs(int argc, char **argv)
+{
+	return get_one(argc, argv, "logs");
+}
+
+/* ---- create ---- */
+
+static int kv_into(json_t *obj, const char *kv, const char *what, bool json)
+{
+	const char *eq = strchr(kv, '=');
+	if (!eq || eq == kv) {
+		silo_error e;
+		silo_fail(&e, SILO_ERR_INVALID_CONFIG, 0, "%s: expected KEY=VALUE, got '%s'", what, kv);
+		return cli_error(&e, json);
+	}
+	char *k = xstrndup(kv, (size_t)(eq - kv));
+	json_object_set_new(obj, k, json_string(eq + 1));
+	free(k);
+	return 0;
+}
+
+int cmd_create(int argc, char **argv)
+{
+	bool json = want_json(argc, argv);
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'}, {"file", required_argument, NULL, 'f'},
+		{"provider", required_argument, NULL, 'p'}, {"name", required_argument, NULL, 'n'},
+		{"vcpus", required_argument, NULL, 'c'}, {"memory", required_argument, NULL, 'm'},
+		{"env", required_argument, NULL, 'e'}, {"meta", required_argument, NULL, 'M'},
+		{"image", required_argument, NULL, 'i'}, {"timeout", required_argument, NULL, 't'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *file = NULL;
+	json_t *body = json_object(), *env = json_object(), *meta = json_object();
+	int c, rc = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "f:e:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': break;
+		case 'f': file = optarg; break;
+		case 'p': json_object_set_new(body, "provider", json_string(optarg)); break;
+		case 'n': json_object_set_new(body, "name", json_string(optarg)); break;
+		case 'i': json_object_set_new(body, "image", json_string(optarg)); break;
+		case 'c': json_object_set_new(body, "vcpus", json_integer(strtoll(optarg, NULL, 10))); break;
+		case 'm': json_object_set_new(body, "memory_mb", json_integer(strtoll(optarg, NULL, 10))); break;
+		case 't': json_object_set_new(body, "timeout_s", json_integer(strtoll(optarg, NULL, 10))); break;
+		case 'e': rc = kv_into(env, optarg, "--env", json); break;
+		case 'M': rc = kv_into(meta, optarg, "--meta", json); break;
+		default: rc = usage_error(argv[0], "[-f hac.toml | --provider P --name N --vcpus N --memory MB "
+						   "--image I --timeout S -e K=V --meta K=V] [--json]", json);
+		}
+		if (rc)
+			goto out;
+	}
+	if (optind != argc) {
+		rc = usage_error(argv[0], "takes no positional arguments (use -f FILE)", json);
+		goto out;
+	}
+	char *payload = NULL;
+	size_t len = 0;
+	const char *ctype;
+	silo_error err;
+	if (file) {
+		if (json_object_size(body) || json_object_size(env) || json_object_size(meta)) {
+			rc = usage_error(argv[0], "-f cannot be combined with other spec options", json);
+			goto out;
+		}
+		if (read_file(strcmp(file, "-") ? file : "/dev/stdin", 1 << 20, &payload, &len, &err) < 0) {
+			rc = cli_error(&err, json);
+			goto out;
+		}
+		ctype = "application/toml";
+	} else {
+		if (json_object_size(env))
+			json_object_set(body, "env", env);
+		if (json_object_size(meta))
+			json_object_set(body, "metadata", meta);
+		payload = json_dumps(body, JSON_COMPACT);
+		len = strlen(payload);
+		ctype = "application/json";
+	}
+	api_client *cl;
+	if ((rc = connect_or_fail(&cl, json)))
+		goto out_payload;
+	char *resp;
+	if (api_call(cl, "POST", "/v1/sandboxes", ctype, payload, len, &resp, NULL, &err) < 0) {
+		rc = cli_error(&err, json);
+	} else {
+		json_t *o = json_loads(resp, 0, NULL);
+		if (json)
+			print_json(o);
+		else
+			printf("%s\n", jstr(o, "id"));
+		json_decref(o);
+		free(resp);
+	}
+	api_client_free(cl);
+out_payload:
+	free(payload);
+out:
+	json_decref(body);
+	json_decref(env);
+	json_decref(meta);
+	return rc;
+}
+
+/* ---- rm ---- */
+
+int cmd_rm(int argc, char **argv)
+{
+	bool json = want_json(argc, argv);
+	long grace = -1;
+	int rc = 0;
+	char **ids = xcalloc((size_t)argc, sizeof *ids);
+	int n = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			continue;
+		if (!strcmp(argv[i], "--grace-ms") && i + 1 < argc) {
+			grace = strtol(argv[++i], NULL, 10);
+			continue;
+		}
+		if (argv[i][0] == '-') {
+			free(ids);
+			return usage_error(argv[0], "[--grace-ms N] ID... [--json]", json);
+		}
+		ids[n++] = argv[i];
+	}
+	if (!n) {
+		free(ids);
+		return usage_error(argv[0], "[--grace-ms N] ID... [--json]", json);
+	}
+	api_client *cl;
+	if ((rc = connect_or_fail(&cl, json))) {
+		free(ids);
+		return rc;
+	}
+	json_t *results = json_array();
+	for (int i = 0; i < n; i++) {
+		char *eid = api_escape(ids[i]);
+		char path[1024];
+		if (grace >= 0)
+			snprintf(path, sizeof path, "/v1/sandboxes/%s?grace_ms=%ld", eid, grace);
+		else
+			snprintf(path, sizeof path, "/v1/sandboxes/%s", eid);
+		free(eid);
+		char *resp;
+		silo_error err;
+		if (api_call(cl, "DELETE", path, NULL, NULL, 0, &resp, NULL, &err) < 0) {
+			rc = cli_error(&err, json);
+			continue;
+		}
+		json_t *o = json_loads(resp, 0, NULL);
+		free(resp);
+		if (json)
+			json_array_append(results, o);
+		else
+			printf("%s\n", jstr(o, "id"));
+		json_decref(o);
+	}
+	if (json && json_array_size(results))
+		print_json(results);
+	json_decref(results);
+	api_client_free(cl);
+	free(ids);
+	return rc;
+}
+
+/* ---- exec ---- */
+
+typedef struct exec_out {
+	char *line;
+	size_t len, cap;
+	bool json;
+	int exit_status;
+	bool got_exit;
+	silo_error err;
+	bool failed;
+} exec_out;
+
+static void exec_line(exec_out *o, const char *line, size_t len)
+{
+	if (o->json) {
+		fwrite(line, 1, len, stdout);
+		fputc('\n', stdout);
+	}
+	json_t *j = json_loadb(line, len, 0, NULL);
+	if (!j)
+		return;
+	const char *stream = json_string_value(json_object_get(j, "stream"));
+	if (stream && !o->json) {
+		const char *b64 = jstr(j, "data");
+		size_t cap = strlen(b64) / 4 * 3 + 3, got = 0;
+		unsigned char *buf = xmalloc(cap);
+		if (sodium_base642bin(buf, cap, b64, strlen(b64), NULL, &got, NULL, sodium_base64_VARIANT_ORIGINAL) == 0) {
+			FILE *f = !strcmp(stream, "stderr") ? stderr : stdout;
+			fwrite(buf, 1, got, f);
+			fflush(f);
+		}
+		free(buf);
+	} else if (json_object_get(j, "exit_code")) {
+		o->got_exit = true;
+		int sig = (int)jint(j, "signal");
+		o->exit_status = sig ? 128 + sig : (int)jint(j, "exit_code");
+	} else if (json_object_get(j, "error")) {
+		char *s = json_dumps(j, JSON_COMPACT);
+		api_error_from_body(500, s, &o->err);
+		free(s);
+		o->failed = true;
+	}
+	json_decref(j);
+}
+
+static bool exec_chunk(void *ud, const char *buf, size_t len)
+{
+	exec_out *o = ud;
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] == '\n') {
+			exec_line(o, o->line ? o->line : "", o->len);
+			o->len = 0;
+			continue;
+		}
+		if (o->len + 1 >= o->cap) {
+			if (o->cap > (64u << 20))
+				return false;   /* a line that long is not from silod */
+			o->cap = o->cap ? o->cap * 2 : 4096;
+			o->line = xrealloc(o->line, o->cap);
+		}
+		o->line[o->len++] = buf[i];
+	}
+	return true;
+}
+
+int cmd_exec(int argc, char **argv)
+{
+	bool json = want_json(argc, argv);
+	const char *u = "[--json] [-i] [-e K=V] [-w DIR] [--timeout-ms N] ID -- CMD [ARG...]";
+	json_t *req = json_object(), *env = json_object(), *av = json_array();
+	bool in = false;
+	const char *id = NULL;
+	int i, rc = 0;
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--")) {
+			i++;
+			break;
+		}
+		if (!strcmp(a, "--json"))
+			continue;
+		if (!strcmp(a, "-i")) {
+			in = true;
+		} else if (!strcmp(a, "-e") && i + 1 < argc) {
+			if ((rc = kv_into(env, argv[++i], "-e", json)))
+				goto out;
+		} else if (!strcmp(a, "-w") && i + 1 < argc) {
+			json_object_set_new(req, "cwd", json_string(argv[++i]));
+		} else if (!strcmp(a, "--timeout-ms") && i + 1 < argc) {
+			json_object_set_new(req, "timeout_ms", json_integer(strtoll(argv[++i], NULL, 10)));
+		} else if (a[0] == '-') {
+			rc = usage_error(argv[0], u, json);
+			goto out;
+		} else if (!id) {
+			id = a;
+		} else {
+			break;   /* command without "--" */
+		}
+	}
+	if (!id || i >= argc) {
+		rc = usage_error(argv[0], u, json);
+		goto out;
+	}
+	for (; i < argc; i++)
+		json_array_append_new(av, json_string(argv[i]));
+	json_object_set(req, "argv", av);
+	if (json_object_size(env))
+		json_object_set(req, "env", env);
+	silo_error err;
+	if (in) {
+		char *data;
+		size_t len;
+		if (read_file("/dev/stdin", 6u << 20, &data, &len, &err) < 0) {
+			rc = cli_error(&err, json);
+			goto out;
+		}
+		size_t bl = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+		char *b64 = xmalloc(bl);
+		sodium_bin2base64(b64, bl, (unsigned char *)data, len, sodium_base64_VARIANT_ORIGINAL);
+		json_object_set_new(req, "stdin", json_string(b64));
+		free(b64);
+		free(data);
+	}
+	char *body = json_dumps(req, JSON_COMPACT);
+	char *eid = api_escape(id);
+	char path[1024];
+	snprintf(path, sizeof path, "/v1/sandboxes/%s/exec", eid);
+	free(eid);
+	api_client *cl;
+	if ((rc = connect_or_fail(&cl, json))) {
+		free(body);
+		goto out;
+	}
+	exec_out o = {.json = json};
+	if (api_stream(cl, "POST", path, "application/json", body, strlen(body), -1, exec_chunk, &o, &err) < 0) {
+		rc = cli_error(&err, json);
+	} else {
+		if (o.len)
+			exec_line(&o, o.line, o.len);
+		if (o.failed)
+			rc = cli_error(&o.err, false);
+		else if (!o.got_exit) {
+			silo_fail(&err, SILO_ERR_PROTOCOL, 0, "exec stream ended without an exit status");
+			rc = cli_error(&err, json);
+		} else
+			rc = o.exit_status;
+	}
+	fflush(stdout);
+	free(o.line);
+	free(body);
+	api_client_free(cl);
+out:
+	json_decref(req);
+	json_decref(env);
+	json_decref(av);
+	return rc;
+}
+
+/* ---- cp ---- */
+
+/* "ID:/path" -> id, path; a plain local path returns false. */
+static bool split_remote(const char *s, char *id, size_t idlen, const char **path)
+{
+	const char *colon = strchr(s, ':');
+	if (!colon || colon == s || colon[1] != '/' || (size_t)(colon - s) >= idlen)
+		return false;
+	if (memchr(s, '/', (size_t)(colon - s)))
+		return false;   /* "./a:/b" is a local path */
+	memcpy(id, s, (size_t)(colon - s));
+	id[colon - s] = '\0';
+	*path = colon + 1;
+	return true;
+}
+
+static bool write_chunk(void *ud, const char *buf, size_t len)
+{
+	return write_all(*(int *)ud, buf, len) == 0;
+}
+
+int cmd_cp(int argc, char **argv)
+{
+	bool json = want_json(argc, argv);
+	const char *u = "[--mode OCTAL] SRC DST  (one of them ID:/path; - is stdin/stdout)";
+	const char *args[2] = {NULL, NULL};
+	int n = 0;
+	unsigned long mode = 0644;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			continue;
+		if (!strcmp(argv[i], "--mode") && i + 1 < argc) {
+			mode = strtoul(argv[++i], NULL, 8);
+			continue;
+		}
+		if (n == 2 || (argv[i][0] == '-' && argv[i][1]))
+			return usage_error(argv[0], u, json);
+		args[n++] = argv[i];
+	}
+	if (n != 2)
+		return usage_error(argv[0], u, json);
+	char sid[128], did[128];
+	const char *spath, *dpath;
+	bool sremote = split_remote(args[0], sid, sizeof sid, &spath);
+	bool dremote = split_remote(args[1], did, sizeof did, &dpath);
+	if (sremote == dremote)
+		return usage_error(argv[0], u, json);
+	api_client *cl;
+	int rc = connect_or_fail(&cl, json);
+	if (rc)
+		return rc;
+	silo_error err;
+	char path[8192];
+	const char *id = sremote ? sid : did;
+	char *eid = api_escape(id), *ep = api_escape(sremote ? spath : dpath);
+	if (dremote)
+		snprintf(path, sizeof path, "/v1/sandboxes/%s/files?path=%s&mode=0%lo", eid, ep, mode & 07777);
+	else
+		snprintf(path, sizeof path, "/v1/sandboxes/%s/files?path=%s", eid, ep);
+	free(eid);
+	free(ep);
+	if (dremote) {
+		int fd = strcmp(args[0], "-") ? open(args[0], O_RDONLY | O_CLOEXEC) : 0;
+		if (fd < 0) {
+			silo_fail(&err, SILO_ERR_IO_ERROR, errno, "open %s: %s", args[0], strerror(errno));
+			rc = cli_error(&err, json);
+		} else {
+			if (api_stream(cl, "PUT", path, "application/octet-stream", NULL, 0, fd, NULL, NULL, &err) < 0)
+				rc = cli_error(&err, json);
+			else if (json)
+				printf("{\"id\":\"%s\",\"path\":\"%s\"}\n", did, dpath);
+			if (fd > 0)
+				close(fd);
+		}
+	} else {
+		char tmp[4200] = "";
+		int fd = 1;
+		if (strcmp(args[1], "-") != 0) {
+			snprintf(tmp, sizeof tmp, "%s.silo-cp-XXXXXX", args[1]);
+			fd = mkstemp(tmp);
+		}
+		if (fd < 0) {
+			silo_fail(&err, SILO_ERR_IO_ERROR, errno, "create %s: %s", args[1], strerror(errno));
+			rc = cli_error(&err, json);
+		} else if (api_stream(cl, "GET", path, NULL, NULL, 0, -1, write_chunk, &fd, &err) < 0) {
+			rc = cli_error(&err, json);
+			if (tmp[0]) {
+				close(fd);
+				unlink(tmp);
+			}
+		} else if (tmp[0]) {
+			fchmod(fd, 0644);
+			close(fd);
+			if (rename(tmp, args[1]) < 0) {
+				silo_fail(&err, SILO_ERR_IO_ERROR, errno, "rename to %s: %s", args[1], strerror(errno));
+				unlink(tmp);
+				rc = cli_error(&err, json);
+			}
+		}
+	}
+	api_client_free(cl);
+	return rc;
+}
+
+/* ---- events ---- */
+
+typedef struct sse {
+	char *buf;
+	size_t len, cap;
+	bool json;
+	char event[64];
+	char *data;
+} sse;
+
+static void sse_dispatch(sse *s)
+{
+	if (!s->data)
+		return;
+	if (s->json) {
+		printf("%s\n", s->data);
+	} else {
+		json_t *o = json_loads(s->data, 0, NULL);
+		if (o) {
+			printf("%s %-18s %-16s %s%s%s%s%s\n", jstr(o, "time"), jstr(o, "type")[0] ? jstr(o, "type") : s->event,
+			       jstr(o, "sandbox_id")[0] ? jstr(o, "sandbox_id") : "-", jstr(o, "previous_state"),
+			       jstr(o, "previous_state")[0] ? "->" : "", jstr(o, "state"), jstr(o, "state")[0] ? " " : "",
+			       jstr(o, "reason"));
+			json_decref(o);
+		}
+	}
+	fflush(stdout);
+	free(s->data);
+	s->data = NULL;
+	s->event[0] = '\0';
+}
+
+static bool sse_chunk(void *ud, const char *buf, size_t len)
+{
+	sse *s = ud;
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] != '\n') {
+			if (s->len + 1 >= s->cap) {
+				if (s->cap > (1u << 20))
+					return false;
+				s->cap = s->cap ? s->cap * 2 : 1024;
+				s->buf = xrealloc(s->buf, s->cap);
+			}
+			s->buf[s->len++] = buf[i];
+			continue;
+		}
+		if (s->len == 0) {
+			sse_dispatch(s);
+			continue;
+		}
+		s->buf[s->len] = '\0';
+		if (!strncmp(s->buf, "data: ", 6)) {
+			free(s->data);
+			s->data = xstrdup(s->buf + 6);
+		} else if (!strncmp(s->buf, "event: ", 7)) {
+			snprintf(s->event, sizeof s->event, "%s", s->buf + 7);
+		}
+		s->len = 0;
+	}
+	return true;
+}
+
+int cmd_events(int argc, char **argv)
+{
+	bool json = want_json(argc, argv);
+	const char *sandbox = NULL, *types = NULL;
+	long count = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			continue;
+		if (!strcmp(argv[i], "--sandbox") && i + 1 < argc)
+			sandbox = argv[++i];
+		else if (!strcmp(argv[i], "--types") && i + 1 < argc)
+			types = argv[++i];
+		else if (!strcmp(argv[i], "--count") && i + 1 < argc)
+			count = strtol(argv[++i], NULL, 10);
+		else
+			return usage_error(argv[0], "[--sandbox ID] [--types T,T] [--count N] [--json]", json);
+	}
+	char path[1024] = "/v1/events";
+	size_t off = strlen(path);
+	char sep = '?';
+	if (sandbox) {
+		char *e = api_escape(sandbox);
+		off += (size_t)snprintf(path + off, sizeof path - off, "%csandbox=%s", sep, e);
+		sep = '&';
+		free(e);
+	}
+	if (types) {
+		char *e = api_escape(types);
+		off += (size_t)snprintf(path + off, sizeof path - off, "%ctypes=%s", sep, e);
+		sep = '&';
+		free(e);
+	}
+	if (count > 0)
+		snprintf(path + off, sizeof path - off, "%climit=%ld", sep, count);
+	api_client *cl;
+	int rc = connect_or_fail(&cl, json);
+	if (rc)
+		return rc;
+	sse s = {.json = json};
+	silo_error err;
+	if (api_stream(cl, "GET", path, NULL, NULL, 0, -1, sse_chunk, &s, &err) < 0)
+		rc = cli_error(&err, json);
+	sse_dispatch(&s);
+	free(s.buf);
+	free(s.data);
+	api_client_free(cl);
+	return rc;
+}
+
+/* ---- audit ---- */
+
+int cmd_audit(int argc, char **argv)
+{
+	bool json = want_json(argc, argv);
+	const char *file = NULL;
+	bool verify = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			continue;
+		if (!verify && !strcmp(argv[i], "verify"))
+			verify = true;
+		else if (verify && !file && argv[i][0] != '-')
+			file = argv[i];
+		else
+			return usage_error(argv[0], "verify [FILE] [--json]  (default: $SILO_STATE_DIR/audit.jsonl)", json);
+	}
+	if (!verify)
+		return usage_error(argv[0], "verify [FILE] [--json]  (default: $SILO_STATE_DIR/audit.jsonl)", json);
+	char def[4096];
+	if (!file) {
+		snprintf(def, sizeof def, "%s/audit.jsonl", silo_state_dir());
+		file = def;
+	}
+	audit_verify_result r;
+	silo_error err;
+	int rc = audit_verify(file, &r, &err);
+	if (rc < 0)
+		return cli_error(&err, json);
+	if (json) {
+		json_t *o = json_pack("{s:s,s:b,s:I}", "file", file, "intact", rc == 0, "records", (json_int_t)r.records);
+		if (rc) {
+			json_object_set_new(o, "bad_line", json_integer((json_int_t)r.bad_line));
+			json_object_set_new(o, "reason", json_string(r.why));
+		}
+		char *s = json_dumps(o, JSON_COMPACT);
+		printf("%s\n", s);
+		free(s);
+		json_decref(o);
+	} else if (rc == 0) {
+		printf("%s: intact, %" PRIu64 " records\n", file, r.records);
+	} else {
+		fprintf(stderr, "silo: %s: tampered: first bad line %" PRIu64 ": %s\n", file, r.bad_line, r.why);
+	}
+	return rc == 0 ? 0 : 1;
+}
