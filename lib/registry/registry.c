@@ -275,6 +275,19 @@ int registry_insert(registry *r, const reg_sandbox *s, silo_error *err)
 		goto dbfail;
 	sqlite3_finalize(st);
 	st = NULL;
+	if (sqlite3_prepare_v2(r->db,
+			       "INSERT INTO states(sandbox_id, ts_ms, old_state, new_state, reason) "
+			       "VALUES (?1, ?2, '', ?3, ?4)",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto dbfail;
+	sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+	sqlite3_bind_text(st, 3, s->state[0] ? s->state : "provisioning", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, s->reason[0] ? s->reason : "created", -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto dbfail;
+	sqlite3_finalize(st);
+	st = NULL;
 	if (exec_sql(r, "COMMIT", err) < 0)
 		goto rollback;
 	ret = 0;

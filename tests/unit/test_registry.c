@@ -164,9 +164,11 @@ TEST(crud_states_filters)
 
 	reg_state_row *rows;
 	REQUIRE(registry_states(r, "sb-1", &rows, &n, &e) == 0);
-	REQUIRE(n == 1);
-	CHECK_STR_EQ(rows[0].old_state, "provisioning");
-	CHECK_STR_EQ(rows[0].new_state, "running");
+	REQUIRE(n == 2);
+	CHECK_STR_EQ(rows[0].old_state, "");
+	CHECK_STR_EQ(rows[0].new_state, "provisioning");
+	CHECK_STR_EQ(rows[1].old_state, "provisioning");
+	CHECK_STR_EQ(rows[1].new_state, "running");
 	free(rows);
 
 	int64_t dep, cnt;
