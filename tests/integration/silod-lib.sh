@@ -1,0 +1,104 @@
+# Helpers for silod integration tests (sourced). TAP output; every test runs a
+# real silod with a real SQLite registry in a temp state dir and cleans it up.
+set -u
+BUILD=${SILO_BUILD_ROOT:?SILO_BUILD_ROOT not set}
+SILOD=${SILOD_BIN:-$BUILD/daemon/silod}
+SILO=${SILO_BIN:-$BUILD/cli/silo}
+TMP=$(mktemp -d /tmp/silod-test-XXXXXX)
+export SILO_STATE_DIR=$TMP/state SILO_RUNTIME_DIR=$TMP/run SILO_LOG=${SILO_LOG:-info}
+unset SILO_HOST SILO_SOCKET SILO_API_TOKEN
+mkdir -p "$SILO_STATE_DIR" "$SILO_RUNTIME_DIR"
+SOCK=$SILO_RUNTIME_DIR/silod.sock
+DPID=
+N=0
+FAILED=0
+
+ok() { N=$((N + 1)); echo "ok $N - $1"; }
+notok() { N=$((N + 1)); FAILED=$((FAILED + 1)); echo "not ok $N - $1"; shift; for l in "$@"; do echo "# $l"; done; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else notok "$name" "command: $*"; fi; }
+skip_all() { echo "1..0 # SKIP $1"; cleanup; exit 0; }
+
+# JSON field extraction: jget 'expr' < json   (expr is Python on the parsed value `j`)
+jget() { python3 -c "import json,sys; j=json.load(sys.stdin); v=$1; print(v if not isinstance(v,(dict,list,bool)) else json.dumps(v))"; }
+
+api() { # api METHOD PATH [curl args...] -> body on stdout, status in $TMP/status
+	local m=$1 p=$2; shift 2
+	curl -s -o "$TMP/body" -w '%{http_code}' --unix-socket "$SOCK" -X "$m" "$@" "http://silod$p" > "$TMP/status"
+	cat "$TMP/body"
+}
+status() { cat "$TMP/status"; }
+
+start_daemon() {
+	"$SILOD" "$@" > "$TMP/silod.log" 2>&1 &
+	DPID=$!
+	for _ in $(seq 1 200); do
+		[ -S "$SOCK" ] && curl -s --unix-socket "$SOCK" http://silod/v1/health > /dev/null 2>&1 && return 0
+		kill -0 "$DPID" 2>/dev/null || { echo "# silod exited:"; sed 's/^/#   /' "$TMP/silod.log"; return 1; }
+		sleep 0.05
+	done
+	echo "# silod did not come up"; return 1
+}
+
+stop_daemon() { # SIGTERM, wait
+	[ -n "$DPID" ] || return 0
+	kill -TERM "$DPID" 2>/dev/null
+	for _ in $(seq 1 200); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.05; done
+	kill -KILL "$DPID" 2>/dev/null
+	wait "$DPID" 2>/dev/null
+	DPID=
+}
+
+# Terminate every sandbox the registry still lists (through silod if it is up,
+# else by killing the recorded process), then stop silod and remove the temp dir.
+cleanup() {
+	if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then
+		for id in $(curl -s --unix-socket "$SOCK" http://silod/v1/sandboxes 2>/dev/null |
+			python3 -c 'import json,sys
+try:
+  [print(s["id"]) for s in json.load(sys.stdin)["sandboxes"]]
+except Exception: pass'); do
+			curl -s --unix-socket "$SOCK" -X DELETE "http://silod/v1/sandboxes/$id?grace_ms=0" > /dev/null
+		done
+		stop_daemon
+	fi
+	if [ -f "$SILO_STATE_DIR/registry.db" ]; then
+		for pid in $(sqlite3 "$SILO_STATE_DIR/registry.db" \
+			"SELECT pid FROM sandboxes WHERE state NOT IN ('terminated','error') AND pid > 0" 2>/dev/null); do
+			kill -KILL "$pid" 2>/dev/null
+		done
+	fi
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+namespace_available() {
+	api GET /v1/providers | python3 -c 'import json,sys
+p=[x for x in json.load(sys.stdin)["providers"] if x["name"]=="namespace"]
+sys.exit(0 if p and p[0]["available"] else 1)'
+}
+
+create_ns() { # create_ns NAME [MEMORY_MB] [extra json fields] -> id
+	local mem=${2:-256} extra=${3:-}
+	api POST /v1/sandboxes -H 'Content-Type: application/json' \
+		-d "{\"provider\":\"namespace\",\"name\":\"$1\",\"vcpus\":1,\"memory_mb\":${mem}${extra}}" | jget 'j.get("id","")'
+}
+
+exec_json() { # exec_json ID JSON -> NDJSON on stdout
+	api POST "/v1/sandboxes/$1/exec" -H 'Content-Type: application/json' -d "$2"
+}
+
+# Decode an NDJSON exec stream into "stdout|stderr|exit" text
+ndjson_out() {
+	python3 -c 'import json,sys,base64
+out=b"";err=b"";ex=None
+for l in sys.stdin:
+  if not l.strip(): continue
+  j=json.loads(l)
+  if "stream" in j:
+    d=base64.b64decode(j["data"])
+    if j["stream"]=="stdout": out+=d
+    else: err+=d
+  elif "exit_code" in j: ex=j["exit_code"]
+  elif "error" in j: ex="error:"+j["error"]["code"]
+print(out.decode(errors="replace").strip()+"|"+err.decode(errors="replace").strip()+"|"+str(ex))'
+}

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# silod API end to end: a real silod, a real SQLite registry, the namespace provider.
+. "$(dirname "$0")/silod-lib.sh"
+
+TOKEN=test-token-0123456789abcdef
+echo "$TOKEN" > "$TMP/token"
+PORT=$((20000 + RANDOM % 20000))
+start_daemon --max-sandboxes 3 --capacity-memory-mb 4096 --error-threshold 1000 \
+	--listen "127.0.0.1:$PORT" --token-file "$TMP/token" || { notok "silod starts"; echo "1..$N"; exit 1; }
+namespace_available || skip_all "namespace provider unavailable here: $(api GET /v1/providers)"
+trap 'echo "1..$N"; cleanup' EXIT
+
+# -- plumbing
+check "socket is mode 0600" test "$(stat -c %a "$SOCK")" = 600
+h=$(api GET /v1/health)
+check "health answers ok" test "$(echo "$h" | jget 'j["status"]')" = ok
+p=$(api GET /v1/providers)
+check "providers carry name/version/available" python3 -c '
+import json,sys; p=json.loads(sys.argv[1])["providers"]
+assert p and all("name" in x and "version" in x and "available" in x for x in p)
+assert all(x["available"] or x.get("reason") for x in p)' "$p"
+check "registry is a WAL SQLite file" test "$(sqlite3 "$SILO_STATE_DIR/registry.db" 'PRAGMA journal_mode')" = wal
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/v1/health")
+check "TCP without token is 401" test "$code" = 401
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer wrong-token-xxxxxxxx" "http://127.0.0.1:$PORT/v1/health")
+check "TCP with a wrong token is 401" test "$code" = 401
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/v1/health")
+check "TCP with the token is 200" test "$code" = 200
+
+# -- events: subscribe before anything happens
+"$SILO" events --json > "$TMP/events" 2>&1 &
+EVPID=$!
+sleep 0.3
+
+# -- create (JSON), list, inspect
+A=$(create_ns web-a 256 ',"metadata":{"team":"ml"}')
+check "create (JSON) returns 201 and an id" test "$(status)" = 201 -a -n "$A"
+ins=$(api GET "/v1/sandboxes/$A")
+check "inspect: running, namespace provider, pid" python3 -c '
+import json,sys; j=json.loads(sys.argv[1]); assert j["state"]=="running" and j["provider"]=="namespace" and j["pid"]>0, j' "$ins"
+TOML=$(echo "$ins" | jget 'j["spec"]')
+B=$(printf '%s\n' "$TOML" | sed 's/web-a/db-b/' | api POST /v1/sandboxes -H 'Content-Type: application/toml' --data-binary @- | jget 'j.get("id","")')
+check "create (hac.toml text) returns 201" test "$(status)" = 201 -a -n "$B" -a "$B" != "$A"
+check "ids are unique" test "$A" != "$B"
+l=$(api GET "/v1/sandboxes?name=web")
+check "list filter: name prefix" test "$(echo "$l" | jget '[s["id"] for s in j["sandboxes"]]')" = "[\"$A\"]"
+l=$(api GET "/v1/sandboxes?metadata=team%3Dml")
+check "list filter: metadata" test "$(echo "$l" | jget 'len(j["sandboxes"])')" = 1
+l=$(api GET "/v1/sandboxes?state=running&provider=namespace")
+check "list filter: state + provider" test "$(echo "$l" | jget 'len(j["sandboxes"])')" = 2
+check "silo ps --json lists both" test "$("$SILO" ps --json | jget 'len(j)')" = 2
+
+# -- exec streaming
+r=$(exec_json "$A" '{"argv":["sh","-c","echo out; echo err >&2; exit 7"]}' | ndjson_out)
+check "exec streams stdout, stderr and exit code" test "$r" = "out|err|7"
+check "exec response is chunked NDJSON" grep -qi 'transfer-encoding: chunked' <(curl -s -D - -o /dev/null --unix-socket "$SOCK" \
+	-H 'Content-Type: application/json' -d '{"argv":["true"]}' "http://silod/v1/sandboxes/$A/exec")
+r=$(exec_json "$A" '{"argv":["cat"],"stdin":"aGVsbG8gc3RkaW4="}' | ndjson_out)
+check "exec feeds stdin" test "$r" = "hello stdin||0"
+out=$("$SILO" exec "$A" -- sh -c 'echo via-cli; exit 5'); rc=$?
+check "silo exec prints output and returns the exit code" test "$out" = via-cli -a $rc = 5
+
+# -- files
+head -c 300000 /dev/urandom > "$TMP/blob"
+"$SILO" cp "$TMP/blob" "$A:/tmp/blob" && "$SILO" cp "$A:/tmp/blob" "$TMP/blob.back"
+check "cp up and down round-trips 300 KB" cmp -s "$TMP/blob" "$TMP/blob.back"
+api GET "/v1/sandboxes/$A/files?path=/nonexistent/x" > /dev/null
+check "download of a missing file is an error" test "$(status)" -ge 400
+
+# -- errors
+e=$(api POST /v1/sandboxes -H 'Content-Type: application/json' -d '{"provider":"namespace","vcpus":"two"}')
+check "bad field: 400 INVALID_CONFIG naming the field" test "$(status)" = 400 -a \
+	"$(echo "$e" | jget 'j["error"]["code"]')" = INVALID_CONFIG -a -n "$(echo "$e" | grep vcpus)"
+e=$(api GET /v1/sandboxes/sb-doesnotexist)
+check "unknown id: 404 VM_NOT_FOUND" test "$(status)" = 404 -a "$(echo "$e" | jget 'j["error"]["code"]')" = VM_NOT_FOUND
+head -c 2000000 /dev/zero | tr '\0' 'a' > "$TMP/big"
+api POST /v1/sandboxes -H 'Content-Type: application/toml' --data-binary @"$TMP/big" > /dev/null
+check "oversized body: 413" test "$(status)" = 413
+e=$(create_ns too-big 8192)
+check "over capacity: 409 RESOURCE_EXCEEDED" test "$(status)" = 409 -a "$(jget 'j["error"]["code"]' < "$TMP/body")" = RESOURCE_EXCEEDED
+C=$(create_ns third)
+e=$(create_ns fourth)
+check "over --max-sandboxes: 429 MAX_VMS_EXCEEDED" test "$(status)" = 429 -a "$(jget 'j["error"]["code"]' < "$TMP/body")" = MAX_VMS_EXCEEDED
+api DELETE "/v1/sandboxes/$C" > /dev/null
+e=$(create_ns slowboot 256 ',"boot_timeout_ms":1')
+bt_id=$(jget 'j["error"].get("vm_id","")' < "$TMP/body")
+check "boot timeout: 504 BOOT_TIMEOUT with diagnostics" test "$(status)" = 504 -a \
+	"$(jget 'j["error"]["code"]' < "$TMP/body")" = BOOT_TIMEOUT
+check "boot timeout leaves no rundir" test ! -e "$SILO_RUNTIME_DIR/sandboxes/$bt_id"
+
+# -- client disconnect mid-stream does not leak
+threads_before=$(ls /proc/$DPID/task | wc -l)
+curl -s --max-time 1 --unix-socket "$SOCK" -H 'Content-Type: application/json' \
+	-d '{"argv":["sleep","30"]}' "http://silod/v1/sandboxes/$A/exec" > /dev/null
+killed='"command":"sleep 30".*"signal":9'
+for _ in $(seq 1 60); do grep -q "$killed" "$SILO_STATE_DIR/audit.jsonl" && break; sleep 0.1; done
+check "disconnected exec is killed (SIGKILL) and audited" grep -q "$killed" "$SILO_STATE_DIR/audit.jsonl"
+sleep 0.3
+threads_after=$(ls /proc/$DPID/task | wc -l)
+check "no thread left behind by the disconnect ($threads_before -> $threads_after)" test "$threads_after" -le "$threads_before"
+
+# -- metrics
+m=$(curl -s --unix-socket "$SOCK" http://silod/metrics)
+check "metrics: spawns, active, per-sandbox lines" python3 -c '
+import sys,re; m=sys.argv[1]; a=sys.argv[2]
+v=lambda n: float(re.search(r"^"+n+r" (\S+)$", m, re.M).group(1))
+assert v("silo_spawns_total")>=3 and v("silo_sandboxes_active")==2 and v("silo_errors_total")>=4
+assert v("silo_allocated_memory_bytes")==512*1024*1024
+assert re.search(r"^silo_sandbox_memory_bytes\{sandbox=\""+a+r"\",provider=\"namespace\"\} [1-9]", m, re.M)
+assert re.search(r"^silo_sandbox_channel_rx_bytes_total\{sandbox=\""+a+r"\".*\} [1-9]", m, re.M)' "$m" "$A"
+
+# -- delete
+api DELETE "/v1/sandboxes/$B" > /dev/null
+check "delete: 200 and terminated" test "$(status)" = 200 -a "$(jget 'j["state"]' < "$TMP/body")" = terminated
+check "delete removes the rundir" test ! -e "$SILO_RUNTIME_DIR/sandboxes/$B"
+api DELETE "/v1/sandboxes/$B" > /dev/null
+check "second delete: 404" test "$(status)" = 404
+"$SILO" rm "$A" > /dev/null
+check "silo rm terminates" test "$(api GET "/v1/sandboxes/$A" | jget 'j["state"]')" = terminated
+
+# -- events seen
+sleep 0.3
+kill "$EVPID" 2>/dev/null; wait "$EVPID" 2>/dev/null
+check "events: spawned, ready, state-change with previous/new state and reason, terminated" python3 -c '
+import json,sys
+ev=[json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+a=sys.argv[2]; t=lambda k:[e for e in ev if e["type"]==k and e.get("sandbox_id")==a]
+assert t("spawned") and t("ready") and t("terminated"), ev
+sc=t("state-change")
+assert any(e["previous_state"]=="provisioning" and e["state"]=="running" for e in sc), sc
+assert any(e["state"]=="terminated" and e.get("reason") for e in sc), sc
+assert [e for e in ev if e["type"]=="error"], "boot timeout must raise an error event"' "$TMP/events" "$A"
+
+# -- audit
+check "audit log verifies" "$SILO" audit verify "$SILO_STATE_DIR/audit.jsonl"
+cp "$SILO_STATE_DIR/audit.jsonl" "$TMP/audit.jsonl"; cp "$SILO_STATE_DIR/audit.jsonl.head" "$TMP/audit.jsonl.head"
+sed -i '3s/"actor":"[^"]*"/"actor":"mallory"/' "$TMP/audit.jsonl"
+v=$("$SILO" audit verify --json "$TMP/audit.jsonl"); rc=$?
+check "tampered audit log: reports line 4" test $rc = 1 -a "$(echo "$v" | jget 'j["bad_line"]')" = 4
+
+# -- shutdown
+stop_daemon
+check "SIGTERM removes the socket" test ! -e "$SOCK"
+
+# -- health-warning when errors exceed the threshold within the window
+start_daemon --error-threshold 2 --error-window-ms 10000 || notok "silod restarts"
+check "registry keeps history across restarts" test "$(api GET "/v1/sandboxes/$A" | jget 'j["state"]')" = terminated
+curl -s --max-time 10 --unix-socket "$SOCK" "http://silod/v1/events?types=health-warning&limit=1" > "$TMP/hw" &
+HWPID=$!
+sleep 0.3
+for i in 1 2 3; do api GET "/v1/sandboxes/sb-nope$i" > /dev/null; done
+wait "$HWPID"
+check "health-warning event after 3 errors > threshold 2" grep -q '"type":"health-warning"' "$TMP/hw"
+exit $((FAILED > 0))

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# silod restart semantics: kill -9 silod while sandboxes run, restart it, and
+# check that live sandboxes are reattached and manageable, dead ones are marked
+# with a reason, and nothing of the dead ones is left on the host. Also: a
+# sandbox that dies while silod runs is noticed by the monitor.
+. "$(dirname "$0")/silod-lib.sh"
+trap 'echo "1..$N"; cleanup' EXIT
+
+start_daemon || { notok "silod starts"; exit 1; }
+namespace_available || { trap cleanup EXIT; skip_all "namespace provider unavailable here: $(api GET /v1/providers)"; }
+
+A=$(create_ns keep-a)
+B=$(create_ns lose-b)
+C=$(create_ns crash-c)
+check "three sandboxes created" test -n "$A" -a -n "$B" -a -n "$C"
+pid_of() { api GET "/v1/sandboxes/$1" | jget 'j["pid"]'; }
+PA=$(pid_of "$A"); PB=$(pid_of "$B"); PC=$(pid_of "$C")
+RB=$(api GET "/v1/sandboxes/$B" | jget 'j.get("rundir","")')
+check "exec works before the restart" test "$(exec_json "$A" '{"argv":["echo","before"]}' | ndjson_out)" = "before||0"
+
+# -- monitor: a sandbox whose process dies while silod runs is marked error and cleaned
+kill -KILL "$PC"
+for _ in $(seq 1 100); do [ "$(api GET "/v1/sandboxes/$C" | jget 'j["state"]')" = error ] && break; sleep 0.05; done
+st=$(api GET "/v1/sandboxes/$C")
+check "monitor marks a dead sandbox error with a reason" test "$(echo "$st" | jget 'j["state"]')" = error -a \
+	-n "$(echo "$st" | jget 'j.get("reason","")' | grep -i exited)"
+for _ in $(seq 1 60); do [ -e "$SILO_RUNTIME_DIR/sandboxes/$C" ] || break; sleep 0.05; done
+check "monitor cleans the dead sandbox's rundir" test ! -e "$SILO_RUNTIME_DIR/sandboxes/$C"
+
+# -- kill -9 silod
+kill -KILL "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+sleep 0.3
+if kill -0 "$PA" 2>/dev/null && kill -0 "$PB" 2>/dev/null; then
+	ok "sandbox processes survive kill -9 of silod"
+else
+	notok "sandbox processes survive kill -9 of silod" \
+		"the provider ties sandboxes to silod's life (PR_SET_PDEATHSIG or a shared process group?)"
+fi
+# B dies while silod is down.
+kill -KILL "$PB" 2>/dev/null
+for _ in $(seq 1 100); do kill -0 "$PB" 2>/dev/null || break; sleep 0.05; done
+
+start_daemon || notok "silod restarts on the same state dir"
+st=$(api GET "/v1/sandboxes/$A")
+check "live sandbox is reattached as running" test "$(echo "$st" | jget 'j["state"]')" = running
+check "reattached sandbox keeps its pid" test "$(echo "$st" | jget 'j["pid"]')" = "$PA"
+check "exec works after the restart" test "$(exec_json "$A" '{"argv":["echo","after"]}' | ndjson_out)" = "after||0"
+echo payload > "$TMP/f"
+"$SILO" cp "$TMP/f" "$A:/tmp/f" && "$SILO" cp "$A:/tmp/f" "$TMP/f2"
+check "files work after the restart" cmp -s "$TMP/f" "$TMP/f2"
+st=$(api GET "/v1/sandboxes/$B")
+check "dead sandbox is marked error" test "$(echo "$st" | jget 'j["state"]')" = error
+check "with a reason naming the restart" test -n "$(echo "$st" | jget 'j.get("reason","")' | grep 'lost across silod restart')"
+check "dead sandbox's rundir is removed" test ! -e "$SILO_RUNTIME_DIR/sandboxes/$B" -a ! -e "${RB:-/nonexistent}"
+check "ps lists only the live one" test "$("$SILO" ps --json | jget '[s["id"] for s in j]')" = "[\"$A\"]"
+h=$(api GET /v1/health)
+check "allocation counts only the live one" test "$(echo "$h" | jget 'j["sandboxes"]')" = 1
+
+api DELETE "/v1/sandboxes/$A" > /dev/null
+check "reattached sandbox can be deleted" test "$(status)" = 200
+for _ in $(seq 1 100); do kill -0 "$PA" 2>/dev/null || break; sleep 0.05; done
+check "its process is gone" bash -c "! kill -0 $PA 2>/dev/null"
+check "its rundir is gone" test ! -e "$SILO_RUNTIME_DIR/sandboxes/$A"
+left=$(ls "$SILO_RUNTIME_DIR/sandboxes" 2>/dev/null | wc -l)
+check "no rundir left at all" test "$left" = 0
+check "audit chain intact across both silod processes" "$SILO" audit verify "$SILO_STATE_DIR/audit.jsonl"
+check "second silod on the same state dir is refused" bash -c "! '$SILOD' --socket '$TMP/other.sock' 2>/dev/null"
+exit $((FAILED > 0))
