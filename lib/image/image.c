@@ -1,0 +1,452 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Guest image store (image.h). The manifest is written by images/build-image.sh
+ * and rewritten here by image_remove(); both hold $CACHE/images/.manifest.lock
+ * (flock) while they read-modify-write it.
+ */
+#include "image/image.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+const char *image_kind_name(image_kind k)
+{
+	switch (k) {
+	case IMAGE_KIND_INITRAMFS:
+		return "initramfs";
+	case IMAGE_KIND_EXT4:
+		return "ext4";
+	}
+	return "unknown";
+}
+
+void image_manifest_path(char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/images/manifest.json", silo_cache_dir());
+}
+
+bool image_name_valid(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0 || n > IMAGE_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || ((c == '-' || c == '_') && i > 0);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static bool sha256_hex_valid(const char *s)
+{
+	if (!s || strlen(s) != 64)
+		return false;
+	for (size_t i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+static bool abs_path_valid(const char *p)
+{
+	size_t n = p ? strlen(p) : 0;
+	if (n < 2 || n >= PATH_MAX || p[0] != '/')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+			return false;
+	for (const char *q = strstr(p, "/.."); q; q = strstr(q + 1, "/.."))
+		if (q[3] == '/' || q[3] == '\0')
+			return false;
+	return true;
+}
+
+void image_entry_free(image_entry *e)
+{
+	if (!e)
+		return;
+	free(e->file.path);
+	free(e->initrd.path);
+	free(e->kernel_path);
+	memset(e, 0, sizeof *e);
+}
+
+void image_entries_free(image_entry *e, size_t n)
+{
+	if (!e)
+		return;
+	for (size_t i = 0; i < n; i++)
+		image_entry_free(&e[i]);
+	free(e);
+}
+
+static int parse_file(json_t *o, const char *ename, const char *field, image_file *f, silo_error *err)
+{
+	const char *path = json_string_value(json_object_get(o, "path"));
+	const char *sha = json_string_value(json_object_get(o, "sha256"));
+	json_t *size = json_object_get(o, "size");
+	if (!abs_path_valid(path))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "image manifest: image \"%s\": %spath: expected an absolute path", ename, field);
+	if (!sha256_hex_valid(sha))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "image manifest: image \"%s\": %ssha256: expected 64 lowercase hex digits",
+				 ename, field);
+	if (!json_is_integer(size) || json_integer_value(size) < 0)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "image manifest: image \"%s\": %ssize: expected a non-negative integer", ename,
+				 field);
+	f->path = xstrdup(path);
+	memcpy(f->sha256, sha, 65);
+	f->size = (uint64_t)json_integer_value(size);
+	return 0;
+}
+
+static int parse_entry(json_t *o, size_t idx, image_entry *e, silo_error *err)
+{
+	if (!json_is_object(o))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: images[%zu]: expected an object", idx);
+	const char *name = json_string_value(json_object_get(o, "name"));
+	if (!image_name_valid(name))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "image manifest: images[%zu].name: expected 1-64 of [a-z0-9_-]", idx);
+	snprintf(e->name, sizeof e->name, "%s", name);
+	const char *kind = json_string_value(json_object_get(o, "kind"));
+	if (kind && !strcmp(kind, "initramfs"))
+		e->kind = IMAGE_KIND_INITRAMFS;
+	else if (kind && !strcmp(kind, "ext4"))
+		e->kind = IMAGE_KIND_EXT4;
+	else
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "image manifest: image \"%s\": kind: expected \"initramfs\" or \"ext4\"", name);
+	if (parse_file(o, name, "", &e->file, err) < 0)
+		return -1;
+	json_t *ird = json_object_get(o, "initrd");
+	if (e->kind == IMAGE_KIND_EXT4) {
+		if (!json_is_object(ird))
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+					 "image manifest: image \"%s\": initrd: an ext4 image needs its loader initramfs",
+					 name);
+		if (parse_file(ird, name, "initrd.", &e->initrd, err) < 0)
+			return -1;
+	} else if (ird && !json_is_null(ird)) {
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "image manifest: image \"%s\": initrd: only ext4 images have one", name);
+	}
+	const char *created = json_string_value(json_object_get(o, "created"));
+	if (created && strlen(created) < sizeof e->created)
+		snprintf(e->created, sizeof e->created, "%s", created);
+	json_t *k = json_object_get(o, "kernel");
+	if (k && json_is_object(k)) {
+		const char *key = json_string_value(json_object_get(k, "key"));
+		const char *kp = json_string_value(json_object_get(k, "path"));
+		if (key && strlen(key) < sizeof e->kernel_key)
+			snprintf(e->kernel_key, sizeof e->kernel_key, "%s", key);
+		if (kp) {
+			if (!abs_path_valid(kp))
+				return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+						 "image manifest: image \"%s\": kernel.path: expected an absolute path",
+						 name);
+			e->kernel_path = xstrdup(kp);
+		}
+	}
+	return 0;
+}
+
+int image_manifest_parse(const char *text, size_t len, image_entry **out, size_t *n, silo_error *err)
+{
+	*out = NULL;
+	*n = 0;
+	if (len > IMAGE_MANIFEST_MAX)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: %zu bytes (limit %u)", len,
+				 IMAGE_MANIFEST_MAX);
+	json_error_t jerr;
+	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: line %d col %d: %s",
+				 jerr.line, jerr.column, jerr.text);
+	int rc = -1;
+	image_entry *v = NULL;
+	size_t cnt = 0;
+	json_t *imgs = json_object_get(root, "images");
+	if (!json_is_object(root) || !json_is_array(imgs)) {
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: expected {\"images\": [...]}");
+		goto out;
+	}
+	size_t total = json_array_size(imgs);
+	if (total > IMAGE_MAX_ENTRIES) {
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: %zu images (limit %d)", total,
+			  IMAGE_MAX_ENTRIES);
+		goto out;
+	}
+	v = xcalloc(total ? total : 1, sizeof *v);
+	for (size_t i = 0; i < total; i++) {
+		if (parse_entry(json_array_get(imgs, i), i, &v[cnt], err) < 0) {
+			image_entry_free(&v[cnt]);
+			goto out;
+		}
+		for (size_t j = 0; j < cnt; j++)
+			if (!strcmp(v[j].name, v[cnt].name)) {
+				silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: image \"%s\" listed twice",
+					  v[cnt].name);
+				image_entry_free(&v[cnt]);
+				goto out;
+			}
+		cnt++;
+	}
+	*out = v;
+	*n = cnt;
+	v = NULL;
+	rc = 0;
+out:
+	if (v)
+		image_entries_free(v, cnt);
+	json_decref(root);
+	return rc;
+}
+
+int image_list(image_entry **out, size_t *n, silo_error *err)
+{
+	char path[PATH_MAX];
+	image_manifest_path(path, sizeof path);
+	*out = NULL;
+	*n = 0;
+	char *text = NULL;
+	size_t len = 0;
+	silo_error e2 = {0};
+	if (read_file(path, IMAGE_MANIFEST_MAX, &text, &len, &e2) < 0) {
+		if (e2.sys_errno == ENOENT)
+			return 0;
+		if (err)
+			*err = e2;
+		silo_error_prefix(err, "image manifest %s", path);
+		return -1;
+	}
+	int rc = image_manifest_parse(text, len, out, n, err);
+	free(text);
+	if (rc < 0)
+		silo_error_prefix(err, "%s", path);
+	return rc;
+}
+
+int image_lookup(const char *name, image_entry *out, silo_error *err)
+{
+	memset(out, 0, sizeof *out);
+	if (!image_name_valid(name))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image: \"%s\" is not a valid image name", name ? name : "");
+	image_entry *v;
+	size_t n;
+	if (image_list(&v, &n, err) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(v[i].name, name)) {
+			*out = v[i];
+			memset(&v[i], 0, sizeof v[i]);
+			image_entries_free(v, n);
+			return 0;
+		}
+	}
+	image_entries_free(v, n);
+	return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOENT,
+			 "image: no image named \"%s\" in the image store (build it: silo image build %s)", name,
+			 name);
+}
+
+int image_sha256_file(const char *path, char hex[65], uint64_t *size, silo_error *err)
+{
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", path);
+	crypto_hash_sha256_state st;
+	crypto_hash_sha256_init(&st);
+	size_t bufsz = 1u << 20;
+	cleanup_free unsigned char *buf = xmalloc(bufsz);
+	uint64_t total = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf, bufsz);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "read %s", path);
+		if (r == 0)
+			break;
+		crypto_hash_sha256_update(&st, buf, (unsigned long long)r);
+		total += (uint64_t)r;
+	}
+	unsigned char dig[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256_final(&st, dig);
+	sodium_bin2hex(hex, 65, dig, sizeof dig);
+	if (size)
+		*size = total;
+	return 0;
+}
+
+static int verify_file(const char *ename, const image_file *f, silo_error *err)
+{
+	struct stat sb;
+	if (stat(f->path, &sb) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "image \"%s\": %s", ename, f->path);
+	if (!S_ISREG(sb.st_mode))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image \"%s\": %s is not a regular file", ename, f->path);
+	if ((uint64_t)sb.st_size != f->size)
+		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
+				 "image \"%s\": %s is %" PRIu64 " bytes, manifest says %" PRIu64, ename, f->path,
+				 (uint64_t)sb.st_size, f->size);
+	/* stamp: "<sha256> <size> <mtime_s>.<mtime_ns> <ino>" */
+	char stamp_path[PATH_MAX + 16];
+	snprintf(stamp_path, sizeof stamp_path, "%s.verified", f->path);
+	char expect[256];
+	snprintf(expect, sizeof expect, "%s %" PRIu64 " %lld.%09ld %llu\n", f->sha256, f->size,
+		 (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec, (unsigned long long)sb.st_ino);
+	char *have = NULL;
+	size_t hlen = 0;
+	if (read_file(stamp_path, 256, &have, &hlen, NULL) == 0) {
+		bool same = hlen == strlen(expect) && !memcmp(have, expect, hlen);
+		free(have);
+		if (same)
+			return 0;
+	}
+	char hex[65];
+	uint64_t size;
+	if (image_sha256_file(f->path, hex, &size, err) < 0)
+		return -1;
+	if (strcmp(hex, f->sha256) != 0)
+		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
+				 "image \"%s\": %s has sha256 %s, manifest says %s", ename, f->path, hex, f->sha256);
+	/* best effort: a read-only cache just means re-hashing next time */
+	(void)write_file_atomic(stamp_path, expect, strlen(expect), 0644, NULL);
+	return 0;
+}
+
+int image_verify(const image_entry *e, silo_error *err)
+{
+	if (verify_file(e->name, &e->file, err) < 0)
+		return -1;
+	if (e->initrd.path && verify_file(e->name, &e->initrd, err) < 0)
+		return -1;
+	return 0;
+}
+
+static int lock_manifest(silo_error *err)
+{
+	char dir[PATH_MAX], lock[PATH_MAX + 32];
+	snprintf(dir, sizeof dir, "%s/images", silo_cache_dir());
+	if (mkdir_p(dir, 0755) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", dir);
+	snprintf(lock, sizeof lock, "%s/.manifest.lock", dir);
+	int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", lock);
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			int e = errno;
+			close(fd);
+			return silo_fail(err, SILO_ERR_IO_ERROR, e, "flock %s", lock);
+		}
+	}
+	return fd;
+}
+
+static void remove_file_and_stamp(const char *path)
+{
+	if (!path)
+		return;
+	char stamp[PATH_MAX + 16];
+	snprintf(stamp, sizeof stamp, "%s.verified", path);
+	unlink(path);
+	unlink(stamp);
+}
+
+int image_remove(const char *name, silo_error *err)
+{
+	if (!image_name_valid(name))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image: \"%s\" is not a valid image name", name ? name : "");
+	cleanup_close int lk = lock_manifest(err);
+	if (lk < 0)
+		return -1;
+	char path[PATH_MAX];
+	image_manifest_path(path, sizeof path);
+	char *text = NULL;
+	size_t len = 0;
+	silo_error e2 = {0};
+	if (read_file(path, IMAGE_MANIFEST_MAX, &text, &len, &e2) < 0) {
+		if (e2.sys_errno == ENOENT)
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOENT, "image: no image named \"%s\"", name);
+		if (err)
+			*err = e2;
+		return -1;
+	}
+	image_entry *v;
+	size_t n;
+	if (image_manifest_parse(text, len, &v, &n, err) < 0) {
+		free(text);
+		return -1;
+	}
+	json_t *root = json_loadb(text, len, 0, NULL);
+	free(text);
+	if (!root) {
+		image_entries_free(v, n);
+		return silo_fail(err, SILO_ERR_INTERNAL, 0, "image manifest: reparse failed");
+	}
+	json_t *imgs = json_object_get(root, "images");
+	ssize_t idx = -1;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i].name, name))
+			idx = (ssize_t)i;
+	int rc = -1;
+	if (idx < 0) {
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOENT, "image: no image named \"%s\"", name);
+		goto out;
+	}
+	json_array_remove(imgs, (size_t)idx);
+	char *dump = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (!dump) {
+		silo_fail(err, SILO_ERR_INTERNAL, ENOMEM, "image manifest: serialize");
+		goto out;
+	}
+	size_t dlen = strlen(dump);
+	char *withnl = xasprintf("%s\n", dump);
+	free(dump);
+	rc = write_file_atomic(path, withnl, dlen + 1, 0644, err);
+	free(withnl);
+	if (rc < 0)
+		goto out;
+	/* files go only after the manifest no longer points at them */
+	image_entry *e = &v[idx];
+	remove_file_and_stamp(e->file.path);
+	remove_file_and_stamp(e->initrd.path);
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s/images/%s", silo_cache_dir(), e->name);
+	rm_rf(dir);
+out:
+	json_decref(root);
+	image_entries_free(v, n);
+	return rc;
+}
+
+int guest_kernel_path(char *buf, size_t len, silo_error *err)
+{
+	const char *e = getenv("SILO_KERNEL");
+	if (e && *e)
+		snprintf(buf, len, "%s", e);
+	else
+		snprintf(buf, len, "%s/kernel/current/vmlinux", silo_cache_dir());
+	if (access(buf, R_OK) == 0)
+		return 0;
+	return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno,
+			 "guest kernel %s not found (build it: images/build-kernel.sh, or scripts/prepare-images.sh)",
+			 buf);
+}

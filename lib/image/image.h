@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Guest image store: named guest images and the guest kernel they pair with.
+ *
+ * Layout (docs/images.md):
+ *   $CACHE/kernel/current -> <key>/{vmlinux,bzImage,config,info.json}
+ *   $CACHE/images/manifest.json                 the manifest (JSON, below)
+ *   $CACHE/images/<name>/...                    image files
+ * where $CACHE = silo_cache_dir(). Images are built by images/build-image.sh
+ * (`silo image build NAME`); this module reads, verifies and removes them.
+ *
+ * manifest.json: {"version":1,"images":[{"name":"python","kind":"ext4",
+ *   "path":"/abs/rootfs.ext4","sha256":"<64 hex>","size":N,"created":"RFC3339",
+ *   "initrd":{"path":"/abs/initrd.cpio.gz","sha256":"..","size":N},   (ext4 only)
+ *   "kernel":{"key":"<16 hex>","path":"/abs/vmlinux"}}, ...]}
+ * kind "initramfs": path is the initramfs (agent as /init); no root disk.
+ * kind "ext4": path is a root disk image mounted read-only under a tmpfs overlay
+ *   by the loader initramfs in "initrd" (kernel arg silo.root=/dev/vda).
+ */
+#ifndef SILO_IMAGE_H
+#define SILO_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+#define IMAGE_NAME_MAX 64
+#define IMAGE_MANIFEST_MAX (1u << 20)   /* bytes; a larger manifest is rejected */
+#define IMAGE_MAX_ENTRIES 256
+
+typedef enum image_kind { IMAGE_KIND_INITRAMFS = 1, IMAGE_KIND_EXT4 = 2 } image_kind;
+
+typedef struct image_file {
+	char *path;          /* absolute; NULL when absent */
+	char sha256[65];     /* lowercase hex */
+	uint64_t size;
+} image_file;
+
+typedef struct image_entry {
+	char name[IMAGE_NAME_MAX + 1];
+	image_kind kind;
+	image_file file;     /* the image itself */
+	image_file initrd;   /* loader initramfs (kind ext4), path NULL otherwise */
+	char created[40];
+	char kernel_key[33];
+	char *kernel_path;   /* vmlinux it was built against; may be NULL */
+} image_entry;
+
+const char *image_kind_name(image_kind k);
+/* $CACHE/images/manifest.json into buf. */
+void image_manifest_path(char *buf, size_t len);
+/* Validate and parse manifest text. Errors are INVALID_CONFIG naming the entry and field. */
+int image_manifest_parse(const char *text, size_t len, image_entry **out, size_t *n,
+			 silo_error *err);
+/* Read the manifest (a missing manifest is an empty list). */
+int image_list(image_entry **out, size_t *n, silo_error *err);
+void image_entries_free(image_entry *e, size_t n);
+void image_entry_free(image_entry *e);       /* frees members */
+/* Look up by name; INVALID_CONFIG "image: no image named ..." when absent. */
+int image_lookup(const char *name, image_entry *out, silo_error *err);
+/* Check size and SHA-256 of every file of the entry (libsodium). A successful
+ * check is remembered in "<file>.verified" (sha256, size, mtime, inode) so a
+ * later check of an unchanged file is a stat. CHECKSUM_MISMATCH on mismatch. */
+int image_verify(const image_entry *e, silo_error *err);
+/* SHA-256 of a file as 64 hex chars + NUL. */
+int image_sha256_file(const char *path, char hex[65], uint64_t *size, silo_error *err);
+/* Remove the image files and its manifest entry (under the manifest lock). */
+int image_remove(const char *name, silo_error *err);
+/* Valid image name: 1-64 of [a-z0-9_-], starting with a letter or digit. */
+bool image_name_valid(const char *name);
+
+/* Guest kernel: $SILO_KERNEL if set, else $CACHE/kernel/current/vmlinux.
+ * PROVIDER_UNAVAILABLE with a hint when absent. */
+int guest_kernel_path(char *buf, size_t len, silo_error *err);
+
+#endif
