@@ -32,6 +32,8 @@ int cmd_logs(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+/* cmd_image.c */
+int cmd_image(int argc, char **argv);
 /* verbs: add declarations above this line */
 
 #endif

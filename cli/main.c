@@ -25,6 +25,7 @@ static const cli_verb verbs[] = {
 	{"top", "per-sandbox CPU, memory and channel bytes", cmd_top},
 	{"stats", "same as top", cmd_top},
 	{"audit", "verify the audit log (audit verify [FILE])", cmd_audit},
+	{"image", "build, list, verify and remove guest images (image build|ls|verify|rm)", cmd_image},
 	/* verbs: add rows above this line */
 };
 

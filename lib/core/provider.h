@@ -50,6 +50,10 @@ typedef struct provider_ops {
 	/* Optional: list host resources that must be gone after terminate
 	 * (paths, cgroups, pids); used by cleanup verification. Appends to out (strv). */
 	void (*residue)(struct sandbox *sb, char ***out);
+	/* Optional: a short human-readable state for BOOT_TIMEOUT and similar errors
+	 * (qemu: tail of the serial console + QEMU stderr). Call before terminate.
+	 * (Added by the qemu provider; sandbox.c appends it to the BOOT_TIMEOUT message.) */
+	void (*diagnostics)(struct sandbox *sb, char *buf, size_t len);
 } provider_ops;
 
 /* providers.c */
