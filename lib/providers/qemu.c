@@ -1,0 +1,949 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * qemu provider: a Linux microVM under qemu-system-x86_64 (-M microvm).
+ *
+ * KVM acceleration is used only when the CPU has real VT-x/AMD-V (vmx/svm in
+ * /proc/cpuinfo) and /dev/kvm opens; otherwise TCG (this includes PVM hosts,
+ * whose /dev/kvm cannot run a Linux guest to userspace). The agent channel is
+ * a virtio-serial port named "silo.agent" whose host end is the unix socket
+ * RUNDIR/agent.sock (QEMU is the server). Files in RUNDIR:
+ *   agent.sock  agent channel          qmp.sock   QMP (stop/cont/quit)
+ *   serial.log  guest console (ttyS0)  qemu.log   QEMU's own stdout/stderr
+ * Boot: the guest kernel (PVH vmlinux) + the image's initramfs; ext4 images
+ * are attached read-only as the first virtio-blk device and mounted by the
+ * loader initramfs under a tmpfs overlay (kernel arg silo.root=/dev/vda).
+ * docs/providers.md ("qemu") and docs/images.md describe the details.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "core/channel.h"
+#include "core/provider.h"
+#include "core/sandbox.h"
+#include "image/image.h"
+
+#define QEMU_DEFAULT_BIN "qemu-system-x86_64"
+#define QEMU_CMDLINE_MAX 2048
+#define QMP_LINE_MAX (64 * 1024)
+#define SERIAL_LOG_LIMIT (16ull << 20)   /* RLIMIT_FSIZE when every drive is read-only */
+#define SERIAL_TAIL_MAX 1500
+
+typedef struct qemu_state {
+	char agent_sock[PATH_MAX];
+	char qmp_sock[PATH_MAX];
+	char serial_log[PATH_MAX];
+	char qemu_log[PATH_MAX];
+	bool is_child;          /* we forked it: reap with waitpid */
+	bool exited;            /* reaped */
+	int exit_status;
+	char accel[8];
+} qemu_state;
+
+static const char *const rundir_files[] = {"agent.sock", "qmp.sock", "serial.log", "qemu.log"};
+
+/* ---------------------------------------------------------------- helpers */
+
+static int find_qemu(char *out, size_t len)
+{
+	const char *e = getenv("SILO_QEMU");
+	if (e && *e) {
+		snprintf(out, len, "%s", e);
+		return access(out, X_OK) == 0 ? 0 : -1;
+	}
+	const char *path = getenv("PATH");
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	cleanup_free char *dup = xstrdup(path);
+	char *save = NULL;
+	for (char *d = strtok_r(dup, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		snprintf(out, len, "%s/%s", d, QEMU_DEFAULT_BIN);
+		if (access(out, X_OK) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+static bool cpu_has_hw_virt(void)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	if (read_file("/proc/cpuinfo", 4u << 20, &buf, &len, NULL) < 0)
+		return false;
+	bool found = false;
+	for (char *line = buf; line && *line && !found;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		if (!strncmp(line, "flags", 5)) {
+			char *save = NULL;
+			for (char *t = strtok_r(line, " \t", &save); t; t = strtok_r(NULL, " \t", &save))
+				if (!strcmp(t, "vmx") || !strcmp(t, "svm"))
+					found = true;
+			break; /* the first CPU is representative */
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	free(buf);
+	return found;
+}
+
+/* "kvm" when real hardware virtualization is usable, else "tcg". SILO_QEMU_ACCEL overrides. */
+static const char *pick_accel(char *why, size_t why_len)
+{
+	const char *o = getenv("SILO_QEMU_ACCEL");
+	if (o && (!strcmp(o, "kvm") || !strcmp(o, "tcg"))) {
+		snprintf(why, why_len, "forced by SILO_QEMU_ACCEL");
+		return o;
+	}
+	if (!cpu_has_hw_virt()) {
+		snprintf(why, why_len, "no vmx/svm CPU flag (e.g. PVM or nested without VT-x)");
+		return "tcg";
+	}
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, why_len, "/dev/kvm: %s", strerror(errno));
+		return "tcg";
+	}
+	close(fd);
+	snprintf(why, why_len, "vmx/svm present and /dev/kvm usable");
+	return "kvm";
+}
+
+/* Run `qemu --version`, return the first line (bounded, 3 s). */
+static int qemu_version(const char *bin, char *out, size_t len)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		dup2(p[1], 1);
+		int nul = open("/dev/null", O_RDWR);
+		if (nul >= 0) {
+			dup2(nul, 0);
+			dup2(nul, 2);
+		}
+		execl(bin, bin, "--version", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	char buf[512];
+	size_t n = 0;
+	uint64_t deadline = now_mono_ns() + 3000000000ull;
+	while (n < sizeof buf - 1) {
+		int left = (int)((deadline - now_mono_ns()) / 1000000);
+		if (now_mono_ns() >= deadline)
+			break;
+		struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+		int pr = poll(&pfd, 1, left);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0)
+			break;
+		ssize_t r = read(p[0], buf + n, sizeof buf - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	close(p[0]);
+	buf[n] = '\0';
+	kill(pid, SIGKILL); /* no-op if it already exited */
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	/* "QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u16)" */
+	const char *v = strstr(buf, "version ");
+	if (!v)
+		return -1;
+	v += strlen("version ");
+	size_t i = 0;
+	while (v[i] && (isdigit((unsigned char)v[i]) || v[i] == '.') && i < 30)
+		i++;
+	if (i == 0)
+		return -1;
+	snprintf(out, len, "QEMU %.*s", (int)i, v);
+	return 0;
+}
+
+/* QEMU option values: a comma is written as ",,". Control characters are refused. */
+static int qemu_escape(const char *in, char *out, size_t len)
+{
+	size_t o = 0;
+	for (const char *p = in; *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return -1;
+		size_t need = *p == ',' ? 2 : 1;
+		if (o + need >= len)
+			return -1;
+		out[o++] = *p;
+		if (*p == ',')
+			out[o++] = ',';
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+static int unix_connect(const char *path, silo_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof sa.sun_path)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENAMETOOLONG, "socket path too long: %s", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		int e = errno;
+		close(fd);
+		return silo_fail(err, SILO_ERR_IO_ERROR, e, "connect %s", path);
+	}
+	return fd;
+}
+
+static qemu_state *state_for(sandbox *sb)
+{
+	qemu_state *q = xcalloc(1, sizeof *q);
+	snprintf(q->agent_sock, sizeof q->agent_sock, "%s/agent.sock", sb->rundir);
+	snprintf(q->qmp_sock, sizeof q->qmp_sock, "%s/qmp.sock", sb->rundir);
+	snprintf(q->serial_log, sizeof q->serial_log, "%s/serial.log", sb->rundir);
+	snprintf(q->qemu_log, sizeof q->qemu_log, "%s/qemu.log", sb->rundir);
+	return q;
+}
+
+/* Is pid a QEMU process? Guards signals against pid reuse after a reattach. */
+static bool pid_is_qemu(pid_t pid)
+{
+	char p[64], exe[PATH_MAX];
+	snprintf(p, sizeof p, "/proc/%d/exe", (int)pid);
+	ssize_t n = readlink(p, exe, sizeof exe - 1);
+	if (n <= 0)
+		return false;
+	exe[n] = '\0';
+	const char *b = strrchr(exe, '/');
+	b = b ? b + 1 : exe;
+	return !strncmp(b, "qemu-system", 11);
+}
+
+static bool pid_is_zombie(pid_t pid)
+{
+	char p[64];
+	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+	char *buf = NULL;
+	size_t len = 0;
+	if (read_file(p, 4096, &buf, &len, NULL) < 0)
+		return true;
+	const char *rp = strrchr(buf, ')');
+	bool z = rp && (rp[2] == 'Z' || rp[2] == 'X');
+	free(buf);
+	return z;
+}
+
+static bool q_alive(sandbox *sb)
+{
+	qemu_state *q = sb->prov;
+	if (sb->pid <= 0)
+		return false;
+	if (q && q->exited)
+		return false;
+	if (q && q->is_child) {
+		int st;
+		pid_t r = waitpid(sb->pid, &st, WNOHANG);
+		if (r == sb->pid) {
+			q->exited = true;
+			q->exit_status = st;
+			return false;
+		}
+		if (r < 0 && errno == ECHILD) /* reaped elsewhere */
+			return kill(sb->pid, 0) == 0 && pid_is_qemu(sb->pid) && !pid_is_zombie(sb->pid);
+		return true;
+	}
+	return kill(sb->pid, 0) == 0 && pid_is_qemu(sb->pid) && !pid_is_zombie(sb->pid);
+}
+
+/* Wait up to ms for the process to exit (reaping it if it is our child). */
+static bool wait_exit(sandbox *sb, int ms)
+{
+	uint64_t deadline = now_mono_ns() + (uint64_t)(ms > 0 ? ms : 0) * 1000000ull;
+	for (;;) {
+		if (!q_alive(sb))
+			return true;
+		if (now_mono_ns() >= deadline)
+			return false;
+		struct timespec ts = {0, 5 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Last `max` bytes of a file, non-printables replaced by '.', into out. */
+static void file_tail(const char *path, size_t max, char *out, size_t len)
+{
+	out[0] = '\0';
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return;
+	}
+	if (max >= len)
+		max = len - 1;
+	off_t off = st.st_size > (off_t)max ? st.st_size - (off_t)max : 0;
+	ssize_t n = pread(fd, out, max, off);
+	close(fd);
+	if (n <= 0) {
+		out[0] = '\0';
+		return;
+	}
+	out[n] = '\0';
+	for (ssize_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)out[i];
+		if (c != '\n' && (c < 0x20 || c >= 0x7f))
+			out[i] = '.';
+	}
+}
+
+/* ---------------------------------------------------------------- QMP */
+
+/* Read one '\n'-terminated line (bounded) with a deadline. */
+static int qmp_readline(int fd, char *buf, size_t len, uint64_t deadline, silo_error *err)
+{
+	size_t n = 0;
+	for (;;) {
+		if (n + 1 >= len)
+			return silo_fail(err, SILO_ERR_PROTOCOL, 0, "QMP: line longer than %zu bytes", len);
+		uint64_t now = now_mono_ns();
+		if (now >= deadline)
+			return silo_fail(err, SILO_ERR_TIMEOUT, ETIMEDOUT, "QMP: no reply");
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int pr = poll(&pfd, 1, (int)((deadline - now) / 1000000) + 1);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr < 0)
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "QMP: poll");
+		if (pr == 0)
+			continue;
+		ssize_t r = read(fd, buf + n, 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "QMP: read");
+		if (r == 0)
+			return silo_fail(err, SILO_ERR_IO_ERROR, ECONNRESET, "QMP: connection closed");
+		if (buf[n] == '\n') {
+			buf[n] = '\0';
+			return (int)n;
+		}
+		n++;
+	}
+}
+
+/* Wait for the reply to the last command: skip events, return 0 on "return". */
+static int qmp_reply(int fd, uint64_t deadline, silo_error *err)
+{
+	cleanup_free char *line = xmalloc(QMP_LINE_MAX);
+	for (int i = 0; i < 1000; i++) {
+		if (qmp_readline(fd, line, QMP_LINE_MAX, deadline, err) < 0)
+			return -1;
+		json_t *j = json_loads(line, 0, NULL);
+		if (!j)
+			return silo_fail(err, SILO_ERR_PROTOCOL, 0, "QMP: malformed reply");
+		int rc = 1;
+		if (json_object_get(j, "return"))
+			rc = 0;
+		else if (json_object_get(j, "error")) {
+			const char *d = json_string_value(json_object_get(json_object_get(j, "error"), "desc"));
+			silo_fail(err, SILO_ERR_IO_ERROR, 0, "QMP: %s", d ? d : "error");
+			rc = -1;
+		}
+		json_decref(j);
+		if (rc <= 0)
+			return rc;
+	}
+	return silo_fail(err, SILO_ERR_PROTOCOL, 0, "QMP: too many events without a reply");
+}
+
+/* Run one QMP command ("stop", "cont", "quit"). For "quit" a closed connection
+ * after sending counts as success. */
+static int qmp_command(qemu_state *q, const char *cmd, int timeout_ms, silo_error *err)
+{
+	uint64_t deadline = now_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	cleanup_close int fd = unix_connect(q->qmp_sock, err);
+	if (fd < 0)
+		return -1;
+	cleanup_free char *line = xmalloc(QMP_LINE_MAX);
+	if (qmp_readline(fd, line, QMP_LINE_MAX, deadline, err) < 0) /* greeting */
+		return -1;
+	if (!strstr(line, "\"QMP\""))
+		return silo_fail(err, SILO_ERR_PROTOCOL, 0, "QMP: unexpected greeting");
+	static const char caps[] = "{\"execute\":\"qmp_capabilities\"}\n";
+	if (write_all(fd, caps, sizeof caps - 1) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "QMP: write");
+	if (qmp_reply(fd, deadline, err) < 0)
+		return -1;
+	char req[128];
+	snprintf(req, sizeof req, "{\"execute\":\"%s\"}\n", cmd);
+	if (write_all(fd, req, strlen(req)) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "QMP: write");
+	silo_error e2 = {0};
+	if (qmp_reply(fd, deadline, &e2) < 0) {
+		if (!strcmp(cmd, "quit") && e2.sys_errno == ECONNRESET)
+			return 0;
+		if (err)
+			*err = e2;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- probe */
+
+static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
+static char probe_bin[PATH_MAX];
+static struct timespec probe_mtime;
+static char probe_version[64];
+
+static void q_probe(provider_info *info)
+{
+	memset(info, 0, sizeof *info);
+	info->name = "qemu";
+	char bin[PATH_MAX];
+	if (find_qemu(bin, sizeof bin) < 0) {
+		snprintf(info->accel, sizeof info->accel, "none");
+		snprintf(info->reason, sizeof info->reason,
+			 "%s not found (apt-get install qemu-system-x86, or set SILO_QEMU)", QEMU_DEFAULT_BIN);
+		return;
+	}
+	struct stat st;
+	if (stat(bin, &st) < 0) {
+		snprintf(info->reason, sizeof info->reason, "%s: %s", bin, strerror(errno));
+		return;
+	}
+	pthread_mutex_lock(&probe_lock);
+	if (strcmp(probe_bin, bin) != 0 || probe_mtime.tv_sec != st.st_mtim.tv_sec ||
+	    probe_mtime.tv_nsec != st.st_mtim.tv_nsec || !probe_version[0]) {
+		probe_version[0] = '\0';
+		if (qemu_version(bin, probe_version, sizeof probe_version) == 0) {
+			snprintf(probe_bin, sizeof probe_bin, "%s", bin);
+			probe_mtime = st.st_mtim;
+		}
+	}
+	snprintf(info->version, sizeof info->version, "%s", probe_version);
+	pthread_mutex_unlock(&probe_lock);
+	char why[128];
+	snprintf(info->accel, sizeof info->accel, "%s", pick_accel(why, sizeof why));
+	if (!info->version[0]) {
+		snprintf(info->reason, sizeof info->reason, "%s --version failed or printed no version", bin);
+		return;
+	}
+	char kpath[PATH_MAX];
+	silo_error kerr = {0};
+	if (guest_kernel_path(kpath, sizeof kpath, &kerr) < 0) {
+		snprintf(info->reason, sizeof info->reason, "%s", kerr.message);
+		return;
+	}
+	info->available = true;
+}
+
+/* ---------------------------------------------------------------- spawn */
+
+typedef struct argv_buf {
+	char **v;
+	size_t n, cap;
+} argv_buf;
+
+static void argv_add(argv_buf *a, const char *s)
+{
+	if (a->n + 2 > a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 64;
+		a->v = xrealloc(a->v, a->cap * sizeof *a->v);
+	}
+	a->v[a->n++] = xstrdup(s);
+	a->v[a->n] = NULL;
+}
+
+static void argv_addf(argv_buf *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void argv_addf(argv_buf *a, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = NULL;
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	argv_add(a, s);
+	free(s);
+}
+
+static bool cmdline_ok(const char *s)
+{
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			return false;
+	return true;
+}
+
+typedef struct boot_plan {
+	char kernel[PATH_MAX];
+	char initrd[PATH_MAX];
+	char rootdisk[PATH_MAX];   /* "" = none */
+} boot_plan;
+
+static int plan_boot(sandbox *sb, const vm_spec *spec, boot_plan *bp, silo_error *err)
+{
+	memset(bp, 0, sizeof *bp);
+	if (spec->kernel) {
+		if (access(spec->kernel, R_OK) < 0)
+			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id, "boot.kernel: %s", spec->kernel);
+		snprintf(bp->kernel, sizeof bp->kernel, "%s", spec->kernel);
+	} else if (guest_kernel_path(bp->kernel, sizeof bp->kernel, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		return -1;
+	}
+	const char *img = spec->image;
+	if (!img && !spec->initrd)
+		img = "base";
+	if (img) {
+		image_entry e;
+		if (image_lookup(img, &e, err) < 0 || image_verify(&e, err) < 0) {
+			image_entry_free(&e);
+			silo_error_prefix(err, "boot.image");
+			silo_error_set_vm(err, sb->id);
+			return -1;
+		}
+		if (e.kind == IMAGE_KIND_EXT4) {
+			snprintf(bp->initrd, sizeof bp->initrd, "%s", e.initrd.path);
+			snprintf(bp->rootdisk, sizeof bp->rootdisk, "%s", e.file.path);
+		} else {
+			snprintf(bp->initrd, sizeof bp->initrd, "%s", e.file.path);
+		}
+		image_entry_free(&e);
+	}
+	if (spec->initrd) {
+		if (access(spec->initrd, R_OK) < 0)
+			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id, "boot.initrd: %s", spec->initrd);
+		snprintf(bp->initrd, sizeof bp->initrd, "%s", spec->initrd);
+	}
+	if (spec->rootfs) {
+		struct stat st;
+		if (stat(spec->rootfs, &st) < 0 || !S_ISREG(st.st_mode))
+			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno ? errno : EINVAL, sb->id,
+					    "boot.rootfs: %s: the qemu provider needs a disk image file",
+					    spec->rootfs);
+		if (!spec->image && !spec->initrd)
+			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
+					    "boot.rootfs needs a loader: set boot.initrd or an ext4 boot.image "
+					    "(e.g. image = \"python\")");
+		snprintf(bp->rootdisk, sizeof bp->rootdisk, "%s", spec->rootfs);
+	}
+	return 0;
+}
+
+static int q_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
+{
+	char bin[PATH_MAX];
+	if (find_qemu(bin, sizeof bin) < 0)
+		return silo_fail_vm(err, SILO_ERR_PROVIDER_UNAVAILABLE, ENOENT, sb->id,
+				    "qemu: %s not found (apt-get install qemu-system-x86, or set SILO_QEMU)",
+				    QEMU_DEFAULT_BIN);
+	boot_plan bp;
+	if (plan_boot(sb, spec, &bp, err) < 0)
+		return -1;
+	if (spec->cmdline && (!cmdline_ok(spec->cmdline) || strlen(spec->cmdline) > 1024))
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
+				    "boot.cmdline: printable ASCII only, at most 1024 bytes");
+	if (spec->network)
+		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
+				    "network: the qemu provider does not offer guest networking yet "
+				    "(set network = false)");
+
+	qemu_state *q = state_for(sb);
+	struct sockaddr_un sa;
+	if (strlen(q->agent_sock) >= sizeof sa.sun_path) {
+		free(q);
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, ENAMETOOLONG, sb->id,
+				    "qemu: run directory path too long for a unix socket: %s", sb->rundir);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
+		char p[PATH_MAX + 32];
+		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
+		unlink(p);
+	}
+	char why[128];
+	const char *accel = pick_accel(why, sizeof why);
+	snprintf(q->accel, sizeof q->accel, "%s", accel);
+
+	argv_buf a = {0};
+	char esc[2 * PATH_MAX], esc2[2 * PATH_MAX];
+	bool all_ro = true;
+	int rc = -1;
+	argv_add(&a, bin);
+	argv_add(&a, "-name");
+	argv_addf(&a, "silo-%s", sb->id);
+	argv_add(&a, "-M");
+	argv_add(&a, "microvm,acpi=off");
+	argv_add(&a, "-accel");
+	argv_add(&a, !strcmp(accel, "kvm") ? "kvm" : "tcg,tb-size=128");
+	argv_add(&a, "-cpu");
+	argv_add(&a, !strcmp(accel, "kvm") ? "host" : "max");
+	argv_add(&a, "-m");
+	argv_addf(&a, "%u", spec->memory_mb ? spec->memory_mb : 512);
+	argv_add(&a, "-smp");
+	argv_addf(&a, "%u", spec->vcpus ? spec->vcpus : 1);
+	argv_add(&a, "-nodefaults");
+	argv_add(&a, "-no-user-config");
+	argv_add(&a, "-nographic");
+	argv_add(&a, "-no-reboot");
+	argv_add(&a, "-kernel");
+	argv_add(&a, bp.kernel);
+	if (bp.initrd[0]) {
+		argv_add(&a, "-initrd");
+		argv_add(&a, bp.initrd);
+	}
+	char cmdline[QEMU_CMDLINE_MAX];
+	snprintf(cmdline, sizeof cmdline, "console=ttyS0 reboot=t panic=-1 random.trust_cpu=on %s%s%s%s",
+		 getenv("SILO_QEMU_VERBOSE") ? "" : "quiet ", bp.rootdisk[0] ? "silo.root=/dev/vda " : "",
+		 spec->cmdline ? spec->cmdline : "", "");
+	argv_add(&a, "-append");
+	argv_add(&a, cmdline);
+	if (qemu_escape(q->serial_log, esc, sizeof esc) < 0) {
+		silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "qemu: unusable run directory path");
+		goto fail;
+	}
+	argv_add(&a, "-chardev");
+	argv_addf(&a, "file,id=serial0,path=%s", esc);
+	argv_add(&a, "-serial");
+	argv_add(&a, "chardev:serial0");
+	qemu_escape(q->agent_sock, esc, sizeof esc);
+	argv_add(&a, "-device");
+	argv_add(&a, "virtio-serial-device");
+	argv_add(&a, "-chardev");
+	argv_addf(&a, "socket,id=agent,path=%s,server=on,wait=off", esc);
+	argv_add(&a, "-device");
+	argv_add(&a, "virtserialport,chardev=agent,name=silo.agent");
+	qemu_escape(q->qmp_sock, esc, sizeof esc);
+	argv_add(&a, "-qmp");
+	argv_addf(&a, "unix:%s,server=on,wait=off", esc);
+	argv_add(&a, "-device");
+	argv_add(&a, "virtio-rng-device");
+	/* drives: the image root disk first (=/dev/vda), then the spec's drives in order */
+	unsigned nd = 0;
+	if (bp.rootdisk[0]) {
+		if (qemu_escape(bp.rootdisk, esc, sizeof esc) < 0) {
+			silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "boot.rootfs: control characters in path");
+			goto fail;
+		}
+		argv_add(&a, "-drive");
+		argv_addf(&a, "id=root,file=%s,format=raw,if=none,readonly=on", esc);
+		argv_add(&a, "-device");
+		argv_add(&a, "virtio-blk-device,drive=root");
+		nd++;
+	}
+	for (size_t i = 0; i < spec->n_drives; i++) {
+		const spec_drive *d = &spec->drives[i];
+		if (!d->path || qemu_escape(d->path, esc, sizeof esc) < 0) {
+			silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "drives[%zu].path: missing or has control characters", i);
+			goto fail;
+		}
+		if (access(d->path, d->read_only ? R_OK : R_OK | W_OK) < 0) {
+			silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id, "drives[%zu].path: %s", i, d->path);
+			goto fail;
+		}
+		if (d->root && bp.rootdisk[0]) {
+			silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
+				     "drives[%zu].root: the image already provides the root disk", i);
+			goto fail;
+		}
+		char did[64];
+		snprintf(did, sizeof did, "d%zu", i);
+		if (d->id && qemu_escape(d->id, esc2, sizeof esc2) == 0 && strlen(esc2) <= 20)
+			; /* the serial below carries the spec id for in-guest lookup */
+		else
+			snprintf(esc2, sizeof esc2, "drive%zu", i);
+		argv_add(&a, "-drive");
+		argv_addf(&a, "id=%s,file=%s,format=raw,if=none%s", did, esc, d->read_only ? ",readonly=on" : "");
+		argv_add(&a, "-device");
+		argv_addf(&a, "virtio-blk-device,drive=%s,serial=%s", did, esc2);
+		if (!d->read_only)
+			all_ro = false;
+		nd++;
+	}
+	if (nd > 16) {
+		silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, 0, sb->id, "drives: at most 16 block devices");
+		goto fail;
+	}
+
+	int logfd = open(q->qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (logfd < 0) {
+		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: open %s", q->qemu_log);
+		goto fail;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(logfd);
+		silo_fail_vm(err, SILO_ERR_IO_ERROR, e, sb->id, "qemu: fork");
+		goto fail;
+	}
+	if (pid == 0) {
+		setsid();
+		int nul = open("/dev/null", O_RDONLY);
+		if (nul >= 0)
+			dup2(nul, 0);
+		dup2(logfd, 1);
+		dup2(logfd, 2);
+		for (int fd = 3; fd < 1024; fd++) /* close_range is not in every libc we build with */
+			close(fd);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		if (all_ro) {
+			/* bound the serial log a hostile guest could otherwise grow without limit */
+			struct rlimit rl = {SERIAL_LOG_LIMIT, SERIAL_LOG_LIMIT};
+			signal(SIGXFSZ, SIG_IGN);
+			setrlimit(RLIMIT_FSIZE, &rl);
+		}
+		execv(bin, a.v);
+		dprintf(2, "silo: exec %s: %s\n", bin, strerror(errno));
+		_exit(127);
+	}
+	close(logfd);
+	sb->pid = pid;
+	q->is_child = true;
+	sb->prov = q;
+
+	/* Wait until QEMU has created its sockets (or died: report its stderr). */
+	uint64_t deadline = now_mono_ns() + 10000000000ull;
+	for (;;) {
+		if (!q_alive(sb)) {
+			char tail[1024];
+			file_tail(q->qemu_log, 600, tail, sizeof tail);
+			silo_fail_vm(err, SILO_ERR_IO_ERROR, 0, sb->id, "qemu exited during startup (status %d): %s",
+				     WIFEXITED(q->exit_status) ? WEXITSTATUS(q->exit_status) : 128 + WTERMSIG(q->exit_status),
+				     tail[0] ? tail : "(no output)");
+			goto fail_started;
+		}
+		if (path_exists(q->agent_sock) && path_exists(q->qmp_sock))
+			break;
+		if (now_mono_ns() >= deadline) {
+			silo_fail_vm(err, SILO_ERR_BOOT_TIMEOUT, ETIMEDOUT, sb->id,
+				     "qemu did not create its sockets within 10 s");
+			goto fail_started;
+		}
+		struct timespec ts = {0, 2 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	strv_free(a.v);
+	return 0;
+
+fail_started:
+	if (q_alive(sb)) {
+		kill(sb->pid, SIGKILL);
+		wait_exit(sb, 5000);
+	}
+	sb->prov = NULL;
+	sb->pid = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
+		char p[PATH_MAX + 32];
+		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
+		unlink(p);
+	}
+fail:
+	strv_free(a.v);
+	free(q);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- connect */
+
+static int q_connect(sandbox *sb, int timeout_ms, silo_error *err)
+{
+	qemu_state *q = sb->prov;
+	if (!q)
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "qemu: sandbox not running");
+	uint64_t deadline = now_mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull;
+	for (;;) {
+		silo_error e2 = {0};
+		int fd = unix_connect(q->agent_sock, &e2);
+		if (fd >= 0)
+			return fd;
+		if (!q_alive(sb))
+			return silo_fail_vm(err, SILO_ERR_VSOCK_DISCONNECTED, 0, sb->id,
+					    "qemu: the VM exited before the agent channel was connected");
+		if (now_mono_ns() >= deadline) {
+			if (err)
+				*err = e2;
+			silo_error_prefix(err, "qemu: agent channel");
+			silo_error_set_vm(err, sb->id);
+			return -1;
+		}
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* ---------------------------------------------------------------- terminate */
+
+static void remove_rundir_files(sandbox *sb)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
+		char p[PATH_MAX + 32];
+		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
+		unlink(p);
+	}
+	rmdir(sb->rundir); /* the core may still keep files there; then it removes the dir */
+}
+
+static int q_terminate(sandbox *sb, int grace_ms, silo_error *err)
+{
+	qemu_state *q = sb->prov;
+	if (!q) {
+		remove_rundir_files(sb);
+		return 0;
+	}
+	if (q_alive(sb)) {
+		/* 1. ask the agent to power off (guest reboot=t + -no-reboot => QEMU exits) */
+		if (sb->ch && chan_is_connected(sb->ch) && grace_ms > 0) {
+			if (chan_shutdown(sb->ch, NULL) == 0)
+				wait_exit(sb, grace_ms);
+		}
+		/* 2. QMP quit: QEMU exits cleanly, flushing writable drives */
+		if (q_alive(sb) && qmp_command(q, "quit", 1000, NULL) == 0)
+			wait_exit(sb, 2000);
+		/* 3. force */
+		if (q_alive(sb)) {
+			kill(sb->pid, SIGKILL);
+			if (!wait_exit(sb, 5000)) {
+				return silo_fail_vm(err, SILO_ERR_CLEANUP_FAILED, 0, sb->id,
+						    "qemu pid %d survived SIGKILL", (int)sb->pid);
+			}
+		}
+	}
+	/* reap a child that exited on its own */
+	if (q->is_child && !q->exited) {
+		int st;
+		if (waitpid(sb->pid, &st, 0) == sb->pid)
+			q->exited = true;
+	}
+	remove_rundir_files(sb);
+	free(q);
+	sb->prov = NULL;
+	return 0;
+}
+
+static bool q_alive_op(sandbox *sb)
+{
+	return q_alive(sb);
+}
+
+static int q_reattach(sandbox *sb, silo_error *err)
+{
+	if (sb->pid <= 0 || kill(sb->pid, 0) < 0 || !pid_is_qemu(sb->pid))
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "qemu: process %d is gone",
+				    (int)sb->pid);
+	qemu_state *q = state_for(sb);
+	if (!path_exists(q->agent_sock)) {
+		free(q);
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, ENOENT, sb->id, "qemu: %s/agent.sock is gone",
+				    sb->rundir);
+	}
+	q->is_child = false;
+	sb->prov = q;
+	return 0;
+}
+
+static int q_pause(sandbox *sb, silo_error *err)
+{
+	qemu_state *q = sb->prov;
+	if (!q || !q_alive(sb))
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "qemu: sandbox not running");
+	if (qmp_command(q, "stop", 3000, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		return -1;
+	}
+	return 0;
+}
+
+static int q_resume(sandbox *sb, silo_error *err)
+{
+	qemu_state *q = sb->prov;
+	if (!q || !q_alive(sb))
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "qemu: sandbox not running");
+	if (qmp_command(q, "cont", 3000, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		return -1;
+	}
+	return 0;
+}
+
+static void strv_push(char ***out, char *s)
+{
+	size_t n = *out ? strv_len(*out) : 0;
+	*out = xrealloc(*out, (n + 2) * sizeof **out);
+	(*out)[n] = s;
+	(*out)[n + 1] = NULL;
+}
+
+static void q_residue(sandbox *sb, char ***out)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
+		char p[PATH_MAX + 32];
+		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
+		if (path_exists(p))
+			strv_push(out, xstrdup(p));
+	}
+	if (sb->pid > 0 && kill(sb->pid, 0) == 0 && pid_is_qemu(sb->pid) && !pid_is_zombie(sb->pid))
+		strv_push(out, xasprintf("pid %d (qemu)", (int)sb->pid));
+}
+
+/* BOOT_TIMEOUT diagnostics: the tail of the guest console and of QEMU's stderr. */
+static void q_diagnostics(sandbox *sb, char *buf, size_t len)
+{
+	char serial[SERIAL_TAIL_MAX + 1], qlog[400];
+	char p[PATH_MAX + 32];
+	snprintf(p, sizeof p, "%s/serial.log", sb->rundir);
+	file_tail(p, SERIAL_TAIL_MAX, serial, sizeof serial);
+	snprintf(p, sizeof p, "%s/qemu.log", sb->rundir);
+	file_tail(p, 300, qlog, sizeof qlog);
+	snprintf(buf, len, "qemu %s; serial console tail: %s%s%s",
+		 q_alive(sb) ? "running" : "exited", serial[0] ? serial : "(empty)",
+		 qlog[0] ? "; qemu: " : "", qlog);
+}
+
+const provider_ops qemu_provider = {
+	.name = "qemu",
+	.probe = q_probe,
+	.spawn = q_spawn,
+	.connect = q_connect,
+	.terminate = q_terminate,
+	.alive = q_alive_op,
+	.reattach = q_reattach,
+	.pause = q_pause,
+	.resume = q_resume,
+	.residue = q_residue,
+	.diagnostics = q_diagnostics,
+};
