@@ -20,6 +20,7 @@
 struct audit_log {
 	pthread_mutex_t lock;
 	int fd;
+	int head_fd;
 	char *path;
 	char *head_path;
 	uint64_t seq;
@@ -37,8 +38,8 @@ static void sha_hex(const void *buf, size_t len, char out[65])
 
 /* Walk the file line by line, checking each record's shape and chain link.
  * Calls back nothing; fills seq/prev of the last good record. */
-static int walk(const char *path, bool missing_ok, audit_verify_result *res, uint64_t *last_seq,
-		char last_hash[65], silo_error *err)
+static int walk(const char *path, bool missing_ok, uint64_t want_seq, char want_hash[65],
+		audit_verify_result *res, uint64_t *last_seq, char last_hash[65], silo_error *err)
 {
 	memset(res, 0, sizeof *res);
 	FILE *f = fopen(path, "re");
@@ -105,6 +106,8 @@ static int walk(const char *path, bool missing_ok, audit_verify_result *res, uin
 		json_decref(o);
 		seq = (uint64_t)s;
 		sha_hex(line, (size_t)n, prev);
+		if (want_hash && seq == want_seq)
+			memcpy(want_hash, prev, 65);
 	}
 	free(line);
 	fclose(f);
@@ -113,24 +116,55 @@ static int walk(const char *path, bool missing_ok, audit_verify_result *res, uin
 	return ret;
 }
 
-static int check_head(const char *head_path, uint64_t seq, const char hash[65],
-		      audit_verify_result *res)
+/* The head file names the last record appended ("<seq> <hash>"). It is updated
+ * without fsync, so after a power loss it may lag behind the log; it must then
+ * still point into the chain. A log shorter than the head, or whose record at
+ * the head's seq has another hash, lost or changed records at its end. */
+static int read_head(const char *head_path, uint64_t *hseq, char hhash[65])
 {
 	char *buf = NULL;
 	size_t len;
 	silo_error e;
 	if (read_file(head_path, 256, &buf, &len, &e) < 0)
-		return 0;   /* no head file: nothing to compare (a fresh or pre-head log) */
+		return 0;   /* no head file: a fresh log */
+	int ok = sscanf(buf, "%" SCNu64 " %64s", hseq, hhash) == 2 && strlen(hhash) == 64;
+	free(buf);
+	return ok ? 1 : -1;
+}
+
+static int check_head(const char *path, const char *head_path, uint64_t seq, audit_verify_result *res,
+		      silo_error *err)
+{
 	uint64_t hseq = 0;
 	char hhash[65] = "";
-	int ok = sscanf(buf, "%" SCNu64 " %64s", &hseq, hhash) == 2;
-	free(buf);
-	if (!ok || hseq != seq || strcmp(hhash, hash) != 0) {
+	int h = read_head(head_path, &hseq, hhash);
+	if (h == 0)
+		return 0;
+	if (h < 0) {
+		res->bad_line = seq + 1;
+		snprintf(res->why, sizeof res->why, "head file %s is malformed", head_path);
+		return 1;
+	}
+	if (hseq > seq) {
 		res->bad_line = seq + 1;
 		snprintf(res->why, sizeof res->why,
-			 "log ends at record %" PRIu64 " but the head file records %" PRIu64
-			 " (records removed or last record altered)",
-			 seq, hseq);
+			 "log ends at record %" PRIu64 " but the head file records %" PRIu64 " (records removed)", seq,
+			 hseq);
+		return 1;
+	}
+	if (hseq == 0)
+		return 0;
+	char at[65] = "";
+	uint64_t s2;
+	char last[65];
+	audit_verify_result r2;
+	if (walk(path, false, hseq, at, &r2, &s2, last, err) < 0)
+		return -1;
+	if (strcmp(at, hhash) != 0) {
+		res->bad_line = hseq;
+		snprintf(res->why, sizeof res->why,
+			 "line %" PRIu64 ": record differs from the one the head file recorded (last record altered)",
+			 hseq);
 		return 1;
 	}
 	return 0;
@@ -140,12 +174,12 @@ int audit_verify(const char *path, audit_verify_result *res, silo_error *err)
 {
 	uint64_t seq;
 	char hash[65];
-	int r = walk(path, false, res, &seq, hash, err);
+	int r = walk(path, false, 0, NULL, res, &seq, hash, err);
 	if (r != 0)
 		return r;
 	char head[4096];
 	snprintf(head, sizeof head, "%s.head", path);
-	return check_head(head, seq, hash, res);
+	return check_head(path, head, seq, res, err);
 }
 
 int audit_open(const char *path, audit_log **out, silo_error *err)
@@ -155,12 +189,16 @@ int audit_open(const char *path, audit_log **out, silo_error *err)
 	audit_verify_result res;
 	uint64_t seq;
 	char hash[65];
-	int r = walk(path, true, &res, &seq, hash, err);
+	int r = walk(path, true, 0, NULL, &res, &seq, hash, err);
 	if (r < 0)
 		return -1;
 	char *head = xasprintf("%s.head", path);
 	if (r == 0)
-		r = check_head(head, seq, hash, &res);
+		r = check_head(path, head, seq, &res, err);
+	if (r < 0) {
+		free(head);
+		return -1;
+	}
 	if (r > 0) {
 		free(head);
 		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0, "audit log %s is damaged: %s", path,
@@ -171,9 +209,18 @@ int audit_open(const char *path, audit_log **out, silo_error *err)
 		free(head);
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "audit: open %s: %s", path, strerror(errno));
 	}
+	int hfd = open(head, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (hfd < 0) {
+		int e = errno;
+		close(fd);
+		silo_fail(err, SILO_ERR_IO_ERROR, e, "audit: open %s: %s", head, strerror(e));
+		free(head);
+		return -1;
+	}
 	audit_log *a = xcalloc(1, sizeof *a);
 	pthread_mutex_init(&a->lock, NULL);
 	a->fd = fd;
+	a->head_fd = hfd;
 	a->path = xstrdup(path);
 	a->head_path = head;
 	a->seq = seq;
@@ -187,6 +234,7 @@ void audit_close(audit_log *a)
 	if (!a)
 		return;
 	close(a->fd);
+	close(a->head_fd);
 	pthread_mutex_destroy(&a->lock);
 	free(a->path);
 	free(a->head_path);
@@ -228,10 +276,13 @@ int audit_append(audit_log *a, const char *actor, const char *sandbox_id, const 
 	}
 	a->seq++;
 	memcpy(a->prev, hash, 65);
+	/* Fixed width, one pwrite at offset 0: a reader never sees a torn head. */
 	char head[128];
-	int hl = snprintf(head, sizeof head, "%" PRIu64 " %s\n", a->seq, hash);
-	if (write_file_atomic(a->head_path, head, (size_t)hl, 0600, err) < 0)
+	int hl = snprintf(head, sizeof head, "%020" PRIu64 " %s\n", a->seq, hash);
+	if (pwrite(a->head_fd, head, (size_t)hl, 0) != hl) {
+		silo_fail(err, SILO_ERR_IO_ERROR, errno, "audit: write %s: %s", a->head_path, strerror(errno));
 		goto out;
+	}
 	ret = 0;
 out:
 	free(line);

@@ -21,7 +21,7 @@
 typedef struct audit_log audit_log;
 
 /* Open (create) for appending; verifies the tail of the chain so appends continue it.
- * Refuses (CHECKSUM_MISMATCH) a file whose last line does not match its head file. */
+ * Refuses (CHECKSUM_MISMATCH) a damaged chain or a log its head file does not point into. */
 int audit_open(const char *path, audit_log **out, silo_error *err);
 void audit_close(audit_log *a);
 /* Append one record; details is borrowed (may be NULL). Thread-safe. */

@@ -149,6 +149,34 @@ TEST(detects_delete_reorder_truncate_and_last_edit)
 	free(p);
 }
 
+TEST(lagging_head_is_accepted_and_continued)
+{
+	/* After a power loss the unsynced head may name an earlier record. */
+	char *p = tmplog();
+	write_n(p, 3);
+	char *head = xasprintf("%s.head", p);
+	char *h3;
+	size_t len;
+	silo_error e;
+	REQUIRE(read_file(head, 256, &h3, &len, &e) == 0);
+	write_n(p, 2);
+	REQUIRE(write_file_atomic(head, h3, len, 0600, &e) == 0);
+	audit_verify_result r;
+	CHECK_INT_EQ(audit_verify(p, &r, &e), 0);
+	write_n(p, 1);   /* reopen accepts and moves the head forward */
+	CHECK_INT_EQ(audit_verify(p, &r, &e), 0);
+	CHECK_INT_EQ(r.records, 6);
+	/* A head that points to a record that is not in the chain is tampering. */
+	char bad[128];
+	snprintf(bad, sizeof bad, "%020d %s\n", 2, "00000000000000000000000000000000000000000000000000000000000000ff");
+	REQUIRE(write_file_atomic(head, bad, strlen(bad), 0600, &e) == 0);
+	CHECK_INT_EQ(audit_verify(p, &r, &e), 1);
+	CHECK_INT_EQ(r.bad_line, 2);
+	free(h3);
+	free(head);
+	free(p);
+}
+
 static audit_log *shared_a;
 static void *appender(void *arg)
 {
@@ -185,4 +213,4 @@ TEST(missing_file_is_an_error)
 }
 
 TEST_MAIN(record_fields_and_chain, detects_edit, detects_delete_reorder_truncate_and_last_edit,
-	  concurrent_appends_keep_chain, missing_file_is_an_error)
+	  concurrent_appends_keep_chain, missing_file_is_an_error, lagging_head_is_accepted_and_continued)
