@@ -38,6 +38,11 @@
 #include "core/sandbox.h"
 #include "image/image.h"
 
+/* Weak: the provider builds and works (QMP quit as the graceful step) before
+ * lib/core/channel.c is linked into the same library. */
+extern bool chan_is_connected(chan *c) __attribute__((weak));
+extern int chan_shutdown(chan *c, silo_error *err) __attribute__((weak));
+
 #define QEMU_DEFAULT_BIN "qemu-system-x86_64"
 #define QEMU_CMDLINE_MAX 2048
 #define QMP_LINE_MAX (64 * 1024)
@@ -386,7 +391,7 @@ static int qmp_reply(int fd, uint64_t deadline, silo_error *err)
 	return silo_fail(err, SILO_ERR_PROTOCOL, 0, "QMP: too many events without a reply");
 }
 
-/* Run one QMP command ("stop", "cont", "quit"). For "quit" a closed connection
+/* Run one QMP command ("stop", "cont", "quit", "query-status"). For "quit" a closed connection
  * after sending counts as success. */
 static int qmp_command(qemu_state *q, const char *cmd, int timeout_ms, silo_error *err)
 {
@@ -747,11 +752,13 @@ static int q_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 				     tail[0] ? tail : "(no output)");
 			goto fail_started;
 		}
-		if (path_exists(q->agent_sock) && path_exists(q->qmp_sock))
+		/* QMP answers only once machine init is done: devices realized, main loop running */
+		if (path_exists(q->agent_sock) && path_exists(q->qmp_sock) &&
+		    qmp_command(q, "query-status", 2000, NULL) == 0)
 			break;
 		if (now_mono_ns() >= deadline) {
 			silo_fail_vm(err, SILO_ERR_BOOT_TIMEOUT, ETIMEDOUT, sb->id,
-				     "qemu did not create its sockets within 10 s");
+				     "qemu did not answer on QMP within 10 s");
 			goto fail_started;
 		}
 		struct timespec ts = {0, 2 * 1000 * 1000};
@@ -827,7 +834,7 @@ static int q_terminate(sandbox *sb, int grace_ms, silo_error *err)
 	}
 	if (q_alive(sb)) {
 		/* 1. ask the agent to power off (guest reboot=t + -no-reboot => QEMU exits) */
-		if (sb->ch && chan_is_connected(sb->ch) && grace_ms > 0) {
+		if (sb->ch && chan_is_connected && chan_shutdown && chan_is_connected(sb->ch) && grace_ms > 0) {
 			if (chan_shutdown(sb->ch, NULL) == 0)
 				wait_exit(sb, grace_ms);
 		}
