@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * silod API under load: N concurrent clients (threads, one libcurl handle each)
+ * each create a namespace sandbox, exec a command in it and delete it, against
+ * a real silod started here with a temp state dir. Prints JSON: latency
+ * p50/p95/p99 per operation and for all API calls, error counts, and the peer
+ * measured in the same run: the same create/exec/delete cycle by one client
+ * alone (no contention), and GET /v1/health under the same load (HTTP floor).
+ *
+ *   api_load [--clients 100] [--rounds 1] [--silod PATH] [--provider namespace]
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+enum { OP_CREATE, OP_EXEC, OP_DELETE, OP_HEALTH, OP__N };
+static const char *const op_names[OP__N] = {"create", "exec", "delete", "health"};
+
+typedef struct samples {
+	pthread_mutex_t lock;
+	double *v[OP__N];
+	size_t n[OP__N], cap[OP__N];
+	unsigned errors[OP__N];
+	char first_error[512];
+} samples;
+
+static char sock[4096];
+static const char *provider = "namespace";
+static pthread_barrier_t start_line;
+
+typedef struct resp {
+	char *buf;
+	size_t len;
+} resp;
+
+static size_t on_data(char *p, size_t sz, size_t n, void *ud)
+{
+	resp *r = ud;
+	size_t len = sz * n;
+	if (r->len + len > (4u << 20))
+		return 0;
+	r->buf = xrealloc(r->buf, r->len + len + 1);
+	memcpy(r->buf + r->len, p, len);
+	r->len += len;
+	r->buf[r->len] = '\0';
+	return len;
+}
+
+/* One request; returns HTTP status (0 on transport failure), body in r. */
+static long request(CURL *h, const char *method, const char *path, const char *ctype, const char *body, resp *r)
+{
+	char url[1024];
+	snprintf(url, sizeof url, "http://silod%s", path);
+	curl_easy_reset(h);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
+	struct curl_slist *hd = NULL;
+	char ct[128];
+	if (ctype) {
+		snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
+		hd = curl_slist_append(hd, ct);
+	}
+	hd = curl_slist_append(hd, "Expect:");
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+	if (body) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+	long status = 0;
+	if (curl_easy_perform(h) == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(hd);
+	return status;
+}
+
+static void record(samples *s, int op, double ms, bool ok, const char *why)
+{
+	pthread_mutex_lock(&s->lock);
+	if (ok) {
+		if (s->n[op] == s->cap[op]) {
+			s->cap[op] = s->cap[op] ? s->cap[op] * 2 : 256;
+			s->v[op] = xrealloc(s->v[op], s->cap[op] * sizeof(double));
+		}
+		s->v[op][s->n[op]++] = ms;
+	} else {
+		s->errors[op]++;
+		if (!s->first_error[0])
+			snprintf(s->first_error, sizeof s->first_error, "%s: %s", op_names[op], why ? why : "?");
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+static double ms_since(uint64_t t0)
+{
+	return (double)(now_mono_ns() - t0) / 1e6;
+}
+
+/* create -> exec -> delete; records each call. */
+static void cycle(CURL *h, samples *s, int k)
+{
+	char body[256], path[256];
+	snprintf(body, sizeof body, "{\"provider\":\"%s\",\"name\":\"load-%d\",\"vcpus\":1,\"memory_mb\":128}", provider, k);
+	resp r = {0};
+	uint64_t t0 = now_mono_ns();
+	long st = request(h, "POST", "/v1/sandboxes", "application/json", body, &r);
+	double ms = ms_since(t0);
+	json_t *o = r.buf ? json_loads(r.buf, 0, NULL) : NULL;
+	const char *id = json_string_value(json_object_get(o, "id"));
+	record(s, OP_CREATE, ms, st == 201 && id, r.buf);
+	if (st != 201 || !id) {
+		json_decref(o);
+		free(r.buf);
+		return;
+	}
+	char sid[64];
+	snprintf(sid, sizeof sid, "%s", id);
+	json_decref(o);
+	free(r.buf);
+
+	r = (resp){0};
+	snprintf(path, sizeof path, "/v1/sandboxes/%s/exec", sid);
+	t0 = now_mono_ns();
+	st = request(h, "POST", path, "application/json", "{\"argv\":[\"echo\",\"hello\"]}", &r);
+	ms = ms_since(t0);
+	bool ok = st == 200 && r.buf && strstr(r.buf, "\"exit_code\":0") && strstr(r.buf, "aGVsbG8K");
+	record(s, OP_EXEC, ms, ok, r.buf);
+	free(r.buf);
+
+	r = (resp){0};
+	snprintf(path, sizeof path, "/v1/sandboxes/%s", sid);
+	t0 = now_mono_ns();
+	st = request(h, "DELETE", path, NULL, NULL, &r);
+	ms = ms_since(t0);
+	record(s, OP_DELETE, ms, st == 200, r.buf);
+	free(r.buf);
+}
+
+typedef struct worker {
+	samples *s;
+	int k, rounds;
+} worker;
+
+static void *worker_main(void *arg)
+{
+	worker *w = arg;
+	CURL *h = curl_easy_init();
+	pthread_barrier_wait(&start_line);
+	for (int i = 0; i < w->rounds; i++)
+		cycle(h, w->s, w->k * 1000 + i);
+	curl_easy_cleanup(h);
+	return NULL;
+}
+
+static volatile int load_running;
+
+static void *health_main(void *arg)
+{
+	samples *s = arg;
+	CURL *h = curl_easy_init();
+	while (load_running) {
+		resp r = {0};
+		uint64_t t0 = now_mono_ns();
+		long st = request(h, "GET", "/v1/health", NULL, NULL, &r);
+		record(s, OP_HEALTH, ms_since(t0), st == 200, r.buf);
+		free(r.buf);
+		usleep(20000);
+	}
+	curl_easy_cleanup(h);
+	return NULL;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, size_t n, double p)
+{
+	if (!n)
+		return 0;
+	size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
+	return v[i < n ? i : n - 1];
+}
+
+static json_t *stats(double *v, size_t n, unsigned errors)
+{
+	qsort(v, n, sizeof *v, cmp_d);
+	double sum = 0;
+	for (size_t i = 0; i < n; i++)
+		sum += v[i];
+	return json_pack("{s:I,s:i,s:f,s:f,s:f,s:f,s:f}", "count", (json_int_t)n, "errors", errors, "p50_ms", pct(v, n, 50),
+			 "p95_ms", pct(v, n, 95), "p99_ms", pct(v, n, 99), "max_ms", n ? v[n - 1] : 0.0, "mean_ms",
+			 n ? sum / (double)n : 0.0);
+}
+
+static json_t *report(samples *s, bool with_all)
+{
+	json_t *o = json_object();
+	size_t total = 0;
+	unsigned errs = 0;
+	for (int op = 0; op < OP__N; op++) {
+		if (!s->n[op] && !s->errors[op])
+			continue;
+		if (op != OP_HEALTH) {
+			total += s->n[op];
+			errs += s->errors[op];
+		}
+		json_object_set_new(o, op_names[op], stats(s->v[op], s->n[op], s->errors[op]));
+	}
+	if (with_all) {
+		double *all = xcalloc(total ? total : 1, sizeof *all);
+		size_t k = 0;
+		for (int op = 0; op < OP_HEALTH; op++) {
+			memcpy(all + k, s->v[op], s->n[op] * sizeof *all);
+			k += s->n[op];
+		}
+		json_object_set_new(o, "all_calls", stats(all, k, errs));
+		free(all);
+	}
+	if (s->first_error[0])
+		json_object_set_new(o, "first_error", json_string(s->first_error));
+	return o;
+}
+
+int main(int argc, char **argv)
+{
+	int clients = 100, rounds = 1;
+	const char *silod = NULL;
+	static const struct option opts[] = {
+		{"clients", required_argument, NULL, 'c'}, {"rounds", required_argument, NULL, 'r'},
+		{"silod", required_argument, NULL, 's'}, {"provider", required_argument, NULL, 'p'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': clients = atoi(optarg); break;
+		case 'r': rounds = atoi(optarg); break;
+		case 's': silod = optarg; break;
+		case 'p': provider = optarg; break;
+		default:
+			fprintf(stderr, "usage: api_load [--clients N] [--rounds N] [--silod PATH] [--provider P]\n");
+			return 2;
+		}
+	}
+	if (clients < 1 || clients > 1000 || rounds < 1)
+		die(2, "--clients must be 1..1000 and --rounds >= 1");
+	char silod_path[4096];
+	silo_error err;
+	if (!silod) {
+		if (find_helper_binary("silod", silod_path, sizeof silod_path, &err) < 0)
+			die(1, "%s", err.message);
+		silod = silod_path;
+	}
+	char tmp[] = "/tmp/silo-api-load-XXXXXX";
+	if (!mkdtemp(tmp))
+		die_errno(1, "mkdtemp");
+	char state[4200], run[4200];
+	snprintf(state, sizeof state, "%s/state", tmp);
+	snprintf(run, sizeof run, "%s/run", tmp);
+	mkdir_p(state, 0700);
+	mkdir_p(run, 0700);
+	setenv("SILO_STATE_DIR", state, 1);
+	setenv("SILO_RUNTIME_DIR", run, 1);
+	snprintf(sock, sizeof sock, "%s/silod.sock", run);
+	char maxs[32];
+	snprintf(maxs, sizeof maxs, "%d", clients + 8);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		if (fd >= 0)
+			dup2(fd, 2);
+		/* Capacity is not what is measured here: hand out plenty. */
+		execl(silod, silod, "--max-sandboxes", maxs, "--capacity-vcpus", "100000", "--capacity-memory-mb",
+		      "100000000", "--grace-ms", "1000", (char *)NULL);
+		_exit(127);
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	CURL *h = curl_easy_init();
+	bool up = false;
+	for (int i = 0; i < 400 && !up; i++) {
+		resp r = {0};
+		up = request(h, "GET", "/v1/health", NULL, NULL, &r) == 200;
+		free(r.buf);
+		if (!up)
+			usleep(25000);
+	}
+	int rc = 1;
+	if (!up) {
+		fprintf(stderr, "api_load: silod did not come up\n");
+		goto out;
+	}
+	/* Is the provider usable? */
+	resp pr = {0};
+	request(h, "GET", "/v1/providers", NULL, NULL, &pr);
+	json_t *pj = pr.buf ? json_loads(pr.buf, 0, NULL) : NULL;
+	bool avail = false;
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(pj, "providers"), i, p)
+		if (!strcmp(json_string_value(json_object_get(p, "name")) ?: "", provider))
+			avail = json_is_true(json_object_get(p, "available"));
+	json_decref(pj);
+	free(pr.buf);
+	if (!avail) {
+		printf("{\"benchmark\":\"silod_api_load\",\"skipped\":\"provider %s unavailable\"}\n", provider);
+		rc = 0;
+		goto out;
+	}
+
+	/* Peer: one client alone, same cycle, 10 times. */
+	samples solo = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	for (int k = 0; k < 10; k++)
+		cycle(h, &solo, 900000 + k);
+
+	samples load = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	pthread_barrier_init(&start_line, NULL, (unsigned)clients + 1);
+	pthread_t *th = xcalloc((size_t)clients, sizeof *th);
+	worker *ws = xcalloc((size_t)clients, sizeof *ws);
+	load_running = 1;
+	pthread_t ht;
+	pthread_create(&ht, NULL, health_main, &load);
+	for (int k = 0; k < clients; k++) {
+		ws[k] = (worker){&load, k, rounds};
+		pthread_create(&th[k], NULL, worker_main, &ws[k]);
+	}
+	uint64_t t0 = now_mono_ns();
+	pthread_barrier_wait(&start_line);
+	for (int k = 0; k < clients; k++)
+		pthread_join(th[k], NULL);
+	double wall = ms_since(t0);
+	load_running = 0;
+	pthread_join(ht, NULL);
+
+	/* Nothing may be left: every sandbox was deleted. */
+	resp lr = {0};
+	request(h, "GET", "/v1/sandboxes", NULL, NULL, &lr);
+	json_t *lj = lr.buf ? json_loads(lr.buf, 0, NULL) : NULL;
+	size_t left = json_array_size(json_object_get(lj, "sandboxes"));
+	json_decref(lj);
+	free(lr.buf);
+
+	unsigned errors = 0;
+	for (int op = 0; op < OP_HEALTH; op++)
+		errors += load.errors[op];
+	json_t *out = json_pack("{s:s,s:s,s:i,s:i,s:f,s:f,s:o,s:o,s:i,s:I}", "benchmark", "silod_api_load", "provider",
+				provider, "clients", clients, "rounds", rounds, "wall_ms", wall, "cycles_per_s",
+				(double)(clients * rounds) / (wall / 1000.0), "load", report(&load, true),
+				"peer_single_client", report(&solo, true), "errors", (int)errors, "sandboxes_left",
+				(json_int_t)left);
+	char *txt = json_dumps(out, JSON_INDENT(2));
+	printf("%s\n", txt);
+	free(txt);
+	json_decref(out);
+	rc = errors || left ? 1 : 0;
+	free(th);
+	free(ws);
+out:
+	curl_easy_cleanup(h);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	rm_rf(tmp);
+	return rc;
+}

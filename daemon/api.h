@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * silod HTTP/JSON API (docs/openapi.yaml) on libmicrohttpd: a unix socket
+ * (trusted by file mode) and an optional TCP listener that requires a bearer token.
+ */
+#ifndef SILO_DAEMON_API_H
+#define SILO_DAEMON_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/manager.h"
+
+typedef struct api_server api_server;
+
+typedef struct api_config {
+	const char *socket_path;
+	unsigned socket_mode;           /* e.g. 0600 */
+	const char *listen;             /* "HOST:PORT" or NULL */
+	const char *token;              /* required for TCP; NULL = TCP disabled */
+	size_t max_body;                /* JSON/TOML bodies */
+	uint64_t max_upload;            /* file uploads/downloads */
+	unsigned max_connections;
+} api_config;
+
+int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *err);
+/* Stop accepting, wake streaming responses, join every connection thread. */
+void api_stop(api_server *s);
+/* HTTP status for an error code (docs/errors.md). */
+unsigned api_http_status(silo_code code);
+
+#endif

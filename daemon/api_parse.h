@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Parsers for silod request bodies (untrusted bytes; fuzzed by
+ * tests/fuzz/fuzz_api_exec.c and fuzz_api_create.c). Errors are INVALID_CONFIG
+ * naming the field.
+ */
+#ifndef SILO_DAEMON_API_PARSE_H
+#define SILO_DAEMON_API_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "spec/spec.h"
+
+#define EXEC_BODY_MAX (8u << 20)
+#define MAX_ARGV 1024
+#define MAX_ENV 1024
+
+/* POST /v1/sandboxes JSON: {"spec": "<hac.toml>"} or fields over the provider default. */
+int api_spec_from_json(const char *body, size_t len, vm_spec *spec, silo_error *err);
+
+typedef struct api_exec_body {
+	char **argv;              /* NULL-terminated */
+	char **env;               /* "K=V", NULL-terminated, or NULL */
+	char *cwd;
+	void *stdin_buf;
+	size_t stdin_len;
+	uint32_t timeout_ms;
+	int64_t uid, gid;         /* -1 = agent default */
+} api_exec_body;
+
+/* POST /v1/sandboxes/{id}/exec JSON. Fills out (free with api_exec_body_free, also on error). */
+int api_exec_parse(const char *body, size_t len, api_exec_body *out, silo_error *err);
+void api_exec_body_free(api_exec_body *b);
+
+#endif

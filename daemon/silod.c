@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * silod: the sandbox manager as a service (docs/architecture.md, docs/openapi.yaml).
+ *
+ *   silod [--socket PATH] [--socket-mode 0600] [--listen 127.0.0.1:PORT --token-file F]
+ *         [--max-sandboxes N] [--boot-timeout-ms N] [--grace-ms N] [--fallback LIST]
+ *         [--error-threshold N] [--error-window-ms N] [--capacity-vcpus N]
+ *         [--capacity-memory-mb N] [--max-upload-mb N] [--terminate-on-exit]
+ *
+ * State (registry.db, audit.jsonl) lives in $SILO_STATE_DIR, the socket in
+ * $SILO_RUNTIME_DIR/silod.sock. On SIGTERM/SIGINT silod stops serving and, by
+ * default, leaves sandboxes running: the next silod reattaches them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "core/manager.h"
+#include "daemon/api.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: silod [OPTIONS]\n"
+		"  --socket PATH            unix socket (default $SILO_RUNTIME_DIR/silod.sock)\n"
+		"  --socket-mode MODE       file mode of the socket (default 0600)\n"
+		"  --listen HOST:PORT       also listen on TCP; requires a bearer token\n"
+		"  --token-file FILE        bearer token for TCP clients (or $SILO_API_TOKEN)\n"
+		"  --max-sandboxes N        concurrent sandboxes (default 64)\n"
+		"  --boot-timeout-ms N      agent handshake deadline (default: spec/provider)\n"
+		"  --grace-ms N             terminate grace period (default 3000)\n"
+		"  --fallback LIST          provider fallback order (default kvm,qemu,namespace)\n"
+		"  --error-threshold N      health-warning when more than N errors ...\n"
+		"  --error-window-ms N      ... happen within this window (default 10 per 60000)\n"
+		"  --capacity-vcpus N       host vCPUs to hand out (default: online CPUs)\n"
+		"  --capacity-memory-mb N   host memory to hand out (default: from /proc/meminfo)\n"
+		"  --max-upload-mb N        largest file upload/download (default 256)\n"
+		"  --terminate-on-exit      destroy all sandboxes on SIGTERM instead of leaving them\n");
+}
+
+static unsigned long num_arg(const char *opt, const char *v, unsigned long max)
+{
+	char *end;
+	errno = 0;
+	unsigned long x = strtoul(v, &end, 0);
+	if (!*v || *end || errno || x > max || v[0] == '-')
+		die(2, "%s: expected a number 0..%lu, got '%s'", opt, max, v);
+	return x;
+}
+
+int main(int argc, char **argv)
+{
+	enum { O_SOCKET = 256, O_MODE, O_LISTEN, O_TOKEN, O_MAX, O_BOOT, O_GRACE, O_FALLBACK, O_ETHR, O_EWIN,
+	       O_CAPV, O_CAPM, O_UPLOAD, O_TERM };
+	static const struct option opts[] = {
+		{"socket", required_argument, NULL, O_SOCKET},
+		{"socket-mode", required_argument, NULL, O_MODE},
+		{"listen", required_argument, NULL, O_LISTEN},
+		{"token-file", required_argument, NULL, O_TOKEN},
+		{"max-sandboxes", required_argument, NULL, O_MAX},
+		{"boot-timeout-ms", required_argument, NULL, O_BOOT},
+		{"grace-ms", required_argument, NULL, O_GRACE},
+		{"fallback", required_argument, NULL, O_FALLBACK},
+		{"error-threshold", required_argument, NULL, O_ETHR},
+		{"error-window-ms", required_argument, NULL, O_EWIN},
+		{"capacity-vcpus", required_argument, NULL, O_CAPV},
+		{"capacity-memory-mb", required_argument, NULL, O_CAPM},
+		{"max-upload-mb", required_argument, NULL, O_UPLOAD},
+		{"terminate-on-exit", no_argument, NULL, O_TERM},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	manager_config mc = {.recover = true, .error_threshold = 10};
+	api_config ac = {.socket_mode = 0600};
+	char sockbuf[4096];
+	const char *token_file = NULL;
+	bool terminate = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+		switch (c) {
+		case O_SOCKET: ac.socket_path = optarg; break;
+		case O_MODE: ac.socket_mode = (unsigned)num_arg("--socket-mode", optarg, 0777); break;
+		case O_LISTEN: ac.listen = optarg; break;
+		case O_TOKEN: token_file = optarg; break;
+		case O_MAX: mc.max_sandboxes = (unsigned)num_arg("--max-sandboxes", optarg, 100000); break;
+		case O_BOOT: mc.boot_timeout_ms = (int)num_arg("--boot-timeout-ms", optarg, 3600000); break;
+		case O_GRACE: mc.grace_ms = (int)num_arg("--grace-ms", optarg, 600000); break;
+		case O_FALLBACK: mc.fallback = optarg; break;
+		case O_ETHR: mc.error_threshold = (unsigned)num_arg("--error-threshold", optarg, 4000); break;
+		case O_EWIN: mc.error_window_ms = (unsigned)num_arg("--error-window-ms", optarg, 86400000); break;
+		case O_CAPV: mc.capacity_vcpus = (uint32_t)num_arg("--capacity-vcpus", optarg, 1 << 20); break;
+		case O_CAPM: mc.capacity_memory_mb = num_arg("--capacity-memory-mb", optarg, 1ul << 40); break;
+		case O_UPLOAD: ac.max_upload = (uint64_t)num_arg("--max-upload-mb", optarg, 1 << 20) << 20; break;
+		case O_TERM: terminate = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("silod %s\n", silo_version()); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	char *token = NULL;
+	if (token_file) {
+		size_t len;
+		silo_error e;
+		if (read_file(token_file, 4096, &token, &len, &e) < 0)
+			die(1, "--token-file: %s", e.message);
+		while (len && (token[len - 1] == '\n' || token[len - 1] == '\r' || token[len - 1] == ' '))
+			token[--len] = '\0';
+		if (len < 16)
+			die(1, "--token-file: the token must be at least 16 characters");
+	} else if (getenv("SILO_API_TOKEN") && *getenv("SILO_API_TOKEN")) {
+		token = xstrdup(getenv("SILO_API_TOKEN"));
+	}
+	ac.token = token;
+
+	const char *rt = silo_runtime_dir();
+	if (mkdir_p(rt, 0700) < 0)
+		die_errno(1, "runtime dir %s", rt);
+	if (!ac.socket_path) {
+		snprintf(sockbuf, sizeof sockbuf, "%s/silod.sock", rt);
+		ac.socket_path = sockbuf;
+	}
+	const char *sd = silo_state_dir();
+	if (mkdir_p(sd, 0700) < 0)
+		die_errno(1, "state dir %s", sd);
+	/* One silod per state dir. */
+	char lockp[4096];
+	snprintf(lockp, sizeof lockp, "%s/silod.lock", sd);
+	int lockfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lockfd < 0)
+		die_errno(1, "open %s", lockp);
+	if (flock(lockfd, LOCK_EX | LOCK_NB) < 0)
+		die(1, "another silod is using the state dir %s (%s is locked)", sd, lockp);
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);   /* every thread inherits the mask */
+	signal(SIGPIPE, SIG_IGN);
+
+	silo_error err;
+	manager *m;
+	mc.state_dir = sd;
+	if (manager_open(&mc, &m, &err) < 0) {
+		char buf[SILO_ERROR_MSG_MAX + 64];
+		die(1, "%s", silo_error_str(&err, buf, sizeof buf));
+	}
+	api_server *api;
+	if (api_start(m, &ac, &api, &err) < 0) {
+		char buf[SILO_ERROR_MSG_MAX + 64];
+		manager_close(m, false);
+		die(1, "%s", silo_error_str(&err, buf, sizeof buf));
+	}
+	if (token) {
+		memset(token, 0, strlen(token));
+		free(token);
+	}
+	fprintf(stderr, "silod %s: listening on %s%s%s\n", silo_version(), ac.socket_path, ac.listen ? " and " : "",
+		ac.listen ? ac.listen : "");
+	int sig = 0;
+	sigwait(&set, &sig);
+	fprintf(stderr, "silod: signal %d, shutting down\n", sig);
+	api_stop(api);
+	manager_close(m, terminate);
+	close(lockfd);
+	return 0;
+}

@@ -1,0 +1,1350 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * The manager (see manager.h). Locking:
+ *   m->lock     the table of live sandboxes (entries, counts, allocation); never
+ *               held across provider calls, registry writes or event delivery;
+ *   e->lock     one per sandbox: its operation count, running exec tasks,
+ *               deleting flag and last recorded state; e->idle is signalled
+ *               when the last operation ends, so delete can wait for it;
+ *   m->ev_lock  the subscriber list (events are delivered under it, in order).
+ * An entry stays allocated while m->lock says it is referenced (e->refs).
+ */
+#include "core/manager.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "common/util.h"
+#include "registry/registry.h"
+
+#define DEFAULT_MAX 64
+#define DEFAULT_GRACE_MS 3000
+#define MAX_TASKS 256
+
+typedef struct mentry {
+	struct mentry *next;
+	manager *m;
+	char id[SILO_ID_MAX];
+	char name[SPEC_NAME_MAX + 1];
+	char provider[32];
+	vm_spec spec;
+	uint64_t created_ms;
+	sandbox *sb;                  /* NULL while provisioning */
+	int refs;                     /* under m->lock */
+
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	int ops;                      /* operations in flight */
+	bool deleting;
+	bool unhealthy_reported;
+	char state[16];               /* last state recorded in the registry */
+	uint32_t tasks[MAX_TASKS];
+	size_t ntasks;
+} mentry;
+
+typedef struct subscriber {
+	struct subscriber *next;
+	int id;
+	mgr_event_cb cb;
+	void *ud;
+} subscriber;
+
+struct manager {
+	manager_config cfg;
+	char *state_dir;
+	char *fallback;
+	registry *reg;
+	audit_log *audit;
+	metrics *met;
+	host_capacity cap;
+
+	provider_info *providers;
+	size_t nproviders;
+
+	pthread_mutex_t lock;
+	mentry *entries;
+	size_t count;
+	uint64_t alloc_vcpus, alloc_mb;
+
+	pthread_mutex_t ev_lock;
+	subscriber *subs;
+	int next_sub;
+	uint64_t ev_seq;
+
+	pthread_t monitor;
+	bool monitor_running;
+	pthread_mutex_t mon_lock;
+	pthread_cond_t mon_cond;
+	bool stopping;
+	uint64_t started_ms;
+};
+
+struct mgr_exec {
+	manager *m;
+	mentry *e;
+	uint32_t task;
+	bool waited;
+	uint64_t start_ns;
+	char actor[64];
+	char cmd[256];
+};
+
+static const char *const event_names[MGR_EV__COUNT] = {
+	[MGR_EV_READY] = "ready",
+	[MGR_EV_SPAWNED] = "spawned",
+	[MGR_EV_TERMINATED] = "terminated",
+	[MGR_EV_STATE_CHANGE] = "state-change",
+	[MGR_EV_HEALTH_WARNING] = "health-warning",
+	[MGR_EV_SECURITY_VIOLATION] = "security-violation",
+	[MGR_EV_ERROR] = "error",
+};
+
+const char *mgr_event_name(mgr_event_type t)
+{
+	return (unsigned)t < MGR_EV__COUNT ? event_names[t] : "unknown";
+}
+
+json_t *mgr_event_json(const mgr_event *ev)
+{
+	char ts[40];
+	format_time_ms(ev->ts_ms, ts, sizeof ts);
+	json_t *o = json_pack("{s:I,s:s,s:s}", "seq", (json_int_t)ev->seq, "type", mgr_event_name(ev->type),
+			      "time", ts);
+	if (ev->sandbox_id[0])
+		json_object_set_new(o, "sandbox_id", json_string(ev->sandbox_id));
+	if (ev->prev_state[0] || ev->type == MGR_EV_STATE_CHANGE)
+		json_object_set_new(o, "previous_state", json_string(ev->prev_state));
+	if (ev->state[0])
+		json_object_set_new(o, "state", json_string(ev->state));
+	if (ev->code[0])
+		json_object_set_new(o, "code", json_string(ev->code));
+	if (ev->reason[0])
+		json_object_set_new(o, "reason", json_string(ev->reason));
+	return o;
+}
+
+/* ---- events ---- */
+
+static void emit(manager *m, mgr_event_type type, const char *id, const char *prev, const char *state,
+		 const char *code, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+static void emit(manager *m, mgr_event_type type, const char *id, const char *prev, const char *state,
+		 const char *code, const char *fmt, ...)
+{
+	mgr_event ev = {.type = type, .ts_ms = now_realtime_ms()};
+	snprintf(ev.sandbox_id, sizeof ev.sandbox_id, "%s", id ? id : "");
+	snprintf(ev.prev_state, sizeof ev.prev_state, "%s", prev ? prev : "");
+	snprintf(ev.state, sizeof ev.state, "%s", state ? state : "");
+	snprintf(ev.code, sizeof ev.code, "%s", code ? code : "");
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(ev.reason, sizeof ev.reason, fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_lock(&m->ev_lock);
+	ev.seq = ++m->ev_seq;
+	for (subscriber *s = m->subs; s; s = s->next)
+		s->cb(s->ud, &ev);
+	pthread_mutex_unlock(&m->ev_lock);
+	log_debug("event %s %s %s", mgr_event_name(type), ev.sandbox_id, ev.reason);
+}
+
+int manager_subscribe(manager *m, mgr_event_cb cb, void *ud)
+{
+	subscriber *s = xcalloc(1, sizeof *s);
+	s->cb = cb;
+	s->ud = ud;
+	pthread_mutex_lock(&m->ev_lock);
+	s->id = ++m->next_sub;
+	s->next = m->subs;
+	m->subs = s;
+	pthread_mutex_unlock(&m->ev_lock);
+	return s->id;
+}
+
+void manager_unsubscribe(manager *m, int sub_id)
+{
+	pthread_mutex_lock(&m->ev_lock);
+	for (subscriber **pp = &m->subs; *pp; pp = &(*pp)->next) {
+		if ((*pp)->id == sub_id) {
+			subscriber *s = *pp;
+			*pp = s->next;
+			free(s);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&m->ev_lock);
+}
+
+void manager_audit(manager *m, const char *actor, const char *sandbox_id, const char *event,
+		   uint64_t duration_ms, json_t *details)
+{
+	silo_error e;
+	if (audit_append(m->audit, actor ? actor : "silod", sandbox_id, event, duration_ms, details, &e) < 0)
+		log_error("audit: %s", e.message);
+}
+
+void manager_note_error(manager *m, const silo_error *err)
+{
+	unsigned n = metrics_record_error(m->met, err->code);
+	if (err->code == SILO_ERR_SECURITY_VIOLATION)
+		emit(m, MGR_EV_SECURITY_VIOLATION, err->vm_id, NULL, NULL, silo_code_name(err->code), "%s",
+		     err->message);
+	if (n)
+		emit(m, MGR_EV_HEALTH_WARNING, NULL, NULL, NULL, silo_code_name(err->code),
+		     "more than %u errors within %u ms (latest: %s: %s)", m->cfg.error_threshold,
+		     m->cfg.error_window_ms, silo_code_name(err->code), err->message);
+}
+
+/* ---- table ---- */
+
+static mentry *find_locked(manager *m, const char *id)
+{
+	for (mentry *e = m->entries; e; e = e->next)
+		if (!strcmp(e->id, id))
+			return e;
+	/* A unique name of a live sandbox also resolves. */
+	mentry *hit = NULL;
+	for (mentry *e = m->entries; e; e = e->next) {
+		if (!strcmp(e->name, id)) {
+			if (hit)
+				return NULL;
+			hit = e;
+		}
+	}
+	return hit;
+}
+
+static void entry_free(mentry *e)
+{
+	spec_free(&e->spec);
+	pthread_mutex_destroy(&e->lock);
+	pthread_cond_destroy(&e->idle);
+	free(e);
+}
+
+static void unref(manager *m, mentry *e)
+{
+	pthread_mutex_lock(&m->lock);
+	bool last = --e->refs == 0;
+	pthread_mutex_unlock(&m->lock);
+	if (last)
+		entry_free(e);
+}
+
+/* Remove from the table (once) and drop the table's reference. */
+static void unlink_entry(manager *m, mentry *e)
+{
+	bool found = false;
+	pthread_mutex_lock(&m->lock);
+	for (mentry **pp = &m->entries; *pp; pp = &(*pp)->next) {
+		if (*pp == e) {
+			*pp = e->next;
+			found = true;
+			m->count--;
+			m->alloc_vcpus -= e->spec.vcpus;
+			m->alloc_mb -= e->spec.memory_mb;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (found)
+		unref(m, e);
+}
+
+/* Look up a live sandbox, taking a reference. */
+static mentry *get_entry(manager *m, const char *id, silo_error *err)
+{
+	pthread_mutex_lock(&m->lock);
+	mentry *e = find_locked(m, id);
+	if (e)
+		e->refs++;
+	pthread_mutex_unlock(&m->lock);
+	if (!e)
+		silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, id, "no live sandbox with id or name '%s'", id);
+	return e;
+}
+
+int manager_resolve(manager *m, const char *id_or_name, char out[SILO_ID_MAX], silo_error *err)
+{
+	mentry *e = get_entry(m, id_or_name, err);
+	if (!e)
+		return -1;
+	snprintf(out, SILO_ID_MAX, "%s", e->id);
+	unref(m, e);
+	return 0;
+}
+
+/* ---- state recording ---- */
+
+static bool is_violation(const char *reason)
+{
+	return reason && (strstr(reason, "PROTOCOL") || strstr(reason, "SECURITY_VIOLATION") ||
+			  strstr(reason, "violation"));
+}
+
+/* Record new_state for e (idempotent): registry row + history, events. */
+static void record_state(mentry *e, const char *new_state, const char *reason)
+{
+	manager *m = e->m;
+	char old[16];
+	pthread_mutex_lock(&e->lock);
+	if (!strcmp(e->state, new_state)) {
+		pthread_mutex_unlock(&e->lock);
+		return;
+	}
+	snprintf(old, sizeof old, "%s", e->state);
+	snprintf(e->state, sizeof e->state, "%s", new_state);
+	pthread_mutex_unlock(&e->lock);
+
+	silo_error err;
+	if (registry_set_state(m->reg, e->id, old, new_state, reason, &err) < 0)
+		log_error("registry: %s", err.message);
+	emit(m, MGR_EV_STATE_CHANGE, e->id, old, new_state, NULL, "%s", reason ? reason : "");
+	if (!strcmp(new_state, "running") && !strcmp(old, "provisioning"))
+		emit(m, MGR_EV_READY, e->id, NULL, new_state, NULL, "agent ready");
+	else if (!strcmp(new_state, "terminated"))
+		emit(m, MGR_EV_TERMINATED, e->id, old, new_state, NULL, "%s", reason ? reason : "");
+	else if (!strcmp(new_state, "error")) {
+		if (is_violation(reason)) {
+			metrics_inc(m->met, M_SECURITY_VIOLATIONS_TOTAL, 1);
+			emit(m, MGR_EV_SECURITY_VIOLATION, e->id, old, new_state, "SECURITY_VIOLATION", "%s",
+			     reason ? reason : "");
+		}
+		emit(m, MGR_EV_ERROR, e->id, old, new_state, NULL, "%s", reason ? reason : "");
+	}
+}
+
+static void on_state_cb(void *ud, sandbox *sb, sb_state old, sb_state new_state, const char *reason)
+{
+	(void)sb;
+	(void)old;
+	record_state((mentry *)ud, sb_state_name(new_state), reason);
+}
+
+/* ---- open / providers / recovery ---- */
+
+static void probe_providers(manager *m)
+{
+	const provider_ops *const *all = provider_all();
+	size_t n = 0;
+	while (all && all[n])
+		n++;
+	m->providers = xcalloc(n ? n : 1, sizeof *m->providers);
+	for (size_t i = 0; i < n; i++) {
+		provider_info *pi = &m->providers[i];
+		pi->name = all[i]->name;
+		all[i]->probe(pi);
+		pi->name = all[i]->name;
+		log_info("provider %s: %s %s%s%s", pi->name, pi->available ? "available" : "unavailable",
+			 pi->version, pi->available ? "" : ": ", pi->available ? "" : pi->reason);
+	}
+	m->nproviders = n;
+}
+
+json_t *manager_providers_json(manager *m)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < m->nproviders; i++) {
+		provider_info *pi = &m->providers[i];
+		json_t *o = json_pack("{s:s,s:s,s:s,s:b}", "name", pi->name, "version", pi->version, "accel",
+				      pi->accel, "available", pi->available);
+		if (!pi->available)
+			json_object_set_new(o, "reason", json_string(pi->reason));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+static mentry *entry_new(manager *m, const char *id, const vm_spec *spec)
+{
+	mentry *e = xcalloc(1, sizeof *e);
+	e->m = m;
+	snprintf(e->id, sizeof e->id, "%s", id);
+	snprintf(e->name, sizeof e->name, "%s", spec->name);
+	spec_copy(&e->spec, spec);
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_cond_init(&e->idle, NULL);
+	e->refs = 1;   /* the table's */
+	e->created_ms = now_realtime_ms();
+	return e;
+}
+
+static void insert_locked(manager *m, mentry *e)
+{
+	e->next = m->entries;
+	m->entries = e;
+	m->count++;
+	m->alloc_vcpus += e->spec.vcpus;
+	m->alloc_mb += e->spec.memory_mb;
+}
+
+/* Remove what a dead sandbox left on the host: its rundir (only below our
+ * runtime dir) and, through the provider, any residue it reports. */
+static void clean_dead(manager *m, const reg_sandbox *r)
+{
+	char expect[PATH_MAX];
+	snprintf(expect, sizeof expect, "%s/sandboxes/%s", silo_runtime_dir(), r->id);
+	if (r->rundir[0] && !strcmp(r->rundir, expect) && path_exists(r->rundir)) {
+		if (rm_rf(r->rundir) < 0)
+			log_warn("recover %s: cannot remove %s: %s", r->id, r->rundir, strerror(errno));
+	} else if (path_exists(expect)) {
+		rm_rf(expect);
+	}
+}
+
+static void recover(manager *m)
+{
+	reg_sandbox *v = NULL;
+	size_t n = 0;
+	silo_error err;
+	reg_filter f = {.live_only = true};
+	if (registry_list(m->reg, &f, &v, &n, &err) < 0) {
+		log_error("recover: %s", err.message);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		reg_sandbox *r = &v[i];
+		vm_spec spec = {0};
+		silo_error e2 = {0};
+		sandbox *sb = NULL;
+		int rc = -1;
+		if (!r->spec_toml || spec_parse(r->spec_toml, strlen(r->spec_toml), &spec, &e2) < 0) {
+			if (!r->spec_toml)
+				silo_fail(&e2, SILO_ERR_INTERNAL, 0, "no spec recorded");
+		} else if (!strcmp(r->state, "provisioning")) {
+			silo_fail(&e2, SILO_ERR_BOOT_TIMEOUT, 0, "silod stopped while the sandbox was provisioning");
+		} else if (r->pid <= 0) {
+			silo_fail(&e2, SILO_ERR_INTERNAL, 0, "no process recorded");
+		} else {
+			rc = sandbox_reattach(r->id, &spec, r->provider, (pid_t)r->pid, &sb, &e2);
+		}
+		if (rc == 0) {
+			mentry *e = entry_new(m, r->id, &spec);
+			snprintf(e->provider, sizeof e->provider, "%s", r->provider);
+			snprintf(e->state, sizeof e->state, "%s", r->state);
+			e->created_ms = r->created_ms;
+			pthread_mutex_lock(&sb->lock);
+			sb->on_state = on_state_cb;
+			sb->on_state_ud = e;
+			pthread_mutex_unlock(&sb->lock);
+			e->sb = sb;
+			pthread_mutex_lock(&m->lock);
+			insert_locked(m, e);
+			pthread_mutex_unlock(&m->lock);
+			if (strcmp(r->state, "running") != 0)
+				record_state(e, sb_state_name(sandbox_get_state(sb)), "reattached after restart");
+			manager_audit(m, "silod", r->id, "reattached", 0, NULL);
+			log_info("recover %s: reattached (pid %" PRId64 ")", r->id, r->pid);
+		} else {
+			char reason[600];
+			snprintf(reason, sizeof reason, "lost across silod restart: %s: %s",
+				 silo_code_name(e2.code), e2.message);
+			if (registry_set_state(m->reg, r->id, r->state, "error", reason, &err) < 0)
+				log_error("recover %s: %s", r->id, err.message);
+			clean_dead(m, r);
+			emit(m, MGR_EV_ERROR, r->id, r->state, "error", silo_code_name(e2.code), "%s", reason);
+			manager_audit(m, "silod", r->id, "lost", 0, NULL);
+			log_warn("recover %s: %s", r->id, reason);
+		}
+		spec_free(&spec);
+	}
+	reg_sandboxes_free(v, n);
+}
+
+static void *monitor_main(void *arg);
+
+int manager_open(const manager_config *cfg, manager **out, silo_error *err)
+{
+	manager *m = xcalloc(1, sizeof *m);
+	m->cfg = *cfg;
+	m->state_dir = xstrdup(cfg->state_dir ? cfg->state_dir : silo_state_dir());
+	m->fallback = cfg->fallback ? xstrdup(cfg->fallback) : NULL;
+	m->cfg.state_dir = m->state_dir;
+	m->cfg.fallback = m->fallback;
+	if (!m->cfg.max_sandboxes)
+		m->cfg.max_sandboxes = DEFAULT_MAX;
+	if (!m->cfg.grace_ms)
+		m->cfg.grace_ms = DEFAULT_GRACE_MS;
+	if (!m->cfg.error_window_ms)
+		m->cfg.error_window_ms = 60000;
+	if (!m->cfg.monitor_interval_ms)
+		m->cfg.monitor_interval_ms = 500;
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_mutex_init(&m->ev_lock, NULL);
+	pthread_mutex_init(&m->mon_lock, NULL);
+	pthread_cond_init(&m->mon_cond, NULL);
+	m->started_ms = now_realtime_ms();
+	m->met = metrics_new(m->cfg.error_threshold, m->cfg.error_window_ms);
+
+	if (mkdir_p(m->state_dir, 0700) < 0) {
+		silo_fail(err, SILO_ERR_IO_ERROR, errno, "state dir %s: %s", m->state_dir, strerror(errno));
+		goto fail;
+	}
+	if (host_capacity_read(&m->cap, err) < 0)
+		goto fail;
+	if (cfg->capacity_vcpus)
+		m->cap.cpus = cfg->capacity_vcpus;
+	if (cfg->capacity_memory_mb)
+		m->cap.memory_mb = cfg->capacity_memory_mb;
+
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/registry.db", m->state_dir);
+	if (registry_open(path, &m->reg, err) < 0)
+		goto fail;
+	snprintf(path, sizeof path, "%s/audit.jsonl", m->state_dir);
+	if (audit_open(path, &m->audit, err) < 0)
+		goto fail;
+	probe_providers(m);
+	manager_audit(m, "silod", NULL, "manager-start", 0, NULL);
+	if (cfg->recover)
+		recover(m);
+	if (pthread_create(&m->monitor, NULL, monitor_main, m) != 0) {
+		silo_fail(err, SILO_ERR_INTERNAL, errno, "cannot start the monitor thread");
+		goto fail;
+	}
+	m->monitor_running = true;
+	*out = m;
+	return 0;
+fail:
+	manager_close(m, false);
+	return -1;
+}
+
+/* ---- create / delete ---- */
+
+static void unique_id(manager *m, char id[SILO_ID_MAX])
+{
+	for (;;) {
+		random_id("sb-", id, SILO_ID_MAX);
+		reg_sandbox r;
+		silo_error e;
+		bool taken;
+		pthread_mutex_lock(&m->lock);
+		taken = find_locked(m, id) != NULL;
+		pthread_mutex_unlock(&m->lock);
+		if (!taken && registry_get(m->reg, id, &r, &e) == 0) {
+			reg_sandbox_clear(&r);
+			taken = true;
+		}
+		if (!taken)
+			return;
+	}
+}
+
+static char *metadata_json_text(const vm_spec *spec)
+{
+	json_t *o = json_object();
+	for (size_t i = 0; i < spec->n_metadata; i++)
+		json_object_set_new(o, spec->metadata[i].key, json_string(spec->metadata[i].value));
+	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return s;
+}
+
+int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
+		   char id_out[SILO_ID_MAX], silo_error *err)
+{
+	static const mgr_create_opts none = {0};
+	if (!opts)
+		opts = &none;
+	uint64_t t0 = now_mono_ns();
+	char id[SILO_ID_MAX] = "";
+	char *toml = NULL, *meta = NULL;
+	id_out[0] = '\0';
+	if (spec_validate(spec, err) < 0)
+		goto fail_early;
+	if (opts->id) {
+		snprintf(id, sizeof id, "%s", opts->id);
+		reg_sandbox r;
+		silo_error e2;
+		if (registry_get(m->reg, id, &r, &e2) == 0) {
+			reg_sandbox_clear(&r);
+			silo_fail_vm(err, SILO_ERR_CONFLICT, 0, id, "sandbox id %s is already used", id);
+			goto fail_early;
+		}
+	} else {
+		unique_id(m, id);
+	}
+
+	/* Admission: count and capacity under the table lock, reserving both. */
+	mentry *e = entry_new(m, id, spec);
+	snprintf(e->state, sizeof e->state, "provisioning");
+	pthread_mutex_lock(&m->lock);
+	if (m->count >= m->cfg.max_sandboxes) {
+		pthread_mutex_unlock(&m->lock);
+		entry_free(e);
+		silo_fail(err, SILO_ERR_MAX_VMS_EXCEEDED, 0,
+			  "%zu sandboxes are running, the configured maximum is %u", m->count,
+			  m->cfg.max_sandboxes);
+		goto fail_early;
+	}
+	if (find_locked(m, id)) {
+		pthread_mutex_unlock(&m->lock);
+		entry_free(e);
+		silo_fail_vm(err, SILO_ERR_CONFLICT, 0, id, "sandbox id %s is already used", id);
+		goto fail_early;
+	}
+	if (spec_check_capacity(spec, &m->cap, (uint32_t)m->alloc_vcpus, m->alloc_mb, err) < 0) {
+		pthread_mutex_unlock(&m->lock);
+		entry_free(e);
+		goto fail_early;
+	}
+	e->deleting = true;   /* not usable until ready */
+	insert_locked(m, e);
+	e->refs++;            /* ours, for the duration of create */
+	pthread_mutex_unlock(&m->lock);
+	snprintf(id_out, SILO_ID_MAX, "%s", id);
+
+	toml = spec_format(spec);
+	meta = metadata_json_text(spec);
+	reg_sandbox row = {0};
+	snprintf(row.id, sizeof row.id, "%s", id);
+	snprintf(row.name, sizeof row.name, "%s", spec->name);
+	snprintf(row.provider, sizeof row.provider, "%s", spec->provider ? spec->provider : "");
+	snprintf(row.state, sizeof row.state, "provisioning");
+	row.vcpus = spec->vcpus;
+	row.memory_mb = spec->memory_mb;
+	row.spec_toml = toml;
+	row.metadata_json = meta;
+	row.created_ms = e->created_ms;
+	int64_t dep = 0;
+	char hash[65] = "";
+	if (toml)
+		registry_sha256_hex(toml, strlen(toml), hash);
+	if (registry_insert(m->reg, &row, err) < 0 ||
+	    registry_deploy_begin(m->reg, id, hash, opts->actor, &dep, err) < 0) {
+		silo_error_prefix(err, "create %s", id);
+		unlink_entry(m, e);
+		unref(m, e);
+		goto fail_early;
+	}
+	emit(m, MGR_EV_STATE_CHANGE, id, "", "provisioning", NULL, "created by %s",
+	     opts->actor ? opts->actor : "silod");
+
+	sandbox_opts so = {
+		.id = id,
+		.fallback = m->cfg.fallback,
+		.boot_timeout_ms = m->cfg.boot_timeout_ms,
+		.on_state = on_state_cb,
+		.on_state_ud = e,
+	};
+	sandbox *sb = NULL;
+	if (sandbox_create(spec, &so, &sb, err) < 0) {
+		silo_error_set_vm(err, id);
+		char reason[700];
+		snprintf(reason, sizeof reason, "%s: %s", silo_code_name(err->code), err->message);
+		record_state(e, "error", reason);
+		uint64_t ms = (now_mono_ns() - t0) / 1000000;
+		silo_error e2;
+		registry_deploy_end(m->reg, dep, spec->provider, "failed", reason, ms, &e2);
+		metrics_inc(m->met, M_SPAWN_FAILURES_TOTAL, 1);
+		json_t *d = json_pack("{s:s,s:s}", "code", silo_code_name(err->code), "message", err->message);
+		manager_audit(m, opts->actor, id, "create-failed", ms, d);
+		json_decref(d);
+		unlink_entry(m, e);
+		unref(m, e);
+		free(toml);
+		free(meta);
+		return -1;   /* counted by the caller through manager_note_error */
+	}
+	uint64_t ms = (now_mono_ns() - t0) / 1000000;
+	snprintf(e->provider, sizeof e->provider, "%s", sb->ops ? sb->ops->name : "");
+	silo_error e2;
+	if (registry_set_runtime(m->reg, id, e->provider, sb->pid, sb->rundir, &e2) < 0)
+		log_error("registry: %s", e2.message);
+	registry_deploy_end(m->reg, dep, e->provider, "ok", NULL, ms, &e2);
+	metrics_inc(m->met, M_SPAWNS_TOTAL, 1);
+	emit(m, MGR_EV_SPAWNED, id, NULL, NULL, NULL, "provider %s, pid %d, %" PRIu64 " ms", e->provider,
+	     (int)sb->pid, ms);
+	pthread_mutex_lock(&e->lock);
+	e->sb = sb;
+	e->deleting = false;
+	pthread_mutex_unlock(&e->lock);
+	/* The sandbox reports running through the callback; make sure it is recorded. */
+	record_state(e, sb_state_name(sandbox_get_state(sb)), "agent ready");
+	json_t *d = json_pack("{s:s,s:s,s:i,s:i,s:I}", "name", spec->name, "provider", e->provider, "vcpus",
+			      (int)spec->vcpus, "memory_mb", (int)spec->memory_mb, "pid", (json_int_t)sb->pid);
+	manager_audit(m, opts->actor, id, "spawned", ms, d);
+	json_decref(d);
+	unref(m, e);
+	free(toml);
+	free(meta);
+	return 0;
+fail_early:
+	free(toml);
+	free(meta);
+	/* Admission failures concern no sandbox: name one only once it existed. */
+	silo_error_set_vm(err, id_out[0] ? id_out : NULL);
+	return -1;
+}
+
+/* Stop everything running in e and wait until no operation is in flight. */
+static void quiesce(mentry *e)
+{
+	pthread_mutex_lock(&e->lock);
+	sandbox *sb = e->sb;
+	uint32_t tasks[MAX_TASKS];
+	size_t n = e->ntasks;
+	memcpy(tasks, e->tasks, n * sizeof *tasks);
+	pthread_mutex_unlock(&e->lock);
+	for (size_t i = 0; i < n && sb && sb->ch; i++) {
+		silo_error err;
+		chan_exec_signal(sb->ch, tasks[i], SIGKILL, &err);
+	}
+	pthread_mutex_lock(&e->lock);
+	while (e->ops > 0)
+		pthread_cond_wait(&e->idle, &e->lock);
+	pthread_mutex_unlock(&e->lock);
+}
+
+static int destroy_entry(manager *m, mentry *e, const char *actor, int grace_ms, const char *why,
+			 bool keep_state, silo_error *err)
+{
+	uint64_t t0 = now_mono_ns();
+	quiesce(e);
+	sandbox *sb = e->sb;
+	if (keep_state) {
+		/* Keep the recorded error state: detach our callback first. */
+		pthread_mutex_lock(&sb->lock);
+		sb->on_state = NULL;
+		sb->on_state_ud = NULL;
+		pthread_mutex_unlock(&sb->lock);
+	}
+	cleanup_report rep = {0};
+	int rc = sandbox_destroy(sb, grace_ms, &rep, err);
+	pthread_mutex_lock(&e->lock);
+	e->sb = NULL;
+	pthread_mutex_unlock(&e->lock);
+	uint64_t ms = (now_mono_ns() - t0) / 1000000;
+	if (!keep_state)
+		record_state(e, "terminated", why);
+	metrics_inc(m->met, M_TERMINATIONS_TOTAL, 1);
+	json_t *res = json_array();
+	for (char **p = rep.residual_paths; p && *p; p++)
+		json_array_append_new(res, json_string(*p));
+	json_t *d = json_pack("{s:s,s:b,s:o}", "reason", why, "host_clean", rep.host_clean || !rep.residual_paths,
+			      "residue", res);
+	manager_audit(m, actor, e->id, "terminated", ms, d);
+	json_decref(d);
+	if (rc == 0 && rep.residual_paths) {
+		size_t off = 0;
+		char list[800] = "";
+		for (char **p = rep.residual_paths; *p && off < sizeof list - 1; p++)
+			off += (size_t)snprintf(list + off, sizeof list - off, "%s%s", off ? ", " : "", *p);
+		silo_fail_vm(err, SILO_ERR_CLEANUP_FAILED, 0, e->id, "terminate left behind: %s", list);
+		rc = -1;
+	}
+	cleanup_report_free(&rep);
+	unlink_entry(m, e);
+	return rc;
+}
+
+int manager_delete(manager *m, const char *id, const char *actor, int grace_ms, silo_error *err)
+{
+	mentry *e = get_entry(m, id, err);
+	if (!e)
+		return -1;
+	pthread_mutex_lock(&e->lock);
+	if (e->deleting || !e->sb) {
+		bool prov = !e->sb;
+		pthread_mutex_unlock(&e->lock);
+		unref(m, e);
+		return silo_fail_vm(err, SILO_ERR_CONFLICT, 0, id, "sandbox is %s",
+				    prov ? "still provisioning" : "already being deleted");
+	}
+	e->deleting = true;
+	pthread_mutex_unlock(&e->lock);
+	int rc = destroy_entry(m, e, actor, grace_ms >= 0 ? grace_ms : m->cfg.grace_ms, "deleted", false, err);
+	unref(m, e);
+	return rc;
+}
+
+/* ---- operations ---- */
+
+/* Begin an operation on a live, ready sandbox: takes a ref and an op slot. */
+static mentry *op_begin(manager *m, const char *id, silo_error *err)
+{
+	mentry *e = get_entry(m, id, err);
+	if (!e)
+		return NULL;
+	pthread_mutex_lock(&e->lock);
+	if (e->deleting || !e->sb || !e->sb->ch) {
+		const char *why = !e->sb ? "still provisioning" : e->deleting ? "being deleted" : "not connected";
+		pthread_mutex_unlock(&e->lock);
+		silo_fail_vm(err, SILO_ERR_CONFLICT, 0, e->id, "sandbox is %s", why);
+		unref(m, e);
+		return NULL;
+	}
+	if (strcmp(e->state, "running") != 0) {
+		char st[16];
+		snprintf(st, sizeof st, "%s", e->state);
+		pthread_mutex_unlock(&e->lock);
+		silo_fail_vm(err, SILO_ERR_CONFLICT, 0, e->id, "sandbox is %s, not running", st);
+		unref(m, e);
+		return NULL;
+	}
+	e->ops++;
+	pthread_mutex_unlock(&e->lock);
+	return e;
+}
+
+static void op_end(manager *m, mentry *e)
+{
+	pthread_mutex_lock(&e->lock);
+	if (--e->ops == 0)
+		pthread_cond_broadcast(&e->idle);
+	pthread_mutex_unlock(&e->lock);
+	unref(m, e);
+}
+
+static void task_add(mentry *e, uint32_t task)
+{
+	pthread_mutex_lock(&e->lock);
+	if (e->ntasks < MAX_TASKS)
+		e->tasks[e->ntasks++] = task;
+	pthread_mutex_unlock(&e->lock);
+}
+
+static void task_del(mentry *e, uint32_t task)
+{
+	pthread_mutex_lock(&e->lock);
+	for (size_t i = 0; i < e->ntasks; i++) {
+		if (e->tasks[i] == task) {
+			e->tasks[i] = e->tasks[--e->ntasks];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
+int manager_exec_start(manager *m, const char *id, const exec_req *req, chan_output_cb cb, void *ud,
+		       const char *actor, mgr_exec **out, silo_error *err)
+{
+	mentry *e = op_begin(m, id, err);
+	if (!e)
+		return -1;
+	pthread_mutex_lock(&e->lock);
+	bool full = e->ntasks >= MAX_TASKS;
+	pthread_mutex_unlock(&e->lock);
+	if (full) {
+		op_end(m, e);
+		return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, 0, id,
+				    "too many concurrent execs in this sandbox (max %d)", MAX_TASKS);
+	}
+	uint32_t task;
+	if (chan_exec_start(e->sb->ch, req, cb, ud, &task, err) < 0) {
+		silo_error_set_vm(err, e->id);
+		op_end(m, e);
+		return -1;
+	}
+	task_add(e, task);
+	mgr_exec *x = xcalloc(1, sizeof *x);
+	x->m = m;
+	x->e = e;
+	x->task = task;
+	x->start_ns = now_mono_ns();
+	snprintf(x->actor, sizeof x->actor, "%s", actor ? actor : "silod");
+	size_t off = 0;
+	for (char *const *a = req->argv; a && *a && off < sizeof x->cmd - 1; a++)
+		off += (size_t)snprintf(x->cmd + off, sizeof x->cmd - off, "%s%s", off ? " " : "", *a);
+	*out = x;
+	return 0;
+}
+
+int manager_exec_wait(mgr_exec *x, int timeout_ms, exec_result *res, silo_error *err)
+{
+	int rc = chan_exec_wait(x->e->sb->ch, x->task, timeout_ms, res, err);
+	if (rc < 0 && err && err->code == SILO_ERR_TIMEOUT)
+		return -1;   /* still running: the caller may wait again or free */
+	x->waited = true;
+	task_del(x->e, x->task);
+	uint64_t ms = (now_mono_ns() - x->start_ns) / 1000000;
+	json_t *d = rc == 0 ? json_pack("{s:s,s:i,s:i,s:b}", "command", x->cmd, "exit_code", res->exit_code,
+					"signal", res->signal, "timed_out", res->timed_out)
+			    : json_pack("{s:s,s:s}", "command", x->cmd, "error", err ? err->message : "");
+	manager_audit(x->m, x->actor, x->e->id, "exec", ms, d);
+	json_decref(d);
+	if (rc < 0)
+		silo_error_set_vm(err, x->e->id);
+	return rc;
+}
+
+int manager_exec_signal(mgr_exec *x, int sig, silo_error *err)
+{
+	return chan_exec_signal(x->e->sb->ch, x->task, sig, err);
+}
+
+void manager_exec_free(mgr_exec *x)
+{
+	if (!x)
+		return;
+	if (!x->waited) {
+		silo_error err;
+		exec_result res;
+		chan_exec_signal(x->e->sb->ch, x->task, SIGKILL, &err);
+		chan_exec_wait(x->e->sb->ch, x->task, 5000, &res, &err);
+		task_del(x->e, x->task);
+		json_t *d = json_pack("{s:s,s:s}", "command", x->cmd, "error", "client went away; killed");
+		manager_audit(x->m, x->actor, x->e->id, "exec",
+			      (now_mono_ns() - x->start_ns) / 1000000, d);
+		json_decref(d);
+	}
+	op_end(x->m, x->e);
+	free(x);
+}
+
+int manager_file_put(manager *m, const char *id, const char *path, int src_fd, uint32_t mode,
+		     const char *actor, silo_error *err)
+{
+	mentry *e = op_begin(m, id, err);
+	if (!e)
+		return -1;
+	uint64_t t0 = now_mono_ns();
+	int rc = chan_file_write_fd(e->sb->ch, path, src_fd, mode, err);
+	if (rc < 0)
+		silo_error_set_vm(err, e->id);
+	json_t *d = json_pack("{s:s,s:b}", "path", path, "ok", rc == 0);
+	manager_audit(m, actor, e->id, "file-put", (now_mono_ns() - t0) / 1000000, d);
+	json_decref(d);
+	op_end(m, e);
+	return rc;
+}
+
+int manager_file_get(manager *m, const char *id, const char *path, int dst_fd, uint64_t max_bytes,
+		     const char *actor, silo_error *err)
+{
+	mentry *e = op_begin(m, id, err);
+	if (!e)
+		return -1;
+	uint64_t t0 = now_mono_ns();
+	int rc = chan_file_read_fd(e->sb->ch, path, dst_fd, max_bytes, err);
+	if (rc < 0)
+		silo_error_set_vm(err, e->id);
+	json_t *d = json_pack("{s:s,s:b}", "path", path, "ok", rc == 0);
+	manager_audit(m, actor, e->id, "file-get", (now_mono_ns() - t0) / 1000000, d);
+	json_decref(d);
+	op_end(m, e);
+	return rc;
+}
+
+/* ---- views ---- */
+
+static json_t *row_json(const reg_sandbox *r)
+{
+	char created[40], updated[40];
+	format_time_ms(r->created_ms, created, sizeof created);
+	format_time_ms(r->updated_ms, updated, sizeof updated);
+	json_t *meta = json_loads(r->metadata_json ? r->metadata_json : "{}", 0, NULL);
+	if (!json_is_object(meta)) {
+		json_decref(meta);
+		meta = json_object();
+	}
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:I,s:s,s:s,s:o}", "id", r->id, "name", r->name,
+			      "provider", r->provider, "state", r->state, "pid", (json_int_t)r->pid, "vcpus",
+			      (int)r->vcpus, "memory_mb", (json_int_t)r->memory_mb, "created", created, "updated",
+			      updated, "metadata", meta);
+	if (r->reason[0])
+		json_object_set_new(o, "reason", json_string(r->reason));
+	return o;
+}
+
+/* Live details (agent, usage, channel bytes) for a sandbox in the table. */
+static void add_live(manager *m, const char *id, json_t *o)
+{
+	silo_error err;
+	mentry *e = get_entry(m, id, &err);
+	if (!e)
+		return;
+	pthread_mutex_lock(&e->lock);
+	sandbox *sb = e->sb;
+	if (sb && !e->deleting) {
+		e->ops++;
+	} else {
+		sb = NULL;
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (sb) {
+		json_object_set_new(o, "rundir", json_string(sb->rundir));
+		json_object_set_new(o, "agent", json_pack("{s:i,s:s,s:s,s:i}", "protocol",
+							  (int)sb->agent.proto_version, "version",
+							  sb->agent.agent_version, "kernel", sb->agent.kernel,
+							  "pid", (int)sb->agent.pid));
+		uint64_t cpu = 0, mem = 0, tx = 0, rx = 0;
+		metrics_sample_usage(sb->pid, sb->id, &cpu, &mem);
+		bool connected = false;
+		if (sb->ch) {
+			chan_stats(sb->ch, &tx, &rx);
+			connected = chan_is_connected(sb->ch);
+		}
+		json_object_set_new(o, "usage", json_pack("{s:I,s:I,s:I,s:I}", "cpu_ns", (json_int_t)cpu,
+							  "memory_bytes", (json_int_t)mem, "channel_tx_bytes",
+							  (json_int_t)tx, "channel_rx_bytes", (json_int_t)rx));
+		json_object_set_new(o, "connected", json_boolean(connected));
+		json_object_set_new(o, "spawn_ms", json_integer((json_int_t)(sb->spawn_ns / 1000000)));
+		json_object_set_new(o, "ready_ms", json_integer((json_int_t)(sb->ready_ns / 1000000)));
+		pthread_mutex_lock(&e->lock);
+		if (--e->ops == 0)
+			pthread_cond_broadcast(&e->idle);
+		pthread_mutex_unlock(&e->lock);
+	}
+	unref(m, e);
+}
+
+int manager_get_json(manager *m, const char *id, json_t **out, silo_error *err)
+{
+	char rid[SILO_ID_MAX];
+	if (manager_resolve(m, id, rid, err) < 0)
+		snprintf(rid, sizeof rid, "%s", id);   /* not live: maybe a past one */
+	reg_sandbox r;
+	if (registry_get(m->reg, rid, &r, err) < 0)
+		return -1;
+	json_t *o = row_json(&r);
+	if (r.spec_toml)
+		json_object_set_new(o, "spec", json_string(r.spec_toml));
+	reg_sandbox_clear(&r);
+	add_live(m, rid, o);
+	*out = o;
+	return 0;
+}
+
+int manager_list_json(manager *m, const mgr_list_filter *f, json_t **out, silo_error *err)
+{
+	static const mgr_list_filter none = {0};
+	if (!f)
+		f = &none;
+	reg_filter rf = {
+		.state = f->state && strcmp(f->state, "all") != 0 ? f->state : NULL,
+		.live_only = !f->state,
+		.provider = f->provider,
+		.name_prefix = f->name_prefix,
+		.meta_key = f->meta_key,
+		.meta_value = f->meta_value,
+	};
+	if (rf.state && sb_state_from_name(rf.state) < 0)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "state filter: unknown state '%s' (expected provisioning, running, paused, "
+				 "stopping, terminated, error or all)",
+				 rf.state);
+	reg_sandbox *v;
+	size_t n;
+	if (registry_list(m->reg, &rf, &v, &n, err) < 0)
+		return -1;
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = row_json(&v[i]);
+		add_live(m, v[i].id, o);
+		json_array_append_new(a, o);
+	}
+	reg_sandboxes_free(v, n);
+	*out = a;
+	return 0;
+}
+
+static json_t *tail_file(const char *path, size_t tail)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return NULL;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return NULL;
+	}
+	off_t off = st.st_size > (off_t)tail ? st.st_size - (off_t)tail : 0;
+	size_t len = (size_t)(st.st_size - off);
+	char *buf = xmalloc(len + 1);
+	ssize_t got = pread(fd, buf, len, off);
+	close(fd);
+	if (got < 0)
+		got = 0;
+	/* Logs come from the guest: keep them as text, replacing invalid bytes. */
+	for (ssize_t i = 0; i < got; i++)
+		if ((unsigned char)buf[i] >= 0x80 || (buf[i] < 0x20 && buf[i] != '\n' && buf[i] != '\t'))
+			buf[i] = '?';
+	json_t *s = json_stringn(buf, (size_t)got);
+	free(buf);
+	return s;
+}
+
+int manager_logs_json(manager *m, const char *id, size_t tail_bytes, json_t **out, silo_error *err)
+{
+	char rid[SILO_ID_MAX];
+	if (manager_resolve(m, id, rid, err) < 0)
+		snprintf(rid, sizeof rid, "%s", id);
+	reg_sandbox r;
+	if (registry_get(m->reg, rid, &r, err) < 0)
+		return -1;
+	reg_state_row *rows;
+	size_t n;
+	if (registry_states(m->reg, rid, &rows, &n, err) < 0) {
+		reg_sandbox_clear(&r);
+		return -1;
+	}
+	json_t *states = json_array();
+	for (size_t i = 0; i < n; i++) {
+		char ts[40];
+		format_time_ms(rows[i].ts_ms, ts, sizeof ts);
+		json_array_append_new(states, json_pack("{s:s,s:s,s:s,s:s}", "time", ts, "previous_state",
+							rows[i].old_state, "state", rows[i].new_state,
+							"reason", rows[i].reason));
+	}
+	free(rows);
+	json_t *logs = json_object();
+	DIR *d = r.rundir[0] ? opendir(r.rundir) : NULL;
+	if (d) {
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			size_t l = strlen(de->d_name);
+			if (l < 5 || strcmp(de->d_name + l - 4, ".log") != 0)
+				continue;
+			char p[PATH_MAX];
+			snprintf(p, sizeof p, "%s/%s", r.rundir, de->d_name);
+			json_t *s = tail_file(p, tail_bytes ? tail_bytes : 64 * 1024);
+			if (s)
+				json_object_set_new(logs, de->d_name, s);
+		}
+		closedir(d);
+	}
+	*out = json_pack("{s:s,s:s,s:o,s:o}", "id", r.id, "state", r.state, "states", states, "logs", logs);
+	reg_sandbox_clear(&r);
+	return 0;
+}
+
+metrics *manager_metrics(manager *m)
+{
+	return m->met;
+}
+
+char *manager_metrics_text(manager *m)
+{
+	metrics_gauges g = {0};
+	/* Snapshot the live set with references, then sample without the table lock. */
+	pthread_mutex_lock(&m->lock);
+	size_t n = m->count, k = 0;
+	mentry **es = xcalloc(n ? n : 1, sizeof *es);
+	for (mentry *e = m->entries; e && k < n; e = e->next) {
+		e->refs++;
+		es[k++] = e;
+	}
+	g.active = m->count;
+	g.allocated_vcpus = m->alloc_vcpus;
+	g.allocated_memory_mb = m->alloc_mb;
+	g.max_sandboxes = m->cfg.max_sandboxes;
+	pthread_mutex_unlock(&m->lock);
+	metrics_sandbox *ms = xcalloc(k ? k : 1, sizeof *ms);
+	size_t j = 0;
+	for (size_t i = 0; i < k; i++) {
+		mentry *e = es[i];
+		pthread_mutex_lock(&e->lock);
+		sandbox *sb = e->sb && !e->deleting ? e->sb : NULL;
+		if (sb)
+			e->ops++;
+		pthread_mutex_unlock(&e->lock);
+		if (!sb)
+			continue;
+		metrics_sandbox *s = &ms[j++];
+		s->id = e->id;
+		s->provider = e->provider;
+		s->state = e->state;
+		metrics_sample_usage(sb->pid, sb->id, &s->cpu_ns, &s->memory_bytes);
+		if (sb->ch)
+			chan_stats(sb->ch, &s->chan_tx_bytes, &s->chan_rx_bytes);
+		pthread_mutex_lock(&e->lock);
+		if (--e->ops == 0)
+			pthread_cond_broadcast(&e->idle);
+		pthread_mutex_unlock(&e->lock);
+	}
+	char *text = metrics_render(m->met, &g, ms, j);
+	for (size_t i = 0; i < k; i++)
+		unref(m, es[i]);
+	free(ms);
+	free(es);
+	return text;
+}
+
+json_t *manager_health_json(manager *m)
+{
+	pthread_mutex_lock(&m->lock);
+	size_t n = m->count;
+	uint64_t v = m->alloc_vcpus, mb = m->alloc_mb;
+	pthread_mutex_unlock(&m->lock);
+	size_t avail = 0;
+	for (size_t i = 0; i < m->nproviders; i++)
+		avail += m->providers[i].available;
+	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:{s:I,s:I},s:{s:I,s:I},s:I}", "status", avail ? "ok" : "degraded",
+			 "version", silo_version(), "uptime_ms", (json_int_t)(now_realtime_ms() - m->started_ms),
+			 "sandboxes", (json_int_t)n, "max_sandboxes", (json_int_t)m->cfg.max_sandboxes,
+			 "allocated", "vcpus", (json_int_t)v, "memory_mb", (json_int_t)mb, "capacity", "vcpus",
+			 (json_int_t)m->cap.cpus, "memory_mb", (json_int_t)m->cap.memory_mb,
+			 "providers_available", (json_int_t)avail);
+}
+
+/* ---- monitor ---- */
+
+static void monitor_pass(manager *m)
+{
+	pthread_mutex_lock(&m->lock);
+	size_t n = m->count, k = 0;
+	mentry **es = xcalloc(n ? n : 1, sizeof *es);
+	for (mentry *e = m->entries; e && k < n; e = e->next) {
+		e->refs++;
+		es[k++] = e;
+	}
+	pthread_mutex_unlock(&m->lock);
+	uint64_t now = now_realtime_ms();
+	for (size_t i = 0; i < k; i++) {
+		mentry *e = es[i];
+		pthread_mutex_lock(&e->lock);
+		sandbox *sb = e->sb;
+		bool claim = sb && !e->deleting;
+		pthread_mutex_unlock(&e->lock);
+		if (!claim)
+			goto next;
+		bool alive = sb->ops && sb->ops->alive ? sb->ops->alive(sb) : true;
+		bool expired = e->spec.timeout_s && now - e->created_ms > (uint64_t)e->spec.timeout_s * 1000;
+		bool connected = sb->ch && chan_is_connected(sb->ch);
+		if (!alive || expired) {
+			pthread_mutex_lock(&e->lock);
+			bool mine = !e->deleting;
+			e->deleting = true;
+			pthread_mutex_unlock(&e->lock);
+			if (!mine)
+				goto next;
+			silo_error err;
+			if (!alive) {
+				char reason[256];
+				snprintf(reason, sizeof reason, "sandbox process %d exited unexpectedly", (int)sb->pid);
+				record_state(e, "error", reason);
+				silo_error ne;
+				silo_fail_vm(&ne, SILO_ERR_VSOCK_DISCONNECTED, 0, e->id, "%s", reason);
+				manager_note_error(m, &ne);
+				if (destroy_entry(m, e, "silod", 0, reason, true, &err) < 0)
+					log_warn("cleanup of dead %s: %s", e->id, err.message);
+			} else {
+				char reason[128];
+				snprintf(reason, sizeof reason, "lifetime of %u s expired", e->spec.timeout_s);
+				if (destroy_entry(m, e, "silod", m->cfg.grace_ms, reason, false, &err) < 0)
+					log_warn("expire %s: %s", e->id, err.message);
+			}
+		} else if (!connected) {
+			pthread_mutex_lock(&e->lock);
+			bool first = !e->unhealthy_reported;
+			e->unhealthy_reported = true;
+			pthread_mutex_unlock(&e->lock);
+			if (first) {
+				emit(m, MGR_EV_HEALTH_WARNING, e->id, NULL, e->state, "VSOCK_DISCONNECTED",
+				     "the agent channel is disconnected (missed heartbeats)");
+				metrics_inc(m->met, M_HEALTH_WARNINGS_TOTAL, 1);
+			}
+		}
+next:
+		unref(m, e);
+	}
+	free(es);
+}
+
+static void *monitor_main(void *arg)
+{
+	manager *m = arg;
+	pthread_mutex_lock(&m->mon_lock);
+	while (!m->stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)m->cfg.monitor_interval_ms * 1000000ull;
+		ts.tv_sec += (time_t)(ns / 1000000000ull);
+		ts.tv_nsec = (long)(ns % 1000000000ull);
+		pthread_cond_timedwait(&m->mon_cond, &m->mon_lock, &ts);
+		if (m->stopping)
+			break;
+		pthread_mutex_unlock(&m->mon_lock);
+		monitor_pass(m);
+		pthread_mutex_lock(&m->mon_lock);
+	}
+	pthread_mutex_unlock(&m->mon_lock);
+	return NULL;
+}
+
+void manager_close(manager *m, bool terminate_all)
+{
+	if (!m)
+		return;
+	if (m->monitor_running) {
+		pthread_mutex_lock(&m->mon_lock);
+		m->stopping = true;
+		pthread_cond_broadcast(&m->mon_cond);
+		pthread_mutex_unlock(&m->mon_lock);
+		pthread_join(m->monitor, NULL);
+	}
+	/* Drain the table: destroy (terminate_all) or just let go of each sandbox. */
+	for (;;) {
+		pthread_mutex_lock(&m->lock);
+		mentry *e = m->entries;
+		if (e)
+			e->refs++;
+		pthread_mutex_unlock(&m->lock);
+		if (!e)
+			break;
+		pthread_mutex_lock(&e->lock);
+		bool busy = e->deleting;
+		e->deleting = true;
+		pthread_mutex_unlock(&e->lock);
+		if (busy) {
+			/* Someone else is creating/deleting it; wait for them. */
+			unref(m, e);
+			struct timespec ts = {0, 10 * 1000000L};
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		silo_error err;
+		if (terminate_all && e->sb) {
+			if (destroy_entry(m, e, "silod", m->cfg.grace_ms, "manager shutdown", false, &err) < 0)
+				log_warn("shutdown %s: %s", e->id, err.message);
+		} else {
+			quiesce(e);
+			if (e->sb) {
+				/* Leave it running; the registry still lists it for recovery.
+				 * Close our channel without terminating. */
+				sandbox *sb = e->sb;
+				pthread_mutex_lock(&sb->lock);
+				sb->on_state = NULL;
+				pthread_mutex_unlock(&sb->lock);
+				if (sb->ch) {
+					chan_close(sb->ch);
+					sb->ch = NULL;
+				}
+			}
+			unlink_entry(m, e);
+		}
+		unref(m, e);
+	}
+	if (m->audit)
+		manager_audit(m, "silod", NULL, "manager-stop", 0, NULL);
+	audit_close(m->audit);
+	registry_close(m->reg);
+	metrics_free(m->met);
+	while (m->subs) {
+		subscriber *s = m->subs;
+		m->subs = s->next;
+		free(s);
+	}
+	free(m->providers);
+	free(m->state_dir);
+	free(m->fallback);
+	pthread_mutex_destroy(&m->lock);
+	pthread_mutex_destroy(&m->ev_lock);
+	pthread_mutex_destroy(&m->mon_lock);
+	pthread_cond_destroy(&m->mon_cond);
+	free(m);
+}

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * The manager: many sandboxes, tracked independently, on top of sandbox.c.
+ * Adds provider discovery, unique ids, a limit on concurrent sandboxes
+ * (MAX_VMS_EXCEEDED), host capacity checks (RESOURCE_EXCEEDED), the registry
+ * (SQLite), the audit log, metrics, an event bus, a monitor thread (dead
+ * processes, lost channels, lifetimes) and recovery after a restart.
+ * Used by silod; every function is thread-safe.
+ */
+#ifndef SILO_CORE_MANAGER_H
+#define SILO_CORE_MANAGER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/channel.h"
+#include "core/provider.h"
+#include "core/sandbox.h"
+#include "metrics/metrics.h"
+#include "spec/spec.h"
+
+typedef struct manager manager;
+
+typedef enum mgr_event_type {
+	MGR_EV_READY = 0,
+	MGR_EV_SPAWNED,
+	MGR_EV_TERMINATED,
+	MGR_EV_STATE_CHANGE,
+	MGR_EV_HEALTH_WARNING,
+	MGR_EV_SECURITY_VIOLATION,
+	MGR_EV_ERROR,
+	MGR_EV__COUNT
+} mgr_event_type;
+
+typedef struct mgr_event {
+	uint64_t seq;                  /* increasing per manager */
+	mgr_event_type type;
+	uint64_t ts_ms;                /* wall clock */
+	char sandbox_id[SILO_ID_MAX];  /* "" for manager-wide events */
+	char prev_state[16];           /* state-change only */
+	char state[16];
+	char code[32];                 /* error code name (error, security-violation) */
+	char reason[512];
+} mgr_event;
+
+/* "ready", "spawned", "terminated", "state-change", "health-warning",
+ * "security-violation", "error". */
+const char *mgr_event_name(mgr_event_type t);
+json_t *mgr_event_json(const mgr_event *ev);
+
+/* Called synchronously from the thread that raised the event, with no manager
+ * or sandbox lock held; must not block. */
+typedef void (*mgr_event_cb)(void *ud, const mgr_event *ev);
+
+typedef struct manager_config {
+	const char *state_dir;         /* registry.db and audit.jsonl live here; NULL = silo_state_dir() */
+	unsigned max_sandboxes;        /* 0 = 64 */
+	int boot_timeout_ms;           /* 0 = spec, else provider default */
+	int grace_ms;                  /* terminate grace period; 0 = 3000 */
+	const char *fallback;          /* provider fallback order, NULL = default */
+	unsigned error_threshold;      /* health-warning when more errors than this ... */
+	unsigned error_window_ms;      /* ... happen within this window; 0 = 60000 */
+	uint32_t capacity_vcpus;       /* 0 = read from the host */
+	uint64_t capacity_memory_mb;   /* 0 = read from the host */
+	bool recover;                  /* reattach sandboxes recorded by a previous process */
+	int monitor_interval_ms;       /* 0 = 500 */
+} manager_config;
+
+int manager_open(const manager_config *cfg, manager **out, silo_error *err);
+/* Stop the monitor; with terminate_all, destroy every sandbox, else leave them
+ * running for the next manager to recover (silod restart). */
+void manager_close(manager *m, bool terminate_all);
+
+int manager_subscribe(manager *m, mgr_event_cb cb, void *ud);  /* returns a subscription id */
+void manager_unsubscribe(manager *m, int sub_id);
+
+/* Providers as probed at open: JSON array of {name, version, accel, available, reason}. */
+json_t *manager_providers_json(manager *m);
+
+typedef struct mgr_create_opts {
+	const char *actor;             /* for the audit log */
+	const char *id;                /* NULL = generate a unique one */
+} mgr_create_opts;
+
+/* Create and wait until ready. id_out gets the sandbox id (also on failure,
+ * when one was assigned). */
+int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
+		   char id_out[SILO_ID_MAX], silo_error *err);
+/* Terminate (grace then force), verify cleanup, record. VM_NOT_FOUND if not live. */
+int manager_delete(manager *m, const char *id, const char *actor, int grace_ms, silo_error *err);
+
+/* JSON views. id may also be a unique name of a live sandbox. */
+int manager_get_json(manager *m, const char *id, json_t **out, silo_error *err);
+typedef struct mgr_list_filter {
+	const char *state;             /* NULL = live sandboxes only; "all" = every record */
+	const char *provider;
+	const char *name_prefix;
+	const char *meta_key, *meta_value;
+} mgr_list_filter;
+int manager_list_json(manager *m, const mgr_list_filter *f, json_t **out, silo_error *err);
+/* State history + log tails for `silo logs`. */
+int manager_logs_json(manager *m, const char *id, size_t tail_bytes, json_t **out, silo_error *err);
+
+/* ---- operations on a live sandbox ---- */
+typedef struct mgr_exec mgr_exec;
+int manager_exec_start(manager *m, const char *id, const exec_req *req, chan_output_cb cb, void *ud,
+		       const char *actor, mgr_exec **out, silo_error *err);
+/* Wait for the exit (timeout_ms < 0 = forever). */
+int manager_exec_wait(mgr_exec *x, int timeout_ms, exec_result *res, silo_error *err);
+int manager_exec_signal(mgr_exec *x, int sig, silo_error *err);
+/* Release the exec (kills it first if it has not been waited for). */
+void manager_exec_free(mgr_exec *x);
+int manager_file_put(manager *m, const char *id, const char *path, int src_fd, uint32_t mode,
+		     const char *actor, silo_error *err);
+int manager_file_get(manager *m, const char *id, const char *path, int dst_fd, uint64_t max_bytes,
+		     const char *actor, silo_error *err);
+
+/* Record an error raised outside the manager (API layer: bad requests, policy
+ * denials): counts it and may raise a health-warning. */
+void manager_note_error(manager *m, const silo_error *err);
+/* Prometheus text; caller frees. */
+char *manager_metrics_text(manager *m);
+metrics *manager_metrics(manager *m);
+/* Summary for /v1/health. */
+json_t *manager_health_json(manager *m);
+/* Resolve a live sandbox's id (id or unique name) into out; VM_NOT_FOUND otherwise. */
+int manager_resolve(manager *m, const char *id_or_name, char out[SILO_ID_MAX], silo_error *err);
+/* Audit a record from the API layer. */
+void manager_audit(manager *m, const char *actor, const char *sandbox_id, const char *event,
+		   uint64_t duration_ms, json_t *details);
+
+#endif
