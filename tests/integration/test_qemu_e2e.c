@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * End to end: real QEMU (TCG here, KVM where VT-x exists), the real guest
+ * kernel, the real "python" image (Debian + python3, read-only ext4 under a
+ * tmpfs overlay) and the real silo-agent over the virtio-serial channel.
+ * python3 -c, file write/read, a PTY session, 5 sandboxes at once, graceful
+ * terminate and a residue check (no QEMU process, sockets or run directory).
+ *
+ * Needs the kernel and images (scripts/prepare-images.sh): absent -> FAIL,
+ * unless SILO_SKIP_VM_TESTS=1 (SKIP).
+ */
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "core/channel.h"
+#include "core/provider.h"
+#include "core/sandbox.h"
+#include "harness.h"
+#include "image/image.h"
+
+extern const provider_ops qemu_provider;
+
+#define BOOT_MS 120000   /* TCG on a loaded 2-core CI box; typically 2-4 s */
+
+static void need_vm(void)
+{
+	if (getenv("SILO_SKIP_VM_TESTS") && !strcmp(getenv("SILO_SKIP_VM_TESTS"), "1"))
+		SKIP("SILO_SKIP_VM_TESTS=1");
+	char k[PATH_MAX];
+	silo_error err = {0};
+	if (guest_kernel_path(k, sizeof k, &err) < 0) {
+		printf("# %s\n# run scripts/prepare-images.sh BUILD_DIR (or set SILO_SKIP_VM_TESTS=1)\n",
+		       err.message);
+		REQUIRE(!"guest kernel present");
+	}
+	image_entry e;
+	if (image_lookup("python", &e, &err) < 0) {
+		printf("# %s\n", err.message);
+		REQUIRE(!"python image present");
+	}
+	image_entry_free(&e);
+}
+
+typedef struct vm {
+	sandbox sb;
+	pid_t pid;
+	double ready_ms;
+} vm;
+
+static int vm_boot(vm *v, const char *id, const char *image, silo_error *err)
+{
+	memset(v, 0, sizeof *v);
+	snprintf(v->sb.id, sizeof v->sb.id, "%s", id);
+	snprintf(v->sb.rundir, sizeof v->sb.rundir, "/tmp/silo-qemu-e2e-%d-%s", (int)getpid(), id);
+	if (mkdir_p(v->sb.rundir, 0700) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", v->sb.rundir);
+	vm_spec s = {0};
+	snprintf(s.name, sizeof s.name, "%s", id);
+	s.vcpus = 1;
+	s.memory_mb = 256;
+	s.image = (char *)image;
+	uint64_t t0 = now_mono_ns();
+	if (qemu_provider.spawn(&v->sb, &s, err) < 0)
+		return -1;
+	v->pid = v->sb.pid;
+	int fd = qemu_provider.connect(&v->sb, BOOT_MS, err);
+	if (fd < 0)
+		return -1;
+	chan_opts o = {.vm_id = id, .handshake_timeout_ms = BOOT_MS, .heartbeat_ms = 0};
+	v->sb.ch = chan_open(fd, &o, &v->sb.agent, err);
+	if (!v->sb.ch) {
+		char diag[2048];
+		qemu_provider.diagnostics(&v->sb, diag, sizeof diag);
+		printf("# boot of %s failed; %s\n", id, diag);
+		return -1;
+	}
+	v->ready_ms = (now_mono_ns() - t0) / 1e6;
+	printf("# %s: agent ready in %.0f ms (kernel %s, agent %s)\n", id, v->ready_ms, v->sb.agent.kernel,
+	       v->sb.agent.agent_version);
+	return 0;
+}
+
+/* Terminate and check nothing is left. */
+static void vm_destroy(vm *v)
+{
+	silo_error err = {0};
+	CHECK_INT_EQ(qemu_provider.terminate(&v->sb, 5000, &err), 0);
+	if (v->sb.ch) {
+		chan_close(v->sb.ch);
+		v->sb.ch = NULL;
+	}
+	char **res = NULL;
+	qemu_provider.residue(&v->sb, &res);
+	if (res)
+		for (char **r = res; *r; r++)
+			printf("# residue: %s\n", *r);
+	CHECK(res == NULL);
+	strv_free(res);
+	CHECK(!path_exists(v->sb.rundir));
+	if (v->pid > 0)
+		CHECK(kill(v->pid, 0) < 0);
+}
+
+typedef struct outbuf {
+	pthread_mutex_t mu;
+	char data[8192];
+	size_t len;
+	char err[4096];
+	size_t elen;
+} outbuf;
+
+static void collect(void *ud, int stream, const void *buf, size_t len)
+{
+	outbuf *o = ud;
+	pthread_mutex_lock(&o->mu);
+	char *dst = stream == 2 ? o->err : o->data;
+	size_t *l = stream == 2 ? &o->elen : &o->len;
+	size_t cap = (stream == 2 ? sizeof o->err : sizeof o->data) - 1;
+	size_t n = len < cap - *l ? len : cap - *l;
+	memcpy(dst + *l, buf, n);
+	*l += n;
+	dst[*l] = '\0';
+	pthread_mutex_unlock(&o->mu);
+}
+
+static int run(vm *v, char *const *argv, outbuf *o, exec_result *res, bool pty, silo_error *err)
+{
+	memset(o, 0, sizeof *o);
+	pthread_mutex_init(&o->mu, NULL);
+	exec_req r = {.argv = argv, .uid = -1, .gid = -1, .timeout_ms = 60000, .pty = pty, .rows = 30, .cols = 100};
+	return chan_exec(v->sb.ch, &r, collect, o, res, err);
+}
+
+TEST(python_print_files_and_overlay)
+{
+	need_vm();
+	vm v;
+	silo_error err = {0};
+	if (vm_boot(&v, "py1", "python", &err) < 0) {
+		printf("# %s\n", err.message);
+		qemu_provider.terminate(&v.sb, 0, NULL);
+		REQUIRE(!"boot");
+	}
+	outbuf o;
+	exec_result res;
+	char *py[] = {"python3", "-c", "print(6*7)", NULL};
+	REQUIRE(run(&v, py, &o, &res, false, &err) == 0);
+	CHECK_INT_EQ(res.exit_code, 0);
+	CHECK_INT_EQ(res.signal, 0);
+	CHECK_STR_EQ(o.data, "42\n");
+
+	/* write a file through the agent, read it back, and read it from python */
+	static const char msg[] = "hello from the host\n";
+	CHECK_INT_EQ(chan_file_write(v.sb.ch, "/root/hello.txt", msg, sizeof msg - 1, 0644, &err), 0);
+	char *back = NULL;
+	size_t blen = 0;
+	CHECK_INT_EQ(chan_file_read(v.sb.ch, "/root/hello.txt", 4096, &back, &blen, &err), 0);
+	CHECK(back && blen == sizeof msg - 1 && !memcmp(back, msg, blen));
+	free(back);
+	char *pyread[] = {"python3", "-c", "import sys; sys.stdout.write(open('/root/hello.txt').read().upper())", NULL};
+	REQUIRE(run(&v, pyread, &o, &res, false, &err) == 0);
+	CHECK_STR_EQ(o.data, "HELLO FROM THE HOST\n");
+	/* python writes, the host reads */
+	char *pywrite[] = {"python3", "-c", "open('/tmp/out.txt','w').write(str(sum(range(1000))))", NULL};
+	REQUIRE(run(&v, pywrite, &o, &res, false, &err) == 0);
+	CHECK_INT_EQ(res.exit_code, 0);
+	back = NULL;
+	CHECK_INT_EQ(chan_file_read(v.sb.ch, "/tmp/out.txt", 4096, &back, &blen, &err), 0);
+	CHECK(back && blen == 6 && !memcmp(back, "499500", 6));
+	free(back);
+
+	/* root is an overlay: writable, while the image underneath stays read-only */
+	char *sh[] = {"sh", "-c",
+		      "echo x > /usr/silo-probe && cat /usr/silo-probe && "
+		      "grep -c ' / overlay ' /proc/mounts && "
+		      "(touch /run/silo/lower/x 2>/dev/null && echo lower-writable || echo lower-ro)",
+		      NULL};
+	REQUIRE(run(&v, sh, &o, &res, false, &err) == 0);
+	CHECK_STR_EQ(o.data, "x\n1\nlower-ro\n");
+	/* failing commands report their status */
+	char *fail[] = {"python3", "-c", "import sys; print('err', file=sys.stderr); sys.exit(3)", NULL};
+	REQUIRE(run(&v, fail, &o, &res, false, &err) == 0);
+	CHECK_INT_EQ(res.exit_code, 3);
+	CHECK_STR_EQ(o.err, "err\n");
+	vm_destroy(&v);
+}
+
+TEST(pty_session)
+{
+	need_vm();
+	vm v;
+	silo_error err = {0};
+	if (vm_boot(&v, "pty", "python", &err) < 0) {
+		printf("# %s\n", err.message);
+		qemu_provider.terminate(&v.sb, 0, NULL);
+		REQUIRE(!"boot");
+	}
+	outbuf o;
+	exec_result res;
+	char *py[] = {"python3", "-c",
+		      "import os; print(os.isatty(0), os.isatty(1), os.get_terminal_size().columns, "
+		      "os.get_terminal_size().lines)",
+		      NULL};
+	REQUIRE(run(&v, py, &o, &res, true, &err) == 0);
+	CHECK_INT_EQ(res.exit_code, 0);
+	CHECK_CONTAINS(o.data, "True True 100 30");
+	vm_destroy(&v);
+}
+
+typedef struct par {
+	vm v;
+	char id[16];
+	int rc;
+	char out[64];
+	char msg[512];
+} par;
+
+static void *par_main(void *arg)
+{
+	par *p = arg;
+	silo_error err = {0};
+	p->rc = vm_boot(&p->v, p->id, "python", &err);
+	if (p->rc == 0) {
+		outbuf o;
+		exec_result res;
+		char code[64];
+		snprintf(code, sizeof code, "print('%s', 6*7)", p->id);
+		char *py[] = {"python3", "-c", code, NULL};
+		p->rc = run(&p->v, py, &o, &res, false, &err);
+		snprintf(p->out, sizeof p->out, "%s", o.data);
+	}
+	if (p->rc < 0)
+		snprintf(p->msg, sizeof p->msg, "%s", err.message);
+	return NULL;
+}
+
+TEST(five_sandboxes_at_once)
+{
+	need_vm();
+	par ps[5];
+	pthread_t th[5];
+	memset(ps, 0, sizeof ps);
+	uint64_t t0 = now_mono_ns();
+	for (int i = 0; i < 5; i++) {
+		snprintf(ps[i].id, sizeof ps[i].id, "par%d", i);
+		REQUIRE(pthread_create(&th[i], NULL, par_main, &ps[i]) == 0);
+	}
+	for (int i = 0; i < 5; i++)
+		pthread_join(th[i], NULL);
+	printf("# 5 sandboxes booted and ran python in %.0f ms\n", (now_mono_ns() - t0) / 1e6);
+	for (int i = 0; i < 5; i++) {
+		if (ps[i].rc < 0)
+			printf("# %s: %s\n", ps[i].id, ps[i].msg);
+		CHECK_INT_EQ(ps[i].rc, 0);
+		char want[64];
+		snprintf(want, sizeof want, "%s 42\n", ps[i].id);
+		CHECK_STR_EQ(ps[i].out, want);
+		/* each VM is its own QEMU process */
+		for (int j = 0; j < i; j++)
+			CHECK(ps[i].v.pid != ps[j].v.pid);
+	}
+	for (int i = 0; i < 5; i++)
+		vm_destroy(&ps[i].v);
+}
+
+TEST(graceful_terminate_via_agent)
+{
+	need_vm();
+	vm v;
+	silo_error err = {0};
+	if (vm_boot(&v, "grace", "base", &err) < 0) {
+		printf("# %s\n", err.message);
+		qemu_provider.terminate(&v.sb, 0, NULL);
+		REQUIRE(!"boot");
+	}
+	/* base image: busybox userland, agent as PID 1 */
+	outbuf o;
+	exec_result res;
+	char *sh[] = {"sh", "-c", "readlink /proc/1/exe", NULL};
+	REQUIRE(run(&v, sh, &o, &res, false, &err) == 0);
+	CHECK_STR_EQ(o.data, "/sbin/silo-agent\n");
+	/* the agent powers the guest off (reboot=t + -no-reboot): QEMU exits by itself */
+	uint64_t t0 = now_mono_ns();
+	CHECK_INT_EQ(chan_shutdown(v.sb.ch, &err), 0);
+	while (qemu_provider.alive(&v.sb) && now_mono_ns() - t0 < 30000000000ull)
+		usleep(10000);
+	CHECK(!qemu_provider.alive(&v.sb));
+	printf("# guest power-off via the agent: %.0f ms\n", (now_mono_ns() - t0) / 1e6);
+	vm_destroy(&v);
+}
+
+TEST_MAIN(python_print_files_and_overlay, pty_session, five_sandboxes_at_once, graceful_terminate_via_agent)
