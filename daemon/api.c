@@ -430,7 +430,12 @@ static void *exec_waiter(void *arg)
 		o = error_body(&err);
 	}
 	push_line(st, o, true);
+	/* Release the sandbox now, not when the client has read everything: a slow
+	 * reader must not hold up a delete. Under the lock, so exec_stream_free
+	 * never signals a freed exec. */
 	pthread_mutex_lock(&st->lock);
+	manager_exec_free(st->x);
+	st->x = NULL;
 	st->done = true;
 	pthread_cond_broadcast(&st->cond);
 	pthread_mutex_unlock(&st->lock);
@@ -475,18 +480,18 @@ static void exec_stream_free(void *cls)
 {
 	exec_stream *st = cls;
 	if (st->waiter_started) {
-		/* Client gone or stream finished: make sure the process is dead, then
-		 * reap the waiter before the exec handle goes away. */
+		/* Client gone or stream finished: kill the process if it still runs,
+		 * then reap the waiter (which releases the exec). */
 		pthread_mutex_lock(&st->lock);
-		bool done = st->done;
-		pthread_mutex_unlock(&st->lock);
-		if (!done) {
+		if (st->x) {
 			silo_error err;
 			manager_exec_signal(st->x, SIGKILL, &err);
 		}
+		pthread_mutex_unlock(&st->lock);
 		pthread_join(st->waiter, NULL);
+	} else {
+		manager_exec_free(st->x);   /* kills it if it was started */
 	}
-	manager_exec_free(st->x);
 	while (st->head) {
 		chunk *ch = st->head;
 		st->head = ch->next;

@@ -1206,18 +1206,26 @@ static void monitor_pass(manager *m)
 	uint64_t now = now_realtime_ms();
 	for (size_t i = 0; i < k; i++) {
 		mentry *e = es[i];
+		/* Hold an operation slot while looking at sb, so a concurrent delete
+		 * waits for us before it frees the sandbox. */
 		pthread_mutex_lock(&e->lock);
-		sandbox *sb = e->sb;
-		bool claim = sb && !e->deleting;
+		sandbox *sb = e->sb && !e->deleting ? e->sb : NULL;
+		if (sb)
+			e->ops++;
 		pthread_mutex_unlock(&e->lock);
-		if (!claim)
+		if (!sb)
 			goto next;
 		bool alive = sb->ops && sb->ops->alive ? sb->ops->alive(sb) : true;
 		bool expired = e->spec.timeout_s && now - e->created_ms > (uint64_t)e->spec.timeout_s * 1000;
 		bool connected = sb->ch && chan_is_connected(sb->ch);
+		pid_t pid = sb->pid;
+		pthread_mutex_lock(&e->lock);
+		if (--e->ops == 0)
+			pthread_cond_broadcast(&e->idle);
+		pthread_mutex_unlock(&e->lock);
 		if (!alive || expired) {
 			pthread_mutex_lock(&e->lock);
-			bool mine = !e->deleting;
+			bool mine = !e->deleting && e->sb;
 			e->deleting = true;
 			pthread_mutex_unlock(&e->lock);
 			if (!mine)
@@ -1225,7 +1233,7 @@ static void monitor_pass(manager *m)
 			silo_error err;
 			if (!alive) {
 				char reason[256];
-				snprintf(reason, sizeof reason, "sandbox process %d exited unexpectedly", (int)sb->pid);
+				snprintf(reason, sizeof reason, "sandbox process %d exited unexpectedly", (int)pid);
 				record_state(e, "error", reason);
 				silo_error ne;
 				silo_fail_vm(&ne, SILO_ERR_VSOCK_DISCONNECTED, 0, e->id, "%s", reason);
@@ -1242,9 +1250,11 @@ static void monitor_pass(manager *m)
 			pthread_mutex_lock(&e->lock);
 			bool first = !e->unhealthy_reported;
 			e->unhealthy_reported = true;
+			char st[16];
+			snprintf(st, sizeof st, "%s", e->state);
 			pthread_mutex_unlock(&e->lock);
 			if (first) {
-				emit(m, MGR_EV_HEALTH_WARNING, e->id, NULL, e->state, "VSOCK_DISCONNECTED",
+				emit(m, MGR_EV_HEALTH_WARNING, e->id, NULL, st, "VSOCK_DISCONNECTED",
 				     "the agent channel is disconnected (missed heartbeats)");
 				metrics_inc(m->met, M_HEALTH_WARNINGS_TOTAL, 1);
 			}
