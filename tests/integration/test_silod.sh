@@ -49,6 +49,16 @@ check "list filter: metadata" test "$(echo "$l" | jget 'len(j["sandboxes"])')" =
 l=$(api GET "/v1/sandboxes?state=running&provider=namespace")
 check "list filter: state + provider" test "$(echo "$l" | jget 'len(j["sandboxes"])')" = 2
 check "silo ps --json lists both" test "$("$SILO" ps --json | jget 'len(j)')" = 2
+check "silo ps prints a table with both" test "$("$SILO" ps | grep -c -e "$A" -e "$B")" = 2
+check "silo inspect --json names the sandbox" test "$("$SILO" inspect --json web-a | jget 'j["id"]')" = "$A"
+check "silo logs shows the state history" grep -q 'provisioning -> running' <("$SILO" logs "$A")
+check "silo top --json reports usage" test "$("$SILO" top --json | jget '"usage" in j[0] and j[0]["usage"]["memory_bytes"] > 0')" = true
+printf '%s\n' "$TOML" | sed 's/web-a/cli-c/' > "$TMP/c.toml"
+CC=$("$SILO" create -f "$TMP/c.toml")
+check "silo create -f hac.toml" test "$("$SILO" inspect "$CC" --json | jget 'j["name"]')" = cli-c
+"$SILO" rm "$CC" > /dev/null
+e=$("$SILO" inspect sb-nope --json); rc=$?
+check "CLI errors: exit 125 and the JSON error body with --json" test $rc = 125 -a "$(echo "$e" | jget 'j["error"]["code"]')" = VM_NOT_FOUND
 
 # -- exec streaming
 r=$(exec_json "$A" '{"argv":["sh","-c","echo out; echo err >&2; exit 7"]}' | ndjson_out)
