@@ -22,6 +22,7 @@ struct api_client {
 	char target[4200];
 	char *auth;
 	long timeout_ms;
+	volatile sig_atomic_t *abort_flag;
 };
 
 static void global_init(void)
@@ -78,6 +79,17 @@ void api_client_free(api_client *c)
 	curl_easy_cleanup(c->h);
 	free(c->auth);
 	free(c);
+}
+
+void api_client_set_abort(api_client *c, volatile sig_atomic_t *flag)
+{
+	c->abort_flag = flag;
+}
+
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	volatile sig_atomic_t *flag = ud;
+	return *flag ? 1 : 0;
 }
 
 const char *api_client_target(api_client *c)
@@ -181,6 +193,11 @@ static int perform(api_client *c, const char *method, const char *path, const ch
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
 	if (c->timeout_ms)
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+	if (c->abort_flag) {
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)c->abort_flag);
+	}
 	struct curl_slist *hdrs = NULL;
 	char cth[256];
 	if (ctype) {
@@ -213,6 +230,8 @@ static int perform(api_client *c, const char *method, const char *path, const ch
 	CURLcode rc = curl_easy_perform(h);
 	curl_slist_free_all(hdrs);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &s->status);
+	if (rc == CURLE_ABORTED_BY_CALLBACK)
+		return silo_fail(err, SILO_ERR_TIMEOUT, EINTR, "%s %s: interrupted", method, path);
 	if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && s->stopped)) {
 		if (s->overflow)
 			return silo_fail(err, SILO_ERR_PROTOCOL, 0, "response from silod larger than %u bytes", MAX_RESPONSE);

@@ -7,12 +7,17 @@
 #define SILO_CLI_API_CLIENT_H
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/error.h"
 
 typedef struct api_client api_client;
+
+/* Abort any transfer in progress (within ~1 s) once *flag becomes non-zero. */
+void api_client_set_abort(api_client *c, volatile sig_atomic_t *flag);
 
 /* Called with each piece of a streamed body; return false to stop. */
 typedef bool (*api_chunk_cb)(void *ud, const char *buf, size_t len);
@@ -35,6 +40,13 @@ int api_get_json(api_client *c, const char *path, json_t **out, silo_error *err)
 void api_error_from_body(long status, const char *body, silo_error *err);
 /* Is a silod answering on the default target (socket present, /v1/health OK within 2 s)? */
 bool api_daemon_available(void);
+/* `silo run` through silod: create a sandbox from hac.toml text, run argv in
+ * it streaming stdout/stderr to ours (stdin_data, if any, is fed to it), then
+ * delete the sandbox (also on SIGINT/SIGTERM). Returns the command's exit
+ * status (128+signal if killed), or the CLI error status (125). */
+int daemon_run(const char *toml, char *const *argv, char *const *env, const char *cwd,
+	       const void *stdin_data, size_t stdin_len, uint32_t timeout_ms, bool json);
+
 /* URL-encode s into a new string. */
 char *api_escape(const char *s);
 

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -536,6 +537,112 @@ out:
 	json_decref(req);
 	json_decref(env);
 	json_decref(av);
+	return rc;
+}
+
+/* ---- run through the daemon ---- */
+
+static volatile sig_atomic_t run_interrupted;
+
+static void on_run_signal(int sig)
+{
+	run_interrupted = sig;
+}
+
+static bool run_chunk(void *ud, const char *buf, size_t len)
+{
+	if (run_interrupted)
+		return false;   /* abort the stream; the sandbox is deleted below */
+	return exec_chunk(ud, buf, len);
+}
+
+int daemon_run(const char *toml, char *const *argv, char *const *env, const char *cwd,
+	       const void *stdin_data, size_t stdin_len, uint32_t timeout_ms, bool json)
+{
+	api_client *cl;
+	int rc = connect_or_fail(&cl, json);
+	if (rc)
+		return rc;
+	silo_error err;
+	char *resp = NULL;
+	if (api_call(cl, "POST", "/v1/sandboxes", "application/toml", toml, strlen(toml), &resp, NULL, &err) < 0) {
+		api_client_free(cl);
+		return cli_error(&err, json);
+	}
+	json_t *o = json_loads(resp, 0, NULL);
+	free(resp);
+	char id[128];
+	snprintf(id, sizeof id, "%s", jstr(o, "id"));
+	json_decref(o);
+
+	struct sigaction sa = {.sa_handler = on_run_signal}, old_int, old_term;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	api_client_set_abort(cl, &run_interrupted);
+
+	json_t *req = json_object(), *av = json_array();
+	for (char *const *a = argv; a && *a; a++)
+		json_array_append_new(av, json_string(*a));
+	json_object_set_new(req, "argv", av);
+	if (env && *env) {
+		json_t *e = json_object();
+		for (char *const *kv = env; *kv; kv++) {
+			const char *eq = strchr(*kv, '=');
+			if (!eq)
+				continue;
+			char *k = xstrndup(*kv, (size_t)(eq - *kv));
+			json_object_set_new(e, k, json_string(eq + 1));
+			free(k);
+		}
+		json_object_set_new(req, "env", e);
+	}
+	if (cwd)
+		json_object_set_new(req, "cwd", json_string(cwd));
+	if (timeout_ms)
+		json_object_set_new(req, "timeout_ms", json_integer(timeout_ms));
+	if (stdin_data && stdin_len) {
+		size_t bl = sodium_base64_encoded_len(stdin_len, sodium_base64_VARIANT_ORIGINAL);
+		char *b64 = xmalloc(bl);
+		sodium_bin2base64(b64, bl, stdin_data, stdin_len, sodium_base64_VARIANT_ORIGINAL);
+		json_object_set_new(req, "stdin", json_string(b64));
+		free(b64);
+	}
+	char *body = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	char path[256];
+	snprintf(path, sizeof path, "/v1/sandboxes/%s/exec", id);
+	exec_out eo = {.json = json};
+	if (api_stream(cl, "POST", path, "application/json", body, strlen(body), -1, run_chunk, &eo, &err) < 0 &&
+	    !run_interrupted) {
+		rc = cli_error(&err, json);
+	} else if (run_interrupted) {
+		rc = 128 + run_interrupted;
+	} else {
+		if (eo.len)
+			exec_line(&eo, eo.line, eo.len);
+		if (eo.failed) {
+			rc = cli_error(&eo.err, false);
+		} else if (!eo.got_exit) {
+			silo_fail(&err, SILO_ERR_PROTOCOL, 0, "exec stream ended without an exit status");
+			rc = cli_error(&err, json);
+		} else {
+			rc = eo.exit_status;
+		}
+	}
+	free(body);
+	free(eo.line);
+	fflush(stdout);
+	api_client_set_abort(cl, NULL);
+	snprintf(path, sizeof path, "/v1/sandboxes/%s", id);
+	if (api_call(cl, "DELETE", path, NULL, NULL, 0, NULL, NULL, &err) < 0) {
+		int r2 = cli_error(&err, json);
+		if (!rc)
+			rc = r2;
+	}
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	api_client_free(cl);
 	return rc;
 }
 
