@@ -16,7 +16,12 @@
 #define MAX_ARGV 1024
 #define MAX_ENV 1024
 
-/* POST /v1/sandboxes JSON: {"spec": "<hac.toml>"} or fields over the provider default. */
+/* Shared helpers: an optional member; 0 absent, 1 set, -1 wrong type/range (err names key). */
+struct json_t;
+int api_json_uint(struct json_t *o, const char *key, uint64_t max, uint64_t *out, silo_error *err);
+int api_json_str(struct json_t *o, const char *key, size_t max, const char **out, silo_error *err);
+
+/* api_spec.c. POST /v1/sandboxes JSON: {"spec": "<hac.toml>"} or fields over the provider default. */
 int api_spec_from_json(const char *body, size_t len, vm_spec *spec, silo_error *err);
 
 typedef struct api_exec_body {
