@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Spawn-to-agent-ready per provider (docs/benchmarks.md).
+ *
+ *   spawn_ready [-n ITER] [--providers kvm,qemu,namespace]
+ *
+ * For every provider available on this machine (provider probe), create a
+ * sandbox with sandbox_create() and take sb->ready_ns (create -> agent
+ * handshake done), then destroy it. The qemu provider is measured with both
+ * guest images: "base" (initramfs, agent as /init) and "python" (ext4 +
+ * overlay). One run, one table (stderr), one JSON document (stdout) with
+ * p50/p95/p99 per row; unavailable providers are listed with their reason.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "core/provider.h"
+#include "core/sandbox.h"
+
+typedef struct row {
+	char provider[32];
+	char image[32];
+	char accel[32];
+	char version[64];
+	int n, failed;
+	double *ms;
+	char last_error[256];
+} row;
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double pct(const double *v, int n, double p)
+{
+	if (n == 0)
+		return 0;
+	int i = (int)(p / 100.0 * (n - 1) + 0.5);
+	return v[i < n ? i : n - 1];
+}
+
+static void measure(row *r, const provider_ops *ops, const char *image, int iters)
+{
+	r->ms = xcalloc((size_t)iters, sizeof *r->ms);
+	for (int i = 0; i < iters; i++) {
+		vm_spec s;
+		memset(&s, 0, sizeof s);
+		snprintf(s.name, sizeof s.name, "bench-%s", ops->name);
+		s.provider = (char *)ops->name;
+		s.vcpus = 1;
+		s.memory_mb = 256;
+		s.image = (char *)image;
+		sandbox_opts o = {.fallback = ops->name, .boot_timeout_ms = 120000, .heartbeat_ms = 0};
+		sandbox *sb = NULL;
+		silo_error err = {0};
+		if (sandbox_create(&s, &o, &sb, &err) < 0) {
+			r->failed++;
+			snprintf(r->last_error, sizeof r->last_error, "%s", err.message);
+			continue;
+		}
+		r->ms[r->n++] = sb->ready_ns / 1e6;
+		cleanup_report rep = {0};
+		if (sandbox_destroy(sb, 5000, &rep, &err) < 0) {
+			r->failed++;
+			snprintf(r->last_error, sizeof r->last_error, "destroy: %s", err.message);
+		}
+		cleanup_report_free(&rep);
+	}
+	qsort(r->ms, (size_t)r->n, sizeof *r->ms, cmp_double);
+}
+
+int main(int argc, char **argv)
+{
+	int iters = 10;
+	const char *only = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-n") && i + 1 < argc)
+			iters = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--providers") && i + 1 < argc)
+			only = argv[++i];
+		else {
+			fprintf(stderr, "usage: spawn_ready [-n ITER] [--providers kvm,qemu,namespace]\n");
+			return 2;
+		}
+	}
+	if (iters < 1 || iters > 10000) {
+		fprintf(stderr, "spawn_ready: -n must be 1..10000\n");
+		return 2;
+	}
+	row rows[16];
+	int nrows = 0;
+	char unavail[2048] = "";
+	size_t ul = 0;
+	for (const provider_ops *const *p = provider_all(); *p && nrows < 14; p++) {
+		const provider_ops *ops = *p;
+		if (only) {
+			char pat[64];
+			snprintf(pat, sizeof pat, ",%s,", ops->name);
+			char list[256];
+			snprintf(list, sizeof list, ",%s,", only);
+			if (!strstr(list, pat))
+				continue;
+		}
+		provider_info pi;
+		ops->probe(&pi);
+		if (!pi.available) {
+			char *esc = xstrdup(pi.reason);
+			for (char *c = esc; *c; c++)
+				if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20)
+					*c = '\'';
+			ul += (size_t)snprintf(unavail + ul, sizeof unavail - ul, "%s{\"provider\":\"%s\",\"reason\":\"%s\"}",
+					       ul ? "," : "", ops->name, esc);
+			if (ul >= sizeof unavail)
+				ul = sizeof unavail - 1;
+			free(esc);
+			fprintf(stderr, "%-10s unavailable: %s\n", ops->name, pi.reason);
+			continue;
+		}
+		const char *images[2] = {NULL, NULL};
+		if (!strcmp(ops->name, "qemu") || !strcmp(ops->name, "kvm")) {
+			images[0] = "base";
+			images[1] = "python";
+		}
+		for (int k = 0; k < 2 && (k == 0 || images[k]); k++) {
+			row *r = &rows[nrows++];
+			memset(r, 0, sizeof *r);
+			snprintf(r->provider, sizeof r->provider, "%s", ops->name);
+			snprintf(r->image, sizeof r->image, "%s", images[k] ? images[k] : "-");
+			snprintf(r->accel, sizeof r->accel, "%s", pi.accel);
+			snprintf(r->version, sizeof r->version, "%s", pi.version);
+			measure(r, ops, images[k], iters);
+		}
+	}
+	fprintf(stderr, "\n%-10s %-8s %-6s %5s %6s %9s %9s %9s %9s\n", "provider", "image", "accel", "n", "failed",
+		"p50 ms", "p95 ms", "p99 ms", "max ms");
+	printf("{\"benchmark\":\"spawn_to_agent_ready\",\"iterations\":%d,\"results\":[", iters);
+	for (int i = 0; i < nrows; i++) {
+		row *r = &rows[i];
+		double p50 = pct(r->ms, r->n, 50), p95 = pct(r->ms, r->n, 95), p99 = pct(r->ms, r->n, 99);
+		double mx = r->n ? r->ms[r->n - 1] : 0;
+		fprintf(stderr, "%-10s %-8s %-6s %5d %6d %9.1f %9.1f %9.1f %9.1f\n", r->provider, r->image, r->accel,
+			r->n, r->failed, p50, p95, p99, mx);
+		if (r->failed)
+			fprintf(stderr, "           last error: %s\n", r->last_error);
+		printf("%s{\"provider\":\"%s\",\"image\":\"%s\",\"accel\":\"%s\",\"version\":\"%s\",\"n\":%d,"
+		       "\"failed\":%d,\"p50_ms\":%.1f,\"p95_ms\":%.1f,\"p99_ms\":%.1f,\"min_ms\":%.1f,\"max_ms\":%.1f}",
+		       i ? "," : "", r->provider, r->image, r->accel, r->version, r->n, r->failed, p50, p95, p99,
+		       r->n ? r->ms[0] : 0, mx);
+		free(r->ms);
+	}
+	printf("],\"unavailable\":[%s]}\n", unavail);
+	return 0;
+}
