@@ -622,6 +622,10 @@ static int q_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 	argv_add(&a, "-no-user-config");
 	argv_add(&a, "-nographic");
 	argv_add(&a, "-no-reboot");
+	/* QEMU's own seccomp filter: a guest that escapes into QEMU cannot exec, setuid or
+	 * use obsolete syscalls */
+	argv_add(&a, "-sandbox");
+	argv_add(&a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
 	argv_add(&a, "-kernel");
 	argv_add(&a, bp.kernel);
 	if (bp.initrd[0]) {
