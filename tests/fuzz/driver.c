@@ -16,7 +16,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MAX_INPUT (64 * 1024)
+#define FUZZ_MAX_INPUT (64 * 1024)
 
 static uint8_t *corpus[4096];
 static size_t corpus_len[4096];
@@ -45,8 +45,8 @@ static void load_dir(const char *dir)
 		FILE *f = fopen(path, "rb");
 		if (!f)
 			continue;
-		uint8_t *buf = malloc(MAX_INPUT);
-		size_t n = fread(buf, 1, MAX_INPUT, f);
+		uint8_t *buf = malloc(FUZZ_MAX_INPUT);
+		size_t n = fread(buf, 1, FUZZ_MAX_INPUT, f);
 		fclose(f);
 		corpus[n_corpus] = buf;
 		corpus_len[n_corpus++] = n;
@@ -73,7 +73,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	for (size_t i = 0; i < n_corpus; i++)
 		LLVMFuzzerTestOneInput(corpus[i], corpus_len[i]);
-	static uint8_t buf[MAX_INPUT];
+	static uint8_t buf[FUZZ_MAX_INPUT];
 	struct timespec t0, t;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	unsigned long long runs = 0;
@@ -99,8 +99,8 @@ int main(int argc, char **argv)
 			case 0: if (n) buf[rnd() % n] ^= (uint8_t)(1u << (rnd() % 8)); break;
 			case 1: if (n) buf[rnd() % n] = (uint8_t)rnd(); break;
 			case 2: if (n) n = rnd() % n; break;
-			case 3: if (n && n < MAX_INPUT / 2) { size_t a = rnd() % n; size_t l = rnd() % (n - a) + 1; memmove(buf + n, buf + a, l); n += l; } break;
-			case 4: if (n_corpus) { size_t k = rnd() % n_corpus; size_t a = n ? rnd() % n : 0; size_t l = MIN_(corpus_len[k], MAX_INPUT - a); memcpy(buf + a, corpus[k], l); if (a + l > n) n = a + l; } break;
+			case 3: if (n && n < FUZZ_MAX_INPUT / 2) { size_t a = rnd() % n; size_t l = rnd() % (n - a) + 1; memmove(buf + n, buf + a, l); n += l; } break;
+			case 4: if (n_corpus) { size_t k = rnd() % n_corpus; size_t a = n ? rnd() % n : 0; size_t l = MIN_(corpus_len[k], FUZZ_MAX_INPUT - a); memcpy(buf + a, corpus[k], l); if (a + l > n) n = a + l; } break;
 			default: if (n) { static const uint8_t interesting[] = {0, 0xff, 0x7f, 0x80, 0xc0, 0xc1, 0xd9, 0xda, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, '"', '[', ']', '=', '\n', '.'}; buf[rnd() % n] = interesting[rnd() % sizeof interesting]; } break;
 			}
 		}

@@ -1,0 +1,1373 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * silo-agent: the static guest agent (docs/protocol.md).
+ *
+ * One poll() loop serves one host connection at a time: exec tasks with
+ * pipes or a PTY, chunked file transfer, directory operations, heartbeat.
+ * Everything from the host is length-checked by the codec; everything the
+ * agent buffers is bounded (output queue high-water mark, stdin backlog,
+ * task count), so a flooding child is throttled by its pipe, not by memory.
+ * As PID 1 it also mounts the basics, reaps orphans and powers off.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wire.h"
+
+#ifndef SILO_VERSION
+#define SILO_VERSION "dev"
+#endif
+
+#define MAX_TASKS 1024
+#define OUTQ_HIGH (4u * 1024u * 1024u)      /* stop reading children above this */
+#define STDIN_BACKLOG_MAX (8u * 1024u * 1024u)
+#define READ_CHUNK (64u * 1024u)
+#define DRAIN_MS 200                         /* after exit, wait this long for pipe EOF */
+#define LIST_FRAME_BYTES (256u * 1024u)
+
+enum task_kind { T_EXEC, T_FREAD, T_FWRITE };
+
+typedef struct task {
+	struct task *next;
+	uint32_t id;
+	enum task_kind kind;
+	/* exec */
+	pid_t pid;
+	int out_fd, err_fd, in_fd;
+	bool pty;
+	uint8_t *in_buf;
+	size_t in_len, in_off;
+	bool in_eof;              /* close stdin once in_buf drains */
+	bool exited, timed_out;
+	int status;
+	uint64_t start_ns, deadline_ns, drain_until_ns;
+	/* files */
+	int file_fd;
+	uint64_t max, sent;
+} task;
+
+static struct {
+	int conn;                 /* current host connection or -1 */
+	int listen_fd;            /* --listen-fd / --vsock, or -1 */
+	const char *device;       /* --device */
+	uint64_t reopen_at_ns;
+	bool exit_on_disconnect;  /* --fd mode */
+	bool handshaken;
+	bool init;                /* PID-1 duties */
+	bool poweroff;            /* in a VM: power off instead of exit */
+	bool reboot_to_exit;      /* QEMU -no-reboot: reboot() ends the VM */
+	bool shutting_down;
+	int sfd;                  /* signalfd */
+	uint8_t *in;              /* inbound frame buffer */
+	size_t in_len;
+	mp_buf outq;
+	size_t outq_off;
+	task *tasks;
+	int n_tasks;
+	bool verbose;
+} G = {.conn = -1, .listen_fd = -1, .sfd = -1};
+
+static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logmsg(const char *fmt, ...)
+{
+	if (!G.verbose)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("silo-agent: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void set_nb(int fd)
+{
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* ---------------- outbound ---------------- */
+
+static size_t outq_pending(void)
+{
+	return G.outq.len - G.outq_off;
+}
+
+static void send_msg(const wire_msg *m)
+{
+	if (G.conn < 0 || !G.handshaken)
+		return;
+	if (G.outq_off && G.outq_off == G.outq.len) {
+		mp_buf_reset(&G.outq);
+		G.outq_off = 0;
+	}
+	if (!wire_encode(&G.outq, m))
+		logmsg("dropping oversized %s frame", wire_type_name(m->type));
+}
+
+static void send_error(uint32_t id, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void send_error(uint32_t id, int code, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	wire_msg m = {.type = WM_ERROR, .id = id, .present = WF_CODE | WF_MSG, .code = code, .msg = buf};
+	send_msg(&m);
+}
+
+static void send_ok(uint32_t id)
+{
+	wire_msg m = {.type = WM_OK, .id = id};
+	send_msg(&m);
+}
+
+static void flush_out(void)
+{
+	while (G.conn >= 0 && outq_pending()) {
+		ssize_t n = write(G.conn, G.outq.p + G.outq_off, outq_pending());
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return; /* EAGAIN: poll for POLLOUT; errors surface on read */
+		}
+		G.outq_off += (size_t)n;
+	}
+	if (G.outq_off == G.outq.len) {
+		mp_buf_reset(&G.outq);
+		G.outq_off = 0;
+	}
+}
+
+/* ---------------- tasks ---------------- */
+
+static task *task_find(uint32_t id)
+{
+	for (task *t = G.tasks; t; t = t->next)
+		if (t->id == id)
+			return t;
+	return NULL;
+}
+
+static task *task_new(uint32_t id, enum task_kind kind)
+{
+	if (G.n_tasks >= MAX_TASKS) {
+		send_error(id, EAGAIN, "too many tasks (max %d)", MAX_TASKS);
+		return NULL;
+	}
+	if (task_find(id)) {
+		send_error(id, EEXIST, "task id %u already in use", id);
+		return NULL;
+	}
+	task *t = calloc(1, sizeof *t);
+	if (!t) {
+		send_error(id, ENOMEM, "out of memory");
+		return NULL;
+	}
+	t->id = id;
+	t->kind = kind;
+	t->out_fd = t->err_fd = t->in_fd = t->file_fd = -1;
+	t->next = G.tasks;
+	G.tasks = t;
+	G.n_tasks++;
+	return t;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void task_free(task *t)
+{
+	for (task **pp = &G.tasks; *pp; pp = &(*pp)->next)
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+	close_fd(&t->out_fd);
+	close_fd(&t->err_fd);
+	close_fd(&t->in_fd);
+	close_fd(&t->file_fd);
+	free(t->in_buf);
+	free(t);
+	G.n_tasks--;
+}
+
+/* ---------------- exec ---------------- */
+
+static const char *const default_env[] = {
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	"HOME=/root",
+	NULL,
+};
+
+static char **build_env(const wire_msg *m)
+{
+	size_t n = 0;
+	char **env = calloc(m->envc + 4, sizeof *env);
+	if (!env)
+		return NULL;
+	for (size_t i = 0; default_env[i]; i++) {
+		size_t kl = strchr(default_env[i], '=') - default_env[i];
+		bool overridden = false;
+		for (uint32_t j = 0; j < m->envc; j++)
+			if (!strncmp(m->env[j], default_env[i], kl + 1))
+				overridden = true;
+		if (!overridden)
+			env[n++] = (char *)default_env[i];
+	}
+	if (m->pty) {
+		bool has_term = false;
+		for (uint32_t j = 0; j < m->envc; j++)
+			if (!strncmp(m->env[j], "TERM=", 5))
+				has_term = true;
+		if (!has_term)
+			env[n++] = "TERM=xterm";
+	}
+	for (uint32_t j = 0; j < m->envc; j++)
+		env[n++] = m->env[j];
+	env[n] = NULL;
+	return env;
+}
+
+struct child_err {
+	int stage;   /* 1 chdir, 2 setgid, 3 setuid, 4 exec, 5 pty */
+	int err;
+};
+
+static void send_output(uint32_t id, int stream, const void *p, size_t n);
+
+static void exec_failed(task *t, const char *argv0, struct child_err ce)
+{
+	static const char *const stage[] = {"?", "chdir", "setgid", "setuid", "exec", "pty"};
+	char msg[512];
+	int n = snprintf(msg, sizeof msg, "silo-agent: %s %s: %s\n", stage[ce.stage < 6 ? ce.stage : 0],
+			 ce.stage == 4 ? argv0 : "", strerror(ce.err));
+	send_output(t->id, 2, msg, (size_t)(n < (int)sizeof msg ? n : (int)sizeof msg - 1));
+	t->exited = true;
+	t->status = (ce.stage == 4 && ce.err == ENOENT) ? 127 << 8 : 126 << 8;
+	t->drain_until_ns = 0;
+	close_fd(&t->out_fd);
+	close_fd(&t->err_fd);
+	close_fd(&t->in_fd);
+}
+
+static void handle_exec(const wire_msg *m)
+{
+	if (!(m->present & WF_ARGV) || m->argc == 0 || !m->argv[0][0]) {
+		send_error(m->id, EINVAL, "exec: argv must be a non-empty array of strings");
+		return;
+	}
+	if ((m->present & WF_SIG) || (m->pty && (m->rows > 4096 || m->cols > 4096))) {
+		send_error(m->id, EINVAL, "exec: invalid field");
+		return;
+	}
+	task *t = task_new(m->id, T_EXEC);
+	if (!t)
+		return;
+	int out[2] = {-1, -1}, err[2] = {-1, -1}, in[2] = {-1, -1}, ep[2] = {-1, -1};
+	int master = -1;
+	char slave_name[64] = "";
+	t->pty = m->pty;
+	if (pipe2(ep, O_CLOEXEC) < 0)
+		goto sys_fail;
+	if (m->pty) {
+		master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 ||
+		    ptsname_r(master, slave_name, sizeof slave_name) != 0)
+			goto sys_fail;
+		struct winsize ws = {.ws_row = m->rows ? m->rows : 24, .ws_col = m->cols ? m->cols : 80};
+		ioctl(master, TIOCSWINSZ, &ws);
+	} else if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(in, O_CLOEXEC) < 0) {
+		goto sys_fail;
+	}
+	char **env = build_env(m);
+	if (!env)
+		goto sys_fail;
+	pid_t pid = fork();
+	if (pid < 0) {
+		free(env);
+		goto sys_fail;
+	}
+	if (pid == 0) {
+		struct child_err ce = {0, 0};
+		sigset_t all;
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		for (int s = 1; s < NSIG; s++)
+			signal(s, SIG_DFL);
+		if (m->pty) {
+			setsid();
+			int s = open(slave_name, O_RDWR);
+			if (s < 0) {
+				ce = (struct child_err){5, errno};
+				goto child_fail;
+			}
+			ioctl(s, TIOCSCTTY, 0);
+			dup2(s, 0), dup2(s, 1), dup2(s, 2);
+			if (s > 2)
+				close(s);
+		} else {
+			setpgid(0, 0);
+			dup2(in[0], 0), dup2(out[1], 1), dup2(err[1], 2);
+		}
+		if (m->cwd && chdir(m->cwd) < 0) {
+			ce = (struct child_err){1, errno};
+			goto child_fail;
+		}
+		if ((m->present & WF_GID) && m->gid >= 0 && setgid((gid_t)m->gid) < 0) {
+			ce = (struct child_err){2, errno};
+			goto child_fail;
+		}
+		if ((m->present & WF_UID) && m->uid >= 0 && setuid((uid_t)m->uid) < 0) {
+			ce = (struct child_err){3, errno};
+			goto child_fail;
+		}
+		execvpe(m->argv[0], m->argv, env);
+		ce = (struct child_err){4, errno};
+	child_fail:
+		(void)!write(ep[1], &ce, sizeof ce);
+		_exit(127);
+	}
+	free(env);
+	close(ep[1]);
+	ep[1] = -1;
+	t->pid = pid;
+	t->start_ns = now_ns();
+	if (m->present & WF_TIMEOUT && m->timeout)
+		t->deadline_ns = t->start_ns + m->timeout * 1000000ull;
+	if (m->pty) {
+		t->out_fd = master;
+		t->in_fd = dup(master);
+		if (t->in_fd >= 0)
+			fcntl(t->in_fd, F_SETFD, FD_CLOEXEC);
+		master = -1;
+	} else {
+		close(out[1]), close(err[1]), close(in[0]);
+		t->out_fd = out[0];
+		t->err_fd = err[0];
+		t->in_fd = in[1];
+	}
+	if (t->out_fd >= 0)
+		set_nb(t->out_fd);
+	if (t->err_fd >= 0)
+		set_nb(t->err_fd);
+	if (t->in_fd >= 0)
+		set_nb(t->in_fd);
+	if (m->data_len) {
+		t->in_buf = malloc(m->data_len);
+		if (t->in_buf) {
+			memcpy(t->in_buf, m->data, m->data_len);
+			t->in_len = m->data_len;
+		}
+	}
+	t->in_eof = !m->flag; /* stdin not streamed: close after the initial data */
+	struct child_err ce;
+	ssize_t n;
+	do {
+		n = read(ep[0], &ce, sizeof ce);
+	} while (n < 0 && errno == EINTR);
+	close(ep[0]);
+	wire_msg st = {.type = WM_STARTED, .id = t->id, .present = WF_PID, .pid = (uint32_t)pid};
+	send_msg(&st);
+	if (n == (ssize_t)sizeof ce)
+		exec_failed(t, m->argv[0], ce);
+	return;
+sys_fail: {
+	int e = errno;
+	for (int i = 0; i < 2; i++) {
+		if (out[i] >= 0) close(out[i]);
+		if (err[i] >= 0) close(err[i]);
+		if (in[i] >= 0) close(in[i]);
+		if (ep[i] >= 0) close(ep[i]);
+	}
+	if (master >= 0)
+		close(master);
+	task_free(t);
+	send_error(m->id, e, "exec: %s", strerror(e));
+}
+}
+
+static void send_output(uint32_t id, int stream, const void *p, size_t n)
+{
+	wire_msg m = {.type = WM_OUTPUT, .id = id, .present = WF_STREAM | WF_DATA, .stream = (uint32_t)stream,
+		      .data = p, .data_len = n};
+	send_msg(&m);
+}
+
+static void read_child(task *t, int *fd, int stream)
+{
+	static uint8_t buf[READ_CHUNK];
+	ssize_t n = read(*fd, buf, sizeof buf);
+	if (n > 0) {
+		send_output(t->id, stream, buf, (size_t)n);
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	close_fd(fd); /* EOF, or EIO on a PTY whose slave closed */
+	if (t->pty)
+		close_fd(&t->in_fd);
+}
+
+static void write_child_stdin(task *t)
+{
+	while (t->in_off < t->in_len) {
+		ssize_t n = write(t->in_fd, t->in_buf + t->in_off, t->in_len - t->in_off);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			/* EPIPE: the child closed stdin; drop the rest */
+			t->in_off = t->in_len;
+			break;
+		}
+		t->in_off += (size_t)n;
+	}
+	free(t->in_buf);
+	t->in_buf = NULL;
+	t->in_len = t->in_off = 0;
+	if (t->in_eof && t->in_fd >= 0) {
+		if (t->pty) {
+			static const char eot = 4; /* ^D: end of input for the line discipline */
+			(void)!write(t->in_fd, &eot, 1);
+		}
+		close_fd(&t->in_fd);
+	}
+}
+
+static void handle_stdin(const wire_msg *m)
+{
+	task *t = task_find(m->id);
+	if (!t || t->kind != T_EXEC) {
+		send_error(m->id, ESRCH, "stdin: no such task %u", m->id);
+		return;
+	}
+	if (t->in_fd < 0)
+		return; /* already closed: data after EOF is dropped */
+	if (m->data_len) {
+		if (t->in_len - t->in_off + m->data_len > STDIN_BACKLOG_MAX) {
+			send_error(m->id, ENOBUFS, "stdin: backlog over %u bytes", STDIN_BACKLOG_MAX);
+			return;
+		}
+		size_t keep = t->in_len - t->in_off;
+		uint8_t *nb = malloc(keep + m->data_len);
+		if (!nb) {
+			send_error(m->id, ENOMEM, "stdin: out of memory");
+			return;
+		}
+		if (keep)
+			memcpy(nb, t->in_buf + t->in_off, keep);
+		memcpy(nb + keep, m->data, m->data_len);
+		free(t->in_buf);
+		t->in_buf = nb;
+		t->in_len = keep + m->data_len;
+		t->in_off = 0;
+	}
+	if (m->eof)
+		t->in_eof = true;
+	write_child_stdin(t);
+}
+
+static void handle_signal(const wire_msg *m)
+{
+	task *t = task_find(m->id);
+	if (!t || t->kind != T_EXEC || t->exited) {
+		send_error(m->id, ESRCH, "signal: no running task %u", m->id);
+		return;
+	}
+	if (!(m->present & WF_SIG) || m->sig < 1 || m->sig >= NSIG) {
+		send_error(m->id, EINVAL, "signal: sig must be 1..%d", NSIG - 1);
+		return;
+	}
+	kill(-t->pid, (int)m->sig);
+}
+
+static void handle_resize(const wire_msg *m)
+{
+	task *t = task_find(m->id);
+	if (!t || !t->pty || t->out_fd < 0) {
+		send_error(m->id, ESRCH, "resize: no PTY task %u", m->id);
+		return;
+	}
+	if (!m->rows || !m->cols || m->rows > 4096 || m->cols > 4096) {
+		send_error(m->id, EINVAL, "resize: rows/cols must be 1..4096");
+		return;
+	}
+	struct winsize ws = {.ws_row = (unsigned short)m->rows, .ws_col = (unsigned short)m->cols};
+	ioctl(t->out_fd, TIOCSWINSZ, &ws);
+}
+
+static void finish_exec(task *t)
+{
+	wire_msg m = {.type = WM_EXIT, .id = t->id, .present = WF_CODE | WF_SIG | WF_TIMEDOUT | WF_MS};
+	if (WIFSIGNALED(t->status)) {
+		m.sig = WTERMSIG(t->status);
+		m.code = 128 + m.sig;
+	} else {
+		m.code = WEXITSTATUS(t->status);
+	}
+	m.timed_out = t->timed_out;
+	m.ms = (now_ns() - t->start_ns) / 1000000ull;
+	send_msg(&m);
+	task_free(t);
+}
+
+/* ---------------- files ---------------- */
+
+static void handle_fwrite(const wire_msg *m)
+{
+	task *t = task_find(m->id);
+	if (m->flag) { /* first chunk */
+		if (!m->path || !m->path[0]) {
+			send_error(m->id, EINVAL, "fwrite: path required");
+			return;
+		}
+		t = task_new(m->id, T_FWRITE);
+		if (!t)
+			return;
+		mode_t mode = (m->present & WF_MODE) ? (mode_t)(m->mode & 07777) : 0644;
+		t->file_fd = open(m->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, mode);
+		if (t->file_fd < 0) {
+			int e = errno;
+			task_free(t);
+			send_error(m->id, e, "fwrite: open %s: %s", m->path, strerror(e));
+			return;
+		}
+		if (m->present & WF_MODE)
+			fchmod(t->file_fd, mode);
+	} else if (!t || t->kind != T_FWRITE) {
+		send_error(m->id, EBADF, "fwrite: no open transfer %u", m->id);
+		return;
+	}
+	size_t off = 0;
+	while (off < m->data_len) {
+		ssize_t n = write(t->file_fd, m->data + off, m->data_len - off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			task_free(t);
+			send_error(m->id, e, "fwrite: write: %s", strerror(e));
+			return;
+		}
+		off += (size_t)n;
+	}
+	if (m->eof) {
+		int rc = fsync(t->file_fd) < 0 && errno != EINVAL ? errno : 0;
+		if (close(t->file_fd) < 0 && !rc)
+			rc = errno;
+		t->file_fd = -1;
+		task_free(t);
+		if (rc)
+			send_error(m->id, rc, "fwrite: close: %s", strerror(rc));
+		else
+			send_ok(m->id);
+	}
+}
+
+static void handle_fread(const wire_msg *m)
+{
+	if (!m->path || !m->path[0]) {
+		send_error(m->id, EINVAL, "fread: path required");
+		return;
+	}
+	int fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		int e = errno;
+		send_error(m->id, e, "fread: open %s: %s", m->path, strerror(e));
+		return;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+		close(fd);
+		send_error(m->id, EISDIR, "fread: %s is a directory", m->path);
+		return;
+	}
+	task *t = task_new(m->id, T_FREAD);
+	if (!t) {
+		close(fd);
+		return;
+	}
+	t->file_fd = fd;
+	t->max = (m->present & WF_MAX) ? m->max : 0;
+}
+
+static void pump_fread(task *t)
+{
+	static uint8_t buf[WIRE_CHUNK];
+	ssize_t n = read(t->file_fd, buf, sizeof buf);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n < 0) {
+		int e = errno;
+		uint32_t id = t->id;
+		task_free(t);
+		send_error(id, e, "fread: read: %s", strerror(e));
+		return;
+	}
+	if (t->max && t->sent + (uint64_t)n > t->max) {
+		uint32_t id = t->id;
+		unsigned long long max = (unsigned long long)t->max;
+		task_free(t);
+		send_error(id, EFBIG, "fread: file exceeds the requested maximum of %llu bytes", max);
+		return;
+	}
+	t->sent += (uint64_t)n;
+	wire_msg m = {.type = WM_FDATA, .id = t->id, .present = WF_DATA | WF_EOF, .data = buf,
+		      .data_len = (size_t)n, .eof = n == 0};
+	send_msg(&m);
+	if (n == 0)
+		task_free(t);
+}
+
+static void fill_stat(wire_msg *m, const struct stat *st)
+{
+	m->present |= WF_EXISTS | WF_SIZE | WF_MODE | WF_MTIME | WF_UID | WF_GID;
+	m->exists = true;
+	m->size = (uint64_t)st->st_size;
+	m->mode = st->st_mode;
+	m->mtime = st->st_mtime;
+	m->uid = st->st_uid;
+	m->gid = st->st_gid;
+}
+
+static void handle_stat(const wire_msg *m)
+{
+	if (!m->path) {
+		send_error(m->id, EINVAL, "stat: path required");
+		return;
+	}
+	struct stat st;
+	wire_msg r = {.type = WM_STAT_R, .id = m->id, .present = WF_EXISTS};
+	if (lstat(m->path, &st) == 0) {
+		fill_stat(&r, &st);
+	} else if (errno != ENOENT && errno != ENOTDIR) {
+		int e = errno;
+		send_error(m->id, e, "stat %s: %s", m->path, strerror(e));
+		return;
+	}
+	send_msg(&r);
+}
+
+static void handle_list(const wire_msg *m)
+{
+	if (!m->path) {
+		send_error(m->id, EINVAL, "list: path required");
+		return;
+	}
+	int dfd = open(m->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		int e = errno;
+		if (dfd >= 0)
+			close(dfd);
+		send_error(m->id, e, "list %s: %s", m->path, strerror(e));
+		return;
+	}
+	wire_dirent ents[256];
+	uint32_t n = 0;
+	size_t bytes = 0;
+	struct dirent *de;
+	for (;;) {
+		de = readdir(d);
+		bool flush = !de || n == 256 || bytes > LIST_FRAME_BYTES;
+		if (flush && (n || !de)) {
+			wire_msg r = {.type = WM_LIST_R, .id = m->id, .present = WF_ENTS | WF_EOF, .ents = ents,
+				      .n_ents = n, .eof = !de};
+			send_msg(&r);
+			for (uint32_t i = 0; i < n; i++)
+				free(ents[i].name);
+			n = 0;
+			bytes = 0;
+		}
+		if (!de)
+			break;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		struct stat st;
+		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		ents[n] = (wire_dirent){.name = strdup(de->d_name), .size = (uint64_t)st.st_size,
+					.mode = st.st_mode, .mtime = st.st_mtime, .uid = st.st_uid, .gid = st.st_gid};
+		if (!ents[n].name)
+			continue;
+		bytes += strlen(de->d_name) + 32;
+		n++;
+	}
+	closedir(d);
+}
+
+static int mkdir_parents(char *path, mode_t mode)
+{
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		int r = mkdir(path, 0755);
+		*p = '/';
+		if (r < 0 && errno != EEXIST)
+			return -1;
+	}
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return -1;
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	return 0;
+}
+
+static void handle_mkdir(const wire_msg *m)
+{
+	if (!m->path || !m->path[0]) {
+		send_error(m->id, EINVAL, "mkdir: path required");
+		return;
+	}
+	mode_t mode = (m->present & WF_MODE) ? (mode_t)(m->mode & 07777) : 0755;
+	int r = m->flag ? mkdir_parents(m->path, mode) : mkdir(m->path, mode);
+	if (r < 0) {
+		int e = errno;
+		send_error(m->id, e, "mkdir %s: %s", m->path, strerror(e));
+		return;
+	}
+	send_ok(m->id);
+}
+
+static int remove_tree(int dirfd, const char *name, dev_t dev, int depth)
+{
+	struct stat st;
+	if (depth > 256) {
+		errno = ELOOP;
+		return -1;
+	}
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(dirfd, name, 0);
+	if (st.st_dev != dev) {
+		errno = EXDEV; /* never cross into another mount */
+		return -1;
+	}
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	int ret = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    remove_tree(fd, de->d_name, dev, depth + 1) < 0)
+			ret = -1;
+	closedir(d);
+	if (ret == 0)
+		ret = unlinkat(dirfd, name, AT_REMOVEDIR);
+	return ret;
+}
+
+static void handle_remove(const wire_msg *m)
+{
+	if (!m->path || !m->path[0] || !strcmp(m->path, "/")) {
+		send_error(m->id, EINVAL, "remove: refusing empty path or /");
+		return;
+	}
+	struct stat st;
+	int r;
+	if (lstat(m->path, &st) < 0)
+		r = -1;
+	else if (!S_ISDIR(st.st_mode))
+		r = unlink(m->path);
+	else if (m->flag)
+		r = remove_tree(AT_FDCWD, m->path, st.st_dev, 0);
+	else
+		r = rmdir(m->path);
+	if (r < 0) {
+		int e = errno;
+		send_error(m->id, e, "remove %s: %s", m->path, strerror(e));
+		return;
+	}
+	send_ok(m->id);
+}
+
+/* ---------------- connection ---------------- */
+
+static void drop_connection(const char *why)
+{
+	logmsg("host connection closed: %s", why);
+	if (G.conn >= 0)
+		close(G.conn);
+	G.conn = -1;
+	G.handshaken = false;
+	G.in_len = 0;
+	mp_buf_reset(&G.outq);
+	G.outq_off = 0;
+	/* File transfers die with the connection; exec tasks keep running with
+	 * their output discarded (a new connection cannot adopt them). */
+	for (task *t = G.tasks, *nx; t; t = nx) {
+		nx = t->next;
+		if (t->kind != T_EXEC)
+			task_free(t);
+	}
+	if (G.exit_on_disconnect)
+		G.shutting_down = true;
+	if (G.device)
+		G.reopen_at_ns = now_ns() + 50 * 1000000ull;
+}
+
+static void do_shutdown(void);
+
+static void handle_msg(const wire_msg *m)
+{
+	if (!G.handshaken) {
+		if (m->type != WM_HELLO) {
+			/* Not yet handshaken: say why, then hang up. */
+			G.handshaken = true;
+			send_error(m->id, EPROTO, "expected hello, got %s", wire_type_name(m->type));
+			flush_out();
+			drop_connection("no hello");
+			return;
+		}
+		G.handshaken = true;
+		if (m->v != WIRE_VERSION) {
+			send_error(m->id, EPROTONOSUPPORT, "protocol version %u not supported (agent speaks %u)",
+				   m->v, WIRE_VERSION);
+			flush_out();
+			drop_connection("version mismatch");
+			return;
+		}
+		struct utsname u;
+		uname(&u);
+		wire_msg r = {.type = WM_HELLO_OK, .id = m->id, .present = WF_V | WF_AGENT | WF_KERNEL | WF_PID,
+			      .v = WIRE_VERSION, .agent = SILO_VERSION, .kernel = u.release,
+			      .pid = (uint32_t)getpid()};
+		send_msg(&r);
+		return;
+	}
+	switch (m->type) {
+	case WM_EXEC: handle_exec(m); break;
+	case WM_STDIN: handle_stdin(m); break;
+	case WM_SIGNAL: handle_signal(m); break;
+	case WM_RESIZE: handle_resize(m); break;
+	case WM_FWRITE: handle_fwrite(m); break;
+	case WM_FREAD: handle_fread(m); break;
+	case WM_STAT: handle_stat(m); break;
+	case WM_LIST: handle_list(m); break;
+	case WM_MKDIR: handle_mkdir(m); break;
+	case WM_REMOVE: handle_remove(m); break;
+	case WM_PING: {
+		wire_msg r = {.type = WM_PONG, .id = m->id, .present = m->present & WF_MS, .ms = m->ms};
+		send_msg(&r);
+		break;
+	}
+	case WM_SHUTDOWN:
+		send_ok(m->id);
+		flush_out();
+		do_shutdown();
+		break;
+	default:
+		send_error(m->id, ENOSYS, "unknown message type %u", m->type);
+		break;
+	}
+}
+
+static void read_conn(void)
+{
+	for (;;) {
+		size_t cap = WIRE_MAX_FRAME + 4;
+		if (G.in_len == cap)
+			break;
+		ssize_t n = read(G.conn, G.in + G.in_len, cap - G.in_len);
+		if (n == 0) {
+			drop_connection("EOF");
+			return;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				drop_connection(strerror(errno));
+			break;
+		}
+		G.in_len += (size_t)n;
+		break;
+	}
+	size_t off = 0;
+	while (G.conn >= 0 && G.in_len - off >= 4) {
+		uint32_t len;
+		if (!wire_frame_len(G.in + off, &len)) {
+			G.handshaken = true;
+			send_error(0, EMSGSIZE, "frame length must be 1..%u", WIRE_MAX_FRAME);
+			flush_out();
+			drop_connection("bad frame length");
+			return;
+		}
+		if (G.in_len - off - 4 < len)
+			break;
+		wire_msg m;
+		char err[128];
+		if (!wire_decode(G.in + off + 4, len, &m, err, sizeof err)) {
+			wire_msg_free(&m);
+			G.handshaken = true;
+			send_error(0, EBADMSG, "malformed frame: %s", err);
+			flush_out();
+			drop_connection("malformed frame");
+			return;
+		}
+		handle_msg(&m);
+		wire_msg_free(&m);
+		off += 4 + len;
+	}
+	if (G.conn >= 0 && off) {
+		memmove(G.in, G.in + off, G.in_len - off);
+		G.in_len -= off;
+	}
+}
+
+static void try_open_device(void)
+{
+	int fd = open(G.device, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		G.reopen_at_ns = now_ns() + 100 * 1000000ull;
+		return;
+	}
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	if (poll(&p, 1, 0) == 1 && (p.revents & POLLHUP)) {
+		close(fd); /* host side not connected yet */
+		G.reopen_at_ns = now_ns() + 50 * 1000000ull;
+		return;
+	}
+	G.conn = fd;
+	G.reopen_at_ns = 0;
+}
+
+/* ---------------- children, signals, shutdown ---------------- */
+
+static void reap(void)
+{
+	int st;
+	pid_t pid;
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		for (task *t = G.tasks; t; t = t->next)
+			if (t->kind == T_EXEC && t->pid == pid && !t->exited) {
+				t->exited = true;
+				t->status = st;
+				t->drain_until_ns = now_ns() + DRAIN_MS * 1000000ull;
+			}
+	}
+}
+
+static void kill_all_tasks(void)
+{
+	for (task *t = G.tasks; t; t = t->next)
+		if (t->kind == T_EXEC && !t->exited)
+			kill(-t->pid, SIGKILL);
+}
+
+static void do_shutdown(void)
+{
+	G.shutting_down = true;
+}
+
+static void final_exit(void)
+{
+	kill_all_tasks();
+	if (G.init) {
+		kill(-1, SIGKILL);
+		while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+			;
+	}
+	flush_out();
+	if (G.poweroff) {
+		sync();
+		reboot(G.reboot_to_exit ? RB_AUTOBOOT : RB_POWER_OFF);
+	}
+	_exit(0);
+}
+
+static void on_signal_dummy(int s)
+{
+	(void)s;
+}
+
+static void setup_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	/* PID 1 in a pid namespace ignores signals with SIG_DFL: install handlers. */
+	struct sigaction sa = {.sa_handler = on_signal_dummy};
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	G.sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static void mount_basics(void)
+{
+	mkdir("/proc", 0555), mkdir("/sys", 0555), mkdir("/dev", 0755), mkdir("/tmp", 01777);
+	mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	if (access("/dev/null", F_OK) != 0)
+		mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	mkdir("/dev/pts", 0755);
+	if (access("/dev/pts/ptmx", F_OK) != 0)
+		mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
+	if (access("/dev/ptmx", F_OK) != 0)
+		symlink("pts/ptmx", "/dev/ptmx");
+	mkdir("/dev/shm", 01777);
+	mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	mkdir("/run", 0755);
+	mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+}
+
+/* Kernel command line: silo.channel=/dev/... , silo.poweroff=reboot|poweroff, silo.verbose */
+static void parse_cmdline(char *dev, size_t devlen)
+{
+	FILE *f = fopen("/proc/cmdline", "r");
+	if (!f)
+		return;
+	char line[4096];
+	if (!fgets(line, sizeof line, f))
+		line[0] = '\0';
+	fclose(f);
+	for (char *tok = strtok(line, " \n"); tok; tok = strtok(NULL, " \n")) {
+		if (!strncmp(tok, "silo.channel=", 13))
+			snprintf(dev, devlen, "%s", tok + 13);
+		else if (!strcmp(tok, "silo.poweroff=reboot"))
+			G.reboot_to_exit = true;
+		else if (!strcmp(tok, "silo.verbose"))
+			G.verbose = true;
+	}
+}
+
+/* Find the virtio-serial port named "silo.agent" (no udev in the guest). */
+static bool find_virtio_port(char *out, size_t len)
+{
+	DIR *d = opendir("/sys/class/virtio-ports");
+	if (!d)
+		return false;
+	struct dirent *de;
+	bool found = false;
+	while (!found && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char p[512], name[64] = "";
+		snprintf(p, sizeof p, "/sys/class/virtio-ports/%s/name", de->d_name);
+		FILE *f = fopen(p, "r");
+		if (!f)
+			continue;
+		if (fgets(name, sizeof name, f)) {
+			name[strcspn(name, "\n")] = '\0';
+			if (!strcmp(name, "silo.agent")) {
+				snprintf(out, len, "/dev/%s", de->d_name);
+				found = true;
+			}
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return found;
+}
+
+static int vsock_listen(unsigned port)
+{
+#ifndef AF_VSOCK
+#define AF_VSOCK 40
+#endif
+	struct {
+		unsigned short svm_family, svm_reserved1;
+		unsigned int svm_port, svm_cid;
+		unsigned char svm_zero[4];
+	} addr = {.svm_family = AF_VSOCK, .svm_port = port, .svm_cid = 0xffffffffu /* VMADDR_CID_ANY */};
+	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, 4) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: silo-agent [--init] [--poweroff|--reboot-exit] [--verbose]\n"
+	      "                  [--fd N | --listen-fd N | --device PATH | --vsock PORT]\n"
+	      "Serves the silo wire protocol (docs/protocol.md) on one channel.\n"
+	      "  --fd N         serve an already-connected stream fd; exit when it closes\n"
+	      "  --listen-fd N  accept connections on an inherited listening socket, one at a time\n"
+	      "  --device PATH  a character device (virtio-serial port); reopened after host hangup\n"
+	      "  --vsock PORT   listen on AF_VSOCK PORT\n"
+	      "  --init         PID-1 duties: mount /proc /sys /dev /tmp, reap orphans\n"
+	      "  --poweroff     power the machine off on shutdown (default when PID 1 in a VM)\n"
+	      "As PID 1 without a channel option it reads silo.channel= from /proc/cmdline, then\n"
+	      "looks for the virtio-serial port named silo.agent, then vsock port 1024.\n",
+	      f);
+}
+
+int main(int argc, char **argv)
+{
+	int fd = -1, lfd = -1, vport = -1;
+	char device[256] = "";
+	bool poweroff_flag = false;
+	G.init = getpid() == 1;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--fd") && v)
+			fd = atoi(v), i++;
+		else if (!strcmp(a, "--listen-fd") && v)
+			lfd = atoi(v), i++;
+		else if (!strcmp(a, "--device") && v)
+			snprintf(device, sizeof device, "%s", v), i++;
+		else if (!strcmp(a, "--vsock") && v)
+			vport = atoi(v), i++;
+		else if (!strcmp(a, "--init"))
+			G.init = true;
+		else if (!strcmp(a, "--poweroff"))
+			poweroff_flag = true;
+		else if (!strcmp(a, "--reboot-exit"))
+			poweroff_flag = G.reboot_to_exit = true;
+		else if (!strcmp(a, "--verbose"))
+			G.verbose = true;
+		else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "--version")) {
+			printf("silo-agent %s (protocol %d)\n", SILO_VERSION, WIRE_VERSION);
+			return 0;
+		} else {
+			fprintf(stderr, "silo-agent: unknown argument '%s'\n", a);
+			usage(stderr);
+			return 2;
+		}
+	}
+	bool have_channel = fd >= 0 || lfd >= 0 || device[0] || vport >= 0;
+	if (G.init)
+		mount_basics();
+	if (getpid() == 1 && !have_channel) {
+		/* In a VM as the kernel's init. */
+		G.poweroff = true;
+		parse_cmdline(device, sizeof device);
+		if (!device[0] && !find_virtio_port(device, sizeof device)) {
+			for (int tries = 0; tries < 50 && !device[0]; tries++) {
+				usleep(20000);
+				find_virtio_port(device, sizeof device);
+			}
+			if (!device[0])
+				vport = 1024;
+		}
+	}
+	if (poweroff_flag)
+		G.poweroff = true;
+	G.in = malloc(WIRE_MAX_FRAME + 4);
+	if (!G.in)
+		return 1;
+	mp_buf_init(&G.outq);
+	setup_signals();
+	if (fd >= 0) {
+		G.conn = fd;
+		G.exit_on_disconnect = true;
+		set_nb(fd);
+	} else if (lfd >= 0) {
+		G.listen_fd = lfd;
+		set_nb(lfd);
+	} else if (device[0]) {
+		G.device = device;
+		try_open_device();
+	} else if (vport >= 0) {
+		G.listen_fd = vsock_listen((unsigned)vport);
+		if (G.listen_fd < 0) {
+			fprintf(stderr, "silo-agent: vsock port %d: %s\n", vport, strerror(errno));
+			if (G.poweroff)
+				final_exit();
+			return 1;
+		}
+	} else {
+		usage(stderr);
+		return 2;
+	}
+	logmsg("ready (pid %d)", (int)getpid());
+
+	for (;;) {
+		if (G.shutting_down)
+			final_exit();
+		struct pollfd pfd[2 + 3 * MAX_TASKS + 1];
+		task *owner[2 + 3 * MAX_TASKS + 1];
+		int which[2 + 3 * MAX_TASKS + 1];
+		int n = 0;
+		uint64_t now = now_ns();
+		int timeout_ms = -1;
+		if (G.device && G.conn < 0 && G.reopen_at_ns) {
+			if (now >= G.reopen_at_ns)
+				try_open_device();
+			else
+				timeout_ms = (int)((G.reopen_at_ns - now) / 1000000ull) + 1;
+		}
+		pfd[n] = (struct pollfd){.fd = G.sfd, .events = POLLIN};
+		owner[n] = NULL, which[n++] = 0;
+		if (G.conn >= 0) {
+			pfd[n] = (struct pollfd){.fd = G.conn, .events = POLLIN | (outq_pending() ? POLLOUT : 0)};
+			owner[n] = NULL, which[n++] = 1;
+		} else if (G.listen_fd >= 0) {
+			pfd[n] = (struct pollfd){.fd = G.listen_fd, .events = POLLIN};
+			owner[n] = NULL, which[n++] = 2;
+		}
+		bool room = outq_pending() < OUTQ_HIGH || G.conn < 0;
+		for (task *t = G.tasks, *nx; t; t = nx) {
+			nx = t->next;
+			if (t->kind == T_EXEC) {
+				if (t->exited && ((t->out_fd < 0 && t->err_fd < 0) || now >= t->drain_until_ns)) {
+					if (G.conn >= 0)
+						finish_exec(t);
+					else
+						task_free(t);
+					continue;
+				}
+				if (!t->exited && t->deadline_ns && now >= t->deadline_ns) {
+					kill(-t->pid, SIGKILL);
+					t->timed_out = true;
+					t->deadline_ns = 0;
+				}
+				if (t->deadline_ns) {
+					int ms = (int)((t->deadline_ns - now) / 1000000ull) + 1;
+					if (timeout_ms < 0 || ms < timeout_ms)
+						timeout_ms = ms;
+				}
+				if (t->exited) {
+					int ms = (int)((t->drain_until_ns - now) / 1000000ull) + 1;
+					if (timeout_ms < 0 || ms < timeout_ms)
+						timeout_ms = ms;
+				}
+				if (room && t->out_fd >= 0) {
+					pfd[n] = (struct pollfd){.fd = t->out_fd, .events = POLLIN};
+					owner[n] = t, which[n++] = 10;
+				}
+				if (room && t->err_fd >= 0) {
+					pfd[n] = (struct pollfd){.fd = t->err_fd, .events = POLLIN};
+					owner[n] = t, which[n++] = 11;
+				}
+				if (t->in_fd >= 0 && (t->in_len > t->in_off || t->in_eof)) {
+					pfd[n] = (struct pollfd){.fd = t->in_fd, .events = POLLOUT};
+					owner[n] = t, which[n++] = 12;
+				}
+			} else if (t->kind == T_FREAD && room && G.conn >= 0) {
+				timeout_ms = 0; /* regular files are always readable */
+			}
+		}
+		int r = poll(pfd, (nfds_t)n, timeout_ms);
+		if (r < 0 && errno != EINTR)
+			return 1;
+		for (task *t = G.tasks, *nx; t; t = nx) {
+			nx = t->next;
+			if (t->kind == T_FREAD && G.conn >= 0 && outq_pending() < OUTQ_HIGH)
+				pump_fread(t);
+		}
+		if (r <= 0)
+			continue;
+		for (int i = 0; i < n; i++) {
+			if (!pfd[i].revents)
+				continue;
+			task *t = owner[i];
+			switch (which[i]) {
+			case 0: {
+				struct signalfd_siginfo si;
+				while (read(G.sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+					if (si.ssi_signo == SIGCHLD)
+						reap();
+					else
+						G.shutting_down = true;
+				}
+				reap();
+				break;
+			}
+			case 1:
+				if (pfd[i].revents & POLLOUT)
+					flush_out();
+				if (G.conn >= 0 && (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+					read_conn();
+				break;
+			case 2: {
+				int c = accept4(G.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+				if (c >= 0) {
+					G.conn = c;
+					G.handshaken = false;
+					G.in_len = 0;
+				}
+				break;
+			}
+			case 10: case 11: {
+				/* The task may have been freed by an earlier entry in this round. */
+				bool live = false;
+				for (task *x = G.tasks; x; x = x->next)
+					live |= x == t;
+				if (live)
+					read_child(t, which[i] == 10 ? &t->out_fd : &t->err_fd, which[i] == 10 ? 1 : 2);
+				break;
+			}
+			case 12: {
+				bool live = false;
+				for (task *x = G.tasks; x; x = x->next)
+					live |= x == t;
+				if (live && t->in_fd >= 0) {
+					if (pfd[i].revents & (POLLERR | POLLHUP)) {
+						close_fd(&t->in_fd);
+						free(t->in_buf);
+						t->in_buf = NULL;
+						t->in_len = t->in_off = 0;
+					} else {
+						write_child_stdin(t);
+					}
+				}
+				break;
+			}
+			default:
+				break;
+			}
+		}
+		flush_out();
+	}
+}
