@@ -34,6 +34,8 @@ int cmd_top(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 /* cmd_image.c */
 int cmd_image(int argc, char **argv);
+/* cmd_run.c */
+int cmd_run(int argc, char **argv);
 /* verbs: add declarations above this line */
 
 #endif

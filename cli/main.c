@@ -26,6 +26,7 @@ static const cli_verb verbs[] = {
 	{"stats", "same as top", cmd_top},
 	{"audit", "verify the audit log (audit verify [FILE])", cmd_audit},
 	{"image", "build, list, verify and remove guest images (image build|ls|verify|rm)", cmd_image},
+	{"run", "run a command in a fresh sandbox, then destroy it (run -- CMD...)", cmd_run},
 	/* verbs: add rows above this line */
 };
 

@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * `silo run [OPTIONS] -- CMD...`: create a sandbox, run CMD with live
+ * stdout/stderr, destroy it, verify nothing is left, exit with CMD's status.
+ * Goes through silod when one answers on its socket; embedded otherwise.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/api_client.h"
+#include "cli/cli.h"
+#include "common/util.h"
+#include "core/sandbox.h"
+
+/* spec.c may not be in every build: --spec and the daemon path need it. */
+extern int spec_load(const char *path, vm_spec *out, silo_error *err) __attribute__((weak));
+extern char *spec_format(const vm_spec *s) __attribute__((weak));
+extern void spec_free(vm_spec *s) __attribute__((weak));
+
+#define RUN_GRACE_MS 2000
+
+static volatile sig_atomic_t run_sig;
+
+static void on_sig(int s)
+{
+	run_sig = s;
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: silo run [--provider P] [--spec FILE] [--image NAME] [-e K=V]... [-w DIR]\n"
+	      "                [--timeout S] [--memory MB] [--cpus N] [--json] [--time] -- CMD [ARG]...\n",
+	      f);
+}
+
+static void out_cb(void *ud, int stream, const void *buf, size_t len)
+{
+	(void)ud;
+	write_all(stream == 2 ? 2 : 1, buf, len);
+}
+
+static void own_free(vm_spec *s)
+{
+	free(s->provider);
+	free(s->image);
+	free(s->workdir);
+	for (size_t i = 0; i < s->n_env; i++) {
+		free(s->env[i].key);
+		free(s->env[i].value);
+	}
+}
+
+static uint64_t ms_since(uint64_t t0)
+{
+	return (now_mono_ns() - t0) / 1000000;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"provider", required_argument, NULL, 'p'}, {"spec", required_argument, NULL, 'f'},
+		{"image", required_argument, NULL, 'i'},    {"env", required_argument, NULL, 'e'},
+		{"workdir", required_argument, NULL, 'w'},  {"timeout", required_argument, NULL, 't'},
+		{"memory", required_argument, NULL, 'm'},   {"cpus", required_argument, NULL, 'c'},
+		{"json", no_argument, NULL, 'j'},           {"time", no_argument, NULL, 'T'},
+		{"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+	};
+	const char *provider = NULL, *spec_path = NULL, *image = NULL, *workdir = NULL;
+	char **env = NULL;
+	size_t nenv = 0;
+	unsigned long timeout_s = 0, memory = 0, cpus = 0;
+	bool json = false, timing = false;
+	silo_error err = {0};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+p:f:i:e:w:t:m:c:h", opts, NULL)) != -1) {
+		char *end = NULL;
+		switch (c) {
+		case 'p': provider = optarg; break;
+		case 'f': spec_path = optarg; break;
+		case 'i': image = optarg; break;
+		case 'w': workdir = optarg; break;
+		case 'j': json = true; break;
+		case 'T': timing = true; break;
+		case 'e':
+			if (!strchr(optarg, '=') || optarg[0] == '=') {
+				silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "-e: expected KEY=VALUE, got \"%s\"", optarg);
+				strv_free(env);
+				return cli_error(&err, json);
+			}
+			env = xrealloc(env, (nenv + 2) * sizeof *env);
+			env[nenv++] = xstrdup(optarg);
+			env[nenv] = NULL;
+			break;
+		case 't':
+		case 'm':
+		case 'c': {
+			errno = 0;
+			unsigned long v = strtoul(optarg, &end, 10);
+			const char *name = c == 't' ? "--timeout" : c == 'm' ? "--memory" : "--cpus";
+			unsigned long max = c == 't' ? 86400 * 365 : c == 'm' ? 65536 : 64;
+			if (errno || !end || *end || !*optarg || optarg[0] == '-' || v > max || (c != 't' && v == 0)) {
+				silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "%s: expected an integer in %d..%lu, got \"%s\"",
+					  name, c == 't' ? 0 : 1, max, optarg);
+				strv_free(env);
+				return cli_error(&err, json);
+			}
+			*(c == 't' ? &timeout_s : c == 'm' ? &memory : &cpus) = v;
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			strv_free(env);
+			return 0;
+		default:
+			usage(stderr);
+			strv_free(env);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "run: no command given (silo run -- CMD...)");
+		strv_free(env);
+		return cli_error(&err, json);
+	}
+	char **cmd = argv + optind;
+
+	vm_spec spec = {0};
+	bool loaded = false;
+	if (spec_path) {
+		if (!spec_load) {
+			silo_fail(&err, SILO_ERR_NOT_SUPPORTED, 0, "--spec: this build has no hac.toml parser");
+			strv_free(env);
+			return cli_error(&err, json);
+		}
+		if (spec_load(spec_path, &spec, &err) < 0) {
+			strv_free(env);
+			return cli_error(&err, json);
+		}
+		loaded = true;
+	} else {
+		snprintf(spec.name, sizeof spec.name, "run");
+		spec.vcpus = 1;
+		spec.memory_mb = 512;
+	}
+	/* command-line overrides; keep the loaded spec's strings owned by spec_free */
+	char *ov_provider = provider ? xstrdup(provider) : NULL;
+	char *ov_image = image ? xstrdup(image) : NULL;
+	if (ov_provider) {
+		if (loaded)
+			free(spec.provider);
+		spec.provider = ov_provider;
+	}
+	if (ov_image) {
+		if (loaded)
+			free(spec.image);
+		spec.image = ov_image;
+	}
+	if (memory)
+		spec.memory_mb = (uint32_t)memory;
+	if (cpus)
+		spec.vcpus = (uint32_t)cpus;
+	const char *cwd = workdir ? workdir : spec.workdir;
+	/* exec environment: spec env then -e overrides */
+	char **xenv = NULL;
+	size_t nx = 0;
+	for (size_t i = 0; i < spec.n_env; i++) {
+		xenv = xrealloc(xenv, (nx + 2) * sizeof *xenv);
+		xenv[nx++] = xasprintf("%s=%s", spec.env[i].key, spec.env[i].value);
+		xenv[nx] = NULL;
+	}
+	for (size_t i = 0; i < nenv; i++) {
+		xenv = xrealloc(xenv, (nx + 2) * sizeof *xenv);
+		xenv[nx++] = xstrdup(env[i]);
+		xenv[nx] = NULL;
+	}
+	strv_free(env);
+
+	int rc;
+	if (api_daemon_available() && spec_format) {
+		/* silod is running: it owns sandboxes, registry and audit. */
+		char *toml = spec_format(&spec);
+		cleanup_free char *in = NULL;
+		size_t in_len = 0;
+		if (!isatty(0)) {
+			size_t cap = 0;
+			for (;;) {
+				if (cap - in_len < 65536)
+					in = xrealloc(in, cap = cap ? cap * 2 : 65536);
+				ssize_t r = read(0, in + in_len, cap - in_len);
+				if (r < 0 && errno == EINTR)
+					continue;
+				if (r <= 0)
+					break;
+				in_len += (size_t)r;
+			}
+		}
+		rc = daemon_run(toml, cmd, xenv, cwd, in, in_len, (uint32_t)(timeout_s * 1000), json);
+		free(toml);
+		goto out;
+	}
+
+	uint64_t t0 = now_mono_ns();
+	sandbox *sb = NULL;
+	sandbox_opts so = {0};
+	if (sandbox_create(&spec, &so, &sb, &err) < 0) {
+		rc = cli_error(&err, json);
+		goto out;
+	}
+	uint64_t spawn_ms = sb->spawn_ns / 1000000, ready_ms = sb->ready_ns / 1000000;
+
+	struct sigaction sa = {.sa_handler = on_sig}, old_int, old_term, old_pipe;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	struct sigaction ign = {.sa_handler = SIG_IGN};
+	sigaction(SIGPIPE, &ign, &old_pipe);
+
+	uint64_t t_exec = now_mono_ns();
+	bool feed = !isatty(0);
+	exec_req req = {
+		.argv = cmd,
+		.env = xenv,
+		.cwd = cwd,
+		.stdin_stream = feed,
+		.timeout_ms = (uint32_t)(timeout_s * 1000),
+		.uid = -1,
+		.gid = -1,
+	};
+	exec_result res = {0};
+	uint32_t task = 0;
+	int status = 0;
+	bool exec_failed = false;
+	if (chan_exec_start(sb->ch, &req, out_cb, NULL, &task, &err) < 0) {
+		exec_failed = true;
+	} else {
+		bool in_open = feed;
+		char buf[65536];
+		for (;;) {
+			if (run_sig) {
+				silo_error e2;
+				chan_exec_signal(sb->ch, task, SIGKILL, &e2);
+				run_sig = 0;
+			}
+			if (in_open) {
+				struct pollfd p = {.fd = 0, .events = POLLIN};
+				int pr = poll(&p, 1, 50);
+				if (pr > 0) {
+					ssize_t r = read(0, buf, sizeof buf);
+					if (r < 0 && errno == EINTR)
+						continue;
+					if (chan_exec_stdin(sb->ch, task, buf, r > 0 ? (size_t)r : 0, r <= 0, &err) < 0 ||
+					    r <= 0)
+						in_open = false;
+					continue;
+				}
+			}
+			silo_error we = {0};
+			int wr = chan_exec_wait(sb->ch, task, in_open ? 0 : 100, &res, &we);
+			if (wr == 0)
+				break;
+			if (we.code != SILO_ERR_TIMEOUT) {
+				err = we;
+				exec_failed = true;
+				break;
+			}
+		}
+	}
+	uint64_t exec_ms = ms_since(t_exec);
+	if (!exec_failed)
+		status = res.signal ? 128 + res.signal : res.exit_code;
+
+	uint64_t t_destroy = now_mono_ns();
+	cleanup_report rep = {0};
+	silo_error derr = {0};
+	char id[SILO_ID_MAX];
+	snprintf(id, sizeof id, "%s", sb->id);
+	int drc = sandbox_destroy(sb, RUN_GRACE_MS, &rep, &derr);
+	uint64_t destroy_ms = ms_since(t_destroy);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	sigaction(SIGPIPE, &old_pipe, NULL);
+	if (timing) {
+		if (json)
+			fprintf(stderr,
+				"{\"sandbox\":\"%s\",\"spawn_ms\":%llu,\"ready_ms\":%llu,\"exec_ms\":%llu,"
+				"\"destroy_ms\":%llu,\"total_ms\":%llu}\n",
+				id, (unsigned long long)spawn_ms, (unsigned long long)ready_ms,
+				(unsigned long long)exec_ms, (unsigned long long)destroy_ms,
+				(unsigned long long)ms_since(t0));
+		else
+			fprintf(stderr, "silo: time: spawn %llu ms, ready %llu ms, exec %llu ms, destroy %llu ms, total %llu ms\n",
+				(unsigned long long)spawn_ms, (unsigned long long)ready_ms,
+				(unsigned long long)exec_ms, (unsigned long long)destroy_ms,
+				(unsigned long long)ms_since(t0));
+	}
+	if (drc < 0 || !rep.host_clean) {
+		if (drc == 0)
+			silo_fail_vm(&derr, SILO_ERR_CLEANUP_FAILED, 0, id, "residue after destroy");
+		cleanup_report_free(&rep);
+		if (exec_failed)
+			cli_error(&err, json);
+		rc = cli_error(&derr, json);
+		goto out;
+	}
+	cleanup_report_free(&rep);
+	if (exec_failed) {
+		rc = cli_error(&err, json);
+		goto out;
+	}
+	if (res.timed_out) {
+		fprintf(stderr, "silo: TIMEOUT [%s]: command killed after --timeout %lu s\n", id, timeout_s);
+		rc = 124;
+		goto out;
+	}
+	rc = status;
+out:
+	strv_free(xenv);
+	if (loaded && spec_free)
+		spec_free(&spec);
+	else
+		own_free(&spec);
+	return rc;
+}

@@ -1,0 +1,813 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * namespace provider: silo-agent as PID 1 of a fresh set of Linux namespaces
+ * (mount, pid, net, ipc, uts, cgroup; + user when not root) on an overlayfs
+ * root, with cgroup limits, a seccomp deny-list, a bounded capability set and
+ * no_new_privs. Weaker isolation than a VM (shared host kernel); the fallback
+ * of last resort. docs/providers.md ("namespace") has the details.
+ *
+ * Jail order in the child (fixed): wait for the uid map -> private mounts ->
+ * overlay root -> /proc /sys /dev /dev/pts /dev/shm /tmp -> hostname -> lo up ->
+ * pivot_root -> fds -> capabilities -> no_new_privs -> seccomp -> exec agent.
+ *
+ * The namespace init is double-forked and setsid()ed: it is not our child and
+ * survives the manager (silod restart); its pid and start time are recorded
+ * in RUNDIR/pid for reattach.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "core/channel.h"
+#include "core/provider.h"
+#include "core/sandbox.h"
+#include "providers/ns.h"
+
+/* Weak: usable before lib/core/channel.c is in the same library. */
+extern bool chan_is_connected(chan *c) __attribute__((weak));
+extern int chan_shutdown(chan *c, silo_error *err) __attribute__((weak));
+
+#define NS_DEFAULT_PIDS 1024
+#define NS_SETUP_TIMEOUT_MS 10000
+#define AGENT_FD 3
+
+typedef struct ns_state {
+	ns_cgroup cg;
+	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	unsigned long long starttime;
+} ns_state;
+
+/* Capabilities kept in the bounding set (Docker's default set minus
+ * NET_RAW and MKNOD: no raw sockets, no device nodes). */
+static const int keep_caps[] = {
+	CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FOWNER,     CAP_FSETID,           CAP_KILL,
+	CAP_SETGID, CAP_SETUID,       CAP_SETPCAP,    CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
+	CAP_SETFCAP, CAP_AUDIT_WRITE,
+};
+
+static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+
+/* ---- /proc helpers ---- */
+
+/* state char and start time of pid; -1 if gone. */
+static int proc_stat(pid_t pid, char *state, unsigned long long *start)
+{
+	char p[64], buf[1024];
+	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	char *r = strrchr(buf, ')');
+	if (!r || r[1] != ' ')
+		return -1;
+	*state = r[2];
+	/* fields after ')': 3=state ... 22=starttime */
+	char *s = r + 2;
+	int field = 3;
+	while (*s && field < 22) {
+		if (*s++ == ' ')
+			field++;
+	}
+	*start = strtoull(s, NULL, 10);
+	return 0;
+}
+
+static bool pid_alive(pid_t pid, unsigned long long start)
+{
+	if (pid <= 0)
+		return false;
+	int st;
+	waitpid(pid, &st, WNOHANG);   /* in case we are its reaper (subreaper setups) */
+	char state;
+	unsigned long long s;
+	if (proc_stat(pid, &state, &s) < 0)
+		return false;
+	if (start && s != start)
+		return false;   /* pid reused */
+	return state != 'Z' && state != 'X';
+}
+
+static bool wait_gone(pid_t pid, unsigned long long start, int ms)
+{
+	uint64_t end = now_mono_ns() + (uint64_t)ms * 1000000ull;
+	while (pid_alive(pid, start)) {
+		if (now_mono_ns() >= end)
+			return false;
+		struct timespec ts = {0, 2 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	return true;
+}
+
+/* ---- the child ---- */
+
+typedef struct child_args {
+	char merged[PATH_MAX];
+	char overlay_opts[3 * PATH_MAX + 64];
+	char hostname[64];
+	char procs[NS_CG_MAX][PATH_MAX];
+	int ncg;
+	int listen_fd;
+	int err_fd;          /* write end, CLOEXEC */
+	int sync_fd;         /* read end: EOF once the uid map is written */
+	bool userns;
+} child_args;
+
+__attribute__((noreturn)) static void child_fail(const child_args *a, const char *step)
+{
+	char msg[512];
+	int e = errno;
+	int n = snprintf(msg, sizeof msg, "%s: %s", step, strerror(e));
+	if (n > 0)
+		(void)!write(a->err_fd, msg, (size_t)MIN(n, (int)sizeof msg - 1));
+	_exit(127);
+}
+
+static int mnt_at(const child_args *a, const char *src, const char *rel, const char *type,
+		  unsigned long flags, const char *data)
+{
+	char p[PATH_MAX + 32];
+	snprintf(p, sizeof p, "%s/%s", a->merged, rel);
+	return mount(src, p, type, flags, data);
+}
+
+static void lo_up(const child_args *a)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		child_fail(a, "socket for lo");
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		child_fail(a, "SIOCGIFFLAGS lo");
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		child_fail(a, "bring lo up");
+	close(s);
+}
+
+static void drop_caps(const child_args *a)
+{
+	uint64_t keep = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(keep_caps); i++)
+		keep |= 1ull << keep_caps[i];
+	for (int c = 0; c <= 63; c++) {
+		if (keep & (1ull << c))
+			continue;
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+			child_fail(a, "drop capability from the bounding set");
+	}
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct d[2];
+	memset(d, 0, sizeof d);
+	if (syscall(SYS_capget, &h, d) < 0)
+		child_fail(a, "capget");
+	for (int i = 0; i < 2; i++) {
+		uint32_t k = (uint32_t)(keep >> (32 * i));
+		d[i].effective &= k;
+		d[i].permitted &= k;
+		d[i].inheritable = 0;
+	}
+	if (syscall(SYS_capset, &h, d) < 0)
+		child_fail(a, "capset");
+}
+
+__attribute__((noreturn)) static void child_main(const child_args *a)
+{
+	/* Wait until the parent side has written our uid/gid maps (or decided
+	 * there are none): EOF on the sync pipe. */
+	char c;
+	while (read(a->sync_fd, &c, 1) < 0 && errno == EINTR)
+		;
+	close(a->sync_fd);
+	sigset_t all;
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	signal(SIGPIPE, SIG_DFL);
+
+	if (a->userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+		child_fail(a, "become root in the user namespace");
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		child_fail(a, "make mounts private");
+	if (mount("overlay", a->merged, "overlay", MS_NOSUID, a->overlay_opts) < 0)
+		child_fail(a, "mount overlay root");
+	if (mnt_at(a, "proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		child_fail(a, "mount /proc");
+	if (mnt_at(a, "sysfs", "sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL) < 0)
+		child_fail(a, "mount /sys");
+	if (mnt_at(a, "tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k") < 0)
+		child_fail(a, "mount /dev");
+	char p[PATH_MAX + 64], host[64];
+	for (size_t i = 0; i < ARRAY_SIZE(dev_nodes); i++) {
+		snprintf(p, sizeof p, "%s/dev/%s", a->merged, dev_nodes[i]);
+		int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+		if (fd < 0)
+			child_fail(a, "create a /dev node mount point");
+		close(fd);
+		snprintf(host, sizeof host, "/dev/%s", dev_nodes[i]);
+		if (mount(host, p, NULL, MS_BIND, NULL) < 0)
+			child_fail(a, "bind a /dev node");
+	}
+	snprintf(p, sizeof p, "%s/dev/pts", a->merged);
+	mkdir(p, 0755);
+	if (mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620") < 0)
+		child_fail(a, "mount /dev/pts");
+	snprintf(p, sizeof p, "%s/dev/ptmx", a->merged);
+	if (symlink("pts/ptmx", p) < 0)
+		child_fail(a, "symlink /dev/ptmx");
+	static const char *const links[][2] = {
+		{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"},
+		{"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(links); i++) {
+		snprintf(p, sizeof p, "%s/dev/%s", a->merged, links[i][1]);
+		(void)!symlink(links[i][0], p);
+	}
+	snprintf(p, sizeof p, "%s/dev/shm", a->merged);
+	mkdir(p, 01777);
+	if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+		child_fail(a, "mount /dev/shm");
+	if (mnt_at(a, "tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+		child_fail(a, "mount /tmp");
+	if (mnt_at(a, "tmpfs", "run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+		child_fail(a, "mount /run");
+	if (sethostname(a->hostname, strlen(a->hostname)) < 0)
+		child_fail(a, "sethostname");
+	lo_up(a);
+	if (chdir(a->merged) < 0)
+		child_fail(a, "chdir to the new root");
+	if (syscall(SYS_pivot_root, ".", ".oldroot") < 0)
+		child_fail(a, "pivot_root");
+	if (chdir("/") < 0)
+		child_fail(a, "chdir /");
+	if (umount2("/.oldroot", MNT_DETACH) < 0)
+		child_fail(a, "detach the host root");
+
+	/* fds: 0-2 /dev/null, AGENT_FD the listening socket, everything else closed at exec */
+	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (nul < 0)
+		child_fail(a, "open /dev/null");
+	int lfd = a->listen_fd;
+	if (lfd != AGENT_FD) {
+		if (dup2(lfd, AGENT_FD) < 0)
+			child_fail(a, "dup2 the agent socket");
+	} else if (fcntl(lfd, F_SETFD, 0) < 0) {
+		child_fail(a, "clear FD_CLOEXEC on the agent socket");
+	}
+	for (int fd = 0; fd <= 2; fd++)
+		if (dup2(nul, fd) < 0)
+			child_fail(a, "dup2 /dev/null");
+	for (int fd = AGENT_FD + 1; fd < 4096; fd++)
+		if (fd != a->err_fd)
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+
+	drop_caps(a);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		child_fail(a, "no_new_privs");
+	int rc = ns_seccomp_install();
+	if (rc < 0) {
+		errno = -rc;
+		child_fail(a, "load the seccomp filter");
+	}
+	char fdarg[16];
+	snprintf(fdarg, sizeof fdarg, "%d", AGENT_FD);
+	char *const argv[] = {"silo-agent", "--init", "--listen-fd", fdarg, NULL};
+	char *const envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			      "HOME=/root", "TERM=xterm", "container=silo", NULL};
+	execve("/sbin/silo-agent", argv, envp);
+	child_fail(a, "exec /sbin/silo-agent");
+}
+
+/* ---- spawn ---- */
+
+static int write_map(pid_t pid, const char *file, const char *text)
+{
+	char p[64];
+	snprintf(p, sizeof p, "/proc/%d/%s", (int)pid, file);
+	int fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = write_all(fd, text, strlen(text));
+	close(fd);
+	return rc;
+}
+
+/* The intermediate process: new session, join the cgroups, clone the init,
+ * map ids, report its pid, exit (so the init is nobody's child here). */
+__attribute__((noreturn)) static void intermediate(child_args *a, int pid_wr, int sync_wr)
+{
+	setsid();
+	char me[32];
+	snprintf(me, sizeof me, "%d", (int)getpid());
+	for (int i = 0; i < a->ncg; i++) {
+		int fd = open(a->procs[i], O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write_all(fd, me, strlen(me)) < 0)
+			child_fail(a, "join the sandbox cgroup");
+		close(fd);
+	}
+	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS |
+			      CLONE_NEWCGROUP | (a->userns ? CLONE_NEWUSER : 0);
+	long pid = syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+	if (pid < 0)
+		child_fail(a, "clone the sandbox init");
+	if (pid == 0) {
+		close(pid_wr);
+		close(sync_wr);
+		child_main(a);
+	}
+	close(a->sync_fd);
+	if (a->userns) {
+		char map[64];
+		snprintf(map, sizeof map, "0 %d 1\n", (int)getuid());
+		char gmap[64];
+		snprintf(gmap, sizeof gmap, "0 %d 1\n", (int)getgid());
+		if (write_map((pid_t)pid, "setgroups", "deny") < 0 || write_map((pid_t)pid, "uid_map", map) < 0 ||
+		    write_map((pid_t)pid, "gid_map", gmap) < 0) {
+			kill((pid_t)pid, SIGKILL);
+			child_fail(a, "write the user namespace id maps");
+		}
+	}
+	int32_t v = (int32_t)pid;
+	(void)!write(pid_wr, &v, sizeof v);
+	close(sync_wr);   /* releases the init */
+	_exit(0);
+}
+
+static int listen_socket(const char *path, silo_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof sa.sun_path)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENAMETOOLONG, "namespace: socket path too long: %s",
+				 path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: socket: %s", strerror(errno));
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(path, 0600) < 0 || listen(fd, 16) < 0) {
+		int e = errno;
+		close(fd);
+		unlink(path);
+		return silo_fail(err, SILO_ERR_IO_ERROR, e, "namespace: listen on %s: %s", path, strerror(e));
+	}
+	return fd;
+}
+
+static int write_pidfile(sandbox *sb, ns_state *s, silo_error *err)
+{
+	char p[PATH_MAX + 8], txt[64];
+	snprintf(p, sizeof p, "%s/pid", sb->rundir);
+	int n = snprintf(txt, sizeof txt, "%d %llu\n", (int)sb->pid, s->starttime);
+	return write_file_atomic(p, txt, (size_t)n, 0600, err);
+}
+
+static void remove_rundir_contents(sandbox *sb)
+{
+	static const char *const names[] = {"merged", "upper", "work", "agent.sock", "pid"};
+	char p[PATH_MAX + 16];
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		snprintf(p, sizeof p, "%s/%s", sb->rundir, names[i]);
+		rm_rf(p);
+	}
+}
+
+static int ns_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
+{
+	if (spec->network)
+		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
+				    "network: the namespace provider offers no network (only loopback)");
+	if (spec->n_drives)
+		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
+				    "drives: the namespace provider does not attach block devices");
+	if (spec->image && *spec->image && strcmp(spec->image, "base") != 0)
+		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
+				    "image: the namespace provider runs the \"base\" image (busybox) or a boot.rootfs "
+				    "directory, not \"%s\"",
+				    spec->image);
+	char agent[PATH_MAX], lower[PATH_MAX];
+	if (find_helper_binary("silo-agent", agent, sizeof agent, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		return -1;
+	}
+	if (spec->rootfs && *spec->rootfs) {
+		struct stat st;
+		char probe[PATH_MAX + 32];
+		snprintf(probe, sizeof probe, "%s/sbin/silo-agent", spec->rootfs);
+		if (stat(spec->rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
+			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id,
+					    "boot.rootfs: %s: the namespace provider needs a directory", spec->rootfs);
+		if (access(probe, X_OK) < 0)
+			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id,
+					    "boot.rootfs: %s has no executable sbin/silo-agent", spec->rootfs);
+		if (strpbrk(spec->rootfs, ",:\\"))
+			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
+					    "boot.rootfs: ',', ':' and '\\' are not allowed in the path");
+		snprintf(lower, sizeof lower, "%s", spec->rootfs);
+	} else if (ns_rootfs_base(agent, lower, sizeof lower, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		return -1;
+	}
+
+	ns_state *s = xcalloc(1, sizeof *s);
+	child_args *a = xcalloc(1, sizeof *a);
+	int listen_fd = -1, pipe_pid[2] = {-1, -1}, pipe_err[2] = {-1, -1}, pipe_sync[2] = {-1, -1};
+	bool cg_made = false;
+	char upper[PATH_MAX + 16], work[PATH_MAX + 16];
+	snprintf(upper, sizeof upper, "%s/upper", sb->rundir);
+	snprintf(work, sizeof work, "%s/work", sb->rundir);
+	snprintf(a->merged, sizeof a->merged, "%s/merged", sb->rundir);
+	if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(a->merged, 0755) < 0) {
+		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: mkdir in %s: %s", sb->rundir,
+			     strerror(errno));
+		goto fail;
+	}
+	if (strpbrk(sb->rundir, ",:\\")) {
+		silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "namespace: unusable run directory %s",
+			     sb->rundir);
+		goto fail;
+	}
+	snprintf(a->overlay_opts, sizeof a->overlay_opts, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper,
+		 work);
+	snprintf(a->hostname, sizeof a->hostname, "%s", sb->id);
+	snprintf(s->sock, sizeof s->sock, "%.*s/agent.sock", (int)(sizeof s->sock - 12), sb->rundir);
+	listen_fd = listen_socket(s->sock, err);
+	if (listen_fd < 0)
+		goto fail;
+	ns_limits lim = {
+		.memory_bytes = (uint64_t)(spec->memory_mb ? spec->memory_mb : 512) << 20,
+		.cpu_millis = (spec->vcpus ? spec->vcpus : 1) * 1000,
+		.pids_max = spec->pids_max ? spec->pids_max : NS_DEFAULT_PIDS,
+	};
+	if (ns_cgroup_create(sb->id, &lim, &s->cg, err) < 0)
+		goto fail;
+	cg_made = true;
+	a->ncg = s->cg.n;
+	for (int i = 0; i < s->cg.n; i++)
+		memcpy(a->procs[i], s->cg.procs[i], PATH_MAX);
+	a->userns = geteuid() != 0;
+	if (pipe2(pipe_pid, O_CLOEXEC) < 0 || pipe2(pipe_err, O_CLOEXEC) < 0 || pipe2(pipe_sync, O_CLOEXEC) < 0) {
+		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: pipe: %s", strerror(errno));
+		goto fail;
+	}
+	a->listen_fd = listen_fd;
+	a->err_fd = pipe_err[1];
+	a->sync_fd = pipe_sync[0];
+	pid_t mid = fork();
+	if (mid < 0) {
+		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: fork: %s", strerror(errno));
+		goto fail;
+	}
+	if (mid == 0) {
+		close(pipe_pid[0]);
+		close(pipe_err[0]);
+		intermediate(a, pipe_pid[1], pipe_sync[1]);
+	}
+	close(pipe_pid[1]), pipe_pid[1] = -1;
+	close(pipe_err[1]), pipe_err[1] = -1;
+	close(pipe_sync[0]), pipe_sync[0] = -1;
+	close(pipe_sync[1]), pipe_sync[1] = -1;
+	int st;
+	while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
+		;
+	int32_t init = 0;
+	ssize_t got = read(pipe_pid[0], &init, sizeof init);
+	/* The init closes the error pipe at exec (CLOEXEC) or writes why it failed. */
+	char msg[512] = "";
+	size_t mlen = 0;
+	uint64_t end = now_mono_ns() + NS_SETUP_TIMEOUT_MS * 1000000ull;
+	bool timed_out = false;
+	for (;;) {
+		int left = (int)((int64_t)(end - now_mono_ns()) / 1000000);
+		if (left <= 0) {
+			timed_out = true;
+			break;
+		}
+		struct pollfd pfd = {.fd = pipe_err[0], .events = POLLIN};
+		int pr = poll(&pfd, 1, left);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0) {
+			timed_out = pr == 0;
+			break;
+		}
+		ssize_t r = read(pipe_err[0], msg + mlen, sizeof msg - 1 - mlen);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0 || mlen + (size_t)r >= sizeof msg - 1) {
+			if (r > 0)
+				mlen += (size_t)r;
+			break;
+		}
+		mlen += (size_t)r;
+	}
+	msg[mlen] = '\0';
+	if (got != sizeof init || init <= 0 || mlen || timed_out ||
+	    !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		if (init > 0)
+			kill(init, SIGKILL);
+		if (timed_out)
+			silo_fail_vm(err, SILO_ERR_BOOT_TIMEOUT, ETIMEDOUT, sb->id,
+				     "namespace: sandbox setup did not finish within %d ms", NS_SETUP_TIMEOUT_MS);
+		else
+			silo_fail_vm(err, SILO_ERR_IO_ERROR, 0, sb->id, "namespace: sandbox setup failed: %s",
+				     msg[0] ? msg : "the setup process died");
+		if (init > 0)
+			wait_gone(init, 0, 5000);
+		goto fail;
+	}
+	sb->pid = init;
+	char state;
+	if (proc_stat(init, &state, &s->starttime) < 0)
+		s->starttime = 0;
+	close(listen_fd), listen_fd = -1;
+	close(pipe_pid[0]);
+	close(pipe_err[0]);
+	free(a);
+	sb->prov = s;
+	if (write_pidfile(sb, s, err) < 0) {
+		silo_error e2;
+		silo_error_set_vm(err, sb->id);
+		kill(init, SIGKILL);
+		wait_gone(init, s->starttime, 5000);
+		sb->prov = NULL;
+		sb->pid = 0;
+		ns_cgroup_remove(&s->cg);
+		remove_rundir_contents(sb);
+		free(s);
+		(void)e2;
+		return -1;
+	}
+	return 0;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (pipe_pid[i] >= 0)
+			close(pipe_pid[i]);
+		if (pipe_err[i] >= 0)
+			close(pipe_err[i]);
+		if (pipe_sync[i] >= 0)
+			close(pipe_sync[i]);
+	}
+	if (listen_fd >= 0)
+		close(listen_fd);
+	if (cg_made)
+		ns_cgroup_remove(&s->cg);
+	remove_rundir_contents(sb);
+	silo_error_set_vm(err, sb->id);
+	free(a);
+	free(s);
+	return -1;
+}
+
+/* ---- the other ops ---- */
+
+static int ns_connect(sandbox *sb, int timeout_ms, silo_error *err)
+{
+	ns_state *s = sb->prov;
+	if (!s)
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "namespace: sandbox not running");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memcpy(sa.sun_path, s->sock, strlen(s->sock) + 1);
+	uint64_t end = now_mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1) * 1000000ull;
+	for (;;) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: socket: %s",
+					    strerror(errno));
+		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+			return fd;
+		int e = errno;
+		close(fd);
+		if ((e != EAGAIN && e != ECONNREFUSED && e != ENOENT && e != EINTR) || now_mono_ns() >= end)
+			return silo_fail_vm(err, SILO_ERR_VSOCK_DISCONNECTED, e, sb->id,
+					    "namespace: connect %s: %s", s->sock, strerror(e));
+		struct timespec ts = {0, 5 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static bool ns_alive(sandbox *sb)
+{
+	ns_state *s = sb->prov;
+	return pid_alive(sb->pid, s ? s->starttime : 0);
+}
+
+static int ns_terminate(sandbox *sb, int grace_ms, silo_error *err)
+{
+	ns_state *s = sb->prov;
+	ns_state tmp = {0};
+	if (!s) {
+		/* never started, or already terminated: still remove what may be there */
+		ns_cgroup_paths(sb->id, &tmp.cg);
+		s = &tmp;
+	}
+	unsigned long long start = s->starttime;
+	if (sb->pid > 0 && pid_alive(sb->pid, start)) {
+		if (grace_ms > 0 && sb->ch && chan_is_connected && chan_shutdown && chan_is_connected(sb->ch) &&
+		    chan_shutdown(sb->ch, NULL) == 0)
+			wait_gone(sb->pid, start, grace_ms);
+		if (grace_ms > 0 && pid_alive(sb->pid, start)) {
+			kill(sb->pid, SIGTERM);
+			wait_gone(sb->pid, start, grace_ms);
+		}
+		if (pid_alive(sb->pid, start)) {
+			/* SIGKILL to a pid namespace's init kills every process in it. */
+			kill(sb->pid, SIGKILL);
+			if (!wait_gone(sb->pid, start, 5000))
+				return silo_fail_vm(err, SILO_ERR_CLEANUP_FAILED, 0, sb->id,
+						    "namespace init %d survived SIGKILL", (int)sb->pid);
+		}
+	}
+	int cg = ns_cgroup_remove(&s->cg);
+	remove_rundir_contents(sb);
+	if (s != &tmp)
+		free(s);
+	sb->prov = NULL;
+	if (cg < 0)
+		return silo_fail_vm(err, SILO_ERR_CLEANUP_FAILED, EBUSY, sb->id,
+				    "namespace: cgroup %s could not be removed", tmp.cg.path[0]);
+	return 0;
+}
+
+static int ns_reattach(sandbox *sb, silo_error *err)
+{
+	char p[PATH_MAX + 8];
+	snprintf(p, sizeof p, "%s/pid", sb->rundir);
+	cleanup_free char *txt = NULL;
+	size_t n;
+	if (read_file(p, 64, &txt, &n, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		return -1;
+	}
+	int pid = 0;
+	unsigned long long start = 0;
+	if (sscanf(txt, "%d %llu", &pid, &start) != 2 || pid <= 0)
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "namespace: %s is malformed", p);
+	if (sb->pid > 0 && sb->pid != pid)
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id,
+				    "namespace: recorded pid %d does not match %s (%d)", (int)sb->pid, p, pid);
+	sb->pid = pid;
+	if (!pid_alive(pid, start))
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, ESRCH, sb->id, "namespace: init %d is gone", pid);
+	ns_state *s = xcalloc(1, sizeof *s);
+	s->starttime = start;
+	ns_cgroup_paths(sb->id, &s->cg);
+	snprintf(s->sock, sizeof s->sock, "%.*s/agent.sock", (int)(sizeof s->sock - 12), sb->rundir);
+	sb->prov = s;
+	return 0;
+}
+
+static int ns_pause(sandbox *sb, silo_error *err)
+{
+	ns_state *s = sb->prov;
+	if (!s)
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "namespace: sandbox not running");
+	int rc = ns_cgroup_freeze(&s->cg, true, err);
+	if (rc < 0)
+		silo_error_set_vm(err, sb->id);
+	return rc;
+}
+
+static int ns_resume(sandbox *sb, silo_error *err)
+{
+	ns_state *s = sb->prov;
+	if (!s)
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "namespace: sandbox not running");
+	int rc = ns_cgroup_freeze(&s->cg, false, err);
+	if (rc < 0)
+		silo_error_set_vm(err, sb->id);
+	return rc;
+}
+
+static void push(char ***v, char *s)
+{
+	size_t n = strv_len(*v);
+	*v = xrealloc(*v, (n + 2) * sizeof **v);
+	(*v)[n] = s;
+	(*v)[n + 1] = NULL;
+}
+
+static void ns_residue(sandbox *sb, char ***out)
+{
+	ns_state *s = sb->prov;
+	if (sb->pid > 0 && pid_alive(sb->pid, s ? s->starttime : 0))
+		push(out, xasprintf("pid %d (namespace init)", (int)sb->pid));
+	ns_cgroup cg;
+	ns_cgroup_paths(sb->id, &cg);
+	for (int i = 0; i < cg.n; i++)
+		if (path_exists(cg.path[i]))
+			push(out, xasprintf("cgroup %s", cg.path[i]));
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof p, "%s/agent.sock", sb->rundir);
+	if (path_exists(p))
+		push(out, xasprintf("%s", p));
+	/* mounts of this sandbox visible on the host (there should never be any:
+	 * they live in the sandbox's own mount namespace) */
+	FILE *f = fopen("/proc/self/mounts", "re");
+	if (f) {
+		char line[4096];
+		while (fgets(line, sizeof line, f)) {
+			if (strstr(line, sb->rundir)) {
+				line[strcspn(line, "\n")] = '\0';
+				push(out, xasprintf("mount %s", line));
+			}
+		}
+		fclose(f);
+	}
+}
+
+static void ns_diagnostics(sandbox *sb, char *buf, size_t len)
+{
+	ns_state *s = sb->prov;
+	char state = '?';
+	unsigned long long st = 0;
+	char comm[64] = "?";
+	char p[64];
+	snprintf(p, sizeof p, "/proc/%d/comm", (int)sb->pid);
+	char *txt = NULL;
+	size_t n;
+	if (read_file(p, 64, &txt, &n, NULL) == 0) {
+		snprintf(comm, sizeof comm, "%s", txt);
+		comm[strcspn(comm, "\n")] = '\0';
+		free(txt);
+	}
+	if (sb->pid <= 0 || proc_stat(sb->pid, &state, &st) < 0 || (s && s->starttime && st != s->starttime))
+		snprintf(buf, len, "namespace init %d has exited", (int)sb->pid);
+	else
+		snprintf(buf, len, "namespace init %d (%s) is in state %c and has not answered on %s", (int)sb->pid,
+			 comm, state, s ? s->sock : "agent.sock");
+}
+
+static void ns_probe(provider_info *info)
+{
+	info->available = false;
+	snprintf(info->accel, sizeof info->accel, "none");
+	struct utsname u;
+	if (uname(&u) == 0)
+		snprintf(info->version, sizeof info->version, "Linux %s", u.release);
+	char agent[PATH_MAX];
+	silo_error e = {0};
+	char cg[128];
+	cleanup_free char *fs = NULL;
+	size_t n;
+	if (geteuid() != 0) {
+		snprintf(info->reason, sizeof info->reason,
+			 "needs root: cgroup limits and the overlay root are set up by the host side");
+		return;
+	}
+	if (read_file("/proc/filesystems", 65536, &fs, &n, NULL) < 0 || !strstr(fs, "\toverlay\n")) {
+		snprintf(info->reason, sizeof info->reason, "the kernel has no overlayfs");
+		return;
+	}
+	if (!ns_cgroup_probe(cg, sizeof cg)) {
+		snprintf(info->reason, sizeof info->reason, "%s", cg);
+		return;
+	}
+	if (access("/bin/busybox", X_OK) < 0 && access("/usr/bin/busybox", X_OK) < 0) {
+		snprintf(info->reason, sizeof info->reason, "busybox not found (apt-get install busybox-static)");
+		return;
+	}
+	if (find_helper_binary("silo-agent", agent, sizeof agent, &e) < 0) {
+		snprintf(info->reason, sizeof info->reason, "%s", e.message);
+		return;
+	}
+	info->available = true;
+}
+
+const provider_ops namespace_provider = {
+	.name = "namespace",
+	.probe = ns_probe,
+	.spawn = ns_spawn,
+	.connect = ns_connect,
+	.terminate = ns_terminate,
+	.alive = ns_alive,
+	.reattach = ns_reattach,
+	.pause = ns_pause,
+	.resume = ns_resume,
+	.residue = ns_residue,
+	.diagnostics = ns_diagnostics,
+};
