@@ -1249,8 +1249,10 @@ int main(int argc, char **argv)
 		}
 		pfd[n] = (struct pollfd){.fd = G.sfd, .events = POLLIN};
 		owner[n] = NULL, which[n++] = 0;
+		int conn_idx = -1;
 		if (G.conn >= 0) {
-			pfd[n] = (struct pollfd){.fd = G.conn, .events = POLLIN | (outq_pending() ? POLLOUT : 0)};
+			conn_idx = n;
+			pfd[n] = (struct pollfd){.fd = G.conn, .events = POLLIN};
 			owner[n] = NULL, which[n++] = 1;
 		} else if (G.listen_fd >= 0) {
 			pfd[n] = (struct pollfd){.fd = G.listen_fd, .events = POLLIN};
@@ -1298,6 +1300,10 @@ int main(int argc, char **argv)
 				timeout_ms = 0; /* regular files are always readable */
 			}
 		}
+		/* Frames queued while building the set (exits, file chunks) go out now. */
+		flush_out();
+		if (conn_idx >= 0 && G.conn >= 0 && outq_pending())
+			pfd[conn_idx].events |= POLLOUT;
 		int r = poll(pfd, (nfds_t)n, timeout_ms);
 		if (r < 0 && errno != EINTR)
 			return 1;

@@ -1,0 +1,1056 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Host side of the agent channel: handshake, a reader thread that
+ * demultiplexes frames by task id, a heartbeat thread, and blocking
+ * operations any number of threads may run at once.
+ *
+ * Locking: c->lock guards the task list, task state and connection state;
+ * c->wlock serializes frame writes. Output callbacks run on the reader thread
+ * without c->lock held (an exec task is only freed by its waiter after its
+ * EXIT frame, which the same reader thread delivers later).
+ */
+#include "core/channel.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "wire.h"
+
+#define LIST_MAX_ENTRIES (1u << 20)
+#define WRITE_TIMEOUT_MS 30000
+
+enum ctask_kind { CT_EXEC, CT_FWRITE, CT_FREAD, CT_STAT, CT_LIST, CT_SIMPLE, CT_PING };
+
+typedef struct ctask {
+	struct ctask *next;
+	uint32_t id;
+	enum ctask_kind kind;
+	bool done, failed;
+	silo_error err;
+	/* exec */
+	chan_output_cb cb;
+	void *ud;
+	exec_result res;
+	/* fread */
+	int dst_fd;
+	mp_buf mem;       /* dst_fd < 0: collect in memory */
+	uint64_t max, got;
+	/* stat / list */
+	file_stat st;
+	dir_entry *ents;
+	size_t n_ents, cap_ents;
+} ctask;
+
+struct chan {
+	int fd;
+	chan_opts opts;
+	char vm_id[SILO_ID_MAX];
+	pthread_mutex_t lock, wlock;
+	pthread_cond_t cond;      /* task completion, disconnect */
+	pthread_cond_t hb_cond;   /* wakes the heartbeat thread on close */
+	ctask *tasks;
+	uint32_t next_id;
+	bool connected, closing;
+	silo_error dead;          /* why the channel died */
+	pthread_t reader, hb;
+	bool have_reader, have_hb;
+	uint64_t last_rx_ns;
+	uint64_t tx, rx;
+	uint8_t *rbuf;
+	size_t rlen;
+};
+
+/* ---------------- low-level I/O ---------------- */
+
+static int send_frame(chan *c, const wire_msg *m, silo_error *err)
+{
+	mp_buf b;
+	mp_buf_init(&b);
+	if (!wire_encode(&b, m)) {
+		mp_buf_free(&b);
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, EMSGSIZE, c->vm_id, "%s message too large",
+				    wire_type_name(m->type));
+	}
+	pthread_mutex_lock(&c->wlock);
+	size_t off = 0;
+	int rc = 0;
+	uint64_t deadline = now_mono_ns() + (uint64_t)WRITE_TIMEOUT_MS * 1000000ull;
+	while (off < b.len) {
+		pthread_mutex_lock(&c->lock);
+		bool up = c->connected;
+		pthread_mutex_unlock(&c->lock);
+		if (!up) {
+			rc = -1;
+			break;
+		}
+		ssize_t n = send(c->fd, b.p + off, b.len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == ENOTSOCK)
+			n = write(c->fd, b.p + off, b.len - off);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			if (now_mono_ns() > deadline) {
+				errno = ETIMEDOUT;
+				rc = -1;
+				break;
+			}
+			struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+			poll(&p, 1, 100);
+			continue;
+		}
+		rc = -1;
+		break;
+	}
+	int e = errno;
+	pthread_mutex_unlock(&c->wlock);
+	if (rc == 0) {
+		pthread_mutex_lock(&c->lock);
+		c->tx += b.len;
+		pthread_mutex_unlock(&c->lock);
+	}
+	mp_buf_free(&b);
+	if (rc < 0)
+		return silo_fail_vm(err, SILO_ERR_VSOCK_DISCONNECTED, e, c->vm_id, "send %s to agent",
+				    wire_type_name(m->type));
+	return 0;
+}
+
+/* Read what is available into rbuf. 1 = got bytes, 0 = timeout, -1 = EOF/error. */
+static int fill(chan *c, int timeout_ms)
+{
+	size_t cap = WIRE_MAX_FRAME + 4;
+	if (c->rlen == cap)
+		return 1;
+	struct pollfd p = {.fd = c->fd, .events = POLLIN};
+	int r = poll(&p, 1, timeout_ms);
+	if (r < 0)
+		return errno == EINTR ? 0 : -1;
+	if (r == 0)
+		return 0;
+	ssize_t n = read(c->fd, c->rbuf + c->rlen, cap - c->rlen);
+	if (n < 0)
+		return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+	if (n == 0)
+		return -1;
+	c->rlen += (size_t)n;
+	pthread_mutex_lock(&c->lock);
+	c->rx += (uint64_t)n;
+	c->last_rx_ns = now_mono_ns();
+	pthread_mutex_unlock(&c->lock);
+	return 1;
+}
+
+/* Extract one decoded frame if complete. 1 = msg, 0 = need more, -1 = violation (why). */
+static int next_frame(chan *c, wire_msg *m, char *why, size_t whylen)
+{
+	if (c->rlen < 4)
+		return 0;
+	uint32_t len;
+	if (!wire_frame_len(c->rbuf, &len)) {
+		snprintf(why, whylen, "frame length %u out of range 1..%u",
+			 (unsigned)c->rbuf[0] << 24 | (unsigned)c->rbuf[1] << 16 | (unsigned)c->rbuf[2] << 8 |
+				 c->rbuf[3],
+			 WIRE_MAX_FRAME);
+		return -1;
+	}
+	if (c->rlen - 4 < len)
+		return 0;
+	char err[160];
+	bool ok = wire_decode(c->rbuf + 4, len, m, err, sizeof err);
+	if (!ok) {
+		wire_msg_free(m);
+		snprintf(why, whylen, "malformed frame: %s", err);
+		memmove(c->rbuf, c->rbuf + 4 + len, c->rlen - 4 - len);
+		c->rlen -= 4 + len;
+		return -1;
+	}
+	return 1;
+}
+
+/* After handling m (whose data points into rbuf), drop its bytes. */
+static void consume_frame(chan *c)
+{
+	uint32_t len;
+	wire_frame_len(c->rbuf, &len);
+	memmove(c->rbuf, c->rbuf + 4 + len, c->rlen - 4 - len);
+	c->rlen -= 4 + len;
+}
+
+/* ---------------- tasks ---------------- */
+
+static ctask *task_add(chan *c, enum ctask_kind kind)
+{
+	ctask *t = xcalloc(1, sizeof *t);
+	t->kind = kind;
+	t->dst_fd = -1;
+	mp_buf_init(&t->mem);
+	pthread_mutex_lock(&c->lock);
+	do {
+		t->id = ++c->next_id;
+	} while (t->id == 0);
+	t->next = c->tasks;
+	c->tasks = t;
+	if (!c->connected) {
+		t->done = t->failed = true;
+		t->err = c->dead;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return t;
+}
+
+static ctask *task_find_locked(chan *c, uint32_t id)
+{
+	for (ctask *t = c->tasks; t; t = t->next)
+		if (t->id == id)
+			return t;
+	return NULL;
+}
+
+static void task_free_entries(ctask *t)
+{
+	dir_entries_free(t->ents, t->n_ents);
+	t->ents = NULL;
+	t->n_ents = t->cap_ents = 0;
+}
+
+static void task_remove(chan *c, ctask *t)
+{
+	pthread_mutex_lock(&c->lock);
+	for (ctask **pp = &c->tasks; *pp; pp = &(*pp)->next)
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+	pthread_mutex_unlock(&c->lock);
+	task_free_entries(t);
+	mp_buf_free(&t->mem);
+	free(t);
+}
+
+static void task_fail_locked(ctask *t, const silo_error *e)
+{
+	if (t->done)
+		return;
+	t->done = t->failed = true;
+	t->err = *e;
+}
+
+/* Wait until t is done or timeout_ms (<0 = forever). 0 done, -1 timeout. */
+static int task_wait(chan *c, ctask *t, int timeout_ms)
+{
+	struct timespec ts;
+	if (timeout_ms >= 0) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += timeout_ms / 1000;
+		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&c->lock);
+	int rc = 0;
+	while (!t->done) {
+		if (timeout_ms < 0) {
+			pthread_cond_wait(&c->cond, &c->lock);
+		} else if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT) {
+			rc = t->done ? 0 : -1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+/* ---------------- connection death ---------------- */
+
+static void mark_dead(chan *c, silo_code code, const char *why, bool violation)
+{
+	pthread_mutex_lock(&c->lock);
+	if (!c->connected) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	c->connected = false;
+	silo_fail_vm(&c->dead, code, 0, c->vm_id, "agent channel %s: %s",
+		     violation ? "protocol violation" : "disconnected", why);
+	for (ctask *t = c->tasks; t; t = t->next)
+		task_fail_locked(t, &c->dead);
+	pthread_cond_broadcast(&c->cond);
+	pthread_cond_broadcast(&c->hb_cond);
+	bool closing = c->closing;
+	pthread_mutex_unlock(&c->lock);
+	shutdown(c->fd, SHUT_RDWR);
+	if (closing)
+		return;
+	if (violation) {
+		log_warn("sandbox %s: agent protocol violation: %s", c->vm_id, why);
+		if (c->opts.on_violation)
+			c->opts.on_violation(c->opts.ud, why);
+	}
+	if (c->opts.on_disconnect)
+		c->opts.on_disconnect(c->opts.ud);
+}
+
+/* ---------------- dispatch (reader thread) ---------------- */
+
+static bool valid_entry_name(const char *n)
+{
+	return n[0] && strcmp(n, ".") && strcmp(n, "..") && !strchr(n, '/');
+}
+
+static void agent_error(silo_error *e, const char *vm_id, const wire_msg *m)
+{
+	int code = (m->present & WF_CODE) && m->code > 0 && m->code < 4096 ? (int)m->code : EIO;
+	silo_fail_vm(e, SILO_ERR_IO_ERROR, 0, vm_id, "agent: %s (%s)", m->msg ? m->msg : "error",
+		     strerror(code));
+	e->sys_errno = code;
+}
+
+/* Returns NULL on success or a violation description. */
+static const char *dispatch(chan *c, const wire_msg *m)
+{
+	switch (m->type) {
+	case WM_PONG:
+		if (m->id == 0)
+			return NULL; /* heartbeat: liveness is tracked by last_rx_ns */
+		break;
+	case WM_STARTED: case WM_OUTPUT: case WM_EXIT: case WM_FDATA: case WM_STAT_R:
+	case WM_LIST_R: case WM_OK: case WM_ERROR:
+		break;
+	default:
+		return "unexpected message type from agent";
+	}
+	pthread_mutex_lock(&c->lock);
+	ctask *t = task_find_locked(c, m->id);
+	if (!t || t->done) {
+		pthread_mutex_unlock(&c->lock);
+		if (m->type == WM_ERROR && m->id == 0)
+			log_warn("sandbox %s: agent error: %s", c->vm_id, m->msg ? m->msg : "?");
+		return NULL; /* late frame for an abandoned task */
+	}
+	const char *viol = NULL;
+	switch (m->type) {
+	case WM_ERROR:
+		agent_error(&t->err, c->vm_id, m);
+		t->done = t->failed = true;
+		break;
+	case WM_STARTED:
+		if (t->kind != CT_EXEC)
+			viol = "started for a non-exec task";
+		break;
+	case WM_OUTPUT:
+		if (t->kind != CT_EXEC) {
+			viol = "output for a non-exec task";
+		} else if (m->stream != 1 && m->stream != 2) {
+			viol = "output stream must be 1 or 2";
+		} else if (t->cb && m->data_len) {
+			chan_output_cb cb = t->cb;
+			void *ud = t->ud;
+			pthread_mutex_unlock(&c->lock);
+			cb(ud, (int)m->stream, m->data, m->data_len);
+			return NULL;
+		}
+		break;
+	case WM_EXIT:
+		if (t->kind != CT_EXEC) {
+			viol = "exit for a non-exec task";
+			break;
+		}
+		t->res.exit_code = (m->present & WF_CODE) && m->code >= 0 && m->code <= 255 ? (int)m->code : -1;
+		t->res.signal = (m->present & WF_SIG) && m->sig > 0 && m->sig < 128 ? (int)m->sig : 0;
+		t->res.timed_out = m->timed_out;
+		t->res.duration_ms = m->ms;
+		if (t->res.exit_code < 0 && !t->res.signal)
+			viol = "exit without a valid code";
+		t->done = true;
+		break;
+	case WM_FDATA:
+		if (t->kind != CT_FREAD) {
+			viol = "file data for a non-read task";
+			break;
+		}
+		if (t->max && t->got + m->data_len > t->max) {
+			silo_fail_vm(&t->err, SILO_ERR_IO_ERROR, EFBIG, c->vm_id,
+				     "file larger than the limit of %llu bytes", (unsigned long long)t->max);
+			t->done = t->failed = true;
+			break;
+		}
+		t->got += m->data_len;
+		if (t->dst_fd >= 0) {
+			if (m->data_len && write_all(t->dst_fd, m->data, m->data_len) < 0) {
+				silo_fail_vm(&t->err, SILO_ERR_IO_ERROR, errno, c->vm_id, "write local file");
+				t->done = t->failed = true;
+				break;
+			}
+		} else {
+			mp_put_raw(&t->mem, m->data, m->data_len);
+		}
+		if (m->eof)
+			t->done = true;
+		break;
+	case WM_STAT_R:
+		if (t->kind != CT_STAT) {
+			viol = "stat reply for a non-stat task";
+			break;
+		}
+		t->st.exists = m->exists;
+		t->st.size = m->size;
+		t->st.mode = m->mode;
+		t->st.mtime_s = m->mtime;
+		t->st.uid = (uint32_t)m->uid;
+		t->st.gid = (uint32_t)m->gid;
+		t->done = true;
+		break;
+	case WM_LIST_R:
+		if (t->kind != CT_LIST) {
+			viol = "list reply for a non-list task";
+			break;
+		}
+		if (t->n_ents + m->n_ents > LIST_MAX_ENTRIES) {
+			silo_fail_vm(&t->err, SILO_ERR_IO_ERROR, E2BIG, c->vm_id, "directory has more than %u entries",
+				     LIST_MAX_ENTRIES);
+			t->done = t->failed = true;
+			break;
+		}
+		for (uint32_t i = 0; i < m->n_ents; i++) {
+			if (!valid_entry_name(m->ents[i].name)) {
+				viol = "invalid directory entry name";
+				break;
+			}
+			if (t->n_ents == t->cap_ents) {
+				t->cap_ents = t->cap_ents ? t->cap_ents * 2 : 64;
+				t->ents = xrealloc(t->ents, t->cap_ents * sizeof *t->ents);
+			}
+			dir_entry *e = &t->ents[t->n_ents++];
+			e->name = xstrdup(m->ents[i].name);
+			e->st = (file_stat){.exists = true, .size = m->ents[i].size, .mode = m->ents[i].mode,
+					    .mtime_s = m->ents[i].mtime, .uid = m->ents[i].uid, .gid = m->ents[i].gid};
+		}
+		if (m->eof)
+			t->done = true;
+		break;
+	case WM_PONG:
+		if (t->kind != CT_PING)
+			viol = "pong for a non-ping task";
+		t->done = true;
+		break;
+	case WM_OK:
+		if (t->kind != CT_FWRITE && t->kind != CT_SIMPLE)
+			viol = "ok for a task that expects data";
+		else
+			t->done = true;
+		break;
+	default:
+		break;
+	}
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	return viol;
+}
+
+static void *reader_main(void *arg)
+{
+	chan *c = arg;
+	char why[256];
+	for (;;) {
+		pthread_mutex_lock(&c->lock);
+		bool stop = c->closing || !c->connected;
+		pthread_mutex_unlock(&c->lock);
+		if (stop)
+			break;
+		int r = fill(c, 200);
+		if (r < 0) {
+			mark_dead(c, SILO_ERR_VSOCK_DISCONNECTED, "connection closed by the agent", false);
+			break;
+		}
+		for (;;) {
+			wire_msg m;
+			int f = next_frame(c, &m, why, sizeof why);
+			if (f == 0)
+				break;
+			if (f < 0) {
+				mark_dead(c, SILO_ERR_PROTOCOL, why, true);
+				return NULL;
+			}
+			const char *viol = dispatch(c, &m);
+			wire_msg_free(&m);
+			consume_frame(c);
+			if (viol) {
+				mark_dead(c, SILO_ERR_PROTOCOL, viol, true);
+				return NULL;
+			}
+		}
+	}
+	return NULL;
+}
+
+static void *heartbeat_main(void *arg)
+{
+	chan *c = arg;
+	uint64_t interval = (uint64_t)c->opts.heartbeat_ms * 1000000ull;
+	for (;;) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += c->opts.heartbeat_ms / 1000;
+		ts.tv_nsec += (long)(c->opts.heartbeat_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&c->lock);
+		while (!c->closing && c->connected &&
+		       pthread_cond_timedwait(&c->hb_cond, &c->lock, &ts) != ETIMEDOUT)
+			;
+		bool stop = c->closing || !c->connected;
+		uint64_t silent = now_mono_ns() - c->last_rx_ns;
+		pthread_mutex_unlock(&c->lock);
+		if (stop)
+			break;
+		if (silent > 3 * interval) {
+			char why[96];
+			snprintf(why, sizeof why, "no frame from the agent for %llu ms (heartbeat %d ms)",
+				 (unsigned long long)(silent / 1000000ull), c->opts.heartbeat_ms);
+			mark_dead(c, SILO_ERR_VSOCK_DISCONNECTED, why, false);
+			break;
+		}
+		wire_msg p = {.type = WM_PING, .id = 0, .present = WF_MS, .ms = now_realtime_ms()};
+		send_frame(c, &p, NULL);
+	}
+	return NULL;
+}
+
+/* ---------------- open / close ---------------- */
+
+static pthread_condattr_t *mono_attr(pthread_condattr_t *a)
+{
+	pthread_condattr_init(a);
+	pthread_condattr_setclock(a, CLOCK_MONOTONIC);
+	return a;
+}
+
+chan *chan_open(int fd, const chan_opts *opts, agent_info *info, silo_error *err)
+{
+	chan *c = xcalloc(1, sizeof *c);
+	c->fd = fd;
+	if (opts)
+		c->opts = *opts;
+	if (c->opts.handshake_timeout_ms <= 0)
+		c->opts.handshake_timeout_ms = 5000;
+	if (c->opts.heartbeat_ms < 0)
+		c->opts.heartbeat_ms = 0;
+	snprintf(c->vm_id, sizeof c->vm_id, "%s", c->opts.vm_id ? c->opts.vm_id : "");
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->wlock, NULL);
+	pthread_condattr_t a;
+	pthread_cond_init(&c->cond, mono_attr(&a));
+	pthread_cond_init(&c->hb_cond, &a);
+	pthread_condattr_destroy(&a);
+	c->rbuf = xmalloc(WIRE_MAX_FRAME + 4);
+	c->connected = true;
+	c->last_rx_ns = now_mono_ns();
+	set_nonblock(fd, true);
+	set_cloexec(fd, true);
+
+	wire_msg hello = {.type = WM_HELLO, .id = 0, .present = WF_V, .v = WIRE_VERSION};
+	if (send_frame(c, &hello, err) < 0)
+		goto fail;
+	uint64_t deadline = now_mono_ns() + (uint64_t)c->opts.handshake_timeout_ms * 1000000ull;
+	for (;;) {
+		wire_msg m;
+		char why[256];
+		int f = next_frame(c, &m, why, sizeof why);
+		if (f < 0) {
+			silo_fail_vm(err, SILO_ERR_PROTOCOL, 0, c->vm_id, "handshake: %s", why);
+			goto fail;
+		}
+		if (f > 0) {
+			if (m.type == WM_ERROR) {
+				silo_fail_vm(err, SILO_ERR_PROTOCOL, 0, c->vm_id, "handshake refused by agent: %s",
+					     m.msg ? m.msg : "?");
+				wire_msg_free(&m);
+				goto fail;
+			}
+			if (m.type != WM_HELLO_OK || !(m.present & WF_V) || m.v != WIRE_VERSION) {
+				silo_fail_vm(err, SILO_ERR_PROTOCOL, 0, c->vm_id,
+					     "handshake: expected hello_ok version %d, got %s version %u", WIRE_VERSION,
+					     wire_type_name(m.type), m.v);
+				wire_msg_free(&m);
+				goto fail;
+			}
+			if (info) {
+				memset(info, 0, sizeof *info);
+				info->proto_version = m.v;
+				snprintf(info->agent_version, sizeof info->agent_version, "%s", m.agent ? m.agent : "");
+				snprintf(info->kernel, sizeof info->kernel, "%s", m.kernel ? m.kernel : "");
+				info->pid = m.pid;
+			}
+			wire_msg_free(&m);
+			consume_frame(c);
+			break;
+		}
+		uint64_t now = now_mono_ns();
+		if (now >= deadline) {
+			silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id, "handshake: no answer from the agent in %d ms",
+				     c->opts.handshake_timeout_ms);
+			goto fail;
+		}
+		int r = fill(c, (int)MIN((deadline - now) / 1000000ull + 1, 200ull));
+		if (r < 0) {
+			silo_fail_vm(err, SILO_ERR_VSOCK_DISCONNECTED, errno, c->vm_id,
+				     "handshake: agent closed the connection");
+			goto fail;
+		}
+	}
+	if (pthread_create(&c->reader, NULL, reader_main, c) != 0) {
+		silo_fail_vm(err, SILO_ERR_INTERNAL, errno, c->vm_id, "start channel reader");
+		goto fail;
+	}
+	c->have_reader = true;
+	if (c->opts.heartbeat_ms > 0) {
+		if (pthread_create(&c->hb, NULL, heartbeat_main, c) == 0)
+			c->have_hb = true;
+	}
+	return c;
+fail:
+	c->closing = true;
+	chan_close(c);
+	return NULL;
+}
+
+void chan_close(chan *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->closing = true;
+	pthread_cond_broadcast(&c->hb_cond);
+	pthread_mutex_unlock(&c->lock);
+	mark_dead(c, SILO_ERR_VSOCK_DISCONNECTED, "channel closed by the host", false);
+	if (c->have_reader)
+		pthread_join(c->reader, NULL);
+	if (c->have_hb)
+		pthread_join(c->hb, NULL);
+	while (c->tasks)
+		task_remove(c, c->tasks);
+	close(c->fd);
+	free(c->rbuf);
+	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->wlock);
+	pthread_cond_destroy(&c->cond);
+	pthread_cond_destroy(&c->hb_cond);
+	free(c);
+}
+
+bool chan_is_connected(chan *c)
+{
+	pthread_mutex_lock(&c->lock);
+	bool up = c->connected;
+	pthread_mutex_unlock(&c->lock);
+	return up;
+}
+
+void chan_stats(chan *c, uint64_t *tx_bytes, uint64_t *rx_bytes)
+{
+	pthread_mutex_lock(&c->lock);
+	if (tx_bytes)
+		*tx_bytes = c->tx;
+	if (rx_bytes)
+		*rx_bytes = c->rx;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Send a request for task t and wait for completion; removes t. */
+static int roundtrip(chan *c, ctask *t, wire_msg *req, int timeout_ms, silo_error *err)
+{
+	req->id = t->id;
+	if (!t->done && send_frame(c, req, err) < 0) {
+		task_remove(c, t);
+		return -1;
+	}
+	if (task_wait(c, t, timeout_ms) < 0) {
+		task_remove(c, t);
+		return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id, "agent did not answer %s within %d ms",
+				    wire_type_name(req->type), timeout_ms);
+	}
+	if (t->failed) {
+		if (err)
+			*err = t->err;
+		task_remove(c, t);
+		return -1;
+	}
+	return 0;
+}
+
+int chan_ping(chan *c, int timeout_ms, silo_error *err)
+{
+	ctask *t = task_add(c, CT_PING);
+	wire_msg m = {.type = WM_PING, .present = WF_MS, .ms = now_realtime_ms()};
+	if (roundtrip(c, t, &m, timeout_ms, err) < 0)
+		return -1;
+	task_remove(c, t);
+	return 0;
+}
+
+/* ---------------- exec ---------------- */
+
+static size_t count_strv(char *const *v)
+{
+	size_t n = 0;
+	while (v && v[n])
+		n++;
+	return n;
+}
+
+int chan_exec_start(chan *c, const exec_req *req, chan_output_cb cb, void *ud, uint32_t *task_id,
+		    silo_error *err)
+{
+	size_t argc = count_strv(req->argv), envc = count_strv(req->env);
+	if (argc == 0)
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "exec: empty command");
+	if (argc > WIRE_MAX_ARGS || envc > WIRE_MAX_ARGS)
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "exec: more than %d arguments or env entries",
+				    WIRE_MAX_ARGS);
+	ctask *t = task_add(c, CT_EXEC);
+	t->cb = cb;
+	t->ud = ud;
+	wire_msg m = {.type = WM_EXEC, .id = t->id, .present = WF_ARGV | WF_FLAG};
+	m.argv = (char **)req->argv;
+	m.argc = (uint32_t)argc;
+	if (envc) {
+		m.present |= WF_ENV;
+		m.env = (char **)req->env;
+		m.envc = (uint32_t)envc;
+	}
+	if (req->cwd) {
+		m.present |= WF_CWD;
+		m.cwd = (char *)req->cwd;
+	}
+	bool big_stdin = req->stdin_len > WIRE_CHUNK;
+	if (req->stdin_len && !big_stdin) {
+		m.present |= WF_DATA;
+		m.data = req->stdin_data;
+		m.data_len = req->stdin_len;
+	}
+	m.flag = req->stdin_stream || big_stdin;
+	if (req->timeout_ms) {
+		m.present |= WF_TIMEOUT;
+		m.timeout = req->timeout_ms;
+	}
+	if (req->uid >= 0 && (req->uid || req->gid)) {
+		m.present |= WF_UID;
+		m.uid = req->uid;
+	}
+	if (req->gid >= 0 && (req->uid || req->gid)) {
+		m.present |= WF_GID;
+		m.gid = req->gid;
+	}
+	if (req->pty) {
+		m.present |= WF_PTY | WF_ROWS | WF_COLS;
+		m.pty = true;
+		m.rows = req->rows;
+		m.cols = req->cols;
+	}
+	if (t->done || send_frame(c, &m, err) < 0) {
+		if (t->done && err)
+			*err = t->err;
+		task_remove(c, t);
+		return -1;
+	}
+	*task_id = t->id;
+	if (big_stdin) {
+		if (chan_exec_stdin(c, t->id, req->stdin_data, req->stdin_len, !req->stdin_stream, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int chan_exec_wait(chan *c, uint32_t task_id, int timeout_ms, exec_result *res, silo_error *err)
+{
+	pthread_mutex_lock(&c->lock);
+	ctask *t = task_find_locked(c, task_id);
+	pthread_mutex_unlock(&c->lock);
+	if (!t || t->kind != CT_EXEC)
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "no exec task %u", task_id);
+	if (task_wait(c, t, timeout_ms) < 0)
+		return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id, "exec task %u still running after %d ms",
+				    task_id, timeout_ms);
+	int rc = 0;
+	if (t->failed) {
+		if (err)
+			*err = t->err;
+		rc = -1;
+	} else if (res) {
+		*res = t->res;
+	}
+	task_remove(c, t);
+	return rc;
+}
+
+int chan_exec(chan *c, const exec_req *req, chan_output_cb cb, void *ud, exec_result *res, silo_error *err)
+{
+	uint32_t id;
+	if (chan_exec_start(c, req, cb, ud, &id, err) < 0)
+		return -1;
+	return chan_exec_wait(c, id, -1, res, err);
+}
+
+int chan_exec_stdin(chan *c, uint32_t task_id, const void *buf, size_t len, bool eof, silo_error *err)
+{
+	const uint8_t *p = buf;
+	do {
+		size_t n = MIN(len, (size_t)WIRE_CHUNK);
+		wire_msg m = {.type = WM_STDIN, .id = task_id, .present = WF_DATA | WF_EOF, .data = p,
+			      .data_len = n, .eof = eof && n == len};
+		if (send_frame(c, &m, err) < 0)
+			return -1;
+		p += n;
+		len -= n;
+	} while (len > 0);
+	return 0;
+}
+
+int chan_exec_signal(chan *c, uint32_t task_id, int sig, silo_error *err)
+{
+	wire_msg m = {.type = WM_SIGNAL, .id = task_id, .present = WF_SIG, .sig = sig};
+	return send_frame(c, &m, err);
+}
+
+int chan_exec_resize(chan *c, uint32_t task_id, uint16_t rows, uint16_t cols, silo_error *err)
+{
+	wire_msg m = {.type = WM_RESIZE, .id = task_id, .present = WF_ROWS | WF_COLS, .rows = rows, .cols = cols};
+	return send_frame(c, &m, err);
+}
+
+/* ---------------- files ---------------- */
+
+static int check_path(chan *c, const char *path, silo_error *err)
+{
+	if (!path || !*path || strlen(path) > WIRE_MAX_PATH)
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "path must be 1..%d bytes", WIRE_MAX_PATH);
+	return 0;
+}
+
+static int file_write_src(chan *c, const char *path, int src_fd, const void *buf, size_t len, uint32_t mode,
+			  silo_error *err)
+{
+	if (check_path(c, path, err) < 0)
+		return -1;
+	ctask *t = task_add(c, CT_FWRITE);
+	cleanup_free uint8_t *chunk = src_fd >= 0 ? xmalloc(WIRE_CHUNK) : NULL;
+	const uint8_t *p = buf;
+	bool first = true;
+	for (;;) {
+		size_t n;
+		if (src_fd >= 0) {
+			ssize_t r;
+			do {
+				r = read(src_fd, chunk, WIRE_CHUNK);
+			} while (r < 0 && errno == EINTR);
+			if (r < 0) {
+				int e = errno;
+				/* Abort the transfer: the agent sees the connection-level task never finish; send
+				 * an eof so it closes the file, then report the local error. */
+				wire_msg m = {.type = WM_FWRITE, .id = t->id, .present = WF_EOF | WF_FLAG,
+					      .eof = true, .flag = first, .path = (char *)path};
+				if (first)
+					m.present |= WF_PATH;
+				send_frame(c, &m, NULL);
+				task_remove(c, t);
+				return silo_fail_vm(err, SILO_ERR_IO_ERROR, e, c->vm_id, "read local file");
+			}
+			n = (size_t)r;
+		} else {
+			n = MIN(len, (size_t)WIRE_CHUNK);
+		}
+		bool eof = src_fd >= 0 ? n == 0 : n == len;
+		wire_msg m = {.type = WM_FWRITE, .id = t->id, .present = WF_DATA | WF_EOF | WF_FLAG,
+			      .data = src_fd >= 0 ? chunk : p, .data_len = n, .eof = eof, .flag = first};
+		if (first) {
+			m.present |= WF_PATH | WF_MODE;
+			m.path = (char *)path;
+			m.mode = mode ? mode : 0644;
+		}
+		pthread_mutex_lock(&c->lock);
+		bool stop = t->done;
+		pthread_mutex_unlock(&c->lock);
+		if (stop || send_frame(c, &m, err) < 0)
+			break;
+		first = false;
+		if (src_fd < 0) {
+			p += n;
+			len -= n;
+		}
+		if (eof)
+			break;
+	}
+	task_wait(c, t, -1);
+	int rc = 0;
+	if (t->failed) {
+		if (err)
+			*err = t->err;
+		silo_error_prefix(err, "write %s", path);
+		rc = -1;
+	}
+	task_remove(c, t);
+	return rc;
+}
+
+int chan_file_write_fd(chan *c, const char *path, int src_fd, uint32_t mode, silo_error *err)
+{
+	return file_write_src(c, path, src_fd, NULL, 0, mode, err);
+}
+
+int chan_file_write(chan *c, const char *path, const void *buf, size_t len, uint32_t mode, silo_error *err)
+{
+	return file_write_src(c, path, -1, buf, len, mode, err);
+}
+
+static int file_read(chan *c, const char *path, int dst_fd, uint64_t max, ctask **out, silo_error *err)
+{
+	if (check_path(c, path, err) < 0)
+		return -1;
+	ctask *t = task_add(c, CT_FREAD);
+	t->dst_fd = dst_fd;
+	t->max = max;
+	wire_msg m = {.type = WM_FREAD, .present = WF_PATH, .path = (char *)path};
+	if (max) {
+		m.present |= WF_MAX;
+		m.max = max;
+	}
+	m.id = t->id;
+	if (!t->done && send_frame(c, &m, err) < 0) {
+		task_remove(c, t);
+		return -1;
+	}
+	task_wait(c, t, -1);
+	if (t->failed) {
+		if (err)
+			*err = t->err;
+		silo_error_prefix(err, "read %s", path);
+		task_remove(c, t);
+		return -1;
+	}
+	*out = t;
+	return 0;
+}
+
+int chan_file_read_fd(chan *c, const char *path, int dst_fd, uint64_t max_bytes, silo_error *err)
+{
+	ctask *t;
+	if (file_read(c, path, dst_fd, max_bytes, &t, err) < 0)
+		return -1;
+	task_remove(c, t);
+	return 0;
+}
+
+int chan_file_read(chan *c, const char *path, size_t max, char **out, size_t *len, silo_error *err)
+{
+	ctask *t;
+	if (file_read(c, path, -1, max ? max : (64u << 20), &t, err) < 0)
+		return -1;
+	mp_put_raw(&t->mem, "", 1);
+	if (t->mem.oom) {
+		task_remove(c, t);
+		return silo_fail_vm(err, SILO_ERR_IO_ERROR, ENOMEM, c->vm_id, "read %s", path);
+	}
+	*len = (size_t)t->got;
+	*out = (char *)t->mem.p;
+	t->mem.p = NULL;
+	task_remove(c, t);
+	return 0;
+}
+
+int chan_stat(chan *c, const char *path, file_stat *st, silo_error *err)
+{
+	if (check_path(c, path, err) < 0)
+		return -1;
+	ctask *t = task_add(c, CT_STAT);
+	wire_msg m = {.type = WM_STAT, .present = WF_PATH, .path = (char *)path};
+	if (roundtrip(c, t, &m, -1, err) < 0)
+		return -1;
+	*st = t->st;
+	task_remove(c, t);
+	return 0;
+}
+
+int chan_list(chan *c, const char *path, dir_entry **entries, size_t *n, silo_error *err)
+{
+	if (check_path(c, path, err) < 0)
+		return -1;
+	ctask *t = task_add(c, CT_LIST);
+	wire_msg m = {.type = WM_LIST, .present = WF_PATH, .path = (char *)path};
+	if (roundtrip(c, t, &m, -1, err) < 0)
+		return -1;
+	*entries = t->ents;
+	*n = t->n_ents;
+	t->ents = NULL;
+	t->n_ents = 0;
+	task_remove(c, t);
+	return 0;
+}
+
+void dir_entries_free(dir_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(e[i].name);
+	free(e);
+}
+
+static int simple_op(chan *c, wire_msg *m, silo_error *err)
+{
+	ctask *t = task_add(c, CT_SIMPLE);
+	if (roundtrip(c, t, m, -1, err) < 0)
+		return -1;
+	task_remove(c, t);
+	return 0;
+}
+
+int chan_mkdir(chan *c, const char *path, uint32_t mode, bool parents, silo_error *err)
+{
+	if (check_path(c, path, err) < 0)
+		return -1;
+	wire_msg m = {.type = WM_MKDIR, .present = WF_PATH | WF_MODE | WF_FLAG, .path = (char *)path,
+		      .mode = mode ? mode : 0755, .flag = parents};
+	return simple_op(c, &m, err);
+}
+
+int chan_remove(chan *c, const char *path, bool recursive, silo_error *err)
+{
+	if (check_path(c, path, err) < 0)
+		return -1;
+	wire_msg m = {.type = WM_REMOVE, .present = WF_PATH | WF_FLAG, .path = (char *)path, .flag = recursive};
+	return simple_op(c, &m, err);
+}
+
+int chan_shutdown(chan *c, silo_error *err)
+{
+	wire_msg m = {.type = WM_SHUTDOWN};
+	ctask *t = task_add(c, CT_SIMPLE);
+	m.id = t->id;
+	if (!t->done && send_frame(c, &m, err) < 0) {
+		task_remove(c, t);
+		return -1;
+	}
+	/* The agent answers OK then goes away; a disconnect right after counts as success. */
+	task_wait(c, t, 5000);
+	int rc = 0;
+	pthread_mutex_lock(&c->lock);
+	bool ok = t->done && (!t->failed || t->err.code == SILO_ERR_VSOCK_DISCONNECTED);
+	pthread_mutex_unlock(&c->lock);
+	if (!ok)
+		rc = silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id, "agent did not acknowledge shutdown");
+	task_remove(c, t);
+	return rc;
+}

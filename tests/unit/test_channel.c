@@ -1,0 +1,453 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * The host channel against the real silo-agent binary on a socketpair
+ * (the agent runs as an ordinary child process with --fd).
+ */
+#include "harness.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "common/util.h"
+#include "core/channel.h"
+#include "wire.h"
+
+typedef struct agent_proc {
+	pid_t pid;
+	chan *c;
+	char dir[64];
+} agent_proc;
+
+static pid_t spawn_agent(int fd)
+{
+	char path[4096];
+	silo_error err;
+	if (find_helper_binary("silo-agent", path, sizeof path, &err) < 0) {
+		printf("# %s\n", err.message);
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		char fdstr[16];
+		snprintf(fdstr, sizeof fdstr, "%d", fd);
+		execl(path, "silo-agent", "--fd", fdstr, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void start(agent_proc *a, int heartbeat_ms)
+{
+	int sv[2];
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	set_cloexec(sv[0], true);
+	a->pid = spawn_agent(sv[1]);
+	REQUIRE(a->pid > 0);
+	close(sv[1]);
+	chan_opts o = {.vm_id = "test", .heartbeat_ms = heartbeat_ms};
+	agent_info info;
+	silo_error err;
+	a->c = chan_open(sv[0], &o, &info, &err);
+	if (!a->c)
+		printf("# chan_open: %s\n", err.message);
+	REQUIRE(a->c);
+	CHECK_INT_EQ(info.proto_version, WIRE_VERSION);
+	CHECK_INT_EQ(info.pid, a->pid);
+	snprintf(a->dir, sizeof a->dir, "/tmp/silo-chan-XXXXXX");
+	REQUIRE(mkdtemp(a->dir));
+}
+
+static void stop(agent_proc *a)
+{
+	chan_close(a->c);
+	int st;
+	waitpid(a->pid, &st, 0);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0); /* agent exits cleanly when its fd closes */
+	rm_rf(a->dir);
+}
+
+typedef struct outbuf {
+	pthread_mutex_t mu;
+	mp_buf out, err;
+} outbuf;
+
+static void collect(void *ud, int stream, const void *buf, size_t len)
+{
+	outbuf *o = ud;
+	pthread_mutex_lock(&o->mu);
+	mp_put_raw(stream == 1 ? &o->out : &o->err, buf, len);
+	pthread_mutex_unlock(&o->mu);
+}
+
+static int run(agent_proc *a, char *const *argv, const exec_req *base, outbuf *o, exec_result *res)
+{
+	exec_req r = base ? *base : (exec_req){.uid = -1, .gid = -1};
+	r.argv = argv;
+	silo_error err;
+	pthread_mutex_init(&o->mu, NULL);
+	mp_buf_init(&o->out);
+	mp_buf_init(&o->err);
+	int rc = chan_exec(a->c, &r, collect, o, res, &err);
+	if (rc < 0)
+		printf("# exec: %s\n", err.message);
+	mp_put_raw(&o->out, "", 1);
+	mp_put_raw(&o->err, "", 1);
+	return rc;
+}
+
+static void outbuf_free(outbuf *o)
+{
+	mp_buf_free(&o->out);
+	mp_buf_free(&o->err);
+}
+
+TEST(exec_exit_codes_and_streams)
+{
+	agent_proc a;
+	start(&a, 0);
+	outbuf o;
+	exec_result res;
+	char *argv[] = {"sh", "-c", "echo hi; echo oops >&2; exit 3", NULL};
+	REQUIRE(run(&a, argv, NULL, &o, &res) == 0);
+	CHECK_STR_EQ((char *)o.out.p, "hi\n");
+	CHECK_STR_EQ((char *)o.err.p, "oops\n");
+	CHECK_INT_EQ(res.exit_code, 3);
+	CHECK_INT_EQ(res.signal, 0);
+	outbuf_free(&o);
+
+	char *argv2[] = {"sh", "-c", "kill -TERM $$", NULL};
+	REQUIRE(run(&a, argv2, NULL, &o, &res) == 0);
+	CHECK_INT_EQ(res.signal, SIGTERM);
+	outbuf_free(&o);
+
+	char *argv3[] = {"/no/such/binary", NULL};
+	REQUIRE(run(&a, argv3, NULL, &o, &res) == 0);
+	CHECK_INT_EQ(res.exit_code, 127);
+	CHECK_CONTAINS((char *)o.err.p, "No such file");
+	outbuf_free(&o);
+	stop(&a);
+}
+
+TEST(exec_env_cwd_stdin_timeout)
+{
+	agent_proc a;
+	start(&a, 0);
+	outbuf o;
+	exec_result res;
+	char *env[] = {"FOO=bar baz", NULL};
+	exec_req r = {.uid = -1, .gid = -1, .env = env, .cwd = "/tmp", .stdin_data = "from stdin", .stdin_len = 10};
+	char *argv[] = {"sh", "-c", "echo \"$FOO\"; pwd; cat", NULL};
+	REQUIRE(run(&a, argv, &r, &o, &res) == 0);
+	CHECK_STR_EQ((char *)o.out.p, "bar baz\n/tmp\nfrom stdin");
+	CHECK_INT_EQ(res.exit_code, 0);
+	outbuf_free(&o);
+
+	exec_req t = {.uid = -1, .gid = -1, .timeout_ms = 300};
+	char *argv2[] = {"sleep", "10", NULL};
+	uint64_t t0 = now_mono_ns();
+	REQUIRE(run(&a, argv2, &t, &o, &res) == 0);
+	CHECK(res.timed_out);
+	CHECK_INT_EQ(res.signal, SIGKILL);
+	CHECK((now_mono_ns() - t0) / 1000000 < 5000);
+	outbuf_free(&o);
+
+	exec_req bad = {.uid = -1, .gid = -1, .cwd = "/definitely/missing"};
+	char *argv3[] = {"true", NULL};
+	REQUIRE(run(&a, argv3, &bad, &o, &res) == 0);
+	CHECK_INT_EQ(res.exit_code, 126);
+	CHECK_CONTAINS((char *)o.err.p, "chdir");
+	outbuf_free(&o);
+	stop(&a);
+}
+
+TEST(exec_stdin_stream_and_signal)
+{
+	agent_proc a;
+	start(&a, 0);
+	outbuf o = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	mp_buf_init(&o.out);
+	mp_buf_init(&o.err);
+	char *argv[] = {"sh", "-c", "while read l; do echo \"got $l\"; done", NULL};
+	exec_req r = {.argv = argv, .uid = -1, .gid = -1, .stdin_stream = true};
+	uint32_t id;
+	silo_error err;
+	REQUIRE(chan_exec_start(a.c, &r, collect, &o, &id, &err) == 0);
+	REQUIRE(chan_exec_stdin(a.c, id, "a\nb\n", 4, false, &err) == 0);
+	REQUIRE(chan_exec_stdin(a.c, id, "c\n", 2, true, &err) == 0);
+	exec_result res;
+	REQUIRE(chan_exec_wait(a.c, id, 10000, &res, &err) == 0);
+	mp_put_raw(&o.out, "", 1);
+	CHECK_STR_EQ((char *)o.out.p, "got a\ngot b\ngot c\n");
+	outbuf_free(&o);
+
+	char *argv2[] = {"sleep", "30", NULL};
+	exec_req r2 = {.argv = argv2, .uid = -1, .gid = -1};
+	REQUIRE(chan_exec_start(a.c, &r2, NULL, NULL, &id, &err) == 0);
+	usleep(100000);
+	REQUIRE(chan_exec_signal(a.c, id, SIGINT, &err) == 0);
+	REQUIRE(chan_exec_wait(a.c, id, 10000, &res, &err) == 0);
+	CHECK_INT_EQ(res.signal, SIGINT);
+	stop(&a);
+}
+
+TEST(pty_session)
+{
+	agent_proc a;
+	start(&a, 0);
+	outbuf o;
+	exec_result res;
+	exec_req r = {.uid = -1, .gid = -1, .pty = true, .rows = 33, .cols = 101};
+	char *argv[] = {"sh", "-c", "test -t 0 && test -t 1 && echo tty-ok; stty size", NULL};
+	REQUIRE(run(&a, argv, &r, &o, &res) == 0);
+	CHECK_CONTAINS((char *)o.out.p, "tty-ok");
+	CHECK_CONTAINS((char *)o.out.p, "33 101");
+	CHECK_INT_EQ(res.exit_code, 0);
+	outbuf_free(&o);
+	stop(&a);
+}
+
+TEST(large_output_and_file_round_trip)
+{
+	agent_proc a;
+	start(&a, 0);
+	outbuf o;
+	exec_result res;
+	char *argv[] = {"sh", "-c", "head -c 5000000 /dev/zero", NULL};
+	REQUIRE(run(&a, argv, NULL, &o, &res) == 0);
+	CHECK_INT_EQ(o.out.len, 5000000 + 1);
+	outbuf_free(&o);
+
+	size_t n = 3 * 1024 * 1024 + 12345;
+	uint8_t *data = xmalloc(n);
+	random_bytes(data, n);
+	char path[128];
+	snprintf(path, sizeof path, "%s/big.bin", a.dir);
+	silo_error err;
+	REQUIRE(chan_file_write(a.c, path, data, n, 0600, &err) == 0);
+	struct stat st;
+	REQUIRE(stat(path, &st) == 0);
+	CHECK_INT_EQ(st.st_size, (long long)n);
+	CHECK_INT_EQ(st.st_mode & 0777, 0600);
+	char *back;
+	size_t blen;
+	REQUIRE(chan_file_read(a.c, path, 0, &back, &blen, &err) == 0);
+	CHECK_INT_EQ(blen, n);
+	uint8_t h1[32], h2[32];
+	crypto_hash_sha256(h1, data, n);
+	crypto_hash_sha256(h2, (uint8_t *)back, blen);
+	CHECK(memcmp(h1, h2, 32) == 0);
+	free(back);
+	/* a limit smaller than the file is an error, not a truncation */
+	CHECK(chan_file_read(a.c, path, 1000, &back, &blen, &err) < 0);
+	CHECK_INT_EQ(err.sys_errno, EFBIG);
+	/* missing file: the agent's errno comes back */
+	CHECK(chan_file_read(a.c, "/nonexistent/x", 0, &back, &blen, &err) < 0);
+	CHECK_INT_EQ(err.sys_errno, ENOENT);
+	CHECK(chan_file_write(a.c, "/nonexistent/dir/x", "a", 1, 0, &err) < 0);
+	CHECK_INT_EQ(err.sys_errno, ENOENT);
+	free(data);
+	stop(&a);
+}
+
+TEST(stat_list_mkdir_remove)
+{
+	agent_proc a;
+	start(&a, 0);
+	silo_error err;
+	char p[256];
+	snprintf(p, sizeof p, "%s/x/y/z", a.dir);
+	CHECK(chan_mkdir(a.c, p, 0700, false, &err) < 0);
+	REQUIRE(chan_mkdir(a.c, p, 0700, true, &err) == 0);
+	file_stat st;
+	REQUIRE(chan_stat(a.c, p, &st, &err) == 0);
+	CHECK(st.exists && S_ISDIR(st.mode));
+	for (int i = 0; i < 300; i++) {
+		char f[300];
+		snprintf(f, sizeof f, "%s/x/f%03d", a.dir, i);
+		REQUIRE(chan_file_write(a.c, f, "data", 4, 0, &err) == 0);
+	}
+	snprintf(p, sizeof p, "%s/x", a.dir);
+	dir_entry *e;
+	size_t n;
+	REQUIRE(chan_list(a.c, p, &e, &n, &err) == 0);
+	CHECK_INT_EQ(n, 301); /* 300 files + y, across several list frames */
+	size_t files = 0;
+	for (size_t i = 0; i < n; i++)
+		if (S_ISREG(e[i].st.mode) && e[i].st.size == 4)
+			files++;
+	CHECK_INT_EQ(files, 300);
+	dir_entries_free(e, n);
+	CHECK(chan_remove(a.c, p, false, &err) < 0);
+	CHECK_INT_EQ(err.sys_errno, ENOTEMPTY);
+	REQUIRE(chan_remove(a.c, p, true, &err) == 0);
+	REQUIRE(chan_stat(a.c, p, &st, &err) == 0);
+	CHECK(!st.exists);
+	stop(&a);
+}
+
+typedef struct conc_arg {
+	agent_proc *a;
+	int idx;
+	int ok;
+} conc_arg;
+
+static void *conc_worker(void *p)
+{
+	conc_arg *ca = p;
+	for (int k = 0; k < 4; k++) {
+		char script[128], expect[64];
+		snprintf(script, sizeof script, "sleep 0.0$((RANDOM %% 5)); echo task-%d-%d", ca->idx, k);
+		snprintf(expect, sizeof expect, "task-%d-%d\n", ca->idx, k);
+		char *argv[] = {"sh", "-c", script, NULL};
+		outbuf o;
+		exec_result res;
+		if (run(ca->a, argv, NULL, &o, &res) == 0 && res.exit_code == 0 && !strcmp((char *)o.out.p, expect))
+			ca->ok++;
+		outbuf_free(&o);
+	}
+	return NULL;
+}
+
+TEST(concurrent_tasks_match_ids)
+{
+	agent_proc a;
+	start(&a, 0);
+	enum { K = 32 };
+	pthread_t th[K];
+	conc_arg args[K];
+	for (int i = 0; i < K; i++) {
+		args[i] = (conc_arg){.a = &a, .idx = i};
+		pthread_create(&th[i], NULL, conc_worker, &args[i]);
+	}
+	int ok = 0;
+	for (int i = 0; i < K; i++) {
+		pthread_join(th[i], NULL);
+		ok += args[i].ok;
+	}
+	CHECK_INT_EQ(ok, K * 4);
+	stop(&a);
+}
+
+TEST(heartbeat_detects_frozen_agent)
+{
+	agent_proc a;
+	start(&a, 100);
+	silo_error err;
+	REQUIRE(chan_ping(a.c, 2000, &err) == 0);
+	CHECK(chan_is_connected(a.c));
+	kill(a.pid, SIGSTOP);
+	uint64_t t0 = now_mono_ns();
+	while (chan_is_connected(a.c) && now_mono_ns() - t0 < 3000000000ull)
+		usleep(10000);
+	uint64_t ms = (now_mono_ns() - t0) / 1000000;
+	CHECK(!chan_is_connected(a.c));
+	CHECK(ms >= 200 && ms < 1500);
+	char *argv[] = {"true", NULL};
+	exec_req r = {.argv = argv, .uid = -1, .gid = -1};
+	exec_result res;
+	CHECK(chan_exec(a.c, &r, NULL, NULL, &res, &err) < 0);
+	CHECK_INT_EQ(err.code, SILO_ERR_VSOCK_DISCONNECTED);
+	kill(a.pid, SIGCONT);
+	stop(&a);
+}
+
+/* A hostile "agent": scripted bytes instead of the real agent. */
+typedef struct hostile {
+	int fd;
+	const uint8_t *bytes;
+	size_t len;
+} hostile;
+
+static void *hostile_main(void *p)
+{
+	hostile *h = p;
+	uint8_t buf[4096];
+	(void)!read(h->fd, buf, sizeof buf); /* the hello */
+	write_all(h->fd, h->bytes, h->len);
+	usleep(300000);
+	close(h->fd);
+	return NULL;
+}
+
+static int open_against(const uint8_t *bytes, size_t len, silo_error *err, chan **out)
+{
+	int sv[2];
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	hostile h = {.fd = sv[1], .bytes = bytes, .len = len};
+	pthread_t th;
+	pthread_create(&th, NULL, hostile_main, &h);
+	chan_opts o = {.vm_id = "evil", .handshake_timeout_ms = 2000};
+	*out = chan_open(sv[0], &o, NULL, err);
+	pthread_join(th, NULL);
+	return *out ? 0 : -1;
+}
+
+TEST(hostile_handshakes_are_rejected)
+{
+	silo_error err;
+	chan *c;
+	/* length prefix far beyond the limit */
+	static const uint8_t huge[] = {0x7f, 0xff, 0xff, 0xff, 0x80};
+	CHECK(open_against(huge, sizeof huge, &err, &c) < 0);
+	CHECK_INT_EQ(err.code, SILO_ERR_PROTOCOL);
+	CHECK_CONTAINS(err.message, "frame length");
+	/* a map claiming 2^32-1 entries in a 6-byte frame */
+	static const uint8_t bigmap[] = {0, 0, 0, 6, 0xdf, 0xff, 0xff, 0xff, 0xff, 0x00};
+	CHECK(open_against(bigmap, sizeof bigmap, &err, &c) < 0);
+	CHECK_INT_EQ(err.code, SILO_ERR_PROTOCOL);
+	/* a string length past the end of the frame */
+	static const uint8_t badstr[] = {0, 0, 0, 4, 0x81, 0xdb, 0x7f, 0xff};
+	CHECK(open_against(badstr, sizeof badstr, &err, &c) < 0);
+	CHECK_INT_EQ(err.code, SILO_ERR_PROTOCOL);
+	/* silence, then close */
+	CHECK(open_against(NULL, 0, &err, &c) < 0);
+	CHECK(err.code == SILO_ERR_VSOCK_DISCONNECTED || err.code == SILO_ERR_TIMEOUT);
+}
+
+static int violations;
+static void on_violation(void *ud, const char *what)
+{
+	(void)ud;
+	(void)what;
+	violations++;
+}
+
+TEST(hostile_frames_after_handshake_close_the_channel)
+{
+	/* A valid hello_ok followed by an exec request (agents never send those). */
+	mp_buf b;
+	mp_buf_init(&b);
+	wire_msg ok = {.type = WM_HELLO_OK, .id = 0, .present = WF_V, .v = WIRE_VERSION};
+	REQUIRE(wire_encode(&b, &ok));
+	char *argv[] = {"x", NULL};
+	wire_msg bad = {.type = WM_EXEC, .id = 1, .present = WF_ARGV, .argv = argv, .argc = 1};
+	REQUIRE(wire_encode(&b, &bad));
+	int sv[2];
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	hostile h = {.fd = sv[1], .bytes = b.p, .len = b.len};
+	pthread_t th;
+	pthread_create(&th, NULL, hostile_main, &h);
+	silo_error err;
+	chan_opts o = {.vm_id = "evil", .on_violation = on_violation};
+	chan *c = chan_open(sv[0], &o, NULL, &err);
+	REQUIRE(c);
+	uint64_t t0 = now_mono_ns();
+	while (chan_is_connected(c) && now_mono_ns() - t0 < 2000000000ull)
+		usleep(5000);
+	CHECK(!chan_is_connected(c));
+	CHECK_INT_EQ(violations, 1);
+	file_stat st;
+	CHECK(chan_stat(c, "/", &st, &err) < 0);
+	CHECK_INT_EQ(err.code, SILO_ERR_PROTOCOL);
+	pthread_join(th, NULL);
+	chan_close(c);
+	mp_buf_free(&b);
+}
+
+TEST_MAIN(exec_exit_codes_and_streams, exec_env_cwd_stdin_timeout, exec_stdin_stream_and_signal, pty_session,
+	  large_output_and_file_round_trip, stat_list_mkdir_remove, concurrent_tasks_match_ids,
+	  heartbeat_detects_frozen_agent, hostile_handshakes_are_rejected,
+	  hostile_frames_after_handshake_close_the_channel)

@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Codec and message tests, including a seeded property test:
+ * random wire_msg -> encode -> decode -> equal. SILO_TEST_SEED=N replays.
+ */
+#include "harness.h"
+
+#include <time.h>
+
+#include "common/util.h"
+#include "mpack.h"
+#include "wire.h"
+
+static uint64_t rng;
+static uint64_t rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static char *rand_str(size_t max)
+{
+	size_t n = rnd() % (max + 1);
+	char *s = xmalloc(n + 1);
+	for (size_t i = 0; i < n; i++) {
+		char c;
+		do
+			c = (char)(rnd() & 0xff);
+		while (c == '\0');
+		s[i] = c;
+	}
+	s[n] = '\0';
+	return s;
+}
+
+static char **rand_strv(uint32_t *count)
+{
+	uint32_t n = (uint32_t)(rnd() % 20);
+	char **v = xcalloc(n + 1, sizeof *v);
+	for (uint32_t i = 0; i < n; i++)
+		v[i] = rand_str(rnd() % 4 ? 10 : 300);
+	*count = n;
+	return v;
+}
+
+static int64_t rand_i64(void)
+{
+	switch (rnd() % 5) {
+	case 0: return (int64_t)(rnd() % 200) - 100;
+	case 1: return INT64_MIN + (int64_t)(rnd() % 3);
+	case 2: return INT64_MAX - (int64_t)(rnd() % 3);
+	case 3: return -(int64_t)(rnd() % 70000);
+	default: return (int64_t)rnd();
+	}
+}
+
+static void gen(wire_msg *m, uint8_t *data)
+{
+	memset(m, 0, sizeof *m);
+	m->type = (uint32_t)(rnd() % 50);
+	m->id = (uint32_t)rnd();
+	m->present = (uint32_t)rnd() & ((1u << 29) - 1);
+	m->v = (uint32_t)rnd();
+	if (m->present & WF_ARGV) m->argv = rand_strv(&m->argc);
+	if (m->present & WF_ENV) m->env = rand_strv(&m->envc);
+	if (m->present & WF_CWD) m->cwd = rand_str(100);
+	if (m->present & WF_PATH) m->path = rand_str(WIRE_MAX_PATH);
+	if (m->present & WF_MSG) m->msg = rand_str(200);
+	if (m->present & WF_AGENT) m->agent = rand_str(20);
+	if (m->present & WF_KERNEL) m->kernel = rand_str(20);
+	if (m->present & WF_DATA) {
+		m->data_len = rnd() % 3 ? rnd() % 300 : rnd() % 70000;
+		for (size_t i = 0; i < m->data_len; i++)
+			data[i] = (uint8_t)rnd();
+		m->data = data;
+	}
+	m->stream = (uint32_t)rnd();
+	m->code = rand_i64();
+	m->sig = rand_i64();
+	m->timed_out = rnd() & 1;
+	m->pty = rnd() & 1;
+	m->eof = rnd() & 1;
+	m->flag = rnd() & 1;
+	m->exists = rnd() & 1;
+	m->ms = rnd();
+	m->size = rnd();
+	m->max = rnd() >> (rnd() % 64);
+	m->timeout = rnd() % 100000;
+	m->uid = rand_i64();
+	m->gid = rand_i64();
+	m->mtime = rand_i64();
+	m->rows = (uint32_t)rnd();
+	m->cols = (uint32_t)rnd() % 300;
+	m->mode = (uint32_t)rnd();
+	m->pid = (uint32_t)rnd();
+	if (m->present & WF_ENTS) {
+		m->n_ents = (uint32_t)(rnd() % 40);
+		m->ents = xcalloc(m->n_ents + 1, sizeof *m->ents);
+		for (uint32_t i = 0; i < m->n_ents; i++)
+			m->ents[i] = (wire_dirent){rand_str(40), rnd(), (uint32_t)rnd(), rand_i64(), (uint32_t)rnd(),
+						   (uint32_t)rnd()};
+	}
+}
+
+#define EQ_IF(bit, expr) ((!(a->present & (bit))) || (expr))
+static bool strv_eq(char **x, uint32_t nx, char **y, uint32_t ny)
+{
+	if (nx != ny)
+		return false;
+	for (uint32_t i = 0; i < nx; i++)
+		if (strcmp(x[i], y[i]))
+			return false;
+	return true;
+}
+
+static bool msg_eq(const wire_msg *a, const wire_msg *b)
+{
+	if (a->type != b->type || a->id != b->id || a->present != b->present)
+		return false;
+	bool ok = EQ_IF(WF_V, a->v == b->v) && EQ_IF(WF_ARGV, strv_eq(a->argv, a->argc, b->argv, b->argc)) &&
+		  EQ_IF(WF_ENV, strv_eq(a->env, a->envc, b->env, b->envc)) &&
+		  EQ_IF(WF_CWD, !strcmp(a->cwd, b->cwd)) && EQ_IF(WF_PATH, !strcmp(a->path, b->path)) &&
+		  EQ_IF(WF_MSG, !strcmp(a->msg, b->msg)) && EQ_IF(WF_AGENT, !strcmp(a->agent, b->agent)) &&
+		  EQ_IF(WF_KERNEL, !strcmp(a->kernel, b->kernel)) &&
+		  EQ_IF(WF_DATA, a->data_len == b->data_len && !memcmp(a->data, b->data, a->data_len)) &&
+		  EQ_IF(WF_STREAM, a->stream == b->stream) && EQ_IF(WF_CODE, a->code == b->code) &&
+		  EQ_IF(WF_SIG, a->sig == b->sig) && EQ_IF(WF_TIMEDOUT, a->timed_out == b->timed_out) &&
+		  EQ_IF(WF_MS, a->ms == b->ms) && EQ_IF(WF_UID, a->uid == b->uid) && EQ_IF(WF_GID, a->gid == b->gid) &&
+		  EQ_IF(WF_PTY, a->pty == b->pty) && EQ_IF(WF_ROWS, a->rows == b->rows) &&
+		  EQ_IF(WF_COLS, a->cols == b->cols) && EQ_IF(WF_MODE, a->mode == b->mode) &&
+		  EQ_IF(WF_EOF, a->eof == b->eof) && EQ_IF(WF_FLAG, a->flag == b->flag) &&
+		  EQ_IF(WF_SIZE, a->size == b->size) && EQ_IF(WF_MTIME, a->mtime == b->mtime) &&
+		  EQ_IF(WF_PID, a->pid == b->pid) && EQ_IF(WF_EXISTS, a->exists == b->exists) &&
+		  EQ_IF(WF_MAX, a->max == b->max) && EQ_IF(WF_TIMEOUT, a->timeout == b->timeout) &&
+		  EQ_IF(WF_ENTS, a->n_ents == b->n_ents);
+	if (ok && (a->present & WF_ENTS))
+		for (uint32_t i = 0; i < a->n_ents; i++) {
+			const wire_dirent *x = &a->ents[i], *y = &b->ents[i];
+			if (strcmp(x->name, y->name) || x->size != y->size || x->mode != y->mode ||
+			    x->mtime != y->mtime || x->uid != y->uid || x->gid != y->gid)
+				return false;
+		}
+	return ok;
+}
+
+static void gen_free(wire_msg *m)
+{
+	m->data = NULL;
+	wire_msg_free(m);
+}
+
+TEST(property_round_trip)
+{
+	const char *s = getenv("SILO_TEST_SEED");
+	uint64_t seed = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL);
+	printf("# seed %llu (SILO_TEST_SEED=%llu replays)\n", (unsigned long long)seed, (unsigned long long)seed);
+	rng = seed ? seed : 1;
+	static uint8_t data[70000];
+	int n_ok = 0;
+	for (int i = 0; i < 3000; i++) {
+		wire_msg m, d;
+		gen(&m, data);
+		mp_buf b;
+		mp_buf_init(&b);
+		REQUIRE(wire_encode(&b, &m));
+		uint32_t len;
+		REQUIRE(wire_frame_len(b.p, &len));
+		REQUIRE(len == b.len - 4);
+		char err[160];
+		bool ok = wire_decode(b.p + 4, len, &d, err, sizeof err);
+		if (!ok)
+			printf("# iteration %d: %s\n", i, err);
+		if (ok && msg_eq(&m, &d))
+			n_ok++;
+		else
+			printf("# iteration %d: mismatch (type %u)\n", i, m.type);
+		wire_msg_free(&d);
+		gen_free(&m);
+		mp_buf_free(&b);
+	}
+	CHECK_INT_EQ(n_ok, 3000);
+}
+
+TEST(integers_all_encodings)
+{
+	static const int64_t vals[] = {0, 1, 127, 128, 255, 256, 65535, 65536, 4294967295LL, 4294967296LL,
+				       -1, -32, -33, -128, -129, -32768, -32769, INT32_MIN, (int64_t)INT32_MIN - 1,
+				       INT64_MIN, INT64_MAX};
+	for (size_t i = 0; i < ARRAY_SIZE(vals); i++) {
+		mp_buf b;
+		mp_buf_init(&b);
+		mp_put_int(&b, vals[i]);
+		mp_rd r;
+		mp_rd_init(&r, b.p, b.len);
+		int64_t v;
+		CHECK(mp_get_int(&r, &v));
+		CHECK_INT_EQ(v, vals[i]);
+		CHECK_INT_EQ(r.left, 0);
+		mp_buf_free(&b);
+	}
+	/* uint64 beyond INT64_MAX is not an int64 */
+	static const uint8_t big[] = {0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	mp_rd r;
+	mp_rd_init(&r, big, sizeof big);
+	int64_t v;
+	CHECK(!mp_get_int(&r, &v));
+	CHECK_STR_EQ(r.err, "integer out of range");
+	/* negative is not a uint */
+	static const uint8_t neg[] = {0xff};
+	uint64_t u;
+	mp_rd_init(&r, neg, 1);
+	CHECK(!mp_get_uint(&r, &u));
+}
+
+TEST(declared_lengths_are_never_trusted)
+{
+	struct {
+		const uint8_t *b;
+		size_t n;
+		const char *err;
+	} cases[] = {
+		{(const uint8_t *)"\xdb\xff\xff\xff\xff" "ab", 7, "string length exceeds frame"},
+		{(const uint8_t *)"\xd9\x05" "ab", 4, "string length exceeds frame"},
+		{(const uint8_t *)"\xc6\x00\x10\x00\x00" "x", 6, "binary length exceeds frame"},
+		{(const uint8_t *)"\xdd\x7f\xff\xff\xff\x01", 6, "array length exceeds frame"},
+		{(const uint8_t *)"\xdf\x00\x01\x00\x00\x01", 6, "map length exceeds frame"},
+		{(const uint8_t *)"\xcd\x01", 2, "truncated value"},
+		{(const uint8_t *)"\xc1", 1, "invalid type byte"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		mp_rd r;
+		mp_rd_init(&r, cases[i].b, cases[i].n);
+		CHECK(!mp_skip(&r, 8) || (printf("# case %zu passed unexpectedly\n", i), 0));
+		if (r.err && strcmp(r.err, cases[i].err))
+			printf("# case %zu: got '%s' want '%s'\n", i, r.err, cases[i].err);
+		CHECK(r.err && !strcmp(r.err, cases[i].err));
+	}
+	/* nesting bomb: 100 nested arrays */
+	uint8_t deep[101];
+	memset(deep, 0x91, 100);
+	deep[100] = 0xc0;
+	mp_rd r;
+	mp_rd_init(&r, deep, sizeof deep);
+	CHECK(!mp_skip(&r, 8));
+	CHECK_STR_EQ(r.err, "nesting too deep");
+}
+
+static bool decode_bytes(const void *p, size_t n, char *err)
+{
+	wire_msg m;
+	bool ok = wire_decode(p, n, &m, err, 160);
+	wire_msg_free(&m);
+	return ok;
+}
+
+TEST(message_validation_names_the_byte)
+{
+	char err[160];
+	/* {"t":1} without id */
+	CHECK(!decode_bytes("\x81\xa1t\x01", 4, err));
+	CHECK_STR_EQ(err, "byte 4: missing key \"id\"");
+	/* duplicate key */
+	CHECK(!decode_bytes("\x83\xa1t\x01\xa2id\x01\xa1t\x02", 12, err));
+	CHECK_CONTAINS(err, "duplicate key");
+	/* a path with an embedded NUL */
+	CHECK(!decode_bytes("\x83\xa1t\x01\xa2id\x01\xa4path\xa3" "a\0b", 17, err));
+	CHECK_CONTAINS(err, "string contains NUL");
+	/* argv element of the wrong type */
+	CHECK(!decode_bytes("\x83\xa1t\x0a\xa2id\x01\xa4" "argv\x91\x05", 15, err));
+	CHECK_CONTAINS(err, "byte 14: expected string");
+	/* trailing garbage */
+	CHECK(!decode_bytes("\x82\xa1t\x01\xa2id\x01\xc0", 9, err));
+	CHECK_CONTAINS(err, "trailing bytes");
+	/* unknown keys are skipped */
+	CHECK(decode_bytes("\x83\xa1t\x01\xa2id\x01\xa3new\x92\x01\x02", 15, err));
+	/* frame length bounds */
+	uint32_t len;
+	CHECK(!wire_frame_len((const uint8_t *)"\0\0\0\0", &len));
+	CHECK(!wire_frame_len((const uint8_t *)"\x00\x20\x00\x00", &len));
+	CHECK(wire_frame_len((const uint8_t *)"\x00\x00\x01\x00", &len) && len == 256);
+}
+
+TEST(oversized_message_is_not_encoded)
+{
+	static uint8_t big[WIRE_MAX_FRAME];
+	wire_msg m = {.type = WM_OUTPUT, .id = 1, .present = WF_DATA, .data = big, .data_len = sizeof big};
+	mp_buf b;
+	mp_buf_init(&b);
+	CHECK(!wire_encode(&b, &m));
+	CHECK_INT_EQ(b.len, 0);
+	mp_buf_free(&b);
+}
+
+TEST_MAIN(property_round_trip, integers_all_encodings, declared_lengths_are_never_trusted,
+	  message_validation_names_the_byte, oversized_message_is_not_encoded)
