@@ -209,6 +209,10 @@ int cmd_run(int argc, char **argv)
 	uint64_t t0 = now_mono_ns();
 	sandbox *sb = NULL;
 	sandbox_opts so = {0};
+	/* SILO_BOOT_TIMEOUT_MS: override the spec/provider boot timeout (tests, slow hosts). */
+	const char *bt = getenv("SILO_BOOT_TIMEOUT_MS");
+	if (bt && *bt)
+		so.boot_timeout_ms = atoi(bt);
 	if (sandbox_create(&spec, &so, &sb, &err) < 0) {
 		rc = cli_error(&err, json);
 		goto out;

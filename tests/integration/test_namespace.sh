@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# namespace provider end to end through the real `silo run`: exit status,
+# env/workdir/stdin/large output, isolation (network, host filesystem, other
+# sandboxes, processes, memory and pids limits) and cleanup verification after
+# a normal exit, a kill -9 of the sandbox init and a boot timeout.
+set -uo pipefail
+B=${SILO_BUILD_ROOT:?}
+SILO="$B/cli/silo"
+N=0 FAILED=0
+ok() { N=$((N + 1)); echo "ok $N - $1"; }
+notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; }
+check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
+if [[ $(id -u) != 0 ]]; then echo "1..0 # SKIP the namespace provider needs root"; exit 0; fi
+TMP=$(mktemp -d /tmp/silo-ns-test.XXXXXX)
+export SILO_RUNTIME_DIR="$TMP/run" SILO_STATE_DIR="$TMP/state" SILO_CACHE_DIR="$TMP/cache"
+trap 'rm -rf "$TMP"; echo "1..$N"' EXIT
+run() { timeout 60 "$SILO" run --provider namespace "$@"; }
+
+residue() {
+	local r=""
+	r+=$(find /sys/fs/cgroup -maxdepth 4 -path '*/silo/sb-*' -type d 2>/dev/null)
+	r+=$(grep -F "$SILO_RUNTIME_DIR" /proc/mounts)
+	r+=$(find "$SILO_RUNTIME_DIR/sandboxes" -mindepth 1 2>/dev/null)
+	r+=$(pgrep -f "silo-agent --init --listen-fd" 2>/dev/null | while read -r p; do
+		grep -qF "$SILO_RUNTIME_DIR" "/proc/$p/mountinfo" 2>/dev/null && echo "pid $p"; done)
+	r+=$(pgrep -f "^silo-agent --init" 2>/dev/null | tr '\n' ' ')
+	echo -n "$r"
+}
+clean() { local r; r=$(residue); [[ -z "$r" ]] || { echo "# residue: $r" | head -5; return 1; }; }
+
+out=$(run -- sh -c 'echo hi; exit 3' </dev/null); rc=$?
+check "prints hi" test "$out" = hi
+check "exit status 3 passed through" test $rc = 3
+check "no residue after a normal exit" clean
+out=$(run -e FOO=bar -e X=1 -w /tmp -- sh -c 'echo $FOO$X; pwd' </dev/null)
+check "-e and -w apply" test "$out" = "$(printf 'bar1\n/tmp')"
+out=$(printf 'line1\nline2\n' | run -- sh -c 'wc -l')
+check "stdin is streamed" test "$(echo $out)" = 2
+n=$(run -- sh -c 'head -c 20000000 /dev/zero' </dev/null | wc -c)
+check "20 MB of output arrives intact" test "$n" = 20000000
+run -- sh -c 'echo err >&2' </dev/null 2>"$TMP/e" >/dev/null
+check "stderr is separate" grep -qx err "$TMP/e"
+out=$(run -- sh -c 'kill -9 $$' </dev/null); rc=$?
+check "killed by a signal: 128+9" test $rc = 137
+
+# isolation
+out=$(run -- sh -c 'nc -w 2 1.1.1.1 80 </dev/null >/dev/null 2>&1; echo rc=$?; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "' </dev/null)
+check "no network: connecting out fails" grep -q '^rc=[1-9]' <<<"$out"
+check "only lo in the network namespace" test "$(tail -n +2 <<<"$out")" = lo
+out=$(run -- sh -c 'ls /work /home/* /etc/debian_version 2>&1; ls /' </dev/null)
+check "host filesystem not visible" bash -c "! grep -q '^/etc/debian_version\$' <<<'$out' && grep -q 'No such file' <<<'$out'"
+run -- sh -c 'echo secret > /root/a; sleep 3' </dev/null &
+bg=$!
+sleep 1.5
+out=$(run -- sh -c 'cat /root/a 2>&1; ls /proc | grep -c "^[0-9]"' </dev/null)
+check "a second sandbox cannot see the first one's files" grep -q 'No such file' <<<"$out"
+procs=$(tail -1 <<<"$out")
+check "only the sandbox's own processes are visible ($procs)" test "$procs" -le 4
+wait $bg
+out=$(run -- sh -c 'cat /proc/1/cmdline | tr "\0" " "; echo; cat /proc/self/status | grep -E "^(CapBnd|NoNewPrivs|Seccomp):"' </dev/null)
+check "PID 1 is the agent" grep -q '^silo-agent --init' <<<"$out"
+check "no_new_privs and seccomp filter set" bash -c "grep -q 'NoNewPrivs:.1' <<<'$out' && grep -q 'Seccomp:.2' <<<'$out'"
+check "capability bounding set reduced" bash -c "! grep -q 'CapBnd:.000001ffffffffff' <<<'$out' && grep -q CapBnd <<<'$out'"
+out=$(run -- sh -c 'mount -t tmpfs x /mnt 2>&1; echo rc=$?' </dev/null)
+check "mount is denied by seccomp" grep -q 'rc=[1-9]' <<<"$out"
+out=$(run --memory 128 -- sh -c 'a=$(head -c 400000000 /dev/zero | tr "\\0" x); echo survived' </dev/null 2>&1); rc=$?
+check "memory limit kills a hog (rc=$rc)" bash -c "[[ $rc -ne 0 ]] && ! grep -q survived <<<'$out'"
+run -- sh -c 'i=0; while [ $i -lt 1500 ]; do sleep 4 & i=$((i+1)); done 2>/dev/null; wait' </dev/null >/dev/null 2>&1 &
+bg=$!
+peak=0 events=0
+for _ in $(seq 60); do
+	for d in /sys/fs/cgroup/pids/silo/sb-* /sys/fs/cgroup/silo/sb-* /sys/fs/cgroup/unified/silo/sb-*; do
+		[[ -f $d/pids.current ]] || continue
+		c=$(cat "$d/pids.current" 2>/dev/null || echo 0); ((c > peak)) && peak=$c
+		e=$(awk '/^max/{print $2}' "$d/pids.events" 2>/dev/null); [[ -n "$e" ]] && ((e > events)) && events=$e
+	done
+	((events > 0)) && break
+	sleep 0.1
+done
+wait $bg 2>/dev/null
+check "pids limit stops a fork bomb (peak $peak, denied forks $events)" bash -c "(( $peak <= 1024 && $events > 0 ))"
+check "no residue after the isolation tests" clean
+
+# kill -9 of the sandbox init while a command runs
+run -- sleep 30 </dev/null >/dev/null 2>"$TMP/k" &
+bg=$!
+for _ in $(seq 50); do pf=$(ls "$SILO_RUNTIME_DIR"/sandboxes/*/pid 2>/dev/null | head -1); [[ -n "$pf" ]] && break; sleep 0.1; done
+ipid=$(cut -d' ' -f1 "$pf" 2>/dev/null)
+sleep 0.3
+[[ -n "$ipid" ]] && kill -9 "$ipid"
+wait $bg; rc=$?
+check "silo run reports the lost sandbox (rc=$rc)" test $rc -ne 0 -a $rc -ne 137
+check "no residue after kill -9 of the init" clean
+
+# boot timeout: an agent that never answers
+mkdir -p "$TMP/fake"
+printf '#!/bin/sh\nexec sleep 1000\n' > "$TMP/fake/silo-agent"; chmod +x "$TMP/fake/silo-agent"
+SILO_LIBEXEC_DIR="$TMP/fake" SILO_BOOT_TIMEOUT_MS=1500 run -- true </dev/null 2>"$TMP/bt"; rc=$?
+check "BOOT_TIMEOUT when the agent never answers" grep -q BOOT_TIMEOUT "$TMP/bt"
+check "boot timeout exits 125 or its code status (rc=$rc)" test $rc -ne 0
+check "no residue after a boot timeout" clean
+[[ -s "$TMP/bt" ]] && sed 's/^/# /' "$TMP/bt" | head -3
+exit $FAILED
