@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * `silo run -- true` latency vs bubblewrap, plus exec round trip in a running
+ * namespace sandbox (docs/benchmarks.md "silo run latency vs bubblewrap").
+ *
+ *   run_latency [-n RUNS] [--silo PATH]
+ *
+ * 1. For RUNS iterations, interleaved so both see the same machine state:
+ *    - `silo run --provider namespace -- true` (fork+exec of the real CLI:
+ *      spawn, agent handshake, exec, destroy, cleanup verification);
+ *    - `bwrap` with the flags in BWRAP_FLAGS over the same busybox base layer.
+ * 2. One namespace sandbox; RUNS x chan_exec(`true`) round trips.
+ * Prints a table on stderr and one JSON document on stdout (p50/p95/p99 ms).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "core/sandbox.h"
+#include "providers/ns.h"
+
+#define BWRAP_FLAGS                                                                                      \
+	"--unshare-all --die-with-parent --new-session --ro-bind ROOTFS / --proc /proc --dev /dev --tmpfs " \
+	"/tmp -- /bin/true"
+
+typedef struct series {
+	double *ms;
+	int n, failed;
+} series;
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double pct(const series *s, double p)
+{
+	if (s->n == 0)
+		return 0;
+	int i = (int)(p / 100.0 * (s->n - 1) + 0.5);
+	return s->ms[i < s->n ? i : s->n - 1];
+}
+
+static double mean(const series *s)
+{
+	double t = 0;
+	for (int i = 0; i < s->n; i++)
+		t += s->ms[i];
+	return s->n ? t / s->n : 0;
+}
+
+/* Run argv with stdio on /dev/null; wall ms, or -1 if it failed. */
+static double timed_run(char *const *argv)
+{
+	uint64_t t0 = now_mono_ns();
+	pid_t p = fork();
+	if (p < 0)
+		return -1;
+	if (p == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	int st;
+	while (waitpid(p, &st, 0) < 0 && errno == EINTR)
+		;
+	double ms = (double)(now_mono_ns() - t0) / 1e6;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
+}
+
+static void add(series *s, double ms)
+{
+	if (ms < 0)
+		s->failed++;
+	else
+		s->ms[s->n++] = ms;
+}
+
+static void print_series(const char *name, series *s, const char *extra)
+{
+	qsort(s->ms, (size_t)s->n, sizeof *s->ms, cmp_double);
+	fprintf(stderr, "%-28s n=%-4d failed=%-3d p50 %8.2f  p95 %8.2f  p99 %8.2f  mean %8.2f ms\n", name, s->n,
+		s->failed, pct(s, 50), pct(s, 95), pct(s, 99), mean(s));
+	printf("  \"%s\": {\"n\": %d, \"failed\": %d, \"p50_ms\": %.3f, \"p95_ms\": %.3f, \"p99_ms\": %.3f, "
+	       "\"mean_ms\": %.3f%s}",
+	       name, s->n, s->failed, pct(s, 50), pct(s, 95), pct(s, 99), mean(s), extra);
+}
+
+int main(int argc, char **argv)
+{
+	int runs = 200;
+	char silo[PATH_MAX] = "";
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-n") && i + 1 < argc)
+			runs = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--silo") && i + 1 < argc)
+			snprintf(silo, sizeof silo, "%s", argv[++i]);
+		else {
+			fprintf(stderr, "usage: run_latency [-n RUNS] [--silo PATH]\n");
+			return 2;
+		}
+	}
+	if (runs < 1 || runs > 100000) {
+		fprintf(stderr, "run_latency: -n must be 1..100000\n");
+		return 2;
+	}
+	if (!silo[0]) {
+		/* bench/run_latency -> cli/silo in the same build tree */
+		char self[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+		if (n > 0) {
+			self[n] = '\0';
+			char *s = strrchr(self, '/');
+			if (s)
+				*s = '\0';
+			snprintf(silo, sizeof silo, "%s/../cli/silo", self);
+		}
+	}
+	if (access(silo, X_OK) < 0) {
+		fprintf(stderr, "run_latency: %s: not found (build the tree or pass --silo)\n", silo);
+		return 1;
+	}
+	char agent[PATH_MAX], rootfs[PATH_MAX];
+	silo_error err = {0};
+	if (find_helper_binary("silo-agent", agent, sizeof agent, &err) < 0 ||
+	    ns_rootfs_base(agent, rootfs, sizeof rootfs, &err) < 0) {
+		fprintf(stderr, "run_latency: %s\n", err.message);
+		return 1;
+	}
+	bool have_bwrap = access("/usr/bin/bwrap", X_OK) == 0;
+
+	series s_run = {xcalloc((size_t)runs, sizeof(double)), 0, 0};
+	series s_bw = {xcalloc((size_t)runs, sizeof(double)), 0, 0};
+	series s_exec = {xcalloc((size_t)runs, sizeof(double)), 0, 0};
+	char *run_argv[] = {silo, "run", "--provider", "namespace", "--", "true", NULL};
+	char *bw_argv[] = {"/usr/bin/bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind",
+			   rootfs, "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", "/bin/true",
+			   NULL};
+	/* warm-up (page cache, rootfs layer) */
+	timed_run(run_argv);
+	if (have_bwrap)
+		timed_run(bw_argv);
+	for (int i = 0; i < runs; i++) {
+		add(&s_run, timed_run(run_argv));
+		if (have_bwrap)
+			add(&s_bw, timed_run(bw_argv));
+	}
+
+	vm_spec spec;
+	memset(&spec, 0, sizeof spec);
+	snprintf(spec.name, sizeof spec.name, "bench-exec");
+	spec.provider = "namespace";
+	spec.vcpus = 1;
+	spec.memory_mb = 256;
+	sandbox *sb = NULL;
+	sandbox_opts o = {.fallback = "namespace"};
+	if (sandbox_create(&spec, &o, &sb, &err) < 0) {
+		fprintf(stderr, "run_latency: sandbox_create: %s\n", err.message);
+		return 1;
+	}
+	char *targv[] = {"true", NULL};
+	exec_req req = {.argv = targv, .uid = -1, .gid = -1};
+	for (int i = 0; i < runs; i++) {
+		exec_result res;
+		uint64_t t0 = now_mono_ns();
+		int rc = chan_exec(sb->ch, &req, NULL, NULL, &res, &err);
+		double ms = (double)(now_mono_ns() - t0) / 1e6;
+		add(&s_exec, rc == 0 && res.exit_code == 0 && !res.signal ? ms : -1);
+	}
+	cleanup_report rep = {0};
+	if (sandbox_destroy(sb, 2000, &rep, &err) < 0)
+		fprintf(stderr, "run_latency: destroy: %s\n", err.message);
+	cleanup_report_free(&rep);
+
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	printf("{\n  \"benchmark\": \"run_latency\",\n  \"runs\": %d,\n  \"cpus\": %ld,\n", runs, ncpu);
+	print_series("silo_run_true", &s_run, ", \"command\": \"silo run --provider namespace -- true\"");
+	printf(",\n");
+	if (have_bwrap) {
+		char extra[PATH_MAX + 256];
+		snprintf(extra, sizeof extra, ", \"command\": \"bwrap %s\", \"rootfs\": \"%s\"", BWRAP_FLAGS, rootfs);
+		print_series("bwrap_true", &s_bw, extra);
+	} else {
+		printf("  \"bwrap_true\": {\"n\": 0, \"unavailable\": \"/usr/bin/bwrap not installed\"}");
+	}
+	printf(",\n");
+	print_series("exec_rtt_true", &s_exec, ", \"command\": \"chan_exec(true) in a running namespace sandbox\"");
+	printf("\n}\n");
+	return s_run.failed || s_exec.failed || s_bw.failed ? 1 : 0;
+}
