@@ -268,7 +268,8 @@ static int read_u64_file(const char *path, const char *key, uint64_t *out)
 
 /* Find the cgroup paths of pid for the unified hierarchy and the v1 cpuacct and
  * memory controllers; only those that mention id count as the sandbox's own. */
-static int sample_cgroup(pid_t pid, const char *id, uint64_t *cpu_ns, uint64_t *mem)
+static int sample_cgroup(pid_t pid, const char *id, uint64_t *cpu_ns, uint64_t *mem, bool *got_cpu_out,
+			 bool *got_mem_out)
 {
 	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/cgroup", (int)pid);
@@ -315,7 +316,9 @@ static int sample_cgroup(pid_t pid, const char *id, uint64_t *cpu_ns, uint64_t *
 		}
 	}
 	free(buf);
-	return got_cpu && got_mem ? 0 : -1;
+	*got_cpu_out = got_cpu;
+	*got_mem_out = got_mem;
+	return 0;
 }
 
 static int proc_stat(pid_t pid, pid_t *ppid, uint64_t *ticks, uint64_t *rss_pages)
@@ -409,11 +412,23 @@ int metrics_sample_usage(pid_t pid, const char *id, uint64_t *cpu_ns, uint64_t *
 	*mem_bytes = 0;
 	if (pid <= 0)
 		return -1;
+	/* Prefer the sandbox's own cgroup for each figure (it also counts exited
+	 * children and page cache); take what it lacks (e.g. no cpuacct for it on a
+	 * v1 host) from the process tree. */
 	uint64_t c = 0, mm = 0;
-	if (sample_cgroup(pid, id, &c, &mm) == 0) {
-		*cpu_ns = c;
-		*mem_bytes = mm;
-		return 0;
+	bool got_cpu = false, got_mem = false;
+	if (sample_cgroup(pid, id, &c, &mm, &got_cpu, &got_mem) < 0)
+		return -1;   /* the process is gone */
+	if (!got_cpu || !got_mem) {
+		uint64_t pc = 0, pm = 0;
+		if (sample_proc_tree(pid, &pc, &pm) < 0)
+			return -1;
+		if (!got_cpu)
+			c = pc;
+		if (!got_mem)
+			mm = pm;
 	}
-	return sample_proc_tree(pid, cpu_ns, mem_bytes);
+	*cpu_ns = c;
+	*mem_bytes = mm;
+	return 0;
 }

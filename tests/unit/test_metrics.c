@@ -5,7 +5,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/util.h"
 #include "harness.h"
@@ -121,5 +124,64 @@ TEST(usage_of_a_real_process_tree)
 	CHECK(metrics_sample_usage(pid, "x", &cpu, &mem) < 0);
 }
 
+TEST(usage_prefers_the_sandbox_cgroup)
+{
+	const char *base = "/sys/fs/cgroup/memory";
+	char procs[128];
+	snprintf(procs, sizeof procs, "%s/cgroup.procs", base);
+	if (geteuid() != 0 || !path_exists(procs))
+		SKIP("needs root and the cgroup v1 memory controller at %s", base);
+	char id[40], dir[256];
+	random_id("mtest-", id, sizeof id);
+	snprintf(dir, sizeof dir, "%s/%s", base, id);
+	if (mkdir(dir, 0755) < 0)
+		SKIP("cannot create a memory cgroup: %s", strerror(errno));
+	int go[2];
+	REQUIRE(pipe(go) == 0);
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		char c;
+		close(go[1]);
+		if (read(go[0], &c, 1) != 1)
+			_exit(1);
+		/* Charged to the cgroup: allocated after the move. */
+		size_t n = 16u << 20;
+		volatile char *p = malloc(n);
+		for (size_t i = 0; p && i < n; i += 4096)
+			p[i] = 1;
+		pause();
+		_exit(0);
+	}
+	close(go[0]);
+	char cp[300], pidtxt[32];
+	snprintf(cp, sizeof cp, "%s/cgroup.procs", dir);
+	int n = snprintf(pidtxt, sizeof pidtxt, "%d", (int)pid);
+	silo_error e;
+	int fd = open(cp, O_WRONLY | O_CLOEXEC);
+	REQUIRE(fd >= 0);
+	CHECK(write(fd, pidtxt, (size_t)n) == n);
+	close(fd);
+	CHECK(write(go[1], "x", 1) == 1);
+	struct timespec ts = {0, 300 * 1000000L};
+	nanosleep(&ts, NULL);
+	uint64_t cpu = 0, mem = 0;
+	CHECK_INT_EQ(metrics_sample_usage(pid, id, &cpu, &mem), 0);
+	char up[300];
+	snprintf(up, sizeof up, "%s/memory.usage_in_bytes", dir);
+	char *buf;
+	size_t len;
+	REQUIRE(read_file(up, 64, &buf, &len, &e) == 0);
+	uint64_t usage = strtoull(buf, NULL, 10);
+	free(buf);
+	CHECK(mem >= 16u << 20);
+	/* the figure is the cgroup's (it moves a little between the two reads) */
+	CHECK(mem <= usage + (4u << 20) && usage <= mem + (4u << 20));
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(go[1]);
+	CHECK(rmdir(dir) == 0);
+}
+
 TEST_MAIN(error_codes_bump_specific_counters, watchdog_fires_once_per_window,
-	  render_gauges_and_labels_escaped, usage_of_a_real_process_tree)
+	  render_gauges_and_labels_escaped, usage_of_a_real_process_tree, usage_prefers_the_sandbox_cgroup)
