@@ -36,6 +36,8 @@ int cmd_audit(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 /* cmd_run.c */
 int cmd_run(int argc, char **argv);
+/* cmd_config.c */
+int cmd_config(int argc, char **argv);
 /* verbs: add declarations above this line */
 
 #endif

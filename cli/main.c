@@ -27,6 +27,7 @@ static const cli_verb verbs[] = {
 	{"audit", "verify the audit log (audit verify [FILE])", cmd_audit},
 	{"image", "build, list, verify and remove guest images (image build|ls|verify|rm)", cmd_image},
 	{"run", "run a command in a fresh sandbox, then destroy it (run -- CMD...)", cmd_run},
+	{"config", "validate, format or print default hac.toml specs", cmd_config},
 	/* verbs: add rows above this line */
 };
 

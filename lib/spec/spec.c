@@ -1,0 +1,886 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * hac.toml <-> vm_spec (docs/hac-toml.md).
+ *
+ * Two accepted forms:
+ *   sectioned: [vm] [resources] [boot] [network] [[drives]] [sandbox] [sandbox.env] [metadata]
+ *   Vistara:   [spacecore] name/description/provider, [hardware] cores/memory/kernel/drive/interface
+ *              (+ [sandbox] and [metadata])
+ * Unknown sections and keys are errors naming them; a typo is never ignored.
+ */
+#include "spec/spec.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "spec/toml.h"
+
+#define MEM_MIN_MB 128
+#define MEM_MIN_KVM_MB 16     /* test payloads and unikernel-style guests (docs/hac-toml.md) */
+#define MEM_MAX_MB 65536
+#define VCPUS_MAX 64
+#define BOOT_TIMEOUT_MAX_MS 600000
+#define PIDS_MAX 4194304
+
+static const char *const providers[] = {"kvm", "qemu", "namespace"};
+
+/* ---------------- error helpers ---------------- */
+
+static int verr(silo_error *err, const toml_value *at, const char *field, const char *fmt, va_list ap)
+{
+	char msg[768];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	if (at)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%d:%d: %s: %s", at->line, at->col, field, msg);
+	return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s: %s", field, msg);
+}
+
+static int field_err(silo_error *err, const toml_value *at, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int field_err(silo_error *err, const toml_value *at, const char *field, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	verr(err, at, field, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int type_err(silo_error *err, const toml_value *v, const char *field, const char *expected)
+{
+	return field_err(err, v, field, "expected %s, got %s", expected, toml_type_name(v->type));
+}
+
+/* ---------------- typed getters ---------------- */
+
+static int get_str(const toml_value *v, const char *field, char **out, size_t maxlen, silo_error *err)
+{
+	if (v->type != TOML_STRING)
+		return type_err(err, v, field, "string");
+	if (memchr(v->u.str.ptr, '\0', v->u.str.len))
+		return field_err(err, v, field, "string must not contain NUL characters");
+	if (v->u.str.len > maxlen)
+		return field_err(err, v, field, "string longer than %zu bytes", maxlen);
+	free(*out);
+	*out = xstrdup(v->u.str.ptr);
+	return 0;
+}
+
+static int get_u32(const toml_value *v, const char *field, uint32_t *out, int64_t lo, int64_t hi, silo_error *err)
+{
+	if (v->type != TOML_INTEGER) {
+		char exp[64];
+		snprintf(exp, sizeof exp, "integer %lld-%lld", (long long)lo, (long long)hi);
+		return type_err(err, v, field, exp);
+	}
+	if (v->u.i < lo || v->u.i > hi)
+		return field_err(err, v, field, "expected integer %lld-%lld, got %lld", (long long)lo, (long long)hi,
+				 (long long)v->u.i);
+	*out = (uint32_t)v->u.i;
+	return 0;
+}
+
+static int get_bool(const toml_value *v, const char *field, bool *out, silo_error *err)
+{
+	if (v->type != TOML_BOOL)
+		return type_err(err, v, field, "boolean (true or false)");
+	*out = v->u.b;
+	return 0;
+}
+
+/* Memory as integer MB or a string "512MB", "2GB", "512M", "1G", "1024MiB", "2GiB". */
+static int get_memory(const toml_value *v, const char *field, uint32_t *out, silo_error *err)
+{
+	if (v->type == TOML_INTEGER)
+		return get_u32(v, field, out, 1, MEM_MAX_MB, err);
+	if (v->type != TOML_STRING)
+		return type_err(err, v, field, "integer MB or a string like \"512MB\" or \"2GB\"");
+	const char *s = v->u.str.ptr;
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(s, &end, 10);
+	if (end == s || errno)
+		return field_err(err, v, field, "expected a size like \"512MB\" or \"2GB\", got \"%s\"", s);
+	unsigned long long mb;
+	if (!strcasecmp(end, "MB") || !strcasecmp(end, "M") || !strcasecmp(end, "MiB") || !*end)
+		mb = n;
+	else if (!strcasecmp(end, "GB") || !strcasecmp(end, "G") || !strcasecmp(end, "GiB"))
+		mb = n * 1024;
+	else
+		return field_err(err, v, field, "unknown unit \"%s\" (use MB or GB)", end);
+	if (mb > MEM_MAX_MB || n > MEM_MAX_MB)
+		return field_err(err, v, field, "expected at most %d MB, got \"%s\"", MEM_MAX_MB, s);
+	*out = (uint32_t)mb;
+	return 0;
+}
+
+static bool valid_name(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
+			return false;
+	return true;
+}
+
+static bool valid_env_key(const char *s)
+{
+	if (!*s || isdigit((unsigned char)*s))
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_')
+			return false;
+	return true;
+}
+
+static bool valid_mac(const char *s)
+{
+	if (strlen(s) != 17)
+		return false;
+	for (int i = 0; i < 17; i++) {
+		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
+			return false;
+	}
+	return true;
+}
+
+/* ---------------- sections ---------------- */
+
+typedef int (*key_fn)(vm_spec *s, const toml_value *v, const char *field, silo_error *err);
+
+typedef struct key_rule {
+	const char *key;
+	key_fn fn;
+} key_rule;
+
+static int walk(vm_spec *s, const toml_value *table, const char *section, const key_rule *rules, silo_error *err)
+{
+	if (table->type != TOML_TABLE)
+		return type_err(err, table, section, "table");
+	for (size_t i = 0; i < table->u.tab.n; i++) {
+		const char *k = table->u.tab.keys[i];
+		const toml_value *v = table->u.tab.vals[i];
+		char field[160];
+		snprintf(field, sizeof field, "%s.%s", section, k);
+		const key_rule *r = rules;
+		while (r->key && strcmp(r->key, k))
+			r++;
+		if (!r->key) {
+			char known[512] = "";
+			for (const key_rule *q = rules; q->key; q++) {
+				strncat(known, known[0] ? ", " : "", sizeof known - strlen(known) - 1);
+				strncat(known, q->key, sizeof known - strlen(known) - 1);
+			}
+			return field_err(err, v, field, "unknown key (known keys: %s)", known);
+		}
+		if (r->fn(s, v, field, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+#define STR_KEY(fname, member, max)                                                                  \
+	static int fname(vm_spec *s, const toml_value *v, const char *field, silo_error *err)         \
+	{                                                                                            \
+		return get_str(v, field, &s->member, max, err);                                      \
+	}
+
+STR_KEY(k_description, description, 1024)
+STR_KEY(k_kernel, kernel, 4096)
+STR_KEY(k_initrd, initrd, 4096)
+STR_KEY(k_rootfs, rootfs, 4096)
+STR_KEY(k_image, image, 128)
+STR_KEY(k_cmdline, cmdline, 4096)
+STR_KEY(k_tap, tap, 15)
+STR_KEY(k_mac, mac, 17)
+STR_KEY(k_workdir, workdir, 4096)
+
+static int k_name(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	char *n = NULL;
+	if (get_str(v, field, &n, 1024, err) < 0)
+		return -1;
+	if (!valid_name(n, SPEC_NAME_MAX)) {
+		field_err(err, v, field, "expected 1-64 characters of [A-Za-z0-9_-], got \"%s\"", n);
+		free(n);
+		return -1;
+	}
+	snprintf(s->name, sizeof s->name, "%s", n);
+	free(n);
+	return 0;
+}
+
+static int k_provider(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	char *p = NULL;
+	if (get_str(v, field, &p, 64, err) < 0)
+		return -1;
+	for (size_t i = 0; i < ARRAY_SIZE(providers); i++)
+		if (!strcmp(p, providers[i])) {
+			free(s->provider);
+			s->provider = p;
+			return 0;
+		}
+	field_err(err, v, field, "expected one of \"kvm\", \"qemu\", \"namespace\", got \"%s\"", p);
+	free(p);
+	return -1;
+}
+
+static int k_vcpus(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	return get_u32(v, field, &s->vcpus, 1, VCPUS_MAX, err);
+}
+
+static int k_memory_mb(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	return get_memory(v, field, &s->memory_mb, err);
+}
+
+static int k_boot_timeout(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	return get_u32(v, field, &s->boot_timeout_ms, 0, BOOT_TIMEOUT_MAX_MS, err);
+}
+
+static int k_timeout_s(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	return get_u32(v, field, &s->timeout_s, 0, 30 * 24 * 3600, err);
+}
+
+static int k_pids_max(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	return get_u32(v, field, &s->pids_max, 0, PIDS_MAX, err);
+}
+
+static int k_net_enabled(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	return get_bool(v, field, &s->network, err);
+}
+
+static int k_egress(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	if (v->type != TOML_ARRAY)
+		return type_err(err, v, field, "array of strings like \"example.com:443\" or \"10.0.0.0/8\"");
+	if (v->u.arr.n > SPEC_MAX_EGRESS)
+		return field_err(err, v, field, "at most %d entries", SPEC_MAX_EGRESS);
+	for (size_t i = 0; i < s->n_egress; i++)
+		free(s->egress[i]);
+	s->n_egress = 0;
+	for (size_t i = 0; i < v->u.arr.n; i++) {
+		char f[200];
+		snprintf(f, sizeof f, "%s[%zu]", field, i);
+		char *e = NULL;
+		if (get_str(v->u.arr.items[i], f, &e, 256, err) < 0)
+			return -1;
+		if (!*e || strchr(e, ' ')) {
+			free(e);
+			return field_err(err, v->u.arr.items[i], f, "expected \"host[:port]\" or a CIDR");
+		}
+		s->egress[s->n_egress++] = e;
+	}
+	return 0;
+}
+
+static int k_env(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	if (v->type != TOML_TABLE)
+		return type_err(err, v, field, "table of strings (KEY = \"value\")");
+	for (size_t i = 0; i < v->u.tab.n; i++) {
+		char f[300];
+		snprintf(f, sizeof f, "%s.%s", field, v->u.tab.keys[i]);
+		if (!valid_env_key(v->u.tab.keys[i]))
+			return field_err(err, v->u.tab.vals[i], f, "environment names are [A-Za-z_][A-Za-z0-9_]*");
+		char *val = NULL;
+		if (get_str(v->u.tab.vals[i], f, &val, 65536, err) < 0)
+			return -1;
+		if (s->n_env >= SPEC_MAX_KV && !spec_get_env(s, v->u.tab.keys[i])) {
+			free(val);
+			return field_err(err, v->u.tab.vals[i], f, "at most %d environment variables", SPEC_MAX_KV);
+		}
+		spec_set_env(s, v->u.tab.keys[i], val);
+		free(val);
+	}
+	return 0;
+}
+
+static int k_metadata_table(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	if (v->type != TOML_TABLE)
+		return type_err(err, v, field, "table of strings");
+	for (size_t i = 0; i < v->u.tab.n; i++) {
+		char f[300];
+		snprintf(f, sizeof f, "%s.%s", field, v->u.tab.keys[i]);
+		const char *k = v->u.tab.keys[i];
+		if (!*k || strlen(k) > 256)
+			return field_err(err, v->u.tab.vals[i], f, "keys are 1-256 bytes");
+		if (s->n_metadata >= SPEC_MAX_KV)
+			return field_err(err, v->u.tab.vals[i], f, "at most %d metadata entries", SPEC_MAX_KV);
+		char *val = NULL;
+		if (get_str(v->u.tab.vals[i], f, &val, 4096, err) < 0)
+			return -1;
+		s->metadata[s->n_metadata].key = xstrdup(k);
+		s->metadata[s->n_metadata++].value = val;
+	}
+	return 0;
+}
+
+static const key_rule vm_rules[] = {
+	{"name", k_name}, {"description", k_description}, {"provider", k_provider}, {NULL, NULL}};
+static const key_rule resources_rules[] = {{"vcpus", k_vcpus}, {"memory_mb", k_memory_mb}, {NULL, NULL}};
+static const key_rule boot_rules[] = {{"kernel", k_kernel}, {"initrd", k_initrd}, {"rootfs", k_rootfs},
+				      {"image", k_image}, {"cmdline", k_cmdline},
+				      {"boot_timeout_ms", k_boot_timeout}, {NULL, NULL}};
+static const key_rule network_rules[] = {
+	{"enabled", k_net_enabled}, {"tap", k_tap}, {"mac", k_mac}, {"egress", k_egress}, {NULL, NULL}};
+static const key_rule sandbox_rules[] = {{"env", k_env}, {"workdir", k_workdir}, {"timeout_s", k_timeout_s},
+					 {"pids_max", k_pids_max}, {NULL, NULL}};
+
+/* [[drives]] entries: the drive being filled is always the last one. */
+#define cur_drive (&s->drives[s->n_drives - 1])
+
+static int d_id(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	if (get_str(v, field, &cur_drive->id, 64, err) < 0)
+		return -1;
+	if (!valid_name(cur_drive->id, 64))
+		return field_err(err, v, field, "expected 1-64 characters of [A-Za-z0-9_-]");
+	return 0;
+}
+static int d_path(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	if (get_str(v, field, &cur_drive->path, 4096, err) < 0)
+		return -1;
+	if (!cur_drive->path[0])
+		return field_err(err, v, field, "expected a non-empty path");
+	return 0;
+}
+static int d_ro(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	return get_bool(v, field, &cur_drive->read_only, err);
+}
+static int d_root(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	return get_bool(v, field, &cur_drive->root, err);
+}
+static const key_rule drive_rules[] = {
+	{"id", d_id}, {"path", d_path}, {"read_only", d_ro}, {"root", d_root}, {NULL, NULL}};
+
+static int add_drive(vm_spec *s, const toml_value *at, const char *field, silo_error *err)
+{
+	if (s->n_drives >= SPEC_MAX_DRIVES)
+		return field_err(err, at, field, "at most %d drives", SPEC_MAX_DRIVES);
+	memset(&s->drives[s->n_drives++], 0, sizeof s->drives[0]);
+	return 0;
+}
+
+static int parse_drives(vm_spec *s, const toml_value *v, silo_error *err)
+{
+	if (v->type != TOML_ARRAY)
+		return type_err(err, v, "drives", "array of tables ([[drives]])");
+	for (size_t i = 0; i < v->u.arr.n; i++) {
+		char f[32];
+		snprintf(f, sizeof f, "drives[%zu]", i);
+		const toml_value *d = v->u.arr.items[i];
+		if (d->type != TOML_TABLE)
+			return type_err(err, d, f, "table");
+		if (add_drive(s, d, f, err) < 0 || walk(s, d, f, drive_rules, err) < 0)
+			return -1;
+		if (!cur_drive->path)
+			return field_err(err, d, f, "missing required key \"path\"");
+	}
+	return 0;
+}
+
+/* Vistara [hardware] */
+static int h_drive(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	if (v->type == TOML_STRING) {
+		if (add_drive(s, v, field, err) < 0)
+			return -1;
+		cur_drive->root = s->n_drives == 1;
+		return d_path(s, v, field, err);
+	}
+	if (v->type == TOML_ARRAY) {
+		for (size_t i = 0; i < v->u.arr.n; i++) {
+			char f[64];
+			snprintf(f, sizeof f, "%s[%zu]", field, i);
+			if (h_drive(s, v->u.arr.items[i], f, err) < 0)
+				return -1;
+		}
+		return 0;
+	}
+	return type_err(err, v, field, "path string or array of path strings");
+}
+
+static int h_interface(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	char *i = NULL;
+	if (get_str(v, field, &i, 15, err) < 0)
+		return -1;
+	if (!strcmp(i, "none") || !*i) {
+		free(i);
+		s->network = false;
+		return 0;
+	}
+	free(s->tap);
+	s->tap = i;
+	s->network = true;
+	return 0;
+}
+
+static const key_rule spacecore_rules[] = {
+	{"name", k_name}, {"description", k_description}, {"provider", k_provider}, {NULL, NULL}};
+static const key_rule hardware_rules[] = {{"cores", k_vcpus},   {"memory", k_memory_mb},
+					  {"kernel", k_kernel}, {"initrd", k_initrd},
+					  {"drive", h_drive},   {"interface", h_interface},
+					  {"provider", k_provider}, {NULL, NULL}};
+
+/* ---------------- public API ---------------- */
+
+static void spec_init_defaults(vm_spec *s)
+{
+	memset(s, 0, sizeof *s);
+	s->vcpus = 2;
+	s->memory_mb = 512;
+}
+
+int spec_parse(const char *text, size_t len, vm_spec *out, silo_error *err)
+{
+	char terr[600];
+	spec_init_defaults(out);
+	toml_value *root = toml_parse(text, len, terr, sizeof terr);
+	if (!root)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s", terr);
+	bool vistara = toml_get(root, "spacecore") || toml_get(root, "hardware");
+	bool sectioned = toml_get(root, "vm") || toml_get(root, "resources") || toml_get(root, "boot") ||
+			 toml_get(root, "drives") || toml_get(root, "network");
+	int rc = 0;
+	if (vistara && sectioned) {
+		rc = silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+			       "mixes the sectioned form ([vm], [resources], ...) with Vistara's ([spacecore], [hardware])");
+		goto out;
+	}
+	bool have_name = false;
+	for (size_t i = 0; i < root->u.tab.n && rc == 0; i++) {
+		const char *k = root->u.tab.keys[i];
+		const toml_value *v = root->u.tab.vals[i];
+		if (!strcmp(k, "vm") || !strcmp(k, "spacecore")) {
+			rc = walk(out, v, k, !strcmp(k, "vm") ? vm_rules : spacecore_rules, err);
+			have_name = toml_get(v, "name") != NULL;
+		} else if (!strcmp(k, "resources")) {
+			rc = walk(out, v, k, resources_rules, err);
+		} else if (!strcmp(k, "boot")) {
+			rc = walk(out, v, k, boot_rules, err);
+		} else if (!strcmp(k, "network")) {
+			rc = walk(out, v, k, network_rules, err);
+		} else if (!strcmp(k, "drives")) {
+			rc = parse_drives(out, v, err);
+		} else if (!strcmp(k, "sandbox")) {
+			rc = walk(out, v, k, sandbox_rules, err);
+		} else if (!strcmp(k, "metadata")) {
+			rc = k_metadata_table(out, v, k, err);
+		} else if (!strcmp(k, "hardware")) {
+			rc = walk(out, v, k, hardware_rules, err);
+		} else {
+			rc = field_err(err, v, k,
+				       "unknown section (expected vm, resources, boot, network, drives, sandbox, metadata; "
+				       "or spacecore, hardware)");
+		}
+	}
+	if (rc == 0 && !have_name)
+		rc = silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s.name: missing required key (1-64 of [A-Za-z0-9_-])",
+			       vistara ? "spacecore" : "vm");
+	if (rc == 0)
+		for (size_t i = 0; i < out->n_drives; i++)
+			if (!out->drives[i].id)
+				out->drives[i].id = xasprintf("drive%zu", i);
+	if (rc == 0)
+		rc = spec_validate(out, err);
+out:
+	toml_free(root);
+	if (rc < 0) {
+		spec_free(out);
+		spec_init_defaults(out);
+	}
+	return rc;
+}
+
+int spec_load(const char *path, vm_spec *out, silo_error *err)
+{
+	cleanup_free char *text = NULL;
+	size_t len;
+	if (read_file(path, TOML_MAX_INPUT, &text, &len, err) < 0) {
+		spec_init_defaults(out);
+		if (err && err->sys_errno == EFBIG)
+			err->code = SILO_ERR_INVALID_CONFIG;
+		return -1;
+	}
+	if (spec_parse(text, len, out, err) < 0) {
+		silo_error_prefix(err, "%s", path);
+		return -1;
+	}
+	return 0;
+}
+
+int spec_validate(const vm_spec *s, silo_error *err)
+{
+	if (!valid_name(s->name, SPEC_NAME_MAX))
+		return field_err(err, NULL, "vm.name", "expected 1-64 characters of [A-Za-z0-9_-], got \"%s\"", s->name);
+	bool known = !s->provider;
+	for (size_t i = 0; i < ARRAY_SIZE(providers) && !known; i++)
+		known = !strcmp(s->provider, providers[i]);
+	if (!known)
+		return field_err(err, NULL, "vm.provider", "expected one of \"kvm\", \"qemu\", \"namespace\", got \"%s\"",
+				 s->provider);
+	if (s->vcpus < 1 || s->vcpus > VCPUS_MAX)
+		return field_err(err, NULL, "resources.vcpus", "expected integer 1-%d, got %u", VCPUS_MAX, s->vcpus);
+	uint32_t min = s->provider && !strcmp(s->provider, "kvm") ? MEM_MIN_KVM_MB : MEM_MIN_MB;
+	if (s->memory_mb < min || s->memory_mb > MEM_MAX_MB)
+		return field_err(err, NULL, "resources.memory_mb", "expected integer %u-%d%s, got %u", min, MEM_MAX_MB,
+				 min == MEM_MIN_MB ? " (16 with provider \"kvm\")" : "", s->memory_mb);
+	if (s->image && !valid_name(s->image, 128))
+		return field_err(err, NULL, "boot.image", "expected an image name of [A-Za-z0-9_-], got \"%s\"", s->image);
+	if (s->mac && !valid_mac(s->mac))
+		return field_err(err, NULL, "network.mac", "expected \"aa:bb:cc:dd:ee:ff\", got \"%s\"", s->mac);
+	if (s->tap && !valid_name(s->tap, 15))
+		return field_err(err, NULL, "network.tap", "expected an interface name of 1-15 [A-Za-z0-9_-]");
+	if (s->workdir && s->workdir[0] != '/')
+		return field_err(err, NULL, "sandbox.workdir", "expected an absolute path, got \"%s\"", s->workdir);
+	if (s->boot_timeout_ms > BOOT_TIMEOUT_MAX_MS)
+		return field_err(err, NULL, "boot.boot_timeout_ms", "expected integer 0-%d", BOOT_TIMEOUT_MAX_MS);
+	int roots = 0;
+	for (size_t i = 0; i < s->n_drives; i++) {
+		char f[32];
+		snprintf(f, sizeof f, "drives[%zu]", i);
+		if (!s->drives[i].path || !s->drives[i].path[0])
+			return field_err(err, NULL, f, "missing required key \"path\"");
+		if (s->drives[i].id && !valid_name(s->drives[i].id, 64))
+			return field_err(err, NULL, f, "id: expected 1-64 characters of [A-Za-z0-9_-]");
+		for (size_t j = 0; j < i; j++)
+			if (s->drives[i].id && s->drives[j].id && !strcmp(s->drives[i].id, s->drives[j].id))
+				return field_err(err, NULL, f, "id \"%s\" is used by drives[%zu] too", s->drives[i].id, j);
+		roots += s->drives[i].root;
+	}
+	if (roots > 1)
+		return field_err(err, NULL, "drives", "at most one drive may have root = true");
+	for (size_t i = 0; i < s->n_env; i++)
+		if (!valid_env_key(s->env[i].key))
+			return field_err(err, NULL, "sandbox.env", "invalid variable name \"%s\"", s->env[i].key);
+	return 0;
+}
+
+int host_capacity_read(host_capacity *out, silo_error *err)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	out->cpus = n > 0 ? (uint32_t)n : 1;
+	FILE *f = fopen("/proc/meminfo", "re");
+	if (!f)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open /proc/meminfo");
+	char line[256];
+	unsigned long long kb = 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	if (!kb)
+		return silo_fail(err, SILO_ERR_IO_ERROR, 0, "MemTotal not found in /proc/meminfo");
+	out->memory_mb = kb / 1024;
+	return 0;
+}
+
+static double overcommit(const char *env, double dflt)
+{
+	const char *e = getenv(env);
+	double v = e ? strtod(e, NULL) : 0;
+	return v > 0 ? v : dflt;
+}
+
+int spec_check_capacity(const vm_spec *s, const host_capacity *host, uint32_t allocated_vcpus,
+			uint64_t allocated_mb, silo_error *err)
+{
+	if (s->vcpus > host->cpus)
+		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0,
+				 "vcpus: %u requested but the host has %u cores", s->vcpus, host->cpus);
+	/* vCPUs are time-shared: allow SILO_CPU_OVERCOMMIT x cores in total (default 16). */
+	double cpu_limit = host->cpus * overcommit("SILO_CPU_OVERCOMMIT", 16.0);
+	if ((double)allocated_vcpus + s->vcpus > cpu_limit)
+		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0,
+				 "vcpus: %u requested, %u of %.0f allocatable already allocated (%u cores x overcommit)",
+				 s->vcpus, allocated_vcpus, cpu_limit, host->cpus);
+	/* Memory: SILO_MEM_OVERCOMMIT x MemTotal (default 1.0: no overcommit). */
+	double mem_limit = (double)host->memory_mb * overcommit("SILO_MEM_OVERCOMMIT", 1.0);
+	if ((double)allocated_mb + s->memory_mb > mem_limit)
+		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0,
+				 "memory_mb: %u requested, %llu MB free of %.0f MB allocatable", s->memory_mb,
+				 mem_limit > (double)allocated_mb ? (unsigned long long)(mem_limit - (double)allocated_mb) : 0ull,
+				 mem_limit);
+	return 0;
+}
+
+/* ---------------- format ---------------- */
+
+static void put(char **buf, size_t *len, size_t *cap, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void put(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (*len + (size_t)n + 1 > *cap) {
+		*cap = (*len + (size_t)n + 1) * 2;
+		*buf = xrealloc(*buf, *cap);
+	}
+	va_start(ap, fmt);
+	vsnprintf(*buf + *len, *cap - *len, fmt, ap);
+	va_end(ap);
+	*len += (size_t)n;
+}
+
+#define PUT(...) put(&b, &len, &cap, __VA_ARGS__)
+
+static void put_kv_str(char **b_, size_t *len_, size_t *cap_, const char *key, const char *val)
+{
+	char *q = toml_quote(val, strlen(val));
+	put(b_, len_, cap_, "%s = %s\n", key, q);
+	free(q);
+}
+#define PUT_STR(k, v) put_kv_str(&b, &len, &cap, k, v)
+
+static char *key_text(const char *k)
+{
+	return toml_is_bare_key(k) ? xstrdup(k) : toml_quote(k, strlen(k));
+}
+
+char *spec_format(const vm_spec *s)
+{
+	char *b = NULL;
+	size_t len = 0, cap = 0;
+	PUT("[vm]\n");
+	PUT_STR("name", s->name);
+	if (s->description)
+		PUT_STR("description", s->description);
+	if (s->provider)
+		PUT_STR("provider", s->provider);
+	PUT("\n[resources]\nvcpus = %u\nmemory_mb = %u\n", s->vcpus, s->memory_mb);
+	if (s->kernel || s->initrd || s->rootfs || s->image || s->cmdline || s->boot_timeout_ms) {
+		PUT("\n[boot]\n");
+		if (s->kernel)
+			PUT_STR("kernel", s->kernel);
+		if (s->initrd)
+			PUT_STR("initrd", s->initrd);
+		if (s->rootfs)
+			PUT_STR("rootfs", s->rootfs);
+		if (s->image)
+			PUT_STR("image", s->image);
+		if (s->cmdline)
+			PUT_STR("cmdline", s->cmdline);
+		if (s->boot_timeout_ms)
+			PUT("boot_timeout_ms = %u\n", s->boot_timeout_ms);
+	}
+	if (s->network || s->tap || s->mac || s->n_egress) {
+		PUT("\n[network]\nenabled = %s\n", s->network ? "true" : "false");
+		if (s->tap)
+			PUT_STR("tap", s->tap);
+		if (s->mac)
+			PUT_STR("mac", s->mac);
+		if (s->n_egress) {
+			PUT("egress = [");
+			for (size_t i = 0; i < s->n_egress; i++) {
+				char *q = toml_quote(s->egress[i], strlen(s->egress[i]));
+				PUT("%s%s", i ? ", " : "", q);
+				free(q);
+			}
+			PUT("]\n");
+		}
+	}
+	for (size_t i = 0; i < s->n_drives; i++) {
+		const spec_drive *d = &s->drives[i];
+		PUT("\n[[drives]]\n");
+		if (d->id)
+			PUT_STR("id", d->id);
+		PUT_STR("path", d->path ? d->path : "");
+		PUT("read_only = %s\nroot = %s\n", d->read_only ? "true" : "false", d->root ? "true" : "false");
+	}
+	if (s->workdir || s->timeout_s || s->pids_max || s->n_env) {
+		PUT("\n[sandbox]\n");
+		if (s->workdir)
+			PUT_STR("workdir", s->workdir);
+		if (s->timeout_s)
+			PUT("timeout_s = %u\n", s->timeout_s);
+		if (s->pids_max)
+			PUT("pids_max = %u\n", s->pids_max);
+		if (s->n_env) {
+			PUT("\n[sandbox.env]\n");
+			for (size_t i = 0; i < s->n_env; i++) {
+				char *k = key_text(s->env[i].key);
+				char *q = toml_quote(s->env[i].value, strlen(s->env[i].value));
+				PUT("%s = %s\n", k, q);
+				free(k);
+				free(q);
+			}
+		}
+	}
+	if (s->n_metadata) {
+		PUT("\n[metadata]\n");
+		for (size_t i = 0; i < s->n_metadata; i++) {
+			char *k = key_text(s->metadata[i].key);
+			char *q = toml_quote(s->metadata[i].value, strlen(s->metadata[i].value));
+			PUT("%s = %s\n", k, q);
+			free(k);
+			free(q);
+		}
+	}
+	return b;
+}
+
+int spec_default(const char *provider, vm_spec *out, silo_error *err)
+{
+	spec_init_defaults(out);
+	snprintf(out->name, sizeof out->name, "sandbox");
+	if (!provider)
+		return 0;
+	bool known = false;
+	for (size_t i = 0; i < ARRAY_SIZE(providers); i++)
+		known |= !strcmp(provider, providers[i]);
+	if (!known)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "provider: expected one of \"kvm\", \"qemu\", \"namespace\", got \"%s\"", provider);
+	out->provider = xstrdup(provider);
+	if (strcmp(provider, "namespace") != 0) {
+		/* VM providers boot the cached guest kernel with the "base" image (docs/images.md). */
+		out->image = xstrdup("base");
+		out->boot_timeout_ms = strcmp(provider, "qemu") == 0 ? 30000 : 10000;
+	}
+	return 0;
+}
+
+/* ---------------- equality, copy, free ---------------- */
+
+static bool str_eq(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return !strcmp(a, b);
+}
+
+static bool kv_eq(const spec_kv *a, size_t na, const spec_kv *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (!str_eq(a[i].key, b[i].key) || !str_eq(a[i].value, b[i].value))
+			return false;
+	return true;
+}
+
+bool spec_equal(const vm_spec *a, const vm_spec *b)
+{
+	if (strcmp(a->name, b->name) || !str_eq(a->description, b->description) || !str_eq(a->provider, b->provider) ||
+	    a->vcpus != b->vcpus || a->memory_mb != b->memory_mb || !str_eq(a->kernel, b->kernel) ||
+	    !str_eq(a->initrd, b->initrd) || !str_eq(a->rootfs, b->rootfs) || !str_eq(a->image, b->image) ||
+	    !str_eq(a->cmdline, b->cmdline) || a->network != b->network || !str_eq(a->tap, b->tap) ||
+	    !str_eq(a->mac, b->mac) || a->n_egress != b->n_egress || a->n_drives != b->n_drives ||
+	    !str_eq(a->workdir, b->workdir) || a->timeout_s != b->timeout_s ||
+	    a->boot_timeout_ms != b->boot_timeout_ms || a->pids_max != b->pids_max ||
+	    !kv_eq(a->env, a->n_env, b->env, b->n_env) || !kv_eq(a->metadata, a->n_metadata, b->metadata, b->n_metadata))
+		return false;
+	for (size_t i = 0; i < a->n_egress; i++)
+		if (!str_eq(a->egress[i], b->egress[i]))
+			return false;
+	for (size_t i = 0; i < a->n_drives; i++)
+		if (!str_eq(a->drives[i].id, b->drives[i].id) || !str_eq(a->drives[i].path, b->drives[i].path) ||
+		    a->drives[i].read_only != b->drives[i].read_only || a->drives[i].root != b->drives[i].root)
+			return false;
+	return true;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+void spec_copy(vm_spec *dst, const vm_spec *src)
+{
+	*dst = *src;
+	dst->description = dup_or_null(src->description);
+	dst->provider = dup_or_null(src->provider);
+	dst->kernel = dup_or_null(src->kernel);
+	dst->initrd = dup_or_null(src->initrd);
+	dst->rootfs = dup_or_null(src->rootfs);
+	dst->image = dup_or_null(src->image);
+	dst->cmdline = dup_or_null(src->cmdline);
+	dst->tap = dup_or_null(src->tap);
+	dst->mac = dup_or_null(src->mac);
+	dst->workdir = dup_or_null(src->workdir);
+	for (size_t i = 0; i < src->n_egress; i++)
+		dst->egress[i] = dup_or_null(src->egress[i]);
+	for (size_t i = 0; i < src->n_drives; i++) {
+		dst->drives[i].id = dup_or_null(src->drives[i].id);
+		dst->drives[i].path = dup_or_null(src->drives[i].path);
+	}
+	for (size_t i = 0; i < src->n_env; i++) {
+		dst->env[i].key = dup_or_null(src->env[i].key);
+		dst->env[i].value = dup_or_null(src->env[i].value);
+	}
+	for (size_t i = 0; i < src->n_metadata; i++) {
+		dst->metadata[i].key = dup_or_null(src->metadata[i].key);
+		dst->metadata[i].value = dup_or_null(src->metadata[i].value);
+	}
+}
+
+void spec_free(vm_spec *s)
+{
+	free(s->description);
+	free(s->provider);
+	free(s->kernel);
+	free(s->initrd);
+	free(s->rootfs);
+	free(s->image);
+	free(s->cmdline);
+	free(s->tap);
+	free(s->mac);
+	free(s->workdir);
+	for (size_t i = 0; i < s->n_egress; i++)
+		free(s->egress[i]);
+	for (size_t i = 0; i < s->n_drives; i++) {
+		free(s->drives[i].id);
+		free(s->drives[i].path);
+	}
+	for (size_t i = 0; i < s->n_env; i++) {
+		free(s->env[i].key);
+		free(s->env[i].value);
+	}
+	for (size_t i = 0; i < s->n_metadata; i++) {
+		free(s->metadata[i].key);
+		free(s->metadata[i].value);
+	}
+	memset(s, 0, sizeof *s);
+}
+
+void spec_set_env(vm_spec *s, const char *key, const char *value)
+{
+	for (size_t i = 0; i < s->n_env; i++)
+		if (!strcmp(s->env[i].key, key)) {
+			free(s->env[i].value);
+			s->env[i].value = xstrdup(value);
+			return;
+		}
+	if (s->n_env >= SPEC_MAX_KV)
+		return;
+	s->env[s->n_env].key = xstrdup(key);
+	s->env[s->n_env++].value = xstrdup(value);
+}
+
+const char *spec_get_env(const vm_spec *s, const char *key)
+{
+	for (size_t i = 0; i < s->n_env; i++)
+		if (!strcmp(s->env[i].key, key))
+			return s->env[i].value;
+	return NULL;
+}

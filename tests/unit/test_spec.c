@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * hac.toml specs: both forms, field-precise errors, capacity checks, defaults,
+ * and a seeded property test (SILO_TEST_SEED=N replays): thousands of
+ * generated specs -> spec_format -> spec_parse -> spec_equal.
+ */
+#include "harness.h"
+
+#include <time.h>
+
+#include "common/util.h"
+#include "spec/spec.h"
+
+static int load_example(const char *name, vm_spec *s, silo_error *err)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/examples/%s", getenv("SILO_SOURCE_ROOT"), name);
+	return spec_load(path, s, err);
+}
+
+TEST(sectioned_example)
+{
+	vm_spec s;
+	silo_error err;
+	if (load_example("sectioned.toml", &s, &err) < 0)
+		printf("# %s\n", err.message);
+	REQUIRE(load_example("sectioned.toml", &s, &err) == 0);
+	CHECK_STR_EQ(s.name, "py-agent");
+	CHECK_STR_EQ(s.provider, "qemu");
+	CHECK_INT_EQ(s.vcpus, 2);
+	CHECK_INT_EQ(s.memory_mb, 1024);
+	CHECK_STR_EQ(s.image, "python");
+	CHECK_INT_EQ(s.n_drives, 1);
+	CHECK_STR_EQ(s.drives[0].id, "scratch");
+	CHECK(!s.drives[0].read_only);
+	CHECK_STR_EQ(s.workdir, "/workspace");
+	CHECK_STR_EQ(spec_get_env(&s, "PYTHONUNBUFFERED"), "1");
+	CHECK_INT_EQ(s.n_metadata, 2);
+	CHECK_STR_EQ(s.metadata[1].key, "cost-center");
+	spec_free(&s);
+}
+
+TEST(vistara_example)
+{
+	vm_spec s;
+	silo_error err;
+	REQUIRE(load_example("vistara.toml", &s, &err) == 0);
+	CHECK_STR_EQ(s.name, "edge-agent");
+	CHECK_INT_EQ(s.vcpus, 2);
+	CHECK_INT_EQ(s.memory_mb, 1024);
+	CHECK_STR_EQ(s.kernel, "/var/lib/silo/kernels/vmlinux");
+	CHECK_INT_EQ(s.n_drives, 1);
+	CHECK(s.drives[0].root);
+	CHECK(s.network);
+	CHECK_STR_EQ(s.tap, "tap0");
+	/* formats to the sectioned form, which parses back equal */
+	char *txt = spec_format(&s);
+	vm_spec t;
+	REQUIRE(spec_parse(txt, strlen(txt), &t, &err) == 0);
+	CHECK(spec_equal(&s, &t));
+	free(txt);
+	spec_free(&s);
+	spec_free(&t);
+}
+
+static void expect(const char *doc, const char *want)
+{
+	vm_spec s;
+	silo_error err;
+	silo_error_clear(&err);
+	if (spec_parse(doc, strlen(doc), &s, &err) == 0) {
+		printf("# accepted but should fail: %s\n", doc);
+		spec_free(&s);
+		test_failures_++;
+		return;
+	}
+	if (err.code != SILO_ERR_INVALID_CONFIG || strcmp(err.message, want)) {
+		printf("#  got: %s %s\n# want: %s\n", silo_code_name(err.code), err.message, want);
+		test_failures_++;
+	}
+}
+
+TEST(errors_name_the_field_and_format)
+{
+	expect("[vm]\nname = \"ok\"\n[resources]\nvcpus = \"4\"\n",
+	       "4:1: resources.vcpus: expected integer 1-64, got string");
+	expect("[vm]\nname = \"ok\"\n[resources]\nvcpus = 65\n", "4:1: resources.vcpus: expected integer 1-64, got 65");
+	expect("[vm]\nname = \"bad name!\"\n", "2:1: vm.name: expected 1-64 characters of [A-Za-z0-9_-], got \"bad name!\"");
+	expect("[vm]\nname = \"ok\"\nprovidr = \"kvm\"\n",
+	       "3:1: vm.providr: unknown key (known keys: name, description, provider)");
+	expect("[vm]\nname = \"ok\"\nprovider = \"xen\"\n",
+	       "3:1: vm.provider: expected one of \"kvm\", \"qemu\", \"namespace\", got \"xen\"");
+	expect("[vm]\nname = \"ok\"\n[resources]\nmemory_mb = 64\n",
+	       "resources.memory_mb: expected integer 128-65536 (16 with provider \"kvm\"), got 64");
+	expect("[vmm]\nname = \"x\"\n",
+	       "1:1: vmm: unknown section (expected vm, resources, boot, network, drives, sandbox, metadata; or spacecore, hardware)");
+	expect("[resources]\nvcpus = 1\n", "vm.name: missing required key (1-64 of [A-Za-z0-9_-])");
+	expect("[vm]\nname = \"ok\"\n[[drives]]\nread_only = true\n", "3:1: drives[0]: missing required key \"path\"");
+	expect("[vm]\nname = \"ok\"\n[[drives]]\npath = \"a\"\nroot = true\n[[drives]]\npath = \"b\"\nroot = true\n",
+	       "drives: at most one drive may have root = true");
+	expect("[vm]\nname = \"ok\"\n[sandbox]\nworkdir = \"relative\"\n",
+	       "sandbox.workdir: expected an absolute path, got \"relative\"");
+	expect("[vm]\nname = \"ok\"\n[sandbox.env]\n\"1BAD\" = \"x\"\n",
+	       "4:1: sandbox.env.1BAD: environment names are [A-Za-z_][A-Za-z0-9_]*");
+	expect("[spacecore]\nname = \"ok\"\n[hardware]\nmemory = \"12XB\"\n",
+	       "4:1: hardware.memory: unknown unit \"XB\" (use MB or GB)");
+	expect("[spacecore]\nname = \"ok\"\n[vm]\nname = \"x\"\n",
+	       "mixes the sectioned form ([vm], [resources], ...) with Vistara's ([spacecore], [hardware])");
+	expect("[vm]\nname = \"ok\"\n[network]\nmac = \"zz\"\n", "network.mac: expected \"aa:bb:cc:dd:ee:ff\", got \"zz\"");
+	expect("[vm]\nname = \"ok\"\ndescription = \"nul\\u0000inside\"\n",
+	       "3:1: vm.description: string must not contain NUL characters");
+	expect("[vm\nname = 1\n", "1:4: expected ']' to close the table header");
+}
+
+TEST(kvm_allows_small_memory)
+{
+	vm_spec s;
+	silo_error err;
+	const char *doc = "[vm]\nname = \"tiny\"\nprovider = \"kvm\"\n[resources]\nmemory_mb = 16\n";
+	REQUIRE(spec_parse(doc, strlen(doc), &s, &err) == 0);
+	CHECK_INT_EQ(s.memory_mb, 16);
+	spec_free(&s);
+}
+
+TEST(capacity_checks)
+{
+	vm_spec s;
+	silo_error err;
+	REQUIRE(spec_default("namespace", &s, &err) == 0);
+	host_capacity host = {.cpus = 2, .memory_mb = 4096};
+	unsetenv("SILO_MEM_OVERCOMMIT");
+	unsetenv("SILO_CPU_OVERCOMMIT");
+	CHECK(spec_check_capacity(&s, &host, 0, 0, &err) == 0);
+	s.vcpus = 4;
+	CHECK(spec_check_capacity(&s, &host, 0, 0, &err) < 0);
+	CHECK_INT_EQ(err.code, SILO_ERR_RESOURCE_EXCEEDED);
+	CHECK_CONTAINS(err.message, "vcpus: 4 requested but the host has 2 cores");
+	s.vcpus = 2;
+	CHECK(spec_check_capacity(&s, &host, 0, 3700, &err) < 0);
+	CHECK_CONTAINS(err.message, "memory_mb: 512 requested, 396 MB free");
+	CHECK(spec_check_capacity(&s, &host, 31, 0, &err) < 0);
+	CHECK_CONTAINS(err.message, "vcpus: 2 requested, 31 of 32 allocatable");
+	setenv("SILO_MEM_OVERCOMMIT", "2", 1);
+	CHECK(spec_check_capacity(&s, &host, 0, 3700, &err) == 0);
+	host_capacity real;
+	REQUIRE(host_capacity_read(&real, &err) == 0);
+	CHECK(real.cpus >= 1 && real.memory_mb >= 128);
+	spec_free(&s);
+}
+
+TEST(defaults_per_provider)
+{
+	static const char *const provs[] = {"kvm", "qemu", "namespace"};
+	for (size_t i = 0; i < 3; i++) {
+		vm_spec s;
+		silo_error err;
+		REQUIRE(spec_default(provs[i], &s, &err) == 0);
+		CHECK_INT_EQ(s.vcpus, 2);
+		CHECK_INT_EQ(s.memory_mb, 512);
+		CHECK_STR_EQ(s.provider, provs[i]);
+		CHECK(spec_validate(&s, &err) == 0);
+		char *txt = spec_format(&s);
+		vm_spec t;
+		CHECK(spec_parse(txt, strlen(txt), &t, &err) == 0 && spec_equal(&s, &t));
+		free(txt);
+		spec_free(&s);
+		spec_free(&t);
+	}
+	vm_spec s;
+	silo_error err;
+	CHECK(spec_default("xen", &s, &err) < 0);
+	CHECK_INT_EQ(err.code, SILO_ERR_INVALID_CONFIG);
+}
+
+/* ---- property test ---- */
+static uint64_t rng;
+static uint64_t rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static char *gen_text(size_t max, bool hostile)
+{
+	static const char *const pieces[] = {"a", "Z", "0", "_", "-", " ", "\"", "\\", "'", "\n", "\t", "\x01",
+					     "\x7f", "#", "=", "[", "]", "{", "}", ".", "\xc3\xa9", "\xf0\x9f\x98\x80",
+					     "\"\"\"", "'''", "\\u0041", "\r\n"};
+	size_t n = rnd() % (max + 1);
+	char *s = xcalloc(1, n * 8 + 1);
+	for (size_t i = 0; i < n; i++)
+		strcat(s, hostile ? pieces[rnd() % ARRAY_SIZE(pieces)] : pieces[rnd() % 5]);
+	return s;
+}
+
+static char *gen_ident(size_t min, size_t max)
+{
+	static const char cs[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-";
+	size_t n = min + rnd() % (max - min + 1);
+	char *s = xmalloc(n + 1);
+	for (size_t i = 0; i < n; i++)
+		s[i] = cs[rnd() % (sizeof cs - 1)];
+	s[n] = '\0';
+	return s;
+}
+
+static void gen_spec(vm_spec *s)
+{
+	static const char *const provs[] = {"kvm", "qemu", "namespace"};
+	memset(s, 0, sizeof *s);
+	char *name = gen_ident(1, 64);
+	snprintf(s->name, sizeof s->name, "%s", name);
+	free(name);
+	if (rnd() % 2)
+		s->description = gen_text(40, true);
+	if (rnd() % 4)
+		s->provider = xstrdup(provs[rnd() % 3]);
+	s->vcpus = 1 + (uint32_t)(rnd() % 64);
+	s->memory_mb = 128 + (uint32_t)(rnd() % (65536 - 128 + 1));
+	if (rnd() % 2) s->kernel = gen_text(30, true);
+	if (rnd() % 3 == 0) s->initrd = gen_text(30, true);
+	if (rnd() % 3 == 0) s->rootfs = gen_text(30, true);
+	if (rnd() % 3 == 0) s->image = gen_ident(1, 20);
+	if (rnd() % 3 == 0) s->cmdline = gen_text(60, true);
+	if (rnd() % 3 == 0) s->boot_timeout_ms = (uint32_t)(rnd() % 600001);
+	s->network = rnd() % 2;
+	if (rnd() % 4 == 0) s->tap = gen_ident(1, 15);
+	if (rnd() % 4 == 0) s->mac = xasprintf("%02x:%02x:%02x:%02x:%02x:%02x", (unsigned)(rnd() & 0xff), (unsigned)(rnd() & 0xff),
+					       (unsigned)(rnd() & 0xff), (unsigned)(rnd() & 0xff), (unsigned)(rnd() & 0xff), (unsigned)(rnd() & 0xff));
+	s->n_egress = rnd() % 4;
+	for (size_t i = 0; i < s->n_egress; i++)
+		s->egress[i] = xasprintf("host%zu.example:%u", i, (unsigned)(rnd() % 65536));
+	s->n_drives = rnd() % 4;
+	bool root_taken = false;
+	for (size_t i = 0; i < s->n_drives; i++) {
+		s->drives[i].id = xasprintf("d%zu-%u", i, (unsigned)(rnd() % 1000));
+		char *p = gen_text(30, true);
+		s->drives[i].path = xasprintf("/%s", p);
+		free(p);
+		s->drives[i].read_only = rnd() % 2;
+		if (!root_taken && rnd() % 2)
+			s->drives[i].root = root_taken = true;
+	}
+	if (rnd() % 2) {
+		char *w = gen_text(20, true);
+		s->workdir = xasprintf("/%s", w);
+		free(w);
+	}
+	if (rnd() % 3 == 0) s->timeout_s = (uint32_t)(rnd() % 100000);
+	if (rnd() % 3 == 0) s->pids_max = (uint32_t)(rnd() % 4194305);
+	size_t ne = rnd() % 5;
+	for (size_t i = 0; i < ne; i++) {
+		char *k = xasprintf("K%zu_%u", i, (unsigned)(rnd() % 100));
+		char *v = gen_text(20, true);
+		spec_set_env(s, k, v);
+		free(k), free(v);
+	}
+	s->n_metadata = rnd() % 5;
+	for (size_t i = 0; i < s->n_metadata; i++) {
+		char *k = gen_text(10, true);
+		s->metadata[i].key = xasprintf("%zu%s", i, k); /* non-empty, unique */
+		free(k);
+		s->metadata[i].value = gen_text(20, true);
+	}
+}
+
+TEST(property_format_parse_round_trip)
+{
+	const char *e = getenv("SILO_TEST_SEED");
+	uint64_t seed = e ? strtoull(e, NULL, 10) : (uint64_t)time(NULL);
+	printf("# seed %llu (SILO_TEST_SEED=%llu replays)\n", (unsigned long long)seed, (unsigned long long)seed);
+	rng = seed ? seed : 1;
+	int ok = 0, n = 5000;
+	for (int i = 0; i < n; i++) {
+		vm_spec s, t;
+		silo_error err;
+		gen_spec(&s);
+		if (spec_validate(&s, &err) < 0) {
+			printf("# generator produced an invalid spec: %s\n", err.message);
+			spec_free(&s);
+			continue;
+		}
+		char *txt = spec_format(&s);
+		if (spec_parse(txt, strlen(txt), &t, &err) < 0) {
+			printf("# iteration %d: %s\n---\n%s---\n", i, err.message, txt);
+		} else if (!spec_equal(&s, &t)) {
+			printf("# iteration %d: parsed spec differs\n", i);
+			spec_free(&t);
+		} else {
+			ok++;
+			spec_free(&t);
+		}
+		free(txt);
+		spec_free(&s);
+	}
+	CHECK_INT_EQ(ok, n);
+}
+
+TEST_MAIN(sectioned_example, vistara_example, errors_name_the_field_and_format, kvm_allows_small_memory,
+	  capacity_checks, defaults_per_provider, property_format_parse_round_trip)
