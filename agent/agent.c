@@ -9,6 +9,7 @@
  * As PID 1 it also mounts the basics, reaps orphans and powers off.
  */
 #include <dirent.h>
+#include <grp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -61,6 +62,7 @@ typedef struct task {
 	size_t in_len, in_off;
 	bool in_eof;              /* close stdin once in_buf drains */
 	bool exited, timed_out;
+	bool orphan;              /* its connection is gone: runs on, output discarded, id free */
 	int status;
 	uint64_t start_ns, deadline_ns, drain_until_ns;
 	/* files */
@@ -173,7 +175,7 @@ static void flush_out(void)
 static task *task_find(uint32_t id)
 {
 	for (task *t = G.tasks; t; t = t->next)
-		if (t->id == id)
+		if (t->id == id && !t->orphan)
 			return t;
 	return NULL;
 }
@@ -275,7 +277,8 @@ static void exec_failed(task *t, const char *argv0, struct child_err ce)
 	char msg[512];
 	int n = snprintf(msg, sizeof msg, "silo-agent: %s %s: %s\n", stage[ce.stage < 6 ? ce.stage : 0],
 			 ce.stage == 4 ? argv0 : "", strerror(ce.err));
-	send_output(t->id, 2, msg, (size_t)(n < (int)sizeof msg ? n : (int)sizeof msg - 1));
+	if (!t->orphan)
+		send_output(t->id, 2, msg, (size_t)(n < (int)sizeof msg ? n : (int)sizeof msg - 1));
 	t->exited = true;
 	t->status = (ce.stage == 4 && ce.err == ENOENT) ? 127 << 8 : 126 << 8;
 	t->drain_until_ns = 0;
@@ -345,6 +348,12 @@ static void handle_exec(const wire_msg *m)
 		}
 		if (m->cwd && chdir(m->cwd) < 0) {
 			ce = (struct child_err){1, errno};
+			goto child_fail;
+		}
+		/* Changing identity drops the agent's supplementary groups (root's). */
+		if ((((m->present & WF_GID) && m->gid >= 0) || ((m->present & WF_UID) && m->uid >= 0)) &&
+		    setgroups(0, NULL) < 0) {
+			ce = (struct child_err){2, errno};
 			goto child_fail;
 		}
 		if ((m->present & WF_GID) && m->gid >= 0 && setgid((gid_t)m->gid) < 0) {
@@ -432,7 +441,8 @@ static void read_child(task *t, int *fd, int stream)
 	static uint8_t buf[READ_CHUNK];
 	ssize_t n = read(*fd, buf, sizeof buf);
 	if (n > 0) {
-		send_output(t->id, stream, buf, (size_t)n);
+		if (!t->orphan)
+			send_output(t->id, stream, buf, (size_t)n);
 		return;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -540,7 +550,8 @@ static void finish_exec(task *t)
 	}
 	m.timed_out = t->timed_out;
 	m.ms = (now_ns() - t->start_ns) / 1000000ull;
-	send_msg(&m);
+	if (!t->orphan)
+		send_msg(&m);
 	task_free(t);
 }
 
@@ -828,6 +839,25 @@ static void handle_remove(const wire_msg *m)
 
 /* ---------------- connection ---------------- */
 
+/* The host session ended (hangup or re-handshake): file transfers die with it;
+ * exec tasks keep running with their output discarded and stdin closed, and
+ * their ids are released so the next session may reuse them. */
+static void orphan_tasks(void)
+{
+	for (task *t = G.tasks, *nx; t; t = nx) {
+		nx = t->next;
+		if (t->kind != T_EXEC) {
+			task_free(t);
+			continue;
+		}
+		t->orphan = true;
+		close_fd(&t->in_fd);
+		free(t->in_buf);
+		t->in_buf = NULL;
+		t->in_len = t->in_off = 0;
+	}
+}
+
 static void drop_connection(const char *why)
 {
 	logmsg("host connection closed: %s", why);
@@ -838,13 +868,7 @@ static void drop_connection(const char *why)
 	G.in_len = 0;
 	mp_buf_reset(&G.outq);
 	G.outq_off = 0;
-	/* File transfers die with the connection; exec tasks keep running with
-	 * their output discarded (a new connection cannot adopt them). */
-	for (task *t = G.tasks, *nx; t; t = nx) {
-		nx = t->next;
-		if (t->kind != T_EXEC)
-			task_free(t);
-	}
+	orphan_tasks();
 	if (G.exit_on_disconnect)
 		G.shutting_down = true;
 	if (G.device)
@@ -855,6 +879,13 @@ static void do_shutdown(void);
 
 static void handle_msg(const wire_msg *m)
 {
+	if (G.handshaken && m->type == WM_HELLO) {
+		/* Resync: the host reconnected (e.g. to a virtio-serial port)
+		 * without the agent seeing a hangup. Start a new session. */
+		logmsg("hello on an open session: resync");
+		orphan_tasks();
+		G.handshaken = false;
+	}
 	if (!G.handshaken) {
 		if (m->type != WM_HELLO) {
 			/* Not yet handshaken: say why, then hang up. */
@@ -1063,8 +1094,9 @@ static void mount_basics(void)
 	mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
 }
 
-/* Kernel command line: silo.channel=/dev/... , silo.poweroff=reboot|poweroff, silo.verbose */
-static void parse_cmdline(char *dev, size_t devlen)
+/* Kernel command line: silo.channel=/dev/... , silo.hostname=NAME,
+ * silo.poweroff=reboot|poweroff, silo.verbose */
+static void parse_cmdline(char *dev, size_t devlen, char *host, size_t hostlen)
 {
 	FILE *f = fopen("/proc/cmdline", "r");
 	if (!f)
@@ -1076,6 +1108,8 @@ static void parse_cmdline(char *dev, size_t devlen)
 	for (char *tok = strtok(line, " \n"); tok; tok = strtok(NULL, " \n")) {
 		if (!strncmp(tok, "silo.channel=", 13))
 			snprintf(dev, devlen, "%s", tok + 13);
+		else if (!strncmp(tok, "silo.hostname=", 14))
+			snprintf(host, hostlen, "%s", tok + 14);
 		else if (!strcmp(tok, "silo.poweroff=reboot"))
 			G.reboot_to_exit = true;
 		else if (!strcmp(tok, "silo.verbose"))
@@ -1102,7 +1136,7 @@ static bool find_virtio_port(char *out, size_t len)
 		if (fgets(name, sizeof name, f)) {
 			name[strcspn(name, "\n")] = '\0';
 			if (!strcmp(name, "silo.agent")) {
-				snprintf(out, len, "/dev/%s", de->d_name);
+				snprintf(out, len, "/dev/%.200s", de->d_name);
 				found = true;
 			}
 		}
@@ -1134,7 +1168,7 @@ static int vsock_listen(unsigned port)
 
 static void usage(FILE *f)
 {
-	fputs("usage: silo-agent [--init] [--poweroff|--reboot-exit] [--verbose]\n"
+	fputs("usage: silo-agent [--init] [--poweroff|--reboot-exit] [--hostname NAME] [--verbose]\n"
 	      "                  [--fd N | --listen-fd N | --device PATH | --vsock PORT]\n"
 	      "Serves the silo wire protocol (docs/protocol.md) on one channel.\n"
 	      "  --fd N         serve an already-connected stream fd; exit when it closes\n"
@@ -1143,15 +1177,20 @@ static void usage(FILE *f)
 	      "  --vsock PORT   listen on AF_VSOCK PORT\n"
 	      "  --init         PID-1 duties: mount /proc /sys /dev /tmp, reap orphans\n"
 	      "  --poweroff     power the machine off on shutdown (default when PID 1 in a VM)\n"
-	      "As PID 1 without a channel option it reads silo.channel= from /proc/cmdline, then\n"
-	      "looks for the virtio-serial port named silo.agent, then vsock port 1024.\n",
+	      "  --reboot-exit  reboot(RB_AUTOBOOT) on shutdown instead (QEMU -no-reboot)\n"
+	      "  --hostname N   set the hostname at start\n"
+	      "  --verbose      log connections and errors to stderr\n"
+	      "A hello on an open session starts a new session (resync after a host reconnect).\n"
+	      "As PID 1 without a channel option it reads silo.channel=, silo.hostname=,\n"
+	      "silo.poweroff=reboot and silo.verbose from /proc/cmdline, then looks for the\n"
+	      "virtio-serial port named silo.agent, then listens on vsock port 1024.\n",
 	      f);
 }
 
 int main(int argc, char **argv)
 {
 	int fd = -1, lfd = -1, vport = -1;
-	char device[256] = "";
+	char device[256] = "", hostname[65] = "";
 	bool poweroff_flag = false;
 	G.init = getpid() == 1;
 	for (int i = 1; i < argc; i++) {
@@ -1165,6 +1204,8 @@ int main(int argc, char **argv)
 			snprintf(device, sizeof device, "%s", v), i++;
 		else if (!strcmp(a, "--vsock") && v)
 			vport = atoi(v), i++;
+		else if (!strcmp(a, "--hostname") && v)
+			snprintf(hostname, sizeof hostname, "%s", v), i++;
 		else if (!strcmp(a, "--init"))
 			G.init = true;
 		else if (!strcmp(a, "--poweroff"))
@@ -1191,7 +1232,7 @@ int main(int argc, char **argv)
 	if (getpid() == 1 && !have_channel) {
 		/* In a VM as the kernel's init. */
 		G.poweroff = true;
-		parse_cmdline(device, sizeof device);
+		parse_cmdline(device, sizeof device, hostname, sizeof hostname);
 		if (!device[0] && !find_virtio_port(device, sizeof device)) {
 			for (int tries = 0; tries < 50 && !device[0]; tries++) {
 				usleep(20000);
@@ -1203,6 +1244,8 @@ int main(int argc, char **argv)
 	}
 	if (poweroff_flag)
 		G.poweroff = true;
+	if (hostname[0] && sethostname(hostname, strlen(hostname)) < 0)
+		fprintf(stderr, "silo-agent: sethostname %s: %s\n", hostname, strerror(errno));
 	G.in = malloc(WIRE_MAX_FRAME + 4);
 	if (!G.in)
 		return 1;

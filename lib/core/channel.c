@@ -575,6 +575,13 @@ chan *chan_open(int fd, const chan_opts *opts, agent_info *info, silo_error *err
 			silo_fail_vm(err, SILO_ERR_PROTOCOL, 0, c->vm_id, "handshake: %s", why);
 			goto fail;
 		}
+		if (f > 0 && (m.id != 0 || m.type == WM_PONG)) {
+			/* Stale frames of an earlier session on the same device (the
+			 * agent resyncs on our hello): skip; the deadline bounds this. */
+			wire_msg_free(&m);
+			consume_frame(c);
+			continue;
+		}
 		if (f > 0) {
 			if (m.type == WM_ERROR) {
 				silo_fail_vm(err, SILO_ERR_PROTOCOL, 0, c->vm_id, "handshake refused by agent: %s",

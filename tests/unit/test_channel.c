@@ -10,6 +10,7 @@
 #include <sodium.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include "common/util.h"
 #include "core/channel.h"
@@ -447,7 +448,277 @@ TEST(hostile_frames_after_handshake_close_the_channel)
 	mp_buf_free(&b);
 }
 
+
+/* ---- raw protocol against the real agent (no chan in between) ---- */
+
+static void raw_send(int fd, const wire_msg *m)
+{
+	mp_buf b;
+	mp_buf_init(&b);
+	REQUIRE(wire_encode(&b, m));
+	REQUIRE(write_all(fd, b.p, b.len) == 0);
+	mp_buf_free(&b);
+}
+
+/* Read one frame (blocking, 5 s cap); false on EOF. Caller frees *m and *payload. */
+static bool raw_recv(int fd, wire_msg *m, uint8_t **payload)
+{
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	uint8_t hdr[4];
+	size_t got = 0;
+	while (got < 4) {
+		ssize_t n = read(fd, hdr + got, 4 - got);
+		if (n <= 0)
+			return false;
+		got += (size_t)n;
+	}
+	uint32_t len;
+	REQUIRE(wire_frame_len(hdr, &len));
+	*payload = xmalloc(len);
+	for (got = 0; got < len;) {
+		ssize_t n = read(fd, *payload + got, len - got);
+		REQUIRE(n > 0);
+		got += (size_t)n;
+	}
+	char err[128];
+	bool ok = wire_decode(*payload, len, m, err, sizeof err);
+	if (!ok)
+		printf("# decode: %s\n", err);
+	REQUIRE(ok);
+	return true;
+}
+
+static pid_t raw_agent(int *fd)
+{
+	int sv[2];
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	REQUIRE(fcntl(sv[1], F_SETFD, 0) == 0);
+	pid_t pid = spawn_agent(sv[1]);
+	REQUIRE(pid > 0);
+	close(sv[1]);
+	*fd = sv[0];
+	return pid;
+}
+
+/* Dead (or a zombie awaiting its new parent) within ms. */
+static bool process_gone(pid_t pid, int ms)
+{
+	for (int i = 0; i < ms / 10; i++) {
+		char p[64], buf[256] = "";
+		snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+		FILE *f = fopen(p, "r");
+		if (!f)
+			return true;
+		size_t n = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		char *rp = strrchr(buf, ')');
+		if (rp && rp[1] == ' ' && rp[2] == 'Z')
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+static void expect_clean_exit(pid_t pid)
+{
+	int st;
+	REQUIRE(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+TEST(version_mismatch_is_a_clear_error)
+{
+	int fd;
+	pid_t pid = raw_agent(&fd);
+	wire_msg hello = {.type = WM_HELLO, .present = WF_V, .v = WIRE_VERSION + 1};
+	raw_send(fd, &hello);
+	wire_msg m;
+	uint8_t *p = NULL;
+	REQUIRE(raw_recv(fd, &m, &p));
+	CHECK_INT_EQ(m.type, WM_ERROR);
+	CHECK_INT_EQ(m.code, EPROTONOSUPPORT);
+	CHECK_CONTAINS(m.msg, "protocol version 2 not supported (agent speaks 1)");
+	wire_msg_free(&m);
+	free(p);
+	CHECK(!raw_recv(fd, &m, &p)); /* then it hangs up */
+	close(fd);
+	expect_clean_exit(pid);
+
+	/* Anything but hello first is refused the same way. */
+	pid = raw_agent(&fd);
+	wire_msg ping = {.type = WM_PING};
+	raw_send(fd, &ping);
+	REQUIRE(raw_recv(fd, &m, &p));
+	CHECK_INT_EQ(m.type, WM_ERROR);
+	CHECK_INT_EQ(m.code, EPROTO);
+	CHECK_CONTAINS(m.msg, "expected hello, got ping");
+	wire_msg_free(&m);
+	free(p);
+	close(fd);
+	expect_clean_exit(pid);
+}
+
+TEST(agent_survives_hostile_host_bytes)
+{
+	static const struct {
+		const char *name;
+		uint8_t bytes[16];
+		size_t len;
+		int code;
+		const char *msg;
+	} cases[] = {
+		{"oversized length", {0x7f, 0xff, 0xff, 0xff, 0x80}, 5, EMSGSIZE, "frame length must be"},
+		{"zero length", {0, 0, 0, 0}, 4, EMSGSIZE, "frame length must be"},
+		{"map count beyond the frame", {0, 0, 0, 6, 0xdf, 0xff, 0xff, 0xff, 0xff, 0}, 10, EBADMSG, "map too large"},
+		{"not a map", {0, 0, 0, 1, 0x93}, 5, EBADMSG, "malformed frame"},
+		{"string past the end", {0, 0, 0, 4, 0x81, 0xdb, 0x7f, 0xff}, 8, EBADMSG, "malformed frame"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int fd;
+		pid_t pid = raw_agent(&fd);
+		REQUIRE(write_all(fd, cases[i].bytes, cases[i].len) == 0);
+		wire_msg m;
+		uint8_t *p = NULL;
+		REQUIRE(raw_recv(fd, &m, &p));
+		printf("# %s: %s\n", cases[i].name, m.msg ? m.msg : "?");
+		CHECK_INT_EQ(m.type, WM_ERROR);
+		CHECK_INT_EQ(m.code, cases[i].code);
+		CHECK_CONTAINS(m.msg, cases[i].msg);
+		wire_msg_free(&m);
+		free(p);
+		close(fd);
+		expect_clean_exit(pid); /* dropped the connection, did not crash */
+	}
+}
+
+TEST(second_hello_resyncs_the_session)
+{
+	int fd;
+	pid_t pid = raw_agent(&fd);
+	char dir[] = "/tmp/silo-resync-XXXXXX";
+	REQUIRE(mkdtemp(dir));
+	char path[128];
+	snprintf(path, sizeof path, "%s/half", dir);
+	wire_msg hello = {.type = WM_HELLO, .present = WF_V, .v = WIRE_VERSION};
+	raw_send(fd, &hello);
+	wire_msg m;
+	uint8_t *p = NULL;
+	REQUIRE(raw_recv(fd, &m, &p));
+	CHECK_INT_EQ(m.type, WM_HELLO_OK);
+	wire_msg_free(&m);
+	free(p);
+	/* Session 1 leaves a file transfer and a running task (id 1) behind. */
+	wire_msg fw = {.type = WM_FWRITE, .id = 1, .present = WF_PATH | WF_DATA | WF_FLAG, .path = path,
+		       .data = (const uint8_t *)"abc", .data_len = 3, .flag = true};
+	raw_send(fd, &fw);
+	char *argv[] = {"sleep", "30", NULL};
+	wire_msg ex = {.type = WM_EXEC, .id = 2, .present = WF_ARGV, .argv = argv, .argc = 2};
+	raw_send(fd, &ex);
+	REQUIRE(raw_recv(fd, &m, &p));
+	CHECK_INT_EQ(m.type, WM_STARTED);
+	CHECK_INT_EQ(m.id, 2);
+	pid_t sleeper = (pid_t)m.pid;
+	wire_msg_free(&m);
+	free(p);
+	/* chan_open's hello starts session 2 on the same stream; ids 1 and 2 are free again. */
+	chan_opts o = {.vm_id = "resync"};
+	agent_info info;
+	silo_error err;
+	chan *c = chan_open(fd, &o, &info, &err);
+	if (!c)
+		printf("# chan_open: %s\n", err.message);
+	REQUIRE(c);
+	CHECK_INT_EQ(info.pid, pid);
+	char *echo[] = {"echo", "again", NULL};
+	exec_req r = {.argv = echo, .uid = -1, .gid = -1};
+	exec_result res;
+	uint32_t id1, id2;
+	CHECK(chan_exec_start(c, &r, NULL, NULL, &id1, &err) == 0);
+	CHECK(chan_exec_start(c, &r, NULL, NULL, &id2, &err) == 0);
+	CHECK(id1 == 1 && id2 == 2);
+	CHECK(chan_exec_wait(c, id1, 5000, &res, &err) == 0);
+	CHECK_INT_EQ(res.exit_code, 0);
+	CHECK(chan_exec_wait(c, id2, 5000, &res, &err) == 0);
+	CHECK_INT_EQ(res.exit_code, 0);
+	CHECK(kill(sleeper, 0) == 0); /* the orphaned task still runs */
+	chan_close(c);
+	expect_clean_exit(pid);
+	CHECK(process_gone(sleeper, 3000)); /* and dies with the agent */
+	rm_rf(dir);
+}
+
+TEST(listen_fd_serves_successive_connections)
+{
+	char dir[] = "/tmp/silo-listen-XXXXXX";
+	REQUIRE(mkdtemp(dir));
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/agent.sock", dir);
+	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	REQUIRE(lfd >= 0);
+	REQUIRE(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0);
+	REQUIRE(listen(lfd, 4) == 0);
+	char path[4096];
+	silo_error err;
+	REQUIRE(find_helper_binary("silo-agent", path, sizeof path, &err) == 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		char fdstr[16];
+		snprintf(fdstr, sizeof fdstr, "%d", lfd);
+		execl(path, "silo-agent", "--listen-fd", fdstr, (char *)NULL);
+		_exit(127);
+	}
+	REQUIRE(pid > 0);
+	close(lfd);
+	for (int round = 0; round < 3; round++) {
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		REQUIRE(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+		chan_opts o = {.vm_id = "listen", .heartbeat_ms = 200};
+		agent_info info;
+		chan *c = chan_open(fd, &o, &info, &err);
+		if (!c)
+			printf("# round %d: chan_open: %s\n", round, err.message);
+		REQUIRE(c);
+		CHECK_INT_EQ(info.pid, pid);
+		/* a task left running when this connection closes must not block id 1 next time */
+		char *argv[] = {"sh", "-c", "sleep 20", NULL};
+		exec_req bg = {.argv = argv, .uid = -1, .gid = -1};
+		uint32_t id;
+		CHECK(chan_exec_start(c, &bg, NULL, NULL, &id, &err) == 0);
+		CHECK_INT_EQ(id, 1);
+		char out[32];
+		snprintf(out, sizeof out, "round %d", round);
+		char *echo[] = {"echo", out, NULL};
+		outbuf ob;
+		exec_result res;
+		agent_proc ap = {.c = c};
+		REQUIRE(run(&ap, echo, NULL, &ob, &res) == 0);
+		char want[40];
+		snprintf(want, sizeof want, "%s\n", out);
+		CHECK_STR_EQ((char *)ob.out.p, want);
+		outbuf_free(&ob);
+		chan_close(c);
+	}
+	/* Still alive between connections; SIGTERM ends it (and its orphans). */
+	CHECK(kill(pid, 0) == 0);
+	kill(pid, SIGTERM);
+	expect_clean_exit(pid);
+	rm_rf(dir);
+}
+
+TEST(shutdown_ends_the_agent)
+{
+	agent_proc a;
+	start(&a, 0);
+	silo_error err;
+	CHECK(chan_shutdown(a.c, &err) == 0);
+	stop(&a);
+}
+
 TEST_MAIN(exec_exit_codes_and_streams, exec_env_cwd_stdin_timeout, exec_stdin_stream_and_signal, pty_session,
 	  large_output_and_file_round_trip, stat_list_mkdir_remove, concurrent_tasks_match_ids,
 	  heartbeat_detects_frozen_agent, hostile_handshakes_are_rejected,
-	  hostile_frames_after_handshake_close_the_channel)
+	  hostile_frames_after_handshake_close_the_channel, version_mismatch_is_a_clear_error,
+	  agent_survives_hostile_host_bytes, second_hello_resyncs_the_session,
+	  listen_fd_serves_successive_connections, shutdown_ends_the_agent)
