@@ -367,7 +367,12 @@ int main(int argc, char **argv)
 				(json_int_t)left);
 	char *txt = json_dumps(out, JSON_INDENT(2));
 	printf("%s\n", txt);
+	fflush(stdout);
 	free(txt);
+	for (int op = 0; op < OP__N; op++) {
+		free(load.v[op]);
+		free(solo.v[op]);
+	}
 	json_decref(out);
 	rc = errors || left ? 1 : 0;
 	free(th);

@@ -45,7 +45,9 @@ check "ids are unique" test "$A" != "$B"
 l=$(api GET "/v1/sandboxes?name=web")
 check "list filter: name prefix" test "$(echo "$l" | jget '[s["id"] for s in j["sandboxes"]]')" = "[\"$A\"]"
 l=$(api GET "/v1/sandboxes?metadata=team%3Dml")
-check "list filter: metadata" test "$(echo "$l" | jget 'len(j["sandboxes"])')" = 1
+check "list filter: metadata (B's spec carries A's metadata)" test "$(echo "$l" | jget 'len(j["sandboxes"])')" = 2
+l=$(api GET "/v1/sandboxes?metadata=team%3Dinfra")
+check "list filter: metadata that matches nothing" test "$(echo "$l" | jget 'len(j["sandboxes"])')" = 0
 l=$(api GET "/v1/sandboxes?state=running&provider=namespace")
 check "list filter: state + provider" test "$(echo "$l" | jget 'len(j["sandboxes"])')" = 2
 check "silo ps --json lists both" test "$("$SILO" ps --json | jget 'len(j)')" = 2

@@ -31,7 +31,7 @@ static void setup(void)
 static manager *open_mgr(unsigned max)
 {
 	manager_config cfg = {.state_dir = statedir, .max_sandboxes = max, .grace_ms = 500,
-			      .capacity_vcpus = 1000, .capacity_memory_mb = 100000};
+			      .capacity_vcpus = 1000, .capacity_memory_mb = 8192};
 	manager *m;
 	silo_error err;
 	if (manager_open(&cfg, &m, &err) < 0) {
@@ -208,7 +208,7 @@ TEST(events_and_exec_and_capacity)
 	/* capacity: more memory than the configured capacity */
 	vm_spec big;
 	ns_spec(&big, "big");
-	big.memory_mb = 200000;
+	big.memory_mb = 16384;   /* valid, but more than the 8192 MB capacity */
 	char id2[SILO_ID_MAX];
 	CHECK(manager_create(m, &big, NULL, id2, &err) < 0);
 	CHECK_INT_EQ(err.code, SILO_ERR_RESOURCE_EXCEEDED);
