@@ -292,5 +292,143 @@ TEST(oversized_message_is_not_encoded)
 	mp_buf_free(&b);
 }
 
+
+/* One representative of every message type, fields as docs/protocol.md lists them. */
+static char *ex_argv[] = {"sh", "-c", "echo hi", NULL};
+static char *ex_env[] = {"A=1", "LANG=C.UTF-8", NULL};
+static wire_dirent ex_ents[] = {{"a.txt", 3, 0100644, 1700000000, 0, 0}, {"sub", 4096, 040755, -5, 1000, 1000}};
+static const wire_msg typical[] = {
+	{.type = WM_HELLO, .present = WF_V, .v = WIRE_VERSION},
+	{.type = WM_HELLO_OK, .present = WF_V | WF_AGENT | WF_KERNEL | WF_PID, .v = WIRE_VERSION,
+	 .agent = "0.1.0", .kernel = "6.1.0-silo", .pid = 1},
+	{.type = WM_EXEC, .id = 7,
+	 .present = WF_ARGV | WF_ENV | WF_CWD | WF_DATA | WF_FLAG | WF_TIMEOUT | WF_UID | WF_GID | WF_PTY | WF_ROWS |
+		    WF_COLS,
+	 .argv = ex_argv, .argc = 3, .env = ex_env, .envc = 2, .cwd = "/work", .data = (const uint8_t *)"in",
+	 .data_len = 2, .flag = true, .timeout = 30000, .uid = 1000, .gid = 1000, .pty = true, .rows = 24, .cols = 80},
+	{.type = WM_STARTED, .id = 7, .present = WF_PID, .pid = 4242},
+	{.type = WM_OUTPUT, .id = 7, .present = WF_STREAM | WF_DATA, .stream = 2, .data = (const uint8_t *)"err\n",
+	 .data_len = 4},
+	{.type = WM_STDIN, .id = 7, .present = WF_DATA | WF_EOF, .data = (const uint8_t *)"x", .data_len = 1,
+	 .eof = true},
+	{.type = WM_SIGNAL, .id = 7, .present = WF_SIG, .sig = 15},
+	{.type = WM_RESIZE, .id = 7, .present = WF_ROWS | WF_COLS, .rows = 50, .cols = 132},
+	{.type = WM_EXIT, .id = 7, .present = WF_CODE | WF_SIG | WF_TIMEDOUT | WF_MS, .code = 137, .sig = 9,
+	 .timed_out = true, .ms = 30001},
+	{.type = WM_FWRITE, .id = 8, .present = WF_PATH | WF_MODE | WF_DATA | WF_FLAG | WF_EOF, .path = "/tmp/f",
+	 .mode = 0600, .data = (const uint8_t *)"\0\1\2", .data_len = 3, .flag = true, .eof = false},
+	{.type = WM_FREAD, .id = 9, .present = WF_PATH | WF_MAX, .path = "/etc/os-release", .max = 1u << 20},
+	{.type = WM_FDATA, .id = 9, .present = WF_DATA | WF_EOF, .data = (const uint8_t *)"", .data_len = 0,
+	 .eof = true},
+	{.type = WM_STAT, .id = 10, .present = WF_PATH, .path = "/"},
+	{.type = WM_STAT_R, .id = 10, .present = WF_EXISTS | WF_SIZE | WF_MODE | WF_MTIME | WF_UID | WF_GID,
+	 .exists = true, .size = 1ull << 40, .mode = 040755, .mtime = -1, .uid = 0, .gid = 0},
+	{.type = WM_LIST, .id = 11, .present = WF_PATH, .path = "/srv"},
+	{.type = WM_LIST_R, .id = 11, .present = WF_ENTS | WF_EOF, .ents = ex_ents, .n_ents = 2, .eof = true},
+	{.type = WM_MKDIR, .id = 12, .present = WF_PATH | WF_MODE | WF_FLAG, .path = "/a/b/c", .mode = 0755,
+	 .flag = true},
+	{.type = WM_REMOVE, .id = 13, .present = WF_PATH | WF_FLAG, .path = "/a", .flag = true},
+	{.type = WM_OK, .id = 13},
+	{.type = WM_ERROR, .id = 14, .present = WF_CODE | WF_MSG, .code = 2, .msg = "stat /x: No such file"},
+	{.type = WM_PING, .present = WF_MS, .ms = 1763881234567ull},
+	{.type = WM_PONG, .present = WF_MS, .ms = 1763881234567ull},
+	{.type = WM_SHUTDOWN, .id = 15},
+};
+
+TEST(every_message_type_round_trips)
+{
+	/* every type named in wire.h appears once */
+	int seen = 0;
+	for (uint32_t t = 0; t < 100; t++)
+		if (strcmp(wire_type_name(t), "unknown") && strcmp(wire_type_name(t), "?"))
+			seen++;
+	CHECK_INT_EQ(seen, (int)ARRAY_SIZE(typical));
+	const char *dir = getenv("SILO_WRITE_WIRE_CORPUS"); /* regenerate tests/fuzz/corpus/wire seeds */
+	for (size_t i = 0; i < ARRAY_SIZE(typical); i++) {
+		const wire_msg *a = &typical[i];
+		mp_buf b;
+		mp_buf_init(&b);
+		REQUIRE(wire_encode(&b, a));
+		uint32_t len;
+		REQUIRE(wire_frame_len(b.p, &len));
+		CHECK_INT_EQ(len + 4, b.len);
+		wire_msg d;
+		char err[160];
+		bool ok = wire_decode(b.p + 4, len, &d, err, sizeof err);
+		if (!ok)
+			printf("# %s: %s\n", wire_type_name(a->type), err);
+		CHECK(ok && msg_eq(a, &d));
+		CHECK(strcmp(wire_type_name(a->type), "unknown") != 0);
+		/* every strict prefix of the payload is rejected */
+		for (uint32_t cut = 0; cut < len; cut++) {
+			wire_msg t;
+			CHECK(!wire_decode(b.p + 4, cut, &t, err, sizeof err) ||
+			      (printf("# %s: prefix %u accepted\n", wire_type_name(a->type), cut), 0));
+			wire_msg_free(&t);
+		}
+		if (dir) {
+			char path[512];
+			snprintf(path, sizeof path, "%s/%s", dir, wire_type_name(a->type));
+			CHECK(write_file_atomic(path, b.p, b.len, 0644, NULL) == 0);
+		}
+		wire_msg_free(&d);
+		mp_buf_free(&b);
+	}
+}
+
+TEST(strings_and_bins_at_encoding_boundaries)
+{
+	static const size_t sizes[] = {0, 1, 31, 32, 255, 256, 65535, 65536, 100000};
+	static char src[100001];
+	memset(src, 'q', sizeof src);
+	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+		size_t n = sizes[i];
+		mp_buf b;
+		mp_buf_init(&b);
+		mp_put_str(&b, src, n);
+		mp_put_bin(&b, src, n);
+		uint8_t want_str = n < 32 ? (uint8_t)(0xa0 | n) : n < 256 ? 0xd9 : n < 65536 ? 0xda : 0xdb;
+		CHECK_INT_EQ(b.p[0], want_str);
+		size_t shdr = n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+		uint8_t want_bin = n < 256 ? 0xc4 : n < 65536 ? 0xc5 : 0xc6;
+		CHECK_INT_EQ(b.p[shdr + n], want_bin);
+		mp_rd r;
+		const char *sp;
+		const uint8_t *bp;
+		size_t got;
+		mp_rd_init(&r, b.p, b.len);
+		CHECK(mp_get_str(&r, &sp, &got, n) && got == n && !memcmp(sp, src, n));
+		CHECK(mp_get_bin(&r, &bp, &got, n) && got == n && !memcmp(bp, src, n));
+		CHECK_INT_EQ(r.left, 0);
+		if (n) { /* the caller's limit is enforced before the bytes are touched */
+			mp_rd_init(&r, b.p, b.len);
+			CHECK(!mp_get_str(&r, &sp, &got, n - 1));
+			CHECK(r.err != NULL);
+		}
+		mp_buf_free(&b);
+	}
+	/* arrays: 15/16 and 65535/65536 switch encodings; counts above the limit fail */
+	static const uint32_t counts[] = {0, 15, 16, 65535, 65536};
+	for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
+		mp_buf b;
+		mp_buf_init(&b);
+		mp_put_array(&b, counts[i]);
+		for (uint32_t k = 0; k < counts[i]; k++)
+			mp_put_nil(&b);
+		mp_rd r;
+		uint32_t got;
+		mp_rd_init(&r, b.p, b.len);
+		CHECK(mp_get_array(&r, &got, counts[i]) && got == counts[i]);
+		if (counts[i]) {
+			mp_rd_init(&r, b.p, b.len);
+			CHECK(!mp_get_array(&r, &got, counts[i] - 1));
+		}
+		mp_rd_init(&r, b.p, b.len);
+		CHECK(mp_skip(&r, 2) && r.left == 0);
+		mp_buf_free(&b);
+	}
+}
+
 TEST_MAIN(property_round_trip, integers_all_encodings, declared_lengths_are_never_trusted,
-	  message_validation_names_the_byte, oversized_message_is_not_encoded)
+	  message_validation_names_the_byte, oversized_message_is_not_encoded, every_message_type_round_trips,
+	  strings_and_bins_at_encoding_boundaries)
