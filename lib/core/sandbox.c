@@ -458,7 +458,12 @@ int sandbox_reattach(const char *id, const vm_spec *spec, const char *provider, 
 		return -1;
 	}
 	if (ops->reattach(sb, err) < 0) {
+		/* Gone or unrecognisable: remove what it left (the provider only
+		 * kills a process it can positively identify as this sandbox's). */
 		silo_error_set_vm(err, id);
+		silo_error e2 = {0};
+		ops->terminate(sb, 0, &e2);
+		rm_rf(sb->rundir);
 		sb_free(sb);
 		return -1;
 	}

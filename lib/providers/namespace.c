@@ -621,9 +621,25 @@ static int ns_terminate(sandbox *sb, int grace_ms, silo_error *err)
 	ns_state *s = sb->prov;
 	ns_state tmp = {0};
 	if (!s) {
-		/* never started, or already terminated: still remove what may be there */
+		/* Never started, already terminated, or a failed reattach: still remove
+		 * what may be there. Kill only an init that matches RUNDIR/pid (pid and
+		 * start time), never a bare pid that may have been reused. */
 		ns_cgroup_paths(sb->id, &tmp.cg);
 		s = &tmp;
+		char p[PATH_MAX + 8];
+		snprintf(p, sizeof p, "%s/pid", sb->rundir);
+		char *txt = NULL;
+		size_t n;
+		int fpid = 0;
+		unsigned long long fstart = 0;
+		if (read_file(p, 64, &txt, &n, NULL) == 0 && sscanf(txt, "%d %llu", &fpid, &fstart) == 2 &&
+		    fpid > 0 && fstart > 0 && (sb->pid <= 0 || sb->pid == fpid)) {
+			sb->pid = fpid;
+			tmp.starttime = fstart;
+		} else {
+			sb->pid = 0;
+		}
+		free(txt);
 	}
 	unsigned long long start = s->starttime;
 	if (sb->pid > 0 && pid_alive(sb->pid, start)) {

@@ -16,14 +16,26 @@ export SILO_RUNTIME_DIR="$TMP/run" SILO_STATE_DIR="$TMP/state" SILO_CACHE_DIR="$
 trap 'rm -rf "$TMP"; echo "1..$N"' EXIT
 run() { timeout 60 "$SILO" run --provider namespace "$@"; }
 
+# Other engineers' sandboxes may exist on the same host: a cgroup counts as
+# ours if it is new since the start and is empty (leaked) or holds a process
+# whose mounts name our runtime dir.
+silo_cgroups() { find /sys/fs/cgroup -maxdepth 4 -path '*/silo/sb-*' -type d 2>/dev/null | sort; }
+BASELINE=$(silo_cgroups)
+new_cgroups() {
+	comm -13 <(echo "$BASELINE") <(silo_cgroups) | while read -r d; do
+		[[ -n "$d" && -f "$d/cgroup.procs" ]] || continue
+		procs=$(cat "$d/cgroup.procs" 2>/dev/null)
+		if [[ -z "$procs" ]]; then echo "$d"; continue; fi
+		for p in $procs; do grep -qF "$SILO_RUNTIME_DIR" "/proc/$p/mountinfo" 2>/dev/null && { echo "$d"; break; }; done
+	done
+}
 residue() {
 	local r=""
-	r+=$(find /sys/fs/cgroup -maxdepth 4 -path '*/silo/sb-*' -type d 2>/dev/null)
+	r+=$(new_cgroups)
 	r+=$(grep -F "$SILO_RUNTIME_DIR" /proc/mounts)
 	r+=$(find "$SILO_RUNTIME_DIR/sandboxes" -mindepth 1 2>/dev/null)
 	r+=$(pgrep -f "silo-agent --init --listen-fd" 2>/dev/null | while read -r p; do
 		grep -qF "$SILO_RUNTIME_DIR" "/proc/$p/mountinfo" 2>/dev/null && echo "pid $p"; done)
-	r+=$(pgrep -f "^silo-agent --init" 2>/dev/null | tr '\n' ' ')
 	echo -n "$r"
 }
 clean() { local r; r=$(residue); [[ -z "$r" ]] || { echo "# residue: $r" | head -5; return 1; }; }

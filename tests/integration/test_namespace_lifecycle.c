@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * namespace provider through the C API, with the real agent and kernel:
+ * reattach after the creating process was kill -9ed (silod restart), pause and
+ * resume through the cgroup freezer, seccomp denials, destroy verification
+ * (pid, cgroups, run directory), and a spawn failure that leaves nothing.
+ * Needs root; skips otherwise.
+ */
+#include <errno.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "core/sandbox.h"
+#include "harness.h"
+#include "providers/ns.h"
+
+static char tmpdir[] = "/tmp/silo-ns-lc.XXXXXX";
+
+static void setup(void)
+{
+	if (geteuid() != 0)
+		SKIP("the namespace provider needs root");
+	if (!mkdtemp(tmpdir))
+		SKIP("mkdtemp failed");
+	char p[PATH_MAX];
+	snprintf(p, sizeof p, "%s/run", tmpdir);
+	setenv("SILO_RUNTIME_DIR", p, 1);
+	snprintf(p, sizeof p, "%s/cache", tmpdir);
+	setenv("SILO_CACHE_DIR", p, 1);
+	provider_info info = {0};
+	const provider_ops *ops = provider_find("namespace");
+	REQUIRE(ops);
+	ops->probe(&info);
+	if (!info.available)
+		SKIP("namespace provider unavailable: %s", info.reason);
+}
+
+static void teardown(void)
+{
+	rm_rf(tmpdir);
+}
+
+static void base_spec(vm_spec *s)
+{
+	memset(s, 0, sizeof *s);
+	snprintf(s->name, sizeof s->name, "lifecycle");
+	s->provider = "namespace";
+	s->vcpus = 1;
+	s->memory_mb = 256;
+}
+
+typedef struct outbuf {
+	char data[4096];
+	size_t len;
+} outbuf;
+
+static void collect(void *ud, int stream, const void *buf, size_t len)
+{
+	(void)stream;
+	outbuf *o = ud;
+	size_t n = MIN(len, sizeof o->data - 1 - o->len);
+	memcpy(o->data + o->len, buf, n);
+	o->len += n;
+	o->data[o->len] = '\0';
+}
+
+static int run_sh(sandbox *sb, const char *script, outbuf *o, exec_result *res)
+{
+	char *argv[] = {"sh", "-c", (char *)script, NULL};
+	exec_req req = {.argv = argv, .uid = -1, .gid = -1};
+	silo_error err = {0};
+	memset(o, 0, sizeof *o);
+	int rc = chan_exec(sb->ch, &req, collect, o, res, &err);
+	if (rc < 0)
+		fprintf(stderr, "# exec: %s\n", err.message);
+	return rc;
+}
+
+/* Gone, or a zombie waiting for its reaper (the init is re-parented to the
+ * host's init or a subreaper, which reaps it on its own schedule). */
+static bool pid_dead(pid_t pid)
+{
+	char p[64], *txt = NULL;
+	size_t n;
+	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+	if (read_file(p, 4096, &txt, &n, NULL) < 0)
+		return true;
+	char *r = strrchr(txt, ')');
+	bool dead = r && (r[2] == 'Z' || r[2] == 'X');
+	free(txt);
+	return dead;
+}
+
+static bool cgroups_exist(const char *id)
+{
+	ns_cgroup cg;
+	ns_cgroup_paths(id, &cg);
+	for (int i = 0; i < cg.n; i++)
+		if (path_exists(cg.path[i]))
+			return true;
+	return false;
+}
+
+TEST(destroy_verifies_cleanup)
+{
+	setup();
+	vm_spec s;
+	base_spec(&s);
+	sandbox *sb = NULL;
+	silo_error err = {0};
+	REQUIRE(sandbox_create(&s, NULL, &sb, &err) == 0);
+	CHECK(sandbox_get_state(sb) == SB_RUNNING);
+	CHECK(!strcmp(sb->ops->name, "namespace"));
+	pid_t pid = sb->pid;
+	char id[SILO_ID_MAX], rundir[PATH_MAX];
+	snprintf(id, sizeof id, "%s", sb->id);
+	snprintf(rundir, sizeof rundir, "%s", sb->rundir);
+	CHECK(kill(pid, 0) == 0);
+	CHECK(cgroups_exist(id));
+	outbuf o;
+	exec_result res;
+	REQUIRE(run_sh(sb, "echo hello; exit 4", &o, &res) == 0);
+	CHECK_STR_EQ(o.data, "hello\n");
+	CHECK_INT_EQ(res.exit_code, 4);
+	cleanup_report rep = {0};
+	CHECK(sandbox_destroy(sb, 2000, &rep, &err) == 0);
+	CHECK(rep.host_clean && rep.terminated && rep.residual_paths == NULL);
+	cleanup_report_free(&rep);
+	CHECK(pid_dead(pid));
+	CHECK(!cgroups_exist(id));
+	CHECK(!path_exists(rundir));
+	teardown();
+}
+
+TEST(reattach_after_the_manager_is_killed)
+{
+	setup();
+	int pfd[2];
+	REQUIRE(pipe(pfd) == 0);
+	pid_t mgr = fork();
+	REQUIRE(mgr >= 0);
+	if (mgr == 0) {
+		close(pfd[0]);
+		vm_spec s;
+		base_spec(&s);
+		sandbox *sb = NULL;
+		silo_error err = {0};
+		if (sandbox_create(&s, NULL, &sb, &err) < 0) {
+			fprintf(stderr, "# create: %s\n", err.message);
+			_exit(1);
+		}
+		char line[128];
+		int n = snprintf(line, sizeof line, "%s %d\n", sb->id, (int)sb->pid);
+		(void)!write(pfd[1], line, (size_t)n);
+		for (;;)
+			pause();
+	}
+	close(pfd[1]);
+	char line[128] = "";
+	ssize_t n = read(pfd[0], line, sizeof line - 1);
+	close(pfd[0]);
+	kill(mgr, SIGKILL);
+	waitpid(mgr, NULL, 0);
+	REQUIRE(n > 0);
+	line[n] = '\0';
+	char id[SILO_ID_MAX];
+	int pid = 0;
+	REQUIRE(sscanf(line, "%63s %d", id, &pid) == 2);
+	usleep(100 * 1000);
+	CHECK(kill(pid, 0) == 0);   /* the sandbox outlived its manager */
+	vm_spec s;
+	base_spec(&s);
+	sandbox *sb = NULL;
+	silo_error err = {0};
+	REQUIRE(sandbox_reattach(id, &s, "namespace", pid, &sb, &err) == 0);
+	CHECK(sandbox_get_state(sb) == SB_RUNNING);
+	outbuf o;
+	exec_result res;
+	REQUIRE(run_sh(sb, "echo back; cat /proc/1/comm", &o, &res) == 0);
+	CHECK_STR_EQ(o.data, "back\nsilo-agent\n");
+	cleanup_report rep = {0};
+	CHECK(sandbox_destroy(sb, 2000, &rep, &err) == 0);
+	CHECK(rep.host_clean);
+	cleanup_report_free(&rep);
+	CHECK(pid_dead(pid));
+	CHECK(!cgroups_exist(id));
+	/* a second reattach to the same id must fail cleanly */
+	CHECK(sandbox_reattach(id, &s, "namespace", pid, &sb, &err) < 0);
+	CHECK(err.code == SILO_ERR_VM_NOT_FOUND);
+	teardown();
+}
+
+TEST(pause_and_resume)
+{
+	setup();
+	vm_spec s;
+	base_spec(&s);
+	sandbox *sb = NULL;
+	silo_error err = {0};
+	REQUIRE(sandbox_create(&s, NULL, &sb, &err) == 0);
+	REQUIRE(sb->ops->pause(sb, &err) == 0);
+	char *argv[] = {"true", NULL};
+	exec_req req = {.argv = argv, .uid = -1, .gid = -1};
+	uint32_t task;
+	REQUIRE(chan_exec_start(sb->ch, &req, NULL, NULL, &task, &err) == 0);
+	exec_result res;
+	/* frozen: nothing in the sandbox runs, not even the agent */
+	CHECK(chan_exec_wait(sb->ch, task, 300, &res, &err) < 0 && err.code == SILO_ERR_TIMEOUT);
+	REQUIRE(sb->ops->resume(sb, &err) == 0);
+	CHECK(chan_exec_wait(sb->ch, task, 5000, &res, &err) == 0 && res.exit_code == 0);
+	cleanup_report rep = {0};
+	CHECK(sandbox_destroy(sb, 2000, &rep, &err) == 0 && rep.host_clean);
+	cleanup_report_free(&rep);
+	teardown();
+}
+
+TEST(seccomp_denials)
+{
+	setup();
+	/* the reviewed table resolves on this architecture */
+	size_t known = 0;
+	for (size_t i = 0; i < ns_seccomp_deny_count; i++)
+		known += seccomp_syscall_resolve_name(ns_seccomp_deny[i].name) >= 0;
+	CHECK(known >= 45);
+	vm_spec s;
+	base_spec(&s);
+	sandbox *sb = NULL;
+	silo_error err = {0};
+	REQUIRE(sandbox_create(&s, NULL, &sb, &err) == 0);
+	outbuf o;
+	exec_result res;
+	REQUIRE(run_sh(sb,
+		       "unshare -n true 2>/dev/null; echo unshare=$?; chroot / true 2>/dev/null; echo chroot=$?; "
+		       "swapoff -a 2>/dev/null; echo swapoff=$?; nsenter -t 1 -n true 2>/dev/null; echo nsenter=$?; "
+		       "echo ok",
+		       &o, &res) == 0);
+	CHECK_CONTAINS(o.data, "unshare=1");
+	CHECK_CONTAINS(o.data, "chroot=1");
+	CHECK(!strstr(o.data, "swapoff=0"));
+	CHECK(!strstr(o.data, "nsenter=0"));
+	CHECK_CONTAINS(o.data, "ok\n");
+	REQUIRE(run_sh(sb, "grep CapEff /proc/self/status", &o, &res) == 0);
+	CHECK(!strstr(o.data, "000001ffffffffff") && strstr(o.data, "CapEff"));
+	cleanup_report rep = {0};
+	CHECK(sandbox_destroy(sb, 2000, &rep, &err) == 0 && rep.host_clean);
+	cleanup_report_free(&rep);
+	teardown();
+}
+
+TEST(spawn_failure_leaves_nothing)
+{
+	setup();
+	vm_spec s;
+	base_spec(&s);
+	s.rootfs = tmpdir;   /* a directory without sbin/silo-agent */
+	sandbox *sb = NULL;
+	silo_error err = {0};
+	CHECK(sandbox_create(&s, &(sandbox_opts){.id = "sb-spawnfail"}, &sb, &err) < 0);
+	CHECK(err.code == SILO_ERR_INVALID_CONFIG);
+	CHECK_CONTAINS(err.message, "boot.rootfs");
+	char p[PATH_MAX];
+	snprintf(p, sizeof p, "%s/run/sandboxes/sb-spawnfail", tmpdir);
+	CHECK(!path_exists(p));
+	CHECK(!cgroups_exist("sb-spawnfail"));
+	s.rootfs = NULL;
+	s.network = true;
+	CHECK(sandbox_create(&s, NULL, &sb, &err) < 0 && err.code == SILO_ERR_NOT_SUPPORTED);
+	s.network = false;
+	s.image = "python";
+	CHECK(sandbox_create(&s, NULL, &sb, &err) < 0 && err.code == SILO_ERR_NOT_SUPPORTED);
+	teardown();
+}
+
+TEST_MAIN(destroy_verifies_cleanup, reattach_after_the_manager_is_killed, pause_and_resume, seccomp_denials,
+	  spawn_failure_leaves_nothing)
