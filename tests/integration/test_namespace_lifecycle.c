@@ -276,5 +276,54 @@ TEST(spawn_failure_leaves_nothing)
 	teardown();
 }
 
+TEST(failed_reattach_cleans_up)
+{
+	setup();
+	int pfd[2];
+	REQUIRE(pipe(pfd) == 0);
+	pid_t mgr = fork();
+	REQUIRE(mgr >= 0);
+	if (mgr == 0) {
+		close(pfd[0]);
+		vm_spec s;
+		base_spec(&s);
+		sandbox *sb = NULL;
+		silo_error err = {0};
+		if (sandbox_create(&s, NULL, &sb, &err) < 0)
+			_exit(1);
+		char line[160];
+		int n = snprintf(line, sizeof line, "%s %d %s\n", sb->id, (int)sb->pid, sb->rundir);
+		(void)!write(pfd[1], line, (size_t)n);
+		for (;;)
+			pause();
+	}
+	close(pfd[1]);
+	char line[PATH_MAX + 128] = "";
+	ssize_t n = read(pfd[0], line, sizeof line - 1);
+	close(pfd[0]);
+	kill(mgr, SIGKILL);
+	waitpid(mgr, NULL, 0);
+	REQUIRE(n > 0);
+	line[n] = '\0';
+	char id[SILO_ID_MAX], rundir[PATH_MAX];
+	int pid = 0;
+	REQUIRE(sscanf(line, "%63s %d %4095s", id, &pid, rundir) == 3);
+	/* the sandbox dies while no manager is watching */
+	kill(pid, SIGKILL);
+	for (int i = 0; i < 500 && !pid_dead(pid); i++)
+		usleep(10 * 1000);
+	CHECK(pid_dead(pid));
+	CHECK(cgroups_exist(id));
+	vm_spec s;
+	base_spec(&s);
+	sandbox *sb = NULL;
+	silo_error err = {0};
+	CHECK(sandbox_reattach(id, &s, "namespace", pid, &sb, &err) < 0);
+	CHECK(err.code == SILO_ERR_VM_NOT_FOUND);
+	CHECK(!cgroups_exist(id));
+	CHECK(!path_exists(rundir));
+	teardown();
+}
+
 TEST_MAIN(destroy_verifies_cleanup, reattach_after_the_manager_is_killed, pause_and_resume, seccomp_denials,
-	  spawn_failure_leaves_nothing)
+	  spawn_failure_leaves_nothing, failed_reattach_cleans_up)
