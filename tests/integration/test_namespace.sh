@@ -112,4 +112,19 @@ check "BOOT_TIMEOUT when the agent never answers" grep -q BOOT_TIMEOUT "$TMP/bt"
 check "boot timeout exits 125 or its code status (rc=$rc)" test $rc -ne 0
 check "no residue after a boot timeout" clean
 [[ -s "$TMP/bt" ]] && sed 's/^/# /' "$TMP/bt" | head -3
+# with silod running, `silo run` goes through it (the sandbox shows up in `silo ps`)
+SILOD="$B/daemon/silod"
+if [[ -x "$SILOD" ]]; then
+	"$SILOD" --fallback namespace >"$TMP/silod.log" 2>&1 &
+	dpid=$!
+	for _ in $(seq 50); do [[ -S "$SILO_RUNTIME_DIR/silod.sock" ]] && break; sleep 0.1; done
+	out=$(timeout 60 "$SILO" run -e A=b -- sh -c 'echo via $A; exit 5' </dev/null); rc=$?
+	check "through silod: output and exit status" test "$out/$rc" = "via b/5"
+	check "through silod: the sandbox is in silod's registry" bash -c "'$SILO' ps --all | grep -q 'namespace *terminated'"
+	kill $dpid; wait $dpid 2>/dev/null
+	rm -f "$SILO_RUNTIME_DIR/silod.sock"
+	check "no residue after runs through silod" clean
+else
+	echo "# silod not built: daemon path not tested"
+fi
 exit $FAILED
