@@ -150,6 +150,12 @@ sed -i '3s/"actor":"[^"]*"/"actor":"mallory"/' "$TMP/audit.jsonl"
 v=$("$SILO" audit verify --json "$TMP/audit.jsonl"); rc=$?
 check "tampered audit log: reports line 4" test $rc = 1 -a "$(echo "$v" | jget 'j["bad_line"]')" = 4
 
+# -- `silo run` goes through the daemon when one answers
+out=$("$SILO" run --provider namespace -- sh -c 'echo via-daemon; exit 4'); rc=$?
+check "silo run through silod: output and exit status" test "$out" = via-daemon -a $rc = 4
+check "silo run through silod: recorded and terminated by silod" test \
+	"$(api GET '/v1/sandboxes?state=terminated&name=run' | jget 'len(j["sandboxes"])')" -ge 1
+
 # -- shutdown
 stop_daemon
 check "SIGTERM removes the socket" test ! -e "$SOCK"
