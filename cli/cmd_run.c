@@ -162,6 +162,8 @@ int cmd_run(int argc, char **argv)
 			free(spec.image);
 		spec.image = ov_image;
 	}
+	if (!timeout_s && spec.timeout_s)
+		timeout_s = spec.timeout_s;   /* the spec's lifetime bounds the command */
 	if (memory)
 		spec.memory_mb = (uint32_t)memory;
 	if (cpus)
@@ -244,12 +246,14 @@ int cmd_run(int argc, char **argv)
 	if (chan_exec_start(sb->ch, &req, out_cb, NULL, &task, &err) < 0) {
 		exec_failed = true;
 	} else {
-		bool in_open = feed;
+		bool in_open = feed, forwarded = false;
 		char buf[65536];
 		for (;;) {
 			if (run_sig) {
+				/* First Ctrl-C/SIGTERM is forwarded to the command; a second one kills it. */
 				silo_error e2;
-				chan_exec_signal(sb->ch, task, SIGKILL, &e2);
+				chan_exec_signal(sb->ch, task, forwarded ? SIGKILL : (int)run_sig, &e2);
+				forwarded = true;
 				run_sig = 0;
 			}
 			if (in_open) {
