@@ -39,13 +39,24 @@ start_daemon() {
 	echo "# silod did not come up"; return 1
 }
 
-stop_daemon() { # SIGTERM, wait
+DAEMON_RC=
+stop_daemon() { # SIGTERM, wait; DAEMON_RC = exit status (137 if it had to be killed)
 	[ -n "$DPID" ] || return 0
 	kill -TERM "$DPID" 2>/dev/null
 	for _ in $(seq 1 200); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.05; done
 	kill -KILL "$DPID" 2>/dev/null
 	wait "$DPID" 2>/dev/null
+	DAEMON_RC=$?
 	DPID=
+}
+
+# After stop_daemon: silod exited 0 and its log has no sanitizer report.
+check_clean_exit() {
+	if [ "$DAEMON_RC" = 0 ] && ! grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMP/silod.log"; then
+		ok "$1"
+	else
+		notok "$1" "exit status $DAEMON_RC" "$(grep -m5 -E 'Sanitizer|runtime error|SUMMARY' "$TMP/silod.log")"
+	fi
 }
 
 # Terminate every sandbox the registry still lists (through silod if it is up,

@@ -158,6 +158,7 @@ check "silo run through silod: recorded and terminated by silod" test \
 
 # -- shutdown
 stop_daemon
+check_clean_exit "silod exits 0 on SIGTERM with no sanitizer report"
 check "SIGTERM removes the socket" test ! -e "$SOCK"
 
 # -- health-warning when errors exceed the threshold within the window
@@ -169,4 +170,6 @@ sleep 0.3
 for i in 1 2 3; do api GET "/v1/sandboxes/sb-nope$i" > /dev/null; done
 wait "$HWPID"
 check "health-warning event after 3 errors > threshold 2" grep -q '"type":"health-warning"' "$TMP/hw"
+stop_daemon
+check_clean_exit "second silod exits cleanly too"
 exit $((FAILED > 0))

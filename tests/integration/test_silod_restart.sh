@@ -65,4 +65,6 @@ left=$(ls "$SILO_RUNTIME_DIR/sandboxes" 2>/dev/null | wc -l)
 check "no rundir left at all" test "$left" = 0
 check "audit chain intact across both silod processes" "$SILO" audit verify "$SILO_STATE_DIR/audit.jsonl"
 check "second silod on the same state dir is refused" bash -c "! '$SILOD' --socket '$TMP/other.sock' 2>/dev/null"
+stop_daemon
+check_clean_exit "restarted silod exits cleanly"
 exit $((FAILED > 0))
