@@ -4,7 +4,8 @@
  * capability bounding set and the cgroups do the rest). Changes to this list
  * are security changes: give the reason in the row.
  *
- * Included once, by ns-seccomp.c.
+ * Included once, by ns-seccomp.c, which also denies clone() with any
+ * CLONE_NEW* flag (EPERM) and clone3 (ENOSYS, so libc falls back to clone).
  */
 #define DENY(name, why) {#name, why},
 /* clang-format off */

@@ -3,6 +3,7 @@
  * in ns-seccomp-deny.h).
  */
 #include <errno.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <stddef.h>
 
@@ -34,6 +35,21 @@ int ns_seccomp_install(void)
 		if (rc < 0 && rc != -EEXIST && rc != -EDOM)
 			goto out;
 	}
+	/* clone() is needed (fork, threads) but not with namespace flags: the
+	 * deny of unshare/setns would otherwise be bypassed by clone(CLONE_NEWUSER).
+	 * clone3 passes flags in memory, which seccomp cannot inspect: ENOSYS makes
+	 * libc fall back to clone(). */
+	static const unsigned long ns_flags[] = {CLONE_NEWUSER, CLONE_NEWNS,  CLONE_NEWPID,   CLONE_NEWNET,
+						 CLONE_NEWIPC,  CLONE_NEWUTS, CLONE_NEWCGROUP, CLONE_NEWTIME};
+	for (size_t i = 0; i < sizeof ns_flags / sizeof ns_flags[0]; i++) {
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+				      SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]));
+		if (rc < 0)
+			goto out;
+	}
+	rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	if (rc < 0 && rc != -EDOM)
+		goto out;
 	rc = seccomp_load(ctx);
 out:
 	seccomp_release(ctx);

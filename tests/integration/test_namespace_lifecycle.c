@@ -6,7 +6,10 @@
  * Needs root; skips otherwise.
  */
 #include <errno.h>
+#include <sched.h>
 #include <seccomp.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -325,5 +328,48 @@ TEST(failed_reattach_cleans_up)
 	teardown();
 }
 
+/* The filter itself, applied to a forked test process. */
+TEST(seccomp_filter_in_process)
+{
+	if (geteuid() != 0)
+		SKIP("needs root to load a filter without no_new_privs");
+	pid_t p = fork();
+	REQUIRE(p >= 0);
+	if (p == 0) {
+		if (ns_seccomp_install() < 0)
+			_exit(10);
+		errno = 0;
+		if (syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, NULL, NULL, NULL, NULL) != -1 || errno != EPERM)
+			_exit(11);
+		if (syscall(SYS_clone, CLONE_NEWNET | SIGCHLD, NULL, NULL, NULL, NULL) != -1 || errno != EPERM)
+			_exit(12);
+		if (unshare(CLONE_NEWUSER) != -1 || errno != EPERM)
+			_exit(13);
+		if (syscall(SYS_keyctl, 0, 0, 0, 0, 0) != -1 || errno != EPERM)
+			_exit(14);
+		if (syscall(SYS_bpf, 0, NULL, 0) != -1 || errno != EPERM)
+			_exit(15);
+		if (mount("none", "/mnt", "tmpfs", 0, NULL) != -1 || errno != EPERM)
+			_exit(16);
+		if (syscall(SYS_clone3, NULL, 0) != -1 || errno != ENOSYS)
+			_exit(17);
+		/* ordinary process creation still works */
+		pid_t c = fork();
+		if (c < 0)
+			_exit(18);
+		if (c == 0)
+			_exit(0);
+		int st;
+		if (waitpid(c, &st, 0) != c || !WIFEXITED(st))
+			_exit(19);
+		_exit(0);
+	}
+	int st;
+	REQUIRE(waitpid(p, &st, 0) == p);
+	CHECK(WIFEXITED(st));
+	CHECK_INT_EQ(WEXITSTATUS(st), 0);
+}
+
 TEST_MAIN(destroy_verifies_cleanup, reattach_after_the_manager_is_killed, pause_and_resume, seccomp_denials,
-	  spawn_failure_leaves_nothing, failed_reattach_cleans_up)
+	  spawn_failure_leaves_nothing, failed_reattach_cleans_up,
+	  seccomp_filter_in_process)
