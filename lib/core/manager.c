@@ -1286,6 +1286,19 @@ static void *monitor_main(void *arg)
 	return NULL;
 }
 
+/* Sandboxes left running at manager_close (see there). */
+static pthread_mutex_t detached_lock = PTHREAD_MUTEX_INITIALIZER;
+static sandbox **detached;
+static size_t ndetached;
+
+static void park_detached(sandbox *sb)
+{
+	pthread_mutex_lock(&detached_lock);
+	detached = xrealloc(detached, (ndetached + 1) * sizeof *detached);
+	detached[ndetached++] = sb;
+	pthread_mutex_unlock(&detached_lock);
+}
+
 void manager_close(manager *m, bool terminate_all)
 {
 	if (!m)
@@ -1325,7 +1338,9 @@ void manager_close(manager *m, bool terminate_all)
 			quiesce(e);
 			if (e->sb) {
 				/* Leave it running; the registry still lists it for recovery.
-				 * Close our channel without terminating. */
+				 * Close our channel without terminating. sandbox.h has no way
+				 * to free a handle without terminating the sandbox, so the
+				 * handle is parked (reachable) until the process exits. */
 				sandbox *sb = e->sb;
 				pthread_mutex_lock(&sb->lock);
 				sb->on_state = NULL;
@@ -1334,6 +1349,7 @@ void manager_close(manager *m, bool terminate_all)
 					chan_close(sb->ch);
 					sb->ch = NULL;
 				}
+				park_detached(sb);
 			}
 			unlink_entry(m, e);
 		}

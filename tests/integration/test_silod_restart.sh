@@ -65,6 +65,19 @@ left=$(ls "$SILO_RUNTIME_DIR/sandboxes" 2>/dev/null | wc -l)
 check "no rundir left at all" test "$left" = 0
 check "audit chain intact across both silod processes" "$SILO" audit verify "$SILO_STATE_DIR/audit.jsonl"
 check "second silod on the same state dir is refused" bash -c "! '$SILOD' --socket '$TMP/other.sock' 2>/dev/null"
+
+# -- graceful restart: SIGTERM leaves sandboxes running, the next silod takes them back
+D=$(create_ns graceful-d)
+PD=$(pid_of "$D")
+stop_daemon
+check_clean_exit "silod exits cleanly on SIGTERM with a sandbox running"
+check "the sandbox outlives a graceful stop" kill -0 "$PD"
+start_daemon || notok "silod restarts after SIGTERM"
+check "and is reattached running" test "$(api GET "/v1/sandboxes/$D" | jget 'j["state"]')" = running
+check "and answers exec" test "$(exec_json "$D" '{"argv":["echo","again"]}' | ndjson_out)" = "again||0"
+api DELETE "/v1/sandboxes/$D" > /dev/null
+check "and can be deleted" test "$(status)" = 200
+
 stop_daemon
 check_clean_exit "restarted silod exits cleanly"
 exit $((FAILED > 0))
