@@ -99,6 +99,15 @@ bt_id=$(jget 'j["error"].get("vm_id","")' < "$TMP/body")
 check "boot timeout: 504 BOOT_TIMEOUT with diagnostics" test "$(status)" = 504 -a \
 	"$(jget 'j["error"]["code"]' < "$TMP/body")" = BOOT_TIMEOUT
 check "boot timeout leaves no rundir" test ! -e "$SILO_RUNTIME_DIR/sandboxes/$bt_id"
+check "boot timeout message carries the provider's diagnostics" grep -q 'namespace' <(jget 'j["error"]["message"]' < "$TMP/body")
+check "boot timeout is recorded as an error with its reason" test \
+	"$(api GET "/v1/sandboxes/$bt_id" | jget 'j["state"] + ":" + j.get("reason","")[:12]')" = "error:BOOT_TIMEOUT"
+
+# -- lifetime: the monitor terminates a sandbox after timeout_s
+L=$(create_ns short-lived 256 ',"timeout_s":1')
+for _ in $(seq 1 80); do [ "$(api GET "/v1/sandboxes/$L" | jget 'j["state"]')" = terminated ] && break; sleep 0.1; done
+check "timeout_s: terminated by the monitor after its lifetime" test "$(api GET "/v1/sandboxes/$L" | jget 'j["state"]')" = terminated
+check "timeout_s: nothing left of it" test ! -e "$SILO_RUNTIME_DIR/sandboxes/$L"
 
 # -- client disconnect mid-stream does not leak
 threads_before=$(ls /proc/$DPID/task | wc -l)
