@@ -721,6 +721,8 @@ static int destroy_entry(manager *m, mentry *e, const char *actor, int grace_ms,
 		sb->on_state = NULL;
 		sb->on_state_ud = NULL;
 		pthread_mutex_unlock(&sb->lock);
+	} else {
+		sandbox_set_state(sb, SB_STOPPING, why);   /* the history says why it stopped */
 	}
 	cleanup_report rep = {0};
 	int rc = sandbox_destroy(sb, grace_ms, &rep, err);

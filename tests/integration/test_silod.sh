@@ -108,6 +108,7 @@ L=$(create_ns short-lived 256 ',"timeout_s":1')
 for _ in $(seq 1 80); do [ "$(api GET "/v1/sandboxes/$L" | jget 'j["state"]')" = terminated ] && break; sleep 0.1; done
 check "timeout_s: terminated by the monitor after its lifetime" test "$(api GET "/v1/sandboxes/$L" | jget 'j["state"]')" = terminated
 check "timeout_s: nothing left of it" test ! -e "$SILO_RUNTIME_DIR/sandboxes/$L"
+check "timeout_s: the history says why it stopped" grep -q 'running -> stopping  lifetime of 1 s expired' <("$SILO" logs "$L")
 
 # -- client disconnect mid-stream does not leak
 threads_before=$(ls /proc/$DPID/task | wc -l)
