@@ -10,10 +10,20 @@
 #include "common/util.h"
 #include "harness.h"
 
+static char tmpdir_[64];
+
+/* Each test removes its temp dir at the end (cleanup_tmp). */
+static void cleanup_tmp(void)
+{
+	if (tmpdir_[0])
+		rm_rf(tmpdir_);
+}
+
 static char *tmplog(void)
 {
 	char tmpl[] = "/tmp/silo-audit-XXXXXX";
 	REQUIRE(mkdtemp(tmpl));
+	snprintf(tmpdir_, sizeof tmpdir_, "%s", tmpl);
 	return xasprintf("%s/audit.jsonl", tmpl);
 }
 
@@ -83,6 +93,7 @@ TEST(record_fields_and_chain)
 	CHECK_INT_EQ(r.records, 5);
 	strv_free(v);
 	free(p);
+	cleanup_tmp();
 }
 
 TEST(detects_edit)
@@ -104,6 +115,7 @@ TEST(detects_edit)
 	CHECK_INT_EQ(e.code, SILO_ERR_CHECKSUM_MISMATCH);
 	strv_free(v);
 	free(p);
+	cleanup_tmp();
 }
 
 TEST(detects_delete_reorder_truncate_and_last_edit)
@@ -147,6 +159,7 @@ TEST(detects_delete_reorder_truncate_and_last_edit)
 	free(last);
 	strv_free(v);
 	free(p);
+	cleanup_tmp();
 }
 
 TEST(lagging_head_is_accepted_and_continued)
@@ -175,6 +188,7 @@ TEST(lagging_head_is_accepted_and_continued)
 	free(h3);
 	free(head);
 	free(p);
+	cleanup_tmp();
 }
 
 static audit_log *shared_a;
@@ -202,6 +216,7 @@ TEST(concurrent_appends_keep_chain)
 	CHECK_INT_EQ(audit_verify(p, &r, &e), 0);
 	CHECK_INT_EQ(r.records, 400);
 	free(p);
+	cleanup_tmp();
 }
 
 TEST(missing_file_is_an_error)

@@ -11,10 +11,20 @@
 #include "harness.h"
 #include "registry/registry.h"
 
+static char tmpdir_[64];
+
+/* Each test removes its temp dir at the end (cleanup_tmp). */
+static void cleanup_tmp(void)
+{
+	if (tmpdir_[0])
+		rm_rf(tmpdir_);
+}
+
 static char *tmpdb(void)
 {
 	char tmpl[] = "/tmp/silo-reg-XXXXXX";
 	REQUIRE(mkdtemp(tmpl));
+	snprintf(tmpdir_, sizeof tmpdir_, "%s", tmpl);
 	return xasprintf("%s/registry.db", tmpl);
 }
 
@@ -53,6 +63,7 @@ TEST(wal_and_schema_version)
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	free(p);
+	cleanup_tmp();
 }
 
 TEST(migrates_v1_file_and_keeps_rows)
@@ -81,6 +92,7 @@ TEST(migrates_v1_file_and_keeps_rows)
 	reg_sandbox_clear(&s);
 	registry_close(r);
 	free(p);
+	cleanup_tmp();
 }
 
 TEST(refuses_newer_schema)
@@ -96,6 +108,7 @@ TEST(refuses_newer_schema)
 	CHECK_INT_EQ(e.code, SILO_ERR_INVALID_CONFIG);
 	CHECK_CONTAINS(e.message, "schema version 99");
 	free(p);
+	cleanup_tmp();
 }
 
 TEST(crud_states_filters)
@@ -191,6 +204,7 @@ TEST(crud_states_filters)
 	reg_sandboxes_free(v, n);
 	registry_close(r);
 	free(p);
+	cleanup_tmp();
 }
 
 static registry *shared_r;
@@ -233,6 +247,7 @@ TEST(concurrent_writers)
 	reg_sandboxes_free(v, n);
 	registry_close(shared_r);
 	free(p);
+	cleanup_tmp();
 }
 
 TEST_MAIN(wal_and_schema_version, migrates_v1_file_and_keeps_rows, refuses_newer_schema,
