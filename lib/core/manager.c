@@ -449,7 +449,7 @@ static void recover(manager *m)
 			log_info("recover %s: reattached (pid %" PRId64 ")", r->id, r->pid);
 		} else {
 			char reason[600];
-			snprintf(reason, sizeof reason, "lost across silod restart: %s: %s",
+			snprintf(reason, sizeof reason, "lost across silod restart: %s: %.500s",
 				 silo_code_name(e2.code), e2.message);
 			if (registry_set_state(m->reg, r->id, r->state, "error", reason, &err) < 0)
 				log_error("recover %s: %s", r->id, err.message);
@@ -644,7 +644,7 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 	if (sandbox_create(spec, &so, &sb, err) < 0) {
 		silo_error_set_vm(err, id);
 		char reason[700];
-		snprintf(reason, sizeof reason, "%s: %s", silo_code_name(err->code), err->message);
+		snprintf(reason, sizeof reason, "%s: %.600s", silo_code_name(err->code), err->message);
 		record_state(e, "error", reason);
 		uint64_t ms = (now_mono_ns() - t0) / 1000000;
 		silo_error e2;
@@ -1112,7 +1112,8 @@ int manager_logs_json(manager *m, const char *id, size_t tail_bytes, json_t **ou
 			if (l < 5 || strcmp(de->d_name + l - 4, ".log") != 0)
 				continue;
 			char p[PATH_MAX];
-			snprintf(p, sizeof p, "%s/%s", r.rundir, de->d_name);
+			if ((size_t)snprintf(p, sizeof p, "%s/%s", r.rundir, de->d_name) >= sizeof p)
+				continue;
 			json_t *s = tail_file(p, tail_bytes ? tail_bytes : 64 * 1024);
 			if (s)
 				json_object_set_new(logs, de->d_name, s);
