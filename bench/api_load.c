@@ -272,7 +272,7 @@ int main(int argc, char **argv)
 	char tmp[] = "/tmp/silo-api-load-XXXXXX";
 	if (!mkdtemp(tmp))
 		die_errno(1, "mkdtemp");
-	char state[4200], run[4200];
+	char state[64], run[64];
 	snprintf(state, sizeof state, "%s/state", tmp);
 	snprintf(run, sizeof run, "%s/run", tmp);
 	mkdir_p(state, 0700);

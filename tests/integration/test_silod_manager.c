@@ -148,7 +148,7 @@ static void on_ev(void *ud, const mgr_event *ev)
 	evlog *l = ud;
 	pthread_mutex_lock(&l->lock);
 	if (l->n < 64)
-		snprintf(l->lines[l->n++], 256, "%s %s %s>%s %s", mgr_event_name(ev->type), ev->sandbox_id,
+		snprintf(l->lines[l->n++], 256, "%s %s %s>%s %.120s", mgr_event_name(ev->type), ev->sandbox_id,
 			 ev->prev_state, ev->state, ev->reason);
 	pthread_mutex_unlock(&l->lock);
 }
