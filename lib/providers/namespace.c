@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/close_range.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -199,11 +200,16 @@ static void drop_caps(const child_args *a)
 
 __attribute__((noreturn)) static void child_main(const child_args *a)
 {
-	/* Wait until the parent side has written our uid/gid maps (or decided
-	 * there are none): EOF on the sync pipe. */
-	char c;
-	while (read(a->sync_fd, &c, 1) < 0 && errno == EINTR)
+	/* Wait for the go byte: the intermediate writes it once our uid/gid maps
+	 * are in place. A byte, not EOF: a sibling spawned by another thread at the
+	 * same moment may hold a copy of the write end until it execs, and waiting
+	 * for EOF would make concurrent spawns wait on each other. */
+	char c = 0;
+	ssize_t r;
+	while ((r = read(a->sync_fd, &c, 1)) < 0 && errno == EINTR)
 		;
+	if (r != 1)
+		_exit(126);   /* the intermediate died: nobody to report to */
 	close(a->sync_fd);
 	sigset_t all;
 	sigemptyset(&all);
@@ -282,9 +288,12 @@ __attribute__((noreturn)) static void child_main(const child_args *a)
 	for (int fd = 0; fd <= 2; fd++)
 		if (dup2(nul, fd) < 0)
 			child_fail(a, "dup2 /dev/null");
-	for (int fd = AGENT_FD + 1; fd < 4096; fd++)
-		if (fd != a->err_fd)
+	/* Everything above AGENT_FD closes at exec (the error pipe must stay open
+	 * until then). close_range needs Linux 5.11; fall back to a loop. */
+	if (syscall(SYS_close_range, AGENT_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+		for (int fd = AGENT_FD + 1; fd < 65536; fd++)
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
 
 	drop_caps(a);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -354,7 +363,11 @@ __attribute__((noreturn)) static void intermediate(child_args *a, int pid_wr, in
 	}
 	int32_t v = (int32_t)pid;
 	(void)!write(pid_wr, &v, sizeof v);
-	close(sync_wr);   /* releases the init */
+	char go = 1;
+	if (write(sync_wr, &go, 1) != 1) {   /* releases the init */
+		kill((pid_t)pid, SIGKILL);
+		child_fail(a, "release the sandbox init");
+	}
 	_exit(0);
 }
 

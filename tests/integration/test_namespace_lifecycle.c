@@ -6,6 +6,7 @@
  * Needs root; skips otherwise.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/mount.h>
@@ -370,6 +371,62 @@ TEST(seccomp_filter_in_process)
 	CHECK_INT_EQ(WEXITSTATUS(st), 0);
 }
 
+/* Concurrent creates from several threads of one process must not wait on
+ * each other (each child may inherit its siblings' pipes until it execs). */
+enum { NCONC = 32 };
+typedef struct conc {
+	sandbox *sb;
+	silo_error err;
+	int rc;
+	uint64_t ms;
+} conc;
+
+static void *conc_create(void *arg)
+{
+	conc *c = arg;
+	vm_spec s;
+	base_spec(&s);
+	sandbox_opts o = {.boot_timeout_ms = 8000};
+	uint64_t t0 = now_mono_ns();
+	c->rc = sandbox_create(&s, &o, &c->sb, &c->err);
+	c->ms = (now_mono_ns() - t0) / 1000000;
+	return NULL;
+}
+
+TEST(concurrent_creates)
+{
+	setup();
+	conc cs[NCONC];
+	pthread_t th[NCONC];
+	memset(cs, 0, sizeof cs);
+	for (int i = 0; i < NCONC; i++)
+		REQUIRE(pthread_create(&th[i], NULL, conc_create, &cs[i]) == 0);
+	for (int i = 0; i < NCONC; i++)
+		pthread_join(th[i], NULL);
+	uint64_t worst = 0;
+	for (int i = 0; i < NCONC; i++) {
+		if (cs[i].rc < 0)
+			fprintf(stderr, "# create %d: %s\n", i, cs[i].err.message);
+		CHECK(cs[i].rc == 0);
+		worst = MAX(worst, cs[i].ms);
+	}
+	fprintf(stderr, "# slowest of %d concurrent creates: %llu ms\n", NCONC, (unsigned long long)worst);
+	/* Each create has an 8 s boot timeout: with the old EOF-based release of
+	 * the child, 32 concurrent creates deadlocked until it expired. */
+	for (int i = 0; i < NCONC; i++) {
+		if (!cs[i].sb)
+			continue;
+		outbuf o;
+		exec_result res;
+		CHECK(run_sh(cs[i].sb, "echo $$", &o, &res) == 0 && res.exit_code == 0);
+		cleanup_report rep = {0};
+		silo_error err = {0};
+		CHECK(sandbox_destroy(cs[i].sb, 2000, &rep, &err) == 0 && rep.host_clean);
+		cleanup_report_free(&rep);
+	}
+	teardown();
+}
+
 TEST_MAIN(destroy_verifies_cleanup, reattach_after_the_manager_is_killed, pause_and_resume, seccomp_denials,
 	  spawn_failure_leaves_nothing, failed_reattach_cleans_up,
-	  seccomp_filter_in_process)
+	  seccomp_filter_in_process, concurrent_creates)
