@@ -97,6 +97,10 @@ create_ns() { # create_ns NAME [MEMORY_MB] [extra json fields] -> id
 exec_json() { # exec_json ID JSON -> NDJSON on stdout
 	api POST "/v1/sandboxes/$1/exec" -H 'Content-Type: application/json' -d "$2"
 }
+exec_to() { # exec_to ID JSON FILE: like exec_json, safe to run in the background (own files)
+	curl -s -o "$3" --unix-socket "$SOCK" -H 'Content-Type: application/json' -d "$2" \
+		"http://silod/v1/sandboxes/$1/exec"
+}
 
 # Decode an NDJSON exec stream into "stdout|stderr|exit" text
 ndjson_out() {

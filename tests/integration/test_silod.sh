@@ -131,6 +131,27 @@ assert v("silo_allocated_memory_bytes")==512*1024*1024
 assert re.search(r"^silo_sandbox_memory_bytes\{sandbox=\""+a+r"\",provider=\"namespace\"\} [1-9]", m, re.M)
 assert re.search(r"^silo_sandbox_channel_rx_bytes_total\{sandbox=\""+a+r"\".*\} [1-9]", m, re.M)' "$m" "$A"
 
+# -- independence: a long exec in A does not hold up B; deleting a busy sandbox kills its exec
+exec_to "$A" '{"argv":["sleep","5"]}' "$TMP/long" &
+LONG=$!
+sleep 0.5
+t0=$(date +%s%N)
+r=$(exec_json "$B" '{"argv":["echo","b"]}' | ndjson_out)
+t1=$(date +%s%N)
+check "exec in B is not held up by a long exec in A ($(( (t1 - t0) / 1000000 )) ms)" test "$r" = "b||0" -a $(( (t1 - t0) / 1000000 )) -lt 2000
+X=$(create_ns busy-x)
+exec_to "$X" '{"argv":["sleep","30"]}' "$TMP/busy" &
+BUSY=$!
+sleep 0.5
+t0=$(date +%s%N)
+api DELETE "/v1/sandboxes/$X?grace_ms=500" > /dev/null
+t1=$(date +%s%N)
+check "deleting a sandbox with a running exec is prompt ($(( (t1 - t0) / 1000000 )) ms)" test "$(status)" = 200 -a $(( (t1 - t0) / 1000000 )) -lt 5000
+wait "$BUSY"
+check "the busy exec ended with a kill, not silently" grep -qE '"signal":9|"error"' "$TMP/busy"
+wait "$LONG"
+check "the long exec in A completed normally" test "$(ndjson_out < "$TMP/long")" = "||0"
+
 # -- delete
 api DELETE "/v1/sandboxes/$B" > /dev/null
 check "delete: 200 and terminated" test "$(status)" = 200 -a "$(jget 'j["state"]' < "$TMP/body")" = terminated
