@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * silo-vmm: one KVM microVM per process (docs/vmm.md).
+ *
+ *   silo-vmm (--kernel ELF | --payload FLAT) [--mem MiB] [--vcpus N]
+ *            [--serial-log FILE] [--boot-timer] [--no-irqchip] [--timeout-ms N]
+ *
+ * On exit it prints one line to stderr:
+ *   silo-vmm: metrics {"exit_reason":"halt","exit_code":0,...}
+ * Exit status: the debug-exit value for debug-exit, 0 for halt/reset/shutdown/signal,
+ * 124 for timeout, 1 for errors, 2 for bad usage.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "vmm.h"
+
+static void usage(FILE *f)
+{
+	fputs("usage: silo-vmm (--kernel ELF64 | --payload FLAT.bin) [--mem MiB] [--vcpus N]\n"
+	      "                [--serial-log FILE] [--boot-timer] [--no-irqchip] [--timeout-ms N]\n",
+	      f);
+}
+
+static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end = NULL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || !*s || *end || s[0] == '-' || v < min || v > max) {
+		fprintf(stderr, "silo-vmm: %s: \"%s\" is not a number in %llu..%llu\n", opt, s,
+			(unsigned long long)min, (unsigned long long)max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t t0 = vmm_now_ns();
+	vm_config cfg = {.mem_bytes = 128ULL << 20, .vcpus = 1, .irqchip = true};
+	const char *kernel = NULL, *payload = NULL;
+	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL };
+	static const struct option opts[] = {
+		{"kernel", required_argument, NULL, 'k'},
+		{"payload", required_argument, NULL, 'p'},
+		{"mem", required_argument, NULL, 'm'},
+		{"vcpus", required_argument, NULL, 'c'},
+		{"serial-log", required_argument, NULL, OPT_SERIAL},
+		{"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
+		{"no-irqchip", no_argument, NULL, OPT_NO_IRQCHIP},
+		{"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int o;
+	uint64_t n;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'k': kernel = optarg; break;
+		case 'p': payload = optarg; break;
+		case 'm':
+			if (parse_u64("--mem", optarg, 1, GPA_MMIO_GAP_START >> 20, &n) < 0)
+				return 2;
+			cfg.mem_bytes = n << 20;
+			break;
+		case 'c':
+			if (parse_u64("--vcpus", optarg, 1, VMM_MAX_VCPUS, &n) < 0)
+				return 2;
+			cfg.vcpus = (int)n;
+			break;
+		case OPT_SERIAL: cfg.serial_log = optarg; break;
+		case OPT_BOOT_TIMER: cfg.boot_timer = true; break;
+		case OPT_NO_IRQCHIP: cfg.irqchip = false; break;
+		case OPT_TIMEOUT:
+			if (parse_u64("--timeout-ms", optarg, 1, 86400000, &cfg.timeout_ms) < 0)
+				return 2;
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "silo-vmm: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+	if (!cfg.irqchip && cfg.vcpus > 1) {
+		fprintf(stderr, "silo-vmm: --vcpus > 1 needs the in-kernel irqchip (APs wait for INIT/SIPI in its LAPIC)\n");
+		return 2;
+	}
+	if (!!kernel == !!payload) {
+		fprintf(stderr, "silo-vmm: give exactly one of --kernel or --payload\n");
+		usage(stderr);
+		return 2;
+	}
+
+	/* Signals are taken synchronously by the main thread; vcpu threads inherit the mask. */
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGINT);
+	sigaddset(&s, SIGTERM);
+	sigaddset(&s, SIGUSR2);
+	sigaddset(&s, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &s, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	const char *path = kernel ? kernel : payload;
+	cleanup_free char *img = NULL;
+	size_t img_len = 0;
+	silo_error err = {0};
+	char ebuf[1024];
+	if (read_file(path, 64u << 20, &img, &img_len, &err) < 0) {
+		fprintf(stderr, "silo-vmm: %s\n", silo_error_str(&err, ebuf, sizeof ebuf));
+		return 1;
+	}
+	int serial_fd = STDOUT_FILENO;
+	if (cfg.serial_log) {
+		serial_fd = open(cfg.serial_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+		if (serial_fd < 0) {
+			fprintf(stderr, "silo-vmm: --serial-log %s: %s\n", cfg.serial_log, strerror(errno));
+			return 1;
+		}
+	}
+
+	static vm v; /* large (vcpu array); keep it off the stack */
+	int status = 1;
+	if (vm_create(&v, &cfg, &err) < 0)
+		goto fail;
+	v.t_process_start = t0;
+	if (serial_attach(&v, serial_fd, &err) < 0 || i8042_attach(&v, &err) < 0 ||
+	    debug_exit_attach(&v, &err) < 0 || (cfg.boot_timer && boot_timer_attach(&v, &err) < 0))
+		goto fail;
+	if (kernel ? loader_load_elf64(&v, (uint8_t *)img, img_len, &err)
+		   : loader_load_flat(&v, (uint8_t *)img, img_len, &err))
+		goto fail;
+	for (int i = 0; i < v.nvcpus; i++) {
+		/* With the in-kernel LAPIC, KVM keeps APs in wait-for-SIPI (UNINITIALIZED):
+		 * only the BSP (vcpu 0) runs the entry; the guest starts the others. */
+		if (vcpu_setup_regs(&v.vcpus[i], &v.boot, &err) < 0)
+			goto fail;
+	}
+	if (vcpus_start(&v, &err) < 0)
+		goto fail;
+	vm_exit_reason r = vm_run_until_stop(&v);
+	int code = atomic_load(&v.exit_code);
+	uint64_t exits = 0;
+	for (int i = 0; i < v.nvcpus; i++)
+		exits += v.vcpus[i].exits;
+	unsigned long long tb = atomic_load(&v.t_boot_timer), tp = atomic_load(&v.t_first_post);
+	fprintf(stderr,
+		"silo-vmm: metrics {\"exit_reason\":\"%s\",\"exit_code\":%d,\"vm_setup_us\":%llu,"
+		"\"first_post_us\":%lld,\"boot_timer_us\":%lld,\"boot_timer_since_process_us\":%lld,"
+		"\"exits\":%llu,\"unhandled_io\":%llu}\n",
+		vm_exit_reason_name(r), code, (unsigned long long)((v.t_vm_start - t0) / 1000),
+		tp ? (long long)((tp - v.t_vm_start) / 1000) : -1LL,
+		tb ? (long long)((tb - v.t_vm_start) / 1000) : -1LL, tb ? (long long)((tb - t0) / 1000) : -1LL,
+		(unsigned long long)exits, (unsigned long long)v.bus.unhandled);
+	switch (r) {
+	case VM_EXIT_DEBUG_EXIT: status = code; break;
+	case VM_EXIT_TIMEOUT: status = 124; break;
+	case VM_EXIT_ERROR: status = 1; break;
+	default: status = 0; break;
+	}
+	vm_destroy(&v);
+	if (serial_fd != STDOUT_FILENO)
+		close(serial_fd);
+	return status;
+fail:
+	fprintf(stderr, "silo-vmm: %s\n", silo_error_str(&err, ebuf, sizeof ebuf));
+	vm_destroy(&v);
+	if (serial_fd != STDOUT_FILENO)
+		close(serial_fd);
+	return 1;
+}

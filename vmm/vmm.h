@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * silo-vmm internals: the VM, guest memory, the I/O bus and the vCPUs.
+ * Layout and protocols: docs/vmm.md.
+ */
+#ifndef SILO_VMM_H
+#define SILO_VMM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+#define VMM_MAX_VCPUS 32
+#define VMM_MAX_BUS_DEVICES 64
+
+/* Guest physical memory layout (docs/vmm.md). */
+#define GPA_GDT 0x500ULL
+#define GPA_PML4 0x9000ULL
+#define GPA_PDPT 0xa000ULL
+#define GPA_PD 0xb000ULL /* 4 pages: identity map of 4 GiB with 2 MiB pages */
+#define GPA_FLAT_LOAD 0x10000ULL /* raw flat payloads, entered in real mode at 1000:0000 */
+#define GPA_TSS 0xfffbd000ULL
+#define GPA_IDENTITY_MAP 0xfffbc000ULL
+#define GPA_MMIO_GAP_START 0xc0000000ULL /* no RAM between here and 4 GiB */
+#define GPA_BOOT_TIMER 0xd0000000ULL
+#define BOOT_TIMER_MAGIC 123
+
+/* Port-I/O devices. */
+#define PORT_SERIAL0 0x3f8
+#define PORT_I8042_DATA 0x60
+#define PORT_I8042_CMD 0x64
+#define PORT_DEBUG_EXIT 0xf4 /* QEMU isa-debug-exit compatible */
+#define PORT_BOOT_TIMER 0x440
+#define PORT_POST 0x80 /* first write = first guest instruction timestamp */
+
+typedef struct guest_mem {
+	int memfd;
+	uint8_t *host;
+	uint64_t size; /* bytes of RAM starting at GPA 0 (below the MMIO gap) */
+} guest_mem;
+
+/* memory.c */
+int guest_mem_create(guest_mem *m, uint64_t size, silo_error *err);
+void guest_mem_destroy(guest_mem *m);
+/* Host pointer for [gpa, gpa+len) or NULL if any byte is outside guest RAM. */
+void *guest_mem_ptr(const guest_mem *m, uint64_t gpa, uint64_t len);
+/* Copy in/out with full bounds checks; -1 (no partial copy) when out of range. */
+int guest_mem_write(const guest_mem *m, uint64_t gpa, const void *src, uint64_t len);
+int guest_mem_read(const guest_mem *m, uint64_t gpa, void *dst, uint64_t len);
+
+/* bus.c: port and MMIO ranges dispatched to devices. */
+typedef enum bus_space { BUS_PIO, BUS_MMIO } bus_space;
+struct vm;
+typedef struct bus_device_ops {
+	const char *name;
+	/* offset is relative to the range base; len is 1..8. */
+	void (*read)(void *opaque, uint64_t offset, uint8_t *data, uint32_t len);
+	void (*write)(void *opaque, uint64_t offset, const uint8_t *data, uint32_t len);
+} bus_device_ops;
+typedef struct bus_range {
+	bus_space space;
+	uint64_t base, len;
+	const bus_device_ops *ops;
+	void *opaque;
+} bus_range;
+typedef struct bus {
+	pthread_mutex_t lock; /* device emulation is serialized (devices are simple) */
+	bus_range ranges[VMM_MAX_BUS_DEVICES];
+	size_t n;
+	uint64_t unhandled; /* accesses nobody claimed (reads return all ones) */
+} bus;
+void bus_init(bus *b);
+void bus_destroy(bus *b);
+int bus_register(bus *b, bus_space space, uint64_t base, uint64_t len, const bus_device_ops *ops,
+		 void *opaque, silo_error *err);
+/* Returns true when a device claimed the access. */
+bool bus_access(bus *b, bus_space space, uint64_t addr, uint8_t *data, uint32_t len, bool is_write);
+
+/* Why the VM stopped. */
+typedef enum vm_exit_reason {
+	VM_EXIT_NONE = 0,
+	VM_EXIT_HALT,       /* HLT without an in-kernel irqchip */
+	VM_EXIT_RESET,      /* i8042 0xFE or KVM_SYSTEM_EVENT reset */
+	VM_EXIT_SHUTDOWN,   /* triple fault or KVM_SYSTEM_EVENT shutdown */
+	VM_EXIT_DEBUG_EXIT, /* write to the debug-exit port */
+	VM_EXIT_SIGNAL,     /* SIGTERM/SIGINT to the VMM */
+	VM_EXIT_TIMEOUT,    /* --timeout-ms elapsed */
+	VM_EXIT_ERROR,      /* internal error or unhandled guest state */
+} vm_exit_reason;
+const char *vm_exit_reason_name(vm_exit_reason r);
+
+typedef struct vcpu {
+	struct vm *vm;
+	int index;
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	pthread_t thread;
+	bool started;
+	uint64_t exits;
+} vcpu;
+
+typedef enum boot_mode {
+	BOOT_REAL_MODE, /* CS:IP = entry_cs:entry_ip */
+	BOOT_LONG_MODE, /* 64-bit, identity-mapped 4 GiB, RIP = entry */
+	BOOT_PROT32,    /* 32-bit flat protected mode, paging off (PVH) */
+} boot_mode;
+
+typedef struct boot_state {
+	boot_mode mode;
+	uint64_t entry;
+	uint16_t entry_cs;
+	uint64_t rsp;
+	uint64_t rsi; /* bzImage: boot_params */
+	uint64_t rbx; /* PVH: hvm_start_info */
+} boot_state;
+
+typedef struct vm_config {
+	uint64_t mem_bytes;
+	int vcpus;
+	bool irqchip; /* in-kernel LAPIC/IOAPIC/PIC + PIT (default on) */
+	const char *serial_log; /* NULL = stdout */
+	bool boot_timer;
+	uint64_t timeout_ms; /* 0 = none */
+} vm_config;
+
+typedef struct serial_dev serial_dev;
+
+typedef struct vm {
+	vm_config cfg;
+	int kvm_fd, vm_fd;
+	guest_mem mem;
+	bus bus;
+	vcpu vcpus[VMM_MAX_VCPUS];
+	int nvcpus;
+	boot_state boot;
+	struct kvm_cpuid2 *cpuid;
+	serial_dev *serial;
+	int serial_fd;
+	/* Timing: CLOCK_MONOTONIC ns. */
+	uint64_t t_process_start, t_vm_start, t_first_run;
+	atomic_ullong t_boot_timer; /* 0 until the guest signals */
+	atomic_ullong t_first_post; /* first write to PORT_POST */
+	atomic_int exit_reason;
+	atomic_int exit_code;
+	atomic_bool stopping;
+	pthread_t main_thread;
+} vm;
+
+/* kvm.c */
+int vm_create(vm *v, const vm_config *cfg, silo_error *err);
+void vm_destroy(vm *v);
+/* Record the first stop reason (later ones are ignored) and wake the main thread. */
+void vm_request_stop(vm *v, vm_exit_reason r, int code);
+
+/* vcpu.c */
+int vcpu_create(vm *v, int index, silo_error *err);
+int vcpu_setup_regs(vcpu *c, const boot_state *b, silo_error *err);
+int vcpus_start(vm *v, silo_error *err);
+void vcpus_stop_and_join(vm *v);
+/* Wait until the VM stops (signal, device, timeout). Returns the reason. */
+vm_exit_reason vm_run_until_stop(vm *v);
+
+/* boot/loader.c */
+typedef enum payload_kind { PAYLOAD_FLAT, PAYLOAD_ELF64, PAYLOAD_PVH, PAYLOAD_BZIMAGE } payload_kind;
+int loader_load_flat(vm *v, const uint8_t *img, size_t len, silo_error *err);
+/* Plain ELF64 executable (unikernel style): PT_LOAD segments into RAM, 64-bit entry. */
+int loader_load_elf64(vm *v, const uint8_t *img, size_t len, silo_error *err);
+/* Build GDT + identity page tables for long-mode entry. */
+int loader_setup_long_mode_tables(vm *v, silo_error *err);
+
+/* devices */
+int serial_attach(vm *v, int out_fd, silo_error *err);
+int i8042_attach(vm *v, silo_error *err);
+int boot_timer_attach(vm *v, silo_error *err);
+int debug_exit_attach(vm *v, silo_error *err);
+
+uint64_t vmm_now_ns(void);
+
+#endif
