@@ -149,6 +149,9 @@ void vm_destroy(vm *v)
 	v->vm_fd = v->kvm_fd = -1;
 	free(v->cpuid);
 	v->cpuid = NULL;
+	for (int i = 0; i < v->nvirtio; i++)
+		virtio_mmio_destroy(v->virtio[i]);
+	v->nvirtio = 0;
 	free(v->serial);
 	v->serial = NULL;
 	bus_destroy(&v->bus);

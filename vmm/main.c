@@ -3,6 +3,10 @@
  *
  *   silo-vmm (--kernel ELF | --payload FLAT) [--mem MiB] [--vcpus N]
  *            [--serial-log FILE] [--boot-timer] [--no-irqchip] [--timeout-ms N]
+ *            [--drive PATH[,ro][,id=ID]]... [--rng]
+ *
+ * virtio-mmio devices sit at 0xd0001000 + i*0x1000 with IOAPIC pin 5 + i, in
+ * command-line order (drives first, then rng).
  *
  * On exit it prints one line to stderr:
  *   silo-vmm: metrics {"exit_reason":"halt","exit_code":0,...}
@@ -19,12 +23,14 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "devices/virtio/virtio.h"
 #include "vmm.h"
 
 static void usage(FILE *f)
 {
 	fputs("usage: silo-vmm (--kernel ELF64 | --payload FLAT.bin) [--mem MiB] [--vcpus N]\n"
-	      "                [--serial-log FILE] [--boot-timer] [--no-irqchip] [--timeout-ms N]\n",
+	      "                [--serial-log FILE] [--boot-timer] [--no-irqchip] [--timeout-ms N]\n"
+	      "                [--drive PATH[,ro][,id=ID]]... [--rng]\n",
 	      f);
 }
 
@@ -47,7 +53,10 @@ int main(int argc, char **argv)
 	uint64_t t0 = vmm_now_ns();
 	vm_config cfg = {.mem_bytes = 128ULL << 20, .vcpus = 1, .irqchip = true};
 	const char *kernel = NULL, *payload = NULL;
-	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL };
+	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL, OPT_DRIVE, OPT_RNG };
+	const char *drives[8];
+	int ndrives = 0;
+	bool rng = false;
 	static const struct option opts[] = {
 		{"kernel", required_argument, NULL, 'k'},
 		{"payload", required_argument, NULL, 'p'},
@@ -57,6 +66,8 @@ int main(int argc, char **argv)
 		{"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
 		{"no-irqchip", no_argument, NULL, OPT_NO_IRQCHIP},
 		{"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+		{"drive", required_argument, NULL, OPT_DRIVE},
+		{"rng", no_argument, NULL, OPT_RNG},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -83,6 +94,14 @@ int main(int argc, char **argv)
 			if (parse_u64("--timeout-ms", optarg, 1, 86400000, &cfg.timeout_ms) < 0)
 				return 2;
 			break;
+		case OPT_DRIVE:
+			if (ndrives == 8) {
+				fprintf(stderr, "silo-vmm: --drive: at most 8 drives\n");
+				return 2;
+			}
+			drives[ndrives++] = optarg;
+			break;
+		case OPT_RNG: rng = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -137,6 +156,35 @@ int main(int argc, char **argv)
 	if (serial_attach(&v, serial_fd, &err) < 0 || i8042_attach(&v, &err) < 0 ||
 	    debug_exit_attach(&v, &err) < 0 || (cfg.boot_timer && boot_timer_attach(&v, &err) < 0))
 		goto fail;
+	uint64_t vbase = GPA_VIRTIO_BASE;
+	uint32_t virq = VIRTIO_IRQ_BASE;
+	for (int i = 0; i < ndrives; i++, vbase += 0x1000, virq++) {
+		/* PATH[,ro][,id=ID]: the path is everything before the first comma. */
+		char spec[4096];
+		snprintf(spec, sizeof spec, "%s", drives[i]);
+		bool ro = false;
+		const char *id = NULL;
+		char *save = NULL, *p = strtok_r(spec, ",", &save);
+		for (char *o2 = strtok_r(NULL, ",", &save); o2; o2 = strtok_r(NULL, ",", &save)) {
+			if (!strcmp(o2, "ro"))
+				ro = true;
+			else if (!strncmp(o2, "id=", 3) && strlen(o2 + 3) <= 20)
+				id = o2 + 3;
+			else {
+				silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0,
+					  "--drive %s: unknown option \"%s\" (ro, id=ID up to 20 chars)", drives[i], o2);
+				goto fail;
+			}
+		}
+		void *dev = p ? virtio_blk_create(p, ro, id, &err) : NULL;
+		if (!dev || virtio_mmio_attach(&v, vbase, virq, ro ? &virtio_blk_ro_ops : &virtio_blk_ops, dev, NULL, &err) < 0)
+			goto fail;
+	}
+	if (rng) {
+		void *dev = virtio_rng_create(&err);
+		if (!dev || virtio_mmio_attach(&v, vbase, virq, &virtio_rng_ops, dev, NULL, &err) < 0)
+			goto fail;
+	}
 	if (kernel ? loader_load_elf64(&v, (uint8_t *)img, img_len, &err)
 		   : loader_load_flat(&v, (uint8_t *)img, img_len, &err))
 		goto fail;

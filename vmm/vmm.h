@@ -27,6 +27,8 @@
 #define GPA_MMIO_GAP_START 0xc0000000ULL /* no RAM between here and 4 GiB */
 #define GPA_BOOT_TIMER 0xd0000000ULL
 #define BOOT_TIMER_MAGIC 123
+#define GPA_VIRTIO_BASE 0xd0001000ULL /* virtio-mmio device i at + i * 0x1000 */
+#define VIRTIO_IRQ_BASE 5
 
 /* Port-I/O devices. */
 #define PORT_SERIAL0 0x3f8
@@ -139,6 +141,8 @@ typedef struct vm {
 	boot_state boot;
 	struct kvm_cpuid2 *cpuid;
 	serial_dev *serial;
+	struct virtio_mmio *virtio[16];
+	int nvirtio;
 	int serial_fd;
 	/* Timing: CLOCK_MONOTONIC ns. */
 	uint64_t t_process_start, t_vm_start, t_first_run;
@@ -155,6 +159,9 @@ int vm_create(vm *v, const vm_config *cfg, silo_error *err);
 void vm_destroy(vm *v);
 /* Record the first stop reason (later ones are ignored) and wake the main thread. */
 void vm_request_stop(vm *v, vm_exit_reason r, int code);
+
+/* devices/virtio/mmio.c: free a transport and its device. */
+void virtio_mmio_destroy(struct virtio_mmio *t);
 
 /* vcpu.c */
 int vcpu_create(vm *v, int index, silo_error *err);

@@ -4,7 +4,7 @@ set -eu
 src=$1 out=$2 kind=$3 addr=$4
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-as --64 -o "$tmp/p.o" "$src"
+as --64 -I "$(dirname "$src")" -o "$tmp/p.o" "$src"
 ld -m elf_x86_64 --no-warn-rwx-segments -nostdlib -N -static -Ttext="$addr" -e _start -o "$tmp/p.elf" "$tmp/p.o"
 if [ "$kind" = flat ]; then
 	objcopy -O binary -j .text "$tmp/p.elf" "$out"

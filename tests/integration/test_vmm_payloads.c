@@ -173,6 +173,58 @@ TEST(sigterm_stops_cleanly)
 	CHECK_CONTAINS(r.err, "\"exit_reason\":\"signal\"");
 }
 
+static void make_disk(char *path)
+{
+	strcpy(path, "/tmp/silo-vmm-disk-XXXXXX");
+	int fd = mkstemp(path);
+	REQUIRE(fd >= 0);
+	static const char line[] = "silo-blk-sector0: hello guest\n";
+	REQUIRE(write(fd, line, sizeof line) == (ssize_t)sizeof line); /* includes the NUL */
+	REQUIRE(ftruncate(fd, 1 << 20) == 0);
+	close(fd);
+}
+
+TEST(virtio_blk_guest_driver_rw)
+{
+	need_kvm();
+	char disk[64], drive[128];
+	make_disk(disk);
+	snprintf(drive, sizeof drive, "%s,id=silo-test-disk", disk);
+	const char *a[] = {"--payload", payload("virtio_blk.bin"), "--drive", drive, "--rng", "--timeout-ms", "20000", NULL};
+	run_result r = run_vmm(a, 0);
+	CHECK_INT_EQ(r.status, 0);
+	CHECK_STR_EQ(r.serial, "silo-blk-sector0: hello guest\nid=silo-test-disk\nwrite status=0\nflush status=0\n");
+	char buf[32] = {0};
+	int fd = open(disk, O_RDONLY);
+	CHECK(pread(fd, buf, 17, 512) == 17);
+	close(fd);
+	CHECK_STR_EQ(buf, "written by guest\n");
+	unlink(disk);
+}
+
+TEST(virtio_blk_guest_driver_read_only)
+{
+	need_kvm();
+	char disk[64], drive[128];
+	make_disk(disk);
+	snprintf(drive, sizeof drive, "%s,ro", disk);
+	const char *a[] = {"--payload", payload("virtio_blk.bin"), "--drive", drive, "--timeout-ms", "20000", NULL};
+	run_result r = run_vmm(a, 0);
+	CHECK_INT_EQ(r.status, 0);
+	/* the write fails with VIRTIO_BLK_S_IOERR; the default id is "silo" */
+	CHECK_STR_EQ(r.serial, "silo-blk-sector0: hello guest\nid=silo\nwrite status=1\nflush status=0\n");
+	char buf[32] = {0};
+	int fd = open(disk, O_RDONLY);
+	CHECK(pread(fd, buf, 17, 512) == 17);
+	close(fd);
+	CHECK(buf[0] == 0);
+	unlink(disk);
+	const char *a2[] = {"--payload", payload("virtio_blk.bin"), "--drive", "/tmp,bogus", NULL};
+	r = run_vmm(a2, 0);
+	CHECK_INT_EQ(r.status, 1);
+	CHECK_CONTAINS(r.err, "unknown option \"bogus\"");
+}
+
 TEST(bad_input_is_rejected_with_field_names)
 {
 	need_kvm();
@@ -198,4 +250,5 @@ TEST(bad_input_is_rejected_with_field_names)
 
 TEST_MAIN(realmode_serial_bootimer_i8042_reset, longmode_mmio_boot_timer_debug_exit,
 	  longmode_two_vcpus_aps_wait_for_sipi, elf64_direct_boot_exit_status, hlt_without_irqchip_exits,
-	  hlt_with_irqchip_times_out, sigterm_stops_cleanly, bad_input_is_rejected_with_field_names)
+	  hlt_with_irqchip_times_out, sigterm_stops_cleanly, virtio_blk_guest_driver_rw,
+	  virtio_blk_guest_driver_read_only, bad_input_is_rejected_with_field_names)

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * virtio: split virtqueues (queue.c), the virtio-mmio v2 transport (mmio.c) and
+ * the devices (blk.c, rng.c), each a static const virtio_device_ops.
+ * The guest is hostile: every ring index, descriptor address, length and chain
+ * is checked against guest RAM and the queue size before use.
+ */
+#ifndef SILO_VMM_VIRTIO_H
+#define SILO_VMM_VIRTIO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../../vmm.h"
+
+#define VIRTQ_MAX_SIZE 256
+#define VIRTQ_DESC_F_NEXT 1
+#define VIRTQ_DESC_F_WRITE 2
+#define VIRTQ_DESC_F_INDIRECT 4
+#define VIRTIO_F_VERSION_1 32
+
+#define VIRTIO_STATUS_ACK 1
+#define VIRTIO_STATUS_DRIVER 2
+#define VIRTIO_STATUS_DRIVER_OK 4
+#define VIRTIO_STATUS_FEATURES_OK 8
+#define VIRTIO_STATUS_NEEDS_RESET 64
+#define VIRTIO_STATUS_FAILED 128
+
+typedef struct virtq {
+	uint16_t size; /* negotiated QueueNum, power of two <= VIRTQ_MAX_SIZE */
+	bool ready;
+	uint64_t desc, avail, used; /* guest physical addresses */
+	uint16_t last_avail;        /* next avail ring slot we will consume */
+	uint16_t used_idx;
+	bool broken; /* a malformed ring was seen: the device needs a reset */
+} virtq;
+
+typedef struct virtq_buf {
+	uint64_t gpa;
+	uint32_t len;
+	bool write; /* device writes (guest reads) */
+} virtq_buf;
+
+typedef struct virtq_chain {
+	uint16_t head;
+	uint16_t n;
+	virtq_buf bufs[VIRTQ_MAX_SIZE];
+	uint64_t readable, writable; /* total bytes */
+} virtq_chain;
+
+/* Check that the three rings of a queue lie in guest RAM with the right alignment. */
+bool virtq_layout_valid(const guest_mem *m, const virtq *q);
+/* Take the next available chain. 1 = got one, 0 = ring empty, -1 = malformed (q->broken set,
+ * reason in why). */
+int virtq_pop(const guest_mem *m, virtq *q, virtq_chain *c, const char **why);
+/* Return a chain to the guest with the number of bytes written. */
+int virtq_push(const guest_mem *m, virtq *q, uint16_t head, uint32_t written);
+/* Scatter/gather helpers over a chain: copy from the readable part (skipping off bytes) and
+ * into the writable part. Return bytes copied. */
+uint64_t virtq_chain_read(const guest_mem *m, const virtq_chain *c, uint64_t off, void *dst, uint64_t len);
+uint64_t virtq_chain_write(const guest_mem *m, const virtq_chain *c, uint64_t off, const void *src, uint64_t len);
+
+struct virtio_mmio;
+typedef struct virtio_device_ops {
+	const char *name;
+	uint32_t device_id;
+	uint64_t features; /* device feature bits (VERSION_1 is added by the transport) */
+	uint16_t num_queues;
+	/* Config space reads/writes (offset relative to 0x100, bounds-checked by the transport). */
+	void (*config_read)(void *dev, uint64_t off, uint8_t *data, uint32_t len);
+	void (*config_write)(void *dev, uint64_t off, const uint8_t *data, uint32_t len);
+	/* Process queue qi; return true if the used ring changed (interrupt the guest). */
+	bool (*notify)(void *dev, struct virtio_mmio *t, int qi);
+	void (*reset)(void *dev);
+	void (*destroy)(void *dev);
+} virtio_device_ops;
+
+typedef struct virtio_mmio {
+	vm *vm;
+	const virtio_device_ops *ops;
+	void *dev;
+	uint64_t base;
+	uint32_t irq;
+	uint32_t status, dev_feat_sel, drv_feat_sel, queue_sel, interrupt_status, config_generation;
+	uint64_t driver_features;
+	virtq queues[8];
+} virtio_mmio;
+
+/* Attach a device at base with irq (IOAPIC pin); appends "virtio_mmio.device=4K@0x..:irq" to
+ * cmdline_extra if non-NULL (size cmdline_len). */
+int virtio_mmio_attach(vm *v, uint64_t base, uint32_t irq, const virtio_device_ops *ops, void *dev,
+		       virtio_mmio **out, silo_error *err);
+/* Device-side: raise the used-buffer interrupt. */
+void virtio_mmio_signal_used(virtio_mmio *t);
+
+/* Devices */
+extern const virtio_device_ops virtio_blk_ops;
+extern const virtio_device_ops virtio_blk_ro_ops;
+extern const virtio_device_ops virtio_rng_ops;
+void *virtio_blk_create(const char *path, bool read_only, const char *id, silo_error *err);
+void *virtio_rng_create(silo_error *err);
+/* For tests: run a device's request handling on a queue without a transport. */
+bool virtio_blk_process(void *dev, const guest_mem *m, virtq *q);
+bool virtio_rng_process(void *dev, const guest_mem *m, virtq *q);
+
+#endif
