@@ -7,7 +7,8 @@
 #   silo.upper_size=S    tmpfs size for the writable layer (default 50% of RAM)
 # It mounts the image read-only, stacks an overlay with a tmpfs upper layer on it,
 # copies silo-agent into the overlay and switch_roots to the agent, which then
-# runs as PID 1 (PID-1 mode mounts /proc, /sys, /dev, /tmp itself).
+# runs as PID 1 (PID-1 mode mounts /proc, /sys, /tmp itself; /dev is the devtmpfs
+# moved over from here).
 # Without silo.root it execs the agent directly from the initramfs.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 bb=/bin/busybox
@@ -47,12 +48,15 @@ $bb mkdir -p /rw/upper /rw/work
 $bb mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work /newroot ||
 	fail "mount overlay"
 # The agent travels in the initramfs, so the disk image does not depend on its version.
-$bb mkdir -p /newroot/usr/local/sbin /newroot/run/silo/lower /newroot/run/silo/rw
+$bb mkdir -p /newroot/usr/local/sbin /newroot/.silo/lower /newroot/.silo/rw /newroot/dev
 $bb cp /sbin/silo-agent /newroot/usr/local/sbin/silo-agent || fail "install agent"
 $bb chmod 0755 /newroot/usr/local/sbin/silo-agent
-# Keep the layers reachable (read-only lower, tmpfs upper) under /run/silo.
-$bb mount --move /lower /newroot/run/silo/lower
-$bb mount --move /rw /newroot/run/silo/rw
+# Keep the layers reachable (read-only lower, tmpfs upper) under /.silo (the agent
+# mounts a fresh tmpfs on /run, so not there).
+$bb mount --move /lower /newroot/.silo/lower
+$bb mount --move /rw /newroot/.silo/rw
+# devtmpfs moves along: the image's static /dev (debootstrap device nodes) lacks
+# the virtio-serial port the agent needs.
+$bb mount --move /dev /newroot/dev || fail "move /dev"
 $bb umount /proc
-$bb umount /dev
 exec $bb switch_root /newroot /usr/local/sbin/silo-agent

@@ -633,7 +633,10 @@ static int q_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 		argv_add(&a, bp.initrd);
 	}
 	char cmdline[QEMU_CMDLINE_MAX];
-	snprintf(cmdline, sizeof cmdline, "console=ttyS0 reboot=t panic=-1 random.trust_cpu=on %s%s%s%s",
+	/* silo.poweroff=reboot: without ACPI a power-off only halts; the agent reboots
+	 * instead and -no-reboot turns that into a QEMU exit */
+	snprintf(cmdline, sizeof cmdline,
+		 "console=ttyS0 reboot=t panic=-1 random.trust_cpu=on silo.poweroff=reboot %s%s%s%s",
 		 getenv("SILO_QEMU_VERBOSE") ? "" : "quiet ", bp.rootdisk[0] ? "silo.root=/dev/vda " : "",
 		 spec->cmdline ? spec->cmdline : "", "");
 	argv_add(&a, "-append");

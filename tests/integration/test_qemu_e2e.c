@@ -25,7 +25,7 @@
 
 extern const provider_ops qemu_provider;
 
-#define BOOT_MS 120000   /* TCG on a loaded 2-core CI box; typically 2-4 s */
+#define BOOT_MS 60000    /* TCG on a loaded 2-core CI box; typically 1-4 s */
 
 static void need_vm(void)
 {
@@ -71,7 +71,7 @@ static int vm_boot(vm *v, const char *id, const char *image, silo_error *err)
 	int fd = qemu_provider.connect(&v->sb, BOOT_MS, err);
 	if (fd < 0)
 		return -1;
-	chan_opts o = {.vm_id = id, .handshake_timeout_ms = BOOT_MS, .heartbeat_ms = 0};
+	chan_opts o = {.vm_id = id, .handshake_timeout_ms = BOOT_MS, .heartbeat_ms = 1000};
 	v->sb.ch = chan_open(fd, &o, &v->sb.agent, err);
 	if (!v->sb.ch) {
 		char diag[2048];
@@ -178,7 +178,7 @@ TEST(python_print_files_and_overlay)
 	char *sh[] = {"sh", "-c",
 		      "echo x > /usr/silo-probe && cat /usr/silo-probe && "
 		      "grep -c ' / overlay ' /proc/mounts && "
-		      "(touch /run/silo/lower/x 2>/dev/null && echo lower-writable || echo lower-ro)",
+		      "(touch /.silo/lower/x 2>/dev/null && echo lower-writable || echo lower-ro)",
 		      NULL};
 	REQUIRE(run(&v, sh, &o, &res, false, &err) == 0);
 	CHECK_STR_EQ(o.data, "x\n1\nlower-ro\n");
