@@ -43,6 +43,7 @@
 
 #define MAX_TASKS 1024
 #define OUTQ_HIGH (4u * 1024u * 1024u)      /* stop reading children above this */
+#define OUTQ_COMPACT (1024u * 1024u)        /* compact the send queue once this much is sent */
 #define STDIN_BACKLOG_MAX (8u * 1024u * 1024u)
 #define READ_CHUNK (64u * 1024u)
 #define DRAIN_MS 200                         /* after exit, wait this long for pipe EOF */
@@ -160,12 +161,18 @@ static void flush_out(void)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return; /* EAGAIN: poll for POLLOUT; errors surface on read */
+			break; /* EAGAIN: poll for POLLOUT; errors surface on read */
 		}
 		G.outq_off += (size_t)n;
 	}
 	if (G.outq_off == G.outq.len) {
 		mp_buf_reset(&G.outq);
+		G.outq_off = 0;
+	} else if (G.outq_off >= OUTQ_COMPACT) {
+		/* A host that keeps up only just never empties the queue: move the
+		 * unsent tail to the front so the buffer stays bounded. */
+		memmove(G.outq.p, G.outq.p + G.outq_off, G.outq.len - G.outq_off);
+		G.outq.len -= G.outq_off;
 		G.outq_off = 0;
 	}
 }
@@ -1305,6 +1312,8 @@ int main(int argc, char **argv)
 		for (task *t = G.tasks, *nx; t; t = nx) {
 			nx = t->next;
 			if (t->kind == T_EXEC) {
+				if (t->exited && !room && (t->out_fd >= 0 || t->err_fd >= 0))
+					t->drain_until_ns = now + DRAIN_MS * 1000000ull; /* the drain window runs only while we may read */
 				if (t->exited && ((t->out_fd < 0 && t->err_fd < 0) || now >= t->drain_until_ns)) {
 					if (G.conn >= 0)
 						finish_exec(t);

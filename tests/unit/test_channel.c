@@ -449,6 +449,79 @@ TEST(hostile_frames_after_handshake_close_the_channel)
 }
 
 
+
+typedef struct slow_sink {
+	uint64_t bytes;
+	int calls;
+	bool bad;
+} slow_sink;
+
+static void slow_collect(void *ud, int stream, const void *buf, size_t len)
+{
+	slow_sink *k = ud;
+	const uint8_t *p = buf;
+	for (size_t i = 0; i < len; i++) /* `tr` output: 'x' everywhere */
+		if (p[i] != 'x')
+			k->bad = true;
+	k->bytes += len;
+	if (stream != 1)
+		k->bad = true;
+	if (k->calls++ < 40)
+		usleep(25000); /* a host that cannot keep up for ~1 s */
+}
+
+static long vm_hwm_kib(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	long kib = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (!strncmp(line, "VmHWM:", 6))
+			kib = strtol(line + 6, NULL, 10);
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+TEST(flooding_process_is_throttled_not_buffered)
+{
+	agent_proc a;
+	start(&a, 0);
+	slow_sink k = {0};
+	/* 48 MiB as fast as the pipe takes it, then exit at once: nothing may be lost
+	 * while the host is slow, and the agent must not buffer it all. */
+	char *argv[] = {"sh", "-c", "head -c 50331648 /dev/zero | tr '\\0' x", NULL};
+	exec_req r = {.argv = argv, .uid = -1, .gid = -1};
+	exec_result res;
+	silo_error err;
+	REQUIRE(chan_exec(a.c, &r, slow_collect, &k, &res, &err) == 0);
+	CHECK_INT_EQ(res.exit_code, 0);
+	CHECK_INT_EQ(k.bytes, 50331648ull);
+	CHECK(!k.bad);
+	long hwm = vm_hwm_kib(a.pid);
+	printf("# agent peak RSS %ld KiB for 48 MiB of output\n", hwm);
+	CHECK(hwm > 0 && hwm < 16 * 1024);
+	stop(&a);
+}
+
+TEST(exec_as_another_user_drops_groups)
+{
+	if (geteuid() != 0)
+		SKIP("needs root to change uid/gid");
+	agent_proc a;
+	start(&a, 0);
+	outbuf o;
+	exec_result res;
+	char *argv[] = {"sh", "-c", "id -u; id -g; id -G", NULL};
+	exec_req r = {.uid = 65534, .gid = 65534};
+	REQUIRE(run(&a, argv, &r, &o, &res) == 0);
+	CHECK_INT_EQ(res.exit_code, 0);
+	CHECK_STR_EQ((char *)o.out.p, "65534\n65534\n65534\n");
+	outbuf_free(&o);
+	stop(&a);
+}
+
 /* ---- raw protocol against the real agent (no chan in between) ---- */
 
 static void raw_send(int fd, const wire_msg *m)
@@ -721,4 +794,5 @@ TEST_MAIN(exec_exit_codes_and_streams, exec_env_cwd_stdin_timeout, exec_stdin_st
 	  heartbeat_detects_frozen_agent, hostile_handshakes_are_rejected,
 	  hostile_frames_after_handshake_close_the_channel, version_mismatch_is_a_clear_error,
 	  agent_survives_hostile_host_bytes, second_hello_resyncs_the_session,
-	  listen_fd_serves_successive_connections, shutdown_ends_the_agent)
+	  listen_fd_serves_successive_connections, shutdown_ends_the_agent,
+	  flooding_process_is_throttled_not_buffered, exec_as_another_user_drops_groups)
