@@ -20,7 +20,10 @@ TMP=$(mktemp -d /tmp/silo-images-test.XXXXXX)
 trap 'rm -rf "$TMP"; echo "1..$N"' EXIT
 export SILO_CACHE_DIR="$TMP/cache" SILO_IMAGES_DIR="$S/images"
 mkdir -p "$SILO_CACHE_DIR/kernel"
-ln -s "$(readlink -f "$real_cache/kernel/current")" "$SILO_CACHE_DIR/kernel/current"
+kkey=$(readlink -f "$real_cache/kernel/current")
+# link the keyed kernel directory too, so build-kernel.sh finds its cache and never rebuilds here
+ln -s "$kkey" "$SILO_CACHE_DIR/kernel/$(basename "$kkey")"
+ln -s "$(basename "$kkey")" "$SILO_CACHE_DIR/kernel/current"
 
 out=$("$SILO" image ls)
 check "ls on an empty store prints only the header" test "$(echo "$out" | wc -l)" = 1
