@@ -54,6 +54,7 @@ typedef struct ns_state {
 	ns_cgroup cg;
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	unsigned long long starttime;
+	int err_fd;             /* setup error pipe (read end), -1 after reattach */
 } ns_state;
 
 /* Capabilities kept in the bounding set (Docker's default set minus
@@ -65,6 +66,56 @@ static const int keep_caps[] = {
 };
 
 static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+
+/* ---- async-signal-safe string helpers for the forked children ----
+ * The children are forked from a possibly multi-threaded process (silod):
+ * another thread may have held a lock (malloc, stdio, locale) at fork, so the
+ * children use only syscalls and these lock-free helpers: no malloc, no
+ * snprintf, no strerror. */
+
+static size_t s_cat(char *dst, size_t n, size_t at, const char *src)
+{
+	size_t l = strlen(src);
+	if (at >= n)
+		return at;
+	if (l > n - 1 - at)
+		l = n - 1 - at;
+	memcpy(dst + at, src, l);
+	dst[at + l] = '\0';
+	return at + l;
+}
+
+/* dst = a "/" b [ "/" c ]; dst must not alias the inputs. */
+static void s_join3(char *dst, size_t n, const char *a, const char *b, const char *c)
+{
+	dst[0] = '\0';
+	size_t at = s_cat(dst, n, 0, a);
+	at = s_cat(dst, n, at, "/");
+	at = s_cat(dst, n, at, b);
+	if (c) {
+		at = s_cat(dst, n, at, "/");
+		s_cat(dst, n, at, c);
+	}
+}
+
+static void s_join(char *dst, size_t n, const char *a, const char *b)
+{
+	s_join3(dst, n, a, b, NULL);
+}
+
+static void s_uint(char *dst, size_t n, unsigned long v)
+{
+	char tmp[24];
+	size_t i = 0;
+	do {
+		tmp[i++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && i < sizeof tmp);
+	size_t j = 0;
+	while (i && j + 1 < n)
+		dst[j++] = tmp[--i];
+	dst[j] = '\0';
+}
 
 /* ---- /proc helpers ---- */
 
@@ -135,15 +186,25 @@ typedef struct child_args {
 	int err_fd;          /* write end, CLOEXEC */
 	int sync_fd;         /* read end: EOF once the uid map is written */
 	bool userns;
+	const ns_bpf *bpf;   /* compiled in the parent */
 } child_args;
 
 __attribute__((noreturn)) static void child_fail(const child_args *a, const char *step)
 {
-	char msg[512];
+	char msg[512], num[24];
 	int e = errno;
-	int n = snprintf(msg, sizeof msg, "%s: %s", step, strerror(e));
-	if (n > 0)
-		(void)!write(a->err_fd, msg, (size_t)MIN(n, (int)sizeof msg - 1));
+	const char *d = strerrordesc_np(e);
+	msg[0] = '\0';
+	size_t at = s_cat(msg, sizeof msg, 0, step);
+	at = s_cat(msg, sizeof msg, at, ": ");
+	if (d) {
+		at = s_cat(msg, sizeof msg, at, d);
+	} else {
+		s_uint(num, sizeof num, (unsigned long)e);
+		at = s_cat(msg, sizeof msg, at, "errno ");
+		at = s_cat(msg, sizeof msg, at, num);
+	}
+	(void)!write(a->err_fd, msg, at);
 	_exit(127);
 }
 
@@ -151,7 +212,7 @@ static int mnt_at(const child_args *a, const char *src, const char *rel, const c
 		  unsigned long flags, const char *data)
 {
 	char p[PATH_MAX + 32];
-	snprintf(p, sizeof p, "%s/%s", a->merged, rel);
+	s_join(p, sizeof p, a->merged, rel);
 	return mount(src, p, type, flags, data);
 }
 
@@ -162,7 +223,7 @@ static void lo_up(const child_args *a)
 		child_fail(a, "socket for lo");
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof ifr);
-	snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+	memcpy(ifr.ifr_name, "lo", 3);
 	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
 		child_fail(a, "SIOCGIFFLAGS lo");
 	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
@@ -230,20 +291,20 @@ __attribute__((noreturn)) static void child_main(const child_args *a)
 		child_fail(a, "mount /dev");
 	char p[PATH_MAX + 64], host[64];
 	for (size_t i = 0; i < ARRAY_SIZE(dev_nodes); i++) {
-		snprintf(p, sizeof p, "%s/dev/%s", a->merged, dev_nodes[i]);
+		s_join3(p, sizeof p, a->merged, "dev", dev_nodes[i]);
 		int fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
 		if (fd < 0)
 			child_fail(a, "create a /dev node mount point");
 		close(fd);
-		snprintf(host, sizeof host, "/dev/%s", dev_nodes[i]);
+		s_join(host, sizeof host, "/dev", dev_nodes[i]);
 		if (mount(host, p, NULL, MS_BIND, NULL) < 0)
 			child_fail(a, "bind a /dev node");
 	}
-	snprintf(p, sizeof p, "%s/dev/pts", a->merged);
+	s_join(p, sizeof p, a->merged, "dev/pts");
 	mkdir(p, 0755);
 	if (mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620") < 0)
 		child_fail(a, "mount /dev/pts");
-	snprintf(p, sizeof p, "%s/dev/ptmx", a->merged);
+	s_join(p, sizeof p, a->merged, "dev/ptmx");
 	if (symlink("pts/ptmx", p) < 0)
 		child_fail(a, "symlink /dev/ptmx");
 	static const char *const links[][2] = {
@@ -251,10 +312,10 @@ __attribute__((noreturn)) static void child_main(const child_args *a)
 		{"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(links); i++) {
-		snprintf(p, sizeof p, "%s/dev/%s", a->merged, links[i][1]);
+		s_join3(p, sizeof p, a->merged, "dev", links[i][1]);
 		(void)!symlink(links[i][0], p);
 	}
-	snprintf(p, sizeof p, "%s/dev/shm", a->merged);
+	s_join(p, sizeof p, a->merged, "dev/shm");
 	mkdir(p, 01777);
 	if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
 		child_fail(a, "mount /dev/shm");
@@ -298,16 +359,18 @@ __attribute__((noreturn)) static void child_main(const child_args *a)
 	drop_caps(a);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fail(a, "no_new_privs");
-	int rc = ns_seccomp_install();
+	int rc = ns_seccomp_apply(a->bpf);
 	if (rc < 0) {
 		errno = -rc;
 		child_fail(a, "load the seccomp filter");
 	}
-	char fdarg[16];
-	snprintf(fdarg, sizeof fdarg, "%d", AGENT_FD);
-	char *const argv[] = {"silo-agent", "--init", "--listen-fd", fdarg, NULL};
+	_Static_assert(AGENT_FD == 3, "argv below names fd 3");
+	char *const argv[] = {"silo-agent", "--init", "--listen-fd", "3", NULL};
 	char *const envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 			      "HOME=/root", "TERM=xterm", "container=silo", NULL};
+	char marker = 0;
+	if (write(a->err_fd, &marker, 1) != 1)
+		_exit(127);
 	execve("/sbin/silo-agent", argv, envp);
 	child_fail(a, "exec /sbin/silo-agent");
 }
@@ -316,8 +379,9 @@ __attribute__((noreturn)) static void child_main(const child_args *a)
 
 static int write_map(pid_t pid, const char *file, const char *text)
 {
-	char p[64];
-	snprintf(p, sizeof p, "/proc/%d/%s", (int)pid, file);
+	char p[64], num[24];
+	s_uint(num, sizeof num, (unsigned long)pid);
+	s_join3(p, sizeof p, "/proc", num, file);
 	int fd = open(p, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
@@ -332,7 +396,7 @@ __attribute__((noreturn)) static void intermediate(child_args *a, int pid_wr, in
 {
 	setsid();
 	char me[32];
-	snprintf(me, sizeof me, "%d", (int)getpid());
+	s_uint(me, sizeof me, (unsigned long)getpid());
 	for (int i = 0; i < a->ncg; i++) {
 		int fd = open(a->procs[i], O_WRONLY | O_CLOEXEC);
 		if (fd < 0 || write_all(fd, me, strlen(me)) < 0)
@@ -351,10 +415,13 @@ __attribute__((noreturn)) static void intermediate(child_args *a, int pid_wr, in
 	}
 	close(a->sync_fd);
 	if (a->userns) {
-		char map[64];
-		snprintf(map, sizeof map, "0 %d 1\n", (int)getuid());
-		char gmap[64];
-		snprintf(gmap, sizeof gmap, "0 %d 1\n", (int)getgid());
+		char map[64], gmap[64], num[24];
+		s_uint(num, sizeof num, (unsigned long)getuid());
+		map[0] = '\0';
+		s_cat(map, sizeof map, s_cat(map, sizeof map, s_cat(map, sizeof map, 0, "0 "), num), " 1\n");
+		s_uint(num, sizeof num, (unsigned long)getgid());
+		gmap[0] = '\0';
+		s_cat(gmap, sizeof gmap, s_cat(gmap, sizeof gmap, s_cat(gmap, sizeof gmap, 0, "0 "), num), " 1\n");
 		if (write_map((pid_t)pid, "setgroups", "deny") < 0 || write_map((pid_t)pid, "uid_map", map) < 0 ||
 		    write_map((pid_t)pid, "gid_map", gmap) < 0) {
 			kill((pid_t)pid, SIGKILL);
@@ -447,8 +514,10 @@ static int ns_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 	}
 
 	ns_state *s = xcalloc(1, sizeof *s);
+	s->err_fd = -1;
 	child_args *a = xcalloc(1, sizeof *a);
 	int listen_fd = -1, pipe_pid[2] = {-1, -1}, pipe_err[2] = {-1, -1}, pipe_sync[2] = {-1, -1};
+	ns_bpf bpf = {0};
 	bool cg_made = false;
 	char upper[PATH_MAX + 16], work[PATH_MAX + 16];
 	snprintf(upper, sizeof upper, "%s/upper", sb->rundir);
@@ -483,6 +552,9 @@ static int ns_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 	for (int i = 0; i < s->cg.n; i++)
 		memcpy(a->procs[i], s->cg.procs[i], PATH_MAX);
 	a->userns = geteuid() != 0;
+	if (ns_seccomp_build(&bpf, err) < 0)
+		goto fail;
+	a->bpf = &bpf;
 	if (pipe2(pipe_pid, O_CLOEXEC) < 0 || pipe2(pipe_err, O_CLOEXEC) < 0 || pipe2(pipe_sync, O_CLOEXEC) < 0) {
 		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: pipe: %s", strerror(errno));
 		goto fail;
@@ -509,11 +581,13 @@ static int ns_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 		;
 	int32_t init = 0;
 	ssize_t got = read(pipe_pid[0], &init, sizeof init);
-	/* The init closes the error pipe at exec (CLOEXEC) or writes why it failed. */
+	/* The init writes one NUL byte right before execve, or "step: error" if
+	 * setup failed. Not EOF: siblings spawned concurrently by other threads
+	 * hold copies of the write end until they exec themselves. */
 	char msg[512] = "";
 	size_t mlen = 0;
 	uint64_t end = now_mono_ns() + NS_SETUP_TIMEOUT_MS * 1000000ull;
-	bool timed_out = false;
+	bool timed_out = false, ready = false;
 	for (;;) {
 		int left = (int)((int64_t)(end - now_mono_ns()) / 1000000);
 		if (left <= 0) {
@@ -531,16 +605,19 @@ static int ns_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 		ssize_t r = read(pipe_err[0], msg + mlen, sizeof msg - 1 - mlen);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0 || mlen + (size_t)r >= sizeof msg - 1) {
-			if (r > 0)
-				mlen += (size_t)r;
+		if (r <= 0)
+			break;
+		mlen += (size_t)r;
+		if (msg[0] == '\0' && mlen == 1) {
+			ready = true;
 			break;
 		}
-		mlen += (size_t)r;
+		if (mlen >= sizeof msg - 1)
+			break;
 	}
 	msg[mlen] = '\0';
-	if (got != sizeof init || init <= 0 || mlen || timed_out ||
-	    !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+	const char *why = msg[0] ? msg : (mlen > 1 ? msg + 1 : "");
+	if (got != sizeof init || init <= 0 || !ready || timed_out || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		if (init > 0)
 			kill(init, SIGKILL);
 		if (timed_out)
@@ -548,18 +625,23 @@ static int ns_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 				     "namespace: sandbox setup did not finish within %d ms", NS_SETUP_TIMEOUT_MS);
 		else
 			silo_fail_vm(err, SILO_ERR_IO_ERROR, 0, sb->id, "namespace: sandbox setup failed: %s",
-				     msg[0] ? msg : "the setup process died");
+				     why[0] ? why : "the setup process died");
 		if (init > 0)
 			wait_gone(init, 0, 5000);
 		goto fail;
 	}
+	/* Keep the read end: an execve failure after the marker lands there and
+	 * diagnostics() reports it. */
+	set_nonblock(pipe_err[0], true);
+	s->err_fd = pipe_err[0];
+	pipe_err[0] = -1;
 	sb->pid = init;
 	char state;
 	if (proc_stat(init, &state, &s->starttime) < 0)
 		s->starttime = 0;
 	close(listen_fd), listen_fd = -1;
 	close(pipe_pid[0]);
-	close(pipe_err[0]);
+	ns_seccomp_free(&bpf);
 	free(a);
 	sb->prov = s;
 	if (write_pidfile(sb, s, err) < 0) {
@@ -571,6 +653,7 @@ static int ns_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 		sb->pid = 0;
 		ns_cgroup_remove(&s->cg);
 		remove_rundir_contents(sb);
+		close(s->err_fd);
 		free(s);
 		(void)e2;
 		return -1;
@@ -591,6 +674,7 @@ fail:
 		ns_cgroup_remove(&s->cg);
 	remove_rundir_contents(sb);
 	silo_error_set_vm(err, sb->id);
+	ns_seccomp_free(&bpf);
 	free(a);
 	free(s);
 	return -1;
@@ -673,8 +757,11 @@ static int ns_terminate(sandbox *sb, int grace_ms, silo_error *err)
 	}
 	int cg = ns_cgroup_remove(&s->cg);
 	remove_rundir_contents(sb);
-	if (s != &tmp)
+	if (s != &tmp) {
+		if (s->err_fd >= 0)
+			close(s->err_fd);
 		free(s);
+	}
 	sb->prov = NULL;
 	if (cg < 0)
 		return silo_fail_vm(err, SILO_ERR_CLEANUP_FAILED, EBUSY, sb->id,
@@ -703,6 +790,7 @@ static int ns_reattach(sandbox *sb, silo_error *err)
 	if (!pid_alive(pid, start))
 		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, ESRCH, sb->id, "namespace: init %d is gone", pid);
 	ns_state *s = xcalloc(1, sizeof *s);
+	s->err_fd = -1;
 	s->starttime = start;
 	ns_cgroup_paths(sb->id, &s->cg);
 	snprintf(s->sock, sizeof s->sock, "%.*s/agent.sock", (int)(sizeof s->sock - 12), sb->rundir);
@@ -783,6 +871,15 @@ static void ns_diagnostics(sandbox *sb, char *buf, size_t len)
 		snprintf(comm, sizeof comm, "%s", txt);
 		comm[strcspn(comm, "\n")] = '\0';
 		free(txt);
+	}
+	char late[256] = "";
+	if (s && s->err_fd >= 0) {
+		ssize_t r = read(s->err_fd, late, sizeof late - 1);
+		late[r > 0 ? r : 0] = '\0';
+	}
+	if (late[0]) {
+		snprintf(buf, len, "namespace init %d: %s", (int)sb->pid, late);
+		return;
 	}
 	if (sb->pid <= 0 || proc_stat(sb->pid, &state, &st) < 0 || (s && s->starttime && st != s->starttime))
 		snprintf(buf, len, "namespace init %d has exited", (int)sb->pid);

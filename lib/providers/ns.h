@@ -7,6 +7,7 @@
 #define SILO_PROVIDERS_NS_H
 
 #include <limits.h>
+#include <linux/filter.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -48,9 +49,15 @@ typedef struct ns_deny_entry {
 } ns_deny_entry;
 extern const ns_deny_entry ns_seccomp_deny[];
 extern const size_t ns_seccomp_deny_count;
-/* Load the deny-list (EPERM) into the calling process. Runs in the child
- * right before exec: async-signal-safe enough (libseccomp allocates, the child
- * is single-threaded). Returns 0 or -errno. */
+typedef struct ns_bpf {
+	struct sock_fprog prog;
+} ns_bpf;
+/* Compile the deny-list (EPERM) to BPF in the parent (libseccomp allocates). */
+int ns_seccomp_build(ns_bpf *out, silo_error *err);
+void ns_seccomp_free(ns_bpf *b);
+/* In the child: load it (a prctl only; needs no_new_privs or CAP_SYS_ADMIN). 0 or -errno. */
+int ns_seccomp_apply(const ns_bpf *b);
+/* build + no_new_privs + apply in the calling process (tests). 0 or -errno. */
 int ns_seccomp_install(void);
 
 /* ---- base rootfs ---- */
