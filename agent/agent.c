@@ -1011,6 +1011,13 @@ static void try_open_device(void)
 		G.reopen_at_ns = now_ns() + 50 * 1000000ull;
 		return;
 	}
+	if (isatty(fd)) { /* a serial console or hvc port: bytes, not lines */
+		struct termios tio;
+		if (tcgetattr(fd, &tio) == 0) {
+			cfmakeraw(&tio);
+			tcsetattr(fd, TCSANOW, &tio);
+		}
+	}
 	G.conn = fd;
 	G.reopen_at_ns = 0;
 }

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <termios.h>
 
 #include "common/util.h"
 #include "core/channel.h"
@@ -789,10 +790,57 @@ TEST(shutdown_ends_the_agent)
 	stop(&a);
 }
 
+
+TEST(device_mode_over_a_tty_resyncs_per_host_connection)
+{
+	/* --device with a PTY standing in for the virtio-serial port: the host
+	 * side (master) reconnects twice without the agent seeing a hangup. */
+	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	REQUIRE(master >= 0);
+	REQUIRE(grantpt(master) == 0 && unlockpt(master) == 0);
+	struct termios tio;
+	REQUIRE(tcgetattr(master, &tio) == 0);
+	cfmakeraw(&tio);
+	REQUIRE(tcsetattr(master, TCSANOW, &tio) == 0);
+	char path[4096], dev[64];
+	snprintf(dev, sizeof dev, "%s", ptsname(master));
+	silo_error err;
+	REQUIRE(find_helper_binary("silo-agent", path, sizeof path, &err) == 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl(path, "silo-agent", "--device", dev, (char *)NULL);
+		_exit(127);
+	}
+	REQUIRE(pid > 0);
+	for (int round = 0; round < 2; round++) {
+		chan_opts o = {.vm_id = "tty", .handshake_timeout_ms = 3000};
+		agent_info info;
+		chan *c = chan_open(fcntl(master, F_DUPFD_CLOEXEC, 3), &o, &info, &err);
+		if (!c)
+			printf("# round %d: %s\n", round, err.message);
+		REQUIRE(c);
+		CHECK_INT_EQ(info.pid, pid);
+		char *argv[] = {"sh", "-c", "printf 'a\\r\\nb\\0c'; exit 4", NULL};
+		agent_proc ap = {.c = c};
+		outbuf ob;
+		exec_result res;
+		REQUIRE(run(&ap, argv, NULL, &ob, &res) == 0);
+		CHECK_INT_EQ(res.exit_code, 4);
+		CHECK_INT_EQ(ob.out.len, 6 + 1);
+		CHECK(memcmp(ob.out.p, "a\r\nb\0c", 6) == 0); /* binary-clean: raw mode */
+		outbuf_free(&ob);
+		chan_close(c);
+	}
+	kill(pid, SIGTERM);
+	expect_clean_exit(pid);
+	close(master);
+}
+
 TEST_MAIN(exec_exit_codes_and_streams, exec_env_cwd_stdin_timeout, exec_stdin_stream_and_signal, pty_session,
 	  large_output_and_file_round_trip, stat_list_mkdir_remove, concurrent_tasks_match_ids,
 	  heartbeat_detects_frozen_agent, hostile_handshakes_are_rejected,
 	  hostile_frames_after_handshake_close_the_channel, version_mismatch_is_a_clear_error,
 	  agent_survives_hostile_host_bytes, second_hello_resyncs_the_session,
 	  listen_fd_serves_successive_connections, shutdown_ends_the_agent,
-	  flooding_process_is_throttled_not_buffered, exec_as_another_user_drops_groups)
+	  flooding_process_is_throttled_not_buffered, exec_as_another_user_drops_groups,
+	  device_mode_over_a_tty_resyncs_per_host_connection)
