@@ -60,6 +60,58 @@ SILO_PUBLIC const char *silo_code_name(silo_code code);
 SILO_PUBLIC silo_code silo_code_from_name(const char *name);
 SILO_PUBLIC const char *silo_version(void);
 
+/* ---- specs (hac.toml, docs/hac-toml.md) ---- */
+typedef struct silo_spec silo_spec;
+
+SILO_PUBLIC silo_spec *silo_spec_parse(const char *toml, size_t len, silo_error *err);
+SILO_PUBLIC silo_spec *silo_spec_load(const char *path, silo_error *err);
+/* Template for "kvm", "qemu" or "namespace" (NULL: automatic provider). */
+SILO_PUBLIC silo_spec *silo_spec_default(const char *provider, silo_error *err);
+/* Canonical hac.toml; free() the result. */
+SILO_PUBLIC char *silo_spec_format(const silo_spec *spec);
+/* Set an environment variable for commands run in the sandbox. */
+SILO_PUBLIC int silo_spec_set_env(silo_spec *spec, const char *key, const char *value, silo_error *err);
+SILO_PUBLIC void silo_spec_free(silo_spec *spec);
+
+/* ---- sandboxes (embedded: no daemon; see docs/openapi.yaml for silod) ---- */
+typedef struct silo_sandbox silo_sandbox;
+
+/* stream: 1 = stdout, 2 = stderr. Called from a library thread. */
+typedef void (*silo_output_fn)(void *userdata, int stream, const void *buf, size_t len);
+
+typedef struct silo_exec_opts {
+	const char *const *argv;      /* NULL-terminated, required */
+	const char *const *env;       /* "K=V", NULL-terminated, or NULL */
+	const char *cwd;              /* NULL = the spec's workdir or "/" */
+	const void *stdin_data;
+	size_t stdin_len;
+	uint32_t timeout_ms;          /* 0 = none */
+	silo_output_fn on_output;     /* NULL = discard output */
+	void *userdata;
+} silo_exec_opts;
+
+typedef struct silo_exec_result {
+	int exit_code;                /* 128+signal when killed */
+	int signal;
+	int timed_out;
+	uint64_t duration_ms;
+} silo_exec_result;
+
+/* Spawn and wait until the agent is ready (BOOT_TIMEOUT otherwise, nothing left behind). */
+SILO_PUBLIC int silo_sandbox_create(const silo_spec *spec, silo_sandbox **out, silo_error *err);
+SILO_PUBLIC const char *silo_sandbox_id(const silo_sandbox *sb);
+/* Provider actually used ("namespace", "qemu", "kvm"). */
+SILO_PUBLIC const char *silo_sandbox_provider(const silo_sandbox *sb);
+SILO_PUBLIC int silo_sandbox_exec(silo_sandbox *sb, const silo_exec_opts *opts, silo_exec_result *res,
+				  silo_error *err);
+SILO_PUBLIC int silo_sandbox_write_file(silo_sandbox *sb, const char *path, const void *buf, size_t len,
+					uint32_t mode, silo_error *err);
+/* Read at most max bytes (0 = 64 MiB); *out is NUL-terminated, free() it. */
+SILO_PUBLIC int silo_sandbox_read_file(silo_sandbox *sb, const char *path, size_t max, char **out,
+				       size_t *len, silo_error *err);
+/* Terminate, verify nothing is left on the host (CLEANUP_FAILED lists residue), free. */
+SILO_PUBLIC int silo_sandbox_destroy(silo_sandbox *sb, silo_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * The public C API through the shared library only (libsilo.so, silo.h):
+ * a real namespace sandbox, and the export list is exactly the public API.
+ */
+#include "harness.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+
+#include "silo/silo.h"
+
+typedef struct out {
+	pthread_mutex_t mu;
+	char buf[4096];
+	size_t n;
+} out;
+
+static void on_output(void *ud, int stream, const void *p, size_t len)
+{
+	out *o = ud;
+	pthread_mutex_lock(&o->mu);
+	if (stream == 1 && o->n + len < sizeof o->buf) {
+		memcpy(o->buf + o->n, p, len);
+		o->n += len;
+	}
+	pthread_mutex_unlock(&o->mu);
+}
+
+TEST(namespace_sandbox_through_the_public_api)
+{
+	if (geteuid() != 0)
+		SKIP("needs root for the namespace provider");
+	silo_error err;
+	const char *doc = "[vm]\nname = \"api-test\"\nprovider = \"namespace\"\n[sandbox.env]\nGREETING = \"hello\"\n";
+	silo_spec *spec = silo_spec_parse(doc, strlen(doc), &err);
+	REQUIRE(spec);
+	REQUIRE(silo_spec_set_env(spec, "WHO", "api", &err) == 0);
+	silo_sandbox *sb;
+	if (silo_sandbox_create(spec, &sb, &err) < 0)
+		printf("# create: %s %s\n", silo_code_name(err.code), err.message);
+	REQUIRE(silo_sandbox_create(spec, &sb, &err) == 0 || (sb = NULL));
+	CHECK_STR_EQ(silo_sandbox_provider(sb), "namespace");
+	CHECK(strncmp(silo_sandbox_id(sb), "sb-", 3) == 0);
+	out o = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	const char *argv[] = {"sh", "-c", "echo \"$GREETING $WHO $EXTRA\"; exit 7", NULL};
+	const char *env[] = {"EXTRA=call", NULL};
+	silo_exec_opts eo = {.argv = argv, .env = env, .on_output = on_output, .userdata = &o};
+	silo_exec_result res;
+	REQUIRE(silo_sandbox_exec(sb, &eo, &res, &err) == 0);
+	CHECK_INT_EQ(res.exit_code, 7);
+	o.buf[o.n] = '\0';
+	CHECK_STR_EQ(o.buf, "hello api call\n");
+	REQUIRE(silo_sandbox_write_file(sb, "/tmp/f.txt", "payload", 7, 0600, &err) == 0);
+	char *back;
+	size_t len;
+	REQUIRE(silo_sandbox_read_file(sb, "/tmp/f.txt", 0, &back, &len, &err) == 0);
+	CHECK(len == 7 && !memcmp(back, "payload", 7));
+	free(back);
+	const char *empty[] = {NULL};
+	silo_exec_opts bad = {.argv = empty};
+	CHECK(silo_sandbox_exec(sb, &bad, &res, &err) < 0);
+	CHECK_INT_EQ(err.code, SILO_ERR_INVALID_CONFIG);
+	CHECK_INT_EQ(silo_sandbox_destroy(sb, &err), 0);
+	silo_spec_free(spec);
+}
+
+TEST(spec_errors_and_format)
+{
+	silo_error err;
+	CHECK(silo_spec_parse("[vm]\nname = 1\n", 14, &err) == NULL);
+	CHECK_INT_EQ(err.code, SILO_ERR_INVALID_CONFIG);
+	CHECK_CONTAINS(err.message, "vm.name: expected string, got integer");
+	silo_spec *s = silo_spec_default("qemu", &err);
+	REQUIRE(s);
+	char *t = silo_spec_format(s);
+	CHECK_CONTAINS(t, "provider = \"qemu\"");
+	silo_spec *back = silo_spec_parse(t, strlen(t), &err);
+	CHECK(back != NULL);
+	free(t);
+	silo_spec_free(s);
+	silo_spec_free(back);
+	CHECK(silo_spec_default("xen", &err) == NULL);
+	CHECK_STR_EQ(silo_version(), SILO_VERSION);
+}
+
+TEST(only_the_public_api_is_exported)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/libsilo.so", getenv("SILO_BUILD_ROOT"));
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	REQUIRE(h);
+	CHECK(dlsym(h, "silo_sandbox_create") != NULL);
+	CHECK(dlsym(h, "silo_code_name") != NULL);
+	/* internal functions stay hidden, even those with the silo_ prefix */
+	CHECK(dlsym(h, "spec_parse") == NULL);
+	CHECK(dlsym(h, "chan_open") == NULL);
+	CHECK(dlsym(h, "silo_fail") == NULL);
+	CHECK(dlsym(h, "toml_parse") == NULL);
+	dlclose(h);
+}
+
+TEST_MAIN(namespace_sandbox_through_the_public_api, spec_errors_and_format, only_the_public_api_is_exported)
