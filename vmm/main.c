@@ -3,7 +3,10 @@
  *
  *   silo-vmm (--kernel ELF | --payload FLAT) [--mem MiB] [--vcpus N]
  *            [--serial-log FILE] [--boot-timer] [--no-irqchip] [--timeout-ms N]
- *            [--drive PATH[,ro][,id=ID]]... [--rng]
+ *            [--drive PATH[,ro][,id=ID]]... [--rng] [--initrd FILE] [--cmdline STR]
+ *
+ * --kernel takes a bzImage (64-bit boot protocol), an ELF vmlinux with a PVH
+ * note (32-bit PVH entry), or a plain ELF64 executable (direct 64-bit entry).
  *
  * virtio-mmio devices sit at 0xd0001000 + i*0x1000 with IOAPIC pin 5 + i, in
  * command-line order (drives first, then rng).
@@ -30,7 +33,7 @@ static void usage(FILE *f)
 {
 	fputs("usage: silo-vmm (--kernel ELF64 | --payload FLAT.bin) [--mem MiB] [--vcpus N]\n"
 	      "                [--serial-log FILE] [--boot-timer] [--no-irqchip] [--timeout-ms N]\n"
-	      "                [--drive PATH[,ro][,id=ID]]... [--rng]\n",
+	      "                [--drive PATH[,ro][,id=ID]]... [--rng] [--initrd FILE] [--cmdline STR]\n",
 	      f);
 }
 
@@ -53,7 +56,8 @@ int main(int argc, char **argv)
 	uint64_t t0 = vmm_now_ns();
 	vm_config cfg = {.mem_bytes = 128ULL << 20, .vcpus = 1, .irqchip = true};
 	const char *kernel = NULL, *payload = NULL;
-	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL, OPT_DRIVE, OPT_RNG };
+	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL, OPT_DRIVE, OPT_RNG, OPT_INITRD, OPT_CMDLINE };
+	const char *initrd_path = NULL, *cmdline = "console=ttyS0 reboot=k panic=1 pci=off";
 	const char *drives[8];
 	int ndrives = 0;
 	bool rng = false;
@@ -68,6 +72,8 @@ int main(int argc, char **argv)
 		{"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
 		{"drive", required_argument, NULL, OPT_DRIVE},
 		{"rng", no_argument, NULL, OPT_RNG},
+		{"initrd", required_argument, NULL, OPT_INITRD},
+		{"cmdline", required_argument, NULL, OPT_CMDLINE},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -102,6 +108,8 @@ int main(int argc, char **argv)
 			drives[ndrives++] = optarg;
 			break;
 		case OPT_RNG: rng = true; break;
+		case OPT_INITRD: initrd_path = optarg; break;
+		case OPT_CMDLINE: cmdline = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -135,7 +143,7 @@ int main(int argc, char **argv)
 	size_t img_len = 0;
 	silo_error err = {0};
 	char ebuf[1024];
-	if (read_file(path, 64u << 20, &img, &img_len, &err) < 0) {
+	if (read_file(path, 256u << 20, &img, &img_len, &err) < 0) {
 		fprintf(stderr, "silo-vmm: %s\n", silo_error_str(&err, ebuf, sizeof ebuf));
 		return 1;
 	}
@@ -149,6 +157,9 @@ int main(int argc, char **argv)
 	}
 
 	static vm v; /* large (vcpu array); keep it off the stack */
+	cleanup_free char *full_cmdline = NULL;
+	cleanup_free char *initrd = NULL;
+	size_t initrd_len = 0;
 	int status = 1;
 	if (vm_create(&v, &cfg, &err) < 0)
 		goto fail;
@@ -185,8 +196,33 @@ int main(int argc, char **argv)
 		if (!dev || virtio_mmio_attach(&v, vbase, virq, &virtio_rng_ops, dev, NULL, &err) < 0)
 			goto fail;
 	}
-	if (kernel ? loader_load_elf64(&v, (uint8_t *)img, img_len, &err)
-		   : loader_load_flat(&v, (uint8_t *)img, img_len, &err))
+	/* Linux finds virtio-mmio devices on its command line. */
+	full_cmdline = xstrdup(cmdline);
+	for (int i = 0; i < v.nvirtio; i++) {
+		char *n2 = xasprintf("%s virtio_mmio.device=4K@0x%llx:%u", full_cmdline,
+				     (unsigned long long)v.virtio[i]->base, v.virtio[i]->irq);
+		free(full_cmdline);
+		full_cmdline = n2;
+	}
+	if (initrd_path && read_file(initrd_path, 1u << 30, &initrd, &initrd_len, &err) < 0)
+		goto fail;
+	uint32_t pvh_entry;
+	const uint8_t *im = (const uint8_t *)img;
+	int lr;
+	if (!kernel) {
+		lr = loader_load_flat(&v, im, img_len, &err);
+	} else if (linux_is_bzimage(im, img_len)) {
+		lr = linux_load_bzimage(&v, im, img_len, (uint8_t *)initrd, initrd_len, full_cmdline, &err);
+	} else if (linux_elf_pvh_entry(im, img_len, &pvh_entry)) {
+		lr = linux_load_pvh(&v, im, img_len, (uint8_t *)initrd, initrd_len, full_cmdline, &err);
+	} else {
+		if (initrd_path) {
+			silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "--initrd: the kernel is neither a bzImage nor a PVH vmlinux");
+			goto fail;
+		}
+		lr = loader_load_elf64(&v, im, img_len, &err);
+	}
+	if (lr < 0)
 		goto fail;
 	for (int i = 0; i < v.nvcpus; i++) {
 		/* With the in-kernel LAPIC, KVM keeps APs in wait-for-SIPI (UNINITIALIZED):

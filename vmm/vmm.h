@@ -179,6 +179,14 @@ int loader_load_elf64(vm *v, const uint8_t *img, size_t len, silo_error *err);
 /* Build GDT + identity page tables for long-mode entry. */
 int loader_setup_long_mode_tables(vm *v, silo_error *err);
 
+/* boot/linux.c */
+bool linux_elf_pvh_entry(const uint8_t *img, size_t len, uint32_t *entry);
+bool linux_is_bzimage(const uint8_t *img, size_t len);
+int linux_load_pvh(vm *v, const uint8_t *img, size_t len, const uint8_t *initrd, size_t initrd_len,
+		   const char *cmdline, silo_error *err);
+int linux_load_bzimage(vm *v, const uint8_t *img, size_t len, const uint8_t *initrd, size_t initrd_len,
+		       const char *cmdline, silo_error *err);
+
 /* devices */
 int serial_attach(vm *v, int out_fd, silo_error *err);
 int i8042_attach(vm *v, silo_error *err);

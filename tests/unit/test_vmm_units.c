@@ -157,4 +157,71 @@ TEST(flat_loader_bounds)
 	guest_mem_destroy(&v->mem);
 }
 
-TEST_MAIN(guest_mem_bounds, bus_dispatch_and_overlap, elf_loader_validates_everything, flat_loader_bounds)
+TEST(bzimage_header_validation)
+{
+	vm *v = mem_only_vm();
+	silo_error err = {0};
+	static uint8_t img[0x4000];
+	memset(img, 0, sizeof img);
+	img[0x1fe] = 0x55;
+	img[0x1ff] = 0xaa;
+	memcpy(img + 0x202, "HdrS", 4);
+	img[0x201] = 0x66;
+	CHECK(linux_is_bzimage(img, sizeof img));
+	CHECK(!linux_is_bzimage(img, 0x200));
+	img[0x206] = 0x0b, img[0x207] = 0x02; /* 2.11 */
+	CHECK(linux_load_bzimage(v, img, sizeof img, NULL, 0, "x", &err) == -1);
+	CHECK_CONTAINS(err.message, "too old");
+	img[0x206] = 0x0f; /* 2.15 */
+	CHECK(linux_load_bzimage(v, img, sizeof img, NULL, 0, "x", &err) == -1);
+	CHECK_CONTAINS(err.message, "XLF_KERNEL_64");
+	img[0x236] = 1;
+	img[0x1f1] = 0x7f; /* setup beyond the file */
+	CHECK(linux_load_bzimage(v, img, sizeof img, NULL, 0, "x", &err) == -1);
+	CHECK_CONTAINS(err.message, "setup_sects");
+	img[0x1f1] = 4;
+	img[0x238] = 16; /* cmdline_size 16 */
+	CHECK(linux_load_bzimage(v, img, sizeof img, NULL, 0, "a command line that is too long", &err) == -1);
+	CHECK_CONTAINS(err.message, "cmdline");
+	static uint8_t initrd[16 << 20];
+	img[0x22c] = 0xff, img[0x22d] = 0xff, img[0x22e] = 0xff, img[0x22f] = 0x7f;
+	CHECK(linux_load_bzimage(v, img, sizeof img, initrd, sizeof initrd, "ok", &err) == -1);
+	CHECK_CONTAINS(err.message, "initrd");
+	CHECK(linux_load_bzimage(v, img, sizeof img, initrd, 4096, "console=ttyS0", &err) == 0);
+	CHECK_INT_EQ(v->boot.mode, BOOT_LONG_MODE);
+	CHECK_INT_EQ(v->boot.entry, 0x100200);
+	uint8_t *bp = guest_mem_ptr(&v->mem, 0x7000, 4096);
+	CHECK_INT_EQ(bp[0x1e8], 3);   /* e820 entries */
+	CHECK_INT_EQ(bp[0x210], 0xff); /* type_of_loader */
+	uint32_t rd;
+	memcpy(&rd, bp + 0x218, 4);
+	CHECK_INT_EQ(rd, (8 << 20) - 4096);
+	CHECK_STR_EQ((char *)guest_mem_ptr(&v->mem, 0x20000, 1), "console=ttyS0");
+	guest_mem_destroy(&v->mem);
+}
+
+TEST(pvh_note_parsing)
+{
+	uint8_t img[4096];
+	make_elf(img, 0x200000, 0x10, 0x10, 0x200000, 0x200);
+	uint32_t entry = 0;
+	CHECK(!linux_elf_pvh_entry(img, sizeof img, &entry));
+	/* add a PT_NOTE with a Xen PHYS32_ENTRY note */
+	Elf64_Ehdr *eh = (Elf64_Ehdr *)img;
+	eh->e_phnum = 2;
+	Elf64_Phdr ph = {.p_type = PT_NOTE, .p_offset = 0x300, .p_filesz = 12 + 4 + 4};
+	memcpy(img + sizeof *eh + sizeof ph, &ph, sizeof ph);
+	Elf64_Nhdr nh = {.n_namesz = 4, .n_descsz = 4, .n_type = 18};
+	memcpy(img + 0x300, &nh, sizeof nh);
+	memcpy(img + 0x30c, "Xen", 4);
+	uint32_t e = 0x1000abc;
+	memcpy(img + 0x310, &e, 4);
+	CHECK(linux_elf_pvh_entry(img, sizeof img, &entry));
+	CHECK_INT_EQ(entry, 0x1000abc);
+	/* a note whose descriptor runs past the segment is ignored */
+	((Elf64_Nhdr *)(img + 0x300))->n_descsz = 400;
+	CHECK(!linux_elf_pvh_entry(img, sizeof img, &entry));
+}
+
+TEST_MAIN(guest_mem_bounds, bus_dispatch_and_overlap, elf_loader_validates_everything, flat_loader_bounds,
+	  bzimage_header_validation, pvh_note_parsing)
