@@ -1269,9 +1269,11 @@ int main(int argc, char **argv)
 		G.conn = fd;
 		G.exit_on_disconnect = true;
 		set_nb(fd);
+		fcntl(fd, F_SETFD, FD_CLOEXEC); /* never leak the channel into tasks */
 	} else if (lfd >= 0) {
 		G.listen_fd = lfd;
 		set_nb(lfd);
+		fcntl(lfd, F_SETFD, FD_CLOEXEC);
 	} else if (device[0]) {
 		G.device = device;
 		try_open_device();

@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sodium.h>
 #include <sys/socket.h>
@@ -836,6 +837,105 @@ TEST(device_mode_over_a_tty_resyncs_per_host_connection)
 	close(master);
 }
 
+
+static int disconnects;
+static void on_disconnect(void *ud)
+{
+	(void)ud;
+	disconnects++;
+}
+
+TEST(agent_death_fails_pending_operations)
+{
+	int sv[2];
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	set_cloexec(sv[0], true);
+	pid_t pid = spawn_agent(sv[1]);
+	REQUIRE(pid > 0);
+	close(sv[1]);
+	chan_opts o = {.vm_id = "dying", .heartbeat_ms = 0, .on_disconnect = on_disconnect,
+		       .on_violation = on_violation};
+	silo_error err;
+	chan *c = chan_open(sv[0], &o, NULL, &err);
+	REQUIRE(c);
+	outbuf ob;
+	pthread_mutex_init(&ob.mu, NULL);
+	mp_buf_init(&ob.out);
+	mp_buf_init(&ob.err);
+	char *argv[] = {"sh", "-c", "echo $$; exec sleep 30", NULL};
+	exec_req r = {.argv = argv, .uid = -1, .gid = -1};
+	uint32_t id;
+	REQUIRE(chan_exec_start(c, &r, collect, &ob, &id, &err) == 0);
+	for (int i = 0; i < 500; i++) {
+		pthread_mutex_lock(&ob.mu);
+		bool have = ob.out.len > 0 && memchr(ob.out.p, '\n', ob.out.len);
+		pthread_mutex_unlock(&ob.mu);
+		if (have)
+			break;
+		usleep(10000);
+	}
+	pthread_mutex_lock(&ob.mu);
+	mp_put_raw(&ob.out, "", 1);
+	pid_t sleeper = (pid_t)atoi((char *)ob.out.p);
+	pthread_mutex_unlock(&ob.mu);
+	REQUIRE(sleeper > 1);
+	int before = violations;
+	kill(pid, SIGKILL);
+	exec_result res;
+	CHECK(chan_exec_wait(c, id, 5000, &res, &err) < 0);
+	CHECK_INT_EQ(err.code, SILO_ERR_VSOCK_DISCONNECTED);
+	CHECK(!chan_is_connected(c));
+	CHECK(chan_ping(c, 1000, &err) < 0);
+	CHECK_INT_EQ(err.code, SILO_ERR_VSOCK_DISCONNECTED);
+	CHECK_INT_EQ(disconnects, 1);
+	CHECK_INT_EQ(violations, before); /* a hangup is not a protocol violation */
+	chan_close(c);
+	CHECK_INT_EQ(disconnects, 1); /* once, not again on close */
+	kill(sleeper, SIGKILL); /* SIGKILLed agents cannot clean up; a VM would be torn down */
+	waitpid(pid, NULL, 0);
+	outbuf_free(&ob);
+}
+
+TEST(hostname_in_a_uts_namespace)
+{
+	if (geteuid() != 0)
+		SKIP("needs root for a UTS namespace");
+	int sv[2];
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	set_cloexec(sv[0], true);
+	char path[4096];
+	silo_error err;
+	REQUIRE(find_helper_binary("silo-agent", path, sizeof path, &err) == 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (unshare(CLONE_NEWUTS) < 0)
+			_exit(126);
+		char fdstr[16];
+		snprintf(fdstr, sizeof fdstr, "%d", sv[1]);
+		execl(path, "silo-agent", "--hostname", "silo-test-box", "--fd", fdstr, (char *)NULL);
+		_exit(127);
+	}
+	REQUIRE(pid > 0);
+	close(sv[1]);
+	chan_opts o = {.vm_id = "uts"};
+	agent_proc a = {.pid = pid};
+	a.c = chan_open(sv[0], &o, NULL, &err);
+	if (!a.c)
+		printf("# %s\n", err.message);
+	REQUIRE(a.c);
+	char *argv[] = {"uname", "-n", NULL};
+	outbuf ob;
+	exec_result res;
+	REQUIRE(run(&a, argv, NULL, &ob, &res) == 0);
+	CHECK_STR_EQ((char *)ob.out.p, "silo-test-box\n");
+	outbuf_free(&ob);
+	char host[256];
+	gethostname(host, sizeof host);
+	CHECK(strcmp(host, "silo-test-box") != 0); /* ours is untouched */
+	chan_close(a.c);
+	expect_clean_exit(pid);
+}
+
 TEST_MAIN(exec_exit_codes_and_streams, exec_env_cwd_stdin_timeout, exec_stdin_stream_and_signal, pty_session,
 	  large_output_and_file_round_trip, stat_list_mkdir_remove, concurrent_tasks_match_ids,
 	  heartbeat_detects_frozen_agent, hostile_handshakes_are_rejected,
@@ -843,4 +943,5 @@ TEST_MAIN(exec_exit_codes_and_streams, exec_env_cwd_stdin_timeout, exec_stdin_st
 	  agent_survives_hostile_host_bytes, second_hello_resyncs_the_session,
 	  listen_fd_serves_successive_connections, shutdown_ends_the_agent,
 	  flooding_process_is_throttled_not_buffered, exec_as_another_user_drops_groups,
-	  device_mode_over_a_tty_resyncs_per_host_connection)
+	  device_mode_over_a_tty_resyncs_per_host_connection, agent_death_fails_pending_operations,
+	  hostname_in_a_uts_namespace)
