@@ -16,11 +16,6 @@
 #include "common/util.h"
 #include "core/sandbox.h"
 
-/* spec.c may be linked in or not (e.g. a provider-only test binary); fall
- * back to a member-wise deep copy of the same struct. */
-extern void spec_copy(vm_spec *dst, const vm_spec *src) __attribute__((weak));
-extern void spec_free(vm_spec *s) __attribute__((weak));
-
 #define DEFAULT_BOOT_TIMEOUT_NS_MS 10000   /* namespace: a process start */
 #define DEFAULT_BOOT_TIMEOUT_VM_MS 120000  /* qemu TCG boots take seconds to a minute */
 #define CONNECT_RETRY_MS 10
@@ -106,86 +101,6 @@ void cleanup_report_free(cleanup_report *r)
 
 /* ---- spec copy ---- */
 
-static char *dup_or_null(const char *s)
-{
-	return s ? xstrdup(s) : NULL;
-}
-
-static void local_spec_copy(vm_spec *d, const vm_spec *s)
-{
-	*d = *s;
-	d->description = dup_or_null(s->description);
-	d->provider = dup_or_null(s->provider);
-	d->kernel = dup_or_null(s->kernel);
-	d->initrd = dup_or_null(s->initrd);
-	d->rootfs = dup_or_null(s->rootfs);
-	d->image = dup_or_null(s->image);
-	d->cmdline = dup_or_null(s->cmdline);
-	d->tap = dup_or_null(s->tap);
-	d->mac = dup_or_null(s->mac);
-	d->workdir = dup_or_null(s->workdir);
-	for (size_t i = 0; i < s->n_egress && i < SPEC_MAX_EGRESS; i++)
-		d->egress[i] = dup_or_null(s->egress[i]);
-	for (size_t i = 0; i < s->n_drives && i < SPEC_MAX_DRIVES; i++) {
-		d->drives[i].id = dup_or_null(s->drives[i].id);
-		d->drives[i].path = dup_or_null(s->drives[i].path);
-	}
-	for (size_t i = 0; i < s->n_env && i < SPEC_MAX_KV; i++) {
-		d->env[i].key = dup_or_null(s->env[i].key);
-		d->env[i].value = dup_or_null(s->env[i].value);
-	}
-	for (size_t i = 0; i < s->n_metadata && i < SPEC_MAX_KV; i++) {
-		d->metadata[i].key = dup_or_null(s->metadata[i].key);
-		d->metadata[i].value = dup_or_null(s->metadata[i].value);
-	}
-}
-
-static void local_spec_free(vm_spec *s)
-{
-	free(s->description);
-	free(s->provider);
-	free(s->kernel);
-	free(s->initrd);
-	free(s->rootfs);
-	free(s->image);
-	free(s->cmdline);
-	free(s->tap);
-	free(s->mac);
-	free(s->workdir);
-	for (size_t i = 0; i < s->n_egress && i < SPEC_MAX_EGRESS; i++)
-		free(s->egress[i]);
-	for (size_t i = 0; i < s->n_drives && i < SPEC_MAX_DRIVES; i++) {
-		free(s->drives[i].id);
-		free(s->drives[i].path);
-	}
-	for (size_t i = 0; i < s->n_env && i < SPEC_MAX_KV; i++) {
-		free(s->env[i].key);
-		free(s->env[i].value);
-	}
-	for (size_t i = 0; i < s->n_metadata && i < SPEC_MAX_KV; i++) {
-		free(s->metadata[i].key);
-		free(s->metadata[i].value);
-	}
-	memset(s, 0, sizeof *s);
-}
-
-static void sb_spec_copy(vm_spec *d, const vm_spec *s)
-{
-	if (spec_copy && spec_free) {
-		memset(d, 0, sizeof *d);
-		spec_copy(d, s);
-	} else {
-		local_spec_copy(d, s);
-	}
-}
-
-static void sb_spec_free(vm_spec *s)
-{
-	if (spec_copy && spec_free)
-		spec_free(s);
-	else
-		local_spec_free(s);
-}
 
 /* ---- helpers ---- */
 
@@ -204,7 +119,7 @@ static sandbox *sb_alloc(const char *id, const vm_spec *spec, const provider_ops
 		snprintf(sb->id, sizeof sb->id, "%s", id);
 	else
 		random_id("sb-", sb->id, sizeof sb->id);
-	sb_spec_copy(&sb->spec, spec);
+	spec_copy(&sb->spec, spec);
 	sb->ops = ops;
 	pthread_mutex_init(&sb->lock, NULL);
 	sb->state = SB_PROVISIONING;
@@ -219,7 +134,7 @@ static void sb_free(sandbox *sb)
 		return;
 	if (sb->ch)
 		chan_close(sb->ch);
-	sb_spec_free(&sb->spec);
+	spec_free(&sb->spec);
 	pthread_mutex_destroy(&sb->lock);
 	free(sb);
 }
