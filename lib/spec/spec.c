@@ -32,6 +32,8 @@ static const char *const providers[] = {"kvm", "qemu", "namespace"};
 /* ---------------- error helpers ---------------- */
 
 static int verr(silo_error *err, const toml_value *at, const char *field, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+static int verr(silo_error *err, const toml_value *at, const char *field, const char *fmt, va_list ap)
 {
 	char msg[768];
 	vsnprintf(msg, sizeof msg, fmt, ap);
@@ -47,6 +49,19 @@ static int field_err(silo_error *err, const toml_value *at, const char *field, c
 	va_list ap;
 	va_start(ap, fmt);
 	verr(err, at, field, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Errors about a key itself (unknown, badly named, one too many) point at the key, not its value. */
+static int key_err(silo_error *err, const toml_value *v, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int key_err(silo_error *err, const toml_value *v, const char *field, const char *fmt, ...)
+{
+	toml_value at = {.line = v->kline ? v->kline : v->line, .col = v->kline ? v->kcol : v->col};
+	va_list ap;
+	va_start(ap, fmt);
+	verr(err, &at, field, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -178,7 +193,7 @@ static int walk(vm_spec *s, const toml_value *table, const char *section, const 
 				strncat(known, known[0] ? ", " : "", sizeof known - strlen(known) - 1);
 				strncat(known, q->key, sizeof known - strlen(known) - 1);
 			}
-			return field_err(err, v, field, "unknown key (known keys: %s)", known);
+			return key_err(err, v, field, "unknown key (known keys: %s)", known);
 		}
 		if (r->fn(s, v, field, err) < 0)
 			return -1;
@@ -295,13 +310,13 @@ static int k_env(vm_spec *s, const toml_value *v, const char *field, silo_error 
 		char f[300];
 		snprintf(f, sizeof f, "%s.%s", field, v->u.tab.keys[i]);
 		if (!valid_env_key(v->u.tab.keys[i]))
-			return field_err(err, v->u.tab.vals[i], f, "environment names are [A-Za-z_][A-Za-z0-9_]*");
+			return key_err(err, v->u.tab.vals[i], f, "environment names are [A-Za-z_][A-Za-z0-9_]*");
 		char *val = NULL;
 		if (get_str(v->u.tab.vals[i], f, &val, 65536, err) < 0)
 			return -1;
 		if (s->n_env >= SPEC_MAX_KV && !spec_get_env(s, v->u.tab.keys[i])) {
 			free(val);
-			return field_err(err, v->u.tab.vals[i], f, "at most %d environment variables", SPEC_MAX_KV);
+			return key_err(err, v->u.tab.vals[i], f, "at most %d environment variables", SPEC_MAX_KV);
 		}
 		spec_set_env(s, v->u.tab.keys[i], val);
 		free(val);
@@ -318,9 +333,9 @@ static int k_metadata_table(vm_spec *s, const toml_value *v, const char *field, 
 		snprintf(f, sizeof f, "%s.%s", field, v->u.tab.keys[i]);
 		const char *k = v->u.tab.keys[i];
 		if (!*k || strlen(k) > 256)
-			return field_err(err, v->u.tab.vals[i], f, "keys are 1-256 bytes");
+			return key_err(err, v->u.tab.vals[i], f, "keys are 1-256 bytes");
 		if (s->n_metadata >= SPEC_MAX_KV)
-			return field_err(err, v->u.tab.vals[i], f, "at most %d metadata entries", SPEC_MAX_KV);
+			return key_err(err, v->u.tab.vals[i], f, "at most %d metadata entries", SPEC_MAX_KV);
 		char *val = NULL;
 		if (get_str(v->u.tab.vals[i], f, &val, 4096, err) < 0)
 			return -1;
@@ -488,7 +503,7 @@ int spec_parse(const char *text, size_t len, vm_spec *out, silo_error *err)
 		} else if (!strcmp(k, "hardware")) {
 			rc = walk(out, v, k, hardware_rules, err);
 		} else {
-			rc = field_err(err, v, k,
+			rc = key_err(err, v, k,
 				       "unknown section (expected vm, resources, boot, network, drives, sandbox, metadata; "
 				       "or spacecore, hardware)");
 		}

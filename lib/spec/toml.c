@@ -898,6 +898,28 @@ fail:
 	return false;
 }
 
+/* Where something was defined, for "already defined at" messages: its key if it has one. */
+#define DEF_LINE(x) ((x)->kline ? (x)->kline : (x)->line)
+#define DEF_COL(x) ((x)->kline ? (x)->kcol : (x)->col)
+
+/* "an integer", "a string", "an inline table", ... for error messages. */
+static const char *what(const toml_value *x)
+{
+	switch (x->type) {
+	case TOML_STRING: return "a string";
+	case TOML_INTEGER: return "an integer";
+	case TOML_FLOAT: return "a float";
+	case TOML_BOOL: return "a boolean";
+	case TOML_DATETIME: return "an offset date-time";
+	case TOML_LOCAL_DATETIME: return "a local date-time";
+	case TOML_LOCAL_DATE: return "a local date";
+	case TOML_LOCAL_TIME: return "a local time";
+	case TOML_ARRAY: return (x->flags & F_AOT) ? "an array of tables" : "an array";
+	case TOML_TABLE: return (x->flags & F_INLINE) ? "an inline table" : "a table";
+	}
+	return "a value";
+}
+
 static char *join_key(char **parts, size_t n)
 {
 	sbuf b = {0};
@@ -919,6 +941,7 @@ static bool set_dotted(parser *p, toml_value *table, char **parts, size_t n, tom
 		if (!x) {
 			x = val_new(p, TOML_TABLE);
 			x->line = kline, x->col = kcol;
+			x->kline = kline, x->kcol = kcol;
 			x->flags = F_DOTTED;
 			tab_put(t, xstrdup(parts[i]), x);
 		} else if (x->type != TOML_TABLE || (x->flags & (F_INLINE | F_HEADER | F_IMPLICIT | F_AOT)) ||
@@ -926,7 +949,7 @@ static bool set_dotted(parser *p, toml_value *table, char **parts, size_t n, tom
 			cleanup_free char *k = join_key(parts, i + 1);
 			p->line = kline, p->col = kcol;
 			return fail(p, "cannot add keys to '%s': it is %s defined at %d:%d", k,
-				    x->type == TOML_TABLE ? "a table" : toml_type_name(x->type), x->line, x->col);
+				    what(x), DEF_LINE(x), DEF_COL(x));
 		}
 		t = x;
 	}
@@ -934,9 +957,10 @@ static bool set_dotted(parser *p, toml_value *table, char **parts, size_t n, tom
 	if (old) {
 		cleanup_free char *k = join_key(parts, n);
 		p->line = kline, p->col = kcol;
-		return fail(p, "duplicate key '%s' (first defined at %d:%d)", k, old->line, old->col);
+		return fail(p, "duplicate key '%s' (first defined at %d:%d)", k, DEF_LINE(old), DEF_COL(old));
 	}
 	v->line = v->line ? v->line : kline;
+	v->kline = kline, v->kcol = kcol;
 	tab_put(t, xstrdup(parts[n - 1]), v);
 	return true;
 }
@@ -958,7 +982,7 @@ static toml_value *header_parent(parser *p, toml_value *root, char **parts, size
 			cleanup_free char *k = join_key(parts, i + 1);
 			p->line = hl, p->col = hc;
 			fail(p, "'%s' is %s defined at %d:%d, not a table", k,
-			     x->type == TOML_TABLE ? "an inline table" : toml_type_name(x->type), x->line, x->col);
+			     what(x), DEF_LINE(x), DEF_COL(x));
 			return NULL;
 		}
 		t = x;
@@ -996,7 +1020,7 @@ static toml_value *parse_header(parser *p, toml_value *root)
 			tab_put(parent, xstrdup(last), x);
 		} else if (x->type != TOML_ARRAY || !(x->flags & F_AOT)) {
 			p->line = hl, p->col = hc;
-			fail(p, "cannot define array of tables '%s': already defined at %d:%d as %s", full, x->line, x->col,
+			fail(p, "cannot define array of tables '%s': already defined at %d:%d as %s", full, DEF_LINE(x), DEF_COL(x),
 			     x->type == TOML_ARRAY ? "a static array" : toml_type_name(x->type));
 			goto out;
 		}
@@ -1018,7 +1042,7 @@ static toml_value *parse_header(parser *p, toml_value *root)
 			result = x;
 		} else {
 			p->line = hl, p->col = hc;
-			fail(p, "table '%s' is already defined at %d:%d", full, x->line, x->col);
+			fail(p, "table '%s' is already defined at %d:%d", full, DEF_LINE(x), DEF_COL(x));
 			goto out;
 		}
 	}
@@ -1073,7 +1097,6 @@ toml_value *toml_parse(const char *text, size_t len, char *err, size_t errlen)
 			free_parts(parts, n);
 			goto fail;
 		}
-		v->line = kl, v->col = kc;
 		if (!set_dotted(&p, cur, parts, n, v, kl, kc)) {
 			free_parts(parts, n);
 			toml_free(v);

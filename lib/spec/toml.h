@@ -36,6 +36,7 @@ typedef struct toml_value toml_value;
 struct toml_value {
 	toml_type type;
 	int line, col;         /* where the value (or table header) starts */
+	int kline, kcol;       /* where its key was written (0 for array items and the root) */
 	unsigned flags;        /* internal: how a table/array was created */
 	union {
 		struct {

@@ -12,7 +12,7 @@ echo "1..8"
 out=$("$SILO" config validate "$EX/sectioned.toml" "$EX/vistara.toml" 2>&1) && [[ "$out" == *"py-agent"* && "$out" == *"edge-agent"* ]] && ok "validate accepts both forms" || no "validate accepts both forms: $out"
 printf '[vm]\nname = "x"\n[resources]\nvcpus = "four"\n' > "$T/bad.toml"
 out=$("$SILO" config validate "$T/bad.toml" 2>&1); rc=$?
-[ $rc -eq 125 ] && [[ "$out" == *"INVALID_CONFIG"*"bad.toml: 4:1: resources.vcpus: expected integer 1-64, got string"* ]] && ok "validate names file, line:col and field" || no "validate error: rc=$rc $out"
+[ $rc -eq 125 ] && [[ "$out" == *"INVALID_CONFIG"*"bad.toml: 4:9: resources.vcpus: expected integer 1-64, got string"* ]] && ok "validate names file, line:col and field" || no "validate error: rc=$rc $out"
 out=$("$SILO" config validate --json "$T/bad.toml" "$EX/vistara.toml"); rc=$?
 [ $rc -eq 125 ] && python3 -c 'import json,sys; r=json.loads(sys.argv[1]); assert r[0]["valid"] is False and r[0]["code"]=="INVALID_CONFIG" and r[1]["valid"] is True' "$out" && ok "validate --json" || no "validate --json: $out"
 "$SILO" config format "$EX/vistara.toml" > "$T/f1.toml" && "$SILO" config format "$T/f1.toml" > "$T/f2.toml" && cmp -s "$T/f1.toml" "$T/f2.toml" && grep -q '^\[vm\]' "$T/f1.toml" && ok "format is canonical and idempotent" || no "format idempotent"

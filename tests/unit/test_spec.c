@@ -82,13 +82,13 @@ static void expect(const char *doc, const char *want)
 TEST(errors_name_the_field_and_format)
 {
 	expect("[vm]\nname = \"ok\"\n[resources]\nvcpus = \"4\"\n",
-	       "4:1: resources.vcpus: expected integer 1-64, got string");
-	expect("[vm]\nname = \"ok\"\n[resources]\nvcpus = 65\n", "4:1: resources.vcpus: expected integer 1-64, got 65");
-	expect("[vm]\nname = \"bad name!\"\n", "2:1: vm.name: expected 1-64 characters of [A-Za-z0-9_-], got \"bad name!\"");
+	       "4:9: resources.vcpus: expected integer 1-64, got string");
+	expect("[vm]\nname = \"ok\"\n[resources]\nvcpus = 65\n", "4:9: resources.vcpus: expected integer 1-64, got 65");
+	expect("[vm]\nname = \"bad name!\"\n", "2:8: vm.name: expected 1-64 characters of [A-Za-z0-9_-], got \"bad name!\"");
 	expect("[vm]\nname = \"ok\"\nprovidr = \"kvm\"\n",
 	       "3:1: vm.providr: unknown key (known keys: name, description, provider)");
 	expect("[vm]\nname = \"ok\"\nprovider = \"xen\"\n",
-	       "3:1: vm.provider: expected one of \"kvm\", \"qemu\", \"namespace\", got \"xen\"");
+	       "3:12: vm.provider: expected one of \"kvm\", \"qemu\", \"namespace\", got \"xen\"");
 	expect("[vm]\nname = \"ok\"\n[resources]\nmemory_mb = 64\n",
 	       "resources.memory_mb: expected integer 128-65536 (16 with provider \"kvm\"), got 64");
 	expect("[vmm]\nname = \"x\"\n",
@@ -102,13 +102,21 @@ TEST(errors_name_the_field_and_format)
 	expect("[vm]\nname = \"ok\"\n[sandbox.env]\n\"1BAD\" = \"x\"\n",
 	       "4:1: sandbox.env.1BAD: environment names are [A-Za-z_][A-Za-z0-9_]*");
 	expect("[spacecore]\nname = \"ok\"\n[hardware]\nmemory = \"12XB\"\n",
-	       "4:1: hardware.memory: unknown unit \"XB\" (use MB or GB)");
+	       "4:10: hardware.memory: unknown unit \"XB\" (use MB or GB)");
 	expect("[spacecore]\nname = \"ok\"\n[vm]\nname = \"x\"\n",
 	       "mixes the sectioned form ([vm], [resources], ...) with Vistara's ([spacecore], [hardware])");
 	expect("[vm]\nname = \"ok\"\n[network]\nmac = \"zz\"\n", "network.mac: expected \"aa:bb:cc:dd:ee:ff\", got \"zz\"");
 	expect("[vm]\nname = \"ok\"\ndescription = \"nul\\u0000inside\"\n",
-	       "3:1: vm.description: string must not contain NUL characters");
+	       "3:15: vm.description: string must not contain NUL characters");
 	expect("[vm\nname = 1\n", "1:4: expected ']' to close the table header");
+	/* key errors point at the key, value errors at the value, dotted keys included */
+	expect("[vm]\nname = \"ok\"\n  resources.vcpus = 2\n",
+	       "3:3: vm.resources: unknown key (known keys: name, description, provider)");
+	expect("vm.name = \"ok\"\nresources = { vcpus = 2, memory_mb = true }\n",
+	       "2:38: resources.memory_mb: expected integer MB or a string like \"512MB\" or \"2GB\", got boolean");
+	expect("[vm]\nname = \"ok\"\n[network]\nenabled = 1\n", "4:11: network.enabled: expected boolean (true or false), got integer");
+	expect("[vm]\nname = \"ok\"\n[[drives]]\npath = \"/a\"\nread_only = \"yes\"\n",
+	       "5:13: drives[0].read_only: expected boolean (true or false), got string");
 }
 
 TEST(kvm_allows_small_memory)

@@ -152,7 +152,7 @@ TEST(invalid_documents_report_line_and_column)
 	expect_error("x = { a = 1, }\n", "1:14: trailing comma is not allowed in an inline table");
 	expect_error("x = { a = 1\n", "1:12: expected ',' or '}' in inline table (inline tables must be on one line)");
 	expect_error("x = {a = 1}\n[x]\n", "2:1: table 'x' is already defined at 1:1");
-	expect_error("x = {a = 1}\nx.b = 2\n", "2:1: cannot add keys to 'x': it is a table defined at 1:1");
+	expect_error("x = {a = 1}\nx.b = 2\n", "2:1: cannot add keys to 'x': it is an inline table defined at 1:1");
 	expect_error("a = [1]\n[[a]]\n", "2:1: cannot define array of tables 'a': already defined at 1:1 as a static array");
 	expect_error("[fruit]\napple.color = 1\n[fruit.apple]\n", "3:1: table 'fruit.apple' is already defined at 2:1");
 	expect_error("[a b]\n", "1:4: expected ']' to close the table header");
@@ -164,6 +164,35 @@ TEST(invalid_documents_report_line_and_column)
 	expect_error("x = 1 # \x7f\n", "1:9: control character 0x7f in comment");
 	expect_error("x = 1.\n", "1:5: a digit must follow the decimal point in '1.'");
 	expect_error("x = 0x\n", "1:5: invalid integer '0x'");
+	expect_error("x = \"\\U00110000\"\n", "1:16: escape U+110000 is not a Unicode scalar value");
+	expect_error("x = \"\\u00e\"\n", "1:11: expected 4 hex digits in unicode escape");
+	expect_error("x = 0xffffffffffffffff1\n", "1:5: integer '0xffffffffffffffff1' does not fit in 64 bits");
+	expect_error("x = .5\n", "1:5: invalid value '.5' (strings must be quoted)");
+	expect_error("x = 1e\n", "1:5: invalid exponent in '1e'");
+	expect_error("x = 1_\n", "1:5: '_' must be between digits in '1_'");
+	expect_error("x = 0o8\n", "1:5: invalid integer '0o8'");
+	expect_error("x = 0b102\n", "1:5: invalid digit '2' in base-2 integer '0b102'");
+	expect_error("x = +0x10\n", "1:5: invalid integer '+0x10'");
+	expect_error("x = 00.5\n", "1:5: leading zeros are not allowed in '00.5'");
+	expect_error("x = 1.e5\n", "1:5: a digit must follow the decimal point in '1.e5'");
+	expect_error("x = 1979-05-27T07:32\n", "1:5: invalid time in '1979-05-27T07:32' (expected HH:MM:SS[.frac])");
+	expect_error("x = 2000-13-01\n", "1:5: date '2000-13-01' is out of range");
+	expect_error("x = 07:60:00\n", "1:5: invalid time '07:60:00' (expected HH:MM:SS[.frac])");
+	expect_error("x = 1979-05-27T07:32:00+25:00\n", "1:5: invalid UTC offset in '1979-05-27T07:32:00+25:00'");
+	expect_error("x = tru\n", "1:5: invalid value 'tru' (strings must be quoted)");
+	expect_error("[[a]]\n[a]\n", "2:1: table 'a' is already defined at 1:1");
+	expect_error("[a]\nb = 1\n[a.b]\n", "3:1: table 'a.b' is already defined at 2:1");
+	expect_error("a.b = 1\na.b.c = 2\n", "2:1: cannot add keys to 'a.b': it is an integer defined at 1:1");
+	expect_error("x = 1\n[x.y]\n", "2:1: 'x' is an integer defined at 1:1, not a table");
+	expect_error("x = [{a = 1}]\n[x.b]\n", "2:1: 'x' is an array defined at 1:1, not a table");
+	expect_error("[a]\n  b = 1\n  b = 2\n", "3:3: duplicate key 'b' (first defined at 2:3)");
+	expect_error("x = '''abc\n", "1:5: unterminated multi-line string");
+	expect_error("x = \"\"\"a\"\"\"\"\"\"\n", "1:14: expected end of line, found '\"'");
+	expect_error("'a\nb' = 1\n", "1:1: unterminated string");
+	expect_error("[a]]\n", "1:4: expected end of line, found ']'");
+	expect_error("x = \"\\x41\"\n", "1:7: invalid escape sequence '\\x'");
+	expect_error("x = \"\xc0\x80\"\n", "1:6: invalid UTF-8 in string");     /* overlong */
+	expect_error("x = \"\xed\xa0\x80\"\n", "1:6: invalid UTF-8 in string"); /* encoded surrogate */
 }
 
 TEST(hostile_input_is_bounded)
@@ -189,6 +218,76 @@ TEST(hostile_input_is_bounded)
 	CHECK(toml_parse("x = 1\0", 6, err, sizeof err) == NULL);
 }
 
+TEST(positions_of_keys_and_values)
+{
+	toml_value *r = parse("# c\n[t]\n  key = \"v\"\n  a.b = 1\narr = [\n  10,\n  { x = true } ]\n");
+	REQUIRE(r);
+	toml_value *k = path(r, "t.key");
+	REQUIRE(k);
+	CHECK_INT_EQ(k->kline, 3);
+	CHECK_INT_EQ(k->kcol, 3);
+	CHECK_INT_EQ(k->line, 3);
+	CHECK_INT_EQ(k->col, 9);
+	toml_value *b = path(r, "t.a.b");
+	REQUIRE(b);
+	CHECK_INT_EQ(b->col, 9);
+	CHECK_INT_EQ(b->kcol, 3);
+	CHECK_INT_EQ(path(r, "t")->line, 2);
+	toml_value *arr = path(r, "t.arr");
+	REQUIRE(arr && arr->u.arr.n == 2);
+	CHECK_INT_EQ(arr->u.arr.items[0]->line, 6);
+	CHECK_INT_EQ(arr->u.arr.items[0]->col, 3);
+	CHECK_INT_EQ(arr->u.arr.items[0]->kline, 0); /* array items have no key */
+	toml_value *x = toml_get(arr->u.arr.items[1], "x");
+	REQUIRE(x);
+	CHECK_INT_EQ(x->line, 7);
+	CHECK_INT_EQ(x->col, 9);
+	CHECK_INT_EQ(x->kcol, 5);
+	toml_free(r);
+}
+
+/* The fuzz seed that exercises every value type must be a valid document with the values it says. */
+TEST(corpus_all_types)
+{
+	char fn[4096];
+	snprintf(fn, sizeof fn, "%s/tests/fuzz/corpus/toml/all_types.toml", getenv("SILO_SOURCE_ROOT"));
+	FILE *f = fopen(fn, "rb");
+	if (!f)
+		SKIP("SILO_SOURCE_ROOT not set (run through meson test)");
+	static char buf[65536];
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	toml_value *r = parse(buf);
+	REQUIRE(r);
+	CHECK_STR_EQ(toml_get(r, "s1")->u.str.ptr, "basic \b\t\n\f\r\"\\ \xc3\xa9 \xf0\x9f\x98\x80");
+	CHECK_STR_EQ(toml_get(r, "s2")->u.str.ptr, "literal \\n");
+	CHECK_STR_EQ(toml_get(r, "s3")->u.str.ptr, "multi line \"\"quoted\"\" ");
+	CHECK_STR_EQ(toml_get(r, "s4")->u.str.ptr, "raw ''x'' ");
+	toml_value *i = toml_get(r, "i");
+	REQUIRE(i && i->u.arr.n == 9);
+	CHECK(i->u.arr.items[4]->u.i == 0xDEADBEEF && i->u.arr.items[5]->u.i == 0755);
+	toml_value *fl = toml_get(r, "f");
+	REQUIRE(fl && fl->u.arr.n == 15);
+	CHECK(fl->u.arr.items[7]->u.f == 224617.445991);
+	CHECK(isnan(fl->u.arr.items[12]->u.f) && isnan(fl->u.arr.items[13]->u.f));
+	CHECK(fl->u.arr.items[14]->u.f == 0.0 && signbit(fl->u.arr.items[14]->u.f));
+	toml_value *odt = toml_get(r, "odt");
+	REQUIRE(odt && odt->u.arr.n == 4);
+	CHECK(odt->u.arr.items[2]->u.dt.offset_minutes == 420 && odt->u.arr.items[2]->u.dt.nanosecond == 999999000);
+	CHECK(odt->u.arr.items[3]->type == TOML_DATETIME); /* space instead of T */
+	CHECK(toml_get(r, "ld")->type == TOML_LOCAL_DATE);
+	CHECK(toml_get(r, "quoted key") && toml_get(r, "literal.key"));
+	CHECK_INT_EQ(path(r, "a.b")->u.tab.n, 1);
+	CHECK_INT_EQ(toml_get(toml_get(path(r, "a.b"), "c.d"), "e")->u.i, 3);
+	CHECK_INT_EQ(path(r, "table.sub.x.k")->u.i, 1);
+	toml_value *aot = toml_get(r, "aot");
+	REQUIRE(aot && aot->u.arr.n == 2);
+	CHECK_INT_EQ(path(aot->u.arr.items[0], "sub.m")->u.i, 2);
+	CHECK_INT_EQ(toml_get(toml_get(aot->u.arr.items[1], "inner")->u.arr.items[0], "q")->u.i, 1);
+	toml_free(r);
+}
+
 TEST(quote_round_trip)
 {
 	const char raw[] = "a\"b\\c\n\t\x01\x7f \xc3\xa9";
@@ -204,4 +303,5 @@ TEST(quote_round_trip)
 }
 
 TEST_MAIN(strings_all_forms, numbers, dates_and_times, tables_arrays_inline_dotted,
-	  invalid_documents_report_line_and_column, hostile_input_is_bounded, quote_round_trip)
+	  invalid_documents_report_line_and_column, hostile_input_is_bounded, positions_of_keys_and_values, corpus_all_types,
+	  quote_round_trip)
