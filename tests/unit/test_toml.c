@@ -5,7 +5,10 @@
 #include "harness.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <time.h>
 
+#include "common/util.h"
 #include "spec/toml.h"
 
 static toml_value *parse(const char *s)
@@ -288,6 +291,82 @@ TEST(corpus_all_types)
 	toml_free(r);
 }
 
+/* ---- property: random Unicode strings survive toml_quote -> parse, as keys and as values ---- */
+
+static uint64_t rng_state;
+static uint32_t rnd32(void)
+{
+	rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+	return (uint32_t)(rng_state >> 11);
+}
+
+static size_t put_utf8(char *o, uint32_t c)
+{
+	if (c < 0x80) return o[0] = (char)c, 1;
+	if (c < 0x800) return o[0] = (char)(0xC0 | c >> 6), o[1] = (char)(0x80 | (c & 0x3F)), 2;
+	if (c < 0x10000)
+		return o[0] = (char)(0xE0 | c >> 12), o[1] = (char)(0x80 | (c >> 6 & 0x3F)), o[2] = (char)(0x80 | (c & 0x3F)), 3;
+	o[0] = (char)(0xF0 | c >> 18), o[1] = (char)(0x80 | (c >> 12 & 0x3F));
+	o[2] = (char)(0x80 | (c >> 6 & 0x3F)), o[3] = (char)(0x80 | (c & 0x3F));
+	return 4;
+}
+
+/* Up to 24 code points, biased towards the characters that need escaping. */
+static size_t gen_unicode(char *o, bool allow_nul)
+{
+	size_t n = rnd32() % 25, len = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t c;
+		switch (rnd32() % 6) {
+		case 0: c = rnd32() % 0x20; break;                       /* control characters */
+		case 1: c = "\"\\'#=.[]{} \x7f"[rnd32() % 12]; break;    /* TOML syntax */
+		case 2: c = 0x80 + rnd32() % (0x800 - 0x80); break;
+		case 3: c = 0x800 + rnd32() % (0x10000 - 0x800); break;
+		case 4: c = 0x10000 + rnd32() % (0x110000 - 0x10000); break;
+		default: c = 0x20 + rnd32() % 0x5f; break;
+		}
+		if (c >= 0xD800 && c <= 0xDFFF)
+			c = 0xFFFD;
+		if (c == 0 && !allow_nul)
+			c = 1;
+		len += put_utf8(o + len, c);
+	}
+	o[len] = '\0';
+	return len;
+}
+
+TEST(property_quote_parse_round_trip)
+{
+	const char *e = getenv("SILO_TEST_SEED");
+	uint64_t seed = e ? strtoull(e, NULL, 10) : (uint64_t)time(NULL);
+	printf("# seed %llu (SILO_TEST_SEED=%llu replays)\n", (unsigned long long)seed, (unsigned long long)seed);
+	rng_state = seed ? seed : 1;
+	int ok = 0, n = 5000;
+	for (int i = 0; i < n; i++) {
+		char k[128], v[128];
+		gen_unicode(k, false);
+		size_t vlen = gen_unicode(v, true);
+		char *qk = toml_quote(k, strlen(k)), *qv = toml_quote(v, vlen);
+		char *doc = xasprintf("[t]\n%s = %s # c\n", qk, qv);
+		char err[512];
+		toml_value *r = toml_parse(doc, strlen(doc), err, sizeof err);
+		toml_value *t = r ? toml_get(r, "t") : NULL;
+		if (!t || t->u.tab.n != 1) {
+			printf("# iteration %d: %s\n", i, r ? "lost the key" : err);
+		} else {
+			toml_value *got = t->u.tab.vals[0];
+			if (strcmp(t->u.tab.keys[0], k) || got->type != TOML_STRING || got->u.str.len != vlen ||
+			    memcmp(got->u.str.ptr, v, vlen))
+				printf("# iteration %d: round trip differs for %s = %s\n", i, qk, qv);
+			else
+				ok++;
+		}
+		toml_free(r);
+		free(doc), free(qk), free(qv);
+	}
+	CHECK_INT_EQ(ok, n);
+}
+
 TEST(quote_round_trip)
 {
 	const char raw[] = "a\"b\\c\n\t\x01\x7f \xc3\xa9";
@@ -304,4 +383,4 @@ TEST(quote_round_trip)
 
 TEST_MAIN(strings_all_forms, numbers, dates_and_times, tables_arrays_inline_dotted,
 	  invalid_documents_report_line_and_column, hostile_input_is_bounded, positions_of_keys_and_values, corpus_all_types,
-	  quote_round_trip)
+	  quote_round_trip, property_quote_parse_round_trip)
