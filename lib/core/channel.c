@@ -813,8 +813,23 @@ int chan_exec(chan *c, const exec_req *req, chan_output_cb cb, void *ud, exec_re
 	return chan_exec_wait(c, id, -1, res, err);
 }
 
+/* stdin/signal/resize only make sense for an exec task this chan still tracks. */
+static int check_live_exec(chan *c, uint32_t task_id, const char *what, silo_error *err)
+{
+	pthread_mutex_lock(&c->lock);
+	ctask *t = task_find_locked(c, task_id);
+	bool live = t && t->kind == CT_EXEC && !t->done;
+	pthread_mutex_unlock(&c->lock);
+	if (!live)
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, ESRCH, c->vm_id, "%s: no running exec task %u", what,
+				    task_id);
+	return 0;
+}
+
 int chan_exec_stdin(chan *c, uint32_t task_id, const void *buf, size_t len, bool eof, silo_error *err)
 {
+	if (check_live_exec(c, task_id, "stdin", err) < 0)
+		return -1;
 	const uint8_t *p = buf;
 	do {
 		size_t n = MIN(len, (size_t)WIRE_CHUNK);
@@ -830,12 +845,16 @@ int chan_exec_stdin(chan *c, uint32_t task_id, const void *buf, size_t len, bool
 
 int chan_exec_signal(chan *c, uint32_t task_id, int sig, silo_error *err)
 {
+	if (check_live_exec(c, task_id, "signal", err) < 0)
+		return -1;
 	wire_msg m = {.type = WM_SIGNAL, .id = task_id, .present = WF_SIG, .sig = sig};
 	return send_frame(c, &m, err);
 }
 
 int chan_exec_resize(chan *c, uint32_t task_id, uint16_t rows, uint16_t cols, silo_error *err)
 {
+	if (check_live_exec(c, task_id, "resize", err) < 0)
+		return -1;
 	wire_msg m = {.type = WM_RESIZE, .id = task_id, .present = WF_ROWS | WF_COLS, .rows = rows, .cols = cols};
 	return send_frame(c, &m, err);
 }

@@ -936,6 +936,114 @@ TEST(hostname_in_a_uts_namespace)
 	expect_clean_exit(pid);
 }
 
+
+static bool out_contains(outbuf *o, const char *needle)
+{
+	pthread_mutex_lock(&o->mu);
+	bool found = o->out.len && memmem(o->out.p, o->out.len, needle, strlen(needle));
+	pthread_mutex_unlock(&o->mu);
+	return found;
+}
+
+static bool wait_for_output(outbuf *o, const char *needle)
+{
+	for (int i = 0; i < 500; i++) {
+		if (out_contains(o, needle))
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+TEST(interactive_pty_with_resize)
+{
+	agent_proc a;
+	start(&a, 0);
+	outbuf o;
+	pthread_mutex_init(&o.mu, NULL);
+	mp_buf_init(&o.out);
+	mp_buf_init(&o.err);
+	char *argv[] = {"sh", NULL};
+	exec_req r = {.argv = argv, .uid = -1, .gid = -1, .pty = true, .rows = 33, .cols = 101, .stdin_stream = true,
+		      .env = (char *[]){"PS1=", NULL}};
+	silo_error err;
+	uint32_t id;
+	REQUIRE(chan_exec_start(a.c, &r, collect, &o, &id, &err) == 0);
+	const char *l1 = "echo size=$(stty size)\n";
+	REQUIRE(chan_exec_stdin(a.c, id, l1, strlen(l1), false, &err) == 0);
+	CHECK(wait_for_output(&o, "size=33 101"));
+	REQUIRE(chan_exec_resize(a.c, id, 50, 132, &err) == 0);
+	const char *l2 = "echo size=$(stty size); exit 7\n";
+	REQUIRE(chan_exec_stdin(a.c, id, l2, strlen(l2), false, &err) == 0);
+	exec_result res;
+	REQUIRE(chan_exec_wait(a.c, id, 10000, &res, &err) == 0);
+	CHECK_INT_EQ(res.exit_code, 7);
+	CHECK(out_contains(&o, "size=50 132"));
+	/* a finished task cannot be resized or signalled */
+	CHECK(chan_exec_resize(a.c, id, 10, 10, &err) < 0);
+	outbuf_free(&o);
+	stop(&a);
+}
+
+static int sha_of_fd(int fd, uint8_t out[32])
+{
+	crypto_hash_sha256_state st;
+	crypto_hash_sha256_init(&st);
+	uint8_t buf[65536];
+	lseek(fd, 0, SEEK_SET);
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof buf)) > 0)
+		crypto_hash_sha256_update(&st, buf, (size_t)n);
+	crypto_hash_sha256_final(&st, out);
+	return n < 0 ? -1 : 0;
+}
+
+TEST(streamed_file_transfer_between_fds)
+{
+	agent_proc a;
+	start(&a, 0);
+	char src[128], dst[128], guest[128];
+	snprintf(src, sizeof src, "%s/src", a.dir);
+	snprintf(dst, sizeof dst, "%s/dst", a.dir);
+	snprintf(guest, sizeof guest, "%s/in-guest.bin", a.dir);
+	int sfd = open(src, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	REQUIRE(sfd >= 0);
+	size_t total = 9 * 1024 * 1024 + 777; /* not a multiple of the 256 KiB chunk */
+	uint8_t *buf = xmalloc(1 << 20);
+	for (size_t left = total; left;) {
+		size_t k = left < (1u << 20) ? left : (1u << 20);
+		random_bytes(buf, k);
+		REQUIRE(write_all(sfd, buf, k) == 0);
+		left -= k;
+	}
+	free(buf);
+	lseek(sfd, 0, SEEK_SET);
+	silo_error err;
+	REQUIRE(chan_file_write_fd(a.c, guest, sfd, 0640, &err) == 0);
+	int dfd = open(dst, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	REQUIRE(dfd >= 0);
+	REQUIRE(chan_file_read_fd(a.c, guest, dfd, 0, &err) == 0);
+	struct stat st;
+	REQUIRE(fstat(dfd, &st) == 0);
+	CHECK_INT_EQ(st.st_size, (long long)total);
+	uint8_t h1[32], h2[32];
+	REQUIRE(sha_of_fd(sfd, h1) == 0 && sha_of_fd(dfd, h2) == 0);
+	CHECK(memcmp(h1, h2, 32) == 0);
+	file_stat fs;
+	REQUIRE(chan_stat(a.c, guest, &fs, &err) == 0);
+	CHECK(fs.exists && fs.size == total && (fs.mode & 0777) == 0640);
+	/* max_bytes below the size: an error, and dst gets no more than max */
+	REQUIRE(ftruncate(dfd, 0) == 0);
+	lseek(dfd, 0, SEEK_SET);
+	CHECK(chan_file_read_fd(a.c, guest, dfd, 1 << 20, &err) < 0);
+	CHECK_INT_EQ(err.sys_errno, EFBIG);
+	REQUIRE(fstat(dfd, &st) == 0);
+	CHECK(st.st_size <= (1 << 20));
+	close(sfd);
+	close(dfd);
+	stop(&a);
+}
+
 TEST_MAIN(exec_exit_codes_and_streams, exec_env_cwd_stdin_timeout, exec_stdin_stream_and_signal, pty_session,
 	  large_output_and_file_round_trip, stat_list_mkdir_remove, concurrent_tasks_match_ids,
 	  heartbeat_detects_frozen_agent, hostile_handshakes_are_rejected,
@@ -944,4 +1052,4 @@ TEST_MAIN(exec_exit_codes_and_streams, exec_env_cwd_stdin_timeout, exec_stdin_st
 	  listen_fd_serves_successive_connections, shutdown_ends_the_agent,
 	  flooding_process_is_throttled_not_buffered, exec_as_another_user_drops_groups,
 	  device_mode_over_a_tty_resyncs_per_host_connection, agent_death_fails_pending_operations,
-	  hostname_in_a_uts_namespace)
+	  hostname_in_a_uts_namespace, interactive_pty_with_resize, streamed_file_transfer_between_fds)
