@@ -8,7 +8,7 @@ trap 'rm -rf "$T"' EXIT
 n=0 fail=0
 ok() { n=$((n+1)); echo "ok $n - $1"; }
 no() { n=$((n+1)); fail=$((fail+1)); echo "not ok $n - $1"; }
-echo "1..8"
+echo "1..11"
 out=$("$SILO" config validate "$EX/sectioned.toml" "$EX/vistara.toml" 2>&1) && [[ "$out" == *"py-agent"* && "$out" == *"edge-agent"* ]] && ok "validate accepts both forms" || no "validate accepts both forms: $out"
 printf '[vm]\nname = "x"\n[resources]\nvcpus = "four"\n' > "$T/bad.toml"
 out=$("$SILO" config validate "$T/bad.toml" 2>&1); rc=$?
@@ -21,4 +21,14 @@ for p in kvm qemu namespace; do "$SILO" config default $p > "$T/$p.toml" || brea
 "$SILO" config validate "$T/kvm.toml" "$T/qemu.toml" "$T/namespace.toml" >/dev/null && grep -q 'vcpus = 2' "$T/qemu.toml" && grep -q 'memory_mb = 512' "$T/namespace.toml" && ok "default templates validate" || no "default templates"
 out=$("$SILO" config default xen 2>&1); [ $? -eq 125 ] && [[ "$out" == *INVALID_CONFIG* ]] && ok "default rejects unknown provider" || no "default unknown provider: $out"
 out=$("$SILO" config validate /nonexistent.toml 2>&1); [ $? -eq 125 ] && [[ "$out" == *IO_ERROR*"nonexistent.toml"* ]] && ok "missing file is IO_ERROR" || no "missing file: $out"
+cpus=$(nproc)
+printf '[vm]\nname = "big"\n[resources]\nvcpus = %d\n' $((cpus + 1)) > "$T/big.toml"
+out=$("$SILO" config validate --capacity "$T/big.toml" 2>&1); rc=$?
+[ $rc -ne 0 ] && [[ "$out" == *RESOURCE_EXCEEDED*"vcpus: $((cpus + 1)) requested but the host has $cpus cores"* ]] && "$SILO" config validate "$T/big.toml" >/dev/null \
+  && ok "validate --capacity checks host cores" || no "validate --capacity: rc=$rc $out"
+cp "$T/bad.toml" "$T/bad2.toml"
+out=$("$SILO" config format --write "$T/bad2.toml" 2>&1); rc=$?
+[ $rc -eq 125 ] && cmp -s "$T/bad.toml" "$T/bad2.toml" && [[ "$out" == *"4:9: resources.vcpus"* ]] && ok "format --write leaves an invalid file untouched" || no "format --write on invalid: rc=$rc $out"
+"$SILO" config validate >/dev/null 2>&1; r1=$?; "$SILO" config bogus >/dev/null 2>&1; r2=$?
+[ $r1 -eq 2 ] && [ $r2 -eq 2 ] && ok "usage errors exit 2" || no "usage errors: $r1 $r2"
 exit 0
