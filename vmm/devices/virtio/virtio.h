@@ -102,4 +102,23 @@ void *virtio_rng_create(silo_error *err);
 bool virtio_blk_process(void *dev, const guest_mem *m, virtq *q);
 bool virtio_rng_process(void *dev, const guest_mem *m, virtq *q);
 
+/* vsock.c: hybrid vsock. The environment names the guest memory, the rx/tx queues, the
+ * lock that guards them and how to interrupt the guest (virtio-mmio glue or a test). */
+typedef struct vsock_dev vsock_dev;
+typedef struct vsock_env {
+	const guest_mem *mem;
+	virtq *rxq, *txq;
+	pthread_mutex_t *lock;
+	void (*signal)(void *arg);
+	void *signal_arg;
+} vsock_env;
+extern const virtio_device_ops virtio_vsock_ops;
+vsock_dev *vsock_create(const char *uds_path, uint64_t guest_cid, silo_error *err);
+/* Start the host-side I/O thread (virtio-mmio does this on the first notify). */
+int vsock_start(vsock_dev *d, const vsock_env *env, silo_error *err);
+/* Called with env->lock held after the guest notifies tx / rx. Return true if used rings changed. */
+bool vsock_process_tx(vsock_dev *d);
+bool vsock_process_rx(vsock_dev *d);
+void vsock_destroy(vsock_dev *d);
+
 #endif
