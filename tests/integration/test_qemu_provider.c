@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -264,5 +265,50 @@ TEST(pause_resume_and_forced_terminate)
 	CHECK_INT_EQ(qemu_provider.pause(&sb, &e2), -1);
 }
 
+TEST(reattach_after_manager_restart)
+{
+	need_vm();
+	sandbox sb;
+	init_sb(&sb, "reatt");
+	vm_spec s;
+	spec_init(&s);
+	s.cmdline = "rdinit=/bin/sleep -- 600";
+	silo_error err = {0};
+	REQUIRE(qemu_provider.spawn(&sb, &s, &err) == 0);
+	pid_t pid = sb.pid;
+	/* a "new manager" knows only the id, rundir and pid (registry); QEMU is not its child */
+	sandbox sb2;
+	memset(&sb2, 0, sizeof sb2);
+	snprintf(sb2.id, sizeof sb2.id, "%s", sb.id);
+	snprintf(sb2.rundir, sizeof sb2.rundir, "%s", sb.rundir);
+	sb2.pid = pid;
+	REQUIRE(qemu_provider.reattach(&sb2, &err) == 0);
+	CHECK(qemu_provider.alive(&sb2));
+	CHECK_INT_EQ(qemu_provider.pause(&sb2, &err), 0);
+	CHECK_INT_EQ(qemu_provider.resume(&sb2, &err), 0);
+	int fd = qemu_provider.connect(&sb2, 5000, &err);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+	CHECK_INT_EQ(qemu_provider.terminate(&sb2, 500, &err), 0);
+	/* the original parent reaps the zombie; the reattached view must already call it gone */
+	CHECK(!qemu_provider.alive(&sb2));
+	int st;
+	waitpid(pid, &st, 0);
+	free(sb.prov);
+	sb.prov = NULL;
+	check_no_residue(&sb2, pid);
+	/* a pid that is not QEMU is refused */
+	sandbox sb3;
+	memset(&sb3, 0, sizeof sb3);
+	snprintf(sb3.id, sizeof sb3.id, "x");
+	snprintf(sb3.rundir, sizeof sb3.rundir, "/tmp");
+	sb3.pid = getpid();
+	silo_error e2 = {0};
+	CHECK_INT_EQ(qemu_provider.reattach(&sb3, &e2), -1);
+	CHECK_INT_EQ(e2.code, SILO_ERR_VM_NOT_FOUND);
+}
+
 TEST_MAIN(probe_reports_version_and_accel, startup_failure_reports_qemu_error_and_cleans_up,
-	  boot_failure_diagnostics_show_serial_console, pause_resume_and_forced_terminate)
+	  boot_failure_diagnostics_show_serial_console, pause_resume_and_forced_terminate,
+	  reattach_after_manager_restart)
