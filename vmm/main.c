@@ -4,12 +4,13 @@
  *   silo-vmm (--kernel ELF | --payload FLAT) [--mem MiB] [--vcpus N]
  *            [--serial-log FILE] [--boot-timer] [--no-irqchip] [--timeout-ms N]
  *            [--drive PATH[,ro][,id=ID]]... [--rng] [--initrd FILE] [--cmdline STR]
+ *            [--vsock-uds PATH [--vsock-cid N]]
  *
  * --kernel takes a bzImage (64-bit boot protocol), an ELF vmlinux with a PVH
  * note (32-bit PVH entry), or a plain ELF64 executable (direct 64-bit entry).
  *
  * virtio-mmio devices sit at 0xd0001000 + i*0x1000 with IOAPIC pin 5 + i, in
- * command-line order (drives first, then rng).
+ * order: drives, rng, vsock.
  *
  * On exit it prints one line to stderr:
  *   silo-vmm: metrics {"exit_reason":"halt","exit_code":0,...}
@@ -33,7 +34,8 @@ static void usage(FILE *f)
 {
 	fputs("usage: silo-vmm (--kernel ELF64 | --payload FLAT.bin) [--mem MiB] [--vcpus N]\n"
 	      "                [--serial-log FILE] [--boot-timer] [--no-irqchip] [--timeout-ms N]\n"
-	      "                [--drive PATH[,ro][,id=ID]]... [--rng] [--initrd FILE] [--cmdline STR]\n",
+	      "                [--drive PATH[,ro][,id=ID]]... [--rng] [--initrd FILE] [--cmdline STR]\n"
+	      "                [--vsock-uds PATH [--vsock-cid N]]\n",
 	      f);
 }
 
@@ -56,7 +58,9 @@ int main(int argc, char **argv)
 	uint64_t t0 = vmm_now_ns();
 	vm_config cfg = {.mem_bytes = 128ULL << 20, .vcpus = 1, .irqchip = true};
 	const char *kernel = NULL, *payload = NULL;
-	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL, OPT_DRIVE, OPT_RNG, OPT_INITRD, OPT_CMDLINE };
+	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL, OPT_DRIVE, OPT_RNG, OPT_INITRD, OPT_CMDLINE, OPT_VSOCK, OPT_VSOCK_CID };
+	const char *vsock_uds = NULL;
+	uint64_t vsock_cid = 3;
 	const char *initrd_path = NULL, *cmdline = "console=ttyS0 reboot=k panic=1 pci=off";
 	const char *drives[8];
 	int ndrives = 0;
@@ -74,6 +78,8 @@ int main(int argc, char **argv)
 		{"rng", no_argument, NULL, OPT_RNG},
 		{"initrd", required_argument, NULL, OPT_INITRD},
 		{"cmdline", required_argument, NULL, OPT_CMDLINE},
+		{"vsock-uds", required_argument, NULL, OPT_VSOCK},
+		{"vsock-cid", required_argument, NULL, OPT_VSOCK_CID},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -110,6 +116,11 @@ int main(int argc, char **argv)
 		case OPT_RNG: rng = true; break;
 		case OPT_INITRD: initrd_path = optarg; break;
 		case OPT_CMDLINE: cmdline = optarg; break;
+		case OPT_VSOCK: vsock_uds = optarg; break;
+		case OPT_VSOCK_CID:
+			if (parse_u64("--vsock-cid", optarg, 3, UINT32_MAX - 1, &vsock_cid) < 0)
+				return 2;
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -195,6 +206,13 @@ int main(int argc, char **argv)
 		void *dev = virtio_rng_create(&err);
 		if (!dev || virtio_mmio_attach(&v, vbase, virq, &virtio_rng_ops, dev, NULL, &err) < 0)
 			goto fail;
+		vbase += 0x1000, virq++;
+	}
+	if (vsock_uds) {
+		vsock_dev *dev = vsock_create(vsock_uds, vsock_cid, &err);
+		if (!dev || virtio_mmio_attach(&v, vbase, virq, &virtio_vsock_ops, dev, NULL, &err) < 0)
+			goto fail;
+		vbase += 0x1000, virq++;
 	}
 	/* Linux finds virtio-mmio devices on its command line. */
 	full_cmdline = xstrdup(cmdline);

@@ -225,6 +225,32 @@ TEST(virtio_blk_guest_driver_read_only)
 	CHECK_CONTAINS(r.err, "unknown option \"bogus\"");
 }
 
+TEST(vsock_uds_lifecycle)
+{
+	need_kvm();
+	char dir[] = "/tmp/silo-vmm-vsock-XXXXXX", uds[128];
+	REQUIRE(mkdtemp(dir));
+	snprintf(uds, sizeof uds, "%s/v.sock", dir);
+	const char *a[] = {"--payload", payload("hlt.bin"), "--vsock-uds", uds, "--timeout-ms", "700", NULL};
+	pid_t pid = fork();
+	if (pid == 0) {
+		run_result r = run_vmm(a, 0);
+		_exit(r.status == 124 ? 0 : 1);
+	}
+	usleep(300 * 1000);
+	struct stat st;
+	CHECK(stat(uds, &st) == 0 && S_ISSOCK(st.st_mode));
+	int ws = 0;
+	waitpid(pid, &ws, 0);
+	CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	CHECK(access(uds, F_OK) != 0); /* removed on exit */
+	CHECK(rmdir(dir) == 0);          /* nothing else left behind */
+	const char *a2[] = {"--payload", payload("hlt.bin"), "--vsock-uds", "/nonexistent-dir/v.sock", NULL};
+	run_result r = run_vmm(a2, 0);
+	CHECK_INT_EQ(r.status, 1);
+	CHECK_CONTAINS(r.err, "vsock: listen on /nonexistent-dir/v.sock");
+}
+
 TEST(bad_input_is_rejected_with_field_names)
 {
 	need_kvm();
@@ -251,4 +277,4 @@ TEST(bad_input_is_rejected_with_field_names)
 TEST_MAIN(realmode_serial_bootimer_i8042_reset, longmode_mmio_boot_timer_debug_exit,
 	  longmode_two_vcpus_aps_wait_for_sipi, elf64_direct_boot_exit_status, hlt_without_irqchip_exits,
 	  hlt_with_irqchip_times_out, sigterm_stops_cleanly, virtio_blk_guest_driver_rw,
-	  virtio_blk_guest_driver_read_only, bad_input_is_rejected_with_field_names)
+	  virtio_blk_guest_driver_read_only, vsock_uds_lifecycle, bad_input_is_rejected_with_field_names)
