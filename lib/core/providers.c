@@ -10,11 +10,11 @@
 
 extern const provider_ops qemu_provider;
 extern const provider_ops namespace_provider;
-/* extern const provider_ops kvm_provider;   (built-in VMM, when it lands) */
+extern const provider_ops kvm_provider;
 
 /* Default fallback order: strongest isolation first. */
 static const provider_ops *const providers[] = {
-	/* &kvm_provider, */
+	&kvm_provider,
 	&qemu_provider,
 	&namespace_provider,
 	NULL,
