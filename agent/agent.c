@@ -1261,8 +1261,12 @@ int main(int argc, char **argv)
 	if (hostname[0] && sethostname(hostname, strlen(hostname)) < 0)
 		fprintf(stderr, "silo-agent: sethostname %s: %s\n", hostname, strerror(errno));
 	G.in = malloc(WIRE_MAX_FRAME + 4);
-	if (!G.in)
+	if (!G.in) {
+		fprintf(stderr, "silo-agent: out of memory\n");
+		if (G.poweroff)
+			final_exit(); /* never return from PID 1 in a VM: that panics the kernel */
 		return 1;
+	}
 	mp_buf_init(&G.outq);
 	setup_signals();
 	if (fd >= 0) {
@@ -1366,8 +1370,10 @@ int main(int argc, char **argv)
 		if (conn_idx >= 0 && G.conn >= 0 && outq_pending())
 			pfd[conn_idx].events |= POLLOUT;
 		int r = poll(pfd, (nfds_t)n, timeout_ms);
-		if (r < 0 && errno != EINTR)
-			return 1;
+		if (r < 0 && errno != EINTR) {
+			fprintf(stderr, "silo-agent: poll: %s\n", strerror(errno));
+			final_exit(); /* kills the tasks; powers off in a VM */
+		}
 		for (task *t = G.tasks, *nx; t; t = nx) {
 			nx = t->next;
 			if (t->kind == T_FREAD && G.conn >= 0 && outq_pending() < OUTQ_HIGH)

@@ -441,6 +441,8 @@ TEST(hostile_frames_after_handshake_close_the_channel)
 	while (chan_is_connected(c) && now_mono_ns() - t0 < 2000000000ull)
 		usleep(5000);
 	CHECK(!chan_is_connected(c));
+	for (int i = 0; i < 200 && violations < 1; i++) /* the callback runs on the reader thread */
+		usleep(5000);
 	CHECK_INT_EQ(violations, 1);
 	file_stat st;
 	CHECK(chan_stat(c, "/", &st, &err) < 0);
@@ -887,6 +889,8 @@ TEST(agent_death_fails_pending_operations)
 	CHECK(!chan_is_connected(c));
 	CHECK(chan_ping(c, 1000, &err) < 0);
 	CHECK_INT_EQ(err.code, SILO_ERR_VSOCK_DISCONNECTED);
+	for (int i = 0; i < 200 && disconnects < 1; i++) /* the callback runs on the reader thread */
+		usleep(5000);
 	CHECK_INT_EQ(disconnects, 1);
 	CHECK_INT_EQ(violations, before); /* a hangup is not a protocol violation */
 	chan_close(c);
