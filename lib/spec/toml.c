@@ -1042,7 +1042,10 @@ static toml_value *parse_header(parser *p, toml_value *root)
 			result = x;
 		} else {
 			p->line = hl, p->col = hc;
-			fail(p, "table '%s' is already defined at %d:%d", full, DEF_LINE(x), DEF_COL(x));
+			if (x->type == TOML_TABLE && !(x->flags & F_INLINE))
+				fail(p, "table '%s' is already defined at %d:%d", full, DEF_LINE(x), DEF_COL(x));
+			else
+				fail(p, "table '%s' is already defined at %d:%d as %s", full, DEF_LINE(x), DEF_COL(x), what(x));
 			goto out;
 		}
 	}

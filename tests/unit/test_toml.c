@@ -154,7 +154,8 @@ TEST(invalid_documents_report_line_and_column)
 	expect_error("x = 1 y = 2\n", "1:7: expected end of line, found 'y'");
 	expect_error("x = { a = 1, }\n", "1:14: trailing comma is not allowed in an inline table");
 	expect_error("x = { a = 1\n", "1:12: expected ',' or '}' in inline table (inline tables must be on one line)");
-	expect_error("x = {a = 1}\n[x]\n", "2:1: table 'x' is already defined at 1:1");
+	expect_error("x = {a = 1}\n[x]\n", "2:1: table 'x' is already defined at 1:1 as an inline table");
+	expect_error("x = 1\n[x]\n", "2:1: table 'x' is already defined at 1:1 as an integer");
 	expect_error("x = {a = 1}\nx.b = 2\n", "2:1: cannot add keys to 'x': it is an inline table defined at 1:1");
 	expect_error("a = [1]\n[[a]]\n", "2:1: cannot define array of tables 'a': already defined at 1:1 as a static array");
 	expect_error("[fruit]\napple.color = 1\n[fruit.apple]\n", "3:1: table 'fruit.apple' is already defined at 2:1");
@@ -183,8 +184,8 @@ TEST(invalid_documents_report_line_and_column)
 	expect_error("x = 07:60:00\n", "1:5: invalid time '07:60:00' (expected HH:MM:SS[.frac])");
 	expect_error("x = 1979-05-27T07:32:00+25:00\n", "1:5: invalid UTC offset in '1979-05-27T07:32:00+25:00'");
 	expect_error("x = tru\n", "1:5: invalid value 'tru' (strings must be quoted)");
-	expect_error("[[a]]\n[a]\n", "2:1: table 'a' is already defined at 1:1");
-	expect_error("[a]\nb = 1\n[a.b]\n", "3:1: table 'a.b' is already defined at 2:1");
+	expect_error("[[a]]\n[a]\n", "2:1: table 'a' is already defined at 1:1 as an array of tables");
+	expect_error("[a]\nb = 1\n[a.b]\n", "3:1: table 'a.b' is already defined at 2:1 as an integer");
 	expect_error("a.b = 1\na.b.c = 2\n", "2:1: cannot add keys to 'a.b': it is an integer defined at 1:1");
 	expect_error("x = 1\n[x.y]\n", "2:1: 'x' is an integer defined at 1:1, not a table");
 	expect_error("x = [{a = 1}]\n[x.b]\n", "2:1: 'x' is an array defined at 1:1, not a table");
