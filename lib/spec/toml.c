@@ -160,7 +160,10 @@ static bool expect_eol(parser *p)
 		adv_n(p, 2);
 		return true;
 	}
-	return fail(p, "expected end of line, found '%c'", peek(p));
+	unsigned char c = (unsigned char)peek(p);
+	if (c < 0x20 || c >= 0x7f)
+		return fail(p, "expected end of line, found byte 0x%02x", c);
+	return fail(p, "expected end of line, found '%c'", c);
 }
 
 /* Skip whitespace, newlines and comments (inside arrays, between lines). */
@@ -821,7 +824,10 @@ static toml_value *parse_value(parser *p)
 		char tok[128];
 		size_t n = scan_token(p, tok, sizeof tok);
 		if (n == 0) {
-			fail(p, "expected a value, found '%c'", c);
+			if ((unsigned char)c < 0x20 || (unsigned char)c >= 0x7f)
+				fail(p, "expected a value, found byte 0x%02x", (unsigned char)c);
+			else
+				fail(p, "expected a value, found '%c'", c);
 		} else if (n >= sizeof tok - 1) {
 			fail(p, "value too long");
 		} else {

@@ -122,6 +122,27 @@ TEST(tables_arrays_inline_dotted)
 	toml_free(r);
 }
 
+TEST(valid_edge_cases)
+{
+	toml_value *r = parse("a = \"\"\"\nx\"\"\"\r\nb = \"\"\"a \\   \n\n  b\"\"\"\n"
+			      "3.14159 = \"pi\"\n\"\" = 1\nc = -0\nd = 1979-05-27t07:32:00z\n"
+			      "e = [1, \"a\", {b = 1}, [2], ]\nf = [ ]\ng = [\n#c\n]\n"
+			      "[ t . \"u\" . 'v' ]\nw = 1 #\tcomment with tab\n[[ aot ]]\n");
+	REQUIRE(r);
+	CHECK_STR_EQ(toml_get(r, "a")->u.str.ptr, "x"); /* newline after the opening quotes is trimmed */
+	CHECK_STR_EQ(toml_get(r, "b")->u.str.ptr, "a b"); /* line-ending backslash eats blank lines */
+	CHECK_STR_EQ(path(r, "3.14159")->u.str.ptr, "pi"); /* dotted bare key 3 -> 14159 */
+	CHECK_INT_EQ(toml_get(r, "")->u.i, 1);
+	CHECK_INT_EQ(toml_get(r, "c")->u.i, 0);
+	CHECK(toml_get(r, "d")->type == TOML_DATETIME && toml_get(r, "d")->u.dt.minute == 32);
+	CHECK_INT_EQ(toml_get(r, "e")->u.arr.n, 4);
+	CHECK_INT_EQ(toml_get(r, "f")->u.arr.n, 0);
+	CHECK_INT_EQ(toml_get(r, "g")->u.arr.n, 0);
+	CHECK_INT_EQ(path(r, "t.u.v.w")->u.i, 1);
+	CHECK(toml_get(r, "aot") && toml_get(r, "aot")->type == TOML_ARRAY && toml_get(r, "aot")->u.arr.n == 1);
+	toml_free(r);
+}
+
 static void expect_error(const char *doc, const char *want)
 {
 	char err[512];
@@ -196,6 +217,11 @@ TEST(invalid_documents_report_line_and_column)
 	expect_error("[a]]\n", "1:4: expected end of line, found ']'");
 	expect_error("x = \"\\x41\"\n", "1:7: invalid escape sequence '\\x'");
 	expect_error("x = \"\xc0\x80\"\n", "1:6: invalid UTF-8 in string");     /* overlong */
+	expect_error("a = 1\rb = 2\n", "1:6: expected end of line, found byte 0x0d"); /* lone CR */
+	expect_error("x = \xc3\xa9\n", "1:5: expected a value, found byte 0xc3");
+	expect_error("x = 07:32:00Z\n", "1:5: invalid time '07:32:00Z' (expected HH:MM:SS[.frac])");
+	expect_error("x = 2023-02-29\n", "1:5: date '2023-02-29' is out of range");
+	expect_error("x = 1e+_5\n", "1:5: '_' must be between digits in '1e+_5'");
 	expect_error("x = \"\xed\xa0\x80\"\n", "1:6: invalid UTF-8 in string"); /* encoded surrogate */
 }
 
@@ -382,6 +408,6 @@ TEST(quote_round_trip)
 	free(doc);
 }
 
-TEST_MAIN(strings_all_forms, numbers, dates_and_times, tables_arrays_inline_dotted,
+TEST_MAIN(strings_all_forms, numbers, dates_and_times, tables_arrays_inline_dotted, valid_edge_cases,
 	  invalid_documents_report_line_and_column, hostile_input_is_bounded, positions_of_keys_and_values, corpus_all_types,
 	  quote_round_trip, property_quote_parse_round_trip)
