@@ -35,10 +35,11 @@ TEST(namespace_sandbox_through_the_public_api)
 	silo_spec *spec = silo_spec_parse(doc, strlen(doc), &err);
 	REQUIRE(spec);
 	REQUIRE(silo_spec_set_env(spec, "WHO", "api", &err) == 0);
-	silo_sandbox *sb;
-	if (silo_sandbox_create(spec, &sb, &err) < 0)
+	silo_sandbox *sb = NULL;
+	int rc = silo_sandbox_create(spec, &sb, &err);
+	if (rc < 0)
 		printf("# create: %s %s\n", silo_code_name(err.code), err.message);
-	REQUIRE(silo_sandbox_create(spec, &sb, &err) == 0 || (sb = NULL));
+	REQUIRE(rc == 0);
 	CHECK_STR_EQ(silo_sandbox_provider(sb), "namespace");
 	CHECK(strncmp(silo_sandbox_id(sb), "sb-", 3) == 0);
 	out o = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -60,7 +61,13 @@ TEST(namespace_sandbox_through_the_public_api)
 	silo_exec_opts bad = {.argv = empty};
 	CHECK(silo_sandbox_exec(sb, &bad, &res, &err) < 0);
 	CHECK_INT_EQ(err.code, SILO_ERR_INVALID_CONFIG);
+	char id[64];
+	snprintf(id, sizeof id, "%s", silo_sandbox_id(sb));
 	CHECK_INT_EQ(silo_sandbox_destroy(sb, &err), 0);
+	char rundir[4096];
+	const char *rt = getenv("SILO_RUNTIME_DIR");
+	snprintf(rundir, sizeof rundir, "%s/sandboxes/%s", rt && *rt ? rt : "/run/silo", id);
+	CHECK(access(rundir, F_OK) != 0);
 	silo_spec_free(spec);
 }
 
