@@ -4,7 +4,7 @@
  *   silo-vmm (--kernel ELF | --payload FLAT) [--mem MiB] [--vcpus N]
  *            [--serial-log FILE] [--boot-timer] [--no-irqchip] [--timeout-ms N]
  *            [--drive PATH[,ro][,id=ID]]... [--rng] [--initrd FILE] [--cmdline STR]
- *            [--vsock-uds PATH [--vsock-cid N]]
+ *            [--vsock-uds PATH [--vsock-cid N]] [--jail DIR]
  *
  * --kernel takes a bzImage (64-bit boot protocol), an ELF vmlinux with a PVH
  * note (32-bit PVH entry), or a plain ELF64 executable (direct 64-bit entry).
@@ -35,7 +35,7 @@ static void usage(FILE *f)
 	fputs("usage: silo-vmm (--kernel ELF64 | --payload FLAT.bin) [--mem MiB] [--vcpus N]\n"
 	      "                [--serial-log FILE] [--boot-timer] [--no-irqchip] [--timeout-ms N]\n"
 	      "                [--drive PATH[,ro][,id=ID]]... [--rng] [--initrd FILE] [--cmdline STR]\n"
-	      "                [--vsock-uds PATH [--vsock-cid N]]\n",
+	      "                [--vsock-uds PATH [--vsock-cid N]] [--jail DIR]\n",
 	      f);
 }
 
@@ -58,8 +58,8 @@ int main(int argc, char **argv)
 	uint64_t t0 = vmm_now_ns();
 	vm_config cfg = {.mem_bytes = 128ULL << 20, .vcpus = 1, .irqchip = true};
 	const char *kernel = NULL, *payload = NULL;
-	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL, OPT_DRIVE, OPT_RNG, OPT_INITRD, OPT_CMDLINE, OPT_VSOCK, OPT_VSOCK_CID };
-	const char *vsock_uds = NULL;
+	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL, OPT_DRIVE, OPT_RNG, OPT_INITRD, OPT_CMDLINE, OPT_VSOCK, OPT_VSOCK_CID, OPT_JAIL };
+	const char *vsock_uds = NULL, *jail_dir = NULL;
 	uint64_t vsock_cid = 3;
 	const char *initrd_path = NULL, *cmdline = "console=ttyS0 reboot=k panic=1 pci=off";
 	const char *drives[8];
@@ -80,6 +80,7 @@ int main(int argc, char **argv)
 		{"cmdline", required_argument, NULL, OPT_CMDLINE},
 		{"vsock-uds", required_argument, NULL, OPT_VSOCK},
 		{"vsock-cid", required_argument, NULL, OPT_VSOCK_CID},
+		{"jail", required_argument, NULL, OPT_JAIL},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -117,6 +118,7 @@ int main(int argc, char **argv)
 		case OPT_INITRD: initrd_path = optarg; break;
 		case OPT_CMDLINE: cmdline = optarg; break;
 		case OPT_VSOCK: vsock_uds = optarg; break;
+		case OPT_JAIL: jail_dir = optarg; break;
 		case OPT_VSOCK_CID:
 			if (parse_u64("--vsock-cid", optarg, 3, UINT32_MAX - 1, &vsock_cid) < 0)
 				return 2;
@@ -137,6 +139,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "silo-vmm: give exactly one of --kernel or --payload\n");
 		usage(stderr);
 		return 2;
+	}
+
+	silo_error jerr = {0};
+	char jbuf[512];
+	if (jail_dir && jail_prepare(vsock_uds, &jerr) < 0) {
+		fprintf(stderr, "silo-vmm: %s\n", silo_error_str(&jerr, jbuf, sizeof jbuf));
+		return 1;
 	}
 
 	/* Signals are taken synchronously by the main thread; vcpu threads inherit the mask. */
@@ -248,6 +257,8 @@ int main(int argc, char **argv)
 		if (vcpu_setup_regs(&v.vcpus[i], &v.boot, &err) < 0)
 			goto fail;
 	}
+	if (jail_dir && jail_enter(jail_dir, &err) < 0)
+		goto fail;
 	if (vcpus_start(&v, &err) < 0)
 		goto fail;
 	vm_exit_reason r = vm_run_until_stop(&v);

@@ -187,6 +187,14 @@ int linux_load_pvh(vm *v, const uint8_t *img, size_t len, const uint8_t *initrd,
 int linux_load_bzimage(vm *v, const uint8_t *img, size_t len, const uint8_t *initrd, size_t initrd_len,
 		       const char *cmdline, silo_error *err);
 
+/* jail.c */
+/* New mount/pid/net/ipc namespaces and a fork: returns 0 in the child (pid 1 of the new pid
+ * namespace); the parent relays SIGTERM/SIGINT, removes cleanup_path after the child exits
+ * and exits with its status. */
+int jail_prepare(const char *cleanup_path, silo_error *err);
+/* pivot_root into dir, rlimits, drop capabilities, no_new_privs, seccomp allow-list. */
+int jail_enter(const char *dir, silo_error *err);
+
 /* devices */
 int serial_attach(vm *v, int out_fd, silo_error *err);
 int i8042_attach(vm *v, silo_error *err);
