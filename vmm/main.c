@@ -5,6 +5,8 @@
  *            [--serial-log FILE] [--boot-timer] [--no-irqchip] [--timeout-ms N]
  *            [--drive PATH[,ro][,id=ID]]... [--rng] [--initrd FILE] [--cmdline STR]
  *            [--vsock-uds PATH [--vsock-cid N]] [--jail DIR]
+ *   silo-vmm --config FILE [--serial-log FILE] [--boot-timer] [--jail DIR] ...
+ *            (Firecracker-style JSON: boot-source, machine-config, drives, vsock)
  *
  * --kernel takes a bzImage (64-bit boot protocol), an ELF vmlinux with a PVH
  * note (32-bit PVH entry), or a plain ELF64 executable (direct 64-bit entry).
@@ -27,6 +29,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "config.h"
 #include "devices/virtio/virtio.h"
 #include "vmm.h"
 
@@ -35,7 +38,8 @@ static void usage(FILE *f)
 	fputs("usage: silo-vmm (--kernel ELF64 | --payload FLAT.bin) [--mem MiB] [--vcpus N]\n"
 	      "                [--serial-log FILE] [--boot-timer] [--no-irqchip] [--timeout-ms N]\n"
 	      "                [--drive PATH[,ro][,id=ID]]... [--rng] [--initrd FILE] [--cmdline STR]\n"
-	      "                [--vsock-uds PATH [--vsock-cid N]] [--jail DIR]\n",
+	      "                [--vsock-uds PATH [--vsock-cid N]] [--jail DIR]\n"
+	      "       silo-vmm --config FIRECRACKER.json [--serial-log FILE] [--boot-timer] [--jail DIR]\n",
 	      f);
 }
 
@@ -58,7 +62,10 @@ int main(int argc, char **argv)
 	uint64_t t0 = vmm_now_ns();
 	vm_config cfg = {.mem_bytes = 128ULL << 20, .vcpus = 1, .irqchip = true};
 	const char *kernel = NULL, *payload = NULL;
-	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL, OPT_DRIVE, OPT_RNG, OPT_INITRD, OPT_CMDLINE, OPT_VSOCK, OPT_VSOCK_CID, OPT_JAIL };
+	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL, OPT_DRIVE, OPT_RNG, OPT_INITRD, OPT_CMDLINE, OPT_VSOCK, OPT_VSOCK_CID, OPT_JAIL, OPT_CONFIG };
+	const char *config_path = NULL;
+	static vmm_file_config fc;
+	static char drive_specs[8][4200];
 	const char *vsock_uds = NULL, *jail_dir = NULL;
 	uint64_t vsock_cid = 3;
 	const char *initrd_path = NULL, *cmdline = "console=ttyS0 reboot=k panic=1 pci=off";
@@ -81,6 +88,7 @@ int main(int argc, char **argv)
 		{"vsock-uds", required_argument, NULL, OPT_VSOCK},
 		{"vsock-cid", required_argument, NULL, OPT_VSOCK_CID},
 		{"jail", required_argument, NULL, OPT_JAIL},
+		{"config", required_argument, NULL, OPT_CONFIG},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -119,6 +127,7 @@ int main(int argc, char **argv)
 		case OPT_CMDLINE: cmdline = optarg; break;
 		case OPT_VSOCK: vsock_uds = optarg; break;
 		case OPT_JAIL: jail_dir = optarg; break;
+		case OPT_CONFIG: config_path = optarg; break;
 		case OPT_VSOCK_CID:
 			if (parse_u64("--vsock-cid", optarg, 3, UINT32_MAX - 1, &vsock_cid) < 0)
 				return 2;
@@ -130,6 +139,31 @@ int main(int argc, char **argv)
 	if (optind < argc) {
 		fprintf(stderr, "silo-vmm: unexpected argument \"%s\"\n", argv[optind]);
 		return 2;
+	}
+	if (config_path) {
+		silo_error cerr = {0};
+		char cbuf[1024];
+		if (kernel || payload || ndrives || vsock_uds) {
+			fprintf(stderr, "silo-vmm: --config cannot be combined with --kernel/--payload/--drive/--vsock-uds\n");
+			return 2;
+		}
+		if (vmm_config_load(config_path, &fc, &cerr) < 0) {
+			fprintf(stderr, "silo-vmm: %s\n", silo_error_str(&cerr, cbuf, sizeof cbuf));
+			return 2;
+		}
+		kernel = fc.kernel;
+		if (fc.cmdline)
+			cmdline = fc.cmdline;
+		initrd_path = fc.initrd;
+		cfg.vcpus = (int)fc.vcpus;
+		cfg.mem_bytes = fc.mem_mib << 20;
+		for (size_t i = 0; i < fc.ndrives; i++) {
+			snprintf(drive_specs[i], sizeof drive_specs[i], "%s%s,id=%s", fc.drives[i].path,
+				 fc.drives[i].read_only ? ",ro" : "", fc.drives[i].id);
+			drives[ndrives++] = drive_specs[i];
+		}
+		vsock_uds = fc.vsock_uds;
+		vsock_cid = fc.vsock_cid;
 	}
 	if (!cfg.irqchip && cfg.vcpus > 1) {
 		fprintf(stderr, "silo-vmm: --vcpus > 1 needs the in-kernel irqchip (APs wait for INIT/SIPI in its LAPIC)\n");
@@ -284,11 +318,13 @@ int main(int argc, char **argv)
 	vm_destroy(&v);
 	if (serial_fd != STDOUT_FILENO)
 		close(serial_fd);
+	vmm_config_free(&fc);
 	return status;
 fail:
 	fprintf(stderr, "silo-vmm: %s\n", silo_error_str(&err, ebuf, sizeof ebuf));
 	vm_destroy(&v);
 	if (serial_fd != STDOUT_FILENO)
 		close(serial_fd);
+	vmm_config_free(&fc);
 	return 1;
 }

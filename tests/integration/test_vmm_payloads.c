@@ -331,6 +331,61 @@ TEST(jail_runs_the_virtio_payload)
 	CHECK(rmdir(dir) == 0);
 }
 
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	REQUIRE(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+TEST(firecracker_style_config_file)
+{
+	need_kvm();
+	char dir[] = "/tmp/silo-vmm-cfg-XXXXXX", cfg[128], disk[64], json[2048];
+	REQUIRE(mkdtemp(dir));
+	make_disk(disk);
+	snprintf(cfg, sizeof cfg, "%s/vm.json", dir);
+	snprintf(json, sizeof json,
+		 "{\"boot-source\": {\"kernel_image_path\": \"%s\", \"boot_args\": \"console=ttyS0\"},\n"
+		 " \"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 64},\n"
+		 " \"drives\": [{\"drive_id\": \"rootfs\", \"path_on_host\": \"%s\", \"is_root_device\": true, \"is_read_only\": true}],\n"
+		 " \"vsock\": {\"guest_cid\": 3, \"uds_path\": \"%s/v.sock\"}}\n",
+		 payload("elf64.elf"), disk, dir);
+	write_text(cfg, json);
+	const char *a[] = {"--config", cfg, "--boot-timer", "--timeout-ms", "20000", NULL};
+	run_result r = run_vmm(a, 0);
+	CHECK_INT_EQ(r.status, 42);
+	CHECK_STR_EQ(r.serial, "silo elf64 payload OK\n");
+	char uds[160];
+	snprintf(uds, sizeof uds, "%s/v.sock", dir);
+	CHECK(access(uds, F_OK) != 0);
+	static const struct {
+		const char *json, *msg;
+	} bad[] = {
+		{"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"network-interfaces\": []}", "config: network-interfaces: unknown"},
+		{"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"machine-config\": {\"mem_size_mib\": 5000}}", "machine-config.mem_size_mib: expected an integer in 1..3072"},
+		{"{\"machine-config\": {}}", "boot-source: required"},
+		{"{\"boot-source\": {\"kernel_image_path\": 7}}", "boot-source.kernel_image_path: expected a non-empty string"},
+		{"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": [{\"drive_id\": \"a\"}]}", "drives[0].path_on_host: required"},
+		{"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"vsock\": {\"uds_path\": \"/x\", \"guest_cid\": 2}}", "vsock.guest_cid"},
+		{"{\"boot-source\": ", "line 1"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		write_text(cfg, bad[i].json);
+		const char *b[] = {"--config", cfg, NULL};
+		r = run_vmm(b, 0);
+		CHECK_INT_EQ(r.status, 2);
+		CHECK_CONTAINS(r.err, bad[i].msg);
+	}
+	const char *c2[] = {"--config", cfg, "--kernel", payload("elf64.elf"), NULL};
+	r = run_vmm(c2, 0);
+	CHECK_INT_EQ(r.status, 2);
+	unlink(cfg);
+	unlink(disk);
+	CHECK(rmdir(dir) == 0);
+}
+
 TEST(bad_input_is_rejected_with_field_names)
 {
 	need_kvm();
@@ -358,4 +413,4 @@ TEST_MAIN(realmode_serial_bootimer_i8042_reset, longmode_mmio_boot_timer_debug_e
 	  longmode_two_vcpus_aps_wait_for_sipi, elf64_direct_boot_exit_status, hlt_without_irqchip_exits,
 	  hlt_with_irqchip_times_out, sigterm_stops_cleanly, virtio_blk_guest_driver_rw,
 	  virtio_blk_guest_driver_read_only, vsock_uds_lifecycle, jail_namespaces_seccomp_caps_and_cleanup,
-	  jail_runs_the_virtio_payload, bad_input_is_rejected_with_field_names)
+	  jail_runs_the_virtio_payload, firecracker_style_config_file, bad_input_is_rejected_with_field_names)
