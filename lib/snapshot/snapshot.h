@@ -113,6 +113,13 @@ int snap_mark_use(const char *rundir, const char *id, silo_error *err);
  * *skipped). Bounded by SNAP_MAX_DEPTH, SNAP_MAX_ENTRIES and max_bytes. */
 int snap_copy_tree(const char *src, const char *dst, uint64_t max_bytes, size_t *skipped,
 		   silo_error *err);
+/* Apply an overlayfs upper layer on top of a copy of the layers below it in
+ * dst (a copy of a lower layer), so dst becomes the flattened layer over base:
+ * whiteouts replace what they hide (and stay only where base has the name),
+ * opaque directories replace, other directories merge. Same bounds as
+ * snap_copy_tree (max_bytes counts what is copied). */
+int snap_merge_tree(const char *upper, const char *dst, const char *base, uint64_t max_bytes,
+		    size_t *skipped, silo_error *err);
 /* Manifest of a payload tree: JSON array of entries sorted by path
  * ({"path","type","mode","uid","gid"[,"size","sha256"|"target"|"opaque"]}). */
 int snap_manifest(const char *root, json_t **out, uint64_t *bytes, silo_error *err);

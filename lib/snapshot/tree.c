@@ -96,6 +96,8 @@ static char **list_dir(int dirfd, size_t *count, silo_error *err, const char *wh
 /* ---- copy ---- */
 
 typedef struct copy_ctx {
+	bool merge;             /* dst already holds a lower layer: apply src on top */
+	bool base;              /* merge: whiteouts only where the base layer has something */
 	uint64_t max_bytes, bytes;
 	size_t entries, skipped;
 	char buf[1 << 16];
@@ -151,9 +153,39 @@ static int copy_reg(copy_ctx *c, int sdir, int ddir, const char *name, const str
 	return 0;
 }
 
-static int copy_dir(copy_ctx *c, int sdir, int ddir, const char *rel, int depth, silo_error *err);
+static int copy_dir(copy_ctx *c, int sdir, int ddir, int bdir, const char *rel, int depth, silo_error *err);
 
-static int copy_entry(copy_ctx *c, int sdir, int ddir, const char *name, const char *rel, int depth,
+/* Remove name (any type, recursively) below dirfd without following links. */
+static int remove_at(int dirfd, const char *name, int depth)
+{
+	if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR && errno != EPERM)
+		return -1;
+	if (depth > SNAP_MAX_DEPTH + 8)
+		return -1;
+	int d = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (d < 0)
+		return -1;
+	size_t n = 0;
+	char **names = list_dir(d, &n, NULL, name);
+	int rc = names ? 0 : -1;
+	for (size_t i = 0; names && i < n; i++)
+		if (remove_at(d, names[i], depth + 1) < 0)
+			rc = -1;
+	strv_free(names);
+	close(d);
+	if (rc == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0)
+		rc = -1;
+	return rc;
+}
+
+static int sub_base(int bdir, const char *name)
+{
+	return bdir < 0 ? -1 : openat(bdir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+static int copy_entry(copy_ctx *c, int sdir, int ddir, int bdir, const char *name, const char *rel, int depth,
 		      silo_error *err)
 {
 	struct stat st;
@@ -162,6 +194,38 @@ static int copy_entry(copy_ctx *c, int sdir, int ddir, const char *name, const c
 	if (++c->entries > SNAP_MAX_ENTRIES)
 		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0, "the writable layer has more than %u entries",
 				 SNAP_MAX_ENTRIES);
+	if (c->merge) {
+		/* overlayfs semantics: a directory merges with the one below unless
+		 * it is opaque; anything else (and a whiteout) replaces it */
+		struct stat dst;
+		bool opaque = false;
+		if (S_ISDIR(st.st_mode)) {
+			cleanup_close int s = openat(sdir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			char v[16];
+			opaque = s >= 0 && fgetxattr(s, OPAQUE_XATTR, v, sizeof v) > 0;
+		}
+		if (fstatat(ddir, name, &dst, AT_SYMLINK_NOFOLLOW) == 0) {
+			if (S_ISDIR(st.st_mode) && S_ISDIR(dst.st_mode) && !opaque) {
+				if (depth >= SNAP_MAX_DEPTH)
+					return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0,
+							 "%s: directories nested deeper than %d", rel, SNAP_MAX_DEPTH);
+				cleanup_close int s = openat(sdir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				cleanup_close int d = openat(ddir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+				if (s < 0 || d < 0)
+					return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s: %s", rel, strerror(errno));
+				cleanup_close int b = sub_base(bdir, name);
+				if (copy_dir(c, s, d, b, rel, depth + 1, err) < 0)
+					return -1;
+				if (fchown(d, st.st_uid, st.st_gid) < 0 && errno != EPERM)
+					return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chown %s: %s", rel, strerror(errno));
+				if (fchmod(d, st.st_mode & 07777) < 0)
+					return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chmod %s: %s", rel, strerror(errno));
+				return 0;
+			}
+			if (remove_at(ddir, name, 0) < 0)
+				return silo_fail(err, SILO_ERR_IO_ERROR, errno, "replace %s: %s", rel, strerror(errno));
+		}
+	}
 	if (S_ISREG(st.st_mode))
 		return copy_reg(c, sdir, ddir, name, &st, rel, err);
 	if (S_ISDIR(st.st_mode)) {
@@ -176,7 +240,8 @@ static int copy_entry(copy_ctx *c, int sdir, int ddir, const char *name, const c
 		cleanup_close int d = openat(ddir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (d < 0)
 			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s: %s", rel, strerror(errno));
-		if (copy_dir(c, s, d, rel, depth + 1, err) < 0)
+		cleanup_close int b = sub_base(bdir, name);
+		if (copy_dir(c, s, d, b, rel, depth + 1, err) < 0)
 			return -1;
 		char v[16];
 		ssize_t vl = fgetxattr(s, OPAQUE_XATTR, v, sizeof v);
@@ -204,7 +269,12 @@ static int copy_entry(copy_ctx *c, int sdir, int ddir, const char *name, const c
 		return 0;
 	}
 	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
-		/* an overlayfs whiteout: the file was deleted from the base layer */
+		/* an overlayfs whiteout: the file was deleted from a layer below.
+		 * Flattened onto the base, it is needed only where the base has that
+		 * name (elsewhere overlayfs would list it as a device node). */
+		struct stat bst;
+		if (c->merge && c->base && (bdir < 0 || fstatat(bdir, name, &bst, AT_SYMLINK_NOFOLLOW) < 0))
+			return 0;
 		if (mknodat(ddir, name, S_IFCHR | 0000, makedev(0, 0)) < 0)
 			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "whiteout %s: %s", rel, strerror(errno));
 		if (fchownat(ddir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != EPERM)
@@ -217,7 +287,7 @@ static int copy_entry(copy_ctx *c, int sdir, int ddir, const char *name, const c
 	return 0;
 }
 
-static int copy_dir(copy_ctx *c, int sdir, int ddir, const char *rel, int depth, silo_error *err)
+static int copy_dir(copy_ctx *c, int sdir, int ddir, int bdir, const char *rel, int depth, silo_error *err)
 {
 	size_t n = 0;
 	cleanup_strv char **names = list_dir(sdir, &n, err, rel);
@@ -225,13 +295,14 @@ static int copy_dir(copy_ctx *c, int sdir, int ddir, const char *rel, int depth,
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		cleanup_free char *r = escape_name(rel, names[i]);
-		if (copy_entry(c, sdir, ddir, names[i], r, depth, err) < 0)
+		if (copy_entry(c, sdir, ddir, bdir, names[i], r, depth, err) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-int snap_copy_tree(const char *src, const char *dst, uint64_t max_bytes, size_t *skipped, silo_error *err)
+static int copy_tree(const char *src, const char *dst, bool merge, const char *base, uint64_t max_bytes,
+		     size_t *skipped, silo_error *err)
 {
 	cleanup_close int s = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (s < 0)
@@ -243,7 +314,14 @@ int snap_copy_tree(const char *src, const char *dst, uint64_t max_bytes, size_t 
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s: %s", dst, strerror(errno));
 	copy_ctx *c = xcalloc(1, sizeof *c);
 	c->max_bytes = max_bytes;
-	int rc = copy_dir(c, s, d, "", 0, err);
+	c->merge = merge;
+	c->base = base != NULL;
+	cleanup_close int b = base ? open(base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+	if (base && b < 0) {
+		free(c);
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s: %s", base, strerror(errno));
+	}
+	int rc = copy_dir(c, s, d, b, "", 0, err);
 	if (rc == 0) {
 		char v[16];
 		ssize_t vl = fgetxattr(s, OPAQUE_XATTR, v, sizeof v);
@@ -379,4 +457,15 @@ int snap_manifest(const char *root, json_t **out, uint64_t *bytes, silo_error *e
 	}
 	free(c);
 	return rc;
+}
+
+int snap_copy_tree(const char *src, const char *dst, uint64_t max_bytes, size_t *skipped, silo_error *err)
+{
+	return copy_tree(src, dst, false, NULL, max_bytes, skipped, err);
+}
+
+int snap_merge_tree(const char *upper, const char *dst, const char *base, uint64_t max_bytes, size_t *skipped,
+		    silo_error *err)
+{
+	return copy_tree(upper, dst, true, base, max_bytes, skipped, err);
 }
