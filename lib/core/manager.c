@@ -639,6 +639,9 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 		.boot_timeout_ms = m->cfg.boot_timeout_ms,
 		.on_state = on_state_cb,
 		.on_state_ud = e,
+		.restore_dir = opts->restore_dir,
+		.restore_id = opts->restore_id,
+		.restore_provider = opts->restore_provider,
 	};
 	sandbox *sb = NULL;
 	if (sandbox_create(spec, &so, &sb, err) < 0) {
@@ -809,6 +812,31 @@ static void op_end(manager *m, mentry *e)
 		pthread_cond_broadcast(&e->idle);
 	pthread_mutex_unlock(&e->lock);
 	unref(m, e);
+}
+
+int manager_with_sandbox(manager *m, const char *id, bool allow_paused, mgr_sandbox_fn fn, void *ud,
+			 silo_error *err)
+{
+	mentry *e = get_entry(m, id, err);
+	if (!e)
+		return -1;
+	pthread_mutex_lock(&e->lock);
+	bool ok = !e->deleting && e->sb && e->sb->ch &&
+		  (!strcmp(e->state, "running") || (allow_paused && !strcmp(e->state, "paused")));
+	if (!ok) {
+		char st[16];
+		snprintf(st, sizeof st, "%s", !e->sb ? "provisioning" : e->deleting ? "being deleted" : e->state);
+		pthread_mutex_unlock(&e->lock);
+		unref(m, e);
+		return silo_fail_vm(err, SILO_ERR_CONFLICT, 0, id, "sandbox is %s", st);
+	}
+	e->ops++;
+	pthread_mutex_unlock(&e->lock);
+	int rc = fn(e->sb, ud, err);
+	if (rc < 0)
+		silo_error_set_vm(err, e->id);
+	op_end(m, e);
+	return rc;
 }
 
 static void task_add(mentry *e, uint32_t task)

@@ -80,6 +80,8 @@ json_t *manager_providers_json(manager *m);
 typedef struct mgr_create_opts {
 	const char *actor;             /* for the audit log */
 	const char *id;                /* NULL = generate a unique one */
+	/* Restore from a verified snapshot instead of spawning (sandbox_opts). */
+	const char *restore_dir, *restore_id, *restore_provider;
 } mgr_create_opts;
 
 /* Create and wait until ready. id_out gets the sandbox id (also on failure,
@@ -114,6 +116,31 @@ int manager_file_put(manager *m, const char *id, const char *path, int src_fd, u
 		     const char *actor, silo_error *err);
 int manager_file_get(manager *m, const char *id, const char *path, int dst_fd, uint64_t max_bytes,
 		     const char *actor, silo_error *err);
+
+/* Run fn on a live, ready sandbox while holding an operation slot (delete
+ * waits for it); allow_paused also admits a paused one. Used by
+ * lib/core/mgr_snapshot.c (snapshot, fork, pause, resume). */
+typedef int (*mgr_sandbox_fn)(sandbox *sb, void *ud, silo_error *err);
+int manager_with_sandbox(manager *m, const char *id, bool allow_paused, mgr_sandbox_fn fn, void *ud,
+			 silo_error *err);
+
+/* ---- snapshots, fork, pause (mgr_snapshot.c, docs/snapshots.md) ---- */
+typedef struct mgr_snap_opts {
+	const char *actor;
+	char *const *tags;             /* NULL-terminated, may be NULL */
+	bool keep_paused;
+	uint64_t ttl_ms;               /* 0 = no expiry */
+} mgr_snap_opts;
+/* Snapshot a live sandbox into the store; *out = the snapshot's JSON. */
+int manager_snapshot(manager *m, const char *id, const mgr_snap_opts *o, json_t **out, silo_error *err);
+/* Verify a snapshot (id or tag) and restore it into a new sandbox. */
+int manager_restore(manager *m, const char *snap, const char *actor, char id_out[SILO_ID_MAX],
+		    silo_error *err);
+/* n copies of a live sandbox (snapshot of kind "fork", then n restores);
+ * all or nothing. *out = {"snapshot": id, "sandboxes": [ids]}. */
+int manager_fork(manager *m, const char *id, unsigned n, const char *actor, json_t **out, silo_error *err);
+int manager_pause(manager *m, const char *id, const char *actor, silo_error *err);
+int manager_resume(manager *m, const char *id, const char *actor, silo_error *err);
 
 /* Record an error raised outside the manager (API layer: bad requests, policy
  * denials): counts it and may raise a health-warning. */

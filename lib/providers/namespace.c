@@ -821,6 +821,10 @@ static int ns_terminate(sandbox *sb, int grace_ms, silo_error *err)
 		free(txt);
 	}
 	unsigned long long start = s->starttime;
+	/* A paused (frozen) sandbox cannot act on a shutdown request, and on the
+	 * v1 freezer even SIGKILLed tasks stay frozen: thaw first. */
+	if (s->cg.freeze[0] && path_exists(s->cg.freeze))
+		ns_cgroup_freeze(&s->cg, false, NULL);
 	if (sb->pid > 0 && pid_alive(sb->pid, start)) {
 		if (grace_ms > 0 && sb->ch && chan_is_connected && chan_shutdown && chan_is_connected(sb->ch) &&
 		    chan_shutdown(sb->ch, NULL) == 0)

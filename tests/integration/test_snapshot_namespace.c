@@ -129,6 +129,20 @@ static void destroy(sandbox *sb)
 	cleanup_report_free(&rep);
 }
 
+/* Gone, or a zombie waiting for its reaper (the init is not our child). */
+static bool pid_dead(pid_t pid)
+{
+	char p[64], *txt = NULL;
+	size_t n;
+	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+	if (read_file(p, 4096, &txt, &n, NULL) < 0)
+		return true;
+	char *r = strrchr(txt, ')');
+	bool dead = r && (r[2] == 'Z' || r[2] == 'X');
+	free(txt);
+	return dead;
+}
+
 static const char *const WRITE =
 	"mkdir -p /root/work && echo v1 > /root/work/state.txt && chmod 640 /root/work/state.txt && "
 	"rm /etc/os-release && ln -s state.txt /root/work/link && echo ok";
@@ -262,8 +276,13 @@ TEST(keep_paused)
 	REQUIRE(sandbox_resume(a, &err) == 0);
 	outbuf o;
 	CHECK_STR_EQ(sh(a, "echo alive", &o), "alive\n");
-	destroy(a);
 	snap_info_free(&info);
+	/* destroying a paused (frozen) sandbox thaws it first and leaves nothing */
+	REQUIRE(sandbox_pause(a, &err) == 0);
+	CHECK(sandbox_get_state(a) == SB_PAUSED);
+	pid_t pid = a->pid;
+	destroy(a);
+	CHECK(pid_dead(pid));
 	teardown();
 }
 
