@@ -40,4 +40,12 @@ int cmd_run(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 /* verbs: add declarations above this line */
 
+/* cmd_snapshot.c */
+int cmd_snapshot(int argc, char **argv);
+int cmd_snapshots(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_fork(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
+
 #endif

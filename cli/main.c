@@ -28,6 +28,12 @@ static const cli_verb verbs[] = {
 	{"image", "build, list, verify and remove guest images (image build|ls|verify|rm)", cmd_image},
 	{"run", "run a command in a fresh sandbox, then destroy it (run -- CMD...)", cmd_run},
 	{"config", "validate, format or print default hac.toml specs", cmd_config},
+	{"snapshot", "snapshot a sandbox (snapshot ID [--tag T]), or snapshot ls|inspect|rm|gc|tag", cmd_snapshot},
+	{"snapshots", "list snapshots", cmd_snapshots},
+	{"restore", "restore a snapshot (id or tag) into a new sandbox", cmd_restore},
+	{"fork", "N copy-on-write copies of a running sandbox (fork ID -n N)", cmd_fork},
+	{"pause", "pause (freeze) sandboxes", cmd_pause},
+	{"resume", "resume paused sandboxes", cmd_resume},
 	/* verbs: add rows above this line */
 };
 

@@ -32,6 +32,7 @@
 
 #include "common/util.h"
 #include "daemon/api_parse.h"
+#include "daemon/api_snapshot.h"
 
 #define STREAM_QUEUE_MAX (16u << 20)     /* exec output buffered per client */
 #define EVENT_QUEUE_MAX 1024
@@ -756,6 +757,24 @@ static enum MHD_Result h_events(req *q, struct MHD_Connection *c)
 	return ret;
 }
 
+/* Snapshot, fork, pause and resume routes live in api_snapshot.c. */
+static const char *query_arg(void *ctx, const char *key)
+{
+	return query(ctx, key);
+}
+
+static enum MHD_Result snapshot_route(req *q, struct MHD_Connection *c, const char *method, const char *url)
+{
+	if (q->too_large)
+		return fail(q, c, 413, SILO_ERR_INVALID_CONFIG, "request body larger than %zu bytes", q->limit);
+	json_t *out = NULL;
+	silo_error err = {0};
+	unsigned st = api_snapshot_handle(q->s->m, method, url, q->body, q->len, query_arg, c, q->actor, &out, &err);
+	if (st >= 400)
+		return send_error_status(q, c, st, &err);
+	return send_json(c, st, out);
+}
+
 /* ---- routing ---- */
 
 typedef enum route_kind { R_EXACT, R_SANDBOX, R_SANDBOX_SUB } route_kind;
@@ -878,9 +897,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		} else {
 			q->limit = r && r->body_max == 1 ? s->cfg.max_body : r ? r->body_max : 0;
 		}
+		if (!r && api_snapshot_owns(url))
+			q->limit = s->cfg.max_body;
 		/* Reject early when the declared length is already too big. */
 		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-		if (cl && q->authorized && strtoull(cl, NULL, 10) > q->limit && r)
+		if (cl && q->authorized && strtoull(cl, NULL, 10) > q->limit && (r || api_snapshot_owns(url)))
 			q->too_large = true;
 		return MHD_YES;
 	}
@@ -922,6 +943,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	char id[SILO_ID_MAX * 2];
 	bool path_ok;
 	const route *r = match(method, url, id, &path_ok);
+	if (!r && api_snapshot_owns(url))
+		return snapshot_route(q, c, method, url);
 	if (!r) {
 		if (path_ok)
 			return fail(q, c, 405, SILO_ERR_INVALID_CONFIG, "method %s is not allowed on %.200s", method, url);

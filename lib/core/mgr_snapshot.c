@@ -64,10 +64,8 @@ static int snapshot_kind(manager *m, const char *id, const mgr_snap_opts *o, con
 	char rid[SILO_ID_MAX];
 	manager_audit(m, o->actor, manager_resolve(m, id, rid, NULL) == 0 ? rid : id, "snapshot", us / 1000, d);
 	json_decref(d);
-	if (rc < 0) {
-		manager_note_error(m, err);
+	if (rc < 0)
 		return -1;
-	}
 	*out = j.info;
 	return 0;
 }
@@ -101,8 +99,6 @@ static int restore_one(manager *m, const snap_info *s, const char *actor, char i
 			    : json_pack("{s:s,s:s}", "snapshot", s->id, "error", err->message);
 	manager_audit(m, actor, id_out[0] ? id_out : NULL, "restored", us / 1000, d);
 	json_decref(d);
-	if (rc < 0)
-		manager_note_error(m, err);
 	return rc;
 }
 
@@ -110,10 +106,8 @@ int manager_restore(manager *m, const char *snap, const char *actor, char id_out
 {
 	id_out[0] = '\0';
 	snap_info s;
-	if (snap_open(snap, true, &s, err) < 0) {
-		manager_note_error(m, err);
+	if (snap_open(snap, true, &s, err) < 0)
 		return -1;
-	}
 	char hold[PATH_MAX + 128];
 	if (snap_hold(s.id, hold, sizeof hold, err) < 0) {
 		snap_info_free(&s);
@@ -192,8 +186,6 @@ static int pause_resume(manager *m, const char *id, const char *actor, bool paus
 	manager_audit(m, actor, manager_resolve(m, id, rid, NULL) == 0 ? rid : id, pause ? "paused" : "resumed",
 		      (now_mono_ns() - t0) / 1000000, d);
 	json_decref(d);
-	if (rc < 0)
-		manager_note_error(m, err);
 	return rc;
 }
 
