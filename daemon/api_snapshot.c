@@ -9,6 +9,7 @@
  *   POST   /v1/snapshots/{id}/restore                                                -> 201 sandbox
  *   POST   /v1/snapshots/{id}/tags       {"add":[..],"remove":[..]}                  -> 200 snapshot
  *   POST   /v1/snapshots/gc              {"max_age_s":N}                             -> 200 {removed:[..]}
+ *   GET    /v1/pools                     (warm pools: template, k, ready, taken ...) -> 200 {pools:[..]}
  * Bodies are JSON objects; unknown or duplicate fields are refused by name.
  */
 #include "daemon/api_snapshot.h"
@@ -51,7 +52,8 @@ bool api_snapshot_owns(const char *url)
 	const char *sub;
 	if (split_sandbox(url, id, sizeof id, &sub))
 		return true;
-	return !strcmp(url, SNAP_PREFIX) || !strncmp(url, SNAP_PREFIX "/", strlen(SNAP_PREFIX) + 1);
+	return !strcmp(url, SNAP_PREFIX) || !strncmp(url, SNAP_PREFIX "/", strlen(SNAP_PREFIX) + 1) ||
+	       !strcmp(url, "/v1/pools");
 }
 
 static unsigned failf(silo_error *err, unsigned status, silo_code code, const char *fmt, ...)
@@ -331,7 +333,12 @@ unsigned api_snapshot_handle(manager *m, const char *method, const char *url, co
 	char id[SILO_ID_MAX * 2];
 	const char *sub;
 	unsigned st;
-	if (split_sandbox(url, id, sizeof id, &sub))
+	if (!strcmp(url, "/v1/pools")) {
+		if (strcmp(method, "GET") != 0)
+			st = failf(err, 405, SILO_ERR_INVALID_CONFIG, "method %s is not allowed on /v1/pools", method);
+		else
+			*out = json_pack("{s:o}", "pools", manager_pools_json(m)), st = 200;
+	} else if (split_sandbox(url, id, sizeof id, &sub))
 		st = h_sandbox(m, method, id, sub, body, len, actor, out, err);
 	else
 		st = h_snapshots(m, method, url, body, len, arg, arg_ctx, actor, out, err);

@@ -5,6 +5,7 @@
  *         [--max-sandboxes N] [--boot-timeout-ms N] [--grace-ms N] [--fallback LIST]
  *         [--error-threshold N] [--error-window-ms N] [--capacity-vcpus N]
  *         [--capacity-memory-mb N] [--max-upload-mb N] [--terminate-on-exit]
+ *         [--warm-pool SOURCE:K]...   (SOURCE: hac.toml path or snapshot=ID_OR_TAG)
  *
  * State (registry.db, audit.jsonl) lives in $SILO_STATE_DIR, the socket in
  * $SILO_RUNTIME_DIR/silod.sock. On SIGTERM/SIGINT silod stops serving and, by
@@ -41,7 +42,9 @@ static void usage(FILE *f)
 		"  --capacity-vcpus N       host vCPUs to hand out (default: online CPUs)\n"
 		"  --capacity-memory-mb N   host memory to hand out (default: from /proc/meminfo)\n"
 		"  --max-upload-mb N        largest file upload/download (default 256)\n"
-		"  --terminate-on-exit      destroy all sandboxes on SIGTERM instead of leaving them\n");
+		"  --terminate-on-exit      destroy all sandboxes on SIGTERM instead of leaving them\n"
+		"  --warm-pool SOURCE:K     keep K paused sandboxes ready for SOURCE (a hac.toml path,\n"
+		"                           or snapshot=ID_OR_TAG); repeatable (docs/snapshots.md)\n");
 }
 
 static unsigned long num_arg(const char *opt, const char *v, unsigned long max)
@@ -57,7 +60,7 @@ static unsigned long num_arg(const char *opt, const char *v, unsigned long max)
 int main(int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_MODE, O_LISTEN, O_TOKEN, O_MAX, O_BOOT, O_GRACE, O_FALLBACK, O_ETHR, O_EWIN,
-	       O_CAPV, O_CAPM, O_UPLOAD, O_TERM };
+	       O_CAPV, O_CAPM, O_UPLOAD, O_TERM, O_POOL };
 	static const struct option opts[] = {
 		{"socket", required_argument, NULL, O_SOCKET},
 		{"socket-mode", required_argument, NULL, O_MODE},
@@ -73,6 +76,7 @@ int main(int argc, char **argv)
 		{"capacity-memory-mb", required_argument, NULL, O_CAPM},
 		{"max-upload-mb", required_argument, NULL, O_UPLOAD},
 		{"terminate-on-exit", no_argument, NULL, O_TERM},
+		{"warm-pool", required_argument, NULL, O_POOL},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -82,6 +86,8 @@ int main(int argc, char **argv)
 	char sockbuf[4096];
 	const char *token_file = NULL;
 	bool terminate = false;
+	const char *pools[16];
+	int npools = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
 		switch (c) {
@@ -99,6 +105,11 @@ int main(int argc, char **argv)
 		case O_CAPM: mc.capacity_memory_mb = num_arg("--capacity-memory-mb", optarg, 1ul << 40); break;
 		case O_UPLOAD: ac.max_upload = (uint64_t)num_arg("--max-upload-mb", optarg, 1 << 20) << 20; break;
 		case O_TERM: terminate = true; break;
+		case O_POOL:
+			if (npools == 16)
+				die(2, "--warm-pool: at most 16");
+			pools[npools++] = optarg;
+			break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("silod %s\n", silo_version()); return 0;
 		default: usage(stderr); return 2;
@@ -155,6 +166,29 @@ int main(int argc, char **argv)
 	mc.state_dir = sd;
 	if (manager_open(&mc, &m, &err) < 0) {
 		char buf[SILO_ERROR_MSG_MAX + 64];
+		die(1, "%s", silo_error_str(&err, buf, sizeof buf));
+	}
+	for (int i = 0; i < npools; i++) {
+		char *src = xstrdup(pools[i]), *colon = strrchr(src, ':');
+		unsigned long k = 0;
+		char *end = NULL;
+		if (colon)
+			k = strtoul(colon + 1, &end, 10);
+		if (!colon || colon == src || !colon[1] || *end || k < 1 || k > 1024) {
+			manager_close(m, false);
+			die(2, "--warm-pool: expected SOURCE:K with K 1..1024, got '%s'", pools[i]);
+		}
+		*colon = '\0';
+		if (manager_pool_add(m, src, (unsigned)k, &err) < 0) {
+			char buf[SILO_ERROR_MSG_MAX + 64];
+			manager_close(m, false);
+			die(1, "%s", silo_error_str(&err, buf, sizeof buf));
+		}
+		free(src);
+	}
+	if (manager_pools_start(m, &err) < 0) {
+		char buf[SILO_ERROR_MSG_MAX + 64];
+		manager_close(m, false);
 		die(1, "%s", silo_error_str(&err, buf, sizeof buf));
 	}
 	api_server *api;

@@ -62,6 +62,7 @@ struct chan {
 	pthread_t reader, hb;
 	bool have_reader, have_hb;
 	uint64_t last_rx_ns;
+	bool paused;              /* the sandbox is frozen: no pings, no silence check */
 	uint64_t tx, rx;
 	uint8_t *rbuf;
 	size_t rlen;
@@ -515,9 +516,12 @@ static void *heartbeat_main(void *arg)
 			;
 		bool stop = c->closing || !c->connected;
 		uint64_t silent = now_mono_ns() - c->last_rx_ns;
+		bool paused = c->paused;
 		pthread_mutex_unlock(&c->lock);
 		if (stop)
 			break;
+		if (paused)
+			continue;
 		if (silent > 3 * interval) {
 			char why[96];
 			snprintf(why, sizeof why, "no frame from the agent for %llu ms (heartbeat %d ms)",
@@ -1079,4 +1083,14 @@ int chan_shutdown(chan *c, silo_error *err)
 		rc = silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id, "agent did not acknowledge shutdown");
 	task_remove(c, t);
 	return rc;
+}
+
+void chan_set_paused(chan *c, bool paused)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->paused = paused;
+	c->last_rx_ns = now_mono_ns();   /* silence while frozen does not count */
+	pthread_mutex_unlock(&c->lock);
 }

@@ -43,6 +43,9 @@ typedef struct agent_info {
 chan *chan_open(int fd, const chan_opts *opts, agent_info *info, silo_error *err);
 void chan_close(chan *c);                     /* fails pending ops, joins the reader */
 bool chan_is_connected(chan *c);
+/* The sandbox is frozen (pause) or thawed: the heartbeat neither pings nor
+ * counts silence while paused (lib/core/sandbox_snap.c). */
+void chan_set_paused(chan *c, bool paused);
 int chan_ping(chan *c, int timeout_ms, silo_error *err);
 /* Bytes sent/received on this channel (metrics). */
 void chan_stats(chan *c, uint64_t *tx_bytes, uint64_t *rx_bytes);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "audit/audit.h"
+#include "core/mgr_internal.h"
 #include "common/util.h"
 #include "registry/registry.h"
 
@@ -87,7 +88,13 @@ struct manager {
 	pthread_cond_t mon_cond;
 	bool stopping;
 	uint64_t started_ms;
+	struct mgr_pools *pools;      /* warm pools (mgr_pool.c) */
 };
+
+struct mgr_pools **manager_pools_slot(manager *m)
+{
+	return &m->pools;
+}
 
 struct mgr_exec {
 	manager *m;
@@ -565,6 +572,9 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 	id_out[0] = '\0';
 	if (spec_validate(spec, err) < 0)
 		goto fail_early;
+	if (!opts->id && !opts->restore_dir && !opts->no_pool &&
+	    mgr_pool_take(m, spec, NULL, opts->actor, id_out) == 0)
+		return 0;   /* a warm sandbox from the pool */
 	if (opts->id) {
 		snprintf(id, sizeof id, "%s", opts->id);
 		reg_sandbox r;
@@ -1334,6 +1344,7 @@ void manager_close(manager *m, bool terminate_all)
 {
 	if (!m)
 		return;
+	manager_pools_stop(m);
 	if (m->monitor_running) {
 		pthread_mutex_lock(&m->mon_lock);
 		m->stopping = true;

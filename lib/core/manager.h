@@ -82,6 +82,7 @@ typedef struct mgr_create_opts {
 	const char *id;                /* NULL = generate a unique one */
 	/* Restore from a verified snapshot instead of spawning (sandbox_opts). */
 	const char *restore_dir, *restore_id, *restore_provider;
+	bool no_pool;                  /* do not take a warm-pool sandbox (the pool itself) */
 } mgr_create_opts;
 
 /* Create and wait until ready. id_out gets the sandbox id (also on failure,
@@ -141,6 +142,16 @@ int manager_restore(manager *m, const char *snap, const char *actor, char id_out
 int manager_fork(manager *m, const char *id, unsigned n, const char *actor, json_t **out, silo_error *err);
 int manager_pause(manager *m, const char *id, const char *actor, silo_error *err);
 int manager_resume(manager *m, const char *id, const char *actor, silo_error *err);
+
+/* ---- warm pools (mgr_pool.c) ---- */
+/* Keep k sandboxes ready and paused for source: a hac.toml path, or
+ * "snapshot=ID_OR_TAG". Call before manager_pools_start. */
+int manager_pool_add(manager *m, const char *source, unsigned k, silo_error *err);
+int manager_pools_start(manager *m, silo_error *err);
+/* Stop refilling and delete the ready sandboxes (manager_close calls it). */
+void manager_pools_stop(manager *m);
+/* [{template, name, k, ready, ready_ids, taken, filled, failures[, snapshot, last_error]}] */
+json_t *manager_pools_json(manager *m);
 
 /* Record an error raised outside the manager (API layer: bad requests, policy
  * denials): counts it and may raise a health-warning. */

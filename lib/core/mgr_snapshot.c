@@ -15,6 +15,7 @@
 
 #include "common/util.h"
 #include "core/manager.h"
+#include "core/mgr_internal.h"
 #include "snapshot/snapshot.h"
 
 typedef struct snap_job {
@@ -103,6 +104,18 @@ static int restore_one(manager *m, const snap_info *s, const char *actor, char i
 }
 
 int manager_restore(manager *m, const char *snap, const char *actor, char id_out[SILO_ID_MAX], silo_error *err)
+{
+	id_out[0] = '\0';
+	char sid[SILO_ID_MAX];
+	if (snap_resolve(snap, sid, err) < 0)
+		return -1;
+	if (mgr_pool_take(m, NULL, sid, actor, id_out) == 0)
+		return 0;   /* restored ahead of time by a warm pool */
+	return mgr_restore_nopool(m, sid, actor, id_out, err);
+}
+
+int mgr_restore_nopool(manager *m, const char *snap, const char *actor, char id_out[SILO_ID_MAX],
+		       silo_error *err)
 {
 	id_out[0] = '\0';
 	snap_info s;

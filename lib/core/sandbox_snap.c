@@ -21,7 +21,9 @@ int sandbox_pause(sandbox *sb, silo_error *err)
 	if (st != SB_RUNNING)
 		return silo_fail_vm(err, SILO_ERR_CONFLICT, 0, sb->id, "sandbox is %s, not running",
 				    sb_state_name(st));
+	chan_set_paused(sb->ch, true);
 	if (sb->ops->pause(sb, err) < 0) {
+		chan_set_paused(sb->ch, false);
 		silo_error_set_vm(err, sb->id);
 		return -1;
 	}
@@ -44,6 +46,7 @@ int sandbox_resume(sandbox *sb, silo_error *err)
 		silo_error_set_vm(err, sb->id);
 		return -1;
 	}
+	chan_set_paused(sb->ch, false);
 	sandbox_set_state(sb, SB_RUNNING, "resumed");
 	return 0;
 }

@@ -273,6 +273,9 @@ TEST(keep_paused)
 	snap_info info;
 	take(a, true, id, &info);
 	CHECK(sandbox_get_state(a) == SB_PAUSED);
+	/* paused for longer than three heartbeats: the channel must survive */
+	usleep(3500 * 1000);
+	CHECK(chan_is_connected(a->ch));
 	REQUIRE(sandbox_resume(a, &err) == 0);
 	outbuf o;
 	CHECK_STR_EQ(sh(a, "echo alive", &o), "alive\n");
