@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "daemon/api.h"
 #include "snapshot/snapshot.h"
 
 #define SB_PREFIX "/v1/sandboxes/"
@@ -71,18 +72,7 @@ static unsigned failf(silo_error *err, unsigned status, silo_code code, const ch
 
 static unsigned err_status(const silo_error *err)
 {
-	switch (err->code) {
-	case SILO_ERR_INVALID_CONFIG: return 400;
-	case SILO_ERR_VM_NOT_FOUND: return 404;
-	case SILO_ERR_CONFLICT: return 409;
-	case SILO_ERR_RESOURCE_EXCEEDED: return 409;
-	case SILO_ERR_MAX_VMS_EXCEEDED: return 429;
-	case SILO_ERR_CHECKSUM_MISMATCH: return 422;
-	case SILO_ERR_NOT_SUPPORTED: return 501;
-	case SILO_ERR_PROVIDER_UNAVAILABLE: return 503;
-	case SILO_ERR_BOOT_TIMEOUT: case SILO_ERR_TIMEOUT: return 504;
-	default: return 500;
-	}
+	return api_http_status(err->code);
 }
 
 /* Parse body as a JSON object with only the allowed keys ({} when empty). */
