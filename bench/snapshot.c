@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "core/manager.h"
 #include "core/sandbox.h"
 #include "providers/ns.h"
 #include "snapshot/snapshot.h"
@@ -213,6 +214,59 @@ static void drop_caches(void)
 		(void)!write(fd, "1", 1);
 		close(fd);
 	}
+}
+
+static int sh_cb(sandbox *sb, void *ud, silo_error *err)
+{
+	return sh(sb, ud);
+}
+
+/* manager_fork as silod runs it (registry, audit, events, parallel restores):
+ * per copy = (snapshot + n restores) / n. */
+static void bench_mgr_fork(int runs, int n, const char *state, series *per_copy, series *restores_only)
+{
+	manager_config mc = {.state_dir = state, .max_sandboxes = (unsigned)n + 4, .fallback = "namespace",
+			     .grace_ms = 1};
+	manager *m = NULL;
+	silo_error err = {0};
+	if (manager_open(&mc, &m, &err) < 0) {
+		fprintf(stderr, "snapshot: manager_open: %s\n", err.message);
+		return;
+	}
+	vm_spec spec;
+	base_spec(&spec, "namespace");
+	char src[SILO_ID_MAX];
+	if (manager_create(m, &spec, NULL, src, &err) < 0 ||
+	    manager_with_sandbox(m, src, false, sh_cb,
+				 "mkdir -p /root/data && for i in $(seq 1 64); do head -c 16384 /dev/urandom > "
+				 "/root/data/f$i; done",
+				 &err) < 0) {
+		fprintf(stderr, "snapshot: manager source: %s\n", err.message);
+		manager_close(m, true);
+		return;
+	}
+	for (int r = 0; r < runs; r++) {
+		json_t *out = NULL;
+		uint64_t t0 = now_mono_ns();
+		if (manager_fork(m, src, (unsigned)n, "bench", &out, &err) < 0) {
+			fprintf(stderr, "snapshot: manager_fork: %s\n", err.message);
+			add(per_copy, -1);
+			continue;
+		}
+		double total = ms_since(t0);
+		add(per_copy, total / n);
+		add(restores_only, (double)json_integer_value(json_object_get(out, "fork_us")) / 1000.0 / n);
+		size_t i;
+		json_t *v;
+		json_array_foreach(json_object_get(out, "sandboxes"), i, v)
+		{
+			silo_error e2;
+			manager_delete(m, json_string_value(v), "bench", 0, &e2);
+		}
+		json_decref(out);
+		snap_gc(UINT64_MAX, NULL, NULL);
+	}
+	manager_close(m, true);
 }
 
 static void bench_qemu(int runs)
@@ -460,6 +514,9 @@ int main(int argc, char **argv)
 	}
 	destroy(src);
 	uint64_t layer_bytes = s.bytes;
+	series s_mfork = mk(runs), s_mrest = mk(runs);
+	snprintf(p, sizeof p, "%s/mgr-state", tmp);
+	bench_mgr_fork(runs, forks, p, &s_mfork, &s_mrest);
 	snap_info_free(&s);
 
 	printf("{\n  \"benchmark\": \"snapshot\",\n");
@@ -475,7 +532,12 @@ int main(int argc, char **argv)
 	printf(",\n");
 	print_series("ns_spawn_cold", &s_spawn, "peer: sandbox_create from scratch (no snapshot)");
 	printf(",\n");
-	print_series("ns_fork_per_copy", &s_fork, "(one snapshot + N restores to ready) / N");
+	print_series("ns_fork_per_copy", &s_fork, "(one snapshot + N restores to ready) / N, sequential, sandbox API");
+	printf(",\n");
+	print_series("mgr_fork_per_copy", &s_mfork,
+		     "manager_fork(N) wall / N: snapshot + verify + N parallel restores, registry + audit (as silod)");
+	printf(",\n");
+	print_series("mgr_fork_restores_per_copy", &s_mrest, "manager_fork: restore phase only / N");
 	double gib20_kb = 20.0 * 1024 * 1024;
 	uint64_t host_kb = avail0;
 	fprintf(stderr, "memory of %d idle forks: RSS %llu KiB, PSS %llu KiB, cgroups %llu KiB (%llu procs)\n", forks,
@@ -510,7 +572,7 @@ int main(int argc, char **argv)
 	rm_rf(tmp);
 	free(fk);
 	int failed = s_snap.failed || s_cold.failed || s_fork.failed;
-	series *all[] = {&s_snap, &s_cold, &s_verify, &s_warm, &s_fork, &s_spawn};
+	series *all[] = {&s_snap, &s_cold, &s_verify, &s_warm, &s_fork, &s_spawn, &s_mfork, &s_mrest};
 	for (size_t i = 0; i < ARRAY_SIZE(all); i++)
 		free(all[i]->ms);
 	return failed ? 1 : 0;

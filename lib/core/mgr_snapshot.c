@@ -9,9 +9,11 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/util.h"
 #include "core/manager.h"
@@ -132,6 +134,42 @@ int mgr_restore_nopool(manager *m, const char *snap, const char *actor, char id_
 	return rc;
 }
 
+typedef struct fork_job {
+	manager *m;
+	const snap_info *s;
+	const char *actor;
+	unsigned n, next;
+	char (*ids)[SILO_ID_MAX];
+	pthread_mutex_t lock;
+	bool failed;
+	silo_error err;
+} fork_job;
+
+static void *fork_worker(void *arg)
+{
+	fork_job *j = arg;
+	for (;;) {
+		pthread_mutex_lock(&j->lock);
+		unsigned i = j->failed ? j->n : j->next++;
+		pthread_mutex_unlock(&j->lock);
+		if (i >= j->n)
+			return NULL;
+		silo_error e = {0};
+		char nid[SILO_ID_MAX] = "";
+		if (restore_one(j->m, j->s, j->actor, nid, &e) < 0) {
+			pthread_mutex_lock(&j->lock);
+			if (!j->failed) {
+				j->failed = true;
+				j->err = e;
+				silo_error_prefix(&j->err, "fork %u of %u", i + 1, j->n);
+			}
+			pthread_mutex_unlock(&j->lock);
+			return NULL;
+		}
+		snprintf(j->ids[i], SILO_ID_MAX, "%s", nid);
+	}
+}
+
 int manager_fork(manager *m, const char *id, unsigned n, const char *actor, json_t **out, silo_error *err)
 {
 	*out = NULL;
@@ -151,17 +189,30 @@ int manager_fork(manager *m, const char *id, unsigned n, const char *actor, json
 		snap_info_free(&s);
 		return -1;
 	}
+	/* restores run in parallel (each is mostly kernel work: namespaces,
+	 * mounts, a QEMU start), at most 2 per CPU */
+	fork_job fj = {.m = m, .s = &s, .actor = actor, .n = n, .ids = xcalloc(n, sizeof(char[SILO_ID_MAX]))};
+	pthread_mutex_init(&fj.lock, NULL);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned workers = (unsigned)MIN((long)n, MAX(1L, 2 * ncpu));
+	pthread_t th[16];
+	workers = MIN(workers, (unsigned)ARRAY_SIZE(th));
+	unsigned started = 0;
+	for (unsigned i = 1; i < workers; i++)
+		if (pthread_create(&th[started], NULL, fork_worker, &fj) == 0)
+			started++;
+	fork_worker(&fj);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&fj.lock);
+	int rc = fj.failed ? -1 : 0;
+	if (rc < 0)
+		*err = fj.err;
 	json_t *ids = json_array();
-	int rc = 0;
-	for (unsigned i = 0; i < n; i++) {
-		char nid[SILO_ID_MAX];
-		if (restore_one(m, &s, actor, nid, err) < 0) {
-			silo_error_prefix(err, "fork %u of %u", i + 1, n);
-			rc = -1;
-			break;
-		}
-		json_array_append_new(ids, json_string(nid));
-	}
+	for (unsigned i = 0; i < n; i++)
+		if (fj.ids[i][0])
+			json_array_append_new(ids, json_string(fj.ids[i]));
+	free(fj.ids);
 	snap_release(hold);
 	if (rc < 0) {
 		/* all or nothing */

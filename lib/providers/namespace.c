@@ -881,6 +881,10 @@ static int ns_reattach(sandbox *sb, silo_error *err)
 	ns_cgroup_paths(sb->id, &s->cg);
 	snprintf(s->sock, sizeof s->sock, "%.*s/agent.sock", (int)(sizeof s->sock - 12), sb->rundir);
 	sb->prov = s;
+	/* A sandbox paused when the previous manager went away comes back
+	 * running (its agent must answer the reattach handshake). */
+	if (s->cg.freeze[0] && path_exists(s->cg.freeze))
+		ns_cgroup_freeze(&s->cg, false, NULL);
 	return 0;
 }
 

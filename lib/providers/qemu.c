@@ -898,6 +898,9 @@ static int q_reattach(sandbox *sb, silo_error *err)
 	}
 	q->is_child = false;
 	sb->prov = q;
+	/* A VM paused when the previous manager went away comes back running
+	 * (its agent must answer the reattach handshake); harmless if running. */
+	qmp_command(q, "cont", 3000, NULL);
 	return 0;
 }
 

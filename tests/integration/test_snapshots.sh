@@ -62,6 +62,14 @@ check "snapshot of a paused sandbox keeps it paused" test -n "$S2" -a "$(api GET
 check "silo resume" test "$("$SILO" resume "$A")" = "$A running"
 check "exec works after resume" test "$(sh_in "$A" 'echo back')" = "back||0"
 
+# -- fork is all or nothing: over --max-sandboxes, nothing is left
+before=$(api GET /v1/sandboxes | jget 'len(j["sandboxes"])')
+nsnap=$(api GET /v1/snapshots | jget 'len(j["snapshots"])')
+r=$(api POST "/v1/sandboxes/$A/fork" -d '{"n":8}')
+check "fork beyond --max-sandboxes is 429 MAX_VMS_EXCEEDED" test "$(status)" = 429 -a "$(echo "$r" | jget 'j["error"]["code"]')" = MAX_VMS_EXCEEDED
+check "... and rolled back: no new sandbox" test "$(api GET /v1/sandboxes | jget 'len(j["sandboxes"])')" = "$before"
+check "... and no fork snapshot left" test "$(api GET /v1/snapshots | jget 'len(j["snapshots"])')" = "$nsnap"
+
 # -- in use: refused, listed
 "$SILO" snapshot rm "$S" 2>"$TMP/err"; rc=$?
 check "deleting a snapshot in use fails (CONFLICT)" test $rc != 0 -a -n "$(grep CONFLICT "$TMP/err")"
@@ -104,6 +112,15 @@ check "a path-like snapshot id is refused" test "$(status)" = 400 -o "$(status)"
 # -- tags
 "$SILO" snapshot tag "$S" +keep -v1 > /dev/null
 check "silo snapshot tag adds and removes" test "$(api GET "/v1/snapshots/$S" | jget 'j["tags"]')" = '["golden", "keep"]'
+
+# -- a sandbox paused when silod dies comes back running after the restart
+P=$(create_ns paused-restart 128)
+"$SILO" pause "$P" > /dev/null
+kill -9 "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+start_daemon --max-sandboxes 10 --capacity-memory-mb 8192 --error-threshold 1000 || notok "silod restarts"
+check "paused sandbox is back, running, after kill -9 + restart" test "$(api GET "/v1/sandboxes/$P" | jget 'j["state"]')" = running
+check "... and answers exec" test "$(sh_in "$P" 'echo back')" = "back||0"
+api DELETE "/v1/sandboxes/$P?grace_ms=0" > /dev/null
 
 # -- delete everything, gc
 for id in $B $C $F; do api DELETE "/v1/sandboxes/$id?grace_ms=0" > /dev/null; done
