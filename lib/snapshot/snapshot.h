@@ -120,6 +120,12 @@ int snap_copy_tree(const char *src, const char *dst, uint64_t max_bytes, size_t 
  * snap_copy_tree (max_bytes counts what is copied). */
 int snap_merge_tree(const char *upper, const char *dst, const char *base, uint64_t max_bytes,
 		    size_t *skipped, silo_error *err);
+/* SHA-256 over the metadata of every entry of a tree (names, type, mode,
+ * owner, size, inode, link count, mtime and ctime): the verification cache
+ * key. Any write, truncation, chmod, chown, rename or xattr change moves a
+ * ctime, which user space cannot set back. newest_ctime_ns (may be NULL)
+ * gets the newest ctime seen (timestamps are coarse: see verify_dir). */
+int snap_tree_stat_digest(const char *root, char hex[65], uint64_t *newest_ctime_ns, silo_error *err);
 /* Manifest of a payload tree: JSON array of entries sorted by path
  * ({"path","type","mode","uid","gid"[,"size","sha256"|"target"|"opaque"]}). */
 int snap_manifest(const char *root, json_t **out, uint64_t *bytes, silo_error *err);

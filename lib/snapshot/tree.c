@@ -469,3 +469,84 @@ int snap_merge_tree(const char *upper, const char *dst, const char *base, uint64
 {
 	return copy_tree(upper, dst, true, base, max_bytes, skipped, err);
 }
+
+/* ---- metadata digest (verification cache) ---- */
+
+typedef struct stat_ctx {
+	crypto_hash_sha256_state h;
+	size_t entries;
+	uint64_t newest_ns;
+} stat_ctx;
+
+static void note_ctime(stat_ctx *c, const struct stat *st)
+{
+	uint64_t t = (uint64_t)st->st_ctim.tv_sec * 1000000000ull + (uint64_t)st->st_ctim.tv_nsec;
+	if (t > c->newest_ns)
+		c->newest_ns = t;
+}
+
+static int stat_dir(stat_ctx *c, int dirfd, const char *rel, int depth, silo_error *err)
+{
+	size_t n = 0;
+	cleanup_strv char **names = list_dir(dirfd, &n, err, rel[0] ? rel : ".");
+	if (!names)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "stat %s/%s: %s", rel, names[i], strerror(errno));
+		if (++c->entries > SNAP_MAX_ENTRIES)
+			return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0, "more than %u payload entries",
+					 SNAP_MAX_ENTRIES);
+		uint64_t v[] = {(uint64_t)st.st_mode,         (uint64_t)st.st_uid,          (uint64_t)st.st_gid,
+				(uint64_t)st.st_size,         (uint64_t)st.st_ino,          (uint64_t)st.st_dev,
+				(uint64_t)st.st_nlink,        (uint64_t)st.st_mtim.tv_sec,  (uint64_t)st.st_mtim.tv_nsec,
+				(uint64_t)st.st_ctim.tv_sec,  (uint64_t)st.st_ctim.tv_nsec, (uint64_t)st.st_rdev};
+		note_ctime(c, &st);
+		crypto_hash_sha256_update(&c->h, (const unsigned char *)names[i], strlen(names[i]) + 1);
+		crypto_hash_sha256_update(&c->h, (const unsigned char *)v, sizeof v);
+		if (S_ISDIR(st.st_mode)) {
+			if (depth >= SNAP_MAX_DEPTH)
+				return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0, "%s: nested deeper than %d", rel,
+						 SNAP_MAX_DEPTH);
+			cleanup_close int d = openat(dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (d < 0)
+				return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s/%s: %s", rel, names[i],
+						 strerror(errno));
+			cleanup_free char *r = escape_name(rel[0] ? rel : NULL, names[i]);
+			crypto_hash_sha256_update(&c->h, (const unsigned char *)"{", 1);
+			if (stat_dir(c, d, r, depth + 1, err) < 0)
+				return -1;
+			crypto_hash_sha256_update(&c->h, (const unsigned char *)"}", 1);
+		}
+	}
+	return 0;
+}
+
+int snap_tree_stat_digest(const char *root, char hex[65], uint64_t *newest_ctime_ns, silo_error *err)
+{
+	cleanup_close int d = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (d < 0)
+		return silo_fail(err, errno == ENOENT ? SILO_ERR_CHECKSUM_MISMATCH : SILO_ERR_IO_ERROR, errno,
+				 "open %s: %s", root, strerror(errno));
+	stat_ctx *c = xcalloc(1, sizeof *c);
+	crypto_hash_sha256_init(&c->h);
+	struct stat st;
+	int rc = fstat(d, &st) < 0 ? silo_fail(err, SILO_ERR_IO_ERROR, errno, "stat %s", root) : 0;
+	if (rc == 0) {
+		uint64_t v[] = {(uint64_t)st.st_ino, (uint64_t)st.st_dev, (uint64_t)st.st_ctim.tv_sec,
+				(uint64_t)st.st_ctim.tv_nsec};
+		crypto_hash_sha256_update(&c->h, (const unsigned char *)v, sizeof v);
+		note_ctime(c, &st);
+		rc = stat_dir(c, d, "", 0, err);
+	}
+	if (newest_ctime_ns)
+		*newest_ctime_ns = c->newest_ns;
+	if (rc == 0) {
+		unsigned char dg[crypto_hash_sha256_BYTES];
+		crypto_hash_sha256_final(&c->h, dg);
+		sodium_bin2hex(hex, 65, dg, sizeof dg);
+	}
+	free(c);
+	return rc;
+}

@@ -157,6 +157,49 @@ TEST(flipped_payload_byte)
 	teardown();
 }
 
+TEST(verification_cache_does_not_hide_changes)
+{
+	setup();
+	char id[SILO_ID_MAX], p[PATH_MAX], cache[PATH_MAX];
+	make_snapshot("snapshot", NULL, 0, id);
+	snap_info s;
+	silo_error err = {0};
+	snap_file(id, ".verified", cache, sizeof cache);
+	REQUIRE(snap_open(id, true, &s, &err) == 0);   /* full check; too fresh to cache */
+	snap_info_free(&s);
+	CHECK(!path_exists(cache));
+	usleep(2100 * 1000);
+	REQUIRE(snap_open(id, true, &s, &err) == 0);   /* full check, remembered */
+	snap_info_free(&s);
+	CHECK(path_exists(cache));
+	REQUIRE(snap_open(id, true, &s, &err) == 0);   /* cached */
+	snap_info_free(&s);
+	/* flip a byte and put the mtime back: the ctime still moves */
+	snap_file(id, "payload/layer/hello.txt", p, sizeof p);
+	struct stat st;
+	REQUIRE(stat(p, &st) == 0);
+	int fd = open(p, O_RDWR);
+	REQUIRE(fd >= 0);
+	REQUIRE(pwrite(fd, "J", 1, 0) == 1);
+	struct timespec ts[2] = {st.st_atim, st.st_mtim};
+	REQUIRE(futimens(fd, ts) == 0);
+	close(fd);
+	expect_reject(id, SILO_ERR_CHECKSUM_MISMATCH, "payload/layer/hello.txt: SHA-256 mismatch");
+	CHECK(!path_exists(cache));   /* a failed check forgets the cache */
+	/* put the byte back: verifies again (a fresh full check) */
+	fd = open(p, O_RDWR);
+	REQUIRE(fd >= 0 && pwrite(fd, "h", 1, 0) == 1);
+	close(fd);
+	REQUIRE(snap_open(id, true, &s, &err) == 0);
+	snap_info_free(&s);
+	/* a forged cache line for a changed tree does not help */
+	REQUIRE(write_file_atomic(cache, "x y\n", 4, 0600, NULL) == 0);
+	snap_file(id, "payload/layer/sub/data.bin", p, sizeof p);
+	REQUIRE(truncate(p, 3) == 0);
+	expect_reject(id, SILO_ERR_CHECKSUM_MISMATCH, "payload/layer/sub/data.bin: 3 bytes");
+	teardown();
+}
+
 TEST(truncated_payload_file)
 {
 	setup();
@@ -383,5 +426,5 @@ TEST(copy_tree_hostile_source)
 	teardown();
 }
 
-TEST_MAIN(commit_open_verify, flipped_payload_byte, truncated_payload_file, added_and_removed_files,
+TEST_MAIN(commit_open_verify, flipped_payload_byte, verification_cache_does_not_hide_changes, truncated_payload_file, added_and_removed_files,
 	  replaced_by_symlink, damaged_header, wrong_version, tags_and_delete, gc, copy_tree_hostile_source)
