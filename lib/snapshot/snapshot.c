@@ -213,6 +213,27 @@ static int write_header(const char *dir, json_t *h, silo_error *err)
 	return rc;
 }
 
+/* tmp + rename without fsync: for files whose loss only costs time (the
+ * verification cache, a run directory's snapshot reference, which does not
+ * outlive a host crash anyway). */
+static int write_nosync(const char *path, const char *buf, size_t len, silo_error *err)
+{
+	char tmp[PATH_MAX + 32];
+	snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "create %s: %s", tmp, strerror(errno));
+	int rc = write_all(fd, buf, len);
+	int e = errno;
+	close(fd);
+	if (rc < 0 || rename(tmp, path) < 0) {
+		e = rc < 0 ? e : errno;
+		unlink(tmp);
+		return silo_fail(err, SILO_ERR_IO_ERROR, e, "write %s: %s", path, strerror(e));
+	}
+	return 0;
+}
+
 static int fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -499,7 +520,7 @@ static int verify_dir(const char *dir, const char *id, json_t *h, silo_error *er
 	if (rc == 0 && have_digest && hsha && !racy) {
 		/* digest taken before the hashing: a change during it invalidates */
 		snprintf(line, sizeof line, "%s %s\n", hsha, before);
-		write_file_atomic(cache, line, strlen(line), 0600, NULL);
+		write_nosync(cache, line, strlen(line), NULL);
 	} else if (rc < 0) {
 		unlink(cache);
 	}
@@ -743,7 +764,7 @@ int snap_mark_use(const char *rundir, const char *id, silo_error *err)
 	char p[PATH_MAX + 32], line[SILO_ID_MAX + 2];
 	snprintf(p, sizeof p, "%s/" SNAP_REF_FILE, rundir);
 	snprintf(line, sizeof line, "%s\n", id);
-	return write_file_atomic(p, line, strlen(line), 0600, err);
+	return write_nosync(p, line, strlen(line), err);
 }
 
 int snap_hold(const char *id, char *hold, size_t len, silo_error *err)
