@@ -79,11 +79,12 @@ static series mk(int cap)
 static void print_series(const char *name, series *s, const char *note)
 {
 	qsort(s->ms, (size_t)s->n, sizeof *s->ms, cmp_double);
-	fprintf(stderr, "%-22s n=%-4d failed=%-3d p50 %9.3f  p95 %9.3f  p99 %9.3f  mean %9.3f ms\n", name, s->n,
-		s->failed, pct(s, 50), pct(s, 95), pct(s, 99), mean(s));
-	printf("  \"%s\": {\"n\": %d, \"failed\": %d, \"p50_ms\": %.3f, \"p95_ms\": %.3f, \"p99_ms\": %.3f, "
-	       "\"mean_ms\": %.3f, \"what\": \"%s\"}",
-	       name, s->n, s->failed, pct(s, 50), pct(s, 95), pct(s, 99), mean(s), note);
+	double min = s->n ? s->ms[0] : 0;
+	fprintf(stderr, "%-26s n=%-4d failed=%-2d min %8.3f  p50 %8.3f  p95 %8.3f  p99 %8.3f  mean %8.3f ms\n", name,
+		s->n, s->failed, min, pct(s, 50), pct(s, 95), pct(s, 99), mean(s));
+	printf("  \"%s\": {\"n\": %d, \"failed\": %d, \"min_ms\": %.3f, \"p50_ms\": %.3f, \"p95_ms\": %.3f, "
+	       "\"p99_ms\": %.3f, \"mean_ms\": %.3f, \"what\": \"%s\"}",
+	       name, s->n, s->failed, min, pct(s, 50), pct(s, 95), pct(s, 99), mean(s), note);
 }
 
 static double ms_since(uint64_t t0)
