@@ -25,6 +25,8 @@ typedef struct snap_job {
 	const mgr_snap_opts *o;
 	snap_info info;
 	bool done;
+	char *hold;                   /* commit with a hold (fork), or NULL */
+	size_t hold_len;
 } snap_job;
 
 static int do_snapshot(sandbox *sb, void *ud, silo_error *err)
@@ -43,6 +45,8 @@ static int do_snapshot(sandbox *sb, void *ud, silo_error *err)
 		.spec = &sb->spec,
 		.tags = j->o->tags,
 		.ttl_ms = j->o->ttl_ms,
+		.hold_out = j->hold,
+		.hold_len = j->hold_len,
 	};
 	if (snap_commit(w, &meta, &j->info, err) < 0)
 		return -1;
@@ -51,13 +55,13 @@ static int do_snapshot(sandbox *sb, void *ud, silo_error *err)
 }
 
 static int snapshot_kind(manager *m, const char *id, const mgr_snap_opts *o, const char *kind, snap_info *out,
-			 silo_error *err)
+			 char *hold, size_t hold_len, silo_error *err)
 {
 	static const mgr_snap_opts none = {0};
 	if (!o)
 		o = &none;
 	uint64_t t0 = now_mono_ns();
-	snap_job j = {.kind = kind, .o = o};
+	snap_job j = {.kind = kind, .o = o, .hold = hold, .hold_len = hold_len};
 	int rc = manager_with_sandbox(m, id, true, do_snapshot, &j, err);
 	uint64_t us = (now_mono_ns() - t0) / 1000;
 	json_t *d = rc == 0 ? json_pack("{s:s,s:s,s:I,s:I,s:b}", "snapshot", j.info.id, "kind", kind, "bytes",
@@ -67,8 +71,11 @@ static int snapshot_kind(manager *m, const char *id, const mgr_snap_opts *o, con
 	char rid[SILO_ID_MAX];
 	manager_audit(m, o->actor, manager_resolve(m, id, rid, NULL) == 0 ? rid : id, "snapshot", us / 1000, d);
 	json_decref(d);
-	if (rc < 0)
+	if (rc < 0) {
+		if (hold && hold[0])
+			snap_release(hold);
 		return -1;
+	}
 	*out = j.info;
 	return 0;
 }
@@ -77,7 +84,7 @@ int manager_snapshot(manager *m, const char *id, const mgr_snap_opts *o, json_t 
 {
 	snap_info info;
 	uint64_t t0 = now_mono_ns();
-	if (snapshot_kind(m, id, o, "snapshot", &info, err) < 0)
+	if (snapshot_kind(m, id, o, "snapshot", &info, NULL, 0, err) < 0)
 		return -1;
 	*out = snap_info_json(&info);
 	json_object_set_new(*out, "duration_us", json_integer((json_int_t)((now_mono_ns() - t0) / 1000)));
@@ -176,15 +183,23 @@ int manager_fork(manager *m, const char *id, unsigned n, const char *actor, json
 	if (n < 1 || n > 256)
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, id, "n: %u is out of range (1-256)", n);
 	uint64_t t0 = now_mono_ns();
+	/* fork snapshots of forks that are all gone, and expired snapshots, are
+	 * collected here (and by `silo snapshot gc`) */
+	silo_error ge;
+	if (snap_gc(UINT64_MAX, NULL, &ge) < 0)
+		log_warn("snapshot gc: %s", ge.message);
 	mgr_snap_opts so = {.actor = actor};
 	snap_info s;
-	if (snapshot_kind(m, id, &so, "fork", &s, err) < 0)
+	char hold[PATH_MAX + 128] = "";
+	/* held from the commit on: a concurrent gc cannot collect it before the
+	 * copies reference it */
+	if (snapshot_kind(m, id, &so, "fork", &s, hold, sizeof hold, err) < 0)
 		return -1;
 	uint64_t t_snap = now_mono_ns();
-	char hold[PATH_MAX + 128];
 	/* verified once for all copies (it was written a moment ago by us; the
 	 * check still catches a store that does not keep what it was given) */
-	if (snap_verify(&s, err) < 0 || snap_hold(s.id, hold, sizeof hold, err) < 0) {
+	if (snap_verify(&s, err) < 0) {
+		snap_release(hold);
 		snap_delete(s.id, true, NULL);
 		snap_info_free(&s);
 		return -1;

@@ -293,9 +293,24 @@ int snap_commit(snap_writer *w, const snap_meta *meta, snap_info *out, silo_erro
 		snap_abort(w);
 		return -1;
 	}
-	char root[PATH_MAX], final[PATH_MAX + 72];
+	char root[PATH_MAX], final[PATH_MAX + 72], holdname[64] = "";
 	snap_root(root, sizeof root);
 	snprintf(final, sizeof final, "%s/%s", root, w->id);
+	if (meta->hold_out) {
+		/* created inside the temporary directory, it moves in with it */
+		char rnd[16], hp[PATH_MAX + 128];
+		random_id("", rnd, sizeof rnd);
+		snprintf(holdname, sizeof holdname, HOLD_PREFIX "%d-%s", (int)getpid(), rnd);
+		snprintf(hp, sizeof hp, "%s/%s", w->tmp, holdname);
+		int hfd = open(hp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (hfd < 0) {
+			int e = errno;
+			snap_abort(w);
+			return silo_fail(err, SILO_ERR_IO_ERROR, e, "create %s: %s", hp, strerror(e));
+		}
+		close(hfd);
+		snprintf(meta->hold_out, meta->hold_len, "%s/%s", final, holdname);
+	}
 	int lk = lock_store(err);
 	if (lk < 0) {
 		snap_abort(w);

@@ -70,6 +70,11 @@ typedef struct snap_meta {
 	const vm_spec *spec;
 	char *const *tags;               /* NULL-terminated, may be NULL */
 	uint64_t ttl_ms;                 /* 0 = no expiry */
+	/* If set: the snapshot appears already held (see snap_hold), so no gc or
+	 * delete can take it between the commit and the caller's first restore;
+	 * the hold's path goes here (release with snap_release). */
+	char *hold_out;
+	size_t hold_len;
 } snap_meta;
 /* Hash the payload, write the header, rename into place. Frees w either way.
  * out may be NULL. */

@@ -361,6 +361,28 @@ TEST(gc)
 	REQUIRE(snap_gc(UINT64_MAX, &removed, &err) == 0);
 	CHECK_INT_EQ(json_array_size(removed), 1);   /* the fork, now unused */
 	json_decref(removed);
+	/* a fork snapshot committed with a hold is safe from gc until released */
+	snap_writer *w2;
+	REQUIRE(snap_begin("fork", &w2, &err) == 0);
+	vm_spec spec;
+	REQUIRE(spec_default("namespace", &spec, &err) == 0);
+	char hold[PATH_MAX + 128] = "";
+	snap_meta meta = {.provider = "namespace", .source = "sb-x", .spec = &spec, .hold_out = hold,
+			  .hold_len = sizeof hold};
+	char hid[SILO_ID_MAX];
+	snprintf(hid, sizeof hid, "%s", snap_writer_id(w2));
+	REQUIRE(snap_commit(w2, &meta, NULL, &err) == 0);
+	spec_free(&spec);
+	CHECK(path_exists(hold));
+	CHECK_CONTAINS(hold, hid);
+	REQUIRE(snap_gc(UINT64_MAX, &removed, &err) == 0);
+	CHECK_INT_EQ(json_array_size(removed), 0);
+	json_decref(removed);
+	CHECK(snap_delete(hid, false, &err) < 0 && err.code == SILO_ERR_CONFLICT);
+	snap_release(hold);
+	REQUIRE(snap_gc(UINT64_MAX, &removed, &err) == 0);
+	CHECK_INT_EQ(json_array_size(removed), 1);
+	json_decref(removed);
 	teardown();
 }
 
