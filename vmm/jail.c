@@ -42,7 +42,7 @@ static void noop(int sig)
 	(void)sig;
 }
 
-int jail_prepare(const char *cleanup_path, silo_error *err)
+int jail_prepare(const char *const *cleanup_paths, silo_error *err)
 {
 	/* The pid namespace applies to the child; the child takes its own mount namespace so its
 	 * pivot_root does not move this relay process's root too. */
@@ -69,9 +69,9 @@ int jail_prepare(const char *cleanup_path, silo_error *err)
 	int st = 0;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	/* Files the jailed VMM cannot remove from inside its new root (the vsock socket). */
-	if (cleanup_path)
-		unlink(cleanup_path);
+	/* Files the jailed VMM cannot remove from inside its new root (API and vsock sockets). */
+	for (size_t i = 0; cleanup_paths && cleanup_paths[i]; i++)
+		unlink(cleanup_paths[i]);
 	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 }
 

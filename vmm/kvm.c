@@ -73,6 +73,8 @@ int vm_create(vm *v, const vm_config *cfg, silo_error *err)
 	v->mem.memfd = -1;
 	v->cfg = *cfg;
 	v->main_thread = pthread_self();
+	pthread_mutex_init(&v->pause_lock, NULL);
+	pthread_cond_init(&v->pause_cv, NULL);
 	bus_init(&v->bus);
 	if (cfg->vcpus < 1 || cfg->vcpus > VMM_MAX_VCPUS)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "vcpus: %d is not in 1..%d", cfg->vcpus,

@@ -152,6 +152,12 @@ typedef struct vm {
 	atomic_int exit_code;
 	atomic_bool stopping;
 	pthread_t main_thread;
+	/* Pause (PATCH /vm): vCPU threads park on pause_cv between KVM_RUN calls. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cv;
+	atomic_bool pause_req;
+	int parked;  /* vCPU threads parked (pause_lock) */
+	bool paused; /* every vCPU parked (pause_lock) */
 } vm;
 
 /* kvm.c */
@@ -168,6 +174,11 @@ int vcpu_create(vm *v, int index, silo_error *err);
 int vcpu_setup_regs(vcpu *c, const boot_state *b, silo_error *err);
 int vcpus_start(vm *v, silo_error *err);
 void vcpus_stop_and_join(vm *v);
+/* Park every vCPU outside KVM_RUN (timeout_ms, then undo and fail) / let them run again.
+ * Idempotent. Device threads (vsock) keep serving the host side while paused. */
+int vm_pause(vm *v, int timeout_ms, silo_error *err);
+void vm_resume(vm *v);
+bool vm_is_paused(vm *v);
 /* Wait until the VM stops (signal, device, timeout). Returns the reason. */
 vm_exit_reason vm_run_until_stop(vm *v);
 
@@ -189,9 +200,9 @@ int linux_load_bzimage(vm *v, const uint8_t *img, size_t len, const uint8_t *ini
 
 /* jail.c */
 /* New mount/pid/net/ipc namespaces and a fork: returns 0 in the child (pid 1 of the new pid
- * namespace); the parent relays SIGTERM/SIGINT, removes cleanup_path after the child exits
- * and exits with its status. */
-int jail_prepare(const char *cleanup_path, silo_error *err);
+ * namespace); the parent relays SIGTERM/SIGINT, removes the cleanup_paths (NULL-terminated)
+ * after the child exits and exits with its status. */
+int jail_prepare(const char *const *cleanup_paths, silo_error *err);
 /* pivot_root into dir, rlimits, drop capabilities, no_new_privs, seccomp allow-list. */
 int jail_enter(const char *dir, silo_error *err);
 
