@@ -524,6 +524,30 @@ static int conn_serve(vmm_api *a, int idx)
 	return 0;
 }
 
+void vmm_api_serve_bytes(vmm_api *a, int fd, const void *data, size_t len)
+{
+	size_t cap = VMM_API_MAX_HEADER + VMM_API_MAX_BODY;
+	vmm_api_conn *c = &a->conns[0];
+	*c = (vmm_api_conn){.fd = fd, .buf = xmalloc(cap)};
+	/* Fed in pieces the way read() would deliver them. */
+	for (size_t off = 0; off < len && c->fd >= 0;) {
+		size_t n = len - off < cap - c->len ? len - off : cap - c->len;
+		if (!n)
+			break;
+		memcpy(c->buf + c->len, (const char *)data + off, n);
+		c->len += n;
+		off += n;
+		conn_serve(a, 0);
+		while (a->start_conn >= 0) {
+			silo_error e = {0};
+			silo_fail(&e, SILO_ERR_INVALID_CONFIG, 0, "fuzzing: not started");
+			vmm_api_reply_start(a, &e);
+		}
+	}
+	if (c->fd >= 0)
+		conn_close(c);
+}
+
 int vmm_api_open(vmm_api *a, const char *path, const char *id, silo_error *err)
 {
 	memset(a, 0, sizeof *a);
@@ -596,6 +620,8 @@ static void read_conn(vmm_api *a, int i)
 int vmm_api_poll(vmm_api *a, int extra_fd)
 {
 	for (;;) {
+		if (a->start_conn >= 0) /* an InstanceStart pipelined behind an answered one */
+			return VMM_API_EV_START;
 		struct pollfd p[VMM_API_MAX_CONNS + 2];
 		int idx[VMM_API_MAX_CONNS + 2], n = 0;
 		p[n] = (struct pollfd){.fd = a->listen_fd, .events = POLLIN};

@@ -62,4 +62,8 @@ void vmm_api_close(vmm_api *a);
 int vmm_api_handle(vmm_api *a, const char *method, const char *path, const char *body, size_t body_len,
 		   char **out_body, bool *start);
 
+/* Serve the bytes as if read from a connection on fd (responses are written to fd, which is
+ * closed at the end). For the fuzz target; the API must not be listening. */
+void vmm_api_serve_bytes(vmm_api *a, int fd, const void *data, size_t len);
+
 #endif

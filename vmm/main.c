@@ -168,6 +168,8 @@ static int start_vm(vm *v, vm_config cfg, const vmm_file_config *fc, const char 
 		if (vcpu_setup_regs(&v->vcpus[i], &v->boot, err) < 0)
 			goto fail;
 	}
+	if (jail_dir && jail_set_memory(fc->mem_mib, fc->vcpus, err) < 0)
+		goto fail;
 	if (jail_dir) {
 		*fatal = true; /* pivot_root and seccomp cannot be undone */
 		if (jail_enter(jail_dir, err) < 0)
@@ -347,7 +349,9 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	bool boot_now = config_path || !api_path;
+	/* With --api-sock, --config or --kernel/--payload boot at once (the API then serves the
+	 * running VM); otherwise the VM is configured and started over the API. */
+	bool boot_now = config_path || !api_path || fc.kernel || payload;
 	if (boot_now && !!fc.kernel == !!payload) {
 		fprintf(stderr, "silo-vmm: give exactly one of --kernel or --payload%s\n",
 			api_path ? " (or neither, and configure the VM over --api-sock)" : "");
@@ -355,8 +359,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (api_path && !boot_now && (cli_boot || fc.initrd || fc.cmdline)) {
-		fprintf(stderr, "silo-vmm: with --api-sock and no --config, the VM is configured over the API "
-				"(PUT /boot-source, /drives, /vsock)\n");
+		fprintf(stderr, "silo-vmm: with --api-sock and neither --config nor --kernel/--payload, the VM is "
+				"configured over the API (PUT /boot-source, /drives, /vsock)\n");
 		goto out;
 	}
 	if (!cfg.irqchip && fc.vcpus > 1) {
@@ -371,7 +375,7 @@ int main(int argc, char **argv)
 		cleanup[nc++] = api_path;
 	if (fc.vsock_uds)
 		cleanup[nc++] = fc.vsock_uds;
-	if (jail_dir && jail_prepare(cleanup, &err) < 0) {
+	if (jail_dir && jail_prepare(cleanup, vm_id, fc.mem_mib, fc.vcpus, &err) < 0) {
 		fprintf(stderr, "silo-vmm: %s\n", silo_error_str(&err, ebuf, sizeof ebuf));
 		goto out;
 	}

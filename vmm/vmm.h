@@ -202,7 +202,13 @@ int linux_load_bzimage(vm *v, const uint8_t *img, size_t len, const uint8_t *ini
 /* New mount/pid/net/ipc namespaces and a fork: returns 0 in the child (pid 1 of the new pid
  * namespace); the parent relays SIGTERM/SIGINT, removes the cleanup_paths (NULL-terminated)
  * after the child exits and exits with its status. */
-int jail_prepare(const char *const *cleanup_paths, silo_error *err);
+int jail_prepare(const char *const *cleanup_paths, const char *id, uint64_t mem_mib, uint64_t vcpus,
+		 silo_error *err);
+/* The jail's cgroup: memory = guest RAM + overhead, CPU = (vcpus + 1) CPUs, pids. */
+#define JAIL_VMM_OVERHEAD_MIB 512
+#define JAIL_PIDS_MAX 64
+/* Update the cgroup limits once the API configured the machine (before jail_enter). */
+int jail_set_memory(uint64_t mem_mib, uint64_t vcpus, silo_error *err);
 /* pivot_root into dir, rlimits, drop capabilities, no_new_privs, seccomp allow-list. */
 int jail_enter(const char *dir, silo_error *err);
 

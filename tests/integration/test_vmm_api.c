@@ -419,7 +419,41 @@ TEST(config_file_boots_at_once_and_the_api_runs_in_the_jail)
 	CHECK_INT_EQ(file_size(p.serial), a);
 	CHECK_INT_EQ(req(p.sock, "PATCH", "/vm", "{\"state\": \"Resumed\"}", out, sizeof out), 204);
 	CHECK_INT_EQ(req(p.sock, "PUT", "/drives/x", "{\"drive_id\": \"x\", \"path_on_host\": \"/d\"}", out, sizeof out), 400);
+	/* The jailed VMM (the relay's child) sits in its own cgroup with the memory limit of
+	 * guest RAM (32 MiB) + 512 MiB VMM overhead; the cgroup is gone after exit. */
+	char path[256], cg[4096] = "", line[512];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)p.pid, (int)p.pid);
+	FILE *f = fopen(path, "r");
+	int child = 0;
+	if (f) {
+		CHECK(fscanf(f, "%d", &child) == 1);
+		fclose(f);
+	}
+	CHECK(child > 0);
+	snprintf(path, sizeof path, "/proc/%d/cgroup", child);
+	f = fopen(path, "r");
+	bool v1 = access("/sys/fs/cgroup/memory/silo", F_OK) == 0;
+	while (f && fgets(line, sizeof line, f)) {
+		char *c = strrchr(line, ':');
+		line[strcspn(line, "\n")] = 0;
+		if (c && (v1 ? strstr(line, ":memory:") != NULL : !strncmp(line, "0::", 3)))
+			snprintf(cg, sizeof cg, "%s%s", v1 ? "/sys/fs/cgroup/memory" : "/sys/fs/cgroup/unified", c + 1);
+	}
+	if (f)
+		fclose(f);
+	printf("# jailed VMM pid %d in cgroup %s\n", child, cg);
+	CHECK_CONTAINS(cg, "/silo/vmm-test-vm-");
+	char lim[4200];
+	snprintf(lim, sizeof lim, "%s/%s", cg, v1 ? "memory.limit_in_bytes" : "memory.max");
+	f = fopen(lim, "r");
+	long long limit = 0;
+	if (f) {
+		CHECK(fscanf(f, "%lld", &limit) == 1);
+		fclose(f);
+	}
+	CHECK_INT_EQ(limit, (32LL + 512) << 20);
 	CHECK_INT_EQ(vmm_finish(&p, true), 0);
+	CHECK(cg[0] && access(cg, F_OK) != 0);
 	unlink(cfg);
 	CHECK(rmdir(jail) == 0);
 }
