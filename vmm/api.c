@@ -14,6 +14,10 @@
  *   PUT  /boot-source  PUT /drives/{id}  PUT /vsock    (before start)
  *   PUT  /actions           {"action_type": "InstanceStart"}
  *   PATCH /vm               {"state": "Paused" | "Resumed"}  (after start)
+ *   PUT  /snapshot/create   {"snapshot_path", "mem_file_path", "snapshot_type": "Full"} (paused)
+ *   PUT  /snapshot/load     {"snapshot_path", "mem_backend": {"backend_type": "File",
+ *                           "backend_path"} | "mem_file_path", "resume_vm"} (before start;
+ *                           silo extensions: "vsock_uds_path", "verify_memory")
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +33,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "snapshot.h"
 #include "common/util.h"
 
 #define PAUSE_TIMEOUT_MS 2000
@@ -59,32 +64,6 @@ static const char *state_name(vmm_api *a)
 	if (!a->v)
 		return "Not started";
 	return vm_is_paused(a->v) ? "Paused" : "Running";
-}
-
-static json_t *config_json(const vmm_file_config *c)
-{
-	json_t *root = json_object();
-	if (c->kernel) {
-		json_t *b = json_pack("{s:s}", "kernel_image_path", c->kernel);
-		if (c->cmdline)
-			json_object_set_new(b, "boot_args", json_string(c->cmdline));
-		if (c->initrd)
-			json_object_set_new(b, "initrd_path", json_string(c->initrd));
-		json_object_set_new(root, "boot-source", b);
-	}
-	json_object_set_new(root, "machine-config",
-			    json_pack("{s:I,s:I,s:b,s:b}", "vcpu_count", (json_int_t)c->vcpus, "mem_size_mib",
-				      (json_int_t)c->mem_mib, "smt", 0, "track_dirty_pages", 0));
-	json_t *d = json_array();
-	for (size_t i = 0; i < c->ndrives; i++)
-		json_array_append_new(d, json_pack("{s:s?,s:s,s:b,s:b}", "drive_id", c->drives[i].id, "path_on_host",
-						   c->drives[i].path, "is_read_only", c->drives[i].read_only,
-						   "is_root_device", 0));
-	json_object_set_new(root, "drives", d);
-	if (c->vsock_uds)
-		json_object_set_new(root, "vsock", json_pack("{s:I,s:s}", "guest_cid", (json_int_t)c->vsock_cid,
-							     "uds_path", c->vsock_uds));
-	return root;
 }
 
 /* A JSON body or a 400 naming the position of the syntax error. */
@@ -209,6 +188,124 @@ static int patch_vm(vmm_api *a, json_t *j, char **out)
 	return 204;
 }
 
+static int check_only_keys(json_t *j, const char *where, const char *const *allowed, char **out)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(j, k, v) {
+		bool ok = false;
+		for (size_t i = 0; allowed[i]; i++)
+			ok |= !strcmp(k, allowed[i]);
+		if (!ok) {
+			*out = fault("%s.%s: unknown or unsupported key", where, k);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static const char *path_field(json_t *j, const char *where, const char *key, char **out)
+{
+	json_t *v = json_object_get(j, key);
+	if (!json_is_string(v) || !json_string_length(v) || json_string_length(v) > 4095 ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
+		*out = fault("%s.%s: required non-empty path (max 4095 bytes)", where, key);
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+static int snapshot_create(vmm_api *a, json_t *j, char **out)
+{
+	static const char *const keys[] = {"snapshot_path", "mem_file_path", "snapshot_type", "version", NULL};
+	if (check_only_keys(j, "snapshot", keys, out) < 0)
+		return 400;
+	json_t *t = json_object_get(j, "snapshot_type");
+	if (t && (!json_is_string(t) || strcmp(json_string_value(t), "Full"))) {
+		*out = fault("snapshot.snapshot_type: only \"Full\" is supported");
+		return 400;
+	}
+	const char *sp = path_field(j, "snapshot", "snapshot_path", out), *mp = sp ? path_field(j, "snapshot", "mem_file_path", out) : NULL;
+	if (!sp || !mp)
+		return 400;
+	if (!a->v) {
+		*out = fault("snapshot: the microVM has not been started");
+		return 400;
+	}
+	silo_error err = {0};
+	char ebuf[1024];
+	if (vmm_snapshot_create(a->v, &a->cfg, a->rng, sp, mp, &err) < 0) {
+		*out = fault("snapshot: %s", silo_error_str(&err, ebuf, sizeof ebuf));
+		return 400;
+	}
+	return 204;
+}
+
+static int snapshot_load(vmm_api *a, json_t *j, char **out, bool *start)
+{
+	static const char *const keys[] = {"snapshot_path", "mem_file_path", "mem_backend", "resume_vm",
+					   "enable_diff_snapshots", "vsock_uds_path", "verify_memory", NULL};
+	if (check_only_keys(j, "snapshot", keys, out) < 0)
+		return 400;
+	if (a->v) {
+		*out = fault("snapshot: load is only possible before the microVM starts");
+		return 400;
+	}
+	const char *sp = path_field(j, "snapshot", "snapshot_path", out);
+	if (!sp)
+		return 400;
+	const char *mp = NULL;
+	json_t *mb = json_object_get(j, "mem_backend");
+	if (mb && json_object_get(j, "mem_file_path")) {
+		*out = fault("snapshot: give mem_backend or mem_file_path, not both");
+		return 400;
+	}
+	if (mb) {
+		static const char *const bk[] = {"backend_type", "backend_path", NULL};
+		if (!json_is_object(mb) || check_only_keys(mb, "snapshot.mem_backend", bk, out) < 0) {
+			if (!*out)
+				*out = fault("snapshot.mem_backend: expected an object");
+			return 400;
+		}
+		json_t *bt = json_object_get(mb, "backend_type");
+		if (!json_is_string(bt) || strcmp(json_string_value(bt), "File")) {
+			*out = fault("snapshot.mem_backend.backend_type: only \"File\" is supported");
+			return 400;
+		}
+		mp = path_field(mb, "snapshot.mem_backend", "backend_path", out);
+	} else {
+		mp = path_field(j, "snapshot", "mem_file_path", out);
+	}
+	if (!mp)
+		return 400;
+	static const char *const bools[] = {"resume_vm", "enable_diff_snapshots", "verify_memory"};
+	for (size_t i = 0; i < 3; i++) {
+		json_t *b = json_object_get(j, bools[i]);
+		if (b && !json_is_boolean(b)) {
+			*out = fault("snapshot.%s: expected true or false", bools[i]);
+			return 400;
+		}
+	}
+	if (json_is_true(json_object_get(j, "enable_diff_snapshots"))) {
+		*out = fault("snapshot.enable_diff_snapshots: diff snapshots are not supported");
+		return 400;
+	}
+	const char *vs = NULL;
+	if (json_object_get(j, "vsock_uds_path") && !(vs = path_field(j, "snapshot", "vsock_uds_path", out)))
+		return 400;
+	free(a->load_state);
+	free(a->load_mem);
+	free(a->load_vsock_uds);
+	a->load_state = xstrdup(sp);
+	a->load_mem = xstrdup(mp);
+	a->load_vsock_uds = vs ? xstrdup(vs) : NULL;
+	a->load_resume = json_is_true(json_object_get(j, "resume_vm"));
+	json_t *vm = json_object_get(j, "verify_memory");
+	a->load_verify = !vm || json_is_true(vm);
+	*start = true;
+	return 204;
+}
+
 int vmm_api_handle(vmm_api *a, const char *method, const char *path, const char *body, size_t body_len,
 		   char **out, bool *start)
 {
@@ -231,7 +328,7 @@ int vmm_api_handle(vmm_api *a, const char *method, const char *path, const char 
 	if (!strcmp(path, "/vm/config")) {
 		if (!get)
 			goto method;
-		*out = dump(config_json(&a->cfg));
+		*out = dump(vmm_config_json(&a->cfg));
 		return 200;
 	}
 	if (!strcmp(path, "/machine-config")) {
@@ -310,6 +407,20 @@ int vmm_api_handle(vmm_api *a, const char *method, const char *path, const char 
 			goto done;
 		}
 		rc = action(a, j, out, start);
+		goto done;
+	}
+	if (!strcmp(path, "/snapshot/create") || !strcmp(path, "/snapshot/load")) {
+		if (!put) {
+			allowed = "PUT";
+			goto method;
+		}
+		if (!(j = parse_body(body, body_len, "snapshot", out)))
+			goto done;
+		if (!json_is_object(j)) {
+			*out = fault("snapshot: expected an object");
+			goto done;
+		}
+		rc = path[10] == 'c' ? snapshot_create(a, j, out) : snapshot_load(a, j, out, start);
 		goto done;
 	}
 	if (!strcmp(path, "/vm")) {
@@ -655,16 +766,27 @@ int vmm_api_poll(vmm_api *a, int extra_fd)
 	}
 }
 
+static void clear_load(vmm_api *a)
+{
+	free(a->load_state);
+	free(a->load_mem);
+	free(a->load_vsock_uds);
+	a->load_state = a->load_mem = a->load_vsock_uds = NULL;
+}
+
 void vmm_api_reply_start(vmm_api *a, const silo_error *err)
 {
 	int i = a->start_conn;
+	bool was_load = a->load_state != NULL;
+	clear_load(a);
 	if (i < 0)
 		return;
 	a->start_conn = -1;
 	vmm_api_conn *c = &a->conns[i];
 	if (err) {
 		char ebuf[1024];
-		char *b = fault("actions: InstanceStart: %s", silo_error_str(err, ebuf, sizeof ebuf));
+		char *b = fault("%s: %s", was_load ? "snapshot/load" : "actions: InstanceStart",
+				silo_error_str(err, ebuf, sizeof ebuf));
 		respond(c->fd, 400, b, false);
 		free(b);
 	} else {
@@ -719,5 +841,6 @@ void vmm_api_close(vmm_api *a)
 	}
 	a->listen_fd = a->stop_fd = -1;
 	a->v = NULL;
+	clear_load(a);
 	vmm_config_free(&a->cfg);
 }

@@ -37,6 +37,10 @@ typedef struct vmm_api {
 	bool have_boot_source;
 	int start_conn;      /* connection waiting for the InstanceStart answer, or -1 */
 	vm *v;               /* after InstanceStart */
+	bool rng;            /* virtio-rng attached (not part of Firecracker's configuration) */
+	/* PUT /snapshot/load, pending like InstanceStart (cleared by vmm_api_reply_start). */
+	char *load_state, *load_mem, *load_vsock_uds;
+	bool load_resume, load_verify;
 	int stop_fd;         /* eventfd: stops the post-boot thread */
 	pthread_t thread;
 	bool thread_started;

@@ -203,6 +203,14 @@ int vmm_config_load(const char *path, vmm_file_config *c, silo_error *err)
 	if (!root)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "config %s: line %d column %d: %s", path, je.line,
 				 je.column, je.text);
+	int rc = vmm_config_parse(root, c, err);
+	json_decref(root);
+	return rc;
+}
+
+int vmm_config_parse(json_t *root, vmm_file_config *c, silo_error *err)
+{
+	memset(c, 0, sizeof *c);
 	int rc = -1;
 	static const char *const top[] = {"boot-source", "machine-config", "drives", "vsock", NULL};
 	if (!json_is_object(root)) {
@@ -249,10 +257,35 @@ int vmm_config_load(const char *path, vmm_file_config *c, silo_error *err)
 		goto out;
 	rc = 0;
 out:
-	json_decref(root);
 	if (rc < 0)
 		vmm_config_free(c);
 	return rc;
+}
+
+json_t *vmm_config_json(const vmm_file_config *c)
+{
+	json_t *root = json_object();
+	if (c->kernel) {
+		json_t *b = json_pack("{s:s}", "kernel_image_path", c->kernel);
+		if (c->cmdline)
+			json_object_set_new(b, "boot_args", json_string(c->cmdline));
+		if (c->initrd)
+			json_object_set_new(b, "initrd_path", json_string(c->initrd));
+		json_object_set_new(root, "boot-source", b);
+	}
+	json_object_set_new(root, "machine-config",
+			    json_pack("{s:I,s:I,s:b,s:b}", "vcpu_count", (json_int_t)c->vcpus, "mem_size_mib",
+				      (json_int_t)c->mem_mib, "smt", 0, "track_dirty_pages", 0));
+	json_t *d = json_array();
+	for (size_t i = 0; i < c->ndrives; i++)
+		json_array_append_new(d, json_pack("{s:s?,s:s,s:b,s:b}", "drive_id", c->drives[i].id, "path_on_host",
+						   c->drives[i].path, "is_read_only", c->drives[i].read_only,
+						   "is_root_device", 0));
+	json_object_set_new(root, "drives", d);
+	if (c->vsock_uds)
+		json_object_set_new(root, "vsock", json_pack("{s:I,s:s}", "guest_cid", (json_int_t)c->vsock_cid,
+							     "uds_path", c->vsock_uds));
+	return root;
 }
 
 void vmm_config_free(vmm_file_config *c)

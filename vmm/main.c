@@ -35,6 +35,7 @@
 #include "common/util.h"
 #include "api.h"
 #include "config.h"
+#include "snapshot.h"
 #include "devices/virtio/virtio.h"
 #include "vmm.h"
 
@@ -64,7 +65,7 @@ static int parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max,
 }
 
 /* PATH[,ro][,id=ID] (the path is everything before the first comma). */
-static int parse_drive_opt(const char *arg, vmm_config_drive *d, silo_error *err)
+static int parse_drive_opt(const char *arg, size_t index, vmm_config_drive *d, silo_error *err)
 {
 	char spec[4096];
 	if (strlen(arg) >= sizeof spec)
@@ -74,6 +75,7 @@ static int parse_drive_opt(const char *arg, vmm_config_drive *d, silo_error *err
 	if (!p)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "--drive \"%s\": no path", arg);
 	d->path = xstrdup(p);
+	d->id = xasprintf("drive%zu", index); /* the id=ID option replaces it */
 	for (char *o = strtok_r(NULL, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
 		if (!strcmp(o, "ro")) {
 			d->read_only = true;
@@ -91,23 +93,37 @@ static int parse_drive_opt(const char *arg, vmm_config_drive *d, silo_error *err
 /* Build the VM described by fc (kernel or flat payload, devices), load the guest,
  * enter the jail and start the vCPUs. On failure *fatal says whether the process
  * can still be reconfigured (false: nothing irreversible happened; v is destroyed). */
+typedef struct restore_req {
+	const vmm_snapshot *snap;
+	const char *mem_file;
+	bool resume;
+} restore_req;
+
 static int start_vm(vm *v, vm_config cfg, const vmm_file_config *fc, const char *payload, bool rng,
-		    const char *jail_dir, int serial_fd, uint64_t t0, bool *fatal, silo_error *err)
+		    const char *jail_dir, int serial_fd, uint64_t t0, const restore_req *rr, bool *fatal,
+		    silo_error *err)
 {
 	*fatal = false;
 	const char *kernel = fc->kernel;
 	const char *cmdline = fc->cmdline ? fc->cmdline : "console=ttyS0 reboot=k panic=1 pci=off";
 	cfg.vcpus = (int)fc->vcpus;
 	cfg.mem_bytes = fc->mem_mib << 20;
+	if (rr) {
+		/* Restore: the machine is the snapshot's; RAM maps its memory file copy-on-write. */
+		cfg.vcpus = rr->snap->vcpus;
+		cfg.mem_bytes = rr->snap->mem_bytes;
+		cfg.irqchip = rr->snap->irqchip;
+		cfg.mem_file = rr->mem_file;
+	}
 	if (!cfg.irqchip && cfg.vcpus > 1)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
 				 "vcpus: more than 1 needs the in-kernel irqchip (APs wait for INIT/SIPI in its LAPIC)");
 	cleanup_free char *img = NULL, *initrd = NULL, *full_cmdline = NULL;
 	size_t img_len = 0, initrd_len = 0;
 	const char *path = kernel ? kernel : payload;
-	if (read_file(path, 256u << 20, &img, &img_len, err) < 0)
+	if (!rr && read_file(path, 256u << 20, &img, &img_len, err) < 0)
 		return -1;
-	if (fc->initrd && read_file(fc->initrd, 1u << 30, &initrd, &initrd_len, err) < 0)
+	if (!rr && fc->initrd && read_file(fc->initrd, 1u << 30, &initrd, &initrd_len, err) < 0)
 		return -1;
 	if (vm_create(v, &cfg, err) < 0)
 		goto fail;
@@ -144,6 +160,16 @@ static int start_vm(vm *v, vm_config cfg, const vmm_file_config *fc, const char 
 		free(full_cmdline);
 		full_cmdline = n2;
 	}
+	if (rr) {
+		if (vmm_snapshot_apply(v, rr->snap, err) < 0)
+			goto fail;
+		if (!rr->resume) {
+			/* Park the vCPUs before their first KVM_RUN: PATCH /vm Resumed starts them. */
+			atomic_store(&v->pause_req, true);
+			v->paused = true;
+		}
+		goto launch;
+	}
 	uint32_t pvh_entry;
 	const uint8_t *im = (const uint8_t *)img;
 	int lr;
@@ -168,7 +194,8 @@ static int start_vm(vm *v, vm_config cfg, const vmm_file_config *fc, const char 
 		if (vcpu_setup_regs(&v->vcpus[i], &v->boot, err) < 0)
 			goto fail;
 	}
-	if (jail_dir && jail_set_memory(fc->mem_mib, fc->vcpus, err) < 0)
+launch:
+	if (jail_dir && jail_set_memory(cfg.mem_bytes >> 20, (uint64_t)cfg.vcpus, err) < 0)
 		goto fail;
 	if (jail_dir) {
 		*fatal = true; /* pivot_root and seccomp cannot be undone */
@@ -188,6 +215,32 @@ fail:
 	return -1;
 }
 
+/* PUT /snapshot/load: open and check the snapshot, rebuild its machine with RAM mapped from the
+ * memory file, load the saved state. The API then reports the snapshot's configuration. */
+static int restore_from_api(vmm_api *api, vm *v, vm_config cfg, const char *jail_dir, int serial_fd, uint64_t t0,
+			    bool *fatal, silo_error *err)
+{
+	*fatal = false;
+	vmm_snapshot snap;
+	if (vmm_snapshot_open(api->load_state, api->load_mem, api->load_verify, &snap, err) < 0)
+		return -1;
+	if (api->load_vsock_uds && snap.cfg.vsock_uds) {
+		free(snap.cfg.vsock_uds);
+		snap.cfg.vsock_uds = xstrdup(api->load_vsock_uds);
+	}
+	restore_req rr = {.snap = &snap, .mem_file = api->load_mem, .resume = api->load_resume};
+	int r = start_vm(v, cfg, &snap.cfg, NULL, snap.rng, jail_dir, serial_fd, t0, &rr, fatal, err);
+	if (r == 0) {
+		vmm_config_free(&api->cfg);
+		api->cfg = snap.cfg;
+		memset(&snap.cfg, 0, sizeof snap.cfg);
+		api->rng = snap.rng;
+		api->have_boot_source = true;
+	}
+	vmm_snapshot_free(&snap);
+	return r;
+}
+
 /* Before InstanceStart: serve the API; SIGTERM/SIGINT end the process. Returns 0 once the
  * VM runs, 1 on a signal, -1 on a fatal start error (reported in err). */
 static int api_wait_start(vmm_api *api, vm *v, vm_config cfg, bool rng, const char *jail_dir, int serial_fd,
@@ -197,6 +250,7 @@ static int api_wait_start(vmm_api *api, vm *v, vm_config cfg, bool rng, const ch
 	sigemptyset(&s);
 	sigaddset(&s, SIGINT);
 	sigaddset(&s, SIGTERM);
+	api->rng = rng;
 	int sfd = signalfd(-1, &s, SFD_CLOEXEC);
 	if (sfd < 0)
 		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, errno, "signalfd");
@@ -208,7 +262,13 @@ static int api_wait_start(vmm_api *api, vm *v, vm_config cfg, bool rng, const ch
 		}
 		bool fatal = false;
 		silo_error e = {0};
-		if (start_vm(v, cfg, &api->cfg, NULL, rng, jail_dir, serial_fd, t0, &fatal, &e) == 0) {
+		int r;
+		if (api->load_state) {
+			r = restore_from_api(api, v, cfg, jail_dir, serial_fd, t0, &fatal, &e);
+		} else {
+			r = start_vm(v, cfg, &api->cfg, NULL, api->rng, jail_dir, serial_fd, t0, NULL, &fatal, &e);
+		}
+		if (r == 0) {
 			api->v = v; /* before answering: a pipelined second InstanceStart is refused */
 			vmm_api_reply_start(api, NULL);
 			rc = 0;
@@ -295,7 +355,8 @@ int main(int argc, char **argv)
 				fprintf(stderr, "silo-vmm: --drive: at most 8 drives\n");
 				goto out;
 			}
-			if (parse_drive_opt(optarg, &fc.drives[fc.ndrives++], &err) < 0) {
+			size_t di = fc.ndrives++; /* counted first: vmm_config_free frees a partial entry */
+			if (parse_drive_opt(optarg, di, &fc.drives[di], &err) < 0) {
 				fprintf(stderr, "silo-vmm: %s\n", silo_error_str(&err, ebuf, sizeof ebuf));
 				status = 1;
 				goto out;
@@ -404,7 +465,7 @@ int main(int argc, char **argv)
 	static vm v; /* large (vcpu array); keep it off the stack */
 	bool fatal;
 	if (boot_now) {
-		if (start_vm(&v, cfg, &fc, payload, rng, jail_dir, serial_fd, t0, &fatal, &err) < 0)
+		if (start_vm(&v, cfg, &fc, payload, rng, jail_dir, serial_fd, t0, NULL, &fatal, &err) < 0)
 			goto fail;
 		if (api_path) {
 			/* The API reports what --config (or the command line) configured. */
@@ -412,6 +473,7 @@ int main(int argc, char **argv)
 			api.cfg = fc;
 			fc = tmp;
 			api.have_boot_source = true;
+			api.rng = rng;
 		}
 	} else {
 		int r = api_wait_start(&api, &v, cfg, rng, jail_dir, serial_fd, t0, &err);

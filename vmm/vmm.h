@@ -46,6 +46,8 @@ typedef struct guest_mem {
 
 /* memory.c */
 int guest_mem_create(guest_mem *m, uint64_t size, silo_error *err);
+/* Restore: map the first size bytes of a snapshot memory file MAP_PRIVATE (copy-on-write). */
+int guest_mem_map_file(guest_mem *m, const char *path, uint64_t size, silo_error *err);
 void guest_mem_destroy(guest_mem *m);
 /* Host pointer for [gpa, gpa+len) or NULL if any byte is outside guest RAM. */
 void *guest_mem_ptr(const guest_mem *m, uint64_t gpa, uint64_t len);
@@ -127,6 +129,7 @@ typedef struct vm_config {
 	const char *serial_log; /* NULL = stdout */
 	bool boot_timer;
 	uint64_t timeout_ms; /* 0 = none */
+	const char *mem_file; /* restore: guest RAM from this snapshot memory file (MAP_PRIVATE) */
 } vm_config;
 
 typedef struct serial_dev serial_dev;
@@ -214,6 +217,10 @@ int jail_enter(const char *dir, silo_error *err);
 
 /* devices */
 int serial_attach(vm *v, int out_fd, silo_error *err);
+/* Snapshot state of the 8250: ier, lcr, mcr, scr, dll, dlm. */
+#define SERIAL_STATE_LEN 6
+void serial_save(const serial_dev *s, uint8_t out[SERIAL_STATE_LEN]);
+void serial_restore(serial_dev *s, const uint8_t in[SERIAL_STATE_LEN]);
 int i8042_attach(vm *v, silo_error *err);
 int boot_timer_attach(vm *v, silo_error *err);
 int debug_exit_attach(vm *v, silo_error *err);

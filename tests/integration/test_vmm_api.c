@@ -7,8 +7,10 @@
  * getting-started guide drives it. Skips when /dev/kvm cannot be opened.
  */
 #include <fcntl.h>
+#include <glob.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -65,6 +67,7 @@ static void vmm_start(vmm_proc *p, const char *const *extra)
 	p->pid = fork();
 	REQUIRE(p->pid >= 0);
 	if (p->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM); /* a failed REQUIRE ends the case: no VMM outlives it */
 		int efd = open(p->err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		dup2(efd, 2);
 		execv(vmm_path, (char *const *)argv);
@@ -93,6 +96,18 @@ static int vmm_finish(vmm_proc *p, bool term)
 		fclose(f);
 	unlink(p->serial);
 	unlink(p->err);
+	/* Snapshot files the test made there. */
+	char pat[128];
+	snprintf(pat, sizeof pat, "%s/*.state", p->dir);
+	glob_t g;
+	for (int k = 0; k < 2; k++) {
+		if (glob(pat, 0, NULL, &g) == 0) {
+			for (size_t i = 0; i < g.gl_pathc; i++)
+				unlink(g.gl_pathv[i]);
+			globfree(&g);
+		}
+		snprintf(pat, sizeof pat, "%s/*.mem", p->dir);
+	}
 	CHECK(rmdir(p->dir) == 0);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
@@ -324,7 +339,8 @@ TEST(malformed_requests_get_clear_errors)
 		{"PATCH", "/vm", "{\"state\": \"Paused\"}", 400, "has not been started"},
 		{"DELETE", "/boot-source", NULL, 405, "method not allowed"},
 		{"POST", "/", NULL, 405, "method not allowed"},
-		{"GET", "/snapshot/create", NULL, 404, "no such resource"},
+		{"GET", "/snapshot/create", NULL, 405, "method not allowed"},
+		{"GET", "/metrics", NULL, 404, "no such resource"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		CHECK_INT_EQ(req(p.sock, cases[i].method, cases[i].path, cases[i].body, out, sizeof out), cases[i].status);
@@ -500,6 +516,297 @@ TEST(api_flag_errors)
 	CHECK_INT_EQ(vmm_finish(&p, true), 0);
 }
 
+/* ---- snapshots ---- */
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return strdup("");
+	static char buf[1 << 20];
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return strdup(buf);
+}
+
+/* Lines of 8 hex digits (the counter payload) must be consecutive; returns the number of
+ * complete lines and the first/last values, or -1 at the first gap. */
+static long consecutive(const char *text, unsigned long *first, unsigned long *last)
+{
+	long n = 0;
+	unsigned long prev = 0;
+	for (const char *l = text; *l;) {
+		const char *e = strchr(l, '\n');
+		if (!e)
+			break; /* a partial last line */
+		unsigned long v = strtoul(l, NULL, 16);
+		if (e - l != 8) {
+			printf("# bad line \"%.*s\"\n", (int)(e - l), l);
+			return -1;
+		}
+		if (n && v != prev + 1) {
+			printf("# gap: %lx after %lx\n", v, prev);
+			return -1;
+		}
+		if (!n)
+			*first = v;
+		*last = prev = v;
+		n++;
+		l = e + 1;
+	}
+	return n;
+}
+
+static void snap_paths(const vmm_proc *p, char *st, char *mem, const char *tag)
+{
+	sprintf(st, "%s/%s.state", p->dir, tag);
+	sprintf(mem, "%s/%s.mem", p->dir, tag);
+}
+
+static int snap_create(const vmm_proc *p, const char *st, const char *mem, char *out, size_t outlen)
+{
+	char body[1024];
+	snprintf(body, sizeof body, "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}", st, mem);
+	return req(p->sock, "PUT", "/snapshot/create", body, out, outlen);
+}
+
+static int snap_load(const vmm_proc *p, const char *st, const char *mem, const char *extra, char *out, size_t outlen)
+{
+	char body[1200];
+	snprintf(body, sizeof body,
+		 "{\"snapshot_path\": \"%s\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \"%s\"}%s}", st,
+		 mem, extra ? extra : "");
+	return req(p->sock, "PUT", "/snapshot/load", body, out, outlen);
+}
+
+/* A counter VM running for a moment, then paused and snapshotted into dir/s.{state,mem}.
+ * Returns the serial output at the moment of the snapshot. */
+static char *counter_snapshot(vmm_proc *a, char *st, char *mem)
+{
+	const char *extra[] = {"--kernel", payload("counter.elf"), "--mem", "16", NULL};
+	vmm_start(a, extra);
+	for (int i = 0; i < 300 && file_size(a->serial) < 30; i++)
+		msleep(10);
+	char out[2048];
+	CHECK_INT_EQ(snap_create(a, "/tmp/never.state", "/tmp/never.mem", out, sizeof out), 400);
+	CHECK_CONTAINS(out, "pause the microVM first");
+	CHECK(access("/tmp/never.mem", F_OK) != 0);
+	CHECK_INT_EQ(req(a->sock, "PATCH", "/vm", "{\"state\": \"Paused\"}", out, sizeof out), 204);
+	snap_paths(a, st, mem, "s");
+	CHECK_INT_EQ(snap_create(a, st, mem, out, sizeof out), 204);
+	return slurp(a->serial);
+}
+
+static void cleanup_snap(const char *st, const char *mem)
+{
+	unlink(st);
+	unlink(mem);
+}
+
+TEST(snapshot_restore_continues_the_guest)
+{
+	need_kvm();
+	vmm_proc a, b;
+	char st[256], mem[256], out[4096];
+	char *before = counter_snapshot(&a, st, mem);
+	unsigned long f0 = 0, l0 = 0, f1 = 0, l1 = 0;
+	long n0 = consecutive(before, &f0, &l0);
+	printf("# snapshot taken after %ld lines (last %lx)\n", n0, l0);
+	CHECK(n0 >= 2);
+	/* The original keeps running after its snapshot. */
+	CHECK_INT_EQ(req(a.sock, "PATCH", "/vm", "{\"state\": \"Resumed\"}", out, sizeof out), 204);
+	vmm_start(&b, NULL);
+	CHECK_INT_EQ(snap_load(&b, st, mem, ", \"resume_vm\": true", out, sizeof out), 204);
+	CHECK_INT_EQ(req(b.sock, "GET", "/", NULL, out, sizeof out), 200);
+	CHECK_CONTAINS(out, "Running");
+	CHECK_INT_EQ(req(b.sock, "GET", "/vm/config", NULL, out, sizeof out), 200);
+	CHECK_CONTAINS(out, "counter.elf");
+	CHECK_CONTAINS(out, "\"mem_size_mib\":16");
+	for (int i = 0; i < 300 && file_size(b.serial) < 40; i++)
+		msleep(10);
+	char *after = slurp(b.serial);
+	/* The restored guest finishes the line it was printing and counts on from there. */
+	size_t lb = strlen(before);
+	char *joined = malloc(lb + strlen(after) + 1);
+	strcpy(joined, before);
+	strcat(joined, after);
+	long n1 = consecutive(joined, &f1, &l1);
+	printf("# before + after restore: %ld consecutive lines %lx..%lx\n", n1, f1, l1);
+	CHECK(n1 > n0 + 2);
+	CHECK_INT_EQ(f1, 1);
+	free(joined);
+	free(before);
+	free(after);
+	CHECK_INT_EQ(req(b.sock, "PUT", "/snapshot/load", "{}", out, sizeof out), 400);
+	CHECK_CONTAINS(out, "before the microVM starts");
+	CHECK_INT_EQ(vmm_finish(&b, true), 0);
+	cleanup_snap(st, mem);
+	CHECK_INT_EQ(vmm_finish(&a, true), 0);
+}
+
+TEST(snapshot_of_a_restored_vm_has_identical_memory)
+{
+	need_kvm();
+	vmm_proc a, b;
+	char st[256], mem[256], st2[256], mem2[256], out[4096];
+	free(counter_snapshot(&a, st, mem));
+	vmm_start(&b, NULL);
+	/* Loaded paused: nothing runs until Resumed. */
+	CHECK_INT_EQ(snap_load(&b, st, mem, ", \"resume_vm\": false", out, sizeof out), 204);
+	CHECK_INT_EQ(req(b.sock, "GET", "/", NULL, out, sizeof out), 200);
+	CHECK_CONTAINS(out, "Paused");
+	msleep(200);
+	CHECK_INT_EQ(file_size(b.serial), 0);
+	snap_paths(&b, st2, mem2, "again");
+	CHECK_INT_EQ(snap_create(&b, st2, mem2, out, sizeof out), 204);
+	/* Guest RAM is byte-for-byte the same (the trailers differ: new snapshot id). */
+	long sz = file_size(mem);
+	CHECK(sz > 4096);
+	CHECK_INT_EQ(file_size(mem2), sz);
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "cmp -n %ld %s %s", sz - 4096, mem, mem2);
+	CHECK_INT_EQ(system(cmd), 0);
+	snprintf(cmd, sizeof cmd, "cmp -s %s %s", mem, mem2);
+	CHECK(system(cmd) != 0);
+	CHECK_INT_EQ(req(b.sock, "PATCH", "/vm", "{\"state\": \"Resumed\"}", out, sizeof out), 204);
+	for (int i = 0; i < 300 && file_size(b.serial) < 20; i++)
+		msleep(10);
+	CHECK(file_size(b.serial) >= 20);
+	CHECK_INT_EQ(vmm_finish(&b, true), 0);
+	CHECK_INT_EQ(vmm_finish(&a, true), 0);
+	cleanup_snap(st, mem);
+}
+
+TEST(forks_from_one_snapshot_are_isolated)
+{
+	need_kvm();
+	vmm_proc a, f[3];
+	char st[256], mem[256], out[4096];
+	char *before = counter_snapshot(&a, st, mem);
+	unsigned long first = 0, last = 0;
+	CHECK(consecutive(before, &first, &last) >= 2);
+	for (int i = 0; i < 3; i++) {
+		vmm_start(&f[i], NULL);
+		CHECK_INT_EQ(snap_load(&f[i], st, mem, ", \"resume_vm\": true, \"verify_memory\": false", out, sizeof out), 204);
+	}
+	for (int i = 0; i < 3; i++)
+		for (int k = 0; k < 300 && file_size(f[i].serial) < 60; k++)
+			msleep(10);
+	/* Each fork counts on from the snapshot in its own copy of RAM: were the counter page
+	 * shared, the forks' increments would interleave and leave gaps. */
+	for (int i = 0; i < 3; i++) {
+		char *after = slurp(f[i].serial);
+		char *joined = malloc(strlen(before) + strlen(after) + 1);
+		strcpy(joined, before);
+		strcat(joined, after);
+		unsigned long f1 = 0, l1 = 0;
+		long n = consecutive(joined, &f1, &l1);
+		printf("# fork %d: %ld consecutive lines up to %lx\n", i, n, l1);
+		CHECK(n > 5);
+		free(joined);
+		free(after);
+	}
+	for (int i = 0; i < 3; i++)
+		CHECK_INT_EQ(vmm_finish(&f[i], true), 0);
+	/* The forks' writes never reached the file: it still verifies. */
+	vmm_start(&f[0], NULL);
+	CHECK_INT_EQ(snap_load(&f[0], st, mem, ", \"verify_memory\": true", out, sizeof out), 204);
+	CHECK_INT_EQ(vmm_finish(&f[0], true), 0);
+	free(before);
+	CHECK_INT_EQ(vmm_finish(&a, true), 0);
+	cleanup_snap(st, mem);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "cp %s %s", from, to);
+	REQUIRE(system(cmd) == 0);
+}
+
+static void poke(const char *path, long off, unsigned char xor_with)
+{
+	int fd = open(path, O_RDWR);
+	REQUIRE(fd >= 0);
+	unsigned char c;
+	REQUIRE(pread(fd, &c, 1, off) == 1);
+	c ^= xor_with;
+	REQUIRE(pwrite(fd, &c, 1, off) == 1);
+	close(fd);
+}
+
+TEST(corrupt_or_mismatched_snapshots_are_refused)
+{
+	need_kvm();
+	vmm_proc a, a2, b;
+	char st[256], mem[256], st2[256], mem2[256], bad[256], badm[256], out[4096];
+	free(counter_snapshot(&a, st, mem));
+	/* A second, unrelated snapshot of the same size. */
+	free(counter_snapshot(&a2, st2, mem2));
+	vmm_start(&b, NULL);
+	snprintf(bad, sizeof bad, "%s/bad.state", b.dir);
+	snprintf(badm, sizeof badm, "%s/bad.mem", b.dir);
+	long ssz = file_size(st), msz = file_size(mem);
+	struct {
+		const char *what, *needle;
+		bool mem_bad;
+	} cases[] = {
+		{"flipped state byte", "SHA-256 mismatch", false},
+		{"truncated state", "truncated", false},
+		{"version 2", "format version 2", false},
+		{"bad magic", "bad magic", false},
+		{"flipped RAM byte", "SHA-256 of guest memory", true},
+		{"truncated memory", "size does not match", true},
+		{"another snapshot's memory", "does not belong", true},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		copy_file(st, bad);
+		copy_file(mem, badm);
+		switch (i) {
+		case 0: poke(bad, ssz / 2, 0x40); break;
+		case 1: REQUIRE(truncate(bad, ssz - 100) == 0); break;
+		case 2: poke(bad, 8, 3); break; /* version 1 -> 2 */
+		case 3: poke(bad, 0, 0x20); break;
+		case 4: poke(badm, 0x300000, 0x01); break; /* the counter */
+		case 5: REQUIRE(truncate(badm, msz - 4096) == 0); break;
+		case 6: copy_file(mem2, badm); break;
+		}
+		int status = snap_load(&b, bad, badm, NULL, out, sizeof out);
+		printf("# %s -> %d\n", cases[i].what, status);
+		CHECK_INT_EQ(status, 400);
+		CHECK_CONTAINS(out, cases[i].needle);
+		CHECK_CONTAINS(out, cases[i].mem_bad ? badm : bad);
+		CHECK_INT_EQ(req(b.sock, "GET", "/", NULL, out, sizeof out), 200);
+		CHECK_CONTAINS(out, "Not started");
+	}
+	/* verify_memory: false skips the RAM hash (documented trade-off), nothing else. */
+	copy_file(st, bad);
+	copy_file(mem, badm);
+	poke(badm, 0x300000, 0x01);
+	CHECK_INT_EQ(snap_load(&b, bad, badm, ", \"verify_memory\": false", out, sizeof out), 204);
+	CHECK_INT_EQ(vmm_finish(&b, true), 0);
+	/* Field errors. */
+	vmm_start(&b, NULL);
+	CHECK_INT_EQ(req(b.sock, "PUT", "/snapshot/load", "{\"snapshot_path\": \"/x\", \"mem_backend\": {\"backend_type\": \"Uffd\", \"backend_path\": \"/y\"}}", out, sizeof out), 400);
+	CHECK_CONTAINS(out, "backend_type");
+	CHECK_INT_EQ(req(b.sock, "PUT", "/snapshot/load", "{\"snapshot_path\": \"/x\", \"mem_file_path\": \"/y\", \"bogus\": 1}", out, sizeof out), 400);
+	CHECK_CONTAINS(out, "snapshot.bogus");
+	CHECK_INT_EQ(req(b.sock, "PUT", "/snapshot/load", "{\"snapshot_path\": \"/x\"}", out, sizeof out), 400);
+	CHECK_CONTAINS(out, "mem_file_path");
+	CHECK_INT_EQ(req(b.sock, "PUT", "/snapshot/create", "{\"snapshot_path\": \"/x\", \"mem_file_path\": \"/y\"}", out, sizeof out), 400);
+	CHECK_CONTAINS(out, "not been started");
+	CHECK_INT_EQ(snap_load(&b, "/nonexistent/s.state", mem, NULL, out, sizeof out), 400);
+	CHECK_CONTAINS(out, "/nonexistent/s.state");
+	/* And the good snapshot still loads after all the refusals. */
+	CHECK_INT_EQ(snap_load(&b, st, mem, ", \"resume_vm\": true", out, sizeof out), 204);
+	CHECK_INT_EQ(vmm_finish(&b, true), 0);
+	CHECK_INT_EQ(vmm_finish(&a2, true), 0);
+	CHECK_INT_EQ(vmm_finish(&a, true), 0);
+}
+
 TEST_MAIN(configure_and_start_over_the_api, pause_stops_the_guest_and_resume_continues_it,
 	  failed_start_is_reported_and_recoverable, malformed_requests_get_clear_errors,
-	  config_file_boots_at_once_and_the_api_runs_in_the_jail, curl_drives_it_like_firecracker, api_flag_errors)
+	  config_file_boots_at_once_and_the_api_runs_in_the_jail, curl_drives_it_like_firecracker, api_flag_errors,
+	  snapshot_restore_continues_the_guest, snapshot_of_a_restored_vm_has_identical_memory,
+	  forks_from_one_snapshot_are_isolated, corrupt_or_mismatched_snapshots_are_refused)

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -82,4 +83,20 @@ int serial_attach(vm *v, int out_fd, silo_error *err)
 	}
 	v->serial = s;
 	return 0;
+}
+
+void serial_save(const serial_dev *s, uint8_t out[SERIAL_STATE_LEN])
+{
+	const uint8_t r[SERIAL_STATE_LEN] = {s->ier, s->lcr, s->mcr, s->scr, s->dll, s->dlm};
+	memcpy(out, r, SERIAL_STATE_LEN);
+}
+
+void serial_restore(serial_dev *s, const uint8_t in[SERIAL_STATE_LEN])
+{
+	s->ier = in[0] & 0x0f;
+	s->lcr = in[1];
+	s->mcr = in[2] & 0x1f;
+	s->scr = in[3];
+	s->dll = in[4];
+	s->dlm = in[5];
 }
