@@ -300,8 +300,8 @@ static int snapshot_load(vmm_api *a, json_t *j, char **out, bool *start)
 	a->load_mem = xstrdup(mp);
 	a->load_vsock_uds = vs ? xstrdup(vs) : NULL;
 	a->load_resume = json_is_true(json_object_get(j, "resume_vm"));
-	json_t *vm = json_object_get(j, "verify_memory");
-	a->load_verify = !vm || json_is_true(vm);
+	json_t *verify = json_object_get(j, "verify_memory");
+	a->load_verify = !verify || json_is_true(verify);
 	*start = true;
 	return 204;
 }
@@ -623,6 +623,7 @@ static int conn_serve(vmm_api *a, int idx)
 		if (start) {
 			free(body);
 			a->start_conn = idx;
+			c->close_after = !keep;
 			return 1;
 		}
 		respond(c->fd, st, body, !keep);
@@ -673,17 +674,29 @@ int vmm_api_open(vmm_api *a, const char *path, const char *id, silo_error *err)
 	if (strlen(path) >= sizeof sa.sun_path)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "--api-sock %s: longer than %zu bytes", path,
 				 sizeof sa.sun_path - 1);
-	strcpy(sa.sun_path, path);
+	/* Bind a temporary name and rename it into place once listening: clients that wait for
+	 * the file to appear can connect at once (no ECONNREFUSED window). */
+	char tmp[sizeof sa.sun_path + 32];
+	snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+	if (strlen(tmp) >= sizeof sa.sun_path)
+		snprintf(tmp, sizeof tmp, "%s", path); /* no room for a temporary name */
+	strcpy(sa.sun_path, tmp);
+	if (access(path, F_OK) == 0)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, EEXIST,
+				 "--api-sock %s: cannot listen (the file exists: another VMM, or a stale socket to remove)",
+				 path);
 	a->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (a->listen_fd < 0)
 		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, errno, "--api-sock: socket");
 	mode_t old = umask(0177);
 	int r = bind(a->listen_fd, (struct sockaddr *)&sa, sizeof sa);
 	umask(old);
-	if (r < 0 || listen(a->listen_fd, 16) < 0) {
+	if (r < 0 || listen(a->listen_fd, 16) < 0 || (strcmp(tmp, path) && rename(tmp, path) < 0)) {
 		int e = errno;
 		close(a->listen_fd);
 		a->listen_fd = -1;
+		if (r == 0)
+			unlink(tmp);
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, e, "--api-sock %s: cannot listen%s", path,
 				 e == EADDRINUSE ? " (the file exists: another VMM, or a stale socket to remove)" : "");
 	}
@@ -787,10 +800,14 @@ void vmm_api_reply_start(vmm_api *a, const silo_error *err)
 		char ebuf[1024];
 		char *b = fault("%s: %s", was_load ? "snapshot/load" : "actions: InstanceStart",
 				silo_error_str(err, ebuf, sizeof ebuf));
-		respond(c->fd, 400, b, false);
+		respond(c->fd, 400, b, c->close_after);
 		free(b);
 	} else {
-		respond(c->fd, 204, NULL, false);
+		respond(c->fd, 204, NULL, c->close_after);
+	}
+	if (c->close_after) {
+		conn_close(c);
+		return;
 	}
 	/* Requests pipelined behind InstanceStart. */
 	if (c->len)

@@ -26,6 +26,7 @@ typedef struct vmm_api_conn {
 	char *buf;
 	size_t len;
 	bool continued; /* "100 Continue" sent for this request */
+	bool close_after; /* the pending InstanceStart/load asked for Connection: close */
 } vmm_api_conn;
 
 typedef struct vmm_api {

@@ -75,7 +75,8 @@ static int parse_drive_opt(const char *arg, size_t index, vmm_config_drive *d, s
 	if (!p)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "--drive \"%s\": no path", arg);
 	d->path = xstrdup(p);
-	d->id = xasprintf("drive%zu", index); /* the id=ID option replaces it */
+	/* Default ids "silo", "silo1", ... (the guest reads them with GET_ID); id=ID replaces it. */
+	d->id = index ? xasprintf("silo%zu", index) : xstrdup("silo");
 	for (char *o = strtok_r(NULL, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
 		if (!strcmp(o, "ro")) {
 			d->read_only = true;

@@ -7,6 +7,13 @@
 	.text
 	.globl _start
 _start:	outb	%al, $0x80
+.ifdef FILL
+	/* fillcounter.S: first dirty FILL MiB of RAM from 4 MiB up (a guest that has done work). */
+	movq	$0x400000, %rdi
+	movq	$(FILL << 17), %rcx
+	movabsq	$0x5a5a5a5a5a5a5a5a, %rax
+	rep stosq
+.endif
 	movq	$0x300000, %rdi
 	movq	$0, (%rdi)
 1:	incq	(%rdi)
