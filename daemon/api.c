@@ -886,6 +886,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		metrics_inc(manager_metrics(s->m), M_API_REQUESTS_TOTAL, 1);
 		q->authorized = authz_authenticate(s->authz, q->tcp,
 						   MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"), &q->tok);
+		if (q->tok)
+			snprintf(q->actor, sizeof q->actor, "token:%s", q->tok->name);
 		char id[SILO_ID_MAX * 2];
 		bool path_ok;
 		const route *r = match(method, url, id, &path_ok);
