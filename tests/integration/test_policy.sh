@@ -151,5 +151,9 @@ denied "a sandbox whose policy vanished is denied" 'policy "standard" rule polic
 api DELETE "/v1/sandboxes/$A?grace_ms=0" > /dev/null
 check "it can still be deleted" test "$(status)" = 200
 api DELETE "/v1/sandboxes/$R?grace_ms=0" > /dev/null
+ALL=$(api GET '/v1/sandboxes?state=all' | jget '" ".join(s["id"] for s in j["sandboxes"])')
+check "nothing is live any more" test "$(api GET /v1/sandboxes | jget 'len(j["sandboxes"])')" = 0
+left=$(for id in $ALL; do ls -d /sys/fs/cgroup/*/silo/"$id" "$SILO_RUNTIME_DIR/sandboxes/$id" 2>/dev/null; done)
+check "no cgroup or run directory is left for any sandbox" test -z "$left"
 stop_daemon
 check_clean_exit "silod exits cleanly after the restarts"
