@@ -335,7 +335,7 @@ static enum MHD_Result h_delete(req *q, struct MHD_Connection *c, const char *id
 		return ret;
 	char rid[SILO_ID_MAX];
 	silo_error err;
-	if (authz_sandbox(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_DELETE, id, NULL, rid, &err) < 0)
+	if (authz_sandbox(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_DELETE, id, NULL, NULL, rid, &err) < 0)
 		return send_error(q, c, &err);
 	int rc = manager_delete(q->s->m, rid, q->actor, grace == UINT64_MAX ? -1 : (int)grace, &err);
 	if (rc < 0 && err.code != SILO_ERR_CLEANUP_FAILED)
@@ -555,7 +555,8 @@ static enum MHD_Result h_exec(req *q, struct MHD_Connection *c, const char *id)
 		.gid = st->body.gid,
 	};
 	char rid[SILO_ID_MAX];
-	if (authz_sandbox(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_EXEC, id, st->body.cwd, rid, &err) < 0 ||
+	if (authz_sandbox(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_EXEC, id, st->body.cwd, st->body.argv, rid,
+			  &err) < 0 ||
 	    manager_exec_start(q->s->m, rid, &st->rq, exec_output, st, q->actor, &st->x, &err) < 0)
 		goto fail;
 	if (pthread_create(&st->waiter, NULL, exec_waiter, st) != 0) {
@@ -598,7 +599,7 @@ static enum MHD_Result h_file_put(req *q, struct MHD_Connection *c, const char *
 		return fail(q, c, 500, SILO_ERR_IO_ERROR, "rewind upload: %s", strerror(errno));
 	char rid[SILO_ID_MAX];
 	silo_error err;
-	if (authz_sandbox(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_FILE_WRITE, id, path, rid, &err) < 0 ||
+	if (authz_sandbox(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_FILE_WRITE, id, path, NULL, rid, &err) < 0 ||
 	    manager_file_put(q->s->m, rid, path, q->upload_fd, (uint32_t)mode, q->actor, &err) < 0)
 		return send_error(q, c, &err);
 	return send_json(c, 200, json_pack("{s:s,s:s,s:I}", "id", rid, "path", path, "size", (json_int_t)q->uploaded));
@@ -614,7 +615,7 @@ static enum MHD_Result h_file_get(req *q, struct MHD_Connection *c, const char *
 		return fail(q, c, 500, SILO_ERR_IO_ERROR, "memfd: %s", strerror(errno));
 	char rid[SILO_ID_MAX];
 	silo_error err;
-	if (authz_sandbox(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_FILE_READ, id, path, rid, &err) < 0 ||
+	if (authz_sandbox(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_FILE_READ, id, path, NULL, rid, &err) < 0 ||
 	    manager_file_get(q->s->m, rid, path, fd, q->s->cfg.max_upload, q->actor, &err) < 0) {
 		close(fd);
 		return send_error(q, c, &err);
@@ -1054,7 +1055,9 @@ int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *e
 	s->socket_path = xstrdup(cfg->socket_path);
 	s->cfg.socket_path = s->socket_path;
 	s->cfg.token = NULL;
-	if (authz_open(cfg->policy_file, cfg->tokens_file, cfg->token, &s->authz, err) < 0)
+	authz_config azc = {.policy_file = cfg->policy_file, .tokens_file = cfg->tokens_file, .legacy_token = cfg->token,
+			    .opa_url = cfg->opa_url, .opa_timeout_ms = cfg->opa_timeout_ms};
+	if (authz_open(&azc, &s->authz, err) < 0)
 		goto fail;
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
 			 MHD_USE_ERROR_LOG;

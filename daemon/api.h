@@ -20,6 +20,8 @@ typedef struct api_config {
 	const char *token;              /* full-access bearer token for TCP (or NULL) */
 	const char *policy_file;        /* sandbox policies (docs/policy.md); NULL = built-in default */
 	const char *tokens_file;        /* scoped bearer tokens (docs/policy.md); NULL = none */
+	const char *opa_url;            /* external policy decisions (OPA data API); NULL = none */
+	long opa_timeout_ms;            /* 0 = 2000 */
 	size_t max_body;                /* JSON/TOML bodies */
 	uint64_t max_upload;            /* file uploads/downloads */
 	unsigned max_connections;

@@ -10,17 +10,19 @@
 #include <strings.h>
 
 #include "common/util.h"
+#include "daemon/api_opa.h"
 
 struct api_authz {
 	policy_set policies;
 	token_set tokens;
+	opa_client *opa;
 	bool have_legacy;
 	unsigned char legacy[crypto_hash_sha256_BYTES];
 };
 
-int authz_open(const char *policy_file, const char *tokens_file, const char *legacy_token, api_authz **out,
-	       silo_error *err)
+int authz_open(const authz_config *cfg, api_authz **out, silo_error *err)
 {
+	const char *policy_file = cfg->policy_file, *tokens_file = cfg->tokens_file, *legacy_token = cfg->legacy_token;
 	if (sodium_init() < 0)
 		return silo_fail(err, SILO_ERR_INTERNAL, 0, "libsodium init failed");
 	api_authz *a = xcalloc(1, sizeof *a);
@@ -43,6 +45,10 @@ int authz_open(const char *policy_file, const char *tokens_file, const char *leg
 		crypto_hash_sha256(a->legacy, (const unsigned char *)legacy_token, strlen(legacy_token));
 		a->have_legacy = true;
 	}
+	if (cfg->opa_url && opa_open(cfg->opa_url, cfg->opa_timeout_ms, &a->opa, err) < 0) {
+		authz_free(a);
+		return -1;
+	}
 	*out = a;
 	return 0;
 }
@@ -53,6 +59,7 @@ void authz_free(api_authz *a)
 		return;
 	policy_set_free(&a->policies);
 	token_set_free(&a->tokens);
+	opa_close(a->opa);
 	sodium_memzero(a->legacy, sizeof a->legacy);
 	free(a);
 }
@@ -103,6 +110,28 @@ static const char *meta_get(const vm_spec *s, const char *key)
 	return NULL;
 }
 
+/* The input document for external decisions (docs/policy.md). */
+static json_t *opa_input(const char *op, const char *actor, const api_token *tok, const char *policy_name,
+			 const char *id, const char *provider, const vm_spec *spec)
+{
+	json_t *meta = json_object(), *egress = json_array();
+	for (size_t i = 0; i < spec->n_metadata; i++)
+		json_object_set_new(meta, spec->metadata[i].key, json_string(spec->metadata[i].value));
+	for (size_t i = 0; i < spec->n_egress; i++)
+		json_array_append_new(egress, json_string(spec->egress[i]));
+	json_t *sb = json_pack("{s:s,s:s?,s:i,s:i,s:b,s:o,s:i,s:i,s:o}", "name", spec->name, "provider",
+			       provider && *provider ? provider : spec->provider, "vcpus", (int)spec->vcpus, "memory_mb",
+			       (int)spec->memory_mb, "network", spec->network, "egress", egress, "pids_max",
+			       (int)spec->pids_max, "timeout_s", (int)spec->timeout_s, "metadata", meta);
+	if (id && *id)
+		json_object_set_new(sb, "id", json_string(id));
+	json_t *in = json_pack("{s:s,s:s,s:s,s:o}", "operation", op, "actor", actor ? actor : "silod", "policy",
+			       policy_name, "sandbox", sb);
+	if (tok)
+		json_object_set_new(in, "token", json_string(tok->name));
+	return in;
+}
+
 static int admit_cb(void *ud, size_t owned, silo_error *err)
 {
 	return token_check_count(ud, owned, err);
@@ -117,6 +146,8 @@ int authz_create(api_authz *a, manager *m, const api_token *tok, const char *act
 	if (!p)
 		return -1;   /* an unknown name is a bad request, not a denial */
 	if (policy_apply_spec(p, spec, err) < 0)
+		return denied(m, actor, NULL, "create", err);
+	if (a->opa && opa_decide(a->opa, opa_input("create", actor, tok, p->name, NULL, NULL, spec), err) < 0)
 		return denied(m, actor, NULL, "create", err);
 	if (tok && tok->max_sandboxes) {
 		o->owner_key = TOKEN_METADATA_KEY;
@@ -139,7 +170,7 @@ static int policy_op_for(token_op op)
 }
 
 int authz_sandbox(api_authz *a, manager *m, const api_token *tok, const char *actor, token_op op,
-		  const char *id, const char *path, char rid[SILO_ID_MAX], silo_error *err)
+		  const char *id, const char *path, char *const *argv, char rid[SILO_ID_MAX], silo_error *err)
 {
 	vm_spec spec = {0};
 	char provider[32];
@@ -167,6 +198,20 @@ int authz_sandbox(api_authz *a, manager *m, const api_token *tok, const char *ac
 		if (policy_check_path(p, (policy_op)pop, path, err) < 0) {
 			rc = denied(m, actor, rid, token_op_name(op), err);
 			goto out;
+		}
+		if (a->opa) {
+			json_t *in = opa_input(token_op_name(op), actor, tok, p->name, rid, provider, &spec);
+			json_object_set_new(in, "path", json_string(path));
+			if (argv) {
+				json_t *av = json_array();
+				for (char *const *x = argv; *x; x++)
+					json_array_append_new(av, json_string(*x));
+				json_object_set_new(in, "argv", av);
+			}
+			if (opa_decide(a->opa, in, err) < 0) {
+				rc = denied(m, actor, rid, token_op_name(op), err);
+				goto out;
+			}
 		}
 	}
 out:

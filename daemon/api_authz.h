@@ -17,10 +17,15 @@
 
 typedef struct api_authz api_authz;
 
-/* policy_file / tokens_file may be NULL (built-in default policy; no scoped
- * tokens). legacy_token: the single full-access token of --token-file. */
-int authz_open(const char *policy_file, const char *tokens_file, const char *legacy_token, api_authz **out,
-	       silo_error *err);
+typedef struct authz_config {
+	const char *policy_file;       /* NULL = built-in default policy */
+	const char *tokens_file;       /* NULL = no scoped tokens */
+	const char *legacy_token;      /* the full-access token of --token-file, or NULL */
+	const char *opa_url;           /* external decisions (api_opa.h), or NULL */
+	long opa_timeout_ms;           /* 0 = 2000 */
+} authz_config;
+
+int authz_open(const authz_config *cfg, api_authz **out, silo_error *err);
 void authz_free(api_authz *a);
 /* Is there any token a TCP client could present? */
 bool authz_has_tokens(const api_authz *a);
@@ -36,10 +41,10 @@ int authz_create(api_authz *a, manager *m, const api_token *tok, const char *act
 		 mgr_create_opts *o, silo_error *err);
 
 /* An operation on a live sandbox. For exec, path is the requested working
- * directory (NULL = the spec's workdir, else "/"); for file operations the
- * guest path; NULL otherwise. rid receives the resolved id. */
+ * directory (NULL = "/", what the agent uses) and argv the command; for file
+ * operations the guest path; NULL otherwise. rid receives the resolved id. */
 int authz_sandbox(api_authz *a, manager *m, const api_token *tok, const char *actor, token_op op,
-		  const char *id, const char *path, char rid[SILO_ID_MAX], silo_error *err);
+		  const char *id, const char *path, char *const *argv, char rid[SILO_ID_MAX], silo_error *err);
 
 /* A sandbox seen through its JSON view (GET, logs, list): is it in scope? */
 int authz_view(api_authz *a, manager *m, const api_token *tok, const char *actor, token_op op, json_t *sandbox,
