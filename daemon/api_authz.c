@@ -132,6 +132,17 @@ static json_t *opa_input(const char *op, const char *actor, const api_token *tok
 	return in;
 }
 
+static void resolve(char **path)
+{
+	if (!*path || !**path)
+		return;
+	char *r = realpath(*path, NULL);
+	if (r) {
+		free(*path);
+		*path = r;
+	}
+}
+
 static int admit_cb(void *ud, size_t owned, silo_error *err)
 {
 	return token_check_count(ud, owned, err);
@@ -145,6 +156,15 @@ int authz_create(api_authz *a, manager *m, const api_token *tok, const char *act
 	const policy *p = policy_find(&a->policies, meta_get(spec, POLICY_METADATA_KEY), err);
 	if (!p)
 		return -1;   /* an unknown name is a bad request, not a denial */
+	/* Host files the spec names are checked (and then used) as resolved paths,
+	 * so a symlink in an allowed directory cannot point elsewhere. */
+	if (!p->host_paths_any) {
+		resolve(&spec->kernel);
+		resolve(&spec->initrd);
+		resolve(&spec->rootfs);
+		for (size_t i = 0; i < spec->n_drives; i++)
+			resolve(&spec->drives[i].path);
+	}
 	if (policy_apply_spec(p, spec, err) < 0)
 		return denied(m, actor, NULL, "create", err);
 	if (a->opa && opa_decide(a->opa, opa_input("create", actor, tok, p->name, NULL, NULL, spec), err) < 0)

@@ -220,8 +220,20 @@ static int add_egress(void *ctx, const toml_value *it, const char *s, const char
 	return 0;
 }
 
+static int add_host_path(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
+{
+	policy *p = ctx;
+	char norm[4096];
+	if (!policy_normalize_path(s, norm, sizeof norm))
+		return field_err(err, it, field, "expected an absolute path without \"..\", got \"%.200s\"", s);
+	p->host_paths[p->n_host_paths++] = xstrdup(norm);
+	return 0;
+}
+
 static void policy_clear(policy *p)
 {
+	for (size_t i = 0; i < p->n_host_paths; i++)
+		free(p->host_paths[i]);
 	for (size_t i = 0; i < p->n_paths; i++)
 		free(p->paths[i]);
 	for (size_t i = 0; i < p->n_egress; i++)
@@ -246,6 +258,8 @@ static int parse_policy(const char *name, const toml_value *t, policy *p, silo_e
 			rc = get_strings(v, field, POLICY_MAX_PATHS, add_path, p, err);
 		} else if (!strcmp(k, "egress")) {
 			rc = get_strings(v, field, POLICY_MAX_EGRESS, add_egress, p, err);
+		} else if (!strcmp(k, "host_paths")) {
+			rc = get_strings(v, field, POLICY_MAX_PATHS, add_host_path, p, err);
 		} else if (!strcmp(k, "max_memory_mb")) {
 			rc = get_u32(v, field, 1u << 30, &p->max_memory_mb, err);
 		} else if (!strcmp(k, "max_vcpus")) {
@@ -256,8 +270,8 @@ static int parse_policy(const char *name, const toml_value *t, policy *p, silo_e
 			rc = get_u32(v, field, 10u * 365 * 86400, &p->max_lifetime_s, err);
 		} else {
 			rc = field_err(err, v, field,
-				       "unknown key (expected operations, paths, egress, max_memory_mb, max_vcpus, "
-				       "max_pids, max_lifetime_s)");
+				       "unknown key (expected operations, paths, host_paths, egress, max_memory_mb, "
+				       "max_vcpus, max_pids, max_lifetime_s)");
 		}
 		if (rc < 0)
 			return -1;
@@ -370,6 +384,7 @@ void policy_set_builtin(policy_set *out)
 	out->n = 1;
 	snprintf(out->v[0].name, sizeof out->v[0].name, "default");
 	out->v[0].ops = ALL_OPS;
+	out->v[0].host_paths_any = true;
 }
 
 void policy_set_free(policy_set *s)
@@ -462,8 +477,37 @@ static void set_metadata(vm_spec *s, const char *key, const char *value)
 	}
 }
 
+static int check_host_path(const policy *p, const char *field, const char *path, silo_error *err)
+{
+	if (!path || !*path || p->host_paths_any)
+		return 0;
+	char norm[4096];
+	if (!policy_normalize_path(path, norm, sizeof norm))
+		return deny(p, "host_paths", err, "%s \"%.200s\" must be an absolute path without \"..\"", field, path);
+	for (size_t i = 0; i < p->n_host_paths; i++)
+		if (path_under(p->host_paths[i], norm))
+			return 0;
+	char allowed[600];
+	size_t off = 0;
+	allowed[0] = '\0';
+	for (size_t i = 0; i < p->n_host_paths && off < sizeof allowed; i++)
+		off += (size_t)snprintf(allowed + off, sizeof allowed - off, "%s%s", i ? ", " : "", p->host_paths[i]);
+	return deny(p, "host_paths", err, "%s \"%.200s\" is outside the allowed host paths (%s)", field, norm,
+		    off ? allowed : "none");
+}
+
 int policy_apply_spec(const policy *p, vm_spec *spec, silo_error *err)
 {
+	if (check_host_path(p, "boot.kernel", spec->kernel, err) < 0 ||
+	    check_host_path(p, "boot.initrd", spec->initrd, err) < 0 ||
+	    check_host_path(p, "boot.rootfs", spec->rootfs, err) < 0)
+		return -1;
+	for (size_t i = 0; i < spec->n_drives; i++) {
+		char f[48];
+		snprintf(f, sizeof f, "drives[%zu].path", i);
+		if (check_host_path(p, f, spec->drives[i].path, err) < 0)
+			return -1;
+	}
 	if (p->max_vcpus && spec->vcpus > p->max_vcpus)
 		return deny(p, "max_vcpus", err, "the spec asks for %u vCPUs, the policy allows %u", spec->vcpus,
 			    p->max_vcpus);

@@ -22,6 +22,9 @@ operations = ["file_read"]
 operations = ["exec"]
 max_lifetime_s = 2
 EOF
+mkdir -p "$TMP/roots/r1"
+ln -s /tmp "$TMP/roots/link"
+printf '\n[policies.custom]\nhost_paths = ["%s"]\n' "$TMP/roots" >> "$TMP/policies.toml"
 
 # A bad policy file stops silod with a message naming line:col and the field.
 printf '[policies.default]\nmax_vcpus = "two"\n' > "$TMP/bad.toml"
@@ -65,7 +68,16 @@ api POST /v1/sandboxes -H 'Content-Type: application/json' \
 	-d '{"provider":"namespace","name":"x","vcpus":1,"memory_mb":256,"metadata":{"policy":"nope"}}' > /dev/null
 check "an unknown policy name is a 400 naming the known ones" python3 -c '
 import json,sys; j=json.load(open(sys.argv[1]))["error"]
-assert j["code"]=="INVALID_CONFIG" and "unknown policy \"nope\" (known: standard, readonly, short)" in j["message"], j' "$TMP/body"
+assert j["code"]=="INVALID_CONFIG" and "unknown policy \"nope\" (known: standard, readonly, short, custom)" in j["message"], j' "$TMP/body"
+create_ns rf 128 ",\"rootfs\":\"$TMP/roots/r1\"" > /dev/null
+denied "host_paths: a policy without host_paths refuses a spec naming a host directory" "policy \"standard\" rule host_paths: boot.rootfs \"$TMP/roots/r1\" is outside the allowed host paths (none)"
+create_ns rf 128 ",\"rootfs\":\"$TMP/roots/r1\",\"metadata\":{\"policy\":\"custom\"}" > /dev/null
+check "host_paths: a directory under them passes the policy (the provider then finds no agent in it)" \
+	test "$(status)" = 400 -a -n "$(jget 'j["error"]["message"]' < "$TMP/body" | grep -F 'has no executable sbin/silo-agent')"
+create_ns rf 128 ",\"rootfs\":\"$TMP/roots/link\",\"metadata\":{\"policy\":\"custom\"}" > /dev/null
+denied "host_paths: a symlink under them pointing outside is refused (checked resolved)" 'rule host_paths: boot.rootfs "/tmp" is outside the allowed host paths'
+create_ns rf 128 ",\"kernel\":\"/etc/shadow\",\"metadata\":{\"policy\":\"custom\"}" > /dev/null
+denied "host_paths: boot.kernel outside them is refused" 'policy "custom" rule host_paths: boot.kernel "/etc/shadow" is outside'
 check "no sandbox was spawned by any denied create" test "$(live_count)" = 0
 check "no sandbox directory was made for them" test -z "$(ls -A "$SILO_RUNTIME_DIR/sandboxes" 2>/dev/null)"
 
@@ -123,12 +135,12 @@ check "its history says why" grep -q 'lifetime of 2 s expired' <("$SILO" logs "$
 # -- counted and audited
 m=$(curl -s --unix-socket "$SOCK" http://silod/metrics)
 n=$(echo "$m" | awk '/^silo_policy_denials_total /{print $2}')
-check "silo_policy_denials_total counts every denial (12, got ${n:-none})" test "${n:-0}" = 12
+check "silo_policy_denials_total counts every denial (15, got ${n:-none})" test "${n:-0}" = 15
 check "the audit log has a policy-denied record per denial, with rule and operation" python3 -c '
 import json,sys
 recs=[json.loads(l) for l in open(sys.argv[1])]
 d=[r for r in recs if r["event"]=="policy-denied"]
-assert len(d)==12, len(d)
+assert len(d)==15, len(d)
 assert any(r["details"]["operation"]=="exec" and "rule paths" in r["details"]["message"] and r["sandbox_id"]==sys.argv[2] for r in d)
 assert any(r["details"]["operation"]=="create" and "rule max_vcpus" in r["details"]["message"] for r in d)' \
 	"$SILO_STATE_DIR/audit.jsonl" "$A"

@@ -275,6 +275,49 @@ TEST(network_and_egress)
 	policy_set_free(&s);
 }
 
+TEST(host_paths_rule)
+{
+	silo_error err;
+	policy_set s;
+	const char *txt = "[policies.default]\n[policies.roots]\nhost_paths = [\"/srv/roots/\", \"/var/lib/silo\"]\n";
+	REQUIRE(policy_set_parse(txt, strlen(txt), &s, &err) == 0);
+	const policy *none = policy_find(&s, "default", &err), *roots = policy_find(&s, "roots", &err);
+	vm_spec sp;
+	spec_init(&sp);
+	CHECK(policy_apply_spec(none, &sp, &err) == 0);   /* names no host file */
+	sp.rootfs = xstrdup("/srv/roots/a");
+	CHECK(policy_apply_spec(none, &sp, &err) < 0);
+	CHECK_STR_EQ(err.message, "policy \"default\" rule host_paths: boot.rootfs \"/srv/roots/a\" is outside the allowed "
+				  "host paths (none)");
+	CHECK(policy_apply_spec(roots, &sp, &err) == 0);
+	sp.kernel = xstrdup("/etc/shadow");
+	CHECK(policy_apply_spec(roots, &sp, &err) < 0);
+	CHECK_STR_EQ(err.message, "policy \"roots\" rule host_paths: boot.kernel \"/etc/shadow\" is outside the allowed "
+				  "host paths (/srv/roots, /var/lib/silo)");
+	free(sp.kernel);
+	sp.kernel = xstrdup("/var/lib/silo/k");
+	sp.initrd = xstrdup("/srv/roots/../../etc/passwd");
+	CHECK(policy_apply_spec(roots, &sp, &err) < 0);
+	CHECK_CONTAINS(err.message, "rule host_paths: boot.initrd \"/srv/roots/../../etc/passwd\" must be an absolute "
+				    "path without \"..\"");
+	free(sp.initrd);
+	sp.initrd = NULL;
+	sp.drives[0].path = xstrdup("/srv/rootsX/disk");
+	sp.n_drives = 1;
+	CHECK(policy_apply_spec(roots, &sp, &err) < 0);
+	CHECK_CONTAINS(err.message, "rule host_paths: drives[0].path \"/srv/rootsX/disk\" is outside");
+	spec_free(&sp);
+	/* The built-in policy lets specs name any host file (the behaviour without a policy file). */
+	policy_set b;
+	policy_set_builtin(&b);
+	spec_init(&sp);
+	sp.kernel = xstrdup("/anything");
+	CHECK(policy_apply_spec(&b.v[0], &sp, &err) == 0);
+	spec_free(&sp);
+	policy_set_free(&b);
+	policy_set_free(&s);
+}
+
 /* ---- tokens ---- */
 
 static void sha_hex(const char *secret, char out[65])
@@ -445,5 +488,5 @@ TEST(token_create)
 }
 
 TEST_MAIN(parse_policies, parse_errors_name_the_field, builtin_allows_everything, operations_rule, paths_rule,
-	  normalize, egress_coverage, spec_limits, network_and_egress, token_parse_and_lookup, token_parse_errors,
+	  normalize, egress_coverage, spec_limits, network_and_egress, host_paths_rule, token_parse_and_lookup, token_parse_errors,
 	  token_rules, token_create)
