@@ -245,14 +245,14 @@ static const char *jstr(json_t *o, const char *key)
 	return s ? s : "";
 }
 
-int authz_view(api_authz *a, manager *m, const api_token *tok, const char *actor, token_op op, json_t *sandbox,
+int authz_view(api_authz *a, manager *m, const api_token *tok, const char *actor, token_op op, json_t *view,
 	       silo_error *err)
 {
 	(void)a;
 	if (!tok)
 		return 0;
-	if (token_check_sandbox(tok, op, jstr(sandbox, "id"), jstr(sandbox, "name"), jstr(sandbox, "provider"), err) < 0)
-		return denied(m, actor, jstr(sandbox, "id"), token_op_name(op), err);
+	if (token_check_sandbox(tok, op, jstr(view, "id"), jstr(view, "name"), jstr(view, "provider"), err) < 0)
+		return denied(m, actor, jstr(view, "id"), token_op_name(op), err);
 	return 0;
 }
 
@@ -264,23 +264,23 @@ int authz_op(api_authz *a, manager *m, const api_token *tok, const char *actor, 
 	return 0;
 }
 
-int authz_events(api_authz *a, manager *m, const api_token *tok, const char *actor, const char *sandbox,
+int authz_events(api_authz *a, manager *m, const api_token *tok, const char *actor, const char *filter,
 		 char rid[SILO_ID_MAX], silo_error *err)
 {
-	snprintf(rid, SILO_ID_MAX, "%s", sandbox ? sandbox : "");
+	snprintf(rid, SILO_ID_MAX, "%s", filter ? filter : "");
 	if (!tok)
 		return 0;
 	if (token_check_op(tok, TOKEN_OP_EVENTS, err) < 0)
 		return denied(m, actor, NULL, "events", err);
 	if (!token_has_scope(tok))
 		return 0;
-	if (!sandbox || !*sandbox) {
+	if (!filter || !*filter) {
 		token_deny(tok, tok->n_ids ? "sandbox_ids" : tok->n_prefixes ? "name_prefixes" : "providers", err,
 			   "the token is limited to some sandboxes: subscribe to one with ?sandbox=ID");
 		return denied(m, actor, NULL, "events", err);
 	}
 	json_t *o;
-	if (manager_get_json(m, sandbox, &o, err) < 0)
+	if (manager_get_json(m, filter, &o, err) < 0)
 		return -1;
 	int rc = authz_view(a, m, tok, actor, TOKEN_OP_EVENTS, o, err);
 	if (rc == 0)

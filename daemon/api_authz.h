@@ -47,13 +47,13 @@ int authz_sandbox(api_authz *a, manager *m, const api_token *tok, const char *ac
 		  const char *id, const char *path, char *const *argv, char rid[SILO_ID_MAX], silo_error *err);
 
 /* A sandbox seen through its JSON view (GET, logs, list): is it in scope? */
-int authz_view(api_authz *a, manager *m, const api_token *tok, const char *actor, token_op op, json_t *sandbox,
+int authz_view(api_authz *a, manager *m, const api_token *tok, const char *actor, token_op op, json_t *view,
 	       silo_error *err);
 /* Only the token's operation (list, metrics). */
 int authz_op(api_authz *a, manager *m, const api_token *tok, const char *actor, token_op op, silo_error *err);
 /* GET /v1/events: a token limited to some sandboxes must subscribe to one of
  * them (?sandbox=ID or name); rid receives its id (or sandbox unchanged). */
-int authz_events(api_authz *a, manager *m, const api_token *tok, const char *actor, const char *sandbox,
+int authz_events(api_authz *a, manager *m, const api_token *tok, const char *actor, const char *filter,
 		 char rid[SILO_ID_MAX], silo_error *err);
 /* Audit a POLICY_DENIED raised elsewhere (the manager's quota check). */
 void authz_audit_denial(manager *m, const char *actor, const char *id, const char *op, silo_error *err);
