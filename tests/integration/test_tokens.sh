@@ -52,6 +52,12 @@ check "the file stores SHA-256 of the secret" grep -q "sha256 = \"$(printf %s "$
 out=$("$SILO" token create --file "$TF" --name ci 2>&1); rc=$?
 check "a duplicate name is refused and the file is unchanged" \
 	test $rc = 125 -a "$(grep -c '^\[\[tokens\]\]' "$TF")" = 5 -a -n "$(echo "$out" | grep -F 'the name "ci" is used twice')"
+"$SILO" token create --file "$TF" --name x --max-sandboxes '3
+[[tokens]]' > /dev/null 2>&1; rc=$?
+check "--max-sandboxes takes only a number (no TOML injection)" test $rc = 2 -a "$(grep -c '^\[\[tokens\]\]' "$TF")" = 5
+"$SILO" token create --file "$TF" --name 'x"
+sha256 = "00' > /dev/null 2>&1; rc=$?
+check "a name with quotes/newlines is quoted, then refused as a name" test $rc = 125 -a "$(grep -c '^\[\[tokens\]\]' "$TF")" = 5
 printf '[policies.default]\n\n[policies.tight]\noperations = ["exec"]\n' > "$TMP/policies.toml"
 
 printf '[[tokens]]\nname = "bad"\nsha256 = "xyz"\n' > "$TMP/badtokens.toml"
