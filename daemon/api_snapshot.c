@@ -159,8 +159,21 @@ static unsigned sandbox_json(manager *m, const char *id, json_t **out, silo_erro
 	return 200;
 }
 
+/* The copies of a fork are creates with the source's spec. */
+static int fork_check(manager *m, const char *rid, api_create_check_fn check, void *ctx, silo_error *err)
+{
+	vm_spec spec;
+	char sid[SILO_ID_MAX], prov[32];
+	if (manager_sandbox_spec(m, rid, sid, prov, &spec, err) < 0)
+		return -1;
+	int rc = check(ctx, &spec, err);
+	spec_free(&spec);
+	return rc;
+}
+
 static unsigned h_sandbox(manager *m, const char *method, const char *id, const char *sub, const char *body,
-			  size_t len, const char *actor, json_t **out, silo_error *err)
+			  size_t len, api_create_check_fn check, void *check_ctx, const char *actor, json_t **out,
+			  silo_error *err)
 {
 	if (strcmp(method, "POST") != 0)
 		return failf(err, 405, SILO_ERR_INVALID_CONFIG, "method %s is not allowed on /v1/sandboxes/{id}/%s",
@@ -200,6 +213,8 @@ static unsigned h_sandbox(manager *m, const char *method, const char *id, const 
 		unsigned st = 201;
 		if (get_uint(o, "n", 256, &n, err) < 0 || n == 0)
 			st = n == 0 ? failf(err, 400, SILO_ERR_INVALID_CONFIG, "n: expected an integer from 1 to 256") : 400;
+		else if (check && fork_check(m, rid, check, check_ctx, err) < 0)
+			st = err_status(err);
 		else if (manager_fork(m, rid, (unsigned)n, actor, out, err) < 0)
 			st = err_status(err);
 		json_decref(o);
@@ -214,7 +229,8 @@ static unsigned h_sandbox(manager *m, const char *method, const char *id, const 
 }
 
 static unsigned h_snapshots(manager *m, const char *method, const char *url, const char *body, size_t len,
-			    api_arg_fn arg, void *ctx, const char *actor, json_t **out, silo_error *err)
+			    api_arg_fn arg, void *ctx, api_create_check_fn check, void *check_ctx, const char *actor,
+			    json_t **out, silo_error *err)
 {
 	const char *rest = url + strlen(SNAP_PREFIX);
 	if (!*rest) {
@@ -281,6 +297,15 @@ static unsigned h_snapshots(manager *m, const char *method, const char *url, con
 		if (len && strspn(body, " \t\r\n{}") != len)
 			return failf(err, 400, SILO_ERR_INVALID_CONFIG, "restore takes no fields in its body");
 		char nid[SILO_ID_MAX];
+		if (check) {
+			snap_info si;
+			if (snap_open(id, false, &si, err) < 0)
+				return err_status(err);
+			int crc = check(check_ctx, &si.spec, err);
+			snap_info_free(&si);
+			if (crc < 0)
+				return err_status(err);
+		}
 		if (manager_restore(m, id, actor, nid, err) < 0)
 			return err_status(err);
 		unsigned st = sandbox_json(m, nid, out, err);
@@ -316,7 +341,8 @@ static unsigned h_snapshots(manager *m, const char *method, const char *url, con
 }
 
 unsigned api_snapshot_handle(manager *m, const char *method, const char *url, const char *body, size_t len,
-			     api_arg_fn arg, void *arg_ctx, const char *actor, json_t **out, silo_error *err)
+			     api_arg_fn arg, void *arg_ctx, api_create_check_fn check, void *check_ctx,
+			     const char *actor, json_t **out, silo_error *err)
 {
 	*out = NULL;
 	memset(err, 0, sizeof *err);
@@ -329,9 +355,9 @@ unsigned api_snapshot_handle(manager *m, const char *method, const char *url, co
 		else
 			*out = json_pack("{s:o}", "pools", manager_pools_json(m)), st = 200;
 	} else if (split_sandbox(url, id, sizeof id, &sub))
-		st = h_sandbox(m, method, id, sub, body, len, actor, out, err);
+		st = h_sandbox(m, method, id, sub, body, len, check, check_ctx, actor, out, err);
 	else
-		st = h_snapshots(m, method, url, body, len, arg, arg_ctx, actor, out, err);
+		st = h_snapshots(m, method, url, body, len, arg, arg_ctx, check, check_ctx, actor, out, err);
 	if (st >= 400 && *out) {
 		json_decref(*out);
 		*out = NULL;

@@ -83,6 +83,12 @@ typedef struct mgr_create_opts {
 	/* Restore from a verified snapshot instead of spawning (sandbox_opts). */
 	const char *restore_dir, *restore_id, *restore_provider;
 	bool no_pool;                  /* do not take a warm-pool sandbox (the pool itself) */
+	/* Optional quota, decided atomically with admission: admit() is called
+	 * under the table lock with the number of live sandboxes whose spec
+	 * metadata has owner_key = owner_value; a negative return refuses. */
+	const char *owner_key, *owner_value;
+	int (*admit)(void *ud, size_t owned, silo_error *err);
+	void *admit_ud;
 } mgr_create_opts;
 
 /* Create and wait until ready. id_out gets the sandbox id (also on failure,
@@ -91,6 +97,10 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 		   char id_out[SILO_ID_MAX], silo_error *err);
 /* Terminate (grace then force), verify cleanup, record. VM_NOT_FOUND if not live. */
 int manager_delete(manager *m, const char *id, const char *actor, int grace_ms, silo_error *err);
+
+/* A copy of a live sandbox's spec (free with spec_free), its id and provider. */
+int manager_sandbox_spec(manager *m, const char *id_or_name, char rid[SILO_ID_MAX], char provider[32],
+			 vm_spec *spec, silo_error *err);
 
 /* JSON views. id may also be a unique name of a live sandbox. */
 int manager_get_json(manager *m, const char *id, json_t **out, silo_error *err);
@@ -147,6 +157,12 @@ int manager_resume(manager *m, const char *id, const char *actor, silo_error *er
 /* Keep k sandboxes ready and paused for source: a hac.toml path, or
  * "snapshot=ID_OR_TAG". Call before manager_pools_start. */
 int manager_pool_add(manager *m, const char *source, unsigned k, silo_error *err);
+/* Same, with normalize (may be NULL) applied to a spec template once, as the
+ * API applies its creation policy to every create, so a create of the same
+ * hac.toml matches the template (silod passes api_normalize_spec). */
+typedef int (*mgr_spec_fn)(void *ud, vm_spec *spec, silo_error *err);
+int manager_pool_add_normalized(manager *m, const char *source, unsigned k, mgr_spec_fn normalize, void *ud,
+				silo_error *err);
 int manager_pools_start(manager *m, silo_error *err);
 /* Stop refilling and delete the ready sandboxes (manager_close calls it). */
 void manager_pools_stop(manager *m);

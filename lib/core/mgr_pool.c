@@ -55,6 +55,12 @@ static void pool_free(pool *p)
 
 int manager_pool_add(manager *m, const char *source, unsigned k, silo_error *err)
 {
+	return manager_pool_add_normalized(m, source, k, NULL, NULL, err);
+}
+
+int manager_pool_add_normalized(manager *m, const char *source, unsigned k, mgr_spec_fn normalize, void *ud,
+				silo_error *err)
+{
 	if (k < 1 || k > 1024)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "warm pool %s: K must be 1..1024", source);
 	pool *p = xcalloc(1, sizeof *p);
@@ -70,7 +76,8 @@ int manager_pool_add(manager *m, const char *source, unsigned k, silo_error *err
 		snprintf(p->snap, sizeof p->snap, "%s", s.id);
 		spec_copy(&p->spec, &s.spec);
 		snap_info_free(&s);
-	} else if (spec_load(source, &p->spec, err) < 0 || spec_validate(&p->spec, err) < 0) {
+	} else if (spec_load(source, &p->spec, err) < 0 || spec_validate(&p->spec, err) < 0 ||
+		   (normalize && normalize(ud, &p->spec, err) < 0)) {
 		silo_error_prefix(err, "warm pool %s", source);
 		free(p);
 		return -1;
