@@ -652,6 +652,11 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 		metrics_inc(m->met, M_SPAWN_FAILURES_TOTAL, 1);
 		json_t *d = json_pack("{s:s,s:s}", "code", silo_code_name(err->code), "message", err->message);
 		manager_audit(m, opts->actor, id, "create-failed", ms, d);
+		if (err->code == SILO_ERR_CHECKSUM_MISMATCH && strstr(err->message, "supply chain")) {
+			/* a boot file did not match the signed manifest (lib/trust) */
+			manager_audit(m, opts->actor, id, "supply-chain", ms, d);
+			emit(m, MGR_EV_SECURITY_VIOLATION, id, NULL, NULL, "CHECKSUM_MISMATCH", "%.500s", err->message);
+		}
 		json_decref(d);
 		unlink_entry(m, e);
 		unref(m, e);

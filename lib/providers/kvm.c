@@ -28,6 +28,7 @@
 #include "core/provider.h"
 #include "core/sandbox.h"
 #include "image/image.h"
+#include "trust/trust.h"
 
 #define AGENT_VSOCK_PORT 1024
 
@@ -122,6 +123,9 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 	}
 	if (spec->cmdline && !cmdline_ok(spec->cmdline))
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "boot.cmdline: control characters");
+	/* with a keyring: every file that boots must match the signed manifest */
+	if (trust_check_boot(kernel, initrd, NULL, NULL, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
 	kvm_state *k = xcalloc(1, sizeof *k);
 	snprintf(k->vsock, sizeof k->vsock, "%s/vsock.sock", sb->rundir);
 	char serial[PATH_MAX + 16], log[PATH_MAX + 16], mem[16], vcpus[16];
