@@ -325,9 +325,14 @@ static enum MHD_Result h_delete(req *q, struct MHD_Connection *c, const char *id
 	if (manager_get_json(q->s->m, rid, &o, &e2) < 0)
 		o = json_pack("{s:s,s:s}", "id", rid, "state", "terminated");
 	if (rc < 0) {
-		/* Terminated but not clean: report it as an error with the residue. */
+		/* Terminated but not clean: an error with the residue, plus the CleanupVerification. */
+		manager_note_error(q->s->m, &err);
+		json_t *b = error_body(&err);
+		json_t *cv = json_object_get(o, "cleanup");
+		if (cv)
+			json_object_set(b, "cleanup", cv);
 		json_decref(o);
-		return send_error(q, c, &err);
+		return send_json(c, api_http_status(err.code), b);
 	}
 	return send_json(c, 200, o);
 }

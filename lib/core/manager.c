@@ -8,6 +8,7 @@
  *   m->ev_lock  the subscriber list (events are delivered under it, in order).
  * An entry stays allocated while m->lock says it is referenced (e->refs).
  */
+#include "core/cleanup.h"
 #include "core/manager.h"
 
 #include <dirent.h>
@@ -510,6 +511,13 @@ int manager_open(const manager_config *cfg, manager **out, silo_error *err)
 	manager_audit(m, "silod", NULL, "manager-start", 0, NULL);
 	if (cfg->recover)
 		recover(m);
+	/* leftovers a previous terminate could not remove: try again now */
+	int dirty = 0, cleaned = cleanup_retry_pending(m->state_dir, &dirty);
+	if (cleaned || dirty) {
+		json_t *d = json_pack("{s:i,s:i}", "cleaned", cleaned, "still_dirty", dirty);
+		manager_audit(m, "silod", NULL, "cleanup-retry", 0, d);
+		json_decref(d);
+	}
 	if (pthread_create(&m->monitor, NULL, monitor_main, m) != 0) {
 		silo_fail(err, SILO_ERR_INTERNAL, errno, "cannot start the monitor thread");
 		goto fail;
@@ -730,7 +738,12 @@ static int destroy_entry(manager *m, mentry *e, const char *actor, int grace_ms,
 		sandbox_set_state(sb, SB_STOPPING, why);   /* the history says why it stopped */
 	}
 	cleanup_report rep = {0};
+	char rundir[PATH_MAX];
+	snprintf(rundir, sizeof rundir, "%s", sb->rundir);
 	int rc = sandbox_destroy(sb, grace_ms, &rep, err);
+	silo_error ce = {0};
+	if (cleanup_record(m->state_dir, e->id, rundir, &rep, &ce) < 0)   /* CleanupVerification */
+		log_error("%s: %s", e->id, ce.message);
 	pthread_mutex_lock(&e->lock);
 	e->sb = NULL;
 	pthread_mutex_unlock(&e->lock);
@@ -1022,6 +1035,9 @@ int manager_get_json(manager *m, const char *id, json_t **out, silo_error *err)
 		json_object_set_new(o, "spec", json_string(r.spec_toml));
 	reg_sandbox_clear(&r);
 	add_live(m, rid, o);
+	json_t *cv = cleanup_load_json(m->state_dir, rid);
+	if (cv)
+		json_object_set_new(o, "cleanup", cv);
 	*out = o;
 	return 0;
 }

@@ -312,8 +312,12 @@ static void k_residue(sandbox *sb, char ***out)
 {
 	size_t n = strv_len(*out);
 	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
+		char p[PATH_MAX + 32];
+		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
+		if (!path_exists(p))   /* only what is really left */
+			continue;
 		*out = xrealloc(*out, (n + 2) * sizeof **out);
-		(*out)[n++] = xasprintf("%s/%s", sb->rundir, rundir_files[i]);
+		(*out)[n++] = xstrdup(p);
 		(*out)[n] = NULL;
 	}
 }
