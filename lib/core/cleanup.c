@@ -42,6 +42,11 @@ static void push_unique(char ***v, char *s)
 	(*v)[n + 1] = NULL;
 }
 
+void cleanup_add(char ***v, const char *item)
+{
+	push_unique(v, xstrdup(item));
+}
+
 static bool under(const char *path, const char *dir)
 {
 	size_t l = strlen(dir);

@@ -30,6 +30,9 @@ void cleanup_tap_name(const char *id, char out[16]);
  * sandbox's tap device), then append everything still present to *out. */
 void cleanup_sweep(const char *id, const char *rundir, char ***out);
 
+/* Append a copy of item to *v unless it is there already. */
+void cleanup_add(char ***v, const char *item);
+
 /* Persist rep as <state_dir>/cleanup/<id>.json. */
 int cleanup_record(const char *state_dir, const char *id, const char *rundir, const cleanup_report *rep,
 		   silo_error *err);

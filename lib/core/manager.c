@@ -403,6 +403,16 @@ static void clean_dead(manager *m, const reg_sandbox *r)
 	} else if (path_exists(expect)) {
 		rm_rf(expect);
 	}
+	/* the same verification as a terminate, recorded for GET and retried if dirty */
+	cleanup_report rep = {.terminated = true};
+	cleanup_sweep(r->id, expect, &rep.residual_paths);
+	if (path_exists(expect))
+		cleanup_add(&rep.residual_paths, expect);
+	rep.host_clean = !rep.residual_paths;
+	silo_error err = {0};
+	if (cleanup_record(m->state_dir, r->id, expect, &rep, &err) < 0)
+		log_warn("recover %s: %s", r->id, err.message);
+	cleanup_report_free(&rep);
 }
 
 static void recover(manager *m)

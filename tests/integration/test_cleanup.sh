@@ -70,9 +70,20 @@ check "GET shows host_clean false and the residue" bash -c "echo '$g' | python3 
 check "the record is in the state dir" test -s "$SILO_STATE_DIR/cleanup/$C.json"
 check "the mount really is still there" grep -q " $LEAK " /proc/self/mountinfo
 
+# -- a sandbox that dies while silod is down is verified the same way at the next start
+D=$(create_ns dies-d)
+PD=$(api GET "/v1/sandboxes/$D" | jget 'j["pid"]')
+RD=$(api GET "/v1/sandboxes/$D" | jget 'j.get("rundir","")')
+
 # -- next start: the leftovers are retried and removed (the holder still runs: lazy unmount)
 stop_daemon
+kill -KILL "$PD" 2>/dev/null
+sleep 0.3
 start_daemon || { notok "silod restarts"; exit 1; }
+g=$(api GET "/v1/sandboxes/$D")
+check "a sandbox that died while silod was down: cleanup recorded at recovery, host clean" \
+	python3 -c 'import json,sys; c=json.loads(sys.argv[1])["cleanup"]; assert c["terminated"] and c["host_clean"], c' "$g"
+check "its run dir is gone" test ! -e "$RD"
 g=$(api GET "/v1/sandboxes/$C")
 check "after restart: host_clean true, residual_paths empty, retried set, the mount listed as resolved" \
 	python3 -c 'import json,sys
