@@ -191,7 +191,11 @@ static void cond_init_mono(pthread_cond_t *cv)
 
 static const char *query(struct MHD_Connection *c, const char *key)
 {
-	return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+	const char *v = NULL;
+	size_t n = 0;
+	if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, key, strlen(key), &v, &n) != MHD_YES || !v)
+		return NULL;
+	return memchr(v, '\0', n) ? NULL : v;   /* "%00" would silently cut the value short */
 }
 
 /* Parse an unsigned query value; returns false (and answers 400) if malformed. */

@@ -99,6 +99,8 @@ b=$(api GET "/v1/sandboxes/$A/files?path=relative/x")
 check "relative path: 400 naming path" bash -c "test $(status) = 400 && grep -q path <<<'$b'"
 b=$(api GET "/v1/sandboxes/$A/files")
 check "missing path: 400" test "$(status)" = 400
+b=$(api GET "/v1/sandboxes/$A/files?path=/etc/hostname%00/../../x")
+check "%00 inside path: 400 naming path (not silently truncated)" bash -c "test $(status) = 400 && grep -q path <<<'$b'"
 b=$(api GET "/v1/sandboxes/$A/files?path=/$(head -c 5000 /dev/zero | tr '\0' a)")
 check "5000-byte path: 400" test "$(status)" = 400
 
