@@ -2,7 +2,7 @@
  * `silo trust`: keyring and minisign-compatible signatures (docs/security.md).
  *   silo trust keygen -p PUB -s SEC
  *   silo trust add-key PUB | list [--json] | rm-key KEYID
- *   silo trust sign [-s SEC] [-t COMMENT] [-l] [FILE]     (default: the image manifest)
+ *   silo trust sign [-s SEC] [-t COMMENT] [-l] [-x SIG] [FILE]  (default: the image manifest)
  *   silo trust verify [-x SIG] [-p PUB] [FILE]            (default: the image manifest)
  *   silo trust verify-bundle [-x SIG] FILE
  *   silo trust check-boot [--image NAME]                  the check run before every boot
@@ -26,7 +26,7 @@ static void usage(void)
 	       "       silo trust add-key PUB                 trust a public key (minisign .pub)\n"
 	       "       silo trust list [--json]               trusted keys\n"
 	       "       silo trust rm-key KEYID                stop trusting a key\n"
-	       "       silo trust sign [-s SEC] [-t COMMENT] [-l] [FILE]\n"
+	       "       silo trust sign [-s SEC] [-t COMMENT] [-l] [-x SIG] [FILE]\n"
 	       "                                              write FILE.minisig (default FILE: image manifest)\n"
 	       "       silo trust verify [-x SIG] [-p PUB] [FILE]\n"
 	       "                                              check FILE.minisig against the keyring (or PUB)\n"

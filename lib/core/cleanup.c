@@ -17,10 +17,13 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/util.h"
 #include "core/cleanup.h"
+
+#define CLEANUP_RECORD_KEEP_S (30 * 24 * 3600)   /* clean records: 30 days */
 
 static bool has(char **v, const char *s)
 {
@@ -183,9 +186,12 @@ static bool cmdline_names(int pid, const char *id, const char *rundir)
 		if (!buf[i])
 			buf[i] = ' ';
 	buf[r] = '\0';
+	/* only the tag silod's VMs carry (qemu -name silo-<id>): a shell command line that
+	 * merely mentions the run dir (ls, find) is not the sandbox's */
+	(void)rundir;
 	char tag[SILO_ID_MAX + 8];
 	snprintf(tag, sizeof tag, "silo-%s", id);
-	return strstr(buf, tag) || (rundir[0] && strstr(buf, rundir));
+	return strstr(buf, tag) != NULL;
 }
 
 static void scan_processes(const char *id, const char *rundir, char ***out)
@@ -464,6 +470,12 @@ int cleanup_retry_pending(const char *state_dir, int *still_dirty)
 		if (!o)
 			continue;
 		if (json_is_true(json_object_get(o, "host_clean"))) {
+			/* clean records are kept for GET a while, then dropped */
+			char path[PATH_MAX + 80];
+			record_path(state_dir, id, path, sizeof path);
+			struct stat sb;
+			if (stat(path, &sb) == 0 && time(NULL) - sb.st_mtime > CLEANUP_RECORD_KEEP_S)
+				unlink(path);
 			json_decref(o);
 			continue;
 		}

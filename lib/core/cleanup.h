@@ -6,7 +6,8 @@
  * the API can show it and the next silod start can retry what was left.
  *
  * Residue items are strings with a kind prefix (stable, shown in the API):
- *   "process PID (COMM): REASON"   a host process still tied to the sandbox
+ *   "process PID (COMM): REASON"   a host process whose cwd/root is in the run dir,
+ *                                  or whose command line carries "silo-<id>"
  *   "mount PATH"                   a mount point at or below the run dir
  *   "cgroup PATH"                  a cgroup directory named after the sandbox
  *   "socket PATH"                  a bound unix socket at or below the run dir
@@ -42,7 +43,8 @@ json_t *cleanup_load_json(const char *state_dir, const char *id);
 /* At start: for every record that is not host_clean, retry the removal of each
  * item (lazy unmount below the run dir, rm -rf of paths below the runtime dir,
  * rmdir of cgroups, SIGKILL of processes whose command line names the sandbox,
- * tap removal), re-check, and rewrite the record. Returns how many records
+ * tap removal), re-check, and rewrite the record. Clean records older than 30
+ * days are deleted. Returns how many records
  * became clean; *still_dirty (may be NULL) gets how many did not. */
 int cleanup_retry_pending(const char *state_dir, int *still_dirty);
 
