@@ -11,6 +11,8 @@
 #include <time.h>
 
 #include "common/util.h"
+#include "core/provider.h"
+#include "core/sandbox.h"
 #include "harness.h"
 #include "image/image.h"
 #include "trust/trust.h"
@@ -521,6 +523,45 @@ TEST(bundles_verified_before_deployment)
 	teardown();
 }
 
-TEST_MAIN(sign_verify_roundtrip_both_algorithms, cross_verify_with_minisign_binary, minisign_password_protected_key,
+/* The providers run the check before anything starts: no VMM/QEMU process, CHECKSUM_MISMATCH. */
+TEST(providers_refuse_to_boot_unsigned_files)
+{
+	setup();
+	write_store(true);
+	silo_error err = {0};
+	char dir[PATH_MAX];
+	trust_keyring_dir(dir, sizeof dir);
+	REQUIRE(trust_keygen(P("k.pub"), P("k.key"), NULL, &err) == 0);
+	REQUIRE(trust_keyring_add(dir, P("k.pub"), NULL, &err) == 0);
+	static const char *const provs[] = {"kvm", "qemu"};
+	for (size_t i = 0; i < ARRAY_SIZE(provs); i++) {
+		const provider_ops *p = provider_find(provs[i]);
+		REQUIRE(p);
+		static sandbox sb;
+		memset(&sb, 0, sizeof sb);
+		snprintf(sb.id, sizeof sb.id, "trusttest");
+		snprintf(sb.rundir, sizeof sb.rundir, "%s/rd-%s", tmp, provs[i]);
+		mkdir_p(sb.rundir, 0755);
+		vm_spec spec;
+		memset(&spec, 0, sizeof spec);
+		spec.image = (char *)"x";
+		spec.memory_mb = 256;
+		spec.vcpus = 1;
+		silo_error e = {0};
+		int rc = p->spawn(&sb, &spec, &e);
+		if (rc < 0 && e.code == SILO_ERR_PROVIDER_UNAVAILABLE) {
+			printf("# %s: %s (skipped)\n", provs[i], e.message);
+			continue;
+		}
+		CHECK_INT_EQ(rc, -1);
+		CHECK_INT_EQ(e.code, SILO_ERR_CHECKSUM_MISMATCH);
+		CHECK_CONTAINS(e.message, "not signed");
+		CHECK_STR_EQ(e.vm_id, "trusttest");
+		CHECK_INT_EQ(sb.pid, 0);
+	}
+	teardown();
+}
+
+TEST_MAIN(providers_refuse_to_boot_unsigned_files, sign_verify_roundtrip_both_algorithms, cross_verify_with_minisign_binary, minisign_password_protected_key,
 	  malformed_keys_and_signatures_are_named, keyring_add_list_remove, boot_check_against_signed_manifest,
 	  bundles_verified_before_deployment)
