@@ -17,7 +17,11 @@ typedef struct api_config {
 	const char *socket_path;
 	unsigned socket_mode;           /* e.g. 0600 */
 	const char *listen;             /* "HOST:PORT" or NULL */
-	const char *token;              /* required for TCP; NULL = TCP disabled */
+	const char *token;              /* full-access bearer token for TCP (or NULL) */
+	const char *policy_file;        /* sandbox policies (docs/policy.md); NULL = built-in default */
+	const char *tokens_file;        /* scoped bearer tokens (docs/policy.md); NULL = none */
+	const char *opa_url;            /* external policy decisions (OPA data API); NULL = none */
+	long opa_timeout_ms;            /* 0 = 2000 */
 	size_t max_body;                /* JSON/TOML bodies */
 	uint64_t max_upload;            /* file uploads/downloads */
 	unsigned max_connections;

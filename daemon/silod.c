@@ -5,6 +5,7 @@
  *         [--max-sandboxes N] [--boot-timeout-ms N] [--grace-ms N] [--fallback LIST]
  *         [--error-threshold N] [--error-window-ms N] [--capacity-vcpus N]
  *         [--capacity-memory-mb N] [--max-upload-mb N] [--terminate-on-exit]
+ *         [--policy-file F] [--tokens-file F] [--opa-url URL [--opa-timeout-ms N]]
  *
  * State (registry.db, audit.jsonl) lives in $SILO_STATE_DIR, the socket in
  * $SILO_RUNTIME_DIR/silod.sock. On SIGTERM/SIGINT silod stops serving and, by
@@ -32,6 +33,10 @@ static void usage(FILE *f)
 		"  --socket-mode MODE       file mode of the socket (default 0600)\n"
 		"  --listen HOST:PORT       also listen on TCP; requires a bearer token\n"
 		"  --token-file FILE        bearer token for TCP clients (or $SILO_API_TOKEN)\n"
+		"  --tokens-file FILE       scoped bearer tokens, TOML (docs/policy.md)\n"
+		"  --policy-file FILE       sandbox policies, TOML (docs/policy.md)\n"
+		"  --opa-url URL            also ask an OPA data API for every policy decision\n"
+		"  --opa-timeout-ms N       deadline for one OPA decision (default 2000; no answer = deny)\n"
 		"  --max-sandboxes N        concurrent sandboxes (default 64)\n"
 		"  --boot-timeout-ms N      agent handshake deadline (default: spec/provider)\n"
 		"  --grace-ms N             terminate grace period (default 3000)\n"
@@ -57,7 +62,7 @@ static unsigned long num_arg(const char *opt, const char *v, unsigned long max)
 int main(int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_MODE, O_LISTEN, O_TOKEN, O_MAX, O_BOOT, O_GRACE, O_FALLBACK, O_ETHR, O_EWIN,
-	       O_CAPV, O_CAPM, O_UPLOAD, O_TERM };
+	       O_CAPV, O_CAPM, O_UPLOAD, O_TERM, O_POLICY, O_TOKENS, O_OPA, O_OPA_TMO };
 	static const struct option opts[] = {
 		{"socket", required_argument, NULL, O_SOCKET},
 		{"socket-mode", required_argument, NULL, O_MODE},
@@ -73,6 +78,10 @@ int main(int argc, char **argv)
 		{"capacity-memory-mb", required_argument, NULL, O_CAPM},
 		{"max-upload-mb", required_argument, NULL, O_UPLOAD},
 		{"terminate-on-exit", no_argument, NULL, O_TERM},
+		{"policy-file", required_argument, NULL, O_POLICY},
+		{"tokens-file", required_argument, NULL, O_TOKENS},
+		{"opa-url", required_argument, NULL, O_OPA},
+		{"opa-timeout-ms", required_argument, NULL, O_OPA_TMO},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -99,6 +108,10 @@ int main(int argc, char **argv)
 		case O_CAPM: mc.capacity_memory_mb = num_arg("--capacity-memory-mb", optarg, 1ul << 40); break;
 		case O_UPLOAD: ac.max_upload = (uint64_t)num_arg("--max-upload-mb", optarg, 1 << 20) << 20; break;
 		case O_TERM: terminate = true; break;
+		case O_POLICY: ac.policy_file = optarg; break;
+		case O_TOKENS: ac.tokens_file = optarg; break;
+		case O_OPA: ac.opa_url = optarg; break;
+		case O_OPA_TMO: ac.opa_timeout_ms = (long)num_arg("--opa-timeout-ms", optarg, 600000); break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("silod %s\n", silo_version()); return 0;
 		default: usage(stderr); return 2;

@@ -48,6 +48,8 @@ typedef struct mentry {
 	int ops;                      /* operations in flight */
 	bool deleting;
 	bool unhealthy_reported;
+	bool violated;                /* the guest left its scope: the monitor terminates it */
+	char violation[256];          /* why */
 	char state[16];               /* last state recorded in the registry */
 	uint32_t tasks[MAX_TASKS];
 	size_t ntasks;
@@ -277,6 +279,29 @@ static mentry *get_entry(manager *m, const char *id, silo_error *err)
 	return e;
 }
 
+static const char *meta_value(const vm_spec *s, const char *key)
+{
+	for (size_t i = 0; key && i < s->n_metadata; i++)
+		if (!strcmp(s->metadata[i].key, key))
+			return s->metadata[i].value;
+	return NULL;
+}
+
+int manager_sandbox_spec(manager *m, const char *id_or_name, char rid[SILO_ID_MAX], char provider[32],
+			 vm_spec *spec, silo_error *err)
+{
+	mentry *e = get_entry(m, id_or_name, err);
+	if (!e)
+		return -1;
+	snprintf(rid, SILO_ID_MAX, "%s", e->id);
+	pthread_mutex_lock(&e->lock);
+	snprintf(provider, 32, "%s", e->provider[0] ? e->provider : e->spec.provider ? e->spec.provider : "");
+	pthread_mutex_unlock(&e->lock);
+	spec_copy(spec, &e->spec);
+	unref(m, e);
+	return 0;
+}
+
 int manager_resolve(manager *m, const char *id_or_name, char out[SILO_ID_MAX], silo_error *err)
 {
 	mentry *e = get_entry(m, id_or_name, err);
@@ -319,6 +344,15 @@ static void record_state(mentry *e, const char *new_state, const char *reason)
 		emit(m, MGR_EV_TERMINATED, e->id, old, new_state, NULL, "%s", reason ? reason : "");
 	else if (!strcmp(new_state, "error")) {
 		if (is_violation(reason)) {
+			/* The guest left its scope: terminate it (from the monitor, not
+			 * from this thread, which may be the channel's reader). */
+			pthread_mutex_lock(&e->lock);
+			e->violated = true;
+			snprintf(e->violation, sizeof e->violation, "%s", reason);
+			pthread_mutex_unlock(&e->lock);
+			pthread_mutex_lock(&m->mon_lock);
+			pthread_cond_broadcast(&m->mon_cond);
+			pthread_mutex_unlock(&m->mon_lock);
 			metrics_inc(m->met, M_SECURITY_VIOLATIONS_TOTAL, 1);
 			emit(m, MGR_EV_SECURITY_VIOLATION, e->id, old, new_state, "SECURITY_VIOLATION", "%s",
 			     reason ? reason : "");
@@ -618,6 +652,18 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 		pthread_mutex_unlock(&m->lock);
 		entry_free(e);
 		goto fail_early;
+	}
+	if (opts->admit) {
+		size_t owned = 0;
+		for (mentry *x = m->entries; x; x = x->next) {
+			const char *v = meta_value(&x->spec, opts->owner_key);
+			owned += v && opts->owner_value && !strcmp(v, opts->owner_value);
+		}
+		if (opts->admit(opts->admit_ud, owned, err) < 0) {
+			pthread_mutex_unlock(&m->lock);
+			entry_free(e);
+			goto fail_early;
+		}
 	}
 	e->deleting = true;   /* not usable until ready */
 	insert_locked(m, e);
@@ -1256,8 +1302,24 @@ static void monitor_pass(manager *m)
 		pthread_mutex_lock(&e->lock);
 		if (--e->ops == 0)
 			pthread_cond_broadcast(&e->idle);
+		bool violated = e->violated;
+		char why[256];
+		snprintf(why, sizeof why, "%s", e->violation);
 		pthread_mutex_unlock(&e->lock);
-		if (!alive || expired) {
+		if (violated) {
+			pthread_mutex_lock(&e->lock);
+			bool mine = !e->deleting && e->sb;
+			e->deleting = true;
+			pthread_mutex_unlock(&e->lock);
+			if (!mine)
+				goto next;
+			silo_error err;
+			json_t *d = json_pack("{s:s}", "reason", why);
+			manager_audit(m, "silod", e->id, "security-violation", 0, d);
+			json_decref(d);
+			if (destroy_entry(m, e, "silod", 0, "terminated after a security violation", true, &err) < 0)
+				log_warn("terminate %s after a violation: %s", e->id, err.message);
+		} else if (!alive || expired) {
 			pthread_mutex_lock(&e->lock);
 			bool mine = !e->deleting && e->sb;
 			e->deleting = true;

@@ -80,6 +80,12 @@ json_t *manager_providers_json(manager *m);
 typedef struct mgr_create_opts {
 	const char *actor;             /* for the audit log */
 	const char *id;                /* NULL = generate a unique one */
+	/* Optional quota, decided atomically with admission: admit() is called
+	 * under the table lock with the number of live sandboxes whose spec
+	 * metadata has owner_key = owner_value; a negative return refuses. */
+	const char *owner_key, *owner_value;
+	int (*admit)(void *ud, size_t owned, silo_error *err);
+	void *admit_ud;
 } mgr_create_opts;
 
 /* Create and wait until ready. id_out gets the sandbox id (also on failure,
@@ -88,6 +94,10 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 		   char id_out[SILO_ID_MAX], silo_error *err);
 /* Terminate (grace then force), verify cleanup, record. VM_NOT_FOUND if not live. */
 int manager_delete(manager *m, const char *id, const char *actor, int grace_ms, silo_error *err);
+
+/* A copy of a live sandbox's spec (free with spec_free), its id and provider. */
+int manager_sandbox_spec(manager *m, const char *id_or_name, char rid[SILO_ID_MAX], char provider[32],
+			 vm_spec *spec, silo_error *err);
 
 /* JSON views. id may also be a unique name of a live sandbox. */
 int manager_get_json(manager *m, const char *id, json_t **out, silo_error *err);

@@ -3,6 +3,9 @@
  * reached through silo-vmm's hybrid vsock: connect to <rundir>/vsock.sock, send
  * "CONNECT 1024\n", read "OK <port>\n", then the stream is the agent's.
  *
+ * silo-vmm also serves its Firecracker-compatible API on <rundir>/api.sock; pause
+ * and resume are PATCH /vm {"state": "Paused" | "Resumed"} there.
+ *
  * Availability: /dev/kvm must open and the CPU must have vmx/svm. On a PVM host
  * (software nested virtualization, no vmx/svm) guest ring 0 is emulated and
  * Linux does not reach userspace, so the provider reports itself unavailable
@@ -32,11 +35,12 @@
 
 #define AGENT_VSOCK_PORT 1024
 
-static const char *const rundir_files[] = {"vsock.sock", "serial.log", "vmm.log"};
+static const char *const rundir_files[] = {"vsock.sock", "api.sock", "serial.log", "vmm.log"};
 
 typedef struct kvm_state {
 	bool is_child, exited;
 	char vsock[PATH_MAX];
+	char api[PATH_MAX];
 } kvm_state;
 
 static bool cpu_has_hw_virt(void)
@@ -128,6 +132,7 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 		return silo_error_set_vm(err, sb->id), -1;
 	kvm_state *k = xcalloc(1, sizeof *k);
 	snprintf(k->vsock, sizeof k->vsock, "%s/vsock.sock", sb->rundir);
+	snprintf(k->api, sizeof k->api, "%s/api.sock", sb->rundir);
 	char serial[PATH_MAX + 16], log[PATH_MAX + 16], mem[16], vcpus[16];
 	snprintf(serial, sizeof serial, "%s/serial.log", sb->rundir);
 	snprintf(log, sizeof log, "%s/vmm.log", sb->rundir);
@@ -146,6 +151,8 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 	argv[n++] = "--vcpus", argv[n++] = vcpus;
 	argv[n++] = "--serial-log", argv[n++] = serial;
 	argv[n++] = "--vsock-uds", argv[n++] = k->vsock;
+	argv[n++] = "--api-sock", argv[n++] = k->api;
+	argv[n++] = "--id", argv[n++] = sb->id;
 	argv[n++] = "--boot-timer";
 	argv[n++] = "--rng";
 	argv[n++] = "--cmdline", argv[n++] = cmdline;
@@ -308,6 +315,65 @@ static int k_terminate(sandbox *sb, int grace_ms, silo_error *err)
 	return 0;
 }
 
+/* One request to silo-vmm's API; returns the HTTP status (-1 when unreachable). The
+ * response is bounded (4 KiB) and only its status line is used; fault_message goes to err. */
+static int api_call(sandbox *sb, const char *method, const char *path, const char *body, silo_error *err)
+{
+	kvm_state *k = sb->prov;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (!k || strlen(k->api) >= sizeof sa.sun_path)
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "kvm: sandbox not running");
+	strcpy(sa.sun_path, k->api);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, errno, sb->id, "kvm: socket");
+	char req[512];
+	int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+			 method, path, strlen(body), body);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || write_all(fd, req, (size_t)n) < 0) {
+		int e = errno;
+		close(fd);
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, e, sb->id, "kvm: silo-vmm API %s", k->api);
+	}
+	char resp[4096];
+	size_t got = 0;
+	uint64_t deadline = now_mono_ns() + 5000ULL * 1000000ULL;
+	for (;;) {
+		uint64_t now = now_mono_ns();
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (got == sizeof resp - 1 || now >= deadline || poll(&p, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
+			break;
+		ssize_t r = read(fd, resp + got, sizeof resp - 1 - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	resp[got] = 0;
+	int status = 0;
+	if (sscanf(resp, "HTTP/1.1 %d", &status) != 1)
+		return silo_fail_vm(err, SILO_ERR_PROTOCOL, 0, sb->id, "kvm: silo-vmm API: no HTTP answer to %s %s",
+				    method, path);
+	if (status >= 300) {
+		const char *m = strstr(resp, "\"fault_message\":\"");
+		silo_fail_vm(err, status == 400 ? SILO_ERR_CONFLICT : SILO_ERR_INTERNAL, 0, sb->id,
+			     "kvm: %s %s: HTTP %d %.*s", method, path, status, m ? (int)strcspn(m + 17, "\"") : 0,
+			     m ? m + 17 : "");
+		return -1;
+	}
+	return status;
+}
+
+static int k_pause(sandbox *sb, silo_error *err)
+{
+	return api_call(sb, "PATCH", "/vm", "{\"state\":\"Paused\"}", err) < 0 ? -1 : 0;
+}
+
+static int k_resume(sandbox *sb, silo_error *err)
+{
+	return api_call(sb, "PATCH", "/vm", "{\"state\":\"Resumed\"}", err) < 0 ? -1 : 0;
+}
+
 static void k_residue(sandbox *sb, char ***out)
 {
 	size_t n = strv_len(*out);
@@ -343,6 +409,8 @@ const provider_ops kvm_provider = {
 	.connect = k_connect,
 	.terminate = k_terminate,
 	.alive = k_alive,
+	.pause = k_pause,
+	.resume = k_resume,
 	.residue = k_residue,
 	.diagnostics = k_diagnostics,
 };

@@ -55,6 +55,15 @@ TEST(probe_says_why)
 	}
 }
 
+/* GET / on silo-vmm's API socket (with curl, a real third-party client) contains want. */
+static bool api_state_is(const char *rundir, const char *want)
+{
+	char cmd[4400];
+	snprintf(cmd, sizeof cmd, "curl -s --max-time 5 --unix-socket %s/api.sock http://localhost/ | grep -qF '%s'",
+		 rundir, want);
+	return system(cmd) == 0;
+}
+
 TEST(spawn_connect_timeout_terminate_clean)
 {
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -92,6 +101,13 @@ TEST(spawn_connect_timeout_terminate_clean)
 	cleanup_free char *log = NULL;
 	size_t n = 0;
 	CHECK(read_file(serial, 1 << 20, &log, &n, NULL) == 0);
+	/* Pause and resume through silo-vmm's API socket; its GET / reports the state. */
+	CHECK(p->pause(&sb, &err) == 0);
+	CHECK(api_state_is(sb.rundir, "\"state\":\"Paused\""));
+	CHECK(api_state_is(sb.rundir, "\"id\":\"kvmtest\""));
+	CHECK(p->pause(&sb, &err) == 0); /* idempotent */
+	CHECK(p->resume(&sb, &err) == 0);
+	CHECK(api_state_is(sb.rundir, "\"state\":\"Running\""));
 	char diag[512];
 	p->diagnostics(&sb, diag, sizeof diag);
 	CHECK_CONTAINS(diag, "silo-vmm");
