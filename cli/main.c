@@ -28,6 +28,7 @@ static const cli_verb verbs[] = {
 	{"image", "build, list, verify and remove guest images (image build|ls|verify|rm)", cmd_image},
 	{"run", "run a command in a fresh sandbox, then destroy it (run -- CMD...)", cmd_run},
 	{"config", "validate, format or print default hac.toml specs", cmd_config},
+	{"trust", "keyring and signatures (trust keygen|add-key|list|sign|verify|verify-bundle|check-boot)", cmd_trust},
 	{"token", "add a scoped API token to a silod tokens file (token create)", cmd_token},
 	/* verbs: add rows above this line */
 };

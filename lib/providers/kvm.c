@@ -31,6 +31,7 @@
 #include "core/provider.h"
 #include "core/sandbox.h"
 #include "image/image.h"
+#include "trust/trust.h"
 
 #define AGENT_VSOCK_PORT 1024
 
@@ -126,6 +127,9 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 	}
 	if (spec->cmdline && !cmdline_ok(spec->cmdline))
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "boot.cmdline: control characters");
+	/* with a keyring: every file that boots must match the signed manifest */
+	if (trust_check_boot(kernel, initrd, NULL, NULL, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
 	kvm_state *k = xcalloc(1, sizeof *k);
 	snprintf(k->vsock, sizeof k->vsock, "%s/vsock.sock", sb->rundir);
 	snprintf(k->api, sizeof k->api, "%s/api.sock", sb->rundir);
@@ -374,8 +378,12 @@ static void k_residue(sandbox *sb, char ***out)
 {
 	size_t n = strv_len(*out);
 	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
+		char p[PATH_MAX + 32];
+		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
+		if (!path_exists(p))   /* only what is really left */
+			continue;
 		*out = xrealloc(*out, (n + 2) * sizeof **out);
-		(*out)[n++] = xasprintf("%s/%s", sb->rundir, rundir_files[i]);
+		(*out)[n++] = xstrdup(p);
 		(*out)[n] = NULL;
 	}
 }
