@@ -38,6 +38,8 @@ int cmd_image(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 /* cmd_config.c */
 int cmd_config(int argc, char **argv);
+/* cmd_trust.c */
+int cmd_trust(int argc, char **argv);
 /* cmd_token.c */
 int cmd_token(int argc, char **argv);
 /* verbs: add declarations above this line */

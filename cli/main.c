@@ -34,6 +34,7 @@ static const cli_verb verbs[] = {
 	{"fork", "N copy-on-write copies of a running sandbox (fork ID -n N)", cmd_fork},
 	{"pause", "pause (freeze) sandboxes", cmd_pause},
 	{"resume", "resume paused sandboxes", cmd_resume},
+	{"trust", "keyring and signatures (trust keygen|add-key|list|sign|verify|verify-bundle|check-boot)", cmd_trust},
 	{"token", "add a scoped API token to a silod tokens file (token create)", cmd_token},
 	/* verbs: add rows above this line */
 };

@@ -194,7 +194,11 @@ static void cond_init_mono(pthread_cond_t *cv)
 
 static const char *query(struct MHD_Connection *c, const char *key)
 {
-	return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+	const char *v = NULL;
+	size_t n = 0;
+	if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, key, strlen(key), &v, &n) != MHD_YES || !v)
+		return NULL;
+	return memchr(v, '\0', n) ? NULL : v;   /* "%00" would silently cut the value short */
 }
 
 /* Parse an unsigned query value; returns false (and answers 400) if malformed. */
@@ -346,9 +350,14 @@ static enum MHD_Result h_delete(req *q, struct MHD_Connection *c, const char *id
 	if (manager_get_json(q->s->m, rid, &o, &e2) < 0)
 		o = json_pack("{s:s,s:s}", "id", rid, "state", "terminated");
 	if (rc < 0) {
-		/* Terminated but not clean: report it as an error with the residue. */
+		/* Terminated but not clean: an error with the residue, plus the CleanupVerification. */
+		manager_note_error(q->s->m, &err);
+		json_t *b = error_body(&err);
+		json_t *cv = json_object_get(o, "cleanup");
+		if (cv)
+			json_object_set(b, "cleanup", cv);
 		json_decref(o);
-		return send_error(q, c, &err);
+		return send_json(c, api_http_status(err.code), b);
 	}
 	return send_json(c, 200, o);
 }

@@ -326,6 +326,17 @@ int vcpus_start(vm *v, silo_error *err)
 	return 0;
 }
 
+/* CLOCK_REALTIME now + ms, for pthread_cond_timedwait / pthread_timedjoin_np. */
+static struct timespec realtime_in_ms(long ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += ms * 1000 * 1000;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	return ts;
+}
+
 static void kick_all(vm *v)
 {
 	for (int i = 0; i < v->nvcpus; i++)
@@ -359,13 +370,7 @@ int vm_pause(vm *v, int timeout_ms, silo_error *err)
 			return silo_fail(err, SILO_ERR_TIMEOUT, 0, "pause: vCPUs did not stop within %d ms", timeout_ms);
 		}
 		kick_all(v);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 2 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = realtime_in_ms(2);
 		pthread_cond_timedwait(&v->pause_cv, &v->pause_lock, &ts);
 	}
 	if (atomic_load(&v->stopping)) {
@@ -408,13 +413,7 @@ void vcpus_stop_and_join(vm *v)
 		/* Kick until the thread leaves KVM_RUN (the signal can race the ioctl entry). */
 		for (;;) {
 			pthread_kill(c->thread, SIGUSR1);
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 10 * 1000 * 1000;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			struct timespec ts = realtime_in_ms(10);
 			if (pthread_timedjoin_np(c->thread, NULL, &ts) == 0)
 				break;
 		}

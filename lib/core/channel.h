@@ -26,6 +26,10 @@ typedef struct chan_opts {
 	const char *vm_id;            /* for error messages */
 	int handshake_timeout_ms;     /* default 5000 */
 	int heartbeat_ms;             /* default 1000; 0 disables pings */
+	/* File, stat, list, mkdir and remove operations fail with TIMEOUT when the
+	 * agent sends nothing for them for this long (a stuck or hostile agent that
+	 * still answers pings must not hang the caller); default 30000. */
+	int op_idle_ms;
 	/* Called (from the reader thread) on a protocol violation or disconnect. */
 	void (*on_violation)(void *ud, const char *what);
 	void (*on_disconnect)(void *ud);

@@ -8,6 +8,7 @@
  *   m->ev_lock  the subscriber list (events are delivered under it, in order).
  * An entry stays allocated while m->lock says it is referenced (e->refs).
  */
+#include "core/cleanup.h"
 #include "core/manager.h"
 
 #include <dirent.h>
@@ -443,6 +444,16 @@ static void clean_dead(manager *m, const reg_sandbox *r)
 	} else if (path_exists(expect)) {
 		rm_rf(expect);
 	}
+	/* the same verification as a terminate, recorded for GET and retried if dirty */
+	cleanup_report rep = {.terminated = true};
+	cleanup_sweep(r->id, expect, &rep.residual_paths);
+	if (path_exists(expect))
+		cleanup_add(&rep.residual_paths, expect);
+	rep.host_clean = !rep.residual_paths;
+	silo_error err = {0};
+	if (cleanup_record(m->state_dir, r->id, expect, &rep, &err) < 0)
+		log_warn("recover %s: %s", r->id, err.message);
+	cleanup_report_free(&rep);
 }
 
 static void recover(manager *m)
@@ -551,6 +562,13 @@ int manager_open(const manager_config *cfg, manager **out, silo_error *err)
 	manager_audit(m, "silod", NULL, "manager-start", 0, NULL);
 	if (cfg->recover)
 		recover(m);
+	/* leftovers a previous terminate could not remove: try again now */
+	int dirty = 0, cleaned = cleanup_retry_pending(m->state_dir, &dirty);
+	if (cleaned || dirty) {
+		json_t *d = json_pack("{s:i,s:i}", "cleaned", cleaned, "still_dirty", dirty);
+		manager_audit(m, "silod", NULL, "cleanup-retry", 0, d);
+		json_decref(d);
+	}
 	if (pthread_create(&m->monitor, NULL, monitor_main, m) != 0) {
 		silo_fail(err, SILO_ERR_INTERNAL, errno, "cannot start the monitor thread");
 		goto fail;
@@ -711,6 +729,11 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 		metrics_inc(m->met, M_SPAWN_FAILURES_TOTAL, 1);
 		json_t *d = json_pack("{s:s,s:s}", "code", silo_code_name(err->code), "message", err->message);
 		manager_audit(m, opts->actor, id, "create-failed", ms, d);
+		if (err->code == SILO_ERR_CHECKSUM_MISMATCH && strstr(err->message, "supply chain")) {
+			/* a boot file did not match the signed manifest (lib/trust) */
+			manager_audit(m, opts->actor, id, "supply-chain", ms, d);
+			emit(m, MGR_EV_SECURITY_VIOLATION, id, NULL, NULL, "CHECKSUM_MISMATCH", "%.500s", err->message);
+		}
 		json_decref(d);
 		unlink_entry(m, e);
 		unref(m, e);
@@ -784,7 +807,12 @@ static int destroy_entry(manager *m, mentry *e, const char *actor, int grace_ms,
 		sandbox_set_state(sb, SB_STOPPING, why);   /* the history says why it stopped */
 	}
 	cleanup_report rep = {0};
+	char rundir[PATH_MAX];
+	snprintf(rundir, sizeof rundir, "%s", sb->rundir);
 	int rc = sandbox_destroy(sb, grace_ms, &rep, err);
+	silo_error ce = {0};
+	if (cleanup_record(m->state_dir, e->id, rundir, &rep, &ce) < 0)   /* CleanupVerification */
+		log_error("%s: %s", e->id, ce.message);
 	pthread_mutex_lock(&e->lock);
 	e->sb = NULL;
 	pthread_mutex_unlock(&e->lock);
@@ -1101,6 +1129,9 @@ int manager_get_json(manager *m, const char *id, json_t **out, silo_error *err)
 		json_object_set_new(o, "spec", json_string(r.spec_toml));
 	reg_sandbox_clear(&r);
 	add_live(m, rid, o);
+	json_t *cv = cleanup_load_json(m->state_dir, rid);
+	if (cv)
+		json_object_set_new(o, "cleanup", cv);
 	*out = o;
 	return 0;
 }

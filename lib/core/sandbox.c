@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "core/cleanup.h"
 #include "core/sandbox.h"
 #include "snapshot/snapshot.h"
 
@@ -328,6 +329,8 @@ void sandbox_verify_cleanup(sandbox *sb, cleanup_report *rep)
 	/* The core owns the run directory. */
 	if (sb->rundir[0] && path_exists(sb->rundir) && rm_rf(sb->rundir) < 0 && path_exists(sb->rundir))
 		strv_append(&res, xasprintf("%s", sb->rundir));
+	/* provider-independent: processes, mounts, sockets, cgroups, tap, temp files */
+	cleanup_sweep(sb->id, sb->rundir, &res);
 	rep->terminated = !(sb->ops && sb->ops->alive && sb->ops->alive(sb));
 	if (!rep->terminated && sb->pid > 0)
 		strv_append(&res, xasprintf("pid %d still running", (int)sb->pid));

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "policy/cfg.h"
 #include "spec/toml.h"
 
 static const char *const op_names[POLICY_OP__COUNT] = {
@@ -128,33 +129,9 @@ bool policy_egress_covers(const char *allowed, const char *want)
 
 /* ---- parsing ---- */
 
-static int field_err(silo_error *err, const toml_value *v, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int field_err(silo_error *err, const toml_value *v, const char *field, const char *fmt, ...)
-{
-	char msg[700];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	int line = v ? (v->kline ? v->kline : v->line) : 0, col = v ? (v->kline ? v->kcol : v->col) : 0;
-	if (line)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "policy file %d:%d: %s: %s", line, col, field, msg);
-	return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "policy file: %s: %s", field, msg);
-}
-
-static bool valid_name(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > POLICY_NAME_MAX)
-		return false;
-	for (const char *p = s; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '-' || *p == '_'))
-			return false;
-	return true;
-}
+/* Shared helpers (cfg.c), with this file's name in errors. */
+#define field_err(err, v, field, ...) cfg_field_err(err, "policy file", v, field, __VA_ARGS__)
+#define valid_name(s) cfg_valid_name(s, POLICY_NAME_MAX)
 
 static int get_u32(const toml_value *v, const char *field, uint32_t max, uint32_t *out, silo_error *err)
 {

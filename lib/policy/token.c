@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "policy/cfg.h"
 #include "policy/policy.h"
 #include "spec/toml.h"
 
@@ -36,42 +37,13 @@ int token_op_from_name(const char *name)
 
 /* ---- parsing ---- */
 
-static int field_err(silo_error *err, const toml_value *v, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int field_err(silo_error *err, const toml_value *v, const char *field, const char *fmt, ...)
-{
-	char msg[700];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	int line = v ? (v->kline ? v->kline : v->line) : 0, col = v ? (v->kline ? v->kcol : v->col) : 0;
-	if (line)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "tokens file %d:%d: %s: %s", line, col, field, msg);
-	return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "tokens file: %s: %s", field, msg);
-}
-
-static bool valid_name(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > TOKEN_NAME_MAX)
-		return false;
-	for (const char *p = s; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '-' || *p == '_'))
-			return false;
-	return true;
-}
+/* Shared helpers (cfg.c), with this file's name in errors. */
+#define field_err(err, v, field, ...) cfg_field_err(err, "tokens file", v, field, __VA_ARGS__)
+#define valid_name(s) cfg_valid_name(s, TOKEN_NAME_MAX)
 
 static int get_string(const toml_value *v, const char *field, size_t max, const char **out, silo_error *err)
 {
-	if (v->type != TOML_STRING)
-		return field_err(err, v, field, "expected a string, got %s", toml_type_name(v->type));
-	if (strlen(v->u.str.ptr) != v->u.str.len || v->u.str.len == 0 || v->u.str.len > max)
-		return field_err(err, v, field, "expected 1-%zu bytes without NUL", max);
-	*out = v->u.str.ptr;
-	return 0;
+	return cfg_get_string("tokens file", v, field, max, out, err);
 }
 
 static int get_list(const toml_value *v, const char *field, char ***out, size_t *n, silo_error *err)

@@ -12,6 +12,7 @@
  * unless SILO_KVM_FORCE=1.
  */
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -31,6 +32,7 @@
 #include "core/provider.h"
 #include "core/sandbox.h"
 #include "image/image.h"
+#include "trust/trust.h"
 
 #define AGENT_VSOCK_PORT 1024
 
@@ -97,6 +99,8 @@ static bool cmdline_ok(const char *s)
 	return true;
 }
 
+static int launch(sandbox *sb, kvm_state *k, const char *bin, const char *const *argv, silo_error *err);
+
 static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 {
 	char bin[PATH_MAX], kernel[PATH_MAX], initrd[PATH_MAX] = "";
@@ -126,6 +130,9 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 	}
 	if (spec->cmdline && !cmdline_ok(spec->cmdline))
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "boot.cmdline: control characters");
+	/* with a keyring: every file that boots must match the signed manifest */
+	if (trust_check_boot(kernel, initrd, NULL, NULL, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
 	kvm_state *k = xcalloc(1, sizeof *k);
 	snprintf(k->vsock, sizeof k->vsock, "%s/vsock.sock", sb->rundir);
 	snprintf(k->api, sizeof k->api, "%s/api.sock", sb->rundir);
@@ -161,6 +168,14 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 		argv[n++] = "--drive", argv[n++] = drives[i];
 	}
 	argv[n] = NULL;
+	return launch(sb, k, bin, argv, err);
+}
+
+/* Fork and exec silo-vmm (stdout/stderr to RUNDIR/vmm.log); takes ownership of k. */
+static int launch(sandbox *sb, kvm_state *k, const char *bin, const char *const *argv, silo_error *err)
+{
+	char log[PATH_MAX + 16];
+	snprintf(log, sizeof log, "%s/vmm.log", sb->rundir);
 	int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (lfd < 0) {
 		free(k);
@@ -313,7 +328,8 @@ static int k_terminate(sandbox *sb, int grace_ms, silo_error *err)
 
 /* One request to silo-vmm's API; returns the HTTP status (-1 when unreachable). The
  * response is bounded (4 KiB) and only its status line is used; fault_message goes to err. */
-static int api_call(sandbox *sb, const char *method, const char *path, const char *body, silo_error *err)
+static int api_call(sandbox *sb, const char *method, const char *path, const char *body, int timeout_ms,
+		    silo_error *err)
 {
 	kvm_state *k = sb->prov;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -323,17 +339,17 @@ static int api_call(sandbox *sb, const char *method, const char *path, const cha
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, errno, sb->id, "kvm: socket");
-	char req[512];
-	int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
-			 method, path, strlen(body), body);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || write_all(fd, req, (size_t)n) < 0) {
+	cleanup_free char *req = xasprintf("%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+					   "Content-Length: %zu\r\n\r\n%s",
+					   method, path, strlen(body), body);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || write_all(fd, req, strlen(req)) < 0) {
 		int e = errno;
 		close(fd);
 		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, e, sb->id, "kvm: silo-vmm API %s", k->api);
 	}
 	char resp[4096];
 	size_t got = 0;
-	uint64_t deadline = now_mono_ns() + 5000ULL * 1000000ULL;
+	uint64_t deadline = now_mono_ns() + (uint64_t)timeout_ms * 1000000ULL;
 	for (;;) {
 		uint64_t now = now_mono_ns();
 		struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -362,20 +378,68 @@ static int api_call(sandbox *sb, const char *method, const char *path, const cha
 
 static int k_pause(sandbox *sb, silo_error *err)
 {
-	return api_call(sb, "PATCH", "/vm", "{\"state\":\"Paused\"}", err) < 0 ? -1 : 0;
+	return api_call(sb, "PATCH", "/vm", "{\"state\":\"Paused\"}", 5000, err) < 0 ? -1 : 0;
 }
 
 static int k_resume(sandbox *sb, silo_error *err)
 {
-	return api_call(sb, "PATCH", "/vm", "{\"state\":\"Resumed\"}", err) < 0 ? -1 : 0;
+	return api_call(sb, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 5000, err) < 0 ? -1 : 0;
+}
+
+/* Snapshot: silo-vmm writes DIR/vm.state and DIR/vm.mem (the core paused the VM). */
+static int k_snapshot(sandbox *sb, const char *dir, silo_error *err)
+{
+	cleanup_free char *st = xasprintf("%s/vm.state", dir), *mem = xasprintf("%s/vm.mem", dir);
+	json_t *b = json_pack("{s:s,s:s,s:s}", "snapshot_type", "Full", "snapshot_path", st, "mem_file_path", mem);
+	cleanup_free char *body = json_dumps(b, JSON_COMPACT);
+	json_decref(b);
+	return api_call(sb, "PUT", "/snapshot/create", body, 120000, err) < 0 ? -1 : 0;
+}
+
+/* Restore: a fresh silo-vmm (API only) loads DIR/vm.{state,mem}: RAM is mapped copy-on-write
+ * from the payload, the vsock socket is this sandbox's own. The caller verified DIR. */
+static int k_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_error *err)
+{
+	(void)spec;
+	char bin[PATH_MAX];
+	if (find_helper_binary("silo-vmm", bin, sizeof bin, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
+	kvm_state *k = xcalloc(1, sizeof *k);
+	snprintf(k->vsock, sizeof k->vsock, "%s/vsock.sock", sb->rundir);
+	snprintf(k->api, sizeof k->api, "%s/api.sock", sb->rundir);
+	char serial[PATH_MAX + 16];
+	snprintf(serial, sizeof serial, "%s/serial.log", sb->rundir);
+	const char *argv[] = {bin, "--api-sock", k->api, "--id", sb->id, "--serial-log", serial, NULL};
+	if (launch(sb, k, bin, argv, err) < 0)
+		return -1;
+	/* The socket appears once silo-vmm listens. */
+	for (int i = 0; i < 500 && access(k->api, F_OK) != 0 && k_alive(sb); i++) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	cleanup_free char *st = xasprintf("%s/vm.state", dir), *mem = xasprintf("%s/vm.mem", dir);
+	json_t *b = json_pack("{s:s,s:{s:s,s:s},s:b,s:b,s:s}", "snapshot_path", st, "mem_backend", "backend_type", "File",
+			      "backend_path", mem, "resume_vm", 1, "verify_memory", 0, "vsock_uds_path", k->vsock);
+	cleanup_free char *body = json_dumps(b, JSON_COMPACT);
+	json_decref(b);
+	if (api_call(sb, "PUT", "/snapshot/load", body, 60000, err) < 0) {
+		silo_error e2 = {0};
+		k_terminate(sb, 1000, &e2);
+		return -1;
+	}
+	return 0;
 }
 
 static void k_residue(sandbox *sb, char ***out)
 {
 	size_t n = strv_len(*out);
 	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
+		char p[PATH_MAX + 32];
+		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
+		if (!path_exists(p))   /* only what is really left */
+			continue;
 		*out = xrealloc(*out, (n + 2) * sizeof **out);
-		(*out)[n++] = xasprintf("%s/%s", sb->rundir, rundir_files[i]);
+		(*out)[n++] = xstrdup(p);
 		(*out)[n] = NULL;
 	}
 }
@@ -403,6 +467,8 @@ const provider_ops kvm_provider = {
 	.alive = k_alive,
 	.pause = k_pause,
 	.resume = k_resume,
+	.snapshot = k_snapshot,
+	.restore = k_restore,
 	.residue = k_residue,
 	.diagnostics = k_diagnostics,
 };

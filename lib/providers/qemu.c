@@ -37,6 +37,7 @@
 #include "core/provider.h"
 #include "core/sandbox.h"
 #include "image/image.h"
+#include "trust/trust.h"
 
 /* Weak: the provider builds and works (QMP quit as the graceful step) before
  * lib/core/channel.c is linked into the same library. */
@@ -579,6 +580,9 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, silo_error *
 	boot_plan bp;
 	if (plan_boot(sb, spec, &bp, err) < 0)
 		return -1;
+	/* with a keyring: every file that boots must match the signed manifest */
+	if (trust_check_boot(bp.kernel, bp.initrd, bp.rootdisk, NULL, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
 	if (spec->cmdline && (!cmdline_ok(spec->cmdline) || strlen(spec->cmdline) > 1024))
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
 				    "boot.cmdline: printable ASCII only, at most 1024 bytes");

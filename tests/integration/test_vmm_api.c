@@ -17,21 +17,8 @@
 #include <time.h>
 
 #include "harness.h"
+#include "vmm_test.h"
 
-static char vmm_path[4096], guest_dir[4096];
-
-static void need_kvm(void)
-{
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		SKIP("/dev/kvm cannot be opened: %s", strerror(errno));
-	close(fd);
-	const char *b = getenv("SILO_BUILD_ROOT");
-	REQUIRE(b);
-	snprintf(vmm_path, sizeof vmm_path, "%s/vmm/silo-vmm", b);
-	snprintf(guest_dir, sizeof guest_dir, "%s/vmm", b);
-	REQUIRE(access(vmm_path, X_OK) == 0);
-}
 
 static void msleep(int ms)
 {
@@ -189,14 +176,6 @@ static long file_size(const char *path)
 	return stat(path, &st) == 0 ? (long)st.st_size : -1;
 }
 
-static const char *payload(const char *name)
-{
-	static char bufs[4][4096];
-	static int i;
-	char *b = bufs[i++ % 4];
-	snprintf(b, 4096, "%s/%s", guest_dir, name);
-	return b;
-}
 
 static void put_boot_source(const char *sock, const char *kernel)
 {
