@@ -208,8 +208,11 @@ int manager_fork(manager *m, const char *id, unsigned n, const char *actor, json
 	 * mounts, a QEMU start), at most 2 per CPU */
 	fork_job fj = {.m = m, .s = &s, .actor = actor, .n = n, .ids = xcalloc(n, sizeof(char[SILO_ID_MAX]))};
 	pthread_mutex_init(&fj.lock, NULL);
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned workers = (unsigned)MIN((long)n, MAX(1L, 2 * ncpu));
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN), par = 2 * ncpu;
+	const char *pe = getenv("SILO_FORK_PARALLEL");   /* restores at a time (docs/snapshots.md) */
+	if (pe && atol(pe) > 0)
+		par = atol(pe);
+	unsigned workers = (unsigned)MIN((long)n, MAX(1L, par));
 	pthread_t th[16];
 	workers = MIN(workers, (unsigned)ARRAY_SIZE(th));
 	unsigned started = 0;
