@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,17 +217,38 @@ fail:
 	return -1;
 }
 
+static void kill_members(const char *procs)
+{
+	cleanup_free char *txt = NULL;
+	size_t n = 0;
+	if (read_file(procs, 1u << 20, &txt, &n, NULL) < 0)
+		return;
+	for (char *p = txt, *e; p && *p; p = e) {
+		long pid = strtol(p, &e, 10);
+		if (e == p)
+			break;
+		if (pid > 1)
+			kill((pid_t)pid, SIGKILL);
+		while (*e == '\n')
+			e++;
+	}
+}
+
 int ns_cgroup_remove(ns_cgroup *cg)
 {
 	int left = 0;
 	for (int i = 0; i < cg->n; i++) {
 		if (!cg->path[i][0])
 			continue;
-		for (int tries = 0; tries < 200; tries++) {
+		/* Up to 10 s: on a loaded host the kernel can take seconds to finish tearing down
+		 * the sandbox's tasks. Anything still listed in the cgroup is ours: kill it. */
+		for (int tries = 0; tries < 1000; tries++) {
 			if (rmdir(cg->path[i]) == 0 || errno == ENOENT)
 				break;
 			if (errno != EBUSY)
 				break;
+			if (tries % 20 == 19)
+				kill_members(cg->procs[i]);
 			struct timespec ts = {0, 10 * 1000000L};
 			nanosleep(&ts, NULL);
 		}
