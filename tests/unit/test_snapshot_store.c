@@ -18,6 +18,7 @@
 
 #include "common/util.h"
 #include "harness.h"
+#include "sandbox_test.h"
 #include "snapshot/snapshot.h"
 
 static char tmpdir[] = "/tmp/silo-snap-test.XXXXXX";
@@ -25,11 +26,8 @@ static char tmpdir[] = "/tmp/silo-snap-test.XXXXXX";
 static void setup(void)
 {
 	REQUIRE(mkdtemp(tmpdir));
-	char p[PATH_MAX];
-	snprintf(p, sizeof p, "%s/state", tmpdir);
-	setenv("SILO_STATE_DIR", p, 1);
-	snprintf(p, sizeof p, "%s/run", tmpdir);
-	setenv("SILO_RUNTIME_DIR", p, 1);
+	sbt_setenv_dir("SILO_STATE_DIR", tmpdir, "state");
+	sbt_setenv_dir("SILO_RUNTIME_DIR", tmpdir, "run");
 }
 
 static void teardown(void)
