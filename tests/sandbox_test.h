@@ -37,6 +37,22 @@ static inline void sbt_need_provider(const char *name)
 		SKIP("%s provider unavailable: %s", name, info.reason);
 }
 
+/* For the namespace provider tests: root, a fresh TMPDIR (a mkdtemp
+ * template), SILO_RUNTIME_DIR and SILO_CACHE_DIR (and SILO_STATE_DIR when
+ * STATE_DIR) in it, and the provider available; SKIPs otherwise. */
+static inline void sbt_namespace_setup(char *tmpdir, bool state_dir)
+{
+	if (geteuid() != 0)
+		SKIP("the namespace provider needs root");
+	if (!mkdtemp(tmpdir))
+		SKIP("mkdtemp failed");
+	sbt_setenv_dir("SILO_RUNTIME_DIR", tmpdir, "run");
+	sbt_setenv_dir("SILO_CACHE_DIR", tmpdir, "cache");
+	if (state_dir)
+		sbt_setenv_dir("SILO_STATE_DIR", tmpdir, "state");
+	sbt_need_provider("namespace");
+}
+
 /* Entries left in DIR/run/sandboxes (0 when the directory is gone), or
  * FALLBACK when they cannot be counted. */
 static inline size_t sbt_run_residue(const char *dir, size_t fallback)

@@ -28,13 +28,7 @@ static char tmpdir[] = "/tmp/silo-ns-lc.XXXXXX";
 
 static void setup(void)
 {
-	if (geteuid() != 0)
-		SKIP("the namespace provider needs root");
-	if (!mkdtemp(tmpdir))
-		SKIP("mkdtemp failed");
-	sbt_setenv_dir("SILO_RUNTIME_DIR", tmpdir, "run");
-	sbt_setenv_dir("SILO_CACHE_DIR", tmpdir, "cache");
-	sbt_need_provider("namespace");
+	sbt_namespace_setup(tmpdir, false);
 }
 
 static void teardown(void)

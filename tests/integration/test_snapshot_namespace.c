@@ -23,14 +23,7 @@ static char tmpdir[] = "/tmp/silo-snap-ns.XXXXXX";
 
 static void setup(void)
 {
-	if (geteuid() != 0)
-		SKIP("the namespace provider needs root");
-	if (!mkdtemp(tmpdir))
-		SKIP("mkdtemp failed");
-	sbt_setenv_dir("SILO_RUNTIME_DIR", tmpdir, "run");
-	sbt_setenv_dir("SILO_CACHE_DIR", tmpdir, "cache");
-	sbt_setenv_dir("SILO_STATE_DIR", tmpdir, "state");
-	sbt_need_provider("namespace");
+	sbt_namespace_setup(tmpdir, true);
 }
 
 static void teardown(void)
