@@ -488,25 +488,27 @@ int main(int argc, char **argv)
 	printf("{\n  \"benchmark\": \"snapshot\",\n");
 	printf("  \"runs\": %d, \"forks\": %d, \"cpus\": %ld, \"layer_bytes\": %llu,\n", runs, forks,
 	       sysconf(_SC_NPROCESSORS_ONLN), (unsigned long long)layer_bytes);
-	print_series("ns_snapshot", &s_snap, "freeze + copy writable layer (64 x 16 KiB) + thaw + SHA-256 + commit");
-	printf(",\n");
-	print_series("ns_verify_full", &s_verify, "SHA-256 of every payload entry against the manifest");
-	printf(",\n");
-	print_series("ns_verify_cached", &s_vcached, "verification cache hit: metadata walk of the payload");
-	printf(",\n");
-	print_series("ns_restore_cold", &s_cold,
-		     "cached verify + namespace sandbox over the snapshot layer + agent handshake");
-	printf(",\n");
-	print_series("ns_restore_warm", &s_warm, "warm pool take: thaw a paused restored sandbox + agent ping");
-	printf(",\n");
-	print_series("ns_spawn_cold", &s_spawn, "peer: sandbox_create from scratch (no snapshot)");
-	printf(",\n");
-	print_series("ns_fork_per_copy", &s_fork, "(one snapshot + N restores to ready) / N, sequential, sandbox API");
-	printf(",\n");
-	print_series("mgr_fork_per_copy", &s_mfork,
-		     "manager_fork(N) wall / N: snapshot + verify + N parallel restores, registry + audit (as silod)");
-	printf(",\n");
-	print_series("mgr_fork_restores_per_copy", &s_mrest, "manager_fork: restore phase only / N");
+	const struct {
+		const char *name;
+		bench_series *s;
+		const char *what;
+	} rows[] = {
+		{"ns_snapshot", &s_snap, "freeze + copy writable layer (64 x 16 KiB) + thaw + SHA-256 + commit"},
+		{"ns_verify_full", &s_verify, "SHA-256 of every payload entry against the manifest"},
+		{"ns_verify_cached", &s_vcached, "verification cache hit: metadata walk of the payload"},
+		{"ns_restore_cold", &s_cold, "cached verify + namespace sandbox over the snapshot layer + agent handshake"},
+		{"ns_restore_warm", &s_warm, "warm pool take: thaw a paused restored sandbox + agent ping"},
+		{"ns_spawn_cold", &s_spawn, "peer: sandbox_create from scratch (no snapshot)"},
+		{"ns_fork_per_copy", &s_fork, "(one snapshot + N restores to ready) / N, sequential, sandbox API"},
+		{"mgr_fork_per_copy", &s_mfork,
+		 "manager_fork(N) wall / N: snapshot + verify + N parallel restores, registry + audit (as silod)"},
+		{"mgr_fork_restores_per_copy", &s_mrest, "manager_fork: restore phase only / N"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+		if (i)
+			printf(",\n");
+		print_series(rows[i].name, rows[i].s, rows[i].what);
+	}
 	double gib20_kb = 20.0 * 1024 * 1024;
 	uint64_t host_kb = avail0;
 	fprintf(stderr, "memory of %d idle forks: RSS %llu KiB, PSS %llu KiB, cgroups %llu KiB (%llu procs)\n", forks,
