@@ -37,6 +37,16 @@ static inline void sbt_need_provider(const char *name)
 		SKIP("%s provider unavailable: %s", name, info.reason);
 }
 
+/* A one-vCPU spec named NAME for PROVIDER with MEMORY_MB; the rest zero. */
+static inline void sbt_spec(vm_spec *s, const char *name, char *provider, int memory_mb)
+{
+	memset(s, 0, sizeof *s);
+	snprintf(s->name, sizeof s->name, "%s", name);
+	s->provider = provider;
+	s->vcpus = 1;
+	s->memory_mb = memory_mb;
+}
+
 /* For the namespace provider tests: root, a fresh TMPDIR (a mkdtemp
  * template), SILO_RUNTIME_DIR and SILO_CACHE_DIR (and SILO_STATE_DIR when
  * STATE_DIR) in it, and the provider available; SKIPs otherwise. */

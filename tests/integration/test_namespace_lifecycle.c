@@ -38,11 +38,7 @@ static void teardown(void)
 
 static void base_spec(vm_spec *s)
 {
-	memset(s, 0, sizeof *s);
-	snprintf(s->name, sizeof s->name, "lifecycle");
-	s->provider = "namespace";
-	s->vcpus = 1;
-	s->memory_mb = 256;
+	sbt_spec(s, "lifecycle", "namespace", 256);
 }
 
 static int run_sh(sandbox *sb, const char *script, outbuf *o, exec_result *res)

@@ -34,11 +34,7 @@ static void teardown(void)
 
 static void base_spec(vm_spec *s)
 {
-	memset(s, 0, sizeof *s);
-	snprintf(s->name, sizeof s->name, "snap");
-	s->provider = "namespace";
-	s->vcpus = 1;
-	s->memory_mb = 128;
+	sbt_spec(s, "snap", "namespace", 128);
 }
 
 /* stdout+stderr of sh -c script; "" on failure */

@@ -55,12 +55,8 @@ static const char *sh(sandbox *sb, const char *script, outbuf *o)
 
 static void qemu_spec(vm_spec *s)
 {
-	memset(s, 0, sizeof *s);
-	snprintf(s->name, sizeof s->name, "qsnap");
-	s->provider = "qemu";
+	sbt_spec(s, "qsnap", "qemu", 256);
 	s->image = "base";
-	s->vcpus = 1;
-	s->memory_mb = 256;
 }
 
 static sandbox *boot_spec(const vm_spec *s)
