@@ -8,6 +8,7 @@
 #ifndef SILO_TESTS_SANDBOX_TEST_H
 #define SILO_TESTS_SANDBOX_TEST_H
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,18 @@ static inline size_t sbt_run_residue(const char *dir, size_t fallback)
 		pclose(f);
 	}
 	return left;
+}
+
+/* XOR the byte at OFF of the file PATH with MASK, in place. */
+static inline void sbt_flip_byte(const char *path, off_t off, int mask)
+{
+	int fd = open(path, O_RDWR);
+	REQUIRE(fd >= 0);
+	char c;
+	REQUIRE(pread(fd, &c, 1, off) == 1);
+	c ^= (char)mask;
+	REQUIRE(pwrite(fd, &c, 1, off) == 1);
+	close(fd);
 }
 
 typedef struct outbuf {

@@ -145,13 +145,7 @@ TEST(restore_keeps_guest_state)
 	/* corruption of the migration stream is caught by the manifest */
 	char p[PATH_MAX + 64];
 	snprintf(p, sizeof p, "%s/vmstate", info.payload);
-	int fd = open(p, O_RDWR);
-	REQUIRE(fd >= 0);
-	char byte;
-	REQUIRE(pread(fd, &byte, 1, 100000) == 1);
-	byte ^= 0x40;
-	REQUIRE(pwrite(fd, &byte, 1, 100000) == 1);
-	close(fd);
+	sbt_flip_byte(p, 100000, 0x40);
 	snap_info bad;
 	CHECK(snap_open(id, true, &bad, &err) < 0);
 	CHECK_STR_EQ(silo_code_name(err.code), "CHECKSUM_MISMATCH");
