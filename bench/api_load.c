@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "common/util.h"
 
 enum { OP_CREATE, OP_EXEC, OP_DELETE, OP_HEALTH, OP__N };
@@ -106,11 +107,6 @@ static void record(samples *s, int op, double ms, bool ok, const char *why)
 	pthread_mutex_unlock(&s->lock);
 }
 
-static double ms_since(uint64_t t0)
-{
-	return (double)(now_mono_ns() - t0) / 1e6;
-}
-
 /* create -> exec -> delete; records each call. */
 static void cycle(CURL *h, samples *s, int k)
 {
@@ -119,7 +115,7 @@ static void cycle(CURL *h, samples *s, int k)
 	resp r = {0};
 	uint64_t t0 = now_mono_ns();
 	long st = request(h, "POST", "/v1/sandboxes", "application/json", body, &r);
-	double ms = ms_since(t0);
+	double ms = bench_ms_since(t0);
 	json_t *o = r.buf ? json_loads(r.buf, 0, NULL) : NULL;
 	const char *id = json_string_value(json_object_get(o, "id"));
 	record(s, OP_CREATE, ms, st == 201 && id, r.buf);
@@ -137,7 +133,7 @@ static void cycle(CURL *h, samples *s, int k)
 	snprintf(path, sizeof path, "/v1/sandboxes/%s/exec", sid);
 	t0 = now_mono_ns();
 	st = request(h, "POST", path, "application/json", "{\"argv\":[\"echo\",\"hello\"]}", &r);
-	ms = ms_since(t0);
+	ms = bench_ms_since(t0);
 	bool ok = st == 200 && r.buf && strstr(r.buf, "\"exit_code\":0") && strstr(r.buf, "aGVsbG8K");
 	record(s, OP_EXEC, ms, ok, r.buf);
 	free(r.buf);
@@ -146,7 +142,7 @@ static void cycle(CURL *h, samples *s, int k)
 	snprintf(path, sizeof path, "/v1/sandboxes/%s", sid);
 	t0 = now_mono_ns();
 	st = request(h, "DELETE", path, NULL, NULL, &r);
-	ms = ms_since(t0);
+	ms = bench_ms_since(t0);
 	record(s, OP_DELETE, ms, st == 200, r.buf);
 	free(r.buf);
 }
@@ -177,7 +173,7 @@ static void *health_main(void *arg)
 		resp r = {0};
 		uint64_t t0 = now_mono_ns();
 		long st = request(h, "GET", "/v1/health", NULL, NULL, &r);
-		record(s, OP_HEALTH, ms_since(t0), st == 200, r.buf);
+		record(s, OP_HEALTH, bench_ms_since(t0), st == 200, r.buf);
 		free(r.buf);
 		usleep(20000);
 	}
@@ -185,29 +181,12 @@ static void *health_main(void *arg)
 	return NULL;
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, size_t n, double p)
-{
-	if (!n)
-		return 0;
-	size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
-	return v[i < n ? i : n - 1];
-}
-
 static json_t *stats(double *v, size_t n, unsigned errors)
 {
-	qsort(v, n, sizeof *v, cmp_d);
-	double sum = 0;
-	for (size_t i = 0; i < n; i++)
-		sum += v[i];
-	return json_pack("{s:I,s:i,s:f,s:f,s:f,s:f,s:f}", "count", (json_int_t)n, "errors", errors, "p50_ms", pct(v, n, 50),
-			 "p95_ms", pct(v, n, 95), "p99_ms", pct(v, n, 99), "max_ms", n ? v[n - 1] : 0.0, "mean_ms",
-			 n ? sum / (double)n : 0.0);
+	bench_sort(v, n);
+	return json_pack("{s:I,s:i,s:f,s:f,s:f,s:f,s:f}", "count", (json_int_t)n, "errors", errors, "p50_ms", bench_pct(v, n, 50, 0),
+			 "p95_ms", bench_pct(v, n, 95, 0), "p99_ms", bench_pct(v, n, 99, 0), "max_ms", n ? v[n - 1] : 0.0, "mean_ms",
+			 bench_mean(v, n));
 }
 
 static json_t *report(samples *s, bool with_all)
@@ -345,7 +324,7 @@ int main(int argc, char **argv)
 	pthread_barrier_wait(&start_line);
 	for (int k = 0; k < clients; k++)
 		pthread_join(th[k], NULL);
-	double wall = ms_since(t0);
+	double wall = bench_ms_since(t0);
 	load_running = 0;
 	pthread_join(ht, NULL);
 

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "common/util.h"
 #include "core/sandbox.h"
 #include "providers/ns.h"
@@ -26,33 +27,6 @@
 #define BWRAP_FLAGS                                                                                      \
 	"--unshare-all --die-with-parent --new-session --ro-bind ROOTFS / --proc /proc --dev /dev --tmpfs " \
 	"/tmp -- /bin/true"
-
-typedef struct series {
-	double *ms;
-	int n, failed;
-} series;
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct(const series *s, double p)
-{
-	if (s->n == 0)
-		return 0;
-	int i = (int)(p / 100.0 * (s->n - 1) + 0.5);
-	return s->ms[i < s->n ? i : s->n - 1];
-}
-
-static double mean(const series *s)
-{
-	double t = 0;
-	for (int i = 0; i < s->n; i++)
-		t += s->ms[i];
-	return s->n ? t / s->n : 0;
-}
 
 /* Run argv with stdio on /dev/null; wall ms, or -1 if it failed. */
 static double timed_run(char *const *argv)
@@ -74,22 +48,14 @@ static double timed_run(char *const *argv)
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
 }
 
-static void add(series *s, double ms)
+static void print_series(const char *name, bench_series *s, const char *extra)
 {
-	if (ms < 0)
-		s->failed++;
-	else
-		s->ms[s->n++] = ms;
-}
-
-static void print_series(const char *name, series *s, const char *extra)
-{
-	qsort(s->ms, (size_t)s->n, sizeof *s->ms, cmp_double);
+	bench_sort(s->ms, (size_t)s->n);
 	fprintf(stderr, "%-28s n=%-4d failed=%-3d p50 %8.2f  p95 %8.2f  p99 %8.2f  mean %8.2f ms\n", name, s->n,
-		s->failed, pct(s, 50), pct(s, 95), pct(s, 99), mean(s));
+		s->failed, bench_series_pct(s, 50), bench_series_pct(s, 95), bench_series_pct(s, 99), bench_series_mean(s));
 	printf("  \"%s\": {\"n\": %d, \"failed\": %d, \"p50_ms\": %.3f, \"p95_ms\": %.3f, \"p99_ms\": %.3f, "
 	       "\"mean_ms\": %.3f%s}",
-	       name, s->n, s->failed, pct(s, 50), pct(s, 95), pct(s, 99), mean(s), extra);
+	       name, s->n, s->failed, bench_series_pct(s, 50), bench_series_pct(s, 95), bench_series_pct(s, 99), bench_series_mean(s), extra);
 }
 
 int main(int argc, char **argv)
@@ -135,9 +101,9 @@ int main(int argc, char **argv)
 	}
 	bool have_bwrap = access("/usr/bin/bwrap", X_OK) == 0;
 
-	series s_run = {xcalloc((size_t)runs, sizeof(double)), 0, 0};
-	series s_bw = {xcalloc((size_t)runs, sizeof(double)), 0, 0};
-	series s_exec = {xcalloc((size_t)runs, sizeof(double)), 0, 0};
+	bench_series s_run = bench_series_new(runs);
+	bench_series s_bw = bench_series_new(runs);
+	bench_series s_exec = bench_series_new(runs);
 	char *run_argv[] = {silo, "run", "--provider", "namespace", "--", "true", NULL};
 	char *bw_argv[] = {"/usr/bin/bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind",
 			   rootfs, "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", "/bin/true",
@@ -147,9 +113,9 @@ int main(int argc, char **argv)
 	if (have_bwrap)
 		timed_run(bw_argv);
 	for (int i = 0; i < runs; i++) {
-		add(&s_run, timed_run(run_argv));
+		bench_series_add(&s_run, timed_run(run_argv));
 		if (have_bwrap)
-			add(&s_bw, timed_run(bw_argv));
+			bench_series_add(&s_bw, timed_run(bw_argv));
 	}
 
 	vm_spec spec;
@@ -171,7 +137,7 @@ int main(int argc, char **argv)
 		uint64_t t0 = now_mono_ns();
 		int rc = chan_exec(sb->ch, &req, NULL, NULL, &res, &err);
 		double ms = (double)(now_mono_ns() - t0) / 1e6;
-		add(&s_exec, rc == 0 && res.exit_code == 0 && !res.signal ? ms : -1);
+		bench_series_add(&s_exec, rc == 0 && res.exit_code == 0 && !res.signal ? ms : -1);
 	}
 	cleanup_report rep = {0};
 	if (sandbox_destroy(sb, 2000, &rep, &err) < 0)
@@ -192,5 +158,9 @@ int main(int argc, char **argv)
 	printf(",\n");
 	print_series("exec_rtt_true", &s_exec, ", \"command\": \"chan_exec(true) in a running namespace sandbox\"");
 	printf("\n}\n");
-	return s_run.failed || s_exec.failed || s_bw.failed ? 1 : 0;
+	int failed = s_run.failed || s_exec.failed || s_bw.failed;
+	free(s_run.ms);
+	free(s_bw.ms);
+	free(s_exec.ms);
+	return failed ? 1 : 0;
 }

@@ -29,67 +29,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "common/util.h"
 #include "core/manager.h"
 #include "core/sandbox.h"
 #include "providers/ns.h"
 #include "snapshot/snapshot.h"
 
-typedef struct series {
-	double *ms;
-	int n, failed;
-} series;
-
-static int cmp_double(const void *a, const void *b)
+static void print_series(const char *name, bench_series *s, const char *note)
 {
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct(const series *s, double p)
-{
-	if (s->n == 0)
-		return 0;
-	int i = (int)(p / 100.0 * (s->n - 1) + 0.5);
-	return s->ms[i < s->n ? i : s->n - 1];
-}
-
-static double mean(const series *s)
-{
-	double t = 0;
-	for (int i = 0; i < s->n; i++)
-		t += s->ms[i];
-	return s->n ? t / s->n : 0;
-}
-
-static void add(series *s, double ms)
-{
-	if (ms < 0)
-		s->failed++;
-	else
-		s->ms[s->n++] = ms;
-}
-
-static series mk(int cap)
-{
-	series s = {xcalloc((size_t)cap, sizeof(double)), 0, 0};
-	return s;
-}
-
-static void print_series(const char *name, series *s, const char *note)
-{
-	qsort(s->ms, (size_t)s->n, sizeof *s->ms, cmp_double);
+	bench_sort(s->ms, (size_t)s->n);
 	double min = s->n ? s->ms[0] : 0;
 	fprintf(stderr, "%-26s n=%-4d failed=%-2d min %8.3f  p50 %8.3f  p95 %8.3f  p99 %8.3f  mean %8.3f ms\n", name,
-		s->n, s->failed, min, pct(s, 50), pct(s, 95), pct(s, 99), mean(s));
+		s->n, s->failed, min, bench_series_pct(s, 50), bench_series_pct(s, 95), bench_series_pct(s, 99), bench_series_mean(s));
 	printf("  \"%s\": {\"n\": %d, \"failed\": %d, \"min_ms\": %.3f, \"p50_ms\": %.3f, \"p95_ms\": %.3f, "
 	       "\"p99_ms\": %.3f, \"mean_ms\": %.3f, \"what\": \"%s\"}",
-	       name, s->n, s->failed, min, pct(s, 50), pct(s, 95), pct(s, 99), mean(s), note);
-}
-
-static double ms_since(uint64_t t0)
-{
-	return (double)(now_mono_ns() - t0) / 1e6;
+	       name, s->n, s->failed, min, bench_series_pct(s, 50), bench_series_pct(s, 95), bench_series_pct(s, 99), bench_series_mean(s), note);
 }
 
 static void base_spec(vm_spec *s, const char *provider)
@@ -142,7 +97,7 @@ static double take(sandbox *sb, const char *kind, char id[SILO_ID_MAX])
 		fprintf(stderr, "snapshot: commit: %s\n", err.message);
 		return -1;
 	}
-	return ms_since(t0);
+	return bench_ms_since(t0);
 }
 
 static sandbox *restore(const snap_info *s)
@@ -226,7 +181,7 @@ static int sh_cb(sandbox *sb, void *ud, silo_error *err)
 
 /* manager_fork as silod runs it (registry, audit, events, parallel restores):
  * per copy = (snapshot + n restores) / n. */
-static void bench_mgr_fork(int runs, int n, const char *state, series *per_copy, series *restores_only)
+static void bench_mgr_fork(int runs, int n, const char *state, bench_series *per_copy, bench_series *restores_only)
 {
 	manager_config mc = {.state_dir = state, .max_sandboxes = (unsigned)n + 4, .fallback = "namespace",
 			     .grace_ms = 1};
@@ -253,12 +208,12 @@ static void bench_mgr_fork(int runs, int n, const char *state, series *per_copy,
 		uint64_t t0 = now_mono_ns();
 		if (manager_fork(m, src, (unsigned)n, "bench", &out, &err) < 0) {
 			fprintf(stderr, "snapshot: manager_fork: %s\n", err.message);
-			add(per_copy, -1);
+			bench_series_add(per_copy, -1);
 			continue;
 		}
-		double total = ms_since(t0);
-		add(per_copy, total / n);
-		add(restores_only, (double)json_integer_value(json_object_get(out, "fork_us")) / 1000.0 / n);
+		double total = bench_ms_since(t0);
+		bench_series_add(per_copy, total / n);
+		bench_series_add(restores_only, (double)json_integer_value(json_object_get(out, "fork_us")) / 1000.0 / n);
 		size_t i;
 		json_t *v;
 		json_array_foreach(json_object_get(out, "sandboxes"), i, v)
@@ -285,13 +240,13 @@ static void bench_qemu(int runs)
 		return;
 	}
 	sh(src, "head -c 1048576 /dev/urandom > /root/blob");
-	series s_snap = mk(runs), s_rest = mk(runs);
+	bench_series s_snap = bench_series_new(runs), s_rest = bench_series_new(runs);
 	char last[SILO_ID_MAX] = "";
 	uint64_t bytes = 0;
 	for (int i = 0; i < runs; i++) {
 		char id[SILO_ID_MAX];
 		double ms = take(src, "snapshot", id);
-		add(&s_snap, ms);
+		bench_series_add(&s_snap, ms);
 		if (ms < 0)
 			continue;
 		snap_info s;
@@ -301,11 +256,11 @@ static void bench_qemu(int runs)
 		uint64_t t0 = now_mono_ns();
 		if (snap_verify(&s, &err) == 0) {
 			sandbox *r = restore(&s);
-			add(&s_rest, r ? ms_since(t0) : -1);
+			bench_series_add(&s_rest, r ? bench_ms_since(t0) : -1);
 			if (r)
 				destroy(r);
 		} else {
-			add(&s_rest, -1);
+			bench_series_add(&s_rest, -1);
 		}
 		snap_info_free(&s);
 		if (last[0])
@@ -376,14 +331,14 @@ int main(int argc, char **argv)
 		rm_rf(tmp);
 		return 1;
 	}
-	series s_snap = mk(runs), s_cold = mk(runs), s_verify = mk(runs), s_warm = mk(runs),
-	       s_fork = mk(runs * forks), s_spawn = mk(runs), s_vcached = mk(runs);
+	bench_series s_snap = bench_series_new(runs), s_cold = bench_series_new(runs), s_verify = bench_series_new(runs), s_warm = bench_series_new(runs),
+	       s_fork = bench_series_new(runs * forks), s_spawn = bench_series_new(runs), s_vcached = bench_series_new(runs);
 	char sid[SILO_ID_MAX] = "";
 	/* snapshot */
 	for (int i = 0; i < runs; i++) {
 		char id[SILO_ID_MAX];
 		double ms = take(src, "snapshot", id);
-		add(&s_snap, ms);
+		bench_series_add(&s_snap, ms);
 		if (ms >= 0 && !sid[0])
 			snprintf(sid, sizeof sid, "%s", id);
 		else if (ms >= 0)
@@ -394,7 +349,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "snapshot: no snapshot: %s\n", err.message);
 		destroy(src);
 		rm_rf(tmp);
-		series *all[] = {&s_snap, &s_cold, &s_verify, &s_warm, &s_fork, &s_spawn, &s_vcached};
+		bench_series *all[] = {&s_snap, &s_cold, &s_verify, &s_warm, &s_fork, &s_spawn, &s_vcached};
 		for (size_t i = 0; i < ARRAY_SIZE(all); i++)
 			free(all[i]->ms);
 		return 1;
@@ -408,12 +363,12 @@ int main(int argc, char **argv)
 		unlink(vcache);
 		uint64_t t0 = now_mono_ns();
 		int vrc = snap_verify(&s, &err);   /* full: hashes every byte, then caches */
-		add(&s_verify, vrc == 0 ? ms_since(t0) : -1);
+		bench_series_add(&s_verify, vrc == 0 ? bench_ms_since(t0) : -1);
 		t0 = now_mono_ns();
 		vrc = snap_verify(&s, &err);       /* cached: a metadata walk */
-		add(&s_vcached, vrc == 0 ? ms_since(t0) : -1);
+		bench_series_add(&s_vcached, vrc == 0 ? bench_ms_since(t0) : -1);
 		sandbox *r = vrc == 0 ? restore(&s) : NULL;
-		add(&s_cold, r ? ms_since(t0) : -1);
+		bench_series_add(&s_cold, r ? bench_ms_since(t0) : -1);
 		if (!r)
 			continue;
 		/* warm: pause (as the pool keeps it), then take = thaw + ping */
@@ -422,16 +377,16 @@ int main(int argc, char **argv)
 			int rc = sandbox_resume(r, &err);
 			if (rc == 0)
 				rc = chan_ping(r->ch, 5000, &err);
-			add(&s_warm, rc == 0 ? ms_since(t1) : -1);
+			bench_series_add(&s_warm, rc == 0 ? bench_ms_since(t1) : -1);
 		}
 		destroy(r);
 		sandbox *c = NULL;
 		t0 = now_mono_ns();
 		if (sandbox_create(&spec, &so, &c, &err) == 0) {
-			add(&s_spawn, ms_since(t0));
+			bench_series_add(&s_spawn, bench_ms_since(t0));
 			destroy(c);
 		} else {
-			add(&s_spawn, -1);
+			bench_series_add(&s_spawn, -1);
 		}
 	}
 	/* fork batches: one snapshot + N restores, per copy */
@@ -448,9 +403,9 @@ int main(int argc, char **argv)
 		for (int i = 0; i < forks; i++)
 			if ((fk[i] = restore(&f)))
 				ok++;
-		double per = ms_since(t0) / forks;
+		double per = bench_ms_since(t0) / forks;
 		for (int i = 0; i < forks; i++) {
-			add(&s_fork, fk[i] ? per : -1);
+			bench_series_add(&s_fork, fk[i] ? per : -1);
 			if (fk[i])
 				destroy(fk[i]);
 		}
@@ -525,7 +480,7 @@ int main(int argc, char **argv)
 	}
 	destroy(src);
 	uint64_t layer_bytes = s.bytes;
-	series s_mfork = mk(runs), s_mrest = mk(runs);
+	bench_series s_mfork = bench_series_new(runs), s_mrest = bench_series_new(runs);
 	snprintf(p, sizeof p, "%s/mgr-state", tmp);
 	bench_mgr_fork(runs, forks, p, &s_mfork, &s_mrest);
 	snap_info_free(&s);
@@ -533,25 +488,27 @@ int main(int argc, char **argv)
 	printf("{\n  \"benchmark\": \"snapshot\",\n");
 	printf("  \"runs\": %d, \"forks\": %d, \"cpus\": %ld, \"layer_bytes\": %llu,\n", runs, forks,
 	       sysconf(_SC_NPROCESSORS_ONLN), (unsigned long long)layer_bytes);
-	print_series("ns_snapshot", &s_snap, "freeze + copy writable layer (64 x 16 KiB) + thaw + SHA-256 + commit");
-	printf(",\n");
-	print_series("ns_verify_full", &s_verify, "SHA-256 of every payload entry against the manifest");
-	printf(",\n");
-	print_series("ns_verify_cached", &s_vcached, "verification cache hit: metadata walk of the payload");
-	printf(",\n");
-	print_series("ns_restore_cold", &s_cold,
-		     "cached verify + namespace sandbox over the snapshot layer + agent handshake");
-	printf(",\n");
-	print_series("ns_restore_warm", &s_warm, "warm pool take: thaw a paused restored sandbox + agent ping");
-	printf(",\n");
-	print_series("ns_spawn_cold", &s_spawn, "peer: sandbox_create from scratch (no snapshot)");
-	printf(",\n");
-	print_series("ns_fork_per_copy", &s_fork, "(one snapshot + N restores to ready) / N, sequential, sandbox API");
-	printf(",\n");
-	print_series("mgr_fork_per_copy", &s_mfork,
-		     "manager_fork(N) wall / N: snapshot + verify + N parallel restores, registry + audit (as silod)");
-	printf(",\n");
-	print_series("mgr_fork_restores_per_copy", &s_mrest, "manager_fork: restore phase only / N");
+	const struct {
+		const char *name;
+		bench_series *s;
+		const char *what;
+	} rows[] = {
+		{"ns_snapshot", &s_snap, "freeze + copy writable layer (64 x 16 KiB) + thaw + SHA-256 + commit"},
+		{"ns_verify_full", &s_verify, "SHA-256 of every payload entry against the manifest"},
+		{"ns_verify_cached", &s_vcached, "verification cache hit: metadata walk of the payload"},
+		{"ns_restore_cold", &s_cold, "cached verify + namespace sandbox over the snapshot layer + agent handshake"},
+		{"ns_restore_warm", &s_warm, "warm pool take: thaw a paused restored sandbox + agent ping"},
+		{"ns_spawn_cold", &s_spawn, "peer: sandbox_create from scratch (no snapshot)"},
+		{"ns_fork_per_copy", &s_fork, "(one snapshot + N restores to ready) / N, sequential, sandbox API"},
+		{"mgr_fork_per_copy", &s_mfork,
+		 "manager_fork(N) wall / N: snapshot + verify + N parallel restores, registry + audit (as silod)"},
+		{"mgr_fork_restores_per_copy", &s_mrest, "manager_fork: restore phase only / N"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+		if (i)
+			printf(",\n");
+		print_series(rows[i].name, rows[i].s, rows[i].what);
+	}
 	double gib20_kb = 20.0 * 1024 * 1024;
 	uint64_t host_kb = avail0;
 	fprintf(stderr, "memory of %d idle forks: RSS %llu KiB, PSS %llu KiB, cgroups %llu KiB (%llu procs)\n", forks,
@@ -586,7 +543,7 @@ int main(int argc, char **argv)
 	rm_rf(tmp);
 	free(fk);
 	int failed = s_snap.failed || s_cold.failed || s_fork.failed;
-	series *all[] = {&s_snap, &s_cold, &s_verify, &s_warm, &s_fork, &s_spawn, &s_mfork, &s_mrest, &s_vcached};
+	bench_series *all[] = {&s_snap, &s_cold, &s_verify, &s_warm, &s_fork, &s_spawn, &s_mfork, &s_mrest, &s_vcached};
 	for (size_t i = 0; i < ARRAY_SIZE(all); i++)
 		free(all[i]->ms);
 	return failed ? 1 : 0;

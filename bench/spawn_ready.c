@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "common/util.h"
 #include "core/provider.h"
 #include "core/sandbox.h"
@@ -27,20 +28,6 @@ typedef struct row {
 	double *ms;
 	char last_error[256];
 } row;
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct(const double *v, int n, double p)
-{
-	if (n == 0)
-		return 0;
-	int i = (int)(p / 100.0 * (n - 1) + 0.5);
-	return v[i < n ? i : n - 1];
-}
 
 static void measure(row *r, const provider_ops *ops, const char *image, int iters)
 {
@@ -69,7 +56,7 @@ static void measure(row *r, const provider_ops *ops, const char *image, int iter
 		}
 		cleanup_report_free(&rep);
 	}
-	qsort(r->ms, (size_t)r->n, sizeof *r->ms, cmp_double);
+	bench_sort(r->ms, (size_t)r->n);
 }
 
 int main(int argc, char **argv)
@@ -139,7 +126,7 @@ int main(int argc, char **argv)
 	printf("{\"benchmark\":\"spawn_to_agent_ready\",\"iterations\":%d,\"results\":[", iters);
 	for (int i = 0; i < nrows; i++) {
 		row *r = &rows[i];
-		double p50 = pct(r->ms, r->n, 50), p95 = pct(r->ms, r->n, 95), p99 = pct(r->ms, r->n, 99);
+		double p50 = bench_pct(r->ms, (size_t)r->n, 50, 0), p95 = bench_pct(r->ms, (size_t)r->n, 95, 0), p99 = bench_pct(r->ms, (size_t)r->n, 99, 0);
 		double mx = r->n ? r->ms[r->n - 1] : 0;
 		fprintf(stderr, "%-10s %-8s %-6s %5d %6d %9.1f %9.1f %9.1f %9.1f\n", r->provider, r->image, r->accel,
 			r->n, r->failed, p50, p95, p99, mx);

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "common/util.h"
 #include "silo-config.h"
 
@@ -41,27 +42,10 @@ static void series_free(series *s)
 		free(s->v[m]);
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, int n, double p)
-{
-	if (n == 0)
-		return -1;
-	qsort(v, (size_t)n, sizeof *v, cmp_d);
-	int i = (int)(p * (n - 1) + 0.5);
-	return v[i];
-}
-
 static void add(series *s, int m, double x)
 {
-	if (x < 0)
-		return;
-	s->v[m] = realloc(s->v[m], sizeof(double) * (size_t)(s->n[m] + 1));
-	s->v[m][s->n[m]++] = x;
+	if (x >= 0)
+		bench_append(&s->v[m], &s->n[m], x);
 }
 
 static double field(const char *text, const char *key)
@@ -146,9 +130,10 @@ static void print_series(const char *name, series *s, const char *extra, bool la
 	for (int m = 0; m < M__N; m++) {
 		if (!s->n[m])
 			continue;
+		bench_sort(s->v[m], (size_t)s->n[m]);
 		printf("%s\n    \"%s\": {\"n\": %d, \"p50\": %.0f, \"p95\": %.0f, \"p99\": %.0f}", firstm && !*extra ? "" : ",",
-		       mnames[m], s->n[m], pct(s->v[m], s->n[m], 0.50), pct(s->v[m], s->n[m], 0.95),
-		       pct(s->v[m], s->n[m], 0.99));
+		       mnames[m], s->n[m], bench_pct(s->v[m], (size_t)s->n[m], 50, -1),
+		       bench_pct(s->v[m], (size_t)s->n[m], 95, -1), bench_pct(s->v[m], (size_t)s->n[m], 99, -1));
 		firstm = false;
 	}
 	printf("\n  }%s\n", last ? "" : ",");

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "common/util.h"
 #include "silo-config.h"
 
@@ -42,28 +43,15 @@ typedef struct vec {
 
 static void push(vec *s, double x)
 {
-	s->v = realloc(s->v, sizeof(double) * (size_t)(s->n + 1));
-	s->v[s->n++] = x;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
+	bench_append(&s->v, &s->n, x);
 }
 
 static void print_vec(const char *name, vec *s, bool comma)
 {
-	qsort(s->v, (size_t)s->n, sizeof(double), cmp_d);
-#define P(p) (s->n ? s->v[(int)((p) * (s->n - 1) + 0.5)] : -1)
-	printf("    \"%s\": {\"n\": %d, \"p50\": %.0f, \"p95\": %.0f, \"p99\": %.0f}%s\n", name, s->n, P(0.50), P(0.95),
-	       P(0.99), comma ? "," : "");
-#undef P
-}
-
-static double us_since(uint64_t t0)
-{
-	return (double)(now_mono_ns() - t0) / 1000.0;
+	bench_sort(s->v, (size_t)s->n);
+	size_t n = (size_t)s->n;
+	printf("    \"%s\": {\"n\": %d, \"p50\": %.0f, \"p95\": %.0f, \"p99\": %.0f}%s\n", name, s->n,
+	       bench_pct(s->v, n, 50, -1), bench_pct(s->v, n, 95, -1), bench_pct(s->v, n, 99, -1), comma ? "," : "");
 }
 
 typedef struct proc {
@@ -110,7 +98,7 @@ static double first_byte(proc *p, uint64_t t0)
 	char c;
 	if (poll(&pf, 1, 10000) <= 0 || read(p->out, &c, 1) != 1)
 		return -1;
-	return us_since(t0);
+	return bench_us_since(t0);
 }
 
 static void stop(proc *p)
@@ -223,7 +211,7 @@ int main(int argc, char **argv)
 		uint64_t t0 = now_mono_ns();
 		if (http(src.sock, "PUT", "/snapshot/create", body) != 204)
 			die(1, "vmm_snapshot: create failed");
-		push(&create, us_since(t0));
+		push(&create, bench_us_since(t0));
 	}
 	stop(&src);
 
@@ -239,7 +227,7 @@ int main(int argc, char **argv)
 				 st, mf, verify ? "true" : "false");
 			uint64_t t0 = now_mono_ns();
 			int s = http(p.sock, "PUT", "/snapshot/load", body);
-			double api = us_since(t0);
+			double api = bench_us_since(t0);
 			double fb = s == 204 ? first_byte(&p, t0) : -1;
 			if (fb < 0) {
 				fails++;
@@ -278,9 +266,9 @@ int main(int argc, char **argv)
 		spawn(&fp[i], 100 + i, NULL);
 		if (http(fp[i].sock, "PUT", "/snapshot/load", body) != 204)
 			fails++;
-		push(&fork_each, us_since(t0));
+		push(&fork_each, bench_us_since(t0));
 	}
-	double fork_total_ms = us_since(tf) / 1000.0;
+	double fork_total_ms = bench_us_since(tf) / 1000.0;
 	usleep(200 * 1000);
 	long avail1 = mem_available();
 	for (int i = 0; i < forks; i++) {
@@ -331,5 +319,8 @@ int main(int argc, char **argv)
 	       "    \"idle_forks_in_20_gib_extrapolated_from_memavailable\": %.0f\n  }\n}\n",
 	       forks, fork_total_ms, frss / 1024.0, fpss / 1024.0, ncold, crss / 1024.0, cpss / 1024.0, pss_per_fork_mib,
 	       host_per_fork_mib, host_per_fork_mib > 0 ? 20.0 * 1024 / host_per_fork_mib : 0);
+	vec *all[] = {&create, &load_api, &load_first, &spawn_first, &load_first_verified, &fork_each, &cold};
+	for (size_t i = 0; i < ARRAY_SIZE(all); i++)
+		free(all[i]->v);
 	return fails ? 1 : 0;
 }

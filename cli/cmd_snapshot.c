@@ -82,6 +82,27 @@ static char *path_for(const char *pre, const char *id, const char *post)
 	return p;
 }
 
+/* METHOD pre + escaped ID + post, with BODY (not consumed) -> parsed JSON
+ * response (or error exit status). */
+static int call_on(const char *method, const char *pre, const char *id, const char *post, json_t *body, bool json,
+		   json_t **out)
+{
+	char *p = path_for(pre, id, post);
+	int rc = call(method, p, body, json, out);
+	free(p);
+	return rc;
+}
+
+/* O as JSON with --json, else its "id" on a line; frees O. */
+static void print_id(json_t *o, bool json)
+{
+	if (json)
+		print_json(o);
+	else
+		printf("%s\n", js(o, "id"));
+	json_decref(o);
+}
+
 static void print_snapshot_row(json_t *s)
 {
 	if (json_object_get(s, "error")) {
@@ -160,18 +181,12 @@ static int snap_take(int argc, char **argv, bool json)
 	if (json_array_size(tags))
 		json_object_set(body, "tags", tags);
 	json_decref(tags);
-	char *p = path_for("/v1/sandboxes/", id, "/snapshot");
 	json_t *o;
-	rc = call("POST", p, body, json, &o);
-	free(p);
+	rc = call_on("POST", "/v1/sandboxes/", id, "/snapshot", body, json, &o);
 	json_decref(body);
 	if (rc)
 		return rc;
-	if (json)
-		print_json(o);
-	else
-		printf("%s\n", js(o, "id"));
-	json_decref(o);
+	print_id(o, json);
 	return 0;
 }
 
@@ -201,10 +216,8 @@ int cmd_snapshot(int argc, char **argv)
 		}
 		if (!id)
 			return usage("snapshot", "inspect SNAP [--verify] [--json]", json);
-		char *p = path_for("/v1/snapshots/", id, verify ? "?verify=true" : "");
 		json_t *o;
-		int rc = call("GET", p, NULL, json, &o);
-		free(p);
+		int rc = call_on("GET", "/v1/snapshots/", id, verify ? "?verify=true" : "", NULL, json, &o);
 		if (rc)
 			return rc;
 		print_json(o);
@@ -220,19 +233,12 @@ int cmd_snapshot(int argc, char **argv)
 			if (argv[i][0] == '-')
 				continue;
 			n++;
-			char *p = path_for("/v1/snapshots/", argv[i], force ? "?force=true" : "");
 			json_t *o;
-			int r = call("DELETE", p, NULL, json, &o);
-			free(p);
-			if (r) {
+			int r = call_on("DELETE", "/v1/snapshots/", argv[i], force ? "?force=true" : "", NULL, json, &o);
+			if (r)
 				rc = r;
-				continue;
-			}
-			if (json)
-				print_json(o);
 			else
-				printf("%s\n", js(o, "id"));
-			json_decref(o);
+				print_id(o, json);
 		}
 		return n ? rc : usage("snapshot", "rm SNAP... [--force] [--json]", json);
 	}
@@ -283,10 +289,8 @@ int cmd_snapshot(int argc, char **argv)
 			return usage("snapshot", "tag SNAP [+]TAG|-TAG... [--json]", json);
 		}
 		json_t *body = json_pack("{s:o,s:o}", "add", add, "remove", rm);
-		char *p = path_for("/v1/snapshots/", id, "/tags");
 		json_t *o;
-		int rc = call("POST", p, body, json, &o);
-		free(p);
+		int rc = call_on("POST", "/v1/snapshots/", id, "/tags", body, json, &o);
 		json_decref(body);
 		if (rc)
 			return rc;
@@ -303,27 +307,22 @@ int cmd_snapshot(int argc, char **argv)
 int cmd_restore(int argc, char **argv)
 {
 	bool json = has_json(argc, argv);
+	const char *U = "SNAP [--json]   (SNAP = snapshot id or tag)";
 	const char *snap = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			continue;
 		if (argv[i][0] == '-' || snap)
-			return usage("restore", "SNAP [--json]   (SNAP = snapshot id or tag)", json);
+			return usage("restore", U, json);
 		snap = argv[i];
 	}
 	if (!snap)
-		return usage("restore", "SNAP [--json]   (SNAP = snapshot id or tag)", json);
-	char *p = path_for("/v1/snapshots/", snap, "/restore");
+		return usage("restore", U, json);
 	json_t *o;
-	int rc = call("POST", p, NULL, json, &o);
-	free(p);
+	int rc = call_on("POST", "/v1/snapshots/", snap, "/restore", NULL, json, &o);
 	if (rc)
 		return rc;
-	if (json)
-		print_json(o);
-	else
-		printf("%s\n", js(o, "id"));
-	json_decref(o);
+	print_id(o, json);
 	return 0;
 }
 
@@ -352,10 +351,8 @@ int cmd_fork(int argc, char **argv)
 	if (!id)
 		return usage("fork", U, json);
 	json_t *body = json_pack("{s:I}", "n", (json_int_t)n);
-	char *p = path_for("/v1/sandboxes/", id, "/fork");
 	json_t *o;
-	int rc = call("POST", p, body, json, &o);
-	free(p);
+	int rc = call_on("POST", "/v1/sandboxes/", id, "/fork", body, json, &o);
 	json_decref(body);
 	if (rc)
 		return rc;
@@ -379,11 +376,9 @@ static int pause_resume(int argc, char **argv, const char *what)
 			continue;
 		n++;
 		char *post = xasprintf("/%s", what);
-		char *p = path_for("/v1/sandboxes/", argv[i], post);
-		free(post);
 		json_t *o;
-		int r = call("POST", p, NULL, json, &o);
-		free(p);
+		int r = call_on("POST", "/v1/sandboxes/", argv[i], post, NULL, json, &o);
+		free(post);
 		if (r) {
 			rc = r;
 			continue;

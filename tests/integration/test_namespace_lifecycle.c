@@ -22,26 +22,13 @@
 #include "core/sandbox.h"
 #include "harness.h"
 #include "providers/ns.h"
+#include "sandbox_test.h"
 
 static char tmpdir[] = "/tmp/silo-ns-lc.XXXXXX";
 
 static void setup(void)
 {
-	if (geteuid() != 0)
-		SKIP("the namespace provider needs root");
-	if (!mkdtemp(tmpdir))
-		SKIP("mkdtemp failed");
-	char p[PATH_MAX];
-	snprintf(p, sizeof p, "%s/run", tmpdir);
-	setenv("SILO_RUNTIME_DIR", p, 1);
-	snprintf(p, sizeof p, "%s/cache", tmpdir);
-	setenv("SILO_CACHE_DIR", p, 1);
-	provider_info info = {0};
-	const provider_ops *ops = provider_find("namespace");
-	REQUIRE(ops);
-	ops->probe(&info);
-	if (!info.available)
-		SKIP("namespace provider unavailable: %s", info.reason);
+	sbt_namespace_setup(tmpdir, false);
 }
 
 static void teardown(void)
@@ -51,53 +38,12 @@ static void teardown(void)
 
 static void base_spec(vm_spec *s)
 {
-	memset(s, 0, sizeof *s);
-	snprintf(s->name, sizeof s->name, "lifecycle");
-	s->provider = "namespace";
-	s->vcpus = 1;
-	s->memory_mb = 256;
-}
-
-typedef struct outbuf {
-	char data[4096];
-	size_t len;
-} outbuf;
-
-static void collect(void *ud, int stream, const void *buf, size_t len)
-{
-	(void)stream;
-	outbuf *o = ud;
-	size_t n = MIN(len, sizeof o->data - 1 - o->len);
-	memcpy(o->data + o->len, buf, n);
-	o->len += n;
-	o->data[o->len] = '\0';
+	sbt_spec(s, "lifecycle", "namespace", 256);
 }
 
 static int run_sh(sandbox *sb, const char *script, outbuf *o, exec_result *res)
 {
-	char *argv[] = {"sh", "-c", (char *)script, NULL};
-	exec_req req = {.argv = argv, .uid = -1, .gid = -1};
-	silo_error err = {0};
-	memset(o, 0, sizeof *o);
-	int rc = chan_exec(sb->ch, &req, collect, o, res, &err);
-	if (rc < 0)
-		fprintf(stderr, "# exec: %s\n", err.message);
-	return rc;
-}
-
-/* Gone, or a zombie waiting for its reaper (the init is re-parented to the
- * host's init or a subreaper, which reaps it on its own schedule). */
-static bool pid_dead(pid_t pid)
-{
-	char p[64], *txt = NULL;
-	size_t n;
-	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
-	if (read_file(p, 4096, &txt, &n, NULL) < 0)
-		return true;
-	char *r = strrchr(txt, ')');
-	bool dead = r && (r[2] == 'Z' || r[2] == 'X');
-	free(txt);
-	return dead;
+	return sbt_exec_sh(stderr, sb, script, 0, o, res);
 }
 
 static bool cgroups_exist(const char *id)

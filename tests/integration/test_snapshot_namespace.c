@@ -16,81 +16,31 @@
 #include "common/util.h"
 #include "core/sandbox.h"
 #include "harness.h"
+#include "sandbox_test.h"
 #include "snapshot/snapshot.h"
 
 static char tmpdir[] = "/tmp/silo-snap-ns.XXXXXX";
 
 static void setup(void)
 {
-	if (geteuid() != 0)
-		SKIP("the namespace provider needs root");
-	if (!mkdtemp(tmpdir))
-		SKIP("mkdtemp failed");
-	char p[PATH_MAX];
-	snprintf(p, sizeof p, "%s/run", tmpdir);
-	setenv("SILO_RUNTIME_DIR", p, 1);
-	snprintf(p, sizeof p, "%s/cache", tmpdir);
-	setenv("SILO_CACHE_DIR", p, 1);
-	snprintf(p, sizeof p, "%s/state", tmpdir);
-	setenv("SILO_STATE_DIR", p, 1);
-	provider_info info = {0};
-	const provider_ops *ops = provider_find("namespace");
-	REQUIRE(ops);
-	ops->probe(&info);
-	if (!info.available)
-		SKIP("namespace provider unavailable: %s", info.reason);
+	sbt_namespace_setup(tmpdir, true);
 }
 
 static void teardown(void)
 {
-	char p[PATH_MAX];
-	snprintf(p, sizeof p, "%s/run/sandboxes", tmpdir);
-	size_t left = 0;
-	FILE *f = popen(xasprintf("ls -A '%s' 2>/dev/null | wc -l", p), "r");
-	if (f) {
-		if (fscanf(f, "%zu", &left) != 1)
-			left = 0;
-		pclose(f);
-	}
-	CHECK_INT_EQ(left, 0);   /* every run directory is gone */
+	CHECK_INT_EQ(sbt_run_residue(tmpdir, 0), 0);   /* every run directory is gone */
 	rm_rf(tmpdir);
 }
 
 static void base_spec(vm_spec *s)
 {
-	memset(s, 0, sizeof *s);
-	snprintf(s->name, sizeof s->name, "snap");
-	s->provider = "namespace";
-	s->vcpus = 1;
-	s->memory_mb = 128;
-}
-
-typedef struct outbuf {
-	char data[4096];
-	size_t len;
-} outbuf;
-
-static void collect(void *ud, int stream, const void *buf, size_t len)
-{
-	(void)stream;
-	outbuf *o = ud;
-	size_t n = MIN(len, sizeof o->data - 1 - o->len);
-	memcpy(o->data + o->len, buf, n);
-	o->len += n;
-	o->data[o->len] = '\0';
+	sbt_spec(s, "snap", "namespace", 128);
 }
 
 /* stdout+stderr of sh -c script; "" on failure */
 static const char *sh(sandbox *sb, const char *script, outbuf *o)
 {
-	char *argv[] = {"sh", "-c", (char *)script, NULL};
-	exec_req req = {.argv = argv, .uid = -1, .gid = -1};
-	silo_error err = {0};
-	exec_result res;
-	memset(o, 0, sizeof *o);
-	if (chan_exec(sb->ch, &req, collect, o, &res, &err) < 0)
-		printf("# exec: %s\n", err.message);
-	return o->data;
+	return sbt_sh(sb, script, 0, o);
 }
 
 static void take(sandbox *sb, bool keep_paused, char id[SILO_ID_MAX], snap_info *info)
@@ -111,36 +61,12 @@ static void take(sandbox *sb, bool keep_paused, char id[SILO_ID_MAX], snap_info 
 
 static sandbox *restore(const snap_info *info)
 {
-	sandbox_opts o = {.restore_dir = info->payload, .restore_id = info->id, .restore_provider = info->provider};
-	sandbox *sb = NULL;
-	silo_error err = {0};
-	if (sandbox_create(&info->spec, &o, &sb, &err) < 0)
-		printf("# restore: %s\n", err.message);
-	REQUIRE(sb);
-	return sb;
+	return sbt_restore(info, 0, NULL);
 }
 
 static void destroy(sandbox *sb)
 {
-	cleanup_report rep = {0};
-	silo_error err = {0};
-	CHECK(sandbox_destroy(sb, 1000, &rep, &err) == 0);
-	CHECK(rep.host_clean);
-	cleanup_report_free(&rep);
-}
-
-/* Gone, or a zombie waiting for its reaper (the init is not our child). */
-static bool pid_dead(pid_t pid)
-{
-	char p[64], *txt = NULL;
-	size_t n;
-	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
-	if (read_file(p, 4096, &txt, &n, NULL) < 0)
-		return true;
-	char *r = strrchr(txt, ')');
-	bool dead = r && (r[2] == 'Z' || r[2] == 'X');
-	free(txt);
-	return dead;
+	sbt_destroy(sb, 1000);
 }
 
 static const char *const WRITE =
@@ -150,16 +76,27 @@ static const char *const READ =
 	"cat /root/work/state.txt; stat -c %a /root/work/state.txt; readlink /root/work/link; "
 	"test -e /etc/os-release && echo os-release-present || echo os-release-gone; head -1 /etc/hosts";
 
+/* A running namespace sandbox; WRITE applied to it when WRITTEN. */
+static sandbox *spawn(bool written)
+{
+	vm_spec s;
+	base_spec(&s);
+	sandbox *sb = NULL;
+	silo_error err = {0};
+	REQUIRE(sandbox_create(&s, NULL, &sb, &err) == 0);
+	if (written) {
+		outbuf o;
+		CHECK_STR_EQ(sh(sb, WRITE, &o), "ok\n");
+	}
+	return sb;
+}
+
 TEST(restore_equals_source)
 {
 	setup();
-	vm_spec s;
-	base_spec(&s);
-	sandbox *a = NULL;
+	sandbox *a = spawn(true);
 	silo_error err = {0};
-	REQUIRE(sandbox_create(&s, NULL, &a, &err) == 0);
 	outbuf o;
-	CHECK_STR_EQ(sh(a, WRITE, &o), "ok\n");
 	char before[4096];
 	snprintf(before, sizeof before, "%s", sh(a, READ, &o));
 	CHECK_STR_EQ(before, "v1\n640\nstate.txt\nos-release-gone\n127.0.0.1\tlocalhost\n");
@@ -187,13 +124,8 @@ TEST(restore_equals_source)
 TEST(fork_isolation)
 {
 	setup();
-	vm_spec s;
-	base_spec(&s);
-	sandbox *parent = NULL;
-	silo_error err = {0};
-	REQUIRE(sandbox_create(&s, NULL, &parent, &err) == 0);
+	sandbox *parent = spawn(true);
 	outbuf o;
-	CHECK_STR_EQ(sh(parent, WRITE, &o), "ok\n");
 	char id[SILO_ID_MAX];
 	snap_info info;
 	take(parent, false, id, &info);
@@ -228,13 +160,9 @@ TEST(fork_isolation)
 TEST(snapshot_of_restored_is_flattened)
 {
 	setup();
-	vm_spec s;
-	base_spec(&s);
-	sandbox *a = NULL;
+	sandbox *a = spawn(true);
 	silo_error err = {0};
-	REQUIRE(sandbox_create(&s, NULL, &a, &err) == 0);
 	outbuf o;
-	CHECK_STR_EQ(sh(a, WRITE, &o), "ok\n");
 	char id1[SILO_ID_MAX], id2[SILO_ID_MAX];
 	snap_info i1, i2;
 	take(a, false, id1, &i1);
@@ -264,11 +192,8 @@ TEST(snapshot_of_restored_is_flattened)
 TEST(keep_paused)
 {
 	setup();
-	vm_spec s;
-	base_spec(&s);
-	sandbox *a = NULL;
+	sandbox *a = spawn(false);
 	silo_error err = {0};
-	REQUIRE(sandbox_create(&s, NULL, &a, &err) == 0);
 	char id[SILO_ID_MAX];
 	snap_info info;
 	take(a, true, id, &info);
@@ -292,13 +217,8 @@ TEST(keep_paused)
 TEST(corrupt_snapshot_refused)
 {
 	setup();
-	vm_spec s;
-	base_spec(&s);
-	sandbox *a = NULL;
+	sandbox *a = spawn(true);
 	silo_error err = {0};
-	REQUIRE(sandbox_create(&s, NULL, &a, &err) == 0);
-	outbuf o;
-	CHECK_STR_EQ(sh(a, WRITE, &o), "ok\n");
 	char id[SILO_ID_MAX];
 	snap_info info;
 	take(a, false, id, &info);

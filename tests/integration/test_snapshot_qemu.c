@@ -20,6 +20,7 @@
 #include "core/sandbox.h"
 #include "harness.h"
 #include "image/image.h"
+#include "sandbox_test.h"
 #include "snapshot/snapshot.h"
 
 static char tmpdir[] = "/tmp/silo-snap-qemu.XXXXXX";
@@ -28,12 +29,7 @@ static void setup(void)
 {
 	if (getenv("SILO_SKIP_VM_TESTS") && !strcmp(getenv("SILO_SKIP_VM_TESTS"), "1"))
 		SKIP("SILO_SKIP_VM_TESTS=1");
-	provider_info info = {0};
-	const provider_ops *ops = provider_find("qemu");
-	REQUIRE(ops);
-	ops->probe(&info);
-	if (!info.available)
-		SKIP("qemu provider unavailable: %s", info.reason);
+	sbt_need_provider("qemu");
 	image_entry e;
 	silo_error err = {0};
 	if (image_lookup("base", &e, &err) < 0) {
@@ -42,94 +38,53 @@ static void setup(void)
 	}
 	image_entry_free(&e);
 	REQUIRE(mkdtemp(tmpdir));
-	char p[PATH_MAX];
-	snprintf(p, sizeof p, "%s/run", tmpdir);
-	setenv("SILO_RUNTIME_DIR", p, 1);
-	snprintf(p, sizeof p, "%s/state", tmpdir);
-	setenv("SILO_STATE_DIR", p, 1);
+	sbt_setenv_dir("SILO_RUNTIME_DIR", tmpdir, "run");
+	sbt_setenv_dir("SILO_STATE_DIR", tmpdir, "state");
 }
 
 static void teardown(void)
 {
-	char p[PATH_MAX];
-	snprintf(p, sizeof p, "%s/run/sandboxes", tmpdir);
-	FILE *f = popen(xasprintf("ls -A '%s' 2>/dev/null | wc -l", p), "r");
-	size_t left = 1;
-	if (f) {
-		if (fscanf(f, "%zu", &left) != 1)
-			left = 1;
-		pclose(f);
-	}
-	CHECK_INT_EQ(left, 0);
+	CHECK_INT_EQ(sbt_run_residue(tmpdir, 1), 0);
 	rm_rf(tmpdir);
-}
-
-typedef struct outbuf {
-	char data[4096];
-	size_t len;
-} outbuf;
-
-static void collect(void *ud, int stream, const void *buf, size_t len)
-{
-	(void)stream;
-	outbuf *o = ud;
-	size_t n = MIN(len, sizeof o->data - 1 - o->len);
-	memcpy(o->data + o->len, buf, n);
-	o->len += n;
-	o->data[o->len] = '\0';
 }
 
 static const char *sh(sandbox *sb, const char *script, outbuf *o)
 {
-	char *argv[] = {"sh", "-c", (char *)script, NULL};
-	exec_req req = {.argv = argv, .uid = -1, .gid = -1, .timeout_ms = 60000};
-	silo_error err = {0};
-	exec_result res;
-	memset(o, 0, sizeof *o);
-	if (chan_exec(sb->ch, &req, collect, o, &res, &err) < 0)
-		printf("# exec: %s\n", err.message);
-	return o->data;
+	return sbt_sh(sb, script, 60000, o);
 }
 
-static sandbox *boot(void)
+static void qemu_spec(vm_spec *s)
 {
-	vm_spec s;
-	memset(&s, 0, sizeof s);
-	snprintf(s.name, sizeof s.name, "qsnap");
-	s.provider = "qemu";
-	s.image = "base";
-	s.vcpus = 1;
-	s.memory_mb = 256;
+	sbt_spec(s, "qsnap", "qemu", 256);
+	s->image = "base";
+}
+
+static sandbox *boot_spec(const vm_spec *s)
+{
 	sandbox_opts o = {.boot_timeout_ms = 120000};
 	sandbox *sb = NULL;
 	silo_error err = {0};
-	if (sandbox_create(&s, &o, &sb, &err) < 0)
+	if (sandbox_create(s, &o, &sb, &err) < 0)
 		printf("# boot: %s\n", err.message);
 	REQUIRE(sb);
 	return sb;
 }
 
+static sandbox *boot(void)
+{
+	vm_spec s;
+	qemu_spec(&s);
+	return boot_spec(&s);
+}
+
 static sandbox *restore(const snap_info *info, uint64_t *ms)
 {
-	sandbox_opts o = {.restore_dir = info->payload, .restore_id = info->id, .restore_provider = info->provider,
-			  .boot_timeout_ms = 120000};
-	sandbox *sb = NULL;
-	silo_error err = {0};
-	uint64_t t0 = now_mono_ns();
-	if (sandbox_create(&info->spec, &o, &sb, &err) < 0)
-		printf("# restore: %s\n", err.message);
-	*ms = (now_mono_ns() - t0) / 1000000;
-	REQUIRE(sb);
-	return sb;
+	return sbt_restore(info, 120000, ms);
 }
 
 static void destroy(sandbox *sb)
 {
-	cleanup_report rep = {0};
-	silo_error err = {0};
-	CHECK(sandbox_destroy(sb, 2000, &rep, &err) == 0);
-	CHECK(rep.host_clean);
-	cleanup_report_free(&rep);
+	sbt_destroy(sb, 2000);
 }
 
 TEST(restore_keeps_guest_state)
@@ -190,13 +145,7 @@ TEST(restore_keeps_guest_state)
 	/* corruption of the migration stream is caught by the manifest */
 	char p[PATH_MAX + 64];
 	snprintf(p, sizeof p, "%s/vmstate", info.payload);
-	int fd = open(p, O_RDWR);
-	REQUIRE(fd >= 0);
-	char byte;
-	REQUIRE(pread(fd, &byte, 1, 100000) == 1);
-	byte ^= 0x40;
-	REQUIRE(pwrite(fd, &byte, 1, 100000) == 1);
-	close(fd);
+	sbt_flip_byte(p, 100000, 0x40);
 	snap_info bad;
 	CHECK(snap_open(id, true, &bad, &err) < 0);
 	CHECK_STR_EQ(silo_code_name(err.code), "CHECKSUM_MISMATCH");
@@ -215,20 +164,11 @@ TEST(writable_drive_refused)
 	REQUIRE(fd >= 0 && ftruncate(fd, 1 << 20) == 0);
 	close(fd);
 	vm_spec s;
-	memset(&s, 0, sizeof s);
-	snprintf(s.name, sizeof s.name, "qsnap");
-	s.provider = "qemu";
-	s.image = "base";
-	s.vcpus = 1;
-	s.memory_mb = 256;
+	qemu_spec(&s);
 	s.drives[0] = (spec_drive){.id = "scratch", .path = img, .read_only = false};
 	s.n_drives = 1;
-	sandbox_opts o = {.boot_timeout_ms = 120000};
-	sandbox *sb = NULL;
+	sandbox *sb = boot_spec(&s);
 	silo_error err = {0};
-	if (sandbox_create(&s, &o, &sb, &err) < 0)
-		printf("# boot: %s\n", err.message);
-	REQUIRE(sb);
 	snap_writer *w;
 	REQUIRE(snap_begin("snapshot", &w, &err) == 0);
 	CHECK(sandbox_snapshot(sb, snap_writer_payload(w), false, &err) < 0);

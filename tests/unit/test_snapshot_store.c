@@ -18,6 +18,7 @@
 
 #include "common/util.h"
 #include "harness.h"
+#include "sandbox_test.h"
 #include "snapshot/snapshot.h"
 
 static char tmpdir[] = "/tmp/silo-snap-test.XXXXXX";
@@ -25,11 +26,8 @@ static char tmpdir[] = "/tmp/silo-snap-test.XXXXXX";
 static void setup(void)
 {
 	REQUIRE(mkdtemp(tmpdir));
-	char p[PATH_MAX];
-	snprintf(p, sizeof p, "%s/state", tmpdir);
-	setenv("SILO_STATE_DIR", p, 1);
-	snprintf(p, sizeof p, "%s/run", tmpdir);
-	setenv("SILO_RUNTIME_DIR", p, 1);
+	sbt_setenv_dir("SILO_STATE_DIR", tmpdir, "state");
+	sbt_setenv_dir("SILO_RUNTIME_DIR", tmpdir, "run");
 }
 
 static void teardown(void)
@@ -141,13 +139,7 @@ TEST(flipped_payload_byte)
 	char id[SILO_ID_MAX], p[PATH_MAX];
 	make_snapshot("snapshot", NULL, 0, id);
 	snap_file(id, "payload/layer/sub/data.bin", p, sizeof p);
-	int fd = open(p, O_RDWR);
-	REQUIRE(fd >= 0);
-	char c;
-	REQUIRE(pread(fd, &c, 1, 10) == 1);
-	c ^= 0x01;
-	REQUIRE(pwrite(fd, &c, 1, 10) == 1);
-	close(fd);
+	sbt_flip_byte(p, 10, 0x01);
 	expect_reject(id, SILO_ERR_CHECKSUM_MISMATCH, "payload/layer/sub/data.bin: SHA-256 mismatch");
 	/* without verification the header alone still opens (listing works) */
 	snap_info s;

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Shared by the benchmarks in bench/: sorting and nearest-rank percentiles of
+ * samples, the mean, elapsed time, a growable sample array, and the
+ * fixed-capacity series with a failure count that run_latency and snapshot
+ * report. Each bench prints its own JSON.
+ */
+#ifndef SILO_BENCH_UTIL_H
+#define SILO_BENCH_UTIL_H
+
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "common/util.h"
+
+static inline int bench_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static inline void bench_sort(double *v, size_t n)
+{
+	qsort(v, n, sizeof *v, bench_cmp_double);
+}
+
+/* The P-th percentile (0..100) of V[0..N) sorted ascending, nearest rank
+ * (V[round(P/100 * (N-1))]); EMPTY when N is 0. */
+static inline double bench_pct(const double *v, size_t n, double p, double empty)
+{
+	if (n == 0)
+		return empty;
+	size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
+	return v[i < n ? i : n - 1];
+}
+
+static inline double bench_mean(const double *v, size_t n)
+{
+	double t = 0;
+	for (size_t i = 0; i < n; i++)
+		t += v[i];
+	return n ? t / (double)n : 0;
+}
+
+static inline double bench_ms_since(uint64_t t0)
+{
+	return (double)(now_mono_ns() - t0) / 1e6;
+}
+
+static inline double bench_us_since(uint64_t t0)
+{
+	return (double)(now_mono_ns() - t0) / 1000.0;
+}
+
+/* Append X to the growable array *V of *N samples. */
+static inline void bench_append(double **v, int *n, double x)
+{
+	*v = realloc(*v, sizeof(double) * (size_t)(*n + 1));
+	(*v)[(*n)++] = x;
+}
+
+/* Up to a fixed capacity of samples in ms; a negative sample counts as failed. */
+typedef struct bench_series {
+	double *ms;
+	int n, failed;
+} bench_series;
+
+static inline bench_series bench_series_new(int cap)
+{
+	bench_series s = {xcalloc((size_t)cap, sizeof(double)), 0, 0};
+	return s;
+}
+
+static inline void bench_series_add(bench_series *s, double ms)
+{
+	if (ms < 0)
+		s->failed++;
+	else
+		s->ms[s->n++] = ms;
+}
+
+static inline double bench_series_pct(const bench_series *s, double p)
+{
+	return bench_pct(s->ms, (size_t)s->n, p, 0);
+}
+
+static inline double bench_series_mean(const bench_series *s)
+{
+	return bench_mean(s->ms, (size_t)s->n);
+}
+
+#endif
