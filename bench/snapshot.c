@@ -524,16 +524,16 @@ int main(int argc, char **argv)
 	       (unsigned long long)(mc.cg_bytes >> 10));
 	if (made) {
 		fprintf(stderr,
-			"density: %d idle forks made MemAvailable drop %llu KiB (%.0f KiB each; PSS %.0f KiB each); "
+			"density: %d idle forks made MemAvailable drop %lld KiB (%.0f KiB each; PSS %.0f KiB each); "
 			"extrapolated: %.0f in 20 GiB, %.0f in this host's %llu MiB available\n",
-			made, (unsigned long long)(avail0 - avail1), per_kb, (double)md.pss_kb / made,
+			made, (long long)avail0 - (long long)avail1, per_kb, (double)md.pss_kb / made,
 			per_kb > 0 ? gib20_kb / per_kb : 0, per_kb > 0 ? (double)host_kb / per_kb : 0,
 			(unsigned long long)(host_kb >> 10));
-		printf(",\n  \"density\": {\"measured_idle_forks\": %d, \"mem_available_drop_kb\": %llu, "
+		printf(",\n  \"density\": {\"measured_idle_forks\": %d, \"mem_available_drop_kb\": %lld, "
 		       "\"per_sandbox_kb\": %.0f, \"pss_per_sandbox_kb\": %.0f, \"extrapolated_in_20GiB\": %.0f, "
 		       "\"extrapolated_on_host\": %.0f, \"host_available_mb\": %llu, "
 		       "\"method\": \"linear extrapolation of the measured MemAvailable drop per idle fork\"}",
-		       made, (unsigned long long)(avail0 - avail1), per_kb, (double)md.pss_kb / made,
+		       made, (long long)avail0 - (long long)avail1, per_kb, (double)md.pss_kb / made,
 		       per_kb > 0 ? gib20_kb / per_kb : 0, per_kb > 0 ? (double)host_kb / per_kb : 0,
 		       (unsigned long long)(host_kb >> 10));
 	}
