@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "daemon/api_deploy.h"
 #include "daemon/api_parse.h"
 
 #define STREAM_QUEUE_MAX (16u << 20)     /* exec output buffered per client */
@@ -65,6 +66,7 @@ typedef struct req {
 	int upload_fd;
 	uint64_t uploaded;
 	char actor[64];
+	const char *method, *url;   /* for handlers outside the route table */
 } req;
 
 /* ---- helpers ---- */
@@ -756,6 +758,24 @@ static enum MHD_Result h_events(req *q, struct MHD_Connection *c)
 	return ret;
 }
 
+/* ---- deployments (daemon/api_deploy.c) ---- */
+
+static const char *deploy_query(void *ctx, const char *key)
+{
+	return query(ctx, key);
+}
+
+static enum MHD_Result h_deploy(req *q, struct MHD_Connection *c)
+{
+	json_t *out = NULL;
+	silo_error err = {0};
+	unsigned st = api_deploy_handle(q->s->cfg.deploy, q->method, q->url, q->body, q->len, deploy_query, c,
+					q->actor, &out, &err);
+	if (out)
+		return send_json(c, st, out);
+	return send_error_status(q, c, st ? st : api_http_status(err.code), &err);
+}
+
 /* ---- routing ---- */
 
 typedef enum route_kind { R_EXACT, R_SANDBOX, R_SANDBOX_SUB } route_kind;
@@ -789,6 +809,12 @@ static const route routes[] = {
 static const route *match(const char *method, const char *url, char id[SILO_ID_MAX * 2], bool *path_ok)
 {
 	*path_ok = false;
+	if (api_deploy_path(url)) {
+		static const route with_body = {"POST", R_EXACT, NULL, h_deploy, NULL, 1};
+		static const route no_body = {"*", R_EXACT, NULL, h_deploy, NULL, 0};
+		*path_ok = true;
+		return !strcmp(method, "POST") ? &with_body : &no_body;
+	}
 	const char *pre = "/v1/sandboxes/";
 	const char *rest = NULL, *sub = NULL;
 	size_t idlen = 0;
@@ -931,6 +957,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		return fail(q, c, 413, SILO_ERR_INVALID_CONFIG, "request body larger than %zu bytes", q->limit);
 	if (r->body_max == 0 && q->uploaded)
 		return fail(q, c, 400, SILO_ERR_INVALID_CONFIG, "%s %s takes no request body", method, r->path ? r->path : url);
+	q->method = method;
+	q->url = url;
 	if (r->kind == R_EXACT)
 		return r->fn0(q, c);
 	if (strlen(id) >= SILO_ID_MAX)
