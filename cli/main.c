@@ -28,6 +28,10 @@ static const cli_verb verbs[] = {
 	{"image", "build, list, verify and remove guest images (image build|ls|verify|rm)", cmd_image},
 	{"run", "run a command in a fresh sandbox, then destroy it (run -- CMD...)", cmd_run},
 	{"config", "validate, format or print default hac.toml specs", cmd_config},
+	{"deploy", "deploy a named agent (agents/NAME.toml) that keeps running", cmd_deploy},
+	{"undeploy", "stop a deployed agent and forget it (undeploy NAME [--grace S])", cmd_undeploy},
+	{"deployments", "list deployed agents", cmd_deployments},
+	{"usage", "usage, cost and budget per team and agent", cmd_usage},
 	/* verbs: add rows above this line */
 };
 
