@@ -52,14 +52,15 @@ static unsigned post(deployer *d, const char *body, size_t len, const char *acto
 		for (i = 0; i < ARRAY_SIZE(fields); i++)
 			if (!strcmp(k, fields[i]))
 				break;
-		if (i == ARRAY_SIZE(fields)) {
-			json_decref(o);
-			return bad(err, 400, SILO_ERR_INVALID_CONFIG,
-				   "body: unknown field '%.64s' (expected name, team, restart, set, spec)", k);
-		}
-		if (strcmp(k, "set") != 0 && !json_is_string(v)) {
-			json_decref(o);
-			return bad(err, 400, SILO_ERR_INVALID_CONFIG, "body: %s: expected a string", k);
+		unsigned st = 0;
+		if (i == ARRAY_SIZE(fields))
+			st = bad(err, 400, SILO_ERR_INVALID_CONFIG,
+				 "body: unknown field '%.64s' (expected name, team, restart, set, spec)", k);
+		else if (strcmp(k, "set") != 0 && !json_is_string(v))
+			st = bad(err, 400, SILO_ERR_INVALID_CONFIG, "body: %s: expected a string", k);
+		if (st) {
+			json_decref(o);   /* k belongs to o: formatted above */
+			return st;
 		}
 	}
 	deploy_req r = {
