@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Property test: over a seeded random sequence of deploy / undeploy (API or CLI),
+# kill -9 of an agent's process, kill -9 of silod (with an agent dying while it is
+# down) and graceful silod restarts, the deployed set seen through the API, the
+# CLI and the SQLite file always equals the model, and the live sandboxes are
+# exactly one per deployment. The model: deploy adds (409 if present), undeploy
+# removes (404 if absent), a dead agent with restart policy never is dropped,
+# on-failure/always agents come back, silod restarts change nothing.
+#   DEPLOY_PROP_SEED=N (default: random, printed)  DEPLOY_PROP_STEPS=N (default 40)
+. "$(dirname "$0")/silod-lib.sh"
+trap 'echo "1..$N"; cleanup' EXIT
+
+SEED=${DEPLOY_PROP_SEED:-$(( $(date +%s) % 100000 ))}
+STEPS=${DEPLOY_PROP_STEPS:-40}
+echo "# seed $SEED, $STEPS steps (rerun: DEPLOY_PROP_SEED=$SEED)"
+RANDOM=$SEED
+
+AG=$TMP/agents
+mkdir -p "$AG"
+NAMES=(a0 a1 a2 a3 a4 a5)
+POLICIES=(never on-failure always)
+for n in "${NAMES[@]}"; do
+	printf '[vm]\nname = "%s"\nprovider = "namespace"\n\n[resources]\nvcpus = 1\nmemory_mb = 128\n' "$n" > "$AG/$n.toml"
+done
+DFLAGS=(--agents-dir "$AG" --deploy-interval-ms 100 --restart-backoff-ms 100 --restart-backoff-max-ms 400
+	--capacity-vcpus 8 --capacity-memory-mb 4096)
+start_daemon "${DFLAGS[@]}" || { notok "silod starts"; exit 1; }
+namespace_available || { trap cleanup EXIT; skip_all "namespace provider unavailable here: $(api GET /v1/providers)"; }
+
+declare -A MODEL=()   # name -> restart policy
+
+model_names() { printf '%s\n' "${!MODEL[@]}" | sed '/^$/d' | sort | tr '\n' ' ' | sed 's/ $//'; }
+api_names() { api GET /v1/deployments | jget '" ".join(sorted(d["name"] for d in j["deployments"]))'; }
+cli_names() { "$SILO" deployments --json | jget '" ".join(sorted(d["name"] for d in j))'; }
+db_names() { sqlite3 "$SILO_STATE_DIR/registry.db" "SELECT name FROM agent_deployments ORDER BY name" | tr '\n' ' ' | sed 's/ $//'; }
+# Live sandboxes as "name=id" and deployments as "name=sandbox_id" (running ones): must be equal.
+live_pairs() { api GET /v1/sandboxes | jget '" ".join(sorted(s["name"]+"="+s["id"] for s in j["sandboxes"]))'; }
+dep_pairs() { api GET /v1/deployments | jget '" ".join(sorted(d["name"]+"="+d["sandbox_id"] for d in j["deployments"] if d["state"]=="running"))'; }
+
+# Wait until every view agrees with the model and every deployment runs.
+settle() {
+	local want; want=$(model_names)
+	for _ in $(seq 1 150); do
+		local a l d
+		a=$(api_names); d=$(dep_pairs); l=$(live_pairs)
+		if [ "$a" = "$want" ] && [ "$d" = "$l" ] && [ "$(echo "$d" | sed 's/=[^ ]*//g')" = "$want" ]; then
+			[ "$(cli_names)" = "$want" ] && [ "$(db_names)" = "$want" ] && return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+# No $(...) around these: a subshell would not advance $RANDOM here.
+pick() { local -n arr=$1; PICK=${arr[RANDOM % ${#arr[@]}]}; }
+deployed_pick() { local k=("${!MODEL[@]}"); PICK=; [ ${#k[@]} -gt 0 ] && PICK=${k[RANDOM % ${#k[@]}]}; return 0; }
+kill_agent() { # kill -9 the sandbox process of deployment $1 (via the registry file: works with silod down)
+	local pid
+	pid=$(sqlite3 "$SILO_STATE_DIR/registry.db" "SELECT s.pid FROM sandboxes s JOIN agent_deployments d ON d.sandbox_id = s.id WHERE d.name = '$1'")
+	[ -n "$pid" ] && [ "$pid" -gt 0 ] && kill -KILL "$pid" 2>/dev/null
+	[ "${MODEL[$1]}" = never ] && unset "MODEL[$1]"
+	return 0
+}
+
+ops=""
+for step in $(seq 1 "$STEPS"); do
+	r=$((RANDOM % 100)); desc=""; good=1
+	if [ $r -lt 35 ]; then
+		pick NAMES; n=$PICK; pick POLICIES; p=$PICK
+		if [ $((RANDOM % 2)) = 0 ]; then
+			"$SILO" deploy "$n" --restart "$p" > /dev/null 2> "$TMP/e"; rc=$?
+			got=$([ $rc = 0 ] && echo 201 || (grep -q CONFLICT "$TMP/e" && echo 409 || echo "rc$rc"))
+			desc="cli deploy $n $p"
+		else
+			api POST /v1/deployments -H 'Content-Type: application/json' -d "{\"name\":\"$n\",\"restart\":\"$p\"}" > /dev/null
+			got=$(status); desc="api deploy $n $p"
+		fi
+		if [ -n "${MODEL[$n]:-}" ]; then [ "$got" = 409 ] || good=0; else [ "$got" = 201 ] || good=0; MODEL[$n]=$p; fi
+	elif [ $r -lt 60 ]; then
+		pick NAMES; n=$PICK
+		if [ $((RANDOM % 2)) = 0 ]; then
+			"$SILO" undeploy "$n" --grace 0 > /dev/null 2> "$TMP/e"; rc=$?
+			got=$([ $rc = 0 ] && echo 200 || (grep -q VM_NOT_FOUND "$TMP/e" && echo 404 || echo "rc$rc"))
+			desc="cli undeploy $n"
+		else
+			api DELETE "/v1/deployments/$n?grace=0" > /dev/null
+			got=$(status); desc="api undeploy $n"
+		fi
+		if [ -n "${MODEL[$n]:-}" ]; then [ "$got" = 200 ] || good=0; unset "MODEL[$n]"; else [ "$got" = 404 ] || good=0; fi
+	elif [ $r -lt 75 ]; then
+		deployed_pick; n=$PICK
+		desc="kill agent ${n:-(none)}"
+		[ -n "$n" ] && kill_agent "$n"
+	elif [ $r -lt 90 ]; then
+		kill -KILL "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+		deployed_pick; n=$PICK
+		desc="kill -9 silod"
+		if [ -n "$n" ] && [ $((RANDOM % 2)) = 0 ]; then desc="$desc, agent $n dies meanwhile"; kill_agent "$n"; fi
+		start_daemon "${DFLAGS[@]}" || good=0
+	else
+		stop_daemon
+		desc="graceful silod restart"
+		[ "$DAEMON_RC" = 0 ] || good=0
+		start_daemon "${DFLAGS[@]}" || good=0
+	fi
+	ops="$ops; $desc"
+	if [ $good = 1 ] && settle; then
+		ok "step $step: $desc -> {$(model_names)}"
+	else
+		notok "step $step: $desc" "expected status/model {$(model_names)} (got ${got:-}), seed $SEED" \
+			"api {$(api_names)} cli {$(cli_names)} db {$(db_names)}" "deployments $(dep_pairs)" "live $(live_pairs)" \
+			"ops so far:$ops"
+		break
+	fi
+	got=""
+done
+
+# Undeploy everything: the registry and the host end empty.
+for n in "${!MODEL[@]}"; do "$SILO" undeploy "$n" --grace 0 > /dev/null; unset "MODEL[$n]"; done
+check "after undeploying the rest: no deployment and no sandbox" test "$(db_names)|$(live_pairs)" = "|"
+stop_daemon
+check_clean_exit "silod exits cleanly"
+check "no rundir left" test "$(ls "$SILO_RUNTIME_DIR/sandboxes" 2>/dev/null | wc -l)" = 0
