@@ -43,7 +43,7 @@ max_sandboxes = 1
 [teams.default]
 EOF
 DFLAGS=(--agents-dir "$AG" --teams "$TMP/teams.toml" --deploy-interval-ms 100 --restart-backoff-ms 300
-	--restart-backoff-max-ms 5000 --capacity-vcpus 8 --capacity-memory-mb 4096)
+	--restart-backoff-max-ms 5000 --unhealthy-ms 1500 --capacity-vcpus 8 --capacity-memory-mb 4096)
 start_daemon "${DFLAGS[@]}" || { notok "silod starts with --agents-dir and --teams"; exit 1; }
 namespace_available || { trap cleanup EXIT; skip_all "namespace provider unavailable here: $(api GET /v1/providers)"; }
 "$SILO" events --json > "$TMP/events" 2>&1 &
@@ -158,6 +158,22 @@ assert [e for e in ev if e["type"]=="deployment" and e.get("deployment")=="solo"
 WK=$(dep_field worker sandbox_id)
 "$SILO" rm "$WK" > /dev/null
 check "always: a sandbox removed behind its back comes back" wait_running worker "$WK"
+
+# -- heartbeats: a frozen agent (SIGSTOP) misses its pings: health-warning, then restarted
+"$SILO" deploy batch > /dev/null
+B=$(dep_field batch sandbox_id)
+PB=$(api GET "/v1/sandboxes/$B" | jget 'j["pid"]')
+kill -STOP "$PB"
+check "a frozen agent is restarted after --unhealthy-ms" wait_running batch "$B"
+for _ in $(seq 1 50); do kill -0 "$PB" 2>/dev/null || break; sleep 0.1; done
+check "the frozen sandbox's process was killed" bash -c "! kill -0 $PB 2>/dev/null"
+check "health-warning: missed heartbeats, then the restart" python3 -c '
+import json,sys
+ev=[json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+h=[e for e in ev if e["type"]=="health-warning" and e.get("deployment")=="batch"]
+assert any("missed its heartbeats" in e["reason"] and e["code"]=="VSOCK_DISCONNECTED" for e in h), h
+assert any("stopped answering heartbeats" in e["reason"] for e in h), h' "$TMP/events"
+"$SILO" undeploy batch > /dev/null
 
 # -- kill -9 silod: the next one reconciles to the same set
 W1=$(dep_field web sandbox_id); K1=$(dep_field worker sandbox_id)
