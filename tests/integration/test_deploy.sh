@@ -249,3 +249,41 @@ kill "$EVPID" 2>/dev/null; wait "$EVPID" 2>/dev/null; EVPID=
 stop_daemon
 check_clean_exit "silod exits cleanly after the budget stop"
 check "no rundir left" test "$(ls "$SILO_RUNTIME_DIR/sandboxes" 2>/dev/null | wc -l)" = 0
+
+# -- the teams file is checked at start, naming the key
+printf '[teams.alpha]\nmax_cpus = 4\n' > "$TMP/bad.toml"
+"$SILOD" --teams "$TMP/bad.toml" --socket "$TMP/bad.sock" > /dev/null 2> "$TMP/e"; rc=$?
+check "silod refuses a teams file with an unknown key, naming line:col and the key" \
+	bash -c "[ $rc != 0 ] && grep -q '2:1: teams.alpha.max_cpus: unknown key' '$TMP/e'"
+printf '[rates]\nvcpu_second = "cheap"\n' > "$TMP/bad.toml"
+"$SILOD" --teams "$TMP/bad.toml" --socket "$TMP/bad.sock" > /dev/null 2> "$TMP/e"
+check "and a rate that is not a number" grep -q 'rates.vcpu_second: expected a number' "$TMP/e"
+
+# -- concurrent deploys: quotas and host capacity hold under a burst
+printf '[teams.burst]\nmax_sandboxes = 3\n\n[teams.open]\n' > "$TMP/teams3.toml"
+start_daemon --agents-dir "$AG" --teams "$TMP/teams3.toml" --capacity-memory-mb 1024 || notok "silod starts for the burst"
+JOBS=
+for i in 0 1 2 3 4 5; do
+	"$SILO" deploy "c$i" --team burst -f "$AG/web.toml" --set resources.memory_mb=128 > "$TMP/c$i.out" 2> "$TMP/c$i.err" &
+	JOBS="$JOBS $!"
+done
+wait $JOBS   # not a bare wait: silod is a background job too
+okc=$(cat "$TMP"/c?.out | grep -c '^c')
+quota=$(cat "$TMP"/c?.err | grep -c 'RESOURCE_EXCEEDED.*team burst quota max_sandboxes: 3 deployed, limit 3')
+check "6 concurrent deploys against max_sandboxes 3: 3 deployed, 3 refused naming the quota" test "$okc/$quota" = 3/3
+for i in 0 1 2 3 4 5; do
+	"$SILO" deploy "d$i" --team open -f "$AG/web.toml" --set resources.memory_mb=256 > "$TMP/d$i.out" 2> "$TMP/d$i.err" &
+	JOBS="$JOBS $!"
+done
+wait $JOBS
+okd=$(cat "$TMP"/d?.out | grep -c '^d')
+host=$(cat "$TMP"/d?.err | grep -c 'RESOURCE_EXCEEDED.*memory_mb: 256 requested')
+check "6 concurrent deploys into 640 free MB: 2 deployed, 4 refused by host capacity" test "$okd/$host" = 2/4
+h=$(api GET /v1/health)
+check "allocation never exceeds the host (896 of 1024 MB, 5 sandboxes)" test "$(echo "$h" | jget 'str(j["allocated"]["memory_mb"])+"/"+str(j["sandboxes"])')" = 896/5
+check "the registry holds exactly the 5 admitted deployments" test "$(sqlite3 "$SILO_STATE_DIR/registry.db" 'SELECT count(*) FROM agent_deployments')" = 5
+"$SILO" undeploy $(api GET /v1/deployments | jget '" ".join(d["name"] for d in j["deployments"])') > /dev/null
+check "all undeployed" test "$(names_db)|$(api GET /v1/sandboxes | jget 'len(j["sandboxes"])')" = "|0"
+stop_daemon
+check_clean_exit "silod exits cleanly after the burst"
+check "no rundir left after the burst" test "$(ls "$SILO_RUNTIME_DIR/sandboxes" 2>/dev/null | wc -l)" = 0
