@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Property test: over a seeded random sequence of deploy / undeploy (API or CLI),
-# kill -9 of an agent's process, kill -9 of silod (with an agent dying while it is
-# down) and graceful silod restarts, the deployed set seen through the API, the
+# kill -9 of an agent's process, kill -9 of silod (between operations, with an
+# agent dying while it is down, or in the middle of a deploy/undeploy, where
+# either outcome is right but every view must agree on it) and graceful silod
+# restarts, the deployed set seen through the API, the
 # CLI and the SQLite file always equals the model, and the live sandboxes are
 # exactly one per deployment. The model: deploy adds (409 if present), undeploy
 # removes (404 if absent), a dead agent with restart policy never is dropped,
@@ -52,6 +54,25 @@ settle() {
 }
 
 # No $(...) around these: a subshell would not advance $RANDOM here.
+# After a crash in the middle of deploying/undeploying $1 either outcome is
+# right, but all views must agree on one, and settle there.
+settle_either() {
+	local with without
+	if [ -n "${MODEL[$1]:-}" ]; then with=$(model_names); unset "MODEL[$1]"; without=$(model_names); MODEL[$1]=$2
+	else without=$(model_names); MODEL[$1]=$2; with=$(model_names); unset "MODEL[$1]"; fi
+	for _ in $(seq 1 150); do
+		local a d l
+		a=$(api_names); d=$(dep_pairs); l=$(live_pairs)
+		if { [ "$a" = "$with" ] || [ "$a" = "$without" ]; } && [ "$d" = "$l" ] &&
+			[ "$(echo "$d" | sed 's/=[^ ]*//g')" = "$a" ] && [ "$(cli_names)" = "$a" ] && [ "$(db_names)" = "$a" ]; then
+			if [ "$a" = "$with" ]; then MODEL[$1]=$2; else unset "MODEL[$1]"; fi
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
 pick() { local -n arr=$1; PICK=${arr[RANDOM % ${#arr[@]}]}; }
 deployed_pick() { local k=("${!MODEL[@]}"); PICK=; [ ${#k[@]} -gt 0 ] && PICK=${k[RANDOM % ${#k[@]}]}; return 0; }
 kill_agent() { # kill -9 the sandbox process of deployment $1 (via the registry file: works with silod down)
@@ -76,7 +97,7 @@ for step in $(seq 1 "$STEPS"); do
 			got=$(status); desc="api deploy $n $p"
 		fi
 		if [ -n "${MODEL[$n]:-}" ]; then [ "$got" = 409 ] || good=0; else [ "$got" = 201 ] || good=0; MODEL[$n]=$p; fi
-	elif [ $r -lt 60 ]; then
+	elif [ $r -lt 55 ]; then
 		pick NAMES; n=$PICK
 		if [ $((RANDOM % 2)) = 0 ]; then
 			"$SILO" undeploy "$n" --grace 0 > /dev/null 2> "$TMP/e"; rc=$?
@@ -87,7 +108,33 @@ for step in $(seq 1 "$STEPS"); do
 			got=$(status); desc="api undeploy $n"
 		fi
 		if [ -n "${MODEL[$n]:-}" ]; then [ "$got" = 200 ] || good=0; unset "MODEL[$n]"; else [ "$got" = 404 ] || good=0; fi
-	elif [ $r -lt 75 ]; then
+	elif [ $r -lt 65 ]; then
+		# kill -9 silod while it deploys or undeploys
+		pick NAMES; n=$PICK; pick POLICIES; p=$PICK
+		if [ -n "${MODEL[$n]:-}" ]; then
+			p=${MODEL[$n]}; desc="kill -9 silod during undeploy $n"
+			curl -s -o /dev/null --unix-socket "$SOCK" -X DELETE "http://silod/v1/deployments/$n?grace=0" &
+		else
+			desc="kill -9 silod during deploy $n $p"
+			curl -s -o /dev/null --unix-socket "$SOCK" -H 'Content-Type: application/json' \
+				-d "{\"name\":\"$n\",\"restart\":\"$p\"}" http://silod/v1/deployments &
+		fi
+		CPID=$!
+		sleep "0.0$((RANDOM % 10))"
+		kill -KILL "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+		wait "$CPID" 2>/dev/null
+		start_daemon "${DFLAGS[@]}" || good=0
+		ops="$ops; $desc"
+		if [ $good = 1 ] && settle_either "$n" "$p"; then
+			ok "step $step: $desc -> {$(model_names)}"
+		else
+			notok "step $step: $desc" "views disagree or do not settle, seed $SEED" \
+				"api {$(api_names)} cli {$(cli_names)} db {$(db_names)}" "deployments $(dep_pairs)" "live $(live_pairs)" \
+				"ops so far:$ops"
+			break
+		fi
+		continue
+	elif [ $r -lt 77 ]; then
 		deployed_pick; n=$PICK
 		desc="kill agent ${n:-(none)}"
 		[ -n "$n" ] && kill_agent "$n"
@@ -121,3 +168,14 @@ check "after undeploying the rest: no deployment and no sandbox" test "$(db_name
 stop_daemon
 check_clean_exit "silod exits cleanly"
 check "no rundir left" test "$(ls "$SILO_RUNTIME_DIR/sandboxes" 2>/dev/null | wc -l)" = 0
+# No sandbox process left: every pid the registry ever recorded is gone (a
+# zombie re-parented to this machine's pid 1, which reaps lazily, is gone too).
+left=""
+for pid in $(sqlite3 "$SILO_STATE_DIR/registry.db" "SELECT DISTINCT pid FROM sandboxes WHERE pid > 0"); do
+	[ "$(ps -o stat=,args= -p "$pid" 2>/dev/null | grep -v '^Z' | grep -c silo-agent)" = 0 ] || left="$left $pid"
+done
+if [ -z "$left" ]; then
+	ok "no sandbox process left"
+else
+	notok "no sandbox process left" "$(for p in $left; do sqlite3 "$SILO_STATE_DIR/registry.db" "SELECT id,name,state,reason FROM sandboxes WHERE pid=$p"; ps -o pid=,ppid=,stat=,args= -p $p; done)"
+fi
