@@ -287,3 +287,28 @@ check "all undeployed" test "$(names_db)|$(api GET /v1/sandboxes | jget 'len(j["
 stop_daemon
 check_clean_exit "silod exits cleanly after the burst"
 check "no rundir left after the burst" test "$(ls "$SILO_RUNTIME_DIR/sandboxes" 2>/dev/null | wc -l)" = 0
+
+# -- 21 agents, each with its own agents/NAME.toml: all run, the registry lists 21, all go away
+AG21=$TMP/agents21
+mkdir -p "$AG21"
+for i in $(seq -w 1 21); do
+	printf '[vm]\nname = "agent%s"\nprovider = "namespace"\n\n[resources]\nvcpus = 1\nmemory_mb = 128\n' "$i" > "$AG21/agent$i.toml"
+done
+start_daemon --agents-dir "$AG21" --capacity-memory-mb 4096 || notok "silod starts with 21 agents"
+t0=$(date +%s%N)
+fails=0
+for i in $(seq -w 1 21); do "$SILO" deploy "agent$i" > /dev/null || fails=$((fails + 1)); done
+t1=$(date +%s%N)
+echo "# 21 agents deployed one after another in $(( (t1 - t0) / 1000000 )) ms"
+check "21 agents deployed and running" test "$fails/$(api GET /v1/deployments | jget 'sum(1 for d in j["deployments"] if d["state"]=="running" and d["sandbox"]["state"]=="running")')" = 0/21
+check "the registry lists the 21" test "$(sqlite3 "$SILO_STATE_DIR/registry.db" "SELECT count(*) FROM agent_deployments WHERE state='running'")" = 21
+check "every one answers exec" bash -c 'for id in $(curl -s --unix-socket "'"$SOCK"'" http://silod/v1/deployments | python3 -c "import json,sys; [print(d[\"sandbox_id\"]) for d in json.load(sys.stdin)[\"deployments\"]]"); do
+	curl -s --unix-socket "'"$SOCK"'" -H "Content-Type: application/json" -d "{\"argv\":[\"true\"]}" http://silod/v1/sandboxes/$id/exec | grep -q "\"exit_code\":0" || exit 1; done'
+t0=$(date +%s%N)
+"$SILO" undeploy $(seq -f 'agent%02g' 1 21) --grace 0 > /dev/null
+t1=$(date +%s%N)
+echo "# 21 agents undeployed in $(( (t1 - t0) / 1000000 )) ms"
+check "all 21 undeployed, no sandbox left" test "$(names_db)|$(api GET /v1/sandboxes | jget 'len(j["sandboxes"])')" = "|0"
+stop_daemon
+check_clean_exit "silod exits cleanly after 21 agents"
+check "no rundir left at the end" test "$(ls "$SILO_RUNTIME_DIR/sandboxes" 2>/dev/null | wc -l)" = 0
