@@ -137,7 +137,7 @@ static int parse_teams(const char *path, teams_cfg *out, silo_error *err)
 	char *text = NULL;
 	size_t len;
 	if (read_file(path, TOML_MAX_INPUT, &text, &len, err) < 0)
-		return silo_error_prefix(err, "--teams"), -1;
+		return -1;
 	char msg[512];
 	toml_value *root = toml_parse(text, len, msg, sizeof msg);
 	free(text);
@@ -212,6 +212,10 @@ static int parse_teams(const char *path, teams_cfg *out, silo_error *err)
 					}
 				}
 			}
+		} else if (!strcmp(k, "rates") || !strcmp(k, "teams")) {
+			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%d:%d: %s: expected a table, got %s", v->line, v->col, k,
+				  toml_type_name(v->type));
+			goto out;
 		} else {
 			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
 				  "%d:%d: %s: unknown key (expected a [rates] table and [teams.NAME] tables)", v->kline,
@@ -454,10 +458,11 @@ static uint64_t backoff_ms(deployer *d, uint32_t failures)
 static bool sandbox_gone(deployer *d, dep *p, bool failed, const char *why)
 {
 	bool restart = !strcmp(p->row.restart, "always") || (failed && !strcmp(p->row.restart, "on-failure"));
-	char name[DSTORE_NAME_MAX + 1], tm[DSTORE_NAME_MAX + 1], sid[SILO_ID_MAX];
+	char name[DSTORE_NAME_MAX + 1], tm[DSTORE_NAME_MAX + 1], sid[SILO_ID_MAX], policy[16];
 	snprintf(name, sizeof name, "%s", p->row.name);
 	snprintf(tm, sizeof tm, "%s", p->row.team);
 	snprintf(sid, sizeof sid, "%s", p->row.sandbox_id);
+	snprintf(policy, sizeof policy, "%s", p->row.restart);
 	if (!restart) {
 		silo_error err;
 		if (dstore_delete(d->st, name, &err) < 0)
@@ -465,8 +470,7 @@ static bool sandbox_gone(deployer *d, dep *p, bool failed, const char *why)
 		unlink_dep(d, p);
 		pthread_cond_broadcast(&d->cond);
 		manager_emit(d->m, MGR_EV_DEPLOYMENT, sid, name, tm, "removed", NULL,
-			     "sandbox %s %s; restart policy %s: the deployment is removed", sid, why,
-			     failed ? "never" : "never/on-failure");
+			     "sandbox %s %s; restart policy %s: the deployment is removed", sid, why, policy);
 		return true;
 	}
 	p->failures++;
@@ -1132,7 +1136,7 @@ static void tick(deployer *d)
 		}
 	}
 	pthread_mutex_unlock(&d->lock);
-	for (size_t i = 0; i < k && !d->stopping; i++) {
+	for (size_t i = 0; i < k && !__atomic_load_n(&d->stopping, __ATOMIC_ACQUIRE); i++) {
 		if (v[i].due)
 			respawn_one(d, &v[i]);
 		else
@@ -1141,7 +1145,7 @@ static void tick(deployer *d)
 	free(v);
 	pthread_mutex_lock(&d->lock);
 	flush_usage_locked(d);
-	if (!d->stopping)
+	if (!d->stopping)   /* d->lock held */
 		check_budgets_locked(d);
 	pthread_mutex_unlock(&d->lock);
 }
@@ -1170,9 +1174,9 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-/* A sandbox stopped: look now rather than at the next period. Must not block
- * for long: takes d->lock only (never held across event delivery? it is: the
- * emit calls above release it first). */
+/* A sandbox stopped: look now rather than at the next period. Called under
+ * the manager's event lock, sometimes from this module while d->lock is held
+ * (sandbox_gone emits): so only try the lock; a missed wake-up costs one period. */
 static void on_event(void *ud, const mgr_event *ev)
 {
 	deployer *d = ud;
@@ -1313,7 +1317,7 @@ void deploy_close(deployer *d)
 		manager_unsubscribe(d->m, d->sub);
 	if (d->thread_running) {
 		pthread_mutex_lock(&d->lock);
-		d->stopping = true;
+		__atomic_store_n(&d->stopping, true, __ATOMIC_RELEASE);
 		pthread_cond_broadcast(&d->cond);
 		pthread_mutex_unlock(&d->lock);
 		pthread_join(d->thread, NULL);
