@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,8 +288,56 @@ static void set_str(char **dst, const char *v)
 	*dst = *v ? xstrdup(v) : NULL;
 }
 
+/* Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF): the
+ * spec is stored as TOML, which must be UTF-8. Returns the offset of the first
+ * bad byte, or -1 if s is valid. */
+static long utf8_bad_at(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+	while (s[i]) {
+		unsigned c = s[i];
+		size_t n;
+		uint32_t cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return (long)i;
+		}
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return (long)i;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return (long)i;
+		i += n + 1;
+	}
+	return -1;
+}
+
 int deploy_apply_override(vm_spec *s, const char *kv, silo_error *err)
 {
+	long bad_at = utf8_bad_at(kv);
+	if (bad_at >= 0)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "--set: byte %ld of '%.40s...' is not valid UTF-8",
+				 bad_at, kv);
+	for (const unsigned char *c = (const unsigned char *)kv; *c; c++)
+		if ((*c < 0x20 && *c != '\t') || *c == 0x7f)
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+					 "--set: byte %ld is the control character 0x%02x (not allowed in overrides)",
+					 (long)(c - (const unsigned char *)kv), *c);
 	const char *eq = strchr(kv, '=');
 	char key[300];
 	if (!eq || eq == kv || (size_t)(eq - kv) >= sizeof key)
@@ -308,20 +357,22 @@ int deploy_apply_override(vm_spec *s, const char *kv, silo_error *err)
 		return set_u32(key, v, UINT32_MAX, &s->pids_max, err);
 	if (!strcmp(key, "boot.boot_timeout_ms"))
 		return set_u32(key, v, 600000, &s->boot_timeout_ms, err);
-	if (!strcmp(key, "vm.provider") || !strcmp(key, "provider")) {
-		set_str(&s->provider, v);
-		return 0;
-	}
-	if (!strcmp(key, "vm.description")) {
-		set_str(&s->description, v);
-		return 0;
-	}
-	if (!strcmp(key, "boot.image")) {
-		set_str(&s->image, v);
-		return 0;
-	}
-	if (!strcmp(key, "sandbox.workdir")) {
-		set_str(&s->workdir, v);
+	/* String fields: the same bounds as the hac.toml parser, so the stored spec parses back. */
+	static const struct {
+		const char *key, *alias;
+		size_t off, max;
+	} strs[] = {
+		{"vm.provider", "provider", offsetof(vm_spec, provider), 64},
+		{"vm.description", NULL, offsetof(vm_spec, description), 1024},
+		{"boot.image", NULL, offsetof(vm_spec, image), 128},
+		{"sandbox.workdir", NULL, offsetof(vm_spec, workdir), 4096},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
+		if (strcmp(key, strs[i].key) != 0 && !(strs[i].alias && !strcmp(key, strs[i].alias)))
+			continue;
+		if (strlen(v) > strs[i].max)
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "--set %s: at most %zu bytes", key, strs[i].max);
+		set_str((char **)((char *)s + strs[i].off), v);
 		return 0;
 	}
 	if (!strcmp(key, "network.enabled")) {
@@ -583,6 +634,20 @@ int deploy_create(deployer *d, const deploy_req *r, const char *actor, json_t **
 	if (spec_validate(&spec, err) < 0) {
 		silo_error_prefix(err, "spec of %s", r->name);
 		goto fail_spec;
+	}
+	/* Restarts re-create the sandbox from the stored text: it must parse back to this spec. */
+	{
+		char *text = spec_format(&spec);
+		vm_spec back = {0};
+		silo_error e2;
+		bool same = text && spec_parse(text, strlen(text), &back, &e2) == 0 && spec_equal(&spec, &back);
+		spec_free(&back);
+		free(text);
+		if (!same) {
+			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				  "spec of %s: its canonical form does not parse back to the same spec", r->name);
+			goto fail_spec;
+		}
 	}
 
 	dep *p = xcalloc(1, sizeof *p);

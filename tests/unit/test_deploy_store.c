@@ -178,6 +178,14 @@ TEST(overrides_apply_and_name_bad_keys)
 	CHECK_CONTAINS(e.message, "expected true or false");
 	CHECK(deploy_apply_override(&s, "metadata.silo.team=x", &e) < 0);
 	CHECK_CONTAINS(e.message, "reserved");
+	CHECK(deploy_apply_override(&s, "sandbox.env.MODE=p\x8e\x8a" "d", &e) < 0);   /* TOML is UTF-8 */
+	CHECK_CONTAINS(e.message, "byte 18 of");
+	CHECK_CONTAINS(e.message, "is not valid UTF-8");
+	CHECK(deploy_apply_override(&s, "vm.description=a\x15" "b", &e) < 0);           /* control character */
+	CHECK_CONTAINS(e.message, "byte 16 is the control character 0x15");
+	CHECK(deploy_apply_override(&s, "metadata.k=\xc0\xaf", &e) < 0);            /* overlong */
+	CHECK(deploy_apply_override(&s, "metadata.k=\xed\xa0\x80", &e) < 0);       /* surrogate */
+	CHECK(deploy_apply_override(&s, "metadata.k=caf\xc3\xa9 \xf0\x9f\x99\x82", &e) == 0);
 	CHECK(deploy_apply_override(&s, "resources.memory_mb=64", &e) == 0);   /* range: spec_validate */
 	CHECK(spec_validate(&s, &e) < 0);
 	CHECK_CONTAINS(e.message, "memory_mb");
