@@ -43,6 +43,18 @@ int cmd_deploy(int argc, char **argv);
 int cmd_undeploy(int argc, char **argv);
 int cmd_deployments(int argc, char **argv);
 int cmd_usage(int argc, char **argv);
+/* cmd_trust.c */
+int cmd_trust(int argc, char **argv);
+/* cmd_token.c */
+int cmd_token(int argc, char **argv);
 /* verbs: add declarations above this line */
+
+/* cmd_snapshot.c */
+int cmd_snapshot(int argc, char **argv);
+int cmd_snapshots(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_fork(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
 
 #endif

@@ -32,6 +32,14 @@ static const cli_verb verbs[] = {
 	{"undeploy", "stop a deployed agent and forget it (undeploy NAME [--grace S])", cmd_undeploy},
 	{"deployments", "list deployed agents", cmd_deployments},
 	{"usage", "usage, cost and budget per team and agent", cmd_usage},
+	{"snapshot", "snapshot a sandbox (snapshot ID [--tag T]), or snapshot ls|inspect|rm|gc|tag", cmd_snapshot},
+	{"snapshots", "list snapshots", cmd_snapshots},
+	{"restore", "restore a snapshot (id or tag) into a new sandbox", cmd_restore},
+	{"fork", "N copy-on-write copies of a running sandbox (fork ID -n N)", cmd_fork},
+	{"pause", "pause (freeze) sandboxes", cmd_pause},
+	{"resume", "resume paused sandboxes", cmd_resume},
+	{"trust", "keyring and signatures (trust keygen|add-key|list|sign|verify|verify-bundle|check-boot)", cmd_trust},
+	{"token", "add a scoped API token to a silod tokens file (token create)", cmd_token},
 	/* verbs: add rows above this line */
 };
 

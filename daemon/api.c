@@ -31,8 +31,10 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "daemon/api_authz.h"
 #include "daemon/api_deploy.h"
 #include "daemon/api_parse.h"
+#include "daemon/api_snapshot.h"
 
 #define STREAM_QUEUE_MAX (16u << 20)     /* exec output buffered per client */
 #define EVENT_QUEUE_MAX 1024
@@ -50,7 +52,7 @@ struct api_server {
 	int unix_fd;
 	bool unix_owned;
 	char *socket_path;
-	char *token;
+	api_authz *authz;      /* tokens and policies (api_authz.c) */
 	atomic_bool stopping;
 };
 
@@ -66,6 +68,7 @@ typedef struct req {
 	int upload_fd;
 	uint64_t uploaded;
 	char actor[64];
+	const api_token *tok;  /* scoped token of a TCP client; NULL = full access */
 	const char *method, *url;   /* for handlers outside the route table */
 } req;
 
@@ -193,7 +196,11 @@ static void cond_init_mono(pthread_cond_t *cv)
 
 static const char *query(struct MHD_Connection *c, const char *key)
 {
-	return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+	const char *v = NULL;
+	size_t n = 0;
+	if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, key, strlen(key), &v, &n) != MHD_YES || !v)
+		return NULL;
+	return memchr(v, '\0', n) ? NULL : v;   /* "%00" would silently cut the value short */
 }
 
 /* Parse an unsigned query value; returns false (and answers 400) if malformed. */
@@ -229,6 +236,9 @@ static enum MHD_Result h_health(req *q, struct MHD_Connection *c)
 
 static enum MHD_Result h_metrics(req *q, struct MHD_Connection *c)
 {
+	silo_error err;
+	if (authz_op(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_METRICS, &err) < 0)
+		return send_error(q, c, &err);
 	char *t = manager_metrics_text(q->s->m);
 	return send_buf(c, 200, "text/plain; version=0.0.4; charset=utf-8", t, strlen(t));
 }
@@ -264,8 +274,14 @@ static enum MHD_Result h_create(req *q, struct MHD_Connection *c)
 		return send_error(q, c, &err);
 	char id[SILO_ID_MAX];
 	mgr_create_opts o = {.actor = q->actor};
+	if (authz_create(q->s->authz, q->s->m, q->tok, q->actor, &spec, &o, &err) < 0) {
+		spec_free(&spec);
+		return send_error(q, c, &err);
+	}
 	rc = manager_create(q->s->m, &spec, &o, id, &err);
 	spec_free(&spec);
+	if (rc < 0 && err.code == SILO_ERR_POLICY_DENIED)
+		authz_audit_denial(q->s->m, q->actor, NULL, "create", &err);
 	if (rc < 0)
 		return send_error(q, c, &err);
 	json_t *out;
@@ -295,8 +311,13 @@ static enum MHD_Result h_list(req *q, struct MHD_Connection *c)
 	}
 	json_t *a;
 	silo_error err;
-	if (manager_list_json(q->s->m, &f, &a, &err) < 0)
+	if (authz_op(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_LIST, &err) < 0 ||
+	    manager_list_json(q->s->m, &f, &a, &err) < 0)
 		return send_error(q, c, &err);
+	/* A scoped token sees only the sandboxes in its scope. */
+	for (size_t i = json_array_size(a); q->tok && i-- > 0;)
+		if (authz_view(q->s->authz, q->s->m, q->tok, NULL, TOKEN_OP_LIST, json_array_get(a, i), &err) < 0)
+			json_array_remove(a, i);
 	return send_json(c, 200, json_pack("{s:o}", "sandboxes", a));
 }
 
@@ -306,6 +327,10 @@ static enum MHD_Result h_get(req *q, struct MHD_Connection *c, const char *id)
 	silo_error err;
 	if (manager_get_json(q->s->m, id, &o, &err) < 0)
 		return send_error(q, c, &err);
+	if (authz_view(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_INSPECT, o, &err) < 0) {
+		json_decref(o);
+		return send_error(q, c, &err);
+	}
 	return send_json(c, 200, o);
 }
 
@@ -317,7 +342,7 @@ static enum MHD_Result h_delete(req *q, struct MHD_Connection *c, const char *id
 		return ret;
 	char rid[SILO_ID_MAX];
 	silo_error err;
-	if (manager_resolve(q->s->m, id, rid, &err) < 0)
+	if (authz_sandbox(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_DELETE, id, NULL, NULL, rid, &err) < 0)
 		return send_error(q, c, &err);
 	int rc = manager_delete(q->s->m, rid, q->actor, grace == UINT64_MAX ? -1 : (int)grace, &err);
 	if (rc < 0 && err.code != SILO_ERR_CLEANUP_FAILED)
@@ -327,9 +352,14 @@ static enum MHD_Result h_delete(req *q, struct MHD_Connection *c, const char *id
 	if (manager_get_json(q->s->m, rid, &o, &e2) < 0)
 		o = json_pack("{s:s,s:s}", "id", rid, "state", "terminated");
 	if (rc < 0) {
-		/* Terminated but not clean: report it as an error with the residue. */
+		/* Terminated but not clean: an error with the residue, plus the CleanupVerification. */
+		manager_note_error(q->s->m, &err);
+		json_t *b = error_body(&err);
+		json_t *cv = json_object_get(o, "cleanup");
+		if (cv)
+			json_object_set(b, "cleanup", cv);
 		json_decref(o);
-		return send_error(q, c, &err);
+		return send_json(c, api_http_status(err.code), b);
 	}
 	return send_json(c, 200, o);
 }
@@ -342,6 +372,14 @@ static enum MHD_Result h_logs(req *q, struct MHD_Connection *c, const char *id)
 		return ret;
 	json_t *o;
 	silo_error err;
+	if (q->tok) {
+		if (manager_get_json(q->s->m, id, &o, &err) < 0)
+			return send_error(q, c, &err);
+		int rc = authz_view(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_INSPECT, o, &err);
+		json_decref(o);
+		if (rc < 0)
+			return send_error(q, c, &err);
+	}
 	if (manager_logs_json(q->s->m, id, tail, &o, &err) < 0)
 		return send_error(q, c, &err);
 	return send_json(c, 200, o);
@@ -529,7 +567,8 @@ static enum MHD_Result h_exec(req *q, struct MHD_Connection *c, const char *id)
 		.gid = st->body.gid,
 	};
 	char rid[SILO_ID_MAX];
-	if (manager_resolve(q->s->m, id, rid, &err) < 0 ||
+	if (authz_sandbox(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_EXEC, id, st->body.cwd, st->body.argv, rid,
+			  &err) < 0 ||
 	    manager_exec_start(q->s->m, rid, &st->rq, exec_output, st, q->actor, &st->x, &err) < 0)
 		goto fail;
 	if (pthread_create(&st->waiter, NULL, exec_waiter, st) != 0) {
@@ -572,7 +611,7 @@ static enum MHD_Result h_file_put(req *q, struct MHD_Connection *c, const char *
 		return fail(q, c, 500, SILO_ERR_IO_ERROR, "rewind upload: %s", strerror(errno));
 	char rid[SILO_ID_MAX];
 	silo_error err;
-	if (manager_resolve(q->s->m, id, rid, &err) < 0 ||
+	if (authz_sandbox(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_FILE_WRITE, id, path, NULL, rid, &err) < 0 ||
 	    manager_file_put(q->s->m, rid, path, q->upload_fd, (uint32_t)mode, q->actor, &err) < 0)
 		return send_error(q, c, &err);
 	return send_json(c, 200, json_pack("{s:s,s:s,s:I}", "id", rid, "path", path, "size", (json_int_t)q->uploaded));
@@ -588,7 +627,7 @@ static enum MHD_Result h_file_get(req *q, struct MHD_Connection *c, const char *
 		return fail(q, c, 500, SILO_ERR_IO_ERROR, "memfd: %s", strerror(errno));
 	char rid[SILO_ID_MAX];
 	silo_error err;
-	if (manager_resolve(q->s->m, id, rid, &err) < 0 ||
+	if (authz_sandbox(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_FILE_READ, id, path, NULL, rid, &err) < 0 ||
 	    manager_file_get(q->s->m, rid, path, fd, q->s->cfg.max_upload, q->actor, &err) < 0) {
 		close(fd);
 		return send_error(q, c, &err);
@@ -724,8 +763,11 @@ static enum MHD_Result h_events(req *q, struct MHD_Connection *c)
 		free(st);
 		return ret;
 	}
-	if (sb)
-		snprintf(st->filter_id, sizeof st->filter_id, "%s", sb);
+	silo_error err;
+	if (authz_events(q->s->authz, q->s->m, q->tok, q->actor, sb, st->filter_id, &err) < 0) {
+		free(st);
+		return send_error(q, c, &err);
+	}
 	if (types) {
 		st->type_mask = 0;
 		char *dup = xstrdup(types), *save = NULL;
@@ -758,18 +800,69 @@ static enum MHD_Result h_events(req *q, struct MHD_Connection *c)
 	return ret;
 }
 
-/* ---- deployments (daemon/api_deploy.c) ---- */
-
-static const char *deploy_query(void *ctx, const char *key)
+/* Snapshot, fork, pause and resume routes live in api_snapshot.c. */
+static const char *query_arg(void *ctx, const char *key)
 {
 	return query(ctx, key);
 }
+
+int api_normalize_spec(void *server, vm_spec *spec, silo_error *err)
+{
+	api_server *s = server;
+	mgr_create_opts o = {.actor = "silod:pool"};
+	return authz_create(s->authz, s->m, NULL, "silod:pool", spec, &o, err);
+}
+
+/* Sandboxes made from a snapshot pass the creation policy like any create. */
+static int snapshot_create_check(void *ctx, const vm_spec *spec, silo_error *err)
+{
+	req *q = ctx;
+	vm_spec copy;
+	spec_copy(&copy, spec);
+	mgr_create_opts o = {.actor = q->actor};
+	int rc = authz_create(q->s->authz, q->s->m, q->tok, q->actor, &copy, &o, err);
+	spec_free(&copy);
+	return rc;
+}
+
+static enum MHD_Result snapshot_route(req *q, struct MHD_Connection *c, const char *method, const char *url)
+{
+	if (q->too_large)
+		return fail(q, c, 413, SILO_ERR_INVALID_CONFIG, "request body larger than %zu bytes", q->limit);
+	json_t *out = NULL;
+	silo_error err = {0};
+	if (q->tok) {
+		/* scoped tokens have no snapshot operations (yet): a snapshot is a copy
+		 * of everything in a sandbox, a restore or fork a create */
+		err.code = SILO_ERR_POLICY_DENIED;
+		snprintf(err.message, sizeof err.message,
+			 "%s %.200s: snapshots, fork, pause and resume need a full-access token", method, url);
+		authz_audit_denial(q->s->m, q->actor, NULL, "snapshot", &err);
+		return send_error(q, c, &err);
+	}
+	unsigned st = api_snapshot_handle(q->s->m, method, url, q->body, q->len, query_arg, c, snapshot_create_check, q,
+					  q->actor, &out, &err);
+	if (st >= 400)
+		return send_error_status(q, c, st, &err);
+	return send_json(c, st, out);
+}
+
+/* ---- deployments (daemon/api_deploy.c) ---- */
 
 static enum MHD_Result h_deploy(req *q, struct MHD_Connection *c)
 {
 	json_t *out = NULL;
 	silo_error err = {0};
-	unsigned st = api_deploy_handle(q->s->cfg.deploy, q->method, q->url, q->body, q->len, deploy_query, c,
+	if (q->tok) {
+		/* scoped tokens have no deployment operations: a deployment creates
+		 * sandboxes that outlive the request, on a team's budget */
+		err.code = SILO_ERR_POLICY_DENIED;
+		snprintf(err.message, sizeof err.message, "%s %.200s: deployments and usage need a full-access token",
+			 q->method, q->url);
+		authz_audit_denial(q->s->m, q->actor, NULL, "deploy", &err);
+		return send_error(q, c, &err);
+	}
+	unsigned st = api_deploy_handle(q->s->cfg.deploy, q->method, q->url, q->body, q->len, query_arg, c,
 					q->actor, &out, &err);
 	if (out)
 		return send_json(c, st, out);
@@ -864,18 +957,6 @@ static void set_actor(req *q, struct MHD_Connection *c)
 		snprintf(q->actor, sizeof q->actor, "unix");
 }
 
-static bool check_token(api_server *s, struct MHD_Connection *c)
-{
-	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-	if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !s->token)
-		return false;
-	/* Compare digests so the time taken does not depend on where they differ. */
-	unsigned char a[crypto_hash_sha256_BYTES], b[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(a, (const unsigned char *)h + 7, strlen(h + 7));
-	crypto_hash_sha256(b, (const unsigned char *)s->token, strlen(s->token));
-	return sodium_memcmp(a, b, sizeof a) == 0;
-}
-
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 			       const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
@@ -891,7 +972,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		*con_cls = q;
 		set_actor(q, c);
 		metrics_inc(manager_metrics(s->m), M_API_REQUESTS_TOTAL, 1);
-		q->authorized = !q->tcp || check_token(s, c);
+		q->authorized = authz_authenticate(s->authz, q->tcp,
+						   MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"), &q->tok);
+		if (q->tok)
+			snprintf(q->actor, sizeof q->actor, "token:%s", q->tok->name);
 		char id[SILO_ID_MAX * 2];
 		bool path_ok;
 		const route *r = match(method, url, id, &path_ok);
@@ -904,9 +988,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		} else {
 			q->limit = r && r->body_max == 1 ? s->cfg.max_body : r ? r->body_max : 0;
 		}
+		if (!r && api_snapshot_owns(url))
+			q->limit = s->cfg.max_body;
 		/* Reject early when the declared length is already too big. */
 		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-		if (cl && q->authorized && strtoull(cl, NULL, 10) > q->limit && r)
+		if (cl && q->authorized && strtoull(cl, NULL, 10) > q->limit && (r || api_snapshot_owns(url)))
 			q->too_large = true;
 		return MHD_YES;
 	}
@@ -948,6 +1034,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 	char id[SILO_ID_MAX * 2];
 	bool path_ok;
 	const route *r = match(method, url, id, &path_ok);
+	if (!r && api_snapshot_owns(url))
+		return snapshot_route(q, c, method, url);
 	if (!r) {
 		if (path_ok)
 			return fail(q, c, 405, SILO_ERR_INVALID_CONFIG, "method %s is not allowed on %.200s", method, url);
@@ -1058,9 +1146,12 @@ int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *e
 	if (!s->cfg.max_connections)
 		s->cfg.max_connections = 512;
 	s->socket_path = xstrdup(cfg->socket_path);
-	s->token = cfg->token ? xstrdup(cfg->token) : NULL;
 	s->cfg.socket_path = s->socket_path;
-	s->cfg.token = s->token;
+	s->cfg.token = NULL;
+	authz_config azc = {.policy_file = cfg->policy_file, .tokens_file = cfg->tokens_file, .legacy_token = cfg->token,
+			    .opa_url = cfg->opa_url, .opa_timeout_ms = cfg->opa_timeout_ms};
+	if (authz_open(&azc, &s->authz, err) < 0)
+		goto fail;
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
 			 MHD_USE_ERROR_LOG;
 	s->unix_fd = bind_unix(cfg->socket_path, cfg->socket_mode ? cfg->socket_mode : 0600, err);
@@ -1076,9 +1167,9 @@ int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *e
 	}
 	s->unix_owned = true;   /* MHD closes the listen socket on stop */
 	if (cfg->listen) {
-		if (!cfg->token || !*cfg->token) {
+		if (!authz_has_tokens(s->authz)) {
 			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
-				  "--listen needs a bearer token (--token-file or SILO_API_TOKEN)");
+				  "--listen needs a bearer token (--token-file, SILO_API_TOKEN or --tokens-file)");
 			goto fail;
 		}
 		struct sockaddr_in sa;
@@ -1115,8 +1206,6 @@ void api_stop(api_server *s)
 		unlink(s->socket_path);
 	}
 	free(s->socket_path);
-	if (s->token)
-		sodium_memzero(s->token, strlen(s->token));
-	free(s->token);
+	authz_free(s->authz);
 	free(s);
 }

@@ -18,7 +18,11 @@ typedef struct api_config {
 	const char *socket_path;
 	unsigned socket_mode;           /* e.g. 0600 */
 	const char *listen;             /* "HOST:PORT" or NULL */
-	const char *token;              /* required for TCP; NULL = TCP disabled */
+	const char *token;              /* full-access bearer token for TCP (or NULL) */
+	const char *policy_file;        /* sandbox policies (docs/policy.md); NULL = built-in default */
+	const char *tokens_file;        /* scoped bearer tokens (docs/policy.md); NULL = none */
+	const char *opa_url;            /* external policy decisions (OPA data API); NULL = none */
+	long opa_timeout_ms;            /* 0 = 2000 */
 	size_t max_body;                /* JSON/TOML bodies */
 	uint64_t max_upload;            /* file uploads/downloads */
 	unsigned max_connections;
@@ -30,5 +34,9 @@ int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *e
 void api_stop(api_server *s);
 /* HTTP status for an error code (docs/errors.md). */
 unsigned api_http_status(silo_code code);
+
+/* Apply the creation policy to spec as POST /v1/sandboxes does for a
+ * full-access caller (warm-pool templates, daemon/silod.c). */
+int api_normalize_spec(void *server, vm_spec *spec, silo_error *err);
 
 #endif

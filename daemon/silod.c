@@ -5,6 +5,8 @@
  *         [--max-sandboxes N] [--boot-timeout-ms N] [--grace-ms N] [--fallback LIST]
  *         [--error-threshold N] [--error-window-ms N] [--capacity-vcpus N]
  *         [--capacity-memory-mb N] [--max-upload-mb N] [--terminate-on-exit]
+ *         [--policy-file F] [--tokens-file F] [--opa-url URL [--opa-timeout-ms N]]
+ *         [--warm-pool SOURCE:K]...   (SOURCE: hac.toml path or snapshot=ID_OR_TAG)
  *         [--agents-dir DIR] [--teams FILE] [--deploy-interval-ms N]
  *         [--restart-backoff-ms N] [--restart-backoff-max-ms N] [--unhealthy-ms N]
  *
@@ -34,6 +36,10 @@ static void usage(FILE *f)
 		"  --socket-mode MODE       file mode of the socket (default 0600)\n"
 		"  --listen HOST:PORT       also listen on TCP; requires a bearer token\n"
 		"  --token-file FILE        bearer token for TCP clients (or $SILO_API_TOKEN)\n"
+		"  --tokens-file FILE       scoped bearer tokens, TOML (docs/policy.md)\n"
+		"  --policy-file FILE       sandbox policies, TOML (docs/policy.md)\n"
+		"  --opa-url URL            also ask an OPA data API for every policy decision\n"
+		"  --opa-timeout-ms N       deadline for one OPA decision (default 2000; no answer = deny)\n"
 		"  --max-sandboxes N        concurrent sandboxes (default 64)\n"
 		"  --boot-timeout-ms N      agent handshake deadline (default: spec/provider)\n"
 		"  --grace-ms N             terminate grace period (default 3000)\n"
@@ -44,6 +50,8 @@ static void usage(FILE *f)
 		"  --capacity-memory-mb N   host memory to hand out (default: from /proc/meminfo)\n"
 		"  --max-upload-mb N        largest file upload/download (default 256)\n"
 		"  --terminate-on-exit      destroy all sandboxes on SIGTERM instead of leaving them\n"
+		"  --warm-pool SOURCE:K     keep K paused sandboxes ready for SOURCE (a hac.toml path,\n"
+		"                           or snapshot=ID_OR_TAG); repeatable (docs/snapshots.md)\n"
 		"  --agents-dir DIR         deployable agents: DIR/NAME.toml (docs/deployments.md)\n"
 		"  --teams FILE             team quotas, budgets and the [rates] price table (TOML)\n"
 		"  --deploy-interval-ms N   deployment health/usage period (default 500)\n"
@@ -65,7 +73,8 @@ static unsigned long num_arg(const char *opt, const char *v, unsigned long max)
 int main(int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_MODE, O_LISTEN, O_TOKEN, O_MAX, O_BOOT, O_GRACE, O_FALLBACK, O_ETHR, O_EWIN,
-	       O_CAPV, O_CAPM, O_UPLOAD, O_TERM, O_AGENTS, O_TEAMS, O_DINT, O_BACK, O_BACKMAX, O_UNHEALTHY };
+	       O_CAPV, O_CAPM, O_UPLOAD, O_TERM, O_POLICY, O_TOKENS, O_OPA, O_OPA_TMO, O_POOL, O_AGENTS, O_TEAMS, O_DINT,
+	       O_BACK, O_BACKMAX, O_UNHEALTHY };
 	static const struct option opts[] = {
 		{"socket", required_argument, NULL, O_SOCKET},
 		{"socket-mode", required_argument, NULL, O_MODE},
@@ -81,6 +90,11 @@ int main(int argc, char **argv)
 		{"capacity-memory-mb", required_argument, NULL, O_CAPM},
 		{"max-upload-mb", required_argument, NULL, O_UPLOAD},
 		{"terminate-on-exit", no_argument, NULL, O_TERM},
+		{"policy-file", required_argument, NULL, O_POLICY},
+		{"tokens-file", required_argument, NULL, O_TOKENS},
+		{"opa-url", required_argument, NULL, O_OPA},
+		{"opa-timeout-ms", required_argument, NULL, O_OPA_TMO},
+		{"warm-pool", required_argument, NULL, O_POOL},
 		{"agents-dir", required_argument, NULL, O_AGENTS},
 		{"teams", required_argument, NULL, O_TEAMS},
 		{"deploy-interval-ms", required_argument, NULL, O_DINT},
@@ -97,6 +111,8 @@ int main(int argc, char **argv)
 	char sockbuf[4096];
 	const char *token_file = NULL;
 	bool terminate = false;
+	const char *pools[16];
+	int npools = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
 		switch (c) {
@@ -114,6 +130,15 @@ int main(int argc, char **argv)
 		case O_CAPM: mc.capacity_memory_mb = num_arg("--capacity-memory-mb", optarg, 1ul << 40); break;
 		case O_UPLOAD: ac.max_upload = (uint64_t)num_arg("--max-upload-mb", optarg, 1 << 20) << 20; break;
 		case O_TERM: terminate = true; break;
+		case O_POLICY: ac.policy_file = optarg; break;
+		case O_TOKENS: ac.tokens_file = optarg; break;
+		case O_OPA: ac.opa_url = optarg; break;
+		case O_OPA_TMO: ac.opa_timeout_ms = (long)num_arg("--opa-timeout-ms", optarg, 600000); break;
+		case O_POOL:
+			if (npools == 16)
+				die(2, "--warm-pool: at most 16");
+			pools[npools++] = optarg;
+			break;
 		case O_AGENTS: dc.agents_dir = optarg; break;
 		case O_TEAMS: dc.teams_file = optarg; break;
 		case O_DINT: dc.interval_ms = (int)num_arg("--deploy-interval-ms", optarg, 60000); break;
@@ -197,6 +222,35 @@ int main(int argc, char **argv)
 	if (api_start(m, &ac, &api, &err) < 0) {
 		char buf[SILO_ERROR_MSG_MAX + 64];
 		deploy_close(dep);
+		manager_close(m, false);
+		die(1, "%s", silo_error_str(&err, buf, sizeof buf));
+	}
+	/* deployments pass the creation policy like any create */
+	deploy_set_normalize(dep, api_normalize_spec, api);
+	/* warm pools: templates pass the creation policy like the creates they serve */
+	for (int i = 0; i < npools; i++) {
+		char *src = xstrdup(pools[i]), *colon = strrchr(src, ':');
+		unsigned long k = 0;
+		char *end = NULL;
+		if (colon)
+			k = strtoul(colon + 1, &end, 10);
+		if (!colon || colon == src || !colon[1] || *end || k < 1 || k > 1024) {
+			api_stop(api);
+			manager_close(m, false);
+			die(2, "--warm-pool: expected SOURCE:K with K 1..1024, got '%s'", pools[i]);
+		}
+		*colon = '\0';
+		if (manager_pool_add_normalized(m, src, (unsigned)k, api_normalize_spec, api, &err) < 0) {
+			char buf[SILO_ERROR_MSG_MAX + 64];
+			api_stop(api);
+			manager_close(m, false);
+			die(1, "%s", silo_error_str(&err, buf, sizeof buf));
+		}
+		free(src);
+	}
+	if (manager_pools_start(m, &err) < 0) {
+		char buf[SILO_ERROR_MSG_MAX + 64];
+		api_stop(api);
 		manager_close(m, false);
 		die(1, "%s", silo_error_str(&err, buf, sizeof buf));
 	}

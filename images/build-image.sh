@@ -102,11 +102,13 @@ hash_cached() {
 file_sha=$(hash_cached "$file")
 initrd_sha=
 [[ -n "$initrd" ]] && initrd_sha=$(hash_cached "$initrd")
+# the kernel's sum too: a signed manifest then covers every file that boots
+ksha=$(hash_cached "$kpath")
 
 exec 8>"$cache/images/.manifest.lock"
 flock 8
 SILO_M_NAME=$name SILO_M_KIND=$kind SILO_M_FILE=$file SILO_M_SHA=$file_sha \
-SILO_M_INITRD=$initrd SILO_M_INITRD_SHA=$initrd_sha SILO_M_KKEY=$kkey SILO_M_KPATH=$kpath \
+SILO_M_INITRD=$initrd SILO_M_INITRD_SHA=$initrd_sha SILO_M_KKEY=$kkey SILO_M_KPATH=$kpath SILO_M_KSHA=$ksha \
 SILO_M_MANIFEST="$cache/images/manifest.json" python3 - <<'PY'
 import json, os, time
 e = os.environ
@@ -124,7 +126,8 @@ ent = {"name": e["SILO_M_NAME"], "kind": e["SILO_M_KIND"]}
 ent.update(fentry(e["SILO_M_FILE"], e["SILO_M_SHA"]))
 if e["SILO_M_INITRD"]:
     ent["initrd"] = fentry(e["SILO_M_INITRD"], e["SILO_M_INITRD_SHA"])
-ent["kernel"] = {"key": e["SILO_M_KKEY"], "path": e["SILO_M_KPATH"]}
+ent["kernel"] = {"key": e["SILO_M_KKEY"], "path": e["SILO_M_KPATH"],
+                 "sha256": e["SILO_M_KSHA"], "size": os.stat(e["SILO_M_KPATH"]).st_size}
 old = [i for i in m["images"] if i.get("name") == ent["name"]]
 same = old and all(old[0].get(k) == ent[k] for k in ent)
 ent["created"] = old[0]["created"] if same and "created" in old[0] else \

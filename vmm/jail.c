@@ -7,7 +7,9 @@
  *                 threads start): pivot_root into the per-VM directory, rlimits,
  *                 drop all capabilities, no_new_privs, seccomp allow-list
  *                 (seccomp_allowlist.h) with kill-process as the default action.
- * Nothing is created on the host: the namespaces and mounts die with the process.
+ * The relay process also puts the VMM in its own cgroup (memory = guest RAM + VMM
+ * overhead, CPU = vCPUs + 1, pids) and removes it after the VMM exits. The namespaces
+ * and mounts die with the process; the cgroup and socket files are removed by the relay.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "providers/ns.h"
 #include "seccomp_allowlist.h"
 #include "vmm.h"
 
@@ -42,17 +45,75 @@ static void noop(int sig)
 	(void)sig;
 }
 
-int jail_prepare(const char *cleanup_path, silo_error *err)
+static ns_cgroup jail_cg;
+
+static ns_limits jail_limits(uint64_t mem_mib, uint64_t vcpus)
 {
+	return (ns_limits){.memory_bytes = (mem_mib + JAIL_VMM_OVERHEAD_MIB) << 20,
+			   .cpu_millis = (uint32_t)(vcpus + 1) * 1000, .pids_max = JAIL_PIDS_MAX};
+}
+
+int jail_set_memory(uint64_t mem_mib, uint64_t vcpus, silo_error *err)
+{
+	if (!jail_cg.n)
+		return 0;
+	/* Raising the limit of a cgroup we created: recreate-free, just rewrite the knobs. */
+	ns_limits lim = jail_limits(mem_mib, vcpus);
+	char val[32];
+	snprintf(val, sizeof val, "%llu", (unsigned long long)lim.memory_bytes);
+	for (int i = 0; i < jail_cg.n; i++) {
+		const char *file = jail_cg.v2 ? "memory.max" : strstr(jail_cg.path[i], "/memory/") ? "memory.limit_in_bytes" : NULL;
+		if (!file)
+			continue;
+		char p[PATH_MAX + 32];
+		snprintf(p, sizeof p, "%s/%s", jail_cg.path[i], file);
+		int fd = open(p, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, val, strlen(val)) != (ssize_t)strlen(val)) {
+			int e = errno;
+			if (fd >= 0)
+				close(fd);
+			return silo_fail(err, SILO_ERR_IO_ERROR, e, "jail: cgroup memory limit %s", p);
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+int jail_prepare(const char *const *cleanup_paths, const char *id, uint64_t mem_mib, uint64_t vcpus, silo_error *err)
+{
+	/* The cgroup first (nothing to undo if it fails), named after the VM and this process. */
+	char cg_id[128];
+	int n = snprintf(cg_id, sizeof cg_id, "vmm-%.64s-%d", id, (int)getpid());
+	for (int i = 4; i < n; i++)
+		if (!((cg_id[i] >= 'a' && cg_id[i] <= 'z') || (cg_id[i] >= 'A' && cg_id[i] <= 'Z') ||
+		      (cg_id[i] >= '0' && cg_id[i] <= '9') || cg_id[i] == '-' || cg_id[i] == '_'))
+			cg_id[i] = '_';
+	ns_limits lim = jail_limits(mem_mib, vcpus);
+	if (ns_cgroup_create(cg_id, &lim, &jail_cg, err) < 0) {
+		silo_error_prefix(err, "jail: cgroup");
+		return -1;
+	}
 	/* The pid namespace applies to the child; the child takes its own mount namespace so its
 	 * pivot_root does not move this relay process's root too. */
 	if (unshare(CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC) < 0)
 		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "jail: unshare namespaces (needs root)");
 	pid_t pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		ns_cgroup_remove(&jail_cg);
 		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, errno, "jail: fork");
+	}
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (int i = 0; i < jail_cg.n; i++) {
+			int fd = open(jail_cg.procs[i], O_WRONLY | O_CLOEXEC);
+			if (fd < 0 || write(fd, "0", 1) != 1) {
+				int e = errno;
+				if (fd >= 0)
+					close(fd);
+				return silo_fail(err, SILO_ERR_IO_ERROR, e, "jail: join cgroup %s", jail_cg.procs[i]);
+			}
+			close(fd);
+		}
 		if (unshare(CLONE_NEWNS) < 0)
 			return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "jail: unshare mount namespace");
 		/* pid 1 only receives signals it handles: give SIGTERM/SIGINT a handler
@@ -69,9 +130,11 @@ int jail_prepare(const char *cleanup_path, silo_error *err)
 	int st = 0;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	/* Files the jailed VMM cannot remove from inside its new root (the vsock socket). */
-	if (cleanup_path)
-		unlink(cleanup_path);
+	/* Files the jailed VMM cannot remove from inside its new root (API and vsock sockets). */
+	for (size_t i = 0; cleanup_paths && cleanup_paths[i]; i++)
+		unlink(cleanup_paths[i]);
+	if (ns_cgroup_remove(&jail_cg) < 0)
+		fprintf(stderr, "silo-vmm: jail: cgroup %s could not be removed\n", jail_cg.path[0]);
 	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 }
 

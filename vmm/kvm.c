@@ -73,6 +73,8 @@ int vm_create(vm *v, const vm_config *cfg, silo_error *err)
 	v->mem.memfd = -1;
 	v->cfg = *cfg;
 	v->main_thread = pthread_self();
+	pthread_mutex_init(&v->pause_lock, NULL);
+	pthread_cond_init(&v->pause_cv, NULL);
 	bus_init(&v->bus);
 	if (cfg->vcpus < 1 || cfg->vcpus > VMM_MAX_VCPUS)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "vcpus: %d is not in 1..%d", cfg->vcpus,
@@ -110,7 +112,8 @@ int vm_create(vm *v, const vm_config *cfg, silo_error *err)
 		if (ioctl(v->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 			return silo_fail(err, SILO_ERR_INTERNAL, errno, "KVM_CREATE_PIT2");
 	}
-	if (guest_mem_create(&v->mem, cfg->mem_bytes, err) < 0)
+	if ((cfg->mem_file ? guest_mem_map_file(&v->mem, cfg->mem_file, cfg->mem_bytes, err)
+			   : guest_mem_create(&v->mem, cfg->mem_bytes, err)) < 0)
 		return -1;
 	struct kvm_userspace_memory_region r = {
 		.slot = 0,

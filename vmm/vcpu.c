@@ -238,6 +238,16 @@ static void *vcpu_thread(void *arg)
 	snprintf(name, sizeof name, "vcpu%d", c->index);
 	pthread_setname_np(pthread_self(), name);
 	while (!atomic_load(&v->stopping)) {
+		if (atomic_load(&v->pause_req)) {
+			pthread_mutex_lock(&v->pause_lock);
+			v->parked++;
+			pthread_cond_broadcast(&v->pause_cv);
+			while (atomic_load(&v->pause_req) && !atomic_load(&v->stopping))
+				pthread_cond_wait(&v->pause_cv, &v->pause_lock);
+			v->parked--;
+			pthread_mutex_unlock(&v->pause_lock);
+			continue;
+		}
 		if (c->index == 0 && !v->t_first_run)
 			v->t_first_run = vmm_now_ns();
 		int r = ioctl(c->fd, KVM_RUN, 0);
@@ -316,9 +326,86 @@ int vcpus_start(vm *v, silo_error *err)
 	return 0;
 }
 
+/* CLOCK_REALTIME now + ms, for pthread_cond_timedwait / pthread_timedjoin_np. */
+static struct timespec realtime_in_ms(long ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += ms * 1000 * 1000;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	return ts;
+}
+
+static void kick_all(vm *v)
+{
+	for (int i = 0; i < v->nvcpus; i++)
+		if (v->vcpus[i].started)
+			pthread_kill(v->vcpus[i].thread, SIGUSR1);
+}
+
+static int started_vcpus(vm *v)
+{
+	int n = 0;
+	for (int i = 0; i < v->nvcpus; i++)
+		n += v->vcpus[i].started;
+	return n;
+}
+
+int vm_pause(vm *v, int timeout_ms, silo_error *err)
+{
+	pthread_mutex_lock(&v->pause_lock);
+	if (v->paused) {
+		pthread_mutex_unlock(&v->pause_lock);
+		return 0;
+	}
+	/* Set before the kick: a vCPU that misses the signal sees the flag at its next loop. */
+	atomic_store(&v->pause_req, true);
+	uint64_t deadline = vmm_now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+	while (v->parked < started_vcpus(v) && !atomic_load(&v->stopping)) {
+		if (vmm_now_ns() >= deadline) {
+			atomic_store(&v->pause_req, false);
+			pthread_cond_broadcast(&v->pause_cv);
+			pthread_mutex_unlock(&v->pause_lock);
+			return silo_fail(err, SILO_ERR_TIMEOUT, 0, "pause: vCPUs did not stop within %d ms", timeout_ms);
+		}
+		kick_all(v);
+		struct timespec ts = realtime_in_ms(2);
+		pthread_cond_timedwait(&v->pause_cv, &v->pause_lock, &ts);
+	}
+	if (atomic_load(&v->stopping)) {
+		atomic_store(&v->pause_req, false);
+		pthread_mutex_unlock(&v->pause_lock);
+		return silo_fail(err, SILO_ERR_CONFLICT, 0, "pause: the VM is stopping");
+	}
+	v->paused = true;
+	pthread_mutex_unlock(&v->pause_lock);
+	return 0;
+}
+
+void vm_resume(vm *v)
+{
+	pthread_mutex_lock(&v->pause_lock);
+	atomic_store(&v->pause_req, false);
+	v->paused = false;
+	pthread_cond_broadcast(&v->pause_cv);
+	pthread_mutex_unlock(&v->pause_lock);
+}
+
+bool vm_is_paused(vm *v)
+{
+	pthread_mutex_lock(&v->pause_lock);
+	bool p = v->paused;
+	pthread_mutex_unlock(&v->pause_lock);
+	return p;
+}
+
 void vcpus_stop_and_join(vm *v)
 {
 	atomic_store(&v->stopping, true);
+	pthread_mutex_lock(&v->pause_lock);
+	pthread_cond_broadcast(&v->pause_cv); /* wake parked vCPUs so they see stopping */
+	pthread_mutex_unlock(&v->pause_lock);
 	for (int i = 0; i < v->nvcpus; i++) {
 		vcpu *c = &v->vcpus[i];
 		if (!c->started)
@@ -326,13 +413,7 @@ void vcpus_stop_and_join(vm *v)
 		/* Kick until the thread leaves KVM_RUN (the signal can race the ioctl entry). */
 		for (;;) {
 			pthread_kill(c->thread, SIGUSR1);
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 10 * 1000 * 1000;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			struct timespec ts = realtime_in_ms(10);
 			if (pthread_timedjoin_np(c->thread, NULL, &ts) == 0)
 				break;
 		}

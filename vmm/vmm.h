@@ -46,6 +46,8 @@ typedef struct guest_mem {
 
 /* memory.c */
 int guest_mem_create(guest_mem *m, uint64_t size, silo_error *err);
+/* Restore: map the first size bytes of a snapshot memory file MAP_PRIVATE (copy-on-write). */
+int guest_mem_map_file(guest_mem *m, const char *path, uint64_t size, silo_error *err);
 void guest_mem_destroy(guest_mem *m);
 /* Host pointer for [gpa, gpa+len) or NULL if any byte is outside guest RAM. */
 void *guest_mem_ptr(const guest_mem *m, uint64_t gpa, uint64_t len);
@@ -127,6 +129,7 @@ typedef struct vm_config {
 	const char *serial_log; /* NULL = stdout */
 	bool boot_timer;
 	uint64_t timeout_ms; /* 0 = none */
+	const char *mem_file; /* restore: guest RAM from this snapshot memory file (MAP_PRIVATE) */
 } vm_config;
 
 typedef struct serial_dev serial_dev;
@@ -152,6 +155,12 @@ typedef struct vm {
 	atomic_int exit_code;
 	atomic_bool stopping;
 	pthread_t main_thread;
+	/* Pause (PATCH /vm): vCPU threads park on pause_cv between KVM_RUN calls. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cv;
+	atomic_bool pause_req;
+	int parked;  /* vCPU threads parked (pause_lock) */
+	bool paused; /* every vCPU parked (pause_lock) */
 } vm;
 
 /* kvm.c */
@@ -168,6 +177,11 @@ int vcpu_create(vm *v, int index, silo_error *err);
 int vcpu_setup_regs(vcpu *c, const boot_state *b, silo_error *err);
 int vcpus_start(vm *v, silo_error *err);
 void vcpus_stop_and_join(vm *v);
+/* Park every vCPU outside KVM_RUN (timeout_ms, then undo and fail) / let them run again.
+ * Idempotent. Device threads (vsock) keep serving the host side while paused. */
+int vm_pause(vm *v, int timeout_ms, silo_error *err);
+void vm_resume(vm *v);
+bool vm_is_paused(vm *v);
 /* Wait until the VM stops (signal, device, timeout). Returns the reason. */
 vm_exit_reason vm_run_until_stop(vm *v);
 
@@ -189,14 +203,24 @@ int linux_load_bzimage(vm *v, const uint8_t *img, size_t len, const uint8_t *ini
 
 /* jail.c */
 /* New mount/pid/net/ipc namespaces and a fork: returns 0 in the child (pid 1 of the new pid
- * namespace); the parent relays SIGTERM/SIGINT, removes cleanup_path after the child exits
- * and exits with its status. */
-int jail_prepare(const char *cleanup_path, silo_error *err);
+ * namespace); the parent relays SIGTERM/SIGINT, removes the cleanup_paths (NULL-terminated)
+ * after the child exits and exits with its status. */
+int jail_prepare(const char *const *cleanup_paths, const char *id, uint64_t mem_mib, uint64_t vcpus,
+		 silo_error *err);
+/* The jail's cgroup: memory = guest RAM + overhead, CPU = (vcpus + 1) CPUs, pids. */
+#define JAIL_VMM_OVERHEAD_MIB 512
+#define JAIL_PIDS_MAX 64
+/* Update the cgroup limits once the API configured the machine (before jail_enter). */
+int jail_set_memory(uint64_t mem_mib, uint64_t vcpus, silo_error *err);
 /* pivot_root into dir, rlimits, drop capabilities, no_new_privs, seccomp allow-list. */
 int jail_enter(const char *dir, silo_error *err);
 
 /* devices */
 int serial_attach(vm *v, int out_fd, silo_error *err);
+/* Snapshot state of the 8250: ier, lcr, mcr, scr, dll, dlm. */
+#define SERIAL_STATE_LEN 6
+void serial_save(const serial_dev *s, uint8_t out[SERIAL_STATE_LEN]);
+void serial_restore(serial_dev *s, const uint8_t in[SERIAL_STATE_LEN]);
 int i8042_attach(vm *v, silo_error *err);
 int boot_timer_attach(vm *v, silo_error *err);
 int debug_exit_attach(vm *v, silo_error *err);

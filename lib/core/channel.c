@@ -42,6 +42,7 @@ typedef struct ctask {
 	int dst_fd;
 	mp_buf mem;       /* dst_fd < 0: collect in memory */
 	uint64_t max, got;
+	uint64_t last_ns;  /* last frame for this task (or request sent): idle timeout */
 	/* stat / list */
 	file_stat st;
 	dir_entry *ents;
@@ -62,6 +63,7 @@ struct chan {
 	pthread_t reader, hb;
 	bool have_reader, have_hb;
 	uint64_t last_rx_ns;
+	bool paused;              /* the sandbox is frozen: no pings, no silence check */
 	uint64_t tx, rx;
 	uint8_t *rbuf;
 	size_t rlen;
@@ -200,6 +202,7 @@ static ctask *task_add(chan *c, enum ctask_kind kind)
 		t->id = ++c->next_id;
 	} while (t->id == 0);
 	t->next = c->tasks;
+	t->last_ns = now_mono_ns();
 	c->tasks = t;
 	if (!c->connected) {
 		t->done = t->failed = true;
@@ -273,6 +276,32 @@ static int task_wait(chan *c, ctask *t, int timeout_ms)
 	return rc;
 }
 
+/* Wait until t is done, failing it with TIMEOUT when the agent sent nothing
+ * for it for op_idle_ms. 0 done (possibly failed), -1 idle timeout (err set). */
+static int task_wait_idle(chan *c, ctask *t, const char *what, silo_error *err)
+{
+	uint64_t idle = (uint64_t)c->opts.op_idle_ms * 1000000ull;
+	pthread_mutex_lock(&c->lock);
+	while (!t->done) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 100 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+		if (!t->done && now_mono_ns() - t->last_ns > idle) {
+			pthread_mutex_unlock(&c->lock);
+			return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id,
+					    "the agent sent nothing for %s in %d ms (stuck or hostile agent)", what,
+					    c->opts.op_idle_ms);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
 /* ---------------- connection death ---------------- */
 
 static void mark_dead(chan *c, silo_code code, const char *why, bool violation)
@@ -340,6 +369,7 @@ static const char *dispatch(chan *c, const wire_msg *m)
 			log_warn("sandbox %s: agent error: %s", c->vm_id, m->msg ? m->msg : "?");
 		return NULL; /* late frame for an abandoned task */
 	}
+	t->last_ns = now_mono_ns();
 	const char *viol = NULL;
 	switch (m->type) {
 	case WM_ERROR:
@@ -455,6 +485,11 @@ static const char *dispatch(chan *c, const wire_msg *m)
 	default:
 		break;
 	}
+	if (viol) {
+		/* the task must fail with the violation, not complete with what the bad frame said */
+		silo_fail_vm(&t->err, SILO_ERR_PROTOCOL, 0, c->vm_id, "agent protocol violation: %s", viol);
+		t->done = t->failed = true;
+	}
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 	return viol;
@@ -515,9 +550,12 @@ static void *heartbeat_main(void *arg)
 			;
 		bool stop = c->closing || !c->connected;
 		uint64_t silent = now_mono_ns() - c->last_rx_ns;
+		bool paused = c->paused;
 		pthread_mutex_unlock(&c->lock);
 		if (stop)
 			break;
+		if (paused)
+			continue;
 		if (silent > 3 * interval) {
 			char why[96];
 			snprintf(why, sizeof why, "no frame from the agent for %llu ms (heartbeat %d ms)",
@@ -550,6 +588,8 @@ chan *chan_open(int fd, const chan_opts *opts, agent_info *info, silo_error *err
 		c->opts.handshake_timeout_ms = 5000;
 	if (c->opts.heartbeat_ms < 0)
 		c->opts.heartbeat_ms = 0;
+	if (c->opts.op_idle_ms <= 0)
+		c->opts.op_idle_ms = 30000;
 	snprintf(c->vm_id, sizeof c->vm_id, "%s", c->opts.vm_id ? c->opts.vm_id : "");
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->wlock, NULL);
@@ -686,7 +726,12 @@ static int roundtrip(chan *c, ctask *t, wire_msg *req, int timeout_ms, silo_erro
 		task_remove(c, t);
 		return -1;
 	}
-	if (task_wait(c, t, timeout_ms) < 0) {
+	if (timeout_ms < 0) {
+		if (task_wait_idle(c, t, wire_type_name(req->type), err) < 0) {
+			task_remove(c, t);
+			return -1;
+		}
+	} else if (task_wait(c, t, timeout_ms) < 0) {
 		task_remove(c, t);
 		return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id, "agent did not answer %s within %d ms",
 				    wire_type_name(req->type), timeout_ms);
@@ -921,9 +966,14 @@ static int file_write_src(chan *c, const char *path, int src_fd, const void *buf
 		if (eof)
 			break;
 	}
-	task_wait(c, t, -1);
+	pthread_mutex_lock(&c->lock);
+	t->last_ns = now_mono_ns();   /* the idle clock starts after the last chunk went out */
+	pthread_mutex_unlock(&c->lock);
 	int rc = 0;
-	if (t->failed) {
+	if (task_wait_idle(c, t, "write", err) < 0) {
+		silo_error_prefix(err, "write %s", path);
+		rc = -1;
+	} else if (t->failed) {
 		if (err)
 			*err = t->err;
 		silo_error_prefix(err, "write %s", path);
@@ -960,7 +1010,11 @@ static int file_read(chan *c, const char *path, int dst_fd, uint64_t max, ctask 
 		task_remove(c, t);
 		return -1;
 	}
-	task_wait(c, t, -1);
+	if (task_wait_idle(c, t, "read", err) < 0) {
+		silo_error_prefix(err, "read %s", path);
+		task_remove(c, t);
+		return -1;
+	}
 	if (t->failed) {
 		if (err)
 			*err = t->err;
@@ -1079,4 +1133,14 @@ int chan_shutdown(chan *c, silo_error *err)
 		rc = silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id, "agent did not acknowledge shutdown");
 	task_remove(c, t);
 	return rc;
+}
+
+void chan_set_paused(chan *c, bool paused)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->paused = paused;
+	c->last_rx_ns = now_mono_ns();   /* silence while frozen does not count */
+	pthread_mutex_unlock(&c->lock);
 }

@@ -26,6 +26,10 @@ typedef struct chan_opts {
 	const char *vm_id;            /* for error messages */
 	int handshake_timeout_ms;     /* default 5000 */
 	int heartbeat_ms;             /* default 1000; 0 disables pings */
+	/* File, stat, list, mkdir and remove operations fail with TIMEOUT when the
+	 * agent sends nothing for them for this long (a stuck or hostile agent that
+	 * still answers pings must not hang the caller); default 30000. */
+	int op_idle_ms;
 	/* Called (from the reader thread) on a protocol violation or disconnect. */
 	void (*on_violation)(void *ud, const char *what);
 	void (*on_disconnect)(void *ud);
@@ -43,6 +47,9 @@ typedef struct agent_info {
 chan *chan_open(int fd, const chan_opts *opts, agent_info *info, silo_error *err);
 void chan_close(chan *c);                     /* fails pending ops, joins the reader */
 bool chan_is_connected(chan *c);
+/* The sandbox is frozen (pause) or thawed: the heartbeat neither pings nor
+ * counts silence while paused (lib/core/sandbox_snap.c). */
+void chan_set_paused(chan *c, bool paused);
 int chan_ping(chan *c, int timeout_ms, silo_error *err);
 /* Bytes sent/received on this channel (metrics). */
 void chan_stats(chan *c, uint64_t *tx_bytes, uint64_t *rx_bytes);

@@ -75,6 +75,8 @@ struct deployer {
 	pthread_t thread;
 	bool thread_running, stopping, wake;
 	int sub;
+	deploy_normalize_fn normalize;
+	void *normalize_ud;
 	/* usage not yet written to the store */
 	dstore_usage *pending;
 	size_t npending;
@@ -631,6 +633,14 @@ int deploy_create(deployer *d, const deploy_req *r, const char *actor, json_t **
 	snprintf(spec.name, sizeof spec.name, "%s", r->name);
 	set_kv(spec.metadata, &spec.n_metadata, META_DEPLOYMENT, r->name);
 	set_kv(spec.metadata, &spec.n_metadata, META_TEAM, tname);
+	pthread_mutex_lock(&d->lock);
+	deploy_normalize_fn norm = d->normalize;
+	void *norm_ud = d->normalize_ud;
+	pthread_mutex_unlock(&d->lock);
+	if (norm && norm(norm_ud, &spec, err) < 0) {
+		silo_error_prefix(err, "deploy %s", r->name);
+		goto fail_spec;
+	}
 	if (spec_validate(&spec, err) < 0) {
 		silo_error_prefix(err, "spec of %s", r->name);
 		goto fail_spec;
@@ -1332,6 +1342,14 @@ static void reconcile(deployer *d)
 	}
 	json_decref(live);
 	dstore_rows_free(rows, n);
+}
+
+void deploy_set_normalize(deployer *d, deploy_normalize_fn fn, void *ud)
+{
+	pthread_mutex_lock(&d->lock);
+	d->normalize = fn;
+	d->normalize_ud = ud;
+	pthread_mutex_unlock(&d->lock);
 }
 
 int deploy_open(manager *m, const deploy_config *cfg, deployer **out, silo_error *err)

@@ -46,6 +46,12 @@ int deploy_open(manager *m, const deploy_config *cfg, deployer **out, silo_error
 /* Stop the thread; sandboxes keep running (the next silod reconciles them). */
 void deploy_close(deployer *d);
 
+/* Applied to every new deployment's spec before it is checked and stored
+ * (silod: the creation policy, as POST /v1/sandboxes applies it for a
+ * full-access caller); restarts reuse the stored, already-normalized spec. */
+typedef int (*deploy_normalize_fn)(void *ud, vm_spec *spec, silo_error *err);
+void deploy_set_normalize(deployer *d, deploy_normalize_fn fn, void *ud);
+
 /* Deploy and wait until the sandbox is ready. *out = the deployment (JSON). */
 int deploy_create(deployer *d, const deploy_req *r, const char *actor, json_t **out, silo_error *err);
 /* Undeploy: terminate the sandbox (grace_ms < 0 = manager default) and forget it. */

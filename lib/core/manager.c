@@ -8,6 +8,7 @@
  *   m->ev_lock  the subscriber list (events are delivered under it, in order).
  * An entry stays allocated while m->lock says it is referenced (e->refs).
  */
+#include "core/cleanup.h"
 #include "core/manager.h"
 
 #include <dirent.h>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "audit/audit.h"
+#include "core/mgr_internal.h"
 #include "common/util.h"
 #include "registry/registry.h"
 
@@ -47,6 +49,8 @@ typedef struct mentry {
 	int ops;                      /* operations in flight */
 	bool deleting;
 	bool unhealthy_reported;
+	bool violated;                /* the guest left its scope: the monitor terminates it */
+	char violation[256];          /* why */
 	char state[16];               /* last state recorded in the registry */
 	uint32_t tasks[MAX_TASKS];
 	size_t ntasks;
@@ -87,7 +91,13 @@ struct manager {
 	pthread_cond_t mon_cond;
 	bool stopping;
 	uint64_t started_ms;
+	struct mgr_pools *pools;      /* warm pools (mgr_pool.c) */
 };
+
+struct mgr_pools **manager_pools_slot(manager *m)
+{
+	return &m->pools;
+}
 
 struct mgr_exec {
 	manager *m;
@@ -306,6 +316,29 @@ static mentry *get_entry(manager *m, const char *id, silo_error *err)
 	return e;
 }
 
+static const char *meta_value(const vm_spec *s, const char *key)
+{
+	for (size_t i = 0; key && i < s->n_metadata; i++)
+		if (!strcmp(s->metadata[i].key, key))
+			return s->metadata[i].value;
+	return NULL;
+}
+
+int manager_sandbox_spec(manager *m, const char *id_or_name, char rid[SILO_ID_MAX], char provider[32],
+			 vm_spec *spec, silo_error *err)
+{
+	mentry *e = get_entry(m, id_or_name, err);
+	if (!e)
+		return -1;
+	snprintf(rid, SILO_ID_MAX, "%s", e->id);
+	pthread_mutex_lock(&e->lock);
+	snprintf(provider, 32, "%s", e->provider[0] ? e->provider : e->spec.provider ? e->spec.provider : "");
+	pthread_mutex_unlock(&e->lock);
+	spec_copy(spec, &e->spec);
+	unref(m, e);
+	return 0;
+}
+
 int manager_resolve(manager *m, const char *id_or_name, char out[SILO_ID_MAX], silo_error *err)
 {
 	mentry *e = get_entry(m, id_or_name, err);
@@ -348,6 +381,15 @@ static void record_state(mentry *e, const char *new_state, const char *reason)
 		emit(m, MGR_EV_TERMINATED, e->id, old, new_state, NULL, "%s", reason ? reason : "");
 	else if (!strcmp(new_state, "error")) {
 		if (is_violation(reason)) {
+			/* The guest left its scope: terminate it (from the monitor, not
+			 * from this thread, which may be the channel's reader). */
+			pthread_mutex_lock(&e->lock);
+			e->violated = true;
+			snprintf(e->violation, sizeof e->violation, "%s", reason);
+			pthread_mutex_unlock(&e->lock);
+			pthread_mutex_lock(&m->mon_lock);
+			pthread_cond_broadcast(&m->mon_cond);
+			pthread_mutex_unlock(&m->mon_lock);
 			metrics_inc(m->met, M_SECURITY_VIOLATIONS_TOTAL, 1);
 			emit(m, MGR_EV_SECURITY_VIOLATION, e->id, old, new_state, "SECURITY_VIOLATION", "%s",
 			     reason ? reason : "");
@@ -432,6 +474,16 @@ static void clean_dead(manager *m, const reg_sandbox *r)
 	} else if (path_exists(expect)) {
 		rm_rf(expect);
 	}
+	/* the same verification as a terminate, recorded for GET and retried if dirty */
+	cleanup_report rep = {.terminated = true};
+	cleanup_sweep(r->id, expect, &rep.residual_paths);
+	if (path_exists(expect))
+		cleanup_add(&rep.residual_paths, expect);
+	rep.host_clean = !rep.residual_paths;
+	silo_error err = {0};
+	if (cleanup_record(m->state_dir, r->id, expect, &rep, &err) < 0)
+		log_warn("recover %s: %s", r->id, err.message);
+	cleanup_report_free(&rep);
 }
 
 static void recover(manager *m)
@@ -540,6 +592,13 @@ int manager_open(const manager_config *cfg, manager **out, silo_error *err)
 	manager_audit(m, "silod", NULL, "manager-start", 0, NULL);
 	if (cfg->recover)
 		recover(m);
+	/* leftovers a previous terminate could not remove: try again now */
+	int dirty = 0, cleaned = cleanup_retry_pending(m->state_dir, &dirty);
+	if (cleaned || dirty) {
+		json_t *d = json_pack("{s:i,s:i}", "cleaned", cleaned, "still_dirty", dirty);
+		manager_audit(m, "silod", NULL, "cleanup-retry", 0, d);
+		json_decref(d);
+	}
 	if (pthread_create(&m->monitor, NULL, monitor_main, m) != 0) {
 		silo_fail(err, SILO_ERR_INTERNAL, errno, "cannot start the monitor thread");
 		goto fail;
@@ -595,6 +654,9 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 	id_out[0] = '\0';
 	if (spec_validate(spec, err) < 0)
 		goto fail_early;
+	if (!opts->id && !opts->restore_dir && !opts->no_pool &&
+	    mgr_pool_take(m, spec, NULL, opts->actor, id_out) == 0)
+		return 0;   /* a warm sandbox from the pool */
 	if (opts->id) {
 		snprintf(id, sizeof id, "%s", opts->id);
 		reg_sandbox r;
@@ -630,6 +692,18 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 		pthread_mutex_unlock(&m->lock);
 		entry_free(e);
 		goto fail_early;
+	}
+	if (opts->admit) {
+		size_t owned = 0;
+		for (mentry *x = m->entries; x; x = x->next) {
+			const char *v = meta_value(&x->spec, opts->owner_key);
+			owned += v && opts->owner_value && !strcmp(v, opts->owner_value);
+		}
+		if (opts->admit(opts->admit_ud, owned, err) < 0) {
+			pthread_mutex_unlock(&m->lock);
+			entry_free(e);
+			goto fail_early;
+		}
 	}
 	e->deleting = true;   /* not usable until ready */
 	insert_locked(m, e);
@@ -669,6 +743,9 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 		.boot_timeout_ms = m->cfg.boot_timeout_ms,
 		.on_state = on_state_cb,
 		.on_state_ud = e,
+		.restore_dir = opts->restore_dir,
+		.restore_id = opts->restore_id,
+		.restore_provider = opts->restore_provider,
 	};
 	sandbox *sb = NULL;
 	if (sandbox_create(spec, &so, &sb, err) < 0) {
@@ -682,6 +759,11 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 		metrics_inc(m->met, M_SPAWN_FAILURES_TOTAL, 1);
 		json_t *d = json_pack("{s:s,s:s}", "code", silo_code_name(err->code), "message", err->message);
 		manager_audit(m, opts->actor, id, "create-failed", ms, d);
+		if (err->code == SILO_ERR_CHECKSUM_MISMATCH && strstr(err->message, "supply chain")) {
+			/* a boot file did not match the signed manifest (lib/trust) */
+			manager_audit(m, opts->actor, id, "supply-chain", ms, d);
+			emit(m, MGR_EV_SECURITY_VIOLATION, id, NULL, NULL, "CHECKSUM_MISMATCH", "%.500s", err->message);
+		}
 		json_decref(d);
 		unlink_entry(m, e);
 		unref(m, e);
@@ -755,7 +837,12 @@ static int destroy_entry(manager *m, mentry *e, const char *actor, int grace_ms,
 		sandbox_set_state(sb, SB_STOPPING, why);   /* the history says why it stopped */
 	}
 	cleanup_report rep = {0};
+	char rundir[PATH_MAX];
+	snprintf(rundir, sizeof rundir, "%s", sb->rundir);
 	int rc = sandbox_destroy(sb, grace_ms, &rep, err);
+	silo_error ce = {0};
+	if (cleanup_record(m->state_dir, e->id, rundir, &rep, &ce) < 0)   /* CleanupVerification */
+		log_error("%s: %s", e->id, ce.message);
 	pthread_mutex_lock(&e->lock);
 	e->sb = NULL;
 	pthread_mutex_unlock(&e->lock);
@@ -839,6 +926,31 @@ static void op_end(manager *m, mentry *e)
 		pthread_cond_broadcast(&e->idle);
 	pthread_mutex_unlock(&e->lock);
 	unref(m, e);
+}
+
+int manager_with_sandbox(manager *m, const char *id, bool allow_paused, mgr_sandbox_fn fn, void *ud,
+			 silo_error *err)
+{
+	mentry *e = get_entry(m, id, err);
+	if (!e)
+		return -1;
+	pthread_mutex_lock(&e->lock);
+	bool ok = !e->deleting && e->sb && e->sb->ch &&
+		  (!strcmp(e->state, "running") || (allow_paused && !strcmp(e->state, "paused")));
+	if (!ok) {
+		char st[16];
+		snprintf(st, sizeof st, "%s", !e->sb ? "provisioning" : e->deleting ? "being deleted" : e->state);
+		pthread_mutex_unlock(&e->lock);
+		unref(m, e);
+		return silo_fail_vm(err, SILO_ERR_CONFLICT, 0, id, "sandbox is %s", st);
+	}
+	e->ops++;
+	pthread_mutex_unlock(&e->lock);
+	int rc = fn(e->sb, ud, err);
+	if (rc < 0)
+		silo_error_set_vm(err, e->id);
+	op_end(m, e);
+	return rc;
 }
 
 static void task_add(mentry *e, uint32_t task)
@@ -1047,6 +1159,9 @@ int manager_get_json(manager *m, const char *id, json_t **out, silo_error *err)
 		json_object_set_new(o, "spec", json_string(r.spec_toml));
 	reg_sandbox_clear(&r);
 	add_live(m, rid, o);
+	json_t *cv = cleanup_load_json(m->state_dir, rid);
+	if (cv)
+		json_object_set_new(o, "cleanup", cv);
 	*out = o;
 	return 0;
 }
@@ -1255,8 +1370,24 @@ static void monitor_pass(manager *m)
 		pthread_mutex_lock(&e->lock);
 		if (--e->ops == 0)
 			pthread_cond_broadcast(&e->idle);
+		bool violated = e->violated;
+		char why[256];
+		snprintf(why, sizeof why, "%s", e->violation);
 		pthread_mutex_unlock(&e->lock);
-		if (!alive || expired) {
+		if (violated) {
+			pthread_mutex_lock(&e->lock);
+			bool mine = !e->deleting && e->sb;
+			e->deleting = true;
+			pthread_mutex_unlock(&e->lock);
+			if (!mine)
+				goto next;
+			silo_error err;
+			json_t *d = json_pack("{s:s}", "reason", why);
+			manager_audit(m, "silod", e->id, "security-violation", 0, d);
+			json_decref(d);
+			if (destroy_entry(m, e, "silod", 0, "terminated after a security violation", true, &err) < 0)
+				log_warn("terminate %s after a violation: %s", e->id, err.message);
+		} else if (!alive || expired) {
 			pthread_mutex_lock(&e->lock);
 			bool mine = !e->deleting && e->sb;
 			e->deleting = true;
@@ -1336,6 +1467,7 @@ void manager_close(manager *m, bool terminate_all)
 {
 	if (!m)
 		return;
+	manager_pools_stop(m);
 	if (m->monitor_running) {
 		pthread_mutex_lock(&m->mon_lock);
 		m->stopping = true;

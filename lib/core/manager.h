@@ -85,6 +85,15 @@ json_t *manager_providers_json(manager *m);
 typedef struct mgr_create_opts {
 	const char *actor;             /* for the audit log */
 	const char *id;                /* NULL = generate a unique one */
+	/* Restore from a verified snapshot instead of spawning (sandbox_opts). */
+	const char *restore_dir, *restore_id, *restore_provider;
+	bool no_pool;                  /* do not take a warm-pool sandbox (the pool itself) */
+	/* Optional quota, decided atomically with admission: admit() is called
+	 * under the table lock with the number of live sandboxes whose spec
+	 * metadata has owner_key = owner_value; a negative return refuses. */
+	const char *owner_key, *owner_value;
+	int (*admit)(void *ud, size_t owned, silo_error *err);
+	void *admit_ud;
 } mgr_create_opts;
 
 /* Create and wait until ready. id_out gets the sandbox id (also on failure,
@@ -93,6 +102,10 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 		   char id_out[SILO_ID_MAX], silo_error *err);
 /* Terminate (grace then force), verify cleanup, record. VM_NOT_FOUND if not live. */
 int manager_delete(manager *m, const char *id, const char *actor, int grace_ms, silo_error *err);
+
+/* A copy of a live sandbox's spec (free with spec_free), its id and provider. */
+int manager_sandbox_spec(manager *m, const char *id_or_name, char rid[SILO_ID_MAX], char provider[32],
+			 vm_spec *spec, silo_error *err);
 
 /* JSON views. id may also be a unique name of a live sandbox. */
 int manager_get_json(manager *m, const char *id, json_t **out, silo_error *err);
@@ -119,6 +132,47 @@ int manager_file_put(manager *m, const char *id, const char *path, int src_fd, u
 		     const char *actor, silo_error *err);
 int manager_file_get(manager *m, const char *id, const char *path, int dst_fd, uint64_t max_bytes,
 		     const char *actor, silo_error *err);
+
+/* Run fn on a live, ready sandbox while holding an operation slot (delete
+ * waits for it); allow_paused also admits a paused one. Used by
+ * lib/core/mgr_snapshot.c (snapshot, fork, pause, resume). */
+typedef int (*mgr_sandbox_fn)(sandbox *sb, void *ud, silo_error *err);
+int manager_with_sandbox(manager *m, const char *id, bool allow_paused, mgr_sandbox_fn fn, void *ud,
+			 silo_error *err);
+
+/* ---- snapshots, fork, pause (mgr_snapshot.c, docs/snapshots.md) ---- */
+typedef struct mgr_snap_opts {
+	const char *actor;
+	char *const *tags;             /* NULL-terminated, may be NULL */
+	bool keep_paused;
+	uint64_t ttl_ms;               /* 0 = no expiry */
+} mgr_snap_opts;
+/* Snapshot a live sandbox into the store; *out = the snapshot's JSON. */
+int manager_snapshot(manager *m, const char *id, const mgr_snap_opts *o, json_t **out, silo_error *err);
+/* Verify a snapshot (id or tag) and restore it into a new sandbox. */
+int manager_restore(manager *m, const char *snap, const char *actor, char id_out[SILO_ID_MAX],
+		    silo_error *err);
+/* n copies of a live sandbox (snapshot of kind "fork", then n restores);
+ * all or nothing. *out = {"snapshot": id, "sandboxes": [ids]}. */
+int manager_fork(manager *m, const char *id, unsigned n, const char *actor, json_t **out, silo_error *err);
+int manager_pause(manager *m, const char *id, const char *actor, silo_error *err);
+int manager_resume(manager *m, const char *id, const char *actor, silo_error *err);
+
+/* ---- warm pools (mgr_pool.c) ---- */
+/* Keep k sandboxes ready and paused for source: a hac.toml path, or
+ * "snapshot=ID_OR_TAG". Call before manager_pools_start. */
+int manager_pool_add(manager *m, const char *source, unsigned k, silo_error *err);
+/* Same, with normalize (may be NULL) applied to a spec template once, as the
+ * API applies its creation policy to every create, so a create of the same
+ * hac.toml matches the template (silod passes api_normalize_spec). */
+typedef int (*mgr_spec_fn)(void *ud, vm_spec *spec, silo_error *err);
+int manager_pool_add_normalized(manager *m, const char *source, unsigned k, mgr_spec_fn normalize, void *ud,
+				silo_error *err);
+int manager_pools_start(manager *m, silo_error *err);
+/* Stop refilling and delete the ready sandboxes (manager_close calls it). */
+void manager_pools_stop(manager *m);
+/* [{template, name, k, ready, ready_ids, taken, filled, failures[, snapshot, last_error]}] */
+json_t *manager_pools_json(manager *m);
 
 /* Record an error raised outside the manager (API layer: bad requests, policy
  * denials): counts it and may raise a health-warning. */

@@ -54,6 +54,13 @@ typedef struct provider_ops {
 	 * (qemu: tail of the serial console + QEMU stderr). Call before terminate.
 	 * (Added by the qemu provider; sandbox.c appends it to the BOOT_TIMEOUT message.) */
 	void (*diagnostics)(struct sandbox *sb, char *buf, size_t len);
+	/* Optional (docs/snapshots.md): write the sandbox's state into dir, a
+	 * snapshot payload directory the store hashes afterwards. The core has
+	 * paused the sandbox (pause op) and resumes it afterwards if asked. */
+	int (*snapshot)(struct sandbox *sb, const char *dir, silo_error *err);
+	/* Optional: like spawn, but start from a payload that snapshot() wrote
+	 * (already verified against its manifest by the caller). */
+	int (*restore)(struct sandbox *sb, const vm_spec *spec, const char *dir, silo_error *err);
 } provider_ops;
 
 /* providers.c */

@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "core/cleanup.h"
 #include "core/sandbox.h"
+#include "snapshot/snapshot.h"
 
 #define DEFAULT_BOOT_TIMEOUT_NS_MS 10000   /* namespace: a process start */
 #define DEFAULT_BOOT_TIMEOUT_VM_MS 120000  /* qemu TCG boots take seconds to a minute */
@@ -238,7 +240,18 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "id: \"%s\" must be 1-63 of [A-Za-z0-9_-]",
 				 opts->id);
 	char why[512];
-	const provider_ops *ops = provider_select(spec->provider, opts->fallback, why, sizeof why, err);
+	const provider_ops *ops;
+	if (opts->restore_dir) {
+		ops = provider_find(opts->restore_provider);
+		if (!ops)
+			return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, 0, "restore: unknown provider \"%s\"",
+					 opts->restore_provider ? opts->restore_provider : "");
+		if (!ops->restore)
+			return silo_fail(err, SILO_ERR_NOT_SUPPORTED, 0, "restore: the %s provider cannot restore snapshots",
+					 ops->name);
+	} else {
+		ops = provider_select(spec->provider, opts->fallback, why, sizeof why, err);
+	}
 	if (!ops)
 		return -1;
 	uint64_t t0 = now_mono_ns();
@@ -256,7 +269,15 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 		sb_free(sb);
 		return -1;
 	}
-	if (ops->spawn(sb, &sb->spec, err) < 0) {
+	int src;
+	if (opts->restore_dir) {
+		src = snap_mark_use(sb->rundir, opts->restore_id ? opts->restore_id : "", err);
+		if (src == 0)
+			src = ops->restore(sb, &sb->spec, opts->restore_dir, err);
+	} else {
+		src = ops->spawn(sb, &sb->spec, err);
+	}
+	if (src < 0) {
 		silo_error_set_vm(err, sb->id);
 		char reason[300];
 		snprintf(reason, sizeof reason, "%s: %s", silo_code_name(err->code), err->message);
@@ -308,6 +329,8 @@ void sandbox_verify_cleanup(sandbox *sb, cleanup_report *rep)
 	/* The core owns the run directory. */
 	if (sb->rundir[0] && path_exists(sb->rundir) && rm_rf(sb->rundir) < 0 && path_exists(sb->rundir))
 		strv_append(&res, xasprintf("%s", sb->rundir));
+	/* provider-independent: processes, mounts, sockets, cgroups, tap, temp files */
+	cleanup_sweep(sb->id, sb->rundir, &res);
 	rep->terminated = !(sb->ops && sb->ops->alive && sb->ops->alive(sb));
 	if (!rep->terminated && sb->pid > 0)
 		strv_append(&res, xasprintf("pid %d still running", (int)sb->pid));

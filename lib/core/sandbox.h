@@ -71,6 +71,13 @@ typedef struct sandbox_opts {
 	int heartbeat_ms;              /* 0 = default (1000) */
 	sb_state_cb on_state;
 	void *on_state_ud;
+	/* Restore instead of spawning (lib/core/sandbox_snap.c, docs/snapshots.md):
+	 * the payload directory of a verified snapshot, its id (recorded in the
+	 * run directory so the store keeps it while the sandbox lives) and the
+	 * provider that wrote it (no fallback). */
+	const char *restore_dir;
+	const char *restore_id;
+	const char *restore_provider;
 } sandbox_opts;
 
 /* Spawn and wait until the agent answers the handshake (BOOT_TIMEOUT with the
@@ -83,6 +90,13 @@ int sandbox_reattach(const char *id, const vm_spec *spec, const char *provider, 
 		     sandbox **out, silo_error *err);
 void sandbox_set_state(sandbox *sb, sb_state s, const char *reason);
 sb_state sandbox_get_state(sandbox *sb);
+
+/* Snapshots (sandbox_snap.c): pause (provider pause op, state paused), let
+ * the provider write its state into payload_dir, resume unless keep_paused.
+ * NOT_SUPPORTED when the provider has no snapshot op. */
+int sandbox_snapshot(sandbox *sb, const char *payload_dir, bool keep_paused, silo_error *err);
+int sandbox_pause(sandbox *sb, silo_error *err);
+int sandbox_resume(sandbox *sb, silo_error *err);
 
 /* Scan rundir/pids/cgroups left by the provider; fills rep. */
 void sandbox_verify_cleanup(sandbox *sb, cleanup_report *rep);

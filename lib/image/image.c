@@ -162,6 +162,20 @@ static int parse_entry(json_t *o, size_t idx, image_entry *e, silo_error *err)
 						 name);
 			e->kernel_path = xstrdup(kp);
 		}
+		json_t *ks = json_object_get(k, "sha256"), *kz = json_object_get(k, "size");
+		if (ks) {
+			const char *h = json_string_value(ks);
+			if (!h || strlen(h) != 64 || strspn(h, "0123456789abcdef") != 64)
+				return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+						 "image manifest: image \"%s\": kernel.sha256: expected 64 lowercase hex digits",
+						 name);
+			snprintf(e->kernel_sha256, sizeof e->kernel_sha256, "%s", h);
+			if (!json_is_integer(kz) || json_integer_value(kz) < 0)
+				return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+						 "image manifest: image \"%s\": kernel.size: expected a non-negative integer",
+						 name);
+			e->kernel_size = (uint64_t)json_integer_value(kz);
+		}
 	}
 	return 0;
 }
@@ -305,12 +319,14 @@ static int verify_file(const char *ename, const image_file *f, silo_error *err)
 		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
 				 "image \"%s\": %s is %" PRIu64 " bytes, manifest says %" PRIu64, ename, f->path,
 				 (uint64_t)sb.st_size, f->size);
-	/* stamp: "<sha256> <size> <mtime_s>.<mtime_ns> <ino>" */
+	/* stamp: "<sha256> <size> <mtime_s>.<mtime_ns> <ino> <ctime_s>.<ctime_ns>"; ctime
+	 * catches an in-place rewrite that restores the mtime (utimensat sets ctime) */
 	char stamp_path[PATH_MAX + 16];
 	snprintf(stamp_path, sizeof stamp_path, "%s.verified", f->path);
 	char expect[256];
-	snprintf(expect, sizeof expect, "%s %" PRIu64 " %lld.%09ld %llu\n", f->sha256, f->size,
-		 (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec, (unsigned long long)sb.st_ino);
+	snprintf(expect, sizeof expect, "%s %" PRIu64 " %lld.%09ld %llu %lld.%09ld\n", f->sha256, f->size,
+		 (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec, (unsigned long long)sb.st_ino,
+		 (long long)sb.st_ctim.tv_sec, sb.st_ctim.tv_nsec);
 	char *have = NULL;
 	size_t hlen = 0;
 	if (read_file(stamp_path, 256, &have, &hlen, NULL) == 0) {
@@ -329,6 +345,11 @@ static int verify_file(const char *ename, const image_file *f, silo_error *err)
 	/* best effort: a read-only cache just means re-hashing next time */
 	(void)write_file_atomic(stamp_path, expect, strlen(expect), 0644, NULL);
 	return 0;
+}
+
+int image_file_verify(const char *what, const image_file *f, silo_error *err)
+{
+	return verify_file(what, f, err);
 }
 
 int image_verify(const image_entry *e, silo_error *err)

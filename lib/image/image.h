@@ -11,7 +11,8 @@
  * manifest.json: {"version":1,"images":[{"name":"python","kind":"ext4",
  *   "path":"/abs/rootfs.ext4","sha256":"<64 hex>","size":N,"created":"RFC3339",
  *   "initrd":{"path":"/abs/initrd.cpio.gz","sha256":"..","size":N},   (ext4 only)
- *   "kernel":{"key":"<16 hex>","path":"/abs/vmlinux"}}, ...]}
+ *   "kernel":{"key":"<16 hex>","path":"/abs/vmlinux","sha256":"..","size":N}}, ...]}
+ *   (kernel sha256/size are optional; the signed-manifest boot check needs them)
  * kind "initramfs": path is the initramfs (agent as /init); no root disk.
  * kind "ext4": path is a root disk image mounted read-only under a tmpfs overlay
  *   by the loader initramfs in "initrd" (kernel arg silo.root=/dev/vda).
@@ -45,6 +46,8 @@ typedef struct image_entry {
 	char created[40];
 	char kernel_key[33];
 	char *kernel_path;   /* vmlinux it was built against; may be NULL */
+	char kernel_sha256[65]; /* "" when the manifest does not record it */
+	uint64_t kernel_size;
 } image_entry;
 
 const char *image_kind_name(image_kind k);
@@ -63,6 +66,9 @@ int image_lookup(const char *name, image_entry *out, silo_error *err);
  * check is remembered in "<file>.verified" (sha256, size, mtime, inode) so a
  * later check of an unchanged file is a stat. CHECKSUM_MISMATCH on mismatch. */
 int image_verify(const image_entry *e, silo_error *err);
+/* Size and SHA-256 of one file (same stamp cache as image_verify); `what`
+ * names it in errors. */
+int image_file_verify(const char *what, const image_file *f, silo_error *err);
 /* SHA-256 of a file as 64 hex chars + NUL. */
 int image_sha256_file(const char *path, char hex[65], uint64_t *size, silo_error *err);
 /* Remove the image files and its manifest entry (under the manifest lock). */

@@ -3,12 +3,16 @@
  * reached through silo-vmm's hybrid vsock: connect to <rundir>/vsock.sock, send
  * "CONNECT 1024\n", read "OK <port>\n", then the stream is the agent's.
  *
+ * silo-vmm also serves its Firecracker-compatible API on <rundir>/api.sock; pause
+ * and resume are PATCH /vm {"state": "Paused" | "Resumed"} there.
+ *
  * Availability: /dev/kvm must open and the CPU must have vmx/svm. On a PVM host
  * (software nested virtualization, no vmx/svm) guest ring 0 is emulated and
  * Linux does not reach userspace, so the provider reports itself unavailable
  * unless SILO_KVM_FORCE=1.
  */
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -28,14 +32,16 @@
 #include "core/provider.h"
 #include "core/sandbox.h"
 #include "image/image.h"
+#include "trust/trust.h"
 
 #define AGENT_VSOCK_PORT 1024
 
-static const char *const rundir_files[] = {"vsock.sock", "serial.log", "vmm.log"};
+static const char *const rundir_files[] = {"vsock.sock", "api.sock", "serial.log", "vmm.log"};
 
 typedef struct kvm_state {
 	bool is_child, exited;
 	char vsock[PATH_MAX];
+	char api[PATH_MAX];
 } kvm_state;
 
 static bool cpu_has_hw_virt(void)
@@ -93,6 +99,8 @@ static bool cmdline_ok(const char *s)
 	return true;
 }
 
+static int launch(sandbox *sb, kvm_state *k, const char *bin, const char *const *argv, silo_error *err);
+
 static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 {
 	char bin[PATH_MAX], kernel[PATH_MAX], initrd[PATH_MAX] = "";
@@ -122,8 +130,12 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 	}
 	if (spec->cmdline && !cmdline_ok(spec->cmdline))
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "boot.cmdline: control characters");
+	/* with a keyring: every file that boots must match the signed manifest */
+	if (trust_check_boot(kernel, initrd, NULL, NULL, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
 	kvm_state *k = xcalloc(1, sizeof *k);
 	snprintf(k->vsock, sizeof k->vsock, "%s/vsock.sock", sb->rundir);
+	snprintf(k->api, sizeof k->api, "%s/api.sock", sb->rundir);
 	char serial[PATH_MAX + 16], log[PATH_MAX + 16], mem[16], vcpus[16];
 	snprintf(serial, sizeof serial, "%s/serial.log", sb->rundir);
 	snprintf(log, sizeof log, "%s/vmm.log", sb->rundir);
@@ -142,6 +154,8 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 	argv[n++] = "--vcpus", argv[n++] = vcpus;
 	argv[n++] = "--serial-log", argv[n++] = serial;
 	argv[n++] = "--vsock-uds", argv[n++] = k->vsock;
+	argv[n++] = "--api-sock", argv[n++] = k->api;
+	argv[n++] = "--id", argv[n++] = sb->id;
 	argv[n++] = "--boot-timer";
 	argv[n++] = "--rng";
 	argv[n++] = "--cmdline", argv[n++] = cmdline;
@@ -154,6 +168,14 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 		argv[n++] = "--drive", argv[n++] = drives[i];
 	}
 	argv[n] = NULL;
+	return launch(sb, k, bin, argv, err);
+}
+
+/* Fork and exec silo-vmm (stdout/stderr to RUNDIR/vmm.log); takes ownership of k. */
+static int launch(sandbox *sb, kvm_state *k, const char *bin, const char *const *argv, silo_error *err)
+{
+	char log[PATH_MAX + 16];
+	snprintf(log, sizeof log, "%s/vmm.log", sb->rundir);
 	int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (lfd < 0) {
 		free(k);
@@ -304,12 +326,120 @@ static int k_terminate(sandbox *sb, int grace_ms, silo_error *err)
 	return 0;
 }
 
+/* One request to silo-vmm's API; returns the HTTP status (-1 when unreachable). The
+ * response is bounded (4 KiB) and only its status line is used; fault_message goes to err. */
+static int api_call(sandbox *sb, const char *method, const char *path, const char *body, int timeout_ms,
+		    silo_error *err)
+{
+	kvm_state *k = sb->prov;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (!k || strlen(k->api) >= sizeof sa.sun_path)
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "kvm: sandbox not running");
+	strcpy(sa.sun_path, k->api);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, errno, sb->id, "kvm: socket");
+	cleanup_free char *req = xasprintf("%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+					   "Content-Length: %zu\r\n\r\n%s",
+					   method, path, strlen(body), body);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || write_all(fd, req, strlen(req)) < 0) {
+		int e = errno;
+		close(fd);
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, e, sb->id, "kvm: silo-vmm API %s", k->api);
+	}
+	char resp[4096];
+	size_t got = 0;
+	uint64_t deadline = now_mono_ns() + (uint64_t)timeout_ms * 1000000ULL;
+	for (;;) {
+		uint64_t now = now_mono_ns();
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (got == sizeof resp - 1 || now >= deadline || poll(&p, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
+			break;
+		ssize_t r = read(fd, resp + got, sizeof resp - 1 - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	resp[got] = 0;
+	int status = 0;
+	if (sscanf(resp, "HTTP/1.1 %d", &status) != 1)
+		return silo_fail_vm(err, SILO_ERR_PROTOCOL, 0, sb->id, "kvm: silo-vmm API: no HTTP answer to %s %s",
+				    method, path);
+	if (status >= 300) {
+		const char *m = strstr(resp, "\"fault_message\":\"");
+		silo_fail_vm(err, status == 400 ? SILO_ERR_CONFLICT : SILO_ERR_INTERNAL, 0, sb->id,
+			     "kvm: %s %s: HTTP %d %.*s", method, path, status, m ? (int)strcspn(m + 17, "\"") : 0,
+			     m ? m + 17 : "");
+		return -1;
+	}
+	return status;
+}
+
+static int k_pause(sandbox *sb, silo_error *err)
+{
+	return api_call(sb, "PATCH", "/vm", "{\"state\":\"Paused\"}", 5000, err) < 0 ? -1 : 0;
+}
+
+static int k_resume(sandbox *sb, silo_error *err)
+{
+	return api_call(sb, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 5000, err) < 0 ? -1 : 0;
+}
+
+/* Snapshot: silo-vmm writes DIR/vm.state and DIR/vm.mem (the core paused the VM). */
+static int k_snapshot(sandbox *sb, const char *dir, silo_error *err)
+{
+	cleanup_free char *st = xasprintf("%s/vm.state", dir), *mem = xasprintf("%s/vm.mem", dir);
+	json_t *b = json_pack("{s:s,s:s,s:s}", "snapshot_type", "Full", "snapshot_path", st, "mem_file_path", mem);
+	cleanup_free char *body = json_dumps(b, JSON_COMPACT);
+	json_decref(b);
+	return api_call(sb, "PUT", "/snapshot/create", body, 120000, err) < 0 ? -1 : 0;
+}
+
+/* Restore: a fresh silo-vmm (API only) loads DIR/vm.{state,mem}: RAM is mapped copy-on-write
+ * from the payload, the vsock socket is this sandbox's own. The caller verified DIR. */
+static int k_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_error *err)
+{
+	(void)spec;
+	char bin[PATH_MAX];
+	if (find_helper_binary("silo-vmm", bin, sizeof bin, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
+	kvm_state *k = xcalloc(1, sizeof *k);
+	snprintf(k->vsock, sizeof k->vsock, "%s/vsock.sock", sb->rundir);
+	snprintf(k->api, sizeof k->api, "%s/api.sock", sb->rundir);
+	char serial[PATH_MAX + 16];
+	snprintf(serial, sizeof serial, "%s/serial.log", sb->rundir);
+	const char *argv[] = {bin, "--api-sock", k->api, "--id", sb->id, "--serial-log", serial, NULL};
+	if (launch(sb, k, bin, argv, err) < 0)
+		return -1;
+	/* The socket appears once silo-vmm listens. */
+	for (int i = 0; i < 500 && access(k->api, F_OK) != 0 && k_alive(sb); i++) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	cleanup_free char *st = xasprintf("%s/vm.state", dir), *mem = xasprintf("%s/vm.mem", dir);
+	json_t *b = json_pack("{s:s,s:{s:s,s:s},s:b,s:b,s:s}", "snapshot_path", st, "mem_backend", "backend_type", "File",
+			      "backend_path", mem, "resume_vm", 1, "verify_memory", 0, "vsock_uds_path", k->vsock);
+	cleanup_free char *body = json_dumps(b, JSON_COMPACT);
+	json_decref(b);
+	if (api_call(sb, "PUT", "/snapshot/load", body, 60000, err) < 0) {
+		silo_error e2 = {0};
+		k_terminate(sb, 1000, &e2);
+		return -1;
+	}
+	return 0;
+}
+
 static void k_residue(sandbox *sb, char ***out)
 {
 	size_t n = strv_len(*out);
 	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
+		char p[PATH_MAX + 32];
+		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
+		if (!path_exists(p))   /* only what is really left */
+			continue;
 		*out = xrealloc(*out, (n + 2) * sizeof **out);
-		(*out)[n++] = xasprintf("%s/%s", sb->rundir, rundir_files[i]);
+		(*out)[n++] = xstrdup(p);
 		(*out)[n] = NULL;
 	}
 }
@@ -335,6 +465,10 @@ const provider_ops kvm_provider = {
 	.connect = k_connect,
 	.terminate = k_terminate,
 	.alive = k_alive,
+	.pause = k_pause,
+	.resume = k_resume,
+	.snapshot = k_snapshot,
+	.restore = k_restore,
 	.residue = k_residue,
 	.diagnostics = k_diagnostics,
 };

@@ -41,6 +41,7 @@
 #include "core/provider.h"
 #include "core/sandbox.h"
 #include "providers/ns.h"
+#include "snapshot/snapshot.h"
 
 /* Weak: usable before lib/core/channel.c is in the same library. */
 extern bool chan_is_connected(chan *c) __attribute__((weak));
@@ -476,20 +477,10 @@ static void remove_rundir_contents(sandbox *sb)
 	}
 }
 
-static int ns_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
+/* The read-only base layer: boot.rootfs or the cached busybox + agent layer. */
+static int base_layer(sandbox *sb, const vm_spec *spec, char *lower, size_t lower_len, silo_error *err)
 {
-	if (spec->network)
-		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
-				    "network: the namespace provider offers no network (only loopback)");
-	if (spec->n_drives)
-		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
-				    "drives: the namespace provider does not attach block devices");
-	if (spec->image && *spec->image && strcmp(spec->image, "base") != 0)
-		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
-				    "image: the namespace provider runs the \"base\" image (busybox) or a boot.rootfs "
-				    "directory, not \"%s\"",
-				    spec->image);
-	char agent[PATH_MAX], lower[PATH_MAX];
+	char agent[PATH_MAX];
 	if (find_helper_binary("silo-agent", agent, sizeof agent, err) < 0) {
 		silo_error_set_vm(err, sb->id);
 		return -1;
@@ -507,12 +498,32 @@ static int ns_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 		if (strpbrk(spec->rootfs, ",:\\"))
 			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
 					    "boot.rootfs: ',', ':' and '\\' are not allowed in the path");
-		snprintf(lower, sizeof lower, "%s", spec->rootfs);
-	} else if (ns_rootfs_base(agent, lower, sizeof lower, err) < 0) {
+		snprintf(lower, lower_len, "%s", spec->rootfs);
+	} else if (ns_rootfs_base(agent, lower, lower_len, err) < 0) {
 		silo_error_set_vm(err, sb->id);
 		return -1;
 	}
+	return 0;
+}
 
+/* spawn, or restore when layer (a snapshot's flattened writable layer) is set:
+ * it goes between the fresh upper directory and the base layer. */
+static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_error *err)
+{
+	if (spec->network)
+		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
+				    "network: the namespace provider offers no network (only loopback)");
+	if (spec->n_drives)
+		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
+				    "drives: the namespace provider does not attach block devices");
+	if (spec->image && *spec->image && strcmp(spec->image, "base") != 0)
+		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
+				    "image: the namespace provider runs the \"base\" image (busybox) or a boot.rootfs "
+				    "directory, not \"%s\"",
+				    spec->image);
+	char lower[PATH_MAX];
+	if (base_layer(sb, spec, lower, sizeof lower, err) < 0)
+		return -1;
 	ns_state *s = xcalloc(1, sizeof *s);
 	s->err_fd = -1;
 	child_args *a = xcalloc(1, sizeof *a);
@@ -533,8 +544,13 @@ static int ns_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 			     sb->rundir);
 		goto fail;
 	}
-	snprintf(a->overlay_opts, sizeof a->overlay_opts, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper,
-		 work);
+	if (layer && strpbrk(layer, ",:\\")) {
+		silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "namespace: unusable snapshot layer path %s",
+			     layer);
+		goto fail;
+	}
+	snprintf(a->overlay_opts, sizeof a->overlay_opts, "lowerdir=%s%s%s,upperdir=%s,workdir=%s",
+		 layer ? layer : "", layer ? ":" : "", lower, upper, work);
 	snprintf(a->hostname, sizeof a->hostname, "%s", sb->id);
 	snprintf(s->sock, sizeof s->sock, "%.*s/agent.sock", (int)(sizeof s->sock - 12), sb->rundir);
 	listen_fd = listen_socket(s->sock, err);
@@ -680,6 +696,72 @@ fail:
 	return -1;
 }
 
+static int ns_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
+{
+	return ns_start(sb, spec, NULL, err);
+}
+
+/* ---- snapshots (docs/snapshots.md) ---- */
+
+/* The layer this sandbox was restored from (RUNDIR/snapshot-ref), if any. */
+static bool parent_layer(sandbox *sb, char *out, size_t len)
+{
+	char p[PATH_MAX + 32];
+	snprintf(p, sizeof p, "%s/" SNAP_REF_FILE, sb->rundir);
+	cleanup_free char *txt = NULL;
+	size_t n;
+	if (read_file(p, 128, &txt, &n, NULL) < 0)
+		return false;
+	txt[strcspn(txt, "\n")] = '\0';
+	if (!txt[0])
+		return false;
+	char root[PATH_MAX];
+	snap_root(root, sizeof root);
+	snprintf(out, len, "%s/%s/payload/layer", root, txt);
+	return true;
+}
+
+/* The sandbox is frozen: copy its writable layer (hostile content; the copier
+ * never follows links) into dir/layer, flattened onto the layer it was
+ * restored from, so every snapshot stands alone over the base layer. */
+static int ns_snapshot(sandbox *sb, const char *dir, silo_error *err)
+{
+	char upper[PATH_MAX + 16], layer[PATH_MAX + 16], parent[PATH_MAX + 128];
+	snprintf(upper, sizeof upper, "%s/upper", sb->rundir);
+	snprintf(layer, sizeof layer, "%s/layer", dir);
+	size_t skipped = 0, sk2 = 0;
+	int rc;
+	char base[PATH_MAX];
+	if (parent_layer(sb, parent, sizeof parent)) {
+		rc = base_layer(sb, &sb->spec, base, sizeof base, err);
+		if (rc == 0)
+			rc = snap_copy_tree(parent, layer, snap_max_bytes(), &sk2, err);
+		if (rc == 0)
+			rc = snap_merge_tree(upper, layer, base, snap_max_bytes(), &skipped, err);
+	} else {
+		rc = snap_copy_tree(upper, layer, snap_max_bytes(), &skipped, err);
+	}
+	if (rc < 0) {
+		silo_error_prefix(err, "namespace: snapshot of the writable layer");
+		silo_error_set_vm(err, sb->id);
+		return -1;
+	}
+	if (skipped)
+		log_info("%s: snapshot skipped %zu sockets/FIFOs", sb->id, skipped);
+	return 0;
+}
+
+static int ns_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_error *err)
+{
+	char layer[PATH_MAX + 16];
+	snprintf(layer, sizeof layer, "%s/layer", dir);
+	struct stat st;
+	if (lstat(layer, &st) < 0 || !S_ISDIR(st.st_mode))
+		return silo_fail_vm(err, SILO_ERR_CHECKSUM_MISMATCH, errno, sb->id,
+				    "namespace: %s is not a snapshot layer directory", layer);
+	return ns_start(sb, spec, layer, err);
+}
+
 /* ---- the other ops ---- */
 
 static int ns_connect(sandbox *sb, int timeout_ms, silo_error *err)
@@ -739,6 +821,10 @@ static int ns_terminate(sandbox *sb, int grace_ms, silo_error *err)
 		free(txt);
 	}
 	unsigned long long start = s->starttime;
+	/* A paused (frozen) sandbox cannot act on a shutdown request, and on the
+	 * v1 freezer even SIGKILLed tasks stay frozen: thaw first. */
+	if (s->cg.freeze[0] && path_exists(s->cg.freeze))
+		ns_cgroup_freeze(&s->cg, false, NULL);
 	if (sb->pid > 0 && pid_alive(sb->pid, start)) {
 		if (grace_ms > 0 && sb->ch && chan_is_connected && chan_shutdown && chan_is_connected(sb->ch) &&
 		    chan_shutdown(sb->ch, NULL) == 0)
@@ -795,6 +881,10 @@ static int ns_reattach(sandbox *sb, silo_error *err)
 	ns_cgroup_paths(sb->id, &s->cg);
 	snprintf(s->sock, sizeof s->sock, "%.*s/agent.sock", (int)(sizeof s->sock - 12), sb->rundir);
 	sb->prov = s;
+	/* A sandbox paused when the previous manager went away comes back
+	 * running (its agent must answer the reattach handshake). */
+	if (s->cg.freeze[0] && path_exists(s->cg.freeze))
+		ns_cgroup_freeze(&s->cg, false, NULL);
 	return 0;
 }
 
@@ -842,19 +932,7 @@ static void ns_residue(sandbox *sb, char ***out)
 	snprintf(p, sizeof p, "%s/agent.sock", sb->rundir);
 	if (path_exists(p))
 		push(out, xasprintf("%s", p));
-	/* mounts of this sandbox visible on the host (there should never be any:
-	 * they live in the sandbox's own mount namespace) */
-	FILE *f = fopen("/proc/self/mounts", "re");
-	if (f) {
-		char line[4096];
-		while (fgets(line, sizeof line, f)) {
-			if (strstr(line, sb->rundir)) {
-				line[strcspn(line, "\n")] = '\0';
-				push(out, xasprintf("mount %s", line));
-			}
-		}
-		fclose(f);
-	}
+	/* mounts under the run dir visible on the host: lib/core/cleanup.c */
 }
 
 static void ns_diagnostics(sandbox *sb, char *buf, size_t len)
@@ -936,4 +1014,6 @@ const provider_ops namespace_provider = {
 	.resume = ns_resume,
 	.residue = ns_residue,
 	.diagnostics = ns_diagnostics,
+	.snapshot = ns_snapshot,
+	.restore = ns_restore,
 };

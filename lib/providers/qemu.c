@@ -37,6 +37,7 @@
 #include "core/provider.h"
 #include "core/sandbox.h"
 #include "image/image.h"
+#include "trust/trust.h"
 
 /* Weak: the provider builds and works (QMP quit as the graceful step) before
  * lib/core/channel.c is linked into the same library. */
@@ -567,7 +568,9 @@ static int plan_boot(sandbox *sb, const vm_spec *spec, boot_plan *bp, silo_error
 	return 0;
 }
 
-static int q_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
+/* Start QEMU for spec; with incoming, under -incoming defer (a snapshot is
+ * loaded over QMP afterwards, see q_restore). */
+static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, silo_error *err)
 {
 	char bin[PATH_MAX];
 	if (find_qemu(bin, sizeof bin) < 0)
@@ -577,6 +580,9 @@ static int q_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 	boot_plan bp;
 	if (plan_boot(sb, spec, &bp, err) < 0)
 		return -1;
+	/* with a keyring: every file that boots must match the signed manifest */
+	if (trust_check_boot(bp.kernel, bp.initrd, bp.rootdisk, NULL, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
 	if (spec->cmdline && (!cmdline_ok(spec->cmdline) || strlen(spec->cmdline) > 1024))
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
 				    "boot.cmdline: printable ASCII only, at most 1024 bytes");
@@ -661,6 +667,10 @@ static int q_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 	argv_addf(&a, "unix:%s,server=on,wait=off", esc);
 	argv_add(&a, "-device");
 	argv_add(&a, "virtio-rng-device");
+	if (incoming) {
+		argv_add(&a, "-incoming");
+		argv_add(&a, "defer");
+	}
 	/* drives: the image root disk first (=/dev/vda), then the spec's drives in order */
 	unsigned nd = 0;
 	if (bp.rootdisk[0]) {
@@ -792,6 +802,11 @@ fail:
 	return rc;
 }
 
+static int q_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
+{
+	return q_start(sb, spec, false, err);
+}
+
 /* ---------------------------------------------------------------- connect */
 
 static int q_connect(sandbox *sb, int timeout_ms, silo_error *err)
@@ -887,6 +902,9 @@ static int q_reattach(sandbox *sb, silo_error *err)
 	}
 	q->is_child = false;
 	sb->prov = q;
+	/* A VM paused when the previous manager went away comes back running
+	 * (its agent must answer the reattach handshake); harmless if running. */
+	qmp_command(q, "cont", 3000, NULL);
 	return 0;
 }
 
@@ -948,6 +966,337 @@ static void q_diagnostics(sandbox *sb, char *buf, size_t len)
 		 qlog[0] ? "; qemu: " : "", qlog);
 }
 
+
+/* ---------------------------------------------------------------- snapshots
+ * QEMU's own migration stream, over an fd handed to QMP (getfd + "fd:"): the
+ * -sandbox filter forbids exec: URIs, and QEMU 7.2 has no file: URI. Saving
+ * goes through a pipe that this process drains into payload/vmstate, bounded
+ * by snap_max_bytes() (QEMU may run under RLIMIT_FSIZE, see SERIAL_LOG_LIMIT).
+ * Loading hands QEMU the file itself under -incoming defer; the VM starts
+ * running when the stream is loaded. payload/qemu.json records what must be
+ * the same on restore (accelerator, guest kernel, machine size). */
+
+#define VMSTATE "vmstate"
+#define QEMU_META "qemu.json"
+#define MIGRATE_TIMEOUT_MS 180000
+
+uint64_t snap_max_bytes(void);   /* lib/snapshot/snapshot.c */
+
+/* Open a QMP session: greeting + capabilities. */
+static int qmp_open(qemu_state *q, uint64_t deadline, silo_error *err)
+{
+	int fd = unix_connect(q->qmp_sock, err);
+	if (fd < 0)
+		return -1;
+	cleanup_free char *line = xmalloc(QMP_LINE_MAX);
+	static const char caps[] = "{\"execute\":\"qmp_capabilities\"}\n";
+	if (qmp_readline(fd, line, QMP_LINE_MAX, deadline, err) < 0 || !strstr(line, "\"QMP\"") ||
+	    write_all(fd, caps, sizeof caps - 1) < 0 || qmp_reply(fd, deadline, err) < 0) {
+		close(fd);
+		if (err && !err->code)
+			silo_fail(err, SILO_ERR_PROTOCOL, 0, "QMP: unexpected greeting");
+		return -1;
+	}
+	return fd;
+}
+
+/* Send one command (with pass_fd as SCM_RIGHTS when >= 0) and return its
+ * "return" value (*ret may be NULL). Events in between are skipped. */
+static int qmp_call(int fd, const char *req, int pass_fd, uint64_t deadline, json_t **ret, silo_error *err)
+{
+	if (ret)
+		*ret = NULL;
+	struct iovec iov = {.iov_base = (void *)req, .iov_len = strlen(req)};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (pass_fd >= 0) {
+		memset(&u, 0, sizeof u);
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof u.buf;
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+	}
+	ssize_t w;
+	while ((w = sendmsg(fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (w != (ssize_t)iov.iov_len)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "QMP: send");
+	cleanup_free char *line = xmalloc(QMP_LINE_MAX);
+	for (int i = 0; i < 1000; i++) {
+		if (qmp_readline(fd, line, QMP_LINE_MAX, deadline, err) < 0)
+			return -1;
+		json_t *j = json_loads(line, 0, NULL);
+		if (!j)
+			return silo_fail(err, SILO_ERR_PROTOCOL, 0, "QMP: malformed reply");
+		json_t *r = json_object_get(j, "return"), *e = json_object_get(j, "error");
+		if (r) {
+			if (ret)
+				*ret = json_incref(r);
+			json_decref(j);
+			return 0;
+		}
+		if (e) {
+			silo_fail(err, SILO_ERR_IO_ERROR, 0, "QMP: %s", json_string_value(json_object_get(e, "desc"))
+									     ? json_string_value(json_object_get(e, "desc"))
+									     : "error");
+			json_decref(j);
+			return -1;
+		}
+		json_decref(j);
+	}
+	return silo_fail(err, SILO_ERR_PROTOCOL, 0, "QMP: too many events without a reply");
+}
+
+/* Poll query-migrate until completed (0) or failed (-1). */
+static int wait_migration(sandbox *sb, int qfd, uint64_t deadline, silo_error *err)
+{
+	for (;;) {
+		json_t *r = NULL;
+		if (qmp_call(qfd, "{\"execute\":\"query-migrate\"}\n", -1, deadline, &r, err) < 0)
+			return -1;
+		const char *st = json_string_value(json_object_get(r, "status"));
+		char desc[256];
+		snprintf(desc, sizeof desc, "%s",
+			 json_string_value(json_object_get(r, "error-desc")) ? json_string_value(json_object_get(r, "error-desc"))
+									   : "");
+		bool done = st && !strcmp(st, "completed");
+		bool failed = st && (!strcmp(st, "failed") || !strcmp(st, "cancelled"));
+		char sts[32];
+		snprintf(sts, sizeof sts, "%s", st ? st : "none");
+		json_decref(r);
+		if (done)
+			return 0;
+		if (failed)
+			return silo_fail_vm(err, SILO_ERR_IO_ERROR, 0, sb->id, "qemu: migration %s%s%s", sts,
+					    desc[0] ? ": " : "", desc);
+		if (now_mono_ns() >= deadline)
+			return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, sb->id,
+					    "qemu: migration did not complete within %d s (status %s)",
+					    MIGRATE_TIMEOUT_MS / 1000, sts);
+		if (!q_alive(sb))
+			return silo_fail_vm(err, SILO_ERR_IO_ERROR, 0, sb->id, "qemu exited during migration");
+		struct timespec ts = {0, 2 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+typedef struct drain_job {
+	int in, out;
+	uint64_t max, bytes;
+	int err;          /* errno, EFBIG when over max */
+} drain_job;
+
+static void *drain_main(void *arg)
+{
+	drain_job *d = arg;
+	char *buf = xmalloc(1 << 20);
+	for (;;) {
+		ssize_t r = read(d->in, buf, 1 << 20);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r < 0)
+				d->err = errno;
+			break;
+		}
+		if (d->bytes + (uint64_t)r > d->max) {
+			d->err = EFBIG;
+			break;   /* closing our end makes QEMU's writes fail: migration fails */
+		}
+		if (write_all(d->out, buf, (size_t)r) < 0) {
+			d->err = errno;
+			break;
+		}
+		d->bytes += (uint64_t)r;
+	}
+	free(buf);
+	close(d->in);
+	d->in = -1;
+	return NULL;
+}
+
+static int kernel_identity(const vm_spec *spec, char *path, size_t len, long long *size, silo_error *err)
+{
+	boot_plan bp;
+	sandbox tmp = {0};
+	if (plan_boot(&tmp, spec, &bp, err) < 0)
+		return -1;
+	struct stat st;
+	if (stat(bp.kernel, &st) < 0)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "qemu: guest kernel %s: %s", bp.kernel,
+				 strerror(errno));
+	snprintf(path, len, "%s", bp.kernel);
+	*size = (long long)st.st_size;
+	return 0;
+}
+
+static int q_snapshot(sandbox *sb, const char *dir, silo_error *err)
+{
+	qemu_state *q = sb->prov;
+	if (!q || !q_alive(sb))
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "qemu: sandbox not running");
+	for (size_t i = 0; i < sb->spec.n_drives; i++)
+		if (!sb->spec.drives[i].read_only)
+			return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
+					    "qemu: drives[%zu] is writable: snapshots cover memory and device state, "
+					    "not writable disks (make it read_only)",
+					    i);
+	char kpath[PATH_MAX], p[PATH_MAX + 32];
+	long long ksize = 0;
+	if (kernel_identity(&sb->spec, kpath, sizeof kpath, &ksize, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		return -1;
+	}
+	snprintf(p, sizeof p, "%s/" VMSTATE, dir);
+	cleanup_close int out = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0)
+		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: create %s: %s", p, strerror(errno));
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: pipe: %s", strerror(errno));
+	fcntl(pfd[0], F_SETPIPE_SZ, 1 << 20);
+	drain_job d = {.in = pfd[0], .out = out, .max = snap_max_bytes()};
+	pthread_t th;
+	if (pthread_create(&th, NULL, drain_main, &d) != 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return silo_fail_vm(err, SILO_ERR_INTERNAL, 0, sb->id, "qemu: drain thread");
+	}
+	uint64_t deadline = now_mono_ns() + (uint64_t)MIGRATE_TIMEOUT_MS * 1000000ull;
+	int rc = -1;
+	int qfd = qmp_open(q, deadline, err);
+	if (qfd >= 0) {
+		if (qmp_call(qfd, "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"max-bandwidth\":"
+				  "1099511627776}}\n",
+			     -1, deadline, NULL, err) == 0 &&
+		    qmp_call(qfd, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"silo-snap\"}}\n", pfd[1],
+			     deadline, NULL, err) == 0) {
+			close(pfd[1]);
+			pfd[1] = -1;
+			if (qmp_call(qfd, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:silo-snap\"}}\n", -1,
+				     deadline, NULL, err) == 0)
+				rc = wait_migration(sb, qfd, deadline, err);
+		}
+		close(qfd);
+	}
+	if (pfd[1] >= 0)
+		close(pfd[1]);
+	if (rc < 0) {
+		/* unblock the drain thread if QEMU still holds the write end */
+		qfd = qmp_open(q, now_mono_ns() + 2000000000ull, NULL);
+		if (qfd >= 0) {
+			qmp_call(qfd, "{\"execute\":\"migrate_cancel\"}\n", -1, now_mono_ns() + 2000000000ull, NULL, NULL);
+			close(qfd);
+		}
+	}
+	pthread_join(th, NULL);
+	if (rc == 0 && d.err)
+		rc = silo_fail_vm(err, d.err == EFBIG ? SILO_ERR_RESOURCE_EXCEEDED : SILO_ERR_IO_ERROR, d.err, sb->id,
+				  "qemu: writing %s: %s", p,
+				  d.err == EFBIG ? "larger than the snapshot limit ($SILO_SNAPSHOT_MAX_MB)" : strerror(d.err));
+	if (rc == 0 && fsync(out) < 0)
+		rc = silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: fsync %s: %s", p, strerror(errno));
+	if (rc < 0) {
+		silo_error_set_vm(err, sb->id);
+		return -1;
+	}
+	json_t *meta = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I}", "accel", q->accel, "kernel", kpath, "kernel_size",
+				 (json_int_t)ksize, "memory_mb", (json_int_t)(sb->spec.memory_mb ? sb->spec.memory_mb : 512),
+				 "vcpus", (json_int_t)(sb->spec.vcpus ? sb->spec.vcpus : 1), "vmstate_bytes",
+				 (json_int_t)d.bytes);
+	char *txt = json_dumps(meta, JSON_INDENT(1) | JSON_SORT_KEYS);
+	json_decref(meta);
+	snprintf(p, sizeof p, "%s/" QEMU_META, dir);
+	rc = write_file_atomic(p, txt, strlen(txt), 0600, err);
+	free(txt);
+	if (rc < 0)
+		silo_error_set_vm(err, sb->id);
+	return rc;
+}
+
+static int q_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_error *err)
+{
+	char p[PATH_MAX + 32], why[128];
+	snprintf(p, sizeof p, "%s/" QEMU_META, dir);
+	cleanup_free char *txt = NULL;
+	size_t n;
+	if (read_file(p, 64 * 1024, &txt, &n, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		return -1;
+	}
+	json_t *meta = json_loadb(txt, n, JSON_REJECT_DUPLICATES, NULL);
+	const char *accel = json_string_value(json_object_get(meta, "accel"));
+	json_int_t ksize = json_integer_value(json_object_get(meta, "kernel_size"));
+	json_int_t mem = json_integer_value(json_object_get(meta, "memory_mb"));
+	json_int_t cpus = json_integer_value(json_object_get(meta, "vcpus"));
+	const char *now_accel = pick_accel(why, sizeof why);
+	char kpath[PATH_MAX];
+	long long now_ksize = 0;
+	int rc = 0;
+	if (!json_is_object(meta) || !accel)
+		rc = silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "qemu: %s is malformed", p);
+	else if (strcmp(accel, now_accel) != 0)
+		rc = silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
+				  "qemu: %s: taken under %s, this host runs %s: a migration stream does not cross "
+				  "accelerators",
+				  p, accel, now_accel);
+	else if (mem != (json_int_t)(spec->memory_mb ? spec->memory_mb : 512) ||
+		 cpus != (json_int_t)(spec->vcpus ? spec->vcpus : 1))
+		rc = silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
+				  "qemu: %s: memory_mb/vcpus differ from the snapshot's spec", p);
+	else if (kernel_identity(spec, kpath, sizeof kpath, &now_ksize, err) < 0)
+		rc = -1;
+	else if (now_ksize != ksize)
+		rc = silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
+				  "qemu: %s: the guest kernel %s changed since the snapshot (%lld bytes, was %lld)", p,
+				  kpath, now_ksize, (long long)ksize);
+	json_decref(meta);
+	if (rc < 0) {
+		silo_error_set_vm(err, sb->id);
+		return -1;
+	}
+	snprintf(p, sizeof p, "%s/" VMSTATE, dir);
+	cleanup_close int in = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (in < 0)
+		return silo_fail_vm(err, SILO_ERR_CHECKSUM_MISMATCH, errno, sb->id, "qemu: open %s: %s", p,
+				    strerror(errno));
+	if (q_start(sb, spec, true, err) < 0)
+		return -1;
+	qemu_state *q = sb->prov;
+	uint64_t deadline = now_mono_ns() + (uint64_t)MIGRATE_TIMEOUT_MS * 1000000ull;
+	rc = -1;
+	int qfd = qmp_open(q, deadline, err);
+	if (qfd >= 0) {
+		if (qmp_call(qfd, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"silo-snap\"}}\n", in, deadline,
+			     NULL, err) == 0 &&
+		    qmp_call(qfd, "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:silo-snap\"}}\n", -1,
+			     deadline, NULL, err) == 0)
+			rc = wait_migration(sb, qfd, deadline, err);
+		/* the source was stopped for the snapshot and QEMU carries that run
+		 * state over: start the vCPUs */
+		if (rc == 0)
+			rc = qmp_call(qfd, "{\"execute\":\"cont\"}\n", -1, deadline, NULL, err);
+		close(qfd);
+	}
+	if (rc < 0) {
+		char diag[600];
+		file_tail(q->qemu_log, 400, diag, sizeof diag);
+		if (diag[0] && strlen(err->message) + strlen(diag) + 16 < sizeof err->message)
+			strcat(strcat(err->message, "; qemu: "), diag);
+		silo_error e2;
+		q_terminate(sb, 0, &e2);
+		silo_error_set_vm(err, sb->id);
+		return -1;
+	}
+	return 0;
+}
+
 const provider_ops qemu_provider = {
 	.name = "qemu",
 	.probe = q_probe,
@@ -960,4 +1309,6 @@ const provider_ops qemu_provider = {
 	.resume = q_resume,
 	.residue = q_residue,
 	.diagnostics = q_diagnostics,
+	.snapshot = q_snapshot,
+	.restore = q_restore,
 };

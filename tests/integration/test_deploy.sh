@@ -312,3 +312,16 @@ check "all 21 undeployed, no sandbox left" test "$(names_db)|$(api GET /v1/sandb
 stop_daemon
 check_clean_exit "silod exits cleanly after 21 agents"
 check "no rundir left at the end" test "$(ls "$SILO_RUNTIME_DIR/sandboxes" 2>/dev/null | wc -l)" = 0
+
+# -- deployments pass the creation policy (--policy-file) like any create
+printf 'default = "capped"\n\n[policies.capped]\nmax_memory_mb = 200\n' > "$TMP/policies.toml"
+start_daemon --agents-dir "$AG" --policy-file "$TMP/policies.toml" || notok "silod starts with a policy file"
+"$SILO" deploy web 2> "$TMP/e"
+check "a deploy over the policy's max_memory_mb is refused: POLICY_DENIED" grep -q 'POLICY_DENIED.*max_memory_mb' "$TMP/e"
+check "and leaves no row" test "$(names_db)" = ""
+"$SILO" deploy web --set resources.memory_mb=128 > /dev/null
+check "within the policy it deploys, and the sandbox records the policy" \
+	test "$(api GET "/v1/sandboxes/$(dep_field web sandbox_id)" | jget 'j["metadata"].get("policy","")')" = capped
+"$SILO" undeploy web > /dev/null
+stop_daemon
+check_clean_exit "silod exits cleanly after the policy checks"

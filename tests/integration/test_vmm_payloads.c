@@ -10,21 +10,8 @@
 #include <time.h>
 
 #include "harness.h"
+#include "vmm_test.h"
 
-static char vmm_path[4096], guest_dir[4096];
-
-static void need_kvm(void)
-{
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		SKIP("/dev/kvm cannot be opened: %s", strerror(errno));
-	close(fd);
-	const char *b = getenv("SILO_BUILD_ROOT");
-	REQUIRE(b);
-	snprintf(vmm_path, sizeof vmm_path, "%s/vmm/silo-vmm", b);
-	snprintf(guest_dir, sizeof guest_dir, "%s/vmm", b);
-	REQUIRE(access(vmm_path, X_OK) == 0);
-}
 
 static char *slurp(const char *path)
 {
@@ -87,14 +74,6 @@ static run_result run_vmm(const char *const *args, int kill_after_ms)
 	return r;
 }
 
-static const char *payload(const char *name)
-{
-	static char bufs[4][4096];
-	static int i;
-	char *b = bufs[i++ % 4];
-	snprintf(b, 4096, "%s/%s", guest_dir, name);
-	return b;
-}
 
 TEST(realmode_serial_bootimer_i8042_reset)
 {

@@ -55,6 +55,15 @@ TEST(probe_says_why)
 	}
 }
 
+/* GET / on silo-vmm's API socket (with curl, a real third-party client) contains want. */
+static bool api_state_is(const char *rundir, const char *want)
+{
+	char cmd[4400];
+	snprintf(cmd, sizeof cmd, "curl -s --max-time 5 --unix-socket %s/api.sock http://localhost/ | grep -qF '%s'",
+		 rundir, want);
+	return system(cmd) == 0;
+}
+
 TEST(spawn_connect_timeout_terminate_clean)
 {
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -92,6 +101,53 @@ TEST(spawn_connect_timeout_terminate_clean)
 	cleanup_free char *log = NULL;
 	size_t n = 0;
 	CHECK(read_file(serial, 1 << 20, &log, &n, NULL) == 0);
+	/* Pause and resume through silo-vmm's API socket; its GET / reports the state. */
+	CHECK(p->pause(&sb, &err) == 0);
+	CHECK(api_state_is(sb.rundir, "\"state\":\"Paused\""));
+	CHECK(api_state_is(sb.rundir, "\"id\":\"kvmtest\""));
+	CHECK(p->pause(&sb, &err) == 0); /* idempotent */
+	/* Snapshot (paused) and restore into a second sandbox: a new silo-vmm maps the saved RAM
+	 * copy-on-write and carries on from the same point of the (early-boot) kernel. */
+	char snapdir[] = "/tmp/silo-kvm-snap-XXXXXX";
+	REQUIRE(mkdtemp(snapdir));
+	CHECK(p->snapshot(&sb, snapdir, &err) == 0);
+	char f[4200];
+	snprintf(f, sizeof f, "%s/vm.mem", snapdir);
+	CHECK(access(f, R_OK) == 0);
+	snprintf(f, sizeof f, "%s/vm.state", snapdir);
+	CHECK(access(f, R_OK) == 0);
+	CHECK(p->resume(&sb, &err) == 0);
+	CHECK(api_state_is(sb.rundir, "\"state\":\"Running\""));
+	static sandbox sb2;
+	memset(&sb2, 0, sizeof sb2);
+	snprintf(sb2.id, sizeof sb2.id, "kvmrestored");
+	snprintf(sb2.rundir, sizeof sb2.rundir, "/tmp/silo-kvm-prov2-XXXXXX");
+	REQUIRE(mkdtemp(sb2.rundir));
+	CHECK(p->restore(&sb2, &spec, snapdir, &err) == 0);
+	CHECK(p->alive(&sb2));
+	CHECK(api_state_is(sb2.rundir, "\"state\":\"Running\""));
+	CHECK(api_state_is(sb2.rundir, "\"id\":\"kvmrestored\""));
+	char cfgcmd[4400];
+	snprintf(cfgcmd, sizeof cfgcmd, "curl -s --max-time 5 --unix-socket %s/api.sock http://localhost/vm/config | grep -qF '\"mem_size_mib\":256'",
+		 sb2.rundir);
+	CHECK_INT_EQ(system(cfgcmd), 0);
+	pid_t pid2 = sb2.pid;
+	CHECK(p->terminate(&sb2, 2000, &err) == 0);
+	CHECK(kill(pid2, 0) != 0);
+	CHECK(access(sb2.rundir, F_OK) != 0);
+	/* A corrupt snapshot is refused and leaves nothing behind. */
+	snprintf(f, sizeof f, "%s/vm.state", snapdir);
+	FILE *fp = fopen(f, "r+");
+	REQUIRE(fp);
+	fseek(fp, 100, SEEK_SET);
+	fputc('X', fp);
+	fclose(fp);
+	REQUIRE(mkdtemp(strcpy(sb2.rundir, "/tmp/silo-kvm-prov3-XXXXXX")));
+	CHECK(p->restore(&sb2, &spec, snapdir, &err) == -1);
+	CHECK_CONTAINS(err.message, "vm.state");
+	CHECK(access(sb2.rundir, F_OK) != 0);
+	snprintf(f, sizeof f, "rm -rf %s", snapdir);
+	CHECK_INT_EQ(system(f), 0);
 	char diag[512];
 	p->diagnostics(&sb, diag, sizeof diag);
 	CHECK_CONTAINS(diag, "silo-vmm");

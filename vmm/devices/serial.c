@@ -3,7 +3,9 @@
  * serial log. Registers behave enough for Linux's 8250 driver and firmware probes.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -12,7 +14,7 @@
 struct serial_dev {
 	int out_fd;
 	uint8_t ier, lcr, mcr, scr, dll, dlm;
-	uint64_t bytes;
+	uint64_t bytes, dropped;
 };
 
 #define LCR_DLAB 0x80
@@ -30,8 +32,16 @@ static void serial_write(void *opaque, uint64_t off, const uint8_t *data, uint32
 			s->dll = b;
 		} else if (!(s->mcr & MCR_LOOP)) {
 			s->bytes++;
-			if (s->out_fd >= 0 && write_all(s->out_fd, &b, 1) < 0)
-				s->out_fd = -1; /* log gone: keep the guest running */
+			/* Never block the vCPU (which holds the bus lock) on a slow reader: a full
+			 * pipe drops the byte, as a UART without flow control would. */
+			struct pollfd pf = {.fd = s->out_fd, .events = POLLOUT};
+			if (s->out_fd < 0 || poll(&pf, 1, 0) != 1 || !(pf.revents & POLLOUT)) {
+				s->dropped++;
+			} else if (write(s->out_fd, &b, 1) != 1) {
+				if (errno != EAGAIN && errno != EINTR)
+					s->out_fd = -1; /* log gone: keep the guest running */
+				s->dropped++;
+			}
 		}
 		break;
 	case 1:
@@ -82,4 +92,20 @@ int serial_attach(vm *v, int out_fd, silo_error *err)
 	}
 	v->serial = s;
 	return 0;
+}
+
+void serial_save(const serial_dev *s, uint8_t out[SERIAL_STATE_LEN])
+{
+	const uint8_t r[SERIAL_STATE_LEN] = {s->ier, s->lcr, s->mcr, s->scr, s->dll, s->dlm};
+	memcpy(out, r, SERIAL_STATE_LEN);
+}
+
+void serial_restore(serial_dev *s, const uint8_t in[SERIAL_STATE_LEN])
+{
+	s->ier = in[0] & 0x0f;
+	s->lcr = in[1];
+	s->mcr = in[2] & 0x1f;
+	s->scr = in[3];
+	s->dll = in[4];
+	s->dlm = in[5];
 }

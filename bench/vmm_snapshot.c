@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * silo-vmm snapshots: create, restore and fork latency, and the memory of N forks
+ * versus N cold VMs, with the cold boot of the same guest measured in the same run.
+ *
+ *   vmm_snapshot [--runs N] [--forks K] [--cold C] [--mem MiB]   (defaults 50, 20, min(K, 20), 128)
+ *
+ * Guest: tests/guest/fillcounter.S (dirties 32 MiB of RAM, then prints a counter).
+ *  - create: PUT /snapshot/create of the paused VM (RAM + SHA-256 + state), N/5 runs.
+ *  - restore: a fresh `silo-vmm --api-sock` per run; from PUT /snapshot/load (resume,
+ *    verify_memory false) to the first byte the restored guest prints, and from fork()
+ *    of the process to that byte; also with verify_memory true (N/5 runs).
+ *  - cold boot (peer): fork() of `silo-vmm --kernel fillcounter.elf` to its first byte.
+ *  - memory: K forks loaded paused (idle) vs C cold VMs paused after their first line
+ *    (a cold boot of this guest takes ~1.5 s on PVM, hence C <= K):
+ *    total RSS and PSS (/proc/PID/smaps_rollup), the drop of the host's MemAvailable per
+ *    fork (includes KVM's kernel memory), and the forks that would fit in 20 GiB at that
+ *    rate (an extrapolation, stated as such; run with --forks 1000 to measure it).
+ * Output: one JSON object; latencies in microseconds with p50/p95/p99.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "silo-config.h"
+
+static char vmm[4096], guest[4096], dir[64];
+
+typedef struct vec {
+	double *v;
+	int n;
+} vec;
+
+static void push(vec *s, double x)
+{
+	s->v = realloc(s->v, sizeof(double) * (size_t)(s->n + 1));
+	s->v[s->n++] = x;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void print_vec(const char *name, vec *s, bool comma)
+{
+	qsort(s->v, (size_t)s->n, sizeof(double), cmp_d);
+#define P(p) (s->n ? s->v[(int)((p) * (s->n - 1) + 0.5)] : -1)
+	printf("    \"%s\": {\"n\": %d, \"p50\": %.0f, \"p95\": %.0f, \"p99\": %.0f}%s\n", name, s->n, P(0.50), P(0.95),
+	       P(0.99), comma ? "," : "");
+#undef P
+}
+
+static double us_since(uint64_t t0)
+{
+	return (double)(now_mono_ns() - t0) / 1000.0;
+}
+
+typedef struct proc {
+	pid_t pid;
+	int out; /* serial (stdout) pipe */
+	char sock[128];
+	uint64_t t_spawn;
+} proc;
+
+/* Start silo-vmm with extra args and --api-sock; serial to a pipe. Waits for the socket. */
+static void spawn(proc *p, int idx, const char *const *extra)
+{
+	snprintf(p->sock, sizeof p->sock, "%s/api-%d.sock", dir, idx);
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		die_errno(1, "pipe");
+	const char *argv[16];
+	int n = 0;
+	argv[n++] = vmm;
+	argv[n++] = "--api-sock";
+	argv[n++] = p->sock;
+	for (int i = 0; extra && extra[i]; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	p->t_spawn = now_mono_ns();
+	p->pid = fork();
+	if (p->pid == 0) {
+		dup2(fds[1], 1);
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 2);
+		execv(vmm, (char *const *)argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	p->out = fds[0];
+	for (int i = 0; i < 5000 && access(p->sock, F_OK) != 0; i++)
+		usleep(200);
+}
+
+/* Time of the first serial byte (us since t0), or -1 after 10 s. */
+static double first_byte(proc *p, uint64_t t0)
+{
+	struct pollfd pf = {.fd = p->out, .events = POLLIN};
+	char c;
+	if (poll(&pf, 1, 10000) <= 0 || read(p->out, &c, 1) != 1)
+		return -1;
+	return us_since(t0);
+}
+
+static void stop(proc *p)
+{
+	kill(p->pid, SIGTERM);
+	waitpid(p->pid, NULL, 0);
+	close(p->out);
+	unlink(p->sock);
+}
+
+static int http(const char *sock, const char *method, const char *path, const char *body)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	char req[2048], resp[2048];
+	int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s", method,
+			 path, strlen(body), body);
+	size_t got = 0;
+	if (write_all(fd, req, (size_t)n) == 0)
+		for (ssize_t r; got < sizeof resp - 1 && (r = read(fd, resp + got, sizeof resp - 1 - got)) > 0;)
+			got += (size_t)r;
+	close(fd);
+	resp[got] = 0;
+	int status = -1;
+	sscanf(resp, "HTTP/1.1 %d", &status);
+	if (status >= 300)
+		fprintf(stderr, "vmm_snapshot: %s %s: %s\n", method, path, resp);
+	return status;
+}
+
+/* MemAvailable in KiB: its drop while K VMs exist counts kernel memory (KVM vCPU and MMU
+ * structures, page tables) that PSS does not. */
+static long mem_available(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[256];
+	long v = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "MemAvailable: %ld", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* RSS and PSS in KiB of pid (smaps_rollup). */
+static void mem_of(pid_t pid, long *rss, long *pss)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);
+	FILE *f = fopen(path, "r");
+	*rss = *pss = 0;
+	while (f && fgets(line, sizeof line, f)) {
+		sscanf(line, "Rss: %ld", rss);
+		sscanf(line, "Pss: %ld", pss);
+	}
+	if (f)
+		fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+	int runs = 50, forks = 20, ncold = -1, mem = 128;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+			runs = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--forks") && i + 1 < argc)
+			forks = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--cold") && i + 1 < argc)
+			ncold = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--mem") && i + 1 < argc)
+			mem = atoi(argv[++i]);
+		else
+			die(2, "usage: vmm_snapshot [--runs N] [--forks K] [--cold C] [--mem MiB]");
+	}
+	if (ncold < 0)
+		ncold = forks < 20 ? forks : 20;
+	if (ncold < 1 || ncold > forks)
+		die(2, "vmm_snapshot: --cold 1..K");
+	if (runs < 5 || forks < 1 || forks > 2000 || mem < 64 || mem > 3072)
+		die(2, "vmm_snapshot: --runs >= 5, --forks 1..2000, --mem 64..3072");
+	const char *root = getenv("SILO_BUILD_ROOT") ? getenv("SILO_BUILD_ROOT") : SILO_BUILD_ROOT;
+	snprintf(vmm, sizeof vmm, "%s/vmm/silo-vmm", root);
+	snprintf(guest, sizeof guest, "%s/vmm/fillcounter.elf", root);
+	if (access(vmm, X_OK) || access(guest, R_OK))
+		die(1, "vmm_snapshot: build %s and %s first", vmm, guest);
+	snprintf(dir, sizeof dir, "/tmp/silo-bench-snap-XXXXXX");
+	if (!mkdtemp(dir))
+		die_errno(1, "mkdtemp");
+	char memarg[16], st[128], mf[128], body[1024];
+	snprintf(memarg, sizeof memarg, "%d", mem);
+	snprintf(st, sizeof st, "%s/s.state", dir);
+	snprintf(mf, sizeof mf, "%s/s.mem", dir);
+	const char *cold_args[] = {"--kernel", guest, "--mem", memarg, NULL};
+
+	/* The source VM and its snapshot; create latency measured on it. */
+	proc src;
+	spawn(&src, 0, cold_args);
+	if (first_byte(&src, src.t_spawn) < 0 || http(src.sock, "PATCH", "/vm", "{\"state\":\"Paused\"}") != 204)
+		die(1, "vmm_snapshot: source VM did not start");
+	vec create = {0};
+	snprintf(body, sizeof body, "{\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}", st, mf);
+	for (int i = 0; i < runs / 5; i++) {
+		uint64_t t0 = now_mono_ns();
+		if (http(src.sock, "PUT", "/snapshot/create", body) != 204)
+			die(1, "vmm_snapshot: create failed");
+		push(&create, us_since(t0));
+	}
+	stop(&src);
+
+	vec load_api = {0}, load_first = {0}, spawn_first = {0}, load_first_verified = {0}, cold = {0};
+	int fails = 0;
+	for (int i = 0; i < runs; i++) {
+		for (int verify = 0; verify <= (i < runs / 5); verify++) {
+			proc p;
+			spawn(&p, 1, NULL);
+			snprintf(body, sizeof body,
+				 "{\"snapshot_path\":\"%s\",\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":\"%s\"},"
+				 "\"resume_vm\":true,\"verify_memory\":%s}",
+				 st, mf, verify ? "true" : "false");
+			uint64_t t0 = now_mono_ns();
+			int s = http(p.sock, "PUT", "/snapshot/load", body);
+			double api = us_since(t0);
+			double fb = s == 204 ? first_byte(&p, t0) : -1;
+			if (fb < 0) {
+				fails++;
+			} else if (verify) {
+				push(&load_first_verified, fb);
+			} else {
+				push(&load_api, api);
+				push(&load_first, fb);
+				push(&spawn_first, (double)(t0 - p.t_spawn) / 1000.0 + fb);
+			}
+			stop(&p);
+		}
+		/* Peer: cold boot of the same guest, interleaved. */
+		proc c;
+		spawn(&c, 2, cold_args);
+		double fb = first_byte(&c, c.t_spawn);
+		if (fb < 0)
+			fails++;
+		else
+			push(&cold, fb);
+		stop(&c);
+	}
+
+	/* Memory: K idle forks vs K cold VMs paused after their first line. */
+	proc *fp = calloc((size_t)forks, sizeof *fp);
+	long frss = 0, fpss = 0, crss = 0, cpss = 0;
+	vec fork_each = {0};
+	long avail0 = mem_available();
+	uint64_t tf = now_mono_ns();
+	snprintf(body, sizeof body,
+		 "{\"snapshot_path\":\"%s\",\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":\"%s\"},"
+		 "\"resume_vm\":false,\"verify_memory\":false}",
+		 st, mf);
+	for (int i = 0; i < forks; i++) {
+		uint64_t t0 = now_mono_ns();
+		spawn(&fp[i], 100 + i, NULL);
+		if (http(fp[i].sock, "PUT", "/snapshot/load", body) != 204)
+			fails++;
+		push(&fork_each, us_since(t0));
+	}
+	double fork_total_ms = us_since(tf) / 1000.0;
+	usleep(200 * 1000);
+	long avail1 = mem_available();
+	for (int i = 0; i < forks; i++) {
+		long r, p;
+		mem_of(fp[i].pid, &r, &p);
+		frss += r;
+		fpss += p;
+	}
+	for (int i = 0; i < forks; i++)
+		stop(&fp[i]);
+	for (int i = 0; i < ncold; i++) {
+		spawn(&fp[i], 100 + i, cold_args);
+		if (first_byte(&fp[i], fp[i].t_spawn) < 0 || http(fp[i].sock, "PATCH", "/vm", "{\"state\":\"Paused\"}") != 204)
+			fails++;
+	}
+	for (int i = 0; i < ncold; i++) {
+		long r, p;
+		mem_of(fp[i].pid, &r, &p);
+		crss += r;
+		cpss += p;
+	}
+	for (int i = 0; i < ncold; i++)
+		stop(&fp[i]);
+	free(fp);
+	unlink(st);
+	unlink(mf);
+	rmdir(dir);
+
+	cleanup_free char *ci = NULL;
+	size_t cl = 0;
+	bool hw = read_file("/proc/cpuinfo", 16u << 20, &ci, &cl, NULL) == 0 && (strstr(ci, " vmx") || strstr(ci, " svm"));
+	printf("{\n  \"bench\": \"vmm_snapshot\",\n  \"guest\": \"tests/guest/fillcounter.S (32 MiB dirtied)\",\n"
+	       "  \"mem_mib\": %d,\n  \"runs\": %d,\n  \"failures\": %d,\n  \"host_kvm\": \"%s\",\n  \"latency_us\": {\n",
+	       mem, runs, fails, hw ? "hardware (vmx/svm)" : "PVM (no vmx/svm: guest ring 0 emulated)");
+	print_vec("snapshot_create", &create, true);
+	print_vec("restore_load_request", &load_api, true);
+	print_vec("restore_load_to_first_guest_output", &load_first, true);
+	print_vec("restore_spawn_to_first_guest_output", &spawn_first, true);
+	print_vec("restore_verified_load_to_first_guest_output", &load_first_verified, true);
+	print_vec("fork_spawn_and_load_each", &fork_each, true);
+	print_vec("peer_cold_boot_spawn_to_first_guest_output", &cold, false);
+	double pss_per_fork_mib = (double)fpss / forks / 1024.0;
+	double host_per_fork_mib = (double)(avail0 - avail1) / forks / 1024.0;
+	printf("  },\n  \"memory\": {\n    \"forks\": %d,\n    \"fork_total_ms\": %.1f,\n"
+	       "    \"forks_rss_total_mib\": %.1f,\n    \"forks_pss_total_mib\": %.1f,\n    \"cold_vms\": %d,\n"
+	       "    \"cold_rss_total_mib\": %.1f,\n    \"cold_pss_total_mib\": %.1f,\n"
+	       "    \"pss_per_idle_fork_mib\": %.2f,\n    \"host_memavailable_drop_per_fork_mib\": %.2f,\n"
+	       "    \"idle_forks_in_20_gib_extrapolated_from_memavailable\": %.0f\n  }\n}\n",
+	       forks, fork_total_ms, frss / 1024.0, fpss / 1024.0, ncold, crss / 1024.0, cpss / 1024.0, pss_per_fork_mib,
+	       host_per_fork_mib, host_per_fork_mib > 0 ? 20.0 * 1024 / host_per_fork_mib : 0);
+	return fails ? 1 : 0;
+}

@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Snapshot verbs, thin clients of silod (docs/snapshots.md):
+ *   silo snapshot ID [--tag T]... [--keep-paused] [--ttl SECONDS]
+ *   silo snapshot ls | inspect SNAP [--verify] | rm SNAP... [--force] | gc [--max-age SECONDS]
+ *   silo snapshot tag SNAP [+T|-T]...
+ *   silo snapshots                 (= snapshot ls)
+ *   silo restore SNAP              (SNAP = snapshot id or tag)
+ *   silo fork ID -n N
+ *   silo pause ID / silo resume ID
+ * Every verb takes --json.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/api_client.h"
+#include "cli/cli.h"
+#include "common/util.h"
+
+static bool has_json(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--json"))
+			return true;
+	return false;
+}
+
+static int usage(const char *verb, const char *text, bool json)
+{
+	silo_error e = {.code = SILO_ERR_INVALID_CONFIG};
+	snprintf(e.message, sizeof e.message, "usage: silo %s %s", verb, text);
+	return cli_error(&e, json);
+}
+
+static const char *js(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+static void print_json(json_t *o)
+{
+	char *s = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+	printf("%s\n", s);
+	free(s);
+}
+
+/* method path [body] -> parsed JSON response (or error exit status). */
+static int call(const char *method, const char *path, json_t *body, bool json, json_t **out)
+{
+	*out = NULL;
+	api_client *c;
+	silo_error err;
+	if (api_client_new(&c, &err) < 0)
+		return cli_error(&err, json);
+	char *txt = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	char *resp = NULL;
+	size_t rl = 0;
+	int rc = api_call(c, method, path, txt ? "application/json" : NULL, txt, txt ? strlen(txt) : 0, &resp, &rl,
+			  &err);
+	free(txt);
+	api_client_free(c);
+	if (rc < 0)
+		return cli_error(&err, json);
+	*out = json_loadb(resp ? resp : "", rl, 0, NULL);
+	free(resp);
+	if (!*out) {
+		silo_error e = {.code = SILO_ERR_PROTOCOL};
+		snprintf(e.message, sizeof e.message, "silod answered %s %s with something that is not JSON", method, path);
+		return cli_error(&e, json);
+	}
+	return 0;
+}
+
+/* pre + escaped id + post */
+static char *path_for(const char *pre, const char *id, const char *post)
+{
+	char *e = api_escape(id);
+	char *p = xasprintf("%s%s%s", pre, e, post);
+	free(e);
+	return p;
+}
+
+static void print_snapshot_row(json_t *s)
+{
+	if (json_object_get(s, "error")) {
+		printf("%-18s %s\n", js(s, "id"), js(json_object_get(s, "error"), "message"));
+		return;
+	}
+	json_t *tags = json_object_get(s, "tags");
+	char t[256] = "";
+	size_t off = 0, i;
+	json_t *v;
+	json_array_foreach(tags, i, v) off += (size_t)snprintf(t + off, off < sizeof t ? sizeof t - off : 0, "%s%s",
+							       i ? "," : "", json_string_value(v));
+	printf("%-18s %-9s %-10s %-16s %10" JSON_INTEGER_FORMAT "  %-24s %s%s%s\n", js(s, "id"), js(s, "kind"),
+	       js(s, "provider"), js(s, "source"), json_integer_value(json_object_get(s, "bytes")), js(s, "created"),
+	       t[0] ? t : "-", json_object_get(s, "in_use_by") ? "  in use by " : "", js(s, "in_use_by"));
+}
+
+static int snap_list(bool json)
+{
+	json_t *o;
+	int rc = call("GET", "/v1/snapshots", NULL, json, &o);
+	if (rc)
+		return rc;
+	json_t *a = json_object_get(o, "snapshots");
+	if (json) {
+		print_json(a);
+	} else {
+		printf("%-18s %-9s %-10s %-16s %10s  %-24s %s\n", "ID", "KIND", "PROVIDER", "SOURCE", "BYTES", "CREATED",
+		       "TAGS");
+		size_t i;
+		json_t *s;
+		json_array_foreach(a, i, s) print_snapshot_row(s);
+	}
+	json_decref(o);
+	return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (!*s || *end || s[0] == '-')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int snap_take(int argc, char **argv, bool json)
+{
+	const char *U = "ID [--tag T]... [--keep-paused] [--ttl SECONDS] [--json]";
+	const char *id = NULL;
+	json_t *body = json_object(), *tags = json_array();
+	int rc = 0;
+	for (int i = 1; i < argc && !rc; i++) {
+		uint64_t v;
+		if (!strcmp(argv[i], "--json"))
+			continue;
+		if (!strcmp(argv[i], "--tag") && i + 1 < argc)
+			json_array_append_new(tags, json_string(argv[++i]));
+		else if (!strcmp(argv[i], "--keep-paused"))
+			json_object_set_new(body, "keep_paused", json_true());
+		else if (!strcmp(argv[i], "--ttl") && i + 1 < argc && parse_u64(argv[i + 1], &v) == 0 && ++i)
+			json_object_set_new(body, "ttl_s", json_integer((json_int_t)v));
+		else if (argv[i][0] != '-' && !id)
+			id = argv[i];
+		else
+			rc = usage("snapshot", U, json);
+	}
+	if (!rc && !id)
+		rc = usage("snapshot", U, json);
+	if (rc) {
+		json_decref(body);
+		json_decref(tags);
+		return rc;
+	}
+	if (json_array_size(tags))
+		json_object_set(body, "tags", tags);
+	json_decref(tags);
+	char *p = path_for("/v1/sandboxes/", id, "/snapshot");
+	json_t *o;
+	rc = call("POST", p, body, json, &o);
+	free(p);
+	json_decref(body);
+	if (rc)
+		return rc;
+	if (json)
+		print_json(o);
+	else
+		printf("%s\n", js(o, "id"));
+	json_decref(o);
+	return 0;
+}
+
+int cmd_snapshots(int argc, char **argv)
+{
+	return snap_list(has_json(argc, argv));
+}
+
+int cmd_snapshot(int argc, char **argv)
+{
+	bool json = has_json(argc, argv);
+	const char *U = "ID [--tag T]... [--keep-paused] [--ttl S] | ls | inspect SNAP [--verify] | rm SNAP... "
+			"[--force] | gc [--max-age S] | tag SNAP +T|-T... [--json]";
+	if (argc < 2)
+		return usage("snapshot", U, json);
+	const char *sub = argv[1];
+	if (!strcmp(sub, "ls") || !strcmp(sub, "list"))
+		return snap_list(json);
+	if (!strcmp(sub, "inspect")) {
+		const char *id = NULL;
+		bool verify = false;
+		for (int i = 2; i < argc; i++) {
+			if (!strcmp(argv[i], "--verify"))
+				verify = true;
+			else if (strcmp(argv[i], "--json") != 0)
+				id = argv[i];
+		}
+		if (!id)
+			return usage("snapshot", "inspect SNAP [--verify] [--json]", json);
+		char *p = path_for("/v1/snapshots/", id, verify ? "?verify=true" : "");
+		json_t *o;
+		int rc = call("GET", p, NULL, json, &o);
+		free(p);
+		if (rc)
+			return rc;
+		print_json(o);
+		json_decref(o);
+		return 0;
+	}
+	if (!strcmp(sub, "rm")) {
+		bool force = false;
+		int rc = 0, n = 0;
+		for (int i = 2; i < argc; i++)
+			force |= !strcmp(argv[i], "--force") || !strcmp(argv[i], "-f");
+		for (int i = 2; i < argc; i++) {
+			if (argv[i][0] == '-')
+				continue;
+			n++;
+			char *p = path_for("/v1/snapshots/", argv[i], force ? "?force=true" : "");
+			json_t *o;
+			int r = call("DELETE", p, NULL, json, &o);
+			free(p);
+			if (r) {
+				rc = r;
+				continue;
+			}
+			if (json)
+				print_json(o);
+			else
+				printf("%s\n", js(o, "id"));
+			json_decref(o);
+		}
+		return n ? rc : usage("snapshot", "rm SNAP... [--force] [--json]", json);
+	}
+	if (!strcmp(sub, "gc")) {
+		json_t *body = json_object();
+		for (int i = 2; i < argc; i++) {
+			uint64_t v;
+			if (!strcmp(argv[i], "--max-age") && i + 1 < argc && parse_u64(argv[i + 1], &v) == 0) {
+				json_object_set_new(body, "max_age_s", json_integer((json_int_t)v));
+				i++;
+			} else if (strcmp(argv[i], "--json") != 0) {
+				json_decref(body);
+				return usage("snapshot", "gc [--max-age SECONDS] [--json]", json);
+			}
+		}
+		json_t *o;
+		int rc = call("POST", "/v1/snapshots/gc", body, json, &o);
+		json_decref(body);
+		if (rc)
+			return rc;
+		json_t *a = json_object_get(o, "removed");
+		if (json) {
+			print_json(o);
+		} else {
+			size_t i;
+			json_t *v;
+			json_array_foreach(a, i, v) printf("%s\n", json_string_value(v));
+		}
+		json_decref(o);
+		return 0;
+	}
+	if (!strcmp(sub, "tag")) {
+		const char *id = NULL;
+		json_t *add = json_array(), *rm = json_array();
+		for (int i = 2; i < argc; i++) {
+			if (!strcmp(argv[i], "--json"))
+				continue;
+			if (!id)
+				id = argv[i];
+			else if (argv[i][0] == '-')
+				json_array_append_new(rm, json_string(argv[i] + 1));
+			else
+				json_array_append_new(add, json_string(argv[i][0] == '+' ? argv[i] + 1 : argv[i]));
+		}
+		if (!id || json_array_size(add) + json_array_size(rm) == 0) {
+			json_decref(add);
+			json_decref(rm);
+			return usage("snapshot", "tag SNAP [+]TAG|-TAG... [--json]", json);
+		}
+		json_t *body = json_pack("{s:o,s:o}", "add", add, "remove", rm);
+		char *p = path_for("/v1/snapshots/", id, "/tags");
+		json_t *o;
+		int rc = call("POST", p, body, json, &o);
+		free(p);
+		json_decref(body);
+		if (rc)
+			return rc;
+		if (json)
+			print_json(o);
+		else
+			print_snapshot_row(o);
+		json_decref(o);
+		return 0;
+	}
+	return snap_take(argc, argv, json);
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	bool json = has_json(argc, argv);
+	const char *snap = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			continue;
+		if (argv[i][0] == '-' || snap)
+			return usage("restore", "SNAP [--json]   (SNAP = snapshot id or tag)", json);
+		snap = argv[i];
+	}
+	if (!snap)
+		return usage("restore", "SNAP [--json]   (SNAP = snapshot id or tag)", json);
+	char *p = path_for("/v1/snapshots/", snap, "/restore");
+	json_t *o;
+	int rc = call("POST", p, NULL, json, &o);
+	free(p);
+	if (rc)
+		return rc;
+	if (json)
+		print_json(o);
+	else
+		printf("%s\n", js(o, "id"));
+	json_decref(o);
+	return 0;
+}
+
+int cmd_fork(int argc, char **argv)
+{
+	bool json = has_json(argc, argv);
+	const char *U = "ID -n N [--json]";
+	const char *id = NULL;
+	uint64_t n = 1;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			continue;
+		if (!strcmp(argv[i], "-n") && i + 1 < argc) {
+			if (parse_u64(argv[++i], &n) < 0 || n < 1 || n > 256) {
+				silo_error e = {.code = SILO_ERR_INVALID_CONFIG};
+				snprintf(e.message, sizeof e.message, "-n: expected an integer from 1 to 256, got \"%.40s\"",
+					 argv[i]);
+				return cli_error(&e, json);
+			}
+		} else if (argv[i][0] != '-' && !id) {
+			id = argv[i];
+		} else {
+			return usage("fork", U, json);
+		}
+	}
+	if (!id)
+		return usage("fork", U, json);
+	json_t *body = json_pack("{s:I}", "n", (json_int_t)n);
+	char *p = path_for("/v1/sandboxes/", id, "/fork");
+	json_t *o;
+	int rc = call("POST", p, body, json, &o);
+	free(p);
+	json_decref(body);
+	if (rc)
+		return rc;
+	if (json) {
+		print_json(o);
+	} else {
+		size_t i;
+		json_t *v;
+		json_array_foreach(json_object_get(o, "sandboxes"), i, v) printf("%s\n", json_string_value(v));
+	}
+	json_decref(o);
+	return 0;
+}
+
+static int pause_resume(int argc, char **argv, const char *what)
+{
+	bool json = has_json(argc, argv);
+	int rc = 0, n = 0;
+	for (int i = 1; i < argc; i++) {
+		if (argv[i][0] == '-')
+			continue;
+		n++;
+		char *post = xasprintf("/%s", what);
+		char *p = path_for("/v1/sandboxes/", argv[i], post);
+		free(post);
+		json_t *o;
+		int r = call("POST", p, NULL, json, &o);
+		free(p);
+		if (r) {
+			rc = r;
+			continue;
+		}
+		if (json)
+			print_json(o);
+		else
+			printf("%s %s\n", js(o, "id"), js(o, "state"));
+		json_decref(o);
+	}
+	return n ? rc : usage(argv[0], "ID... [--json]", json);
+}
+
+int cmd_pause(int argc, char **argv)
+{
+	return pause_resume(argc, argv, "pause");
+}
+
+int cmd_resume(int argc, char **argv)
+{
+	return pause_resume(argc, argv, "resume");
+}

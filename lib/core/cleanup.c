@@ -1,0 +1,520 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Host-side cleanup verification and the retry of leftovers at the next start
+ * (lib/core/cleanup.h, docs/security.md).
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "core/cleanup.h"
+
+#define CLEANUP_RECORD_KEEP_S (30 * 24 * 3600)   /* clean records: 30 days */
+
+static bool has(char **v, const char *s)
+{
+	for (; v && *v; v++)
+		if (!strcmp(*v, s))
+			return true;
+	return false;
+}
+
+static void push_unique(char ***v, char *s)
+{
+	if (has(*v, s)) {
+		free(s);
+		return;
+	}
+	size_t n = strv_len(*v);
+	*v = xrealloc(*v, (n + 2) * sizeof **v);
+	(*v)[n] = s;
+	(*v)[n + 1] = NULL;
+}
+
+void cleanup_add(char ***v, const char *item)
+{
+	push_unique(v, xstrdup(item));
+}
+
+static bool under(const char *path, const char *dir)
+{
+	size_t l = strlen(dir);
+	return l && !strncmp(path, dir, l) && (path[l] == '\0' || path[l] == '/');
+}
+
+void cleanup_tap_name(const char *id, char out[16])
+{
+	size_t l = strlen(id);
+	snprintf(out, 16, "st%s", l > 12 ? id + l - 12 : id);
+}
+
+static bool link_exists(const char *ifname)
+{
+	char p[64 + IFNAMSIZ];
+	snprintf(p, sizeof p, "/sys/class/net/%s", ifname);
+	return access(p, F_OK) == 0;
+}
+
+/* A persistent tun/tap goes away when its persist flag is cleared. */
+static void tap_delete(const char *ifname)
+{
+	static const short kinds[] = {IFF_TAP, IFF_TUN};
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return;
+		struct ifreq ifr;
+		memset(&ifr, 0, sizeof ifr);
+		snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+		ifr.ifr_flags = kinds[i] | IFF_NO_PI;
+		if (ioctl(fd, TUNSETIFF, &ifr) == 0) {
+			(void)ioctl(fd, TUNSETPERSIST, 0);
+			close(fd);
+			return;
+		}
+		close(fd);
+	}
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo */
+static void unescape(char *s)
+{
+	char *o = s;
+	for (char *p = s; *p; p++) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
+		    p[3] <= '7') {
+			*o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+			p += 3;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+}
+
+static void scan_mounts(const char *rundir, char ***out)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return;
+	char line[8192];
+	while (fgets(line, sizeof line, f)) {
+		/* id parent maj:min root mountpoint ... */
+		char *save = NULL, *tok = strtok_r(line, " ", &save);
+		for (int i = 0; tok && i < 4; i++)
+			tok = strtok_r(NULL, " ", &save);
+		if (!tok)
+			continue;
+		unescape(tok);
+		if (under(tok, rundir))
+			push_unique(out, xasprintf("mount %s", tok));
+	}
+	fclose(f);
+}
+
+static void scan_sockets(const char *rundir, char ***out)
+{
+	FILE *f = fopen("/proc/net/unix", "re");
+	if (!f)
+		return;
+	char line[8192];
+	while (fgets(line, sizeof line, f)) {
+		line[strcspn(line, "\n")] = '\0';
+		char *p = strrchr(line, ' ');
+		if (p && p[1] == '/' && under(p + 1, rundir))
+			push_unique(out, xasprintf("socket %s", p + 1));
+	}
+	fclose(f);
+}
+
+static void proc_comm(int pid, char *buf, size_t len)
+{
+	char p[64];
+	snprintf(p, sizeof p, "/proc/%d/comm", pid);
+	char *t = NULL;
+	size_t n;
+	snprintf(buf, len, "?");
+	if (read_file(p, 64, &t, &n, NULL) == 0) {
+		t[strcspn(t, "\n")] = '\0';
+		snprintf(buf, len, "%s", t);
+		free(t);
+	}
+}
+
+static bool proc_is_zombie(int pid)
+{
+	char p[64];
+	snprintf(p, sizeof p, "/proc/%d/stat", pid);
+	char *t = NULL;
+	size_t n;
+	if (read_file(p, 4096, &t, &n, NULL) < 0)
+		return true;
+	char *rp = strrchr(t, ')');
+	bool z = rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+	free(t);
+	return z;
+}
+
+/* Does /proc/PID/cmdline name the sandbox (its id or run dir)? */
+static bool cmdline_names(int pid, const char *id, const char *rundir)
+{
+	char p[64];
+	snprintf(p, sizeof p, "/proc/%d/cmdline", pid);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	char buf[16384];
+	ssize_t r = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (r <= 0)
+		return false;
+	for (ssize_t i = 0; i < r; i++)
+		if (!buf[i])
+			buf[i] = ' ';
+	buf[r] = '\0';
+	/* only the tag silod's VMs carry (qemu -name silo-<id>): a shell command line that
+	 * merely mentions the run dir (ls, find) is not the sandbox's */
+	(void)rundir;
+	char tag[SILO_ID_MAX + 8];
+	snprintf(tag, sizeof tag, "silo-%s", id);
+	return strstr(buf, tag) != NULL;
+}
+
+static void scan_processes(const char *id, const char *rundir, char ***out)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	pid_t self = getpid();
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		int pid = atoi(de->d_name);
+		if (pid <= 1 || pid == self || proc_is_zombie(pid))
+			continue;
+		const char *why = NULL;
+		char p[64], target[PATH_MAX];
+		static const char *const links[] = {"cwd", "root"};
+		for (size_t i = 0; i < ARRAY_SIZE(links) && !why && rundir[0]; i++) {
+			snprintf(p, sizeof p, "/proc/%d/%s", pid, links[i]);
+			ssize_t n = readlink(p, target, sizeof target - 1);
+			if (n > 0) {
+				target[n] = '\0';
+				if (under(target, rundir))
+					why = links[i];
+			}
+		}
+		if (!why && cmdline_names(pid, id, rundir))
+			why = "cmdline";
+		if (!why)
+			continue;
+		char comm[64];
+		proc_comm(pid, comm, sizeof comm);
+		push_unique(out, xasprintf("process %d (%s): %s %s", pid, comm,
+					   !strcmp(why, "cmdline") ? "command line names" : why,
+					   !strcmp(why, "cmdline") ? "the sandbox" : "inside the run dir"));
+	}
+	closedir(d);
+}
+
+static void scan_cgroups(const char *id, char ***out)
+{
+	static const char *const pats[] = {"/sys/fs/cgroup/*/silo/%s", "/sys/fs/cgroup/silo/%s"};
+	for (size_t i = 0; i < ARRAY_SIZE(pats); i++) {
+		char pat[PATH_MAX];
+		snprintf(pat, sizeof pat, pats[i], id);
+		glob_t g;
+		if (glob(pat, GLOB_NOSORT, NULL, &g) == 0) {
+			for (size_t j = 0; j < g.gl_pathc; j++)
+				push_unique(out, xasprintf("cgroup %s", g.gl_pathv[j]));
+		}
+		globfree(&g);
+	}
+}
+
+/* Temp files a sandbox may leave beside its run dir: <runtime>/sandboxes/<id>.*,
+ * <id>-*, and /tmp/silo-<id>*. With remove, they are removed first. */
+static void sweep_temp(const char *id, bool remove, char ***out)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s/sandboxes", silo_runtime_dir());
+	const char *dirs[] = {dir, "/tmp"};
+	size_t idl = strlen(id);
+	for (size_t k = 0; k < ARRAY_SIZE(dirs); k++) {
+		DIR *d = opendir(dirs[k]);
+		if (!d)
+			continue;
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			const char *n = de->d_name;
+			bool match;
+			if (k == 0)
+				match = !strncmp(n, id, idl) && (n[idl] == '.' || n[idl] == '-');
+			else
+				match = !strncmp(n, "silo-", 5) && !strncmp(n + 5, id, idl);
+			if (!match)
+				continue;
+			char p[PATH_MAX + 256];
+			snprintf(p, sizeof p, "%s/%s", dirs[k], n);
+			if (remove)
+				rm_rf(p);
+			if (path_exists(p))
+				push_unique(out, xstrdup(p));
+		}
+		closedir(d);
+	}
+}
+
+void cleanup_sweep(const char *id, const char *rundir, char ***out)
+{
+	if (!id || !*id)
+		return;
+	const char *rd = rundir ? rundir : "";
+	sweep_temp(id, true, out);
+	char tap[16];
+	cleanup_tap_name(id, tap);
+	if (link_exists(tap)) {
+		tap_delete(tap);
+		if (link_exists(tap))
+			push_unique(out, xasprintf("tap %s", tap));
+	}
+	if (rd[0]) {
+		scan_mounts(rd, out);
+		scan_sockets(rd, out);
+	}
+	scan_processes(id, rd, out);
+	scan_cgroups(id, out);
+}
+
+/* ---------------------------------------------------------------- records */
+
+static void record_path(const char *state_dir, const char *id, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/cleanup/%s.json", state_dir, id);
+}
+
+static bool id_ok(const char *id)
+{
+	if (!id || !*id || strlen(id) >= SILO_ID_MAX)
+		return false;
+	for (const char *p = id; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+			return false;
+	return true;
+}
+
+static int write_record(const char *state_dir, const char *id, json_t *o, silo_error *err)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 80];
+	snprintf(dir, sizeof dir, "%s/cleanup", state_dir);
+	if (mkdir_p(dir, 0700) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", dir);
+	record_path(state_dir, id, path, sizeof path);
+	char *s = json_dumps(o, JSON_COMPACT);
+	int rc = write_file_atomic(path, s, strlen(s), 0600, err);
+	free(s);
+	return rc;
+}
+
+int cleanup_record(const char *state_dir, const char *id, const char *rundir, const cleanup_report *rep,
+		   silo_error *err)
+{
+	if (!id_ok(id))
+		return silo_fail(err, SILO_ERR_INTERNAL, 0, "cleanup record: bad id");
+	json_t *res = json_array();
+	for (char **p = rep->residual_paths; p && *p; p++)
+		json_array_append_new(res, json_string(*p));
+	char ts[40];
+	format_time_ms(now_realtime_ms(), ts, sizeof ts);
+	bool clean = rep->host_clean && !rep->residual_paths;
+	json_t *o = json_pack("{s:s,s:s,s:b,s:b,s:o,s:s}", "id", id, "rundir", rundir ? rundir : "", "terminated",
+			      rep->terminated, "host_clean", clean, "residual_paths", res, "checked", ts);
+	int rc = write_record(state_dir, id, o, err);
+	json_decref(o);
+	return rc;
+}
+
+static json_t *load_record(const char *state_dir, const char *id)
+{
+	if (!id_ok(id))
+		return NULL;
+	char path[PATH_MAX + 80];
+	record_path(state_dir, id, path, sizeof path);
+	char *t = NULL;
+	size_t n;
+	if (read_file(path, 1 << 20, &t, &n, NULL) < 0)
+		return NULL;
+	json_t *o = json_loadb(t, n, 0, NULL);
+	free(t);
+	if (o && !json_is_object(o)) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_t *cleanup_load_json(const char *state_dir, const char *id)
+{
+	json_t *o = load_record(state_dir, id);
+	if (!o)
+		return NULL;
+	json_object_del(o, "id");
+	json_object_del(o, "rundir");
+	return o;
+}
+
+static int cmp_len_desc(const void *a, const void *b)
+{
+	size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
+	return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
+/* Retry one record's items; returns the new residue (strv, NULL = clean). */
+static char **retry_items(const char *id, const char *rundir, json_t *items)
+{
+	char rtdir[PATH_MAX];
+	snprintf(rtdir, sizeof rtdir, "%s/sandboxes", silo_runtime_dir());
+	char expect[PATH_MAX + 80];
+	snprintf(expect, sizeof expect, "%s/%s", rtdir, id);
+	/* only a run dir where silod puts run dirs is ever touched */
+	bool rd_ok = rundir && rundir[0] && !strcmp(rundir, expect);
+	char **mounts = NULL;
+	size_t i;
+	json_t *it;
+	json_array_foreach(items, i, it) {
+		const char *s = json_string_value(it);
+		if (!s)
+			continue;
+		int pid;
+		if ((sscanf(s, "process %d", &pid) == 1 || sscanf(s, "pid %d", &pid) == 1) && pid > 1 &&
+		    cmdline_names(pid, id, rd_ok ? rundir : "")) {
+			kill(pid, SIGKILL);
+		} else if (!strncmp(s, "mount /", 7) && rd_ok && under(s + 6, rundir)) {
+			push_unique(&mounts, xstrdup(s + 6));
+		} else if (!strncmp(s, "cgroup /sys/fs/cgroup/", 22)) {
+			const char *base = strrchr(s, '/');
+			if (base && !strcmp(base + 1, id) && strstr(s, "/silo/")) {
+				char procs[PATH_MAX + 32];
+				snprintf(procs, sizeof procs, "%s/cgroup.procs", s + 7);
+				char *t = NULL;
+				size_t n;
+				if (read_file(procs, 1 << 16, &t, &n, NULL) == 0) {
+					for (char *save = NULL, *l = strtok_r(t, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+						if (atoi(l) > 1)
+							kill(atoi(l), SIGKILL);
+					free(t);
+					usleep(50 * 1000);
+				}
+				rmdir(s + 7);
+			}
+		} else if (!strncmp(s, "tap ", 4)) {
+			char tap[16];
+			cleanup_tap_name(id, tap);
+			if (!strcmp(s + 4, tap))
+				tap_delete(tap);
+		}
+	}
+	/* deepest mount first, lazily: a process may still hold it */
+	if (mounts) {
+		qsort(mounts, strv_len(mounts), sizeof *mounts, cmp_len_desc);
+		for (char **m = mounts; *m; m++)
+			if (umount2(*m, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+				log_warn("cleanup retry %s: umount %s: %s", id, *m, strerror(errno));
+		strv_free(mounts);
+	}
+	if (rd_ok && path_exists(rundir))
+		rm_rf(rundir);
+	char **left = NULL;
+	cleanup_sweep(id, rd_ok ? rundir : NULL, &left);
+	if (rd_ok && path_exists(rundir))
+		push_unique(&left, xstrdup(rundir));
+	return left;
+}
+
+int cleanup_retry_pending(const char *state_dir, int *still_dirty)
+{
+	int cleaned = 0, dirty = 0;
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s/cleanup", state_dir);
+	DIR *d = opendir(dir);
+	if (!d) {
+		if (still_dirty)
+			*still_dirty = 0;
+		return 0;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (l < 6 || strcmp(de->d_name + l - 5, ".json") != 0)
+			continue;
+		char id[SILO_ID_MAX];
+		if (l - 5 >= sizeof id)
+			continue;
+		snprintf(id, sizeof id, "%.*s", (int)(l - 5), de->d_name);
+		json_t *o = load_record(state_dir, id);
+		if (!o)
+			continue;
+		if (json_is_true(json_object_get(o, "host_clean"))) {
+			/* clean records are kept for GET a while, then dropped */
+			char path[PATH_MAX + 80];
+			record_path(state_dir, id, path, sizeof path);
+			struct stat sb;
+			if (stat(path, &sb) == 0 && time(NULL) - sb.st_mtime > CLEANUP_RECORD_KEEP_S)
+				unlink(path);
+			json_decref(o);
+			continue;
+		}
+		const char *rundir = json_string_value(json_object_get(o, "rundir"));
+		json_t *items = json_object_get(o, "residual_paths");
+		char **left = retry_items(id, rundir, json_is_array(items) ? items : json_array());
+		if (!json_is_array(items))
+			json_decref(items);
+		json_t *removed = json_array(), *now = json_array();
+		size_t i;
+		json_t *it;
+		json_array_foreach(json_object_get(o, "residual_paths"), i, it) {
+			const char *s = json_string_value(it);
+			if (s && !has(left, s))
+				json_array_append(removed, it);
+		}
+		for (char **p = left; p && *p; p++)
+			json_array_append_new(now, json_string(*p));
+		char ts[40];
+		format_time_ms(now_realtime_ms(), ts, sizeof ts);
+		json_object_set_new(o, "retried", json_string(ts));
+		json_object_set_new(o, "resolved_at_retry", removed);
+		json_object_set_new(o, "residual_paths", now);
+		json_object_set_new(o, "host_clean", json_boolean(left == NULL));
+		if (left) {
+			dirty++;
+			log_warn("cleanup retry %s: still left: %zu item(s), first: %s", id, strv_len(left), left[0]);
+		} else {
+			cleaned++;
+			log_info("cleanup retry %s: host clean now", id);
+		}
+		strv_free(left);
+		silo_error err = {0};
+		if (write_record(state_dir, id, o, &err) < 0)
+			log_error("cleanup retry %s: %s", id, err.message);
+		json_decref(o);
+	}
+	closedir(d);
+	if (still_dirty)
+		*still_dirty = dirty;
+	return cleaned;
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Host-side cleanup verification after a terminate (docs/security.md):
+ * a provider-independent sweep for what a sandbox may leave on the host -
+ * processes, mounts, cgroups, unix sockets, tap devices, temp files - and a
+ * record of the result (CleanupVerification) kept in the state directory, so
+ * the API can show it and the next silod start can retry what was left.
+ *
+ * Residue items are strings with a kind prefix (stable, shown in the API):
+ *   "process PID (COMM): REASON"   a host process whose cwd/root is in the run dir,
+ *                                  or whose command line carries "silo-<id>"
+ *   "mount PATH"                   a mount point at or below the run dir
+ *   "cgroup PATH"                  a cgroup directory named after the sandbox
+ *   "socket PATH"                  a bound unix socket at or below the run dir
+ *   "tap NAME"                     the sandbox's tap device (st<id suffix>)
+ *   "PATH"                         a file or directory that could not be removed
+ * Providers' own residue ("pid N ...", "cgroup P", "mount LINE", paths) uses
+ * the same shapes.
+ */
+#ifndef SILO_CORE_CLEANUP_H
+#define SILO_CORE_CLEANUP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "core/sandbox.h"
+
+/* Name of the tap device reserved for a sandbox: "st" + the id's last 12 chars. */
+void cleanup_tap_name(const char *id, char out[16]);
+
+/* Remove what is safe to remove now (temp files beside the run dir, the
+ * sandbox's tap device), then append everything still present to *out. */
+void cleanup_sweep(const char *id, const char *rundir, char ***out);
+
+/* Append a copy of item to *v unless it is there already. */
+void cleanup_add(char ***v, const char *item);
+
+/* Persist rep as <state_dir>/cleanup/<id>.json. */
+int cleanup_record(const char *state_dir, const char *id, const char *rundir, const cleanup_report *rep,
+		   silo_error *err);
+/* {"terminated","host_clean","residual_paths","checked","retried"?} or NULL when none recorded. */
+json_t *cleanup_load_json(const char *state_dir, const char *id);
+
+/* At start: for every record that is not host_clean, retry the removal of each
+ * item (lazy unmount below the run dir, rm -rf of paths below the runtime dir,
+ * rmdir of cgroups, SIGKILL of processes whose command line names the sandbox,
+ * tap removal), re-check, and rewrite the record. Clean records older than 30
+ * days are deleted. Returns how many records
+ * became clean; *still_dirty (may be NULL) gets how many did not. */
+int cleanup_retry_pending(const char *state_dir, int *still_dirty);
+
+#endif

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Between manager.c, mgr_snapshot.c and mgr_pool.c (not for other users).
+ */
+#ifndef SILO_CORE_MGR_INTERNAL_H
+#define SILO_CORE_MGR_INTERNAL_H
+
+#include "core/manager.h"
+
+struct mgr_pools;
+/* The manager's warm pools (NULL when none). */
+struct mgr_pools **manager_pools_slot(manager *m);
+/* Take a ready sandbox matching spec (spec templates) or snap_id (snapshot
+ * templates) and resume it: 0 with id_out, 1 when none is ready. */
+int mgr_pool_take(manager *m, const vm_spec *spec, const char *snap_id, const char *actor,
+		  char id_out[SILO_ID_MAX]);
+/* manager_restore without looking at the pools (the pools fill with it). */
+int mgr_restore_nopool(manager *m, const char *snap, const char *actor, char id_out[SILO_ID_MAX],
+		       silo_error *err);
+
+#endif

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cfg.h"
+
+int cfg_field_err(silo_error *err, const char *what, const toml_value *v, const char *field, const char *fmt, ...)
+{
+	char msg[700];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	int line = v ? (v->kline ? v->kline : v->line) : 0, col = v ? (v->kline ? v->kcol : v->col) : 0;
+	if (line)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s %d:%d: %s: %s", what, line, col, field, msg);
+	return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s: %s: %s", what, field, msg);
+}
+
+bool cfg_valid_name(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > max)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '-' || *p == '_'))
+			return false;
+	return true;
+}
+
+int cfg_get_string(const char *what, const toml_value *v, const char *field, size_t max, const char **out,
+		   silo_error *err)
+{
+	if (v->type != TOML_STRING)
+		return cfg_field_err(err, what, v, field, "expected a string, got %s", toml_type_name(v->type));
+	if (strlen(v->u.str.ptr) != v->u.str.len || v->u.str.len == 0 || v->u.str.len > max)
+		return cfg_field_err(err, what, v, field, "expected 1-%zu bytes without NUL", max);
+	*out = v->u.str.ptr;
+	return 0;
+}

@@ -1,0 +1,525 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Sandbox policy engine (see policy.h, docs/policy.md).
+ */
+#include "policy/policy.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "policy/cfg.h"
+#include "spec/toml.h"
+
+static const char *const op_names[POLICY_OP__COUNT] = {
+	[POLICY_OP_EXEC] = "exec",
+	[POLICY_OP_FILE_READ] = "file_read",
+	[POLICY_OP_FILE_WRITE] = "file_write",
+	[POLICY_OP_NETWORK] = "network",
+	[POLICY_OP_SNAPSHOT] = "snapshot",
+	[POLICY_OP_PAUSE] = "pause",
+};
+
+#define ALL_OPS ((1u << POLICY_OP__COUNT) - 1)
+
+const char *policy_op_name(policy_op op)
+{
+	return (unsigned)op < POLICY_OP__COUNT ? op_names[op] : NULL;
+}
+
+int policy_op_from_name(const char *name)
+{
+	for (int i = 0; i < POLICY_OP__COUNT; i++)
+		if (name && !strcmp(name, op_names[i]))
+			return i;
+	return -1;
+}
+
+static void ops_list(uint32_t ops, char *buf, size_t len)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < POLICY_OP__COUNT && off < len; i++)
+		if (ops & (1u << i))
+			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "", op_names[i]);
+	if (!off)
+		snprintf(buf, len, "none");
+}
+
+/* ---- paths and egress ---- */
+
+bool policy_normalize_path(const char *in, char *out, size_t len)
+{
+	if (!in || in[0] != '/' || len < 2 || strlen(in) >= 4096)
+		return false;
+	size_t o = 0;
+	const char *p = in;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		const char *s = p;
+		while (*p && *p != '/')
+			p++;
+		size_t n = (size_t)(p - s);
+		if (n == 1 && s[0] == '.')
+			continue;
+		if (n == 2 && s[0] == '.' && s[1] == '.')
+			return false;   /* a symlink before it would make lexical ".." wrong */
+		if (o + 1 + n + 1 > len)
+			return false;
+		out[o++] = '/';
+		memcpy(out + o, s, n);
+		o += n;
+	}
+	if (o == 0)
+		out[o++] = '/';
+	out[o] = '\0';
+	return true;
+}
+
+/* prefix "/a" covers "/a" and "/a/..." but not "/ab"; "/" covers everything. */
+static bool path_under(const char *prefix, const char *path)
+{
+	size_t n = strlen(prefix);
+	if (n == 1)
+		return true;
+	return !strncmp(prefix, path, n) && (path[n] == '\0' || path[n] == '/');
+}
+
+/* "a.b.c.d" or "a.b.c.d/n" -> address and prefix length. */
+static bool parse_cidr(const char *s, uint32_t *addr, int *bits)
+{
+	char buf[32];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	if (n == 0 || n >= sizeof buf)
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	struct in_addr a;
+	if (inet_pton(AF_INET, buf, &a) != 1)
+		return false;
+	int b = 32;
+	if (slash) {
+		char *end;
+		long v = strtol(slash + 1, &end, 10);
+		if (!slash[1] || *end || v < 0 || v > 32)
+			return false;
+		b = (int)v;
+	}
+	*addr = ntohl(a.s_addr);
+	*bits = b;
+	return true;
+}
+
+bool policy_egress_covers(const char *allowed, const char *want)
+{
+	if (!strcmp(allowed, want))
+		return true;
+	uint32_t aa, wa;
+	int ab, wb;
+	if (!parse_cidr(allowed, &aa, &ab) || !parse_cidr(want, &wa, &wb) || wb < ab)
+		return false;
+	uint32_t mask = ab == 0 ? 0 : 0xffffffffu << (32 - ab);
+	return (aa & mask) == (wa & mask);
+}
+
+/* ---- parsing ---- */
+
+/* Shared helpers (cfg.c), with this file's name in errors. */
+#define field_err(err, v, field, ...) cfg_field_err(err, "policy file", v, field, __VA_ARGS__)
+#define valid_name(s) cfg_valid_name(s, POLICY_NAME_MAX)
+
+static int get_u32(const toml_value *v, const char *field, uint32_t max, uint32_t *out, silo_error *err)
+{
+	if (v->type != TOML_INTEGER)
+		return field_err(err, v, field, "expected an integer, got %s", toml_type_name(v->type));
+	if (v->u.i < 0 || (uint64_t)v->u.i > max)
+		return field_err(err, v, field, "expected 0..%u, got %lld", max, (long long)v->u.i);
+	*out = (uint32_t)v->u.i;
+	return 0;
+}
+
+/* An array of strings; each passed to fn(ctx, item, index). */
+static int get_strings(const toml_value *v, const char *field, size_t max,
+		       int (*fn)(void *ctx, const toml_value *item, const char *s, const char *field, silo_error *err),
+		       void *ctx, silo_error *err)
+{
+	if (v->type != TOML_ARRAY)
+		return field_err(err, v, field, "expected an array of strings, got %s", toml_type_name(v->type));
+	if (v->u.arr.n > max)
+		return field_err(err, v, field, "at most %zu entries, got %zu", max, v->u.arr.n);
+	for (size_t i = 0; i < v->u.arr.n; i++) {
+		const toml_value *it = v->u.arr.items[i];
+		char f[128];
+		snprintf(f, sizeof f, "%s[%zu]", field, i);
+		if (it->type != TOML_STRING)
+			return field_err(err, it, f, "expected a string, got %s", toml_type_name(it->type));
+		if (strlen(it->u.str.ptr) != it->u.str.len)
+			return field_err(err, it, f, "must not contain NUL");
+		if (fn(ctx, it, it->u.str.ptr, f, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int add_op(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
+{
+	policy *p = ctx;
+	int op = policy_op_from_name(s);
+	if (op < 0)
+		return field_err(err, it, field,
+				 "unknown operation \"%.64s\" (expected exec, file_read, file_write, network, snapshot, "
+				 "pause)", s);
+	p->ops |= 1u << op;
+	return 0;
+}
+
+static int add_path(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
+{
+	policy *p = ctx;
+	char norm[4096];
+	if (!policy_normalize_path(s, norm, sizeof norm))
+		return field_err(err, it, field, "expected an absolute path without \"..\", got \"%.200s\"", s);
+	p->paths[p->n_paths++] = xstrdup(norm);
+	return 0;
+}
+
+static int add_egress(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
+{
+	policy *p = ctx;
+	if (!*s || strlen(s) > 253 || strchr(s, ' '))
+		return field_err(err, it, field, "expected \"host[:port]\" or an IPv4 CIDR, got \"%.200s\"", s);
+	p->egress[p->n_egress++] = xstrdup(s);
+	return 0;
+}
+
+static int add_host_path(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
+{
+	policy *p = ctx;
+	char norm[4096];
+	if (!policy_normalize_path(s, norm, sizeof norm))
+		return field_err(err, it, field, "expected an absolute path without \"..\", got \"%.200s\"", s);
+	p->host_paths[p->n_host_paths++] = xstrdup(norm);
+	return 0;
+}
+
+static void policy_clear(policy *p)
+{
+	for (size_t i = 0; i < p->n_host_paths; i++)
+		free(p->host_paths[i]);
+	for (size_t i = 0; i < p->n_paths; i++)
+		free(p->paths[i]);
+	for (size_t i = 0; i < p->n_egress; i++)
+		free(p->egress[i]);
+	memset(p, 0, sizeof *p);
+}
+
+static int parse_policy(const char *name, const toml_value *t, policy *p, silo_error *err)
+{
+	char field[160];
+	snprintf(p->name, sizeof p->name, "%s", name);
+	p->ops = ALL_OPS & ~(1u << POLICY_OP_NETWORK);   /* default: everything but network */
+	for (size_t i = 0; i < t->u.tab.n; i++) {
+		const char *k = t->u.tab.keys[i];
+		const toml_value *v = t->u.tab.vals[i];
+		snprintf(field, sizeof field, "policies.%s.%s", name, k);
+		int rc;
+		if (!strcmp(k, "operations")) {
+			p->ops = 0;
+			rc = get_strings(v, field, 64, add_op, p, err);
+		} else if (!strcmp(k, "paths")) {
+			rc = get_strings(v, field, POLICY_MAX_PATHS, add_path, p, err);
+		} else if (!strcmp(k, "egress")) {
+			rc = get_strings(v, field, POLICY_MAX_EGRESS, add_egress, p, err);
+		} else if (!strcmp(k, "host_paths")) {
+			rc = get_strings(v, field, POLICY_MAX_PATHS, add_host_path, p, err);
+		} else if (!strcmp(k, "max_memory_mb")) {
+			rc = get_u32(v, field, 1u << 30, &p->max_memory_mb, err);
+		} else if (!strcmp(k, "max_vcpus")) {
+			rc = get_u32(v, field, 1024, &p->max_vcpus, err);
+		} else if (!strcmp(k, "max_pids")) {
+			rc = get_u32(v, field, 1u << 22, &p->max_pids, err);
+		} else if (!strcmp(k, "max_lifetime_s")) {
+			rc = get_u32(v, field, 10u * 365 * 86400, &p->max_lifetime_s, err);
+		} else {
+			rc = field_err(err, v, field,
+				       "unknown key (expected operations, paths, host_paths, egress, max_memory_mb, "
+				       "max_vcpus, max_pids, max_lifetime_s)");
+		}
+		if (rc < 0)
+			return -1;
+	}
+	if (p->n_egress && !(p->ops & (1u << POLICY_OP_NETWORK))) {
+		snprintf(field, sizeof field, "policies.%s.egress", name);
+		return field_err(err, toml_get(t, "egress"), field,
+				 "an egress allow-list needs \"network\" in operations");
+	}
+	return 0;
+}
+
+int policy_set_parse(const char *text, size_t len, policy_set *out, silo_error *err)
+{
+	memset(out, 0, sizeof *out);
+	char perr[512];
+	toml_value *root = toml_parse(text, len, perr, sizeof perr);
+	if (!root)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "policy file %s", perr);
+	const char *def = "default";
+	const toml_value *defv = NULL;
+	const toml_value *pols = NULL;
+	int rc = -1;
+	for (size_t i = 0; i < root->u.tab.n; i++) {
+		const char *k = root->u.tab.keys[i];
+		const toml_value *v = root->u.tab.vals[i];
+		if (!strcmp(k, "default")) {
+			if (v->type != TOML_STRING) {
+				field_err(err, v, "default", "expected a policy name (string), got %s", toml_type_name(v->type));
+				goto out;
+			}
+			def = v->u.str.ptr;
+			defv = v;
+		} else if (!strcmp(k, "policies")) {
+			if (v->type != TOML_TABLE) {
+				field_err(err, v, "policies", "expected a table of policies, got %s", toml_type_name(v->type));
+				goto out;
+			}
+			pols = v;
+		} else {
+			field_err(err, v, k, "unknown key (expected default and [policies.NAME] tables)");
+			goto out;
+		}
+	}
+	if (!pols || pols->u.tab.n == 0) {
+		field_err(err, NULL, "policies", "define at least one [policies.NAME] table");
+		goto out;
+	}
+	if (pols->u.tab.n > POLICY_MAX_POLICIES) {
+		field_err(err, pols, "policies", "at most %d policies", POLICY_MAX_POLICIES);
+		goto out;
+	}
+	out->v = xcalloc(pols->u.tab.n, sizeof *out->v);
+	for (size_t i = 0; i < pols->u.tab.n; i++) {
+		const char *name = pols->u.tab.keys[i];
+		const toml_value *t = pols->u.tab.vals[i];
+		char field[128];
+		snprintf(field, sizeof field, "policies.%.64s", name);
+		if (!valid_name(name)) {
+			field_err(err, t, field, "a policy name is 1-%d of [A-Za-z0-9_-]", POLICY_NAME_MAX);
+			goto out;
+		}
+		if (t->type != TOML_TABLE) {
+			field_err(err, t, field, "expected a table, got %s", toml_type_name(t->type));
+			goto out;
+		}
+		out->n++;
+		if (parse_policy(name, t, &out->v[i], err) < 0)
+			goto out;
+	}
+	bool found = false;
+	for (size_t i = 0; i < out->n; i++) {
+		if (!strcmp(out->v[i].name, def)) {
+			out->def = i;
+			found = true;
+		}
+	}
+	if (!found) {
+		field_err(err, defv, "default", "no policy named \"%.64s\" (define [policies.%.64s] or set default)", def,
+			  def);
+		goto out;
+	}
+	rc = 0;
+out:
+	toml_free(root);
+	if (rc < 0)
+		policy_set_free(out);
+	return rc;
+}
+
+int policy_set_load(const char *path, policy_set *out, silo_error *err)
+{
+	char *text;
+	size_t len;
+	if (read_file(path, TOML_MAX_INPUT, &text, &len, err) < 0) {
+		silo_error_prefix(err, "policy file %s", path);
+		return -1;
+	}
+	int rc = policy_set_parse(text, len, out, err);
+	free(text);
+	if (rc < 0)
+		silo_error_prefix(err, "%s", path);
+	return rc;
+}
+
+void policy_set_builtin(policy_set *out)
+{
+	memset(out, 0, sizeof *out);
+	out->v = xcalloc(1, sizeof *out->v);
+	out->n = 1;
+	snprintf(out->v[0].name, sizeof out->v[0].name, "default");
+	out->v[0].ops = ALL_OPS;
+	out->v[0].host_paths_any = true;
+}
+
+void policy_set_free(policy_set *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		policy_clear(&s->v[i]);
+	free(s->v);
+	memset(s, 0, sizeof *s);
+}
+
+const policy *policy_find(const policy_set *s, const char *name, silo_error *err)
+{
+	if (!name || !*name)
+		return &s->v[s->def];
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->v[i].name, name))
+			return &s->v[i];
+	char known[512];
+	size_t off = 0;
+	known[0] = '\0';
+	for (size_t i = 0; i < s->n && off < sizeof known; i++)
+		off += (size_t)snprintf(known + off, sizeof known - off, "%s%s", i ? ", " : "", s->v[i].name);
+	silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "metadata.%s: unknown policy \"%.64s\" (known: %s)",
+		  POLICY_METADATA_KEY, name, known);
+	return NULL;
+}
+
+/* ---- evaluation ---- */
+
+static int deny(const policy *p, const char *rule, silo_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int deny(const policy *p, const char *rule, silo_error *err, const char *fmt, ...)
+{
+	char msg[800];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	return silo_fail(err, SILO_ERR_POLICY_DENIED, 0, "policy \"%s\" rule %s: %s", p->name, rule, msg);
+}
+
+int policy_check_op(const policy *p, policy_op op, silo_error *err)
+{
+	if ((unsigned)op >= POLICY_OP__COUNT)
+		return silo_fail(err, SILO_ERR_INTERNAL, 0, "policy: unknown operation %d", (int)op);
+	if (p->ops & (1u << op))
+		return 0;
+	char allowed[256];
+	ops_list(p->ops, allowed, sizeof allowed);
+	return deny(p, "operations", err, "%s is not allowed (allowed: %s)", op_names[op], allowed);
+}
+
+int policy_check_path(const policy *p, policy_op op, const char *path, silo_error *err)
+{
+	if (policy_check_op(p, op, err) < 0)
+		return -1;
+	if (p->n_paths == 0)
+		return 0;
+	char norm[4096];
+	if (!policy_normalize_path(path, norm, sizeof norm))
+		return deny(p, "paths", err, "%s path \"%.200s\" must be absolute and without \"..\"", op_names[op],
+			    path ? path : "");
+	for (size_t i = 0; i < p->n_paths; i++)
+		if (path_under(p->paths[i], norm))
+			return 0;
+	char allowed[600];
+	size_t off = 0;
+	for (size_t i = 0; i < p->n_paths && off < sizeof allowed; i++)
+		off += (size_t)snprintf(allowed + off, sizeof allowed - off, "%s%s", i ? ", " : "", p->paths[i]);
+	return deny(p, "paths", err, "%s \"%.200s\" is outside the allowed paths (%s)",
+		    op == POLICY_OP_EXEC ? "exec with working directory" : op == POLICY_OP_FILE_READ ? "file_read of" :
+		    op == POLICY_OP_FILE_WRITE ? "file_write of" : op_names[op], norm, allowed);
+}
+
+static void set_metadata(vm_spec *s, const char *key, const char *value)
+{
+	for (size_t i = 0; i < s->n_metadata; i++) {
+		if (!strcmp(s->metadata[i].key, key)) {
+			free(s->metadata[i].value);
+			s->metadata[i].value = xstrdup(value);
+			return;
+		}
+	}
+	if (s->n_metadata < SPEC_MAX_KV) {
+		s->metadata[s->n_metadata].key = xstrdup(key);
+		s->metadata[s->n_metadata++].value = xstrdup(value);
+	}
+}
+
+static int check_host_path(const policy *p, const char *field, const char *path, silo_error *err)
+{
+	if (!path || !*path || p->host_paths_any)
+		return 0;
+	char norm[4096];
+	if (!policy_normalize_path(path, norm, sizeof norm))
+		return deny(p, "host_paths", err, "%s \"%.200s\" must be an absolute path without \"..\"", field, path);
+	for (size_t i = 0; i < p->n_host_paths; i++)
+		if (path_under(p->host_paths[i], norm))
+			return 0;
+	char allowed[600];
+	size_t off = 0;
+	allowed[0] = '\0';
+	for (size_t i = 0; i < p->n_host_paths && off < sizeof allowed; i++)
+		off += (size_t)snprintf(allowed + off, sizeof allowed - off, "%s%s", i ? ", " : "", p->host_paths[i]);
+	return deny(p, "host_paths", err, "%s \"%.200s\" is outside the allowed host paths (%s)", field, norm,
+		    off ? allowed : "none");
+}
+
+int policy_apply_spec(const policy *p, vm_spec *spec, silo_error *err)
+{
+	if (check_host_path(p, "boot.kernel", spec->kernel, err) < 0 ||
+	    check_host_path(p, "boot.initrd", spec->initrd, err) < 0 ||
+	    check_host_path(p, "boot.rootfs", spec->rootfs, err) < 0)
+		return -1;
+	for (size_t i = 0; i < spec->n_drives; i++) {
+		char f[48];
+		snprintf(f, sizeof f, "drives[%zu].path", i);
+		if (check_host_path(p, f, spec->drives[i].path, err) < 0)
+			return -1;
+	}
+	if (p->max_vcpus && spec->vcpus > p->max_vcpus)
+		return deny(p, "max_vcpus", err, "the spec asks for %u vCPUs, the policy allows %u", spec->vcpus,
+			    p->max_vcpus);
+	if (p->max_memory_mb && spec->memory_mb > p->max_memory_mb)
+		return deny(p, "max_memory_mb", err, "the spec asks for %u MB, the policy allows %u MB", spec->memory_mb,
+			    p->max_memory_mb);
+	if (p->max_pids && spec->pids_max > p->max_pids)
+		return deny(p, "max_pids", err, "the spec asks for pids_max %u, the policy allows %u", spec->pids_max,
+			    p->max_pids);
+	if (p->max_lifetime_s && spec->timeout_s > p->max_lifetime_s)
+		return deny(p, "max_lifetime_s", err, "the spec asks for a lifetime of %u s, the policy allows %u s",
+			    spec->timeout_s, p->max_lifetime_s);
+	bool wants_net = spec->network || spec->n_egress || spec->tap;
+	if (wants_net && !(p->ops & (1u << POLICY_OP_NETWORK)))
+		return deny(p, "operations", err, "the spec enables networking (network.%s) and the policy allows none",
+			    spec->network ? "enabled" : spec->n_egress ? "egress" : "tap");
+	if (spec->network && p->n_egress) {
+		for (size_t i = 0; i < spec->n_egress; i++) {
+			bool ok = false;
+			for (size_t j = 0; j < p->n_egress && !ok; j++)
+				ok = policy_egress_covers(p->egress[j], spec->egress[i]);
+			if (!ok)
+				return deny(p, "egress", err, "network.egress[%zu] \"%.200s\" is not in the allow-list", i,
+					    spec->egress[i]);
+		}
+	}
+	/* Within the limits: close what the spec leaves open. */
+	if (p->max_pids && !spec->pids_max)
+		spec->pids_max = p->max_pids;
+	if (p->max_lifetime_s && !spec->timeout_s)
+		spec->timeout_s = p->max_lifetime_s;
+	if (spec->network && p->n_egress && !spec->n_egress) {
+		for (size_t j = 0; j < p->n_egress && spec->n_egress < SPEC_MAX_EGRESS; j++)
+			spec->egress[spec->n_egress++] = xstrdup(p->egress[j]);
+	}
+	set_metadata(spec, POLICY_METADATA_KEY, p->name);
+	return 0;
+}

@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * The host side of the agent channel against a scripted hostile agent that
+ * completes the handshake and answers heartbeats, then misbehaves per request:
+ * never answers, trickles data past the limit, floods output, answers with the
+ * wrong message type, sends oversized chunks, bad exit codes, or directory
+ * entries that try to escape. Each: a clear error, no hang, no crash.
+ */
+#include <poll.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "common/util.h"
+#include "core/channel.h"
+#include "harness.h"
+#include "wire.h"
+
+typedef enum behaviour {
+	B_SILENT,        /* answer nothing but pings */
+	B_TRICKLE,       /* FREAD: endless 64 KiB chunks, never eof */
+	B_FLOOD,         /* EXEC: 256 MiB of output in max-size chunks, then exit 0 */
+	B_WRONG_TYPE,    /* STAT: answer with LIST_R */
+	B_BIG_CHUNK,     /* EXEC: one output chunk larger than WIRE_CHUNK */
+	B_BAD_EXIT,      /* EXEC: exit code 999 and no signal */
+	B_EVIL_ENTRIES,  /* LIST: an entry named "../../etc" */
+} behaviour;
+
+typedef struct fake {
+	int fd;
+	behaviour b;
+	volatile int stop;
+} fake;
+
+static int send_msg(int fd, const wire_msg *m)
+{
+	mp_buf b;
+	mp_buf_init(&b);
+	if (!wire_encode(&b, m)) {
+		mp_buf_free(&b);
+		return -1;
+	}
+	int rc = write_all(fd, b.p, b.len);
+	mp_buf_free(&b);
+	return rc;
+}
+
+/* Encode a frame without the encoder's own limits (for oversized chunks). */
+static int send_output_raw(int fd, uint32_t id, size_t n)
+{
+	mp_buf b;
+	mp_buf_init(&b);
+	uint8_t *data = xcalloc(1, n);
+	wire_msg m = {.type = WM_OUTPUT, .id = id, .present = WF_STREAM | WF_DATA, .stream = 1, .data = data,
+		      .data_len = n};
+	bool ok = wire_encode(&b, &m);
+	free(data);
+	int rc = ok ? write_all(fd, b.p, b.len) : -1;
+	mp_buf_free(&b);
+	return rc;
+}
+
+static int read_msg(int fd, wire_msg *m, uint8_t *buf)
+{
+	uint8_t hdr[4];
+	uint32_t len;
+	if (read_exact(fd, hdr, 4) != 0 || !wire_frame_len(hdr, &len) || read_exact(fd, buf, len) != 0)
+		return -1;
+	char why[128];
+	memset(m, 0, sizeof *m);
+	if (!wire_decode(buf, len, m, why, sizeof why)) {
+		wire_msg_free(m);
+		return -1;
+	}
+	return 0;
+}
+
+static void *fake_main(void *p)
+{
+	fake *f = p;
+	uint8_t *buf = xmalloc(WIRE_MAX_FRAME + 4);
+	wire_msg m;
+	while (!f->stop && read_msg(f->fd, &m, buf) == 0) {
+		uint32_t id = m.id;
+		uint32_t type = m.type;
+		uint64_t ms = m.ms;
+		wire_msg_free(&m);
+		if (type == WM_HELLO) {
+			wire_msg ok = {.type = WM_HELLO_OK, .present = WF_V | WF_AGENT | WF_KERNEL | WF_PID, .v = WIRE_VERSION,
+				       .agent = "evil", .kernel = "0", .pid = 1};
+			send_msg(f->fd, &ok);
+		} else if (type == WM_PING) {
+			wire_msg pong = {.type = WM_PONG, .id = id, .present = WF_MS, .ms = ms};
+			send_msg(f->fd, &pong);
+		} else if (f->b == B_TRICKLE && type == WM_FREAD) {
+			static uint8_t chunk[64 * 1024];
+			wire_msg d = {.type = WM_FDATA, .id = id, .present = WF_DATA, .data = chunk, .data_len = sizeof chunk};
+			for (int i = 0; i < 4096 && !f->stop; i++)
+				if (send_msg(f->fd, &d) < 0)
+					break;
+		} else if (type == WM_EXEC && (f->b == B_FLOOD || f->b == B_BIG_CHUNK || f->b == B_BAD_EXIT)) {
+			wire_msg st = {.type = WM_STARTED, .id = id, .present = WF_PID, .pid = 2};
+			send_msg(f->fd, &st);
+			if (f->b == B_FLOOD) {
+				static uint8_t chunk[WIRE_CHUNK];
+				memset(chunk, 'x', sizeof chunk);
+				wire_msg o = {.type = WM_OUTPUT, .id = id, .present = WF_STREAM | WF_DATA, .stream = 1,
+					      .data = chunk, .data_len = sizeof chunk};
+				for (int i = 0; i < 1024; i++) /* 256 MiB */
+					if (send_msg(f->fd, &o) < 0)
+						break;
+				wire_msg x = {.type = WM_EXIT, .id = id, .present = WF_CODE | WF_MS, .code = 0, .ms = 1};
+				send_msg(f->fd, &x);
+			} else if (f->b == B_BIG_CHUNK) {
+				send_output_raw(f->fd, id, WIRE_CHUNK + 1);
+			} else {
+				wire_msg x = {.type = WM_EXIT, .id = id, .present = WF_CODE, .code = 999};
+				send_msg(f->fd, &x);
+			}
+		} else if (f->b == B_WRONG_TYPE && type == WM_STAT) {
+			wire_msg l = {.type = WM_LIST_R, .id = id, .present = WF_EOF, .eof = true};
+			send_msg(f->fd, &l);
+		} else if (f->b == B_EVIL_ENTRIES && type == WM_LIST) {
+			wire_dirent e = {.name = "../../etc", .size = 1, .mode = 0100644};
+			wire_msg l = {.type = WM_LIST_R, .id = id, .present = WF_ENTS | WF_EOF, .ents = &e, .n_ents = 1,
+				      .eof = true};
+			send_msg(f->fd, &l);
+		}
+		/* B_SILENT and everything else: no answer */
+	}
+	free(buf);
+	return NULL;
+}
+
+static int violations;
+static char last_violation[256];
+static void on_violation(void *ud, const char *what)
+{
+	violations++;
+	snprintf(last_violation, sizeof last_violation, "%s", what);
+}
+
+typedef struct rig {
+	fake f;
+	pthread_t th;
+	chan *c;
+} rig;
+
+static void rig_start(rig *r, behaviour b, int idle_ms)
+{
+	int sv[2];
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	r->f = (fake){.fd = sv[1], .b = b};
+	pthread_create(&r->th, NULL, fake_main, &r->f);
+	chan_opts o = {.vm_id = "evil", .heartbeat_ms = 100, .op_idle_ms = idle_ms, .on_violation = on_violation};
+	silo_error err;
+	r->c = chan_open(sv[0], &o, NULL, &err);
+	REQUIRE(r->c);
+}
+
+static void rig_stop(rig *r)
+{
+	r->f.stop = 1;
+	chan_close(r->c); /* closes our end: the fake's read fails */
+	shutdown(r->f.fd, SHUT_RDWR);
+	pthread_join(r->th, NULL);
+	close(r->f.fd);
+}
+
+TEST(silent_agent_file_ops_time_out)
+{
+	rig r;
+	rig_start(&r, B_SILENT, 400);
+	silo_error err;
+	file_stat st;
+	uint64_t t0 = now_mono_ns();
+	CHECK_INT_EQ(chan_stat(r.c, "/x", &st, &err), -1);
+	uint64_t ms = (now_mono_ns() - t0) / 1000000;
+	CHECK_INT_EQ(err.code, SILO_ERR_TIMEOUT);
+	CHECK_CONTAINS(err.message, "stat");
+	CHECK(ms >= 350 && ms < 3000);
+	char *out = NULL;
+	size_t len;
+	silo_error e2;
+	CHECK_INT_EQ(chan_file_read(r.c, "/x", 0, &out, &len, &e2), -1);
+	CHECK_INT_EQ(e2.code, SILO_ERR_TIMEOUT);
+	silo_error e3;
+	CHECK_INT_EQ(chan_file_write(r.c, "/x", "abc", 3, 0644, &e3), -1);
+	CHECK_INT_EQ(e3.code, SILO_ERR_TIMEOUT);
+	dir_entry *ents;
+	size_t n;
+	silo_error e4;
+	CHECK_INT_EQ(chan_list(r.c, "/", &ents, &n, &e4), -1);
+	CHECK_INT_EQ(e4.code, SILO_ERR_TIMEOUT);
+	silo_error e5;
+	CHECK_INT_EQ(chan_mkdir(r.c, "/d", 0755, false, &e5), -1);
+	CHECK_INT_EQ(e5.code, SILO_ERR_TIMEOUT);
+	/* the agent still answers pings: the channel stays up, only the operations failed */
+	CHECK(chan_is_connected(r.c));
+	rig_stop(&r);
+}
+
+TEST(trickled_file_data_past_the_limit_is_refused)
+{
+	rig r;
+	rig_start(&r, B_TRICKLE, 5000);
+	silo_error err;
+	char *out = NULL;
+	size_t len;
+	CHECK_INT_EQ(chan_file_read(r.c, "/big", 1 << 20, &out, &len, &err), -1);
+	CHECK_CONTAINS(err.message, "larger than the limit");
+	int fd = memfd_create("dst", MFD_CLOEXEC);
+	silo_error e2;
+	CHECK_INT_EQ(chan_file_read_fd(r.c, "/big", fd, 300000, &e2), -1);
+	CHECK_CONTAINS(e2.message, "larger than the limit");
+	struct stat sb;
+	fstat(fd, &sb);
+	CHECK(sb.st_size <= 300000);
+	close(fd);
+	rig_stop(&r);
+}
+
+typedef struct counter {
+	uint64_t bytes;
+	bool bad;
+} counter;
+
+static void count_output(void *ud, int stream, const void *buf, size_t len)
+{
+	counter *k = ud;
+	k->bytes += len;
+	if (stream != 1 || len > WIRE_CHUNK || ((const char *)buf)[0] != 'x')
+		k->bad = true;
+}
+
+TEST(output_flood_is_delivered_in_bounded_chunks)
+{
+	rig r;
+	rig_start(&r, B_FLOOD, 5000);
+	char *argv[] = {"flood", NULL};
+	exec_req q = {.argv = argv, .uid = -1, .gid = -1};
+	exec_result res;
+	silo_error err;
+	counter k = {0};
+	REQUIRE(chan_exec(r.c, &q, count_output, &k, &res, &err) == 0);
+	CHECK_INT_EQ(res.exit_code, 0);
+	CHECK_INT_EQ(k.bytes, 1024ull * WIRE_CHUNK);
+	CHECK(!k.bad);
+	rig_stop(&r);
+}
+
+static void expect_violation(behaviour b, const char *want)
+{
+	violations = 0;
+	last_violation[0] = '\0';
+	rig r;
+	rig_start(&r, b, 5000);
+	silo_error err;
+	int rc;
+	if (b == B_WRONG_TYPE) {
+		file_stat st;
+		rc = chan_stat(r.c, "/x", &st, &err);
+	} else if (b == B_EVIL_ENTRIES) {
+		dir_entry *ents;
+		size_t n;
+		rc = chan_list(r.c, "/", &ents, &n, &err);
+	} else {
+		char *argv[] = {"x", NULL};
+		exec_req q = {.argv = argv, .uid = -1, .gid = -1};
+		exec_result res;
+		rc = chan_exec(r.c, &q, NULL, NULL, &res, &err);
+	}
+	CHECK_INT_EQ(rc, -1);
+	CHECK_INT_EQ(err.code, SILO_ERR_PROTOCOL);
+	for (int i = 0; i < 200 && !violations; i++)
+		usleep(5000);
+	CHECK_INT_EQ(violations, 1);
+	CHECK_CONTAINS(last_violation, want);
+	CHECK(!chan_is_connected(r.c));
+	rig_stop(&r);
+}
+
+TEST(reply_of_the_wrong_type_is_a_violation)
+{
+	expect_violation(B_WRONG_TYPE, "list reply for a non-list task");
+}
+
+TEST(oversized_output_chunk_is_a_violation)
+{
+	expect_violation(B_BIG_CHUNK, "");
+}
+
+TEST(exit_code_out_of_range_is_a_violation)
+{
+	expect_violation(B_BAD_EXIT, "exit without a valid code");
+}
+
+TEST(directory_entry_escaping_is_a_violation)
+{
+	expect_violation(B_EVIL_ENTRIES, "");
+}
+
+TEST_MAIN(silent_agent_file_ops_time_out, trickled_file_data_past_the_limit_is_refused,
+	  output_flood_is_delivered_in_bounded_chunks, reply_of_the_wrong_type_is_a_violation,
+	  oversized_output_chunk_is_a_violation, exit_code_out_of_range_is_a_violation,
+	  directory_entry_escaping_is_a_violation)

@@ -1,0 +1,492 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Policy and token engines (lib/policy): parsing with field-precise errors,
+ * every rule's denial (naming the policy/token and the rule), the limits a
+ * policy applies to open spec fields, path normalization, egress coverage,
+ * and constant-time token lookup.
+ */
+#include "harness.h"
+
+#include <sodium.h>
+
+#include "common/util.h"
+#include "policy/policy.h"
+#include "policy/token.h"
+
+static const char POLICIES[] =
+	"default = \"standard\"\n"
+	"\n"
+	"[policies.standard]\n"
+	"operations = [\"exec\", \"file_read\", \"file_write\"]\n"
+	"paths = [\"/workspace\", \"/tmp/\"]\n"
+	"max_memory_mb = 1024\n"
+	"max_vcpus = 2\n"
+	"max_pids = 128\n"
+	"max_lifetime_s = 600\n"
+	"\n"
+	"[policies.readonly]\n"
+	"operations = [\"file_read\"]\n"
+	"\n"
+	"[policies.net]\n"
+	"operations = [\"exec\", \"network\"]\n"
+	"egress = [\"10.0.0.0/8\", \"pypi.org:443\"]\n";
+
+static void load(policy_set *s)
+{
+	silo_error err;
+	int rc = policy_set_parse(POLICIES, sizeof POLICIES - 1, s, &err);
+	if (rc < 0)
+		printf("# %s\n", err.message);
+	REQUIRE(rc == 0);
+}
+
+static void spec_init(vm_spec *s)
+{
+	silo_error err;
+	REQUIRE(spec_default("namespace", s, &err) == 0);
+	s->vcpus = 1;
+	s->memory_mb = 256;
+}
+
+static const char *meta(const vm_spec *s, const char *k)
+{
+	for (size_t i = 0; i < s->n_metadata; i++)
+		if (!strcmp(s->metadata[i].key, k))
+			return s->metadata[i].value;
+	return NULL;
+}
+
+TEST(parse_policies)
+{
+	policy_set s;
+	load(&s);
+	CHECK_INT_EQ(s.n, 3);
+	silo_error err;
+	const policy *d = policy_find(&s, NULL, &err);
+	REQUIRE(d);
+	CHECK_STR_EQ(d->name, "standard");
+	CHECK_INT_EQ(d->n_paths, 2);
+	CHECK_STR_EQ(d->paths[1], "/tmp");   /* normalized */
+	CHECK_INT_EQ(d->max_pids, 128);
+	CHECK(policy_find(&s, "net", &err) != NULL);
+	CHECK(policy_find(&s, "nope", &err) == NULL);
+	CHECK_INT_EQ(err.code, SILO_ERR_INVALID_CONFIG);
+	CHECK_CONTAINS(err.message, "unknown policy \"nope\" (known: standard, readonly, net)");
+	policy_set_free(&s);
+}
+
+static void parse_fails(const char *text, const char *want)
+{
+	policy_set s;
+	silo_error err = {0};
+	int rc = policy_set_parse(text, strlen(text), &s, &err);
+	CHECK(rc < 0);
+	CHECK_INT_EQ(err.code, SILO_ERR_INVALID_CONFIG);
+	CHECK_CONTAINS(err.message, want);
+}
+
+TEST(parse_errors_name_the_field)
+{
+	parse_fails("[policies.a]\noperations = [\"exec\", \"fly\"]\n",
+		    "2:23: policies.a.operations[1]: unknown operation \"fly\"");
+	parse_fails("[policies.a]\nmax_vcpus = -1\n", "2:1: policies.a.max_vcpus: expected 0..1024, got -1");
+	parse_fails("[policies.a]\nmax_vcpus = \"2\"\n", "policies.a.max_vcpus: expected an integer, got string");
+	parse_fails("[policies.a]\npaths = [\"relative\"]\n", "policies.a.paths[0]: expected an absolute path");
+	parse_fails("[policies.a]\npaths = [\"/a/../etc\"]\n", "without \"..\"");
+	parse_fails("[policies.a]\ncolour = 1\n", "policies.a.colour: unknown key");
+	parse_fails("[policies.a]\negress = [\"1.2.3.4\"]\n", "an egress allow-list needs \"network\"");
+	parse_fails("default = \"b\"\n[policies.a]\n", "1:1: default: no policy named \"b\"");
+	parse_fails("[policies.a]\n", "default: no policy named \"default\"");
+	parse_fails("x = 1\n", "1:1: x: unknown key");
+	parse_fails("", "policies: define at least one");
+	parse_fails("[policies.\"a b\"]\n", "a policy name is 1-64 of [A-Za-z0-9_-]");
+	parse_fails("[policies\n", "policy file 1:");
+}
+
+TEST(builtin_allows_everything)
+{
+	policy_set s;
+	policy_set_builtin(&s);
+	silo_error err;
+	const policy *p = policy_find(&s, "", &err);
+	REQUIRE(p);
+	CHECK_STR_EQ(p->name, "default");
+	for (int op = 0; op < POLICY_OP__COUNT; op++)
+		CHECK(policy_check_path(p, (policy_op)op, "/etc/shadow", &err) == 0);
+	vm_spec sp;
+	spec_init(&sp);
+	sp.network = true;
+	sp.vcpus = 64;
+	CHECK(policy_apply_spec(p, &sp, &err) == 0);
+	CHECK_INT_EQ(sp.timeout_s, 0);
+	CHECK_STR_EQ(meta(&sp, "policy"), "default");
+	spec_free(&sp);
+	policy_set_free(&s);
+}
+
+TEST(operations_rule)
+{
+	policy_set s;
+	load(&s);
+	silo_error err;
+	const policy *ro = policy_find(&s, "readonly", &err);
+	CHECK(policy_check_op(ro, POLICY_OP_FILE_READ, &err) == 0);
+	CHECK(policy_check_op(ro, POLICY_OP_EXEC, &err) < 0);
+	CHECK_INT_EQ(err.code, SILO_ERR_POLICY_DENIED);
+	CHECK_STR_EQ(err.message, "policy \"readonly\" rule operations: exec is not allowed (allowed: file_read)");
+	CHECK(policy_check_path(ro, POLICY_OP_FILE_WRITE, "/x", &err) < 0);
+	CHECK_CONTAINS(err.message, "rule operations: file_write is not allowed");
+	/* No operations key: everything except network. */
+	policy_set t;
+	const char *txt = "[policies.default]\nmax_vcpus = 1\n";
+	REQUIRE(policy_set_parse(txt, strlen(txt), &t, &err) == 0);
+	CHECK(policy_check_op(&t.v[0], POLICY_OP_PAUSE, &err) == 0);
+	CHECK(policy_check_op(&t.v[0], POLICY_OP_NETWORK, &err) < 0);
+	policy_set_free(&t);
+	policy_set_free(&s);
+}
+
+TEST(paths_rule)
+{
+	policy_set s;
+	load(&s);
+	silo_error err;
+	const policy *p = policy_find(&s, "standard", &err);
+	CHECK(policy_check_path(p, POLICY_OP_FILE_WRITE, "/workspace", &err) == 0);
+	CHECK(policy_check_path(p, POLICY_OP_FILE_WRITE, "/workspace/a/b.txt", &err) == 0);
+	CHECK(policy_check_path(p, POLICY_OP_FILE_READ, "//tmp/./x", &err) == 0);
+	CHECK(policy_check_path(p, POLICY_OP_EXEC, "/tmp", &err) == 0);
+	CHECK(policy_check_path(p, POLICY_OP_FILE_READ, "/workspace2/x", &err) < 0);
+	CHECK_STR_EQ(err.message, "policy \"standard\" rule paths: file_read of \"/workspace2/x\" is outside the "
+				  "allowed paths (/workspace, /tmp)");
+	CHECK(policy_check_path(p, POLICY_OP_EXEC, "/", &err) < 0);
+	CHECK_STR_EQ(err.message, "policy \"standard\" rule paths: exec with working directory \"/\" is outside the "
+				  "allowed paths (/workspace, /tmp)");
+	CHECK(policy_check_path(p, POLICY_OP_FILE_READ, "/workspace/../etc/passwd", &err) < 0);
+	CHECK_CONTAINS(err.message, "rule paths: file_read path \"/workspace/../etc/passwd\" must be absolute and "
+				    "without \"..\"");
+	CHECK(policy_check_path(p, POLICY_OP_FILE_READ, "workspace/x", &err) < 0);
+	CHECK(policy_check_path(p, POLICY_OP_FILE_READ, NULL, &err) < 0);
+	policy_set_free(&s);
+}
+
+TEST(normalize)
+{
+	char b[64];
+	CHECK(policy_normalize_path("/", b, sizeof b) && !strcmp(b, "/"));
+	CHECK(policy_normalize_path("///", b, sizeof b) && !strcmp(b, "/"));
+	CHECK(policy_normalize_path("/a//b/./c/", b, sizeof b) && !strcmp(b, "/a/b/c"));
+	CHECK(policy_normalize_path("/a/..b/c", b, sizeof b) && !strcmp(b, "/a/..b/c"));
+	CHECK(!policy_normalize_path("/a/../b", b, sizeof b));
+	CHECK(!policy_normalize_path("/..", b, sizeof b));
+	CHECK(!policy_normalize_path("a", b, sizeof b));
+	CHECK(!policy_normalize_path("", b, sizeof b));
+	CHECK(!policy_normalize_path("/0123456789/0123456789/0123456789/0123456789/0123456789/0123456789", b,
+				     sizeof b));
+}
+
+TEST(egress_coverage)
+{
+	CHECK(policy_egress_covers("pypi.org:443", "pypi.org:443"));
+	CHECK(!policy_egress_covers("pypi.org:443", "pypi.org:80"));
+	CHECK(policy_egress_covers("10.0.0.0/8", "10.1.2.3"));
+	CHECK(policy_egress_covers("10.0.0.0/8", "10.128.0.0/9"));
+	CHECK(!policy_egress_covers("10.0.0.0/8", "10.0.0.0/7"));
+	CHECK(!policy_egress_covers("10.0.0.0/8", "11.0.0.1"));
+	CHECK(policy_egress_covers("0.0.0.0/0", "192.168.1.1"));
+	CHECK(!policy_egress_covers("10.0.0.0/8", "example.org"));
+	CHECK(!policy_egress_covers("10.0.0.0/33", "10.0.0.1"));
+}
+
+TEST(spec_limits)
+{
+	policy_set s;
+	load(&s);
+	silo_error err;
+	const policy *p = policy_find(&s, "standard", &err);
+	vm_spec sp;
+	spec_init(&sp);
+	sp.vcpus = 3;
+	CHECK(policy_apply_spec(p, &sp, &err) < 0);
+	CHECK_INT_EQ(err.code, SILO_ERR_POLICY_DENIED);
+	CHECK_STR_EQ(err.message, "policy \"standard\" rule max_vcpus: the spec asks for 3 vCPUs, the policy allows 2");
+	sp.vcpus = 2;
+	sp.memory_mb = 2048;
+	CHECK(policy_apply_spec(p, &sp, &err) < 0);
+	CHECK_CONTAINS(err.message, "rule max_memory_mb: the spec asks for 2048 MB, the policy allows 1024 MB");
+	sp.memory_mb = 1024;
+	sp.pids_max = 129;
+	CHECK(policy_apply_spec(p, &sp, &err) < 0);
+	CHECK_CONTAINS(err.message, "rule max_pids: the spec asks for pids_max 129, the policy allows 128");
+	sp.pids_max = 0;
+	sp.timeout_s = 601;
+	CHECK(policy_apply_spec(p, &sp, &err) < 0);
+	CHECK_CONTAINS(err.message, "rule max_lifetime_s: the spec asks for a lifetime of 601 s, the policy allows 600 s");
+	sp.timeout_s = 0;
+	sp.network = true;
+	CHECK(policy_apply_spec(p, &sp, &err) < 0);
+	CHECK_CONTAINS(err.message, "policy \"standard\" rule operations: the spec enables networking (network.enabled)");
+	sp.network = false;
+	/* Within the limits: open fields get the policy's limits, the name is recorded. */
+	CHECK(policy_apply_spec(p, &sp, &err) == 0);
+	CHECK_INT_EQ(sp.pids_max, 128);
+	CHECK_INT_EQ(sp.timeout_s, 600);
+	CHECK_STR_EQ(meta(&sp, "policy"), "standard");
+	/* Explicit smaller values are kept. */
+	sp.pids_max = 10;
+	sp.timeout_s = 5;
+	CHECK(policy_apply_spec(p, &sp, &err) == 0);
+	CHECK_INT_EQ(sp.pids_max, 10);
+	CHECK_INT_EQ(sp.timeout_s, 5);
+	spec_free(&sp);
+	policy_set_free(&s);
+}
+
+TEST(network_and_egress)
+{
+	policy_set s;
+	load(&s);
+	silo_error err;
+	const policy *p = policy_find(&s, "net", &err);
+	vm_spec sp;
+	spec_init(&sp);
+	sp.network = true;
+	sp.egress[sp.n_egress++] = xstrdup("10.2.0.0/16");
+	sp.egress[sp.n_egress++] = xstrdup("pypi.org:443");
+	CHECK(policy_apply_spec(p, &sp, &err) == 0);
+	sp.egress[sp.n_egress++] = xstrdup("evil.example:443");
+	CHECK(policy_apply_spec(p, &sp, &err) < 0);
+	CHECK_STR_EQ(err.message, "policy \"net\" rule egress: network.egress[2] \"evil.example:443\" is not in the "
+				  "allow-list");
+	spec_free(&sp);
+	/* No egress in the spec: the policy's allow-list applies. */
+	spec_init(&sp);
+	sp.network = true;
+	CHECK(policy_apply_spec(p, &sp, &err) == 0);
+	CHECK_INT_EQ(sp.n_egress, 2);
+	CHECK_STR_EQ(sp.egress[0], "10.0.0.0/8");
+	spec_free(&sp);
+	/* A policy without network refuses egress entries and tap devices too. */
+	const policy *ro = policy_find(&s, "readonly", &err);
+	spec_init(&sp);
+	sp.tap = xstrdup("tap0");
+	CHECK(policy_apply_spec(ro, &sp, &err) < 0);
+	CHECK_CONTAINS(err.message, "(network.tap)");
+	spec_free(&sp);
+	policy_set_free(&s);
+}
+
+TEST(host_paths_rule)
+{
+	silo_error err;
+	policy_set s;
+	const char *txt = "[policies.default]\n[policies.roots]\nhost_paths = [\"/srv/roots/\", \"/var/lib/silo\"]\n";
+	REQUIRE(policy_set_parse(txt, strlen(txt), &s, &err) == 0);
+	const policy *none = policy_find(&s, "default", &err), *roots = policy_find(&s, "roots", &err);
+	vm_spec sp;
+	spec_init(&sp);
+	CHECK(policy_apply_spec(none, &sp, &err) == 0);   /* names no host file */
+	sp.rootfs = xstrdup("/srv/roots/a");
+	CHECK(policy_apply_spec(none, &sp, &err) < 0);
+	CHECK_STR_EQ(err.message, "policy \"default\" rule host_paths: boot.rootfs \"/srv/roots/a\" is outside the allowed "
+				  "host paths (none)");
+	CHECK(policy_apply_spec(roots, &sp, &err) == 0);
+	sp.kernel = xstrdup("/etc/shadow");
+	CHECK(policy_apply_spec(roots, &sp, &err) < 0);
+	CHECK_STR_EQ(err.message, "policy \"roots\" rule host_paths: boot.kernel \"/etc/shadow\" is outside the allowed "
+				  "host paths (/srv/roots, /var/lib/silo)");
+	free(sp.kernel);
+	sp.kernel = xstrdup("/var/lib/silo/k");
+	sp.initrd = xstrdup("/srv/roots/../../etc/passwd");
+	CHECK(policy_apply_spec(roots, &sp, &err) < 0);
+	CHECK_CONTAINS(err.message, "rule host_paths: boot.initrd \"/srv/roots/../../etc/passwd\" must be an absolute "
+				    "path without \"..\"");
+	free(sp.initrd);
+	sp.initrd = NULL;
+	sp.drives[0].path = xstrdup("/srv/rootsX/disk");
+	sp.n_drives = 1;
+	CHECK(policy_apply_spec(roots, &sp, &err) < 0);
+	CHECK_CONTAINS(err.message, "rule host_paths: drives[0].path \"/srv/rootsX/disk\" is outside");
+	spec_free(&sp);
+	/* The built-in policy lets specs name any host file (the behaviour without a policy file). */
+	policy_set b;
+	policy_set_builtin(&b);
+	spec_init(&sp);
+	sp.kernel = xstrdup("/anything");
+	CHECK(policy_apply_spec(&b.v[0], &sp, &err) == 0);
+	spec_free(&sp);
+	policy_set_free(&b);
+	policy_set_free(&s);
+}
+
+/* ---- tokens ---- */
+
+static void sha_hex(const char *secret, char out[65])
+{
+	unsigned char h[32];
+	crypto_hash_sha256(h, (const unsigned char *)secret, strlen(secret));
+	for (int i = 0; i < 32; i++)
+		sprintf(out + 2 * i, "%02x", h[i]);
+}
+
+static void load_tokens(token_set *s)
+{
+	char a[65], b[65], c[65];
+	sha_hex("secret-a-0123456789", a);
+	sha_hex("secret-b-0123456789", b);
+	sha_hex("secret-c-0123456789", c);
+	char *txt = xasprintf("[[tokens]]\nname = \"full\"\nsha256 = \"%s\"\n\n"
+			      "[[tokens]]\nname = \"ci\"\nsha256 = \"%s\"\n"
+			      "operations = [\"create\", \"exec\", \"delete\", \"inspect\"]\n"
+			      "providers = [\"namespace\"]\nname_prefixes = [\"ci-\", \"build-\"]\n"
+			      "max_sandboxes = 2\npolicy = \"strict\"\n\n"
+			      "[[tokens]]\nname = \"one\"\nsha256 = \"%s\"\nsandbox_ids = [\"sb-000000000001\"]\n",
+			      a, b, c);
+	silo_error err;
+	int rc = token_set_parse(txt, strlen(txt), s, &err);
+	if (rc < 0)
+		printf("# %s\n", err.message);
+	free(txt);
+	REQUIRE(rc == 0);
+}
+
+TEST(token_parse_and_lookup)
+{
+	REQUIRE(sodium_init() >= 0);
+	token_set s;
+	load_tokens(&s);
+	CHECK_INT_EQ(s.n, 3);
+	const api_token *t = token_lookup(&s, "secret-b-0123456789");
+	REQUIRE(t);
+	CHECK_STR_EQ(t->name, "ci");
+	CHECK_INT_EQ(t->max_sandboxes, 2);
+	CHECK_STR_EQ(t->policy, "strict");
+	CHECK(token_lookup(&s, "secret-b-012345678") == NULL);
+	CHECK(token_lookup(&s, "") == NULL);
+	CHECK(token_lookup(&s, NULL) == NULL);
+	CHECK(token_has_scope(t));
+	CHECK(!token_has_scope(token_lookup(&s, "secret-a-0123456789")));
+	token_set_free(&s);
+	/* An empty file has no tokens. */
+	silo_error err;
+	CHECK(token_set_parse("", 0, &s, &err) == 0 && s.n == 0);
+	token_set_free(&s);
+}
+
+static void tok_fails(const char *text, const char *want)
+{
+	token_set s;
+	silo_error err = {0};
+	CHECK(token_set_parse(text, strlen(text), &s, &err) < 0);
+	CHECK_INT_EQ(err.code, SILO_ERR_INVALID_CONFIG);
+	CHECK_CONTAINS(err.message, want);
+}
+
+TEST(token_parse_errors)
+{
+	const char *h = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	char buf[512];
+	tok_fails("[[tokens]]\nname = \"x\"\n", "tokens[0]: sha256 is required");
+	snprintf(buf, sizeof buf, "[[tokens]]\nsha256 = \"%s\"\n", h);
+	tok_fails(buf, "tokens[0]: name is required");
+	tok_fails("[[tokens]]\nname = \"x\"\nsha256 = \"abc\"\n", "3:1: tokens[0].sha256: expected the SHA-256");
+	snprintf(buf, sizeof buf, "[[tokens]]\nname = \"x\"\nsha256 = \"%s\"\noperations = [\"nuke\"]\n", h);
+	tok_fails(buf, "tokens[0].operations: unknown operation \"nuke\"");
+	snprintf(buf, sizeof buf, "[[tokens]]\nname = \"x\"\nsha256 = \"%s\"\nproviders = []\n", h);
+	tok_fails(buf, "tokens[0].providers: an empty list would allow nothing");
+	snprintf(buf, sizeof buf, "[[tokens]]\nname = \"x\"\nsha256 = \"%s\"\nmax_sandboxes = 0\n", h);
+	tok_fails(buf, "tokens[0].max_sandboxes: expected an integer 1..100000");
+	snprintf(buf, sizeof buf, "[[tokens]]\nname = \"x y\"\nsha256 = \"%s\"\n", h);
+	tok_fails(buf, "tokens[0].name: expected 1-64 of [A-Za-z0-9_-]");
+	snprintf(buf, sizeof buf, "[[tokens]]\nname = \"x\"\nsha256 = \"%s\"\n[[tokens]]\nname = \"x\"\nsha256 = \"%s\"\n", h, h);
+	tok_fails(buf, "tokens[1]: the name \"x\" is used twice");
+	snprintf(buf, sizeof buf, "[[tokens]]\nname = \"x\"\nsha256 = \"%s\"\n[[tokens]]\nname = \"y\"\nsha256 = \"%s\"\n", h, h);
+	tok_fails(buf, "tokens[1]: the same secret as token \"x\"");
+	snprintf(buf, sizeof buf, "[[tokens]]\nname = \"x\"\nsha256 = \"%s\"\nttl = 3\n", h);
+	tok_fails(buf, "tokens[0].ttl: unknown key");
+	tok_fails("token = 1\n", "1:1: token: unknown key (expected [[tokens]] tables)");
+	tok_fails("tokens = 1\n", "tokens: expected [[tokens]] tables, got integer");
+}
+
+TEST(token_rules)
+{
+	REQUIRE(sodium_init() >= 0);
+	token_set s;
+	load_tokens(&s);
+	silo_error err;
+	const api_token *ci = token_lookup(&s, "secret-b-0123456789");
+	const api_token *one = token_lookup(&s, "secret-c-0123456789");
+	const api_token *full = token_lookup(&s, "secret-a-0123456789");
+	/* operations */
+	CHECK(token_check_op(ci, TOKEN_OP_EXEC, &err) == 0);
+	CHECK(token_check_op(ci, TOKEN_OP_LIST, &err) < 0);
+	CHECK_INT_EQ(err.code, SILO_ERR_POLICY_DENIED);
+	CHECK_STR_EQ(err.message, "token \"ci\" rule operations: list is not allowed (allowed: create, delete, exec, "
+				  "inspect)");
+	for (int op = 0; op < TOKEN_OP__COUNT; op++)
+		CHECK(token_check_op(full, (token_op)op, &err) == 0);
+	/* sandbox scope */
+	CHECK(token_check_sandbox(ci, TOKEN_OP_EXEC, "sb-1", "ci-web", "namespace", &err) == 0);
+	CHECK(token_check_sandbox(ci, TOKEN_OP_EXEC, "sb-1", "build-x", "namespace", &err) == 0);
+	CHECK(token_check_sandbox(ci, TOKEN_OP_EXEC, "sb-1", "prod-db", "namespace", &err) < 0);
+	CHECK_STR_EQ(err.message, "token \"ci\" rule name_prefixes: sandbox sb-1 (name \"prod-db\") does not start with "
+				  "ci-, build-");
+	CHECK(token_check_sandbox(ci, TOKEN_OP_EXEC, "sb-1", "ci-web", "qemu", &err) < 0);
+	CHECK_CONTAINS(err.message, "token \"ci\" rule providers: sandbox sb-1 runs on provider \"qemu\"");
+	CHECK(token_check_sandbox(ci, TOKEN_OP_FILE_READ, "sb-1", "ci-web", "namespace", &err) < 0);
+	CHECK_CONTAINS(err.message, "rule operations: file_read");
+	CHECK(token_check_sandbox(one, TOKEN_OP_EXEC, "sb-000000000001", "any", "qemu", &err) == 0);
+	CHECK(token_check_sandbox(one, TOKEN_OP_EXEC, "sb-000000000002", "any", "qemu", &err) < 0);
+	CHECK_STR_EQ(err.message, "token \"one\" rule sandbox_ids: sandbox sb-000000000002 is not one of sb-000000000001");
+	/* count */
+	CHECK(token_check_count(ci, 1, &err) == 0);
+	CHECK(token_check_count(ci, 2, &err) < 0);
+	CHECK_CONTAINS(err.message, "token \"ci\" rule max_sandboxes: 2 live sandboxes were created with this token, "
+				    "the maximum is 2");
+	CHECK(token_check_count(full, 100000, &err) == 0);
+	token_set_free(&s);
+}
+
+TEST(token_create)
+{
+	REQUIRE(sodium_init() >= 0);
+	token_set s;
+	load_tokens(&s);
+	silo_error err;
+	const api_token *ci = token_lookup(&s, "secret-b-0123456789");
+	const api_token *one = token_lookup(&s, "secret-c-0123456789");
+	vm_spec sp;
+	spec_init(&sp);
+	snprintf(sp.name, sizeof sp.name, "ci-1");
+	CHECK(token_apply_create(ci, &sp, &err) == 0);
+	CHECK_STR_EQ(meta(&sp, "policy"), "strict");
+	CHECK_STR_EQ(meta(&sp, "silo-token"), "ci");
+	snprintf(sp.name, sizeof sp.name, "web");
+	CHECK(token_apply_create(ci, &sp, &err) < 0);
+	CHECK_STR_EQ(err.message, "token \"ci\" rule name_prefixes: the name \"web\" does not start with ci-, build-");
+	snprintf(sp.name, sizeof sp.name, "ci-2");
+	free(sp.provider);
+	sp.provider = xstrdup("qemu");
+	CHECK(token_apply_create(ci, &sp, &err) < 0);
+	CHECK_STR_EQ(err.message, "token \"ci\" rule providers: provider \"qemu\" is not one of namespace");
+	free(sp.provider);
+	sp.provider = NULL;
+	CHECK(token_apply_create(ci, &sp, &err) < 0);
+	CHECK_CONTAINS(err.message, "rule providers: the spec names no provider; name one of namespace");
+	sp.provider = xstrdup("namespace");
+	for (size_t i = 0; i < sp.n_metadata; i++)
+		if (!strcmp(sp.metadata[i].key, "policy")) {
+			free(sp.metadata[i].value);
+			sp.metadata[i].value = xstrdup("lax");
+		}
+	CHECK(token_apply_create(ci, &sp, &err) < 0);
+	CHECK_STR_EQ(err.message, "token \"ci\" rule policy: metadata.policy \"lax\": this token creates only with "
+				  "policy \"strict\"");
+	CHECK(token_apply_create(one, &sp, &err) < 0);
+	CHECK_CONTAINS(err.message, "token \"one\" rule sandbox_ids: the token is limited to existing sandboxes");
+	spec_free(&sp);
+	token_set_free(&s);
+}
+
+TEST_MAIN(parse_policies, parse_errors_name_the_field, builtin_allows_everything, operations_rule, paths_rule,
+	  normalize, egress_coverage, spec_limits, network_and_egress, host_paths_rule, token_parse_and_lookup, token_parse_errors,
+	  token_rules, token_create)
