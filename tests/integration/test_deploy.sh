@@ -325,3 +325,20 @@ check "within the policy it deploys, and the sandbox records the policy" \
 "$SILO" undeploy web > /dev/null
 stop_daemon
 check_clean_exit "silod exits cleanly after the policy checks"
+
+# -- scoped API tokens cannot deploy (full-access tokens can)
+PORT=$((20000 + RANDOM % 20000))
+SCOPED=$("$SILO" token create --file "$TMP/tokens.toml" --name ci --operations create,exec,delete,list 2>/dev/null | tail -1)
+FULL=full-access-token-0123456789
+start_daemon --agents-dir "$AG" --listen "127.0.0.1:$PORT" --tokens-file "$TMP/tokens.toml" --token-file <(echo "$FULL") ||
+	notok "silod starts with tokens"
+tcp() { curl -s -o "$TMP/body" -w '%{http_code}' -H "Authorization: Bearer $1" -H 'Content-Type: application/json' "${@:2}"; }
+st=$(tcp "$SCOPED" -d '{"name":"web"}' "http://127.0.0.1:$PORT/v1/deployments")
+check "a scoped token is refused on POST /v1/deployments: 403 POLICY_DENIED" \
+	bash -c "[ $st = 403 ] && grep -q 'POLICY_DENIED.*need a full-access token' '$TMP/body'"
+st=$(tcp "$FULL" -d '{"name":"web"}' "http://127.0.0.1:$PORT/v1/deployments")
+check "the full-access token deploys" test "$st" = 201
+st=$(tcp "$FULL" -X DELETE "http://127.0.0.1:$PORT/v1/deployments/web")
+check "and undeploys" test "$st|$(names_db)" = "200|"
+stop_daemon
+check_clean_exit "silod exits cleanly after the token checks"
