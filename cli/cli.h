@@ -38,6 +38,11 @@ int cmd_image(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 /* cmd_config.c */
 int cmd_config(int argc, char **argv);
+/* cmd_deploy.c */
+int cmd_deploy(int argc, char **argv);
+int cmd_undeploy(int argc, char **argv);
+int cmd_deployments(int argc, char **argv);
+int cmd_usage(int argc, char **argv);
 /* cmd_trust.c */
 int cmd_trust(int argc, char **argv);
 /* cmd_token.c */

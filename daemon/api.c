@@ -32,6 +32,7 @@
 
 #include "common/util.h"
 #include "daemon/api_authz.h"
+#include "daemon/api_deploy.h"
 #include "daemon/api_parse.h"
 #include "daemon/api_snapshot.h"
 
@@ -68,6 +69,7 @@ typedef struct req {
 	uint64_t uploaded;
 	char actor[64];
 	const api_token *tok;  /* scoped token of a TCP client; NULL = full access */
+	const char *method, *url;   /* for handlers outside the route table */
 } req;
 
 /* ---- helpers ---- */
@@ -845,6 +847,28 @@ static enum MHD_Result snapshot_route(req *q, struct MHD_Connection *c, const ch
 	return send_json(c, st, out);
 }
 
+/* ---- deployments (daemon/api_deploy.c) ---- */
+
+static enum MHD_Result h_deploy(req *q, struct MHD_Connection *c)
+{
+	json_t *out = NULL;
+	silo_error err = {0};
+	if (q->tok) {
+		/* scoped tokens have no deployment operations: a deployment creates
+		 * sandboxes that outlive the request, on a team's budget */
+		err.code = SILO_ERR_POLICY_DENIED;
+		snprintf(err.message, sizeof err.message, "%s %.200s: deployments and usage need a full-access token",
+			 q->method, q->url);
+		authz_audit_denial(q->s->m, q->actor, NULL, "deploy", &err);
+		return send_error(q, c, &err);
+	}
+	unsigned st = api_deploy_handle(q->s->cfg.deploy, q->method, q->url, q->body, q->len, query_arg, c,
+					q->actor, &out, &err);
+	if (out)
+		return send_json(c, st, out);
+	return send_error_status(q, c, st ? st : api_http_status(err.code), &err);
+}
+
 /* ---- routing ---- */
 
 typedef enum route_kind { R_EXACT, R_SANDBOX, R_SANDBOX_SUB } route_kind;
@@ -878,6 +902,12 @@ static const route routes[] = {
 static const route *match(const char *method, const char *url, char id[SILO_ID_MAX * 2], bool *path_ok)
 {
 	*path_ok = false;
+	if (api_deploy_path(url)) {
+		static const route with_body = {"POST", R_EXACT, NULL, h_deploy, NULL, 1};
+		static const route no_body = {"*", R_EXACT, NULL, h_deploy, NULL, 0};
+		*path_ok = true;
+		return !strcmp(method, "POST") ? &with_body : &no_body;
+	}
 	const char *pre = "/v1/sandboxes/";
 	const char *rest = NULL, *sub = NULL;
 	size_t idlen = 0;
@@ -1015,6 +1045,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		return fail(q, c, 413, SILO_ERR_INVALID_CONFIG, "request body larger than %zu bytes", q->limit);
 	if (r->body_max == 0 && q->uploaded)
 		return fail(q, c, 400, SILO_ERR_INVALID_CONFIG, "%s %s takes no request body", method, r->path ? r->path : url);
+	q->method = method;
+	q->url = url;
 	if (r->kind == R_EXACT)
 		return r->fn0(q, c);
 	if (strlen(id) >= SILO_ID_MAX)

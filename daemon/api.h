@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/deploy.h"
 #include "core/manager.h"
 
 typedef struct api_server api_server;
@@ -25,6 +26,7 @@ typedef struct api_config {
 	size_t max_body;                /* JSON/TOML bodies */
 	uint64_t max_upload;            /* file uploads/downloads */
 	unsigned max_connections;
+	deployer *deploy;               /* /v1/deployments, /v1/usage; NULL = 503 */
 } api_config;
 
 int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *err);

@@ -7,6 +7,8 @@
  *         [--capacity-memory-mb N] [--max-upload-mb N] [--terminate-on-exit]
  *         [--policy-file F] [--tokens-file F] [--opa-url URL [--opa-timeout-ms N]]
  *         [--warm-pool SOURCE:K]...   (SOURCE: hac.toml path or snapshot=ID_OR_TAG)
+ *         [--agents-dir DIR] [--teams FILE] [--deploy-interval-ms N]
+ *         [--restart-backoff-ms N] [--restart-backoff-max-ms N] [--unhealthy-ms N]
  *
  * State (registry.db, audit.jsonl) lives in $SILO_STATE_DIR, the socket in
  * $SILO_RUNTIME_DIR/silod.sock. On SIGTERM/SIGINT silod stops serving and, by
@@ -49,7 +51,13 @@ static void usage(FILE *f)
 		"  --max-upload-mb N        largest file upload/download (default 256)\n"
 		"  --terminate-on-exit      destroy all sandboxes on SIGTERM instead of leaving them\n"
 		"  --warm-pool SOURCE:K     keep K paused sandboxes ready for SOURCE (a hac.toml path,\n"
-		"                           or snapshot=ID_OR_TAG); repeatable (docs/snapshots.md)\n");
+		"                           or snapshot=ID_OR_TAG); repeatable (docs/snapshots.md)\n"
+		"  --agents-dir DIR         deployable agents: DIR/NAME.toml (docs/deployments.md)\n"
+		"  --teams FILE             team quotas, budgets and the [rates] price table (TOML)\n"
+		"  --deploy-interval-ms N   deployment health/usage period (default 500)\n"
+		"  --restart-backoff-ms N   first restart delay, doubled per failure (default 1000)\n"
+		"  --restart-backoff-max-ms N  longest restart delay (default 60000)\n"
+		"  --unhealthy-ms N         agent channel down this long = failed (default 5000)\n");
 }
 
 static unsigned long num_arg(const char *opt, const char *v, unsigned long max)
@@ -65,7 +73,8 @@ static unsigned long num_arg(const char *opt, const char *v, unsigned long max)
 int main(int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_MODE, O_LISTEN, O_TOKEN, O_MAX, O_BOOT, O_GRACE, O_FALLBACK, O_ETHR, O_EWIN,
-	       O_CAPV, O_CAPM, O_UPLOAD, O_TERM, O_POLICY, O_TOKENS, O_OPA, O_OPA_TMO, O_POOL };
+	       O_CAPV, O_CAPM, O_UPLOAD, O_TERM, O_POLICY, O_TOKENS, O_OPA, O_OPA_TMO, O_POOL, O_AGENTS, O_TEAMS, O_DINT,
+	       O_BACK, O_BACKMAX, O_UNHEALTHY };
 	static const struct option opts[] = {
 		{"socket", required_argument, NULL, O_SOCKET},
 		{"socket-mode", required_argument, NULL, O_MODE},
@@ -86,12 +95,19 @@ int main(int argc, char **argv)
 		{"opa-url", required_argument, NULL, O_OPA},
 		{"opa-timeout-ms", required_argument, NULL, O_OPA_TMO},
 		{"warm-pool", required_argument, NULL, O_POOL},
+		{"agents-dir", required_argument, NULL, O_AGENTS},
+		{"teams", required_argument, NULL, O_TEAMS},
+		{"deploy-interval-ms", required_argument, NULL, O_DINT},
+		{"restart-backoff-ms", required_argument, NULL, O_BACK},
+		{"restart-backoff-max-ms", required_argument, NULL, O_BACKMAX},
+		{"unhealthy-ms", required_argument, NULL, O_UNHEALTHY},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	manager_config mc = {.recover = true, .error_threshold = 10};
 	api_config ac = {.socket_mode = 0600};
+	deploy_config dc = {0};
 	char sockbuf[4096];
 	const char *token_file = NULL;
 	bool terminate = false;
@@ -123,6 +139,12 @@ int main(int argc, char **argv)
 				die(2, "--warm-pool: at most 16");
 			pools[npools++] = optarg;
 			break;
+		case O_AGENTS: dc.agents_dir = optarg; break;
+		case O_TEAMS: dc.teams_file = optarg; break;
+		case O_DINT: dc.interval_ms = (int)num_arg("--deploy-interval-ms", optarg, 60000); break;
+		case O_BACK: dc.backoff_ms = (int)num_arg("--restart-backoff-ms", optarg, 3600000); break;
+		case O_BACKMAX: dc.backoff_max_ms = (int)num_arg("--restart-backoff-max-ms", optarg, 86400000); break;
+		case O_UNHEALTHY: dc.unhealthy_ms = (int)num_arg("--unhealthy-ms", optarg, 3600000); break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("silod %s\n", silo_version()); return 0;
 		default: usage(stderr); return 2;
@@ -146,6 +168,13 @@ int main(int argc, char **argv)
 		token = xstrdup(getenv("SILO_API_TOKEN"));
 	}
 	ac.token = token;
+	if (dc.agents_dir && !path_exists(dc.agents_dir))
+		die(1, "--agents-dir: %s does not exist", dc.agents_dir);
+	if (dc.teams_file) {
+		silo_error e;
+		if (deploy_check_teams(dc.teams_file, &e) < 0)
+			die(1, "--teams: %s", e.message);
+	}
 
 	const char *rt = silo_runtime_dir();
 	if (mkdir_p(rt, 0700) < 0)
@@ -181,12 +210,23 @@ int main(int argc, char **argv)
 		char buf[SILO_ERROR_MSG_MAX + 64];
 		die(1, "%s", silo_error_str(&err, buf, sizeof buf));
 	}
-	api_server *api;
-	if (api_start(m, &ac, &api, &err) < 0) {
+	deployer *dep;
+	dc.state_dir = sd;
+	if (deploy_open(m, &dc, &dep, &err) < 0) {
 		char buf[SILO_ERROR_MSG_MAX + 64];
 		manager_close(m, false);
 		die(1, "%s", silo_error_str(&err, buf, sizeof buf));
 	}
+	ac.deploy = dep;
+	api_server *api;
+	if (api_start(m, &ac, &api, &err) < 0) {
+		char buf[SILO_ERROR_MSG_MAX + 64];
+		deploy_close(dep);
+		manager_close(m, false);
+		die(1, "%s", silo_error_str(&err, buf, sizeof buf));
+	}
+	/* deployments pass the creation policy like any create */
+	deploy_set_normalize(dep, api_normalize_spec, api);
 	/* warm pools: templates pass the creation policy like the creates they serve */
 	for (int i = 0; i < npools; i++) {
 		char *src = xstrdup(pools[i]), *colon = strrchr(src, ':');
@@ -224,6 +264,7 @@ int main(int argc, char **argv)
 	sigwait(&set, &sig);
 	fprintf(stderr, "silod: signal %d, shutting down\n", sig);
 	api_stop(api);
+	deploy_close(dep);
 	manager_close(m, terminate);
 	close(lockfd);
 	return 0;

@@ -117,6 +117,9 @@ static const char *const event_names[MGR_EV__COUNT] = {
 	[MGR_EV_HEALTH_WARNING] = "health-warning",
 	[MGR_EV_SECURITY_VIOLATION] = "security-violation",
 	[MGR_EV_ERROR] = "error",
+	[MGR_EV_DEPLOYMENT] = "deployment",
+	[MGR_EV_BUDGET_WARNING] = "budget-warning",
+	[MGR_EV_BUDGET_EXCEEDED] = "budget-exceeded",
 };
 
 const char *mgr_event_name(mgr_event_type t)
@@ -140,6 +143,10 @@ json_t *mgr_event_json(const mgr_event *ev)
 		json_object_set_new(o, "code", json_string(ev->code));
 	if (ev->reason[0])
 		json_object_set_new(o, "reason", json_string(ev->reason));
+	if (ev->deployment[0])
+		json_object_set_new(o, "deployment", json_string(ev->deployment));
+	if (ev->team[0])
+		json_object_set_new(o, "team", json_string(ev->team));
 	return o;
 }
 
@@ -168,6 +175,29 @@ static void emit(manager *m, mgr_event_type type, const char *id, const char *pr
 		s->cb(s->ud, &ev);
 	pthread_mutex_unlock(&m->ev_lock);
 	log_debug("event %s %s %s", mgr_event_name(type), ev.sandbox_id, ev.reason);
+}
+
+void manager_emit(manager *m, mgr_event_type type, const char *sandbox_id, const char *deployment,
+		  const char *team, const char *state, const char *code, const char *fmt, ...)
+{
+	mgr_event ev = {.type = type, .ts_ms = now_realtime_ms()};
+	snprintf(ev.sandbox_id, sizeof ev.sandbox_id, "%s", sandbox_id ? sandbox_id : "");
+	snprintf(ev.deployment, sizeof ev.deployment, "%s", deployment ? deployment : "");
+	snprintf(ev.team, sizeof ev.team, "%s", team ? team : "");
+	snprintf(ev.state, sizeof ev.state, "%s", state ? state : "");
+	snprintf(ev.code, sizeof ev.code, "%s", code ? code : "");
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ev.reason, sizeof ev.reason, fmt, ap);
+	va_end(ap);
+	if (type == MGR_EV_HEALTH_WARNING)
+		metrics_inc(m->met, M_HEALTH_WARNINGS_TOTAL, 1);
+	pthread_mutex_lock(&m->ev_lock);
+	ev.seq = ++m->ev_seq;
+	for (subscriber *s = m->subs; s; s = s->next)
+		s->cb(s->ud, &ev);
+	pthread_mutex_unlock(&m->ev_lock);
+	log_info("event %s %s %s %s", mgr_event_name(type), ev.deployment, ev.sandbox_id, ev.reason);
 }
 
 int manager_subscribe(manager *m, mgr_event_cb cb, void *ud)

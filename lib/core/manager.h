@@ -29,6 +29,9 @@ typedef enum mgr_event_type {
 	MGR_EV_HEALTH_WARNING,
 	MGR_EV_SECURITY_VIOLATION,
 	MGR_EV_ERROR,
+	MGR_EV_DEPLOYMENT,             /* deploy.c: deployed, undeployed, restarted, ... */
+	MGR_EV_BUDGET_WARNING,         /* deploy.c: a team spent 80% of its budget */
+	MGR_EV_BUDGET_EXCEEDED,        /* deploy.c: a team spent its budget; its agents are stopped */
 	MGR_EV__COUNT
 } mgr_event_type;
 
@@ -41,10 +44,12 @@ typedef struct mgr_event {
 	char state[16];
 	char code[32];                 /* error code name (error, security-violation) */
 	char reason[512];
+	char deployment[65];           /* deployment events: the agent name, else "" */
+	char team[65];                 /* deployment and budget events: the team, else "" */
 } mgr_event;
 
 /* "ready", "spawned", "terminated", "state-change", "health-warning",
- * "security-violation", "error". */
+ * "security-violation", "error", "deployment", "budget-warning", "budget-exceeded". */
 const char *mgr_event_name(mgr_event_type t);
 json_t *mgr_event_json(const mgr_event *ev);
 
@@ -179,6 +184,11 @@ metrics *manager_metrics(manager *m);
 json_t *manager_health_json(manager *m);
 /* Resolve a live sandbox's id (id or unique name) into out; VM_NOT_FOUND otherwise. */
 int manager_resolve(manager *m, const char *id_or_name, char out[SILO_ID_MAX], silo_error *err);
+/* Publish an event raised outside the manager (deploy.c) on the event bus.
+ * deployment and team may be NULL. */
+void manager_emit(manager *m, mgr_event_type type, const char *sandbox_id, const char *deployment,
+		  const char *team, const char *state, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 8, 9)));
 /* Audit a record from the API layer. */
 void manager_audit(manager *m, const char *actor, const char *sandbox_id, const char *event,
 		   uint64_t duration_ms, json_t *details);

@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * CLI verbs for named agent deployments over the silod API (docs/deployments.md):
+ *   silo deploy NAME [--team T] [--restart never|on-failure|always] [--set K=V]... [-f SPEC]
+ *   silo undeploy NAME... [--grace S]
+ *   silo deployments
+ *   silo usage
+ * Every verb takes --json.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/api_client.h"
+#include "cli/cli.h"
+#include "common/util.h"
+
+static bool want_json(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--json"))
+			return true;
+	return false;
+}
+
+static int usage_error(const char *verb, const char *usage, bool json)
+{
+	silo_error e = {.code = SILO_ERR_INVALID_CONFIG};
+	snprintf(e.message, sizeof e.message, "usage: silo %s %s", verb, usage);
+	return cli_error(&e, json);
+}
+
+static void print_json(json_t *o)
+{
+	char *s = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+	printf("%s\n", s);
+	free(s);
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+static json_int_t jint(json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+static double jnum(json_t *o, const char *k)
+{
+	return json_number_value(json_object_get(o, k));
+}
+
+/* Send method path [body]; *out = parsed JSON response. Returns 0 or the CLI status. */
+static int call(const char *method, const char *path, json_t *body, json_t **out, bool json)
+{
+	api_client *cl;
+	silo_error err;
+	if (api_client_new(&cl, &err) < 0)
+		return cli_error(&err, json);
+	char *b = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	char *resp = NULL;
+	int rc = api_call(cl, method, path, b ? "application/json" : NULL, b, b ? strlen(b) : 0, &resp, NULL, &err);
+	free(b);
+	api_client_free(cl);
+	if (rc < 0)
+		return cli_error(&err, json);
+	*out = json_loads(resp ? resp : "", 0, NULL);
+	free(resp);
+	if (!*out) {
+		silo_fail(&err, SILO_ERR_PROTOCOL, 0, "silod answered %s %s with a body that is not JSON", method, path);
+		return cli_error(&err, json);
+	}
+	return 0;
+}
+
+static void print_row(json_t *d)
+{
+	json_t *sb = json_object_get(d, "sandbox");
+	printf("%-20s %-12s %-10s %-9s %-16s %5" JSON_INTEGER_FORMAT " %7" JSON_INTEGER_FORMAT " %8" JSON_INTEGER_FORMAT
+	       "  %s\n",
+	       jstr(d, "name"), jstr(d, "team"), jstr(d, "restart"), jstr(d, "state"), jstr(d, "sandbox_id"),
+	       jint(d, "vcpus"), jint(d, "memory_mb"), jint(d, "restarts"), sb ? jstr(sb, "state") : "-");
+}
+
+static void print_header(void)
+{
+	printf("%-20s %-12s %-10s %-9s %-16s %5s %7s %8s  %s\n", "NAME", "TEAM", "RESTART", "STATE", "SANDBOX", "VCPUS",
+	       "MEM_MB", "RESTARTS", "SANDBOX_STATE");
+}
+
+int cmd_deploy(int argc, char **argv)
+{
+	bool json = want_json(argc, argv);
+	static const char *use = "NAME [--team T] [--restart never|on-failure|always] [--set KEY=VALUE]... [-f SPEC] [--json]";
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},         {"team", required_argument, NULL, 't'},
+		{"restart", required_argument, NULL, 'r'}, {"set", required_argument, NULL, 's'},
+		{"file", required_argument, NULL, 'f'},    {NULL, 0, NULL, 0},
+	};
+	json_t *body = json_object();
+	json_t *set = json_array();
+	const char *file = NULL;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "f:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': break;
+		case 't': json_object_set_new(body, "team", json_string(optarg)); break;
+		case 'r': json_object_set_new(body, "restart", json_string(optarg)); break;
+		case 's': json_array_append_new(set, json_string(optarg)); break;
+		case 'f': file = optarg; break;
+		default:
+			json_decref(body);
+			json_decref(set);
+			return usage_error(argv[0], use, json);
+		}
+	}
+	if (optind != argc - 1) {
+		json_decref(body);
+		json_decref(set);
+		return usage_error(argv[0], use, json);
+	}
+	json_object_set_new(body, "name", json_string(argv[optind]));
+	if (json_array_size(set))
+		json_object_set(body, "set", set);
+	json_decref(set);
+	if (file) {
+		char *text;
+		size_t len;
+		silo_error err;
+		if (read_file(file, 1 << 20, &text, &len, &err) < 0) {
+			json_decref(body);
+			return cli_error(&err, json);
+		}
+		json_object_set_new(body, "spec", json_stringn(text, len));
+		free(text);
+	}
+	json_t *o;
+	int rc = call("POST", "/v1/deployments", body, &o, json);
+	json_decref(body);
+	if (rc)
+		return rc;
+	if (json) {
+		print_json(o);
+	} else {
+		printf("%s %s\n", jstr(o, "name"), jstr(o, "sandbox_id"));
+	}
+	json_decref(o);
+	return 0;
+}
+
+int cmd_undeploy(int argc, char **argv)
+{
+	bool json = want_json(argc, argv);
+	static const char *use = "NAME... [--grace SECONDS] [--json]";
+	long grace = -1;
+	int rc = 0, n = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			continue;
+		if (!strcmp(argv[i], "--grace") && i + 1 < argc) {
+			char *end;
+			errno = 0;
+			grace = strtol(argv[++i], &end, 10);
+			if (!*argv[i] || *end || errno || grace < 0 || grace > 600) {
+				silo_error e = {.code = SILO_ERR_INVALID_CONFIG};
+				snprintf(e.message, sizeof e.message, "--grace: expected seconds 0..600, got '%.32s'", argv[i]);
+				return cli_error(&e, json);
+			}
+			continue;
+		}
+		if (argv[i][0] == '-')
+			return usage_error(argv[0], use, json);
+		n++;
+	}
+	if (!n)
+		return usage_error(argv[0], use, json);
+	json_t *results = json_array();
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			continue;
+		if (!strcmp(argv[i], "--grace")) {
+			i++;
+			continue;
+		}
+		char *e = api_escape(argv[i]);
+		char path[512];
+		if (grace >= 0)
+			snprintf(path, sizeof path, "/v1/deployments/%s?grace=%ld", e, grace);
+		else
+			snprintf(path, sizeof path, "/v1/deployments/%s", e);
+		free(e);
+		json_t *o;
+		int r = call("DELETE", path, NULL, &o, json);
+		if (r) {
+			rc = r;
+			continue;
+		}
+		if (json)
+			json_array_append(results, o);
+		else
+			printf("%s\n", jstr(o, "name"));
+		json_decref(o);
+	}
+	if (json && json_array_size(results))
+		print_json(results);
+	json_decref(results);
+	return rc;
+}
+
+int cmd_deployments(int argc, char **argv)
+{
+	bool json = want_json(argc, argv);
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--json") != 0)
+			return usage_error(argv[0], "[--json]", json);
+	json_t *o;
+	int rc = call("GET", "/v1/deployments", NULL, &o, json);
+	if (rc)
+		return rc;
+	json_t *a = json_object_get(o, "deployments");
+	if (json) {
+		print_json(a);
+	} else {
+		print_header();
+		size_t i;
+		json_t *d;
+		json_array_foreach(a, i, d)
+			print_row(d);
+	}
+	json_decref(o);
+	return 0;
+}
+
+int cmd_usage(int argc, char **argv)
+{
+	bool json = want_json(argc, argv);
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--json") != 0)
+			return usage_error(argv[0], "[--json]", json);
+	json_t *o;
+	int rc = call("GET", "/v1/usage", NULL, &o, json);
+	if (rc)
+		return rc;
+	if (json) {
+		print_json(o);
+		json_decref(o);
+		return 0;
+	}
+	json_t *rates = json_object_get(o, "rates");
+	printf("rates: %g per vCPU-second, %g per GiB-second\n\n", jnum(rates, "vcpu_second"), jnum(rates, "gib_second"));
+	printf("%-20s %-20s %12s %12s %12s %12s %8s\n", "TEAM", "AGENT", "VCPU_S", "GIB_S", "COST", "BUDGET", "USED");
+	const char *k;
+	json_t *t;
+	json_object_foreach(json_object_get(o, "teams"), k, t) {
+		json_t *b = json_object_get(t, "budget");
+		char budget[32] = "-", used[32] = "-";
+		if (b) {
+			snprintf(budget, sizeof budget, "%.4f", json_number_value(b));
+			snprintf(used, sizeof used, "%.0f%%%s", jnum(t, "budget_used_pct"),
+				 json_is_true(json_object_get(t, "budget_exhausted")) ? "!" : "");
+		}
+		printf("%-20s %-20s %12.2f %12.4f %12.4f %12s %8s\n", k, "*", jnum(t, "vcpu_seconds"), jnum(t, "gib_seconds"),
+		       jnum(t, "cost"), budget, used);
+		size_t i;
+		json_t *a;
+		json_array_foreach(json_object_get(t, "agents"), i, a)
+			printf("%-20s %-20s %12.2f %12.4f %12.4f\n", "", jstr(a, "agent"), jnum(a, "vcpu_seconds"),
+			       jnum(a, "gib_seconds"), jnum(a, "cost"));
+	}
+	json_decref(o);
+	return 0;
+}
