@@ -78,6 +78,37 @@ check "and answers exec" test "$(exec_json "$D" '{"argv":["echo","again"]}' | nd
 api DELETE "/v1/sandboxes/$D" > /dev/null
 check "and can be deleted" test "$(status)" = 200
 
+# -- kill -9 silod while a sandbox is still provisioning (no pid recorded yet): the next
+# silod marks it error and the provider stops and removes what it had started.
+stop_daemon
+mkdir -p "$TMP/fake"
+printf '#!/bin/sh\nexec sleep 1000\n' > "$TMP/fake/silo-agent"; chmod +x "$TMP/fake/silo-agent"
+SILO_LIBEXEC_DIR="$TMP/fake" start_daemon --boot-timeout-ms 60000 || notok "silod starts with an agent that never answers"
+api POST /v1/sandboxes -H 'Content-Type: application/json' \
+	-d '{"provider":"namespace","name":"stuck-e","vcpus":1,"memory_mb":128}' > /dev/null 2>&1 &
+CURLPID=$!
+E=; PE=
+for _ in $(seq 1 200); do
+	E=$(ls "$SILO_RUNTIME_DIR/sandboxes" 2>/dev/null | head -1)
+	[ -n "$E" ] && [ -s "$SILO_RUNTIME_DIR/sandboxes/$E/pid" ] && break
+	sleep 0.05
+done
+PE=$(cut -d' ' -f1 "$SILO_RUNTIME_DIR/sandboxes/$E/pid" 2>/dev/null)
+check "a sandbox is provisioning with a live init" test -n "$E" -a -n "$PE"
+check "its registry row says provisioning" test "$(sqlite3 "$SILO_STATE_DIR/registry.db" "SELECT state FROM sandboxes WHERE id='$E'")" = provisioning
+kill -KILL "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+wait "$CURLPID" 2>/dev/null
+sleep 0.3
+check "the provisioning sandbox outlives kill -9 of silod" kill -0 "${PE:-0}"
+start_daemon || notok "silod restarts after a kill -9 during provisioning"
+st=$(api GET "/v1/sandboxes/$E")
+check "the lost provisioning sandbox is marked error" test "$(echo "$st" | jget 'j["state"]')" = error
+check "with a reason naming provisioning" test -n "$(echo "$st" | jget 'j.get("reason","")' | grep provisioning)"
+for _ in $(seq 1 100); do kill -0 "${PE:-0}" 2>/dev/null || break; sleep 0.05; done
+check "its init process is gone (not orphaned)" bash -c "! kill -0 ${PE:-0} 2>/dev/null"
+check "its cgroups are gone" test -z "$(find /sys/fs/cgroup -maxdepth 4 -path "*/silo/$E" 2>/dev/null)"
+check "its rundir is gone" test ! -e "$SILO_RUNTIME_DIR/sandboxes/$E"
+
 stop_daemon
 check_clean_exit "restarted silod exits cleanly"
 exit $((FAILED > 0))
