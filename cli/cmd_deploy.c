@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  * CLI verbs for named agent deployments over the silod API (docs/deployments.md):
- *   silo deploy NAME [--team T] [--restart never|on-failure|always] [--set K=V]... [-f SPEC]
+ *   silo deploy NAME [--team T] [--restart never|on-failure|always] [--set K=V]... [-f SPEC] [--wait S]
  *   silo undeploy NAME... [--grace S]
  *   silo deployments
  *   silo usage
@@ -96,11 +96,13 @@ static void print_header(void)
 int cmd_deploy(int argc, char **argv)
 {
 	bool json = want_json(argc, argv);
-	static const char *use = "NAME [--team T] [--restart never|on-failure|always] [--set KEY=VALUE]... [-f SPEC] [--json]";
+	static const char *use = "NAME [--team T] [--restart never|on-failure|always] [--set KEY=VALUE]... [-f SPEC] "
+				 "[--wait SECONDS] [--json]";
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},         {"team", required_argument, NULL, 't'},
 		{"restart", required_argument, NULL, 'r'}, {"set", required_argument, NULL, 's'},
-		{"file", required_argument, NULL, 'f'},    {NULL, 0, NULL, 0},
+		{"file", required_argument, NULL, 'f'},    {"wait", required_argument, NULL, 'w'},
+		{NULL, 0, NULL, 0},
 	};
 	json_t *body = json_object();
 	json_t *set = json_array();
@@ -114,6 +116,17 @@ int cmd_deploy(int argc, char **argv)
 		case 'r': json_object_set_new(body, "restart", json_string(optarg)); break;
 		case 's': json_array_append_new(set, json_string(optarg)); break;
 		case 'f': file = optarg; break;
+		case 'w': {
+			char *e = NULL;
+			long w = strtol(optarg, &e, 10);
+			if (!*optarg || *e || w < 0 || w > 3600) {
+				json_decref(body);
+				json_decref(set);
+				return usage_error(argv[0], use, json);
+			}
+			json_object_set_new(body, "wait_s", json_integer(w));
+			break;
+		}
 		default:
 			json_decref(body);
 			json_decref(set);

@@ -32,7 +32,7 @@ __attribute__((format(printf, 4, 5))) static unsigned bad(silo_error *err, unsig
 	return status;
 }
 
-/* {"name", "team", "restart", "set": [..], "spec"}: strict (unknown or
+/* {"name", "team", "restart", "set": [..], "spec", "wait_s"}: strict (unknown or
  * duplicate keys and wrong types are refused, naming the field). */
 static unsigned post(deployer *d, const char *body, size_t len, const char *actor, json_t **out, silo_error *err)
 {
@@ -44,7 +44,7 @@ static unsigned post(deployer *d, const char *body, size_t len, const char *acto
 			  o ? "not an object" : je.text, o ? 0 : je.position);
 		return 400;
 	}
-	static const char *const fields[] = {"name", "team", "restart", "set", "spec"};
+	static const char *const fields[] = {"name", "team", "restart", "set", "spec", "wait_s"};
 	const char *k;
 	json_t *v;
 	json_object_foreach(o, k, v) {
@@ -55,8 +55,11 @@ static unsigned post(deployer *d, const char *body, size_t len, const char *acto
 		unsigned st = 0;
 		if (i == ARRAY_SIZE(fields))
 			st = bad(err, 400, SILO_ERR_INVALID_CONFIG,
-				 "body: unknown field '%.64s' (expected name, team, restart, set, spec)", k);
-		else if (strcmp(k, "set") != 0 && !json_is_string(v))
+				 "body: unknown field '%.64s' (expected name, team, restart, set, spec, wait_s)", k);
+		else if (!strcmp(k, "wait_s") && (!json_is_integer(v) || json_integer_value(v) < 0 ||
+						  json_integer_value(v) > 3600))
+			st = bad(err, 400, SILO_ERR_INVALID_CONFIG, "body: wait_s: expected an integer in 0..3600");
+		else if (strcmp(k, "set") != 0 && strcmp(k, "wait_s") != 0 && !json_is_string(v))
 			st = bad(err, 400, SILO_ERR_INVALID_CONFIG, "body: %s: expected a string", k);
 		if (st) {
 			json_decref(o);   /* k belongs to o: formatted above */
@@ -68,6 +71,7 @@ static unsigned post(deployer *d, const char *body, size_t len, const char *acto
 		.team = json_string_value(json_object_get(o, "team")),
 		.restart = json_string_value(json_object_get(o, "restart")),
 		.spec_toml = json_string_value(json_object_get(o, "spec")),
+		.wait_ms = (int)json_integer_value(json_object_get(o, "wait_s")) * 1000,
 	};
 	if (!r.name) {
 		json_decref(o);

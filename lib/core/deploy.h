@@ -37,6 +37,7 @@ typedef struct deploy_req {
 	const char *restart;          /* NULL = "on-failure" */
 	const char *const *set;       /* "key=value" overrides, NULL-terminated, or NULL */
 	const char *spec_toml;        /* hac.toml text instead of agents/NAME.toml, or NULL */
+	int wait_ms;                  /* host full: queue up to this long (fair admission); 0 = refuse */
 } deploy_req;
 
 /* Parse the teams file (INVALID_CONFIG naming the key) without opening anything. */

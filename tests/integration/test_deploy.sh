@@ -342,3 +342,44 @@ st=$(tcp "$FULL" -X DELETE "http://127.0.0.1:$PORT/v1/deployments/web")
 check "and undeploys" test "$st|$(names_db)" = "200|"
 stop_daemon
 check_clean_exit "silod exits cleanly after the token checks"
+
+# -- fair admission: with the host full (--max-sandboxes 2, both held by team a), deploys that may
+# wait (wait_s) queue; when a slot frees, the team with fewer deployments placed goes first
+# (team b's later request overtakes team a's earlier one); without wait_s a full host refuses at once.
+start_daemon --agents-dir "$AG" --max-sandboxes 2 || notok "silod starts with --max-sandboxes 2"
+deploy '{"name":"web","team":"a"}' > /dev/null
+deploy '{"name":"worker","team":"a"}' > /dev/null
+check "team a fills the host" test "$(names_api)" = "web worker" -o "$(names_api)" = "worker web"
+bg_deploy() { # bg_deploy JSON TAG: POST in the background, status in $TMP/TAG.status
+	curl -s -o "$TMP/$2.body" -w '%{http_code}' --unix-socket "$SOCK" -H 'Content-Type: application/json' \
+		-d "$1" http://silod/v1/deployments > "$TMP/$2.status" &
+}
+bg_deploy '{"name":"batch","team":"a","wait_s":30}' batch; BPID=$!
+for _ in $(seq 1 100); do [ "$(dep_field batch state)" = queued ] && break; sleep 0.05; done
+bg_deploy '{"name":"solo","team":"b","wait_s":30}' solo; SPID=$!
+for _ in $(seq 1 100); do [ "$(dep_field solo state)" = queued ] && break; sleep 0.05; done
+check "both wait as queued (a first, then b)" test "$(dep_field batch state)|$(dep_field solo state)" = "queued|queued"
+t0=$(date +%s%N)
+deploy '{"name":"big","team":"c"}' > /dev/null
+check "without wait_s a full host refuses at once (MAX_VMS_EXCEEDED)" \
+	bash -c "[ $(status) = 429 -o $(status) = 409 -o $(status) = 503 -o $(status) = 422 ] && grep -q MAX_VMS_EXCEEDED '$TMP/body' && [ \$(( ($(date +%s%N) - $t0) / 1000000 )) -lt 3000 ]"
+api DELETE "/v1/deployments/web?grace=0" > /dev/null
+wait "$SPID"
+check "the freed slot goes to team b (0 placed) although team a asked first" \
+	test "$(cat "$TMP/solo.status")|$(dep_field solo state)|$(dep_field batch state)" = "201|running|queued"
+api DELETE "/v1/deployments/worker?grace=0" > /dev/null
+wait "$BPID"
+check "the next slot goes to team a's queued deploy" test "$(cat "$TMP/batch.status")|$(dep_field batch state)" = "201|running"
+t0=$(date +%s%N)
+deploy '{"name":"big","team":"c","wait_s":1}' > /dev/null
+el=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "wait_s runs out: refused after ~1 s, saying it waited (${el} ms)" \
+	bash -c "[ $el -ge 900 ] && grep -q 'after waiting' '$TMP/body' && grep -q MAX_VMS_EXCEEDED '$TMP/body'"
+check "a refused queued deploy leaves no row" test "$(names_db)" = "batch solo"
+deploy '{"name":"big","team":"c","wait_s":"x"}' > /dev/null
+check "wait_s must be an integer in 0..3600" bash -c "[ $(status) = 400 ] && grep -q wait_s '$TMP/body'"
+api DELETE "/v1/deployments/batch?grace=0" > /dev/null
+api DELETE "/v1/deployments/solo?grace=0" > /dev/null
+check "undeployed" test "$(names_db)" = ""
+stop_daemon
+check_clean_exit "silod exits cleanly after the fair-admission checks"
