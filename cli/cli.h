@@ -19,6 +19,18 @@ typedef struct cli_verb {
  * return the exit status for it (125). */
 int cli_error(const silo_error *err, bool json);
 
+/* cli_util.c: shared by the verbs that talk to silod. */
+#include <jansson.h>
+bool cli_want_json(int argc, char **argv);  /* --json before any "--" */
+int cli_usage_error(const char *verb, const char *usage, bool json);
+void cli_print_json(json_t *o);             /* indented, sorted keys */
+const char *cli_jstr(json_t *o, const char *k);  /* "" when absent */
+json_int_t cli_jint(json_t *o, const char *k);
+double cli_jnum(json_t *o, const char *k);
+/* METHOD path [JSON body] to silod -> *out = parsed JSON response; 0, or the CLI exit status
+ * after printing the error. */
+int cli_call_json(const char *method, const char *path, json_t *body, bool json, json_t **out);
+
 /* Verb entry points (one line per verb; keep sorted by file). */
 int cmd_version(int argc, char **argv);
 /* cmd_daemon.c: verbs over the silod API */

@@ -21,42 +21,6 @@
 #include "cli/cli.h"
 #include "common/util.h"
 
-static bool want_json(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--"))
-			break;
-		if (!strcmp(argv[i], "--json"))
-			return true;
-	}
-	return false;
-}
-
-static int usage_error(const char *verb, const char *usage, bool json)
-{
-	silo_error e = {.code = SILO_ERR_INVALID_CONFIG};
-	snprintf(e.message, sizeof e.message, "usage: silo %s %s", verb, usage);
-	return cli_error(&e, json);
-}
-
-static void print_json(json_t *o)
-{
-	char *s = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
-	printf("%s\n", s);
-	free(s);
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
-static json_int_t jint(json_t *o, const char *k)
-{
-	return json_integer_value(json_object_get(o, k));
-}
-
 static int connect_or_fail(api_client **c, bool json)
 {
 	silo_error err;
@@ -69,7 +33,7 @@ static int connect_or_fail(api_client **c, bool json)
 
 static int list_sandboxes(int argc, char **argv, bool top)
 {
-	bool json = want_json(argc, argv);
+	bool json = cli_want_json(argc, argv);
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'}, {"all", no_argument, NULL, 'a'},
 		{"state", required_argument, NULL, 's'}, {"provider", required_argument, NULL, 'p'},
@@ -88,7 +52,7 @@ static int list_sandboxes(int argc, char **argv, bool top)
 		case 'n': name = optarg; break;
 		case 'm': meta = optarg; break;
 		default:
-			return usage_error(argv[0], "[--all] [--state S] [--provider P] [--name PREFIX] [--meta K=V] [--json]", json);
+			return cli_usage_error(argv[0], "[--all] [--state S] [--provider P] [--name PREFIX] [--meta K=V] [--json]", json);
 		}
 	}
 	char path[2048] = "/v1/sandboxes";
@@ -102,7 +66,7 @@ static int list_sandboxes(int argc, char **argv, bool top)
 		off += (size_t)snprintf(path + off, sizeof path - off, "%c%s=%s", off == 13 ? '?' : '&', keys[i], e);
 		free(e);
 		if (off >= sizeof path)
-			return usage_error(argv[0], "filters too long", json);
+			return cli_usage_error(argv[0], "filters too long", json);
 	}
 	api_client *cl;
 	int rc = connect_or_fail(&cl, json);
@@ -117,15 +81,15 @@ static int list_sandboxes(int argc, char **argv, bool top)
 	api_client_free(cl);
 	json_t *a = json_object_get(o, "sandboxes");
 	if (json) {
-		print_json(a);
+		cli_print_json(a);
 	} else if (!top) {
 		printf("%-16s %-20s %-10s %-12s %5s %8s  %s\n", "ID", "NAME", "PROVIDER", "STATE", "VCPUS", "MEM_MB", "CREATED");
 		size_t i;
 		json_t *s;
 		json_array_foreach(a, i, s)
-			printf("%-16s %-20s %-10s %-12s %5" JSON_INTEGER_FORMAT " %8" JSON_INTEGER_FORMAT "  %s\n", jstr(s, "id"),
-			       jstr(s, "name"), jstr(s, "provider"), jstr(s, "state"), jint(s, "vcpus"), jint(s, "memory_mb"),
-			       jstr(s, "created"));
+			printf("%-16s %-20s %-10s %-12s %5" JSON_INTEGER_FORMAT " %8" JSON_INTEGER_FORMAT "  %s\n", cli_jstr(s, "id"),
+			       cli_jstr(s, "name"), cli_jstr(s, "provider"), cli_jstr(s, "state"), cli_jint(s, "vcpus"), cli_jint(s, "memory_mb"),
+			       cli_jstr(s, "created"));
 	} else {
 		printf("%-16s %-20s %-10s %10s %10s %12s %12s\n", "ID", "NAME", "STATE", "CPU_S", "MEM_MB", "CHAN_TX", "CHAN_RX");
 		size_t i;
@@ -133,9 +97,9 @@ static int list_sandboxes(int argc, char **argv, bool top)
 		json_array_foreach(a, i, s) {
 			json_t *u = json_object_get(s, "usage");
 			printf("%-16s %-20s %-10s %10.2f %10.1f %12" JSON_INTEGER_FORMAT " %12" JSON_INTEGER_FORMAT "\n",
-			       jstr(s, "id"), jstr(s, "name"), jstr(s, "state"), (double)jint(u, "cpu_ns") / 1e9,
-			       (double)jint(u, "memory_bytes") / 1048576.0, jint(u, "channel_tx_bytes"),
-			       jint(u, "channel_rx_bytes"));
+			       cli_jstr(s, "id"), cli_jstr(s, "name"), cli_jstr(s, "state"), (double)cli_jint(u, "cpu_ns") / 1e9,
+			       (double)cli_jint(u, "memory_bytes") / 1048576.0, cli_jint(u, "channel_tx_bytes"),
+			       cli_jint(u, "channel_rx_bytes"));
 		}
 	}
 	json_decref(o);
@@ -156,7 +120,7 @@ int cmd_top(int argc, char **argv)
 
 static int get_one(int argc, char **argv, const char *sub)
 {
-	bool json = want_json(argc, argv);
+	bool json = cli_want_json(argc, argv);
 	const char *id = NULL;
 	uint64_t tail = 0;
 	for (int i = 1; i < argc; i++) {
@@ -167,11 +131,11 @@ static int get_one(int argc, char **argv, const char *sub)
 			continue;
 		}
 		if (argv[i][0] == '-' || id)
-			return usage_error(argv[0], sub ? "ID [--tail BYTES] [--json]" : "ID [--json]", json);
+			return cli_usage_error(argv[0], sub ? "ID [--tail BYTES] [--json]" : "ID [--json]", json);
 		id = argv[i];
 	}
 	if (!id)
-		return usage_error(argv[0], sub ? "ID [--tail BYTES] [--json]" : "ID [--json]", json);
+		return cli_usage_error(argv[0], sub ? "ID [--tail BYTES] [--json]" : "ID [--json]", json);
 	char *eid = api_escape(id);
 	char path[1024];
 	if (sub && tail)
@@ -192,13 +156,13 @@ static int get_one(int argc, char **argv, const char *sub)
 	if (rc < 0)
 		return cli_error(&err, json);
 	if (!sub || json) {
-		print_json(o);
+		cli_print_json(o);
 	} else {
 		size_t i;
 		json_t *s;
 		json_array_foreach(json_object_get(o, "states"), i, s)
-			printf("%s  %s -> %s  %s\n", jstr(s, "time"), jstr(s, "previous_state"), jstr(s, "state"),
-			       jstr(s, "reason"));
+			printf("%s  %s -> %s  %s\n", cli_jstr(s, "time"), cli_jstr(s, "previous_state"), cli_jstr(s, "state"),
+			       cli_jstr(s, "reason"));
 		const char *k;
 		json_t *v;
 		json_object_foreach(json_object_get(o, "logs"), k, v)
@@ -237,7 +201,7 @@ static int kv_into(json_t *obj, const char *kv, const char *what, bool json)
 
 int cmd_create(int argc, char **argv)
 {
-	bool json = want_json(argc, argv);
+	bool json = cli_want_json(argc, argv);
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'}, {"file", required_argument, NULL, 'f'},
 		{"provider", required_argument, NULL, 'p'}, {"name", required_argument, NULL, 'n'},
@@ -262,14 +226,14 @@ int cmd_create(int argc, char **argv)
 		case 't': json_object_set_new(body, "timeout_s", json_integer(strtoll(optarg, NULL, 10))); break;
 		case 'e': rc = kv_into(env, optarg, "--env", json); break;
 		case 'M': rc = kv_into(meta, optarg, "--meta", json); break;
-		default: rc = usage_error(argv[0], "[-f hac.toml | --provider P --name N --vcpus N --memory MB "
+		default: rc = cli_usage_error(argv[0], "[-f hac.toml | --provider P --name N --vcpus N --memory MB "
 						   "--image I --timeout S -e K=V --meta K=V] [--json]", json);
 		}
 		if (rc)
 			goto out;
 	}
 	if (optind != argc) {
-		rc = usage_error(argv[0], "takes no positional arguments (use -f FILE)", json);
+		rc = cli_usage_error(argv[0], "takes no positional arguments (use -f FILE)", json);
 		goto out;
 	}
 	char *payload = NULL;
@@ -278,7 +242,7 @@ int cmd_create(int argc, char **argv)
 	silo_error err;
 	if (file) {
 		if (json_object_size(body) || json_object_size(env) || json_object_size(meta)) {
-			rc = usage_error(argv[0], "-f cannot be combined with other spec options", json);
+			rc = cli_usage_error(argv[0], "-f cannot be combined with other spec options", json);
 			goto out;
 		}
 		if (read_file(strcmp(file, "-") ? file : "/dev/stdin", 1 << 20, &payload, &len, &err) < 0) {
@@ -304,9 +268,9 @@ int cmd_create(int argc, char **argv)
 	} else {
 		json_t *o = json_loads(resp, 0, NULL);
 		if (json)
-			print_json(o);
+			cli_print_json(o);
 		else
-			printf("%s\n", jstr(o, "id"));
+			printf("%s\n", cli_jstr(o, "id"));
 		json_decref(o);
 		free(resp);
 	}
@@ -324,7 +288,7 @@ out:
 
 int cmd_rm(int argc, char **argv)
 {
-	bool json = want_json(argc, argv);
+	bool json = cli_want_json(argc, argv);
 	long grace = -1;
 	int rc = 0;
 	char **ids = xcalloc((size_t)argc, sizeof *ids);
@@ -338,13 +302,13 @@ int cmd_rm(int argc, char **argv)
 		}
 		if (argv[i][0] == '-') {
 			free(ids);
-			return usage_error(argv[0], "[--grace-ms N] ID... [--json]", json);
+			return cli_usage_error(argv[0], "[--grace-ms N] ID... [--json]", json);
 		}
 		ids[n++] = argv[i];
 	}
 	if (!n) {
 		free(ids);
-		return usage_error(argv[0], "[--grace-ms N] ID... [--json]", json);
+		return cli_usage_error(argv[0], "[--grace-ms N] ID... [--json]", json);
 	}
 	api_client *cl;
 	if ((rc = connect_or_fail(&cl, json))) {
@@ -371,11 +335,11 @@ int cmd_rm(int argc, char **argv)
 		if (json)
 			json_array_append(results, o);
 		else
-			printf("%s\n", jstr(o, "id"));
+			printf("%s\n", cli_jstr(o, "id"));
 		json_decref(o);
 	}
 	if (json && json_array_size(results))
-		print_json(results);
+		cli_print_json(results);
 	json_decref(results);
 	api_client_free(cl);
 	free(ids);
@@ -405,7 +369,7 @@ static void exec_line(exec_out *o, const char *line, size_t len)
 		return;
 	const char *stream = json_string_value(json_object_get(j, "stream"));
 	if (stream && !o->json) {
-		const char *b64 = jstr(j, "data");
+		const char *b64 = cli_jstr(j, "data");
 		size_t cap = strlen(b64) / 4 * 3 + 3, got = 0;
 		unsigned char *buf = xmalloc(cap);
 		if (sodium_base642bin(buf, cap, b64, strlen(b64), NULL, &got, NULL, sodium_base64_VARIANT_ORIGINAL) == 0) {
@@ -416,8 +380,8 @@ static void exec_line(exec_out *o, const char *line, size_t len)
 		free(buf);
 	} else if (json_object_get(j, "exit_code")) {
 		o->got_exit = true;
-		int sig = (int)jint(j, "signal");
-		o->exit_status = sig ? 128 + sig : (int)jint(j, "exit_code");
+		int sig = (int)cli_jint(j, "signal");
+		o->exit_status = sig ? 128 + sig : (int)cli_jint(j, "exit_code");
 	} else if (json_object_get(j, "error")) {
 		char *s = json_dumps(j, JSON_COMPACT);
 		api_error_from_body(500, s, &o->err);
@@ -449,7 +413,7 @@ static bool exec_chunk(void *ud, const char *buf, size_t len)
 
 int cmd_exec(int argc, char **argv)
 {
-	bool json = want_json(argc, argv);
+	bool json = cli_want_json(argc, argv);
 	const char *u = "[--json] [-i] [-e K=V] [-w DIR] [--timeout-ms N] ID -- CMD [ARG...]";
 	json_t *req = json_object(), *env = json_object(), *av = json_array();
 	bool in = false;
@@ -473,7 +437,7 @@ int cmd_exec(int argc, char **argv)
 		} else if (!strcmp(a, "--timeout-ms") && i + 1 < argc) {
 			json_object_set_new(req, "timeout_ms", json_integer(strtoll(argv[++i], NULL, 10)));
 		} else if (a[0] == '-') {
-			rc = usage_error(argv[0], u, json);
+			rc = cli_usage_error(argv[0], u, json);
 			goto out;
 		} else if (!id) {
 			id = a;
@@ -482,7 +446,7 @@ int cmd_exec(int argc, char **argv)
 		}
 	}
 	if (!id || i >= argc) {
-		rc = usage_error(argv[0], u, json);
+		rc = cli_usage_error(argv[0], u, json);
 		goto out;
 	}
 	for (; i < argc; i++)
@@ -572,7 +536,7 @@ int daemon_run(const char *toml, char *const *argv, char *const *env, const char
 	json_t *o = json_loads(resp, 0, NULL);
 	free(resp);
 	char id[128];
-	snprintf(id, sizeof id, "%s", jstr(o, "id"));
+	snprintf(id, sizeof id, "%s", cli_jstr(o, "id"));
 	json_decref(o);
 
 	struct sigaction sa = {.sa_handler = on_run_signal}, old_int, old_term;
@@ -669,7 +633,7 @@ static bool write_chunk(void *ud, const char *buf, size_t len)
 
 int cmd_cp(int argc, char **argv)
 {
-	bool json = want_json(argc, argv);
+	bool json = cli_want_json(argc, argv);
 	const char *u = "[--mode OCTAL] SRC DST  (one of them ID:/path; - is stdin/stdout)";
 	const char *args[2] = {NULL, NULL};
 	int n = 0;
@@ -682,17 +646,17 @@ int cmd_cp(int argc, char **argv)
 			continue;
 		}
 		if (n == 2 || (argv[i][0] == '-' && argv[i][1]))
-			return usage_error(argv[0], u, json);
+			return cli_usage_error(argv[0], u, json);
 		args[n++] = argv[i];
 	}
 	if (n != 2)
-		return usage_error(argv[0], u, json);
+		return cli_usage_error(argv[0], u, json);
 	char sid[128], did[128];
 	const char *spath, *dpath;
 	bool sremote = split_remote(args[0], sid, sizeof sid, &spath);
 	bool dremote = split_remote(args[1], did, sizeof did, &dpath);
 	if (sremote == dremote)
-		return usage_error(argv[0], u, json);
+		return cli_usage_error(argv[0], u, json);
 	api_client *cl;
 	int rc = connect_or_fail(&cl, json);
 	if (rc)
@@ -769,10 +733,10 @@ static void sse_dispatch(sse *s)
 	} else {
 		json_t *o = json_loads(s->data, 0, NULL);
 		if (o) {
-			printf("%s %-18s %-16s %s%s%s%s%s\n", jstr(o, "time"), jstr(o, "type")[0] ? jstr(o, "type") : s->event,
-			       jstr(o, "sandbox_id")[0] ? jstr(o, "sandbox_id") : "-", jstr(o, "previous_state"),
-			       jstr(o, "previous_state")[0] ? "->" : "", jstr(o, "state"), jstr(o, "state")[0] ? " " : "",
-			       jstr(o, "reason"));
+			printf("%s %-18s %-16s %s%s%s%s%s\n", cli_jstr(o, "time"), cli_jstr(o, "type")[0] ? cli_jstr(o, "type") : s->event,
+			       cli_jstr(o, "sandbox_id")[0] ? cli_jstr(o, "sandbox_id") : "-", cli_jstr(o, "previous_state"),
+			       cli_jstr(o, "previous_state")[0] ? "->" : "", cli_jstr(o, "state"), cli_jstr(o, "state")[0] ? " " : "",
+			       cli_jstr(o, "reason"));
 			json_decref(o);
 		}
 	}
@@ -814,7 +778,7 @@ static bool sse_chunk(void *ud, const char *buf, size_t len)
 
 int cmd_events(int argc, char **argv)
 {
-	bool json = want_json(argc, argv);
+	bool json = cli_want_json(argc, argv);
 	const char *sandbox = NULL, *types = NULL;
 	long count = 0;
 	for (int i = 1; i < argc; i++) {
@@ -827,7 +791,7 @@ int cmd_events(int argc, char **argv)
 		else if (!strcmp(argv[i], "--count") && i + 1 < argc)
 			count = strtol(argv[++i], NULL, 10);
 		else
-			return usage_error(argv[0], "[--sandbox ID] [--types T,T] [--count N] [--json]", json);
+			return cli_usage_error(argv[0], "[--sandbox ID] [--types T,T] [--count N] [--json]", json);
 	}
 	char path[1024] = "/v1/events";
 	size_t off = strlen(path);
@@ -865,7 +829,7 @@ int cmd_events(int argc, char **argv)
 
 int cmd_audit(int argc, char **argv)
 {
-	bool json = want_json(argc, argv);
+	bool json = cli_want_json(argc, argv);
 	const char *file = NULL;
 	bool verify = false;
 	for (int i = 1; i < argc; i++) {
@@ -876,10 +840,10 @@ int cmd_audit(int argc, char **argv)
 		else if (verify && !file && argv[i][0] != '-')
 			file = argv[i];
 		else
-			return usage_error(argv[0], "verify [FILE] [--json]  (default: $SILO_STATE_DIR/audit.jsonl)", json);
+			return cli_usage_error(argv[0], "verify [FILE] [--json]  (default: $SILO_STATE_DIR/audit.jsonl)", json);
 	}
 	if (!verify)
-		return usage_error(argv[0], "verify [FILE] [--json]  (default: $SILO_STATE_DIR/audit.jsonl)", json);
+		return cli_usage_error(argv[0], "verify [FILE] [--json]  (default: $SILO_STATE_DIR/audit.jsonl)", json);
 	char def[4096];
 	if (!file) {
 		snprintf(def, sizeof def, "%s/audit.jsonl", silo_state_dir());

@@ -17,74 +17,13 @@
 #include "cli/cli.h"
 #include "common/util.h"
 
-static bool want_json(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--json"))
-			return true;
-	return false;
-}
-
-static int usage_error(const char *verb, const char *usage, bool json)
-{
-	silo_error e = {.code = SILO_ERR_INVALID_CONFIG};
-	snprintf(e.message, sizeof e.message, "usage: silo %s %s", verb, usage);
-	return cli_error(&e, json);
-}
-
-static void print_json(json_t *o)
-{
-	char *s = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
-	printf("%s\n", s);
-	free(s);
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
-static json_int_t jint(json_t *o, const char *k)
-{
-	return json_integer_value(json_object_get(o, k));
-}
-
-static double jnum(json_t *o, const char *k)
-{
-	return json_number_value(json_object_get(o, k));
-}
-
-/* Send method path [body]; *out = parsed JSON response. Returns 0 or the CLI status. */
-static int call(const char *method, const char *path, json_t *body, json_t **out, bool json)
-{
-	api_client *cl;
-	silo_error err;
-	if (api_client_new(&cl, &err) < 0)
-		return cli_error(&err, json);
-	char *b = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	char *resp = NULL;
-	int rc = api_call(cl, method, path, b ? "application/json" : NULL, b, b ? strlen(b) : 0, &resp, NULL, &err);
-	free(b);
-	api_client_free(cl);
-	if (rc < 0)
-		return cli_error(&err, json);
-	*out = json_loads(resp ? resp : "", 0, NULL);
-	free(resp);
-	if (!*out) {
-		silo_fail(&err, SILO_ERR_PROTOCOL, 0, "silod answered %s %s with a body that is not JSON", method, path);
-		return cli_error(&err, json);
-	}
-	return 0;
-}
-
 static void print_row(json_t *d)
 {
 	json_t *sb = json_object_get(d, "sandbox");
 	printf("%-20s %-12s %-10s %-9s %-16s %5" JSON_INTEGER_FORMAT " %7" JSON_INTEGER_FORMAT " %8" JSON_INTEGER_FORMAT
 	       "  %s\n",
-	       jstr(d, "name"), jstr(d, "team"), jstr(d, "restart"), jstr(d, "state"), jstr(d, "sandbox_id"),
-	       jint(d, "vcpus"), jint(d, "memory_mb"), jint(d, "restarts"), sb ? jstr(sb, "state") : "-");
+	       cli_jstr(d, "name"), cli_jstr(d, "team"), cli_jstr(d, "restart"), cli_jstr(d, "state"), cli_jstr(d, "sandbox_id"),
+	       cli_jint(d, "vcpus"), cli_jint(d, "memory_mb"), cli_jint(d, "restarts"), sb ? cli_jstr(sb, "state") : "-");
 }
 
 static void print_header(void)
@@ -95,7 +34,7 @@ static void print_header(void)
 
 int cmd_deploy(int argc, char **argv)
 {
-	bool json = want_json(argc, argv);
+	bool json = cli_want_json(argc, argv);
 	static const char *use = "NAME [--team T] [--restart never|on-failure|always] [--set KEY=VALUE]... [-f SPEC] "
 				 "[--wait SECONDS] [--json]";
 	static const struct option opts[] = {
@@ -122,7 +61,7 @@ int cmd_deploy(int argc, char **argv)
 			if (!*optarg || *e || w < 0 || w > 3600) {
 				json_decref(body);
 				json_decref(set);
-				return usage_error(argv[0], use, json);
+				return cli_usage_error(argv[0], use, json);
 			}
 			json_object_set_new(body, "wait_s", json_integer(w));
 			break;
@@ -130,13 +69,13 @@ int cmd_deploy(int argc, char **argv)
 		default:
 			json_decref(body);
 			json_decref(set);
-			return usage_error(argv[0], use, json);
+			return cli_usage_error(argv[0], use, json);
 		}
 	}
 	if (optind != argc - 1) {
 		json_decref(body);
 		json_decref(set);
-		return usage_error(argv[0], use, json);
+		return cli_usage_error(argv[0], use, json);
 	}
 	json_object_set_new(body, "name", json_string(argv[optind]));
 	if (json_array_size(set))
@@ -154,14 +93,14 @@ int cmd_deploy(int argc, char **argv)
 		free(text);
 	}
 	json_t *o;
-	int rc = call("POST", "/v1/deployments", body, &o, json);
+	int rc = cli_call_json("POST", "/v1/deployments", body, json, &o);
 	json_decref(body);
 	if (rc)
 		return rc;
 	if (json) {
-		print_json(o);
+		cli_print_json(o);
 	} else {
-		printf("%s %s\n", jstr(o, "name"), jstr(o, "sandbox_id"));
+		printf("%s %s\n", cli_jstr(o, "name"), cli_jstr(o, "sandbox_id"));
 	}
 	json_decref(o);
 	return 0;
@@ -169,7 +108,7 @@ int cmd_deploy(int argc, char **argv)
 
 int cmd_undeploy(int argc, char **argv)
 {
-	bool json = want_json(argc, argv);
+	bool json = cli_want_json(argc, argv);
 	static const char *use = "NAME... [--grace SECONDS] [--json]";
 	long grace = -1;
 	int rc = 0, n = 0;
@@ -188,11 +127,11 @@ int cmd_undeploy(int argc, char **argv)
 			continue;
 		}
 		if (argv[i][0] == '-')
-			return usage_error(argv[0], use, json);
+			return cli_usage_error(argv[0], use, json);
 		n++;
 	}
 	if (!n)
-		return usage_error(argv[0], use, json);
+		return cli_usage_error(argv[0], use, json);
 	json_t *results = json_array();
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
@@ -209,7 +148,7 @@ int cmd_undeploy(int argc, char **argv)
 			snprintf(path, sizeof path, "/v1/deployments/%s", e);
 		free(e);
 		json_t *o;
-		int r = call("DELETE", path, NULL, &o, json);
+		int r = cli_call_json("DELETE", path, NULL, json, &o);
 		if (r) {
 			rc = r;
 			continue;
@@ -217,28 +156,28 @@ int cmd_undeploy(int argc, char **argv)
 		if (json)
 			json_array_append(results, o);
 		else
-			printf("%s\n", jstr(o, "name"));
+			printf("%s\n", cli_jstr(o, "name"));
 		json_decref(o);
 	}
 	if (json && json_array_size(results))
-		print_json(results);
+		cli_print_json(results);
 	json_decref(results);
 	return rc;
 }
 
 int cmd_deployments(int argc, char **argv)
 {
-	bool json = want_json(argc, argv);
+	bool json = cli_want_json(argc, argv);
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "--json") != 0)
-			return usage_error(argv[0], "[--json]", json);
+			return cli_usage_error(argv[0], "[--json]", json);
 	json_t *o;
-	int rc = call("GET", "/v1/deployments", NULL, &o, json);
+	int rc = cli_call_json("GET", "/v1/deployments", NULL, json, &o);
 	if (rc)
 		return rc;
 	json_t *a = json_object_get(o, "deployments");
 	if (json) {
-		print_json(a);
+		cli_print_json(a);
 	} else {
 		print_header();
 		size_t i;
@@ -252,21 +191,21 @@ int cmd_deployments(int argc, char **argv)
 
 int cmd_usage(int argc, char **argv)
 {
-	bool json = want_json(argc, argv);
+	bool json = cli_want_json(argc, argv);
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "--json") != 0)
-			return usage_error(argv[0], "[--json]", json);
+			return cli_usage_error(argv[0], "[--json]", json);
 	json_t *o;
-	int rc = call("GET", "/v1/usage", NULL, &o, json);
+	int rc = cli_call_json("GET", "/v1/usage", NULL, json, &o);
 	if (rc)
 		return rc;
 	if (json) {
-		print_json(o);
+		cli_print_json(o);
 		json_decref(o);
 		return 0;
 	}
 	json_t *rates = json_object_get(o, "rates");
-	printf("rates: %g per vCPU-second, %g per GiB-second\n\n", jnum(rates, "vcpu_second"), jnum(rates, "gib_second"));
+	printf("rates: %g per vCPU-second, %g per GiB-second\n\n", cli_jnum(rates, "vcpu_second"), cli_jnum(rates, "gib_second"));
 	printf("%-20s %-20s %12s %12s %12s %12s %8s\n", "TEAM", "AGENT", "VCPU_S", "GIB_S", "COST", "BUDGET", "USED");
 	const char *k;
 	json_t *t;
@@ -275,16 +214,16 @@ int cmd_usage(int argc, char **argv)
 		char budget[32] = "-", used[32] = "-";
 		if (b) {
 			snprintf(budget, sizeof budget, "%.4f", json_number_value(b));
-			snprintf(used, sizeof used, "%.0f%%%s", jnum(t, "budget_used_pct"),
+			snprintf(used, sizeof used, "%.0f%%%s", cli_jnum(t, "budget_used_pct"),
 				 json_is_true(json_object_get(t, "budget_exhausted")) ? "!" : "");
 		}
-		printf("%-20s %-20s %12.2f %12.4f %12.4f %12s %8s\n", k, "*", jnum(t, "vcpu_seconds"), jnum(t, "gib_seconds"),
-		       jnum(t, "cost"), budget, used);
+		printf("%-20s %-20s %12.2f %12.4f %12.4f %12s %8s\n", k, "*", cli_jnum(t, "vcpu_seconds"), cli_jnum(t, "gib_seconds"),
+		       cli_jnum(t, "cost"), budget, used);
 		size_t i;
 		json_t *a;
 		json_array_foreach(json_object_get(t, "agents"), i, a)
-			printf("%-20s %-20s %12.2f %12.4f %12.4f\n", "", jstr(a, "agent"), jnum(a, "vcpu_seconds"),
-			       jnum(a, "gib_seconds"), jnum(a, "cost"));
+			printf("%-20s %-20s %12.2f %12.4f %12.4f\n", "", cli_jstr(a, "agent"), cli_jnum(a, "vcpu_seconds"),
+			       cli_jnum(a, "gib_seconds"), cli_jnum(a, "cost"));
 	}
 	json_decref(o);
 	return 0;

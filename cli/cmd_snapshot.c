@@ -18,61 +18,6 @@
 #include "cli/cli.h"
 #include "common/util.h"
 
-static bool has_json(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--json"))
-			return true;
-	return false;
-}
-
-static int usage(const char *verb, const char *text, bool json)
-{
-	silo_error e = {.code = SILO_ERR_INVALID_CONFIG};
-	snprintf(e.message, sizeof e.message, "usage: silo %s %s", verb, text);
-	return cli_error(&e, json);
-}
-
-static const char *js(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
-static void print_json(json_t *o)
-{
-	char *s = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
-	printf("%s\n", s);
-	free(s);
-}
-
-/* method path [body] -> parsed JSON response (or error exit status). */
-static int call(const char *method, const char *path, json_t *body, bool json, json_t **out)
-{
-	*out = NULL;
-	api_client *c;
-	silo_error err;
-	if (api_client_new(&c, &err) < 0)
-		return cli_error(&err, json);
-	char *txt = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	char *resp = NULL;
-	size_t rl = 0;
-	int rc = api_call(c, method, path, txt ? "application/json" : NULL, txt, txt ? strlen(txt) : 0, &resp, &rl,
-			  &err);
-	free(txt);
-	api_client_free(c);
-	if (rc < 0)
-		return cli_error(&err, json);
-	*out = json_loadb(resp ? resp : "", rl, 0, NULL);
-	free(resp);
-	if (!*out) {
-		silo_error e = {.code = SILO_ERR_PROTOCOL};
-		snprintf(e.message, sizeof e.message, "silod answered %s %s with something that is not JSON", method, path);
-		return cli_error(&e, json);
-	}
-	return 0;
-}
-
 /* pre + escaped id + post */
 static char *path_for(const char *pre, const char *id, const char *post)
 {
@@ -88,7 +33,7 @@ static int call_on(const char *method, const char *pre, const char *id, const ch
 		   json_t **out)
 {
 	char *p = path_for(pre, id, post);
-	int rc = call(method, p, body, json, out);
+	int rc = cli_call_json(method, p, body, json, out);
 	free(p);
 	return rc;
 }
@@ -97,16 +42,16 @@ static int call_on(const char *method, const char *pre, const char *id, const ch
 static void print_id(json_t *o, bool json)
 {
 	if (json)
-		print_json(o);
+		cli_print_json(o);
 	else
-		printf("%s\n", js(o, "id"));
+		printf("%s\n", cli_jstr(o, "id"));
 	json_decref(o);
 }
 
 static void print_snapshot_row(json_t *s)
 {
 	if (json_object_get(s, "error")) {
-		printf("%-18s %s\n", js(s, "id"), js(json_object_get(s, "error"), "message"));
+		printf("%-18s %s\n", cli_jstr(s, "id"), cli_jstr(json_object_get(s, "error"), "message"));
 		return;
 	}
 	json_t *tags = json_object_get(s, "tags");
@@ -115,20 +60,20 @@ static void print_snapshot_row(json_t *s)
 	json_t *v;
 	json_array_foreach(tags, i, v) off += (size_t)snprintf(t + off, off < sizeof t ? sizeof t - off : 0, "%s%s",
 							       i ? "," : "", json_string_value(v));
-	printf("%-18s %-9s %-10s %-16s %10" JSON_INTEGER_FORMAT "  %-24s %s%s%s\n", js(s, "id"), js(s, "kind"),
-	       js(s, "provider"), js(s, "source"), json_integer_value(json_object_get(s, "bytes")), js(s, "created"),
-	       t[0] ? t : "-", json_object_get(s, "in_use_by") ? "  in use by " : "", js(s, "in_use_by"));
+	printf("%-18s %-9s %-10s %-16s %10" JSON_INTEGER_FORMAT "  %-24s %s%s%s\n", cli_jstr(s, "id"), cli_jstr(s, "kind"),
+	       cli_jstr(s, "provider"), cli_jstr(s, "source"), json_integer_value(json_object_get(s, "bytes")), cli_jstr(s, "created"),
+	       t[0] ? t : "-", json_object_get(s, "in_use_by") ? "  in use by " : "", cli_jstr(s, "in_use_by"));
 }
 
 static int snap_list(bool json)
 {
 	json_t *o;
-	int rc = call("GET", "/v1/snapshots", NULL, json, &o);
+	int rc = cli_call_json("GET", "/v1/snapshots", NULL, json, &o);
 	if (rc)
 		return rc;
 	json_t *a = json_object_get(o, "snapshots");
 	if (json) {
-		print_json(a);
+		cli_print_json(a);
 	} else {
 		printf("%-18s %-9s %-10s %-16s %10s  %-24s %s\n", "ID", "KIND", "PROVIDER", "SOURCE", "BYTES", "CREATED",
 		       "TAGS");
@@ -169,10 +114,10 @@ static int snap_take(int argc, char **argv, bool json)
 		else if (argv[i][0] != '-' && !id)
 			id = argv[i];
 		else
-			rc = usage("snapshot", U, json);
+			rc = cli_usage_error("snapshot", U, json);
 	}
 	if (!rc && !id)
-		rc = usage("snapshot", U, json);
+		rc = cli_usage_error("snapshot", U, json);
 	if (rc) {
 		json_decref(body);
 		json_decref(tags);
@@ -192,16 +137,16 @@ static int snap_take(int argc, char **argv, bool json)
 
 int cmd_snapshots(int argc, char **argv)
 {
-	return snap_list(has_json(argc, argv));
+	return snap_list(cli_want_json(argc, argv));
 }
 
 int cmd_snapshot(int argc, char **argv)
 {
-	bool json = has_json(argc, argv);
+	bool json = cli_want_json(argc, argv);
 	const char *U = "ID [--tag T]... [--keep-paused] [--ttl S] | ls | inspect SNAP [--verify] | rm SNAP... "
 			"[--force] | gc [--max-age S] | tag SNAP +T|-T... [--json]";
 	if (argc < 2)
-		return usage("snapshot", U, json);
+		return cli_usage_error("snapshot", U, json);
 	const char *sub = argv[1];
 	if (!strcmp(sub, "ls") || !strcmp(sub, "list"))
 		return snap_list(json);
@@ -215,12 +160,12 @@ int cmd_snapshot(int argc, char **argv)
 				id = argv[i];
 		}
 		if (!id)
-			return usage("snapshot", "inspect SNAP [--verify] [--json]", json);
+			return cli_usage_error("snapshot", "inspect SNAP [--verify] [--json]", json);
 		json_t *o;
 		int rc = call_on("GET", "/v1/snapshots/", id, verify ? "?verify=true" : "", NULL, json, &o);
 		if (rc)
 			return rc;
-		print_json(o);
+		cli_print_json(o);
 		json_decref(o);
 		return 0;
 	}
@@ -240,7 +185,7 @@ int cmd_snapshot(int argc, char **argv)
 			else
 				print_id(o, json);
 		}
-		return n ? rc : usage("snapshot", "rm SNAP... [--force] [--json]", json);
+		return n ? rc : cli_usage_error("snapshot", "rm SNAP... [--force] [--json]", json);
 	}
 	if (!strcmp(sub, "gc")) {
 		json_t *body = json_object();
@@ -251,17 +196,17 @@ int cmd_snapshot(int argc, char **argv)
 				i++;
 			} else if (strcmp(argv[i], "--json") != 0) {
 				json_decref(body);
-				return usage("snapshot", "gc [--max-age SECONDS] [--json]", json);
+				return cli_usage_error("snapshot", "gc [--max-age SECONDS] [--json]", json);
 			}
 		}
 		json_t *o;
-		int rc = call("POST", "/v1/snapshots/gc", body, json, &o);
+		int rc = cli_call_json("POST", "/v1/snapshots/gc", body, json, &o);
 		json_decref(body);
 		if (rc)
 			return rc;
 		json_t *a = json_object_get(o, "removed");
 		if (json) {
-			print_json(o);
+			cli_print_json(o);
 		} else {
 			size_t i;
 			json_t *v;
@@ -286,7 +231,7 @@ int cmd_snapshot(int argc, char **argv)
 		if (!id || json_array_size(add) + json_array_size(rm) == 0) {
 			json_decref(add);
 			json_decref(rm);
-			return usage("snapshot", "tag SNAP [+]TAG|-TAG... [--json]", json);
+			return cli_usage_error("snapshot", "tag SNAP [+]TAG|-TAG... [--json]", json);
 		}
 		json_t *body = json_pack("{s:o,s:o}", "add", add, "remove", rm);
 		json_t *o;
@@ -295,7 +240,7 @@ int cmd_snapshot(int argc, char **argv)
 		if (rc)
 			return rc;
 		if (json)
-			print_json(o);
+			cli_print_json(o);
 		else
 			print_snapshot_row(o);
 		json_decref(o);
@@ -306,18 +251,18 @@ int cmd_snapshot(int argc, char **argv)
 
 int cmd_restore(int argc, char **argv)
 {
-	bool json = has_json(argc, argv);
+	bool json = cli_want_json(argc, argv);
 	const char *U = "SNAP [--json]   (SNAP = snapshot id or tag)";
 	const char *snap = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			continue;
 		if (argv[i][0] == '-' || snap)
-			return usage("restore", U, json);
+			return cli_usage_error("restore", U, json);
 		snap = argv[i];
 	}
 	if (!snap)
-		return usage("restore", U, json);
+		return cli_usage_error("restore", U, json);
 	json_t *o;
 	int rc = call_on("POST", "/v1/snapshots/", snap, "/restore", NULL, json, &o);
 	if (rc)
@@ -328,7 +273,7 @@ int cmd_restore(int argc, char **argv)
 
 int cmd_fork(int argc, char **argv)
 {
-	bool json = has_json(argc, argv);
+	bool json = cli_want_json(argc, argv);
 	const char *U = "ID -n N [--json]";
 	const char *id = NULL;
 	uint64_t n = 1;
@@ -345,11 +290,11 @@ int cmd_fork(int argc, char **argv)
 		} else if (argv[i][0] != '-' && !id) {
 			id = argv[i];
 		} else {
-			return usage("fork", U, json);
+			return cli_usage_error("fork", U, json);
 		}
 	}
 	if (!id)
-		return usage("fork", U, json);
+		return cli_usage_error("fork", U, json);
 	json_t *body = json_pack("{s:I}", "n", (json_int_t)n);
 	json_t *o;
 	int rc = call_on("POST", "/v1/sandboxes/", id, "/fork", body, json, &o);
@@ -357,7 +302,7 @@ int cmd_fork(int argc, char **argv)
 	if (rc)
 		return rc;
 	if (json) {
-		print_json(o);
+		cli_print_json(o);
 	} else {
 		size_t i;
 		json_t *v;
@@ -369,7 +314,7 @@ int cmd_fork(int argc, char **argv)
 
 static int pause_resume(int argc, char **argv, const char *what)
 {
-	bool json = has_json(argc, argv);
+	bool json = cli_want_json(argc, argv);
 	int rc = 0, n = 0;
 	for (int i = 1; i < argc; i++) {
 		if (argv[i][0] == '-')
@@ -384,12 +329,12 @@ static int pause_resume(int argc, char **argv, const char *what)
 			continue;
 		}
 		if (json)
-			print_json(o);
+			cli_print_json(o);
 		else
-			printf("%s %s\n", js(o, "id"), js(o, "state"));
+			printf("%s %s\n", cli_jstr(o, "id"), cli_jstr(o, "state"));
 		json_decref(o);
 	}
-	return n ? rc : usage(argv[0], "ID... [--json]", json);
+	return n ? rc : cli_usage_error(argv[0], "ID... [--json]", json);
 }
 
 int cmd_pause(int argc, char **argv)
