@@ -126,6 +126,23 @@ char **strv_dup(char *const *v)
 	return r;
 }
 
+int read_chunks(int fd, const char *path, size_t chunk,
+		int (*fn)(void *ud, const void *buf, size_t n, silo_error *err), void *ud, silo_error *err)
+{
+	cleanup_free char *buf = xmalloc(chunk);
+	for (;;) {
+		ssize_t r = read(fd, buf, chunk);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "read %s", path);
+		if (r == 0)
+			return 0;
+		if (fn(ud, buf, (size_t)r, err) < 0)
+			return -1;
+	}
+}
+
 int write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;

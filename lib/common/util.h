@@ -58,6 +58,10 @@ char **strv_dup(char *const *v);
 /* ---- fd I/O ---- */
 /* Write all of buf, retrying on EINTR/short writes. 0 or -1 with errno. */
 int write_all(int fd, const void *buf, size_t len);
+/* Read fd to EOF in chunks of `chunk` bytes, passing each to fn (which may fail and stop the
+ * read). IO_ERROR names path when a read fails. */
+int read_chunks(int fd, const char *path, size_t chunk,
+		int (*fn)(void *ud, const void *buf, size_t n, silo_error *err), void *ud, silo_error *err);
 /* Read exactly len bytes. 0 ok, -1 error (errno), 1 on EOF before len. */
 int read_exact(int fd, void *buf, size_t len);
 /* Read a whole file, at most max bytes (else EFBIG). NUL-terminated; *len excludes NUL. */

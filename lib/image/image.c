@@ -279,32 +279,34 @@ int image_lookup(const char *name, image_entry *out, silo_error *err)
 			 name);
 }
 
+typedef struct sha_ctx {
+	crypto_hash_sha256_state st;
+	uint64_t total;
+} sha_ctx;
+
+static int sha_chunk(void *ud, const void *buf, size_t n, silo_error *err)
+{
+	(void)err;
+	sha_ctx *c = ud;
+	crypto_hash_sha256_update(&c->st, buf, (unsigned long long)n);
+	c->total += n;
+	return 0;
+}
+
 int image_sha256_file(const char *path, char hex[65], uint64_t *size, silo_error *err)
 {
 	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", path);
-	crypto_hash_sha256_state st;
-	crypto_hash_sha256_init(&st);
-	size_t bufsz = 1u << 20;
-	cleanup_free unsigned char *buf = xmalloc(bufsz);
-	uint64_t total = 0;
-	for (;;) {
-		ssize_t r = read(fd, buf, bufsz);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "read %s", path);
-		if (r == 0)
-			break;
-		crypto_hash_sha256_update(&st, buf, (unsigned long long)r);
-		total += (uint64_t)r;
-	}
+	sha_ctx c = {.total = 0};
+	crypto_hash_sha256_init(&c.st);
+	if (read_chunks(fd, path, 1u << 20, sha_chunk, &c, err) < 0)
+		return -1;
 	unsigned char dig[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256_final(&st, dig);
+	crypto_hash_sha256_final(&c.st, dig);
 	sodium_bin2hex(hex, 65, dig, sizeof dig);
 	if (size)
-		*size = total;
+		*size = c.total;
 	return 0;
 }
 

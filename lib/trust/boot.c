@@ -171,6 +171,25 @@ static int unverified(silo_error *err, const char *path)
 	return -1;
 }
 
+/* Copy a bundle into the memfd, refusing one that grows past the limit while being read. */
+typedef struct bundle_copy {
+	int fd;
+	const char *path;
+	uint64_t total;
+} bundle_copy;
+
+static int bundle_chunk(void *ud, const void *buf, size_t n, silo_error *err)
+{
+	bundle_copy *c = ud;
+	c->total += n;
+	if (c->total > TRUST_BUNDLE_MAX)
+		return silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, EFBIG, "bundle %s: grew past %llu bytes", c->path,
+				 (unsigned long long)TRUST_BUNDLE_MAX);
+	if (write_all(c->fd, buf, n) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "memfd write");
+	return 0;
+}
+
 int trust_verify_bundle(const char *path, const char *sig_path, int *fd_out, trust_result *res, silo_error *err)
 {
 	if (fd_out)
@@ -205,23 +224,10 @@ int trust_verify_bundle(const char *path, const char *sig_path, int *fd_out, tru
 	cleanup_close int mfd = memfd_create("silo-bundle", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (mfd < 0)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "memfd_create");
-	cleanup_free char *buf = xmalloc(1 << 16);
-	uint64_t total = 0;
-	for (;;) {
-		ssize_t r = read(in, buf, 1 << 16);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "read %s", path);
-		if (r == 0)
-			break;
-		total += (uint64_t)r;
-		if (total > TRUST_BUNDLE_MAX)
-			return silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, EFBIG, "bundle %s: grew past %llu bytes",
-					 path, (unsigned long long)TRUST_BUNDLE_MAX);
-		if (write_all(mfd, buf, (size_t)r) < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "memfd write");
-	}
+	bundle_copy cp = {.fd = mfd, .path = path};
+	if (read_chunks(in, path, 1 << 16, bundle_chunk, &cp, err) < 0)
+		return -1;
+	uint64_t total = cp.total;
 	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "memfd seal");
 	void *map = NULL;

@@ -422,6 +422,13 @@ char *trust_sign_buf(const trust_seckey *sk, const void *msg, size_t len, const 
 	return sign_digest(sk, h, sizeof h, true, trusted_comment, err);
 }
 
+static int b2_chunk(void *ud, const void *buf, size_t n, silo_error *err)
+{
+	(void)err;
+	crypto_generichash_update(ud, buf, (unsigned long long)n);
+	return 0;
+}
+
 static int blake2b_file(const char *path, uint8_t h[64], silo_error *err)
 {
 	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -429,17 +436,8 @@ static int blake2b_file(const char *path, uint8_t h[64], silo_error *err)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", path);
 	crypto_generichash_state st;
 	crypto_generichash_init(&st, NULL, 0, 64);
-	cleanup_free uint8_t *buf = xmalloc(1 << 16);
-	for (;;) {
-		ssize_t r = read(fd, buf, 1 << 16);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "read %s", path);
-		if (r == 0)
-			break;
-		crypto_generichash_update(&st, buf, (unsigned long long)r);
-	}
+	if (read_chunks(fd, path, 1 << 16, b2_chunk, &st, err) < 0)
+		return -1;
 	crypto_generichash_final(&st, h, 64);
 	return 0;
 }
