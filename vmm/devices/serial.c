@@ -4,6 +4,8 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,6 +17,7 @@ struct serial_dev {
 	int out_fd;
 	uint8_t ier, lcr, mcr, scr, dll, dlm;
 	uint64_t bytes, dropped;
+	bool out_is_file; /* a regular file never blocks: no poll() per byte */
 };
 
 #define LCR_DLAB 0x80
@@ -35,7 +38,8 @@ static void serial_write(void *opaque, uint64_t off, const uint8_t *data, uint32
 			/* Never block the vCPU (which holds the bus lock) on a slow reader: a full
 			 * pipe drops the byte, as a UART without flow control would. */
 			struct pollfd pf = {.fd = s->out_fd, .events = POLLOUT};
-			if (s->out_fd < 0 || poll(&pf, 1, 0) != 1 || !(pf.revents & POLLOUT)) {
+			if (s->out_fd < 0 ||
+			    (!s->out_is_file && (poll(&pf, 1, 0) != 1 || !(pf.revents & POLLOUT)))) {
 				s->dropped++;
 			} else if (write(s->out_fd, &b, 1) != 1) {
 				if (errno != EAGAIN && errno != EINTR)
@@ -85,6 +89,8 @@ int serial_attach(vm *v, int out_fd, silo_error *err)
 	if (!s)
 		return silo_fail(err, SILO_ERR_INTERNAL, ENOMEM, "serial");
 	s->out_fd = out_fd;
+	struct stat st;
+	s->out_is_file = out_fd >= 0 && fstat(out_fd, &st) == 0 && S_ISREG(st.st_mode);
 	s->lcr = 0x03;
 	if (bus_register(&v->bus, BUS_PIO, PORT_SERIAL0, 8, &serial_ops, s, err) < 0) {
 		free(s);
