@@ -248,6 +248,26 @@ static int k_provider(vm_spec *s, const toml_value *v, const char *field, silo_e
 	return -1;
 }
 
+static int k_isolation(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	char *p = NULL;
+	if (get_str(v, field, &p, 16, err) < 0)
+		return -1;
+	if (strcmp(p, "vm") && strcmp(p, "any")) {
+		field_err(err, v, field, "expected \"vm\" or \"any\", got \"%s\"", p);
+		free(p);
+		return -1;
+	}
+	free(s->isolation);
+	s->isolation = p;
+	return 0;
+}
+
+static int k_disk_mb(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	return get_u32(v, field, &s->disk_mb, SPEC_DISK_MIN_MB, SPEC_DISK_MAX_MB, err);
+}
+
 static int k_vcpus(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
 {
 	return get_u32(v, field, &s->vcpus, 1, VCPUS_MAX, err);
@@ -346,7 +366,8 @@ static int k_metadata_table(vm_spec *s, const toml_value *v, const char *field, 
 }
 
 static const key_rule vm_rules[] = {
-	{"name", k_name}, {"description", k_description}, {"provider", k_provider}, {NULL, NULL}};
+	{"name", k_name}, {"description", k_description}, {"provider", k_provider}, {"isolation", k_isolation},
+	{NULL, NULL}};
 static const key_rule resources_rules[] = {{"vcpus", k_vcpus}, {"memory_mb", k_memory_mb}, {NULL, NULL}};
 static const key_rule boot_rules[] = {{"kernel", k_kernel}, {"initrd", k_initrd}, {"rootfs", k_rootfs},
 				      {"image", k_image}, {"cmdline", k_cmdline},
@@ -354,7 +375,7 @@ static const key_rule boot_rules[] = {{"kernel", k_kernel}, {"initrd", k_initrd}
 static const key_rule network_rules[] = {
 	{"enabled", k_net_enabled}, {"tap", k_tap}, {"mac", k_mac}, {"egress", k_egress}, {NULL, NULL}};
 static const key_rule sandbox_rules[] = {{"env", k_env}, {"workdir", k_workdir}, {"timeout_s", k_timeout_s},
-					 {"pids_max", k_pids_max}, {NULL, NULL}};
+					 {"pids_max", k_pids_max}, {"disk_mb", k_disk_mb}, {NULL, NULL}};
 
 /* [[drives]] entries: the drive being filled is always the last one. */
 #define cur_drive (&s->drives[s->n_drives - 1])
@@ -450,7 +471,8 @@ static int h_interface(vm_spec *s, const toml_value *v, const char *field, silo_
 }
 
 static const key_rule spacecore_rules[] = {
-	{"name", k_name}, {"description", k_description}, {"provider", k_provider}, {NULL, NULL}};
+	{"name", k_name}, {"description", k_description}, {"provider", k_provider}, {"isolation", k_isolation},
+	{NULL, NULL}};
 static const key_rule hardware_rules[] = {{"cores", k_vcpus},   {"memory", k_memory_mb},
 					  {"kernel", k_kernel}, {"initrd", k_initrd},
 					  {"drive", h_drive},   {"interface", h_interface},
@@ -567,6 +589,11 @@ int spec_validate(const vm_spec *s, silo_error *err)
 		return field_err(err, NULL, "network.tap", "expected an interface name of 1-15 [A-Za-z0-9_-]");
 	if (s->workdir && s->workdir[0] != '/')
 		return field_err(err, NULL, "sandbox.workdir", "expected an absolute path, got \"%s\"", s->workdir);
+	if (s->isolation && strcmp(s->isolation, "vm") && strcmp(s->isolation, "any"))
+		return field_err(err, NULL, "vm.isolation", "expected \"vm\" or \"any\", got \"%s\"", s->isolation);
+	if (s->disk_mb && (s->disk_mb < SPEC_DISK_MIN_MB || s->disk_mb > SPEC_DISK_MAX_MB))
+		return field_err(err, NULL, "sandbox.disk_mb", "expected integer %d-%d, got %u", SPEC_DISK_MIN_MB,
+				 SPEC_DISK_MAX_MB, s->disk_mb);
 	if (s->boot_timeout_ms > BOOT_TIMEOUT_MAX_MS)
 		return field_err(err, NULL, "boot.boot_timeout_ms", "expected integer 0-%d", BOOT_TIMEOUT_MAX_MS);
 	int roots = 0;
@@ -682,6 +709,8 @@ char *spec_format(const vm_spec *s)
 		PUT_STR("description", s->description);
 	if (s->provider)
 		PUT_STR("provider", s->provider);
+	if (s->isolation)
+		PUT_STR("isolation", s->isolation);
 	PUT("\n[resources]\nvcpus = %u\nmemory_mb = %u\n", s->vcpus, s->memory_mb);
 	if (s->kernel || s->initrd || s->rootfs || s->image || s->cmdline || s->boot_timeout_ms) {
 		PUT("\n[boot]\n");
@@ -722,7 +751,7 @@ char *spec_format(const vm_spec *s)
 		PUT_STR("path", d->path ? d->path : "");
 		PUT("read_only = %s\nroot = %s\n", d->read_only ? "true" : "false", d->root ? "true" : "false");
 	}
-	if (s->workdir || s->timeout_s || s->pids_max || s->n_env) {
+	if (s->workdir || s->timeout_s || s->pids_max || s->disk_mb || s->n_env) {
 		PUT("\n[sandbox]\n");
 		if (s->workdir)
 			PUT_STR("workdir", s->workdir);
@@ -730,6 +759,8 @@ char *spec_format(const vm_spec *s)
 			PUT("timeout_s = %u\n", s->timeout_s);
 		if (s->pids_max)
 			PUT("pids_max = %u\n", s->pids_max);
+		if (s->disk_mb)
+			PUT("disk_mb = %u\n", s->disk_mb);
 		if (s->n_env) {
 			PUT("\n[sandbox.env]\n");
 			for (size_t i = 0; i < s->n_env; i++) {
@@ -803,6 +834,7 @@ bool spec_equal(const vm_spec *a, const vm_spec *b)
 	    !str_eq(a->mac, b->mac) || a->n_egress != b->n_egress || a->n_drives != b->n_drives ||
 	    !str_eq(a->workdir, b->workdir) || a->timeout_s != b->timeout_s ||
 	    a->boot_timeout_ms != b->boot_timeout_ms || a->pids_max != b->pids_max ||
+	    a->disk_mb != b->disk_mb || !str_eq(a->isolation, b->isolation) ||
 	    !kv_eq(a->env, a->n_env, b->env, b->n_env) || !kv_eq(a->metadata, a->n_metadata, b->metadata, b->n_metadata))
 		return false;
 	for (size_t i = 0; i < a->n_egress; i++)
@@ -825,6 +857,7 @@ void spec_copy(vm_spec *dst, const vm_spec *src)
 	*dst = *src;
 	dst->description = dup_or_null(src->description);
 	dst->provider = dup_or_null(src->provider);
+	dst->isolation = dup_or_null(src->isolation);
 	dst->kernel = dup_or_null(src->kernel);
 	dst->initrd = dup_or_null(src->initrd);
 	dst->rootfs = dup_or_null(src->rootfs);
@@ -853,6 +886,7 @@ void spec_free(vm_spec *s)
 {
 	free(s->description);
 	free(s->provider);
+	free(s->isolation);
 	free(s->kernel);
 	free(s->initrd);
 	free(s->rootfs);
@@ -890,6 +924,16 @@ void spec_set_env(vm_spec *s, const char *key, const char *value)
 		return;
 	s->env[s->n_env].key = xstrdup(key);
 	s->env[s->n_env++].value = xstrdup(value);
+}
+
+uint32_t spec_disk_mb(const vm_spec *s)
+{
+	return s->disk_mb ? s->disk_mb : SPEC_DISK_DEFAULT_MB;
+}
+
+bool spec_requires_vm(const vm_spec *s)
+{
+	return s->isolation && !strcmp(s->isolation, "vm");
 }
 
 const char *spec_get_env(const vm_spec *s, const char *key)

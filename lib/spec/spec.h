@@ -16,6 +16,9 @@
 #define SPEC_MAX_DRIVES 16
 #define SPEC_MAX_KV 128          /* metadata and env entries, each */
 #define SPEC_MAX_EGRESS 64
+#define SPEC_DISK_DEFAULT_MB 2048    /* [sandbox] disk_mb when not given */
+#define SPEC_DISK_MIN_MB 16
+#define SPEC_DISK_MAX_MB (1024 * 1024)
 
 typedef struct spec_kv {
 	char *key;
@@ -33,6 +36,7 @@ typedef struct vm_spec {
 	char name[SPEC_NAME_MAX + 1];   /* 1-64 of [A-Za-z0-9_-] */
 	char *description;               /* optional */
 	char *provider;                  /* "kvm" | "qemu" | "namespace" | NULL = auto */
+	char *isolation;                 /* [vm] isolation: "vm" forbids falling back to namespace; NULL = "any" */
 	uint32_t vcpus;                  /* 1..64 */
 	uint32_t memory_mb;              /* 128..65536 (kvm: 16..65536, see docs) */
 
@@ -61,6 +65,7 @@ typedef struct vm_spec {
 	uint32_t timeout_s;              /* max lifetime, 0 = unlimited */
 	uint32_t boot_timeout_ms;        /* 0 = provider default */
 	uint32_t pids_max;               /* 0 = default */
+	uint32_t disk_mb;                /* writable layer limit; 0 = SPEC_DISK_DEFAULT_MB */
 
 	/* [metadata] */
 	size_t n_metadata;
@@ -91,6 +96,10 @@ void spec_copy(vm_spec *dst, const vm_spec *src);
 void spec_free(vm_spec *s);          /* frees members, not s itself */
 /* Set or replace an env entry (used for -e K=V overrides). */
 void spec_set_env(vm_spec *s, const char *key, const char *value);
+/* The effective writable-layer limit in MiB (disk_mb, or the default). */
+uint32_t spec_disk_mb(const vm_spec *s);
+/* True when the spec forbids falling back from a VM provider to namespaces. */
+bool spec_requires_vm(const vm_spec *s);
 const char *spec_get_env(const vm_spec *s, const char *key);
 
 #endif

@@ -86,7 +86,10 @@ TEST(errors_name_the_field_and_format)
 	expect("[vm]\nname = \"ok\"\n[resources]\nvcpus = 65\n", "4:9: resources.vcpus: expected integer 1-64, got 65");
 	expect("[vm]\nname = \"bad name!\"\n", "2:8: vm.name: expected 1-64 characters of [A-Za-z0-9_-], got \"bad name!\"");
 	expect("[vm]\nname = \"ok\"\nprovidr = \"kvm\"\n",
-	       "3:1: vm.providr: unknown key (known keys: name, description, provider)");
+	       "3:1: vm.providr: unknown key (known keys: name, description, provider, isolation)");
+	expect("[vm]\nname = \"ok\"\nisolation = \"strong\"\n",
+	       "3:13: vm.isolation: expected \"vm\" or \"any\", got \"strong\"");
+	expect("[vm]\nname = \"ok\"\n[sandbox]\ndisk_mb = 8\n", "4:11: sandbox.disk_mb: expected integer 16-1048576, got 8");
 	expect("[vm]\nname = \"ok\"\nprovider = \"xen\"\n",
 	       "3:12: vm.provider: expected one of \"kvm\", \"qemu\", \"namespace\", got \"xen\"");
 	expect("[vm]\nname = \"ok\"\n[resources]\nmemory_mb = 64\n",
@@ -111,7 +114,7 @@ TEST(errors_name_the_field_and_format)
 	expect("[vm\nname = 1\n", "1:4: expected ']' to close the table header");
 	/* key errors point at the key, value errors at the value, dotted keys included */
 	expect("[vm]\nname = \"ok\"\n  resources.vcpus = 2\n",
-	       "3:3: vm.resources: unknown key (known keys: name, description, provider)");
+	       "3:3: vm.resources: unknown key (known keys: name, description, provider, isolation)");
 	expect("vm.name = \"ok\"\nresources = { vcpus = 2, memory_mb = true }\n",
 	       "2:38: resources.memory_mb: expected integer MB or a string like \"512MB\" or \"2GB\", got boolean");
 	expect("[vm]\nname = \"ok\"\n[network]\nenabled = 1\n", "4:11: network.enabled: expected boolean (true or false), got integer");
@@ -256,6 +259,8 @@ static void gen_spec(vm_spec *s)
 	}
 	if (rnd() % 3 == 0) s->timeout_s = (uint32_t)(rnd() % 100000);
 	if (rnd() % 3 == 0) s->pids_max = (uint32_t)(rnd() % 4194305);
+	if (rnd() % 3 == 0) s->disk_mb = SPEC_DISK_MIN_MB + (uint32_t)(rnd() % 100000);
+	if (rnd() % 4 == 0) s->isolation = xstrdup(rnd() % 2 ? "vm" : "any");
 	size_t ne = rnd() % 5;
 	for (size_t i = 0; i < ne; i++) {
 		char *k = xasprintf("K%zu_%u", i, (unsigned)(rnd() % 100));
