@@ -73,7 +73,8 @@ SILO_PUBLIC int silo_sandbox_create(const silo_spec *spec, silo_sandbox **out, s
 	if (spec_validate(&spec->s, err) < 0)
 		return -1;
 	sandbox *sb;
-	if (sandbox_create(&spec->s, NULL, &sb, err) < 0)
+	/* an embedder's sandboxes die with it (lib/core/owner.h) */
+	if (sandbox_create(&spec->s, &(sandbox_opts){.owner = SB_OWNER_PROCESS}, &sb, err) < 0)
 		return -1;
 	silo_sandbox *w = xcalloc(1, sizeof *w);
 	w->sb = sb;

@@ -26,6 +26,7 @@
 
 #include "audit/audit.h"
 #include "core/mgr_internal.h"
+#include "core/owner.h"
 #include "common/util.h"
 #include "registry/registry.h"
 
@@ -462,28 +463,53 @@ static void insert_locked(manager *m, mentry *e)
 	m->alloc_mb += e->spec.memory_mb;
 }
 
-/* Remove what a dead sandbox left on the host: its rundir (only below our
- * runtime dir) and, through the provider, any residue it reports. */
+/* Tear down what a sandbox that could not be reattached left on the host
+ * (owner.h: its recorded supervisor, cgroups, tagged processes, mounts, the
+ * run dir below our runtime dir); the verification is recorded for GET and
+ * retried at the next start if dirty. */
 static void clean_dead(manager *m, const reg_sandbox *r)
 {
 	char expect[PATH_MAX];
 	snprintf(expect, sizeof expect, "%s/sandboxes/%s", silo_runtime_dir(), r->id);
-	if (r->rundir[0] && !strcmp(r->rundir, expect) && path_exists(r->rundir)) {
-		if (rm_rf(r->rundir) < 0)
-			log_warn("recover %s: cannot remove %s: %s", r->id, r->rundir, strerror(errno));
-	} else if (path_exists(expect)) {
-		rm_rf(expect);
-	}
-	/* the same verification as a terminate, recorded for GET and retried if dirty */
-	cleanup_report rep = {.terminated = true};
-	cleanup_sweep(r->id, expect, &rep.residual_paths);
-	if (path_exists(expect))
-		cleanup_add(&rep.residual_paths, expect);
-	rep.host_clean = !rep.residual_paths;
+	cleanup_report rep;
+	owner_reap_id(r->id, r->provider, &rep);
 	silo_error err = {0};
 	if (cleanup_record(m->state_dir, r->id, expect, &rep, &err) < 0)
 		log_warn("recover %s: %s", r->id, err.message);
 	cleanup_report_free(&rep);
+}
+
+static bool sweep_is_live(void *ud, const char *id)
+{
+	manager *m = ud;
+	pthread_mutex_lock(&m->lock);
+	bool live = false;
+	for (mentry *e = m->entries; e && !live; e = e->next)
+		live = !strcmp(e->id, id);
+	pthread_mutex_unlock(&m->lock);
+	return live;
+}
+
+static void sweep_reaped(void *ud, const char *id, const owner_rec *r, const cleanup_report *rep)
+{
+	manager *m = ud;
+	json_t *res = json_array();
+	for (char **p = rep->residual_paths; p && *p; p++)
+		json_array_append_new(res, json_string(*p));
+	json_t *d = json_pack("{s:s,s:i,s:b,s:o}", "owner", r ? (r->kind == SB_OWNER_PROCESS ? "run" : "silod") : "unknown",
+			      "owner_pid", r ? (int)r->owner_pid : 0, "host_clean", rep->host_clean, "residue", res);
+	manager_audit(m, "silod", id, "orphan-reaped", 0, d);
+	json_decref(d);
+	json_t *had = cleanup_load_json(m->state_dir, id);
+	bool keep = had && rep->host_clean;   /* a terminate's or retry's record says more */
+	json_decref(had);
+	if (r && r->kind == SB_OWNER_DAEMON && !keep) {   /* one of ours: GET shows the verification */
+		char rundir[PATH_MAX];
+		snprintf(rundir, sizeof rundir, "%s/sandboxes/%s", silo_runtime_dir(), id);
+		silo_error err = {0};
+		if (cleanup_record(m->state_dir, id, rundir, rep, &err) < 0)
+			log_warn("sweep %s: %s", id, err.message);
+	}
 }
 
 static void recover(manager *m)
@@ -522,6 +548,7 @@ static void recover(manager *m)
 			sb->on_state_ud = e;
 			pthread_mutex_unlock(&sb->lock);
 			e->sb = sb;
+			owner_adopt(sb, m->state_dir);
 			pthread_mutex_lock(&m->lock);
 			insert_locked(m, e);
 			pthread_mutex_unlock(&m->lock);
@@ -574,6 +601,12 @@ int manager_open(const manager_config *cfg, manager **out, silo_error *err)
 		silo_fail(err, SILO_ERR_IO_ERROR, errno, "state dir %s: %s", m->state_dir, strerror(errno));
 		goto fail;
 	}
+	char *real = realpath(m->state_dir, NULL);   /* ownership records name it (owner.h) */
+	if (real) {
+		free(m->state_dir);
+		m->state_dir = real;
+		m->cfg.state_dir = real;
+	}
 	if (host_capacity_read(&m->cap, err) < 0)
 		goto fail;
 	if (cfg->capacity_vcpus)
@@ -598,6 +631,19 @@ int manager_open(const manager_config *cfg, manager **out, silo_error *err)
 		json_t *d = json_pack("{s:i,s:i}", "cleaned", cleaned, "still_dirty", dirty);
 		manager_audit(m, "silod", NULL, "cleanup-retry", 0, d);
 		json_decref(d);
+	}
+	if (cfg->recover) {
+		/* orphans in our runtime dir: dead `silo run`s, and sandboxes of this
+		 * state dir that the registry could not give back (owner.h) */
+		owner_sweep_opts so = {.state_dir = m->state_dir, .is_live = sweep_is_live, .ud = m,
+				       .on_reaped = sweep_reaped};
+		owner_sweep_stats st;
+		owner_sweep(&so, &st);
+		if (st.reaped) {
+			json_t *d = json_pack("{s:i,s:i,s:i}", "reaped", st.reaped, "dirty", st.dirty, "live", st.live);
+			manager_audit(m, "silod", NULL, "orphan-sweep", 0, d);
+			json_decref(d);
+		}
 	}
 	if (pthread_create(&m->monitor, NULL, monitor_main, m) != 0) {
 		silo_fail(err, SILO_ERR_INTERNAL, errno, "cannot start the monitor thread");
@@ -746,6 +792,8 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 		.restore_dir = opts->restore_dir,
 		.restore_id = opts->restore_id,
 		.restore_provider = opts->restore_provider,
+		.owner = SB_OWNER_DAEMON,   /* survives us; swept only by a silod on this state dir */
+		.owner_state_dir = m->state_dir,
 	};
 	sandbox *sb = NULL;
 	if (sandbox_create(spec, &so, &sb, err) < 0) {
