@@ -5,7 +5,10 @@
  *   e->lock     one per sandbox: its operation count, running exec tasks,
  *               deleting flag and last recorded state; e->idle is signalled
  *               when the last operation ends, so delete can wait for it;
- *   m->ev_lock  the subscriber list (events are delivered under it, in order).
+ *   m->ev_lock  the subscriber list (events are delivered under it, in order);
+ *   m->pend_lock state writes the registry refused (a full state disk), kept in
+ *               order and retried by the monitor: held across registry writes
+ *               of states so the rows end in the order the sandboxes moved.
  * An entry stays allocated while m->lock says it is referenced (e->refs).
  */
 #include "core/cleanup.h"
@@ -93,7 +96,21 @@ struct manager {
 	bool stopping;
 	uint64_t started_ms;
 	struct mgr_pools *pools;      /* warm pools (mgr_pool.c) */
+
+	pthread_mutex_t pend_lock;
+	struct pending_state *pend, **pend_tail;
+	size_t npend;
 };
+
+/* A state transition not yet in the registry (see pend_lock). */
+typedef struct pending_state {
+	struct pending_state *next;
+	char id[SILO_ID_MAX];
+	char old_state[16], new_state[16];
+	char *reason;
+} pending_state;
+
+#define MAX_PENDING_STATES 100000
 
 struct mgr_pools **manager_pools_slot(manager *m)
 {
@@ -358,6 +375,58 @@ static bool is_violation(const char *reason)
 			  strstr(reason, "violation"));
 }
 
+static bool state_write_now(manager *m, const char *id, const char *old, const char *new_state,
+			    const char *reason)
+{
+	silo_error err = {0};
+	if (registry_set_state(m->reg, id, old, new_state, reason, &err) == 0)
+		return true;
+	if (err.code == SILO_ERR_VM_NOT_FOUND)
+		return true;   /* no row to update: nothing to retry */
+	log_error("registry: %s (kept, retried by the monitor)", err.message);
+	return false;
+}
+
+/* Write a state transition to the registry, or queue it behind those the
+ * registry refused so far (they are retried in order by flush_pending). */
+static void state_write(manager *m, const char *id, const char *old, const char *new_state, const char *reason)
+{
+	pthread_mutex_lock(&m->pend_lock);
+	if (!m->pend && state_write_now(m, id, old, new_state, reason)) {
+		pthread_mutex_unlock(&m->pend_lock);
+		return;
+	}
+	if (m->npend >= MAX_PENDING_STATES) {
+		pthread_mutex_unlock(&m->pend_lock);
+		log_error("registry: %zu state writes pending; dropping %s -> %s of %s", m->npend, old, new_state, id);
+		return;
+	}
+	pending_state *p = xcalloc(1, sizeof *p);
+	snprintf(p->id, sizeof p->id, "%s", id);
+	snprintf(p->old_state, sizeof p->old_state, "%s", old ? old : "");
+	snprintf(p->new_state, sizeof p->new_state, "%s", new_state);
+	p->reason = xstrdup(reason ? reason : "");
+	*m->pend_tail = p;
+	m->pend_tail = &p->next;
+	m->npend++;
+	pthread_mutex_unlock(&m->pend_lock);
+}
+
+static void flush_pending(manager *m)
+{
+	pthread_mutex_lock(&m->pend_lock);
+	while (m->pend && state_write_now(m, m->pend->id, m->pend->old_state, m->pend->new_state, m->pend->reason)) {
+		pending_state *p = m->pend;
+		m->pend = p->next;
+		if (!m->pend)
+			m->pend_tail = &m->pend;
+		m->npend--;
+		free(p->reason);
+		free(p);
+	}
+	pthread_mutex_unlock(&m->pend_lock);
+}
+
 /* Record new_state for e (idempotent): registry row + history, events. */
 static void record_state(mentry *e, const char *new_state, const char *reason)
 {
@@ -372,9 +441,7 @@ static void record_state(mentry *e, const char *new_state, const char *reason)
 	snprintf(e->state, sizeof e->state, "%s", new_state);
 	pthread_mutex_unlock(&e->lock);
 
-	silo_error err;
-	if (registry_set_state(m->reg, e->id, old, new_state, reason, &err) < 0)
-		log_error("registry: %s", err.message);
+	state_write(m, e->id, old, new_state, reason);
 	emit(m, MGR_EV_STATE_CHANGE, e->id, old, new_state, NULL, "%s", reason ? reason : "");
 	if (!strcmp(new_state, "running") && !strcmp(old, "provisioning"))
 		emit(m, MGR_EV_READY, e->id, NULL, new_state, NULL, "agent ready");
@@ -560,8 +627,7 @@ static void recover(manager *m)
 			char reason[600];
 			snprintf(reason, sizeof reason, "lost across silod restart: %s: %.500s",
 				 silo_code_name(e2.code), e2.message);
-			if (registry_set_state(m->reg, r->id, r->state, "error", reason, &err) < 0)
-				log_error("recover %s: %s", r->id, err.message);
+			state_write(m, r->id, r->state, "error", reason);
 			clean_dead(m, r);
 			emit(m, MGR_EV_ERROR, r->id, r->state, "error", silo_code_name(e2.code), "%s", reason);
 			manager_audit(m, "silod", r->id, "lost", 0, NULL);
@@ -593,6 +659,8 @@ int manager_open(const manager_config *cfg, manager **out, silo_error *err)
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_mutex_init(&m->ev_lock, NULL);
 	pthread_mutex_init(&m->mon_lock, NULL);
+	pthread_mutex_init(&m->pend_lock, NULL);
+	m->pend_tail = &m->pend;
 	pthread_cond_init(&m->mon_cond, NULL);
 	m->started_ms = now_realtime_ms();
 	m->met = metrics_new(m->cfg.error_threshold, m->cfg.error_window_ms);
@@ -1391,6 +1459,7 @@ json_t *manager_health_json(manager *m)
 
 static void monitor_pass(manager *m)
 {
+	flush_pending(m);
 	pthread_mutex_lock(&m->lock);
 	size_t n = m->count, k = 0;
 	mentry **es = xcalloc(n ? n : 1, sizeof *es);
@@ -1571,6 +1640,14 @@ void manager_close(manager *m, bool terminate_all)
 	if (m->audit)
 		manager_audit(m, "silod", NULL, "manager-stop", 0, NULL);
 	audit_close(m->audit);
+	if (m->reg)
+		flush_pending(m);
+	for (pending_state *p = m->pend, *n; p; p = n) {
+		n = p->next;
+		log_error("registry: %s -> %s of %s never written", p->old_state, p->new_state, p->id);
+		free(p->reason);
+		free(p);
+	}
 	registry_close(m->reg);
 	metrics_free(m->met);
 	while (m->subs) {
@@ -1584,6 +1661,7 @@ void manager_close(manager *m, bool terminate_all)
 	pthread_mutex_destroy(&m->lock);
 	pthread_mutex_destroy(&m->ev_lock);
 	pthread_mutex_destroy(&m->mon_lock);
+	pthread_mutex_destroy(&m->pend_lock);
 	pthread_cond_destroy(&m->mon_cond);
 	free(m);
 }
