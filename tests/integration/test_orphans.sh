@@ -184,6 +184,11 @@ start_daemon || notok "silod starts"
 if gone "$O2" "$O2P"; then ok "silod start swept the orphan of a dead silo run"
 else notok "silod start swept the orphan of a dead silo run"; fi
 check "the sweep is audited" grep -q "\"sandbox_id\":\"$O2\",\"event\":\"orphan-reaped\"" "$SILO_STATE_DIR/audit.jsonl"
+# a child silod forks for a spawn and that has not exec'd yet must not keep the state dir locked
+# after kill -9 of silod (the restart would be refused): the lock is per process (POSIX), not flock
+LOCKINO=$(stat -c %i "$SILO_STATE_DIR/silod.lock")
+check "silod's state-dir lock is a POSIX lock held by silod itself" \
+	bash -c "grep -E '^[0-9]+: POSIX +ADVISORY +WRITE $DPID [0-9a-f]+:[0-9a-f]+:$LOCKINO ' /proc/locks > /dev/null"
 check "silod left the live silo run's sandbox alone" bash -c "$(declare -f alive intact); intact '$L' '$LP'"
 check "and the dead other silod's sandbox" bash -c "$(declare -f alive intact); intact '$D' '$DP'"
 stop_daemon
