@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_http.h"
 #include "bench_util.h"
 #include "common/util.h"
 
@@ -39,24 +40,6 @@ typedef struct samples {
 static char sock[4096];
 static const char *provider = "namespace";
 static pthread_barrier_t start_line;
-
-typedef struct resp {
-	char *buf;
-	size_t len;
-} resp;
-
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
-{
-	resp *r = ud;
-	size_t len = sz * n;
-	if (r->len + len > (4u << 20))
-		return 0;
-	r->buf = xrealloc(r->buf, r->len + len + 1);
-	memcpy(r->buf + r->len, p, len);
-	r->len += len;
-	r->buf[r->len] = '\0';
-	return len;
-}
 
 /* One request; returns HTTP status (0 on transport failure), body in r. */
 static long request(CURL *h, const char *method, const char *path, const char *ctype, const char *body, resp *r)
@@ -81,7 +64,7 @@ static long request(CURL *h, const char *method, const char *path, const char *c
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	}
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, bench_on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
 	long status = 0;
 	if (curl_easy_perform(h) == CURLE_OK)

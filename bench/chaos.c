@@ -44,9 +44,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_http.h"
 #include "bench_util.h"
-#include "common/util.h"
 #include "audit/audit.h"
+#include "common/util.h"
+#include "core/owner.h"
 #include "registry/registry.h"
 
 enum fault {
@@ -157,24 +159,8 @@ static void see_id(const char *id)
 
 static unsigned long long proc_start(pid_t pid)
 {
-	char p[64], buf[1024];
-	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	char *r = strrchr(buf, ')');
-	if (!r || r[1] != ' ' || r[2] == 'Z' || r[2] == 'X')
-		return 0;
-	char *s = r + 2;
-	for (int f = 3; *s && f < 22; s++)
-		if (*s == ' ')
-			f++;
-	return strtoull(s, NULL, 10);
+	unsigned long long st;
+	return owner_proc_start(pid, &st) ? st : 0;
 }
 
 static void see_proc(const char *id, pid_t pid)
@@ -214,26 +200,10 @@ static void see_host_ids(void)
 
 /* ---------------------------------------------------------------- HTTP */
 
-typedef struct resp {
-	char *buf;
-	size_t len;
-} resp;
-
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
-{
-	resp *r = ud;
-	size_t len = sz * n;
-	if (r->len + len > (8u << 20))
-		return 0;
-	r->buf = xrealloc(r->buf, r->len + len + 1);
-	memcpy(r->buf + r->len, p, len);
-	r->len += len;
-	r->buf[r->len] = '\0';
-	return len;
-}
-
-/* One request on handle h; HTTP status (0: transport failure); the JSON body in *out if asked. */
-static long request(CURL *h, const char *method, const char *path, const char *body, long timeout_s, json_t **out)
+/* One request on handle h; HTTP status (0: transport failure); the JSON body
+ * in *out, or the raw body in *raw (an NDJSON stream), if asked. */
+static long request_raw(CURL *h, const char *method, const char *path, const char *body, long timeout_s,
+			json_t **out, char **raw)
 {
 	char url[1024];
 	snprintf(url, sizeof url, "http://silod%s", path);
@@ -251,7 +221,7 @@ static long request(CURL *h, const char *method, const char *path, const char *b
 	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
 	resp r = {0};
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, bench_on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
 	long status = 0;
 	if (curl_easy_perform(h) == CURLE_OK)
@@ -259,8 +229,15 @@ static long request(CURL *h, const char *method, const char *path, const char *b
 	curl_slist_free_all(hd);
 	if (out)
 		*out = r.buf ? json_loads(r.buf, 0, NULL) : NULL;
+	if (raw)
+		*raw = steal_pointer(&r.buf);
 	free(r.buf);
 	return status;
+}
+
+static long request(CURL *h, const char *method, const char *path, const char *body, long timeout_s, json_t **out)
+{
+	return request_raw(h, method, path, body, timeout_s, out, NULL);
 }
 
 static long api(const char *method, const char *path, const char *body, long timeout_s, json_t **out)
@@ -317,28 +294,12 @@ static bool exec_sb(const char *id, long timeout_s)
 {
 	char path[128];
 	snprintf(path, sizeof path, "/v1/sandboxes/%s/exec", id);
-	CURL *h = C.h;
-	char url[1024];
-	snprintf(url, sizeof url, "http://silod%s", path);
+	char *raw = NULL;
 	/* the exec stream is NDJSON, not one JSON document: look for the exit line */
-	curl_easy_reset(h);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, C.sock);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
-	const char *body = "{\"argv\":[\"sh\",\"-c\",\"echo chaos; ls / > /dev/null\"],\"timeout_ms\":20000}";
-	struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	resp r = {0};
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
-	long status = 0;
-	if (curl_easy_perform(h) == CURLE_OK)
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(hd);
-	bool ok = status == 200 && r.buf && strstr(r.buf, "\"exit_code\":0");
-	free(r.buf);
+	long st = request_raw(C.h, "POST", path, "{\"argv\":[\"sh\",\"-c\",\"echo chaos; ls / > /dev/null\"],"
+				"\"timeout_ms\":20000}", timeout_s, NULL, &raw);
+	bool ok = st == 200 && raw && strstr(raw, "\"exit_code\":0");
+	free(raw);
 	return ok;
 }
 

@@ -403,6 +403,38 @@ static void put_if_exists(const char *dir, const char *file, const char *val)
 	close(fd);
 }
 
+typedef int (*cg_fn)(const char *dir, int depth);
+
+/* Sum of fn over the child cgroups of dir (bounded depth). */
+static int each_child(const char *dir, int depth, cg_fn fn)
+{
+	DIR *d = depth < 8 ? opendir(dir) : NULL;
+	if (!d)
+		return 0;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		char p[PATH_MAX + 256];
+		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+		n += fn(p, depth + 1);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Sum of fn over the sandbox's cgroups (silo/<id> in every hierarchy). */
+static int each_cgroup(const char *id, cg_fn fn)
+{
+	char **dirs = cgroup_dirs(id);
+	int n = 0;
+	for (char **p = dirs; p && *p; p++)
+		n += fn(*p, 0);
+	strv_free(dirs);
+	return n;
+}
+
 /* SIGKILL every task of dir and of its child cgroups (thawed first: on the v1
  * freezer even killed tasks stay frozen); how many were signalled. */
 static int kill_members(const char *dir, int depth)
@@ -423,17 +455,7 @@ static int kill_members(const char *dir, int depth)
 		}
 		free(t);
 	}
-	DIR *d = depth < 8 ? opendir(dir) : NULL;
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		if (de->d_type != DT_DIR || de->d_name[0] == '.')
-			continue;
-		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-		n += kill_members(p, depth + 1);
-	}
-	if (d)
-		closedir(d);
-	return n;
+	return n + each_child(dir, depth, kill_members);
 }
 
 /* SIGKILL host processes whose command line carries the tag silo-<id>. */
@@ -464,44 +486,25 @@ int cleanup_kill_sandbox(const char *id, int timeout_ms)
 {
 	uint64_t end = now_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
 	for (;;) {
-		char **dirs = cgroup_dirs(id);
-		int n = 0;
-		for (char **p = dirs; p && *p; p++)
-			n += kill_members(*p, 0);
-		strv_free(dirs);
-		n += kill_tagged(id);
+		int n = each_cgroup(id, kill_members) + kill_tagged(id);
 		if (!n || now_mono_ns() >= end)
 			return n;
 		pause_ms(10);
 	}
 }
 
-/* rmdir dir after its children; false if something is still there. */
-static bool rmdir_tree(const char *dir, int depth)
+/* rmdir dir after its children; how many are still there. */
+static int rmdir_tree(const char *dir, int depth)
 {
-	DIR *d = depth < 8 ? opendir(dir) : NULL;
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		if (de->d_type != DT_DIR || de->d_name[0] == '.')
-			continue;
-		char p[PATH_MAX + 256];
-		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-		rmdir_tree(p, depth + 1);
-	}
-	if (d)
-		closedir(d);
-	return rmdir(dir) == 0 || errno == ENOENT;
+	int left = each_child(dir, depth, rmdir_tree);
+	return left + (rmdir(dir) < 0 && errno != ENOENT);
 }
 
 int cleanup_remove_cgroups(const char *id, int timeout_ms)
 {
 	uint64_t end = now_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
 	for (;;) {
-		char **dirs = cgroup_dirs(id);
-		int left = 0;
-		for (char **p = dirs; p && *p; p++)
-			left += !rmdir_tree(*p, 0);
-		strv_free(dirs);
+		int left = each_cgroup(id, rmdir_tree);
 		/* a cgroup stays busy while the kernel finishes tearing down its tasks */
 		if (!left || now_mono_ns() >= end)
 			return left ? -1 : 0;
