@@ -54,6 +54,8 @@ typedef struct mentry {
 	bool deleting;
 	bool unhealthy_reported;
 	bool violated;                /* the guest left its scope: the monitor terminates it */
+	pid_t client;                 /* bound client (owner.h); deleted when it is gone */
+	unsigned long long client_start;
 	char violation[256];          /* why */
 	char state[16];               /* last state recorded in the registry */
 	uint32_t tasks[MAX_TASKS];
@@ -616,6 +618,7 @@ static void recover(manager *m)
 			pthread_mutex_unlock(&sb->lock);
 			e->sb = sb;
 			owner_adopt(sb, m->state_dir);
+			e->client = owner_client(sb, &e->client_start);
 			pthread_mutex_lock(&m->lock);
 			insert_locked(m, e);
 			pthread_mutex_unlock(&m->lock);
@@ -862,6 +865,7 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 		.restore_provider = opts->restore_provider,
 		.owner = SB_OWNER_DAEMON,   /* survives us; swept only by a silod on this state dir */
 		.owner_state_dir = m->state_dir,
+		.owner_client = opts->bind_client,
 	};
 	sandbox *sb = NULL;
 	if (sandbox_create(spec, &so, &sb, err) < 0) {
@@ -898,6 +902,7 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 	     (int)sb->pid, ms);
 	pthread_mutex_lock(&e->lock);
 	e->sb = sb;
+	e->client = owner_client(sb, &e->client_start);
 	e->deleting = false;
 	pthread_mutex_unlock(&e->lock);
 	/* The sandbox reports running through the callback; make sure it is recorded. */
@@ -1482,6 +1487,7 @@ static void monitor_pass(manager *m)
 			goto next;
 		bool alive = sb->ops && sb->ops->alive ? sb->ops->alive(sb) : true;
 		bool expired = e->spec.timeout_s && now - e->created_ms > (uint64_t)e->spec.timeout_s * 1000;
+		bool orphaned = e->client > 0 && !owner_proc_alive(e->client, e->client_start);
 		bool connected = sb->ch && chan_is_connected(sb->ch);
 		pid_t pid = sb->pid;
 		pthread_mutex_lock(&e->lock);
@@ -1504,7 +1510,7 @@ static void monitor_pass(manager *m)
 			json_decref(d);
 			if (destroy_entry(m, e, "silod", 0, "terminated after a security violation", true, &err) < 0)
 				log_warn("terminate %s after a violation: %s", e->id, err.message);
-		} else if (!alive || expired) {
+		} else if (!alive || expired || orphaned) {
 			pthread_mutex_lock(&e->lock);
 			bool mine = !e->deleting && e->sb;
 			e->deleting = true;
@@ -1523,9 +1529,12 @@ static void monitor_pass(manager *m)
 					log_warn("cleanup of dead %s: %s", e->id, err.message);
 			} else {
 				char reason[128];
-				snprintf(reason, sizeof reason, "lifetime of %u s expired", e->spec.timeout_s);
+				if (expired)
+					snprintf(reason, sizeof reason, "lifetime of %u s expired", e->spec.timeout_s);
+				else
+					snprintf(reason, sizeof reason, "its client (pid %d) exited", (int)e->client);
 				if (destroy_entry(m, e, "silod", m->cfg.grace_ms, reason, false, &err) < 0)
-					log_warn("expire %s: %s", e->id, err.message);
+					log_warn("%s %s: %s", expired ? "expire" : "unbind", e->id, err.message);
 			}
 		} else if (!connected) {
 			pthread_mutex_lock(&e->lock);

@@ -94,6 +94,10 @@ typedef struct mgr_create_opts {
 	const char *owner_key, *owner_value;
 	int (*admit)(void *ud, size_t owned, silo_error *err);
 	void *admit_ud;
+	/* Bind the sandbox to this client process (POST /v1/sandboxes?bind=client,
+	 * `silo run` through silod): deleted by the monitor once the process is
+	 * gone, also across silod restarts (lib/core/owner.h). 0 = not bound. */
+	pid_t bind_client;
 } mgr_create_opts;
 
 /* Create and wait until ready. id_out gets the sandbox id (also on failure,

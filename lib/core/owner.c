@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Ownership records, the watchdog and the orphan sweep (rules in owner.h).
  *
- * Consistency across kill -9: the record is created (O_EXCL) and locked
- * before the run directory exists and unlinked only after the run directory
+ * Consistency across kill -9: the record is published complete and locked
+ * (rec_publish) before the run directory exists and unlinked only after the run directory
  * is gone, so any run directory of ours has a record naming its owner. The
  * record is rewritten in place (pwrite + ftruncate) under its lock; readers
  * read it only while holding that lock. The watchdog is forked before the
@@ -47,7 +47,7 @@ struct owner_state {
 	int wd_pipe;      /* write end to the watchdog, -1 if none */
 	pid_t wd_pid;
 	owner_rec rec;
-	char path[PATH_MAX];
+	char path[PATH_MAX + SILO_ID_MAX + 2];
 };
 
 /* ---------------------------------------------------------------- records */
@@ -69,6 +69,8 @@ int owner_format(const owner_rec *r, char *buf, size_t len)
 		n += snprintf(buf + n, len - (size_t)n, "provider %s\n", r->provider);
 	if (r->state_dir[0])
 		n += snprintf(buf + n, len - (size_t)n, "state %s\n", r->state_dir);
+	if (r->client_pid > 0)
+		n += snprintf(buf + n, len - (size_t)n, "client %d %llu\n", (int)r->client_pid, r->client_start);
 	return n < 0 || (size_t)n >= len ? -1 : n;
 }
 
@@ -130,6 +132,8 @@ int owner_parse(const char *txt, size_t len, owner_rec *out, silo_error *err)
 			bad = parse_pid(v, &out->wd_pid, &out->wd_start);
 		} else if (!strcmp(k, "sandbox")) {
 			bad = parse_pid(v, &out->sb_pid, &out->sb_start);
+		} else if (!strcmp(k, "client")) {
+			bad = parse_pid(v, &out->client_pid, &out->client_start);
 		} else if (!strcmp(k, "provider")) {
 			bad = strlen(v) >= sizeof out->provider;
 			for (const char *p = v; !bad && *p; p++)
@@ -176,6 +180,41 @@ static int rec_read(int fd, owner_rec *r, silo_error *err)
 	if (n < 0)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "owner record");
 	return owner_parse(buf, (size_t)n, r, err);
+}
+
+/* Create the record at path with r's content, locked, in one step: written
+ * into an unnamed file (O_TMPFILE) and linked in only when complete, so a
+ * record is never seen empty or half-written, even if we die right here.
+ * Returns the locked fd; -1 with errno (EEXIST: the id is taken). Without
+ * O_TMPFILE: O_EXCL, lock, write (an empty record of a writer that died in
+ * between is left alone by sweeps for UNPARSED_GRACE_S). */
+static int rec_publish(const char *dir, const char *path, const owner_rec *r)
+{
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	bool tmp = fd >= 0;
+	if (!tmp)
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -1;
+	/* blocks at most while a sweeper that opened a new file looks at it */
+	while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
+		;
+	if (rec_write(fd, r) < 0)
+		goto fail;
+	if (tmp) {
+		char self[64];
+		snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+		if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) < 0)
+			goto fail;
+	}
+	return fd;
+fail:;
+	int e = errno;
+	if (!tmp)
+		unlink(path);
+	close(fd);
+	errno = e;
+	return -1;
 }
 
 static void rec_dir(char *buf, size_t len)
@@ -295,7 +334,8 @@ void owner_reap_id(const char *id, const char *provider, cleanup_report *rep)
 		snprintf(r.provider, sizeof r.provider, "%s", provider ? provider : "");
 	}
 	owner_reap(id, &r, rep);
-	if (have && rep->host_clean)
+	/* also a record that does not parse: the caller's registry says the id is its own */
+	if (fd >= 0 && rep->host_clean)
 		unlink(path);
 	if (fd >= 0)
 		close(fd);
@@ -429,7 +469,7 @@ static void wd_send(struct owner_state *o, uint32_t type, uint64_t value)
 
 /* ---------------------------------------------------------------- the owner */
 
-int owner_begin(sandbox *sb, sb_owner kind, const char *state_dir, silo_error *err)
+int owner_begin(sandbox *sb, sb_owner kind, const char *state_dir, pid_t client, silo_error *err)
 {
 	if (kind == SB_OWNER_NONE)
 		return 0;
@@ -444,24 +484,19 @@ int owner_begin(sandbox *sb, sb_owner kind, const char *state_dir, silo_error *e
 		goto fail;
 	}
 	snprintf(o->path, sizeof o->path, "%s/%s", dir, sb->id);
-	o->fd = open(o->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (o->fd < 0) {
-		silo_fail_vm(err, errno == EEXIST ? SILO_ERR_CONFLICT : SILO_ERR_IO_ERROR, errno, sb->id,
-			     "owner record %s", o->path);
-		goto fail;
-	}
-	/* blocks at most while a sweeper that opened the new file looks at it */
-	while (flock(o->fd, LOCK_EX) < 0 && errno == EINTR)
-		;
 	o->rec.kind = kind;
 	o->rec.owner_pid = getpid();
 	owner_proc_start(o->rec.owner_pid, &o->rec.owner_start);
 	snprintf(o->rec.provider, sizeof o->rec.provider, "%s", sb->ops ? sb->ops->name : "");
 	if (kind == SB_OWNER_DAEMON)
 		snprintf(o->rec.state_dir, sizeof o->rec.state_dir, "%s", state_dir);
-	if (rec_write(o->fd, &o->rec) < 0) {
-		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "owner record %s", o->path);
-		goto fail_unlink;
+	if (client > 0 && owner_proc_start(client, &o->rec.client_start))
+		o->rec.client_pid = client;
+	o->fd = rec_publish(dir, o->path, &o->rec);
+	if (o->fd < 0) {
+		silo_fail_vm(err, errno == EEXIST ? SILO_ERR_CONFLICT : SILO_ERR_IO_ERROR, errno, sb->id,
+			     "owner record %s", o->path);
+		goto fail;
 	}
 	if (kind == SB_OWNER_PROCESS) {
 		o->wd_pid = watchdog_start(sb, o->fd, &o->wd_pipe, err);
@@ -540,21 +575,40 @@ void owner_adopt(sandbox *sb, const char *state_dir)
 	rec_dir(dir, sizeof dir);
 	mkdir_p(dir, 0700);
 	snprintf(o->path, sizeof o->path, "%s/%s", dir, sb->id);
-	o->fd = open(o->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (o->fd < 0 || flock(o->fd, LOCK_EX | LOCK_NB) < 0) {
-		log_warn("%s: owner record %s: %s", sb->id, o->path, strerror(errno));
-		if (o->fd >= 0)
-			close(o->fd);
-		free(o);
-		return;
-	}
 	o->rec.kind = SB_OWNER_DAEMON;
 	o->rec.owner_pid = getpid();
 	owner_proc_start(o->rec.owner_pid, &o->rec.owner_start);
 	snprintf(o->rec.provider, sizeof o->rec.provider, "%s", sb->ops ? sb->ops->name : "");
 	snprintf(o->rec.state_dir, sizeof o->rec.state_dir, "%s", state_dir);
+	o->fd = open(o->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (o->fd >= 0 && flock(o->fd, LOCK_EX | LOCK_NB) == 0) {
+		owner_rec old;
+		silo_error err = {0};
+		if (rec_read(o->fd, &old, &err) == 0 && old.client_pid > 0) {   /* keep the binding */
+			o->rec.client_pid = old.client_pid;
+			o->rec.client_start = old.client_start;
+		}
+	} else if (o->fd < 0 && errno == ENOENT) {   /* a sandbox from before records */
+		o->fd = rec_publish(dir, o->path, &o->rec);
+	} else {
+		close(o->fd);
+		o->fd = -1;
+	}
+	if (o->fd < 0) {
+		log_warn("%s: owner record %s: %s", sb->id, o->path, strerror(errno));
+		free(o);
+		return;
+	}
 	sb->own = o;
 	owner_note_spawn(sb);   /* writes the record */
+}
+
+pid_t owner_client(const sandbox *sb, unsigned long long *start)
+{
+	if (!sb->own || sb->own->rec.client_pid <= 0)
+		return 0;
+	*start = sb->own->rec.client_start;
+	return sb->own->rec.client_pid;
 }
 
 /* ---------------------------------------------------------------- sweep */

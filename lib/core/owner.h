@@ -3,9 +3,10 @@
  * (docs/architecture.md "Ownership, watchdog and the orphan sweep").
  *
  * Every sandbox created with an owner kind has an ownership record,
- * $SILO_RUNTIME_DIR/owners/<id>, written BEFORE its run directory exists and
- * removed only AFTER the run directory is gone, so a run directory of ours
- * always has a record. Format (text, at most OWNER_REC_MAX bytes, one
+ * $SILO_RUNTIME_DIR/owners/<id>, published complete and locked (written into
+ * an O_TMPFILE, then linked) BEFORE its run directory exists and removed only
+ * AFTER the run directory is gone, so a run directory of ours always has a
+ * record and a record is never seen half-written. Format (text, at most OWNER_REC_MAX bytes, one
  * "key value" per line, unknown keys refused):
  *   silo-owner 1
  *   kind run|silod
@@ -14,6 +15,9 @@
  *   sandbox PID START        the provider's supervising process, once spawned
  *   provider NAME            namespace, qemu, kvm
  *   state DIR                kind silod only: the owning silod's state dir
+ *   client PID START         kind silod, optional: the API client the sandbox is
+ *                            bound to (POST /v1/sandboxes?bind=client); silod
+ *                            deletes it when that process is gone
  *
  * Ownership rules:
  *   kind run    (embedded `silo run`, the public C API) dies with its owner.
@@ -54,6 +58,8 @@ typedef struct owner_rec {
 	unsigned long long wd_start;
 	pid_t sb_pid;
 	unsigned long long sb_start;
+	pid_t client_pid;
+	unsigned long long client_start;
 	char provider[32];
 	char state_dir[PATH_MAX];
 } owner_rec;
@@ -70,9 +76,10 @@ bool owner_proc_alive(pid_t pid, unsigned long long start);
 
 /* ---- the owner's side (sandbox.c) ---- */
 
-/* Write and lock the record for sb (kind, owner = this process); for
- * SB_OWNER_PROCESS also fork the watchdog. Call before the run dir exists. */
-int owner_begin(sandbox *sb, sb_owner kind, const char *state_dir, silo_error *err);
+/* Write and lock the record for sb (kind, owner = this process, the client
+ * it is bound to if any); for SB_OWNER_PROCESS also fork the watchdog. Call
+ * before the run dir exists. */
+int owner_begin(sandbox *sb, sb_owner kind, const char *state_dir, pid_t client, silo_error *err);
 /* Record the supervising process once the provider started it. */
 void owner_note_spawn(sandbox *sb);
 /* SB_OWNER_PROCESS: the watchdog tears the sandbox down after ms even if the
@@ -82,8 +89,11 @@ void owner_set_deadline(sandbox *sb, uint64_t ms);
  * otherwise so a sweep retries), release the watchdog and wait for it. */
 void owner_end(sandbox *sb, bool host_clean);
 /* silod reattached sb after a restart: rewrite the record (owner = this
- * process), creating it for sandboxes from before records existed. */
+ * process, the client binding kept), creating it for sandboxes from before
+ * records existed. */
 void owner_adopt(sandbox *sb, const char *state_dir);
+/* The client sb is bound to (0 if none). */
+pid_t owner_client(const sandbox *sb, unsigned long long *start);
 
 /* ---- the sweep ---- */
 

@@ -267,7 +267,7 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 		return -1;
 	}
 	/* the ownership record exists before the run dir (owner.h) */
-	if (owner_begin(sb, opts->owner, opts->owner_state_dir, err) < 0) {
+	if (owner_begin(sb, opts->owner, opts->owner_state_dir, opts->owner_client, err) < 0) {
 		sb_free(sb);
 		return -1;
 	}

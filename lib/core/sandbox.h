@@ -90,6 +90,7 @@ typedef struct sandbox_opts {
 	 * the silod's state dir. */
 	sb_owner owner;
 	const char *owner_state_dir;
+	pid_t owner_client;            /* SB_OWNER_DAEMON: bound to this client process, 0 = none */
 } sandbox_opts;
 
 /* Spawn and wait until the agent answers the handshake (BOOT_TIMEOUT with the

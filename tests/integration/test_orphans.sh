@@ -5,7 +5,8 @@
 # mount, run dir, record or QEMU within a bound; --timeout holds when the CLI is
 # killed or stopped; a sandbox whose `silo run` AND watchdog were killed is swept
 # by the next `silo run` and by silod's start, while those of a live `silo run`
-# and of another silod (live or dead) are left alone. TAP on stdout.
+# and of another silod (live or dead) are left alone; through silod, `silo run`
+# binds its sandbox to itself (also across a silod restart). TAP on stdout.
 . "$(dirname "$0")/silod-lib.sh"
 GONE_S=${GONE_S:-8}   # bound for a torn-down sandbox to disappear (ASan build, loaded host)
 PIDS=()
@@ -202,6 +203,27 @@ check "and deletes it: record and run dir gone" gone "$D" "$DP"
 kill -TERM "$D2PID"; wait "$D2PID" 2>/dev/null; D2PID=
 kill -KILL "$LCLI"; wait "$LCLI" 2>/dev/null
 check "the live silo run, killed at last, leaves nothing either" gone "$L" "$LP" "$LWD"
+# -- 8. through silod: `silo run` binds its sandbox to itself (?bind=client), also across a restart
+start_daemon || notok "silod starts"
+api POST '/v1/sandboxes?bind=nobody' -H 'Content-Type: application/json' -d '{"provider":"namespace"}' > "$TMP/bind.json"
+check "bind=nobody is refused naming the field" bash -c "test $(status) = 400 && grep -q '\"bind' '$TMP/bind.json'"
+start_run srv "$SILO" run --provider namespace -- sh -c 'echo up; exec sleep 1000'
+B=$ID; BP=$SP
+check "silo run went through silod: a kind silod record bound to the CLI" \
+	bash -c "test -n '$B' && grep -q '^kind silod$' '$SILO_RUNTIME_DIR/owners/$B' && grep -q '^client $CLI ' '$SILO_RUNTIME_DIR/owners/$B'"
+kill -STOP "$CLI"
+kill -KILL "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+start_daemon || notok "silod restarts"
+check "after a silod restart the sandbox is back, still bound" bash -c "test \"\$(curl -s --unix-socket '$SOCK' http://silod/v1/sandboxes/$B | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])')\" = running && grep -q '^client $CLI ' '$SILO_RUNTIME_DIR/owners/$B'"
+kill -KILL "$CLI"; wait "$CLI" 2>/dev/null
+if gone "$B" "$BP"; then ok "kill -9 of silo run through silod: silod deletes the bound sandbox (${ELAPSED} ms)"
+else notok "kill -9 of silo run through silod: silod deletes the bound sandbox"; fi
+st=$(api GET "/v1/sandboxes/$B/logs")
+check "its row ends terminated, stopped because its client exited" \
+	bash -c "echo '$st' | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j[\"state\"]==\"terminated\", j
+assert any(s[\"state\"]==\"stopping\" and \"client (pid $CLI) exited\" in s[\"reason\"] for s in j[\"states\"]), j'"
+stop_daemon
+
 left=$(ls "$SILO_RUNTIME_DIR/sandboxes" "$SILO_RUNTIME_DIR/owners" 2>/dev/null | grep -c '^sb-')
 check "no run dir or record left at all" test "$left" = 0
 exit $((FAILED > 0))

@@ -102,7 +102,8 @@ static pid_t dead_pid(unsigned long long *start)
 
 TEST(parse_round_trip_and_hostile_records)
 {
-	owner_rec r = {.kind = SB_OWNER_DAEMON, .owner_pid = 42, .owner_start = 7, .sb_pid = 43, .sb_start = 8};
+	owner_rec r = {.kind = SB_OWNER_DAEMON, .owner_pid = 42, .owner_start = 7, .sb_pid = 43, .sb_start = 8,
+		       .client_pid = 44, .client_start = 9};
 	snprintf(r.provider, sizeof r.provider, "qemu");
 	snprintf(r.state_dir, sizeof r.state_dir, "/var/lib/silo");
 	char buf[OWNER_REC_MAX];
@@ -113,6 +114,7 @@ TEST(parse_round_trip_and_hostile_records)
 	REQUIRE(owner_parse(buf, (size_t)n, &back, &err) == 0);
 	CHECK(back.kind == SB_OWNER_DAEMON && back.owner_pid == 42 && back.owner_start == 7);
 	CHECK(back.sb_pid == 43 && back.sb_start == 8 && back.wd_pid == 0);
+	CHECK(back.client_pid == 44 && back.client_start == 9);
 	CHECK_STR_EQ(back.provider, "qemu");
 	CHECK_STR_EQ(back.state_dir, "/var/lib/silo");
 	static const struct {
@@ -132,6 +134,7 @@ TEST(parse_round_trip_and_hostile_records)
 		{"silo-owner 1\nkind silod\nowner 1 1\n", "without state"},
 		{"silo-owner 1\nkind run\nowner 1 1\nrm -rf /\n", "unknown key"},
 		{"silo-owner 1\nkind run\nowner 1 1\nnovalue\n", "line 4: expected"},
+		{"silo-owner 1\nkind silod\nowner 1 1\nstate /s\nclient 0 1\n", "line 5: bad client"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		memset(&err, 0, sizeof err);
@@ -333,7 +336,7 @@ TEST(watchdog_reaps_when_the_owner_dies)
 	if (owner == 0) {
 		sandbox *sb = fake_sandbox(id);
 		silo_error err = {0};
-		if (owner_begin(sb, SB_OWNER_PROCESS, NULL, &err) < 0)
+		if (owner_begin(sb, SB_OWNER_PROCESS, NULL, 0, &err) < 0)
 			_exit(2);
 		mkdir_p(sb->rundir, 0700);
 		sb->pid = tagged(id);
@@ -369,7 +372,7 @@ TEST(watchdog_reaps_when_the_owner_dies)
 	kill(owner, SIGKILL);
 	waitpid(owner, NULL, 0);
 	CHECK(gone_within(v[1], 5000));
-	CHECK(gone_within(r.wd_pid, 5000));
+	CHECK(gone_within(r.wd_pid, 5000));   /* it exits once it is done */
 	printf("# torn down %.0f ms after the owner died\n", (double)(now_mono_ns() - t0) / 1e6);
 	CHECK(!rundir_exists(id));
 	CHECK(!rec_exists(id));
@@ -382,7 +385,7 @@ TEST(watchdog_reaps_at_the_deadline_and_leaves_after_done)
 	const char *id = "sb-wd0000000002";
 	sandbox *sb = fake_sandbox(id);
 	silo_error err = {0};
-	REQUIRE(owner_begin(sb, SB_OWNER_PROCESS, NULL, &err) == 0);
+	REQUIRE(owner_begin(sb, SB_OWNER_PROCESS, NULL, 0, &err) == 0);
 	mkdir_p(sb->rundir, 0700);
 	pid_t t = tagged(id);
 	sb->pid = t;
@@ -393,13 +396,30 @@ TEST(watchdog_reaps_at_the_deadline_and_leaves_after_done)
 	double ms = (double)(now_mono_ns() - t0) / 1e6;
 	printf("# deadline 300 ms: torn down at %.0f ms while the owner lives\n", ms);
 	CHECK(ms >= 250);
+	owner_end(sb, true);   /* the owner ends normally afterwards: waits for the watchdog */
 	CHECK(!rundir_exists(id));
-	owner_end(sb, true);   /* the owner ends normally afterwards: reaps the watchdog */
 	CHECK(!rec_exists(id));
+	/* an id whose record exists is refused, the record untouched */
+	const char *taken = "sb-taken0000001";
+	unsigned long long me;
+	owner_proc_start(getpid(), &me);
+	char text[128];
+	snprintf(text, sizeof text, "silo-owner 1\nkind run\nowner %d %llu\n", (int)getpid(), me);
+	write_rec(taken, text);
+	sandbox *dup = fake_sandbox(taken);
+	CHECK(owner_begin(dup, SB_OWNER_PROCESS, NULL, 0, &err) < 0 && err.code == SILO_ERR_CONFLICT);
+	CHECK(dup->own == NULL);
+	char tp[PATH_MAX + 64], *got = NULL;
+	size_t gl;
+	path_of(tp, sizeof tp, "owners", taken);
+	REQUIRE(read_file(tp, 4096, &got, &gl, NULL) == 0);
+	CHECK_STR_EQ(got, text);
+	free(got);
+	free(dup);
 	/* a normal life: done before any deadline leaves the sandbox to its owner */
 	const char *id2 = "sb-wd0000000003";
 	sandbox *sb2 = fake_sandbox(id2);
-	REQUIRE(owner_begin(sb2, SB_OWNER_PROCESS, NULL, &err) == 0);
+	REQUIRE(owner_begin(sb2, SB_OWNER_PROCESS, NULL, 0, &err) == 0);
 	mkdir_p(sb2->rundir, 0700);
 	pid_t t2 = tagged(id2);
 	owner_set_deadline(sb2, 60000);
