@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -225,6 +226,14 @@ int main(int argc, char **argv)
 		die_errno(1, "open %s", lockp);
 	if (flock(lockfd, LOCK_EX | LOCK_NB) < 0)
 		die(1, "another silod is using the state dir %s (%s is locked)", sd, lockp);
+
+	/* Every TCP connection is a descriptor: use the hard limit, not a login
+	 * shell's soft 1024 (nothing in silod uses select()). */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 
 	sigset_t set;
 	sigemptyset(&set);
