@@ -46,6 +46,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_curl.h"
 #include "bench_util.h"
 #include "common/util.h"
 
@@ -62,24 +63,6 @@ typedef struct samples {
 
 static char base_url[128], sock_path[4096], auth_header[128];
 static const char *provider = "namespace";
-
-typedef struct resp {
-	char *buf;
-	size_t len;
-} resp;
-
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
-{
-	resp *r = ud;
-	size_t len = sz * n;
-	if (r->len + len > (1u << 20))
-		return 0;
-	r->buf = xrealloc(r->buf, r->len + len + 1);
-	memcpy(r->buf + r->len, p, len);
-	r->len += len;
-	r->buf[r->len] = '\0';
-	return len;
-}
 
 /* One request on a fresh connection (TCP with the token, or the unix socket).
  * Returns the HTTP status, 0 on a transport failure (message in cerr). */
@@ -500,26 +483,12 @@ int main(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	char silod_path[4096];
-	silo_error err;
-	if (!silod) {
-		if (find_helper_binary("silod", silod_path, sizeof silod_path, &err) < 0)
-			die(1, "%s", err.message);
-		silod = silod_path;
-	}
-	char tmp[] = "/tmp/silo-slowloris-XXXXXX";
-	if (!mkdtemp(tmp))
-		die_errno(1, "mkdtemp");
-	char state[64], run[64], tokf[64], logf[64];
-	snprintf(state, sizeof state, "%s/state", tmp);
-	snprintf(run, sizeof run, "%s/run", tmp);
+	char silod_path[4096], tmp[] = "/tmp/silo-slowloris-XXXXXX";
+	bench_silod_setup(&silod, silod_path, tmp, sock_path, sizeof sock_path);
+	char tokf[64], logf[64];
 	snprintf(tokf, sizeof tokf, "%s/token", tmp);
 	snprintf(logf, sizeof logf, "%s/silod.log", tmp);
-	mkdir_p(state, 0700);
-	mkdir_p(run, 0700);
-	setenv("SILO_STATE_DIR", state, 1);
-	setenv("SILO_RUNTIME_DIR", run, 1);
-	snprintf(sock_path, sizeof sock_path, "%s/silod.sock", run);
+	silo_error err;
 	char token[65];
 	unsigned char rnd[32];
 	int rfd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
@@ -569,12 +538,7 @@ int main(int argc, char **argv)
 	}
 	json_decref(health);
 	json_t *pj = get_json(h, false, "/v1/providers");
-	bool avail = false;
-	size_t i;
-	json_t *p;
-	json_array_foreach(json_object_get(pj, "providers"), i, p)
-		if (!strcmp(json_string_value(json_object_get(p, "name")) ?: "", provider))
-			avail = json_is_true(json_object_get(p, "available"));
+	bool avail = bench_provider_available(pj, provider);
 	json_decref(pj);
 	if (!avail) {
 		printf("{\"benchmark\":\"slowloris\",\"skipped\":\"provider %s unavailable\"}\n", provider);

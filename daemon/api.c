@@ -40,7 +40,7 @@
 #define STREAM_QUEUE_MAX (16u << 20)     /* exec output buffered per client */
 #define EVENT_QUEUE_MAX 1024
 #define UNIX_MAX_CONNECTIONS 512        /* the unix socket's own limit, apart from TCP's */
-#define TCP_MAX_CONNECTIONS 1024        /* api_config defaults for the TCP listener */
+#define TCP_MAX_CONNECTIONS 4096        /* api_config defaults for the TCP listener */
 #define TCP_MAX_PER_IP 64
 
 typedef struct listener {
@@ -1168,14 +1168,17 @@ static int start_tcp(api_server *s, unsigned flags, silo_error *err)
 	struct sockaddr_in sa;
 	if (parse_listen(s->cfg.listen, &sa, err) < 0)
 		return -1;
+	/* the guard enforces max_connections on live connections; libmicrohttpd's
+	 * own limit leaves room for dropped ones winding down */
 	conn_guard_config gc = {.header_timeout_s = s->cfg.header_timeout_s,
-				.max_unauthenticated = s->cfg.max_connections / 2};
+				.max_unauthenticated = s->cfg.max_connections / 2,
+				.max_connections = s->cfg.max_connections};
 	if (conn_guard_start(&gc, &s->guard, err) < 0)
 		return -1;
 	s->tcp_d = MHD_start_daemon(flags, ntohs(sa.sin_port), conn_guard_accept, s->guard, handler, &s->tcp_l,
 				    MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
 				    MHD_OPTION_NOTIFY_CONNECTION, conn_guard_notify, s->guard, MHD_OPTION_CONNECTION_LIMIT,
-				    s->cfg.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+				    s->cfg.max_connections * 2, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 				    s->cfg.max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 				    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
 	if (!s->tcp_d)

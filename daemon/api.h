@@ -26,7 +26,7 @@ typedef struct api_config {
 	size_t max_body;                /* JSON/TOML bodies */
 	uint64_t max_upload;            /* file uploads/downloads */
 	/* TCP listener limits (api_guard.h); the unix socket has its own. */
-	unsigned max_connections;       /* at once; 0 = 1024, half of them unauthenticated at most */
+	unsigned max_connections;       /* at once; 0 = 4096, half of them unauthenticated at most */
 	unsigned max_connections_per_ip;   /* from one client address; 0 = 64 */
 	unsigned header_timeout_s;      /* to complete an authenticated request head; 0 = 10 */
 	deployer *deploy;               /* /v1/deployments, /v1/usage; NULL = 503 */

@@ -10,6 +10,8 @@
  *   - unauthenticated cap: at most max_unauthenticated of them at once; a new
  *     connection beyond that drops the oldest one instead of being refused,
  *     so a flood of half-open connections cannot lock clients out;
+ *   - total cap: max_connections live ones; a new connection beyond it first
+ *     drops an unauthenticated one, and is refused only if there is none;
  *   - the per-address cap is libmicrohttpd's own PER_IP_CONNECTION_LIMIT,
  *     set by the caller next to these callbacks.
  *
@@ -35,6 +37,10 @@ typedef struct conn_guard conn_guard;
 typedef struct conn_guard_config {
 	unsigned header_timeout_s;     /* 0 = 10 */
 	unsigned max_unauthenticated;  /* 0 = 256 */
+	/* live connections (not being dropped) at once, refused beyond; 0 = twice
+	 * max_unauthenticated. libmicrohttpd's CONNECTION_LIMIT must leave room
+	 * above it for dropped connections that are still winding down. */
+	unsigned max_connections;
 } conn_guard_config;
 
 int conn_guard_start(const conn_guard_config *cfg, conn_guard **out, silo_error *err);
@@ -50,8 +56,8 @@ void conn_guard_notify(void *cls, struct MHD_Connection *c, void **socket_contex
  * token. The connection is exempt from now on. */
 void conn_guard_authenticated(struct MHD_Connection *c);
 
-/* {"open", "unauthenticated", "header_timeouts", "evicted", "header_timeout_s",
- *  "max_unauthenticated"} for GET /v1/health. */
+/* {"open", "unauthenticated", "header_timeouts", "evicted", "refused",
+ *  "header_timeout_s", "max_connections", "max_unauthenticated"} for GET /v1/health. */
 json_t *conn_guard_json(conn_guard *g);
 
 #endif

@@ -28,17 +28,7 @@ if [ "$(api GET /v1/providers | jget '[p for p in j["providers"] if p["name"]=="
 		{ notok "silod restarts"; exit 1; }
 fi
 provider_of() { jget 'j.get("provider","")+"|"+j.get("isolation","")'; }
-unavail() { # unavail NAME WANT...: the last answer is 503 PROVIDER_UNAVAILABLE naming each WANT
-	local name=$1 body; body=$(cat "$TMP/body"); shift
-	if [ "$(status)" = 503 ] && python3 -c '
-import json,sys; e=json.loads(sys.argv[1])["error"]
-assert e["code"]=="PROVIDER_UNAVAILABLE", e
-for w in sys.argv[2:]: assert w in e["message"], (w, e["message"])' "$body" "$@" 2>/dev/null; then
-		ok "$name"
-	else
-		notok "$name" "status $(status), body: $body" "wanted: $*"
-	fi
-}
+unavail() { local n=$1; shift; expect_error "$n" 503 PROVIDER_UNAVAILABLE "$@"; }
 QWHY='qemu: qemu-system-x86_64 not found'
 
 # -- the fallback, through silod: state, event, audit, log

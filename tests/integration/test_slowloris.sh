@@ -89,6 +89,14 @@ elif what == "flood":             # 60 half-open connections from 30 addresses (
     while not os.path.exists(sys.argv[3] + ".go"):   # held until the test has made its requests
         time.sleep(0.05)
     print(sum(1 for s in socks if closed(s, 0.01)))
+elif what == "full":              # 40 authenticated keep-alive connections fill --max-connections 40
+    tok = sys.argv[3].encode(); socks = []
+    for i in range(40):
+        s = conn("127.0.5.%d" % (1 + i // 8))
+        s.send(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tok + b"\r\n\r\n")
+        s.settimeout(5); s.recv(65536); socks.append(s)
+    extra = conn("127.0.5.9")
+    print("refused" if closed(extra, 1.0) else "accepted")
 elif what == "authed-idle":       # an authenticated keep-alive connection idles past the deadline
     s = conn("127.0.0.1"); tok = sys.argv[3].encode()
     req = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tok + b"\r\n\r\n"
@@ -127,22 +135,29 @@ check "during the flood, 10 of 10 authenticated requests succeed ($ok_n)" test "
 check "the unix socket is served during the flood" test "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
 	--unix-socket "$SOCK" http://silod/v1/health)" = 200
 unauth=$(guard unauthenticated); evicted=$(guard evicted)
-check "no more than 20 unauthenticated connections were held ($unauth); the oldest made room ($evicted evicted)" \
+check "no more than 20 unauthenticated connections were held ($unauth); old ones made room ($evicted evicted)" \
 	test "$unauth" -le 20 -a "$evicted" -ge 40
 touch "$TMP/flood.go"
 wait "$FLOOD"
 dropped=$(cat "$TMP/flood.out")
 check "the attacker saw its connections dropped ($dropped of 60)" test "${dropped:-0}" -ge 40
 
+# -- the total cap: only when no unauthenticated connection is left to drop is a new one refused
+r=$(attack full "$TOKEN")
+check "with 40 authenticated connections open (--max-connections 40), a 41st is refused ($r)" test "$r" = refused
+check "... and counted" test "$(guard refused)" -ge 1
+for _ in $(seq 1 50); do [ "$(guard open)" -lt 40 ] && break; sleep 0.1; done   # their threads wind down
+check "once they are closed, clients are served again" test "$(authed)" = 200
+
 # -- the benchmark, short: 200 slow connections while 3 clients create/exec/delete
 if namespace_available; then
 	out=$(timeout 600 "$BUILD/bench/slowloris" --slow 200 --clients 3 --cycles 3 --baseline-cycles 1 --addrs 20 \
 		--silod "$SILOD" --silod-arg --header-timeout-s --silod-arg 3 --silod-arg --max-connections \
-		--silod-arg 128 2> "$TMP/bench.err")
+		--silod-arg 256 2> "$TMP/bench.err")
 	rc=$?
 	check "bench/slowloris (200 slow connections, 3 clients): exit 0, no client error" \
 		python3 -c 'import json,sys; j=json.loads(sys.argv[1]); assert j["client_errors"]==0 and j["sandboxes_left"]==0
-assert j["server"]["evicted"] > 0 and j["attacker"]["max_open"] >= 64, j["server"]' "$out"
+assert j["server"]["evicted"] > 0 and j["attacker"]["max_open"] >= 128, j["server"]' "$out"
 	[ $rc = 0 ] || echo "$out" | tail -30 | sed 's/^/# /'
 else
 	N=$((N + 1)); echo "ok $N - bench/slowloris # SKIP namespace provider unavailable"
