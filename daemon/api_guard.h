@@ -8,8 +8,10 @@
  *     request (head and body) within header_timeout_s of accept, however
  *     steadily it trickles bytes; at the deadline its socket is shut down;
  *   - unauthenticated cap: at most max_unauthenticated of them at once; a new
- *     connection beyond that drops the oldest one instead of being refused,
- *     so a flood of half-open connections cannot lock clients out;
+ *     connection beyond that drops an old one instead of being refused (of
+ *     the oldest few, the one that has sent the least per second, never one
+ *     whose complete head is waiting to be read), so a flood of half-open
+ *     connections cannot lock clients out;
  *   - total cap: max_connections live ones; a new connection beyond it first
  *     drops an unauthenticated one, and is refused only if there is none;
  *   - the per-address cap is libmicrohttpd's own PER_IP_CONNECTION_LIMIT,

@@ -44,7 +44,7 @@ static void usage(FILE *f)
 		"  --opa-url URL            also ask an OPA data API for every policy decision\n"
 		"  --opa-timeout-ms N       deadline for one OPA decision (default 2000; no answer = deny)\n"
 		"  --max-connections N      TCP connections at once (default 4096; at most half of them\n"
-		"                           unauthenticated: the oldest of those makes room for a new one)\n"
+		"                           unauthenticated: an old, slow one makes room for a new one)\n"
 		"  --max-connections-per-ip N  TCP connections from one client address (default 64)\n"
 		"  --header-timeout-s N     a TCP client must complete an authenticated request head\n"
 		"                           within N s of connecting, however slowly it trickles (default 10)\n"
