@@ -274,19 +274,20 @@ int main(int argc, char **argv)
 		char *end = NULL;
 		if (colon)
 			k = strtoul(colon + 1, &end, 10);
-		if (!colon || colon == src || !colon[1] || *end || k < 1 || k > 1024) {
-			api_stop(api);
-			manager_close(m, false);
-			die(2, "--warm-pool: expected SOURCE:K with K 1..1024, got '%s'", pools[i]);
-		}
-		*colon = '\0';
-		if (manager_pool_add_normalized(m, src, (unsigned)k, api_normalize_spec, api, &err) < 0) {
+		bool bad = !colon || colon == src || !colon[1] || *end || k < 1 || k > 1024;
+		if (!bad)
+			*colon = '\0';
+		int rc = bad ? -1 : manager_pool_add_normalized(m, src, (unsigned)k, api_normalize_spec, api, &err);
+		free(src);
+		if (rc < 0) {
 			char buf[SILO_ERROR_MSG_MAX + 64];
 			api_stop(api);
+			deploy_close(dep);
 			manager_close(m, false);
+			if (bad)
+				die(2, "--warm-pool: expected SOURCE:K with K 1..1024, got '%s'", pools[i]);
 			die(1, "%s", silo_error_str(&err, buf, sizeof buf));
 		}
-		free(src);
 	}
 	if (manager_pools_start(m, &err) < 0) {
 		char buf[SILO_ERROR_MSG_MAX + 64];
