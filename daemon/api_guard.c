@@ -8,11 +8,9 @@
  */
 #include "daemon/api_guard.h"
 
-#include <errno.h>
 #include <linux/tcp.h>   /* struct tcp_info with tcpi_bytes_received (glibc's lacks it) */
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
