@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_curl.h"
 #include "bench_util.h"
 #include "common/util.h"
 
@@ -39,24 +40,6 @@ typedef struct samples {
 static char sock[4096];
 static const char *provider = "namespace";
 static pthread_barrier_t start_line;
-
-typedef struct resp {
-	char *buf;
-	size_t len;
-} resp;
-
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
-{
-	resp *r = ud;
-	size_t len = sz * n;
-	if (r->len + len > (4u << 20))
-		return 0;
-	r->buf = xrealloc(r->buf, r->len + len + 1);
-	memcpy(r->buf + r->len, p, len);
-	r->len += len;
-	r->buf[r->len] = '\0';
-	return len;
-}
 
 /* One request; returns HTTP status (0 on transport failure), body in r. */
 static long request(CURL *h, const char *method, const char *path, const char *ctype, const char *body, resp *r)
@@ -241,24 +224,8 @@ int main(int argc, char **argv)
 	}
 	if (clients < 1 || clients > 1000 || rounds < 1)
 		die(2, "--clients must be 1..1000 and --rounds >= 1");
-	char silod_path[4096];
-	silo_error err;
-	if (!silod) {
-		if (find_helper_binary("silod", silod_path, sizeof silod_path, &err) < 0)
-			die(1, "%s", err.message);
-		silod = silod_path;
-	}
-	char tmp[] = "/tmp/silo-api-load-XXXXXX";
-	if (!mkdtemp(tmp))
-		die_errno(1, "mkdtemp");
-	char state[64], run[64];
-	snprintf(state, sizeof state, "%s/state", tmp);
-	snprintf(run, sizeof run, "%s/run", tmp);
-	mkdir_p(state, 0700);
-	mkdir_p(run, 0700);
-	setenv("SILO_STATE_DIR", state, 1);
-	setenv("SILO_RUNTIME_DIR", run, 1);
-	snprintf(sock, sizeof sock, "%s/silod.sock", run);
+	char silod_path[4096], tmp[] = "/tmp/silo-api-load-XXXXXX";
+	bench_silod_setup(&silod, silod_path, tmp, sock, sizeof sock);
 	char maxs[32];
 	snprintf(maxs, sizeof maxs, "%d", clients + 8);
 	pid_t pid = fork();
@@ -290,12 +257,7 @@ int main(int argc, char **argv)
 	resp pr = {0};
 	request(h, "GET", "/v1/providers", NULL, NULL, &pr);
 	json_t *pj = pr.buf ? json_loads(pr.buf, 0, NULL) : NULL;
-	bool avail = false;
-	size_t i;
-	json_t *p;
-	json_array_foreach(json_object_get(pj, "providers"), i, p)
-		if (!strcmp(json_string_value(json_object_get(p, "name")) ?: "", provider))
-			avail = json_is_true(json_object_get(p, "available"));
+	bool avail = bench_provider_available(pj, provider);
 	json_decref(pj);
 	free(pr.buf);
 	if (!avail) {

@@ -18,6 +18,11 @@ typedef struct cli_verb {
 /* Print "silo: CODE [vm]: message" (or the JSON error body with --json) and
  * return the exit status for it (125). */
 int cli_error(const silo_error *err, bool json);
+/* --isolation VALUE: 0 if "vm" or "any", else prints the error and returns its status. */
+int cli_check_isolation(const char *v, bool json);
+/* The warning for a sandbox that fell back from a VM provider to one sharing
+ * the host kernel (stderr, also with --json). */
+void cli_warn_isolation_fallback(const char *id, const char *provider, const char *why);
 
 /* cli_util.c: shared by the verbs that talk to silod. */
 #include <jansson.h>

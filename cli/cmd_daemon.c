@@ -185,6 +185,13 @@ int cmd_logs(int argc, char **argv)
 
 /* ---- create ---- */
 
+/* A created sandbox that fell back to a provider sharing the host kernel. */
+static void warn_if_fell_back(json_t *sb)
+{
+	if (json_object_get(sb, "isolation_fallback"))
+		cli_warn_isolation_fallback(cli_jstr(sb, "id"), cli_jstr(sb, "provider"), cli_jstr(sb, "isolation_fallback"));
+}
+
 static int kv_into(json_t *obj, const char *kv, const char *what, bool json)
 {
 	const char *eq = strchr(kv, '=');
@@ -208,9 +215,9 @@ int cmd_create(int argc, char **argv)
 		{"vcpus", required_argument, NULL, 'c'}, {"memory", required_argument, NULL, 'm'},
 		{"env", required_argument, NULL, 'e'}, {"meta", required_argument, NULL, 'M'},
 		{"image", required_argument, NULL, 'i'}, {"timeout", required_argument, NULL, 't'},
-		{NULL, 0, NULL, 0},
+		{"isolation", required_argument, NULL, 'I'}, {NULL, 0, NULL, 0},
 	};
-	const char *file = NULL;
+	const char *file = NULL, *isolation = NULL;
 	json_t *body = json_object(), *env = json_object(), *meta = json_object();
 	int c, rc = 0;
 	optind = 1;
@@ -226,8 +233,13 @@ int cmd_create(int argc, char **argv)
 		case 't': json_object_set_new(body, "timeout_s", json_integer(strtoll(optarg, NULL, 10))); break;
 		case 'e': rc = kv_into(env, optarg, "--env", json); break;
 		case 'M': rc = kv_into(meta, optarg, "--meta", json); break;
+		case 'I':
+			isolation = optarg;
+			rc = cli_check_isolation(optarg, json);
+			break;
 		default: rc = cli_usage_error(argv[0], "[-f hac.toml | --provider P --name N --vcpus N --memory MB "
-						   "--image I --timeout S -e K=V --meta K=V] [--json]", json);
+						   "--image I --timeout S -e K=V --meta K=V] [--isolation vm|any] [--json]",
+					      json);
 		}
 		if (rc)
 			goto out;
@@ -263,10 +275,13 @@ int cmd_create(int argc, char **argv)
 	if ((rc = connect_or_fail(&cl, json)))
 		goto out_payload;
 	char *resp;
-	if (api_call(cl, "POST", "/v1/sandboxes", ctype, payload, len, &resp, NULL, &err) < 0) {
+	char path[64];
+	snprintf(path, sizeof path, "/v1/sandboxes%s%s", isolation ? "?isolation=" : "", isolation ? isolation : "");
+	if (api_call(cl, "POST", path, ctype, payload, len, &resp, NULL, &err) < 0) {
 		rc = cli_error(&err, json);
 	} else {
 		json_t *o = json_loads(resp, 0, NULL);
+		warn_if_fell_back(o);
 		if (json)
 			cli_print_json(o);
 		else
@@ -537,6 +552,7 @@ int daemon_run(const char *toml, char *const *argv, char *const *env, const char
 	free(resp);
 	char id[128];
 	snprintf(id, sizeof id, "%s", cli_jstr(o, "id"));
+	warn_if_fell_back(o);
 	json_decref(o);
 
 	struct sigaction sa = {.sa_handler = on_run_signal}, old_int, old_term;

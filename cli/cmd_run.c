@@ -33,8 +33,10 @@ static void on_sig(int s)
 
 static void usage(FILE *f)
 {
-	fputs("usage: silo run [--provider P] [--spec FILE] [--image NAME] [-e K=V]... [-w DIR]\n"
-	      "                [--timeout S] [--memory MB] [--cpus N] [--json] [--time] -- CMD [ARG]...\n",
+	fputs("usage: silo run [--provider P] [--isolation vm|any] [--spec FILE] [--image NAME] [-e K=V]...\n"
+	      "                [-w DIR] [--timeout S] [--memory MB] [--cpus N] [--json] [--time] -- CMD [ARG]...\n"
+	      "  --isolation vm  refuse to fall back to the namespace provider (shared host kernel)\n"
+	      "                  when no VM provider is available (default any: fall back, with a warning)\n",
 	      f);
 }
 
@@ -47,6 +49,7 @@ static void out_cb(void *ud, int stream, const void *buf, size_t len)
 static void own_free(vm_spec *s)
 {
 	free(s->provider);
+	free(s->isolation);
 	free(s->image);
 	free(s->workdir);
 	for (size_t i = 0; i < s->n_env; i++) {
@@ -68,9 +71,10 @@ int cmd_run(int argc, char **argv)
 		{"workdir", required_argument, NULL, 'w'},  {"timeout", required_argument, NULL, 't'},
 		{"memory", required_argument, NULL, 'm'},   {"cpus", required_argument, NULL, 'c'},
 		{"json", no_argument, NULL, 'j'},           {"time", no_argument, NULL, 'T'},
-		{"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+		{"isolation", required_argument, NULL, 'I'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
-	const char *provider = NULL, *spec_path = NULL, *image = NULL, *workdir = NULL;
+	const char *provider = NULL, *spec_path = NULL, *image = NULL, *workdir = NULL, *isolation = NULL;
 	char **env = NULL;
 	size_t nenv = 0;
 	unsigned long timeout_s = 0, memory = 0, cpus = 0;
@@ -86,6 +90,15 @@ int cmd_run(int argc, char **argv)
 		case 'i': image = optarg; break;
 		case 'w': workdir = optarg; break;
 		case 'j': json = true; break;
+		case 'I': {
+			int r = cli_check_isolation(optarg, json);
+			if (r) {
+				strv_free(env);
+				return r;
+			}
+			isolation = optarg;
+			break;
+		}
 		case 'T': timing = true; break;
 		case 'e':
 			if (!strchr(optarg, '=') || optarg[0] == '=') {
@@ -162,6 +175,11 @@ int cmd_run(int argc, char **argv)
 			free(spec.image);
 		spec.image = ov_image;
 	}
+	if (isolation) {   /* the spec field: silod and the embedded path both enforce it */
+		if (loaded)
+			free(spec.isolation);
+		spec.isolation = xstrdup(isolation);
+	}
 	if (!timeout_s && spec.timeout_s)
 		timeout_s = spec.timeout_s;   /* the spec's lifetime bounds the command */
 	if (memory)
@@ -220,6 +238,8 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	uint64_t spawn_ms = sb->spawn_ns / 1000000, ready_ms = sb->ready_ns / 1000000;
+	if (sb->fell_back)
+		cli_warn_isolation_fallback(sb->id, sb->ops->name, sb->fallback_why);
 
 	struct sigaction sa = {.sa_handler = on_sig}, old_int, old_term, old_pipe;
 	sigemptyset(&sa.sa_mask);

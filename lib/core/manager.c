@@ -120,6 +120,7 @@ static const char *const event_names[MGR_EV__COUNT] = {
 	[MGR_EV_DEPLOYMENT] = "deployment",
 	[MGR_EV_BUDGET_WARNING] = "budget-warning",
 	[MGR_EV_BUDGET_EXCEEDED] = "budget-exceeded",
+	[MGR_EV_ISOLATION_FALLBACK] = "isolation-fallback",
 };
 
 const char *mgr_event_name(mgr_event_type t)
@@ -642,6 +643,22 @@ static char *metadata_json_text(const vm_spec *spec)
 	return s;
 }
 
+/* Falling back from a vm provider to one that shares the host kernel is
+ * never silent: a warning in the log, an isolation-fallback event and an
+ * audit record, each with the reason every vm provider was skipped. */
+static void note_fallback(manager *m, const char *actor, const char *id, const sandbox *sb)
+{
+	log_warn("%s: no vm provider available (%s): running with %s isolation (provider %s, shared host kernel)", id,
+		 sb->fallback_why, provider_isolation(sb->ops), sb->ops->name);
+	emit(m, MGR_EV_ISOLATION_FALLBACK, id, NULL, NULL, NULL,
+	     "isolation %s (provider %s): no vm provider available: %.400s", provider_isolation(sb->ops), sb->ops->name,
+	     sb->fallback_why);
+	json_t *d = json_pack("{s:s,s:s,s:s}", "isolation", provider_isolation(sb->ops), "provider", sb->ops->name,
+			      "reason", sb->fallback_why);
+	manager_audit(m, actor, id, "isolation-fallback", 0, d);
+	json_decref(d);
+}
+
 int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 		   char id_out[SILO_ID_MAX], silo_error *err)
 {
@@ -740,6 +757,7 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 	sandbox_opts so = {
 		.id = id,
 		.fallback = m->cfg.fallback,
+		.require_vm = m->cfg.min_isolation_vm ? "silod --min-isolation vm" : NULL,
 		.boot_timeout_ms = m->cfg.boot_timeout_ms,
 		.on_state = on_state_cb,
 		.on_state_ud = e,
@@ -778,6 +796,8 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 		log_error("registry: %s", e2.message);
 	registry_deploy_end(m->reg, dep, e->provider, "ok", NULL, ms, &e2);
 	metrics_inc(m->met, M_SPAWNS_TOTAL, 1);
+	if (sb->fell_back)
+		note_fallback(m, opts->actor, id, sb);
 	emit(m, MGR_EV_SPAWNED, id, NULL, NULL, NULL, "provider %s, pid %d, %" PRIu64 " ms", e->provider,
 	     (int)sb->pid, ms);
 	pthread_mutex_lock(&e->lock);
@@ -1101,6 +1121,9 @@ static json_t *row_json(const reg_sandbox *r)
 			      updated, "metadata", meta);
 	if (r->reason[0])
 		json_object_set_new(o, "reason", json_string(r->reason));
+	const provider_ops *p = provider_find(r->provider);
+	if (p)   /* known once a provider was chosen */
+		json_object_set_new(o, "isolation", json_string(provider_isolation(p)));
 	return o;
 }
 
@@ -1121,6 +1144,8 @@ static void add_live(manager *m, const char *id, json_t *o)
 	pthread_mutex_unlock(&e->lock);
 	if (sb) {
 		json_object_set_new(o, "rundir", json_string(sb->rundir));
+		if (sb->fell_back)
+			json_object_set_new(o, "isolation_fallback", json_string(sb->fallback_why));
 		json_object_set_new(o, "agent", json_pack("{s:i,s:s,s:s,s:i}", "protocol",
 							  (int)sb->agent.proto_version, "version",
 							  sb->agent.agent_version, "kernel", sb->agent.kernel,

@@ -32,6 +32,7 @@ typedef enum mgr_event_type {
 	MGR_EV_DEPLOYMENT,             /* deploy.c: deployed, undeployed, restarted, ... */
 	MGR_EV_BUDGET_WARNING,         /* deploy.c: a team spent 80% of its budget */
 	MGR_EV_BUDGET_EXCEEDED,        /* deploy.c: a team spent its budget; its agents are stopped */
+	MGR_EV_ISOLATION_FALLBACK,     /* no vm provider was available: the sandbox shares the host kernel */
 	MGR_EV__COUNT
 } mgr_event_type;
 
@@ -49,7 +50,8 @@ typedef struct mgr_event {
 } mgr_event;
 
 /* "ready", "spawned", "terminated", "state-change", "health-warning",
- * "security-violation", "error", "deployment", "budget-warning", "budget-exceeded". */
+ * "security-violation", "error", "deployment", "budget-warning", "budget-exceeded",
+ * "isolation-fallback". */
 const char *mgr_event_name(mgr_event_type t);
 json_t *mgr_event_json(const mgr_event *ev);
 
@@ -63,6 +65,7 @@ typedef struct manager_config {
 	int boot_timeout_ms;           /* 0 = spec, else provider default */
 	int grace_ms;                  /* terminate grace period; 0 = 3000 */
 	const char *fallback;          /* provider fallback order, NULL = default */
+	bool min_isolation_vm;         /* a floor for every create: no sandbox shares the host kernel */
 	unsigned error_threshold;      /* health-warning when more errors than this ... */
 	unsigned error_window_ms;      /* ... happen within this window; 0 = 60000 */
 	uint32_t capacity_vcpus;       /* 0 = read from the host */

@@ -318,6 +318,82 @@ TEST(host_paths_rule)
 	policy_set_free(&s);
 }
 
+/* A scoped token never inherits the built-in policy's "any host file": every
+ * host-path field and the tap device are refused by name, as given; only a
+ * policy file's host_paths / host_taps grant them. */
+TEST(host_resources_for_scoped_tokens)
+{
+	silo_error err;
+	policy_set b;
+	policy_set_builtin(&b);
+	const policy *def = &b.v[0];
+	static const char *const fields[] = {"boot.kernel", "boot.initrd", "boot.rootfs", "drives[0].path",
+					     "drives[1].path"};
+	for (size_t f = 0; f < ARRAY_SIZE(fields); f++) {
+		vm_spec sp;
+		spec_init(&sp);
+		char **slot = f == 0 ? &sp.kernel : f == 1 ? &sp.initrd : f == 2 ? &sp.rootfs : &sp.drives[f - 3].path;
+		if (f >= 3) {
+			sp.n_drives = f - 2;
+			for (size_t i = 0; i < sp.n_drives; i++)
+				sp.drives[i].path = xstrdup("");   /* unset ones are skipped */
+			free(*slot);
+		}
+		*slot = xstrdup("/etc/shadow");
+		CHECK(policy_apply_spec(def, &sp, &err) == 0);   /* full access: today's behaviour */
+		CHECK(policy_apply_spec_as(def, POLICY_CALLER_TOKEN, &sp, &err) < 0);
+		CHECK_INT_EQ(err.code, SILO_ERR_POLICY_DENIED);
+		char want[200];
+		snprintf(want, sizeof want, "policy \"default\" rule host_paths: %s \"/etc/shadow\" names a host file; a "
+			 "scoped token may name none", fields[f]);
+		CHECK_CONTAINS(err.message, want);
+		spec_free(&sp);
+	}
+	vm_spec sp;
+	spec_init(&sp);
+	sp.tap = xstrdup("tap0");
+	CHECK(policy_apply_spec(def, &sp, &err) == 0);
+	CHECK(policy_apply_spec_as(def, POLICY_CALLER_TOKEN, &sp, &err) < 0);
+	CHECK_CONTAINS(err.message, "rule host_taps: network.tap \"tap0\" names a host device");
+	spec_free(&sp);
+	CHECK(!policy_host_paths_listed(def, POLICY_CALLER_FULL));
+	CHECK(!policy_host_paths_listed(def, POLICY_CALLER_TOKEN));
+	CHECK(policy_host_path_granted(def, POLICY_CALLER_FULL, "/etc/shadow"));
+	CHECK(!policy_host_path_granted(def, POLICY_CALLER_TOKEN, "/etc/shadow"));
+
+	/* A policy file grants the same prefixes and taps to every caller. */
+	policy_set s;
+	const char *txt = "[policies.default]\noperations = [\"exec\", \"network\"]\nhost_paths = [\"/srv/g\"]\n"
+			  "host_taps = [\"silo-tap0\"]\n";
+	REQUIRE(policy_set_parse(txt, strlen(txt), &s, &err) == 0);
+	const policy *g = &s.v[0];
+	CHECK(policy_host_paths_listed(g, POLICY_CALLER_TOKEN));
+	CHECK(policy_host_path_granted(g, POLICY_CALLER_TOKEN, "/srv/g/disk.img"));
+	CHECK(!policy_host_path_granted(g, POLICY_CALLER_TOKEN, "/srv/g/../../etc/shadow"));
+	CHECK(!policy_host_path_granted(g, POLICY_CALLER_TOKEN, "/srv/gx"));
+	spec_init(&sp);
+	sp.n_drives = 1;
+	sp.drives[0].path = xstrdup("/srv/g/disk.img");
+	sp.tap = xstrdup("silo-tap0");
+	CHECK(policy_apply_spec_as(g, POLICY_CALLER_TOKEN, &sp, &err) == 0);
+	free(sp.tap);
+	sp.tap = xstrdup("eth0");
+	CHECK(policy_apply_spec_as(g, POLICY_CALLER_TOKEN, &sp, &err) < 0);
+	CHECK_STR_EQ(err.message, "policy \"default\" rule host_taps: network.tap \"eth0\" is not one of the allowed host "
+				  "tap devices (silo-tap0)");
+	CHECK(policy_apply_spec_as(g, POLICY_CALLER_FULL, &sp, &err) < 0);   /* a policy binds everyone */
+	free(sp.tap);
+	sp.tap = NULL;
+	free(sp.drives[0].path);
+	sp.drives[0].path = xstrdup("/srv/g/../../etc/shadow");
+	CHECK(policy_apply_spec_as(g, POLICY_CALLER_TOKEN, &sp, &err) < 0);
+	CHECK_CONTAINS(err.message, "drives[0].path \"/srv/g/../../etc/shadow\" must be an absolute path without");
+	spec_free(&sp);
+	parse_fails("[policies.a]\nhost_taps = [\"bad name\"]\n", "policies.a.host_taps[0]: expected an interface name");
+	policy_set_free(&s);
+	policy_set_free(&b);
+}
+
 /* ---- tokens ---- */
 
 static void sha_hex(const char *secret, char out[65])
@@ -488,5 +564,5 @@ TEST(token_create)
 }
 
 TEST_MAIN(parse_policies, parse_errors_name_the_field, builtin_allows_everything, operations_rule, paths_rule,
-	  normalize, egress_coverage, spec_limits, network_and_egress, host_paths_rule, token_parse_and_lookup, token_parse_errors,
+	  normalize, egress_coverage, spec_limits, network_and_egress, host_paths_rule, host_resources_for_scoped_tokens, token_parse_and_lookup, token_parse_errors,
 	  token_rules, token_create)
