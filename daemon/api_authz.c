@@ -180,6 +180,17 @@ int authz_create(api_authz *a, manager *m, const api_token *tok, const char *act
 	const policy *p = policy_find(&a->policies, meta_get(spec, POLICY_METADATA_KEY), err);
 	if (!p)
 		return -1;   /* an unknown name is a bad request, not a denial */
+	/* A policy's grants (host paths, taps, limits) are the operator's to hand
+	 * out: a scoped token not bound to a policy gets the file's default and may
+	 * not pick a more permissive one by metadata. */
+	const policy *def = policy_find(&a->policies, NULL, err);
+	if (tok && !tok->policy[0] && p != def) {
+		silo_fail(err, SILO_ERR_POLICY_DENIED, 0,
+			  "token \"%s\" rule policy: metadata.%s \"%.64s\": a token without a policy binding creates only "
+			  "with the default policy \"%s\" (bind it: silo token create --policy NAME)",
+			  tok->name, POLICY_METADATA_KEY, p->name, def->name);
+		return denied(m, actor, NULL, "create", err);
+	}
 	/* A scoped token never gets the built-in policy's "any host file". */
 	policy_caller who = tok ? POLICY_CALLER_TOKEN : POLICY_CALLER_FULL;
 	if (resolve_host_paths(p, who, spec, err) < 0)

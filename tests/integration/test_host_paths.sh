@@ -119,6 +119,9 @@ default = "granted"
 operations = ["exec", "file_read", "file_write", "network"]
 host_paths = ["$TMP/granted"]
 host_taps = ["silo-test0"]
+[policies.everything]
+operations = ["exec", "file_read", "file_write", "network"]
+host_paths = ["/"]
 EOF
 start_tcp --policy-file "$TMP/policies.toml" || { notok "silod starts with a policy file"; exit 1; }
 guest_reads_drive "$VM" "$TMP/granted/disk.img" GRANTED-DISK-MARKER "a drive under the granted prefix, for the scoped token"
@@ -141,6 +144,9 @@ json "$VM" "{\"provider\":\"qemu\",\"name\":\"k3\",\"vcpus\":1,\"memory_mb\":256
 denied "boot.kernel outside the prefix is refused" 'boot.kernel "/etc/shadow" is outside the allowed host paths'
 json "$VM" "{\"spec\":\"[vm]\\nname = \\\"t2\\\"\\nprovider = \\\"qemu\\\"\\n[resources]\\nvcpus = 1\\nmemory_mb = 256\\n[network]\\ntap = \\\"eth0\\\"\\n\"}"
 denied "a tap device not in host_taps is refused" 'rule host_taps: network.tap "eth0" is not one of the allowed host tap devices (silo-test0)'
+toml "$VM" "$(qspec pick '[[drives]]\npath = "/etc/shadow"\nread_only = true\n[metadata]\npolicy = "everything"\n')"
+denied "an unbound scoped token cannot pick a policy that grants more host paths than the default" \
+	'token "vm" rule policy: metadata.policy "everything": a token without a policy binding creates only with the default policy "granted"'
 check "nothing was spawned by the refused creates" test "$(live)" = 0
 # Deployments pass the same check (full access is bound by a policy file too).
 tcp "$FULL" POST /v1/deployments -H 'Content-Type: application/json' \
