@@ -180,10 +180,90 @@ static int parse_entry(json_t *o, size_t idx, image_entry *e, silo_error *err)
 	return 0;
 }
 
-int image_manifest_parse(const char *text, size_t len, image_entry **out, size_t *n, silo_error *err)
+static int parse_tree(json_t *o, size_t idx, image_tree *t, silo_error *err)
+{
+	if (!json_is_object(o))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: trees[%zu]: expected an object", idx);
+	const char *name = json_string_value(json_object_get(o, "name"));
+	if (!image_name_valid(name))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "image manifest: trees[%zu].name: expected 1-64 of [a-z0-9_-]", idx);
+	snprintf(t->name, sizeof t->name, "%s", name);
+	const char *path = json_string_value(json_object_get(o, "path"));
+	const char *sha = json_string_value(json_object_get(o, "sha256"));
+	json_t *ent = json_object_get(o, "entries"), *size = json_object_get(o, "size");
+	if (!abs_path_valid(path))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: tree \"%s\": path: expected an absolute path",
+				 name);
+	if (!sha256_hex_valid(sha))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "image manifest: tree \"%s\": sha256: expected 64 lowercase hex digits", name);
+	if (!json_is_integer(ent) || json_integer_value(ent) < 1 || !json_is_integer(size) || json_integer_value(size) < 0)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "image manifest: tree \"%s\": %s: expected a %s integer", name,
+				 json_is_integer(ent) && json_integer_value(ent) >= 1 ? "size" : "entries",
+				 json_is_integer(ent) && json_integer_value(ent) >= 1 ? "non-negative" : "positive");
+	t->path = xstrdup(path);
+	memcpy(t->sha256, sha, 65);
+	t->entries = (uint64_t)json_integer_value(ent);
+	t->size = (uint64_t)json_integer_value(size);
+	const char *created = json_string_value(json_object_get(o, "created"));
+	if (created && strlen(created) < sizeof t->created)
+		snprintf(t->created, sizeof t->created, "%s", created);
+	return 0;
+}
+
+void image_trees_free(image_tree *t, size_t n)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(t[i].path);
+	free(t);
+}
+
+static int parse_trees(json_t *root, const image_entry *imgs, size_t nimg, image_tree **out, size_t *nt,
+		       silo_error *err)
+{
+	json_t *trees = json_object_get(root, "trees");
+	if (!trees || json_is_null(trees))
+		return 0;
+	size_t total = json_array_size(trees);
+	if (!json_is_array(trees) || total > IMAGE_MAX_ENTRIES)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: trees: expected an array of at most %d",
+				 IMAGE_MAX_ENTRIES);
+	image_tree *v = xcalloc(total ? total : 1, sizeof *v);
+	size_t cnt = 0;
+	for (size_t i = 0; i < total; i++, cnt++) {
+		if (parse_tree(json_array_get(trees, i), i, &v[cnt], err) < 0)
+			goto fail;
+		bool dup = false;
+		for (size_t j = 0; j < cnt; j++)
+			dup |= !strcmp(v[j].name, v[cnt].name);
+		for (size_t j = 0; j < nimg; j++)
+			dup |= !strcmp(imgs[j].name, v[cnt].name);
+		if (dup) {
+			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: name \"%s\" listed twice", v[cnt].name);
+			goto fail;
+		}
+	}
+	*out = v;
+	*nt = cnt;
+	return 0;
+fail:
+	image_trees_free(v, cnt + 1);
+	return -1;
+}
+
+int image_manifest_parse_all(const char *text, size_t len, image_entry **out, size_t *n, image_tree **t,
+			     size_t *nt, silo_error *err)
 {
 	*out = NULL;
 	*n = 0;
+	if (t) {
+		*t = NULL;
+		*nt = 0;
+	}
 	if (len > IMAGE_MANIFEST_MAX)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: %zu bytes (limit %u)", len,
 				 IMAGE_MANIFEST_MAX);
@@ -221,6 +301,16 @@ int image_manifest_parse(const char *text, size_t len, image_entry **out, size_t
 			}
 		cnt++;
 	}
+	image_tree *tv = NULL;
+	size_t tn = 0;
+	if (parse_trees(root, v, cnt, &tv, &tn, err) < 0)
+		goto out;
+	if (t) {
+		*t = tv;
+		*nt = tn;
+	} else {
+		image_trees_free(tv, tn);
+	}
 	*out = v;
 	*n = cnt;
 	v = NULL;
@@ -232,12 +322,22 @@ out:
 	return rc;
 }
 
-int image_list(image_entry **out, size_t *n, silo_error *err)
+int image_manifest_parse(const char *text, size_t len, image_entry **out, size_t *n, silo_error *err)
+{
+	return image_manifest_parse_all(text, len, out, n, NULL, NULL, err);
+}
+
+/* Read and parse the manifest file (a missing one is empty). */
+static int read_manifest(image_entry **out, size_t *n, image_tree **t, size_t *nt, silo_error *err)
 {
 	char path[PATH_MAX];
 	image_manifest_path(path, sizeof path);
 	*out = NULL;
 	*n = 0;
+	if (t) {
+		*t = NULL;
+		*nt = 0;
+	}
 	char *text = NULL;
 	size_t len = 0;
 	silo_error e2 = {0};
@@ -249,11 +349,26 @@ int image_list(image_entry **out, size_t *n, silo_error *err)
 		silo_error_prefix(err, "image manifest %s", path);
 		return -1;
 	}
-	int rc = image_manifest_parse(text, len, out, n, err);
+	int rc = image_manifest_parse_all(text, len, out, n, t, nt, err);
 	free(text);
 	if (rc < 0)
 		silo_error_prefix(err, "%s", path);
 	return rc;
+}
+
+int image_list_trees(image_tree **out, size_t *n, silo_error *err)
+{
+	image_entry *v = NULL;
+	size_t nv = 0;
+	if (read_manifest(&v, &nv, out, n, err) < 0)
+		return -1;
+	image_entries_free(v, nv);
+	return 0;
+}
+
+int image_list(image_entry **out, size_t *n, silo_error *err)
+{
+	return read_manifest(out, n, NULL, NULL, err);
 }
 
 int image_lookup(const char *name, image_entry *out, silo_error *err)
@@ -393,6 +508,102 @@ static void remove_file_and_stamp(const char *path)
 	unlink(stamp);
 }
 
+static int write_manifest_json(const char *path, json_t *root, silo_error *err)
+{
+	char *dump = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (!dump)
+		return silo_fail(err, SILO_ERR_INTERNAL, ENOMEM, "image manifest: serialize");
+	size_t dlen = strlen(dump);
+	char *withnl = xasprintf("%s\n", dump);
+	free(dump);
+	int rc = write_file_atomic(path, withnl, dlen + 1, 0644, err);
+	free(withnl);
+	return rc;
+}
+
+/* Under the lock: the manifest as JSON (validated by the parser first); a missing one is empty. */
+static json_t *load_manifest_locked(const char *path, image_entry **v, size_t *n, image_tree **t, size_t *nt,
+				    silo_error *err)
+{
+	char *text = NULL;
+	size_t len = 0;
+	silo_error e2 = {0};
+	if (read_file(path, IMAGE_MANIFEST_MAX, &text, &len, &e2) < 0) {
+		if (e2.sys_errno != ENOENT) {
+			if (err)
+				*err = e2;
+			return NULL;
+		}
+		*v = NULL, *n = 0, *t = NULL, *nt = 0;
+		return json_pack("{s:i,s:[]}", "version", 1, "images");
+	}
+	if (image_manifest_parse_all(text, len, v, n, t, nt, err) < 0) {
+		free(text);
+		return NULL;
+	}
+	json_t *root = json_loadb(text, len, 0, NULL);
+	free(text);
+	if (!root) {
+		image_entries_free(*v, *n);
+		image_trees_free(*t, *nt);
+		silo_fail(err, SILO_ERR_INTERNAL, 0, "image manifest: reparse failed");
+	}
+	return root;
+}
+
+int image_record_tree(const char *name, const char *path, const char *sha256, uint64_t entries, uint64_t size,
+		      silo_error *err)
+{
+	if (!image_name_valid(name))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image: \"%s\" is not a valid name", name ? name : "");
+	if (!abs_path_valid(path) || !sha256_hex_valid(sha256) || !entries)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "tree %s: expected an absolute path and a digest", name);
+	cleanup_close int lk = lock_manifest(err);
+	if (lk < 0)
+		return -1;
+	char mpath[PATH_MAX];
+	image_manifest_path(mpath, sizeof mpath);
+	image_entry *v;
+	image_tree *t;
+	size_t n, nt;
+	json_t *root = load_manifest_locked(mpath, &v, &n, &t, &nt, err);
+	if (!root)
+		return -1;
+	int rc = -1;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i].name, name)) {
+			silo_fail(err, SILO_ERR_CONFLICT, 0, "image manifest: \"%s\" is an image, not a tree", name);
+			goto out;
+		}
+	const char *created = NULL;
+	for (size_t i = 0; i < nt; i++)
+		if (!strcmp(t[i].name, name) && !strcmp(t[i].path, path) && !strcmp(t[i].sha256, sha256))
+			created = t[i].created; /* unchanged: keep its date */
+	char now[40];
+	format_time_ms(now_realtime_ms(), now, sizeof now);
+	json_t *trees = json_object_get(root, "trees");
+	if (!json_is_array(trees)) {
+		trees = json_array();
+		json_object_set_new(root, "trees", trees);
+	}
+	json_t *fresh = json_array();
+	size_t i;
+	json_t *x;
+	json_array_foreach(trees, i, x)
+		if (strcmp(json_string_value(json_object_get(x, "name")), name) != 0)
+			json_array_append(fresh, x);
+	json_array_append_new(fresh, json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "name", name, "path", path, "sha256", sha256,
+					       "entries", (json_int_t)entries, "size", (json_int_t)size, "created",
+					       created && *created ? created : now));
+	json_object_set_new(root, "trees", fresh);
+	rc = write_manifest_json(mpath, root, err);
+out:
+	json_decref(root);
+	image_entries_free(v, n);
+	image_trees_free(t, nt);
+	return rc;
+}
+
 int image_remove(const char *name, silo_error *err)
 {
 	if (!image_name_valid(name))
@@ -402,49 +613,32 @@ int image_remove(const char *name, silo_error *err)
 		return -1;
 	char path[PATH_MAX];
 	image_manifest_path(path, sizeof path);
-	char *text = NULL;
-	size_t len = 0;
-	silo_error e2 = {0};
-	if (read_file(path, IMAGE_MANIFEST_MAX, &text, &len, &e2) < 0) {
-		if (e2.sys_errno == ENOENT)
-			return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOENT, "image: no image named \"%s\"", name);
-		if (err)
-			*err = e2;
-		return -1;
-	}
 	image_entry *v;
-	size_t n;
-	if (image_manifest_parse(text, len, &v, &n, err) < 0) {
-		free(text);
+	image_tree *t;
+	size_t n, nt;
+	json_t *root = load_manifest_locked(path, &v, &n, &t, &nt, err);
+	if (!root)
 		return -1;
-	}
-	json_t *root = json_loadb(text, len, 0, NULL);
-	free(text);
-	if (!root) {
-		image_entries_free(v, n);
-		return silo_fail(err, SILO_ERR_INTERNAL, 0, "image manifest: reparse failed");
-	}
-	json_t *imgs = json_object_get(root, "images");
-	ssize_t idx = -1;
+	ssize_t idx = -1, tidx = -1;
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(v[i].name, name))
 			idx = (ssize_t)i;
+	for (size_t i = 0; i < nt; i++)
+		if (!strcmp(t[i].name, name))
+			tidx = (ssize_t)i;
 	int rc = -1;
-	if (idx < 0) {
+	if (idx < 0 && tidx < 0) {
 		silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOENT, "image: no image named \"%s\"", name);
 		goto out;
 	}
-	json_array_remove(imgs, (size_t)idx);
-	char *dump = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	if (!dump) {
-		silo_fail(err, SILO_ERR_INTERNAL, ENOMEM, "image manifest: serialize");
+	if (tidx >= 0) {
+		/* the manifest and the array agree on order: both were just parsed from it */
+		json_array_remove(json_object_get(root, "trees"), (size_t)tidx);
+		rc = write_manifest_json(path, root, err);
 		goto out;
 	}
-	size_t dlen = strlen(dump);
-	char *withnl = xasprintf("%s\n", dump);
-	free(dump);
-	rc = write_file_atomic(path, withnl, dlen + 1, 0644, err);
-	free(withnl);
+	json_array_remove(json_object_get(root, "images"), (size_t)idx);
+	rc = write_manifest_json(path, root, err);
 	if (rc < 0)
 		goto out;
 	/* files go only after the manifest no longer points at them */
@@ -457,6 +651,7 @@ int image_remove(const char *name, silo_error *err)
 out:
 	json_decref(root);
 	image_entries_free(v, n);
+	image_trees_free(t, nt);
 	return rc;
 }
 
