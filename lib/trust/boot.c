@@ -517,7 +517,8 @@ int trust_verify_bundle_buf(const char *what, const void *data, size_t len, cons
 	if (load_keys_for_bundles(what, &keys, &nkeys, err) < 0)
 		return -1;
 	if (!sig || !siglen)
-		return silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, 0, "bundle %s: no signature", what);
+		return silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, 0,
+				 "bundle %s: no signature (sign it: silo trust sign FILE, or minisign -S -m FILE)", what);
 	if (trust_verify_buf(keys, nkeys, data ? data : "", len, sig, siglen, res, err) < 0)
 		return unverified(err, what);
 	return 0;

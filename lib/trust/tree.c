@@ -433,9 +433,18 @@ static void write_verdict(const char *root, const char *vpath, const walk *w, co
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof dir, "%s", vpath);
 	*strrchr(dir, '/') = '\0';
-	/* best effort: without a verdict the next check walks the tree again */
-	if (len <= VERDICT_MAX && mkdir_p(dir, 0755) == 0)
-		(void)write_file_atomic(vpath, buf, len, 0644, NULL);
+	/* best effort: without a verdict the next check walks the tree again. A unique
+	 * temporary name: two walks at once (silod starting two sandboxes) must not mix
+	 * one walk's digest with the other's stats. */
+	char tmpp[PATH_MAX + 160];
+	snprintf(tmpp, sizeof tmpp, "%s.XXXXXX", vpath);
+	int fd = len <= VERDICT_MAX && mkdir_p(dir, 0755) == 0 ? mkostemp(tmpp, O_CLOEXEC) : -1;
+	if (fd >= 0) {
+		bool ok = write_all(fd, buf, len) == 0 && fchmod(fd, 0644) == 0;
+		ok = close(fd) == 0 && ok;
+		if (!ok || rename(tmpp, vpath) < 0)
+			unlink(tmpp);
+	}
 	free(buf);
 }
 
