@@ -1082,6 +1082,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 		return;
 	if (q->upload_fd >= 0)
 		close(q->upload_fd);
+	if (q->body)
+		explicit_bzero(q->body, q->len); /* a create body may carry inline secrets */
 	free(q->body);
 	free(q);
 	*con_cls = NULL;

@@ -164,6 +164,24 @@ int authz_create(api_authz *a, manager *m, const api_token *tok, const char *act
 		resolve(&spec->rootfs);
 		for (size_t i = 0; i < spec->n_drives; i++)
 			resolve(&spec->drives[i].path);
+		for (size_t i = 0; i < spec->n_secrets; i++)
+			if (spec->secrets[i].src == SPEC_SECRET_FILE)
+				resolve(&spec->secrets[i].ref);
+	}
+	/* Secret files and variables are silod's own: a scoped token names them only
+	 * where a policy grants it explicitly (host_paths, host_env), never through the
+	 * built-in policy's "anything", which is meant for full-access callers. */
+	for (size_t i = 0; tok && i < spec->n_secrets; i++) {
+		const spec_secret *x = &spec->secrets[i];
+		bool file = x->src == SPEC_SECRET_FILE;
+		if ((file && p->host_paths_any) || (x->src == SPEC_SECRET_ENV && p->host_env_any)) {
+			silo_fail(err, SILO_ERR_POLICY_DENIED, 0,
+				  "policy \"%s\" rule %s: token %s: sandbox.secrets.%.200s names %s of silod's host; only a "
+				  "policy that lists it in %s lets a scoped token do that",
+				  p->name, file ? "host_paths" : "host_env", tok->name, x->key,
+				  file ? "a file" : "an environment variable", file ? "host_paths" : "host_env");
+			return denied(m, actor, NULL, "create", err);
+		}
 	}
 	if (policy_apply_spec(p, spec, err) < 0)
 		return denied(m, actor, NULL, "create", err);

@@ -1084,6 +1084,14 @@ int deploy_create(deployer *d, const deploy_req *r, const char *actor, json_t **
 			goto fail_spec;
 		json_array_append_new(ov, json_string(*s));
 	}
+	for (size_t i = 0; i < spec.n_secrets; i++)
+		if (spec.secrets[i].src == SPEC_SECRET_VALUE) {
+			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				  "sandbox.secrets.%s: a deployment restarts from its stored spec, which never holds a "
+				  "secret's value: give it as {file = \"/host/path\"} or {env = \"NAME\"}",
+				  spec.secrets[i].key);
+			goto fail_spec;
+		}
 	snprintf(spec.name, sizeof spec.name, "%s", r->name);
 	set_kv(spec.metadata, &spec.n_metadata, META_DEPLOYMENT, r->name);
 	set_kv(spec.metadata, &spec.n_metadata, META_TEAM, tname);

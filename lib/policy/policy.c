@@ -207,8 +207,24 @@ static int add_host_path(void *ctx, const toml_value *it, const char *s, const c
 	return 0;
 }
 
+static int add_host_env(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
+{
+	policy *p = ctx;
+	size_t n = strlen(s), body = n && s[n - 1] == '*' ? n - 1 : n;
+	bool ok = n > 0 && n <= 256 && (body == 0 || !(s[0] >= '0' && s[0] <= '9'));
+	for (size_t i = 0; i < body && ok; i++)
+		ok = (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_';
+	if (!ok)
+		return field_err(err, it, field, "expected a variable name or a PREFIX* ([A-Za-z_][A-Za-z0-9_]*), got \"%.200s\"",
+				 s);
+	p->host_env[p->n_host_env++] = xstrdup(s);
+	return 0;
+}
+
 static void policy_clear(policy *p)
 {
+	for (size_t i = 0; i < p->n_host_env; i++)
+		free(p->host_env[i]);
 	for (size_t i = 0; i < p->n_host_paths; i++)
 		free(p->host_paths[i]);
 	for (size_t i = 0; i < p->n_paths; i++)
@@ -237,6 +253,8 @@ static int parse_policy(const char *name, const toml_value *t, policy *p, silo_e
 			rc = get_strings(v, field, POLICY_MAX_EGRESS, add_egress, p, err);
 		} else if (!strcmp(k, "host_paths")) {
 			rc = get_strings(v, field, POLICY_MAX_PATHS, add_host_path, p, err);
+		} else if (!strcmp(k, "host_env")) {
+			rc = get_strings(v, field, POLICY_MAX_PATHS, add_host_env, p, err);
 		} else if (!strcmp(k, "max_memory_mb")) {
 			rc = get_u32(v, field, 1u << 30, &p->max_memory_mb, err);
 		} else if (!strcmp(k, "max_vcpus")) {
@@ -247,8 +265,8 @@ static int parse_policy(const char *name, const toml_value *t, policy *p, silo_e
 			rc = get_u32(v, field, 10u * 365 * 86400, &p->max_lifetime_s, err);
 		} else {
 			rc = field_err(err, v, field,
-				       "unknown key (expected operations, paths, host_paths, egress, max_memory_mb, "
-				       "max_vcpus, max_pids, max_lifetime_s)");
+				       "unknown key (expected operations, paths, host_paths, host_env, egress, "
+				       "max_memory_mb, max_vcpus, max_pids, max_lifetime_s)");
 		}
 		if (rc < 0)
 			return -1;
@@ -362,6 +380,7 @@ void policy_set_builtin(policy_set *out)
 	snprintf(out->v[0].name, sizeof out->v[0].name, "default");
 	out->v[0].ops = ALL_OPS;
 	out->v[0].host_paths_any = true;
+	out->v[0].host_env_any = true;
 }
 
 void policy_set_free(policy_set *s)
@@ -473,8 +492,36 @@ static int check_host_path(const policy *p, const char *field, const char *path,
 		    off ? allowed : "none");
 }
 
+static int check_host_env(const policy *p, const char *field, const char *name, silo_error *err)
+{
+	if (p->host_env_any)
+		return 0;
+	for (size_t i = 0; i < p->n_host_env; i++) {
+		const char *a = p->host_env[i];
+		size_t l = strlen(a);
+		if (l && a[l - 1] == '*' ? !strncmp(a, name, l - 1) : !strcmp(a, name))
+			return 0;
+	}
+	char allowed[600];
+	size_t off = 0;
+	allowed[0] = '\0';
+	for (size_t i = 0; i < p->n_host_env && off < sizeof allowed; i++)
+		off += (size_t)snprintf(allowed + off, sizeof allowed - off, "%s%s", i ? ", " : "", p->host_env[i]);
+	return deny(p, "host_env", err, "%s \"%.200s\" is not a variable of silod the policy lets specs read (%s)", field,
+		    name, off ? allowed : "none");
+}
+
 int policy_apply_spec(const policy *p, vm_spec *spec, silo_error *err)
 {
+	for (size_t i = 0; i < spec->n_secrets; i++) {
+		const spec_secret *x = &spec->secrets[i];
+		char f[320];
+		snprintf(f, sizeof f, "sandbox.secrets.%.200s.%s", x->key, x->src == SPEC_SECRET_FILE ? "file" : "env");
+		if (x->src == SPEC_SECRET_FILE && check_host_path(p, f, x->ref, err) < 0)
+			return -1;
+		if (x->src == SPEC_SECRET_ENV && check_host_env(p, f, x->ref, err) < 0)
+			return -1;
+	}
 	if (check_host_path(p, "boot.kernel", spec->kernel, err) < 0 ||
 	    check_host_path(p, "boot.initrd", spec->initrd, err) < 0 ||
 	    check_host_path(p, "boot.rootfs", spec->rootfs, err) < 0)

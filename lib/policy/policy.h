@@ -6,7 +6,8 @@
  *   [policies.standard]
  *   operations = ["exec", "file_read", "file_write"]   # plus network, snapshot, pause
  *   paths = ["/workspace", "/tmp"]                      # file APIs and exec cwd
- *   host_paths = ["/var/lib/silo/roots"]                # kernel/initrd/rootfs/drives of specs
+ *   host_paths = ["/var/lib/silo/roots"]                # kernel/initrd/rootfs/drives/secret files of specs
+ *   host_env = ["AGENT_*"]                              # silod variables specs may read as secrets
  *   egress = ["10.0.0.0/8", "pypi.org:443"]             # when "network" is allowed
  *   max_memory_mb = 1024
  *   max_vcpus = 2
@@ -58,6 +59,9 @@ typedef struct policy {
 	bool host_paths_any;             /* the built-in policy: specs may name any host file */
 	size_t n_host_paths;             /* else host files of specs must be under these */
 	char *host_paths[POLICY_MAX_PATHS];
+	bool host_env_any;               /* the built-in policy: secrets may name any variable of silod */
+	size_t n_host_env;               /* else {env = NAME} secrets must match one (NAME or PREFIX*) */
+	char *host_env[POLICY_MAX_PATHS];
 	size_t n_egress;                 /* 0 = any destination (if network is allowed) */
 	char *egress[POLICY_MAX_EGRESS];
 	uint32_t max_memory_mb;          /* 0 = no limit (each max_*) */
@@ -85,8 +89,9 @@ void policy_set_free(policy_set *s);
 const policy *policy_find(const policy_set *s, const char *name, silo_error *err);
 
 /* Before spawn: check a spec against p (resources, network, egress, and the
- * host files it names: boot.kernel, boot.initrd, boot.rootfs, drives[].path,
- * which the caller should have resolved with realpath) and apply the policy's limits where
+ * host files it names: boot.kernel, boot.initrd, boot.rootfs, drives[].path and
+ * sandbox.secrets.*.file, which the caller should have resolved with realpath; the
+ * variables of silod its {env = NAME} secrets name) and apply the policy's limits where
  * the spec leaves them open (pids_max 0 -> max_pids, timeout_s 0 ->
  * max_lifetime_s, empty egress -> the policy's egress list). Records the
  * policy's name in the spec metadata (POLICY_METADATA_KEY). */
