@@ -31,25 +31,6 @@
 #include "providers/ns.h"
 #include "trust/trust.h"
 
-static double timed_run(char *const *argv)
-{
-	uint64_t t0 = now_mono_ns();
-	pid_t p = fork();
-	if (p < 0)
-		return -1;
-	if (p == 0) {
-		int nul = open("/dev/null", O_RDWR);
-		dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	int st;
-	while (waitpid(p, &st, 0) < 0 && errno == EINTR)
-		;
-	double ms = bench_ms_since(t0);
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
-}
-
 static void print_series(const char *name, bench_series *s, const char *unit, bool comma)
 {
 	bench_sort(s->ms, (size_t)s->n);
@@ -70,34 +51,10 @@ static void drop_verdicts(const char *keyring)
 int main(int argc, char **argv)
 {
 	int runs = 50;
-	char silo[PATH_MAX] = "";
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-n") && i + 1 < argc)
-			runs = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--silo") && i + 1 < argc)
-			snprintf(silo, sizeof silo, "%s", argv[++i]);
-		else {
-			fprintf(stderr, "usage: trust_check [-n RUNS] [--silo PATH]\n");
-			return 2;
-		}
-	}
-	if (runs < 1 || runs > 100000) {
-		fprintf(stderr, "trust_check: -n must be 1..100000\n");
-		return 2;
-	}
-	if (!silo[0]) {
-		char self[PATH_MAX];
-		ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-		if (n > 0) {
-			self[n] = '\0';
-			*strrchr(self, '/') = '\0';
-			snprintf(silo, sizeof silo, "%s/../cli/silo", self);
-		}
-	}
-	if (access(silo, X_OK) < 0) {
-		fprintf(stderr, "trust_check: %s: not found (build the tree or pass --silo)\n", silo);
-		return 1;
-	}
+	char silo[PATH_MAX];
+	int bad = bench_args_silo(argc, argv, "trust_check", &runs, silo, sizeof silo);
+	if (bad)
+		return bad;
 	char tmp[] = "/tmp/silo-bench-trust.XXXXXX";
 	if (!mkdtemp(tmp))
 		return perror("mkdtemp"), 1;
@@ -139,16 +96,16 @@ int main(int argc, char **argv)
 	bench_series c_warm = bench_series_new(runs), c_cold = bench_series_new(runs);
 	char *run_argv[] = {silo, "run", "--provider", "namespace", "--", "true", NULL};
 	setenv("SILO_KEYRING_DIR", empty, 1);
-	timed_run(run_argv); /* warm-up: page cache */
+	bench_timed_run(run_argv); /* warm-up: page cache */
 	setenv("SILO_KEYRING_DIR", keyring, 1);
-	timed_run(run_argv);
+	bench_timed_run(run_argv);
 	for (int i = 0; i < runs; i++) {
 		setenv("SILO_KEYRING_DIR", empty, 1);
-		bench_series_add(&s_none, timed_run(run_argv));
+		bench_series_add(&s_none, bench_timed_run(run_argv));
 		setenv("SILO_KEYRING_DIR", keyring, 1);
-		bench_series_add(&s_warm, timed_run(run_argv));
+		bench_series_add(&s_warm, bench_timed_run(run_argv));
 		drop_verdicts(keyring);
-		bench_series_add(&s_cold, timed_run(run_argv));
+		bench_series_add(&s_cold, bench_timed_run(run_argv));
 		uint64_t t0 = now_mono_ns();
 		bool checked = false;
 		int rc = trust_check_tree(layer, &checked, &err);

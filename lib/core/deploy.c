@@ -554,10 +554,9 @@ static int verify_spec(deployer *d, const deploy_req *r, const char *tm, const c
 		       size_t len, const char *sig, const char *sig_missing, const char *actor, silo_error *err)
 {
 	char dir[PATH_MAX];
-	trust_keyring_dir(dir, sizeof dir);
 	cleanup_free trust_pubkey *keys = NULL;
 	size_t nkeys = 0;
-	if (trust_keyring_load(dir, &keys, &nkeys, err) < 0)
+	if (trust_keyring_load_default(dir, sizeof dir, &keys, &nkeys, err) < 0)
 		return -1;
 	if (!nkeys)
 		return 0;

@@ -521,34 +521,61 @@ static int write_manifest_json(const char *path, json_t *root, silo_error *err)
 	return rc;
 }
 
-/* Under the lock: the manifest as JSON (validated by the parser first); a missing one is empty. */
-static json_t *load_manifest_locked(const char *path, image_entry **v, size_t *n, image_tree **t, size_t *nt,
-				    silo_error *err)
+/* The manifest under its lock, as JSON (validated by the parser first) and parsed;
+ * a missing manifest is an empty one. manifest_end releases everything. */
+typedef struct locked_manifest {
+	int lk;
+	char path[PATH_MAX];
+	json_t *root;
+	image_entry *v;
+	size_t n;
+	image_tree *t;
+	size_t nt;
+} locked_manifest;
+
+static void manifest_end(locked_manifest *m)
 {
+	json_decref(m->root);
+	image_entries_free(m->v, m->n);
+	image_trees_free(m->t, m->nt);
+	if (m->lk >= 0)
+		close(m->lk);
+	memset(m, 0, sizeof *m);
+	m->lk = -1;
+}
+
+static int manifest_begin(locked_manifest *m, silo_error *err)
+{
+	memset(m, 0, sizeof *m);
+	m->lk = lock_manifest(err);
+	if (m->lk < 0)
+		return -1;
+	image_manifest_path(m->path, sizeof m->path);
 	char *text = NULL;
 	size_t len = 0;
 	silo_error e2 = {0};
-	if (read_file(path, IMAGE_MANIFEST_MAX, &text, &len, &e2) < 0) {
+	if (read_file(m->path, IMAGE_MANIFEST_MAX, &text, &len, &e2) < 0) {
 		if (e2.sys_errno != ENOENT) {
 			if (err)
 				*err = e2;
-			return NULL;
+			manifest_end(m);
+			return -1;
 		}
-		*v = NULL, *n = 0, *t = NULL, *nt = 0;
-		return json_pack("{s:i,s:[]}", "version", 1, "images");
+		m->root = json_pack("{s:i,s:[]}", "version", 1, "images");
+		return 0;
 	}
-	if (image_manifest_parse_all(text, len, v, n, t, nt, err) < 0) {
+	if (image_manifest_parse_all(text, len, &m->v, &m->n, &m->t, &m->nt, err) < 0) {
 		free(text);
-		return NULL;
+		manifest_end(m);
+		return -1;
 	}
-	json_t *root = json_loadb(text, len, 0, NULL);
+	m->root = json_loadb(text, len, 0, NULL);
 	free(text);
-	if (!root) {
-		image_entries_free(*v, *n);
-		image_trees_free(*t, *nt);
-		silo_fail(err, SILO_ERR_INTERNAL, 0, "image manifest: reparse failed");
+	if (!m->root) {
+		manifest_end(m);
+		return silo_fail(err, SILO_ERR_INTERNAL, 0, "image manifest: reparse failed");
 	}
-	return root;
+	return 0;
 }
 
 int image_record_tree(const char *name, const char *path, const char *sha256, uint64_t entries, uint64_t size,
@@ -558,35 +585,22 @@ int image_record_tree(const char *name, const char *path, const char *sha256, ui
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image: \"%s\" is not a valid name", name ? name : "");
 	if (!abs_path_valid(path) || !sha256_hex_valid(sha256) || !entries)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "tree %s: expected an absolute path and a digest", name);
-	cleanup_close int lk = lock_manifest(err);
-	if (lk < 0)
-		return -1;
-	char mpath[PATH_MAX];
-	image_manifest_path(mpath, sizeof mpath);
-	image_entry *v;
-	image_tree *t;
-	size_t n, nt;
-	json_t *root = load_manifest_locked(mpath, &v, &n, &t, &nt, err);
-	if (!root)
+	locked_manifest m;
+	if (manifest_begin(&m, err) < 0)
 		return -1;
 	int rc = -1;
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(v[i].name, name)) {
+	for (size_t i = 0; i < m.n; i++)
+		if (!strcmp(m.v[i].name, name)) {
 			silo_fail(err, SILO_ERR_CONFLICT, 0, "image manifest: \"%s\" is an image, not a tree", name);
 			goto out;
 		}
 	const char *created = NULL;
-	for (size_t i = 0; i < nt; i++)
-		if (!strcmp(t[i].name, name) && !strcmp(t[i].path, path) && !strcmp(t[i].sha256, sha256))
-			created = t[i].created; /* unchanged: keep its date */
+	for (size_t i = 0; i < m.nt; i++)
+		if (!strcmp(m.t[i].name, name) && !strcmp(m.t[i].path, path) && !strcmp(m.t[i].sha256, sha256))
+			created = m.t[i].created; /* unchanged: keep its date */
 	char now[40];
 	format_time_ms(now_realtime_ms(), now, sizeof now);
-	json_t *trees = json_object_get(root, "trees");
-	if (!json_is_array(trees)) {
-		trees = json_array();
-		json_object_set_new(root, "trees", trees);
-	}
-	json_t *fresh = json_array();
+	json_t *fresh = json_array(), *trees = json_object_get(m.root, "trees");
 	size_t i;
 	json_t *x;
 	json_array_foreach(trees, i, x)
@@ -595,12 +609,10 @@ int image_record_tree(const char *name, const char *path, const char *sha256, ui
 	json_array_append_new(fresh, json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "name", name, "path", path, "sha256", sha256,
 					       "entries", (json_int_t)entries, "size", (json_int_t)size, "created",
 					       created && *created ? created : now));
-	json_object_set_new(root, "trees", fresh);
-	rc = write_manifest_json(mpath, root, err);
+	json_object_set_new(m.root, "trees", fresh);
+	rc = write_manifest_json(m.path, m.root, err);
 out:
-	json_decref(root);
-	image_entries_free(v, n);
-	image_trees_free(t, nt);
+	manifest_end(&m);
 	return rc;
 }
 
@@ -608,50 +620,35 @@ int image_remove(const char *name, silo_error *err)
 {
 	if (!image_name_valid(name))
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image: \"%s\" is not a valid image name", name ? name : "");
-	cleanup_close int lk = lock_manifest(err);
-	if (lk < 0)
-		return -1;
-	char path[PATH_MAX];
-	image_manifest_path(path, sizeof path);
-	image_entry *v;
-	image_tree *t;
-	size_t n, nt;
-	json_t *root = load_manifest_locked(path, &v, &n, &t, &nt, err);
-	if (!root)
+	locked_manifest m;
+	if (manifest_begin(&m, err) < 0)
 		return -1;
 	ssize_t idx = -1, tidx = -1;
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(v[i].name, name))
+	for (size_t i = 0; i < m.n; i++)
+		if (!strcmp(m.v[i].name, name))
 			idx = (ssize_t)i;
-	for (size_t i = 0; i < nt; i++)
-		if (!strcmp(t[i].name, name))
+	for (size_t i = 0; i < m.nt; i++)
+		if (!strcmp(m.t[i].name, name))
 			tidx = (ssize_t)i;
 	int rc = -1;
 	if (idx < 0 && tidx < 0) {
 		silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOENT, "image: no image named \"%s\"", name);
 		goto out;
 	}
-	if (tidx >= 0) {
-		/* the manifest and the array agree on order: both were just parsed from it */
-		json_array_remove(json_object_get(root, "trees"), (size_t)tidx);
-		rc = write_manifest_json(path, root, err);
-		goto out;
-	}
-	json_array_remove(json_object_get(root, "images"), (size_t)idx);
-	rc = write_manifest_json(path, root, err);
-	if (rc < 0)
-		goto out;
+	/* the JSON arrays and the parsed ones agree on order: both come from the same text */
+	json_array_remove(json_object_get(m.root, tidx >= 0 ? "trees" : "images"), (size_t)(tidx >= 0 ? tidx : idx));
+	rc = write_manifest_json(m.path, m.root, err);
+	if (rc < 0 || tidx >= 0)
+		goto out; /* a tree's directory is not ours to remove */
 	/* files go only after the manifest no longer points at them */
-	image_entry *e = &v[idx];
+	image_entry *e = &m.v[idx];
 	remove_file_and_stamp(e->file.path);
 	remove_file_and_stamp(e->initrd.path);
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof dir, "%s/images/%s", silo_cache_dir(), e->name);
 	rm_rf(dir);
 out:
-	json_decref(root);
-	image_entries_free(v, n);
-	image_trees_free(t, nt);
+	manifest_end(&m);
 	return rc;
 }
 

@@ -473,6 +473,16 @@ static void set_metadata(vm_spec *s, const char *key, const char *value)
 	}
 }
 
+/* "a, b, c" (or "none") into buf: what a rule allows, for its denial message. */
+static const char *allowed_list(char *const *v, size_t n, char *buf, size_t len)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "", v[i]);
+	return off ? buf : "none";
+}
+
 static int check_host_path(const policy *p, const char *field, const char *path, silo_error *err)
 {
 	if (!path || !*path || p->host_paths_any)
@@ -484,12 +494,8 @@ static int check_host_path(const policy *p, const char *field, const char *path,
 		if (path_under(p->host_paths[i], norm))
 			return 0;
 	char allowed[600];
-	size_t off = 0;
-	allowed[0] = '\0';
-	for (size_t i = 0; i < p->n_host_paths && off < sizeof allowed; i++)
-		off += (size_t)snprintf(allowed + off, sizeof allowed - off, "%s%s", i ? ", " : "", p->host_paths[i]);
 	return deny(p, "host_paths", err, "%s \"%.200s\" is outside the allowed host paths (%s)", field, norm,
-		    off ? allowed : "none");
+		    allowed_list(p->host_paths, p->n_host_paths, allowed, sizeof allowed));
 }
 
 static int check_host_env(const policy *p, const char *field, const char *name, silo_error *err)
@@ -503,12 +509,8 @@ static int check_host_env(const policy *p, const char *field, const char *name, 
 			return 0;
 	}
 	char allowed[600];
-	size_t off = 0;
-	allowed[0] = '\0';
-	for (size_t i = 0; i < p->n_host_env && off < sizeof allowed; i++)
-		off += (size_t)snprintf(allowed + off, sizeof allowed - off, "%s%s", i ? ", " : "", p->host_env[i]);
 	return deny(p, "host_env", err, "%s \"%.200s\" is not a variable of silod the policy lets specs read (%s)", field,
-		    name, off ? allowed : "none");
+		    name, allowed_list(p->host_env, p->n_host_env, allowed, sizeof allowed));
 }
 
 int policy_apply_spec(const policy *p, vm_spec *spec, silo_error *err)

@@ -295,20 +295,31 @@ static int check_rollback(const char *mpath, uint64_t version, const char sha[65
 	return 0;
 }
 
-/* Read, verify and parse the signed image manifest (the bytes verified are the
- * bytes parsed), with the version and expiry checks. *nkeys_out = 0 means no
- * keyring: nothing was read. */
-static int load_signed_manifest(size_t *nkeys_out, image_entry **v, size_t *n, image_tree **t, size_t *nt,
-				silo_error *err)
+typedef struct signed_manifest {
+	image_entry *v;
+	size_t n;
+	image_tree *t;
+	size_t nt;
+} signed_manifest;
+
+static void signed_manifest_free(signed_manifest *sm)
 {
+	image_entries_free(sm->v, sm->n);
+	image_trees_free(sm->t, sm->nt);
+}
+
+/* Read, verify and parse the signed image manifest (the bytes verified are the
+ * bytes parsed), with the version and expiry checks. 1: loaded into sm; 0: no
+ * keyring, nothing read; -1: refused. *checked: a keyring is configured. */
+static int load_signed_manifest(signed_manifest *sm, bool *checked, silo_error *err)
+{
+	memset(sm, 0, sizeof *sm);
 	char dir[PATH_MAX];
-	trust_keyring_dir(dir, sizeof dir);
 	cleanup_free trust_pubkey *keys = NULL;
 	size_t nkeys = 0;
-	*nkeys_out = 0;
-	if (trust_keyring_load(dir, &keys, &nkeys, err) < 0)
+	if (trust_keyring_load_default(dir, sizeof dir, &keys, &nkeys, err) < 0)
 		return -1;
-	*nkeys_out = nkeys;
+	*checked = nkeys > 0;
 	if (!nkeys)
 		return 0;
 	char mpath[PATH_MAX], spath[PATH_MAX + 16];
@@ -363,53 +374,47 @@ static int load_signed_manifest(size_t *nkeys_out, image_entry **v, size_t *n, i
 	sodium_bin2hex(hex, sizeof hex, h, sizeof h);
 	if (check_rollback(mpath, tv.version, hex, err) < 0)
 		return -1;
-	if (image_manifest_parse_all(text, len, v, n, t, nt, err) < 0) {
+	if (image_manifest_parse_all(text, len, &sm->v, &sm->n, &sm->t, &sm->nt, err) < 0) {
 		silo_error_prefix(err, "signed image manifest");
 		return -1;
 	}
-	return 0;
+	return 1;
 }
 
 static int check_boot(const char *kernel, const char *initrd, const char *rootdisk, bool *checked,
 		      silo_error *err)
 {
-	image_entry *v = NULL;
-	image_tree *t = NULL;
-	size_t n = 0, nt = 0, nkeys = 0;
-	int rc = load_signed_manifest(&nkeys, &v, &n, &t, &nt, err);
-	*checked = nkeys > 0;
-	if (rc < 0 || !nkeys)
+	signed_manifest sm;
+	int rc = load_signed_manifest(&sm, checked, err);
+	if (rc <= 0)
 		return rc;
+	rc = 0;
 	if (kernel && *kernel)
-		rc = check_one("kernel", kernel, v, n, err);
+		rc = check_one("kernel", kernel, sm.v, sm.n, err);
 	if (!rc && initrd && *initrd)
-		rc = check_one("initrd", initrd, v, n, err);
+		rc = check_one("initrd", initrd, sm.v, sm.n, err);
 	if (!rc && rootdisk && *rootdisk)
-		rc = check_one("image", rootdisk, v, n, err);
-	image_entries_free(v, n);
-	image_trees_free(t, nt);
+		rc = check_one("image", rootdisk, sm.v, sm.n, err);
+	signed_manifest_free(&sm);
 	return rc;
 }
 
 static int check_tree(const char *dir, bool *checked, silo_error *err)
 {
-	image_entry *v = NULL;
-	image_tree *t = NULL;
-	size_t n = 0, nt = 0, nkeys = 0;
-	int rc = load_signed_manifest(&nkeys, &v, &n, &t, &nt, err);
-	*checked = nkeys > 0;
-	if (rc < 0 || !nkeys)
+	signed_manifest sm;
+	int rc = load_signed_manifest(&sm, checked, err);
+	if (rc <= 0)
 		return rc;
-	image_entries_free(v, n);
+	rc = 0;
 	char rp[PATH_MAX];
 	const image_tree *rec = NULL;
 	if (!realpath(dir, rp)) {
 		rc = silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, errno, "tree %s: cannot resolve", dir);
 		goto out;
 	}
-	for (size_t i = 0; i < nt && !rec; i++)
-		if (same_file(rp, t[i].path))
-			rec = &t[i];
+	for (size_t i = 0; i < sm.nt && !rec; i++)
+		if (same_file(rp, sm.t[i].path))
+			rec = &sm.t[i];
 	if (!rec) {
 		rc = silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
 			       "tree %s is not listed in the signed image manifest (record it: silo image build "
@@ -431,7 +436,7 @@ static int check_tree(const char *dir, bool *checked, silo_error *err)
 			       " entries): a file was changed, added or removed",
 			       rp, rec->name, have.sha256, have.entries, rec->sha256, rec->entries);
 out:
-	image_trees_free(t, nt);
+	signed_manifest_free(&sm);
 	return rc;
 }
 
@@ -500,8 +505,7 @@ static int bundle_chunk(void *ud, const void *buf, size_t n, silo_error *err)
 static int load_keys_for_bundles(const char *what, trust_pubkey **keys, size_t *nkeys, silo_error *err)
 {
 	char dir[PATH_MAX];
-	trust_keyring_dir(dir, sizeof dir);
-	if (trust_keyring_load(dir, keys, nkeys, err) < 0)
+	if (trust_keyring_load_default(dir, sizeof dir, keys, nkeys, err) < 0)
 		return unverified(err, what);
 	if (!*nkeys)
 		return silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, 0,

@@ -93,6 +93,9 @@ void trust_keyring_dir(char *buf, size_t len);
 /* Every *.pub in dir (a missing dir is an empty keyring); a malformed key file
  * is an error naming it. free() *keys. */
 int trust_keyring_load(const char *dir, trust_pubkey **keys, size_t *n, silo_error *err);
+/* The configured keyring (trust_keyring_dir(), its path into dir) loaded; 0 keys =
+ * no keyring configured. */
+int trust_keyring_load_default(char *dir, size_t dirlen, trust_pubkey **keys, size_t *n, silo_error *err);
 /* Validate pub_path and install it as <dir>/<KEYID>.pub (0644). */
 int trust_keyring_add(const char *dir, const char *pub_path, trust_pubkey *added, silo_error *err);
 /* Remove <dir>/<KEYID>.pub. */

@@ -354,6 +354,20 @@ static int sign_manifest(const trust_seckey *sk, uint64_t version, int64_t expir
 	return rc;
 }
 
+/* A fresh key pair k.pub/k.key in the private dir, trusted by the keyring; sk (if
+ * given) gets its secret key. */
+static void trust_new_key(trust_seckey *sk)
+{
+	char dir[PATH_MAX];
+	silo_error err = {0};
+	trust_keyring_dir(dir, sizeof dir);
+	if (trust_keygen(P("k.pub"), P("k.key"), NULL, &err) < 0 || trust_keyring_add(dir, P("k.pub"), NULL, &err) < 0 ||
+	    (sk && trust_seckey_load(P("k.key"), NULL, sk, &err) < 0)) {
+		printf("# %s\n", err.message);
+		abort();
+	}
+}
+
 static int64_t in_a_day(void)
 {
 	return (int64_t)time(NULL) + 86400;
@@ -402,10 +416,7 @@ TEST(boot_check_against_signed_manifest)
 	/* no keyring: nothing checked */
 	CHECK_INT_EQ(trust_check_boot(K, I, R, &checked, &err), 0);
 	CHECK(!checked);
-	char dir[PATH_MAX];
-	trust_keyring_dir(dir, sizeof dir);
-	REQUIRE(trust_keygen(P("k.pub"), P("k.key"), NULL, &err) == 0);
-	REQUIRE(trust_keyring_add(dir, P("k.pub"), NULL, &err) == 0);
+	trust_new_key(NULL);
 	/* keyring, unsigned manifest */
 	silo_error e1 = {0};
 	CHECK_INT_EQ(trust_check_boot(K, I, R, &checked, &e1), -1);
@@ -486,12 +497,8 @@ TEST(manifest_rollback_and_expiry_refused)
 	setup();
 	write_store(true);
 	silo_error err = {0};
-	char dir[PATH_MAX];
-	trust_keyring_dir(dir, sizeof dir);
-	REQUIRE(trust_keygen(P("k.pub"), P("k.key"), NULL, &err) == 0);
-	REQUIRE(trust_keyring_add(dir, P("k.pub"), NULL, &err) == 0);
 	trust_seckey sk;
-	REQUIRE(trust_seckey_load(P("k.key"), NULL, &sk, &err) == 0);
+	trust_new_key(&sk);
 	char K[PATH_MAX + 64], I[PATH_MAX + 64], R[PATH_MAX + 64];
 	snprintf(K, sizeof K, "%s", P("cache/kernel/current/vmlinux"));
 	snprintf(I, sizeof I, "%s", P("cache/images/x/loader.cpio.gz"));
@@ -662,10 +669,8 @@ TEST(namespace_tree_tampering_refused)
 	CHECK(!checked);
 	char dir[PATH_MAX];
 	trust_keyring_dir(dir, sizeof dir);
-	REQUIRE(trust_keygen(P("k.pub"), P("k.key"), NULL, &err) == 0);
-	REQUIRE(trust_keyring_add(dir, P("k.pub"), NULL, &err) == 0);
 	trust_seckey sk;
-	REQUIRE(trust_seckey_load(P("k.key"), NULL, &sk, &err) == 0);
+	trust_new_key(&sk);
 	/* keyring, tree not in any manifest */
 	mkdir_p(P("cache/images"), 0755);
 	put(P("cache/images/manifest.json"), "{\"version\":1,\"images\":[]}\n");
@@ -919,10 +924,7 @@ TEST(bundles_verified_before_deployment)
 	CHECK_INT_EQ(fd, -1);
 	CHECK_INT_EQ(e0.code, SILO_ERR_PLUGIN_UNVERIFIED);
 	CHECK_CONTAINS(e0.message, "no trusted keys");
-	char dir[PATH_MAX];
-	trust_keyring_dir(dir, sizeof dir);
-	REQUIRE(trust_keygen(P("k.pub"), P("k.key"), NULL, &err) == 0);
-	REQUIRE(trust_keyring_add(dir, P("k.pub"), NULL, &err) == 0);
+	trust_new_key(NULL);
 	silo_error e1 = {0};
 	CHECK_INT_EQ(trust_verify_bundle(P("agent.tar"), NULL, NULL, NULL, &e1), -1);
 	CHECK_INT_EQ(e1.code, SILO_ERR_PLUGIN_UNVERIFIED);
@@ -973,11 +975,7 @@ TEST(providers_refuse_to_boot_unsigned_files)
 {
 	setup();
 	write_store(true);
-	silo_error err = {0};
-	char dir[PATH_MAX];
-	trust_keyring_dir(dir, sizeof dir);
-	REQUIRE(trust_keygen(P("k.pub"), P("k.key"), NULL, &err) == 0);
-	REQUIRE(trust_keyring_add(dir, P("k.pub"), NULL, &err) == 0);
+	trust_new_key(NULL);
 	static const char *const provs[] = {"kvm", "qemu"};
 	for (size_t i = 0; i < ARRAY_SIZE(provs); i++) {
 		const provider_ops *p = provider_find(provs[i]);
