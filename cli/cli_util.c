@@ -94,7 +94,8 @@ static int check_secret_text(const char *opt, const char *key, const char *v, si
 
 void cli_secret_free(char *value);
 
-int cli_secret_arg(const char *opt, const char *arg, bool file, char **key, char **value, silo_error *err)
+int cli_secret_arg(const char *opt, const char *arg, bool file, const char *marked, char **key, char **value,
+		   silo_error *err)
 {
 	*key = *value = NULL;
 	const char *eq = strchr(arg, '=');
@@ -104,7 +105,7 @@ int cli_secret_arg(const char *opt, const char *arg, bool file, char **key, char
 		ok = isalnum((unsigned char)arg[i]) || arg[i] == '_';
 	if (!ok || (file && !eq))
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s: expected %s, with NAME of [A-Za-z_][A-Za-z0-9_]*", opt,
-				 file ? "NAME=PATH" : "NAME=VALUE or NAME (the value of $NAME here)");
+				 file ? "NAME=PATH" : "NAME=VALUE, or NAME (the value of -e NAME=..., else of $NAME here)");
 	*key = xstrndup(arg, kl);
 	if (file) {
 		if (spec_read_secret_file(eq + 1, value, err) < 0) {
@@ -118,9 +119,10 @@ int cli_secret_arg(const char *opt, const char *arg, bool file, char **key, char
 		}
 		return 0;
 	}
-	const char *v = eq ? eq + 1 : getenv(*key);
+	const char *v = eq ? eq + 1 : marked ? marked : getenv(*key);
 	if (!v) {
-		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s %s: no value given and $%s is not set", opt, *key, *key);
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s %s: no value given, no -e %s=..., and $%s is not set", opt,
+			  *key, *key, *key);
 		goto fail;
 	}
 	if (check_secret_text(opt, *key, v, err) < 0)

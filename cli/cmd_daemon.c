@@ -213,23 +213,22 @@ int cmd_create(int argc, char **argv)
 	};
 	const char *file = NULL;
 	json_t *body = json_object(), *env = json_object(), *meta = json_object(), *secrets = json_object();
+	struct {
+		const char *arg;
+		bool file;
+	} *sargs = NULL;
+	size_t nsargs = 0;
 	int c, rc = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "f:e:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'S':
-		case 'F': {
-			char *k, *v;
-			silo_error se;
-			if (cli_secret_arg(c == 'S' ? "--secret" : "--secret-file", optarg, c == 'F', &k, &v, &se) < 0) {
-				rc = cli_error(&se, json);
-				break;
-			}
-			json_object_set_new(secrets, k, json_string(v));
-			free(k);
-			cli_secret_free(v);
+		case 'F':
+			/* after -e is known: a bare --secret NAME marks -e NAME=... secret */
+			sargs = xrealloc(sargs, (nsargs + 1) * sizeof *sargs);
+			sargs[nsargs].arg = optarg;
+			sargs[nsargs++].file = c == 'F';
 			break;
-		}
 		case 'j': break;
 		case 'f': file = optarg; break;
 		case 'p': json_object_set_new(body, "provider", json_string(optarg)); break;
@@ -250,6 +249,22 @@ int cmd_create(int argc, char **argv)
 	if (optind != argc) {
 		rc = cli_usage_error(argv[0], "takes no positional arguments (use -f FILE)", json);
 		goto out;
+	}
+	for (size_t i = 0; i < nsargs; i++) {
+		const char *a = sargs[i].arg, *eq = strchr(a, '=');
+		json_t *marked = eq || sargs[i].file ? NULL : json_object_get(env, a);
+		char *k, *v;
+		silo_error se;
+		if (cli_secret_arg(sargs[i].file ? "--secret-file" : "--secret", a, sargs[i].file, json_string_value(marked),
+				   &k, &v, &se) < 0) {
+			rc = cli_error(&se, json);
+			goto out;
+		}
+		if (marked)
+			json_object_del(env, k);
+		json_object_set_new(secrets, k, json_string(v));
+		free(k);
+		cli_secret_free(v);
 	}
 	char *payload = NULL;
 	size_t len = 0;
@@ -310,6 +325,7 @@ out:
 	json_decref(env);
 	json_decref(meta);
 	json_decref(secrets);
+	free(sargs);
 	return rc;
 }
 

@@ -92,6 +92,11 @@ int cmd_run(int argc, char **argv)
 	};
 	char **sec_keys = NULL, **sec_vals = NULL;
 	size_t nsec = 0;
+	struct {
+		const char *arg;
+		bool file;
+	} *sargs = NULL;
+	size_t nsargs = 0;
 	const char *provider = NULL, *spec_path = NULL, *image = NULL, *workdir = NULL;
 	char **env = NULL;
 	size_t nenv = 0;
@@ -136,35 +141,56 @@ int cmd_run(int argc, char **argv)
 			break;
 		}
 		case 'S':
-		case 'F': {
-			char *k, *v;
-			if (cli_secret_arg(c == 'S' ? "--secret" : "--secret-file", optarg, c == 'F', &k, &v, &err) < 0) {
-				strv_free(env);
-				secrets_free(sec_keys, sec_vals, nsec);
-				return cli_error(&err, json);
-			}
-			sec_keys = xrealloc(sec_keys, (nsec + 1) * sizeof *sec_keys);
-			sec_vals = xrealloc(sec_vals, (nsec + 1) * sizeof *sec_vals);
-			sec_keys[nsec] = k;
-			sec_vals[nsec++] = v;
+		case 'F':
+			/* after -e is known: a bare --secret NAME marks -e NAME=... secret */
+			sargs = xrealloc(sargs, (nsargs + 1) * sizeof *sargs);
+			sargs[nsargs].arg = optarg;
+			sargs[nsargs++].file = c == 'F';
 			break;
-		}
 		case 'h':
 			usage(stdout);
 			strv_free(env);
-			secrets_free(sec_keys, sec_vals, nsec);
+			free(sargs);
 			return 0;
 		default:
 			usage(stderr);
 			strv_free(env);
-			secrets_free(sec_keys, sec_vals, nsec);
+			free(sargs);
 			return 2;
 		}
 	}
+	for (size_t i = 0; i < nsargs; i++) {
+		const char *a = sargs[i].arg;
+		size_t kl = strlen(a);
+		ssize_t at = -1; /* the -e entry a bare --secret NAME marks */
+		for (size_t j = 0; !strchr(a, '=') && !sargs[i].file && j < nenv; j++)
+			if (!strncmp(env[j], a, kl) && env[j][kl] == '=')
+				at = (ssize_t)j;
+		char *k, *v;
+		if (cli_secret_arg(sargs[i].file ? "--secret-file" : "--secret", a, sargs[i].file,
+				   at >= 0 ? env[at] + kl + 1 : NULL, &k, &v, &err) < 0) {
+			strv_free(env);
+			free(sargs);
+			secrets_free(sec_keys, sec_vals, nsec);
+			return cli_error(&err, json);
+		}
+		if (at >= 0) {
+			explicit_bzero(env[at], strlen(env[at]));
+			free(env[at]);
+			memmove(&env[at], &env[at + 1], (nenv - (size_t)at) * sizeof *env); /* with the NULL */
+			nenv--;
+		}
+		sec_keys = xrealloc(sec_keys, (nsec + 1) * sizeof *sec_keys);
+		sec_vals = xrealloc(sec_vals, (nsec + 1) * sizeof *sec_vals);
+		sec_keys[nsec] = k;
+		sec_vals[nsec++] = v;
+	}
+	free(sargs);
 	if (optind >= argc) {
 		usage(stderr);
 		silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "run: no command given (silo run -- CMD...)");
 		strv_free(env);
+		secrets_free(sec_keys, sec_vals, nsec);
 		return cli_error(&err, json);
 	}
 	char **cmd = argv + optind;
@@ -175,10 +201,12 @@ int cmd_run(int argc, char **argv)
 		if (!spec_load) {
 			silo_fail(&err, SILO_ERR_NOT_SUPPORTED, 0, "--spec: this build has no hac.toml parser");
 			strv_free(env);
+			secrets_free(sec_keys, sec_vals, nsec);
 			return cli_error(&err, json);
 		}
 		if (spec_load(spec_path, &spec, &err) < 0) {
 			strv_free(env);
+			secrets_free(sec_keys, sec_vals, nsec);
 			return cli_error(&err, json);
 		}
 		loaded = true;

@@ -17,7 +17,9 @@ cd "$TMP" || exit 1
 val() { echo "sv$1-$(head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n')"; }
 V_CLI=$(val cli) V_CLIENV=$(val clienv) V_FILE=$(val file) V_HTTP=$(val http) V_SILODENV=$(val silodenv)
 V_TOML=$(val toml) V_TOMLCLI=$(val tomlcli) V_RUN=$(val run) V_EMB=$(val emb) V_TOK=$(val tok)
-ALL=("$V_CLI" "$V_CLIENV" "$V_FILE" "$V_HTTP" "$V_SILODENV" "$V_TOML" "$V_TOMLCLI" "$V_RUN" "$V_EMB" "$V_TOK")
+V_MARK=$(val mark) V_MARKRUN=$(val markrun)
+ALL=("$V_CLI" "$V_CLIENV" "$V_FILE" "$V_HTTP" "$V_SILODENV" "$V_TOML" "$V_TOMLCLI" "$V_RUN" "$V_EMB" "$V_TOK"
+	"$V_MARK" "$V_MARKRUN")
 mkdir -p secrets && printf '%s\n' "$V_FILE" > secrets/db && chmod 600 secrets/db
 # nowhere that silod writes may hold a value
 leaks() { # leaks DIR... -> the files that contain any secret value
@@ -33,6 +35,9 @@ export SILO_TEST_SECRET_ENV=$V_SILODENV
 start_daemon --deploy-interval-ms 100 || { notok "silod starts"; exit 1; }
 unset SILO_TEST_SECRET_ENV
 namespace_available || skip_all "namespace provider unavailable here"
+"$SILO" events --json > "$SILO_STATE_DIR/../events.log" 2>&1 &
+EVPID=$!
+trap 'echo "1..$N"; kill $EVPID 2>/dev/null; cleanup' EXIT
 
 # ---- the CLI: --secret K=V, --secret K (from here), --secret-file K=PATH
 export CLI_ENV_SECRET=$V_CLIENV
@@ -48,6 +53,16 @@ check "plain env and secrets together" test "$(ex "$A" 'echo $PLAIN')" = "visibl
 check "silo inspect shows *** and no value" bash -c "grep -q '\\*\\*\\*' inspect.json && ! grep -qF -e '$V_CLI' -e '$V_FILE' -e '$V_CLIENV' inspect.json"
 check "GET names each secret's source, never its value" \
 	test "$(jget 'j["secrets"]["API_KEY"]["value"]+" "+j["secrets"]["API_KEY"]["source"]+" "+str(j["secrets"]["DB_PASSWORD"]["available"])' < inspect.json)" = "*** value True"
+
+# ---- marking an env value secret: -e NAME=... --secret NAME
+M=$("$SILO" create --provider namespace --name m --memory 256 -e MARKED="$V_MARK" --secret MARKED -e OTHER=o)
+check "-e NAME=V --secret NAME: the value becomes a secret" test "$(ex "$M" 'echo $MARKED $OTHER')" = "$V_MARK o||0"
+"$SILO" inspect "$M" > inspect-m.json
+jget 'j["spec"]' < inspect-m.json > spec-m.toml
+check "... and is not in the spec's env, nor anywhere in inspect" \
+	bash -c "! grep -qF '$V_MARK' inspect-m.json && grep -qx 'MARKED = \"\*\*\*\"' spec-m.toml && ! grep -q '^MARKED = \"sv' spec-m.toml"
+out=$("$SILO" run --provider namespace -e RM="$V_MARKRUN" --secret RM -- sh -c 'echo $RM' 2>&1)
+check "silo run -e NAME=V --secret NAME" test "$out" = "$V_MARKRUN"
 
 # ---- HTTP: inline, a file of silod's host, a variable of silod's environment
 B=$(api POST /v1/sandboxes -H 'Content-Type: application/json' -d "{\"provider\":\"namespace\",\"name\":\"b\",\"memory_mb\":256,
@@ -155,15 +170,19 @@ T4=$(jget 'j.get("id","")' < "$TMP/body")
 check "token + policy granting the directory and variables: created" test "$code" = 201 -a -n "$T4"
 check "... and the command sees them" test "$(ex "$T4" 'echo $S $E $I')" = "$V_FILE $V_SILODENV $V_TOK||0"
 
-# ---- the sweep: every file silod wrote
+# ---- the sweep: every file silod wrote, while sandboxes live (their run dirs) and after
+found=$(leaks "$SILO_STATE_DIR" "$SILO_RUNTIME_DIR" "$TMP/silod.log")
+check "no secret value in any file silod wrote, sandboxes live (run dirs included)" test -z "$found"
+[ -n "$found" ] && echo "# leaked into: $found"
 for id in $(api GET /v1/sandboxes | jget '" ".join(s["id"] for s in j["sandboxes"])'); do
 	api DELETE "/v1/sandboxes/$id?grace_ms=0" > /dev/null
 done
 stop_daemon
 check "silod exited cleanly" test "$DAEMON_RC" = 0
 ls "$SILO_STATE_DIR"/registry.db* > /dev/null && ok "registry.db (and its WAL) present to search" || notok "registry.db present"
-found=$(leaks "$SILO_STATE_DIR" "$SILO_RUNTIME_DIR" "$TMP/silod.log")
-check "no secret value in the state dir (registry.db + WAL, audit.jsonl, snapshots), runtime dir or silod's log" \
+kill $EVPID 2>/dev/null
+found=$(leaks "$SILO_STATE_DIR" "$SILO_RUNTIME_DIR" "$TMP/silod.log" "$TMP/events.log")
+check "no secret value in the state dir (registry.db + WAL, audit.jsonl, snapshots), runtime dir, silod's log or events" \
 	test -z "$found"
 [ -n "$found" ] && echo "# leaked into: $found"
 check "the snapshot metadata was searched too" test -n "$(find "$SILO_STATE_DIR/snapshots" -type f | head -1)"
