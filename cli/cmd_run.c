@@ -37,7 +37,7 @@ static void usage(FILE *f)
 	      "                [--secret K[=V]]... [--secret-file K=PATH]...\n"
 	      "                [--timeout S] [--memory MB] [--cpus N] [--json] [--time] -- CMD [ARG]...\n"
 	      "  --secret K=V       an environment variable whose value is never written or shown\n"
-	      "  --secret K         the same, with the value of $K here (keeps it off the command line)\n"
+	      "  --secret K         marks -e K=V secret; without one, takes $K here (off the command line)\n"
 	      "  --secret-file K=P  the same, read from the file P (one trailing newline dropped)\n",
 	      f);
 }
