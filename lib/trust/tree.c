@@ -202,7 +202,9 @@ static int visit(walk *w, int dfd, const char *name, const char *rel, const char
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s%s: a device, FIFO or socket has no place in a signed tree",
 				 root, path);
 	bool dir = S_ISDIR(seen.st_mode);
-	cleanup_close int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | (dir ? O_DIRECTORY : 0));
+	/* O_NONBLOCK: an entry swapped for a FIFO after the stat must not block the open */
+	cleanup_close int fd =
+		openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (dir ? O_DIRECTORY : 0));
 	if (fd < 0)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s%s", root, path);
 	char full[PATH_MAX * 2];
@@ -433,18 +435,11 @@ static void write_verdict(const char *root, const char *vpath, const walk *w, co
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof dir, "%s", vpath);
 	*strrchr(dir, '/') = '\0';
-	/* best effort: without a verdict the next check walks the tree again. A unique
-	 * temporary name: two walks at once (silod starting two sandboxes) must not mix
-	 * one walk's digest with the other's stats. */
-	char tmpp[PATH_MAX + 160];
-	snprintf(tmpp, sizeof tmpp, "%s.XXXXXX", vpath);
-	int fd = len <= VERDICT_MAX && mkdir_p(dir, 0755) == 0 ? mkostemp(tmpp, O_CLOEXEC) : -1;
-	if (fd >= 0) {
-		bool ok = write_all(fd, buf, len) == 0 && fchmod(fd, 0644) == 0;
-		ok = close(fd) == 0 && ok;
-		if (!ok || rename(tmpp, vpath) < 0)
-			unlink(tmpp);
-	}
+	/* best effort: without a verdict the next check walks the tree again. Two walks at
+	 * once (silod starting two sandboxes) each write a whole verdict of their own
+	 * (write_file_atomic uses a temporary name per call), the last rename wins. */
+	if (len <= VERDICT_MAX && mkdir_p(dir, 0755) == 0)
+		(void)write_file_atomic(vpath, buf, len, 0644, NULL);
 	free(buf);
 }
 
