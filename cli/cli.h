@@ -36,6 +36,15 @@ double cli_jnum(json_t *o, const char *k);
  * after printing the error. */
 int cli_call_json(const char *method, const char *path, json_t *body, bool json, json_t **out);
 
+/* --secret NAME=VALUE | NAME, or --secret-file NAME=PATH (file: the file, read here,
+ * one trailing newline dropped). A bare NAME marks an env value secret: marked is the
+ * value of `-e NAME=...` on the same command line (the caller then drops that -e),
+ * else the CLI's own $NAME is taken. Values are handed to silod or the sandbox only;
+ * free them with cli_secret_free. */
+int cli_secret_arg(const char *opt, const char *arg, bool file, const char *marked, char **key, char **value,
+		   silo_error *err);
+void cli_secret_free(char *value);
+
 /* Verb entry points (one line per verb; keep sorted by file). */
 int cmd_version(int argc, char **argv);
 /* cmd_daemon.c: verbs over the silod API */

@@ -897,6 +897,22 @@ static enum MHD_Result h_deploy(req *q, struct MHD_Connection *c)
 	return send_error_status(q, c, st ? st : api_http_status(err.code), &err);
 }
 
+static enum MHD_Result h_bundle(req *q, struct MHD_Connection *c)
+{
+	json_t *out = NULL;
+	silo_error err = {0};
+	if (q->tok) {
+		err.code = SILO_ERR_POLICY_DENIED;
+		snprintf(err.message, sizeof err.message, "%s %.200s: bundles need a full-access token", q->method, q->url);
+		authz_audit_denial(q->s->m, q->actor, NULL, "bundle", &err);
+		return send_error(q, c, &err);
+	}
+	unsigned st = api_bundle_put(q->s->cfg.deploy, q->url, q->upload_fd, query_arg, c, q->actor, &out, &err);
+	if (out)
+		return send_json(c, st, out);
+	return send_error_status(q, c, st ? st : api_http_status(err.code), &err);
+}
+
 /* ---- routing ---- */
 
 typedef enum route_kind { R_EXACT, R_SANDBOX, R_SANDBOX_SUB } route_kind;
@@ -930,6 +946,11 @@ static const route routes[] = {
 static const route *match(const char *method, const char *url, char id[SILO_ID_MAX * 2], bool *path_ok)
 {
 	*path_ok = false;
+	if (api_bundle_path(url)) {
+		static const route upload = {"PUT", R_EXACT, NULL, h_bundle, NULL, SIZE_MAX};
+		*path_ok = true;
+		return !strcmp(method, "PUT") ? &upload : NULL;
+	}
 	if (api_deploy_path(url)) {
 		static const route with_body = {"POST", R_EXACT, NULL, h_deploy, NULL, 1};
 		static const route no_body = {"*", R_EXACT, NULL, h_deploy, NULL, 0};
@@ -1092,6 +1113,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 		return;
 	if (q->upload_fd >= 0)
 		close(q->upload_fd);
+	if (q->body)
+		explicit_bzero(q->body, q->len); /* a create body may carry inline secrets */
 	free(q->body);
 	free(q);
 	*con_cls = NULL;

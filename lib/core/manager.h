@@ -97,10 +97,17 @@ typedef struct mgr_create_opts {
 	const char *owner_key, *owner_value;
 	int (*admit)(void *ud, size_t owned, silo_error *err);
 	void *admit_ud;
+	/* Fork: the source sandbox's spec, whose in-memory secret values the copies get. */
+	const vm_spec *secrets_from;
 } mgr_create_opts;
 
 /* Create and wait until ready. id_out gets the sandbox id (also on failure,
- * when one was assigned). */
+ * when one was assigned). The spec's secrets are read here (files, variables of
+ * this process) and kept in memory only: every exec gets them in its environment,
+ * nothing stored holds them (spec_format). An inline secret shown as "***" is an
+ * error for a create, and is left unavailable for a restore (the snapshot never
+ * held it) unless opts->secrets_from supplies it. Sandboxes with secrets are never
+ * taken from a warm pool. */
 int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 		   char id_out[SILO_ID_MAX], silo_error *err);
 /* Terminate (grace then force), verify cleanup, record. VM_NOT_FOUND if not live. */

@@ -216,8 +216,24 @@ static int add_host_tap(void *ctx, const toml_value *it, const char *s, const ch
 	return 0;
 }
 
+static int add_host_env(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
+{
+	policy *p = ctx;
+	size_t n = strlen(s), body = n && s[n - 1] == '*' ? n - 1 : n;
+	bool ok = n > 0 && n <= 256 && (body == 0 || !(s[0] >= '0' && s[0] <= '9'));
+	for (size_t i = 0; i < body && ok; i++)
+		ok = (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_';
+	if (!ok)
+		return field_err(err, it, field, "expected a variable name or a PREFIX* ([A-Za-z_][A-Za-z0-9_]*), got \"%.200s\"",
+				 s);
+	p->host_env[p->n_host_env++] = xstrdup(s);
+	return 0;
+}
+
 static void policy_clear(policy *p)
 {
+	for (size_t i = 0; i < p->n_host_env; i++)
+		free(p->host_env[i]);
 	for (size_t i = 0; i < p->n_host_paths; i++)
 		free(p->host_paths[i]);
 	for (size_t i = 0; i < p->n_host_taps; i++)
@@ -250,6 +266,8 @@ static int parse_policy(const char *name, const toml_value *t, policy *p, silo_e
 			rc = get_strings(v, field, POLICY_MAX_PATHS, add_host_path, p, err);
 		} else if (!strcmp(k, "host_taps")) {
 			rc = get_strings(v, field, POLICY_MAX_TAPS, add_host_tap, p, err);
+		} else if (!strcmp(k, "host_env")) {
+			rc = get_strings(v, field, POLICY_MAX_PATHS, add_host_env, p, err);
 		} else if (!strcmp(k, "max_memory_mb")) {
 			rc = get_u32(v, field, 1u << 30, &p->max_memory_mb, err);
 		} else if (!strcmp(k, "max_vcpus")) {
@@ -260,8 +278,8 @@ static int parse_policy(const char *name, const toml_value *t, policy *p, silo_e
 			rc = get_u32(v, field, 10u * 365 * 86400, &p->max_lifetime_s, err);
 		} else {
 			rc = field_err(err, v, field,
-				       "unknown key (expected operations, paths, host_paths, host_taps, egress, max_memory_mb, "
-				       "max_vcpus, max_pids, max_lifetime_s)");
+				       "unknown key (expected operations, paths, host_paths, host_taps, host_env, egress, "
+				       "max_memory_mb, max_vcpus, max_pids, max_lifetime_s)");
 		}
 		if (rc < 0)
 			return -1;
@@ -375,6 +393,7 @@ void policy_set_builtin(policy_set *out)
 	snprintf(out->v[0].name, sizeof out->v[0].name, "default");
 	out->v[0].ops = ALL_OPS;
 	out->v[0].host_paths_any = true;
+	out->v[0].host_env_any = true;
 }
 
 void policy_set_free(policy_set *s)
@@ -497,6 +516,13 @@ int policy_each_host_path(vm_spec *spec, policy_host_path_fn fn, void *ud, silo_
 		if (spec->drives[i].path && *spec->drives[i].path && fn(ud, f, &spec->drives[i].path, err) < 0)
 			return -1;
 	}
+	for (size_t i = 0; i < spec->n_secrets; i++) {
+		spec_secret *x = &spec->secrets[i];
+		char f[320];
+		snprintf(f, sizeof f, "sandbox.secrets.%.200s.file", x->key);
+		if (x->src == SPEC_SECRET_FILE && x->ref && *x->ref && fn(ud, f, &x->ref, err) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -566,6 +592,29 @@ static int check_host_tap(const policy *p, policy_caller who, const char *tap, s
 		    allowed);
 }
 
+/* {env = NAME} secrets read silod's own environment: like host files, the
+ * built-in policy's "any" is for full-access callers; host_env grants names. */
+static int check_host_env(const policy *p, policy_caller who, const char *field, const char *name, silo_error *err)
+{
+	if (p->host_env_any && who == POLICY_CALLER_FULL)
+		return 0;
+	if (p->host_env_any)
+		return deny(p, "host_env", err,
+			    "%s \"%.200s\" names a variable of silod; a scoped token may name none unless a policy file "
+			    "grants it host_env",
+			    field, name);
+	for (size_t i = 0; i < p->n_host_env; i++) {
+		const char *a = p->host_env[i];
+		size_t l = strlen(a);
+		if (l && a[l - 1] == '*' ? !strncmp(a, name, l - 1) : !strcmp(a, name))
+			return 0;
+	}
+	char allowed[600];
+	list_join(p->host_env, p->n_host_env, allowed, sizeof allowed);
+	return deny(p, "host_env", err, "%s \"%.200s\" is not a variable of silod the policy lets specs read (%s)", field,
+		    name, allowed);
+}
+
 int policy_apply_spec(const policy *p, vm_spec *spec, silo_error *err)
 {
 	return policy_apply_spec_as(p, POLICY_CALLER_FULL, spec, err);
@@ -573,6 +622,13 @@ int policy_apply_spec(const policy *p, vm_spec *spec, silo_error *err)
 
 int policy_apply_spec_as(const policy *p, policy_caller who, vm_spec *spec, silo_error *err)
 {
+	for (size_t i = 0; i < spec->n_secrets; i++) {
+		const spec_secret *x = &spec->secrets[i];
+		char f[320];
+		snprintf(f, sizeof f, "sandbox.secrets.%.200s.env", x->key);
+		if (x->src == SPEC_SECRET_ENV && check_host_env(p, who, f, x->ref, err) < 0)
+			return -1;
+	}
 	host_check hc = {p, who};
 	if (policy_each_host_path(spec, check_host_path, &hc, err) < 0)
 		return -1;

@@ -6,8 +6,9 @@
  *   [policies.standard]
  *   operations = ["exec", "file_read", "file_write"]   # plus network, snapshot, pause
  *   paths = ["/workspace", "/tmp"]                      # file APIs and exec cwd
- *   host_paths = ["/var/lib/silo/roots"]                # kernel/initrd/rootfs/drives of specs
+ *   host_paths = ["/var/lib/silo/roots"]                # kernel/initrd/rootfs/drives/secret files of specs
  *   host_taps = ["silo-tap0"]                           # host tap devices network.tap may name
+ *   host_env = ["AGENT_*"]                              # silod variables specs may read as secrets
  *   egress = ["10.0.0.0/8", "pypi.org:443"]             # when "network" is allowed
  *   max_memory_mb = 1024
  *   max_vcpus = 2
@@ -63,6 +64,10 @@ typedef struct policy {
 	char *host_paths[POLICY_MAX_PATHS];
 	size_t n_host_taps;              /* and network.tap must be one of these */
 	char *host_taps[POLICY_MAX_TAPS];
+	bool host_env_any;               /* the built-in policy: full-access callers' secrets may name any
+					  * variable of silod (never a scoped token's) */
+	size_t n_host_env;               /* else {env = NAME} secrets must match one (NAME or PREFIX*) */
+	char *host_env[POLICY_MAX_PATHS];
 	size_t n_egress;                 /* 0 = any destination (if network is allowed) */
 	char *egress[POLICY_MAX_EGRESS];
 	uint32_t max_memory_mb;          /* 0 = no limit (each max_*) */
@@ -99,7 +104,7 @@ typedef enum policy_caller {
 } policy_caller;
 
 /* The spec fields that name host files (boot.kernel, boot.initrd, boot.rootfs,
- * drives[i].path), set ones only, in this order: fn gets the field's name and
+ * drives[i].path, sandbox.secrets.K.file), set ones only, in this order: fn gets the field's name and
  * its slot (it may replace the string). Stops at the first negative return. */
 typedef int (*policy_host_path_fn)(void *ud, const char *field, char **path, silo_error *err);
 int policy_each_host_path(vm_spec *spec, policy_host_path_fn fn, void *ud, silo_error *err);
@@ -110,8 +115,8 @@ bool policy_host_paths_listed(const policy *p, policy_caller who);
 bool policy_host_path_granted(const policy *p, policy_caller who, const char *path);
 
 /* Before spawn: check a spec against p (resources, network, egress, the host
- * files it names, which the caller should have resolved with realpath, and
- * the tap device) and apply the policy's limits where the spec leaves them
+ * files it names, which the caller should have resolved with realpath, the
+ * tap device and the variables of silod its {env = NAME} secrets name) and apply the policy's limits where the spec leaves them
  * open (pids_max 0 -> max_pids, timeout_s 0 -> max_lifetime_s, empty egress
  * -> the policy's egress list). Records the policy's name in the spec
  * metadata (POLICY_METADATA_KEY). policy_apply_spec is the full-access form. */

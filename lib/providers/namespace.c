@@ -43,6 +43,7 @@
 #include "core/sandbox.h"
 #include "providers/ns.h"
 #include "snapshot/snapshot.h"
+#include "trust/trust.h"
 
 /* Weak: usable before lib/core/channel.c is in the same library. */
 extern bool chan_is_connected(chan *c) __attribute__((weak));
@@ -529,6 +530,11 @@ static int base_layer(sandbox *sb, const vm_spec *spec, char *lower, size_t lowe
 					    "boot.rootfs: ',', ':' and '\\' are not allowed in the path");
 		snprintf(lower, lower_len, "%s", spec->rootfs);
 	} else if (ns_rootfs_base(agent, lower, lower_len, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		return -1;
+	}
+	/* With a keyring, the layer must be a tree the signed manifest lists (lib/trust/tree.c). */
+	if (trust_check_tree(lower, NULL, err) < 0) {
 		silo_error_set_vm(err, sb->id);
 		return -1;
 	}

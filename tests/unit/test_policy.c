@@ -425,6 +425,62 @@ static void load_tokens(token_set *s)
 	REQUIRE(rc == 0);
 }
 
+/* Secrets that name silod's files or variables are host access like a drive:
+ * only host_paths / host_env grant them (the built-in policy allows any). */
+TEST(secret_references_rule)
+{
+	policy_set s;
+	silo_error err;
+	const char *txt = "[policies.default]\n[policies.granted]\nhost_paths = [\"/run/agent-secrets\"]\n"
+			  "host_env = [\"AGENT_*\", \"DB_PASSWORD\"]\n";
+	REQUIRE(policy_set_parse(txt, strlen(txt), &s, &err) == 0);
+	const policy *def = policy_find(&s, NULL, &err), *gr = policy_find(&s, "granted", &err);
+	REQUIRE(def && gr);
+	vm_spec sp;
+	spec_init(&sp);
+	spec_set_secret(&sp, "K", SPEC_SECRET_FILE, "/etc/shadow", NULL);
+	CHECK_INT_EQ(policy_apply_spec(def, &sp, &err), -1);
+	CHECK_STR_EQ(err.message, "policy \"default\" rule host_paths: sandbox.secrets.K.file \"/etc/shadow\" is outside "
+				  "the allowed host paths (none)");
+	CHECK_INT_EQ(policy_apply_spec(gr, &sp, &err), -1);
+	spec_set_secret(&sp, "K", SPEC_SECRET_FILE, "/run/agent-secrets/openai", NULL);
+	CHECK_INT_EQ(policy_apply_spec(gr, &sp, &err), 0);
+	spec_set_secret(&sp, "E", SPEC_SECRET_ENV, "HOME", NULL);
+	CHECK_INT_EQ(policy_apply_spec(gr, &sp, &err), -1);
+	CHECK_STR_EQ(err.message, "policy \"granted\" rule host_env: sandbox.secrets.E.env \"HOME\" is not a variable of "
+				  "silod the policy lets specs read (AGENT_*, DB_PASSWORD)");
+	spec_set_secret(&sp, "E", SPEC_SECRET_ENV, "AGENT_TOKEN", NULL);
+	CHECK_INT_EQ(policy_apply_spec(gr, &sp, &err), 0);
+	spec_set_secret(&sp, "E", SPEC_SECRET_ENV, "DB_PASSWORD", NULL);
+	CHECK_INT_EQ(policy_apply_spec(gr, &sp, &err), 0);
+	spec_set_secret(&sp, "E", SPEC_SECRET_ENV, "DB_PASSWORD2", NULL);
+	CHECK_INT_EQ(policy_apply_spec(gr, &sp, &err), -1);
+	/* inline values name nothing of the host */
+	spec_free(&sp);
+	spec_init(&sp);
+	spec_set_secret(&sp, "V", SPEC_SECRET_VALUE, NULL, "x");
+	CHECK_INT_EQ(policy_apply_spec(def, &sp, &err), 0);
+	spec_free(&sp);
+	/* the built-in set (no policy file) allows any, for full-access callers */
+	policy_set b;
+	policy_set_builtin(&b);
+	spec_init(&sp);
+	spec_set_secret(&sp, "E", SPEC_SECRET_ENV, "HOME", NULL);
+	spec_set_secret(&sp, "F", SPEC_SECRET_FILE, "/etc/hostname", NULL);
+	CHECK_INT_EQ(policy_apply_spec(&b.v[0], &sp, &err), 0);
+	spec_free(&sp);
+	policy_set_free(&b);
+	static const char *const bad[] = {"[policies.x]\nhost_env = [\"1ABC\"]\n", "[policies.x]\nhost_env = [\"A-B\"]\n",
+					  "[policies.x]\nhost_env = [\"\"]\n"};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		policy_set z;
+		silo_error e = {0};
+		CHECK_INT_EQ(policy_set_parse(bad[i], strlen(bad[i]), &z, &e), -1);
+		CHECK_CONTAINS(e.message, "policies.x.host_env[0]");
+	}
+	policy_set_free(&s);
+}
+
 TEST(token_parse_and_lookup)
 {
 	REQUIRE(sodium_init() >= 0);
@@ -564,5 +620,6 @@ TEST(token_create)
 }
 
 TEST_MAIN(parse_policies, parse_errors_name_the_field, builtin_allows_everything, operations_rule, paths_rule,
-	  normalize, egress_coverage, spec_limits, network_and_egress, host_paths_rule, host_resources_for_scoped_tokens, token_parse_and_lookup, token_parse_errors,
+	  normalize, egress_coverage, spec_limits, network_and_egress, host_paths_rule, host_resources_for_scoped_tokens,
+	  secret_references_rule, token_parse_and_lookup, token_parse_errors,
 	  token_rules, token_create)
