@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "bench_http.h"
+#include "bench_curl.h"
 #include "bench_util.h"
 #include "common/util.h"
 
@@ -64,7 +64,7 @@ static long request(CURL *h, const char *method, const char *path, const char *c
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	}
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, bench_on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
 	long status = 0;
 	if (curl_easy_perform(h) == CURLE_OK)
@@ -224,24 +224,8 @@ int main(int argc, char **argv)
 	}
 	if (clients < 1 || clients > 1000 || rounds < 1)
 		die(2, "--clients must be 1..1000 and --rounds >= 1");
-	char silod_path[4096];
-	silo_error err;
-	if (!silod) {
-		if (find_helper_binary("silod", silod_path, sizeof silod_path, &err) < 0)
-			die(1, "%s", err.message);
-		silod = silod_path;
-	}
-	char tmp[] = "/tmp/silo-api-load-XXXXXX";
-	if (!mkdtemp(tmp))
-		die_errno(1, "mkdtemp");
-	char state[64], run[64];
-	snprintf(state, sizeof state, "%s/state", tmp);
-	snprintf(run, sizeof run, "%s/run", tmp);
-	mkdir_p(state, 0700);
-	mkdir_p(run, 0700);
-	setenv("SILO_STATE_DIR", state, 1);
-	setenv("SILO_RUNTIME_DIR", run, 1);
-	snprintf(sock, sizeof sock, "%s/silod.sock", run);
+	char silod_path[4096], tmp[] = "/tmp/silo-api-load-XXXXXX";
+	bench_silod_setup(&silod, silod_path, tmp, sock, sizeof sock);
 	char maxs[32];
 	snprintf(maxs, sizeof maxs, "%d", clients + 8);
 	pid_t pid = fork();
@@ -273,12 +257,7 @@ int main(int argc, char **argv)
 	resp pr = {0};
 	request(h, "GET", "/v1/providers", NULL, NULL, &pr);
 	json_t *pj = pr.buf ? json_loads(pr.buf, 0, NULL) : NULL;
-	bool avail = false;
-	size_t i;
-	json_t *p;
-	json_array_foreach(json_object_get(pj, "providers"), i, p)
-		if (!strcmp(json_string_value(json_object_get(p, "name")) ?: "", provider))
-			avail = json_is_true(json_object_get(p, "available"));
+	bool avail = bench_provider_available(pj, provider);
 	json_decref(pj);
 	free(pr.buf);
 	if (!avail) {

@@ -7,8 +7,14 @@
 #ifndef SILO_BENCH_UTIL_H
 #define SILO_BENCH_UTIL_H
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/util.h"
 
@@ -86,6 +92,58 @@ static inline double bench_series_pct(const bench_series *s, double p)
 static inline double bench_series_mean(const bench_series *s)
 {
 	return bench_mean(s->ms, (size_t)s->n);
+}
+
+/* -n RUNS (1..100000) and --silo PATH, which defaults to cli/silo of the build tree
+ * the bench runs from. 0 when usable, else the exit status (the error is printed). */
+static inline int bench_args_silo(int argc, char **argv, const char *name, int *runs, char *silo, size_t len)
+{
+	silo[0] = '\0';
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-n") && i + 1 < argc)
+			*runs = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--silo") && i + 1 < argc)
+			snprintf(silo, len, "%s", argv[++i]);
+		else
+			return fprintf(stderr, "usage: %s [-n RUNS] [--silo PATH]\n", name), 2;
+	}
+	if (*runs < 1 || *runs > 100000)
+		return fprintf(stderr, "%s: -n must be 1..100000\n", name), 2;
+	if (!silo[0]) {
+		/* bench/NAME -> cli/silo in the same build tree */
+		char self[4096];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+		if (n > 0) {
+			self[n] = '\0';
+			char *sl = strrchr(self, '/');
+			if (sl)
+				*sl = '\0';
+			snprintf(silo, len, "%s/../cli/silo", self);
+		}
+	}
+	if (access(silo, X_OK) < 0)
+		return fprintf(stderr, "%s: %s: not found (build the tree or pass --silo)\n", name, silo), 1;
+	return 0;
+}
+
+/* Run argv with stdio on /dev/null: wall ms, or -1 if it failed. */
+static inline double bench_timed_run(char *const *argv)
+{
+	uint64_t t0 = now_mono_ns();
+	pid_t p = fork();
+	if (p < 0)
+		return -1;
+	if (p == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	int st;
+	while (waitpid(p, &st, 0) < 0 && errno == EINTR)
+		;
+	double ms = bench_ms_since(t0);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
 }
 
 #endif

@@ -44,7 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench_http.h"
+#include "bench_curl.h"
 #include "bench_util.h"
 #include "audit/audit.h"
 #include "common/util.h"
@@ -221,7 +221,7 @@ static long request_raw(CURL *h, const char *method, const char *path, const cha
 	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
 	resp r = {0};
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, bench_on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
 	long status = 0;
 	if (curl_easy_perform(h) == CURLE_OK)
@@ -793,14 +793,7 @@ static void plant_leak(void)
 static bool provider_available(const char *name)
 {
 	json_t *o = NULL;
-	bool ok = false;
-	if (api("GET", "/v1/providers", NULL, 10, &o) == 200) {
-		size_t i;
-		json_t *p;
-		json_array_foreach(json_object_get(o, "providers"), i, p)
-			if (!strcmp(json_string_value(json_object_get(p, "name")) ?: "", name))
-				ok = json_is_true(json_object_get(p, "available"));
-	}
+	bool ok = api("GET", "/v1/providers", NULL, 10, &o) == 200 && bench_provider_available(o, name);
 	json_decref(o);
 	return ok;
 }

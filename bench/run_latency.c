@@ -28,26 +28,6 @@
 	"--unshare-all --die-with-parent --new-session --ro-bind ROOTFS / --proc /proc --dev /dev --tmpfs " \
 	"/tmp -- /bin/true"
 
-/* Run argv with stdio on /dev/null; wall ms, or -1 if it failed. */
-static double timed_run(char *const *argv)
-{
-	uint64_t t0 = now_mono_ns();
-	pid_t p = fork();
-	if (p < 0)
-		return -1;
-	if (p == 0) {
-		int nul = open("/dev/null", O_RDWR);
-		dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	int st;
-	while (waitpid(p, &st, 0) < 0 && errno == EINTR)
-		;
-	double ms = (double)(now_mono_ns() - t0) / 1e6;
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
-}
-
 static void print_series(const char *name, bench_series *s, const char *extra)
 {
 	bench_sort(s->ms, (size_t)s->n);
@@ -61,37 +41,10 @@ static void print_series(const char *name, bench_series *s, const char *extra)
 int main(int argc, char **argv)
 {
 	int runs = 200;
-	char silo[PATH_MAX] = "";
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-n") && i + 1 < argc)
-			runs = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--silo") && i + 1 < argc)
-			snprintf(silo, sizeof silo, "%s", argv[++i]);
-		else {
-			fprintf(stderr, "usage: run_latency [-n RUNS] [--silo PATH]\n");
-			return 2;
-		}
-	}
-	if (runs < 1 || runs > 100000) {
-		fprintf(stderr, "run_latency: -n must be 1..100000\n");
-		return 2;
-	}
-	if (!silo[0]) {
-		/* bench/run_latency -> cli/silo in the same build tree */
-		char self[PATH_MAX];
-		ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-		if (n > 0) {
-			self[n] = '\0';
-			char *s = strrchr(self, '/');
-			if (s)
-				*s = '\0';
-			snprintf(silo, sizeof silo, "%s/../cli/silo", self);
-		}
-	}
-	if (access(silo, X_OK) < 0) {
-		fprintf(stderr, "run_latency: %s: not found (build the tree or pass --silo)\n", silo);
-		return 1;
-	}
+	char silo[PATH_MAX];
+	int bad = bench_args_silo(argc, argv, "run_latency", &runs, silo, sizeof silo);
+	if (bad)
+		return bad;
 	char agent[PATH_MAX], rootfs[PATH_MAX];
 	silo_error err = {0};
 	if (find_helper_binary("silo-agent", agent, sizeof agent, &err) < 0 ||
@@ -109,13 +62,13 @@ int main(int argc, char **argv)
 			   rootfs, "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", "/bin/true",
 			   NULL};
 	/* warm-up (page cache, rootfs layer) */
-	timed_run(run_argv);
+	bench_timed_run(run_argv);
 	if (have_bwrap)
-		timed_run(bw_argv);
+		bench_timed_run(bw_argv);
 	for (int i = 0; i < runs; i++) {
-		bench_series_add(&s_run, timed_run(run_argv));
+		bench_series_add(&s_run, bench_timed_run(run_argv));
 		if (have_bwrap)
-			bench_series_add(&s_bw, timed_run(bw_argv));
+			bench_series_add(&s_bw, bench_timed_run(bw_argv));
 	}
 
 	vm_spec spec;

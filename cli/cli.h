@@ -18,6 +18,11 @@ typedef struct cli_verb {
 /* Print "silo: CODE [vm]: message" (or the JSON error body with --json) and
  * return the exit status for it (125). */
 int cli_error(const silo_error *err, bool json);
+/* --isolation VALUE: 0 if "vm" or "any", else prints the error and returns its status. */
+int cli_check_isolation(const char *v, bool json);
+/* The warning for a sandbox that fell back from a VM provider to one sharing
+ * the host kernel (stderr, also with --json). */
+void cli_warn_isolation_fallback(const char *id, const char *provider, const char *why);
 
 /* cli_util.c: shared by the verbs that talk to silod. */
 #include <jansson.h>
@@ -30,6 +35,15 @@ double cli_jnum(json_t *o, const char *k);
 /* METHOD path [JSON body] to silod -> *out = parsed JSON response; 0, or the CLI exit status
  * after printing the error. */
 int cli_call_json(const char *method, const char *path, json_t *body, bool json, json_t **out);
+
+/* --secret NAME=VALUE | NAME, or --secret-file NAME=PATH (file: the file, read here,
+ * one trailing newline dropped). A bare NAME marks an env value secret: marked is the
+ * value of `-e NAME=...` on the same command line (the caller then drops that -e),
+ * else the CLI's own $NAME is taken. Values are handed to silod or the sandbox only;
+ * free them with cli_secret_free. */
+int cli_secret_arg(const char *opt, const char *arg, bool file, const char *marked, char **key, char **value,
+		   silo_error *err);
+void cli_secret_free(char *value);
 
 /* Verb entry points (one line per verb; keep sorted by file). */
 int cmd_version(int argc, char **argv);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Helpers shared by the verbs that talk to silod (cmd_daemon.c, cmd_deploy.c, cmd_snapshot.c).
+ * Helpers shared by the verbs that talk to silod (cmd_daemon.c, cmd_deploy.c, cmd_snapshot.c)
+ * and by run/create for --secret and --secret-file.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,7 @@
 #include "cli/api_client.h"
 #include "cli/cli.h"
 #include "common/util.h"
+#include "spec/spec.h"
 
 bool cli_want_json(int argc, char **argv)
 {
@@ -73,4 +76,69 @@ int cli_call_json(const char *method, const char *path, json_t *body, bool json,
 		return cli_error(&err, json);
 	}
 	return 0;
+}
+
+/* A secret travels in JSON and TOML: UTF-8 text, bounded, not the redaction mark. */
+static int check_secret_text(const char *opt, const char *key, const char *v, silo_error *err)
+{
+	json_t *t = strlen(v) <= SPEC_SECRET_MAX && strcmp(v, SPEC_SECRET_REDACTED) ? json_string(v) : NULL;
+	if (t) {
+		json_decref(t);
+		return 0;
+	}
+	return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+			 "%s %s: a secret is UTF-8 text of at most %d bytes and not \"%s\" (encode binary secrets, e.g. "
+			 "base64)",
+			 opt, key, SPEC_SECRET_MAX, SPEC_SECRET_REDACTED);
+}
+
+void cli_secret_free(char *value);
+
+int cli_secret_arg(const char *opt, const char *arg, bool file, const char *marked, char **key, char **value,
+		   silo_error *err)
+{
+	*key = *value = NULL;
+	const char *eq = strchr(arg, '=');
+	size_t kl = eq ? (size_t)(eq - arg) : strlen(arg);
+	bool ok = kl > 0 && kl <= 256 && !isdigit((unsigned char)arg[0]);
+	for (size_t i = 0; i < kl && ok; i++)
+		ok = isalnum((unsigned char)arg[i]) || arg[i] == '_';
+	if (!ok || (file && !eq))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s: expected %s, with NAME of [A-Za-z_][A-Za-z0-9_]*", opt,
+				 file ? "NAME=PATH" : "NAME=VALUE, or NAME (the value of -e NAME=..., else of $NAME here)");
+	*key = xstrndup(arg, kl);
+	if (file) {
+		if (spec_read_secret_file(eq + 1, value, err) < 0) {
+			silo_error_prefix(err, "%s %s", opt, *key);
+			goto fail;
+		}
+		if (check_secret_text(opt, *key, *value, err) < 0) {
+			cli_secret_free(*value);
+			*value = NULL;
+			goto fail;
+		}
+		return 0;
+	}
+	const char *v = eq ? eq + 1 : marked ? marked : getenv(*key);
+	if (!v) {
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s %s: no value given, no -e %s=..., and $%s is not set", opt,
+			  *key, *key, *key);
+		goto fail;
+	}
+	if (check_secret_text(opt, *key, v, err) < 0)
+		goto fail;
+	*value = xstrdup(v);
+	return 0;
+fail:
+	free(*key);
+	*key = NULL;
+	return -1;
+}
+
+void cli_secret_free(char *value)
+{
+	if (value) {
+		explicit_bzero(value, strlen(value));
+		free(value);
+	}
 }

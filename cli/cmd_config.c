@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "common/util.h"
@@ -96,15 +97,19 @@ static int format(int argc, char **argv)
 	silo_error err;
 	if (spec_load(file, &s, &err) < 0)
 		return cli_error(&err, false);
-	char *txt = spec_format(&s);
+	/* the user's own file: inline secrets stay as written (only stored copies redact them) */
+	char *txt = spec_format_with_secrets(&s);
 	spec_free(&s);
 	int rc = 0;
 	if (write) {
-		if (write_file_atomic(file, txt, strlen(txt), 0644, &err) < 0)
+		struct stat st;
+		mode_t mode = stat(file, &st) == 0 ? st.st_mode & 0777 : 0644; /* a 0600 file stays 0600 */
+		if (write_file_atomic(file, txt, strlen(txt), mode, &err) < 0)
 			rc = cli_error(&err, false);
 	} else {
 		fputs(txt, stdout);
 	}
+	explicit_bzero(txt, strlen(txt));
 	free(txt);
 	return rc;
 }

@@ -185,6 +185,13 @@ int cmd_logs(int argc, char **argv)
 
 /* ---- create ---- */
 
+/* A created sandbox that fell back to a provider sharing the host kernel. */
+static void warn_if_fell_back(json_t *sb)
+{
+	if (json_object_get(sb, "isolation_fallback"))
+		cli_warn_isolation_fallback(cli_jstr(sb, "id"), cli_jstr(sb, "provider"), cli_jstr(sb, "isolation_fallback"));
+}
+
 static int kv_into(json_t *obj, const char *kv, const char *what, bool json)
 {
 	const char *eq = strchr(kv, '=');
@@ -208,14 +215,28 @@ int cmd_create(int argc, char **argv)
 		{"vcpus", required_argument, NULL, 'c'}, {"memory", required_argument, NULL, 'm'},
 		{"env", required_argument, NULL, 'e'}, {"meta", required_argument, NULL, 'M'},
 		{"image", required_argument, NULL, 'i'}, {"timeout", required_argument, NULL, 't'},
+		{"isolation", required_argument, NULL, 'I'},
+		{"secret", required_argument, NULL, 'S'}, {"secret-file", required_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *file = NULL;
-	json_t *body = json_object(), *env = json_object(), *meta = json_object();
+	const char *file = NULL, *isolation = NULL;
+	json_t *body = json_object(), *env = json_object(), *meta = json_object(), *secrets = json_object();
+	struct {
+		const char *arg;
+		bool file;
+	} *sargs = NULL;
+	size_t nsargs = 0;
 	int c, rc = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "f:e:", opts, NULL)) != -1) {
 		switch (c) {
+		case 'S':
+		case 'F':
+			/* after -e is known: a bare --secret NAME marks -e NAME=... secret */
+			sargs = xrealloc(sargs, (nsargs + 1) * sizeof *sargs);
+			sargs[nsargs].arg = optarg;
+			sargs[nsargs++].file = c == 'F';
+			break;
 		case 'j': break;
 		case 'f': file = optarg; break;
 		case 'p': json_object_set_new(body, "provider", json_string(optarg)); break;
@@ -226,8 +247,13 @@ int cmd_create(int argc, char **argv)
 		case 't': json_object_set_new(body, "timeout_s", json_integer(strtoll(optarg, NULL, 10))); break;
 		case 'e': rc = kv_into(env, optarg, "--env", json); break;
 		case 'M': rc = kv_into(meta, optarg, "--meta", json); break;
+		case 'I':
+			isolation = optarg;
+			rc = cli_check_isolation(optarg, json);
+			break;
 		default: rc = cli_usage_error(argv[0], "[-f hac.toml | --provider P --name N --vcpus N --memory MB "
-						   "--image I --timeout S -e K=V --meta K=V] [--json]", json);
+						   "--image I --timeout S -e K=V --meta K=V] [--isolation vm|any] "
+						   "[--secret K[=V]] [--secret-file K=PATH] [--json]", json);
 		}
 		if (rc)
 			goto out;
@@ -235,6 +261,22 @@ int cmd_create(int argc, char **argv)
 	if (optind != argc) {
 		rc = cli_usage_error(argv[0], "takes no positional arguments (use -f FILE)", json);
 		goto out;
+	}
+	for (size_t i = 0; i < nsargs; i++) {
+		const char *a = sargs[i].arg, *eq = strchr(a, '=');
+		json_t *marked = eq || sargs[i].file ? NULL : json_object_get(env, a);
+		char *k, *v;
+		silo_error se;
+		if (cli_secret_arg(sargs[i].file ? "--secret-file" : "--secret", a, sargs[i].file, json_string_value(marked),
+				   &k, &v, &se) < 0) {
+			rc = cli_error(&se, json);
+			goto out;
+		}
+		if (marked)
+			json_object_del(env, k);
+		json_object_set_new(secrets, k, json_string(v));
+		free(k);
+		cli_secret_free(v);
 	}
 	char *payload = NULL;
 	size_t len = 0;
@@ -250,11 +292,22 @@ int cmd_create(int argc, char **argv)
 			goto out;
 		}
 		ctype = "application/toml";
+		if (json_object_size(secrets)) {
+			/* the spec and the secrets in one JSON body (held in memory by silod) */
+			json_t *b2 = json_pack("{s:s%,s:O}", "spec", payload, len, "secrets", secrets);
+			free(payload);
+			payload = json_dumps(b2, JSON_COMPACT);
+			json_decref(b2);
+			len = strlen(payload);
+			ctype = "application/json";
+		}
 	} else {
 		if (json_object_size(env))
 			json_object_set(body, "env", env);
 		if (json_object_size(meta))
 			json_object_set(body, "metadata", meta);
+		if (json_object_size(secrets))
+			json_object_set(body, "secrets", secrets);
 		payload = json_dumps(body, JSON_COMPACT);
 		len = strlen(payload);
 		ctype = "application/json";
@@ -263,10 +316,13 @@ int cmd_create(int argc, char **argv)
 	if ((rc = connect_or_fail(&cl, json)))
 		goto out_payload;
 	char *resp;
-	if (api_call(cl, "POST", "/v1/sandboxes", ctype, payload, len, &resp, NULL, &err) < 0) {
+	char path[64];
+	snprintf(path, sizeof path, "/v1/sandboxes%s%s", isolation ? "?isolation=" : "", isolation ? isolation : "");
+	if (api_call(cl, "POST", path, ctype, payload, len, &resp, NULL, &err) < 0) {
 		rc = cli_error(&err, json);
 	} else {
 		json_t *o = json_loads(resp, 0, NULL);
+		warn_if_fell_back(o);
 		if (json)
 			cli_print_json(o);
 		else
@@ -276,11 +332,15 @@ int cmd_create(int argc, char **argv)
 	}
 	api_client_free(cl);
 out_payload:
+	if (payload)
+		explicit_bzero(payload, len);
 	free(payload);
 out:
 	json_decref(body);
 	json_decref(env);
 	json_decref(meta);
+	json_decref(secrets);
+	free(sargs);
 	return rc;
 }
 
@@ -540,6 +600,7 @@ int daemon_run(const char *toml, char *const *argv, char *const *env, const char
 	free(resp);
 	char id[128];
 	snprintf(id, sizeof id, "%s", cli_jstr(o, "id"));
+	warn_if_fell_back(o);
 	json_decref(o);
 
 	struct sigaction sa = {.sa_handler = on_run_signal}, old_int, old_term;

@@ -1,21 +1,28 @@
 /* SPDX-License-Identifier: Apache-2.0
  * CLI verbs for named agent deployments over the silod API (docs/deployments.md):
  *   silo deploy NAME [--team T] [--restart never|on-failure|always] [--set K=V]... [-f SPEC] [--wait S]
+ *               [--bundle FILE [--bundle-sig SIG]]
+ *     -f sends SPEC.minisig too when it exists; --bundle uploads FILE (a tar signed as FILE.minisig
+ *     or SIG) with PUT /v1/bundles/SHA256, then deploys it (unpacked at /opt/agent in the sandbox)
  *   silo undeploy NAME... [--grace S]
  *   silo deployments
  *   silo usage
  * Every verb takes --json.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/api_client.h"
 #include "cli/cli.h"
 #include "common/util.h"
+#include "trust/trust.h"
 
 static void print_row(json_t *d)
 {
@@ -32,25 +39,80 @@ static void print_header(void)
 	       "MEM_MB", "RESTARTS", "SANDBOX_STATE");
 }
 
+static int sha_chunk(void *ud, const void *buf, size_t n, silo_error *err)
+{
+	(void)err;
+	crypto_hash_sha256_update(ud, buf, (unsigned long long)n);
+	return 0;
+}
+
+static bool collect_chunk(void *ud, const char *buf, size_t len)
+{
+	char **acc = ud;
+	size_t have = *acc ? strlen(*acc) : 0;
+	if (have + len > (1u << 20))
+		return false;
+	*acc = xrealloc(*acc, have + len + 1);
+	memcpy(*acc + have, buf, len);
+	(*acc)[have + len] = '\0';
+	return true;
+}
+
+/* Upload FILE (signed: sig_path, else FILE.minisig) with PUT /v1/bundles/SHA256; sha gets the hash. */
+static int upload_bundle(const char *file, const char *sig_path, char sha[65], bool json)
+{
+	silo_error err = {0};
+	cleanup_free char *defsig = sig_path ? NULL : xasprintf("%s.minisig", file);
+	cleanup_free char *sig = NULL;
+	/* without one, the upload still goes: silod refuses it, audits and counts the refusal */
+	if (read_file(sig_path ? sig_path : defsig, TRUST_SIG_FILE_MAX, &sig, NULL, &err) < 0 && sig_path)
+		return cli_error(&err, json);
+	cleanup_close int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		silo_fail(&err, SILO_ERR_IO_ERROR, errno, "--bundle %s", file);
+		return cli_error(&err, json);
+	}
+	crypto_hash_sha256_state hs;
+	crypto_hash_sha256_init(&hs);
+	if (read_chunks(fd, file, 1u << 16, sha_chunk, &hs, &err) < 0)
+		return cli_error(&err, json);
+	unsigned char h[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256_final(&hs, h);
+	sodium_bin2hex(sha, 65, h, sizeof h);
+	lseek(fd, 0, SEEK_SET);
+	api_client *cl;
+	if (api_client_new(&cl, &err) < 0)
+		return cli_error(&err, json);
+	cleanup_free char *esig = sig ? api_escape(sig) : NULL;
+	cleanup_free char *path = esig ? xasprintf("/v1/bundles/%s?signature=%s", sha, esig) : xasprintf("/v1/bundles/%s", sha);
+	cleanup_free char *resp = NULL;
+	int rc = api_stream(cl, "PUT", path, "application/x-tar", NULL, 0, fd, collect_chunk, &resp, &err);
+	api_client_free(cl);
+	return rc < 0 ? cli_error(&err, json) : 0;
+}
+
 int cmd_deploy(int argc, char **argv)
 {
 	bool json = cli_want_json(argc, argv);
 	static const char *use = "NAME [--team T] [--restart never|on-failure|always] [--set KEY=VALUE]... [-f SPEC] "
-				 "[--wait SECONDS] [--json]";
+				 "[--wait SECONDS] [--bundle FILE [--bundle-sig SIG]] [--json]";
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},         {"team", required_argument, NULL, 't'},
 		{"restart", required_argument, NULL, 'r'}, {"set", required_argument, NULL, 's'},
 		{"file", required_argument, NULL, 'f'},    {"wait", required_argument, NULL, 'w'},
+		{"bundle", required_argument, NULL, 'b'},  {"bundle-sig", required_argument, NULL, 'S'},
 		{NULL, 0, NULL, 0},
 	};
 	json_t *body = json_object();
 	json_t *set = json_array();
-	const char *file = NULL;
+	const char *file = NULL, *bundle = NULL, *bundle_sig = NULL;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "f:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j': break;
+		case 'b': bundle = optarg; break;
+		case 'S': bundle_sig = optarg; break;
 		case 't': json_object_set_new(body, "team", json_string(optarg)); break;
 		case 'r': json_object_set_new(body, "restart", json_string(optarg)); break;
 		case 's': json_array_append_new(set, json_string(optarg)); break;
@@ -72,7 +134,7 @@ int cmd_deploy(int argc, char **argv)
 			return cli_usage_error(argv[0], use, json);
 		}
 	}
-	if (optind != argc - 1) {
+	if (optind != argc - 1 || (bundle_sig && !bundle)) {
 		json_decref(body);
 		json_decref(set);
 		return cli_usage_error(argv[0], use, json);
@@ -91,6 +153,22 @@ int cmd_deploy(int argc, char **argv)
 		}
 		json_object_set_new(body, "spec", json_stringn(text, len));
 		free(text);
+		/* with a keyring silod requires the spec's signature: send FILE.minisig when there is one */
+		cleanup_free char *sp = xasprintf("%s.minisig", file);
+		char *sig;
+		if (read_file(sp, TRUST_SIG_FILE_MAX, &sig, &len, NULL) == 0) {
+			json_object_set_new(body, "spec_signature", json_stringn(sig, len));
+			free(sig);
+		}
+	}
+	if (bundle) {
+		char sha[65];
+		int urc = upload_bundle(bundle, bundle_sig, sha, json);
+		if (urc) {
+			json_decref(body);
+			return urc;
+		}
+		json_object_set_new(body, "bundle", json_string(sha));
 	}
 	json_t *o;
 	int rc = cli_call_json("POST", "/v1/deployments", body, json, &o);

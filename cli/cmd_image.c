@@ -2,9 +2,13 @@
  * `silo image`: build, list, verify and remove guest images (docs/images.md).
  *
  *   silo image build NAME [--force]   run images/build-kernel.sh + build-image.sh NAME
- *   silo image ls [--json]            name, kind, size, sha256, created
- *   silo image verify NAME            re-check sizes and SHA-256 (libsodium)
- *   silo image rm NAME                remove the files and the manifest entry
+ *   silo image build namespace        the namespace provider's base layer, recorded as a tree
+ *   silo image add-tree NAME DIR      record a directory (a namespace boot.rootfs) as a tree
+ *   silo image ls [--json]            name, kind, size, sha256, created (images and trees)
+ *   silo image verify NAME            re-check sizes and SHA-256 (libsodium), or a tree's digest
+ *   silo image rm NAME                remove the files and the manifest entry (a tree: the entry)
+ * build and add-tree take --sign KEY [--expires D]: sign the manifest afterwards,
+ * with a new version, exactly as `silo trust sign -s KEY [--expires D]`.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,13 +23,18 @@
 #include "cli/cli.h"
 #include "common/util.h"
 #include "image/image.h"
+#include "providers/ns.h"
 #include "silo-config.h"
+#include "trust/trust.h"
 
 static const char image_usage[] =
-	"usage: silo image build NAME [--force]   build an image (names: base, python)\n"
-	"       silo image ls [--json]            list images\n"
-	"       silo image verify NAME            check sizes and SHA-256 of an image\n"
-	"       silo image rm NAME                remove an image\n";
+	"usage: silo image build NAME [--force]   build an image (names: base, python, namespace)\n"
+	"       silo image add-tree NAME DIR      record a directory tree (a namespace boot.rootfs)\n"
+	"       silo image ls [--json]            list images and trees\n"
+	"       silo image verify NAME            check an image's sizes and SHA-256, or a tree's digest\n"
+	"       silo image rm NAME                remove an image (a tree: its manifest entry)\n"
+	"build and add-tree also take --sign KEY [--expires D]: sign the manifest afterwards\n"
+	"(a new version; see silo trust sign).\n";
 
 /* Directory with build-kernel.sh / build-image.sh. */
 static int images_dir(char *out, size_t len, silo_error *err)
@@ -66,28 +75,47 @@ static int run_script(char *const argv[], silo_error *err)
 	return 0;
 }
 
-static int image_build(const char *name, bool force)
+/* Digest dir and record it in the manifest as tree `name`. */
+static int record_tree(const char *name, const char *dir, silo_error *err)
 {
-	silo_error err = {0};
-	if (!image_name_valid(name)) {
-		silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "image: \"%s\" is not a valid image name", name);
-		return cli_error(&err, false);
-	}
+	char rp[PATH_MAX];
+	if (!realpath(dir, rp))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "tree %s", dir);
+	trust_tree_info info;
+	if (trust_tree_digest(rp, &info, err) < 0 ||
+	    image_record_tree(name, rp, info.sha256, info.entries, info.bytes, err) < 0)
+		return -1;
+	printf("%s tree %s %" PRIu64 " entries %s\n", name, rp, info.entries, info.sha256);
+	return 0;
+}
+
+static int image_build(const char *name, bool force, silo_error *err)
+{
+	if (!image_name_valid(name))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image: \"%s\" is not a valid image name", name);
 	char dir[PATH_MAX], agent[PATH_MAX];
-	if (images_dir(dir, sizeof dir, &err) < 0 || find_helper_binary("silo-agent", agent, sizeof agent, &err) < 0)
-		return cli_error(&err, false);
+	if (find_helper_binary("silo-agent", agent, sizeof agent, err) < 0)
+		return -1;
+	if (!strcmp(name, "namespace")) {
+		/* the namespace provider's busybox + agent base layer (lib/providers/ns-rootfs.c) */
+		if (ns_rootfs_base(agent, dir, sizeof dir, err) < 0)
+			return -1;
+		return record_tree("namespace", dir, err);
+	}
+	if (images_dir(dir, sizeof dir, err) < 0)
+		return -1;
 	char kscript[PATH_MAX + 32], iscript[PATH_MAX + 32];
 	snprintf(kscript, sizeof kscript, "%s/build-kernel.sh", dir);
 	snprintf(iscript, sizeof iscript, "%s/build-image.sh", dir);
 	char *kargv[] = {kscript, NULL};
-	if (run_script(kargv, &err) < 0)
-		return cli_error(&err, false);
+	if (run_script(kargv, err) < 0)
+		return -1;
 	char *iargv[] = {iscript, (char *)name, "--agent", agent, force ? "--force" : NULL, NULL};
-	if (run_script(iargv, &err) < 0)
-		return cli_error(&err, false);
+	if (run_script(iargv, err) < 0)
+		return -1;
 	image_entry e;
-	if (image_lookup(name, &e, &err) < 0)
-		return cli_error(&err, false);
+	if (image_lookup(name, &e, err) < 0)
+		return -1;
 	printf("%s %s %s %" PRIu64 " %s\n", e.name, image_kind_name(e.kind), e.file.path, e.file.size,
 	       e.file.sha256);
 	image_entry_free(&e);
@@ -132,6 +160,15 @@ static int image_ls(bool json)
 									   "path", v[i].kernel_path));
 			json_array_append_new(arr, o);
 		}
+		image_tree *t = NULL;
+		size_t nt = 0;
+		if (image_list_trees(&t, &nt, &err) == 0)
+			for (size_t i = 0; i < nt; i++)
+				json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s}", "name", t[i].name, "kind",
+								     "tree", "path", t[i].path, "sha256", t[i].sha256, "size",
+								     (json_int_t)t[i].size, "entries", (json_int_t)t[i].entries,
+								     "created", t[i].created));
+		image_trees_free(t, nt);
 		char *s = json_dumps(arr, JSON_INDENT(2));
 		printf("%s\n", s);
 		free(s);
@@ -145,6 +182,15 @@ static int image_ls(bool json)
 			printf("%-16s %-10s %8s  %-64s  %s\n", v[i].name, image_kind_name(v[i].kind), sz,
 			       v[i].file.sha256, v[i].created);
 		}
+		image_tree *t = NULL;
+		size_t nt = 0;
+		if (image_list_trees(&t, &nt, &err) == 0)
+			for (size_t i = 0; i < nt; i++) {
+				char sz[32];
+				human_size(t[i].size, sz, sizeof sz);
+				printf("%-16s %-10s %8s  %-64s  %s\n", t[i].name, "tree", sz, t[i].sha256, t[i].created);
+			}
+		image_trees_free(t, nt);
 	}
 	image_entries_free(v, n);
 	return 0;
@@ -153,6 +199,26 @@ static int image_ls(bool json)
 static int image_verify_cmd(const char *name)
 {
 	silo_error err = {0};
+	image_tree *t = NULL;
+	size_t nt = 0;
+	if (image_list_trees(&t, &nt, &err) < 0)
+		return cli_error(&err, false);
+	for (size_t i = 0; i < nt; i++) {
+		if (strcmp(t[i].name, name) != 0)
+			continue;
+		trust_tree_info info;
+		int rc = trust_tree_digest(t[i].path, &info, &err);
+		if (rc == 0 && strcmp(info.sha256, t[i].sha256) != 0)
+			rc = silo_fail(&err, SILO_ERR_CHECKSUM_MISMATCH, 0,
+				       "tree \"%s\": %s has digest %s (%" PRIu64 " entries), manifest says %s (%" PRIu64
+				       " entries)",
+				       name, t[i].path, info.sha256, info.entries, t[i].sha256, t[i].entries);
+		if (rc == 0)
+			printf("%s: ok (tree %s)\n", name, info.sha256);
+		image_trees_free(t, nt);
+		return rc < 0 ? cli_error(&err, false) : 0;
+	}
+	image_trees_free(t, nt);
 	image_entry e;
 	if (image_lookup(name, &e, &err) < 0)
 		return cli_error(&err, false);
@@ -163,6 +229,13 @@ static int image_verify_cmd(const char *name)
 	return rc < 0 ? cli_error(&err, false) : 0;
 }
 
+/* --sign KEY [--expires D] after a build or add-tree: a new signed version of the manifest. */
+static int sign_manifest(const char *key, const char *expires)
+{
+	char *argv[] = {"trust", "sign", "-s", (char *)key, expires ? "--expires" : NULL, (char *)expires, NULL};
+	return cmd_trust(expires ? 6 : 4, argv);
+}
+
 int cmd_image(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -171,40 +244,59 @@ int cmd_image(int argc, char **argv)
 	}
 	const char *sub = argv[1];
 	bool json = false, force = false;
-	const char *name = NULL;
+	const char *args[2] = {NULL, NULL}, *sign = NULL, *expires = NULL;
+	int nargs = 0;
 	for (int i = 2; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
+		if (!strcmp(argv[i], "--json")) {
 			json = true;
-		else if (!strcmp(argv[i], "--force"))
+		} else if (!strcmp(argv[i], "--force")) {
 			force = true;
-		else if (argv[i][0] == '-' || name) {
+		} else if ((!strcmp(argv[i], "--sign") || !strcmp(argv[i], "--expires")) && i + 1 < argc) {
+			*(argv[i][2] == 's' ? &sign : &expires) = argv[i + 1];
+			i++;
+		} else if (argv[i][0] == '-' || nargs == 2) {
 			fprintf(stderr, "silo image %s: unexpected argument '%s'\n%s", sub, argv[i], image_usage);
 			return 2;
-		} else
-			name = argv[i];
-	}
-	if (!strcmp(sub, "ls") || !strcmp(sub, "list")) {
-		if (name) {
-			fprintf(stderr, "silo image ls: unexpected argument '%s'\n", name);
-			return 2;
+		} else {
+			args[nargs++] = argv[i];
 		}
+	}
+	bool builds = !strcmp(sub, "build") || !strcmp(sub, "add-tree");
+	int want = !strcmp(sub, "ls") || !strcmp(sub, "list") ? 0 : !strcmp(sub, "add-tree") ? 2 : 1;
+	if ((sign || expires) && !builds) {
+		fprintf(stderr, "silo image %s: --sign and --expires go with build and add-tree\n", sub);
+		return 2;
+	}
+	if (expires && !sign) {
+		fprintf(stderr, "silo image %s: --expires needs --sign KEY\n", sub);
+		return 2;
+	}
+	if (nargs != want) {
+		fprintf(stderr, "silo image %s: expected %s\n%s", sub, want == 0 ? "no arguments" : want == 1 ? "NAME" : "NAME DIR",
+			image_usage);
+		return 2;
+	}
+	silo_error err = {0};
+	int rc;
+	if (!strcmp(sub, "ls") || !strcmp(sub, "list"))
 		return image_ls(json);
-	}
-	if (!strcmp(sub, "build") || !strcmp(sub, "rm") || !strcmp(sub, "verify")) {
-		if (!name) {
-			fprintf(stderr, "silo image %s: NAME is required\n%s", sub, image_usage);
-			return 2;
-		}
-		if (!strcmp(sub, "build"))
-			return image_build(name, force);
-		if (!strcmp(sub, "verify"))
-			return image_verify_cmd(name);
-		silo_error err = {0};
-		if (image_remove(name, &err) < 0)
+	if (!strcmp(sub, "verify"))
+		return image_verify_cmd(args[0]);
+	if (!strcmp(sub, "rm")) {
+		if (image_remove(args[0], &err) < 0)
 			return cli_error(&err, json);
-		printf("removed %s\n", name);
+		printf("removed %s\n", args[0]);
 		return 0;
 	}
-	fprintf(stderr, "silo image: unknown subcommand '%s'\n%s", sub, image_usage);
-	return 2;
+	if (!strcmp(sub, "build"))
+		rc = image_build(args[0], force, &err);
+	else if (!strcmp(sub, "add-tree"))
+		rc = record_tree(args[0], args[1], &err);
+	else {
+		fprintf(stderr, "silo image: unknown subcommand '%s'\n%s", sub, image_usage);
+		return 2;
+	}
+	if (rc < 0)
+		return cli_error(&err, false);
+	return sign ? sign_manifest(sign, expires) : 0;
 }

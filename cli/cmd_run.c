@@ -40,8 +40,14 @@ static void on_sig(int s)
 
 static void usage(FILE *f)
 {
-	fputs("usage: silo run [--provider P] [--spec FILE] [--image NAME] [-e K=V]... [-w DIR]\n"
-	      "                [--timeout S] [--memory MB] [--cpus N] [--json] [--time] -- CMD [ARG]...\n",
+	fputs("usage: silo run [--provider P] [--isolation vm|any] [--spec FILE] [--image NAME] [-e K=V]...\n"
+	      "                [-w DIR] [--secret K[=V]]... [--secret-file K=PATH]...\n"
+	      "                [--timeout S] [--memory MB] [--cpus N] [--json] [--time] -- CMD [ARG]...\n"
+	      "  --isolation vm     refuse to fall back to the namespace provider (shared host kernel)\n"
+	      "                     when no VM provider is available (default any: fall back, with a warning)\n"
+	      "  --secret K=V       an environment variable whose value is never written or shown\n"
+	      "  --secret K         marks -e K=V secret; without one, takes $K here (off the command line)\n"
+	      "  --secret-file K=P  the same, read from the file P (one trailing newline dropped)\n",
 	      f);
 }
 
@@ -54,12 +60,28 @@ static void out_cb(void *ud, int stream, const void *buf, size_t len)
 static void own_free(vm_spec *s)
 {
 	free(s->provider);
+	free(s->isolation);
 	free(s->image);
 	free(s->workdir);
 	for (size_t i = 0; i < s->n_env; i++) {
 		free(s->env[i].key);
 		free(s->env[i].value);
 	}
+	spec_redact(s);
+	for (size_t i = 0; i < s->n_secrets; i++) {
+		free(s->secrets[i].key);
+		free(s->secrets[i].ref);
+	}
+}
+
+static void secrets_free(char **keys, char **vals, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(keys[i]);
+		cli_secret_free(vals[i]);
+	}
+	free(keys);
+	free(vals);
 }
 
 static uint64_t ms_since(uint64_t t0)
@@ -75,9 +97,18 @@ int cmd_run(int argc, char **argv)
 		{"workdir", required_argument, NULL, 'w'},  {"timeout", required_argument, NULL, 't'},
 		{"memory", required_argument, NULL, 'm'},   {"cpus", required_argument, NULL, 'c'},
 		{"json", no_argument, NULL, 'j'},           {"time", no_argument, NULL, 'T'},
-		{"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+		{"isolation", required_argument, NULL, 'I'},
+		{"help", no_argument, NULL, 'h'},           {"secret", required_argument, NULL, 'S'},
+		{"secret-file", required_argument, NULL, 'F'}, {NULL, 0, NULL, 0},
 	};
-	const char *provider = NULL, *spec_path = NULL, *image = NULL, *workdir = NULL;
+	char **sec_keys = NULL, **sec_vals = NULL;
+	size_t nsec = 0;
+	struct {
+		const char *arg;
+		bool file;
+	} *sargs = NULL;
+	size_t nsargs = 0;
+	const char *provider = NULL, *spec_path = NULL, *image = NULL, *workdir = NULL, *isolation = NULL;
 	char **env = NULL;
 	size_t nenv = 0;
 	unsigned long timeout_s = 0, memory = 0, cpus = 0;
@@ -93,6 +124,15 @@ int cmd_run(int argc, char **argv)
 		case 'i': image = optarg; break;
 		case 'w': workdir = optarg; break;
 		case 'j': json = true; break;
+		case 'I': {
+			int r = cli_check_isolation(optarg, json);
+			if (r) {
+				strv_free(env);
+				return r;
+			}
+			isolation = optarg;
+			break;
+		}
 		case 'T': timing = true; break;
 		case 'e':
 			if (!strchr(optarg, '=') || optarg[0] == '=') {
@@ -120,20 +160,57 @@ int cmd_run(int argc, char **argv)
 			*(c == 't' ? &timeout_s : c == 'm' ? &memory : &cpus) = v;
 			break;
 		}
+		case 'S':
+		case 'F':
+			/* after -e is known: a bare --secret NAME marks -e NAME=... secret */
+			sargs = xrealloc(sargs, (nsargs + 1) * sizeof *sargs);
+			sargs[nsargs].arg = optarg;
+			sargs[nsargs++].file = c == 'F';
+			break;
 		case 'h':
 			usage(stdout);
 			strv_free(env);
+			free(sargs);
 			return 0;
 		default:
 			usage(stderr);
 			strv_free(env);
+			free(sargs);
 			return 2;
 		}
 	}
+	for (size_t i = 0; i < nsargs; i++) {
+		const char *a = sargs[i].arg;
+		size_t kl = strlen(a);
+		ssize_t at = -1; /* the -e entry a bare --secret NAME marks */
+		for (size_t j = 0; !strchr(a, '=') && !sargs[i].file && j < nenv; j++)
+			if (!strncmp(env[j], a, kl) && env[j][kl] == '=')
+				at = (ssize_t)j;
+		char *k, *v;
+		if (cli_secret_arg(sargs[i].file ? "--secret-file" : "--secret", a, sargs[i].file,
+				   at >= 0 ? env[at] + kl + 1 : NULL, &k, &v, &err) < 0) {
+			strv_free(env);
+			free(sargs);
+			secrets_free(sec_keys, sec_vals, nsec);
+			return cli_error(&err, json);
+		}
+		if (at >= 0) {
+			explicit_bzero(env[at], strlen(env[at]));
+			free(env[at]);
+			memmove(&env[at], &env[at + 1], (nenv - (size_t)at) * sizeof *env); /* with the NULL */
+			nenv--;
+		}
+		sec_keys = xrealloc(sec_keys, (nsec + 1) * sizeof *sec_keys);
+		sec_vals = xrealloc(sec_vals, (nsec + 1) * sizeof *sec_vals);
+		sec_keys[nsec] = k;
+		sec_vals[nsec++] = v;
+	}
+	free(sargs);
 	if (optind >= argc) {
 		usage(stderr);
 		silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "run: no command given (silo run -- CMD...)");
 		strv_free(env);
+		secrets_free(sec_keys, sec_vals, nsec);
 		return cli_error(&err, json);
 	}
 	char **cmd = argv + optind;
@@ -144,10 +221,12 @@ int cmd_run(int argc, char **argv)
 		if (!spec_load) {
 			silo_fail(&err, SILO_ERR_NOT_SUPPORTED, 0, "--spec: this build has no hac.toml parser");
 			strv_free(env);
+			secrets_free(sec_keys, sec_vals, nsec);
 			return cli_error(&err, json);
 		}
 		if (spec_load(spec_path, &spec, &err) < 0) {
 			strv_free(env);
+			secrets_free(sec_keys, sec_vals, nsec);
 			return cli_error(&err, json);
 		}
 		loaded = true;
@@ -169,6 +248,11 @@ int cmd_run(int argc, char **argv)
 			free(spec.image);
 		spec.image = ov_image;
 	}
+	if (isolation) {   /* the spec field: silod and the embedded path both enforce it */
+		if (loaded)
+			free(spec.isolation);
+		spec.isolation = xstrdup(isolation);
+	}
 	if (!timeout_s && spec.timeout_s)
 		timeout_s = spec.timeout_s;   /* the spec's lifetime bounds the command */
 	if (memory)
@@ -176,25 +260,36 @@ int cmd_run(int argc, char **argv)
 	if (cpus)
 		spec.vcpus = (uint32_t)cpus;
 	const char *cwd = workdir ? workdir : spec.workdir;
-	/* exec environment: spec env then -e overrides */
+	/* --secret/--secret-file join the spec's [sandbox.secrets] as inline values */
+	for (size_t i = 0; i < nsec; i++)
+		spec_set_secret(&spec, sec_keys[i], SPEC_SECRET_VALUE, NULL, sec_vals[i]);
+	secrets_free(sec_keys, sec_vals, nsec);
+	bool daemon = api_daemon_available() && spec_format;
 	char **xenv = NULL;
-	size_t nx = 0;
-	for (size_t i = 0; i < spec.n_env; i++) {
-		xenv = xrealloc(xenv, (nx + 2) * sizeof *xenv);
-		xenv[nx++] = xasprintf("%s=%s", spec.env[i].key, spec.env[i].value);
-		xenv[nx] = NULL;
-	}
-	for (size_t i = 0; i < nenv; i++) {
-		xenv = xrealloc(xenv, (nx + 2) * sizeof *xenv);
-		xenv[nx++] = xstrdup(env[i]);
-		xenv[nx] = NULL;
-	}
-	strv_free(env);
-
 	int rc;
-	if (api_daemon_available() && spec_format) {
-		/* silod is running: it owns sandboxes, registry and audit. */
-		char *toml = spec_format(&spec);
+	if (nsec && spec_validate(&spec, &err) < 0) {
+		strv_free(env);
+		rc = cli_error(&err, json);
+		goto out;
+	}
+	if (daemon) {
+		/* silod adds the spec's env and secrets to every exec itself: -e only */
+		xenv = env;
+	} else {
+		/* embedded: the spec's env, its secrets (files and variables read here), then -e */
+		if (spec_resolve_secrets(&spec, SPEC_SECRETS_STRICT, &err) < 0 ||
+		    !(xenv = spec_exec_env(&spec, env, &err))) {
+			strv_free(env);
+			rc = cli_error(&err, json);
+			goto out;
+		}
+		strv_free(env);
+	}
+
+	if (daemon) {
+		/* silod is running: it owns sandboxes, registry and audit. The body carries
+		 * inline secret values to silod, which keeps them in memory only. */
+		char *toml = spec_format_with_secrets(&spec);
 		cleanup_free char *in = NULL;
 		size_t in_len = 0;
 		if (!isatty(0)) {
@@ -211,6 +306,7 @@ int cmd_run(int argc, char **argv)
 			}
 		}
 		rc = daemon_run(toml, cmd, xenv, cwd, in, in_len, (uint32_t)(timeout_s * 1000), json);
+		explicit_bzero(toml, strlen(toml));
 		free(toml);
 		goto out;
 	}
@@ -232,6 +328,8 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	uint64_t spawn_ms = sb->spawn_ns / 1000000, ready_ms = sb->ready_ns / 1000000;
+	if (sb->fell_back)
+		cli_warn_isolation_fallback(sb->id, sb->ops->name, sb->fallback_why);
 
 	struct sigaction sa = {.sa_handler = on_sig}, old_int, old_term, old_pipe;
 	sigemptyset(&sa.sa_mask);
@@ -343,7 +441,10 @@ int cmd_run(int argc, char **argv)
 	}
 	rc = status;
 out:
-	strv_free(xenv);
+	if (daemon)
+		strv_free(xenv);
+	else
+		spec_env_free(xenv);
 	if (loaded && spec_free)
 		spec_free(&spec);
 	else

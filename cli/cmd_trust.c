@@ -2,18 +2,22 @@
  * `silo trust`: keyring and minisign-compatible signatures (docs/security.md).
  *   silo trust keygen -p PUB -s SEC
  *   silo trust add-key PUB | list [--json] | rm-key KEYID
- *   silo trust sign [-s SEC] [-t COMMENT] [-l] [-x SIG] [FILE]  (default: the image manifest)
+ *   silo trust sign [-s SEC] [-t COMMENT] [-l] [-x SIG] [--version N] [--expires D] [--manifest] [FILE]
+ *                                                         (default: the image manifest, versioned)
  *   silo trust verify [-x SIG] [-p PUB] [FILE]            (default: the image manifest)
  *   silo trust verify-bundle [-x SIG] FILE
  *   silo trust check-boot [--image NAME]                  the check run before every boot
  * The keyring is $SILO_KEYRING_DIR, else <state dir>/keyring.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "common/util.h"
@@ -26,8 +30,11 @@ static void usage(void)
 	       "       silo trust add-key PUB                 trust a public key (minisign .pub)\n"
 	       "       silo trust list [--json]               trusted keys\n"
 	       "       silo trust rm-key KEYID                stop trusting a key\n"
-	       "       silo trust sign [-s SEC] [-t COMMENT] [-l] [-x SIG] [FILE]\n"
-	       "                                              write FILE.minisig (default FILE: image manifest)\n"
+	       "       silo trust sign [-s SEC] [-t COMMENT] [-l] [-x SIG] [--version N] [--expires D]\n"
+	       "                       [--manifest] [FILE]    write FILE.minisig (default FILE: image manifest)\n"
+	       "                                              the manifest's signature carries a version (default:\n"
+	       "                                              max(now, previous+1)) and an expiry (default 90d;\n"
+	       "                                              D: 90d, 12h, 30m, 45s or 2027-01-31[T12:00:00Z])\n"
 	       "       silo trust verify [-x SIG] [-p PUB] [FILE]\n"
 	       "                                              check FILE.minisig against the keyring (or PUB)\n"
 	       "       silo trust verify-bundle [-x SIG] FILE check an agent/plugin bundle before deployment\n"
@@ -136,12 +143,27 @@ static int t_list(int argc, char **argv)
 	return 0;
 }
 
+/* Is file the image manifest (so its signature must be versioned)? */
+static bool is_manifest(const char *file)
+{
+	char mpath[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
+	image_manifest_path(mpath, sizeof mpath);
+	if (!strcmp(file, mpath))
+		return true;
+	return realpath(file, a) && realpath(mpath, b) && !strcmp(a, b);
+}
+
 static int t_sign(int argc, char **argv)
 {
-	static const struct option lo[] = {{"password-file", required_argument, NULL, 'P'},
+	enum { O_PW = 256, O_VERSION, O_EXPIRES, O_MANIFEST };
+	static const struct option lo[] = {{"password-file", required_argument, NULL, O_PW},
+					   {"version", required_argument, NULL, O_VERSION},
+					   {"expires", required_argument, NULL, O_EXPIRES},
+					   {"manifest", no_argument, NULL, O_MANIFEST},
 					   {"help", no_argument, NULL, 'h'}, {0}};
 	const char *sec = getenv("SILO_TRUST_KEY"), *comment = NULL, *pwfile = NULL, *out = NULL;
-	bool legacy = false;
+	const char *version_arg = NULL, *expires_arg = NULL;
+	bool legacy = false, manifest = false;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "s:t:lx:h", lo, NULL)) != -1) {
@@ -150,19 +172,59 @@ static int t_sign(int argc, char **argv)
 		case 't': comment = optarg; break;
 		case 'l': legacy = true; break;
 		case 'x': out = optarg; break;
-		case 'P': pwfile = optarg; break;
+		case O_PW: pwfile = optarg; break;
+		case O_VERSION: version_arg = optarg; break;
+		case O_EXPIRES: expires_arg = optarg; break;
+		case O_MANIFEST: manifest = true; break;
 		default: return usage(), c == 'h' ? 0 : 2;
 		}
 	}
-	char defsec[PATH_MAX], mpath[PATH_MAX];
+	char mpath[PATH_MAX];
+	image_manifest_path(mpath, sizeof mpath);
+	const char *file = optind < argc ? argv[optind] : mpath;
+	silo_error err = {0};
+	manifest = manifest || is_manifest(file);
+	bool versioned = manifest || version_arg || expires_arg;
+	if (versioned && comment) {
+		silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0,
+			  "-t: a versioned signature (the image manifest, --version, --expires) writes its own trusted "
+			  "comment");
+		return fail(&err);
+	}
+	uint64_t version = 0;
+	int64_t expires = 0;
+	cleanup_free char *vcomment = NULL;
+	if (versioned) {
+		if (version_arg) {
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(version_arg, &end, 10);
+			if (!*version_arg || *end || errno || !v || v > INT64_MAX || version_arg[0] == '-') {
+				silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "--version: expected an integer 1..2^63-1, got \"%s\"",
+					  version_arg);
+				return fail(&err);
+			}
+			version = v;
+		} else {
+			char sp[PATH_MAX + 16];
+			snprintf(sp, sizeof sp, "%s.minisig", file);
+			version = trust_next_version(out ? out : sp);
+		}
+		if (expires_arg) {
+			if (trust_parse_expiry(expires_arg, &expires, &err) < 0)
+				return fail(&err);
+		} else {
+			expires = (int64_t)time(NULL) + TRUST_DEFAULT_EXPIRY_S;
+		}
+		vcomment = trust_versioned_comment(file, version, expires);
+		comment = vcomment;
+	}
+	char defsec[PATH_MAX];
 	if (!sec || !*sec) {
 		const char *home = getenv("HOME");
 		snprintf(defsec, sizeof defsec, "%s/.minisign/minisign.key", home ? home : "");
 		sec = defsec;
 	}
-	image_manifest_path(mpath, sizeof mpath);
-	const char *file = optind < argc ? argv[optind] : mpath;
-	silo_error err = {0};
 	bool pwfail;
 	char *pw = read_password(pwfile, &err, &pwfail);
 	if (pwfail)
@@ -181,7 +243,13 @@ static int t_sign(int argc, char **argv)
 	explicit_bzero(&sk, sizeof sk);
 	if (rc < 0)
 		return fail(&err);
-	printf("signed %s with key %s -> %s%s\n", file, kid, out ? out : file, out ? "" : ".minisig");
+	printf("signed %s with key %s -> %s%s", file, kid, out ? out : file, out ? "" : ".minisig");
+	if (versioned) {
+		char when[40];
+		format_time_ms((uint64_t)expires * 1000, when, sizeof when);
+		printf(" (version %" PRIu64 ", expires %s)", version, when);
+	}
+	printf("\n");
 	return 0;
 }
 
@@ -237,6 +305,14 @@ static int t_verify(int argc, char **argv, bool bundle)
 	}
 	printf("%s: signature OK (key %s, %s)\ntrusted comment: %s\n", file, res.keyid_hex,
 	       res.prehashed ? "prehashed ED" : "legacy Ed", res.trusted_comment);
+	trust_version tv;
+	if (trust_comment_version(res.trusted_comment, &tv, NULL) == 0 && tv.version) {
+		char when[40] = "never";
+		if (tv.expires)
+			format_time_ms((uint64_t)tv.expires * 1000, when, sizeof when);
+		printf("version %" PRIu64 ", expires %s%s\n", tv.version, when,
+		       tv.expires && tv.expires <= (int64_t)time(NULL) ? " (EXPIRED)" : "");
+	}
 	return 0;
 }
 

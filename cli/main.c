@@ -74,6 +74,23 @@ int cli_error(const silo_error *err, bool json)
 	return silo_code_exit_status(err->code);
 }
 
+int cli_check_isolation(const char *v, bool json)
+{
+	if (!strcmp(v, "vm") || !strcmp(v, "any"))
+		return 0;
+	silo_error e;
+	silo_fail(&e, SILO_ERR_INVALID_CONFIG, 0, "--isolation: expected vm or any, got \"%.32s\"", v);
+	return cli_error(&e, json);
+}
+
+void cli_warn_isolation_fallback(const char *id, const char *provider, const char *why)
+{
+	fprintf(stderr,
+		"silo: warning: no VM provider is available (%s); sandbox %s runs in the %s provider, which shares the "
+		"host kernel (weaker isolation). Use --isolation vm to refuse instead.\n",
+		why && *why ? why : "none usable", id, provider);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))

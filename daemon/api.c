@@ -33,11 +33,15 @@
 #include "common/util.h"
 #include "daemon/api_authz.h"
 #include "daemon/api_deploy.h"
+#include "daemon/api_guard.h"
 #include "daemon/api_parse.h"
 #include "daemon/api_snapshot.h"
 
 #define STREAM_QUEUE_MAX (16u << 20)     /* exec output buffered per client */
 #define EVENT_QUEUE_MAX 1024
+#define UNIX_MAX_CONNECTIONS 512        /* the unix socket's own limit, apart from TCP's */
+#define TCP_MAX_CONNECTIONS 4096        /* api_config defaults for the TCP listener */
+#define TCP_MAX_PER_IP 64
 
 typedef struct listener {
 	struct api_server *s;
@@ -49,6 +53,8 @@ struct api_server {
 	manager *m;
 	api_config cfg;
 	struct MHD_Daemon *unix_d, *tcp_d;
+	conn_guard *guard;     /* slow and half-open TCP clients (api_guard.h) */
+	unsigned tcp_port;
 	int unix_fd;
 	bool unix_owned;
 	char *socket_path;
@@ -232,7 +238,10 @@ static enum MHD_Result h_providers(req *q, struct MHD_Connection *c)
 
 static enum MHD_Result h_health(req *q, struct MHD_Connection *c)
 {
-	return send_json(c, 200, manager_health_json(q->s->m));
+	json_t *o = manager_health_json(q->s->m);
+	if (q->s->guard)
+		json_object_set_new(o, "tcp_connections", conn_guard_json(q->s->guard));
+	return send_json(c, 200, o);
 }
 
 static enum MHD_Result h_metrics(req *q, struct MHD_Connection *c)
@@ -255,6 +264,21 @@ static bool content_type_is(struct MHD_Connection *c, const char *want)
 	return !strncasecmp(ct, want, l) && (ct[l] == '\0' || ct[l] == ';' || ct[l] == ' ');
 }
 
+/* ?isolation=vm|any on a create sets the spec's [vm] isolation (what
+ * `silo create --isolation` sends with either body form). */
+static int isolation_query(struct MHD_Connection *c, vm_spec *spec, silo_error *err)
+{
+	const char *v = query(c, "isolation");
+	if (!v)
+		return 0;
+	if (strcmp(v, "vm") && strcmp(v, "any"))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "query parameter isolation: expected vm or any, got '%.32s'",
+				 v);
+	free(spec->isolation);
+	spec->isolation = xstrdup(v);
+	return 0;
+}
+
 static enum MHD_Result h_create(req *q, struct MHD_Connection *c)
 {
 	vm_spec spec = {0};
@@ -271,8 +295,12 @@ static enum MHD_Result h_create(req *q, struct MHD_Connection *c)
 		return fail(q, c, 415, SILO_ERR_INVALID_CONFIG,
 			    "Content-Type: expected application/toml (hac.toml text) or application/json");
 	}
-	if (rc < 0)
+	if (rc == 0)
+		rc = isolation_query(c, &spec, &err);
+	if (rc < 0) {
+		spec_free(&spec);
 		return send_error(q, c, &err);
+	}
 	char id[SILO_ID_MAX];
 	mgr_create_opts o = {.actor = q->actor};
 	/* ?bind=client: the sandbox lives only as long as the calling process
@@ -881,6 +909,22 @@ static enum MHD_Result h_deploy(req *q, struct MHD_Connection *c)
 	return send_error_status(q, c, st ? st : api_http_status(err.code), &err);
 }
 
+static enum MHD_Result h_bundle(req *q, struct MHD_Connection *c)
+{
+	json_t *out = NULL;
+	silo_error err = {0};
+	if (q->tok) {
+		err.code = SILO_ERR_POLICY_DENIED;
+		snprintf(err.message, sizeof err.message, "%s %.200s: bundles need a full-access token", q->method, q->url);
+		authz_audit_denial(q->s->m, q->actor, NULL, "bundle", &err);
+		return send_error(q, c, &err);
+	}
+	unsigned st = api_bundle_put(q->s->cfg.deploy, q->url, q->upload_fd, query_arg, c, q->actor, &out, &err);
+	if (out)
+		return send_json(c, st, out);
+	return send_error_status(q, c, st ? st : api_http_status(err.code), &err);
+}
+
 /* ---- routing ---- */
 
 typedef enum route_kind { R_EXACT, R_SANDBOX, R_SANDBOX_SUB } route_kind;
@@ -914,6 +958,11 @@ static const route routes[] = {
 static const route *match(const char *method, const char *url, char id[SILO_ID_MAX * 2], bool *path_ok)
 {
 	*path_ok = false;
+	if (api_bundle_path(url)) {
+		static const route upload = {"PUT", R_EXACT, NULL, h_bundle, NULL, SIZE_MAX};
+		*path_ok = true;
+		return !strcmp(method, "PUT") ? &upload : NULL;
+	}
 	if (api_deploy_path(url)) {
 		static const route with_body = {"POST", R_EXACT, NULL, h_deploy, NULL, 1};
 		static const route no_body = {"*", R_EXACT, NULL, h_deploy, NULL, 0};
@@ -989,6 +1038,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 						   MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"), &q->tok);
 		if (q->tok)
 			snprintf(q->actor, sizeof q->actor, "token:%s", q->tok->name);
+		if (q->tcp && q->authorized)
+			conn_guard_authenticated(c);   /* out of reach of the header deadline */
 		char id[SILO_ID_MAX * 2];
 		bool path_ok;
 		const route *r = match(method, url, id, &path_ok);
@@ -1040,6 +1091,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		struct MHD_Response *r = MHD_create_response_from_buffer(strlen(txt), txt, MHD_RESPMEM_MUST_FREE);
 		MHD_add_response_header(r, "Content-Type", "application/json");
 		MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"silod\"");
+		MHD_add_response_header(r, "Connection", "close");   /* one try per connection */
 		enum MHD_Result ret = MHD_queue_response(c, 401, r);
 		MHD_destroy_response(r);
 		return ret;
@@ -1074,6 +1126,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 		return;
 	if (q->upload_fd >= 0)
 		close(q->upload_fd);
+	if (q->body)
+		explicit_bzero(q->body, q->len); /* a create body may carry inline secrets */
 	free(q->body);
 	free(q);
 	*con_cls = NULL;
@@ -1142,6 +1196,39 @@ static int parse_listen(const char *spec, struct sockaddr_in *sa, silo_error *er
 	return 0;
 }
 
+/* The TCP listener: its own threads and limits (the unix socket keeps being
+ * served whatever happens here), a per-address cap, and the guard's header
+ * deadline and unauthenticated cap (api_guard.h). */
+static int start_tcp(api_server *s, unsigned flags, silo_error *err)
+{
+	struct sockaddr_in sa;
+	if (parse_listen(s->cfg.listen, &sa, err) < 0)
+		return -1;
+	/* the guard enforces max_connections on live connections; libmicrohttpd's
+	 * own limit leaves room for dropped ones winding down */
+	conn_guard_config gc = {.header_timeout_s = s->cfg.header_timeout_s,
+				.max_unauthenticated = s->cfg.max_connections / 2,
+				.max_connections = s->cfg.max_connections};
+	if (conn_guard_start(&gc, &s->guard, err) < 0)
+		return -1;
+	s->tcp_d = MHD_start_daemon(flags, ntohs(sa.sin_port), conn_guard_accept, s->guard, handler, &s->tcp_l,
+				    MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+				    MHD_OPTION_NOTIFY_CONNECTION, conn_guard_notify, s->guard, MHD_OPTION_CONNECTION_LIMIT,
+				    s->cfg.max_connections * 2, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+				    s->cfg.max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+				    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
+	if (!s->tcp_d)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "cannot listen on %s", s->cfg.listen);
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->tcp_d, MHD_DAEMON_INFO_BIND_PORT);
+	s->tcp_port = di ? di->port : ntohs(sa.sin_port);
+	return 0;
+}
+
+unsigned api_tcp_port(const api_server *s)
+{
+	return s->tcp_port;
+}
+
 int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *err)
 {
 	if (sodium_init() < 0)
@@ -1157,7 +1244,9 @@ int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *e
 	if (!s->cfg.max_upload)
 		s->cfg.max_upload = 256ull << 20;
 	if (!s->cfg.max_connections)
-		s->cfg.max_connections = 512;
+		s->cfg.max_connections = TCP_MAX_CONNECTIONS;
+	if (!s->cfg.max_connections_per_ip)
+		s->cfg.max_connections_per_ip = TCP_MAX_PER_IP;
 	s->socket_path = xstrdup(cfg->socket_path);
 	s->cfg.socket_path = s->socket_path;
 	s->cfg.token = NULL;
@@ -1172,7 +1261,7 @@ int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *e
 		goto fail;
 	s->unix_d = MHD_start_daemon(flags, 0, NULL, NULL, handler, &s->unix_l, MHD_OPTION_LISTEN_SOCKET, s->unix_fd,
 				     MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_CONNECTION_LIMIT,
-				     s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+				     (unsigned)UNIX_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
 				     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
 	if (!s->unix_d) {
 		silo_fail(err, SILO_ERR_IO_ERROR, errno, "cannot start the HTTP server on %s", cfg->socket_path);
@@ -1185,17 +1274,8 @@ int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *e
 				  "--listen needs a bearer token (--token-file, SILO_API_TOKEN or --tokens-file)");
 			goto fail;
 		}
-		struct sockaddr_in sa;
-		if (parse_listen(cfg->listen, &sa, err) < 0)
+		if (start_tcp(s, flags, err) < 0)
 			goto fail;
-		s->tcp_d = MHD_start_daemon(flags, ntohs(sa.sin_port), NULL, NULL, handler, &s->tcp_l, MHD_OPTION_SOCK_ADDR, &sa,
-					    MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_CONNECTION_LIMIT,
-					    s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-					    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
-		if (!s->tcp_d) {
-			silo_fail(err, SILO_ERR_IO_ERROR, errno, "cannot listen on %s: %s", cfg->listen, strerror(errno));
-			goto fail;
-		}
 	}
 	*out = s;
 	return 0;
@@ -1211,6 +1291,7 @@ void api_stop(api_server *s)
 	atomic_store(&s->stopping, true);
 	if (s->tcp_d)
 		MHD_stop_daemon(s->tcp_d);
+	conn_guard_stop(s->guard);   /* after the listener: every CLOSED notification was made */
 	if (s->unix_d)
 		MHD_stop_daemon(s->unix_d);
 	if (s->unix_fd >= 0) {

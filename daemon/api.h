@@ -25,13 +25,18 @@ typedef struct api_config {
 	long opa_timeout_ms;            /* 0 = 2000 */
 	size_t max_body;                /* JSON/TOML bodies */
 	uint64_t max_upload;            /* file uploads/downloads */
-	unsigned max_connections;
+	/* TCP listener limits (api_guard.h); the unix socket has its own. */
+	unsigned max_connections;       /* at once; 0 = 4096, half of them unauthenticated at most */
+	unsigned max_connections_per_ip;   /* from one client address; 0 = 64 */
+	unsigned header_timeout_s;      /* to complete an authenticated request head; 0 = 10 */
 	deployer *deploy;               /* /v1/deployments, /v1/usage; NULL = 503 */
 } api_config;
 
 int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *err);
 /* Stop accepting, wake streaming responses, join every connection thread. */
 void api_stop(api_server *s);
+/* The TCP port actually bound (--listen HOST:0 picks a free one); 0 without TCP. */
+unsigned api_tcp_port(const api_server *s);
 /* HTTP status for an error code (docs/errors.md). */
 unsigned api_http_status(silo_code code);
 

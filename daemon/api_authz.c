@@ -3,6 +3,8 @@
  */
 #include "daemon/api_authz.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,15 +134,37 @@ static json_t *opa_input(const char *op, const char *actor, const api_token *tok
 	return in;
 }
 
-static void resolve(char **path)
+/* Host files a spec names are checked, and then used, as resolved paths, so a
+ * symlink or ".." under an allowed prefix cannot point elsewhere. A path that
+ * cannot be resolved but lies (lexically) under a granted prefix is refused
+ * here: the provider must never follow what the check did not see. Paths
+ * outside every prefix are left for the policy to refuse as given. */
+typedef struct resolve_ctx {
+	const policy *p;
+	policy_caller who;
+} resolve_ctx;
+
+static int resolve_host_path(void *ud, const char *field, char **path, silo_error *err)
 {
-	if (!*path || !**path)
-		return;
+	const resolve_ctx *rc = ud;
 	char *r = realpath(*path, NULL);
 	if (r) {
 		free(*path);
 		*path = r;
+		return 0;
 	}
+	int e = errno;
+	if (policy_host_path_granted(rc->p, rc->who, *path))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, e, "%s \"%.200s\" cannot be resolved", field, *path);
+	return 0;
+}
+
+static int resolve_host_paths(const policy *p, policy_caller who, vm_spec *spec, silo_error *err)
+{
+	if (!policy_host_paths_listed(p, who))
+		return 0;   /* any host file (full access, built-in policy), or none at all */
+	resolve_ctx rc = {p, who};
+	return policy_each_host_path(spec, resolve_host_path, &rc, err);
 }
 
 static int admit_cb(void *ud, size_t owned, silo_error *err)
@@ -156,16 +180,22 @@ int authz_create(api_authz *a, manager *m, const api_token *tok, const char *act
 	const policy *p = policy_find(&a->policies, meta_get(spec, POLICY_METADATA_KEY), err);
 	if (!p)
 		return -1;   /* an unknown name is a bad request, not a denial */
-	/* Host files the spec names are checked (and then used) as resolved paths,
-	 * so a symlink in an allowed directory cannot point elsewhere. */
-	if (!p->host_paths_any) {
-		resolve(&spec->kernel);
-		resolve(&spec->initrd);
-		resolve(&spec->rootfs);
-		for (size_t i = 0; i < spec->n_drives; i++)
-			resolve(&spec->drives[i].path);
+	/* A policy's grants (host paths, taps, limits) are the operator's to hand
+	 * out: a scoped token not bound to a policy gets the file's default and may
+	 * not pick a more permissive one by metadata. */
+	const policy *def = policy_find(&a->policies, NULL, err);
+	if (tok && !tok->policy[0] && p != def) {
+		silo_fail(err, SILO_ERR_POLICY_DENIED, 0,
+			  "token \"%s\" rule policy: metadata.%s \"%.64s\": a token without a policy binding creates only "
+			  "with the default policy \"%s\" (bind it: silo token create --policy NAME)",
+			  tok->name, POLICY_METADATA_KEY, p->name, def->name);
+		return denied(m, actor, NULL, "create", err);
 	}
-	if (policy_apply_spec(p, spec, err) < 0)
+	/* A scoped token never gets the built-in policy's "any host file". */
+	policy_caller who = tok ? POLICY_CALLER_TOKEN : POLICY_CALLER_FULL;
+	if (resolve_host_paths(p, who, spec, err) < 0)
+		return -1;
+	if (policy_apply_spec_as(p, who, spec, err) < 0)
 		return denied(m, actor, NULL, "create", err);
 	if (a->opa && opa_decide(a->opa, opa_input("create", actor, tok, p->name, NULL, NULL, spec), err) < 0)
 		return denied(m, actor, NULL, "create", err);

@@ -10,14 +10,21 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "trust/trust.h"
 
 #define PREFIX "/v1/deployments"
+#define BUNDLES "/v1/bundles/"
 #define MAX_SET 64
 
 bool api_deploy_path(const char *url)
 {
 	return !strcmp(url, "/v1/usage") || !strcmp(url, PREFIX) ||
 	       (!strncmp(url, PREFIX "/", strlen(PREFIX) + 1) && url[strlen(PREFIX) + 1]);
+}
+
+bool api_bundle_path(const char *url)
+{
+	return !strncmp(url, BUNDLES, strlen(BUNDLES));
 }
 
 __attribute__((format(printf, 4, 5))) static unsigned bad(silo_error *err, unsigned status, silo_code code,
@@ -32,8 +39,23 @@ __attribute__((format(printf, 4, 5))) static unsigned bad(silo_error *err, unsig
 	return status;
 }
 
-/* {"name", "team", "restart", "set": [..], "spec", "wait_s"}: strict (unknown or
- * duplicate keys and wrong types are refused, naming the field). */
+unsigned api_bundle_put(deployer *d, const char *url, int fd, api_query_fn query, void *qctx, const char *actor,
+			json_t **out, silo_error *err)
+{
+	*out = NULL;
+	if (!d)
+		return bad(err, 503, SILO_ERR_NOT_SUPPORTED, "deployments are not enabled in this silod%s", "");
+	const char *sig = query(qctx, "signature"); /* missing: refused (and audited) as unverified */
+	if (sig && strlen(sig) > TRUST_SIG_FILE_MAX)
+		return bad(err, 400, SILO_ERR_INVALID_CONFIG, "query parameter signature: longer than %d bytes",
+			   TRUST_SIG_FILE_MAX);
+	if (deploy_bundle_put(d, url + strlen(BUNDLES), fd, sig, sig ? strlen(sig) : 0, actor, out, err) < 0)
+		return 0;
+	return 201;
+}
+
+/* {"name", "team", "restart", "set": [..], "spec", "spec_signature", "bundle", "wait_s"}: strict
+ * (unknown or duplicate keys and wrong types are refused, naming the field). */
 static unsigned post(deployer *d, const char *body, size_t len, const char *actor, json_t **out, silo_error *err)
 {
 	json_error_t je;
@@ -44,7 +66,7 @@ static unsigned post(deployer *d, const char *body, size_t len, const char *acto
 			  o ? "not an object" : je.text, o ? 0 : je.position);
 		return 400;
 	}
-	static const char *const fields[] = {"name", "team", "restart", "set", "spec", "wait_s"};
+	static const char *const fields[] = {"name", "team", "restart", "set", "spec", "spec_signature", "bundle", "wait_s"};
 	const char *k;
 	json_t *v;
 	json_object_foreach(o, k, v) {
@@ -55,7 +77,9 @@ static unsigned post(deployer *d, const char *body, size_t len, const char *acto
 		unsigned st = 0;
 		if (i == ARRAY_SIZE(fields))
 			st = bad(err, 400, SILO_ERR_INVALID_CONFIG,
-				 "body: unknown field '%.64s' (expected name, team, restart, set, spec, wait_s)", k);
+				 "body: unknown field '%.64s' (expected name, team, restart, set, spec, spec_signature, "
+				 "bundle, wait_s)",
+				 k);
 		else if (!strcmp(k, "wait_s") && (!json_is_integer(v) || json_integer_value(v) < 0 ||
 						  json_integer_value(v) > 3600))
 			st = bad(err, 400, SILO_ERR_INVALID_CONFIG, "body: wait_s: expected an integer in 0..3600");
@@ -71,6 +95,8 @@ static unsigned post(deployer *d, const char *body, size_t len, const char *acto
 		.team = json_string_value(json_object_get(o, "team")),
 		.restart = json_string_value(json_object_get(o, "restart")),
 		.spec_toml = json_string_value(json_object_get(o, "spec")),
+		.spec_signature = json_string_value(json_object_get(o, "spec_signature")),
+		.bundle = json_string_value(json_object_get(o, "bundle")),
 		.wait_ms = (int)json_integer_value(json_object_get(o, "wait_s")) * 1000,
 	};
 	if (!r.name) {

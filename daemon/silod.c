@@ -2,7 +2,9 @@
  * silod: the sandbox manager as a service (docs/architecture.md, docs/openapi.yaml).
  *
  *   silod [--socket PATH] [--socket-mode 0600] [--listen 127.0.0.1:PORT --token-file F]
+ *         [--max-connections N] [--max-connections-per-ip N] [--header-timeout-s N]
  *         [--max-sandboxes N] [--boot-timeout-ms N] [--grace-ms N] [--fallback LIST]
+ *         [--min-isolation vm|any]
  *         [--error-threshold N] [--error-window-ms N] [--capacity-vcpus N]
  *         [--capacity-memory-mb N] [--max-upload-mb N] [--terminate-on-exit]
  *         [--policy-file F] [--tokens-file F] [--opa-url URL [--opa-timeout-ms N]]
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -39,10 +42,17 @@ static void usage(FILE *f)
 		"  --policy-file FILE       sandbox policies, TOML (docs/policy.md)\n"
 		"  --opa-url URL            also ask an OPA data API for every policy decision\n"
 		"  --opa-timeout-ms N       deadline for one OPA decision (default 2000; no answer = deny)\n"
+		"  --max-connections N      TCP connections at once (default 4096; at most half of them\n"
+		"                           unauthenticated: an old, slow one makes room for a new one)\n"
+		"  --max-connections-per-ip N  TCP connections from one client address (default 64)\n"
+		"  --header-timeout-s N     a TCP client must complete an authenticated request head\n"
+		"                           within N s of connecting, however slowly it trickles (default 10)\n"
 		"  --max-sandboxes N        concurrent sandboxes (default 64)\n"
 		"  --boot-timeout-ms N      agent handshake deadline (default: spec/provider)\n"
 		"  --grace-ms N             terminate grace period (default 3000)\n"
 		"  --fallback LIST          provider fallback order (default kvm,qemu,namespace)\n"
+		"  --min-isolation vm|any   vm: refuse every sandbox that would share the host kernel\n"
+		"                           (namespace provider, by request, fallback or restore)\n"
 		"  --error-threshold N      health-warning when more than N errors ...\n"
 		"  --error-window-ms N      ... happen within this window (default 10 per 60000)\n"
 		"  --capacity-vcpus N       host vCPUs to hand out (default: online CPUs)\n"
@@ -69,11 +79,19 @@ static unsigned long num_arg(const char *opt, const char *v, unsigned long max)
 	return x;
 }
 
+static unsigned long num_arg_min(const char *opt, const char *v, unsigned long min, unsigned long max)
+{
+	unsigned long x = num_arg(opt, v, max);
+	if (x < min)
+		die(2, "%s: expected a number %lu..%lu, got '%s'", opt, min, max, v);
+	return x;
+}
+
 int main(int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_MODE, O_LISTEN, O_TOKEN, O_MAX, O_BOOT, O_GRACE, O_FALLBACK, O_ETHR, O_EWIN,
 	       O_CAPV, O_CAPM, O_UPLOAD, O_TERM, O_POLICY, O_TOKENS, O_OPA, O_OPA_TMO, O_POOL, O_AGENTS, O_TEAMS, O_DINT,
-	       O_BACK, O_BACKMAX, O_UNHEALTHY };
+	       O_BACK, O_BACKMAX, O_UNHEALTHY, O_MAXCONN, O_PERIP, O_HDRTMO, O_MINISO };
 	static const struct option opts[] = {
 		{"socket", required_argument, NULL, O_SOCKET},
 		{"socket-mode", required_argument, NULL, O_MODE},
@@ -83,6 +101,10 @@ int main(int argc, char **argv)
 		{"boot-timeout-ms", required_argument, NULL, O_BOOT},
 		{"grace-ms", required_argument, NULL, O_GRACE},
 		{"fallback", required_argument, NULL, O_FALLBACK},
+		{"min-isolation", required_argument, NULL, O_MINISO},
+		{"max-connections", required_argument, NULL, O_MAXCONN},
+		{"max-connections-per-ip", required_argument, NULL, O_PERIP},
+		{"header-timeout-s", required_argument, NULL, O_HDRTMO},
 		{"error-threshold", required_argument, NULL, O_ETHR},
 		{"error-window-ms", required_argument, NULL, O_EWIN},
 		{"capacity-vcpus", required_argument, NULL, O_CAPV},
@@ -123,6 +145,16 @@ int main(int argc, char **argv)
 		case O_BOOT: mc.boot_timeout_ms = (int)num_arg("--boot-timeout-ms", optarg, 3600000); break;
 		case O_GRACE: mc.grace_ms = (int)num_arg("--grace-ms", optarg, 600000); break;
 		case O_FALLBACK: mc.fallback = optarg; break;
+		case O_MINISO:
+			if (strcmp(optarg, "vm") && strcmp(optarg, "any"))
+				die(2, "--min-isolation: expected vm or any, got '%s'", optarg);
+			mc.min_isolation_vm = !strcmp(optarg, "vm");
+			break;
+		case O_MAXCONN: ac.max_connections = (unsigned)num_arg_min("--max-connections", optarg, 2, 65536); break;
+		case O_PERIP:
+			ac.max_connections_per_ip = (unsigned)num_arg_min("--max-connections-per-ip", optarg, 1, 65536);
+			break;
+		case O_HDRTMO: ac.header_timeout_s = (unsigned)num_arg_min("--header-timeout-s", optarg, 1, 3600); break;
 		case O_ETHR: mc.error_threshold = (unsigned)num_arg("--error-threshold", optarg, 4000); break;
 		case O_EWIN: mc.error_window_ms = (unsigned)num_arg("--error-window-ms", optarg, 86400000); break;
 		case O_CAPV: mc.capacity_vcpus = (uint32_t)num_arg("--capacity-vcpus", optarg, 1 << 20); break;
@@ -198,6 +230,14 @@ int main(int argc, char **argv)
 	if (fcntl(lockfd, F_SETLK, &fl) < 0)
 		die(1, "another silod is using the state dir %s (%s is locked)", sd, lockp);
 
+	/* Every TCP connection is a descriptor: use the hard limit, not a login
+	 * shell's soft 1024 (nothing in silod uses select()). */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
+
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -237,19 +277,20 @@ int main(int argc, char **argv)
 		char *end = NULL;
 		if (colon)
 			k = strtoul(colon + 1, &end, 10);
-		if (!colon || colon == src || !colon[1] || *end || k < 1 || k > 1024) {
-			api_stop(api);
-			manager_close(m, false);
-			die(2, "--warm-pool: expected SOURCE:K with K 1..1024, got '%s'", pools[i]);
-		}
-		*colon = '\0';
-		if (manager_pool_add_normalized(m, src, (unsigned)k, api_normalize_spec, api, &err) < 0) {
+		bool bad = !colon || colon == src || !colon[1] || *end || k < 1 || k > 1024;
+		if (!bad)
+			*colon = '\0';
+		int rc = bad ? -1 : manager_pool_add_normalized(m, src, (unsigned)k, api_normalize_spec, api, &err);
+		free(src);
+		if (rc < 0) {
 			char buf[SILO_ERROR_MSG_MAX + 64];
 			api_stop(api);
+			deploy_close(dep);
 			manager_close(m, false);
+			if (bad)
+				die(2, "--warm-pool: expected SOURCE:K with K 1..1024, got '%s'", pools[i]);
 			die(1, "%s", silo_error_str(&err, buf, sizeof buf));
 		}
-		free(src);
 	}
 	if (manager_pools_start(m, &err) < 0) {
 		char buf[SILO_ERROR_MSG_MAX + 64];
@@ -261,8 +302,15 @@ int main(int argc, char **argv)
 		memset(token, 0, strlen(token));
 		free(token);
 	}
-	fprintf(stderr, "silod %s: listening on %s%s%s\n", silo_version(), ac.socket_path, ac.listen ? " and " : "",
-		ac.listen ? ac.listen : "");
+	if (ac.listen) {
+		/* the port actually bound: HOST:0 picks a free one (tests, benchmarks) */
+		char host[64];
+		snprintf(host, sizeof host, "%.*s", (int)(strrchr(ac.listen, ':') - ac.listen), ac.listen);
+		fprintf(stderr, "silod %s: listening on %s and %s:%u\n", silo_version(), ac.socket_path, host,
+			api_tcp_port(api));
+	} else {
+		fprintf(stderr, "silod %s: listening on %s\n", silo_version(), ac.socket_path);
+	}
 	int sig = 0;
 	sigwait(&set, &sig);
 	fprintf(stderr, "silod: signal %d, shutting down\n", sig);

@@ -210,8 +210,12 @@ int read_file(const char *path, size_t max, char **out, size_t *len, silo_error 
 
 int write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode, silo_error *err)
 {
-	cleanup_free char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	/* a temporary name of its own per call: two threads writing the same path at once
+	 * must not write into one temporary file (one would rename the other's half) */
+	static unsigned long seq;
+	cleanup_free char *tmp =
+		xasprintf("%s.tmp.%d.%lu", path, (int)getpid(), __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "create %s", tmp);
 	if (write_all(fd, buf, len) < 0 || fsync(fd) < 0) {

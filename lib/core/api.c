@@ -72,9 +72,16 @@ SILO_PUBLIC int silo_sandbox_create(const silo_spec *spec, silo_sandbox **out, s
 	*out = NULL;
 	if (spec_validate(&spec->s, err) < 0)
 		return -1;
+	/* [sandbox.secrets]: read the files and variables now, keep the values in memory */
+	vm_spec rs;
+	spec_copy(&rs, &spec->s);
 	sandbox *sb;
+	int rc = spec_resolve_secrets(&rs, SPEC_SECRETS_STRICT, err);
 	/* an embedder's sandboxes die with it (lib/core/owner.h) */
-	if (sandbox_create(&spec->s, &(sandbox_opts){.owner = SB_OWNER_PROCESS}, &sb, err) < 0)
+	if (rc == 0)
+		rc = sandbox_create(&rs, &(sandbox_opts){.owner = SB_OWNER_PROCESS}, &sb, err);
+	spec_free(&rs);
+	if (rc < 0)
 		return -1;
 	silo_sandbox *w = xcalloc(1, sizeof *w);
 	w->sb = sb;
@@ -97,16 +104,12 @@ SILO_PUBLIC int silo_sandbox_exec(silo_sandbox *w, const silo_exec_opts *o, silo
 	if (!o || !o->argv || !o->argv[0])
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, w->sb->id, "exec: argv must not be empty");
 	const vm_spec *s = &w->sb->spec;
-	/* The spec's environment first, the call's on top. */
-	size_t n_call = 0;
-	while (o->env && o->env[n_call])
-		n_call++;
-	char **env = xcalloc(s->n_env + n_call + 1, sizeof *env);
-	size_t n = 0;
-	for (size_t i = 0; i < s->n_env; i++)
-		env[n++] = xasprintf("%s=%s", s->env[i].key, s->env[i].value);
-	for (size_t i = 0; i < n_call; i++)
-		env[n++] = xstrdup(o->env[i]);
+	/* The spec's environment and secrets first, the call's on top. */
+	char **env = spec_exec_env(s, (char *const *)o->env, err);
+	if (!env) {
+		silo_error_set_vm(err, w->sb->id);
+		return -1;
+	}
 	exec_req r = {.argv = (char *const *)o->argv,
 		      .env = env,
 		      .cwd = o->cwd ? o->cwd : s->workdir,
@@ -117,7 +120,7 @@ SILO_PUBLIC int silo_sandbox_exec(silo_sandbox *w, const silo_exec_opts *o, silo
 		      .gid = -1};
 	exec_result er;
 	int rc = chan_exec(w->sb->ch, &r, (chan_output_cb)o->on_output, o->userdata, &er, err);
-	strv_free(env);
+	spec_env_free(env);
 	if (rc < 0) {
 		silo_error_set_vm(err, w->sb->id);
 		return -1;

@@ -14,22 +14,37 @@
  * recorded are adopted (their metadata names the deployment), sandboxes that
  * name a deployment without a row are deleted, and rows without a live
  * sandbox are respawned per their restart policy (never: dropped).
+ *
+ * Bundles: <state dir>/bundles/<sha256>.tar and .tar.minisig, written (each
+ * atomically) by deploy_bundle_put before any row names them; a row names its
+ * bundle by sha256, and every (re)start verifies the stored copy against the
+ * keyring again before unpacking it. Files no row names are removed once older
+ * than DEPLOY_BUNDLE_KEEP_S (after an undeploy and at open), so an upload that
+ * was never deployed does not stay, and one about to be deployed is not lost.
  */
 #include "core/deploy.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
+#include <sodium.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/util.h"
 #include "registry/deploy_store.h"
 #include "spec/toml.h"
+#include "trust/trust.h"
 
 #define META_DEPLOYMENT "silo.deployment"
 #define META_TEAM "silo.team"
@@ -68,6 +83,7 @@ struct deployer {
 	deploy_config cfg;
 	char *agents_dir;
 	char *teams_file;
+	char *bundles_dir;                   /* <state dir>/bundles */
 	teams_cfg teams;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -430,6 +446,9 @@ static json_t *dep_json(deployer *d, const dstore_row *r)
 			      "created", created, "updated", updated, "overrides", ov);
 	if (r->last_error[0])
 		json_object_set_new(o, "last_error", json_string(r->last_error));
+	if (r->bundle[0])
+		json_object_set_new(o, "bundle", json_pack("{s:s,s:s,s:s}", "sha256", r->bundle, "key_id", r->bundle_key,
+							   "dir", DEPLOY_BUNDLE_DIR));
 	if (r->sandbox_id[0]) {
 		json_t *sb;
 		silo_error err;
@@ -494,10 +513,320 @@ static void wait_idle(deployer *d, dep **pp, const char *name)
 	}
 }
 
+/* ---- supply chain: signed specs and bundles ---- */
+
+/* A PLUGIN_UNVERIFIED refusal: audited and raised as a security-violation event.
+ * The caller counts it (silo_plugin_verification_failures_total) through
+ * manager_note_error: the API's error path, or spawn() for restarts. */
+static void refuse_unverified(deployer *d, const char *name, const char *tm, const char *sid, const char *what,
+			      const char *sha, const char *actor, const silo_error *err)
+{
+	json_t *det = json_pack("{s:s,s:s,s:s,s:s}", "deployment", name ? name : "", "team", tm ? tm : "", "what", what,
+				"message", err->message);
+	if (sha && *sha)
+		json_object_set_new(det, "sha256", json_string(sha));
+	manager_audit(d->m, actor ? actor : "silod", sid && *sid ? sid : NULL, "plugin-unverified", 0, det);
+	json_decref(det);
+	manager_emit(d->m, MGR_EV_SECURITY_VIOLATION, sid, name, tm, NULL, "PLUGIN_UNVERIFIED", "%s", err->message);
+}
+
+static bool sha_hex_valid(const char *s)
+{
+	if (!s || strlen(s) != 64)
+		return false;
+	return strspn(s, "0123456789abcdef") == 64;
+}
+
+static void sha256_hex(const void *buf, size_t len, char out[65])
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256(h, buf ? buf : (const void *)"", len);
+	sodium_bin2hex(out, 65, h, sizeof h);
+}
+
+static void bundle_path(deployer *d, const char *sha, const char *suffix, char *out, size_t len)
+{
+	snprintf(out, len, "%s/%s.tar%s", d->bundles_dir, sha, suffix);
+}
+
+/* With a keyring, a spec must carry a good signature by a trusted key. */
+static int verify_spec(deployer *d, const deploy_req *r, const char *tm, const char *what, const char *text,
+		       size_t len, const char *sig, const char *sig_missing, const char *actor, silo_error *err)
+{
+	char dir[PATH_MAX];
+	cleanup_free trust_pubkey *keys = NULL;
+	size_t nkeys = 0;
+	if (trust_keyring_load_default(dir, sizeof dir, &keys, &nkeys, err) < 0)
+		return -1;
+	if (!nkeys)
+		return 0;
+	int rc;
+	if (!sig)
+		rc = silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, 0,
+			       "%s is not signed (%s): with a keyring configured (%s), agent specs must be signed by a "
+			       "trusted key (silo trust sign FILE, or minisign -S -m FILE)",
+			       what, sig_missing, dir);
+	else if ((rc = trust_verify_buf(keys, nkeys, text, len, sig, strlen(sig), NULL, err)) < 0) {
+		err->code = SILO_ERR_PLUGIN_UNVERIFIED;
+		silo_error_prefix(err, "%s", what);
+	}
+	if (rc < 0)
+		refuse_unverified(d, r->name, tm, NULL, "spec", NULL, actor, err);
+	return rc;
+}
+
+static int load_spec(deployer *d, const deploy_req *r, const char *tm, const char *actor, vm_spec *spec,
+		     silo_error *err)
+{
+	cleanup_free char *ftext = NULL, *fsig = NULL;
+	const char *text = r->spec_toml, *sig = r->spec_signature, *what = "spec";
+	size_t len = text ? strlen(text) : 0;
+	char path[PATH_MAX], sigpath[PATH_MAX + 16], missing[SILO_ERROR_MSG_MAX] = "no spec_signature in the request";
+	if (!text) {
+		if (!d->agents_dir)
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+					 "spec: silod has no --agents-dir; send the agent's hac.toml in the request (spec)");
+		snprintf(path, sizeof path, "%s/%s.toml", d->agents_dir, r->name);
+		if (!path_exists(path))
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOENT,
+					 "spec: no agent named '%s' (%s does not exist)", r->name, path);
+		if (read_file(path, TOML_MAX_INPUT, &ftext, &len, err) < 0) {
+			if (err->sys_errno == EFBIG)
+				err->code = SILO_ERR_INVALID_CONFIG;
+			return silo_error_prefix(err, "spec"), -1;
+		}
+		snprintf(sigpath, sizeof sigpath, "%s.minisig", path);
+		silo_error se = {0};
+		if (read_file(sigpath, TRUST_SIG_FILE_MAX, &fsig, NULL, &se) < 0)
+			snprintf(missing, sizeof missing, "%s", se.message);
+		text = ftext;
+		sig = fsig;
+		what = path;
+	}
+	/* the bytes verified are the bytes parsed */
+	if (verify_spec(d, r, tm, what, text, len, sig, missing, actor, err) < 0)
+		return -1;
+	if (spec_parse(text, len, spec, err) < 0)
+		return silo_error_prefix(err, "%s", what), -1;
+	return 0;
+}
+
+/* A stored bundle, verified again against the keyring: a sealed memfd, mapped. */
+typedef struct bundle_map {
+	int fd;
+	void *data;
+	size_t len;
+	trust_result res;
+} bundle_map;
+
+static void bundle_unmap(bundle_map *b)
+{
+	if (b->data)
+		munmap(b->data, b->len);
+	if (b->fd >= 0)
+		close(b->fd);
+	memset(b, 0, sizeof *b);
+	b->fd = -1;
+}
+
+static int bundle_open(deployer *d, const char *sha, bundle_map *b, silo_error *err)
+{
+	memset(b, 0, sizeof *b);
+	b->fd = -1;
+	if (!sha_hex_valid(sha))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "bundle: expected a sha256 (64 lowercase hex digits)");
+	char tar[PATH_MAX], sig[PATH_MAX];
+	bundle_path(d, sha, "", tar, sizeof tar);
+	bundle_path(d, sha, ".minisig", sig, sizeof sig);
+	if (!path_exists(tar) || !path_exists(sig))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOENT,
+				 "bundle %s was not uploaded (PUT /v1/bundles/%s, or silo deploy --bundle FILE)", sha, sha);
+	if (trust_verify_bundle(tar, sig, &b->fd, &b->res, err) < 0)
+		return -1;
+	struct stat st;
+	if (fstat(b->fd, &st) < 0) {
+		bundle_unmap(b);
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "bundle %s", sha);
+	}
+	b->len = (size_t)st.st_size;
+	if (b->len) {
+		b->data = mmap(NULL, b->len, PROT_READ, MAP_PRIVATE, b->fd, 0);
+		if (b->data == MAP_FAILED) {
+			b->data = NULL;
+			bundle_unmap(b);
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "bundle %s: mmap", sha);
+		}
+	}
+	char have[65];
+	sha256_hex(b->data, b->len, have);
+	if (strcmp(have, sha) != 0) {
+		bundle_unmap(b);
+		return silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, 0,
+				 "bundle %s: the stored copy has sha256 %s (replaced by another signed bundle?)", sha, have);
+	}
+	return 0;
+}
+
+int deploy_bundle_put(deployer *d, const char *sha, int fd, const char *sig, size_t siglen, const char *actor,
+		      json_t **out, silo_error *err)
+{
+	*out = NULL;
+	if (!sha_hex_valid(sha))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "bundle: the path must end in the bundle's sha256 (64 lowercase hex digits)");
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "bundle upload");
+	if ((uint64_t)st.st_size > TRUST_BUNDLE_MAX)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, EFBIG, "bundle: %lld bytes (limit %llu)", (long long)st.st_size,
+				 (unsigned long long)TRUST_BUNDLE_MAX);
+	size_t len = (size_t)st.st_size;
+	void *map = NULL;
+	if (len && (map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "bundle upload: mmap");
+	int rc = -1;
+	char have[65];
+	sha256_hex(map, len, have);
+	trust_result res;
+	if (strcmp(have, sha) != 0) {
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "bundle: the body has sha256 %s, the path says %s", have, sha);
+		goto out;
+	}
+	if (trust_verify_bundle_buf(sha, map, len, sig, siglen, &res, err) < 0) {
+		refuse_unverified(d, NULL, NULL, NULL, "bundle", sha, actor, err);
+		goto out;
+	}
+	if (trust_bundle_walk(map, len, NULL, NULL, err) < 0)
+		goto out;
+	char tar[PATH_MAX], sp[PATH_MAX];
+	bundle_path(d, sha, "", tar, sizeof tar);
+	bundle_path(d, sha, ".minisig", sp, sizeof sp);
+	if (mkdir_p(d->bundles_dir, 0700) < 0) {
+		silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", d->bundles_dir);
+		goto out;
+	}
+	/* content-addressed: an existing copy is the same bytes (bundle_open checks) */
+	if ((!path_exists(tar) && write_file_atomic(tar, map ? map : "", len, 0600, err) < 0) ||
+	    write_file_atomic(sp, sig, siglen, 0600, err) < 0)
+		goto out;
+	utimensat(AT_FDCWD, tar, NULL, 0); /* a fresh upload: kept DEPLOY_BUNDLE_KEEP_S for its deploy */
+	*out = json_pack("{s:s,s:I,s:s,s:s}", "sha256", sha, "size", (json_int_t)len, "key_id", res.keyid_hex,
+			 "trusted_comment", res.trusted_comment);
+	json_t *det = json_pack("{s:s,s:I,s:s}", "sha256", sha, "size", (json_int_t)len, "key_id", res.keyid_hex);
+	manager_audit(d->m, actor, NULL, "bundle-stored", 0, det);
+	json_decref(det);
+	rc = 0;
+out:
+	if (map)
+		munmap(map, len);
+	return rc;
+}
+
+/* Unpack a verified bundle into DEPLOY_BUNDLE_DIR of a live sandbox. */
+typedef struct unpack_ctx {
+	chan *ch;
+	uint64_t files, bytes;
+	char last_dir[PATH_MAX];
+} unpack_ctx;
+
+static int unpack_entry(void *ud, const trust_bundle_entry *e, silo_error *err)
+{
+	unpack_ctx *u = ud;
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/%s", DEPLOY_BUNDLE_DIR, e->path);
+	if (e->dir)
+		return chan_mkdir(u->ch, path, e->mode | 0700, true, err);
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof parent, "%s", path);
+	*strrchr(parent, '/') = '\0';
+	if (strcmp(parent, u->last_dir) != 0) {
+		if (chan_mkdir(u->ch, parent, 0755, true, err) < 0)
+			return -1;
+		snprintf(u->last_dir, sizeof u->last_dir, "%s", parent);
+	}
+	u->files++;
+	u->bytes += e->size;
+	return chan_file_write(u->ch, path, e->data, (size_t)e->size, e->mode, err);
+}
+
+typedef struct unpack_job {
+	const bundle_map *b;
+	unpack_ctx u;
+} unpack_job;
+
+static int do_unpack(sandbox *sb, void *ud, silo_error *err)
+{
+	unpack_job *j = ud;
+	j->u.ch = sb->ch;
+	if (chan_mkdir(sb->ch, DEPLOY_BUNDLE_DIR, 0755, true, err) < 0)
+		return -1;
+	snprintf(j->u.last_dir, sizeof j->u.last_dir, "%s", DEPLOY_BUNDLE_DIR);
+	return trust_bundle_walk(j->b->data, j->b->len, unpack_entry, &j->u, err);
+}
+
+static int unpack_bundle(deployer *d, const dstore_row *r, const char *sid, const char *actor, silo_error *err)
+{
+	bundle_map b;
+	if (bundle_open(d, r->bundle, &b, err) < 0) {
+		if (err->code == SILO_ERR_PLUGIN_UNVERIFIED)
+			refuse_unverified(d, r->name, r->team, sid, "bundle", r->bundle, actor, err);
+		return silo_error_prefix(err, "deployment %s", r->name), -1;
+	}
+	uint64_t t0 = now_mono_ns();
+	unpack_job j = {.b = &b};
+	int rc = manager_with_sandbox(d->m, sid, false, do_unpack, &j, err);
+	if (rc < 0) {
+		silo_error_prefix(err, "deployment %s: unpacking bundle %.12s into %s", r->name, r->bundle, DEPLOY_BUNDLE_DIR);
+	} else {
+		json_t *det = json_pack("{s:s,s:s,s:s,s:I,s:I}", "deployment", r->name, "sha256", r->bundle, "key_id",
+					b.res.keyid_hex, "files", (json_int_t)j.u.files, "bytes", (json_int_t)j.u.bytes);
+		json_object_set_new(det, "dir", json_string(DEPLOY_BUNDLE_DIR));
+		manager_audit(d->m, actor, sid, "bundle-unpacked", (now_mono_ns() - t0) / 1000000, det);
+		json_decref(det);
+	}
+	bundle_unmap(&b);
+	return rc;
+}
+
+/* Stored bundles no deployment names, older than DEPLOY_BUNDLE_KEEP_S, are removed (d->lock held). */
+static void bundles_gc_locked(deployer *d)
+{
+	DIR *dir = opendir(d->bundles_dir);
+	if (!dir)
+		return;
+	time_t now = time(NULL);
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		char sha[65];
+		size_t l = strlen(de->d_name);
+		bool tar = l == 68 && !strcmp(de->d_name + 64, ".tar");
+		bool sig = l == 76 && !strcmp(de->d_name + 64, ".tar.minisig");
+		if (!tar && !sig)
+			continue;
+		snprintf(sha, sizeof sha, "%.64s", de->d_name);
+		if (!sha_hex_valid(sha))
+			continue;
+		bool used = false;
+		for (dep *p = d->deps; p && !used; p = p->next)
+			used = !strcmp(p->row.bundle, sha);
+		char path[PATH_MAX], tpath[PATH_MAX];
+		bundle_path(d, sha, sig ? ".minisig" : "", path, sizeof path);
+		bundle_path(d, sha, "", tpath, sizeof tpath);
+		struct stat st;
+		/* a signature goes with its tar (by the tar's age), or alone when the tar is gone */
+		bool old = stat(tpath, &st) < 0 || now - st.st_mtime > DEPLOY_BUNDLE_KEEP_S;
+		if (!used && old)
+			unlink(path);
+	}
+	closedir(dir);
+}
+
 /* ---- spawning ---- */
 
-/* Create the sandbox for a row (no lock held). */
-static int spawn(deployer *d, const dstore_row *r, const char *actor, char id[SILO_ID_MAX], silo_error *err)
+/* Create the sandbox for a row and unpack its bundle (no lock held). note: count a
+ * failure here (restarts); a deploy's failure is counted by the API that reports it. */
+static int spawn(deployer *d, const dstore_row *r, const char *actor, bool note, char id[SILO_ID_MAX],
+		 silo_error *err)
 {
 	vm_spec spec = {0};
 	if (spec_parse(r->spec_toml, strlen(r->spec_toml), &spec, err) < 0)
@@ -505,7 +834,13 @@ static int spawn(deployer *d, const dstore_row *r, const char *actor, char id[SI
 	mgr_create_opts o = {.actor = actor};
 	int rc = manager_create(d->m, &spec, &o, id, err);
 	spec_free(&spec);
-	if (rc < 0)
+	if (rc == 0 && r->bundle[0] && unpack_bundle(d, r, id, actor, err) < 0) {
+		silo_error e2;
+		if (manager_delete(d->m, id, "silod", 0, &e2) < 0)
+			log_warn("deploy %s: delete %s after a failed unpack: %s", r->name, id, e2.message);
+		rc = -1;
+	}
+	if (rc < 0 && note)
 		manager_note_error(d->m, err);
 	return rc;
 }
@@ -552,26 +887,6 @@ static bool sandbox_gone(deployer *d, dep *p, bool failed, const char *why)
 }
 
 /* ---- create / remove ---- */
-
-static int load_spec(deployer *d, const deploy_req *r, vm_spec *spec, silo_error *err)
-{
-	if (r->spec_toml) {
-		if (spec_parse(r->spec_toml, strlen(r->spec_toml), spec, err) < 0)
-			return silo_error_prefix(err, "spec"), -1;
-		return 0;
-	}
-	if (!d->agents_dir)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
-				 "spec: silod has no --agents-dir; send the agent's hac.toml in the request (spec)");
-	char path[PATH_MAX];
-	snprintf(path, sizeof path, "%s/%s.toml", d->agents_dir, r->name);
-	if (!path_exists(path))
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOENT, "spec: no agent named '%s' (%s does not exist)",
-				 r->name, path);
-	if (spec_load(path, spec, err) < 0)
-		return silo_error_prefix(err, "%s", path), -1;
-	return 0;
-}
 
 /* Quota and budget checks for adding (vcpus, mb) to team t (d->lock held). */
 static double team_cost_locked(deployer *d, const char *team_name, silo_error *err, int *ok);
@@ -649,7 +964,7 @@ static bool capacity_error(const silo_error *err)
 static int spawn_fair(deployer *d, dep *p, const dstore_row *snap, const char *actor, int wait_ms,
 		      char id[SILO_ID_MAX], silo_error *err)
 {
-	int rc = spawn(d, snap, actor, id, err);
+	int rc = spawn(d, snap, actor, false, id, err);
 	if (rc == 0 || wait_ms <= 0 || !capacity_error(err))
 		return rc;
 	uint64_t t0 = mono_ms(), deadline = t0 + (uint64_t)wait_ms;
@@ -696,7 +1011,7 @@ static int spawn_fair(deployer *d, dep *p, const dstore_row *snap, const char *a
 			break;
 		}
 		silo_error e2 = {0};
-		rc = spawn(d, snap, actor, id, &e2);
+		rc = spawn(d, snap, actor, false, id, &e2);
 		if (rc == 0)
 			break;
 		*err = e2;
@@ -734,8 +1049,29 @@ int deploy_create(deployer *d, const deploy_req *r, const char *actor, json_t **
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
 				 "restart: expected never, on-failure or always, got '%.40s'", policy);
 	vm_spec spec = {0};
-	if (load_spec(d, r, &spec, err) < 0)
+	if (load_spec(d, r, tname, actor, &spec, err) < 0)
 		return -1;
+	/* the bundle, verified before anything starts (and again before every start) */
+	char bundle_key[17] = "";
+	if (r->bundle) {
+		bundle_map b;
+		if (bundle_open(d, r->bundle, &b, err) < 0) {
+			if (err->code == SILO_ERR_PLUGIN_UNVERIFIED)
+				refuse_unverified(d, r->name, tname, NULL, "bundle", r->bundle, actor, err);
+			spec_free(&spec);
+			return silo_error_prefix(err, "deploy %s", r->name), -1;
+		}
+		int vrc = trust_bundle_walk(b.data, b.len, NULL, NULL, err);
+		snprintf(bundle_key, sizeof bundle_key, "%s", b.res.keyid_hex);
+		bundle_unmap(&b);
+		if (vrc < 0) {
+			spec_free(&spec);
+			return silo_error_prefix(err, "deploy %s", r->name), -1;
+		}
+		char tar[PATH_MAX];
+		bundle_path(d, r->bundle, "", tar, sizeof tar);
+		utimensat(AT_FDCWD, tar, NULL, 0); /* in use from now on: not collected meanwhile */
+	}
 	json_t *ov = json_array();
 	size_t nset = 0;
 	for (const char *const *s = r->set; s && *s; s++, nset++) {
@@ -747,6 +1083,14 @@ int deploy_create(deployer *d, const deploy_req *r, const char *actor, json_t **
 			goto fail_spec;
 		json_array_append_new(ov, json_string(*s));
 	}
+	for (size_t i = 0; i < spec.n_secrets; i++)
+		if (spec.secrets[i].src == SPEC_SECRET_VALUE) {
+			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				  "sandbox.secrets.%s: a deployment restarts from its stored spec, which never holds a "
+				  "secret's value: give it as {file = \"/host/path\"} or {env = \"NAME\"}",
+				  spec.secrets[i].key);
+			goto fail_spec;
+		}
 	snprintf(spec.name, sizeof spec.name, "%s", r->name);
 	set_kv(spec.metadata, &spec.n_metadata, META_DEPLOYMENT, r->name);
 	set_kv(spec.metadata, &spec.n_metadata, META_TEAM, tname);
@@ -787,6 +1131,10 @@ int deploy_create(deployer *d, const deploy_req *r, const char *actor, json_t **
 	p->row.vcpus = spec.vcpus;
 	p->row.memory_mb = spec.memory_mb;
 	p->row.created_ms = p->row.updated_ms = now_realtime_ms();
+	if (r->bundle) {
+		snprintf(p->row.bundle, sizeof p->row.bundle, "%s", r->bundle);
+		snprintf(p->row.bundle_key, sizeof p->row.bundle_key, "%s", bundle_key);
+	}
 	p->busy = true;
 	json_decref(ov);
 	ov = NULL;
@@ -919,6 +1267,8 @@ int deploy_remove(deployer *d, const char *name, int grace_ms, const char *actor
 	snprintf(why, sizeof why, "undeployed by %s", actor ? actor : "silod");
 	dstore_row final;
 	int rc = remove_locked(d, p, grace_ms, actor, why, &final, err);
+	if (rc == 0)
+		bundles_gc_locked(d);
 	pthread_mutex_unlock(&d->lock);
 	if (rc < 0)
 		return silo_error_prefix(err, "undeploy %s", name), -1;
@@ -1224,7 +1574,7 @@ static void respawn_one(deployer *d, const snap *s)
 	pthread_mutex_unlock(&d->lock);
 	char id[SILO_ID_MAX];
 	silo_error err;
-	int rc = spawn(d, &r, "silod", id, &err);
+	int rc = spawn(d, &r, "silod", true, id, &err);
 	pthread_mutex_lock(&d->lock);
 	p = find_dep(d, s->name);
 	if (rc == 0) {
@@ -1459,6 +1809,7 @@ static void reconcile(deployer *d)
 	}
 	json_decref(live);
 	dstore_rows_free(rows, n);
+	bundles_gc_locked(d);
 }
 
 void deploy_set_normalize(deployer *d, deploy_normalize_fn fn, void *ud)
@@ -1486,6 +1837,7 @@ int deploy_open(manager *m, const deploy_config *cfg, deployer **out, silo_error
 		d->cfg.unhealthy_ms = 5000;
 	d->agents_dir = cfg->agents_dir ? xstrdup(cfg->agents_dir) : NULL;
 	d->teams_file = cfg->teams_file ? xstrdup(cfg->teams_file) : NULL;
+	d->bundles_dir = xasprintf("%s/bundles", cfg->state_dir ? cfg->state_dir : silo_state_dir());
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->cond, NULL);
 	d->sub = -1;
@@ -1536,6 +1888,7 @@ void deploy_close(deployer *d)
 	free(d->teams.v);
 	free(d->agents_dir);
 	free(d->teams_file);
+	free(d->bundles_dir);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
 	free(d);

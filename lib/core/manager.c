@@ -140,6 +140,7 @@ static const char *const event_names[MGR_EV__COUNT] = {
 	[MGR_EV_DEPLOYMENT] = "deployment",
 	[MGR_EV_BUDGET_WARNING] = "budget-warning",
 	[MGR_EV_BUDGET_EXCEEDED] = "budget-exceeded",
+	[MGR_EV_ISOLATION_FALLBACK] = "isolation-fallback",
 };
 
 const char *mgr_event_name(mgr_event_type t)
@@ -607,6 +608,17 @@ static void recover(manager *m)
 		} else {
 			rc = sandbox_reattach(r->id, &spec, r->provider, (pid_t)r->pid, &sb, &e2);
 		}
+		if (rc == 0 && spec.n_secrets) {
+			/* files and variables are read again; inline values were never stored */
+			silo_error se = {0};
+			if (spec_resolve_secrets(&spec, SPEC_SECRETS_KEEP_GOING, &se) < 0)
+				log_warn("recover %s: %s", r->id, se.message);
+			for (size_t k = 0; k < spec.n_secrets; k++)
+				if (!spec.secrets[k].value)
+					log_warn("recover %s: secret %s is not available after the restart: execs that do "
+						 "not pass it are refused",
+						 r->id, spec.secrets[k].key);
+		}
 		if (rc == 0) {
 			mentry *e = entry_new(m, r->id, &spec);
 			snprintf(e->provider, sizeof e->provider, "%s", r->provider);
@@ -759,21 +771,34 @@ static char *metadata_json_text(const vm_spec *spec)
 	return s;
 }
 
-int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
-		   char id_out[SILO_ID_MAX], silo_error *err)
+/* Falling back from a vm provider to one that shares the host kernel is
+ * never silent: a warning in the log, an isolation-fallback event and an
+ * audit record, each with the reason every vm provider was skipped. */
+static void note_fallback(manager *m, const char *actor, const char *id, const sandbox *sb)
 {
-	static const mgr_create_opts none = {0};
-	if (!opts)
-		opts = &none;
+	log_warn("%s: no vm provider available (%s): running with %s isolation (provider %s, shared host kernel)", id,
+		 sb->fallback_why, provider_isolation(sb->ops), sb->ops->name);
+	emit(m, MGR_EV_ISOLATION_FALLBACK, id, NULL, NULL, NULL,
+	     "isolation %s (provider %s): no vm provider available: %.400s", provider_isolation(sb->ops), sb->ops->name,
+	     sb->fallback_why);
+	json_t *d = json_pack("{s:s,s:s,s:s}", "isolation", provider_isolation(sb->ops), "provider", sb->ops->name,
+			      "reason", sb->fallback_why);
+	manager_audit(m, actor, id, "isolation-fallback", 0, d);
+	json_decref(d);
+}
+
+static int create_resolved(manager *m, const vm_spec *spec, const mgr_create_opts *opts, char id_out[SILO_ID_MAX],
+			   silo_error *err)
+{
 	uint64_t t0 = now_mono_ns();
 	char id[SILO_ID_MAX] = "";
 	char *toml = NULL, *meta = NULL;
 	id_out[0] = '\0';
 	if (spec_validate(spec, err) < 0)
 		goto fail_early;
-	if (!opts->id && !opts->restore_dir && !opts->no_pool &&
+	if (!opts->id && !opts->restore_dir && !opts->no_pool && !spec->n_secrets &&
 	    mgr_pool_take(m, spec, NULL, opts->actor, id_out) == 0)
-		return 0;   /* a warm sandbox from the pool */
+		return 0;   /* a warm sandbox from the pool (never one for a spec with secrets) */
 	if (opts->id) {
 		snprintf(id, sizeof id, "%s", opts->id);
 		reg_sandbox r;
@@ -857,6 +882,7 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 	sandbox_opts so = {
 		.id = id,
 		.fallback = m->cfg.fallback,
+		.require_vm = m->cfg.min_isolation_vm ? "silod --min-isolation vm" : NULL,
 		.boot_timeout_ms = m->cfg.boot_timeout_ms,
 		.on_state = on_state_cb,
 		.on_state_ud = e,
@@ -898,6 +924,8 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 		log_error("registry: %s", e2.message);
 	registry_deploy_end(m->reg, dep, e->provider, "ok", NULL, ms, &e2);
 	metrics_inc(m->met, M_SPAWNS_TOTAL, 1);
+	if (sb->fell_back)
+		note_fallback(m, opts->actor, id, sb);
 	emit(m, MGR_EV_SPAWNED, id, NULL, NULL, NULL, "provider %s, pid %d, %" PRIu64 " ms", e->provider,
 	     (int)sb->pid, ms);
 	pthread_mutex_lock(&e->lock);
@@ -921,6 +949,33 @@ fail_early:
 	/* Admission failures concern no sandbox: name one only once it existed. */
 	silo_error_set_vm(err, id_out[0] ? id_out : NULL);
 	return -1;
+}
+
+int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts, char id_out[SILO_ID_MAX],
+		   silo_error *err)
+{
+	static const mgr_create_opts none = {0};
+	if (!opts)
+		opts = &none;
+	id_out[0] = '\0';
+	if (!spec->n_secrets)
+		return create_resolved(m, spec, opts, id_out, err);
+	/* the secrets' values, in memory only: read the files and variables now */
+	vm_spec rs;
+	spec_copy(&rs, spec);
+	for (size_t i = 0; opts->secrets_from && i < rs.n_secrets; i++) {
+		spec_secret *x = &rs.secrets[i];
+		for (size_t j = 0; !x->value && j < opts->secrets_from->n_secrets; j++) {
+			const spec_secret *y = &opts->secrets_from->secrets[j];
+			if (!strcmp(x->key, y->key) && x->src == y->src && y->value)
+				x->value = xstrdup(y->value);
+		}
+	}
+	int rc = spec_resolve_secrets(&rs, opts->restore_dir ? 0 : SPEC_SECRETS_STRICT, err);
+	if (rc == 0)
+		rc = create_resolved(m, &rs, opts, id_out, err);
+	spec_free(&rs);
+	return rc;
 }
 
 /* Stop everything running in e and wait until no operation is in flight. */
@@ -1108,8 +1163,19 @@ int manager_exec_start(manager *m, const char *id, const exec_req *req, chan_out
 		return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, 0, id,
 				    "too many concurrent execs in this sandbox (max %d)", MAX_TASKS);
 	}
+	/* the spec's env and secrets, then the request's own (which win) */
+	char **env = spec_exec_env(&e->spec, req->env, err);
+	if (!env) {
+		silo_error_set_vm(err, e->id);
+		op_end(m, e);
+		return -1;
+	}
+	exec_req r = *req;
+	r.env = env;
 	uint32_t task;
-	if (chan_exec_start(e->sb->ch, req, cb, ud, &task, err) < 0) {
+	int rc = chan_exec_start(e->sb->ch, &r, cb, ud, &task, err);
+	spec_env_free(env);
+	if (rc < 0) {
 		silo_error_set_vm(err, e->id);
 		op_end(m, e);
 		return -1;
@@ -1222,6 +1288,9 @@ static json_t *row_json(const reg_sandbox *r)
 			      updated, "metadata", meta);
 	if (r->reason[0])
 		json_object_set_new(o, "reason", json_string(r->reason));
+	const provider_ops *p = provider_find(r->provider);
+	if (p)   /* known once a provider was chosen */
+		json_object_set_new(o, "isolation", json_string(provider_isolation(p)));
 	return o;
 }
 
@@ -1240,8 +1309,24 @@ static void add_live(manager *m, const char *id, json_t *o)
 		sb = NULL;
 	}
 	pthread_mutex_unlock(&e->lock);
+	if (e->spec.n_secrets) {
+		/* names and sources only: a value is never shown */
+		json_t *sec = json_object();
+		for (size_t i = 0; i < e->spec.n_secrets; i++) {
+			const spec_secret *x = &e->spec.secrets[i];
+			static const char *const src[] = {"value", "file", "env"};
+			json_t *d = json_pack("{s:s,s:s,s:b}", "source", src[x->src], "value", SPEC_SECRET_REDACTED, "available",
+					      x->value != NULL);
+			if (x->ref)
+				json_object_set_new(d, src[x->src], json_string(x->ref));
+			json_object_set_new(sec, x->key, d);
+		}
+		json_object_set_new(o, "secrets", sec);
+	}
 	if (sb) {
 		json_object_set_new(o, "rundir", json_string(sb->rundir));
+		if (sb->fell_back)
+			json_object_set_new(o, "isolation_fallback", json_string(sb->fallback_why));
 		json_object_set_new(o, "agent", json_pack("{s:i,s:s,s:s,s:i}", "protocol",
 							  (int)sb->agent.proto_version, "version",
 							  sb->agent.agent_version, "kernel", sb->agent.kernel,

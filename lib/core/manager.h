@@ -32,6 +32,7 @@ typedef enum mgr_event_type {
 	MGR_EV_DEPLOYMENT,             /* deploy.c: deployed, undeployed, restarted, ... */
 	MGR_EV_BUDGET_WARNING,         /* deploy.c: a team spent 80% of its budget */
 	MGR_EV_BUDGET_EXCEEDED,        /* deploy.c: a team spent its budget; its agents are stopped */
+	MGR_EV_ISOLATION_FALLBACK,     /* no vm provider was available: the sandbox shares the host kernel */
 	MGR_EV__COUNT
 } mgr_event_type;
 
@@ -49,7 +50,8 @@ typedef struct mgr_event {
 } mgr_event;
 
 /* "ready", "spawned", "terminated", "state-change", "health-warning",
- * "security-violation", "error", "deployment", "budget-warning", "budget-exceeded". */
+ * "security-violation", "error", "deployment", "budget-warning", "budget-exceeded",
+ * "isolation-fallback". */
 const char *mgr_event_name(mgr_event_type t);
 json_t *mgr_event_json(const mgr_event *ev);
 
@@ -63,6 +65,7 @@ typedef struct manager_config {
 	int boot_timeout_ms;           /* 0 = spec, else provider default */
 	int grace_ms;                  /* terminate grace period; 0 = 3000 */
 	const char *fallback;          /* provider fallback order, NULL = default */
+	bool min_isolation_vm;         /* a floor for every create: no sandbox shares the host kernel */
 	unsigned error_threshold;      /* health-warning when more errors than this ... */
 	unsigned error_window_ms;      /* ... happen within this window; 0 = 60000 */
 	uint32_t capacity_vcpus;       /* 0 = read from the host */
@@ -94,6 +97,8 @@ typedef struct mgr_create_opts {
 	const char *owner_key, *owner_value;
 	int (*admit)(void *ud, size_t owned, silo_error *err);
 	void *admit_ud;
+	/* Fork: the source sandbox's spec, whose in-memory secret values the copies get. */
+	const vm_spec *secrets_from;
 	/* Bind the sandbox to this client process (POST /v1/sandboxes?bind=client,
 	 * `silo run` through silod): deleted by the monitor once the process is
 	 * gone, also across silod restarts (lib/core/owner.h). 0 = not bound. */
@@ -101,7 +106,12 @@ typedef struct mgr_create_opts {
 } mgr_create_opts;
 
 /* Create and wait until ready. id_out gets the sandbox id (also on failure,
- * when one was assigned). */
+ * when one was assigned). The spec's secrets are read here (files, variables of
+ * this process) and kept in memory only: every exec gets them in its environment,
+ * nothing stored holds them (spec_format). An inline secret shown as "***" is an
+ * error for a create, and is left unavailable for a restore (the snapshot never
+ * held it) unless opts->secrets_from supplies it. Sandboxes with secrets are never
+ * taken from a warm pool. */
 int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 		   char id_out[SILO_ID_MAX], silo_error *err);
 /* Terminate (grace then force), verify cleanup, record. VM_NOT_FOUND if not live. */

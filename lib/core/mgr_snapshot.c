@@ -92,9 +92,10 @@ int manager_snapshot(manager *m, const char *id, const mgr_snap_opts *o, json_t 
 	return 0;
 }
 
-/* Restore an opened (verified, held) snapshot. */
-static int restore_one(manager *m, const snap_info *s, const char *actor, char id_out[SILO_ID_MAX],
-		       silo_error *err)
+/* Restore an opened (verified, held) snapshot. secrets_from: the live source of a
+ * fork, whose secret values the copy gets (a snapshot never stores them). */
+static int restore_one(manager *m, const snap_info *s, const vm_spec *secrets_from, const char *actor,
+		       char id_out[SILO_ID_MAX], silo_error *err)
 {
 	uint64_t t0 = now_mono_ns();
 	mgr_create_opts co = {
@@ -102,6 +103,7 @@ static int restore_one(manager *m, const snap_info *s, const char *actor, char i
 		.restore_dir = s->payload,
 		.restore_id = s->id,
 		.restore_provider = s->provider,
+		.secrets_from = secrets_from,
 	};
 	int rc = manager_create(m, &s->spec, &co, id_out, err);
 	uint64_t us = (now_mono_ns() - t0) / 1000;
@@ -135,7 +137,7 @@ int mgr_restore_nopool(manager *m, const char *snap, const char *actor, char id_
 		snap_info_free(&s);
 		return -1;
 	}
-	int rc = restore_one(m, &s, actor, id_out, err);
+	int rc = restore_one(m, &s, NULL, actor, id_out, err);
 	snap_release(hold);
 	snap_info_free(&s);
 	return rc;
@@ -144,6 +146,7 @@ int mgr_restore_nopool(manager *m, const char *snap, const char *actor, char id_
 typedef struct fork_job {
 	manager *m;
 	const snap_info *s;
+	const vm_spec *src;           /* the source's spec, with its secrets' values */
 	const char *actor;
 	unsigned n, next;
 	char (*ids)[SILO_ID_MAX];
@@ -163,7 +166,7 @@ static void *fork_worker(void *arg)
 			return NULL;
 		silo_error e = {0};
 		char nid[SILO_ID_MAX] = "";
-		if (restore_one(j->m, j->s, j->actor, nid, &e) < 0) {
+		if (restore_one(j->m, j->s, j->src, j->actor, nid, &e) < 0) {
 			pthread_mutex_lock(&j->lock);
 			if (!j->failed) {
 				j->failed = true;
@@ -191,10 +194,16 @@ int manager_fork(manager *m, const char *id, unsigned n, const char *actor, json
 	mgr_snap_opts so = {.actor = actor};
 	snap_info s;
 	char hold[PATH_MAX + 128] = "";
+	vm_spec src = {0};
+	char src_id[SILO_ID_MAX], src_prov[32];
+	if (manager_sandbox_spec(m, id, src_id, src_prov, &src, err) < 0)
+		return -1;
 	/* held from the commit on: a concurrent gc cannot collect it before the
 	 * copies reference it */
-	if (snapshot_kind(m, id, &so, "fork", &s, hold, sizeof hold, err) < 0)
+	if (snapshot_kind(m, id, &so, "fork", &s, hold, sizeof hold, err) < 0) {
+		spec_free(&src);
 		return -1;
+	}
 	uint64_t t_snap = now_mono_ns();
 	/* verified once for all copies (it was written a moment ago by us; the
 	 * check still catches a store that does not keep what it was given) */
@@ -202,11 +211,12 @@ int manager_fork(manager *m, const char *id, unsigned n, const char *actor, json
 		snap_release(hold);
 		snap_delete(s.id, true, NULL);
 		snap_info_free(&s);
+		spec_free(&src);
 		return -1;
 	}
 	/* restores run in parallel (each is mostly kernel work: namespaces,
 	 * mounts, a QEMU start), at most 2 per CPU */
-	fork_job fj = {.m = m, .s = &s, .actor = actor, .n = n, .ids = xcalloc(n, sizeof(char[SILO_ID_MAX]))};
+	fork_job fj = {.m = m, .s = &s, .src = &src, .actor = actor, .n = n, .ids = xcalloc(n, sizeof(char[SILO_ID_MAX]))};
 	pthread_mutex_init(&fj.lock, NULL);
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN), par = 2 * ncpu;
 	const char *pe = getenv("SILO_FORK_PARALLEL");   /* restores at a time (docs/snapshots.md) */
@@ -232,6 +242,7 @@ int manager_fork(manager *m, const char *id, unsigned n, const char *actor, json
 			json_array_append_new(ids, json_string(fj.ids[i]));
 	free(fj.ids);
 	snap_release(hold);
+	spec_free(&src);
 	if (rc < 0) {
 		/* all or nothing */
 		size_t i;

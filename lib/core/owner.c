@@ -363,10 +363,23 @@ __attribute__((noreturn)) static void watchdog_main(sandbox *sb, int lockfd, int
 		dup2(nul, 0);
 		dup2(nul, 1);
 	}
+	/* the three we keep go to 3, 4, 5 (via fds above any of them), the rest is
+	 * closed whatever the descriptor limit */
 	int keep[3] = {lockfd, rd, ownfd};
-	for (int fd = 3; fd < 1024; fd++)
-		if (fd != keep[0] && fd != keep[1] && fd != keep[2])
+	for (int i = 0; i < 3; i++)
+		if (keep[i] >= 0)
+			keep[i] = fcntl(keep[i], F_DUPFD_CLOEXEC, 64);
+	for (int i = 0; i < 3; i++)
+		if (keep[i] >= 0 && (dup3(keep[i], 3 + i, O_CLOEXEC) < 0 || close(keep[i]) < 0))
+			_exit(1);
+	lockfd = keep[0] >= 0 ? 3 : -1;
+	rd = keep[1] >= 0 ? 4 : -1;
+	ownfd = keep[2] >= 0 ? 5 : -1;
+	if (syscall(SYS_close_range, 6, ~0U, 0) < 0) {
+		long max = sysconf(_SC_OPEN_MAX);
+		for (int fd = 6; fd < (max > 0 && max < 1 << 20 ? max : 1 << 16); fd++)
 			close(fd);
+	}
 	uint64_t deadline = 0;
 	const char *why = "its owner exited";
 	for (;;) {

@@ -31,6 +31,10 @@ typedef struct provider_info {
  */
 typedef struct provider_ops {
 	const char *name;
+	/* Isolation class: true = the guest runs its own kernel in a hardware VM
+	 * ("vm"); false = it shares the host kernel ("namespace"). Falling back
+	 * from a vm provider to another is never silent (provider_choose). */
+	bool vm;
 	/* Fill info; never fails: unavailability is reported in info. */
 	void (*probe)(provider_info *info);
 	/* Start the environment from spec. Returns when the process is started
@@ -67,9 +71,26 @@ typedef struct provider_ops {
 const provider_ops *provider_find(const char *name);
 /* All known providers, NULL-terminated, in default fallback order (kvm, qemu, namespace). */
 const provider_ops *const *provider_all(void);
-/* Pick the provider for a spec: the requested one if available, else the
- * first available in `fallback` (comma list, NULL = "kvm,qemu,namespace").
- * Fills why with the reasons for skipping. */
+/* "vm" or "namespace" (the isolation class of p, shown in sandbox state). */
+const char *provider_isolation(const provider_ops *p);
+
+typedef struct provider_choice {
+	const provider_ops *ops;
+	/* A vm provider earlier in the order was unavailable and a non-vm one was
+	 * chosen: weaker isolation than the order asked for first. why says why
+	 * each skipped provider was unavailable. */
+	bool fell_back;
+	char why[512];
+} provider_choice;
+
+/* Pick the provider for a spec: the requested one if available (no fallback),
+ * else the first available in `fallback` (comma list, NULL =
+ * "kvm,qemu,namespace"). need_vm_by non-NULL (who asks, e.g.
+ * "vm.isolation = \"vm\"") forbids non-vm providers: PROVIDER_UNAVAILABLE
+ * naming why each vm provider failed. */
+int provider_choose(const char *requested, const char *fallback, const char *need_vm_by, provider_choice *out,
+		    silo_error *err);
+/* provider_choose without an isolation requirement; why gets the reasons. */
 const provider_ops *provider_select(const char *requested, const char *fallback, char *why,
 				    size_t why_len, silo_error *err);
 

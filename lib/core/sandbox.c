@@ -241,23 +241,30 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 	if (opts->id && !id_is_safe(opts->id))
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "id: \"%s\" must be 1-63 of [A-Za-z0-9_-]",
 				 opts->id);
-	char why[512];
-	const provider_ops *ops;
+	const char *need_vm = spec_requires_vm(spec) ? "vm.isolation = \"vm\", from the spec or --isolation vm" : opts->require_vm;
+	provider_choice pc = {0};
 	if (opts->restore_dir) {
-		ops = provider_find(opts->restore_provider);
-		if (!ops)
+		pc.ops = provider_find(opts->restore_provider);
+		if (!pc.ops)
 			return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, 0, "restore: unknown provider \"%s\"",
 					 opts->restore_provider ? opts->restore_provider : "");
-		if (!ops->restore)
+		if (!pc.ops->restore)
 			return silo_fail(err, SILO_ERR_NOT_SUPPORTED, 0, "restore: the %s provider cannot restore snapshots",
-					 ops->name);
-	} else {
-		ops = provider_select(spec->provider, opts->fallback, why, sizeof why, err);
-	}
-	if (!ops)
+					 pc.ops->name);
+		if (need_vm && !pc.ops->vm)
+			return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, 0,
+					 "isolation \"vm\" is required (%s) and the snapshot was taken by the %s provider, "
+					 "which shares the host kernel",
+					 need_vm, pc.ops->name);
+	} else if (provider_choose(spec->provider, opts->fallback, need_vm, &pc, err) < 0) {
 		return -1;
+	}
+	const provider_ops *ops = pc.ops;
 	uint64_t t0 = now_mono_ns();
 	sandbox *sb = sb_alloc(opts->id, spec, ops);
+	sb->fell_back = pc.fell_back;
+	if (pc.fell_back)
+		snprintf(sb->fallback_why, sizeof sb->fallback_why, "%s", pc.why);
 	sb->on_state = opts->on_state;
 	sb->on_state_ud = opts->on_state_ud;
 	if (path_exists(sb->rundir)) {

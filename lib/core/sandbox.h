@@ -66,6 +66,11 @@ struct sandbox {
 	sb_state_cb on_state;
 	void *on_state_ud;
 
+	/* Chosen by falling back from an unavailable vm provider to a non-vm one
+	 * (provider_choice): the reasons, for the warning, event and state. */
+	bool fell_back;
+	char fallback_why[512];
+
 	uint64_t created_ms;           /* wall clock */
 	uint64_t spawn_ns;             /* provider spawn duration */
 	uint64_t ready_ns;             /* create -> agent handshake done */
@@ -75,6 +80,10 @@ struct sandbox {
 typedef struct sandbox_opts {
 	const char *id;                /* NULL = generate */
 	const char *fallback;          /* provider fallback order, NULL = default */
+	/* Non-NULL: refuse isolation weaker than "vm" (no namespace provider, by
+	 * choice, fallback or restore), naming who asks, e.g. "--isolation vm".
+	 * A spec with [vm] isolation = "vm" asks by itself. */
+	const char *require_vm;
 	int boot_timeout_ms;           /* 0 = spec or provider default */
 	int heartbeat_ms;              /* 0 = default (1000) */
 	sb_state_cb on_state;

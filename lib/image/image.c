@@ -180,10 +180,90 @@ static int parse_entry(json_t *o, size_t idx, image_entry *e, silo_error *err)
 	return 0;
 }
 
-int image_manifest_parse(const char *text, size_t len, image_entry **out, size_t *n, silo_error *err)
+static int parse_tree(json_t *o, size_t idx, image_tree *t, silo_error *err)
+{
+	if (!json_is_object(o))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: trees[%zu]: expected an object", idx);
+	const char *name = json_string_value(json_object_get(o, "name"));
+	if (!image_name_valid(name))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "image manifest: trees[%zu].name: expected 1-64 of [a-z0-9_-]", idx);
+	snprintf(t->name, sizeof t->name, "%s", name);
+	const char *path = json_string_value(json_object_get(o, "path"));
+	const char *sha = json_string_value(json_object_get(o, "sha256"));
+	json_t *ent = json_object_get(o, "entries"), *size = json_object_get(o, "size");
+	if (!abs_path_valid(path))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: tree \"%s\": path: expected an absolute path",
+				 name);
+	if (!sha256_hex_valid(sha))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "image manifest: tree \"%s\": sha256: expected 64 lowercase hex digits", name);
+	if (!json_is_integer(ent) || json_integer_value(ent) < 1 || !json_is_integer(size) || json_integer_value(size) < 0)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "image manifest: tree \"%s\": %s: expected a %s integer", name,
+				 json_is_integer(ent) && json_integer_value(ent) >= 1 ? "size" : "entries",
+				 json_is_integer(ent) && json_integer_value(ent) >= 1 ? "non-negative" : "positive");
+	t->path = xstrdup(path);
+	memcpy(t->sha256, sha, 65);
+	t->entries = (uint64_t)json_integer_value(ent);
+	t->size = (uint64_t)json_integer_value(size);
+	const char *created = json_string_value(json_object_get(o, "created"));
+	if (created && strlen(created) < sizeof t->created)
+		snprintf(t->created, sizeof t->created, "%s", created);
+	return 0;
+}
+
+void image_trees_free(image_tree *t, size_t n)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(t[i].path);
+	free(t);
+}
+
+static int parse_trees(json_t *root, const image_entry *imgs, size_t nimg, image_tree **out, size_t *nt,
+		       silo_error *err)
+{
+	json_t *trees = json_object_get(root, "trees");
+	if (!trees || json_is_null(trees))
+		return 0;
+	size_t total = json_array_size(trees);
+	if (!json_is_array(trees) || total > IMAGE_MAX_ENTRIES)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: trees: expected an array of at most %d",
+				 IMAGE_MAX_ENTRIES);
+	image_tree *v = xcalloc(total ? total : 1, sizeof *v);
+	size_t cnt = 0;
+	for (size_t i = 0; i < total; i++, cnt++) {
+		if (parse_tree(json_array_get(trees, i), i, &v[cnt], err) < 0)
+			goto fail;
+		bool dup = false;
+		for (size_t j = 0; j < cnt; j++)
+			dup |= !strcmp(v[j].name, v[cnt].name);
+		for (size_t j = 0; j < nimg; j++)
+			dup |= !strcmp(imgs[j].name, v[cnt].name);
+		if (dup) {
+			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: name \"%s\" listed twice", v[cnt].name);
+			goto fail;
+		}
+	}
+	*out = v;
+	*nt = cnt;
+	return 0;
+fail:
+	image_trees_free(v, cnt + 1);
+	return -1;
+}
+
+int image_manifest_parse_all(const char *text, size_t len, image_entry **out, size_t *n, image_tree **t,
+			     size_t *nt, silo_error *err)
 {
 	*out = NULL;
 	*n = 0;
+	if (t) {
+		*t = NULL;
+		*nt = 0;
+	}
 	if (len > IMAGE_MANIFEST_MAX)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: %zu bytes (limit %u)", len,
 				 IMAGE_MANIFEST_MAX);
@@ -221,6 +301,16 @@ int image_manifest_parse(const char *text, size_t len, image_entry **out, size_t
 			}
 		cnt++;
 	}
+	image_tree *tv = NULL;
+	size_t tn = 0;
+	if (parse_trees(root, v, cnt, &tv, &tn, err) < 0)
+		goto out;
+	if (t) {
+		*t = tv;
+		*nt = tn;
+	} else {
+		image_trees_free(tv, tn);
+	}
 	*out = v;
 	*n = cnt;
 	v = NULL;
@@ -232,12 +322,22 @@ out:
 	return rc;
 }
 
-int image_list(image_entry **out, size_t *n, silo_error *err)
+int image_manifest_parse(const char *text, size_t len, image_entry **out, size_t *n, silo_error *err)
+{
+	return image_manifest_parse_all(text, len, out, n, NULL, NULL, err);
+}
+
+/* Read and parse the manifest file (a missing one is empty). */
+static int read_manifest(image_entry **out, size_t *n, image_tree **t, size_t *nt, silo_error *err)
 {
 	char path[PATH_MAX];
 	image_manifest_path(path, sizeof path);
 	*out = NULL;
 	*n = 0;
+	if (t) {
+		*t = NULL;
+		*nt = 0;
+	}
 	char *text = NULL;
 	size_t len = 0;
 	silo_error e2 = {0};
@@ -249,11 +349,26 @@ int image_list(image_entry **out, size_t *n, silo_error *err)
 		silo_error_prefix(err, "image manifest %s", path);
 		return -1;
 	}
-	int rc = image_manifest_parse(text, len, out, n, err);
+	int rc = image_manifest_parse_all(text, len, out, n, t, nt, err);
 	free(text);
 	if (rc < 0)
 		silo_error_prefix(err, "%s", path);
 	return rc;
+}
+
+int image_list_trees(image_tree **out, size_t *n, silo_error *err)
+{
+	image_entry *v = NULL;
+	size_t nv = 0;
+	if (read_manifest(&v, &nv, out, n, err) < 0)
+		return -1;
+	image_entries_free(v, nv);
+	return 0;
+}
+
+int image_list(image_entry **out, size_t *n, silo_error *err)
+{
+	return read_manifest(out, n, NULL, NULL, err);
 }
 
 int image_lookup(const char *name, image_entry *out, silo_error *err)
@@ -393,70 +508,147 @@ static void remove_file_and_stamp(const char *path)
 	unlink(stamp);
 }
 
+static int write_manifest_json(const char *path, json_t *root, silo_error *err)
+{
+	char *dump = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (!dump)
+		return silo_fail(err, SILO_ERR_INTERNAL, ENOMEM, "image manifest: serialize");
+	size_t dlen = strlen(dump);
+	char *withnl = xasprintf("%s\n", dump);
+	free(dump);
+	int rc = write_file_atomic(path, withnl, dlen + 1, 0644, err);
+	free(withnl);
+	return rc;
+}
+
+/* The manifest under its lock, as JSON (validated by the parser first) and parsed;
+ * a missing manifest is an empty one. manifest_end releases everything. */
+typedef struct locked_manifest {
+	int lk;
+	char path[PATH_MAX];
+	json_t *root;
+	image_entry *v;
+	size_t n;
+	image_tree *t;
+	size_t nt;
+} locked_manifest;
+
+static void manifest_end(locked_manifest *m)
+{
+	json_decref(m->root);
+	image_entries_free(m->v, m->n);
+	image_trees_free(m->t, m->nt);
+	if (m->lk >= 0)
+		close(m->lk);
+	memset(m, 0, sizeof *m);
+	m->lk = -1;
+}
+
+static int manifest_begin(locked_manifest *m, silo_error *err)
+{
+	memset(m, 0, sizeof *m);
+	m->lk = lock_manifest(err);
+	if (m->lk < 0)
+		return -1;
+	image_manifest_path(m->path, sizeof m->path);
+	char *text = NULL;
+	size_t len = 0;
+	silo_error e2 = {0};
+	if (read_file(m->path, IMAGE_MANIFEST_MAX, &text, &len, &e2) < 0) {
+		if (e2.sys_errno != ENOENT) {
+			if (err)
+				*err = e2;
+			manifest_end(m);
+			return -1;
+		}
+		m->root = json_pack("{s:i,s:[]}", "version", 1, "images");
+		return 0;
+	}
+	if (image_manifest_parse_all(text, len, &m->v, &m->n, &m->t, &m->nt, err) < 0) {
+		free(text);
+		manifest_end(m);
+		return -1;
+	}
+	m->root = json_loadb(text, len, 0, NULL);
+	free(text);
+	if (!m->root) {
+		manifest_end(m);
+		return silo_fail(err, SILO_ERR_INTERNAL, 0, "image manifest: reparse failed");
+	}
+	return 0;
+}
+
+int image_record_tree(const char *name, const char *path, const char *sha256, uint64_t entries, uint64_t size,
+		      silo_error *err)
+{
+	if (!image_name_valid(name))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image: \"%s\" is not a valid name", name ? name : "");
+	if (!abs_path_valid(path) || !sha256_hex_valid(sha256) || !entries)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "tree %s: expected an absolute path and a digest", name);
+	locked_manifest m;
+	if (manifest_begin(&m, err) < 0)
+		return -1;
+	int rc = -1;
+	for (size_t i = 0; i < m.n; i++)
+		if (!strcmp(m.v[i].name, name)) {
+			silo_fail(err, SILO_ERR_CONFLICT, 0, "image manifest: \"%s\" is an image, not a tree", name);
+			goto out;
+		}
+	const char *created = NULL;
+	for (size_t i = 0; i < m.nt; i++)
+		if (!strcmp(m.t[i].name, name) && !strcmp(m.t[i].path, path) && !strcmp(m.t[i].sha256, sha256))
+			created = m.t[i].created; /* unchanged: keep its date */
+	char now[40];
+	format_time_ms(now_realtime_ms(), now, sizeof now);
+	json_t *fresh = json_array(), *trees = json_object_get(m.root, "trees");
+	size_t i;
+	json_t *x;
+	json_array_foreach(trees, i, x)
+		if (strcmp(json_string_value(json_object_get(x, "name")), name) != 0)
+			json_array_append(fresh, x);
+	json_array_append_new(fresh, json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "name", name, "path", path, "sha256", sha256,
+					       "entries", (json_int_t)entries, "size", (json_int_t)size, "created",
+					       created && *created ? created : now));
+	json_object_set_new(m.root, "trees", fresh);
+	rc = write_manifest_json(m.path, m.root, err);
+out:
+	manifest_end(&m);
+	return rc;
+}
+
 int image_remove(const char *name, silo_error *err)
 {
 	if (!image_name_valid(name))
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image: \"%s\" is not a valid image name", name ? name : "");
-	cleanup_close int lk = lock_manifest(err);
-	if (lk < 0)
+	locked_manifest m;
+	if (manifest_begin(&m, err) < 0)
 		return -1;
-	char path[PATH_MAX];
-	image_manifest_path(path, sizeof path);
-	char *text = NULL;
-	size_t len = 0;
-	silo_error e2 = {0};
-	if (read_file(path, IMAGE_MANIFEST_MAX, &text, &len, &e2) < 0) {
-		if (e2.sys_errno == ENOENT)
-			return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOENT, "image: no image named \"%s\"", name);
-		if (err)
-			*err = e2;
-		return -1;
-	}
-	image_entry *v;
-	size_t n;
-	if (image_manifest_parse(text, len, &v, &n, err) < 0) {
-		free(text);
-		return -1;
-	}
-	json_t *root = json_loadb(text, len, 0, NULL);
-	free(text);
-	if (!root) {
-		image_entries_free(v, n);
-		return silo_fail(err, SILO_ERR_INTERNAL, 0, "image manifest: reparse failed");
-	}
-	json_t *imgs = json_object_get(root, "images");
-	ssize_t idx = -1;
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(v[i].name, name))
+	ssize_t idx = -1, tidx = -1;
+	for (size_t i = 0; i < m.n; i++)
+		if (!strcmp(m.v[i].name, name))
 			idx = (ssize_t)i;
+	for (size_t i = 0; i < m.nt; i++)
+		if (!strcmp(m.t[i].name, name))
+			tidx = (ssize_t)i;
 	int rc = -1;
-	if (idx < 0) {
+	if (idx < 0 && tidx < 0) {
 		silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOENT, "image: no image named \"%s\"", name);
 		goto out;
 	}
-	json_array_remove(imgs, (size_t)idx);
-	char *dump = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	if (!dump) {
-		silo_fail(err, SILO_ERR_INTERNAL, ENOMEM, "image manifest: serialize");
-		goto out;
-	}
-	size_t dlen = strlen(dump);
-	char *withnl = xasprintf("%s\n", dump);
-	free(dump);
-	rc = write_file_atomic(path, withnl, dlen + 1, 0644, err);
-	free(withnl);
-	if (rc < 0)
-		goto out;
+	/* the JSON arrays and the parsed ones agree on order: both come from the same text */
+	json_array_remove(json_object_get(m.root, tidx >= 0 ? "trees" : "images"), (size_t)(tidx >= 0 ? tidx : idx));
+	rc = write_manifest_json(m.path, m.root, err);
+	if (rc < 0 || tidx >= 0)
+		goto out; /* a tree's directory is not ours to remove */
 	/* files go only after the manifest no longer points at them */
-	image_entry *e = &v[idx];
+	image_entry *e = &m.v[idx];
 	remove_file_and_stamp(e->file.path);
 	remove_file_and_stamp(e->initrd.path);
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof dir, "%s/images/%s", silo_cache_dir(), e->name);
 	rm_rf(dir);
 out:
-	json_decref(root);
-	image_entries_free(v, n);
+	manifest_end(&m);
 	return rc;
 }
 

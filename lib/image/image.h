@@ -13,9 +13,14 @@
  *   "initrd":{"path":"/abs/initrd.cpio.gz","sha256":"..","size":N},   (ext4 only)
  *   "kernel":{"key":"<16 hex>","path":"/abs/vmlinux","sha256":"..","size":N}}, ...]}
  *   (kernel sha256/size are optional; the signed-manifest boot check needs them)
+ *   "trees":[{"name":"namespace","path":"/abs/dir","sha256":"<tree digest>",
+ *   "entries":N,"size":N,"created":"RFC3339"}, ...]   (optional)
  * kind "initramfs": path is the initramfs (agent as /init); no root disk.
  * kind "ext4": path is a root disk image mounted read-only under a tmpfs overlay
  *   by the loader initramfs in "initrd" (kernel arg silo.root=/dev/vda).
+ * trees: directories the namespace provider uses as its read-only base layer
+ *   (its busybox + agent layer, or a boot.rootfs directory), with the tree
+ *   digest of lib/trust (trust_tree_digest): a signed manifest covers them too.
  */
 #ifndef SILO_IMAGE_H
 #define SILO_IMAGE_H
@@ -50,12 +55,31 @@ typedef struct image_entry {
 	uint64_t kernel_size;
 } image_entry;
 
+typedef struct image_tree {
+	char name[IMAGE_NAME_MAX + 1];
+	char *path;          /* absolute directory */
+	char sha256[65];     /* tree digest, lowercase hex */
+	uint64_t entries;
+	uint64_t size;       /* bytes of regular files */
+	char created[40];
+} image_tree;
+
 const char *image_kind_name(image_kind k);
 /* $CACHE/images/manifest.json into buf. */
 void image_manifest_path(char *buf, size_t len);
 /* Validate and parse manifest text. Errors are INVALID_CONFIG naming the entry and field. */
 int image_manifest_parse(const char *text, size_t len, image_entry **out, size_t *n,
 			 silo_error *err);
+/* The same, also returning the "trees" (t/nt may be NULL to skip them). */
+int image_manifest_parse_all(const char *text, size_t len, image_entry **out, size_t *n, image_tree **t,
+			     size_t *nt, silo_error *err);
+void image_trees_free(image_tree *t, size_t n);
+/* Trees listed in the manifest (a missing manifest is an empty list). */
+int image_list_trees(image_tree **out, size_t *n, silo_error *err);
+/* Record (or replace) tree `name` in the manifest, under the manifest lock.
+ * The name is shared with images: a tree may not take an image's name. */
+int image_record_tree(const char *name, const char *path, const char *sha256, uint64_t entries, uint64_t size,
+		      silo_error *err);
 /* Read the manifest (a missing manifest is an empty list). */
 int image_list(image_entry **out, size_t *n, silo_error *err);
 void image_entries_free(image_entry *e, size_t n);
@@ -71,7 +95,8 @@ int image_verify(const image_entry *e, silo_error *err);
 int image_file_verify(const char *what, const image_file *f, silo_error *err);
 /* SHA-256 of a file as 64 hex chars + NUL. */
 int image_sha256_file(const char *path, char hex[65], uint64_t *size, silo_error *err);
-/* Remove the image files and its manifest entry (under the manifest lock). */
+/* Remove the image files and its manifest entry (under the manifest lock). A
+ * tree's entry is removed, its directory left in place. */
 int image_remove(const char *name, silo_error *err);
 /* Valid image name: 1-64 of [a-z0-9_-], starting with a letter or digit. */
 bool image_name_valid(const char *name);

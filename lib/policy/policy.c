@@ -207,10 +207,37 @@ static int add_host_path(void *ctx, const toml_value *it, const char *s, const c
 	return 0;
 }
 
+static int add_host_tap(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
+{
+	policy *p = ctx;
+	if (!cfg_valid_name(s, 15))
+		return field_err(err, it, field, "expected an interface name of 1-15 [A-Za-z0-9_-], got \"%.64s\"", s);
+	p->host_taps[p->n_host_taps++] = xstrdup(s);
+	return 0;
+}
+
+static int add_host_env(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
+{
+	policy *p = ctx;
+	size_t n = strlen(s), body = n && s[n - 1] == '*' ? n - 1 : n;
+	bool ok = n > 0 && n <= 256 && (body == 0 || !(s[0] >= '0' && s[0] <= '9'));
+	for (size_t i = 0; i < body && ok; i++)
+		ok = (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_';
+	if (!ok)
+		return field_err(err, it, field, "expected a variable name or a PREFIX* ([A-Za-z_][A-Za-z0-9_]*), got \"%.200s\"",
+				 s);
+	p->host_env[p->n_host_env++] = xstrdup(s);
+	return 0;
+}
+
 static void policy_clear(policy *p)
 {
+	for (size_t i = 0; i < p->n_host_env; i++)
+		free(p->host_env[i]);
 	for (size_t i = 0; i < p->n_host_paths; i++)
 		free(p->host_paths[i]);
+	for (size_t i = 0; i < p->n_host_taps; i++)
+		free(p->host_taps[i]);
 	for (size_t i = 0; i < p->n_paths; i++)
 		free(p->paths[i]);
 	for (size_t i = 0; i < p->n_egress; i++)
@@ -237,6 +264,10 @@ static int parse_policy(const char *name, const toml_value *t, policy *p, silo_e
 			rc = get_strings(v, field, POLICY_MAX_EGRESS, add_egress, p, err);
 		} else if (!strcmp(k, "host_paths")) {
 			rc = get_strings(v, field, POLICY_MAX_PATHS, add_host_path, p, err);
+		} else if (!strcmp(k, "host_taps")) {
+			rc = get_strings(v, field, POLICY_MAX_TAPS, add_host_tap, p, err);
+		} else if (!strcmp(k, "host_env")) {
+			rc = get_strings(v, field, POLICY_MAX_PATHS, add_host_env, p, err);
 		} else if (!strcmp(k, "max_memory_mb")) {
 			rc = get_u32(v, field, 1u << 30, &p->max_memory_mb, err);
 		} else if (!strcmp(k, "max_vcpus")) {
@@ -247,8 +278,8 @@ static int parse_policy(const char *name, const toml_value *t, policy *p, silo_e
 			rc = get_u32(v, field, 10u * 365 * 86400, &p->max_lifetime_s, err);
 		} else {
 			rc = field_err(err, v, field,
-				       "unknown key (expected operations, paths, host_paths, egress, max_memory_mb, "
-				       "max_vcpus, max_pids, max_lifetime_s)");
+				       "unknown key (expected operations, paths, host_paths, host_taps, host_env, egress, "
+				       "max_memory_mb, max_vcpus, max_pids, max_lifetime_s)");
 		}
 		if (rc < 0)
 			return -1;
@@ -362,6 +393,7 @@ void policy_set_builtin(policy_set *out)
 	snprintf(out->v[0].name, sizeof out->v[0].name, "default");
 	out->v[0].ops = ALL_OPS;
 	out->v[0].host_paths_any = true;
+	out->v[0].host_env_any = true;
 }
 
 void policy_set_free(policy_set *s)
@@ -392,6 +424,17 @@ const policy *policy_find(const policy_set *s, const char *name, silo_error *err
 }
 
 /* ---- evaluation ---- */
+
+/* "a, b, c", or "none". */
+static void list_join(char *const *v, size_t n, char *buf, size_t len)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? ", " : "", v[i]);
+	if (!n)
+		snprintf(buf, len, "none");
+}
 
 static int deny(const policy *p, const char *rule, silo_error *err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -431,9 +474,7 @@ int policy_check_path(const policy *p, policy_op op, const char *path, silo_erro
 		if (path_under(p->paths[i], norm))
 			return 0;
 	char allowed[600];
-	size_t off = 0;
-	for (size_t i = 0; i < p->n_paths && off < sizeof allowed; i++)
-		off += (size_t)snprintf(allowed + off, sizeof allowed - off, "%s%s", i ? ", " : "", p->paths[i]);
+	list_join(p->paths, p->n_paths, allowed, sizeof allowed);
 	return deny(p, "paths", err, "%s \"%.200s\" is outside the allowed paths (%s)",
 		    op == POLICY_OP_EXEC ? "exec with working directory" : op == POLICY_OP_FILE_READ ? "file_read of" :
 		    op == POLICY_OP_FILE_WRITE ? "file_write of" : op_names[op], norm, allowed);
@@ -454,37 +495,143 @@ static void set_metadata(vm_spec *s, const char *key, const char *value)
 	}
 }
 
-static int check_host_path(const policy *p, const char *field, const char *path, silo_error *err)
+/* The built-in policy's "any host resource" holds for full-access callers only. */
+static bool host_any(const policy *p, policy_caller who)
 {
-	if (!path || !*path || p->host_paths_any)
+	return p->host_paths_any && who == POLICY_CALLER_FULL;
+}
+
+int policy_each_host_path(vm_spec *spec, policy_host_path_fn fn, void *ud, silo_error *err)
+{
+	struct {
+		const char *field;
+		char **slot;
+	} boot[] = {{"boot.kernel", &spec->kernel}, {"boot.initrd", &spec->initrd}, {"boot.rootfs", &spec->rootfs}};
+	for (size_t i = 0; i < ARRAY_SIZE(boot); i++)
+		if (*boot[i].slot && **boot[i].slot && fn(ud, boot[i].field, boot[i].slot, err) < 0)
+			return -1;
+	for (size_t i = 0; i < spec->n_drives; i++) {
+		char f[48];
+		snprintf(f, sizeof f, "drives[%zu].path", i);
+		if (spec->drives[i].path && *spec->drives[i].path && fn(ud, f, &spec->drives[i].path, err) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < spec->n_secrets; i++) {
+		spec_secret *x = &spec->secrets[i];
+		char f[320];
+		snprintf(f, sizeof f, "sandbox.secrets.%.200s.file", x->key);
+		if (x->src == SPEC_SECRET_FILE && x->ref && *x->ref && fn(ud, f, &x->ref, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+bool policy_host_paths_listed(const policy *p, policy_caller who)
+{
+	return !host_any(p, who) && p->n_host_paths > 0;
+}
+
+bool policy_host_path_granted(const policy *p, policy_caller who, const char *path)
+{
+	if (host_any(p, who))
+		return true;
+	char norm[4096];
+	if (!policy_normalize_path(path, norm, sizeof norm))
+		return false;
+	for (size_t i = 0; i < p->n_host_paths; i++)
+		if (path_under(p->host_paths[i], norm))
+			return true;
+	return false;
+}
+
+typedef struct host_check {
+	const policy *p;
+	policy_caller who;
+} host_check;
+
+static int check_host_path(void *ud, const char *field, char **slot, silo_error *err)
+{
+	const host_check *hc = ud;
+	const policy *p = hc->p;
+	const char *path = *slot;
+	if (host_any(p, hc->who))
 		return 0;
+	/* A scoped token under the built-in policy: refused as given, without
+	 * touching the file system (no oracle for which host files exist). */
+	if (p->host_paths_any)
+		return deny(p, "host_paths", err,
+			    "%s \"%.200s\" names a host file; a scoped token may name none unless a policy file grants it "
+			    "host_paths",
+			    field, path);
 	char norm[4096];
 	if (!policy_normalize_path(path, norm, sizeof norm))
 		return deny(p, "host_paths", err, "%s \"%.200s\" must be an absolute path without \"..\"", field, path);
-	for (size_t i = 0; i < p->n_host_paths; i++)
-		if (path_under(p->host_paths[i], norm))
+	if (policy_host_path_granted(p, hc->who, norm))
+		return 0;
+	char allowed[600];
+	list_join(p->host_paths, p->n_host_paths, allowed, sizeof allowed);
+	return deny(p, "host_paths", err, "%s \"%.200s\" is outside the allowed host paths (%s)", field, norm, allowed);
+}
+
+/* network.tap names a host device: like a host file, granted by host_taps. */
+static int check_host_tap(const policy *p, policy_caller who, const char *tap, silo_error *err)
+{
+	if (!tap || !*tap || host_any(p, who))
+		return 0;
+	for (size_t i = 0; i < p->n_host_taps; i++)
+		if (!strcmp(p->host_taps[i], tap))
 			return 0;
 	char allowed[600];
-	size_t off = 0;
-	allowed[0] = '\0';
-	for (size_t i = 0; i < p->n_host_paths && off < sizeof allowed; i++)
-		off += (size_t)snprintf(allowed + off, sizeof allowed - off, "%s%s", i ? ", " : "", p->host_paths[i]);
-	return deny(p, "host_paths", err, "%s \"%.200s\" is outside the allowed host paths (%s)", field, norm,
-		    off ? allowed : "none");
+	list_join(p->host_taps, p->n_host_taps, allowed, sizeof allowed);
+	if (p->host_paths_any)
+		return deny(p, "host_taps", err,
+			    "network.tap \"%.64s\" names a host device; a scoped token may name none unless a policy file "
+			    "grants it host_taps",
+			    tap);
+	return deny(p, "host_taps", err, "network.tap \"%.64s\" is not one of the allowed host tap devices (%s)", tap,
+		    allowed);
+}
+
+/* {env = NAME} secrets read silod's own environment: like host files, the
+ * built-in policy's "any" is for full-access callers; host_env grants names. */
+static int check_host_env(const policy *p, policy_caller who, const char *field, const char *name, silo_error *err)
+{
+	if (p->host_env_any && who == POLICY_CALLER_FULL)
+		return 0;
+	if (p->host_env_any)
+		return deny(p, "host_env", err,
+			    "%s \"%.200s\" names a variable of silod; a scoped token may name none unless a policy file "
+			    "grants it host_env",
+			    field, name);
+	for (size_t i = 0; i < p->n_host_env; i++) {
+		const char *a = p->host_env[i];
+		size_t l = strlen(a);
+		if (l && a[l - 1] == '*' ? !strncmp(a, name, l - 1) : !strcmp(a, name))
+			return 0;
+	}
+	char allowed[600];
+	list_join(p->host_env, p->n_host_env, allowed, sizeof allowed);
+	return deny(p, "host_env", err, "%s \"%.200s\" is not a variable of silod the policy lets specs read (%s)", field,
+		    name, allowed);
 }
 
 int policy_apply_spec(const policy *p, vm_spec *spec, silo_error *err)
 {
-	if (check_host_path(p, "boot.kernel", spec->kernel, err) < 0 ||
-	    check_host_path(p, "boot.initrd", spec->initrd, err) < 0 ||
-	    check_host_path(p, "boot.rootfs", spec->rootfs, err) < 0)
-		return -1;
-	for (size_t i = 0; i < spec->n_drives; i++) {
-		char f[48];
-		snprintf(f, sizeof f, "drives[%zu].path", i);
-		if (check_host_path(p, f, spec->drives[i].path, err) < 0)
+	return policy_apply_spec_as(p, POLICY_CALLER_FULL, spec, err);
+}
+
+int policy_apply_spec_as(const policy *p, policy_caller who, vm_spec *spec, silo_error *err)
+{
+	for (size_t i = 0; i < spec->n_secrets; i++) {
+		const spec_secret *x = &spec->secrets[i];
+		char f[320];
+		snprintf(f, sizeof f, "sandbox.secrets.%.200s.env", x->key);
+		if (x->src == SPEC_SECRET_ENV && check_host_env(p, who, f, x->ref, err) < 0)
 			return -1;
 	}
+	host_check hc = {p, who};
+	if (policy_each_host_path(spec, check_host_path, &hc, err) < 0)
+		return -1;
 	if (p->max_vcpus && spec->vcpus > p->max_vcpus)
 		return deny(p, "max_vcpus", err, "the spec asks for %u vCPUs, the policy allows %u", spec->vcpus,
 			    p->max_vcpus);
@@ -501,6 +648,8 @@ int policy_apply_spec(const policy *p, vm_spec *spec, silo_error *err)
 	if (wants_net && !(p->ops & (1u << POLICY_OP_NETWORK)))
 		return deny(p, "operations", err, "the spec enables networking (network.%s) and the policy allows none",
 			    spec->network ? "enabled" : spec->n_egress ? "egress" : "tap");
+	if (check_host_tap(p, who, spec->tap, err) < 0)
+		return -1;
 	if (spec->network && p->n_egress) {
 		for (size_t i = 0; i < spec->n_egress; i++) {
 			bool ok = false;

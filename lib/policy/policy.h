@@ -6,7 +6,9 @@
  *   [policies.standard]
  *   operations = ["exec", "file_read", "file_write"]   # plus network, snapshot, pause
  *   paths = ["/workspace", "/tmp"]                      # file APIs and exec cwd
- *   host_paths = ["/var/lib/silo/roots"]                # kernel/initrd/rootfs/drives of specs
+ *   host_paths = ["/var/lib/silo/roots"]                # kernel/initrd/rootfs/drives/secret files of specs
+ *   host_taps = ["silo-tap0"]                           # host tap devices network.tap may name
+ *   host_env = ["AGENT_*"]                              # silod variables specs may read as secrets
  *   egress = ["10.0.0.0/8", "pypi.org:443"]             # when "network" is allowed
  *   max_memory_mb = 1024
  *   max_vcpus = 2
@@ -30,6 +32,7 @@
 #define POLICY_NAME_MAX 64
 #define POLICY_MAX_POLICIES 256
 #define POLICY_MAX_PATHS 64
+#define POLICY_MAX_TAPS 64
 #define POLICY_MAX_EGRESS SPEC_MAX_EGRESS
 /* The spec metadata key that names a sandbox's policy (recorded at create). */
 #define POLICY_METADATA_KEY "policy"
@@ -55,9 +58,16 @@ typedef struct policy {
 	uint32_t ops;                    /* bit (1u << policy_op) */
 	size_t n_paths;                  /* 0 = every path */
 	char *paths[POLICY_MAX_PATHS];   /* normalized absolute prefixes */
-	bool host_paths_any;             /* the built-in policy: specs may name any host file */
+	bool host_paths_any;             /* the built-in policy: full-access callers may name any host
+					  * file and tap device (never a scoped token: policy_caller) */
 	size_t n_host_paths;             /* else host files of specs must be under these */
 	char *host_paths[POLICY_MAX_PATHS];
+	size_t n_host_taps;              /* and network.tap must be one of these */
+	char *host_taps[POLICY_MAX_TAPS];
+	bool host_env_any;               /* the built-in policy: full-access callers' secrets may name any
+					  * variable of silod (never a scoped token's) */
+	size_t n_host_env;               /* else {env = NAME} secrets must match one (NAME or PREFIX*) */
+	char *host_env[POLICY_MAX_PATHS];
 	size_t n_egress;                 /* 0 = any destination (if network is allowed) */
 	char *egress[POLICY_MAX_EGRESS];
 	uint32_t max_memory_mb;          /* 0 = no limit (each max_*) */
@@ -84,12 +94,33 @@ void policy_set_free(policy_set *s);
  * (the message lists the known names). */
 const policy *policy_find(const policy_set *s, const char *name, silo_error *err);
 
-/* Before spawn: check a spec against p (resources, network, egress, and the
- * host files it names: boot.kernel, boot.initrd, boot.rootfs, drives[].path,
- * which the caller should have resolved with realpath) and apply the policy's limits where
- * the spec leaves them open (pids_max 0 -> max_pids, timeout_s 0 ->
- * max_lifetime_s, empty egress -> the policy's egress list). Records the
- * policy's name in the spec metadata (POLICY_METADATA_KEY). */
+/* Who asks for a sandbox. Host resources (files, tap devices) are what a
+ * policy's host_paths and host_taps grant; the built-in policy's "any"
+ * (host_paths_any) is for full-access callers only: a scoped API token gets
+ * exactly what a policy file lists, and without one nothing. */
+typedef enum policy_caller {
+	POLICY_CALLER_FULL = 0,          /* unix socket owner, full-access token, silod itself */
+	POLICY_CALLER_TOKEN,             /* a scoped token of the tokens file */
+} policy_caller;
+
+/* The spec fields that name host files (boot.kernel, boot.initrd, boot.rootfs,
+ * drives[i].path, sandbox.secrets.K.file), set ones only, in this order: fn gets the field's name and
+ * its slot (it may replace the string). Stops at the first negative return. */
+typedef int (*policy_host_path_fn)(void *ud, const char *field, char **path, silo_error *err);
+int policy_each_host_path(vm_spec *spec, policy_host_path_fn fn, void *ud, silo_error *err);
+/* Does p let who name host files by prefix (true), or any / none (false)?
+ * Only then are the paths worth resolving before the check. */
+bool policy_host_paths_listed(const policy *p, policy_caller who);
+/* Is path (lexically normalized) under one of p's host_paths for who? */
+bool policy_host_path_granted(const policy *p, policy_caller who, const char *path);
+
+/* Before spawn: check a spec against p (resources, network, egress, the host
+ * files it names, which the caller should have resolved with realpath, the
+ * tap device and the variables of silod its {env = NAME} secrets name) and apply the policy's limits where the spec leaves them
+ * open (pids_max 0 -> max_pids, timeout_s 0 -> max_lifetime_s, empty egress
+ * -> the policy's egress list). Records the policy's name in the spec
+ * metadata (POLICY_METADATA_KEY). policy_apply_spec is the full-access form. */
+int policy_apply_spec_as(const policy *p, policy_caller who, vm_spec *spec, silo_error *err);
 int policy_apply_spec(const policy *p, vm_spec *spec, silo_error *err);
 /* Is op allowed at all? */
 int policy_check_op(const policy *p, policy_op op, silo_error *err);

@@ -460,6 +460,7 @@ static void k_diagnostics(sandbox *sb, char *buf, size_t len)
 
 const provider_ops kvm_provider = {
 	.name = "kvm",
+	.vm = true,
 	.probe = k_probe,
 	.spawn = k_spawn,
 	.connect = k_connect,

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <limits.h>
 #include <linux/close_range.h>
 #include <net/if.h>
 #include <poll.h>
@@ -42,6 +43,7 @@
 #include "core/sandbox.h"
 #include "providers/ns.h"
 #include "snapshot/snapshot.h"
+#include "trust/trust.h"
 
 /* Weak: usable before lib/core/channel.c is in the same library. */
 extern bool chan_is_connected(chan *c) __attribute__((weak));
@@ -391,10 +393,38 @@ static int write_map(pid_t pid, const char *file, const char *text)
 	return rc;
 }
 
+/* Right after fork, in the child: close every descriptor inherited from the
+ * (multithreaded) parent but 0-2 and keep[]. Close-on-exec is not enough:
+ * until the init execs the agent, its copies would keep other sandboxes'
+ * agent sockets alive, and a concurrent delete of one of those finds its
+ * socket "left behind" (CLEANUP_FAILED). Async-signal-safe. */
+static void close_inherited(int *keep, int n)
+{
+	for (int i = 1; i < n; i++)   /* insertion sort: n is tiny */
+		for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+			int t = keep[j];
+			keep[j] = keep[j - 1];
+			keep[j - 1] = t;
+		}
+	int from = 3;
+	for (int i = 0; i <= n; i++) {
+		int to = i < n ? keep[i] - 1 : INT_MAX;
+		if (i < n && keep[i] < from)
+			continue;
+		if (to >= from && syscall(SYS_close_range, (unsigned)from, (unsigned)to, 0) < 0)
+			for (int fd = from; fd <= to && fd < 65536; fd++)
+				close(fd);
+		if (i < n)
+			from = keep[i] + 1;
+	}
+}
+
 /* The intermediate process: new session, join the cgroups, clone the init,
  * map ids, report its pid, exit (so the init is nobody's child here). */
 __attribute__((noreturn)) static void intermediate(child_args *a, int pid_wr, int sync_wr)
 {
+	int keep[] = {a->listen_fd, a->err_fd, a->sync_fd, pid_wr, sync_wr};
+	close_inherited(keep, (int)(sizeof keep / sizeof keep[0]));
 	setsid();
 	char me[32];
 	s_uint(me, sizeof me, (unsigned long)getpid());
@@ -500,6 +530,11 @@ static int base_layer(sandbox *sb, const vm_spec *spec, char *lower, size_t lowe
 					    "boot.rootfs: ',', ':' and '\\' are not allowed in the path");
 		snprintf(lower, lower_len, "%s", spec->rootfs);
 	} else if (ns_rootfs_base(agent, lower, lower_len, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		return -1;
+	}
+	/* With a keyring, the layer must be a tree the signed manifest lists (lib/trust/tree.c). */
+	if (trust_check_tree(lower, NULL, err) < 0) {
 		silo_error_set_vm(err, sb->id);
 		return -1;
 	}

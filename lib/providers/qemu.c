@@ -1299,6 +1299,7 @@ static int q_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_err
 
 const provider_ops qemu_provider = {
 	.name = "qemu",
+	.vm = true,
 	.probe = q_probe,
 	.spawn = q_spawn,
 	.connect = q_connect,

@@ -12,7 +12,7 @@
 
 #include "common/util.h"
 
-#define DSTORE_SCHEMA_VERSION 1
+#define DSTORE_SCHEMA_VERSION 2
 
 struct dstore {
 	sqlite3 *db;
@@ -47,6 +47,9 @@ static const char *const migrations[] = {
 	"  budget REAL NOT NULL,"
 	"  ts_ms INTEGER NOT NULL,"
 	"  PRIMARY KEY (team, level, budget));",
+	/* 2: the signed bundle a deployment unpacks (docs/deployments.md) */
+	"ALTER TABLE agent_deployments ADD COLUMN bundle TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE agent_deployments ADD COLUMN bundle_key TEXT NOT NULL DEFAULT '';",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == DSTORE_SCHEMA_VERSION,
 	       "one migration per deploy schema version");
@@ -145,10 +148,11 @@ static int write_row(dstore *s, const dstore_row *r, bool replace, silo_error *e
 	if (sqlite3_prepare_v2(s->db,
 			       replace ? "INSERT OR REPLACE INTO agent_deployments(name, team, restart, state, "
 					 "sandbox_id, spec, overrides, vcpus, memory_mb, restarts, created_ms, "
-					 "updated_ms, last_error) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"
+					 "updated_ms, last_error, bundle, bundle_key) "
+					 "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
 				       : "INSERT INTO agent_deployments(name, team, restart, state, sandbox_id, spec, "
-					 "overrides, vcpus, memory_mb, restarts, created_ms, updated_ms, last_error) "
-					 "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
+					 "overrides, vcpus, memory_mb, restarts, created_ms, updated_ms, last_error, "
+					 "bundle, bundle_key) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
 			       -1, &st, NULL) != SQLITE_OK) {
 		db_fail(s, err, "prepare");
 		goto out;
@@ -166,6 +170,8 @@ static int write_row(dstore *s, const dstore_row *r, bool replace, silo_error *e
 	sqlite3_bind_int64(st, 11, (sqlite3_int64)r->created_ms);
 	sqlite3_bind_int64(st, 12, (sqlite3_int64)r->updated_ms);
 	sqlite3_bind_text(st, 13, r->last_error, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 14, r->bundle, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 15, r->bundle_key, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		db_fail(s, err, replace ? "update deployment" : "insert deployment");
 		if (err && err->code == SILO_ERR_CONFLICT)
@@ -225,7 +231,8 @@ int dstore_list(dstore *s, dstore_row **out, size_t *n, silo_error *err)
 	pthread_mutex_lock(&s->lock);
 	if (sqlite3_prepare_v2(s->db,
 			       "SELECT name, team, restart, state, sandbox_id, spec, overrides, vcpus, memory_mb, "
-			       "restarts, created_ms, updated_ms, last_error FROM agent_deployments ORDER BY name",
+			       "restarts, created_ms, updated_ms, last_error, bundle, bundle_key FROM agent_deployments "
+			       "ORDER BY name",
 			       -1, &st, NULL) != SQLITE_OK) {
 		db_fail(s, err, "prepare");
 		goto out;
@@ -253,6 +260,8 @@ int dstore_list(dstore *s, dstore_row **out, size_t *n, silo_error *err)
 		r->created_ms = (uint64_t)sqlite3_column_int64(st, 10);
 		r->updated_ms = (uint64_t)sqlite3_column_int64(st, 11);
 		col_str(st, 12, r->last_error, sizeof r->last_error);
+		col_str(st, 13, r->bundle, sizeof r->bundle);
+		col_str(st, 14, r->bundle_key, sizeof r->bundle_key);
 	}
 	if (rc != SQLITE_DONE) {
 		db_fail(s, err, "list deployments");

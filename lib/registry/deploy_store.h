@@ -5,6 +5,7 @@
  *   agent_deployments  one row per deployed agent (the deployed set, exactly)
  *   agent_usage        accumulated vCPU-ms and MiB-ms per (team, agent)
  *   budget_alerts      budget alerts already raised (team, level, budget)
+ * Schema 2 added agent_deployments.bundle and .bundle_key.
  * The tables carry their own version (deploy_schema) so the registry's
  * migrations stay independent. Thread-safe (one connection, one mutex).
  */
@@ -34,6 +35,8 @@ typedef struct dstore_row {
 	uint32_t restarts;
 	uint64_t created_ms, updated_ms;
 	char last_error[512];
+	char bundle[65];             /* sha256 of the signed bundle it unpacks, "" = none */
+	char bundle_key[17];         /* the key id that signed it */
 } dstore_row;
 
 typedef struct dstore_usage {

@@ -2,10 +2,13 @@
  * hac.toml <-> vm_spec (docs/hac-toml.md).
  *
  * Two accepted forms:
- *   sectioned: [vm] [resources] [boot] [network] [[drives]] [sandbox] [sandbox.env] [metadata]
+ *   sectioned: [vm] [resources] [boot] [network] [[drives]] [sandbox] [sandbox.env] [sandbox.secrets]
+ *              [metadata]
  *   Vistara:   [spacecore] name/description/provider, [hardware] cores/memory/kernel/drive/interface
  *              (+ [sandbox] and [metadata])
  * Unknown sections and keys are errors naming them; a typo is never ignored.
+ * Secrets: no message ever quotes a secret's value, spec_format() never writes
+ * one, and spec_free() zeroes them.
  */
 #include "spec/spec.h"
 
@@ -344,6 +347,70 @@ static int k_env(vm_spec *s, const toml_value *v, const char *field, silo_error 
 	return 0;
 }
 
+static int secret_entry(vm_spec *s, const char *key, const toml_value *x, const char *f, silo_error *err)
+{
+	if (x->type == TOML_STRING) {
+		if (memchr(x->u.str.ptr, '\0', x->u.str.len))
+			return field_err(err, x, f, "a secret must not contain NUL characters");
+		if (x->u.str.len > SPEC_SECRET_MAX)
+			return field_err(err, x, f, "a secret is at most %d bytes", SPEC_SECRET_MAX);
+		bool redacted = !strcmp(x->u.str.ptr, SPEC_SECRET_REDACTED);
+		spec_set_secret(s, key, SPEC_SECRET_VALUE, NULL, redacted ? NULL : x->u.str.ptr);
+		return 0;
+	}
+	if (x->type != TOML_TABLE)
+		return type_err(err, x, f, "a string, {file = \"/host/path\"} or {env = \"NAME\"}");
+	if (x->u.tab.n != 1)
+		return field_err(err, x, f, "expected exactly one of file or env, as {file = \"/host/path\"} or {env = \"NAME\"}");
+	const char *sk = x->u.tab.keys[0];
+	const toml_value *sv = x->u.tab.vals[0];
+	char f2[400];
+	snprintf(f2, sizeof f2, "%s.%s", f, sk);
+	cleanup_free char *ref = NULL;
+	if (!strcmp(sk, "file")) {
+		if (get_str(sv, f2, &ref, 4096, err) < 0)
+			return -1;
+		if (ref[0] != '/')
+			return field_err(err, sv, f2, "expected an absolute host path");
+		spec_set_secret(s, key, SPEC_SECRET_FILE, ref, NULL);
+	} else if (!strcmp(sk, "env")) {
+		if (get_str(sv, f2, &ref, 256, err) < 0)
+			return -1;
+		if (!valid_env_key(ref))
+			return field_err(err, sv, f2, "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+		spec_set_secret(s, key, SPEC_SECRET_ENV, ref, NULL);
+	} else {
+		return key_err(err, sv, f2, "unknown key (expected file or env)");
+	}
+	return 0;
+}
+
+static const spec_secret *find_secret(const vm_spec *s, const char *key)
+{
+	for (size_t i = 0; i < s->n_secrets; i++)
+		if (!strcmp(s->secrets[i].key, key))
+			return &s->secrets[i];
+	return NULL;
+}
+
+static int k_secrets(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
+{
+	if (v->type != TOML_TABLE)
+		return type_err(err, v, field, "table (KEY = \"value\", KEY = {file = \"/host/path\"} or KEY = {env = \"NAME\"})");
+	for (size_t i = 0; i < v->u.tab.n; i++) {
+		char f[300];
+		const char *k = v->u.tab.keys[i];
+		snprintf(f, sizeof f, "%s.%s", field, k);
+		if (!valid_env_key(k))
+			return key_err(err, v->u.tab.vals[i], f, "secret names are [A-Za-z_][A-Za-z0-9_]*");
+		if (s->n_secrets >= SPEC_MAX_KV && !find_secret(s, k))
+			return key_err(err, v->u.tab.vals[i], f, "at most %d secrets", SPEC_MAX_KV);
+		if (secret_entry(s, k, v->u.tab.vals[i], f, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int k_metadata_table(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
 {
 	if (v->type != TOML_TABLE)
@@ -374,8 +441,9 @@ static const key_rule boot_rules[] = {{"kernel", k_kernel}, {"initrd", k_initrd}
 				      {"boot_timeout_ms", k_boot_timeout}, {NULL, NULL}};
 static const key_rule network_rules[] = {
 	{"enabled", k_net_enabled}, {"tap", k_tap}, {"mac", k_mac}, {"egress", k_egress}, {NULL, NULL}};
-static const key_rule sandbox_rules[] = {{"env", k_env}, {"workdir", k_workdir}, {"timeout_s", k_timeout_s},
-					 {"pids_max", k_pids_max}, {"disk_mb", k_disk_mb}, {NULL, NULL}};
+static const key_rule sandbox_rules[] = {{"env", k_env},           {"secrets", k_secrets}, {"workdir", k_workdir},
+					 {"timeout_s", k_timeout_s}, {"pids_max", k_pids_max}, {"disk_mb", k_disk_mb},
+					 {NULL, NULL}};
 
 /* [[drives]] entries: the drive being filled is always the last one. */
 #define cur_drive (&s->drives[s->n_drives - 1])
@@ -614,6 +682,24 @@ int spec_validate(const vm_spec *s, silo_error *err)
 	for (size_t i = 0; i < s->n_env; i++)
 		if (!valid_env_key(s->env[i].key))
 			return field_err(err, NULL, "sandbox.env", "invalid variable name \"%s\"", s->env[i].key);
+	for (size_t i = 0; i < s->n_secrets; i++) {
+		const spec_secret *x = &s->secrets[i];
+		char f[300];
+		snprintf(f, sizeof f, "sandbox.secrets.%.200s", x->key);
+		if (!valid_env_key(x->key))
+			return field_err(err, NULL, "sandbox.secrets", "invalid variable name \"%.200s\"", x->key);
+		if (spec_get_env(s, x->key))
+			return field_err(err, NULL, f, "also given in sandbox.env: a variable is either a secret or not");
+		if (x->src == SPEC_SECRET_FILE && (!x->ref || x->ref[0] != '/' || strlen(x->ref) > 4096))
+			return field_err(err, NULL, f, "file: expected an absolute host path");
+		if (x->src == SPEC_SECRET_ENV && (!x->ref || strlen(x->ref) > 256 || !valid_env_key(x->ref)))
+			return field_err(err, NULL, f, "env: expected an environment variable name");
+		if (x->src == SPEC_SECRET_VALUE && x->ref)
+			return field_err(err, NULL, f, "an inline secret has no reference");
+		if (x->value && (strlen(x->value) > SPEC_SECRET_MAX || !strcmp(x->value, SPEC_SECRET_REDACTED)))
+			return field_err(err, NULL, f, "a value is at most %d bytes and not \"%s\" (the redaction mark)",
+					 SPEC_SECRET_MAX, SPEC_SECRET_REDACTED);
+	}
 	return 0;
 }
 
@@ -699,7 +785,7 @@ static char *key_text(const char *k)
 	return toml_is_bare_key(k) ? xstrdup(k) : toml_quote(k, strlen(k));
 }
 
-char *spec_format(const vm_spec *s)
+static char *format_spec(const vm_spec *s, bool with_secret_values)
 {
 	char *b = NULL;
 	size_t len = 0, cap = 0;
@@ -751,7 +837,7 @@ char *spec_format(const vm_spec *s)
 		PUT_STR("path", d->path ? d->path : "");
 		PUT("read_only = %s\nroot = %s\n", d->read_only ? "true" : "false", d->root ? "true" : "false");
 	}
-	if (s->workdir || s->timeout_s || s->pids_max || s->disk_mb || s->n_env) {
+	if (s->workdir || s->timeout_s || s->pids_max || s->disk_mb || s->n_env || s->n_secrets) {
 		PUT("\n[sandbox]\n");
 		if (s->workdir)
 			PUT_STR("workdir", s->workdir);
@@ -771,6 +857,23 @@ char *spec_format(const vm_spec *s)
 				free(q);
 			}
 		}
+		if (s->n_secrets) {
+			PUT("\n[sandbox.secrets]\n");
+			for (size_t i = 0; i < s->n_secrets; i++) {
+				const spec_secret *x = &s->secrets[i];
+				cleanup_free char *k = key_text(x->key);
+				if (x->src == SPEC_SECRET_VALUE) {
+					const char *v = with_secret_values && x->value ? x->value : SPEC_SECRET_REDACTED;
+					char *q = toml_quote(v, strlen(v));
+					PUT("%s = %s\n", k, q);
+					explicit_bzero(q, strlen(q));
+					free(q);
+				} else {
+					cleanup_free char *q = toml_quote(x->ref, strlen(x->ref));
+					PUT("%s = {%s = %s}\n", k, x->src == SPEC_SECRET_FILE ? "file" : "env", q);
+				}
+			}
+		}
 	}
 	if (s->n_metadata) {
 		PUT("\n[metadata]\n");
@@ -783,6 +886,16 @@ char *spec_format(const vm_spec *s)
 		}
 	}
 	return b;
+}
+
+char *spec_format(const vm_spec *s)
+{
+	return format_spec(s, false);
+}
+
+char *spec_format_with_secrets(const vm_spec *s)
+{
+	return format_spec(s, true);
 }
 
 int spec_default(const char *provider, vm_spec *out, silo_error *err)
@@ -837,6 +950,12 @@ bool spec_equal(const vm_spec *a, const vm_spec *b)
 	    a->disk_mb != b->disk_mb || !str_eq(a->isolation, b->isolation) ||
 	    !kv_eq(a->env, a->n_env, b->env, b->n_env) || !kv_eq(a->metadata, a->n_metadata, b->metadata, b->n_metadata))
 		return false;
+	if (a->n_secrets != b->n_secrets)
+		return false;
+	for (size_t i = 0; i < a->n_secrets; i++)
+		if (!str_eq(a->secrets[i].key, b->secrets[i].key) || a->secrets[i].src != b->secrets[i].src ||
+		    !str_eq(a->secrets[i].ref, b->secrets[i].ref) || !str_eq(a->secrets[i].value, b->secrets[i].value))
+			return false;
 	for (size_t i = 0; i < a->n_egress; i++)
 		if (!str_eq(a->egress[i], b->egress[i]))
 			return false;
@@ -880,6 +999,20 @@ void spec_copy(vm_spec *dst, const vm_spec *src)
 		dst->metadata[i].key = dup_or_null(src->metadata[i].key);
 		dst->metadata[i].value = dup_or_null(src->metadata[i].value);
 	}
+	for (size_t i = 0; i < src->n_secrets; i++) {
+		dst->secrets[i].key = dup_or_null(src->secrets[i].key);
+		dst->secrets[i].ref = dup_or_null(src->secrets[i].ref);
+		dst->secrets[i].value = dup_or_null(src->secrets[i].value);
+	}
+}
+
+static void free_secret_value(char **v)
+{
+	if (*v) {
+		explicit_bzero(*v, strlen(*v));
+		free(*v);
+		*v = NULL;
+	}
 }
 
 void spec_free(vm_spec *s)
@@ -908,6 +1041,11 @@ void spec_free(vm_spec *s)
 	for (size_t i = 0; i < s->n_metadata; i++) {
 		free(s->metadata[i].key);
 		free(s->metadata[i].value);
+	}
+	for (size_t i = 0; i < s->n_secrets; i++) {
+		free(s->secrets[i].key);
+		free(s->secrets[i].ref);
+		free_secret_value(&s->secrets[i].value);
 	}
 	memset(s, 0, sizeof *s);
 }
@@ -942,4 +1080,168 @@ const char *spec_get_env(const vm_spec *s, const char *key)
 		if (!strcmp(s->env[i].key, key))
 			return s->env[i].value;
 	return NULL;
+}
+
+/* ---------------- secrets ---------------- */
+
+void spec_set_secret(vm_spec *s, const char *key, spec_secret_src src, const char *ref, const char *value)
+{
+	spec_secret *x = NULL;
+	for (size_t i = 0; i < s->n_secrets && !x; i++)
+		if (!strcmp(s->secrets[i].key, key))
+			x = &s->secrets[i];
+	if (!x) {
+		if (s->n_secrets >= SPEC_MAX_KV)
+			return;
+		x = &s->secrets[s->n_secrets++];
+		x->key = xstrdup(key);
+	} else {
+		free(x->ref);
+		free_secret_value(&x->value);
+	}
+	x->src = src;
+	x->ref = ref ? xstrdup(ref) : NULL;
+	x->value = value ? xstrdup(value) : NULL;
+}
+
+void spec_redact(vm_spec *s)
+{
+	for (size_t i = 0; i < s->n_secrets; i++)
+		free_secret_value(&s->secrets[i].value);
+}
+
+int spec_read_secret_file(const char *path, char **out, silo_error *err)
+{
+	*out = NULL;
+	char *t = NULL;
+	size_t n = 0;
+	if (read_file(path, SPEC_SECRET_MAX + 2, &t, &n, err) < 0)
+		return -1;
+	if (n && t[n - 1] == '\n')
+		t[--n] = '\0';
+	if (n && t[n - 1] == '\r')
+		t[--n] = '\0';
+	int rc = 0;
+	if (memchr(t, '\0', n))
+		rc = silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s: a secret must not contain NUL bytes", path);
+	else if (n > SPEC_SECRET_MAX)
+		rc = silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s: a secret is at most %d bytes", path, SPEC_SECRET_MAX);
+	if (rc < 0) {
+		explicit_bzero(t, n);
+		free(t);
+		return -1;
+	}
+	*out = t;
+	return 0;
+}
+
+static int resolve_one(spec_secret *x, silo_error *err)
+{
+	free_secret_value(&x->value);
+	if (x->src == SPEC_SECRET_FILE) {
+		if (spec_read_secret_file(x->ref, &x->value, err) < 0) {
+			err->code = SILO_ERR_INVALID_CONFIG;
+			return silo_error_prefix(err, "sandbox.secrets.%s", x->key), -1;
+		}
+		return 0;
+	}
+	const char *v = getenv(x->ref);
+	if (!v)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "sandbox.secrets.%s: the environment variable %s is not set in the process that creates "
+				 "the sandbox",
+				 x->key, x->ref);
+	if (strlen(v) > SPEC_SECRET_MAX)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "sandbox.secrets.%s: %s is longer than %d bytes", x->key,
+				 x->ref, SPEC_SECRET_MAX);
+	x->value = xstrdup(v);
+	return 0;
+}
+
+int spec_resolve_secrets(vm_spec *s, unsigned flags, silo_error *err)
+{
+	int rc = 0;
+	silo_error first = {0};
+	for (size_t i = 0; i < s->n_secrets; i++) {
+		spec_secret *x = &s->secrets[i];
+		silo_error e = {0};
+		int r = 0;
+		if (x->src != SPEC_SECRET_VALUE)
+			r = resolve_one(x, &e);
+		else if (!x->value && (flags & SPEC_SECRETS_STRICT))
+			r = silo_fail(&e, SILO_ERR_INVALID_CONFIG, 0,
+				      "sandbox.secrets.%s: the value was redacted (\"%s\") and is not available: give it "
+				      "again (--secret %s=..., or the request's secrets)",
+				      x->key, SPEC_SECRET_REDACTED, x->key);
+		if (r < 0 && rc == 0) {
+			rc = -1;
+			first = e;
+		}
+		if (r < 0 && !(flags & SPEC_SECRETS_KEEP_GOING))
+			break;
+	}
+	if (rc < 0 && err)
+		*err = first;
+	return rc;
+}
+
+static void env_put(char ***env, size_t *n, const char *key, size_t klen, char *entry)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (!strncmp((*env)[i], key, klen) && (*env)[i][klen] == '=') {
+			explicit_bzero((*env)[i], strlen((*env)[i]));
+			free((*env)[i]);
+			(*env)[i] = entry;
+			return;
+		}
+	*env = xrealloc(*env, (*n + 2) * sizeof **env);
+	(*env)[(*n)++] = entry;
+	(*env)[*n] = NULL;
+}
+
+char **spec_exec_env(const vm_spec *s, char *const *extra, silo_error *err)
+{
+	char **env = xcalloc(1, sizeof *env);
+	size_t n = 0;
+	for (size_t i = 0; i < s->n_env; i++)
+		env_put(&env, &n, s->env[i].key, strlen(s->env[i].key), xasprintf("%s=%s", s->env[i].key, s->env[i].value));
+	for (size_t i = 0; i < s->n_secrets; i++) {
+		const spec_secret *x = &s->secrets[i];
+		size_t kl = strlen(x->key);
+		if (x->value) {
+			env_put(&env, &n, x->key, kl, xasprintf("%s=%s", x->key, x->value));
+			continue;
+		}
+		bool supplied = false;
+		for (char *const *e = extra; e && *e && !supplied; e++)
+			supplied = !strncmp(*e, x->key, kl) && (*e)[kl] == '=';
+		if (!supplied) {
+			spec_env_free(env);
+			return silo_fail(err, SILO_ERR_CONFLICT, 0,
+					 "secret %s is not available (%s): pass it in the command's environment, or create the "
+					 "sandbox again with it",
+					 x->key,
+					 x->src == SPEC_SECRET_VALUE
+						 ? "it was given inline, which is held in memory only and lost when silod restarts"
+						 : "it could not be read again after silod restarted"),
+			       NULL;
+		}
+	}
+	for (char *const *e = extra; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		if (eq)
+			env_put(&env, &n, *e, (size_t)(eq - *e), xstrdup(*e));
+	}
+	return env;
+}
+
+void spec_env_free(char **env)
+{
+	if (!env)
+		return;
+	for (char **e = env; *e; e++) {
+		explicit_bzero(*e, strlen(*e));
+		free(*e);
+	}
+	free(env);
 }

@@ -25,6 +25,25 @@ typedef struct spec_kv {
 	char *value;
 } spec_kv;
 
+/* [sandbox.secrets]: environment variables of the sandbox's commands whose values
+ * are never written anywhere (docs/hac-toml.md). A value given inline lives in
+ * memory only; a file or an environment variable of the process that creates
+ * the sandbox is read when it is created (and again after a silod restart). */
+#define SPEC_SECRET_MAX 32768            /* bytes of one secret value */
+#define SPEC_SECRET_REDACTED "***"       /* what specs show (and store) instead of a value */
+typedef enum spec_secret_src {
+	SPEC_SECRET_VALUE = 0,           /* K = "value" (or "***": the value is not available) */
+	SPEC_SECRET_FILE,                /* K = {file = "/host/path"} */
+	SPEC_SECRET_ENV,                 /* K = {env = "NAME"} */
+} spec_secret_src;
+
+typedef struct spec_secret {
+	char *key;
+	spec_secret_src src;
+	char *ref;                   /* FILE: absolute host path; ENV: variable name; VALUE: NULL */
+	char *value;                 /* in memory only; NULL = not resolved or not available */
+} spec_secret;
+
 typedef struct spec_drive {
 	char *id;                    /* "drive0".. if not given */
 	char *path;
@@ -66,6 +85,8 @@ typedef struct vm_spec {
 	uint32_t boot_timeout_ms;        /* 0 = provider default */
 	uint32_t pids_max;               /* 0 = default */
 	uint32_t disk_mb;                /* writable layer limit; 0 = SPEC_DISK_DEFAULT_MB */
+	size_t n_secrets;
+	spec_secret secrets[SPEC_MAX_KV];
 
 	/* [metadata] */
 	size_t n_metadata;
@@ -87,8 +108,13 @@ int spec_validate(const vm_spec *s, silo_error *err);
 int spec_check_capacity(const vm_spec *s, const host_capacity *host, uint32_t allocated_vcpus,
 			uint64_t allocated_mb, silo_error *err);
 int host_capacity_read(host_capacity *out, silo_error *err);
-/* Canonical sectioned TOML; parses back to an equal spec. Caller frees. */
+/* Canonical sectioned TOML; parses back to an equal spec, except that secret values
+ * are never written (an inline one reads "***"): it parses back to spec_redact(s).
+ * This is the only form that is stored (registry, deployments, snapshots). Caller frees. */
 char *spec_format(const vm_spec *s);
+/* The same with inline secret values, to hand a spec to silod in a request body,
+ * which is held in memory only. Never store or log it. */
+char *spec_format_with_secrets(const vm_spec *s);
 /* Default template for a provider (2 vCPUs, 512 MB unless the provider needs otherwise). */
 int spec_default(const char *provider, vm_spec *out, silo_error *err);
 bool spec_equal(const vm_spec *a, const vm_spec *b);
@@ -96,6 +122,25 @@ void spec_copy(vm_spec *dst, const vm_spec *src);
 void spec_free(vm_spec *s);          /* frees members, not s itself */
 /* Set or replace an env entry (used for -e K=V overrides). */
 void spec_set_env(vm_spec *s, const char *key, const char *value);
+/* Set or replace a secret: an inline value (ref NULL), or a file/env reference. */
+void spec_set_secret(vm_spec *s, const char *key, spec_secret_src src, const char *ref, const char *value);
+/* Read the FILE and ENV secrets (a file: at most SPEC_SECRET_MAX bytes, one trailing
+ * newline removed, no NUL; a variable of this process). INVALID_CONFIG naming the
+ * secret (never its value). Flags: SPEC_SECRETS_STRICT: an inline secret without a
+ * value ("***") is an error too (else it stays without one); SPEC_SECRETS_KEEP_GOING:
+ * a secret that cannot be read is left without a value and the others are still read
+ * (the first error is returned at the end). */
+enum { SPEC_SECRETS_STRICT = 1, SPEC_SECRETS_KEEP_GOING = 2 };
+int spec_resolve_secrets(vm_spec *s, unsigned flags, silo_error *err);
+/* One secret file as spec_resolve_secrets reads it; free() with explicit_bzero. */
+int spec_read_secret_file(const char *path, char **out, silo_error *err);
+/* Forget every secret value (references stay). */
+void spec_redact(vm_spec *s);
+/* The environment of a command: the spec's env, its secrets, then extra ("K=V", may be
+ * NULL), later entries replacing earlier ones. A secret without a value that extra does
+ * not supply is CONFLICT naming it. Free with spec_env_free (it zeroes the strings). */
+char **spec_exec_env(const vm_spec *s, char *const *extra, silo_error *err);
+void spec_env_free(char **env);
 /* The effective writable-layer limit in MiB (disk_mb, or the default). */
 uint32_t spec_disk_mb(const vm_spec *s);
 /* True when the spec forbids falling back from a VM provider to namespaces. */

@@ -1,6 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Uses of the keyring: the signed image manifest checked before every boot,
- * and agent/plugin bundles checked before deployment (docs/security.md).
+ * Uses of the keyring: the signed image manifest checked before every boot
+ * (signature, then version and expiry: no rollback), the namespace base layer
+ * checked against the tree digest it lists, and agent/plugin bundles checked
+ * before deployment (docs/security.md).
+ *
+ * State (trust_state_dir(), beside the keys): "manifest-version" holds
+ * "<highest version accepted> <sha256 of that manifest>\n", rewritten
+ * atomically under "<state>/.lock" (flock) only when a higher version is
+ * accepted; a crash leaves either the old or the new line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,12 +16,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/util.h"
 #include "image/image.h"
+#include "trust/tree.h"
 #include "trust/trust.h"
 
 static pthread_mutex_t hook_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -54,8 +66,7 @@ static int check_one(const char *what, const char *path, const image_entry *v, s
 {
 	char rp[PATH_MAX];
 	if (!realpath(path, rp))
-		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, errno, "%s %s: cannot resolve: %s", what, path,
-				 strerror(errno));
+		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, errno, "%s %s: cannot resolve", what, path);
 	bool kernel_without_sum = false;
 	for (size_t i = 0; i < n; i++) {
 		const image_entry *e = &v[i];
@@ -92,14 +103,221 @@ static int check_one(const char *what, const char *path, const image_entry *v, s
 					    : "");
 }
 
-static int check_boot(const char *kernel, const char *initrd, const char *rootdisk, bool *checked,
-		      silo_error *err)
+/* ---------------------------------------------------------------- versions */
+
+static bool all_digits(const char *s, size_t n)
+{
+	if (!n || n > 19)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+int trust_comment_version(const char *comment, trust_version *out, silo_error *err)
+{
+	memset(out, 0, sizeof *out);
+	const char *p = comment;
+	while (*p) {
+		size_t n = strcspn(p, "\t ");
+		const char *val = NULL;
+		const char *name = NULL;
+		if (n >= 8 && !strncmp(p, "version:", 8)) {
+			val = p + 8, name = "version";
+		} else if (n >= 8 && !strncmp(p, "expires:", 8)) {
+			val = p + 8, name = "expires";
+		}
+		if (name) {
+			size_t vl = n - (size_t)(val - p);
+			unsigned long long x = all_digits(val, vl) ? strtoull(val, NULL, 10) : 0;
+			if (!x || x > INT64_MAX)
+				return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+						 "trusted comment: %s: expected an integer 1..2^63-1", name);
+			bool ver = !strcmp(name, "version");
+			if (ver ? out->version != 0 : out->expires != 0)
+				return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "trusted comment: %s given twice", name);
+			if (ver)
+				out->version = x;
+			else
+				out->expires = (int64_t)x;
+		}
+		p += n;
+		p += strspn(p, "\t ");
+	}
+	return 0;
+}
+
+char *trust_versioned_comment(const char *file, uint64_t version, int64_t expires)
+{
+	const char *base = file ? strrchr(file, '/') : NULL;
+	base = base ? base + 1 : file;
+	return xasprintf("timestamp:%lld\tfile:%.200s\thashed\tversion:%" PRIu64 "\texpires:%lld", (long long)time(NULL),
+			 base && *base ? base : "-", version, (long long)expires);
+}
+
+int trust_parse_expiry(const char *s, int64_t *out, silo_error *err)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n && n < 20 && all_digits(s, n - 1) && strchr("smhd", s[n - 1])) {
+		unsigned long long x = strtoull(s, NULL, 10);
+		unsigned long long mul = s[n - 1] == 's' ? 1 : s[n - 1] == 'm' ? 60 : s[n - 1] == 'h' ? 3600 : 86400;
+		if (x && x <= (100ull * 365 * 86400) / mul) {
+			*out = (int64_t)time(NULL) + (int64_t)(x * mul);
+			return 0;
+		}
+	} else if (n && all_digits(s, n)) {
+		unsigned long long x = strtoull(s, NULL, 10);
+		if (x && x <= 100ull * 365 * 86400) {
+			*out = (int64_t)time(NULL) + (int64_t)x;
+			return 0;
+		}
+	} else if (n == 10 || n == 20) {
+		struct tm tm = {0};
+		const char *end = strptime(s, n == 10 ? "%Y-%m-%d" : "%Y-%m-%dT%H:%M:%SZ", &tm);
+		if (end && !*end) {
+			time_t t = timegm(&tm);
+			if (t > time(NULL)) {
+				*out = (int64_t)t;
+				return 0;
+			}
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "expires: %s is not in the future", s);
+		}
+	}
+	return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+			 "expires: expected a duration (90d, 12h, 30m, 45s; at most 100 years) or a UTC date "
+			 "(2027-01-31 or 2027-01-31T12:00:00Z), got \"%.64s\"",
+			 s ? s : "");
+}
+
+void trust_state_dir(char *buf, size_t len)
 {
 	char dir[PATH_MAX];
 	trust_keyring_dir(dir, sizeof dir);
+	snprintf(buf, len, "%s/state", dir);
+}
+
+/* The rollback record: "<version> <sha256 of the manifest bytes>\n" in <state>/manifest-version. */
+static void seen_path(char *buf, size_t len)
+{
+	char st[PATH_MAX];
+	trust_state_dir(st, sizeof st);
+	snprintf(buf, len, "%s/manifest-version", st);
+}
+
+static int read_seen(uint64_t *version, char sha[65])
+{
+	char p[PATH_MAX + 32];
+	seen_path(p, sizeof p);
+	*version = 0;
+	sha[0] = '\0';
+	cleanup_free char *t = NULL;
+	size_t n = 0;
+	if (read_file(p, 256, &t, &n, NULL) < 0)
+		return -1;
+	unsigned long long v = 0;
+	char h[65] = "";
+	if (sscanf(t, "%llu %64s", &v, h) < 1)
+		return -1;
+	*version = v;
+	snprintf(sha, 65, "%s", h);
+	return 0;
+}
+
+uint64_t trust_next_version(const char *sig_path)
+{
+	uint64_t v = (uint64_t)time(NULL);
+	cleanup_free char *t = NULL;
+	size_t n = 0;
+	trust_sig s;
+	trust_version tv;
+	if (sig_path && read_file(sig_path, TRUST_SIG_FILE_MAX, &t, &n, NULL) == 0 && trust_sig_parse(t, n, &s, NULL) == 0 &&
+	    trust_comment_version(s.trusted_comment, &tv, NULL) == 0 && tv.version >= v)
+		v = tv.version + 1;
+	uint64_t seen;
+	char h[65];
+	if (read_seen(&seen, h) == 0 && seen >= v)
+		v = seen + 1;
+	return v;
+}
+
+static int lock_state(silo_error *err)
+{
+	char st[PATH_MAX], lk[PATH_MAX + 16];
+	trust_state_dir(st, sizeof st);
+	if (mkdir_p(st, 0755) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "trust state %s", st);
+	snprintf(lk, sizeof lk, "%s/.lock", st);
+	int fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", lk);
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			int e = errno;
+			close(fd);
+			return silo_fail(err, SILO_ERR_IO_ERROR, e, "flock %s", lk);
+		}
+	}
+	return fd;
+}
+
+/* Refuse a version older than the highest seen (or the same version with other
+ * content); record a higher one. Under the state lock: concurrent boots agree. */
+static int check_rollback(const char *mpath, uint64_t version, const char sha[65], silo_error *err)
+{
+	uint64_t seen;
+	char have[65];
+	char p[PATH_MAX + 32];
+	seen_path(p, sizeof p);
+	if (read_seen(&seen, have) == 0 && version == seen && !strcmp(have, sha))
+		return 0; /* the usual case: the manifest we accepted before, no lock needed */
+	cleanup_close int lk = lock_state(err);
+	if (lk < 0)
+		return silo_error_prefix(err, "image manifest %s: cannot record its version", mpath), -1;
+	if (read_seen(&seen, have) < 0)
+		seen = 0;
+	if (version < seen)
+		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
+				 "image manifest %s: version %" PRIu64 " is older than version %" PRIu64
+				 " already accepted with this keyring (rollback refused; recorded in %s)",
+				 mpath, version, seen, p);
+	if (version == seen && strcmp(have, sha) != 0)
+		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
+				 "image manifest %s: version %" PRIu64 " was already accepted with other content "
+				 "(sha256 %.16s..., now %.16s...): each signed manifest needs a new version",
+				 mpath, version, have, sha);
+	if (version == seen)
+		return 0;
+	char line[128];
+	int n = snprintf(line, sizeof line, "%" PRIu64 " %s\n", version, sha);
+	if (write_file_atomic(p, line, (size_t)n, 0644, err) < 0)
+		return silo_error_prefix(err, "image manifest %s: cannot record version %" PRIu64, mpath, version), -1;
+	return 0;
+}
+
+typedef struct signed_manifest {
+	image_entry *v;
+	size_t n;
+	image_tree *t;
+	size_t nt;
+} signed_manifest;
+
+static void signed_manifest_free(signed_manifest *sm)
+{
+	image_entries_free(sm->v, sm->n);
+	image_trees_free(sm->t, sm->nt);
+}
+
+/* Read, verify and parse the signed image manifest (the bytes verified are the
+ * bytes parsed), with the version and expiry checks. 1: loaded into sm; 0: no
+ * keyring, nothing read; -1: refused. *checked: a keyring is configured. */
+static int load_signed_manifest(signed_manifest *sm, bool *checked, silo_error *err)
+{
+	memset(sm, 0, sizeof *sm);
+	char dir[PATH_MAX];
 	cleanup_free trust_pubkey *keys = NULL;
 	size_t nkeys = 0;
-	if (trust_keyring_load(dir, &keys, &nkeys, err) < 0)
+	if (trust_keyring_load_default(dir, sizeof dir, &keys, &nkeys, err) < 0)
 		return -1;
 	*checked = nkeys > 0;
 	if (!nkeys)
@@ -110,16 +328,17 @@ static int check_boot(const char *kernel, const char *initrd, const char *rootdi
 	cleanup_free char *text = NULL, *sig = NULL;
 	size_t len = 0, slen = 0;
 	silo_error e2 = {0};
-	if (read_file(mpath, IMAGE_MANIFEST_MAX, &text, &len, &e2) < 0)
-		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, e2.sys_errno,
-				 "a keyring is configured (%s) but the image manifest cannot be read: %s", dir,
-				 e2.message);
+	if (read_file(mpath, IMAGE_MANIFEST_MAX, &text, &len, &e2) < 0) {
+		silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
+			  "a keyring is configured (%s) but the image manifest cannot be read: %s", dir, e2.message);
+		if (err)
+			err->sys_errno = e2.sys_errno;
+		return -1;
+	}
 	if (read_file(spath, TRUST_SIG_FILE_MAX, &sig, &slen, &e2) < 0)
-		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, e2.sys_errno,
-				 "image manifest %s is not signed (%s: %s); sign it: silo trust sign %s, or minisign "
-				 "-S -s KEY -m %s",
-				 mpath, spath, strerror(e2.sys_errno), mpath, mpath);
-	/* the bytes that were verified are the bytes that are parsed */
+		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
+				 "image manifest %s is not signed (%s); sign it: silo trust sign %s", mpath, e2.message,
+				 mpath);
 	trust_result res;
 	if (trust_verify_buf(keys, nkeys, text, len, sig, slen, &res, err) < 0) {
 		if (err)
@@ -127,20 +346,113 @@ static int check_boot(const char *kernel, const char *initrd, const char *rootdi
 		silo_error_prefix(err, "image manifest %s", mpath);
 		return -1;
 	}
-	image_entry *v = NULL;
-	size_t n = 0;
-	if (image_manifest_parse(text, len, &v, &n, err) < 0) {
+	trust_version tv;
+	if (trust_comment_version(res.trusted_comment, &tv, err) < 0) {
+		if (err)
+			err->code = SILO_ERR_CHECKSUM_MISMATCH;
+		silo_error_prefix(err, "image manifest %s", mpath);
+		return -1;
+	}
+	if (!tv.version || !tv.expires)
+		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
+				 "image manifest %s: its signature has no %s (trusted comment \"%.200s\"): without both "
+				 "an older signed manifest could be put back; sign it with silo trust sign (or minisign "
+				 "-t \"version:N expires:UNIX_TIME\")",
+				 mpath, !tv.version ? "version" : "expiry", res.trusted_comment);
+	time_t now = time(NULL);
+	if ((int64_t)now >= tv.expires) {
+		char when[40];
+		format_time_ms((uint64_t)tv.expires * 1000, when, sizeof when);
+		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
+				 "image manifest %s: the signature of version %" PRIu64
+				 " expired at %s; sign it again (silo trust sign)",
+				 mpath, tv.version, when);
+	}
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char hex[65];
+	crypto_hash_sha256(h, (const unsigned char *)text, len);
+	sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+	if (check_rollback(mpath, tv.version, hex, err) < 0)
+		return -1;
+	if (image_manifest_parse_all(text, len, &sm->v, &sm->n, &sm->t, &sm->nt, err) < 0) {
 		silo_error_prefix(err, "signed image manifest");
 		return -1;
 	}
-	int rc = 0;
+	return 1;
+}
+
+static int check_boot(const char *kernel, const char *initrd, const char *rootdisk, bool *checked,
+		      silo_error *err)
+{
+	signed_manifest sm;
+	int rc = load_signed_manifest(&sm, checked, err);
+	if (rc <= 0)
+		return rc;
+	rc = 0;
 	if (kernel && *kernel)
-		rc = check_one("kernel", kernel, v, n, err);
+		rc = check_one("kernel", kernel, sm.v, sm.n, err);
 	if (!rc && initrd && *initrd)
-		rc = check_one("initrd", initrd, v, n, err);
+		rc = check_one("initrd", initrd, sm.v, sm.n, err);
 	if (!rc && rootdisk && *rootdisk)
-		rc = check_one("image", rootdisk, v, n, err);
-	image_entries_free(v, n);
+		rc = check_one("image", rootdisk, sm.v, sm.n, err);
+	signed_manifest_free(&sm);
+	return rc;
+}
+
+static int check_tree(const char *dir, bool *checked, silo_error *err)
+{
+	signed_manifest sm;
+	int rc = load_signed_manifest(&sm, checked, err);
+	if (rc <= 0)
+		return rc;
+	rc = 0;
+	char rp[PATH_MAX];
+	const image_tree *rec = NULL;
+	if (!realpath(dir, rp)) {
+		rc = silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, errno, "tree %s: cannot resolve", dir);
+		goto out;
+	}
+	for (size_t i = 0; i < sm.nt && !rec; i++)
+		if (same_file(rp, sm.t[i].path))
+			rec = &sm.t[i];
+	if (!rec) {
+		rc = silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
+			       "tree %s is not listed in the signed image manifest (record it: silo image build "
+			       "namespace, or silo image add-tree NAME DIR; then sign the manifest again)",
+			       rp);
+		goto out;
+	}
+	trust_tree_info have;
+	if (tree_verified_digest(rp, &have, err) < 0) {
+		if (err)
+			err->code = SILO_ERR_CHECKSUM_MISMATCH;
+		silo_error_prefix(err, "tree %s", rp);
+		rc = -1;
+		goto out;
+	}
+	if (strcmp(have.sha256, rec->sha256) != 0)
+		rc = silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
+			       "tree %s (\"%s\") has digest %s (%" PRIu64 " entries), the signed manifest says %s (%" PRIu64
+			       " entries): a file was changed, added or removed",
+			       rp, rec->name, have.sha256, have.entries, rec->sha256, rec->entries);
+out:
+	signed_manifest_free(&sm);
+	return rc;
+}
+
+int trust_check_tree(const char *dir, bool *checked, silo_error *err)
+{
+	bool dummy;
+	if (!checked)
+		checked = &dummy;
+	*checked = false;
+	silo_error local = {0};
+	silo_error *e = err ? err : &local;
+	int rc = check_tree(dir, checked, e);
+	if (rc < 0) {
+		silo_error_prefix(e, "supply chain");
+		report(e);
+	}
 	return rc;
 }
 
@@ -190,19 +502,40 @@ static int bundle_chunk(void *ud, const void *buf, size_t n, silo_error *err)
 	return 0;
 }
 
+static int load_keys_for_bundles(const char *what, trust_pubkey **keys, size_t *nkeys, silo_error *err)
+{
+	char dir[PATH_MAX];
+	if (trust_keyring_load_default(dir, sizeof dir, keys, nkeys, err) < 0)
+		return unverified(err, what);
+	if (!*nkeys)
+		return silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, 0,
+				 "bundle %s: no trusted keys in the keyring %s (silo trust add-key KEY.pub)", what, dir);
+	return 0;
+}
+
+int trust_verify_bundle_buf(const char *what, const void *data, size_t len, const char *sig, size_t siglen,
+			    trust_result *res, silo_error *err)
+{
+	cleanup_free trust_pubkey *keys = NULL;
+	size_t nkeys = 0;
+	if (load_keys_for_bundles(what, &keys, &nkeys, err) < 0)
+		return -1;
+	if (!sig || !siglen)
+		return silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, 0,
+				 "bundle %s: no signature (sign it: silo trust sign FILE, or minisign -S -m FILE)", what);
+	if (trust_verify_buf(keys, nkeys, data ? data : "", len, sig, siglen, res, err) < 0)
+		return unverified(err, what);
+	return 0;
+}
+
 int trust_verify_bundle(const char *path, const char *sig_path, int *fd_out, trust_result *res, silo_error *err)
 {
 	if (fd_out)
 		*fd_out = -1;
-	char dir[PATH_MAX];
-	trust_keyring_dir(dir, sizeof dir);
 	cleanup_free trust_pubkey *keys = NULL;
 	size_t nkeys = 0;
-	if (trust_keyring_load(dir, &keys, &nkeys, err) < 0)
-		return unverified(err, path);
-	if (!nkeys)
-		return silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, 0,
-				 "bundle %s: no trusted keys in the keyring %s (silo trust add-key KEY.pub)", path, dir);
+	if (load_keys_for_bundles(path, &keys, &nkeys, err) < 0)
+		return -1;
 	cleanup_free char *def = sig_path ? NULL : xasprintf("%s.minisig", path);
 	const char *sp = sig_path ? sig_path : def;
 	cleanup_free char *sig = NULL;
@@ -213,7 +546,7 @@ int trust_verify_bundle(const char *path, const char *sig_path, int *fd_out, tru
 	}
 	cleanup_close int in = open(path, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
-		return silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, errno, "bundle %s: %s", path, strerror(errno));
+		return silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, errno, "bundle %s", path);
 	struct stat st;
 	if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode))
 		return silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, 0, "bundle %s: not a regular file", path);

@@ -615,6 +615,12 @@ int trust_keyring_load(const char *dir, trust_pubkey **keys, size_t *n, silo_err
 	return 0;
 }
 
+int trust_keyring_load_default(char *dir, size_t dirlen, trust_pubkey **keys, size_t *n, silo_error *err)
+{
+	trust_keyring_dir(dir, dirlen);
+	return trust_keyring_load(dir, keys, n, err);
+}
+
 int trust_keyring_add(const char *dir, const char *pub_path, trust_pubkey *added, silo_error *err)
 {
 	trust_pubkey k;

@@ -93,10 +93,42 @@ void trust_keyring_dir(char *buf, size_t len);
 /* Every *.pub in dir (a missing dir is an empty keyring); a malformed key file
  * is an error naming it. free() *keys. */
 int trust_keyring_load(const char *dir, trust_pubkey **keys, size_t *n, silo_error *err);
+/* The configured keyring (trust_keyring_dir(), its path into dir) loaded; 0 keys =
+ * no keyring configured. */
+int trust_keyring_load_default(char *dir, size_t dirlen, trust_pubkey **keys, size_t *n, silo_error *err);
 /* Validate pub_path and install it as <dir>/<KEYID>.pub (0644). */
 int trust_keyring_add(const char *dir, const char *pub_path, trust_pubkey *added, silo_error *err);
 /* Remove <dir>/<KEYID>.pub. */
 int trust_keyring_remove(const char *dir, const char *keyid_hex, silo_error *err);
+
+/* ---- versioned signatures: the image manifest cannot be rolled back ---- */
+/* A versioned signature carries two more fields in its trusted comment (which
+ * the global signature covers): "version:N" (1..2^63-1, never reused, higher =
+ * newer) and "expires:T" (unix seconds), separated from minisign's usual fields
+ * by tabs or spaces, e.g.
+ *   timestamp:1767225600<TAB>file:manifest.json<TAB>hashed<TAB>version:1767225600<TAB>expires:1775001600
+ * With a keyring, the image manifest's signature must carry both; the highest
+ * version accepted is recorded per keyring (trust_state_dir()) and older ones,
+ * a reused version with other content, and expired signatures are refused. */
+typedef struct trust_version {
+	uint64_t version;                   /* 0 = absent */
+	int64_t expires;                    /* unix seconds, 0 = absent */
+} trust_version;
+#define TRUST_DEFAULT_EXPIRY_S (90 * 86400)
+/* Fields of a trusted comment; INVALID_CONFIG when one is malformed or repeated. */
+int trust_comment_version(const char *comment, trust_version *out, silo_error *err);
+/* The trusted comment of a versioned signature of `file`; free() it. */
+char *trust_versioned_comment(const char *file, uint64_t version, int64_t expires);
+/* The version `silo trust sign` picks: the largest of the time now (unix seconds),
+ * one more than the version in sig_path (the signature being replaced, unverified:
+ * only a number is taken from it) and one more than what this keyring has seen. */
+uint64_t trust_next_version(const char *sig_path);
+/* Parse "90d", "12h", "30m", "45s", "N" (seconds) or a UTC date "2027-01-31" /
+ * "2027-01-31T12:00:00Z" into an absolute unix time (durations count from now). */
+int trust_parse_expiry(const char *s, int64_t *out, silo_error *err);
+/* Trust state kept beside the keys: <keyring>/state (the highest manifest version
+ * seen, the verdicts of verified trees). Writable only by whoever may change the keys. */
+void trust_state_dir(char *buf, size_t len);
 
 /* ---- boot-time check of the signed image manifest ---- */
 /* When the keyring has keys: the image manifest must carry a valid signature
@@ -107,6 +139,27 @@ int trust_keyring_remove(const char *dir, const char *keyid_hex, silo_error *err
  * ran), false when the keyring is empty (nothing checked). */
 int trust_check_boot(const char *kernel, const char *initrd, const char *rootdisk, bool *checked,
 		     silo_error *err);
+/* The namespace provider's check of a directory tree it is about to use as a
+ * read-only base layer (lib/trust/tree.c). With keys in the keyring, the signed
+ * image manifest (same checks as above: signature, version, expiry) must list
+ * the directory under "trees" with the tree digest it has now (trust_tree_digest).
+ * The digest is recomputed only when the tree's metadata changed since the last
+ * verification (a verdict in trust_state_dir(), see docs/security.md);
+ * CHECKSUM_MISMATCH names the tree. *checked as for trust_check_boot. */
+int trust_check_tree(const char *dir, bool *checked, silo_error *err);
+
+/* Tree digest: SHA-256 over a canonical listing of every entry (path, type,
+ * permission bits, owner, size, content SHA-256 of files, symlink targets,
+ * extended attributes of files and directories). Devices, FIFOs and sockets are
+ * refused (INVALID_CONFIG naming the entry). */
+typedef struct trust_tree_info {
+	char sha256[65];
+	uint64_t entries;                   /* files, directories and symlinks, the root included */
+	uint64_t bytes;                     /* total size of the regular files */
+} trust_tree_info;
+#define TRUST_TREE_MAX_ENTRIES 1000000
+int trust_tree_digest(const char *dir, trust_tree_info *out, silo_error *err);
+
 /* Hook called for every failed boot check (the manager installs one to emit a
  * supply-chain event and an audit record). NULL removes it. */
 typedef void (*trust_violation_fn)(void *ud, const silo_error *err);
@@ -122,5 +175,28 @@ void trust_set_violation_hook(trust_violation_fn fn, void *ud);
 #define TRUST_BUNDLE_MAX (512ull << 20)
 int trust_verify_bundle(const char *path, const char *sig_path, int *fd_out, trust_result *res,
 			silo_error *err);
+/* The same check of bytes already in memory against signature text (what = the
+ * name used in errors). PLUGIN_UNVERIFIED as above. */
+int trust_verify_bundle_buf(const char *what, const void *data, size_t len, const char *sig, size_t siglen,
+			    trust_result *res, silo_error *err);
+
+/* A bundle's contents: an uncompressed POSIX tar (ustar, pax or GNU long names)
+ * of regular files and directories. Every entry is validated before fn sees it:
+ * a relative path without "..", "." or empty components, no control characters,
+ * at most TRUST_BUNDLE_PATH_MAX bytes; permission bits only (setuid, setgid and
+ * sticky dropped); header checksums; sizes within the archive. Symlinks, hard
+ * links, devices and FIFOs are refused. Errors are INVALID_CONFIG naming the
+ * entry and its offset. fn may be NULL (validate only). */
+#define TRUST_BUNDLE_PATH_MAX 1024
+#define TRUST_BUNDLE_ENTRIES_MAX 100000
+typedef struct trust_bundle_entry {
+	const char *path;                   /* normalized, relative */
+	bool dir;
+	uint32_t mode;                      /* 0777 bits */
+	const uint8_t *data;                /* regular files: the content, in the archive */
+	uint64_t size;
+} trust_bundle_entry;
+typedef int (*trust_bundle_fn)(void *ud, const trust_bundle_entry *e, silo_error *err);
+int trust_bundle_walk(const void *tar, size_t len, trust_bundle_fn fn, void *ud, silo_error *err);
 
 #endif

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Fuzz the hac.toml layer (spec_parse). Every spec that parses must validate,
- * format to text that parses back to an equal spec, format identically the
- * second time, copy to an equal spec, and go through the capacity check
- * without crashing. Every refusal is INVALID_CONFIG.
+ * format to text that parses back to an equal spec (with its secrets' values
+ * dropped: the stored form never holds one, and does not change with them),
+ * format identically the second time, copy to an equal spec, and go through
+ * the capacity check without crashing. Every refusal is INVALID_CONFIG.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,8 +25,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (spec_validate(&s, &e) != 0)
 		abort();
 	char *txt = spec_format(&s);
-	if (spec_parse(txt, strlen(txt), &t, &e) != 0 || !spec_equal(&s, &t))
+	vm_spec r;
+	spec_copy(&r, &s);
+	spec_redact(&r);
+	char *rtxt = spec_format(&r);
+	if (strcmp(txt, rtxt) != 0)
 		abort();
+	if (spec_parse(txt, strlen(txt), &t, &e) != 0 || !spec_equal(&r, &t))
+		abort();
+	spec_free(&r);
+	free(rtxt);
+	char *wtxt = spec_format_with_secrets(&s);
+	if (spec_parse(wtxt, strlen(wtxt), &r, &e) != 0 || !spec_equal(&s, &r))
+		abort();
+	spec_free(&r);
+	free(wtxt);
 	char *txt2 = spec_format(&t);
 	if (strcmp(txt, txt2) != 0)
 		abort();

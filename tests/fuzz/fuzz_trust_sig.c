@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Fuzz the minisign parsers: the input is a signature file, a public key file
  * and (split at the first 0xff byte) a message verified against a fixed key.
- * Invariants: no crash or leak; a signature that parses re-parses the same.
+ * Invariants: no crash or leak; a signature that parses re-parses the same; its
+ * trusted comment's version fields parse to non-negative values or are refused.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,6 +23,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (trust_sig_parse((const char *)data, slen, &s, &err) == 0) {
 		if (strlen(s.trusted_comment) > TRUST_COMMENT_MAX || strlen(s.untrusted_comment) > TRUST_COMMENT_MAX)
 			abort();
+		/* the version fields a manifest signature carries: parsed or refused, never half */
+		trust_version v;
+		silo_error e2 = {0};
+		if (trust_comment_version(s.trusted_comment, &v, &e2) == 0) {
+			if ((int64_t)v.version < 0 || v.expires < 0)
+				abort();
+		} else if (e2.code != SILO_ERR_INVALID_CONFIG) {
+			abort();
+		}
 	}
 	trust_pubkey pk;
 	(void)trust_pubkey_parse((const char *)data, slen, &pk, &err);

@@ -27,6 +27,19 @@ api() { # api METHOD PATH [curl args...] -> body on stdout, status in $TMP/statu
 	cat "$TMP/body"
 }
 status() { cat "$TMP/status"; }
+# expect_error NAME STATUS CODE WANT...: the last answer (api/tcp) is HTTP STATUS with the error
+# body {"error": {"code": CODE, "message": ...}} whose message contains each WANT.
+expect_error() {
+	local name=$1 st=$2 code=$3 body; body=$(cat "$TMP/body"); shift 3
+	if [ "$(status)" = "$st" ] && python3 -c '
+import json,sys; e=json.loads(sys.argv[1])["error"]
+assert e["code"]==sys.argv[2], e
+for w in sys.argv[3:]: assert w in e["message"], (w, e["message"])' "$body" "$code" "$@" 2>/dev/null; then
+		ok "$name"
+	else
+		notok "$name" "status $(status), body: $body" "wanted: $st $code $*"
+	fi
+}
 
 start_daemon() {
 	"$SILOD" "$@" > "$TMP/silod.log" 2>&1 &

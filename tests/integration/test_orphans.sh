@@ -142,8 +142,11 @@ if [[ "${SILO_SKIP_VM_TESTS:-}" == 1 ]] || ! command -v qemu-system-x86_64 > /de
 	N=$((N + 1)); echo "ok $N - qemu kill -9 # SKIP qemu or the guest kernel is missing (scripts/prepare-images.sh)"
 else
 	LIMIT=240 start_run qemu "$SILO" run --provider qemu -- sh -c 'echo up; exec sleep 1000'
-	check "a qemu sandbox runs the command (pid $SP is QEMU)" \
-		bash -c "grep -q '^up$' '$TMP/qemu.out' && readlink /proc/$SP/exe | grep -q qemu-system"
+	if grep -q '^up$' "$TMP/qemu.out" && readlink "/proc/$SP/exe" | grep -q qemu-system; then
+		ok "a qemu sandbox runs the command (pid $SP is QEMU)"
+	else
+		notok "a qemu sandbox runs the command" "$(head -c 600 "$TMP/qemu.err")"
+	fi
 	kill -KILL "$CLI"; wait "$CLI" 2>/dev/null
 	if gone "$ID" "$SP" "$WD"; then ok "kill -9 of silo run (qemu): QEMU, sockets, run dir, record gone (${ELAPSED} ms)"
 	else notok "kill -9 of silo run (qemu): nothing left within ${GONE_S} s"; fi

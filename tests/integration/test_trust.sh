@@ -93,16 +93,39 @@ out=$("$SILO" trust check-boot --image base 2>&1)
 check "silo trust check-boot reports the same" grep -q "not signed" <<<"$out"
 minisign -S -W -s m.key -m cache/images/manifest.json > /dev/null 2>&1
 out=$(run); rc=$?
-check "manifest signed with minisign: the VM boots" bash -c "test $rc = 0 && grep -qx booted <<<'$out'"
+check "keyring + unversioned signature (plain minisign -S): refused, told how to sign" \
+	bash -c "test $rc = 125 && grep -q 'CHECKSUM_MISMATCH.*has no version' <<<'$out'"
+minisign -S -W -s m.key -m cache/images/manifest.json -t "version:10 expires:$(($(date +%s) + 86400))" > /dev/null 2>&1
+out=$(run); rc=$?
+check "manifest signed with minisign (version 10): the VM boots" bash -c "test $rc = 0 && grep -qx booted <<<'$out'"
 [[ $rc -ne 0 ]] && echo "$out" | tail -5 | sed 's/^/# /'
 check "silo trust verify (default: the image manifest) passes" bash -c "\"$SILO\" trust verify > /dev/null"
 # an edited manifest (here: a changed created date) no longer matches its signature
 sed -i 's/2026-01-01/2026-01-02/' cache/images/manifest.json
 out=$(run); rc=$?
 check "manifest edited after signing: refused" bash -c "test $rc = 125 && grep -q 'CHECKSUM_MISMATCH.*does not match' <<<'$out'"
-"$SILO" trust sign -s s.key > /dev/null
+"$SILO" trust sign -s s.key > sign.out
 out=$(run); rc=$?
 check "re-signed with silo trust sign: boots" test $rc = 0
+check "silo trust sign versions the manifest" grep -q 'version [0-9]*, expires' sign.out
+# rollback: keep this release (v1), sign the next one (v2) and boot it, then put v1 back
+cp cache/images/manifest.json v1.json && cp cache/images/manifest.json.minisig v1.minisig
+sed -i 's/2026-01-02/2026-01-03/' cache/images/manifest.json
+"$SILO" trust sign -s s.key > /dev/null
+out=$(run); rc=$?
+check "release v2 signed and booted" test $rc = 0
+cp v1.json cache/images/manifest.json && cp v1.minisig cache/images/manifest.json.minisig
+out=$(run); rc=$?
+check "rollback to the older signed v1 (valid signature): refused, CHECKSUM_MISMATCH naming why" \
+	bash -c "test $rc = 125 && grep -q 'CHECKSUM_MISMATCH.*older than version.*rollback refused' <<<'$out'"
+out=$("$SILO" trust check-boot --image base 2>&1)
+check "silo trust check-boot refuses the rollback too" grep -q "rollback refused" <<<"$out"
+sed -i 's/2026-01-0[0-9]/2026-01-04/' cache/images/manifest.json
+"$SILO" trust sign -s s.key --expires 2s > /dev/null
+sleep 3
+out=$(run); rc=$?
+check "an expired signature: refused" bash -c "test $rc = 125 && grep -q 'CHECKSUM_MISMATCH.*expired at' <<<'$out'"
+"$SILO" trust sign -s s.key > /dev/null
 # a kernel that is not in the signed manifest
 cp "$kdir/vmlinux" other-vmlinux
 out=$(SILO_KERNEL="$TMP/other-vmlinux" run); rc=$?

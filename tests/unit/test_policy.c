@@ -318,6 +318,82 @@ TEST(host_paths_rule)
 	policy_set_free(&s);
 }
 
+/* A scoped token never inherits the built-in policy's "any host file": every
+ * host-path field and the tap device are refused by name, as given; only a
+ * policy file's host_paths / host_taps grant them. */
+TEST(host_resources_for_scoped_tokens)
+{
+	silo_error err;
+	policy_set b;
+	policy_set_builtin(&b);
+	const policy *def = &b.v[0];
+	static const char *const fields[] = {"boot.kernel", "boot.initrd", "boot.rootfs", "drives[0].path",
+					     "drives[1].path"};
+	for (size_t f = 0; f < ARRAY_SIZE(fields); f++) {
+		vm_spec sp;
+		spec_init(&sp);
+		char **slot = f == 0 ? &sp.kernel : f == 1 ? &sp.initrd : f == 2 ? &sp.rootfs : &sp.drives[f - 3].path;
+		if (f >= 3) {
+			sp.n_drives = f - 2;
+			for (size_t i = 0; i < sp.n_drives; i++)
+				sp.drives[i].path = xstrdup("");   /* unset ones are skipped */
+			free(*slot);
+		}
+		*slot = xstrdup("/etc/shadow");
+		CHECK(policy_apply_spec(def, &sp, &err) == 0);   /* full access: today's behaviour */
+		CHECK(policy_apply_spec_as(def, POLICY_CALLER_TOKEN, &sp, &err) < 0);
+		CHECK_INT_EQ(err.code, SILO_ERR_POLICY_DENIED);
+		char want[200];
+		snprintf(want, sizeof want, "policy \"default\" rule host_paths: %s \"/etc/shadow\" names a host file; a "
+			 "scoped token may name none", fields[f]);
+		CHECK_CONTAINS(err.message, want);
+		spec_free(&sp);
+	}
+	vm_spec sp;
+	spec_init(&sp);
+	sp.tap = xstrdup("tap0");
+	CHECK(policy_apply_spec(def, &sp, &err) == 0);
+	CHECK(policy_apply_spec_as(def, POLICY_CALLER_TOKEN, &sp, &err) < 0);
+	CHECK_CONTAINS(err.message, "rule host_taps: network.tap \"tap0\" names a host device");
+	spec_free(&sp);
+	CHECK(!policy_host_paths_listed(def, POLICY_CALLER_FULL));
+	CHECK(!policy_host_paths_listed(def, POLICY_CALLER_TOKEN));
+	CHECK(policy_host_path_granted(def, POLICY_CALLER_FULL, "/etc/shadow"));
+	CHECK(!policy_host_path_granted(def, POLICY_CALLER_TOKEN, "/etc/shadow"));
+
+	/* A policy file grants the same prefixes and taps to every caller. */
+	policy_set s;
+	const char *txt = "[policies.default]\noperations = [\"exec\", \"network\"]\nhost_paths = [\"/srv/g\"]\n"
+			  "host_taps = [\"silo-tap0\"]\n";
+	REQUIRE(policy_set_parse(txt, strlen(txt), &s, &err) == 0);
+	const policy *g = &s.v[0];
+	CHECK(policy_host_paths_listed(g, POLICY_CALLER_TOKEN));
+	CHECK(policy_host_path_granted(g, POLICY_CALLER_TOKEN, "/srv/g/disk.img"));
+	CHECK(!policy_host_path_granted(g, POLICY_CALLER_TOKEN, "/srv/g/../../etc/shadow"));
+	CHECK(!policy_host_path_granted(g, POLICY_CALLER_TOKEN, "/srv/gx"));
+	spec_init(&sp);
+	sp.n_drives = 1;
+	sp.drives[0].path = xstrdup("/srv/g/disk.img");
+	sp.tap = xstrdup("silo-tap0");
+	CHECK(policy_apply_spec_as(g, POLICY_CALLER_TOKEN, &sp, &err) == 0);
+	free(sp.tap);
+	sp.tap = xstrdup("eth0");
+	CHECK(policy_apply_spec_as(g, POLICY_CALLER_TOKEN, &sp, &err) < 0);
+	CHECK_STR_EQ(err.message, "policy \"default\" rule host_taps: network.tap \"eth0\" is not one of the allowed host "
+				  "tap devices (silo-tap0)");
+	CHECK(policy_apply_spec_as(g, POLICY_CALLER_FULL, &sp, &err) < 0);   /* a policy binds everyone */
+	free(sp.tap);
+	sp.tap = NULL;
+	free(sp.drives[0].path);
+	sp.drives[0].path = xstrdup("/srv/g/../../etc/shadow");
+	CHECK(policy_apply_spec_as(g, POLICY_CALLER_TOKEN, &sp, &err) < 0);
+	CHECK_CONTAINS(err.message, "drives[0].path \"/srv/g/../../etc/shadow\" must be an absolute path without");
+	spec_free(&sp);
+	parse_fails("[policies.a]\nhost_taps = [\"bad name\"]\n", "policies.a.host_taps[0]: expected an interface name");
+	policy_set_free(&s);
+	policy_set_free(&b);
+}
+
 /* ---- tokens ---- */
 
 static void sha_hex(const char *secret, char out[65])
@@ -347,6 +423,62 @@ static void load_tokens(token_set *s)
 		printf("# %s\n", err.message);
 	free(txt);
 	REQUIRE(rc == 0);
+}
+
+/* Secrets that name silod's files or variables are host access like a drive:
+ * only host_paths / host_env grant them (the built-in policy allows any). */
+TEST(secret_references_rule)
+{
+	policy_set s;
+	silo_error err;
+	const char *txt = "[policies.default]\n[policies.granted]\nhost_paths = [\"/run/agent-secrets\"]\n"
+			  "host_env = [\"AGENT_*\", \"DB_PASSWORD\"]\n";
+	REQUIRE(policy_set_parse(txt, strlen(txt), &s, &err) == 0);
+	const policy *def = policy_find(&s, NULL, &err), *gr = policy_find(&s, "granted", &err);
+	REQUIRE(def && gr);
+	vm_spec sp;
+	spec_init(&sp);
+	spec_set_secret(&sp, "K", SPEC_SECRET_FILE, "/etc/shadow", NULL);
+	CHECK_INT_EQ(policy_apply_spec(def, &sp, &err), -1);
+	CHECK_STR_EQ(err.message, "policy \"default\" rule host_paths: sandbox.secrets.K.file \"/etc/shadow\" is outside "
+				  "the allowed host paths (none)");
+	CHECK_INT_EQ(policy_apply_spec(gr, &sp, &err), -1);
+	spec_set_secret(&sp, "K", SPEC_SECRET_FILE, "/run/agent-secrets/openai", NULL);
+	CHECK_INT_EQ(policy_apply_spec(gr, &sp, &err), 0);
+	spec_set_secret(&sp, "E", SPEC_SECRET_ENV, "HOME", NULL);
+	CHECK_INT_EQ(policy_apply_spec(gr, &sp, &err), -1);
+	CHECK_STR_EQ(err.message, "policy \"granted\" rule host_env: sandbox.secrets.E.env \"HOME\" is not a variable of "
+				  "silod the policy lets specs read (AGENT_*, DB_PASSWORD)");
+	spec_set_secret(&sp, "E", SPEC_SECRET_ENV, "AGENT_TOKEN", NULL);
+	CHECK_INT_EQ(policy_apply_spec(gr, &sp, &err), 0);
+	spec_set_secret(&sp, "E", SPEC_SECRET_ENV, "DB_PASSWORD", NULL);
+	CHECK_INT_EQ(policy_apply_spec(gr, &sp, &err), 0);
+	spec_set_secret(&sp, "E", SPEC_SECRET_ENV, "DB_PASSWORD2", NULL);
+	CHECK_INT_EQ(policy_apply_spec(gr, &sp, &err), -1);
+	/* inline values name nothing of the host */
+	spec_free(&sp);
+	spec_init(&sp);
+	spec_set_secret(&sp, "V", SPEC_SECRET_VALUE, NULL, "x");
+	CHECK_INT_EQ(policy_apply_spec(def, &sp, &err), 0);
+	spec_free(&sp);
+	/* the built-in set (no policy file) allows any, for full-access callers */
+	policy_set b;
+	policy_set_builtin(&b);
+	spec_init(&sp);
+	spec_set_secret(&sp, "E", SPEC_SECRET_ENV, "HOME", NULL);
+	spec_set_secret(&sp, "F", SPEC_SECRET_FILE, "/etc/hostname", NULL);
+	CHECK_INT_EQ(policy_apply_spec(&b.v[0], &sp, &err), 0);
+	spec_free(&sp);
+	policy_set_free(&b);
+	static const char *const bad[] = {"[policies.x]\nhost_env = [\"1ABC\"]\n", "[policies.x]\nhost_env = [\"A-B\"]\n",
+					  "[policies.x]\nhost_env = [\"\"]\n"};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		policy_set z;
+		silo_error e = {0};
+		CHECK_INT_EQ(policy_set_parse(bad[i], strlen(bad[i]), &z, &e), -1);
+		CHECK_CONTAINS(e.message, "policies.x.host_env[0]");
+	}
+	policy_set_free(&s);
 }
 
 TEST(token_parse_and_lookup)
@@ -488,5 +620,6 @@ TEST(token_create)
 }
 
 TEST_MAIN(parse_policies, parse_errors_name_the_field, builtin_allows_everything, operations_rule, paths_rule,
-	  normalize, egress_coverage, spec_limits, network_and_egress, host_paths_rule, token_parse_and_lookup, token_parse_errors,
+	  normalize, egress_coverage, spec_limits, network_and_egress, host_paths_rule, host_resources_for_scoped_tokens,
+	  secret_references_rule, token_parse_and_lookup, token_parse_errors,
 	  token_rules, token_create)

@@ -268,6 +268,24 @@ static void gen_spec(vm_spec *s)
 		spec_set_env(s, k, v);
 		free(k), free(v);
 	}
+	size_t ns = rnd() % 4;
+	for (size_t i = 0; i < ns; i++) {
+		char *k = xasprintf("S%zu_%u", i, (unsigned)(rnd() % 100));
+		char *v = gen_text(24, true);
+		unsigned kind = (unsigned)(rnd() % 3);
+		if (kind == 0 && strcmp(v, SPEC_SECRET_REDACTED) != 0) {
+			spec_set_secret(s, k, SPEC_SECRET_VALUE, NULL, v);
+		} else if (kind == 1) {
+			char *ref = xasprintf("/%s", v);
+			spec_set_secret(s, k, SPEC_SECRET_FILE, ref, NULL);
+			free(ref);
+		} else {
+			char *ref = xasprintf("E%u", (unsigned)(rnd() % 1000));
+			spec_set_secret(s, k, SPEC_SECRET_ENV, ref, NULL);
+			free(ref);
+		}
+		free(k), free(v);
+	}
 	s->n_metadata = rnd() % 5;
 	for (size_t i = 0; i < s->n_metadata; i++) {
 		char *k = gen_text(10, true);
@@ -275,6 +293,109 @@ static void gen_spec(vm_spec *s)
 		free(k);
 		s->metadata[i].value = gen_text(20, true);
 	}
+}
+
+/* [sandbox.secrets]: the three forms, their errors (never quoting a value),
+ * redaction, reading files and variables, and the exec environment. */
+TEST(secrets_parse_format_resolve)
+{
+	char dir[] = "/tmp/silo-spec-secrets.XXXXXX";
+	REQUIRE(mkdtemp(dir));
+	char file[64];
+	snprintf(file, sizeof file, "%s/pw", dir);
+	silo_error err = {0};
+	REQUIRE(write_file_atomic(file, "file-value-42\n", 14, 0600, &err) == 0);
+	setenv("SILO_SPEC_TEST_SECRET", "env-value-43", 1);
+	char *doc = xasprintf("[vm]\nname = \"s\"\n[sandbox.env]\nPLAIN = \"p\"\n[sandbox.secrets]\n"
+			      "INLINE = \"inline-value-41\"\nFROM_FILE = {file = \"%s\"}\n"
+			      "FROM_ENV = {env = \"SILO_SPEC_TEST_SECRET\"}\nGONE = \"***\"\n",
+			      file);
+	vm_spec s;
+	REQUIRE(spec_parse(doc, strlen(doc), &s, &err) == 0);
+	free(doc);
+	CHECK_INT_EQ(s.n_secrets, 4);
+	CHECK_STR_EQ(s.secrets[0].value, "inline-value-41");
+	CHECK(s.secrets[3].value == NULL); /* "***": the value is not there */
+	char *txt = spec_format(&s);
+	CHECK(!strstr(txt, "inline-value-41"));
+	CHECK_CONTAINS(txt, "INLINE = \"***\"");
+	CHECK_CONTAINS(txt, "FROM_ENV = {env = \"SILO_SPEC_TEST_SECRET\"}");
+	free(txt);
+	txt = spec_format_with_secrets(&s);
+	CHECK_CONTAINS(txt, "inline-value-41");
+	free(txt);
+	/* a create needs every value; a restore tolerates a redacted one */
+	silo_error e1 = {0};
+	CHECK_INT_EQ(spec_resolve_secrets(&s, SPEC_SECRETS_STRICT, &e1), -1);
+	CHECK_CONTAINS(e1.message, "sandbox.secrets.GONE: the value was redacted");
+	CHECK_INT_EQ(spec_resolve_secrets(&s, 0, &err), 0);
+	CHECK_STR_EQ(s.secrets[1].value, "file-value-42"); /* trailing newline dropped */
+	CHECK_STR_EQ(s.secrets[2].value, "env-value-43");
+	/* the exec environment: env, secrets, then the call's own; a missing value is CONFLICT */
+	silo_error e2 = {0};
+	CHECK(spec_exec_env(&s, NULL, &e2) == NULL);
+	CHECK_INT_EQ(e2.code, SILO_ERR_CONFLICT);
+	CHECK_CONTAINS(e2.message, "secret GONE is not available");
+	char *extra[] = {"GONE=supplied", "PLAIN=override", NULL};
+	char **env = spec_exec_env(&s, extra, &err);
+	REQUIRE(env);
+	char joined[512] = "";
+	for (char **x = env; *x; x++)
+		snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s;", *x);
+	CHECK_STR_EQ(joined, "PLAIN=override;INLINE=inline-value-41;FROM_FILE=file-value-42;FROM_ENV=env-value-43;GONE=supplied;");
+	spec_env_free(env);
+	/* copies keep values (in memory), redaction drops them, equality sees them */
+	vm_spec c;
+	spec_copy(&c, &s);
+	CHECK(spec_equal(&c, &s));
+	spec_redact(&c);
+	CHECK(!spec_equal(&c, &s));
+	CHECK(c.secrets[0].value == NULL && c.secrets[1].ref != NULL);
+	spec_free(&c);
+	spec_free(&s);
+	/* errors name the field and never the value */
+	static const struct {
+		const char *doc, *want;
+	} bad[] = {
+		{"[vm]\nname=\"s\"\n[sandbox.secrets]\n1X = \"v\"\n", "secret names are"},
+		{"[vm]\nname=\"s\"\n[sandbox.secrets]\nK = {file = \"rel/path\"}\n", "sandbox.secrets.K.file: expected an absolute host path"},
+		{"[vm]\nname=\"s\"\n[sandbox.secrets]\nK = {env = \"A-B\"}\n", "sandbox.secrets.K.env: expected an environment variable name"},
+		{"[vm]\nname=\"s\"\n[sandbox.secrets]\nK = {file = \"/a\", env = \"B\"}\n", "expected exactly one of file or env"},
+		{"[vm]\nname=\"s\"\n[sandbox.secrets]\nK = {url = \"x\"}\n", "sandbox.secrets.K.url: unknown key"},
+		{"[vm]\nname=\"s\"\n[sandbox.secrets]\nK = 5\n", "sandbox.secrets.K: expected a string"},
+		{"[vm]\nname=\"s\"\n[sandbox.env]\nK = \"x\"\n[sandbox.secrets]\nK = \"hunter2-secret\"\n", "also given in sandbox.env"},
+		{"[vm]\nname=\"s\"\n[sandbox.secrets]\nK = \"hunter2-\\u0000\"\n", "must not contain NUL"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		silo_error e = {0};
+		vm_spec x;
+		CHECK_INT_EQ(spec_parse(bad[i].doc, strlen(bad[i].doc), &x, &e), -1);
+		CHECK_CONTAINS(e.message, bad[i].want);
+		CHECK(!strstr(e.message, "hunter2"));
+	}
+	char *big = xmalloc(SPEC_SECRET_MAX + 64);
+	memset(big, 'z', SPEC_SECRET_MAX + 63);
+	big[SPEC_SECRET_MAX + 63] = '\0';
+	memcpy(big, "hunter2", 7);
+	char *bdoc = xasprintf("[vm]\nname=\"s\"\n[sandbox.secrets]\nK = \"%s\"\n", big);
+	silo_error eb = {0};
+	vm_spec x;
+	CHECK_INT_EQ(spec_parse(bdoc, strlen(bdoc), &x, &eb), -1);
+	CHECK_CONTAINS(eb.message, "at most 32768 bytes");
+	CHECK(!strstr(eb.message, "hunter2"));
+	free(bdoc);
+	free(big);
+	/* a missing file or variable names the secret */
+	vm_spec m = {0};
+	snprintf(m.name, sizeof m.name, "m");
+	spec_set_secret(&m, "F", SPEC_SECRET_FILE, "/nonexistent/silo-secret", NULL);
+	spec_set_secret(&m, "E", SPEC_SECRET_ENV, "SILO_SPEC_TEST_UNSET", NULL);
+	silo_error e3 = {0};
+	CHECK_INT_EQ(spec_resolve_secrets(&m, SPEC_SECRETS_KEEP_GOING, &e3), -1);
+	CHECK_CONTAINS(e3.message, "sandbox.secrets.F");
+	spec_free(&m);
+	unsetenv("SILO_SPEC_TEST_SECRET");
+	rm_rf(dir);
 }
 
 TEST(property_format_parse_round_trip)
@@ -293,21 +414,37 @@ TEST(property_format_parse_round_trip)
 			spec_free(&s);
 			continue;
 		}
+		/* the stored form never holds a secret's value: it parses back to the redacted spec,
+		 * and does not depend on the values at all */
 		char *txt = spec_format(&s);
+		vm_spec r;
+		spec_copy(&r, &s);
+		spec_redact(&r);
+		char *rtxt = spec_format(&r);
+		/* the transport form (CLI -> silod, in memory) keeps them */
+		char *wtxt = spec_format_with_secrets(&s);
+		vm_spec w;
+		bool wok = spec_parse(wtxt, strlen(wtxt), &w, &err) == 0 && spec_equal(&s, &w);
+		if (wok)
+			spec_free(&w);
 		if (spec_parse(txt, strlen(txt), &t, &err) < 0) {
 			printf("# iteration %d: %s\n---\n%s---\n", i, err.message, txt);
-		} else if (!spec_equal(&s, &t)) {
-			printf("# iteration %d: parsed spec differs\n", i);
+		} else if (!spec_equal(&r, &t) || strcmp(txt, rtxt) != 0 || !wok) {
+			printf("# iteration %d: parsed spec differs (redacted %d, values kept %d)\n", i, spec_equal(&r, &t),
+			       wok);
 			spec_free(&t);
 		} else {
 			ok++;
 			spec_free(&t);
 		}
+		free(wtxt);
+		free(rtxt);
 		free(txt);
+		spec_free(&r);
 		spec_free(&s);
 	}
 	CHECK_INT_EQ(ok, n);
 }
 
 TEST_MAIN(sectioned_example, vistara_example, errors_name_the_field_and_format, kvm_allows_small_memory,
-	  capacity_checks, defaults_per_provider, property_format_parse_round_trip)
+	  capacity_checks, defaults_per_provider, secrets_parse_format_resolve, property_format_parse_round_trip)
