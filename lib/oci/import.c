@@ -166,13 +166,11 @@ static int read_blob(ictx *c, const oci_desc *d, const char *what, char **out, s
 	return 0;
 }
 
+/* A top-level name of the source exists (reading it later checks where it leads). */
 static bool source_has(ictx *c, const char *name)
 {
-	int fd = oci_open_beneath(c->srcfd, name, O_RDONLY, true);
-	if (fd < 0)
-		return false;
-	close(fd);
-	return true;
+	struct stat sb;
+	return fstatat(c->srcfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 /* ---- choosing one image ---- */
@@ -616,6 +614,7 @@ static int build_image_dir(ictx *c, oci_format fmt, const char *final, json_t **
 	if (mkdir(img, 0755) < 0)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", img);
 	char **roots = xcalloc(c->n_layers + 1, sizeof *roots);
+	bool plain = c->n_layers == 1;
 	json_t *layers = json_array(), *mlayers = json_array();
 	for (size_t i = 0; i < c->n_layers; i++) {
 		ilayer *L = &c->layers[i];
@@ -626,6 +625,8 @@ static int build_image_dir(ictx *c, oci_format fmt, const char *final, json_t **
 		const char *dg = L->digest[0] ? L->digest : json_string_value(json_object_get(lj, "digest"));
 		uint64_t bytes = (uint64_t)json_integer_value(json_object_get(lj, "bytes"));
 		c->r->bytes += bytes;
+		plain = plain && json_integer_value(json_object_get(lj, "whiteouts")) == 0 &&
+			json_integer_value(json_object_get(lj, "opaques")) == 0;
 		json_array_append_new(layers, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:b,s:s}", "diff_id", L->diff_id, "digest",
 							dg ? dg : "", "media_type",
 							L->media_type, "size", (json_int_t)L->size, "bytes", (json_int_t)bytes,
@@ -638,7 +639,7 @@ static int build_image_dir(ictx *c, oci_format fmt, const char *final, json_t **
 	uint64_t t0 = now_mono_ns();
 	snprintf(p, sizeof p, "%s/rootfs.ext4", img);
 	uint64_t ext4_size = 0;
-	int rc = oci_build_ext4(roots, c->n_layers, c->stage, p, &ext4_size, err);
+	int rc = oci_build_ext4(roots, c->n_layers, plain, c->stage, p, &ext4_size, err);
 	strv_free(roots);
 	c->r->seconds_ext4 = (double)(now_mono_ns() - t0) / 1e9;
 	c->r->ext4_size = ext4_size;

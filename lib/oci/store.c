@@ -301,14 +301,55 @@ static int run_tool(char *const argv[], silo_error *err)
 			 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), n ? out : "(no output)");
 }
 
-int oci_build_ext4(char *const *roots, size_t n, const char *stage, const char *out, uint64_t *size, silo_error *err)
+/* Inodes and rounded bytes of a tree (a single layer used as is). */
+static void tree_size(int fd, merge *m)
+{
+	int dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	DIR *d = dupfd >= 0 ? fdopendir(dupfd) : NULL;
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		struct stat sb;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    fstatat(fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		m->inodes++;
+		if (S_ISREG(sb.st_mode))
+			m->bytes += ((uint64_t)sb.st_size + 4095) / 4096 * 4096;
+		else if (S_ISDIR(sb.st_mode) || (S_ISLNK(sb.st_mode) && sb.st_size >= 60))
+			m->bytes += 4096;
+		if (S_ISDIR(sb.st_mode)) {
+			int sub = openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0) {
+				tree_size(sub, m);
+				close(sub);
+			}
+		}
+	}
+	if (d)
+		closedir(d);
+	else if (dupfd >= 0)
+		close(dupfd);
+}
+
+int oci_build_ext4(char *const *roots, size_t n, bool single_plain, const char *stage, const char *out, uint64_t *size,
+		   silo_error *err)
 {
 	char flat[PATH_MAX];
 	snprintf(flat, sizeof flat, "%s/flat", stage);
-	if (mkdir(flat, 0700) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", flat);
 	merge m = {.inodes = 1, .bytes = 4096};
 	int rc = 0;
+	if (single_plain) {
+		/* one layer without whiteouts or opaque directories is already the merged tree */
+		snprintf(flat, sizeof flat, "%s", roots[0]);
+		int fd = open(flat, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", flat);
+		tree_size(fd, &m);
+		close(fd);
+		n = 0;
+	} else if (mkdir(flat, 0700) < 0) {
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", flat);
+	}
 	cleanup_close int dfd = open(flat, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		rc = silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", flat);
@@ -359,7 +400,8 @@ int oci_build_ext4(char *const *roots, size_t n, const char *stage, const char *
 		*size = bytes;
 	else
 		unlink(out);
-	rm_rf(flat);
+	if (!single_plain)
+		rm_rf(flat);
 	return rc;
 }
 

@@ -26,9 +26,10 @@ bool oci_layer_present(const char *hex);
 /* layer.json of a stored layer (NULL when absent or unreadable). */
 json_t *oci_layer_json(const char *hex);
 /* Build an ext4 image at out from the layer trees roots (bottom first), merged
- * with overlay semantics in a hard-linked scratch tree under stage. */
-int oci_build_ext4(char *const *roots, size_t n, const char *stage, const char *out, uint64_t *size,
-		   silo_error *err);
+ * with overlay semantics in a hard-linked scratch tree under stage; single_plain
+ * (one layer without whiteouts or opaque directories) uses the layer as is. */
+int oci_build_ext4(char *const *roots, size_t n, bool single_plain, const char *stage, const char *out,
+		   uint64_t *size, silo_error *err);
 /* The manifest as JSON, validated by image_manifest_parse ({"images": []} when absent). */
 int oci_manifest_json(json_t **root, silo_error *err);
 /* The entry named name, or NULL. */

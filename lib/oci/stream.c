@@ -35,6 +35,7 @@ struct oci_stream {
 	size_t in_pos, in_len;
 	bool in_eof;
 	bool dec_end;          /* the decoder saw the end of its data */
+	bool zstd_idle;        /* the last zstd call ended a frame (the next one may start) */
 	z_stream z;
 	ZSTD_DCtx *zs;
 	lzma_stream lz;
@@ -66,7 +67,7 @@ static int fill(oci_stream *s, silo_error *err)
 		k = read(s->fd, s->in, IN_SIZE);
 	while (k < 0 && errno == EINTR);
 	if (k < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "%s: read", s->what);
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "read");
 	crypto_hash_sha256_update(&s->raw_sha, s->in, (unsigned long long)k);
 	s->raw_bytes += (uint64_t)k;
 	s->in_pos = 0;
@@ -75,10 +76,11 @@ static int fill(oci_stream *s, silo_error *err)
 	return 0;
 }
 
-static bool gzip_magic_next(oci_stream *s, silo_error *err)
+/* Another gzip member follows: 1, 0, or -1 on a read error. */
+static int gzip_magic_next(oci_stream *s, silo_error *err)
 {
 	if (fill(s, err) < 0)
-		return false;
+		return -1;
 	return s->in_len - s->in_pos >= 2 && s->in[s->in_pos] == 0x1f && s->in[s->in_pos + 1] == 0x8b;
 }
 
@@ -153,7 +155,7 @@ void oci_stream_close(oci_stream *s)
 
 static int corrupt(oci_stream *s, silo_error *err, const char *why)
 {
-	return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s: %s data: %s", s->what, oci_comp_name(s->comp), why);
+	return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s data: %s", oci_comp_name(s->comp), why);
 }
 
 /* One decoding step into buf: bytes produced (may be 0 while input is consumed),
@@ -182,7 +184,10 @@ static ssize_t decode(oci_stream *s, unsigned char *buf, size_t n, silo_error *e
 		s->in_pos = s->in_len - s->z.avail_in;
 		ssize_t k = (ssize_t)((size_t)(s->z.next_out - buf));
 		if (rc == Z_STREAM_END) {
-			if (gzip_magic_next(s, err))
+			int more = gzip_magic_next(s, err);
+			if (more < 0)
+				return -1;
+			if (more)
 				inflateReset(&s->z);   /* another member follows */
 			else
 				s->dec_end = true;
@@ -202,9 +207,12 @@ static ssize_t decode(oci_stream *s, unsigned char *buf, size_t n, silo_error *e
 		if (ZSTD_isError(rc))
 			return corrupt(s, err, ZSTD_getErrorName(rc));
 		if (ob.pos == 0 && ib.pos == 0 && s->in_eof) {
-			if (rc != 0)
+			/* at the end of input: fine between frames, truncated inside one */
+			if (!s->zstd_idle)
 				return corrupt(s, err, "truncated");
 			s->dec_end = true;
+		} else {
+			s->zstd_idle = rc == 0;
 		}
 		return (ssize_t)ob.pos;
 	}
@@ -244,9 +252,9 @@ ssize_t oci_stream_read(void *ud, void *buf, size_t n, silo_error *err)
 		if (s->b) {
 			if ((uint64_t)k > s->b->max_bytes - s->b->used_bytes)
 				return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0,
-						 "%s: expands past the import size limit of %" PRIu64
+						 "expands past the import size limit of %" PRIu64
 						 " bytes (decompression bomb? raise it with --max-size)",
-						 s->what, s->b->max_bytes);
+						 s->b->max_bytes);
 			s->b->used_bytes += (uint64_t)k;
 		}
 		crypto_hash_sha256_update(&s->out_sha, buf, (unsigned long long)k);
@@ -260,7 +268,7 @@ int oci_stream_finish(oci_stream *s, char raw_hex[65], uint64_t *raw_size, char 
 	for (;;) {
 		ssize_t k = oci_stream_read(s, buf, sizeof buf, err);
 		if (k < 0)
-			return -1;
+			return silo_error_prefix(err, "%s", s->what), -1;
 		if (k == 0)
 			break;
 	}
@@ -268,7 +276,7 @@ int oci_stream_finish(oci_stream *s, char raw_hex[65], uint64_t *raw_size, char 
 	for (;;) {
 		s->in_pos = s->in_len;
 		if (fill(s, err) < 0)
-			return -1;
+			return silo_error_prefix(err, "%s", s->what), -1;
 		if (s->in_eof)
 			break;
 	}

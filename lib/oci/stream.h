@@ -32,7 +32,8 @@ typedef struct oci_stream oci_stream;
 int oci_stream_open(int fd, const char *what, oci_budget *b, oci_stream **out, silo_error *err);
 oci_comp oci_stream_comp(const oci_stream *s);
 const char *oci_comp_name(oci_comp c);
-/* tar_read_fn: decompressed bytes, 0 at the end. */
+/* tar_read_fn: decompressed bytes, 0 at the end. Its errors do not name the
+ * stream (the tar reader's caller adds that); those of open and finish do. */
 ssize_t oci_stream_read(void *s, void *buf, size_t n, silo_error *err);
 /* Read what is left (decompressed and raw) and give both digests as 64 hex + NUL. */
 int oci_stream_finish(oci_stream *s, char raw_hex[65], uint64_t *raw_size, char out_hex[65], silo_error *err);
