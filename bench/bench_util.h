@@ -7,8 +7,12 @@
 #ifndef SILO_BENCH_UTIL_H
 #define SILO_BENCH_UTIL_H
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/util.h"
 
@@ -49,6 +53,26 @@ static inline double bench_ms_since(uint64_t t0)
 static inline double bench_us_since(uint64_t t0)
 {
 	return (double)(now_mono_ns() - t0) / 1000.0;
+}
+
+/* Run argv with stdio on /dev/null; wall ms, or -1 if it failed. */
+static inline double bench_timed_run(char *const *argv)
+{
+	uint64_t t0 = now_mono_ns();
+	pid_t p = fork();
+	if (p < 0)
+		return -1;
+	if (p == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	int st;
+	while (waitpid(p, &st, 0) < 0 && errno == EINTR)
+		;
+	double ms = bench_ms_since(t0);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
 }
 
 /* Append X to the growable array *V of *N samples. */

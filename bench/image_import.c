@@ -30,26 +30,6 @@
 #include "common/util.h"
 #include "silo-config.h"
 
-/* Run argv with stdout/stderr on /dev/null; wall ms, or -1 if it failed. */
-static double timed_run(char *const *argv)
-{
-	uint64_t t0 = now_mono_ns();
-	pid_t p = fork();
-	if (p < 0)
-		return -1;
-	if (p == 0) {
-		int nul = open("/dev/null", O_RDWR);
-		dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	int st;
-	while (waitpid(p, &st, 0) < 0 && errno == EINTR)
-		;
-	double ms = bench_ms_since(t0);
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
-}
-
 static void print_series(const char *name, bench_series *s, const char *extra, bool last)
 {
 	bench_sort(s->ms, (size_t)s->n);
@@ -98,7 +78,7 @@ int main(int argc, char **argv)
 	setenv("SILO_CACHE_DIR", cache, 1);
 	/* warm up: the loader initramfs is built once per agent, not per import */
 	char *warm[] = {silo, "image", "import", (char *)src, "--name", "b", "--skip-devices", NULL};
-	if (timed_run(warm) < 0) {
+	if (bench_timed_run(warm) < 0) {
 		fprintf(stderr, "image_import: %s image import %s failed\n", silo, src);
 		return 1;
 	}
@@ -116,20 +96,20 @@ int main(int argc, char **argv)
 	snprintf(size, sizeof size, "%lluk", (unsigned long long)(ext4_size >> 10));
 	bench_series cold = bench_series_new(runs), peer = bench_series_new(runs), warm_s = bench_series_new(runs);
 	if (layout)
-		(void)timed_run(lay);
+		(void)bench_timed_run(lay);
 	for (int i = 0; i < runs; i++) {
-		(void)timed_run(rm);
-		(void)timed_run(gc);
-		bench_series_add(&cold, timed_run(warm));
+		(void)bench_timed_run(rm);
+		(void)bench_timed_run(gc);
+		bench_series_add(&cold, bench_timed_run(warm));
 		rm_rf(tree);
 		mkdir(tree, 0755);
 		uint64_t t0 = now_mono_ns();
 		char *tar[] = {"tar", "-xf", (char *)src, "-C", tree, "--numeric-owner", "--xattrs", NULL};
 		char *mk[] = {"mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "^has_journal", "-m", "0", "-d", tree, img, size, NULL};
-		bool ok = timed_run(tar) >= 0 && timed_run(mk) >= 0;
+		bool ok = bench_timed_run(tar) >= 0 && bench_timed_run(mk) >= 0;
 		bench_series_add(&peer, ok ? bench_ms_since(t0) : -1);
 		if (layout)
-			bench_series_add(&warm_s, timed_run(lay));
+			bench_series_add(&warm_s, bench_timed_run(lay));
 	}
 	printf("{\n  \"benchmark\": \"image_import\",\n  \"source\": \"%s\",\n  \"runs\": %d,\n  \"cpus\": %ld,\n", src, runs,
 	       sysconf(_SC_NPROCESSORS_ONLN));
@@ -158,7 +138,7 @@ int main(int argc, char **argv)
 				fs[i].argv[k] = out;
 				break;
 			}
-		double ms = timed_run(fs[i].argv);
+		double ms = bench_timed_run(fs[i].argv);
 		fprintf(stderr, "%-16s %s  %9.1f ms  size %llu  disk %llu\n", fs[i].name, ms < 0 ? "unavailable" : "", ms,
 			(unsigned long long)file_size(out, false), (unsigned long long)file_size(out, true));
 		printf("%s\n    \"%s\": {\"ms\": %.1f, \"size\": %llu, \"disk\": %llu}", i ? "," : "", fs[i].name, ms,

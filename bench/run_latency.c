@@ -28,26 +28,6 @@
 	"--unshare-all --die-with-parent --new-session --ro-bind ROOTFS / --proc /proc --dev /dev --tmpfs " \
 	"/tmp -- /bin/true"
 
-/* Run argv with stdio on /dev/null; wall ms, or -1 if it failed. */
-static double timed_run(char *const *argv)
-{
-	uint64_t t0 = now_mono_ns();
-	pid_t p = fork();
-	if (p < 0)
-		return -1;
-	if (p == 0) {
-		int nul = open("/dev/null", O_RDWR);
-		dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	int st;
-	while (waitpid(p, &st, 0) < 0 && errno == EINTR)
-		;
-	double ms = (double)(now_mono_ns() - t0) / 1e6;
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
-}
-
 static void print_series(const char *name, bench_series *s, const char *extra)
 {
 	bench_sort(s->ms, (size_t)s->n);
@@ -109,13 +89,13 @@ int main(int argc, char **argv)
 			   rootfs, "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", "/bin/true",
 			   NULL};
 	/* warm-up (page cache, rootfs layer) */
-	timed_run(run_argv);
+	bench_timed_run(run_argv);
 	if (have_bwrap)
-		timed_run(bw_argv);
+		bench_timed_run(bw_argv);
 	for (int i = 0; i < runs; i++) {
-		bench_series_add(&s_run, timed_run(run_argv));
+		bench_series_add(&s_run, bench_timed_run(run_argv));
 		if (have_bwrap)
-			bench_series_add(&s_bw, timed_run(bw_argv));
+			bench_series_add(&s_bw, bench_timed_run(bw_argv));
 	}
 
 	vm_spec spec;

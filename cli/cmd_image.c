@@ -404,10 +404,11 @@ static int image_gc(bool json)
 	if (oci_gc(&r, &err) < 0)
 		return cli_error(&err, json);
 	if (json) {
-		json_t *j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "layers_removed", (json_int_t)r.layers_removed,
+		json_t *j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "layers_removed", (json_int_t)r.layers_removed,
 				      "layers_kept", (json_int_t)r.layers_kept, "layers_busy", (json_int_t)r.layers_busy,
 				      "staging_removed", (json_int_t)r.staging_removed, "image_dirs_removed",
-				      (json_int_t)r.image_dirs_removed, "bytes_freed", (json_int_t)r.bytes_freed);
+				      (json_int_t)r.image_dirs_removed, "loaders_removed", (json_int_t)r.loaders_removed,
+				      "bytes_freed", (json_int_t)r.bytes_freed);
 		cli_print_json(j);
 		json_decref(j);
 		return 0;

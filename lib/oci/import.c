@@ -834,7 +834,7 @@ int oci_import(const oci_import_opts *o, oci_import_result *r, silo_error *err)
 	c.xo.budget = &c.budget;
 	c.xo.skip_devices = o->skip_devices;
 	json_t *root = NULL, *entry = NULL;
-	if (oci_manifest_json(&root, err) < 0)
+	if (image_manifest_json(&root, err) < 0)
 		return -1;
 	int rc = check_name(&c, root, err);
 	json_decref(root);

@@ -76,7 +76,8 @@ __attribute__((format(printf, 3, 4))) static int jfail(silo_error *err, const ch
 	return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s: %s", doc, m);
 }
 
-static json_t *load(const char *text, size_t len, const char *doc, silo_error *err)
+/* Parse doc: an object, or (array) an array. */
+static json_t *load(const char *text, size_t len, const char *doc, bool array, silo_error *err)
 {
 	if (len > OCI_JSON_MAX) {
 		jfail(err, doc, "%zu bytes (limit %u)", len, OCI_JSON_MAX);
@@ -86,8 +87,8 @@ static json_t *load(const char *text, size_t len, const char *doc, silo_error *e
 	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
 	if (!root)
 		jfail(err, doc, "line %d col %d: %s", je.line, je.column, je.text);
-	else if (!json_is_object(root) && !json_is_array(root)) {
-		jfail(err, doc, "expected a JSON object");
+	else if (array ? !json_is_array(root) : !json_is_object(root)) {
+		jfail(err, doc, "expected a JSON %s", array ? "array" : "object");
 		json_decref(root);
 		root = NULL;
 	}
@@ -174,16 +175,12 @@ int oci_index_parse(const char *text, size_t len, oci_desc **out, size_t *n, sil
 {
 	*out = NULL;
 	*n = 0;
-	json_t *root = load(text, len, "index", err);
+	json_t *root = load(text, len, "index", false, err);
 	if (!root)
 		return -1;
 	int rc = -1;
 	oci_desc *v = NULL;
 	json_t *ms = json_object_get(root, "manifests");
-	if (!json_is_object(root)) {
-		jfail(err, "index", "expected a JSON object");
-		goto out;
-	}
 	if (check_schema(root, "index", err) < 0)
 		goto out;
 	if (!json_is_array(ms) || json_array_size(ms) == 0 || json_array_size(ms) > OCI_MAX_MANIFESTS) {
@@ -217,14 +214,10 @@ void oci_manifest_free(oci_manifest *m)
 int oci_manifest_parse(const char *text, size_t len, oci_manifest *m, silo_error *err)
 {
 	memset(m, 0, sizeof *m);
-	json_t *root = load(text, len, "manifest", err);
+	json_t *root = load(text, len, "manifest", false, err);
 	if (!root)
 		return -1;
 	int rc = -1;
-	if (!json_is_object(root)) {
-		jfail(err, "manifest", "expected a JSON object");
-		goto out;
-	}
 	if (check_schema(root, "manifest", err) < 0)
 		goto out;
 	const char *mt = json_string_value(json_object_get(root, "mediaType"));
@@ -302,15 +295,11 @@ void oci_config_free(oci_config *c)
 int oci_config_parse(const char *text, size_t len, oci_config *c, silo_error *err)
 {
 	memset(c, 0, sizeof *c);
-	json_t *root = load(text, len, "config", err);
+	json_t *root = load(text, len, "config", false, err);
 	if (!root)
 		return -1;
 	int rc = -1;
 	const char *doc = "config";
-	if (!json_is_object(root)) {
-		jfail(err, doc, "expected a JSON object");
-		goto out;
-	}
 	if (get_str(root, "os", c->os, sizeof c->os, false, doc, "", err) < 0 ||
 	    get_str(root, "architecture", c->arch, sizeof c->arch, false, doc, "", err) < 0 ||
 	    get_str(root, "variant", c->variant, sizeof c->variant, false, doc, "", err) < 0)
@@ -405,11 +394,11 @@ int docker_manifest_parse(const char *text, size_t len, docker_entry **out, size
 	*out = NULL;
 	*n = 0;
 	const char *doc = "docker manifest.json";
-	json_t *root = load(text, len, doc, err);
+	json_t *root = load(text, len, doc, true, err);
 	if (!root)
 		return -1;
 	int rc = -1;
-	size_t cnt = json_is_array(root) ? json_array_size(root) : 0;
+	size_t cnt = json_array_size(root);
 	docker_entry *v = NULL;
 	if (cnt == 0 || cnt > DOCKER_ENTRIES_MAX) {
 		jfail(err, doc, "expected an array of 1-%d images", DOCKER_ENTRIES_MAX);

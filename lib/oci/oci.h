@@ -12,6 +12,8 @@
  *       layer.json                      what it is; a sandbox using the layer holds
  *                                       flock(LOCK_SH) on it, gc skips held layers
  *   $CACHE/oci/tmp/import-XXXXXX/       staging of a running import
+ *   $CACHE/oci/loader/<key>/            loader initramfs builds (the CLI makes them
+ *                                       with images/build-initramfs.sh; images link them)
  *   $CACHE/images/<name>/<id>/          an imported image: image.json (source,
  *       digests, ordered layers, sandbox defaults), config.json and manifest.json
  *       as imported, rootfs.ext4 (VM root disk), loader.cpio.gz (its loader)
@@ -102,12 +104,13 @@ typedef struct oci_store_usage {
 int oci_usage(oci_image_usage **out, size_t *n, oci_store_usage *total, silo_error *err);
 
 typedef struct oci_gc_result {
-	size_t layers_removed, layers_kept, layers_busy, staging_removed, image_dirs_removed;
+	size_t layers_removed, layers_kept, layers_busy, staging_removed, image_dirs_removed, loaders_removed;
 	uint64_t bytes_freed;
 } oci_gc_result;
 
 /* Remove layers no image references (unless a sandbox holds them), staging left
- * by interrupted imports, and image directories the manifest does not name.
+ * by interrupted imports, image directories the manifest does not name, and
+ * cached loader builds no image links (but the newest).
  * Waits for running imports (the store lock). */
 int oci_gc(oci_gc_result *r, silo_error *err);
 

@@ -406,35 +406,6 @@ int oci_build_ext4(char *const *roots, size_t n, bool single_plain, const char *
 }
 
 /* ---- manifest access ---- */
-int oci_manifest_json(json_t **root, silo_error *err)
-{
-	*root = NULL;
-	image_entry *v;
-	size_t n;
-	if (image_list(&v, &n, err) < 0)   /* validates (and tolerates a missing manifest) */
-		return -1;
-	image_entries_free(v, n);
-	char path[PATH_MAX];
-	image_manifest_path(path, sizeof path);
-	char *text = NULL;
-	size_t len = 0;
-	silo_error e2 = {0};
-	if (read_file(path, IMAGE_MANIFEST_MAX, &text, &len, &e2) < 0) {
-		if (e2.sys_errno != ENOENT) {
-			if (err)
-				*err = e2;
-			return -1;
-		}
-		*root = json_pack("{s:i,s:[]}", "version", 1, "images");
-		return 0;
-	}
-	*root = json_loadb(text, len, 0, NULL);
-	free(text);
-	if (!*root)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest %s: changed while reading", path);
-	return 0;
-}
-
 json_t *oci_manifest_find(json_t *root, const char *name)
 {
 	json_t *imgs = json_object_get(root, "images"), *e;
@@ -461,7 +432,7 @@ int oci_image_lowerdirs(const char *name, char ***dirs, size_t *n, silo_error *e
 	*dirs = NULL;
 	*n = 0;
 	json_t *root;
-	if (oci_manifest_json(&root, err) < 0)
+	if (image_manifest_json(&root, err) < 0)
 		return -1;
 	json_t *e = oci_manifest_find(root, name);
 	json_t *ls = json_object_get(json_object_get(e, "oci"), "layers");
@@ -530,7 +501,7 @@ int oci_image_info(const char *name, json_t **info, silo_error *err)
 {
 	*info = NULL;
 	json_t *root;
-	if (oci_manifest_json(&root, err) < 0)
+	if (image_manifest_json(&root, err) < 0)
 		return -1;
 	json_t *e = oci_manifest_find(root, name);
 	const char *p = json_string_value(json_object_get(json_object_get(e, "oci"), "image"));
@@ -605,7 +576,7 @@ int oci_usage(oci_image_usage **out, size_t *n, oci_store_usage *total, silo_err
 	*n = 0;
 	memset(total, 0, sizeof *total);
 	json_t *root;
-	if (oci_manifest_json(&root, err) < 0)
+	if (image_manifest_json(&root, err) < 0)
 		return -1;
 	json_t *imgs = json_object_get(root, "images"), *e;
 	size_t cnt = json_array_size(imgs), i;
@@ -726,6 +697,40 @@ static void gc_image_dirs(json_t *root, oci_gc_result *r)
 		closedir(d);
 }
 
+/* Cached loader initramfs builds ($CACHE/oci/loader/<key>/, made by the CLI):
+ * images hard-link theirs, so a build no image links (st_nlink 1) can go,
+ * except the newest, which the next import will most likely use. */
+static void gc_loaders(oci_gc_result *r)
+{
+	char ld[PATH_MAX];
+	oci_path(ld, sizeof ld, "loader");
+	DIR *d = opendir(ld);
+	struct dirent *de;
+	char newest[256] = "";
+	struct timespec newest_t = {0, 0};
+	for (int pass = 0; d && pass < 2; pass++) {
+		rewinddir(d);
+		while ((de = readdir(d))) {
+			struct stat sb;
+			char f[PATH_MAX + 300];
+			snprintf(f, sizeof f, "%s/loader.cpio.gz", de->d_name);
+			if (de->d_name[0] == '.' || fstatat(dirfd(d), f, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+				continue;
+			bool newer = sb.st_mtim.tv_sec > newest_t.tv_sec ||
+				     (sb.st_mtim.tv_sec == newest_t.tv_sec && sb.st_mtim.tv_nsec > newest_t.tv_nsec);
+			if (pass == 0 && newer) {
+				newest_t = sb.st_mtim;
+				snprintf(newest, sizeof newest, "%s", de->d_name);
+			} else if (pass == 1 && sb.st_nlink == 1 && strcmp(de->d_name, newest) != 0 &&
+				   rm_rf_below(dirfd(d), de->d_name) == 0) {
+				r->loaders_removed++;
+			}
+		}
+	}
+	if (d)
+		closedir(d);
+}
+
 int oci_gc(oci_gc_result *r, silo_error *err)
 {
 	memset(r, 0, sizeof *r);
@@ -735,7 +740,7 @@ int oci_gc(oci_gc_result *r, silo_error *err)
 	if (lk < 0)
 		return -1;
 	json_t *root;
-	if (oci_manifest_json(&root, err) < 0)
+	if (image_manifest_json(&root, err) < 0)
 		return -1;
 	/* no import runs now: all staging is debris */
 	char tdir[PATH_MAX];
@@ -792,6 +797,7 @@ int oci_gc(oci_gc_result *r, silo_error *err)
 	if (d)
 		closedir(d);
 	gc_image_dirs(root, r);
+	gc_loaders(r);
 	json_decref(root);
 	return 0;
 }

@@ -30,8 +30,6 @@ json_t *oci_layer_json(const char *hex);
  * (one layer without whiteouts or opaque directories) uses the layer as is. */
 int oci_build_ext4(char *const *roots, size_t n, bool single_plain, const char *stage, const char *out,
 		   uint64_t *size, silo_error *err);
-/* The manifest as JSON, validated by image_manifest_parse ({"images": []} when absent). */
-int oci_manifest_json(json_t **root, silo_error *err);
 /* The entry named name, or NULL. */
 json_t *oci_manifest_find(json_t *root, const char *name);
 /* Allocated bytes (st_blocks) of a file, 0 when absent. */
