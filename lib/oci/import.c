@@ -121,7 +121,8 @@ static void stage_path(const ictx *c, char *buf, size_t len, const char *rel)
 static int read_beneath(ictx *c, const char *path, size_t max, char **out, size_t *len, silo_error *err)
 {
 	*out = NULL;
-	cleanup_close int fd = oci_open_beneath(c->srcfd, path, O_RDONLY, true);
+	/* O_NONBLOCK: a FIFO in the source must be refused below, not block the import */
+	cleanup_close int fd = oci_open_beneath(c->srcfd, path, O_RDONLY | O_NONBLOCK, true);
 	if (fd < 0)
 		return silo_fail(err, errno == ENOENT ? SILO_ERR_INVALID_CONFIG : SILO_ERR_IO_ERROR, errno,
 				 "source: %s%s", path, errno == EXDEV ? " (leads outside the source)" : "");
@@ -402,7 +403,7 @@ static int import_layer(ictx *c, size_t i, silo_error *err)
 		return 0;
 	char what[160];
 	snprintf(what, sizeof what, "layer %zu (%.19s)", i, L->diff_id);
-	cleanup_close int fd = oci_open_beneath(c->srcfd, L->path, O_RDONLY, true);
+	cleanup_close int fd = oci_open_beneath(c->srcfd, L->path, O_RDONLY | O_NONBLOCK, true);
 	struct stat sb;
 	if (fd < 0 || fstat(fd, &sb) < 0)
 		return silo_fail(err, errno == ENOENT ? SILO_ERR_INVALID_CONFIG : SILO_ERR_IO_ERROR, errno, "%s: source %s%s",
@@ -819,6 +820,9 @@ int oci_import(const oci_import_opts *o, oci_import_result *r, silo_error *err)
 	if (!image_name_valid(o->name))
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "--name: \"%s\" is not a valid image name (1-64 of [a-z0-9_-])",
 				 o->name ? o->name : "");
+	if (!strcmp(o->name, "debootstrap"))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "--name: \"debootstrap\" is reserved (the cache of images/build-rootfs-debian.sh)");
 	if (!o->source || !o->source[0])
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "import: SOURCE is required");
 	if (!o->loader || access(o->loader, R_OK) < 0)

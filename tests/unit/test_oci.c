@@ -815,11 +815,25 @@ TEST(rootfs_tarball_formats)
 	o.source = d;
 	CHECK_INT_EQ(oci_import(&o, &r, &err), -1);
 	CHECK_CONTAINS(err.message, "a directory must be an OCI image layout");
+	/* an OCI archive whose index.json is a FIFO: refused at once, not a hang */
+	tw f = {0};
+	tw_file(&f, "oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}");
+	tw_hdr(&f, "index.json", '6', 0, 0644, 0, 0, NULL, 0, 0);
+	tw_end(&f);
+	REQUIRE(write_bytes(e.src, f.b, f.n) == 0);
+	o.source = e.src;
+	o.name = "fifo";
+	CHECK_INT_EQ(oci_import(&o, &r, &err), -1);
+	CHECK_CONTAINS(err.message, "source: index.json is not a regular file");
+	free(f.b);
 	/* bad names */
 	o.source = e.src;
 	o.name = "Bad/Name";
 	CHECK_INT_EQ(oci_import(&o, &r, &err), -1);
 	CHECK_CONTAINS(err.message, "--name: \"Bad/Name\" is not a valid image name");
+	o.name = "debootstrap";
+	CHECK_INT_EQ(oci_import(&o, &r, &err), -1);
+	CHECK_CONTAINS(err.message, "is reserved");
 	free(t.b);
 	env_done(&e);
 }
