@@ -606,17 +606,12 @@ static json_t *file_entry(const char *path, silo_error *err)
 	return json_pack("{s:s,s:s,s:I}", "path", path, "sha256", hex, "size", (json_int_t)size);
 }
 
-/* image.json, config.json, manifest.json, rootfs.ext4 and the loader in
- * stage/image; *entry gets the manifest entry naming them at final. */
-static int build_image_dir(ictx *c, oci_format fmt, const char *final, json_t **entry, silo_error *err)
+/* The layer records of image.json (layers) and of the manifest entry (mlayers),
+ * and the layer roots bottom first; true when the image is one layer without
+ * whiteouts or opaque directories (its tree is the merged tree). */
+static bool layer_lists(ictx *c, char **roots, json_t *layers, json_t *mlayers)
 {
-	char img[PATH_MAX], p[PATH_MAX + 32], q[PATH_MAX + 32];
-	stage_path(c, img, sizeof img, "image");
-	if (mkdir(img, 0755) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", img);
-	char **roots = xcalloc(c->n_layers + 1, sizeof *roots);
 	bool plain = c->n_layers == 1;
-	json_t *layers = json_array(), *mlayers = json_array();
 	for (size_t i = 0; i < c->n_layers; i++) {
 		ilayer *L = &c->layers[i];
 		char root[PATH_MAX];
@@ -624,98 +619,128 @@ static int build_image_dir(ictx *c, oci_format fmt, const char *final, json_t **
 		roots[i] = xstrdup(root);
 		json_t *lj = oci_layer_json(L->diff_id + 7);
 		const char *dg = L->digest[0] ? L->digest : json_string_value(json_object_get(lj, "digest"));
-		uint64_t bytes = (uint64_t)json_integer_value(json_object_get(lj, "bytes"));
-		c->r->bytes += bytes;
+		json_int_t bytes = json_integer_value(json_object_get(lj, "bytes"));
+		c->r->bytes += (uint64_t)bytes;
 		plain = plain && json_integer_value(json_object_get(lj, "whiteouts")) == 0 &&
 			json_integer_value(json_object_get(lj, "opaques")) == 0;
-		json_array_append_new(layers, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:b,s:s}", "diff_id", L->diff_id, "digest",
-							dg ? dg : "", "media_type",
-							L->media_type, "size", (json_int_t)L->size, "bytes", (json_int_t)bytes,
-							"disk", json_integer_value(json_object_get(lj, "disk")), "entries",
+		json_array_append_new(layers, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:b,s:s}", "diff_id", L->diff_id,
+							"digest", dg ? dg : "", "media_type", L->media_type, "size",
+							(json_int_t)L->size, "bytes", bytes, "disk",
+							json_integer_value(json_object_get(lj, "disk")), "entries",
 							json_integer_value(json_object_get(lj, "entries")), "new", L->fresh,
 							"path", root));
 		json_array_append_new(mlayers, json_pack("{s:s,s:s}", "diff_id", L->diff_id, "path", root));
 		json_decref(lj);
 	}
+	return plain;
+}
+
+static json_t *image_info(ictx *c, oci_format fmt, const char *final, const char *now, json_t *layers)
+{
+	char src[PATH_MAX], disk[PATH_MAX + 32];
+	if (!realpath(c->o->source, src))
+		snprintf(src, sizeof src, "%s", c->o->source);
+	snprintf(disk, sizeof disk, "%s/rootfs.ext4", final);
+	json_t *info = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s},s:s,s:O,s:o,s:{s:s,s:s,s:I,s:I},s:{s:I,s:I,s:s}}",
+				 "version", 1, "name", c->o->name, "format", oci_format_name(fmt), "source", src,
+				 "config_digest", c->config_digest, "manifest_digest", c->manifest_digest, "platform",
+				 "os", "linux", "architecture", c->cfg.arch[0] ? c->cfg.arch : host_arch(), "created", now,
+				 "layers", layers, "defaults", defaults_json(&c->cfg), "rootfs", "format", "ext4", "path",
+				 disk, "size", (json_int_t)c->r->ext4_size, "disk", (json_int_t)c->r->ext4_disk, "dropped",
+				 "xattrs", (json_int_t)c->r->dropped_xattrs, "devices", (json_int_t)c->r->dropped_devices,
+				 "names", c->r->dropped);
+	if (info && c->ref[0])
+		json_object_set_new(info, "ref", json_string(c->ref));
+	return info;
+}
+
+/* The guest kernel the entry records ({key, path, sha256, size}), NULL without one. */
+static json_t *kernel_entry(void)
+{
+	char kp[PATH_MAX], real[PATH_MAX];
+	if (guest_kernel_path(kp, sizeof kp, NULL) < 0 || !realpath(kp, real))
+		return NULL;
+	json_t *k = file_entry(real, NULL);
+	if (!k)
+		return NULL;
+	/* the key is the name of its directory under $CACHE/kernel (as build-image.sh records it) */
+	*strrchr(real, '/') = '\0';
+	const char *kdir = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
+	char key[17];
+	snprintf(key, sizeof key, "%s", strlen(kdir) == 16 ? kdir : json_string_value(json_object_get(k, "sha256")));
+	json_object_set_new(k, "key", json_string(key));
+	return k;
+}
+
+/* The manifest entry: hashes of the staged files in img, paths where they will live (final). */
+static json_t *manifest_entry(ictx *c, oci_format fmt, const char *img, const char *final, const char *now,
+			      json_t *mlayers, silo_error *err)
+{
+	char p[PATH_MAX + 32];
+	snprintf(p, sizeof p, "%s/rootfs.ext4", img);
+	json_t *disk = file_entry(p, err);
+	snprintf(p, sizeof p, "%s/loader.cpio.gz", img);
+	json_t *ird = disk ? file_entry(p, err) : NULL;
+	json_t *e = NULL;
+	if (ird) {
+		snprintf(p, sizeof p, "%s/rootfs.ext4", final);
+		e = json_pack("{s:s,s:s,s:s,s:O,s:O}", "name", c->o->name, "kind", "ext4", "path", p, "sha256",
+			      json_object_get(disk, "sha256"), "size", json_object_get(disk, "size"));
+		snprintf(p, sizeof p, "%s/loader.cpio.gz", final);
+		json_object_set_new(ird, "path", json_string(p));
+		json_object_set(e, "initrd", ird);
+		json_t *k = kernel_entry();
+		if (k)
+			json_object_set_new(e, "kernel", k);
+		json_object_set_new(e, "created", json_string(now));
+		snprintf(p, sizeof p, "%s/image.json", final);
+		json_object_set_new(e, "oci", json_pack("{s:s,s:s,s:s,s:O}", "image", p, "format", oci_format_name(fmt),
+							"config_digest", c->config_digest, "layers", mlayers));
+	}
+	if (ird && !e)
+		silo_fail(err, SILO_ERR_INTERNAL, ENOMEM, "image manifest entry");
+	json_decref(disk);
+	json_decref(ird);
+	return e;
+}
+
+/* image.json, config.json, manifest.json, rootfs.ext4 and the loader in
+ * stage/image; *entry gets the manifest entry naming them at final. */
+static int build_image_dir(ictx *c, oci_format fmt, const char *final, json_t **entry, silo_error *err)
+{
+	*entry = NULL;
+	char img[PATH_MAX], p[PATH_MAX + 32], now[40];
+	stage_path(c, img, sizeof img, "image");
+	if (mkdir(img, 0755) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", img);
+	utc_now(now, sizeof now);
+	char **roots = xcalloc(c->n_layers + 1, sizeof *roots);
+	json_t *layers = json_array(), *mlayers = json_array();
+	bool plain = layer_lists(c, roots, layers, mlayers);
 	uint64_t t0 = now_mono_ns();
 	snprintf(p, sizeof p, "%s/rootfs.ext4", img);
-	uint64_t ext4_size = 0;
-	int rc = oci_build_ext4(roots, c->n_layers, plain, c->stage, p, &ext4_size, err);
+	int rc = oci_build_ext4(roots, c->n_layers, plain, c->stage, p, &c->r->ext4_size, err);
 	strv_free(roots);
 	c->r->seconds_ext4 = (double)(now_mono_ns() - t0) / 1e9;
-	c->r->ext4_size = ext4_size;
 	c->r->ext4_disk = oci_file_disk(p);
-	snprintf(q, sizeof q, "%s/loader.cpio.gz", img);
+	snprintf(p, sizeof p, "%s/loader.cpio.gz", img);
 	if (rc == 0)
-		rc = link_or_copy(c->o->loader, q, err);
+		rc = link_or_copy(c->o->loader, p, err);
 	snprintf(p, sizeof p, "%s/config.json", img);
 	if (rc == 0)
 		rc = write_file_atomic(p, c->config, c->config_len, 0644, err);
 	snprintf(p, sizeof p, "%s/manifest.json", img);
 	if (rc == 0 && c->manifest)
 		rc = write_file_atomic(p, c->manifest, c->manifest_len, 0644, err);
-	char now[40], src[PATH_MAX];
-	utc_now(now, sizeof now);
-	if (!realpath(c->o->source, src))
-		snprintf(src, sizeof src, "%s", c->o->source);
-	json_t *info = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s},s:s}", "version", 1, "name", c->o->name, "format",
-				 oci_format_name(fmt), "source", src, "config_digest", c->config_digest,
-				 "manifest_digest", c->manifest_digest, "platform", "os", "linux", "architecture",
-				 c->cfg.arch[0] ? c->cfg.arch : host_arch(), "created", now);
-	if (c->ref[0])
-		json_object_set_new(info, "ref", json_string(c->ref));
-	json_object_set(info, "layers", layers);
-	json_object_set_new(info, "defaults", defaults_json(&c->cfg));
-	char fin[PATH_MAX + 32];
-	snprintf(fin, sizeof fin, "%s/rootfs.ext4", final);
-	json_object_set_new(info, "rootfs", json_pack("{s:s,s:s,s:I,s:I}", "format", "ext4", "path", fin, "size",
-						      (json_int_t)c->r->ext4_size, "disk", (json_int_t)c->r->ext4_disk));
-	json_object_set_new(info, "dropped", json_pack("{s:I,s:I,s:s}", "xattrs", (json_int_t)c->r->dropped_xattrs,
-						       "devices", (json_int_t)c->r->dropped_devices, "names", c->r->dropped));
+	json_t *info = rc == 0 ? image_info(c, fmt, final, now, layers) : NULL;
 	snprintf(p, sizeof p, "%s/image.json", img);
 	if (rc == 0)
-		rc = write_json(p, info, err);
+		rc = info ? write_json(p, info, err) : silo_fail(err, SILO_ERR_INTERNAL, ENOMEM, "image.json");
+	if (rc == 0 && !(*entry = manifest_entry(c, fmt, img, final, now, mlayers, err)))
+		rc = -1;
 	json_decref(info);
 	json_decref(layers);
-	/* the manifest entry: hashes of the staged files, paths where they will live */
-	json_t *e = NULL, *disk = NULL, *ird = NULL;
-	if (rc == 0) {
-		snprintf(p, sizeof p, "%s/rootfs.ext4", img);
-		disk = file_entry(p, err);
-		ird = disk ? file_entry(q, err) : NULL;
-		rc = ird ? 0 : -1;
-	}
-	if (rc == 0) {
-		e = json_pack("{s:s,s:s}", "name", c->o->name, "kind", "ext4");
-		json_object_set_new(e, "path", json_string(fin));
-		json_object_set(e, "sha256", json_object_get(disk, "sha256"));
-		json_object_set(e, "size", json_object_get(disk, "size"));
-		snprintf(fin, sizeof fin, "%s/loader.cpio.gz", final);
-		json_object_set_new(ird, "path", json_string(fin));
-		json_object_set(e, "initrd", ird);
-		char kp[PATH_MAX], real[PATH_MAX];
-		if (guest_kernel_path(kp, sizeof kp, NULL) == 0 && realpath(kp, real)) {
-			json_t *k = file_entry(real, NULL);
-			char key[17];
-			char *slash = strrchr(real, '/');
-			*slash = '\0';
-			const char *kdir = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
-			snprintf(key, sizeof key, "%s", strlen(kdir) == 16 ? kdir : json_string_value(json_object_get(k, "sha256")));
-			*slash = '/';
-			if (k) {
-				json_object_set_new(k, "key", json_string(key));
-				json_object_set_new(e, "kernel", k);
-			}
-		}
-		json_object_set_new(e, "created", json_string(now));
-		snprintf(fin, sizeof fin, "%s/image.json", final);
-		json_object_set_new(e, "oci", json_pack("{s:s,s:s,s:s,s:O}", "image", fin, "format", oci_format_name(fmt),
-							"config_digest", c->config_digest, "layers", mlayers));
-	}
-	json_decref(disk);
-	json_decref(ird);
 	json_decref(mlayers);
-	*entry = e;
 	return rc;
 }
 
