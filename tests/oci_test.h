@@ -2,7 +2,7 @@
  * Helpers for the image-import tests: an in-memory tar writer that can write
  * what real tools write (ustar, pax records, GNU long names) and what attackers
  * write (traversal, devices, huge headers, bad checksums), an OCI image layout
- * writer, and gzip. Used by tests/unit/test_oci.c and to seed the fuzz corpora.
+ * writer, and gzip. Used by tests/unit/test_oci.c.
  */
 #ifndef SILO_TESTS_OCI_TEST_H
 #define SILO_TESTS_OCI_TEST_H
