@@ -57,6 +57,26 @@ static inline double bench_us_since(uint64_t t0)
 	return (double)(now_mono_ns() - t0) / 1000.0;
 }
 
+/* Run argv with stdio on /dev/null; wall ms, or -1 if it failed. */
+static inline double bench_timed_run(char *const *argv)
+{
+	uint64_t t0 = now_mono_ns();
+	pid_t p = fork();
+	if (p < 0)
+		return -1;
+	if (p == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	int st;
+	while (waitpid(p, &st, 0) < 0 && errno == EINTR)
+		;
+	double ms = bench_ms_since(t0);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
+}
+
 /* Append X to the growable array *V of *N samples. */
 static inline void bench_append(double **v, int *n, double x)
 {
@@ -126,24 +146,5 @@ static inline int bench_args_silo(int argc, char **argv, const char *name, int *
 	return 0;
 }
 
-/* Run argv with stdio on /dev/null: wall ms, or -1 if it failed. */
-static inline double bench_timed_run(char *const *argv)
-{
-	uint64_t t0 = now_mono_ns();
-	pid_t p = fork();
-	if (p < 0)
-		return -1;
-	if (p == 0) {
-		int nul = open("/dev/null", O_RDWR);
-		dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	int st;
-	while (waitpid(p, &st, 0) < 0 && errno == EINTR)
-		;
-	double ms = bench_ms_since(t0);
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
-}
 
 #endif
