@@ -1139,6 +1139,15 @@ int chan_exec_discard(chan *c, uint32_t task_id, silo_error *err)
 	return send_frame(c, &m, err);
 }
 
+bool chan_exec_ended(chan *c, uint32_t task_id)
+{
+	pthread_mutex_lock(&c->lock);
+	ctask *t = task_find_locked(c, task_id);
+	bool ended = !t || t->done;
+	pthread_mutex_unlock(&c->lock);
+	return ended;
+}
+
 int chan_exec(chan *c, const exec_req *req, chan_output_cb cb, void *ud, exec_result *res, silo_error *err)
 {
 	uint32_t id;

@@ -112,6 +112,8 @@ ssize_t chan_exec_read(chan *c, uint32_t task_id, int *stream, void *buf, size_t
  * deleted): drop what is queued and tell the agent to read and drop the rest,
  * so the task can end without a consumer. The exit still arrives. */
 int chan_exec_discard(chan *c, uint32_t task_id, silo_error *err);
+/* The task's exit (or failure) has arrived: only what is queued remains to be taken. */
+bool chan_exec_ended(chan *c, uint32_t task_id);
 /* Send stdin; blocks while the agent's stdin window is full (the process is
  * not reading), delivering the task's output to its callback meanwhile. Fails
  * with ESRCH if the task ends before taking everything. */
