@@ -414,6 +414,7 @@ static const char *dispatch(chan *c, const wire_msg *m)
 	}
 	t->last_ns = now_mono_ns();
 	const char *viol = NULL;
+	bool wake = true;   /* output into a non-empty queue: its consumer is awake already */
 	switch (m->type) {
 	case WM_ERROR:
 		agent_error(&t->err, c->vm_id, m);
@@ -432,6 +433,7 @@ static const char *dispatch(chan *c, const wire_msg *m)
 			viol = "output beyond the granted window";
 		} else {
 			t->out_credit -= m->data_len;
+			wake = !t->qhead;
 			if (m->data_len && !t->discarding) {
 				ochunk *ch = xmalloc(sizeof *ch + m->data_len);
 				ch->next = NULL;
@@ -550,8 +552,10 @@ static const char *dispatch(chan *c, const wire_msg *m)
 		/* the task must fail with the violation, not complete with what the bad frame said */
 		silo_fail_vm(&t->err, SILO_ERR_PROTOCOL, 0, c->vm_id, "agent protocol violation: %s", viol);
 		t->done = t->failed = true;
+		wake = true;
 	}
-	pthread_cond_broadcast(&c->cond);
+	if (wake)
+		pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 	return viol;
 }
