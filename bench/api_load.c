@@ -249,28 +249,14 @@ int main(int argc, char **argv)
 		silod = silod_path;
 	}
 	char tmp[] = "/tmp/silo-api-load-XXXXXX";
-	if (!mkdtemp(tmp))
-		die_errno(1, "mkdtemp");
-	char state[64], run[64];
-	snprintf(state, sizeof state, "%s/state", tmp);
-	snprintf(run, sizeof run, "%s/run", tmp);
-	mkdir_p(state, 0700);
-	mkdir_p(run, 0700);
-	setenv("SILO_STATE_DIR", state, 1);
-	setenv("SILO_RUNTIME_DIR", run, 1);
-	snprintf(sock, sizeof sock, "%s/silod.sock", run);
 	char maxs[32];
 	snprintf(maxs, sizeof maxs, "%d", clients + 8);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-		if (fd >= 0)
-			dup2(fd, 2);
-		/* Capacity is not what is measured here: hand out plenty. */
-		execl(silod, silod, "--max-sandboxes", maxs, "--capacity-vcpus", "100000", "--capacity-memory-mb",
-		      "100000000", "--grace-ms", "1000", (char *)NULL);
-		_exit(127);
-	}
+	/* Capacity is not what is measured here: hand out plenty. */
+	char *const sargv[] = {(char *)silod, "--max-sandboxes", maxs, "--capacity-vcpus", "100000",
+			       "--capacity-memory-mb", "100000000", "--grace-ms", "1000", NULL};
+	pid_t pid = bench_spawn_silod(sargv, tmp, sock, sizeof sock);
+	if (pid < 0)
+		die_errno(1, "start silod");
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	CURL *h = curl_easy_init();
 	bool up = false;

@@ -2,13 +2,18 @@
  * Shared by the benchmarks in bench/: sorting and nearest-rank percentiles of
  * samples, the mean, elapsed time, a growable sample array, and the
  * fixed-capacity series with a failure count that run_latency and snapshot
- * report. Each bench prints its own JSON.
+ * report, and a silod of its own for the benches that talk HTTP. Each bench
+ * prints its own JSON.
  */
 #ifndef SILO_BENCH_UTIL_H
 #define SILO_BENCH_UTIL_H
 
+#include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "common/util.h"
 
@@ -86,6 +91,33 @@ static inline double bench_series_pct(const bench_series *s, double p)
 static inline double bench_series_mean(const bench_series *s)
 {
 	return bench_mean(s->ms, (size_t)s->n);
+}
+
+/* Start a silod (argv: path and options, NULL-terminated; stderr to /dev/null)
+ * with a fresh state and runtime dir under TMP, a mkdtemp template that is
+ * filled in; SILO_STATE_DIR and SILO_RUNTIME_DIR are set in this process too,
+ * SOCK gets the API socket. The pid, or -1. */
+static inline pid_t bench_spawn_silod(char *const argv[], char *tmp, char *sock, size_t socklen)
+{
+	if (!mkdtemp(tmp))
+		return -1;
+	char state[PATH_MAX], run[PATH_MAX - 32];
+	snprintf(state, sizeof state, "%s/state", tmp);
+	snprintf(run, sizeof run, "%s/run", tmp);
+	mkdir_p(state, 0700);
+	mkdir_p(run, 0700);
+	setenv("SILO_STATE_DIR", state, 1);
+	setenv("SILO_RUNTIME_DIR", run, 1);
+	snprintf(sock, socklen, "%s/silod.sock", run);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		if (fd >= 0)
+			dup2(fd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
 }
 
 #endif

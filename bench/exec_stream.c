@@ -373,24 +373,10 @@ static void *bg_http_main(void *p)
 static json_t *bench_silod(const char *silod)
 {
 	char tmp[] = "/tmp/silo-bench-stream-XXXXXX";
-	if (!mkdtemp(tmp))
-		return json_pack("{s:s}", "skipped", "mkdtemp failed");
-	char state[64], run[64];
-	snprintf(state, sizeof state, "%s/state", tmp);
-	snprintf(run, sizeof run, "%s/run", tmp);
-	mkdir_p(state, 0700);
-	mkdir_p(run, 0700);
-	setenv("SILO_STATE_DIR", state, 1);
-	setenv("SILO_RUNTIME_DIR", run, 1);
-	snprintf(sock, sizeof sock, "%s/silod.sock", run);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-		if (fd >= 0)
-			dup2(fd, 2);
-		execl(silod, silod, (char *)NULL);
-		_exit(127);
-	}
+	char *const sargv[] = {(char *)silod, NULL};
+	pid_t pid = bench_spawn_silod(sargv, tmp, sock, sizeof sock);
+	if (pid < 0)
+		return json_pack("{s:s}", "skipped", "cannot start silod");
 	CURL *h = curl_easy_init();
 	bool up = false;
 	for (int i = 0; i < 400 && !up; i++) {

@@ -929,6 +929,17 @@ static bool stdin_sent(const ctask *t)
 	return t->done || (!t->in_left && !t->in_eof && !t->in_sending);
 }
 
+/* Wait for c->cond until woken or the CLOCK_MONOTONIC deadline (ns; 0 = none). c->lock held. */
+static void cond_wait_until(chan *c, uint64_t deadline)
+{
+	if (!deadline) {
+		pthread_cond_wait(&c->cond, &c->lock);
+		return;
+	}
+	struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ull), .tv_nsec = (long)(deadline % 1000000000ull)};
+	pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+}
+
 /* Drive an exec task on the calling thread (send stdin as credit comes,
  * deliver output to the callback) until `until` holds: 0, or -1 when
  * timeout_ms (< 0: none) passed. Once past the deadline at most one more
@@ -954,13 +965,7 @@ static int exec_drive_locked(chan *c, ctask *t, int timeout_ms, bool (*until)(co
 		}
 		if (past)
 			return -1;
-		if (timeout_ms < 0) {
-			pthread_cond_wait(&c->cond, &c->lock);
-		} else {
-			struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ull),
-					      .tv_nsec = (long)(deadline % 1000000000ull)};
-			pthread_cond_timedwait(&c->cond, &c->lock, &ts);
-		}
+		cond_wait_until(c, deadline);
 	}
 }
 
@@ -1116,13 +1121,7 @@ ssize_t chan_exec_read(chan *c, uint32_t task_id, int *stream, void *buf, size_t
 			return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id, "no output from exec task %u in %d ms",
 					    task_id, timeout_ms);
 		}
-		if (timeout_ms < 0) {
-			pthread_cond_wait(&c->cond, &c->lock);
-		} else {
-			struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ull),
-					      .tv_nsec = (long)(deadline % 1000000000ull)};
-			pthread_cond_timedwait(&c->cond, &c->lock, &ts);
-		}
+		cond_wait_until(c, deadline);
 	}
 }
 

@@ -1054,9 +1054,12 @@ void manager_exec_free(mgr_exec *x)
 		exec_result res;
 		chan_exec_discard(x->e->sb->ch, x->task, &err);
 		chan_exec_signal(x->e->sb->ch, x->task, SIGKILL, &err);
-		chan_exec_wait(x->e->sb->ch, x->task, 5000, &res, &err);
+		int rc = chan_exec_wait(x->e->sb->ch, x->task, 5000, &res, &err);
 		task_del(x->e, x->task);
-		json_t *d = json_pack("{s:s,s:s}", "command", x->cmd, "error", "client went away; killed");
+		json_t *d = rc == 0 ? json_pack("{s:s,s:i,s:i,s:b,s:s}", "command", x->cmd, "exit_code", res.exit_code,
+						"signal", res.signal, "timed_out", res.timed_out, "error",
+						"client went away; killed")
+				    : json_pack("{s:s,s:s}", "command", x->cmd, "error", "client went away; killed");
 		manager_audit(x->m, x->actor, x->e->id, "exec",
 			      (now_mono_ns() - x->start_ns) / 1000000, d);
 		json_decref(d);

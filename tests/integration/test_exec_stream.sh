@@ -39,42 +39,6 @@ run() { exec_json "$A" "$(python3 -c 'import json,sys; print(json.dumps({"argv":
 check "the sandbox's pid is its agent" test "$(cat "/proc/$AGENT/comm")" = silo-agent
 fd0=$(fds)
 
-# A raw HTTP exec client (stdlib only): posts argv, optionally waits before
-# reading (with a tiny receive buffer, so nothing piles up in the kernel), and
-# prints "<bytes of stdout> <sha256 of stdout> <exit line>".
-cat > "$TMP/client.py" <<'PY'
-import base64, hashlib, json, socket, sys, time
-sock, sid, delay, argv = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4:]
-s = socket.socket(socket.AF_UNIX)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-s.connect(sock)
-body = json.dumps({"argv": argv}).encode()
-s.sendall(b"POST /v1/sandboxes/%s/exec HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-          b"Content-Length: %d\r\n\r\n" % (sid.encode(), len(body)) + body)
-print("started", flush=True)
-time.sleep(delay)
-f = s.makefile("rb", buffering=1 << 20)
-while f.readline() not in (b"\r\n", b""):      # status line and headers
-    pass
-h, n, tail, exit_line = hashlib.sha256(), 0, b"", "none"
-while True:                                      # chunked transfer encoding
-    size = int(f.readline().split(b";")[0], 16)
-    if size == 0:
-        break
-    tail += f.read(size)
-    f.read(2)
-    *lines, tail = tail.split(b"\n")
-    for l in lines:
-        j = json.loads(l)
-        if j.get("stream") == "stdout":
-            d = base64.b64decode(j["data"])
-            h.update(d)
-            n += len(d)
-        elif "stream" not in j:
-            exit_line = l.decode()
-print(n, h.hexdigest(), exit_line, flush=True)
-PY
-
 # ---------------------------------------------------------------- CLI, slow consumer
 t0=$(date +%s%N)
 out=$("$SILO" exec "$A" -- head -c 200000000 /dev/zero | (sleep 2; wc -c))
@@ -100,7 +64,7 @@ check "output that cannot be written (/dev/full) is an error (125, ENOSPC), not 
 # ---------------------------------------------------------------- HTTP, slow readers
 SEQSUM=$(seq 1 6000000 | sha256sum | cut -d' ' -f1)
 SEQLEN=$(seq 1 6000000 | wc -c)
-r=$(python3 "$TMP/client.py" "$SOCK" "$A" 2 seq 1 6000000 | tail -1)
+r=$(exec_client "$A" 2 seq 1 6000000 | tail -1)
 check "HTTP client that reads nothing for 2 s: seq 1 6000000 byte-exact ($r)" \
 	test "$(cut -d' ' -f1-2 <<<"$r")" = "$SEQLEN $SEQSUM"
 check "... and the exit line says 0, with no dropped_bytes" bash -c "grep -q '\"exit_code\":0' <<<'$r' && ! grep -q dropped <<<'$r'"
@@ -117,23 +81,22 @@ check "5 MB of stdin to a process that reads it late comes back byte-exact" \
 	test "$r" = "5000000 $(sha256sum < "$TMP/in.bin" | cut -d' ' -f1) 0"
 
 # ---------------------------------------------------------------- a stalled stream costs nothing, stalls nobody
+# rtt20 WHAT TAG: 20 execs of `true` over HTTP, round trips printed (not asserted)
+rtt20() {
+	local rtts=() i t0 sorted
+	for i in $(seq 1 20); do
+		t0=$(date +%s%N)
+		exec_to "$A" '{"argv":["true"]}' "$TMP/true.$2.$i"
+		rtts+=($(( ($(date +%s%N) - t0) / 1000 )))
+	done
+	sorted=$(printf '%s\n' "${rtts[@]}" | sort -n)
+	echo "# exec round trip of true (curl) $1: n=20 p50 $(sed -n 11p <<<"$sorted") us, max $(tail -1 <<<"$sorted") us"
+}
+rtt20 "with nothing else running" idle
 d0=$(rss "$DPID"); a0=$(rss "$AGENT")
-python3 "$TMP/client.py" "$SOCK" "$A" 8 head -c 200000000 /dev/zero > "$TMP/stalled.out" &
+exec_client "$A" 5 head -c 200000000 /dev/zero > "$TMP/stalled.out" &
 SPID=$!
 sleep 1.5
-rtts=()
-for i in $(seq 1 20); do
-	t0=$(date +%s%N)
-	exec_to "$A" '{"argv":["true"]}' "$TMP/true.$i"
-	rtts+=($(( ($(date +%s%N) - t0) / 1000 )))
-done
-sorted=$(printf '%s\n' "${rtts[@]}" | sort -n)
-echo "# exec round trip of true (curl) while a 200 MB stream is stalled: n=20 p50 $(sed -n 11p <<<"$sorted") us, max $(tail -1 <<<"$sorted") us"
-check "20 execs of true complete (exit 0) while another task's stream is stalled" \
-	test "$(grep -l '"exit_code":0' "$TMP"/true.* | wc -l)" = 20
-echo during > "$TMP/during"
-api PUT "/v1/sandboxes/$A/files?path=/tmp/during" --data-binary @"$TMP/during" > /dev/null
-check "file upload and download work meanwhile" test "$(api GET "/v1/sandboxes/$A/files?path=/tmp/during")" = during
 hp=$(run sh -c 'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = head ] && cat $p/wchan; done; echo')
 echo "# the stalled head is waiting in: ${hp%%|*}"
 check "the stalled process is blocked writing its pipe, not running ahead" bash -c "[[ '${hp%%|*}' == *pipe_write* ]]"
@@ -141,42 +104,46 @@ d1=$(rss "$DPID"); a1=$(rss "$AGENT")
 echo "# while stalled: silod RSS $((d0 / 1024)) -> $((d1 / 1024)) MiB, agent RSS $a0 -> $a1 KiB"
 check "silod RSS grows by < 32 MiB while a 200 MB stream is stalled" test $((d1 - d0)) -lt 32768
 check "agent RSS stays under 16 MiB" test "$a1" -lt 16384
+rtt20 "while a 200 MB stream is stalled" stalled
+check "20 execs of true complete (exit 0) while another task's stream is stalled" \
+	test "$(grep -l '"exit_code":0' "$TMP"/true.stalled.* | wc -l)" = 20
+echo during > "$TMP/during"
+api PUT "/v1/sandboxes/$A/files?path=/tmp/during" --data-binary @"$TMP/during" > /dev/null
+check "file upload and download work meanwhile" test "$(api GET "/v1/sandboxes/$A/files?path=/tmp/during")" = during
 wait $SPID
 r=$(tail -1 "$TMP/stalled.out")
 check "the stalled stream then delivers all 200000000 bytes, exit 0 ($r)" \
 	bash -c "[[ '$r' == '200000000 '*'\"exit_code\":0'* ]]"
 
 # ---------------------------------------------------------------- killing the client kills the task
-"$SILO" exec "$A" -- sh -c 'echo $$ > /tmp/victim.pid; exec cat /dev/zero' > /dev/null &
-CPID=$!
-sleep 1
-kill -9 "$CPID"
-wait "$CPID" 2>/dev/null
-gone=
-for _ in $(seq 1 50); do
-	o=$(run sh -c 'kill -0 $(cat /tmp/victim.pid) 2>/dev/null && echo alive || echo gone')
-	[ "$o" = "gone||0" ] && { gone=1; break; }
-	sleep 0.1
-done
-check "kill -9 of the CLI mid-stream kills the process in the sandbox" test -n "$gone"
-python3 "$TMP/client.py" "$SOCK" "$A" 30 sh -c 'echo $$ > /tmp/victim2.pid; exec cat /dev/zero' > /dev/null &
-SPID=$!
-sleep 1
-kill -9 "$SPID"
-wait "$SPID" 2>/dev/null
-gone=
-for _ in $(seq 1 50); do
-	o=$(run sh -c 'kill -0 $(cat /tmp/victim2.pid) 2>/dev/null && echo alive || echo gone')
-	[ "$o" = "gone||0" ] && { gone=1; break; }
-	sleep 0.1
-done
-check "a stalled HTTP client that dies kills its process too" test -n "$gone"
+# kill_client_mid_stream NAME CMD...: CMD runs `sh -c 'echo $$ > /tmp/NAME.pid; exec cat
+# /dev/zero'` in the sandbox; kill -9 it (and its children) after 1 s. True once that
+# process in the sandbox is gone.
+kill_client_mid_stream() {
+	local name=$1; shift
+	"$@" > /dev/null &
+	local cpid=$!
+	sleep 1
+	# CMD may be a shell function (exec_client): its python runs as a child of $cpid
+	kill -9 "$cpid" $(cat /proc/"$cpid"/task/*/children 2>/dev/null)
+	wait "$cpid" 2>/dev/null
+	for _ in $(seq 1 50); do
+		[ "$(run sh -c "kill -0 \$(cat /tmp/$name.pid) 2>/dev/null && echo alive || echo gone")" = "gone||0" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+victim='echo $$ > /tmp/NAME.pid; exec cat /dev/zero'
+check "kill -9 of the CLI mid-stream kills the process in the sandbox" \
+	kill_client_mid_stream v1 "$SILO" exec "$A" -- sh -c "${victim/NAME/v1}"
+check "a stalled HTTP client that dies kills its process too" \
+	kill_client_mid_stream v2 exec_client "$A" 30 sh -c "${victim/NAME/v2}"
 sleep 0.3
 fd1=$(fds)
 check "no fd leak in silod ($fd0 -> $fd1)" test "$fd1" -le $((fd0 + 2))
 
 # ---------------------------------------------------------------- a stalled client does not hold up a delete
-python3 "$TMP/client.py" "$SOCK" "$A" 6 head -c 200000000 /dev/zero > "$TMP/deleted.out" &
+exec_client "$A" 3 head -c 200000000 /dev/zero > "$TMP/deleted.out" &
 SPID=$!
 sleep 1
 t0=$(date +%s%N)

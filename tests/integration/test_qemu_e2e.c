@@ -22,6 +22,7 @@
 #include "core/channel.h"
 #include "core/provider.h"
 #include "core/sandbox.h"
+#include "gate.h"
 #include "harness.h"
 #include "image/image.h"
 
@@ -294,40 +295,29 @@ TEST(five_sandboxes_at_once)
 		vm_destroy(&ps[i].v);
 }
 
-typedef struct gate {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool open, entered;
-	uint64_t bytes;
-} gate;
-
-static void gated_count(void *ud, int stream, const void *buf, size_t len)
-{
-	gate *g = ud;
-	pthread_mutex_lock(&g->mu);
-	g->entered = true;
-	pthread_cond_broadcast(&g->cv);
-	while (!g->open)
-		pthread_cond_wait(&g->cv, &g->mu);
-	if (stream == 1)
-		g->bytes += len;
-	pthread_mutex_unlock(&g->mu);
-}
-
 typedef struct flood {
 	vm *v;
-	gate *g;
+	gate g;             /* the consumer stops dead until the gate opens */
+	uint64_t bytes;
 	exec_result res;
 	int rc;
 	silo_error err;
 } flood;
+
+static void gated_count(void *ud, int stream, const void *buf, size_t len)
+{
+	flood *f = ud;
+	gate_pass(&f->g);
+	if (stream == 1)
+		f->bytes += len;
+}
 
 static void *flood_main(void *p)
 {
 	flood *f = p;
 	char *argv[] = {"head", "-c", "16777216", "/dev/zero", NULL};
 	exec_req r = {.argv = argv, .uid = -1, .gid = -1, .timeout_ms = 300000};
-	f->rc = chan_exec(f->v->sb.ch, &r, gated_count, f->g, &f->res, &f->err);
+	f->rc = chan_exec(f->v->sb.ch, &r, gated_count, f, &f->res, &f->err);
 	return NULL;
 }
 
@@ -341,14 +331,10 @@ TEST(output_flow_control_over_virtio_serial)
 		qemu_provider.terminate(&v.sb, 0, NULL);
 		REQUIRE(!"boot");
 	}
-	gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-	flood f = {.v = &v, .g = &g};
+	flood f = {.v = &v, .g = GATE_INIT};
 	pthread_t th;
 	REQUIRE(pthread_create(&th, NULL, flood_main, &f) == 0);
-	pthread_mutex_lock(&g.mu);
-	while (!g.entered)
-		pthread_cond_wait(&g.cv, &g.mu);
-	pthread_mutex_unlock(&g.mu);
+	gate_wait_entered(&f.g);
 	/* One task stalled in its consumer: another runs, the channel stays up. */
 	uint64_t rx0, rx1;
 	chan_stats(v.sb.ch, NULL, &rx0);
@@ -366,10 +352,7 @@ TEST(output_flow_control_over_virtio_serial)
 	       (unsigned long long)(rx1 - rx0));
 	CHECK(rx1 < 4u * 1024 * 1024);
 	t0 = now_mono_ns();
-	pthread_mutex_lock(&g.mu);
-	g.open = true;
-	pthread_cond_broadcast(&g.cv);
-	pthread_mutex_unlock(&g.mu);
+	gate_open(&f.g);
 	pthread_join(th, NULL);
 	double s = (now_mono_ns() - t0) / 1e9;
 	printf("# 16 MiB over virtio-serial (TCG) after the stall: %.2f s, %.1f MB/s\n", s, 16.777216 / s);
@@ -377,7 +360,7 @@ TEST(output_flow_control_over_virtio_serial)
 		printf("# %s\n", f.err.message);
 	CHECK_INT_EQ(f.rc, 0);
 	CHECK_INT_EQ(f.res.exit_code, 0);
-	CHECK_INT_EQ(g.bytes, 16777216);
+	CHECK_INT_EQ(f.bytes, 16777216);
 	vm_destroy(&v);
 }
 

@@ -60,13 +60,7 @@ check "that sandbox is recorded in state error and left nothing" \
 O=$(create_ns evil-overrun 128 ",\"rootfs\":\"$TMP/evil-overrun\"")
 check "the overrunning agent passes the handshake (201)" test "$(status)" = 201 -a -n "$O"
 OPID=$(api GET "/v1/sandboxes/$O" | jget 'j["pid"]')
-python3 - "$SOCK" "$O" <<'PY' &
-import json, socket, sys, time
-s = socket.socket(socket.AF_UNIX); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096); s.connect(sys.argv[1])
-body = json.dumps({"argv": ["yes"]}).encode()
-s.sendall(b"POST /v1/sandboxes/%s/exec HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (sys.argv[2].encode(), len(body)) + body)
-time.sleep(8)   # a client that does not read: the host grants no more credit
-PY
+exec_client "$O" 8 yes > /dev/null &   # a client that does not read: the host grants no more credit
 CPID=$!
 for _ in $(seq 1 100); do
 	st=$(api GET "/v1/sandboxes/$O" | jget 'j["state"]')

@@ -17,6 +17,7 @@
 
 #include "common/util.h"
 #include "core/channel.h"
+#include "gate.h"
 #include "wire.h"
 
 typedef struct agent_proc {
@@ -475,15 +476,16 @@ static void slow_collect(void *ud, int stream, const void *buf, size_t len)
 		usleep(25000); /* a host that cannot keep up for ~1 s */
 }
 
-static long vm_hwm_kib(pid_t pid)
+static long proc_status_kib(pid_t pid, const char *key)
 {
 	char path[64], line[256];
 	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
 	FILE *f = fopen(path, "r");
 	long kib = -1;
+	size_t kl = strlen(key);
 	while (f && fgets(line, sizeof line, f))
-		if (!strncmp(line, "VmHWM:", 6))
-			kib = strtol(line + 6, NULL, 10);
+		if (!strncmp(line, key, kl) && line[kl] == ':')
+			kib = strtol(line + kl + 1, NULL, 10);
 	if (f)
 		fclose(f);
 	return kib;
@@ -504,7 +506,7 @@ TEST(flooding_process_is_throttled_not_buffered)
 	CHECK_INT_EQ(res.exit_code, 0);
 	CHECK_INT_EQ(k.bytes, 50331648ull);
 	CHECK(!k.bad);
-	long hwm = vm_hwm_kib(a.pid);
+	long hwm = proc_status_kib(a.pid, "VmHWM");
 	printf("# agent peak RSS %ld KiB for 48 MiB of output\n", hwm);
 	CHECK(hwm > 0 && hwm < 16 * 1024);
 	stop(&a);
@@ -512,52 +514,20 @@ TEST(flooding_process_is_throttled_not_buffered)
 
 /* ---- flow control (docs/protocol.md "Flow control") ---- */
 
-static long proc_status_kib(pid_t pid, const char *key)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	long kib = -1;
-	size_t kl = strlen(key);
-	while (f && fgets(line, sizeof line, f))
-		if (!strncmp(line, key, kl) && line[kl] == ':')
-			kib = strtol(line + kl + 1, NULL, 10);
-	if (f)
-		fclose(f);
-	return kib;
-}
-
-typedef struct gate {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool open, entered;
+typedef struct gated_sink {
+	gate g;
 	uint64_t bytes;
 	bool bad;
-} gate;
-
-#define GATE_INIT {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER}
+} gated_sink;
 
 /* An output consumer that stops dead on its first call until the gate opens. */
 static void gated_count(void *ud, int stream, const void *buf, size_t len)
 {
-	gate *g = ud;
-	pthread_mutex_lock(&g->mu);
-	g->entered = true;
-	pthread_cond_broadcast(&g->cv);
-	while (!g->open)
-		pthread_cond_wait(&g->cv, &g->mu);
-	g->bytes += len;
+	gated_sink *k = ud;
+	gate_pass(&k->g);
+	k->bytes += len;
 	if (stream != 1 || ((const char *)buf)[0] != '\0' || ((const char *)buf)[len - 1] != '\0')
-		g->bad = true;
-	pthread_mutex_unlock(&g->mu);
-}
-
-static void gate_open(gate *g)
-{
-	pthread_mutex_lock(&g->mu);
-	g->open = true;
-	pthread_cond_broadcast(&g->cv);
-	pthread_mutex_unlock(&g->mu);
+		k->bad = true;
 }
 
 typedef struct bg_exec {
@@ -587,15 +557,12 @@ TEST(stalled_consumer_does_not_stall_other_tasks)
 {
 	agent_proc a;
 	start(&a, 200); /* heartbeats on: the channel must stay alive while one consumer is stuck */
-	gate g = GATE_INIT;
+	gated_sink g = {.g = GATE_INIT};
 	char *argv[] = {"head", "-c", "67108864", "/dev/zero", NULL};
 	bg_exec b = {.c = a.c, .req = {.argv = argv, .uid = -1, .gid = -1}, .cb = gated_count, .ud = &g};
 	pthread_t th;
 	REQUIRE(pthread_create(&th, NULL, bg_exec_main, &b) == 0);
-	pthread_mutex_lock(&g.mu);
-	while (!g.entered)
-		pthread_cond_wait(&g.cv, &g.mu);
-	pthread_mutex_unlock(&g.mu);
+	gate_wait_entered(&g.g);
 	/* 64 MiB task stalled in its consumer: other tasks, file ops and pings go on. */
 	enum { RUNS = 20 };
 	uint64_t rtt[RUNS];
@@ -633,7 +600,7 @@ TEST(stalled_consumer_does_not_stall_other_tasks)
 	long hwm = proc_status_kib(a.pid, "VmHWM");
 	printf("# agent peak RSS %ld KiB\n", hwm);
 	CHECK(hwm > 0 && hwm < 16 * 1024);
-	gate_open(&g);
+	gate_open(&g.g);
 	pthread_join(th, NULL);
 	CHECK_INT_EQ(b.rc, 0);
 	CHECK_INT_EQ(b.res.exit_code, 0);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "gate.h"
 #include "silo/silo.h"
 
 typedef struct out {
@@ -84,9 +85,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 }
 
 typedef struct slow {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool open, entered;
+	gate g;
 	uint64_t h, bytes;
 	int calls;
 } slow;
@@ -95,18 +94,12 @@ typedef struct slow {
 static void slow_output(void *ud, int stream, const void *p, size_t len)
 {
 	slow *s = ud;
-	pthread_mutex_lock(&s->mu);
-	s->entered = true;
-	pthread_cond_broadcast(&s->cv);
-	while (!s->open)
-		pthread_cond_wait(&s->cv, &s->mu);
+	gate_pass(&s->g);
 	if (stream == 1) {
 		s->h = fnv(s->h, p, len);
 		s->bytes += len;
 	}
-	bool nap = s->calls++ % 64 == 0;
-	pthread_mutex_unlock(&s->mu);
-	if (nap)
+	if (s->calls++ % 64 == 0)
 		usleep(10000);
 }
 
@@ -158,14 +151,11 @@ TEST(slow_output_callback_loses_nothing_and_stalls_nobody)
 		want_h = fnv(want_h, line, (size_t)n);
 		want_n += (uint64_t)n;
 	}
-	slow s = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .h = 0xcbf29ce484222325ull};
+	slow s = {.g = GATE_INIT, .h = 0xcbf29ce484222325ull};
 	bg b = {.sb = sb, .s = &s};
 	pthread_t th;
 	REQUIRE(pthread_create(&th, NULL, bg_main, &b) == 0);
-	pthread_mutex_lock(&s.mu);
-	while (!s.entered)
-		pthread_cond_wait(&s.cv, &s.mu);
-	pthread_mutex_unlock(&s.mu);
+	gate_wait_entered(&s.g);
 	/* The callback of one command is stuck: another command on the same sandbox runs. */
 	enum { RUNS = 10 };
 	double rtt[RUNS];
@@ -185,10 +175,7 @@ TEST(slow_output_callback_loses_nothing_and_stalls_nobody)
 		printf("# silo_sandbox_exec(true) while another command's callback is stuck: p50 %.2f ms, max %.2f ms\n",
 		       rtt[done / 2], rtt[done - 1]);
 	}
-	pthread_mutex_lock(&s.mu);
-	s.open = true;
-	pthread_cond_broadcast(&s.cv);
-	pthread_mutex_unlock(&s.mu);
+	gate_open(&s.g);
 	pthread_join(th, NULL);
 	CHECK_INT_EQ(b.rc, 0);
 	CHECK_INT_EQ(b.res.exit_code, 0);
