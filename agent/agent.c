@@ -315,8 +315,11 @@ static void exec_failed(task *t, const char *argv0, struct child_err ce)
 	char msg[512];
 	int n = snprintf(msg, sizeof msg, "silo-agent: %s %s: %s\n", stage[ce.stage < 6 ? ce.stage : 0],
 			 ce.stage == 4 ? argv0 : "", strerror(ce.err));
-	if (!t->orphan)
-		send_output(t->id, 2, msg, (size_t)(n < (int)sizeof msg ? n : (int)sizeof msg - 1));
+	size_t len = (size_t)(n < (int)sizeof msg ? n : (int)sizeof msg - 1);
+	if (!t->orphan && len <= t->credit) { /* always: the task's first output, < WIRE_MIN_WINDOW */
+		t->credit -= (uint32_t)len;
+		send_output(t->id, 2, msg, len);
+	}
 	t->exited = true;
 	t->status = (ce.stage == 4 && ce.err == ENOENT) ? 127 << 8 : 126 << 8;
 	t->drain_until_ns = 0;
