@@ -2,13 +2,15 @@
  * Shared by the benchmarks in bench/: sorting and nearest-rank percentiles of
  * samples, the mean, elapsed time, a growable sample array, and the
  * fixed-capacity series with a failure count that run_latency and snapshot
- * report. Each bench prints its own JSON.
+ * report, and a silod of its own for the benches that talk HTTP. Each bench
+ * prints its own JSON.
  */
 #ifndef SILO_BENCH_UTIL_H
 #define SILO_BENCH_UTIL_H
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,5 +148,40 @@ static inline int bench_args_silo(int argc, char **argv, const char *name, int *
 	return 0;
 }
 
+
+/* Fresh state and runtime dirs for a silod under TMP (a mkdtemp template,
+ * rewritten): SILO_STATE_DIR and SILO_RUNTIME_DIR are set in this process,
+ * SOCK gets the API socket's path. -1 with errno on failure. */
+static inline int bench_silod_dirs(char *tmp, char *sock, size_t socklen)
+{
+	if (!mkdtemp(tmp))
+		return -1;
+	char state[PATH_MAX], run[PATH_MAX - 32];
+	snprintf(state, sizeof state, "%s/state", tmp);
+	snprintf(run, sizeof run, "%s/run", tmp);
+	if (mkdir_p(state, 0700) < 0 || mkdir_p(run, 0700) < 0)
+		return -1;
+	setenv("SILO_STATE_DIR", state, 1);
+	setenv("SILO_RUNTIME_DIR", run, 1);
+	snprintf(sock, socklen, "%s/silod.sock", run);
+	return 0;
+}
+
+/* Start a silod (argv: path and options, NULL-terminated; stderr to /dev/null)
+ * in fresh dirs (bench_silod_dirs). The pid, or -1. */
+static inline pid_t bench_spawn_silod(char *const argv[], char *tmp, char *sock, size_t socklen)
+{
+	if (bench_silod_dirs(tmp, sock, socklen) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		if (fd >= 0)
+			dup2(fd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
 
 #endif
