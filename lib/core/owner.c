@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -45,7 +46,7 @@ typedef struct wd_msg {
 
 struct owner_state {
 	int fd;           /* the record, locked (LOCK_EX) for the sandbox's life */
-	int wd_pipe;      /* write end to the watchdog, -1 if none */
+	int wd_sock;      /* our end of the socket pair to the watchdog, -1 if none */
 	pid_t wd_pid;
 	owner_rec rec;
 	char path[PATH_MAX + SILO_ID_MAX + 2];
@@ -447,10 +448,12 @@ static pid_t watchdog_start(sandbox *sb, int lockfd, int *wr, silo_error *err)
 	if (ownfd >= 0)
 		set_cloexec(ownfd, true);
 	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0) {
+	/* a socket pair, not a pipe: send() with MSG_NOSIGNAL never raises SIGPIPE
+	 * in the owner when the watchdog is already gone (it left at a deadline) */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0) {
 		if (ownfd >= 0)
 			close(ownfd);
-		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "watchdog: pipe");
+		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "watchdog: socketpair");
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -506,10 +509,13 @@ static void reap_later(pid_t wd)
 
 static void wd_send(struct owner_state *o, uint32_t type, uint64_t value)
 {
-	if (o->wd_pipe < 0)
+	if (o->wd_sock < 0)
 		return;
 	wd_msg m = {.type = type, .value = value};
-	if (write_all(o->wd_pipe, &m, sizeof m) < 0)
+	ssize_t n;
+	while ((n = send(o->wd_sock, &m, sizeof m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof m && errno != EPIPE)   /* EPIPE: it already left */
 		log_warn("watchdog: %s", strerror(errno));
 }
 
@@ -523,7 +529,7 @@ int owner_begin(sandbox *sb, sb_owner kind, const char *state_dir, pid_t client,
 		return silo_fail_vm(err, SILO_ERR_INTERNAL, 0, sb->id, "owner: a silod owner needs its state dir");
 	reap_done();
 	struct owner_state *o = xcalloc(1, sizeof *o);
-	o->fd = o->wd_pipe = -1;
+	o->fd = o->wd_sock = -1;
 	char dir[PATH_MAX];
 	rec_dir(dir, sizeof dir);
 	if (mkdir_p(dir, 0700) < 0) {
@@ -546,7 +552,7 @@ int owner_begin(sandbox *sb, sb_owner kind, const char *state_dir, pid_t client,
 		goto fail;
 	}
 	if (kind == SB_OWNER_PROCESS) {
-		o->wd_pid = watchdog_start(sb, o->fd, &o->wd_pipe, err);
+		o->wd_pid = watchdog_start(sb, o->fd, &o->wd_sock, err);
 		if (o->wd_pid < 0) {
 			o->wd_pid = 0;
 			goto fail_unlink;
@@ -565,7 +571,7 @@ fail_unlink:
 	unlink(o->path);
 	if (o->wd_pid > 0) {
 		wd_send(o, WD_DONE, 0);
-		close(o->wd_pipe);
+		close(o->wd_sock);
 		waitpid(o->wd_pid, NULL, 0);
 	}
 fail:
@@ -604,7 +610,7 @@ void owner_end(sandbox *sb, bool host_clean)
 		unlink(o->path);
 	if (o->wd_pid > 0) {
 		wd_send(o, WD_DONE, 0);   /* it exits on reading this, even if we exit first */
-		close(o->wd_pipe);
+		close(o->wd_sock);
 		reap_later(o->wd_pid);
 	}
 	close(o->fd);
@@ -616,7 +622,7 @@ void owner_adopt(sandbox *sb, const char *state_dir)
 	if (sb->own || !state_dir)
 		return;
 	struct owner_state *o = xcalloc(1, sizeof *o);
-	o->wd_pipe = -1;
+	o->wd_sock = -1;
 	char dir[PATH_MAX];
 	rec_dir(dir, sizeof dir);
 	mkdir_p(dir, 0700);

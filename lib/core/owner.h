@@ -24,7 +24,7 @@
  *               The owner holds an exclusive flock on the record for the
  *               sandbox's whole life and shares it with its watchdog (a forked
  *               child in its own session). The watchdog waits on a pidfd of the
- *               owner and on a pipe; when the owner dies without saying "done"
+ *               owner and on a socket pair; when the owner dies without saying "done"
  *               (or the deadline the owner set passes), it tears the sandbox
  *               down completely and exits. A record is orphaned only when its
  *               lock is free AND neither the recorded owner nor the watchdog

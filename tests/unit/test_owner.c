@@ -390,12 +390,20 @@ TEST(watchdog_reaps_at_the_deadline_and_leaves_after_done)
 	pid_t t = tagged(id);
 	sb->pid = t;
 	owner_note_spawn(sb);
+	char rp[PATH_MAX + 64], *rt_txt = NULL;
+	size_t rl;
+	owner_rec r;
+	path_of(rp, sizeof rp, "owners", id);
+	REQUIRE(read_file(rp, OWNER_REC_MAX, &rt_txt, &rl, NULL) == 0 && owner_parse(rt_txt, rl, &r, &err) == 0);
+	free(rt_txt);
 	uint64_t t0 = now_mono_ns();
 	owner_set_deadline(sb, 300);
 	CHECK(gone_within(t, 3000));
 	double ms = (double)(now_mono_ns() - t0) / 1e6;
 	printf("# deadline 300 ms: torn down at %.0f ms while the owner lives\n", ms);
 	CHECK(ms >= 250);
+	/* the watchdog has left; telling it "done" now must not raise SIGPIPE in the owner */
+	CHECK(gone_within(r.wd_pid, 3000));
 	owner_end(sb, true);   /* the owner ends normally afterwards */
 	for (int i = 0; i < 300 && rundir_exists(id); i++)
 		usleep(10 * 1000);
