@@ -408,37 +408,32 @@ static void item(char ***v, char *s)
 
 static bool cmdline_has(pid_t pid, char **needles)
 {
-	char p[64], buf[16384];
+	char p[64], *t = NULL;
+	size_t n;
 	snprintf(p, sizeof p, "/proc/%d/cmdline", (int)pid);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (read_file(p, 1 << 20, &t, &n, NULL) < 0)
 		return false;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	for (ssize_t i = 0; i < n; i++)
-		if (!buf[i])
-			buf[i] = ' ';
-	buf[n] = '\0';
-	for (; needles && *needles; needles++)
-		if (strstr(buf, *needles))
-			return true;
-	return false;
+	for (size_t i = 0; i < n; i++)
+		if (!t[i])
+			t[i] = ' ';
+	bool hit = false;
+	for (; needles && *needles && !hit; needles++)
+		hit = strstr(t, *needles) != NULL;
+	free(t);
+	return hit;
 }
 
 static void comm_of(pid_t pid, char *out, size_t len)
 {
-	char p[64];
+	char p[64], *t = NULL;
+	size_t n;
 	snprintf(p, sizeof p, "/proc/%d/comm", (int)pid);
 	snprintf(out, len, "?");
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	ssize_t n = read(fd, out, len - 1);
-	close(fd);
-	out[n > 0 ? n : 0] = '\0';
-	out[strcspn(out, "\n")] = '\0';
+	if (read_file(p, 64, &t, &n, NULL) == 0) {
+		t[strcspn(t, "\n")] = '\0';
+		snprintf(out, len, "%s", t);
+		free(t);
+	}
 }
 
 /* Everything of ours on the host that must not be there: silod (if alive)
