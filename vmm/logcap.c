@@ -41,7 +41,7 @@ static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
 /* Keep the last `keep_old` bytes of the file behind a marker at offset 0. */
 static int compact(logcap *l, uint64_t keep_old, uint64_t incoming_dropped)
 {
-	l->dropped += l->size - keep_old + incoming_dropped;
+	l->dropped += l->size - l->marker - keep_old + incoming_dropped;   /* the old marker is no output */
 	char marker[160];
 	int mlen = snprintf(marker, sizeof marker,
 			    "[silo: %llu earlier bytes of this log were dropped (cap %llu bytes, the tail is kept)]\n",
@@ -66,6 +66,7 @@ static int compact(logcap *l, uint64_t keep_old, uint64_t incoming_dropped)
 	if (pwrite_all(l->fd, marker, (size_t)mlen, 0) < 0 || ftruncate(l->fd, (off_t)(dst + keep_old)) < 0)
 		return -1;
 	l->size = dst + keep_old;
+	l->marker = (uint64_t)mlen;
 	return 0;
 }
 
@@ -96,7 +97,7 @@ int logcap_write(logcap *l, const void *buf, size_t n)
 				return -1;
 			buf = (const char *)buf + skip;
 			n = (size_t)half;
-		} else if (compact(l, half - n < l->size ? half - n : l->size, 0) < 0) {
+		} else if (compact(l, half - n < l->size - l->marker ? half - n : l->size - l->marker, 0) < 0) {
 			return -1;
 		}
 	}

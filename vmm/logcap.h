@@ -30,6 +30,7 @@ typedef struct logcap {
 	uint64_t size;      /* current file size */
 	uint64_t cap;
 	uint64_t dropped;   /* bytes dropped so far (shown in the marker) */
+	uint64_t marker;    /* length of the marker line at the start of the file (0: none) */
 } logcap;
 
 /* Take fd (not closed by logcap); its current size counts. */
