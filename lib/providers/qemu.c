@@ -1121,6 +1121,11 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 				silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "drives[%zu].path: missing", i - 1);
 				goto fail;
 			}
+			if (d->root && bp.rootdisk[0]) {
+				silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
+					     "drives[%zu].root: the image already provides the root disk", i - 1);
+				goto fail;
+			}
 			path = d->path, ro = d->read_only;
 			snprintf(did, sizeof did, "d%zu", i - 1);
 			/* the serial carries the spec id for in-guest lookup */
