@@ -1161,8 +1161,12 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 			argv_add(&a, "--keep-fd");
 			argv_addf(&a, "%d", wfd);
 		}
+		/* The scratch disk is this sandbox's alone: no image locking. (With two fds of the file
+		 * in the fdset, QEMU's own read-only and read-write descriptions would conflict when it
+		 * re-takes its locks on "cont" after a migration.) */
 		argv_add(&qa, "-drive");
-		argv_addf(&qa, "id=%s,file=/dev/fdset/%u,format=raw,if=none%s", did, set, ro ? ",readonly=on" : "");
+		argv_addf(&qa, "id=%s,file=/dev/fdset/%u,format=raw,if=none%s%s", did, set, ro ? ",readonly=on" : "",
+			  !strcmp(did, "scratch") ? ",file.locking=off" : "");
 		argv_add(&qa, "-device");
 		if (serial[0])
 			argv_addf(&qa, "virtio-blk-device,drive=%s,serial=%s", did, serial);
