@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/util.h"
+
 void logcap_init(logcap *l, int fd, uint64_t cap)
 {
 	memset(l, 0, sizeof *l);
@@ -76,18 +78,8 @@ int logcap_write(logcap *l, const void *buf, size_t n)
 		errno = EBADF;
 		return -1;
 	}
-	if (!l->capped) {
-		const char *p = buf;
-		while (n) {
-			ssize_t w = write(l->fd, p, n);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				return -1;
-			p += w, n -= (size_t)w;
-		}
-		return 0;
-	}
+	if (!l->capped)
+		return write_all(l->fd, buf, n) < 0 ? -1 : 0;
 	if (l->size + n > l->cap) {
 		uint64_t half = l->cap / 2;
 		if (n >= half) {

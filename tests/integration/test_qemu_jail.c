@@ -38,6 +38,7 @@
 #include "harness.h"
 #include "image/image.h"
 #include "providers/ns.h"
+#include "sandbox_test.h"
 #include "providers/vm.h"
 #include "trust/trust.h"
 
@@ -48,23 +49,9 @@ extern const provider_ops kvm_provider;
 
 static void need_vm(void)
 {
-	if (getenv("SILO_SKIP_VM_TESTS") && !strcmp(getenv("SILO_SKIP_VM_TESTS"), "1"))
-		SKIP("SILO_SKIP_VM_TESTS=1");
+	sbt_need_vm_image("base");
 	if (geteuid() != 0)
 		SKIP("the QEMU jail needs root (namespaces, uid change)");
-	char k[PATH_MAX];
-	silo_error err = {0};
-	if (guest_kernel_path(k, sizeof k, &err) < 0) {
-		printf("# %s\n# run scripts/prepare-images.sh BUILD_DIR (or set SILO_SKIP_VM_TESTS=1)\n",
-		       err.message);
-		REQUIRE(!"guest kernel present");
-	}
-	image_entry e;
-	if (image_lookup("base", &e, &err) < 0) {
-		printf("# %s\n", err.message);
-		REQUIRE(!"base image present");
-	}
-	image_entry_free(&e);
 	/* an empty keyring: the boot checks below must not depend on the host's */
 	static char kr[64];
 	snprintf(kr, sizeof kr, "/tmp/silo-jail-keyring-%d", (int)getpid());
@@ -114,12 +101,9 @@ static void vm_init(vm *v, const char *id)
 	REQUIRE(mkdir_p(v->sb.rundir, 0700) == 0);
 }
 
-/* spawn; with agent, connect and open the channel too */
-static int vm_start(vm *v, const char *id, const vm_spec *s, bool agent, silo_error *err)
+/* After spawn or restore: remember the jailer; with agent, connect and open the channel. */
+static int vm_attach(vm *v, bool agent, silo_error *err)
 {
-	vm_init(v, id);
-	if (qemu_provider.spawn(&v->sb, s, err) < 0)
-		return -1;
 	v->jailer = v->sb.pid;
 	track(v->jailer);
 	if (!agent)
@@ -132,10 +116,19 @@ static int vm_start(vm *v, const char *id, const vm_spec *s, bool agent, silo_er
 	if (!v->sb.ch) {
 		char diag[2048];
 		qemu_provider.diagnostics(&v->sb, diag, sizeof diag);
-		printf("# boot of %s failed: %.300s\n", id, diag);
+		printf("# boot of %s failed: %.300s\n", v->sb.id, diag);
 		return -1;
 	}
 	return 0;
+}
+
+/* spawn; with agent, connect and open the channel too */
+static int vm_start(vm *v, const char *id, const vm_spec *s, bool agent, silo_error *err)
+{
+	vm_init(v, id);
+	if (qemu_provider.spawn(&v->sb, s, err) < 0)
+		return -1;
+	return vm_attach(v, agent, err);
 }
 
 static void check_clean(vm *v)
@@ -165,42 +158,11 @@ static void vm_stop(vm *v)
 	check_clean(v);
 }
 
-typedef struct outbuf {
-	pthread_mutex_t mu;
-	char data[16384];
-	size_t len;
-	char err[4096];
-	size_t elen;
-} outbuf;
-
-static void collect(void *ud, int stream, const void *buf, size_t len)
-{
-	outbuf *o = ud;
-	pthread_mutex_lock(&o->mu);
-	char *dst = stream == 2 ? o->err : o->data;
-	size_t *l = stream == 2 ? &o->elen : &o->len;
-	size_t cap = (stream == 2 ? sizeof o->err : sizeof o->data) - 1;
-	size_t n = len < cap - *l ? len : cap - *l;
-	memcpy(dst + *l, buf, n);
-	*l += n;
-	dst[*l] = '\0';
-	pthread_mutex_unlock(&o->mu);
-}
-
-/* sh -c SCRIPT in the guest; returns the exit code (-1: the exec itself failed) */
+/* sh -c SCRIPT in the guest (stdout and stderr in o); the exit code, -1 if the exec failed */
 static int sh(vm *v, const char *script, outbuf *o)
 {
-	memset(o, 0, sizeof *o);
-	pthread_mutex_init(&o->mu, NULL);
-	char *argv[] = {"sh", "-c", (char *)script, NULL};
-	exec_req r = {.argv = argv, .uid = -1, .gid = -1, .timeout_ms = 120000};
 	exec_result res;
-	silo_error err = {0};
-	if (chan_exec(v->sb.ch, &r, collect, o, &res, &err) < 0) {
-		printf("# exec %s: %s\n", script, err.message);
-		return -1;
-	}
-	return res.exit_code;
+	return sbt_exec_sh(stdout, &v->sb, script, 120000, o, &res) < 0 ? -1 : res.exit_code;
 }
 
 static pid_t qemu_pid(pid_t jailer)
@@ -751,7 +713,7 @@ TEST(disk_budget_enospc_in_the_guest_and_bounded_on_the_host)
 	/* fill it from the guest */
 	outbuf o;
 	int rc = sh(&a, "dd if=/dev/zero of=/fill bs=1M count=200 2>&1 | grep -v records", &o);
-	printf("# dd: exit %d, %s", rc, o.data);
+	printf("# dd (exit %d): %s", rc, o.data);
 	CHECK_CONTAINS(o.data, "No space left on device");
 	CHECK_INT_EQ(sh(&a, "sync; stat -c %s /fill", &o), 0);
 	unsigned long long written = strtoull(o.data, NULL, 10);
@@ -848,13 +810,7 @@ TEST(scratch_disk_survives_snapshot_and_restore)
 		printf("# restore: %s\n", err.message);
 		REQUIRE(!"restore");
 	}
-	b.jailer = b.sb.pid;
-	track(b.jailer);
-	int fd = qemu_provider.connect(&b.sb, BOOT_MS, &err);
-	REQUIRE(fd >= 0);
-	chan_opts co = {.vm_id = b.sb.id, .handshake_timeout_ms = BOOT_MS, .heartbeat_ms = 1000};
-	b.sb.ch = chan_open(fd, &co, &b.sb.agent, &err);
-	REQUIRE(b.sb.ch);
+	REQUIRE(vm_attach(&b, true, &err) == 0);
 	CHECK_INT_EQ(sh(&b, "cat /data.txt", &o), 0);
 	CHECK_STR_EQ(o.data, "kept-on-the-scratch-disk\n");
 	snprintf(p, sizeof p, "%s/disk.img", b.sb.rundir);

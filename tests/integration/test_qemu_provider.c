@@ -28,26 +28,13 @@
 #include "core/sandbox.h"
 #include "harness.h"
 #include "image/image.h"
+#include "sandbox_test.h"
 
 extern const provider_ops qemu_provider;
 
 static void need_vm(void)
 {
-	if (getenv("SILO_SKIP_VM_TESTS") && !strcmp(getenv("SILO_SKIP_VM_TESTS"), "1"))
-		SKIP("SILO_SKIP_VM_TESTS=1");
-	char k[PATH_MAX];
-	silo_error err = {0};
-	if (guest_kernel_path(k, sizeof k, &err) < 0) {
-		printf("# %s\n# run scripts/prepare-images.sh BUILD_DIR (or set SILO_SKIP_VM_TESTS=1)\n",
-		       err.message);
-		REQUIRE(!"guest kernel present");
-	}
-	image_entry e;
-	if (image_lookup("base", &e, &err) < 0) {
-		printf("# %s\n", err.message);
-		REQUIRE(!"base image present");
-	}
-	image_entry_free(&e);
+	sbt_need_vm_image("base");
 }
 
 static void init_sb(sandbox *sb, const char *id)
