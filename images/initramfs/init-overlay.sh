@@ -17,16 +17,19 @@
 # With neither silo.root nor silo.scratch it execs the agent from the initramfs.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 bb=/bin/busybox
+# Applets are called by name: busybox's shell runs them in a fork (or in-process for
+# mkdir and usleep) without an execve, which costs milliseconds each under TCG.
 fail() {
 	echo "silo-init: $*" >/dev/console
 	echo "silo-init: rebooting (the host sees the VM exit)" >/dev/console
-	$bb reboot -f
+	reboot -f
 	exit 1
 }
-$bb mount -t devtmpfs devtmpfs /dev || fail "mount devtmpfs"
-$bb mount -t proc proc /proc || fail "mount proc"
+mount -t devtmpfs devtmpfs /dev || fail "mount devtmpfs"
+mount -t proc proc /proc || fail "mount proc"
 root= scratch= wait=10 upper_size=50%
-for a in $($bb cat /proc/cmdline); do
+read -r cmdline < /proc/cmdline
+for a in $cmdline; do
 	case "$a" in
 	silo.root=*) root=${a#silo.root=} ;;
 	silo.scratch=*) scratch=${a#silo.scratch=} ;;
@@ -35,8 +38,7 @@ for a in $($bb cat /proc/cmdline); do
 	esac
 done
 if [ -z "$root" ] && [ -z "$scratch" ]; then
-	$bb umount /proc
-	$bb umount /dev
+	umount /proc /dev
 	exec /sbin/silo-agent
 fi
 case "$wait" in ''|*[!0-9]*) wait=10 ;; esac
@@ -45,50 +47,50 @@ wait_dev() {
 	i=0
 	while [ ! -b "$1" ]; do
 		i=$((i + 1))
-		[ $i -gt $((wait * 20)) ] && fail "$2 device $1 did not appear within ${wait}s"
-		$bb usleep 50000
+		[ $i -gt $((wait * 50)) ] && fail "$2 device $1 did not appear within ${wait}s"
+		usleep 20000
 	done
 }
 [ -n "$root" ] && wait_dev "$root" silo.root
 [ -n "$scratch" ] && wait_dev "$scratch" silo.scratch
-$bb mkdir -p /lower /rw /newroot
+mkdir -p /lower /rw /newroot
 if [ -n "$root" ]; then
-	$bb mount -t ext4 -o ro,noload "$root" /lower || fail "mount $root (ext4, read-only)"
+	mount -t ext4 -o ro,noload "$root" /lower || fail "mount $root (ext4, read-only)"
 else
 	# the initramfs is the lower layer: a read-only view of it
-	$bb mount --bind / /lower && $bb mount -o remount,bind,ro /lower || fail "bind the initramfs"
+	mount --bind / /lower && mount -o remount,bind,ro /lower || fail "bind the initramfs read-only"
 fi
 if [ -n "$scratch" ]; then
 	# noinit_itable: the disk is a fresh sparse file, its inode tables read as zeros;
 	# zeroing them would only grow the host file
-	$bb mount -t ext4 -o noinit_itable,nodev "$scratch" /rw || fail "mount scratch disk $scratch (ext4)"
+	mount -t ext4 -o noinit_itable,nodev "$scratch" /rw || fail "mount scratch disk $scratch (ext4)"
 else
-	$bb mount -t tmpfs -o "mode=0755,size=$upper_size" tmpfs /rw || fail "mount tmpfs upper"
+	mount -t tmpfs -o "mode=0755,size=$upper_size" tmpfs /rw || fail "mount tmpfs upper"
 fi
-$bb mkdir -p /rw/upper /rw/work
-$bb mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work /newroot ||
+mkdir -p /rw/upper /rw/work
+mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work /newroot ||
 	fail "mount overlay"
 agent=/sbin/silo-agent
 if [ -n "$root" ]; then
 	# The agent travels in the initramfs, so the disk image does not depend on its version.
 	agent=/usr/local/sbin/silo-agent
-	$bb mkdir -p /newroot/usr/local/sbin
-	$bb cp /sbin/silo-agent /newroot$agent || fail "install agent"
-	$bb chmod 0755 /newroot$agent
+	mkdir -p /newroot/usr/local/sbin
+	cp /sbin/silo-agent /newroot$agent || fail "install agent"
+	chmod 0755 /newroot$agent
 fi
-$bb mkdir -p /newroot/.silo/lower /newroot/.silo/rw /newroot/dev
+mkdir -p /newroot/.silo/lower /newroot/.silo/rw /newroot/dev
 # Keep the layers reachable (read-only lower, the upper's filesystem) under /.silo
 # (the agent mounts a fresh tmpfs on /run, so not there).
-$bb mount --move /lower /newroot/.silo/lower
-$bb mount --move /rw /newroot/.silo/rw
+mount --move /lower /newroot/.silo/lower
+mount --move /rw /newroot/.silo/rw
 # devtmpfs moves along: the image's static /dev (debootstrap device nodes) lacks
 # the virtio-serial port the agent needs.
-$bb mount --move /dev /newroot/dev || fail "move /dev"
-$bb umount /proc
+mount --move /dev /newroot/dev || fail "move /dev"
+umount /proc
 if [ -n "$root" ]; then
 	exec $bb switch_root /newroot $agent
 fi
 # switch_root would empty the initramfs, which is the lower layer here: move the
 # overlay over / and chroot into it instead (what switch_root does, minus the delete).
-cd /newroot && $bb mount --move . / || fail "move the overlay to /"
+cd /newroot && mount --move . / || fail "move the overlay to /"
 exec $bb chroot . $agent

@@ -710,8 +710,13 @@ TEST(disk_budget_enospc_in_the_guest_and_bounded_on_the_host)
 	struct stat st;
 	REQUIRE(stat(img, &st) == 0);
 	CHECK_INT_EQ(st.st_size, 48ll << 20);
-	/* fill it from the guest */
+	/* the root is the overlay on it; its lower layer (the initramfs, in RAM) is read-only */
 	outbuf o;
+	CHECK_INT_EQ(sh(&a, "grep -c ' / overlay ' /proc/mounts; touch /.silo/lower/x 2>/dev/null && echo lower-writable "
+			    "|| echo lower-ro", &o),
+		     0);
+	CHECK_STR_EQ(o.data, "1\nlower-ro\n");
+	/* fill it from the guest */
 	int rc = sh(&a, "dd if=/dev/zero of=/fill bs=1M count=200 2>&1 | grep -v records", &o);
 	printf("# dd (exit %d): %s", rc, o.data);
 	CHECK_CONTAINS(o.data, "No space left on device");
