@@ -79,6 +79,11 @@ static void k_probe(provider_info *info)
 		snprintf(info->reason, sizeof info->reason, "silo-vmm not found (set SILO_LIBEXEC_DIR or build the tree)");
 		return;
 	}
+	silo_error serr = {0};
+	if (vm_scratch_probe(&serr) < 0) {
+		snprintf(info->reason, sizeof info->reason, "%s", serr.message);
+		return;
+	}
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(info->reason, sizeof info->reason, "/dev/kvm: %s", strerror(errno));

@@ -127,7 +127,21 @@ static bool cpu_has_hw_virt(void)
 	return found;
 }
 
-/* "kvm" when real hardware virtualization is usable, else "tcg". SILO_QEMU_ACCEL overrides. */
+/* Who may open /dev/kvm: 0 = anyone, a gid = that group, -1 = only root. */
+static long long kvm_group(void)
+{
+	struct stat st;
+	if (stat("/dev/kvm", &st) < 0)
+		return -1;
+	if ((st.st_mode & 0006) == 0006)
+		return 0;
+	if ((st.st_mode & 0060) == 0060 && st.st_gid != 0)
+		return (long long)st.st_gid;
+	return -1;
+}
+
+/* "kvm" when real hardware virtualization is usable by the jailed QEMU, else "tcg".
+ * SILO_QEMU_ACCEL overrides (a forced kvm that the jail cannot use fails the spawn). */
 static const char *pick_accel(char *why, size_t why_len)
 {
 	const char *o = getenv("SILO_QEMU_ACCEL");
@@ -145,6 +159,11 @@ static const char *pick_accel(char *why, size_t why_len)
 		return "tcg";
 	}
 	close(fd);
+	if (geteuid() == 0 && kvm_group() < 0) {
+		snprintf(why, why_len, "/dev/kvm opens only for root and QEMU runs as an unprivileged uid "
+				       "(give it mode 0660 and a group, e.g. kvm)");
+		return "tcg";
+	}
 	snprintf(why, why_len, "vmx/svm present and /dev/kvm usable");
 	return "kvm";
 }
@@ -513,7 +532,8 @@ static void q_probe(provider_info *info)
 	}
 	char kpath[PATH_MAX];
 	silo_error kerr = {0};
-	if (guest_kernel_path(kpath, sizeof kpath, &kerr) < 0) {
+	if (guest_kernel_path(kpath, sizeof kpath, &kerr) < 0 || find_helper_binary(JAILER_BIN, kpath, sizeof kpath, &kerr) < 0 ||
+	    vm_scratch_probe(&kerr) < 0) {
 		snprintf(info->reason, sizeof info->reason, "%s", kerr.message);
 		return;
 	}
@@ -822,19 +842,6 @@ static int jail_files(const char *bin, char ***out, silo_error *err)
 		*out = strv_dup(jf_pairs);
 	pthread_mutex_unlock(&jf_lock);
 	return rc;
-}
-
-/* Who may open /dev/kvm: 0 = anyone, a gid = that group, -1 = only root. */
-static long long kvm_group(void)
-{
-	struct stat st;
-	if (stat("/dev/kvm", &st) < 0)
-		return -1;
-	if ((st.st_mode & 0006) == 0006)
-		return 0;
-	if ((st.st_mode & 0060) == 0060 && st.st_gid != 0)
-		return (long long)st.st_gid;
-	return -1;
 }
 
 /* A listening unix socket at path, mode 0600 (only silod connects). */

@@ -214,6 +214,15 @@ static int find_mkfs(char *out, size_t len)
 	return -1;
 }
 
+int vm_scratch_probe(silo_error *err)
+{
+	char mkfs[PATH_MAX];
+	if (find_mkfs(mkfs, sizeof mkfs) < 0)
+		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, ENOENT,
+				 "mkfs.ext4 not found (apt-get install e2fsprogs): it formats the guest's scratch disk");
+	return 0;
+}
+
 /* mkfs.ext4 an empty sparse file: no journal (a scratch disk never outlives its VM),
  * lazy inode tables (the guest mounts it with noinit_itable: the file stays sparse),
  * no reserved blocks (the whole budget is the user's). */
@@ -221,8 +230,7 @@ static int make_template(const char *path, uint64_t mb, silo_error *err)
 {
 	char mkfs[PATH_MAX];
 	if (find_mkfs(mkfs, sizeof mkfs) < 0)
-		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, ENOENT,
-				 "mkfs.ext4 not found (apt-get install e2fsprogs): it formats the guest's scratch disk");
+		return vm_scratch_probe(err);
 	cleanup_free char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 || ftruncate(fd, (off_t)(mb * MIB)) < 0) {

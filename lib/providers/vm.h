@@ -39,6 +39,8 @@ bool vm_cmdline_reserved(const char *token);
  * drive and disk_mb otherwise. *largest = the largest writable file in bytes
  * (drives and the scratch disk), for RLIMIT_FSIZE. */
 int vm_disk_budget(const vm_spec *spec, uint64_t *scratch_mb, uint64_t *largest, silo_error *err);
+/* Can scratch disks be made here (mkfs.ext4 found)? For the providers' probes. */
+int vm_scratch_probe(silo_error *err);
 /* Create dir/disk.img: a sparse copy of a cached empty ext4 filesystem of mb MiB
  * ($SILO_CACHE_DIR/scratch/ext4-<mb>.img, made once with mkfs.ext4). */
 int vm_scratch_create(const char *dir, uint64_t mb, silo_error *err);
