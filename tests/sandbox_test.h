@@ -17,7 +17,6 @@
 #include "common/util.h"
 #include "core/sandbox.h"
 #include "harness.h"
-#include "image/image.h"
 #include "snapshot/snapshot.h"
 
 /* VAR=DIR/SUB in the environment (SILO_RUNTIME_DIR, SILO_STATE_DIR, ...). */
@@ -37,27 +36,6 @@ static inline void sbt_need_provider(const char *name)
 	ops->probe(&info);
 	if (!info.available)
 		SKIP("%s provider unavailable: %s", name, info.reason);
-}
-
-/* For the VM tests: SKIP with SILO_SKIP_VM_TESTS=1; FAIL (with how to fix it)
- * unless the guest kernel and the image IMAGE are there. */
-static inline void sbt_need_vm_image(const char *image)
-{
-	if (getenv("SILO_SKIP_VM_TESTS") && !strcmp(getenv("SILO_SKIP_VM_TESTS"), "1"))
-		SKIP("SILO_SKIP_VM_TESTS=1");
-	char k[PATH_MAX];
-	silo_error err = {0};
-	if (guest_kernel_path(k, sizeof k, &err) < 0) {
-		printf("# %s\n# run scripts/prepare-images.sh BUILD_DIR (or set SILO_SKIP_VM_TESTS=1)\n",
-		       err.message);
-		REQUIRE(!"guest kernel present");
-	}
-	image_entry e;
-	if (image_lookup(image, &e, &err) < 0) {
-		printf("# %s\n", err.message);
-		REQUIRE(!"image present");
-	}
-	image_entry_free(&e);
 }
 
 /* A one-vCPU spec named NAME for PROVIDER with MEMORY_MB; the rest zero. */

@@ -38,6 +38,7 @@
 #include "harness.h"
 #include "image/image.h"
 #include "providers/ns.h"
+#include "qemu_test.h"
 #include "sandbox_test.h"
 #include "providers/vm.h"
 #include "trust/trust.h"
@@ -49,34 +50,13 @@ extern const provider_ops kvm_provider;
 
 static void need_vm(void)
 {
-	sbt_need_vm_image("base");
+	qt_need_vm_image("base");
 	if (geteuid() != 0)
 		SKIP("the QEMU jail needs root (namespaces, uid change)");
 	/* an empty keyring: the boot checks below must not depend on the host's */
 	static char kr[64];
 	snprintf(kr, sizeof kr, "/tmp/silo-jail-keyring-%d", (int)getpid());
 	setenv("SILO_KEYRING_DIR", kr, 1);
-}
-
-/* The jailer runs in its own session: a test timeout would not reach it. */
-static volatile pid_t live[8];
-
-static void kill_live(int sig)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(live); i++)
-		if (live[i] > 0)
-			kill(live[i], SIGKILL);   /* QEMU follows (PR_SET_PDEATHSIG) */
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void track(pid_t pid)
-{
-	signal(SIGTERM, kill_live);
-	signal(SIGINT, kill_live);
-	for (size_t i = 0; i < ARRAY_SIZE(live); i++)
-		if (__sync_bool_compare_and_swap(&live[i], 0, pid))
-			return;
 }
 
 typedef struct vm {
@@ -105,7 +85,7 @@ static void vm_init(vm *v, const char *id)
 static int vm_attach(vm *v, bool agent, silo_error *err)
 {
 	v->jailer = v->sb.pid;
-	track(v->jailer);
+	qt_track_vm(v->jailer);
 	if (!agent)
 		return 0;
 	int fd = qemu_provider.connect(&v->sb, BOOT_MS, err);

@@ -28,13 +28,13 @@
 #include "core/sandbox.h"
 #include "harness.h"
 #include "image/image.h"
-#include "sandbox_test.h"
+#include "qemu_test.h"
 
 extern const provider_ops qemu_provider;
 
 static void need_vm(void)
 {
-	sbt_need_vm_image("base");
+	qt_need_vm_image("base");
 }
 
 static void init_sb(sandbox *sb, const char *id)
