@@ -553,8 +553,9 @@ int main(int argc, char **argv)
 		case O_DEV:
 			/* two arguments: SRC DST */
 			if (optind >= argc || J.nbinds == MAX_BINDS || optarg[0] != '/' || argv[optind][0] != '/' ||
-			    strstr(argv[optind], "/../") || strstr(argv[optind], "/./")) {
-				fprintf(stderr, "silo-jailer: --%s SRC DST: two absolute paths (at most %d binds)\n",
+			    strstr(argv[optind], "/.") || strstr(argv[optind], "//") || !argv[optind][1]) {
+				fprintf(stderr, "silo-jailer: --%s SRC DST: two absolute paths, DST without \".\" components, "
+						"\"//\" or \"/\" itself (at most %d binds)\n",
 					o == O_RO ? "ro" : "dev", MAX_BINDS);
 				return 2;
 			}

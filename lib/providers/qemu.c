@@ -939,18 +939,19 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 	char why[128];
 	const char *accel = pick_accel(why, sizeof why);
 	long long kvm_gid = 0;
-	if (!strcmp(accel, "kvm") && (kvm_gid = kvm_group()) < 0)
+	if (!strcmp(accel, "kvm") && geteuid() == 0 && (kvm_gid = kvm_group()) < 0)
 		return silo_fail_vm(err, SILO_ERR_PROVIDER_UNAVAILABLE, EACCES, sb->id,
 				    "qemu: /dev/kvm can only be opened by root, and QEMU runs as an unprivileged uid: "
 				    "give /dev/kvm mode 0660 and a group (Debian's udev rule uses group kvm)");
 
-	char silo_args[256];
+	char silo_args[256], scratch_arg[32] = "";
+	if (scratch != SCRATCH_NONE)
+		snprintf(scratch_arg, sizeof scratch_arg, " silo.scratch=/dev/vd%c", (char)('a' + nd - 1));
 	snprintf(silo_args, sizeof silo_args,
 		 /* silo.poweroff=reboot: without ACPI a power-off only halts; the agent reboots
 		  * instead and -no-reboot turns that into a QEMU exit */
-		 "console=ttyS0 reboot=t panic=-1 random.trust_cpu=on silo.poweroff=reboot%s%s%s%c",
-		 getenv("SILO_QEMU_VERBOSE") ? "" : " quiet", bp.rootdisk[0] ? " silo.root=/dev/vda" : "",
-		 scratch != SCRATCH_NONE ? " silo.scratch=/dev/vd" : "", scratch != SCRATCH_NONE ? (char)('a' + nd - 1) : '\0');
+		 "console=ttyS0 reboot=t panic=-1 random.trust_cpu=on silo.poweroff=reboot%s%s%s",
+		 getenv("SILO_QEMU_VERBOSE") ? "" : " quiet", bp.rootdisk[0] ? " silo.root=/dev/vda" : "", scratch_arg);
 	cleanup_free char *cmdline = NULL;
 	if (vm_cmdline_compose(spec->cmdline, silo_args, keyring, &cmdline, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;

@@ -100,7 +100,15 @@ TEST(spawn_connect_timeout_terminate_clean)
 	snprintf(procf, sizeof procf, "/proc/%d/cmdline", (int)sb.pid);
 	cleanup_free char *argv = NULL;
 	size_t alen = 0;
-	REQUIRE(read_file(procf, 1 << 16, &argv, &alen, NULL) == 0);
+	/* spawn returns after fork: wait for the child's execve */
+	for (int i = 0; i < 500; i++) {
+		free(argv);
+		argv = NULL;
+		REQUIRE(read_file(procf, 1 << 16, &argv, &alen, NULL) == 0);
+		if (memmem(argv, alen, "--serial-log-max", 16))
+			break;
+		usleep(10000);
+	}
 	bool saw_cmdline = false, saw_drive = false, saw_max = false;
 	for (size_t o = 0; o < alen; o += strlen(argv + o) + 1) {
 		const char *a = argv + o;
