@@ -21,6 +21,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -603,7 +604,10 @@ static void signed_cache(const char *dir)
 	REQUIRE(trust_keyring_add(kr, pub, NULL, &err) == 0);
 	trust_seckey sk;
 	REQUIRE(trust_seckey_load(key, NULL, &sk, &err) == 0);
-	REQUIRE(trust_sign_file(&sk, q, NULL, NULL, false, &err) == 0);
+	/* versioned, as `silo trust sign` does: an unversioned manifest signature is refused */
+	char *tc = trust_versioned_comment("manifest.json", (uint64_t)time(NULL), time(NULL) + TRUST_DEFAULT_EXPIRY_S);
+	REQUIRE(trust_sign_file(&sk, q, NULL, tc, false, &err) == 0);
+	free(tc);
 	char cache[PATH_MAX + 16];
 	snprintf(cache, sizeof cache, "%s/cache", dir);
 	setenv("SILO_CACHE_DIR", cache, 1);
