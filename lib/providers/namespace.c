@@ -987,15 +987,14 @@ static int ns_connect(sandbox *sb, int timeout_ms, silo_error *err)
 	for (;;) {
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
-			return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: socket: %s",
-					    strerror(errno));
+			return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: socket");
 		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
 			return fd;
 		int e = errno;
 		close(fd);
 		if ((e != EAGAIN && e != ECONNREFUSED && e != ENOENT && e != EINTR) || now_mono_ns() >= end)
 			return silo_fail_vm(err, SILO_ERR_VSOCK_DISCONNECTED, e, sb->id,
-					    "namespace: connect %s: %s", s->sock, strerror(e));
+					    "namespace: connect %s", s->sock);
 		struct timespec ts = {0, 5 * 1000000L};
 		nanosleep(&ts, NULL);
 	}
@@ -1163,13 +1162,12 @@ static void ns_residue(sandbox *sb, char ***out)
 	snprintf(p, sizeof p, "%s/agent.sock", sb->rundir);
 	if (path_exists(p))
 		push(out, xasprintf("%s", p));
+	int loop = ns_disk_find(sb->id);
+	if (loop >= 0)
+		push(out, xasprintf("loop /dev/loop%d (the sandbox's disk)", loop));
 	ns_state st;
-	if (read_state(sb, &st)) {
-		if (ns_disk_attached(&st.disk))
-			push(out, xasprintf("loop /dev/loop%d (the sandbox's disk)", st.disk.nr));
-		if (ns_ids_held(NS_IDS_DIR, st.ids.slot, sb->pid))
-			push(out, xasprintf("%s/%d (host id slot)", NS_IDS_DIR, st.ids.slot));
-	}
+	if (read_state(sb, &st) && ns_ids_held(NS_IDS_DIR, st.ids.slot, sb->pid))
+		push(out, xasprintf("%s/%d (host id slot)", NS_IDS_DIR, st.ids.slot));
 	/* mounts under the run dir visible on the host: lib/core/cleanup.c */
 }
 
@@ -1208,7 +1206,7 @@ static void ns_probe(provider_info *info)
 {
 	info->available = false;
 	snprintf(info->accel, sizeof info->accel, "none");
-	struct utsname u;
+	struct utsname u = {0};
 	if (uname(&u) == 0)
 		snprintf(info->version, sizeof info->version, "Linux %s", u.release);
 	char agent[PATH_MAX];
@@ -1219,6 +1217,12 @@ static void ns_probe(provider_info *info)
 	if (geteuid() != 0) {
 		snprintf(info->reason, sizeof info->reason,
 			 "needs root: cgroup limits, the sandbox's disk and its id-mapped layers are set up by the host side");
+		return;
+	}
+	int major = 0, minor = 0;
+	if (sscanf(u.release, "%d.%d", &major, &minor) == 2 && (major < 6 || (major == 6 && minor < 15))) {
+		snprintf(info->reason, sizeof info->reason,
+			 "needs Linux 6.15 or later (overlayfs layers from detached, id-mapped mounts); this is %s", u.release);
 		return;
 	}
 	cleanup_free char *userns = NULL;

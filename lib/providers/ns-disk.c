@@ -25,6 +25,7 @@
  * The host reads the layer only for snapshots, through a detached read-only
  * mount of the same superblock (ns_disk_view), never attached to any path.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/loop.h>
@@ -296,6 +297,35 @@ bool ns_disk_attached(const ns_disk *d)
 		    !strncmp((const char *)li.lo_file_name, d->name, sizeof d->name);
 	close(fd);
 	return ours;
+}
+
+int ns_disk_find(const char *sbid)
+{
+	ns_disk want;
+	ns_disk_init(&want, sbid);
+	/* /sys/block lists every block device; loop devices are loopN */
+	DIR *d = opendir("/sys/block");
+	if (!d)
+		return -1;
+	int found = -1;
+	struct dirent *de;
+	while (found < 0 && (de = readdir(d))) {
+		int nr;
+		char tail;
+		if (sscanf(de->d_name, "loop%d%c", &nr, &tail) != 1 || nr < 0)
+			continue;
+		char p[64];
+		snprintf(p, sizeof p, "/dev/loop%d", nr);
+		int fd = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0)
+			continue;
+		struct loop_info64 li;
+		if (ioctl(fd, LOOP_GET_STATUS64, &li) == 0 && !strncmp((const char *)li.lo_file_name, want.name, sizeof want.name))
+			found = nr;
+		close(fd);
+	}
+	closedir(d);
+	return found;
 }
 
 int ns_disk_view(const ns_disk *d, int userns_fd, silo_error *err)

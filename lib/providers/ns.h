@@ -135,6 +135,8 @@ int ns_disk_create(uint32_t mb, ns_disk *d, silo_error *err);
 /* Drop our reference: from now on the device lives as long as its mounts. */
 void ns_disk_close(ns_disk *d);
 void ns_disk_devpath(const ns_disk *d, char *out, size_t len);
+/* The loop device named after sandbox sbid, whatever its state file says; -1 if none. */
+int ns_disk_find(const char *sbid);
 /* Is /dev/loopNR still this sandbox's disk? */
 bool ns_disk_attached(const ns_disk *d);
 /* A detached, read-only mount of the disk's filesystem, id-mapped through
