@@ -196,6 +196,12 @@ int ns_ids_alloc(const char *dir, const char *sbid, ns_ids *out, silo_error *err
 		return -1;
 	if (mkdir_p(dir, 0700) < 0)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: mkdir %s", dir);
+	/* whoever can write here can make two sandboxes share a range */
+	struct stat ds;
+	if (lstat(dir, &ds) < 0 || !S_ISDIR(ds.st_mode) || ds.st_uid != geteuid() || (ds.st_mode & 022))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, EPERM,
+				 "namespace: %s must be a directory of uid %u that only it can write", dir,
+				 (unsigned)geteuid());
 	char lock[PATH_MAX];
 	snprintf(lock, sizeof lock, "%s/.lock", dir);
 	cleanup_close int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);

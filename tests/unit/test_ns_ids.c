@@ -2,8 +2,9 @@
  * Host id ranges of namespace sandboxes (lib/providers/ns-ids.c) in a private
  * slot directory: /etc/subuid-format parsing, allocation from distinct slots,
  * a slot of a dead owner reclaimed and one of a live owner (or a reused pid)
- * never, the hand-over to the sandbox init, release only by the owner, and a
- * user namespace made from the computed map.
+ * never, a slot directory others can write refused, the hand-over to the
+ * sandbox init, release only by the owner, and a user namespace made from the
+ * computed map.
  */
 #include <fcntl.h>
 #include <limits.h>
@@ -133,6 +134,18 @@ TEST(dead_owners_are_reclaimed_live_ones_and_garbage_are_not)
 	teardown();
 }
 
+TEST(a_slot_directory_others_can_write_is_refused)
+{
+	setup();
+	REQUIRE(chmod(dir, 0777) == 0);
+	ns_ids a;
+	silo_error err = {0};
+	CHECK(ns_ids_alloc(dir, "sb-dddd", &a, &err) < 0);
+	CHECK(err.code == SILO_ERR_INVALID_CONFIG);
+	CHECK_CONTAINS(err.message, dir);
+	teardown();
+}
+
 TEST(the_init_takes_the_slot_over)
 {
 	setup();
@@ -198,4 +211,5 @@ TEST(userns_fd_maps_the_range)
 }
 
 TEST_MAIN(subuid_entries_parse, the_pool_is_unprivileged, allocations_get_distinct_ranges_and_records_name_the_owner,
-	  dead_owners_are_reclaimed_live_ones_and_garbage_are_not, the_init_takes_the_slot_over, userns_fd_maps_the_range)
+	  dead_owners_are_reclaimed_live_ones_and_garbage_are_not, a_slot_directory_others_can_write_is_refused,
+	  the_init_takes_the_slot_over, userns_fd_maps_the_range)
