@@ -302,6 +302,7 @@ static void mount_root(const child_args *a)
 	int fs = fsopen("ext4", FSOPEN_CLOEXEC);
 	if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "source", a->loopdev, 0) < 0 ||
 	    fsconfig(fs, FSCONFIG_SET_FLAG, "noinit_itable", NULL, 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_SET_FLAG, "nobarrier", NULL, 0) < 0 ||
 	    fsconfig(fs, FSCONFIG_SET_FLAG, "discard", NULL, 0) < 0 ||
 	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
 		child_fail_fs(a, "open the writable layer's filesystem", fs);
@@ -586,14 +587,18 @@ static int write_pidfile(sandbox *sb, ns_state *s, silo_error *err)
 }
 
 /* RUNDIR/ns-state: "SLOT UID GID LOOPNR DEV INO\n" - what terminate, residue
- * and snapshots need after a manager restart. Written before the init exists. */
+ * and snapshots need after a manager restart (not after a host crash, which
+ * ends the sandbox: no fsync). Written before the init exists. */
 static int write_state(sandbox *sb, const ns_state *s, silo_error *err)
 {
-	char p[PATH_MAX + 16], txt[160];
+	char p[PATH_MAX + 16], tmp[PATH_MAX + 16], txt[160];
 	snprintf(p, sizeof p, "%s/" STATE_FILE, sb->rundir);
-	int n = snprintf(txt, sizeof txt, "%d %u %u %d %llu %llu\n", s->ids.slot, s->ids.uid, s->ids.gid, s->disk.nr,
-			 (unsigned long long)s->disk.dev, (unsigned long long)s->disk.ino);
-	return write_file_atomic(p, txt, (size_t)n, 0600, err);
+	snprintf(tmp, sizeof tmp, "%s/." STATE_FILE ".tmp", sb->rundir);
+	snprintf(txt, sizeof txt, "%d %u %u %d %llu %llu\n", s->ids.slot, s->ids.uid, s->ids.gid, s->disk.nr,
+		 (unsigned long long)s->disk.dev, (unsigned long long)s->disk.ino);
+	if (ns_write_volatile(p, tmp, txt) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: write %s", p);
+	return 0;
 }
 
 static bool read_state(sandbox *sb, ns_state *s)

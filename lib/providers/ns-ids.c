@@ -23,7 +23,9 @@
  *     restarts of silod and kill -9 of anything;
  *   - terminate removes the file (ns_ids_release) once the init is gone; a file
  *     left by a kill -9 is reclaimed by the next allocation that probes it.
- * Every record is replaced by rename, so readers never see half a record.
+ * Every record is replaced by rename, so readers never see half a record. No
+ * fsync: a record only has to outlive processes, not the host (after a
+ * reboot every owner is gone anyway).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -162,6 +164,43 @@ int ns_ids_pool(ns_id_pool *pool, silo_error *err)
 
 /* ---- slot records ---- */
 
+int ns_write_volatile(const char *path, const char *tmp, const char *text)
+{
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -1;
+	int rc = write_all(fd, text, strlen(text));
+	int e = errno;
+	close(fd);
+	if (rc < 0 || rename(tmp, path) < 0) {
+		e = rc < 0 ? e : errno;
+		unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+/* "PID STARTTIME SANDBOX-ID\n" of pid into txt; -1 if pid is gone. */
+static int owner_record(char *txt, size_t len, pid_t pid, const char *sbid)
+{
+	char state, num[24];
+	unsigned long long start;
+	if (len < 64 || ns_proc_stat(pid, &state, &start) < 0)
+		return -1;
+	txt[0] = '\0';
+	u2s(num, sizeof num, (unsigned long long)pid);
+	strcat(txt, num);
+	strcat(txt, " ");
+	u2s(num, sizeof num, start);
+	strcat(txt, num);
+	strcat(txt, " ");
+	strncat(txt, sbid, len - strlen(txt) - 2);
+	strcat(txt, "\n");
+	return 0;
+}
+
+
 static void slot_path(const char *dir, int slot, char *out, size_t len)
 {
 	snprintf(out, len, "%s/%d", dir, slot);
@@ -210,9 +249,8 @@ int ns_ids_alloc(const char *dir, const char *sbid, ns_ids *out, silo_error *err
 	while (flock(lfd, LOCK_EX) < 0)
 		if (errno != EINTR)
 			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: lock %s", lock);
-	char state;
-	unsigned long long mystart = 0;
-	if (ns_proc_stat(getpid(), &state, &mystart) < 0)
+	char mine[160];
+	if (owner_record(mine, sizeof mine, getpid(), sbid) < 0)
 		return silo_fail(err, SILO_ERR_INTERNAL, errno, "namespace: reading /proc/self/stat");
 	uint32_t first = hash_id(sbid) % pool.slots;
 	for (uint32_t i = 0; i < pool.slots; i++) {
@@ -229,12 +267,10 @@ int ns_ids_alloc(const char *dir, const char *sbid, ns_ids *out, silo_error *err
 			if (lstat(p, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > 0)
 				continue;
 		}
-		char txt[128];
-		int n = snprintf(txt, sizeof txt, "%d %llu %s\n", (int)getpid(), mystart, sbid);
-		if (write_file_atomic(p, txt, (size_t)n, 0600, err) < 0) {
-			silo_error_prefix(err, "namespace: id slot");
-			return -1;
-		}
+		char tmp[PATH_MAX + 16];
+		snprintf(tmp, sizeof tmp, "%s/.%d.alloc", dir, slot);
+		if (ns_write_volatile(p, tmp, mine) < 0)
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: write %s", p);
 		out->slot = slot;
 		out->uid = pool.uid_base + (uint32_t)slot * NS_IDS_SIZE;
 		out->gid = pool.gid_base + (uint32_t)slot * NS_IDS_SIZE;
@@ -248,29 +284,10 @@ int ns_ids_alloc(const char *dir, const char *sbid, ns_ids *out, silo_error *err
 
 int ns_ids_own(const char *path, const char *tmp, pid_t pid, const char *sbid)
 {
-	char state, txt[160], num[24];
-	unsigned long long start;
-	if (ns_proc_stat(pid, &state, &start) < 0)
+	char txt[160];
+	if (owner_record(txt, sizeof txt, pid, sbid) < 0)
 		return -1;
-	txt[0] = '\0';
-	u2s(num, sizeof num, (unsigned long long)pid);
-	strcat(txt, num);
-	strcat(txt, " ");
-	u2s(num, sizeof num, start);
-	strcat(txt, num);
-	strcat(txt, " ");
-	strncat(txt, sbid, sizeof txt - strlen(txt) - 2);
-	strcat(txt, "\n");
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return -1;
-	int rc = write_all(fd, txt, strlen(txt));
-	close(fd);
-	if (rc < 0 || rename(tmp, path) < 0) {
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
+	return ns_write_volatile(path, tmp, txt);
 }
 
 void ns_ids_release(const char *dir, int slot, pid_t pid)

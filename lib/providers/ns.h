@@ -105,6 +105,9 @@ int ns_ids_pool(ns_id_pool *pool, silo_error *err);
 int ns_ids_parse_sub(const char *text, const char *name, uint32_t *start, uint32_t *count);
 /* Claim a free slot in dir for sandbox sbid, owned by the calling process for now. */
 int ns_ids_alloc(const char *dir, const char *sbid, ns_ids *out, silo_error *err);
+/* Replace path with text through tmp and rename: atomic for readers, not
+ * durable (no fsync). Async-signal-safe. 0 or -1 with errno. */
+int ns_write_volatile(const char *path, const char *tmp, const char *text);
 /* Hand the slot record at path to pid (async-signal-safe; tmp: a scratch path beside it). */
 int ns_ids_own(const char *path, const char *tmp, pid_t pid, const char *sbid);
 /* Remove the slot record if pid owns it. */
