@@ -161,15 +161,35 @@ static bool pid_alive(pid_t pid, unsigned long long start)
 	return ns_pid_alive(pid, start);
 }
 
+/* Wait until pid (start time start, 0 = any) is gone or a zombie, up to ms.
+ * The init is not our child: a pidfd tells when it exits (its mount
+ * namespace, and so its disk, is torn down by then); /proc polling where
+ * pidfd_open is missing. */
 static bool wait_gone(pid_t pid, unsigned long long start, int ms)
 {
 	uint64_t end = now_mono_ns() + (uint64_t)ms * 1000000ull;
-	while (pid_alive(pid, start)) {
-		if (now_mono_ns() >= end)
-			return false;
-		struct timespec ts = {0, 2 * 1000000L};
-		nanosleep(&ts, NULL);
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd >= 0 && !pid_alive(pid, start)) {
+		close(pfd);   /* opened a reused pid, or it exited meanwhile */
+		return true;
 	}
+	while (pid_alive(pid, start)) {
+		int64_t left = (int64_t)(end - now_mono_ns());
+		if (left <= 0) {
+			if (pfd >= 0)
+				close(pfd);
+			return false;
+		}
+		if (pfd >= 0) {
+			struct pollfd p = {.fd = pfd, .events = POLLIN};
+			(void)poll(&p, 1, (int)MIN(left / 1000000 + 1, 100));
+		} else {
+			struct timespec ts = {0, 2 * 1000000L};
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (pfd >= 0)
+		close(pfd);
 	return true;
 }
 
@@ -179,7 +199,7 @@ typedef struct child_args {
 	char merged[PATH_MAX];
 	char lower[2][PATH_MAX];   /* top first: a snapshot's layer, then the base */
 	int nlower;
-	char loopdev[32];          /* the writable layer's disk */
+	char loopdev[32];          /* the writable layer's disk (set in the child) */
 	char tmpfs[TMPFS_N][128];  /* mount options (size, owner) */
 	char hostname[64];
 	char slot_path[PATH_MAX], slot_tmp[PATH_MAX + 16];
@@ -188,6 +208,7 @@ typedef struct child_args {
 	int listen_fd;
 	int err_fd;          /* write end, CLOEXEC */
 	int sync_fd;         /* read end: the go byte once the id slot is handed over */
+	int disk_fd;         /* read end: the disk's loop device number (made meanwhile by the parent) */
 	int userns_fd;       /* the sandbox's user namespace */
 	uint32_t uid, gid;   /* host ids of the sandbox's root */
 	const ns_bpf *bpf;   /* compiled in the parent */
@@ -394,7 +415,7 @@ static void write_knob(const child_args *a, const char *rel, const char *val)
 	close(fd);
 }
 
-__attribute__((noreturn)) static void child_main(const child_args *a)
+__attribute__((noreturn)) static void child_main(child_args *a)
 {
 	/* Wait for the go byte: the intermediate writes it once our id slot
 	 * names us. A byte, not EOF: a sibling spawned by another thread at the
@@ -407,6 +428,18 @@ __attribute__((noreturn)) static void child_main(const child_args *a)
 	if (r != 1)
 		_exit(126);   /* the intermediate died: nobody to report to */
 	close(a->sync_fd);
+	/* The disk: the parent attaches it while the intermediate joins the
+	 * cgroups and clones us (both take milliseconds); EOF if it failed (the
+	 * parent reports why). */
+	int32_t nr = -1;
+	while ((r = read(a->disk_fd, &nr, sizeof nr)) < 0 && errno == EINTR)
+		;
+	if (r != (ssize_t)sizeof nr || nr < 0)
+		_exit(126);
+	close(a->disk_fd);
+	char num[24];
+	s_uint(num, sizeof num, (unsigned long)nr);
+	s_cat(a->loopdev, sizeof a->loopdev, s_cat(a->loopdev, sizeof a->loopdev, 0, "/dev/loop"), num);
 	sigset_t all;
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
@@ -679,10 +712,14 @@ static bool release_host_resources(sandbox *sb, ns_state *s, pid_t owner)
 {
 	bool detached = true;
 	if (s->disk.nr >= 0) {
+		/* usually detached already (the init's exit unmounted it): poll
+		 * briefly at first, then every 2 ms */
 		uint64_t end = now_mono_ns() + NS_DETACH_TIMEOUT_MS * 1000000ull;
+		long nap = 100 * 1000L;
 		while ((detached = !ns_disk_attached(&s->disk)) == false && now_mono_ns() < end) {
-			struct timespec ts = {0, 2 * 1000000L};
+			struct timespec ts = {0, nap};
 			nanosleep(&ts, NULL);
+			nap = MIN(nap * 2, 2 * 1000000L);
 		}
 		if (!detached)
 			log_warn("%s: /dev/loop%d still holds the sandbox's disk", sb->id, s->disk.nr);
@@ -718,7 +755,8 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	ns_disk_init(&s->disk, sb->id);
 	child_args *a = xcalloc(1, sizeof *a);
 	a->userns_fd = -1;
-	int listen_fd = -1, pipe_pid[2] = {-1, -1}, pipe_err[2] = {-1, -1}, pipe_sync[2] = {-1, -1};
+	int listen_fd = -1, pipe_pid[2] = {-1, -1}, pipe_err[2] = {-1, -1}, pipe_sync[2] = {-1, -1},
+	    pipe_disk[2] = {-1, -1};
 	ns_bpf bpf = {0};
 	bool cg_made = false;
 	int32_t init = 0;
@@ -760,22 +798,19 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 		goto fail;
 	}
 	uint32_t disk_mb = spec_disk_mb(spec);
-	if (ns_disk_create(disk_mb, &s->disk, err) < 0)
-		goto fail;
-	ns_disk_devpath(&s->disk, a->loopdev, sizeof a->loopdev);
-	if (write_state(sb, s, err) < 0)
-		goto fail;
 	tmpfs_options(a, disk_mb);
 	if (ns_seccomp_build(&bpf, err) < 0)
 		goto fail;
 	a->bpf = &bpf;
-	if (pipe2(pipe_pid, O_CLOEXEC) < 0 || pipe2(pipe_err, O_CLOEXEC) < 0 || pipe2(pipe_sync, O_CLOEXEC) < 0) {
+	if (pipe2(pipe_pid, O_CLOEXEC) < 0 || pipe2(pipe_err, O_CLOEXEC) < 0 || pipe2(pipe_sync, O_CLOEXEC) < 0 ||
+	    pipe2(pipe_disk, O_CLOEXEC) < 0) {
 		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: pipe");
 		goto fail;
 	}
 	a->listen_fd = listen_fd;
 	a->err_fd = pipe_err[1];
 	a->sync_fd = pipe_sync[0];
+	a->disk_fd = pipe_disk[0];
 	pid_t mid = fork();
 	if (mid < 0) {
 		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: fork");
@@ -784,12 +819,23 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	if (mid == 0) {
 		close(pipe_pid[0]);
 		close(pipe_err[0]);
+		close(pipe_disk[1]);
 		intermediate(a, pipe_pid[1], pipe_sync[1]);
 	}
 	close(pipe_pid[1]), pipe_pid[1] = -1;
 	close(pipe_err[1]), pipe_err[1] = -1;
 	close(pipe_sync[0]), pipe_sync[0] = -1;
 	close(pipe_sync[1]), pipe_sync[1] = -1;
+	close(pipe_disk[0]), pipe_disk[0] = -1;
+	/* the disk, while the intermediate joins the cgroups and clones the init */
+	bool disk_ok = ns_disk_create(disk_mb, &s->disk, err) == 0 && write_state(sb, s, err) == 0;
+	if (disk_ok) {
+		int32_t nr = s->disk.nr;
+		disk_ok = write(pipe_disk[1], &nr, sizeof nr) == (ssize_t)sizeof nr;
+		if (!disk_ok)
+			silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: hand the disk to the sandbox init");
+	}
+	close(pipe_disk[1]), pipe_disk[1] = -1;   /* EOF for the init if the disk failed */
 	int st;
 	while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
 		;
@@ -801,7 +847,7 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	size_t mlen = 0;
 	uint64_t end = now_mono_ns() + NS_SETUP_TIMEOUT_MS * 1000000ull;
 	bool timed_out = false, ready = false;
-	for (;;) {
+	while (disk_ok) {
 		int left = (int)((int64_t)(end - now_mono_ns()) / 1000000);
 		if (left <= 0) {
 			timed_out = true;
@@ -830,13 +876,14 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	}
 	msg[mlen] = '\0';
 	const char *why = msg[0] ? msg : (mlen > 1 ? msg + 1 : "");
-	if (got != sizeof init || init <= 0 || !ready || timed_out || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+	if (!disk_ok || got != sizeof init || init <= 0 || !ready || timed_out || !WIFEXITED(st) ||
+	    WEXITSTATUS(st) != 0) {
 		if (init > 0)
 			kill(init, SIGKILL);
 		if (timed_out)
 			silo_fail_vm(err, SILO_ERR_BOOT_TIMEOUT, ETIMEDOUT, sb->id,
 				     "namespace: sandbox setup did not finish within %d ms", NS_SETUP_TIMEOUT_MS);
-		else
+		else if (disk_ok)   /* else err already says what became of the disk */
 			silo_fail_vm(err, SILO_ERR_IO_ERROR, 0, sb->id, "namespace: sandbox setup failed: %s",
 				     why[0] ? why : "the setup process died");
 		if (init > 0)
@@ -881,6 +928,8 @@ fail:
 			close(pipe_err[i]);
 		if (pipe_sync[i] >= 0)
 			close(pipe_sync[i]);
+		if (pipe_disk[i] >= 0)
+			close(pipe_disk[i]);
 	}
 	if (listen_fd >= 0)
 		close(listen_fd);
@@ -1167,12 +1216,16 @@ static void ns_residue(sandbox *sb, char ***out)
 	snprintf(p, sizeof p, "%s/agent.sock", sb->rundir);
 	if (path_exists(p))
 		push(out, xasprintf("%s", p));
-	int loop = ns_disk_find(sb->id);
-	if (loop >= 0)
-		push(out, xasprintf("loop /dev/loop%d (the sandbox's disk)", loop));
+	/* RUNDIR/ns-state outlives terminate only when the disk did not detach
+	 * (it is written before the loop device can outlive us: until then
+	 * AUTOCLEAR and our own fd tie the device to this process) */
 	ns_state st;
-	if (read_state(sb, &st) && ns_ids_held(NS_IDS_DIR, st.ids.slot, sb->pid))
-		push(out, xasprintf("%s/%d (host id slot)", NS_IDS_DIR, st.ids.slot));
+	if (read_state(sb, &st)) {
+		if (ns_disk_attached(&st.disk))
+			push(out, xasprintf("loop /dev/loop%d (the sandbox's disk)", st.disk.nr));
+		if (ns_ids_held(NS_IDS_DIR, st.ids.slot, sb->pid))
+			push(out, xasprintf("%s/%d (host id slot)", NS_IDS_DIR, st.ids.slot));
+	}
 	/* mounts under the run dir visible on the host: lib/core/cleanup.c */
 }
 
