@@ -136,20 +136,6 @@ static void s_join(char *dst, size_t n, const char *a, const char *b)
 	s_join3(dst, n, a, b, NULL);
 }
 
-static void s_uint(char *dst, size_t n, unsigned long v)
-{
-	char tmp[24];
-	size_t i = 0;
-	do {
-		tmp[i++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v && i < sizeof tmp);
-	size_t j = 0;
-	while (i && j + 1 < n)
-		dst[j++] = tmp[--i];
-	dst[j] = '\0';
-}
-
 /* ---- /proc helpers ---- */
 
 static bool pid_alive(pid_t pid, unsigned long long start)
@@ -227,7 +213,7 @@ __attribute__((noreturn)) static void child_fail_fs(const child_args *a, const c
 	if (d) {
 		at = s_cat(msg, sizeof msg, at, d);
 	} else {
-		s_uint(num, sizeof num, (unsigned long)e);
+		ns_utoa(num, sizeof num, (unsigned long)e);
 		at = s_cat(msg, sizeof msg, at, "errno ");
 		at = s_cat(msg, sizeof msg, at, num);
 	}
@@ -438,7 +424,7 @@ __attribute__((noreturn)) static void child_main(child_args *a)
 		_exit(126);
 	close(a->disk_fd);
 	char num[24];
-	s_uint(num, sizeof num, (unsigned long)nr);
+	ns_utoa(num, sizeof num, (unsigned long)nr);
 	s_cat(a->loopdev, sizeof a->loopdev, s_cat(a->loopdev, sizeof a->loopdev, 0, "/dev/loop"), num);
 	sigset_t all;
 	sigemptyset(&all);
@@ -558,7 +544,7 @@ __attribute__((noreturn)) static void intermediate(child_args *a, int pid_wr, in
 {
 	setsid();
 	char me[32];
-	s_uint(me, sizeof me, (unsigned long)getpid());
+	ns_utoa(me, sizeof me, (unsigned long)getpid());
 	for (int i = 0; i < a->ncg; i++) {
 		int fd = open(a->procs[i], O_WRONLY | O_CLOEXEC);
 		if (fd < 0 || write_all(fd, me, strlen(me)) < 0)

@@ -45,7 +45,7 @@
 
 /* ---- async-signal-safe /proc/PID/stat (used in forked children too) ---- */
 
-static void u2s(char *dst, size_t n, unsigned long long v)
+void ns_utoa(char *dst, size_t n, unsigned long long v)
 {
 	char tmp[24];
 	size_t i = 0;
@@ -62,7 +62,7 @@ static void u2s(char *dst, size_t n, unsigned long long v)
 int ns_proc_stat(pid_t pid, char *state, unsigned long long *start)
 {
 	char p[48] = "/proc/", num[24], buf[1024];
-	u2s(num, sizeof num, (unsigned long long)pid);
+	ns_utoa(num, sizeof num, (unsigned long long)pid);
 	strcat(p, num);
 	strcat(p, "/stat");
 	int fd = open(p, O_RDONLY | O_CLOEXEC);
@@ -189,10 +189,10 @@ static int owner_record(char *txt, size_t len, pid_t pid, const char *sbid)
 	if (len < 64 || ns_proc_stat(pid, &state, &start) < 0)
 		return -1;
 	txt[0] = '\0';
-	u2s(num, sizeof num, (unsigned long long)pid);
+	ns_utoa(num, sizeof num, (unsigned long long)pid);
 	strcat(txt, num);
 	strcat(txt, " ");
-	u2s(num, sizeof num, start);
+	ns_utoa(num, sizeof num, start);
 	strcat(txt, num);
 	strcat(txt, " ");
 	strncat(txt, sbid, len - strlen(txt) - 2);
@@ -326,7 +326,7 @@ static int holder(void *arg)
 static int write_proc(pid_t pid, const char *file, const char *text)
 {
 	char p[64] = "/proc/", num[24];
-	u2s(num, sizeof num, (unsigned long long)pid);
+	ns_utoa(num, sizeof num, (unsigned long long)pid);
 	strcat(p, num);
 	strcat(p, "/");
 	strcat(p, file);
@@ -345,13 +345,13 @@ static void map_line(char *dst, size_t n, uint32_t inside, uint32_t outside, uin
 {
 	char num[24];
 	dst[0] = '\0';
-	u2s(num, sizeof num, inside);
+	ns_utoa(num, sizeof num, inside);
 	strncat(dst, num, n - strlen(dst) - 1);
 	strncat(dst, " ", n - strlen(dst) - 1);
-	u2s(num, sizeof num, outside);
+	ns_utoa(num, sizeof num, outside);
 	strncat(dst, num, n - strlen(dst) - 1);
 	strncat(dst, " ", n - strlen(dst) - 1);
-	u2s(num, sizeof num, count);
+	ns_utoa(num, sizeof num, count);
 	strncat(dst, num, n - strlen(dst) - 1);
 	strncat(dst, "\n", n - strlen(dst) - 1);
 }
@@ -372,7 +372,7 @@ int ns_userns_fd(uint32_t uid_inside, uint32_t uid_outside, uint32_t gid_inside,
 		char um[80], gm[80], p[64] = "/proc/", num[24];
 		map_line(um, sizeof um, uid_inside, uid_outside, count);
 		map_line(gm, sizeof gm, gid_inside, gid_outside, count);
-		u2s(num, sizeof num, (unsigned long long)pid);
+		ns_utoa(num, sizeof num, (unsigned long long)pid);
 		strcat(p, num);
 		strcat(p, "/ns/user");
 		if (write_proc(pid, "uid_map", um) == 0 && write_proc(pid, "gid_map", gm) == 0)

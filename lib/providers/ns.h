@@ -118,6 +118,8 @@ bool ns_ids_held(const char *dir, int slot, pid_t pid);
  * an fd (async-signal-safe). -1 with errno. */
 int ns_userns_fd(uint32_t uid_inside, uint32_t uid_outside, uint32_t gid_inside, uint32_t gid_outside,
 		 uint32_t count);
+/* Decimal v into dst (async-signal-safe: no snprintf in forked children). */
+void ns_utoa(char *dst, size_t n, unsigned long long v);
 /* /proc/PID/stat: state and start time (async-signal-safe). 0 or -1. */
 int ns_proc_stat(pid_t pid, char *state, unsigned long long *start);
 /* Alive and, when start is not 0, the same process (not a reused pid). */

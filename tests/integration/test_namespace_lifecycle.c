@@ -48,6 +48,28 @@ static int run_sh(sandbox *sb, const char *script, outbuf *o, exec_result *res)
 	return sbt_exec_sh(stderr, sb, script, 0, o, res);
 }
 
+/* A running sandbox of base_spec. */
+static sandbox *spawn_base(void)
+{
+	vm_spec s;
+	base_spec(&s);
+	sandbox *sb = NULL;
+	silo_error err = {0};
+	if (sandbox_create(&s, NULL, &sb, &err) < 0)
+		printf("# create: %s\n", err.message);
+	REQUIRE(sb);
+	return sb;
+}
+
+/* Destroy sb; the host must be clean. */
+static void destroy_clean(sandbox *sb)
+{
+	cleanup_report rep = {0};
+	silo_error err = {0};
+	CHECK(sandbox_destroy(sb, 2000, &rep, &err) == 0 && rep.host_clean);
+	cleanup_report_free(&rep);
+}
+
 static bool cgroups_exist(const char *id)
 {
 	ns_cgroup cg;
@@ -61,11 +83,8 @@ static bool cgroups_exist(const char *id)
 TEST(destroy_verifies_cleanup)
 {
 	setup();
-	vm_spec s;
-	base_spec(&s);
-	sandbox *sb = NULL;
+	sandbox *sb = spawn_base();
 	silo_error err = {0};
-	REQUIRE(sandbox_create(&s, NULL, &sb, &err) == 0);
 	CHECK(sandbox_get_state(sb) == SB_RUNNING);
 	CHECK(!strcmp(sb->ops->name, "namespace"));
 	pid_t pid = sb->pid;
@@ -152,11 +171,8 @@ TEST(reattach_after_the_manager_is_killed)
 TEST(pause_and_resume)
 {
 	setup();
-	vm_spec s;
-	base_spec(&s);
-	sandbox *sb = NULL;
+	sandbox *sb = spawn_base();
 	silo_error err = {0};
-	REQUIRE(sandbox_create(&s, NULL, &sb, &err) == 0);
 	REQUIRE(sb->ops->pause(sb, &err) == 0);
 	char *argv[] = {"true", NULL};
 	exec_req req = {.argv = argv, .uid = -1, .gid = -1};
@@ -167,9 +183,7 @@ TEST(pause_and_resume)
 	CHECK(chan_exec_wait(sb->ch, task, 300, &res, &err) < 0 && err.code == SILO_ERR_TIMEOUT);
 	REQUIRE(sb->ops->resume(sb, &err) == 0);
 	CHECK(chan_exec_wait(sb->ch, task, 5000, &res, &err) == 0 && res.exit_code == 0);
-	cleanup_report rep = {0};
-	CHECK(sandbox_destroy(sb, 2000, &rep, &err) == 0 && rep.host_clean);
-	cleanup_report_free(&rep);
+	destroy_clean(sb);
 	teardown();
 }
 
@@ -178,11 +192,8 @@ TEST(pause_and_resume)
 TEST(pty_and_uids_in_the_user_namespace)
 {
 	setup();
-	vm_spec s;
-	base_spec(&s);
-	sandbox *sb = NULL;
+	sandbox *sb = spawn_base();
 	silo_error err = {0};
-	REQUIRE(sandbox_create(&s, NULL, &sb, &err) == 0);
 	char *argv[] = {"sh", "-c", "tty; stat -c %u:%g $(tty); id -u; test -t 0 && echo stdin-is-a-tty", NULL};
 	exec_req req = {.argv = argv, .uid = -1, .gid = -1, .pty = true, .rows = 24, .cols = 80};
 	outbuf o;
@@ -209,9 +220,7 @@ TEST(pty_and_uids_in_the_user_namespace)
 	struct stat st;
 	snprintf(p, sizeof p, "/proc/%d/root/tmp/mine", (int)sb->pid);
 	CHECK(stat(p, &st) == 0 && st.st_uid == out + 1000 && st.st_gid >= NS_IDS_SIZE);
-	cleanup_report rep = {0};
-	CHECK(sandbox_destroy(sb, 2000, &rep, &err) == 0 && rep.host_clean);
-	cleanup_report_free(&rep);
+	destroy_clean(sb);
 	teardown();
 }
 
@@ -242,9 +251,7 @@ TEST(seccomp_denials)
 	CHECK_CONTAINS(o.data, "ok\n");
 	REQUIRE(run_sh(sb, "grep CapEff /proc/self/status", &o, &res) == 0);
 	CHECK(!strstr(o.data, "000001ffffffffff") && strstr(o.data, "CapEff"));
-	cleanup_report rep = {0};
-	CHECK(sandbox_destroy(sb, 2000, &rep, &err) == 0 && rep.host_clean);
-	cleanup_report_free(&rep);
+	destroy_clean(sb);
 	teardown();
 }
 
