@@ -9,8 +9,13 @@
  *   template   $SILO_CACHE_DIR/ns-disk/ext4-<MB>m.img: mkfs.ext4 once per size
  *              (no journal, no reserved blocks, lazy inode tables), built in a
  *              temporary file and renamed into place; about 150 KiB of data.
- *   disk       an unnamed file (O_TMPFILE) in the same directory: the
- *              template's data extents copied, holes kept (sparse).
+ *   disk       an unnamed, empty sparse file (O_TMPFILE) of disk_mb MiB in the
+ *              same directory, attached to a loop device, and the template's
+ *              data extents written through the device (holes stay holes).
+ *              Attaching an empty file costs no flush, and data written
+ *              through the device waits in the page cache: a short-lived
+ *              sandbox's disk is freed before the host filesystem allocates
+ *              (or, mounted with discard, discards) any block of it.
  *   loop       LOOP_CONFIGURE with AUTOCLEAR, buffered: the sandbox mounts it
  *              with nobarrier (the layer dies with the sandbox and the file
  *              with the host: nothing needs to reach the disk in order), so
@@ -140,9 +145,11 @@ static int template_path(uint32_t mb, char *dir, size_t dlen, char *out, size_t 
 	return 0;
 }
 
-/* Copy the data extents of in to out; holes stay holes. */
-static int copy_sparse(int in, int out, off_t size)
+/* Write the data extents of the template in to the block device dev at the
+ * same offsets (the rest of a fresh disk reads as zeros: a hole). */
+static int copy_extents(int in, int dev, off_t size)
 {
+	static _Thread_local char buf[1 << 16];
 	off_t at = 0;
 	while (at < size) {
 		off_t d = lseek(in, at, SEEK_DATA);
@@ -153,36 +160,24 @@ static int copy_sparse(int in, int out, off_t size)
 		off_t h = lseek(in, d, SEEK_HOLE);
 		if (h < 0)
 			return -1;
-		loff_t ri = d, wo = d;
-		while (ri < h) {
-			ssize_t r = copy_file_range(in, &ri, out, &wo, (size_t)(h - ri), 0);
-			if (r < 0 && errno == EINTR)
+		for (off_t o = d; o < h;) {
+			ssize_t n = pread(in, buf, (size_t)MIN((off_t)sizeof buf, h - o), o);
+			if (n < 0 && errno == EINTR)
 				continue;
-			if (r < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) {
-				char buf[65536];
-				ssize_t n = pread(in, buf, (size_t)MIN((off_t)sizeof buf, h - ri), ri);
-				if (n <= 0 || pwrite(out, buf, (size_t)n, wo) != n)
-					return -1;
-				ri += n, wo += n;
-				continue;
-			}
-			if (r <= 0)
+			if (n <= 0)
+				return n == 0 ? (errno = EIO, -1) : -1;
+			if (pwrite(dev, buf, (size_t)n, o) != n)
 				return -1;
+			o += n;
 		}
 		at = h;
 	}
-	return ftruncate(out, size);
+	return 0;
 }
 
-/* An unnamed copy of the template (fd). */
-static int disk_file(const char *dir, const char *tpl, silo_error *err)
+/* An unnamed, empty (sparse) file of size bytes in dir (fd). */
+static int disk_file(const char *dir, off_t size, silo_error *err)
 {
-	cleanup_close int in = open(tpl, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: open %s", tpl);
-	struct stat st;
-	if (fstat(in, &st) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: stat %s", tpl);
 	int out = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (out < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
 		/* no O_TMPFILE here: a named file, unlinked at once */
@@ -194,10 +189,10 @@ static int disk_file(const char *dir, const char *tpl, silo_error *err)
 	}
 	if (out < 0)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: create a disk file in %s", dir);
-	if (copy_sparse(in, out, st.st_size) < 0) {
+	if (ftruncate(out, size) < 0) {
 		int e = errno;
 		close(out);
-		return silo_fail(err, SILO_ERR_IO_ERROR, e, "namespace: copy %s", tpl);
+		return silo_fail(err, SILO_ERR_IO_ERROR, e, "namespace: size a disk file in %s", dir);
 	}
 	return out;
 }
@@ -262,10 +257,22 @@ int ns_disk_create(uint32_t mb, ns_disk *d, silo_error *err)
 	char dir[PATH_MAX], tpl[PATH_MAX + 32];
 	if (template_path(mb, dir, sizeof dir, tpl, sizeof tpl, err) < 0)
 		return -1;
-	cleanup_close int file = disk_file(dir, tpl, err);
-	if (file < 0)
+	cleanup_close int in = open(tpl, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: open %s", tpl);
+	cleanup_close int file = disk_file(dir, (off_t)mb << 20, err);
+	if (file < 0 || loop_attach(file, d, err) < 0)
 		return -1;
-	return loop_attach(file, d, err);
+	/* The filesystem goes in through the loop device, after the attach: the
+	 * attach then has no dirty data to flush, and the blocks stay in the page
+	 * cache (delayed allocation) - a sandbox that ends soon frees its disk
+	 * without the host filesystem allocating, or discarding, anything. */
+	if (copy_extents(in, d->loop_fd, (off_t)mb << 20) < 0) {
+		int e = errno;
+		ns_disk_close(d);
+		return silo_fail(err, SILO_ERR_IO_ERROR, e, "namespace: write %s to /dev/loop%d", tpl, d->nr);
+	}
+	return 0;
 }
 
 void ns_disk_close(ns_disk *d)
