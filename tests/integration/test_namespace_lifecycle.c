@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * namespace provider through the C API, with the real agent and kernel:
- * reattach after the creating process was kill -9ed (silod restart), pause and
+ * reattach after the creating process was kill -9ed (silod restart; then a
+ * snapshot of the writable layer with the sandbox's own owners), pause and
  * resume through the cgroup freezer, seccomp denials, a PTY and setuid
  * inside the user namespace, destroy verification (pid, cgroups, run
  * directory, loop device), and a spawn failure that leaves nothing.
@@ -156,6 +157,18 @@ TEST(reattach_after_the_manager_is_killed)
 	exec_result res;
 	REQUIRE(run_sh(sb, "echo back; cat /proc/1/comm", &o, &res) == 0);
 	CHECK_STR_EQ(o.data, "back\nsilo-agent\n");
+	/* the new manager finds the disk and the id range again: a snapshot of
+	 * the writable layer reads back the sandbox's own owners */
+	REQUIRE(run_sh(sb, "echo kept > /root/kept && chown 1000:1000 /root/kept", &o, &res) == 0);
+	char snap[PATH_MAX + 16], kept[PATH_MAX + 64];
+	snprintf(snap, sizeof snap, "%s/snap", tmpdir);
+	REQUIRE(mkdir(snap, 0700) == 0);
+	REQUIRE(sb->ops->pause(sb, &err) == 0);
+	CHECK(sb->ops->snapshot(sb, snap, &err) == 0);
+	REQUIRE(sb->ops->resume(sb, &err) == 0);
+	snprintf(kept, sizeof kept, "%s/layer/root/kept", snap);
+	struct stat st;
+	CHECK(stat(kept, &st) == 0 && st.st_uid == 1000 && st.st_gid == 1000 && st.st_size == 5);
 	cleanup_report rep = {0};
 	CHECK(sandbox_destroy(sb, 2000, &rep, &err) == 0);
 	CHECK(rep.host_clean);
