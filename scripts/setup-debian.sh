@@ -9,7 +9,7 @@ PKGS=(
   # libraries (docs/architecture.md says why each)
   libjansson-dev libsqlite3-dev libseccomp-dev libsodium-dev libmicrohttpd-dev libcap-dev
   libcurl4-openssl-dev
-  # guest images and providers
+  # guest images and providers (e2fsprogs: also mkfs.ext4 for the namespace provider's disk_mb disk)
   busybox-static qemu-system-x86 linux-source-6.1 flex bison bc libelf-dev libssl-dev cpio
   lz4 zstd e2fsprogs debootstrap xz-utils
   # tests and benchmarks
