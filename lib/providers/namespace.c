@@ -746,6 +746,7 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	ns_bpf bpf = {0};
 	bool cg_made = false;
 	int32_t init = 0;
+	pid_t holder = 0;   /* made the user namespace; reaped at the end */
 	snprintf(a->merged, sizeof a->merged, "%s/merged", sb->rundir);
 	if (mkdir(a->merged, 0755) < 0) {
 		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: mkdir %s", a->merged);
@@ -777,7 +778,7 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	a->gid = s->ids.gid;
 	snprintf(a->slot_path, sizeof a->slot_path, "%s/%d", NS_IDS_DIR, s->ids.slot);
 	snprintf(a->slot_tmp, sizeof a->slot_tmp, "%s/.%d.tmp", NS_IDS_DIR, s->ids.slot);
-	a->userns_fd = ns_userns_fd(0, a->uid, 0, a->gid, NS_IDS_SIZE);
+	a->userns_fd = ns_userns_fd(0, a->uid, 0, a->gid, NS_IDS_SIZE, &holder);
 	if (a->userns_fd < 0) {
 		silo_fail_vm(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, sb->id,
 			     "namespace: user namespace for host ids %u-%u", a->uid, a->uid + NS_IDS_SIZE - 1);
@@ -888,6 +889,7 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	close(listen_fd), listen_fd = -1;
 	close(pipe_pid[0]);
 	close(a->userns_fd);
+	ns_userns_reap(&holder);
 	ns_disk_close(&s->disk);   /* from now on the sandbox's mount alone holds it */
 	ns_seccomp_free(&bpf);
 	free(a);
@@ -921,6 +923,7 @@ fail:
 		close(listen_fd);
 	if (a->userns_fd >= 0)
 		close(a->userns_fd);
+	ns_userns_reap(&holder);
 	if (cg_made)
 		ns_cgroup_remove(&s->cg);
 	ns_disk_close(&s->disk);
@@ -970,7 +973,7 @@ static int ns_snapshot(sandbox *sb, const char *dir, silo_error *err)
 	ns_state *s = sb->prov;
 	if (!s || s->disk.nr < 0)
 		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "namespace: sandbox not running");
-	int uns = ns_userns_fd(s->ids.uid, 0, s->ids.gid, 0, NS_IDS_SIZE);
+	int uns = ns_userns_fd(s->ids.uid, 0, s->ids.gid, 0, NS_IDS_SIZE, NULL);
 	if (uns < 0)
 		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: user namespace for the layer view");
 	cleanup_close int view = ns_disk_view(&s->disk, uns, err);

@@ -22,11 +22,14 @@
  *     so a slot stays taken exactly as long as its sandbox lives, across
  *     restarts of silod and kill -9 of anything;
  *   - terminate removes the file (ns_ids_release) once the init is gone; a file
- *     left by a kill -9 is reclaimed by the next allocation that probes it.
+ *     left by a kill -9 of both the sandbox and its manager names a dead
+ *     process, so it blocks nothing: the next allocation that probes it takes
+ *     it, and every allocation removes a few such files (sweep_some).
  * Every record is replaced by rename, so readers never see half a record. No
  * fsync: a record only has to outlive processes, not the host (after a
  * reboot every owner is gone anyway).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -228,6 +231,33 @@ static uint32_t hash_id(const char *s)
 	return h;
 }
 
+/* Records whose owner died without a terminate (the sandbox and its manager
+ * both killed) block nothing, but stay until something removes them: each
+ * allocation checks a few from a random place in the directory. */
+static void sweep_some(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	int slots[NS_IDS_SWEEP_SCAN], n = 0;
+	struct dirent *de;
+	while (n < NS_IDS_SWEEP_SCAN && (de = readdir(d))) {
+		char *end;
+		long v = strtol(de->d_name, &end, 10);
+		if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && !*end && v >= 0 && v < INT32_MAX)
+			slots[n++] = (int)v;
+	}
+	closedir(d);
+	for (int k = 0, at = n ? (int)(now_mono_ns() % (uint64_t)n) : 0; k < n && k < NS_IDS_SWEEP_CHECK; k++) {
+		char p[PATH_MAX];
+		slot_path(dir, slots[(at + k) % n], p, sizeof p);
+		unsigned long long st;
+		pid_t owner = read_owner(p, &st);
+		if (owner > 0 && !ns_pid_alive(owner, st))
+			unlink(p);
+	}
+}
+
 int ns_ids_alloc(const char *dir, const char *sbid, ns_ids *out, silo_error *err)
 {
 	ns_id_pool pool;
@@ -249,6 +279,7 @@ int ns_ids_alloc(const char *dir, const char *sbid, ns_ids *out, silo_error *err
 	while (flock(lfd, LOCK_EX) < 0)
 		if (errno != EINTR)
 			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: lock %s", lock);
+	sweep_some(dir);
 	char mine[160];
 	if (owner_record(mine, sizeof mine, getpid(), sbid) < 0)
 		return silo_fail(err, SILO_ERR_INTERNAL, errno, "namespace: reading /proc/self/stat");
@@ -313,12 +344,14 @@ bool ns_ids_held(const char *dir, int slot, pid_t pid)
 
 /* ---- user namespaces as fds ---- */
 
+/* The pipe's two fds come packed in the argument itself: the holder shares
+ * our memory, and the creator's stack frame may be gone before it runs. */
 static int holder(void *arg)
 {
-	const int *pp = arg;
+	uint64_t fds = (uint64_t)(uintptr_t)arg;
 	char c;
-	syscall(SYS_close, pp[1]);
-	(void)!syscall(SYS_read, pp[0], &c, 1);   /* EOF when the creator is done */
+	syscall(SYS_close, (int)(fds >> 32));
+	(void)!syscall(SYS_read, (int)(fds & 0xffffffffu), &c, 1);   /* EOF when the creator is done */
 	syscall(SYS_exit, 0);
 	return 0;
 }
@@ -357,7 +390,7 @@ static void map_line(char *dst, size_t n, uint32_t inside, uint32_t outside, uin
 }
 
 int ns_userns_fd(uint32_t uid_inside, uint32_t uid_outside, uint32_t gid_inside, uint32_t gid_outside,
-		 uint32_t count)
+		 uint32_t count, pid_t *holder_out)
 {
 	/* A holder process born in a new user namespace (sharing our memory, on
 	 * a stack of its own) waits on a pipe while we write its maps and open
@@ -365,8 +398,12 @@ int ns_userns_fd(uint32_t uid_inside, uint32_t uid_outside, uint32_t gid_inside,
 	int pp[2];
 	if (pipe2(pp, O_CLOEXEC) < 0)
 		return -1;
+	/* one stack per thread: a caller that defers the reaping must reap
+	 * before its thread calls again */
 	static _Thread_local char stack[16384] __attribute__((aligned(16)));
-	pid_t pid = clone(holder, stack + sizeof stack, CLONE_NEWUSER | CLONE_VM | SIGCHLD, pp);
+	_Static_assert(sizeof(uintptr_t) >= sizeof(uint64_t), "two fds in a pointer");
+	uint64_t fds = (uint64_t)(uint32_t)pp[0] | (uint64_t)(uint32_t)pp[1] << 32;
+	pid_t pid = clone(holder, stack + sizeof stack, CLONE_NEWUSER | CLONE_VM | SIGCHLD, (void *)(uintptr_t)fds);
 	int e = errno, fd = -1;
 	if (pid > 0) {
 		char um[80], gm[80], p[64] = "/proc/", num[24];
@@ -379,11 +416,20 @@ int ns_userns_fd(uint32_t uid_inside, uint32_t uid_outside, uint32_t gid_inside,
 			fd = open(p, O_RDONLY | O_CLOEXEC);
 		e = errno;
 	}
-	close(pp[1]);
+	close(pp[1]);   /* EOF: the holder exits */
 	close(pp[0]);
-	if (pid > 0)
-		while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
-			;
+	if (holder_out)
+		*holder_out = pid > 0 ? pid : 0;
+	else
+		ns_userns_reap(&pid);
 	errno = e;
 	return fd;
+}
+
+void ns_userns_reap(pid_t *holder)
+{
+	if (*holder > 0)
+		while (waitpid(*holder, NULL, __WALL) < 0 && errno == EINTR)
+			;
+	*holder = 0;
 }

@@ -92,6 +92,8 @@ extern const size_t ns_masks_count;
 #define NS_IDS_DEFAULT_SLOTS 4096u         /* .. 0x6fffffff */
 #define NS_IDS_SUB_NAME "silo"             /* /etc/subuid, /etc/subgid entry that overrides them */
 #define NS_IDS_DIR "/run/silo-ids"          /* host-wide slot records */
+#define NS_IDS_SWEEP_SCAN 4096             /* records listed per allocation (at most) */
+#define NS_IDS_SWEEP_CHECK 16              /* of which checked for a dead owner */
 typedef struct ns_id_pool {
 	uint32_t uid_base, gid_base, slots;
 } ns_id_pool;
@@ -115,9 +117,13 @@ void ns_ids_release(const char *dir, int slot, pid_t pid);
 /* Does pid own the slot record? */
 bool ns_ids_held(const char *dir, int slot, pid_t pid);
 /* A user namespace mapping inside..inside+count-1 to outside.. (uids, gids), as
- * an fd (async-signal-safe). -1 with errno. */
+ * an fd (async-signal-safe). -1 with errno. The helper process that made it
+ * is reaped before returning, or, when holder_out is not NULL, left for
+ * ns_userns_reap() (it exits by itself at once; reaping it later saves
+ * waiting for the scheduler to run it). */
 int ns_userns_fd(uint32_t uid_inside, uint32_t uid_outside, uint32_t gid_inside, uint32_t gid_outside,
-		 uint32_t count);
+		 uint32_t count, pid_t *holder_out);
+void ns_userns_reap(pid_t *holder);
 /* Decimal v into dst (async-signal-safe: no snprintf in forked children). */
 void ns_utoa(char *dst, size_t n, unsigned long long v);
 /* /proc/PID/stat: state and start time (async-signal-safe). 0 or -1. */

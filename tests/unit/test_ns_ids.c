@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Host id ranges of namespace sandboxes (lib/providers/ns-ids.c) in a private
  * slot directory: /etc/subuid-format parsing, allocation from distinct slots,
- * a slot of a dead owner reclaimed and one of a live owner (or a reused pid)
- * never, a slot directory others can write refused, the hand-over to the
- * sandbox init, release only by the owner, and a user namespace made from the
- * computed map.
+ * a slot of a dead owner reclaimed (and swept when elsewhere) and one of a
+ * live owner (or a reused pid) never, a slot directory others can write
+ * refused, the hand-over to the sandbox init, release only by the owner, and
+ * a user namespace made from the computed map.
  */
 #include <fcntl.h>
 #include <limits.h>
@@ -127,6 +127,15 @@ TEST(dead_owners_are_reclaimed_live_ones_and_garbage_are_not)
 	REQUIRE(ns_ids_alloc(dir, "sb-bbbb", &a, &err) == 0);
 	CHECK_INT_EQ(a.slot, first);
 	ns_ids_release(dir, a.slot, getpid());
+	/* a dead owner's record anywhere else is swept by the next allocation */
+	int far = (first + 1000) % (int)NS_IDS_DEFAULT_SLOTS;
+	snprintf(txt, sizeof txt, "%d 1 sb-gone\n", (int)dead_pid());
+	put(far, txt);
+	REQUIRE(ns_ids_alloc(dir, "sb-bbbb", &a, &err) == 0);
+	char farp[PATH_MAX + 16];
+	snprintf(farp, sizeof farp, "%s/%d", dir, far);
+	CHECK(!path_exists(farp));
+	ns_ids_release(dir, a.slot, getpid());
 	/* something that is not a record: not ours to judge */
 	put(first, "garbage\n");
 	REQUIRE(ns_ids_alloc(dir, "sb-bbbb", &a, &err) == 0);
@@ -184,7 +193,7 @@ TEST(userns_fd_maps_the_range)
 {
 	if (geteuid() != 0)
 		SKIP("mapping a host id range needs root");
-	int fd = ns_userns_fd(0, 1610612736u, 0, 1610612736u, NS_IDS_SIZE);
+	int fd = ns_userns_fd(0, 1610612736u, 0, 1610612736u, NS_IDS_SIZE, NULL);
 	REQUIRE(fd >= 0);
 	int pp[2];
 	REQUIRE(pipe(pp) == 0);
