@@ -17,8 +17,13 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "providers/ns.h"
 #include "providers/vm.h"
 #include "trust/trust.h"
+
+/* QEMU's jail uids must never be ids a namespace sandbox's root maps to. */
+_Static_assert((uint64_t)NS_IDS_DEFAULT_BASE + (uint64_t)NS_IDS_DEFAULT_SLOTS * NS_IDS_SIZE <= VM_UID_BASE,
+	       "VM jail uids overlap the namespace provider's default id ranges");
 
 /* ---------------------------------------------------------------- command line */
 

@@ -63,7 +63,7 @@ uint64_t vm_serial_log_max(void);
 
 /* ---- uid of a jailed VMM ---- */
 /* Per-sandbox uids (= gids) VM_UID_BASE .. VM_UID_BASE + VM_UID_COUNT - 1. */
-#define VM_UID_BASE 1610612736u   /* 0x60000000 */
+#define VM_UID_BASE 1879048192u   /* 0x70000000: above the namespace provider's 0x60000000-0x6fffffff (ns.h) */
 #define VM_UID_COUNT 65536u
 /* Lease a uid no live sandbox on this host holds: *fd is a bound abstract unix socket
  * "@silo-vm-uid-<uid>" (close-on-exec); the lease lasts while any copy of it is open. */
