@@ -142,13 +142,14 @@ if [[ "${SILO_SKIP_VM_TESTS:-}" == 1 ]] || ! command -v qemu-system-x86_64 > /de
 	N=$((N + 1)); echo "ok $N - qemu kill -9 # SKIP qemu or the guest kernel is missing (scripts/prepare-images.sh)"
 else
 	LIMIT=240 start_run qemu "$SILO" run --provider qemu -- sh -c 'echo up; exec sleep 1000'
-	if grep -q '^up$' "$TMP/qemu.out" && readlink "/proc/$SP/exe" | grep -q qemu-system; then
-		ok "a qemu sandbox runs the command (pid $SP is QEMU)"
+	QP=$(pgrep -f "qemu-system.* -name silo-$ID" | head -1)   # QEMU itself (under silo-jailer: $SP)
+	if grep -q '^up$' "$TMP/qemu.out" && [ -n "$QP" ]; then
+		ok "a qemu sandbox runs the command (QEMU pid $QP, supervisor $SP)"
 	else
 		notok "a qemu sandbox runs the command" "$(head -c 600 "$TMP/qemu.err")"
 	fi
 	kill -KILL "$CLI"; wait "$CLI" 2>/dev/null
-	if gone "$ID" "$SP" "$WD"; then ok "kill -9 of silo run (qemu): QEMU, sockets, run dir, record gone (${ELAPSED} ms)"
+	if gone "$ID" "$SP" "$WD" && ! alive "${QP:-0}"; then ok "kill -9 of silo run (qemu): QEMU, its jailer, sockets, run dir, record gone (${ELAPSED} ms)"
 	else notok "kill -9 of silo run (qemu): nothing left within ${GONE_S} s"; fi
 	WAIT=spawn start_run qboot "$SILO" run --provider qemu -- true
 	kill -KILL "$CLI"; wait "$CLI" 2>/dev/null
