@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Red-team regression (docs/security.md "Red-team pass 2"): whoever can write the
+# image cache but not the keyring (threat model: not trusted) replaces a signed
+# boot file with other bytes of the same size and forges the hash cache beside
+# it (`FILE.verified`, which recorded "sha256 size mtime inode ctime" of the
+# file: all of it readable with stat). Before the fix the boot check believed
+# the forged stamp and never hashed the file, so unsigned bytes booted under a
+# keyring. Now the boot check keeps its hash cache beside the keys
+# (<keyring>/state/files/), ignores anything in the cache, and re-hashes.
+# TAP on stdout.
+set -uo pipefail
+B=${SILO_BUILD_ROOT:?}
+SILO="$B/cli/silo"
+N=0 FAILED=0
+ok() { N=$((N + 1)); echo "ok $N - $1"; }
+notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; shift; for l in "$@"; do echo "# $l"; done; }
+check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d" "command: $*"; fi; }
+real_cache=${SILO_CACHE_DIR:-$HOME/.cache/silo}
+if [[ ! -f "$real_cache/kernel/current/vmlinux" || ! -f "$real_cache/images/base/initramfs.cpio.gz" ]]; then
+	echo "1..0 # SKIP kernel or base image missing (scripts/prepare-images.sh BUILD)"
+	exit 0
+fi
+TMP=$(mktemp -d /tmp/silo-trust-stamp.XXXXXX)
+trap '[[ -n "${KEEP:-}" ]] || rm -rf "$TMP"; echo "1..$N"; exit $FAILED' EXIT
+export SILO_KEYRING_DIR="$TMP/keyring" SILO_CACHE_DIR="$TMP/cache" SILO_RUNTIME_DIR="$TMP/run" \
+	SILO_STATE_DIR="$TMP/state"
+cd "$TMP" || exit 1
+
+# A private cache holding copies (the attacker writes them) and a signed manifest.
+kdir=$(readlink -f "$real_cache/kernel/current")
+key=$(basename "$kdir")
+mkdir -p "cache/kernel/$key" cache/images/base
+cp "$kdir/vmlinux" "cache/kernel/$key/vmlinux"
+ln -s "$key" cache/kernel/current
+cp "$real_cache/images/base/initramfs.cpio.gz" cache/images/base/
+python3 - "$TMP/cache/kernel/$key/vmlinux" "$TMP/cache/images/base/initramfs.cpio.gz" \
+	"$TMP/cache/images/manifest.json" <<'PY'
+import hashlib, json, os, sys
+k, i, m = sys.argv[1:]
+def f(p): return {"path": p, "sha256": hashlib.sha256(open(p, "rb").read()).hexdigest(), "size": os.stat(p).st_size}
+ent = {"name": "base", "kind": "initramfs", **f(i), "created": "2026-01-01T00:00:00Z",
+       "kernel": {"key": os.path.basename(os.path.dirname(k)), **f(k)}}
+json.dump({"version": 1, "images": [ent]}, open(m, "w"), indent=2)
+PY
+"$SILO" trust keygen -p s.pub -s s.key > /dev/null
+"$SILO" trust add-key s.pub > /dev/null
+"$SILO" trust sign -s s.key > /dev/null
+out=$("$SILO" trust check-boot --image base 2>&1); rc=$?
+check "the signed, untouched image passes the boot check" test $rc = 0
+[[ $rc -ne 0 ]] && echo "$out" | sed 's/^/# /'
+# the boot check's own hash cache lives beside the keys, out of the cache writer's reach
+check "the boot check keeps no hash stamp in the image cache" test -z "$(find cache -name '*.verified')"
+check "its stamps are in <keyring>/state/files" bash -c "ls keyring/state/files/*.verified > /dev/null 2>&1"
+
+# forge FILE: same size, other bytes, and a stamp that claims the signed sum
+forge() {
+	local f=$1 sum
+	sum=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["images"][0]
+print(m["sha256"] if sys.argv[2] == "initrd" else m["kernel"]["sha256"])' cache/images/manifest.json "$2")
+	python3 - "$f" <<'PY'
+import os, sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[len(b) // 2:len(b) // 2 + 32] = b"UNSIGNED-BYTES-OF-THE-ATTACKER!!"
+open(p + ".new", "wb").write(b)
+os.rename(p + ".new", p)
+PY
+	python3 - "$f" "$sum" <<'PY'
+import os, sys
+p, s = sys.argv[1:]
+st = os.stat(p)
+open(p + ".verified", "w").write("%s %d %d.%09d %d %d.%09d\n" % (s, st.st_size, st.st_mtime_ns // 10**9,
+    st.st_mtime_ns % 10**9, st.st_ino, st.st_ctime_ns // 10**9, st.st_ctime_ns % 10**9))
+PY
+}
+
+forge cache/images/base/initramfs.cpio.gz initrd
+out=$("$SILO" trust check-boot --image base 2>&1); rc=$?
+check "initramfs replaced (same size) with a forged FILE.verified beside it: boot check refuses (CHECKSUM_MISMATCH)" \
+	bash -c "test $rc = 125 && grep -q 'CHECKSUM_MISMATCH' <<<'$out' && grep -q 'initramfs.cpio.gz' <<<'$out'"
+[[ $rc -ne 125 ]] && echo "$out" | sed 's/^/# /'
+out=$(timeout 120 "$SILO" run --provider qemu --image base -- echo booted 2>&1); rc=$?
+check "silo run --provider qemu refuses it before QEMU starts" \
+	bash -c "test $rc = 125 && grep -q 'CHECKSUM_MISMATCH.*initramfs' <<<'$out'"
+[[ $rc -ne 125 ]] && echo "$out" | tail -3 | sed 's/^/# /'
+cp "$real_cache/images/base/initramfs.cpio.gz" cache/images/base/initramfs.cpio.gz
+check "the genuine initramfs put back passes again" bash -c "\"$SILO\" trust check-boot --image base > /dev/null"
+
+forge "cache/kernel/$key/vmlinux" kernel
+out=$("$SILO" trust check-boot --image base 2>&1); rc=$?
+check "kernel replaced (same size) with a forged FILE.verified: boot check refuses (CHECKSUM_MISMATCH)" \
+	bash -c "test $rc = 125 && grep -q 'CHECKSUM_MISMATCH' <<<'$out' && grep -q 'vmlinux' <<<'$out'"
+[[ $rc -ne 125 ]] && echo "$out" | sed 's/^/# /'
+
