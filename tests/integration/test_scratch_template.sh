@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Red-team regression (docs/security.md "Red-team pass 2"): the VM scratch disk
+# template. Every qemu/kvm sandbox's writable root is the overlay's upper layer
+# on its scratch disk, a copy of an "empty" ext4 template made once per size.
+# The template was kept in the image cache ($SILO_CACHE_DIR/scratch/), whose
+# writer is not trusted (threat model): whoever could write there put files
+# into `upper/` of the template, and they appeared in the root of every VM,
+# above the signed image (here /sbin/silo-agent could be replaced as well),
+# although the keyring verified the image. Now templates live in the state
+# directory (trusted) and the cache's copy is never used.
+# Real QEMU boots from a private cache and keyring; TAP on stdout.
+set -uo pipefail
+B=${SILO_BUILD_ROOT:?}
+SILO="$B/cli/silo"
+N=0 FAILED=0
+ok() { N=$((N + 1)); echo "ok $N - $1"; }
+notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; shift; for l in "$@"; do echo "# $l"; done; }
+check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d" "command: $*"; fi; }
+real_cache=${SILO_CACHE_DIR:-$HOME/.cache/silo}
+if [[ "${SILO_SKIP_VM_TESTS:-}" == 1 || ! -f "$real_cache/kernel/current/vmlinux" ||
+	! -f "$real_cache/images/base/initramfs.cpio.gz" ]] || ! command -v qemu-system-x86_64 > /dev/null ||
+	! command -v mkfs.ext4 > /dev/null; then
+	echo "1..0 # SKIP needs QEMU, mkfs.ext4, the kernel and the base image (scripts/prepare-images.sh BUILD)"
+	exit 0
+fi
+TMP=$(mktemp -d /tmp/silo-scratch-tpl.XXXXXX)
+trap '[[ -n "${KEEP:-}" ]] || rm -rf "$TMP"; echo "1..$N"; exit $FAILED' EXIT
+export SILO_KEYRING_DIR="$TMP/keyring" SILO_CACHE_DIR="$TMP/cache" SILO_RUNTIME_DIR="$TMP/run" \
+	SILO_STATE_DIR="$TMP/state"
+cd "$TMP" || exit 1
+kdir=$(readlink -f "$real_cache/kernel/current")
+mkdir -p cache/kernel cache/images/base
+ln -s "$kdir" "cache/kernel/$(basename "$kdir")"
+ln -s "$(basename "$kdir")" cache/kernel/current
+cp "$real_cache/images/base/initramfs.cpio.gz" cache/images/base/
+python3 - "$kdir/vmlinux" "$TMP/cache/images/base/initramfs.cpio.gz" "$TMP/cache/images/manifest.json" <<'PY'
+import hashlib, json, os, sys
+k, i, m = sys.argv[1:]
+def f(p): return {"path": p, "sha256": hashlib.sha256(open(p, "rb").read()).hexdigest(), "size": os.stat(p).st_size}
+ent = {"name": "base", "kind": "initramfs", **f(i), "created": "2026-01-01T00:00:00Z",
+       "kernel": {"key": os.path.basename(os.path.dirname(k)), **f(k)}}
+json.dump({"version": 1, "images": [ent]}, open(m, "w"), indent=2)
+PY
+"$SILO" trust keygen -p s.pub -s s.key > /dev/null
+"$SILO" trust add-key s.pub > /dev/null
+"$SILO" trust sign -s s.key > /dev/null
+check "the signed image passes the boot check" bash -c "\"$SILO\" trust check-boot --image base > /dev/null"
+
+# The cache writer's template for disk_mb = 64: an ext4 whose upper/ already
+# holds a file of theirs, at the path the sandbox's commands will see.
+mkdir -p tpl/upper/etc
+echo "planted-by-the-cache-writer" > tpl/upper/etc/planted
+mkdir -p cache/scratch
+truncate -s 64M cache/scratch/ext4-64.img
+mkfs.ext4 -q -F -O ^has_journal -d tpl cache/scratch/ext4-64.img
+printf '[vm]\nname = "tpl"\nprovider = "qemu"\n[resources]\nvcpus = 1\nmemory_mb = 256\n[boot]\nimage = "base"\n[sandbox]\ndisk_mb = 64\n' > spec.toml
+out=$(timeout 180 "$SILO" run --spec spec.toml -- sh -c 'cat /etc/planted 2>/dev/null || echo absent' 2>&1); rc=$?
+check "the VM boots (exit 0)" test $rc = 0
+[[ $rc -ne 0 ]] && echo "$out" | tail -5 | sed 's/^/# /'
+check "a file planted in the cache's scratch template is not in the VM's root" \
+	bash -c "grep -qx absent <<<'$out' && ! grep -q planted-by-the-cache-writer <<<'$out'"
+[[ "$out" == *planted-by-the-cache-writer* ]] && echo "# the guest read the planted file: $out"
+check "the template used lives in the state directory" test -f state/disk-templates/ext4-64.img
