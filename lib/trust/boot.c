@@ -68,16 +68,6 @@ void trust_report_violation(const silo_error *err)
  * restores the mtime) or a replacement (new inode) discards the stamp. The file
  * is hashed through one descriptor whose stat is taken before reading, so a
  * change during the hash shows at the next check. */
-static void file_stamp_path(const char *resolved, char *buf, size_t len)
-{
-	unsigned char h[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(h, (const unsigned char *)resolved, strlen(resolved));
-	char hex[65], st[PATH_MAX];
-	sodium_bin2hex(hex, sizeof hex, h, sizeof h);
-	trust_state_dir(st, sizeof st);
-	snprintf(buf, len, "%s/files/%s.verified", st, hex);
-}
-
 static void file_stamp_line(const char *resolved, const char *sha256, const struct stat *st, char *buf, size_t len)
 {
 	char hp[2 * PATH_MAX + 1];
@@ -101,7 +91,7 @@ static int verify_boot_file(const char *ename, const char *resolved, const image
 				 "image \"%s\": %s is %" PRIu64 " bytes, manifest says %" PRIu64, ename, resolved,
 				 (uint64_t)st.st_size, rec->size);
 	char spath[PATH_MAX + 128], expect[2 * PATH_MAX + 256];
-	file_stamp_path(resolved, spath, sizeof spath);
+	trust_state_entry("files", resolved, ".verified", spath, sizeof spath);
 	file_stamp_line(resolved, rec->sha256, &st, expect, sizeof expect);
 	cleanup_free char *have = NULL;
 	size_t hlen = 0;

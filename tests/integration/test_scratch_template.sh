@@ -10,6 +10,7 @@
 # directory (trusted) and the cache's copy is never used.
 # Real QEMU boots from a private cache and keyring; TAP on stdout.
 set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 B=${SILO_BUILD_ROOT:?}
 SILO="$B/cli/silo"
 N=0 FAILED=0
@@ -28,22 +29,8 @@ trap '[[ -n "${KEEP:-}" ]] || rm -rf "$TMP"; echo "1..$N"; exit $FAILED' EXIT
 export SILO_KEYRING_DIR="$TMP/keyring" SILO_CACHE_DIR="$TMP/cache" SILO_RUNTIME_DIR="$TMP/run" \
 	SILO_STATE_DIR="$TMP/state"
 cd "$TMP" || exit 1
-kdir=$(readlink -f "$real_cache/kernel/current")
-mkdir -p cache/kernel cache/images/base
-ln -s "$kdir" "cache/kernel/$(basename "$kdir")"
-ln -s "$(basename "$kdir")" cache/kernel/current
-cp "$real_cache/images/base/initramfs.cpio.gz" cache/images/base/
-python3 - "$kdir/vmlinux" "$TMP/cache/images/base/initramfs.cpio.gz" "$TMP/cache/images/manifest.json" <<'PY'
-import hashlib, json, os, sys
-k, i, m = sys.argv[1:]
-def f(p): return {"path": p, "sha256": hashlib.sha256(open(p, "rb").read()).hexdigest(), "size": os.stat(p).st_size}
-ent = {"name": "base", "kind": "initramfs", **f(i), "created": "2026-01-01T00:00:00Z",
-       "kernel": {"key": os.path.basename(os.path.dirname(k)), **f(k)}}
-json.dump({"version": 1, "images": [ent]}, open(m, "w"), indent=2)
-PY
-"$SILO" trust keygen -p s.pub -s s.key > /dev/null
-"$SILO" trust add-key s.pub > /dev/null
-"$SILO" trust sign -s s.key > /dev/null
+. "$HERE/signed-cache-lib.sh"
+signed_cache "$real_cache" link
 check "the signed image passes the boot check" bash -c "\"$SILO\" trust check-boot --image base > /dev/null"
 
 # The cache writer's template for disk_mb = 64: an ext4 whose upper/ already

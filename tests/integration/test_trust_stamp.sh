@@ -9,6 +9,7 @@
 # (<keyring>/state/files/), ignores anything in the cache, and re-hashes.
 # TAP on stdout.
 set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
 B=${SILO_BUILD_ROOT:?}
 SILO="$B/cli/silo"
 N=0 FAILED=0
@@ -25,26 +26,11 @@ trap '[[ -n "${KEEP:-}" ]] || rm -rf "$TMP"; echo "1..$N"; exit $FAILED' EXIT
 export SILO_KEYRING_DIR="$TMP/keyring" SILO_CACHE_DIR="$TMP/cache" SILO_RUNTIME_DIR="$TMP/run" \
 	SILO_STATE_DIR="$TMP/state"
 cd "$TMP" || exit 1
+. "$HERE/signed-cache-lib.sh"
 
 # A private cache holding copies (the attacker writes them) and a signed manifest.
-kdir=$(readlink -f "$real_cache/kernel/current")
-key=$(basename "$kdir")
-mkdir -p "cache/kernel/$key" cache/images/base
-cp "$kdir/vmlinux" "cache/kernel/$key/vmlinux"
-ln -s "$key" cache/kernel/current
-cp "$real_cache/images/base/initramfs.cpio.gz" cache/images/base/
-python3 - "$TMP/cache/kernel/$key/vmlinux" "$TMP/cache/images/base/initramfs.cpio.gz" \
-	"$TMP/cache/images/manifest.json" <<'PY'
-import hashlib, json, os, sys
-k, i, m = sys.argv[1:]
-def f(p): return {"path": p, "sha256": hashlib.sha256(open(p, "rb").read()).hexdigest(), "size": os.stat(p).st_size}
-ent = {"name": "base", "kind": "initramfs", **f(i), "created": "2026-01-01T00:00:00Z",
-       "kernel": {"key": os.path.basename(os.path.dirname(k)), **f(k)}}
-json.dump({"version": 1, "images": [ent]}, open(m, "w"), indent=2)
-PY
-"$SILO" trust keygen -p s.pub -s s.key > /dev/null
-"$SILO" trust add-key s.pub > /dev/null
-"$SILO" trust sign -s s.key > /dev/null
+signed_cache "$real_cache" copy
+key=$(readlink cache/kernel/current)
 out=$("$SILO" trust check-boot --image base 2>&1); rc=$?
 check "the signed, untouched image passes the boot check" test $rc = 0
 [[ $rc -ne 0 ]] && echo "$out" | sed 's/^/# /'

@@ -1,0 +1,38 @@
+# A private image cache with the kernel and the "base" image of the real cache,
+# sourced by the tests that attack the cache or its signature (test_trust.sh,
+# test_trust_stamp.sh, test_scratch_template.sh). Run in $TMP; needs SILO,
+# SILO_KEYRING_DIR and SILO_CACHE_DIR=$PWD/cache.
+#   cache_layout REAL_CACHE KERNEL_MODE: the kernel, cache/images/base and an
+#     unsigned manifest.json naming both. KERNEL_MODE "copy" puts a copy of
+#     vmlinux in the cache (so it can be tampered with), "link" a symlink.
+#   signed_cache REAL_CACHE KERNEL_MODE: the same, plus a new key s.pub/s.key in
+#     the keyring and the manifest signed by it (versioned).
+cache_layout() {
+	local real=$1 mode=$2 kdir key
+	kdir=$(readlink -f "$real/kernel/current")
+	key=$(basename "$kdir")
+	mkdir -p cache/kernel cache/images/base
+	if [[ $mode == copy ]]; then
+		mkdir -p "cache/kernel/$key" && cp "$kdir/vmlinux" "cache/kernel/$key/vmlinux"
+	else
+		ln -s "$kdir" "cache/kernel/$key"
+	fi
+	ln -s "$key" cache/kernel/current
+	cp "$real/images/base/initramfs.cpio.gz" cache/images/base/
+	python3 - "$PWD/cache/kernel/$key/vmlinux" "$PWD/cache/images/base/initramfs.cpio.gz" \
+		"$PWD/cache/images/manifest.json" <<'PY'
+import hashlib, json, os, sys
+k, i, m = sys.argv[1:]
+def f(p): return {"path": p, "sha256": hashlib.sha256(open(p, "rb").read()).hexdigest(), "size": os.stat(p).st_size}
+ent = {"name": "base", "kind": "initramfs", **f(i), "created": "2026-01-01T00:00:00Z",
+       "kernel": {"key": os.path.basename(os.path.dirname(k)), **f(k)}}
+json.dump({"version": 1, "images": [ent]}, open(m, "w"), indent=2)
+PY
+}
+
+signed_cache() {
+	cache_layout "$@" &&
+		"$SILO" trust keygen -p s.pub -s s.key > /dev/null &&
+		"$SILO" trust add-key s.pub > /dev/null &&
+		"$SILO" trust sign -s s.key > /dev/null
+}
