@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * silod's streaming handlers (handlers.h): exec as NDJSON, events as SSE.
+ *
+ * Each returns an api_stream whose read() runs on the connection's thread
+ * (libmicrohttpd: one thread per connection) and blocks in short slices,
+ * polling the client socket between them, so a client that goes away is
+ * noticed even when nothing is being written: its exec is killed and its
+ * subscription dropped (nothing leaks). read() ends the stream when the
+ * server stops.
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/util.h"
+#include "daemon/api_parse.h"
+#include "daemon/handlers.h"
+
+#define STREAM_QUEUE_MAX (16u << 20)     /* exec output buffered per client */
+#define EVENT_QUEUE_MAX 1024
+#define EVENT_LIMIT_MAX 1000000
+#define EXEC_BLOCK (64 * 1024)
+#define EVENT_BLOCK (16 * 1024)
+#define WAIT_SLICE_MS 200
+#define KEEPALIVE_MS 15000
+
+static void deadline_in(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	uint64_t ns = (uint64_t)ts->tv_nsec + (uint64_t)ms * 1000000ull;
+	ts->tv_sec += (time_t)(ns / 1000000000ull);
+	ts->tv_nsec = (long)(ns % 1000000000ull);
+}
+
+/* A mutex and a CLOCK_MONOTONIC condition variable for one stream. */
+static void stream_sync_init(pthread_mutex_t *lock, pthread_cond_t *cv)
+{
+	pthread_mutex_init(lock, NULL);
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
+static void stream_wait_slice(pthread_cond_t *cv, pthread_mutex_t *lock)
+{
+	struct timespec ts;
+	deadline_in(&ts, WAIT_SLICE_MS);
+	pthread_cond_timedwait(cv, lock, &ts);
+}
+
+/* ---- exec (NDJSON) ---- */
+
+typedef struct chunk {
+	struct chunk *next;
+	size_t len, off;
+	char data[];
+} chunk;
+
+typedef struct exec_stream {
+	const api_ctx *ctx;
+	mgr_exec *x;
+	int fd;                     /* client socket, for disconnect detection */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	chunk *head, *tail;
+	size_t queued;
+	uint64_t dropped;
+	bool done;                  /* exit line queued */
+	bool waiter_started;
+	pthread_t waiter;
+	api_exec_body body;
+	exec_req rq;
+} exec_stream;
+
+static void push_line(exec_stream *st, json_t *o, bool force)
+{
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	size_t len = strlen(s);
+	pthread_mutex_lock(&st->lock);
+	if (!force && st->queued + len + 1 > STREAM_QUEUE_MAX) {
+		st->dropped += len;
+	} else {
+		chunk *ch = xmalloc(sizeof *ch + len + 1);
+		memcpy(ch->data, s, len);
+		ch->data[len] = '\n';
+		ch->len = len + 1;
+		ch->off = 0;
+		ch->next = NULL;
+		if (st->tail)
+			st->tail->next = ch;
+		else
+			st->head = ch;
+		st->tail = ch;
+		st->queued += ch->len;
+		pthread_cond_signal(&st->cond);
+	}
+	pthread_mutex_unlock(&st->lock);
+	free(s);
+}
+
+static void exec_output(void *ud, int stream, const void *buf, size_t len)
+{
+	exec_stream *st = ud;
+	size_t b64len = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+	char *b64 = xmalloc(b64len);
+	sodium_bin2base64(b64, b64len, buf, len, sodium_base64_VARIANT_ORIGINAL);
+	push_line(st, json_pack("{s:s,s:s}", "stream", stream == 2 ? "stderr" : "stdout", "data", b64), false);
+	free(b64);
+}
+
+static void *exec_waiter(void *arg)
+{
+	exec_stream *st = arg;
+	exec_result res = {0};
+	silo_error err = {0};
+	int rc;
+	do {
+		rc = manager_exec_wait(st->x, -1, &res, &err);
+	} while (rc < 0 && err.code == SILO_ERR_TIMEOUT && !atomic_load(st->ctx->stopping));
+	json_t *o;
+	if (rc == 0) {
+		o = json_pack("{s:i,s:i,s:b,s:I}", "exit_code", res.exit_code, "signal", res.signal, "timed_out",
+			      res.timed_out, "duration_ms", (json_int_t)res.duration_ms);
+		pthread_mutex_lock(&st->lock);
+		uint64_t dropped = st->dropped;
+		pthread_mutex_unlock(&st->lock);
+		if (dropped)
+			json_object_set_new(o, "dropped_bytes", json_integer((json_int_t)dropped));
+	} else {
+		manager_note_error(st->ctx->m, &err);
+		o = api_error_json(&err);
+	}
+	push_line(st, o, true);
+	/* Release the sandbox now, not when the client has read everything: a slow
+	 * reader must not hold up a delete. Under the lock, so exec_stream_free
+	 * never signals a freed exec. */
+	pthread_mutex_lock(&st->lock);
+	manager_exec_free(st->x);
+	st->x = NULL;
+	st->done = true;
+	pthread_cond_broadcast(&st->cond);
+	pthread_mutex_unlock(&st->lock);
+	return NULL;
+}
+
+static ssize_t exec_read(void *cls, char *buf, size_t max)
+{
+	exec_stream *st = cls;
+	pthread_mutex_lock(&st->lock);
+	for (;;) {
+		if (st->head) {
+			chunk *ch = st->head;
+			size_t n = MIN(max, ch->len - ch->off);
+			memcpy(buf, ch->data + ch->off, n);
+			ch->off += n;
+			st->queued -= n;
+			if (ch->off == ch->len) {
+				st->head = ch->next;
+				if (!st->head)
+					st->tail = NULL;
+				free(ch);
+			}
+			pthread_mutex_unlock(&st->lock);
+			return (ssize_t)n;
+		}
+		if (st->done) {
+			pthread_mutex_unlock(&st->lock);
+			return API_STREAM_END;
+		}
+		if (api_stream_cut(st->ctx, st->fd)) {
+			pthread_mutex_unlock(&st->lock);
+			return API_STREAM_ABORT;
+		}
+		stream_wait_slice(&st->cond, &st->lock);
+	}
+}
+
+static void exec_stream_free(void *cls)
+{
+	exec_stream *st = cls;
+	if (st->waiter_started) {
+		/* Client gone or stream finished: kill the process if it still runs,
+		 * then reap the waiter (which releases the exec). */
+		pthread_mutex_lock(&st->lock);
+		if (st->x) {
+			silo_error err;
+			manager_exec_signal(st->x, SIGKILL, &err);
+		}
+		pthread_mutex_unlock(&st->lock);
+		pthread_join(st->waiter, NULL);
+	} else {
+		manager_exec_free(st->x);   /* kills it if it was started */
+	}
+	while (st->head) {
+		chunk *ch = st->head;
+		st->head = ch->next;
+		free(ch);
+	}
+	api_exec_body_free(&st->body);
+	pthread_mutex_destroy(&st->lock);
+	pthread_cond_destroy(&st->cond);
+	free(st);
+}
+
+int h_exec(api_req *q, api_reply *r, silo_error *err)
+{
+	exec_stream *st = xcalloc(1, sizeof *st);
+	st->ctx = q->ctx;
+	st->fd = q->peer_fd;
+	stream_sync_init(&st->lock, &st->cond);
+	char rid[SILO_ID_MAX];
+	if (api_exec_parse(q->body, q->len, &st->body, err) < 0)
+		goto fail;
+	st->rq = (exec_req){
+		.argv = st->body.argv,
+		.env = st->body.env,
+		.cwd = st->body.cwd,
+		.stdin_data = st->body.stdin_buf,
+		.stdin_len = st->body.stdin_len,
+		.timeout_ms = st->body.timeout_ms,
+		.uid = st->body.uid,
+		.gid = st->body.gid,
+	};
+	if (authz_sandbox(q->ctx->authz, q->ctx->m, q->who.tok, q->who.actor, TOKEN_OP_EXEC, api_cap(q, "id"),
+			  st->body.cwd, st->body.argv, rid, err) < 0 ||
+	    manager_exec_start(q->ctx->m, rid, &st->rq, exec_output, st, q->who.actor, &st->x, err) < 0)
+		goto fail;
+	if (pthread_create(&st->waiter, NULL, exec_waiter, st) != 0) {
+		exec_stream_free(st);   /* kills the process */
+		return silo_fail(err, SILO_ERR_INTERNAL, 0, "cannot start an exec waiter thread");
+	}
+	st->waiter_started = true;
+	return api_reply_stream(r, API_REPLY_NDJSON,
+				&(api_stream){.read = exec_read, .free = exec_stream_free, .ctx = st, .block = EXEC_BLOCK});
+fail:
+	exec_stream_free(st);
+	return -1;
+}
+
+/* ---- events (server-sent events) ---- */
+
+typedef struct ev_stream {
+	const api_ctx *ctx;
+	int sub;                    /* subscription, or -1 */
+	int fd;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	char *q[EVENT_QUEUE_MAX];
+	size_t qh, qn;
+	uint64_t dropped;
+	char filter_id[SILO_ID_MAX];
+	uint32_t type_mask;
+	uint64_t limit, sent;
+	char *cur;
+	size_t cur_len, cur_off;
+	bool greeted;
+	uint64_t last_write_ms;
+} ev_stream;
+
+static void ev_cb(void *ud, const mgr_event *ev)
+{
+	ev_stream *st = ud;
+	if (st->filter_id[0] && strcmp(st->filter_id, ev->sandbox_id) != 0)
+		return;
+	if (!(st->type_mask & (1u << ev->type)))
+		return;
+	json_t *o = mgr_event_json(ev);
+	char *data = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	char *msg = xasprintf("id: %" PRIu64 "\nevent: %s\ndata: %s\n\n", ev->seq, mgr_event_name(ev->type), data);
+	free(data);
+	pthread_mutex_lock(&st->lock);
+	if (st->qn == EVENT_QUEUE_MAX) {
+		st->dropped++;
+		free(msg);
+	} else {
+		st->q[(st->qh + st->qn) % EVENT_QUEUE_MAX] = msg;
+		st->qn++;
+		pthread_cond_signal(&st->cond);
+	}
+	pthread_mutex_unlock(&st->lock);
+}
+
+static ssize_t ev_read(void *cls, char *buf, size_t max)
+{
+	ev_stream *st = cls;
+	pthread_mutex_lock(&st->lock);
+	for (;;) {
+		if (st->cur) {
+			size_t n = MIN(max, st->cur_len - st->cur_off);
+			memcpy(buf, st->cur + st->cur_off, n);
+			st->cur_off += n;
+			if (st->cur_off == st->cur_len) {
+				free(st->cur);
+				st->cur = NULL;
+			}
+			st->last_write_ms = now_mono_ns() / 1000000;
+			pthread_mutex_unlock(&st->lock);
+			return (ssize_t)n;
+		}
+		if (st->limit && st->sent >= st->limit) {
+			pthread_mutex_unlock(&st->lock);
+			return API_STREAM_END;
+		}
+		if (!st->greeted) {
+			st->greeted = true;
+			st->cur = xstrdup(": silod event stream\n\n");
+		} else if (st->dropped) {
+			st->cur = xasprintf("event: overflow\ndata: {\"dropped\":%" PRIu64 "}\n\n", st->dropped);
+			st->dropped = 0;
+		} else if (st->qn) {
+			st->cur = st->q[st->qh];
+			st->qh = (st->qh + 1) % EVENT_QUEUE_MAX;
+			st->qn--;
+			st->sent++;
+		} else if (now_mono_ns() / 1000000 - st->last_write_ms > KEEPALIVE_MS) {
+			st->cur = xstrdup(": keepalive\n\n");
+		}
+		if (st->cur) {
+			st->cur_len = strlen(st->cur);
+			st->cur_off = 0;
+			continue;
+		}
+		if (api_stream_cut(st->ctx, st->fd)) {
+			pthread_mutex_unlock(&st->lock);
+			return API_STREAM_ABORT;
+		}
+		stream_wait_slice(&st->cond, &st->lock);
+	}
+}
+
+static void ev_free(void *cls)
+{
+	ev_stream *st = cls;
+	if (st->sub >= 0)
+		manager_unsubscribe(st->ctx->m, st->sub);   /* no callback runs after this returns */
+	for (size_t i = 0; i < st->qn; i++)
+		free(st->q[(st->qh + i) % EVENT_QUEUE_MAX]);
+	free(st->cur);
+	pthread_mutex_destroy(&st->lock);
+	pthread_cond_destroy(&st->cond);
+	free(st);
+}
+
+/* ?types=a,b: the mask of the event types named. */
+static int event_types(const char *types, uint32_t *mask, silo_error *err)
+{
+	*mask = 0;
+	char *dup = xstrdup(types), *save = NULL;
+	int rc = 0;
+	for (char *t = strtok_r(dup, ",", &save); t && rc == 0; t = strtok_r(NULL, ",", &save)) {
+		int found = -1;
+		for (int i = 0; i < MGR_EV__COUNT; i++)
+			if (!strcmp(t, mgr_event_name((mgr_event_type)i)))
+				found = i;
+		if (found < 0)
+			rc = silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				       "query parameter types: unknown event type '%.32s' (expected ready, spawned, "
+				       "terminated, state-change, health-warning, security-violation, error)",
+				       t);
+		else
+			*mask |= 1u << found;
+	}
+	free(dup);
+	return rc;
+}
+
+int h_events(api_req *q, api_reply *r, silo_error *err)
+{
+	ev_stream *st = xcalloc(1, sizeof *st);
+	st->ctx = q->ctx;
+	st->sub = -1;
+	st->fd = q->peer_fd;
+	st->type_mask = (1u << MGR_EV__COUNT) - 1;
+	stream_sync_init(&st->lock, &st->cond);
+	const char *types = api_query(q, "types");
+	if (api_query_uint(q, "limit", EVENT_LIMIT_MAX, &st->limit, err) < 0 ||
+	    authz_events(q->ctx->authz, q->ctx->m, q->who.tok, q->who.actor, api_query(q, "sandbox"), st->filter_id,
+			 err) < 0 ||
+	    (types && event_types(types, &st->type_mask, err) < 0)) {
+		ev_free(st);
+		return -1;
+	}
+	st->last_write_ms = now_mono_ns() / 1000000;
+	st->sub = manager_subscribe(q->ctx->m, ev_cb, st);
+	return api_reply_stream(r, API_REPLY_SSE,
+				&(api_stream){.read = ev_read, .free = ev_free, .ctx = st, .block = EVENT_BLOCK});
+}
