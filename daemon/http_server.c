@@ -24,6 +24,7 @@
 #include <netinet/in.h>
 #include <sodium.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,7 +220,10 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
 {
 	(void)c;
 	listener *l = cls;
-	conn_req *q = xcalloc(1, sizeof *q);
+	/* the parsed target (16 KiB) is filled by http_target_parse: not cleared here */
+	conn_req *q = xmalloc(sizeof *q);
+	memset(q, 0, offsetof(conn_req, t));
+	q->t.nseg = q->t.nparam = 0;
 	q->s = l->s;
 	q->tcp = l->tcp;
 	q->upload_fd = -1;

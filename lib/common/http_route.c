@@ -111,10 +111,11 @@ int http_target_parse(const char *raw, size_t len, unsigned flags, http_target *
 		if (t->nseg == HTTP_SEGS_MAX)
 			return silo_fail(err, SILO_ERR_PROTOCOL, 0, "request target: more than %d path segments",
 					 HTTP_SEGS_MAX);
-		t->seg[t->nseg++] = o;
+		t->seg[t->nseg] = o;
 		long l = copy_part(raw + pos, end - pos, o, decoding, false, &bad);
 		if (l < 0)
 			return bad_escape(err, "path", "", pos + bad);
+		t->seglen[t->nseg++] = (unsigned short)l;
 		o += l + 1;
 		if (!sl)
 			break;
@@ -184,30 +185,41 @@ int http_pattern_match(const char *pattern, const http_target *t, http_captures 
 {
 	if (caps)
 		caps->n = 0;
-	const char *p = pattern, *s;
-	size_t l;
+	const char *p = pattern;
 	unsigned i = 0;
 	int score = 0;
-	for (; next_seg(&p, &s, &l); i++) {
+	/* one walk over the pattern, leaving at the first byte that differs */
+	for (; *p == '/'; i++) {
+		p++;
 		if (i >= t->nseg)
 			return -1;
-		const char *v = t->seg[i];
-		if (is_capture(s, l)) {
-			if (!*v)
+		const char *e = p;
+		if (*p == '{')
+			while (*e && *e != '/')
+				e++;
+		if (e > p && is_capture(p, (size_t)(e - p))) {
+			size_t nl = (size_t)(e - p) - 2;
+			if (!t->seglen[i])
 				return -1;
-			if (caps && caps->n < HTTP_CAPTURES_MAX && l - 2 <= HTTP_CAPTURE_NAME_MAX) {
-				memcpy(caps->name[caps->n], s + 1, l - 2);
-				caps->name[caps->n][l - 2] = '\0';
-				caps->value[caps->n++] = v;
+			if (caps && caps->n < HTTP_CAPTURES_MAX && nl <= HTTP_CAPTURE_NAME_MAX) {
+				memcpy(caps->name[caps->n], p + 1, nl);
+				caps->name[caps->n][nl] = '\0';
+				caps->value[caps->n++] = t->seg[i];
 			}
+			p = e;
 			continue;
 		}
-		if (strlen(v) != l || memcmp(v, s, l) != 0)
+		const char *v = t->seg[i];
+		while (*p && *p != '/' && *p == *v) {
+			p++;
+			v++;
+		}
+		if ((*p && *p != '/') || *v)
 			return -1;
 		if (i < HTTP_SEGS_MAX)
 			score |= 1 << (HTTP_SEGS_MAX - 1 - i);
 	}
-	return i == t->nseg ? score : -1;
+	return !*p && i == t->nseg ? score : -1;
 }
 
 const char *http_capture(const http_captures *caps, const char *name)

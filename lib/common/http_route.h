@@ -47,6 +47,7 @@ typedef struct http_param {
 typedef struct http_target {
 	unsigned nseg;
 	const char *seg[HTTP_SEGS_MAX];      /* NUL-terminated, into buf; "/" is one empty segment */
+	unsigned short seglen[HTTP_SEGS_MAX];
 	unsigned nparam;
 	http_param param[HTTP_PARAMS_MAX];
 	char buf[HTTP_TARGET_MAX + 2];
