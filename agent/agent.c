@@ -4,8 +4,13 @@
  * One poll() loop serves one host connection at a time: exec tasks with
  * pipes or a PTY, chunked file transfer, directory operations, heartbeat.
  * Everything from the host is length-checked by the codec; everything the
- * agent buffers is bounded (output queue high-water mark, stdin backlog,
- * task count), so a flooding child is throttled by its pipe, not by memory.
+ * agent buffers is bounded (output queue high-water mark, task count), and
+ * each exec task is flow-controlled both ways (docs/protocol.md "Flow
+ * control"): a task's pipes are read only while the host has granted output
+ * credit, so a child whose output nobody takes blocks in write(2); the host
+ * may send stdin only against the stdin window, so the stdin buffer of a
+ * task never exceeds WIRE_STDIN_WINDOW. Credit beyond a window from the host
+ * is a protocol violation (the connection is dropped).
  * As PID 1 it also mounts the basics, reaps orphans and powers off.
  */
 #include <dirent.h>
@@ -44,7 +49,6 @@
 #define MAX_TASKS 1024
 #define OUTQ_HIGH (4u * 1024u * 1024u)      /* stop reading children above this */
 #define OUTQ_COMPACT (1024u * 1024u)        /* compact the send queue once this much is sent */
-#define STDIN_BACKLOG_MAX (8u * 1024u * 1024u)
 #define READ_CHUNK (64u * 1024u)
 #define DRAIN_MS 200                         /* after exit, wait this long for pipe EOF */
 #define LIST_FRAME_BYTES (256u * 1024u)
@@ -59,9 +63,14 @@ typedef struct task {
 	pid_t pid;
 	int out_fd, err_fd, in_fd;
 	bool pty;
-	uint8_t *in_buf;
+	uint8_t *in_buf;          /* stdin not yet written to the child, at most WIRE_STDIN_WINDOW */
 	size_t in_len, in_off;
 	bool in_eof;              /* close stdin once in_buf drains */
+	uint32_t in_avail;        /* stdin bytes the host may still send (its credit) */
+	uint32_t in_done;         /* stdin written (or dropped) but not yet credited back */
+	uint32_t win;             /* output window (exec `win`) */
+	uint32_t credit;          /* output bytes we may still send */
+	bool discard;             /* the host wants no more output: read and drop */
 	bool exited, timed_out;
 	bool orphan;              /* its connection is gone: runs on, output discarded, id free */
 	int status;
@@ -151,6 +160,12 @@ static void send_error(uint32_t id, int code, const char *fmt, ...)
 static void send_ok(uint32_t id)
 {
 	wire_msg m = {.type = WM_OK, .id = id};
+	send_msg(&m);
+}
+
+static void send_credit(uint32_t id, uint32_t n)
+{
+	wire_msg m = {.type = WM_CREDIT, .id = id, .present = WF_N, .n = n};
 	send_msg(&m);
 }
 
@@ -277,6 +292,22 @@ struct child_err {
 };
 
 static void send_output(uint32_t id, int stream, const void *p, size_t n);
+static void drop_connection(const char *why);
+
+/* The host broke the flow-control rules: say why, then hang up (as for a
+ * malformed frame; the agent holds the host to the limits it holds us to). */
+static void host_violation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void host_violation(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	send_error(0, EPROTO, "flow control: %s", buf);
+	flush_out();
+	drop_connection("flow-control violation");
+}
 
 static void exec_failed(task *t, const char *argv0, struct child_err ce)
 {
@@ -284,8 +315,11 @@ static void exec_failed(task *t, const char *argv0, struct child_err ce)
 	char msg[512];
 	int n = snprintf(msg, sizeof msg, "silo-agent: %s %s: %s\n", stage[ce.stage < 6 ? ce.stage : 0],
 			 ce.stage == 4 ? argv0 : "", strerror(ce.err));
-	if (!t->orphan)
-		send_output(t->id, 2, msg, (size_t)(n < (int)sizeof msg ? n : (int)sizeof msg - 1));
+	size_t len = (size_t)(n < (int)sizeof msg ? n : (int)sizeof msg - 1);
+	if (!t->orphan && len <= t->credit) { /* always: the task's first output, < WIRE_MIN_WINDOW */
+		t->credit -= (uint32_t)len;
+		send_output(t->id, 2, msg, len);
+	}
 	t->exited = true;
 	t->status = (ce.stage == 4 && ce.err == ENOENT) ? 127 << 8 : 126 << 8;
 	t->drain_until_ns = 0;
@@ -304,6 +338,10 @@ static void handle_exec(const wire_msg *m)
 		send_error(m->id, EINVAL, "exec: invalid field");
 		return;
 	}
+	if ((m->present & WF_WIN) && (m->win < WIRE_MIN_WINDOW || m->win > WIRE_MAX_WINDOW)) {
+		send_error(m->id, EINVAL, "exec: win must be %u..%u", WIRE_MIN_WINDOW, WIRE_MAX_WINDOW);
+		return;
+	}
 	task *t = task_new(m->id, T_EXEC);
 	if (!t)
 		return;
@@ -311,6 +349,8 @@ static void handle_exec(const wire_msg *m)
 	int master = -1;
 	char slave_name[64] = "";
 	t->pty = m->pty;
+	t->win = t->credit = (m->present & WF_WIN) ? m->win : WIRE_WINDOW;
+	t->in_avail = WIRE_STDIN_WINDOW - (uint32_t)m->data_len; /* data_len <= WIRE_CHUNK == the window */
 	if (pipe2(ep, O_CLOEXEC) < 0)
 		goto sys_fail;
 	if (m->pty) {
@@ -443,13 +483,25 @@ static void send_output(uint32_t id, int stream, const void *p, size_t n)
 	send_msg(&m);
 }
 
+/* Output nobody will see (the host said discard, or its session is gone) is
+ * read without credit; everything else only against the window. */
+static bool output_unmetered(const task *t)
+{
+	return t->orphan || t->discard;
+}
+
 static void read_child(task *t, int *fd, int stream)
 {
 	static uint8_t buf[READ_CHUNK];
-	ssize_t n = read(*fd, buf, sizeof buf);
+	size_t want = output_unmetered(t) ? sizeof buf : t->credit < sizeof buf ? t->credit : sizeof buf;
+	if (want == 0)
+		return;
+	ssize_t n = read(*fd, buf, want);
 	if (n > 0) {
-		if (!t->orphan)
+		if (!output_unmetered(t)) {
+			t->credit -= (uint32_t)n;
 			send_output(t->id, stream, buf, (size_t)n);
+		}
 		return;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -457,6 +509,29 @@ static void read_child(task *t, int *fd, int stream)
 	close_fd(fd); /* EOF, or EIO on a PTY whose slave closed */
 	if (t->pty)
 		close_fd(&t->in_fd);
+}
+
+/* n stdin bytes left the buffer (written to the child, or dropped because
+ * its stdin is closed): give the host that much credit back, in batches of a
+ * quarter window, or at once when the buffer ran empty. */
+static void stdin_consumed(task *t, size_t n)
+{
+	t->in_done += (uint32_t)n;
+	bool empty = t->in_off >= t->in_len;
+	if (t->in_done && (t->in_done >= WIRE_STDIN_WINDOW / 4 || empty) && !t->orphan) {
+		t->in_avail += t->in_done;
+		send_credit(t->id, t->in_done);
+		t->in_done = 0;
+	}
+}
+
+static void drop_stdin(task *t)
+{
+	size_t n = t->in_len - t->in_off;
+	free(t->in_buf);
+	t->in_buf = NULL;
+	t->in_len = t->in_off = 0;
+	stdin_consumed(t, n);
 }
 
 static void write_child_stdin(task *t)
@@ -467,14 +542,12 @@ static void write_child_stdin(task *t)
 			if (errno == EAGAIN || errno == EINTR)
 				return;
 			/* EPIPE: the child closed stdin; drop the rest */
-			t->in_off = t->in_len;
 			break;
 		}
 		t->in_off += (size_t)n;
+		stdin_consumed(t, (size_t)n);
 	}
-	free(t->in_buf);
-	t->in_buf = NULL;
-	t->in_len = t->in_off = 0;
+	drop_stdin(t);
 	if (t->in_eof && t->in_fd >= 0) {
 		if (t->pty) {
 			static const char eot = 4; /* ^D: end of input for the line discipline */
@@ -491,13 +564,17 @@ static void handle_stdin(const wire_msg *m)
 		send_error(m->id, ESRCH, "stdin: no such task %u", m->id);
 		return;
 	}
-	if (t->in_fd < 0)
-		return; /* already closed: data after EOF is dropped */
+	if (m->data_len > t->in_avail) {
+		host_violation("stdin of %zu bytes for task %u with %u bytes of credit", m->data_len, m->id,
+			       t->in_avail);
+		return;
+	}
+	t->in_avail -= (uint32_t)m->data_len;
+	if (t->in_fd < 0) { /* already closed: data after EOF is dropped (and credited back) */
+		stdin_consumed(t, m->data_len);
+		return;
+	}
 	if (m->data_len) {
-		if (t->in_len - t->in_off + m->data_len > STDIN_BACKLOG_MAX) {
-			send_error(m->id, ENOBUFS, "stdin: backlog over %u bytes", STDIN_BACKLOG_MAX);
-			return;
-		}
 		size_t keep = t->in_len - t->in_off;
 		uint8_t *nb = malloc(keep + m->data_len);
 		if (!nb) {
@@ -515,6 +592,26 @@ static void handle_stdin(const wire_msg *m)
 	if (m->eof)
 		t->in_eof = true;
 	write_child_stdin(t);
+}
+
+static void handle_credit(const wire_msg *m)
+{
+	task *t = task_find(m->id);
+	if (!t || t->kind != T_EXEC)
+		return; /* the task ended while the credit was on its way */
+	if (!(m->present & WF_N) || m->n == 0 || m->n > t->win - t->credit) {
+		host_violation("credit of %u bytes for task %u exceeds its window (%u of %u bytes unused)", m->n, m->id,
+			       t->credit, t->win);
+		return;
+	}
+	t->credit += m->n;
+}
+
+static void handle_discard(const wire_msg *m)
+{
+	task *t = task_find(m->id);
+	if (t && t->kind == T_EXEC)
+		t->discard = true;
 }
 
 static void handle_signal(const wire_msg *m)
@@ -859,9 +956,7 @@ static void orphan_tasks(void)
 		}
 		t->orphan = true;
 		close_fd(&t->in_fd);
-		free(t->in_buf);
-		t->in_buf = NULL;
-		t->in_len = t->in_off = 0;
+		drop_stdin(t);
 	}
 }
 
@@ -921,6 +1016,8 @@ static void handle_msg(const wire_msg *m)
 	switch (m->type) {
 	case WM_EXEC: handle_exec(m); break;
 	case WM_STDIN: handle_stdin(m); break;
+	case WM_CREDIT: handle_credit(m); break;
+	case WM_DISCARD: handle_discard(m); break;
 	case WM_SIGNAL: handle_signal(m); break;
 	case WM_RESIZE: handle_resize(m); break;
 	case WM_FWRITE: handle_fwrite(m); break;
@@ -1325,7 +1422,8 @@ int main(int argc, char **argv)
 		for (task *t = G.tasks, *nx; t; t = nx) {
 			nx = t->next;
 			if (t->kind == T_EXEC) {
-				if (t->exited && !room && (t->out_fd >= 0 || t->err_fd >= 0))
+				bool may_read = room && (output_unmetered(t) || t->credit > 0);
+				if (t->exited && !may_read && (t->out_fd >= 0 || t->err_fd >= 0))
 					t->drain_until_ns = now + DRAIN_MS * 1000000ull; /* the drain window runs only while we may read */
 				if (t->exited && ((t->out_fd < 0 && t->err_fd < 0) || now >= t->drain_until_ns)) {
 					if (G.conn >= 0)
@@ -1349,11 +1447,11 @@ int main(int argc, char **argv)
 					if (timeout_ms < 0 || ms < timeout_ms)
 						timeout_ms = ms;
 				}
-				if (room && t->out_fd >= 0) {
+				if (may_read && t->out_fd >= 0) {
 					pfd[n] = (struct pollfd){.fd = t->out_fd, .events = POLLIN};
 					owner[n] = t, which[n++] = 10;
 				}
-				if (room && t->err_fd >= 0) {
+				if (may_read && t->err_fd >= 0) {
 					pfd[n] = (struct pollfd){.fd = t->err_fd, .events = POLLIN};
 					owner[n] = t, which[n++] = 11;
 				}
@@ -1428,9 +1526,7 @@ int main(int argc, char **argv)
 				if (live && t->in_fd >= 0) {
 					if (pfd[i].revents & (POLLERR | POLLHUP)) {
 						close_fd(&t->in_fd);
-						free(t->in_buf);
-						t->in_buf = NULL;
-						t->in_len = t->in_off = 0;
+						drop_stdin(t);
 					} else {
 						write_child_stdin(t);
 					}

@@ -224,20 +224,22 @@ int main(int argc, char **argv)
 	}
 	if (clients < 1 || clients > 1000 || rounds < 1)
 		die(2, "--clients must be 1..1000 and --rounds >= 1");
-	char silod_path[4096], tmp[] = "/tmp/silo-api-load-XXXXXX";
-	bench_silod_setup(&silod, silod_path, tmp, sock, sizeof sock);
+	char silod_path[4096];
+	silo_error err;
+	if (!silod) {
+		if (find_helper_binary("silod", silod_path, sizeof silod_path, &err) < 0)
+			die(1, "%s", err.message);
+		silod = silod_path;
+	}
+	char tmp[] = "/tmp/silo-api-load-XXXXXX";
 	char maxs[32];
 	snprintf(maxs, sizeof maxs, "%d", clients + 8);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-		if (fd >= 0)
-			dup2(fd, 2);
-		/* Capacity is not what is measured here: hand out plenty. */
-		execl(silod, silod, "--max-sandboxes", maxs, "--capacity-vcpus", "100000", "--capacity-memory-mb",
-		      "100000000", "--grace-ms", "1000", (char *)NULL);
-		_exit(127);
-	}
+	/* Capacity is not what is measured here: hand out plenty. */
+	char *const sargv[] = {(char *)silod, "--max-sandboxes", maxs, "--capacity-vcpus", "100000",
+			       "--capacity-memory-mb", "100000000", "--grace-ms", "1000", NULL};
+	pid_t pid = bench_spawn_silod(sargv, tmp, sock, sizeof sock);
+	if (pid < 0)
+		die_errno(1, "start silod");
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	CURL *h = curl_easy_init();
 	bool up = false;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "common/util.h"
 
 #define BENCH_RESP_MAX (4u << 20)
@@ -57,16 +58,8 @@ static inline void bench_silod_setup(const char **silod, char path[4096], char *
 			die(1, "%s", err.message);
 		*silod = path;
 	}
-	if (!mkdtemp(tmp))
-		die_errno(1, "mkdtemp");
-	char state[4096], run[4096];
-	snprintf(state, sizeof state, "%s/state", tmp);
-	snprintf(run, sizeof run, "%s/run", tmp);
-	if (mkdir_p(state, 0700) < 0 || mkdir_p(run, 0700) < 0)
-		die_errno(1, "mkdir %s", run);
-	setenv("SILO_STATE_DIR", state, 1);
-	setenv("SILO_RUNTIME_DIR", run, 1);
-	snprintf(sock, sock_len, "%s/silod.sock", run);
+	if (bench_silod_dirs(tmp, sock, sock_len) < 0)
+		die_errno(1, "state and runtime dirs under %s", tmp);
 }
 
 #endif

@@ -2,13 +2,15 @@
  * Shared by the benchmarks in bench/: sorting and nearest-rank percentiles of
  * samples, the mean, elapsed time, a growable sample array, and the
  * fixed-capacity series with a failure count that run_latency and snapshot
- * report. Each bench prints its own JSON.
+ * report, and a silod of its own for the benches that talk HTTP. Each bench
+ * prints its own JSON.
  */
 #ifndef SILO_BENCH_UTIL_H
 #define SILO_BENCH_UTIL_H
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +57,26 @@ static inline double bench_ms_since(uint64_t t0)
 static inline double bench_us_since(uint64_t t0)
 {
 	return (double)(now_mono_ns() - t0) / 1000.0;
+}
+
+/* Run argv with stdio on /dev/null; wall ms, or -1 if it failed. */
+static inline double bench_timed_run(char *const *argv)
+{
+	uint64_t t0 = now_mono_ns();
+	pid_t p = fork();
+	if (p < 0)
+		return -1;
+	if (p == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	int st;
+	while (waitpid(p, &st, 0) < 0 && errno == EINTR)
+		;
+	double ms = bench_ms_since(t0);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
 }
 
 /* Append X to the growable array *V of *N samples. */
@@ -126,24 +148,40 @@ static inline int bench_args_silo(int argc, char **argv, const char *name, int *
 	return 0;
 }
 
-/* Run argv with stdio on /dev/null: wall ms, or -1 if it failed. */
-static inline double bench_timed_run(char *const *argv)
+
+/* Fresh state and runtime dirs for a silod under TMP (a mkdtemp template,
+ * rewritten): SILO_STATE_DIR and SILO_RUNTIME_DIR are set in this process,
+ * SOCK gets the API socket's path. -1 with errno on failure. */
+static inline int bench_silod_dirs(char *tmp, char *sock, size_t socklen)
 {
-	uint64_t t0 = now_mono_ns();
-	pid_t p = fork();
-	if (p < 0)
+	if (!mkdtemp(tmp))
 		return -1;
-	if (p == 0) {
-		int nul = open("/dev/null", O_RDWR);
-		dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
-		execvp(argv[0], argv);
+	char state[PATH_MAX], run[PATH_MAX - 32];
+	snprintf(state, sizeof state, "%s/state", tmp);
+	snprintf(run, sizeof run, "%s/run", tmp);
+	if (mkdir_p(state, 0700) < 0 || mkdir_p(run, 0700) < 0)
+		return -1;
+	setenv("SILO_STATE_DIR", state, 1);
+	setenv("SILO_RUNTIME_DIR", run, 1);
+	snprintf(sock, socklen, "%s/silod.sock", run);
+	return 0;
+}
+
+/* Start a silod (argv: path and options, NULL-terminated; stderr to /dev/null)
+ * in fresh dirs (bench_silod_dirs). The pid, or -1. */
+static inline pid_t bench_spawn_silod(char *const argv[], char *tmp, char *sock, size_t socklen)
+{
+	if (bench_silod_dirs(tmp, sock, socklen) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		if (fd >= 0)
+			dup2(fd, 2);
+		execv(argv[0], argv);
 		_exit(127);
 	}
-	int st;
-	while (waitpid(p, &st, 0) < 0 && errno == EINTR)
-		;
-	double ms = bench_ms_since(t0);
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
+	return pid;
 }
 
 #endif

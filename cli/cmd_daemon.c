@@ -411,33 +411,65 @@ int cmd_rm(int argc, char **argv)
 typedef struct exec_out {
 	char *line;
 	size_t len, cap;
+	unsigned char *dec;         /* decoded output of one line */
+	size_t dec_cap;
 	bool json;
 	int exit_status;
 	bool got_exit;
 	silo_error err;
 	bool failed;
+	int write_errno;            /* writing our stdout/stderr failed: stop the stream */
 } exec_out;
 
-static void exec_line(exec_out *o, const char *line, size_t len)
+/* Decode base64 output and write it to f (blocking: a slow reader of ours
+ * slows the stream down, silod and the sandbox follow). false on a write error. */
+static bool exec_write(exec_out *o, FILE *f, const char *b64, size_t bl)
 {
+	size_t cap = bl / 4 * 3 + 3, got = 0;
+	if (cap > o->dec_cap) {
+		o->dec = xrealloc(o->dec, cap);
+		o->dec_cap = cap;
+	}
+	if (sodium_base642bin(o->dec, cap, b64, bl, NULL, &got, NULL, sodium_base64_VARIANT_ORIGINAL) != 0)
+		return true;   /* not ours to judge: silod only sends valid base64 */
+	if ((got && fwrite(o->dec, 1, got, f) != got) || fflush(f) != 0) {
+		o->write_errno = errno ? errno : EIO;
+		return false;
+	}
+	return true;
+}
+
+/* The output lines silod writes, {"stream":"stdout","data":"..."}, without a
+ * JSON parse of each (they are up to 90 KB); anything else goes to jansson. */
+static int exec_fast_line(exec_out *o, const char *line, size_t len)
+{
+	static const char out[] = "{\"stream\":\"stdout\",\"data\":\"", err[] = "{\"stream\":\"stderr\",\"data\":\"";
+	size_t pl = sizeof out - 1;
+	if (o->json || len < pl + 2 || memcmp(line + len - 2, "\"}", 2) != 0)
+		return -1;
+	FILE *f = !memcmp(line, out, pl) ? stdout : !memcmp(line, err, pl) ? stderr : NULL;
+	if (!f || memchr(line + pl, '"', len - pl - 2))
+		return -1;
+	return exec_write(o, f, line + pl, len - pl - 2) ? 1 : 0;
+}
+
+static bool exec_line(exec_out *o, const char *line, size_t len)
+{
+	int fast = exec_fast_line(o, line, len);
+	if (fast >= 0)
+		return fast == 1;
 	if (o->json) {
 		fwrite(line, 1, len, stdout);
 		fputc('\n', stdout);
 	}
 	json_t *j = json_loadb(line, len, 0, NULL);
 	if (!j)
-		return;
+		return true;
 	const char *stream = json_string_value(json_object_get(j, "stream"));
+	bool ok = true;
 	if (stream && !o->json) {
 		const char *b64 = cli_jstr(j, "data");
-		size_t cap = strlen(b64) / 4 * 3 + 3, got = 0;
-		unsigned char *buf = xmalloc(cap);
-		if (sodium_base642bin(buf, cap, b64, strlen(b64), NULL, &got, NULL, sodium_base64_VARIANT_ORIGINAL) == 0) {
-			FILE *f = !strcmp(stream, "stderr") ? stderr : stdout;
-			fwrite(buf, 1, got, f);
-			fflush(f);
-		}
-		free(buf);
+		ok = exec_write(o, !strcmp(stream, "stderr") ? stderr : stdout, b64, strlen(b64));
 	} else if (json_object_get(j, "exit_code")) {
 		o->got_exit = true;
 		int sig = (int)cli_jint(j, "signal");
@@ -449,26 +481,52 @@ static void exec_line(exec_out *o, const char *line, size_t len)
 		o->failed = true;
 	}
 	json_decref(j);
+	return ok;
 }
 
 static bool exec_chunk(void *ud, const char *buf, size_t len)
 {
 	exec_out *o = ud;
-	for (size_t i = 0; i < len; i++) {
-		if (buf[i] == '\n') {
-			exec_line(o, o->line ? o->line : "", o->len);
-			o->len = 0;
-			continue;
-		}
-		if (o->len + 1 >= o->cap) {
-			if (o->cap > (64u << 20))
+	while (len) {
+		const char *nl = memchr(buf, '\n', len);
+		size_t n = nl ? (size_t)(nl - buf) : len;
+		if (o->len + n + 1 > o->cap) {
+			if (o->len + n > (64u << 20))
 				return false;   /* a line that long is not from silod */
-			o->cap = o->cap ? o->cap * 2 : 4096;
+			o->cap = MAX(o->cap * 2, o->len + n + 1);
 			o->line = xrealloc(o->line, o->cap);
 		}
-		o->line[o->len++] = buf[i];
+		memcpy(o->line + o->len, buf, n);
+		o->len += n;
+		if (!nl)
+			break;
+		bool ok = exec_line(o, o->line, o->len);
+		o->len = 0;
+		if (!ok)
+			return false;   /* our stdout failed: hang up, silod kills the command */
+		buf += n + 1;
+		len -= n + 1;
 	}
 	return true;
+}
+
+/* After the stream: the verb's status (the command's, or a CLI error). */
+static int exec_status(exec_out *o, bool json)
+{
+	silo_error err;
+	if (o->len && !o->write_errno)
+		exec_line(o, o->line, o->len);
+	if (o->write_errno) {
+		silo_fail(&err, SILO_ERR_IO_ERROR, o->write_errno, "write the command's output");
+		return cli_error(&err, json);
+	}
+	if (o->failed)
+		return cli_error(&o->err, false);
+	if (!o->got_exit) {
+		silo_fail(&err, SILO_ERR_PROTOCOL, 0, "exec stream ended without an exit status");
+		return cli_error(&err, json);
+	}
+	return o->exit_status;
 }
 
 int cmd_exec(int argc, char **argv)
@@ -540,21 +598,13 @@ int cmd_exec(int argc, char **argv)
 		goto out;
 	}
 	exec_out o = {.json = json};
-	if (api_stream(cl, "POST", path, "application/json", body, strlen(body), -1, exec_chunk, &o, &err) < 0) {
+	if (api_stream(cl, "POST", path, "application/json", body, strlen(body), -1, exec_chunk, &o, &err) < 0)
 		rc = cli_error(&err, json);
-	} else {
-		if (o.len)
-			exec_line(&o, o.line, o.len);
-		if (o.failed)
-			rc = cli_error(&o.err, false);
-		else if (!o.got_exit) {
-			silo_fail(&err, SILO_ERR_PROTOCOL, 0, "exec stream ended without an exit status");
-			rc = cli_error(&err, json);
-		} else
-			rc = o.exit_status;
-	}
+	else
+		rc = exec_status(&o, json);
 	fflush(stdout);
 	free(o.line);
+	free(o.dec);
 	free(body);
 	api_client_free(cl);
 out:
@@ -644,19 +694,11 @@ int daemon_run(const char *toml, char *const *argv, char *const *env, const char
 	} else if (run_interrupted) {
 		rc = 128 + run_interrupted;
 	} else {
-		if (eo.len)
-			exec_line(&eo, eo.line, eo.len);
-		if (eo.failed) {
-			rc = cli_error(&eo.err, false);
-		} else if (!eo.got_exit) {
-			silo_fail(&err, SILO_ERR_PROTOCOL, 0, "exec stream ended without an exit status");
-			rc = cli_error(&err, json);
-		} else {
-			rc = eo.exit_status;
-		}
+		rc = exec_status(&eo, json);
 	}
 	free(body);
 	free(eo.line);
+	free(eo.dec);
 	fflush(stdout);
 	api_client_set_abort(cl, NULL);
 	snprintf(path, sizeof path, "/v1/sandboxes/%s", id);

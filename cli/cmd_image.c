@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
- * `silo image`: build, list, verify and remove guest images (docs/images.md).
+ * `silo image`: build, import, list, inspect, verify and remove guest images
+ * (docs/images.md).
  *
  *   silo image build NAME [--force]   run images/build-kernel.sh + build-image.sh NAME
  *   silo image build namespace        the namespace provider's base layer, recorded as a tree
@@ -7,13 +8,20 @@
  *   silo image ls [--json]            name, kind, size, sha256, created (images and trees)
  *   silo image verify NAME            re-check sizes and SHA-256 (libsodium), or a tree's digest
  *   silo image rm NAME                remove the files and the manifest entry (a tree: the entry)
+ *   silo image import SOURCE --name NAME [options]
+ *                                     OCI layout / OCI or docker archive / rootfs tarball
+ *                                     into the layer store (lib/oci/oci.h)
+ *   silo image inspect NAME           the manifest entry, image.json, sandbox defaults (JSON)
+ *   silo image gc [--json]            remove unreferenced layers and import debris
  * build and add-tree take --sign KEY [--expires D]: sign the manifest afterwards,
  * with a new version, exactly as `silo trust sign -s KEY [--expires D]`.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +31,7 @@
 #include "cli/cli.h"
 #include "common/util.h"
 #include "image/image.h"
+#include "oci/oci.h"
 #include "providers/ns.h"
 #include "silo-config.h"
 #include "trust/trust.h"
@@ -32,7 +41,13 @@ static const char image_usage[] =
 	"       silo image add-tree NAME DIR      record a directory tree (a namespace boot.rootfs)\n"
 	"       silo image ls [--json]            list images and trees\n"
 	"       silo image verify NAME            check an image's sizes and SHA-256, or a tree's digest\n"
-	"       silo image rm NAME                remove an image (a tree: its manifest entry)\n"
+	"       silo image rm NAME                remove an image (a tree: its manifest entry; layers stay until gc)\n"
+	"       silo image import SOURCE --name NAME [--format auto|oci|docker|rootfs] [--ref REF]\n"
+	"                [--max-size BYTES[KMGT]] [--max-entries N] [--skip-devices] [--force] [--json]\n"
+	"                                         import an OCI layout directory, an OCI or docker\n"
+	"                                         save archive, or a rootfs tarball (.tar, .gz, .zst, .xz)\n"
+	"       silo image inspect NAME           show an image, its layers and sandbox defaults (JSON)\n"
+	"       silo image gc [--json]            remove layers no image uses\n"
 	"build and add-tree also take --sign KEY [--expires D]: sign the manifest afterwards\n"
 	"(a new version; see silo trust sign).\n";
 
@@ -54,12 +69,16 @@ static int images_dir(char *out, size_t len, silo_error *err)
 			 "image build scripts not found (set SILO_IMAGES_DIR to the images/ directory)");
 }
 
-static int run_script(char *const argv[], silo_error *err)
+/* Run a build script; quiet drops its stdout (it prints the path it built). */
+static int run_script(char *const argv[], bool quiet, silo_error *err)
 {
 	pid_t pid = fork();
 	if (pid < 0)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "fork");
 	if (pid == 0) {
+		int nul = quiet ? open("/dev/null", O_WRONLY) : -1;
+		if (nul >= 0)
+			dup2(nul, 1);
 		execv(argv[0], argv);
 		fprintf(stderr, "silo: exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -108,10 +127,10 @@ static int image_build(const char *name, bool force, silo_error *err)
 	snprintf(kscript, sizeof kscript, "%s/build-kernel.sh", dir);
 	snprintf(iscript, sizeof iscript, "%s/build-image.sh", dir);
 	char *kargv[] = {kscript, NULL};
-	if (run_script(kargv, err) < 0)
+	if (run_script(kargv, false, err) < 0)
 		return -1;
 	char *iargv[] = {iscript, (char *)name, "--agent", agent, force ? "--force" : NULL, NULL};
-	if (run_script(iargv, err) < 0)
+	if (run_script(iargv, false, err) < 0)
 		return -1;
 	image_entry e;
 	if (image_lookup(name, &e, err) < 0)
@@ -143,9 +162,20 @@ static int image_ls(bool json)
 {
 	silo_error err = {0};
 	image_entry *v;
-	size_t n;
+	size_t n, nu;
+	oci_image_usage *u = NULL;
+	oci_store_usage tot;
 	if (image_list(&v, &n, &err) < 0)
 		return cli_error(&err, json);
+	if (oci_usage(&u, &nu, &tot, &err) < 0) {
+		image_entries_free(v, n);
+		return cli_error(&err, json);
+	}
+	if (nu != n) {   /* the manifest changed between the two reads */
+		image_entries_free(v, n);
+		free(u);
+		return image_ls(json);
+	}
 	if (json) {
 		json_t *arr = json_array();
 		for (size_t i = 0; i < n; i++) {
@@ -158,6 +188,11 @@ static int image_ls(bool json)
 			if (v[i].kernel_key[0])
 				json_object_set_new(o, "kernel", json_pack("{s:s,s:s?}", "key", v[i].kernel_key,
 									   "path", v[i].kernel_path));
+			json_object_set_new(o, "imported", json_boolean(u[i].imported));
+			json_object_set_new(o, "layers", json_integer((json_int_t)u[i].n_layers));
+			json_object_set_new(o, "logical", json_integer((json_int_t)u[i].logical));
+			json_object_set_new(o, "disk", json_integer((json_int_t)u[i].disk));
+			json_object_set_new(o, "shared", json_integer((json_int_t)u[i].shared));
 			json_array_append_new(arr, o);
 		}
 		image_tree *t = NULL;
@@ -174,13 +209,26 @@ static int image_ls(bool json)
 		free(s);
 		json_decref(arr);
 	} else {
-		printf("%-16s %-10s %8s  %-64s  %s\n", "NAME", "KIND", "SIZE", "SHA256", "CREATED");
+		printf("%-20s %-9s %6s %8s %8s %8s  %-12s  %s\n", "NAME", "KIND", "LAYERS", "SIZE", "DISK", "SHARED",
+		       "SHA256", "CREATED");
 		for (size_t i = 0; i < n; i++) {
-			char sz[32];
-			uint64_t total = v[i].file.size + v[i].initrd.size;
-			human_size(total, sz, sizeof sz);
-			printf("%-16s %-10s %8s  %-64s  %s\n", v[i].name, image_kind_name(v[i].kind), sz,
-			       v[i].file.sha256, v[i].created);
+			char sz[32], dk[32], sh[32], nl[16];
+			human_size(u[i].logical, sz, sizeof sz);
+			human_size(u[i].disk, dk, sizeof dk);
+			human_size(u[i].shared, sh, sizeof sh);
+			snprintf(nl, sizeof nl, "%zu", u[i].n_layers);
+			printf("%-20s %-9s %6s %8s %8s %8s  %.12s  %s\n", v[i].name,
+			       u[i].imported ? "ext4+oci" : image_kind_name(v[i].kind), u[i].imported ? nl : "-", sz, dk,
+			       u[i].shared ? sh : "-", v[i].file.sha256, v[i].created);
+		}
+		if (tot.n_layers) {
+			char ld[32], ud[32];
+			human_size(tot.layers_disk, ld, sizeof ld);
+			human_size(tot.unreferenced_disk, ud, sizeof ud);
+			printf("layer store: %zu layers, %s on disk", tot.n_layers, ld);
+			if (tot.unreferenced)
+				printf("; %zu unused (%s; silo image gc removes them)", tot.unreferenced, ud);
+			printf("\n");
 		}
 		image_tree *t = NULL;
 		size_t nt = 0;
@@ -193,6 +241,7 @@ static int image_ls(bool json)
 		image_trees_free(t, nt);
 	}
 	image_entries_free(v, n);
+	free(u);
 	return 0;
 }
 
@@ -236,6 +285,218 @@ static int sign_manifest(const char *key, const char *expires)
 	return cmd_trust(expires ? 6 : 4, argv);
 }
 
+static int image_inspect(const char *name)
+{
+	silo_error err = {0};
+	image_entry e;
+	if (image_lookup(name, &e, &err) < 0)
+		return cli_error(&err, true);
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", "name", e.name, "kind", image_kind_name(e.kind), "path",
+			      e.file.path, "sha256", e.file.sha256, "size", (json_int_t)e.file.size, "created", e.created);
+	if (e.initrd.path)
+		json_object_set_new(o, "initrd", file_json(&e.initrd));
+	if (e.kernel_path)
+		json_object_set_new(o, "kernel", json_pack("{s:s,s:s,s:s,s:I}", "key", e.kernel_key, "path", e.kernel_path,
+							   "sha256", e.kernel_sha256, "size", (json_int_t)e.kernel_size));
+	image_entry_free(&e);
+	json_t *info;
+	if (oci_image_info(name, &info, &err) < 0) {
+		json_decref(o);
+		return cli_error(&err, true);
+	}
+	json_object_set_new(o, "imported", json_boolean(info != NULL));
+	if (info) {
+		char **dirs;
+		size_t nd;
+		if (oci_image_lowerdirs(name, &dirs, &nd, &err) < 0) {
+			json_decref(info);
+			json_decref(o);
+			return cli_error(&err, true);
+		}
+		json_object_set(o, "defaults", json_object_get(info, "defaults"));
+		json_t *ld = json_array();
+		for (size_t i = 0; i < nd; i++)
+			json_array_append_new(ld, json_string(dirs[i]));
+		strv_free(dirs);
+		json_object_set_new(o, "lowerdirs", ld);
+		json_object_set_new(o, "image", info);
+	}
+	cli_print_json(o);
+	json_decref(o);
+	return 0;
+}
+
+/* The loader initramfs of imported ext4 images (images/build-initramfs.sh --mode
+ * overlay, the same loader the python image boots with), cached under
+ * $CACHE/oci/loader/<key>/ where key covers the agent and both scripts. */
+static int import_loader(char *out, size_t len, silo_error *err)
+{
+	char dir[PATH_MAX], agent[PATH_MAX];
+	if (images_dir(dir, sizeof dir, err) < 0 || find_helper_binary("silo-agent", agent, sizeof agent, err) < 0)
+		return -1;
+	char script[PATH_MAX + 32], init[PATH_MAX + 32];
+	snprintf(script, sizeof script, "%s/build-initramfs.sh", dir);
+	snprintf(init, sizeof init, "%s/initramfs/init-overlay.sh", dir);
+	const char *inputs[] = {agent, script, init};
+	char all[3 * 65] = "", hex[65];
+	for (size_t i = 0; i < ARRAY_SIZE(inputs); i++) {
+		if (image_sha256_file(inputs[i], hex, NULL, err) < 0)
+			return -1;
+		strcat(all, hex);
+	}
+	unsigned char d[32];
+	crypto_hash_sha256(d, (const unsigned char *)all, strlen(all));
+	sodium_bin2hex(hex, sizeof hex, d, sizeof d);
+	char ldir[PATH_MAX];
+	snprintf(ldir, sizeof ldir, "%s/oci/loader/%.16s", silo_cache_dir(), hex);
+	snprintf(out, len, "%s/loader.cpio.gz", ldir);
+	if (access(out, R_OK) == 0)
+		return 0;
+	if (mkdir_p(ldir, 0700) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", ldir);
+	char tmp[PATH_MAX + 32];
+	snprintf(tmp, sizeof tmp, "%s.tmp.%d", out, (int)getpid());
+	char *argv[] = {script, "--agent", agent, "--out", tmp, "--mode", "overlay", NULL};
+	if (run_script(argv, true, err) < 0) {
+		unlink(tmp);
+		return -1;
+	}
+	if (rename(tmp, out) < 0) {
+		unlink(tmp);
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "rename %s", out);
+	}
+	return 0;
+}
+
+/* BYTES with an optional K, M, G or T suffix (powers of 1024). */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-')
+		return -1;
+	int shift = 0;
+	switch (*end) {
+	case 'K': case 'k': shift = 10; end++; break;
+	case 'M': case 'm': shift = 20; end++; break;
+	case 'G': case 'g': shift = 30; end++; break;
+	case 'T': case 't': shift = 40; end++; break;
+	default: break;
+	}
+	if (*end || v == 0 || v > (UINT64_MAX >> shift))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int import_usage(const char *msg, const char *arg)
+{
+	fprintf(stderr, "silo image import: %s%s%s\n%s", msg, arg ? " " : "", arg ? arg : "", image_usage);
+	return 2;
+}
+
+static int image_import(int argc, char **argv)
+{
+	oci_import_opts o = {.format = OCI_FMT_AUTO};
+	bool json = false;
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		bool takes = !strcmp(a, "--name") || !strcmp(a, "--format") || !strcmp(a, "--ref") ||
+			     !strcmp(a, "--max-size") || !strcmp(a, "--max-entries");
+		if (takes && !v)
+			return import_usage("missing value for", a);
+		if (!strcmp(a, "--json"))
+			json = true;
+		else if (!strcmp(a, "--force"))
+			o.force = true;
+		else if (!strcmp(a, "--skip-devices"))
+			o.skip_devices = true;
+		else if (!strcmp(a, "--name"))
+			o.name = v;
+		else if (!strcmp(a, "--ref"))
+			o.ref = v;
+		else if (!strcmp(a, "--format") && oci_format_parse(v, &o.format) < 0)
+			return import_usage("--format: expected auto, oci, docker or rootfs, not", v);
+		else if (!strcmp(a, "--max-size") && parse_size(v, &o.max_bytes) < 0)
+			return import_usage("--max-size: expected a positive size such as 8G, not", v);
+		else if (!strcmp(a, "--max-entries") && parse_size(v, &o.max_entries) < 0)
+			return import_usage("--max-entries: expected a positive number, not", v);
+		else if (!takes && a[0] == '-')
+			return import_usage("unexpected option", a);
+		else if (!takes && o.source)
+			return import_usage("unexpected argument", a);
+		else if (!takes)
+			o.source = a;
+		if (takes)
+			i++;
+	}
+	if (!o.source || !o.name)
+		return import_usage("SOURCE and --name NAME are required", NULL);
+	silo_error err = {0};
+	char loader[PATH_MAX];
+	if (import_loader(loader, sizeof loader, &err) < 0) {
+		silo_error_prefix(&err, "import: the loader initramfs");
+		return cli_error(&err, json);
+	}
+	o.loader = loader;
+	oci_import_result r;
+	if (oci_import(&o, &r, &err) < 0)
+		return cli_error(&err, json);
+	if (json) {
+		json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f,s:s,s:s,s:{s:I,s:I,s:s}}", "name", o.name,
+				      "format", oci_format_name(r.format), "layers", (json_int_t)r.n_layers, "new_layers",
+				      (json_int_t)r.new_layers, "bytes", (json_int_t)r.bytes, "layers_disk_new",
+				      (json_int_t)r.layers_disk_new, "ext4_size", (json_int_t)r.ext4_size, "ext4_disk",
+				      (json_int_t)r.ext4_disk, "seconds", r.seconds, "seconds_layers", r.seconds_layers,
+				      "seconds_ext4", r.seconds_ext4, "config_digest", r.config_digest, "dir", r.image_dir,
+				      "dropped", "xattrs", (json_int_t)r.dropped_xattrs, "devices",
+				      (json_int_t)r.dropped_devices, "names", r.dropped);
+		cli_print_json(j);
+		json_decref(j);
+		return 0;
+	}
+	char b[32], e4[32], e4d[32];
+	human_size(r.bytes, b, sizeof b);
+	human_size(r.ext4_size, e4, sizeof e4);
+	human_size(r.ext4_disk, e4d, sizeof e4d);
+	printf("imported %s (%s, %zu layer%s: %zu new, %zu already stored): %s unpacked, ext4 %s (%s on disk) in %.2f s\n",
+	       o.name, oci_format_name(r.format), r.n_layers, r.n_layers == 1 ? "" : "s", r.new_layers,
+	       r.n_layers - r.new_layers, b, e4, e4d, r.seconds);
+	if (r.dropped_xattrs || r.dropped_devices)
+		printf("dropped %" PRIu64 " extended attribute%s and %" PRIu64 " device node%s: %s\n", r.dropped_xattrs,
+		       r.dropped_xattrs == 1 ? "" : "s", r.dropped_devices, r.dropped_devices == 1 ? "" : "s", r.dropped);
+	return 0;
+}
+
+static int image_gc(bool json)
+{
+	silo_error err = {0};
+	oci_gc_result r;
+	if (oci_gc(&r, &err) < 0)
+		return cli_error(&err, json);
+	if (json) {
+		json_t *j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "layers_removed", (json_int_t)r.layers_removed,
+				      "layers_kept", (json_int_t)r.layers_kept, "layers_busy", (json_int_t)r.layers_busy,
+				      "staging_removed", (json_int_t)r.staging_removed, "image_dirs_removed",
+				      (json_int_t)r.image_dirs_removed, "loaders_removed", (json_int_t)r.loaders_removed,
+				      "bytes_freed", (json_int_t)r.bytes_freed);
+		cli_print_json(j);
+		json_decref(j);
+		return 0;
+	}
+	char f[32];
+	human_size(r.bytes_freed, f, sizeof f);
+	printf("removed %zu layer%s (%s), %zu staging and %zu image director%s; kept %zu layer%s", r.layers_removed,
+	       r.layers_removed == 1 ? "" : "s", f, r.staging_removed, r.image_dirs_removed,
+	       r.image_dirs_removed == 1 ? "y" : "ies", r.layers_kept, r.layers_kept == 1 ? "" : "s");
+	if (r.layers_busy)
+		printf(", %zu in use by running sandboxes", r.layers_busy);
+	printf("\n");
+	return 0;
+}
+
 int cmd_image(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -243,6 +504,8 @@ int cmd_image(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	const char *sub = argv[1];
+	if (!strcmp(sub, "import"))
+		return image_import(argc, argv);
 	bool json = false, force = false;
 	const char *args[2] = {NULL, NULL}, *sign = NULL, *expires = NULL;
 	int nargs = 0;
@@ -262,7 +525,7 @@ int cmd_image(int argc, char **argv)
 		}
 	}
 	bool builds = !strcmp(sub, "build") || !strcmp(sub, "add-tree");
-	int want = !strcmp(sub, "ls") || !strcmp(sub, "list") ? 0 : !strcmp(sub, "add-tree") ? 2 : 1;
+	int want = !strcmp(sub, "ls") || !strcmp(sub, "list") || !strcmp(sub, "gc") ? 0 : !strcmp(sub, "add-tree") ? 2 : 1;
 	if ((sign || expires) && !builds) {
 		fprintf(stderr, "silo image %s: --sign and --expires go with build and add-tree\n", sub);
 		return 2;
@@ -280,8 +543,12 @@ int cmd_image(int argc, char **argv)
 	int rc;
 	if (!strcmp(sub, "ls") || !strcmp(sub, "list"))
 		return image_ls(json);
+	if (!strcmp(sub, "gc"))
+		return image_gc(json);
 	if (!strcmp(sub, "verify"))
 		return image_verify_cmd(args[0]);
+	if (!strcmp(sub, "inspect"))
+		return image_inspect(args[0]);
 	if (!strcmp(sub, "rm")) {
 		if (image_remove(args[0], &err) < 0)
 			return cli_error(&err, json);

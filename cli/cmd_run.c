@@ -44,10 +44,13 @@ static void usage(FILE *f)
 	      f);
 }
 
+static int out_errno;   /* writing the command's output failed: the command is killed */
+
 static void out_cb(void *ud, int stream, const void *buf, size_t len)
 {
 	(void)ud;
-	write_all(stream == 2 ? 2 : 1, buf, len);
+	if (!out_errno && write_all(stream == 2 ? 2 : 1, buf, len) < 0)
+		out_errno = errno ? errno : EIO;
 }
 
 static void own_free(vm_spec *s)
@@ -346,7 +349,13 @@ int cmd_run(int argc, char **argv)
 	} else {
 		bool in_open = feed, forwarded = false;
 		char buf[65536];
+		bool out_killed = false;
 		for (;;) {
+			if (out_errno && !out_killed) {
+				silo_error e2;
+				chan_exec_signal(sb->ch, task, SIGKILL, &e2);
+				out_killed = true;
+			}
 			if (run_sig) {
 				/* First Ctrl-C/SIGTERM is forwarded to the command; a second one kills it. */
 				silo_error e2;
@@ -356,7 +365,7 @@ int cmd_run(int argc, char **argv)
 			}
 			if (in_open) {
 				struct pollfd p = {.fd = 0, .events = POLLIN};
-				int pr = poll(&p, 1, 50);
+				int pr = poll(&p, 1, 0);
 				if (pr > 0) {
 					ssize_t r = read(0, buf, sizeof buf);
 					if (r < 0 && errno == EINTR)
@@ -367,8 +376,10 @@ int cmd_run(int argc, char **argv)
 					continue;
 				}
 			}
+			/* Output reaches out_cb only while we wait (it is flow-controlled:
+			 * a slow stdout of ours slows the command down, nothing is lost). */
 			silo_error we = {0};
-			int wr = chan_exec_wait(sb->ch, task, in_open ? 0 : 100, &res, &we);
+			int wr = chan_exec_wait(sb->ch, task, in_open ? 50 : 100, &res, &we);
 			if (wr == 0)
 				break;
 			if (we.code != SILO_ERR_TIMEOUT) {
@@ -417,6 +428,15 @@ int cmd_run(int argc, char **argv)
 	}
 	cleanup_report_free(&rep);
 	if (exec_failed) {
+		rc = cli_error(&err, json);
+		goto out;
+	}
+	if (out_errno == EPIPE) {
+		rc = 128 + SIGPIPE;   /* our reader went away: end like a writer killed by SIGPIPE */
+		goto out;
+	}
+	if (out_errno) {
+		silo_fail_vm(&err, SILO_ERR_IO_ERROR, out_errno, id, "write the command's output");
 		rc = cli_error(&err, json);
 		goto out;
 	}

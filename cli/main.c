@@ -25,7 +25,7 @@ static const cli_verb verbs[] = {
 	{"top", "per-sandbox CPU, memory and channel bytes", cmd_top},
 	{"stats", "same as top", cmd_top},
 	{"audit", "verify the audit log (audit verify [FILE])", cmd_audit},
-	{"image", "build, list, verify and remove guest images (image build|ls|verify|rm)", cmd_image},
+	{"image", "build, import, list and remove guest images (image build|import|ls|inspect|verify|rm|gc)", cmd_image},
 	{"run", "run a command in a fresh sandbox, then destroy it (run -- CMD...)", cmd_run},
 	{"config", "validate, format or print default hac.toml specs", cmd_config},
 	{"deploy", "deploy a named agent (agents/NAME.toml) that keeps running", cmd_deploy},

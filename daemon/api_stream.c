@@ -10,7 +10,6 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +20,8 @@
 #include "daemon/api_parse.h"
 #include "daemon/handlers.h"
 
-#define STREAM_QUEUE_MAX (16u << 20)     /* exec output buffered per client */
+#define STREAM_QUEUE_MAX (256u * 1024u)   /* unsent NDJSON per stream, beyond the channel's window */
+#define EXEC_READ_CHUNK (64u * 1024u)     /* output per NDJSON line */
 #define EVENT_QUEUE_MAX 1024
 #define EVENT_LIMIT_MAX 1000000
 #define EXEC_BLOCK (64 * 1024)
@@ -55,7 +55,16 @@ static void stream_wait_slice(pthread_cond_t *cv, pthread_mutex_t *lock)
 	pthread_cond_timedwait(cv, lock, &ts);
 }
 
-/* ---- exec (NDJSON) ---- */
+/* ---- exec (NDJSON) ----
+ * Nothing is dropped and memory stays bounded: a waiter thread takes output
+ * from the channel (manager_exec_read) only while this stream holds less than
+ * STREAM_QUEUE_MAX of unsent lines, and the transport sends lines as the
+ * client's socket takes them. A slow client slows the process down, one that
+ * stops reading stops it (blocked in write(2) once the channel's window is
+ * full), per task (docs/protocol.md "Flow control"). Once the process has
+ * exited, what the channel still holds (at most the window) is moved here and
+ * the sandbox is released at once, so a stalled client never holds up a
+ * delete (which discards the output of running tasks and kills them). */
 
 typedef struct chunk {
 	struct chunk *next;
@@ -65,86 +74,123 @@ typedef struct chunk {
 
 typedef struct exec_stream {
 	const api_ctx *ctx;
-	mgr_exec *x;
+	mgr_exec *x;                /* owned by the waiter; NULL once released */
 	int fd;                     /* client socket, for disconnect detection */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_cond_t cond;        /* a line queued, a line sent, closing */
 	chunk *head, *tail;
 	size_t queued;
-	uint64_t dropped;
 	bool done;                  /* exit line queued */
+	bool closing;               /* client gone or silod stopping: the waiter kills the task */
 	bool waiter_started;
 	pthread_t waiter;
 	api_exec_body body;
 	exec_req rq;
+	uint8_t buf[EXEC_READ_CHUNK];
 } exec_stream;
 
-static void push_line(exec_stream *st, json_t *o, bool force)
+static void push_chunk(exec_stream *st, chunk *ch)
 {
-	char *s = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	size_t len = strlen(s);
-	pthread_mutex_lock(&st->lock);
-	if (!force && st->queued + len + 1 > STREAM_QUEUE_MAX) {
-		st->dropped += len;
-	} else {
-		chunk *ch = xmalloc(sizeof *ch + len + 1);
-		memcpy(ch->data, s, len);
-		ch->data[len] = '\n';
-		ch->len = len + 1;
-		ch->off = 0;
-		ch->next = NULL;
-		if (st->tail)
-			st->tail->next = ch;
-		else
-			st->head = ch;
-		st->tail = ch;
-		st->queued += ch->len;
-		pthread_cond_signal(&st->cond);
-	}
-	pthread_mutex_unlock(&st->lock);
-	free(s);
+	ch->off = 0;
+	ch->next = NULL;
+	if (st->tail)
+		st->tail->next = ch;
+	else
+		st->head = ch;
+	st->tail = ch;
+	st->queued += ch->len;
+	pthread_cond_broadcast(&st->cond);
 }
 
-static void exec_output(void *ud, int stream, const void *buf, size_t len)
+/* {"stream":"stdout","data":"<base64>"}\n without building it twice. */
+static chunk *output_line(int stream, const uint8_t *buf, size_t len)
 {
-	exec_stream *st = ud;
-	size_t b64len = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
-	char *b64 = xmalloc(b64len);
-	sodium_bin2base64(b64, b64len, buf, len, sodium_base64_VARIANT_ORIGINAL);
-	push_line(st, json_pack("{s:s,s:s}", "stream", stream == 2 ? "stderr" : "stdout", "data", b64), false);
-	free(b64);
+	const char *pre = stream == 2 ? "{\"stream\":\"stderr\",\"data\":\"" : "{\"stream\":\"stdout\",\"data\":\"";
+	size_t pl = strlen(pre), bl = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+	chunk *ch = xmalloc(sizeof *ch + pl + bl + 3);
+	memcpy(ch->data, pre, pl);
+	sodium_bin2base64(ch->data + pl, bl, buf, len, sodium_base64_VARIANT_ORIGINAL);
+	size_t n = pl + bl - 1;   /* bl counts the NUL */
+	memcpy(ch->data + n, "\"}\n", 3);
+	ch->len = n + 3;
+	return ch;
+}
+
+static chunk *json_line(json_t *o)
+{
+	size_t len;
+	char *s = api_json_text(o, &len);   /* compact JSON and a newline */
+	json_decref(o);
+	chunk *ch = xmalloc(sizeof *ch + len);
+	memcpy(ch->data, s, len);
+	ch->len = len;
+	free(s);
+	return ch;
+}
+
+/* Queue an output line once the client has room for it; an exited task's last
+ * window goes in regardless. false: the stream is closing. */
+static bool queue_output(exec_stream *st, chunk *ch)
+{
+	pthread_mutex_lock(&st->lock);
+	while (!st->closing && st->queued >= STREAM_QUEUE_MAX && !manager_exec_ended(st->x))
+		stream_wait_slice(&st->cond, &st->lock);
+	bool ok = !st->closing;
+	if (ok)
+		push_chunk(st, ch);
+	pthread_mutex_unlock(&st->lock);
+	if (!ok)
+		free(ch);
+	return ok;
 }
 
 static void *exec_waiter(void *arg)
 {
 	exec_stream *st = arg;
-	exec_result res = {0};
 	silo_error err = {0};
-	int rc;
-	do {
+	int rc = 0;
+	for (;;) {
+		int stream;
+		ssize_t n = manager_exec_read(st->x, &stream, st->buf, sizeof st->buf, WAIT_SLICE_MS, &err);
+		if (n > 0) {
+			if (!queue_output(st, output_line(stream, st->buf, (size_t)n)))
+				break;
+			continue;
+		}
+		if (n == 0)
+			break;
+		if (err.code != SILO_ERR_TIMEOUT) {
+			rc = -1;
+			break;
+		}
+		pthread_mutex_lock(&st->lock);
+		bool closing = st->closing |= atomic_load(st->ctx->stopping);
+		pthread_mutex_unlock(&st->lock);
+		if (closing)
+			break;
+	}
+	pthread_mutex_lock(&st->lock);
+	bool closing = st->closing;
+	pthread_mutex_unlock(&st->lock);
+	json_t *o = NULL;
+	exec_result res = {0};
+	if (!closing && rc == 0)
 		rc = manager_exec_wait(st->x, -1, &res, &err);
-	} while (rc < 0 && err.code == SILO_ERR_TIMEOUT && !atomic_load(st->ctx->stopping));
-	json_t *o;
-	if (rc == 0) {
+	if (closing) {
+		/* nobody is listening: manager_exec_free drops the output and kills the task */
+	} else if (rc == 0) {
 		o = json_pack("{s:i,s:i,s:b,s:I}", "exit_code", res.exit_code, "signal", res.signal, "timed_out",
 			      res.timed_out, "duration_ms", (json_int_t)res.duration_ms);
-		pthread_mutex_lock(&st->lock);
-		uint64_t dropped = st->dropped;
-		pthread_mutex_unlock(&st->lock);
-		if (dropped)
-			json_object_set_new(o, "dropped_bytes", json_integer((json_int_t)dropped));
 	} else {
 		manager_note_error(st->ctx->m, &err);
 		o = api_error_json(&err);
 	}
-	push_line(st, o, true);
-	/* Release the sandbox now, not when the client has read everything: a slow
-	 * reader must not hold up a delete. Under the lock, so exec_stream_free
-	 * never signals a freed exec. */
-	pthread_mutex_lock(&st->lock);
+	/* Release the sandbox before the client has read everything. */
 	manager_exec_free(st->x);
+	pthread_mutex_lock(&st->lock);
 	st->x = NULL;
+	if (o)
+		push_chunk(st, json_line(o));
 	st->done = true;
 	pthread_cond_broadcast(&st->cond);
 	pthread_mutex_unlock(&st->lock);
@@ -161,12 +207,13 @@ static ssize_t exec_read(void *cls, char *buf, size_t max)
 			size_t n = MIN(max, ch->len - ch->off);
 			memcpy(buf, ch->data + ch->off, n);
 			ch->off += n;
-			st->queued -= n;
 			if (ch->off == ch->len) {
 				st->head = ch->next;
 				if (!st->head)
 					st->tail = NULL;
+				st->queued -= ch->len;
 				free(ch);
+				pthread_cond_broadcast(&st->cond);   /* room for the waiter */
 			}
 			pthread_mutex_unlock(&st->lock);
 			return (ssize_t)n;
@@ -187,13 +234,11 @@ static void exec_stream_free(void *cls)
 {
 	exec_stream *st = cls;
 	if (st->waiter_started) {
-		/* Client gone or stream finished: kill the process if it still runs,
-		 * then reap the waiter (which releases the exec). */
+		/* Client gone or stream finished: the waiter kills the process if it
+		 * still runs and releases the exec. */
 		pthread_mutex_lock(&st->lock);
-		if (st->x) {
-			silo_error err;
-			manager_exec_signal(st->x, SIGKILL, &err);
-		}
+		st->closing = !st->done;
+		pthread_cond_broadcast(&st->cond);
 		pthread_mutex_unlock(&st->lock);
 		pthread_join(st->waiter, NULL);
 	} else {
@@ -231,7 +276,7 @@ int h_exec(api_req *q, api_reply *r, silo_error *err)
 	};
 	if (authz_sandbox(q->ctx->authz, q->ctx->m, q->who.tok, q->who.actor, TOKEN_OP_EXEC, api_cap(q, "id"),
 			  st->body.cwd, st->body.argv, rid, err) < 0 ||
-	    manager_exec_start(q->ctx->m, rid, &st->rq, exec_output, st, q->who.actor, &st->x, err) < 0)
+	    manager_exec_start(q->ctx->m, rid, &st->rq, NULL, NULL, q->who.actor, &st->x, err) < 0)
 		goto fail;
 	if (pthread_create(&st->waiter, NULL, exec_waiter, st) != 0) {
 		exec_stream_free(st);   /* kills the process */

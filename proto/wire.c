@@ -47,6 +47,8 @@ static const field fields[] = {
 	{"max", WF_MAX, K_U64, OFF(max), 0},
 	{"ents", WF_ENTS, K_ENTS, OFF(ents), OFF(n_ents)},
 	{"tmo", WF_TIMEOUT, K_U64, OFF(timeout), 0},
+	{"win", WF_WIN, K_U32, OFF(win), 0},
+	{"n", WF_N, K_U32, OFF(n), 0},
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
@@ -335,6 +337,8 @@ const char *wire_type_name(uint32_t t)
 	case WM_SIGNAL: return "signal";
 	case WM_RESIZE: return "resize";
 	case WM_EXIT: return "exit";
+	case WM_CREDIT: return "credit";
+	case WM_DISCARD: return "discard";
 	case WM_FWRITE: return "fwrite";
 	case WM_FREAD: return "fread";
 	case WM_FDATA: return "fdata";

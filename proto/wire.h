@@ -16,9 +16,18 @@
 
 #include "mpack.h"
 
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2                           /* 2: per-task flow control (credit, discard, win) */
 #define WIRE_MAX_FRAME (1024u * 1024u + 4096u)   /* payload bytes, excluding the length */
 #define WIRE_CHUNK (256u * 1024u)                /* max data per output/file chunk */
+/* Flow control (docs/protocol.md "Flow control"): an exec task's output window
+ * (exec `win`, bytes the agent may send before the host grants more credit) and
+ * the stdin window the agent grants every exec task (inline stdin included). */
+#define WIRE_WINDOW (1024u * 1024u)              /* default `win` */
+#define WIRE_MIN_WINDOW (4u * 1024u)
+#define WIRE_MAX_WINDOW (16u * 1024u * 1024u)
+#define WIRE_STDIN_WINDOW (256u * 1024u)
+_Static_assert(WIRE_STDIN_WINDOW >= WIRE_CHUNK, "inline stdin (one chunk) must fit the stdin window");
+_Static_assert(WIRE_MIN_WINDOW <= WIRE_WINDOW && WIRE_WINDOW <= WIRE_MAX_WINDOW, "default window in range");
 #define WIRE_MAX_ARGS 4096                       /* argv and env entries, each */
 #define WIRE_MAX_STR (64u * 1024u)               /* one argv/env string */
 #define WIRE_MAX_PATH 4096
@@ -30,13 +39,15 @@
 enum wire_type {
 	WM_HELLO = 1,      /* host -> agent: v */
 	WM_HELLO_OK = 2,   /* agent -> host: v, agent, kernel, pid */
-	WM_EXEC = 10,      /* argv, [env], [cwd], [data=stdin], [flag=stdin_stream], [timeout], [uid], [gid], [pty, rows, cols] */
+	WM_EXEC = 10,      /* argv, [env], [cwd], [data=stdin], [flag=stdin_stream], [timeout], [uid], [gid], [pty, rows, cols], [win] */
 	WM_STARTED = 11,   /* pid */
 	WM_OUTPUT = 12,    /* stream (1|2), data */
 	WM_STDIN = 13,     /* [data], [eof] */
 	WM_SIGNAL = 14,    /* sig */
 	WM_RESIZE = 15,    /* rows, cols */
 	WM_EXIT = 16,      /* code, sig, timed_out, ms (duration) */
+	WM_CREDIT = 17,    /* n: host -> agent: n more output bytes; agent -> host: n more stdin bytes */
+	WM_DISCARD = 18,   /* host -> agent: drop the task's output from now on (exit still follows) */
 	WM_FWRITE = 20,    /* path, [mode], data, [flag=first chunk: create+truncate], [eof] */
 	WM_FREAD = 21,     /* path, [max] -> WM_FDATA... */
 	WM_FDATA = 22,     /* data, [eof] */
@@ -62,7 +73,7 @@ enum wire_field {
 	WF_PTY = 1u << 16, WF_ROWS = 1u << 17, WF_COLS = 1u << 18, WF_MODE = 1u << 19,
 	WF_EOF = 1u << 20, WF_FLAG = 1u << 21, WF_SIZE = 1u << 22, WF_MTIME = 1u << 23,
 	WF_PID = 1u << 24, WF_EXISTS = 1u << 25, WF_MAX = 1u << 26, WF_ENTS = 1u << 27,
-	WF_TIMEOUT = 1u << 28,
+	WF_TIMEOUT = 1u << 28, WF_WIN = 1u << 29, WF_N = 1u << 30,
 };
 
 typedef struct wire_dirent {
@@ -91,6 +102,7 @@ typedef struct wire_msg {
 	uint64_t ms, size, max, timeout;
 	int64_t uid, gid, mtime;
 	uint32_t rows, cols, mode, pid;
+	uint32_t win, n;       /* exec: output window; credit: bytes granted */
 	wire_dirent *ents;
 	uint32_t n_ents;
 } wire_msg;

@@ -9,11 +9,15 @@ PKGS=(
   # libraries (docs/architecture.md says why each)
   libjansson-dev libsqlite3-dev libseccomp-dev libsodium-dev libmicrohttpd-dev libcap-dev
   libcurl4-openssl-dev
-  # guest images and providers
+  zlib1g-dev libzstd-dev liblzma-dev   # image import: gzip, zstd and xz layers and tarballs (lib/oci)
+  # guest images and providers (e2fsprogs: also mkfs.ext4 for the disk_mb disks of every provider)
   busybox-static qemu-system-x86 linux-source-6.1 flex bison bc libelf-dev libssl-dev cpio
   lz4 zstd e2fsprogs debootstrap xz-utils
   # tests and benchmarks
   bubblewrap hyperfine minisign iproute2 procps psmisc curl sqlite3 util-linux
+  # image import tests: build real images locally (buildah), export an OCI layout (skopeo)
+  # and docker/OCI archives (podman save); no registry is contacted
+  buildah skopeo podman
 )
 missing=()
 for p in "${PKGS[@]}"; do

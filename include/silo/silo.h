@@ -80,14 +80,19 @@ SILO_PUBLIC void silo_spec_free(silo_spec *spec);
 /* ---- sandboxes (embedded: no daemon; see docs/openapi.yaml for silod) ---- */
 typedef struct silo_sandbox silo_sandbox;
 
-/* stream: 1 = stdout, 2 = stderr. Called from a library thread. */
+/* stream: 1 = stdout, 2 = stderr. Called on the thread that called
+ * silo_sandbox_exec, in order, one call at a time. Output is never dropped and
+ * is flow-controlled: while the callback runs, the command's further output
+ * waits in the sandbox (the command blocks once about 1 MiB is pending), so a
+ * slow callback slows only its own command down; other commands in the same
+ * sandbox, from other threads, are unaffected. */
 typedef void (*silo_output_fn)(void *userdata, int stream, const void *buf, size_t len);
 
 typedef struct silo_exec_opts {
 	const char *const *argv;      /* NULL-terminated, required */
 	const char *const *env;       /* "K=V", NULL-terminated, or NULL */
 	const char *cwd;              /* NULL = the spec's workdir or "/" */
-	const void *stdin_data;
+	const void *stdin_data;       /* fed as the command reads it (any size) */
 	size_t stdin_len;
 	uint32_t timeout_ms;          /* 0 = none */
 	silo_output_fn on_output;     /* NULL = discard output */

@@ -310,6 +310,14 @@ int rm_rf(const char *path)
 	return rm_rf_at(AT_FDCWD, path, st.st_dev);
 }
 
+int rm_rf_below(int dirfd, const char *name)
+{
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -1;
+	return rm_rf_at(dirfd, name, st.st_dev);
+}
+
 bool path_exists(const char *path)
 {
 	struct stat st;

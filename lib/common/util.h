@@ -75,6 +75,8 @@ int set_nonblock(int fd, bool on);
 int mkdir_p(const char *path, mode_t mode);
 /* Remove a tree without following symlinks and without crossing mount points. */
 int rm_rf(const char *path);
+/* The same for the entry name of directory dirfd (name is not resolved further). */
+int rm_rf_below(int dirfd, const char *name);
 bool path_exists(const char *path);
 /* Reject "..", absolute-escape tricks and embedded NULs in a relative path component list. */
 bool path_is_safe_relative(const char *p);

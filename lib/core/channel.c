@@ -4,9 +4,16 @@
  * operations any number of threads may run at once.
  *
  * Locking: c->lock guards the task list, task state and connection state;
- * c->wlock serializes frame writes. Output callbacks run on the reader thread
- * without c->lock held (an exec task is only freed by its waiter after its
- * EXIT frame, which the same reader thread delivers later).
+ * c->wlock serializes frame writes. The reader thread never blocks on a
+ * consumer: exec output is queued per task, and the queue is bounded by the
+ * task's window because the agent may only send against credit, which the
+ * host grants as the consumer takes data (docs/protocol.md "Flow control";
+ * output beyond the credit is a violation). Output callbacks therefore run on
+ * the thread that drives the task (chan_exec_wait, chan_exec_stdin), without
+ * c->lock held and one at a time per task (ctask.delivering), so a slow
+ * consumer stalls only its own task. Likewise stdin is sent only against the
+ * credit the agent grants. An exec task is freed only by its waiter, once its
+ * EXIT arrived and its queue is empty, and no other thread is inside it.
  */
 #include "core/channel.h"
 
@@ -28,6 +35,14 @@
 
 enum ctask_kind { CT_EXEC, CT_FWRITE, CT_FREAD, CT_STAT, CT_LIST, CT_SIMPLE, CT_PING };
 
+/* Output received for an exec task and not yet taken by its consumer. */
+typedef struct ochunk {
+	struct ochunk *next;
+	int stream;
+	size_t len;
+	uint8_t data[];
+} ochunk;
+
 typedef struct ctask {
 	struct ctask *next;
 	uint32_t id;
@@ -38,6 +53,22 @@ typedef struct ctask {
 	chan_output_cb cb;
 	void *ud;
 	exec_result res;
+	/* exec output flow control: out_credit + queued + to_grant (+ a chunk being
+	 * delivered) == win, so the queue never holds more than the window */
+	uint32_t win;
+	uint64_t out_credit;   /* output bytes the agent may still send */
+	uint32_t to_grant;     /* taken by the consumer, not yet credited back */
+	ochunk *qhead, *qtail;
+	size_t qoff;           /* bytes of qhead already taken (chan_exec_read) */
+	bool delivering;       /* a thread runs the callback on a chunk taken off the queue */
+	bool discarding;       /* output is dropped (chan_exec_discard) */
+	/* exec stdin: sent only against the agent's credit */
+	uint64_t in_credit;
+	const uint8_t *in_src; /* pending stdin (the caller's buffer) */
+	size_t in_left;
+	bool in_eof;           /* send eof once in_src is out */
+	bool in_sending;       /* a thread is writing a stdin frame */
+	bool in_busy;          /* a chan_exec_stdin call owns in_src */
 	/* fread */
 	int dst_fd;
 	mp_buf mem;       /* dst_fd < 0: collect in memory */
@@ -220,6 +251,17 @@ static ctask *task_find_locked(chan *c, uint32_t id)
 	return NULL;
 }
 
+static void queue_free(ctask *t)
+{
+	while (t->qhead) {
+		ochunk *ch = t->qhead;
+		t->qhead = ch->next;
+		free(ch);
+	}
+	t->qtail = NULL;
+	t->qoff = 0;
+}
+
 static void task_free_entries(ctask *t)
 {
 	dir_entries_free(t->ents, t->n_ents);
@@ -237,6 +279,7 @@ static void task_remove(chan *c, ctask *t)
 		}
 	pthread_mutex_unlock(&c->lock);
 	task_free_entries(t);
+	queue_free(t);
 	mp_buf_free(&t->mem);
 	free(t);
 }
@@ -356,7 +399,7 @@ static const char *dispatch(chan *c, const wire_msg *m)
 			return NULL; /* heartbeat: liveness is tracked by last_rx_ns */
 		break;
 	case WM_STARTED: case WM_OUTPUT: case WM_EXIT: case WM_FDATA: case WM_STAT_R:
-	case WM_LIST_R: case WM_OK: case WM_ERROR:
+	case WM_LIST_R: case WM_OK: case WM_ERROR: case WM_CREDIT:
 		break;
 	default:
 		return "unexpected message type from agent";
@@ -371,6 +414,7 @@ static const char *dispatch(chan *c, const wire_msg *m)
 	}
 	t->last_ns = now_mono_ns();
 	const char *viol = NULL;
+	bool wake = true;   /* output into a non-empty queue: its consumer is awake already */
 	switch (m->type) {
 	case WM_ERROR:
 		agent_error(&t->err, c->vm_id, m);
@@ -385,13 +429,32 @@ static const char *dispatch(chan *c, const wire_msg *m)
 			viol = "output for a non-exec task";
 		} else if (m->stream != 1 && m->stream != 2) {
 			viol = "output stream must be 1 or 2";
-		} else if (t->cb && m->data_len) {
-			chan_output_cb cb = t->cb;
-			void *ud = t->ud;
-			pthread_mutex_unlock(&c->lock);
-			cb(ud, (int)m->stream, m->data, m->data_len);
-			return NULL;
+		} else if (m->data_len > t->out_credit) {
+			viol = "output beyond the granted window";
+		} else {
+			t->out_credit -= m->data_len;
+			wake = !t->qhead;
+			if (m->data_len && !t->discarding) {
+				ochunk *ch = xmalloc(sizeof *ch + m->data_len);
+				ch->next = NULL;
+				ch->stream = (int)m->stream;
+				ch->len = m->data_len;
+				memcpy(ch->data, m->data, m->data_len);
+				if (t->qtail)
+					t->qtail->next = ch;
+				else
+					t->qhead = ch;
+				t->qtail = ch;
+			}
 		}
+		break;
+	case WM_CREDIT:
+		if (t->kind != CT_EXEC)
+			viol = "credit for a non-exec task";
+		else if (!(m->present & WF_N) || m->n == 0 || t->in_credit + m->n > WIRE_STDIN_WINDOW)
+			viol = "stdin credit beyond the window";
+		else
+			t->in_credit += m->n;
 		break;
 	case WM_EXIT:
 		if (t->kind != CT_EXEC) {
@@ -489,8 +552,10 @@ static const char *dispatch(chan *c, const wire_msg *m)
 		/* the task must fail with the violation, not complete with what the bad frame said */
 		silo_fail_vm(&t->err, SILO_ERR_PROTOCOL, 0, c->vm_id, "agent protocol violation: %s", viol);
 		t->done = t->failed = true;
+		wake = true;
 	}
-	pthread_cond_broadcast(&c->cond);
+	if (wake)
+		pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 	return viol;
 }
@@ -624,12 +689,22 @@ chan *chan_open(int fd, const chan_opts *opts, agent_info *info, silo_error *err
 		}
 		if (f > 0) {
 			if (m.type == WM_ERROR) {
-				silo_fail_vm(err, SILO_ERR_PROTOCOL, 0, c->vm_id, "handshake refused by agent: %s",
-					     m.msg ? m.msg : "?");
+				silo_fail_vm(err, SILO_ERR_PROTOCOL, 0, c->vm_id,
+					     "handshake refused by agent: %s (host speaks protocol %d; the agent is "
+					     "from another silo build)",
+					     m.msg ? m.msg : "?", WIRE_VERSION);
 				wire_msg_free(&m);
 				goto fail;
 			}
-			if (m.type != WM_HELLO_OK || !(m.present & WF_V) || m.v != WIRE_VERSION) {
+			if (m.type == WM_HELLO_OK && (m.present & WF_V) && m.v != WIRE_VERSION) {
+				silo_fail_vm(err, SILO_ERR_PROTOCOL, 0, c->vm_id,
+					     "handshake: agent speaks protocol %u, host speaks protocol %d (the agent is "
+					     "from another silo build)",
+					     m.v, WIRE_VERSION);
+				wire_msg_free(&m);
+				goto fail;
+			}
+			if (m.type != WM_HELLO_OK || !(m.present & WF_V)) {
 				silo_fail_vm(err, SILO_ERR_PROTOCOL, 0, c->vm_id,
 					     "handshake: expected hello_ok version %d, got %s version %u", WIRE_VERSION,
 					     wire_type_name(m.type), m.v);
@@ -765,6 +840,135 @@ static size_t count_strv(char *const *v)
 	return n;
 }
 
+/* The consumer took n output bytes: credit them back to the agent, a quarter
+ * window at a time. c->lock held; dropped while sending. */
+static void grant_locked(chan *c, ctask *t, size_t n)
+{
+	t->to_grant += (uint32_t)n;
+	if (t->done || t->discarding || t->to_grant < t->win / 4)
+		return;
+	wire_msg m = {.type = WM_CREDIT, .id = t->id, .present = WF_N, .n = t->to_grant};
+	t->out_credit += t->to_grant; /* before the agent can act on it */
+	t->to_grant = 0;
+	pthread_mutex_unlock(&c->lock);
+	silo_error e;
+	int rc = send_frame(c, &m, &e);
+	pthread_mutex_lock(&c->lock);
+	if (rc < 0)
+		task_fail_locked(t, &e); /* the credit is lost: the task could never finish */
+}
+
+/* Send one piece of pending stdin if the agent's credit allows. c->lock held;
+ * dropped while sending. true if a frame went out (or failed). */
+static bool step_stdin_locked(chan *c, ctask *t)
+{
+	if (t->in_sending || t->done || (!t->in_left && !t->in_eof))
+		return false;
+	size_t n = MIN(MIN(t->in_left, (size_t)t->in_credit), (size_t)WIRE_CHUNK);
+	if (n == 0 && t->in_left)
+		return false; /* wait for credit */
+	bool eof = t->in_eof && n == t->in_left;
+	wire_msg m = {.type = WM_STDIN, .id = t->id, .present = WF_DATA | WF_EOF, .data = t->in_src, .data_len = n,
+		      .eof = eof};
+	t->in_src += n;
+	t->in_left -= n;
+	t->in_credit -= n;
+	if (eof)
+		t->in_eof = false;
+	t->in_sending = true;
+	pthread_mutex_unlock(&c->lock);
+	silo_error e;
+	int rc = send_frame(c, &m, &e);
+	pthread_mutex_lock(&c->lock);
+	t->in_sending = false;
+	if (rc < 0)
+		task_fail_locked(t, &e);
+	pthread_cond_broadcast(&c->cond);
+	return true;
+}
+
+/* Hand the oldest queued output chunk to the task's callback (NULL: drop it)
+ * on this thread. c->lock held; dropped during the callback. */
+static bool step_deliver_locked(chan *c, ctask *t, size_t *delivered)
+{
+	if (!t->qhead || t->delivering)
+		return false;
+	ochunk *ch = t->qhead;
+	t->qhead = ch->next;
+	if (!t->qhead)
+		t->qtail = NULL;
+	size_t off = t->qoff, n = ch->len - off;
+	t->qoff = 0;
+	t->delivering = true;
+	chan_output_cb cb = t->cb;
+	void *ud = t->ud;
+	pthread_mutex_unlock(&c->lock);
+	if (cb)
+		cb(ud, ch->stream, ch->data + off, n);
+	free(ch);
+	pthread_mutex_lock(&c->lock);
+	t->delivering = false;
+	grant_locked(c, t, n);
+	pthread_cond_broadcast(&c->cond);
+	*delivered = n;
+	return true;
+}
+
+static bool exec_finished(const ctask *t)
+{
+	return t->done && !t->qhead && !t->delivering && !t->in_sending && !t->in_busy;
+}
+
+static bool stdin_idle(const ctask *t)
+{
+	return t->done || (!t->in_left && !t->in_eof && !t->in_sending && !t->in_busy);
+}
+
+static bool stdin_sent(const ctask *t)
+{
+	return t->done || (!t->in_left && !t->in_eof && !t->in_sending);
+}
+
+/* Wait for c->cond until woken or the CLOCK_MONOTONIC deadline (ns; 0 = none). c->lock held. */
+static void cond_wait_until(chan *c, uint64_t deadline)
+{
+	if (!deadline) {
+		pthread_cond_wait(&c->cond, &c->lock);
+		return;
+	}
+	struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ull), .tv_nsec = (long)(deadline % 1000000000ull)};
+	pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+}
+
+/* Drive an exec task on the calling thread (send stdin as credit comes,
+ * deliver output to the callback) until `until` holds: 0, or -1 when
+ * timeout_ms (< 0: none) passed. Once past the deadline at most one more
+ * window of output is delivered, so a steady stream cannot hold the caller.
+ * c->lock held. */
+static int exec_drive_locked(chan *c, ctask *t, int timeout_ms, bool (*until)(const ctask *))
+{
+	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+	uint64_t late = 0;
+	for (;;) {
+		if (until(t))
+			return 0;
+		bool past = timeout_ms >= 0 && now_mono_ns() >= deadline;
+		if (past && late >= t->win)
+			return -1;
+		if (step_stdin_locked(c, t))
+			continue;
+		size_t n = 0;
+		if (step_deliver_locked(c, t, &n)) {
+			if (past)
+				late += n;
+			continue;
+		}
+		if (past)
+			return -1;
+		cond_wait_until(c, deadline);
+	}
+}
+
 int chan_exec_start(chan *c, const exec_req *req, chan_output_cb cb, void *ud, uint32_t *task_id,
 		    silo_error *err)
 {
@@ -774,10 +978,16 @@ int chan_exec_start(chan *c, const exec_req *req, chan_output_cb cb, void *ud, u
 	if (argc > WIRE_MAX_ARGS || envc > WIRE_MAX_ARGS)
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "exec: more than %d arguments or env entries",
 				    WIRE_MAX_ARGS);
+	uint32_t win = req->window ? req->window : WIRE_WINDOW;
+	if (win < WIRE_MIN_WINDOW || win > WIRE_MAX_WINDOW)
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "exec: window must be %u..%u bytes",
+				    WIRE_MIN_WINDOW, WIRE_MAX_WINDOW);
 	ctask *t = task_add(c, CT_EXEC);
 	t->cb = cb;
 	t->ud = ud;
-	wire_msg m = {.type = WM_EXEC, .id = t->id, .present = WF_ARGV | WF_FLAG};
+	t->win = win;
+	t->out_credit = win;
+	wire_msg m = {.type = WM_EXEC, .id = t->id, .present = WF_ARGV | WF_FLAG | WF_WIN, .win = win};
 	m.argv = (char **)req->argv;
 	m.argc = (uint32_t)argc;
 	if (envc) {
@@ -795,6 +1005,7 @@ int chan_exec_start(chan *c, const exec_req *req, chan_output_cb cb, void *ud, u
 		m.data = req->stdin_data;
 		m.data_len = req->stdin_len;
 	}
+	t->in_credit = WIRE_STDIN_WINDOW - m.data_len;
 	m.flag = req->stdin_stream || big_stdin;
 	if (req->timeout_ms) {
 		m.present |= WF_TIMEOUT;
@@ -822,22 +1033,42 @@ int chan_exec_start(chan *c, const exec_req *req, chan_output_cb cb, void *ud, u
 	}
 	*task_id = t->id;
 	if (big_stdin) {
-		if (chan_exec_stdin(c, t->id, req->stdin_data, req->stdin_len, !req->stdin_stream, err) < 0)
-			return -1;
+		/* The rest goes out as the agent grants credit, from whichever thread
+		 * drives the task; the first window right now. */
+		pthread_mutex_lock(&c->lock);
+		t->in_src = req->stdin_data;
+		t->in_left = req->stdin_len;
+		t->in_eof = !req->stdin_stream;
+		while (step_stdin_locked(c, t))
+			;
+		pthread_mutex_unlock(&c->lock);
 	}
 	return 0;
 }
 
-int chan_exec_wait(chan *c, uint32_t task_id, int timeout_ms, exec_result *res, silo_error *err)
+static ctask *find_exec(chan *c, uint32_t task_id, silo_error *err)
 {
 	pthread_mutex_lock(&c->lock);
 	ctask *t = task_find_locked(c, task_id);
 	pthread_mutex_unlock(&c->lock);
-	if (!t || t->kind != CT_EXEC)
-		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "no exec task %u", task_id);
-	if (task_wait(c, t, timeout_ms) < 0)
+	if (!t || t->kind != CT_EXEC) {
+		silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "no exec task %u", task_id);
+		return NULL;
+	}
+	return t;
+}
+
+int chan_exec_wait(chan *c, uint32_t task_id, int timeout_ms, exec_result *res, silo_error *err)
+{
+	ctask *t = find_exec(c, task_id, err);
+	if (!t)
+		return -1;
+	pthread_mutex_lock(&c->lock);
+	if (exec_drive_locked(c, t, timeout_ms, exec_finished) < 0) {
+		pthread_mutex_unlock(&c->lock);
 		return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id, "exec task %u still running after %d ms",
 				    task_id, timeout_ms);
+	}
 	int rc = 0;
 	if (t->failed) {
 		if (err)
@@ -846,8 +1077,78 @@ int chan_exec_wait(chan *c, uint32_t task_id, int timeout_ms, exec_result *res, 
 	} else if (res) {
 		*res = t->res;
 	}
+	pthread_mutex_unlock(&c->lock);
 	task_remove(c, t);
 	return rc;
+}
+
+ssize_t chan_exec_read(chan *c, uint32_t task_id, int *stream, void *buf, size_t cap, int timeout_ms,
+		       silo_error *err)
+{
+	ctask *t = find_exec(c, task_id, err);
+	if (!t)
+		return -1;
+	if (cap == 0)
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "exec read: empty buffer");
+	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		if (step_stdin_locked(c, t))
+			continue;
+		if (t->qhead) {
+			ochunk *ch = t->qhead;
+			size_t n = MIN(cap, ch->len - t->qoff);
+			memcpy(buf, ch->data + t->qoff, n);
+			*stream = ch->stream;
+			t->qoff += n;
+			if (t->qoff == ch->len) {
+				t->qhead = ch->next;
+				if (!t->qhead)
+					t->qtail = NULL;
+				t->qoff = 0;
+				free(ch);
+			}
+			grant_locked(c, t, n);
+			pthread_mutex_unlock(&c->lock);
+			return (ssize_t)n;
+		}
+		if (t->done) {
+			pthread_mutex_unlock(&c->lock);
+			return 0;
+		}
+		if (timeout_ms >= 0 && now_mono_ns() >= deadline) {
+			pthread_mutex_unlock(&c->lock);
+			return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id, "no output from exec task %u in %d ms",
+					    task_id, timeout_ms);
+		}
+		cond_wait_until(c, deadline);
+	}
+}
+
+int chan_exec_discard(chan *c, uint32_t task_id, silo_error *err)
+{
+	ctask *t = find_exec(c, task_id, err);
+	if (!t)
+		return -1;
+	pthread_mutex_lock(&c->lock);
+	bool send = !t->done && !t->discarding;
+	t->discarding = true;
+	queue_free(t);
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	if (!send)
+		return 0;
+	wire_msg m = {.type = WM_DISCARD, .id = task_id};
+	return send_frame(c, &m, err);
+}
+
+bool chan_exec_ended(chan *c, uint32_t task_id)
+{
+	pthread_mutex_lock(&c->lock);
+	ctask *t = task_find_locked(c, task_id);
+	bool ended = !t || t->done;
+	pthread_mutex_unlock(&c->lock);
+	return ended;
 }
 
 int chan_exec(chan *c, const exec_req *req, chan_output_cb cb, void *ud, exec_result *res, silo_error *err)
@@ -875,17 +1176,39 @@ int chan_exec_stdin(chan *c, uint32_t task_id, const void *buf, size_t len, bool
 {
 	if (check_live_exec(c, task_id, "stdin", err) < 0)
 		return -1;
-	const uint8_t *p = buf;
-	do {
-		size_t n = MIN(len, (size_t)WIRE_CHUNK);
-		wire_msg m = {.type = WM_STDIN, .id = task_id, .present = WF_DATA | WF_EOF, .data = p,
-			      .data_len = n, .eof = eof && n == len};
-		if (send_frame(c, &m, err) < 0)
-			return -1;
-		p += n;
-		len -= n;
-	} while (len > 0);
-	return 0;
+	if (!len && !eof)
+		return 0;
+	ctask *t = find_exec(c, task_id, err);
+	if (!t)
+		return -1;
+	pthread_mutex_lock(&c->lock);
+	exec_drive_locked(c, t, -1, stdin_idle); /* earlier stdin first */
+	bool took = !t->done;
+	if (took) {
+		t->in_busy = true;
+		t->in_src = buf;
+		t->in_left = len;
+		t->in_eof = eof;
+		exec_drive_locked(c, t, -1, stdin_sent);
+	}
+	bool all = took && !t->in_left && !t->in_eof;
+	t->in_src = NULL; /* never keep the caller's buffer */
+	t->in_left = 0;
+	t->in_eof = false;
+	t->in_busy = false;
+	silo_error e = t->err;
+	bool failed = t->failed;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	if (all)
+		return 0;
+	if (failed) {
+		if (err)
+			*err = e;
+		return -1;
+	}
+	return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, ESRCH, c->vm_id,
+			    "stdin: exec task %u ended before taking all of its input", task_id);
 }
 
 int chan_exec_signal(chan *c, uint32_t task_id, int sig, silo_error *err)

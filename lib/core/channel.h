@@ -6,7 +6,10 @@
  * of threads may run exec/file operations concurrently on one chan. Every
  * length read from the guest is bounded (the guest is hostile): a violation
  * closes the channel with SILO_ERR_PROTOCOL and is reported through
- * on_violation. Liveness: the host pings every heartbeat_ms; no frame from the
+ * on_violation. Exec output and stdin are flow-controlled per task (a window
+ * of credit, docs/protocol.md "Flow control"): output nobody takes stays in
+ * the guest (the process blocks in write), never in host memory beyond the
+ * window, and a stalled task never holds up another. Liveness: the host pings every heartbeat_ms; no frame from the
  * agent within 3 intervals marks the channel disconnected
  * (SILO_ERR_VSOCK_DISCONNECTED for every pending and later operation).
  */
@@ -59,13 +62,17 @@ typedef struct exec_req {
 	char *const *argv;            /* argv[0] looked up in PATH if it has no '/' */
 	char *const *env;             /* "K=V" list, NULL-terminated, or NULL */
 	const char *cwd;              /* NULL = "/" */
-	const void *stdin_data;       /* fed then closed, unless stdin_stream */
+	const void *stdin_data;       /* fed then closed, unless stdin_stream; must stay valid until
+				       * chan_exec_wait returns (more than one chunk is sent as the
+				       * agent grants credit) */
 	size_t stdin_len;
 	bool stdin_stream;            /* caller sends stdin with chan_exec_stdin */
 	uint32_t timeout_ms;          /* 0 = none; on expiry the agent kills the process group */
 	int64_t uid, gid;             /* -1 = agent default (root in the sandbox) */
 	bool pty;                     /* allocate a PTY; output arrives as stream 1 */
 	uint16_t rows, cols;
+	uint32_t window;              /* output window in bytes, WIRE_MIN_WINDOW..WIRE_MAX_WINDOW;
+				       * 0 = WIRE_WINDOW (1 MiB). Host memory per task is bounded by it. */
 } exec_req;
 
 typedef struct exec_result {
@@ -75,16 +82,41 @@ typedef struct exec_result {
 	uint64_t duration_ms;
 } exec_result;
 
-/* stream: 1 = stdout, 2 = stderr. Called from the reader thread; must not block long. */
+/* stream: 1 = stdout, 2 = stderr. Called on the thread that drives the task
+ * (chan_exec_wait, chan_exec_stdin), one call at a time, in order. It may take
+ * as long as it likes: until it returns, the task's output waits in the guest
+ * (the process blocks once the window is full); other tasks are unaffected. */
 typedef void (*chan_output_cb)(void *ud, int stream, const void *buf, size_t len);
 
 /* Blocking convenience: start, stream output to cb, wait for exit. */
 int chan_exec(chan *c, const exec_req *req, chan_output_cb cb, void *ud, exec_result *res,
 	      silo_error *err);
-/* Asynchronous form. */
+/* Asynchronous form. Output is queued (at most the window) until a call takes
+ * it: either chan_exec_wait/chan_exec_stdin hand it to cb (NULL: dropped), or
+ * the caller pulls it with chan_exec_read (then pass cb NULL and call
+ * chan_exec_wait only after chan_exec_read returned 0). One consumer per task. */
 int chan_exec_start(chan *c, const exec_req *req, chan_output_cb cb, void *ud, uint32_t *task_id,
 		    silo_error *err);
+/* Deliver output and send pending stdin until the task has exited and all of
+ * its output was delivered, or timeout_ms (< 0: forever) passed
+ * (SILO_ERR_TIMEOUT; the task runs on; call again). Frees the task. */
 int chan_exec_wait(chan *c, uint32_t task_id, int timeout_ms, exec_result *res, silo_error *err);
+/* Take up to cap bytes of the task's output (of one stream: *stream), waiting
+ * up to timeout_ms (< 0: forever) for some. > 0: bytes; 0: the task has ended
+ * and everything was taken (chan_exec_wait then returns at once); -1: error,
+ * SILO_ERR_TIMEOUT when nothing arrived in time. Taking output grants the agent
+ * credit for more. */
+ssize_t chan_exec_read(chan *c, uint32_t task_id, int *stream, void *buf, size_t cap, int timeout_ms,
+		       silo_error *err);
+/* Nobody will take this task's output any more (client gone, sandbox being
+ * deleted): drop what is queued and tell the agent to read and drop the rest,
+ * so the task can end without a consumer. The exit still arrives. */
+int chan_exec_discard(chan *c, uint32_t task_id, silo_error *err);
+/* The task's exit (or failure) has arrived: only what is queued remains to be taken. */
+bool chan_exec_ended(chan *c, uint32_t task_id);
+/* Send stdin; blocks while the agent's stdin window is full (the process is
+ * not reading), delivering the task's output to its callback meanwhile. Fails
+ * with ESRCH if the task ends before taking everything. */
 int chan_exec_stdin(chan *c, uint32_t task_id, const void *buf, size_t len, bool eof, silo_error *err);
 int chan_exec_signal(chan *c, uint32_t task_id, int sig, silo_error *err);
 int chan_exec_resize(chan *c, uint32_t task_id, uint16_t rows, uint16_t cols, silo_error *err);

@@ -867,7 +867,9 @@ static void quiesce(mentry *e)
 	memcpy(tasks, e->tasks, n * sizeof *tasks);
 	pthread_mutex_unlock(&e->lock);
 	for (size_t i = 0; i < n && sb && sb->ch; i++) {
+		/* Nobody may be reading its output (a stalled client): let it end without a consumer. */
 		silo_error err;
+		chan_exec_discard(sb->ch, tasks[i], &err);
 		chan_exec_signal(sb->ch, tasks[i], SIGKILL, &err);
 	}
 	pthread_mutex_lock(&e->lock);
@@ -1091,6 +1093,19 @@ int manager_exec_wait(mgr_exec *x, int timeout_ms, exec_result *res, silo_error 
 	return rc;
 }
 
+ssize_t manager_exec_read(mgr_exec *x, int *stream, void *buf, size_t cap, int timeout_ms, silo_error *err)
+{
+	ssize_t n = chan_exec_read(x->e->sb->ch, x->task, stream, buf, cap, timeout_ms, err);
+	if (n < 0)
+		silo_error_set_vm(err, x->e->id);
+	return n;
+}
+
+bool manager_exec_ended(mgr_exec *x)
+{
+	return chan_exec_ended(x->e->sb->ch, x->task);
+}
+
 int manager_exec_signal(mgr_exec *x, int sig, silo_error *err)
 {
 	return chan_exec_signal(x->e->sb->ch, x->task, sig, err);
@@ -1103,10 +1118,14 @@ void manager_exec_free(mgr_exec *x)
 	if (!x->waited) {
 		silo_error err;
 		exec_result res;
+		chan_exec_discard(x->e->sb->ch, x->task, &err);
 		chan_exec_signal(x->e->sb->ch, x->task, SIGKILL, &err);
-		chan_exec_wait(x->e->sb->ch, x->task, 5000, &res, &err);
+		int rc = chan_exec_wait(x->e->sb->ch, x->task, 5000, &res, &err);
 		task_del(x->e, x->task);
-		json_t *d = json_pack("{s:s,s:s}", "command", x->cmd, "error", "client went away; killed");
+		json_t *d = rc == 0 ? json_pack("{s:s,s:i,s:i,s:b,s:s}", "command", x->cmd, "exit_code", res.exit_code,
+						"signal", res.signal, "timed_out", res.timed_out, "error",
+						"client went away; killed")
+				    : json_pack("{s:s,s:s}", "command", x->cmd, "error", "client went away; killed");
 		manager_audit(x->m, x->actor, x->e->id, "exec",
 			      (now_mono_ns() - x->start_ns) / 1000000, d);
 		json_decref(d);

@@ -131,12 +131,19 @@ int manager_logs_json(manager *m, const char *id, size_t tail_bytes, json_t **ou
 
 /* ---- operations on a live sandbox ---- */
 typedef struct mgr_exec mgr_exec;
+/* Output is flow-controlled (channel.h): with cb it is delivered on the thread
+ * in manager_exec_wait; with cb NULL take it with manager_exec_read. Output
+ * nobody takes blocks the process, never fills memory. */
 int manager_exec_start(manager *m, const char *id, const exec_req *req, chan_output_cb cb, void *ud,
 		       const char *actor, mgr_exec **out, silo_error *err);
-/* Wait for the exit (timeout_ms < 0 = forever). */
+/* Wait for the exit (timeout_ms < 0 = forever), delivering output to cb. */
 int manager_exec_wait(mgr_exec *x, int timeout_ms, exec_result *res, silo_error *err);
+/* chan_exec_read: > 0 bytes of *stream, 0 = ended (then manager_exec_wait), -1 error (TIMEOUT: none yet). */
+ssize_t manager_exec_read(mgr_exec *x, int *stream, void *buf, size_t cap, int timeout_ms, silo_error *err);
+/* The process has exited (what remains is at most one window of queued output). */
+bool manager_exec_ended(mgr_exec *x);
 int manager_exec_signal(mgr_exec *x, int sig, silo_error *err);
-/* Release the exec (kills it first if it has not been waited for). */
+/* Release the exec (drops its output and kills it first if it has not been waited for). */
 void manager_exec_free(mgr_exec *x);
 int manager_file_put(manager *m, const char *id, const char *path, int src_fd, uint32_t mode,
 		     const char *actor, silo_error *err);

@@ -652,6 +652,68 @@ out:
 	return rc;
 }
 
+int image_manifest_json(json_t **out, silo_error *err)
+{
+	*out = NULL;
+	char path[PATH_MAX];
+	image_manifest_path(path, sizeof path);
+	char *text = NULL;
+	size_t len = 0;
+	silo_error e2 = {0};
+	if (read_file(path, IMAGE_MANIFEST_MAX, &text, &len, &e2) < 0) {
+		if (e2.sys_errno != ENOENT) {
+			if (err)
+				*err = e2;
+			return silo_error_prefix(err, "image manifest %s", path), -1;
+		}
+		*out = json_pack("{s:i,s:[]}", "version", 1, "images");
+		return 0;
+	}
+	image_entry *v;
+	size_t n;
+	int rc = image_manifest_parse(text, len, &v, &n, err);
+	*out = rc == 0 ? json_loadb(text, len, 0, NULL) : NULL;
+	free(text);
+	if (rc < 0)
+		return silo_error_prefix(err, "%s", path), -1;
+	image_entries_free(v, n);
+	if (!*out)
+		return silo_fail(err, SILO_ERR_INTERNAL, 0, "image manifest: reparse failed");
+	return 0;
+}
+
+int image_manifest_edit(int (*edit)(json_t *root, void *ud, silo_error *err), void *ud, silo_error *err)
+{
+	cleanup_close int lk = lock_manifest(err);
+	if (lk < 0)
+		return -1;
+	char path[PATH_MAX];
+	image_manifest_path(path, sizeof path);
+	json_t *root;
+	if (image_manifest_json(&root, err) < 0)
+		return -1;
+	int rc = edit(root, ud, err);
+	char *dump = rc == 0 ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(root);
+	if (rc < 0)
+		return -1;
+	if (!dump)
+		return silo_fail(err, SILO_ERR_INTERNAL, ENOMEM, "image manifest: serialize");
+	char *withnl = xasprintf("%s\n", dump);
+	free(dump);
+	image_entry *v;
+	size_t n;
+	rc = image_manifest_parse(withnl, strlen(withnl), &v, &n, err);
+	if (rc == 0) {
+		image_entries_free(v, n);
+		rc = write_file_atomic(path, withnl, strlen(withnl), 0644, err);
+	} else {
+		silo_error_prefix(err, "image manifest after the edit");
+	}
+	free(withnl);
+	return rc;
+}
+
 int guest_kernel_path(char *buf, size_t len, silo_error *err)
 {
 	const char *e = getenv("SILO_KERNEL");

@@ -98,6 +98,17 @@ int image_sha256_file(const char *path, char hex[65], uint64_t *size, silo_error
 /* Remove the image files and its manifest entry (under the manifest lock). A
  * tree's entry is removed, its directory left in place. */
 int image_remove(const char *name, silo_error *err);
+/* The manifest as a JSON document (validated by image_manifest_parse first), with
+ * the members this header does not model (e.g. "oci"); a missing manifest is
+ * {"version":1,"images":[]}. */
+struct json_t;
+int image_manifest_json(struct json_t **out, silo_error *err);
+/* Read-modify-write the manifest under its lock (used by `silo image import`):
+ * edit gets the parsed document ({"version":1,"images":[]} when there is none yet)
+ * and changes it in place; the result must still pass image_manifest_parse and is
+ * written atomically. When edit fails nothing is written. */
+int image_manifest_edit(int (*edit)(struct json_t *root, void *ud, silo_error *err), void *ud,
+			silo_error *err);
 /* Valid image name: 1-64 of [a-z0-9_-], starting with a letter or digit. */
 bool image_name_valid(const char *name);
 

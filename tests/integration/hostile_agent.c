@@ -9,6 +9,11 @@
  *   after-handshake  answer hello with a valid hello_ok, wait 1 s, then send a
  *                    frame header claiming 4 GiB (a violation from the length alone)
  *   handshake        answer hello with a frame that is not MessagePack
+ *   overrun          answer hello and pings, then answer the first exec with
+ *                    8 MiB of output at once, ignoring the output window and
+ *                    the host's credit (docs/protocol.md "Flow control")
+ * Frames from the host are recognised by their first keys, which the host
+ * always encodes first: {"t": type, "id": task, ...}.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -17,7 +22,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int read_frame(int fd)
+/* Read one frame; its first bytes (up to 64) land in head. */
+static int read_frame(int fd, unsigned char *head, size_t *head_len)
 {
 	unsigned char h[4], buf[4096];
 	size_t got = 0;
@@ -28,19 +34,92 @@ static int read_frame(int fd)
 		got += (size_t)r;
 	}
 	uint32_t len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+	*head_len = 0;
 	while (len) {
 		ssize_t r = read(fd, buf, len < sizeof buf ? len : sizeof buf);
 		if (r <= 0)
 			return -1;
+		if (*head_len == 0) {
+			*head_len = (size_t)r < 64 ? (size_t)r : 64;
+			memcpy(head, buf, *head_len);
+		}
 		len -= (uint32_t)r;
 	}
 	return 0;
+}
+
+/* A MessagePack unsigned int at p (fixint, uint8/16/32); bytes used, 0 if not one. */
+static size_t get_uint(const unsigned char *p, size_t n, uint32_t *v)
+{
+	size_t k = n < 1 ? 0 : p[0] < 0x80 ? 1 : p[0] == 0xcc ? 2 : p[0] == 0xcd ? 3 : p[0] == 0xce ? 5 : 0;
+	if (k == 0 || k > n)
+		return 0;
+	*v = k == 1 ? p[0] : 0;
+	for (size_t i = 1; i < k; i++)
+		*v = *v << 8 | p[i];
+	return k;
+}
+
+/* Type and task id of a host frame: {"t": T, "id": ID, ...}. */
+static int frame_type_id(const unsigned char *p, size_t n, uint32_t *t, uint32_t *id)
+{
+	size_t o = (n && (p[0] & 0xf0) == 0x80) ? 1 : (n >= 3 && p[0] == 0xde) ? 3 : 0;
+	if (!o || o + 2 > n || p[o] != 0xa1 || p[o + 1] != 't')
+		return -1;
+	o += 2;
+	size_t k = get_uint(p + o, n - o, t);
+	if (!k)
+		return -1;
+	o += k;
+	if (o + 3 > n || p[o] != 0xa2 || p[o + 1] != 'i' || p[o + 2] != 'd')
+		return -1;
+	o += 3;
+	return get_uint(p + o, n - o, id) ? 0 : -1;
 }
 
 static void put(int fd, const void *p, size_t n)
 {
 	if (write(fd, p, n) != (ssize_t)n)
 		_exit(3);
+}
+
+/* Answer pings ({"t":41,"id":0}); on the first exec send 32 x 256 KiB of
+ * output for its task at once, never reading the host's credit. */
+static void overrun(int c)
+{
+	static const unsigned char pong[] = {0, 0, 0, 8, 0x82, 0xa1, 't', 0x29, 0xa2, 'i', 'd', 0x00};
+	unsigned char head[64];
+	size_t hl;
+	uint32_t t, id;
+	while (read_frame(c, head, &hl) == 0) {
+		if (frame_type_id(head, hl, &t, &id) < 0)
+			continue;
+		if (t == 40) {
+			put(c, pong, sizeof pong);
+			continue;
+		}
+		if (t != 10)
+			continue;
+		enum { CHUNK = 256 * 1024 };
+		static unsigned char frame[4 + 24 + CHUNK];
+		/* {"t":12,"id":ID,"s":1,"d":bin32} */
+		unsigned char *p = frame + 4;
+		*p++ = 0x84, *p++ = 0xa1, *p++ = 't', *p++ = 12;
+		*p++ = 0xa2, *p++ = 'i', *p++ = 'd', *p++ = 0xce;
+		*p++ = (unsigned char)(id >> 24), *p++ = (unsigned char)(id >> 16), *p++ = (unsigned char)(id >> 8),
+		*p++ = (unsigned char)id;
+		*p++ = 0xa1, *p++ = 's', *p++ = 1;
+		*p++ = 0xa1, *p++ = 'd', *p++ = 0xc6, *p++ = 0, *p++ = (unsigned char)(CHUNK >> 16), *p++ = 0, *p++ = 0;
+		memset(p, 'x', CHUNK);
+		p += CHUNK;
+		uint32_t len = (uint32_t)(p - frame - 4);
+		frame[0] = (unsigned char)(len >> 24), frame[1] = (unsigned char)(len >> 16);
+		frame[2] = (unsigned char)(len >> 8), frame[3] = (unsigned char)len;
+		for (int i = 0; i < 32; i++)
+			if (write(c, frame, (size_t)(p - frame)) != p - frame)
+				break;
+	}
+	close(c);
 }
 
 int main(void)
@@ -53,6 +132,8 @@ int main(void)
 		fclose(f);
 		mode[strcspn(mode, "\n")] = '\0';
 	}
+	unsigned char head[64];
+	size_t hl;
 	for (;;) {
 		int c = accept(3, NULL, NULL);
 		if (c < 0) {
@@ -60,7 +141,7 @@ int main(void)
 				continue;
 			return 1;
 		}
-		if (read_frame(c) < 0) {   /* hello */
+		if (read_frame(c, head, &hl) < 0) {   /* hello */
 			close(c);
 			continue;
 		}
@@ -68,15 +149,19 @@ int main(void)
 			static const unsigned char junk[] = {0, 0, 0, 3, 0xc1, 0xc1, 0xc1};   /* 0xc1: never used */
 			put(c, junk, sizeof junk);
 		} else {
-			/* {"t":2,"id":0,"v":1,"agent":"evil","kernel":"x","pid":1} */
+			/* {"t":2,"id":0,"v":2,"agent":"evil","kernel":"x","pid":1} (protocol version 2) */
 			static const unsigned char ok[] = {
-				0x86, 0xa1, 't', 0x02, 0xa2, 'i', 'd', 0x00, 0xa1, 'v', 0x01,
+				0x86, 0xa1, 't', 0x02, 0xa2, 'i', 'd', 0x00, 0xa1, 'v', 0x02,
 				0xa5, 'a', 'g', 'e', 'n', 't', 0xa4, 'e', 'v', 'i', 'l',
 				0xa6, 'k', 'e', 'r', 'n', 'e', 'l', 0xa1, 'x', 0xa3, 'p', 'i', 'd', 0x01,
 			};
 			unsigned char hdr[4] = {0, 0, 0, (unsigned char)sizeof ok};
 			put(c, hdr, 4);
 			put(c, ok, sizeof ok);
+			if (!strcmp(mode, "overrun")) {
+				overrun(c);
+				continue;
+			}
 			sleep(1);
 			static const unsigned char huge[] = {0xff, 0xff, 0xff, 0xff};
 			put(c, huge, sizeof huge);

@@ -130,3 +130,42 @@ for l in sys.stdin:
   elif "error" in j: ex="error:"+j["error"]["code"]
 print(out.decode(errors="replace").strip()+"|"+err.decode(errors="replace").strip()+"|"+str(ex))'
 }
+
+# exec_client ID DELAY_S ARGV...: a raw HTTP exec client (stdlib Python) that
+# posts argv, reads nothing for DELAY_S (with a 4 KiB receive buffer, so little
+# piles up in the kernel meanwhile), then reads the whole chunked NDJSON stream
+# and prints "<stdout bytes> <sha256 of stdout> <final line>".
+exec_client() {
+	python3 - "$SOCK" "$@" <<'PY'
+import base64, hashlib, json, socket, sys, time
+sock, sid, delay, argv = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4:]
+s = socket.socket(socket.AF_UNIX)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(sock)
+body = json.dumps({"argv": argv}).encode()
+s.sendall(b"POST /v1/sandboxes/%s/exec HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+          b"Content-Length: %d\r\n\r\n" % (sid.encode(), len(body)) + body)
+time.sleep(delay)
+s.settimeout(120)
+f = s.makefile("rb", buffering=1 << 20)
+while f.readline() not in (b"\r\n", b""):      # status line and headers
+    pass
+h, n, tail, last = hashlib.sha256(), 0, b"", "none"
+while True:                                      # chunked transfer encoding
+    size = int(f.readline().split(b";")[0], 16)
+    if size == 0:
+        break
+    tail += f.read(size)
+    f.read(2)
+    *lines, tail = tail.split(b"\n")
+    for l in lines:
+        j = json.loads(l)
+        if j.get("stream") == "stdout":
+            d = base64.b64decode(j["data"])
+            h.update(d)
+            n += len(d)
+        elif "stream" not in j:
+            last = l.decode()
+print(n, h.hexdigest(), last, flush=True)
+PY
+}

@@ -3,7 +3,8 @@
 # HTTP and JSON, path traversal in the file API, symlink tricks from the guest
 # (a guest symlink to a host path is never followed on the host: not by
 # uploads, downloads, nor by cleanup), and a guest flooding output at a client
-# that does not read (silod memory stays bounded, the loss is reported).
+# that does not read (silod memory stays bounded, the guest process is held
+# back, nothing is lost).
 # Every case: a clear error, silod still serving, no fd leak, no escape, and a
 # clean exit with no sanitizer report. TAP on stdout.
 . "$(dirname "$0")/silod-lib.sh"
@@ -113,27 +114,13 @@ b=$(api GET "/v1/sandboxes/$A/files?path=/etc/secretlink")
 check "download through a guest symlink to a host file does not return it" bash -c "! grep -q 'host secret' <<<'$b'"
 b=$(api GET "/v1/sandboxes/$A/files?path=/etc/rootlink$HOSTDIR/secret")
 check "download through a guest symlink to / resolves in the guest, not the host" bash -c "! grep -q 'host secret' <<<'$b'"
-# the guest's writable layer is on the host (run dir); its symlinks must not be followed there either
-check "the guest's symlink is on the host too, as a symlink in the run dir's upper layer" \
-	test -n "$(find "$RA" -name hostlink -type l 2>/dev/null | head -1)"
+# the guest's writable layer is its own filesystem, never under the run dir
+# (lib/providers/ns-disk.c): no tree the cleanup removes holds its symlinks
+check "the guest's symlinks are not in the run dir (its writable layer is not on the host's tree)" \
+	test -d "$RA" -a -z "$(find "$RA" -name hostlink 2>/dev/null | head -1)"
 
 # ---------------------------------------------------------------- a guest flooding output at a client that does not read
-python3 - "$SOCK" "$A" "$TMP/flood.out" <<'PY' &
-import socket, sys, time, json
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-body = json.dumps({"argv": ["sh", "-c", "head -c 104857600 /dev/zero"]}).encode()
-s.sendall(b"POST /v1/sandboxes/%s/exec HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (sys.argv[2].encode(), len(body)) + body)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-time.sleep(12)            # do not read while 100 MiB are produced
-d = b""
-s.settimeout(60)
-while True:
-    b = s.recv(1 << 20)
-    if not b: break
-    d += b
-    if b"exit_code" in d[-4096:] or b'"error"' in d[-4096:]: break
-open(sys.argv[3], "wb").write(d[-4096:])
-PY
+exec_client "$A" 12 sh -c "head -c 104857600 /dev/zero" > "$TMP/flood.out" &
 FPID=$!
 base=$(awk '/VmRSS/ {print $2}' "/proc/$DPID/status")
 peak=0
@@ -145,7 +132,8 @@ done
 wait $FPID
 echo "# silod RSS before the flood $((base / 1024)) MiB, peak during it $((peak / 1024)) MiB"
 check "silod RSS grows by < 64 MiB while a guest floods 100 MiB at a non-reading client" test $((peak - base)) -lt 65536
-check "the stream ends with the exit line reporting dropped_bytes" grep -q '"dropped_bytes"' "$TMP/flood.out"
+echo "# flood client: $(cat "$TMP/flood.out")"
+check "then every byte arrives (104857600) and the exit line says 0" grep -q '^104857600 [0-9a-f]* {"exit_code":0' "$TMP/flood.out"
 check "silod still serves after the flood" alive
 
 d=$(api DELETE "/v1/sandboxes/$A?grace_ms=0")

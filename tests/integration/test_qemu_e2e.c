@@ -3,7 +3,9 @@
  * kernel, the real "python" image (Debian + python3, read-only ext4 under a
  * tmpfs overlay) and the real silo-agent over the virtio-serial channel.
  * python3 -c, file write/read, a PTY session, 5 sandboxes at once, graceful
- * terminate and a residue check (no QEMU process, sockets or run directory).
+ * terminate and a residue check (no QEMU process, sockets or run directory),
+ * and output flow control over virtio-serial (a stalled consumer holds the
+ * guest process back, other tasks go on, nothing is lost).
  *
  * Needs the kernel and images (scripts/prepare-images.sh): absent -> FAIL,
  * unless SILO_SKIP_VM_TESTS=1 (SKIP).
@@ -20,8 +22,10 @@
 #include "core/channel.h"
 #include "core/provider.h"
 #include "core/sandbox.h"
+#include "gate.h"
 #include "harness.h"
 #include "image/image.h"
+#include "qemu_test.h"
 
 extern const provider_ops qemu_provider;
 
@@ -29,44 +33,7 @@ extern const provider_ops qemu_provider;
 
 static void need_vm(void)
 {
-	if (getenv("SILO_SKIP_VM_TESTS") && !strcmp(getenv("SILO_SKIP_VM_TESTS"), "1"))
-		SKIP("SILO_SKIP_VM_TESTS=1");
-	char k[PATH_MAX];
-	silo_error err = {0};
-	if (guest_kernel_path(k, sizeof k, &err) < 0) {
-		printf("# %s\n# run scripts/prepare-images.sh BUILD_DIR (or set SILO_SKIP_VM_TESTS=1)\n",
-		       err.message);
-		REQUIRE(!"guest kernel present");
-	}
-	image_entry e;
-	if (image_lookup("python", &e, &err) < 0) {
-		printf("# %s\n", err.message);
-		REQUIRE(!"python image present");
-	}
-	image_entry_free(&e);
-}
-
-/* QEMU runs in its own session (it must outlive a silod restart), so meson's
- * process-group kill on a test timeout would not reach it: remember every VM
- * and SIGKILL them from a SIGTERM/SIGINT handler. */
-static volatile pid_t live_vms[16];
-
-static void kill_live_vms(int sig)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(live_vms); i++)
-		if (live_vms[i] > 0)
-			kill(live_vms[i], SIGKILL);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void track_vm(pid_t pid)
-{
-	signal(SIGTERM, kill_live_vms);
-	signal(SIGINT, kill_live_vms);
-	for (size_t i = 0; i < ARRAY_SIZE(live_vms); i++)
-		if (__sync_bool_compare_and_swap(&live_vms[i], 0, pid))
-			return;
+	qt_need_vm_image("python");
 }
 
 typedef struct vm {
@@ -91,7 +58,7 @@ static int vm_boot(vm *v, const char *id, const char *image, silo_error *err)
 	if (qemu_provider.spawn(&v->sb, &s, err) < 0)
 		return -1;
 	v->pid = v->sb.pid;
-	track_vm(v->pid);
+	qt_track_vm(v->pid);
 	int fd = qemu_provider.connect(&v->sb, BOOT_MS, err);
 	if (fd < 0)
 		return -1;
@@ -292,6 +259,75 @@ TEST(five_sandboxes_at_once)
 		vm_destroy(&ps[i].v);
 }
 
+typedef struct flood {
+	vm *v;
+	gate g;             /* the consumer stops dead until the gate opens */
+	uint64_t bytes;
+	exec_result res;
+	int rc;
+	silo_error err;
+} flood;
+
+static void gated_count(void *ud, int stream, const void *buf, size_t len)
+{
+	flood *f = ud;
+	gate_pass(&f->g);
+	if (stream == 1)
+		f->bytes += len;
+}
+
+static void *flood_main(void *p)
+{
+	flood *f = p;
+	char *argv[] = {"head", "-c", "16777216", "/dev/zero", NULL};
+	exec_req r = {.argv = argv, .uid = -1, .gid = -1, .timeout_ms = 300000};
+	f->rc = chan_exec(f->v->sb.ch, &r, gated_count, f, &f->res, &f->err);
+	return NULL;
+}
+
+TEST(output_flow_control_over_virtio_serial)
+{
+	need_vm();
+	vm v;
+	silo_error err = {0};
+	if (vm_boot(&v, "flow", "base", &err) < 0) {
+		printf("# %s\n", err.message);
+		qemu_provider.terminate(&v.sb, 0, NULL);
+		REQUIRE(!"boot");
+	}
+	flood f = {.v = &v, .g = GATE_INIT};
+	pthread_t th;
+	REQUIRE(pthread_create(&th, NULL, flood_main, &f) == 0);
+	gate_wait_entered(&f.g);
+	/* One task stalled in its consumer: another runs, the channel stays up. */
+	uint64_t rx0, rx1;
+	chan_stats(v.sb.ch, NULL, &rx0);
+	outbuf o;
+	exec_result res;
+	char *t[] = {"echo", "still here", NULL};
+	uint64_t t0 = now_mono_ns();
+	REQUIRE(run(&v, t, &o, &res, false, &err) == 0);
+	printf("# exec round trip while a 16 MiB task is stalled: %.1f ms\n", (now_mono_ns() - t0) / 1e6);
+	CHECK_STR_EQ(o.data, "still here\n");
+	usleep(1500000); /* > the heartbeat's 3 intervals */
+	CHECK(chan_is_connected(v.sb.ch));
+	chan_stats(v.sb.ch, NULL, &rx1);
+	printf("# received while stalled: %llu bytes, then %llu more in 1.5 s\n", (unsigned long long)rx0,
+	       (unsigned long long)(rx1 - rx0));
+	CHECK(rx1 < 4u * 1024 * 1024);
+	t0 = now_mono_ns();
+	gate_open(&f.g);
+	pthread_join(th, NULL);
+	double s = (now_mono_ns() - t0) / 1e9;
+	printf("# 16 MiB over virtio-serial (TCG) after the stall: %.2f s, %.1f MB/s\n", s, 16.777216 / s);
+	if (f.rc < 0)
+		printf("# %s\n", f.err.message);
+	CHECK_INT_EQ(f.rc, 0);
+	CHECK_INT_EQ(f.res.exit_code, 0);
+	CHECK_INT_EQ(f.bytes, 16777216);
+	vm_destroy(&v);
+}
+
 TEST(graceful_terminate_via_agent)
 {
 	need_vm();
@@ -318,4 +354,5 @@ TEST(graceful_terminate_via_agent)
 	vm_destroy(&v);
 }
 
-TEST_MAIN(python_print_files_and_overlay, pty_session, five_sandboxes_at_once, graceful_terminate_via_agent)
+TEST_MAIN(python_print_files_and_overlay, pty_session, five_sandboxes_at_once, graceful_terminate_via_agent,
+	  output_flow_control_over_virtio_serial)

@@ -5,7 +5,8 @@
 # reports a protocol violation, the manager terminates the sandbox (process,
 # rundir, cgroup gone), records state error, emits security-violation, counts
 # it and writes it to the audit log. A hostile handshake fails the create the
-# same way.
+# same way, and so does output beyond the flow-control window (an agent that
+# ignores the host's credit while the client is not reading).
 . "$(dirname "$0")/silod-lib.sh"
 
 SRC=${SILO_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -23,6 +24,7 @@ done
 [ -n "$CCX" ] || skip_all "cannot build a static hostile agent: $(head -3 "$TMP/cc.log")"
 mkroot "$TMP/evil" after-handshake
 mkroot "$TMP/evil-hs" handshake
+mkroot "$TMP/evil-overrun" overrun
 
 start_daemon --max-sandboxes 8 --capacity-memory-mb 8192 --error-threshold 1000 || { notok "silod starts"; echo "1..$N"; exit 1; }
 namespace_available || skip_all "namespace provider unavailable here: $(api GET /v1/providers)"
@@ -55,19 +57,35 @@ H=$(jget 'j["error"].get("vm_id","")' < "$TMP/body")
 check "that sandbox is recorded in state error and left nothing" \
 	test "$(api GET "/v1/sandboxes/$H" | jget 'j["state"]')" = error -a ! -e "$SILO_RUNTIME_DIR/sandboxes/$H"
 
+O=$(create_ns evil-overrun 128 ",\"rootfs\":\"$TMP/evil-overrun\"")
+check "the overrunning agent passes the handshake (201)" test "$(status)" = 201 -a -n "$O"
+OPID=$(api GET "/v1/sandboxes/$O" | jget 'j["pid"]')
+exec_client "$O" 8 yes > /dev/null &   # a client that does not read: the host grants no more credit
+CPID=$!
+for _ in $(seq 1 100); do
+	st=$(api GET "/v1/sandboxes/$O" | jget 'j["state"]')
+	[ "$st" = error ] && break
+	sleep 0.1
+done
+check "output beyond the window: the sandbox ends in state error" test "$st" = error
+check "its reason names the window" test -n "$(api GET "/v1/sandboxes/$O" | jget 'j.get("reason","")' | grep -F 'output beyond the granted window')"
+for _ in $(seq 1 50); do kill -0 "$OPID" 2>/dev/null || break; sleep 0.1; done
+check "its process ($OPID) is gone" bash -c "! kill -0 $OPID 2>/dev/null"
+kill $CPID 2>/dev/null; wait $CPID 2>/dev/null
+
 sleep 0.3
 kill $EVPID 2>/dev/null; wait $EVPID 2>/dev/null; EVPID=
-check "security-violation events for both, with code SECURITY_VIOLATION" python3 -c '
+check "security-violation events for all three, with code SECURITY_VIOLATION" python3 -c '
 import json,sys
 ev=[json.loads(l[6:]) for l in open(sys.argv[1]) if l.startswith("data: ")]
 sv=[e for e in ev if e["type"]=="security-violation"]
 ids={e["sandbox_id"] for e in sv}
-assert sys.argv[2] in ids and sys.argv[3] in ids, sv
+assert sys.argv[2] in ids and sys.argv[3] in ids and sys.argv[4] in ids, sv
 assert all(e["code"]=="SECURITY_VIOLATION" for e in sv), sv
 assert any(e["type"]=="terminated" or (e["type"]=="state-change" and e["state"]=="error") for e in ev if e.get("sandbox_id")==sys.argv[2])' \
-	"$TMP/events" "$V" "$H"
+	"$TMP/events" "$V" "$H" "$O"
 n=$(curl -s --unix-socket "$SOCK" http://silod/metrics | awk '/^silo_security_violations_total /{print $2}')
-check "silo_security_violations_total counts both (got ${n:-none})" test "${n:-0}" = 2
+check "silo_security_violations_total counts all three (got ${n:-none})" test "${n:-0}" = 3
 check "the audit log records the violation and the termination" python3 -c '
 import json,sys
 r=[json.loads(l) for l in open(sys.argv[1])]

@@ -5,6 +5,7 @@
 #include "harness.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 
 #include "common/util.h"
 #include "core/channel.h"
+#include "gate.h"
 #include "wire.h"
 
 typedef struct agent_proc {
@@ -474,15 +476,16 @@ static void slow_collect(void *ud, int stream, const void *buf, size_t len)
 		usleep(25000); /* a host that cannot keep up for ~1 s */
 }
 
-static long vm_hwm_kib(pid_t pid)
+static long proc_status_kib(pid_t pid, const char *key)
 {
 	char path[64], line[256];
 	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
 	FILE *f = fopen(path, "r");
 	long kib = -1;
+	size_t kl = strlen(key);
 	while (f && fgets(line, sizeof line, f))
-		if (!strncmp(line, "VmHWM:", 6))
-			kib = strtol(line + 6, NULL, 10);
+		if (!strncmp(line, key, kl) && line[kl] == ':')
+			kib = strtol(line + kl + 1, NULL, 10);
 	if (f)
 		fclose(f);
 	return kib;
@@ -503,9 +506,228 @@ TEST(flooding_process_is_throttled_not_buffered)
 	CHECK_INT_EQ(res.exit_code, 0);
 	CHECK_INT_EQ(k.bytes, 50331648ull);
 	CHECK(!k.bad);
-	long hwm = vm_hwm_kib(a.pid);
+	long hwm = proc_status_kib(a.pid, "VmHWM");
 	printf("# agent peak RSS %ld KiB for 48 MiB of output\n", hwm);
 	CHECK(hwm > 0 && hwm < 16 * 1024);
+	stop(&a);
+}
+
+/* ---- flow control (docs/protocol.md "Flow control") ---- */
+
+typedef struct gated_sink {
+	gate g;
+	uint64_t bytes;
+	bool bad;
+} gated_sink;
+
+/* An output consumer that stops dead on its first call until the gate opens. */
+static void gated_count(void *ud, int stream, const void *buf, size_t len)
+{
+	gated_sink *k = ud;
+	gate_pass(&k->g);
+	k->bytes += len;
+	if (stream != 1 || ((const char *)buf)[0] != '\0' || ((const char *)buf)[len - 1] != '\0')
+		k->bad = true;
+}
+
+typedef struct bg_exec {
+	chan *c;
+	exec_req req;
+	chan_output_cb cb;
+	void *ud;
+	exec_result res;
+	int rc;
+	silo_error err;
+} bg_exec;
+
+static void *bg_exec_main(void *p)
+{
+	bg_exec *b = p;
+	b->rc = chan_exec(b->c, &b->req, b->cb, b->ud, &b->res, &b->err);
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+TEST(stalled_consumer_does_not_stall_other_tasks)
+{
+	agent_proc a;
+	start(&a, 200); /* heartbeats on: the channel must stay alive while one consumer is stuck */
+	gated_sink g = {.g = GATE_INIT};
+	char *argv[] = {"head", "-c", "67108864", "/dev/zero", NULL};
+	bg_exec b = {.c = a.c, .req = {.argv = argv, .uid = -1, .gid = -1}, .cb = gated_count, .ud = &g};
+	pthread_t th;
+	REQUIRE(pthread_create(&th, NULL, bg_exec_main, &b) == 0);
+	gate_wait_entered(&g.g);
+	/* 64 MiB task stalled in its consumer: other tasks, file ops and pings go on. */
+	enum { RUNS = 20 };
+	uint64_t rtt[RUNS];
+	int done = 0;
+	char *t_argv[] = {"true", NULL};
+	exec_req t = {.argv = t_argv, .uid = -1, .gid = -1};
+	for (int i = 0; i < RUNS; i++) {
+		uint64_t t0 = now_mono_ns();
+		uint32_t id;
+		exec_result res;
+		silo_error err;
+		if (chan_exec_start(a.c, &t, NULL, NULL, &id, &err) < 0 || chan_exec_wait(a.c, id, 5000, &res, &err) < 0) {
+			printf("# true #%d: %s\n", i, err.message);
+			break;
+		}
+		rtt[done++] = now_mono_ns() - t0;
+	}
+	CHECK_INT_EQ(done, RUNS);
+	if (done) {
+		qsort(rtt, (size_t)done, sizeof rtt[0], cmp_u64);
+		printf("# exec(true) round trip while a 64 MiB task is stalled: p50 %.2f ms, max %.2f ms (n=%d)\n",
+		       rtt[done / 2] / 1e6, rtt[done - 1] / 1e6, done);
+	}
+	silo_error err;
+	file_stat st;
+	CHECK(chan_stat(a.c, "/", &st, &err) == 0);
+	CHECK(chan_ping(a.c, 2000, &err) == 0);
+	usleep(700000); /* > 3 heartbeat intervals */
+	CHECK(chan_is_connected(a.c));
+	/* The stalled task got no further than its window: the rest waits in the process's pipe. */
+	uint64_t rx;
+	chan_stats(a.c, NULL, &rx);
+	printf("# bytes received while stalled: %llu\n", (unsigned long long)rx);
+	CHECK(rx < 4u * 1024 * 1024);
+	long hwm = proc_status_kib(a.pid, "VmHWM");
+	printf("# agent peak RSS %ld KiB\n", hwm);
+	CHECK(hwm > 0 && hwm < 16 * 1024);
+	gate_open(&g.g);
+	pthread_join(th, NULL);
+	CHECK_INT_EQ(b.rc, 0);
+	CHECK_INT_EQ(b.res.exit_code, 0);
+	CHECK_INT_EQ(g.bytes, 67108864);
+	CHECK(!g.bad);
+	stop(&a);
+}
+
+static void count_bytes(void *ud, int stream, const void *buf, size_t len)
+{
+	(void)stream;
+	(void)buf;
+	*(uint64_t *)ud += len;
+}
+
+TEST(unread_output_blocks_the_process)
+{
+	agent_proc a;
+	start(&a, 0);
+	/* Nobody waits for this task for a second: its output must stay in the guest. */
+	char *argv[] = {"sh", "-c", "head -c 33554432 /dev/zero; echo done >&2", NULL};
+	exec_req r = {.argv = argv, .uid = -1, .gid = -1};
+	uint64_t got = 0;
+	uint32_t id;
+	silo_error err;
+	REQUIRE(chan_exec_start(a.c, &r, count_bytes, &got, &id, &err) == 0);
+	usleep(1000000);
+	uint64_t rx;
+	chan_stats(a.c, NULL, &rx);
+	printf("# bytes received from a task nobody reads: %llu\n", (unsigned long long)rx);
+	CHECK(rx < 4u * 1024 * 1024);
+	CHECK_INT_EQ(got, 0);
+	exec_result res;
+	REQUIRE(chan_exec_wait(a.c, id, 30000, &res, &err) == 0);
+	CHECK_INT_EQ(res.exit_code, 0);
+	CHECK_INT_EQ(got, 33554432 + 5);
+	stop(&a);
+}
+
+typedef struct feeder {
+	chan *c;
+	uint32_t id;
+	size_t total, chunk;
+	int rc;
+	silo_error err;
+} feeder;
+
+static void *feeder_main(void *p)
+{
+	feeder *f = p;
+	uint8_t *buf = xcalloc(1, f->chunk);
+	f->rc = 0;
+	for (size_t sent = 0; sent < f->total && f->rc == 0; sent += f->chunk)
+		f->rc = chan_exec_stdin(f->c, f->id, buf, f->chunk, sent + f->chunk >= f->total, &f->err);
+	free(buf);
+	return NULL;
+}
+
+TEST(stdin_is_flow_controlled)
+{
+	agent_proc a;
+	start(&a, 0);
+	/* A fast writer into a process that reads nothing for 2 s: the writer waits,
+	 * the agent does not buffer; then every byte arrives. */
+	outbuf o = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	mp_buf_init(&o.out);
+	mp_buf_init(&o.err);
+	char *argv[] = {"sh", "-c", "sleep 2; wc -c", NULL};
+	exec_req r = {.argv = argv, .uid = -1, .gid = -1, .stdin_stream = true};
+	silo_error err;
+	feeder f = {.c = a.c, .total = 64u << 20, .chunk = 1u << 20};
+	REQUIRE(chan_exec_start(a.c, &r, collect, &o, &f.id, &err) == 0);
+	pthread_t th;
+	REQUIRE(pthread_create(&th, NULL, feeder_main, &f) == 0);
+	usleep(1000000);
+	uint64_t tx;
+	chan_stats(a.c, &tx, NULL);
+	long rss = proc_status_kib(a.pid, "VmRSS");
+	printf("# after 1 s of a stalled reader: %llu bytes sent, agent RSS %ld KiB\n", (unsigned long long)tx, rss);
+	CHECK(tx < 4u * 1024 * 1024);
+	CHECK(rss > 0 && rss < 16 * 1024);
+	pthread_join(th, NULL);
+	if (f.rc < 0)
+		printf("# stdin: %s\n", f.err.message);
+	CHECK_INT_EQ(f.rc, 0);
+	exec_result res;
+	REQUIRE(chan_exec_wait(a.c, f.id, 30000, &res, &err) == 0);
+	mp_put_raw(&o.out, "", 1);
+	CHECK_STR_EQ((char *)o.out.p, "67108864\n");
+	CHECK_INT_EQ(proc_status_kib(a.pid, "VmHWM") < 16 * 1024, 1);
+	outbuf_free(&o);
+
+	/* A process that never reads stdin and exits: the writer is released, not hung. */
+	char *argv2[] = {"sleep", "0.3", NULL};
+	exec_req r2 = {.argv = argv2, .uid = -1, .gid = -1, .stdin_stream = true};
+	feeder f2 = {.c = a.c, .total = 8u << 20, .chunk = 1u << 20};
+	REQUIRE(chan_exec_start(a.c, &r2, NULL, NULL, &f2.id, &err) == 0);
+	uint64_t t0 = now_mono_ns();
+	REQUIRE(pthread_create(&th, NULL, feeder_main, &f2) == 0);
+	pthread_join(th, NULL);
+	printf("# writer into a non-reading process returned after %.0f ms: %s\n", (now_mono_ns() - t0) / 1e6,
+	       f2.rc ? f2.err.message : "ok");
+	CHECK(now_mono_ns() - t0 < 5000000000ull);
+	CHECK(f2.rc == 0 || f2.err.sys_errno == ESRCH);
+	REQUIRE(chan_exec_wait(a.c, f2.id, 10000, &res, &err) == 0);
+	CHECK_INT_EQ(res.exit_code, 0);
+	stop(&a);
+}
+
+TEST(big_stdin_through_cat_round_trips)
+{
+	agent_proc a;
+	start(&a, 0);
+	/* cat writes back what it reads: stdin and output flow at once, neither may wedge the other. */
+	size_t n = 16u << 20;
+	uint8_t *data = xmalloc(n);
+	random_bytes(data, n);
+	outbuf o;
+	exec_result res;
+	exec_req r = {.uid = -1, .gid = -1, .stdin_data = data, .stdin_len = n};
+	char *argv[] = {"cat", NULL};
+	REQUIRE(run(&a, argv, &r, &o, &res) == 0);
+	CHECK_INT_EQ(res.exit_code, 0);
+	CHECK_INT_EQ(o.out.len, n + 1);
+	CHECK(o.out.len == n + 1 && memcmp(o.out.p, data, n) == 0);
+	outbuf_free(&o);
+	free(data);
 	stop(&a);
 }
 
@@ -616,7 +838,9 @@ TEST(version_mismatch_is_a_clear_error)
 	REQUIRE(raw_recv(fd, &m, &p));
 	CHECK_INT_EQ(m.type, WM_ERROR);
 	CHECK_INT_EQ(m.code, EPROTONOSUPPORT);
-	CHECK_CONTAINS(m.msg, "protocol version 2 not supported (agent speaks 1)");
+	char want[96];
+	snprintf(want, sizeof want, "protocol version %d not supported (agent speaks %d)", WIRE_VERSION + 1, WIRE_VERSION);
+	CHECK_CONTAINS(m.msg, want);
 	wire_msg_free(&m);
 	free(p);
 	CHECK(!raw_recv(fd, &m, &p)); /* then it hangs up */
@@ -633,6 +857,97 @@ TEST(version_mismatch_is_a_clear_error)
 	CHECK_CONTAINS(m.msg, "expected hello, got ping");
 	wire_msg_free(&m);
 	free(p);
+	close(fd);
+	expect_clean_exit(pid);
+}
+
+/* A raw session with the real agent: hello, then exec argv as task 1 with win. */
+static pid_t raw_session(int *fd, char **argv, uint32_t argc, uint32_t win, bool stdin_stream)
+{
+	pid_t pid = raw_agent(fd);
+	wire_msg hello = {.type = WM_HELLO, .present = WF_V, .v = WIRE_VERSION};
+	raw_send(*fd, &hello);
+	wire_msg m;
+	uint8_t *p = NULL;
+	REQUIRE(raw_recv(*fd, &m, &p));
+	REQUIRE(m.type == WM_HELLO_OK);
+	wire_msg_free(&m);
+	free(p);
+	wire_msg ex = {.type = WM_EXEC, .id = 1, .present = WF_ARGV | WF_WIN | WF_FLAG, .argv = argv, .argc = argc,
+		       .win = win, .flag = stdin_stream};
+	raw_send(*fd, &ex);
+	return pid;
+}
+
+/* Frames until an error with id 0 (returned, caller frees) or EOF (false). */
+static bool raw_until_error(int fd, wire_msg *m)
+{
+	uint8_t *p = NULL;
+	while (raw_recv(fd, m, &p)) {
+		free(p);
+		if (m->type == WM_ERROR && m->id == 0)
+			return true;
+		wire_msg_free(m);
+	}
+	return false;
+}
+
+TEST(agent_refuses_a_host_beyond_its_windows)
+{
+	/* Output credit beyond the window the host itself chose. */
+	int fd;
+	char *sleep_argv[] = {"sleep", "5", NULL};
+	pid_t pid = raw_session(&fd, sleep_argv, 2, WIRE_MIN_WINDOW, false);
+	wire_msg cr = {.type = WM_CREDIT, .id = 1, .present = WF_N, .n = 1};
+	raw_send(fd, &cr);
+	wire_msg m;
+	REQUIRE(raw_until_error(fd, &m));
+	printf("# %s\n", m.msg);
+	CHECK_INT_EQ(m.code, EPROTO);
+	CHECK_CONTAINS(m.msg, "exceeds its window");
+	wire_msg_free(&m);
+	uint8_t *p = NULL;
+	CHECK(!raw_recv(fd, &m, &p)); /* then it hangs up */
+	close(fd);
+	expect_clean_exit(pid);
+
+	/* Stdin past the stdin window, to a process that reads nothing: the whole
+	 * window, then what the agent credits back (the pipe buffer), then 1 byte. */
+	pid = raw_session(&fd, sleep_argv, 2, WIRE_WINDOW, true);
+	static uint8_t chunk[WIRE_STDIN_WINDOW + 1];
+	wire_msg in = {.type = WM_STDIN, .id = 1, .present = WF_DATA, .data = chunk, .data_len = WIRE_STDIN_WINDOW};
+	raw_send(fd, &in);
+	uint32_t credit = 0;
+	struct pollfd pf = {.fd = fd, .events = POLLIN};
+	while (poll(&pf, 1, 300) == 1) {
+		uint8_t *q = NULL;
+		REQUIRE(raw_recv(fd, &m, &q));
+		if (m.type == WM_CREDIT && m.id == 1)
+			credit += m.n;
+		wire_msg_free(&m);
+		free(q);
+	}
+	printf("# credited back while the process reads nothing: %u bytes\n", credit);
+	CHECK(credit < WIRE_STDIN_WINDOW);
+	in.data_len = credit + 1;
+	raw_send(fd, &in);
+	REQUIRE(raw_until_error(fd, &m));
+	printf("# %s\n", m.msg);
+	CHECK_INT_EQ(m.code, EPROTO);
+	CHECK_CONTAINS(m.msg, "stdin of");
+	wire_msg_free(&m);
+	close(fd);
+	expect_clean_exit(pid);
+
+	/* A window out of range is refused for that task only. */
+	pid = raw_session(&fd, sleep_argv, 2, WIRE_MAX_WINDOW + 1, false);
+	uint8_t *pp = NULL;
+	REQUIRE(raw_recv(fd, &m, &pp));
+	CHECK_INT_EQ(m.type, WM_ERROR);
+	CHECK_INT_EQ(m.id, 1);
+	CHECK_CONTAINS(m.msg, "win must be");
+	wire_msg_free(&m);
+	free(pp);
 	close(fd);
 	expect_clean_exit(pid);
 }
@@ -847,6 +1162,28 @@ static void on_disconnect(void *ud)
 	disconnects++;
 }
 
+static bool out_contains(outbuf *o, const char *needle)
+{
+	pthread_mutex_lock(&o->mu);
+	bool found = o->out.len && memmem(o->out.p, o->out.len, needle, strlen(needle));
+	pthread_mutex_unlock(&o->mu);
+	return found;
+}
+
+/* Output reaches the callback only while someone drives the task: wait 10 ms
+ * at a time (the task keeps running) until needle shows up. */
+static bool wait_for_output(chan *c, uint32_t id, outbuf *o, const char *needle)
+{
+	for (int i = 0; i < 500; i++) {
+		if (out_contains(o, needle))
+			return true;
+		silo_error err;
+		if (chan_exec_wait(c, id, 10, NULL, &err) == 0 || err.code != SILO_ERR_TIMEOUT)
+			return out_contains(o, needle);
+	}
+	return false;
+}
+
 TEST(agent_death_fails_pending_operations)
 {
 	int sv[2];
@@ -868,14 +1205,7 @@ TEST(agent_death_fails_pending_operations)
 	exec_req r = {.argv = argv, .uid = -1, .gid = -1};
 	uint32_t id;
 	REQUIRE(chan_exec_start(c, &r, collect, &ob, &id, &err) == 0);
-	for (int i = 0; i < 500; i++) {
-		pthread_mutex_lock(&ob.mu);
-		bool have = ob.out.len > 0 && memchr(ob.out.p, '\n', ob.out.len);
-		pthread_mutex_unlock(&ob.mu);
-		if (have)
-			break;
-		usleep(10000);
-	}
+	wait_for_output(c, id, &ob, "\n");
 	pthread_mutex_lock(&ob.mu);
 	mp_put_raw(&ob.out, "", 1);
 	pid_t sleeper = (pid_t)atoi((char *)ob.out.p);
@@ -941,24 +1271,6 @@ TEST(hostname_in_a_uts_namespace)
 }
 
 
-static bool out_contains(outbuf *o, const char *needle)
-{
-	pthread_mutex_lock(&o->mu);
-	bool found = o->out.len && memmem(o->out.p, o->out.len, needle, strlen(needle));
-	pthread_mutex_unlock(&o->mu);
-	return found;
-}
-
-static bool wait_for_output(outbuf *o, const char *needle)
-{
-	for (int i = 0; i < 500; i++) {
-		if (out_contains(o, needle))
-			return true;
-		usleep(10000);
-	}
-	return false;
-}
-
 TEST(interactive_pty_with_resize)
 {
 	agent_proc a;
@@ -975,7 +1287,7 @@ TEST(interactive_pty_with_resize)
 	REQUIRE(chan_exec_start(a.c, &r, collect, &o, &id, &err) == 0);
 	const char *l1 = "echo size=$(stty size)\n";
 	REQUIRE(chan_exec_stdin(a.c, id, l1, strlen(l1), false, &err) == 0);
-	CHECK(wait_for_output(&o, "size=33 101"));
+	CHECK(wait_for_output(a.c, id, &o, "size=33 101"));
 	REQUIRE(chan_exec_resize(a.c, id, 50, 132, &err) == 0);
 	const char *l2 = "echo size=$(stty size); exit 7\n";
 	REQUIRE(chan_exec_stdin(a.c, id, l2, strlen(l2), false, &err) == 0);
@@ -1056,4 +1368,6 @@ TEST_MAIN(exec_exit_codes_and_streams, exec_env_cwd_stdin_timeout, exec_stdin_st
 	  listen_fd_serves_successive_connections, shutdown_ends_the_agent,
 	  flooding_process_is_throttled_not_buffered, exec_as_another_user_drops_groups,
 	  device_mode_over_a_tty_resyncs_per_host_connection, agent_death_fails_pending_operations,
-	  hostname_in_a_uts_namespace, interactive_pty_with_resize, streamed_file_transfer_between_fds)
+	  hostname_in_a_uts_namespace, interactive_pty_with_resize, streamed_file_transfer_between_fds,
+	  stalled_consumer_does_not_stall_other_tasks, unread_output_blocks_the_process, stdin_is_flow_controlled,
+	  big_stdin_through_cat_round_trips, agent_refuses_a_host_beyond_its_windows)

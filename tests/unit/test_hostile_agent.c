@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0
  * The host side of the agent channel against a scripted hostile agent that
  * completes the handshake and answers heartbeats, then misbehaves per request:
- * never answers, trickles data past the limit, floods output, answers with the
- * wrong message type, sends oversized chunks, bad exit codes, or directory
- * entries that try to escape. Each: a clear error, no hang, no crash.
+ * never answers, trickles data past the limit, floods output (within its
+ * credit, or ignoring the window), grants stdin credit it was never owed,
+ * answers with the wrong message type, sends oversized chunks, bad exit codes,
+ * or directory entries that try to escape, or speaks an older protocol. Each:
+ * a clear error, no hang, no crash, host memory bounded by the window.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -20,7 +22,11 @@
 typedef enum behaviour {
 	B_SILENT,        /* answer nothing but pings */
 	B_TRICKLE,       /* FREAD: endless 64 KiB chunks, never eof */
-	B_FLOOD,         /* EXEC: 256 MiB of output in max-size chunks, then exit 0 */
+	B_FLOOD,         /* EXEC: 64 MiB of output in max-size chunks as credit allows, then exit 0 */
+	B_OVERRUN,       /* EXEC: output past the window without waiting for credit */
+	B_STDIN_CREDIT,  /* EXEC: grants stdin credit beyond the stdin window */
+	B_OLD_AGENT,     /* HELLO: refuses like a version-1 agent */
+	B_OLD_HELLO_OK,  /* HELLO: answers hello_ok with version 1 */
 	B_WRONG_TYPE,    /* STAT: answer with LIST_R */
 	B_BIG_CHUNK,     /* EXEC: one output chunk larger than WIRE_CHUNK */
 	B_BAD_EXIT,      /* EXEC: exit code 999 and no signal */
@@ -76,6 +82,41 @@ static int read_msg(int fd, wire_msg *m, uint8_t *buf)
 	return 0;
 }
 
+#define FLOOD_BYTES (64ull << 20)
+
+/* Send FLOOD_BYTES of output for task id, never more than the host granted:
+ * out of credit, read frames (credit, pings) until more arrives. */
+static void flood_within_credit(fake *f, uint32_t id, uint64_t credit, uint8_t *buf)
+{
+	static uint8_t chunk[WIRE_CHUNK];
+	memset(chunk, 'x', sizeof chunk);
+	uint64_t left = FLOOD_BYTES;
+	while (left && !f->stop) {
+		if (credit == 0) {
+			wire_msg m;
+			if (read_msg(f->fd, &m, buf) < 0)
+				return;
+			if (m.type == WM_CREDIT && m.id == id)
+				credit += m.n;
+			else if (m.type == WM_PING) {
+				wire_msg pong = {.type = WM_PONG, .id = m.id, .present = WF_MS, .ms = m.ms};
+				send_msg(f->fd, &pong);
+			}
+			wire_msg_free(&m);
+			continue;
+		}
+		size_t n = (size_t)MIN(MIN(credit, left), (uint64_t)WIRE_CHUNK);
+		wire_msg o = {.type = WM_OUTPUT, .id = id, .present = WF_STREAM | WF_DATA, .stream = 1, .data = chunk,
+			      .data_len = n};
+		if (send_msg(f->fd, &o) < 0)
+			return;
+		credit -= n;
+		left -= n;
+	}
+	wire_msg x = {.type = WM_EXIT, .id = id, .present = WF_CODE | WF_MS, .code = 0, .ms = 1};
+	send_msg(f->fd, &x);
+}
+
 static void *fake_main(void *p)
 {
 	fake *f = p;
@@ -85,8 +126,17 @@ static void *fake_main(void *p)
 		uint32_t id = m.id;
 		uint32_t type = m.type;
 		uint64_t ms = m.ms;
+		uint32_t win = (m.present & WF_WIN) ? m.win : 0;
 		wire_msg_free(&m);
-		if (type == WM_HELLO) {
+		if (type == WM_HELLO && f->b == B_OLD_AGENT) {
+			wire_msg e = {.type = WM_ERROR, .present = WF_CODE | WF_MSG, .code = EPROTONOSUPPORT,
+				      .msg = "protocol version 2 not supported (agent speaks 1)"};
+			send_msg(f->fd, &e);
+		} else if (type == WM_HELLO && f->b == B_OLD_HELLO_OK) {
+			wire_msg ok = {.type = WM_HELLO_OK, .present = WF_V | WF_AGENT | WF_KERNEL | WF_PID, .v = 1,
+				       .agent = "old", .kernel = "0", .pid = 1};
+			send_msg(f->fd, &ok);
+		} else if (type == WM_HELLO) {
 			wire_msg ok = {.type = WM_HELLO_OK, .present = WF_V | WF_AGENT | WF_KERNEL | WF_PID, .v = WIRE_VERSION,
 				       .agent = "evil", .kernel = "0", .pid = 1};
 			send_msg(f->fd, &ok);
@@ -99,19 +149,27 @@ static void *fake_main(void *p)
 			for (int i = 0; i < 4096 && !f->stop; i++)
 				if (send_msg(f->fd, &d) < 0)
 					break;
-		} else if (type == WM_EXEC && (f->b == B_FLOOD || f->b == B_BIG_CHUNK || f->b == B_BAD_EXIT)) {
+		} else if (type == WM_EXEC && (f->b == B_FLOOD || f->b == B_OVERRUN || f->b == B_STDIN_CREDIT ||
+					       f->b == B_BIG_CHUNK || f->b == B_BAD_EXIT)) {
 			wire_msg st = {.type = WM_STARTED, .id = id, .present = WF_PID, .pid = 2};
 			send_msg(f->fd, &st);
 			if (f->b == B_FLOOD) {
+				flood_within_credit(f, id, win, buf);
+			} else if (f->b == B_OVERRUN) {
+				/* the whole window, then one byte more, without waiting for credit */
 				static uint8_t chunk[WIRE_CHUNK];
-				memset(chunk, 'x', sizeof chunk);
-				wire_msg o = {.type = WM_OUTPUT, .id = id, .present = WF_STREAM | WF_DATA, .stream = 1,
-					      .data = chunk, .data_len = sizeof chunk};
-				for (int i = 0; i < 1024; i++) /* 256 MiB */
+				for (uint64_t left = (uint64_t)win + 1; left;) {
+					size_t n = (size_t)MIN(left, (uint64_t)WIRE_CHUNK);
+					wire_msg o = {.type = WM_OUTPUT, .id = id, .present = WF_STREAM | WF_DATA, .stream = 1,
+						      .data = chunk, .data_len = n};
 					if (send_msg(f->fd, &o) < 0)
 						break;
-				wire_msg x = {.type = WM_EXIT, .id = id, .present = WF_CODE | WF_MS, .code = 0, .ms = 1};
-				send_msg(f->fd, &x);
+					left -= n;
+				}
+			} else if (f->b == B_STDIN_CREDIT) {
+				/* the host already holds the whole stdin window: any credit is too much */
+				wire_msg cr = {.type = WM_CREDIT, .id = id, .present = WF_N, .n = 1};
+				send_msg(f->fd, &cr);
 			} else if (f->b == B_BIG_CHUNK) {
 				send_output_raw(f->fd, id, WIRE_CHUNK + 1);
 			} else {
@@ -249,8 +307,32 @@ TEST(output_flood_is_delivered_in_bounded_chunks)
 	counter k = {0};
 	REQUIRE(chan_exec(r.c, &q, count_output, &k, &res, &err) == 0);
 	CHECK_INT_EQ(res.exit_code, 0);
-	CHECK_INT_EQ(k.bytes, 1024ull * WIRE_CHUNK);
+	CHECK_INT_EQ(k.bytes, FLOOD_BYTES);
 	CHECK(!k.bad);
+	rig_stop(&r);
+}
+
+TEST(flood_nobody_reads_stays_within_the_window)
+{
+	/* The agent keeps to its credit; the host consumer does not read for a while:
+	 * the host holds at most the window, whatever the agent has to send. */
+	rig r;
+	rig_start(&r, B_FLOOD, 5000);
+	char *argv[] = {"flood", NULL};
+	exec_req q = {.argv = argv, .uid = -1, .gid = -1, .window = 256 * 1024};
+	uint32_t id;
+	silo_error err;
+	counter k = {0};
+	REQUIRE(chan_exec_start(r.c, &q, count_output, &k, &id, &err) == 0);
+	usleep(300000);
+	uint64_t rx;
+	chan_stats(r.c, NULL, &rx);
+	printf("# received while nobody reads: %llu bytes (window 256 KiB)\n", (unsigned long long)rx);
+	CHECK(rx <= 256 * 1024 + 4096);
+	CHECK(chan_is_connected(r.c)); /* heartbeats flowed meanwhile */
+	exec_result res;
+	REQUIRE(chan_exec_wait(r.c, id, 30000, &res, &err) == 0);
+	CHECK_INT_EQ(k.bytes, FLOOD_BYTES);
 	rig_stop(&r);
 }
 
@@ -269,12 +351,24 @@ static void expect_violation(behaviour b, const char *want)
 		dir_entry *ents;
 		size_t n;
 		rc = chan_list(r.c, "/", &ents, &n, &err);
+	} else if (b == B_OVERRUN) {
+		/* Nobody takes the output, so no credit is granted: byte win+1 is the violation. */
+		char *argv[] = {"x", NULL};
+		exec_req q = {.argv = argv, .uid = -1, .gid = -1};
+		uint32_t id;
+		REQUIRE(chan_exec_start(r.c, &q, NULL, NULL, &id, &err) == 0);
+		for (int i = 0; i < 400 && chan_is_connected(r.c); i++)
+			usleep(5000);
+		exec_result res;
+		rc = chan_exec_wait(r.c, id, 2000, &res, &err);
 	} else {
 		char *argv[] = {"x", NULL};
 		exec_req q = {.argv = argv, .uid = -1, .gid = -1};
 		exec_result res;
 		rc = chan_exec(r.c, &q, NULL, NULL, &res, &err);
 	}
+	if (rc < 0)
+		printf("# %s\n", err.message);
 	CHECK_INT_EQ(rc, -1);
 	CHECK_INT_EQ(err.code, SILO_ERR_PROTOCOL);
 	for (int i = 0; i < 200 && !violations; i++)
@@ -305,7 +399,51 @@ TEST(directory_entry_escaping_is_a_violation)
 	expect_violation(B_EVIL_ENTRIES, "");
 }
 
+TEST(output_beyond_the_window_is_a_violation)
+{
+	expect_violation(B_OVERRUN, "output beyond the granted window");
+}
+
+TEST(stdin_credit_beyond_the_window_is_a_violation)
+{
+	expect_violation(B_STDIN_CREDIT, "stdin credit beyond the window");
+}
+
+static void expect_refused_handshake(behaviour b, const char *want)
+{
+	int sv[2];
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	fake f = {.fd = sv[1], .b = b};
+	pthread_t th;
+	pthread_create(&th, NULL, fake_main, &f);
+	chan_opts o = {.vm_id = "old", .handshake_timeout_ms = 2000};
+	silo_error err;
+	chan *c = chan_open(sv[0], &o, NULL, &err);
+	CHECK(c == NULL);
+	if (!c) {
+		printf("# %s\n", err.message);
+		CHECK_INT_EQ(err.code, SILO_ERR_PROTOCOL);
+		CHECK_CONTAINS(err.message, want);
+	}
+	f.stop = 1;
+	chan_close(c);
+	shutdown(sv[1], SHUT_RDWR);
+	pthread_join(th, NULL);
+	close(sv[1]);
+}
+
+TEST(older_agent_is_refused_clearly)
+{
+	char want[64];
+	snprintf(want, sizeof want, "host speaks protocol %d", WIRE_VERSION);
+	expect_refused_handshake(B_OLD_AGENT, want);
+	expect_refused_handshake(B_OLD_AGENT, "agent speaks 1");
+	expect_refused_handshake(B_OLD_HELLO_OK, "agent speaks protocol 1");
+}
+
 TEST_MAIN(silent_agent_file_ops_time_out, trickled_file_data_past_the_limit_is_refused,
 	  output_flood_is_delivered_in_bounded_chunks, reply_of_the_wrong_type_is_a_violation,
 	  oversized_output_chunk_is_a_violation, exit_code_out_of_range_is_a_violation,
-	  directory_entry_escaping_is_a_violation)
+	  directory_entry_escaping_is_a_violation, flood_nobody_reads_stays_within_the_window,
+	  output_beyond_the_window_is_a_violation, stdin_credit_beyond_the_window_is_a_violation,
+	  older_agent_is_refused_clearly)

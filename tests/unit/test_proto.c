@@ -60,7 +60,7 @@ static void gen(wire_msg *m, uint8_t *data)
 	memset(m, 0, sizeof *m);
 	m->type = (uint32_t)(rnd() % 50);
 	m->id = (uint32_t)rnd();
-	m->present = (uint32_t)rnd() & ((1u << 29) - 1);
+	m->present = (uint32_t)rnd() & ((1u << 31) - 1);
 	m->v = (uint32_t)rnd();
 	if (m->present & WF_ARGV) m->argv = rand_strv(&m->argc);
 	if (m->present & WF_ENV) m->env = rand_strv(&m->envc);
@@ -94,6 +94,8 @@ static void gen(wire_msg *m, uint8_t *data)
 	m->cols = (uint32_t)rnd() % 300;
 	m->mode = (uint32_t)rnd();
 	m->pid = (uint32_t)rnd();
+	m->win = (uint32_t)rnd();
+	m->n = (uint32_t)rnd();
 	if (m->present & WF_ENTS) {
 		m->n_ents = (uint32_t)(rnd() % 40);
 		m->ents = xcalloc(m->n_ents + 1, sizeof *m->ents);
@@ -133,6 +135,7 @@ static bool msg_eq(const wire_msg *a, const wire_msg *b)
 		  EQ_IF(WF_SIZE, a->size == b->size) && EQ_IF(WF_MTIME, a->mtime == b->mtime) &&
 		  EQ_IF(WF_PID, a->pid == b->pid) && EQ_IF(WF_EXISTS, a->exists == b->exists) &&
 		  EQ_IF(WF_MAX, a->max == b->max) && EQ_IF(WF_TIMEOUT, a->timeout == b->timeout) &&
+		  EQ_IF(WF_WIN, a->win == b->win) && EQ_IF(WF_N, a->n == b->n) &&
 		  EQ_IF(WF_ENTS, a->n_ents == b->n_ents);
 	if (ok && (a->present & WF_ENTS))
 		for (uint32_t i = 0; i < a->n_ents; i++) {
@@ -303,9 +306,10 @@ static const wire_msg typical[] = {
 	 .agent = "0.1.0", .kernel = "6.1.0-silo", .pid = 1},
 	{.type = WM_EXEC, .id = 7,
 	 .present = WF_ARGV | WF_ENV | WF_CWD | WF_DATA | WF_FLAG | WF_TIMEOUT | WF_UID | WF_GID | WF_PTY | WF_ROWS |
-		    WF_COLS,
+		    WF_COLS | WF_WIN,
 	 .argv = ex_argv, .argc = 3, .env = ex_env, .envc = 2, .cwd = "/work", .data = (const uint8_t *)"in",
-	 .data_len = 2, .flag = true, .timeout = 30000, .uid = 1000, .gid = 1000, .pty = true, .rows = 24, .cols = 80},
+	 .data_len = 2, .flag = true, .timeout = 30000, .uid = 1000, .gid = 1000, .pty = true, .rows = 24, .cols = 80,
+	 .win = WIRE_WINDOW},
 	{.type = WM_STARTED, .id = 7, .present = WF_PID, .pid = 4242},
 	{.type = WM_OUTPUT, .id = 7, .present = WF_STREAM | WF_DATA, .stream = 2, .data = (const uint8_t *)"err\n",
 	 .data_len = 4},
@@ -313,6 +317,8 @@ static const wire_msg typical[] = {
 	 .eof = true},
 	{.type = WM_SIGNAL, .id = 7, .present = WF_SIG, .sig = 15},
 	{.type = WM_RESIZE, .id = 7, .present = WF_ROWS | WF_COLS, .rows = 50, .cols = 132},
+	{.type = WM_CREDIT, .id = 7, .present = WF_N, .n = 262144},
+	{.type = WM_DISCARD, .id = 7},
 	{.type = WM_EXIT, .id = 7, .present = WF_CODE | WF_SIG | WF_TIMEDOUT | WF_MS, .code = 137, .sig = 9,
 	 .timed_out = true, .ms = 30001},
 	{.type = WM_FWRITE, .id = 8, .present = WF_PATH | WF_MODE | WF_DATA | WF_FLAG | WF_EOF, .path = "/tmp/f",

@@ -6,7 +6,11 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
 
+#include "gate.h"
 #include "silo/silo.h"
 
 typedef struct out {
@@ -71,6 +75,117 @@ TEST(namespace_sandbox_through_the_public_api)
 	silo_spec_free(spec);
 }
 
+/* FNV-1a, 64 bit: enough to tell a byte-exact stream from a lossy one. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+typedef struct slow {
+	gate g;
+	uint64_t h, bytes;
+	int calls;
+} slow;
+
+/* Stops dead on the first call until the test opens the gate, then stays slow. */
+static void slow_output(void *ud, int stream, const void *p, size_t len)
+{
+	slow *s = ud;
+	gate_pass(&s->g);
+	if (stream == 1) {
+		s->h = fnv(s->h, p, len);
+		s->bytes += len;
+	}
+	if (s->calls++ % 64 == 0)
+		usleep(10000);
+}
+
+typedef struct bg {
+	silo_sandbox *sb;
+	slow *s;
+	silo_exec_result res;
+	int rc;
+	silo_error err;
+} bg;
+
+static void *bg_main(void *p)
+{
+	bg *b = p;
+	const char *argv[] = {"seq", "1", "6000000", NULL};
+	silo_exec_opts eo = {.argv = argv, .on_output = slow_output, .userdata = b->s};
+	b->rc = silo_sandbox_exec(b->sb, &eo, &b->res, &b->err);
+	return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+TEST(slow_output_callback_loses_nothing_and_stalls_nobody)
+{
+	if (geteuid() != 0)
+		SKIP("needs root for the namespace provider");
+	silo_error err;
+	const char *doc = "[vm]\nname = \"api-slow\"\nprovider = \"namespace\"\n";
+	silo_spec *spec = silo_spec_parse(doc, strlen(doc), &err);
+	REQUIRE(spec);
+	silo_sandbox *sb = NULL;
+	REQUIRE(silo_sandbox_create(spec, &sb, &err) == 0);
+	/* Expected: seq 1 6000000 computed here. */
+	uint64_t want_h = 0xcbf29ce484222325ull, want_n = 0;
+	char line[32];
+	for (int i = 1; i <= 6000000; i++) {
+		int n = snprintf(line, sizeof line, "%d\n", i);
+		want_h = fnv(want_h, line, (size_t)n);
+		want_n += (uint64_t)n;
+	}
+	slow s = {.g = GATE_INIT, .h = 0xcbf29ce484222325ull};
+	bg b = {.sb = sb, .s = &s};
+	pthread_t th;
+	REQUIRE(pthread_create(&th, NULL, bg_main, &b) == 0);
+	gate_wait_entered(&s.g);
+	/* The callback of one command is stuck: another command on the same sandbox runs. */
+	enum { RUNS = 10 };
+	double rtt[RUNS];
+	int done = 0;
+	const char *t_argv[] = {"true", NULL};
+	silo_exec_opts t = {.argv = t_argv};
+	for (int i = 0; i < RUNS; i++) {
+		double t0 = now_ms();
+		silo_exec_result r;
+		if (silo_sandbox_exec(sb, &t, &r, &err) < 0 || r.exit_code != 0)
+			break;
+		rtt[done++] = now_ms() - t0;
+	}
+	CHECK_INT_EQ(done, RUNS);
+	if (done) {
+		qsort(rtt, (size_t)done, sizeof rtt[0], cmp_double);
+		printf("# silo_sandbox_exec(true) while another command's callback is stuck: p50 %.2f ms, max %.2f ms\n",
+		       rtt[done / 2], rtt[done - 1]);
+	}
+	gate_open(&s.g);
+	pthread_join(th, NULL);
+	CHECK_INT_EQ(b.rc, 0);
+	CHECK_INT_EQ(b.res.exit_code, 0);
+	printf("# seq 1 6000000 through a slow callback: %llu bytes (%d calls)\n", (unsigned long long)s.bytes, s.calls);
+	CHECK_INT_EQ(s.bytes, want_n);
+	CHECK(s.h == want_h);
+	CHECK_INT_EQ(silo_sandbox_destroy(sb, &err), 0);
+	silo_spec_free(spec);
+}
+
 TEST(spec_errors_and_format)
 {
 	silo_error err;
@@ -106,4 +221,5 @@ TEST(only_the_public_api_is_exported)
 	dlclose(h);
 }
 
-TEST_MAIN(namespace_sandbox_through_the_public_api, spec_errors_and_format, only_the_public_api_is_exported)
+TEST_MAIN(namespace_sandbox_through_the_public_api, spec_errors_and_format, only_the_public_api_is_exported,
+	  slow_output_callback_loses_nothing_and_stalls_nobody)
