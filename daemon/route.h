@@ -33,7 +33,7 @@
 #include "core/manager.h"
 #include "daemon/api_authz.h"
 
-#define API_ACTOR_MAX 64
+#define API_ACTOR_MAX 80     /* "token:" and a 64-byte token name */
 
 /* What the handlers share, owned by the server (lives until api_stop). */
 typedef struct api_ctx {
