@@ -55,6 +55,18 @@ static void stream_wait_slice(pthread_cond_t *cv, pthread_mutex_t *lock)
 	pthread_cond_timedwait(cv, lock, &ts);
 }
 
+/* A reader with nothing to send: wait one slice (true), or leave the lock
+ * and end the stream when the client is gone or silod stops (false). */
+static bool stream_idle(const api_ctx *ctx, int peer_fd, pthread_cond_t *cv, pthread_mutex_t *lock)
+{
+	if (api_stream_cut(ctx, peer_fd)) {
+		pthread_mutex_unlock(lock);
+		return false;
+	}
+	stream_wait_slice(cv, lock);
+	return true;
+}
+
 /* ---- exec (NDJSON) ----
  * Nothing is dropped and memory stays bounded: a waiter thread takes output
  * from the channel (manager_exec_read) only while this stream holds less than
@@ -222,11 +234,8 @@ static ssize_t exec_read(void *cls, char *buf, size_t max)
 			pthread_mutex_unlock(&st->lock);
 			return API_STREAM_END;
 		}
-		if (api_stream_cut(st->ctx, st->fd)) {
-			pthread_mutex_unlock(&st->lock);
+		if (!stream_idle(st->ctx, st->fd, &st->cond, &st->lock))
 			return API_STREAM_ABORT;
-		}
-		stream_wait_slice(&st->cond, &st->lock);
 	}
 }
 
@@ -374,11 +383,8 @@ static ssize_t ev_read(void *cls, char *buf, size_t max)
 			st->cur_off = 0;
 			continue;
 		}
-		if (api_stream_cut(st->ctx, st->fd)) {
-			pthread_mutex_unlock(&st->lock);
+		if (!stream_idle(st->ctx, st->fd, &st->cond, &st->lock))
 			return API_STREAM_ABORT;
-		}
-		stream_wait_slice(&st->cond, &st->lock);
 	}
 }
 
