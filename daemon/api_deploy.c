@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "daemon/api_parse.h"
 #include "daemon/handlers.h"
 #include "trust/trust.h"
 
@@ -39,24 +40,13 @@ int h_bundle_put(api_req *q, api_reply *r, silo_error *err)
 	return api_reply_json(r, 201, out);
 }
 
-/* The body's fields: {"name", "team", "restart", "set": [..], "spec",
- * "spec_signature", "bundle", "wait_s"}, strict (unknown or duplicate keys
- * and wrong types are refused, naming the field). */
+/* The types of the body's fields (api_json_body refused unknown and
+ * duplicate ones), naming the field. */
 static int check_fields(json_t *o, silo_error *err)
 {
-	static const char *const fields[] = {"name", "team", "restart", "set", "spec", "spec_signature", "bundle", "wait_s"};
 	const char *k;
 	json_t *v;
 	json_object_foreach(o, k, v) {
-		size_t i;
-		for (i = 0; i < ARRAY_SIZE(fields); i++)
-			if (!strcmp(k, fields[i]))
-				break;
-		if (i == ARRAY_SIZE(fields))
-			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
-					 "body: unknown field '%.64s' (expected name, team, restart, set, spec, "
-					 "spec_signature, bundle, wait_s)",
-					 k);
 		if (!strcmp(k, "wait_s") &&
 		    (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > WAIT_MAX_S))
 			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: wait_s: expected an integer in 0..%d",
@@ -82,13 +72,11 @@ int h_deploy_create(api_req *q, api_reply *r, silo_error *err)
 	deployer *d = deployments(q, err);
 	if (!d)
 		return -1;
-	json_error_t je;
-	json_t *o = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &je), *out;
-	if (!o || !json_is_object(o)) {
-		json_decref(o);
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: expected a JSON object (%s at byte %d)",
-				 o ? "not an object" : je.text, o ? 0 : je.position);
-	}
+	static const char *const fields[] = {"name", "team", "restart", "set", "spec", "spec_signature", "bundle",
+					     "wait_s", NULL};
+	json_t *o = api_json_body(q->body, q->len, fields, false, err), *out;
+	if (!o)
+		return -1;
 	if (check_fields(o, err) < 0) {
 		json_decref(o);
 		return -1;

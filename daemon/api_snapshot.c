@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "daemon/api_parse.h"
 #include "daemon/handlers.h"
 #include "snapshot/snapshot.h"
 
@@ -30,29 +31,7 @@
 /* The body as a JSON object with only the allowed keys ({} when empty). */
 static json_t *parse_body(const api_req *q, const char *const *allowed, silo_error *err)
 {
-	if (q->len == 0)
-		return json_object();
-	json_error_t je;
-	json_t *o = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &je);
-	if (!o || !json_is_object(o)) {
-		json_decref(o);
-		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "request body: expected a JSON object (%s at line %d column %d)",
-			  o ? "not an object" : je.text, je.line, je.column);
-		return NULL;
-	}
-	const char *k;
-	json_t *v;
-	json_object_foreach(o, k, v) {
-		bool ok = false;
-		for (const char *const *a = allowed; *a; a++)
-			ok |= !strcmp(*a, k);
-		if (!ok) {
-			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "request body: unknown field \"%.64s\"", k);
-			json_decref(o);
-			return NULL;
-		}
-	}
-	return o;
+	return api_json_body(q->body, q->len, allowed, true, err);
 }
 
 /* strv from an optional JSON array of strings named field. */
