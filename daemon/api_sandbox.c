@@ -61,6 +61,22 @@ static int isolation_query(const api_req *q, vm_spec *spec, silo_error *err)
 	return 0;
 }
 
+/* ?bind=client: the sandbox lives only as long as the calling process
+ * (`silo run` through silod); only a unix-socket peer has a process we see. */
+static int bind_query(const api_req *q, mgr_create_opts *o, silo_error *err)
+{
+	const char *v = api_query(q, "bind");
+	if (!v)
+		return 0;
+	if (strcmp(v, "client") != 0)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "bind: expected \"client\"");
+	if (q->who.tcp || !q->who.have_cred || q->who.pid <= 0)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "bind: only a client on the unix socket can bind a sandbox to itself");
+	o->bind_client = q->who.pid;
+	return 0;
+}
+
 int h_sandbox_create(api_req *q, api_reply *r, silo_error *err)
 {
 	vm_spec spec = {0};
@@ -75,6 +91,8 @@ int h_sandbox_create(api_req *q, api_reply *r, silo_error *err)
 	mgr_create_opts o = {.actor = q->who.actor};
 	if (rc == 0)
 		rc = isolation_query(q, &spec, err);
+	if (rc == 0)
+		rc = bind_query(q, &o, err);
 	if (rc == 0)
 		rc = api_create_check(q, &spec, &o, err);
 	char id[SILO_ID_MAX];
