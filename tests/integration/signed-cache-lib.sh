@@ -1,12 +1,33 @@
 # A private image cache with the kernel and the "base" image of the real cache,
 # sourced by the tests that attack the cache or its signature (test_trust.sh,
-# test_trust_stamp.sh, test_scratch_template.sh). Run in $TMP; needs SILO,
-# SILO_KEYRING_DIR and SILO_CACHE_DIR=$PWD/cache.
-#   cache_layout REAL_CACHE KERNEL_MODE: the kernel, cache/images/base and an
-#     unsigned manifest.json naming both. KERNEL_MODE "copy" puts a copy of
-#     vmlinux in the cache (so it can be tampered with), "link" a symlink.
+# test_trust_stamp.sh, test_scratch_template.sh). Sourcing sets B, SILO,
+# real_cache (the cache to copy from) and the TAP helpers ok/notok/check (N,
+# FAILED).
+#   private_dirs NAME: a temp dir /tmp/NAME.XXXXXX (removed at exit unless KEEP
+#     is set; the exit prints the plan and exits FAILED) holding the keyring,
+#     cache, run and state dirs of the test (exported), and cd into it.
+#   cache_layout REAL_CACHE KERNEL_MODE (in the temp dir): the kernel,
+#     cache/images/base and an unsigned manifest.json naming both. KERNEL_MODE
+#     "copy" puts a copy of vmlinux in the cache (so it can be tampered with),
+#     "link" a symlink.
 #   signed_cache REAL_CACHE KERNEL_MODE: the same, plus a new key s.pub/s.key in
 #     the keyring and the manifest signed by it (versioned).
+B=${SILO_BUILD_ROOT:?}
+SILO="$B/cli/silo"
+real_cache=${SILO_CACHE_DIR:-$HOME/.cache/silo}
+N=0 FAILED=0
+ok() { N=$((N + 1)); echo "ok $N - $1"; }
+notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; shift; for l in "$@"; do echo "# $l"; done; }
+check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d" "command: $*"; fi; }
+
+private_dirs() {
+	TMP=$(mktemp -d "/tmp/$1.XXXXXX")
+	trap '[[ -n "${KEEP:-}" ]] || rm -rf "$TMP"; echo "1..$N"; exit $FAILED' EXIT
+	export SILO_KEYRING_DIR="$TMP/keyring" SILO_CACHE_DIR="$TMP/cache" SILO_RUNTIME_DIR="$TMP/run" \
+		SILO_STATE_DIR="$TMP/state"
+	cd "$TMP" || exit 1
+}
+
 cache_layout() {
 	local real=$1 mode=$2 kdir key
 	kdir=$(readlink -f "$real/kernel/current")

@@ -10,26 +10,14 @@
 # directory (trusted) and the cache's copy is never used.
 # Real QEMU boots from a private cache and keyring; TAP on stdout.
 set -uo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-B=${SILO_BUILD_ROOT:?}
-SILO="$B/cli/silo"
-N=0 FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; shift; for l in "$@"; do echo "# $l"; done; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d" "command: $*"; fi; }
-real_cache=${SILO_CACHE_DIR:-$HOME/.cache/silo}
+. "$(dirname "$0")/signed-cache-lib.sh"
 if [[ "${SILO_SKIP_VM_TESTS:-}" == 1 || ! -f "$real_cache/kernel/current/vmlinux" ||
 	! -f "$real_cache/images/base/initramfs.cpio.gz" ]] || ! command -v qemu-system-x86_64 > /dev/null ||
 	! command -v mkfs.ext4 > /dev/null; then
 	echo "1..0 # SKIP needs QEMU, mkfs.ext4, the kernel and the base image (scripts/prepare-images.sh BUILD)"
 	exit 0
 fi
-TMP=$(mktemp -d /tmp/silo-scratch-tpl.XXXXXX)
-trap '[[ -n "${KEEP:-}" ]] || rm -rf "$TMP"; echo "1..$N"; exit $FAILED' EXIT
-export SILO_KEYRING_DIR="$TMP/keyring" SILO_CACHE_DIR="$TMP/cache" SILO_RUNTIME_DIR="$TMP/run" \
-	SILO_STATE_DIR="$TMP/state"
-cd "$TMP" || exit 1
-. "$HERE/signed-cache-lib.sh"
+private_dirs silo-scratch-tpl
 signed_cache "$real_cache" link
 check "the signed image passes the boot check" bash -c "\"$SILO\" trust check-boot --image base > /dev/null"
 

@@ -6,21 +6,9 @@
 # unsigned or tampered manifests and unlisted kernels are refused with
 # CHECKSUM_MISMATCH naming the file; a signed manifest boots. TAP on stdout.
 set -uo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-B=${SILO_BUILD_ROOT:?}
-SILO="$B/cli/silo"
-N=0 FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
+. "$(dirname "$0")/signed-cache-lib.sh"   # TAP helpers, SILO, real_cache, private dirs
 if ! command -v minisign > /dev/null; then echo "1..0 # SKIP minisign not installed"; exit 0; fi
-real_cache=${SILO_CACHE_DIR:-$HOME/.cache/silo}
-TMP=$(mktemp -d /tmp/silo-trust-test.XXXXXX)
-trap '[[ -n "${KEEP:-}" ]] || rm -rf "$TMP"; echo "1..$N"' EXIT
-export SILO_KEYRING_DIR="$TMP/keyring" SILO_CACHE_DIR="$TMP/cache" SILO_RUNTIME_DIR="$TMP/run" \
-	SILO_STATE_DIR="$TMP/state"
-cd "$TMP" || exit 1
-. "$HERE/signed-cache-lib.sh"
+private_dirs silo-trust-test
 
 # ---- keys and signatures, both directions
 minisign -G -W -p m.pub -s m.key > /dev/null 2>&1

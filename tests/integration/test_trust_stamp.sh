@@ -9,24 +9,12 @@
 # (<keyring>/state/files/), ignores anything in the cache, and re-hashes.
 # TAP on stdout.
 set -uo pipefail
-HERE=$(cd "$(dirname "$0")" && pwd)
-B=${SILO_BUILD_ROOT:?}
-SILO="$B/cli/silo"
-N=0 FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; shift; for l in "$@"; do echo "# $l"; done; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d" "command: $*"; fi; }
-real_cache=${SILO_CACHE_DIR:-$HOME/.cache/silo}
+. "$(dirname "$0")/signed-cache-lib.sh"
 if [[ ! -f "$real_cache/kernel/current/vmlinux" || ! -f "$real_cache/images/base/initramfs.cpio.gz" ]]; then
 	echo "1..0 # SKIP kernel or base image missing (scripts/prepare-images.sh BUILD)"
 	exit 0
 fi
-TMP=$(mktemp -d /tmp/silo-trust-stamp.XXXXXX)
-trap '[[ -n "${KEEP:-}" ]] || rm -rf "$TMP"; echo "1..$N"; exit $FAILED' EXIT
-export SILO_KEYRING_DIR="$TMP/keyring" SILO_CACHE_DIR="$TMP/cache" SILO_RUNTIME_DIR="$TMP/run" \
-	SILO_STATE_DIR="$TMP/state"
-cd "$TMP" || exit 1
-. "$HERE/signed-cache-lib.sh"
+private_dirs silo-trust-stamp
 
 # A private cache holding copies (the attacker writes them) and a signed manifest.
 signed_cache "$real_cache" copy
