@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Egress decisions (netpol.h has the rules). p->lock guards the bindings and
+ * the host-address cache; rules and hosts are immutable after netpol_new.
+ */
+#include "net/netpol.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+#define HOST_ADDRS_MAX 256
+#define HOST_ADDRS_TTL_NS (2000ull * 1000000ull)
+#define LOOPBACK_ADDR 0x7f000001u
+
+typedef struct binding {
+	uint32_t addr;
+	int rule;
+	bool trusted;            /* from the operator's hosts file */
+} binding;
+
+struct netpol {
+	pthread_mutex_t lock;
+	egress_rule *rules;
+	size_t n_rules;
+	hosts_map hosts;
+	netpol_never *never;
+	size_t n_never;
+	uint32_t gateway;
+	binding *b;              /* ring of NETPOL_MAX_BINDINGS */
+	size_t n_b, next_b;
+	uint32_t host[HOST_ADDRS_MAX];
+	size_t n_host;
+	uint64_t host_at;        /* when host[] was read; 0 = never */
+	bool host_fixed;         /* set by a test */
+};
+
+netpol *netpol_new(const egress_rule *rules, size_t n, hosts_map *hosts, const netpol_never *never, size_t n_never,
+		   uint32_t gateway)
+{
+	netpol *p = xcalloc(1, sizeof *p);
+	pthread_mutex_init(&p->lock, NULL);
+	p->rules = xcalloc(n ? n : 1, sizeof *p->rules);
+	memcpy(p->rules, rules, n * sizeof *rules);
+	p->n_rules = n;
+	if (hosts) {
+		p->hosts = *hosts;
+		memset(hosts, 0, sizeof *hosts);
+	}
+	p->never = xcalloc(n_never ? n_never : 1, sizeof *p->never);
+	memcpy(p->never, never, n_never * sizeof *never);
+	p->n_never = n_never;
+	p->gateway = gateway;
+	p->b = xcalloc(NETPOL_MAX_BINDINGS, sizeof *p->b);
+	return p;
+}
+
+void netpol_free(netpol *p)
+{
+	if (!p)
+		return;
+	hosts_free(&p->hosts);
+	free(p->rules);
+	free(p->never);
+	free(p->b);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+void netpol_set_host_addrs(netpol *p, const uint32_t *addrs, size_t n)
+{
+	pthread_mutex_lock(&p->lock);
+	p->host_fixed = addrs != NULL;
+	p->n_host = MIN(n, (size_t)HOST_ADDRS_MAX);
+	if (addrs)
+		memcpy(p->host, addrs, p->n_host * sizeof *addrs);
+	p->host_at = 0;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* p->lock held. */
+static void refresh_host_locked(netpol *p)
+{
+	if (p->host_fixed)
+		return;
+	uint64_t now = now_mono_ns();
+	if (p->host_at && now - p->host_at < HOST_ADDRS_TTL_NS)
+		return;
+	struct ifaddrs *ifa = NULL;
+	if (getifaddrs(&ifa) < 0)
+		return;   /* keep the last list */
+	p->n_host = 0;
+	for (struct ifaddrs *i = ifa; i && p->n_host < HOST_ADDRS_MAX; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET)
+			p->host[p->n_host++] = ntohl(((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
+	freeifaddrs(ifa);
+	p->host_at = now;
+}
+
+static bool is_host_locked(netpol *p, uint32_t addr)
+{
+	refresh_host_locked(p);
+	for (size_t i = 0; i < p->n_host; i++)
+		if (p->host[i] == addr)
+			return true;
+	return false;
+}
+
+static void fmt_addr(uint32_t a, char *buf, size_t len)
+{
+	struct in_addr in = {.s_addr = htonl(a)};
+	if (!inet_ntop(AF_INET, &in, buf, (socklen_t)len))
+		snprintf(buf, len, "?");
+}
+
+static void set_rule(netpol *p, netpol_verdict *v, int rule)
+{
+	v->rule = rule;
+	v->rule_text[0] = '\0';
+	if (rule >= 0)
+		egress_format(&p->rules[rule], v->rule_text, sizeof v->rule_text);
+}
+
+/* The class that makes addr unreachable without an explicit entry, or NULL. */
+static const char *special_locked(netpol *p, uint32_t addr)
+{
+	const char *cls = egress_addr_class(addr);
+	if (cls)
+		return cls;
+	return is_host_locked(p, addr) ? "address of the host" : NULL;
+}
+
+/* An IP/CIDR entry containing addr (any port when port == 0): its index or -1. */
+static int cidr_rule(netpol *p, uint32_t addr, uint16_t port, bool any_port)
+{
+	for (size_t i = 0; i < p->n_rules; i++)
+		if (egress_cidr_contains(&p->rules[i], addr) && (any_port || egress_port_matches(&p->rules[i], port)))
+			return (int)i;
+	return -1;
+}
+
+void netpol_resolve_plan(netpol *p, const char *name, netpol_verdict *v, bool *from_hosts, uint32_t *addrs,
+			 size_t *n)
+{
+	memset(v, 0, sizeof *v);
+	*from_hosts = false;
+	size_t cap = *n;
+	*n = 0;
+	int rule = -1;
+	for (size_t i = 0; i < p->n_rules && rule < 0; i++)
+		if (egress_name_matches(&p->rules[i], name))
+			rule = (int)i;
+	set_rule(p, v, rule);
+	if (rule < 0) {
+		snprintf(v->reason, sizeof v->reason, "no egress entry allows the name");
+		return;
+	}
+	v->allow = true;
+	const hosts_entry *h = hosts_lookup(&p->hosts, name);
+	if (h) {
+		*from_hosts = true;
+		*n = MIN(cap, (size_t)h->n);
+		memcpy(addrs, h->addrs, *n * sizeof *addrs);
+	}
+}
+
+void netpol_resolve_finish(netpol *p, const char *name, bool from_hosts, uint32_t *addrs, size_t *n,
+			   netpol_verdict *v)
+{
+	(void)name;
+	pthread_mutex_lock(&p->lock);
+	size_t kept = 0;
+	char first_drop[160] = "";
+	for (size_t i = 0; i < *n; i++) {
+		uint32_t a = addrs[i];
+		const char *cls = special_locked(p, a);
+		int explicit_rule = cidr_rule(p, a, 0, true);
+		char ip[INET_ADDRSTRLEN];
+		fmt_addr(a, ip, sizeof ip);
+		if (cls && !from_hosts && explicit_rule < 0) {
+			if (!first_drop[0])
+				snprintf(first_drop, sizeof first_drop, "the name resolves to a %s address (%s)", cls, ip);
+			continue;
+		}
+		uint32_t shown = a;
+		if ((a >> 24) == 127) {
+			/* the guest reaches the host's 127.0.0.1 through the gateway only */
+			if (a != LOOPBACK_ADDR) {
+				if (!first_drop[0])
+					snprintf(first_drop, sizeof first_drop,
+						 "%s is a loopback address other than 127.0.0.1, which the sandbox cannot reach", ip);
+				continue;
+			}
+			shown = p->gateway;
+		}
+		/* record the binding (replace an older one of the same address) */
+		size_t slot = p->n_b;
+		for (size_t k = 0; k < p->n_b; k++)
+			if (p->b[k].addr == a) {
+				slot = k;
+				break;
+			}
+		if (slot == p->n_b) {
+			if (p->n_b < NETPOL_MAX_BINDINGS) {
+				p->n_b++;
+			} else {
+				slot = p->next_b;
+				p->next_b = (p->next_b + 1) % NETPOL_MAX_BINDINGS;
+			}
+		}
+		p->b[slot] = (binding){.addr = a, .rule = v->rule, .trusted = from_hosts};
+		addrs[kept++] = shown;
+	}
+	*n = kept;
+	if (!kept) {
+		v->allow = false;
+		snprintf(v->reason, sizeof v->reason, "%s", first_drop[0] ? first_drop : "the name has no IPv4 address");
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+void netpol_check(netpol *p, uint32_t addr, uint16_t port, netpol_verdict *v)
+{
+	memset(v, 0, sizeof *v);
+	v->rule = -1;
+	char ip[INET_ADDRSTRLEN];
+	fmt_addr(addr, ip, sizeof ip);
+	pthread_mutex_lock(&p->lock);
+	const char *cls = special_locked(p, addr);
+	bool local = (addr >> 24) == 127 || (cls && !strcmp(cls, "address of the host"));
+	for (size_t i = 0; i < p->n_never; i++)
+		if (p->never[i].port == port && (p->never[i].addr == addr || (!p->never[i].addr && local))) {
+			snprintf(v->reason, sizeof v->reason, "%s:%u is silod's own API port", ip, port);
+			goto out;
+		}
+	int r = cidr_rule(p, addr, port, false);
+	if (r >= 0) {
+		set_rule(p, v, r);
+		v->allow = true;
+		goto out;
+	}
+	/* bindings: the latest answer for this address */
+	const binding *b = NULL;
+	for (size_t k = 0; k < p->n_b; k++)
+		if (p->b[k].addr == addr)
+			b = &p->b[k];
+	char port_reason[256] = "";
+	if (b && (!cls || b->trusted)) {
+		if (egress_port_matches(&p->rules[b->rule], port)) {
+			set_rule(p, v, b->rule);
+			v->allow = true;
+			goto out;
+		}
+		set_rule(p, v, b->rule);
+		snprintf(port_reason, sizeof port_reason, "port %u of %s is not allowed by the entry its name matched", port,
+			 ip);
+	}
+	if (cls) {
+		int any_port = cidr_rule(p, addr, 0, true);
+		if (port_reason[0]) {
+			snprintf(v->reason, sizeof v->reason, "%s", port_reason);
+		} else if (any_port >= 0) {
+			set_rule(p, v, any_port);
+			snprintf(v->reason, sizeof v->reason, "port %u of %s is not allowed by the entry", port, ip);
+		} else {
+			snprintf(v->reason, sizeof v->reason, "%s is a %s address; only an IP/CIDR entry naming it allows it", ip,
+				 cls);
+		}
+		goto out;
+	}
+	for (size_t i = 0; i < p->n_rules; i++)
+		if (p->rules[i].kind == EGRESS_ANY && egress_port_matches(&p->rules[i], port)) {
+			set_rule(p, v, (int)i);
+			v->allow = true;
+			goto out;
+		}
+	if (port_reason[0])
+		snprintf(v->reason, sizeof v->reason, "%s", port_reason);
+	else
+		snprintf(v->reason, sizeof v->reason,
+			 "no egress entry allows %s:%u (names must be resolved through the sandbox's DNS)", ip, port);
+out:
+	pthread_mutex_unlock(&p->lock);
+}
