@@ -605,6 +605,15 @@ int main(int argc, char **argv)
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
 	int ctl = listen_ctl(rundir);
+	/* the refuser: denied connections are connected here and reset at once */
+	struct sockaddr_in refuse_sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t rl = sizeof refuse_sa;
+	int refuser = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (refuser < 0 || bind(refuser, (struct sockaddr *)&refuse_sa, sizeof refuse_sa) < 0 ||
+	    listen(refuser, 128) < 0 || getsockname(refuser, (struct sockaddr *)&refuse_sa, &rl) < 0) {
+		status(status_fd, "error: refuser socket: %s", strerror(errno));
+		return 1;
+	}
 	if (ctl < 0 || sfd < 0 || S.wake_fd < 0) {
 		status(status_fd, "error: control socket in %s: %s", rundir, strerror(errno));
 		return 1;
@@ -620,11 +629,14 @@ int main(int argc, char **argv)
 	int fds[1];
 	pid_t stack_pid = -1;
 	int nfd = -1;
+	/* SILO_NET_PCAP=FILE (operator's debugging aid): the stack records the
+	 * guest's frames there (passt/pasta --pcap) */
+	const char *pcap = getenv("SILO_NET_PCAP");
 	if (vm_fd >= 0) {
 		snprintf(mtu, sizeof mtu, "%d", 1500);
 		char *av[] = {(char *)stack, "-f", "-q", "-4", "--fd", "3", "-a", NET_GUEST_ADDR, "-n", prefix, "-g",
 			      NET_GATEWAY, "-m", mtu, "-t", "none", "-u", "none", "--no-udp", "--no-icmp", "--no-dhcp",
-			      "--no-ndp", "--no-dhcpv6", "--no-ra", NULL};
+			      "--no-ndp", "--no-dhcpv6", "--no-ra", pcap ? "--pcap" : NULL, (char *)pcap, NULL};
 		fds[0] = vm_fd;
 		if (stack_spawn(av, fds, 1, out_pipe[1], &stack_pid, &nfd, why, sizeof why) < 0) {
 			status(status_fd, "error: %s", why);
@@ -635,7 +647,7 @@ int main(int argc, char **argv)
 		char *av[] = {(char *)stack, "--runas", "0:0", "-f", "-q", "-4", "--config-net", "-I", "eth0", "-a",
 			      NET_GUEST_ADDR, "-n", prefix, "-g", NET_GATEWAY, "-t", "none", "-u", "none", "-T", "none",
 			      "-U", "none", "--no-udp", "--no-icmp", "--no-dhcp", "--no-ndp", "--no-dhcpv6", "--no-ra",
-			      "--netns", "/proc/self/fd/3", NULL};
+			      "--netns", "/proc/self/fd/3", pcap ? "--pcap" : NULL, (char *)pcap, NULL};
 		fds[0] = netns_fd;
 		if (stack_spawn(av, fds, 1, out_pipe[1], &stack_pid, &nfd, why, sizeof why) < 0) {
 			status(status_fd, "error: %s", why);
@@ -666,13 +678,14 @@ int main(int argc, char **argv)
 	const char *why_exit = "?";
 	int stack_status = -1;
 	for (;;) {
-		struct pollfd p[7];
+		struct pollfd p[8];
 		int np = 0;
 		p[np++] = (struct pollfd){.fd = nfd, .events = POLLIN};
 		p[np++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		p[np++] = (struct pollfd){.fd = ctl, .events = POLLIN};
 		p[np++] = (struct pollfd){.fd = S.wake_fd, .events = POLLIN};
 		p[np++] = (struct pollfd){.fd = out_pipe[0], .events = POLLIN};
+		p[np++] = (struct pollfd){.fd = refuser, .events = POLLIN};
 		int ci = -1, wi = -1;
 		if (S.client >= 0) {
 			ci = np;
@@ -689,7 +702,7 @@ int main(int argc, char **argv)
 			break;
 		}
 		if (p[0].revents & POLLIN) {
-			if (stack_handle(nfd, S.pol, on_connect_decided, NULL) < 0 && errno != EAGAIN) {
+			if (stack_handle(nfd, S.pol, &refuse_sa, on_connect_decided, NULL) < 0 && errno != EAGAIN) {
 				why_exit = "seccomp listener failed";
 				break;
 			}
@@ -749,6 +762,15 @@ int main(int argc, char **argv)
 				if (write(S.log_fd, buf, (size_t)n) < 0) {
 					/* best effort */
 				}
+			}
+		}
+		if (p[5].revents & POLLIN) {
+			/* reset every connection the stack was sent here for */
+			int r;
+			while ((r = accept4(refuser, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+				struct linger lg = {.l_onoff = 1, .l_linger = 0};
+				setsockopt(r, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+				close(r);
 			}
 		}
 		if (ci >= 0 && S.client >= 0 && (p[ci].revents & (POLLIN | POLLHUP | POLLERR))) {

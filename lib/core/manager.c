@@ -121,6 +121,7 @@ static const char *const event_names[MGR_EV__COUNT] = {
 	[MGR_EV_BUDGET_WARNING] = "budget-warning",
 	[MGR_EV_BUDGET_EXCEEDED] = "budget-exceeded",
 	[MGR_EV_ISOLATION_FALLBACK] = "isolation-fallback",
+	[MGR_EV_EGRESS_DENIED] = "egress-denied",
 };
 
 const char *mgr_event_name(mgr_event_type t)
@@ -406,6 +407,30 @@ static void on_state_cb(void *ud, sandbox *sb, sb_state old, sb_state new_state,
 	record_state((mentry *)ud, sb_state_name(new_state), reason);
 }
 
+/* An egress denial (docs/network.md "Denials"): counted, audited, published.
+ * From the sandbox's network reader thread. The record is silo-net's JSON:
+ * {kind, destination, rule, reason, suppressed, ts_ms}. */
+static void on_net_cb(void *ud, sandbox *sb, const char *json)
+{
+	mentry *e = ud;
+	manager *m = e->m;
+	json_t *rec = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(rec)) {
+		json_decref(rec);
+		return;
+	}
+	json_int_t suppressed = json_integer_value(json_object_get(rec, "suppressed"));
+	metrics_inc(m->met, M_EGRESS_DENIALS_TOTAL, 1 + (uint64_t)(suppressed > 0 ? suppressed : 0));
+	const char *kind = json_string_value(json_object_get(rec, "kind"));
+	const char *dest = json_string_value(json_object_get(rec, "destination"));
+	const char *why = json_string_value(json_object_get(rec, "reason"));
+	json_object_del(rec, "ts_ms");
+	manager_audit(m, "silod", sb->id, "egress-denied", 0, rec);
+	emit(m, MGR_EV_EGRESS_DENIED, sb->id, NULL, NULL, "EGRESS_DENIED", "%s %s: %s", kind ? kind : "?",
+	     dest ? dest : "?", why ? why : "");
+	json_decref(rec);
+}
+
 /* ---- open / providers / recovery ---- */
 
 static void probe_providers(manager *m)
@@ -532,7 +557,14 @@ static void recover(manager *m)
 			pthread_mutex_lock(&sb->lock);
 			sb->on_state = on_state_cb;
 			sb->on_state_ud = e;
+			sb->on_net = on_net_cb;
+			sb->on_net_ud = e;
 			pthread_mutex_unlock(&sb->lock);
+			/* denials queued by silo-net while silod was down arrive now */
+			silo_error ne = {0};
+			if (sandbox_net_reattach(sb, &ne) < 0)
+				log_warn("recover %s: %s (it keeps running without DNS answers or denial records)", r->id,
+					 ne.message);
 			e->sb = sb;
 			pthread_mutex_lock(&m->lock);
 			insert_locked(m, e);
@@ -769,6 +801,8 @@ static int create_resolved(manager *m, const vm_spec *spec, const mgr_create_opt
 		.boot_timeout_ms = m->cfg.boot_timeout_ms,
 		.on_state = on_state_cb,
 		.on_state_ud = e,
+		.on_net = on_net_cb,
+		.on_net_ud = e,
 		.restore_dir = opts->restore_dir,
 		.restore_id = opts->restore_id,
 		.restore_provider = opts->restore_provider,

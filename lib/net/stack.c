@@ -7,6 +7,7 @@
 #include "net/stack.h"
 
 #include <arpa/inet.h>
+#include <poll.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
@@ -42,8 +43,11 @@
 static bool build_filter(scmp_filter_ctx ctx)
 {
 	bool ok = true;
-	/* Every connect() is decided by the supervisor. */
+	/* Every connect() is decided by the supervisor; bind() too: passt probes
+	 * whether a destination is local by binding to it, and answers a free
+	 * local port with a RST of its own (stack_handle refuses inet binds). */
 	ok &= R(ctx, SCMP_ACT_NOTIFY, connect, 0);
+	ok &= R(ctx, SCMP_ACT_NOTIFY, bind, 0);
 	/* Sockets: TCP over IPv4/IPv6, unix stream, netlink; nothing else. */
 	for (int fam = 0; fam < 64; fam++)
 		if (fam != AF_UNIX && fam != AF_INET && fam != AF_INET6 && fam != AF_NETLINK)
@@ -246,7 +250,8 @@ static void respond(int fd, struct seccomp_notif *req, struct seccomp_notif_resp
 }
 
 /* Connect the target's socket ourselves (pidfd_getfd) to sa. Returns 0 or an errno. */
-static int connect_for(pid_t pid, int target_fd, const void *sa, socklen_t salen, int notify_fd, uint64_t id)
+static int connect_for(pid_t pid, int target_fd, const void *sa, socklen_t salen, int notify_fd, uint64_t id,
+		       const struct sockaddr_in *refuse_to)
 {
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pfd < 0)
@@ -268,11 +273,27 @@ static int connect_for(pid_t pid, int target_fd, const void *sa, socklen_t salen
 	} else if (connect(s, (const struct sockaddr *)sa, salen) < 0) {
 		rc = errno;
 	}
+	if (rc == EINPROGRESS && refuse_to) {
+		/* A local refusal has happened by now (loopback answers inside
+		 * connect()): send the stack to the refuser instead, so the guest
+		 * gets a reset it accepts rather than passt's ACK-less one. */
+		int soe = 0;
+		socklen_t l = sizeof soe;
+		struct pollfd pf = {.fd = s, .events = POLLOUT};
+		const struct sockaddr_in *in = sa;
+		bool loopback = in->sin_family == AF_INET && (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+		if (poll(&pf, 1, loopback ? 5 : 0) == 1 && getsockopt(s, SOL_SOCKET, SO_ERROR, &soe, &l) == 0 &&
+		    soe == ECONNREFUSED) {
+			struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+			connect(s, &unspec, sizeof unspec);   /* SS_CONNECTING -> unconnected, then again */
+			rc = connect(s, (const struct sockaddr *)refuse_to, sizeof *refuse_to) < 0 ? errno : 0;
+		}
+	}
 	close(s);
 	return rc;
 }
 
-int stack_handle(int notify_fd, netpol *p, stack_decided_fn cb, void *ud)
+int stack_handle(int notify_fd, netpol *p, const struct sockaddr_in *refuse_to, stack_decided_fn cb, void *ud)
 {
 	struct seccomp_notif *req = NULL;
 	struct seccomp_notif_resp *resp = NULL;
@@ -293,6 +314,21 @@ int stack_handle(int notify_fd, netpol *p, stack_decided_fn cb, void *ud)
 	if (len < sizeof(sa_family_t) || !read_target(req->pid, uaddr, &ss, len) ||
 	    seccomp_notify_id_valid(notify_fd, req->id) != 0) {
 		respond(notify_fd, req, resp, 0, len < sizeof(sa_family_t) ? EINVAL : EFAULT);
+		seccomp_notify_free(req, resp);
+		return 0;
+	}
+	if (req->data.nr == __NR_bind) {
+		/* inet binds would only probe for free local ports (the stack listens
+		 * nowhere); everything else (netlink) goes on */
+		if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+			respond(notify_fd, req, resp, 0, EADDRNOTAVAIL);
+		} else {
+			resp->id = req->id;
+			resp->error = 0;
+			resp->val = 0;
+			resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+			seccomp_notify_respond(notify_fd, resp);
+		}
 		seccomp_notify_free(req, resp);
 		return 0;
 	}
@@ -319,8 +355,16 @@ int stack_handle(int notify_fd, netpol *p, stack_decided_fn cb, void *ud)
 			cb(ud, ntohl(sin.sin_addr.s_addr), ntohs(sin.sin_port), &v);
 		/* a v4-mapped address on an IPv6 socket: connect the v6 socket to it */
 		struct sockaddr_in6 c6 = *s6;
-		int e = v.allow ? connect_for(req->pid, target_fd, &c6, sizeof c6, notify_fd, req->id) : 0;
-		respond(notify_fd, req, resp, 0, v.allow ? e : ECONNREFUSED);
+		if (!v.allow && refuse_to) {
+			/* the same refuser, as a v4-mapped address */
+			memset(&c6.sin6_addr, 0, sizeof c6.sin6_addr);
+			c6.sin6_addr.s6_addr[10] = c6.sin6_addr.s6_addr[11] = 0xff;
+			memcpy(&c6.sin6_addr.s6_addr[12], &refuse_to->sin_addr, 4);
+			c6.sin6_port = refuse_to->sin_port;
+		}
+		int e = v.allow || refuse_to ? connect_for(req->pid, target_fd, &c6, sizeof c6, notify_fd, req->id, NULL)
+					     : ECONNREFUSED;
+		respond(notify_fd, req, resp, 0, e);
 		break;
 	}
 	case AF_INET: {
@@ -334,8 +378,10 @@ int stack_handle(int notify_fd, netpol *p, stack_decided_fn cb, void *ud)
 		netpol_check(p, ntohl(sin.sin_addr.s_addr), ntohs(sin.sin_port), &v);
 		if (cb)
 			cb(ud, ntohl(sin.sin_addr.s_addr), ntohs(sin.sin_port), &v);
-		respond(notify_fd, req, resp, 0,
-			v.allow ? connect_for(req->pid, target_fd, &sin, sizeof sin, notify_fd, req->id) : ECONNREFUSED);
+		int e = v.allow	   ? connect_for(req->pid, target_fd, &sin, sizeof sin, notify_fd, req->id, refuse_to)
+			: refuse_to ? connect_for(req->pid, target_fd, refuse_to, sizeof *refuse_to, notify_fd, req->id, NULL)
+				    : ECONNREFUSED;
+		respond(notify_fd, req, resp, 0, e);
 		break;
 	}
 	default:

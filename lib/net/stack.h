@@ -10,8 +10,12 @@
  * decided, and for an allowed one the supervisor connects the stack's own
  * socket itself (a duplicate taken with pidfd_getfd) to the address it
  * checked, so a change of the stack's memory after the check cannot redirect
- * the connection; a denied one fails with ECONNREFUSED (the guest sees a
- * reset at once). The filter also confines what could reach a destination
+ * the connection. A denied one is connected to the caller's refuser (a
+ * listener that resets every connection at once: the guest's connect
+ * succeeds and the connection is reset before any byte moves), or, without
+ * one, fails with ECONNREFUSED. (passt 2023.03 answers a refused connect
+ * with a RST lacking the ACK bit, which a guest in SYN-SENT ignores and
+ * retries for two minutes: hence the refuser; docs/network.md.) The filter also confines what could reach a destination
  * without connect(): sockets other than TCP/IPv4/IPv6, unix stream and
  * netlink are refused, so are TCP fast open (a connect inside sendto), TCP
  * repair, listen(), io_uring (connect without a syscall), ptrace and the
@@ -37,8 +41,10 @@ int stack_spawn(char *const argv[], const int *fds, size_t n_fds, int out_fd, pi
  * of stack_handle). */
 typedef void (*stack_decided_fn)(void *ud, uint32_t addr, uint16_t port, const netpol_verdict *v);
 
-/* Receive and answer one notification from notify_fd (readable). 0 handled,
- * -1 on a fatal error of the listener (errno set). */
-int stack_handle(int notify_fd, netpol *p, stack_decided_fn cb, void *ud);
+/* Receive and answer one notification from notify_fd (readable). refuse_to:
+ * where denied connections go (NULL: ECONNREFUSED). 0 handled, -1 on a fatal
+ * error of the listener (errno set). */
+struct sockaddr_in;
+int stack_handle(int notify_fd, netpol *p, const struct sockaddr_in *refuse_to, stack_decided_fn cb, void *ud);
 
 #endif

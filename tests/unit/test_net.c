@@ -483,7 +483,7 @@ TEST(stack_filter_decides_every_connect)
 		if (poll(pf, 2, 5000) <= 0)
 			break;
 		if (pf[0].revents & POLLIN)
-			CHECK(stack_handle(nfd, p, on_decided, &s) == 0);
+			CHECK(stack_handle(nfd, p, NULL, on_decided, &s) == 0);
 		if (pf[1].revents & (POLLIN | POLLHUP)) {
 			ssize_t n = read(out[0], buf + got, sizeof buf - 1 - got);
 			if (n <= 0)
