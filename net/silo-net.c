@@ -265,16 +265,19 @@ static void denial(const char *kind, const char *dest, const netpol_verdict *v)
 	free(s);
 }
 
-static void on_connect_decided(void *ud, uint32_t addr, uint16_t port, const netpol_verdict *v)
+static bool debug_connects;   /* SILO_NET_DEBUG=1: every connect in net.log */
+
+static void on_connect_decided(void *ud, uint32_t addr, uint16_t port, const netpol_verdict *v, int result)
 {
 	(void)ud;
-	if (v->allow)
-		return;
 	struct in_addr in = {.s_addr = htonl(addr)};
 	char ip[INET_ADDRSTRLEN], dest[64];
 	inet_ntop(AF_INET, &in, ip, sizeof ip);
 	snprintf(dest, sizeof dest, "%s:%u", ip, port);
-	denial("connect", dest, v);
+	if (debug_connects)
+		logf_("connect %s: %s, %s", dest, v->allow ? "allowed" : "denied", result ? strerror(result) : "connected");
+	if (!v->allow)
+		denial("connect", dest, v);
 }
 
 /* ---- DNS (resolver threads) ---- */
@@ -569,6 +572,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	prctl(PR_SET_NAME, "silo-net");
+	debug_connects = getenv("SILO_NET_DEBUG") && !strcmp(getenv("SILO_NET_DEBUG"), "1");
 	/* our log (and the stack's output) */
 	char path[4096];
 	snprintf(path, sizeof path, "%s/%s", rundir, CTL_LOG);
@@ -638,7 +642,7 @@ int main(int argc, char **argv)
 			      NET_GATEWAY, "-m", mtu, "-t", "none", "-u", "none", "--no-udp", "--no-icmp", "--no-dhcp",
 			      "--no-ndp", "--no-dhcpv6", "--no-ra", pcap ? "--pcap" : NULL, (char *)pcap, NULL};
 		fds[0] = vm_fd;
-		if (stack_spawn(av, fds, 1, out_pipe[1], &stack_pid, &nfd, why, sizeof why) < 0) {
+		if (stack_spawn(av, fds, 1, out_pipe[1], vm_fd < 0, &stack_pid, &nfd, why, sizeof why) < 0) {
 			status(status_fd, "error: %s", why);
 			return 1;
 		}
@@ -649,7 +653,7 @@ int main(int argc, char **argv)
 			      "-U", "none", "--no-udp", "--no-icmp", "--no-dhcp", "--no-ndp", "--no-dhcpv6", "--no-ra",
 			      "--netns", "/proc/self/fd/3", pcap ? "--pcap" : NULL, (char *)pcap, NULL};
 		fds[0] = netns_fd;
-		if (stack_spawn(av, fds, 1, out_pipe[1], &stack_pid, &nfd, why, sizeof why) < 0) {
+		if (stack_spawn(av, fds, 1, out_pipe[1], vm_fd < 0, &stack_pid, &nfd, why, sizeof why) < 0) {
 			status(status_fd, "error: %s", why);
 			return 1;
 		}

@@ -40,7 +40,7 @@
 #define R(ctx, act, call, ...) \
 	(seccomp_rule_add(ctx, act, SCMP_SYS(call), __VA_ARGS__) == 0)
 
-static bool build_filter(scmp_filter_ctx ctx)
+static bool build_filter(scmp_filter_ctx ctx, bool unix_dgram)
 {
 	bool ok = true;
 	/* Every connect() is decided by the supervisor; bind() too: passt probes
@@ -54,9 +54,12 @@ static bool build_filter(scmp_filter_ctx ctx)
 			ok &= R(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), socket, 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fam));
 	ok &= R(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), socket, 1, SCMP_A0(SCMP_CMP_GE, 64));
 	static const int stream_only[] = {AF_UNIX, AF_INET, AF_INET6};
-	for (size_t i = 0; i < sizeof stream_only / sizeof stream_only[0]; i++)
+	for (size_t i = unix_dgram ? 1 : 0; i < sizeof stream_only / sizeof stream_only[0]; i++)
 		ok &= R(ctx, SCMP_ACT_ERRNO(EACCES), socket, 2, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)stream_only[i]),
 			SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM));
+	/* datagrams with a destination: none of ours (unix dgram sockets, when
+	 * allowed, serve ioctls such as if_nametoindex) */
+	ok &= R(ctx, SCMP_ACT_ERRNO(EACCES), sendto, 1, SCMP_A4(SCMP_CMP_NE, 0));
 	for (size_t i = 0; i < sizeof stream_only / sizeof stream_only[0]; i++)
 		ok &= R(ctx, SCMP_ACT_ERRNO(EACCES), socket, 2, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)stream_only[i]),
 			SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW));
@@ -136,8 +139,8 @@ static void child_die(int sock, const char *what)
 	_exit(127);
 }
 
-int stack_spawn(char *const argv[], const int *fds, size_t n_fds, int out_fd, pid_t *pid, int *notify_fd, char *why,
-		size_t whylen)
+int stack_spawn(char *const argv[], const int *fds, size_t n_fds, int out_fd, bool unix_dgram, pid_t *pid,
+		int *notify_fd, char *why, size_t whylen)
 {
 	int sp[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
@@ -183,7 +186,7 @@ int stack_spawn(char *const argv[], const int *fds, size_t n_fds, int out_fd, pi
 			child_die(keep_rep, "seccomp_init");
 		/* Foreign ABIs (int 0x80, x32) would bypass the native rules: kill. */
 		seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
-		if (!build_filter(ctx)) {
+		if (!build_filter(ctx, unix_dgram)) {
 			errno = EINVAL;
 			child_die(keep_rep, "seccomp rules");
 		}
@@ -351,8 +354,6 @@ int stack_handle(int notify_fd, netpol *p, const struct sockaddr_in *refuse_to, 
 		memcpy(&sin.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
 		netpol_verdict v;
 		netpol_check(p, ntohl(sin.sin_addr.s_addr), ntohs(sin.sin_port), &v);
-		if (cb)
-			cb(ud, ntohl(sin.sin_addr.s_addr), ntohs(sin.sin_port), &v);
 		/* a v4-mapped address on an IPv6 socket: connect the v6 socket to it */
 		struct sockaddr_in6 c6 = *s6;
 		if (!v.allow && refuse_to) {
@@ -365,6 +366,8 @@ int stack_handle(int notify_fd, netpol *p, const struct sockaddr_in *refuse_to, 
 		int e = v.allow || refuse_to ? connect_for(req->pid, target_fd, &c6, sizeof c6, notify_fd, req->id, NULL)
 					     : ECONNREFUSED;
 		respond(notify_fd, req, resp, 0, e);
+		if (cb)
+			cb(ud, ntohl(sin.sin_addr.s_addr), ntohs(sin.sin_port), &v, e);
 		break;
 	}
 	case AF_INET: {
@@ -376,12 +379,12 @@ int stack_handle(int notify_fd, netpol *p, const struct sockaddr_in *refuse_to, 
 		memcpy(&sin, &ss, sizeof sin);
 		netpol_verdict v;
 		netpol_check(p, ntohl(sin.sin_addr.s_addr), ntohs(sin.sin_port), &v);
-		if (cb)
-			cb(ud, ntohl(sin.sin_addr.s_addr), ntohs(sin.sin_port), &v);
 		int e = v.allow	   ? connect_for(req->pid, target_fd, &sin, sizeof sin, notify_fd, req->id, refuse_to)
 			: refuse_to ? connect_for(req->pid, target_fd, refuse_to, sizeof *refuse_to, notify_fd, req->id, NULL)
 				    : ECONNREFUSED;
 		respond(notify_fd, req, resp, 0, e);
+		if (cb)
+			cb(ud, ntohl(sin.sin_addr.s_addr), ntohs(sin.sin_port), &v, e);
 		break;
 	}
 	default:

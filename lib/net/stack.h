@@ -32,14 +32,16 @@
 #include "net/netpol.h"
 
 /* argv[0] is the path to exec. fds[i] becomes fd 3+i in the child; its
- * stdout and stderr go to out_fd, stdin is /dev/null. *notify_fd receives the
- * filter's listener (only the caller holds it). -1 with why on failure. */
-int stack_spawn(char *const argv[], const int *fds, size_t n_fds, int out_fd, pid_t *pid, int *notify_fd, char *why,
-		size_t whylen);
+ * stdout and stderr go to out_fd, stdin is /dev/null. unix_dgram: allow
+ * AF_UNIX datagram sockets (pasta's if_nametoindex needs one; sendto with
+ * an address stays refused). *notify_fd receives the filter's listener (only
+ * the caller holds it). -1 with why on failure. */
+int stack_spawn(char *const argv[], const int *fds, size_t n_fds, int out_fd, bool unix_dgram, pid_t *pid,
+		int *notify_fd, char *why, size_t whylen);
 
-/* A decision was made about a connect() of the stack (called on the thread
- * of stack_handle). */
-typedef void (*stack_decided_fn)(void *ud, uint32_t addr, uint16_t port, const netpol_verdict *v);
+/* A decision was made about a connect() of the stack and answered with
+ * result (0 or the errno the stack saw; called on the thread of stack_handle). */
+typedef void (*stack_decided_fn)(void *ud, uint32_t addr, uint16_t port, const netpol_verdict *v, int result);
 
 /* Receive and answer one notification from notify_fd (readable). refuse_to:
  * where denied connections go (NULL: ECONNREFUSED). 0 handled, -1 on a fatal

@@ -438,10 +438,11 @@ typedef struct seen {
 	int allowed, denied;
 } seen;
 
-static void on_decided(void *ud, uint32_t addr, uint16_t port, const netpol_verdict *v)
+static void on_decided(void *ud, uint32_t addr, uint16_t port, const netpol_verdict *v, int result)
 {
 	(void)addr;
 	(void)port;
+	(void)result;
 	seen *s = ud;
 	if (v->allow)
 		s->allowed++;
@@ -471,7 +472,7 @@ TEST(stack_filter_decides_every_connect)
 	pid_t pid;
 	int nfd;
 	char why[300];
-	if (stack_spawn(argv, NULL, 0, out[1], &pid, &nfd, why, sizeof why) < 0)
+	if (stack_spawn(argv, NULL, 0, out[1], false, &pid, &nfd, why, sizeof why) < 0)
 		SKIP("cannot start a process under the filter: %s", why);
 	close(out[1]);
 	unsetenv("NET_TEST_CHILD");
