@@ -118,7 +118,7 @@ static int configure_eth0(uint32_t addr, int prefix, uint32_t gw, uint32_t mtu, 
 static int wait_eth0(uint32_t addr, char *msg, size_t msglen)
 {
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	for (int i = 0; s >= 0 && i < 500; i++) {
+	for (int i = 0; s >= 0 && i < 250; i++) {   /* < the host's 3 heartbeats */
 		struct ifreq ifr;
 		memset(&ifr, 0, sizeof ifr);
 		snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", IFNAME);
@@ -132,7 +132,7 @@ static int wait_eth0(uint32_t addr, char *msg, size_t msglen)
 	}
 	if (s >= 0)
 		close(s);
-	snprintf(msg, msglen, "%s did not come up with its address within 5 s", IFNAME);
+	snprintf(msg, msglen, "%s did not come up with its address within 2.5 s (see the run directory's net.log)", IFNAME);
 	return ETIMEDOUT;
 }
 

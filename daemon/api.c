@@ -670,6 +670,81 @@ fail:
 	return send_error(q, c, &err);
 }
 
+/* ---- port forwarding (docs/network.md) ---- */
+
+static enum MHD_Result h_port_add(req *q, struct MHD_Connection *c, const char *id)
+{
+	silo_error err;
+	json_error_t je;
+	json_t *o = json_loadb(q->body ? q->body : "", q->len, JSON_REJECT_DUPLICATES, &je);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return fail(q, c, 400, SILO_ERR_INVALID_CONFIG, "body: expected a JSON object {\"port\": N}");
+	}
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v) {
+		if (strcmp(k, "port") && strcmp(k, "listen") && strcmp(k, "unix")) {
+			json_decref(o);
+			return fail(q, c, 400, SILO_ERR_INVALID_CONFIG, "body: unknown field '%.64s'", k);
+		}
+	}
+	uint64_t port = 0;
+	const char *listen = NULL, *unix_path = NULL;
+	int rc = api_json_uint(o, "port", 65535, &port, &err);
+	if (rc == 0 && !port)
+		rc = silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "port: expected 1-65535");
+	if (rc >= 0)
+		rc = api_json_str(o, "listen", 64, &listen, &err);
+	if (rc >= 0)
+		rc = api_json_str(o, "unix", 4096, &unix_path, &err);
+	if (rc >= 0 && listen && unix_path)
+		rc = silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "body: give listen or unix, not both");
+	if (rc >= 0 && unix_path && q->tok)
+		/* a socket at a path of silod's host: like host files, not for scoped tokens */
+		rc = silo_fail(&err, SILO_ERR_POLICY_DENIED, 0,
+			       "token \"%s\" rule unix: a scoped token may not create host sockets (use listen)",
+			       q->tok->name);
+	char rid[SILO_ID_MAX];
+	json_t *out = NULL;
+	if (rc >= 0 && authz_sandbox(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_EXEC, id, NULL, NULL, rid, &err) == 0)
+		rc = manager_port_add(q->s->m, rid, (uint16_t)port, unix_path ? NULL : listen ? listen : "127.0.0.1:0",
+				      unix_path, q->actor, &out, &err);
+	else if (rc >= 0)
+		rc = -1;
+	json_decref(o);
+	if (rc < 0)
+		return send_error(q, c, &err);
+	return send_json(c, 201, out);
+}
+
+static enum MHD_Result h_port_list(req *q, struct MHD_Connection *c, const char *id)
+{
+	silo_error err;
+	char rid[SILO_ID_MAX];
+	json_t *out;
+	if (authz_sandbox(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_INSPECT, id, NULL, NULL, rid, &err) < 0 ||
+	    manager_port_list(q->s->m, rid, &out, &err) < 0)
+		return send_error(q, c, &err);
+	return send_json(c, 200, out);
+}
+
+static enum MHD_Result h_port_remove(req *q, struct MHD_Connection *c, const char *id)
+{
+	uint64_t port = 0;
+	enum MHD_Result ret;
+	if (!query_u64(q, c, "port", 65535, &port, &ret))
+		return ret;
+	if (!port)
+		return fail(q, c, 400, SILO_ERR_INVALID_CONFIG, "query parameter port: expected 1-65535");
+	silo_error err;
+	char rid[SILO_ID_MAX];
+	if (authz_sandbox(q->s->authz, q->s->m, q->tok, q->actor, TOKEN_OP_EXEC, id, NULL, NULL, rid, &err) < 0 ||
+	    manager_port_remove(q->s->m, rid, (uint16_t)port, q->actor, &err) < 0)
+		return send_error(q, c, &err);
+	return send_json(c, 200, json_pack("{s:s,s:i}", "id", rid, "port", (int)port));
+}
+
 /* ---- files ---- */
 
 static bool valid_guest_path(const char *p)
@@ -990,6 +1065,9 @@ static const route routes[] = {
 	{"PUT", R_SANDBOX_SUB, "files", NULL, h_file_put, SIZE_MAX},
 	{"GET", R_SANDBOX_SUB, "files", NULL, h_file_get, 0},
 	{"GET", R_SANDBOX_SUB, "logs", NULL, h_logs, 0},
+	{"POST", R_SANDBOX_SUB, "ports", NULL, h_port_add, 4096},
+	{"GET", R_SANDBOX_SUB, "ports", NULL, h_port_list, 0},
+	{"DELETE", R_SANDBOX_SUB, "ports", NULL, h_port_remove, 0},
 };
 
 /* Match url against the table. *path_ok says whether some route has this path

@@ -638,7 +638,7 @@ int main(int argc, char **argv)
 	const char *pcap = getenv("SILO_NET_PCAP");
 	if (vm_fd >= 0) {
 		snprintf(mtu, sizeof mtu, "%d", 1500);
-		char *av[] = {(char *)stack, "-f", "-q", "-4", "--fd", "3", "-a", NET_GUEST_ADDR, "-n", prefix, "-g",
+		char *av[] = {(char *)stack, "-f", "-q", "-e", "-4", "--fd", "3", "-a", NET_GUEST_ADDR, "-n", prefix, "-g",
 			      NET_GATEWAY, "-m", mtu, "-t", "none", "-u", "none", "--no-udp", "--no-icmp", "--no-dhcp",
 			      "--no-ndp", "--no-dhcpv6", "--no-ra", pcap ? "--pcap" : NULL, (char *)pcap, NULL};
 		fds[0] = vm_fd;
@@ -648,7 +648,7 @@ int main(int argc, char **argv)
 		}
 		close(vm_fd);
 	} else {
-		char *av[] = {(char *)stack, "--runas", "0:0", "-f", "-q", "-4", "--config-net", "-I", "eth0", "-a",
+		char *av[] = {(char *)stack, "--runas", "0:0", "-f", "-q", "-e", "-4", "--config-net", "-I", "eth0", "-a",
 			      NET_GUEST_ADDR, "-n", prefix, "-g", NET_GATEWAY, "-t", "none", "-u", "none", "-T", "none",
 			      "-U", "none", "--no-udp", "--no-icmp", "--no-dhcp", "--no-ndp", "--no-dhcpv6", "--no-ra",
 			      "--netns", "/proc/self/fd/3", pcap ? "--pcap" : NULL, (char *)pcap, NULL};

@@ -62,6 +62,7 @@ typedef struct ctask {
 	ochunk *qhead, *qtail;
 	size_t qoff;           /* bytes of qhead already taken (chan_exec_read) */
 	bool delivering;       /* a thread runs the callback on a chunk taken off the queue */
+	bool pulled;           /* output is only taken by chan_exec_read (tcp tasks): never delivered to cb */
 	bool discarding;       /* output is dropped (chan_exec_discard) */
 	/* exec stdin: sent only against the agent's credit */
 	uint64_t in_credit;
@@ -900,7 +901,7 @@ static bool step_stdin_locked(chan *c, ctask *t)
  * on this thread. c->lock held; dropped during the callback. */
 static bool step_deliver_locked(chan *c, ctask *t, size_t *delivered)
 {
-	if (!t->qhead || t->delivering)
+	if (!t->qhead || t->delivering || t->pulled)
 		return false;
 	ochunk *ch = t->qhead;
 	t->qhead = ch->next;
@@ -1199,6 +1200,7 @@ int chan_tcp_open(chan *c, const char *addr, uint16_t port, uint32_t window, uin
 	t->win = win;
 	t->out_credit = win;
 	t->in_credit = WIRE_STDIN_WINDOW;
+	t->pulled = true;   /* one thread sends, another reads (port forwarding) */
 	wire_msg m = {.type = WM_TCP, .id = t->id, .present = WF_N | WF_WIN, .n = port, .win = win};
 	if (addr) {
 		m.present |= WF_ADDR;

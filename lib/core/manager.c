@@ -10,6 +10,7 @@
  */
 #include "core/cleanup.h"
 #include "core/manager.h"
+#include "core/portfwd.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -54,6 +55,8 @@ typedef struct mentry {
 	char state[16];               /* last state recorded in the registry */
 	uint32_t tasks[MAX_TASKS];
 	size_t ntasks;
+	portfwd *fwd[MAX_PORT_FORWARDS];   /* port forwards into the sandbox (lib/core/portfwd.c) */
+	size_t nfwd;
 } mentry;
 
 typedef struct subscriber {
@@ -891,9 +894,23 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 	return rc;
 }
 
+/* Close e's port forwards (their connections use the channel). */
+static void stop_forwards(mentry *e)
+{
+	pthread_mutex_lock(&e->lock);
+	portfwd *v[MAX_PORT_FORWARDS];
+	size_t n = e->nfwd;
+	memcpy(v, e->fwd, n * sizeof *v);
+	e->nfwd = 0;
+	pthread_mutex_unlock(&e->lock);
+	for (size_t i = 0; i < n; i++)
+		portfwd_stop(v[i]);
+}
+
 /* Stop everything running in e and wait until no operation is in flight. */
 static void quiesce(mentry *e)
 {
+	stop_forwards(e);
 	pthread_mutex_lock(&e->lock);
 	sandbox *sb = e->sb;
 	uint32_t tasks[MAX_TASKS];
@@ -1166,6 +1183,96 @@ void manager_exec_free(mgr_exec *x)
 	}
 	op_end(x->m, x->e);
 	free(x);
+}
+
+/* ---- port forwarding (docs/network.md) ---- */
+
+static json_t *fwd_json(const mentry *e, portfwd *f)
+{
+	uint64_t total;
+	unsigned open;
+	portfwd_counts(f, &total, &open);
+	const char *a = portfwd_address(f);
+	return json_pack("{s:s,s:i,s:s,s:I,s:i}", "id", e->id, "port", (int)portfwd_guest_port(f),
+			 a[0] == '/' ? "unix" : "listen", a, "connections", (json_int_t)total, "open", (int)open);
+}
+
+int manager_port_add(manager *m, const char *id, uint16_t guest_port, const char *listen, const char *unix_path,
+		     const char *actor, json_t **out, silo_error *err)
+{
+	mentry *e = op_begin(m, id, err);
+	if (!e)
+		return -1;
+	pthread_mutex_lock(&e->lock);
+	bool full = e->nfwd >= MAX_PORT_FORWARDS;
+	pthread_mutex_unlock(&e->lock);
+	portfwd *f = NULL;
+	int rc = full ? silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, 0, e->id, "at most %d port forwards per sandbox",
+				     MAX_PORT_FORWARDS)
+		      : portfwd_start(e->sb->ch, e->id, guest_port, listen, unix_path, &f, err);
+	if (rc == 0) {
+		pthread_mutex_lock(&e->lock);
+		if (e->deleting || e->nfwd >= MAX_PORT_FORWARDS) {
+			pthread_mutex_unlock(&e->lock);
+			portfwd_stop(f);
+			rc = silo_fail_vm(err, SILO_ERR_CONFLICT, 0, e->id, "sandbox is being deleted");
+		} else {
+			e->fwd[e->nfwd++] = f;
+			*out = fwd_json(e, f);
+			pthread_mutex_unlock(&e->lock);
+			json_t *d = json_pack("{s:i,s:s}", "port", (int)guest_port, "address", portfwd_address(f));
+			manager_audit(m, actor, e->id, "port-forward", 0, d);
+			json_decref(d);
+		}
+	}
+	op_end(m, e);
+	return rc;
+}
+
+int manager_port_list(manager *m, const char *id, json_t **out, silo_error *err)
+{
+	mentry *e = get_entry(m, id, err);
+	if (!e)
+		return -1;
+	json_t *a = json_array();
+	pthread_mutex_lock(&e->lock);
+	for (size_t i = 0; i < e->nfwd; i++)
+		json_array_append_new(a, fwd_json(e, e->fwd[i]));
+	pthread_mutex_unlock(&e->lock);
+	*out = json_pack("{s:s,s:o}", "id", e->id, "ports", a);
+	unref(m, e);
+	return 0;
+}
+
+int manager_port_remove(manager *m, const char *id, uint16_t guest_port, const char *actor, silo_error *err)
+{
+	mentry *e = get_entry(m, id, err);
+	if (!e)
+		return -1;
+	portfwd *gone[MAX_PORT_FORWARDS];
+	size_t n = 0;
+	pthread_mutex_lock(&e->lock);
+	for (size_t i = 0; i < e->nfwd;) {
+		if (portfwd_guest_port(e->fwd[i]) == guest_port) {
+			gone[n++] = e->fwd[i];
+			e->fwd[i] = e->fwd[--e->nfwd];
+		} else {
+			i++;
+		}
+	}
+	pthread_mutex_unlock(&e->lock);
+	for (size_t i = 0; i < n; i++)
+		portfwd_stop(gone[i]);
+	int rc = 0;
+	if (!n)
+		rc = silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, e->id, "no forward of port %u", guest_port);
+	else {
+		json_t *d = json_pack("{s:i,s:i}", "port", (int)guest_port, "closed", (int)n);
+		manager_audit(m, actor, e->id, "port-forward-closed", 0, d);
+		json_decref(d);
+	}
+	unref(m, e);
+	return rc;
 }
 
 int manager_file_put(manager *m, const char *id, const char *path, int src_fd, uint32_t mode,

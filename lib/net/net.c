@@ -332,6 +332,8 @@ static int spawn(net_sb *n, const net_opts *o, const char *fd_flag, int stack_fd
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		for (int sg = 1; sg < NSIG; sg++)
+			signal(sg, SIG_DFL);   /* silod ignores SIGPIPE; silo-net starts clean */
 		execv(bin, argv);
 		_exit(127);
 	}

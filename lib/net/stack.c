@@ -159,6 +159,10 @@ int stack_spawn(char *const argv[], const int *fds, size_t n_fds, int out_fd, bo
 		sigset_t all;
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
+		/* ignored signals survive exec: pasta 2023.03 dies when it finds SIGPIPE
+		 * already ignored (its check reads signal()'s previous handler) */
+		for (int sg = 1; sg < NSIG; sg++)
+			signal(sg, SIG_DFL);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		/* fds: first out of the way (above every target), then into place */
 		int base = 64 + (int)n_fds;
