@@ -190,6 +190,8 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 		argv[n++] = "--drive", argv[n++] = drives[i];
 	}
 	argv[n++] = "--drive", argv[n++] = VM_SCRATCH_FILE ",id=" VM_SCRATCH_SERIAL;
+	if (sb->net_fd >= 0)   /* network = true: virtio-net on passt's socket, fd 3 in silo-vmm (docs/network.md) */
+		argv[n++] = "--net", argv[n++] = "fd=3";
 	argv[n] = NULL;
 	if (vm_scratch_create(sb->rundir, scratch_mb, err) < 0)
 		return free(k), silo_error_set_vm(err, sb->id), -1;
@@ -225,6 +227,8 @@ static int launch(sandbox *sb, kvm_state *k, const char *bin, const char *const 
 		dup2(null, 0);
 		dup2(lfd, 1);
 		dup2(lfd, 2);
+		if (sb->net_fd >= 0 && (sb->net_fd == 3 ? fcntl(3, F_SETFD, 0) : dup2(sb->net_fd, 3)) < 0)
+			_exit(127);
 		sigset_t all;
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
@@ -504,6 +508,7 @@ static void k_diagnostics(sandbox *sb, char *buf, size_t len)
 const provider_ops kvm_provider = {
 	.name = "kvm",
 	.vm = true,
+	.net = PROVIDER_NET_STREAM,   /* silo-vmm's virtio-net on passt (docs/network.md) */
 	.probe = k_probe,
 	.spawn = k_spawn,
 	.connect = k_connect,
