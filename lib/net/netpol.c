@@ -23,6 +23,11 @@ typedef struct binding {
 	bool trusted;            /* from the operator's hosts file */
 } binding;
 
+/* Bindings are found by address through an open-addressing index (linear
+ * probing, backward-shift deletion) of twice their number: O(1) per connect. */
+#define IDX_SIZE (2 * NETPOL_MAX_BINDINGS)
+#define IDX_EMPTY 0xffffu
+
 struct netpol {
 	pthread_mutex_t lock;
 	egress_rule *rules;
@@ -33,6 +38,7 @@ struct netpol {
 	uint32_t gateway;
 	binding *b;              /* ring of NETPOL_MAX_BINDINGS */
 	size_t n_b, next_b;
+	uint16_t *idx;           /* IDX_SIZE slots: index into b, IDX_EMPTY */
 	uint32_t host[HOST_ADDRS_MAX];
 	size_t n_host;
 	uint64_t host_at;        /* when host[] was read; 0 = never */
@@ -45,17 +51,21 @@ netpol *netpol_new(const egress_rule *rules, size_t n, hosts_map *hosts, const n
 	netpol *p = xcalloc(1, sizeof *p);
 	pthread_mutex_init(&p->lock, NULL);
 	p->rules = xcalloc(n ? n : 1, sizeof *p->rules);
-	memcpy(p->rules, rules, n * sizeof *rules);
+	if (n)
+		memcpy(p->rules, rules, n * sizeof *rules);
 	p->n_rules = n;
 	if (hosts) {
 		p->hosts = *hosts;
 		memset(hosts, 0, sizeof *hosts);
 	}
 	p->never = xcalloc(n_never ? n_never : 1, sizeof *p->never);
-	memcpy(p->never, never, n_never * sizeof *never);
+	if (n_never)
+		memcpy(p->never, never, n_never * sizeof *never);
 	p->n_never = n_never;
 	p->gateway = gateway;
 	p->b = xcalloc(NETPOL_MAX_BINDINGS, sizeof *p->b);
+	p->idx = xmalloc(IDX_SIZE * sizeof *p->idx);
+	memset(p->idx, 0xff, IDX_SIZE * sizeof *p->idx);
 	return p;
 }
 
@@ -67,6 +77,7 @@ void netpol_free(netpol *p)
 	free(p->rules);
 	free(p->never);
 	free(p->b);
+	free(p->idx);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -108,6 +119,44 @@ static bool is_host_locked(netpol *p, uint32_t addr)
 		if (p->host[i] == addr)
 			return true;
 	return false;
+}
+
+static size_t idx_home(uint32_t addr)
+{
+	return (size_t)((addr * 2654435761u) >> 18) % IDX_SIZE;   /* Fibonacci hashing */
+}
+
+/* The index slot holding addr, or the empty slot where it would go. */
+static size_t idx_find(const netpol *p, uint32_t addr)
+{
+	size_t i = idx_home(addr);
+	while (p->idx[i] != IDX_EMPTY && p->b[p->idx[i]].addr != addr)
+		i = (i + 1) % IDX_SIZE;
+	return i;
+}
+
+static void idx_remove(netpol *p, uint32_t addr)
+{
+	size_t i = idx_find(p, addr);
+	if (p->idx[i] == IDX_EMPTY)
+		return;
+	p->idx[i] = IDX_EMPTY;
+	/* backward-shift: move later entries of the run into the hole when they may */
+	for (size_t j = (i + 1) % IDX_SIZE; p->idx[j] != IDX_EMPTY; j = (j + 1) % IDX_SIZE) {
+		size_t h = idx_home(p->b[p->idx[j]].addr);
+		bool movable = i <= j ? (h <= i || h > j) : (h <= i && h > j);
+		if (movable) {
+			p->idx[i] = p->idx[j];
+			p->idx[j] = IDX_EMPTY;
+			i = j;
+		}
+	}
+}
+
+static const binding *binding_of(const netpol *p, uint32_t addr)
+{
+	size_t i = idx_find(p, addr);
+	return p->idx[i] == IDX_EMPTY ? NULL : &p->b[p->idx[i]];
 }
 
 static void fmt_addr(uint32_t a, char *buf, size_t len)
@@ -197,20 +246,22 @@ void netpol_resolve_finish(netpol *p, const char *name, bool from_hosts, uint32_
 			}
 			shown = p->gateway;
 		}
-		/* record the binding (replace an older one of the same address) */
-		size_t slot = p->n_b;
-		for (size_t k = 0; k < p->n_b; k++)
-			if (p->b[k].addr == a) {
-				slot = k;
-				break;
-			}
-		if (slot == p->n_b) {
+		/* record the binding (replacing an older one of the same address; when
+		 * full, the oldest goes) */
+		size_t at = idx_find(p, a);
+		size_t slot;
+		if (p->idx[at] != IDX_EMPTY) {
+			slot = p->idx[at];
+		} else {
 			if (p->n_b < NETPOL_MAX_BINDINGS) {
-				p->n_b++;
+				slot = p->n_b++;
 			} else {
 				slot = p->next_b;
 				p->next_b = (p->next_b + 1) % NETPOL_MAX_BINDINGS;
+				idx_remove(p, p->b[slot].addr);
 			}
+			p->b[slot].addr = a;
+			p->idx[idx_find(p, a)] = (uint16_t)slot;
 		}
 		p->b[slot] = (binding){.addr = a, .rule = v->rule, .trusted = from_hosts};
 		addrs[kept++] = shown;
@@ -244,10 +295,7 @@ void netpol_check(netpol *p, uint32_t addr, uint16_t port, netpol_verdict *v)
 		goto out;
 	}
 	/* bindings: the latest answer for this address */
-	const binding *b = NULL;
-	for (size_t k = 0; k < p->n_b; k++)
-		if (p->b[k].addr == addr)
-			b = &p->b[k];
+	const binding *b = binding_of(p, addr);
 	char port_reason[256] = "";
 	if (b && (!cls || b->trusted)) {
 		if (egress_port_matches(&p->rules[b->rule], port)) {

@@ -384,6 +384,31 @@ TEST(decisions_names_bindings_and_ports)
 	netpol_free(p);
 }
 
+TEST(bindings_are_bounded_and_evict_the_oldest)
+{
+	const char *entries[] = {"*.example.com:443"};
+	netpol *p = test_pol(entries, 1, NULL);
+	netpol_verdict v;
+	uint32_t a[8];
+	size_t n;
+	/* 3 x the capacity of distinct public addresses, in a pattern that collides in the index */
+	for (uint32_t i = 0; i < 3 * NETPOL_MAX_BINDINGS; i++) {
+		uint32_t addr = 0x5db80000u + i * 8192u;
+		REQUIRE(resolve(p, "a.example.com", &addr, 1, a, &n, &v));
+	}
+	int live = 0, gone = 0;
+	for (uint32_t i = 0; i < 3 * NETPOL_MAX_BINDINGS; i++) {
+		netpol_check(p, 0x5db80000u + i * 8192u, 443, &v);
+		if (i >= 2 * NETPOL_MAX_BINDINGS)
+			live += v.allow;
+		else
+			gone += !v.allow;
+	}
+	CHECK_INT_EQ(live, NETPOL_MAX_BINDINGS);          /* the newest are all found */
+	CHECK_INT_EQ(gone, 2 * NETPOL_MAX_BINDINGS);      /* the evicted allow nothing */
+	netpol_free(p);
+}
+
 /* ---- the egress filter with a real process ---- */
 
 /* The "stack": this binary run with NET_TEST_CHILD=ip:port,ip:port,...: for
@@ -526,4 +551,5 @@ TEST(stack_filter_decides_every_connect)
 }
 
 TEST_MAIN(egress_entries_parse_and_format, egress_coverage_for_policies, address_classes, hosts_file_parse,
-	  dns_parse_and_answer, decisions_names_bindings_and_ports, stack_filter_decides_every_connect)
+	  dns_parse_and_answer, decisions_names_bindings_and_ports, bindings_are_bounded_and_evict_the_oldest,
+	  stack_filter_decides_every_connect)
