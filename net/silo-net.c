@@ -527,11 +527,13 @@ int main(int argc, char **argv)
 		{"vm-fd", required_argument, 0, 'v'},   {"netns-fd", required_argument, 0, 'n'},
 		{"egress", required_argument, 0, 'e'},  {"hosts-fd", required_argument, 0, 'H'},
 		{"never", required_argument, 0, 'N'},   {"watch-pid", required_argument, 0, 'w'},
+		{"mtu", required_argument, 0, 'm'},
 		{"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
 	};
 	const char *rundir = NULL, *stack = NULL;
 	int status_fd = -1, vm_fd = -1, netns_fd = -1, hosts_fd = -1;
 	pid_t watch_pid = 0;
+	int mtu_arg = 1500;
 	egress_rule rules[64];
 	size_t n_rules = 0;
 	netpol_never never[16];
@@ -548,6 +550,13 @@ int main(int argc, char **argv)
 		case 'n': netns_fd = int_arg(optarg); break;
 		case 'H': hosts_fd = int_arg(optarg); break;
 		case 'w': watch_pid = int_arg(optarg); break;
+		case 'm':
+			mtu_arg = int_arg(optarg);
+			if (mtu_arg < 576 || mtu_arg > 65520) {
+				status(status_fd, "error: --mtu: expected 576-65520");
+				return 2;
+			}
+			break;
 		case 'e':
 			if (n_rules == 64 || !egress_parse(optarg, &rules[n_rules], why, sizeof why)) {
 				status(status_fd, "error: --egress \"%.200s\": %s", optarg, n_rules == 64 ? "too many" : why);
@@ -637,7 +646,7 @@ int main(int argc, char **argv)
 	 * guest's frames there (passt/pasta --pcap) */
 	const char *pcap = getenv("SILO_NET_PCAP");
 	if (vm_fd >= 0) {
-		snprintf(mtu, sizeof mtu, "%d", 1500);
+		snprintf(mtu, sizeof mtu, "%d", mtu_arg);
 		char *av[] = {(char *)stack, "-f", "-q", "-e", "-4", "--fd", "3", "-a", NET_GUEST_ADDR, "-n", prefix, "-g",
 			      NET_GATEWAY, "-m", mtu, "-t", "none", "-u", "none", "--no-udp", "--no-icmp", "--no-dhcp",
 			      "--no-ndp", "--no-dhcpv6", "--no-ra", pcap ? "--pcap" : NULL, (char *)pcap, NULL};

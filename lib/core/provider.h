@@ -41,6 +41,7 @@ typedef enum provider_net {
 typedef struct provider_ops {
 	const char *name;
 	provider_net net;
+	uint32_t net_mtu;        /* the guest's MTU with network = true; 0 = 1500 */
 	/* Isolation class: true = the guest runs its own kernel in a hardware VM
 	 * ("vm"); false = it shares the host kernel ("namespace"). Falling back
 	 * from a vm provider to another is never silent (provider_choose). */

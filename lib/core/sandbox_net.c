@@ -20,8 +20,6 @@
 #include "net/ctl.h"
 #include "net/net.h"
 
-#define MTU_STREAM 1500     /* virtio-net without mergeable buffers: one frame per buffer */
-#define MTU_NETNS 65520     /* pasta's tap: large frames, fewer syscalls */
 
 static void on_denial(void *ud, const char *json)
 {
@@ -64,6 +62,7 @@ int sandbox_net_prepare(sandbox *sb, silo_error *err)
 	if (sb->ops->net != PROVIDER_NET_STREAM)
 		return 0;
 	net_opts o = opts_of(sb);
+	o.mtu = sb->ops->net_mtu;
 	return net_start_vm(&o, &sb->net_fd, &sb->net, err);
 }
 
@@ -88,7 +87,7 @@ int sandbox_net_ready(sandbox *sb, silo_error *err)
 	char cfg[64];
 	snprintf(cfg, sizeof cfg, "%s/%d %s", NET_GUEST_ADDR, NET_GUEST_PREFIX, NET_GATEWAY);
 	bool stream = sb->ops->net == PROVIDER_NET_STREAM;
-	if (chan_net_config(sb->ch, cfg, stream ? MTU_STREAM : MTU_NETNS, stream, err) < 0) {
+	if (chan_net_config(sb->ch, cfg, sb->ops->net_mtu ? sb->ops->net_mtu : 1500, stream, err) < 0) {
 		silo_error_prefix(err, "network: configuring the guest");
 		return -1;
 	}

@@ -304,6 +304,11 @@ static int spawn(net_sb *n, const net_opts *o, const char *fd_flag, int stack_fd
 		ARG("--watch-pid");
 		ARG(num);
 	}
+	if (o->mtu) {
+		snprintf(num, sizeof num, "%u", o->mtu);
+		ARG("--mtu");
+		ARG(num);
+	}
 	ARG(tag);   /* ignored operand: the tag on the command line */
 #undef ARG
 	pthread_mutex_unlock(&cfg_lock);

@@ -44,6 +44,7 @@ typedef struct net_opts {
 	net_dns_fn on_dns;         /* from the reader thread */
 	net_denial_fn on_denial;   /* from the reader thread */
 	void *ud;
+	uint32_t mtu;              /* VMs: the largest frame passt sends (0 = 1500) */
 } net_opts;
 
 /* VM providers: start silo-net with passt; *guest_fd is the other end of

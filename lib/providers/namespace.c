@@ -1333,6 +1333,7 @@ static void ns_probe(provider_info *info)
 const provider_ops namespace_provider = {
 	.name = "namespace",
 	.net = PROVIDER_NET_NETNS,   /* pasta joins the sandbox's network namespace (docs/network.md) */
+	.net_mtu = 65520,            /* pasta's tap */
 	.probe = ns_probe,
 	.spawn = ns_spawn,
 	.connect = ns_connect,

@@ -912,9 +912,9 @@ static int add_network(sandbox *sb, const vm_spec *spec, fd_pass *fp, argv_buf *
 	argv_addf(qa, "stream,id=net0,server=off,addr.type=fd,addr.str=%d", nfd);
 	argv_add(qa, "-device");
 	if (spec->mac)
-		argv_addf(qa, "virtio-net-device,netdev=net0,mac=%s", spec->mac);
+		argv_addf(qa, "virtio-net-device,netdev=net0,host_mtu=%u,mac=%s", sb->ops->net_mtu, spec->mac);
 	else
-		argv_add(qa, "virtio-net-device,netdev=net0");
+		argv_addf(qa, "virtio-net-device,netdev=net0,host_mtu=%u", sb->ops->net_mtu);
 	return 0;
 }
 
@@ -1820,6 +1820,7 @@ const provider_ops qemu_provider = {
 	.name = "qemu",
 	.vm = true,
 	.net = PROVIDER_NET_STREAM,   /* -netdev stream to passt (docs/network.md) */
+	.net_mtu = 65520,             /* virtio-net host_mtu: big frames, far fewer of them under TCG */
 	.probe = q_probe,
 	.spawn = q_spawn,
 	.connect = q_connect,
