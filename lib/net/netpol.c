@@ -276,61 +276,53 @@ void netpol_resolve_finish(netpol *p, const char *name, bool from_hosts, uint32_
 
 void netpol_check(netpol *p, uint32_t addr, uint16_t port, netpol_verdict *v)
 {
-	memset(v, 0, sizeof *v);
+	/* the hot path (an allowed connect) formats nothing: texts only for denials */
+	v->allow = false;
 	v->rule = -1;
+	v->rule_text[0] = v->reason[0] = '\0';
 	char ip[INET_ADDRSTRLEN];
-	fmt_addr(addr, ip, sizeof ip);
 	pthread_mutex_lock(&p->lock);
 	const char *cls = special_locked(p, addr);
 	bool local = (addr >> 24) == 127 || (cls && !strcmp(cls, "address of the host"));
-	for (size_t i = 0; i < p->n_never; i++)
-		if (p->never[i].port == port && (p->never[i].addr == addr || (!p->never[i].addr && local))) {
-			snprintf(v->reason, sizeof v->reason, "%s:%u is silod's own API port", ip, port);
-			goto out;
-		}
-	int r = cidr_rule(p, addr, port, false);
+	bool never = false;
+	for (size_t i = 0; i < p->n_never && !never; i++)
+		never = p->never[i].port == port && (p->never[i].addr == addr || (!p->never[i].addr && local));
+	const binding *b = never ? NULL : binding_of(p, addr);
+	int r = never ? -1 : cidr_rule(p, addr, port, false);
 	if (r >= 0) {
-		set_rule(p, v, r);
+		v->rule = r;
 		v->allow = true;
-		goto out;
+	} else if (b && (!cls || b->trusted) && egress_port_matches(&p->rules[b->rule], port)) {
+		v->rule = b->rule;   /* the latest answer for this address */
+		v->allow = true;
+	} else if (!cls && !never) {
+		for (size_t i = 0; i < p->n_rules && !v->allow; i++)
+			if (p->rules[i].kind == EGRESS_ANY && egress_port_matches(&p->rules[i], port)) {
+				v->rule = (int)i;
+				v->allow = true;
+			}
 	}
-	/* bindings: the latest answer for this address */
-	const binding *b = binding_of(p, addr);
-	char port_reason[256] = "";
-	if (b && (!cls || b->trusted)) {
-		if (egress_port_matches(&p->rules[b->rule], port)) {
-			set_rule(p, v, b->rule);
-			v->allow = true;
-			goto out;
-		}
-		set_rule(p, v, b->rule);
-		snprintf(port_reason, sizeof port_reason, "port %u of %s is not allowed by the entry its name matched", port,
-			 ip);
+	if (v->allow) {
+		pthread_mutex_unlock(&p->lock);
+		return;
 	}
-	if (cls) {
-		int any_port = cidr_rule(p, addr, 0, true);
-		if (port_reason[0]) {
-			snprintf(v->reason, sizeof v->reason, "%s", port_reason);
-		} else if (any_port >= 0) {
-			set_rule(p, v, any_port);
-			snprintf(v->reason, sizeof v->reason, "port %u of %s is not allowed by the entry", port, ip);
-		} else {
-			snprintf(v->reason, sizeof v->reason, "%s is a %s address; only an IP/CIDR entry naming it allows it", ip,
-				 cls);
-		}
-		goto out;
-	}
-	for (size_t i = 0; i < p->n_rules; i++)
-		if (p->rules[i].kind == EGRESS_ANY && egress_port_matches(&p->rules[i], port)) {
-			set_rule(p, v, (int)i);
-			v->allow = true;
-			goto out;
-		}
-	if (port_reason[0])
-		snprintf(v->reason, sizeof v->reason, "%s", port_reason);
-	else
+	/* denied: say why, naming the closest entry */
+	fmt_addr(addr, ip, sizeof ip);
+	int any_port = cls ? cidr_rule(p, addr, 0, true) : -1;
+	if (never) {
+		snprintf(v->reason, sizeof v->reason, "%s:%u is silod's own API port", ip, port);
+	} else if (b && (!cls || b->trusted)) {
+		v->rule = b->rule;
+		snprintf(v->reason, sizeof v->reason, "port %u of %s is not allowed by the entry its name matched", port, ip);
+	} else if (any_port >= 0) {
+		v->rule = any_port;
+		snprintf(v->reason, sizeof v->reason, "port %u of %s is not allowed by the entry", port, ip);
+	} else if (cls) {
+		snprintf(v->reason, sizeof v->reason, "%s is a %s address; only an IP/CIDR entry naming it allows it", ip, cls);
+	} else {
 		snprintf(v->reason, sizeof v->reason,
 			 "no egress entry allows %s:%u (names must be resolved through the sandbox's DNS)", ip, port);
-out:
+	}
+	set_rule(p, v, v->rule);
 	pthread_mutex_unlock(&p->lock);
 }

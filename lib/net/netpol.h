@@ -55,8 +55,9 @@ void netpol_free(netpol *p);
 /* A decision and what to record about it. */
 typedef struct netpol_verdict {
 	bool allow;
-	int rule;                /* index of the deciding entry, -1 if none */
-	char rule_text[300];     /* the entry as written canonically, "" if none */
+	int rule;                /* index of the deciding (or, denied, the closest) entry, -1 if none */
+	char rule_text[300];     /* that entry as written canonically: filled for names and for
+				  * denied connects ("" if none; an allowed connect formats nothing) */
 	char reason[256];        /* for denials: why ("private address 10.0.0.5") */
 } netpol_verdict;
 
