@@ -979,6 +979,22 @@ static int exec_drive_locked(chan *c, ctask *t, int timeout_ms, bool (*until)(co
 	}
 }
 
+/* A new exec-kind task with its output window (0 = WIRE_WINDOW); NULL with
+ * err when the window is out of range. */
+static ctask *exec_task_new(chan *c, uint32_t window, const char *what, silo_error *err)
+{
+	uint32_t win = window ? window : WIRE_WINDOW;
+	if (win < WIRE_MIN_WINDOW || win > WIRE_MAX_WINDOW) {
+		silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "%s: window must be %u..%u bytes", what,
+			     WIRE_MIN_WINDOW, WIRE_MAX_WINDOW);
+		return NULL;
+	}
+	ctask *t = task_add(c, CT_EXEC);
+	t->win = win;
+	t->out_credit = win;
+	return t;
+}
+
 int chan_exec_start(chan *c, const exec_req *req, chan_output_cb cb, void *ud, uint32_t *task_id,
 		    silo_error *err)
 {
@@ -988,16 +1004,12 @@ int chan_exec_start(chan *c, const exec_req *req, chan_output_cb cb, void *ud, u
 	if (argc > WIRE_MAX_ARGS || envc > WIRE_MAX_ARGS)
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "exec: more than %d arguments or env entries",
 				    WIRE_MAX_ARGS);
-	uint32_t win = req->window ? req->window : WIRE_WINDOW;
-	if (win < WIRE_MIN_WINDOW || win > WIRE_MAX_WINDOW)
-		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "exec: window must be %u..%u bytes",
-				    WIRE_MIN_WINDOW, WIRE_MAX_WINDOW);
-	ctask *t = task_add(c, CT_EXEC);
+	ctask *t = exec_task_new(c, req->window, "exec", err);
+	if (!t)
+		return -1;
 	t->cb = cb;
 	t->ud = ud;
-	t->win = win;
-	t->out_credit = win;
-	wire_msg m = {.type = WM_EXEC, .id = t->id, .present = WF_ARGV | WF_FLAG | WF_WIN, .win = win};
+	wire_msg m = {.type = WM_EXEC, .id = t->id, .present = WF_ARGV | WF_FLAG | WF_WIN, .win = t->win};
 	m.argv = (char **)req->argv;
 	m.argc = (uint32_t)argc;
 	if (envc) {
@@ -1192,16 +1204,14 @@ void chan_dns_reply(chan *c, uint32_t tag, const void *msg, size_t len)
 
 int chan_tcp_open(chan *c, const char *addr, uint16_t port, uint32_t window, uint32_t *task_id, silo_error *err)
 {
-	uint32_t win = window ? window : WIRE_WINDOW;
-	if (win < WIRE_MIN_WINDOW || win > WIRE_MAX_WINDOW || port == 0)
-		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "tcp: port 1-65535 and a window of %u..%u bytes",
-				    WIRE_MIN_WINDOW, WIRE_MAX_WINDOW);
-	ctask *t = task_add(c, CT_EXEC);
-	t->win = win;
-	t->out_credit = win;
+	if (port == 0)
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "tcp: port 1-65535");
+	ctask *t = exec_task_new(c, window, "tcp", err);
+	if (!t)
+		return -1;
 	t->in_credit = WIRE_STDIN_WINDOW;
 	t->pulled = true;   /* one thread sends, another reads (port forwarding) */
-	wire_msg m = {.type = WM_TCP, .id = t->id, .present = WF_N | WF_WIN, .n = port, .win = win};
+	wire_msg m = {.type = WM_TCP, .id = t->id, .present = WF_N | WF_WIN, .n = port, .win = t->win};
 	if (addr) {
 		m.present |= WF_ADDR;
 		m.addr = (char *)addr;

@@ -310,17 +310,11 @@ void vnet_destroy(vnet_dev *d)
 }
 
 /* virtio-mmio glue: queue 0 rx, 1 tx. */
-static void vnet_signal(void *arg)
-{
-	virtio_mmio_signal_used(arg);
-}
-
 static bool vnet_notify(void *dev, virtio_mmio *t, int qi)
 {
 	vnet_dev *d = dev;
 	if (!d->thread_started) {
-		vnet_env env = {.mem = &t->vm->mem, .rxq = &t->queues[0], .txq = &t->queues[1],
-				.lock = &t->vm->bus.lock, .signal = vnet_signal, .signal_arg = t};
+		vnet_env env = virtio_mmio_io_env(t);
 		if (vnet_start(d, &env, NULL) < 0)
 			return false;
 	}

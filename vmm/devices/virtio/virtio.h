@@ -120,6 +120,9 @@ int vsock_start(vsock_dev *d, const vsock_env *env, silo_error *err);
 bool vsock_process_tx(vsock_dev *d);
 bool vsock_process_rx(vsock_dev *d);
 void vsock_destroy(vsock_dev *d);
+/* The environment of a device with an I/O thread behind virtio-mmio: queue 0 rx, 1 tx, the
+ * bus lock, the used-buffer interrupt (vsock, net). */
+vsock_env virtio_mmio_io_env(virtio_mmio *t);
 
 /* net.c: virtio-net over a stream socket speaking QEMU's length-prefixed
  * frames (passt; docs/network.md). Same environment shape as vsock. */
