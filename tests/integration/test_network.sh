@@ -216,6 +216,19 @@ if [ -n "$NS_OK" ]; then
 	api POST /v1/sandboxes -H 'Content-Type: application/json' \
 		-d '{"provider":"namespace","name":"bad","network":true,"egress":["a.*.com"]}' > /dev/null
 	expect_error "a malformed wildcard is refused naming the field" 400 INVALID_CONFIG "network.egress[0]"
+	# kill -9 of silod: the sandbox's network lives on; the next silod takes it over
+	if [ -n "$ID" ]; then
+		kill -KILL "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+		check "after kill -9 of silod, the sandbox's silo-net is still there" pgrep -f "silo-net --id $ID" > /dev/null
+		start_daemon --listen 127.0.0.1:0 --egress-hosts "$TMP/hosts" --error-threshold 1000 \
+			--max-sandboxes 8 --capacity-memory-mb 8192 || notok "silod restarts"
+		r=$(run_in "$ID" "wget -qO- http://files.test:$HP/x")
+		check "after the restart the sandbox resolves and fetches again ($r)" test "$r" = "hello from files.test||0"
+		run_in "$ID" "nslookup after.restart 127.0.0.1 >/dev/null 2>&1" > /dev/null
+		sleep 0.5
+		check "... and its denials reach the new silod's audit log" \
+			grep -q '"destination":"after.restart"' "$SILO_STATE_DIR/audit.jsonl"
+	fi
 	[ -n "$ID" ] && api DELETE "/v1/sandboxes/$ID?grace_ms=0" > /dev/null
 	check "namespace/silod: after delete no silo-net or stack process of the sandbox is left" \
 		eval '! pgrep -f "silo-$ID" > /dev/null'
