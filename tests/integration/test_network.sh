@@ -143,9 +143,10 @@ runs_here qemu && Q_OK=1 && embedded_suite qemu 30
 
 # ---------------- through silod: the always-denied classes ----------------
 export SILO_API_TOKEN=net-test-token-0123456789abcdef
+silod_port() { sed -n 's/.*listening on .* and 127.0.0.1:\([0-9]*\).*/\1/p' "$TMP/silod.log" | tail -1; }
 start_daemon --listen 127.0.0.1:0 --egress-hosts "$TMP/hosts" --error-threshold 1000 \
 	--max-sandboxes 8 --capacity-memory-mb 8192 || { notok "silod starts"; exit 1; }
-SP=$(sed -n 's/.*listening on .* and 127.0.0.1:\([0-9]*\).*/\1/p' "$TMP/silod.log" | head -1)
+SP=$(silod_port)
 check "silod listens on TCP (port $SP)" test -n "$SP"
 curl -sN --unix-socket "$SOCK" "http://silod/v1/events" > "$TMP/events" 2>/dev/null &
 PIDS="$PIDS $!"
@@ -222,6 +223,7 @@ if [ -n "$NS_OK" ]; then
 		check "after kill -9 of silod, the sandbox's silo-net is still there" pgrep -f "silo-net --id $ID" > /dev/null
 		start_daemon --listen 127.0.0.1:0 --egress-hosts "$TMP/hosts" --error-threshold 1000 \
 			--max-sandboxes 8 --capacity-memory-mb 8192 || notok "silod restarts"
+		SP=$(silod_port)
 		r=$(run_in "$ID" "wget -qO- http://files.test:$HP/x")
 		check "after the restart the sandbox resolves and fetches again ($r)" test "$r" = "hello from files.test||0"
 		run_in "$ID" "nslookup after.restart 127.0.0.1 >/dev/null 2>&1" > /dev/null
