@@ -149,9 +149,9 @@ int main(void)
 			static const unsigned char junk[] = {0, 0, 0, 3, 0xc1, 0xc1, 0xc1};   /* 0xc1: never used */
 			put(c, junk, sizeof junk);
 		} else {
-			/* {"t":2,"id":0,"v":2,"agent":"evil","kernel":"x","pid":1} (protocol version 2) */
+			/* {"t":2,"id":0,"v":3,"agent":"evil","kernel":"x","pid":1} (protocol version 3) */
 			static const unsigned char ok[] = {
-				0x86, 0xa1, 't', 0x02, 0xa2, 'i', 'd', 0x00, 0xa1, 'v', 0x02,
+				0x86, 0xa1, 't', 0x02, 0xa2, 'i', 'd', 0x00, 0xa1, 'v', 0x03,
 				0xa5, 'a', 'g', 'e', 'n', 't', 0xa4, 'e', 'v', 'i', 'l',
 				0xa6, 'k', 'e', 'r', 'n', 'e', 'l', 0xa1, 'x', 0xa3, 'p', 'i', 'd', 0x01,
 			};
