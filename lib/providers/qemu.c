@@ -898,12 +898,14 @@ static void pass_close(fd_pass *fp)
 	fp->n = 0;
 }
 
+#define QEMU_NET_MTU 65520   /* virtio-net host_mtu: big frames, far fewer of them under TCG */
+
 /* network = true (docs/network.md): the guest's NIC is a virtio-net device on
  * QEMU's stream netdev, connected to passt through a socket handed in as an
  * fd (QEMU stays AF_UNIX-only and opens nothing). */
 static int add_network(sandbox *sb, const vm_spec *spec, fd_pass *fp, argv_buf *a, argv_buf *qa, silo_error *err)
 {
-	int nfd = pass_fd(fp, fcntl(sb->net_fd, F_DUPFD_CLOEXEC, 3));
+	int nfd = sb->net_fd >= 0 ? pass_fd(fp, fcntl(sb->net_fd, F_DUPFD_CLOEXEC, 3)) : (errno = EBADF, -1);
 	if (nfd < 0)
 		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: network socket");
 	argv_add(a, "--keep-fd");
@@ -912,9 +914,9 @@ static int add_network(sandbox *sb, const vm_spec *spec, fd_pass *fp, argv_buf *
 	argv_addf(qa, "stream,id=net0,server=off,addr.type=fd,addr.str=%d", nfd);
 	argv_add(qa, "-device");
 	if (spec->mac)
-		argv_addf(qa, "virtio-net-device,netdev=net0,host_mtu=%u,mac=%s", sb->ops->net_mtu, spec->mac);
+		argv_addf(qa, "virtio-net-device,netdev=net0,host_mtu=%u,mac=%s", QEMU_NET_MTU, spec->mac);
 	else
-		argv_addf(qa, "virtio-net-device,netdev=net0,host_mtu=%u", sb->ops->net_mtu);
+		argv_addf(qa, "virtio-net-device,netdev=net0,host_mtu=%u", QEMU_NET_MTU);
 	return 0;
 }
 
@@ -1121,7 +1123,7 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 	argv_add(&qa, "chardev=qmp,mode=control");
 	argv_add(&qa, "-device");
 	argv_add(&qa, "virtio-rng-device");
-	if (sb->net_fd >= 0 && add_network(sb, spec, &fp, &a, &qa, err) < 0)
+	if (spec->network && add_network(sb, spec, &fp, &a, &qa, err) < 0)
 		goto fail;
 	if (incoming) {
 		argv_add(&qa, "-incoming");
@@ -1820,7 +1822,7 @@ const provider_ops qemu_provider = {
 	.name = "qemu",
 	.vm = true,
 	.net = PROVIDER_NET_STREAM,   /* -netdev stream to passt (docs/network.md) */
-	.net_mtu = 65520,             /* virtio-net host_mtu: big frames, far fewer of them under TCG */
+	.net_mtu = QEMU_NET_MTU,
 	.probe = q_probe,
 	.spawn = q_spawn,
 	.connect = q_connect,
