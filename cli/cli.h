@@ -36,6 +36,7 @@ void cli_print_denial(void *ud, struct sandbox *sb, const char *json_record);
 /* cmd_port.c: forward GUEST_PORT[=127.0.0.1:PORT|=/unix/path] of sandbox id
  * (POST /v1/sandboxes/ID/ports); *out = the forward's JSON. 0 or the exit status. */
 struct api_client;
+struct json_t;
 int cli_port_publish(struct api_client *cl, const char *id, const char *spec, bool json, struct json_t **out);
 
 /* cli_util.c: shared by the verbs that talk to silod. */

@@ -518,7 +518,12 @@ TEST(stack_filter_decides_every_connect)
 		}
 	}
 	buf[got] = '\0';
-	printf("# child said:\n%s", buf);
+	printf("# child said:\n");
+	for (const char *line = buf; *line;) {   /* TAP: every line a comment */
+		size_t n = strcspn(line, "\n");
+		printf("#   %.*s\n", (int)n, line);
+		line += n + (line[n] != '\0');
+	}
 	int st;
 	waitpid(pid, &st, 0);
 	char want[128];
