@@ -195,6 +195,21 @@ PY
 		grep -q "^127.0.0.1:$LP ok files.test:$HP" "$TMP/audit.check"
 }
 
+# issue 15's "done when", verbatim, with silod up (silo run goes through it): the
+# allowed name prints the file, the other name fails and its denial is audited
+done_when() { # done_when PROVIDER
+	local P=$1 before
+	srun --provider "$P" --network --egress "files.test:$HP" -- wget -qO- "http://files.test:$HP/x"
+	check "$P/silod: silo run --network --egress files.test:$HP -- wget prints the file (rc $RC: $E)" \
+		test "$RC $R" = "0 hello from files.test"
+	before=$(grep -c '"destination":"other.test"' "$SILO_STATE_DIR/audit.jsonl")
+	srun --provider "$P" --network --egress "files.test:$HP" -- wget -qO- "http://other.test:$HP/x"
+	check "$P/silod: ... http://other.test:$HP/x fails (rc $RC)" test "$RC" != 0 -a -z "$R"
+	sleep 0.5   # denial records travel asynchronously
+	check "$P/silod: ... and the denial of other.test is audited" \
+		test "$(grep -c '"destination":"other.test"' "$SILO_STATE_DIR/audit.jsonl")" -gt "$before"
+}
+
 NET_SPEC() { # NET_SPEC PROVIDER NAME [IMAGE]
 	python3 -c 'import json,sys
 b={"provider":sys.argv[1],"name":sys.argv[2],"vcpus":1,"memory_mb":512,"network":True,
@@ -207,6 +222,7 @@ if [ -n "$NS_OK" ]; then
 	ID=$(api POST /v1/sandboxes -H 'Content-Type: application/json' -d "$(NET_SPEC namespace net-ns "$HP")" | jget 'j.get("id","")')
 	check "namespace/silod: a sandbox with network and an allow-list is created ($(cat "$TMP/body" | head -c 300))" test -n "$ID"
 	[ -n "$ID" ] && attack_suite namespace "$ID"
+	done_when namespace
 	m=$(curl -s --unix-socket "$SOCK" http://silod/metrics | sed -n 's/^silo_egress_denials_total \([0-9]*\)/\1/p')
 	check "denials are counted in silo_egress_denials_total ($m)" test "${m:-0}" -ge 7
 	check "denials are published as egress-denied events" grep -q '"type":"egress-denied"' "$TMP/events"
@@ -273,6 +289,7 @@ if [ -n "$Q_OK" ]; then
 	ID=$(api POST /v1/sandboxes -H 'Content-Type: application/json' -d "$(NET_SPEC qemu net-q "$HP")" | jget 'j.get("id","")')
 	check "qemu/silod: a VM with network and an allow-list is created ($(head -c 300 "$TMP/body"))" test -n "$ID"
 	[ -n "$ID" ] && attack_suite qemu "$ID"
+	done_when qemu
 	[ -n "$ID" ] && api DELETE "/v1/sandboxes/$ID?grace_ms=0" > /dev/null
 	# pip install of a wheel from the local index, in the python image
 	srun --provider qemu --image python --egress "files.test:$HP" --egress-hosts "$TMP/hosts" -- sh -c \

@@ -421,12 +421,22 @@ __attribute__((constructor)) static void child_main(void)
 	char buf[1024];
 	snprintf(buf, sizeof buf, "%s", list);
 	for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-		char *colon = strchr(tok, ':');
+		/* ip:port, or [ipv6]:port on an IPv6 socket */
+		char *colon = strrchr(tok, ':');
 		*colon = '\0';
-		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
-		inet_pton(AF_INET, tok, &sa.sin_addr);
-		int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-		int rc = connect(s, (struct sockaddr *)&sa, sizeof sa);
+		uint16_t port = htons((uint16_t)atoi(colon + 1));
+		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = port};
+		struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_port = port};
+		bool v6 = tok[0] == '[';
+		if (v6) {
+			tok[strlen(tok) - 1] = '\0';
+			inet_pton(AF_INET6, tok + 1, &s6.sin6_addr);
+			tok[strlen(tok)] = ']';
+		} else {
+			inet_pton(AF_INET, tok, &sa.sin_addr);
+		}
+		int s = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		int rc = v6 ? connect(s, (struct sockaddr *)&s6, sizeof s6) : connect(s, (struct sockaddr *)&sa, sizeof sa);
 		int e = rc < 0 ? errno : 0;
 		if (rc < 0 && e == EINPROGRESS) {
 			struct pollfd p = {.fd = s, .events = POLLOUT};
@@ -446,6 +456,22 @@ __attribute__((constructor)) static void child_main(void)
 	printf("packet %d\n", pk < 0 ? errno : 0);
 	fflush(stdout);
 	_exit(0);
+}
+
+/* A listener on [::1] (the host's IPv6 loopback), or -1 without IPv6. */
+static int listener6(uint16_t *port)
+{
+	int s = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(s, 16) < 0) {
+		if (s >= 0)
+			close(s);
+		return -1;
+	}
+	socklen_t l = sizeof sa;
+	getsockname(s, (struct sockaddr *)&sa, &l);
+	*port = ntohs(sa.sin6_port);
+	return s;
 }
 
 static int listener(uint16_t *port)
@@ -477,15 +503,18 @@ static void on_decided(void *ud, uint32_t addr, uint16_t port, const netpol_verd
 
 TEST(stack_filter_decides_every_connect)
 {
-	uint16_t ok_port, other_port;
-	int l1 = listener(&ok_port), l2 = listener(&other_port);
+	uint16_t ok_port, other_port, v6_port = 0;
+	int l1 = listener(&ok_port), l2 = listener(&other_port), l6 = listener6(&v6_port);
 	char entry[64];
 	snprintf(entry, sizeof entry, "127.0.0.1:%u", ok_port);
 	const char *entries[] = {entry};
 	netpol *p = test_pol(entries, 1, NULL);
 	char targets[256];
-	snprintf(targets, sizeof targets, "127.0.0.1:%u,127.0.0.1:%u,169.254.169.254:80,10.0.0.1:80", ok_port,
-		 other_port);
+	/* the IPv6 attacks: the host's IPv6 loopback (the stack is IPv4 only),
+	 * and a denied IPv4 port spelled as a v4-mapped IPv6 address */
+	snprintf(targets, sizeof targets,
+		 "127.0.0.1:%u,127.0.0.1:%u,169.254.169.254:80,10.0.0.1:80,[::ffff:127.0.0.1]:%u,[::1]:%u", ok_port,
+		 other_port, other_port, l6 >= 0 ? v6_port : 9);
 	setenv("NET_TEST_CHILD", targets, 1);
 	int out[2];
 	REQUIRE(pipe(out) == 0);
@@ -535,6 +564,10 @@ TEST(stack_filter_decides_every_connect)
 	CHECK_CONTAINS(buf, want);
 	snprintf(want, sizeof want, "10.0.0.1:80 %d\n", ECONNREFUSED);
 	CHECK_CONTAINS(buf, want);
+	snprintf(want, sizeof want, "[::ffff:127.0.0.1]:%u %d\n", other_port, ECONNREFUSED);
+	CHECK_CONTAINS(buf, want);
+	snprintf(want, sizeof want, "[::1]:%u %d\n", l6 >= 0 ? v6_port : 9, ENETUNREACH);
+	CHECK_CONTAINS(buf, want);
 	snprintf(want, sizeof want, "udp %d\n", EACCES);
 	CHECK_CONTAINS(buf, want);
 	snprintf(want, sizeof want, "listen %d\n", EPERM);
@@ -544,13 +577,17 @@ TEST(stack_filter_decides_every_connect)
 	snprintf(want, sizeof want, "packet %d\n", EAFNOSUPPORT);
 	CHECK_CONTAINS(buf, want);
 	CHECK_INT_EQ(s.allowed, 1);
-	CHECK_INT_EQ(s.denied, 3);
+	CHECK_INT_EQ(s.denied, 4);   /* the native IPv6 connect is refused before any decision */
 	/* the allowed connection reached the listener; the denied one never did */
 	int c = accept4(l1, NULL, NULL, SOCK_NONBLOCK);
 	CHECK(c >= 0);
 	if (c >= 0)
 		close(c);
 	CHECK(accept4(l2, NULL, NULL, SOCK_NONBLOCK) < 0);
+	if (l6 >= 0) {
+		CHECK(accept4(l6, NULL, NULL, SOCK_NONBLOCK) < 0);
+		close(l6);
+	}
 	close(nfd);
 	netpol_free(p);
 }
