@@ -236,7 +236,7 @@ if [ -n "$NS_OK" ]; then
 	# kill -9 of silod: the sandbox's network lives on; the next silod takes it over
 	if [ -n "$ID" ]; then
 		kill -KILL "$DPID"; wait "$DPID" 2>/dev/null; DPID=
-		check "after kill -9 of silod, the sandbox's silo-net is still there" pgrep -f "silo-net --id $ID" > /dev/null
+		check "after kill -9 of silod, the sandbox's silo-net is still there" eval 'pgrep -f "silo-net --id $ID" > /dev/null'
 		start_daemon --listen 127.0.0.1:0 --egress-hosts "$TMP/hosts" --error-threshold 1000 \
 			--max-sandboxes 8 --capacity-memory-mb 8192 || notok "silod restarts"
 		SP=$(silod_port)
@@ -292,12 +292,12 @@ if [ -n "$Q_OK" ]; then
 	done_when qemu
 	[ -n "$ID" ] && api DELETE "/v1/sandboxes/$ID?grace_ms=0" > /dev/null
 	# pip install of a wheel from the local index, in the python image
-	srun --provider qemu --image python --egress "files.test:$HP" --egress-hosts "$TMP/hosts" -- sh -c \
+	srun --provider qemu --image python --egress "files.test:$HP" -- sh -c \
 		"python3 -m pip install --disable-pip-version-check --no-cache-dir --break-system-packages -q \
 		 --trusted-host files.test --index-url http://files.test:$HP/simple silo-probe && python3 -c 'import silo_probe; print(silo_probe.MARK)'"
-	check "qemu: pip install from a local index through an allowed name (rc $RC, ${T}s: $(echo "$E" | tail -3))" \
+	check "qemu: pip install from a local index through an allowed name (rc $RC, ${T}s: $(echo "$E" | tail -3 | tr '\n' ' '))" \
 		test "$R" = "installed from files.test"
-	srun --provider qemu --image python --egress "files.test:$HP" --egress-hosts "$TMP/hosts" -- sh -c \
+	srun --provider qemu --image python --egress "files.test:$HP" -- sh -c \
 		"python3 -m pip install --disable-pip-version-check --no-cache-dir --break-system-packages -q \
 		 --retries 0 --timeout 5 --trusted-host other.test --index-url http://other.test:$HP/simple silo-probe; echo pip=\$?"
 	check "qemu: pip from a denied name fails fast (${T}s)" eval 'echo "$R" | grep -q "pip=1" && fast 60'
