@@ -259,8 +259,14 @@ TEST(a_backend_that_does_not_read_stalls_the_guest_not_memory)
 	int frames = 0;
 	for (int i = 0; i < 20; i++) {
 		long n = peer_read_frame(buf, 70000, 3000);
-		if (n != 60000 || buf[0] != (uint8_t)i)
+		if (n != 60000 || buf[0] != (uint8_t)i) {
+			vnet_counters c;
+			vnet_counters_get(dev, &c);
+			printf("# frame %d: length %ld, first byte %u; chains taken %u, tx frames %llu, dropped %llu\n", i, n,
+			       n > 0 ? buf[0] : 0, used_idx(&txq), (unsigned long long)c.tx_frames,
+			       (unsigned long long)c.tx_dropped);
 			break;
+		}
 		frames++;
 	}
 	CHECK_INT_EQ(frames, 20);

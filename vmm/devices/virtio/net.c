@@ -105,14 +105,18 @@ bool vnet_process_tx(vnet_dev *d)
 {
 	const guest_mem *m = d->env.mem;
 	virtq *q = d->env.txq;
-	bool any = false;
+	bool any = false, stalled;
 	int budget = 0;
+again:
+	stalled = false;
 	for (;;) {
 		if (!tx_room(d)) {
 			flush_tx(d);
 			tx_compact(d);
-			if (!tx_room(d))
-				break;   /* the backend is slow: the rest waits in the guest's ring (POLLOUT resumes) */
+			if (!tx_room(d)) {
+				stalled = true;   /* the backend is slow: the rest waits in the guest's ring */
+				break;
+			}
 		}
 		if (budget++ == VIRTQ_MAX_SIZE) {
 			wake(d);   /* more may wait: the thread comes back for them */
@@ -145,8 +149,14 @@ bool vnet_process_tx(vnet_dev *d)
 		any = true;
 	}
 	flush_tx(d);
-	if (d->tx_off < d->tx_len)
-		wake(d);   /* the thread waits for POLLOUT */
+	/* Stalled, but the backend took the rest meanwhile: no POLLOUT will
+	 * come for the chains still in the ring, so take them now. */
+	if (stalled && tx_room(d))
+		goto again;
+	/* bytes left: the I/O thread waits for POLLOUT (told from a vCPU; the
+	 * thread itself looks at tx before it polls) */
+	if (d->tx_off < d->tx_len && !(d->thread_started && pthread_equal(pthread_self(), d->thread)))
+		wake(d);
 	return any;
 }
 
