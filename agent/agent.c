@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent_net.h"
 #include "wire.h"
 
 #ifndef SILO_VERSION
@@ -73,6 +74,7 @@ typedef struct task {
 	bool discard;             /* the host wants no more output: read and drop */
 	bool exited, timed_out;
 	bool orphan;              /* its connection is gone: runs on, output discarded, id free */
+	bool sock;                /* a tcp task (port forwarding): out_fd/in_fd are one socket, no process */
 	int status;
 	uint64_t start_ns, deadline_ns, drain_until_ns;
 	/* files */
@@ -549,6 +551,8 @@ static void write_child_stdin(task *t)
 	}
 	drop_stdin(t);
 	if (t->in_eof && t->in_fd >= 0) {
+		if (t->sock)
+			shutdown(t->in_fd, SHUT_WR);   /* the other fd keeps the socket open: send FIN */
 		if (t->pty) {
 			static const char eot = 4; /* ^D: end of input for the line discipline */
 			(void)!write(t->in_fd, &eot, 1);
@@ -623,6 +627,11 @@ static void handle_signal(const wire_msg *m)
 	}
 	if (!(m->present & WF_SIG) || m->sig < 1 || m->sig >= NSIG) {
 		send_error(m->id, EINVAL, "signal: sig must be 1..%d", NSIG - 1);
+		return;
+	}
+	if (t->sock) {   /* any signal closes a forwarded connection */
+		close_fd(&t->out_fd);
+		close_fd(&t->in_fd);
 		return;
 	}
 	kill(-t->pid, (int)m->sig);
@@ -979,6 +988,58 @@ static void drop_connection(const char *why)
 
 static void do_shutdown(void);
 
+/* ---------------- networking (agent_net.c) ---------------- */
+
+static void handle_net(const wire_msg *m)
+{
+	char msg[256] = "";
+	int e = anet_configure(m->addr, (m->present & WF_N) ? m->n : 0, m->flag, msg, sizeof msg);
+	if (e)
+		send_error(m->id, e, "net: %s", msg);
+	else
+		send_ok(m->id);
+}
+
+static void send_dnsq(uint32_t tag, const uint8_t *q, size_t len)
+{
+	wire_msg m = {.type = WM_DNSQ, .id = 0, .present = WF_N | WF_DATA, .n = tag, .data = q, .data_len = len};
+	send_msg(&m);
+}
+
+static void handle_dnsr(const wire_msg *m)
+{
+	if ((m->present & WF_N) && (m->present & WF_DATA))
+		anet_reply(m->n, m->data, m->data_len);
+}
+
+/* A connection to a port in the guest, carried like an exec task: stdin is
+ * what the host sends, output what the guest's server answers (docs/protocol.md). */
+static void handle_tcp(const wire_msg *m)
+{
+	if (!(m->present & WF_N) || ((m->present & WF_WIN) && (m->win < WIRE_MIN_WINDOW || m->win > WIRE_MAX_WINDOW))) {
+		send_error(m->id, EINVAL, "tcp: n (the port) and a win of %u..%u expected", WIRE_MIN_WINDOW,
+			   WIRE_MAX_WINDOW);
+		return;
+	}
+	task *t = task_new(m->id, T_EXEC);
+	if (!t)
+		return;
+	int s = anet_tcp_connect(m->addr, m->n);
+	if (s < 0) {
+		task_free(t);
+		send_error(m->id, -s, "tcp: connect to %s:%u: %s", m->addr ? m->addr : "127.0.0.1", m->n, strerror(-s));
+		return;
+	}
+	t->sock = true;
+	t->out_fd = s;
+	t->in_fd = fcntl(s, F_DUPFD_CLOEXEC, 3);
+	t->win = t->credit = (m->present & WF_WIN) ? m->win : WIRE_WINDOW;
+	t->in_avail = WIRE_STDIN_WINDOW;
+	t->start_ns = now_ns();
+	wire_msg st = {.type = WM_STARTED, .id = t->id, .present = WF_PID, .pid = 0};
+	send_msg(&st);
+}
+
 static void handle_msg(const wire_msg *m)
 {
 	if (G.handshaken && m->type == WM_HELLO) {
@@ -1026,6 +1087,9 @@ static void handle_msg(const wire_msg *m)
 	case WM_LIST: handle_list(m); break;
 	case WM_MKDIR: handle_mkdir(m); break;
 	case WM_REMOVE: handle_remove(m); break;
+	case WM_NET: handle_net(m); break;
+	case WM_DNSR: handle_dnsr(m); break;
+	case WM_TCP: handle_tcp(m); break;
 	case WM_PING: {
 		wire_msg r = {.type = WM_PONG, .id = m->id, .present = m->present & WF_MS, .ms = m->ms};
 		send_msg(&r);
@@ -1138,7 +1202,7 @@ static void reap(void)
 static void kill_all_tasks(void)
 {
 	for (task *t = G.tasks; t; t = t->next)
-		if (t->kind == T_EXEC && !t->exited)
+		if (t->kind == T_EXEC && !t->exited && !t->sock)
 			kill(-t->pid, SIGKILL);
 }
 
@@ -1395,9 +1459,9 @@ int main(int argc, char **argv)
 	for (;;) {
 		if (G.shutting_down)
 			final_exit();
-		struct pollfd pfd[2 + 3 * MAX_TASKS + 1];
-		task *owner[2 + 3 * MAX_TASKS + 1];
-		int which[2 + 3 * MAX_TASKS + 1];
+		struct pollfd pfd[2 + 3 * MAX_TASKS + 1 + ANET_MAX_FDS];
+		task *owner[2 + 3 * MAX_TASKS + 1 + ANET_MAX_FDS];
+		int which[2 + 3 * MAX_TASKS + 1 + ANET_MAX_FDS];
 		int n = 0;
 		uint64_t now = now_ns();
 		int timeout_ms = -1;
@@ -1422,6 +1486,13 @@ int main(int argc, char **argv)
 		for (task *t = G.tasks, *nx; t; t = nx) {
 			nx = t->next;
 			if (t->kind == T_EXEC) {
+				if (t->sock && !t->exited && t->out_fd < 0) {
+					/* the guest's server closed (or the host hung up): the task ends */
+					close_fd(&t->in_fd);
+					drop_stdin(t);
+					t->exited = true;
+					t->status = 0;
+				}
 				bool may_read = room && (output_unmetered(t) || t->credit > 0);
 				if (t->exited && !may_read && (t->out_fd >= 0 || t->err_fd >= 0))
 					t->drain_until_ns = now + DRAIN_MS * 1000000ull; /* the drain window runs only while we may read */
@@ -1463,6 +1534,11 @@ int main(int argc, char **argv)
 				timeout_ms = 0; /* regular files are always readable */
 			}
 		}
+		int net_at = n;
+		int net_n = anet_pollfds(&pfd[n]);
+		for (int k = 0; k < net_n; k++)
+			owner[n + k] = NULL, which[n + k] = 20;
+		n += net_n;
 		/* Frames queued while building the set (exits, file chunks) go out now. */
 		flush_out();
 		if (conn_idx >= 0 && G.conn >= 0 && outq_pending())
@@ -1479,6 +1555,8 @@ int main(int argc, char **argv)
 		}
 		if (r <= 0)
 			continue;
+		if (net_n)
+			anet_handle(&pfd[net_at], net_n, send_dnsq);   /* without a host the queries are dropped */
 		for (int i = 0; i < n; i++) {
 			if (!pfd[i].revents)
 				continue;

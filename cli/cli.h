@@ -24,6 +24,21 @@ int cli_check_isolation(const char *v, bool json);
  * the host kernel (stderr, also with --json). */
 void cli_warn_isolation_fallback(const char *id, const char *provider, const char *why);
 
+/* --network / --egress ENTRY... (run, create): set network.enabled and append
+ * the entries to the spec's network.egress (validated: INVALID_CONFIG naming
+ * the entry). Entries are strdup'ed into the spec. */
+struct vm_spec;
+int cli_apply_network(struct vm_spec *spec, bool network, char *const *egress, size_t n, silo_error *err);
+/* An egress denial of an embedded sandbox, told on stderr (sandbox_opts.on_net). */
+struct sandbox;
+void cli_print_denial(void *ud, struct sandbox *sb, const char *json_record);
+
+/* cmd_port.c: forward GUEST_PORT[=127.0.0.1:PORT|=/unix/path] of sandbox id
+ * (POST /v1/sandboxes/ID/ports); *out = the forward's JSON. 0 or the exit status. */
+struct api_client;
+struct json_t;
+int cli_port_publish(struct api_client *cl, const char *id, const char *spec, bool json, struct json_t **out);
+
 /* cli_util.c: shared by the verbs that talk to silod. */
 #include <jansson.h>
 bool cli_want_json(int argc, char **argv);  /* --json before any "--" */
@@ -73,6 +88,7 @@ int cmd_usage(int argc, char **argv);
 int cmd_trust(int argc, char **argv);
 /* cmd_token.c */
 int cmd_token(int argc, char **argv);
+int cmd_port(int argc, char **argv);
 /* verbs: add declarations above this line */
 
 /* cmd_snapshot.c */

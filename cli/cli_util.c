@@ -142,3 +142,31 @@ void cli_secret_free(char *value)
 		free(value);
 	}
 }
+
+int cli_apply_network(vm_spec *spec, bool network, char *const *egress, size_t n, silo_error *err)
+{
+	if (!network && !n)
+		return 0;
+	spec->network = true;
+	for (size_t i = 0; i < n; i++) {
+		if (spec->n_egress == SPEC_MAX_EGRESS)
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "--egress: at most %d entries", SPEC_MAX_EGRESS);
+		spec->egress[spec->n_egress++] = xstrdup(egress[i]);
+	}
+	return spec_validate(spec, err);
+}
+
+void cli_print_denial(void *ud, struct sandbox *sb, const char *json_record)
+{
+	(void)ud;
+	(void)sb;
+	json_t *o = json_loads(json_record, 0, NULL);
+	const char *rule = cli_jstr(o, "rule");
+	if (rule[0])
+		fprintf(stderr, "silo: egress denied: %s %s: %s (entry \"%s\")\n", cli_jstr(o, "kind"),
+			cli_jstr(o, "destination"), cli_jstr(o, "reason"), rule);
+	else
+		fprintf(stderr, "silo: egress denied: %s %s: %s\n", cli_jstr(o, "kind"), cli_jstr(o, "destination"),
+			cli_jstr(o, "reason"));
+	json_decref(o);
+}

@@ -217,10 +217,14 @@ int cmd_create(int argc, char **argv)
 		{"image", required_argument, NULL, 'i'}, {"timeout", required_argument, NULL, 't'},
 		{"isolation", required_argument, NULL, 'I'},
 		{"secret", required_argument, NULL, 'S'}, {"secret-file", required_argument, NULL, 'F'},
+		{"network", no_argument, NULL, 'N'}, {"egress", required_argument, NULL, 'E'},
+		{"publish", required_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *file = NULL, *isolation = NULL;
 	json_t *body = json_object(), *env = json_object(), *meta = json_object(), *secrets = json_object();
+	json_t *egress = json_array(), *publish = json_array();
+	bool network = false;
 	struct {
 		const char *arg;
 		bool file;
@@ -251,9 +255,13 @@ int cmd_create(int argc, char **argv)
 			isolation = optarg;
 			rc = cli_check_isolation(optarg, json);
 			break;
+		case 'N': network = true; break;
+		case 'E': json_array_append_new(egress, json_string(optarg)); break;
+		case 'P': json_array_append_new(publish, json_string(optarg)); break;
 		default: rc = cli_usage_error(argv[0], "[-f hac.toml | --provider P --name N --vcpus N --memory MB "
 						   "--image I --timeout S -e K=V --meta K=V] [--isolation vm|any] "
-						   "[--secret K[=V]] [--secret-file K=PATH] [--json]", json);
+						   "[--secret K[=V]] [--secret-file K=PATH] [--network] [--egress ENTRY]... "
+						   "[--publish GUEST_PORT[=127.0.0.1:PORT|=/unix/path]]... [--json]", json);
 		}
 		if (rc)
 			goto out;
@@ -283,7 +291,8 @@ int cmd_create(int argc, char **argv)
 	const char *ctype;
 	silo_error err;
 	if (file) {
-		if (json_object_size(body) || json_object_size(env) || json_object_size(meta)) {
+		if (json_object_size(body) || json_object_size(env) || json_object_size(meta) || network ||
+		    json_array_size(egress)) {
 			rc = cli_usage_error(argv[0], "-f cannot be combined with other spec options", json);
 			goto out;
 		}
@@ -308,6 +317,10 @@ int cmd_create(int argc, char **argv)
 			json_object_set(body, "metadata", meta);
 		if (json_object_size(secrets))
 			json_object_set(body, "secrets", secrets);
+		if (network || json_array_size(egress))
+			json_object_set_new(body, "network", json_true());
+		if (json_array_size(egress))
+			json_object_set(body, "egress", egress);
 		payload = json_dumps(body, JSON_COMPACT);
 		len = strlen(payload);
 		ctype = "application/json";
@@ -323,6 +336,22 @@ int cmd_create(int argc, char **argv)
 	} else {
 		json_t *o = json_loads(resp, 0, NULL);
 		warn_if_fell_back(o);
+		json_t *ports = json_array();
+		size_t i;
+		json_t *pv;
+		json_array_foreach(publish, i, pv) {
+			/* --publish: a port forward right away (silo port ID PORT) */
+			json_t *f = NULL;
+			if ((rc = cli_port_publish(cl, cli_jstr(o, "id"), json_string_value(pv), json, &f)))
+				break;
+			if (!json)
+				fprintf(stderr, "silo: port %lld -> %s\n", (long long)cli_jint(f, "port"),
+					cli_jstr(f, "listen")[0] ? cli_jstr(f, "listen") : cli_jstr(f, "unix"));
+			json_array_append_new(ports, f);
+		}
+		if (json_array_size(ports))
+			json_object_set(o, "ports", ports);
+		json_decref(ports);
 		if (json)
 			cli_print_json(o);
 		else
@@ -340,6 +369,8 @@ out:
 	json_decref(env);
 	json_decref(meta);
 	json_decref(secrets);
+	json_decref(egress);
+	json_decref(publish);
 	free(sargs);
 	return rc;
 }

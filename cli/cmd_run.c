@@ -18,6 +18,7 @@
 
 #include "cli/api_client.h"
 #include "cli/cli.h"
+#include "net/net.h"
 #include "common/util.h"
 #include "core/owner.h"
 #include "core/sandbox.h"
@@ -42,12 +43,18 @@ static void usage(FILE *f)
 {
 	fputs("usage: silo run [--provider P] [--isolation vm|any] [--spec FILE] [--image NAME] [-e K=V]...\n"
 	      "                [-w DIR] [--secret K[=V]]... [--secret-file K=PATH]...\n"
-	      "                [--timeout S] [--memory MB] [--cpus N] [--json] [--time] -- CMD [ARG]...\n"
+	      "                [--timeout S] [--memory MB] [--cpus N] [--json] [--time]\n"
+	      "                [--network] [--egress ENTRY]... [--egress-hosts FILE] -- CMD [ARG]...\n"
 	      "  --isolation vm     refuse to fall back to the namespace provider (shared host kernel)\n"
 	      "                     when no VM provider is available (default any: fall back, with a warning)\n"
 	      "  --secret K=V       an environment variable whose value is never written or shown\n"
 	      "  --secret K         marks -e K=V secret; without one, takes $K here (off the command line)\n"
-	      "  --secret-file K=P  the same, read from the file P (one trailing newline dropped)\n",
+	      "  --secret-file K=P  the same, read from the file P (one trailing newline dropped)\n"
+	      "  --network          give the sandbox a network; it reaches only what --egress allows\n"
+	      "  --egress ENTRY     allow a destination: NAME[:PORT], *.DOMAIN[:PORT], A.B.C.D[/N][:PORT]\n"
+	      "                     or * (anything public); implies --network (docs/network.md)\n"
+	      "  --egress-hosts F   names resolved from this hosts(5) file first (without silod; silod\n"
+	      "                     uses its own --egress-hosts)\n",
 	      f);
 }
 
@@ -66,6 +73,8 @@ static void own_free(vm_spec *s)
 	free(s->isolation);
 	free(s->image);
 	free(s->workdir);
+	for (size_t i = 0; i < s->n_egress; i++)
+		free(s->egress[i]);
 	for (size_t i = 0; i < s->n_env; i++) {
 		free(s->env[i].key);
 		free(s->env[i].value);
@@ -102,8 +111,14 @@ int cmd_run(int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},           {"time", no_argument, NULL, 'T'},
 		{"isolation", required_argument, NULL, 'I'},
 		{"help", no_argument, NULL, 'h'},           {"secret", required_argument, NULL, 'S'},
-		{"secret-file", required_argument, NULL, 'F'}, {NULL, 0, NULL, 0},
+		{"secret-file", required_argument, NULL, 'F'}, {"network", no_argument, NULL, 'N'},
+		{"egress", required_argument, NULL, 'E'},   {"egress-hosts", required_argument, NULL, 'H'},
+		{NULL, 0, NULL, 0},
 	};
+	bool network = false;
+	const char *egress_hosts = NULL;
+	char **egress = NULL;
+	size_t negress = 0;
 	char **sec_keys = NULL, **sec_vals = NULL;
 	size_t nsec = 0;
 	struct {
@@ -137,6 +152,14 @@ int cmd_run(int argc, char **argv)
 			break;
 		}
 		case 'T': timing = true; break;
+		case 'N': network = true; break;
+		case 'H': egress_hosts = optarg; break;
+		case 'E':
+			network = true;
+			egress = xrealloc(egress, (negress + 2) * sizeof *egress);
+			egress[negress++] = xstrdup(optarg);
+			egress[negress] = NULL;
+			break;
 		case 'e':
 			if (!strchr(optarg, '=') || optarg[0] == '=') {
 				silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "-e: expected KEY=VALUE, got \"%s\"", optarg);
@@ -270,6 +293,13 @@ int cmd_run(int argc, char **argv)
 	bool daemon = api_daemon_available() && spec_format;
 	char **xenv = NULL;
 	int rc;
+	int nrc = cli_apply_network(&spec, network, egress, negress, &err);
+	strv_free(egress);
+	if (nrc < 0) {
+		strv_free(env);
+		rc = cli_error(&err, json);
+		goto out;
+	}
 	if (nsec && spec_validate(&spec, &err) < 0) {
 		strv_free(env);
 		rc = cli_error(&err, json);
@@ -289,6 +319,13 @@ int cmd_run(int argc, char **argv)
 		strv_free(env);
 	}
 
+	if (daemon && egress_hosts)
+		fprintf(stderr, "silo: warning: --egress-hosts is ignored: silod runs this sandbox with its own "
+				"--egress-hosts\n");
+	if (!daemon && egress_hosts && net_config_hosts(egress_hosts, &err) < 0) {
+		rc = cli_error(&err, json);
+		goto out;
+	}
 	if (daemon) {
 		/* silod is running: it owns sandboxes, registry and audit. The body carries
 		 * inline secret values to silod, which keeps them in memory only. */
@@ -326,6 +363,7 @@ int cmd_run(int argc, char **argv)
 	const char *bt = getenv("SILO_BOOT_TIMEOUT_MS");
 	if (bt && *bt)
 		so.boot_timeout_ms = atoi(bt);
+	so.on_net = cli_print_denial;   /* embedded: denials are told on stderr */
 	if (sandbox_create(&spec, &so, &sb, &err) < 0) {
 		rc = cli_error(&err, json);
 		goto out;

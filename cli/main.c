@@ -40,6 +40,7 @@ static const cli_verb verbs[] = {
 	{"resume", "resume paused sandboxes", cmd_resume},
 	{"trust", "keyring and signatures (trust keygen|add-key|list|sign|verify|verify-bundle|check-boot)", cmd_trust},
 	{"token", "add a scoped API token to a silod tokens file (token create)", cmd_token},
+	{"port", "forward a sandbox port to this host (port ID PORT [--listen A:P|--unix PATH|--rm])", cmd_port},
 	/* verbs: add rows above this line */
 };
 

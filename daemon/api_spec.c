@@ -95,7 +95,7 @@ int api_spec_from_json(const char *body, size_t len, vm_spec *spec, silo_error *
 {
 	static const char *const known[] = {"spec", "name", "provider", "vcpus", "memory_mb", "image", "kernel",
 					    "rootfs", "env", "metadata", "workdir", "timeout_s",
-					    "boot_timeout_ms", "network", "description", "isolation", "secrets", NULL};
+					    "boot_timeout_ms", "network", "egress", "description", "isolation", "secrets", NULL};
 	json_t *o = api_json_body(body, len, known, false, err);
 	if (!o)
 		return -1;
@@ -170,6 +170,30 @@ int api_spec_from_json(const char *body, size_t len, vm_spec *spec, silo_error *
 			goto out_free;
 		}
 		spec->network = json_is_true(net);
+	}
+	json_t *eg = json_object_get(o, "egress");
+	if (eg) {
+		/* the allow-list (docs/network.md); entries are checked by spec_validate */
+		if (!json_is_array(eg) || json_array_size(eg) > SPEC_MAX_EGRESS) {
+			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "egress: expected an array of at most %d strings",
+				  SPEC_MAX_EGRESS);
+			goto out_free;
+		}
+		size_t i;
+		json_t *e;
+		json_array_foreach(eg, i, e) {
+			if (!json_is_string(e) || json_string_length(e) > 256 || memchr(json_string_value(e), 0, json_string_length(e))) {
+				silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "egress[%zu]: expected a string", i);
+				goto out_free;
+			}
+			spec->egress[spec->n_egress++] = xstrdup(json_string_value(e));
+		}
+		if (spec->n_egress && net && !spec->network) {
+			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "egress: given with network false");
+			goto out_free;
+		}
+		if (spec->n_egress)
+			spec->network = true;   /* an allow-list asks for a network */
 	}
 	if (json_kv(o, "env", spec, true, err) < 0 || json_kv(o, "metadata", spec, false, err) < 0 ||
 	    json_secrets(o, spec, err) < 0)

@@ -21,6 +21,11 @@ int h_sandbox_logs(api_req *q, api_reply *r, silo_error *err);
 int h_file_put(api_req *q, api_reply *r, silo_error *err);
 int h_file_get(api_req *q, api_reply *r, silo_error *err);
 
+/* api_port.c: port forwarding (docs/network.md) */
+int h_port_add(api_req *q, api_reply *r, silo_error *err);
+int h_port_list(api_req *q, api_reply *r, silo_error *err);
+int h_port_remove(api_req *q, api_reply *r, silo_error *err);
+
 /* api_stream.c: exec (NDJSON) and events (SSE) */
 int h_exec(api_req *q, api_reply *r, silo_error *err);
 int h_events(api_req *q, api_reply *r, silo_error *err);

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "net/net.h"
 #include "core/manager.h"
 #include "daemon/http_server.h"
 
@@ -69,7 +70,9 @@ static void usage(FILE *f)
 		"  --deploy-interval-ms N   deployment health/usage period (default 500)\n"
 		"  --restart-backoff-ms N   first restart delay, doubled per failure (default 1000)\n"
 		"  --restart-backoff-max-ms N  longest restart delay (default 60000)\n"
-		"  --unhealthy-ms N         agent channel down this long = failed (default 5000)\n");
+		"  --unhealthy-ms N         agent channel down this long = failed (default 5000)\n"
+		"  --egress-hosts FILE      hosts(5) file sandboxes resolve names from first (operator-trusted:\n"
+		"                           may name loopback or private addresses; docs/network.md)\n");
 }
 
 static unsigned long num_arg(const char *opt, const char *v, unsigned long max)
@@ -94,7 +97,7 @@ int main(int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_MODE, O_LISTEN, O_TOKEN, O_MAX, O_BOOT, O_GRACE, O_FALLBACK, O_ETHR, O_EWIN,
 	       O_CAPV, O_CAPM, O_UPLOAD, O_UPTOTAL, O_TERM, O_POLICY, O_TOKENS, O_OPA, O_OPA_TMO, O_POOL, O_AGENTS, O_TEAMS, O_DINT,
-	       O_BACK, O_BACKMAX, O_UNHEALTHY, O_MAXCONN, O_PERIP, O_HDRTMO, O_MINISO };
+	       O_BACK, O_BACKMAX, O_UNHEALTHY, O_MAXCONN, O_PERIP, O_HDRTMO, O_MINISO, O_EGRESS_HOSTS };
 	static const struct option opts[] = {
 		{"socket", required_argument, NULL, O_SOCKET},
 		{"socket-mode", required_argument, NULL, O_MODE},
@@ -126,6 +129,7 @@ int main(int argc, char **argv)
 		{"restart-backoff-ms", required_argument, NULL, O_BACK},
 		{"restart-backoff-max-ms", required_argument, NULL, O_BACKMAX},
 		{"unhealthy-ms", required_argument, NULL, O_UNHEALTHY},
+		{"egress-hosts", required_argument, NULL, O_EGRESS_HOSTS},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -183,6 +187,12 @@ int main(int argc, char **argv)
 		case O_BACK: dc.backoff_ms = (int)num_arg("--restart-backoff-ms", optarg, 3600000); break;
 		case O_BACKMAX: dc.backoff_max_ms = (int)num_arg("--restart-backoff-max-ms", optarg, 86400000); break;
 		case O_UNHEALTHY: dc.unhealthy_ms = (int)num_arg("--unhealthy-ms", optarg, 3600000); break;
+		case O_EGRESS_HOSTS: {
+			silo_error he;
+			if (net_config_hosts(optarg, &he) < 0)
+				die(2, "%s", he.message);
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("silod %s\n", silo_version()); return 0;
 		default: usage(stderr); return 2;
@@ -313,6 +323,12 @@ int main(int argc, char **argv)
 		/* the port actually bound: HOST:0 picks a free one (tests, benchmarks) */
 		char host[64];
 		snprintf(host, sizeof host, "%.*s", (int)(strrchr(ac.listen, ':') - ac.listen), ac.listen);
+		/* no sandbox may reach silod's own API (docs/network.md); 0.0.0.0 = every host address */
+		char never[96];
+		snprintf(never, sizeof never, "%s:%u", host[0] && strcmp(host, "*") ? host : "0.0.0.0", api_tcp_port(api));
+		silo_error ne;
+		if (net_config_never(never, &ne) < 0)
+			log_warn("%s", ne.message);
 		fprintf(stderr, "silod %s: listening on %s and %s:%u\n", silo_version(), ac.socket_path, host,
 			api_tcp_port(api));
 	} else {

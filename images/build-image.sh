@@ -6,7 +6,7 @@
 # Names:
 #   base    kind initramfs: busybox-static + silo-agent, /init = init-overlay.sh (the
 #           initramfs is the lower layer, the scratch disk the upper one)
-#   python  kind ext4: Debian bookworm minbase + python3 (read-only root under a
+#   python  kind ext4: Debian bookworm minbase + python3 + pip (read-only root under a
 #           tmpfs overlay), plus its loader initramfs (init-overlay.sh + agent)
 # Files go to $CACHE/images/NAME/, the manifest is $CACHE/images/manifest.json
 # (format: docs/images.md). Each step is skipped when its inputs (scripts, agent
@@ -68,7 +68,7 @@ base)
 	;;
 python)
 	kind=ext4
-	pkgs=python3
+	pkgs=python3,python3-pip   # pip: installs from an index the egress allow-list names (docs/network.md)
 	file="$dir/rootfs.ext4"
 	fs_inputs=$(printf '%s\n' "$pkgs" "$(sha "$here/build-rootfs-debian.sh")")
 	if stamp_ok "$file" "$fs_inputs"; then

@@ -49,6 +49,7 @@ static const field fields[] = {
 	{"tmo", WF_TIMEOUT, K_U64, OFF(timeout), 0},
 	{"win", WF_WIN, K_U32, OFF(win), 0},
 	{"n", WF_N, K_U32, OFF(n), 0},
+	{"a", WF_ADDR, K_STR, OFF(addr), 64},
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
@@ -318,6 +319,7 @@ void wire_msg_free(wire_msg *m)
 	free(m->msg);
 	free(m->agent);
 	free(m->kernel);
+	free(m->addr);
 	if (m->ents)
 		for (uint32_t i = 0; i < m->n_ents; i++)
 			free(m->ents[i].name);
@@ -353,6 +355,10 @@ const char *wire_type_name(uint32_t t)
 	case WM_PING: return "ping";
 	case WM_PONG: return "pong";
 	case WM_SHUTDOWN: return "shutdown";
+	case WM_NET: return "net";
+	case WM_DNSQ: return "dnsq";
+	case WM_DNSR: return "dnsr";
+	case WM_TCP: return "tcp";
 	default: return "unknown";
 	}
 }

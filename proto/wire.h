@@ -16,7 +16,7 @@
 
 #include "mpack.h"
 
-#define WIRE_VERSION 2                           /* 2: per-task flow control (credit, discard, win) */
+#define WIRE_VERSION 3                           /* 3: networking (net, dnsq, dnsr, tcp); 2: flow control */
 #define WIRE_MAX_FRAME (1024u * 1024u + 4096u)   /* payload bytes, excluding the length */
 #define WIRE_CHUNK (256u * 1024u)                /* max data per output/file chunk */
 /* Flow control (docs/protocol.md "Flow control"): an exec task's output window
@@ -62,7 +62,12 @@ enum wire_type {
 	WM_PING = 40,      /* [ms] -> WM_PONG with the same ms */
 	WM_PONG = 41,
 	WM_SHUTDOWN = 42,  /* -> WM_OK, then the agent powers off / exits */
+	WM_NET = 50,       /* host -> agent: a = "ADDR/PREFIX GATEWAY", n = MTU, flag = configure eth0 -> WM_OK */
+	WM_DNSQ = 51,      /* agent -> host, id 0: n = tag, d = a DNS query from the guest */
+	WM_DNSR = 52,      /* host -> agent, id 0: n = tag, d = the DNS response */
+	WM_TCP = 53,       /* host -> agent: n = port, [a = guest address], [win] -> started, output*, exit */
 };
+#define WIRE_MAX_DNS 4096                        /* a DNS message over the channel */
 
 /* Optional-field bits for wire_msg.present. */
 enum wire_field {
@@ -73,7 +78,7 @@ enum wire_field {
 	WF_PTY = 1u << 16, WF_ROWS = 1u << 17, WF_COLS = 1u << 18, WF_MODE = 1u << 19,
 	WF_EOF = 1u << 20, WF_FLAG = 1u << 21, WF_SIZE = 1u << 22, WF_MTIME = 1u << 23,
 	WF_PID = 1u << 24, WF_EXISTS = 1u << 25, WF_MAX = 1u << 26, WF_ENTS = 1u << 27,
-	WF_TIMEOUT = 1u << 28, WF_WIN = 1u << 29, WF_N = 1u << 30,
+	WF_TIMEOUT = 1u << 28, WF_WIN = 1u << 29, WF_N = 1u << 30, WF_ADDR = 1u << 31,
 };
 
 typedef struct wire_dirent {
@@ -93,7 +98,7 @@ typedef struct wire_msg {
 	uint32_t argc;
 	char **env;
 	uint32_t envc;
-	char *cwd, *path, *msg, *agent, *kernel;   /* NUL-free, NUL-terminated */
+	char *cwd, *path, *msg, *agent, *kernel, *addr;   /* NUL-free, NUL-terminated */
 	const uint8_t *data;   /* decode: points into the frame; encode: caller's */
 	size_t data_len;
 	uint32_t stream;

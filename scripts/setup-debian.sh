@@ -9,6 +9,9 @@ PKGS=(
   # libraries (docs/architecture.md says why each)
   libjansson-dev libsqlite3-dev libseccomp-dev libsodium-dev libmicrohttpd-dev libcap-dev
   libcurl4-openssl-dev
+  # sandbox networking (docs/network.md): passt for VMs' virtio-net, pasta for namespace sandboxes,
+  # both run under Silo's egress filter by silo-net
+  passt
   zlib1g-dev libzstd-dev liblzma-dev   # image import: gzip, zstd and xz layers and tarballs (lib/oci)
   # guest images and providers (e2fsprogs: also mkfs.ext4 for the disk_mb disks of every provider)
   busybox-static qemu-system-x86 linux-source-6.1 flex bison bc libelf-dev libssl-dev cpio

@@ -44,7 +44,7 @@ static void usage(FILE *f)
 	fputs("usage: silo-vmm (--kernel ELF64 | --payload FLAT.bin) [--mem MiB] [--vcpus N]\n"
 	      "                [--serial-log FILE [--serial-log-max BYTES]] [--boot-timer] [--no-irqchip] [--timeout-ms N]\n"
 	      "                [--drive PATH[,ro][,id=ID]]... [--rng] [--initrd FILE] [--cmdline STR]\n"
-	      "                [--vsock-uds PATH [--vsock-cid N]] [--jail DIR]\n"
+	      "                [--vsock-uds PATH [--vsock-cid N]] [--net fd=N[,mac=M]] [--jail DIR]\n"
 	      "       silo-vmm --config FIRECRACKER.json [--serial-log FILE] [--boot-timer] [--jail DIR]\n"
 	      "       silo-vmm --api-sock PATH [--id ID] [--config FILE] [--serial-log FILE] [--jail DIR]\n",
 	      f);
@@ -100,6 +100,48 @@ typedef struct restore_req {
 	bool resume;
 } restore_req;
 
+/* --net fd=N[,mac=aa:bb:cc:dd:ee:ff]: virtio-net on an inherited, connected
+ * stream socket (passt's end; docs/network.md). */
+static int net_fd = -1;
+static uint8_t net_mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+
+static int parse_net(const char *arg)
+{
+	char buf[128];
+	if (strlen(arg) >= sizeof buf) {
+		fprintf(stderr, "silo-vmm: --net: too long\n");
+		return -1;
+	}
+	snprintf(buf, sizeof buf, "%s", arg);
+	bool have_fd = false;
+	for (char *save = NULL, *o = strtok_r(buf, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		unsigned m[6];
+		char *end;
+		if (!strncmp(o, "fd=", 3)) {
+			long v = strtol(o + 3, &end, 10);
+			if (!o[3] || *end || v < 3 || v > 1023) {
+				fprintf(stderr, "silo-vmm: --net: fd must be 3..1023\n");
+				return -1;
+			}
+			net_fd = (int)v;
+			have_fd = true;
+		} else if (!strncmp(o, "mac=", 4) &&
+			   sscanf(o + 4, "%2x:%2x:%2x:%2x:%2x:%2x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) == 6 &&
+			   strlen(o + 4) == 17) {
+			for (int i = 0; i < 6; i++)
+				net_mac[i] = (uint8_t)m[i];
+		} else {
+			fprintf(stderr, "silo-vmm: --net: unknown option \"%s\" (fd=N, mac=aa:bb:cc:dd:ee:ff)\n", o);
+			return -1;
+		}
+	}
+	if (!have_fd) {
+		fprintf(stderr, "silo-vmm: --net: fd=N is required\n");
+		return -1;
+	}
+	return 0;
+}
+
 static int start_vm(vm *v, vm_config cfg, const vmm_file_config *fc, const char *payload, bool rng,
 		    const char *jail_dir, int serial_fd, uint64_t t0, const restore_req *rr, bool *fatal,
 		    silo_error *err)
@@ -151,6 +193,13 @@ static int start_vm(vm *v, vm_config cfg, const vmm_file_config *fc, const char 
 		vsock_dev *dev = vsock_create(fc->vsock_uds, fc->vsock_cid, err);
 		if (!dev || virtio_mmio_attach(v, vbase, virq, &virtio_vsock_ops, dev, NULL, err) < 0)
 			goto fail;
+		vbase += 0x1000, virq++;
+	}
+	if (net_fd >= 0) {
+		vnet_dev *dev = vnet_create(net_fd, net_mac, err);
+		if (!dev || virtio_mmio_attach(v, vbase, virq, &virtio_net_ops, dev, NULL, err) < 0)
+			goto fail;
+		net_fd = -1;   /* the device owns it */
 		vbase += 0x1000, virq++;
 	}
 	/* Linux finds virtio-mmio devices on its command line. */
@@ -291,7 +340,7 @@ int main(int argc, char **argv)
 	uint64_t t0 = vmm_now_ns();
 	vm_config cfg = {.irqchip = true, .serial_log_max = SERIAL_LOG_MAX_DEFAULT};
 	const char *payload = NULL;
-	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL, OPT_DRIVE, OPT_RNG, OPT_INITRD, OPT_CMDLINE, OPT_VSOCK, OPT_VSOCK_CID, OPT_JAIL, OPT_CONFIG, OPT_API, OPT_ID, OPT_SERIAL_MAX };
+	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL, OPT_DRIVE, OPT_RNG, OPT_INITRD, OPT_CMDLINE, OPT_VSOCK, OPT_VSOCK_CID, OPT_JAIL, OPT_CONFIG, OPT_API, OPT_ID, OPT_SERIAL_MAX, OPT_NET };
 	const char *config_path = NULL, *api_path = NULL, *vm_id = "silo-vmm";
 	static vmm_file_config fc; /* from the command line, --config or the API */
 	static vmm_api api = {.listen_fd = -1, .stop_fd = -1};
@@ -318,6 +367,7 @@ int main(int argc, char **argv)
 		{"cmdline", required_argument, NULL, OPT_CMDLINE},
 		{"vsock-uds", required_argument, NULL, OPT_VSOCK},
 		{"vsock-cid", required_argument, NULL, OPT_VSOCK_CID},
+		{"net", required_argument, NULL, OPT_NET},
 		{"jail", required_argument, NULL, OPT_JAIL},
 		{"config", required_argument, NULL, OPT_CONFIG},
 		{"api-sock", required_argument, NULL, OPT_API},
@@ -395,6 +445,10 @@ int main(int argc, char **argv)
 			break;
 		case OPT_VSOCK_CID:
 			if (parse_u64("--vsock-cid", optarg, 3, UINT32_MAX - 1, &fc.vsock_cid) < 0)
+				goto out;
+			break;
+		case OPT_NET:
+			if (parse_net(optarg) < 0)
 				goto out;
 			break;
 		case 'h': usage(stdout); status = 0; goto out;

@@ -464,7 +464,7 @@ void silo_log(enum log_level lvl, const char *fmt, ...)
 
 int find_helper_binary(const char *name, char *out, size_t len, silo_error *err)
 {
-	static const char *const subdirs[] = {"agent", "vmm", "daemon", "cli"};
+	static const char *const subdirs[] = {"agent", "vmm", "net", "daemon", "cli"};
 	const char *e = getenv("SILO_LIBEXEC_DIR");
 	if (e && *e) {
 		snprintf(out, len, "%s/%s", e, name);

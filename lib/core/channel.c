@@ -48,6 +48,7 @@ typedef struct ctask {
 	uint32_t id;
 	enum ctask_kind kind;
 	bool done, failed;
+	bool started;          /* exec/tcp: the agent answered with started */
 	silo_error err;
 	/* exec */
 	chan_output_cb cb;
@@ -61,6 +62,7 @@ typedef struct ctask {
 	ochunk *qhead, *qtail;
 	size_t qoff;           /* bytes of qhead already taken (chan_exec_read) */
 	bool delivering;       /* a thread runs the callback on a chunk taken off the queue */
+	bool pulled;           /* output is only taken by chan_exec_read (tcp tasks): never delivered to cb */
 	bool discarding;       /* output is dropped (chan_exec_discard) */
 	/* exec stdin: sent only against the agent's credit */
 	uint64_t in_credit;
@@ -398,6 +400,13 @@ static const char *dispatch(chan *c, const wire_msg *m)
 		if (m->id == 0)
 			return NULL; /* heartbeat: liveness is tracked by last_rx_ns */
 		break;
+	case WM_DNSQ:
+		/* the guest's resolver asks (docs/network.md): not a task */
+		if (m->id != 0 || !(m->present & WF_N) || !(m->present & WF_DATA) || m->data_len > WIRE_MAX_DNS)
+			return "dnsq without id 0, a tag and at most 4096 bytes of data";
+		if (c->opts.on_dns)
+			c->opts.on_dns(c->opts.ud, m->n, m->data, m->data_len);
+		return NULL;
 	case WM_STARTED: case WM_OUTPUT: case WM_EXIT: case WM_FDATA: case WM_STAT_R:
 	case WM_LIST_R: case WM_OK: case WM_ERROR: case WM_CREDIT:
 		break;
@@ -423,6 +432,7 @@ static const char *dispatch(chan *c, const wire_msg *m)
 	case WM_STARTED:
 		if (t->kind != CT_EXEC)
 			viol = "started for a non-exec task";
+		t->started = true;
 		break;
 	case WM_OUTPUT:
 		if (t->kind != CT_EXEC) {
@@ -891,7 +901,7 @@ static bool step_stdin_locked(chan *c, ctask *t)
  * on this thread. c->lock held; dropped during the callback. */
 static bool step_deliver_locked(chan *c, ctask *t, size_t *delivered)
 {
-	if (!t->qhead || t->delivering)
+	if (!t->qhead || t->delivering || t->pulled)
 		return false;
 	ochunk *ch = t->qhead;
 	t->qhead = ch->next;
@@ -969,6 +979,22 @@ static int exec_drive_locked(chan *c, ctask *t, int timeout_ms, bool (*until)(co
 	}
 }
 
+/* A new exec-kind task with its output window (0 = WIRE_WINDOW); NULL with
+ * err when the window is out of range. */
+static ctask *exec_task_new(chan *c, uint32_t window, const char *what, silo_error *err)
+{
+	uint32_t win = window ? window : WIRE_WINDOW;
+	if (win < WIRE_MIN_WINDOW || win > WIRE_MAX_WINDOW) {
+		silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "%s: window must be %u..%u bytes", what,
+			     WIRE_MIN_WINDOW, WIRE_MAX_WINDOW);
+		return NULL;
+	}
+	ctask *t = task_add(c, CT_EXEC);
+	t->win = win;
+	t->out_credit = win;
+	return t;
+}
+
 int chan_exec_start(chan *c, const exec_req *req, chan_output_cb cb, void *ud, uint32_t *task_id,
 		    silo_error *err)
 {
@@ -978,16 +1004,12 @@ int chan_exec_start(chan *c, const exec_req *req, chan_output_cb cb, void *ud, u
 	if (argc > WIRE_MAX_ARGS || envc > WIRE_MAX_ARGS)
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "exec: more than %d arguments or env entries",
 				    WIRE_MAX_ARGS);
-	uint32_t win = req->window ? req->window : WIRE_WINDOW;
-	if (win < WIRE_MIN_WINDOW || win > WIRE_MAX_WINDOW)
-		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "exec: window must be %u..%u bytes",
-				    WIRE_MIN_WINDOW, WIRE_MAX_WINDOW);
-	ctask *t = task_add(c, CT_EXEC);
+	ctask *t = exec_task_new(c, req->window, "exec", err);
+	if (!t)
+		return -1;
 	t->cb = cb;
 	t->ud = ud;
-	t->win = win;
-	t->out_credit = win;
-	wire_msg m = {.type = WM_EXEC, .id = t->id, .present = WF_ARGV | WF_FLAG | WF_WIN, .win = win};
+	wire_msg m = {.type = WM_EXEC, .id = t->id, .present = WF_ARGV | WF_FLAG | WF_WIN, .win = t->win};
 	m.argv = (char **)req->argv;
 	m.argc = (uint32_t)argc;
 	if (envc) {
@@ -1157,6 +1179,68 @@ int chan_exec(chan *c, const exec_req *req, chan_output_cb cb, void *ud, exec_re
 	if (chan_exec_start(c, req, cb, ud, &id, err) < 0)
 		return -1;
 	return chan_exec_wait(c, id, -1, res, err);
+}
+
+/* ---------------- networking ---------------- */
+
+int chan_net_config(chan *c, const char *addr_gw, uint32_t mtu, bool configure_if, silo_error *err)
+{
+	ctask *t = task_add(c, CT_SIMPLE);
+	wire_msg m = {.type = WM_NET, .present = WF_ADDR | WF_N | WF_FLAG, .addr = (char *)addr_gw, .n = mtu,
+		      .flag = configure_if};
+	if (roundtrip(c, t, &m, 10000, err) < 0)
+		return -1;
+	task_remove(c, t);
+	return 0;
+}
+
+void chan_dns_reply(chan *c, uint32_t tag, const void *msg, size_t len)
+{
+	if (len > WIRE_MAX_DNS)
+		return;
+	wire_msg m = {.type = WM_DNSR, .id = 0, .present = WF_N | WF_DATA, .n = tag, .data = msg, .data_len = len};
+	send_frame(c, &m, NULL);
+}
+
+int chan_tcp_open(chan *c, const char *addr, uint16_t port, uint32_t window, uint32_t *task_id, silo_error *err)
+{
+	if (port == 0)
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "tcp: port 1-65535");
+	ctask *t = exec_task_new(c, window, "tcp", err);
+	if (!t)
+		return -1;
+	t->in_credit = WIRE_STDIN_WINDOW;
+	t->pulled = true;   /* one thread sends, another reads (port forwarding) */
+	wire_msg m = {.type = WM_TCP, .id = t->id, .present = WF_N | WF_WIN, .n = port, .win = t->win};
+	if (addr) {
+		m.present |= WF_ADDR;
+		m.addr = (char *)addr;
+	}
+	if (t->done || send_frame(c, &m, err) < 0) {
+		if (t->done && err)
+			*err = t->err;
+		task_remove(c, t);
+		return -1;
+	}
+	uint64_t deadline = now_mono_ns() + 10000ull * 1000000ull;
+	pthread_mutex_lock(&c->lock);
+	while (!t->started && !t->done && now_mono_ns() < deadline)
+		cond_wait_until(c, deadline);
+	bool ok = t->started && !t->failed;
+	silo_error e = t->err;
+	bool timed_out = !t->started && !t->done;
+	pthread_mutex_unlock(&c->lock);
+	if (!ok) {
+		if (timed_out)
+			silo_fail_vm(&e, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id, "tcp: the agent did not answer in 10 s");
+		if (err)
+			*err = e;
+		chan_exec_discard(c, t->id, NULL);
+		task_remove(c, t);
+		return -1;
+	}
+	*task_id = t->id;
+	return 0;
 }
 
 /* stdin/signal/resize only make sense for an exec task this chan still tracks. */

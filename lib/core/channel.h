@@ -36,6 +36,9 @@ typedef struct chan_opts {
 	/* Called (from the reader thread) on a protocol violation or disconnect. */
 	void (*on_violation)(void *ud, const char *what);
 	void (*on_disconnect)(void *ud);
+	/* A DNS query from the guest's stub (docs/network.md), from the reader
+	 * thread: must not block. Answer with chan_dns_reply. NULL: dropped. */
+	void (*on_dns)(void *ud, uint32_t tag, const uint8_t *msg, size_t len);
 	void *ud;
 } chan_opts;
 
@@ -146,6 +149,20 @@ int chan_list(chan *c, const char *path, dir_entry **entries, size_t *n, silo_er
 void dir_entries_free(dir_entry *e, size_t n);
 int chan_mkdir(chan *c, const char *path, uint32_t mode, bool parents, silo_error *err);
 int chan_remove(chan *c, const char *path, bool recursive, silo_error *err);
+/* ---- networking (docs/network.md) ---- */
+
+/* Configure the guest's network: addr_gw "ADDR/PREFIX GATEWAY", the MTU;
+ * configure_if: the agent sets up eth0 (VMs), else it waits for the host's
+ * stack to have done it (namespace). Starts the guest's DNS stub. */
+int chan_net_config(chan *c, const char *addr_gw, uint32_t mtu, bool configure_if, silo_error *err);
+/* Answer a query delivered to on_dns (dropped when the channel is down). */
+void chan_dns_reply(chan *c, uint32_t tag, const void *msg, size_t len);
+/* Open a TCP connection to addr (NULL: 127.0.0.1) : port inside the guest
+ * (port forwarding). It is an exec-like task: send with chan_exec_stdin
+ * (eof = half-close), take the guest's bytes with chan_exec_read (stream 1),
+ * close with chan_exec_signal, end with chan_exec_wait. window as exec_req. */
+int chan_tcp_open(chan *c, const char *addr, uint16_t port, uint32_t window, uint32_t *task_id, silo_error *err);
+
 /* Ask the agent to power the guest off (or exit, in a namespace sandbox). */
 int chan_shutdown(chan *c, silo_error *err);
 

@@ -13,6 +13,7 @@
  */
 #include "core/cleanup.h"
 #include "core/manager.h"
+#include "core/portfwd.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -60,6 +61,8 @@ typedef struct mentry {
 	char state[16];               /* last state recorded in the registry */
 	uint32_t tasks[MAX_TASKS];
 	size_t ntasks;
+	portfwd *fwd[MAX_PORT_FORWARDS];   /* port forwards into the sandbox (lib/core/portfwd.c) */
+	size_t nfwd;
 } mentry;
 
 typedef struct subscriber {
@@ -141,6 +144,7 @@ static const char *const event_names[MGR_EV__COUNT] = {
 	[MGR_EV_BUDGET_WARNING] = "budget-warning",
 	[MGR_EV_BUDGET_EXCEEDED] = "budget-exceeded",
 	[MGR_EV_ISOLATION_FALLBACK] = "isolation-fallback",
+	[MGR_EV_EGRESS_DENIED] = "egress-denied",
 };
 
 const char *mgr_event_name(mgr_event_type t)
@@ -476,6 +480,30 @@ static void on_state_cb(void *ud, sandbox *sb, sb_state old, sb_state new_state,
 	record_state((mentry *)ud, sb_state_name(new_state), reason);
 }
 
+/* An egress denial (docs/network.md "Denials"): counted, audited, published.
+ * From the sandbox's network reader thread. The record is silo-net's JSON:
+ * {kind, destination, rule, reason, suppressed, ts_ms}. */
+static void on_net_cb(void *ud, sandbox *sb, const char *json)
+{
+	mentry *e = ud;
+	manager *m = e->m;
+	json_t *rec = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(rec)) {
+		json_decref(rec);
+		return;
+	}
+	json_int_t suppressed = json_integer_value(json_object_get(rec, "suppressed"));
+	metrics_inc(m->met, M_EGRESS_DENIALS_TOTAL, 1 + (uint64_t)(suppressed > 0 ? suppressed : 0));
+	const char *kind = json_string_value(json_object_get(rec, "kind"));
+	const char *dest = json_string_value(json_object_get(rec, "destination"));
+	const char *why = json_string_value(json_object_get(rec, "reason"));
+	json_object_del(rec, "ts_ms");
+	manager_audit(m, "silod", sb->id, "egress-denied", 0, rec);
+	emit(m, MGR_EV_EGRESS_DENIED, sb->id, NULL, NULL, "EGRESS_DENIED", "%s %s: %s", kind ? kind : "?",
+	     dest ? dest : "?", why ? why : "");
+	json_decref(rec);
+}
+
 /* ---- open / providers / recovery ---- */
 
 static void probe_providers(manager *m)
@@ -627,7 +655,14 @@ static void recover(manager *m)
 			pthread_mutex_lock(&sb->lock);
 			sb->on_state = on_state_cb;
 			sb->on_state_ud = e;
+			sb->on_net = on_net_cb;
+			sb->on_net_ud = e;
 			pthread_mutex_unlock(&sb->lock);
+			/* denials queued by silo-net while silod was down arrive now */
+			silo_error ne = {0};
+			if (sandbox_net_reattach(sb, &ne) < 0)
+				log_warn("recover %s: %s (it keeps running without DNS answers or denial records)", r->id,
+					 ne.message);
 			e->sb = sb;
 			owner_adopt(sb, m->state_dir);
 			e->client = owner_client(sb, &e->client_start);
@@ -886,6 +921,8 @@ static int create_resolved(manager *m, const vm_spec *spec, const mgr_create_opt
 		.boot_timeout_ms = m->cfg.boot_timeout_ms,
 		.on_state = on_state_cb,
 		.on_state_ud = e,
+		.on_net = on_net_cb,
+		.on_net_ud = e,
 		.restore_dir = opts->restore_dir,
 		.restore_id = opts->restore_id,
 		.restore_provider = opts->restore_provider,
@@ -978,9 +1015,23 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 	return rc;
 }
 
+/* Close e's port forwards (their connections use the channel). */
+static void stop_forwards(mentry *e)
+{
+	pthread_mutex_lock(&e->lock);
+	portfwd *v[MAX_PORT_FORWARDS];
+	size_t n = e->nfwd;
+	memcpy(v, e->fwd, n * sizeof *v);
+	e->nfwd = 0;
+	pthread_mutex_unlock(&e->lock);
+	for (size_t i = 0; i < n; i++)
+		portfwd_stop(v[i]);
+}
+
 /* Stop everything running in e and wait until no operation is in flight. */
 static void quiesce(mentry *e)
 {
+	stop_forwards(e);
 	pthread_mutex_lock(&e->lock);
 	sandbox *sb = e->sb;
 	uint32_t tasks[MAX_TASKS];
@@ -1253,6 +1304,96 @@ void manager_exec_free(mgr_exec *x)
 	}
 	op_end(x->m, x->e);
 	free(x);
+}
+
+/* ---- port forwarding (docs/network.md) ---- */
+
+static json_t *fwd_json(const mentry *e, portfwd *f)
+{
+	uint64_t total;
+	unsigned open;
+	portfwd_counts(f, &total, &open);
+	const char *a = portfwd_address(f);
+	return json_pack("{s:s,s:i,s:s,s:I,s:i}", "id", e->id, "port", (int)portfwd_guest_port(f),
+			 a[0] == '/' ? "unix" : "listen", a, "connections", (json_int_t)total, "open", (int)open);
+}
+
+int manager_port_add(manager *m, const char *id, uint16_t guest_port, const char *listen, const char *unix_path,
+		     const char *actor, json_t **out, silo_error *err)
+{
+	mentry *e = op_begin(m, id, err);
+	if (!e)
+		return -1;
+	pthread_mutex_lock(&e->lock);
+	bool full = e->nfwd >= MAX_PORT_FORWARDS;
+	pthread_mutex_unlock(&e->lock);
+	portfwd *f = NULL;
+	int rc = full ? silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, 0, e->id, "at most %d port forwards per sandbox",
+				     MAX_PORT_FORWARDS)
+		      : portfwd_start(e->sb->ch, e->id, guest_port, listen, unix_path, &f, err);
+	if (rc == 0) {
+		pthread_mutex_lock(&e->lock);
+		if (e->deleting || e->nfwd >= MAX_PORT_FORWARDS) {
+			pthread_mutex_unlock(&e->lock);
+			portfwd_stop(f);
+			rc = silo_fail_vm(err, SILO_ERR_CONFLICT, 0, e->id, "sandbox is being deleted");
+		} else {
+			e->fwd[e->nfwd++] = f;
+			*out = fwd_json(e, f);
+			pthread_mutex_unlock(&e->lock);
+			json_t *d = json_pack("{s:i,s:s}", "port", (int)guest_port, "address", portfwd_address(f));
+			manager_audit(m, actor, e->id, "port-forward", 0, d);
+			json_decref(d);
+		}
+	}
+	op_end(m, e);
+	return rc;
+}
+
+int manager_port_list(manager *m, const char *id, json_t **out, silo_error *err)
+{
+	mentry *e = get_entry(m, id, err);
+	if (!e)
+		return -1;
+	json_t *a = json_array();
+	pthread_mutex_lock(&e->lock);
+	for (size_t i = 0; i < e->nfwd; i++)
+		json_array_append_new(a, fwd_json(e, e->fwd[i]));
+	pthread_mutex_unlock(&e->lock);
+	*out = json_pack("{s:s,s:o}", "id", e->id, "ports", a);
+	unref(m, e);
+	return 0;
+}
+
+int manager_port_remove(manager *m, const char *id, uint16_t guest_port, const char *actor, silo_error *err)
+{
+	mentry *e = get_entry(m, id, err);
+	if (!e)
+		return -1;
+	portfwd *gone[MAX_PORT_FORWARDS];
+	size_t n = 0;
+	pthread_mutex_lock(&e->lock);
+	for (size_t i = 0; i < e->nfwd;) {
+		if (portfwd_guest_port(e->fwd[i]) == guest_port) {
+			gone[n++] = e->fwd[i];
+			e->fwd[i] = e->fwd[--e->nfwd];
+		} else {
+			i++;
+		}
+	}
+	pthread_mutex_unlock(&e->lock);
+	for (size_t i = 0; i < n; i++)
+		portfwd_stop(gone[i]);
+	int rc = 0;
+	if (!n)
+		rc = silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, e->id, "no forward of port %u", guest_port);
+	else {
+		json_t *d = json_pack("{s:i,s:i}", "port", (int)guest_port, "closed", (int)n);
+		manager_audit(m, actor, e->id, "port-forward-closed", 0, d);
+		json_decref(d);
+	}
+	unref(m, e);
+	return rc;
 }
 
 int manager_file_put(manager *m, const char *id, const char *path, int src_fd, uint32_t mode,

@@ -33,6 +33,7 @@ typedef enum mgr_event_type {
 	MGR_EV_BUDGET_WARNING,         /* deploy.c: a team spent 80% of its budget */
 	MGR_EV_BUDGET_EXCEEDED,        /* deploy.c: a team spent its budget; its agents are stopped */
 	MGR_EV_ISOLATION_FALLBACK,     /* no vm provider was available: the sandbox shares the host kernel */
+	MGR_EV_EGRESS_DENIED,          /* a sandbox tried to reach what its egress allow-list refuses */
 	MGR_EV__COUNT
 } mgr_event_type;
 
@@ -149,6 +150,14 @@ bool manager_exec_ended(mgr_exec *x);
 int manager_exec_signal(mgr_exec *x, int sig, silo_error *err);
 /* Release the exec (drops its output and kills it first if it has not been waited for). */
 void manager_exec_free(mgr_exec *x);
+/* Port forwarding (docs/network.md): expose the sandbox's guest_port on the
+ * host, on listen ("127.0.0.1:PORT", 0 = any) or a unix socket. Forwards end
+ * with the sandbox (or manager_port_remove). */
+#define MAX_PORT_FORWARDS 16
+int manager_port_add(manager *m, const char *id, uint16_t guest_port, const char *listen, const char *unix_path,
+		     const char *actor, json_t **out, silo_error *err);
+int manager_port_list(manager *m, const char *id, json_t **out, silo_error *err);
+int manager_port_remove(manager *m, const char *id, uint16_t guest_port, const char *actor, silo_error *err);
 int manager_file_put(manager *m, const char *id, const char *path, int src_fd, uint32_t mode,
 		     const char *actor, silo_error *err);
 int manager_file_get(manager *m, const char *id, const char *path, int dst_fd, uint64_t max_bytes,

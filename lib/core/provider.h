@@ -29,8 +29,19 @@ typedef struct provider_info {
  *   sb->pid        the supervising host process (VMM, QEMU, namespace init)
  *   sb->prov       provider-private state (freed by terminate)
  */
+/* How a provider's sandboxes meet their host-side network stack
+ * (docs/network.md; lib/core/sandbox_net.c does the rest). */
+typedef enum provider_net {
+	PROVIDER_NET_NONE = 0,   /* network = true is NOT_SUPPORTED */
+	PROVIDER_NET_STREAM,     /* spawn attaches sb->net_fd (a connected stream socket speaking
+				  * QEMU's length-prefixed Ethernet frames) as the guest's NIC */
+	PROVIDER_NET_NETNS,      /* the stack joins the network namespace of sb->pid after spawn */
+} provider_net;
+
 typedef struct provider_ops {
 	const char *name;
+	provider_net net;
+	uint32_t net_mtu;        /* the guest's MTU with network = true; 0 = 1500 */
 	/* Isolation class: true = the guest runs its own kernel in a hardware VM
 	 * ("vm"); false = it shares the host kernel ("namespace"). Falling back
 	 * from a vm provider to another is never silent (provider_choose). */

@@ -17,6 +17,7 @@
 #include "core/cleanup.h"
 #include "core/owner.h"
 #include "core/sandbox.h"
+#include "net/net.h"
 #include "snapshot/snapshot.h"
 
 #define DEFAULT_BOOT_TIMEOUT_NS_MS 10000   /* namespace: a process start */
@@ -126,6 +127,7 @@ static sandbox *sb_alloc(const char *id, const vm_spec *spec, const provider_ops
 	sb->ops = ops;
 	pthread_mutex_init(&sb->lock, NULL);
 	sb->state = SB_PROVISIONING;
+	sb->net_fd = -1;
 	sb->created_ms = now_realtime_ms();
 	snprintf(sb->rundir, sizeof sb->rundir, "%s/sandboxes/%s", silo_runtime_dir(), sb->id);
 	return sb;
@@ -135,6 +137,11 @@ static void sb_free(sandbox *sb)
 {
 	if (!sb)
 		return;
+	/* the owner lets go without terminating (silod exits): silo-net runs on */
+	net_close(sb->net);
+	sb->net = NULL;
+	if (sb->net_fd >= 0)
+		close(sb->net_fd);
 	owner_end(sb, false);   /* normally ended already; a kept record is swept later */
 	if (sb->ch)
 		chan_close(sb->ch);
@@ -199,6 +206,7 @@ static int wait_ready(sandbox *sb, uint64_t deadline_ns, int heartbeat_ms, silo_
 				.heartbeat_ms = heartbeat_ms,
 				.on_violation = on_chan_violation,
 				.on_disconnect = on_chan_disconnect,
+				.on_dns = sandbox_net_on_dns,
 				.ud = sb,
 			};
 			sb->ch = chan_open(fd, &co, &sb->agent, &e);
@@ -267,6 +275,8 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 		snprintf(sb->fallback_why, sizeof sb->fallback_why, "%s", pc.why);
 	sb->on_state = opts->on_state;
 	sb->on_state_ud = opts->on_state_ud;
+	sb->on_net = opts->on_net;
+	sb->on_net_ud = opts->on_net_ud;
 	if (path_exists(sb->rundir)) {
 		silo_fail_vm(err, SILO_ERR_CONFLICT, EEXIST, sb->id, "run directory %s already exists",
 			     sb->rundir);
@@ -284,15 +294,21 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 		sb_free(sb);
 		return -1;
 	}
-	int src;
-	if (opts->restore_dir) {
+	int src = sandbox_net_prepare(sb, err);
+	if (src == 0 && opts->restore_dir) {
 		src = snap_mark_use(sb->rundir, opts->restore_id ? opts->restore_id : "", err);
 		if (src == 0)
 			src = ops->restore(sb, &sb->spec, opts->restore_dir, err);
-	} else {
+	} else if (src == 0) {
 		src = ops->spawn(sb, &sb->spec, err);
 	}
+	if (src == 0 && sandbox_net_spawned(sb, err) < 0) {
+		silo_error e2 = {0};
+		ops->terminate(sb, 0, &e2);
+		src = -1;
+	}
 	if (src < 0) {
+		sandbox_net_stop(sb);
 		silo_error_set_vm(err, sb->id);
 		char reason[300];
 		snprintf(reason, sizeof reason, "%s: %s", silo_code_name(err->code), err->message);
@@ -308,7 +324,8 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 			 : spec->boot_timeout_ms > 0       ? (int)spec->boot_timeout_ms
 							   : default_boot_timeout(ops);
 	int hb = opts->heartbeat_ms > 0 ? opts->heartbeat_ms : 1000;
-	if (wait_ready(sb, t0 + (uint64_t)timeout_ms * 1000000ull, hb, err) < 0) {
+	if (wait_ready(sb, t0 + (uint64_t)timeout_ms * 1000000ull, hb, err) < 0 || sandbox_net_ready(sb, err) < 0) {
+		sandbox_net_stop(sb);
 		char reason[300];
 		snprintf(reason, sizeof reason, "%s: %.200s", silo_code_name(err->code), err->message);
 		if (sb->ch) {
@@ -344,6 +361,7 @@ void sandbox_verify_cleanup(sandbox *sb, cleanup_report *rep)
 	char **res = NULL;
 	if (sb->ops && sb->ops->residue)
 		sb->ops->residue(sb, &res);
+	net_residue(sb->rundir, &res);
 	/* The core owns the run directory. */
 	if (sb->rundir[0] && path_exists(sb->rundir) && rm_rf(sb->rundir) < 0 && path_exists(sb->rundir))
 		strv_append(&res, xasprintf("%s", sb->rundir));
@@ -361,6 +379,7 @@ int sandbox_destroy(sandbox *sb, int grace_ms, cleanup_report *rep, silo_error *
 	if (!sb)
 		return 0;
 	sandbox_set_state(sb, SB_STOPPING, "destroy requested");
+	sandbox_net_stop(sb);
 	silo_error te = {0};
 	int trc = sb->ops->terminate(sb, grace_ms < 0 ? 0 : grace_ms, &te);
 	if (sb->ch) {

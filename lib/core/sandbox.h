@@ -33,6 +33,9 @@ int sb_state_from_name(const char *name);            /* -1 if unknown */
 bool sb_state_transition_ok(sb_state from, sb_state to);
 
 typedef struct sandbox sandbox;
+struct net_sb;
+/* An egress denial record (docs/network.md "Denials"), JSON text. */
+typedef void (*sb_net_cb)(void *ud, sandbox *sb, const char *json_record);
 
 /* Who a sandbox belongs to (lib/core/owner.h): nobody tracked (tests,
  * benches), the creating process (it dies with that process: embedded
@@ -65,6 +68,12 @@ struct sandbox {
 	char state_reason[256];
 	sb_state_cb on_state;
 	void *on_state_ud;
+	/* Networking (lib/core/sandbox_net.c): the supervisor, the guest end of the
+	 * stack's socket during spawn (PROVIDER_NET_STREAM, else -1), denials. */
+	struct net_sb *net;
+	int net_fd;
+	sb_net_cb on_net;
+	void *on_net_ud;
 
 	/* Chosen by falling back from an unavailable vm provider to a non-vm one
 	 * (provider_choice): the reasons, for the warning, event and state. */
@@ -88,6 +97,8 @@ typedef struct sandbox_opts {
 	int heartbeat_ms;              /* 0 = default (1000) */
 	sb_state_cb on_state;
 	void *on_state_ud;
+	sb_net_cb on_net;              /* egress denials (network = true) */
+	void *on_net_ud;
 	/* Restore instead of spawning (lib/core/sandbox_snap.c, docs/snapshots.md):
 	 * the payload directory of a verified snapshot, its id (recorded in the
 	 * run directory so the store keeps it while the sandbox lives) and the
@@ -107,7 +118,9 @@ typedef struct sandbox_opts {
 int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out, silo_error *err);
 /* Terminate (grace then force), verify cleanup, free. rep may be NULL. */
 int sandbox_destroy(sandbox *sb, int grace_ms, cleanup_report *rep, silo_error *err);
-/* Re-open a sandbox left by a previous manager process (silod restart). */
+/* Re-open a sandbox left by a previous manager process (silod restart).
+ * Its network supervisor is reconnected separately, once the caller has set
+ * on_net: sandbox_net_reattach. */
 int sandbox_reattach(const char *id, const vm_spec *spec, const char *provider, pid_t pid,
 		     sandbox **out, silo_error *err);
 void sandbox_set_state(sandbox *sb, sb_state s, const char *reason);
@@ -120,6 +133,16 @@ int sandbox_snapshot(sandbox *sb, const char *payload_dir, bool keep_paused, sil
 int sandbox_pause(sandbox *sb, silo_error *err);
 int sandbox_resume(sandbox *sb, silo_error *err);
 
+/* Networking (sandbox_net.c), called by the lifecycle above: before spawn
+ * (VM providers: start the stack, set sb->net_fd), after spawn, once the
+ * agent answers (configure the guest), at reattach, and to stop it. */
+int sandbox_net_prepare(sandbox *sb, silo_error *err);
+int sandbox_net_spawned(sandbox *sb, silo_error *err);
+int sandbox_net_ready(sandbox *sb, silo_error *err);
+int sandbox_net_reattach(sandbox *sb, silo_error *err);
+void sandbox_net_stop(sandbox *sb);
+/* The channel's DNS callback (chan_opts.on_dns; ud = the sandbox). */
+void sandbox_net_on_dns(void *ud, uint32_t tag, const uint8_t *msg, size_t len);
 /* Terminate what a dead owner left of sandbox id through its provider's
  * terminate op without provider state (files, cgroups, a supervisor matched by
  * pid and start time); unknown providers are skipped. */

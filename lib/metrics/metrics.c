@@ -46,6 +46,8 @@ static const struct {
 					 "Guest protocol or scope violations."},
 	[M_HEALTH_WARNINGS_TOTAL] = {"silo_health_warnings_total", "Health warnings raised."},
 	[M_API_REQUESTS_TOTAL] = {"silo_api_requests_total", "HTTP API requests served."},
+	[M_EGRESS_DENIALS_TOTAL] = {"silo_egress_denials_total",
+				    "Connections and DNS lookups of sandboxes refused by their egress allow-list."},
 };
 
 metrics *metrics_new(unsigned error_threshold, unsigned window_ms)

@@ -2,6 +2,7 @@
  * Sandbox policy engine (see policy.h, docs/policy.md).
  */
 #include "policy/policy.h"
+#include "net/egress.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -89,42 +90,9 @@ static bool path_under(const char *prefix, const char *path)
 	return !strncmp(prefix, path, n) && (path[n] == '\0' || path[n] == '/');
 }
 
-/* "a.b.c.d" or "a.b.c.d/n" -> address and prefix length. */
-static bool parse_cidr(const char *s, uint32_t *addr, int *bits)
-{
-	char buf[32];
-	const char *slash = strchr(s, '/');
-	size_t n = slash ? (size_t)(slash - s) : strlen(s);
-	if (n == 0 || n >= sizeof buf)
-		return false;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	struct in_addr a;
-	if (inet_pton(AF_INET, buf, &a) != 1)
-		return false;
-	int b = 32;
-	if (slash) {
-		char *end;
-		long v = strtol(slash + 1, &end, 10);
-		if (!slash[1] || *end || v < 0 || v > 32)
-			return false;
-		b = (int)v;
-	}
-	*addr = ntohl(a.s_addr);
-	*bits = b;
-	return true;
-}
-
 bool policy_egress_covers(const char *allowed, const char *want)
 {
-	if (!strcmp(allowed, want))
-		return true;
-	uint32_t aa, wa;
-	int ab, wb;
-	if (!parse_cidr(allowed, &aa, &ab) || !parse_cidr(want, &wa, &wb) || wb < ab)
-		return false;
-	uint32_t mask = ab == 0 ? 0 : 0xffffffffu << (32 - ab);
-	return (aa & mask) == (wa & mask);
+	return egress_covers(allowed, want);   /* lib/net/egress.c: names, wildcards, CIDRs, ports, "*" */
 }
 
 /* ---- parsing ---- */
@@ -191,8 +159,10 @@ static int add_path(void *ctx, const toml_value *it, const char *s, const char *
 static int add_egress(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
 {
 	policy *p = ctx;
-	if (!*s || strlen(s) > 253 || strchr(s, ' '))
-		return field_err(err, it, field, "expected \"host[:port]\" or an IPv4 CIDR, got \"%.200s\"", s);
+	egress_rule r;
+	char why[160];
+	if (!egress_parse(s, &r, why, sizeof why))
+		return field_err(err, it, field, "%s, got \"%.200s\"", why, s);
 	p->egress[p->n_egress++] = xstrdup(s);
 	return 0;
 }

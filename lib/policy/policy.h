@@ -134,7 +134,9 @@ int policy_check_path(const policy *p, policy_op op, const char *path, silo_erro
  * false if it is not absolute, too long, or has a ".." component. */
 bool policy_normalize_path(const char *in, char *out, size_t len);
 /* Does the egress entry `want` fall inside the allowed entry `allowed`?
- * Equal strings match; an IPv4 CIDR allows addresses and narrower CIDRs in it. */
+ * (egress_rule_covers, lib/net/egress.h: a name covers itself, "*.d" names
+ * below d, a CIDR narrower CIDRs, "*" public names and ranges; an entry with
+ * a port covers only that port.) */
 bool policy_egress_covers(const char *allowed, const char *want);
 
 #endif

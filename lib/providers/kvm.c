@@ -104,7 +104,7 @@ static void k_probe(provider_info *info)
 	info->available = true;
 }
 
-static int launch(sandbox *sb, kvm_state *k, const char *bin, const char *const *argv, silo_error *err);
+static int launch(sandbox *sb, kvm_state *k, const char *bin, const char *const *argv, int net_fd, silo_error *err);
 static void remove_rundir_files(sandbox *sb);
 
 static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
@@ -190,18 +190,24 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 		argv[n++] = "--drive", argv[n++] = drives[i];
 	}
 	argv[n++] = "--drive", argv[n++] = VM_SCRATCH_FILE ",id=" VM_SCRATCH_SERIAL;
+	if (spec->network) {   /* virtio-net on passt's socket, fd 3 in silo-vmm (docs/network.md) */
+		if (sb->net_fd < 0)
+			return free(k), silo_fail_vm(err, SILO_ERR_INTERNAL, EBADF, sb->id, "kvm: network socket");
+		argv[n++] = "--net", argv[n++] = "fd=3";
+	}
 	argv[n] = NULL;
 	if (vm_scratch_create(sb->rundir, scratch_mb, err) < 0)
 		return free(k), silo_error_set_vm(err, sb->id), -1;
-	if (launch(sb, k, bin, argv, err) < 0) {
+	if (launch(sb, k, bin, argv, spec->network ? sb->net_fd : -1, err) < 0) {
 		remove_rundir_files(sb);
 		return -1;
 	}
 	return 0;
 }
 
-/* Fork and exec silo-vmm (stdout/stderr to RUNDIR/vmm.log); takes ownership of k. */
-static int launch(sandbox *sb, kvm_state *k, const char *bin, const char *const *argv, silo_error *err)
+/* Fork and exec silo-vmm (stdout/stderr to RUNDIR/vmm.log), NET_FD (>= 0) as its fd 3;
+ * takes ownership of k. */
+static int launch(sandbox *sb, kvm_state *k, const char *bin, const char *const *argv, int net_fd, silo_error *err)
 {
 	char log[PATH_MAX + 16];
 	snprintf(log, sizeof log, "%s/vmm.log", sb->rundir);
@@ -225,6 +231,8 @@ static int launch(sandbox *sb, kvm_state *k, const char *bin, const char *const 
 		dup2(null, 0);
 		dup2(lfd, 1);
 		dup2(lfd, 2);
+		if (net_fd >= 0 && (net_fd == 3 ? fcntl(3, F_SETFD, 0) : dup2(net_fd, 3)) < 0)
+			_exit(127);
 		sigset_t all;
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
@@ -418,6 +426,9 @@ static int k_resume(sandbox *sb, silo_error *err)
 /* Snapshot: silo-vmm writes DIR/vm.state and DIR/vm.mem (the core paused the VM). */
 static int k_snapshot(sandbox *sb, const char *dir, silo_error *err)
 {
+	if (sb->spec.network)   /* silo-vmm saves no virtio-net state yet (docs/network.md "Snapshots") */
+		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
+				    "snapshot: the kvm provider cannot snapshot a sandbox with network (use qemu)");
 	cleanup_free char *st = xasprintf("%s/vm.state", dir), *mem = xasprintf("%s/vm.mem", dir);
 	json_t *b = json_pack("{s:s,s:s,s:s}", "snapshot_type", "Full", "snapshot_path", st, "mem_file_path", mem);
 	cleanup_free char *body = json_dumps(b, JSON_COMPACT);
@@ -437,7 +448,9 @@ static int k_snapshot(sandbox *sb, const char *dir, silo_error *err)
  * from the payload, the vsock socket is this sandbox's own. The caller verified DIR. */
 static int k_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_error *err)
 {
-	(void)spec;
+	if (spec->network)
+		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
+				    "restore: the kvm provider cannot restore a sandbox with network (use qemu)");
 	char bin[PATH_MAX];
 	if (find_helper_binary("silo-vmm", bin, sizeof bin, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
@@ -453,7 +466,7 @@ static int k_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_err
 	snprintf(serial, sizeof serial, "%s/serial.log", sb->rundir);
 	snprintf(smax, sizeof smax, "%llu", (unsigned long long)vm_serial_log_max());
 	const char *argv[] = {bin, "--api-sock", k->api, "--id", sb->id, "--serial-log", serial, "--serial-log-max", smax, NULL};
-	if (launch(sb, k, bin, argv, err) < 0)
+	if (launch(sb, k, bin, argv, -1, err) < 0)
 		return -1;
 	/* The socket appears once silo-vmm listens. */
 	for (int i = 0; i < 500 && access(k->api, F_OK) != 0 && k_alive(sb); i++) {
@@ -504,6 +517,7 @@ static void k_diagnostics(sandbox *sb, char *buf, size_t len)
 const provider_ops kvm_provider = {
 	.name = "kvm",
 	.vm = true,
+	.net = PROVIDER_NET_STREAM,   /* silo-vmm's virtio-net on passt (docs/network.md) */
 	.probe = k_probe,
 	.spawn = k_spawn,
 	.connect = k_connect,

@@ -753,9 +753,6 @@ static bool release_host_resources(sandbox *sb, ns_state *s, pid_t owner)
  * it goes between the fresh upper directory and the base layer. */
 static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_error *err)
 {
-	if (spec->network)
-		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
-				    "network: the namespace provider offers no network (only loopback)");
 	if (spec->n_drives)
 		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
 				    "drives: the namespace provider does not attach block devices");
@@ -1335,6 +1332,8 @@ static void ns_probe(provider_info *info)
 
 const provider_ops namespace_provider = {
 	.name = "namespace",
+	.net = PROVIDER_NET_NETNS,   /* pasta joins the sandbox's network namespace (docs/network.md) */
+	.net_mtu = 65520,            /* pasta's tap */
 	.probe = ns_probe,
 	.spawn = ns_spawn,
 	.connect = ns_connect,

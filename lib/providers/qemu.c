@@ -898,6 +898,28 @@ static void pass_close(fd_pass *fp)
 	fp->n = 0;
 }
 
+#define QEMU_NET_MTU 65520   /* virtio-net host_mtu: big frames, far fewer of them under TCG */
+
+/* network = true (docs/network.md): the guest's NIC is a virtio-net device on
+ * QEMU's stream netdev, connected to passt through a socket handed in as an
+ * fd (QEMU stays AF_UNIX-only and opens nothing). */
+static int add_network(sandbox *sb, const vm_spec *spec, fd_pass *fp, argv_buf *a, argv_buf *qa, silo_error *err)
+{
+	int nfd = sb->net_fd >= 0 ? pass_fd(fp, fcntl(sb->net_fd, F_DUPFD_CLOEXEC, 3)) : (errno = EBADF, -1);
+	if (nfd < 0)
+		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: network socket");
+	argv_add(a, "--keep-fd");
+	argv_addf(a, "%d", nfd);
+	argv_add(qa, "-netdev");
+	argv_addf(qa, "stream,id=net0,server=off,addr.type=fd,addr.str=%d", nfd);
+	argv_add(qa, "-device");
+	if (spec->mac)
+		argv_addf(qa, "virtio-net-device,netdev=net0,host_mtu=%u,mac=%s", QEMU_NET_MTU, spec->mac);
+	else
+		argv_addf(qa, "virtio-net-device,netdev=net0,host_mtu=%u", QEMU_NET_MTU);
+	return 0;
+}
+
 typedef enum { SCRATCH_CREATE, SCRATCH_EXISTS, SCRATCH_NONE } scratch_mode;
 
 /* Start QEMU for spec in its jail; with incoming, under -incoming defer (a snapshot
@@ -921,10 +943,6 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 	bool keyring = false;
 	if (trust_check_boot(bp.kernel, bp.initrd, bp.rootdisk, &keyring, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
-	if (spec->network)
-		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
-				    "network: the qemu provider does not offer guest networking yet "
-				    "(set network = false)");
 	uint64_t budget_mb = 0, largest = 0;
 	if (vm_disk_budget(spec, &budget_mb, &largest, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
@@ -1105,6 +1123,8 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 	argv_add(&qa, "chardev=qmp,mode=control");
 	argv_add(&qa, "-device");
 	argv_add(&qa, "virtio-rng-device");
+	if (spec->network && add_network(sb, spec, &fp, &a, &qa, err) < 0)
+		goto fail;
 	if (incoming) {
 		argv_add(&qa, "-incoming");
 		argv_add(&qa, "defer");
@@ -1801,6 +1821,8 @@ static int q_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_err
 const provider_ops qemu_provider = {
 	.name = "qemu",
 	.vm = true,
+	.net = PROVIDER_NET_STREAM,   /* -netdev stream to passt (docs/network.md) */
+	.net_mtu = QEMU_NET_MTU,
 	.probe = q_probe,
 	.spawn = q_spawn,
 	.connect = q_connect,

@@ -11,6 +11,7 @@
  * one, and spec_free() zeroes them.
  */
 #include "spec/spec.h"
+#include "net/egress.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -316,9 +317,11 @@ static int k_egress(vm_spec *s, const toml_value *v, const char *field, silo_err
 		char *e = NULL;
 		if (get_str(v->u.arr.items[i], f, &e, 256, err) < 0)
 			return -1;
-		if (!*e || strchr(e, ' ')) {
+		egress_rule r;
+		char why[160];
+		if (!egress_parse(e, &r, why, sizeof why)) {
 			free(e);
-			return field_err(err, v->u.arr.items[i], f, "expected \"host[:port]\" or a CIDR");
+			return field_err(err, v->u.arr.items[i], f, "%s", why);
 		}
 		s->egress[s->n_egress++] = e;
 	}
@@ -655,6 +658,13 @@ int spec_validate(const vm_spec *s, silo_error *err)
 		return field_err(err, NULL, "network.mac", "expected \"aa:bb:cc:dd:ee:ff\", got \"%s\"", s->mac);
 	if (s->tap && !valid_name(s->tap, 15))
 		return field_err(err, NULL, "network.tap", "expected an interface name of 1-15 [A-Za-z0-9_-]");
+	for (size_t i = 0; i < s->n_egress; i++) {
+		egress_rule r;
+		char why[160], f[40];
+		snprintf(f, sizeof f, "network.egress[%zu]", i);
+		if (!s->egress[i] || !egress_parse(s->egress[i], &r, why, sizeof why))
+			return field_err(err, NULL, f, "%s", s->egress[i] ? why : "missing");
+	}
 	if (s->workdir && s->workdir[0] != '/')
 		return field_err(err, NULL, "sandbox.workdir", "expected an absolute path, got \"%s\"", s->workdir);
 	if (s->isolation && strcmp(s->isolation, "vm") && strcmp(s->isolation, "any"))

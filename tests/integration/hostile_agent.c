@@ -22,6 +22,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "proto/wire.h"   /* WIRE_VERSION, WM_HELLO_OK: the numbers live there only */
+
 /* Read one frame; its first bytes (up to 64) land in head. */
 static int read_frame(int fd, unsigned char *head, size_t *head_len)
 {
@@ -149,9 +151,10 @@ int main(void)
 			static const unsigned char junk[] = {0, 0, 0, 3, 0xc1, 0xc1, 0xc1};   /* 0xc1: never used */
 			put(c, junk, sizeof junk);
 		} else {
-			/* {"t":2,"id":0,"v":2,"agent":"evil","kernel":"x","pid":1} (protocol version 2) */
+			/* {"t":WM_HELLO_OK,"id":0,"v":WIRE_VERSION,"agent":"evil","kernel":"x","pid":1} */
+			_Static_assert(WM_HELLO_OK < 128 && WIRE_VERSION < 128, "positive fixints");
 			static const unsigned char ok[] = {
-				0x86, 0xa1, 't', 0x02, 0xa2, 'i', 'd', 0x00, 0xa1, 'v', 0x02,
+				0x86, 0xa1, 't', WM_HELLO_OK, 0xa2, 'i', 'd', 0x00, 0xa1, 'v', WIRE_VERSION,
 				0xa5, 'a', 'g', 'e', 'n', 't', 0xa4, 'e', 'v', 'i', 'l',
 				0xa6, 'k', 'e', 'r', 'n', 'e', 'l', 0xa1, 'x', 0xa3, 'p', 'i', 'd', 0x01,
 			};

@@ -94,6 +94,8 @@ TEST(parse_errors_name_the_field)
 	parse_fails("[policies.a]\npaths = [\"/a/../etc\"]\n", "without \"..\"");
 	parse_fails("[policies.a]\ncolour = 1\n", "policies.a.colour: unknown key");
 	parse_fails("[policies.a]\negress = [\"1.2.3.4\"]\n", "an egress allow-list needs \"network\"");
+	parse_fails("[policies.a]\noperations = [\"network\"]\negress = [\"[::1]:80\"]\n", "IPv6 destinations are not supported");
+	parse_fails("[policies.a]\noperations = [\"network\"]\negress = [\"a.*.com\"]\n", "first label");
 	parse_fails("default = \"b\"\n[policies.a]\n", "1:1: default: no policy named \"b\"");
 	parse_fails("[policies.a]\n", "default: no policy named \"default\"");
 	parse_fails("x = 1\n", "1:1: x: unknown key");
@@ -195,6 +197,15 @@ TEST(egress_coverage)
 	CHECK(policy_egress_covers("0.0.0.0/0", "192.168.1.1"));
 	CHECK(!policy_egress_covers("10.0.0.0/8", "example.org"));
 	CHECK(!policy_egress_covers("10.0.0.0/33", "10.0.0.1"));
+	/* names, wildcards, "*" and ports (lib/net/egress.c) */
+	CHECK(policy_egress_covers("*", "pypi.org:443"));
+	CHECK(policy_egress_covers("*", "93.184.216.0/24"));
+	CHECK(!policy_egress_covers("*", "169.254.169.254"));   /* "*" is public addresses only */
+	CHECK(!policy_egress_covers("*", "10.1.0.0/16"));
+	CHECK(policy_egress_covers("*.github.com", "api.github.com:443"));
+	CHECK(!policy_egress_covers("*.github.com", "github.com"));
+	CHECK(policy_egress_covers("pypi.org", "pypi.org:443"));
+	CHECK(!policy_egress_covers("pypi.org:443", "pypi.org"));
 }
 
 TEST(spec_limits)

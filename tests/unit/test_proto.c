@@ -58,9 +58,9 @@ static int64_t rand_i64(void)
 static void gen(wire_msg *m, uint8_t *data)
 {
 	memset(m, 0, sizeof *m);
-	m->type = (uint32_t)(rnd() % 50);
+	m->type = (uint32_t)(rnd() % 60);
 	m->id = (uint32_t)rnd();
-	m->present = (uint32_t)rnd() & ((1u << 31) - 1);
+	m->present = (uint32_t)rnd();
 	m->v = (uint32_t)rnd();
 	if (m->present & WF_ARGV) m->argv = rand_strv(&m->argc);
 	if (m->present & WF_ENV) m->env = rand_strv(&m->envc);
@@ -69,6 +69,7 @@ static void gen(wire_msg *m, uint8_t *data)
 	if (m->present & WF_MSG) m->msg = rand_str(200);
 	if (m->present & WF_AGENT) m->agent = rand_str(20);
 	if (m->present & WF_KERNEL) m->kernel = rand_str(20);
+	if (m->present & WF_ADDR) m->addr = rand_str(60);
 	if (m->present & WF_DATA) {
 		m->data_len = rnd() % 3 ? rnd() % 300 : rnd() % 70000;
 		for (size_t i = 0; i < m->data_len; i++)
@@ -124,7 +125,7 @@ static bool msg_eq(const wire_msg *a, const wire_msg *b)
 		  EQ_IF(WF_ENV, strv_eq(a->env, a->envc, b->env, b->envc)) &&
 		  EQ_IF(WF_CWD, !strcmp(a->cwd, b->cwd)) && EQ_IF(WF_PATH, !strcmp(a->path, b->path)) &&
 		  EQ_IF(WF_MSG, !strcmp(a->msg, b->msg)) && EQ_IF(WF_AGENT, !strcmp(a->agent, b->agent)) &&
-		  EQ_IF(WF_KERNEL, !strcmp(a->kernel, b->kernel)) &&
+		  EQ_IF(WF_KERNEL, !strcmp(a->kernel, b->kernel)) && EQ_IF(WF_ADDR, !strcmp(a->addr, b->addr)) &&
 		  EQ_IF(WF_DATA, a->data_len == b->data_len && !memcmp(a->data, b->data, a->data_len)) &&
 		  EQ_IF(WF_STREAM, a->stream == b->stream) && EQ_IF(WF_CODE, a->code == b->code) &&
 		  EQ_IF(WF_SIG, a->sig == b->sig) && EQ_IF(WF_TIMEDOUT, a->timed_out == b->timed_out) &&
@@ -339,6 +340,11 @@ static const wire_msg typical[] = {
 	{.type = WM_PING, .present = WF_MS, .ms = 1763881234567ull},
 	{.type = WM_PONG, .present = WF_MS, .ms = 1763881234567ull},
 	{.type = WM_SHUTDOWN, .id = 15},
+	{.type = WM_NET, .id = 16, .present = WF_ADDR | WF_N | WF_FLAG, .addr = "10.0.2.15/24 10.0.2.2", .n = 1500,
+	 .flag = true},
+	{.type = WM_DNSQ, .present = WF_N | WF_DATA, .n = 77, .data = (const uint8_t *)"\x12\x34\1\0\0\1", .data_len = 6},
+	{.type = WM_DNSR, .present = WF_N | WF_DATA, .n = 77, .data = (const uint8_t *)"\x12\x34\x81\x80", .data_len = 4},
+	{.type = WM_TCP, .id = 17, .present = WF_N | WF_ADDR | WF_WIN, .n = 8080, .addr = "127.0.0.1", .win = WIRE_WINDOW},
 };
 
 TEST(every_message_type_round_trips)

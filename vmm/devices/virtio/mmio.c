@@ -66,6 +66,17 @@ void virtio_mmio_signal_used(virtio_mmio *t)
 	ioctl(t->vm->vm_fd, KVM_IRQ_LINE, &l);
 }
 
+static void signal_used(void *arg)
+{
+	virtio_mmio_signal_used(arg);
+}
+
+vsock_env virtio_mmio_io_env(virtio_mmio *t)
+{
+	return (vsock_env){.mem = &t->vm->mem, .rxq = &t->queues[0], .txq = &t->queues[1],
+			   .lock = &t->vm->bus.lock, .signal = signal_used, .signal_arg = t};
+}
+
 static void mmio_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
 {
 	virtio_mmio *t = opaque;

@@ -120,5 +120,33 @@ int vsock_start(vsock_dev *d, const vsock_env *env, silo_error *err);
 bool vsock_process_tx(vsock_dev *d);
 bool vsock_process_rx(vsock_dev *d);
 void vsock_destroy(vsock_dev *d);
+/* The environment of a device with an I/O thread behind virtio-mmio: queue 0 rx, 1 tx, the
+ * bus lock, the used-buffer interrupt (vsock, net). */
+vsock_env virtio_mmio_io_env(virtio_mmio *t);
+
+/* net.c: virtio-net over a stream socket speaking QEMU's length-prefixed
+ * frames (passt; docs/network.md). Same environment shape as vsock. */
+#define VNET_MAX_FRAME 65535u            /* Ethernet frame, without the virtio header */
+#define VNET_TXBUF (512u * 1024u)        /* bytes waiting for the backend */
+#define VNET_RXBUF (512u * 1024u)        /* bytes waiting for guest buffers */
+typedef struct vnet_dev vnet_dev;
+typedef vsock_env vnet_env;
+typedef struct vnet_counters {
+	uint64_t tx_frames, rx_frames;   /* guest -> backend, backend -> guest */
+	uint64_t tx_dropped, rx_dropped; /* malformed tx chains; frames too big for the guest's buffer */
+	uint64_t bad_chains;             /* virtq_pop refused a ring */
+} vnet_counters;
+extern const virtio_device_ops virtio_net_ops;
+/* fd: a connected stream socket (taken over). */
+vnet_dev *vnet_create(int fd, const uint8_t mac[6], silo_error *err);
+int vnet_start(vnet_dev *d, const vnet_env *env, silo_error *err);
+/* Called with env->lock held after the guest notifies tx / rx. Return true if used rings changed. */
+bool vnet_process_tx(vnet_dev *d);
+bool vnet_process_rx(vnet_dev *d);
+void vnet_counters_get(vnet_dev *d, vnet_counters *out);
+/* For tests and the fuzzer: append bytes as if read from the backend (env.lock held; no
+ * I/O thread). Returns how many fitted. */
+size_t vnet_feed(vnet_dev *d, const void *bytes, size_t len);
+void vnet_destroy(vnet_dev *d);
 
 #endif

@@ -471,17 +471,11 @@ void vsock_destroy(vsock_dev *d)
 }
 
 /* virtio-mmio glue: queues 0 rx, 1 tx, 2 event. */
-static void vsock_signal(void *arg)
-{
-	virtio_mmio_signal_used(arg);
-}
-
 static bool vsock_notify(void *dev, virtio_mmio *t, int qi)
 {
 	vsock_dev *d = dev;
 	if (!d->thread_started) {
-		vsock_env env = {.mem = &t->vm->mem, .rxq = &t->queues[0], .txq = &t->queues[1],
-				 .lock = &t->vm->bus.lock, .signal = vsock_signal, .signal_arg = t};
+		vsock_env env = virtio_mmio_io_env(t);
 		if (vsock_start(d, &env, NULL) < 0)
 			return false;
 	}
