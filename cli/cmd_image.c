@@ -3,14 +3,18 @@
  * (docs/images.md).
  *
  *   silo image build NAME [--force]   run images/build-kernel.sh + build-image.sh NAME
- *   silo image build namespace        the namespace provider's base layer, recorded as a tree
+ *   silo image build namespace        the namespace provider's base layer and agent layer,
+ *                                     recorded as trees
  *   silo image add-tree NAME DIR      record a directory (a namespace boot.rootfs) as a tree
  *   silo image ls [--json]            name, kind, size, sha256, created (images and trees)
  *   silo image verify NAME            re-check sizes and SHA-256 (libsodium), or a tree's digest
  *   silo image rm NAME                remove the files and the manifest entry (a tree: the entry)
  *   silo image import SOURCE --name NAME [options]
  *                                     OCI layout / OCI or docker archive / rootfs tarball
- *                                     into the layer store (lib/oci/oci.h)
+ *                                     into the layer store (lib/oci/oci.h); SOURCE "-": stdin
+ *   silo image import SOURCE --layers-for NAME
+ *                                     store a root file system as the namespace layers of
+ *                                     the built image NAME (images/build-image.sh: python)
  *   silo image inspect NAME           the manifest entry, image.json, sandbox defaults (JSON)
  *   silo image gc [--json]            remove unreferenced layers and import debris
  * build and add-tree take --sign KEY [--expires D]: sign the manifest afterwards,
@@ -45,7 +49,10 @@ static const char image_usage[] =
 	"       silo image import SOURCE --name NAME [--format auto|oci|docker|rootfs] [--ref REF]\n"
 	"                [--max-size BYTES[KMGT]] [--max-entries N] [--skip-devices] [--force] [--json]\n"
 	"                                         import an OCI layout directory, an OCI or docker\n"
-	"                                         save archive, or a rootfs tarball (.tar, .gz, .zst, .xz)\n"
+	"                                         save archive, or a rootfs tarball (.tar, .gz, .zst, .xz);\n"
+	"                                         SOURCE - reads an archive from standard input\n"
+	"       silo image import SOURCE --layers-for NAME [--skip-devices]\n"
+	"                                         store SOURCE as the namespace layers of a built image\n"
 	"       silo image inspect NAME           show an image, its layers and sandbox defaults (JSON)\n"
 	"       silo image gc [--json]            remove layers no image uses\n"
 	"build and add-tree also take --sign KEY [--expires D]: sign the manifest afterwards\n"
@@ -129,7 +136,10 @@ static int image_build(const char *name, bool force, silo_error *err)
 	char *kargv[] = {kscript, NULL};
 	if (run_script(kargv, false, err) < 0)
 		return -1;
-	char *iargv[] = {iscript, (char *)name, "--agent", agent, force ? "--force" : NULL, NULL};
+	char self[PATH_MAX];   /* the ext4 image's namespace layer is stored by this binary */
+	ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+	self[sl > 0 ? sl : 0] = '\0';
+	char *iargv[] = {iscript, (char *)name, "--agent", agent, "--silo", self, force ? "--force" : NULL, NULL};
 	if (run_script(iargv, false, err) < 0)
 		return -1;
 	image_entry e;
@@ -404,7 +414,7 @@ static int image_import(int argc, char **argv)
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		bool takes = !strcmp(a, "--name") || !strcmp(a, "--format") || !strcmp(a, "--ref") ||
-			     !strcmp(a, "--max-size") || !strcmp(a, "--max-entries");
+			     !strcmp(a, "--max-size") || !strcmp(a, "--max-entries") || !strcmp(a, "--layers-for");
 		if (takes && !v)
 			return import_usage("missing value for", a);
 		if (!strcmp(a, "--json"))
@@ -417,13 +427,15 @@ static int image_import(int argc, char **argv)
 			o.name = v;
 		else if (!strcmp(a, "--ref"))
 			o.ref = v;
+		else if (!strcmp(a, "--layers-for"))
+			o.layers_for = v;
 		else if (!strcmp(a, "--format") && oci_format_parse(v, &o.format) < 0)
 			return import_usage("--format: expected auto, oci, docker or rootfs, not", v);
 		else if (!strcmp(a, "--max-size") && parse_size(v, &o.max_bytes) < 0)
 			return import_usage("--max-size: expected a positive size such as 8G, not", v);
 		else if (!strcmp(a, "--max-entries") && parse_size(v, &o.max_entries) < 0)
 			return import_usage("--max-entries: expected a positive number, not", v);
-		else if (!takes && a[0] == '-')
+		else if (!takes && a[0] == '-' && a[1])
 			return import_usage("unexpected option", a);
 		else if (!takes && o.source)
 			return import_usage("unexpected argument", a);
@@ -432,11 +444,11 @@ static int image_import(int argc, char **argv)
 		if (takes)
 			i++;
 	}
-	if (!o.source || !o.name)
-		return import_usage("SOURCE and --name NAME are required", NULL);
+	if (!o.source || !o.name == !o.layers_for)
+		return import_usage("SOURCE and either --name NAME or --layers-for NAME are required", NULL);
 	silo_error err = {0};
 	char loader[PATH_MAX];
-	if (import_loader(loader, sizeof loader, &err) < 0) {
+	if (!o.layers_for && import_loader(loader, sizeof loader, &err) < 0) {
 		silo_error_prefix(&err, "import: the loader initramfs");
 		return cli_error(&err, json);
 	}
@@ -444,6 +456,19 @@ static int image_import(int argc, char **argv)
 	oci_import_result r;
 	if (oci_import(&o, &r, &err) < 0)
 		return cli_error(&err, json);
+	if (o.layers_for) {
+		if (json) {
+			json_t *j = json_pack("{s:s,s:I,s:I,s:f}", "layers_for", o.layers_for, "layers",
+					      (json_int_t)r.n_layers, "new_layers", (json_int_t)r.new_layers, "seconds",
+					      r.seconds);
+			cli_print_json(j);
+			json_decref(j);
+		} else {
+			printf("%s: %zu namespace layer%s (%zu new) in %.2f s\n", o.layers_for, r.n_layers,
+			       r.n_layers == 1 ? "" : "s", r.new_layers, r.seconds);
+		}
+		return 0;
+	}
 	if (json) {
 		json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f,s:s,s:s,s:{s:I,s:I,s:s}}", "name", o.name,
 				      "format", oci_format_name(r.format), "layers", (json_int_t)r.n_layers, "new_layers",

@@ -15,6 +15,7 @@
 
 #include "common/util.h"
 #include "core/cleanup.h"
+#include "core/defaults.h"
 #include "core/sandbox.h"
 #include "snapshot/snapshot.h"
 
@@ -123,6 +124,7 @@ static sandbox *sb_alloc(const char *id, const vm_spec *spec, const provider_ops
 		random_id("sb-", sb->id, sizeof sb->id);
 	spec_copy(&sb->spec, spec);
 	sb->ops = ops;
+	sb->exec_uid = sb->exec_gid = -1;
 	pthread_mutex_init(&sb->lock, NULL);
 	sb->state = SB_PROVISIONING;
 	sb->created_ms = now_realtime_ms();
@@ -271,6 +273,12 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 		sb_free(sb);
 		return -1;
 	}
+	/* an imported image's Env, WorkingDir and User where the spec is silent */
+	if (image_defaults_apply(&sb->spec, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		sb_free(sb);
+		return -1;
+	}
 	if (mkdir_p(sb->rundir, 0700) < 0) {
 		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "mkdir %s: %s", sb->rundir, strerror(errno));
 		sb_free(sb);
@@ -298,7 +306,7 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 			 : spec->boot_timeout_ms > 0       ? (int)spec->boot_timeout_ms
 							   : default_boot_timeout(ops);
 	int hb = opts->heartbeat_ms > 0 ? opts->heartbeat_ms : 1000;
-	if (wait_ready(sb, t0 + (uint64_t)timeout_ms * 1000000ull, hb, err) < 0) {
+	if (wait_ready(sb, t0 + (uint64_t)timeout_ms * 1000000ull, hb, err) < 0 || sandbox_exec_defaults(sb, err) < 0) {
 		char reason[300];
 		snprintf(reason, sizeof reason, "%s: %.200s", silo_code_name(err->code), err->message);
 		if (sb->ch) {
@@ -412,7 +420,7 @@ int sandbox_reattach(const char *id, const vm_spec *spec, const char *provider, 
 		sb_free(sb);
 		return -1;
 	}
-	if (wait_ready(sb, now_mono_ns() + 5000ull * 1000000ull, 1000, err) < 0) {
+	if (wait_ready(sb, now_mono_ns() + 5000ull * 1000000ull, 1000, err) < 0 || sandbox_exec_defaults(sb, err) < 0) {
 		/* Unreachable: do not leave it running unsupervised. */
 		silo_error e2 = {0};
 		ops->terminate(sb, 0, &e2);

@@ -45,7 +45,7 @@ int oci_format_parse(const char *s, oci_format *f);
 const char *oci_format_name(oci_format f);
 
 typedef struct oci_import_opts {
-	const char *source;    /* directory or archive file */
+	const char *source;    /* directory or archive file, "-" = an archive on standard input */
 	const char *name;      /* image name (image_name_valid) */
 	const char *ref;       /* which image of a multi-image source, NULL: the only one */
 	const char *loader;    /* loader initramfs for the ext4 (images/build-initramfs.sh --mode overlay) */
@@ -54,6 +54,11 @@ typedef struct oci_import_opts {
 	uint64_t max_entries;  /* 0: OCI_DEFAULT_MAX_ENTRIES */
 	bool skip_devices;     /* drop device nodes instead of refusing the archive */
 	bool force;            /* replace an imported image of the same name */
+	/* Store the layers only and record them as the namespace layers of this
+	 * built image (its "oci" member: {"format": "built", "layers": [...]}),
+	 * e.g. the python image's root file system (images/build-image.sh);
+	 * name and loader are then unused. */
+	const char *layers_for;
 } oci_import_opts;
 
 typedef struct oci_import_result {

@@ -287,8 +287,9 @@ TEST(spawn_failure_leaves_nothing)
 	s.network = true;
 	CHECK(sandbox_create(&s, NULL, &sb, &err) < 0 && err.code == SILO_ERR_NOT_SUPPORTED);
 	s.network = false;
-	s.image = "python";
-	CHECK(sandbox_create(&s, NULL, &sb, &err) < 0 && err.code == SILO_ERR_NOT_SUPPORTED);
+	s.image = "python";   /* not in this test's image manifest */
+	CHECK(sandbox_create(&s, NULL, &sb, &err) < 0 && err.code == SILO_ERR_INVALID_CONFIG);
+	CHECK_CONTAINS(err.message, "no image named");
 	teardown();
 }
 
