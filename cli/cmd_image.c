@@ -58,48 +58,6 @@ static const char image_usage[] =
 	"build and add-tree also take --sign KEY [--expires D]: sign the manifest afterwards\n"
 	"(a new version; see silo trust sign).\n";
 
-/* Directory with build-kernel.sh / build-image.sh. */
-static int images_dir(char *out, size_t len, silo_error *err)
-{
-	const char *cands[] = {getenv("SILO_IMAGES_DIR"), SILO_SOURCE_ROOT "/images",
-			       SILO_PREFIX "/share/silo/images"};
-	for (size_t i = 0; i < ARRAY_SIZE(cands); i++) {
-		if (!cands[i] || !*cands[i])
-			continue;
-		snprintf(out, len, "%s/build-image.sh", cands[i]);
-		if (access(out, X_OK) == 0) {
-			snprintf(out, len, "%s", cands[i]);
-			return 0;
-		}
-	}
-	return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, ENOENT,
-			 "image build scripts not found (set SILO_IMAGES_DIR to the images/ directory)");
-}
-
-/* Run a build script; quiet drops its stdout (it prints the path it built). */
-static int run_script(char *const argv[], bool quiet, silo_error *err)
-{
-	pid_t pid = fork();
-	if (pid < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "fork");
-	if (pid == 0) {
-		int nul = quiet ? open("/dev/null", O_WRONLY) : -1;
-		if (nul >= 0)
-			dup2(nul, 1);
-		execv(argv[0], argv);
-		fprintf(stderr, "silo: exec %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	int st;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "waitpid");
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, 0, "%s failed (%s %d)", argv[0],
-				 WIFEXITED(st) ? "exit status" : "signal",
-				 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-	return 0;
-}
 
 /* Digest dir and record it in the manifest as tree `name`. */
 static int record_tree(const char *name, const char *dir, silo_error *err)
@@ -128,19 +86,19 @@ static int image_build(const char *name, bool force, silo_error *err)
 			return -1;
 		return record_tree("namespace", dir, err);
 	}
-	if (images_dir(dir, sizeof dir, err) < 0)
+	if (oci_images_dir(dir, sizeof dir, err) < 0)
 		return -1;
 	char kscript[PATH_MAX + 32], iscript[PATH_MAX + 32];
 	snprintf(kscript, sizeof kscript, "%s/build-kernel.sh", dir);
 	snprintf(iscript, sizeof iscript, "%s/build-image.sh", dir);
 	char *kargv[] = {kscript, NULL};
-	if (run_script(kargv, false, err) < 0)
+	if (oci_run_script(kargv, false, err) < 0)
 		return -1;
 	char self[PATH_MAX];   /* the ext4 image's namespace layer is stored by this binary */
 	ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
 	self[sl > 0 ? sl : 0] = '\0';
 	char *iargv[] = {iscript, (char *)name, "--agent", agent, "--silo", self, force ? "--force" : NULL, NULL};
-	if (run_script(iargv, false, err) < 0)
+	if (oci_run_script(iargv, false, err) < 0)
 		return -1;
 	image_entry e;
 	if (image_lookup(name, &e, err) < 0)
@@ -336,47 +294,6 @@ static int image_inspect(const char *name)
 	return 0;
 }
 
-/* The loader initramfs of imported ext4 images (images/build-initramfs.sh --mode
- * overlay, the same loader the python image boots with), cached under
- * $CACHE/oci/loader/<key>/ where key covers the agent and both scripts. */
-static int import_loader(char *out, size_t len, silo_error *err)
-{
-	char dir[PATH_MAX], agent[PATH_MAX];
-	if (images_dir(dir, sizeof dir, err) < 0 || find_helper_binary("silo-agent", agent, sizeof agent, err) < 0)
-		return -1;
-	char script[PATH_MAX + 32], init[PATH_MAX + 32];
-	snprintf(script, sizeof script, "%s/build-initramfs.sh", dir);
-	snprintf(init, sizeof init, "%s/initramfs/init-overlay.sh", dir);
-	const char *inputs[] = {agent, script, init};
-	char all[3 * 65] = "", hex[65];
-	for (size_t i = 0; i < ARRAY_SIZE(inputs); i++) {
-		if (image_sha256_file(inputs[i], hex, NULL, err) < 0)
-			return -1;
-		strcat(all, hex);
-	}
-	unsigned char d[32];
-	crypto_hash_sha256(d, (const unsigned char *)all, strlen(all));
-	sodium_bin2hex(hex, sizeof hex, d, sizeof d);
-	char ldir[PATH_MAX];
-	snprintf(ldir, sizeof ldir, "%s/oci/loader/%.16s", silo_cache_dir(), hex);
-	snprintf(out, len, "%s/loader.cpio.gz", ldir);
-	if (access(out, R_OK) == 0)
-		return 0;
-	if (mkdir_p(ldir, 0700) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", ldir);
-	char tmp[PATH_MAX + 32];
-	snprintf(tmp, sizeof tmp, "%s.tmp.%d", out, (int)getpid());
-	char *argv[] = {script, "--agent", agent, "--out", tmp, "--mode", "overlay", NULL};
-	if (run_script(argv, true, err) < 0) {
-		unlink(tmp);
-		return -1;
-	}
-	if (rename(tmp, out) < 0) {
-		unlink(tmp);
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "rename %s", out);
-	}
-	return 0;
-}
 
 /* BYTES with an optional K, M, G or T suffix (powers of 1024). */
 static int parse_size(const char *s, uint64_t *out)
@@ -448,7 +365,7 @@ static int image_import(int argc, char **argv)
 		return import_usage("SOURCE and either --name NAME or --layers-for NAME are required", NULL);
 	silo_error err = {0};
 	char loader[PATH_MAX];
-	if (!o.layers_for && import_loader(loader, sizeof loader, &err) < 0) {
+	if (!o.layers_for && oci_loader(loader, sizeof loader, &err) < 0) {
 		silo_error_prefix(&err, "import: the loader initramfs");
 		return cli_error(&err, json);
 	}

@@ -119,4 +119,13 @@ typedef struct oci_gc_result {
  * Waits for running imports (the store lock). */
 int oci_gc(oci_gc_result *r, silo_error *err);
 
+/* ---- the loader initramfs and the image scripts (loader.c) ---- */
+/* Directory with build-kernel.sh / build-image.sh: $SILO_IMAGES_DIR, the source
+ * tree, or PREFIX/share/silo/images. */
+int oci_images_dir(char *out, size_t len, silo_error *err);
+/* Run a script and wait; quiet drops its stdout. */
+int oci_run_script(char *const argv[], bool quiet, silo_error *err);
+/* The loader initramfs for ext4 root disks, built if missing; path into out. */
+int oci_loader(char *out, size_t len, silo_error *err);
+
 #endif

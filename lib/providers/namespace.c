@@ -32,6 +32,7 @@
 #include <linux/capability.h>
 #include <limits.h>
 #include <linux/close_range.h>
+#include <linux/openat2.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -196,7 +197,10 @@ typedef struct child_args {
 	char agent[32];            /* the agent's path in the sandbox */
 	char loopdev[32];          /* the writable layer's disk (set in the child) */
 	char tmpfs[TMPFS_N][128];  /* mount options (size, owner) */
-	char hostname[64];
+	char hostname[64];         /* the sandbox id (its id slot record names it) */
+	char uts[64];              /* the sandbox's hostname */
+	struct ns_mount *mounts;   /* spec.mounts, prepared by the parent */
+	size_t nmounts;
 	char slot_path[PATH_MAX], slot_tmp[PATH_MAX + 16];
 	char procs[NS_CG_MAX][PATH_MAX];
 	int ncg;
@@ -429,6 +433,117 @@ static void mount_tmpfs(const child_args *a, const char *rel, unsigned long flag
 		child_fail(a, rel);
 }
 
+/* ---- mounts the spec asks for (spec.mounts: silo-oci's volumes) ---- */
+
+typedef struct ns_mount {
+	spec_mount_type type;
+	const char *source;        /* bind: host path */
+	const char *target;        /* in the sandbox, without the leading "/" */
+	bool ro, dir;              /* dir: the source is a directory (bind), always for tmpfs */
+	int nopts;
+	char opt[3][2][24];        /* tmpfs: size, mode, nr_inodes */
+} ns_mount;
+
+/* An O_PATH fd of target below root (symlinks resolve inside the root, never to
+ * the host: RESOLVE_IN_ROOT), making missing directories (owned by the
+ * sandbox's root) and, for a file, the final file. Async-signal-safe. */
+static int mount_target(const child_args *a, int root, const char *target, bool dir)
+{
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+	char pre[PATH_MAX];
+	size_t n = strlen(target);
+	if (n >= sizeof pre)
+		child_fail(a, "a mount target is too long");
+	for (size_t at = 0; at <= n; at++) {
+		if (at < n && target[at] != '/')
+			continue;
+		memcpy(pre, target, at);
+		pre[at] = '\0';
+		if (!pre[0])
+			continue;
+		int fd = (int)syscall(SYS_openat2, root, pre, &how, sizeof how);
+		if (fd >= 0) {
+			close(fd);
+			continue;
+		}
+		if (errno != ENOENT)
+			child_fail(a, "resolve a mount target");
+		/* make the missing component in its (already resolved) parent */
+		char *slash = strrchr(pre, '/');
+		int parent = root;
+		const char *name = pre;
+		if (slash) {
+			*slash = '\0';
+			parent = (int)syscall(SYS_openat2, root, pre, &how, sizeof how);
+			if (parent < 0)
+				child_fail(a, "resolve a mount target's directory");
+			name = slash + 1;
+		}
+		int rc;
+		if (at < n || dir) {
+			rc = mkdirat(parent, name, 0755);
+		} else {
+			int f = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+			rc = f < 0 ? -1 : close(f);
+		}
+		if (rc < 0 || fchownat(parent, name, a->uid, a->gid, AT_SYMLINK_NOFOLLOW) < 0)
+			child_fail(a, "make a mount target");
+		if (parent != root)
+			close(parent);
+	}
+	int fd = (int)syscall(SYS_openat2, root, target, &how, sizeof how);
+	if (fd < 0)
+		child_fail(a, "open a mount target");
+	return fd;
+}
+
+static void user_mounts(const child_args *a)
+{
+	if (!a->nmounts)
+		return;
+	int root = open(a->merged, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (root < 0)
+		child_fail(a, "open the new root");
+	for (size_t i = 0; i < a->nmounts; i++) {
+		const ns_mount *m = &a->mounts[i];
+		int t = mount_target(a, root, m->target, m->dir);
+		int src;
+		if (m->type == SPEC_MOUNT_BIND) {
+			/* a detached clone of the host path, id-mapped like the layers: the
+			 * host's root owns it as the sandbox's root (writes land as host ids) */
+			src = open_tree(AT_FDCWD, m->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+			if (src < 0)
+				child_fail(a, "open a bind mount's source");
+			struct mount_attr at = {
+				.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+					    (m->ro ? MOUNT_ATTR_RDONLY : 0),
+				.userns_fd = (uint64_t)a->userns_fd,
+			};
+			if (mount_setattr(src, "", AT_EMPTY_PATH, &at, sizeof at) < 0)
+				child_fail(a, "id-map a bind mount (its filesystem needs idmapped-mount support)");
+		} else {
+			int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+			if (fs < 0)
+				child_fail(a, "fsopen tmpfs");
+			for (int k = 0; k < m->nopts; k++)
+				if (fsconfig(fs, FSCONFIG_SET_STRING, m->opt[k][0], m->opt[k][1], 0) < 0)
+					child_fail_fs(a, "a tmpfs mount option", fs);
+			if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+				child_fail_fs(a, "create a tmpfs mount", fs);
+			src = fsmount(fs, FSMOUNT_CLOEXEC,
+				      MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (m->ro ? MOUNT_ATTR_RDONLY : 0));
+			close(fs);
+			if (src < 0 || fchownat(src, "", a->uid, a->gid, AT_EMPTY_PATH) < 0)
+				child_fail(a, "mount a tmpfs");
+		}
+		if (move_mount(src, "", t, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+			child_fail(a, "attach a mount");
+		close(src);
+		close(t);
+	}
+	close(root);
+}
+
 static void write_knob(const child_args *a, const char *rel, const char *val)
 {
 	char p[PATH_MAX + 64];
@@ -509,7 +624,8 @@ __attribute__((noreturn)) static void child_main(child_args *a)
 	mount_tmpfs(a, "dev/shm", MS_NOSUID | MS_NODEV, TMPFS_SHM);
 	mount_tmpfs(a, "tmp", MS_NOSUID | MS_NODEV, TMPFS_TMP);
 	mount_tmpfs(a, "run", MS_NOSUID | MS_NODEV, TMPFS_RUN);
-	if (sethostname(a->hostname, strlen(a->hostname)) < 0)
+	user_mounts(a);
+	if (sethostname(a->uts, strlen(a->uts)) < 0)
 		child_fail(a, "sethostname");
 	lo_up(a);
 	/* The network namespace belongs to the host's user namespace, so binding
@@ -720,6 +836,51 @@ static void remove_rundir_contents(sandbox *sb)
 		snprintf(p, sizeof p, "%s/%s", sb->rundir, names[i]);
 		rm_rf(p);
 	}
+}
+
+/* spec.mounts for the child: sources checked, targets relative, tmpfs options split. */
+static int prepare_mounts(sandbox *sb, const vm_spec *spec, child_args *a, silo_error *err)
+{
+	if (!spec->n_mounts)
+		return 0;
+	a->mounts = xcalloc(spec->n_mounts, sizeof *a->mounts);
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		const spec_mount *m = &spec->mounts[i];
+		ns_mount *x = &a->mounts[a->nmounts++];
+		if (!m->target || m->target[0] != '/' || !path_is_safe_relative(m->target + 1) || !m->target[1])
+			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
+					    "mounts[%zu].target: expected an absolute path without \"..\", not /", i);
+		x->type = m->type;
+		x->target = m->target + 1;
+		x->ro = m->read_only;
+		x->dir = true;
+		if (m->type == SPEC_MOUNT_BIND) {
+			struct stat st;
+			if (!m->source || m->source[0] != '/' || stat(m->source, &st) < 0)
+				return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id, "mounts[%zu].source: %s", i,
+						    m->source ? m->source : "(none)");
+			x->source = m->source;
+			x->dir = S_ISDIR(st.st_mode);
+			continue;
+		}
+		/* tmpfs: "size=..,mode=..,nr_inodes=.." (values of digits and a unit) */
+		char opts[128];
+		snprintf(opts, sizeof opts, "%s", m->options ? m->options : "");
+		for (char *save = NULL, *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+			char *eq = strchr(o, '=');
+			size_t kl = eq ? (size_t)(eq - o) : 0;
+			bool known = eq && ((kl == 4 && !strncmp(o, "size", 4)) || (kl == 4 && !strncmp(o, "mode", 4)) ||
+					    (kl == 9 && !strncmp(o, "nr_inodes", 9)));
+			if (!known || x->nopts >= 3 || strlen(eq + 1) >= sizeof x->opt[0][1] || !eq[1] ||
+			    strspn(eq + 1, "0123456789kKmMgG%") != strlen(eq + 1))
+				return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
+						    "mounts[%zu].options: \"%.40s\" (a tmpfs takes size=, mode=, nr_inodes=)",
+						    i, o);
+			snprintf(x->opt[x->nopts][0], sizeof x->opt[0][0], "%.*s", (int)kl, o);
+			snprintf(x->opt[x->nopts++][1], sizeof x->opt[0][1], "%s", eq + 1);
+		}
+	}
+	return 0;
 }
 
 /* ---- the read-only layers ---- */
@@ -965,6 +1126,9 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	if (L.held && hold_layers(sb, s, L.dirs + L.first_image, L.n - L.first_image, err) < 0)
 		goto fail;
 	snprintf(a->hostname, sizeof a->hostname, "%s", sb->id);
+	snprintf(a->uts, sizeof a->uts, "%s", spec->hostname && *spec->hostname ? spec->hostname : sb->id);
+	if (prepare_mounts(sb, spec, a, err) < 0)
+		goto fail;
 	snprintf(s->sock, sizeof s->sock, "%.*s/agent.sock", (int)(sizeof s->sock - 12), sb->rundir);
 	listen_fd = listen_socket(s->sock, err);
 	if (listen_fd < 0)
@@ -1101,6 +1265,7 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	ns_userns_reap(&holder);
 	ns_disk_close(&s->disk);   /* from now on the sandbox's mount alone holds it */
 	ns_seccomp_free(&bpf);
+	free(a->mounts);
 	free(a);
 	ns_layers_free(&L);
 	sb->prov = s;
@@ -1143,6 +1308,7 @@ fail:
 	remove_rundir_contents(sb);
 	silo_error_set_vm(err, sb->id);
 	ns_seccomp_free(&bpf);
+	free(a->mounts);
 	free(a);
 	ns_layers_free(&L);
 	release_layers(s);

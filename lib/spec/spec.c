@@ -993,6 +993,7 @@ void spec_copy(vm_spec *dst, const vm_spec *src)
 	dst->mac = dup_or_null(src->mac);
 	dst->workdir = dup_or_null(src->workdir);
 	dst->user = dup_or_null(src->user);
+	dst->hostname = dup_or_null(src->hostname);
 	for (size_t i = 0; i < src->n_mounts; i++) {
 		dst->mounts[i].source = dup_or_null(src->mounts[i].source);
 		dst->mounts[i].target = dup_or_null(src->mounts[i].target);
@@ -1042,6 +1043,7 @@ void spec_free(vm_spec *s)
 	free(s->mac);
 	free(s->workdir);
 	free(s->user);
+	free(s->hostname);
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		free(s->mounts[i].source);
 		free(s->mounts[i].target);

@@ -112,6 +112,7 @@ typedef struct vm_spec {
 					  * signed manifest (the agent layer, kernel and loader are) */
 	size_t n_mounts;                 /* namespace provider: mounts into the sandbox */
 	spec_mount mounts[SPEC_MAX_MOUNTS];
+	char *hostname;                  /* namespace provider: the sandbox's hostname (default: its id) */
 } vm_spec;
 
 typedef struct host_capacity {
