@@ -81,10 +81,13 @@ static int image_build(const char *name, bool force, silo_error *err)
 	if (find_helper_binary("silo-agent", agent, sizeof agent, err) < 0)
 		return -1;
 	if (!strcmp(name, "namespace")) {
-		/* the namespace provider's busybox + agent base layer (lib/providers/ns-rootfs.c) */
-		if (ns_rootfs_base(agent, dir, sizeof dir, err) < 0)
+		/* the namespace provider's busybox + agent base layer, and the agent
+		 * layer it stacks on an image's own layers (lib/providers/ns-rootfs.c) */
+		if (ns_rootfs_base(agent, dir, sizeof dir, err) < 0 || record_tree("namespace", dir, err) < 0)
 			return -1;
-		return record_tree("namespace", dir, err);
+		if (ns_rootfs_agent(agent, dir, sizeof dir, err) < 0)
+			return -1;
+		return record_tree("namespace-agent", dir, err);
 	}
 	if (oci_images_dir(dir, sizeof dir, err) < 0)
 		return -1;

@@ -140,6 +140,9 @@ int rt_create(rt_create_opts *o, silo_error *err)
 	char bundle[PATH_MAX];
 	if (!realpath(o->bundle, bundle))
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "--bundle %s", o->bundle);
+	rt_settings set;
+	if (rt_settings_load(&set, err) < 0)
+		return -1;
 	rt_config cfg;
 	if (rt_config_load(bundle, &cfg, err) < 0)
 		return -1;
@@ -783,6 +786,10 @@ int rt_cmd_ps(int argc, char **argv)
 
 int rt_cmd_features(int argc, char **argv)
 {
+	rt_settings set;
+	silo_error err = {0};
+	if (rt_settings_load(&set, &err) < 0)
+		return rt_fail(&err);
 	json_t *f = json_pack(
 		"{s:s,s:s,s:[s,s,s,s,s,s],s:[s,s,s,s,s,s,s,s,s,s],s:{s:[],s:[],s:{s:b,s:b,s:b,s:b},s:{s:b},s:{s:b},s:{s:b}},s:{s:s,s:s,s:s}}",
 		"ociVersionMin", "1.0.0", "ociVersionMax", "1.1.0", "hooks", "prestart", "createRuntime", "createContainer",
@@ -793,6 +800,10 @@ int rt_cmd_features(int argc, char **argv)
 		"io.github.silo.version", SILO_VERSION, "io.github.silo.isolation",
 		"every container is a Silo sandbox (a VM, or a user-namespace sandbox): its own confinement replaces "
 		"namespaces, capabilities, seccomp and cgroups of the spec");
+	/* the settings in effect (/etc/silo/oci.toml or $SILO_OCI_CONFIG) */
+	json_t *an = json_object_get(f, "annotations");
+	json_object_set_new(an, "io.github.silo.oci.provider", json_string(set.provider[0] ? set.provider : "auto"));
+	json_object_set_new(an, "io.github.silo.oci.fallback", json_string(set.fallback));
 	char *t = json_dumps(f, JSON_INDENT(2));
 	printf("%s\n", t);
 	free(t);

@@ -350,8 +350,16 @@ static int holder(void *arg)
 {
 	uint64_t fds = (uint64_t)(uintptr_t)arg;
 	char c;
-	syscall(SYS_close, (int)(fds >> 32));
-	(void)!syscall(SYS_read, (int)(fds & 0xffffffffu), &c, 1);   /* EOF when the creator is done */
+	/* Our fd table is a copy of the creator's process, taken at any moment:
+	 * it may hold the write ends of other threads' holders (two holders each
+	 * keeping the other's pipe open wait forever) and locks such as
+	 * NS_IDS_DIR/.lock taken by another thread (then every sandbox start on
+	 * the host waits). Keep only our read end. */
+	unsigned rd = (unsigned)(fds & 0xffffffffu);
+	if (rd > 0)
+		syscall(SYS_close_range, 0u, rd - 1, 0u);
+	syscall(SYS_close_range, rd + 1, ~0u, 0u);
+	(void)!syscall(SYS_read, (int)rd, &c, 1);   /* EOF when the creator is done */
 	syscall(SYS_exit, 0);
 	return 0;
 }

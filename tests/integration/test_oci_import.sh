@@ -30,47 +30,8 @@ TMP=$(mktemp -d /tmp/silo-oci-it.XXXXXX)
 trap 'rm -rf "$TMP"; echo "1..$N"' EXIT
 log() { echo "# $*"; }
 
-# ---- fixtures (cached) ----
-FIXTURE_VERSION=1
-key=$( { sha256sum "$bb" | cut -d' ' -f1; echo "$FIXTURE_VERSION"; sed -n '/^# ---- fixtures/,/^# ---- end fixtures/p' "$0"; } |
-	sha256sum | cut -c1-16)
-F="$real_cache/test-oci/$key"
-if [[ ! -f "$F/.complete" ]]; then
-	log "building test images into $F"
-	rm -rf "$F" "$real_cache"/test-oci/[0-9a-f]*[0-9a-f] && mkdir -p "$F"
-	st="$TMP/storage"
-	BA=(buildah --root "$st/root" --runroot "$st/run" --storage-driver vfs)
-	PM=(podman --root "$st/root" --runroot "$st/run" --storage-driver vfs)
-	SREF="containers-storage:[vfs@$st/root+$st/run]"
-	r="$TMP/rootfs"
-	mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/srv"
-	chmod 1777 "$r/tmp"
-	install -m 0755 "$bb" "$r/bin/busybox"
-	for a in sh ls cat echo env id pwd rm; do ln -s busybox "$r/bin/$a"; done
-	printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/srv:/bin/sh\n' > "$r/etc/passwd"
-	printf 'welcome\n' > "$r/etc/motd"
-	printf 'data\n' > "$TMP/data"
-	{
-		c=$("${BA[@]}" from scratch) &&
-		"${BA[@]}" copy "$c" "$r/" / &&
-		"${BA[@]}" copy --chown 1000:1000 "$c" "$TMP/data" /srv/data &&
-		"${BA[@]}" config --env APP=silo --env PATH=/bin --workingdir /srv --user 1000:1000 \
-			--entrypoint '["/bin/sh","-c"]' --cmd '["echo hello"]' "$c" &&
-		"${BA[@]}" commit -q "$c" localhost/silo-test-base:1 &&
-		c2=$("${BA[@]}" from localhost/silo-test-base:1) &&
-		printf 'hello from layer 2\n' > "$TMP/hello" &&
-		"${BA[@]}" copy "$c2" "$TMP/hello" /etc/hello &&
-		"${BA[@]}" run --isolation chroot --user 0:0 "$c2" -- /bin/rm /etc/motd &&
-		"${BA[@]}" commit -q "$c2" localhost/silo-test-app:1 &&
-		skopeo copy -q "${SREF}localhost/silo-test-app:1" "oci:$F/app-layout:1" &&
-		"${PM[@]}" save -q --format docker-archive -o "$F/app-docker.tar" localhost/silo-test-app:1 &&
-		"${PM[@]}" save -q --format oci-archive -o "$F/base-oci.tar" localhost/silo-test-base:1 &&
-		tar -C "$r" --numeric-owner -cf "$F/base-rootfs.tar" . &&
-		touch "$F/.complete"
-	} > "$TMP/build.log" 2>&1 || { sed 's/^/# /' "$TMP/build.log" | tail -20; notok "build the test images"; exit 1; }
-	rm -rf "$st"
-fi
-# ---- end fixtures ----
+# ---- fixtures (cached, shared with the silo-oci tests): sets F ----
+source "$S/tests/integration/oci-fixtures.sh" || exit 1
 
 export SILO_CACHE_DIR="$TMP/cache" SILO_IMAGES_DIR="$S/images"
 export SILO_STATE_DIR="$TMP/state" SILO_RUNTIME_DIR="$TMP/run"
