@@ -64,7 +64,8 @@ static int walk_dir(walk *w, int dfd, const char *rel, int depth, silo_error *er
 		names[n++] = xstrdup(de->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof *names, cmp_str);
+	if (n)
+		qsort(names, n, sizeof *names, cmp_str);
 	int rc = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		if (++w->entries > RT_ROOTFS_MAX_ENTRIES) {
@@ -180,4 +181,115 @@ int rt_rootfs_ext4(const char *root, char *out, size_t len, silo_error *err)
 	if (rc == 0)
 		evict(dir);
 	return rc < 0 ? (silo_error_prefix(err, "root file system %s as ext4", root), -1) : 0;
+}
+
+/* ---- an engine's overlay mount as its layers (namespace provider) ---- */
+
+/* Undo mountinfo's octal escapes (\040 and the like) in place. */
+static void unescape(char *s)
+{
+	char *w = s;
+	for (char *r = s; *r;) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
+			*w++ = (char)(((r[1] - '0') << 6) | ((r[2] - '0') << 3) | (r[3] - '0'));
+			r += 4;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+}
+
+static void push_dir(char ***v, size_t *n, const char *d)
+{
+	*v = xrealloc(*v, (*n + 2) * sizeof **v);
+	(*v)[(*n)++] = xstrdup(d);
+	(*v)[*n] = NULL;
+}
+
+/* lowerdir=A:B (colons inside a path are escaped "\:") into v. */
+static void split_lower(char *list, char ***v, size_t *n)
+{
+	char *start = list;
+	for (char *p = list;; p++) {
+		if (*p == '\\' && p[1] == ':') {
+			memmove(p, p + 1, strlen(p));
+			continue;
+		}
+		if (*p == ':' || *p == '\0') {
+			bool end = *p == '\0';
+			*p = '\0';
+			if (*start)
+				push_dir(v, n, start);
+			if (end)
+				break;
+			start = p + 1;
+		}
+	}
+}
+
+int rt_overlay_layers(const char *root, char ***layers, silo_error *err)
+{
+	*layers = NULL;
+	char rp[PATH_MAX];
+	if (!realpath(root, rp))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "root.path %s", root);
+	cleanup_free char *mi = NULL;
+	size_t len = 0;
+	if (read_file("/proc/self/mountinfo", 16u << 20, &mi, &len, err) < 0)
+		return -1;
+	char *found = NULL;   /* the last (topmost) mount at rp */
+	for (char *save = NULL, *l = strtok_r(mi, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char mp[PATH_MAX];
+		if (sscanf(l, "%*s %*s %*s %*s %4095s", mp) != 1)
+			continue;
+		unescape(mp);
+		if (!strcmp(mp, rp))
+			found = l;
+	}
+	const char *sep = found ? strstr(found, " - ") : NULL;
+	char fstype[32] = "", opts[PATH_MAX * 8] = "";
+	if (!sep || sscanf(sep + 3, "%31s %*s %32767s", fstype, opts) != 2 || strcmp(fstype, "overlay") != 0)
+		return silo_fail(err, SILO_ERR_NOT_SUPPORTED, 0,
+				 "root.path %s is on an overlay file system but not the root of an overlay mount", rp);
+	char **v = NULL;
+	size_t n = 0;
+	char *upper = NULL;
+	int rc = 0;
+	for (char *save = NULL, *o = strtok_r(opts, ",", &save); o && rc == 0; o = strtok_r(NULL, ",", &save)) {
+		unescape(o);
+		if (!strncmp(o, "upperdir=", 9))
+			upper = o + 9;
+		else if (!strncmp(o, "lowerdir=", 9))
+			split_lower(o + 9, &v, &n);
+		else if (!strncmp(o, "lowerdir+=", 10))
+			push_dir(&v, &n, o + 10);
+		else if (!strncmp(o, "datadir+=", 9) || !strcmp(o, "metacopy=on") || !strcmp(o, "userxattr"))
+			rc = silo_fail(err, SILO_ERR_NOT_SUPPORTED, 0,
+				       "root.path %s: an overlay mount with \"%s\" (configure the engine's storage without it)", rp, o);
+	}
+	if (rc == 0 && !n)
+		rc = silo_fail(err, SILO_ERR_NOT_SUPPORTED, 0, "root.path %s: an overlay mount without lower layers", rp);
+	if (rc < 0) {
+		strv_free(v);
+		return -1;
+	}
+	/* topmost first: the container's own layer (writable for the engine), then the image's */
+	char **out = NULL;
+	size_t m = 0;
+	if (upper)
+		push_dir(&out, &m, upper);
+	for (size_t i = 0; i < n; i++)
+		push_dir(&out, &m, v[i]);
+	strv_free(v);
+	for (size_t i = 0; i < m; i++) {
+		struct stat st;
+		if (stat(out[i], &st) < 0 || !S_ISDIR(st.st_mode)) {
+			rc = silo_fail(err, SILO_ERR_INVALID_CONFIG, errno ? errno : ENOTDIR, "root.path %s: layer %s", rp, out[i]);
+			strv_free(out);
+			return rc;
+		}
+	}
+	*layers = out;
+	return 0;
 }

@@ -194,6 +194,13 @@ int rt_console(const char *socket_path, int *slave, silo_error *err);
  * mode, owner, size, mtime and symlink target). */
 int rt_rootfs_ext4(const char *root, char *out, size_t len, silo_error *err);
 
+/* The layers of the overlay mount at root (an engine's rootfs: podman, containerd
+ * and docker mount one), topmost first: its upperdir, then its lowerdirs, from
+ * /proc/self/mountinfo. An overlay mount cannot be id-mapped; its layers can.
+ * NOT_SUPPORTED when root is not the root of an overlay mount, or uses
+ * metacopy, data-only layers or user xattrs. */
+int rt_overlay_layers(const char *root, char ***layers, silo_error *err);
+
 /* ---- settings: $SILO_OCI_CONFIG or /etc/silo/oci.toml ---- */
 typedef struct rt_settings {
 	char provider[16];              /* "" = automatic */

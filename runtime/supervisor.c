@@ -36,7 +36,9 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -314,6 +316,10 @@ static int build_spec(const char *provider, vm_spec *spec, silo_error *err)
 	}
 	if (ns) {
 		spec->rootfs = xstrdup(S.cfg.root);
+		struct statfs sf;
+		if (statfs(S.cfg.root, &sf) == 0 && sf.f_type == OVERLAYFS_SUPER_MAGIC &&
+		    rt_overlay_layers(S.cfg.root, &spec->rootfs_layers, err) < 0)
+			return -1;
 		for (size_t i = 0; i < S.cfg.nmounts; i++) {
 			const rt_mount *m = &S.cfg.mounts[i];
 			if (mount_skipped(m))
@@ -866,6 +872,13 @@ __attribute__((noreturn)) void rt_supervise(const rt_create_opts *o, rt_config *
 		if (rt_console(o->console_socket, &slave, &err) < 0)
 			goto fail;
 		ioctl(slave, TIOCSCTTY, 0);
+		/* with a terminal the engine's stdio is create's own, not the container's
+		 * (as runc's init does not inherit it): an engine that reads create's output
+		 * until EOF (containerd's go-runc) must not wait for us */
+		for (int i = 0; i < 3; i++) {
+			close(io[i]);
+			io[i] = -1;
+		}
 	}
 	/* the state the commands read from now on */
 	snprintf(S.st.id, sizeof S.st.id, "%s", o->id);
@@ -911,10 +924,6 @@ __attribute__((noreturn)) void rt_supervise(const rt_create_opts *o, rt_config *
 	m->in = m->pty ? slave : io[0];
 	m->out = m->pty ? slave : io[1];
 	m->err = m->pty ? -1 : io[2];
-	if (m->pty) {
-		for (int i = 0; i < 3; i++)
-			close(io[i]);
-	}
 	int rc = proc_start(m, &cfg->process, &err);
 	pthread_mutex_lock(&S.lock);
 	S.main = m;

@@ -130,9 +130,9 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 				    7 - root, root ? ", one the image's root disk" : "");
 	if (vm_disk_budget(spec, &scratch_mb, &largest, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
-	char silo_args[128];
-	snprintf(silo_args, sizeof silo_args, "console=ttyS0 reboot=k panic=-1 quiet%s silo.scratch=/dev/vd%c",
-		 root ? " silo.root=/dev/vda" : "", (char)('a' + root + spec->n_drives));
+	char silo_args[256];
+	snprintf(silo_args, sizeof silo_args, "console=ttyS0 reboot=k panic=-1 quiet%s silo.scratch=/dev/vd%c%s",
+		 root ? " silo.root=/dev/vda" : "", (char)('a' + root + spec->n_drives), bp.hostname_arg);
 	cleanup_free char *cmdline = NULL;
 	if (vm_cmdline_compose(spec->cmdline, silo_args, keyring, &cmdline, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;

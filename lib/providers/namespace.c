@@ -888,7 +888,8 @@ static int prepare_mounts(sandbox *sb, const vm_spec *spec, child_args *a, silo_
 /* What a sandbox stacks under its writable layer, topmost first:
  *   base image (no boot.image, or "base"): the busybox + agent base layer;
  *   boot.rootfs DIR: DIR, which has its own sbin/silo-agent (an OCI bundle's
- *   root, from silo-oci: under the agent layer);
+ *   root, from silo-oci: under the agent layer; an engine's overlay mount is
+ *   replaced by its layers, spec.rootfs_layers);
  *   an image with layers (imported, or a built image's namespace layer): the
  *   agent layer, then the image's layers (oci_image_lowerdirs()).
  * A restore puts the snapshot's layer right under the agent layer (or on top),
@@ -938,8 +939,14 @@ static int image_layers(sandbox *sb, const vm_spec *spec, const char *snapshot, 
 					    "boot.rootfs: %s has no executable sbin/silo-agent", spec->rootfs);
 		need_agent = spec->oci_bundle;
 		check_img = !spec->oci_bundle;
-		img = xcalloc(2, sizeof *img);
-		img[nimg++] = xstrdup(spec->rootfs);
+		if (spec->oci_bundle && spec->rootfs_layers) {
+			/* an engine's overlay mount cannot be id-mapped: its layers can */
+			img = strv_dup(spec->rootfs_layers);
+			nimg = strv_len(img);
+		} else {
+			img = xcalloc(2, sizeof *img);
+			img[nimg++] = xstrdup(spec->rootfs);
+		}
 	} else if (spec->image && *spec->image && strcmp(spec->image, "base") != 0) {
 		image_entry e;
 		if (image_lookup(spec->image, &e, err) < 0)

@@ -894,8 +894,9 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 	snprintf(silo_args, sizeof silo_args,
 		 /* silo.poweroff=reboot: without ACPI a power-off only halts; the agent reboots
 		  * instead and -no-reboot turns that into a QEMU exit */
-		 "console=ttyS0 reboot=t panic=-1 random.trust_cpu=on silo.poweroff=reboot%s%s%s",
-		 getenv("SILO_QEMU_VERBOSE") ? "" : " quiet", bp.rootdisk[0] ? " silo.root=/dev/vda" : "", scratch_arg);
+		 "console=ttyS0 reboot=t panic=-1 random.trust_cpu=on silo.poweroff=reboot%s%s%s%s",
+		 getenv("SILO_QEMU_VERBOSE") ? "" : " quiet", bp.rootdisk[0] ? " silo.root=/dev/vda" : "", scratch_arg,
+		 bp.hostname_arg);
 	cleanup_free char *cmdline = NULL;
 	if (vm_cmdline_compose(spec->cmdline, silo_args, keyring, &cmdline, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;

@@ -77,6 +77,12 @@ int vm_plan_boot(const char *id, const char *prov, const vm_spec *spec, bool ker
 		snprintf(bp->rootdisk, sizeof bp->rootdisk, "%s", spec->rootfs);
 		bp->rootdisk_unsigned = spec->oci_bundle;
 	}
+	if (spec->hostname && *spec->hostname) {
+		size_t n = strlen(spec->hostname);
+		if (n > 63 || strspn(spec->hostname, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != n)
+			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, id, "hostname: expected 1-63 of [A-Za-z0-9.-]");
+		snprintf(bp->hostname_arg, sizeof bp->hostname_arg, " silo.hostname=%s", spec->hostname);
+	}
 	return 0;
 }
 

@@ -26,6 +26,7 @@ typedef struct vm_boot_plan {
 	char initrd[PATH_MAX];
 	char rootdisk[PATH_MAX];   /* "" = none; attached read-only as /dev/vda, silo.root=/dev/vda */
 	bool rootdisk_unsigned;    /* an OCI bundle's disk (silo-oci): not checked against the signed manifest */
+	char hostname_arg[96];     /* " silo.hostname=NAME" (spec.hostname, silo-oci's) or "" */
 } vm_boot_plan;
 /* The kernel (boot.kernel or the guest kernel), the initramfs or loader (boot.initrd,
  * or the image's: boot.image, "base" by default), the root disk (an ext4 image's,

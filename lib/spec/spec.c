@@ -994,6 +994,7 @@ void spec_copy(vm_spec *dst, const vm_spec *src)
 	dst->workdir = dup_or_null(src->workdir);
 	dst->user = dup_or_null(src->user);
 	dst->hostname = dup_or_null(src->hostname);
+	dst->rootfs_layers = src->rootfs_layers ? strv_dup(src->rootfs_layers) : NULL;
 	for (size_t i = 0; i < src->n_mounts; i++) {
 		dst->mounts[i].source = dup_or_null(src->mounts[i].source);
 		dst->mounts[i].target = dup_or_null(src->mounts[i].target);
@@ -1044,6 +1045,7 @@ void spec_free(vm_spec *s)
 	free(s->workdir);
 	free(s->user);
 	free(s->hostname);
+	strv_free(s->rootfs_layers);
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		free(s->mounts[i].source);
 		free(s->mounts[i].target);

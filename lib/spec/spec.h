@@ -112,7 +112,9 @@ typedef struct vm_spec {
 					  * signed manifest (the agent layer, kernel and loader are) */
 	size_t n_mounts;                 /* namespace provider: mounts into the sandbox */
 	spec_mount mounts[SPEC_MAX_MOUNTS];
-	char *hostname;                  /* namespace provider: the sandbox's hostname (default: its id) */
+	char *hostname;                  /* the sandbox's hostname (default: namespace its id, VMs none) */
+	char **rootfs_layers;            /* namespace: the layers of boot.rootfs (an engine's overlay
+					  * mount), topmost first, used instead of it (strv) */
 } vm_spec;
 
 typedef struct host_capacity {

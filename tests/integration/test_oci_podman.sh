@@ -78,18 +78,18 @@ timeout 60 "${PM[@]}" "${RUN[@]}" --rm localhost/silo-bb:1 sh -c 'exit 42' > /de
 check "exit status 42 is podman's" test $? = 42
 out=$(echo piped | timeout 60 "${PM[@]}" "${RUN[@]}" --rm -i localhost/silo-bb:1 cat 2>&1)
 check "-i: stdin reaches the process" test "$out" = piped
-out=$(timeout 60 "${PM[@]}" "${RUN[@]}" --rm -e X=1 -w /tmp/w -u 1000:50 localhost/silo-bb:1 sh -c 'echo $X $(pwd) $(id -u) $(id -g) $HOSTNAME' 2>&1)
-check "-e -w -u: env, a new working directory, user and group ($out)" bash -c "[[ '$out' == '1 /tmp/w 1000 50 '* ]]"
+out=$(timeout 60 "${PM[@]}" "${RUN[@]}" --rm -e X=1 -w /srv -u 1000:50 localhost/silo-bb:1 sh -c 'echo $X $(pwd) $(id -u) $(id -g) $HOSTNAME' 2>&1)
+check "-e -w -u: env, working directory, user and group ($out)" bash -c "[[ '$out' == '1 /srv 1000 50 '* ]]"
 out=$(timeout 60 "${PM[@]}" "${RUN[@]}" --rm localhost/silo-test-app:1 2>&1)
 check "the image's Entrypoint + Cmd run by default" test "$out" = hello
 out=$(timeout 60 "${PM[@]}" "${RUN[@]}" --rm localhost/silo-test-app:1 'echo $(id -u) $(pwd) $APP; cat /etc/hello; ls /etc' 2>&1)
 check "the image's User, WorkingDir, Env and both layers (whiteout included)" \
 	bash -c "grep -q '^1000 /srv silo$' <<< '$out' && grep -q 'hello from layer 2' <<< '$out' && ! grep -q motd <<< '$out'"
 mkdir -p "$TMP/vol" "$TMP/rovol" && echo host > "$TMP/rovol/f"
-out=$(timeout 60 "${PM[@]}" "${RUN[@]}" --rm -v "$TMP/vol:/data" -v "$TMP/rovol:/ro:ro" localhost/silo-bb:1 \
-	sh -c 'echo from-ctr > /data/f; cat /ro/f; echo x > /ro/g' 2>&1)
+timeout 60 "${PM[@]}" "${RUN[@]}" --rm -v "$TMP/vol:/data" -v "$TMP/rovol:/ro:ro" localhost/silo-bb:1 \
+	sh -c 'echo from-ctr > /data/f; cat /ro/f; echo x > /ro/g' > "$TMP/vol.out" 2>&1
 check "-v: a volume is shared with the host; :ro refuses writes" \
-	bash -c "[[ \$(cat '$TMP/vol/f') == from-ctr ]] && grep -q host <<< '$out' && grep -qi read-only <<< '$out'"
+	bash -c "[[ \$(cat '$TMP/vol/f') == from-ctr ]] && grep -q host '$TMP/vol.out' && grep -qi read-only '$TMP/vol.out'"
 out=$(script -qec "timeout 60 ${PM[*]} ${RUN[*]} --rm -it localhost/silo-bb:1 sh -c 'tty; echo tty-\$((6*7))'" /dev/null 2>&1 | tr -d '\r')
 check "-it: a terminal (through --console-socket)" bash -c "grep -q '^/dev/pts/' <<< '$out' && grep -q tty-42 <<< '$out'"
 
