@@ -644,6 +644,8 @@ int rt_cmd_exec(int argc, char **argv)
 		pr = cfg.process;
 		memset(&cfg.process, 0, sizeof cfg.process);
 		rt_config_free(&cfg);
+		if (!pr.cwd)
+			pr.cwd = xstrdup("/");
 		if (!pos[1]) {
 			rt_process_free(&pr);
 			silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "exec: a command (ARGS after the id) or --process is required");

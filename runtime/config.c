@@ -435,6 +435,13 @@ int rt_config_parse(const char *text, size_t len, const char *bundle, rt_config 
 	char *rpath = NULL;
 	if (get_str(root, "ociVersion", "ociVersion", 64, true, &out->oci_version, err) < 0)
 		goto out;
+	/* 1.MINOR.PATCH, a pre-release suffix allowed (podman writes "1.0.2-dev") */
+	unsigned maj, mi, pa;
+	char rest[8] = "";
+	if (sscanf(out->oci_version, "%u.%u.%u%7s", &maj, &mi, &pa, rest) < 3 || maj != 1 || (rest[0] && rest[0] != '-')) {
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "config: ociVersion: \"%.64s\": expected 1.MINOR.PATCH", out->oci_version);
+		goto out;
+	}
 	json_t *r = json_object_get(root, "root");
 	if (!json_is_object(r)) {
 		bad(err, "root", "expected an object with a path");
@@ -461,11 +468,8 @@ int rt_config_parse(const char *text, size_t len, const char *bundle, rt_config 
 	if (get_str(root, "hostname", "hostname", 64, false, &out->hostname, err) < 0)
 		goto out;
 	json_t *p = json_object_get(root, "process");
-	if (!p || json_is_null(p)) {
-		bad(err, "process", "is required");
-		goto out;
-	}
-	if (rt_process_parse(p, "process", &out->process, err) < 0 || parse_mounts(root, out, err) < 0 ||
+	out->has_process = p && !json_is_null(p);
+	if ((out->has_process && rt_process_parse(p, "process", &out->process, err) < 0) || parse_mounts(root, out, err) < 0 ||
 	    parse_hooks(root, out, err) < 0 || parse_resources(root, out, err) < 0)
 		goto out;
 	json_t *an = json_object_get(root, "annotations"), *v;

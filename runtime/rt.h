@@ -86,6 +86,7 @@ typedef struct rt_config {
 	char *root;                     /* root.path made absolute against the bundle */
 	bool root_ro;
 	char *hostname;
+	bool has_process;               /* "process" is optional until start (runtime-spec) */
 	rt_process process;
 	rt_mount mounts[RT_MAX_MOUNTS];
 	size_t nmounts;

@@ -51,6 +51,7 @@
 #include "oci/oci.h"
 #include "providers/ns.h"
 #include "runtime/rt.h"
+#include "snapshot/snapshot.h"
 
 #define COPY_MAX_BYTES (256ull << 20)   /* VM providers: bytes copied in for the bind mounts */
 #define COPY_MAX_ENTRIES 20000
@@ -451,7 +452,7 @@ static int create_sandbox(silo_error *err)
 	S.st.sandbox_pid = S.sb->pid;
 	if (strcmp(provider, "namespace") != 0 && vm_mounts(err) < 0)
 		return -1;
-	return make_cwd(S.cfg.process.cwd, err);
+	return S.cfg.has_process ? make_cwd(S.cfg.process.cwd, err) : 0;
 }
 
 /* ---- control connections ---- */
@@ -774,8 +775,35 @@ static void *log_thread(void *arg)
 
 /* ---- the end ---- */
 
-__attribute__((noreturn)) static void finish(int code, int sig)
+/* Namespace provider: what the container wrote to its root goes back into the
+ * bundle's root (through an engine's overlay mount: into its container layer),
+ * so, as under runc, the engine sees the changes of a stopped container (podman
+ * diff, commit, a restart). The sandbox's writable layer is read as a snapshot
+ * (ids mapped back to the sandbox's own) and applied without following links. */
+static void write_back(void)
 {
+	if (!S.sb || strcmp(S.sb->ops->name, "namespace") != 0 || S.cfg.root_ro)
+		return;
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s/oci-diff-XXXXXX", silo_runtime_dir());
+	if (mkdir_p(silo_runtime_dir(), 0700) < 0 || !mkdtemp(dir)) {
+		rt_log("warning", "write back: mkdtemp %s: %s", dir, strerror(errno));
+		return;
+	}
+	char layer[PATH_MAX + 16];
+	snprintf(layer, sizeof layer, "%s/layer", dir);
+	silo_error e = {0};
+	size_t skipped = 0;
+	if (sandbox_snapshot(S.sb, dir, true, &e) < 0 || snap_apply_tree(layer, S.cfg.root, snap_max_bytes(), &skipped, &e) < 0)
+		rt_log("warning", "the container's changes to its root were not written back: %s", e.message);
+	rm_rf(dir);
+}
+
+__attribute__((noreturn)) static void finish(int code, int sig, bool ran)
+{
+	if (ran)
+		write_back();
+	set_status(RT_STOPPED, sig ? 128 + sig : code);
 	if (S.sb) {
 		cleanup_report rep = {0};
 		silo_error e = {0};
@@ -864,7 +892,7 @@ __attribute__((noreturn)) void rt_supervise(const rt_create_opts *o, rt_config *
 	}
 	if (rt_settings_load(&S.set, &err) < 0 || take_stdio(io, &err) < 0)
 		goto fail;
-	if (cfg->process.terminal) {
+	if (cfg->has_process && cfg->process.terminal) {
 		if (!o->console_socket) {
 			silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "process.terminal is true: --console-socket is required");
 			goto fail;
@@ -894,6 +922,8 @@ __attribute__((noreturn)) void rt_supervise(const rt_create_opts *o, rt_config *
 		goto fail;
 	if (create_sandbox(&err) < 0)
 		goto fail;
+	/* the hooks see the state the container is in once create returns */
+	S.st.status = RT_CREATED;
 	if (rt_run_hooks(cfg, RT_HOOK_CREATE_RUNTIME, &S.st, &err) < 0 ||
 	    rt_run_hooks(cfg, RT_HOOK_PRESTART, &S.st, &err) < 0)
 		goto fail;
@@ -914,8 +944,7 @@ __attribute__((noreturn)) void rt_supervise(const rt_create_opts *o, rt_config *
 	pthread_mutex_unlock(&S.lock);
 	if (ksig) {
 		rt_log("info", "killed before start (signal %d)", ksig);
-		set_status(RT_STOPPED, 128 + ksig);
-		finish(0, ksig);
+		finish(0, ksig, false);
 	}
 	proc *m = xcalloc(1, sizeof *m);
 	m->s = &S;
@@ -924,7 +953,8 @@ __attribute__((noreturn)) void rt_supervise(const rt_create_opts *o, rt_config *
 	m->in = m->pty ? slave : io[0];
 	m->out = m->pty ? slave : io[1];
 	m->err = m->pty ? -1 : io[2];
-	int rc = proc_start(m, &cfg->process, &err);
+	int rc = cfg->has_process ? proc_start(m, &cfg->process, &err)
+				  : silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "config: process is required to start a container");
 	pthread_mutex_lock(&S.lock);
 	S.main = m;
 	if (rc < 0) {
@@ -937,8 +967,7 @@ __attribute__((noreturn)) void rt_supervise(const rt_create_opts *o, rt_config *
 	pthread_mutex_unlock(&S.lock);
 	if (rc < 0) {
 		rt_log("error", "start: %s", err.message);
-		set_status(RT_STOPPED, 127);
-		finish(127, 0);
+		finish(127, 0, false);
 	}
 	set_status(RT_RUNNING, 0);
 	silo_error he = {0};
@@ -949,8 +978,7 @@ __attribute__((noreturn)) void rt_supervise(const rt_create_opts *o, rt_config *
 	pthread_mutex_lock(&S.lock);
 	S.ended = true;
 	pthread_mutex_unlock(&S.lock);
-	set_status(RT_STOPPED, sig ? 128 + sig : code);
-	finish(code, sig);
+	finish(code, sig, true);
 fail:
 	rt_log("error", "create: %s", err.message);
 	report(report_fd, &err);

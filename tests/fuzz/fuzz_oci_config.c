@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Fuzz silo-oci's config.json reader (runtime/config.c): a bundle's config comes
  * from the engine and is checked field by field. Every refusal is
- * INVALID_CONFIG; every accepted config has a program, an absolute cwd and an
- * absolute root, and its process survives the round trip through the form an
+ * INVALID_CONFIG; every accepted config has an absolute root and, when it has a
+ * process, a program and an absolute cwd; the process survives the round trip through the form an
  * exec request carries.
  */
 #include <stdint.h>
@@ -22,8 +22,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		return 0;
 	}
-	if (!c.process.args || !c.process.args[0] || !c.process.cwd || c.process.cwd[0] != '/' || !c.root ||
-	    c.root[0] != '/' || c.nmounts > RT_MAX_MOUNTS)
+	if (!c.root || c.root[0] != '/' || c.nmounts > RT_MAX_MOUNTS)
+		abort();
+	if (!c.has_process) {
+		rt_config_free(&c);
+		return 0;
+	}
+	if (!c.process.args || !c.process.args[0] || !c.process.cwd || c.process.cwd[0] != '/')
 		abort();
 	json_t *j = rt_process_json(&c.process);
 	rt_process p;

@@ -207,7 +207,7 @@ b=$(bundle hk '{"args": ["/bin/true"], "env": ["PATH=/bin"], "cwd": "/"}' \
 	             \"poststop\": [{\"path\": \"$TMP/hook.sh\", \"args\": [\"hook\", \"poststop\"], \"timeout\": 5}]}")
 rt run --bundle "$b" hk > /dev/null 2>&1
 check "prestart hook: ran with the state on stdin" \
-	bash -c "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d[\"id\"] == \"hk\" and d[\"status\"] == \"creating\"' '$TMP/hook-prestart.json'"
+	bash -c "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d[\"id\"] == \"hk\" and d[\"status\"] == \"created\"' '$TMP/hook-prestart.json'"
 rt delete hk
 check "poststop hook: ran at delete" test -s "$TMP/hook-poststop.json"
 

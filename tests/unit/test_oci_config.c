@@ -70,25 +70,26 @@ TEST(malformed_fields_refused_by_name)
 	static const struct {
 		const char *json, *field;
 	} bad[] = {
-		{"{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"r\"}}", "process"},
+		{"{\"ociVersion\":\"invalid\",\"root\":{\"path\":\"r\"}}", "ociVersion"},
+		{"{\"ociVersion\":\"2.0.0\",\"root\":{\"path\":\"r\"}}", "ociVersion"},
 		{"{\"ociVersion\":\"1.0.2\",\"root\":{\"path\":\"../../etc\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\"}}", "root.path"},
 		{"{\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\"}}", "ociVersion"},
-		{"{\"ociVersion\":\"1\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[],\"cwd\":\"/\"}}", "process.args"},
-		{"{\"ociVersion\":\"1\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\",7],\"cwd\":\"/\"}}", "process.args[1]"},
-		{"{\"ociVersion\":\"1\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\\u0000b\"],\"cwd\":\"/\"}}", "line 1 column"}, /* jansson refuses NUL */
-		{"{\"ociVersion\":\"1\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"rel\"}}", "process.cwd"},
-		{"{\"ociVersion\":\"1\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\",\"env\":[\"NOEQUALS\"]}}", "process.env[0]"},
-		{"{\"ociVersion\":\"1\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\",\"user\":{\"uid\":-1}}}", "process.user.uid"},
-		{"{\"ociVersion\":\"1\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\",\"user\":{\"uid\":4294967295}}}", "process.user.uid"},
-		{"{\"ociVersion\":\"1\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\",\"rlimits\":[{\"type\":\"RLIMIT_BOGUS\",\"soft\":1,\"hard\":1}]}}", "process.rlimits[0]"},
-		{"{\"ociVersion\":\"1\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\",\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"soft\":9,\"hard\":1}]}}", "process.rlimits[0]"},
-		{"{\"ociVersion\":\"1\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\"},\"mounts\":[{\"destination\":\"/a/../../etc\",\"type\":\"bind\",\"source\":\"/x\"}]}", "mounts[0].destination"},
-		{"{\"ociVersion\":\"1\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\"},\"mounts\":[{\"destination\":\"/a\",\"type\":\"bind\",\"source\":\"rel\"}]}", "mounts[0].source"},
-		{"{\"ociVersion\":\"1\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\"},\"mounts\":[{\"destination\":\"/t\",\"type\":\"tmpfs\",\"options\":[\"size=1;rm -rf\"]}]}", "mounts[0].options"},
-		{"{\"ociVersion\":\"1\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\"},\"hooks\":{\"prestart\":[{\"path\":\"rel\"}]}}", "hooks.prestart[0].path"},
-		{"{\"ociVersion\":\"1\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\"},\"annotations\":{\"k\":1}}", "annotations.k"},
-		{"{\"ociVersion\":\"1\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\"},\"linux\":{\"resources\":{\"memory\":{\"limit\":\"x\"}}}}", "linux.resources.memory.limit"},
-		{"{\"ociVersion\":\"1\",\"ociVersion\":\"2\"}", "duplicate"},
+		{"{\"ociVersion\":\"1.0.0\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[],\"cwd\":\"/\"}}", "process.args"},
+		{"{\"ociVersion\":\"1.0.0\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\",7],\"cwd\":\"/\"}}", "process.args[1]"},
+		{"{\"ociVersion\":\"1.0.0\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\\u0000b\"],\"cwd\":\"/\"}}", "line 1 column"}, /* jansson refuses NUL */
+		{"{\"ociVersion\":\"1.0.0\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"rel\"}}", "process.cwd"},
+		{"{\"ociVersion\":\"1.0.0\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\",\"env\":[\"NOEQUALS\"]}}", "process.env[0]"},
+		{"{\"ociVersion\":\"1.0.0\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\",\"user\":{\"uid\":-1}}}", "process.user.uid"},
+		{"{\"ociVersion\":\"1.0.0\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\",\"user\":{\"uid\":4294967295}}}", "process.user.uid"},
+		{"{\"ociVersion\":\"1.0.0\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\",\"rlimits\":[{\"type\":\"RLIMIT_BOGUS\",\"soft\":1,\"hard\":1}]}}", "process.rlimits[0]"},
+		{"{\"ociVersion\":\"1.0.0\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\",\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"soft\":9,\"hard\":1}]}}", "process.rlimits[0]"},
+		{"{\"ociVersion\":\"1.0.0\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\"},\"mounts\":[{\"destination\":\"/a/../../etc\",\"type\":\"bind\",\"source\":\"/x\"}]}", "mounts[0].destination"},
+		{"{\"ociVersion\":\"1.0.0\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\"},\"mounts\":[{\"destination\":\"/a\",\"type\":\"bind\",\"source\":\"rel\"}]}", "mounts[0].source"},
+		{"{\"ociVersion\":\"1.0.0\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\"},\"mounts\":[{\"destination\":\"/t\",\"type\":\"tmpfs\",\"options\":[\"size=1;rm -rf\"]}]}", "mounts[0].options"},
+		{"{\"ociVersion\":\"1.0.0\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\"},\"hooks\":{\"prestart\":[{\"path\":\"rel\"}]}}", "hooks.prestart[0].path"},
+		{"{\"ociVersion\":\"1.0.0\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\"},\"annotations\":{\"k\":1}}", "annotations.k"},
+		{"{\"ociVersion\":\"1.0.0\",\"root\":{\"path\":\"r\"},\"process\":{\"args\":[\"a\"],\"cwd\":\"/\"},\"linux\":{\"resources\":{\"memory\":{\"limit\":\"x\"}}}}", "linux.resources.memory.limit"},
+		{"{\"ociVersion\":\"1.0.0\",\"ociVersion\":\"2\"}", "duplicate"},
 		{"[1,2]", "expected an object"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -102,12 +103,23 @@ TEST(malformed_fields_refused_by_name)
 	}
 }
 
+/* runtime-spec: process is required only when start is called */
+TEST(process_optional_until_start)
+{
+	static const char j[] = "{\"ociVersion\":\"1.1.0\",\"root\":{\"path\":\"/r\"}}";
+	rt_config c;
+	silo_error err = {0};
+	REQUIRE(rt_config_parse(j, strlen(j), "/b", &c, &err) == 0);
+	CHECK(!c.has_process && !c.process.args);
+	rt_config_free(&c);
+}
+
 TEST(limits_bound_the_input)
 {
 	/* 5000 arguments: over RT_MAX_ARGS */
 	size_t cap = 5000 * 6 + 256, at = 0;
 	char *big = xmalloc(cap);
-	at += (size_t)snprintf(big + at, cap - at, "{\"ociVersion\":\"1\",\"root\":{\"path\":\"r\"},\"process\":{\"cwd\":\"/\",\"args\":[");
+	at += (size_t)snprintf(big + at, cap - at, "{\"ociVersion\":\"1.0.0\",\"root\":{\"path\":\"r\"},\"process\":{\"cwd\":\"/\",\"args\":[");
 	for (int i = 0; i < 5000; i++)
 		at += (size_t)snprintf(big + at, cap - at, "%s\"a\"", i ? "," : "");
 	snprintf(big + at, cap - at, "]}}");
@@ -138,4 +150,5 @@ TEST(signal_names)
 	CHECK(!rt_id_valid("../x") && !rt_id_valid(".x") && !rt_id_valid("-x") && !rt_id_valid("a/b") && !rt_id_valid(""));
 }
 
-TEST_MAIN(podman_config_read_whole, malformed_fields_refused_by_name, limits_bound_the_input, signal_names)
+TEST_MAIN(podman_config_read_whole, malformed_fields_refused_by_name, process_optional_until_start, limits_bound_the_input,
+	  signal_names)
