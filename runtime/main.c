@@ -101,7 +101,7 @@ void rt_log(const char *level, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	log_line(level, msg);
-	if (rt_g.debug && strcmp(level, "error") != 0)
+	if (rt_g.debug && !rt_g.supervisor && strcmp(level, "error") != 0)
 		fprintf(stderr, "silo-oci: %s: %s\n", level, msg);
 }
 

@@ -135,6 +135,7 @@ typedef struct rt_global {
 	char log[PATH_MAX];             /* --log, "" = stderr only */
 	bool log_json;                  /* --log-format json */
 	bool debug;
+	bool supervisor;                /* this process is a supervisor: fd 2 is its log pipe, not a terminal */
 } rt_global;
 
 extern rt_global rt_g;

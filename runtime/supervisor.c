@@ -87,6 +87,7 @@ struct sup {
 	proc *main;
 	proc *execs;
 	bool paused;
+	uint64_t t0, t_created, t_started, t_exited;   /* for --debug's timing line */
 };
 
 static sup S;
@@ -801,8 +802,10 @@ static void write_back(void)
 
 __attribute__((noreturn)) static void finish(int code, int sig, bool ran)
 {
+	S.t_exited = now_mono_ns();
 	if (ran)
 		write_back();
+	uint64_t t_wb = now_mono_ns();
 	set_status(RT_STOPPED, sig ? 128 + sig : code);
 	if (S.sb) {
 		cleanup_report rep = {0};
@@ -811,6 +814,14 @@ __attribute__((noreturn)) static void finish(int code, int sig, bool ran)
 			rt_log("error", "destroy sandbox: %s", e.message);
 		cleanup_report_free(&rep);
 		S.sb = NULL;
+	}
+	if (rt_g.debug && S.t_created) {
+		uint64_t t_end = now_mono_ns();
+		rt_log("debug", "timing: sandbox ready %.1f ms, waited for start %.1f ms, ran %.1f ms, write-back %.1f ms, "
+				"destroy %.1f ms",
+		       (double)(S.t_created - S.t0) / 1e6, S.t_started ? (double)(S.t_started - S.t_created) / 1e6 : 0.0,
+		       S.t_started ? (double)(S.t_exited - S.t_started) / 1e6 : 0.0, (double)(t_wb - S.t_exited) / 1e6,
+		       (double)(t_end - t_wb) / 1e6);
 	}
 	if (S.lfd >= 0) {
 		shutdown(S.lfd, SHUT_RDWR);
@@ -871,6 +882,8 @@ __attribute__((noreturn)) void rt_supervise(const rt_create_opts *o, rt_config *
 	silo_error err = {0};
 	S.cfg = *cfg;
 	S.lfd = -1;
+	S.t0 = now_mono_ns();
+	rt_g.supervisor = true;
 	pthread_mutex_init(&S.lock, NULL);
 	pthread_cond_init(&S.cond, NULL);
 	setsid();
@@ -928,6 +941,7 @@ __attribute__((noreturn)) void rt_supervise(const rt_create_opts *o, rt_config *
 	    rt_run_hooks(cfg, RT_HOOK_PRESTART, &S.st, &err) < 0)
 		goto fail;
 	set_status(RT_CREATED, 0);
+	S.t_created = now_mono_ns();
 	pthread_t ct, st;
 	if (pthread_create(&ct, NULL, control_thread, NULL) != 0 || pthread_create(&st, NULL, signal_thread, NULL) != 0) {
 		silo_fail(&err, SILO_ERR_INTERNAL, errno, "threads");
@@ -970,6 +984,7 @@ __attribute__((noreturn)) void rt_supervise(const rt_create_opts *o, rt_config *
 		finish(127, 0, false);
 	}
 	set_status(RT_RUNNING, 0);
+	S.t_started = now_mono_ns();
 	silo_error he = {0};
 	if (rt_run_hooks(cfg, RT_HOOK_POSTSTART, &S.st, &he) < 0)
 		rt_log("warning", "poststart hook: %s", he.message);
