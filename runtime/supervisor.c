@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -784,6 +785,10 @@ static void *log_thread(void *arg)
 static void write_back(void)
 {
 	if (!S.sb || strcmp(S.sb->ops->name, "namespace") != 0 || S.cfg.root_ro)
+		return;
+	/* podman run --rm: the root goes away with the container, nobody will look */
+	const char *rm = json_string_value(json_object_get(S.cfg.annotations, "io.podman.annotations.autoremove"));
+	if (rm && !strcasecmp(rm, "true"))
 		return;
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof dir, "%s/oci-diff-XXXXXX", silo_runtime_dir());

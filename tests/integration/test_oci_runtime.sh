@@ -226,6 +226,27 @@ check "an image whose /tmp and /dev are symlinks to /etc: the sandbox gets its o
 	bash -c "[[ ! -e /etc/null && ! -e /etc/pts && ! -e /etc/shm ]]"
 rt delete esc > /dev/null 2>&1
 
+# ---- the control socket and the write-back are root's, and follow no link ----
+b=$(bundle own '{"args": ["/bin/sh", "-c", "sleep 30"], "env": ["PATH=/bin"], "cwd": "/"}')
+rt run -d --bundle "$b" own
+chmod 0755 "$ROOT"   # even with the root directory open, the state directory is root's
+check "another user cannot drive a container (kill, exec, state: refused)" \
+	bash -c "! setpriv --reuid 65534 --regid 65534 --clear-groups '$SO' --root '$ROOT' kill own KILL 2> /dev/null &&
+		! setpriv --reuid 65534 --regid 65534 --clear-groups '$SO' --root '$ROOT' exec own /bin/true 2> /dev/null &&
+		[[ \$(stat -c %a '$ROOT/own') == 700 ]]"
+check "... and the container still runs" wait_status own running
+chmod 0700 "$ROOT"
+rt delete --force own
+VICTIM=$(mktemp -d /var/tmp/silo-oci-victim.XXXXXX)
+b=$(bundle wb "{\"args\": [\"/bin/sh\", \"-c\", \"rm -rf /srv && ln -s $VICTIM /srv && mkdir -p $VICTIM && echo pwned > $VICTIM/f && echo kept > /etc/new && rm /etc/motd\"], \"env\": [\"PATH=/bin\"], \"cwd\": \"/\"}")
+rt run --bundle "$b" wb > /dev/null 2>&1
+check "write-back: the container's changes are in the bundle's root (a new file, a deletion)" \
+	bash -c "[[ \$(cat '$b/rootfs/etc/new') == kept && ! -e '$b/rootfs/etc/motd' ]]"
+check "write-back: a directory replaced by a symlink to a host path stays a symlink; nothing is written through it" \
+	bash -c "[[ -L '$b/rootfs/srv' && -z \$(ls -A '$VICTIM') ]]"
+rm -rf "$VICTIM"
+rt delete wb
+
 # ---- kill -9 of the supervisor ----
 b=$(bundle k9 '{"args": ["/bin/sleep", "60"], "env": ["PATH=/bin"], "cwd": "/"}')
 rt run -d --bundle "$b" k9
