@@ -83,7 +83,7 @@ struct sup {
 	pthread_cond_t cond;
 	/* guarded by lock */
 	bool start_asked, started, start_failed, ended;
-	char start_error[512];
+	char start_error[SILO_ERROR_MSG_MAX];
 	int kill_sig;              /* a kill before start */
 	proc *main;
 	proc *execs;
@@ -653,7 +653,7 @@ static void *conn_thread(void *arg)
 				pthread_cond_wait(&S.cond, &S.lock);
 		}
 		bool failed = S.start_failed;
-		char why[512];
+		char why[SILO_ERROR_MSG_MAX];
 		snprintf(why, sizeof why, "%s", S.start_error);
 		pthread_mutex_unlock(&S.lock);
 		if (!ok)

@@ -156,8 +156,8 @@ static int db_find(const char *db, size_t len, const char *key, bool by_id, int6
 		const char *nl = memchr(line, '\n', len - at);
 		size_t ll = nl ? (size_t)(nl - line) : len - at;
 		at += ll + 1;
-		const char *f[4];
-		size_t fl[4];
+		const char *f[4] = {0};
+		size_t fl[4] = {0};
 		size_t nf = 0;
 		for (size_t s = 0; nf < 4;) {
 			const char *c = memchr(line + s, ':', ll - s);

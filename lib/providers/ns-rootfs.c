@@ -205,7 +205,7 @@ int ns_rootfs_base(const char *agent_path, char *out, size_t len, silo_error *er
 		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, ENOENT,
 				 "namespace: busybox not found (apt-get install busybox-static)");
 	const char *const bins[] = {agent_path, bb};
-	uint64_t key;
+	uint64_t key = 0;
 	if (binaries_key(bins, 2, &key, err) < 0)
 		return -1;
 	base_ctx c = {.bb = bb, .agent = agent_path};
@@ -231,7 +231,7 @@ static int build_agent(const char *dir, void *ud, silo_error *err)
 int ns_rootfs_agent(const char *agent_path, char *out, size_t len, silo_error *err)
 {
 	const char *const bins[] = {agent_path};
-	uint64_t key;
+	uint64_t key = 0;
 	char dir[PATH_MAX];
 	if (binaries_key(bins, 1, &key, err) < 0 ||
 	    cached_layer("ns-agent", key, build_agent, (void *)agent_path, dir, sizeof dir, err) < 0)
