@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "core/owner.h"
 #include "core/provider.h"
 #include "core/sandbox.h"
 #include "runtime/rt.h"
@@ -426,32 +427,32 @@ static bool wait_supervisor(const rt_state *st, int ms)
 	return true;
 }
 
-/* The supervisor died without destroying its sandbox (kill -9): do it now. */
+/* The supervisor died without destroying its sandbox (kill -9): its watchdog
+ * tears it down (lib/core/owner.h); wait for that, and reap what is left if the
+ * watchdog died too. */
 static int cleanup_sandbox(const rt_state *st, silo_error *err)
 {
 	if (!st->sandbox[0] || !st->silo_rundir[0])
 		return 0;
-	char rundir[PATH_MAX * 2];
-	snprintf(rundir, sizeof rundir, "%s/sandboxes/%s", st->silo_rundir, st->sandbox);
-	if (!path_exists(rundir))
-		return 0;
 	setenv("SILO_RUNTIME_DIR", st->silo_rundir, 1);
-	vm_spec spec;
-	memset(&spec, 0, sizeof spec);
-	snprintf(spec.name, sizeof spec.name, "oci");
-	sandbox *sb = NULL;
-	silo_error re = {0};
-	if (sandbox_reattach(st->sandbox, &spec, st->provider, st->sandbox_pid, &sb, &re) == 0) {
-		cleanup_report rep = {0};
-		int rc = sandbox_destroy(sb, 0, &rep, err);
-		cleanup_report_free(&rep);
-		return rc;
+	char rundir[PATH_MAX * 2], rec[PATH_MAX * 2];
+	snprintf(rundir, sizeof rundir, "%s/sandboxes/%s", st->silo_rundir, st->sandbox);
+	snprintf(rec, sizeof rec, "%s/owners/%s", st->silo_rundir, st->sandbox);
+	uint64_t end = now_mono_ns() + (uint64_t)(OWNER_TEARDOWN_MS + 2000) * 1000000ull;
+	while ((path_exists(rundir) || path_exists(rec)) && now_mono_ns() < end) {
+		struct timespec ts = {0, 10 * 1000000L};
+		nanosleep(&ts, NULL);
 	}
-	/* reattach terminated what it could identify and removed the run directory */
-	rt_log("info", "delete %s: sandbox %s was not reachable (%s); removed what it left", st->id, st->sandbox,
-	       re.message);
-	return path_exists(rundir) ? silo_fail(err, SILO_ERR_CLEANUP_FAILED, 0, "sandbox %s: %s is left", st->sandbox, rundir)
-				   : 0;
+	if (!path_exists(rundir) && !path_exists(rec))
+		return 0;
+	rt_log("info", "delete %s: sandbox %s outlived its supervisor and watchdog: reaping it", st->id, st->sandbox);
+	cleanup_report rep = {0};
+	owner_reap_id(st->sandbox, st->provider, &rep);
+	int rc = rep.residual_paths ? silo_fail(err, SILO_ERR_CLEANUP_FAILED, 0, "sandbox %s: %s is left", st->sandbox,
+						rep.residual_paths[0])
+				    : 0;
+	cleanup_report_free(&rep);
+	return rc;
 }
 
 int rt_cmd_delete(int argc, char **argv)

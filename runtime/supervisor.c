@@ -439,7 +439,9 @@ static int create_sandbox(silo_error *err)
 	int rc = build_spec(provider, &spec, err);
 	char id[SILO_ID_MAX];
 	random_id("oci-", id, sizeof id);
-	sandbox_opts so = {.id = id};
+	/* the sandbox dies with this process: its watchdog (lib/core/owner.h) tears it
+	 * down if the supervisor is killed, so kill -9 never leaves it behind */
+	sandbox_opts so = {.id = id, .owner = SB_OWNER_PROCESS};
 	const char *bt = getenv("SILO_BOOT_TIMEOUT_MS");
 	if (bt && *bt)
 		so.boot_timeout_ms = atoi(bt);

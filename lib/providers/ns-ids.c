@@ -350,16 +350,15 @@ static int holder(void *arg)
 {
 	uint64_t fds = (uint64_t)(uintptr_t)arg;
 	char c;
-	/* Our fd table is a copy of the creator's process, taken at any moment:
-	 * it may hold the write ends of other threads' holders (two holders each
-	 * keeping the other's pipe open wait forever) and locks such as
-	 * NS_IDS_DIR/.lock taken by another thread (then every sandbox start on
-	 * the host waits). Keep only our read end. */
-	unsigned rd = (unsigned)(fds & 0xffffffffu);
-	if (rd > 0)
-		syscall(SYS_close_range, 0u, rd - 1, 0u);
-	syscall(SYS_close_range, rd + 1, ~0u, 0u);
-	(void)!syscall(SYS_read, (int)rd, &c, 1);   /* EOF when the creator is done */
+	unsigned r = (unsigned)(fds & 0xffffffffu);
+	/* Keep nothing of the creator's but our read end: a copy of another
+	 * spawn's pipe (a concurrent ns_userns_fd in another thread) would make
+	 * that holder wait for an EOF we prevent, and ours for one it prevents,
+	 * and a copy of a lock (the host-wide id lock) would outlive its holder. */
+	if (r > 0)
+		syscall(SYS_close_range, 0u, r - 1, 0u);
+	syscall(SYS_close_range, r + 1, ~0u, 0u);
+	(void)!syscall(SYS_read, (int)r, &c, 1);   /* EOF when the creator is done */
 	syscall(SYS_exit, 0);
 	return 0;
 }
