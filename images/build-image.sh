@@ -165,7 +165,12 @@ ls = ent.get("oci", {}).get("layers", [])
 print("yes" if ls and all(os.path.isdir(l["path"]) and "tree" in l for l in ls) else "no")
 PY
 )
-	tree=$(cat "$file.tree" 2>/dev/null || true)
+	# the debootstrap tree the root file system was made from (build-rootfs-debian.sh
+	# caches it under debootstrap/<key>/, its .silo-complete naming the packages)
+	tree=
+	for d in "$cache"/images/debootstrap/*/; do
+		[[ -f "$d.silo-complete" ]] && grep -qx "packages=$pkgs" "$d.silo-complete" && { tree=${d%/}; break; }
+	done
 	if [[ $have == yes ]]; then
 		log "$name: namespace layer up to date"
 	elif [[ -d "$tree" ]]; then
@@ -174,7 +179,7 @@ PY
 			"$silo" image import - --format rootfs --skip-devices --layers-for "$name" >&2 ||
 			die "storing the namespace layer failed"
 	else
-		log "$name: no namespace layer ($file.tree names no tree: rebuild with --force)"
+		log "$name: no namespace layer (no debootstrap tree of \"$pkgs\" in $cache/images/debootstrap)"
 	fi
 fi
 echo "$file"

@@ -74,6 +74,4 @@ E2FSPROGS_FAKE_TIME=1 mkfs.ext4 -q -F -L silo-root -O ^has_journal -m 0 \
 	-U 6f1b4c6e-3f7a-4c1e-9d55-5110a9e00001 -E hash_seed=6f1b4c6e-3f7a-4c1e-9d55-5110a9e00002,root_owner=0:0 \
 	-d "$tree" "$tmp" "${size_mb}M" || { rm -f "$tmp"; die "mkfs.ext4 failed"; }
 mv -f "$tmp" "$out"
-# where the tree is: build-image.sh stores it as the namespace layer of the image
-printf '%s\n' "$tree" > "$out.tree"
 echo "$out"
