@@ -134,6 +134,13 @@ static int write_pid_file(const char *path, pid_t pid, silo_error *err)
 	return write_file_atomic(path, txt, (size_t)n, 0644, err);
 }
 
+static void print_json(json_t *j, bool compact)
+{
+	char *t = json_dumps(j, compact ? JSON_COMPACT : JSON_INDENT(2));
+	printf("%s\n", t ? t : "null");
+	free(t);
+}
+
 /* ---- create, start, run ---- */
 
 int rt_create(rt_create_opts *o, silo_error *err)
@@ -257,24 +264,6 @@ int rt_cmd_start(int argc, char **argv)
 	return rc < 0 ? rt_fail(&err) : 0;
 }
 
-/* Exit the way a wait status says (the same signal, or the code). */
-__attribute__((noreturn)) static void mirror_status(int code, int sig)
-{
-	if (sig) {
-		struct rlimit none = {0, 0};
-		setrlimit(RLIMIT_CORE, &none);
-		prctl(PR_SET_DUMPABLE, 0);
-		signal(sig, SIG_DFL);
-		sigset_t one;
-		sigemptyset(&one);
-		sigaddset(&one, sig);
-		sigprocmask(SIG_UNBLOCK, &one, NULL);
-		kill(getpid(), sig);
-		_exit(128 + sig);
-	}
-	_exit(code);
-}
-
 int rt_cmd_run(int argc, char **argv)
 {
 	const char *bundle = NULL, *pidf = NULL, *cons = NULL, *detach = NULL, *ign = NULL;
@@ -297,7 +286,7 @@ int rt_cmd_run(int argc, char **argv)
 	int st;
 	while (waitpid(co.pid, &st, 0) < 0 && errno == EINTR)
 		;
-	mirror_status(WIFEXITED(st) ? WEXITSTATUS(st) : 0, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	rt_exit_as(WIFEXITED(st) ? WEXITSTATUS(st) : 0, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
 
 /* ---- state, list ---- */
@@ -310,9 +299,7 @@ int rt_cmd_state(int argc, char **argv)
 	if (rt_state_read(id, &st, &err) < 0)
 		return rt_fail(&err);
 	json_t *j = rt_state_json(&st);
-	char *txt = json_dumps(j, JSON_INDENT(2));
-	printf("%s\n", txt);
-	free(txt);
+	print_json(j, false);
 	json_decref(j);
 	rt_state_free(&st);
 	return 0;
@@ -348,11 +335,8 @@ int rt_cmd_list(int argc, char **argv)
 	}
 	if (d)
 		closedir(d);
-	if (json && !quiet) {
-		char *t = json_dumps(arr, JSON_INDENT(2));
-		printf("%s\n", t);
-		free(t);
-	}
+	if (json && !quiet)
+		print_json(arr, false);
 	json_decref(arr);
 	return 0;
 }
@@ -575,10 +559,10 @@ __attribute__((noreturn)) static void exec_relay(const char *id, json_t *req, in
 		if (pf[0].revents) {
 			json_t *m = NULL;
 			if (rt_ctl_recv(c, &m, NULL, NULL, 0, &err) < 0 || !m)
-				mirror_status(0, SIGKILL);   /* the supervisor is gone: so is the process */
+				rt_exit_as(0, SIGKILL);   /* the supervisor is gone: so is the process */
 			json_t *ex = json_object_get(m, "exit");
 			if (ex)
-				mirror_status((int)json_integer_value(ex), (int)json_integer_value(json_object_get(m, "signal")));
+				rt_exit_as((int)json_integer_value(ex), (int)json_integer_value(json_object_get(m, "signal")));
 			json_decref(m);
 		}
 	}
@@ -761,9 +745,7 @@ int rt_cmd_ps(int argc, char **argv)
 		return rt_fail(&err);
 	json_t *pids = json_object_get(r, "pids"), *x;
 	if (format && !strcmp(format, "json")) {
-		char *t = json_dumps(pids, JSON_COMPACT);
-		printf("%s\n", t);
-		free(t);
+		print_json(pids, true);
 	} else {
 		printf("%-8s %s\n", "PID", "CMD");
 		size_t i;
@@ -807,9 +789,7 @@ int rt_cmd_features(int argc, char **argv)
 	json_t *an = json_object_get(f, "annotations");
 	json_object_set_new(an, "io.github.silo.oci.provider", json_string(set.provider[0] ? set.provider : "auto"));
 	json_object_set_new(an, "io.github.silo.oci.fallback", json_string(set.fallback));
-	char *t = json_dumps(f, JSON_INDENT(2));
-	printf("%s\n", t);
-	free(t);
+	print_json(f, false);
 	json_decref(f);
 	return 0;
 }

@@ -16,9 +16,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <termios.h>
@@ -253,4 +257,26 @@ int rt_console(const char *socket_path, int *slave, silo_error *err)
 	}
 	*slave = s;
 	return 0;
+}
+
+/* ---- ending as a process ended ---- */
+
+__attribute__((noreturn)) void rt_exit_as(int code, int sig)
+{
+	if (sig) {
+		/* no core dump of ours for the container's SIGSEGV; raise() aims at this
+		 * thread, the only one with the signal unblocked, so no sigwaiting thread
+		 * of a supervisor takes it instead */
+		struct rlimit none = {0, 0};
+		setrlimit(RLIMIT_CORE, &none);
+		prctl(PR_SET_DUMPABLE, 0);
+		signal(sig, SIG_DFL);
+		sigset_t one;
+		sigemptyset(&one);
+		sigaddset(&one, sig);
+		pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+		raise(sig);
+		_exit(128 + sig);
+	}
+	_exit(code);
 }

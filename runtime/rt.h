@@ -168,6 +168,10 @@ int rt_ctl_recv(int fd, json_t **msg, int *fds, int *nfds, int timeout_ms, silo_
 /* One request, one reply ({"ok": true, ...} or {"error": {...}} turned into err). */
 int rt_ctl_call(const char *id, json_t *req, json_t **reply, int timeout_ms, silo_error *err);
 
+/* Exit the way a process ended: killed by the same signal (no core dump), or
+ * with its status (ctl.c). */
+__attribute__((noreturn)) void rt_exit_as(int code, int sig);
+
 /* ---- supervisor ---- */
 typedef struct rt_create_opts {
 	const char *id, *bundle, *pid_file, *console_socket;

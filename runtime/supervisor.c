@@ -834,20 +834,8 @@ __attribute__((noreturn)) static void finish(int code, int sig, bool ran)
 		shutdown(S.lfd, SHUT_RDWR);
 		unlinkat(S.dirfd, RT_CTL_SOCK, 0);
 	}
-	if (sig) {
-		/* end by the same signal, as runc's init would: the engine reports 128 + sig */
-		struct rlimit none = {0, 0};
-		setrlimit(RLIMIT_CORE, &none);
-		prctl(PR_SET_DUMPABLE, 0);
-		signal(sig, SIG_DFL);
-		sigset_t one;
-		sigemptyset(&one);
-		sigaddset(&one, sig);
-		pthread_sigmask(SIG_UNBLOCK, &one, NULL);
-		kill(getpid(), sig);
-		_exit(128 + sig);
-	}
-	_exit(code);
+	/* end by the same signal, as runc's init would: the engine reports 128 + sig */
+	rt_exit_as(code, sig);
 }
 
 /* ---- entry ---- */

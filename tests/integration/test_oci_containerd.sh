@@ -14,25 +14,10 @@
 set -uo pipefail
 B=${SILO_BUILD_ROOT:?}
 S=${SILO_SOURCE_ROOT:?}
-SO="$B/runtime/silo-oci"
-N=0 FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
-skip() { N=$((N + 1)); echo "ok $N - $1 # SKIP $2"; }
-skip_all() { echo "1..0 # SKIP $1"; exit 0; }
-log() { echo "# $*"; }
-[[ $(id -u) -eq 0 ]] || skip_all "containerd and silo-oci need root here"
-bb=$(command -v busybox || true)
-[[ -x /bin/busybox ]] && bb=/bin/busybox
-[[ -n "$bb" ]] || skip_all "busybox not installed"
-for t in buildah skopeo podman python3 script containerd ctr containerd-shim-runc-v2; do
-	command -v "$t" > /dev/null || skip_all "$t not installed (scripts/setup-debian.sh installs it)"
-done
-real_cache=${SILO_CACHE_DIR:-$HOME/.cache/silo}
 TMP=$(mktemp -d /tmp/silo-oci-ctd.XXXXXX)
 ROOT="$TMP/oci"
-export SILO_CACHE_DIR="$TMP/cache" SILO_STATE_DIR="$TMP/state" SILO_RUNTIME_DIR="$TMP/run"
+TOOLS=(script containerd ctr containerd-shim-runc-v2)
+source "$S/tests/integration/oci-lib.sh"
 CTD_PID= DOCKERD_PID=
 CTR=(ctr --address "$TMP/ctd/c.sock")
 cleanup() {
@@ -55,9 +40,6 @@ cleanup() {
 	echo "1..$N"
 }
 trap cleanup EXIT
-source "$S/tests/integration/oci-fixtures.sh" || exit 1
-probe=$("$B/cli/silo" run --provider namespace -- true 2>&1) ||
-	{ grep -q PROVIDER_UNAVAILABLE <<< "$probe" && skip_all "the namespace provider is unavailable: $probe"; }
 
 # the runc binary the shim runs: silo-oci, with this test's --root and directories
 cat > "$TMP/silo-oci" <<EOF
@@ -119,8 +101,8 @@ for _ in $(seq 100); do [[ $("${CTR[@]}" task ls 2> /dev/null | awk '$1 == "t6" 
 check "task kill -s SIGKILL: STOPPED" bash -c "[[ \$(${CTR[*]} task ls | awk '\$1 == \"t6\" {print \$3}') == STOPPED ]]"
 "${CTR[@]}" task delete t6 > /dev/null 2>&1
 "${CTR[@]}" container rm t6 > /dev/null 2>&1
-check "after --rm and delete: no task, container, sandbox or runtime state left" \
-	bash -c "[[ -z \$(${CTR[*]} task ls -q) && -z \$(${CTR[*]} container ls -q) && -z \$(ls -A '$SILO_RUNTIME_DIR/sandboxes' 2> /dev/null) && -z \$(ls -A '$ROOT' 2> /dev/null) ]]"
+check "after --rm and delete: no task, container, sandbox, cgroup or runtime state left" \
+	nothing_left "tasks:${CTR[*]} task ls -q" "containers:${CTR[*]} container ls -q"
 
 # ---- Docker through dockerd --add-runtime ----
 if ! command -v dockerd > /dev/null || [[ ! -x /usr/bin/docker ]]; then
@@ -149,11 +131,10 @@ out=$(timeout 60 "${D[@]}" run --runtime silo --network none --rm "$IMG" 'echo $
 check "docker: the image's user, workdir and env" test "$out" = "1000 /srv silo"
 docker_clean() { # docker removes --rm containers in the background: up to 10 s
 	for _ in $(seq 100); do
-		[[ -z $("${D[@]}" ps -aq) && -z $(ls -A "$SILO_RUNTIME_DIR/sandboxes" 2> /dev/null) && -z $(ls -A "$ROOT" 2> /dev/null) ]] && return 0
+		nothing_left "containers:${D[*]} ps -aq" > /dev/null && return 0
 		sleep 0.1
 	done
-	log "left: $("${D[@]}" ps -aq | tr '\n' ' ') $(ls "$SILO_RUNTIME_DIR/sandboxes" "$ROOT" 2> /dev/null | tr '\n' ' ')"
-	return 1
+	nothing_left "containers:${D[*]} ps -aq"
 }
 check "docker: nothing left (containers, sandboxes, state)" docker_clean
 exit $FAILED

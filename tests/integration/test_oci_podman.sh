@@ -12,24 +12,10 @@
 set -uo pipefail
 B=${SILO_BUILD_ROOT:?}
 S=${SILO_SOURCE_ROOT:?}
-SO="$B/runtime/silo-oci"
-N=0 FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
-skip_all() { echo "1..0 # SKIP $1"; exit 0; }
-log() { echo "# $*"; }
-[[ $(id -u) -eq 0 ]] || skip_all "podman and silo-oci need root here"
-bb=$(command -v busybox || true)
-[[ -x /bin/busybox ]] && bb=/bin/busybox
-[[ -n "$bb" ]] || skip_all "busybox not installed"
-for t in buildah skopeo podman conmon python3 script; do
-	command -v "$t" > /dev/null || skip_all "$t not installed (scripts/setup-debian.sh installs it)"
-done
-real_cache=${SILO_CACHE_DIR:-$HOME/.cache/silo}
 TMP=$(mktemp -d /tmp/silo-oci-pm.XXXXXX)
 ROOT="$TMP/oci"
-export SILO_CACHE_DIR="$TMP/cache" SILO_STATE_DIR="$TMP/state" SILO_RUNTIME_DIR="$TMP/run"
+TOOLS=(conmon script)
+source "$S/tests/integration/oci-lib.sh"
 PM=(podman --root "$TMP/storage" --runroot "$TMP/runroot" --storage-driver overlay --cgroup-manager=cgroupfs
 	--runtime "$TMP/silo-oci")
 RUN=(run --ulimit nofile=4096:4096 --ulimit nproc=4096:4096)
@@ -41,9 +27,6 @@ cleanup() {
 	echo "1..$N"
 }
 trap cleanup EXIT
-source "$S/tests/integration/oci-fixtures.sh" || exit 1
-probe=$("$B/cli/silo" run --provider namespace -- true 2>&1) ||
-	{ grep -q PROVIDER_UNAVAILABLE <<< "$probe" && skip_all "the namespace provider is unavailable: $probe"; }
 
 cat > "$TMP/silo-oci" <<EOF
 #!/bin/sh
@@ -54,20 +37,6 @@ chmod +x "$TMP/silo-oci"
 "${PM[@]}" import -q "$F/base-rootfs.tar" localhost/silo-bb:1 > /dev/null &&
 	"${PM[@]}" load -q -i "$F/app-docker.tar" > /dev/null ||
 	{ notok "load the test images into podman"; exit 1; }
-CG_BEFORE=$(ls -d /sys/fs/cgroup/*/silo/oci-* /sys/fs/cgroup/unified/silo/oci-* 2> /dev/null)
-nothing_left() {
-	local left=""
-	[[ -z "$("${PM[@]}" ps -aq)" ]] || left+=" containers:$("${PM[@]}" ps -aq | tr '\n' ' ')"
-	[[ -z "$(ls -A "$SILO_RUNTIME_DIR/sandboxes" 2> /dev/null)" ]] || left+=" sandboxes:$(ls "$SILO_RUNTIME_DIR/sandboxes")"
-	[[ -z "$(ls -A "$ROOT" 2> /dev/null)" ]] || left+=" state:$(ls "$ROOT")"
-	grep -q "$SILO_RUNTIME_DIR" /proc/self/mountinfo && left+=" mounts"
-	for c in /sys/fs/cgroup/*/silo/oci-* /sys/fs/cgroup/unified/silo/oci-*; do
-		[[ -e "$c" ]] && ! grep -q "$c" <<< "$CG_BEFORE" && left+=" cgroup:$c"
-	done
-	[[ -z "$left" ]] || log "left:$left"
-	[[ -z "$left" ]]
-}
-
 t0=$(date +%s%N)
 out=$(timeout 120 "${PM[@]}" "${RUN[@]}" --rm localhost/silo-bb:1 echo hi 2>&1); rc=$?
 log "first run: $(( ($(date +%s%N) - t0) / 1000000 )) ms: $out"
@@ -122,5 +91,6 @@ timeout 60 "${PM[@]}" unpause "$cid" > /dev/null && st2=$("${PM[@]}" inspect -f 
 check "pause / unpause ($st, $st2)" test "$st $st2" = "paused running"
 timeout 60 "${PM[@]}" rm -f "$cid" > /dev/null
 check "rm -f of a running container" bash -c "[[ -z \$(${PM[*]} ps -aq) ]]"
-check "after --rm and rm: no container, sandbox, cgroup, mount or runtime state left" nothing_left
+check "after --rm and rm: no container, sandbox, cgroup, mount or runtime state left" \
+	nothing_left "containers:${PM[*]} ps -aq"
 exit $FAILED

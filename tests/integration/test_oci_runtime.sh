@@ -10,33 +10,16 @@
 set -uo pipefail
 B=${SILO_BUILD_ROOT:?}
 S=${SILO_SOURCE_ROOT:?}
-SO="$B/runtime/silo-oci"
-N=0 FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
-skip_all() { echo "1..0 # SKIP $1"; exit 0; }
-log() { echo "# $*"; }
-[[ $(id -u) -eq 0 ]] || skip_all "silo-oci needs root"
-bb=$(command -v busybox || true)
-[[ -x /bin/busybox ]] && bb=/bin/busybox
-[[ -n "$bb" ]] || skip_all "busybox not installed"
-for t in buildah skopeo podman python3; do
-	command -v "$t" > /dev/null || skip_all "$t not installed (scripts/setup-debian.sh installs it)"
-done
-real_cache=${SILO_CACHE_DIR:-$HOME/.cache/silo}
 TMP=$(mktemp -d /tmp/silo-oci-rt.XXXXXX)
 ROOT="$TMP/oci"
-export SILO_CACHE_DIR="$TMP/cache" SILO_STATE_DIR="$TMP/state" SILO_RUNTIME_DIR="$TMP/run"
+TOOLS=()
+source "$S/tests/integration/oci-lib.sh"
 cleanup() {
 	for d in "$ROOT"/*/; do [[ -d "$d" ]] && "$SO" --root "$ROOT" delete --force "$(basename "$d")" > /dev/null 2>&1; done
 	rm -rf "$TMP"
 	echo "1..$N"
 }
 trap cleanup EXIT
-source "$S/tests/integration/oci-fixtures.sh" || exit 1
-probe=$("$B/cli/silo" run --provider namespace -- true 2>&1) ||
-	{ grep -q PROVIDER_UNAVAILABLE <<< "$probe" && skip_all "the namespace provider is unavailable: $probe"; }
 rt() { "$SO" --root "$ROOT" --log "$TMP/log.json" --log-format json "$@"; }
 
 # bundle NAME JSON-PROCESS [EXTRA-TOP-LEVEL-JSON]: a bundle with the test image's rootfs
@@ -62,21 +45,6 @@ wait_status() { # ID STATUS: up to 10 s
 	for _ in $(seq 100); do [[ "$(state_of "$1" | cut -d' ' -f1)" == "$2" ]] && return 0; sleep 0.1; done
 	return 1
 }
-SB_BEFORE=$(ls "$SILO_RUNTIME_DIR/sandboxes" 2> /dev/null | wc -l)
-nothing_left() { # no sandbox run dir, cgroup, loop device, mount or state of ours
-	local left=""
-	[[ -z "$(ls -A "$SILO_RUNTIME_DIR/sandboxes" 2> /dev/null)" ]] || left+=" sandboxes:$(ls "$SILO_RUNTIME_DIR/sandboxes")"
-	[[ -z "$(ls -A "$ROOT" 2> /dev/null)" ]] || left+=" state:$(ls "$ROOT")"
-	grep -q "$TMP" /proc/self/mountinfo && left+=" mounts"
-	for c in /sys/fs/cgroup/*/silo/oci-* /sys/fs/cgroup/unified/silo/oci-*; do
-		[[ -e "$c" ]] || continue
-		grep -q "$c" <<< "$CG_BEFORE" || left+=" cgroup:$c"
-	done
-	[[ -z "$left" ]] || log "left:$left"
-	[[ -z "$left" ]]
-}
-CG_BEFORE=$(ls -d /sys/fs/cgroup/*/silo/oci-* /sys/fs/cgroup/unified/silo/oci-* 2> /dev/null)
-
 # ---- features, version ----
 check "features: JSON with the OCI versions, hooks and the provider annotation" \
 	bash -c "'$SO' features | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"ociVersionMax\"].startswith(\"1.\"); assert \"poststop\" in d[\"hooks\"]; assert \"run.silo.provider\" in d[\"annotations\"]'"

@@ -66,6 +66,24 @@ static bool api_state_is(const char *rundir, const char *want)
 	return system(cmd) == 0;
 }
 
+/* silo-vmm's argv (NUL-separated): spawn returns after fork, so wait for the child's execve. */
+static char *vmm_argv(pid_t pid, size_t *alen)
+{
+	char procf[64];
+	snprintf(procf, sizeof procf, "/proc/%d/cmdline", (int)pid);
+	char *argv = NULL;
+	for (int i = 0; i < 500; i++) {
+		free(argv);
+		argv = NULL;
+		if (read_file(procf, 1 << 16, &argv, alen, NULL) < 0)
+			break;
+		if (memmem(argv, *alen, "--serial-log-max", 16))
+			return argv;
+		usleep(10000);
+	}
+	return argv ? argv : xstrdup("");
+}
+
 TEST(spawn_connect_timeout_terminate_clean)
 {
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -98,18 +116,8 @@ TEST(spawn_connect_timeout_terminate_clean)
 	 * disk is vda: no other drive), the scratch disk relative to its working directory (the
 	 * run dir), a capped serial log */
 	char procf[64], cwd[4200] = "";
-	snprintf(procf, sizeof procf, "/proc/%d/cmdline", (int)sb.pid);
-	cleanup_free char *argv = NULL;
 	size_t alen = 0;
-	/* spawn returns after fork: wait for the child's execve */
-	for (int i = 0; i < 500; i++) {
-		free(argv);
-		argv = NULL;
-		REQUIRE(read_file(procf, 1 << 16, &argv, &alen, NULL) == 0);
-		if (memmem(argv, alen, "--serial-log-max", 16))
-			break;
-		usleep(10000);
-	}
+	cleanup_free char *argv = vmm_argv(sb.pid, &alen);
 	bool saw_cmdline = false, saw_drive = false, saw_max = false;
 	for (size_t o = 0; o < alen; o += strlen(argv + o) + 1) {
 		const char *a = argv + o;
@@ -228,18 +236,8 @@ TEST(ext4_image_root_disk_read_only)
 	spec.vcpus = 1;
 	spec.cmdline = (char *)"noxsave";
 	REQUIRE(p->spawn(&sb, &spec, &err) == 0);
-	char procf[64];
-	snprintf(procf, sizeof procf, "/proc/%d/cmdline", (int)sb.pid);
-	cleanup_free char *argv = NULL;
 	size_t alen = 0;
-	for (int i = 0; i < 500; i++) {
-		free(argv);
-		argv = NULL;
-		REQUIRE(read_file(procf, 1 << 16, &argv, &alen, NULL) == 0);
-		if (memmem(argv, alen, "--serial-log-max", 16))
-			break;
-		usleep(10000);
-	}
+	cleanup_free char *argv = vmm_argv(sb.pid, &alen);
 	char rootro[4200];
 	snprintf(rootro, sizeof rootro, "%s,ro", e.file.path);
 	int drive = 0, root_at = -1, scratch_at = -1;
