@@ -225,6 +225,29 @@ check "kill -9 of the supervisor: the container reads as stopped" wait_status k9
 check "... its watchdog ends the sandbox (pid $sbpid)" gone "$sbpid"
 rt delete k9
 check "... and delete removes the rest" bash -c "[[ ! -e '$ROOT/k9' && -z \$(ls -A '$SILO_RUNTIME_DIR/sandboxes' 2> /dev/null) ]]"
+# ---- a VM provider (QEMU; TCG here): the bundle's root as an ext4 disk, bind mounts as copies ----
+if [[ -e "$real_cache/kernel/current/vmlinux" ]] && command -v qemu-system-x86_64 > /dev/null && [[ "${SILO_SKIP_VM_TESTS:-}" != 1 ]]; then
+	mkdir -p "$SILO_CACHE_DIR/kernel"
+	kk=$(readlink -f "$real_cache/kernel/current")
+	ln -sfn "$kk" "$SILO_CACHE_DIR/kernel/$(basename "$kk")" && ln -sfn "$(basename "$kk")" "$SILO_CACHE_DIR/kernel/current"
+	mkdir -p "$TMP/vmvol" && echo vm-copy > "$TMP/vmvol/f"
+	b=$(bundle vm '{"args": ["/bin/sh", "-c", "echo $(hostname) $(id -u) $(pwd); cat /data/f; cat /proc/1/comm; exit 6"], "env": ["PATH=/bin"], "cwd": "/srv", "user": {"uid": 1000, "gid": 1000}}' \
+		"\"mounts\": [{\"destination\": \"/data\", \"type\": \"bind\", \"source\": \"$TMP/vmvol\", \"options\": [\"rbind\"]}]")
+	python3 - "$b/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["annotations"]["run.silo.provider"] = "qemu"
+json.dump(c, open(sys.argv[1], "w"))
+PY
+	SILO_IMAGES_DIR="$S/images" timeout 300 "$SO" --root "$ROOT" run --bundle "$b" vm > "$TMP/vm.out" 2>&1; rc=$?
+	log "qemu: $(tr '\n' '|' < "$TMP/vm.out")"
+	check "qemu: the bundle's root boots as a disk; hostname, user, cwd, a bind mount copied in; exit status 6" \
+		bash -c "[[ $rc == 6 ]] && grep -q '^h-vm 1000 /srv$' '$TMP/vm.out' && grep -q vm-copy '$TMP/vm.out' && grep -q silo-agent '$TMP/vm.out'"
+	check "qemu: the root disk is cached by content (one disk for the bundle)" test "$(ls "$SILO_CACHE_DIR/oci/bundles" | wc -l)" = 1
+	rt delete vm
+else
+	skip "qemu: the bundle's root as a VM disk" "no guest kernel or qemu (scripts/prepare-images.sh), or SILO_SKIP_VM_TESTS=1"
+fi
 check "delete --force of a container that does not exist: success (as runc)" rt delete --force nosuch
 check "after everything: no sandbox, cgroup, mount or state left" nothing_left
 exit $FAILED
