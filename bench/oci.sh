@@ -39,9 +39,29 @@ tar -C "$T/rootfs" -cf "$T/rootfs.tar" .
 "${PM[@]}" import -q "$T/rootfs.tar" localhost/bench-bb:1 > /dev/null
 
 runtimes=("silo-oci:$T/silo-oci" "runc:$(command -v runc)")
+# crun before 1.9 refuses a cgroup v1/v2 hybrid host ("cgroups in hybrid mode
+# not supported") unless cgroup v2 has no controllers, a host-wide change. Then
+# it runs through a wrapper that hides the v2 mount in a private mount
+# namespace (crun uses v1 there, as runc does); the wrapper's own cost (an
+# unshare and a sh per runtime call) is measured and reported with it.
+crun_note=
 if command -v crun > /dev/null; then
-	if "${PM[@]}" --runtime "$(command -v crun)" "${RUN[@]}" localhost/bench-bb:1 true > "$T/crun.err" 2>&1; then
-		runtimes+=("crun:$(command -v crun)")
+	CR=$(command -v crun)
+	if ! "${PM[@]}" --runtime "$CR" "${RUN[@]}" localhost/bench-bb:1 true > "$T/crun.err" 2>&1 &&
+		grep -q "hybrid mode" "$T/crun.err"; then
+		cat > "$T/crun" <<EOF
+#!/bin/sh
+exec unshare -m --propagation private sh -c 'umount -l /sys/fs/cgroup/unified 2> /dev/null; exec "$CR" "\$@"' crun "\$@"
+EOF
+		chmod +x "$T/crun"
+		CR="$T/crun"
+		t0=$(date +%s%N)
+		for _ in $(seq 1 20); do unshare -m --propagation private sh -c 'umount -l /sys/fs/cgroup/unified 2> /dev/null; exec true'; done
+		t1=$(date +%s%N)
+		crun_note="through a wrapper that hides cgroup v2 (crun $(crun --version | head -1 | cut -d' ' -f3) refuses this hybrid host); the wrapper costs $(( (t1 - t0) / 20000 )) us per runtime call, podman makes about 4 calls per run"
+	fi
+	if "${PM[@]}" --runtime "$CR" "${RUN[@]}" localhost/bench-bb:1 true > "$T/crun.err" 2>&1; then
+		runtimes+=("crun:$CR")
 	else
 		crun_error=$(tr '\n' ' ' < "$T/crun.err" | cut -c1-300)
 	fi
@@ -62,10 +82,10 @@ for i in $(seq 1 "$runs"); do
 		echo "$(one "${r%%:*}" "${r#*:}")" >> "$T/${r%%:*}.us"
 	done
 done
-python3 - "$T" "$runs" "${crun_error:-}" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "${runtimes[@]}" <<'PY'
+python3 - "$T" "$runs" "${crun_error:-}" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$crun_note" "${runtimes[@]}" <<'PY'
 import json, statistics, sys
-d, runs, crun_err, cpus, load = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-names = [r.split(":", 1)[0] for r in sys.argv[6:]]
+d, runs, crun_err, cpus, load, crun_note = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+names = [r.split(":", 1)[0] for r in sys.argv[7:]]
 def pct(v, p):
     v = sorted(v)
     return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
@@ -81,5 +101,7 @@ out = {"bench": "podman run --rm IMAGE true", "runs_per_runtime": runs, "cpus": 
                              "p95": round(res[n]["p95_ms"] / res["runc"]["p95_ms"], 2)} for n in names if n != "runc"}}
 if crun_err:
     out["crun"] = "not measured: " + crun_err
+elif crun_note:
+    out["crun"] = crun_note
 print(json.dumps(out, indent=2))
 PY

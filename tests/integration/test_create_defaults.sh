@@ -15,12 +15,8 @@ S=${SILO_SOURCE_ROOT:?}
 # A private image cache (the imported test image lands there), the guest kernel linked in.
 real_cache=${SILO_CACHE_DIR:-$HOME/.cache/silo}
 export SILO_CACHE_DIR="$TMP/cache" SILO_IMAGES_DIR="$S/images"
-mkdir -p "$SILO_CACHE_DIR/kernel"
-if [[ -e "$real_cache/kernel/current/vmlinux" ]]; then
-	kkey=$(readlink -f "$real_cache/kernel/current")
-	ln -s "$kkey" "$SILO_CACHE_DIR/kernel/$(basename "$kkey")"
-	ln -s "$(basename "$kkey")" "$SILO_CACHE_DIR/kernel/current"
-fi
+mkdir -p "$SILO_CACHE_DIR"
+source "$S/tests/integration/cache-lib.sh" && link_guest_kernel "$real_cache"
 
 start_daemon || { notok "silod starts"; exit 1; }
 namespace_available || { trap cleanup EXIT; skip_all "namespace provider unavailable here: $(api GET /v1/providers)"; }

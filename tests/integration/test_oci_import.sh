@@ -35,12 +35,8 @@ source "$S/tests/integration/oci-fixtures.sh" || exit 1
 
 export SILO_CACHE_DIR="$TMP/cache" SILO_IMAGES_DIR="$S/images"
 export SILO_STATE_DIR="$TMP/state" SILO_RUNTIME_DIR="$TMP/run"
-mkdir -p "$SILO_CACHE_DIR/kernel"
-if [[ -e "$real_cache/kernel/current/vmlinux" ]]; then
-	kkey=$(readlink -f "$real_cache/kernel/current")
-	ln -s "$kkey" "$SILO_CACHE_DIR/kernel/$(basename "$kkey")"
-	ln -s "$(basename "$kkey")" "$SILO_CACHE_DIR/kernel/current"
-fi
+mkdir -p "$SILO_CACHE_DIR"
+source "$S/tests/integration/cache-lib.sh" && link_guest_kernel "$real_cache"
 j() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 ext4_of() { "$SILO" image inspect "$1" | j 'd["path"]'; }
 dfs() { debugfs -R "$2" "$1" 2>/dev/null; }

@@ -227,9 +227,7 @@ rt delete k9
 check "... and delete removes the rest" bash -c "[[ ! -e '$ROOT/k9' && -z \$(ls -A '$SILO_RUNTIME_DIR/sandboxes' 2> /dev/null) ]]"
 # ---- a VM provider (QEMU; TCG here): the bundle's root as an ext4 disk, bind mounts as copies ----
 if [[ -e "$real_cache/kernel/current/vmlinux" ]] && command -v qemu-system-x86_64 > /dev/null && [[ "${SILO_SKIP_VM_TESTS:-}" != 1 ]]; then
-	mkdir -p "$SILO_CACHE_DIR/kernel"
-	kk=$(readlink -f "$real_cache/kernel/current")
-	ln -sfn "$kk" "$SILO_CACHE_DIR/kernel/$(basename "$kk")" && ln -sfn "$(basename "$kk")" "$SILO_CACHE_DIR/kernel/current"
+	source "$S/tests/integration/cache-lib.sh" && link_guest_kernel "$real_cache"
 	mkdir -p "$TMP/vmvol" && echo vm-copy > "$TMP/vmvol/f"
 	b=$(bundle vm '{"args": ["/bin/sh", "-c", "echo $(hostname) $(id -u) $(pwd); cat /data/f; cat /proc/1/comm; exit 6"], "env": ["PATH=/bin"], "cwd": "/srv", "user": {"uid": 1000, "gid": 1000}}' \
 		"\"mounts\": [{\"destination\": \"/data\", \"type\": \"bind\", \"source\": \"$TMP/vmvol\", \"options\": [\"rbind\"]}]")

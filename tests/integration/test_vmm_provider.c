@@ -84,6 +84,18 @@ static char *vmm_argv(pid_t pid, size_t *alen)
 	return argv ? argv : xstrdup("");
 }
 
+/* A kvm sandbox named ID with a fresh run dir under /tmp, and a 1-vCPU 256 MiB spec. */
+static int kvm_sandbox(sandbox *sb, vm_spec *spec, const char *id)
+{
+	memset(sb, 0, sizeof *sb);
+	memset(spec, 0, sizeof *spec);
+	snprintf(sb->id, sizeof sb->id, "%s", id);
+	snprintf(sb->rundir, sizeof sb->rundir, "/tmp/silo-%s-XXXXXX", id);
+	spec->memory_mb = 256;
+	spec->vcpus = 1;
+	return mkdtemp(sb->rundir) ? 0 : -1;
+}
+
 TEST(spawn_connect_timeout_terminate_clean)
 {
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -96,17 +108,11 @@ TEST(spawn_connect_timeout_terminate_clean)
 		SKIP("no guest kernel at %s", kernel);
 	if (hw_virt())
 		SKIP("hardware virtualization present: the kernel would boot for real (covered by the e2e tests)");
-	const provider_ops *p = provider_find("kvm");
 	static sandbox sb;
-	memset(&sb, 0, sizeof sb);
-	snprintf(sb.id, sizeof sb.id, "kvmtest");
-	snprintf(sb.rundir, sizeof sb.rundir, "/tmp/silo-kvm-prov-XXXXXX");
-	REQUIRE(mkdtemp(sb.rundir));
 	vm_spec spec;
-	memset(&spec, 0, sizeof spec);
+	REQUIRE(kvm_sandbox(&sb, &spec, "kvmtest") == 0);
+	const provider_ops *p = provider_find("kvm");
 	spec.kernel = kernel;
-	spec.memory_mb = 256;
-	spec.vcpus = 1;
 	spec.cmdline = (char *)"noxsave rdinit=/bin/sh";
 	silo_error err = {0};
 	REQUIRE(p->spawn(&sb, &spec, &err) == 0);
@@ -223,17 +229,11 @@ TEST(ext4_image_root_disk_read_only)
 		SKIP("no ext4 image \"python\" in %s (scripts/prepare-images.sh)", silo_cache_dir());
 	if (hw_virt())
 		SKIP("hardware virtualization present: the image would boot for real (covered by the e2e tests)");
-	const provider_ops *p = provider_find("kvm");
 	static sandbox sb;
-	memset(&sb, 0, sizeof sb);
-	snprintf(sb.id, sizeof sb.id, "kvmext4");
-	snprintf(sb.rundir, sizeof sb.rundir, "/tmp/silo-kvm-ext4-XXXXXX");
-	REQUIRE(mkdtemp(sb.rundir));
 	vm_spec spec;
-	memset(&spec, 0, sizeof spec);
+	REQUIRE(kvm_sandbox(&sb, &spec, "kvmext4") == 0);
+	const provider_ops *p = provider_find("kvm");
 	spec.image = (char *)"python";
-	spec.memory_mb = 256;
-	spec.vcpus = 1;
 	spec.cmdline = (char *)"noxsave";
 	REQUIRE(p->spawn(&sb, &spec, &err) == 0);
 	size_t alen = 0;
