@@ -215,7 +215,8 @@ int cmd_create(int argc, char **argv)
 		{"vcpus", required_argument, NULL, 'c'}, {"memory", required_argument, NULL, 'm'},
 		{"env", required_argument, NULL, 'e'}, {"meta", required_argument, NULL, 'M'},
 		{"image", required_argument, NULL, 'i'}, {"timeout", required_argument, NULL, 't'},
-		{"isolation", required_argument, NULL, 'I'},
+		{"isolation", required_argument, NULL, 'I'}, {"workdir", required_argument, NULL, 'w'},
+		{"user", required_argument, NULL, 'u'},
 		{"secret", required_argument, NULL, 'S'}, {"secret-file", required_argument, NULL, 'F'},
 		{"network", no_argument, NULL, 'N'}, {"egress", required_argument, NULL, 'E'},
 		{"publish", required_argument, NULL, 'P'},
@@ -232,7 +233,7 @@ int cmd_create(int argc, char **argv)
 	size_t nsargs = 0;
 	int c, rc = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "f:e:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:e:w:u:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'S':
 		case 'F':
@@ -246,6 +247,8 @@ int cmd_create(int argc, char **argv)
 		case 'p': json_object_set_new(body, "provider", json_string(optarg)); break;
 		case 'n': json_object_set_new(body, "name", json_string(optarg)); break;
 		case 'i': json_object_set_new(body, "image", json_string(optarg)); break;
+		case 'w': json_object_set_new(body, "workdir", json_string(optarg)); break;
+		case 'u': json_object_set_new(body, "user", json_string(optarg)); break;
 		case 'c': json_object_set_new(body, "vcpus", json_integer(strtoll(optarg, NULL, 10))); break;
 		case 'm': json_object_set_new(body, "memory_mb", json_integer(strtoll(optarg, NULL, 10))); break;
 		case 't': json_object_set_new(body, "timeout_s", json_integer(strtoll(optarg, NULL, 10))); break;
@@ -259,7 +262,7 @@ int cmd_create(int argc, char **argv)
 		case 'E': json_array_append_new(egress, json_string(optarg)); break;
 		case 'P': json_array_append_new(publish, json_string(optarg)); break;
 		default: rc = cli_usage_error(argv[0], "[-f hac.toml | --provider P --name N --vcpus N --memory MB "
-						   "--image I --timeout S -e K=V --meta K=V] [--isolation vm|any] "
+						   "--image I --timeout S -e K=V -w DIR -u USER --meta K=V] [--isolation vm|any] "
 						   "[--secret K[=V]] [--secret-file K=PATH] [--network] [--egress ENTRY]... "
 						   "[--publish GUEST_PORT[=127.0.0.1:PORT|=/unix/path]]... [--json]", json);
 		}

@@ -3,14 +3,18 @@
  * (docs/images.md).
  *
  *   silo image build NAME [--force]   run images/build-kernel.sh + build-image.sh NAME
- *   silo image build namespace        the namespace provider's base layer, recorded as a tree
+ *   silo image build namespace        the namespace provider's base layer and agent layer,
+ *                                     recorded as trees
  *   silo image add-tree NAME DIR      record a directory (a namespace boot.rootfs) as a tree
  *   silo image ls [--json]            name, kind, size, sha256, created (images and trees)
  *   silo image verify NAME            re-check sizes and SHA-256 (libsodium), or a tree's digest
  *   silo image rm NAME                remove the files and the manifest entry (a tree: the entry)
  *   silo image import SOURCE --name NAME [options]
  *                                     OCI layout / OCI or docker archive / rootfs tarball
- *                                     into the layer store (lib/oci/oci.h)
+ *                                     into the layer store (lib/oci/oci.h); SOURCE "-": stdin
+ *   silo image import SOURCE --layers-for NAME
+ *                                     store a root file system as the namespace layers of
+ *                                     the built image NAME (images/build-image.sh: python)
  *   silo image inspect NAME           the manifest entry, image.json, sandbox defaults (JSON)
  *   silo image gc [--json]            remove unreferenced layers and import debris
  * build and add-tree take --sign KEY [--expires D]: sign the manifest afterwards,
@@ -45,54 +49,15 @@ static const char image_usage[] =
 	"       silo image import SOURCE --name NAME [--format auto|oci|docker|rootfs] [--ref REF]\n"
 	"                [--max-size BYTES[KMGT]] [--max-entries N] [--skip-devices] [--force] [--json]\n"
 	"                                         import an OCI layout directory, an OCI or docker\n"
-	"                                         save archive, or a rootfs tarball (.tar, .gz, .zst, .xz)\n"
+	"                                         save archive, or a rootfs tarball (.tar, .gz, .zst, .xz);\n"
+	"                                         SOURCE - reads an archive from standard input\n"
+	"       silo image import SOURCE --layers-for NAME [--skip-devices]\n"
+	"                                         store SOURCE as the namespace layers of a built image\n"
 	"       silo image inspect NAME           show an image, its layers and sandbox defaults (JSON)\n"
 	"       silo image gc [--json]            remove layers no image uses\n"
 	"build and add-tree also take --sign KEY [--expires D]: sign the manifest afterwards\n"
 	"(a new version; see silo trust sign).\n";
 
-/* Directory with build-kernel.sh / build-image.sh. */
-static int images_dir(char *out, size_t len, silo_error *err)
-{
-	const char *cands[] = {getenv("SILO_IMAGES_DIR"), SILO_SOURCE_ROOT "/images",
-			       SILO_PREFIX "/share/silo/images"};
-	for (size_t i = 0; i < ARRAY_SIZE(cands); i++) {
-		if (!cands[i] || !*cands[i])
-			continue;
-		snprintf(out, len, "%s/build-image.sh", cands[i]);
-		if (access(out, X_OK) == 0) {
-			snprintf(out, len, "%s", cands[i]);
-			return 0;
-		}
-	}
-	return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, ENOENT,
-			 "image build scripts not found (set SILO_IMAGES_DIR to the images/ directory)");
-}
-
-/* Run a build script; quiet drops its stdout (it prints the path it built). */
-static int run_script(char *const argv[], bool quiet, silo_error *err)
-{
-	pid_t pid = fork();
-	if (pid < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "fork");
-	if (pid == 0) {
-		int nul = quiet ? open("/dev/null", O_WRONLY) : -1;
-		if (nul >= 0)
-			dup2(nul, 1);
-		execv(argv[0], argv);
-		fprintf(stderr, "silo: exec %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	int st;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "waitpid");
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, 0, "%s failed (%s %d)", argv[0],
-				 WIFEXITED(st) ? "exit status" : "signal",
-				 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-	return 0;
-}
 
 /* Digest dir and record it in the manifest as tree `name`. */
 static int record_tree(const char *name, const char *dir, silo_error *err)
@@ -116,21 +81,27 @@ static int image_build(const char *name, bool force, silo_error *err)
 	if (find_helper_binary("silo-agent", agent, sizeof agent, err) < 0)
 		return -1;
 	if (!strcmp(name, "namespace")) {
-		/* the namespace provider's busybox + agent base layer (lib/providers/ns-rootfs.c) */
-		if (ns_rootfs_base(agent, dir, sizeof dir, err) < 0)
+		/* the namespace provider's busybox + agent base layer, and the agent
+		 * layer it stacks on an image's own layers (lib/providers/ns-rootfs.c) */
+		if (ns_rootfs_base(agent, dir, sizeof dir, err) < 0 || record_tree("namespace", dir, err) < 0)
 			return -1;
-		return record_tree("namespace", dir, err);
+		if (ns_rootfs_agent(agent, dir, sizeof dir, err) < 0)
+			return -1;
+		return record_tree("namespace-agent", dir, err);
 	}
-	if (images_dir(dir, sizeof dir, err) < 0)
+	if (oci_images_dir(dir, sizeof dir, err) < 0)
 		return -1;
 	char kscript[PATH_MAX + 32], iscript[PATH_MAX + 32];
 	snprintf(kscript, sizeof kscript, "%s/build-kernel.sh", dir);
 	snprintf(iscript, sizeof iscript, "%s/build-image.sh", dir);
 	char *kargv[] = {kscript, NULL};
-	if (run_script(kargv, false, err) < 0)
+	if (oci_run_script(kargv, false, err) < 0)
 		return -1;
-	char *iargv[] = {iscript, (char *)name, "--agent", agent, force ? "--force" : NULL, NULL};
-	if (run_script(iargv, false, err) < 0)
+	char self[PATH_MAX];   /* the ext4 image's namespace layer is stored by this binary */
+	ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+	self[sl > 0 ? sl : 0] = '\0';
+	char *iargv[] = {iscript, (char *)name, "--agent", agent, "--silo", self, force ? "--force" : NULL, NULL};
+	if (oci_run_script(iargv, false, err) < 0)
 		return -1;
 	image_entry e;
 	if (image_lookup(name, &e, err) < 0)
@@ -326,47 +297,6 @@ static int image_inspect(const char *name)
 	return 0;
 }
 
-/* The loader initramfs of imported ext4 images (images/build-initramfs.sh --mode
- * overlay, the same loader the python image boots with), cached under
- * $CACHE/oci/loader/<key>/ where key covers the agent and both scripts. */
-static int import_loader(char *out, size_t len, silo_error *err)
-{
-	char dir[PATH_MAX], agent[PATH_MAX];
-	if (images_dir(dir, sizeof dir, err) < 0 || find_helper_binary("silo-agent", agent, sizeof agent, err) < 0)
-		return -1;
-	char script[PATH_MAX + 32], init[PATH_MAX + 32];
-	snprintf(script, sizeof script, "%s/build-initramfs.sh", dir);
-	snprintf(init, sizeof init, "%s/initramfs/init-overlay.sh", dir);
-	const char *inputs[] = {agent, script, init};
-	char all[3 * 65] = "", hex[65];
-	for (size_t i = 0; i < ARRAY_SIZE(inputs); i++) {
-		if (image_sha256_file(inputs[i], hex, NULL, err) < 0)
-			return -1;
-		strcat(all, hex);
-	}
-	unsigned char d[32];
-	crypto_hash_sha256(d, (const unsigned char *)all, strlen(all));
-	sodium_bin2hex(hex, sizeof hex, d, sizeof d);
-	char ldir[PATH_MAX];
-	snprintf(ldir, sizeof ldir, "%s/oci/loader/%.16s", silo_cache_dir(), hex);
-	snprintf(out, len, "%s/loader.cpio.gz", ldir);
-	if (access(out, R_OK) == 0)
-		return 0;
-	if (mkdir_p(ldir, 0700) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", ldir);
-	char tmp[PATH_MAX + 32];
-	snprintf(tmp, sizeof tmp, "%s.tmp.%d", out, (int)getpid());
-	char *argv[] = {script, "--agent", agent, "--out", tmp, "--mode", "overlay", NULL};
-	if (run_script(argv, true, err) < 0) {
-		unlink(tmp);
-		return -1;
-	}
-	if (rename(tmp, out) < 0) {
-		unlink(tmp);
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "rename %s", out);
-	}
-	return 0;
-}
 
 /* BYTES with an optional K, M, G or T suffix (powers of 1024). */
 static int parse_size(const char *s, uint64_t *out)
@@ -404,7 +334,7 @@ static int image_import(int argc, char **argv)
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		bool takes = !strcmp(a, "--name") || !strcmp(a, "--format") || !strcmp(a, "--ref") ||
-			     !strcmp(a, "--max-size") || !strcmp(a, "--max-entries");
+			     !strcmp(a, "--max-size") || !strcmp(a, "--max-entries") || !strcmp(a, "--layers-for");
 		if (takes && !v)
 			return import_usage("missing value for", a);
 		if (!strcmp(a, "--json"))
@@ -417,13 +347,15 @@ static int image_import(int argc, char **argv)
 			o.name = v;
 		else if (!strcmp(a, "--ref"))
 			o.ref = v;
+		else if (!strcmp(a, "--layers-for"))
+			o.layers_for = v;
 		else if (!strcmp(a, "--format") && oci_format_parse(v, &o.format) < 0)
 			return import_usage("--format: expected auto, oci, docker or rootfs, not", v);
 		else if (!strcmp(a, "--max-size") && parse_size(v, &o.max_bytes) < 0)
 			return import_usage("--max-size: expected a positive size such as 8G, not", v);
 		else if (!strcmp(a, "--max-entries") && parse_size(v, &o.max_entries) < 0)
 			return import_usage("--max-entries: expected a positive number, not", v);
-		else if (!takes && a[0] == '-')
+		else if (!takes && a[0] == '-' && a[1])
 			return import_usage("unexpected option", a);
 		else if (!takes && o.source)
 			return import_usage("unexpected argument", a);
@@ -432,11 +364,11 @@ static int image_import(int argc, char **argv)
 		if (takes)
 			i++;
 	}
-	if (!o.source || !o.name)
-		return import_usage("SOURCE and --name NAME are required", NULL);
+	if (!o.source || !o.name == !o.layers_for)
+		return import_usage("SOURCE and either --name NAME or --layers-for NAME are required", NULL);
 	silo_error err = {0};
 	char loader[PATH_MAX];
-	if (import_loader(loader, sizeof loader, &err) < 0) {
+	if (!o.layers_for && oci_loader(loader, sizeof loader, &err) < 0) {
 		silo_error_prefix(&err, "import: the loader initramfs");
 		return cli_error(&err, json);
 	}
@@ -444,6 +376,19 @@ static int image_import(int argc, char **argv)
 	oci_import_result r;
 	if (oci_import(&o, &r, &err) < 0)
 		return cli_error(&err, json);
+	if (o.layers_for) {
+		if (json) {
+			json_t *j = json_pack("{s:s,s:I,s:I,s:f}", "layers_for", o.layers_for, "layers",
+					      (json_int_t)r.n_layers, "new_layers", (json_int_t)r.new_layers, "seconds",
+					      r.seconds);
+			cli_print_json(j);
+			json_decref(j);
+		} else {
+			printf("%s: %zu namespace layer%s (%zu new) in %.2f s\n", o.layers_for, r.n_layers,
+			       r.n_layers == 1 ? "" : "s", r.new_layers, r.seconds);
+		}
+		return 0;
+	}
 	if (json) {
 		json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f,s:s,s:s,s:{s:I,s:I,s:s}}", "name", o.name,
 				      "format", oci_format_name(r.format), "layers", (json_int_t)r.n_layers, "new_layers",

@@ -20,6 +20,7 @@
 #include "cli/cli.h"
 #include "net/net.h"
 #include "common/util.h"
+#include "core/defaults.h"
 #include "core/owner.h"
 #include "core/sandbox.h"
 
@@ -75,6 +76,7 @@ static void own_free(vm_spec *s)
 	free(s->workdir);
 	for (size_t i = 0; i < s->n_egress; i++)
 		free(s->egress[i]);
+	free(s->user);
 	for (size_t i = 0; i < s->n_env; i++) {
 		free(s->env[i].key);
 		free(s->env[i].value);
@@ -232,14 +234,18 @@ int cmd_run(int argc, char **argv)
 		sec_vals[nsec++] = v;
 	}
 	free(sargs);
-	if (optind >= argc) {
+	/* without a command: the image's Entrypoint + Cmd */
+	char **cmd = argv + optind, **image_cmd = NULL;
+	if (optind >= argc && (!image || image_default_argv(image, &image_cmd) != 1)) {
 		usage(stderr);
-		silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "run: no command given (silo run -- CMD...)");
+		silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0,
+			  "run: no command given (silo run -- CMD...), and %s", image ? "the image has no Entrypoint or Cmd" : "no --image");
 		strv_free(env);
 		secrets_free(sec_keys, sec_vals, nsec);
 		return cli_error(&err, json);
 	}
-	char **cmd = argv + optind;
+	if (image_cmd)
+		cmd = image_cmd;
 
 	vm_spec spec = {0};
 	bool loaded = false;
@@ -285,21 +291,22 @@ int cmd_run(int argc, char **argv)
 		spec.memory_mb = (uint32_t)memory;
 	if (cpus)
 		spec.vcpus = (uint32_t)cpus;
-	const char *cwd = workdir ? workdir : spec.workdir;
+	bool daemon = api_daemon_available() && spec_format;
+	char **xenv = NULL;
+	int rc;
 	/* --secret/--secret-file join the spec's [sandbox.secrets] as inline values */
 	for (size_t i = 0; i < nsec; i++)
 		spec_set_secret(&spec, sec_keys[i], SPEC_SECRET_VALUE, NULL, sec_vals[i]);
 	secrets_free(sec_keys, sec_vals, nsec);
-	bool daemon = api_daemon_available() && spec_format;
-	char **xenv = NULL;
-	int rc;
 	int nrc = cli_apply_network(&spec, network, egress, negress, &err);
 	strv_free(egress);
-	if (nrc < 0) {
+	/* embedded: an imported image's Env, WorkingDir and User (silod applies them itself) */
+	if (nrc < 0 || (!daemon && image_defaults_apply(&spec, &err) < 0)) {
 		strv_free(env);
 		rc = cli_error(&err, json);
 		goto out;
 	}
+	const char *cwd = workdir ? workdir : spec.workdir;
 	if (nsec && spec_validate(&spec, &err) < 0) {
 		strv_free(env);
 		rc = cli_error(&err, json);
@@ -387,8 +394,8 @@ int cmd_run(int argc, char **argv)
 		.cwd = cwd,
 		.stdin_stream = feed,
 		.timeout_ms = (uint32_t)(timeout_s * 1000),
-		.uid = -1,
-		.gid = -1,
+		.uid = sb->exec_uid,   /* the spec's (or its image's) user, -1 = root */
+		.gid = sb->exec_gid,
 	};
 	exec_result res = {0};
 	uint32_t task = 0;
@@ -499,6 +506,7 @@ int cmd_run(int argc, char **argv)
 	}
 	rc = status;
 out:
+	strv_free(image_cmd);
 	if (daemon)
 		strv_free(xenv);
 	else

@@ -244,7 +244,7 @@ int authz_sandbox(api_authz *a, manager *m, const api_token *tok, const char *ac
 			goto out;
 		}
 		if (pop == POLICY_OP_EXEC && !path)
-			path = "/";   /* what the agent uses without a cwd */
+			path = spec.workdir ? spec.workdir : "/";   /* what an exec without a cwd uses */
 		if (policy_check_path(p, (policy_op)pop, path, err) < 0) {
 			rc = denied(m, actor, rid, token_op_name(op), err);
 			goto out;

@@ -94,7 +94,7 @@ static int json_secrets(json_t *o, vm_spec *spec, silo_error *err)
 int api_spec_from_json(const char *body, size_t len, vm_spec *spec, silo_error *err)
 {
 	static const char *const known[] = {"spec", "name", "provider", "vcpus", "memory_mb", "image", "kernel",
-					    "rootfs", "env", "metadata", "workdir", "timeout_s",
+					    "rootfs", "env", "metadata", "workdir", "user", "timeout_s",
 					    "boot_timeout_ms", "network", "egress", "description", "isolation", "secrets", NULL};
 	json_t *o = api_json_body(body, len, known, false, err);
 	if (!o)
@@ -153,7 +153,8 @@ int api_spec_from_json(const char *body, size_t len, vm_spec *spec, silo_error *
 		const char *key;
 		char **dst;
 	} strs[] = {{"image", &spec->image}, {"kernel", &spec->kernel}, {"rootfs", &spec->rootfs},
-		    {"workdir", &spec->workdir}, {"description", &spec->description}, {"isolation", &spec->isolation}};
+		    {"workdir", &spec->workdir}, {"user", &spec->user}, {"description", &spec->description},
+		    {"isolation", &spec->isolation}};
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++) {
 		s = NULL;
 		if (api_json_str(o, strs[i].key, 4096, &s, err) < 0)

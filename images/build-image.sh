@@ -1,7 +1,7 @@
 #!/bin/bash
 # Build a named Silo guest image and record it in the image manifest.
 #
-#   images/build-image.sh NAME [--agent PATH] [--force]
+#   images/build-image.sh NAME [--agent PATH] [--silo PATH] [--force]
 #
 # Names:
 #   base    kind initramfs: busybox-static + silo-agent, /init = init-overlay.sh (the
@@ -12,14 +12,18 @@
 # (format: docs/images.md). Each step is skipped when its inputs (scripts, agent
 # binary, package list) are unchanged, so a second run takes well under a second.
 # The guest kernel must exist (images/build-kernel.sh); the entry records it.
+# With --silo (the silo CLI), an ext4 image's root file system is also stored in
+# the layer store as its namespace layer (`silo image import - --layers-for NAME`),
+# so the namespace provider runs it too; the entry's "oci" member names it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 name=${1:-}
 [[ $# -gt 0 ]] && shift
-agent= force=0
+agent= force=0 silo=
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--agent) agent=$2; shift 2 ;;
+	--silo) silo=$2; shift 2 ;;
 	--force) force=1; shift ;;
 	*) echo "build-image: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -131,6 +135,10 @@ ent["kernel"] = {"key": e["SILO_M_KKEY"], "path": e["SILO_M_KPATH"],
                  "sha256": e["SILO_M_KSHA"], "size": os.stat(e["SILO_M_KPATH"]).st_size}
 old = [i for i in m["images"] if i.get("name") == ent["name"]]
 same = old and all(old[0].get(k) == ent[k] for k in ent)
+# the namespace layers of the same root file system stay (build-image.sh adds them below)
+if old and old[0].get("sha256") == ent["sha256"] and isinstance(old[0].get("oci"), dict) \
+        and "image" not in old[0]["oci"]:
+    ent["oci"] = old[0]["oci"]
 ent["created"] = old[0]["created"] if same and "created" in old[0] else \
     time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 m["images"] = [i for i in m["images"] if i.get("name") != ent["name"]] + [ent]
@@ -142,5 +150,36 @@ with open(tmp, "w") as f:
     f.write("\n")
 os.replace(tmp, mpath)
 PY
+exec 8>&-
 log "$name: $kind $file sha256 $file_sha"
+
+# The namespace layer of an ext4 image: its root file system in the layer store.
+if [[ $kind == ext4 && -n "$silo" ]]; then
+	have=$(SILO_M_NAME=$name SILO_M_MANIFEST="$cache/images/manifest.json" python3 - <<'PY'
+import json, os
+e = os.environ
+with open(e["SILO_M_MANIFEST"]) as f:
+    m = json.load(f)
+ent = [i for i in m["images"] if i.get("name") == e["SILO_M_NAME"]][0]
+ls = ent.get("oci", {}).get("layers", [])
+print("yes" if ls and all(os.path.isdir(l["path"]) and "tree" in l for l in ls) else "no")
+PY
+)
+	# the debootstrap tree the root file system was made from (build-rootfs-debian.sh
+	# caches it under debootstrap/<key>/, its .silo-complete naming the packages)
+	tree=
+	for d in "$cache"/images/debootstrap/*/; do
+		[[ -f "$d.silo-complete" ]] && grep -qx "packages=$pkgs" "$d.silo-complete" && { tree=${d%/}; break; }
+	done
+	if [[ $have == yes ]]; then
+		log "$name: namespace layer up to date"
+	elif [[ -d "$tree" ]]; then
+		log "$name: storing $tree as its namespace layer"
+		tar -C "$tree" --numeric-owner --xattrs --xattrs-include='*' --sort=name -cf - . |
+			"$silo" image import - --format rootfs --skip-devices --layers-for "$name" >&2 ||
+			die "storing the namespace layer failed"
+	else
+		log "$name: no namespace layer (no debootstrap tree of \"$pkgs\" in $cache/images/debootstrap)"
+	fi
+fi
 echo "$file"

@@ -14,5 +14,5 @@ agent="$build/agent/silo-agent"
 start=$(date +%s)
 images/build-kernel.sh >/dev/null
 images/build-image.sh base --agent "$agent" >/dev/null
-images/build-image.sh python --agent "$agent" >/dev/null
+images/build-image.sh python --agent "$agent" --silo "$build/cli/silo" >/dev/null
 echo "prepare-images: kernel and images ready in $(( $(date +%s) - start ))s" >&2

@@ -21,6 +21,9 @@ PKGS=(
   # image import tests: build real images locally (buildah), export an OCI layout (skopeo)
   # and docker/OCI archives (podman save); no registry is contacted
   buildah skopeo podman
+  # silo-oci tests and bench/oci.sh: the engines that drive it unchanged (podman above),
+  # containerd's runc shim (ctr), docker.io's dockerd, and crun to measure against
+  containerd docker.io crun
 )
 missing=()
 for p in "${PKGS[@]}"; do

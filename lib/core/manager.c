@@ -12,6 +12,7 @@
  * An entry stays allocated while m->lock says it is referenced (e->refs).
  */
 #include "core/cleanup.h"
+#include "core/defaults.h"
 #include "core/manager.h"
 #include "core/portfwd.h"
 
@@ -995,11 +996,20 @@ int manager_create(manager *m, const vm_spec *spec, const mgr_create_opts *opts,
 	if (!opts)
 		opts = &none;
 	id_out[0] = '\0';
-	if (!spec->n_secrets)
-		return create_resolved(m, spec, opts, id_out, err);
-	/* the secrets' values, in memory only: read the files and variables now */
+	/* an imported image's Env, WorkingDir and User where the spec is silent:
+	 * the spec stored and shown is the one the sandbox runs with */
 	vm_spec rs;
 	spec_copy(&rs, spec);
+	if (image_defaults_apply(&rs, err) < 0) {
+		spec_free(&rs);
+		return -1;
+	}
+	if (!rs.n_secrets) {
+		int rc = create_resolved(m, &rs, opts, id_out, err);
+		spec_free(&rs);
+		return rc;
+	}
+	/* the secrets' values, in memory only: read the files and variables now */
 	for (size_t i = 0; opts->secrets_from && i < rs.n_secrets; i++) {
 		spec_secret *x = &rs.secrets[i];
 		for (size_t j = 0; !x->value && j < opts->secrets_from->n_secrets; j++) {
@@ -1225,6 +1235,12 @@ int manager_exec_start(manager *m, const char *id, const exec_req *req, chan_out
 	}
 	exec_req r = *req;
 	r.env = env;
+	if (!r.cwd)
+		r.cwd = e->spec.workdir;   /* the spec's (or its image's) working directory */
+	if (r.uid < 0 && r.gid < 0 && e->sb->exec_uid >= 0) {
+		r.uid = e->sb->exec_uid;   /* the spec's (or its image's) user */
+		r.gid = e->sb->exec_gid;
+	}
 	uint32_t task;
 	int rc = chan_exec_start(e->sb->ch, &r, cb, ud, &task, err);
 	spec_env_free(env);

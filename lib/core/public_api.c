@@ -116,8 +116,8 @@ SILO_PUBLIC int silo_sandbox_exec(silo_sandbox *w, const silo_exec_opts *o, silo
 		      .stdin_data = o->stdin_data,
 		      .stdin_len = o->stdin_len,
 		      .timeout_ms = o->timeout_ms,
-		      .uid = -1,
-		      .gid = -1};
+		      .uid = w->sb->exec_uid,   /* the spec's (or its image's) user, -1 = root */
+		      .gid = w->sb->exec_gid};
 	exec_result er;
 	int rc = chan_exec(w->sb->ch, &r, (chan_output_cb)o->on_output, o->userdata, &er, err);
 	spec_env_free(env);

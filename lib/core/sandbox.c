@@ -15,6 +15,7 @@
 
 #include "common/util.h"
 #include "core/cleanup.h"
+#include "core/defaults.h"
 #include "core/owner.h"
 #include "core/sandbox.h"
 #include "net/net.h"
@@ -125,6 +126,7 @@ static sandbox *sb_alloc(const char *id, const vm_spec *spec, const provider_ops
 		random_id("sb-", sb->id, sizeof sb->id);
 	spec_copy(&sb->spec, spec);
 	sb->ops = ops;
+	sb->exec_uid = sb->exec_gid = -1;
 	pthread_mutex_init(&sb->lock, NULL);
 	sb->state = SB_PROVISIONING;
 	sb->net_fd = -1;
@@ -283,6 +285,12 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 		sb_free(sb);
 		return -1;
 	}
+	/* an imported image's Env, WorkingDir and User where the spec is silent */
+	if (image_defaults_apply(&sb->spec, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		sb_free(sb);
+		return -1;
+	}
 	/* the ownership record exists before the run dir (owner.h) */
 	if (owner_begin(sb, opts->owner, opts->owner_state_dir, opts->owner_client, err) < 0) {
 		sb_free(sb);
@@ -324,7 +332,8 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 			 : spec->boot_timeout_ms > 0       ? (int)spec->boot_timeout_ms
 							   : default_boot_timeout(ops);
 	int hb = opts->heartbeat_ms > 0 ? opts->heartbeat_ms : 1000;
-	if (wait_ready(sb, t0 + (uint64_t)timeout_ms * 1000000ull, hb, err) < 0 || sandbox_net_ready(sb, err) < 0) {
+	if (wait_ready(sb, t0 + (uint64_t)timeout_ms * 1000000ull, hb, err) < 0 || sandbox_net_ready(sb, err) < 0 ||
+	    sandbox_exec_defaults(sb, err) < 0) {
 		sandbox_net_stop(sb);
 		char reason[300];
 		snprintf(reason, sizeof reason, "%s: %.200s", silo_code_name(err->code), err->message);
@@ -461,7 +470,7 @@ int sandbox_reattach(const char *id, const vm_spec *spec, const char *provider, 
 		sb_free(sb);
 		return -1;
 	}
-	if (wait_ready(sb, now_mono_ns() + 5000ull * 1000000ull, 1000, err) < 0) {
+	if (wait_ready(sb, now_mono_ns() + 5000ull * 1000000ull, 1000, err) < 0 || sandbox_exec_defaults(sb, err) < 0) {
 		/* Unreachable: do not leave it running unsupervised. */
 		silo_error e2 = {0};
 		ops->terminate(sb, 0, &e2);

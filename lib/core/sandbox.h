@@ -80,6 +80,10 @@ struct sandbox {
 	bool fell_back;
 	char fallback_why[512];
 
+	/* Default credentials of execs that name none: the spec's user (or the
+	 * image's User) resolved in the sandbox (core/defaults.h); -1 = root. */
+	int64_t exec_uid, exec_gid;
+
 	uint64_t created_ms;           /* wall clock */
 	uint64_t spawn_ns;             /* provider spawn duration */
 	uint64_t ready_ns;             /* create -> agent handshake done */

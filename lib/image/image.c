@@ -81,6 +81,9 @@ void image_entry_free(image_entry *e)
 	free(e->file.path);
 	free(e->initrd.path);
 	free(e->kernel_path);
+	for (size_t i = 0; i < e->n_layers; i++)
+		free(e->layers[i].path);
+	free(e->layers);
 	memset(e, 0, sizeof *e);
 }
 
@@ -112,6 +115,45 @@ static int parse_file(json_t *o, const char *ename, const char *field, image_fil
 	f->path = xstrdup(path);
 	memcpy(f->sha256, sha, 65);
 	f->size = (uint64_t)json_integer_value(size);
+	return 0;
+}
+
+/* "oci"."layers": [{diff_id, path[, tree]}], bottom first (absent: none). */
+static int parse_layers(json_t *o, const char *name, image_entry *e, silo_error *err)
+{
+	json_t *oci = json_object_get(o, "oci");
+	if (!oci || json_is_null(oci))
+		return 0;
+	json_t *ls = json_object_get(oci, "layers");
+	if (!json_is_object(oci) || (ls && !json_is_array(ls)))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: image \"%s\": oci.layers: expected an array",
+				 name);
+	size_t n = json_array_size(ls);
+	if (n > IMAGE_MAX_LAYERS)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				 "image manifest: image \"%s\": oci.layers: %zu layers (at most %d)", name, n, IMAGE_MAX_LAYERS);
+	e->layers = xcalloc(n ? n : 1, sizeof *e->layers);
+	for (size_t i = 0; i < n; i++, e->n_layers++) {
+		json_t *l = json_array_get(ls, i);
+		const char *d = json_string_value(json_object_get(l, "diff_id"));
+		const char *path = json_string_value(json_object_get(l, "path"));
+		json_t *t = json_object_get(l, "tree");
+		const char *field = !d || strlen(d) != 71 || strncmp(d, "sha256:", 7) || !sha256_hex_valid(d + 7) ? "diff_id"
+				    : !abs_path_valid(path)                                                       ? "path"
+				    : t && !sha256_hex_valid(json_string_value(t))                                ? "tree"
+														  : NULL;
+		if (field)
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: image \"%s\": oci.layers[%zu].%s: %s",
+					 name, i, field,
+					 !strcmp(field, "path") ? "expected an absolute path"
+					 : !strcmp(field, "tree") ? "expected 64 lowercase hex digits"
+								  : "expected sha256:<64 lowercase hex digits>");
+		image_layer *L = &e->layers[i];
+		memcpy(L->diff_id, d, 72);
+		L->path = xstrdup(path);
+		if (t)
+			memcpy(L->tree, json_string_value(t), 65);
+	}
 	return 0;
 }
 
@@ -149,6 +191,8 @@ static int parse_entry(json_t *o, size_t idx, image_entry *e, silo_error *err)
 	const char *created = json_string_value(json_object_get(o, "created"));
 	if (created && strlen(created) < sizeof e->created)
 		snprintf(e->created, sizeof e->created, "%s", created);
+	if (parse_layers(o, name, e, err) < 0)
+		return -1;
 	json_t *k = json_object_get(o, "kernel");
 	if (k && json_is_object(k)) {
 		const char *key = json_string_value(json_object_get(k, "key"));

@@ -18,6 +18,10 @@
  * kind "initramfs": path is the initramfs (agent as /init); no root disk.
  * kind "ext4": path is a root disk image mounted read-only under a tmpfs overlay
  *   by the loader initramfs in "initrd" (kernel arg silo.root=/dev/vda).
+ * "oci": {"layers": [{"diff_id": "sha256:..", "path": "/abs/root", "tree": "<tree
+ *   digest>"}, ...], ...} (optional, bottom first): the read-only layers the
+ *   namespace provider stacks for this image; "tree" lets a signed manifest
+ *   cover them (imported images, docs/images.md).
  * trees: directories the namespace provider uses as its read-only base layer
  *   (its busybox + agent layer, or a boot.rootfs directory), with the tree
  *   digest of lib/trust (trust_tree_digest): a signed manifest covers them too.
@@ -43,6 +47,15 @@ typedef struct image_file {
 	uint64_t size;
 } image_file;
 
+/* One read-only layer of an image ("oci"."layers", bottom first): imported
+ * images, and built images given a namespace layer (docs/images.md). */
+#define IMAGE_MAX_LAYERS 128
+typedef struct image_layer {
+	char diff_id[72];    /* "sha256:<64 hex>" */
+	char *path;          /* its root directory (an overlayfs lower layer) */
+	char tree[65];       /* its tree digest (trust_tree_digest), "" when not recorded */
+} image_layer;
+
 typedef struct image_entry {
 	char name[IMAGE_NAME_MAX + 1];
 	image_kind kind;
@@ -53,6 +66,8 @@ typedef struct image_entry {
 	char *kernel_path;   /* vmlinux it was built against; may be NULL */
 	char kernel_sha256[65]; /* "" when the manifest does not record it */
 	uint64_t kernel_size;
+	size_t n_layers;     /* "oci"."layers": what the namespace provider mounts */
+	image_layer *layers;
 } image_entry;
 
 typedef struct image_tree {

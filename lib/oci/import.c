@@ -41,6 +41,7 @@
 #include "oci/manifest.h"
 #include "oci/store.h"
 #include "oci/tar.h"
+#include "trust/trust.h"
 
 static const char *const format_names[] = {"auto", "oci", "docker", "rootfs"};
 
@@ -506,17 +507,20 @@ static int open_source(ictx *c, oci_format *fmt, silo_error *err)
 {
 	const char *src = c->o->source;
 	struct stat sb;
-	if (stat(src, &sb) < 0)
+	bool in = !strcmp(src, "-");   /* standard input: an archive read once, as a stream */
+	if (in ? fstat(0, &sb) < 0 : stat(src, &sb) < 0)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "source %s", src);
+	if (in && S_ISDIR(sb.st_mode))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "source -: standard input is a directory");
 	if (S_ISDIR(sb.st_mode)) {
 		c->srcfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (c->srcfd < 0)
 			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "source %s", src);
 		return detect(c, true, fmt, err);
 	}
-	if (!S_ISREG(sb.st_mode))
+	if (!in && !S_ISREG(sb.st_mode))
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "source %s: not a directory or a regular file", src);
-	cleanup_close int fd = open(src, O_RDONLY | O_CLOEXEC);
+	cleanup_close int fd = in ? fcntl(0, F_DUPFD_CLOEXEC, 3) : open(src, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "source %s", src);
 	char what[PATH_MAX + 16], dir[PATH_MAX], root[PATH_MAX + 8];
@@ -606,10 +610,11 @@ static json_t *file_entry(const char *path, silo_error *err)
 	return json_pack("{s:s,s:s,s:I}", "path", path, "sha256", hex, "size", (json_int_t)size);
 }
 
-/* The layer records of image.json (layers) and of the manifest entry (mlayers),
- * and the layer roots bottom first; true when the image is one layer without
- * whiteouts or opaque directories (its tree is the merged tree). */
-static bool layer_lists(ictx *c, char **roots, json_t *layers, json_t *mlayers)
+/* The layer records of image.json (layers) and of the manifest entry (mlayers,
+ * with each layer's tree digest, which a signed manifest pins for the namespace
+ * provider), and the layer roots bottom first; *plain: the image is one layer
+ * without whiteouts or opaque directories (its tree is the merged tree). */
+static int layer_lists(ictx *c, char **roots, json_t *layers, json_t *mlayers, bool *plain_out, silo_error *err)
 {
 	bool plain = c->n_layers == 1;
 	for (size_t i = 0; i < c->n_layers; i++) {
@@ -629,10 +634,15 @@ static bool layer_lists(ictx *c, char **roots, json_t *layers, json_t *mlayers)
 							json_integer_value(json_object_get(lj, "disk")), "entries",
 							json_integer_value(json_object_get(lj, "entries")), "new", L->fresh,
 							"path", root));
-		json_array_append_new(mlayers, json_pack("{s:s,s:s}", "diff_id", L->diff_id, "path", root));
 		json_decref(lj);
+		trust_tree_info ti;
+		if (trust_tree_digest(root, &ti, err) < 0)
+			return silo_error_prefix(err, "layer %s: tree digest", L->diff_id), -1;
+		json_object_set_new(json_array_get(layers, i), "tree", json_string(ti.sha256));
+		json_array_append_new(mlayers, json_pack("{s:s,s:s,s:s}", "diff_id", L->diff_id, "path", root, "tree", ti.sha256));
 	}
-	return plain;
+	*plain_out = plain;
+	return 0;
 }
 
 static json_t *image_info(ictx *c, oci_format fmt, const char *final, const char *now, json_t *layers)
@@ -716,10 +726,12 @@ static int build_image_dir(ictx *c, oci_format fmt, const char *final, json_t **
 	utc_now(now, sizeof now);
 	char **roots = xcalloc(c->n_layers + 1, sizeof *roots);
 	json_t *layers = json_array(), *mlayers = json_array();
-	bool plain = layer_lists(c, roots, layers, mlayers);
+	bool plain = false;
+	int rc = layer_lists(c, roots, layers, mlayers, &plain, err);
 	uint64_t t0 = now_mono_ns();
 	snprintf(p, sizeof p, "%s/rootfs.ext4", img);
-	int rc = oci_build_ext4(roots, c->n_layers, plain, c->stage, p, &c->r->ext4_size, err);
+	if (rc == 0)
+		rc = oci_build_ext4(roots, c->n_layers, plain, c->stage, p, &c->r->ext4_size, err);
 	strv_free(roots);
 	c->r->seconds_ext4 = (double)(now_mono_ns() - t0) / 1e9;
 	c->r->ext4_disk = oci_file_disk(p);
@@ -804,6 +816,41 @@ static int commit_edit(json_t *root, void *ud, silo_error *err)
 	return 0;
 }
 
+/* layers_for: the layers become the namespace layers of a built image. */
+typedef struct attach_ud {
+	const char *name;
+	json_t *mlayers;
+} attach_ud;
+
+static int attach_edit(json_t *root, void *ud, silo_error *err)
+{
+	attach_ud *u = ud;
+	json_t *e = oci_manifest_find(root, u->name);
+	json_t *oci = json_object_get(e, "oci");
+	if (!e)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOENT, "--layers-for: no image named \"%s\"", u->name);
+	if (json_object_get(oci, "image"))
+		return silo_fail(err, SILO_ERR_CONFLICT, 0,
+				 "--layers-for: image \"%s\" was imported (it has its layers); name a built image", u->name);
+	json_object_set_new(e, "oci", json_pack("{s:s,s:O}", "format", "built", "layers", u->mlayers));
+	return 0;
+}
+
+static int attach_layers(ictx *c, silo_error *err)
+{
+	char **roots = xcalloc(c->n_layers + 1, sizeof *roots);
+	json_t *layers = json_array(), *mlayers = json_array();
+	bool plain;
+	int rc = layer_lists(c, roots, layers, mlayers, &plain, err);
+	strv_free(roots);
+	attach_ud u = {.name = c->o->layers_for, .mlayers = mlayers};
+	if (rc == 0)
+		rc = image_manifest_edit(attach_edit, &u, err);
+	json_decref(layers);
+	json_decref(mlayers);
+	return rc;
+}
+
 /* Older directories of the name (a replaced import) once the manifest no longer names them. */
 static void remove_old_dirs(const char *final)
 {
@@ -842,6 +889,16 @@ int oci_import(const oci_import_opts *o, oci_import_result *r, silo_error *err)
 {
 	memset(r, 0, sizeof *r);
 	uint64_t t0 = now_mono_ns();
+	if (o->layers_for && !image_name_valid(o->layers_for))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "--layers-for: \"%s\" is not a valid image name",
+				 o->layers_for);
+	oci_import_opts lo;
+	if (o->layers_for) {   /* the name is the built image's; no loader is needed */
+		lo = *o;
+		lo.name = o->layers_for;
+		lo.loader = "/";
+		o = &lo;
+	}
 	if (!image_name_valid(o->name))
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "--name: \"%s\" is not a valid image name (1-64 of [a-z0-9_-])",
 				 o->name ? o->name : "");
@@ -865,7 +922,7 @@ int oci_import(const oci_import_opts *o, oci_import_result *r, silo_error *err)
 	json_t *root = NULL, *entry = NULL;
 	if (image_manifest_json(&root, err) < 0)
 		return -1;
-	int rc = check_name(&c, root, err);
+	int rc = o->layers_for ? 0 : check_name(&c, root, err);
 	json_decref(root);
 	if (rc < 0 || oci_store_prepare(err) < 0)
 		return -1;
@@ -891,6 +948,11 @@ int oci_import(const oci_import_opts *o, oci_import_result *r, silo_error *err)
 	snprintf(cdir, sizeof cdir, "%s", realpath(silo_cache_dir(), tmp) ? tmp : silo_cache_dir());
 	random_id("", rnd, sizeof rnd);
 	snprintf(final, sizeof final, "%s/images/%s/%.12s-%.8s", cdir, o->name, c.config_digest + 7, rnd);
+	if (rc == 0 && o->layers_for) {
+		rc = attach_layers(&c, err);
+		snprintf(r->config_digest, sizeof r->config_digest, "%s", c.config_digest);
+		goto done;
+	}
 	if (rc == 0)
 		rc = build_image_dir(&c, fmt, final, &entry, err);
 	if (rc == 0) {
@@ -905,6 +967,7 @@ int oci_import(const oci_import_opts *o, oci_import_result *r, silo_error *err)
 			snprintf(r->config_digest, sizeof r->config_digest, "%s", c.config_digest);
 		}
 	}
+done:
 	json_decref(entry);
 	ictx_free(&c);
 	rm_rf(c.stage);

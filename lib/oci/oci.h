@@ -45,7 +45,7 @@ int oci_format_parse(const char *s, oci_format *f);
 const char *oci_format_name(oci_format f);
 
 typedef struct oci_import_opts {
-	const char *source;    /* directory or archive file */
+	const char *source;    /* directory or archive file, "-" = an archive on standard input */
 	const char *name;      /* image name (image_name_valid) */
 	const char *ref;       /* which image of a multi-image source, NULL: the only one */
 	const char *loader;    /* loader initramfs for the ext4 (images/build-initramfs.sh --mode overlay) */
@@ -54,6 +54,11 @@ typedef struct oci_import_opts {
 	uint64_t max_entries;  /* 0: OCI_DEFAULT_MAX_ENTRIES */
 	bool skip_devices;     /* drop device nodes instead of refusing the archive */
 	bool force;            /* replace an imported image of the same name */
+	/* Store the layers only and record them as the namespace layers of this
+	 * built image (its "oci" member: {"format": "built", "layers": [...]}),
+	 * e.g. the python image's root file system (images/build-image.sh);
+	 * name and loader are then unused. */
+	const char *layers_for;
 } oci_import_opts;
 
 typedef struct oci_import_result {
@@ -113,5 +118,14 @@ typedef struct oci_gc_result {
  * cached loader builds no image links (but the newest).
  * Waits for running imports (the store lock). */
 int oci_gc(oci_gc_result *r, silo_error *err);
+
+/* ---- the loader initramfs and the image scripts (loader.c) ---- */
+/* Directory with build-kernel.sh / build-image.sh: $SILO_IMAGES_DIR, the source
+ * tree, or PREFIX/share/silo/images. */
+int oci_images_dir(char *out, size_t len, silo_error *err);
+/* Run a script and wait; quiet drops its stdout. */
+int oci_run_script(char *const argv[], bool quiet, silo_error *err);
+/* The loader initramfs for ext4 root disks, built if missing; path into out. */
+int oci_loader(char *out, size_t len, silo_error *err);
 
 #endif

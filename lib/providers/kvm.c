@@ -109,45 +109,30 @@ static void remove_rundir_files(sandbox *sb);
 
 static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 {
-	char bin[PATH_MAX], kernel[PATH_MAX], initrd[PATH_MAX] = "";
+	char bin[PATH_MAX];
 	if (find_helper_binary("silo-vmm", bin, sizeof bin, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
-	if (spec->kernel) {
-		if (access(spec->kernel, R_OK) < 0)
-			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id, "boot.kernel: %s", spec->kernel);
-		snprintf(kernel, sizeof kernel, "%s", spec->kernel);
-	} else if (guest_kernel_path(kernel, sizeof kernel, err) < 0) {
-		return silo_error_set_vm(err, sb->id), -1;
-	}
-	if (spec->initrd) {
-		if (access(spec->initrd, R_OK) < 0)
-			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id, "boot.initrd: %s", spec->initrd);
-		snprintf(initrd, sizeof initrd, "%s", spec->initrd);
-	} else if (spec->image || !spec->kernel) {
-		image_entry e;
-		memset(&e, 0, sizeof e);
-		if (image_lookup(spec->image ? spec->image : "base", &e, err) < 0 || image_verify(&e, err) < 0) {
-			image_entry_free(&e);
-			silo_error_prefix(err, "boot.image");
-			return silo_error_set_vm(err, sb->id), -1;
-		}
-		snprintf(initrd, sizeof initrd, "%s", e.kind == IMAGE_KIND_EXT4 ? e.initrd.path : e.file.path);
-		image_entry_free(&e);
-	}
+	/* kernel, loader, and an ext4 image's root disk (first: /dev/vda) */
+	vm_boot_plan bp;
+	if (vm_plan_boot(sb->id, "kvm", spec, true, &bp, err) < 0)
+		return -1;
 	/* with a keyring: every file that boots must match the signed manifest */
 	bool keyring = false;
-	if (trust_check_boot(kernel, initrd, NULL, &keyring, err) < 0)
+	if (vm_check_boot(&bp, &keyring, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
+	const char *kernel = bp.kernel, *initrd = bp.initrd;
+	unsigned root = bp.rootdisk[0] ? 1 : 0;
 	uint64_t scratch_mb = 0, largest = 0;
-	if (spec->n_drives >= 8)
+	if (root + spec->n_drives >= 8)
 		return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, 0, sb->id,
-				    "drives: at most 7 with the kvm provider (silo-vmm has 8 drive slots, one is the "
-				    "scratch disk)");
+				    "drives: at most %u with the kvm provider (silo-vmm has 8 drive slots, one is the "
+				    "scratch disk%s)",
+				    7 - root, root ? ", one the image's root disk" : "");
 	if (vm_disk_budget(spec, &scratch_mb, &largest, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
-	char silo_args[128];
-	snprintf(silo_args, sizeof silo_args, "console=ttyS0 reboot=k panic=-1 quiet silo.scratch=/dev/vd%c",
-		 (char)('a' + spec->n_drives));
+	char silo_args[256];
+	snprintf(silo_args, sizeof silo_args, "console=ttyS0 reboot=k panic=-1 quiet%s silo.scratch=/dev/vd%c%s",
+		 root ? " silo.root=/dev/vda" : "", (char)('a' + root + spec->n_drives), bp.hostname_arg);
 	cleanup_free char *cmdline = NULL;
 	if (vm_cmdline_compose(spec->cmdline, silo_args, keyring, &cmdline, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
@@ -160,7 +145,7 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 	snprintf(vcpus, sizeof vcpus, "%u", spec->vcpus ? spec->vcpus : 1);
 	snprintf(smax, sizeof smax, "%llu", (unsigned long long)vm_serial_log_max());
 	const char *argv[64];
-	char drives[SPEC_MAX_DRIVES][PATH_MAX + 48];
+	char drives[SPEC_MAX_DRIVES][PATH_MAX + 48], rootdrive[PATH_MAX + 8];
 	int n = 0;
 	argv[n++] = bin;
 	argv[n++] = "--kernel", argv[n++] = kernel;
@@ -176,6 +161,18 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 	argv[n++] = "--boot-timer";
 	argv[n++] = "--rng";
 	argv[n++] = "--cmdline", argv[n++] = cmdline;
+	if (root) {   /* the image's root disk, read-only: any number of sandboxes share the file */
+		if (strchr(bp.rootdisk, ','))
+			return free(k), silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
+						     "boot.image: the root disk path %s has a comma", bp.rootdisk);
+		char abs[PATH_MAX];
+		const char *rp = bp.rootdisk[0] == '/' ? bp.rootdisk : realpath(bp.rootdisk, abs);
+		if (!rp)
+			return free(k), silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id, "root disk %s",
+						     bp.rootdisk);
+		snprintf(rootdrive, sizeof rootdrive, "%s,ro", rp);
+		argv[n++] = "--drive", argv[n++] = rootdrive;
+	}
 	for (size_t i = 0; i < spec->n_drives && n < 60; i++) {
 		if (strchr(spec->drives[i].path, ','))
 			return free(k), silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,

@@ -32,6 +32,7 @@
 #include <linux/capability.h>
 #include <limits.h>
 #include <linux/close_range.h>
+#include <linux/openat2.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -55,6 +56,8 @@
 #include "core/channel.h"
 #include "core/provider.h"
 #include "core/sandbox.h"
+#include "image/image.h"
+#include "oci/oci.h"
 #include "providers/ns.h"
 #include "snapshot/snapshot.h"
 #include "trust/trust.h"
@@ -69,6 +72,8 @@ extern int chan_shutdown(chan *c, silo_error *err) __attribute__((weak));
 #define NS_RUN_MAX_MB 64u          /* /run holds pid files and sockets */
 #define AGENT_FD 3
 #define STATE_FILE "ns-state"
+#define LAYERS_FILE "layers"       /* image layers held for the sandbox's lifetime (reattach) */
+#define NS_MAX_LAYERS 500          /* overlayfs' limit of lower layers */
 
 const ns_mask ns_masks[] = {
 #define HIDE(p, why) {NS_MASK_HIDE, p, why},
@@ -86,6 +91,8 @@ typedef struct ns_state {
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	unsigned long long starttime;
 	int err_fd;             /* setup error pipe (read end), -1 after reattach */
+	int *holds;             /* flock(LOCK_SH) on the image's layers: gc leaves them alone */
+	size_t nholds;
 } ns_state;
 
 /* Capabilities kept in the bounding set (Docker's default set minus
@@ -185,11 +192,15 @@ static bool wait_gone(pid_t pid, unsigned long long start, int ms)
 
 typedef struct child_args {
 	char merged[PATH_MAX];
-	char lower[2][PATH_MAX];   /* top first: a snapshot's layer, then the base */
+	char **lower;              /* top first (ns_layers); made by the parent before the fork */
 	int nlower;
+	char agent[32];            /* the agent's path in the sandbox */
 	char loopdev[32];          /* the writable layer's disk (set in the child) */
 	char tmpfs[TMPFS_N][128];  /* mount options (size, owner) */
-	char hostname[64];
+	char hostname[64];         /* the sandbox id (its id slot record names it) */
+	char uts[64];              /* the sandbox's hostname */
+	struct ns_mount *mounts;   /* spec.mounts, prepared by the parent */
+	size_t nmounts;
 	char slot_path[PATH_MAX], slot_tmp[PATH_MAX + 16];
 	char procs[NS_CG_MAX][PATH_MAX];
 	int ncg;
@@ -332,7 +343,7 @@ static void mount_root(const child_args *a)
 		child_fail(a, "fsopen overlay");
 	/* the detached layer mounts must stay open until the overlay exists:
 	 * closing the last fd of a detached mount unmounts it */
-	int lowers[ARRAY_SIZE(a->lower)];
+	int lowers[NS_MAX_LAYERS];
 	for (int i = 0; i < a->nlower; i++) {
 		lowers[i] = idmapped_layer(a, a->lower[i]);
 		if (fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lowers[i]) < 0)
@@ -354,6 +365,35 @@ static void mount_root(const child_args *a)
 	close(up);
 	close(wk);
 	close(disk);
+}
+
+/* The mount points of the sandbox's own /proc, /sys, /dev, /tmp and /run are
+ * directories of its root (made in the writable layer, owned by the sandbox's
+ * root, when an image lacks them). An image's own entry of such a name that is
+ * not a directory (a symlink like tmp -> /etc, a file) is removed first: the
+ * mounts and the /dev nodes made below must land inside the sandbox, never
+ * where an image's symlink points (resolved here, before pivot_root, that would
+ * be the host's tree). */
+static void mount_points(const child_args *a)
+{
+	static const char *const dirs[] = {"proc", "sys", "dev", "tmp", "run"};
+	int root = open(a->merged, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (root < 0)
+		child_fail(a, "open the new root");
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		struct stat st;
+		if (fstatat(root, dirs[i], &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			if (S_ISDIR(st.st_mode))
+				continue;
+			if (unlinkat(root, dirs[i], 0) < 0)
+				child_fail(a, "replace an image's non-directory mount point");
+		} else if (errno != ENOENT) {
+			child_fail(a, "stat a mount point");
+		}
+		if (mkdirat(root, dirs[i], 0755) < 0 || fchownat(root, dirs[i], a->uid, a->gid, AT_SYMLINK_NOFOLLOW) < 0)
+			child_fail(a, "make a mount point");
+	}
+	close(root);
 }
 
 /* ns-masks.h, after pivot_root (paths are the sandbox's). */
@@ -391,6 +431,117 @@ static void mount_tmpfs(const child_args *a, const char *rel, unsigned long flag
 	s_join(p, sizeof p, a->merged, rel);
 	if (mount("tmpfs", p, "tmpfs", flags, a->tmpfs[which]) < 0 || chown(p, a->uid, a->gid) < 0)
 		child_fail(a, rel);
+}
+
+/* ---- mounts the spec asks for (spec.mounts: silo-oci's volumes) ---- */
+
+typedef struct ns_mount {
+	spec_mount_type type;
+	const char *source;        /* bind: host path */
+	const char *target;        /* in the sandbox, without the leading "/" */
+	bool ro, dir;              /* dir: the source is a directory (bind), always for tmpfs */
+	int nopts;
+	char opt[3][2][24];        /* tmpfs: size, mode, nr_inodes */
+} ns_mount;
+
+/* An O_PATH fd of target below root (symlinks resolve inside the root, never to
+ * the host: RESOLVE_IN_ROOT), making missing directories (owned by the
+ * sandbox's root) and, for a file, the final file. Async-signal-safe. */
+static int mount_target(const child_args *a, int root, const char *target, bool dir)
+{
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+	char pre[PATH_MAX];
+	size_t n = strlen(target);
+	if (n >= sizeof pre)
+		child_fail(a, "a mount target is too long");
+	for (size_t at = 0; at <= n; at++) {
+		if (at < n && target[at] != '/')
+			continue;
+		memcpy(pre, target, at);
+		pre[at] = '\0';
+		if (!pre[0])
+			continue;
+		int fd = (int)syscall(SYS_openat2, root, pre, &how, sizeof how);
+		if (fd >= 0) {
+			close(fd);
+			continue;
+		}
+		if (errno != ENOENT)
+			child_fail(a, "resolve a mount target");
+		/* make the missing component in its (already resolved) parent */
+		char *slash = strrchr(pre, '/');
+		int parent = root;
+		const char *name = pre;
+		if (slash) {
+			*slash = '\0';
+			parent = (int)syscall(SYS_openat2, root, pre, &how, sizeof how);
+			if (parent < 0)
+				child_fail(a, "resolve a mount target's directory");
+			name = slash + 1;
+		}
+		int rc;
+		if (at < n || dir) {
+			rc = mkdirat(parent, name, 0755);
+		} else {
+			int f = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+			rc = f < 0 ? -1 : close(f);
+		}
+		if (rc < 0 || fchownat(parent, name, a->uid, a->gid, AT_SYMLINK_NOFOLLOW) < 0)
+			child_fail(a, "make a mount target");
+		if (parent != root)
+			close(parent);
+	}
+	int fd = (int)syscall(SYS_openat2, root, target, &how, sizeof how);
+	if (fd < 0)
+		child_fail(a, "open a mount target");
+	return fd;
+}
+
+static void user_mounts(const child_args *a)
+{
+	if (!a->nmounts)
+		return;
+	int root = open(a->merged, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (root < 0)
+		child_fail(a, "open the new root");
+	for (size_t i = 0; i < a->nmounts; i++) {
+		const ns_mount *m = &a->mounts[i];
+		int t = mount_target(a, root, m->target, m->dir);
+		int src;
+		if (m->type == SPEC_MOUNT_BIND) {
+			/* a detached clone of the host path, id-mapped like the layers: the
+			 * host's root owns it as the sandbox's root (writes land as host ids) */
+			src = open_tree(AT_FDCWD, m->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+			if (src < 0)
+				child_fail(a, "open a bind mount's source");
+			struct mount_attr at = {
+				.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+					    (m->ro ? MOUNT_ATTR_RDONLY : 0),
+				.userns_fd = (uint64_t)a->userns_fd,
+			};
+			if (mount_setattr(src, "", AT_EMPTY_PATH, &at, sizeof at) < 0)
+				child_fail(a, "id-map a bind mount (its filesystem needs idmapped-mount support)");
+		} else {
+			int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+			if (fs < 0)
+				child_fail(a, "fsopen tmpfs");
+			for (int k = 0; k < m->nopts; k++)
+				if (fsconfig(fs, FSCONFIG_SET_STRING, m->opt[k][0], m->opt[k][1], 0) < 0)
+					child_fail_fs(a, "a tmpfs mount option", fs);
+			if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+				child_fail_fs(a, "create a tmpfs mount", fs);
+			src = fsmount(fs, FSMOUNT_CLOEXEC,
+				      MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (m->ro ? MOUNT_ATTR_RDONLY : 0));
+			close(fs);
+			if (src < 0 || fchownat(src, "", a->uid, a->gid, AT_EMPTY_PATH) < 0)
+				child_fail(a, "mount a tmpfs");
+		}
+		if (move_mount(src, "", t, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+			child_fail(a, "attach a mount");
+		close(src);
+		close(t);
+	}
+	close(root);
 }
 
 static void write_knob(const child_args *a, const char *rel, const char *val)
@@ -436,6 +587,7 @@ __attribute__((noreturn)) static void child_main(child_args *a)
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		child_fail(a, "make mounts private");
 	mount_root(a);
+	mount_points(a);
 	if (mnt_at(a, "proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		child_fail(a, "mount /proc");
 	if (mnt_at(a, "sysfs", "sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL) < 0)
@@ -472,21 +624,26 @@ __attribute__((noreturn)) static void child_main(child_args *a)
 	mount_tmpfs(a, "dev/shm", MS_NOSUID | MS_NODEV, TMPFS_SHM);
 	mount_tmpfs(a, "tmp", MS_NOSUID | MS_NODEV, TMPFS_TMP);
 	mount_tmpfs(a, "run", MS_NOSUID | MS_NODEV, TMPFS_RUN);
-	if (sethostname(a->hostname, strlen(a->hostname)) < 0)
+	user_mounts(a);
+	if (sethostname(a->uts, strlen(a->uts)) < 0)
 		child_fail(a, "sethostname");
 	lo_up(a);
 	/* The network namespace belongs to the host's user namespace, so binding
 	 * a port below 1024 would need host CAP_NET_BIND_SERVICE: open them all
 	 * in this (per-namespace) knob instead. */
 	write_knob(a, "proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
-	if (chdir(a->merged) < 0)
+	/* pivot_root(".", "."): the old root ends up stacked on the new one and is
+	 * detached at once, so an image needs no directory for it (as runc does) */
+	int oldroot = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (oldroot < 0 || chdir(a->merged) < 0)
 		child_fail(a, "chdir to the new root");
-	if (syscall(SYS_pivot_root, ".", ".oldroot") < 0)
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
 		child_fail(a, "pivot_root");
+	if (fchdir(oldroot) < 0 || umount2(".", MNT_DETACH) < 0)
+		child_fail(a, "detach the host root");
+	close(oldroot);
 	if (chdir("/") < 0)
 		child_fail(a, "chdir /");
-	if (umount2("/.oldroot", MNT_DETACH) < 0)
-		child_fail(a, "detach the host root");
 	apply_masks(a);
 
 	/* Into the sandbox's user namespace; from here on "root" is the host
@@ -534,8 +691,8 @@ __attribute__((noreturn)) static void child_main(child_args *a)
 	char marker = 0;
 	if (write(a->err_fd, &marker, 1) != 1)
 		_exit(127);
-	execve("/sbin/silo-agent", argv, envp);
-	child_fail(a, "exec /sbin/silo-agent");
+	execve(a->agent, argv, envp);
+	child_fail(a, "exec the agent");
 }
 
 /* ---- spawn ---- */
@@ -673,7 +830,7 @@ static bool read_state(sandbox *sb, ns_state *s)
 
 static void remove_rundir_contents(sandbox *sb)
 {
-	static const char *const names[] = {"merged", "agent.sock", "pid", STATE_FILE};
+	static const char *const names[] = {"merged", "agent.sock", "pid", STATE_FILE, LAYERS_FILE};
 	char p[PATH_MAX + 16];
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		snprintf(p, sizeof p, "%s/%s", sb->rundir, names[i]);
@@ -681,35 +838,223 @@ static void remove_rundir_contents(sandbox *sb)
 	}
 }
 
-/* The read-only base layer: boot.rootfs or the cached busybox + agent layer. */
-static int base_layer(sandbox *sb, const vm_spec *spec, char *lower, size_t lower_len, silo_error *err)
+/* spec.mounts for the child: sources checked, targets relative, tmpfs options split. */
+static int prepare_mounts(sandbox *sb, const vm_spec *spec, child_args *a, silo_error *err)
 {
-	char agent[PATH_MAX];
-	if (find_helper_binary("silo-agent", agent, sizeof agent, err) < 0) {
-		silo_error_set_vm(err, sb->id);
-		return -1;
+	if (!spec->n_mounts)
+		return 0;
+	a->mounts = xcalloc(spec->n_mounts, sizeof *a->mounts);
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		const spec_mount *m = &spec->mounts[i];
+		ns_mount *x = &a->mounts[a->nmounts++];
+		if (!m->target || m->target[0] != '/' || !path_is_safe_relative(m->target + 1) || !m->target[1])
+			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
+					    "mounts[%zu].target: expected an absolute path without \"..\", not /", i);
+		x->type = m->type;
+		x->target = m->target + 1;
+		x->ro = m->read_only;
+		x->dir = true;
+		if (m->type == SPEC_MOUNT_BIND) {
+			struct stat st;
+			if (!m->source || m->source[0] != '/' || stat(m->source, &st) < 0)
+				return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id, "mounts[%zu].source: %s", i,
+						    m->source ? m->source : "(none)");
+			x->source = m->source;
+			x->dir = S_ISDIR(st.st_mode);
+			continue;
+		}
+		/* tmpfs: "size=..,mode=..,nr_inodes=.." (values of digits and a unit) */
+		char opts[128];
+		snprintf(opts, sizeof opts, "%s", m->options ? m->options : "");
+		for (char *save = NULL, *o = strtok_r(opts, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+			char *eq = strchr(o, '=');
+			size_t kl = eq ? (size_t)(eq - o) : 0;
+			bool known = eq && ((kl == 4 && !strncmp(o, "size", 4)) || (kl == 4 && !strncmp(o, "mode", 4)) ||
+					    (kl == 9 && !strncmp(o, "nr_inodes", 9)));
+			if (!known || x->nopts >= 3 || strlen(eq + 1) >= sizeof x->opt[0][1] || !eq[1] ||
+			    strspn(eq + 1, "0123456789kKmMgG%") != strlen(eq + 1))
+				return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
+						    "mounts[%zu].options: \"%.40s\" (a tmpfs takes size=, mode=, nr_inodes=)",
+						    i, o);
+			snprintf(x->opt[x->nopts][0], sizeof x->opt[0][0], "%.*s", (int)kl, o);
+			snprintf(x->opt[x->nopts++][1], sizeof x->opt[0][1], "%s", eq + 1);
+		}
 	}
+	return 0;
+}
+
+/* ---- the read-only layers ---- */
+
+/* What a sandbox stacks under its writable layer, topmost first:
+ *   base image (no boot.image, or "base"): the busybox + agent base layer;
+ *   boot.rootfs DIR: DIR, which has its own sbin/silo-agent (an OCI bundle's
+ *   root, from silo-oci: under the agent layer; an engine's overlay mount is
+ *   replaced by its layers, spec.rootfs_layers);
+ *   an image with layers (imported, or a built image's namespace layer): the
+ *   agent layer, then the image's layers (oci_image_lowerdirs()).
+ * A restore puts the snapshot's layer right under the agent layer (or on top),
+ * so a snapshot can never shadow the agent. With a keyring every layer but a
+ * snapshot's (verified by the snapshot store) and an OCI bundle's root (the
+ * engine's image policy vouches for it) must be a tree of the signed manifest. */
+typedef struct ns_layers {
+	char **dirs;            /* topmost first */
+	size_t n;
+	size_t first_image;     /* dirs[first_image..] are the image's (held when from the layer store) */
+	bool held;              /* the image's layers are in the layer store: hold them */
+	const char *agent;      /* the agent's path in the sandbox */
+} ns_layers;
+
+static void ns_layers_free(ns_layers *L)
+{
+	strv_free(L->dirs);
+	memset(L, 0, sizeof *L);
+}
+
+static void layers_push(ns_layers *L, const char *dir)
+{
+	L->dirs = xrealloc(L->dirs, (L->n + 2) * sizeof *L->dirs);
+	L->dirs[L->n++] = xstrdup(dir);
+	L->dirs[L->n] = NULL;
+}
+
+static int image_layers(sandbox *sb, const vm_spec *spec, const char *snapshot, ns_layers *L, silo_error *err)
+{
+	memset(L, 0, sizeof *L);
+	char agent[PATH_MAX], dir[PATH_MAX];
+	if (find_helper_binary("silo-agent", agent, sizeof agent, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
+	char **img = NULL;
+	size_t nimg = 0;
+	bool need_agent = true, check_img = true;
 	if (spec->rootfs && *spec->rootfs) {
 		struct stat st;
 		char probe[PATH_MAX + 32];
-		snprintf(probe, sizeof probe, "%s/sbin/silo-agent", spec->rootfs);
 		if (stat(spec->rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
 			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id,
 					    "boot.rootfs: %s: the namespace provider needs a directory", spec->rootfs);
-		if (access(probe, X_OK) < 0)
+		/* a boot.rootfs brings its own agent; an OCI bundle's root gets the agent layer */
+		snprintf(probe, sizeof probe, "%s/sbin/silo-agent", spec->rootfs);
+		if (!spec->oci_bundle && access(probe, X_OK) < 0)
 			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id,
 					    "boot.rootfs: %s has no executable sbin/silo-agent", spec->rootfs);
-		snprintf(lower, lower_len, "%s", spec->rootfs);
-	} else if (ns_rootfs_base(agent, lower, lower_len, err) < 0) {
-		silo_error_set_vm(err, sb->id);
-		return -1;
+		need_agent = spec->oci_bundle;
+		check_img = !spec->oci_bundle;
+		if (spec->oci_bundle && spec->rootfs_layers) {
+			/* an engine's overlay mount cannot be id-mapped: its layers can */
+			img = strv_dup(spec->rootfs_layers);
+			nimg = strv_len(img);
+		} else {
+			img = xcalloc(2, sizeof *img);
+			img[nimg++] = xstrdup(spec->rootfs);
+		}
+	} else if (spec->image && *spec->image && strcmp(spec->image, "base") != 0) {
+		image_entry e;
+		if (image_lookup(spec->image, &e, err) < 0)
+			return silo_error_prefix(err, "boot.image"), silo_error_set_vm(err, sb->id), -1;
+		size_t nl = e.n_layers;
+		image_entry_free(&e);
+		if (!nl)
+			return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
+					    "image: \"%s\" has no namespace layers (a VM image only): build it again with "
+					    "silo image build %s (or scripts/prepare-images.sh), which stores its root file "
+					    "system as one, or import the image with silo image import",
+					    spec->image, spec->image);
+		if (oci_image_lowerdirs(spec->image, &img, &nimg, err) < 0)
+			return silo_error_prefix(err, "boot.image"), silo_error_set_vm(err, sb->id), -1;
+		L->held = true;
+	} else {
+		if (ns_rootfs_base(agent, dir, sizeof dir, err) < 0)
+			return silo_error_set_vm(err, sb->id), -1;
+		need_agent = false;
+		img = xcalloc(2, sizeof *img);
+		img[nimg++] = xstrdup(dir);
 	}
-	/* With a keyring, the layer must be a tree the signed manifest lists (lib/trust/tree.c). */
-	if (trust_check_tree(lower, NULL, err) < 0) {
-		silo_error_set_vm(err, sb->id);
-		return -1;
+	if (nimg + 2 > NS_MAX_LAYERS) {
+		strv_free(img);
+		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
+				    "image: %zu layers; overlayfs stacks at most %d", nimg, NS_MAX_LAYERS - 2);
+	}
+	L->agent = need_agent ? "/" NS_AGENT_DIR "/silo-agent" : "/sbin/silo-agent";
+	if (need_agent) {
+		if (ns_rootfs_agent(agent, dir, sizeof dir, err) < 0) {
+			strv_free(img);
+			return silo_error_set_vm(err, sb->id), -1;
+		}
+		layers_push(L, dir);
+	}
+	if (snapshot)
+		layers_push(L, snapshot);
+	L->first_image = L->n;
+	for (size_t i = 0; i < nimg; i++)
+		layers_push(L, img[i]);
+	strv_free(img);
+	/* With a keyring, the layers must be trees the signed manifest lists (lib/trust/tree.c). */
+	char *check[NS_MAX_LAYERS];
+	size_t nc = 0;
+	for (size_t i = 0; i < L->n; i++)
+		if ((!snapshot || strcmp(L->dirs[i], snapshot) != 0) && (check_img || i < L->first_image))
+			check[nc++] = L->dirs[i];
+	if (trust_check_trees(check, nc, NULL, err) < 0) {
+		ns_layers_free(L);
+		return silo_error_set_vm(err, sb->id), -1;
 	}
 	return 0;
+}
+
+/* Hold the image's layers (oci_layers_hold) in s and name them in RUNDIR/layers,
+ * so a manager that reattaches holds them again. */
+static int hold_layers(sandbox *sb, ns_state *s, char *const *dirs, size_t n, silo_error *err)
+{
+	if (!n)
+		return 0;
+	if (oci_layers_hold(dirs, n, &s->holds, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
+	s->nholds = n;
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++)
+		len += strlen(dirs[i]) + 1;
+	cleanup_free char *txt = xmalloc(len + 1);
+	len = 0;
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)sprintf(txt + len, "%s\n", dirs[i]);
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof p, "%s/" LAYERS_FILE, sb->rundir);
+	if (write_file_atomic(p, txt, len, 0600, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
+	return 0;
+}
+
+static void release_layers(ns_state *s)
+{
+	for (size_t i = 0; i < s->nholds; i++)
+		close(s->holds[i]);
+	free(s->holds);
+	s->holds = NULL;
+	s->nholds = 0;
+}
+
+/* After a manager restart: hold the layers RUNDIR/layers names again. */
+static void rehold_layers(sandbox *sb, ns_state *s)
+{
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof p, "%s/" LAYERS_FILE, sb->rundir);
+	cleanup_free char *txt = NULL;
+	size_t n = 0;
+	if (read_file(p, (size_t)NS_MAX_LAYERS * (PATH_MAX + 1), &txt, &n, NULL) < 0)
+		return;   /* none: not an image with layers */
+	char **dirs = NULL;
+	size_t nd = 0;
+	for (char *save = NULL, *l = strtok_r(txt, "\n", &save); l && nd < NS_MAX_LAYERS; l = strtok_r(NULL, "\n", &save)) {
+		dirs = xrealloc(dirs, (nd + 2) * sizeof *dirs);
+		dirs[nd++] = xstrdup(l);
+		dirs[nd] = NULL;
+	}
+	silo_error e = {0};
+	if (nd && oci_layers_hold(dirs, nd, &s->holds, &e) == 0)
+		s->nholds = nd;
+	else if (nd)
+		log_warn("%s: cannot hold its image layers again: %s", sb->id, e.message);
+	strv_free(dirs);
 }
 
 /* Mount options of the sandbox's tmpfs mounts: sizes from disk_mb (/run at
@@ -756,16 +1101,11 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	if (spec->n_drives)
 		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
 				    "drives: the namespace provider does not attach block devices");
-	if (spec->image && *spec->image && strcmp(spec->image, "base") != 0)
-		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
-				    "image: the namespace provider runs the \"base\" image (busybox) or a boot.rootfs "
-				    "directory, not \"%s\"",
-				    spec->image);
 	if (geteuid() != 0)
 		return silo_fail_vm(err, SILO_ERR_PROVIDER_UNAVAILABLE, EPERM, sb->id,
 				    "namespace: needs root (cgroups, the sandbox's disk and id-mapped layers)");
-	char lower[PATH_MAX];
-	if (base_layer(sb, spec, lower, sizeof lower, err) < 0)
+	ns_layers L;
+	if (image_layers(sb, spec, layer, &L, err) < 0)
 		return -1;
 	ns_state *s = xcalloc(1, sizeof *s);
 	s->err_fd = -1;
@@ -784,10 +1124,15 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: mkdir %s", a->merged);
 		goto fail;
 	}
-	if (layer)
-		snprintf(a->lower[a->nlower++], PATH_MAX, "%s", layer);
-	snprintf(a->lower[a->nlower++], PATH_MAX, "%s", lower);
+	a->lower = L.dirs;
+	a->nlower = (int)L.n;
+	snprintf(a->agent, sizeof a->agent, "%s", L.agent);
+	if (L.held && hold_layers(sb, s, L.dirs + L.first_image, L.n - L.first_image, err) < 0)
+		goto fail;
 	snprintf(a->hostname, sizeof a->hostname, "%s", sb->id);
+	snprintf(a->uts, sizeof a->uts, "%s", spec->hostname && *spec->hostname ? spec->hostname : sb->id);
+	if (prepare_mounts(sb, spec, a, err) < 0)
+		goto fail;
 	snprintf(s->sock, sizeof s->sock, "%.*s/agent.sock", (int)(sizeof s->sock - 12), sb->rundir);
 	listen_fd = listen_socket(s->sock, err);
 	if (listen_fd < 0)
@@ -924,7 +1269,9 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	ns_userns_reap(&holder);
 	ns_disk_close(&s->disk);   /* from now on the sandbox's mount alone holds it */
 	ns_seccomp_free(&bpf);
+	free(a->mounts);
 	free(a);
+	ns_layers_free(&L);
 	sb->prov = s;
 	if (write_pidfile(sb, s, err) < 0) {
 		silo_error_set_vm(err, sb->id);
@@ -936,6 +1283,7 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 		release_host_resources(sb, s, init);
 		remove_rundir_contents(sb);
 		close(s->err_fd);
+		release_layers(s);
 		free(s);
 		return -1;
 	}
@@ -964,7 +1312,10 @@ fail:
 	remove_rundir_contents(sb);
 	silo_error_set_vm(err, sb->id);
 	ns_seccomp_free(&bpf);
+	free(a->mounts);
 	free(a);
+	ns_layers_free(&L);
+	release_layers(s);
 	free(s);
 	return -1;
 }
@@ -1019,13 +1370,18 @@ static int ns_snapshot(sandbox *sb, const char *dir, silo_error *err)
 	snprintf(layer, sizeof layer, "%s/layer", dir);
 	size_t skipped = 0, sk2 = 0;
 	int rc;
-	char base[PATH_MAX];
 	if (parent_layer(sb, parent, sizeof parent)) {
-		rc = base_layer(sb, &sb->spec, base, sizeof base, err);
+		/* whiteouts stay only where the layers below have the name: with
+		 * one base layer that is checked, with an image's layers all stay */
+		ns_layers L;
+		rc = image_layers(sb, &sb->spec, NULL, &L, err);
+		const char *base = rc == 0 && L.n == 1 ? L.dirs[0] : NULL;
 		if (rc == 0)
 			rc = snap_copy_tree(parent, layer, snap_max_bytes(), &sk2, err);
 		if (rc == 0)
 			rc = snap_merge_tree(upper, layer, base, snap_max_bytes(), &skipped, err);
+		if (L.n)
+			ns_layers_free(&L);
 	} else {
 		rc = snap_copy_tree(upper, layer, snap_max_bytes(), &skipped, err);
 	}
@@ -1135,7 +1491,7 @@ static int ns_terminate(sandbox *sb, int grace_ms, silo_error *err)
 		remove_rundir_contents(sb);
 	} else {
 		/* keep RUNDIR/ns-state: residue() names the device from it */
-		static const char *const names[] = {"merged", "agent.sock", "pid"};
+		static const char *const names[] = {"merged", "agent.sock", "pid", LAYERS_FILE};
 		for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 			char p[PATH_MAX + 16];
 			snprintf(p, sizeof p, "%s/%s", sb->rundir, names[i]);
@@ -1145,6 +1501,7 @@ static int ns_terminate(sandbox *sb, int grace_ms, silo_error *err)
 	if (s != &tmp) {
 		if (s->err_fd >= 0)
 			close(s->err_fd);
+		release_layers(s);
 		free(s);
 	}
 	sb->prov = NULL;
@@ -1185,6 +1542,7 @@ static int ns_reattach(sandbox *sb, silo_error *err)
 			 sb->rundir);
 	ns_cgroup_paths(sb->id, &s->cg);
 	snprintf(s->sock, sizeof s->sock, "%.*s/agent.sock", (int)(sizeof s->sock - 12), sb->rundir);
+	rehold_layers(sb, s);
 	sb->prov = s;
 	/* A sandbox paused when the previous manager went away comes back
 	 * running (its agent must answer the reattach handshake). */

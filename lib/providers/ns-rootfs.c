@@ -1,9 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0
- * The read-only base layer of a namespace sandbox: busybox-static with its
- * applet links plus silo-agent, cached under $SILO_CACHE_DIR/ns-rootfs/<key>
- * where key covers both binaries (size, mtime, inode). Built in a temporary
- * directory and renamed into place, so concurrent builders never see a
- * half-made layer. The layer is an overlayfs lowerdir: never written.
+ * The read-only layers a namespace sandbox gets from Silo itself:
+ *   - the base layer: busybox-static with its applet links plus silo-agent,
+ *     cached under $SILO_CACHE_DIR/ns-rootfs/<key> (the "base" image);
+ *   - the agent layer: only /.silo/silo-agent, cached under
+ *     $SILO_CACHE_DIR/ns-agent/<key>/root, stacked on top of an image's own layers
+ *     (an imported image, a built image's namespace layer, a boot.rootfs without
+ *     an agent), so the agent never shadows anything an image has (a real
+ *     sbin/ directory would hide an image's sbin -> usr/sbin symlink).
+ * key covers the binaries (size, mtime, inode). Built in a temporary directory
+ * and renamed into place, so concurrent builders never see a half-made layer.
+ * The layers are overlayfs lowerdirs: never written.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -122,28 +128,30 @@ static int build(const char *dir, const char *bb, const char *agent, silo_error 
 	return 0;
 }
 
-int ns_rootfs_base(const char *agent_path, char *out, size_t len, silo_error *err)
+/* Hash of the binaries a cached layer is made from (size, mtime, inode, path). */
+static int binaries_key(const char *const *paths, size_t n, uint64_t *key, silo_error *err)
 {
-	const char *bb = busybox_path();
-	if (!bb)
-		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, ENOENT,
-				 "namespace: busybox not found (apt-get install busybox-static)");
-	struct stat sa, sbb;
-	if (stat(agent_path, &sa) < 0)
-		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "namespace: %s", agent_path);
-	if (stat(bb, &sbb) < 0)
-		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "namespace: %s", bb);
 	uint64_t h = 1469598103934665603ull;
-	const struct stat *ss[] = {&sa, &sbb};
-	for (int i = 0; i < 2; i++) {
-		uint64_t v[] = {(uint64_t)ss[i]->st_size, (uint64_t)ss[i]->st_mtim.tv_sec,
-				(uint64_t)ss[i]->st_mtim.tv_nsec, (uint64_t)ss[i]->st_ino, (uint64_t)ss[i]->st_dev};
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		if (stat(paths[i], &st) < 0)
+			return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "namespace: %s", paths[i]);
+		uint64_t v[] = {(uint64_t)st.st_size, (uint64_t)st.st_mtim.tv_sec, (uint64_t)st.st_mtim.tv_nsec,
+				(uint64_t)st.st_ino, (uint64_t)st.st_dev};
 		h = fnv(h, v, sizeof v);
 	}
-	h = fnv(h, agent_path, strlen(agent_path));
+	h = fnv(h, paths[0], strlen(paths[0]));
+	*key = h;
+	return 0;
+}
+
+/* $CACHE/<kind>/<key>, made by build() in a temporary directory and renamed into place. */
+static int cached_layer(const char *kind, uint64_t key, int (*build_fn)(const char *dir, void *ud, silo_error *err),
+			void *ud, char *out, size_t len, silo_error *err)
+{
 	char base[PATH_MAX];
-	snprintf(base, sizeof base, "%s/ns-rootfs", silo_cache_dir());
-	snprintf(out, len, "%s/%016llx", base, (unsigned long long)h);
+	snprintf(base, sizeof base, "%s/%s", silo_cache_dir(), kind);
+	snprintf(out, len, "%s/%016llx", base, (unsigned long long)key);
 	char stamp[PATH_MAX];
 	snprintf(stamp, sizeof stamp, "%s/.silo-complete", out);
 	if (path_exists(stamp))
@@ -155,8 +163,8 @@ int ns_rootfs_base(const char *agent_path, char *out, size_t len, silo_error *er
 	if (!mkdtemp(tmp))
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: mkdtemp in %s", base);
 	chmod(tmp, 0755);
-	if (build(tmp, bb, agent_path, err) < 0) {
-		silo_error_prefix(err, "namespace: building the base rootfs");
+	if (build_fn(tmp, ud, err) < 0) {
+		silo_error_prefix(err, "namespace: building %s", out);
 		rm_rf(tmp);
 		return -1;
 	}
@@ -177,5 +185,57 @@ int ns_rootfs_base(const char *agent_path, char *out, size_t len, silo_error *er
 		}
 		return silo_fail(err, SILO_ERR_IO_ERROR, e, "namespace: install %s", out);
 	}
+	return 0;
+}
+
+typedef struct base_ctx {
+	const char *bb, *agent;
+} base_ctx;
+
+static int build_base(const char *dir, void *ud, silo_error *err)
+{
+	const base_ctx *c = ud;
+	return build(dir, c->bb, c->agent, err);
+}
+
+int ns_rootfs_base(const char *agent_path, char *out, size_t len, silo_error *err)
+{
+	const char *bb = busybox_path();
+	if (!bb)
+		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, ENOENT,
+				 "namespace: busybox not found (apt-get install busybox-static)");
+	const char *const bins[] = {agent_path, bb};
+	uint64_t key = 0;
+	if (binaries_key(bins, 2, &key, err) < 0)
+		return -1;
+	base_ctx c = {.bb = bb, .agent = agent_path};
+	return cached_layer("ns-rootfs", key, build_base, &c, out, len, err);
+}
+
+/* The agent layer, <dir>/root: NS_AGENT_DIR/silo-agent and nothing else (the
+ * directory 0755, the agent 0755, both root's; the build stamp stays outside),
+ * stacked on top of an image's own layers. */
+static int build_agent(const char *dir, void *ud, silo_error *err)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof p, "%s/root", dir);
+	if (mkdir(p, 0755) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", p);
+	snprintf(p, sizeof p, "%s/root/%s", dir, NS_AGENT_DIR);
+	if (mkdir(p, 0755) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", p);
+	snprintf(p, sizeof p, "%s/root/%s/silo-agent", dir, NS_AGENT_DIR);
+	return copy_file(ud, p, 0755, err);
+}
+
+int ns_rootfs_agent(const char *agent_path, char *out, size_t len, silo_error *err)
+{
+	const char *const bins[] = {agent_path};
+	uint64_t key = 0;
+	char dir[PATH_MAX];
+	if (binaries_key(bins, 1, &key, err) < 0 ||
+	    cached_layer("ns-agent", key, build_agent, (void *)agent_path, dir, sizeof dir, err) < 0)
+		return -1;
+	snprintf(out, len, "%s/root", dir);
 	return 0;
 }

@@ -154,8 +154,11 @@ bool ns_disk_attached(const ns_disk *d);
  * userns_fd (never attached to a path: gone when the fd closes). fd or -1. */
 int ns_disk_view(const ns_disk *d, int userns_fd, silo_error *err);
 
-/* ---- base rootfs ---- */
+/* ---- Silo's own read-only layers (ns-rootfs.c) ---- */
+#define NS_AGENT_DIR ".silo"               /* the agent layer's only directory */
 /* Ensure the cached read-only base layer for agent_path exists; path into out. */
 int ns_rootfs_base(const char *agent_path, char *out, size_t len, silo_error *err);
+/* The same for the agent layer (NS_AGENT_DIR/silo-agent, nothing else). */
+int ns_rootfs_agent(const char *agent_path, char *out, size_t len, silo_error *err);
 
 #endif

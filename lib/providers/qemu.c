@@ -570,62 +570,6 @@ static void argv_addf(argv_buf *a, const char *fmt, ...)
 	free(s);
 }
 
-typedef struct boot_plan {
-	char kernel[PATH_MAX];
-	char initrd[PATH_MAX];
-	char rootdisk[PATH_MAX];   /* "" = none */
-} boot_plan;
-
-static int plan_boot(sandbox *sb, const vm_spec *spec, boot_plan *bp, silo_error *err)
-{
-	memset(bp, 0, sizeof *bp);
-	if (spec->kernel) {
-		if (access(spec->kernel, R_OK) < 0)
-			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id, "boot.kernel: %s", spec->kernel);
-		snprintf(bp->kernel, sizeof bp->kernel, "%s", spec->kernel);
-	} else if (guest_kernel_path(bp->kernel, sizeof bp->kernel, err) < 0) {
-		silo_error_set_vm(err, sb->id);
-		return -1;
-	}
-	const char *img = spec->image;
-	if (!img && !spec->initrd)
-		img = "base";
-	if (img) {
-		image_entry e;
-		if (image_lookup(img, &e, err) < 0 || image_verify(&e, err) < 0) {
-			image_entry_free(&e);
-			silo_error_prefix(err, "boot.image");
-			silo_error_set_vm(err, sb->id);
-			return -1;
-		}
-		if (e.kind == IMAGE_KIND_EXT4) {
-			snprintf(bp->initrd, sizeof bp->initrd, "%s", e.initrd.path);
-			snprintf(bp->rootdisk, sizeof bp->rootdisk, "%s", e.file.path);
-		} else {
-			snprintf(bp->initrd, sizeof bp->initrd, "%s", e.file.path);
-		}
-		image_entry_free(&e);
-	}
-	if (spec->initrd) {
-		if (access(spec->initrd, R_OK) < 0)
-			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id, "boot.initrd: %s", spec->initrd);
-		snprintf(bp->initrd, sizeof bp->initrd, "%s", spec->initrd);
-	}
-	if (spec->rootfs) {
-		struct stat st;
-		if (stat(spec->rootfs, &st) < 0 || !S_ISREG(st.st_mode))
-			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno ? errno : EINVAL, sb->id,
-					    "boot.rootfs: %s: the qemu provider needs a disk image file",
-					    spec->rootfs);
-		if (!spec->image && !spec->initrd)
-			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
-					    "boot.rootfs needs a loader: set boot.initrd or an ext4 boot.image "
-					    "(e.g. image = \"python\")");
-		snprintf(bp->rootdisk, sizeof bp->rootdisk, "%s", spec->rootfs);
-	}
-	return 0;
-}
-
 /* ---------------------------------------------------------------- jail teardown */
 
 static void remove_rundir_files(sandbox *sb, bool and_dir)
@@ -936,12 +880,12 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 				    QEMU_DEFAULT_BIN);
 	if (find_helper_binary(JAILER_BIN, jailer, sizeof jailer, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
-	boot_plan bp;
-	if (plan_boot(sb, spec, &bp, err) < 0)
+	vm_boot_plan bp;
+	if (vm_plan_boot(sb->id, "qemu", spec, false, &bp, err) < 0)
 		return -1;
 	/* with a keyring: every file that boots must match the signed manifest */
 	bool keyring = false;
-	if (trust_check_boot(bp.kernel, bp.initrd, bp.rootdisk, &keyring, err) < 0)
+	if (vm_check_boot(&bp, &keyring, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
 	uint64_t budget_mb = 0, largest = 0;
 	if (vm_disk_budget(spec, &budget_mb, &largest, err) < 0)
@@ -968,8 +912,9 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 	snprintf(silo_args, sizeof silo_args,
 		 /* silo.poweroff=reboot: without ACPI a power-off only halts; the agent reboots
 		  * instead and -no-reboot turns that into a QEMU exit */
-		 "console=ttyS0 reboot=t panic=-1 random.trust_cpu=on silo.poweroff=reboot%s%s%s",
-		 getenv("SILO_QEMU_VERBOSE") ? "" : " quiet", bp.rootdisk[0] ? " silo.root=/dev/vda" : "", scratch_arg);
+		 "console=ttyS0 reboot=t panic=-1 random.trust_cpu=on silo.poweroff=reboot%s%s%s%s",
+		 getenv("SILO_QEMU_VERBOSE") ? "" : " quiet", bp.rootdisk[0] ? " silo.root=/dev/vda" : "", scratch_arg,
+		 bp.hostname_arg);
 	cleanup_free char *cmdline = NULL;
 	if (vm_cmdline_compose(spec->cmdline, silo_args, keyring, &cmdline, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
@@ -1615,9 +1560,8 @@ static void *drain_main(void *arg)
 
 static int kernel_identity(const vm_spec *spec, char *path, size_t len, long long *size, silo_error *err)
 {
-	boot_plan bp;
-	sandbox tmp = {0};
-	if (plan_boot(&tmp, spec, &bp, err) < 0)
+	vm_boot_plan bp;
+	if (vm_plan_boot("", "qemu", spec, false, &bp, err) < 0)
 		return -1;
 	struct stat st;
 	if (stat(bp.kernel, &st) < 0)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Shared by the qemu and kvm providers (vm.h): the guest kernel command line,
- * the disk budget and scratch disk, the uid lease of a jailed VMM.
+ * Shared by the qemu and kvm providers (vm.h): what boots (kernel, loader, root
+ * disk), the guest kernel command line, the disk budget and scratch disk, the
+ * uid lease of a jailed VMM.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
+#include "image/image.h"
 #include "providers/ns.h"
 #include "providers/vm.h"
 #include "trust/trust.h"
@@ -24,6 +26,70 @@
 /* QEMU's jail uids must never be ids a namespace sandbox's root maps to. */
 _Static_assert((uint64_t)NS_IDS_DEFAULT_BASE + (uint64_t)NS_IDS_DEFAULT_SLOTS * NS_IDS_SIZE <= VM_UID_BASE,
 	       "VM jail uids overlap the namespace provider's default id ranges");
+
+/* ---------------------------------------------------------------- what boots */
+
+int vm_plan_boot(const char *id, const char *prov, const vm_spec *spec, bool kernel_alone, vm_boot_plan *bp,
+		 silo_error *err)
+{
+	memset(bp, 0, sizeof *bp);
+	if (spec->kernel) {
+		if (access(spec->kernel, R_OK) < 0)
+			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, id, "boot.kernel: %s", spec->kernel);
+		snprintf(bp->kernel, sizeof bp->kernel, "%s", spec->kernel);
+	} else if (guest_kernel_path(bp->kernel, sizeof bp->kernel, err) < 0) {
+		silo_error_set_vm(err, id);
+		return -1;
+	}
+	const char *img = spec->image;
+	if (!img && !spec->initrd && !(kernel_alone && spec->kernel))
+		img = "base";
+	if (img) {
+		image_entry e;
+		if (image_lookup(img, &e, err) < 0 || image_verify(&e, err) < 0) {
+			image_entry_free(&e);
+			silo_error_prefix(err, "boot.image");
+			silo_error_set_vm(err, id);
+			return -1;
+		}
+		if (e.kind == IMAGE_KIND_EXT4) {
+			snprintf(bp->initrd, sizeof bp->initrd, "%s", e.initrd.path);
+			snprintf(bp->rootdisk, sizeof bp->rootdisk, "%s", e.file.path);
+		} else {
+			snprintf(bp->initrd, sizeof bp->initrd, "%s", e.file.path);
+		}
+		image_entry_free(&e);
+	}
+	if (spec->initrd) {
+		if (access(spec->initrd, R_OK) < 0)
+			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, id, "boot.initrd: %s", spec->initrd);
+		snprintf(bp->initrd, sizeof bp->initrd, "%s", spec->initrd);
+	}
+	if (spec->rootfs) {
+		struct stat st;
+		if (stat(spec->rootfs, &st) < 0 || !S_ISREG(st.st_mode))
+			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno ? errno : EINVAL, id,
+					    "boot.rootfs: %s: the %s provider needs a disk image file", spec->rootfs, prov);
+		if (!spec->image && !spec->initrd)
+			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, id,
+					    "boot.rootfs needs a loader: set boot.initrd or an ext4 boot.image "
+					    "(e.g. image = \"python\")");
+		snprintf(bp->rootdisk, sizeof bp->rootdisk, "%s", spec->rootfs);
+		bp->rootdisk_unsigned = spec->oci_bundle;
+	}
+	if (spec->hostname && *spec->hostname) {
+		size_t n = strlen(spec->hostname);
+		if (n > 63 || strspn(spec->hostname, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != n)
+			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, id, "hostname: expected 1-63 of [A-Za-z0-9.-]");
+		snprintf(bp->hostname_arg, sizeof bp->hostname_arg, " silo.hostname=%s", spec->hostname);
+	}
+	return 0;
+}
+
+int vm_check_boot(const vm_boot_plan *bp, bool *keyring, silo_error *err)
+{
+	return trust_check_boot(bp->kernel, bp->initrd, bp->rootdisk_unsigned ? NULL : bp->rootdisk, keyring, err);
+}
 
 /* ---------------------------------------------------------------- command line */
 

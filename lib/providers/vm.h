@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * What the two VM providers (qemu.c, kvm.c) share, in vm-common.c:
+ *   - what boots: the kernel, the loader or initramfs, the read-only root disk
+ *     of an ext4 image (attached first, /dev/vda, named by silo.root=);
  *   - the guest kernel command line: Silo's parameters last, and the parameters
  *     that choose the root device or what runs as PID 1 reserved to Silo;
  *   - the scratch disk: the guest's writable layer, a sparse raw ext4 image of
@@ -10,12 +12,31 @@
 #ifndef SILO_PROVIDERS_VM_H
 #define SILO_PROVIDERS_VM_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "common/error.h"
 #include "spec/spec.h"
+
+/* ---- what boots ---- */
+typedef struct vm_boot_plan {
+	char kernel[PATH_MAX];
+	char initrd[PATH_MAX];
+	char rootdisk[PATH_MAX];   /* "" = none; attached read-only as /dev/vda, silo.root=/dev/vda */
+	bool rootdisk_unsigned;    /* an OCI bundle's disk (silo-oci): not checked against the signed manifest */
+	char hostname_arg[96];     /* " silo.hostname=NAME" (spec.hostname, silo-oci's) or "" */
+} vm_boot_plan;
+/* The kernel (boot.kernel or the guest kernel), the initramfs or loader (boot.initrd,
+ * or the image's: boot.image, "base" by default), the root disk (an ext4 image's,
+ * or boot.rootfs, a disk image file that needs a loader). Images are verified
+ * (image_verify). prov names the provider in errors. kernel_alone: a boot.kernel
+ * without boot.image or boot.initrd boots with no initramfs (kvm's tiny guests). */
+int vm_plan_boot(const char *id, const char *prov, const vm_spec *spec, bool kernel_alone, vm_boot_plan *bp,
+		 silo_error *err);
+/* With a keyring, every file of the plan must match the signed manifest (trust_check_boot). */
+int vm_check_boot(const vm_boot_plan *bp, bool *keyring, silo_error *err);
 
 /* ---- kernel command line ---- */
 #define VM_CMDLINE_USER_MAX 1024

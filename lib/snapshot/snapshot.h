@@ -125,6 +125,12 @@ int snap_copy_tree(const char *src, const char *dst, uint64_t max_bytes, size_t 
  * snap_copy_tree (max_bytes counts what is copied). */
 int snap_merge_tree(const char *upper, const char *dst, const char *base, uint64_t max_bytes,
 		    size_t *skipped, silo_error *err);
+/* Apply a layer (snap_copy_tree's form: whiteouts, opaque directories) to a live
+ * tree dst, as overlayfs would show it merged: a whiteout removes the name, an
+ * opaque directory replaces the one in dst, everything else is copied over what
+ * is there; nothing of dst is followed through a symlink. silo-oci writes a
+ * container's changes back into its bundle's root this way. */
+int snap_apply_tree(const char *layer, const char *dst, uint64_t max_bytes, size_t *skipped, silo_error *err);
 /* SHA-256 over the metadata of every entry of a tree (names, type, mode,
  * owner, size, inode, link count, mtime and ctime): the verification cache
  * key. Any write, truncation, chmod, chown, rename or xattr change moves a

@@ -97,6 +97,8 @@ static char **list_dir(int dirfd, size_t *count, silo_error *err, const char *wh
 
 typedef struct copy_ctx {
 	bool merge;             /* dst already holds a lower layer: apply src on top */
+	bool apply;             /* merge into a live tree: whiteouts delete, opaque directories
+				 * are emptied first, no overlayfs attributes are written */
 	bool base;              /* merge: whiteouts only where the base layer has something */
 	uint64_t max_bytes, bytes;
 	size_t entries, skipped;
@@ -204,6 +206,11 @@ static int copy_entry(copy_ctx *c, int sdir, int ddir, int bdir, const char *nam
 			char v[16];
 			opaque = s >= 0 && fgetxattr(s, OPAQUE_XATTR, v, sizeof v) > 0;
 		}
+		if (c->apply && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
+			if (remove_at(ddir, name, 0) < 0)   /* deleted in the sandbox */
+				return silo_fail(err, SILO_ERR_IO_ERROR, errno, "remove %s: %s", rel, strerror(errno));
+			return 0;
+		}
 		if (fstatat(ddir, name, &dst, AT_SYMLINK_NOFOLLOW) == 0) {
 			if (S_ISDIR(st.st_mode) && S_ISDIR(dst.st_mode) && !opaque) {
 				if (depth >= SNAP_MAX_DEPTH)
@@ -244,7 +251,7 @@ static int copy_entry(copy_ctx *c, int sdir, int ddir, int bdir, const char *nam
 		if (copy_dir(c, s, d, b, rel, depth + 1, err) < 0)
 			return -1;
 		char v[16];
-		ssize_t vl = fgetxattr(s, OPAQUE_XATTR, v, sizeof v);
+		ssize_t vl = c->apply ? 0 : fgetxattr(s, OPAQUE_XATTR, v, sizeof v);
 		if (vl > 0 && fsetxattr(d, OPAQUE_XATTR, v, (size_t)vl, 0) < 0)
 			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "set %s on %s: %s", OPAQUE_XATTR, rel,
 					 strerror(errno));
@@ -301,7 +308,7 @@ static int copy_dir(copy_ctx *c, int sdir, int ddir, int bdir, const char *rel, 
 	return 0;
 }
 
-static int copy_tree(const char *src, const char *dst, bool merge, const char *base, uint64_t max_bytes,
+static int copy_tree(const char *src, const char *dst, bool merge, bool apply, const char *base, uint64_t max_bytes,
 		     size_t *skipped, silo_error *err)
 {
 	cleanup_close int s = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -315,6 +322,7 @@ static int copy_tree(const char *src, const char *dst, bool merge, const char *b
 	copy_ctx *c = xcalloc(1, sizeof *c);
 	c->max_bytes = max_bytes;
 	c->merge = merge;
+	c->apply = apply;
 	c->base = base != NULL;
 	cleanup_close int b = base ? open(base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
 	if (base && b < 0) {
@@ -322,7 +330,7 @@ static int copy_tree(const char *src, const char *dst, bool merge, const char *b
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s: %s", base, strerror(errno));
 	}
 	int rc = copy_dir(c, s, d, b, "", 0, err);
-	if (rc == 0) {
+	if (rc == 0 && !apply) {
 		char v[16];
 		ssize_t vl = fgetxattr(s, OPAQUE_XATTR, v, sizeof v);
 		if (vl > 0)
@@ -461,13 +469,18 @@ int snap_manifest(const char *root, json_t **out, uint64_t *bytes, silo_error *e
 
 int snap_copy_tree(const char *src, const char *dst, uint64_t max_bytes, size_t *skipped, silo_error *err)
 {
-	return copy_tree(src, dst, false, NULL, max_bytes, skipped, err);
+	return copy_tree(src, dst, false, false, NULL, max_bytes, skipped, err);
 }
 
 int snap_merge_tree(const char *upper, const char *dst, const char *base, uint64_t max_bytes, size_t *skipped,
 		    silo_error *err)
 {
-	return copy_tree(upper, dst, true, base, max_bytes, skipped, err);
+	return copy_tree(upper, dst, true, false, base, max_bytes, skipped, err);
+}
+
+int snap_apply_tree(const char *layer, const char *dst, uint64_t max_bytes, size_t *skipped, silo_error *err)
+{
+	return copy_tree(layer, dst, true, true, NULL, max_bytes, skipped, err);
 }
 
 /* ---- metadata digest (verification cache) ---- */

@@ -220,6 +220,7 @@ STR_KEY(k_cmdline, cmdline, 4096)
 STR_KEY(k_tap, tap, 15)
 STR_KEY(k_mac, mac, 17)
 STR_KEY(k_workdir, workdir, 4096)
+STR_KEY(k_user, user, 64)
 
 static int k_name(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
 {
@@ -445,6 +446,7 @@ static const key_rule boot_rules[] = {{"kernel", k_kernel}, {"initrd", k_initrd}
 static const key_rule network_rules[] = {
 	{"enabled", k_net_enabled}, {"tap", k_tap}, {"mac", k_mac}, {"egress", k_egress}, {NULL, NULL}};
 static const key_rule sandbox_rules[] = {{"env", k_env},           {"secrets", k_secrets}, {"workdir", k_workdir},
+					 {"user", k_user},
 					 {"timeout_s", k_timeout_s}, {"pids_max", k_pids_max}, {"disk_mb", k_disk_mb},
 					 {NULL, NULL}};
 
@@ -667,6 +669,9 @@ int spec_validate(const vm_spec *s, silo_error *err)
 	}
 	if (s->workdir && s->workdir[0] != '/')
 		return field_err(err, NULL, "sandbox.workdir", "expected an absolute path, got \"%s\"", s->workdir);
+	if (s->user && !spec_user_valid(s->user))
+		return field_err(err, NULL, "sandbox.user", "expected \"uid[:gid]\" or \"name[:group]\" of [A-Za-z0-9_.-], got \"%.64s\"",
+				 s->user);
 	if (s->isolation && strcmp(s->isolation, "vm") && strcmp(s->isolation, "any"))
 		return field_err(err, NULL, "vm.isolation", "expected \"vm\" or \"any\", got \"%s\"", s->isolation);
 	if (s->disk_mb && (s->disk_mb < SPEC_DISK_MIN_MB || s->disk_mb > SPEC_DISK_MAX_MB))
@@ -847,10 +852,12 @@ static char *format_spec(const vm_spec *s, bool with_secret_values)
 		PUT_STR("path", d->path ? d->path : "");
 		PUT("read_only = %s\nroot = %s\n", d->read_only ? "true" : "false", d->root ? "true" : "false");
 	}
-	if (s->workdir || s->timeout_s || s->pids_max || s->disk_mb || s->n_env || s->n_secrets) {
+	if (s->workdir || s->user || s->timeout_s || s->pids_max || s->disk_mb || s->n_env || s->n_secrets) {
 		PUT("\n[sandbox]\n");
 		if (s->workdir)
 			PUT_STR("workdir", s->workdir);
+		if (s->user)
+			PUT_STR("user", s->user);
 		if (s->timeout_s)
 			PUT("timeout_s = %u\n", s->timeout_s);
 		if (s->pids_max)
@@ -955,7 +962,7 @@ bool spec_equal(const vm_spec *a, const vm_spec *b)
 	    !str_eq(a->initrd, b->initrd) || !str_eq(a->rootfs, b->rootfs) || !str_eq(a->image, b->image) ||
 	    !str_eq(a->cmdline, b->cmdline) || a->network != b->network || !str_eq(a->tap, b->tap) ||
 	    !str_eq(a->mac, b->mac) || a->n_egress != b->n_egress || a->n_drives != b->n_drives ||
-	    !str_eq(a->workdir, b->workdir) || a->timeout_s != b->timeout_s ||
+	    !str_eq(a->workdir, b->workdir) || !str_eq(a->user, b->user) || a->timeout_s != b->timeout_s ||
 	    a->boot_timeout_ms != b->boot_timeout_ms || a->pids_max != b->pids_max ||
 	    a->disk_mb != b->disk_mb || !str_eq(a->isolation, b->isolation) ||
 	    !kv_eq(a->env, a->n_env, b->env, b->n_env) || !kv_eq(a->metadata, a->n_metadata, b->metadata, b->n_metadata))
@@ -995,6 +1002,14 @@ void spec_copy(vm_spec *dst, const vm_spec *src)
 	dst->tap = dup_or_null(src->tap);
 	dst->mac = dup_or_null(src->mac);
 	dst->workdir = dup_or_null(src->workdir);
+	dst->user = dup_or_null(src->user);
+	dst->hostname = dup_or_null(src->hostname);
+	dst->rootfs_layers = src->rootfs_layers ? strv_dup(src->rootfs_layers) : NULL;
+	for (size_t i = 0; i < src->n_mounts; i++) {
+		dst->mounts[i].source = dup_or_null(src->mounts[i].source);
+		dst->mounts[i].target = dup_or_null(src->mounts[i].target);
+		dst->mounts[i].options = dup_or_null(src->mounts[i].options);
+	}
 	for (size_t i = 0; i < src->n_egress; i++)
 		dst->egress[i] = dup_or_null(src->egress[i]);
 	for (size_t i = 0; i < src->n_drives; i++) {
@@ -1038,6 +1053,14 @@ void spec_free(vm_spec *s)
 	free(s->tap);
 	free(s->mac);
 	free(s->workdir);
+	free(s->user);
+	free(s->hostname);
+	strv_free(s->rootfs_layers);
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		free(s->mounts[i].source);
+		free(s->mounts[i].target);
+		free(s->mounts[i].options);
+	}
 	for (size_t i = 0; i < s->n_egress; i++)
 		free(s->egress[i]);
 	for (size_t i = 0; i < s->n_drives; i++) {
@@ -1077,6 +1100,27 @@ void spec_set_env(vm_spec *s, const char *key, const char *value)
 uint32_t spec_disk_mb(const vm_spec *s)
 {
 	return s->disk_mb ? s->disk_mb : SPEC_DISK_DEFAULT_MB;
+}
+
+bool spec_env_key_valid(const char *k)
+{
+	return valid_env_key(k);
+}
+
+bool spec_user_valid(const char *u)
+{
+	size_t n = u ? strlen(u) : 0;
+	if (n == 0 || n > 64 || u[0] == ':' || u[n - 1] == ':')
+		return false;
+	int colons = 0;
+	for (const char *p = u; *p; p++) {
+		if (*p == ':')
+			colons++;
+		else if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+			   *p == '_' || *p == '.' || *p == '-'))
+			return false;
+	}
+	return colons <= 1;
 }
 
 bool spec_requires_vm(const vm_spec *s)

@@ -51,6 +51,17 @@ typedef struct spec_drive {
 	bool root;                   /* the root device */
 } spec_drive;
 
+/* A mount into a namespace sandbox (in memory only: see vm_spec.mounts). */
+typedef enum spec_mount_type { SPEC_MOUNT_BIND = 0, SPEC_MOUNT_TMPFS } spec_mount_type;
+typedef struct spec_mount {
+	spec_mount_type type;
+	char *source;                /* bind: absolute host path (directory or file) */
+	char *target;                /* absolute path in the sandbox */
+	bool read_only;
+	char *options;               /* tmpfs: "size=..,mode=.." (validated by the provider) */
+} spec_mount;
+#define SPEC_MAX_MOUNTS 64
+
 typedef struct vm_spec {
 	char name[SPEC_NAME_MAX + 1];   /* 1-64 of [A-Za-z0-9_-] */
 	char *description;               /* optional */
@@ -81,6 +92,7 @@ typedef struct vm_spec {
 	size_t n_env;
 	spec_kv env[SPEC_MAX_KV];
 	char *workdir;                   /* default "/" */
+	char *user;                      /* default user of execs: "uid[:gid]" or "name[:group]"; NULL = root */
 	uint32_t timeout_s;              /* max lifetime, 0 = unlimited */
 	uint32_t boot_timeout_ms;        /* 0 = provider default */
 	uint32_t pids_max;               /* 0 = default */
@@ -91,6 +103,18 @@ typedef struct vm_spec {
 	/* [metadata] */
 	size_t n_metadata;
 	spec_kv metadata[SPEC_MAX_KV];
+
+	/* In memory only: never parsed, formatted, compared or stored, so no
+	 * hac.toml and no API client can set them. The OCI runtime (silo-oci, run
+	 * by root for a container engine) sets them. */
+	bool oci_bundle;                 /* boot.rootfs is an OCI bundle's root: the engine's image
+					  * policy vouches for it, it is not checked against the
+					  * signed manifest (the agent layer, kernel and loader are) */
+	size_t n_mounts;                 /* namespace provider: mounts into the sandbox */
+	spec_mount mounts[SPEC_MAX_MOUNTS];
+	char *hostname;                  /* the sandbox's hostname (default: namespace its id, VMs none) */
+	char **rootfs_layers;            /* namespace: the layers of boot.rootfs (an engine's overlay
+					  * mount), topmost first, used instead of it (strv) */
 } vm_spec;
 
 typedef struct host_capacity {
@@ -143,6 +167,10 @@ char **spec_exec_env(const vm_spec *s, char *const *extra, silo_error *err);
 void spec_env_free(char **env);
 /* The effective writable-layer limit in MiB (disk_mb, or the default). */
 uint32_t spec_disk_mb(const vm_spec *s);
+/* An environment variable name of [A-Za-z_][A-Za-z0-9_]*. */
+bool spec_env_key_valid(const char *k);
+/* [sandbox] user: "uid[:gid]" or "name[:group]", 1-64 of [A-Za-z0-9_.-] and one colon at most. */
+bool spec_user_valid(const char *u);
 /* True when the spec forbids falling back from a VM provider to namespaces. */
 bool spec_requires_vm(const vm_spec *s);
 const char *spec_get_env(const vm_spec *s, const char *key);

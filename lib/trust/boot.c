@@ -475,48 +475,67 @@ static int check_boot(const char *kernel, const char *initrd, const char *rootdi
 	return rc;
 }
 
-static int check_tree(const char *dir, bool *checked, silo_error *err)
+/* The record of the tree at rp (resolved) in the signed manifest: a tree of
+ * "trees", or a layer of an image; what names it in messages. */
+static const char *tree_record(const signed_manifest *sm, const char *rp, char *what, size_t wlen)
+{
+	for (size_t i = 0; i < sm->nt; i++)
+		if (same_file(rp, sm->t[i].path)) {
+			snprintf(what, wlen, "\"%s\"", sm->t[i].name);
+			return sm->t[i].sha256;
+		}
+	for (size_t i = 0; i < sm->n; i++)
+		for (size_t j = 0; j < sm->v[i].n_layers; j++) {
+			const image_layer *L = &sm->v[i].layers[j];
+			if (L->tree[0] && same_file(rp, L->path)) {
+				snprintf(what, wlen, "image \"%s\" layer %.19s", sm->v[i].name, L->diff_id);
+				return L->tree;
+			}
+		}
+	return NULL;
+}
+
+static int check_trees(char *const *dirs, size_t n, bool *checked, silo_error *err)
 {
 	signed_manifest sm;
 	int rc = load_signed_manifest(&sm, checked, err);
 	if (rc <= 0)
 		return rc;
 	rc = 0;
-	char rp[PATH_MAX];
-	const image_tree *rec = NULL;
-	if (!realpath(dir, rp)) {
-		rc = silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, errno, "tree %s: cannot resolve", dir);
-		goto out;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		char rp[PATH_MAX], what[160];
+		if (!realpath(dirs[i], rp)) {
+			rc = silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, errno, "tree %s: cannot resolve", dirs[i]);
+			break;
+		}
+		const char *want = tree_record(&sm, rp, what, sizeof what);
+		if (!want) {
+			rc = silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
+				       "tree %s is not listed in the signed image manifest (record it: silo image build "
+				       "namespace, silo image add-tree NAME DIR, or import the image again; then sign the "
+				       "manifest again)",
+				       rp);
+			break;
+		}
+		trust_tree_info have;
+		if (tree_verified_digest(rp, &have, err) < 0) {
+			if (err)
+				err->code = SILO_ERR_CHECKSUM_MISMATCH;
+			silo_error_prefix(err, "tree %s", rp);
+			rc = -1;
+			break;
+		}
+		if (strcmp(have.sha256, want) != 0)
+			rc = silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
+				       "tree %s (%s) has digest %s (%" PRIu64 " entries), the signed manifest says %s: a file "
+				       "was changed, added or removed",
+				       rp, what, have.sha256, have.entries, want);
 	}
-	for (size_t i = 0; i < sm.nt && !rec; i++)
-		if (same_file(rp, sm.t[i].path))
-			rec = &sm.t[i];
-	if (!rec) {
-		rc = silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
-			       "tree %s is not listed in the signed image manifest (record it: silo image build "
-			       "namespace, or silo image add-tree NAME DIR; then sign the manifest again)",
-			       rp);
-		goto out;
-	}
-	trust_tree_info have;
-	if (tree_verified_digest(rp, &have, err) < 0) {
-		if (err)
-			err->code = SILO_ERR_CHECKSUM_MISMATCH;
-		silo_error_prefix(err, "tree %s", rp);
-		rc = -1;
-		goto out;
-	}
-	if (strcmp(have.sha256, rec->sha256) != 0)
-		rc = silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
-			       "tree %s (\"%s\") has digest %s (%" PRIu64 " entries), the signed manifest says %s (%" PRIu64
-			       " entries): a file was changed, added or removed",
-			       rp, rec->name, have.sha256, have.entries, rec->sha256, rec->entries);
-out:
 	signed_manifest_free(&sm);
 	return rc;
 }
 
-int trust_check_tree(const char *dir, bool *checked, silo_error *err)
+int trust_check_trees(char *const *dirs, size_t n, bool *checked, silo_error *err)
 {
 	bool dummy;
 	if (!checked)
@@ -524,12 +543,18 @@ int trust_check_tree(const char *dir, bool *checked, silo_error *err)
 	*checked = false;
 	silo_error local = {0};
 	silo_error *e = err ? err : &local;
-	int rc = check_tree(dir, checked, e);
+	int rc = check_trees(dirs, n, checked, e);
 	if (rc < 0) {
 		silo_error_prefix(e, "supply chain");
 		report(e);
 	}
 	return rc;
+}
+
+int trust_check_tree(const char *dir, bool *checked, silo_error *err)
+{
+	char *const dirs[] = {(char *)dir};
+	return trust_check_trees(dirs, 1, checked, err);
 }
 
 int trust_check_boot(const char *kernel, const char *initrd, const char *rootdisk, bool *checked,

@@ -7,6 +7,8 @@
  *   d <hex path> <mode> <uid> <gid> - - - <xattrs>
  *   f <hex path> <mode> <uid> <gid> <size> <sha256 of the content> - <xattrs>
  *   l <hex path> - - - - - <hex target> -
+ *   w <hex path> - - - - - - -                         (an overlayfs whiteout: 0/0 char device)
+ *   p <hex path> <mode> <uid> <gid> - - - -            (a FIFO)
  * mode: the 07777 bits in octal; xattrs: "-" or "<hex name>=<hex value>" joined
  * by "," in name order. A symlink is named by its path and target only (its
  * owner can change without a trace in its directory, and is never used).
@@ -49,7 +51,7 @@
 
 typedef struct tent {
 	char *path;          /* "/" or "/a/b" */
-	char type;           /* 'd', 'f', 'l' */
+	char type;           /* 'd', 'f', 'l', 'w' (whiteout), 'p' (FIFO) */
 	struct stat st;
 	char sha[65];
 	char *target;        /* symlinks */
@@ -198,8 +200,18 @@ static int visit(walk *w, int dfd, const char *name, const char *rel, const char
 		e->target = xstrdup(target);
 		return 0;
 	}
+	/* image layers (lib/oci) hold whiteouts and may hold FIFOs; other devices
+	 * and sockets have no place in a signed tree */
+	bool whiteout = S_ISCHR(seen.st_mode) && seen.st_rdev == 0;
+	if (whiteout || S_ISFIFO(seen.st_mode)) {
+		tent *e = add_entry(w, path, whiteout ? 'w' : 'p', err);
+		if (!e)
+			return -1;
+		e->st = seen;
+		return 0;
+	}
 	if (!S_ISDIR(seen.st_mode) && !S_ISREG(seen.st_mode))
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s%s: a device, FIFO or socket has no place in a signed tree",
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s%s: a device or socket has no place in a signed tree",
 				 root, path);
 	bool dir = S_ISDIR(seen.st_mode);
 	/* O_NONBLOCK: an entry swapped for a FIFO after the stat must not block the open */
@@ -306,6 +318,11 @@ static void digest_of(const walk *w, trust_tree_info *out)
 		if (e->type == 'l') {
 			cleanup_free char *ht = hex_of(e->target, strlen(e->target));
 			line = xasprintf("l %s - - - - - %s -\n", hp, ht);
+		} else if (e->type == 'w') {
+			line = xasprintf("w %s - - - - - - -\n", hp);
+		} else if (e->type == 'p') {
+			line = xasprintf("p %s %o %u %u - - - -\n", hp, (unsigned)(e->st.st_mode & 07777),
+					 (unsigned)e->st.st_uid, (unsigned)e->st.st_gid);
 		} else {
 			char size[32] = "-";
 			if (e->type == 'f')

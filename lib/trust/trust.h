@@ -147,11 +147,14 @@ int trust_check_boot(const char *kernel, const char *initrd, const char *rootdis
  * verification (a verdict in trust_state_dir(), see docs/security.md);
  * CHECKSUM_MISMATCH names the tree. *checked as for trust_check_boot. */
 int trust_check_tree(const char *dir, bool *checked, silo_error *err);
+/* The same for several directories at once (one manifest check): each must be a
+ * tree of "trees" or a layer of an image ("oci"."layers" with its "tree" digest). */
+int trust_check_trees(char *const *dirs, size_t n, bool *checked, silo_error *err);
 
 /* Tree digest: SHA-256 over a canonical listing of every entry (path, type,
  * permission bits, owner, size, content SHA-256 of files, symlink targets,
- * extended attributes of files and directories). Devices, FIFOs and sockets are
- * refused (INVALID_CONFIG naming the entry). */
+ * extended attributes of files and directories, overlayfs whiteouts and FIFOs).
+ * Other devices and sockets are refused (INVALID_CONFIG naming the entry). */
 typedef struct trust_tree_info {
 	char sha256[65];
 	uint64_t entries;                   /* files, directories and symlinks, the root included */

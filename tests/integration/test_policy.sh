@@ -95,8 +95,10 @@ check "the applied pids limit reaches the sandbox's cgroup (host side: ${h_pm:-n
 # -- every operation: paths and operations
 r=$(exec_json "$A" '{"argv":["pwd"],"cwd":"/tmp"}' | ndjson_out)
 check "exec with cwd /tmp is allowed" test "$r" = "/tmp||0"
-exec_json "$A" '{"argv":["pwd"]}' > /dev/null
-denied "exec without cwd runs in / and is checked as such" 'rule paths: exec with working directory "/" is outside'
+r=$(exec_json "$A" '{"argv":["pwd"]}' | ndjson_out)
+check "exec without cwd runs in the spec's workdir (/tmp) and is checked as such" test "$r" = "/tmp||0"
+exec_json "$A" '{"argv":["pwd"],"cwd":"/"}' > /dev/null
+denied "exec with cwd / is checked against the paths" 'rule paths: exec with working directory "/" is outside'
 r=$(exec_json "$A" '{"argv":["pwd"],"cwd":"/workspace/"}' | ndjson_out)
 check "exec with cwd under an allowed path reaches the agent" test "$(status)" = 200
 exec_json "$A" '{"argv":["cat","/etc/passwd"],"cwd":"/"}' > /dev/null

@@ -35,7 +35,9 @@ TEST(namespace_sandbox_through_the_public_api)
 	if (geteuid() != 0)
 		SKIP("needs root for the namespace provider");
 	silo_error err;
-	const char *doc = "[vm]\nname = \"api-test\"\nprovider = \"namespace\"\n[sandbox.env]\nGREETING = \"hello\"\n";
+	/* a workdir that does not exist yet: made when the sandbox is ready */
+	const char *doc = "[vm]\nname = \"api-test\"\nprovider = \"namespace\"\n[sandbox]\nworkdir = \"/work/api\"\n"
+			  "[sandbox.env]\nGREETING = \"hello\"\n";
 	silo_spec *spec = silo_spec_parse(doc, strlen(doc), &err);
 	REQUIRE(spec);
 	REQUIRE(silo_spec_set_env(spec, "WHO", "api", &err) == 0);
@@ -47,14 +49,21 @@ TEST(namespace_sandbox_through_the_public_api)
 	CHECK_STR_EQ(silo_sandbox_provider(sb), "namespace");
 	CHECK(strncmp(silo_sandbox_id(sb), "sb-", 3) == 0);
 	out o = {.mu = PTHREAD_MUTEX_INITIALIZER};
-	const char *argv[] = {"sh", "-c", "echo \"$GREETING $WHO $EXTRA\"; exit 7", NULL};
+	const char *argv[] = {"sh", "-c", "echo \"$GREETING $WHO $EXTRA $(pwd)\"; exit 7", NULL};
 	const char *env[] = {"EXTRA=call", NULL};
 	silo_exec_opts eo = {.argv = argv, .env = env, .on_output = on_output, .userdata = &o};
 	silo_exec_result res;
 	REQUIRE(silo_sandbox_exec(sb, &eo, &res, &err) == 0);
 	CHECK_INT_EQ(res.exit_code, 7);
 	o.buf[o.n] = '\0';
-	CHECK_STR_EQ(o.buf, "hello api call\n");
+	CHECK_STR_EQ(o.buf, "hello api call /work/api\n");
+	/* the call's env and cwd win over the spec's */
+	const char *env2[] = {"GREETING=mine", NULL};
+	silo_exec_opts eo2 = {.argv = argv, .env = env2, .cwd = "/tmp", .on_output = on_output, .userdata = &o};
+	o.n = 0;
+	REQUIRE(silo_sandbox_exec(sb, &eo2, &res, &err) == 0);
+	o.buf[o.n] = '\0';
+	CHECK_STR_EQ(o.buf, "mine api  /tmp\n");
 	REQUIRE(silo_sandbox_write_file(sb, "/tmp/f.txt", "payload", 7, 0600, &err) == 0);
 	char *back;
 	size_t len;
