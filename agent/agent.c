@@ -1401,12 +1401,12 @@ int main(int argc, char **argv)
 		int n = 0;
 		uint64_t now = now_ns();
 		int timeout_ms = -1;
-		if (G.device && G.conn < 0 && G.reopen_at_ns) {
-			if (now >= G.reopen_at_ns)
-				try_open_device();
-			else
-				timeout_ms = (int)((G.reopen_at_ns - now) / 1000000ull) + 1;
-		}
+		if (G.device && G.conn < 0 && G.reopen_at_ns && now >= G.reopen_at_ns)
+			try_open_device();
+		/* Still closed (the host is not connected yet): wake up for the next try,
+		 * or a host that reconnects later is never seen. */
+		if (G.device && G.conn < 0 && G.reopen_at_ns)
+			timeout_ms = G.reopen_at_ns > now ? (int)((G.reopen_at_ns - now) / 1000000ull) + 1 : 0;
 		pfd[n] = (struct pollfd){.fd = G.sfd, .events = POLLIN};
 		owner[n] = NULL, which[n++] = 0;
 		int conn_idx = -1;
