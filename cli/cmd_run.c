@@ -40,15 +40,7 @@ static void on_sig(int s)
 
 static void usage(FILE *f)
 {
-	fputs("usage: silo run [--provider P] [--isolation vm|any] [--spec FILE] [--image NAME] [-e K=V]...\n"
-	      "                [-w DIR] [--secret K[=V]]... [--secret-file K=PATH]...\n"
-	      "                [--timeout S] [--memory MB] [--cpus N] [--json] [--time] -- CMD [ARG]...\n"
-	      "  --isolation vm     refuse to fall back to the namespace provider (shared host kernel)\n"
-	      "                     when no VM provider is available (default any: fall back, with a warning)\n"
-	      "  --secret K=V       an environment variable whose value is never written or shown\n"
-	      "  --secret K         marks -e K=V secret; without one, takes $K here (off the command line)\n"
-	      "  --secret-file K=P  the same, read from the file P (one trailing newline dropped)\n",
-	      f);
+	cli_help("run", f);
 }
 
 static int out_errno;   /* writing the command's output failed: the command is killed */
