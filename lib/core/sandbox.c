@@ -335,6 +335,12 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 		return -1;
 	}
 	sb->ready_ns = now_mono_ns() - t0;
+	if (sb->spec.workdir && strcmp(sb->spec.workdir, "/") != 0) {
+		/* [sandbox] workdir exists from the start (mkdir -p; an image may lack it) */
+		silo_error we = {0};
+		if (chan_mkdir(sb->ch, sb->spec.workdir, 0755, true, &we) < 0)
+			log_warn("%s: workdir %s: %s", sb->id, sb->spec.workdir, we.message);
+	}
 	sandbox_set_state(sb, SB_RUNNING, "agent ready");
 	*out = sb;
 	return 0;
