@@ -84,6 +84,34 @@ static uint64_t ms_since(uint64_t t0)
 	return (now_mono_ns() - t0) / 1000000;
 }
 
+/* --time and the --timeout message: the same with and without silod. A status
+ * < 0 prints the times only. */
+static int report_run(const run_report *r, uint64_t total_ms, bool timing, bool json, unsigned long timeout_s,
+		      int status)
+{
+	if (timing) {
+		if (json)
+			fprintf(stderr,
+				"{\"sandbox\":\"%s\",\"spawn_ms\":%llu,\"ready_ms\":%llu,\"exec_ms\":%llu,"
+				"\"destroy_ms\":%llu,\"total_ms\":%llu}\n",
+				r->id, (unsigned long long)r->spawn_ms, (unsigned long long)r->ready_ms,
+				(unsigned long long)r->exec_ms, (unsigned long long)r->destroy_ms,
+				(unsigned long long)total_ms);
+		else
+			fprintf(stderr, "silo: time: spawn %llu ms, ready %llu ms, exec %llu ms, destroy %llu ms, total %llu ms\n",
+				(unsigned long long)r->spawn_ms, (unsigned long long)r->ready_ms,
+				(unsigned long long)r->exec_ms, (unsigned long long)r->destroy_ms,
+				(unsigned long long)total_ms);
+	}
+	if (r->timed_out && status >= 0) {
+		silo_error e;
+		silo_fail_vm(&e, SILO_ERR_TIMEOUT, 0, r->id, "command killed after --timeout %lu s", timeout_s);
+		cli_error(&e, json);
+		return 124;
+	}
+	return status;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -300,7 +328,11 @@ int cmd_run(int argc, char **argv)
 				in_len += (size_t)r;
 			}
 		}
-		rc = daemon_run(toml, cmd, xenv, cwd, in, in_len, (uint32_t)(timeout_s * 1000), json);
+		run_report rr;
+		uint64_t t_run = now_mono_ns();
+		rc = daemon_run(toml, cmd, xenv, cwd, in, in_len, (uint32_t)(timeout_s * 1000), json, &rr);
+		if (rr.id[0])
+			rc = report_run(&rr, ms_since(t_run), timing, json, timeout_s, rc);
 		explicit_bzero(toml, strlen(toml));
 		free(toml);
 		goto out;
@@ -409,20 +441,10 @@ int cmd_run(int argc, char **argv)
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	sigaction(SIGPIPE, &old_pipe, NULL);
-	if (timing) {
-		if (json)
-			fprintf(stderr,
-				"{\"sandbox\":\"%s\",\"spawn_ms\":%llu,\"ready_ms\":%llu,\"exec_ms\":%llu,"
-				"\"destroy_ms\":%llu,\"total_ms\":%llu}\n",
-				id, (unsigned long long)spawn_ms, (unsigned long long)ready_ms,
-				(unsigned long long)exec_ms, (unsigned long long)destroy_ms,
-				(unsigned long long)ms_since(t0));
-		else
-			fprintf(stderr, "silo: time: spawn %llu ms, ready %llu ms, exec %llu ms, destroy %llu ms, total %llu ms\n",
-				(unsigned long long)spawn_ms, (unsigned long long)ready_ms,
-				(unsigned long long)exec_ms, (unsigned long long)destroy_ms,
-				(unsigned long long)ms_since(t0));
-	}
+	run_report rr = {.spawn_ms = spawn_ms, .ready_ms = ready_ms, .exec_ms = exec_ms, .destroy_ms = destroy_ms,
+			 .timed_out = !exec_failed && res.timed_out};
+	snprintf(rr.id, sizeof rr.id, "%s", id);
+	report_run(&rr, ms_since(t0), timing, json, timeout_s, -1);   /* --time; the timeout below */
 	if (drc < 0 || !rep.host_clean) {
 		if (drc == 0)
 			silo_fail_vm(&derr, SILO_ERR_CLEANUP_FAILED, 0, id, "residue after destroy");
@@ -446,12 +468,7 @@ int cmd_run(int argc, char **argv)
 		rc = cli_error(&err, json);
 		goto out;
 	}
-	if (res.timed_out) {
-		fprintf(stderr, "silo: TIMEOUT [%s]: command killed after --timeout %lu s\n", id, timeout_s);
-		rc = 124;
-		goto out;
-	}
-	rc = status;
+	rc = report_run(&rr, 0, false, json, timeout_s, status);
 out:
 	if (daemon)
 		strv_free(xenv);

@@ -98,7 +98,7 @@ static const char u_run[] =
 	"  --secret K[=V]     secret environment variable; K alone marks -e K=V or takes $K\n"
 	"  --secret-file K=P  the same, read from the file P (one trailing newline dropped)\n"
 	"  --time             print spawn/ready/exec/destroy times on stderr\n"
-	"  --json             errors (and --time) as JSON on stderr\n";
+	"  --json             errors as a JSON object on stdout; --time as JSON on stderr\n";
 static const char u_config[] = "silo config validate|format|default ...\n"
 			       "  validate FILE...   check specs (exit 125 with line:col: field on error)\n"
 			       "  format FILE        print the canonical form\n"
