@@ -795,8 +795,13 @@ int cmd_cp(int argc, char **argv)
 	free(ep);
 	if (dremote) {
 		int fd = strcmp(args[0], "-") ? open(args[0], O_RDONLY | O_CLOEXEC) : 0;
+		struct stat st;
 		if (fd < 0) {
 			silo_fail(&err, SILO_ERR_IO_ERROR, errno, "open %s: %s", args[0], strerror(errno));
+			rc = cli_error(&err, json);
+		} else if (fd > 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+			close(fd);
+			silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "cp: %s is a directory (cp copies one file)", args[0]);
 			rc = cli_error(&err, json);
 		} else {
 			if (api_stream(cl, "PUT", path, "application/octet-stream", NULL, 0, fd, NULL, NULL, &err) < 0)

@@ -97,6 +97,7 @@ struct manager {
 	subscriber *subs;
 	int next_sub;
 	uint64_t ev_seq;
+	uint64_t ev_reserved;         /* seqs up to this are recorded in STATE/events.seq */
 
 	pthread_t monitor;
 	bool monitor_running;
@@ -181,6 +182,47 @@ json_t *mgr_event_json(const mgr_event *ev)
 
 /* ---- events ---- */
 
+/* Event sequence numbers keep growing across restarts (kill -9 included):
+ * STATE/events.seq holds a high-water mark reserved in blocks before any seq
+ * below it is handed out; the next manager starts there. Under ev_lock. */
+#define EV_SEQ_BLOCK 4096
+
+static void seq_reserve(manager *m, uint64_t upto)
+{
+	char path[PATH_MAX], text[32];
+	snprintf(path, sizeof path, "%s/events.seq", m->state_dir);
+	int n = snprintf(text, sizeof text, "%" PRIu64 "\n", upto);
+	silo_error err;
+	if (write_file_atomic(path, text, (size_t)n, 0600, &err) < 0)
+		log_warn("events: %s (sequence numbers may repeat after a restart)", err.message);
+	m->ev_reserved = upto;   /* not retried on every event if the disk is full */
+}
+
+static void seq_load(manager *m)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/events.seq", m->state_dir);
+	char *text = NULL;
+	size_t len;
+	silo_error err;
+	if (read_file(path, 64, &text, &len, &err) == 0) {
+		char *end;
+		unsigned long long v = strtoull(text, &end, 10);
+		if (end != text && (*end == '\n' || !*end))
+			m->ev_seq = v;
+	}
+	free(text);
+	m->ev_reserved = m->ev_seq;
+}
+
+static uint64_t next_seq(manager *m)
+{
+	uint64_t s = ++m->ev_seq;
+	if (s > m->ev_reserved)
+		seq_reserve(m, s + EV_SEQ_BLOCK);
+	return s;
+}
+
 static void emit(manager *m, mgr_event_type type, const char *id, const char *prev, const char *state,
 		 const char *code, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 
@@ -199,7 +241,7 @@ static void emit(manager *m, mgr_event_type type, const char *id, const char *pr
 		va_end(ap);
 	}
 	pthread_mutex_lock(&m->ev_lock);
-	ev.seq = ++m->ev_seq;
+	ev.seq = next_seq(m);
 	for (subscriber *s = m->subs; s; s = s->next)
 		s->cb(s->ud, &ev);
 	pthread_mutex_unlock(&m->ev_lock);
@@ -222,7 +264,7 @@ void manager_emit(manager *m, mgr_event_type type, const char *sandbox_id, const
 	if (type == MGR_EV_HEALTH_WARNING)
 		metrics_inc(m->met, M_HEALTH_WARNINGS_TOTAL, 1);
 	pthread_mutex_lock(&m->ev_lock);
-	ev.seq = ++m->ev_seq;
+	ev.seq = next_seq(m);
 	for (subscriber *s = m->subs; s; s = s->next)
 		s->cb(s->ud, &ev);
 	pthread_mutex_unlock(&m->ev_lock);
@@ -332,15 +374,26 @@ static void unlink_entry(manager *m, mentry *e)
 		unref(m, e);
 }
 
-/* Look up a live sandbox, taking a reference. */
+/* Look up a live sandbox, taking a reference. A name that several live
+ * sandboxes share is refused as ambiguous (CONFLICT), naming them. */
 static mentry *get_entry(manager *m, const char *id, silo_error *err)
 {
 	pthread_mutex_lock(&m->lock);
 	mentry *e = find_locked(m, id);
 	if (e)
 		e->refs++;
+	char ids[256] = "";
+	size_t nid = 0, off = 0;
+	for (mentry *x = m->entries; !e && x; x = x->next)
+		if (!strcmp(x->name, id) && off < sizeof ids - 1) {
+			off += (size_t)snprintf(ids + off, sizeof ids - off, "%s%s", nid ? ", " : "", x->id);
+			nid++;
+		}
 	pthread_mutex_unlock(&m->lock);
-	if (!e)
+	if (!e && nid > 1)
+		silo_fail(err, SILO_ERR_CONFLICT, 0, "name '%s' is ambiguous: %zu live sandboxes have it (%s); use an id",
+			  id, nid, ids);
+	else if (!e)
 		silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, id, "no live sandbox with id or name '%s'", id);
 	return e;
 }
@@ -783,6 +836,7 @@ int manager_open(const manager_config *cfg, manager **out, silo_error *err)
 	if (audit_open(path, &m->audit, err) < 0)
 		goto fail;
 	probe_providers(m);
+	seq_load(m);
 	manager_audit(m, "silod", NULL, "manager-start", 0, NULL);
 	if (cfg->recover)
 		recover(m);
@@ -1467,8 +1521,11 @@ static void add_live(manager *m, const char *id, json_t *o)
 int manager_get_json(manager *m, const char *id, json_t **out, silo_error *err)
 {
 	char rid[SILO_ID_MAX];
-	if (manager_resolve(m, id, rid, err) < 0)
+	if (manager_resolve(m, id, rid, err) < 0) {
+		if (err->code == SILO_ERR_CONFLICT)
+			return -1;   /* a name several live sandboxes share */
 		snprintf(rid, sizeof rid, "%s", id);   /* not live: maybe a past one */
+	}
 	reg_sandbox r;
 	if (registry_get(m->reg, rid, &r, err) < 0)
 		return -1;
