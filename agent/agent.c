@@ -311,12 +311,12 @@ static void host_violation(const char *fmt, ...)
 	drop_connection("flow-control violation");
 }
 
-static void exec_failed(task *t, const char *argv0, struct child_err ce)
+static void exec_failed(task *t, const char *argv0, const char *cwd, struct child_err ce)
 {
 	static const char *const stage[] = {"?", "chdir", "setgid", "setuid", "exec", "pty"};
 	char msg[512];
 	int n = snprintf(msg, sizeof msg, "silo-agent: %s %s: %s\n", stage[ce.stage < 6 ? ce.stage : 0],
-			 ce.stage == 4 ? argv0 : "", strerror(ce.err));
+			 ce.stage == 4 ? argv0 : ce.stage == 1 && cwd ? cwd : "", strerror(ce.err));
 	size_t len = (size_t)(n < (int)sizeof msg ? n : (int)sizeof msg - 1);
 	if (!t->orphan && len <= t->credit) { /* always: the task's first output, < WIRE_MIN_WINDOW */
 		t->credit -= (uint32_t)len;
@@ -461,7 +461,7 @@ static void handle_exec(const wire_msg *m)
 	wire_msg st = {.type = WM_STARTED, .id = t->id, .present = WF_PID, .pid = (uint32_t)pid};
 	send_msg(&st);
 	if (n == (ssize_t)sizeof ce)
-		exec_failed(t, m->argv[0], ce);
+		exec_failed(t, m->argv[0], m->cwd, ce);
 	return;
 sys_fail: {
 	int e = errno;
@@ -1465,12 +1465,12 @@ int main(int argc, char **argv)
 		int n = 0;
 		uint64_t now = now_ns();
 		int timeout_ms = -1;
-		if (G.device && G.conn < 0 && G.reopen_at_ns) {
-			if (now >= G.reopen_at_ns)
-				try_open_device();
-			else
-				timeout_ms = (int)((G.reopen_at_ns - now) / 1000000ull) + 1;
-		}
+		if (G.device && G.conn < 0 && G.reopen_at_ns && now >= G.reopen_at_ns)
+			try_open_device();
+		/* Still closed (the host is not connected yet): wake up for the next try,
+		 * or a host that reconnects later is never seen. */
+		if (G.device && G.conn < 0 && G.reopen_at_ns)
+			timeout_ms = G.reopen_at_ns > now ? (int)((G.reopen_at_ns - now) / 1000000ull) + 1 : 0;
 		pfd[n] = (struct pollfd){.fd = G.sfd, .events = POLLIN};
 		owner[n] = NULL, which[n++] = 0;
 		int conn_idx = -1;

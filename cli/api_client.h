@@ -40,12 +40,20 @@ int api_get_json(api_client *c, const char *path, json_t **out, silo_error *err)
 void api_error_from_body(long status, const char *body, silo_error *err);
 /* Is a silod answering on the default target (socket present, /v1/health OK within 2 s)? */
 bool api_daemon_available(void);
+/* What `silo run` reports after the command (--time, the --timeout message),
+ * the same with and without silod. */
+typedef struct run_report {
+	char id[128];
+	uint64_t spawn_ms, ready_ms, exec_ms, destroy_ms;
+	bool timed_out;               /* the command was killed at --timeout */
+} run_report;
 /* `silo run` through silod: create a sandbox from hac.toml text, run argv in
  * it streaming stdout/stderr to ours (stdin_data, if any, is fed to it), then
  * delete the sandbox (also on SIGINT/SIGTERM). Returns the command's exit
- * status (128+signal if killed), or the CLI error status (125). */
+ * status (128+signal if killed), or the CLI error status (125); fills *rep.
+ * json: errors as JSON (the output stays the command's). */
 int daemon_run(const char *toml, char *const *argv, char *const *env, const char *cwd,
-	       const void *stdin_data, size_t stdin_len, uint32_t timeout_ms, bool json);
+	       const void *stdin_data, size_t stdin_len, uint32_t timeout_ms, bool json, run_report *rep);
 
 /* URL-encode s into a new string. */
 char *api_escape(const char *s);

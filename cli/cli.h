@@ -13,7 +13,16 @@ typedef struct cli_verb {
 	const char *name;
 	const char *summary;      /* one line for `silo help` */
 	int (*fn)(int argc, char **argv);   /* argv[0] is the verb */
+	/* `silo VERB --help` (exit 0): "silo VERB ARGS\n" then one line per option,
+	 * each "  -x, --long ARG   what it does" */
+	const char *usage;
+	unsigned flags;           /* CLI_VERB_* */
 } cli_verb;
+#define CLI_VERB_CMD 1u       /* takes a command (exec, run): --help after its first word is the command's */
+
+/* Print VERB's usage (from the verbs[] table) to f; -1 for an unknown verb. */
+#include <stdio.h>
+int cli_help(const char *verb, FILE *f);
 
 /* Print "silo: CODE [vm]: message" (or the JSON error body with --json) and
  * return the exit status for it (125). */

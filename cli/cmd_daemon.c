@@ -450,6 +450,7 @@ typedef struct exec_out {
 	bool json;
 	int exit_status;
 	bool got_exit;
+	bool timed_out;
 	silo_error err;
 	bool failed;
 	int write_errno;            /* writing our stdout/stderr failed: stop the stream */
@@ -508,6 +509,7 @@ static bool exec_line(exec_out *o, const char *line, size_t len)
 		o->got_exit = true;
 		int sig = (int)cli_jint(j, "signal");
 		o->exit_status = sig ? 128 + sig : (int)cli_jint(j, "exit_code");
+		o->timed_out = json_is_true(json_object_get(j, "timed_out"));
 	} else if (json_object_get(j, "error")) {
 		char *s = json_dumps(j, JSON_COMPACT);
 		api_error_from_body(500, s, &o->err);
@@ -665,8 +667,9 @@ static bool run_chunk(void *ud, const char *buf, size_t len)
 }
 
 int daemon_run(const char *toml, char *const *argv, char *const *env, const char *cwd,
-	       const void *stdin_data, size_t stdin_len, uint32_t timeout_ms, bool json)
+	       const void *stdin_data, size_t stdin_len, uint32_t timeout_ms, bool json, run_report *rep)
 {
+	memset(rep, 0, sizeof *rep);
 	api_client *cl;
 	int rc = connect_or_fail(&cl, json);
 	if (rc)
@@ -682,10 +685,19 @@ int daemon_run(const char *toml, char *const *argv, char *const *env, const char
 	}
 	json_t *o = json_loads(resp, 0, NULL);
 	free(resp);
-	char id[128];
-	snprintf(id, sizeof id, "%s", cli_jstr(o, "id"));
+	char *id = rep->id;
+	snprintf(rep->id, sizeof rep->id, "%s", cli_jstr(o, "id"));
 	warn_if_fell_back(o);
 	json_decref(o);
+	char path[256];
+	snprintf(path, sizeof path, "/v1/sandboxes/%s", id);
+	if (api_call(cl, "GET", path, NULL, NULL, 0, &resp, NULL, &err) == 0) {   /* its spawn/ready times */
+		o = json_loads(resp, 0, NULL);
+		rep->spawn_ms = (uint64_t)cli_jint(o, "spawn_ms");
+		rep->ready_ms = (uint64_t)cli_jint(o, "ready_ms");
+		json_decref(o);
+		free(resp);
+	}
 
 	struct sigaction sa = {.sa_handler = on_run_signal}, old_int, old_term;
 	sigemptyset(&sa.sa_mask);
@@ -722,9 +734,9 @@ int daemon_run(const char *toml, char *const *argv, char *const *env, const char
 	}
 	char *body = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
-	char path[256];
 	snprintf(path, sizeof path, "/v1/sandboxes/%s/exec", id);
-	exec_out eo = {.json = json};
+	exec_out eo = {.json = false};   /* the command's output as it is, as without silod */
+	uint64_t t_exec = now_mono_ns();
 	if (api_stream(cl, "POST", path, "application/json", body, strlen(body), -1, run_chunk, &eo, &err) < 0 &&
 	    !run_interrupted) {
 		rc = cli_error(&err, json);
@@ -732,7 +744,10 @@ int daemon_run(const char *toml, char *const *argv, char *const *env, const char
 		rc = 128 + run_interrupted;
 	} else {
 		rc = exec_status(&eo, json);
+		rep->timed_out = eo.timed_out;
 	}
+	rep->exec_ms = (now_mono_ns() - t_exec) / 1000000;
+	uint64_t t_destroy = now_mono_ns();
 	free(body);
 	free(eo.line);
 	free(eo.dec);
@@ -744,6 +759,7 @@ int daemon_run(const char *toml, char *const *argv, char *const *env, const char
 		if (!rc)
 			rc = r2;
 	}
+	rep->destroy_ms = (now_mono_ns() - t_destroy) / 1000000;
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	api_client_free(cl);
@@ -813,8 +829,13 @@ int cmd_cp(int argc, char **argv)
 	free(ep);
 	if (dremote) {
 		int fd = strcmp(args[0], "-") ? open(args[0], O_RDONLY | O_CLOEXEC) : 0;
+		struct stat st;
 		if (fd < 0) {
 			silo_fail(&err, SILO_ERR_IO_ERROR, errno, "open %s: %s", args[0], strerror(errno));
+			rc = cli_error(&err, json);
+		} else if (fd > 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+			close(fd);
+			silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "cp: %s is a directory (cp copies one file)", args[0]);
 			rc = cli_error(&err, json);
 		} else {
 			if (api_stream(cl, "PUT", path, "application/octet-stream", NULL, 0, fd, NULL, NULL, &err) < 0)

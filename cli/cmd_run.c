@@ -42,21 +42,7 @@ static void on_sig(int s)
 
 static void usage(FILE *f)
 {
-	fputs("usage: silo run [--provider P] [--isolation vm|any] [--spec FILE] [--image NAME] [-e K=V]...\n"
-	      "                [-w DIR] [--secret K[=V]]... [--secret-file K=PATH]...\n"
-	      "                [--timeout S] [--memory MB] [--cpus N] [--json] [--time]\n"
-	      "                [--network] [--egress ENTRY]... [--egress-hosts FILE] -- CMD [ARG]...\n"
-	      "  --isolation vm     refuse to fall back to the namespace provider (shared host kernel)\n"
-	      "                     when no VM provider is available (default any: fall back, with a warning)\n"
-	      "  --secret K=V       an environment variable whose value is never written or shown\n"
-	      "  --secret K         marks -e K=V secret; without one, takes $K here (off the command line)\n"
-	      "  --secret-file K=P  the same, read from the file P (one trailing newline dropped)\n"
-	      "  --network          give the sandbox a network; it reaches only what --egress allows\n"
-	      "  --egress ENTRY     allow a destination: NAME[:PORT], *.DOMAIN[:PORT], A.B.C.D[/N][:PORT]\n"
-	      "                     or * (anything public); implies --network (docs/network.md)\n"
-	      "  --egress-hosts F   names resolved from this hosts(5) file first (without silod; silod\n"
-	      "                     uses its own --egress-hosts)\n",
-	      f);
+	cli_help("run", f);
 }
 
 static int out_errno;   /* writing the command's output failed: the command is killed */
@@ -101,6 +87,34 @@ static void secrets_free(char **keys, char **vals, size_t n)
 static uint64_t ms_since(uint64_t t0)
 {
 	return (now_mono_ns() - t0) / 1000000;
+}
+
+/* --time and the --timeout message: the same with and without silod. A status
+ * < 0 prints the times only. */
+static int report_run(const run_report *r, uint64_t total_ms, bool timing, bool json, unsigned long timeout_s,
+		      int status)
+{
+	if (timing) {
+		if (json)
+			fprintf(stderr,
+				"{\"sandbox\":\"%s\",\"spawn_ms\":%llu,\"ready_ms\":%llu,\"exec_ms\":%llu,"
+				"\"destroy_ms\":%llu,\"total_ms\":%llu}\n",
+				r->id, (unsigned long long)r->spawn_ms, (unsigned long long)r->ready_ms,
+				(unsigned long long)r->exec_ms, (unsigned long long)r->destroy_ms,
+				(unsigned long long)total_ms);
+		else
+			fprintf(stderr, "silo: time: spawn %llu ms, ready %llu ms, exec %llu ms, destroy %llu ms, total %llu ms\n",
+				(unsigned long long)r->spawn_ms, (unsigned long long)r->ready_ms,
+				(unsigned long long)r->exec_ms, (unsigned long long)r->destroy_ms,
+				(unsigned long long)total_ms);
+	}
+	if (r->timed_out && status >= 0) {
+		silo_error e;
+		silo_fail_vm(&e, SILO_ERR_TIMEOUT, 0, r->id, "command killed after --timeout %lu s", timeout_s);
+		cli_error(&e, json);
+		return 124;
+	}
+	return status;
 }
 
 int cmd_run(int argc, char **argv)
@@ -179,9 +193,12 @@ int cmd_run(int argc, char **argv)
 			unsigned long v = strtoul(optarg, &end, 10);
 			const char *name = c == 't' ? "--timeout" : c == 'm' ? "--memory" : "--cpus";
 			unsigned long max = c == 't' ? 86400 * 365 : c == 'm' ? 65536 : 64;
-			if (errno || !end || *end || !*optarg || optarg[0] == '-' || v > max || (c != 't' && v == 0)) {
-				silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "%s: expected an integer in %d..%lu, got \"%s\"",
-					  name, c == 't' ? 0 : 1, max, optarg);
+			/* memory: the spec's minimum (hac.toml resources.memory_mb; kvm test payloads go lower) */
+			bool kvm = provider && !strcmp(provider, "kvm");
+			unsigned long min = c == 't' ? 0 : c == 'm' ? (kvm ? 16 : 128) : 1;
+			if (errno || !end || *end || !*optarg || optarg[0] == '-' || v > max || v < min) {
+				silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "%s: expected an integer in %lu..%lu, got \"%s\"",
+					  name, min, max, optarg);
 				strv_free(env);
 				return cli_error(&err, json);
 			}
@@ -352,7 +369,11 @@ int cmd_run(int argc, char **argv)
 				in_len += (size_t)r;
 			}
 		}
-		rc = daemon_run(toml, cmd, xenv, cwd, in, in_len, (uint32_t)(timeout_s * 1000), json);
+		run_report rr;
+		uint64_t t_run = now_mono_ns();
+		rc = daemon_run(toml, cmd, xenv, cwd, in, in_len, (uint32_t)(timeout_s * 1000), json, &rr);
+		if (rr.id[0])
+			rc = report_run(&rr, ms_since(t_run), timing, json, timeout_s, rc);
 		explicit_bzero(toml, strlen(toml));
 		free(toml);
 		goto out;
@@ -462,20 +483,10 @@ int cmd_run(int argc, char **argv)
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	sigaction(SIGPIPE, &old_pipe, NULL);
-	if (timing) {
-		if (json)
-			fprintf(stderr,
-				"{\"sandbox\":\"%s\",\"spawn_ms\":%llu,\"ready_ms\":%llu,\"exec_ms\":%llu,"
-				"\"destroy_ms\":%llu,\"total_ms\":%llu}\n",
-				id, (unsigned long long)spawn_ms, (unsigned long long)ready_ms,
-				(unsigned long long)exec_ms, (unsigned long long)destroy_ms,
-				(unsigned long long)ms_since(t0));
-		else
-			fprintf(stderr, "silo: time: spawn %llu ms, ready %llu ms, exec %llu ms, destroy %llu ms, total %llu ms\n",
-				(unsigned long long)spawn_ms, (unsigned long long)ready_ms,
-				(unsigned long long)exec_ms, (unsigned long long)destroy_ms,
-				(unsigned long long)ms_since(t0));
-	}
+	run_report rr = {.spawn_ms = spawn_ms, .ready_ms = ready_ms, .exec_ms = exec_ms, .destroy_ms = destroy_ms,
+			 .timed_out = !exec_failed && res.timed_out};
+	snprintf(rr.id, sizeof rr.id, "%s", id);
+	report_run(&rr, ms_since(t0), timing, json, timeout_s, -1);   /* --time; the timeout below */
 	if (drc < 0 || !rep.host_clean) {
 		if (drc == 0)
 			silo_fail_vm(&derr, SILO_ERR_CLEANUP_FAILED, 0, id, "residue after destroy");
@@ -499,12 +510,7 @@ int cmd_run(int argc, char **argv)
 		rc = cli_error(&err, json);
 		goto out;
 	}
-	if (res.timed_out) {
-		fprintf(stderr, "silo: TIMEOUT [%s]: command killed after --timeout %lu s\n", id, timeout_s);
-		rc = 124;
-		goto out;
-	}
-	rc = status;
+	rc = report_run(&rr, 0, false, json, timeout_s, status);
 out:
 	strv_free(image_cmd);
 	if (daemon)

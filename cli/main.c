@@ -2,6 +2,7 @@
  * silo: command-line interface. Verbs are rows of one table.
  */
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,37 +11,215 @@
 
 static int cmd_help(int argc, char **argv);
 
+/* `silo VERB --help`: each verb's usage, one line per option (tests/integration/test_cli_help.sh). */
+static const char u_help[] = "silo help\n";
+static const char u_version[] = "silo version\n";
+#define LIST_OPTS \
+	"  -a, --all          include terminated and error sandboxes\n" \
+	"  --state S          only sandboxes in state S (running, paused, error, terminated, all)\n" \
+	"  --provider P       only sandboxes of provider P\n" \
+	"  --name PREFIX      only sandboxes whose name starts with PREFIX\n" \
+	"  --meta K=V         only sandboxes with metadata K=V\n" \
+	"  --json             print JSON\n"
+static const char u_ps[] = "silo ps [OPTIONS]\n" LIST_OPTS;
+static const char u_top[] = "silo top [OPTIONS]   (also: silo stats)\n" LIST_OPTS;
+static const char u_inspect[] = "silo inspect ID\n"
+				"  --json             print the JSON document (default)\n";
+static const char u_create[] =
+	"silo create [-f hac.toml | OPTIONS]   prints the new sandbox id\n"
+	"  -f, --file FILE    the spec (hac.toml, docs/hac-toml.md); excludes the options below\n"
+	"  --provider P       kvm, qemu or namespace (default: the first available)\n"
+	"  --name N           a name, unique among live sandboxes\n"
+	"  --image NAME       guest image (silo image ls)\n"
+	"  --vcpus N          virtual CPUs\n"
+	"  --memory MB        memory in MiB (128..65536)\n"
+	"  --timeout S        lifetime in seconds; the sandbox is destroyed after it\n"
+	"  -e, --env K=V      environment variable for every exec (repeatable)\n"
+	"  --meta K=V         metadata (repeatable)\n"
+	"  --isolation vm|any  vm: refuse to fall back to the namespace provider\n"
+	"  --secret K[=V]     secret environment variable, never written or shown (repeatable)\n"
+	"  --secret-file K=PATH  the same, read from PATH\n"
+	"  -w, --workdir DIR  default working directory of every exec (created if missing)\n"
+	"  -u, --user U       default user of every exec: uid[:gid] or name[:group]\n"
+	"  --network          give the sandbox a network; it reaches only what --egress allows\n"
+	"  --egress ENTRY     allow a destination (NAME[:PORT], *.DOMAIN, A.B.C.D[/N][:PORT], *); implies --network\n"
+	"  --publish P[=A]    forward guest port P to 127.0.0.1:PORT or a unix socket path (repeatable)\n"
+	"  --json             print the JSON reply\n";
+static const char u_exec[] =
+	"silo exec [OPTIONS] ID -- CMD [ARG...]   exits with CMD's status\n"
+	"  -i                 forward stdin to the command\n"
+	"  -e K=V             environment variable (repeatable)\n"
+	"  -w DIR             working directory\n"
+	"  --timeout-ms N     kill the command after N ms\n"
+	"  --json             print the NDJSON stream instead of the output\n";
+static const char u_cp[] =
+	"silo cp [OPTIONS] SRC DST   one of SRC, DST is ID:/path; - is stdin/stdout\n"
+	"  --mode OCTAL       mode of a file written into the sandbox (default 0644)\n"
+	"  --json             errors as JSON\n";
+static const char u_rm[] = "silo rm [OPTIONS] ID...\n"
+			   "  --grace-ms N       time the sandbox gets to stop before it is killed\n"
+			   "  --json             print JSON\n";
+static const char u_logs[] = "silo logs ID\n"
+			     "  --tail BYTES       only the last BYTES of the log\n"
+			     "  --json             print JSON\n";
+static const char u_events[] = "silo events [OPTIONS]   streams until interrupted\n"
+			       "  --sandbox ID       only events of one sandbox\n"
+			       "  --types T,T        only these event types\n"
+			       "  --count N          stop after N events\n"
+			       "  --json             one JSON object per line\n";
+static const char u_audit[] = "silo audit verify [FILE]   (default FILE: $SILO_STATE_DIR/audit.jsonl)\n"
+			      "  --json             print JSON\n";
+static const char u_image[] =
+	"silo image build|add-tree|ls|verify|rm|import|inspect|gc ...\n"
+	"  build NAME         build an image (base, python, namespace)\n"
+	"  add-tree NAME DIR  record a directory tree (a namespace boot.rootfs)\n"
+	"  ls                 list images and trees\n"
+	"  verify NAME        check an image's sizes and SHA-256, or a tree's digest\n"
+	"  rm NAME            remove an image\n"
+	"  import SOURCE --name NAME   import an OCI layout, OCI/docker archive or rootfs tarball\n"
+	"  inspect NAME       show an image, its layers and sandbox defaults (JSON)\n"
+	"  gc                 remove layers no image uses\n"
+	"  --force            rebuild or overwrite\n"
+	"  --sign KEY         (build, add-tree) sign the manifest afterwards\n"
+	"  --expires D        (with --sign) signature expiry\n"
+	"  --name NAME        (import) the image name\n"
+	"  --format F         (import) auto, oci, docker or rootfs\n"
+	"  --ref REF          (import) the image reference inside an OCI layout\n"
+	"  --max-size BYTES   (import) bound on the unpacked size (K, M, G, T suffixes)\n"
+	"  --max-entries N    (import) bound on the number of files\n"
+	"  --skip-devices     (import) leave device nodes out\n"
+	"  --json             print JSON\n";
+static const char u_run[] =
+	"silo run [OPTIONS] -- CMD [ARG...]   create, run CMD, destroy; exits with CMD's status\n"
+	"  -p, --provider P   kvm, qemu or namespace\n"
+	"  --isolation vm|any  vm: refuse to fall back to the namespace provider (shared host kernel)\n"
+	"  -f, --spec FILE    a hac.toml spec\n"
+	"  -i, --image NAME   guest image\n"
+	"  -e, --env K=V      environment variable (repeatable)\n"
+	"  -w, --workdir DIR  working directory\n"
+	"  -t, --timeout S    kill the command after S seconds: exit 124 and a TIMEOUT message\n"
+	"  -m, --memory MB    memory in MiB (128..65536)\n"
+	"  -c, --cpus N       virtual CPUs (1..64)\n"
+	"  --secret K[=V]     secret environment variable; K alone marks -e K=V or takes $K\n"
+	"  --secret-file K=P  the same, read from the file P (one trailing newline dropped)\n"
+	"  --network          give the sandbox a network; it reaches only what --egress allows\n"
+	"  --egress ENTRY     allow a destination (NAME[:PORT], *.DOMAIN, A.B.C.D[/N][:PORT], *); implies --network\n"
+	"  --egress-hosts F   resolve names from this hosts(5) file first (without silod)\n"
+	"  --time             print spawn/ready/exec/destroy times on stderr\n"
+	"  --json             errors as a JSON object on stdout; --time as JSON on stderr\n";
+static const char u_config[] = "silo config validate|format|default ...\n"
+			       "  validate FILE...   check specs (exit 125 with line:col: field on error)\n"
+			       "  format FILE        print the canonical form\n"
+			       "  default PROVIDER   print a default spec (kvm, qemu or namespace)\n"
+			       "  --capacity         (validate) also check against this host's capacity\n"
+			       "  --write            (format) rewrite FILE in place\n"
+			       "  --json             (validate) print JSON\n";
+static const char u_deploy[] =
+	"silo deploy NAME [OPTIONS]   deploy agents/NAME.toml\n"
+	"  --team T           the team it is accounted to\n"
+	"  --restart R        never, on-failure or always\n"
+	"  --set KEY=VALUE    override a spec field (repeatable)\n"
+	"  -f, --file SPEC    the spec (default agents/NAME.toml)\n"
+	"  --wait SECONDS     wait until it runs\n"
+	"  --bundle FILE      the agent bundle\n"
+	"  --bundle-sig SIG   the bundle's signature\n"
+	"  --json             print JSON\n";
+static const char u_undeploy[] = "silo undeploy NAME...\n"
+				 "  --grace SECONDS    time to stop (0..600)\n"
+				 "  --json             print JSON\n";
+static const char u_deployments[] = "silo deployments\n"
+				    "  --json             print JSON\n";
+static const char u_usage[] = "silo usage\n"
+			      "  --json             print JSON\n";
+static const char u_snapshot[] =
+	"silo snapshot ID [OPTIONS] | ls | inspect SNAP | rm SNAP... | gc | tag SNAP +T|-T...\n"
+	"  --tag T            (ID) tag the snapshot (repeatable)\n"
+	"  --keep-paused      (ID) leave the sandbox paused afterwards\n"
+	"  --ttl S            (ID) the snapshot expires after S seconds\n"
+	"  --verify           (inspect) verify the snapshot's files\n"
+	"  -f, --force        (rm) remove even if in use\n"
+	"  --max-age S        (gc) remove snapshots older than S seconds\n"
+	"  --json             print JSON\n";
+static const char u_snapshots[] = "silo snapshots\n"
+				  "  --json             print JSON\n";
+static const char u_restore[] = "silo restore SNAP   (a snapshot id or tag)\n"
+				"  --json             print JSON\n";
+static const char u_fork[] = "silo fork ID -n N\n"
+			     "  -n N               number of copies\n"
+			     "  --json             print JSON\n";
+static const char u_pause[] = "silo pause ID...\n"
+			      "  --json             print JSON\n";
+static const char u_resume[] = "silo resume ID...\n"
+			       "  --json             print JSON\n";
+static const char u_trust[] =
+	"silo trust keygen|add-key|list|rm-key|sign|verify|verify-bundle|check-boot ...\n"
+	"  keygen -p PUB -s SEC          new key pair (minisign format)\n"
+	"  add-key PUB                   trust a public key\n"
+	"  list                          trusted keys\n"
+	"  rm-key KEYID                  stop trusting a key\n"
+	"  sign [FILE]                   write FILE.minisig (default FILE: the image manifest)\n"
+	"  verify [FILE]                 check FILE.minisig against the keyring\n"
+	"  verify-bundle FILE            check an agent/plugin bundle\n"
+	"  check-boot                    the signed-manifest check run before every boot\n"
+	"  -p PUB                        (keygen, verify) public key file\n"
+	"  -s SEC                        (keygen, sign) secret key file\n"
+	"  -t COMMENT                    (sign) trusted comment\n"
+	"  -l                            (sign) legacy signature\n"
+	"  -x SIG                        (sign, verify) signature file\n"
+	"  --version N                   (sign) manifest version\n"
+	"  --expires D                   (sign) expiry: 90d, 12h, 30m, 45s or a date\n"
+	"  --manifest                    (sign) FILE is a manifest\n"
+	"  --password-file F             (sign) the secret key's password\n"
+	"  --image NAME                  (check-boot) the image to check\n"
+	"  --json                        (list) print JSON\n";
+static const char u_token[] =
+	"silo token create --file FILE --name NAME [OPTIONS]   prints the secret once\n"
+	"  --file FILE        the tokens file (created 0600; silod --tokens-file)\n"
+	"  --name NAME        the token's name\n"
+	"  --operations LIST  create, delete, exec, file_read, file_write, inspect, list, events, metrics\n"
+	"  --providers LIST   providers it may use\n"
+	"  --sandbox-ids LIST  sandboxes it may touch\n"
+	"  --name-prefixes LIST  sandbox name prefixes it may use\n"
+	"  --max-sandboxes N  bound on its live sandboxes\n"
+	"  --policy NAME      the policy applied to its sandboxes\n";
+
+static const char u_port[] = "silo port ID [PORT [OPTIONS]]   list forwards, or forward guest port PORT to this host\n"
+			     "  --listen ADDR:PORT  listen on this TCP address (default 127.0.0.1, a free port)\n"
+			     "  --unix PATH        listen on a unix socket instead\n"
+			     "  --rm               remove the forward\n"
+			     "  --json             print JSON\n";
+
 static const cli_verb verbs[] = {
-	{"help", "show this help", cmd_help},
-	{"version", "print the silo version", cmd_version},
-	{"ps", "list sandboxes known to silod", cmd_ps},
-	{"inspect", "show one sandbox (JSON)", cmd_inspect},
-	{"create", "create a sandbox through silod (-f hac.toml or options)", cmd_create},
-	{"spawn", "same as create", cmd_create},
-	{"exec", "run a command in a sandbox through silod", cmd_exec},
-	{"cp", "copy a file into or out of a sandbox (ID:/path)", cmd_cp},
-	{"rm", "terminate and remove sandboxes", cmd_rm},
-	{"logs", "state history and logs of a sandbox", cmd_logs},
-	{"events", "stream silod events", cmd_events},
-	{"top", "per-sandbox CPU, memory and channel bytes", cmd_top},
-	{"stats", "same as top", cmd_top},
-	{"audit", "verify the audit log (audit verify [FILE])", cmd_audit},
-	{"image", "build, import, list and remove guest images (image build|import|ls|inspect|verify|rm|gc)", cmd_image},
-	{"run", "run a command in a fresh sandbox, then destroy it (run -- CMD...)", cmd_run},
-	{"config", "validate, format or print default hac.toml specs", cmd_config},
-	{"deploy", "deploy a named agent (agents/NAME.toml) that keeps running", cmd_deploy},
-	{"undeploy", "stop a deployed agent and forget it (undeploy NAME [--grace S])", cmd_undeploy},
-	{"deployments", "list deployed agents", cmd_deployments},
-	{"usage", "usage, cost and budget per team and agent", cmd_usage},
-	{"snapshot", "snapshot a sandbox (snapshot ID [--tag T]), or snapshot ls|inspect|rm|gc|tag", cmd_snapshot},
-	{"snapshots", "list snapshots", cmd_snapshots},
-	{"restore", "restore a snapshot (id or tag) into a new sandbox", cmd_restore},
-	{"fork", "N copy-on-write copies of a running sandbox (fork ID -n N)", cmd_fork},
-	{"pause", "pause (freeze) sandboxes", cmd_pause},
-	{"resume", "resume paused sandboxes", cmd_resume},
-	{"trust", "keyring and signatures (trust keygen|add-key|list|sign|verify|verify-bundle|check-boot)", cmd_trust},
-	{"token", "add a scoped API token to a silod tokens file (token create)", cmd_token},
-	{"port", "forward a sandbox port to this host (port ID PORT [--listen A:P|--unix PATH|--rm])", cmd_port},
+	{"help", "show this help", cmd_help, u_help},
+	{"version", "print the silo version", cmd_version, u_version},
+	{"ps", "list sandboxes known to silod", cmd_ps, u_ps},
+	{"inspect", "show one sandbox (JSON)", cmd_inspect, u_inspect},
+	{"create", "create a sandbox through silod (-f hac.toml or options)", cmd_create, u_create},
+	{"spawn", "same as create", cmd_create, u_create},
+	{"exec", "run a command in a sandbox through silod", cmd_exec, u_exec, CLI_VERB_CMD},
+	{"cp", "copy a file into or out of a sandbox (ID:/path)", cmd_cp, u_cp},
+	{"rm", "terminate and remove sandboxes", cmd_rm, u_rm},
+	{"logs", "state history and logs of a sandbox", cmd_logs, u_logs},
+	{"events", "stream silod events", cmd_events, u_events},
+	{"top", "per-sandbox CPU, memory and channel bytes", cmd_top, u_top},
+	{"stats", "same as top", cmd_top, u_top},
+	{"audit", "verify the audit log (audit verify [FILE])", cmd_audit, u_audit},
+	{"image", "build, import, list and remove guest images (image build|import|ls|inspect|verify|rm|gc)", cmd_image, u_image},
+	{"run", "run a command in a fresh sandbox, then destroy it (run -- CMD...)", cmd_run, u_run, CLI_VERB_CMD},
+	{"config", "validate, format or print default hac.toml specs", cmd_config, u_config},
+	{"deploy", "deploy a named agent (agents/NAME.toml) that keeps running", cmd_deploy, u_deploy},
+	{"undeploy", "stop a deployed agent and forget it (undeploy NAME [--grace S])", cmd_undeploy, u_undeploy},
+	{"deployments", "list deployed agents", cmd_deployments, u_deployments},
+	{"usage", "usage, cost and budget per team and agent", cmd_usage, u_usage},
+	{"snapshot", "snapshot a sandbox (snapshot ID [--tag T]), or snapshot ls|inspect|rm|gc|tag", cmd_snapshot, u_snapshot},
+	{"snapshots", "list snapshots", cmd_snapshots, u_snapshots},
+	{"restore", "restore a snapshot (id or tag) into a new sandbox", cmd_restore, u_restore},
+	{"fork", "N copy-on-write copies of a running sandbox (fork ID -n N)", cmd_fork, u_fork},
+	{"pause", "pause (freeze) sandboxes", cmd_pause, u_pause},
+	{"resume", "resume paused sandboxes", cmd_resume, u_resume},
+	{"trust", "keyring and signatures (trust keygen|add-key|list|sign|verify|verify-bundle|check-boot)", cmd_trust, u_trust},
+	{"token", "add a scoped API token to a silod tokens file (token create)", cmd_token, u_token},
+	{"port", "forward a sandbox port to this host (port ID PORT [--listen A:P|--unix PATH|--rm])", cmd_port, u_port},
 	/* verbs: add rows above this line */
 };
 
@@ -92,6 +271,32 @@ void cli_warn_isolation_fallback(const char *id, const char *provider, const cha
 		why && *why ? why : "none usable", id, provider);
 }
 
+int cli_help(const char *verb, FILE *f)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++) {
+		if (!strcmp(verbs[i].name, verb) && verbs[i].usage) {
+			fprintf(f, "usage: %s", verbs[i].usage);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* --help or -h among the verb's options (before "--"; for a verb that runs a
+ * command, before its first word, which may begin the command). */
+static bool wants_help(const cli_verb *v, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			return false;
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+		if ((v->flags & CLI_VERB_CMD) && argv[i][0] != '-')
+			return false;
+	}
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
@@ -99,8 +304,11 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "--version"))
 		return cmd_version(argc, argv);
 	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
-		if (!strcmp(verbs[i].name, argv[1]))
+		if (!strcmp(verbs[i].name, argv[1])) {
+			if (wants_help(&verbs[i], argc - 1, argv + 1) && cli_help(verbs[i].name, stdout) == 0)
+				return 0;
 			return verbs[i].fn(argc - 1, argv + 1);
+		}
 	fprintf(stderr, "silo: unknown verb '%s' (see `silo help`)\n", argv[1]);
 	return 2;
 }

@@ -61,9 +61,16 @@ for opt in PVH VIRTIO_MMIO VIRTIO_CONSOLE VIRTIO_BLK EXT4_FS OVERLAY_FS DEVTMPFS
            SERIAL_8250_CONSOLE BLK_DEV_INITRD RD_GZIP SLUB; do
 	grep -q "^CONFIG_$opt=y" .config || die "CONFIG_$opt did not survive olddefconfig"
 done
-log "building with -j$(nproc)"
+log "building with -j$(nproc) (about 3-4 minutes on 2 cores; progress every ${SILO_PROGRESS_S:-20}s)"
 start=$(date +%s)
+# progress: objects compiled so far (make -s is silent for minutes)
+( while sleep "${SILO_PROGRESS_S:-20}"; do
+	log "compiling: $(find . -name '*.o' 2>/dev/null | wc -l) objects, $(( $(date +%s) - start ))s"
+  done ) &
+ticker=$!
+cleanup() { kill "$ticker" 2>/dev/null; rm -rf "$work"; }
 make -s ARCH=x86_64 -j"$(nproc)" vmlinux bzImage
+kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null
 log "built in $(( $(date +%s) - start ))s"
 
 stage="$kdir/.stage-$key"

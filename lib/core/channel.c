@@ -32,6 +32,8 @@
 
 #define LIST_MAX_ENTRIES (1u << 20)
 #define WRITE_TIMEOUT_MS 30000
+/* chan_opts.resync: a hello unanswered this long is sent again */
+#define HELLO_RESEND_MS 500
 
 enum ctask_kind { CT_EXEC, CT_FWRITE, CT_FREAD, CT_STAT, CT_LIST, CT_SIMPLE, CT_PING };
 
@@ -100,6 +102,7 @@ struct chan {
 	uint64_t tx, rx;
 	uint8_t *rbuf;
 	size_t rlen;
+	unsigned spare_hello_oks; /* answers to repeated hellos (resync) that may still arrive */
 };
 
 /* ---------------- low-level I/O ---------------- */
@@ -407,6 +410,13 @@ static const char *dispatch(chan *c, const wire_msg *m)
 		if (c->opts.on_dns)
 			c->opts.on_dns(c->opts.ud, m->n, m->data, m->data_len);
 		return NULL;
+	case WM_HELLO_OK:
+		pthread_mutex_lock(&c->lock);
+		bool spare = m->id == 0 && c->spare_hello_oks > 0;
+		if (spare)
+			c->spare_hello_oks--;
+		pthread_mutex_unlock(&c->lock);
+		return spare ? NULL : "unexpected message type from agent";
 	case WM_STARTED: case WM_OUTPUT: case WM_EXIT: case WM_FDATA: case WM_STAT_R:
 	case WM_LIST_R: case WM_OK: case WM_ERROR: case WM_CREDIT:
 		break;
@@ -682,13 +692,29 @@ chan *chan_open(int fd, const chan_opts *opts, agent_info *info, silo_error *err
 	if (send_frame(c, &hello, err) < 0)
 		goto fail;
 	uint64_t deadline = now_mono_ns() + (uint64_t)c->opts.handshake_timeout_ms * 1000000ull;
+	uint64_t rehello_at = now_mono_ns() + HELLO_RESEND_MS * 1000000ull;
 	for (;;) {
 		wire_msg m;
 		char why[256];
 		int f = next_frame(c, &m, why, sizeof why);
+		if (f < 0 && c->opts.resync) {
+			/* the tail of the previous session's stream: a new connection starts clean */
+			silo_fail_vm(err, SILO_ERR_VSOCK_DISCONNECTED, 0, c->vm_id,
+				     "handshake: bytes of an earlier session (%s); reconnect", why);
+			goto fail;
+		}
 		if (f < 0) {
 			silo_fail_vm(err, SILO_ERR_PROTOCOL, 0, c->vm_id, "handshake: %s", why);
 			goto fail;
+		}
+		if (f > 0 && c->opts.resync && m.type == WM_ERROR && m.id == 0 &&
+		    !((m.present & WF_CODE) && m.code == EPROTONOSUPPORT)) {
+			/* The agent could not parse what it got: the rest of an earlier
+			 * session's frame before our hello. It hung up and listens again. */
+			wire_msg_free(&m);
+			consume_frame(c);
+			rehello_at = now_mono_ns();
+			continue;
 		}
 		if (f > 0 && (m.id != 0 || m.type == WM_PONG)) {
 			/* Stale frames of an earlier session on the same device (the
@@ -737,6 +763,14 @@ chan *chan_open(int fd, const chan_opts *opts, agent_info *info, silo_error *err
 			silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id, "handshake: no answer from the agent in %d ms",
 				     c->opts.handshake_timeout_ms);
 			goto fail;
+		}
+		if (c->opts.resync && now >= rehello_at) {
+			/* A hello that reached a closed port was dropped by the guest: say it again.
+			 * The agent answers each one (a hello on an open session resyncs it). */
+			if (send_frame(c, &hello, err) < 0)
+				goto fail;
+			c->spare_hello_oks++;
+			rehello_at = now + HELLO_RESEND_MS * 1000000ull;
 		}
 		int r = fill(c, (int)MIN((deadline - now) / 1000000ull + 1, 200ull));
 		if (r < 0) {

@@ -33,6 +33,13 @@ typedef struct chan_opts {
 	 * agent sends nothing for them for this long (a stuck or hostile agent that
 	 * still answers pings must not hang the caller); default 30000. */
 	int op_idle_ms;
+	/* Reconnecting to a running agent (silod restart): the previous session
+	 * may have left bytes on the way in either direction. The hello is repeated
+	 * every 500 ms until answered (the guest drops what reaches a closed port),
+	 * an agent error other than a version mismatch (it could not parse the rest
+	 * of an old frame) is answered with a new hello, and unparseable bytes fail
+	 * with VSOCK_DISCONNECTED so the caller reconnects on a clean stream. */
+	bool resync;
 	/* Called (from the reader thread) on a protocol violation or disconnect. */
 	void (*on_violation)(void *ud, const char *what);
 	void (*on_disconnect)(void *ud);

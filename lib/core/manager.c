@@ -10,6 +10,11 @@
  *               order and retried by the monitor: held across registry writes
  *               of states so the rows end in the order the sandboxes moved.
  * An entry stays allocated while m->lock says it is referenced (e->refs).
+ * Recovery after a restart: every sandbox the registry lists as live is in the
+ * table at once (e->recovering, no sb yet) and reattached by its own thread, so
+ * silod serves requests meanwhile; operations on it wait for the outcome
+ * (e->idle is signalled), a lost one leaves the table. manager_close waits for
+ * the recovery threads (m->recovering under m->mon_lock).
  */
 #include "core/cleanup.h"
 #include "core/defaults.h"
@@ -54,6 +59,8 @@ typedef struct mentry {
 	pthread_cond_t idle;
 	int ops;                      /* operations in flight */
 	bool deleting;
+	bool recovering;              /* reattach after a restart in progress (sb NULL) */
+	bool lost;                    /* ... and it failed: the entry leaves the table */
 	bool unhealthy_reported;
 	bool violated;                /* the guest left its scope: the monitor terminates it */
 	pid_t client;                 /* bound client (owner.h); deleted when it is gone */
@@ -94,9 +101,11 @@ struct manager {
 	subscriber *subs;
 	int next_sub;
 	uint64_t ev_seq;
+	uint64_t ev_reserved;         /* seqs up to this are recorded in STATE/events.seq */
 
 	pthread_t monitor;
 	bool monitor_running;
+	int recovering;               /* recovery threads running (under mon_lock) */
 	pthread_mutex_t mon_lock;
 	pthread_cond_t mon_cond;
 	bool stopping;
@@ -178,6 +187,47 @@ json_t *mgr_event_json(const mgr_event *ev)
 
 /* ---- events ---- */
 
+/* Event sequence numbers keep growing across restarts (kill -9 included):
+ * STATE/events.seq holds a high-water mark reserved in blocks before any seq
+ * below it is handed out; the next manager starts there. Under ev_lock. */
+#define EV_SEQ_BLOCK 4096
+
+static void seq_reserve(manager *m, uint64_t upto)
+{
+	char path[PATH_MAX], text[32];
+	snprintf(path, sizeof path, "%s/events.seq", m->state_dir);
+	int n = snprintf(text, sizeof text, "%" PRIu64 "\n", upto);
+	silo_error err;
+	if (write_file_atomic(path, text, (size_t)n, 0600, &err) < 0)
+		log_warn("events: %s (sequence numbers may repeat after a restart)", err.message);
+	m->ev_reserved = upto;   /* not retried on every event if the disk is full */
+}
+
+static void seq_load(manager *m)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/events.seq", m->state_dir);
+	char *text = NULL;
+	size_t len;
+	silo_error err;
+	if (read_file(path, 64, &text, &len, &err) == 0) {
+		char *end;
+		unsigned long long v = strtoull(text, &end, 10);
+		if (end != text && (*end == '\n' || !*end))
+			m->ev_seq = v;
+	}
+	free(text);
+	m->ev_reserved = m->ev_seq;
+}
+
+static uint64_t next_seq(manager *m)
+{
+	uint64_t s = ++m->ev_seq;
+	if (s > m->ev_reserved)
+		seq_reserve(m, s + EV_SEQ_BLOCK);
+	return s;
+}
+
 static void emit(manager *m, mgr_event_type type, const char *id, const char *prev, const char *state,
 		 const char *code, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 
@@ -196,7 +246,7 @@ static void emit(manager *m, mgr_event_type type, const char *id, const char *pr
 		va_end(ap);
 	}
 	pthread_mutex_lock(&m->ev_lock);
-	ev.seq = ++m->ev_seq;
+	ev.seq = next_seq(m);
 	for (subscriber *s = m->subs; s; s = s->next)
 		s->cb(s->ud, &ev);
 	pthread_mutex_unlock(&m->ev_lock);
@@ -219,7 +269,7 @@ void manager_emit(manager *m, mgr_event_type type, const char *sandbox_id, const
 	if (type == MGR_EV_HEALTH_WARNING)
 		metrics_inc(m->met, M_HEALTH_WARNINGS_TOTAL, 1);
 	pthread_mutex_lock(&m->ev_lock);
-	ev.seq = ++m->ev_seq;
+	ev.seq = next_seq(m);
 	for (subscriber *s = m->subs; s; s = s->next)
 		s->cb(s->ud, &ev);
 	pthread_mutex_unlock(&m->ev_lock);
@@ -329,17 +379,39 @@ static void unlink_entry(manager *m, mentry *e)
 		unref(m, e);
 }
 
-/* Look up a live sandbox, taking a reference. */
+/* Look up a live sandbox, taking a reference. A name that several live
+ * sandboxes share is refused as ambiguous (CONFLICT), naming them. */
 static mentry *get_entry(manager *m, const char *id, silo_error *err)
 {
 	pthread_mutex_lock(&m->lock);
 	mentry *e = find_locked(m, id);
 	if (e)
 		e->refs++;
+	char ids[256] = "";
+	size_t nid = 0, off = 0;
+	for (mentry *x = m->entries; !e && x; x = x->next)
+		if (!strcmp(x->name, id) && off < sizeof ids - 1) {
+			off += (size_t)snprintf(ids + off, sizeof ids - off, "%s%s", nid ? ", " : "", x->id);
+			nid++;
+		}
 	pthread_mutex_unlock(&m->lock);
-	if (!e)
+	if (!e && nid > 1)
+		silo_fail(err, SILO_ERR_CONFLICT, 0, "name '%s' is ambiguous: %zu live sandboxes have it (%s); use an id",
+			  id, nid, ids);
+	else if (!e)
 		silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, id, "no live sandbox with id or name '%s'", id);
 	return e;
+}
+
+/* With e->lock held: wait until a recovery in progress has an outcome; false
+ * (and err set) if the sandbox was lost. */
+static bool wait_recovered_locked(mentry *e, silo_error *err)
+{
+	while (e->recovering)
+		pthread_cond_wait(&e->idle, &e->lock);
+	if (e->lost)
+		silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, e->id, "sandbox %s was lost across the silod restart", e->id);
+	return !e->lost;
 }
 
 static const char *meta_value(const vm_spec *s, const char *key)
@@ -611,6 +683,74 @@ static void sweep_reaped(void *ud, const char *id, const owner_rec *r, const cle
 	}
 }
 
+/* A sandbox the previous silod left running: its row, being reattached. */
+typedef struct recovery {
+	manager *m;
+	mentry *e;                    /* referenced */
+	reg_sandbox row;
+} recovery;
+
+static void recover_lost(manager *m, const reg_sandbox *r, const silo_error *e2)
+{
+	char reason[600];
+	snprintf(reason, sizeof reason, "lost across silod restart: %s: %.500s", silo_code_name(e2->code), e2->message);
+	state_write(m, r->id, r->state, "error", reason);
+	clean_dead(m, r);
+	emit(m, MGR_EV_ERROR, r->id, r->state, "error", silo_code_name(e2->code), "%s", reason);
+	manager_audit(m, "silod", r->id, "lost", 0, NULL);
+	log_warn("recover %s: %s", r->id, reason);
+}
+
+static void *recover_main(void *arg)
+{
+	recovery *rv = arg;
+	manager *m = rv->m;
+	mentry *e = rv->e;
+	reg_sandbox *r = &rv->row;
+	silo_error e2 = {0};
+	sandbox *sb = NULL;
+	if (sandbox_reattach(r->id, &e->spec, r->provider, (pid_t)r->pid, &sb, &e2) == 0) {
+		pthread_mutex_lock(&sb->lock);
+		sb->on_state = on_state_cb;
+		sb->on_state_ud = e;
+		sb->on_net = on_net_cb;
+		sb->on_net_ud = e;
+		pthread_mutex_unlock(&sb->lock);
+		/* denials queued by silo-net while silod was down arrive now */
+		silo_error ne = {0};
+		if (sandbox_net_reattach(sb, &ne) < 0)
+			log_warn("recover %s: %s (it keeps running without DNS answers or denial records)", r->id,
+				 ne.message);
+		owner_adopt(sb, m->state_dir);
+		pthread_mutex_lock(&e->lock);
+		e->sb = sb;
+		e->client = owner_client(sb, &e->client_start);
+		e->recovering = false;
+		pthread_cond_broadcast(&e->idle);
+		pthread_mutex_unlock(&e->lock);
+		if (strcmp(r->state, "running") != 0)
+			record_state(e, sb_state_name(sandbox_get_state(sb)), "reattached after restart");
+		manager_audit(m, "silod", r->id, "reattached", 0, NULL);
+		log_info("recover %s: reattached (pid %" PRId64 ")", r->id, r->pid);
+	} else {
+		recover_lost(m, r, &e2);
+		pthread_mutex_lock(&e->lock);
+		e->lost = true;
+		e->recovering = false;
+		pthread_cond_broadcast(&e->idle);
+		pthread_mutex_unlock(&e->lock);
+		unlink_entry(m, e);
+	}
+	unref(m, e);
+	reg_sandbox_clear(r);
+	free(rv);
+	pthread_mutex_lock(&m->mon_lock);
+	m->recovering--;
+	pthread_cond_broadcast(&m->mon_cond);
+	pthread_mutex_unlock(&m->mon_lock);
+	return NULL;
+}
+
 static void recover(manager *m)
 {
 	reg_sandbox *v = NULL;
@@ -625,8 +765,7 @@ static void recover(manager *m)
 		reg_sandbox *r = &v[i];
 		vm_spec spec = {0};
 		silo_error e2 = {0};
-		sandbox *sb = NULL;
-		int rc = -1;
+		bool ok = false;
 		if (!r->spec_toml || spec_parse(r->spec_toml, strlen(r->spec_toml), &spec, &e2) < 0) {
 			if (!r->spec_toml)
 				silo_fail(&e2, SILO_ERR_INTERNAL, 0, "no spec recorded");
@@ -635,9 +774,14 @@ static void recover(manager *m)
 		} else if (r->pid <= 0) {
 			silo_fail(&e2, SILO_ERR_INTERNAL, 0, "no process recorded");
 		} else {
-			rc = sandbox_reattach(r->id, &spec, r->provider, (pid_t)r->pid, &sb, &e2);
+			ok = true;
 		}
-		if (rc == 0 && spec.n_secrets) {
+		if (!ok) {
+			recover_lost(m, r, &e2);
+			spec_free(&spec);
+			continue;
+		}
+		if (spec.n_secrets) {
 			/* files and variables are read again; inline values were never stored */
 			silo_error se = {0};
 			if (spec_resolve_secrets(&spec, SPEC_SECRETS_KEEP_GOING, &se) < 0)
@@ -648,43 +792,30 @@ static void recover(manager *m)
 						 "not pass it are refused",
 						 r->id, spec.secrets[k].key);
 		}
-		if (rc == 0) {
-			mentry *e = entry_new(m, r->id, &spec);
-			snprintf(e->provider, sizeof e->provider, "%s", r->provider);
-			snprintf(e->state, sizeof e->state, "%s", r->state);
-			e->created_ms = r->created_ms;
-			pthread_mutex_lock(&sb->lock);
-			sb->on_state = on_state_cb;
-			sb->on_state_ud = e;
-			sb->on_net = on_net_cb;
-			sb->on_net_ud = e;
-			pthread_mutex_unlock(&sb->lock);
-			/* denials queued by silo-net while silod was down arrive now */
-			silo_error ne = {0};
-			if (sandbox_net_reattach(sb, &ne) < 0)
-				log_warn("recover %s: %s (it keeps running without DNS answers or denial records)", r->id,
-					 ne.message);
-			e->sb = sb;
-			owner_adopt(sb, m->state_dir);
-			e->client = owner_client(sb, &e->client_start);
-			pthread_mutex_lock(&m->lock);
-			insert_locked(m, e);
-			pthread_mutex_unlock(&m->lock);
-			if (strcmp(r->state, "running") != 0)
-				record_state(e, sb_state_name(sandbox_get_state(sb)), "reattached after restart");
-			manager_audit(m, "silod", r->id, "reattached", 0, NULL);
-			log_info("recover %s: reattached (pid %" PRId64 ")", r->id, r->pid);
-		} else {
-			char reason[600];
-			snprintf(reason, sizeof reason, "lost across silod restart: %s: %.500s",
-				 silo_code_name(e2.code), e2.message);
-			state_write(m, r->id, r->state, "error", reason);
-			clean_dead(m, r);
-			emit(m, MGR_EV_ERROR, r->id, r->state, "error", silo_code_name(e2.code), "%s", reason);
-			manager_audit(m, "silod", r->id, "lost", 0, NULL);
-			log_warn("recover %s: %s", r->id, reason);
-		}
+		/* In the table now (listed, its name taken, counted); reattached in the background. */
+		mentry *e = entry_new(m, r->id, &spec);
 		spec_free(&spec);
+		snprintf(e->provider, sizeof e->provider, "%s", r->provider);
+		snprintf(e->state, sizeof e->state, "%s", r->state);
+		e->created_ms = r->created_ms;
+		e->recovering = true;
+		recovery *rv = xcalloc(1, sizeof *rv);
+		rv->m = m;
+		rv->e = e;
+		rv->row = *r;
+		memset(r, 0, sizeof *r);   /* the row's strings move to rv */
+		pthread_mutex_lock(&m->lock);
+		insert_locked(m, e);
+		e->refs++;   /* the recovery thread's */
+		pthread_mutex_unlock(&m->lock);
+		pthread_mutex_lock(&m->mon_lock);
+		m->recovering++;
+		pthread_mutex_unlock(&m->mon_lock);
+		pthread_t th;
+		if (pthread_create(&th, NULL, recover_main, rv) == 0)
+			pthread_detach(th);
+		else
+			recover_main(rv);   /* no thread to spare: recover it here */
 	}
 	reg_sandboxes_free(v, n);
 }
@@ -741,6 +872,7 @@ int manager_open(const manager_config *cfg, manager **out, silo_error *err)
 	if (audit_open(path, &m->audit, err) < 0)
 		goto fail;
 	probe_providers(m);
+	seq_load(m);
 	manager_audit(m, "silod", NULL, "manager-start", 0, NULL);
 	if (cfg->recover)
 		recover(m);
@@ -1115,6 +1247,11 @@ int manager_delete(manager *m, const char *id, const char *actor, int grace_ms, 
 	if (!e)
 		return -1;
 	pthread_mutex_lock(&e->lock);
+	if (!wait_recovered_locked(e, err)) {
+		pthread_mutex_unlock(&e->lock);
+		unref(m, e);
+		return -1;
+	}
 	if (e->deleting || !e->sb) {
 		bool prov = !e->sb;
 		pthread_mutex_unlock(&e->lock);
@@ -1138,6 +1275,11 @@ static mentry *op_begin(manager *m, const char *id, silo_error *err)
 	if (!e)
 		return NULL;
 	pthread_mutex_lock(&e->lock);
+	if (!wait_recovered_locked(e, err)) {
+		pthread_mutex_unlock(&e->lock);
+		unref(m, e);
+		return NULL;
+	}
 	if (e->deleting || !e->sb || !e->sb->ch) {
 		const char *why = !e->sb ? "still provisioning" : e->deleting ? "being deleted" : "not connected";
 		pthread_mutex_unlock(&e->lock);
@@ -1174,6 +1316,11 @@ int manager_with_sandbox(manager *m, const char *id, bool allow_paused, mgr_sand
 	if (!e)
 		return -1;
 	pthread_mutex_lock(&e->lock);
+	if (!wait_recovered_locked(e, err)) {
+		pthread_mutex_unlock(&e->lock);
+		unref(m, e);
+		return -1;
+	}
 	bool ok = !e->deleting && e->sb && e->sb->ch &&
 		  (!strcmp(e->state, "running") || (allow_paused && !strcmp(e->state, "paused")));
 	if (!ok) {
@@ -1531,8 +1678,11 @@ static void add_live(manager *m, const char *id, json_t *o)
 int manager_get_json(manager *m, const char *id, json_t **out, silo_error *err)
 {
 	char rid[SILO_ID_MAX];
-	if (manager_resolve(m, id, rid, err) < 0)
+	if (manager_resolve(m, id, rid, err) < 0) {
+		if (err->code == SILO_ERR_CONFLICT)
+			return -1;   /* a name several live sandboxes share */
 		snprintf(rid, sizeof rid, "%s", id);   /* not live: maybe a past one */
+	}
 	reg_sandbox r;
 	if (registry_get(m->reg, rid, &r, err) < 0)
 		return -1;
@@ -1862,6 +2012,10 @@ void manager_close(manager *m, bool terminate_all)
 		pthread_mutex_unlock(&m->mon_lock);
 		pthread_join(m->monitor, NULL);
 	}
+	pthread_mutex_lock(&m->mon_lock);
+	while (m->recovering > 0)
+		pthread_cond_wait(&m->mon_cond, &m->mon_lock);
+	pthread_mutex_unlock(&m->mon_lock);
 	/* Drain the table: destroy (terminate_all) or just let go of each sandbox. */
 	for (;;) {
 		pthread_mutex_lock(&m->lock);

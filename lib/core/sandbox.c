@@ -180,7 +180,8 @@ static void on_chan_disconnect(void *ud)
 }
 
 /* Connect and handshake until deadline_ns. 0 ok; -1 with err. */
-static int wait_ready(sandbox *sb, uint64_t deadline_ns, int heartbeat_ms, silo_error *err)
+/* resync: reconnecting to an agent that served an earlier host (chan_opts.resync). */
+static int wait_ready(sandbox *sb, uint64_t deadline_ns, int heartbeat_ms, bool resync, silo_error *err)
 {
 	silo_error last = {0};
 	bool have_last = false;
@@ -206,6 +207,7 @@ static int wait_ready(sandbox *sb, uint64_t deadline_ns, int heartbeat_ms, silo_
 				.vm_id = sb->id,
 				.handshake_timeout_ms = remaining,
 				.heartbeat_ms = heartbeat_ms,
+				.resync = resync,
 				.on_violation = on_chan_violation,
 				.on_disconnect = on_chan_disconnect,
 				.on_dns = sandbox_net_on_dns,
@@ -332,7 +334,7 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 			 : spec->boot_timeout_ms > 0       ? (int)spec->boot_timeout_ms
 							   : default_boot_timeout(ops);
 	int hb = opts->heartbeat_ms > 0 ? opts->heartbeat_ms : 1000;
-	if (wait_ready(sb, t0 + (uint64_t)timeout_ms * 1000000ull, hb, err) < 0 || sandbox_net_ready(sb, err) < 0 ||
+	if (wait_ready(sb, t0 + (uint64_t)timeout_ms * 1000000ull, hb, false, err) < 0 || sandbox_net_ready(sb, err) < 0 ||
 	    sandbox_exec_defaults(sb, err) < 0) {
 		sandbox_net_stop(sb);
 		char reason[300];
@@ -470,7 +472,7 @@ int sandbox_reattach(const char *id, const vm_spec *spec, const char *provider, 
 		sb_free(sb);
 		return -1;
 	}
-	if (wait_ready(sb, now_mono_ns() + 5000ull * 1000000ull, 1000, err) < 0 || sandbox_exec_defaults(sb, err) < 0) {
+	if (wait_ready(sb, now_mono_ns() + 5000ull * 1000000ull, 1000, true, err) < 0 || sandbox_exec_defaults(sb, err) < 0) {
 		/* Unreachable: do not leave it running unsupervised. */
 		silo_error e2 = {0};
 		ops->terminate(sb, 0, &e2);

@@ -415,6 +415,66 @@ int image_list(image_entry **out, size_t *n, silo_error *err)
 	return read_manifest(out, n, NULL, NULL, err);
 }
 
+/* Images `silo image build` knows (images/build-image.sh). */
+static const char *const buildable[] = {"base", "python", "namespace"};
+
+/* Edit distance (insert, delete, substitute, swap of neighbours), capped at 9. */
+static unsigned edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 64 || lb > 64)
+		return 9;
+	unsigned d[65][65];
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = (unsigned)i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = (unsigned)j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			c = MIN(c, d[i - 1][j] + 1);
+			c = MIN(c, d[i][j - 1] + 1);
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+				c = MIN(c, d[i - 2][j - 2] + 1);
+			d[i][j] = c;
+		}
+	return MIN(d[la][lb], 9u);
+}
+
+/* The error for a name not in the store: the closest known or buildable name
+ * (a typo), how to build it, or how to get one. */
+static int lookup_miss(const char *name, const image_entry *v, size_t n, silo_error *err)
+{
+	const char *best = NULL;
+	unsigned bd = strlen(name) > 4 ? 2 : 1;   /* at most this many edits */
+	bool best_built = false;
+	for (size_t i = 0; i < n + ARRAY_SIZE(buildable); i++) {
+		const char *c = i < n ? v[i].name : buildable[i - n];
+		unsigned dd = edit_distance(name, c);
+		if (strcmp(c, name) && dd <= bd && (!best || dd < edit_distance(name, best))) {
+			best = c;
+			best_built = i < n;
+		}
+	}
+	bool can_build = false;
+	for (size_t i = 0; i < ARRAY_SIZE(buildable); i++)
+		can_build |= !strcmp(buildable[i], name);
+	if (can_build)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOENT,
+				 "image: no image named \"%s\" in the image store (build it: silo image build %s)", name,
+				 name);
+	if (best)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOENT,
+				 "image: no image named \"%s\"; did you mean \"%s\"?%s%s%s", name, best,
+				 best_built ? "" : " (build it: silo image build ", best_built ? "" : best,
+				 best_built ? "" : ")");
+	return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOENT,
+			 "image: no image named \"%s\" in the image store (silo image ls lists them; build one of "
+			 "base, python, namespace with silo image build NAME, or import one: silo image import "
+			 "SOURCE --name %s)",
+			 name, name);
+}
+
 int image_lookup(const char *name, image_entry *out, silo_error *err)
 {
 	memset(out, 0, sizeof *out);
@@ -432,10 +492,9 @@ int image_lookup(const char *name, image_entry *out, silo_error *err)
 			return 0;
 		}
 	}
+	int rc = lookup_miss(name, v, n, err);
 	image_entries_free(v, n);
-	return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOENT,
-			 "image: no image named \"%s\" in the image store (build it: silo image build %s)", name,
-			 name);
+	return rc;
 }
 
 typedef struct sha_ctx {

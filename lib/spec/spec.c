@@ -553,6 +553,33 @@ static const key_rule hardware_rules[] = {{"cores", k_vcpus},   {"memory", k_mem
 
 /* ---------------- public API ---------------- */
 
+/* TOML allows U+0000 in quoted keys; no spec key may hold it (toml.h): refuse
+ * it before anything uses keys as names. field: the enclosing table's path. */
+static int refuse_nul_keys(const toml_value *v, const char *field, int depth, silo_error *err)
+{
+	if (depth > 64)
+		return 0;   /* the parser bounds nesting already */
+	if (v->type == TOML_ARRAY) {
+		for (size_t i = 0; i < v->u.arr.n; i++)
+			if (refuse_nul_keys(v->u.arr.items[i], field, depth + 1, err) < 0)
+				return -1;
+		return 0;
+	}
+	if (v->type != TOML_TABLE)
+		return 0;
+	for (size_t i = 0; i < v->u.tab.n; i++) {
+		const char *k = v->u.tab.keys[i];
+		if (toml_key_has_nul(k))
+			return key_err(err, v->u.tab.vals[i], *field ? field : "(top level)",
+				       "a key may not contain NUL (\\u0000)");
+		char f[160];
+		snprintf(f, sizeof f, "%s%s%s", field, *field ? "." : "", k);
+		if (refuse_nul_keys(v->u.tab.vals[i], f, depth + 1, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static void spec_init_defaults(vm_spec *s)
 {
 	memset(s, 0, sizeof *s);
@@ -567,6 +594,10 @@ int spec_parse(const char *text, size_t len, vm_spec *out, silo_error *err)
 	toml_value *root = toml_parse(text, len, terr, sizeof terr);
 	if (!root)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s", terr);
+	if (refuse_nul_keys(root, "", 0, err) < 0) {
+		toml_free(root);
+		return -1;
+	}
 	bool vistara = toml_get(root, "spacecore") || toml_get(root, "hardware");
 	bool sectioned = toml_get(root, "vm") || toml_get(root, "resources") || toml_get(root, "boot") ||
 			 toml_get(root, "drives") || toml_get(root, "network");

@@ -240,6 +240,11 @@ static void tab_put(toml_value *t, char *key, toml_value *v)
 	t->u.tab.vals[t->u.tab.n++] = v;
 }
 
+bool toml_key_has_nul(const char *key)
+{
+	return strstr(key, TOML_KEY_NUL) != NULL;
+}
+
 toml_value *toml_get(const toml_value *t, const char *key)
 {
 	if (!t || t->type != TOML_TABLE)
@@ -884,9 +889,21 @@ static bool parse_key(parser *p, char ***parts, size_t *n)
 			if (!parse_string(p, &k, &kl, false))
 				goto fail;
 			if (memchr(k, '\0', kl)) {
+				/* TOML 1.0 allows U+0000 in a quoted key: kept as C0 80 (toml.h) */
+				size_t nul = 0;
+				for (size_t i = 0; i < kl; i++)
+					nul += !k[i];
+				char *e = xmalloc(kl + nul + 1), *o = e;
+				for (size_t i = 0; i < kl; i++) {
+					if (k[i])
+						*o++ = k[i];
+					else
+						*o++ = (char)0xC0, *o++ = (char)0x80;
+				}
+				*o = '\0';
 				free(k);
-				fail(p, "key contains a NUL character");
-				goto fail;
+				k = e;
+				kl += nul;
 			}
 		} else {
 			size_t s = p->pos;

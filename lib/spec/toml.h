@@ -64,6 +64,12 @@ toml_value *toml_parse(const char *text, size_t len, char *err, size_t errlen);
 void toml_free(toml_value *v);
 /* Table lookup (NULL if absent or v is not a table). */
 toml_value *toml_get(const toml_value *table, const char *key);
+/* Keys are NUL-terminated. A U+0000 in a quoted key ("a\u0000b", allowed by TOML 1.0) is
+ * kept as the two bytes C0 80 (as modified UTF-8 does): parsed input is valid UTF-8, which
+ * never holds them, so such a key equals no other key. Users of keys refuse it where a NUL
+ * makes no sense (spec.c). */
+#define TOML_KEY_NUL "\xC0\x80"
+bool toml_key_has_nul(const char *key);
 const char *toml_type_name(toml_type t);
 /* Write a TOML string literal (basic string with escapes) for s into a malloc'd buffer. */
 char *toml_quote(const char *s, size_t len);

@@ -154,7 +154,19 @@ TEST(lookup_verify_remove)
 	image_entry e5;
 	silo_error e6 = {0};
 	CHECK_INT_EQ(image_lookup("nope", &e5, &e6), -1);
-	CHECK_CONTAINS(e6.message, "silo image build nope");
+	CHECK(!strstr(e6.message, "silo image build nope"));   /* not a name it can build */
+	CHECK_CONTAINS(e6.message, "silo image import SOURCE --name nope");
+	/* a typo gets the closest name, and how to build it if it is not built yet */
+	silo_error e9 = {0};
+	CHECK_INT_EQ(image_lookup("pyhton", &e5, &e9), -1);
+	CHECK_CONTAINS(e9.message, "did you mean \"python\"? (build it: silo image build python)");
+	CHECK(!strstr(e9.message, "build pyhton"));
+	silo_error e10 = {0};
+	CHECK_INT_EQ(image_lookup("python", &e5, &e10), -1);
+	CHECK_CONTAINS(e10.message, "(build it: silo image build python)");
+	silo_error e11 = {0};
+	CHECK_INT_EQ(image_lookup("xx", &e5, &e11), -1);   /* one edit from "x", which is built */
+	CHECK_CONTAINS(e11.message, "did you mean \"x\"?");
 
 	CHECK_INT_EQ(image_remove("x", &err), 0);
 	CHECK(!path_exists(img));

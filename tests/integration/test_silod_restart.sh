@@ -109,6 +109,61 @@ check "its init process is gone (not orphaned)" bash -c "! kill -0 ${PE:-0} 2>/d
 check "its cgroups are gone" test -z "$(find /sys/fs/cgroup -maxdepth 4 -path "*/silo/$E" 2>/dev/null)"
 check "its rundir is gone" test ! -e "$SILO_RUNTIME_DIR/sandboxes/$E"
 
+# -- recovery does not hold the API: a sandbox whose agent is stopped (SIGSTOP) takes the whole
+# handshake deadline to reattach; silod answers requests meanwhile, and the sandbox comes back
+# once the agent runs again.
+stop_daemon
+start_daemon || notok "silod restarts for the recovery test"
+F=$(create_ns slow-f)
+PF=$(pid_of "$F")
+AF=$(pgrep -P "$PF" | head -1)   # the agent: the sandbox init's child (or the init itself)
+kill -STOP "${AF:-$PF}" "$PF"
+kill -KILL "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+sleep 0.3
+start_daemon || notok "silod restarts with a sandbox whose agent is stopped"
+check "silod answers while that sandbox is still being recovered" \
+	bash -c "! grep -q 'recover $F' '$TMP/silod.log'"
+st=$(api GET "/v1/sandboxes/$F")
+check "the sandbox being recovered is listed (not 404)" test "$(status)" = 200
+kill -CONT "$PF" "${AF:-$PF}"
+check "and answers exec once its agent runs again" test "$(exec_json "$F" '{"argv":["echo","back"]}' | ndjson_out)" = "back||0"
+api DELETE "/v1/sandboxes/$F" > /dev/null
+
+# -- qemu (and kvm where it boots Linux): a VM created before kill -9 of silod answers exec after a
+# prompt restart (0.3 s, as a supervisor would), and after SIGTERM plus an immediate restart.
+vm_provider_available() {
+	api GET /v1/providers | python3 -c 'import json,sys
+p=[x for x in json.load(sys.stdin)["providers"] if x["name"]==sys.argv[1]]
+sys.exit(0 if p and p[0]["available"] else 1)' "$1"
+}
+if [ "${SILO_SKIP_VM_TESTS:-}" = 1 ] || ! vm_provider_available qemu; then
+	for t in "qemu sandbox created" "qemu sandbox answers exec after kill -9 and a restart 0.3 s later" \
+		"qemu sandbox keeps its QEMU process" "qemu sandbox answers exec after SIGTERM and an immediate restart" \
+		"qemu sandbox can be deleted"; do
+		N=$((N + 1)); echo "ok $N - $t # SKIP qemu unavailable or SILO_SKIP_VM_TESTS=1"
+	done
+else
+	Q=$(api POST /v1/sandboxes -H 'Content-Type: application/json' \
+		-d '{"provider":"qemu","name":"vm-q","vcpus":1,"memory_mb":256}' | jget 'j.get("id","")')
+	check "qemu sandbox created" test -n "$Q"
+	PQ=$(pid_of "$Q")
+	exec_json "$Q" '{"argv":["echo","vm-before"]}' > /dev/null
+	kill -KILL "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+	sleep 0.3
+	start_daemon || notok "silod restarts 0.3 s after kill -9 with a qemu sandbox"
+	out=$(exec_json "$Q" '{"argv":["echo","vm-after"]}' | ndjson_out)
+	check "qemu sandbox answers exec after kill -9 and a restart 0.3 s later" test "$out" = "vm-after||0"
+	[ "$out" = "vm-after||0" ] || { echo "# got: $out"; grep -m3 "recover $Q" "$TMP/silod.log" | sed 's/^/#   /'; }
+	check "qemu sandbox keeps its QEMU process" test "$(pid_of "$Q")" = "$PQ" -a -n "$PQ"
+	stop_daemon
+	start_daemon || notok "silod restarts at once after SIGTERM with a qemu sandbox"
+	out=$(exec_json "$Q" '{"argv":["echo","vm-again"]}' | ndjson_out)
+	check "qemu sandbox answers exec after SIGTERM and an immediate restart" test "$out" = "vm-again||0"
+	[ "$out" = "vm-again||0" ] || { echo "# got: $out"; grep -m3 "recover $Q" "$TMP/silod.log" | sed 's/^/#   /'; }
+	api DELETE "/v1/sandboxes/$Q" > /dev/null
+	check "qemu sandbox can be deleted" test "$(status)" = 200
+fi
+
 stop_daemon
 check_clean_exit "restarted silod exits cleanly"
 exit $((FAILED > 0))

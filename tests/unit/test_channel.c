@@ -1155,6 +1155,81 @@ TEST(device_mode_over_a_tty_resyncs_per_host_connection)
 }
 
 
+/* An agent reached again after a host restart (chan_opts.resync): the first
+ * hello is lost (the guest drops what reaches a closed port) or answered with
+ * an error (it arrived behind the rest of an old frame). Scripted agent: the
+ * first hello gets `first` (nothing, or error EBADMSG), every later one hello_ok;
+ * then pings are answered until the host hangs up. */
+typedef struct resync_agent {
+	int fd;
+	bool first_error;
+	int hellos;
+} resync_agent;
+
+static void *resync_agent_main(void *p)
+{
+	resync_agent *a = p;
+	wire_msg m;
+	uint8_t *pl;
+	while (raw_recv(a->fd, &m, &pl)) {
+		if (m.type == WM_HELLO && a->hellos++ == 0) {
+			if (a->first_error)
+				raw_send(a->fd, &(wire_msg){.type = WM_ERROR, .id = 0, .present = WF_CODE | WF_MSG,
+							    .code = EBADMSG, .msg = "malformed frame: x"});
+		} else if (m.type == WM_HELLO) {
+			raw_send(a->fd, &(wire_msg){.type = WM_HELLO_OK, .id = 0, .present = WF_V | WF_PID,
+						    .v = WIRE_VERSION, .pid = 77});
+		} else if (m.type == WM_PING) {
+			raw_send(a->fd, &(wire_msg){.type = WM_PONG, .id = m.id});
+		}
+		wire_msg_free(&m);
+		free(pl);
+	}
+	return NULL;
+}
+
+static chan *open_resync(bool first_error, bool resync, silo_error *err, int *hellos)
+{
+	int sv[2];
+	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+	resync_agent a = {.fd = sv[1], .first_error = first_error};
+	pthread_t th;
+	pthread_create(&th, NULL, resync_agent_main, &a);
+	chan_opts o = {.vm_id = "again", .handshake_timeout_ms = 2000, .resync = resync,
+		       .on_violation = on_violation};
+	agent_info info;
+	chan *c = chan_open(sv[0], &o, &info, err);
+	if (c) {
+		CHECK_INT_EQ(info.pid, 77);
+		usleep(700 * 1000);   /* a spare hello_ok may follow: it is not a violation */
+		CHECK_INT_EQ(chan_ping(c, 2000, err), 0);
+		CHECK(chan_is_connected(c));
+		chan_close(c);
+	}
+	shutdown(sv[1], SHUT_RDWR);
+	pthread_join(th, NULL);
+	close(sv[1]);
+	*hellos = a.hellos;
+	return c;
+}
+
+TEST(reconnect_resync_repeats_the_hello)
+{
+	silo_error err;
+	int hellos;
+	violations = 0;
+	CHECK(open_resync(false, true, &err, &hellos) != NULL);
+	CHECK(hellos >= 2);
+	CHECK(open_resync(true, true, &err, &hellos) != NULL);
+	CHECK_INT_EQ(violations, 0);
+	/* a fresh boot keeps the strict handshake: one hello, errors are final */
+	CHECK(open_resync(false, false, &err, &hellos) == NULL);
+	CHECK_INT_EQ(err.code, SILO_ERR_TIMEOUT);
+	CHECK_INT_EQ(hellos, 1);
+	CHECK(open_resync(true, false, &err, &hellos) == NULL);
+	CHECK_INT_EQ(err.code, SILO_ERR_PROTOCOL);
+}
+
 static int disconnects;
 static void on_disconnect(void *ud)
 {
@@ -1367,7 +1442,8 @@ TEST_MAIN(exec_exit_codes_and_streams, exec_env_cwd_stdin_timeout, exec_stdin_st
 	  agent_survives_hostile_host_bytes, second_hello_resyncs_the_session,
 	  listen_fd_serves_successive_connections, shutdown_ends_the_agent,
 	  flooding_process_is_throttled_not_buffered, exec_as_another_user_drops_groups,
-	  device_mode_over_a_tty_resyncs_per_host_connection, agent_death_fails_pending_operations,
+	  device_mode_over_a_tty_resyncs_per_host_connection, reconnect_resync_repeats_the_hello,
+	  agent_death_fails_pending_operations,
 	  hostname_in_a_uts_namespace, interactive_pty_with_resize, streamed_file_transfer_between_fds,
 	  stalled_consumer_does_not_stall_other_tasks, unread_output_blocks_the_process, stdin_is_flow_controlled,
 	  big_stdin_through_cat_round_trips, agent_refuses_a_host_beyond_its_windows)

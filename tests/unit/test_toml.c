@@ -283,6 +283,30 @@ TEST(hostile_input_is_bounded)
 	CHECK(toml_parse("x = 1\0", 6, err, sizeof err) == NULL);
 }
 
+TEST(quoted_key_with_nul_is_a_key_of_its_own)
+{
+	/* TOML 1.0: a quoted key may hold any character, \u0000 included */
+	toml_value *r = parse("\"a\\u0000b\" = 1\na = 2\n\"\\u0000\" = 3\n");
+	REQUIRE(r);
+	CHECK_INT_EQ(r->u.tab.n, 3);
+	toml_value *a = toml_get(r, "a");
+	REQUIRE(a);
+	CHECK_INT_EQ(a->u.i, 2);                    /* "a\0b" is not "a" */
+	toml_value *x = toml_get(r, "a" TOML_KEY_NUL "b");
+	REQUIRE(x);
+	CHECK_INT_EQ(x->u.i, 1);
+	CHECK(toml_key_has_nul(r->u.tab.keys[0]) && !toml_key_has_nul(r->u.tab.keys[1]));
+	toml_free(r);
+	char err[256];
+	/* still one key: a duplicate is refused */
+	const char *dup = "\"a\\u0000\" = 1\n\"a\\u0000\" = 2\n";
+	CHECK(toml_parse(dup, strlen(dup), err, sizeof err) == NULL);
+	CHECK_CONTAINS(err, "2:");
+	/* the raw bytes C0 80 are invalid UTF-8: they cannot spell such a key */
+	const char *raw = "\"a\xC0\x80\" = 1\n";
+	CHECK(toml_parse(raw, strlen(raw), err, sizeof err) == NULL);
+}
+
 TEST(positions_of_keys_and_values)
 {
 	toml_value *r = parse("# c\n[t]\n  key = \"v\"\n  a.b = 1\narr = [\n  10,\n  { x = true } ]\n");
@@ -444,5 +468,6 @@ TEST(quote_round_trip)
 }
 
 TEST_MAIN(strings_all_forms, numbers, dates_and_times, tables_arrays_inline_dotted, valid_edge_cases,
-	  invalid_documents_report_line_and_column, hostile_input_is_bounded, positions_of_keys_and_values, corpus_all_types,
+	  invalid_documents_report_line_and_column, hostile_input_is_bounded, quoted_key_with_nul_is_a_key_of_its_own,
+	  positions_of_keys_and_values, corpus_all_types,
 	  quote_round_trip, property_quote_parse_round_trip)
