@@ -83,6 +83,7 @@ static const char u_image[] =
 	"  --sign KEY         (build, add-tree) sign the manifest afterwards\n"
 	"  --expires D        (with --sign) signature expiry\n"
 	"  --name NAME        (import) the image name\n"
+	"  --layers-for NAME  (import) store SOURCE as the namespace layers of the built image NAME\n"
 	"  --format F         (import) auto, oci, docker or rootfs\n"
 	"  --ref REF          (import) the image reference inside an OCI layout\n"
 	"  --max-size BYTES   (import) bound on the unpacked size (K, M, G, T suffixes)\n"
