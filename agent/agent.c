@@ -472,7 +472,7 @@ sys_fail: {
 	if (master >= 0)
 		close(master);
 	task_free(t);
-	send_error(m->id, e, "exec: %s", strerror(e));
+	send_error(m->id, e, "exec");
 }
 }
 
@@ -677,7 +677,7 @@ static void handle_fwrite(const wire_msg *m)
 		if (t->file_fd < 0) {
 			int e = errno;
 			task_free(t);
-			send_error(m->id, e, "fwrite: open %s: %s", m->path, strerror(e));
+			send_error(m->id, e, "fwrite: open %s", m->path);
 			return;
 		}
 		if (m->present & WF_MODE)
@@ -694,7 +694,7 @@ static void handle_fwrite(const wire_msg *m)
 				continue;
 			int e = errno;
 			task_free(t);
-			send_error(m->id, e, "fwrite: write: %s", strerror(e));
+			send_error(m->id, e, "fwrite: write");
 			return;
 		}
 		off += (size_t)n;
@@ -706,7 +706,7 @@ static void handle_fwrite(const wire_msg *m)
 		t->file_fd = -1;
 		task_free(t);
 		if (rc)
-			send_error(m->id, rc, "fwrite: close: %s", strerror(rc));
+			send_error(m->id, rc, "fwrite: close");
 		else
 			send_ok(m->id);
 	}
@@ -721,7 +721,7 @@ static void handle_fread(const wire_msg *m)
 	int fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		int e = errno;
-		send_error(m->id, e, "fread: open %s: %s", m->path, strerror(e));
+		send_error(m->id, e, "fread: open %s", m->path);
 		return;
 	}
 	struct stat st;
@@ -749,7 +749,7 @@ static void pump_fread(task *t)
 		int e = errno;
 		uint32_t id = t->id;
 		task_free(t);
-		send_error(id, e, "fread: read: %s", strerror(e));
+		send_error(id, e, "fread: read");
 		return;
 	}
 	if (t->max && t->sent + (uint64_t)n > t->max) {
@@ -790,7 +790,7 @@ static void handle_stat(const wire_msg *m)
 		fill_stat(&r, &st);
 	} else if (errno != ENOENT && errno != ENOTDIR) {
 		int e = errno;
-		send_error(m->id, e, "stat %s: %s", m->path, strerror(e));
+		send_error(m->id, e, "stat %s", m->path);
 		return;
 	}
 	send_msg(&r);
@@ -808,7 +808,7 @@ static void handle_list(const wire_msg *m)
 		int e = errno;
 		if (dfd >= 0)
 			close(dfd);
-		send_error(m->id, e, "list %s: %s", m->path, strerror(e));
+		send_error(m->id, e, "list %s", m->path);
 		return;
 	}
 	wire_dirent ents[256];
@@ -877,7 +877,7 @@ static void handle_mkdir(const wire_msg *m)
 	int r = m->flag ? mkdir_parents(m->path, mode) : mkdir(m->path, mode);
 	if (r < 0) {
 		int e = errno;
-		send_error(m->id, e, "mkdir %s: %s", m->path, strerror(e));
+		send_error(m->id, e, "mkdir %s", m->path);
 		return;
 	}
 	send_ok(m->id);
@@ -935,7 +935,7 @@ static void handle_remove(const wire_msg *m)
 		r = rmdir(m->path);
 	if (r < 0) {
 		int e = errno;
-		send_error(m->id, e, "remove %s: %s", m->path, strerror(e));
+		send_error(m->id, e, "remove %s", m->path);
 		return;
 	}
 	send_ok(m->id);

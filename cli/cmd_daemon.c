@@ -780,7 +780,7 @@ int cmd_cp(int argc, char **argv)
 	if (dremote) {
 		int fd = strcmp(args[0], "-") ? open(args[0], O_RDONLY | O_CLOEXEC) : 0;
 		if (fd < 0) {
-			silo_fail(&err, SILO_ERR_IO_ERROR, errno, "open %s: %s", args[0], strerror(errno));
+			silo_fail(&err, SILO_ERR_IO_ERROR, errno, "open %s", args[0]);
 			rc = cli_error(&err, json);
 		} else {
 			if (api_stream(cl, "PUT", path, "application/octet-stream", NULL, 0, fd, NULL, NULL, &err) < 0)
@@ -798,7 +798,7 @@ int cmd_cp(int argc, char **argv)
 			fd = mkstemp(tmp);
 		}
 		if (fd < 0) {
-			silo_fail(&err, SILO_ERR_IO_ERROR, errno, "create %s: %s", args[1], strerror(errno));
+			silo_fail(&err, SILO_ERR_IO_ERROR, errno, "create %s", args[1]);
 			rc = cli_error(&err, json);
 		} else if (api_stream(cl, "GET", path, NULL, NULL, 0, -1, write_chunk, &fd, &err) < 0) {
 			rc = cli_error(&err, json);
@@ -810,7 +810,7 @@ int cmd_cp(int argc, char **argv)
 			fchmod(fd, 0644);
 			close(fd);
 			if (rename(tmp, args[1]) < 0) {
-				silo_fail(&err, SILO_ERR_IO_ERROR, errno, "rename to %s: %s", args[1], strerror(errno));
+				silo_fail(&err, SILO_ERR_IO_ERROR, errno, "rename to %s", args[1]);
 				unlink(tmp);
 				rc = cli_error(&err, json);
 			}

@@ -681,7 +681,7 @@ int manager_open(const manager_config *cfg, manager **out, silo_error *err)
 	m->met = metrics_new(m->cfg.error_threshold, m->cfg.error_window_ms);
 
 	if (mkdir_p(m->state_dir, 0700) < 0) {
-		silo_fail(err, SILO_ERR_IO_ERROR, errno, "state dir %s: %s", m->state_dir, strerror(errno));
+		silo_fail(err, SILO_ERR_IO_ERROR, errno, "state dir %s", m->state_dir);
 		goto fail;
 	}
 	char *real = realpath(m->state_dir, NULL);   /* ownership records name it (owner.h) */

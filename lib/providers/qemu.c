@@ -1601,8 +1601,7 @@ static int kernel_identity(const vm_spec *spec, char *path, size_t len, long lon
 		return -1;
 	struct stat st;
 	if (stat(bp.kernel, &st) < 0)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "qemu: guest kernel %s: %s", bp.kernel,
-				 strerror(errno));
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "qemu: guest kernel %s", bp.kernel);
 	snprintf(path, len, "%s", bp.kernel);
 	*size = (long long)st.st_size;
 	return 0;
@@ -1628,10 +1627,10 @@ static int q_snapshot(sandbox *sb, const char *dir, silo_error *err)
 	snprintf(p, sizeof p, "%s/" VMSTATE, dir);
 	cleanup_close int out = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out < 0)
-		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: create %s: %s", p, strerror(errno));
+		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: create %s", p);
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: pipe: %s", strerror(errno));
+		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: pipe");
 	fcntl(pfd[0], F_SETPIPE_SZ, 1 << 20);
 	drain_job d = {.in = pfd[0], .out = out, .max = snap_max_bytes()};
 	pthread_t th;
@@ -1670,8 +1669,8 @@ static int q_snapshot(sandbox *sb, const char *dir, silo_error *err)
 	pthread_join(th, NULL);
 	if (rc == 0 && d.err)
 		rc = silo_fail_vm(err, d.err == EFBIG ? SILO_ERR_RESOURCE_EXCEEDED : SILO_ERR_IO_ERROR, d.err, sb->id,
-				  "qemu: writing %s: %s", p,
-				  d.err == EFBIG ? "larger than the snapshot limit ($SILO_SNAPSHOT_MAX_MB)" : strerror(d.err));
+				  "qemu: writing %s%s", p,
+				  d.err == EFBIG ? ": larger than the snapshot limit ($SILO_SNAPSHOT_MAX_MB)" : "");
 	if (rc == 0 && fsync(out) < 0)
 		rc = silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: fsync %s", p);
 	/* the scratch disk (absent for a sandbox restored from an older snapshot) */
@@ -1756,8 +1755,7 @@ static int q_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_err
 	snprintf(p, sizeof p, "%s/" VMSTATE, dir);
 	cleanup_close int in = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (in < 0)
-		return silo_fail_vm(err, SILO_ERR_CHECKSUM_MISMATCH, errno, sb->id, "qemu: open %s: %s", p,
-				    strerror(errno));
+		return silo_fail_vm(err, SILO_ERR_CHECKSUM_MISMATCH, errno, sb->id, "qemu: open %s", p);
 	if (scratch_mb > 0) {
 		char snap_disk[PATH_MAX + 32], disk[PATH_MAX + 32];
 		snprintf(snap_disk, sizeof snap_disk, "%s/" VM_SCRATCH_SNAP, dir);
