@@ -59,10 +59,6 @@
 #include "snapshot/snapshot.h"
 #include "trust/trust.h"
 
-/* Weak: usable before lib/core/channel.c is in the same library. */
-extern bool chan_is_connected(chan *c) __attribute__((weak));
-extern int chan_shutdown(chan *c, silo_error *err) __attribute__((weak));
-
 #define NS_DEFAULT_PIDS 1024
 #define NS_SETUP_TIMEOUT_MS 10000
 #define NS_DETACH_TIMEOUT_MS 5000
@@ -1116,7 +1112,7 @@ static int ns_terminate(sandbox *sb, int grace_ms, silo_error *err)
 	if (s->cg.freeze[0] && path_exists(s->cg.freeze))
 		ns_cgroup_freeze(&s->cg, false, NULL);
 	if (sb->pid > 0 && pid_alive(sb->pid, start)) {
-		if (grace_ms > 0 && sb->ch && chan_is_connected && chan_shutdown && chan_is_connected(sb->ch) &&
+		if (grace_ms > 0 && sb->ch && chan_is_connected(sb->ch) &&
 		    chan_shutdown(sb->ch, NULL) == 0)
 			wait_gone(sb->pid, start, grace_ms);
 		if (grace_ms > 0 && pid_alive(sb->pid, start)) {

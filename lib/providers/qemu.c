@@ -51,12 +51,8 @@
 #include "image/image.h"
 #include "providers/ns.h"
 #include "providers/vm.h"
+#include "snapshot/snapshot.h"
 #include "trust/trust.h"
-
-/* Weak: the provider builds and works (QMP quit as the graceful step) before
- * lib/core/channel.c is linked into the same library. */
-extern bool chan_is_connected(chan *c) __attribute__((weak));
-extern int chan_shutdown(chan *c, silo_error *err) __attribute__((weak));
 
 #define QEMU_DEFAULT_BIN "qemu-system-x86_64"
 #define QEMU_CMDLINE_MAX 2048
@@ -1314,7 +1310,7 @@ static int q_terminate(sandbox *sb, int grace_ms, silo_error *err)
 	}
 	if (q_alive(sb)) {
 		/* 1. ask the agent to power off (guest reboot=t + -no-reboot => QEMU exits) */
-		if (sb->ch && chan_is_connected && chan_shutdown && chan_is_connected(sb->ch) && grace_ms > 0) {
+		if (sb->ch && chan_is_connected(sb->ch) && grace_ms > 0) {
 			if (chan_shutdown(sb->ch, NULL) == 0)
 				wait_exit(sb, grace_ms);
 		}
@@ -1451,8 +1447,6 @@ static void q_diagnostics(sandbox *sb, char *buf, size_t len)
 #define VMSTATE "vmstate"
 #define QEMU_META "qemu.json"
 #define MIGRATE_TIMEOUT_MS 180000
-
-uint64_t snap_max_bytes(void);   /* lib/snapshot/snapshot.c */
 
 /* Open a QMP session: greeting + capabilities. */
 static int qmp_open(qemu_state *q, uint64_t deadline, silo_error *err)
