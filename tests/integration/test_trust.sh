@@ -8,10 +8,7 @@
 set -uo pipefail
 B=${SILO_BUILD_ROOT:?}
 SILO="$B/cli/silo"
-N=0 FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
+. "$(dirname "$0")/../tap.sh"
 if ! command -v minisign > /dev/null; then echo "1..0 # SKIP minisign not installed"; exit 0; fi
 real_cache=${SILO_CACHE_DIR:-$HOME/.cache/silo}
 TMP=$(mktemp -d /tmp/silo-trust-test.XXXXXX)
@@ -155,4 +152,4 @@ done
 kill -TERM $dpid; wait $dpid
 check "silod exited cleanly (no sanitizer report)" bash -c "test $? = 0 && ! grep -qE 'Sanitizer|runtime error' silod.log"
 check "no QEMU (nor its jailer) left running from this test" bash -c "! pgrep -f '[s]ilo-jailer.*$TMP' > /dev/null && ! pgrep -f '[q]emu-system.*$TMP' > /dev/null"
-exit $FAILED
+exit $((FAILED > 0))
