@@ -44,12 +44,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cgroup.h"
 #include "common/util.h"
 #include "core/channel.h"
 #include "core/provider.h"
 #include "core/sandbox.h"
 #include "image/image.h"
-#include "providers/ns.h"
 #include "providers/vm.h"
 #include "snapshot/snapshot.h"
 #include "trust/trust.h"
@@ -641,13 +641,13 @@ static void remove_rundir_files(sandbox *sb, bool and_dir)
 /* The jailer removes silo/<id> when QEMU exits; this catches a jailer that was killed. */
 static void remove_cgroup(const char *id)
 {
-	ns_cgroup cg;
-	ns_cgroup_paths(id, &cg);
+	cg_set cg;
+	cg_paths(id, &cg);
 	bool any = false;
 	for (int i = 0; i < cg.n; i++)
 		any = any || path_exists(cg.path[i]);
 	if (any)
-		ns_cgroup_remove(&cg);
+		cg_remove(&cg);
 }
 
 /* Force the jail down: SIGKILL QEMU (the jailer then drains the logs, removes the
@@ -1408,8 +1408,8 @@ static void q_residue(sandbox *sb, char ***out)
 		if (qp > 0)
 			strv_push(out, xasprintf("pid %d (qemu)", (int)qp));
 	}
-	ns_cgroup cg;
-	ns_cgroup_paths(sb->id, &cg);
+	cg_set cg;
+	cg_paths(sb->id, &cg);
 	for (int i = 0; i < cg.n; i++)
 		if (path_exists(cg.path[i]))
 			strv_push(out, xasprintf("cgroup %s", cg.path[i]));
