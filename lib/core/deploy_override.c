@@ -40,48 +40,9 @@ static void set_str(char **dst, const char *v)
 	*dst = *v ? xstrdup(v) : NULL;
 }
 
-/* Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF): the
- * spec is stored as TOML, which must be UTF-8. Returns the offset of the first
- * bad byte, or -1 if s is valid. */
-static long utf8_bad_at(const char *str)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
-	while (s[i]) {
-		unsigned c = s[i];
-		size_t n;
-		uint32_t cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return (long)i;
-		}
-		for (size_t k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return (long)i;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return (long)i;
-		i += n + 1;
-	}
-	return -1;
-}
-
 int deploy_apply_override(vm_spec *s, const char *kv, silo_error *err)
 {
-	long bad_at = utf8_bad_at(kv);
+	long bad_at = utf8_invalid_at(kv);   /* the spec is stored as TOML, which must be UTF-8 */
 	if (bad_at >= 0)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "--set: byte %ld of '%.40s...' is not valid UTF-8",
 				 bad_at, kv);
