@@ -22,6 +22,14 @@ TEXT = re.compile(r'\bstrerror(desc_np)?\s*\(|\bstrerror_r\s*\(')
 CALL = re.compile(r'\b(' + '|'.join(HELPERS) + r')\s*\(')
 
 
+def string_end(src, i):
+    """Index just past the string or character literal that opens at src[i]."""
+    j = i + 1
+    while j < len(src) and src[j] != src[i]:
+        j += 2 if src[j] == '\\' else 1
+    return j + 1
+
+
 def strip_comments(src):
     """Blank out comments, keep strings and line numbers."""
     out, i, n = [], 0, len(src)
@@ -38,11 +46,9 @@ def strip_comments(src):
             out.append(' ' * (j - i))
             i = j
         elif c in '"\'':
-            j = i + 1
-            while j < n and src[j] != c:
-                j += 2 if src[j] == '\\' else 1
-            out.append(src[i:j + 1])
-            i = j + 1
+            j = string_end(src, i)
+            out.append(src[i:j])
+            i = j
         else:
             out.append(c)
             i += 1
@@ -55,11 +61,9 @@ def call_args(src, start):
     while i < n:
         c = src[i]
         if c in '"\'':
-            j = i + 1
-            while j < n and src[j] != c:
-                j += 2 if src[j] == '\\' else 1
-            cur.append(src[i:j + 1])
-            i = j + 1
+            j = string_end(src, i)
+            cur.append(src[i:j])
+            i = j
             continue
         if c in '([{':
             depth += 1
