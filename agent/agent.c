@@ -474,7 +474,7 @@ sys_fail: {
 	if (master >= 0)
 		close(master);
 	task_free(t);
-	send_error(m->id, e, "exec: %s", strerror(e));
+	send_error(m->id, e, "exec");
 }
 }
 
@@ -686,7 +686,7 @@ static void handle_fwrite(const wire_msg *m)
 		if (t->file_fd < 0) {
 			int e = errno;
 			task_free(t);
-			send_error(m->id, e, "fwrite: open %s: %s", m->path, strerror(e));
+			send_error(m->id, e, "fwrite: open %s", m->path);
 			return;
 		}
 		if (m->present & WF_MODE)
@@ -703,7 +703,7 @@ static void handle_fwrite(const wire_msg *m)
 				continue;
 			int e = errno;
 			task_free(t);
-			send_error(m->id, e, "fwrite: write: %s", strerror(e));
+			send_error(m->id, e, "fwrite: write");
 			return;
 		}
 		off += (size_t)n;
@@ -715,7 +715,7 @@ static void handle_fwrite(const wire_msg *m)
 		t->file_fd = -1;
 		task_free(t);
 		if (rc)
-			send_error(m->id, rc, "fwrite: close: %s", strerror(rc));
+			send_error(m->id, rc, "fwrite: close");
 		else
 			send_ok(m->id);
 	}
@@ -730,7 +730,7 @@ static void handle_fread(const wire_msg *m)
 	int fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		int e = errno;
-		send_error(m->id, e, "fread: open %s: %s", m->path, strerror(e));
+		send_error(m->id, e, "fread: open %s", m->path);
 		return;
 	}
 	struct stat st;
@@ -758,7 +758,7 @@ static void pump_fread(task *t)
 		int e = errno;
 		uint32_t id = t->id;
 		task_free(t);
-		send_error(id, e, "fread: read: %s", strerror(e));
+		send_error(id, e, "fread: read");
 		return;
 	}
 	if (t->max && t->sent + (uint64_t)n > t->max) {
@@ -799,7 +799,7 @@ static void handle_stat(const wire_msg *m)
 		fill_stat(&r, &st);
 	} else if (errno != ENOENT && errno != ENOTDIR) {
 		int e = errno;
-		send_error(m->id, e, "stat %s: %s", m->path, strerror(e));
+		send_error(m->id, e, "stat %s", m->path);
 		return;
 	}
 	send_msg(&r);
@@ -817,7 +817,7 @@ static void handle_list(const wire_msg *m)
 		int e = errno;
 		if (dfd >= 0)
 			close(dfd);
-		send_error(m->id, e, "list %s: %s", m->path, strerror(e));
+		send_error(m->id, e, "list %s", m->path);
 		return;
 	}
 	wire_dirent ents[256];
@@ -886,7 +886,7 @@ static void handle_mkdir(const wire_msg *m)
 	int r = m->flag ? mkdir_parents(m->path, mode) : mkdir(m->path, mode);
 	if (r < 0) {
 		int e = errno;
-		send_error(m->id, e, "mkdir %s: %s", m->path, strerror(e));
+		send_error(m->id, e, "mkdir %s", m->path);
 		return;
 	}
 	send_ok(m->id);
@@ -944,7 +944,7 @@ static void handle_remove(const wire_msg *m)
 		r = rmdir(m->path);
 	if (r < 0) {
 		int e = errno;
-		send_error(m->id, e, "remove %s: %s", m->path, strerror(e));
+		send_error(m->id, e, "remove %s", m->path);
 		return;
 	}
 	send_ok(m->id);
@@ -1027,7 +1027,7 @@ static void handle_tcp(const wire_msg *m)
 	int s = anet_tcp_connect(m->addr, m->n);
 	if (s < 0) {
 		task_free(t);
-		send_error(m->id, -s, "tcp: connect to %s:%u: %s", m->addr ? m->addr : "127.0.0.1", m->n, strerror(-s));
+		send_error(m->id, -s, "tcp: connect to %s:%u", m->addr ? m->addr : "127.0.0.1", m->n);
 		return;
 	}
 	t->sock = true;

@@ -124,8 +124,8 @@ static uint64_t field_kb(const char *txt, const char *key)
 /* RSS/PSS of every process in the sandbox's cgroup + the memory cgroup usage. */
 static void mem_of(sandbox *sb, memsum *m)
 {
-	ns_cgroup cg;
-	ns_cgroup_paths(sb->id, &cg);
+	cg_set cg;
+	cg_paths(sb->id, &cg);
 	for (int i = 0; i < cg.n; i++) {
 		if (!strstr(cg.path[i], "/memory/") && !(cg.v2 && i == 0))
 			continue;

@@ -831,7 +831,7 @@ int cmd_cp(int argc, char **argv)
 		int fd = strcmp(args[0], "-") ? open(args[0], O_RDONLY | O_CLOEXEC) : 0;
 		struct stat st;
 		if (fd < 0) {
-			silo_fail(&err, SILO_ERR_IO_ERROR, errno, "open %s: %s", args[0], strerror(errno));
+			silo_fail(&err, SILO_ERR_IO_ERROR, errno, "open %s", args[0]);
 			rc = cli_error(&err, json);
 		} else if (fd > 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
 			close(fd);
@@ -853,7 +853,7 @@ int cmd_cp(int argc, char **argv)
 			fd = mkstemp(tmp);
 		}
 		if (fd < 0) {
-			silo_fail(&err, SILO_ERR_IO_ERROR, errno, "create %s: %s", args[1], strerror(errno));
+			silo_fail(&err, SILO_ERR_IO_ERROR, errno, "create %s", args[1]);
 			rc = cli_error(&err, json);
 		} else if (api_stream(cl, "GET", path, NULL, NULL, 0, -1, write_chunk, &fd, &err) < 0) {
 			rc = cli_error(&err, json);
@@ -865,7 +865,7 @@ int cmd_cp(int argc, char **argv)
 			fchmod(fd, 0644);
 			close(fd);
 			if (rename(tmp, args[1]) < 0) {
-				silo_fail(&err, SILO_ERR_IO_ERROR, errno, "rename to %s: %s", args[1], strerror(errno));
+				silo_fail(&err, SILO_ERR_IO_ERROR, errno, "rename to %s", args[1]);
 				unlink(tmp);
 				rc = cli_error(&err, json);
 			}

@@ -24,11 +24,6 @@
 #include "core/owner.h"
 #include "core/sandbox.h"
 
-/* spec.c may not be in every build: --spec and the daemon path need it. */
-extern int spec_load(const char *path, vm_spec *out, silo_error *err) __attribute__((weak));
-extern char *spec_format(const vm_spec *s) __attribute__((weak));
-extern void spec_free(vm_spec *s) __attribute__((weak));
-
 #define RUN_GRACE_MS 2000
 /* after --timeout the agent kills the command; the whole sandbox goes this much later */
 #define RUN_DEADLINE_GRACE_MS 5000
@@ -267,12 +262,6 @@ int cmd_run(int argc, char **argv)
 	vm_spec spec = {0};
 	bool loaded = false;
 	if (spec_path) {
-		if (!spec_load) {
-			silo_fail(&err, SILO_ERR_NOT_SUPPORTED, 0, "--spec: this build has no hac.toml parser");
-			strv_free(env);
-			secrets_free(sec_keys, sec_vals, nsec);
-			return cli_error(&err, json);
-		}
 		if (spec_load(spec_path, &spec, &err) < 0) {
 			strv_free(env);
 			secrets_free(sec_keys, sec_vals, nsec);
@@ -308,7 +297,7 @@ int cmd_run(int argc, char **argv)
 		spec.memory_mb = (uint32_t)memory;
 	if (cpus)
 		spec.vcpus = (uint32_t)cpus;
-	bool daemon = api_daemon_available() && spec_format;
+	bool daemon = api_daemon_available();
 	char **xenv = NULL;
 	int rc;
 	/* --secret/--secret-file join the spec's [sandbox.secrets] as inline values */
@@ -517,7 +506,7 @@ out:
 		strv_free(xenv);
 	else
 		spec_env_free(xenv);
-	if (loaded && spec_free)
+	if (loaded)
 		spec_free(&spec);
 	else
 		own_free(&spec);

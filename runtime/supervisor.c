@@ -50,6 +50,7 @@
 #include "core/provider.h"
 #include "core/sandbox.h"
 #include "oci/oci.h"
+#include "common/cgroup.h"
 #include "providers/ns.h"
 #include "runtime/rt.h"
 #include "snapshot/snapshot.h"
@@ -510,8 +511,8 @@ static json_t *host_pids(void)
 			json_array_append_new(a, json_integer(S.sb->pid));
 		return a;
 	}
-	ns_cgroup cg;
-	ns_cgroup_paths(S.sb->id, &cg);
+	cg_set cg;
+	cg_paths(S.sb->id, &cg);
 	for (int i = 0; i < cg.n; i++) {
 		char p[PATH_MAX + 16];
 		snprintf(p, sizeof p, "%s/cgroup.procs", cg.path[i]);

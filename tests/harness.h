@@ -7,14 +7,20 @@
  *   TEST_MAIN(parse_empty, other_case)
  *
  * SKIP("reason") ends a case as skipped (a one-line reason, never a silent pass).
+ * A case's stdout (its own printf, a program it runs) reaches the TAP stream as
+ * comments: a line that does not start with '#' gets "# " in front, so meson never
+ * sees an unknown TAP line.
  * Environment: TEST_FILTER=substr runs matching cases only.
  */
 #ifndef SILO_TESTS_HARNESS_H
 #define SILO_TESTS_HARNESS_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +101,64 @@ __attribute__((noreturn, format(printf, 1, 2), unused)) static void SKIP(const c
 		}                                                                               \
 	} while (0)
 
+/* Copy what a case wrote to its stdout pipe, as TAP comments. buf keeps a partial line. */
+static inline void test_relay_(char *buf, size_t *len, bool end)
+{
+	size_t start = 0;
+	for (size_t i = 0; i < *len; i++) {
+		if (buf[i] != '\n')
+			continue;
+		printf("%s%.*s\n", buf[start] == '#' ? "" : "# ", (int)(i - start), buf + start);
+		start = i + 1;
+	}
+	if (start == 0 && *len == 4096) /* one line longer than the buffer: cut it */
+		start = *len, printf("# %.*s\n", (int)*len, buf);
+	if (end && start < *len)
+		printf("%s%.*s\n", buf[start] == '#' ? "" : "# ", (int)(*len - start), buf + start), start = *len;
+	memmove(buf, buf + start, *len - start);
+	*len -= start;
+}
+
+/* Wait for the case, relaying its stdout until it exits (not until EOF: a process it
+ * leaked may hold the pipe), then what is left in the pipe. */
+static inline int test_wait_relay_(pid_t pid, int rfd)
+{
+	char buf[4096];
+	size_t len = 0;
+	int st = 0;
+	for (;;) {
+		struct pollfd p = {.fd = rfd, .events = POLLIN};
+		if (rfd >= 0 && poll(&p, 1, 100) > 0) {
+			ssize_t r = read(rfd, buf + len, sizeof buf - len);
+			if (r > 0) {
+				len += (size_t)r;
+				test_relay_(buf, &len, false);
+				continue;
+			}
+			if (r == 0 || errno != EINTR) {
+				close(rfd);
+				rfd = -1;
+			}
+		}
+		pid_t w = waitpid(pid, &st, rfd >= 0 ? WNOHANG : 0);
+		if (w == pid)
+			break;
+		if (w < 0 && errno != EINTR)
+			break;
+	}
+	if (rfd >= 0) {
+		fcntl(rfd, F_SETFL, O_NONBLOCK);
+		ssize_t r;
+		while ((r = read(rfd, buf + len, sizeof buf - len)) > 0) {
+			len += (size_t)r;
+			test_relay_(buf, &len, false);
+		}
+		close(rfd);
+	}
+	test_relay_(buf, &len, true);
+	return st;
+}
+
 static inline int test_run_all_(const test_case *cases, size_t n)
 {
 	const char *filter = getenv("TEST_FILTER");
@@ -112,16 +176,24 @@ static inline int test_run_all_(const test_case *cases, size_t n)
 			continue;
 		}
 		fflush(stdout);
+		int out[2] = {-1, -1};
+		if (pipe2(out, O_CLOEXEC) < 0)
+			out[0] = out[1] = -1;
 		pid_t pid = fork();
 		if (pid == 0) {
+			if (out[1] >= 0) {
+				dup2(out[1], STDOUT_FILENO);
+				close(out[0]);
+				close(out[1]);
+			}
 			test_failures_ = 0;
 			cases[i].fn();
 			fflush(stdout);
 			_exit(test_failures_ ? 1 : 0);
 		}
-		int st = 0;
-		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-			;
+		if (out[1] >= 0)
+			close(out[1]);
+		int st = test_wait_relay_(pid, out[0]);
 		if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
 			printf("ok %zu - %s\n", i + 1, cases[i].name);
 		} else if (WIFEXITED(st) && WEXITSTATUS(st) == TEST_SKIP_CODE) {

@@ -28,7 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "providers/ns.h"
+#include "common/cgroup.h"
 #include "seccomp_allowlist.h"
 #include "vmm.h"
 
@@ -45,11 +45,11 @@ static void noop(int sig)
 	(void)sig;
 }
 
-static ns_cgroup jail_cg;
+static cg_set jail_cg;
 
-static ns_limits jail_limits(uint64_t mem_mib, uint64_t vcpus)
+static cg_limits jail_limits(uint64_t mem_mib, uint64_t vcpus)
 {
-	return (ns_limits){.memory_bytes = (mem_mib + JAIL_VMM_OVERHEAD_MIB) << 20,
+	return (cg_limits){.memory_bytes = (mem_mib + JAIL_VMM_OVERHEAD_MIB) << 20,
 			   .cpu_millis = (uint32_t)(vcpus + 1) * 1000, .pids_max = JAIL_PIDS_MAX};
 }
 
@@ -58,7 +58,7 @@ int jail_set_memory(uint64_t mem_mib, uint64_t vcpus, silo_error *err)
 	if (!jail_cg.n)
 		return 0;
 	/* Raising the limit of a cgroup we created: recreate-free, just rewrite the knobs. */
-	ns_limits lim = jail_limits(mem_mib, vcpus);
+	cg_limits lim = jail_limits(mem_mib, vcpus);
 	char val[32];
 	snprintf(val, sizeof val, "%llu", (unsigned long long)lim.memory_bytes);
 	for (int i = 0; i < jail_cg.n; i++) {
@@ -88,8 +88,8 @@ int jail_prepare(const char *const *cleanup_paths, const char *id, uint64_t mem_
 		if (!((cg_id[i] >= 'a' && cg_id[i] <= 'z') || (cg_id[i] >= 'A' && cg_id[i] <= 'Z') ||
 		      (cg_id[i] >= '0' && cg_id[i] <= '9') || cg_id[i] == '-' || cg_id[i] == '_'))
 			cg_id[i] = '_';
-	ns_limits lim = jail_limits(mem_mib, vcpus);
-	if (ns_cgroup_create(cg_id, &lim, &jail_cg, err) < 0) {
+	cg_limits lim = jail_limits(mem_mib, vcpus);
+	if (cg_create(cg_id, &lim, &jail_cg, err) < 0) {
 		silo_error_prefix(err, "jail: cgroup");
 		return -1;
 	}
@@ -99,7 +99,7 @@ int jail_prepare(const char *const *cleanup_paths, const char *id, uint64_t mem_
 		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "jail: unshare namespaces (needs root)");
 	pid_t pid = fork();
 	if (pid < 0) {
-		ns_cgroup_remove(&jail_cg);
+		cg_remove(&jail_cg);
 		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, errno, "jail: fork");
 	}
 	if (pid == 0) {
@@ -133,7 +133,7 @@ int jail_prepare(const char *const *cleanup_paths, const char *id, uint64_t mem_
 	/* Files the jailed VMM cannot remove from inside its new root (API and vsock sockets). */
 	for (size_t i = 0; cleanup_paths && cleanup_paths[i]; i++)
 		unlink(cleanup_paths[i]);
-	if (ns_cgroup_remove(&jail_cg) < 0)
+	if (cg_remove(&jail_cg) < 0)
 		fprintf(stderr, "silo-vmm: jail: cgroup %s could not be removed\n", jail_cg.path[0]);
 	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 }

@@ -411,7 +411,7 @@ static void enter_namespaces(void)
 	write_file_or_die("/proc/self/gid_map", m);
 }
 
-static __attribute__((noreturn)) void child_main(pid_t relay, const ns_cgroup *cg, int devnull)
+static __attribute__((noreturn)) void child_main(pid_t relay, const cg_set *cg, int devnull)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != relay)
 		_exit(127);
@@ -469,7 +469,7 @@ static void drain(jlog *l)
 	}
 }
 
-static int relay_main(pid_t child, ns_cgroup *cg, int sfd)
+static int relay_main(pid_t child, cg_set *cg, int sfd)
 {
 	int status = -1;
 	for (;;) {
@@ -501,7 +501,7 @@ static int relay_main(pid_t child, ns_cgroup *cg, int sfd)
 			}
 		}
 	}
-	if (cg && cg->n && ns_cgroup_remove(cg) < 0)
+	if (cg && cg->n && cg_remove(cg) < 0)
 		fprintf(stderr, "silo-jailer: cgroup %s could not be removed\n", cg->path[0]);
 	return status < 0 ? 1 : status;
 }
@@ -622,13 +622,13 @@ int main(int argc, char **argv)
 				}
 
 	/* The cgroup first: nothing to undo if it fails. */
-	ns_cgroup cg = {0};
+	cg_set cg = {0};
 	silo_error err = {0};
 	char ebuf[600];
 	if (geteuid() == 0 && (J.memory_mib || J.cpus || J.pids)) {
-		ns_limits lim = {.memory_bytes = J.memory_mib << 20, .cpu_millis = (uint32_t)(J.cpus * 1000),
+		cg_limits lim = {.memory_bytes = J.memory_mib << 20, .cpu_millis = (uint32_t)(J.cpus * 1000),
 				 .pids_max = (uint32_t)J.pids};
-		if (ns_cgroup_create(J.id, &lim, &cg, &err) < 0) {
+		if (cg_create(J.id, &lim, &cg, &err) < 0) {
 			fprintf(stderr, "silo-jailer: cgroup: %s\n", silo_error_str(&err, ebuf, sizeof ebuf));
 			return 1;
 		}
@@ -640,7 +640,7 @@ int main(int argc, char **argv)
 		int pfd[2];
 		if (fd < 0 || pipe2(pfd, O_CLOEXEC) < 0) {
 			fprintf(stderr, "silo-jailer: --log %s: %s\n", l->path, strerror(errno));
-			ns_cgroup_remove(&cg);
+			cg_remove(&cg);
 			return 1;
 		}
 		logcap_init(&l->lc, fd, l->max);
@@ -661,14 +661,14 @@ int main(int argc, char **argv)
 	int sfd = high_fd(signalfd(-1, &s, SFD_CLOEXEC | SFD_NONBLOCK));
 	if (sfd < 0 || devnull < 0) {
 		fprintf(stderr, "silo-jailer: signalfd or /dev/null: %s\n", strerror(errno));
-		ns_cgroup_remove(&cg);
+		cg_remove(&cg);
 		return 1;
 	}
 	pid_t relay = getpid();
 	pid_t child = fork();
 	if (child < 0) {
 		fprintf(stderr, "silo-jailer: fork: %s\n", strerror(errno));
-		ns_cgroup_remove(&cg);
+		cg_remove(&cg);
 		return 1;
 	}
 	if (child == 0) {

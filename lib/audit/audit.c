@@ -49,7 +49,7 @@ static int walk(const char *path, bool missing_ok, uint64_t want_seq, char want_
 			memcpy(last_hash, zero_hash, 65);
 			return 0;
 		}
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "audit: open %s: %s", path, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "audit: open %s", path);
 	}
 	char *line = NULL;
 	size_t cap = 0;
@@ -207,13 +207,13 @@ int audit_open(const char *path, audit_log **out, silo_error *err)
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		free(head);
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "audit: open %s: %s", path, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "audit: open %s", path);
 	}
 	int hfd = open(head, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (hfd < 0) {
 		int e = errno;
 		close(fd);
-		silo_fail(err, SILO_ERR_IO_ERROR, e, "audit: open %s: %s", head, strerror(e));
+		silo_fail(err, SILO_ERR_IO_ERROR, e, "audit: open %s", head);
 		free(head);
 		return -1;
 	}
@@ -287,7 +287,7 @@ int audit_append(audit_log *a, const char *actor, const char *sandbox_id, const 
 	char head[128];
 	int hl = snprintf(head, sizeof head, "%020" PRIu64 " %s\n", a->seq, hash);
 	if (pwrite(a->head_fd, head, (size_t)hl, 0) != hl) {
-		silo_fail(err, SILO_ERR_IO_ERROR, errno, "audit: write %s: %s", a->head_path, strerror(errno));
+		silo_fail(err, SILO_ERR_IO_ERROR, errno, "audit: write %s", a->head_path);
 		goto out;
 	}
 	ret = 0;

@@ -487,3 +487,51 @@ int find_helper_binary(const char *name, char *out, size_t len, silo_error *err)
 	return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, ENOENT,
 			 "helper binary %s not found (set SILO_LIBEXEC_DIR or build the tree)", name);
 }
+
+size_t utf8_seq_len(const unsigned char *s, size_t left, uint32_t *cp_out)
+{
+	unsigned char c = s[0];
+	size_t n;
+	uint32_t cp;
+	if (c < 0x80) {
+		*cp_out = c;
+		return 1;
+	}
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (left < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	*cp_out = cp;
+	return n;
+}
+
+long utf8_invalid_at(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t len = strlen(str);
+	uint32_t cp;
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_seq_len(s + i, len - i, &cp);
+		if (!n)
+			return (long)i;
+		i += n;
+	}
+	return -1;
+}

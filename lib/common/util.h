@@ -93,6 +93,13 @@ const char *silo_cache_dir(void);
  * then the install libexecdir. 0 on success, -1 (PROVIDER_UNAVAILABLE) if absent. */
 int find_helper_binary(const char *name, char *out, size_t len, silo_error *err);
 
+/* Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF), the one
+ * validator of the tree (TOML, --set overrides). utf8_seq_len: the length of the
+ * sequence at s (at most left bytes) with its code point in *cp, or 0 if invalid.
+ * utf8_invalid_at: the offset of the first bad byte of str, or -1 if it is valid. */
+size_t utf8_seq_len(const unsigned char *s, size_t left, uint32_t *cp);
+long utf8_invalid_at(const char *str);
+
 /* ---- time ---- */
 uint64_t now_mono_ns(void);
 uint64_t now_realtime_ms(void);

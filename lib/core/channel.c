@@ -390,9 +390,7 @@ static bool valid_entry_name(const char *n)
 static void agent_error(silo_error *e, const char *vm_id, const wire_msg *m)
 {
 	int code = (m->present & WF_CODE) && m->code > 0 && m->code < 4096 ? (int)m->code : EIO;
-	silo_fail_vm(e, SILO_ERR_IO_ERROR, 0, vm_id, "agent: %s (%s)", m->msg ? m->msg : "error",
-		     strerror(code));
-	e->sys_errno = code;
+	silo_fail_vm(e, SILO_ERR_IO_ERROR, code, vm_id, "agent: %s", m->msg ? m->msg : "error");
 }
 
 /* Returns NULL on success or a violation description. */

@@ -39,6 +39,7 @@
 #include "core/owner.h"
 #include "common/util.h"
 #include "registry/registry.h"
+#include "trust/trust.h"
 
 #define DEFAULT_MAX 64
 #define DEFAULT_GRACE_MS 3000
@@ -848,7 +849,7 @@ int manager_open(const manager_config *cfg, manager **out, silo_error *err)
 	m->met = metrics_new(m->cfg.error_threshold, m->cfg.error_window_ms);
 
 	if (mkdir_p(m->state_dir, 0700) < 0) {
-		silo_fail(err, SILO_ERR_IO_ERROR, errno, "state dir %s: %s", m->state_dir, strerror(errno));
+		silo_fail(err, SILO_ERR_IO_ERROR, errno, "state dir %s", m->state_dir);
 		goto fail;
 	}
 	char *real = realpath(m->state_dir, NULL);   /* ownership records name it (owner.h) */
@@ -1064,7 +1065,11 @@ static int create_resolved(manager *m, const vm_spec *spec, const mgr_create_opt
 		.owner_client = opts->bind_client,
 	};
 	sandbox *sb = NULL;
-	if (sandbox_create(spec, &so, &sb, err) < 0) {
+	bool refused = false;   /* a boot file did not match the signed manifest (lib/trust) */
+	trust_watch_refusals(&refused);
+	int created = sandbox_create(spec, &so, &sb, err);
+	trust_watch_refusals(NULL);
+	if (created < 0) {
 		silo_error_set_vm(err, id);
 		char reason[700];
 		snprintf(reason, sizeof reason, "%s: %.600s", silo_code_name(err->code), err->message);
@@ -1075,8 +1080,7 @@ static int create_resolved(manager *m, const vm_spec *spec, const mgr_create_opt
 		metrics_inc(m->met, M_SPAWN_FAILURES_TOTAL, 1);
 		json_t *d = json_pack("{s:s,s:s}", "code", silo_code_name(err->code), "message", err->message);
 		manager_audit(m, opts->actor, id, "create-failed", ms, d);
-		if (err->code == SILO_ERR_CHECKSUM_MISMATCH && strstr(err->message, "supply chain")) {
-			/* a boot file did not match the signed manifest (lib/trust) */
+		if (err->code == SILO_ERR_CHECKSUM_MISMATCH && refused) {
 			manager_audit(m, opts->actor, id, "supply-chain", ms, d);
 			emit(m, MGR_EV_SECURITY_VIOLATION, id, NULL, NULL, "CHECKSUM_MISMATCH", "%.500s", err->message);
 		}

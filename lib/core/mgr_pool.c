@@ -181,7 +181,7 @@ int manager_pools_start(manager *m, silo_error *err)
 		return 0;
 	int e = pthread_create(&ps->thread, NULL, fill_main, ps);
 	if (e)
-		return silo_fail(err, SILO_ERR_INTERNAL, e, "warm pool thread: %s", strerror(e));
+		return silo_fail(err, SILO_ERR_INTERNAL, e, "warm pool thread");
 	ps->running = true;
 	return 0;
 }

@@ -66,8 +66,8 @@ typedef struct provider_ops {
 	 * (paths, cgroups, pids); used by cleanup verification. Appends to out (strv). */
 	void (*residue)(struct sandbox *sb, char ***out);
 	/* Optional: a short human-readable state for BOOT_TIMEOUT and similar errors
-	 * (qemu: tail of the serial console + QEMU stderr). Call before terminate.
-	 * (Added by the qemu provider; sandbox.c appends it to the BOOT_TIMEOUT message.) */
+	 * (qemu: tail of the serial console + QEMU stderr). Call before terminate;
+	 * sandbox.c appends it to the BOOT_TIMEOUT message. */
 	void (*diagnostics)(struct sandbox *sb, char *buf, size_t len);
 	/* Optional (docs/snapshots.md): write the sandbox's state into dir, a
 	 * snapshot payload directory the store hashes afterwards. The core has

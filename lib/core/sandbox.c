@@ -299,7 +299,7 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 		return -1;
 	}
 	if (mkdir_p(sb->rundir, 0700) < 0) {
-		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "mkdir %s: %s", sb->rundir, strerror(errno));
+		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "mkdir %s", sb->rundir);
 		owner_end(sb, !path_exists(sb->rundir));
 		sb_free(sb);
 		return -1;

@@ -62,10 +62,6 @@
 #include "snapshot/snapshot.h"
 #include "trust/trust.h"
 
-/* Weak: usable before lib/core/channel.c is in the same library. */
-extern bool chan_is_connected(chan *c) __attribute__((weak));
-extern int chan_shutdown(chan *c, silo_error *err) __attribute__((weak));
-
 #define NS_DEFAULT_PIDS 1024
 #define NS_SETUP_TIMEOUT_MS 10000
 #define NS_DETACH_TIMEOUT_MS 5000
@@ -85,7 +81,7 @@ const ns_mask ns_masks[] = {
 const size_t ns_masks_count = ARRAY_SIZE(ns_masks);
 
 typedef struct ns_state {
-	ns_cgroup cg;
+	cg_set cg;
 	ns_ids ids;
 	ns_disk disk;
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -202,7 +198,7 @@ typedef struct child_args {
 	struct ns_mount *mounts;   /* spec.mounts, prepared by the parent */
 	size_t nmounts;
 	char slot_path[PATH_MAX], slot_tmp[PATH_MAX + 16];
-	char procs[NS_CG_MAX][PATH_MAX];
+	char procs[CG_MAX][PATH_MAX];
 	int ncg;
 	int listen_fd;
 	int err_fd;          /* write end, CLOEXEC */
@@ -1137,12 +1133,12 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	listen_fd = listen_socket(s->sock, err);
 	if (listen_fd < 0)
 		goto fail;
-	ns_limits lim = {
+	cg_limits lim = {
 		.memory_bytes = (uint64_t)(spec->memory_mb ? spec->memory_mb : 512) << 20,
 		.cpu_millis = (spec->vcpus ? spec->vcpus : 1) * 1000,
 		.pids_max = spec->pids_max ? spec->pids_max : NS_DEFAULT_PIDS,
 	};
-	if (ns_cgroup_create(sb->id, &lim, &s->cg, err) < 0)
+	if (cg_create(sb->id, &lim, &s->cg, err) < 0)
 		goto fail;
 	cg_made = true;
 	a->ncg = s->cg.n;
@@ -1279,7 +1275,7 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 		wait_gone(init, s->starttime, 5000);
 		sb->prov = NULL;
 		sb->pid = 0;
-		ns_cgroup_remove(&s->cg);
+		cg_remove(&s->cg);
 		release_host_resources(sb, s, init);
 		remove_rundir_contents(sb);
 		close(s->err_fd);
@@ -1305,7 +1301,7 @@ fail:
 		close(a->userns_fd);
 	ns_userns_reap(&holder);
 	if (cg_made)
-		ns_cgroup_remove(&s->cg);
+		cg_remove(&s->cg);
 	ns_disk_close(&s->disk);
 	ns_ids_release(NS_IDS_DIR, s->ids.slot, getpid());
 	release_host_resources(sb, s, init);
@@ -1445,7 +1441,7 @@ static int ns_terminate(sandbox *sb, int grace_ms, silo_error *err)
 		/* Never started, already terminated, or a failed reattach: still remove
 		 * what may be there. Kill only an init that matches RUNDIR/pid (pid and
 		 * start time), never a bare pid that may have been reused. */
-		ns_cgroup_paths(sb->id, &tmp.cg);
+		cg_paths(sb->id, &tmp.cg);
 		read_state(sb, &tmp);
 		s = &tmp;
 		char p[PATH_MAX + 8];
@@ -1467,9 +1463,9 @@ static int ns_terminate(sandbox *sb, int grace_ms, silo_error *err)
 	/* A paused (frozen) sandbox cannot act on a shutdown request, and on the
 	 * v1 freezer even SIGKILLed tasks stay frozen: thaw first. */
 	if (s->cg.freeze[0] && path_exists(s->cg.freeze))
-		ns_cgroup_freeze(&s->cg, false, NULL);
+		cg_freeze(&s->cg, false, NULL);
 	if (sb->pid > 0 && pid_alive(sb->pid, start)) {
-		if (grace_ms > 0 && sb->ch && chan_is_connected && chan_shutdown && chan_is_connected(sb->ch) &&
+		if (grace_ms > 0 && sb->ch && chan_is_connected(sb->ch) &&
 		    chan_shutdown(sb->ch, NULL) == 0)
 			wait_gone(sb->pid, start, grace_ms);
 		if (grace_ms > 0 && pid_alive(sb->pid, start)) {
@@ -1484,7 +1480,7 @@ static int ns_terminate(sandbox *sb, int grace_ms, silo_error *err)
 						    "namespace init %d survived SIGKILL", (int)sb->pid);
 		}
 	}
-	int cg = ns_cgroup_remove(&s->cg);
+	int cg = cg_remove(&s->cg);
 	bool detached = release_host_resources(sb, s, sb->pid);
 	int loop = s->disk.nr;
 	if (detached) {
@@ -1540,14 +1536,14 @@ static int ns_reattach(sandbox *sb, silo_error *err)
 	if (!read_state(sb, s))
 		log_warn("%s: %s/" STATE_FILE " is missing or malformed: no snapshots of this sandbox", sb->id,
 			 sb->rundir);
-	ns_cgroup_paths(sb->id, &s->cg);
+	cg_paths(sb->id, &s->cg);
 	snprintf(s->sock, sizeof s->sock, "%.*s/agent.sock", (int)(sizeof s->sock - 12), sb->rundir);
 	rehold_layers(sb, s);
 	sb->prov = s;
 	/* A sandbox paused when the previous manager went away comes back
 	 * running (its agent must answer the reattach handshake). */
 	if (s->cg.freeze[0] && path_exists(s->cg.freeze))
-		ns_cgroup_freeze(&s->cg, false, NULL);
+		cg_freeze(&s->cg, false, NULL);
 	return 0;
 }
 
@@ -1556,7 +1552,7 @@ static int ns_pause(sandbox *sb, silo_error *err)
 	ns_state *s = sb->prov;
 	if (!s)
 		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "namespace: sandbox not running");
-	int rc = ns_cgroup_freeze(&s->cg, true, err);
+	int rc = cg_freeze(&s->cg, true, err);
 	if (rc < 0)
 		silo_error_set_vm(err, sb->id);
 	return rc;
@@ -1567,7 +1563,7 @@ static int ns_resume(sandbox *sb, silo_error *err)
 	ns_state *s = sb->prov;
 	if (!s)
 		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "namespace: sandbox not running");
-	int rc = ns_cgroup_freeze(&s->cg, false, err);
+	int rc = cg_freeze(&s->cg, false, err);
 	if (rc < 0)
 		silo_error_set_vm(err, sb->id);
 	return rc;
@@ -1586,8 +1582,8 @@ static void ns_residue(sandbox *sb, char ***out)
 	ns_state *s = sb->prov;
 	if (sb->pid > 0 && pid_alive(sb->pid, s ? s->starttime : 0))
 		push(out, xasprintf("pid %d (namespace init)", (int)sb->pid));
-	ns_cgroup cg;
-	ns_cgroup_paths(sb->id, &cg);
+	cg_set cg;
+	cg_paths(sb->id, &cg);
 	for (int i = 0; i < cg.n; i++)
 		if (path_exists(cg.path[i]))
 			push(out, xasprintf("cgroup %s", cg.path[i]));
@@ -1673,7 +1669,7 @@ static void ns_probe(provider_info *info)
 		snprintf(info->reason, sizeof info->reason, "the kernel has no overlayfs");
 		return;
 	}
-	if (!ns_cgroup_probe(cg, sizeof cg)) {
+	if (!cg_probe(cg, sizeof cg)) {
 		snprintf(info->reason, sizeof info->reason, "%s", cg);
 		return;
 	}

@@ -44,19 +44,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cgroup.h"
 #include "common/util.h"
 #include "core/channel.h"
 #include "core/provider.h"
 #include "core/sandbox.h"
 #include "image/image.h"
-#include "providers/ns.h"
 #include "providers/vm.h"
+#include "snapshot/snapshot.h"
 #include "trust/trust.h"
-
-/* Weak: the provider builds and works (QMP quit as the graceful step) before
- * lib/core/channel.c is linked into the same library. */
-extern bool chan_is_connected(chan *c) __attribute__((weak));
-extern int chan_shutdown(chan *c, silo_error *err) __attribute__((weak));
 
 #define QEMU_DEFAULT_BIN "qemu-system-x86_64"
 #define QEMU_CMDLINE_MAX 2048
@@ -589,13 +585,13 @@ static void remove_rundir_files(sandbox *sb, bool and_dir)
 /* The jailer removes silo/<id> when QEMU exits; this catches a jailer that was killed. */
 static void remove_cgroup(const char *id)
 {
-	ns_cgroup cg;
-	ns_cgroup_paths(id, &cg);
+	cg_set cg;
+	cg_paths(id, &cg);
 	bool any = false;
 	for (int i = 0; i < cg.n; i++)
 		any = any || path_exists(cg.path[i]);
 	if (any)
-		ns_cgroup_remove(&cg);
+		cg_remove(&cg);
 }
 
 /* Force the jail down: SIGKILL QEMU (the jailer then drains the logs, removes the
@@ -1279,7 +1275,7 @@ static int q_terminate(sandbox *sb, int grace_ms, silo_error *err)
 	}
 	if (q_alive(sb)) {
 		/* 1. ask the agent to power off (guest reboot=t + -no-reboot => QEMU exits) */
-		if (sb->ch && chan_is_connected && chan_shutdown && chan_is_connected(sb->ch) && grace_ms > 0) {
+		if (sb->ch && chan_is_connected(sb->ch) && grace_ms > 0) {
 			if (chan_shutdown(sb->ch, NULL) == 0)
 				wait_exit(sb, grace_ms);
 		}
@@ -1377,8 +1373,8 @@ static void q_residue(sandbox *sb, char ***out)
 		if (qp > 0)
 			strv_push(out, xasprintf("pid %d (qemu)", (int)qp));
 	}
-	ns_cgroup cg;
-	ns_cgroup_paths(sb->id, &cg);
+	cg_set cg;
+	cg_paths(sb->id, &cg);
 	for (int i = 0; i < cg.n; i++)
 		if (path_exists(cg.path[i]))
 			strv_push(out, xasprintf("cgroup %s", cg.path[i]));
@@ -1416,8 +1412,6 @@ static void q_diagnostics(sandbox *sb, char *buf, size_t len)
 #define VMSTATE "vmstate"
 #define QEMU_META "qemu.json"
 #define MIGRATE_TIMEOUT_MS 180000
-
-uint64_t snap_max_bytes(void);   /* lib/snapshot/snapshot.c */
 
 /* Open a QMP session: greeting + capabilities. */
 static int qmp_open(qemu_state *q, uint64_t deadline, silo_error *err)
@@ -1565,8 +1559,7 @@ static int kernel_identity(const vm_spec *spec, char *path, size_t len, long lon
 		return -1;
 	struct stat st;
 	if (stat(bp.kernel, &st) < 0)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "qemu: guest kernel %s: %s", bp.kernel,
-				 strerror(errno));
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "qemu: guest kernel %s", bp.kernel);
 	snprintf(path, len, "%s", bp.kernel);
 	*size = (long long)st.st_size;
 	return 0;
@@ -1592,10 +1585,10 @@ static int q_snapshot(sandbox *sb, const char *dir, silo_error *err)
 	snprintf(p, sizeof p, "%s/" VMSTATE, dir);
 	cleanup_close int out = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out < 0)
-		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: create %s: %s", p, strerror(errno));
+		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: create %s", p);
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: pipe: %s", strerror(errno));
+		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: pipe");
 	fcntl(pfd[0], F_SETPIPE_SZ, 1 << 20);
 	drain_job d = {.in = pfd[0], .out = out, .max = snap_max_bytes()};
 	pthread_t th;
@@ -1634,8 +1627,8 @@ static int q_snapshot(sandbox *sb, const char *dir, silo_error *err)
 	pthread_join(th, NULL);
 	if (rc == 0 && d.err)
 		rc = silo_fail_vm(err, d.err == EFBIG ? SILO_ERR_RESOURCE_EXCEEDED : SILO_ERR_IO_ERROR, d.err, sb->id,
-				  "qemu: writing %s: %s", p,
-				  d.err == EFBIG ? "larger than the snapshot limit ($SILO_SNAPSHOT_MAX_MB)" : strerror(d.err));
+				  "qemu: writing %s%s", p,
+				  d.err == EFBIG ? ": larger than the snapshot limit ($SILO_SNAPSHOT_MAX_MB)" : "");
 	if (rc == 0 && fsync(out) < 0)
 		rc = silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: fsync %s", p);
 	/* the scratch disk (absent for a sandbox restored from an older snapshot) */
@@ -1720,8 +1713,7 @@ static int q_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_err
 	snprintf(p, sizeof p, "%s/" VMSTATE, dir);
 	cleanup_close int in = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (in < 0)
-		return silo_fail_vm(err, SILO_ERR_CHECKSUM_MISMATCH, errno, sb->id, "qemu: open %s: %s", p,
-				    strerror(errno));
+		return silo_fail_vm(err, SILO_ERR_CHECKSUM_MISMATCH, errno, sb->id, "qemu: open %s", p);
 	if (scratch_mb > 0) {
 		char snap_disk[PATH_MAX + 32], disk[PATH_MAX + 32];
 		snprintf(snap_disk, sizeof snap_disk, "%s/" VM_SCRATCH_SNAP, dir);

@@ -71,16 +71,16 @@ static int lock_store(silo_error *err)
 	char root[PATH_MAX], p[PATH_MAX + 8];
 	snap_root(root, sizeof root);
 	if (mkdir_p(root, 0700) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s: %s", root, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", root);
 	snprintf(p, sizeof p, "%s/.lock", root);
 	int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s: %s", p, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", p);
 	while (flock(fd, LOCK_EX) < 0) {
 		if (errno != EINTR) {
 			int e = errno;
 			close(fd);
-			return silo_fail(err, SILO_ERR_IO_ERROR, e, "lock %s: %s", p, strerror(e));
+			return silo_fail(err, SILO_ERR_IO_ERROR, e, "lock %s", p);
 		}
 	}
 	return fd;
@@ -130,7 +130,7 @@ int snap_begin(const char *kind, snap_writer **out, silo_error *err)
 	char root[PATH_MAX];
 	snap_root(root, sizeof root);
 	if (mkdir_p(root, 0700) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s: %s", root, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", root);
 	snap_writer *w = xcalloc(1, sizeof *w);
 	snprintf(w->kind, sizeof w->kind, "%s", kind && *kind ? kind : "snapshot");
 	for (int tries = 0;; tries++) {
@@ -143,7 +143,7 @@ int snap_begin(const char *kind, snap_writer **out, silo_error *err)
 		if (tries > 8) {
 			int e = errno;
 			free(w);
-			return silo_fail(err, SILO_ERR_IO_ERROR, e, "mkdir in %s: %s", root, strerror(e));
+			return silo_fail(err, SILO_ERR_IO_ERROR, e, "mkdir in %s", root);
 		}
 	}
 	char pidf[PATH_MAX + 8], pid[24];
@@ -159,7 +159,7 @@ int snap_begin(const char *kind, snap_writer **out, silo_error *err)
 		int e = errno;
 		rm_rf(w->tmp);
 		free(w);
-		return silo_fail(err, SILO_ERR_IO_ERROR, e, "mkdir %s: %s", w->payload, strerror(e));
+		return silo_fail(err, SILO_ERR_IO_ERROR, e, "mkdir %s", w->payload);
 	}
 	*out = w;
 	return 0;
@@ -222,14 +222,14 @@ static int write_nosync(const char *path, const char *buf, size_t len, silo_erro
 	snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "create %s: %s", tmp, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "create %s", tmp);
 	int rc = write_all(fd, buf, len);
 	int e = errno;
 	close(fd);
 	if (rc < 0 || rename(tmp, path) < 0) {
 		e = rc < 0 ? e : errno;
 		unlink(tmp);
-		return silo_fail(err, SILO_ERR_IO_ERROR, e, "write %s: %s", path, strerror(e));
+		return silo_fail(err, SILO_ERR_IO_ERROR, e, "write %s", path);
 	}
 	return 0;
 }
@@ -306,7 +306,7 @@ int snap_commit(snap_writer *w, const snap_meta *meta, snap_info *out, silo_erro
 		if (hfd < 0) {
 			int e = errno;
 			snap_abort(w);
-			return silo_fail(err, SILO_ERR_IO_ERROR, e, "create %s: %s", hp, strerror(e));
+			return silo_fail(err, SILO_ERR_IO_ERROR, e, "create %s", hp);
 		}
 		close(hfd);
 		snprintf(meta->hold_out, meta->hold_len, "%s/%s", final, holdname);
@@ -320,7 +320,7 @@ int snap_commit(snap_writer *w, const snap_meta *meta, snap_info *out, silo_erro
 		int e = errno;
 		unlock_store(lk);
 		snap_abort(w);
-		return silo_fail(err, SILO_ERR_IO_ERROR, e, "rename into %s: %s", final, strerror(e));
+		return silo_fail(err, SILO_ERR_IO_ERROR, e, "rename into %s", final);
 	}
 	fsync_dir(root);
 	unlock_store(lk);
@@ -636,7 +636,7 @@ int snap_list_json(json_t **out, silo_error *err)
 	DIR *d = opendir(root);
 	if (!d && errno != ENOENT) {
 		free(v);
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "opendir %s: %s", root, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "opendir %s", root);
 	}
 	struct dirent *de;
 	while (d && (de = readdir(d))) {
@@ -793,7 +793,7 @@ int snap_hold(const char *id, char *hold, size_t len, silo_error *err)
 	if (fd < 0) {
 		hold[0] = '\0';
 		return silo_fail(err, errno == ENOENT ? SILO_ERR_VM_NOT_FOUND : SILO_ERR_IO_ERROR, errno,
-				 "snapshot %s: %s", id, strerror(errno));
+				 "snapshot %s", id);
 	}
 	close(fd);
 	return 0;
@@ -814,10 +814,9 @@ static int remove_locked(const char *root, const char *id, silo_error *err)
 	snprintf(del, sizeof del, "%s/" DEL_PREFIX "%s-%s", root, id, rnd);
 	if (rename(dir, del) < 0)
 		return silo_fail(err, errno == ENOENT ? SILO_ERR_VM_NOT_FOUND : SILO_ERR_IO_ERROR, errno,
-				 "snapshot %s: %s", id, strerror(errno));
+				 "snapshot %s", id);
 	if (rm_rf(del) < 0)
-		return silo_fail(err, SILO_ERR_CLEANUP_FAILED, errno, "snapshot %s: removing %s: %s", id, del,
-				 strerror(errno));
+		return silo_fail(err, SILO_ERR_CLEANUP_FAILED, errno, "snapshot %s: removing %s", id, del);
 	return 0;
 }
 

@@ -61,12 +61,12 @@ static char **list_dir(int dirfd, size_t *count, silo_error *err, const char *wh
 {
 	int fd = dup(dirfd);
 	if (fd < 0) {
-		silo_fail(err, SILO_ERR_IO_ERROR, errno, "%s: dup: %s", what, strerror(errno));
+		silo_fail(err, SILO_ERR_IO_ERROR, errno, "%s: dup", what);
 		return NULL;
 	}
 	DIR *d = fdopendir(fd);
 	if (!d) {
-		silo_fail(err, SILO_ERR_IO_ERROR, errno, "%s: opendir: %s", what, strerror(errno));
+		silo_fail(err, SILO_ERR_IO_ERROR, errno, "%s: opendir", what);
 		close(fd);
 		return NULL;
 	}
@@ -110,7 +110,7 @@ static int copy_reg(copy_ctx *c, int sdir, int ddir, const char *name, const str
 {
 	cleanup_close int in = openat(sdir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (in < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s: %s", rel, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", rel);
 	struct stat st2;
 	if (fstat(in, &st2) < 0 || !S_ISREG(st2.st_mode) || st2.st_ino != st->st_ino)
 		return silo_fail(err, SILO_ERR_CONFLICT, 0, "%s changed while it was being copied", rel);
@@ -120,7 +120,7 @@ static int copy_reg(copy_ctx *c, int sdir, int ddir, const char *name, const str
 				 (unsigned long long)(c->max_bytes >> 20), rel);
 	cleanup_close int out = openat(ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (out < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "create %s: %s", rel, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "create %s", rel);
 	uint64_t left = (uint64_t)st2.st_size, done = 0;
 	bool cfr = true;
 	while (left > 0) {
@@ -134,12 +134,12 @@ static int copy_reg(copy_ctx *c, int sdir, int ddir, const char *name, const str
 		} else {
 			r = read(in, c->buf, MIN(left, sizeof c->buf));
 			if (r > 0 && write_all(out, c->buf, (size_t)r) < 0)
-				return silo_fail(err, SILO_ERR_IO_ERROR, errno, "write %s: %s", rel, strerror(errno));
+				return silo_fail(err, SILO_ERR_IO_ERROR, errno, "write %s", rel);
 		}
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "copy %s: %s", rel, strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "copy %s", rel);
 		if (r == 0)
 			break;   /* shrank meanwhile (the sandbox is frozen, so not expected): keep what is there */
 		left -= (uint64_t)r;
@@ -147,9 +147,9 @@ static int copy_reg(copy_ctx *c, int sdir, int ddir, const char *name, const str
 	}
 	c->bytes += done;
 	if (fchown(out, st2.st_uid, st2.st_gid) < 0 && errno != EPERM)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chown %s: %s", rel, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chown %s", rel);
 	if (fchmod(out, st2.st_mode & 07777) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chmod %s: %s", rel, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chmod %s", rel);
 	struct timespec ts[2] = {st2.st_atim, st2.st_mtim};
 	futimens(out, ts);
 	return 0;
@@ -192,7 +192,7 @@ static int copy_entry(copy_ctx *c, int sdir, int ddir, int bdir, const char *nam
 {
 	struct stat st;
 	if (fstatat(sdir, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "stat %s: %s", rel, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "stat %s", rel);
 	if (++c->entries > SNAP_MAX_ENTRIES)
 		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0, "the writable layer has more than %u entries",
 				 SNAP_MAX_ENTRIES);
@@ -208,7 +208,7 @@ static int copy_entry(copy_ctx *c, int sdir, int ddir, int bdir, const char *nam
 		}
 		if (c->apply && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
 			if (remove_at(ddir, name, 0) < 0)   /* deleted in the sandbox */
-				return silo_fail(err, SILO_ERR_IO_ERROR, errno, "remove %s: %s", rel, strerror(errno));
+				return silo_fail(err, SILO_ERR_IO_ERROR, errno, "remove %s", rel);
 			return 0;
 		}
 		if (fstatat(ddir, name, &dst, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -219,18 +219,18 @@ static int copy_entry(copy_ctx *c, int sdir, int ddir, int bdir, const char *nam
 				cleanup_close int s = openat(sdir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 				cleanup_close int d = openat(ddir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 				if (s < 0 || d < 0)
-					return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s: %s", rel, strerror(errno));
+					return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", rel);
 				cleanup_close int b = sub_base(bdir, name);
 				if (copy_dir(c, s, d, b, rel, depth + 1, err) < 0)
 					return -1;
 				if (fchown(d, st.st_uid, st.st_gid) < 0 && errno != EPERM)
-					return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chown %s: %s", rel, strerror(errno));
+					return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chown %s", rel);
 				if (fchmod(d, st.st_mode & 07777) < 0)
-					return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chmod %s: %s", rel, strerror(errno));
+					return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chmod %s", rel);
 				return 0;
 			}
 			if (remove_at(ddir, name, 0) < 0)
-				return silo_fail(err, SILO_ERR_IO_ERROR, errno, "replace %s: %s", rel, strerror(errno));
+				return silo_fail(err, SILO_ERR_IO_ERROR, errno, "replace %s", rel);
 		}
 	}
 	if (S_ISREG(st.st_mode))
@@ -241,24 +241,23 @@ static int copy_entry(copy_ctx *c, int sdir, int ddir, int bdir, const char *nam
 					 rel, SNAP_MAX_DEPTH);
 		cleanup_close int s = openat(sdir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (s < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s: %s", rel, strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", rel);
 		if (mkdirat(ddir, name, 0700) < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s: %s", rel, strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", rel);
 		cleanup_close int d = openat(ddir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (d < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s: %s", rel, strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", rel);
 		cleanup_close int b = sub_base(bdir, name);
 		if (copy_dir(c, s, d, b, rel, depth + 1, err) < 0)
 			return -1;
 		char v[16];
 		ssize_t vl = c->apply ? 0 : fgetxattr(s, OPAQUE_XATTR, v, sizeof v);
 		if (vl > 0 && fsetxattr(d, OPAQUE_XATTR, v, (size_t)vl, 0) < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "set %s on %s: %s", OPAQUE_XATTR, rel,
-					 strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "set %s on %s", OPAQUE_XATTR, rel);
 		if (fchown(d, st.st_uid, st.st_gid) < 0 && errno != EPERM)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chown %s: %s", rel, strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chown %s", rel);
 		if (fchmod(d, st.st_mode & 07777) < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chmod %s: %s", rel, strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chmod %s", rel);
 		struct timespec ts[2] = {st.st_atim, st.st_mtim};
 		futimens(d, ts);
 		return 0;
@@ -267,12 +266,12 @@ static int copy_entry(copy_ctx *c, int sdir, int ddir, int bdir, const char *nam
 		char target[PATH_MAX];
 		ssize_t n = readlinkat(sdir, name, target, sizeof target - 1);
 		if (n < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "readlink %s: %s", rel, strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "readlink %s", rel);
 		target[n] = '\0';
 		if (symlinkat(target, ddir, name) < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "symlink %s: %s", rel, strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "symlink %s", rel);
 		if (fchownat(ddir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != EPERM)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chown %s: %s", rel, strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chown %s", rel);
 		return 0;
 	}
 	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
@@ -283,9 +282,9 @@ static int copy_entry(copy_ctx *c, int sdir, int ddir, int bdir, const char *nam
 		if (c->merge && c->base && (bdir < 0 || fstatat(bdir, name, &bst, AT_SYMLINK_NOFOLLOW) < 0))
 			return 0;
 		if (mknodat(ddir, name, S_IFCHR | 0000, makedev(0, 0)) < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "whiteout %s: %s", rel, strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "whiteout %s", rel);
 		if (fchownat(ddir, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != EPERM)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chown %s: %s", rel, strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chown %s", rel);
 		return 0;
 	}
 	/* sockets, FIFOs and device nodes (the namespace sandbox cannot make
@@ -313,12 +312,12 @@ static int copy_tree(const char *src, const char *dst, bool merge, bool apply, c
 {
 	cleanup_close int s = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (s < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s: %s", src, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", src);
 	if (mkdir(dst, 0755) < 0 && errno != EEXIST)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s: %s", dst, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", dst);
 	cleanup_close int d = open(dst, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (d < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s: %s", dst, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", dst);
 	copy_ctx *c = xcalloc(1, sizeof *c);
 	c->max_bytes = max_bytes;
 	c->merge = merge;
@@ -327,7 +326,7 @@ static int copy_tree(const char *src, const char *dst, bool merge, bool apply, c
 	cleanup_close int b = base ? open(base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
 	if (base && b < 0) {
 		free(c);
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s: %s", base, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", base);
 	}
 	int rc = copy_dir(c, s, d, b, "", 0, err);
 	if (rc == 0 && !apply) {
@@ -361,7 +360,7 @@ static int hash_fd(man_ctx *c, int fd, char hex[65], uint64_t *size, const char 
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "read %s: %s", rel, strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "read %s", rel);
 		if (r == 0)
 			break;
 		crypto_hash_sha256_update(&h, c->buf, (size_t)r);
@@ -380,7 +379,7 @@ static int man_entry(man_ctx *c, int dirfd, const char *name, const char *rel, i
 {
 	struct stat st;
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "stat %s: %s", rel, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "stat %s", rel);
 	if (++c->entries > SNAP_MAX_ENTRIES)
 		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0, "more than %u payload entries", SNAP_MAX_ENTRIES);
 	json_t *e = json_pack("{s:s,s:I,s:I,s:I}", "path", rel, "mode", (json_int_t)(st.st_mode & 07777), "uid",
@@ -389,7 +388,7 @@ static int man_entry(man_ctx *c, int dirfd, const char *name, const char *rel, i
 	if (S_ISREG(st.st_mode)) {
 		cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 		if (fd < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s: %s", rel, strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", rel);
 		char hex[65];
 		uint64_t size;
 		if (hash_fd(c, fd, hex, &size, rel, err) < 0)
@@ -406,7 +405,7 @@ static int man_entry(man_ctx *c, int dirfd, const char *name, const char *rel, i
 					 SNAP_MAX_DEPTH);
 		cleanup_close int d = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (d < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s: %s", rel, strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", rel);
 		json_object_set_new(e, "type", json_string("dir"));
 		char v[16];
 		if (fgetxattr(d, OPAQUE_XATTR, v, sizeof v) > 0)
@@ -417,7 +416,7 @@ static int man_entry(man_ctx *c, int dirfd, const char *name, const char *rel, i
 		char target[PATH_MAX];
 		ssize_t n = readlinkat(dirfd, name, target, sizeof target - 1);
 		if (n < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "readlink %s: %s", rel, strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "readlink %s", rel);
 		target[n] = '\0';
 		cleanup_free char *t = escape_name(NULL, target);
 		json_object_set_new(e, "type", json_string("symlink"));
@@ -452,7 +451,7 @@ int snap_manifest(const char *root, json_t **out, uint64_t *bytes, silo_error *e
 	cleanup_close int d = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (d < 0)
 		return silo_fail(err, errno == ENOENT ? SILO_ERR_CHECKSUM_MISMATCH : SILO_ERR_IO_ERROR, errno,
-				 "open %s: %s", root, strerror(errno));
+				 "open %s", root);
 	man_ctx *c = xcalloc(1, sizeof *c);
 	c->arr = json_array();
 	int rc = man_dir(c, d, "", 0, err);
@@ -507,7 +506,7 @@ static int stat_dir(stat_ctx *c, int dirfd, const char *rel, int depth, silo_err
 	for (size_t i = 0; i < n; i++) {
 		struct stat st;
 		if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "stat %s/%s: %s", rel, names[i], strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "stat %s/%s", rel, names[i]);
 		if (++c->entries > SNAP_MAX_ENTRIES)
 			return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0, "more than %u payload entries",
 					 SNAP_MAX_ENTRIES);
@@ -524,8 +523,7 @@ static int stat_dir(stat_ctx *c, int dirfd, const char *rel, int depth, silo_err
 						 SNAP_MAX_DEPTH);
 			cleanup_close int d = openat(dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (d < 0)
-				return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s/%s: %s", rel, names[i],
-						 strerror(errno));
+				return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s/%s", rel, names[i]);
 			cleanup_free char *r = escape_name(rel[0] ? rel : NULL, names[i]);
 			crypto_hash_sha256_update(&c->h, (const unsigned char *)"{", 1);
 			if (stat_dir(c, d, r, depth + 1, err) < 0)
@@ -541,7 +539,7 @@ int snap_tree_stat_digest(const char *root, char hex[65], uint64_t *newest_ctime
 	cleanup_close int d = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (d < 0)
 		return silo_fail(err, errno == ENOENT ? SILO_ERR_CHECKSUM_MISMATCH : SILO_ERR_IO_ERROR, errno,
-				 "open %s: %s", root, strerror(errno));
+				 "open %s", root);
 	stat_ctx *c = xcalloc(1, sizeof *c);
 	crypto_hash_sha256_init(&c->h);
 	struct stat st;

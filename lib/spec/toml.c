@@ -88,41 +88,6 @@ static void skip_ws(parser *p)
 		adv(p);
 }
 
-/* Validate one UTF-8 sequence at pos; returns its length or 0. */
-static size_t utf8_len(const unsigned char *s, size_t left, uint32_t *cp_out)
-{
-	unsigned char c = s[0];
-	size_t n;
-	uint32_t cp;
-	if (c < 0x80) {
-		*cp_out = c;
-		return 1;
-	}
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (left < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	*cp_out = cp;
-	return n;
-}
-
 static bool skip_comment(parser *p)
 {
 	if (peek(p) != '#')
@@ -133,7 +98,7 @@ static bool skip_comment(parser *p)
 			return fail(p, "control character 0x%02x in comment", c);
 		if (c >= 0x80) {
 			uint32_t cp;
-			size_t n = utf8_len((const unsigned char *)p->s + p->pos, p->len - p->pos, &cp);
+			size_t n = utf8_seq_len((const unsigned char *)p->s + p->pos, p->len - p->pos, &cp);
 			if (!n)
 				return fail(p, "invalid UTF-8 in comment");
 			adv_n(p, n);
@@ -316,7 +281,7 @@ static bool string_char(parser *p, sbuf *b, bool multiline)
 		return fail(p, "control character 0x%02x in string (use an escape)", c);
 	if (c >= 0x80) {
 		uint32_t cp;
-		size_t n = utf8_len((const unsigned char *)p->s + p->pos, p->len - p->pos, &cp);
+		size_t n = utf8_seq_len((const unsigned char *)p->s + p->pos, p->len - p->pos, &cp);
 		if (!n)
 			return fail(p, "invalid UTF-8 in string");
 		sb_put(b, p->s + p->pos, n);

@@ -32,6 +32,12 @@
 static pthread_mutex_t hook_lock = PTHREAD_MUTEX_INITIALIZER;
 static trust_violation_fn hook_fn;
 static void *hook_ud;
+static __thread bool *refusal_flag;   /* trust_watch_refusals: this thread's caller */
+
+void trust_watch_refusals(bool *flag)
+{
+	refusal_flag = flag;
+}
 
 void trust_set_violation_hook(trust_violation_fn fn, void *ud)
 {
@@ -43,6 +49,8 @@ void trust_set_violation_hook(trust_violation_fn fn, void *ud)
 
 static void report(const silo_error *err)
 {
+	if (refusal_flag)
+		*refusal_flag = true;
 	pthread_mutex_lock(&hook_lock);
 	trust_violation_fn fn = hook_fn;
 	void *ud = hook_ud;

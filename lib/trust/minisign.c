@@ -274,7 +274,7 @@ static int write_new_file(const char *path, const char *data, mode_t mode, silo_
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
 		return silo_fail(err, errno == EEXIST ? SILO_ERR_CONFLICT : SILO_ERR_IO_ERROR, errno,
-				 "%s: %s", path, errno == EEXIST ? "exists, not overwriting" : strerror(errno));
+				 "%s%s", path, errno == EEXIST ? ": exists, not overwriting" : "");
 	int rc = write_all(fd, data, strlen(data));
 	int e = errno;
 	if (close(fd) < 0 && rc == 0) {

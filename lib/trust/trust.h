@@ -170,6 +170,10 @@ void trust_set_violation_hook(trust_violation_fn fn, void *ud);
 /* Report a boot refusal found outside trust_check_boot (the VM providers' kernel
  * command line check) to the same hook. */
 void trust_report_violation(const silo_error *err);
+/* While flag is set, every refusal reported on this thread also sets *flag: how a
+ * caller knows a failure was a supply-chain refusal without reading its message
+ * (manager.c around sandbox_create). NULL stops it. */
+void trust_watch_refusals(bool *flag);
 
 /* ---- agent / plugin bundles ---- */
 /* A bundle is a file with a detached signature (path + ".minisig" unless sig_path).

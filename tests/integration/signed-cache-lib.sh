@@ -15,14 +15,11 @@
 B=${SILO_BUILD_ROOT:?}
 SILO="$B/cli/silo"
 real_cache=${SILO_CACHE_DIR:-$HOME/.cache/silo}
-N=0 FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; shift; for l in "$@"; do echo "# $l"; done; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d" "command: $*"; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/../tap.sh"   # ok, notok, check, N, FAILED
 
 private_dirs() {
 	TMP=$(mktemp -d "/tmp/$1.XXXXXX")
-	trap '[[ -n "${KEEP:-}" ]] || rm -rf "$TMP"; echo "1..$N"; exit $FAILED' EXIT
+	trap '[[ -n "${KEEP:-}" ]] || rm -rf "$TMP"; echo "1..$N"; exit $((FAILED > 0))' EXIT
 	export SILO_KEYRING_DIR="$TMP/keyring" SILO_CACHE_DIR="$TMP/cache" SILO_RUNTIME_DIR="$TMP/run" \
 		SILO_STATE_DIR="$TMP/state"
 	cd "$TMP" || exit 1

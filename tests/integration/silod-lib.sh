@@ -10,13 +10,8 @@ unset SILO_HOST SILO_SOCKET SILO_API_TOKEN
 mkdir -p "$SILO_STATE_DIR" "$SILO_RUNTIME_DIR"
 SOCK=$SILO_RUNTIME_DIR/silod.sock
 DPID=
-N=0
-FAILED=0
-
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=$((FAILED + 1)); echo "not ok $N - $1"; shift; for l in "$@"; do echo "# $l"; done; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else notok "$name" "command: $*"; fi; }
-skip_all() { echo "1..0 # SKIP $1"; cleanup; exit 0; }
+. "$(dirname "${BASH_SOURCE[0]}")/../tap.sh"
+tap_cleanup() { cleanup; }
 
 # JSON field extraction: jget 'expr' < json   (expr is Python on the parsed value `j`)
 jget() { python3 -c "import json,sys; j=json.load(sys.stdin); v=$1; print(v if not isinstance(v,(dict,list,bool)) else json.dumps(v))"; }

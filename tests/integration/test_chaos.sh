@@ -12,9 +12,7 @@ CHAOS=$B/bench/chaos
 SEED=${CHAOS_SEED:-20261206}
 CYCLES=${CHAOS_CYCLES:-20}
 MIX=${CHAOS_MIX:-namespace:9,qemu:1}
-N=0 FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; shift; for l in "$@"; do echo "# $l"; done; }
+. "$(dirname "$0")/../tap.sh"
 TMP=$(mktemp -d /tmp/silo-chaos-test.XXXXXX)
 trap 'rm -rf "$TMP"; echo "1..$N"' EXIT
 [ -x "$CHAOS" ] || { notok "bench/chaos is built"; exit 1; }
@@ -46,4 +44,4 @@ else
 	notok "chaos --cycles $CYCLES: orphans 0, lost 0" "exit $rc, last line '$last'" \
 		"$(grep -E 'LEFT|LOST|audit|silod exited|kept' "$TMP/run.err" | head -20)"
 fi
-exit $FAILED
+exit $((FAILED > 0))

@@ -6,10 +6,7 @@ set -uo pipefail
 B=${SILO_BUILD_ROOT:?}
 S=${SILO_SOURCE_ROOT:?}
 SILO="$B/cli/silo"
-N=0 FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
+. "$(dirname "$0")/../tap.sh"
 if [[ "${SILO_SKIP_VM_TESTS:-}" == 1 ]]; then echo "1..0 # SKIP SILO_SKIP_VM_TESTS=1"; exit 0; fi
 real_cache=${SILO_CACHE_DIR:-$HOME/.cache/silo}
 if [[ ! -f "$real_cache/kernel/current/vmlinux" || ! -x "$B/agent/silo-agent" ]]; then
@@ -70,4 +67,4 @@ bash "$S/scripts/prepare-images.sh" "$B" 2> "$TMP/prep.err"; rc=$?
 t1=$(date +%s)
 check "prepare-images.sh succeeds" test $rc = 0
 check "prepare-images.sh is fast when nothing changed (< 15 s)" test $((t1 - t0)) -lt 15
-exit $FAILED
+exit $((FAILED > 0))

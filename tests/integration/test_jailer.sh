@@ -8,10 +8,7 @@
 set -u
 B=${SILO_BUILD_ROOT:?SILO_BUILD_ROOT not set}
 J=$B/vmm/silo-jailer
-N=0 FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=$((FAILED + 1)); echo "not ok $N - $1"; shift; for l in "$@"; do echo "# $l"; done; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else notok "$name" "command: $*"; fi; }
+. "$(dirname "$0")/../tap.sh"
 echo "1..12"
 if [ "$(id -u)" != 0 ]; then for i in $(seq 1 12); do echo "ok $i # SKIP silo-jailer needs root"; done; exit 0; fi
 BB=$(command -v busybox)
@@ -50,4 +47,4 @@ check "the jail root is empty on the host" bash -c "test -z \"\$(ls -A '$T/root'
 "$J" --id "$ID" --root "$T/root" --uid $U --gid $U --ro "$BB" /bin/../etc -- /bin/busybox true 2>"$T/err3"; rc3=$?
 check "bad arguments are refused: no uid as root, uid 0, a DST with .." \
 	bash -c "test $rc1 = 2 && grep -q 'uid' '$T/err1' && test $rc2 = 2 && test $rc3 = 2 && grep -q DST '$T/err3'"
-exit $FAILED
+exit $((FAILED > 0))

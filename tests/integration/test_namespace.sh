@@ -7,10 +7,7 @@
 set -uo pipefail
 B=${SILO_BUILD_ROOT:?}
 SILO="$B/cli/silo"
-N=0 FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
+. "$(dirname "$0")/../tap.sh"
 if [[ $(id -u) != 0 ]]; then echo "1..0 # SKIP the namespace provider needs root"; exit 0; fi
 TMP=$(mktemp -d /tmp/silo-ns-test.XXXXXX)
 export SILO_RUNTIME_DIR="$TMP/run" SILO_STATE_DIR="$TMP/state" SILO_CACHE_DIR="$TMP/cache"
@@ -180,4 +177,4 @@ if [[ -x "$SILOD" ]]; then
 else
 	echo "# silod not built: daemon path not tested"
 fi
-exit $FAILED
+exit $((FAILED > 0))

@@ -73,8 +73,8 @@ static void destroy_clean(sandbox *sb)
 
 static bool cgroups_exist(const char *id)
 {
-	ns_cgroup cg;
-	ns_cgroup_paths(id, &cg);
+	cg_set cg;
+	cg_paths(id, &cg);
 	for (int i = 0; i < cg.n; i++)
 		if (path_exists(cg.path[i]))
 			return true;

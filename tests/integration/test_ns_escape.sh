@@ -35,7 +35,7 @@ if [[ -z ${NS_ESCAPE_INNER:-} ]]; then
 fi
 . "$(dirname "$0")/silod-lib.sh"
 SRC=${SILO_SOURCE_ROOT:?}
-PROBE=$BUILD/lib/providers/ns-probe
+PROBE=$BUILD/tests/ns-probe
 export SILO_CACHE_DIR=$TMP/cache
 mkdir -p "$SILO_CACHE_DIR"
 mount -t tmpfs -o size=1g,mode=0700 silo-escape-cache "$SILO_CACHE_DIR" || { echo "1..0 # SKIP cannot mount a tmpfs"; exit 0; }

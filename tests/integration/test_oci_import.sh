@@ -13,11 +13,7 @@ set -uo pipefail
 B=${SILO_BUILD_ROOT:?}
 S=${SILO_SOURCE_ROOT:?}
 SILO="$B/cli/silo"
-N=0 FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
-skip_all() { echo "1..0 # SKIP $1"; exit 0; }
+. "$(dirname "$0")/../tap.sh"
 [[ $(id -u) -eq 0 ]] || skip_all "image import needs root"
 for t in buildah skopeo podman debugfs mkfs.ext4 zstd xz; do
 	command -v "$t" >/dev/null || skip_all "$t not installed (scripts/setup-debian.sh installs it)"
@@ -230,4 +226,4 @@ else
 		ok "namespace: the python image runs # SKIP its namespace layer is not stored (scripts/prepare-images.sh stores it)"
 	fi
 fi
-exit $FAILED
+exit $((FAILED > 0))

@@ -122,8 +122,8 @@ static void check_clean(vm *v)
 	strv_free(res);
 	CHECK(!path_exists(v->sb.rundir));
 	CHECK(v->jailer <= 0 || kill(v->jailer, 0) < 0);
-	ns_cgroup cg;
-	ns_cgroup_paths(v->sb.id, &cg);
+	cg_set cg;
+	cg_paths(v->sb.id, &cg);
 	for (int i = 0; i < cg.n; i++)
 		CHECK(!path_exists(cg.path[i]));
 }

@@ -5,10 +5,7 @@
 set -uo pipefail
 B=${SILO_BUILD_ROOT:?}
 SILO="$B/cli/silo"
-N=0 FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
+. "$(dirname "$0")/../tap.sh"
 if [[ "${SILO_SKIP_VM_TESTS:-}" == 1 ]]; then echo "1..0 # SKIP SILO_SKIP_VM_TESTS=1"; exit 0; fi
 cache=${SILO_CACHE_DIR:-$HOME/.cache/silo}
 if [[ ! -f "$cache/kernel/current/vmlinux" ]] || ! "$SILO" image ls 2>/dev/null | grep -q '^python '; then
@@ -36,4 +33,4 @@ check "no QEMU process left" test "$(qemus)" = "$before"
 left=$(find "$SILO_RUNTIME_DIR" -mindepth 1 \( -type s -o -type f \) 2>/dev/null | head -5)
 check "no sockets or files left in the runtime dir" test -z "$left"
 [[ -n "$left" ]] && echo "# left: $left"
-exit $FAILED
+exit $((FAILED > 0))

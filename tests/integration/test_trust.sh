@@ -133,4 +133,4 @@ done
 kill -TERM $dpid; wait $dpid
 check "silod exited cleanly (no sanitizer report)" bash -c "test $? = 0 && ! grep -qE 'Sanitizer|runtime error' silod.log"
 check "no QEMU (nor its jailer) left running from this test" bash -c "! pgrep -f '[s]ilo-jailer.*$TMP' > /dev/null && ! pgrep -f '[q]emu-system.*$TMP' > /dev/null"
-exit $FAILED
+exit $((FAILED > 0))

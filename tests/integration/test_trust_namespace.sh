@@ -10,10 +10,7 @@
 set -uo pipefail
 B=${SILO_BUILD_ROOT:?}
 SILO="$B/cli/silo"
-N=0 FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
+. "$(dirname "$0")/../tap.sh"
 if [[ $(id -u) != 0 ]]; then echo "1..0 # SKIP the namespace provider needs root"; exit 0; fi
 TMP=$(mktemp -d /tmp/silo-trust-ns.XXXXXX)
 DPID=
@@ -129,4 +126,4 @@ kill -TERM $DPID; wait $DPID
 rc=$?
 DPID=
 check "silod exited cleanly (no sanitizer report)" bash -c "test $rc = 0 && ! grep -qE 'Sanitizer|runtime error' silod.log"
-exit $FAILED
+exit $((FAILED > 0))

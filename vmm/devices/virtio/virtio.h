@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  * virtio: split virtqueues (queue.c), the virtio-mmio v2 transport (mmio.c) and
- * the devices (blk.c, rng.c), each a static const virtio_device_ops.
+ * the devices (blk.c, rng.c, vsock.c), each a static const virtio_device_ops.
  * The guest is hostile: every ring index, descriptor address, length and chain
  * is checked against guest RAM and the queue size before use.
  */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0
- * cgroup limits for namespace sandboxes, on cgroup v1 (one hierarchy per
+ * Per-sandbox cgroups (cgroup.h): limits, on cgroup v1 (one hierarchy per
  * controller under /sys/fs/cgroup/<ctrl>/) or cgroup v2 (/sys/fs/cgroup, or
  * /sys/fs/cgroup/unified on hybrid hosts when the controllers are there).
  * Each sandbox gets <hierarchy>/silo/<id>.
@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "providers/ns.h"
+#include "common/cgroup.h"
 
 #ifndef CGROUP_SUPER_MAGIC
 #define CGROUP_SUPER_MAGIC 0x27e0eb
@@ -66,7 +66,7 @@ static bool use_v1(void)
 	return v1_has("memory") && v1_has("pids") && v1_has("cpu");
 }
 
-bool ns_cgroup_probe(char *desc, size_t len)
+bool cg_probe(char *desc, size_t len)
 {
 	if (use_v1()) {
 		snprintf(desc, len, "cgroup v1 (memory, cpu, pids%s)", v1_has("freezer") ? ", freezer" : "");
@@ -81,7 +81,7 @@ bool ns_cgroup_probe(char *desc, size_t len)
 	return false;
 }
 
-void ns_cgroup_paths(const char *id, ns_cgroup *cg)
+void cg_paths(const char *id, cg_set *cg)
 {
 	memset(cg, 0, sizeof *cg);
 	if (use_v1()) {
@@ -151,9 +151,9 @@ static int v2_prepare_parent(const char *parent, silo_error *err)
 	return 0;
 }
 
-int ns_cgroup_create(const char *id, const ns_limits *lim, ns_cgroup *cg, silo_error *err)
+int cg_create(const char *id, const cg_limits *lim, cg_set *cg, silo_error *err)
 {
-	ns_cgroup_paths(id, cg);
+	cg_paths(id, cg);
 	if (cg->n == 0)
 		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, 0,
 				 "namespace: no usable cgroup hierarchy for memory/cpu/pids limits");
@@ -213,7 +213,7 @@ int ns_cgroup_create(const char *id, const ns_limits *lim, ns_cgroup *cg, silo_e
 	}
 	return 0;
 fail:
-	ns_cgroup_remove(cg);
+	cg_remove(cg);
 	return -1;
 }
 
@@ -234,7 +234,7 @@ static void kill_members(const char *procs)
 	}
 }
 
-int ns_cgroup_remove(ns_cgroup *cg)
+int cg_remove(cg_set *cg)
 {
 	int left = 0;
 	for (int i = 0; i < cg->n; i++) {
@@ -258,7 +258,7 @@ int ns_cgroup_remove(ns_cgroup *cg)
 	return left ? -1 : 0;
 }
 
-int ns_cgroup_freeze(ns_cgroup *cg, bool frozen, silo_error *err)
+int cg_freeze(cg_set *cg, bool frozen, silo_error *err)
 {
 	if (!cg->freeze[0])
 		return silo_fail(err, SILO_ERR_NOT_SUPPORTED, 0, "namespace: no cgroup freezer on this host");
