@@ -40,6 +40,7 @@ static const cli_verb verbs[] = {
 	{"resume", "resume paused sandboxes", cmd_resume},
 	{"trust", "keyring and signatures (trust keygen|add-key|list|sign|verify|verify-bundle|check-boot)", cmd_trust},
 	{"token", "add a scoped API token to a silod tokens file (token create)", cmd_token},
+	{"context", "named silod endpoints (context add|ls|use|rm|inspect; silo --context NAME VERB)", cmd_context},
 	{"port", "forward a sandbox port to this host (port ID PORT [--listen A:P|--unix PATH|--rm])", cmd_port},
 	/* verbs: add rows above this line */
 };
@@ -94,6 +95,13 @@ void cli_warn_isolation_fallback(const char *id, const char *provider, const cha
 
 int main(int argc, char **argv)
 {
+	/* silo --context NAME VERB ...: the endpoint for this command (cli/context.h) */
+	while (argc >= 3 && (!strcmp(argv[1], "--context") || !strncmp(argv[1], "--context=", 10))) {
+		bool eq = argv[1][9] == '=';
+		setenv("SILO_CONTEXT", eq ? argv[1] + 10 : argv[2], 1);
+		argc -= eq ? 1 : 2;
+		argv += eq ? 1 : 2;
+	}
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
 		return cmd_help(argc, argv);
 	if (!strcmp(argv[1], "--version"))

@@ -2,6 +2,7 @@
  * silod: the sandbox manager as a service (docs/architecture.md, docs/openapi.yaml).
  *
  *   silod [--socket PATH] [--socket-mode 0600] [--listen 127.0.0.1:PORT --token-file F]
+ *         [--tls-cert F --tls-key F [--tls-client-ca F]] [--insecure-listen]
  *         [--max-connections N] [--max-connections-per-ip N] [--header-timeout-s N]
  *         [--max-sandboxes N] [--boot-timeout-ms N] [--grace-ms N] [--fallback LIST]
  *         [--min-isolation vm|any]
@@ -40,6 +41,10 @@ static void usage(FILE *f)
 		"  --socket-mode MODE       file mode of the socket (default 0600)\n"
 		"  --listen HOST:PORT       also listen on TCP; requires a bearer token\n"
 		"  --token-file FILE        bearer token for TCP clients (or $SILO_API_TOKEN)\n"
+		"  --tls-cert FILE          TLS on the TCP listener: certificate chain (PEM) ...\n"
+		"  --tls-key FILE           ... and its private key (PEM); TLS 1.2 or newer\n"
+		"  --tls-client-ca FILE     mutual TLS: clients also need a certificate this CA signed\n"
+		"  --insecure-listen        allow --listen outside 127.0.0.0/8 without TLS (tokens in clear)\n"
 		"  --tokens-file FILE       scoped bearer tokens, TOML (docs/policy.md)\n"
 		"  --policy-file FILE       sandbox policies, TOML (docs/policy.md)\n"
 		"  --opa-url URL            also ask an OPA data API for every policy decision\n"
@@ -97,7 +102,8 @@ int main(int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_MODE, O_LISTEN, O_TOKEN, O_MAX, O_BOOT, O_GRACE, O_FALLBACK, O_ETHR, O_EWIN,
 	       O_CAPV, O_CAPM, O_UPLOAD, O_UPTOTAL, O_TERM, O_POLICY, O_TOKENS, O_OPA, O_OPA_TMO, O_POOL, O_AGENTS, O_TEAMS, O_DINT,
-	       O_BACK, O_BACKMAX, O_UNHEALTHY, O_MAXCONN, O_PERIP, O_HDRTMO, O_MINISO, O_EGRESS_HOSTS };
+	       O_BACK, O_BACKMAX, O_UNHEALTHY, O_MAXCONN, O_PERIP, O_HDRTMO, O_MINISO, O_EGRESS_HOSTS,
+	       O_TLS_CERT, O_TLS_KEY, O_TLS_CA, O_INSECURE };
 	static const struct option opts[] = {
 		{"socket", required_argument, NULL, O_SOCKET},
 		{"socket-mode", required_argument, NULL, O_MODE},
@@ -130,6 +136,10 @@ int main(int argc, char **argv)
 		{"restart-backoff-max-ms", required_argument, NULL, O_BACKMAX},
 		{"unhealthy-ms", required_argument, NULL, O_UNHEALTHY},
 		{"egress-hosts", required_argument, NULL, O_EGRESS_HOSTS},
+		{"tls-cert", required_argument, NULL, O_TLS_CERT},
+		{"tls-key", required_argument, NULL, O_TLS_KEY},
+		{"tls-client-ca", required_argument, NULL, O_TLS_CA},
+		{"insecure-listen", no_argument, NULL, O_INSECURE},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -193,6 +203,10 @@ int main(int argc, char **argv)
 				die(2, "%s", he.message);
 			break;
 		}
+		case O_TLS_CERT: ac.tls_cert = optarg; break;
+		case O_TLS_KEY: ac.tls_key = optarg; break;
+		case O_TLS_CA: ac.tls_client_ca = optarg; break;
+		case O_INSECURE: ac.insecure_listen = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("silod %s\n", silo_version()); return 0;
 		default: usage(stderr); return 2;
