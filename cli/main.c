@@ -41,6 +41,7 @@ static const cli_verb verbs[] = {
 	{"trust", "keyring and signatures (trust keygen|add-key|list|sign|verify|verify-bundle|check-boot)", cmd_trust},
 	{"token", "add a scoped API token to a silod tokens file (token create)", cmd_token},
 	{"context", "named silod endpoints (context add|ls|use|rm|inspect; silo --context NAME VERB)", cmd_context},
+	{"target", "remote silods to place sandboxes on (target add|ls|rm|queue|cancel; create --target)", cmd_target},
 	{"port", "forward a sandbox port to this host (port ID PORT [--listen A:P|--unix PATH|--rm])", cmd_port},
 	/* verbs: add rows above this line */
 };

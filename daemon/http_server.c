@@ -664,7 +664,7 @@ int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *e
 	s->cfg.socket_path = s->socket_path;
 	s->cfg.token = NULL;
 	s->ctx = (api_ctx){.m = m, .deploy = cfg->deploy, .max_body = s->cfg.max_body, .max_upload = s->cfg.max_upload,
-			   .stopping = &s->stopping};
+			   .stopping = &s->stopping, .targets = cfg->targets};
 	authz_config azc = {.policy_file = cfg->policy_file, .tokens_file = cfg->tokens_file, .legacy_token = cfg->token,
 			    .opa_url = cfg->opa_url, .opa_timeout_ms = cfg->opa_timeout_ms};
 	if (authz_open(&azc, &s->ctx.authz, err) < 0)

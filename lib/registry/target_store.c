@@ -195,7 +195,7 @@ int tstore_target_add(tstore *s, const tstore_target *t, silo_error *err)
 		      stmt(s, err,
 			   "INSERT INTO targets(name, url, token, ca, cert, key, state, added_ms, last_ok_ms, info) "
 			   "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
-			   "ssssssssis", t->name, t->url, t->token, t->ca_pem, t->cert_pem, t->key_pem,
+			   "sssssssiis", t->name, t->url, t->token, t->ca_pem, t->cert_pem, t->key_pem,
 			   t->state[0] ? t->state : "online", (int64_t)t->added_ms, (int64_t)t->last_ok_ms,
 			   t->info_json ? t->info_json : "{}"),
 		      "insert target", err);
