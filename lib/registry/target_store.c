@@ -123,6 +123,29 @@ static void col_str(sqlite3_stmt *st, int i, char *dst, size_t len)
 	snprintf(dst, len, "%s", v ? v : "");
 }
 
+/* Step st to the end, one element of elem bytes per row filled by row();
+ * finalizes st. The caller holds s->lock. */
+static int collect(tstore *s, sqlite3_stmt *st, size_t elem, void (*row)(sqlite3_stmt *, void *), void **out,
+		   size_t *n, const char *what, silo_error *err)
+{
+	*out = NULL;
+	*n = 0;
+	if (!st)
+		return -1;
+	size_t cap = 0;
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 8;
+			*out = xrealloc(*out, cap * elem);
+		}
+		row(st, (char *)*out + (*n)++ * elem);
+	}
+	int rc = r == SQLITE_DONE ? 0 : db_fail(s, err, what);
+	sqlite3_finalize(st);
+	return rc;
+}
+
 static int migrate(tstore *s, const char *path, silo_error *err)
 {
 	if (exec_sql(s, "BEGIN IMMEDIATE", err) < 0)
@@ -207,8 +230,9 @@ int tstore_target_add(tstore *s, const tstore_target *t, silo_error *err)
 
 #define TARGET_COLS "name, url, token, ca, cert, key, state, failures, added_ms, last_ok_ms, last_error, info"
 
-static void target_row(sqlite3_stmt *st, tstore_target *t)
+static void target_row(sqlite3_stmt *st, void *p)
 {
+	tstore_target *t = p;
 	memset(t, 0, sizeof *t);
 	col_str(st, 0, t->name, sizeof t->name);
 	col_str(st, 1, t->url, sizeof t->url);
@@ -247,23 +271,9 @@ int tstore_target_get(tstore *s, const char *name, tstore_target *out, silo_erro
 
 int tstore_target_list(tstore *s, tstore_target **out, size_t *n, silo_error *err)
 {
-	*out = NULL;
-	*n = 0;
 	pthread_mutex_lock(&s->lock);
-	sqlite3_stmt *st = stmt(s, err, "SELECT " TARGET_COLS " FROM targets ORDER BY name", "");
-	int rc = st ? 0 : -1;
-	size_t cap = 0;
-	int r;
-	while (st && (r = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 8;
-			*out = xrealloc(*out, cap * sizeof **out);
-		}
-		target_row(st, &(*out)[(*n)++]);
-	}
-	if (st && r != SQLITE_DONE)
-		rc = db_fail(s, err, "list targets");
-	sqlite3_finalize(st);
+	int rc = collect(s, stmt(s, err, "SELECT " TARGET_COLS " FROM targets ORDER BY name", ""), sizeof **out,
+			 target_row, (void **)out, n, "list targets", err);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -327,8 +337,9 @@ int tstore_sandbox_add(tstore *s, const tstore_sandbox *b, silo_error *err)
 	return rc;
 }
 
-static void sandbox_row(sqlite3_stmt *st, tstore_sandbox *b)
+static void sandbox_row(sqlite3_stmt *st, void *p)
 {
+	tstore_sandbox *b = p;
 	memset(b, 0, sizeof *b);
 	col_str(st, 0, b->id, sizeof b->id);
 	col_str(st, 1, b->name, sizeof b->name);
@@ -360,26 +371,13 @@ int tstore_sandbox_find(tstore *s, const char *id_or_name, tstore_sandbox *out, 
 
 int tstore_sandbox_list(tstore *s, const char *target, tstore_sandbox **out, size_t *n, silo_error *err)
 {
-	*out = NULL;
-	*n = 0;
 	pthread_mutex_lock(&s->lock);
-	sqlite3_stmt *st = stmt(s, err,
-				"SELECT id, name, target, created_ms FROM remote_sandboxes WHERE ?1 IS NULL OR target = ?1 "
-				"ORDER BY created_ms, id",
-				"s", target);
-	int rc = st ? 0 : -1;
-	size_t cap = 0;
-	int r;
-	while (st && (r = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 8;
-			*out = xrealloc(*out, cap * sizeof **out);
-		}
-		sandbox_row(st, &(*out)[(*n)++]);
-	}
-	if (st && r != SQLITE_DONE)
-		rc = db_fail(s, err, "list remote sandboxes");
-	sqlite3_finalize(st);
+	int rc = collect(s,
+			 stmt(s, err,
+			      "SELECT id, name, target, created_ms FROM remote_sandboxes WHERE ?1 IS NULL OR target = ?1 "
+			      "ORDER BY created_ms, id",
+			      "s", target),
+			 sizeof **out, sandbox_row, (void **)out, n, "list remote sandboxes", err);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -420,8 +418,9 @@ int tstore_sandbox_count(tstore *s, const char *target, int64_t *n, silo_error *
 
 #define OP_COLS "seq, target, method, path, ctype, body, idem_key, state, created_ms, done_ms, result"
 
-static void op_row(sqlite3_stmt *st, tstore_op *o)
+static void op_row(sqlite3_stmt *st, void *p)
 {
+	tstore_op *o = p;
 	memset(o, 0, sizeof *o);
 	o->seq = sqlite3_column_int64(st, 0);
 	col_str(st, 1, o->target, sizeof o->target);
@@ -538,26 +537,13 @@ int tstore_op_cancel(tstore *s, int64_t seq, silo_error *err)
 
 int tstore_op_list(tstore *s, const char *target, bool pending_only, tstore_op **out, size_t *n, silo_error *err)
 {
-	*out = NULL;
-	*n = 0;
 	pthread_mutex_lock(&s->lock);
-	sqlite3_stmt *st = stmt(s, err,
-				"SELECT " OP_COLS " FROM target_queue WHERE (?1 IS NULL OR target = ?1) AND "
-				"(?2 = 0 OR state IN ('pending', 'applying')) ORDER BY seq",
-				"si", target, (int64_t)pending_only);
-	int rc = st ? 0 : -1;
-	size_t cap = 0;
-	int r;
-	while (st && (r = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 8;
-			*out = xrealloc(*out, cap * sizeof **out);
-		}
-		op_row(st, &(*out)[(*n)++]);
-	}
-	if (st && r != SQLITE_DONE)
-		rc = db_fail(s, err, "list queued operations");
-	sqlite3_finalize(st);
+	int rc = collect(s,
+			 stmt(s, err,
+			      "SELECT " OP_COLS " FROM target_queue WHERE (?1 IS NULL OR target = ?1) AND "
+			      "(?2 = 0 OR state IN ('pending', 'applying')) ORDER BY seq",
+			      "si", target, (int64_t)pending_only),
+			 sizeof **out, op_row, (void **)out, n, "list queued operations", err);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
