@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/context.h"
 #include "common/util.h"
 
 #define MAX_RESPONSE (512u << 20)
@@ -21,6 +22,7 @@ struct api_client {
 	char sock[4096];
 	char target[4200];
 	char *auth;
+	char ca[4096], cert[4096], key[4096];   /* TLS (context.h), "" = none */
 	long timeout_ms;
 	volatile sig_atomic_t *abort_flag;
 };
@@ -37,22 +39,24 @@ static void global_init(void)
 int api_client_new(api_client **out, silo_error *err)
 {
 	global_init();
+	cli_endpoint e;
+	if (cli_endpoint_resolve(&e, err) < 0)
+		return -1;
 	api_client *c = xcalloc(1, sizeof *c);
-	const char *host = getenv("SILO_HOST");
-	if (host && *host) {
-		if (strncmp(host, "http://", 7) != 0 && strncmp(host, "https://", 8) != 0) {
-			free(c);
-			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "SILO_HOST: expected http://HOST:PORT, got '%s'",
-					 host);
-		}
-		snprintf(c->base, sizeof c->base, "%s", host);
+	if (e.url[0]) {
+		snprintf(c->base, sizeof c->base, "%s", e.url);
 		size_t l = strlen(c->base);
 		if (l && c->base[l - 1] == '/')
 			c->base[l - 1] = '\0';
-		const char *tok = getenv("SILO_API_TOKEN");
-		if (tok && *tok)
-			c->auth = xasprintf("Authorization: Bearer %s", tok);
-		snprintf(c->target, sizeof c->target, "%s", c->base);
+		if (e.token)
+			c->auth = xasprintf("Authorization: Bearer %s", e.token);
+		snprintf(c->ca, sizeof c->ca, "%s", e.ca);
+		snprintf(c->cert, sizeof c->cert, "%s", e.cert);
+		snprintf(c->key, sizeof c->key, "%s", e.key);
+		if (e.context[0])
+			snprintf(c->target, sizeof c->target, "%s (context %s)", c->base, e.context);
+		else
+			snprintf(c->target, sizeof c->target, "%s", c->base);
 	} else {
 		const char *s = getenv("SILO_SOCKET");
 		if (s && *s)
@@ -62,6 +66,7 @@ int api_client_new(api_client **out, silo_error *err)
 		snprintf(c->base, sizeof c->base, "http://localhost");
 		snprintf(c->target, sizeof c->target, "unix:%s", c->sock);
 	}
+	cli_endpoint_clear(&e);
 	c->h = curl_easy_init();
 	if (!c->h) {
 		free(c->auth);
@@ -77,6 +82,8 @@ void api_client_free(api_client *c)
 	if (!c)
 		return;
 	curl_easy_cleanup(c->h);
+	if (c->auth)
+		explicit_bzero(c->auth, strlen(c->auth));
 	free(c->auth);
 	free(c);
 }
@@ -188,6 +195,14 @@ static int perform(api_client *c, const char *method, const char *path, const ch
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	if (c->sock[0])
 		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->sock);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (c->ca[0])
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
+	if (c->cert[0]) {
+		curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
+		curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
+	}
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
@@ -235,6 +250,14 @@ static int perform(api_client *c, const char *method, const char *path, const ch
 	if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && s->stopped)) {
 		if (s->overflow)
 			return silo_fail(err, SILO_ERR_PROTOCOL, 0, "response from silod larger than %u bytes", MAX_RESPONSE);
+		if (rc == CURLE_PEER_FAILED_VERIFICATION)
+			return silo_fail(err, SILO_ERR_UNAUTHORIZED, 0,
+					 "TLS: the certificate of silod at %s is not trusted (wrong CA or host name; the "
+					 "context's --ca or $SILO_CA): %s",
+					 c->target, curl_easy_strerror(rc));
+		if (rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CACERT_BADFILE)
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "TLS files for %s: %s", c->target,
+					 curl_easy_strerror(rc));
 		if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
 			return silo_fail(err, SILO_ERR_REMOTE_UNREACHABLE, 0, "cannot reach silod at %s: %s (is silod running?)",
 					 c->target, curl_easy_strerror(rc));
@@ -287,7 +310,13 @@ int api_get_json(api_client *c, const char *path, json_t **out, silo_error *err)
 
 bool api_daemon_available(void)
 {
-	if (!getenv("SILO_HOST")) {
+	cli_endpoint e;
+	silo_error err;
+	if (cli_endpoint_resolve(&e, &err) < 0)
+		return false;
+	bool remote = e.url[0] != 0;
+	cli_endpoint_clear(&e);
+	if (!remote) {
 		const char *s = getenv("SILO_SOCKET");
 		char p[4096];
 		if (s && *s)
@@ -298,7 +327,6 @@ bool api_daemon_available(void)
 			return false;
 	}
 	api_client *c;
-	silo_error err;
 	if (api_client_new(&c, &err) < 0)
 		return false;
 	c->timeout_ms = 2000;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Client side of the silod API for CLI verbs (libcurl).
- * Target: $SILO_HOST (http://HOST:PORT, with $SILO_API_TOKEN as bearer token),
+ * Target (cli/context.h): --context/$SILO_CONTEXT, $SILO_HOST (http(s)://HOST:PORT
+ * with $SILO_API_TOKEN, $SILO_CA, $SILO_CLIENT_CERT/KEY), the current context,
  * else the unix socket $SILO_SOCKET or $SILO_RUNTIME_DIR/silod.sock.
  */
 #ifndef SILO_CLI_API_CLIENT_H

@@ -98,6 +98,10 @@ int cmd_trust(int argc, char **argv);
 /* cmd_token.c */
 int cmd_token(int argc, char **argv);
 int cmd_port(int argc, char **argv);
+/* context.c */
+int cmd_context(int argc, char **argv);
+/* cmd_target.c */
+int cmd_target(int argc, char **argv);
 /* verbs: add declarations above this line */
 
 /* cmd_snapshot.c */

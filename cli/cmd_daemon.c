@@ -83,13 +83,13 @@ static int list_sandboxes(int argc, char **argv, bool top)
 	if (json) {
 		cli_print_json(a);
 	} else if (!top) {
-		printf("%-16s %-20s %-10s %-12s %5s %8s  %s\n", "ID", "NAME", "PROVIDER", "STATE", "VCPUS", "MEM_MB", "CREATED");
+		printf("%-16s %-20s %-10s %-12s %5s %8s  %s\n", "ID", "NAME", "PROVIDER", "STATE", "VCPUS", "MEM_MB", "CREATED [TARGET]");
 		size_t i;
 		json_t *s;
 		json_array_foreach(a, i, s)
-			printf("%-16s %-20s %-10s %-12s %5" JSON_INTEGER_FORMAT " %8" JSON_INTEGER_FORMAT "  %s\n", cli_jstr(s, "id"),
+			printf("%-16s %-20s %-10s %-12s %5" JSON_INTEGER_FORMAT " %8" JSON_INTEGER_FORMAT "  %s%s%s\n", cli_jstr(s, "id"),
 			       cli_jstr(s, "name"), cli_jstr(s, "provider"), cli_jstr(s, "state"), cli_jint(s, "vcpus"), cli_jint(s, "memory_mb"),
-			       cli_jstr(s, "created"));
+			       cli_jstr(s, "created"), cli_jstr(s, "target")[0] ? " @" : "", cli_jstr(s, "target"));
 	} else {
 		printf("%-16s %-20s %-10s %10s %10s %12s %12s\n", "ID", "NAME", "STATE", "CPU_S", "MEM_MB", "CHAN_TX", "CHAN_RX");
 		size_t i;
@@ -220,9 +220,10 @@ int cmd_create(int argc, char **argv)
 		{"secret", required_argument, NULL, 'S'}, {"secret-file", required_argument, NULL, 'F'},
 		{"network", no_argument, NULL, 'N'}, {"egress", required_argument, NULL, 'E'},
 		{"publish", required_argument, NULL, 'P'},
+		{"target", required_argument, NULL, 'T'}, {"idempotency-key", required_argument, NULL, 'K'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *file = NULL, *isolation = NULL;
+	const char *file = NULL, *isolation = NULL, *target = NULL, *idem_key = NULL;
 	json_t *body = json_object(), *env = json_object(), *meta = json_object(), *secrets = json_object();
 	json_t *egress = json_array(), *publish = json_array();
 	bool network = false;
@@ -261,10 +262,13 @@ int cmd_create(int argc, char **argv)
 		case 'N': network = true; break;
 		case 'E': json_array_append_new(egress, json_string(optarg)); break;
 		case 'P': json_array_append_new(publish, json_string(optarg)); break;
+		case 'T': target = optarg; break;       /* a remote target (docs/remote.md) */
+		case 'K': idem_key = optarg; break;
 		default: rc = cli_usage_error(argv[0], "[-f hac.toml | --provider P --name N --vcpus N --memory MB "
 						   "--image I --timeout S -e K=V -w DIR -u USER --meta K=V] [--isolation vm|any] "
 						   "[--secret K[=V]] [--secret-file K=PATH] [--network] [--egress ENTRY]... "
-						   "[--publish GUEST_PORT[=127.0.0.1:PORT|=/unix/path]]... [--json]", json);
+						   "[--publish GUEST_PORT[=127.0.0.1:PORT|=/unix/path]]... "
+						   "[--target NAME [--idempotency-key K]] [--json]", json);
 		}
 		if (rc)
 			goto out;
@@ -332,8 +336,17 @@ int cmd_create(int argc, char **argv)
 	if ((rc = connect_or_fail(&cl, json)))
 		goto out_payload;
 	char *resp;
-	char path[64];
+	char path[1024];
 	snprintf(path, sizeof path, "/v1/sandboxes%s%s", isolation ? "?isolation=" : "", isolation ? isolation : "");
+	const char *qk[2] = {"target", "idempotency_key"}, *qv[2] = {target, idem_key};
+	for (int i = 0; i < 2; i++) {
+		if (!qv[i])
+			continue;
+		char *e = api_escape(qv[i]);
+		size_t off = strlen(path);
+		snprintf(path + off, sizeof path - off, "%c%s=%s", strchr(path, '?') ? '&' : '?', qk[i], e);
+		free(e);
+	}
 	if (api_call(cl, "POST", path, ctype, payload, len, &resp, NULL, &err) < 0) {
 		rc = cli_error(&err, json);
 	} else {
@@ -357,6 +370,8 @@ int cmd_create(int argc, char **argv)
 		json_decref(ports);
 		if (json)
 			cli_print_json(o);
+		else if (json_object_get(o, "queued"))   /* the target is offline (docs/remote.md) */
+			printf("queued %" JSON_INTEGER_FORMAT " for target %s\n", cli_jint(o, "queued"), cli_jstr(o, "target"));
 		else
 			printf("%s\n", cli_jstr(o, "id"));
 		json_decref(o);

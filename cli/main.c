@@ -44,6 +44,8 @@ static const char u_create[] =
 	"  --network          give the sandbox a network; it reaches only what --egress allows\n"
 	"  --egress ENTRY     allow a destination (NAME[:PORT], *.DOMAIN, A.B.C.D[/N][:PORT], *); implies --network\n"
 	"  --publish P[=A]    forward guest port P to 127.0.0.1:PORT or a unix socket path (repeatable)\n"
+	"  --target NAME      place the sandbox on a remote target (silo target ls)\n"
+	"  --idempotency-key K  queue the create if the target is offline; K makes a retry a no-op\n"
 	"  --json             print the JSON reply\n";
 static const char u_exec[] =
 	"silo exec [OPTIONS] ID -- CMD [ARG...]   exits with CMD's status\n"
@@ -184,6 +186,33 @@ static const char u_token[] =
 	"  --max-sandboxes N  bound on its live sandboxes\n"
 	"  --policy NAME      the policy applied to its sandboxes\n";
 
+static const char u_context[] =
+	"silo context add|ls|use|rm|inspect ...   (silo --context NAME VERB uses one for a command)\n"
+	"  add NAME URL       a silod endpoint: unix:///path, http://127.0.0.1:PORT or https://HOST:PORT\n"
+	"  ls                 list contexts (the one in use is marked)\n"
+	"  use NAME           make NAME the default (default: the local socket)\n"
+	"  rm NAME            remove a context\n"
+	"  inspect NAME       show a context (never its token)\n"
+	"  --token-file F     (add) the API token, copied into the context (0600)\n"
+	"  --ca F             (add) the CA certificate that signed silod's certificate (PEM)\n"
+	"  --cert F           (add) client certificate for mutual TLS (PEM)\n"
+	"  --key F            (add) its private key (PEM)\n"
+	"  --insecure         (add) allow plain http to a non-loopback address\n"
+	"  -f, --force        (rm) remove even the context in use\n"
+	"  --json             print JSON\n";
+static const char u_target[] =
+	"silo target add|ls|rm|queue|cancel ...   remote silods this silod places sandboxes on\n"
+	"  add NAME URL       validate (reachable, token, version, providers) and record a target\n"
+	"  ls                 targets: state, last seen, latency, capacity, queue length\n"
+	"  rm NAME            forget a target (refused while it has sandboxes)\n"
+	"  queue NAME         operations queued for an offline target\n"
+	"  cancel NAME SEQ    cancel a queued operation\n"
+	"  --token-file F     (add) a token of the target's silod\n"
+	"  --ca F             (add) the CA certificate of the target's TLS listener\n"
+	"  --cert F           (add) client certificate for mutual TLS\n"
+	"  --key F            (add) its private key\n"
+	"  -f, --force        (rm) forget it even with sandboxes\n"
+	"  --json             print JSON\n";
 static const char u_port[] = "silo port ID [PORT [OPTIONS]]   list forwards, or forward guest port PORT to this host\n"
 			     "  --listen ADDR:PORT  listen on this TCP address (default 127.0.0.1, a free port)\n"
 			     "  --unix PATH        listen on a unix socket instead\n"
@@ -191,6 +220,8 @@ static const char u_port[] = "silo port ID [PORT [OPTIONS]]   list forwards, or 
 			     "  --json             print JSON\n";
 
 static const cli_verb verbs[] = {
+	{"context", "named silod endpoints (context add|ls|use|rm|inspect; silo --context NAME VERB)", cmd_context, u_context},
+	{"target", "remote silods to place sandboxes on (target add|ls|rm|queue|cancel; create --target)", cmd_target, u_target},
 	{"help", "show this help", cmd_help, u_help},
 	{"version", "print the silo version", cmd_version, u_version},
 	{"ps", "list sandboxes known to silod", cmd_ps, u_ps},
@@ -300,6 +331,13 @@ static bool wants_help(const cli_verb *v, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	/* silo --context NAME VERB ...: the endpoint for this command (cli/context.h) */
+	while (argc >= 3 && (!strcmp(argv[1], "--context") || !strncmp(argv[1], "--context=", 10))) {
+		bool eq = argv[1][9] == '=';
+		setenv("SILO_CONTEXT", eq ? argv[1] + 10 : argv[2], 1);
+		argc -= eq ? 1 : 2;
+		argv += eq ? 1 : 2;
+	}
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
 		return cmd_help(argc, argv);
 	if (!strcmp(argv[1], "--version"))

@@ -14,6 +14,7 @@
 
 #include "common/util.h"
 #include "daemon/api_parse.h"
+#include "daemon/targets.h"
 #include "daemon/handlers.h"
 
 #define LOGS_TAIL_DEFAULT (64 * 1024)
@@ -134,6 +135,7 @@ int h_sandbox_list(api_req *q, api_reply *r, silo_error *err)
 	for (size_t i = json_array_size(a); q->who.tok && i-- > 0;)
 		if (authz_view(q->ctx->authz, q->ctx->m, q->who.tok, NULL, TOKEN_OP_LIST, json_array_get(a, i), err) < 0)
 			json_array_remove(a, i);
+	targets_list_into(q, a);   /* sandboxes on remote targets, with their "target" */
 	return api_reply_json(r, 200, json_pack("{s:o}", "sandboxes", a));
 }
 

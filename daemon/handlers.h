@@ -21,6 +21,14 @@ int h_sandbox_logs(api_req *q, api_reply *r, silo_error *err);
 int h_file_put(api_req *q, api_reply *r, silo_error *err);
 int h_file_get(api_req *q, api_reply *r, silo_error *err);
 
+/* targets.c: remote targets (docs/remote.md) */
+int h_target_list(api_req *q, api_reply *r, silo_error *err);
+int h_target_add(api_req *q, api_reply *r, silo_error *err);
+int h_target_get(api_req *q, api_reply *r, silo_error *err);
+int h_target_remove(api_req *q, api_reply *r, silo_error *err);
+int h_target_queue(api_req *q, api_reply *r, silo_error *err);
+int h_target_queue_cancel(api_req *q, api_reply *r, silo_error *err);
+
 /* api_port.c: port forwarding (docs/network.md) */
 int h_port_add(api_req *q, api_reply *r, silo_error *err);
 int h_port_list(api_req *q, api_reply *r, silo_error *err);

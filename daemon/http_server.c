@@ -31,6 +31,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -75,6 +76,8 @@ struct api_server {
 	bool unix_owned;
 	char *socket_path;
 	atomic_bool stopping;
+	char *tls_pem[3];      /* cert, key, client CA (PEM text, held until stop; the key zeroed) */
+	size_t tls_len[3];
 	_Atomic uint64_t body_held;   /* bytes reserved by request bodies (header comment) */
 };
 
@@ -83,6 +86,7 @@ typedef struct conn_req {
 	bool tcp;
 	bool started;
 	bool authorized;
+	bool no_client_cert;   /* mutual TLS: no certificate, or one the client CA did not sign */
 	char *target;          /* the request target as sent (URI log callback) */
 	char *path;            /* its path part, for messages */
 	silo_error route_err;  /* code set: the answer once the body is read */
@@ -290,6 +294,21 @@ static void drop_body(conn_req *q)
 	budget_give_back(q->s, q);
 }
 
+/* Mutual TLS: libmicrohttpd asks for a client certificate when it has a
+ * trust list (--tls-client-ca) but does not check it; this does, against
+ * that list (signature chain, validity dates). */
+static bool client_cert_ok(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (!ci || !ci->tls_session)
+		return false;
+	gnutls_session_t ts = (gnutls_session_t)ci->tls_session;
+	unsigned n = 0, status = 0;
+	if (!gnutls_certificate_get_peers(ts, &n) || n == 0)
+		return false;
+	return gnutls_certificate_verify_peers2(ts, &status) == GNUTLS_E_SUCCESS && status == 0;
+}
+
 /* First call of a request (its head is complete): caller, route, admission,
  * body limit and budget. False when the answer is already decided (the
  * request is then answered without reading its body). */
@@ -298,6 +317,10 @@ static bool begin(conn_req *q, struct MHD_Connection *c, const char *method)
 	api_server *s = q->s;
 	metrics_inc(manager_metrics(s->ctx.m), M_API_REQUESTS_TOTAL, 1);
 	q->authorized = authz_authenticate(s->ctx.authz, q->tcp, header(c, "Authorization"), &q->ar.who.tok);
+	if (q->authorized && q->tcp && s->tls_pem[2] && !client_cert_ok(c)) {
+		q->authorized = false;
+		q->no_client_cert = true;
+	}
 	set_caller(q, c);
 	if (!q->authorized)
 		return false;
@@ -383,7 +406,12 @@ static enum MHD_Result finish(conn_req *q, struct MHD_Connection *c, const char 
 	api_reply r;
 	silo_error err = {0};
 	if (!q->authorized) {
-		silo_fail(&err, SILO_ERR_UNAUTHORIZED, 0, "missing or invalid bearer token (Authorization: Bearer ...)");
+		if (q->no_client_cert)
+			silo_fail(&err, SILO_ERR_UNAUTHORIZED, 0,
+				  "no client certificate, or one not signed by silod's --tls-client-ca (mutual TLS)");
+		else
+			silo_fail(&err, SILO_ERR_UNAUTHORIZED, 0,
+				  "missing or invalid bearer token (Authorization: Bearer ...)");
 		api_reply_error(ctx, &r, &err, NULL);
 		r.challenge = true;
 		return send_reply(ctx, c, &r);
@@ -510,6 +538,52 @@ static int parse_listen(const char *spec, struct sockaddr_in *sa, silo_error *er
 	return 0;
 }
 
+/* TLS 1.2 or newer, GnuTLS's default suites otherwise */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+/* The TCP listener's TLS options (--tls-cert, --tls-key, --tls-client-ca),
+ * or the refusal of a listener outside loopback that has none. */
+static int tls_options(api_server *s, const struct sockaddr_in *sa, struct MHD_OptionItem *o, silo_error *err)
+{
+	static const char *const flag[3] = {"--tls-cert", "--tls-key", "--tls-client-ca"};
+	const char *file[3] = {s->cfg.tls_cert, s->cfg.tls_key, s->cfg.tls_client_ca};
+	if (!file[0] != !file[1])
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s needs %s too", file[0] ? flag[0] : flag[1],
+				 file[0] ? flag[1] : flag[0]);
+	if (file[2] && !file[0])
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "--tls-client-ca needs --tls-cert and --tls-key");
+	bool loopback = (ntohl(sa->sin_addr.s_addr) >> 24) == 127;
+	if (!file[0]) {
+		if (!loopback && !s->cfg.insecure_listen)
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+					 "--listen %s is not a loopback address: bearer tokens would cross the network in "
+					 "clear; give --tls-cert and --tls-key (or --insecure-listen to accept that)",
+					 s->cfg.listen);
+		return 0;
+	}
+	if (!MHD_is_feature_supported(MHD_FEATURE_TLS))
+		return silo_fail(err, SILO_ERR_NOT_SUPPORTED, 0, "this libmicrohttpd is built without TLS");
+	for (int i = 0; i < 3; i++) {
+		if (!file[i])
+			continue;
+		if (read_file(file[i], 1 << 20, &s->tls_pem[i], &s->tls_len[i], err) < 0) {
+			silo_error_prefix(err, "%s", flag[i]);
+			return -1;
+		}
+		if (!strstr(s->tls_pem[i], "-----BEGIN "))
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s %s: not a PEM file", flag[i], file[i]);
+	}
+	static const enum MHD_OPTION opt[3] = {MHD_OPTION_HTTPS_MEM_CERT, MHD_OPTION_HTTPS_MEM_KEY,
+					       MHD_OPTION_HTTPS_MEM_TRUST};
+	int n = 0;
+	for (int i = 0; i < 3; i++)
+		if (s->tls_pem[i])
+			o[n++] = (struct MHD_OptionItem){opt[i], 0, s->tls_pem[i]};
+	o[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES};
+	o[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	return 0;
+}
+
 static json_t *guard_json(const api_ctx *ctx)
 {
 	return conn_guard_json(ctx->listener);
@@ -523,6 +597,11 @@ static int start_tcp(api_server *s, unsigned flags, silo_error *err)
 	struct sockaddr_in sa;
 	if (parse_listen(s->cfg.listen, &sa, err) < 0)
 		return -1;
+	struct MHD_OptionItem tls[6] = {{MHD_OPTION_END, 0, NULL}};
+	if (tls_options(s, &sa, tls, err) < 0)
+		return -1;
+	if (s->tls_pem[0])
+		flags |= MHD_USE_TLS;
 	/* the guard enforces max_connections on live connections; libmicrohttpd's
 	 * own limit leaves room for dropped ones winding down */
 	conn_guard_config gc = {.header_timeout_s = s->cfg.header_timeout_s,
@@ -536,7 +615,11 @@ static int start_tcp(api_server *s, unsigned flags, silo_error *err)
 				    conn_guard_notify, s->guard, MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_connections * 2,
 				    MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->cfg.max_connections_per_ip,
 				    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_IDLE_S, MHD_OPTION_EXTERNAL_LOGGER,
-				    mhd_log, s, MHD_OPTION_END);
+				    mhd_log, s, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+	if (!s->tcp_d && s->tls_pem[0])
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, errno,
+				 "cannot listen with TLS on %s (do --tls-cert and --tls-key hold a matching PEM "
+				 "certificate and key?)", s->cfg.listen);
 	if (!s->tcp_d)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "cannot listen on %s", s->cfg.listen);
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->tcp_d, MHD_DAEMON_INFO_BIND_PORT);
@@ -581,7 +664,7 @@ int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *e
 	s->cfg.socket_path = s->socket_path;
 	s->cfg.token = NULL;
 	s->ctx = (api_ctx){.m = m, .deploy = cfg->deploy, .max_body = s->cfg.max_body, .max_upload = s->cfg.max_upload,
-			   .stopping = &s->stopping};
+			   .stopping = &s->stopping, .targets = cfg->targets};
 	authz_config azc = {.policy_file = cfg->policy_file, .tokens_file = cfg->tokens_file, .legacy_token = cfg->token,
 			    .opa_url = cfg->opa_url, .opa_timeout_ms = cfg->opa_timeout_ms};
 	if (authz_open(&azc, &s->ctx.authz, err) < 0)
@@ -633,6 +716,11 @@ void api_stop(api_server *s)
 		unlink(s->socket_path);
 	}
 	free(s->socket_path);
+	for (int i = 0; i < 3; i++) {
+		if (s->tls_pem[i])
+			explicit_bzero(s->tls_pem[i], s->tls_len[i]);
+		free(s->tls_pem[i]);
+	}
 	authz_free(s->ctx.authz);
 	free(s);
 }

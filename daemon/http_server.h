@@ -34,6 +34,13 @@ typedef struct api_config {
 	unsigned max_connections_per_ip;   /* from one client address; 0 = 64 */
 	unsigned header_timeout_s;      /* to complete an authenticated request head; 0 = 10 */
 	deployer *deploy;               /* /v1/deployments, /v1/usage; NULL = NOT_SUPPORTED */
+	/* TLS on the TCP listener (docs/remote.md): PEM files. With client_ca a
+	 * client must also present a certificate that CA signed (mutual TLS)
+	 * besides its bearer token. Without TLS a listen address outside
+	 * 127.0.0.0/8 is refused unless insecure_listen. */
+	const char *tls_cert, *tls_key, *tls_client_ca;
+	bool insecure_listen;
+	struct targets *targets;        /* remote targets (daemon/targets.h); NULL = none */
 } api_config;
 
 int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *err);

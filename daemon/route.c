@@ -3,6 +3,7 @@
  * rows are in routes.c). No libmicrohttpd here.
  */
 #include "daemon/route.h"
+#include "daemon/targets.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -142,7 +143,9 @@ void api_dispatch(api_req *q, api_reply *r)
 		api_reply_error(q->ctx, r, &err, NULL);
 		return;
 	}
-	if (q->route->handler(q, r, &err) < 0) {
+	/* a sandbox on a remote target: forwarded there (daemon/targets.h) */
+	api_handler h = targets_owns(q) ? targets_forward : q->route->handler;
+	if (h(q, r, &err) < 0) {
 		json_t *extra = r->json;   /* members a failing handler adds beside "error" */
 		r->json = NULL;
 		api_reply_release(r);

@@ -52,6 +52,7 @@ typedef struct api_ctx {
 	/* GET /v1/health "tcp_connections" (the TCP listener's guard), or NULL */
 	json_t *(*listener_json)(const struct api_ctx *ctx);
 	void *listener;
+	struct targets *targets;        /* remote targets (targets.h); NULL = none */
 } api_ctx;
 
 /* Request bodies: the limit and how the body reaches the handler. */

@@ -27,6 +27,7 @@ static const char *const spec_types[] = {"application/toml", "text/x-toml", "app
 static const api_group snapshots = {"snapshot", "snapshots, fork, pause and resume"};
 static const api_group deployments = {"deploy", "deployments and usage"};
 static const api_group bundles = {"bundle", "bundles"};
+static const api_group targets = {"target", "remote targets"};
 
 #define NONE API_BODY_NONE
 #define SMALL API_BODY_SMALL
@@ -68,6 +69,12 @@ const api_route api_routes[] = {
 	{"DELETE", "/v1/deployments/{name}",        h_deploy_delete,  NONE,           NULL,       FULL,                 &deployments, JSON},
 	{"GET",    "/v1/usage",                     h_usage,          NONE,           NULL,       FULL,                 &deployments, JSON},
 	{"PUT",    "/v1/bundles/{sha256}",          h_bundle_put,     API_BODY_FILE,  NULL,       FULL,                 &bundles,     JSON},
+	{"GET",    "/v1/targets",                   h_target_list,    NONE,           NULL,       FULL,                 &targets,     JSON},
+	{"POST",   "/v1/targets",                   h_target_add,     SMALL,          json_only,  FULL,                 &targets,     JSON},
+	{"GET",    "/v1/targets/{target}",          h_target_get,     NONE,           NULL,       FULL,                 &targets,     JSON},
+	{"DELETE", "/v1/targets/{target}",          h_target_remove,  NONE,           NULL,       FULL,                 &targets,     JSON},
+	{"GET",    "/v1/targets/{target}/queue",    h_target_queue,   NONE,           NULL,       FULL,                 &targets,     JSON},
+	{"DELETE", "/v1/targets/{target}/queue",    h_target_queue_cancel, NONE,      NULL,       FULL,                 &targets,     JSON},
 };
 const size_t api_n_routes = ARRAY_SIZE(api_routes);
 
@@ -85,5 +92,7 @@ const api_capture_kind api_capture_kinds[] = {
 	/* a stored bundle */
 	{"sha256", 64,               "",           true,  SILO_ERR_INVALID_CONFIG, "bundle",
 	 ": the path must end in the bundle's sha256 (64 lowercase hex digits)"},
+	/* a remote target (docs/remote.md) */
+	{"target", 64,               "_.-",        false, SILO_ERR_NOT_FOUND,     "no target named", ""},
 };
 const size_t api_n_capture_kinds = ARRAY_SIZE(api_capture_kinds);

@@ -2,6 +2,8 @@
  * silod: the sandbox manager as a service (docs/architecture.md, docs/openapi.yaml).
  *
  *   silod [--socket PATH] [--socket-mode 0600] [--listen 127.0.0.1:PORT --token-file F]
+ *         [--tls-cert F --tls-key F [--tls-client-ca F]] [--insecure-listen]
+ *         [--target-probe-ms N] [--target-offline-after N]
  *         [--max-connections N] [--max-connections-per-ip N] [--header-timeout-s N]
  *         [--max-sandboxes N] [--boot-timeout-ms N] [--grace-ms N] [--fallback LIST]
  *         [--min-isolation vm|any]
@@ -31,6 +33,7 @@
 #include "net/net.h"
 #include "core/manager.h"
 #include "daemon/http_server.h"
+#include "daemon/targets.h"
 
 static void usage(FILE *f)
 {
@@ -40,6 +43,12 @@ static void usage(FILE *f)
 		"  --socket-mode MODE       file mode of the socket (default 0600)\n"
 		"  --listen HOST:PORT       also listen on TCP; requires a bearer token\n"
 		"  --token-file FILE        bearer token for TCP clients (or $SILO_API_TOKEN)\n"
+		"  --tls-cert FILE          TLS on the TCP listener: certificate chain (PEM) ...\n"
+		"  --tls-key FILE           ... and its private key (PEM); TLS 1.2 or newer\n"
+		"  --tls-client-ca FILE     mutual TLS: clients also need a certificate this CA signed\n"
+		"  --target-probe-ms N      health probe period of remote targets (default 2000)\n"
+		"  --target-offline-after N failed probes in a row that mark a target offline (default 3)\n"
+		"  --insecure-listen        allow --listen outside 127.0.0.0/8 without TLS (tokens in clear)\n"
 		"  --tokens-file FILE       scoped bearer tokens, TOML (docs/policy.md)\n"
 		"  --policy-file FILE       sandbox policies, TOML (docs/policy.md)\n"
 		"  --opa-url URL            also ask an OPA data API for every policy decision\n"
@@ -97,7 +106,8 @@ int main(int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_MODE, O_LISTEN, O_TOKEN, O_MAX, O_BOOT, O_GRACE, O_FALLBACK, O_ETHR, O_EWIN,
 	       O_CAPV, O_CAPM, O_UPLOAD, O_UPTOTAL, O_TERM, O_POLICY, O_TOKENS, O_OPA, O_OPA_TMO, O_POOL, O_AGENTS, O_TEAMS, O_DINT,
-	       O_BACK, O_BACKMAX, O_UNHEALTHY, O_MAXCONN, O_PERIP, O_HDRTMO, O_MINISO, O_EGRESS_HOSTS };
+	       O_BACK, O_BACKMAX, O_UNHEALTHY, O_MAXCONN, O_PERIP, O_HDRTMO, O_MINISO, O_EGRESS_HOSTS,
+	       O_TLS_CERT, O_TLS_KEY, O_TLS_CA, O_INSECURE, O_TPROBE, O_TOFFLINE };
 	static const struct option opts[] = {
 		{"socket", required_argument, NULL, O_SOCKET},
 		{"socket-mode", required_argument, NULL, O_MODE},
@@ -130,6 +140,12 @@ int main(int argc, char **argv)
 		{"restart-backoff-max-ms", required_argument, NULL, O_BACKMAX},
 		{"unhealthy-ms", required_argument, NULL, O_UNHEALTHY},
 		{"egress-hosts", required_argument, NULL, O_EGRESS_HOSTS},
+		{"tls-cert", required_argument, NULL, O_TLS_CERT},
+		{"tls-key", required_argument, NULL, O_TLS_KEY},
+		{"tls-client-ca", required_argument, NULL, O_TLS_CA},
+		{"insecure-listen", no_argument, NULL, O_INSECURE},
+		{"target-probe-ms", required_argument, NULL, O_TPROBE},
+		{"target-offline-after", required_argument, NULL, O_TOFFLINE},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -137,6 +153,7 @@ int main(int argc, char **argv)
 	manager_config mc = {.recover = true, .error_threshold = 10};
 	api_config ac = {.socket_mode = 0600};
 	deploy_config dc = {0};
+	targets_config tc = {0};
 	char sockbuf[4096];
 	const char *token_file = NULL;
 	bool terminate = false;
@@ -193,6 +210,12 @@ int main(int argc, char **argv)
 				die(2, "%s", he.message);
 			break;
 		}
+		case O_TLS_CERT: ac.tls_cert = optarg; break;
+		case O_TLS_KEY: ac.tls_key = optarg; break;
+		case O_TLS_CA: ac.tls_client_ca = optarg; break;
+		case O_INSECURE: ac.insecure_listen = true; break;
+		case O_TPROBE: tc.probe_ms = (unsigned)num_arg_min("--target-probe-ms", optarg, 50, 3600000); break;
+		case O_TOFFLINE: tc.offline_after = (unsigned)num_arg_min("--target-offline-after", optarg, 1, 1000); break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("silod %s\n", silo_version()); return 0;
 		default: usage(stderr); return 2;
@@ -278,9 +301,19 @@ int main(int argc, char **argv)
 		die(1, "%s", silo_error_str(&err, buf, sizeof buf));
 	}
 	ac.deploy = dep;
+	targets *tgs;
+	tc.state_dir = sd;
+	if (targets_open(m, &tc, &tgs, &err) < 0) {
+		char buf[SILO_ERROR_MSG_MAX + 64];
+		deploy_close(dep);
+		manager_close(m, false);
+		die(1, "%s", silo_error_str(&err, buf, sizeof buf));
+	}
+	ac.targets = tgs;
 	api_server *api;
 	if (api_start(m, &ac, &api, &err) < 0) {
 		char buf[SILO_ERROR_MSG_MAX + 64];
+		targets_close(tgs);
 		deploy_close(dep);
 		manager_close(m, false);
 		die(1, "%s", silo_error_str(&err, buf, sizeof buf));
@@ -338,6 +371,7 @@ int main(int argc, char **argv)
 	sigwait(&set, &sig);
 	fprintf(stderr, "silod: signal %d, shutting down\n", sig);
 	api_stop(api);
+	targets_close(tgs);
 	deploy_close(dep);
 	manager_close(m, terminate);
 	close(lockfd);

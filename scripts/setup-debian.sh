@@ -8,7 +8,7 @@ PKGS=(
   meson ninja-build pkg-config gcc clang-14 libclang-rt-14-dev llvm-14 musl-tools python3
   # libraries (docs/architecture.md says why each)
   libjansson-dev libsqlite3-dev libseccomp-dev libsodium-dev libmicrohttpd-dev libcap-dev
-  libcurl4-openssl-dev
+  libcurl4-openssl-dev libgnutls28-dev
   # sandbox networking (docs/network.md): passt for VMs' virtio-net, pasta for namespace sandboxes,
   # both run under Silo's egress filter by silo-net
   passt

@@ -156,6 +156,7 @@ static const char *const event_names[MGR_EV__COUNT] = {
 	[MGR_EV_BUDGET_EXCEEDED] = "budget-exceeded",
 	[MGR_EV_ISOLATION_FALLBACK] = "isolation-fallback",
 	[MGR_EV_EGRESS_DENIED] = "egress-denied",
+	[MGR_EV_TARGET] = "target",
 };
 
 const char *mgr_event_name(mgr_event_type t)

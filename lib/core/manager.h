@@ -34,6 +34,7 @@ typedef enum mgr_event_type {
 	MGR_EV_BUDGET_EXCEEDED,        /* deploy.c: a team spent its budget; its agents are stopped */
 	MGR_EV_ISOLATION_FALLBACK,     /* no vm provider was available: the sandbox shares the host kernel */
 	MGR_EV_EGRESS_DENIED,          /* a sandbox tried to reach what its egress allow-list refuses */
+	MGR_EV_TARGET,                 /* daemon/targets.c: a remote target went offline or online, a queued op ran */
 	MGR_EV__COUNT
 } mgr_event_type;
 

@@ -48,6 +48,9 @@ static const struct {
 	[M_API_REQUESTS_TOTAL] = {"silo_api_requests_total", "HTTP API requests served."},
 	[M_EGRESS_DENIALS_TOTAL] = {"silo_egress_denials_total",
 				    "Connections and DNS lookups of sandboxes refused by their egress allow-list."},
+	[M_TARGET_PROBE_FAILURES_TOTAL] = {"silo_target_probe_failures_total",
+					   "Health probes of remote targets that failed (docs/remote.md)."},
+	[M_TARGET_OFFLINE_TOTAL] = {"silo_target_offline_total", "Times a remote target was marked offline."},
 };
 
 metrics *metrics_new(unsigned error_threshold, unsigned window_ms)

@@ -1,0 +1,901 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * Remote targets (see targets.h): the client of other silods (libcurl, one
+ * code path: tc_open/tc_read/tc_close over a curl multi handle, so a streamed
+ * exec and a small JSON answer are read the same way), the probe thread, the
+ * durable queue and the /v1/targets handlers.
+ */
+#include "daemon/targets.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "daemon/handlers.h"
+#include "registry/target_store.h"
+
+#define PROBE_MS_DEFAULT 2000
+#define OFFLINE_AFTER_DEFAULT 3
+#define TIMEOUT_MS_DEFAULT 3000
+#define SMALL_MAX (8u << 20)        /* a JSON answer from a target */
+#define STREAM_BLOCK 65536
+
+struct targets {
+	manager *m;
+	tstore *store;
+	targets_config cfg;
+	pthread_t prober;
+	bool prober_started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stopping;
+};
+
+/* ---- the client ---- */
+
+typedef struct tc {
+	CURLM *multi;
+	CURL *h;
+	struct curl_slist *hdrs;
+	char errbuf[CURL_ERROR_SIZE];
+	char *buf;               /* received, not yet read */
+	size_t len, off, cap;
+	long status;
+	bool finished;
+	CURLcode result;
+	int body_fd;
+	char name[TSTORE_NAME_MAX + 1];
+	char url[512];
+} tc;
+
+static size_t tc_write(char *p, size_t sz, size_t n, void *ud)
+{
+	tc *c = ud;
+	size_t len = sz * n;
+	if (c->len + len > c->cap) {
+		if (c->off) {   /* drop what was read */
+			memmove(c->buf, c->buf + c->off, c->len - c->off);
+			c->len -= c->off;
+			c->off = 0;
+		}
+		if (c->len + len > c->cap) {
+			c->cap = MAX(c->cap * 2, c->len + len);
+			c->buf = xrealloc(c->buf, c->cap + 1);
+		}
+	}
+	memcpy(c->buf + c->len, p, len);
+	c->len += len;
+	return len;
+}
+
+static size_t tc_read_body(char *p, size_t sz, size_t n, void *ud)
+{
+	tc *c = ud;
+	for (;;) {
+		ssize_t r = read(c->body_fd, p, sz * n);
+		if (r >= 0)
+			return (size_t)r;
+		if (errno != EINTR)
+			return CURL_READFUNC_ABORT;
+	}
+}
+
+/* Pump the transfer until it has bytes to read, has finished, or (headers)
+ * the status is known. */
+static void tc_pump(tc *c, bool until_status)
+{
+	while (!c->finished) {
+		if (until_status && c->status)
+			return;
+		if (!until_status && c->len > c->off)
+			return;
+		int running = 0;
+		curl_multi_perform(c->multi, &running);
+		CURLMsg *msg;
+		int left;
+		while ((msg = curl_multi_info_read(c->multi, &left)))
+			if (msg->msg == CURLMSG_DONE) {
+				c->finished = true;
+				c->result = msg->data.result;
+			}
+		if (!c->status)
+			curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &c->status);
+		if (c->finished || (until_status && c->status) || (!until_status && c->len > c->off))
+			return;
+		curl_multi_poll(c->multi, NULL, 0, 200, NULL);
+	}
+}
+
+static void tc_close(tc *c)
+{
+	if (!c)
+		return;
+	if (c->multi && c->h)
+		curl_multi_remove_handle(c->multi, c->h);
+	curl_easy_cleanup(c->h);
+	curl_multi_cleanup(c->multi);
+	curl_slist_free_all(c->hdrs);
+	free(c->buf);
+	free(c);
+}
+
+/* The transport error of a finished transfer as a silo_error naming the target. */
+static int tc_fail(tc *c, silo_error *err)
+{
+	if (c->result == CURLE_PEER_FAILED_VERIFICATION)
+		return silo_fail(err, SILO_ERR_UNAUTHORIZED, 0, "target %s (%s): TLS: its certificate is not trusted: %s",
+				 c->name, c->url, c->errbuf[0] ? c->errbuf : curl_easy_strerror(c->result));
+	return silo_fail(err, SILO_ERR_REMOTE_UNREACHABLE, 0, "target %s (%s) did not answer: %s", c->name, c->url,
+			 c->errbuf[0] ? c->errbuf : curl_easy_strerror(c->result));
+}
+
+/* Start METHOD path on target t and wait for the answer's status. */
+static tc *tc_open(const tstore_target *t, const char *method, const char *path, const char *ctype, const void *body,
+		   size_t len, int body_fd, uint64_t body_size, long timeout_ms, silo_error *err)
+{
+	tc *c = xcalloc(1, sizeof *c);
+	snprintf(c->name, sizeof c->name, "%s", t->name);
+	snprintf(c->url, sizeof c->url, "%s", t->url);
+	c->body_fd = body_fd;
+	c->multi = curl_multi_init();
+	c->h = curl_easy_init();
+	if (!c->multi || !c->h) {
+		tc_close(c);
+		silo_fail(err, SILO_ERR_INTERNAL, 0, "curl init failed");
+		return NULL;
+	}
+	CURL *h = c->h;
+	char url[2048];
+	snprintf(url, sizeof url, "%s%s", t->url, path);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+	if (timeout_ms)
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	struct curl_blob ca = {t->ca_pem, t->ca_pem ? strlen(t->ca_pem) : 0, CURL_BLOB_COPY},
+			 cert = {t->cert_pem, t->cert_pem ? strlen(t->cert_pem) : 0, CURL_BLOB_COPY},
+			 key = {t->key_pem, t->key_pem ? strlen(t->key_pem) : 0, CURL_BLOB_COPY};
+	if (t->ca_pem)
+		curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
+	if (t->cert_pem && t->key_pem) {
+		curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cert);
+		curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &key);
+	}
+	char *auth = xasprintf("Authorization: Bearer %s", t->token ? t->token : "");
+	c->hdrs = curl_slist_append(c->hdrs, auth);
+	explicit_bzero(auth, strlen(auth));
+	free(auth);
+	c->hdrs = curl_slist_append(c->hdrs, "Expect:");
+	if (ctype) {
+		char ct[160];
+		snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
+		c->hdrs = curl_slist_append(c->hdrs, ct);
+	}
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->hdrs);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	if (body_fd >= 0) {
+		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, tc_read_body);
+		curl_easy_setopt(h, CURLOPT_READDATA, c);
+		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body_size);
+	} else if (body || !strcmp(method, "POST") || !strcmp(method, "PUT")) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? len : 0));
+		curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, body ? body : "");
+	}
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, tc_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
+	curl_multi_add_handle(c->multi, h);
+	tc_pump(c, true);
+	if (!c->status) {
+		tc_fail(c, err);
+		tc_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Read the whole answer (at most max bytes) into c->buf[0..len), NUL-terminated. */
+static int tc_all(tc *c, size_t max, silo_error *err)
+{
+	while (!c->finished) {
+		tc_pump(c, false);
+		if (c->len > max)
+			return silo_fail(err, SILO_ERR_PROTOCOL, 0, "target %s: answer larger than %zu bytes", c->name, max);
+	}
+	if (c->result != CURLE_OK)
+		return tc_fail(c, err);
+	c->buf = xrealloc(c->buf, c->len + 1);
+	c->buf[c->len] = '\0';
+	return 0;
+}
+
+/* The error body of a target's answer as our error, prefixed with the target. */
+static int tc_error(tc *c, silo_error *err)
+{
+	json_t *o = json_loads(c->buf ? c->buf : "", 0, NULL);
+	json_t *e = json_object_get(o, "error");
+	const char *code = json_string_value(json_object_get(e, "code"));
+	const char *msg = json_string_value(json_object_get(e, "message"));
+	const char *vm = json_string_value(json_object_get(e, "vm_id"));
+	silo_code sc = code ? silo_code_from_name(code) : SILO_ERR__COUNT;
+	if (sc == SILO_ERR__COUNT || sc == SILO_OK)
+		sc = SILO_ERR_PROTOCOL;
+	silo_fail_vm(err, sc, 0, vm && *vm ? vm : NULL, "target %s: %s", c->name,
+		     msg ? msg : "an HTTP error without an error body");
+	json_decref(o);
+	return -1;
+}
+
+/* One JSON request to a target: 0 and *out (the status in *status), or -1. */
+static int tc_json(const tstore_target *t, const char *method, const char *path, json_t *body, long timeout_ms,
+		   long *status, json_t **out, silo_error *err)
+{
+	char *txt = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	tc *c = tc_open(t, method, path, body ? "application/json" : NULL, txt, txt ? strlen(txt) : 0, -1, 0,
+			timeout_ms, err);
+	free(txt);
+	if (!c)
+		return -1;
+	int rc = tc_all(c, SMALL_MAX, err);
+	if (rc == 0 && c->status >= 400)
+		rc = tc_error(c, err);
+	if (rc == 0 && !(*out = json_loads(c->buf, 0, NULL)))
+		rc = silo_fail(err, SILO_ERR_PROTOCOL, 0, "target %s: %s %s: the answer is not JSON", t->name, method, path);
+	if (status)
+		*status = c->status;
+	tc_close(c);
+	return rc;
+}
+
+/* ---- health ---- */
+
+/* The check of a target (add, probes): reachable, the token accepted, the
+ * same major.minor version, a provider available. *info = what it said. */
+static int check_target(targets *ts, const tstore_target *t, json_t **info, silo_error *err)
+{
+	json_t *h;
+	if (tc_json(t, "GET", "/v1/health", NULL, ts->cfg.timeout_ms, NULL, &h, err) < 0)
+		return -1;
+	const char *v = json_string_value(json_object_get(h, "version")), *mine = silo_version();
+	const char *vdot = v ? strchr(v, '.') : NULL, *mdot = strchr(mine, '.');
+	size_t vl = vdot ? (size_t)(strchr(vdot + 1, '.') ? strchr(vdot + 1, '.') - v : (long)strlen(v)) : 0;
+	size_t ml = mdot ? (size_t)(strchr(mdot + 1, '.') ? strchr(mdot + 1, '.') - mine : (long)strlen(mine)) : 0;
+	if (!v || vl != ml || strncmp(v, mine, ml)) {
+		silo_fail(err, SILO_ERR_CONFLICT, 0, "target %s runs silod %s, this one %s: major.minor must match", t->name,
+			  v ? v : "(no version)", mine);
+		json_decref(h);
+		return -1;
+	}
+	if (json_integer_value(json_object_get(h, "providers_available")) < 1) {
+		silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, 0, "target %s has no provider available", t->name);
+		json_decref(h);
+		return -1;
+	}
+	*info = json_pack("{s:s,s:O,s:O,s:O,s:O,s:O}", "version", v, "capacity", json_object_get(h, "capacity"),
+			  "allocated", json_object_get(h, "allocated"), "sandboxes", json_object_get(h, "sandboxes"),
+			  "max_sandboxes", json_object_get(h, "max_sandboxes"), "providers_available",
+			  json_object_get(h, "providers_available"));
+	json_decref(h);
+	return 0;
+}
+
+static void drain_queue(targets *ts, const tstore_target *t);
+
+static void probe_one(targets *ts, tstore_target *t)
+{
+	json_t *info = NULL;
+	silo_error e = {0};
+	bool ok = check_target(ts, t, &info, &e) == 0;
+	bool was_online = !strcmp(t->state, "online");
+	uint32_t failures = ok ? 0 : t->failures + 1;
+	const char *state = ok ? "online" : failures >= ts->cfg.offline_after ? "offline" : t->state;
+	char *it = info ? json_dumps(info, JSON_COMPACT) : NULL;
+	silo_error se;
+	if (tstore_target_health(ts->store, t->name, state, failures, ok, ok ? "" : e.message, it, &se) < 0)
+		log_warn("target %s: %s", t->name, se.message);
+	free(it);
+	json_decref(info);
+	if (!ok)
+		metrics_inc(manager_metrics(ts->m), M_TARGET_PROBE_FAILURES_TOTAL, 1);
+	if (was_online && !strcmp(state, "offline")) {
+		metrics_inc(manager_metrics(ts->m), M_TARGET_OFFLINE_TOTAL, 1);
+		manager_emit(ts->m, MGR_EV_TARGET, NULL, NULL, NULL, "offline", silo_code_name(e.code),
+			     "target %s offline after %u failed probes: %s", t->name, failures, e.message);
+	} else if (!was_online && ok) {
+		manager_emit(ts->m, MGR_EV_TARGET, NULL, NULL, NULL, "online", NULL, "target %s is back online", t->name);
+	}
+	if (ok)
+		drain_queue(ts, t);
+}
+
+static void *prober(void *arg)
+{
+	targets *ts = arg;
+	pthread_mutex_lock(&ts->lock);
+	while (!ts->stopping) {
+		pthread_mutex_unlock(&ts->lock);
+		tstore_target *v;
+		size_t n;
+		silo_error e;
+		if (tstore_target_list(ts->store, &v, &n, &e) == 0) {
+			for (size_t i = 0; i < n; i++)
+				probe_one(ts, &v[i]);
+			tstore_targets_free(v, n);
+		}
+		pthread_mutex_lock(&ts->lock);
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += ts->cfg.probe_ms / 1000;
+		dl.tv_nsec += (long)(ts->cfg.probe_ms % 1000) * 1000000L;
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+		if (!ts->stopping)
+			pthread_cond_timedwait(&ts->cond, &ts->lock, &dl);
+	}
+	pthread_mutex_unlock(&ts->lock);
+	return NULL;
+}
+
+int targets_open(manager *m, const targets_config *cfg, targets **out, silo_error *err)
+{
+	targets *ts = xcalloc(1, sizeof *ts);
+	ts->m = m;
+	ts->cfg = *cfg;
+	if (!ts->cfg.probe_ms)
+		ts->cfg.probe_ms = PROBE_MS_DEFAULT;
+	if (!ts->cfg.offline_after)
+		ts->cfg.offline_after = OFFLINE_AFTER_DEFAULT;
+	if (!ts->cfg.timeout_ms)
+		ts->cfg.timeout_ms = TIMEOUT_MS_DEFAULT;
+	pthread_mutex_init(&ts->lock, NULL);
+	pthread_cond_init(&ts->cond, NULL);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	char path[4200];
+	snprintf(path, sizeof path, "%s/registry.db", cfg->state_dir);
+	if (tstore_open(path, &ts->store, err) < 0) {
+		targets_close(ts);
+		return -1;
+	}
+	if (pthread_create(&ts->prober, NULL, prober, ts) != 0) {
+		targets_close(ts);
+		return silo_fail(err, SILO_ERR_INTERNAL, errno, "start the target prober");
+	}
+	ts->prober_started = true;
+	*out = ts;
+	return 0;
+}
+
+void targets_close(targets *ts)
+{
+	if (!ts)
+		return;
+	pthread_mutex_lock(&ts->lock);
+	ts->stopping = true;
+	pthread_cond_broadcast(&ts->cond);
+	pthread_mutex_unlock(&ts->lock);
+	if (ts->prober_started)
+		pthread_join(ts->prober, NULL);
+	tstore_close(ts->store);
+	pthread_cond_destroy(&ts->cond);
+	pthread_mutex_destroy(&ts->lock);
+	free(ts);
+}
+
+/* ---- the queue ---- */
+
+/* Apply target t's pending operations in order; stop at the first that
+ * cannot reach it (it stays pending). Each is marked "applying" (committed)
+ * before it is sent: one still "applying" when silod starts was perhaps
+ * applied before a crash and is never sent again (it becomes "failed",
+ * saying so: at most once, and nothing dropped silently). An operation the
+ * target refused is "failed" with its answer. */
+static void drain_queue(targets *ts, const tstore_target *t)
+{
+	tstore_op op;
+	silo_error e;
+	while (tstore_op_next(ts->store, t->name, &op, &e) == 0) {
+		if (!strcmp(op.state, "applying") ||
+		    tstore_op_finish(ts->store, op.seq, "applying", NULL, &e) < 0) {   /* see above */
+			tstore_op_finish(ts->store, op.seq, "failed",
+					 "{\"error\":{\"code\":\"REMOTE_UNREACHABLE\",\"message\":\"silod stopped while "
+					 "applying it: it may have been applied, so it is not sent again\"}}",
+					 &e);
+			tstore_op_clear(&op);
+			continue;
+		}
+		tc *c = tc_open(t, op.method, op.path, op.ctype[0] ? op.ctype : NULL, op.body, op.body_len, -1, 0, 0, &e);
+		if (!c || tc_all(c, SMALL_MAX, &e) < 0) {
+			tc_close(c);
+			/* not sent (no status): pending again, first in line */
+			tstore_op_finish(ts->store, op.seq, c ? "failed" : "pending", c ? e.message : NULL, &e);
+			tstore_op_clear(&op);
+			return;
+		}
+		bool ok = c->status < 400;
+		if (ok && !strcmp(op.method, "POST")) {
+			json_t *o = json_loads(c->buf, 0, NULL);
+			tstore_sandbox b = {.created_ms = now_realtime_ms()};
+			snprintf(b.id, sizeof b.id, "%s", json_string_value(json_object_get(o, "id")) ?: "");
+			snprintf(b.name, sizeof b.name, "%s", json_string_value(json_object_get(o, "name")) ?: "");
+			snprintf(b.target, sizeof b.target, "%s", t->name);
+			if (b.id[0])
+				tstore_sandbox_add(ts->store, &b, &e);
+			json_decref(o);
+		} else if (ok && !strcmp(op.method, "DELETE")) {
+			const char *id = strrchr(op.path, '/');
+			char rid[SILO_ID_MAX];
+			snprintf(rid, sizeof rid, "%.*s", (int)strcspn(id ? id + 1 : "", "?"), id ? id + 1 : "");
+			tstore_sandbox_remove(ts->store, rid, &e);
+		}
+		tstore_op_finish(ts->store, op.seq, ok ? "done" : "failed", c->buf, &e);
+		manager_emit(ts->m, MGR_EV_TARGET, NULL, NULL, NULL, ok ? "applied" : "failed", NULL,
+			     "target %s: queued operation %" PRId64 " (%s %s) %s (HTTP %ld)", t->name, op.seq, op.method,
+			     op.path, ok ? "applied" : "refused", c->status);
+		tc_close(c);
+		tstore_op_clear(&op);
+	}
+}
+
+/* ---- forwarding ---- */
+
+static targets *ctx_targets(const api_req *q)
+{
+	return q->ctx->targets;
+}
+
+bool targets_owns(const api_req *q)
+{
+	targets *ts = ctx_targets(q);
+	if (!ts)
+		return false;
+	if (q->route->handler == h_sandbox_create)
+		return api_query(q, "target") != NULL;
+	const char *id = http_capture(&q->caps, "id");
+	if (!id)
+		return false;
+	tstore_sandbox b;
+	silo_error e;
+	if (tstore_sandbox_find(ts->store, id, &b, &e) != 0)
+		return false;
+	json_t *o;
+	if (manager_get_json(q->ctx->m, id, &o, &e) == 0) {   /* a local sandbox of that id comes first */
+		json_decref(o);
+		return false;
+	}
+	return true;
+}
+
+/* The request's query again (decoded by the transport), without "target". */
+static char *query_string(const api_req *q)
+{
+	char *out = xstrdup("");
+	for (unsigned i = 0; i < q->target->nparam; i++) {
+		const http_param *p = &q->target->param[i];
+		if (!strcmp(p->key, "target"))
+			continue;
+		char *k = curl_easy_escape(NULL, p->key, 0), *v = curl_easy_escape(NULL, p->value ? p->value : "", 0);
+		char *n = xasprintf("%s%c%s=%s", out, out[0] ? '&' : '?', k, v);
+		curl_free(k);
+		curl_free(v);
+		free(out);
+		out = n;
+	}
+	return out;
+}
+
+typedef struct fwd_stream {
+	tc *c;
+	const api_ctx *ctx;
+	int peer_fd;
+} fwd_stream;
+
+static ssize_t fwd_read(void *ud, char *buf, size_t max)
+{
+	fwd_stream *s = ud;
+	tc *c = s->c;
+	while (c->len == c->off && !c->finished) {
+		if (api_stream_cut(s->ctx, s->peer_fd))
+			return API_STREAM_ABORT;
+		tc_pump(c, false);
+	}
+	if (c->len > c->off) {
+		size_t n = MIN(max, c->len - c->off);
+		memcpy(buf, c->buf + c->off, n);
+		c->off += n;
+		return (ssize_t)n;
+	}
+	return c->result == CURLE_OK ? API_STREAM_END : API_STREAM_ABORT;
+}
+
+static void fwd_free(void *ud)
+{
+	fwd_stream *s = ud;
+	tc_close(s->c);
+	free(s);
+}
+
+/* Queue q for target t (offline): only creates and deletes, and only with an
+ * idempotency key; else REMOTE_UNREACHABLE naming the target. */
+static int queue_or_refuse(api_req *q, api_reply *r, const tstore_target *t, const char *path, silo_error *err)
+{
+	targets *ts = ctx_targets(q);
+	const char *key = api_query(q, "idempotency_key");
+	bool queueable = q->route->handler == h_sandbox_create || q->route->handler == h_sandbox_delete;
+	if (!queueable || !key)
+		return silo_fail(err, SILO_ERR_REMOTE_UNREACHABLE, 0,
+				 "target %s is offline (%u failed probes; last: %s)%s", t->name, t->failures,
+				 t->last_error[0] ? t->last_error : "-",
+				 queueable ? "; send ?idempotency_key=KEY to queue the operation until it returns" : "");
+	if (!*key || strlen(key) > 128)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "idempotency_key: 1-128 characters");
+	tstore_op op = {0};
+	snprintf(op.target, sizeof op.target, "%s", t->name);
+	snprintf(op.method, sizeof op.method, "%s", q->method);
+	snprintf(op.path, sizeof op.path, "%s", path);
+	snprintf(op.ctype, sizeof op.ctype, "%s", q->content_type ? q->content_type : "");
+	snprintf(op.idem_key, sizeof op.idem_key, "%s", key);
+	op.body = (char *)q->body;
+	op.body_len = q->len;
+	int rc = tstore_op_add(ts->store, &op, err);
+	if (rc < 0)
+		return -1;
+	manager_audit(q->ctx->m, q->who.actor, NULL, "target-queue", 0, NULL);
+	return api_reply_json(r, 202,
+			      json_pack("{s:I,s:s,s:s,s:s,s:b}", "queued", (json_int_t)op.seq, "target", t->name, "state",
+					op.state, "idempotency_key", key, "duplicate", rc == 1));
+}
+
+int targets_forward(api_req *q, api_reply *r, silo_error *err)
+{
+	targets *ts = ctx_targets(q);
+	if (q->who.tok)
+		return silo_fail(err, SILO_ERR_POLICY_DENIED, 0,
+				 "sandboxes on remote targets need a full-access token (scoped tokens are checked by "
+				 "the target's own silod)");
+	tstore_sandbox b = {0};
+	const char *name = api_query(q, "target");
+	if (q->route->handler != h_sandbox_create) {
+		if (tstore_sandbox_find(ts->store, api_cap(q, "id"), &b, err) != 0)
+			return silo_fail(err, SILO_ERR_VM_NOT_FOUND, 0, "no sandbox with id or name '%s'", api_cap(q, "id"));
+		name = b.target;
+	}
+	tstore_target t;
+	if (tstore_target_get(ts->store, name, &t, err) < 0)
+		return -1;
+	char *qs = query_string(q);
+	char path[1100];
+	snprintf(path, sizeof path, "%s%s", q->path, qs);
+	free(qs);
+	int rc = -1;
+	if (!strcmp(t.state, "offline")) {
+		rc = queue_or_refuse(q, r, &t, path, err);
+		tstore_target_clear(&t);
+		return rc;
+	}
+	tc *c = tc_open(&t, q->method, path, q->content_type, q->body_fd >= 0 ? NULL : q->body,
+			q->body_fd >= 0 ? 0 : q->len, q->body_fd, q->body_size, 0, err);
+	tstore_target_clear(&t);
+	if (!c)
+		return -1;
+	if (c->status >= 400 || q->route->reply == API_REPLY_JSON) {
+		if (tc_all(c, SMALL_MAX, err) < 0)
+			goto out;
+		if (c->status >= 400) {
+			rc = tc_error(c, err);
+			if (c->status == 404 && q->route->handler == h_sandbox_delete)
+				tstore_sandbox_remove(ts->store, b.id, err);
+			goto out;
+		}
+		json_t *o = json_loads(c->buf, 0, NULL);
+		if (!o) {
+			rc = silo_fail(err, SILO_ERR_PROTOCOL, 0, "target %s: the answer is not JSON", c->name);
+			goto out;
+		}
+		if (json_is_object(o) && json_object_get(o, "id"))
+			json_object_set_new(o, "target", json_string(c->name));
+		if (q->route->handler == h_sandbox_create) {
+			tstore_sandbox nb = {.created_ms = now_realtime_ms()};
+			snprintf(nb.id, sizeof nb.id, "%s", json_string_value(json_object_get(o, "id")) ?: "");
+			snprintf(nb.name, sizeof nb.name, "%s", json_string_value(json_object_get(o, "name")) ?: "");
+			snprintf(nb.target, sizeof nb.target, "%s", c->name);
+			if (tstore_sandbox_add(ts->store, &nb, err) < 0) {
+				json_decref(o);
+				goto out;
+			}
+			manager_audit(q->ctx->m, q->who.actor, nb.id, "target-create", 0, NULL);
+		}
+		if (q->route->handler == h_sandbox_delete)
+			tstore_sandbox_remove(ts->store, b.id, err);
+		rc = api_reply_json(r, (unsigned)c->status, o);
+		goto out;
+	}
+	if (q->route->reply == API_REPLY_FILE) {
+		int fd = memfd_create("silod-target-file", MFD_CLOEXEC);
+		if (fd < 0) {
+			rc = silo_fail(err, SILO_ERR_IO_ERROR, errno, "download spool (memfd)");
+			goto out;
+		}
+		uint64_t total = 0;
+		char buf[STREAM_BLOCK];
+		ssize_t n;
+		fwd_stream s = {c, q->ctx, q->peer_fd};
+		while ((n = fwd_read(&s, buf, sizeof buf)) > 0) {
+			total += (uint64_t)n;
+			if (total > q->ctx->max_upload || write_all(fd, buf, (size_t)n) < 0) {
+				close(fd);
+				rc = silo_fail(err, SILO_ERR_PAYLOAD_TOO_LARGE, 0, "target %s: download over %" PRIu64 " bytes",
+					       c->name, q->ctx->max_upload);
+				goto out;
+			}
+		}
+		if (n == API_STREAM_ABORT || lseek(fd, 0, SEEK_SET) < 0) {
+			close(fd);
+			rc = tc_fail(c, err);
+			goto out;
+		}
+		rc = api_reply_file(r, fd, total);
+		goto out;
+	}
+	/* NDJSON, SSE: relayed as they come */
+	fwd_stream *s = xmalloc(sizeof *s);
+	*s = (fwd_stream){c, q->ctx, q->peer_fd};
+	api_stream st = {.read = fwd_read, .free = fwd_free, .ctx = s, .block = STREAM_BLOCK};
+	return api_reply_stream(r, q->route->reply, &st);
+out:
+	tc_close(c);
+	return rc;
+}
+
+void targets_list_into(const api_req *q, json_t *a)
+{
+	targets *ts = ctx_targets(q);
+	if (!ts || q->who.tok)
+		return;
+	tstore_target *v;
+	size_t n;
+	silo_error e;
+	if (tstore_target_list(ts->store, &v, &n, &e) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		tstore_sandbox *bs;
+		size_t nb;
+		if (tstore_sandbox_list(ts->store, v[i].name, &bs, &nb, &e) < 0 || nb == 0) {
+			free(bs);
+			continue;
+		}
+		json_t *remote = NULL, *list = NULL;
+		if (!strcmp(v[i].state, "online") &&
+		    tc_json(&v[i], "GET", "/v1/sandboxes", NULL, ts->cfg.timeout_ms, NULL, &remote, &e) == 0)
+			list = json_object_get(remote, "sandboxes");
+		for (size_t j = 0; j < nb; j++) {
+			json_t *o = NULL, *x;
+			size_t k;
+			json_array_foreach(list, k, x) {
+				const char *xid = json_string_value(json_object_get(x, "id"));
+				if (!o && xid && !strcmp(xid, bs[j].id))
+					o = json_deep_copy(x);
+			}
+			if (!o)
+				o = json_pack("{s:s,s:s,s:s}", "id", bs[j].id, "name", bs[j].name, "state",
+					      list ? "gone" : "unknown");
+			json_object_set_new(o, "target", json_string(v[i].name));
+			json_object_set_new(o, "target_state", json_string(v[i].state));
+			json_array_append_new(a, o);
+		}
+		json_decref(remote);
+		free(bs);
+	}
+	tstore_targets_free(v, n);
+}
+
+/* ---- /v1/targets ---- */
+
+static json_t *target_json(targets *ts, const tstore_target *t)
+{
+	int64_t nsb = 0, nq = 0;
+	silo_error e;
+	tstore_sandbox_count(ts->store, t->name, &nsb, &e);
+	tstore_op_pending(ts->store, t->name, &nq, &e);
+	json_t *info = json_loads(t->info_json ? t->info_json : "{}", 0, NULL);
+	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:b,s:b,s:I,s:I,s:o}", "name", t->name, "url", t->url, "state",
+			 t->state, "failures", (json_int_t)t->failures, "added_ms", (json_int_t)t->added_ms, "last_ok_ms",
+			 (json_int_t)t->last_ok_ms, "last_error", t->last_error, "tls", !strncmp(t->url, "https://", 8),
+			 "client_cert", t->cert_pem != NULL, "sandboxes", (json_int_t)nsb, "queued", (json_int_t)nq,
+			 "info", info ? info : json_object());
+}
+
+static targets *need_targets(const api_req *q, silo_error *err)
+{
+	if (!q->ctx->targets)
+		silo_fail(err, SILO_ERR_NOT_SUPPORTED, 0, "this silod has no target store");
+	return q->ctx->targets;
+}
+
+int h_target_list(api_req *q, api_reply *r, silo_error *err)
+{
+	targets *ts = need_targets(q, err);
+	tstore_target *v;
+	size_t n;
+	if (!ts || tstore_target_list(ts->store, &v, &n, err) < 0)
+		return -1;
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, target_json(ts, &v[i]));
+	tstore_targets_free(v, n);
+	return api_reply_json(r, 200, json_pack("{s:o}", "targets", a));
+}
+
+int h_target_get(api_req *q, api_reply *r, silo_error *err)
+{
+	targets *ts = need_targets(q, err);
+	tstore_target t;
+	if (!ts || tstore_target_get(ts->store, api_cap(q, "target"), &t, err) < 0)
+		return -1;
+	json_t *o = target_json(ts, &t);
+	tstore_target_clear(&t);
+	return api_reply_json(r, 200, o);
+}
+
+/* A PEM member of the add body: NULL when absent, else checked. */
+static int pem_member(json_t *b, const char *k, char **out, silo_error *err)
+{
+	json_t *v = json_object_get(b, k);
+	*out = NULL;
+	if (!v || json_is_null(v))
+		return 0;
+	const char *s = json_string_value(v);
+	if (!s || !strstr(s, "-----BEGIN ") || strlen(s) > (1u << 20))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s: expected PEM text (at most 1 MiB)", k);
+	*out = xstrdup(s);
+	return 0;
+}
+
+int h_target_add(api_req *q, api_reply *r, silo_error *err)
+{
+	targets *ts = need_targets(q, err);
+	if (!ts)
+		return -1;
+	json_error_t je;
+	json_t *b = json_loads(q->body, JSON_REJECT_DUPLICATES, &je);
+	if (!json_is_object(b)) {
+		json_decref(b);
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "target: expected a JSON object: %s", je.text);
+	}
+	static const char *const known[] = {"name", "url", "token", "ca", "cert", "key", NULL};
+	const char *k;
+	json_t *v;
+	json_object_foreach(b, k, v) {
+		bool ok = false;
+		for (int i = 0; known[i]; i++)
+			ok |= !strcmp(k, known[i]);
+		if (!ok) {
+			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "target: unknown field '%.64s'", k);
+			json_decref(b);
+			return -1;
+		}
+	}
+	tstore_target t = {.added_ms = now_realtime_ms()};
+	const char *name = json_string_value(json_object_get(b, "name")), *url = json_string_value(json_object_get(b, "url")),
+		   *tok = json_string_value(json_object_get(b, "token"));
+	int rc = -1;
+	size_t nl = name ? strlen(name) : 0;
+	if (!name || !nl || nl > TSTORE_NAME_MAX || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != nl ||
+	    name[0] == '.' || name[0] == '-') {
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "name: expected 1-64 of [A-Za-z0-9_.-]");
+		goto out;
+	}
+	if (!url || (strncmp(url, "https://", 8) && strncmp(url, "http://", 7)) || strlen(url) >= sizeof t.url ||
+	    strpbrk(url, " \r\n?#@")) {
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "url: expected https://HOST:PORT");
+		goto out;
+	}
+	if (!tok || strlen(tok) < 16 || strlen(tok) > 4096 || strpbrk(tok, "\r\n")) {
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "token: the target's bearer token (16-4096 characters, one line)");
+		goto out;
+	}
+	snprintf(t.name, sizeof t.name, "%s", name);
+	snprintf(t.url, sizeof t.url, "%s", url);
+	size_t ul = strlen(t.url);
+	if (ul && t.url[ul - 1] == '/')
+		t.url[ul - 1] = '\0';
+	t.token = xstrdup(tok);
+	snprintf(t.state, sizeof t.state, "online");
+	if (pem_member(b, "ca", &t.ca_pem, err) < 0 || pem_member(b, "cert", &t.cert_pem, err) < 0 ||
+	    pem_member(b, "key", &t.key_pem, err) < 0)
+		goto out;
+	if (!t.cert_pem != !t.key_pem) {
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "cert and key go together (mutual TLS)");
+		goto out;
+	}
+	json_t *info;
+	if (check_target(ts, &t, &info, err) < 0) {
+		silo_error_prefix(err, "target %s not added", name);
+		goto out;
+	}
+	t.info_json = json_dumps(info, JSON_COMPACT);
+	json_decref(info);
+	t.last_ok_ms = now_realtime_ms();
+	if (tstore_target_add(ts->store, &t, err) < 0)
+		goto out;
+	manager_audit(q->ctx->m, q->who.actor, NULL, "target-add", 0, NULL);
+	rc = api_reply_json(r, 201, target_json(ts, &t));
+out:
+	tstore_target_clear(&t);
+	json_decref(b);
+	return rc;
+}
+
+int h_target_remove(api_req *q, api_reply *r, silo_error *err)
+{
+	targets *ts = need_targets(q, err);
+	const char *name = api_cap(q, "target");
+	int64_t nsb = 0, nq = 0;
+	if (!ts || tstore_sandbox_count(ts->store, name, &nsb, err) < 0 || tstore_op_pending(ts->store, name, &nq, err) < 0)
+		return -1;
+	if ((nsb || nq) && !api_query_true(q, "force"))
+		return silo_fail(err, SILO_ERR_CONFLICT, 0,
+				 "target %s still has %" PRId64 " sandboxes and %" PRId64
+				 " queued operations through this silod (remove them, or ?force=true to forget them)",
+				 name, nsb, nq);
+	if (tstore_target_remove(ts->store, name, err) < 0)
+		return -1;
+	tstore_sandbox *bs;
+	size_t nb;
+	if (tstore_sandbox_list(ts->store, name, &bs, &nb, err) == 0) {
+		for (size_t i = 0; i < nb; i++)
+			tstore_sandbox_remove(ts->store, bs[i].id, err);
+		free(bs);
+	}
+	tstore_op *ops;
+	size_t no;
+	if (tstore_op_list(ts->store, name, true, &ops, &no, err) == 0) {
+		for (size_t i = 0; i < no; i++)
+			tstore_op_cancel(ts->store, ops[i].seq, err);
+		tstore_ops_free(ops, no);
+	}
+	manager_audit(q->ctx->m, q->who.actor, NULL, "target-remove", 0, NULL);
+	return api_reply_json(r, 200, json_pack("{s:s,s:b}", "name", name, "removed", 1));
+}
+
+int h_target_queue(api_req *q, api_reply *r, silo_error *err)
+{
+	targets *ts = need_targets(q, err);
+	tstore_op *ops;
+	size_t n;
+	if (!ts || tstore_op_list(ts->store, api_cap(q, "target"), false, &ops, &n, err) < 0)
+		return -1;
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:s?}", "seq", (json_int_t)ops[i].seq,
+						   "method", ops[i].method, "path", ops[i].path, "idempotency_key",
+						   ops[i].idem_key, "state", ops[i].state, "created_ms",
+						   (json_int_t)ops[i].created_ms, "done_ms", (json_int_t)ops[i].done_ms,
+						   "result", ops[i].result));
+	tstore_ops_free(ops, n);
+	return api_reply_json(r, 200, json_pack("{s:o}", "queue", a));
+}
+
+int h_target_queue_cancel(api_req *q, api_reply *r, silo_error *err)
+{
+	targets *ts = need_targets(q, err);
+	uint64_t seq = 0;
+	if (!ts || api_query_uint(q, "seq", INT64_MAX, &seq, err) < 0)
+		return -1;
+	if (!seq)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "seq: the queued operation to cancel");
+	if (tstore_op_cancel(ts->store, (int64_t)seq, err) < 0)
+		return -1;
+	return api_reply_json(r, 200, json_pack("{s:I,s:s}", "seq", (json_int_t)seq, "state", "cancelled"));
+}
