@@ -17,6 +17,19 @@
  * "--drive disk.img,id=silo-scratch" with a path relative to RUNDIR, silo-vmm's
  * working directory, so a snapshot restored in another sandbox opens its own copy;
  * the serial log is capped keeping its tail (--serial-log-max).
+ *
+ * silo-vmm always runs jailed (vmm/jail.c; docs/vmm.md "kvm provider"): as a per-sandbox
+ * uid leased from VM_UID_BASE (vm_uid_lease; its relay holds the lease, --hold-fd), in new
+ * pid/mount/IPC/UTS/network namespaces whose root is RUNDIR/jail (root-owned; it holds only
+ * the vsock socket), in the cgroup silo/<id>, without capabilities, with no_new_privs, its
+ * seccomp allow-list and rlimits (RLIMIT_FSIZE = the largest file it may write). Every host
+ * file it uses is opened before it enters the jail (kernel, initrd, drives, the scratch
+ * disk, the serial log, its sockets); snapshot files are opened here and handed over the API
+ * socket (SCM_RIGHTS, "fd:N"). sb->pid is silo-vmm's relay, started in its own session so
+ * the sandbox outlives a silod restart (reattach finds it by the tag silo-<id> on its
+ * command line); the VMM is the relay's only child. RUNDIR holds api.sock, serial.log,
+ * vmm.log (silo-vmm's stderr), disk.img and jail/ (with jail/vsock.sock: the agent's
+ * hybrid vsock socket).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -24,10 +37,10 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -39,18 +52,33 @@
 #include "core/provider.h"
 #include "core/sandbox.h"
 #include "image/image.h"
+#include "providers/ns.h"
 #include "providers/vm.h"
 #include "trust/trust.h"
 
 #define AGENT_VSOCK_PORT 1024
 
-static const char *const rundir_files[] = {"vsock.sock", "api.sock", "serial.log", "vmm.log", VM_SCRATCH_FILE};
+#define VMM_BIN "silo-vmm"
+#define JAIL_DIR "jail"              /* RUNDIR/jail: silo-vmm's root */
+#define VSOCK_FILE JAIL_DIR "/vsock.sock"
+#define LEASE_FD 3                   /* the uid lease, as silo-vmm's relay sees it */
+#define SNAPSHOT_MARGIN_MIB 64       /* RLIMIT_FSIZE above guest RAM: the memory file's trailer */
+
+static const char *const rundir_files[] = {VSOCK_FILE, "api.sock", "serial.log", "vmm.log", VM_SCRATCH_FILE};
 
 typedef struct kvm_state {
 	bool is_child, exited;
 	char vsock[PATH_MAX];
 	char api[PATH_MAX];
 } kvm_state;
+
+static kvm_state *state_for(const sandbox *sb)
+{
+	kvm_state *k = xcalloc(1, sizeof *k);
+	snprintf(k->vsock, sizeof k->vsock, "%s/" VSOCK_FILE, sb->rundir);
+	snprintf(k->api, sizeof k->api, "%s/api.sock", sb->rundir);
+	return k;
+}
 
 static bool cpu_has_hw_virt(void)
 {
@@ -75,8 +103,13 @@ static void k_probe(provider_info *info)
 	snprintf(info->version, sizeof info->version, "silo-vmm %s", SILO_VERSION);
 	snprintf(info->accel, sizeof info->accel, "none");
 	char bin[PATH_MAX];
-	if (find_helper_binary("silo-vmm", bin, sizeof bin, NULL) < 0) {
+	if (find_helper_binary(VMM_BIN, bin, sizeof bin, NULL) < 0) {
 		snprintf(info->reason, sizeof info->reason, "silo-vmm not found (set SILO_LIBEXEC_DIR or build the tree)");
+		return;
+	}
+	if (geteuid() != 0) {
+		snprintf(info->reason, sizeof info->reason,
+			 "silo-vmm runs jailed (its own uid, namespaces and cgroup), which needs root");
 		return;
 	}
 	silo_error serr = {0};
@@ -104,13 +137,116 @@ static void k_probe(provider_info *info)
 	info->available = true;
 }
 
-static int launch(sandbox *sb, kvm_state *k, const char *bin, const char *const *argv, silo_error *err);
+/* ---------------------------------------------------------------- silo-vmm's command line */
+
+static void av_add(char ***v, const char *s)
+{
+	size_t n = *v ? strv_len(*v) : 0;
+	*v = xrealloc(*v, (n + 2) * sizeof **v);
+	(*v)[n] = xstrdup(s);
+	(*v)[n + 1] = NULL;
+}
+
+static void av_addf(char ***v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void av_addf(char ***v, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = NULL;
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	av_add(v, s);
+	free(s);
+}
+
+/* What spawn and restore give silo-vmm alike: the jail (RUNDIR/jail as its root, the
+ * sandbox's leased uid, the cgroup silo/<id>, the machine's size as the jail's envelope,
+ * RLIMIT_FSIZE), the files it opens before entering it (serial log, API and vsock sockets,
+ * the user's drives, the scratch disk) and the tag silo-<id>. *lease: the uid lease's fd. */
+static int common_args(sandbox *sb, const vm_spec *spec, const char *bin, bool scratch, char ***av, int *lease,
+		       uint64_t *scratch_mb_out, silo_error *err)
+{
+	*lease = -1;
+	uint64_t scratch_mb = 0, largest = 0;
+	if (spec->n_drives >= 8)
+		return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, 0, sb->id,
+				    "drives: at most 7 with the kvm provider (silo-vmm has 8 drive slots, one is the "
+				    "scratch disk)");
+	if (vm_disk_budget(spec, &scratch_mb, &largest, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
+	*scratch_mb_out = scratch_mb;
+	unsigned mem = spec->memory_mb ? spec->memory_mb : 256, vcpus = spec->vcpus ? spec->vcpus : 1;
+	/* no file it writes may grow past the largest one: a drive, the scratch disk, the serial
+	 * log, a snapshot's memory file */
+	uint64_t fsize = largest;
+	if (((uint64_t)mem + SNAPSHOT_MARGIN_MIB) << 20 > fsize)
+		fsize = ((uint64_t)mem + SNAPSHOT_MARGIN_MIB) << 20;
+	if (vm_serial_log_max() > fsize)
+		fsize = vm_serial_log_max();
+	char jail[PATH_MAX + 16];
+	snprintf(jail, sizeof jail, "%s/" JAIL_DIR, sb->rundir);
+	/* the jail's root: root-owned and not writable by the VMM's uid (it gets no new files) */
+	if ((mkdir(jail, 0755) < 0 && errno != EEXIST) || chmod(jail, 0755) < 0)
+		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "kvm: %s", jail);
+	uid_t uid;
+	if (vm_uid_lease(sb->id, &uid, lease, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
+	av_add(av, bin);
+	av_add(av, "--id");
+	av_addf(av, "silo-%s", sb->id); /* the VM tag: cleanup sweeps and reattach find it */
+	av_add(av, "--jail");
+	av_add(av, jail);
+	av_add(av, "--uid");
+	av_addf(av, "%u", (unsigned)uid);
+	av_add(av, "--gid");
+	av_addf(av, "%u", (unsigned)uid);
+	av_add(av, "--cgroup");
+	av_add(av, sb->id);
+	av_add(av, "--hold-fd");
+	av_addf(av, "%d", LEASE_FD);
+	av_add(av, "--fsize");
+	av_addf(av, "%llu", (unsigned long long)fsize);
+	av_add(av, "--mem");
+	av_addf(av, "%u", mem);
+	av_add(av, "--vcpus");
+	av_addf(av, "%u", vcpus);
+	av_add(av, "--serial-log");
+	av_addf(av, "%s/serial.log", sb->rundir);
+	av_add(av, "--serial-log-max");
+	av_addf(av, "%llu", (unsigned long long)vm_serial_log_max());
+	av_add(av, "--api-sock");
+	av_addf(av, "%s/api.sock", sb->rundir);
+	av_add(av, "--vsock-uds");
+	av_addf(av, "%s/" VSOCK_FILE, sb->rundir);
+	for (size_t i = 0; i < spec->n_drives; i++) {
+		if (strchr(spec->drives[i].path, ','))
+			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "drives[%zu].path: commas are not supported",
+					    i);
+		/* silo-vmm runs in RUNDIR: relative paths are resolved here */
+		char abs[PATH_MAX];
+		const char *dp = spec->drives[i].path;
+		if (dp[0] != '/' && !(dp = realpath(spec->drives[i].path, abs)))
+			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id, "drives[%zu].path: %s", i,
+					    spec->drives[i].path);
+		av_add(av, "--drive");
+		av_addf(av, "%s%s", dp, spec->drives[i].read_only ? ",ro" : "");
+	}
+	if (scratch) {
+		av_add(av, "--drive");
+		av_add(av, VM_SCRATCH_FILE ",id=" VM_SCRATCH_SERIAL);
+	}
+	return 0;
+}
+
+static int launch(sandbox *sb, const char *bin, char **argv, int lease, silo_error *err);
 static void remove_rundir_files(sandbox *sb);
+static void remove_cgroup(const char *id);
 
 static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 {
 	char bin[PATH_MAX], kernel[PATH_MAX], initrd[PATH_MAX] = "";
-	if (find_helper_binary("silo-vmm", bin, sizeof bin, err) < 0)
+	if (find_helper_binary(VMM_BIN, bin, sizeof bin, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
 	if (spec->kernel) {
 		if (access(spec->kernel, R_OK) < 0)
@@ -138,104 +274,147 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 	bool keyring = false;
 	if (trust_check_boot(kernel, initrd, NULL, &keyring, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
-	uint64_t scratch_mb = 0, largest = 0;
-	if (spec->n_drives >= 8)
-		return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, 0, sb->id,
-				    "drives: at most 7 with the kvm provider (silo-vmm has 8 drive slots, one is the "
-				    "scratch disk)");
-	if (vm_disk_budget(spec, &scratch_mb, &largest, err) < 0)
-		return silo_error_set_vm(err, sb->id), -1;
 	char silo_args[128];
 	snprintf(silo_args, sizeof silo_args, "console=ttyS0 reboot=k panic=-1 quiet silo.scratch=/dev/vd%c",
 		 (char)('a' + spec->n_drives));
 	cleanup_free char *cmdline = NULL;
 	if (vm_cmdline_compose(spec->cmdline, silo_args, keyring, &cmdline, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
-	kvm_state *k = xcalloc(1, sizeof *k);
-	snprintf(k->vsock, sizeof k->vsock, "%s/vsock.sock", sb->rundir);
-	snprintf(k->api, sizeof k->api, "%s/api.sock", sb->rundir);
-	char serial[PATH_MAX + 16], mem[16], vcpus[16], smax[32];
-	snprintf(serial, sizeof serial, "%s/serial.log", sb->rundir);
-	snprintf(mem, sizeof mem, "%u", spec->memory_mb ? spec->memory_mb : 256);
-	snprintf(vcpus, sizeof vcpus, "%u", spec->vcpus ? spec->vcpus : 1);
-	snprintf(smax, sizeof smax, "%llu", (unsigned long long)vm_serial_log_max());
-	const char *argv[64];
-	char drives[SPEC_MAX_DRIVES][PATH_MAX + 48];
-	int n = 0;
-	argv[n++] = bin;
-	argv[n++] = "--kernel", argv[n++] = kernel;
-	if (initrd[0])
-		argv[n++] = "--initrd", argv[n++] = initrd;
-	argv[n++] = "--mem", argv[n++] = mem;
-	argv[n++] = "--vcpus", argv[n++] = vcpus;
-	argv[n++] = "--serial-log", argv[n++] = serial;
-	argv[n++] = "--serial-log-max", argv[n++] = smax;
-	argv[n++] = "--vsock-uds", argv[n++] = k->vsock;
-	argv[n++] = "--api-sock", argv[n++] = k->api;
-	argv[n++] = "--id", argv[n++] = sb->id;
-	argv[n++] = "--boot-timer";
-	argv[n++] = "--rng";
-	argv[n++] = "--cmdline", argv[n++] = cmdline;
-	for (size_t i = 0; i < spec->n_drives && n < 60; i++) {
-		if (strchr(spec->drives[i].path, ','))
-			return free(k), silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
-						     "drives[%zu].path: commas are not supported", i);
-		/* silo-vmm runs in RUNDIR: relative paths are resolved here */
-		char abs[PATH_MAX];
-		const char *dp = spec->drives[i].path;
-		if (dp[0] != '/' && !(dp = realpath(spec->drives[i].path, abs)))
-			return free(k), silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id, "drives[%zu].path: %s", i,
-						     spec->drives[i].path);
-		snprintf(drives[i], sizeof drives[i], "%s%s", dp, spec->drives[i].read_only ? ",ro" : "");
-		argv[n++] = "--drive", argv[n++] = drives[i];
+	cleanup_strv char **av = NULL;
+	int lease = -1;
+	uint64_t scratch_mb = 0;
+	if (common_args(sb, spec, bin, true, &av, &lease, &scratch_mb, err) < 0)
+		goto fail;
+	av_add(&av, "--kernel");
+	av_add(&av, kernel);
+	if (initrd[0]) {
+		av_add(&av, "--initrd");
+		av_add(&av, initrd);
 	}
-	argv[n++] = "--drive", argv[n++] = VM_SCRATCH_FILE ",id=" VM_SCRATCH_SERIAL;
-	argv[n] = NULL;
-	if (vm_scratch_create(sb->rundir, scratch_mb, err) < 0)
-		return free(k), silo_error_set_vm(err, sb->id), -1;
-	if (launch(sb, k, bin, argv, err) < 0) {
-		remove_rundir_files(sb);
-		return -1;
+	av_add(&av, "--boot-timer");
+	av_add(&av, "--rng");
+	av_add(&av, "--cmdline");
+	av_add(&av, cmdline);
+	if (vm_scratch_create(sb->rundir, scratch_mb, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		goto fail;
+	}
+	if (launch(sb, bin, av, lease, err) < 0) {
+		lease = -1; /* launch took it */
+		goto fail;
 	}
 	return 0;
+fail:
+	if (lease >= 0)
+		close(lease);
+	remove_rundir_files(sb);
+	return -1;
 }
 
-/* Fork and exec silo-vmm (stdout/stderr to RUNDIR/vmm.log); takes ownership of k. */
-static int launch(sandbox *sb, kvm_state *k, const char *bin, const char *const *argv, silo_error *err)
+/* Fork and exec silo-vmm (stdout/stderr to RUNDIR/vmm.log, the uid lease on LEASE_FD, in
+ * RUNDIR, in its own session: it outlives a silod restart). Takes lease. */
+static int launch(sandbox *sb, const char *bin, char **argv, int lease, silo_error *err)
 {
+	/* out of the way of the numbers the child arranges */
+	int hi = fcntl(lease, F_DUPFD_CLOEXEC, 200);
+	close(lease);
 	char log[PATH_MAX + 16];
 	snprintf(log, sizeof log, "%s/vmm.log", sb->rundir);
 	int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (lfd < 0) {
-		free(k);
-		return silo_fail_vm(err, SILO_ERR_INTERNAL, errno, sb->id, "kvm: %s", log);
+	if (hi < 0 || lfd < 0) {
+		int e = errno;
+		if (hi >= 0)
+			close(hi);
+		if (lfd >= 0)
+			close(lfd);
+		return silo_fail_vm(err, SILO_ERR_INTERNAL, e, sb->id, "kvm: %s", log);
 	}
-	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
+		int e = errno;
 		close(lfd);
-		free(k);
-		return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, errno, sb->id, "kvm: fork");
+		close(hi);
+		return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, e, sb->id, "kvm: fork");
 	}
 	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphaned VMMs if the manager dies */
-		if (getppid() != parent || chdir(sb->rundir) < 0)   /* the scratch disk is relative to it */
+		/* async-signal-safe only from here (the manager is multi-threaded) */
+		setsid();
+		if (chdir(sb->rundir) < 0) /* the scratch disk is relative to it */
 			_exit(127);
 		int null = open("/dev/null", O_RDONLY);
 		dup2(null, 0);
 		dup2(lfd, 1);
 		dup2(lfd, 2);
+		if (dup2(hi, LEASE_FD) < 0)
+			_exit(127);
+		for (int fd = LEASE_FD + 1; fd < 1024; fd++)
+			close(fd);
 		sigset_t all;
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
-		execv(bin, (char *const *)argv);
+		execv(bin, argv);
 		_exit(127);
 	}
 	close(lfd);
+	close(hi); /* the lease is the relay's now */
+	kvm_state *k = state_for(sb);
 	k->is_child = true;
 	sb->pid = pid;
 	sb->prov = k;
 	return 0;
+}
+
+/* ---------------------------------------------------------------- the processes */
+
+/* Is pid this sandbox's silo-vmm (relay or VMM)? Guards signals against pid reuse after a
+ * reattach: the executable and the VM tag silo-<id> on its command line. */
+static bool pid_is_vmm(pid_t pid, const char *id)
+{
+	char p[64], exe[PATH_MAX];
+	snprintf(p, sizeof p, "/proc/%d/exe", (int)pid);
+	ssize_t n = readlink(p, exe, sizeof exe - 1);
+	if (n <= 0)
+		return false;
+	exe[n] = '\0';
+	const char *b = strrchr(exe, '/');
+	if (strncmp(b ? b + 1 : exe, VMM_BIN, strlen(VMM_BIN)) != 0)
+		return false;
+	snprintf(p, sizeof p, "/proc/%d/cmdline", (int)pid);
+	cleanup_free char *cl = NULL;
+	size_t len = 0;
+	if (read_file(p, 256 * 1024, &cl, &len, NULL) < 0)
+		return false;
+	char tag[SILO_ID_MAX + 8];
+	snprintf(tag, sizeof tag, "silo-%s", id);
+	for (size_t o = 0; o < len; o += strlen(cl + o) + 1)
+		if (!strcmp(cl + o, tag))
+			return true;
+	return false;
+}
+
+static bool pid_is_zombie(pid_t pid)
+{
+	char p[64];
+	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+	cleanup_free char *buf = NULL;
+	size_t len = 0;
+	if (read_file(p, 4096, &buf, &len, NULL) < 0)
+		return true;
+	const char *rp = strrchr(buf, ')');
+	return rp && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+/* The jailed VMM: the relay's only child (0 if none). */
+static pid_t vmm_child(pid_t relay)
+{
+	char p[80];
+	snprintf(p, sizeof p, "/proc/%d/task/%d/children", (int)relay, (int)relay);
+	cleanup_free char *buf = NULL;
+	size_t len = 0;
+	if (read_file(p, 4096, &buf, &len, NULL) < 0)
+		return 0;
+	pid_t c = (pid_t)atoi(buf);
+	return c > 0 ? c : 0;
 }
 
 static bool k_alive(sandbox *sb)
@@ -250,8 +429,10 @@ static bool k_alive(sandbox *sb)
 			k->exited = true;
 			return false;
 		}
+		if (r == 0)
+			return true;
 	}
-	return kill(sb->pid, 0) == 0;
+	return kill(sb->pid, 0) == 0 && pid_is_vmm(sb->pid, sb->id) && !pid_is_zombie(sb->pid);
 }
 
 /* One attempt: connect, CONNECT line, wait for "OK <port>\n". -1 when the VMM
@@ -321,7 +502,7 @@ static bool wait_exit(sandbox *sb, int ms)
 	while (k_alive(sb)) {
 		if (now_mono_ns() >= deadline)
 			return false;
-		struct timespec ts = {0, 5 * 1000 * 1000};
+		struct timespec ts = {0, 2 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
 	return true;
@@ -334,31 +515,88 @@ static void remove_rundir_files(sandbox *sb)
 		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
 		unlink(p);
 	}
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof p, "%s/" JAIL_DIR, sb->rundir);
+	rmdir(p);
 	rmdir(sb->rundir);
+}
+
+/* The relay removes silo/<id> when the VMM exits; this catches a relay that was killed. */
+static void remove_cgroup(const char *id)
+{
+	ns_cgroup cg;
+	ns_cgroup_paths(id, &cg);
+	bool any = false;
+	for (int i = 0; i < cg.n; i++)
+		any = any || path_exists(cg.path[i]);
+	if (any)
+		ns_cgroup_remove(&cg);
+}
+
+/* Force the jail down: SIGKILL the VMM (the relay then removes the sockets and the cgroup
+ * and exits), then the relay if it lingers (the VMM has PR_SET_PDEATHSIG(SIGKILL)), then any
+ * cgroup left. */
+static int stop_jail(sandbox *sb)
+{
+	if (sb->pid > 0 && k_alive(sb)) {
+		pid_t vp = vmm_child(sb->pid);
+		if (vp > 0)
+			kill(vp, SIGKILL);
+		if (!wait_exit(sb, vp > 0 ? 5000 : 0)) {
+			kill(sb->pid, SIGKILL);
+			if (!wait_exit(sb, 5000))
+				return -1;
+		}
+	}
+	remove_cgroup(sb->id);
+	return 0;
 }
 
 static int k_terminate(sandbox *sb, int grace_ms, silo_error *err)
 {
 	kvm_state *k = sb->prov;
 	if (k && k_alive(sb)) {
-		kill(sb->pid, SIGTERM); /* silo-vmm stops its vCPUs and exits */
-		if (!wait_exit(sb, grace_ms > 0 ? grace_ms : 1000)) {
-			kill(sb->pid, SIGKILL);
-			if (!wait_exit(sb, 5000))
-				return silo_fail_vm(err, SILO_ERR_CLEANUP_FAILED, 0, sb->id,
-						    "silo-vmm pid %d survived SIGKILL", (int)sb->pid);
-		}
+		kill(sb->pid, SIGTERM); /* the relay passes it on: silo-vmm stops its vCPUs and exits */
+		wait_exit(sb, grace_ms > 0 ? grace_ms : 1000);
 	}
+	if (k && stop_jail(sb) < 0)
+		return silo_fail_vm(err, SILO_ERR_CLEANUP_FAILED, 0, sb->id, "silo-vmm pid %d survived SIGKILL", (int)sb->pid);
+	if (!k)
+		remove_cgroup(sb->id);
 	remove_rundir_files(sb);
 	free(k);
 	sb->prov = NULL;
 	return 0;
 }
 
-/* One request to silo-vmm's API; returns the HTTP status (-1 when unreachable). The
- * response is bounded (4 KiB) and only its status line is used; fault_message goes to err. */
-static int api_call(sandbox *sb, const char *method, const char *path, const char *body, int timeout_ms,
-		    silo_error *err)
+static int api_call_fds(sandbox *sb, const char *method, const char *path, const char *body, const int *fds, int nfds,
+			int timeout_ms, silo_error *err);
+
+static int k_reattach(sandbox *sb, silo_error *err)
+{
+	if (sb->pid <= 0 || kill(sb->pid, 0) < 0 || !pid_is_vmm(sb->pid, sb->id) || !vmm_child(sb->pid))
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "kvm: silo-vmm %d or its VM is gone",
+				    (int)sb->pid);
+	kvm_state *k = state_for(sb);
+	if (!path_exists(k->api)) {
+		free(k);
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, ENOENT, sb->id, "kvm: %s/api.sock is gone", sb->rundir);
+	}
+	k->is_child = false;
+	sb->prov = k;
+	/* A VM paused when the previous manager went away comes back running (its agent must
+	 * answer the reattach handshake); harmless if it runs. */
+	api_call_fds(sb, "PATCH", "/vm", "{\"state\":\"Resumed\"}", NULL, 0, 3000, NULL);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- the API client */
+
+/* One request to silo-vmm's API, with fds passed alongside (SCM_RIGHTS, named "fd:0".. in
+ * the body); returns the HTTP status (-1 when unreachable). The response is bounded (4 KiB)
+ * and only its status line is used; fault_message goes to err. */
+static int api_call_fds(sandbox *sb, const char *method, const char *path, const char *body, const int *fds, int nfds,
+			int timeout_ms, silo_error *err)
 {
 	kvm_state *k = sb->prov;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -371,7 +609,33 @@ static int api_call(sandbox *sb, const char *method, const char *path, const cha
 	cleanup_free char *req = xasprintf("%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
 					   "Content-Length: %zu\r\n\r\n%s",
 					   method, path, strlen(body), body);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || write_all(fd, req, strlen(req)) < 0) {
+	size_t len = strlen(req);
+	ssize_t sent = -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+		/* the descriptors go with the request's first bytes, in one sendmsg */
+		struct iovec iov = {.iov_base = req, .iov_len = len};
+		union {
+			struct cmsghdr h;
+			char b[CMSG_SPACE(sizeof(int) * 4)];
+		} cm;
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		if (nfds > 0 && nfds <= 4) {
+			memset(&cm, 0, sizeof cm);
+			mh.msg_control = cm.b;
+			mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+			memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+		}
+		do
+			sent = sendmsg(fd, &mh, MSG_NOSIGNAL);
+		while (sent < 0 && errno == EINTR);
+		if (sent >= 0 && (size_t)sent < len && write_all(fd, req + sent, len - (size_t)sent) < 0)
+			sent = -1;
+	}
+	if (sent < 0) {
 		int e = errno;
 		close(fd);
 		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, e, sb->id, "kvm: silo-vmm API %s", k->api);
@@ -407,22 +671,48 @@ static int api_call(sandbox *sb, const char *method, const char *path, const cha
 
 static int k_pause(sandbox *sb, silo_error *err)
 {
-	return api_call(sb, "PATCH", "/vm", "{\"state\":\"Paused\"}", 5000, err) < 0 ? -1 : 0;
+	return api_call_fds(sb, "PATCH", "/vm", "{\"state\":\"Paused\"}", NULL, 0, 5000, err) < 0 ? -1 : 0;
 }
 
 static int k_resume(sandbox *sb, silo_error *err)
 {
-	return api_call(sb, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 5000, err) < 0 ? -1 : 0;
+	return api_call_fds(sb, "PATCH", "/vm", "{\"state\":\"Resumed\"}", NULL, 0, 5000, err) < 0 ? -1 : 0;
 }
 
-/* Snapshot: silo-vmm writes DIR/vm.state and DIR/vm.mem (the core paused the VM). */
+/* ---------------------------------------------------------------- snapshots */
+
+/* DIR/vm.state and DIR/vm.mem, opened here (the jailed VMM cannot name them). */
+static int open_snapshot_files(sandbox *sb, const char *dir, bool create, int fds[2], silo_error *err)
+{
+	static const char *const names[2] = {"vm.state", "vm.mem"};
+	for (int i = 0; i < 2; i++) {
+		char p[PATH_MAX + 16];
+		snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+		fds[i] = open(p, (create ? O_RDWR | O_CREAT | O_TRUNC : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fds[i] < 0) {
+			int e = errno;
+			if (i)
+				close(fds[0]);
+			return silo_fail_vm(err, create ? SILO_ERR_IO_ERROR : SILO_ERR_CHECKSUM_MISMATCH, e, sb->id, "snapshot %s",
+					    p);
+		}
+	}
+	return 0;
+}
+
+/* Snapshot: silo-vmm writes the two files opened here (the core paused the VM), then the
+ * scratch disk's allocated extents go beside them. */
 static int k_snapshot(sandbox *sb, const char *dir, silo_error *err)
 {
-	cleanup_free char *st = xasprintf("%s/vm.state", dir), *mem = xasprintf("%s/vm.mem", dir);
-	json_t *b = json_pack("{s:s,s:s,s:s}", "snapshot_type", "Full", "snapshot_path", st, "mem_file_path", mem);
-	cleanup_free char *body = json_dumps(b, JSON_COMPACT);
-	json_decref(b);
-	if (api_call(sb, "PUT", "/snapshot/create", body, 120000, err) < 0)
+	int fds[2];
+	if (open_snapshot_files(sb, dir, true, fds, err) < 0)
+		return -1;
+	int rc = api_call_fds(sb, "PUT", "/snapshot/create",
+			      "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"fd:0\",\"mem_file_path\":\"fd:1\"}", fds, 2,
+			      120000, err);
+	close(fds[0]);
+	close(fds[1]);
+	if (rc < 0)
 		return -1;
 	/* the scratch disk beside it (paused: virtio-blk writes are synchronous pwrites) */
 	cleanup_free char *disk = xasprintf("%s/" VM_SCRATCH_FILE, sb->rundir),
@@ -433,58 +723,105 @@ static int k_snapshot(sandbox *sb, const char *dir, silo_error *err)
 	return 0;
 }
 
-/* Restore: a fresh silo-vmm (API only) loads DIR/vm.{state,mem}: RAM is mapped copy-on-write
- * from the payload, the vsock socket is this sandbox's own. The caller verified DIR. */
-static int k_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_error *err)
+/* PUT /snapshot/load of DIR's files (open as fds) into the VMM just started for sb. */
+static int load_snapshot(sandbox *sb, const char *dir, const int fds[2], silo_error *err)
 {
-	(void)spec;
-	char bin[PATH_MAX];
-	if (find_helper_binary("silo-vmm", bin, sizeof bin, err) < 0)
-		return silo_error_set_vm(err, sb->id), -1;
-	/* the snapshot's scratch disk becomes this sandbox's RUNDIR/disk.img (opened relative to RUNDIR) */
-	cleanup_free char *snap_disk = xasprintf("%s/" VM_SCRATCH_SNAP, dir),
-			  *disk = xasprintf("%s/" VM_SCRATCH_FILE, sb->rundir);
-	if (path_exists(snap_disk) && vm_scratch_load(snap_disk, disk, 0, err) < 0)
-		return silo_error_set_vm(err, sb->id), -1;
-	kvm_state *k = xcalloc(1, sizeof *k);
-	snprintf(k->vsock, sizeof k->vsock, "%s/vsock.sock", sb->rundir);
-	snprintf(k->api, sizeof k->api, "%s/api.sock", sb->rundir);
-	char serial[PATH_MAX + 16], smax[32];
-	snprintf(serial, sizeof serial, "%s/serial.log", sb->rundir);
-	snprintf(smax, sizeof smax, "%llu", (unsigned long long)vm_serial_log_max());
-	const char *argv[] = {bin, "--api-sock", k->api, "--id", sb->id, "--serial-log", serial, "--serial-log-max", smax, NULL};
-	if (launch(sb, k, bin, argv, err) < 0)
-		return -1;
-	/* The socket appears once silo-vmm listens. */
-	for (int i = 0; i < 500 && access(k->api, F_OK) != 0 && k_alive(sb); i++) {
-		struct timespec ts = {0, 10 * 1000 * 1000};
+	kvm_state *k = sb->prov;
+	/* The socket appears once silo-vmm listens (before its jail: a few ms). */
+	for (int i = 0; i < 10000 && access(k->api, F_OK) != 0 && k_alive(sb); i++) {
+		struct timespec ts = {0, 500 * 1000};
 		nanosleep(&ts, NULL);
 	}
-	cleanup_free char *st = xasprintf("%s/vm.state", dir), *mem = xasprintf("%s/vm.mem", dir);
-	json_t *b = json_pack("{s:s,s:{s:s,s:s},s:b,s:b,s:s}", "snapshot_path", st, "mem_backend", "backend_type", "File",
-			      "backend_path", mem, "resume_vm", 1, "verify_memory", 0, "vsock_uds_path", k->vsock);
+	json_t *b = json_pack("{s:s,s:{s:s,s:s},s:b,s:b,s:s}", "snapshot_path", "fd:0", "mem_backend", "backend_type",
+			      "File", "backend_path", "fd:1", "resume_vm", 1, "verify_memory", 0, "vsock_uds_path", k->vsock);
 	cleanup_free char *body = json_dumps(b, JSON_COMPACT);
 	json_decref(b);
-	if (api_call(sb, "PUT", "/snapshot/load", body, 60000, err) < 0) {
-		silo_error e2 = {0};
-		k_terminate(sb, 1000, &e2);
+	if (api_call_fds(sb, "PUT", "/snapshot/load", body, fds, 2, 60000, err) < 0) {
+		/* silo-vmm names the files fd:0 and fd:1 */
+		silo_error_prefix(err, "%s/vm.state (fd:0), %s/vm.mem (fd:1)", dir, dir);
 		return -1;
 	}
 	return 0;
 }
 
+/* Restore: a fresh jailed silo-vmm (API only, the drives, scratch disk and sockets opened
+ * before its jail) loads DIR/vm.{state,mem} passed as fds: RAM is mapped copy-on-write from
+ * the payload, the vsock socket is this sandbox's own. The caller verified DIR. */
+static int k_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_error *err)
+{
+	static const vm_spec none;
+	if (!spec)
+		spec = &none;
+	char bin[PATH_MAX];
+	if (find_helper_binary(VMM_BIN, bin, sizeof bin, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
+	int fds[2];
+	if (open_snapshot_files(sb, dir, false, fds, err) < 0)
+		return -1;
+	/* the snapshot's scratch disk becomes this sandbox's RUNDIR/disk.img (opened relative to RUNDIR) */
+	cleanup_free char *snap_disk = xasprintf("%s/" VM_SCRATCH_SNAP, dir),
+			  *disk = xasprintf("%s/" VM_SCRATCH_FILE, sb->rundir);
+	cleanup_strv char **av = NULL;
+	int lease = -1, rc = -1;
+	uint64_t scratch_mb;
+	if (path_exists(snap_disk) && vm_scratch_load(snap_disk, disk, 0, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		goto fail;
+	}
+	if (common_args(sb, spec, bin, path_exists(disk), &av, &lease, &scratch_mb, err) < 0)
+		goto fail;
+	if (launch(sb, bin, av, lease, err) < 0) {
+		lease = -1; /* launch took it */
+		goto fail;
+	}
+	if (load_snapshot(sb, dir, fds, err) < 0) {
+		silo_error e2 = {0};
+		k_terminate(sb, 1000, &e2);
+		goto out;
+	}
+	rc = 0;
+	goto out;
+fail:
+	if (lease >= 0)
+		close(lease);
+	remove_rundir_files(sb);
+out:
+	close(fds[0]);
+	close(fds[1]);
+	return rc;
+}
+
+static void strv_push(char ***out, char *s)
+{
+	size_t n = *out ? strv_len(*out) : 0;
+	*out = xrealloc(*out, (n + 2) * sizeof **out);
+	(*out)[n] = s;
+	(*out)[n + 1] = NULL;
+}
+
 static void k_residue(sandbox *sb, char ***out)
 {
-	size_t n = strv_len(*out);
 	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
 		char p[PATH_MAX + 32];
 		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
-		if (!path_exists(p))   /* only what is really left */
-			continue;
-		*out = xrealloc(*out, (n + 2) * sizeof **out);
-		(*out)[n++] = xstrdup(p);
-		(*out)[n] = NULL;
+		if (path_exists(p)) /* only what is really left */
+			strv_push(out, xstrdup(p));
 	}
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof p, "%s/" JAIL_DIR, sb->rundir);
+	if (path_exists(p))
+		strv_push(out, xstrdup(p));
+	if (sb->pid > 0 && kill(sb->pid, 0) == 0 && pid_is_vmm(sb->pid, sb->id) && !pid_is_zombie(sb->pid)) {
+		strv_push(out, xasprintf("pid %d (silo-vmm relay)", (int)sb->pid));
+		pid_t vp = vmm_child(sb->pid);
+		if (vp > 0)
+			strv_push(out, xasprintf("pid %d (silo-vmm)", (int)vp));
+	}
+	ns_cgroup cg;
+	ns_cgroup_paths(sb->id, &cg);
+	for (int i = 0; i < cg.n; i++)
+		if (path_exists(cg.path[i]))
+			strv_push(out, xasprintf("cgroup %s", cg.path[i]));
 }
 
 static void k_diagnostics(sandbox *sb, char *buf, size_t len)
@@ -509,6 +846,7 @@ const provider_ops kvm_provider = {
 	.connect = k_connect,
 	.terminate = k_terminate,
 	.alive = k_alive,
+	.reattach = k_reattach,
 	.pause = k_pause,
 	.resume = k_resume,
 	.snapshot = k_snapshot,

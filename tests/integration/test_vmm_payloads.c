@@ -254,7 +254,7 @@ TEST(vsock_uds_lifecycle)
 	const char *a2[] = {"--payload", payload("hlt.bin"), "--vsock-uds", "/nonexistent-dir/v.sock", NULL};
 	run_result r = run_vmm(a2, 0);
 	CHECK_INT_EQ(r.status, 1);
-	CHECK_CONTAINS(r.err, "vsock: listen on /nonexistent-dir/v.sock");
+	CHECK_CONTAINS(r.err, "--vsock-uds: listen on /nonexistent-dir/v.sock");
 }
 
 static char *proc_read(pid_t pid, const char *what)
