@@ -63,10 +63,10 @@ static const vmm_seccomp_rule vmm_seccomp_allow[] = {
 	{"fstat", -1, 0, 0},
 	{"newfstatat", -1, 0, 0},
 	{"readlink", -1, 0, 0},
-	/* the API socket, vsock: unix sockets only (own network namespace) */
+	/* the API socket, vsock: unix sockets only; every listener was bound before the jail (bind
+	 * and listen are answered EPERM below: no abstract socket for the host to find), connects
+	 * reach only the jail's own files and, with Landlock, no abstract socket outside it */
 	{"socket", 0, 0xffffffff, 1 /* AF_UNIX */},
-	{"bind", -1, 0, 0},
-	{"listen", -1, 0, 0},
 	{"connect", -1, 0, 0},
 	{"accept4", -1, 0, 0},
 	{"recvfrom", -1, 0, 0},
@@ -121,6 +121,8 @@ typedef struct vmm_seccomp_errno_rule {
 
 static const vmm_seccomp_errno_rule vmm_seccomp_errno[] = {
 	{"clone3", 38 /* ENOSYS: glibc falls back to clone */},
+	{"bind", 1 /* EPERM: a socket named over the API after the jail is an error, not a kill */},
+	{"listen", 1 /* EPERM */},
 };
 
 #endif
