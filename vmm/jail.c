@@ -15,7 +15,8 @@
  *               connecting to the host's abstract unix sockets: Landlock ABI >= 6 scopes
  *               them (and signals) to the VMM's own domain, at no cost; older kernels get a
  *               network namespace of its own (~0.5 ms of CPU to make, more to tear down);
- *               --netns PATH joins a namespace made beforehand, as Firecracker's jailer.
+ *               --netns PATH joins a namespace made beforehand, as Firecracker's jailer;
+ *               --netns new asks for a new one even where Landlock would do.
  *   jail_enter_root  (in the child's main thread, once every host file, socket and
  *               /dev/kvm is open; another thread may be building the VM meanwhile): open what
  *               names the cgroup and the network namespace (they are made meanwhile), make /
@@ -195,7 +196,10 @@ int jail_start(const jail_opts *o, silo_error *err)
 				J.cg_name[i] = '_';
 	}
 	long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-	J.net = o->netns ? NET_JOIN : abi >= 6 ? NET_LANDLOCK : NET_NEW;
+	if (o->netns && !strcmp(o->netns, "new"))
+		J.net = NET_NEW; /* asked for, even where Landlock would do */
+	else
+		J.net = o->netns ? NET_JOIN : abi >= 6 ? NET_LANDLOCK : NET_NEW;
 	/* now, not in the child: while the relay creates the cgroups their directories are locked */
 	if (open_cgroup_parents(err) < 0)
 		return -1;
@@ -309,12 +313,12 @@ static int open_netns(silo_error *err)
 	if (J.net == NET_LANDLOCK)
 		return 0;
 	char p[64];
-	const char *path = J.o.netns;
+	const char *path = J.net == NET_JOIN ? J.o.netns : NULL;
 	if (!path) {
 		snprintf(p, sizeof p, "/proc/%d", (int)J.relay_pid);
 		path = p;
 	}
-	J.netns_fd = open(path, O_RDONLY | O_CLOEXEC | (J.o.netns ? 0 : O_DIRECTORY));
+	J.netns_fd = open(path, O_RDONLY | O_CLOEXEC | (J.net == NET_JOIN ? 0 : O_DIRECTORY));
 	if (J.netns_fd < 0)
 		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "jail: network namespace %s", path);
 	return 0;
@@ -324,13 +328,13 @@ static int join_netns(silo_error *err)
 {
 	if (J.net == NET_LANDLOCK)
 		return 0;
-	int fd = J.o.netns ? J.netns_fd : openat(J.netns_fd, "ns/net", O_RDONLY | O_CLOEXEC);
+	int fd = J.net == NET_JOIN ? J.netns_fd : openat(J.netns_fd, "ns/net", O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
 		int e = errno;
 		if (fd >= 0 && fd != J.netns_fd)
 			close(fd);
 		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, e, "jail: join the network namespace%s%s",
-				 J.o.netns ? " " : " of the relay", J.o.netns ? J.o.netns : "");
+				 J.net == NET_JOIN ? " " : " of the relay", J.net == NET_JOIN ? J.o.netns : "");
 	}
 	if (fd != J.netns_fd)
 		close(fd);

@@ -11,6 +11,7 @@
  *            (Firecracker-compatible control API, api.c; without --config the VM is
  *            configured and started over the API: PUT /actions InstanceStart)
  *   jail options: --jail DIR [--uid N --gid N] [--cgroup NAME] [--hold-fd N] [--fsize BYTES]
+ *                 [--netns new|PATH]
  *
  * Order (docs/vmm.md "Start-up"): parse; with --jail clone into the jail's namespaces
  * (jail.c: the parent stays as the relay); open every host file the command line names
@@ -60,7 +61,7 @@ static void usage(FILE *f)
 	      "       silo-vmm --config FIRECRACKER.json [--serial-log FILE] [--boot-timer] [--jail DIR]\n"
 	      "       silo-vmm --api-sock PATH [--id ID] [--config FILE] [--serial-log FILE] [--jail DIR]\n"
 	      "                [--mem MiB] [--vcpus N] [--drive PATH[,ro]]... [--vsock-uds PATH]\n"
-	      "jail: --jail DIR [--uid N --gid N] [--cgroup NAME] [--hold-fd N] [--fsize BYTES]\n",
+	      "jail: --jail DIR [--uid N --gid N] [--cgroup NAME] [--hold-fd N] [--fsize BYTES] [--netns new|PATH]\n",
 	      f);
 }
 
@@ -363,7 +364,7 @@ int main(int argc, char **argv)
 	vm_config cfg = {.irqchip = true, .serial_log_max = SERIAL_LOG_MAX_DEFAULT};
 	const char *payload = NULL;
 	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL, OPT_DRIVE, OPT_RNG, OPT_INITRD, OPT_CMDLINE, OPT_VSOCK, OPT_VSOCK_CID, OPT_JAIL, OPT_CONFIG, OPT_API, OPT_ID, OPT_SERIAL_MAX,
-	       OPT_UID, OPT_GID, OPT_CGROUP, OPT_HOLD_FD, OPT_FSIZE };
+	       OPT_UID, OPT_GID, OPT_CGROUP, OPT_HOLD_FD, OPT_FSIZE, OPT_NETNS };
 	const char *config_path = NULL, *api_path = NULL, *vm_id = "silo-vmm";
 	static vmm_file_config fc; /* from the command line, --config or the API */
 	static vmm_api api = {.listen_fd = -1, .stop_fd = -1};
@@ -401,6 +402,7 @@ int main(int argc, char **argv)
 		{"cgroup", required_argument, NULL, OPT_CGROUP},
 		{"hold-fd", required_argument, NULL, OPT_HOLD_FD},
 		{"fsize", required_argument, NULL, OPT_FSIZE},
+		{"netns", required_argument, NULL, OPT_NETNS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -496,6 +498,13 @@ int main(int argc, char **argv)
 				goto out;
 			jo.hold_fd = (int)n;
 			break;
+		case OPT_NETNS:
+			if (strcmp(optarg, "new") && optarg[0] != '/') {
+				fprintf(stderr, "silo-vmm: --netns: \"new\" or the absolute path of a network namespace\n");
+				goto out;
+			}
+			jo.netns = optarg;
+			break;
 		case OPT_FSIZE:
 			if (parse_u64("--fsize", optarg, 1u << 20, 1ull << 50, &jo.fsize) < 0)
 				goto out;
@@ -537,8 +546,8 @@ int main(int argc, char **argv)
 	if (!api_path && !boot_now) {
 		goto out; /* unreachable: without the API the VM boots now */
 	}
-	if (!jail_dir && (jo.have_uid || have_gid || jo.cgroup || jo.hold_fd >= 0)) {
-		fprintf(stderr, "silo-vmm: --uid, --gid, --cgroup and --hold-fd need --jail\n");
+	if (!jail_dir && (jo.have_uid || have_gid || jo.cgroup || jo.hold_fd >= 0 || jo.netns)) {
+		fprintf(stderr, "silo-vmm: --uid, --gid, --cgroup, --hold-fd and --netns need --jail\n");
 		goto out;
 	}
 	if (jo.have_uid != have_gid) {

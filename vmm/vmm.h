@@ -219,7 +219,8 @@ typedef struct jail_opts {
 	uid_t uid;
 	gid_t gid;
 	int hold_fd;                /* kept open by the relay only (-1: none) */
-	const char *netns;          /* a network namespace to join (e.g. /run/netns/x); NULL: new */
+	const char *netns;          /* a network namespace to join (/run/netns/x), "new", or NULL:
+	                             * Landlock scopes where the kernel has them, else new */
 	uint64_t mem_mib, vcpus;    /* the envelope: cgroup memory and CPU; larger VMs are refused */
 	uint64_t fsize;             /* RLIMIT_FSIZE: no file grows past this */
 	const char *const *cleanup; /* NULL-terminated: removed by the relay after the VMM exits */

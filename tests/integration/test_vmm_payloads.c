@@ -280,8 +280,9 @@ TEST(jail_namespaces_seccomp_caps_and_cleanup)
 		int null = open("/dev/null", O_WRONLY);
 		dup2(null, 1);
 		dup2(null, 2);
+		/* --netns new: the network namespace older kernels get (Landlock ABI < 6) */
 		execl(vmm_path, vmm_path, "--payload", payload("hlt.bin"), "--jail", dir, "--vsock-uds", uds,
-		      "--timeout-ms", "1500", (char *)NULL);
+		      "--timeout-ms", "1500", "--netns", "new", (char *)NULL);
 		_exit(127);
 	}
 	usleep(500 * 1000);
