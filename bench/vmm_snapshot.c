@@ -139,23 +139,7 @@ static int http_fds(const char *sock, const char *method, const char *path, cons
 	int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s", method,
 			 path, strlen(body), body);
 	size_t got = 0;
-	struct iovec iov = {.iov_base = req, .iov_len = (size_t)n};
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int) * 2)];
-	} cm;
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (nfds) {
-		memset(&cm, 0, sizeof cm);
-		mh.msg_control = cm.b;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-	}
-	if (sendmsg(fd, &mh, MSG_NOSIGNAL) == n)
+	if (send_all_with_fds(fd, req, (size_t)n, fds, nfds) == 0)
 		for (ssize_t r; got < sizeof resp - 1 && (r = read(fd, resp + got, sizeof resp - 1 - got)) > 0;)
 			got += (size_t)r;
 	close(fd);

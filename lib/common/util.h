@@ -62,6 +62,9 @@ int write_all(int fd, const void *buf, size_t len);
  * read). IO_ERROR names path when a read fails. */
 int read_chunks(int fd, const char *path, size_t chunk,
 		int (*fn)(void *ud, const void *buf, size_t n, silo_error *err), void *ud, silo_error *err);
+/* Write all of buf to a socket, passing nfds (<= 8) descriptors with its first bytes
+ * (SCM_RIGHTS, one sendmsg). 0 or -1 with errno. */
+int send_all_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
 /* Read exactly len bytes. 0 ok, -1 error (errno), 1 on EOF before len. */
 int read_exact(int fd, void *buf, size_t len);
 /* Read a whole file, at most max bytes (else EFBIG). NUL-terminated; *len excludes NUL. */

@@ -241,7 +241,6 @@ static int common_args(sandbox *sb, const vm_spec *spec, const char *bin, bool s
 
 static int launch(sandbox *sb, const char *bin, char **argv, int lease, silo_error *err);
 static void remove_rundir_files(sandbox *sb);
-static void remove_cgroup(const char *id);
 
 static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 {
@@ -366,57 +365,6 @@ static int launch(sandbox *sb, const char *bin, char **argv, int lease, silo_err
 
 /* ---------------------------------------------------------------- the processes */
 
-/* Is pid this sandbox's silo-vmm (relay or VMM)? Guards signals against pid reuse after a
- * reattach: the executable and the VM tag silo-<id> on its command line. */
-static bool pid_is_vmm(pid_t pid, const char *id)
-{
-	char p[64], exe[PATH_MAX];
-	snprintf(p, sizeof p, "/proc/%d/exe", (int)pid);
-	ssize_t n = readlink(p, exe, sizeof exe - 1);
-	if (n <= 0)
-		return false;
-	exe[n] = '\0';
-	const char *b = strrchr(exe, '/');
-	if (strncmp(b ? b + 1 : exe, VMM_BIN, strlen(VMM_BIN)) != 0)
-		return false;
-	snprintf(p, sizeof p, "/proc/%d/cmdline", (int)pid);
-	cleanup_free char *cl = NULL;
-	size_t len = 0;
-	if (read_file(p, 256 * 1024, &cl, &len, NULL) < 0)
-		return false;
-	char tag[SILO_ID_MAX + 8];
-	snprintf(tag, sizeof tag, "silo-%s", id);
-	for (size_t o = 0; o < len; o += strlen(cl + o) + 1)
-		if (!strcmp(cl + o, tag))
-			return true;
-	return false;
-}
-
-static bool pid_is_zombie(pid_t pid)
-{
-	char p[64];
-	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
-	cleanup_free char *buf = NULL;
-	size_t len = 0;
-	if (read_file(p, 4096, &buf, &len, NULL) < 0)
-		return true;
-	const char *rp = strrchr(buf, ')');
-	return rp && (rp[2] == 'Z' || rp[2] == 'X');
-}
-
-/* The jailed VMM: the relay's only child (0 if none). */
-static pid_t vmm_child(pid_t relay)
-{
-	char p[80];
-	snprintf(p, sizeof p, "/proc/%d/task/%d/children", (int)relay, (int)relay);
-	cleanup_free char *buf = NULL;
-	size_t len = 0;
-	if (read_file(p, 4096, &buf, &len, NULL) < 0)
-		return 0;
-	pid_t c = (pid_t)atoi(buf);
-	return c > 0 ? c : 0;
-}
-
 static bool k_alive(sandbox *sb)
 {
 	kvm_state *k = sb->prov;
@@ -432,7 +380,7 @@ static bool k_alive(sandbox *sb)
 		if (r == 0)
 			return true;
 	}
-	return kill(sb->pid, 0) == 0 && pid_is_vmm(sb->pid, sb->id) && !pid_is_zombie(sb->pid);
+	return kill(sb->pid, 0) == 0 && vm_proc_is(sb->pid, VMM_BIN, sb->id) && !vm_proc_zombie(sb->pid);
 }
 
 /* One attempt: connect, CONNECT line, wait for "OK <port>\n". -1 when the VMM
@@ -521,25 +469,13 @@ static void remove_rundir_files(sandbox *sb)
 	rmdir(sb->rundir);
 }
 
-/* The relay removes silo/<id> when the VMM exits; this catches a relay that was killed. */
-static void remove_cgroup(const char *id)
-{
-	ns_cgroup cg;
-	ns_cgroup_paths(id, &cg);
-	bool any = false;
-	for (int i = 0; i < cg.n; i++)
-		any = any || path_exists(cg.path[i]);
-	if (any)
-		ns_cgroup_remove(&cg);
-}
-
 /* Force the jail down: SIGKILL the VMM (the relay then removes the sockets and the cgroup
  * and exits), then the relay if it lingers (the VMM has PR_SET_PDEATHSIG(SIGKILL)), then any
  * cgroup left. */
 static int stop_jail(sandbox *sb)
 {
 	if (sb->pid > 0 && k_alive(sb)) {
-		pid_t vp = vmm_child(sb->pid);
+		pid_t vp = vm_proc_child(sb->pid);
 		if (vp > 0)
 			kill(vp, SIGKILL);
 		if (!wait_exit(sb, vp > 0 ? 5000 : 0)) {
@@ -548,7 +484,7 @@ static int stop_jail(sandbox *sb)
 				return -1;
 		}
 	}
-	remove_cgroup(sb->id);
+	vm_cgroup_remove(sb->id);
 	return 0;
 }
 
@@ -562,7 +498,7 @@ static int k_terminate(sandbox *sb, int grace_ms, silo_error *err)
 	if (k && stop_jail(sb) < 0)
 		return silo_fail_vm(err, SILO_ERR_CLEANUP_FAILED, 0, sb->id, "silo-vmm pid %d survived SIGKILL", (int)sb->pid);
 	if (!k)
-		remove_cgroup(sb->id);
+		vm_cgroup_remove(sb->id);
 	remove_rundir_files(sb);
 	free(k);
 	sb->prov = NULL;
@@ -574,7 +510,7 @@ static int api_call_fds(sandbox *sb, const char *method, const char *path, const
 
 static int k_reattach(sandbox *sb, silo_error *err)
 {
-	if (sb->pid <= 0 || kill(sb->pid, 0) < 0 || !pid_is_vmm(sb->pid, sb->id) || !vmm_child(sb->pid))
+	if (sb->pid <= 0 || kill(sb->pid, 0) < 0 || !vm_proc_is(sb->pid, VMM_BIN, sb->id) || !vm_proc_child(sb->pid))
 		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "kvm: silo-vmm %d or its VM is gone",
 				    (int)sb->pid);
 	kvm_state *k = state_for(sb);
@@ -609,33 +545,8 @@ static int api_call_fds(sandbox *sb, const char *method, const char *path, const
 	cleanup_free char *req = xasprintf("%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
 					   "Content-Length: %zu\r\n\r\n%s",
 					   method, path, strlen(body), body);
-	size_t len = strlen(req);
-	ssize_t sent = -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
-		/* the descriptors go with the request's first bytes, in one sendmsg */
-		struct iovec iov = {.iov_base = req, .iov_len = len};
-		union {
-			struct cmsghdr h;
-			char b[CMSG_SPACE(sizeof(int) * 4)];
-		} cm;
-		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-		if (nfds > 0 && nfds <= 4) {
-			memset(&cm, 0, sizeof cm);
-			mh.msg_control = cm.b;
-			mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-			c->cmsg_level = SOL_SOCKET;
-			c->cmsg_type = SCM_RIGHTS;
-			c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-			memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-		}
-		do
-			sent = sendmsg(fd, &mh, MSG_NOSIGNAL);
-		while (sent < 0 && errno == EINTR);
-		if (sent >= 0 && (size_t)sent < len && write_all(fd, req + sent, len - (size_t)sent) < 0)
-			sent = -1;
-	}
-	if (sent < 0) {
+	/* the descriptors go with the request's first bytes */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || send_all_with_fds(fd, req, strlen(req), fds, nfds) < 0) {
 		int e = errno;
 		close(fd);
 		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, e, sb->id, "kvm: silo-vmm API %s", k->api);
@@ -811,9 +722,9 @@ static void k_residue(sandbox *sb, char ***out)
 	snprintf(p, sizeof p, "%s/" JAIL_DIR, sb->rundir);
 	if (path_exists(p))
 		strv_push(out, xstrdup(p));
-	if (sb->pid > 0 && kill(sb->pid, 0) == 0 && pid_is_vmm(sb->pid, sb->id) && !pid_is_zombie(sb->pid)) {
+	if (sb->pid > 0 && kill(sb->pid, 0) == 0 && vm_proc_is(sb->pid, VMM_BIN, sb->id) && !vm_proc_zombie(sb->pid)) {
 		strv_push(out, xasprintf("pid %d (silo-vmm relay)", (int)sb->pid));
-		pid_t vp = vmm_child(sb->pid);
+		pid_t vp = vm_proc_child(sb->pid);
 		if (vp > 0)
 			strv_push(out, xasprintf("pid %d (silo-vmm)", (int)vp));
 	}
