@@ -5,11 +5,9 @@
  *   jail_start  (first thing after the command line is parsed): new pid, IPC and UTS
  *               namespaces and a fork; the child is the VMM (pid 1 of its pid namespace, in a
  *               mount namespace of its own); this process stays as the relay and, while the
- *               child opens its files and builds the VM, creates the cgroup silo/<name>
- *               (memory = guest RAM + VMM overhead, CPU = vCPUs + 1, pids), says 'c' on a
- *               pipe, then (only on kernels without Landlock ABI 6, see below) a new network
- *               namespace, says 'n'. It holds the pipe open for its lifetime: EOF tells the
- *               child the relay is gone.
+ *               child opens its files and builds the VM, makes (only on kernels without
+ *               Landlock ABI 6, see below) a new network namespace and says 'n' on a pipe. It
+ *               holds the pipe open for its lifetime: EOF tells the child the relay is gone.
  *   network     the VMM can only create AF_UNIX sockets and never bind after the jail
  *               (seccomp); path sockets resolve in its read-only root. What is left is
  *               connecting to the host's abstract unix sockets: Landlock ABI >= 6 scopes
@@ -17,27 +15,29 @@
  *               network namespace of its own (~0.5 ms of CPU to make, more to tear down);
  *               --netns PATH joins a namespace made beforehand, as Firecracker's jailer;
  *               --netns new asks for a new one even where Landlock would do.
- *   jail_enter_root  (in the child's main thread, once every host file, socket and
- *               /dev/kvm is open; another thread may be building the VM meanwhile): open what
- *               names the cgroup and the network namespace (they are made meanwhile), make /
- *               private, bind the jail directory onto itself read-only/nosuid/nodev/noexec, pivot_root
- *               into it (the old root detached), rlimits, clear the capability bounding set.
- *   jail_enter_final (once no other thread is left): wait for 'c', join the cgroup (v1: the
- *               "tasks" file with "0" moves this thread without the global threadgroup lock
- *               that cgroup.procs takes - an RCU grace period, up to tens of ms on a busy
- *               host; threads started later inherit it; nothing of the guest is in memory
- *               yet), wait for 'n', join the network namespace, drop to the jail's uid/gid
- *               (no supplementary groups), clear every capability set, PR_SET_PDEATHSIG again
- *               (a credential change resets it), no_new_privs, the Landlock scopes, then the
- *               seccomp allow-list (seccomp_allowlist.h, compiled at build time).
+ *   jail_enter  (in the child's main thread, once every host file, socket and /dev/kvm is
+ *               open; another thread may be building the VM): create the cgroup silo/<name>
+ *               (memory = guest RAM + VMM overhead, CPU = vCPUs + 1, pids) and join it, make /
+ *               private, bind the jail directory onto itself read-only/nosuid/nodev/noexec,
+ *               pivot_root into it (a thread detaches the old root meanwhile: an RCU grace
+ *               period), rlimits, clear the capability bounding set, wait for the old root to
+ *               be detached, wait for 'n', join the network namespace, drop to the jail's
+ *               uid/gid (no supplementary groups), clear every capability set,
+ *               PR_SET_PDEATHSIG again (a credential change resets it), no_new_privs, the
+ *               Landlock scopes, then the seccomp allow-list (seccomp_allowlist.h, compiled at
+ *               build time).
  *   relay       forwards SIGTERM/SIGINT to the VMM, keeps the --hold-fd descriptor (the
  *               provider's uid lease) for its lifetime and never passes it on; when the VMM
  *               exits (kill -9 included) it removes the cleanup paths (sockets) and the
  *               cgroup and exits with the VMM's status (128+N for signal N). The namespaces
  *               and mounts die with the VMM: nothing else exists on the host.
- * Rules: jail_start runs single-threaded; jail_enter in the child's main thread before any
- * thread that outlives it starts. The VMM never regains anything: no capabilities, a uid
- * of its own (with --uid), no way back out of the jail root, no new privileges.
+ * Rules: jail_start runs single-threaded. Credentials, the seccomp filter and Landlock
+ * scopes are per thread: jail_enter changes the calling (main) thread, and every thread
+ * it starts afterwards (vCPUs, API, vsock) inherits them. Threads started before it (the
+ * VM builder, the CPUID fetch, the root detacher) keep root and must only touch KVM fds and
+ * their own work, and end before the guest runs or the API reads a request: main joins
+ * them first. The VMM never regains anything: no capabilities, a uid of its own (with
+ * --uid), no way back out of the jail root, no new privileges.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -88,9 +88,8 @@ static struct {
 	char cg_name[128];
 	ns_cgroup cg;
 	pid_t relay_pid; /* host pid of the relay */
-	int ready_rd;    /* child: the relay's pipe ('c', 'n', then EOF when the relay is gone) */
+	int ready_rd;    /* child: the relay's pipe ('n', then EOF when the relay is gone) */
 	int netns_fd;    /* child: the network namespace to join (opened before pivot_root) */
-	int cg_dirfd[NS_CG_MAX]; /* child: the cgroups' parent directories (opened before pivot_root) */
 	pthread_t umount_thread; /* child: detaches the old root (an RCU grace period) meanwhile */
 	bool umount_started;
 	int umount_err;
@@ -115,27 +114,19 @@ static ns_limits jail_limits(void)
 			   .cpu_millis = (uint32_t)(J.o.vcpus + 1) * 1000, .pids_max = JAIL_PIDS_MAX};
 }
 
-/* The relay: cgroup and network namespace for the child, then wait for it. Never returns. */
+/* The relay: the network namespace for the child (on kernels without Landlock scopes), then
+ * wait for it and remove what it cannot. Never returns. */
 static __attribute__((noreturn)) void relay_main(pid_t child, int ready_wr)
 {
 	jail_child = child;
-	for (int i = 0; i < J.cg.n; i++)
-		close(J.cg_dirfd[i]);
 	struct sigaction sa = {.sa_handler = relay_signal};
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	silo_error err = {0};
 	char ebuf[1024];
-	ns_limits lim = jail_limits();
-	bool ok = ns_cgroup_create(J.cg_name, &lim, &J.cg, &err) == 0;
-	if (!ok)
-		silo_error_prefix(&err, "jail: cgroup silo/%s", J.cg_name);
-	if (ok && write(ready_wr, "c", 1) != 1) {
-		silo_fail(&err, SILO_ERR_INTERNAL, errno, "jail: tell the VMM");
-		ok = false;
-	}
+	bool ok = true;
 	/* the child joins this namespace (setns): created here, in parallel with its start */
-	if (ok && J.net == NET_NEW && unshare(CLONE_NEWNET) < 0) {
+	if (J.net == NET_NEW && unshare(CLONE_NEWNET) < 0) {
 		silo_fail(&err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "jail: new network namespace");
 		ok = false;
 	}
@@ -150,36 +141,19 @@ static __attribute__((noreturn)) void relay_main(pid_t child, int ready_wr)
 	int st = 0;
 	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
 		;
-	/* Files the jailed VMM cannot remove from inside its root (API and vsock sockets). */
+	/* What the jailed VMM cannot remove: the API and vsock sockets (outside its root), the
+	 * cgroup it made (it is no longer root). */
 	for (size_t i = 0; J.o.cleanup && J.o.cleanup[i]; i++)
 		unlink(J.o.cleanup[i]);
-	if (J.cg.n && ns_cgroup_remove(&J.cg) < 0)
+	ns_cgroup_paths(J.cg_name, &J.cg);
+	bool any = false;
+	for (int i = 0; i < J.cg.n; i++)
+		any = any || access(J.cg.path[i], F_OK) == 0;
+	if (any && ns_cgroup_remove(&J.cg) < 0)
 		fprintf(stderr, "silo-vmm: jail: cgroup %s could not be removed\n", J.cg.path[0]);
 	if (!ok)
 		_exit(1);
 	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
-}
-
-/* Before the fork: the parent directory of each of the cgroups (silo/), made if missing (the
- * relay creates the cgroups in them meanwhile and enables v2 controllers); the child joins
- * through these descriptors after pivot_root. */
-static int open_cgroup_parents(silo_error *err)
-{
-	ns_cgroup_paths(J.cg_name, &J.cg);
-	if (!J.cg.n)
-		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, 0, "jail: no usable cgroup hierarchy (memory, cpu, pids)");
-	for (int i = 0; i < J.cg.n; i++) {
-		char parent[PATH_MAX];
-		snprintf(parent, sizeof parent, "%s", J.cg.path[i]);
-		*strrchr(parent, '/') = '\0';
-		/* open first: mkdir takes the cgroup lock the relay holds while it creates ours */
-		J.cg_dirfd[i] = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (J.cg_dirfd[i] < 0 && errno == ENOENT && (mkdir(parent, 0755) == 0 || errno == EEXIST))
-			J.cg_dirfd[i] = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (J.cg_dirfd[i] < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "jail: cgroup %s", parent);
-	}
-	return 0;
 }
 
 int jail_start(const jail_opts *o, silo_error *err)
@@ -200,9 +174,6 @@ int jail_start(const jail_opts *o, silo_error *err)
 		J.net = NET_NEW; /* asked for, even where Landlock would do */
 	else
 		J.net = o->netns ? NET_JOIN : abi >= 6 ? NET_LANDLOCK : NET_NEW;
-	/* now, not in the child: while the relay creates the cgroups their directories are locked */
-	if (open_cgroup_parents(err) < 0)
-		return -1;
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, errno, "jail: pipe");
@@ -272,7 +243,7 @@ int jail_pivot_root(const char *dir, silo_error *err)
 	return 0;
 }
 
-/* Wait for the relay's next step: 'c' (cgroup made), 'n' (network namespace made). */
+/* Wait for the relay's 'n' (the network namespace made, or nothing to make). */
 static int wait_relay(char want, silo_error *err)
 {
 	char b = 0;
@@ -280,28 +251,35 @@ static int wait_relay(char want, silo_error *err)
 	while ((n = read(J.ready_rd, &b, 1)) < 0 && errno == EINTR)
 		;
 	if (n != 1 || b != want)
-		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, 0, "jail: the relay could not set up the %s (its "
-				 "message is above)", want == 'c' ? "cgroup" : "network namespace");
+		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, 0,
+				 "jail: the relay could not set up the network namespace (its message is above)");
 	return 0;
 }
 
-static int join_cgroup(silo_error *err)
+/* Before pivot_root, in the main thread: create the cgroup and move this thread into it (v1:
+ * the "tasks" file with "0" moves the calling thread without the global threadgroup lock
+ * that cgroup.procs - or any write naming another task - takes: an RCU grace period, up to
+ * tens of ms on a busy host). Threads this one starts later are born in it; a thread that
+ * already runs (the VM builder) stays where it is and ends soon. Nothing of the guest is in
+ * memory yet: every page it touches is charged here. */
+static int create_and_join_cgroup(silo_error *err)
 {
+	ns_limits lim = jail_limits();
+	if (ns_cgroup_create(J.cg_name, &lim, &J.cg, err) < 0) {
+		silo_error_prefix(err, "jail: cgroup silo/%s", J.cg_name);
+		return -1;
+	}
 	for (int i = 0; i < J.cg.n; i++) {
-		/* v1: "tasks" moves just this thread (other threads have ended), without the global
-		 * threadgroup lock that cgroup.procs takes */
-		char p[PATH_MAX];
-		snprintf(p, sizeof p, "%s/%s", strrchr(J.cg.path[i], '/') + 1, J.cg.v2 ? "cgroup.procs" : "tasks");
-		int fd = openat(J.cg_dirfd[i], p, O_WRONLY | O_CLOEXEC);
+		char p[PATH_MAX + 16];
+		snprintf(p, sizeof p, "%s/%s", J.cg.path[i], J.cg.v2 ? "cgroup.procs" : "tasks");
+		int fd = open(p, O_WRONLY | O_CLOEXEC);
 		if (fd < 0 || write(fd, "0", 1) != 1) {
 			int e = errno;
 			if (fd >= 0)
 				close(fd);
-			return silo_fail(err, SILO_ERR_IO_ERROR, e, "jail: join cgroup %s", J.cg.path[i]);
+			return silo_fail(err, SILO_ERR_IO_ERROR, e, "jail: join cgroup %s", p);
 		}
 		close(fd);
-		close(J.cg_dirfd[i]);
-		J.cg_dirfd[i] = -1;
 	}
 	return 0;
 }
@@ -345,7 +323,7 @@ static int join_netns(silo_error *err)
 
 /* After pivot_root(".", ".") the old root is stacked on the new one: detaching it waits for
  * an RCU grace period (0.3-0.7 ms here), so a thread does it while the start-up goes on;
- * jail_enter_final waits for it before anything else happens (until then "/" still shows
+ * jail_enter waits for it before dropping privileges (until then "/" still shows
  * the host, and nothing is opened by path). */
 static void *detach_old_root(void *arg)
 {
@@ -452,34 +430,19 @@ static int install_seccomp(silo_error *err)
 	return 0;
 }
 
-int jail_enter_root(silo_error *err)
+int jail_enter(silo_error *err)
 {
-	if (open_netns(err) < 0)
-		return -1;
-	vmm_step("jail_opened");
-	if (enter_root(err) < 0)
-		return -1;
-	vmm_step("jail_pivot_root");
-	/* the bounding set needs CAP_SETPCAP: cleared while we still have it (per thread: the
-	 * threads this one starts later inherit it) */
-	if (set_limits(err) < 0 || jail_clear_bounding(err) < 0)
-		return -1;
-	vmm_step("jail_rlimits_bounding");
-	return 0;
-}
-
-int jail_enter_final(silo_error *err)
-{
-	if (finish_root(err) < 0)
-		return -1;
-	vmm_step("jail_root_detached");
-	if (wait_relay('c', err) < 0 || join_cgroup(err) < 0)
+	if (create_and_join_cgroup(err) < 0)
 		return -1;
 	vmm_step("jail_cgroup");
-	if (wait_relay('n', err) < 0 || join_netns(err) < 0)
+	if (open_netns(err) < 0 || enter_root(err) < 0)
 		return -1;
-	vmm_step("jail_netns");
-	if (drop_privileges(err) < 0 || landlock_scope(err) < 0)
+	vmm_step("jail_pivot_root");
+	/* the bounding set needs CAP_SETPCAP: cleared while we still have it */
+	if (set_limits(err) < 0 || jail_clear_bounding(err) < 0 || finish_root(err) < 0)
+		return -1;
+	vmm_step("jail_root_detached");
+	if (wait_relay('n', err) < 0 || join_netns(err) < 0 || drop_privileges(err) < 0 || landlock_scope(err) < 0)
 		return -1;
 	vmm_step("jail_uid_caps");
 	if (install_seccomp(err) < 0)

@@ -632,15 +632,18 @@ int main(int argc, char **argv)
 			bool threaded = pthread_create(&bt, NULL, build_thread, &job) == 0;
 			if (!threaded)
 				build_thread(&job);
-			int jr = jail_enter_root(&err);
+			/* the builder keeps root (credentials are per thread): it ends here, before
+			 * the guest is loaded (jail.c, "Rules") */
+			int jr = jail_enter(&err);
 			if (threaded)
 				pthread_join(bt, NULL);
 			vm_cpuid_join();
 			if (job.rc < 0) {
-				err = job.err;
+				if (jr == 0)
+					err = job.err;
 				goto fail;
 			}
-			if (jr < 0 || jail_enter_final(&err) < 0) {
+			if (jr < 0) {
 				vm_destroy(&v);
 				goto fail;
 			}
@@ -661,10 +664,8 @@ int main(int argc, char **argv)
 		}
 	} else {
 		/* Every request is read inside the jail: the paths it names resolve there. */
-		if (jail_dir && jail_enter_root(&err) < 0)
-			goto fail;
 		vm_cpuid_join();
-		if (jail_dir && jail_enter_final(&err) < 0)
+		if (jail_dir && jail_enter(&err) < 0)
 			goto fail;
 		int r = api_wait_start(&api, &v, cfg, rng, serial_fd, t0, &err);
 		if (r < 0)

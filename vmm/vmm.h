@@ -233,12 +233,10 @@ typedef struct jail_opts {
  * its pid namespace). The parent becomes the relay (cgroup, network namespace, signal
  * forwarding, cleanup after the child exits) and never returns. */
 int jail_start(const jail_opts *o, silo_error *err);
-/* In the child's main thread once every host file is open (another thread may be building
- * the VM): cgroup, pivot_root, rlimits, capability bounding set. */
-int jail_enter_root(silo_error *err);
-/* Then, once this is the only thread: network namespace, uid/gid, no capabilities,
- * no_new_privs, seccomp. */
-int jail_enter_final(silo_error *err);
+/* In the child's main thread once every host file is open: pivot_root, rlimits, cgroup,
+ * network, uid/gid, no capabilities, no_new_privs, Landlock, seccomp. Per thread: threads
+ * started before (a VM builder) keep root and must end before anything untrusted runs. */
+int jail_enter(silo_error *err);
 /* Clear the capability bounding set (needs CAP_SETPCAP while a capability is still in it). */
 int jail_clear_bounding(silo_error *err);
 /* The bounding set (as above), the ambient set, and effective/permitted/inheritable.
