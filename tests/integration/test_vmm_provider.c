@@ -9,6 +9,7 @@
  * host); kill -9 of the VMM and of its relay; snapshot and restore through the jail;
  * reattach after a manager restart.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
@@ -334,6 +335,33 @@ TEST(jailed_vmm_runs_unprivileged_and_sees_only_its_files)
 	CHECK_STR_EQ(s, "1");
 	REQUIRE(proc_value(v, "status", "Seccomp:", s, sizeof s));
 	CHECK_STR_EQ(s, "2");
+	/* every thread (vCPU, API, vsock): none kept root or escaped the filter (credentials,
+	 * capabilities and seccomp are per thread) */
+	char taskdir[64];
+	snprintf(taskdir, sizeof taskdir, "/proc/%d/task", (int)v);
+	DIR *td = opendir(taskdir);
+	REQUIRE(td);
+	int nthreads = 0;
+	for (struct dirent *de; (de = readdir(td));) {
+		if (de->d_name[0] == '.')
+			continue;
+		char f[96];
+		snprintf(f, sizeof f, "task/%s/status", de->d_name);
+		nthreads++;
+		REQUIRE(proc_value(v, f, "Uid:", s, sizeof s));
+		CHECK_INT_EQ((unsigned)atol(s), r);
+		REQUIRE(proc_value(v, f, "CapEff:", s, sizeof s));
+		CHECK_STR_EQ(s, "0000000000000000");
+		REQUIRE(proc_value(v, f, "CapBnd:", s, sizeof s));
+		CHECK_STR_EQ(s, "0000000000000000");
+		REQUIRE(proc_value(v, f, "NoNewPrivs:", s, sizeof s));
+		CHECK_STR_EQ(s, "1");
+		REQUIRE(proc_value(v, f, "Seccomp:", s, sizeof s));
+		CHECK_STR_EQ(s, "2");
+	}
+	closedir(td);
+	printf("# silo-vmm runs %d threads\n", nthreads);
+	CHECK(nthreads >= 3); /* main, vCPU 0, API (and vsock) */
 	/* its own pid (it is pid 1 there), mount, IPC and UTS namespaces; a network namespace of
 	 * its own only where the kernel lacks Landlock ABI 6 (abstract unix sockets scoped) */
 	static const char *const nss[] = {"pid", "mnt", "ipc", "uts"};
