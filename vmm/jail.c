@@ -110,8 +110,9 @@ static void noop(int sig)
 
 static ns_limits jail_limits(void)
 {
+	/* no freezer: the VMM pauses its vCPUs itself (PATCH /vm) */
 	return (ns_limits){.memory_bytes = (J.o.mem_mib + JAIL_VMM_OVERHEAD_MIB) << 20,
-			   .cpu_millis = (uint32_t)(J.o.vcpus + 1) * 1000, .pids_max = JAIL_PIDS_MAX};
+			   .cpu_millis = (uint32_t)(J.o.vcpus + 1) * 1000, .pids_max = JAIL_PIDS_MAX, .no_freezer = true};
 }
 
 /* The relay: the network namespace for the child (on kernels without Landlock scopes), then
