@@ -9,7 +9,8 @@
  *  - create: PUT /snapshot/create of the paused VM (RAM + SHA-256 + state), N/5 runs.
  *  - restore: a fresh `silo-vmm --api-sock` per run; from PUT /snapshot/load (resume,
  *    verify_memory false) to its answer and to the first byte the restored guest prints,
- *    and from fork() of the process to that byte; also with verify_memory true (N/5 runs).
+ *    and from fork() of the process to the answer (all of a restore: exec, jail, load) and to
+ *    that byte; also with verify_memory true (N/5 runs).
  *    The same, interleaved in each round, for silo-vmm jailed as the kvm provider runs it
  *    (--jail, a leased uid, --mem as the envelope; the files passed as fds with the
  *    request, "fd:0"/"fd:1") and, with --peer-vmm, for that silo-vmm (a release build of
@@ -251,7 +252,7 @@ int main(int argc, char **argv)
 		const char *name, *exe;
 		const char *const *extra;
 		bool fds;
-		vec api, first, spawn_first;
+		vec api, spawn_api, first, spawn_first;
 	} var[3] = {{.name = "", .exe = vmm}, {.name = "_jailed", .exe = vmm, .extra = jail_args, .fds = true},
 		    {.name = "_peer_main", .exe = peer}};
 	int nvar = peer ? 3 : 2;
@@ -287,6 +288,7 @@ int main(int argc, char **argv)
 					push(&load_first_verified, fb);
 				} else {
 					push(&var[vi].api, api);
+					push(&var[vi].spawn_api, (double)(t0 - p.t_spawn) / 1000.0 + api);
 					push(&var[vi].first, fb);
 					push(&var[vi].spawn_first, (double)(t0 - p.t_spawn) / 1000.0 + fb);
 				}
@@ -365,6 +367,8 @@ int main(int argc, char **argv)
 		char nm[96];
 		snprintf(nm, sizeof nm, "restore_load_request%s", var[k].name);
 		print_vec(nm, &var[k].api, true);
+		snprintf(nm, sizeof nm, "restore_spawn_to_load_answered%s", var[k].name);
+		print_vec(nm, &var[k].spawn_api, true);
 		snprintf(nm, sizeof nm, "restore_load_to_first_guest_output%s", var[k].name);
 		print_vec(nm, &var[k].first, true);
 		snprintf(nm, sizeof nm, "restore_spawn_to_first_guest_output%s", var[k].name);
@@ -387,6 +391,7 @@ int main(int argc, char **argv)
 		free(all[i]->v);
 	for (int k = 0; k < nvar; k++) {
 		free(var[k].api.v);
+		free(var[k].spawn_api.v);
 		free(var[k].first.v);
 		free(var[k].spawn_first.v);
 	}

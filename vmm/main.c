@@ -543,9 +543,6 @@ int main(int argc, char **argv)
 				"only open the files the API may then name\n");
 		goto out;
 	}
-	if (!api_path && !boot_now) {
-		goto out; /* unreachable: without the API the VM boots now */
-	}
 	if (!jail_dir && (jo.have_uid || have_gid || jo.cgroup || jo.hold_fd >= 0 || jo.netns)) {
 		fprintf(stderr, "silo-vmm: --uid, --gid, --cgroup, --hold-fd and --netns need --jail\n");
 		goto out;
