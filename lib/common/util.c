@@ -118,6 +118,14 @@ size_t strv_len(char *const *v)
 	return n;
 }
 
+void strv_push(char ***v, char *s)
+{
+	size_t n = *v ? strv_len(*v) : 0;
+	*v = xrealloc(*v, (n + 2) * sizeof **v);
+	(*v)[n] = s;
+	(*v)[n + 1] = NULL;
+}
+
 char **strv_dup(char *const *v)
 {
 	size_t n = strv_len(v);

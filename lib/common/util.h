@@ -54,6 +54,8 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void strv_free(char **v);
 size_t strv_len(char *const *v);
 char **strv_dup(char *const *v);
+/* Append s (taken) to the NULL-terminated *v (which may be NULL). */
+void strv_push(char ***v, char *s);
 
 /* ---- fd I/O ---- */
 /* Write all of buf, retrying on EINTR/short writes. 0 or -1 with errno. */

@@ -702,14 +702,6 @@ out:
 	return rc;
 }
 
-static void strv_push(char ***out, char *s)
-{
-	size_t n = *out ? strv_len(*out) : 0;
-	*out = xrealloc(*out, (n + 2) * sizeof **out);
-	(*out)[n] = s;
-	(*out)[n + 1] = NULL;
-}
-
 static void k_residue(sandbox *sb, char ***out)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
