@@ -34,30 +34,50 @@ int api_json_str(json_t *o, const char *key, size_t max, const char **out, silo_
 	return 1;
 }
 
-int api_exec_parse(const char *body, size_t len, api_exec_body *st, silo_error *err)
+json_t *api_json_body(const char *body, size_t len, const char *const *known, bool empty_ok, silo_error *err)
 {
+	if (len == 0 && empty_ok)
+		return json_object();
 	json_error_t je;
 	json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
-	if (!o)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: invalid JSON at line %d column %d: %s",
-				 je.line, je.column, je.text);
-	int rc = -1;
-	static const char *const known[] = {"argv", "env", "cwd", "stdin", "timeout_ms", "uid", "gid"};
+	if (!o) {
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: invalid JSON at line %d column %d: %s", je.line,
+			  je.column, je.text);
+		return NULL;
+	}
+	if (!json_is_object(o)) {
+		json_decref(o);
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: expected a JSON object");
+		return NULL;
+	}
 	const char *k;
 	json_t *v;
-	if (!json_is_object(o)) {
-		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: expected a JSON object");
-		goto out;
-	}
 	json_object_foreach(o, k, v) {
 		bool ok = false;
-		for (size_t i = 0; i < ARRAY_SIZE(known) && !ok; i++)
-			ok = !strcmp(known[i], k);
-		if (!ok) {
-			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: unknown field '%.64s'", k);
-			goto out;
-		}
+		for (const char *const *f = known; *f && !ok; f++)
+			ok = !strcmp(*f, k);
+		if (ok)
+			continue;
+		char list[512];
+		size_t off = 0;
+		for (const char *const *f = known; *f && off < sizeof list; f++)
+			off += (size_t)snprintf(list + off, sizeof list - off, "%s%s", f == known ? "" : ", ", *f);
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: unknown field '%.64s' (expected %s)", k, list);
+		json_decref(o);   /* k belongs to o: formatted above */
+		return NULL;
 	}
+	return o;
+}
+
+int api_exec_parse(const char *body, size_t len, api_exec_body *st, silo_error *err)
+{
+	static const char *const known[] = {"argv", "env", "cwd", "stdin", "timeout_ms", "uid", "gid", NULL};
+	json_t *o = api_json_body(body, len, known, false, err);
+	if (!o)
+		return -1;
+	int rc = -1;
+	const char *k;
+	json_t *v;
 	json_t *argv = json_object_get(o, "argv");
 	if (!json_is_array(argv) || json_array_size(argv) == 0 || json_array_size(argv) > MAX_ARGV) {
 		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "argv: expected a non-empty array of at most %d strings",
