@@ -27,7 +27,9 @@
  * disk, the serial log, its sockets); snapshot files are opened here and handed over the API
  * socket (SCM_RIGHTS, "fd:N"). sb->pid is silo-vmm's relay, started in its own session so
  * the sandbox outlives a silod restart (reattach finds it by the tag silo-<id> on its
- * command line); the VMM is the relay's only child. RUNDIR holds api.sock, serial.log,
+ * command line); the VMM is the relay's only child. No parent-death signal: it follows the
+ * thread that forks (in silod, the request's thread, which ends with the request); an owner
+ * that dies is handled by its owner record and watchdog (core/owner.c). RUNDIR holds api.sock, serial.log,
  * vmm.log (silo-vmm's stderr), disk.img and jail/ (with jail/vsock.sock: the agent's
  * hybrid vsock socket).
  */

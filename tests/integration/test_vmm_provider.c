@@ -7,11 +7,13 @@
  * uid, capabilities, no_new_privs, seccomp, namespaces, root, cgroup and rlimits read from
  * /proc; host files asked for over its API (/etc/shadow as a drive, a snapshot into the
  * host); kill -9 of the VMM and of its relay; snapshot and restore through the jail;
- * reattach after a manager restart.
+ * reattach after a manager restart; spawn and restore from a thread that ends at once (silod
+ * serves each request on a thread of its own): the VMM outlives it.
  */
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -336,7 +338,10 @@ TEST(jailed_vmm_runs_unprivileged_and_sees_only_its_files)
 	REQUIRE(proc_value(v, "status", "Seccomp:", s, sizeof s));
 	CHECK_STR_EQ(s, "2");
 	/* every thread (vCPU, API, vsock): none kept root or escaped the filter (credentials,
-	 * capabilities and seccomp are per thread) */
+	 * capabilities and seccomp are per thread). They start after the uid drop that
+	 * jailed_vmm saw: wait for them. */
+	for (int i = 0; i < 500 && proc_value(v, "status", "Threads:", s, sizeof s) && atoi(s) < 3; i++)
+		usleep(10000);
 	char taskdir[64];
 	snprintf(taskdir, sizeof taskdir, "/proc/%d/task", (int)v);
 	DIR *td = opendir(taskdir);
@@ -533,7 +538,7 @@ static void check_nothing_left(const provider_ops *p, sandbox *sb, pid_t vmm)
 		printf("# left: %s\n", *r);
 	CHECK_INT_EQ((int)strv_len(res), 0);
 	strv_free(res);
-	CHECK(kill(vmm, 0) != 0);
+	CHECK(vmm > 0 && kill(vmm, 0) != 0);
 	CHECK(access(sb->rundir, F_OK) != 0);
 	ns_cgroup cg;
 	ns_cgroup_paths(sb->id, &cg);
@@ -577,6 +582,87 @@ TEST(kill9_of_the_vmm_or_its_relay_leaves_nothing)
 	CHECK(kill(v, 0) != 0);
 	CHECK(p->terminate(&sb, 1000, &err) == 0);
 	check_nothing_left(p, &sb, v);
+}
+
+/* silod spawns from the thread serving the request, which ends with the connection. A
+ * parent-death signal follows the THREAD that forked (not the process): the VMM must not
+ * carry one, or every sandbox created through silod dies with its request. */
+struct thread_launch {
+	sandbox *sb;
+	const char *snap; /* restore from it, else spawn ticker.elf */
+	int rc;
+	pid_t vmm;
+};
+
+static void *launch_thread(void *arg)
+{
+	struct thread_launch *t = arg;
+	const provider_ops *p = provider_find("kvm");
+	silo_error err = {0};
+	if (!t->snap) {
+		spawn_payload(t->sb, "kvmthread", "ticker.elf");
+		t->rc = 0;
+		t->vmm = jailed_vmm(t->sb); /* the thread ends once the sandbox is up, as silod's */
+		return NULL;
+	}
+	memset(t->sb, 0, sizeof *t->sb);
+	snprintf(t->sb->id, sizeof t->sb->id, "kvmthreadr");
+	snprintf(t->sb->rundir, sizeof t->sb->rundir, "/tmp/silo-kvm-thr-XXXXXX");
+	if (!mkdtemp(t->sb->rundir))
+		return t->rc = -1, NULL;
+	vm_spec spec;
+	memset(&spec, 0, sizeof spec);
+	spec.kernel = (char *)payload("ticker.elf");
+	spec.memory_mb = 128;
+	spec.vcpus = 1;
+	t->rc = p->restore(t->sb, &spec, t->snap, &err);
+	if (t->rc)
+		printf("# restore: %s\n", err.message);
+	else
+		t->vmm = jailed_vmm(t->sb);
+	return NULL;
+}
+
+/* Launch on a thread, wait for that thread to end, give a parent-death signal time to land. */
+static pid_t launch_on_a_thread_that_ends(sandbox *sb, const char *snap)
+{
+	struct thread_launch t = {.sb = sb, .snap = snap, .rc = -1};
+	pthread_t th;
+	REQUIRE(pthread_create(&th, NULL, launch_thread, &t) == 0);
+	REQUIRE(pthread_join(th, NULL) == 0);
+	REQUIRE(t.rc == 0 && sb->pid > 0 && t.vmm > 0);
+	usleep(300 * 1000);
+	return t.vmm;
+}
+
+TEST(vmm_outlives_the_thread_that_launched_it)
+{
+	need_jail();
+	const provider_ops *p = provider_find("kvm");
+	silo_error err = {0};
+	static sandbox a, b;
+	pid_t va = launch_on_a_thread_that_ends(&a, NULL);
+	CHECK(kill(va, 0) == 0);
+	CHECK(p->alive(&a));
+	char out[2048], api[4200];
+	snprintf(api, sizeof api, "%s/api.sock", a.rundir);
+	CHECK(http(api, "GET", "/", "", out, sizeof out) == 200 && strstr(out, "\"state\":\"Running\""));
+	/* the same for a restore */
+	REQUIRE(p->pause(&a, &err) == 0);
+	char snap[] = "/tmp/silo-kvm-thsnap-XXXXXX";
+	REQUIRE(mkdtemp(snap));
+	REQUIRE(p->snapshot(&a, snap, &err) == 0);
+	pid_t vb = launch_on_a_thread_that_ends(&b, snap);
+	CHECK(kill(vb, 0) == 0);
+	CHECK(p->alive(&b));
+	snprintf(api, sizeof api, "%s/api.sock", b.rundir);
+	CHECK(http(api, "GET", "/", "", out, sizeof out) == 200 && strstr(out, "\"state\":\"Running\""));
+	CHECK(p->terminate(&b, 2000, &err) == 0);
+	check_nothing_left(p, &b, vb);
+	CHECK(p->terminate(&a, 2000, &err) == 0);
+	check_nothing_left(p, &a, va);
+	snprintf(out, sizeof out, "rm -rf %s", snap);
+	CHECK_INT_EQ(system(out), 0);
 }
 
 TEST(snapshot_restore_and_reattach_through_the_jail)
@@ -667,4 +753,4 @@ TEST(snapshot_restore_and_reattach_through_the_jail)
 
 TEST_MAIN(probe_says_why, spawn_connect_timeout_terminate_clean, jailed_vmm_runs_unprivileged_and_sees_only_its_files,
 	  api_cannot_make_the_jailed_vmm_open_host_files, kill9_of_the_vmm_or_its_relay_leaves_nothing,
-	  snapshot_restore_and_reattach_through_the_jail)
+	  vmm_outlives_the_thread_that_launched_it, snapshot_restore_and_reattach_through_the_jail)
