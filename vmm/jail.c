@@ -34,10 +34,10 @@
  * Rules: jail_start runs single-threaded. Credentials, the seccomp filter and Landlock
  * scopes are per thread: jail_enter changes the calling (main) thread, and every thread
  * it starts afterwards (vCPUs, API, vsock) inherits them. Threads started before it (the
- * VM builder, the API mode's VM shell, the CPUID fetch, the root detacher) keep root and
- * must only touch KVM fds and their own work, and end before the guest runs or the API
- * reads a request: main joins them first. The VMM never regains anything: no capabilities,
- * a uid of its own (with --uid), no way back out of the jail root, no new privileges.
+ * VM builder, the CPUID fetch, the root detacher) keep root and must only touch KVM fds and
+ * their own work, and end before the guest runs or the API reads a request: main joins
+ * them first. The VMM never regains anything: no capabilities, a uid of its own (with
+ * --uid), no way back out of the jail root, no new privileges.
  */
 #include <errno.h>
 #include <fcntl.h>

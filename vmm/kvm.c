@@ -251,55 +251,6 @@ static int fetch_cpuid(vm *v, silo_error *err)
 	return 0;
 }
 
-/* TSS and identity map: below 4 GiB, out of the guest's RAM. */
-static int vm_tss_idmap(int vm_fd, silo_error *err)
-{
-	if (ioctl(vm_fd, KVM_SET_TSS_ADDR, (unsigned long)GPA_TSS) < 0)
-		return silo_fail(err, SILO_ERR_INTERNAL, errno, "KVM_SET_TSS_ADDR");
-	uint64_t idmap = GPA_IDENTITY_MAP;
-	if (ioctl(vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
-		return silo_fail(err, SILO_ERR_INTERNAL, errno, "KVM_SET_IDENTITY_MAP_ADDR");
-	return 0;
-}
-
-/* The in-kernel LAPIC/IOAPIC/PIC and the PIT2 (speaker dummy: one I/O device fewer). */
-static int vm_irqchip_pit(int vm_fd, silo_error *err)
-{
-	if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
-		return silo_fail(err, SILO_ERR_INTERNAL, errno, "KVM_CREATE_IRQCHIP");
-	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-	if (ioctl(vm_fd, KVM_CREATE_PIT2, &pit) < 0)
-		return silo_fail(err, SILO_ERR_INTERNAL, errno, "KVM_CREATE_PIT2");
-	return 0;
-}
-
-static int shell_fd = -1;
-
-void vm_shell_prepare(void)
-{
-	silo_error err = {0};
-	int kvm = vmm_kvm_fd(&err);
-	if (shell_fd >= 0 || kvm < 0)
-		return;
-	int fd;
-	do
-		fd = ioctl(kvm, KVM_CREATE_VM, 0);
-	while (fd < 0 && errno == EINTR);
-	if (fd >= 0 && (vm_tss_idmap(fd, &err) < 0 || vm_irqchip_pit(fd, &err) < 0)) {
-		close(fd);
-		fd = -1;
-	}
-	shell_fd = fd;
-	vmm_step("vm_shell");
-}
-
-void vm_shell_drop(void)
-{
-	if (shell_fd >= 0)
-		close(shell_fd);
-	shell_fd = -1;
-}
-
 int vm_create(vm *v, const vm_config *cfg, silo_error *err)
 {
 	memset(v, 0, sizeof *v);
@@ -330,26 +281,20 @@ int vm_create(vm *v, const vm_config *cfg, silo_error *err)
 		if (ioctl(v->kvm_fd, KVM_CHECK_EXTENSION, need[i].cap) <= 0)
 			return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, 0, "/dev/kvm lacks KVM_CAP_%s",
 					 need[i].name);
-	/* a shell made while the API waited (irqchip machines only) */
-	bool shell = cfg->irqchip && shell_fd >= 0;
-	if (shell) {
-		v->vm_fd = shell_fd;
-		shell_fd = -1;
-	} else {
-		vm_shell_drop();
-		do
-			v->vm_fd = ioctl(v->kvm_fd, KVM_CREATE_VM, 0);
-		while (v->vm_fd < 0 && errno == EINTR);
-		if (v->vm_fd < 0)
-			return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, errno, "KVM_CREATE_VM");
-		if (vm_tss_idmap(v->vm_fd, err) < 0)
-			return -1;
-	}
+	do
+		v->vm_fd = ioctl(v->kvm_fd, KVM_CREATE_VM, 0);
+	while (v->vm_fd < 0 && errno == EINTR);
+	if (v->vm_fd < 0)
+		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, errno, "KVM_CREATE_VM");
 	vmm_step("kvm_create_vm");
+	if (ioctl(v->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)GPA_TSS) < 0)
+		return silo_fail(err, SILO_ERR_INTERNAL, errno, "KVM_SET_TSS_ADDR");
+	uint64_t idmap = GPA_IDENTITY_MAP;
+	if (ioctl(v->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
+		return silo_fail(err, SILO_ERR_INTERNAL, errno, "KVM_SET_IDENTITY_MAP_ADDR");
 	/* Guest RAM before the irqchip and the PIT: registering their I/O devices queues
-	 * SRCU grace periods that a KVM_SET_USER_MEMORY_REGION right after would have to wait
-	 * for (measured here: 4-11 ms after, ~0.1 ms before; docs/vmm.md "Start-up"). A shell's
-	 * were over long before. */
+	 * SRCU grace periods that a later KVM_SET_USER_MEMORY_REGION would have to wait for
+	 * (measured here: 4-11 ms after, ~0.1 ms before; docs/vmm.md "Start-up"). */
 	if ((cfg->mem_name ? guest_mem_map_file(&v->mem, cfg->mem_fd, cfg->mem_name, cfg->mem_bytes, err)
 			   : guest_mem_create(&v->mem, cfg->mem_bytes, err)) < 0)
 		return -1;
@@ -362,9 +307,12 @@ int vm_create(vm *v, const vm_config *cfg, silo_error *err)
 	if (ioctl(v->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
 		return silo_fail(err, SILO_ERR_INTERNAL, errno, "KVM_SET_USER_MEMORY_REGION");
 	vmm_step("guest_ram");
-	if (cfg->irqchip && !shell) {
-		if (vm_irqchip_pit(v->vm_fd, err) < 0)
-			return -1;
+	if (cfg->irqchip) {
+		if (ioctl(v->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+			return silo_fail(err, SILO_ERR_INTERNAL, errno, "KVM_CREATE_IRQCHIP");
+		struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+		if (ioctl(v->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+			return silo_fail(err, SILO_ERR_INTERNAL, errno, "KVM_CREATE_PIT2");
 		vmm_step("irqchip_pit");
 	}
 	if (fetch_cpuid(v, err) < 0)

@@ -166,13 +166,6 @@ static void *build_thread(void *arg)
 	return NULL;
 }
 
-static void *shell_thread(void *arg)
-{
-	(void)arg;
-	vm_shell_prepare();
-	return NULL;
-}
-
 /* Step 2: devices, then the guest (kernel/payload, or the snapshot's state), then registers. */
 static int load_guest(vm *v, const vm_config *cfg, const vmm_file_config *fc, const char *payload, bool rng,
 		      int serial_fd, uint64_t t0, const restore_req *rr, silo_error *err)
@@ -667,18 +660,9 @@ int main(int argc, char **argv)
 			api.rng = rng;
 		}
 	} else {
-		/* Every request is read inside the jail: the paths it names resolve there. The VM's
-		 * shell (vm_shell_prepare) is made meanwhile by a thread that keeps root: it ends
-		 * before the first request is read (jail.c, "Rules"). */
-		pthread_t st;
-		bool threaded = pthread_create(&st, NULL, shell_thread, NULL) == 0;
-		if (!threaded)
-			vm_shell_prepare();
+		/* Every request is read inside the jail: the paths it names resolve there. */
 		vm_cpuid_join();
-		int jr = jail_dir ? jail_enter(&err) : 0;
-		if (threaded)
-			pthread_join(st, NULL);
-		if (jr < 0)
+		if (jail_dir && jail_enter(&err) < 0)
 			goto fail;
 		int r = api_wait_start(&api, &v, cfg, rng, serial_fd, t0, &err);
 		if (r < 0)
@@ -725,7 +709,6 @@ fail:
 	fprintf(stderr, "silo-vmm: %s\n", silo_error_str(&err, ebuf, sizeof ebuf));
 	status = 1;
 out_close:
-	vm_shell_drop(); /* not taken: no InstanceStart or load came */
 	if (api_path)
 		vmm_api_close(&api);
 	if (serial_fd != STDOUT_FILENO)

@@ -173,13 +173,6 @@ typedef struct vm {
  * waits for it. vm_cpuid_join waits too (before the jail's last step: no thread may be left). */
 void vm_prefetch_cpuid(void);
 void vm_cpuid_join(void);
-/* A VM made before its machine is known (the API mode waits for InstanceStart or a snapshot
- * load): KVM_CREATE_VM, TSS, identity map, irqchip and PIT, whose SRCU grace periods and PIT
- * worker thread then cost the request nothing. The next vm_create with the irqchip takes
- * it; vm_shell_drop closes an unused one. Single-threaded use: prepare, then create. A
- * failure is left for vm_create to find and report. */
-void vm_shell_prepare(void);
-void vm_shell_drop(void);
 int vm_create(vm *v, const vm_config *cfg, silo_error *err);
 void vm_destroy(vm *v);
 /* Record the first stop reason (later ones are ignored) and wake the main thread. */
