@@ -226,8 +226,11 @@ int main(int argc, char **argv)
 	/* The source VM and its snapshot; create latency measured on it. */
 	proc src;
 	spawn(&src, 0, cold_args);
-	if (first_byte(&src, src.t_spawn) < 0 || http(src.sock, "PATCH", "/vm", "{\"state\":\"Paused\"}") != 204)
-		die(1, "vmm_snapshot: source VM did not start");
+	if (first_byte(&src, src.t_spawn) < 0 || http(src.sock, "PATCH", "/vm", "{\"state\":\"Paused\"}") != 204) {
+		stop(&src); /* not left running */
+		rmdir(dir);
+		die(1, "vmm_snapshot: source VM did not start (no output within 10 s)");
+	}
 	vec create = {0};
 	snprintf(body, sizeof body, "{\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}", st, mf);
 	for (int i = 0; i < runs / 5; i++) {
