@@ -32,6 +32,7 @@ typedef struct ns_limits {
 	uint64_t memory_bytes;            /* 0 = none */
 	uint32_t cpu_millis;              /* 1000 = one CPU, 0 = none */
 	uint32_t pids_max;                /* 0 = none */
+	bool no_freezer;                  /* v1: no freezer cgroup (nothing will freeze it) */
 } ns_limits;
 
 /* Compute paths for sandbox id (no side effects). */
