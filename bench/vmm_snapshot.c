@@ -2,13 +2,19 @@
  * silo-vmm snapshots: create, restore and fork latency, and the memory of N forks
  * versus N cold VMs, with the cold boot of the same guest measured in the same run.
  *
- *   vmm_snapshot [--runs N] [--forks K] [--cold C] [--mem MiB]   (defaults 50, 20, min(K, 20), 128)
+ *   vmm_snapshot [--runs N] [--forks K] [--cold C] [--mem MiB] [--peer-vmm PATH]
+ *                (defaults 50, 20, min(K, 20), 128)
  *
  * Guest: tests/guest/fillcounter.S (dirties 32 MiB of RAM, then prints a counter).
  *  - create: PUT /snapshot/create of the paused VM (RAM + SHA-256 + state), N/5 runs.
  *  - restore: a fresh `silo-vmm --api-sock` per run; from PUT /snapshot/load (resume,
- *    verify_memory false) to the first byte the restored guest prints, and from fork()
- *    of the process to that byte; also with verify_memory true (N/5 runs).
+ *    verify_memory false) to its answer and to the first byte the restored guest prints,
+ *    and from fork() of the process to the answer (all of a restore: exec, jail, load) and to
+ *    that byte; also with verify_memory true (N/5 runs).
+ *    The same, interleaved in each round, for silo-vmm jailed as the kvm provider runs it
+ *    (--jail, a leased uid, --mem as the envelope; the files passed as fds with the
+ *    request, "fd:0"/"fd:1") and, with --peer-vmm, for that silo-vmm (a release build of
+ *    main from before this work) loading the same snapshot.
  *  - cold boot (peer): fork() of `silo-vmm --kernel fillcounter.elf` to its first byte.
  *  - memory: K forks loaded paused (idle) vs C cold VMs paused after their first line
  *    (a cold boot of this guest takes ~1.5 s on PVM, hence C <= K):
@@ -25,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,9 +39,11 @@
 
 #include "bench_util.h"
 #include "common/util.h"
+#include "providers/vm.h"
 #include "silo-config.h"
 
 static char vmm[4096], guest[4096], dir[64];
+static const char *exe; /* the silo-vmm spawn() runs (vmm, or the peer's) */
 
 typedef struct vec {
 	double *v;
@@ -70,7 +79,7 @@ static void spawn(proc *p, int idx, const char *const *extra)
 		die_errno(1, "pipe");
 	const char *argv[16];
 	int n = 0;
-	argv[n++] = vmm;
+	argv[n++] = exe;
 	argv[n++] = "--api-sock";
 	argv[n++] = p->sock;
 	for (int i = 0; extra && extra[i]; i++)
@@ -82,7 +91,7 @@ static void spawn(proc *p, int idx, const char *const *extra)
 		dup2(fds[1], 1);
 		int null = open("/dev/null", O_WRONLY);
 		dup2(null, 2);
-		execv(vmm, (char *const *)argv);
+		execv(exe, (char *const *)argv);
 		_exit(127);
 	}
 	close(fds[1]);
@@ -109,7 +118,15 @@ static void stop(proc *p)
 	unlink(p->sock);
 }
 
+static int http_fds(const char *sock, const char *method, const char *path, const char *body, const int *fds, int nfds);
+
 static int http(const char *sock, const char *method, const char *path, const char *body)
+{
+	return http_fds(sock, method, path, body, NULL, 0);
+}
+
+/* The request in one sendmsg, with nfds descriptors passed alongside (SCM_RIGHTS). */
+static int http_fds(const char *sock, const char *method, const char *path, const char *body, const int *fds, int nfds)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -123,7 +140,7 @@ static int http(const char *sock, const char *method, const char *path, const ch
 	int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s", method,
 			 path, strlen(body), body);
 	size_t got = 0;
-	if (write_all(fd, req, (size_t)n) == 0)
+	if (send_all_with_fds(fd, req, (size_t)n, fds, nfds) == 0)
 		for (ssize_t r; got < sizeof resp - 1 && (r = read(fd, resp + got, sizeof resp - 1 - got)) > 0;)
 			got += (size_t)r;
 	close(fd);
@@ -168,6 +185,7 @@ static void mem_of(pid_t pid, long *rss, long *pss)
 int main(int argc, char **argv)
 {
 	int runs = 50, forks = 20, ncold = -1, mem = 128;
+	const char *peer = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--runs") && i + 1 < argc)
 			runs = atoi(argv[++i]);
@@ -177,8 +195,10 @@ int main(int argc, char **argv)
 			ncold = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--mem") && i + 1 < argc)
 			mem = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--peer-vmm") && i + 1 < argc)
+			peer = argv[++i];
 		else
-			die(2, "usage: vmm_snapshot [--runs N] [--forks K] [--cold C] [--mem MiB]");
+			die(2, "usage: vmm_snapshot [--runs N] [--forks K] [--cold C] [--mem MiB] [--peer-vmm PATH]");
 	}
 	if (ncold < 0)
 		ncold = forks < 20 ? forks : 20;
@@ -191,6 +211,9 @@ int main(int argc, char **argv)
 	snprintf(guest, sizeof guest, "%s/vmm/fillcounter.elf", root);
 	if (access(vmm, X_OK) || access(guest, R_OK))
 		die(1, "vmm_snapshot: build %s and %s first", vmm, guest);
+	if (peer && access(peer, X_OK))
+		die(1, "vmm_snapshot: --peer-vmm %s is not executable", peer);
+	exe = vmm;
 	snprintf(dir, sizeof dir, "/tmp/silo-bench-snap-XXXXXX");
 	if (!mkdtemp(dir))
 		die_errno(1, "mkdtemp");
@@ -203,8 +226,11 @@ int main(int argc, char **argv)
 	/* The source VM and its snapshot; create latency measured on it. */
 	proc src;
 	spawn(&src, 0, cold_args);
-	if (first_byte(&src, src.t_spawn) < 0 || http(src.sock, "PATCH", "/vm", "{\"state\":\"Paused\"}") != 204)
-		die(1, "vmm_snapshot: source VM did not start");
+	if (first_byte(&src, src.t_spawn) < 0 || http(src.sock, "PATCH", "/vm", "{\"state\":\"Paused\"}") != 204) {
+		stop(&src); /* not left running */
+		rmdir(dir);
+		die(1, "vmm_snapshot: source VM did not start (no output within 10 s)");
+	}
 	vec create = {0};
 	snprintf(body, sizeof body, "{\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}", st, mf);
 	for (int i = 0; i < runs / 5; i++) {
@@ -215,31 +241,64 @@ int main(int argc, char **argv)
 	}
 	stop(&src);
 
-	vec load_api = {0}, load_first = {0}, spawn_first = {0}, load_first_verified = {0}, cold = {0};
+	/* The restore variants: this build; this build jailed as the kvm provider runs it (an
+	 * empty root-owned jail directory, a leased uid, the files passed as fds); the peer. */
+	char jail[] = "/tmp/silo-bench-snapjail-XXXXXX", us[16];
+	uid_t uid = 0;
+	int lease = -1;
+	silo_error lerr = {0};
+	if (!mkdtemp(jail) || chmod(jail, 0755) < 0 || vm_uid_lease("bench-vmm-snapshot", &uid, &lease, &lerr) < 0)
+		die(1, "vmm_snapshot: jail %s: %s", jail, lerr.message);
+	snprintf(us, sizeof us, "%u", (unsigned)uid);
+	const char *jail_args[] = {"--jail", jail, "--uid", us, "--gid", us, "--mem", memarg, NULL};
+	struct {
+		const char *name, *exe;
+		const char *const *extra;
+		bool fds;
+		vec api, spawn_api, first, spawn_first;
+	} var[3] = {{.name = "", .exe = vmm}, {.name = "_jailed", .exe = vmm, .extra = jail_args, .fds = true},
+		    {.name = "_peer_main", .exe = peer}};
+	int nvar = peer ? 3 : 2;
+	vec load_first_verified = {0}, cold = {0};
 	int fails = 0;
 	for (int i = 0; i < runs; i++) {
-		for (int verify = 0; verify <= (i < runs / 5); verify++) {
-			proc p;
-			spawn(&p, 1, NULL);
-			snprintf(body, sizeof body,
-				 "{\"snapshot_path\":\"%s\",\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":\"%s\"},"
-				 "\"resume_vm\":true,\"verify_memory\":%s}",
-				 st, mf, verify ? "true" : "false");
-			uint64_t t0 = now_mono_ns();
-			int s = http(p.sock, "PUT", "/snapshot/load", body);
-			double api = bench_us_since(t0);
-			double fb = s == 204 ? first_byte(&p, t0) : -1;
-			if (fb < 0) {
-				fails++;
-			} else if (verify) {
-				push(&load_first_verified, fb);
-			} else {
-				push(&load_api, api);
-				push(&load_first, fb);
-				push(&spawn_first, (double)(t0 - p.t_spawn) / 1000.0 + fb);
+		for (int k = 0; k < nvar; k++) {
+			int vi = (i + k) % nvar;
+			for (int verify = 0; verify <= (vi == 0 && i < runs / 5); verify++) {
+				proc p;
+				exe = var[vi].exe;
+				spawn(&p, 1, var[vi].extra);
+				int fds[2] = {-1, -1};
+				if (var[vi].fds) {
+					fds[0] = open(st, O_RDONLY | O_CLOEXEC);
+					fds[1] = open(mf, O_RDONLY | O_CLOEXEC);
+				}
+				snprintf(body, sizeof body,
+					 "{\"snapshot_path\":\"%s\",\"mem_backend\":{\"backend_type\":\"File\",\"backend_path\":\"%s\"},"
+					 "\"resume_vm\":true,\"verify_memory\":%s}",
+					 var[vi].fds ? "fd:0" : st, var[vi].fds ? "fd:1" : mf, verify ? "true" : "false");
+				uint64_t t0 = now_mono_ns();
+				int s = http_fds(p.sock, "PUT", "/snapshot/load", body, fds, var[vi].fds ? 2 : 0);
+				double api = bench_us_since(t0);
+				double fb = s == 204 ? first_byte(&p, t0) : -1;
+				if (var[vi].fds) {
+					close(fds[0]);
+					close(fds[1]);
+				}
+				if (fb < 0) {
+					fails++;
+				} else if (verify) {
+					push(&load_first_verified, fb);
+				} else {
+					push(&var[vi].api, api);
+					push(&var[vi].spawn_api, (double)(t0 - p.t_spawn) / 1000.0 + api);
+					push(&var[vi].first, fb);
+					push(&var[vi].spawn_first, (double)(t0 - p.t_spawn) / 1000.0 + fb);
+				}
+				stop(&p);
 			}
-			stop(&p);
 		}
+		exe = vmm;
 		/* Peer: cold boot of the same guest, interleaved. */
 		proc c;
 		spawn(&c, 2, cold_args);
@@ -250,6 +309,9 @@ int main(int argc, char **argv)
 			push(&cold, fb);
 		stop(&c);
 	}
+	close(lease);
+	rmdir(jail);
+	exe = vmm;
 
 	/* Memory: K idle forks vs K cold VMs paused after their first line. */
 	proc *fp = calloc((size_t)forks, sizeof *fp);
@@ -304,9 +366,17 @@ int main(int argc, char **argv)
 	       "  \"mem_mib\": %d,\n  \"runs\": %d,\n  \"failures\": %d,\n  \"host_kvm\": \"%s\",\n  \"latency_us\": {\n",
 	       mem, runs, fails, hw ? "hardware (vmx/svm)" : "PVM (no vmx/svm: guest ring 0 emulated)");
 	print_vec("snapshot_create", &create, true);
-	print_vec("restore_load_request", &load_api, true);
-	print_vec("restore_load_to_first_guest_output", &load_first, true);
-	print_vec("restore_spawn_to_first_guest_output", &spawn_first, true);
+	for (int k = 0; k < nvar; k++) {
+		char nm[96];
+		snprintf(nm, sizeof nm, "restore_load_request%s", var[k].name);
+		print_vec(nm, &var[k].api, true);
+		snprintf(nm, sizeof nm, "restore_spawn_to_load_answered%s", var[k].name);
+		print_vec(nm, &var[k].spawn_api, true);
+		snprintf(nm, sizeof nm, "restore_load_to_first_guest_output%s", var[k].name);
+		print_vec(nm, &var[k].first, true);
+		snprintf(nm, sizeof nm, "restore_spawn_to_first_guest_output%s", var[k].name);
+		print_vec(nm, &var[k].spawn_first, true);
+	}
 	print_vec("restore_verified_load_to_first_guest_output", &load_first_verified, true);
 	print_vec("fork_spawn_and_load_each", &fork_each, true);
 	print_vec("peer_cold_boot_spawn_to_first_guest_output", &cold, false);
@@ -319,8 +389,14 @@ int main(int argc, char **argv)
 	       "    \"idle_forks_in_20_gib_extrapolated_from_memavailable\": %.0f\n  }\n}\n",
 	       forks, fork_total_ms, frss / 1024.0, fpss / 1024.0, ncold, crss / 1024.0, cpss / 1024.0, pss_per_fork_mib,
 	       host_per_fork_mib, host_per_fork_mib > 0 ? 20.0 * 1024 / host_per_fork_mib : 0);
-	vec *all[] = {&create, &load_api, &load_first, &spawn_first, &load_first_verified, &fork_each, &cold};
+	vec *all[] = {&create, &load_first_verified, &fork_each, &cold};
 	for (size_t i = 0; i < ARRAY_SIZE(all); i++)
 		free(all[i]->v);
+	for (int k = 0; k < nvar; k++) {
+		free(var[k].api.v);
+		free(var[k].spawn_api.v);
+		free(var[k].first.v);
+		free(var[k].spawn_first.v);
+	}
 	return fails ? 1 : 0;
 }

@@ -6,6 +6,8 @@
 #define SILO_TESTS_VMM_TEST_H
 
 #include <fcntl.h>
+#include <stdbool.h>
+#include <sys/types.h>
 
 #include "harness.h"
 
@@ -32,6 +34,37 @@ static const char *payload(const char *name)
 	char *b = bufs[i++ % 4];
 	snprintf(b, 4096, "%s/%s", guest_dir, name);
 	return b;
+}
+
+/* The value after "Key:" in /proc/PID/FILE (status, limits ...). */
+static __attribute__((unused)) bool proc_value(pid_t pid, const char *file, const char *key, char *out, size_t len)
+{
+	char p[64], line[512];
+	snprintf(p, sizeof p, "/proc/%d/%s", (int)pid, file);
+	FILE *f = fopen(p, "r");
+	bool found = false;
+	while (f && !found && fgets(line, sizeof line, f)) {
+		if (strncmp(line, key, strlen(key)))
+			continue;
+		const char *v = line + strlen(key);
+		v += strspn(v, " \t:");
+		snprintf(out, len, "%.*s", (int)strcspn(v, "\n"), v);
+		found = true;
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* Does pid share this process's namespace ns ("net", "mnt" ...)? */
+static __attribute__((unused)) bool same_namespace(pid_t pid, const char *ns)
+{
+	char a[64], b[64], la[64] = "", lb[64] = "";
+	snprintf(a, sizeof a, "/proc/%d/ns/%s", (int)pid, ns);
+	snprintf(b, sizeof b, "/proc/self/ns/%s", ns);
+	if (readlink(a, la, sizeof la - 1) < 0 || readlink(b, lb, sizeof lb - 1) < 0)
+		return true;
+	return !strcmp(la, lb);
 }
 
 #endif

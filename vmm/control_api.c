@@ -12,7 +12,12 @@
  * most specific pattern owns a path, other methods on it are 405 naming the
  * allowed ones). docs/vmm.md lists the same routes (tests/unit/test_routes.c).
  * PUT /snapshot/load is answered later, like InstanceStart (vmm_api_reply_start).
+ * Snapshot file paths may be "fd:N" (silo extension): the N-th descriptor passed with the
+ * request (SCM_RIGHTS on the same sendmsg as its bytes, at most VMM_API_MAX_FDS). That is
+ * how a jailed VMM writes and reads snapshots outside its root: the client opens them.
+ * Descriptors a request does not use are closed when it has been answered.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -27,6 +32,7 @@
 #include <unistd.h>
 
 #include "control_api.h"
+#include "files.h"
 #include "snapshot.h"
 #include "common/util.h"
 
@@ -209,6 +215,48 @@ static const char *path_field(json_t *j, const char *where, const char *key, cha
 	return json_string_value(v);
 }
 
+/* "fd:N": the N-th descriptor passed with this request, else -1 (a path). -2: a bad "fd:" name. */
+static int passed_fd(vmm_api *a, const char *path)
+{
+	if (strncmp(path, "fd:", 3))
+		return -1;
+	char *end = NULL;
+	errno = 0;
+	long n = strtol(path + 3, &end, 10);
+	if (errno || end == path + 3 || *end || n < 0 || n >= a->req_nfds || !isdigit((unsigned char)path[3]))
+		return -2;
+	return a->req_fds[n];
+}
+
+/* A snapshot file named by the request: a passed descriptor, or a path opened now (inside the
+ * jail root when jailed). *opened: we opened (and created) it. */
+static int snap_file(vmm_api *a, const char *where, const char *path, bool create, bool *opened, char **out)
+{
+	*opened = false;
+	int fd = passed_fd(a, path);
+	if (fd == -2) {
+		*out = fault("%s: \"%s\": only %d file descriptor(s) came with this request", where, path, a->req_nfds);
+		return -1;
+	}
+	if (fd >= 0)
+		return fd;
+	silo_error err = {0};
+	char ebuf[1024];
+	if (create) {
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0)
+			silo_fail(&err, SILO_ERR_IO_ERROR, errno, "create %s", path);
+	} else {
+		fd = vmm_open(path, false, "file", &err);
+	}
+	if (fd < 0) {
+		*out = fault("%s: %s", where, silo_error_str(&err, ebuf, sizeof ebuf));
+		return -1;
+	}
+	*opened = true;
+	return fd;
+}
+
 static int snapshot_create(vmm_api *a, json_t *j, char **out)
 {
 	static const char *const keys[] = {"snapshot_path", "mem_file_path", "snapshot_type", "version", NULL};
@@ -226,14 +274,34 @@ static int snapshot_create(vmm_api *a, json_t *j, char **out)
 		*out = fault("snapshot: the microVM has not been started");
 		return 400;
 	}
+	bool sopen = false, mopen = false;
+	int sfd = snap_file(a, "snapshot.snapshot_path", sp, true, &sopen, out);
+	int mfd = sfd < 0 ? -1 : snap_file(a, "snapshot.mem_file_path", mp, true, &mopen, out);
+	int rc = 204;
 	silo_error err = {0};
 	char ebuf[1024];
-	if (vmm_snapshot_create(a->v, &a->cfg, a->rng, sp, mp, &err) < 0) {
+	vmm_snap_file st = {.fd = sfd, .name = sp}, mem = {.fd = mfd, .name = mp};
+	if (mfd < 0) {
+		rc = 400;
+	} else if (vmm_snapshot_create(a->v, &a->cfg, a->rng, &st, &mem, &err) < 0) {
 		*out = fault("snapshot: %s", silo_error_str(&err, ebuf, sizeof ebuf));
-		return 400;
+		rc = 400;
 	}
-	return 204;
+	/* what we created ourselves is removed again when the snapshot failed */
+	if (sopen) {
+		close(sfd);
+		if (rc != 204)
+			unlink(sp);
+	}
+	if (mopen) {
+		close(mfd);
+		if (rc != 204)
+			unlink(mp);
+	}
+	return rc;
 }
+
+static void clear_load(vmm_api *a);
 
 static int snapshot_load(vmm_api *a, json_t *j, char **out, bool *start)
 {
@@ -287,9 +355,31 @@ static int snapshot_load(vmm_api *a, json_t *j, char **out, bool *start)
 	const char *vs = NULL;
 	if (json_object_get(j, "vsock_uds_path") && !(vs = path_field(j, "snapshot", "vsock_uds_path", out)))
 		return 400;
-	free(a->load_state);
-	free(a->load_mem);
-	free(a->load_vsock_uds);
+	bool sopen, mopen;
+	int sfd = snap_file(a, "snapshot.snapshot_path", sp, false, &sopen, out);
+	int mfd = sfd < 0 ? -1 : snap_file(a, mb ? "snapshot.mem_backend.backend_path" : "snapshot.mem_file_path", mp,
+					   false, &mopen, out);
+	/* the pending load keeps its own descriptors (the request's are closed once answered) */
+	if (sfd >= 0 && !sopen)
+		sfd = fcntl(sfd, F_DUPFD_CLOEXEC, 0);
+	if (mfd >= 0 && !mopen)
+		mfd = fcntl(mfd, F_DUPFD_CLOEXEC, 0);
+	if (sfd < 0 || mfd < 0) {
+		if (!*out) {
+			silo_error err = {0};
+			char ebuf[512];
+			silo_fail(&err, SILO_ERR_RESOURCE_EXCEEDED, errno, "duplicate a passed descriptor");
+			*out = fault("snapshot: %s", silo_error_str(&err, ebuf, sizeof ebuf));
+		}
+		if (sfd >= 0)
+			close(sfd);
+		if (mfd >= 0)
+			close(mfd);
+		return 400;
+	}
+	clear_load(a);
+	a->load_state_fd = sfd;
+	a->load_mem_fd = mfd;
 	a->load_state = xstrdup(sp);
 	a->load_mem = xstrdup(mp);
 	a->load_vsock_uds = vs ? xstrdup(vs) : NULL;
@@ -487,10 +577,18 @@ static void respond(int fd, int status, const char *body, bool close_after)
 		write_all(fd, body, blen);
 }
 
+static void conn_drop_fds(vmm_api_conn *c)
+{
+	for (int i = 0; i < c->nfds; i++)
+		close(c->fds[i]);
+	c->nfds = 0;
+}
+
 static void conn_close(vmm_api_conn *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
+	conn_drop_fds(c);
 	free(c->buf);
 	*c = (vmm_api_conn){.fd = -1};
 }
@@ -626,7 +724,13 @@ static int conn_serve(vmm_api *a, int idx)
 			*q = 0;
 		char *body = NULL;
 		bool start = false;
+		/* the descriptors received so far came with this request: it may use them ("fd:N") */
+		a->req_fds = c->fds;
+		a->req_nfds = c->nfds;
 		int st = vmm_api_handle(a, method, path, c->buf + hlen, clen, &body, &start);
+		a->req_fds = NULL;
+		a->req_nfds = 0;
+		conn_drop_fds(c);
 		memmove(c->buf, c->buf + hlen + clen, c->len - hlen - clen);
 		c->len -= hlen + clen;
 		if (start) {
@@ -739,14 +843,40 @@ static void read_conn(vmm_api *a, int i)
 {
 	vmm_api_conn *c = &a->conns[i];
 	size_t cap = VMM_API_MAX_HEADER + VMM_API_MAX_BODY;
-	ssize_t n = read(c->fd, c->buf + c->len, cap - c->len);
+	struct iovec iov = {.iov_base = c->buf + c->len, .iov_len = cap - c->len};
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int) * VMM_API_MAX_FDS)];
+	} cm;
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b, .msg_controllen = sizeof cm.b};
+	ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
 	if (n <= 0) {
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			return;
 		conn_close(c);
 		return;
 	}
+	bool too_many = mh.msg_flags & MSG_CTRUNC;
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		int k = (int)((h->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (int f = 0; f < k; f++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(h) + f * sizeof(int), sizeof fd);
+			if (c->nfds < VMM_API_MAX_FDS)
+				c->fds[c->nfds++] = fd;
+			else {
+				close(fd);
+				too_many = true;
+			}
+		}
+	}
 	c->len += (size_t)n;
+	if (too_many) {
+		conn_fail(c, 400, "at most 4 file descriptors may come with a request");
+		return;
+	}
 	conn_serve(a, i);
 }
 
@@ -790,6 +920,10 @@ int vmm_api_poll(vmm_api *a, int extra_fd)
 
 static void clear_load(vmm_api *a)
 {
+	if (a->load_state) { /* the fds are valid exactly while a load is pending */
+		close(a->load_state_fd);
+		close(a->load_mem_fd);
+	}
 	free(a->load_state);
 	free(a->load_mem);
 	free(a->load_vsock_uds);

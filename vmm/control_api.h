@@ -21,6 +21,7 @@
 #define VMM_API_MAX_CONNS 8
 #define VMM_API_MAX_HEADER 8192  /* request line + headers */
 #define VMM_API_MAX_BODY 51200   /* Firecracker's payload limit */
+#define VMM_API_MAX_FDS 4        /* descriptors passed with one request (SCM_RIGHTS) */
 
 typedef struct vmm_api_conn {
 	int fd;
@@ -28,6 +29,8 @@ typedef struct vmm_api_conn {
 	size_t len;
 	bool continued; /* "100 Continue" sent for this request */
 	bool close_after; /* the pending InstanceStart/load asked for Connection: close */
+	int fds[VMM_API_MAX_FDS]; /* received with the bytes of the request being read */
+	int nfds;
 } vmm_api_conn;
 
 typedef struct vmm_api {
@@ -40,9 +43,13 @@ typedef struct vmm_api {
 	int start_conn;      /* connection waiting for the InstanceStart answer, or -1 */
 	vm *v;               /* after InstanceStart */
 	bool rng;            /* virtio-rng attached (not part of Firecracker's configuration) */
-	/* PUT /snapshot/load, pending like InstanceStart (cleared by vmm_api_reply_start). */
+	/* PUT /snapshot/load, pending like InstanceStart (cleared by vmm_api_reply_start): the
+	 * files are open (load_*_fd, owned here), their names are for errors. */
 	char *load_state, *load_mem, *load_vsock_uds;
+	int load_state_fd, load_mem_fd;
 	bool load_resume, load_verify;
+	/* The descriptors that came with the request being handled ("fd:N" in its body). */
+	int *req_fds, req_nfds;
 	int stop_fd;         /* eventfd: stops the post-boot thread */
 	pthread_t thread;
 	bool thread_started;

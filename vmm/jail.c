@@ -1,21 +1,54 @@
 /* SPDX-License-Identifier: Apache-2.0
- * The silo-vmm jail, in a fixed order (docs/vmm.md):
- *   jail_prepare  (first thing in main): new mount, pid, net and ipc namespaces;
- *                 fork so the VMM is pid 1 of its pid namespace; the parent only
- *                 relays signals and the exit status.
- *   jail_enter    (after every file, socket and KVM fd is open, before the vCPU
- *                 threads start): pivot_root into the per-VM directory, rlimits,
- *                 drop all capabilities, no_new_privs, seccomp allow-list
- *                 (seccomp_allowlist.h) with kill-process as the default action.
- * The relay process also puts the VMM in its own cgroup (memory = guest RAM + VMM
- * overhead, CPU = vCPUs + 1, pids) and removes it after the VMM exits. The namespaces
- * and mounts die with the process; the cgroup and socket files are removed by the relay.
+ * The silo-vmm jail (docs/vmm.md, "Jail"), the way Firecracker's jailer confines its VMM,
+ * in a fixed order:
+ *
+ *   jail_start  (first thing after the command line is parsed): new pid, IPC and UTS
+ *               namespaces and a fork; the child is the VMM (pid 1 of its pid namespace, in a
+ *               mount namespace of its own); this process stays as the relay and, while the
+ *               child opens its files and builds the VM, makes (only on kernels without
+ *               Landlock ABI 6, see below) a new network namespace and says 'n' on a pipe. It
+ *               holds the pipe open for its lifetime: EOF tells the child the relay is gone.
+ *   network     the VMM can only create AF_UNIX sockets and never bind after the jail
+ *               (seccomp); path sockets resolve in its read-only root. What is left is
+ *               connecting to the host's abstract unix sockets: Landlock ABI >= 6 scopes
+ *               them (and signals) to the VMM's own domain, at no cost; older kernels get a
+ *               network namespace of its own (~0.5 ms of CPU to make, more to tear down);
+ *               --netns PATH joins a namespace made beforehand, as Firecracker's jailer;
+ *               --netns new asks for a new one even where Landlock would do.
+ *   jail_enter  (in the child's main thread, once every host file, socket and /dev/kvm is
+ *               open; another thread may be building the VM): create the cgroup silo/<name>
+ *               (memory = guest RAM + VMM overhead, CPU = vCPUs + 1, pids) and join it, make /
+ *               private, bind the jail directory onto itself read-only/nosuid/nodev/noexec,
+ *               pivot_root into it (a thread detaches the old root meanwhile: an RCU grace
+ *               period), rlimits, clear the capability bounding set, wait for the old root to
+ *               be detached, wait for 'n', join the network namespace, drop to the jail's
+ *               uid/gid (no supplementary groups), clear every capability set,
+ *               PR_SET_PDEATHSIG again (a credential change resets it), no_new_privs, the
+ *               Landlock scopes, then the seccomp allow-list (seccomp_allowlist.h, compiled at
+ *               build time).
+ *   relay       forwards SIGTERM/SIGINT to the VMM, keeps the --hold-fd descriptor (the
+ *               provider's uid lease) for its lifetime and never passes it on; when the VMM
+ *               exits (kill -9 included) it removes the cleanup paths (sockets) and the
+ *               cgroup and exits with the VMM's status (128+N for signal N). The namespaces
+ *               and mounts die with the VMM: nothing else exists on the host.
+ * Rules: jail_start runs single-threaded. Credentials, the seccomp filter and Landlock
+ * scopes are per thread: jail_enter changes the calling (main) thread, and every thread
+ * it starts afterwards (vCPUs, API, vsock) inherits them. Threads started before it (the
+ * VM builder, the CPUID fetch, the root detacher) keep root and must only touch KVM fds and
+ * their own work, and end before the guest runs or the API reads a request: main joins
+ * them first. The VMM never regains anything: no capabilities, a uid of its own (with
+ * --uid), no way back out of the jail root, no new privileges.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/landlock.h>
+#include <linux/seccomp.h>
+#include <grp.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sched.h>
-#include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,13 +61,43 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "common/cgroup.h"
-#include "seccomp_allowlist.h"
+#include "seccomp_bpf.h"
 #include "vmm.h"
+
+/* How the VMM is kept off the host's network: it can only create AF_UNIX sockets (seccomp)
+ * and owns no listener after the jail; what is left to close is connecting to the host's
+ * abstract unix sockets, which need no file permission. */
+enum netns_mode {
+	NET_JOIN,     /* --netns: join that namespace */
+	NET_LANDLOCK, /* Landlock ABI >= 6: scope abstract unix sockets (and signals) to the VMM */
+	NET_NEW,      /* older kernels: a new network namespace, made by the relay */
+};
+
+/* Landlock's ruleset attributes as of ABI 6 (Linux 6.12); Debian 12's headers stop at ABI 1. */
+struct jail_landlock_attr {
+	uint64_t handled_access_fs, handled_access_net, scoped;
+};
+#define JAIL_LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET (1ull << 0)
+#define JAIL_LANDLOCK_SCOPE_SIGNAL (1ull << 1)
+
+static struct {
+	jail_opts o;
+	enum netns_mode net;
+	char cg_name[128];
+	cg_set cg;
+	pid_t relay_pid; /* host pid of the relay */
+	int ready_rd;    /* child: the relay's pipe ('n', then EOF when the relay is gone) */
+	int netns_fd;    /* child: the network namespace to join (opened before pivot_root) */
+	pthread_t umount_thread; /* child: detaches the old root (an RCU grace period) meanwhile */
+	bool umount_started;
+	int umount_err;
+} J = {.ready_rd = -1, .netns_fd = -1};
 
 static pid_t jail_child;
 
-static void relay(int sig)
+static void relay_signal(int sig)
 {
 	if (jail_child > 0)
 		kill(jail_child, sig);
@@ -45,97 +108,110 @@ static void noop(int sig)
 	(void)sig;
 }
 
-static cg_set jail_cg;
-
-static cg_limits jail_limits(uint64_t mem_mib, uint64_t vcpus)
+static cg_limits jail_limits(void)
 {
-	return (cg_limits){.memory_bytes = (mem_mib + JAIL_VMM_OVERHEAD_MIB) << 20,
-			   .cpu_millis = (uint32_t)(vcpus + 1) * 1000, .pids_max = JAIL_PIDS_MAX};
+	/* no freezer: the VMM pauses its vCPUs itself (PATCH /vm) */
+	return (cg_limits){.memory_bytes = (J.o.mem_mib + JAIL_VMM_OVERHEAD_MIB) << 20,
+			   .cpu_millis = (uint32_t)(J.o.vcpus + 1) * 1000, .pids_max = JAIL_PIDS_MAX, .no_freezer = true};
 }
 
-int jail_set_memory(uint64_t mem_mib, uint64_t vcpus, silo_error *err)
+/* The relay: the network namespace for the child (on kernels without Landlock scopes), then
+ * wait for it and remove what it cannot. Never returns. */
+static __attribute__((noreturn)) void relay_main(pid_t child, int ready_wr)
 {
-	if (!jail_cg.n)
-		return 0;
-	/* Raising the limit of a cgroup we created: recreate-free, just rewrite the knobs. */
-	cg_limits lim = jail_limits(mem_mib, vcpus);
-	char val[32];
-	snprintf(val, sizeof val, "%llu", (unsigned long long)lim.memory_bytes);
-	for (int i = 0; i < jail_cg.n; i++) {
-		const char *file = jail_cg.v2 ? "memory.max" : strstr(jail_cg.path[i], "/memory/") ? "memory.limit_in_bytes" : NULL;
-		if (!file)
-			continue;
-		char p[PATH_MAX + 32];
-		snprintf(p, sizeof p, "%s/%s", jail_cg.path[i], file);
-		int fd = open(p, O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write(fd, val, strlen(val)) != (ssize_t)strlen(val)) {
-			int e = errno;
-			if (fd >= 0)
-				close(fd);
-			return silo_fail(err, SILO_ERR_IO_ERROR, e, "jail: cgroup memory limit %s", p);
-		}
-		close(fd);
+	jail_child = child;
+	struct sigaction sa = {.sa_handler = relay_signal};
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	silo_error err = {0};
+	char ebuf[1024];
+	bool ok = true;
+	/* the child joins this namespace (setns): created here, in parallel with its start */
+	if (J.net == NET_NEW && unshare(CLONE_NEWNET) < 0) {
+		silo_fail(&err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "jail: new network namespace");
+		ok = false;
 	}
-	return 0;
+	if (ok && write(ready_wr, "n", 1) != 1) {
+		silo_fail(&err, SILO_ERR_INTERNAL, errno, "jail: tell the VMM");
+		ok = false;
+	}
+	if (!ok) {
+		fprintf(stderr, "silo-vmm: %s\n", silo_error_str(&err, ebuf, sizeof ebuf));
+		kill(child, SIGKILL);
+	}
+	int st = 0;
+	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+		;
+	/* What the jailed VMM cannot remove: the API and vsock sockets (outside its root), the
+	 * cgroup it made (it is no longer root). */
+	for (size_t i = 0; J.o.cleanup && J.o.cleanup[i]; i++)
+		unlink(J.o.cleanup[i]);
+	cg_paths(J.cg_name, &J.cg);
+	bool any = false;
+	for (int i = 0; i < J.cg.n; i++)
+		any = any || access(J.cg.path[i], F_OK) == 0;
+	if (any && cg_remove(&J.cg) < 0)
+		fprintf(stderr, "silo-vmm: jail: cgroup %s could not be removed\n", J.cg.path[0]);
+	if (!ok)
+		_exit(1);
+	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 }
 
-int jail_prepare(const char *const *cleanup_paths, const char *id, uint64_t mem_mib, uint64_t vcpus, silo_error *err)
+int jail_start(const jail_opts *o, silo_error *err)
 {
-	/* The cgroup first (nothing to undo if it fails), named after the VM and this process. */
-	char cg_id[128];
-	int n = snprintf(cg_id, sizeof cg_id, "vmm-%.64s-%d", id, (int)getpid());
-	for (int i = 4; i < n; i++)
-		if (!((cg_id[i] >= 'a' && cg_id[i] <= 'z') || (cg_id[i] >= 'A' && cg_id[i] <= 'Z') ||
-		      (cg_id[i] >= '0' && cg_id[i] <= '9') || cg_id[i] == '-' || cg_id[i] == '_'))
-			cg_id[i] = '_';
-	cg_limits lim = jail_limits(mem_mib, vcpus);
-	if (cg_create(cg_id, &lim, &jail_cg, err) < 0) {
-		silo_error_prefix(err, "jail: cgroup");
-		return -1;
+	J.o = *o;
+	if (o->cgroup) {
+		snprintf(J.cg_name, sizeof J.cg_name, "%s", o->cgroup);
+	} else {
+		/* named after the VM and this process (unique even for two VMs with one id) */
+		int n = snprintf(J.cg_name, sizeof J.cg_name, "vmm-%.64s-%d", o->id, (int)getpid());
+		for (int i = 4; i < n; i++)
+			if (!((J.cg_name[i] >= 'a' && J.cg_name[i] <= 'z') || (J.cg_name[i] >= 'A' && J.cg_name[i] <= 'Z') ||
+			      (J.cg_name[i] >= '0' && J.cg_name[i] <= '9') || J.cg_name[i] == '-' || J.cg_name[i] == '_'))
+				J.cg_name[i] = '_';
 	}
-	/* The pid namespace applies to the child; the child takes its own mount namespace so its
-	 * pivot_root does not move this relay process's root too. */
-	if (unshare(CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC) < 0)
-		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "jail: unshare namespaces (needs root)");
-	pid_t pid = fork();
+	long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+	if (o->netns && !strcmp(o->netns, "new"))
+		J.net = NET_NEW; /* asked for, even where Landlock would do */
+	else
+		J.net = o->netns ? NET_JOIN : abi >= 6 ? NET_LANDLOCK : NET_NEW;
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, errno, "jail: pipe");
+	J.relay_pid = getpid();
+	vmm_step("jail_before_clone");
+	/* The pid namespace applies to the child; glibc's fork (not a raw clone3: glibc must
+	 * learn the child's thread id, or pthread_kill of the main thread goes astray); the child
+	 * takes its own mount namespace so its pivot_root does not move the relay's root too.
+	 * The network namespace is the relay's job, in parallel. */
+	pid_t pid = -1;
+	if (unshare(CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS) == 0)
+		pid = fork();
 	if (pid < 0) {
-		cg_remove(&jail_cg);
-		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, errno, "jail: fork");
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, e,
+				 "jail: new pid, IPC and UTS namespaces and fork (needs root)");
 	}
 	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		for (int i = 0; i < jail_cg.n; i++) {
-			int fd = open(jail_cg.procs[i], O_WRONLY | O_CLOEXEC);
-			if (fd < 0 || write(fd, "0", 1) != 1) {
-				int e = errno;
-				if (fd >= 0)
-					close(fd);
-				return silo_fail(err, SILO_ERR_IO_ERROR, e, "jail: join cgroup %s", jail_cg.procs[i]);
-			}
-			close(fd);
-		}
+		close(p[1]);
 		if (unshare(CLONE_NEWNS) < 0)
-			return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "jail: unshare mount namespace");
+			return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "jail: new mount namespace");
+		J.ready_rd = p[0];
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (o->hold_fd >= 0)
+			close(o->hold_fd); /* the lease is the relay's */
 		/* pid 1 only receives signals it handles: give SIGTERM/SIGINT a handler
 		 * (main still takes them with sigtimedwait while they are blocked). */
 		struct sigaction sa = {.sa_handler = noop};
 		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGINT, &sa, NULL);
+		vmm_step("jail_clone");
 		return 0;
 	}
-	jail_child = pid;
-	struct sigaction sa = {.sa_handler = relay};
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	int st = 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	/* Files the jailed VMM cannot remove from inside its new root (API and vsock sockets). */
-	for (size_t i = 0; cleanup_paths && cleanup_paths[i]; i++)
-		unlink(cleanup_paths[i]);
-	if (cg_remove(&jail_cg) < 0)
-		fprintf(stderr, "silo-vmm: jail: cgroup %s could not be removed\n", jail_cg.path[0]);
-	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+	close(p[0]);
+	relay_main(pid, p[1]);
 }
 
 int jail_clear_bounding(silo_error *err)
@@ -159,31 +235,6 @@ int jail_drop_caps(silo_error *err)
 	return 0;
 }
 
-static int install_seccomp(silo_error *err)
-{
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
-	if (!ctx)
-		return silo_fail(err, SILO_ERR_INTERNAL, 0, "jail: seccomp_init");
-	for (size_t i = 0; i < sizeof vmm_seccomp_allow / sizeof vmm_seccomp_allow[0]; i++) {
-		int nr = seccomp_syscall_resolve_name(vmm_seccomp_allow[i]);
-		if (nr == __NR_SCMP_ERROR) {
-			seccomp_release(ctx);
-			return silo_fail(err, SILO_ERR_INTERNAL, 0, "jail: seccomp allow-list: unknown syscall \"%s\"",
-					 vmm_seccomp_allow[i]);
-		}
-		int r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
-		if (r < 0) {
-			seccomp_release(ctx);
-			return silo_fail(err, SILO_ERR_INTERNAL, -r, "jail: seccomp rule for %s", vmm_seccomp_allow[i]);
-		}
-	}
-	int r = seccomp_load(ctx);
-	seccomp_release(ctx);
-	if (r < 0)
-		return silo_fail(err, SILO_ERR_INTERNAL, -r, "jail: seccomp_load");
-	return 0;
-}
-
 int jail_pivot_root(const char *dir, silo_error *err)
 {
 	/* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only dir. */
@@ -193,24 +244,210 @@ int jail_pivot_root(const char *dir, silo_error *err)
 	return 0;
 }
 
-int jail_enter(const char *dir, silo_error *err)
+/* Wait for the relay's 'n' (the network namespace made, or nothing to make). */
+static int wait_relay(char want, silo_error *err)
 {
+	char b = 0;
+	ssize_t n;
+	while ((n = read(J.ready_rd, &b, 1)) < 0 && errno == EINTR)
+		;
+	if (n != 1 || b != want)
+		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, 0,
+				 "jail: the relay could not set up the network namespace (its message is above)");
+	return 0;
+}
+
+/* Before pivot_root, in the main thread: create the cgroup and move this thread into it (v1:
+ * the "tasks" file with "0" moves the calling thread without the global threadgroup lock
+ * that cgroup.procs - or any write naming another task - takes: an RCU grace period, up to
+ * tens of ms on a busy host). Threads this one starts later are born in it; a thread that
+ * already runs (the VM builder) stays where it is and ends soon. Nothing of the guest is in
+ * memory yet: every page it touches is charged here. */
+static int create_and_join_cgroup(silo_error *err)
+{
+	cg_limits lim = jail_limits();
+	if (cg_create(J.cg_name, &lim, &J.cg, err) < 0) {
+		silo_error_prefix(err, "jail: cgroup silo/%s", J.cg_name);
+		return -1;
+	}
+	for (int i = 0; i < J.cg.n; i++) {
+		char p[PATH_MAX + 16];
+		snprintf(p, sizeof p, "%s/%s", J.cg.path[i], J.cg.v2 ? "cgroup.procs" : "tasks");
+		int fd = open(p, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "0", 1) != 1) {
+			int e = errno;
+			if (fd >= 0)
+				close(fd);
+			return silo_fail(err, SILO_ERR_IO_ERROR, e, "jail: join cgroup %s", p);
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+/* Before pivot_root: what names the network namespace to join (--netns, or the relay's
+ * /proc/PID directory: its namespace does not exist yet). */
+static int open_netns(silo_error *err)
+{
+	if (J.net == NET_LANDLOCK)
+		return 0;
+	char p[64];
+	const char *path = J.net == NET_JOIN ? J.o.netns : NULL;
+	if (!path) {
+		snprintf(p, sizeof p, "/proc/%d", (int)J.relay_pid);
+		path = p;
+	}
+	J.netns_fd = open(path, O_RDONLY | O_CLOEXEC | (J.net == NET_JOIN ? 0 : O_DIRECTORY));
+	if (J.netns_fd < 0)
+		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "jail: network namespace %s", path);
+	return 0;
+}
+
+static int join_netns(silo_error *err)
+{
+	if (J.net == NET_LANDLOCK)
+		return 0;
+	int fd = J.net == NET_JOIN ? J.netns_fd : openat(J.netns_fd, "ns/net", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
+		int e = errno;
+		if (fd >= 0 && fd != J.netns_fd)
+			close(fd);
+		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, e, "jail: join the network namespace%s%s",
+				 J.net == NET_JOIN ? " " : " of the relay", J.net == NET_JOIN ? J.o.netns : "");
+	}
+	if (fd != J.netns_fd)
+		close(fd);
+	close(J.netns_fd);
+	J.netns_fd = -1;
+	return 0;
+}
+
+/* After pivot_root(".", ".") the old root is stacked on the new one: detaching it waits for
+ * an RCU grace period (0.3-0.7 ms here), so a thread does it while the start-up goes on;
+ * jail_enter waits for it before dropping privileges (until then "/" still shows
+ * the host, and nothing is opened by path). */
+static void *detach_old_root(void *arg)
+{
+	(void)arg;
+	J.umount_err = umount2(".", MNT_DETACH) < 0 ? errno : 0;
+	return NULL;
+}
+
+static int finish_root(silo_error *err)
+{
+	if (J.umount_started) {
+		pthread_join(J.umount_thread, NULL);
+		J.umount_started = false;
+	}
+	if (J.umount_err || chdir("/") < 0)
+		return silo_fail(err, SILO_ERR_INTERNAL, J.umount_err ? J.umount_err : errno,
+				 "jail: detach the old root from %s", J.o.dir);
+	return 0;
+}
+
+static int enter_root(silo_error *err)
+{
+	const char *dir = J.o.dir;
 	struct stat st;
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "--jail %s: not a directory", dir);
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: make / private");
-	if (mount(dir, dir, NULL, MS_BIND | MS_REC, NULL) < 0)
+	if (mount(dir, dir, NULL, MS_BIND, NULL) < 0 ||
+	    mount(NULL, dir, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: bind %s", dir);
-	if (jail_pivot_root(dir, err) < 0)
-		return -1;
-	struct rlimit nofile = {256, 256}, core = {0, 0}, fsize = {1ULL << 34, 1ULL << 34};
-	if (setrlimit(RLIMIT_NOFILE, &nofile) < 0 || setrlimit(RLIMIT_CORE, &core) < 0 ||
-	    setrlimit(RLIMIT_FSIZE, &fsize) < 0)
-		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: setrlimit");
+	if (chdir(dir) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
+		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: pivot_root into %s", dir);
+	J.umount_started = pthread_create(&J.umount_thread, NULL, detach_old_root, NULL) == 0;
+	if (!J.umount_started)
+		detach_old_root(NULL);
+	return 0;
+}
+
+static int set_limits(silo_error *err)
+{
+	struct {
+		int res;
+		uint64_t v;
+	} lim[] = {{RLIMIT_NOFILE, JAIL_NOFILE}, {RLIMIT_CORE, 0}, {RLIMIT_FSIZE, J.o.fsize}, {RLIMIT_NPROC, JAIL_PIDS_MAX}};
+	for (size_t i = 0; i < ARRAY_SIZE(lim); i++) {
+		if (lim[i].res == RLIMIT_NPROC && !J.o.have_uid)
+			continue; /* per uid: only meaningful for the jail's own uid */
+		struct rlimit r = {lim[i].v, lim[i].v};
+		if (setrlimit(lim[i].res, &r) < 0)
+			return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: setrlimit");
+	}
+	/* a write past RLIMIT_FSIZE must fail with EFBIG, not kill the VMM */
+	signal(SIGXFSZ, SIG_IGN);
+	return 0;
+}
+
+static int drop_privileges(silo_error *err)
+{
+	if (J.o.have_uid) {
+		/* raw syscalls: glibc's setxid would signal threads (there are none, but its
+		 * machinery is more than this needs) */
+		if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, J.o.gid, J.o.gid, J.o.gid) < 0 ||
+		    syscall(SYS_setresuid, J.o.uid, J.o.uid, J.o.uid) < 0)
+			return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: become uid %u gid %u", (unsigned)J.o.uid,
+					 (unsigned)J.o.gid);
+	}
 	if (jail_drop_caps(err) < 0)
 		return -1;
+	/* a credential change resets the parent-death signal; and the relay may have died
+	 * before it was set again: its pipe then reads EOF */
+	struct pollfd p = {.fd = J.ready_rd, .events = POLLIN};
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || poll(&p, 1, 0) != 0)
+		return silo_fail(err, SILO_ERR_INTERNAL, ESRCH, "jail: the relay process is gone");
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: no_new_privs");
-	return install_seccomp(err);
+	return 0;
+}
+
+/* After no_new_privs: the VMM may neither connect to an abstract unix socket nor signal a
+ * process outside itself (Landlock scopes, ABI 6). */
+static int landlock_scope(silo_error *err)
+{
+	if (J.net != NET_LANDLOCK)
+		return 0;
+	struct jail_landlock_attr a = {.scoped = JAIL_LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | JAIL_LANDLOCK_SCOPE_SIGNAL};
+	int fd = (int)syscall(SYS_landlock_create_ruleset, &a, sizeof a, 0);
+	if (fd < 0 || syscall(SYS_landlock_restrict_self, fd, 0) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, e, "jail: Landlock scopes");
+	}
+	close(fd);
+	return 0;
+}
+
+static int install_seccomp(silo_error *err)
+{
+	struct sock_fprog prog = {.len = (unsigned short)ARRAY_SIZE(vmm_seccomp_bpf),
+				  .filter = (struct sock_filter *)vmm_seccomp_bpf};
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: seccomp filter");
+	return 0;
+}
+
+int jail_enter(silo_error *err)
+{
+	if (create_and_join_cgroup(err) < 0)
+		return -1;
+	vmm_step("jail_cgroup");
+	if (open_netns(err) < 0 || enter_root(err) < 0)
+		return -1;
+	vmm_step("jail_pivot_root");
+	/* the bounding set needs CAP_SETPCAP: cleared while we still have it */
+	if (set_limits(err) < 0 || jail_clear_bounding(err) < 0 || finish_root(err) < 0)
+		return -1;
+	vmm_step("jail_root_detached");
+	if (wait_relay('n', err) < 0 || join_netns(err) < 0 || drop_privileges(err) < 0 || landlock_scope(err) < 0)
+		return -1;
+	vmm_step("jail_uid_caps");
+	if (install_seccomp(err) < 0)
+		return -1;
+	vmm_step("jail_seccomp");
+	return 0;
 }

@@ -4,18 +4,27 @@
  *   silo-vmm (--kernel ELF | --payload FLAT) [--mem MiB] [--vcpus N]
  *            [--serial-log FILE [--serial-log-max BYTES]] [--boot-timer] [--no-irqchip] [--timeout-ms N]
  *            [--drive PATH[,ro][,id=ID]]... [--rng] [--initrd FILE] [--cmdline STR]
- *            [--vsock-uds PATH [--vsock-cid N]] [--jail DIR]
+ *            [--vsock-uds PATH [--vsock-cid N]] [--net fd=N[,mac=M]] [--jail DIR]
  *   silo-vmm --config FILE [--serial-log FILE] [--boot-timer] [--jail DIR] ...
  *            (Firecracker-style JSON: boot-source, machine-config, drives, vsock)
  *   silo-vmm --api-sock PATH [--id ID] [--config FILE] [--serial-log FILE] [--jail DIR] ...
  *            (Firecracker-compatible control API, control_api.c; without --config the VM is
  *            configured and started over the API: PUT /actions InstanceStart)
+ *   jail options: --jail DIR [--uid N --gid N] [--cgroup NAME] [--hold-fd N] [--fsize BYTES]
+ *                 [--netns new|PATH]
+ *
+ * Order (docs/vmm.md "Start-up"): parse; with --jail clone into the jail's namespaces
+ * (jail.c: the parent stays as the relay); open every host file the command line names
+ * (files.c) and /dev/kvm; with a VM to boot now, build it (KVM VM, RAM, irqchip, vCPUs);
+ * enter the jail (cgroup, pivot_root, uid, capabilities, seccomp); load the guest and start
+ * the vCPUs. With the API, the jail is entered before the first request is read, so every
+ * path a request names is resolved inside the jail root.
  *
  * --kernel takes a bzImage (64-bit boot protocol), an ELF vmlinux with a PVH
  * note (32-bit PVH entry), or a plain ELF64 executable (direct 64-bit entry).
  *
  * virtio-mmio devices sit at 0xd0001000 + i*0x1000 with IOAPIC pin 5 + i, in
- * order: drives, rng, vsock.
+ * order: drives, rng, vsock, net.
  *
  * On exit it prints one line to stderr:
  *   silo-vmm: metrics {"exit_reason":"halt","exit_code":0,...}
@@ -32,9 +41,13 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <sodium.h>
+
 #include "common/util.h"
 #include "control_api.h"
 #include "config.h"
+#include "files.h"
 #include "snapshot.h"
 #include "devices/virtio/virtio.h"
 #include "vmm.h"
@@ -46,7 +59,9 @@ static void usage(FILE *f)
 	      "                [--drive PATH[,ro][,id=ID]]... [--rng] [--initrd FILE] [--cmdline STR]\n"
 	      "                [--vsock-uds PATH [--vsock-cid N]] [--net fd=N[,mac=M]] [--jail DIR]\n"
 	      "       silo-vmm --config FIRECRACKER.json [--serial-log FILE] [--boot-timer] [--jail DIR]\n"
-	      "       silo-vmm --api-sock PATH [--id ID] [--config FILE] [--serial-log FILE] [--jail DIR]\n",
+	      "       silo-vmm --api-sock PATH [--id ID] [--config FILE] [--serial-log FILE] [--jail DIR]\n"
+	      "                [--mem MiB] [--vcpus N] [--drive PATH[,ro]]... [--vsock-uds PATH]\n"
+	      "jail: --jail DIR [--uid N --gid N] [--cgroup NAME] [--hold-fd N] [--fsize BYTES] [--netns new|PATH]\n",
 	      f);
 }
 
@@ -91,19 +106,21 @@ static int parse_drive_opt(const char *arg, size_t index, vmm_config_drive *d, s
 	return 0;
 }
 
-/* Build the VM described by fc (kernel or flat payload, devices), load the guest,
- * enter the jail and start the vCPUs. On failure *fatal says whether the process
- * can still be reconfigured (false: nothing irreversible happened; v is destroyed). */
+/* What a restore loads (PUT /snapshot/load). */
 typedef struct restore_req {
 	const vmm_snapshot *snap;
-	const char *mem_file;
+	int mem_fd;
+	const char *mem_name;
 	bool resume;
 } restore_req;
 
 /* --net fd=N[,mac=aa:bb:cc:dd:ee:ff]: virtio-net on an inherited, connected
- * stream socket (passt's end; docs/network.md). */
+ * stream socket (passt's end; docs/network.md). The device is made before the jail
+ * (preopen: it checks the socket's type, which the seccomp filter does not allow) and
+ * attached when the VM is built; the VM owns it from then on. */
 static int net_fd = -1;
 static uint8_t net_mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+static vnet_dev *net_dev;
 
 static int parse_net(const char *arg)
 {
@@ -142,38 +159,72 @@ static int parse_net(const char *arg)
 	return 0;
 }
 
-static int start_vm(vm *v, vm_config cfg, const vmm_file_config *fc, const char *payload, bool rng,
-		    const char *jail_dir, int serial_fd, uint64_t t0, const restore_req *rr, bool *fatal,
-		    silo_error *err)
+/* The jail's envelope (jailed: the cgroup was sized for it; larger machines are refused). */
+static struct {
+	bool jailed;
+	uint64_t mem_mib, vcpus;
+} envelope;
+
+/* Step 1: the machine (restore: the snapshot's), checked against the jail's envelope, and the
+ * KVM VM with its RAM, irqchip and vCPUs. Nothing of the guest is loaded yet. */
+static int build_vm(vm *v, vm_config *cfg, const vmm_file_config *fc, const restore_req *rr, silo_error *err)
 {
-	*fatal = false;
-	const char *kernel = fc->kernel;
-	const char *cmdline = fc->cmdline ? fc->cmdline : "console=ttyS0 reboot=k panic=1 pci=off";
-	cfg.vcpus = (int)fc->vcpus;
-	cfg.mem_bytes = fc->mem_mib << 20;
+	cfg->vcpus = (int)fc->vcpus;
+	cfg->mem_bytes = fc->mem_mib << 20;
 	if (rr) {
 		/* Restore: the machine is the snapshot's; RAM maps its memory file copy-on-write. */
-		cfg.vcpus = rr->snap->vcpus;
-		cfg.mem_bytes = rr->snap->mem_bytes;
-		cfg.irqchip = rr->snap->irqchip;
-		cfg.mem_file = rr->mem_file;
+		cfg->vcpus = rr->snap->vcpus;
+		cfg->mem_bytes = rr->snap->mem_bytes;
+		cfg->irqchip = rr->snap->irqchip;
+		cfg->mem_fd = rr->mem_fd;
+		cfg->mem_name = rr->mem_name;
 	}
-	if (!cfg.irqchip && cfg.vcpus > 1)
+	if (!cfg->irqchip && cfg->vcpus > 1)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
 				 "vcpus: more than 1 needs the in-kernel irqchip (APs wait for INIT/SIPI in its LAPIC)");
-	cleanup_free char *img = NULL, *initrd = NULL, *full_cmdline = NULL;
+	if (envelope.jailed && (cfg->mem_bytes > envelope.mem_mib << 20 || (uint64_t)cfg->vcpus > envelope.vcpus))
+		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0,
+				 "machine-config: %llu MiB and %d vCPUs do not fit the jail, sized for %llu MiB and %llu "
+				 "vCPUs (start silo-vmm with a larger --mem/--vcpus)",
+				 (unsigned long long)(cfg->mem_bytes >> 20), cfg->vcpus, (unsigned long long)envelope.mem_mib,
+				 (unsigned long long)envelope.vcpus);
+	if (vm_create(v, cfg, err) < 0) {
+		vm_destroy(v);
+		return -1;
+	}
+	return 0;
+}
+
+/* build_vm in its own thread, while the main thread enters the jail. */
+typedef struct build_job {
+	vm *v;
+	vm_config *cfg;
+	const vmm_file_config *fc;
+	silo_error err;
+	int rc;
+} build_job;
+
+static void *build_thread(void *arg)
+{
+	build_job *j = arg;
+	j->rc = build_vm(j->v, j->cfg, j->fc, NULL, &j->err);
+	return NULL;
+}
+
+/* Step 2: devices, then the guest (kernel/payload, or the snapshot's state), then registers. */
+static int load_guest(vm *v, const vm_config *cfg, const vmm_file_config *fc, const char *payload, bool rng,
+		      int serial_fd, uint64_t t0, const restore_req *rr, silo_error *err)
+{
+	const char *kernel = fc->kernel;
+	const char *cmdline = fc->cmdline ? fc->cmdline : "console=ttyS0 reboot=k panic=1 pci=off";
+	const uint8_t *img = NULL, *initrd = NULL;
 	size_t img_len = 0, initrd_len = 0;
-	const char *path = kernel ? kernel : payload;
-	if (!rr && read_file(path, 256u << 20, &img, &img_len, err) < 0)
-		return -1;
-	if (!rr && fc->initrd && read_file(fc->initrd, 1u << 30, &initrd, &initrd_len, err) < 0)
-		return -1;
-	if (vm_create(v, &cfg, err) < 0)
-		goto fail;
+	cleanup_free char *full_cmdline = NULL;
+	int rc = -1;
 	v->t_process_start = t0;
-	if (serial_attach(v, serial_fd, cfg.serial_log_max, err) < 0 || i8042_attach(v, err) < 0 || debug_exit_attach(v, err) < 0 ||
-	    (cfg.boot_timer && boot_timer_attach(v, err) < 0))
-		goto fail;
+	if (serial_attach(v, serial_fd, cfg->serial_log_max, err) < 0 || i8042_attach(v, err) < 0 ||
+	    debug_exit_attach(v, err) < 0 || (cfg->boot_timer && boot_timer_attach(v, err) < 0))
+		goto out;
 	uint64_t vbase = GPA_VIRTIO_BASE;
 	uint32_t virq = VIRTIO_IRQ_BASE;
 	for (size_t i = 0; i < fc->ndrives; i++, vbase += 0x1000, virq++) {
@@ -181,26 +232,39 @@ static int start_vm(vm *v, vm_config cfg, const vmm_file_config *fc, const char 
 		void *dev = virtio_blk_create(d->path, d->read_only, d->id, err);
 		if (!dev || virtio_mmio_attach(v, vbase, virq, d->read_only ? &virtio_blk_ro_ops : &virtio_blk_ops, dev,
 					       NULL, err) < 0)
-			goto fail;
+			goto out;
 	}
 	if (rng) {
 		void *dev = virtio_rng_create(err);
 		if (!dev || virtio_mmio_attach(v, vbase, virq, &virtio_rng_ops, dev, NULL, err) < 0)
-			goto fail;
+			goto out;
 		vbase += 0x1000, virq++;
 	}
 	if (fc->vsock_uds) {
 		vsock_dev *dev = vsock_create(fc->vsock_uds, fc->vsock_cid, err);
 		if (!dev || virtio_mmio_attach(v, vbase, virq, &virtio_vsock_ops, dev, NULL, err) < 0)
-			goto fail;
+			goto out;
 		vbase += 0x1000, virq++;
 	}
-	if (net_fd >= 0) {
-		vnet_dev *dev = vnet_create(net_fd, net_mac, err);
-		if (!dev || virtio_mmio_attach(v, vbase, virq, &virtio_net_ops, dev, NULL, err) < 0)
-			goto fail;
-		net_fd = -1;   /* the device owns it */
+	if (net_dev) {
+		vnet_dev *dev = net_dev;
+		net_dev = NULL; /* the VM owns it (a failed attach destroyed it) */
+		if (virtio_mmio_attach(v, vbase, virq, &virtio_net_ops, dev, NULL, err) < 0)
+			goto out;
 		vbase += 0x1000, virq++;
+	}
+	vmm_step("devices");
+	if (rr) {
+		if (vmm_snapshot_apply(v, rr->snap, err) < 0)
+			goto out;
+		if (!rr->resume) {
+			/* Park the vCPUs before their first KVM_RUN: PATCH /vm Resumed starts them. */
+			atomic_store(&v->pause_req, true);
+			v->paused = true;
+		}
+		vmm_step("snapshot_state");
+		rc = 0;
+		goto out;
 	}
 	/* Linux finds virtio-mmio devices on its command line. */
 	full_cmdline = xstrdup(cmdline);
@@ -210,76 +274,74 @@ static int start_vm(vm *v, vm_config cfg, const vmm_file_config *fc, const char 
 		free(full_cmdline);
 		full_cmdline = n2;
 	}
-	if (rr) {
-		if (vmm_snapshot_apply(v, rr->snap, err) < 0)
-			goto fail;
-		if (!rr->resume) {
-			/* Park the vCPUs before their first KVM_RUN: PATCH /vm Resumed starts them. */
-			atomic_store(&v->pause_req, true);
-			v->paused = true;
-		}
-		goto launch;
-	}
+	/* the image is mapped, not read: one copy, into guest RAM */
+	const char *path = kernel ? kernel : payload;
+	if (vmm_map(path, 256u << 20, kernel ? "kernel" : "payload", &img, &img_len, err) < 0 ||
+	    (fc->initrd && vmm_map(fc->initrd, 1u << 30, "initrd", &initrd, &initrd_len, err) < 0))
+		goto out;
 	uint32_t pvh_entry;
-	const uint8_t *im = (const uint8_t *)img;
 	int lr;
 	if (!kernel) {
-		lr = loader_load_flat(v, im, img_len, err);
-	} else if (linux_is_bzimage(im, img_len)) {
-		lr = linux_load_bzimage(v, im, img_len, (uint8_t *)initrd, initrd_len, full_cmdline, err);
-	} else if (linux_elf_pvh_entry(im, img_len, &pvh_entry)) {
-		lr = linux_load_pvh(v, im, img_len, (uint8_t *)initrd, initrd_len, full_cmdline, err);
+		lr = loader_load_flat(v, img, img_len, err);
+	} else if (linux_is_bzimage(img, img_len)) {
+		lr = linux_load_bzimage(v, img, img_len, initrd, initrd_len, full_cmdline, err);
+	} else if (linux_elf_pvh_entry(img, img_len, &pvh_entry)) {
+		lr = linux_load_pvh(v, img, img_len, initrd, initrd_len, full_cmdline, err);
 	} else {
 		if (fc->initrd) {
 			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "initrd: the kernel is neither a bzImage nor a PVH vmlinux");
-			goto fail;
+			goto out;
 		}
-		lr = loader_load_elf64(v, im, img_len, err);
+		lr = loader_load_elf64(v, img, img_len, err);
 	}
 	if (lr < 0)
-		goto fail;
+		goto out;
 	for (int i = 0; i < v->nvcpus; i++) {
 		/* With the in-kernel LAPIC, KVM keeps APs in wait-for-SIPI (UNINITIALIZED):
 		 * only the BSP (vcpu 0) runs the entry; the guest starts the others. */
 		if (vcpu_setup_regs(&v->vcpus[i], &v->boot, err) < 0)
-			goto fail;
+			goto out;
 	}
-launch:
-	if (jail_dir && jail_set_memory(cfg.mem_bytes >> 20, (uint64_t)cfg.vcpus, err) < 0)
-		goto fail;
-	if (jail_dir) {
-		*fatal = true; /* pivot_root and seccomp cannot be undone */
-		if (jail_enter(jail_dir, err) < 0)
-			goto fail;
-	}
-	if (vcpus_start(v, err) < 0) {
-		*fatal = true;
-		goto fail;
-	}
-	return 0;
-fail:
-	vm_destroy(v);
-	/* The vsock socket file is ours to remove when the VM never ran. */
-	if (fc->vsock_uds && !*fatal)
-		unlink(fc->vsock_uds);
-	return -1;
+	vmm_step("guest_loaded");
+	rc = 0;
+out:
+	vmm_unmap(img, img_len);
+	vmm_unmap(initrd, initrd_len);
+	return rc;
 }
 
-/* PUT /snapshot/load: open and check the snapshot, rebuild its machine with RAM mapped from the
- * memory file, load the saved state. The API then reports the snapshot's configuration. */
-static int restore_from_api(vmm_api *api, vm *v, vm_config cfg, const char *jail_dir, int serial_fd, uint64_t t0,
-			    bool *fatal, silo_error *err)
+/* Build and start the VM described by fc (or the snapshot in rr) inside an already entered
+ * jail (or without one). On failure v is destroyed and nothing irreversible happened: the
+ * API stays configurable. */
+static int start_vm(vm *v, vm_config cfg, const vmm_file_config *fc, const char *payload, bool rng, int serial_fd,
+		    uint64_t t0, const restore_req *rr, silo_error *err)
 {
-	*fatal = false;
-	vmm_snapshot snap;
-	if (vmm_snapshot_open(api->load_state, api->load_mem, api->load_verify, &snap, err) < 0)
+	if (build_vm(v, &cfg, fc, rr, err) < 0)
 		return -1;
+	if (load_guest(v, &cfg, fc, payload, rng, serial_fd, t0, rr, err) < 0 || vcpus_start(v, err) < 0) {
+		vm_destroy(v);
+		return -1;
+	}
+	return 0;
+}
+
+/* PUT /snapshot/load: check the snapshot (its files were opened by the API), rebuild its
+ * machine with RAM mapped from the memory file, load the saved state. The API then reports
+ * the snapshot's configuration. */
+static int restore_from_api(vmm_api *api, vm *v, vm_config cfg, int serial_fd, uint64_t t0, silo_error *err)
+{
+	vmm_snapshot snap;
+	vmm_snap_file st = {.fd = api->load_state_fd, .name = api->load_state},
+		      mem = {.fd = api->load_mem_fd, .name = api->load_mem};
+	if (vmm_snapshot_open(&st, &mem, api->load_verify, &snap, err) < 0)
+		return -1;
+	vmm_step("snapshot_open");
 	if (api->load_vsock_uds && snap.cfg.vsock_uds) {
 		free(snap.cfg.vsock_uds);
 		snap.cfg.vsock_uds = xstrdup(api->load_vsock_uds);
 	}
-	restore_req rr = {.snap = &snap, .mem_file = api->load_mem, .resume = api->load_resume};
-	int r = start_vm(v, cfg, &snap.cfg, NULL, snap.rng, jail_dir, serial_fd, t0, &rr, fatal, err);
+	restore_req rr = {.snap = &snap, .mem_fd = api->load_mem_fd, .mem_name = api->load_mem, .resume = api->load_resume};
+	int r = start_vm(v, cfg, &snap.cfg, NULL, snap.rng, serial_fd, t0, &rr, err);
 	if (r == 0) {
 		vmm_config_free(&api->cfg);
 		api->cfg = snap.cfg;
@@ -292,9 +354,9 @@ static int restore_from_api(vmm_api *api, vm *v, vm_config cfg, const char *jail
 }
 
 /* Before InstanceStart: serve the API; SIGTERM/SIGINT end the process. Returns 0 once the
- * VM runs, 1 on a signal, -1 on a fatal start error (reported in err). */
-static int api_wait_start(vmm_api *api, vm *v, vm_config cfg, bool rng, const char *jail_dir, int serial_fd,
-			  uint64_t t0, silo_error *err)
+ * VM runs, 1 on a signal, -1 on a fatal error (reported in err). A failed start is answered
+ * and the VMM stays configurable. */
+static int api_wait_start(vmm_api *api, vm *v, vm_config cfg, bool rng, int serial_fd, uint64_t t0, silo_error *err)
 {
 	sigset_t s;
 	sigemptyset(&s);
@@ -310,14 +372,13 @@ static int api_wait_start(vmm_api *api, vm *v, vm_config cfg, bool rng, const ch
 			rc = 1;
 			break;
 		}
-		bool fatal = false;
+		vmm_step("api_start_request");
 		silo_error e = {0};
 		int r;
-		if (api->load_state) {
-			r = restore_from_api(api, v, cfg, jail_dir, serial_fd, t0, &fatal, &e);
-		} else {
-			r = start_vm(v, cfg, &api->cfg, NULL, api->rng, jail_dir, serial_fd, t0, NULL, &fatal, &e);
-		}
+		if (api->load_state)
+			r = restore_from_api(api, v, cfg, serial_fd, t0, &e);
+		else
+			r = start_vm(v, cfg, &api->cfg, NULL, api->rng, serial_fd, t0, NULL, &e);
 		if (r == 0) {
 			api->v = v; /* before answering: a pipelined second InstanceStart is refused */
 			vmm_api_reply_start(api, NULL);
@@ -325,14 +386,30 @@ static int api_wait_start(vmm_api *api, vm *v, vm_config cfg, bool rng, const ch
 			break;
 		}
 		vmm_api_reply_start(api, &e);
-		if (fatal) {
-			*err = e;
-			rc = -1;
-			break;
-		}
 	}
 	close(sfd);
 	return rc;
+}
+
+/* Every host file the command line names, opened before the jail (files.c): the kernel,
+ * initrd or payload of a VM booted now, the drives (read-only ones read-only), the vsock
+ * socket (bound and listening), /dev/kvm, the virtio-net device on --net's socket. With the API and no VM to boot, --drive and
+ * --vsock-uds only open: a configuration or snapshot naming the same path uses them. */
+static int preopen(const vmm_file_config *fc, const char *payload, bool boot_now, silo_error *err)
+{
+	if (vmm_kvm_fd(err) < 0)
+		return -1;
+	if (boot_now && (vmm_files_preopen(fc->kernel ? fc->kernel : payload, false, err) < 0 ||
+			 (fc->initrd && vmm_files_preopen(fc->initrd, false, err) < 0)))
+		return -1;
+	for (size_t i = 0; i < fc->ndrives; i++)
+		if (vmm_files_preopen(fc->drives[i].path, !fc->drives[i].read_only, err) < 0)
+			return silo_error_prefix(err, "--drive"), -1;
+	if (fc->vsock_uds && vmm_files_prebind(fc->vsock_uds, err) < 0)
+		return silo_error_prefix(err, "--vsock-uds"), -1;
+	if (net_fd >= 0 && !(net_dev = vnet_create(net_fd, net_mac, err)))
+		return silo_error_prefix(err, "--net"), -1;
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -340,12 +417,15 @@ int main(int argc, char **argv)
 	uint64_t t0 = vmm_now_ns();
 	vm_config cfg = {.irqchip = true, .serial_log_max = SERIAL_LOG_MAX_DEFAULT};
 	const char *payload = NULL;
-	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL, OPT_DRIVE, OPT_RNG, OPT_INITRD, OPT_CMDLINE, OPT_VSOCK, OPT_VSOCK_CID, OPT_JAIL, OPT_CONFIG, OPT_API, OPT_ID, OPT_SERIAL_MAX, OPT_NET };
+	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL, OPT_DRIVE, OPT_RNG, OPT_INITRD, OPT_CMDLINE, OPT_VSOCK, OPT_VSOCK_CID, OPT_JAIL, OPT_CONFIG, OPT_API, OPT_ID, OPT_SERIAL_MAX,
+	       OPT_UID, OPT_GID, OPT_CGROUP, OPT_HOLD_FD, OPT_FSIZE, OPT_NETNS, OPT_NET };
 	const char *config_path = NULL, *api_path = NULL, *vm_id = "silo-vmm";
 	static vmm_file_config fc; /* from the command line, --config or the API */
 	static vmm_api api = {.listen_fd = -1, .stop_fd = -1};
 	const char *jail_dir = NULL;
-	bool rng = false, cli_boot = false;
+	jail_opts jo = {.hold_fd = -1, .fsize = 1ull << 34};
+	bool rng = false, cli_boot = false, have_gid = false;
+	char vsock_path[4096] = ""; /* the pre-bound vsock socket, removed at exit (without a jail) */
 	fc.vcpus = 1;
 	fc.mem_mib = 128;
 	fc.vsock_cid = 3;
@@ -372,6 +452,12 @@ int main(int argc, char **argv)
 		{"config", required_argument, NULL, OPT_CONFIG},
 		{"api-sock", required_argument, NULL, OPT_API},
 		{"id", required_argument, NULL, OPT_ID},
+		{"uid", required_argument, NULL, OPT_UID},
+		{"gid", required_argument, NULL, OPT_GID},
+		{"cgroup", required_argument, NULL, OPT_CGROUP},
+		{"hold-fd", required_argument, NULL, OPT_HOLD_FD},
+		{"fsize", required_argument, NULL, OPT_FSIZE},
+		{"netns", required_argument, NULL, OPT_NETNS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -417,7 +503,6 @@ int main(int argc, char **argv)
 				status = 1;
 				goto out;
 			}
-			cli_boot = true;
 			break;
 		case OPT_RNG: rng = true; break;
 		case OPT_INITRD:
@@ -431,7 +516,6 @@ int main(int argc, char **argv)
 		case OPT_VSOCK:
 			free(fc.vsock_uds);
 			fc.vsock_uds = xstrdup(optarg);
-			cli_boot = true;
 			break;
 		case OPT_JAIL: jail_dir = optarg; break;
 		case OPT_CONFIG: config_path = optarg; break;
@@ -451,6 +535,39 @@ int main(int argc, char **argv)
 			if (parse_net(optarg) < 0)
 				goto out;
 			break;
+		case OPT_UID:
+			if (parse_u64("--uid", optarg, 1, UINT32_MAX - 1, &n) < 0)
+				goto out;
+			jo.uid = (uid_t)n, jo.have_uid = true;
+			break;
+		case OPT_GID:
+			if (parse_u64("--gid", optarg, 1, UINT32_MAX - 1, &n) < 0)
+				goto out;
+			jo.gid = (gid_t)n, have_gid = true;
+			break;
+		case OPT_CGROUP:
+			if (!*optarg || strlen(optarg) > 64 || strchr(optarg, '/') || optarg[0] == '.') {
+				fprintf(stderr, "silo-vmm: --cgroup: 1 to 64 bytes, no '/', not starting with '.'\n");
+				goto out;
+			}
+			jo.cgroup = optarg;
+			break;
+		case OPT_HOLD_FD:
+			if (parse_u64("--hold-fd", optarg, 3, 1u << 20, &n) < 0)
+				goto out;
+			jo.hold_fd = (int)n;
+			break;
+		case OPT_NETNS:
+			if (strcmp(optarg, "new") && optarg[0] != '/') {
+				fprintf(stderr, "silo-vmm: --netns: \"new\" or the absolute path of a network namespace\n");
+				goto out;
+			}
+			jo.netns = optarg;
+			break;
+		case OPT_FSIZE:
+			if (parse_u64("--fsize", optarg, 1u << 20, 1ull << 50, &jo.fsize) < 0)
+				goto out;
+			break;
 		case 'h': usage(stdout); status = 0; goto out;
 		default: usage(stderr); goto out;
 		}
@@ -460,7 +577,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (config_path) {
-		if (cli_boot) {
+		if (cli_boot || fc.ndrives || fc.vsock_uds) {
 			fprintf(stderr, "silo-vmm: --config cannot be combined with --kernel/--payload/--drive/--vsock-uds\n");
 			goto out;
 		}
@@ -479,11 +596,25 @@ int main(int argc, char **argv)
 		usage(stderr);
 		goto out;
 	}
-	if (api_path && !boot_now && (cli_boot || fc.initrd || fc.cmdline)) {
+	if (api_path && !boot_now && (fc.initrd || fc.cmdline || rng)) {
 		fprintf(stderr, "silo-vmm: with --api-sock and neither --config nor --kernel/--payload, the VM is "
-				"configured over the API (PUT /boot-source, /drives, /vsock)\n");
+				"configured over the API (PUT /boot-source, /drives, /vsock); --drive and --vsock-uds "
+				"only open the files the API may then name\n");
 		goto out;
 	}
+	if (!jail_dir && (jo.have_uid || have_gid || jo.cgroup || jo.hold_fd >= 0 || jo.netns)) {
+		fprintf(stderr, "silo-vmm: --uid, --gid, --cgroup, --hold-fd and --netns need --jail\n");
+		goto out;
+	}
+	if (jo.have_uid != have_gid) {
+		fprintf(stderr, "silo-vmm: give --uid and --gid together\n");
+		goto out;
+	}
+	if (jo.hold_fd >= 0 && fcntl(jo.hold_fd, F_GETFD) < 0) {
+		fprintf(stderr, "silo-vmm: --hold-fd %d: not an open descriptor\n", jo.hold_fd);
+		goto out;
+	}
+
 	if (!cfg.irqchip && fc.vcpus > 1) {
 		fprintf(stderr, "silo-vmm: --vcpus > 1 needs the in-kernel irqchip (APs wait for INIT/SIPI in its LAPIC)\n");
 		goto out;
@@ -494,11 +625,24 @@ int main(int argc, char **argv)
 	int nc = 0;
 	if (api_path)
 		cleanup[nc++] = api_path;
-	if (fc.vsock_uds)
-		cleanup[nc++] = fc.vsock_uds;
-	if (jail_dir && jail_prepare(cleanup, vm_id, fc.mem_mib, fc.vcpus, &err) < 0) {
-		fprintf(stderr, "silo-vmm: %s\n", silo_error_str(&err, ebuf, sizeof ebuf));
-		goto out;
+	if (fc.vsock_uds) {
+		snprintf(vsock_path, sizeof vsock_path, "%s", fc.vsock_uds);
+		cleanup[nc++] = vsock_path;
+	}
+	if (jail_dir) {
+		jo.dir = jail_dir;
+		jo.id = vm_id;
+		jo.mem_mib = fc.mem_mib;
+		jo.vcpus = fc.vcpus;
+		jo.cleanup = cleanup;
+		envelope.jailed = true;
+		envelope.mem_mib = fc.mem_mib;
+		envelope.vcpus = fc.vcpus;
+		if (jail_start(&jo, &err) < 0) { /* the parent never returns: it is the relay */
+			fprintf(stderr, "silo-vmm: %s\n", silo_error_str(&err, ebuf, sizeof ebuf));
+			goto out;
+		}
+		vmm_files_set_jail(jail_dir);
 	}
 
 	/* Signals are taken synchronously by the main thread; vcpu threads inherit the mask. */
@@ -516,18 +660,56 @@ int main(int argc, char **argv)
 		/* read-write: the cap keeps the tail by moving it to the front (logcap.h) */
 		serial_fd = open(cfg.serial_log, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 		if (serial_fd < 0) {
-			fprintf(stderr, "silo-vmm: --serial-log %s: %s\n", cfg.serial_log, strerror(errno));
-			goto out;
+			silo_fail(&err, SILO_ERR_INVALID_CONFIG, errno, "--serial-log %s", cfg.serial_log);
+			goto fail;
 		}
 	}
-	if (api_path && vmm_api_open(&api, api_path, vm_id, &err) < 0)
+	if (preopen(&fc, payload, boot_now, &err) < 0 || (api_path && vmm_api_open(&api, api_path, vm_id, &err) < 0))
 		goto fail;
+	if (api_path) {
+		/* what would otherwise open files (inside the jail) on first use */
+		if (sodium_init() < 0) {
+			silo_fail(&err, SILO_ERR_INTERNAL, 0, "libsodium");
+			goto fail;
+		}
+		json_object_seed(0);
+	}
+	vmm_step("files_open");
 
 	static vm v; /* large (vcpu array); keep it off the stack */
-	bool fatal;
+	vm_prefetch_cpuid();
 	if (boot_now) {
-		if (start_vm(&v, cfg, &fc, payload, rng, jail_dir, serial_fd, t0, NULL, &fatal, &err) < 0)
+		/* The VM is built (in its own thread when jailed) while the jail is entered (the
+		 * relay makes the cgroup and the network namespace meanwhile); the guest is loaded
+		 * after this thread joined the cgroup. */
+		if (jail_dir) {
+			build_job job = {.v = &v, .cfg = &cfg, .fc = &fc};
+			pthread_t bt;
+			bool threaded = pthread_create(&bt, NULL, build_thread, &job) == 0;
+			if (!threaded)
+				build_thread(&job);
+			/* the builder keeps root (credentials are per thread): it ends here, before
+			 * the guest is loaded (jail.c, "Rules") */
+			int jr = jail_enter(&err);
+			if (threaded)
+				pthread_join(bt, NULL);
+			vm_cpuid_join();
+			if (job.rc < 0) {
+				if (jr == 0)
+					err = job.err;
+				goto fail;
+			}
+			if (jr < 0) {
+				vm_destroy(&v);
+				goto fail;
+			}
+		} else if (build_vm(&v, &cfg, &fc, NULL, &err) < 0) {
 			goto fail;
+		}
+		if (load_guest(&v, &cfg, &fc, payload, rng, serial_fd, t0, NULL, &err) < 0 || vcpus_start(&v, &err) < 0) {
+			vm_destroy(&v);
+			goto fail;
+		}
 		if (api_path) {
 			/* The API reports what --config (or the command line) configured. */
 			vmm_file_config tmp = api.cfg;
@@ -537,7 +719,11 @@ int main(int argc, char **argv)
 			api.rng = rng;
 		}
 	} else {
-		int r = api_wait_start(&api, &v, cfg, rng, jail_dir, serial_fd, t0, &err);
+		/* Every request is read inside the jail: the paths it names resolve there. */
+		vm_cpuid_join();
+		if (jail_dir && jail_enter(&err) < 0)
+			goto fail;
+		int r = api_wait_start(&api, &v, cfg, rng, serial_fd, t0, &err);
 		if (r < 0)
 			goto fail;
 		if (r > 0) {
@@ -555,14 +741,19 @@ int main(int argc, char **argv)
 	for (int i = 0; i < v.nvcpus; i++)
 		exits += v.vcpus[i].exits;
 	unsigned long long tb = atomic_load(&v.t_boot_timer), tp = atomic_load(&v.t_first_post);
+	char steps[1024];
+	vmm_steps_json(t0, steps, sizeof steps);
+	/* first_post_mono_us: CLOCK_MONOTONIC of the first guest instruction, for a caller that
+	 * timed its fork() (bench/vmm_boot.c); steps: us since process start (docs/vmm.md) */
 	fprintf(stderr,
 		"silo-vmm: metrics {\"exit_reason\":\"%s\",\"exit_code\":%d,\"vm_setup_us\":%llu,"
-		"\"first_post_us\":%lld,\"boot_timer_us\":%lld,\"boot_timer_since_process_us\":%lld,"
-		"\"exits\":%llu,\"unhandled_io\":%llu}\n",
+		"\"first_post_us\":%lld,\"first_post_mono_us\":%lld,\"boot_timer_us\":%lld,"
+		"\"boot_timer_since_process_us\":%lld,\"exits\":%llu,\"unhandled_io\":%llu,\"jailed\":%s,"
+		"\"steps\":{%s}}\n",
 		vm_exit_reason_name(r), code, (unsigned long long)((v.t_vm_start - t0) / 1000),
-		tp ? (long long)((tp - v.t_vm_start) / 1000) : -1LL,
+		tp ? (long long)((tp - v.t_vm_start) / 1000) : -1LL, tp ? (long long)(tp / 1000) : -1LL,
 		tb ? (long long)((tb - v.t_vm_start) / 1000) : -1LL, tb ? (long long)((tb - t0) / 1000) : -1LL,
-		(unsigned long long)exits, (unsigned long long)v.bus.unhandled);
+		(unsigned long long)exits, (unsigned long long)v.bus.unhandled, jail_dir ? "true" : "false", steps);
 	switch (r) {
 	case VM_EXIT_DEBUG_EXIT: status = code; break;
 	case VM_EXIT_TIMEOUT: status = 124; break;
@@ -581,7 +772,15 @@ out_close:
 		vmm_api_close(&api);
 	if (serial_fd != STDOUT_FILENO)
 		close(serial_fd);
+	if (vsock_path[0] && !jail_dir)
+		unlink(vsock_path); /* jailed, the relay removes it */
 out:
 	vmm_config_free(&fc);
+	vnet_destroy(net_dev); /* never attached (NULL: attached or none) */
+	if (jail_dir) {
+		/* jailed, exit-time handlers (a sanitizer's leak check: ptrace) are not allowed */
+		fflush(NULL);
+		_exit(status);
+	}
 	return status;
 }

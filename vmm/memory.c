@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Guest RAM: one memfd mapped MAP_SHARED (snapshots can map the same pages),
- * and the only ways the VMM touches it: bounds-checked pointer and copies.
+ * Guest RAM: one memfd mapped MAP_SHARED|MAP_NORESERVE, sized but never touched here
+ * (pages are allocated on the guest's first write; no prefault, no hugepages), or on
+ * restore a snapshot memory file mapped MAP_PRIVATE; and the only ways the VMM touches
+ * it: bounds-checked pointer and copies.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,7 +44,7 @@ int guest_mem_create(guest_mem *m, uint64_t size, silo_error *err)
 	return 0;
 }
 
-int guest_mem_map_file(guest_mem *m, const char *path, uint64_t size, silo_error *err)
+int guest_mem_map_file(guest_mem *m, int fd, const char *name, uint64_t size, silo_error *err)
 {
 	m->memfd = -1;
 	m->host = NULL;
@@ -50,22 +52,16 @@ int guest_mem_map_file(guest_mem *m, const char *path, uint64_t size, silo_error
 	if (size < (1ULL << 20) || size > GPA_MMIO_GAP_START || (size & 0xfff))
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "mem: snapshot size %llu bytes is not valid",
 				 (unsigned long long)size);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "memory file %s", path);
 	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < size) {
-		close(fd);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < size)
 		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0, "memory file %s: shorter than the %llu bytes of RAM",
-				 path, (unsigned long long)size);
-	}
+				 name, (unsigned long long)size);
 	/* Private: the guest's writes go to its own copy-on-write pages; every VM restored from
-	 * the same file shares the pages nobody wrote. */
+	 * the same file shares the pages nobody wrote. Nothing is read or faulted here: pages
+	 * come in on the guest's first touch. */
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
-	int e = errno;
-	close(fd);
 	if (p == MAP_FAILED)
-		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, e, "mmap memory file %s", path);
+		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, errno, "mmap memory file %s", name);
 	madvise(p, size, MADV_DONTDUMP);
 	m->host = p;
 	m->size = size;

@@ -165,23 +165,21 @@ static int save_vcpu(vm *v, vcpu *c, sbuf *b, silo_error *err)
 	return 0;
 }
 
-static int write_file_all(const char *path, const void *a, size_t alen, silo_error *err)
+/* A snapshot target must be a regular file open for writing; start it empty. */
+static int check_target(const vmm_snap_file *f, silo_error *err)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "snapshot: create %s", path);
-	if (write_all(fd, a, alen) < 0 || fsync(fd) < 0) {
-		int e = errno;
-		close(fd);
-		unlink(path);
-		return silo_fail(err, SILO_ERR_IO_ERROR, e, "snapshot: write %s", path);
-	}
-	close(fd);
+	struct stat st;
+	int fl = fcntl(f->fd, F_GETFL);
+	if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY || fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "snapshot: %s is not a regular file open for writing",
+				 f->name);
+	if (ftruncate(f->fd, 0) < 0 || lseek(f->fd, 0, SEEK_SET) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "snapshot: truncate %s", f->name);
 	return 0;
 }
 
-int vmm_snapshot_create(vm *v, const vmm_file_config *cfg, bool rng, const char *state_path, const char *mem_path,
-			silo_error *err)
+int vmm_snapshot_create(vm *v, const vmm_file_config *cfg, bool rng, const vmm_snap_file *state,
+			const vmm_snap_file *mem, silo_error *err)
 {
 	if (!vm_is_paused(v))
 		return silo_fail(err, SILO_ERR_CONFLICT, 0, "snapshot: pause the microVM first (PATCH /vm Paused)");
@@ -190,34 +188,25 @@ int vmm_snapshot_create(vm *v, const vmm_file_config *cfg, bool rng, const char 
 	uint8_t id[16], mem_sha[32];
 	randombytes_buf(id, sizeof id);
 
+	if (check_target(mem, err) < 0 || check_target(state, err) < 0)
+		return -1;
 	/* Memory first: its hash goes into the state file. */
-	int mfd = open(mem_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (mfd < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "snapshot: create %s", mem_path);
+	int mfd = mem->fd;
 	crypto_hash_sha256_state hs;
 	crypto_hash_sha256_init(&hs);
 	for (uint64_t off = 0; off < v->mem.size; off += 1u << 20) {
 		size_t n = v->mem.size - off < (1u << 20) ? (size_t)(v->mem.size - off) : (1u << 20);
 		crypto_hash_sha256_update(&hs, v->mem.host + off, n);
-		if (write_all(mfd, v->mem.host + off, n) < 0) {
-			int e = errno;
-			close(mfd);
-			unlink(mem_path);
-			return silo_fail(err, SILO_ERR_IO_ERROR, e, "snapshot: write %s", mem_path);
-		}
+		if (write_all(mfd, v->mem.host + off, n) < 0)
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "snapshot: write %s", mem->name);
 	}
 	crypto_hash_sha256_final(&hs, mem_sha);
 	uint8_t trailer[VMM_SNAPSHOT_TRAILER] = "SILOMEM1";
 	memcpy(trailer + 8, id, 16);
 	memcpy(trailer + 24, &v->mem.size, 8);
 	memcpy(trailer + 32, mem_sha, 32);
-	if (write_all(mfd, trailer, sizeof trailer) < 0 || fsync(mfd) < 0) {
-		int e = errno;
-		close(mfd);
-		unlink(mem_path);
-		return silo_fail(err, SILO_ERR_IO_ERROR, e, "snapshot: write %s", mem_path);
-	}
-	close(mfd);
+	if (write_all(mfd, trailer, sizeof trailer) < 0 || fsync(mfd) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "snapshot: write %s", mem->name);
 
 	sbuf b = {0};
 	char idhex[33], shahex[65];
@@ -300,12 +289,13 @@ int vmm_snapshot_create(vm *v, const vmm_file_config *cfg, bool rng, const char 
 	uint8_t sum[32];
 	crypto_hash_sha256(sum, f.p, f.len);
 	put(&f, sum, sizeof sum);
-	rc = write_file_all(state_path, f.p, f.len, err);
+	if (write_all(state->fd, f.p, f.len) < 0 || fsync(state->fd) < 0)
+		silo_fail(err, SILO_ERR_IO_ERROR, errno, "snapshot: write %s", state->name);
+	else
+		rc = 0;
 	free(f.p);
 out:
 	free(b.p);
-	if (rc < 0)
-		unlink(mem_path);
 	return rc;
 }
 
@@ -321,15 +311,36 @@ static int bad_state(silo_error *err, const char *path, const char *what)
 	return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0, "snapshot %s: %s", path, what);
 }
 
-int vmm_snapshot_open(const char *state_path, const char *mem_path, bool verify_memory, vmm_snapshot *s,
+/* The whole state file (at most VMM_SNAPSHOT_MAX_STATE bytes) from offset 0. */
+static int read_state(const vmm_snap_file *f, char **out, size_t *len, silo_error *err)
+{
+	struct stat st;
+	if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "snapshot %s: not a regular file", f->name);
+	if (st.st_size > VMM_SNAPSHOT_MAX_STATE)
+		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, EFBIG, "snapshot %s: larger than %u bytes", f->name,
+				 VMM_SNAPSHOT_MAX_STATE);
+	char *buf = xmalloc((size_t)st.st_size + 1);
+	ssize_t n = pread(f->fd, buf, (size_t)st.st_size, 0);
+	if (n != st.st_size) {
+		free(buf);
+		return silo_fail(err, SILO_ERR_IO_ERROR, n < 0 ? errno : EIO, "snapshot: read %s", f->name);
+	}
+	*out = buf;
+	*len = (size_t)n;
+	return 0;
+}
+
+int vmm_snapshot_open(const vmm_snap_file *state, const vmm_snap_file *mem, bool verify_memory, vmm_snapshot *s,
 		      silo_error *err)
 {
 	memset(s, 0, sizeof *s);
 	if (sodium_init() < 0)
 		return silo_fail(err, SILO_ERR_INTERNAL, 0, "snapshot: libsodium");
+	const char *state_path = state->name, *mem_path = mem->name;
 	cleanup_free char *raw = NULL;
 	size_t len = 0;
-	if (read_file(state_path, VMM_SNAPSHOT_MAX_STATE, &raw, &len, err) < 0)
+	if (read_state(state, &raw, &len, err) < 0)
 		return -1;
 	const uint8_t *d = (const uint8_t *)raw;
 	if (len < 24 + 32 || memcmp(d, "SILOSNAP", 8))
@@ -380,16 +391,11 @@ int vmm_snapshot_open(const char *state_path, const char *mem_path, bool verify_
 	s->vcpus = (int)json_integer_value(vc);
 
 	/* Memory file: RAM + trailer naming this snapshot. */
-	int fd = open(mem_path, O_RDONLY | O_CLOEXEC);
+	int fd = mem->fd;
 	struct stat st;
-	if (fd < 0) {
-		silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "snapshot memory file %s", mem_path);
-		goto out;
-	}
 	uint8_t tr[VMM_SNAPSHOT_TRAILER];
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != s->mem_bytes + VMM_SNAPSHOT_TRAILER ||
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != s->mem_bytes + VMM_SNAPSHOT_TRAILER ||
 	    pread(fd, tr, sizeof tr, (off_t)s->mem_bytes) != (ssize_t)sizeof tr) {
-		close(fd);
 		bad_state(err, mem_path, "size does not match the state file (truncated, or another snapshot's memory)");
 		goto out;
 	}
@@ -397,7 +403,6 @@ int vmm_snapshot_open(const char *state_path, const char *mem_path, bool verify_
 	memcpy(&tsize, tr + 24, 8);
 	if (memcmp(tr, "SILOMEM1", 8) || memcmp(tr + 8, s->id, 16) || tsize != s->mem_bytes ||
 	    memcmp(tr + 32, want_sha, 32)) {
-		close(fd);
 		bad_state(err, mem_path, "trailer does not belong to this state file (another snapshot's memory?)");
 		goto out;
 	}
@@ -409,7 +414,6 @@ int vmm_snapshot_open(const char *state_path, const char *mem_path, bool verify_
 			size_t n = s->mem_bytes - off < sizeof chunk ? (size_t)(s->mem_bytes - off) : sizeof chunk;
 			ssize_t r = pread(fd, chunk, n, (off_t)off);
 			if (r <= 0) {
-				close(fd);
 				silo_fail(err, SILO_ERR_IO_ERROR, errno, "snapshot: read %s", mem_path);
 				goto out;
 			}
@@ -419,12 +423,10 @@ int vmm_snapshot_open(const char *state_path, const char *mem_path, bool verify_
 		uint8_t got[32];
 		crypto_hash_sha256_final(&hs, got);
 		if (sodium_memcmp(got, want_sha, 32)) {
-			close(fd);
 			bad_state(err, mem_path, "SHA-256 of guest memory does not match: the memory file is corrupt");
 			goto out;
 		}
 	}
-	close(fd);
 	s->payload_len = (size_t)plen;
 	s->payload = xmalloc(s->payload_len);
 	memcpy(s->payload, d + 24, s->payload_len);

@@ -29,15 +29,23 @@ typedef struct vmm_snapshot {
 	size_t payload_len;
 } vmm_snapshot;
 
-/* Write the snapshot of v (which must be paused). cfg/rng describe its devices. */
-int vmm_snapshot_create(vm *v, const vmm_file_config *cfg, bool rng, const char *state_path, const char *mem_path,
-			silo_error *err);
+/* A snapshot file: an open fd (the caller's) and the name errors use (its path, or "fd:N"
+ * for a descriptor passed over the API socket). */
+typedef struct vmm_snap_file {
+	int fd;
+	const char *name;
+} vmm_snap_file;
+
+/* Write the snapshot of v (which must be paused) into two regular files open for writing
+ * (truncated first). cfg/rng describe its devices. */
+int vmm_snapshot_create(vm *v, const vmm_file_config *cfg, bool rng, const vmm_snap_file *state,
+			const vmm_snap_file *mem, silo_error *err);
 /* Read and check a snapshot: version, the state file's SHA-256, the memory file's size and
  * trailer (same snapshot id), and with verify_memory the SHA-256 of guest RAM. A corrupt or
  * mismatched file is CHECKSUM_MISMATCH naming the file; a newer version is INVALID_CONFIG. */
-int vmm_snapshot_open(const char *state_path, const char *mem_path, bool verify_memory, vmm_snapshot *s,
+int vmm_snapshot_open(const vmm_snap_file *state, const vmm_snap_file *mem, bool verify_memory, vmm_snapshot *s,
 		      silo_error *err);
-/* Load the saved state into v, built (vm_create with cfg.mem_file, devices attached) from s. */
+/* Load the saved state into v, built (vm_create with cfg.mem_fd, devices attached) from s. */
 int vmm_snapshot_apply(vm *v, const vmm_snapshot *s, silo_error *err);
 void vmm_snapshot_free(vmm_snapshot *s);
 

@@ -248,8 +248,10 @@ static void *vcpu_thread(void *arg)
 			pthread_mutex_unlock(&v->pause_lock);
 			continue;
 		}
-		if (c->index == 0 && !v->t_first_run)
+		if (c->index == 0 && !v->t_first_run) {
 			v->t_first_run = vmm_now_ns();
+			vmm_step("vcpu0_first_run");
+		}
 		int r = ioctl(c->fd, KVM_RUN, 0);
 		c->run->immediate_exit = 0;
 		if (r < 0) {
@@ -313,6 +315,7 @@ int vcpus_start(vm *v, silo_error *err)
 	sa.sa_handler = kick_handler; /* no SA_RESTART: KVM_RUN returns EINTR */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR1, &sa, NULL);
+	v->main_thread = pthread_self(); /* vm_request_stop wakes it; the VM may have been built by another thread */
 	v->t_vm_start = vmm_now_ns();
 	for (int i = 0; i < v->nvcpus; i++) {
 		vcpu *c = &v->vcpus[i];

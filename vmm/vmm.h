@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/error.h"
 
@@ -47,8 +48,9 @@ typedef struct guest_mem {
 
 /* memory.c */
 int guest_mem_create(guest_mem *m, uint64_t size, silo_error *err);
-/* Restore: map the first size bytes of a snapshot memory file MAP_PRIVATE (copy-on-write). */
-int guest_mem_map_file(guest_mem *m, const char *path, uint64_t size, silo_error *err);
+/* Restore: map the first size bytes of a snapshot memory file MAP_PRIVATE (copy-on-write).
+ * fd stays the caller's; name is for errors. */
+int guest_mem_map_file(guest_mem *m, int fd, const char *name, uint64_t size, silo_error *err);
 void guest_mem_destroy(guest_mem *m);
 /* Host pointer for [gpa, gpa+len) or NULL if any byte is outside guest RAM. */
 void *guest_mem_ptr(const guest_mem *m, uint64_t gpa, uint64_t len);
@@ -131,7 +133,8 @@ typedef struct vm_config {
 	uint64_t serial_log_max; /* cap of a serial log file in bytes (tail kept, logcap.h) */
 	bool boot_timer;
 	uint64_t timeout_ms; /* 0 = none */
-	const char *mem_file; /* restore: guest RAM from this snapshot memory file (MAP_PRIVATE) */
+	const char *mem_name; /* restore (non-NULL): guest RAM from this snapshot memory file, */
+	int mem_fd;           /* open as mem_fd, mapped MAP_PRIVATE */
 } vm_config;
 
 typedef struct serial_dev serial_dev;
@@ -166,6 +169,10 @@ typedef struct vm {
 } vm;
 
 /* kvm.c */
+/* Start fetching KVM's supported CPUID table in a thread (once per process); vm_create
+ * waits for it. vm_cpuid_join waits too (before the jail's last step: no thread may be left). */
+void vm_prefetch_cpuid(void);
+void vm_cpuid_join(void);
 int vm_create(vm *v, const vm_config *cfg, silo_error *err);
 void vm_destroy(vm *v);
 /* Record the first stop reason (later ones are ignored) and wake the main thread. */
@@ -203,17 +210,33 @@ int linux_load_pvh(vm *v, const uint8_t *img, size_t len, const uint8_t *initrd,
 int linux_load_bzimage(vm *v, const uint8_t *img, size_t len, const uint8_t *initrd, size_t initrd_len,
 		       const char *cmdline, silo_error *err);
 
-/* jail.c */
-/* New mount/pid/net/ipc namespaces and a fork: returns 0 in the child (pid 1 of the new pid
- * namespace); the parent relays SIGTERM/SIGINT, removes the cleanup_paths (NULL-terminated)
- * after the child exits and exits with its status. */
-int jail_prepare(const char *const *cleanup_paths, const char *id, uint64_t mem_mib, uint64_t vcpus,
-		 silo_error *err);
-/* The jail's cgroup: memory = guest RAM + overhead, CPU = (vcpus + 1) CPUs, pids. */
+/* jail.c (docs/vmm.md "Jail") */
+typedef struct jail_opts {
+	const char *dir;            /* the jail root (the VMM pivots into it) */
+	const char *id;             /* the VM id: the default cgroup name is vmm-<id>-<pid> */
+	const char *cgroup;         /* or this name: the cgroup is silo/<cgroup> */
+	bool have_uid;              /* become uid/gid (no supplementary groups); else stay uid 0 */
+	uid_t uid;
+	gid_t gid;
+	int hold_fd;                /* kept open by the relay only (-1: none) */
+	const char *netns;          /* a network namespace to join (/run/netns/x), "new", or NULL:
+	                             * Landlock scopes where the kernel has them, else new */
+	uint64_t mem_mib, vcpus;    /* the envelope: cgroup memory and CPU; larger VMs are refused */
+	uint64_t fsize;             /* RLIMIT_FSIZE: no file grows past this */
+	const char *const *cleanup; /* NULL-terminated: removed by the relay after the VMM exits */
+} jail_opts;
+/* The cgroup: memory = guest RAM + overhead, CPU = (vcpus + 1) CPUs, pids; rlimits. */
 #define JAIL_VMM_OVERHEAD_MIB 512
 #define JAIL_PIDS_MAX 64
-/* Update the cgroup limits once the API configured the machine (before jail_enter). */
-int jail_set_memory(uint64_t mem_mib, uint64_t vcpus, silo_error *err);
+#define JAIL_NOFILE 256
+/* Clone into new pid/mount/IPC/UTS namespaces: returns 0 in the child (the VMM, pid 1 of
+ * its pid namespace). The parent becomes the relay (cgroup, network namespace, signal
+ * forwarding, cleanup after the child exits) and never returns. */
+int jail_start(const jail_opts *o, silo_error *err);
+/* In the child's main thread once every host file is open: pivot_root, rlimits, cgroup,
+ * network, uid/gid, no capabilities, no_new_privs, Landlock, seccomp. Per thread: threads
+ * started before (a VM builder) keep root and must end before anything untrusted runs. */
+int jail_enter(silo_error *err);
 /* Clear the capability bounding set (needs CAP_SETPCAP while a capability is still in it). */
 int jail_clear_bounding(silo_error *err);
 /* The bounding set (as above), the ambient set, and effective/permitted/inheritable.
@@ -221,8 +244,6 @@ int jail_clear_bounding(silo_error *err);
 int jail_drop_caps(silo_error *err);
 /* Make the mount dir (already a mount point) the root; the old root is detached. */
 int jail_pivot_root(const char *dir, silo_error *err);
-/* pivot_root into dir, rlimits, drop capabilities, no_new_privs, seccomp allow-list. */
-int jail_enter(const char *dir, silo_error *err);
 
 /* devices */
 /* out_fd: a regular file (capped at max_bytes, the tail kept: logcap.h) or a pipe/tty. */
@@ -236,5 +257,10 @@ int boot_timer_attach(vm *v, silo_error *err);
 int debug_exit_attach(vm *v, silo_error *err);
 
 uint64_t vmm_now_ns(void);
+/* Start-up steps: record a named timestamp (any thread; the names must be string literals);
+ * the metrics line prints them as "steps":{"name":us since t0,...}. */
+#define VMM_MAX_STEPS 32
+void vmm_step(const char *name);
+void vmm_steps_json(uint64_t t0, char *buf, size_t len);
 
 #endif

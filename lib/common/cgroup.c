@@ -84,10 +84,13 @@ bool cg_probe(char *desc, size_t len)
 void cg_paths(const char *id, cg_set *cg)
 {
 	memset(cg, 0, sizeof *cg);
-	if (use_v1()) {
-		static const char *const ctrls[] = {"memory", "cpu", "pids", "freezer"};
+	static const char *const ctrls[] = {"memory", "cpu", "pids", "freezer"};
+	bool has[4];
+	for (size_t i = 0; i < ARRAY_SIZE(ctrls); i++) /* one statfs each (as use_v1, without asking twice) */
+		has[i] = v1_has(ctrls[i]);
+	if (has[0] && has[1] && has[2]) {
 		for (size_t i = 0; i < ARRAY_SIZE(ctrls); i++) {
-			if (!v1_has(ctrls[i]))
+			if (!has[i])
 				continue;
 			snprintf(cg->path[cg->n], PATH_MAX, CG_ROOT "/%s/silo/%s", ctrls[i], id);
 			snprintf(cg->procs[cg->n], PATH_MAX, "%s/cgroup.procs", cg->path[cg->n]);
@@ -154,6 +157,11 @@ static int v2_prepare_parent(const char *parent, silo_error *err)
 int cg_create(const char *id, const cg_limits *lim, cg_set *cg, silo_error *err)
 {
 	cg_paths(id, cg);
+	if (lim->no_freezer && cg->freeze_v1) { /* the v1 freezer hierarchy is the last one */
+		cg->n--;
+		cg->freeze[0] = '\0';
+		cg->freeze_v1 = false;
+	}
 	if (cg->n == 0)
 		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, 0,
 				 "namespace: no usable cgroup hierarchy for memory/cpu/pids limits");

@@ -26,6 +26,7 @@ typedef struct cg_limits {
 	uint64_t memory_bytes;            /* 0 = none */
 	uint32_t cpu_millis;              /* 1000 = one CPU, 0 = none */
 	uint32_t pids_max;                /* 0 = none */
+	bool no_freezer;                  /* v1: no freezer cgroup (nothing will freeze it) */
 } cg_limits;
 
 /* Compute paths for sandbox id (no side effects). */

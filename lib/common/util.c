@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,6 +118,14 @@ size_t strv_len(char *const *v)
 	return n;
 }
 
+void strv_push(char ***v, char *s)
+{
+	size_t n = *v ? strv_len(*v) : 0;
+	*v = xrealloc(*v, (n + 2) * sizeof **v);
+	(*v)[n] = s;
+	(*v)[n + 1] = NULL;
+}
+
 char **strv_dup(char *const *v)
 {
 	size_t n = strv_len(v);
@@ -157,6 +166,35 @@ int write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+int send_all_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds)
+{
+	if (nfds < 0 || nfds > 8)
+		return errno = EINVAL, -1;
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int) * 8)];
+	} cm;
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (nfds) {
+		memset(&cm, 0, sizeof cm);
+		mh.msg_control = cm.b;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+	}
+	ssize_t n;
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	return (size_t)n < len ? write_all(sock, (const char *)buf + n, len - (size_t)n) : 0;
 }
 
 int read_exact(int fd, void *buf, size_t len)

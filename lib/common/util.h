@@ -54,6 +54,8 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void strv_free(char **v);
 size_t strv_len(char *const *v);
 char **strv_dup(char *const *v);
+/* Append s (taken) to the NULL-terminated *v (which may be NULL). */
+void strv_push(char ***v, char *s);
 
 /* ---- fd I/O ---- */
 /* Write all of buf, retrying on EINTR/short writes. 0 or -1 with errno. */
@@ -62,6 +64,9 @@ int write_all(int fd, const void *buf, size_t len);
  * read). IO_ERROR names path when a read fails. */
 int read_chunks(int fd, const char *path, size_t chunk,
 		int (*fn)(void *ud, const void *buf, size_t n, silo_error *err), void *ud, silo_error *err);
+/* Write all of buf to a socket, passing nfds (<= 8) descriptors with its first bytes
+ * (SCM_RIGHTS, one sendmsg). 0 or -1 with errno. */
+int send_all_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
 /* Read exactly len bytes. 0 ok, -1 error (errno), 1 on EOF before len. */
 int read_exact(int fd, void *buf, size_t len);
 /* Read a whole file, at most max bytes (else EFBIG). NUL-terminated; *len excludes NUL. */

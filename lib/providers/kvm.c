@@ -16,7 +16,25 @@
  * the scratch disk RUNDIR/disk.img (the disk budget), attached last as
  * "--drive disk.img,id=silo-scratch" with a path relative to RUNDIR, silo-vmm's
  * working directory, so a snapshot restored in another sandbox opens its own copy;
- * the serial log is capped keeping its tail (--serial-log-max).
+ * the serial log is capped keeping its tail (--serial-log-max). An ext4 image's root disk is
+ * the first drive, read-only (/dev/vda, silo.root=/dev/vda). With spec.network, passt's
+ * connected socket is silo-vmm's fd 4 (--net fd=4: virtio-net, opened before the jail like
+ * every other file); such a sandbox is not snapshotted or restored (no virtio-net state).
+ *
+ * silo-vmm always runs jailed (vmm/jail.c; docs/vmm.md "kvm provider"): as a per-sandbox
+ * uid leased from VM_UID_BASE (vm_uid_lease; its relay holds the lease, --hold-fd), in new
+ * pid/mount/IPC/UTS/network namespaces whose root is RUNDIR/jail (root-owned; it holds only
+ * the vsock socket), in the cgroup silo/<id>, without capabilities, with no_new_privs, its
+ * seccomp allow-list and rlimits (RLIMIT_FSIZE = the largest file it may write). Every host
+ * file it uses is opened before it enters the jail (kernel, initrd, drives, the scratch
+ * disk, the serial log, its sockets); snapshot files are opened here and handed over the API
+ * socket (SCM_RIGHTS, "fd:N"). sb->pid is silo-vmm's relay, started in its own session so
+ * the sandbox outlives a silod restart (reattach finds it by the tag silo-<id> on its
+ * command line); the VMM is the relay's only child. No parent-death signal: it follows the
+ * thread that forks (in silod, the request's thread, which ends with the request); an owner
+ * that dies is handled by its owner record and watchdog (core/owner.c). RUNDIR holds api.sock, serial.log,
+ * vmm.log (silo-vmm's stderr), disk.img and jail/ (with jail/vsock.sock: the agent's
+ * hybrid vsock socket).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -24,10 +42,10 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -35,22 +53,38 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cgroup.h"
 #include "common/util.h"
 #include "core/provider.h"
 #include "core/sandbox.h"
-#include "image/image.h"
+#include "providers/ns.h"
 #include "providers/vm.h"
-#include "trust/trust.h"
 
 #define AGENT_VSOCK_PORT 1024
 
-static const char *const rundir_files[] = {"vsock.sock", "api.sock", "serial.log", "vmm.log", VM_SCRATCH_FILE};
+#define VMM_BIN "silo-vmm"
+#define JAIL_DIR "jail"              /* RUNDIR/jail: silo-vmm's root */
+#define VSOCK_FILE JAIL_DIR "/vsock.sock"
+#define LEASE_FD 3                   /* the uid lease, as silo-vmm's relay sees it */
+#define NET_FD 4                     /* passt's socket (spec.network), silo-vmm's --net fd=4 */
+_Static_assert(NET_FD == LEASE_FD + 1, "launch closes every descriptor above NET_FD (or LEASE_FD)");
+#define SNAPSHOT_MARGIN_MIB 64       /* RLIMIT_FSIZE above guest RAM: the memory file's trailer */
+
+static const char *const rundir_files[] = {VSOCK_FILE, "api.sock", "serial.log", "vmm.log", VM_SCRATCH_FILE};
 
 typedef struct kvm_state {
 	bool is_child, exited;
 	char vsock[PATH_MAX];
 	char api[PATH_MAX];
 } kvm_state;
+
+static kvm_state *state_for(const sandbox *sb)
+{
+	kvm_state *k = xcalloc(1, sizeof *k);
+	snprintf(k->vsock, sizeof k->vsock, "%s/" VSOCK_FILE, sb->rundir);
+	snprintf(k->api, sizeof k->api, "%s/api.sock", sb->rundir);
+	return k;
+}
 
 static bool cpu_has_hw_virt(void)
 {
@@ -75,8 +109,13 @@ static void k_probe(provider_info *info)
 	snprintf(info->version, sizeof info->version, "silo-vmm %s", SILO_VERSION);
 	snprintf(info->accel, sizeof info->accel, "none");
 	char bin[PATH_MAX];
-	if (find_helper_binary("silo-vmm", bin, sizeof bin, NULL) < 0) {
+	if (find_helper_binary(VMM_BIN, bin, sizeof bin, NULL) < 0) {
 		snprintf(info->reason, sizeof info->reason, "silo-vmm not found (set SILO_LIBEXEC_DIR or build the tree)");
+		return;
+	}
+	if (geteuid() != 0) {
+		snprintf(info->reason, sizeof info->reason,
+			 "silo-vmm runs jailed (its own uid, namespaces and cgroup), which needs root");
 		return;
 	}
 	silo_error serr = {0};
@@ -104,13 +143,130 @@ static void k_probe(provider_info *info)
 	info->available = true;
 }
 
-static int launch(sandbox *sb, kvm_state *k, const char *bin, const char *const *argv, int net_fd, silo_error *err);
+/* ---------------------------------------------------------------- silo-vmm's command line */
+
+static void av_add(char ***v, const char *s)
+{
+	size_t n = *v ? strv_len(*v) : 0;
+	*v = xrealloc(*v, (n + 2) * sizeof **v);
+	(*v)[n] = xstrdup(s);
+	(*v)[n + 1] = NULL;
+}
+
+static void av_addf(char ***v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void av_addf(char ***v, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = NULL;
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	av_add(v, s);
+	free(s);
+}
+
+/* "--drive PATH[,ro]": silo-vmm runs in RUNDIR, relative paths are resolved here; what names
+ * the file in errors (a path with a comma, or one that does not resolve). */
+static int add_drive(sandbox *sb, char ***av, const char *path, bool ro, const char *what, silo_error *err)
+{
+	if (strchr(path, ','))
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "%s: commas are not supported (%s)", what,
+				    path);
+	char abs[PATH_MAX];
+	const char *p = path;
+	if (p[0] != '/' && !(p = realpath(path, abs)))
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id, "%s: %s", what, path);
+	av_add(av, "--drive");
+	av_addf(av, "%s%s", p, ro ? ",ro" : "");
+	return 0;
+}
+
+/* What spawn and restore give silo-vmm alike: the jail (RUNDIR/jail as its root, the
+ * sandbox's leased uid, the cgroup silo/<id>, the machine's size as the jail's envelope,
+ * RLIMIT_FSIZE), the files it opens before entering it (serial log, API and vsock sockets,
+ * the image's root disk ROOTDISK ("" = none; read-only, first: /dev/vda), the user's
+ * drives, the scratch disk) and the tag silo-<id>. *lease: the uid lease's fd. */
+static int common_args(sandbox *sb, const vm_spec *spec, const char *bin, const char *rootdisk, bool scratch,
+		       char ***av, int *lease, uint64_t *scratch_mb_out, silo_error *err)
+{
+	*lease = -1;
+	uint64_t scratch_mb = 0, largest = 0;
+	unsigned root = rootdisk[0] ? 1 : 0;
+	if (root + spec->n_drives >= 8)
+		return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, 0, sb->id,
+				    "drives: at most %u with the kvm provider (silo-vmm has 8 drive slots, one is the "
+				    "scratch disk%s)",
+				    7 - root, root ? ", one the image's root disk" : "");
+	if (vm_disk_budget(spec, &scratch_mb, &largest, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
+	*scratch_mb_out = scratch_mb;
+	unsigned mem = spec->memory_mb ? spec->memory_mb : 256, vcpus = spec->vcpus ? spec->vcpus : 1;
+	/* no file it writes may grow past the largest one: a drive, the scratch disk, the serial
+	 * log, a snapshot's memory file */
+	uint64_t fsize = largest;
+	if (((uint64_t)mem + SNAPSHOT_MARGIN_MIB) << 20 > fsize)
+		fsize = ((uint64_t)mem + SNAPSHOT_MARGIN_MIB) << 20;
+	if (vm_serial_log_max() > fsize)
+		fsize = vm_serial_log_max();
+	char jail[PATH_MAX + 16];
+	snprintf(jail, sizeof jail, "%s/" JAIL_DIR, sb->rundir);
+	/* the jail's root: root-owned and not writable by the VMM's uid (it gets no new files) */
+	if ((mkdir(jail, 0755) < 0 && errno != EEXIST) || chmod(jail, 0755) < 0)
+		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "kvm: %s", jail);
+	uid_t uid;
+	if (vm_uid_lease(sb->id, &uid, lease, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
+	av_add(av, bin);
+	av_add(av, "--id");
+	av_addf(av, "silo-%s", sb->id); /* the VM tag: cleanup sweeps and reattach find it */
+	av_add(av, "--jail");
+	av_add(av, jail);
+	av_add(av, "--uid");
+	av_addf(av, "%u", (unsigned)uid);
+	av_add(av, "--gid");
+	av_addf(av, "%u", (unsigned)uid);
+	av_add(av, "--cgroup");
+	av_add(av, sb->id);
+	av_add(av, "--hold-fd");
+	av_addf(av, "%d", LEASE_FD);
+	av_add(av, "--fsize");
+	av_addf(av, "%llu", (unsigned long long)fsize);
+	av_add(av, "--mem");
+	av_addf(av, "%u", mem);
+	av_add(av, "--vcpus");
+	av_addf(av, "%u", vcpus);
+	av_add(av, "--serial-log");
+	av_addf(av, "%s/serial.log", sb->rundir);
+	av_add(av, "--serial-log-max");
+	av_addf(av, "%llu", (unsigned long long)vm_serial_log_max());
+	av_add(av, "--api-sock");
+	av_addf(av, "%s/api.sock", sb->rundir);
+	av_add(av, "--vsock-uds");
+	av_addf(av, "%s/" VSOCK_FILE, sb->rundir);
+	/* the root disk is read-only: any number of sandboxes share the file */
+	if (root && add_drive(sb, av, rootdisk, true, "boot.image (its root disk)", err) < 0)
+		return -1;
+	for (size_t i = 0; i < spec->n_drives; i++) {
+		char what[32];
+		snprintf(what, sizeof what, "drives[%zu].path", i);
+		if (add_drive(sb, av, spec->drives[i].path, spec->drives[i].read_only, what, err) < 0)
+			return -1;
+	}
+	if (scratch) {
+		av_add(av, "--drive");
+		av_add(av, VM_SCRATCH_FILE ",id=" VM_SCRATCH_SERIAL);
+	}
+	return 0;
+}
+
+static int launch(sandbox *sb, const char *bin, char **argv, int lease, int net_fd, silo_error *err);
 static void remove_rundir_files(sandbox *sb);
 
 static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 {
 	char bin[PATH_MAX];
-	if (find_helper_binary("silo-vmm", bin, sizeof bin, err) < 0)
+	if (find_helper_binary(VMM_BIN, bin, sizeof bin, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
 	/* kernel, loader, and an ext4 image's root disk (first: /dev/vda) */
 	vm_boot_plan bp;
@@ -120,128 +276,111 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 	bool keyring = false;
 	if (vm_check_boot(&bp, &keyring, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
-	const char *kernel = bp.kernel, *initrd = bp.initrd;
+	if (spec->network && sb->net_fd < 0)
+		return silo_fail_vm(err, SILO_ERR_INTERNAL, EBADF, sb->id, "kvm: network socket");
 	unsigned root = bp.rootdisk[0] ? 1 : 0;
-	uint64_t scratch_mb = 0, largest = 0;
-	if (root + spec->n_drives >= 8)
-		return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, 0, sb->id,
-				    "drives: at most %u with the kvm provider (silo-vmm has 8 drive slots, one is the "
-				    "scratch disk%s)",
-				    7 - root, root ? ", one the image's root disk" : "");
-	if (vm_disk_budget(spec, &scratch_mb, &largest, err) < 0)
-		return silo_error_set_vm(err, sb->id), -1;
 	char silo_args[256];
 	snprintf(silo_args, sizeof silo_args, "console=ttyS0 reboot=k panic=-1 quiet%s silo.scratch=/dev/vd%c%s",
 		 root ? " silo.root=/dev/vda" : "", (char)('a' + root + spec->n_drives), bp.hostname_arg);
 	cleanup_free char *cmdline = NULL;
 	if (vm_cmdline_compose(spec->cmdline, silo_args, keyring, &cmdline, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
-	kvm_state *k = xcalloc(1, sizeof *k);
-	snprintf(k->vsock, sizeof k->vsock, "%s/vsock.sock", sb->rundir);
-	snprintf(k->api, sizeof k->api, "%s/api.sock", sb->rundir);
-	char serial[PATH_MAX + 16], mem[16], vcpus[16], smax[32];
-	snprintf(serial, sizeof serial, "%s/serial.log", sb->rundir);
-	snprintf(mem, sizeof mem, "%u", spec->memory_mb ? spec->memory_mb : 256);
-	snprintf(vcpus, sizeof vcpus, "%u", spec->vcpus ? spec->vcpus : 1);
-	snprintf(smax, sizeof smax, "%llu", (unsigned long long)vm_serial_log_max());
-	const char *argv[64];
-	char drives[SPEC_MAX_DRIVES][PATH_MAX + 48], rootdrive[PATH_MAX + 8];
-	int n = 0;
-	argv[n++] = bin;
-	argv[n++] = "--kernel", argv[n++] = kernel;
-	if (initrd[0])
-		argv[n++] = "--initrd", argv[n++] = initrd;
-	argv[n++] = "--mem", argv[n++] = mem;
-	argv[n++] = "--vcpus", argv[n++] = vcpus;
-	argv[n++] = "--serial-log", argv[n++] = serial;
-	argv[n++] = "--serial-log-max", argv[n++] = smax;
-	argv[n++] = "--vsock-uds", argv[n++] = k->vsock;
-	argv[n++] = "--api-sock", argv[n++] = k->api;
-	argv[n++] = "--id", argv[n++] = sb->id;
-	argv[n++] = "--boot-timer";
-	argv[n++] = "--rng";
-	argv[n++] = "--cmdline", argv[n++] = cmdline;
-	if (root) {   /* the image's root disk, read-only: any number of sandboxes share the file */
-		if (strchr(bp.rootdisk, ','))
-			return free(k), silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
-						     "boot.image: the root disk path %s has a comma", bp.rootdisk);
-		char abs[PATH_MAX];
-		const char *rp = bp.rootdisk[0] == '/' ? bp.rootdisk : realpath(bp.rootdisk, abs);
-		if (!rp)
-			return free(k), silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id, "root disk %s",
-						     bp.rootdisk);
-		snprintf(rootdrive, sizeof rootdrive, "%s,ro", rp);
-		argv[n++] = "--drive", argv[n++] = rootdrive;
+	cleanup_strv char **av = NULL;
+	int lease = -1;
+	uint64_t scratch_mb = 0;
+	if (common_args(sb, spec, bin, bp.rootdisk, true, &av, &lease, &scratch_mb, err) < 0)
+		goto fail;
+	av_add(&av, "--kernel");
+	av_add(&av, bp.kernel);
+	if (bp.initrd[0]) {
+		av_add(&av, "--initrd");
+		av_add(&av, bp.initrd);
 	}
-	for (size_t i = 0; i < spec->n_drives && n < 60; i++) {
-		if (strchr(spec->drives[i].path, ','))
-			return free(k), silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
-						     "drives[%zu].path: commas are not supported", i);
-		/* silo-vmm runs in RUNDIR: relative paths are resolved here */
-		char abs[PATH_MAX];
-		const char *dp = spec->drives[i].path;
-		if (dp[0] != '/' && !(dp = realpath(spec->drives[i].path, abs)))
-			return free(k), silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id, "drives[%zu].path: %s", i,
-						     spec->drives[i].path);
-		snprintf(drives[i], sizeof drives[i], "%s%s", dp, spec->drives[i].read_only ? ",ro" : "");
-		argv[n++] = "--drive", argv[n++] = drives[i];
+	av_add(&av, "--boot-timer");
+	av_add(&av, "--rng");
+	av_add(&av, "--cmdline");
+	av_add(&av, cmdline);
+	if (spec->network) { /* virtio-net on passt's socket (docs/network.md) */
+		av_add(&av, "--net");
+		av_addf(&av, "fd=%d", NET_FD);
 	}
-	argv[n++] = "--drive", argv[n++] = VM_SCRATCH_FILE ",id=" VM_SCRATCH_SERIAL;
-	if (spec->network) {   /* virtio-net on passt's socket, fd 3 in silo-vmm (docs/network.md) */
-		if (sb->net_fd < 0)
-			return free(k), silo_fail_vm(err, SILO_ERR_INTERNAL, EBADF, sb->id, "kvm: network socket");
-		argv[n++] = "--net", argv[n++] = "fd=3";
+	if (vm_scratch_create(sb->rundir, scratch_mb, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		goto fail;
 	}
-	argv[n] = NULL;
-	if (vm_scratch_create(sb->rundir, scratch_mb, err) < 0)
-		return free(k), silo_error_set_vm(err, sb->id), -1;
-	if (launch(sb, k, bin, argv, spec->network ? sb->net_fd : -1, err) < 0) {
-		remove_rundir_files(sb);
-		return -1;
+	if (launch(sb, bin, av, lease, spec->network ? sb->net_fd : -1, err) < 0) {
+		lease = -1; /* launch took it */
+		goto fail;
 	}
 	return 0;
+fail:
+	if (lease >= 0)
+		close(lease);
+	remove_rundir_files(sb);
+	return -1;
 }
 
-/* Fork and exec silo-vmm (stdout/stderr to RUNDIR/vmm.log), NET_FD (>= 0) as its fd 3;
- * takes ownership of k. */
-static int launch(sandbox *sb, kvm_state *k, const char *bin, const char *const *argv, int net_fd, silo_error *err)
+/* Fork and exec silo-vmm (stdout/stderr to RUNDIR/vmm.log, the uid lease on LEASE_FD, net_fd
+ * (>= 0: passt's socket; the caller keeps its own) on NET_FD, no other descriptor, in RUNDIR,
+ * in its own session: it outlives a silod restart). Takes lease. */
+static int launch(sandbox *sb, const char *bin, char **argv, int lease, int net_fd, silo_error *err)
 {
+	/* out of the way of the numbers the child arranges */
+	int hi = fcntl(lease, F_DUPFD_CLOEXEC, 200), e = errno;
+	close(lease);
+	int hnet = hi >= 0 && net_fd >= 0 ? fcntl(net_fd, F_DUPFD_CLOEXEC, 200) : -1;
+	if (hi < 0 || (net_fd >= 0 && hnet < 0)) {
+		e = hi < 0 ? e : errno;
+		if (hi >= 0)
+			close(hi);
+		return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, e, sb->id, "kvm: descriptors for silo-vmm");
+	}
 	char log[PATH_MAX + 16];
 	snprintf(log, sizeof log, "%s/vmm.log", sb->rundir);
 	int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (lfd < 0) {
-		free(k);
-		return silo_fail_vm(err, SILO_ERR_INTERNAL, errno, sb->id, "kvm: %s", log);
-	}
-	pid_t parent = getpid();
-	pid_t pid = fork();
+	pid_t pid = lfd < 0 ? -1 : fork();
 	if (pid < 0) {
+		e = errno;
+		close(hi);
+		if (hnet >= 0)
+			close(hnet);
+		if (lfd < 0)
+			return silo_fail_vm(err, SILO_ERR_INTERNAL, e, sb->id, "kvm: %s", log);
 		close(lfd);
-		free(k);
-		return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, errno, sb->id, "kvm: fork");
+		return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, e, sb->id, "kvm: fork");
 	}
 	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphaned VMMs if the manager dies */
-		if (getppid() != parent || chdir(sb->rundir) < 0)   /* the scratch disk is relative to it */
+		/* async-signal-safe only from here (the manager is multi-threaded) */
+		setsid();
+		if (chdir(sb->rundir) < 0) /* the scratch disk is relative to it */
 			_exit(127);
 		int null = open("/dev/null", O_RDONLY);
 		dup2(null, 0);
 		dup2(lfd, 1);
 		dup2(lfd, 2);
-		if (net_fd >= 0 && (net_fd == 3 ? fcntl(3, F_SETFD, 0) : dup2(net_fd, 3)) < 0)
+		/* hi and hnet are >= 200: these dup2s cannot close one another's source */
+		if (dup2(hi, LEASE_FD) < 0 || (hnet >= 0 && dup2(hnet, NET_FD) < 0))
 			_exit(127);
+		for (int fd = hnet >= 0 ? NET_FD + 1 : LEASE_FD + 1; fd < 1024; fd++)
+			close(fd);
 		sigset_t all;
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
-		execv(bin, (char *const *)argv);
+		execv(bin, argv);
 		_exit(127);
 	}
 	close(lfd);
+	close(hi); /* the lease is the relay's now */
+	if (hnet >= 0)
+		close(hnet); /* silo-vmm's copy is its own */
+	kvm_state *k = state_for(sb);
 	k->is_child = true;
 	sb->pid = pid;
 	sb->prov = k;
 	return 0;
 }
+
+/* ---------------------------------------------------------------- the processes */
 
 static bool k_alive(sandbox *sb)
 {
@@ -255,8 +394,10 @@ static bool k_alive(sandbox *sb)
 			k->exited = true;
 			return false;
 		}
+		if (r == 0)
+			return true;
 	}
-	return kill(sb->pid, 0) == 0;
+	return kill(sb->pid, 0) == 0 && vm_proc_is(sb->pid, VMM_BIN, sb->id) && !vm_proc_zombie(sb->pid);
 }
 
 /* One attempt: connect, CONNECT line, wait for "OK <port>\n". -1 when the VMM
@@ -326,7 +467,7 @@ static bool wait_exit(sandbox *sb, int ms)
 	while (k_alive(sb)) {
 		if (now_mono_ns() >= deadline)
 			return false;
-		struct timespec ts = {0, 5 * 1000 * 1000};
+		struct timespec ts = {0, 2 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
 	return true;
@@ -339,31 +480,76 @@ static void remove_rundir_files(sandbox *sb)
 		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
 		unlink(p);
 	}
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof p, "%s/" JAIL_DIR, sb->rundir);
+	rmdir(p);
 	rmdir(sb->rundir);
+}
+
+/* Force the jail down: SIGKILL the VMM (the relay then removes the sockets and the cgroup
+ * and exits), then the relay if it lingers (the VMM has PR_SET_PDEATHSIG(SIGKILL)), then any
+ * cgroup left. */
+static int stop_jail(sandbox *sb)
+{
+	if (sb->pid > 0 && k_alive(sb)) {
+		pid_t vp = vm_proc_child(sb->pid);
+		if (vp > 0)
+			kill(vp, SIGKILL);
+		if (!wait_exit(sb, vp > 0 ? 5000 : 0)) {
+			kill(sb->pid, SIGKILL);
+			if (!wait_exit(sb, 5000))
+				return -1;
+		}
+	}
+	vm_cgroup_remove(sb->id);
+	return 0;
 }
 
 static int k_terminate(sandbox *sb, int grace_ms, silo_error *err)
 {
 	kvm_state *k = sb->prov;
 	if (k && k_alive(sb)) {
-		kill(sb->pid, SIGTERM); /* silo-vmm stops its vCPUs and exits */
-		if (!wait_exit(sb, grace_ms > 0 ? grace_ms : 1000)) {
-			kill(sb->pid, SIGKILL);
-			if (!wait_exit(sb, 5000))
-				return silo_fail_vm(err, SILO_ERR_CLEANUP_FAILED, 0, sb->id,
-						    "silo-vmm pid %d survived SIGKILL", (int)sb->pid);
-		}
+		kill(sb->pid, SIGTERM); /* the relay passes it on: silo-vmm stops its vCPUs and exits */
+		wait_exit(sb, grace_ms > 0 ? grace_ms : 1000);
 	}
+	if (k && stop_jail(sb) < 0)
+		return silo_fail_vm(err, SILO_ERR_CLEANUP_FAILED, 0, sb->id, "silo-vmm pid %d survived SIGKILL", (int)sb->pid);
+	if (!k)
+		vm_cgroup_remove(sb->id);
 	remove_rundir_files(sb);
 	free(k);
 	sb->prov = NULL;
 	return 0;
 }
 
-/* One request to silo-vmm's API; returns the HTTP status (-1 when unreachable). The
- * response is bounded (4 KiB) and only its status line is used; fault_message goes to err. */
-static int api_call(sandbox *sb, const char *method, const char *path, const char *body, int timeout_ms,
-		    silo_error *err)
+static int api_call_fds(sandbox *sb, const char *method, const char *path, const char *body, const int *fds, int nfds,
+			int timeout_ms, silo_error *err);
+
+static int k_reattach(sandbox *sb, silo_error *err)
+{
+	if (sb->pid <= 0 || kill(sb->pid, 0) < 0 || !vm_proc_is(sb->pid, VMM_BIN, sb->id) || !vm_proc_child(sb->pid))
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "kvm: silo-vmm %d or its VM is gone",
+				    (int)sb->pid);
+	kvm_state *k = state_for(sb);
+	if (!path_exists(k->api)) {
+		free(k);
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, ENOENT, sb->id, "kvm: %s/api.sock is gone", sb->rundir);
+	}
+	k->is_child = false;
+	sb->prov = k;
+	/* A VM paused when the previous manager went away comes back running (its agent must
+	 * answer the reattach handshake); harmless if it runs. */
+	api_call_fds(sb, "PATCH", "/vm", "{\"state\":\"Resumed\"}", NULL, 0, 3000, NULL);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- the API client */
+
+/* One request to silo-vmm's API, with fds passed alongside (SCM_RIGHTS, named "fd:0".. in
+ * the body); returns the HTTP status (-1 when unreachable). The response is bounded (4 KiB)
+ * and only its status line is used; fault_message goes to err. */
+static int api_call_fds(sandbox *sb, const char *method, const char *path, const char *body, const int *fds, int nfds,
+			int timeout_ms, silo_error *err)
 {
 	kvm_state *k = sb->prov;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -376,7 +562,8 @@ static int api_call(sandbox *sb, const char *method, const char *path, const cha
 	cleanup_free char *req = xasprintf("%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
 					   "Content-Length: %zu\r\n\r\n%s",
 					   method, path, strlen(body), body);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || write_all(fd, req, strlen(req)) < 0) {
+	/* the descriptors go with the request's first bytes */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || send_all_with_fds(fd, req, strlen(req), fds, nfds) < 0) {
 		int e = errno;
 		close(fd);
 		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, e, sb->id, "kvm: silo-vmm API %s", k->api);
@@ -412,25 +599,51 @@ static int api_call(sandbox *sb, const char *method, const char *path, const cha
 
 static int k_pause(sandbox *sb, silo_error *err)
 {
-	return api_call(sb, "PATCH", "/vm", "{\"state\":\"Paused\"}", 5000, err) < 0 ? -1 : 0;
+	return api_call_fds(sb, "PATCH", "/vm", "{\"state\":\"Paused\"}", NULL, 0, 5000, err) < 0 ? -1 : 0;
 }
 
 static int k_resume(sandbox *sb, silo_error *err)
 {
-	return api_call(sb, "PATCH", "/vm", "{\"state\":\"Resumed\"}", 5000, err) < 0 ? -1 : 0;
+	return api_call_fds(sb, "PATCH", "/vm", "{\"state\":\"Resumed\"}", NULL, 0, 5000, err) < 0 ? -1 : 0;
 }
 
-/* Snapshot: silo-vmm writes DIR/vm.state and DIR/vm.mem (the core paused the VM). */
+/* ---------------------------------------------------------------- snapshots */
+
+/* DIR/vm.state and DIR/vm.mem, opened here (the jailed VMM cannot name them). */
+static int open_snapshot_files(sandbox *sb, const char *dir, bool create, int fds[2], silo_error *err)
+{
+	static const char *const names[2] = {"vm.state", "vm.mem"};
+	for (int i = 0; i < 2; i++) {
+		char p[PATH_MAX + 16];
+		snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+		fds[i] = open(p, (create ? O_RDWR | O_CREAT | O_TRUNC : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fds[i] < 0) {
+			int e = errno;
+			if (i)
+				close(fds[0]);
+			return silo_fail_vm(err, create ? SILO_ERR_IO_ERROR : SILO_ERR_CHECKSUM_MISMATCH, e, sb->id, "snapshot %s",
+					    p);
+		}
+	}
+	return 0;
+}
+
+/* Snapshot: silo-vmm writes the two files opened here (the core paused the VM), then the
+ * scratch disk's allocated extents go beside them. */
 static int k_snapshot(sandbox *sb, const char *dir, silo_error *err)
 {
-	if (sb->spec.network)   /* silo-vmm saves no virtio-net state yet (docs/network.md "Snapshots") */
+	if (sb->spec.network) /* silo-vmm saves no virtio-net state yet (docs/network.md "Snapshots") */
 		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
 				    "snapshot: the kvm provider cannot snapshot a sandbox with network (use qemu)");
-	cleanup_free char *st = xasprintf("%s/vm.state", dir), *mem = xasprintf("%s/vm.mem", dir);
-	json_t *b = json_pack("{s:s,s:s,s:s}", "snapshot_type", "Full", "snapshot_path", st, "mem_file_path", mem);
-	cleanup_free char *body = json_dumps(b, JSON_COMPACT);
-	json_decref(b);
-	if (api_call(sb, "PUT", "/snapshot/create", body, 120000, err) < 0)
+	int fds[2];
+	if (open_snapshot_files(sb, dir, true, fds, err) < 0)
+		return -1;
+	int rc = api_call_fds(sb, "PUT", "/snapshot/create",
+			      "{\"snapshot_type\":\"Full\",\"snapshot_path\":\"fd:0\",\"mem_file_path\":\"fd:1\"}", fds, 2,
+			      120000, err);
+	close(fds[0]);
+	close(fds[1]);
+	if (rc < 0)
 		return -1;
 	/* the scratch disk beside it (paused: virtio-blk writes are synchronous pwrites) */
 	cleanup_free char *disk = xasprintf("%s/" VM_SCRATCH_FILE, sb->rundir),
@@ -441,60 +654,104 @@ static int k_snapshot(sandbox *sb, const char *dir, silo_error *err)
 	return 0;
 }
 
-/* Restore: a fresh silo-vmm (API only) loads DIR/vm.{state,mem}: RAM is mapped copy-on-write
- * from the payload, the vsock socket is this sandbox's own. The caller verified DIR. */
-static int k_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_error *err)
+/* PUT /snapshot/load of DIR's files (open as fds) into the VMM just started for sb. */
+static int load_snapshot(sandbox *sb, const char *dir, const int fds[2], silo_error *err)
 {
-	if (spec->network)
-		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
-				    "restore: the kvm provider cannot restore a sandbox with network (use qemu)");
-	char bin[PATH_MAX];
-	if (find_helper_binary("silo-vmm", bin, sizeof bin, err) < 0)
-		return silo_error_set_vm(err, sb->id), -1;
-	/* the snapshot's scratch disk becomes this sandbox's RUNDIR/disk.img (opened relative to RUNDIR) */
-	cleanup_free char *snap_disk = xasprintf("%s/" VM_SCRATCH_SNAP, dir),
-			  *disk = xasprintf("%s/" VM_SCRATCH_FILE, sb->rundir);
-	if (path_exists(snap_disk) && vm_scratch_load(snap_disk, disk, 0, err) < 0)
-		return silo_error_set_vm(err, sb->id), -1;
-	kvm_state *k = xcalloc(1, sizeof *k);
-	snprintf(k->vsock, sizeof k->vsock, "%s/vsock.sock", sb->rundir);
-	snprintf(k->api, sizeof k->api, "%s/api.sock", sb->rundir);
-	char serial[PATH_MAX + 16], smax[32];
-	snprintf(serial, sizeof serial, "%s/serial.log", sb->rundir);
-	snprintf(smax, sizeof smax, "%llu", (unsigned long long)vm_serial_log_max());
-	const char *argv[] = {bin, "--api-sock", k->api, "--id", sb->id, "--serial-log", serial, "--serial-log-max", smax, NULL};
-	if (launch(sb, k, bin, argv, -1, err) < 0)
-		return -1;
-	/* The socket appears once silo-vmm listens. */
-	for (int i = 0; i < 500 && access(k->api, F_OK) != 0 && k_alive(sb); i++) {
-		struct timespec ts = {0, 10 * 1000 * 1000};
+	kvm_state *k = sb->prov;
+	/* The socket appears once silo-vmm listens (before its jail: a few ms). */
+	for (int i = 0; i < 10000 && access(k->api, F_OK) != 0 && k_alive(sb); i++) {
+		struct timespec ts = {0, 500 * 1000};
 		nanosleep(&ts, NULL);
 	}
-	cleanup_free char *st = xasprintf("%s/vm.state", dir), *mem = xasprintf("%s/vm.mem", dir);
-	json_t *b = json_pack("{s:s,s:{s:s,s:s},s:b,s:b,s:s}", "snapshot_path", st, "mem_backend", "backend_type", "File",
-			      "backend_path", mem, "resume_vm", 1, "verify_memory", 0, "vsock_uds_path", k->vsock);
+	json_t *b = json_pack("{s:s,s:{s:s,s:s},s:b,s:b,s:s}", "snapshot_path", "fd:0", "mem_backend", "backend_type",
+			      "File", "backend_path", "fd:1", "resume_vm", 1, "verify_memory", 0, "vsock_uds_path", k->vsock);
 	cleanup_free char *body = json_dumps(b, JSON_COMPACT);
 	json_decref(b);
-	if (api_call(sb, "PUT", "/snapshot/load", body, 60000, err) < 0) {
-		silo_error e2 = {0};
-		k_terminate(sb, 1000, &e2);
+	if (api_call_fds(sb, "PUT", "/snapshot/load", body, fds, 2, 60000, err) < 0) {
+		/* silo-vmm names the files fd:0 and fd:1 */
+		silo_error_prefix(err, "%s/vm.state (fd:0), %s/vm.mem (fd:1)", dir, dir);
 		return -1;
 	}
 	return 0;
 }
 
+/* Restore: a fresh jailed silo-vmm (API only, the drives, scratch disk and sockets opened
+ * before its jail) loads DIR/vm.{state,mem} passed as fds: RAM is mapped copy-on-write from
+ * the payload, the vsock socket is this sandbox's own. The caller verified DIR. */
+static int k_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_error *err)
+{
+	static const vm_spec none;
+	if (!spec)
+		spec = &none;
+	if (spec->network)
+		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
+				    "restore: the kvm provider cannot restore a sandbox with network (use qemu)");
+	char bin[PATH_MAX];
+	if (find_helper_binary(VMM_BIN, bin, sizeof bin, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
+	/* the snapshot's drives include an ext4 image's root disk: opened before the jail too */
+	vm_boot_plan bp = {0};
+	if ((spec->image || spec->rootfs) && vm_plan_boot(sb->id, "kvm", spec, true, &bp, err) < 0)
+		return -1;
+	int fds[2];
+	if (open_snapshot_files(sb, dir, false, fds, err) < 0)
+		return -1;
+	/* the snapshot's scratch disk becomes this sandbox's RUNDIR/disk.img (opened relative to RUNDIR) */
+	cleanup_free char *snap_disk = xasprintf("%s/" VM_SCRATCH_SNAP, dir),
+			  *disk = xasprintf("%s/" VM_SCRATCH_FILE, sb->rundir);
+	cleanup_strv char **av = NULL;
+	int lease = -1, rc = -1;
+	uint64_t scratch_mb;
+	if (path_exists(snap_disk) && vm_scratch_load(snap_disk, disk, 0, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		goto fail;
+	}
+	if (common_args(sb, spec, bin, bp.rootdisk, path_exists(disk), &av, &lease, &scratch_mb, err) < 0)
+		goto fail;
+	if (launch(sb, bin, av, lease, -1, err) < 0) {
+		lease = -1; /* launch took it */
+		goto fail;
+	}
+	if (load_snapshot(sb, dir, fds, err) < 0) {
+		silo_error e2 = {0};
+		k_terminate(sb, 1000, &e2);
+		goto out;
+	}
+	rc = 0;
+	goto out;
+fail:
+	if (lease >= 0)
+		close(lease);
+	remove_rundir_files(sb);
+out:
+	close(fds[0]);
+	close(fds[1]);
+	return rc;
+}
+
 static void k_residue(sandbox *sb, char ***out)
 {
-	size_t n = strv_len(*out);
 	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
 		char p[PATH_MAX + 32];
 		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
-		if (!path_exists(p))   /* only what is really left */
-			continue;
-		*out = xrealloc(*out, (n + 2) * sizeof **out);
-		(*out)[n++] = xstrdup(p);
-		(*out)[n] = NULL;
+		if (path_exists(p)) /* only what is really left */
+			strv_push(out, xstrdup(p));
 	}
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof p, "%s/" JAIL_DIR, sb->rundir);
+	if (path_exists(p))
+		strv_push(out, xstrdup(p));
+	if (sb->pid > 0 && kill(sb->pid, 0) == 0 && vm_proc_is(sb->pid, VMM_BIN, sb->id) && !vm_proc_zombie(sb->pid)) {
+		strv_push(out, xasprintf("pid %d (silo-vmm relay)", (int)sb->pid));
+		pid_t vp = vm_proc_child(sb->pid);
+		if (vp > 0)
+			strv_push(out, xasprintf("pid %d (silo-vmm)", (int)vp));
+	}
+	cg_set cg;
+	cg_paths(sb->id, &cg);
+	for (int i = 0; i < cg.n; i++)
+		if (path_exists(cg.path[i]))
+			strv_push(out, xasprintf("cgroup %s", cg.path[i]));
 }
 
 static void k_diagnostics(sandbox *sb, char *buf, size_t len)
@@ -514,12 +771,13 @@ static void k_diagnostics(sandbox *sb, char *buf, size_t len)
 const provider_ops kvm_provider = {
 	.name = "kvm",
 	.vm = true,
-	.net = PROVIDER_NET_STREAM,   /* silo-vmm's virtio-net on passt (docs/network.md) */
+	.net = PROVIDER_NET_STREAM, /* silo-vmm's virtio-net on passt (docs/network.md) */
 	.probe = k_probe,
 	.spawn = k_spawn,
 	.connect = k_connect,
 	.terminate = k_terminate,
 	.alive = k_alive,
+	.reattach = k_reattach,
 	.pause = k_pause,
 	.resume = k_resume,
 	.snapshot = k_snapshot,

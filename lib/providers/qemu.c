@@ -276,56 +276,7 @@ static qemu_state *state_for(sandbox *sb)
  * reattach: the executable and the VM tag "silo-<id>" on its command line. */
 static bool pid_is_jailer(pid_t pid, const char *id)
 {
-	char p[64], exe[PATH_MAX];
-	snprintf(p, sizeof p, "/proc/%d/exe", (int)pid);
-	ssize_t n = readlink(p, exe, sizeof exe - 1);
-	if (n <= 0)
-		return false;
-	exe[n] = '\0';
-	const char *b = strrchr(exe, '/');
-	b = b ? b + 1 : exe;
-	if (strncmp(b, JAILER_BIN, strlen(JAILER_BIN)) != 0)
-		return false;
-	snprintf(p, sizeof p, "/proc/%d/cmdline", (int)pid);
-	char *cl = NULL;
-	size_t len = 0;
-	if (read_file(p, 256 * 1024, &cl, &len, NULL) < 0)
-		return false;
-	char tag[SILO_ID_MAX + 8];
-	snprintf(tag, sizeof tag, "silo-%s", id);
-	bool found = false;
-	for (size_t o = 0; o < len && !found; o += strlen(cl + o) + 1)
-		found = !strcmp(cl + o, tag);
-	free(cl);
-	return found;
-}
-
-/* QEMU itself: the jailer's only child (0 if none). */
-static pid_t qemu_child(pid_t jailer)
-{
-	char p[80];
-	snprintf(p, sizeof p, "/proc/%d/task/%d/children", (int)jailer, (int)jailer);
-	char *buf = NULL;
-	size_t len = 0;
-	if (read_file(p, 4096, &buf, &len, NULL) < 0)
-		return 0;
-	pid_t c = (pid_t)atoi(buf);
-	free(buf);
-	return c > 0 ? c : 0;
-}
-
-static bool pid_is_zombie(pid_t pid)
-{
-	char p[64];
-	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
-	char *buf = NULL;
-	size_t len = 0;
-	if (read_file(p, 4096, &buf, &len, NULL) < 0)
-		return true;
-	const char *rp = strrchr(buf, ')');
-	bool z = rp && (rp[2] == 'Z' || rp[2] == 'X');
-	free(buf);
-	return z;
+	return vm_proc_is(pid, JAILER_BIN, id);
 }
 
 static bool q_alive(sandbox *sb)
@@ -344,10 +295,10 @@ static bool q_alive(sandbox *sb)
 			return false;
 		}
 		if (r < 0 && errno == ECHILD) /* reaped elsewhere */
-			return kill(sb->pid, 0) == 0 && pid_is_jailer(sb->pid, sb->id) && !pid_is_zombie(sb->pid);
+			return kill(sb->pid, 0) == 0 && pid_is_jailer(sb->pid, sb->id) && !vm_proc_zombie(sb->pid);
 		return true;
 	}
-	return kill(sb->pid, 0) == 0 && pid_is_jailer(sb->pid, sb->id) && !pid_is_zombie(sb->pid);
+	return kill(sb->pid, 0) == 0 && pid_is_jailer(sb->pid, sb->id) && !vm_proc_zombie(sb->pid);
 }
 
 /* Wait up to ms for the process to exit (reaping it if it is our child). */
@@ -582,24 +533,12 @@ static void remove_rundir_files(sandbox *sb, bool and_dir)
 		rmdir(sb->rundir); /* the core may still keep files there; then it removes the dir */
 }
 
-/* The jailer removes silo/<id> when QEMU exits; this catches a jailer that was killed. */
-static void remove_cgroup(const char *id)
-{
-	cg_set cg;
-	cg_paths(id, &cg);
-	bool any = false;
-	for (int i = 0; i < cg.n; i++)
-		any = any || path_exists(cg.path[i]);
-	if (any)
-		cg_remove(&cg);
-}
-
 /* Force the jail down: SIGKILL QEMU (the jailer then drains the logs, removes the
  * cgroup and exits), then the jailer if it lingers, then any cgroup left. */
 static int stop_jail(sandbox *sb)
 {
 	if (sb->pid > 0 && q_alive(sb)) {
-		pid_t qp = qemu_child(sb->pid);
+		pid_t qp = vm_proc_child(sb->pid);
 		if (qp > 0)
 			kill(qp, SIGKILL);
 		if (!wait_exit(sb, qp > 0 ? 5000 : 0)) {
@@ -608,7 +547,7 @@ static int stop_jail(sandbox *sb)
 				return -1;
 		}
 	}
-	remove_cgroup(sb->id);
+	vm_cgroup_remove(sb->id);
 	return 0;
 }
 
@@ -1269,7 +1208,7 @@ static int q_terminate(sandbox *sb, int grace_ms, silo_error *err)
 {
 	qemu_state *q = sb->prov;
 	if (!q) {
-		remove_cgroup(sb->id);
+		vm_cgroup_remove(sb->id);
 		remove_rundir_files(sb, true);
 		return 0;
 	}
@@ -1306,7 +1245,7 @@ static bool q_alive_op(sandbox *sb)
 
 static int q_reattach(sandbox *sb, silo_error *err)
 {
-	if (sb->pid <= 0 || kill(sb->pid, 0) < 0 || !pid_is_jailer(sb->pid, sb->id) || !qemu_child(sb->pid))
+	if (sb->pid <= 0 || kill(sb->pid, 0) < 0 || !pid_is_jailer(sb->pid, sb->id) || !vm_proc_child(sb->pid))
 		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "qemu: jailer %d or its QEMU is gone",
 				    (int)sb->pid);
 	qemu_state *q = state_for(sb);
@@ -1347,14 +1286,6 @@ static int q_resume(sandbox *sb, silo_error *err)
 	return 0;
 }
 
-static void strv_push(char ***out, char *s)
-{
-	size_t n = *out ? strv_len(*out) : 0;
-	*out = xrealloc(*out, (n + 2) * sizeof **out);
-	(*out)[n] = s;
-	(*out)[n + 1] = NULL;
-}
-
 static void q_residue(sandbox *sb, char ***out)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
@@ -1367,9 +1298,9 @@ static void q_residue(sandbox *sb, char ***out)
 	snprintf(p, sizeof p, "%s/root", sb->rundir);
 	if (path_exists(p))
 		strv_push(out, xstrdup(p));
-	if (sb->pid > 0 && kill(sb->pid, 0) == 0 && pid_is_jailer(sb->pid, sb->id) && !pid_is_zombie(sb->pid)) {
+	if (sb->pid > 0 && kill(sb->pid, 0) == 0 && pid_is_jailer(sb->pid, sb->id) && !vm_proc_zombie(sb->pid)) {
 		strv_push(out, xasprintf("pid %d (silo-jailer)", (int)sb->pid));
-		pid_t qp = qemu_child(sb->pid);
+		pid_t qp = vm_proc_child(sb->pid);
 		if (qp > 0)
 			strv_push(out, xasprintf("pid %d (qemu)", (int)qp));
 	}

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/cgroup.h"
 #include "common/util.h"
 #include "image/image.h"
 #include "providers/ns.h"
@@ -575,6 +576,67 @@ uint64_t vm_serial_log_max(void)
 	const char *e = getenv("SILO_SERIAL_LOG_MAX");
 	unsigned long long v = e && *e ? strtoull(e, NULL, 10) : 0;
 	return v >= (64u << 10) && v <= (1ull << 30) ? v : VM_SERIAL_LOG_MAX;
+}
+
+/* ---------------------------------------------------------------- processes */
+
+bool vm_proc_is(pid_t pid, const char *bin, const char *id)
+{
+	char p[64], exe[PATH_MAX];
+	snprintf(p, sizeof p, "/proc/%d/exe", (int)pid);
+	ssize_t n = readlink(p, exe, sizeof exe - 1);
+	if (n <= 0)
+		return false;
+	exe[n] = '\0';
+	const char *b = strrchr(exe, '/');
+	if (strncmp(b ? b + 1 : exe, bin, strlen(bin)) != 0)
+		return false;
+	snprintf(p, sizeof p, "/proc/%d/cmdline", (int)pid);
+	cleanup_free char *cl = NULL;
+	size_t len = 0;
+	if (read_file(p, 256 * 1024, &cl, &len, NULL) < 0)
+		return false;
+	char tag[SILO_ID_MAX + 8];
+	snprintf(tag, sizeof tag, "silo-%s", id);
+	for (size_t o = 0; o < len; o += strlen(cl + o) + 1)
+		if (!strcmp(cl + o, tag))
+			return true;
+	return false;
+}
+
+bool vm_proc_zombie(pid_t pid)
+{
+	char p[64];
+	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+	cleanup_free char *buf = NULL;
+	size_t len = 0;
+	if (read_file(p, 4096, &buf, &len, NULL) < 0)
+		return true;
+	const char *rp = strrchr(buf, ')');
+	return rp && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+pid_t vm_proc_child(pid_t pid)
+{
+	char p[80];
+	snprintf(p, sizeof p, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	cleanup_free char *buf = NULL;
+	size_t len = 0;
+	if (read_file(p, 4096, &buf, &len, NULL) < 0)
+		return 0;
+	pid_t c = (pid_t)atoi(buf);
+	return c > 0 ? c : 0;
+}
+
+void vm_cgroup_remove(const char *id)
+{
+	cg_set cg;
+	cg_paths(id, &cg);
+	bool any = false;
+	for (int i = 0; i < cg.n; i++)
+		any = any || path_exists(cg.path[i]);
+	if (any)
+		cg_remove(&cg);
 }
 
 /* ---------------------------------------------------------------- uid lease */

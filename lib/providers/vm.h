@@ -90,4 +90,14 @@ uint64_t vm_serial_log_max(void);
  * "@silo-vm-uid-<uid>" (close-on-exec); the lease lasts while any copy of it is open. */
 int vm_uid_lease(const char *id, uid_t *uid, int *fd, silo_error *err);
 
+/* ---- the VMM's processes (a relay and its one child, as silo-jailer and silo-vmm run) ---- */
+/* Is pid a process of binary `bin` (by /proc/PID/exe's name) whose command line carries the
+ * VM tag silo-<id>? Guards signals against pid reuse after a reattach. */
+bool vm_proc_is(pid_t pid, const char *bin, const char *id);
+bool vm_proc_zombie(pid_t pid);
+/* The first child of pid (the relay's VMM), 0 if none. */
+pid_t vm_proc_child(pid_t pid);
+/* Remove the cgroup silo/<id> if a relay that was killed left it. */
+void vm_cgroup_remove(const char *id);
+
 #endif

@@ -490,7 +490,11 @@ TEST(api_flag_errors)
 	vmm_start(&p, NULL);
 	snprintf(out, sizeof out, "%s --api-sock %s 2>&1 | grep -q 'the file exists'", vmm_path, p.sock);
 	CHECK_INT_EQ(system(out), 0);
-	snprintf(out, sizeof out, "%s --api-sock %s.2 --drive /x 2>&1 | grep -q 'configured over the API'", vmm_path, p.sock);
+	snprintf(out, sizeof out, "%s --api-sock %s.2 --initrd /x 2>&1 | grep -q 'configured over the API'", vmm_path, p.sock);
+	CHECK_INT_EQ(system(out), 0);
+	/* with the API only, --drive opens the file for the API to name later: it must exist */
+	snprintf(out, sizeof out, "%s --api-sock %s.3 --drive /nonexistent/disk.img 2>&1 | grep -q -- '--drive: /nonexistent/disk.img'",
+		 vmm_path, p.sock);
 	CHECK_INT_EQ(system(out), 0);
 	CHECK_INT_EQ(vmm_finish(&p, true), 0);
 }

@@ -254,7 +254,7 @@ TEST(vsock_uds_lifecycle)
 	const char *a2[] = {"--payload", payload("hlt.bin"), "--vsock-uds", "/nonexistent-dir/v.sock", NULL};
 	run_result r = run_vmm(a2, 0);
 	CHECK_INT_EQ(r.status, 1);
-	CHECK_CONTAINS(r.err, "vsock: listen on /nonexistent-dir/v.sock");
+	CHECK_CONTAINS(r.err, "--vsock-uds: listen on /nonexistent-dir/v.sock");
 }
 
 static char *proc_read(pid_t pid, const char *what)
@@ -280,8 +280,9 @@ TEST(jail_namespaces_seccomp_caps_and_cleanup)
 		int null = open("/dev/null", O_WRONLY);
 		dup2(null, 1);
 		dup2(null, 2);
+		/* --netns new: the network namespace older kernels get (Landlock ABI < 6) */
 		execl(vmm_path, vmm_path, "--payload", payload("hlt.bin"), "--jail", dir, "--vsock-uds", uds,
-		      "--timeout-ms", "1500", (char *)NULL);
+		      "--timeout-ms", "1500", "--netns", "new", (char *)NULL);
 		_exit(127);
 	}
 	usleep(500 * 1000);

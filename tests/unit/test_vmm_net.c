@@ -6,14 +6,20 @@
  * chains (short, oversized, with a write buffer), frames larger than the
  * guest's buffer, backend lengths of 0 and beyond 65535 (the backend ends), a
  * backend that does not read (the guest's tx waits in its ring, memory stays
- * bounded), a guest that gives no rx buffers (frames wait, in order).
+ * bounded), a guest that gives no rx buffers (frames wait, in order). The jailed
+ * silo-vmm runs the device under its seccomp filter (made before it, as preopen does):
+ * frames both ways under that filter (a syscall off the list kills the test).
  */
+#include <linux/seccomp.h>
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 
 #include "common/util.h"
 #include "devices/virtio/virtio.h"
 #include "harness.h"
+#include "seccomp_bpf.h"
 
 struct vdesc {
 	uint64_t addr;
@@ -28,6 +34,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static vnet_dev *dev;
 static int peer;          /* passt's end */
 static uint16_t rx_seen, tx_avail, tx_seen;
+static bool under_filter; /* setup enters silo-vmm's seccomp filter once the device exists */
 
 static void publish(virtq *q, uint16_t head)
 {
@@ -65,6 +72,12 @@ static void setup(int sndbuf)
 	dev = vnet_create(sp[0], mac, &err);
 	REQUIRE(dev);
 	peer = sp[1];
+	if (under_filter) { /* this thread and the device's I/O thread, as in the jail */
+		struct sock_fprog prog = {.len = (unsigned short)ARRAY_SIZE(vmm_seccomp_bpf),
+					  .filter = (struct sock_filter *)vmm_seccomp_bpf};
+		REQUIRE(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
+		REQUIRE(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0);
+	}
 	vnet_env env = {.mem = &m, .rxq = &rxq, .txq = &txq, .lock = &lock};
 	REQUIRE(vnet_start(dev, &env, &err) == 0);
 	rx_seen = tx_avail = tx_seen = 0;
@@ -166,7 +179,7 @@ static bool guest_rx(uint32_t *len, uint8_t *first, uint8_t *num_buffers)
 	return false;
 }
 
-TEST(frames_both_ways)
+static void frames_both_ways_run(void)
 {
 	setup(0);
 	guest_tx(60, 0xab, false, 12);
@@ -190,6 +203,17 @@ TEST(frames_both_ways)
 	vnet_counters_get(dev, &c);
 	CHECK(c.tx_frames == 1 && c.rx_frames == 2 && !c.tx_dropped && !c.rx_dropped);
 	teardown();
+}
+
+TEST(frames_both_ways)
+{
+	frames_both_ways_run();
+}
+
+TEST(frames_both_ways_under_the_jails_seccomp_filter)
+{
+	under_filter = true;
+	frames_both_ways_run();
 }
 
 TEST(hostile_tx_chains_are_dropped)
@@ -310,6 +334,6 @@ TEST(not_a_stream_socket_is_refused)
 	close(sp[1]);
 }
 
-TEST_MAIN(frames_both_ways, hostile_tx_chains_are_dropped, frames_that_do_not_fit_and_bad_lengths,
+TEST_MAIN(frames_both_ways, frames_both_ways_under_the_jails_seccomp_filter, hostile_tx_chains_are_dropped, frames_that_do_not_fit_and_bad_lengths,
 	  a_backend_that_does_not_read_stalls_the_guest_not_memory, no_rx_buffers_frames_wait_in_order,
 	  not_a_stream_socket_is_refused)

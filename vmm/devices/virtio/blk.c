@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "virtio.h"
+#include "../../files.h"
 
 #define VIRTIO_BLK_F_RO 5
 #define VIRTIO_BLK_F_FLUSH 9
@@ -31,9 +32,9 @@ typedef struct blk_dev {
 
 void *virtio_blk_create(const char *path, bool read_only, const char *id, silo_error *err)
 {
-	int fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	int fd = vmm_open(path, !read_only, "drive", err);
 	if (fd < 0)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "drive %s: open", path), NULL;
+		return NULL;
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size % 512) {
 		close(fd);

@@ -21,6 +21,7 @@
 
 #include "common/util.h"
 #include "virtio.h"
+#include "../../files.h"
 
 #define OP_REQUEST 1
 #define OP_RESPONSE 2
@@ -60,7 +61,9 @@ typedef struct conn {
 
 struct vsock_dev {
 	vsock_env env;
-	char uds[108];
+	char uds[108];       /* host side: where the host connects (ours to unlink if bound_here) */
+	char connect_to[108]; /* guest-initiated connections go to <connect_to>_PORT (in-jail name) */
+	bool bound_here;
 	uint64_t guest_cid;
 	int listen_fd, wake_fd;
 	pthread_t thread;
@@ -146,7 +149,7 @@ static void handle_guest_pkt(vsock_dev *d, const vsock_hdr *h, const virtq_chain
 		}
 		char path[160];
 		struct sockaddr_un sa = {.sun_family = AF_UNIX};
-		int n = snprintf(path, sizeof path, "%s_%u", d->uds, h->dst_port);
+		int n = snprintf(path, sizeof path, "%s_%u", d->connect_to, h->dst_port);
 		int fd = -1;
 		if (n > 0 && (size_t)n < sizeof sa.sun_path) {
 			memcpy(sa.sun_path, path, (size_t)n + 1);
@@ -412,7 +415,7 @@ static void *vsock_thread(void *arg)
 
 vsock_dev *vsock_create(const char *uds_path, uint64_t guest_cid, silo_error *err)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa;
 	if (strlen(uds_path) >= sizeof sa.sun_path - 12)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "vsock: uds_path \"%s\" is too long", uds_path), NULL;
 	if (guest_cid < 3 || guest_cid > UINT32_MAX)
@@ -422,18 +425,21 @@ vsock_dev *vsock_create(const char *uds_path, uint64_t guest_cid, silo_error *er
 	if (!d)
 		return silo_fail(err, SILO_ERR_INTERNAL, ENOMEM, "vsock"), NULL;
 	snprintf(d->uds, sizeof d->uds, "%s", uds_path);
+	/* a socket bound before the jail keeps its host path; connections the guest opens are
+	 * made from inside the jail */
+	snprintf(d->connect_to, sizeof d->connect_to, "%s", vmm_files_jail_path(uds_path));
 	d->guest_cid = guest_cid;
 	d->next_port = 1u << 30;
 	d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	d->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	strcpy(sa.sun_path, uds_path);
-	if (d->wake_fd < 0 || d->listen_fd < 0 || bind(d->listen_fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-	    listen(d->listen_fd, 16) < 0) {
-		silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "vsock: listen on %s", uds_path);
-		if (d->wake_fd >= 0)
-			close(d->wake_fd);
-		if (d->listen_fd >= 0)
-			close(d->listen_fd);
+	if (d->wake_fd < 0) {
+		silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, errno, "vsock: eventfd");
+		free(d);
+		return NULL;
+	}
+	d->listen_fd = vmm_listen(uds_path, &d->bound_here, err);
+	if (d->listen_fd < 0) {
+		silo_error_prefix(err, "vsock");
+		close(d->wake_fd);
 		free(d);
 		return NULL;
 	}
@@ -466,7 +472,8 @@ void vsock_destroy(vsock_dev *d)
 			close_conn(&d->conns[i]);
 	close(d->listen_fd);
 	close(d->wake_fd);
-	unlink(d->uds);
+	if (d->bound_here)
+		unlink(d->uds);
 	free(d);
 }
 
