@@ -41,6 +41,7 @@ typedef enum silo_code {
 	SILO_ERR_CONFLICT = 18,        /* wrong state for the operation, name already taken */
 	SILO_ERR_NOT_SUPPORTED = 19,   /* the provider cannot do this operation */
 	SILO_ERR_INTERNAL = 20,        /* a bug: please report */
+	SILO_ERR_FILE_NOT_FOUND = 21,  /* no such file or directory in the sandbox */
 	SILO_ERR__COUNT
 } silo_code;
 
