@@ -104,6 +104,7 @@ unsigned api_http_status(silo_code code)
 	case SILO_ERR_NOT_SUPPORTED: return 501;
 	case SILO_ERR_INTERNAL: return 500;
 	case SILO_ERR_FILE_NOT_FOUND: return 404;
+	case SILO_ERR_PROCESS_NOT_FOUND: return 404;
 	case SILO_ERR__COUNT: break;
 	}
 	return 500;

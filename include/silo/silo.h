@@ -42,6 +42,7 @@ typedef enum silo_code {
 	SILO_ERR_NOT_SUPPORTED = 19,   /* the provider cannot do this operation */
 	SILO_ERR_INTERNAL = 20,        /* a bug: please report */
 	SILO_ERR_FILE_NOT_FOUND = 21,  /* no such file or directory in the sandbox */
+	SILO_ERR_PROCESS_NOT_FOUND = 22, /* no such process (handle, pid or tag) in the sandbox */
 	SILO_ERR__COUNT
 } silo_code;
 

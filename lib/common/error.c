@@ -29,6 +29,7 @@ static const char *const code_names[SILO_ERR__COUNT] = {
 	[SILO_ERR_NOT_SUPPORTED] = "NOT_SUPPORTED",
 	[SILO_ERR_INTERNAL] = "INTERNAL",
 	[SILO_ERR_FILE_NOT_FOUND] = "FILE_NOT_FOUND",
+	[SILO_ERR_PROCESS_NOT_FOUND] = "PROCESS_NOT_FOUND",
 };
 
 const char *silo_code_name(silo_code code)

@@ -1332,8 +1332,11 @@ static int check_live_exec(chan *c, uint32_t task_id, const char *what, silo_err
 	return 0;
 }
 
-int chan_exec_stdin(chan *c, uint32_t task_id, const void *buf, size_t len, bool eof, silo_error *err)
+int chan_exec_stdin_timed(chan *c, uint32_t task_id, const void *buf, size_t len, bool eof, int timeout_ms,
+			  size_t *taken, silo_error *err)
 {
+	if (taken)
+		*taken = 0;
 	if (check_live_exec(c, task_id, "stdin", err) < 0)
 		return -1;
 	if (!len && !eof)
@@ -1341,23 +1344,35 @@ int chan_exec_stdin(chan *c, uint32_t task_id, const void *buf, size_t len, bool
 	ctask *t = find_exec(c, task_id, err);
 	if (!t)
 		return -1;
+	uint64_t t0 = now_mono_ns();
 	pthread_mutex_lock(&c->lock);
-	exec_drive_locked(c, t, -1, stdin_idle); /* earlier stdin first */
-	bool took = !t->done;
+	if (exec_drive_locked(c, t, timeout_ms, stdin_idle) < 0) { /* earlier stdin first */
+		pthread_mutex_unlock(&c->lock);
+		return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id,
+				    "stdin: exec task %u still busy with earlier input after %d ms", task_id, timeout_ms);
+	}
+	int left_ms = timeout_ms;
+	if (timeout_ms >= 0) {
+		uint64_t spent = (now_mono_ns() - t0) / 1000000ull;
+		left_ms = spent >= (uint64_t)timeout_ms ? 0 : timeout_ms - (int)spent;
+	}
+	bool took = !t->done, timed_out = false;
 	if (took) {
 		t->in_busy = true;
 		t->in_src = buf;
 		t->in_left = len;
 		t->in_eof = eof;
-		exec_drive_locked(c, t, -1, stdin_sent);
+		timed_out = exec_drive_locked(c, t, left_ms, stdin_sent) < 0;
 	}
 	bool all = took && !t->in_left && !t->in_eof;
+	if (taken && took)
+		*taken = len - t->in_left;
 	t->in_src = NULL; /* never keep the caller's buffer */
 	t->in_left = 0;
 	t->in_eof = false;
 	t->in_busy = false;
 	silo_error e = t->err;
-	bool failed = t->failed;
+	bool failed = t->failed, done = t->done;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 	if (all)
@@ -1367,8 +1382,17 @@ int chan_exec_stdin(chan *c, uint32_t task_id, const void *buf, size_t len, bool
 			*err = e;
 		return -1;
 	}
+	if (timed_out && !done)
+		return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id,
+				    "stdin: exec task %u took only part of its input in %d ms (it is not reading)", task_id,
+				    timeout_ms);
 	return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, ESRCH, c->vm_id,
 			    "stdin: exec task %u ended before taking all of its input", task_id);
+}
+
+int chan_exec_stdin(chan *c, uint32_t task_id, const void *buf, size_t len, bool eof, silo_error *err)
+{
+	return chan_exec_stdin_timed(c, task_id, buf, len, eof, -1, NULL, err);
 }
 
 int chan_exec_signal(chan *c, uint32_t task_id, int sig, silo_error *err)

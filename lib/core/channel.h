@@ -130,6 +130,10 @@ int chan_exec_status(chan *c, uint32_t task_id, int timeout_ms, exec_result *res
  * not reading), delivering the task's output to its callback meanwhile. Fails
  * with ESRCH if the task ends before taking everything. */
 int chan_exec_stdin(chan *c, uint32_t task_id, const void *buf, size_t len, bool eof, silo_error *err);
+/* The same, giving up after timeout_ms (< 0: never) with TIMEOUT; *taken (may
+ * be NULL) = the bytes of buf the agent was sent (eof went out only if all were). */
+int chan_exec_stdin_timed(chan *c, uint32_t task_id, const void *buf, size_t len, bool eof, int timeout_ms,
+			  size_t *taken, silo_error *err);
 int chan_exec_signal(chan *c, uint32_t task_id, int sig, silo_error *err);
 int chan_exec_resize(chan *c, uint32_t task_id, uint16_t rows, uint16_t cols, silo_error *err);
 
