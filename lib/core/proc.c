@@ -220,16 +220,54 @@ proc_table *proc_table_new(chan *c, const char *vm_id)
 	return t;
 }
 
+/* The listed records, each with a reference (the lock may be dropped while
+ * working on them); put_all releases them. */
+static proc **hold_all_locked(proc_table *t, size_t *n)
+{
+	proc **all = xcalloc(t->count ? t->count : 1, sizeof *all);
+	size_t k = 0;
+	for (proc *p = t->head; p && k < t->count; p = p->next) {
+		p->refs++;
+		all[k++] = p;
+	}
+	*n = k;
+	return all;
+}
+
+static void put_all_locked(proc **all, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		put_locked(all[i]);
+	free(all);
+}
+
+static void close_locked(proc_table *t, bool kill_background)
+{
+	t->closing = true;
+	pthread_cond_broadcast(&t->cond);
+	size_t n;
+	proc **all = hold_all_locked(t, &n);
+	for (size_t i = 0; i < n; i++)
+		if (all[i]->session || kill_background)
+			discard_locked(all[i]);
+	put_all_locked(all, n);
+}
+
+void proc_table_close(proc_table *t, bool kill_background)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	close_locked(t, kill_background);
+	pthread_mutex_unlock(&t->lock);
+}
+
 void proc_table_free(proc_table *t, bool kill_background)
 {
 	if (!t)
 		return;
 	pthread_mutex_lock(&t->lock);
-	t->closing = true;
-	pthread_cond_broadcast(&t->cond);
-	for (proc *p = t->head; p; p = p->next)
-		if (p->session || kill_background)
-			discard_locked(p);
+	close_locked(t, kill_background);
 	/* every thread inside leaves within a slice and drops its references */
 	while (t->head) {
 		proc *p = t->head;
@@ -468,20 +506,15 @@ void proc_info_of(proc *p, proc_info *out)
 int proc_list(proc_table *t, proc_info **out, size_t *n)
 {
 	pthread_mutex_lock(&t->lock);
-	size_t cap = t->count, k = 0;
-	proc **all = xcalloc(cap ? cap : 1, sizeof *all);
-	for (proc *p = t->head; p && k < cap; p = p->next) {
-		p->refs++;
-		all[k++] = p;
-	}
+	size_t k;
+	proc **all = hold_all_locked(t, &k);
 	proc_info *v = xcalloc(k ? k : 1, sizeof *v);
 	for (size_t i = 0; i < k; i++) {
 		peek_exit_locked(all[i]);
 		info_locked(all[i], &v[i]);
-		put_locked(all[i]);
 	}
+	put_all_locked(all, k);
 	pthread_mutex_unlock(&t->lock);
-	free(all);
 	*out = v;
 	*n = k;
 	return 0;
@@ -746,7 +779,7 @@ int proc_wait(proc *p, int timeout_ms, exec_result *res, silo_error *err)
 	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
 	pthread_mutex_lock(&t->lock);
 	int rc;
-	for (;;) {
+	for (bool asked = false;; asked = true) {
 		if (p->exited) {
 			if (res)
 				*res = p->res;
@@ -764,19 +797,19 @@ int proc_wait(proc *p, int timeout_ms, exec_result *res, silo_error *err)
 			break;
 		}
 		int ms = slice(timeout_ms, deadline);
-		if (timeout_ms >= 0 && ms == 0) {
+		if (timeout_ms >= 0 && ms == 0 && asked) {
 			rc = silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, t->vm_id, "%s still running after %d ms", p->id,
 					  timeout_ms);
 			break;
 		}
 		if (!chan_enter_locked(p)) {
-			wait_ms(t, ms);   /* the task is being freed: its status is on its way */
+			wait_ms(t, ms ? ms : 1);   /* the task is being freed: its status is on its way */
 			continue;
 		}
 		pthread_mutex_unlock(&t->lock);
 		exec_result r;
 		silo_error e = {0};
-		int k = chan_exec_status(t->c, p->task, ms, &r, &e);
+		int k = chan_exec_status(t->c, p->task, ms, &r, &e);   /* ms 0: only asks */
 		pthread_mutex_lock(&t->lock);
 		if (k == 0 && !p->exited) {
 			p->exited = true;

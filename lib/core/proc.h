@@ -80,9 +80,12 @@ typedef struct proc_info {
 
 /* The table of a sandbox with channel c (vm_id for messages). */
 proc_table *proc_table_new(chan *c, const char *vm_id);
-/* Kill every running process (kill_background false: sessions only; background
- * processes run on without a handle, their output dropped by the agent once the
- * channel closes) and free the table; nobody may use it any more. */
+/* Close the table: no more starts; every waiting read, wait and stdin call
+ * returns CONFLICT within a slice (200 ms); sessions are killed, with
+ * kill_background every process (the others run on without a handle, their
+ * output dropped by the agent once the channel closes). Idempotent. */
+void proc_table_close(proc_table *t, bool kill_background);
+/* Close, wait until every holder let go, free. */
 void proc_table_free(proc_table *t, bool kill_background);
 
 /* Start req (req->pull is set here) and wait until the agent started it (its

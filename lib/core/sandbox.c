@@ -15,6 +15,7 @@
 
 #include "common/util.h"
 #include "core/cleanup.h"
+#include "core/proc.h"
 #include "core/sandbox.h"
 #include "snapshot/snapshot.h"
 
@@ -130,12 +131,20 @@ static sandbox *sb_alloc(const char *id, const vm_spec *spec, const provider_ops
 	return sb;
 }
 
+void sandbox_close_channel(sandbox *sb, bool kill_background)
+{
+	proc_table_free(sb->procs, kill_background);
+	sb->procs = NULL;
+	if (sb->ch)
+		chan_close(sb->ch);
+	sb->ch = NULL;
+}
+
 static void sb_free(sandbox *sb)
 {
 	if (!sb)
 		return;
-	if (sb->ch)
-		chan_close(sb->ch);
+	sandbox_close_channel(sb, true);
 	spec_free(&sb->spec);
 	pthread_mutex_destroy(&sb->lock);
 	free(sb);
@@ -200,8 +209,10 @@ static int wait_ready(sandbox *sb, uint64_t deadline_ns, int heartbeat_ms, silo_
 				.ud = sb,
 			};
 			sb->ch = chan_open(fd, &co, &sb->agent, &e);
-			if (sb->ch)
+			if (sb->ch) {
+				sb->procs = proc_table_new(sb->ch, sb->id);
 				return 0;
+			}
 			if (e.code == SILO_ERR_PROTOCOL || e.code == SILO_ERR_SECURITY_VIOLATION) {
 				*err = e;   /* a hostile or broken agent: no point in retrying */
 				silo_error_set_vm(err, sb->id);
@@ -301,10 +312,7 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 	if (wait_ready(sb, t0 + (uint64_t)timeout_ms * 1000000ull, hb, err) < 0) {
 		char reason[300];
 		snprintf(reason, sizeof reason, "%s: %.200s", silo_code_name(err->code), err->message);
-		if (sb->ch) {
-			chan_close(sb->ch);
-			sb->ch = NULL;
-		}
+		sandbox_close_channel(sb, true);
 		silo_error e2 = {0};
 		if (ops->terminate(sb, 0, &e2) < 0)
 			log_error("%s: cleanup after failed boot: %s", sb->id, e2.message);
@@ -352,10 +360,7 @@ int sandbox_destroy(sandbox *sb, int grace_ms, cleanup_report *rep, silo_error *
 	sandbox_set_state(sb, SB_STOPPING, "destroy requested");
 	silo_error te = {0};
 	int trc = sb->ops->terminate(sb, grace_ms < 0 ? 0 : grace_ms, &te);
-	if (sb->ch) {
-		chan_close(sb->ch);
-		sb->ch = NULL;
-	}
+	sandbox_close_channel(sb, true);
 	cleanup_report local = {0};
 	cleanup_report *r = rep ? rep : &local;
 	sandbox_verify_cleanup(sb, r);

@@ -51,6 +51,7 @@ struct sandbox {
 	pid_t pid;                     /* supervising host process */
 	void *prov;                    /* provider-private */
 	chan *ch;                      /* connected agent channel (NULL before ready) */
+	struct proc_table *procs;      /* its processes over ch (lib/core/proc.h); NULL with ch */
 	agent_info agent;
 
 	pthread_mutex_t lock;
@@ -106,6 +107,11 @@ sb_state sandbox_get_state(sandbox *sb);
 int sandbox_snapshot(sandbox *sb, const char *payload_dir, bool keep_paused, silo_error *err);
 int sandbox_pause(sandbox *sb, silo_error *err);
 int sandbox_resume(sandbox *sb, silo_error *err);
+
+/* Close the process table (sessions are killed; with kill_background every
+ * process, else background processes run on without a handle) and then the
+ * channel. */
+void sandbox_close_channel(sandbox *sb, bool kill_background);
 
 /* Scan rundir/pids/cgroups left by the provider; fills rep. */
 void sandbox_verify_cleanup(sandbox *sb, cleanup_report *rep);
