@@ -4,7 +4,8 @@
 #   images/build-image.sh NAME [--agent PATH] [--force]
 #
 # Names:
-#   base    kind initramfs: busybox-static + silo-agent as /init
+#   base    kind initramfs: busybox-static + silo-agent, /init = init-overlay.sh (the
+#           initramfs is the lower layer, the scratch disk the upper one)
 #   python  kind ext4: Debian bookworm minbase + python3 (read-only root under a
 #           tmpfs overlay), plus its loader initramfs (init-overlay.sh + agent)
 # Files go to $CACHE/images/NAME/, the manifest is $CACHE/images/manifest.json
@@ -60,7 +61,7 @@ base)
 	if stamp_ok "$file" "$ird_inputs"; then
 		log "base: initramfs up to date"
 	else
-		"$here/build-initramfs.sh" --agent "$agent" --out "$file" --mode agent >/dev/null
+		"$here/build-initramfs.sh" --agent "$agent" --out "$file" --mode overlay >/dev/null
 		printf '%s' "$ird_inputs" > "$file.inputs"
 	fi
 	initrd=

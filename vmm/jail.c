@@ -138,11 +138,18 @@ int jail_prepare(const char *const *cleanup_paths, const char *id, uint64_t mem_
 	_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 }
 
-static int drop_caps(silo_error *err)
+int jail_clear_bounding(silo_error *err)
 {
 	for (int c = 0; c <= 63; c++)
-		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+		if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) > 0 && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
 			return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: drop capability %d from the bounding set", c);
+	return 0;
+}
+
+int jail_drop_caps(silo_error *err)
+{
+	if (jail_clear_bounding(err) < 0)
+		return -1;
 	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
 	struct __user_cap_data_struct d[2];
@@ -177,6 +184,15 @@ static int install_seccomp(silo_error *err)
 	return 0;
 }
 
+int jail_pivot_root(const char *dir, silo_error *err)
+{
+	/* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only dir. */
+	if (chdir(dir) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 ||
+	    chdir("/") < 0)
+		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: pivot_root into %s", dir);
+	return 0;
+}
+
 int jail_enter(const char *dir, silo_error *err)
 {
 	struct stat st;
@@ -186,14 +202,13 @@ int jail_enter(const char *dir, silo_error *err)
 		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: make / private");
 	if (mount(dir, dir, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: bind %s", dir);
-	if (chdir(dir) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 ||
-	    chdir("/") < 0)
-		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: pivot_root into %s", dir);
+	if (jail_pivot_root(dir, err) < 0)
+		return -1;
 	struct rlimit nofile = {256, 256}, core = {0, 0}, fsize = {1ULL << 34, 1ULL << 34};
 	if (setrlimit(RLIMIT_NOFILE, &nofile) < 0 || setrlimit(RLIMIT_CORE, &core) < 0 ||
 	    setrlimit(RLIMIT_FSIZE, &fsize) < 0)
 		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: setrlimit");
-	if (drop_caps(err) < 0)
+	if (jail_drop_caps(err) < 0)
 		return -1;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: no_new_privs");

@@ -2,7 +2,7 @@
  * silo-vmm: one KVM microVM per process (docs/vmm.md).
  *
  *   silo-vmm (--kernel ELF | --payload FLAT) [--mem MiB] [--vcpus N]
- *            [--serial-log FILE] [--boot-timer] [--no-irqchip] [--timeout-ms N]
+ *            [--serial-log FILE [--serial-log-max BYTES]] [--boot-timer] [--no-irqchip] [--timeout-ms N]
  *            [--drive PATH[,ro][,id=ID]]... [--rng] [--initrd FILE] [--cmdline STR]
  *            [--vsock-uds PATH [--vsock-cid N]] [--jail DIR]
  *   silo-vmm --config FILE [--serial-log FILE] [--boot-timer] [--jail DIR] ...
@@ -42,7 +42,7 @@
 static void usage(FILE *f)
 {
 	fputs("usage: silo-vmm (--kernel ELF64 | --payload FLAT.bin) [--mem MiB] [--vcpus N]\n"
-	      "                [--serial-log FILE] [--boot-timer] [--no-irqchip] [--timeout-ms N]\n"
+	      "                [--serial-log FILE [--serial-log-max BYTES]] [--boot-timer] [--no-irqchip] [--timeout-ms N]\n"
 	      "                [--drive PATH[,ro][,id=ID]]... [--rng] [--initrd FILE] [--cmdline STR]\n"
 	      "                [--vsock-uds PATH [--vsock-cid N]] [--jail DIR]\n"
 	      "       silo-vmm --config FIRECRACKER.json [--serial-log FILE] [--boot-timer] [--jail DIR]\n"
@@ -129,7 +129,7 @@ static int start_vm(vm *v, vm_config cfg, const vmm_file_config *fc, const char 
 	if (vm_create(v, &cfg, err) < 0)
 		goto fail;
 	v->t_process_start = t0;
-	if (serial_attach(v, serial_fd, err) < 0 || i8042_attach(v, err) < 0 || debug_exit_attach(v, err) < 0 ||
+	if (serial_attach(v, serial_fd, cfg.serial_log_max, err) < 0 || i8042_attach(v, err) < 0 || debug_exit_attach(v, err) < 0 ||
 	    (cfg.boot_timer && boot_timer_attach(v, err) < 0))
 		goto fail;
 	uint64_t vbase = GPA_VIRTIO_BASE;
@@ -289,9 +289,9 @@ static int api_wait_start(vmm_api *api, vm *v, vm_config cfg, bool rng, const ch
 int main(int argc, char **argv)
 {
 	uint64_t t0 = vmm_now_ns();
-	vm_config cfg = {.irqchip = true};
+	vm_config cfg = {.irqchip = true, .serial_log_max = SERIAL_LOG_MAX_DEFAULT};
 	const char *payload = NULL;
-	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL, OPT_DRIVE, OPT_RNG, OPT_INITRD, OPT_CMDLINE, OPT_VSOCK, OPT_VSOCK_CID, OPT_JAIL, OPT_CONFIG, OPT_API, OPT_ID };
+	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL, OPT_DRIVE, OPT_RNG, OPT_INITRD, OPT_CMDLINE, OPT_VSOCK, OPT_VSOCK_CID, OPT_JAIL, OPT_CONFIG, OPT_API, OPT_ID, OPT_SERIAL_MAX };
 	const char *config_path = NULL, *api_path = NULL, *vm_id = "silo-vmm";
 	static vmm_file_config fc; /* from the command line, --config or the API */
 	static vmm_api api = {.listen_fd = -1, .stop_fd = -1};
@@ -308,6 +308,7 @@ int main(int argc, char **argv)
 		{"mem", required_argument, NULL, 'm'},
 		{"vcpus", required_argument, NULL, 'c'},
 		{"serial-log", required_argument, NULL, OPT_SERIAL},
+		{"serial-log-max", required_argument, NULL, OPT_SERIAL_MAX},
 		{"boot-timer", no_argument, NULL, OPT_BOOT_TIMER},
 		{"no-irqchip", no_argument, NULL, OPT_NO_IRQCHIP},
 		{"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
@@ -345,6 +346,10 @@ int main(int argc, char **argv)
 			fc.vcpus = n;
 			break;
 		case OPT_SERIAL: cfg.serial_log = optarg; break;
+		case OPT_SERIAL_MAX:
+			if (parse_u64("--serial-log-max", optarg, 64u << 10, 1ull << 40, &cfg.serial_log_max) < 0)
+				goto out;
+			break;
 		case OPT_BOOT_TIMER: cfg.boot_timer = true; break;
 		case OPT_NO_IRQCHIP: cfg.irqchip = false; break;
 		case OPT_TIMEOUT:
@@ -454,7 +459,8 @@ int main(int argc, char **argv)
 
 	int serial_fd = STDOUT_FILENO;
 	if (cfg.serial_log) {
-		serial_fd = open(cfg.serial_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+		/* read-write: the cap keeps the tail by moving it to the front (logcap.h) */
+		serial_fd = open(cfg.serial_log, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 		if (serial_fd < 0) {
 			fprintf(stderr, "silo-vmm: --serial-log %s: %s\n", cfg.serial_log, strerror(errno));
 			goto out;

@@ -10,8 +10,9 @@
 static const char *const vmm_seccomp_allow[] = {
 	/* KVM_RUN, KVM_IRQ_LINE and friends on already-open fds */
 	"ioctl",
-	/* serial log, drives, vsock streams, eventfd */
-	"read", "write", "readv", "writev", "pread64", "pwrite64", "fdatasync", "fsync", "lseek",
+	/* serial log (capped: the tail is moved to the front, then truncated), drives,
+	 * vsock streams, eventfd */
+	"read", "write", "readv", "writev", "pread64", "pwrite64", "fdatasync", "fsync", "lseek", "ftruncate",
 	"close",
 	/* vsock host side: accept, guest-initiated connects to <uds>_PORT */
 	"socket", "connect", "accept4", "recvfrom", "sendto", "recvmsg", "sendmsg", "shutdown",

@@ -37,6 +37,7 @@
 #define PORT_DEBUG_EXIT 0xf4 /* QEMU isa-debug-exit compatible */
 #define PORT_BOOT_TIMER 0x440
 #define PORT_POST 0x80 /* first write = first guest instruction timestamp */
+#define SERIAL_LOG_MAX_DEFAULT (16ull << 20) /* --serial-log-max */
 
 typedef struct guest_mem {
 	int memfd;
@@ -127,6 +128,7 @@ typedef struct vm_config {
 	int vcpus;
 	bool irqchip; /* in-kernel LAPIC/IOAPIC/PIC + PIT (default on) */
 	const char *serial_log; /* NULL = stdout */
+	uint64_t serial_log_max; /* cap of a serial log file in bytes (tail kept, logcap.h) */
 	bool boot_timer;
 	uint64_t timeout_ms; /* 0 = none */
 	const char *mem_file; /* restore: guest RAM from this snapshot memory file (MAP_PRIVATE) */
@@ -212,11 +214,19 @@ int jail_prepare(const char *const *cleanup_paths, const char *id, uint64_t mem_
 #define JAIL_PIDS_MAX 64
 /* Update the cgroup limits once the API configured the machine (before jail_enter). */
 int jail_set_memory(uint64_t mem_mib, uint64_t vcpus, silo_error *err);
+/* Clear the capability bounding set (needs CAP_SETPCAP while a capability is still in it). */
+int jail_clear_bounding(silo_error *err);
+/* The bounding set (as above), the ambient set, and effective/permitted/inheritable.
+ * Shared with silo-jailer (jailer.c), which clears the bounding set before changing uid. */
+int jail_drop_caps(silo_error *err);
+/* Make the mount dir (already a mount point) the root; the old root is detached. */
+int jail_pivot_root(const char *dir, silo_error *err);
 /* pivot_root into dir, rlimits, drop capabilities, no_new_privs, seccomp allow-list. */
 int jail_enter(const char *dir, silo_error *err);
 
 /* devices */
-int serial_attach(vm *v, int out_fd, silo_error *err);
+/* out_fd: a regular file (capped at max_bytes, the tail kept: logcap.h) or a pipe/tty. */
+int serial_attach(vm *v, int out_fd, uint64_t max_bytes, silo_error *err);
 /* Snapshot state of the 8250: ier, lcr, mcr, scr, dll, dlm. */
 #define SERIAL_STATE_LEN 6
 void serial_save(const serial_dev *s, uint8_t out[SERIAL_STATE_LEN]);

@@ -10,6 +10,13 @@
  * (software nested virtualization, no vmx/svm) guest ring 0 is emulated and
  * Linux does not reach userspace, so the provider reports itself unavailable
  * unless SILO_KVM_FORCE=1.
+ *
+ * Like qemu.c (vm.h): the kernel command line is the user's boot.cmdline without
+ * the parameters reserved to Silo, then Silo's own; the guest's writable layer is
+ * the scratch disk RUNDIR/disk.img (the disk budget), attached last as
+ * "--drive disk.img,id=silo-scratch" with a path relative to RUNDIR, silo-vmm's
+ * working directory, so a snapshot restored in another sandbox opens its own copy;
+ * the serial log is capped keeping its tail (--serial-log-max).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -32,11 +39,12 @@
 #include "core/provider.h"
 #include "core/sandbox.h"
 #include "image/image.h"
+#include "providers/vm.h"
 #include "trust/trust.h"
 
 #define AGENT_VSOCK_PORT 1024
 
-static const char *const rundir_files[] = {"vsock.sock", "api.sock", "serial.log", "vmm.log"};
+static const char *const rundir_files[] = {"vsock.sock", "api.sock", "serial.log", "vmm.log", VM_SCRATCH_FILE};
 
 typedef struct kvm_state {
 	bool is_child, exited;
@@ -71,6 +79,11 @@ static void k_probe(provider_info *info)
 		snprintf(info->reason, sizeof info->reason, "silo-vmm not found (set SILO_LIBEXEC_DIR or build the tree)");
 		return;
 	}
+	silo_error serr = {0};
+	if (vm_scratch_probe(&serr) < 0) {
+		snprintf(info->reason, sizeof info->reason, "%s", serr.message);
+		return;
+	}
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(info->reason, sizeof info->reason, "/dev/kvm: %s", strerror(errno));
@@ -91,15 +104,8 @@ static void k_probe(provider_info *info)
 	info->available = true;
 }
 
-static bool cmdline_ok(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return false;
-	return true;
-}
-
 static int launch(sandbox *sb, kvm_state *k, const char *bin, const char *const *argv, silo_error *err);
+static void remove_rundir_files(sandbox *sb);
 
 static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 {
@@ -128,21 +134,31 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 		snprintf(initrd, sizeof initrd, "%s", e.kind == IMAGE_KIND_EXT4 ? e.initrd.path : e.file.path);
 		image_entry_free(&e);
 	}
-	if (spec->cmdline && !cmdline_ok(spec->cmdline))
-		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "boot.cmdline: control characters");
 	/* with a keyring: every file that boots must match the signed manifest */
-	if (trust_check_boot(kernel, initrd, NULL, NULL, err) < 0)
+	bool keyring = false;
+	if (trust_check_boot(kernel, initrd, NULL, &keyring, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
+	uint64_t scratch_mb = 0, largest = 0;
+	if (spec->n_drives >= 8)
+		return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, 0, sb->id,
+				    "drives: at most 7 with the kvm provider (silo-vmm has 8 drive slots, one is the "
+				    "scratch disk)");
+	if (vm_disk_budget(spec, &scratch_mb, &largest, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
+	char silo_args[128];
+	snprintf(silo_args, sizeof silo_args, "console=ttyS0 reboot=k panic=-1 quiet silo.scratch=/dev/vd%c",
+		 (char)('a' + spec->n_drives));
+	cleanup_free char *cmdline = NULL;
+	if (vm_cmdline_compose(spec->cmdline, silo_args, keyring, &cmdline, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
 	kvm_state *k = xcalloc(1, sizeof *k);
 	snprintf(k->vsock, sizeof k->vsock, "%s/vsock.sock", sb->rundir);
 	snprintf(k->api, sizeof k->api, "%s/api.sock", sb->rundir);
-	char serial[PATH_MAX + 16], log[PATH_MAX + 16], mem[16], vcpus[16];
+	char serial[PATH_MAX + 16], mem[16], vcpus[16], smax[32];
 	snprintf(serial, sizeof serial, "%s/serial.log", sb->rundir);
-	snprintf(log, sizeof log, "%s/vmm.log", sb->rundir);
 	snprintf(mem, sizeof mem, "%u", spec->memory_mb ? spec->memory_mb : 256);
 	snprintf(vcpus, sizeof vcpus, "%u", spec->vcpus ? spec->vcpus : 1);
-	cleanup_free char *cmdline = xasprintf("console=ttyS0 reboot=k panic=-1 quiet%s%s",
-					       spec->cmdline ? " " : "", spec->cmdline ? spec->cmdline : "");
+	snprintf(smax, sizeof smax, "%llu", (unsigned long long)vm_serial_log_max());
 	const char *argv[64];
 	char drives[SPEC_MAX_DRIVES][PATH_MAX + 48];
 	int n = 0;
@@ -153,6 +169,7 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 	argv[n++] = "--mem", argv[n++] = mem;
 	argv[n++] = "--vcpus", argv[n++] = vcpus;
 	argv[n++] = "--serial-log", argv[n++] = serial;
+	argv[n++] = "--serial-log-max", argv[n++] = smax;
 	argv[n++] = "--vsock-uds", argv[n++] = k->vsock;
 	argv[n++] = "--api-sock", argv[n++] = k->api;
 	argv[n++] = "--id", argv[n++] = sb->id;
@@ -163,12 +180,24 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 		if (strchr(spec->drives[i].path, ','))
 			return free(k), silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
 						     "drives[%zu].path: commas are not supported", i);
-		snprintf(drives[i], sizeof drives[i], "%s%s", spec->drives[i].path,
-			 spec->drives[i].read_only ? ",ro" : "");
+		/* silo-vmm runs in RUNDIR: relative paths are resolved here */
+		char abs[PATH_MAX];
+		const char *dp = spec->drives[i].path;
+		if (dp[0] != '/' && !(dp = realpath(spec->drives[i].path, abs)))
+			return free(k), silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id, "drives[%zu].path: %s", i,
+						     spec->drives[i].path);
+		snprintf(drives[i], sizeof drives[i], "%s%s", dp, spec->drives[i].read_only ? ",ro" : "");
 		argv[n++] = "--drive", argv[n++] = drives[i];
 	}
+	argv[n++] = "--drive", argv[n++] = VM_SCRATCH_FILE ",id=" VM_SCRATCH_SERIAL;
 	argv[n] = NULL;
-	return launch(sb, k, bin, argv, err);
+	if (vm_scratch_create(sb->rundir, scratch_mb, err) < 0)
+		return free(k), silo_error_set_vm(err, sb->id), -1;
+	if (launch(sb, k, bin, argv, err) < 0) {
+		remove_rundir_files(sb);
+		return -1;
+	}
+	return 0;
 }
 
 /* Fork and exec silo-vmm (stdout/stderr to RUNDIR/vmm.log); takes ownership of k. */
@@ -190,7 +219,7 @@ static int launch(sandbox *sb, kvm_state *k, const char *bin, const char *const 
 	}
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphaned VMMs if the manager dies */
-		if (getppid() != parent)
+		if (getppid() != parent || chdir(sb->rundir) < 0)   /* the scratch disk is relative to it */
 			_exit(127);
 		int null = open("/dev/null", O_RDONLY);
 		dup2(null, 0);
@@ -393,7 +422,15 @@ static int k_snapshot(sandbox *sb, const char *dir, silo_error *err)
 	json_t *b = json_pack("{s:s,s:s,s:s}", "snapshot_type", "Full", "snapshot_path", st, "mem_file_path", mem);
 	cleanup_free char *body = json_dumps(b, JSON_COMPACT);
 	json_decref(b);
-	return api_call(sb, "PUT", "/snapshot/create", body, 120000, err) < 0 ? -1 : 0;
+	if (api_call(sb, "PUT", "/snapshot/create", body, 120000, err) < 0)
+		return -1;
+	/* the scratch disk beside it (paused: virtio-blk writes are synchronous pwrites) */
+	cleanup_free char *disk = xasprintf("%s/" VM_SCRATCH_FILE, sb->rundir),
+			  *out = xasprintf("%s/" VM_SCRATCH_SNAP, dir);
+	uint64_t bytes = 0;
+	if (path_exists(disk) && vm_scratch_save(disk, out, &bytes, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
+	return 0;
 }
 
 /* Restore: a fresh silo-vmm (API only) loads DIR/vm.{state,mem}: RAM is mapped copy-on-write
@@ -404,12 +441,18 @@ static int k_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_err
 	char bin[PATH_MAX];
 	if (find_helper_binary("silo-vmm", bin, sizeof bin, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
+	/* the snapshot's scratch disk becomes this sandbox's RUNDIR/disk.img (opened relative to RUNDIR) */
+	cleanup_free char *snap_disk = xasprintf("%s/" VM_SCRATCH_SNAP, dir),
+			  *disk = xasprintf("%s/" VM_SCRATCH_FILE, sb->rundir);
+	if (path_exists(snap_disk) && vm_scratch_load(snap_disk, disk, 0, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
 	kvm_state *k = xcalloc(1, sizeof *k);
 	snprintf(k->vsock, sizeof k->vsock, "%s/vsock.sock", sb->rundir);
 	snprintf(k->api, sizeof k->api, "%s/api.sock", sb->rundir);
-	char serial[PATH_MAX + 16];
+	char serial[PATH_MAX + 16], smax[32];
 	snprintf(serial, sizeof serial, "%s/serial.log", sb->rundir);
-	const char *argv[] = {bin, "--api-sock", k->api, "--id", sb->id, "--serial-log", serial, NULL};
+	snprintf(smax, sizeof smax, "%llu", (unsigned long long)vm_serial_log_max());
+	const char *argv[] = {bin, "--api-sock", k->api, "--id", sb->id, "--serial-log", serial, "--serial-log-max", smax, NULL};
 	if (launch(sb, k, bin, argv, err) < 0)
 		return -1;
 	/* The socket appears once silo-vmm listens. */

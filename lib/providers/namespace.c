@@ -1,20 +1,34 @@
 /* SPDX-License-Identifier: Apache-2.0
  * namespace provider: silo-agent as PID 1 of a fresh set of Linux namespaces
- * (mount, pid, net, ipc, uts, cgroup; + user when not root) on an overlayfs
- * root, with cgroup limits, a seccomp deny-list, a bounded capability set and
- * no_new_privs. Weaker isolation than a VM (shared host kernel); the fallback
- * of last resort. docs/providers.md ("namespace") has the details.
+ * (user, mount, pid, net, ipc, uts, cgroup) on an overlayfs root, with cgroup
+ * limits, a size-limited writable layer, masked /proc and /sys, a seccomp
+ * deny-list, a bounded capability set and no_new_privs. Weaker isolation than
+ * a VM (shared host kernel); the fallback of last resort. docs/providers.md
+ * ("namespace") has the details, docs/security.md the attacks it is tested
+ * against.
  *
- * Jail order in the child (fixed): wait for the uid map -> private mounts ->
- * overlay root -> /proc /sys /dev /dev/pts /dev/shm /tmp -> hostname -> lo up ->
- * pivot_root -> fds -> capabilities -> no_new_privs -> seccomp -> exec agent.
+ * Who is who: the sandbox's root is uid 0 of its own user namespace, mapped
+ * to a private range of unprivileged host ids (ns-ids.c), so nothing it does
+ * carries host root's rights even where a mask is missing. Every other
+ * namespace is created by host root and so belongs to the host's user
+ * namespace: the sandbox has no capability over its own mounts, network or
+ * hostname. The read-only layers are id-mapped mounts (host root's files look
+ * like the sandbox root's), the writable layer is its own ext4 (ns-disk.c).
+ *
+ * Jail order in the child (fixed): wait for the go byte -> private mounts ->
+ * disk, id-mapped lower layers, overlay root (all by fd: no host path in any
+ * mount option) -> /proc /sys /dev /dev/pts /dev/shm /tmp /run -> hostname ->
+ * lo up -> pivot_root -> /proc and /sys masks (ns-masks.h) -> enter the user
+ * namespace, become its root -> fds -> capabilities -> no_new_privs ->
+ * seccomp -> exec agent.
  *
  * The namespace init is double-forked and setsid()ed: it is not our child and
  * survives the manager (silod restart); its pid and start time are recorded
- * in RUNDIR/pid for reattach.
+ * in RUNDIR/pid for reattach, its id slot and disk in RUNDIR/ns-state.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/capability.h>
 #include <limits.h>
 #include <linux/close_range.h>
@@ -51,17 +65,32 @@ extern int chan_shutdown(chan *c, silo_error *err) __attribute__((weak));
 
 #define NS_DEFAULT_PIDS 1024
 #define NS_SETUP_TIMEOUT_MS 10000
+#define NS_DETACH_TIMEOUT_MS 5000
+#define NS_RUN_MAX_MB 64u          /* /run holds pid files and sockets */
 #define AGENT_FD 3
+#define STATE_FILE "ns-state"
+
+const ns_mask ns_masks[] = {
+#define HIDE(p, why) {NS_MASK_HIDE, p, why},
+#define RDONLY(p, why) {NS_MASK_RDONLY, p, why},
+#include "providers/ns-masks.h"
+#undef HIDE
+#undef RDONLY
+};
+const size_t ns_masks_count = ARRAY_SIZE(ns_masks);
 
 typedef struct ns_state {
 	ns_cgroup cg;
+	ns_ids ids;
+	ns_disk disk;
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	unsigned long long starttime;
 	int err_fd;             /* setup error pipe (read end), -1 after reattach */
 } ns_state;
 
 /* Capabilities kept in the bounding set (Docker's default set minus
- * NET_RAW and MKNOD: no raw sockets, no device nodes). */
+ * NET_RAW and MKNOD: no raw sockets, no device nodes). They are capabilities
+ * of the sandbox's user namespace: over its own files and processes only. */
 static const int keep_caps[] = {
 	CAP_CHOWN,  CAP_DAC_OVERRIDE, CAP_FOWNER,     CAP_FSETID,           CAP_KILL,
 	CAP_SETGID, CAP_SETUID,       CAP_SETPCAP,    CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
@@ -69,6 +98,9 @@ static const int keep_caps[] = {
 };
 
 static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+
+/* tmpfs mounts of the sandbox, in child_args.tmpfs order */
+enum { TMPFS_DEV, TMPFS_SHM, TMPFS_TMP, TMPFS_RUN, TMPFS_N };
 
 /* ---- async-signal-safe string helpers for the forked children ----
  * The children are forked from a possibly multi-threaded process (silod):
@@ -106,49 +138,7 @@ static void s_join(char *dst, size_t n, const char *a, const char *b)
 	s_join3(dst, n, a, b, NULL);
 }
 
-static void s_uint(char *dst, size_t n, unsigned long v)
-{
-	char tmp[24];
-	size_t i = 0;
-	do {
-		tmp[i++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v && i < sizeof tmp);
-	size_t j = 0;
-	while (i && j + 1 < n)
-		dst[j++] = tmp[--i];
-	dst[j] = '\0';
-}
-
 /* ---- /proc helpers ---- */
-
-/* state char and start time of pid; -1 if gone. */
-static int proc_stat(pid_t pid, char *state, unsigned long long *start)
-{
-	char p[64], buf[1024];
-	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	char *r = strrchr(buf, ')');
-	if (!r || r[1] != ' ')
-		return -1;
-	*state = r[2];
-	/* fields after ')': 3=state ... 22=starttime */
-	char *s = r + 2;
-	int field = 3;
-	while (*s && field < 22) {
-		if (*s++ == ' ')
-			field++;
-	}
-	*start = strtoull(s, NULL, 10);
-	return 0;
-}
 
 static bool pid_alive(pid_t pid, unsigned long long start)
 {
@@ -156,24 +146,38 @@ static bool pid_alive(pid_t pid, unsigned long long start)
 		return false;
 	int st;
 	waitpid(pid, &st, WNOHANG);   /* in case we are its reaper (subreaper setups) */
-	char state;
-	unsigned long long s;
-	if (proc_stat(pid, &state, &s) < 0)
-		return false;
-	if (start && s != start)
-		return false;   /* pid reused */
-	return state != 'Z' && state != 'X';
+	return ns_pid_alive(pid, start);
 }
 
+/* Wait until pid (start time start, 0 = any) is gone or a zombie, up to ms.
+ * The init is not our child: a pidfd tells when it exits (its mount
+ * namespace, and so its disk, is torn down by then); /proc polling where
+ * pidfd_open is missing. */
 static bool wait_gone(pid_t pid, unsigned long long start, int ms)
 {
 	uint64_t end = now_mono_ns() + (uint64_t)ms * 1000000ull;
-	while (pid_alive(pid, start)) {
-		if (now_mono_ns() >= end)
-			return false;
-		struct timespec ts = {0, 2 * 1000000L};
-		nanosleep(&ts, NULL);
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd >= 0 && !pid_alive(pid, start)) {
+		close(pfd);   /* opened a reused pid, or it exited meanwhile */
+		return true;
 	}
+	while (pid_alive(pid, start)) {
+		int64_t left = (int64_t)(end - now_mono_ns());
+		if (left <= 0) {
+			if (pfd >= 0)
+				close(pfd);
+			return false;
+		}
+		if (pfd >= 0) {
+			struct pollfd p = {.fd = pfd, .events = POLLIN};
+			(void)poll(&p, 1, (int)MIN(left / 1000000 + 1, 100));
+		} else {
+			struct timespec ts = {0, 2 * 1000000L};
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (pfd >= 0)
+		close(pfd);
 	return true;
 }
 
@@ -181,18 +185,26 @@ static bool wait_gone(pid_t pid, unsigned long long start, int ms)
 
 typedef struct child_args {
 	char merged[PATH_MAX];
-	char overlay_opts[3 * PATH_MAX + 64];
+	char lower[2][PATH_MAX];   /* top first: a snapshot's layer, then the base */
+	int nlower;
+	char loopdev[32];          /* the writable layer's disk (set in the child) */
+	char tmpfs[TMPFS_N][128];  /* mount options (size, owner) */
 	char hostname[64];
+	char slot_path[PATH_MAX], slot_tmp[PATH_MAX + 16];
 	char procs[NS_CG_MAX][PATH_MAX];
 	int ncg;
 	int listen_fd;
 	int err_fd;          /* write end, CLOEXEC */
-	int sync_fd;         /* read end: EOF once the uid map is written */
-	bool userns;
+	int sync_fd;         /* read end: the go byte once the id slot is handed over */
+	int disk_fd;         /* read end: the disk's loop device number (made meanwhile by the parent) */
+	int userns_fd;       /* the sandbox's user namespace */
+	uint32_t uid, gid;   /* host ids of the sandbox's root */
 	const ns_bpf *bpf;   /* compiled in the parent */
 } child_args;
 
-__attribute__((noreturn)) static void child_fail(const child_args *a, const char *step)
+/* Report "step: error[ (the filesystem's own message)]" and exit. fs: an
+ * fsopen() context whose log may say more, or -1. */
+__attribute__((noreturn)) static void child_fail_fs(const child_args *a, const char *step, int fs)
 {
 	char msg[512], num[24];
 	int e = errno;
@@ -203,12 +215,25 @@ __attribute__((noreturn)) static void child_fail(const child_args *a, const char
 	if (d) {
 		at = s_cat(msg, sizeof msg, at, d);
 	} else {
-		s_uint(num, sizeof num, (unsigned long)e);
+		ns_utoa(num, sizeof num, (unsigned long)e);
 		at = s_cat(msg, sizeof msg, at, "errno ");
 		at = s_cat(msg, sizeof msg, at, num);
 	}
+	char log[256];
+	ssize_t n = fs >= 0 ? read(fs, log, sizeof log - 1) : -1;
+	if (n > 2) {
+		log[n] = '\0';
+		at = s_cat(msg, sizeof msg, at, " (");
+		at = s_cat(msg, sizeof msg, at, log + 2);   /* "e overlayfs: ..." */
+		at = s_cat(msg, sizeof msg, at, ")");
+	}
 	(void)!write(a->err_fd, msg, at);
 	_exit(127);
+}
+
+__attribute__((noreturn)) static void child_fail(const child_args *a, const char *step)
+{
+	child_fail_fs(a, step, -1);
 }
 
 static int mnt_at(const child_args *a, const char *src, const char *rel, const char *type,
@@ -262,10 +287,126 @@ static void drop_caps(const child_args *a)
 		child_fail(a, "capset");
 }
 
-__attribute__((noreturn)) static void child_main(const child_args *a)
+/* A detached clone of the directory path, read-only and id-mapped through the
+ * sandbox's user namespace (host uid 0 -> the sandbox's root). */
+static int idmapped_layer(const child_args *a, const char *path)
 {
-	/* Wait for the go byte: the intermediate writes it once our uid/gid maps
-	 * are in place. A byte, not EOF: a sibling spawned by another thread at the
+	int t = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (t < 0)
+		child_fail(a, "open a lower layer");
+	struct mount_attr at = {
+		.attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+		.userns_fd = (uint64_t)a->userns_fd,
+	};
+	if (mount_setattr(t, "", AT_EMPTY_PATH, &at, sizeof at) < 0)
+		child_fail(a, "id-map a lower layer (its filesystem needs idmapped-mount support)");
+	return t;
+}
+
+/* The root filesystem, attached at a->merged. Every layer is handed to
+ * overlayfs as an fd of a detached mount, so the options the kernel shows in
+ * mountinfo are "lowerdir+=/,upperdir=/upper,workdir=/work": no host path. */
+static void mount_root(const child_args *a)
+{
+	int fs = fsopen("ext4", FSOPEN_CLOEXEC);
+	if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "source", a->loopdev, 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_SET_FLAG, "noinit_itable", NULL, 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_SET_FLAG, "nobarrier", NULL, 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_SET_FLAG, "discard", NULL, 0) < 0 ||
+	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		child_fail_fs(a, "open the writable layer's filesystem", fs);
+	int disk = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+	if (disk < 0)
+		child_fail(a, "mount the writable layer's filesystem");
+	close(fs);
+	/* upper: the sandbox's root directory, owned by its root */
+	if (mkdirat(disk, "upper", 0755) < 0 || fchownat(disk, "upper", a->uid, a->gid, 0) < 0 ||
+	    mkdirat(disk, "work", 0700) < 0)
+		child_fail(a, "make the upper and work directories");
+	int up = openat(disk, "upper", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int wk = openat(disk, "work", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (up < 0 || wk < 0)
+		child_fail(a, "open the upper and work directories");
+	fs = fsopen("overlay", FSOPEN_CLOEXEC);
+	if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "source", "overlay", 0) < 0)
+		child_fail(a, "fsopen overlay");
+	/* the detached layer mounts must stay open until the overlay exists:
+	 * closing the last fd of a detached mount unmounts it */
+	int lowers[ARRAY_SIZE(a->lower)];
+	for (int i = 0; i < a->nlower; i++) {
+		lowers[i] = idmapped_layer(a, a->lower[i]);
+		if (fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lowers[i]) < 0)
+			child_fail_fs(a, "overlay lowerdir+", fs);
+	}
+	if (fsconfig(fs, FSCONFIG_SET_FD, "upperdir", NULL, up) < 0)
+		child_fail_fs(a, "overlay upperdir", fs);
+	if (fsconfig(fs, FSCONFIG_SET_FD, "workdir", NULL, wk) < 0)
+		child_fail_fs(a, "overlay workdir", fs);
+	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		child_fail_fs(a, "create the overlay root", fs);
+	int root = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID);
+	if (root < 0 || move_mount(root, "", AT_FDCWD, a->merged, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		child_fail(a, "mount the overlay root");
+	close(root);
+	close(fs);
+	for (int i = 0; i < a->nlower; i++)
+		close(lowers[i]);
+	close(up);
+	close(wk);
+	close(disk);
+}
+
+/* ns-masks.h, after pivot_root (paths are the sandbox's). */
+static void apply_masks(const child_args *a)
+{
+	for (size_t i = 0; i < ns_masks_count; i++) {
+		const ns_mask *m = &ns_masks[i];
+		struct stat st;
+		if (lstat(m->path, &st) < 0) {
+			if (errno == ENOENT)
+				continue;
+			child_fail(a, m->path);
+		}
+		int rc;
+		if (m->kind == NS_MASK_RDONLY) {
+			rc = mount(m->path, m->path, NULL, MS_BIND | MS_REC, NULL);
+			if (rc == 0)
+				rc = mount(NULL, m->path, NULL,
+					   MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+		} else if (S_ISDIR(st.st_mode)) {
+			rc = mount("tmpfs", m->path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+				   "size=4k,nr_inodes=2,mode=0555");
+		} else {
+			rc = mount("/dev/null", m->path, NULL, MS_BIND, NULL);
+		}
+		if (rc < 0)
+			child_fail(a, m->path);
+	}
+}
+
+/* A tmpfs at merged/rel owned by the sandbox's root. */
+static void mount_tmpfs(const child_args *a, const char *rel, unsigned long flags, int which)
+{
+	char p[PATH_MAX + 32];
+	s_join(p, sizeof p, a->merged, rel);
+	if (mount("tmpfs", p, "tmpfs", flags, a->tmpfs[which]) < 0 || chown(p, a->uid, a->gid) < 0)
+		child_fail(a, rel);
+}
+
+static void write_knob(const child_args *a, const char *rel, const char *val)
+{
+	char p[PATH_MAX + 64];
+	s_join(p, sizeof p, a->merged, rel);
+	int fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write_all(fd, val, strlen(val)) < 0)
+		child_fail(a, rel);
+	close(fd);
+}
+
+__attribute__((noreturn)) static void child_main(child_args *a)
+{
+	/* Wait for the go byte: the intermediate writes it once our id slot
+	 * names us. A byte, not EOF: a sibling spawned by another thread at the
 	 * same moment may hold a copy of the write end until it execs, and waiting
 	 * for EOF would make concurrent spawns wait on each other. */
 	char c = 0;
@@ -275,23 +416,31 @@ __attribute__((noreturn)) static void child_main(const child_args *a)
 	if (r != 1)
 		_exit(126);   /* the intermediate died: nobody to report to */
 	close(a->sync_fd);
+	/* The disk: the parent attaches it while the intermediate joins the
+	 * cgroups and clones us (both take milliseconds); EOF if it failed (the
+	 * parent reports why). */
+	int32_t nr = -1;
+	while ((r = read(a->disk_fd, &nr, sizeof nr)) < 0 && errno == EINTR)
+		;
+	if (r != (ssize_t)sizeof nr || nr < 0)
+		_exit(126);
+	close(a->disk_fd);
+	char num[24];
+	ns_utoa(num, sizeof num, (unsigned long)nr);
+	s_cat(a->loopdev, sizeof a->loopdev, s_cat(a->loopdev, sizeof a->loopdev, 0, "/dev/loop"), num);
 	sigset_t all;
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	signal(SIGPIPE, SIG_DFL);
 
-	if (a->userns && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
-		child_fail(a, "become root in the user namespace");
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		child_fail(a, "make mounts private");
-	if (mount("overlay", a->merged, "overlay", MS_NOSUID, a->overlay_opts) < 0)
-		child_fail(a, "mount overlay root");
+	mount_root(a);
 	if (mnt_at(a, "proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		child_fail(a, "mount /proc");
 	if (mnt_at(a, "sysfs", "sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL) < 0)
 		child_fail(a, "mount /sys");
-	if (mnt_at(a, "tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k") < 0)
-		child_fail(a, "mount /dev");
+	mount_tmpfs(a, "dev", MS_NOSUID | MS_NOEXEC, TMPFS_DEV);
 	char p[PATH_MAX + 64], host[64];
 	for (size_t i = 0; i < ARRAY_SIZE(dev_nodes); i++) {
 		s_join3(p, sizeof p, a->merged, "dev", dev_nodes[i]);
@@ -304,31 +453,32 @@ __attribute__((noreturn)) static void child_main(const child_args *a)
 			child_fail(a, "bind a /dev node");
 	}
 	s_join(p, sizeof p, a->merged, "dev/pts");
-	mkdir(p, 0755);
+	if (mkdir(p, 0755) < 0 || chown(p, a->uid, a->gid) < 0)
+		child_fail(a, "mkdir /dev/pts");
 	if (mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620") < 0)
 		child_fail(a, "mount /dev/pts");
-	s_join(p, sizeof p, a->merged, "dev/ptmx");
-	if (symlink("pts/ptmx", p) < 0)
-		child_fail(a, "symlink /dev/ptmx");
 	static const char *const links[][2] = {
-		{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"},
+		{"pts/ptmx", "ptmx"},          {"/proc/self/fd", "fd"},         {"/proc/self/fd/0", "stdin"},
 		{"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(links); i++) {
 		s_join3(p, sizeof p, a->merged, "dev", links[i][1]);
-		(void)!symlink(links[i][0], p);
+		if (symlink(links[i][0], p) < 0 || lchown(p, a->uid, a->gid) < 0)
+			child_fail(a, "symlink in /dev");
 	}
 	s_join(p, sizeof p, a->merged, "dev/shm");
-	mkdir(p, 01777);
-	if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
-		child_fail(a, "mount /dev/shm");
-	if (mnt_at(a, "tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
-		child_fail(a, "mount /tmp");
-	if (mnt_at(a, "tmpfs", "run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
-		child_fail(a, "mount /run");
+	if (mkdir(p, 01777) < 0)
+		child_fail(a, "mkdir /dev/shm");
+	mount_tmpfs(a, "dev/shm", MS_NOSUID | MS_NODEV, TMPFS_SHM);
+	mount_tmpfs(a, "tmp", MS_NOSUID | MS_NODEV, TMPFS_TMP);
+	mount_tmpfs(a, "run", MS_NOSUID | MS_NODEV, TMPFS_RUN);
 	if (sethostname(a->hostname, strlen(a->hostname)) < 0)
 		child_fail(a, "sethostname");
 	lo_up(a);
+	/* The network namespace belongs to the host's user namespace, so binding
+	 * a port below 1024 would need host CAP_NET_BIND_SERVICE: open them all
+	 * in this (per-namespace) knob instead. */
+	write_knob(a, "proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
 	if (chdir(a->merged) < 0)
 		child_fail(a, "chdir to the new root");
 	if (syscall(SYS_pivot_root, ".", ".oldroot") < 0)
@@ -337,6 +487,16 @@ __attribute__((noreturn)) static void child_main(const child_args *a)
 		child_fail(a, "chdir /");
 	if (umount2("/.oldroot", MNT_DETACH) < 0)
 		child_fail(a, "detach the host root");
+	apply_masks(a);
+
+	/* Into the sandbox's user namespace; from here on "root" is the host
+	 * range's first id. Full capabilities in that namespace, none over
+	 * anything the host's user namespace owns. */
+	if (setns(a->userns_fd, CLONE_NEWUSER) < 0)
+		child_fail(a, "enter the user namespace");
+	close(a->userns_fd);
+	if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+		child_fail(a, "become root of the user namespace");
 
 	/* fds: 0-2 /dev/null, AGENT_FD the listening socket, everything else closed at exec */
 	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -380,19 +540,6 @@ __attribute__((noreturn)) static void child_main(const child_args *a)
 
 /* ---- spawn ---- */
 
-static int write_map(pid_t pid, const char *file, const char *text)
-{
-	char p[64], num[24];
-	s_uint(num, sizeof num, (unsigned long)pid);
-	s_join3(p, sizeof p, "/proc", num, file);
-	int fd = open(p, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int rc = write_all(fd, text, strlen(text));
-	close(fd);
-	return rc;
-}
-
 /* Right after fork, in the child: close every descriptor inherited from the
  * (multithreaded) parent but 0-2 and keep[]. Close-on-exec is not enough:
  * until the init execs the agent, its copies would keep other sandboxes'
@@ -420,22 +567,21 @@ static void close_inherited(int *keep, int n)
 }
 
 /* The intermediate process: new session, join the cgroups, clone the init,
- * map ids, report its pid, exit (so the init is nobody's child here). */
+ * hand it the id slot, report its pid, exit (so the init is nobody's child here). */
 __attribute__((noreturn)) static void intermediate(child_args *a, int pid_wr, int sync_wr)
 {
-	int keep[] = {a->listen_fd, a->err_fd, a->sync_fd, pid_wr, sync_wr};
+	int keep[] = {a->listen_fd, a->err_fd, a->sync_fd, a->disk_fd, a->userns_fd, pid_wr, sync_wr};
 	close_inherited(keep, (int)(sizeof keep / sizeof keep[0]));
 	setsid();
 	char me[32];
-	s_uint(me, sizeof me, (unsigned long)getpid());
+	ns_utoa(me, sizeof me, (unsigned long)getpid());
 	for (int i = 0; i < a->ncg; i++) {
 		int fd = open(a->procs[i], O_WRONLY | O_CLOEXEC);
 		if (fd < 0 || write_all(fd, me, strlen(me)) < 0)
 			child_fail(a, "join the sandbox cgroup");
 		close(fd);
 	}
-	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS |
-			      CLONE_NEWCGROUP | (a->userns ? CLONE_NEWUSER : 0);
+	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
 	long pid = syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
 	if (pid < 0)
 		child_fail(a, "clone the sandbox init");
@@ -445,19 +591,11 @@ __attribute__((noreturn)) static void intermediate(child_args *a, int pid_wr, in
 		child_main(a);
 	}
 	close(a->sync_fd);
-	if (a->userns) {
-		char map[64], gmap[64], num[24];
-		s_uint(num, sizeof num, (unsigned long)getuid());
-		map[0] = '\0';
-		s_cat(map, sizeof map, s_cat(map, sizeof map, s_cat(map, sizeof map, 0, "0 "), num), " 1\n");
-		s_uint(num, sizeof num, (unsigned long)getgid());
-		gmap[0] = '\0';
-		s_cat(gmap, sizeof gmap, s_cat(gmap, sizeof gmap, s_cat(gmap, sizeof gmap, 0, "0 "), num), " 1\n");
-		if (write_map((pid_t)pid, "setgroups", "deny") < 0 || write_map((pid_t)pid, "uid_map", map) < 0 ||
-		    write_map((pid_t)pid, "gid_map", gmap) < 0) {
-			kill((pid_t)pid, SIGKILL);
-			child_fail(a, "write the user namespace id maps");
-		}
+	/* The init owns the id range from before it runs: if anything dies from
+	 * here on, the slot is free exactly when the init is gone. */
+	if (ns_ids_own(a->slot_path, a->slot_tmp, (pid_t)pid, a->hostname) < 0) {
+		kill((pid_t)pid, SIGKILL);
+		child_fail(a, "hand the id slot to the sandbox init");
 	}
 	int32_t v = (int32_t)pid;
 	(void)!write(pid_wr, &v, sizeof v);
@@ -478,13 +616,13 @@ static int listen_socket(const char *path, silo_error *err)
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: socket: %s", strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: socket");
 	unlink(path);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(path, 0600) < 0 || listen(fd, 16) < 0) {
 		int e = errno;
 		close(fd);
 		unlink(path);
-		return silo_fail(err, SILO_ERR_IO_ERROR, e, "namespace: listen on %s: %s", path, strerror(e));
+		return silo_fail(err, SILO_ERR_IO_ERROR, e, "namespace: listen on %s", path);
 	}
 	return fd;
 }
@@ -497,9 +635,45 @@ static int write_pidfile(sandbox *sb, ns_state *s, silo_error *err)
 	return write_file_atomic(p, txt, (size_t)n, 0600, err);
 }
 
+/* RUNDIR/ns-state: "SLOT UID GID LOOPNR DEV INO\n" - what terminate, residue
+ * and snapshots need after a manager restart (not after a host crash, which
+ * ends the sandbox: no fsync). Written before the init exists. */
+static int write_state(sandbox *sb, const ns_state *s, silo_error *err)
+{
+	char p[PATH_MAX + 16], tmp[PATH_MAX + 16], txt[160];
+	snprintf(p, sizeof p, "%s/" STATE_FILE, sb->rundir);
+	snprintf(tmp, sizeof tmp, "%s/." STATE_FILE ".tmp", sb->rundir);
+	snprintf(txt, sizeof txt, "%d %u %u %d %llu %llu\n", s->ids.slot, s->ids.uid, s->ids.gid, s->disk.nr,
+		 (unsigned long long)s->disk.dev, (unsigned long long)s->disk.ino);
+	if (ns_write_volatile(p, tmp, txt) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: write %s", p);
+	return 0;
+}
+
+static bool read_state(sandbox *sb, ns_state *s)
+{
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof p, "%s/" STATE_FILE, sb->rundir);
+	cleanup_free char *txt = NULL;
+	size_t n;
+	s->ids.slot = -1;
+	ns_disk_init(&s->disk, sb->id);
+	if (read_file(p, 256, &txt, &n, NULL) < 0)
+		return false;
+	unsigned long long dev, ino;
+	if (sscanf(txt, "%d %u %u %d %llu %llu", &s->ids.slot, &s->ids.uid, &s->ids.gid, &s->disk.nr, &dev, &ino) != 6) {
+		s->ids.slot = -1;
+		s->disk.nr = -1;
+		return false;
+	}
+	s->disk.dev = dev;
+	s->disk.ino = ino;
+	return true;
+}
+
 static void remove_rundir_contents(sandbox *sb)
 {
-	static const char *const names[] = {"merged", "upper", "work", "agent.sock", "pid"};
+	static const char *const names[] = {"merged", "agent.sock", "pid", STATE_FILE};
 	char p[PATH_MAX + 16];
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 		snprintf(p, sizeof p, "%s/%s", sb->rundir, names[i]);
@@ -525,9 +699,6 @@ static int base_layer(sandbox *sb, const vm_spec *spec, char *lower, size_t lowe
 		if (access(probe, X_OK) < 0)
 			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id,
 					    "boot.rootfs: %s has no executable sbin/silo-agent", spec->rootfs);
-		if (strpbrk(spec->rootfs, ",:\\"))
-			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
-					    "boot.rootfs: ',', ':' and '\\' are not allowed in the path");
 		snprintf(lower, lower_len, "%s", spec->rootfs);
 	} else if (ns_rootfs_base(agent, lower, lower_len, err) < 0) {
 		silo_error_set_vm(err, sb->id);
@@ -539,6 +710,43 @@ static int base_layer(sandbox *sb, const vm_spec *spec, char *lower, size_t lowe
 		return -1;
 	}
 	return 0;
+}
+
+/* Mount options of the sandbox's tmpfs mounts: sizes from disk_mb (/run at
+ * most NS_RUN_MAX_MB). Their pages are charged to the sandbox's memory cgroup
+ * as well. The owner is set with chown after mounting, not with uid=/gid=,
+ * which mountinfo would show (the host's ids are not the sandbox's business). */
+static void tmpfs_options(child_args *a, uint32_t disk_mb)
+{
+	uint32_t inodes = MAX(4096u, disk_mb * 64u);   /* ext4's default ratio, one per 16 KiB */
+	snprintf(a->tmpfs[TMPFS_DEV], sizeof a->tmpfs[0], "mode=0755,size=64k,nr_inodes=256");
+	snprintf(a->tmpfs[TMPFS_SHM], sizeof a->tmpfs[0], "mode=1777,size=%um,nr_inodes=%u", disk_mb, inodes);
+	snprintf(a->tmpfs[TMPFS_TMP], sizeof a->tmpfs[0], "mode=1777,size=%um,nr_inodes=%u", disk_mb, inodes);
+	snprintf(a->tmpfs[TMPFS_RUN], sizeof a->tmpfs[0], "mode=0755,size=%um,nr_inodes=%u",
+		 MIN(disk_mb, NS_RUN_MAX_MB), MIN(inodes, 16384u));
+}
+
+/* After the init is gone: wait for the kernel to detach the disk (AUTOCLEAR
+ * once the sandbox's mount namespace has died), free the id slot. false if
+ * the disk is still attached. */
+static bool release_host_resources(sandbox *sb, ns_state *s, pid_t owner)
+{
+	bool detached = true;
+	if (s->disk.nr >= 0) {
+		/* usually detached already (the init's exit unmounted it): poll
+		 * briefly at first, then every 2 ms */
+		uint64_t end = now_mono_ns() + NS_DETACH_TIMEOUT_MS * 1000000ull;
+		long nap = 100 * 1000L;
+		while ((detached = !ns_disk_attached(&s->disk)) == false && now_mono_ns() < end) {
+			struct timespec ts = {0, nap};
+			nanosleep(&ts, NULL);
+			nap = MIN(nap * 2, 2 * 1000000L);
+		}
+		if (!detached)
+			log_warn("%s: /dev/loop%d still holds the sandbox's disk", sb->id, s->disk.nr);
+	}
+	ns_ids_release(NS_IDS_DIR, s->ids.slot, owner);
+	return detached;
 }
 
 /* spawn, or restore when layer (a snapshot's flattened writable layer) is set:
@@ -556,36 +764,32 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 				    "image: the namespace provider runs the \"base\" image (busybox) or a boot.rootfs "
 				    "directory, not \"%s\"",
 				    spec->image);
+	if (geteuid() != 0)
+		return silo_fail_vm(err, SILO_ERR_PROVIDER_UNAVAILABLE, EPERM, sb->id,
+				    "namespace: needs root (cgroups, the sandbox's disk and id-mapped layers)");
 	char lower[PATH_MAX];
 	if (base_layer(sb, spec, lower, sizeof lower, err) < 0)
 		return -1;
 	ns_state *s = xcalloc(1, sizeof *s);
 	s->err_fd = -1;
+	s->ids.slot = -1;
+	ns_disk_init(&s->disk, sb->id);
 	child_args *a = xcalloc(1, sizeof *a);
-	int listen_fd = -1, pipe_pid[2] = {-1, -1}, pipe_err[2] = {-1, -1}, pipe_sync[2] = {-1, -1};
+	a->userns_fd = -1;
+	int listen_fd = -1, pipe_pid[2] = {-1, -1}, pipe_err[2] = {-1, -1}, pipe_sync[2] = {-1, -1},
+	    pipe_disk[2] = {-1, -1};
 	ns_bpf bpf = {0};
 	bool cg_made = false;
-	char upper[PATH_MAX + 16], work[PATH_MAX + 16];
-	snprintf(upper, sizeof upper, "%s/upper", sb->rundir);
-	snprintf(work, sizeof work, "%s/work", sb->rundir);
+	int32_t init = 0;
+	pid_t holder = 0;   /* made the user namespace; reaped at the end */
 	snprintf(a->merged, sizeof a->merged, "%s/merged", sb->rundir);
-	if (mkdir(upper, 0755) < 0 || mkdir(work, 0700) < 0 || mkdir(a->merged, 0755) < 0) {
-		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: mkdir in %s: %s", sb->rundir,
-			     strerror(errno));
+	if (mkdir(a->merged, 0755) < 0) {
+		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: mkdir %s", a->merged);
 		goto fail;
 	}
-	if (strpbrk(sb->rundir, ",:\\")) {
-		silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "namespace: unusable run directory %s",
-			     sb->rundir);
-		goto fail;
-	}
-	if (layer && strpbrk(layer, ",:\\")) {
-		silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "namespace: unusable snapshot layer path %s",
-			     layer);
-		goto fail;
-	}
-	snprintf(a->overlay_opts, sizeof a->overlay_opts, "lowerdir=%s%s%s,upperdir=%s,workdir=%s",
-		 layer ? layer : "", layer ? ":" : "", lower, upper, work);
+	if (layer)
+		snprintf(a->lower[a->nlower++], PATH_MAX, "%s", layer);
+	snprintf(a->lower[a->nlower++], PATH_MAX, "%s", lower);
 	snprintf(a->hostname, sizeof a->hostname, "%s", sb->id);
 	snprintf(s->sock, sizeof s->sock, "%.*s/agent.sock", (int)(sizeof s->sock - 12), sb->rundir);
 	listen_fd = listen_socket(s->sock, err);
@@ -602,35 +806,61 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	a->ncg = s->cg.n;
 	for (int i = 0; i < s->cg.n; i++)
 		memcpy(a->procs[i], s->cg.procs[i], PATH_MAX);
-	a->userns = geteuid() != 0;
+	/* the host id range, its user namespace, the disk */
+	if (ns_ids_alloc(NS_IDS_DIR, sb->id, &s->ids, err) < 0)
+		goto fail;
+	a->uid = s->ids.uid;
+	a->gid = s->ids.gid;
+	snprintf(a->slot_path, sizeof a->slot_path, "%s/%d", NS_IDS_DIR, s->ids.slot);
+	snprintf(a->slot_tmp, sizeof a->slot_tmp, "%s/.%d.tmp", NS_IDS_DIR, s->ids.slot);
+	a->userns_fd = ns_userns_fd(0, a->uid, 0, a->gid, NS_IDS_SIZE, &holder);
+	if (a->userns_fd < 0) {
+		silo_fail_vm(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, sb->id,
+			     "namespace: user namespace for host ids %u-%u", a->uid, a->uid + NS_IDS_SIZE - 1);
+		goto fail;
+	}
+	uint32_t disk_mb = spec_disk_mb(spec);
+	tmpfs_options(a, disk_mb);
 	if (ns_seccomp_build(&bpf, err) < 0)
 		goto fail;
 	a->bpf = &bpf;
-	if (pipe2(pipe_pid, O_CLOEXEC) < 0 || pipe2(pipe_err, O_CLOEXEC) < 0 || pipe2(pipe_sync, O_CLOEXEC) < 0) {
-		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: pipe: %s", strerror(errno));
+	if (pipe2(pipe_pid, O_CLOEXEC) < 0 || pipe2(pipe_err, O_CLOEXEC) < 0 || pipe2(pipe_sync, O_CLOEXEC) < 0 ||
+	    pipe2(pipe_disk, O_CLOEXEC) < 0) {
+		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: pipe");
 		goto fail;
 	}
 	a->listen_fd = listen_fd;
 	a->err_fd = pipe_err[1];
 	a->sync_fd = pipe_sync[0];
+	a->disk_fd = pipe_disk[0];
 	pid_t mid = fork();
 	if (mid < 0) {
-		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: fork: %s", strerror(errno));
+		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: fork");
 		goto fail;
 	}
 	if (mid == 0) {
 		close(pipe_pid[0]);
 		close(pipe_err[0]);
+		close(pipe_disk[1]);
 		intermediate(a, pipe_pid[1], pipe_sync[1]);
 	}
 	close(pipe_pid[1]), pipe_pid[1] = -1;
 	close(pipe_err[1]), pipe_err[1] = -1;
 	close(pipe_sync[0]), pipe_sync[0] = -1;
 	close(pipe_sync[1]), pipe_sync[1] = -1;
+	close(pipe_disk[0]), pipe_disk[0] = -1;
+	/* the disk, while the intermediate joins the cgroups and clones the init */
+	bool disk_ok = ns_disk_create(disk_mb, &s->disk, err) == 0 && write_state(sb, s, err) == 0;
+	if (disk_ok) {
+		int32_t nr = s->disk.nr;
+		disk_ok = write(pipe_disk[1], &nr, sizeof nr) == (ssize_t)sizeof nr;
+		if (!disk_ok)
+			silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: hand the disk to the sandbox init");
+	}
+	close(pipe_disk[1]), pipe_disk[1] = -1;   /* EOF for the init if the disk failed */
 	int st;
 	while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
 		;
-	int32_t init = 0;
 	ssize_t got = read(pipe_pid[0], &init, sizeof init);
 	/* The init writes one NUL byte right before execve, or "step: error" if
 	 * setup failed. Not EOF: siblings spawned concurrently by other threads
@@ -639,7 +869,7 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	size_t mlen = 0;
 	uint64_t end = now_mono_ns() + NS_SETUP_TIMEOUT_MS * 1000000ull;
 	bool timed_out = false, ready = false;
-	for (;;) {
+	while (disk_ok) {
 		int left = (int)((int64_t)(end - now_mono_ns()) / 1000000);
 		if (left <= 0) {
 			timed_out = true;
@@ -668,13 +898,14 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	}
 	msg[mlen] = '\0';
 	const char *why = msg[0] ? msg : (mlen > 1 ? msg + 1 : "");
-	if (got != sizeof init || init <= 0 || !ready || timed_out || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+	if (!disk_ok || got != sizeof init || init <= 0 || !ready || timed_out || !WIFEXITED(st) ||
+	    WEXITSTATUS(st) != 0) {
 		if (init > 0)
 			kill(init, SIGKILL);
 		if (timed_out)
 			silo_fail_vm(err, SILO_ERR_BOOT_TIMEOUT, ETIMEDOUT, sb->id,
 				     "namespace: sandbox setup did not finish within %d ms", NS_SETUP_TIMEOUT_MS);
-		else
+		else if (disk_ok)   /* else err already says what became of the disk */
 			silo_fail_vm(err, SILO_ERR_IO_ERROR, 0, sb->id, "namespace: sandbox setup failed: %s",
 				     why[0] ? why : "the setup process died");
 		if (init > 0)
@@ -688,25 +919,27 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	pipe_err[0] = -1;
 	sb->pid = init;
 	char state;
-	if (proc_stat(init, &state, &s->starttime) < 0)
+	if (ns_proc_stat(init, &state, &s->starttime) < 0)
 		s->starttime = 0;
 	close(listen_fd), listen_fd = -1;
 	close(pipe_pid[0]);
+	close(a->userns_fd);
+	ns_userns_reap(&holder);
+	ns_disk_close(&s->disk);   /* from now on the sandbox's mount alone holds it */
 	ns_seccomp_free(&bpf);
 	free(a);
 	sb->prov = s;
 	if (write_pidfile(sb, s, err) < 0) {
-		silo_error e2;
 		silo_error_set_vm(err, sb->id);
 		kill(init, SIGKILL);
 		wait_gone(init, s->starttime, 5000);
 		sb->prov = NULL;
 		sb->pid = 0;
 		ns_cgroup_remove(&s->cg);
+		release_host_resources(sb, s, init);
 		remove_rundir_contents(sb);
 		close(s->err_fd);
 		free(s);
-		(void)e2;
 		return -1;
 	}
 	return 0;
@@ -718,11 +951,19 @@ fail:
 			close(pipe_err[i]);
 		if (pipe_sync[i] >= 0)
 			close(pipe_sync[i]);
+		if (pipe_disk[i] >= 0)
+			close(pipe_disk[i]);
 	}
 	if (listen_fd >= 0)
 		close(listen_fd);
+	if (a->userns_fd >= 0)
+		close(a->userns_fd);
+	ns_userns_reap(&holder);
 	if (cg_made)
 		ns_cgroup_remove(&s->cg);
+	ns_disk_close(&s->disk);
+	ns_ids_release(NS_IDS_DIR, s->ids.slot, getpid());
+	release_host_resources(sb, s, init);
 	remove_rundir_contents(sb);
 	silo_error_set_vm(err, sb->id);
 	ns_seccomp_free(&bpf);
@@ -758,11 +999,26 @@ static bool parent_layer(sandbox *sb, char *out, size_t len)
 
 /* The sandbox is frozen: copy its writable layer (hostile content; the copier
  * never follows links) into dir/layer, flattened onto the layer it was
- * restored from, so every snapshot stands alone over the base layer. */
+ * restored from, so every snapshot stands alone over the base layer.
+ * The layer is read through a detached mount of the sandbox's disk id-mapped
+ * back to the sandbox's own ids (host uid U+k reads as k): snapshots hold
+ * the ids the sandbox saw, and a restore maps them to its own range. */
 static int ns_snapshot(sandbox *sb, const char *dir, silo_error *err)
 {
-	char upper[PATH_MAX + 16], layer[PATH_MAX + 16], parent[PATH_MAX + 128];
-	snprintf(upper, sizeof upper, "%s/upper", sb->rundir);
+	ns_state *s = sb->prov;
+	if (!s || s->disk.nr < 0)
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "namespace: sandbox not running");
+	int uns = ns_userns_fd(s->ids.uid, 0, s->ids.gid, 0, NS_IDS_SIZE, NULL);
+	if (uns < 0)
+		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: user namespace for the layer view");
+	cleanup_close int view = ns_disk_view(&s->disk, uns, err);
+	close(uns);
+	if (view < 0) {
+		silo_error_set_vm(err, sb->id);
+		return -1;
+	}
+	char upper[64], layer[PATH_MAX + 16], parent[PATH_MAX + 128];
+	snprintf(upper, sizeof upper, "/proc/self/fd/%d/upper", view);
 	snprintf(layer, sizeof layer, "%s/layer", dir);
 	size_t skipped = 0, sk2 = 0;
 	int rc;
@@ -785,7 +1041,6 @@ static int ns_snapshot(sandbox *sb, const char *dir, silo_error *err)
 		log_info("%s: snapshot skipped %zu sockets/FIFOs", sb->id, skipped);
 	return 0;
 }
-
 static int ns_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_error *err)
 {
 	char layer[PATH_MAX + 16];
@@ -810,15 +1065,14 @@ static int ns_connect(sandbox *sb, int timeout_ms, silo_error *err)
 	for (;;) {
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
-			return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: socket: %s",
-					    strerror(errno));
+			return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: socket");
 		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
 			return fd;
 		int e = errno;
 		close(fd);
 		if ((e != EAGAIN && e != ECONNREFUSED && e != ENOENT && e != EINTR) || now_mono_ns() >= end)
 			return silo_fail_vm(err, SILO_ERR_VSOCK_DISCONNECTED, e, sb->id,
-					    "namespace: connect %s: %s", s->sock, strerror(e));
+					    "namespace: connect %s", s->sock);
 		struct timespec ts = {0, 5 * 1000000L};
 		nanosleep(&ts, NULL);
 	}
@@ -839,6 +1093,7 @@ static int ns_terminate(sandbox *sb, int grace_ms, silo_error *err)
 		 * what may be there. Kill only an init that matches RUNDIR/pid (pid and
 		 * start time), never a bare pid that may have been reused. */
 		ns_cgroup_paths(sb->id, &tmp.cg);
+		read_state(sb, &tmp);
 		s = &tmp;
 		char p[PATH_MAX + 8];
 		snprintf(p, sizeof p, "%s/pid", sb->rundir);
@@ -877,7 +1132,19 @@ static int ns_terminate(sandbox *sb, int grace_ms, silo_error *err)
 		}
 	}
 	int cg = ns_cgroup_remove(&s->cg);
-	remove_rundir_contents(sb);
+	bool detached = release_host_resources(sb, s, sb->pid);
+	int loop = s->disk.nr;
+	if (detached) {
+		remove_rundir_contents(sb);
+	} else {
+		/* keep RUNDIR/ns-state: residue() names the device from it */
+		static const char *const names[] = {"merged", "agent.sock", "pid"};
+		for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+			char p[PATH_MAX + 16];
+			snprintf(p, sizeof p, "%s/%s", sb->rundir, names[i]);
+			rm_rf(p);
+		}
+	}
 	if (s != &tmp) {
 		if (s->err_fd >= 0)
 			close(s->err_fd);
@@ -887,6 +1154,9 @@ static int ns_terminate(sandbox *sb, int grace_ms, silo_error *err)
 	if (cg < 0)
 		return silo_fail_vm(err, SILO_ERR_CLEANUP_FAILED, EBUSY, sb->id,
 				    "namespace: cgroup %s could not be removed", tmp.cg.path[0]);
+	if (!detached)
+		return silo_fail_vm(err, SILO_ERR_CLEANUP_FAILED, EBUSY, sb->id,
+				    "namespace: /dev/loop%d (the sandbox's disk) is still attached", loop);
 	return 0;
 }
 
@@ -913,6 +1183,9 @@ static int ns_reattach(sandbox *sb, silo_error *err)
 	ns_state *s = xcalloc(1, sizeof *s);
 	s->err_fd = -1;
 	s->starttime = start;
+	if (!read_state(sb, s))
+		log_warn("%s: %s/" STATE_FILE " is missing or malformed: no snapshots of this sandbox", sb->id,
+			 sb->rundir);
 	ns_cgroup_paths(sb->id, &s->cg);
 	snprintf(s->sock, sizeof s->sock, "%.*s/agent.sock", (int)(sizeof s->sock - 12), sb->rundir);
 	sb->prov = s;
@@ -967,6 +1240,16 @@ static void ns_residue(sandbox *sb, char ***out)
 	snprintf(p, sizeof p, "%s/agent.sock", sb->rundir);
 	if (path_exists(p))
 		push(out, xasprintf("%s", p));
+	/* RUNDIR/ns-state outlives terminate only when the disk did not detach
+	 * (it is written before the loop device can outlive us: until then
+	 * AUTOCLEAR and our own fd tie the device to this process) */
+	ns_state st;
+	if (read_state(sb, &st)) {
+		if (ns_disk_attached(&st.disk))
+			push(out, xasprintf("loop /dev/loop%d (the sandbox's disk)", st.disk.nr));
+		if (ns_ids_held(NS_IDS_DIR, st.ids.slot, sb->pid))
+			push(out, xasprintf("%s/%d (host id slot)", NS_IDS_DIR, st.ids.slot));
+	}
 	/* mounts under the run dir visible on the host: lib/core/cleanup.c */
 }
 
@@ -994,7 +1277,7 @@ static void ns_diagnostics(sandbox *sb, char *buf, size_t len)
 		snprintf(buf, len, "namespace init %d: %s", (int)sb->pid, late);
 		return;
 	}
-	if (sb->pid <= 0 || proc_stat(sb->pid, &state, &st) < 0 || (s && s->starttime && st != s->starttime))
+	if (sb->pid <= 0 || ns_proc_stat(sb->pid, &state, &st) < 0 || (s && s->starttime && st != s->starttime))
 		snprintf(buf, len, "namespace init %d has exited", (int)sb->pid);
 	else
 		snprintf(buf, len, "namespace init %d (%s) is in state %c and has not answered on %s", (int)sb->pid,
@@ -1005,7 +1288,7 @@ static void ns_probe(provider_info *info)
 {
 	info->available = false;
 	snprintf(info->accel, sizeof info->accel, "none");
-	struct utsname u;
+	struct utsname u = {0};
 	if (uname(&u) == 0)
 		snprintf(info->version, sizeof info->version, "Linux %s", u.release);
 	char agent[PATH_MAX];
@@ -1015,9 +1298,22 @@ static void ns_probe(provider_info *info)
 	size_t n;
 	if (geteuid() != 0) {
 		snprintf(info->reason, sizeof info->reason,
-			 "needs root: cgroup limits and the overlay root are set up by the host side");
+			 "needs root: cgroup limits, the sandbox's disk and its id-mapped layers are set up by the host side");
 		return;
 	}
+	int major = 0, minor = 0;
+	if (sscanf(u.release, "%d.%d", &major, &minor) == 2 && (major < 6 || (major == 6 && minor < 15))) {
+		snprintf(info->reason, sizeof info->reason,
+			 "needs Linux 6.15 or later (overlayfs layers from detached, id-mapped mounts); this is %s", u.release);
+		return;
+	}
+	cleanup_free char *userns = NULL;
+	if (read_file("/proc/sys/user/max_user_namespaces", 64, &userns, &n, NULL) == 0 && atoi(userns) <= 0) {
+		snprintf(info->reason, sizeof info->reason, "user namespaces are disabled (user.max_user_namespaces = 0)");
+		return;
+	}
+	if (!ns_disk_probe(info->reason, sizeof info->reason))
+		return;
 	if (read_file("/proc/filesystems", 65536, &fs, &n, NULL) < 0 || !strstr(fs, "\toverlay\n")) {
 		snprintf(info->reason, sizeof info->reason, "the kernel has no overlayfs");
 		return;

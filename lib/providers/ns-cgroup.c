@@ -117,13 +117,13 @@ static int put(const char *dir, const char *file, const char *val, bool optional
 	if (fd < 0) {
 		if (optional && errno == ENOENT)
 			return 0;
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "cgroup: open %s: %s", p, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "cgroup: open %s", p);
 	}
 	int rc = write_all(fd, val, strlen(val));
 	int e = errno;
 	close(fd);
 	if (rc < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, e, "cgroup: write \"%s\" to %s: %s", val, p, strerror(e));
+		return silo_fail(err, SILO_ERR_IO_ERROR, e, "cgroup: write \"%s\" to %s", val, p);
 	return 0;
 }
 
@@ -142,7 +142,7 @@ static int v2_prepare_parent(const char *parent, silo_error *err)
 			return -1;
 	}
 	if (mkdir(parent, 0755) < 0 && errno != EEXIST)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "cgroup: mkdir %s: %s", parent, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "cgroup: mkdir %s", parent);
 	if (put(parent, "cgroup.subtree_control", "+memory +pids +cpu", false, err) < 0) {
 		silo_error_clear(err);
 		if (put(parent, "cgroup.subtree_control", "+memory +pids", false, err) < 0)
@@ -166,12 +166,12 @@ int ns_cgroup_create(const char *id, const ns_limits *lim, ns_cgroup *cg, silo_e
 			if (v2_prepare_parent(parent, err) < 0)
 				goto fail;
 		} else if (mkdir(parent, 0755) < 0 && errno != EEXIST) {
-			silo_fail(err, SILO_ERR_IO_ERROR, errno, "cgroup: mkdir %s: %s", parent, strerror(errno));
+			silo_fail(err, SILO_ERR_IO_ERROR, errno, "cgroup: mkdir %s", parent);
 			goto fail;
 		}
 		if (mkdir(cg->path[i], 0755) < 0) {
 			silo_fail(err, errno == EEXIST ? SILO_ERR_CONFLICT : SILO_ERR_IO_ERROR, errno,
-				  "cgroup: mkdir %s: %s", cg->path[i], strerror(errno));
+				  "cgroup: mkdir %s", cg->path[i]);
 			if (errno == EEXIST)
 				cg->path[i][0] = '\0';   /* not ours: never remove it */
 			goto fail;

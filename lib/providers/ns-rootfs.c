@@ -39,24 +39,24 @@ static int copy_file(const char *src, const char *dst, mode_t mode, silo_error *
 {
 	cleanup_close int in = open(src, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s: %s", src, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", src);
 	cleanup_close int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (out < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "create %s: %s", dst, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "create %s", dst);
 	char buf[65536];
 	for (;;) {
 		ssize_t r = read(in, buf, sizeof buf);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "read %s: %s", src, strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "read %s", src);
 		if (r == 0)
 			break;
 		if (write_all(out, buf, (size_t)r) < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "write %s: %s", dst, strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "write %s", dst);
 	}
 	if (fchmod(out, mode) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chmod %s: %s", dst, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chmod %s", dst);
 	return 0;
 }
 
@@ -68,7 +68,7 @@ static int build(const char *dir, const char *bb, const char *agent, silo_error 
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
 		snprintf(p, sizeof p, "%s/%s", dir, dirs[i]);
 		if (mkdir(p, 0755) < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s: %s", p, strerror(errno));
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", p);
 	}
 	snprintf(p, sizeof p, "%s/tmp", dir);
 	chmod(p, 01777);
@@ -87,7 +87,7 @@ static int build(const char *dir, const char *bb, const char *agent, silo_error 
 	FILE *f = popen(cmd, "re");
 	free(cmd);
 	if (!f)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "run %s --list-full: %s", bb, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "run %s --list-full", bb);
 	char line[256];
 	int links = 0;
 	while (fgets(line, sizeof line, f)) {
@@ -130,10 +130,9 @@ int ns_rootfs_base(const char *agent_path, char *out, size_t len, silo_error *er
 				 "namespace: busybox not found (apt-get install busybox-static)");
 	struct stat sa, sbb;
 	if (stat(agent_path, &sa) < 0)
-		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "namespace: %s: %s", agent_path,
-				 strerror(errno));
+		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "namespace: %s", agent_path);
 	if (stat(bb, &sbb) < 0)
-		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "namespace: %s: %s", bb, strerror(errno));
+		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "namespace: %s", bb);
 	uint64_t h = 1469598103934665603ull;
 	const struct stat *ss[] = {&sa, &sbb};
 	for (int i = 0; i < 2; i++) {
@@ -150,11 +149,11 @@ int ns_rootfs_base(const char *agent_path, char *out, size_t len, silo_error *er
 	if (path_exists(stamp))
 		return 0;
 	if (mkdir_p(base, 0755) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: mkdir %s: %s", base, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: mkdir %s", base);
 	char tmp[PATH_MAX];
 	snprintf(tmp, sizeof tmp, "%s/.tmp-XXXXXX", base);
 	if (!mkdtemp(tmp))
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: mkdtemp in %s: %s", base, strerror(errno));
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: mkdtemp in %s", base);
 	chmod(tmp, 0755);
 	if (build(tmp, bb, agent_path, err) < 0) {
 		silo_error_prefix(err, "namespace: building the base rootfs");
@@ -176,7 +175,7 @@ int ns_rootfs_base(const char *agent_path, char *out, size_t len, silo_error *er
 			/* a stale incomplete layer: replace it */
 			rm_rf(out);
 		}
-		return silo_fail(err, SILO_ERR_IO_ERROR, e, "namespace: install %s: %s", out, strerror(e));
+		return silo_fail(err, SILO_ERR_IO_ERROR, e, "namespace: install %s", out);
 	}
 	return 0;
 }

@@ -1,13 +1,25 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Reviewed data: syscalls a namespace sandbox may never make. Each returns
- * EPERM. Default action for everything else is ALLOW (the namespaces, the
- * capability bounding set and the cgroups do the rest). Changes to this list
- * are security changes: give the reason in the row.
+ * Reviewed data: what a namespace sandbox may never do through a syscall.
+ * Default action for everything else is ALLOW (the user namespace, the other
+ * namespaces, the capability bounding set and the cgroups do the rest).
+ * Changes to this list are security changes: give the reason in the row.
+ *
+ *   DENY(name, why)                  the syscall returns EPERM
+ *   DENY_SOCKET(family, errno, why)  socket(family, ...) returns errno
+ *   ALLOW_NETLINK(protocol, why)     socket(AF_NETLINK, ..., protocol) is allowed
+ *                                    for these protocols only; every other
+ *                                    protocol returns EPROTONOSUPPORT
+ * Socket rules return what a kernel without the family or protocol returns,
+ * so programs take their "not available" path. Argument comparisons look at
+ * the low 32 bits (the kernel reads an int), so high bits cannot smuggle a
+ * family past them.
  *
  * Included once, by ns-seccomp.c, which also denies clone() with any
  * CLONE_NEW* flag (EPERM) and clone3 (ENOSYS, so libc falls back to clone).
+ * On the i386 ABI libseccomp turns the socket rules into a denial of
+ * socketcall(SYS_SOCKET) as a whole (its arguments are in memory): 32-bit
+ * programs must create sockets with the direct socket(2) syscall.
  */
-#define DENY(name, why) {#name, why},
 /* clang-format off */
 DENY(kexec_load,        "replace the host kernel")
 DENY(kexec_file_load,   "replace the host kernel")
@@ -67,5 +79,9 @@ DENY(_sysctl,           "obsolete")
 DENY(io_uring_setup,    "large kernel attack surface")
 DENY(io_uring_enter,    "large kernel attack surface")
 DENY(io_uring_register, "large kernel attack surface")
+DENY(pidfd_getfd,       "copies another process's fds (the agent's listening socket is bound to a host path)")
+DENY(process_madvise,   "acts on another process's memory")
+
+DENY_SOCKET(AF_VSOCK,   EAFNOSUPPORT, "host<->VM sockets: would reach the host's and local VMs' vsock services")
+ALLOW_NETLINK(NETLINK_ROUTE, "interfaces, addresses and routes of the sandbox's own network namespace (ip, ifconfig)")
 /* clang-format on */
-#undef DENY

@@ -3,9 +3,11 @@
  * in ns-seccomp-deny.h).
  */
 #include <errno.h>
+#include <linux/netlink.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <linux/seccomp.h>
+#include <sys/socket.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +19,75 @@
 
 #include "providers/ns.h"
 
+#define DENY(name, why) {#name, why},
+#define DENY_SOCKET(family, err, why)
+#define ALLOW_NETLINK(proto, why)
 const ns_deny_entry ns_seccomp_deny[] = {
 #include "providers/ns-seccomp-deny.h"
 };
 const size_t ns_seccomp_deny_count = sizeof ns_seccomp_deny / sizeof ns_seccomp_deny[0];
+#undef DENY
+#undef DENY_SOCKET
+#undef ALLOW_NETLINK
+
+#define DENY(name, why)
+#define DENY_SOCKET(family, err, why) {family, err, #family, why},
+#define ALLOW_NETLINK(proto, why)
+const ns_socket_rule ns_seccomp_socket_deny[] = {
+#include "providers/ns-seccomp-deny.h"
+};
+const size_t ns_seccomp_socket_deny_count = ARRAY_SIZE(ns_seccomp_socket_deny);
+#undef DENY_SOCKET
+#undef ALLOW_NETLINK
+
+#define DENY_SOCKET(family, err, why)
+#define ALLOW_NETLINK(proto, why) {proto, 0, #proto, why},
+const ns_socket_rule ns_seccomp_netlink_allow[] = {
+#include "providers/ns-seccomp-deny.h"
+};
+const size_t ns_seccomp_netlink_allow_count = ARRAY_SIZE(ns_seccomp_netlink_allow);
+#undef DENY
+#undef DENY_SOCKET
+#undef ALLOW_NETLINK
+
+#ifndef MAX_LINKS
+#define MAX_LINKS 32   /* netlink protocols are 0..MAX_LINKS-1 (net/netlink/af_netlink.h) */
+#endif
+
+static bool netlink_allowed(int proto)
+{
+	for (size_t i = 0; i < ns_seccomp_netlink_allow_count; i++)
+		if (ns_seccomp_netlink_allow[i].value == proto)
+			return true;
+	return false;
+}
+
+/* socket(2) rules: families denied outright, netlink protocols not allowed. */
+static int socket_rules(scmp_filter_ctx ctx)
+{
+	const scmp_datum_t low = 0xffffffffu;
+	for (size_t i = 0; i < ns_seccomp_socket_deny_count; i++) {
+		const ns_socket_rule *r = &ns_seccomp_socket_deny[i];
+		int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO((uint32_t)r->err), SCMP_SYS(socket), 1,
+					  SCMP_A0(SCMP_CMP_MASKED_EQ, low, (scmp_datum_t)r->value));
+		if (rc < 0)
+			return rc;
+	}
+	for (int proto = 0; proto < MAX_LINKS; proto++) {
+		if (netlink_allowed(proto))
+			continue;
+		int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPROTONOSUPPORT), SCMP_SYS(socket), 2,
+					  SCMP_A0(SCMP_CMP_MASKED_EQ, low, AF_NETLINK),
+					  SCMP_A2(SCMP_CMP_MASKED_EQ, low, (scmp_datum_t)proto));
+		if (rc < 0)
+			return rc;
+	}
+	/* On the i386 ABI libseccomp adds socketcall(SYS_SOCKET, args) for these
+	 * rules: its arguments are in memory, so that call is denied as a whole
+	 * (with the first rule's errno). 32-bit programs create sockets with the
+	 * direct socket(2) syscall (Linux >= 4.3) or not at all. */
+	return 0;
+}
 
 /* Build the filter into ctx. 0 or -errno. */
 static int build_ctx(scmp_filter_ctx ctx)
@@ -56,7 +123,7 @@ static int build_ctx(scmp_filter_ctx ctx)
 	rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
 	if (rc < 0 && rc != -EDOM)
 		return rc;
-	return 0;
+	return socket_rules(ctx);
 }
 
 /* Compiled in the parent: libseccomp allocates, and a child forked from a
@@ -67,7 +134,7 @@ int ns_seccomp_build(ns_bpf *out, silo_error *err)
 	memset(out, 0, sizeof *out);
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
 	if (!ctx)
-		return silo_fail(err, SILO_ERR_INTERNAL, ENOMEM, "seccomp: init failed");
+		return silo_fail(err, SILO_ERR_INTERNAL, ENOMEM, "seccomp: init");
 	int fd = -1, rc = build_ctx(ctx);
 	if (rc < 0)
 		goto fail;
@@ -99,7 +166,7 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	seccomp_release(ctx);
-	return silo_fail(err, SILO_ERR_INTERNAL, -rc, "seccomp: building the filter: %s", strerror(-rc));
+	return silo_fail(err, SILO_ERR_INTERNAL, -rc, "seccomp: building the filter");
 }
 
 void ns_seccomp_free(ns_bpf *b)

@@ -1,17 +1,27 @@
 /* SPDX-License-Identifier: Apache-2.0
- * qemu provider: a Linux microVM under qemu-system-x86_64 (-M microvm).
+ * qemu provider: a Linux microVM under qemu-system-x86_64 (-M microvm), jailed.
  *
  * KVM acceleration is used only when the CPU has real VT-x/AMD-V (vmx/svm in
  * /proc/cpuinfo) and /dev/kvm opens; otherwise TCG (this includes PVM hosts,
  * whose /dev/kvm cannot run a Linux guest to userspace). The agent channel is
  * a virtio-serial port named "silo.agent" whose host end is the unix socket
- * RUNDIR/agent.sock (QEMU is the server). Files in RUNDIR:
- *   agent.sock  agent channel          qmp.sock   QMP (stop/cont/quit)
- *   serial.log  guest console (ttyS0)  qemu.log   QEMU's own stdout/stderr
+ * RUNDIR/agent.sock. Files in RUNDIR:
+ *   agent.sock  agent channel        qmp.sock  QMP (stop/cont/quit/migrate)
+ *     (both bound and listened on here, mode 0600, and handed to QEMU as fds)
+ *   serial.log  guest console        qemu.log  QEMU's stderr and the jailer's
+ *     (written by silo-jailer's relay, each capped keeping its tail: vmm/logcap.h)
+ *   disk.img    the scratch disk: the guest's writable layer, the disk budget (vm.h)
+ *   root/       empty on the host; the jail's root in QEMU's own mount namespace
+ * QEMU never runs as root: silo-jailer (vmm/jailer.c) starts it as a per-sandbox
+ * uid leased from VM_UID_BASE, in its own mount/net/ipc/uts namespaces whose root
+ * holds only the QEMU binary, its libraries and firmware, the kernel and initrd
+ * and /dev/null (+ /dev/kvm with KVM); drives come in as fds (-add-fd), with no
+ * capabilities, no_new_privs, a seccomp filter on top of QEMU's -sandbox, rlimits
+ * and the cgroup silo/<id>. sb->pid is the jailer (our child); QEMU is its child.
  * Boot: the guest kernel (PVH vmlinux) + the image's initramfs; ext4 images
  * are attached read-only as the first virtio-blk device and mounted by the
- * loader initramfs under a tmpfs overlay (kernel arg silo.root=/dev/vda).
- * docs/providers.md ("qemu") and docs/images.md describe the details.
+ * loader under an overlay whose upper layer is the scratch disk (silo.root=,
+ * silo.scratch=). docs/providers.md ("qemu") and docs/images.md describe the details.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -28,7 +38,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
+#include <linux/magic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +49,8 @@
 #include "core/provider.h"
 #include "core/sandbox.h"
 #include "image/image.h"
+#include "providers/ns.h"
+#include "providers/vm.h"
 #include "trust/trust.h"
 
 /* Weak: the provider builds and works (QMP quit as the graceful step) before
@@ -47,21 +61,25 @@ extern int chan_shutdown(chan *c, silo_error *err) __attribute__((weak));
 #define QEMU_DEFAULT_BIN "qemu-system-x86_64"
 #define QEMU_CMDLINE_MAX 2048
 #define QMP_LINE_MAX (64 * 1024)
-#define SERIAL_LOG_LIMIT (16ull << 20)   /* RLIMIT_FSIZE when every drive is read-only */
+#define QEMU_LOG_LIMIT (4ull << 20)      /* qemu.log cap */
 #define SERIAL_TAIL_MAX 1500
+#define JAILER_BIN "silo-jailer"
+#define JAIL_OVERHEAD_MIB 512             /* QEMU + the TCG translation cache, on top of guest RAM */
+#define JAIL_PIDS 256                     /* vCPUs + QEMU's I/O thread pool (64) + helpers */
 
 typedef struct qemu_state {
 	char agent_sock[PATH_MAX];
 	char qmp_sock[PATH_MAX];
 	char serial_log[PATH_MAX];
 	char qemu_log[PATH_MAX];
-	bool is_child;          /* we forked it: reap with waitpid */
+	bool is_child;          /* we forked the jailer: reap with waitpid */
 	bool exited;            /* reaped */
 	int exit_status;
 	char accel[8];
+	uid_t uid;              /* the jail's uid (= gid), leased for this sandbox */
 } qemu_state;
 
-static const char *const rundir_files[] = {"agent.sock", "qmp.sock", "serial.log", "qemu.log"};
+static const char *const rundir_files[] = {"agent.sock", "qmp.sock", "serial.log", "qemu.log", VM_SCRATCH_FILE};
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -109,7 +127,21 @@ static bool cpu_has_hw_virt(void)
 	return found;
 }
 
-/* "kvm" when real hardware virtualization is usable, else "tcg". SILO_QEMU_ACCEL overrides. */
+/* Who may open /dev/kvm: 0 = anyone, a gid = that group, -1 = only root. */
+static long long kvm_group(void)
+{
+	struct stat st;
+	if (stat("/dev/kvm", &st) < 0)
+		return -1;
+	if ((st.st_mode & 0006) == 0006)
+		return 0;
+	if ((st.st_mode & 0060) == 0060 && st.st_gid != 0)
+		return (long long)st.st_gid;
+	return -1;
+}
+
+/* "kvm" when real hardware virtualization is usable by the jailed QEMU, else "tcg".
+ * SILO_QEMU_ACCEL overrides (a forced kvm that the jail cannot use fails the spawn). */
 static const char *pick_accel(char *why, size_t why_len)
 {
 	const char *o = getenv("SILO_QEMU_ACCEL");
@@ -127,6 +159,11 @@ static const char *pick_accel(char *why, size_t why_len)
 		return "tcg";
 	}
 	close(fd);
+	if (geteuid() == 0 && kvm_group() < 0) {
+		snprintf(why, why_len, "/dev/kvm opens only for root and QEMU runs as an unprivileged uid "
+				       "(give it mode 0660 and a group, e.g. kvm)");
+		return "tcg";
+	}
 	snprintf(why, why_len, "vmx/svm present and /dev/kvm usable");
 	return "kvm";
 }
@@ -239,8 +276,9 @@ static qemu_state *state_for(sandbox *sb)
 	return q;
 }
 
-/* Is pid a QEMU process? Guards signals against pid reuse after a reattach. */
-static bool pid_is_qemu(pid_t pid)
+/* Is pid this sandbox's silo-jailer? Guards signals against pid reuse after a
+ * reattach: the executable and the VM tag "silo-<id>" on its command line. */
+static bool pid_is_jailer(pid_t pid, const char *id)
 {
 	char p[64], exe[PATH_MAX];
 	snprintf(p, sizeof p, "/proc/%d/exe", (int)pid);
@@ -250,7 +288,34 @@ static bool pid_is_qemu(pid_t pid)
 	exe[n] = '\0';
 	const char *b = strrchr(exe, '/');
 	b = b ? b + 1 : exe;
-	return !strncmp(b, "qemu-system", 11);
+	if (strncmp(b, JAILER_BIN, strlen(JAILER_BIN)) != 0)
+		return false;
+	snprintf(p, sizeof p, "/proc/%d/cmdline", (int)pid);
+	char *cl = NULL;
+	size_t len = 0;
+	if (read_file(p, 256 * 1024, &cl, &len, NULL) < 0)
+		return false;
+	char tag[SILO_ID_MAX + 8];
+	snprintf(tag, sizeof tag, "silo-%s", id);
+	bool found = false;
+	for (size_t o = 0; o < len && !found; o += strlen(cl + o) + 1)
+		found = !strcmp(cl + o, tag);
+	free(cl);
+	return found;
+}
+
+/* QEMU itself: the jailer's only child (0 if none). */
+static pid_t qemu_child(pid_t jailer)
+{
+	char p[80];
+	snprintf(p, sizeof p, "/proc/%d/task/%d/children", (int)jailer, (int)jailer);
+	char *buf = NULL;
+	size_t len = 0;
+	if (read_file(p, 4096, &buf, &len, NULL) < 0)
+		return 0;
+	pid_t c = (pid_t)atoi(buf);
+	free(buf);
+	return c > 0 ? c : 0;
 }
 
 static bool pid_is_zombie(pid_t pid)
@@ -283,10 +348,10 @@ static bool q_alive(sandbox *sb)
 			return false;
 		}
 		if (r < 0 && errno == ECHILD) /* reaped elsewhere */
-			return kill(sb->pid, 0) == 0 && pid_is_qemu(sb->pid) && !pid_is_zombie(sb->pid);
+			return kill(sb->pid, 0) == 0 && pid_is_jailer(sb->pid, sb->id) && !pid_is_zombie(sb->pid);
 		return true;
 	}
-	return kill(sb->pid, 0) == 0 && pid_is_qemu(sb->pid) && !pid_is_zombie(sb->pid);
+	return kill(sb->pid, 0) == 0 && pid_is_jailer(sb->pid, sb->id) && !pid_is_zombie(sb->pid);
 }
 
 /* Wait up to ms for the process to exit (reaping it if it is our child). */
@@ -467,7 +532,8 @@ static void q_probe(provider_info *info)
 	}
 	char kpath[PATH_MAX];
 	silo_error kerr = {0};
-	if (guest_kernel_path(kpath, sizeof kpath, &kerr) < 0) {
+	if (guest_kernel_path(kpath, sizeof kpath, &kerr) < 0 || find_helper_binary(JAILER_BIN, kpath, sizeof kpath, &kerr) < 0 ||
+	    vm_scratch_probe(&kerr) < 0) {
 		snprintf(info->reason, sizeof info->reason, "%s", kerr.message);
 		return;
 	}
@@ -502,14 +568,6 @@ static void argv_addf(argv_buf *a, const char *fmt, ...)
 	va_end(ap);
 	argv_add(a, s);
 	free(s);
-}
-
-static bool cmdline_ok(const char *s)
-{
-	for (const char *p = s; *p; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-			return false;
-	return true;
 }
 
 typedef struct boot_plan {
@@ -568,157 +626,569 @@ static int plan_boot(sandbox *sb, const vm_spec *spec, boot_plan *bp, silo_error
 	return 0;
 }
 
-/* Start QEMU for spec; with incoming, under -incoming defer (a snapshot is
- * loaded over QMP afterwards, see q_restore). */
-static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, silo_error *err)
-{
-	char bin[PATH_MAX];
-	if (find_qemu(bin, sizeof bin) < 0)
-		return silo_fail_vm(err, SILO_ERR_PROVIDER_UNAVAILABLE, ENOENT, sb->id,
-				    "qemu: %s not found (apt-get install qemu-system-x86, or set SILO_QEMU)",
-				    QEMU_DEFAULT_BIN);
-	boot_plan bp;
-	if (plan_boot(sb, spec, &bp, err) < 0)
-		return -1;
-	/* with a keyring: every file that boots must match the signed manifest */
-	if (trust_check_boot(bp.kernel, bp.initrd, bp.rootdisk, NULL, err) < 0)
-		return silo_error_set_vm(err, sb->id), -1;
-	if (spec->cmdline && (!cmdline_ok(spec->cmdline) || strlen(spec->cmdline) > 1024))
-		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
-				    "boot.cmdline: printable ASCII only, at most 1024 bytes");
-	if (spec->network)
-		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
-				    "network: the qemu provider does not offer guest networking yet "
-				    "(set network = false)");
+/* ---------------------------------------------------------------- jail teardown */
 
-	qemu_state *q = state_for(sb);
-	struct sockaddr_un sa;
-	if (strlen(q->agent_sock) >= sizeof sa.sun_path) {
-		free(q);
-		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, ENAMETOOLONG, sb->id,
-				    "qemu: run directory path too long for a unix socket: %s", sb->rundir);
-	}
+static void remove_rundir_files(sandbox *sb, bool and_dir)
+{
 	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
 		char p[PATH_MAX + 32];
 		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
 		unlink(p);
 	}
+	char p[PATH_MAX + 32];
+	snprintf(p, sizeof p, "%s/root", sb->rundir);
+	rmdir(p);   /* empty on the host: the jail's tmpfs lived in QEMU's mount namespace */
+	if (and_dir)
+		rmdir(sb->rundir); /* the core may still keep files there; then it removes the dir */
+}
+
+/* The jailer removes silo/<id> when QEMU exits; this catches a jailer that was killed. */
+static void remove_cgroup(const char *id)
+{
+	ns_cgroup cg;
+	ns_cgroup_paths(id, &cg);
+	bool any = false;
+	for (int i = 0; i < cg.n; i++)
+		any = any || path_exists(cg.path[i]);
+	if (any)
+		ns_cgroup_remove(&cg);
+}
+
+/* Force the jail down: SIGKILL QEMU (the jailer then drains the logs, removes the
+ * cgroup and exits), then the jailer if it lingers, then any cgroup left. */
+static int stop_jail(sandbox *sb)
+{
+	if (sb->pid > 0 && q_alive(sb)) {
+		pid_t qp = qemu_child(sb->pid);
+		if (qp > 0)
+			kill(qp, SIGKILL);
+		if (!wait_exit(sb, qp > 0 ? 5000 : 0)) {
+			kill(sb->pid, SIGKILL);   /* QEMU has PR_SET_PDEATHSIG(SIGKILL) */
+			if (!wait_exit(sb, 5000))
+				return -1;
+		}
+	}
+	remove_cgroup(sb->id);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- the jail's files
+ * What QEMU opens to start, found with strace on QEMU 7.2 (docs/providers.md): its
+ * binary, the ELF interpreter and the shared libraries the dynamic loader resolves
+ * (LD_TRACE_LOADED_OBJECTS, as ldd does, run once per QEMU binary), the TCG
+ * accelerator module, and the microvm firmware (qboot.rom, pvh.bin; linuxboot*.bin
+ * for bzImage kernels). Each is bound read-only at the path QEMU looks for it:
+ * modules and firmware are found relative to the binary's directory. */
+
+static pthread_mutex_t jf_lock = PTHREAD_MUTEX_INITIALIZER;
+static char jf_key[PATH_MAX + 96];
+static char **jf_pairs;   /* src, dst, src, dst, ... */
+
+static void pair_add(char ***v, const char *src, const char *dst)
+{
+	size_t n = *v ? strv_len(*v) : 0;
+	*v = xrealloc(*v, (n + 3) * sizeof **v);
+	(*v)[n] = xstrdup(src);
+	(*v)[n + 1] = xstrdup(dst);
+	(*v)[n + 2] = NULL;
+}
+
+/* Run `env LD_TRACE_LOADED_OBJECTS=1 prog [arg]` (what ldd does: the dynamic loader
+ * lists what it would map and exits without running prog) and add each library. */
+static int trace_libs(const char *prog, const char *arg, char ***pairs, silo_error *err)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "pipe");
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]), close(p[1]);
+		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, errno, "fork");
+	}
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDWR);
+		dup2(nul, 0);
+		dup2(p[1], 1);
+		dup2(nul, 2);
+		char *envp[] = {"LD_TRACE_LOADED_OBJECTS=1", NULL};
+		char *argv[] = {(char *)prog, (char *)arg, NULL};
+		execve(prog, argv, envp);
+		_exit(127);
+	}
+	close(p[1]);
+	cleanup_free char *out = xmalloc(64 * 1024);
+	size_t n = 0;
+	uint64_t deadline = now_mono_ns() + 10000000000ull;
+	while (n < 64 * 1024 - 1 && now_mono_ns() < deadline) {
+		struct pollfd pf = {.fd = p[0], .events = POLLIN};
+		if (poll(&pf, 1, 1000) <= 0)
+			continue;
+		ssize_t r = read(p[0], out + n, 64 * 1024 - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	out[n] = '\0';
+	close(p[0]);
+	kill(pid, SIGKILL);
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	/* "\tlibz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)", "\t/lib64/ld-linux-x86-64.so.2 (0x...)" */
+	char *save = NULL;
+	for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *arrow = strstr(line, "=> "), *path = arrow ? arrow + 3 : line + strspn(line, " \t");
+		if (!strncmp(path, "not found", 9))
+			return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, 0, "qemu jail: %s: library %.*s not found",
+					 arg ? arg : prog, (int)strcspn(line + 1, " "), line + 1);
+		if (path[0] != '/')
+			continue;   /* linux-vdso.so.1, statically linked */
+		path[strcspn(path, " ")] = '\0';
+		char real[PATH_MAX];
+		if (!realpath(path, real))
+			return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "qemu jail: %s", path);
+		bool dup = false;
+		for (char **q = *pairs; q && *q && !dup; q += 2)
+			dup = !strcmp(q[1], path);
+		if (!dup)
+			pair_add(pairs, real, path);
+	}
+	if (!*pairs && strstr(out, "statically linked") == NULL && n == 0)
+		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, 0, "qemu jail: %s listed no libraries", prog);
+	return 0;
+}
+
+/* "<dir of the real binary>/../<rel>" with the ".." resolved lexically. */
+static void beside_bin(const char *real_bin, const char *rel, char *out, size_t len)
+{
+	char d[PATH_MAX];
+	snprintf(d, sizeof d, "%s", real_bin);
+	char *s = strrchr(d, '/');
+	if (s)
+		*s = '\0';
+	s = strrchr(d, '/');   /* up one: /usr/bin -> /usr */
+	if (s && s != d)
+		*s = '\0';
+	else
+		d[0] = '\0';
+	snprintf(out, len, "%s/%s", d, rel);
+}
+
+static int build_jail_files(const char *real_bin, char ***pairs, silo_error *err)
+{
+	pair_add(pairs, real_bin, real_bin);
+	if (trace_libs(real_bin, "--version", pairs, err) < 0)
+		return -1;
+	/* the TCG accelerator is a module (Debian builds QEMU with modules); its own libraries too */
+	static const char *const moddirs[] = {"lib/x86_64-linux-gnu/qemu", "lib64/qemu", "lib/qemu"};
+	char interp[PATH_MAX] = "";
+	for (char **q = *pairs; q && *q; q += 2)
+		if (strstr(q[1], "/ld-linux"))
+			snprintf(interp, sizeof interp, "%s", q[1]);
+	for (size_t i = 0; i < ARRAY_SIZE(moddirs); i++) {
+		char m[PATH_MAX + 64];
+		beside_bin(real_bin, moddirs[i], m, sizeof m - 32);
+		strcat(m, "/accel-tcg-x86_64.so");
+		char real[PATH_MAX];
+		if (!realpath(m, real))
+			continue;
+		pair_add(pairs, real, m);
+		if (interp[0] && trace_libs(interp, real, pairs, err) < 0)
+			return -1;
+		break;
+	}
+	static const char *const fw[] = {"qboot.rom", "bios-microvm.bin", "pvh.bin", "linuxboot_dma.bin",
+					 "linuxboot.bin", "multiboot_dma.bin"};
+	char data[PATH_MAX];
+	beside_bin(real_bin, "share/qemu", data, sizeof data);
+	for (size_t i = 0; i < ARRAY_SIZE(fw); i++) {
+		char f[PATH_MAX + 64], real[PATH_MAX];
+		snprintf(f, sizeof f, "%s/%s", data, fw[i]);
+		if (realpath(f, real))
+			pair_add(pairs, real, f);
+	}
+	return 0;
+}
+
+/* The cached list for bin (rebuilt when the binary or any source file changed). */
+static int jail_files(const char *bin, char ***out, silo_error *err)
+{
+	char real[PATH_MAX];
+	struct stat st;
+	if (!realpath(bin, real) || stat(real, &st) < 0)
+		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "qemu: %s", bin);
+	char key[sizeof jf_key];
+	snprintf(key, sizeof key, "%s %llu %lld.%09ld %lld", real, (unsigned long long)st.st_ino,
+		 (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (long long)st.st_size);
+	pthread_mutex_lock(&jf_lock);
+	bool fresh = jf_pairs && !strcmp(key, jf_key);
+	for (char **q = jf_pairs; fresh && *q; q += 2)
+		fresh = access(q[0], R_OK) == 0;   /* a library replaced by an upgrade */
+	int rc = 0;
+	if (!fresh) {
+		char **pairs = NULL;
+		rc = build_jail_files(real, &pairs, err);
+		if (rc == 0) {
+			strv_free(jf_pairs);
+			jf_pairs = pairs;
+			snprintf(jf_key, sizeof jf_key, "%s", key);
+		} else {
+			strv_free(pairs);
+		}
+	}
+	if (rc == 0)
+		*out = strv_dup(jf_pairs);
+	pthread_mutex_unlock(&jf_lock);
+	return rc;
+}
+
+/* A listening unix socket at path, mode 0600 (only silod connects). */
+static int listen_unix(const char *path, silo_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof sa.sun_path)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENAMETOOLONG,
+				 "qemu: run directory path too long for a unix socket: %s", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, errno, "socket");
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(path, 0600) < 0 || listen(fd, 16) < 0) {
+		int e = errno;
+		close(fd);
+		unlink(path);
+		return silo_fail(err, SILO_ERR_IO_ERROR, e, "qemu: listen on %s", path);
+	}
+	return fd;
+}
+
+/* Fds handed to the jailer: a source (close-on-exec, above FD_HIGH) and the number the
+ * jailer and QEMU see it under. */
+#define FD_HIGH 200
+#define FD_FIRST 3
+enum { MAX_PASS = 48 };
+typedef struct fd_pass {
+	int src[MAX_PASS], dst[MAX_PASS];
+	int n;
+} fd_pass;
+
+static int pass_fd(fd_pass *fp, int fd)
+{
+	if (fd < 0)
+		return -1;
+	int hi = fcntl(fd, F_DUPFD_CLOEXEC, FD_HIGH);
+	close(fd);
+	if (hi < 0 || fp->n == MAX_PASS) {
+		if (hi >= 0)
+			close(hi);
+		return -1;
+	}
+	fp->src[fp->n] = hi;
+	fp->dst[fp->n] = FD_FIRST + fp->n;
+	return fp->dst[fp->n++];
+}
+
+static void pass_close(fd_pass *fp)
+{
+	for (int i = 0; i < fp->n; i++)
+		close(fp->src[i]);
+	fp->n = 0;
+}
+
+typedef enum { SCRATCH_CREATE, SCRATCH_EXISTS, SCRATCH_NONE } scratch_mode;
+
+/* Start QEMU for spec in its jail; with incoming, under -incoming defer (a snapshot
+ * is loaded over QMP afterwards, see q_restore). scratch: create RUNDIR/disk.img from
+ * the disk budget, use the one q_restore made (scratch_mb MiB), or none (a snapshot
+ * taken before the scratch disk existed). */
+static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode scratch, uint64_t scratch_mb,
+		   silo_error *err)
+{
+	char bin[PATH_MAX], jailer[PATH_MAX];
+	if (find_qemu(bin, sizeof bin) < 0)
+		return silo_fail_vm(err, SILO_ERR_PROVIDER_UNAVAILABLE, ENOENT, sb->id,
+				    "qemu: %s not found (apt-get install qemu-system-x86, or set SILO_QEMU)",
+				    QEMU_DEFAULT_BIN);
+	if (find_helper_binary(JAILER_BIN, jailer, sizeof jailer, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
+	boot_plan bp;
+	if (plan_boot(sb, spec, &bp, err) < 0)
+		return -1;
+	/* with a keyring: every file that boots must match the signed manifest */
+	bool keyring = false;
+	if (trust_check_boot(bp.kernel, bp.initrd, bp.rootdisk, &keyring, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
+	if (spec->network)
+		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id,
+				    "network: the qemu provider does not offer guest networking yet "
+				    "(set network = false)");
+	uint64_t budget_mb = 0, largest = 0;
+	if (vm_disk_budget(spec, &budget_mb, &largest, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
+	if (scratch == SCRATCH_CREATE)
+		scratch_mb = budget_mb;
+	if (scratch != SCRATCH_NONE && scratch_mb << 20 > largest)
+		largest = scratch_mb << 20;
+	/* drives: the image root disk first (=/dev/vda), the spec's drives, the scratch disk last */
+	unsigned nd = (bp.rootdisk[0] ? 1 : 0) + (unsigned)spec->n_drives + (scratch != SCRATCH_NONE);
+	if (nd > 16)
+		return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, 0, sb->id, "drives: at most 16 block devices");
 	char why[128];
 	const char *accel = pick_accel(why, sizeof why);
+	long long kvm_gid = 0;
+	if (!strcmp(accel, "kvm") && geteuid() == 0 && (kvm_gid = kvm_group()) < 0)
+		return silo_fail_vm(err, SILO_ERR_PROVIDER_UNAVAILABLE, EACCES, sb->id,
+				    "qemu: /dev/kvm can only be opened by root, and QEMU runs as an unprivileged uid: "
+				    "give /dev/kvm mode 0660 and a group (Debian's udev rule uses group kvm)");
+
+	char silo_args[256], scratch_arg[32] = "";
+	if (scratch != SCRATCH_NONE)
+		snprintf(scratch_arg, sizeof scratch_arg, " silo.scratch=/dev/vd%c", (char)('a' + nd - 1));
+	snprintf(silo_args, sizeof silo_args,
+		 /* silo.poweroff=reboot: without ACPI a power-off only halts; the agent reboots
+		  * instead and -no-reboot turns that into a QEMU exit */
+		 "console=ttyS0 reboot=t panic=-1 random.trust_cpu=on silo.poweroff=reboot%s%s%s",
+		 getenv("SILO_QEMU_VERBOSE") ? "" : " quiet", bp.rootdisk[0] ? " silo.root=/dev/vda" : "", scratch_arg);
+	cleanup_free char *cmdline = NULL;
+	if (vm_cmdline_compose(spec->cmdline, silo_args, keyring, &cmdline, err) < 0)
+		return silo_error_set_vm(err, sb->id), -1;
+
+	qemu_state *q = state_for(sb);
+	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
+		if (scratch == SCRATCH_EXISTS && !strcmp(rundir_files[i], VM_SCRATCH_FILE))
+			continue;
+		char p[PATH_MAX + 32];
+		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
+		unlink(p);
+	}
 	snprintf(q->accel, sizeof q->accel, "%s", accel);
-
 	argv_buf a = {0};
-	char esc[2 * PATH_MAX], esc2[2 * PATH_MAX];
-	bool all_ro = true;
+	fd_pass fp = {0};
+	char **files = NULL;
+	char p[PATH_MAX + 64];
+	cleanup_free char *real_bin = NULL;
 	int rc = -1;
-	argv_add(&a, bin);
-	argv_add(&a, "-name");
-	argv_addf(&a, "silo-%s", sb->id);
-	argv_add(&a, "-M");
-	argv_add(&a, "microvm,acpi=off");
-	argv_add(&a, "-accel");
-	argv_add(&a, !strcmp(accel, "kvm") ? "kvm" : "tcg,tb-size=128");
-	argv_add(&a, "-cpu");
-	argv_add(&a, !strcmp(accel, "kvm") ? "host" : "max");
-	argv_add(&a, "-m");
-	argv_addf(&a, "%u", spec->memory_mb ? spec->memory_mb : 512);
-	argv_add(&a, "-smp");
-	argv_addf(&a, "%u", spec->vcpus ? spec->vcpus : 1);
-	argv_add(&a, "-nodefaults");
-	argv_add(&a, "-no-user-config");
-	argv_add(&a, "-nographic");
-	argv_add(&a, "-no-reboot");
-	/* QEMU's own seccomp filter: a guest that escapes into QEMU cannot exec, setuid or
-	 * use obsolete syscalls */
-	argv_add(&a, "-sandbox");
-	argv_add(&a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
-	argv_add(&a, "-kernel");
+	snprintf(p, sizeof p, "%s/root", sb->rundir);
+	if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "mkdir %s", p);
+		goto fail;
+	}
+	if (scratch == SCRATCH_CREATE && vm_scratch_create(sb->rundir, scratch_mb, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		goto fail;
+	}
+	if (jail_files(bin, &files, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		goto fail;
+	}
+	/* fds: 3 agent socket, 4 QMP socket, 5 the uid lease (kept by the jailer only), then drives */
+	int agent_fd = pass_fd(&fp, listen_unix(q->agent_sock, err));
+	int qmp_fd = agent_fd < 0 ? -1 : pass_fd(&fp, listen_unix(q->qmp_sock, err));
+	if (qmp_fd < 0)
+		goto fail_err;
+	int lease = -1;
+	if (vm_uid_lease(sb->id, &q->uid, &lease, err) < 0 || (lease = pass_fd(&fp, lease)) < 0)
+		goto fail_err;
+
+	/* silo-jailer's own arguments */
+	real_bin = realpath(bin, NULL);
+	argv_add(&a, jailer);
+	argv_add(&a, "--id");
+	argv_add(&a, sb->id);
+	argv_add(&a, "--root");
+	argv_add(&a, p);
+	if (geteuid() == 0) {
+		argv_add(&a, "--uid");
+		argv_addf(&a, "%u", (unsigned)q->uid);
+		argv_add(&a, "--gid");
+		argv_addf(&a, "%u", (unsigned)q->uid);
+		if (kvm_gid > 0) {
+			argv_add(&a, "--group");
+			argv_addf(&a, "%lld", kvm_gid);
+		}
+		uint64_t mem = (spec->memory_mb ? spec->memory_mb : 512) + JAIL_OVERHEAD_MIB;
+		struct statfs sfs;
+		/* a scratch disk on tmpfs is RAM charged to QEMU's cgroup */
+		if (scratch != SCRATCH_NONE && statfs(sb->rundir, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC)
+			mem += scratch_mb;
+		argv_add(&a, "--memory-mib");
+		argv_addf(&a, "%llu", (unsigned long long)mem);
+		argv_add(&a, "--cpus");
+		argv_addf(&a, "%u", (spec->vcpus ? spec->vcpus : 1) + 1);
+		argv_add(&a, "--pids");
+		argv_addf(&a, "%d", JAIL_PIDS);
+	}
+	argv_add(&a, "--nproc");
+	argv_addf(&a, "%d", JAIL_PIDS);
+	argv_add(&a, "--fsize");
+	argv_addf(&a, "%llu", (unsigned long long)(largest > (1u << 20) ? largest : (1u << 20)));
+	argv_add(&a, "--hold-fd");
+	argv_addf(&a, "%d", lease);
+	argv_add(&a, "--keep-fd");
+	argv_addf(&a, "%d", agent_fd);
+	argv_add(&a, "--keep-fd");
+	argv_addf(&a, "%d", qmp_fd);
+	argv_add(&a, "--log");
+	argv_addf(&a, "1:%llu:%s", (unsigned long long)vm_serial_log_max(), q->serial_log);
+	argv_add(&a, "--log");
+	argv_addf(&a, "2:%llu:%s", QEMU_LOG_LIMIT, q->qemu_log);
+	for (char **f = files; f && *f; f += 2) {
+		argv_add(&a, "--ro");
+		argv_add(&a, f[0]);
+		argv_add(&a, f[1]);
+	}
+	argv_add(&a, "--ro");
 	argv_add(&a, bp.kernel);
+	argv_add(&a, "/boot/kernel");
 	if (bp.initrd[0]) {
-		argv_add(&a, "-initrd");
+		argv_add(&a, "--ro");
 		argv_add(&a, bp.initrd);
+		argv_add(&a, "/boot/initrd");
 	}
-	char cmdline[QEMU_CMDLINE_MAX];
-	/* silo.poweroff=reboot: without ACPI a power-off only halts; the agent reboots
-	 * instead and -no-reboot turns that into a QEMU exit */
-	snprintf(cmdline, sizeof cmdline,
-		 "console=ttyS0 reboot=t panic=-1 random.trust_cpu=on silo.poweroff=reboot %s%s%s%s",
-		 getenv("SILO_QEMU_VERBOSE") ? "" : "quiet ", bp.rootdisk[0] ? "silo.root=/dev/vda " : "",
-		 spec->cmdline ? spec->cmdline : "", "");
-	argv_add(&a, "-append");
-	argv_add(&a, cmdline);
-	if (qemu_escape(q->serial_log, esc, sizeof esc) < 0) {
-		silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "qemu: unusable run directory path");
-		goto fail;
-	}
-	argv_add(&a, "-chardev");
-	argv_addf(&a, "file,id=serial0,path=%s", esc);
-	argv_add(&a, "-serial");
-	argv_add(&a, "chardev:serial0");
-	qemu_escape(q->agent_sock, esc, sizeof esc);
-	argv_add(&a, "-device");
-	argv_add(&a, "virtio-serial-device");
-	argv_add(&a, "-chardev");
-	argv_addf(&a, "socket,id=agent,path=%s,server=on,wait=off", esc);
-	argv_add(&a, "-device");
-	argv_add(&a, "virtserialport,chardev=agent,name=silo.agent");
-	qemu_escape(q->qmp_sock, esc, sizeof esc);
-	argv_add(&a, "-qmp");
-	argv_addf(&a, "unix:%s,server=on,wait=off", esc);
-	argv_add(&a, "-device");
-	argv_add(&a, "virtio-rng-device");
-	if (incoming) {
-		argv_add(&a, "-incoming");
-		argv_add(&a, "defer");
-	}
-	/* drives: the image root disk first (=/dev/vda), then the spec's drives in order */
-	unsigned nd = 0;
-	if (bp.rootdisk[0]) {
-		if (qemu_escape(bp.rootdisk, esc, sizeof esc) < 0) {
-			silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "boot.rootfs: control characters in path");
-			goto fail;
-		}
-		argv_add(&a, "-drive");
-		argv_addf(&a, "id=root,file=%s,format=raw,if=none,readonly=on", esc);
-		argv_add(&a, "-device");
-		argv_add(&a, "virtio-blk-device,drive=root");
-		nd++;
-	}
-	for (size_t i = 0; i < spec->n_drives; i++) {
-		const spec_drive *d = &spec->drives[i];
-		if (!d->path || qemu_escape(d->path, esc, sizeof esc) < 0) {
-			silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "drives[%zu].path: missing or has control characters", i);
-			goto fail;
-		}
-		if (access(d->path, d->read_only ? R_OK : R_OK | W_OK) < 0) {
-			silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id, "drives[%zu].path: %s", i, d->path);
-			goto fail;
-		}
-		if (d->root && bp.rootdisk[0]) {
-			silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
-				     "drives[%zu].root: the image already provides the root disk", i);
-			goto fail;
-		}
-		char did[64];
-		snprintf(did, sizeof did, "d%zu", i);
-		if (d->id && qemu_escape(d->id, esc2, sizeof esc2) == 0 && strlen(esc2) <= 20)
-			; /* the serial below carries the spec id for in-guest lookup */
-		else
-			snprintf(esc2, sizeof esc2, "drive%zu", i);
-		argv_add(&a, "-drive");
-		argv_addf(&a, "id=%s,file=%s,format=raw,if=none%s", did, esc, d->read_only ? ",readonly=on" : "");
-		argv_add(&a, "-device");
-		argv_addf(&a, "virtio-blk-device,drive=%s,serial=%s", did, esc2);
-		if (!d->read_only)
-			all_ro = false;
-		nd++;
-	}
-	if (nd > 16) {
-		silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, 0, sb->id, "drives: at most 16 block devices");
-		goto fail;
+	argv_add(&a, "--dev");
+	argv_add(&a, "/dev/null");   /* QEMU probes OFD locks on it */
+	argv_add(&a, "/dev/null");
+	if (!strcmp(accel, "kvm")) {
+		argv_add(&a, "--dev");
+		argv_add(&a, "/dev/kvm");
+		argv_add(&a, "/dev/kvm");
 	}
 
-	int logfd = open(q->qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* QEMU, as the jail sees it */
+	argv_buf qa = {0};
+	argv_add(&qa, real_bin ? real_bin : bin);
+	argv_add(&qa, "-name");
+	argv_addf(&qa, "silo-%s", sb->id);
+	argv_add(&qa, "-M");
+	argv_add(&qa, "microvm,acpi=off");
+	argv_add(&qa, "-accel");
+	argv_add(&qa, !strcmp(accel, "kvm") ? "kvm" : "tcg,tb-size=128");
+	argv_add(&qa, "-cpu");
+	argv_add(&qa, !strcmp(accel, "kvm") ? "host" : "max");
+	argv_add(&qa, "-m");
+	argv_addf(&qa, "%u", spec->memory_mb ? spec->memory_mb : 512);
+	argv_add(&qa, "-smp");
+	argv_addf(&qa, "%u", spec->vcpus ? spec->vcpus : 1);
+	argv_add(&qa, "-nodefaults");
+	argv_add(&qa, "-no-user-config");
+	argv_add(&qa, "-nographic");
+	argv_add(&qa, "-no-reboot");
+	/* QEMU's own seccomp filter: a guest that escapes into QEMU cannot exec, setuid or
+	 * use obsolete syscalls (the jailer's filter is stacked under it) */
+	argv_add(&qa, "-sandbox");
+	argv_add(&qa, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+	argv_add(&qa, "-kernel");
+	argv_add(&qa, "/boot/kernel");
+	if (bp.initrd[0]) {
+		argv_add(&qa, "-initrd");
+		argv_add(&qa, "/boot/initrd");
+	}
+	argv_add(&qa, "-append");
+	argv_add(&qa, cmdline);
+	/* the console goes to QEMU's stdout: a pipe the jailer drains into serial.log */
+	argv_add(&qa, "-chardev");
+	argv_add(&qa, "stdio,id=serial0,signal=off");
+	argv_add(&qa, "-serial");
+	argv_add(&qa, "chardev:serial0");
+	argv_add(&qa, "-device");
+	argv_add(&qa, "virtio-serial-device");
+	argv_add(&qa, "-chardev");
+	argv_addf(&qa, "socket,id=agent,fd=%d,server=on,wait=off", agent_fd);
+	argv_add(&qa, "-device");
+	argv_add(&qa, "virtserialport,chardev=agent,name=silo.agent");
+	argv_add(&qa, "-chardev");
+	argv_addf(&qa, "socket,id=qmp,fd=%d,server=on,wait=off", qmp_fd);
+	argv_add(&qa, "-mon");
+	argv_add(&qa, "chardev=qmp,mode=control");
+	argv_add(&qa, "-device");
+	argv_add(&qa, "virtio-rng-device");
+	if (incoming) {
+		argv_add(&qa, "-incoming");
+		argv_add(&qa, "defer");
+	}
+	/* Drives come in as fds in an fdset (-add-fd): QEMU opens no drive path. A writable
+	 * drive gets a read-only and a read-write fd (QEMU opens both ways). */
+	unsigned set = 1;
+	for (size_t i = 0; i <= spec->n_drives + 1; i++) {
+		const char *path, *what = NULL;
+		bool ro = true;
+		char did[32], serial[64];
+		char scratch_path[PATH_MAX + 32];
+		if (i == 0) {
+			if (!bp.rootdisk[0])
+				continue;
+			path = bp.rootdisk, what = "boot.rootfs";
+			snprintf(did, sizeof did, "root");
+			serial[0] = '\0';
+		} else if (i <= spec->n_drives) {
+			const spec_drive *d = &spec->drives[i - 1];
+			if (!d->path) {
+				silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "drives[%zu].path: missing", i - 1);
+				goto fail;
+			}
+			if (d->root && bp.rootdisk[0]) {
+				silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
+					     "drives[%zu].root: the image already provides the root disk", i - 1);
+				goto fail;
+			}
+			path = d->path, ro = d->read_only;
+			snprintf(did, sizeof did, "d%zu", i - 1);
+			/* the serial carries the spec id for in-guest lookup */
+			if (!d->id || qemu_escape(d->id, serial, sizeof serial) < 0 || strlen(serial) > 20)
+				snprintf(serial, sizeof serial, "drive%zu", i - 1);
+		} else {
+			if (scratch == SCRATCH_NONE)
+				continue;
+			snprintf(scratch_path, sizeof scratch_path, "%s/" VM_SCRATCH_FILE, sb->rundir);
+			path = scratch_path, ro = false;
+			snprintf(did, sizeof did, "scratch");
+			snprintf(serial, sizeof serial, VM_SCRATCH_SERIAL);
+		}
+		int rfd = pass_fd(&fp, open(path, O_RDONLY | O_CLOEXEC));
+		int wfd = ro ? 0 : pass_fd(&fp, open(path, O_RDWR | O_CLOEXEC));
+		if (rfd < 0 || wfd < 0) {
+			int e = errno;
+			if (what)
+				silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, e, sb->id, "%s: %s", what, path);
+			else if (i <= spec->n_drives)
+				silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, e, sb->id, "drives[%zu].path: %s", i - 1, path);
+			else
+				silo_fail_vm(err, SILO_ERR_IO_ERROR, e, sb->id, "scratch disk %s", path);
+			goto fail;
+		}
+		argv_add(&qa, "-add-fd");
+		argv_addf(&qa, "fd=%d,set=%u", rfd, set);
+		argv_add(&a, "--keep-fd");
+		argv_addf(&a, "%d", rfd);
+		if (!ro) {
+			argv_add(&qa, "-add-fd");
+			argv_addf(&qa, "fd=%d,set=%u", wfd, set);
+			argv_add(&a, "--keep-fd");
+			argv_addf(&a, "%d", wfd);
+		}
+		/* The scratch disk is this sandbox's alone: no image locking. (With two fds of the file
+		 * in the fdset, QEMU's own read-only and read-write descriptions would conflict when it
+		 * re-takes its locks on "cont" after a migration.) */
+		argv_add(&qa, "-drive");
+		argv_addf(&qa, "id=%s,file=/dev/fdset/%u,format=raw,if=none%s%s", did, set, ro ? ",readonly=on" : "",
+			  !strcmp(did, "scratch") ? ",file.locking=off" : "");
+		argv_add(&qa, "-device");
+		if (serial[0])
+			argv_addf(&qa, "virtio-blk-device,drive=%s,serial=%s", did, serial);
+		else
+			argv_addf(&qa, "virtio-blk-device,drive=%s", did);
+		set++;
+	}
+	argv_add(&a, "--");
+	for (size_t i = 0; i < qa.n; i++)
+		argv_add(&a, qa.v[i]);
+	strv_free(qa.v);
+
+	/* the jailer's own messages (before its logs exist, or about the cgroup) append to qemu.log */
+	int logfd = open(q->qemu_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 	if (logfd < 0) {
 		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: open %s", q->qemu_log);
 		goto fail;
@@ -731,34 +1201,34 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, silo_error *
 		goto fail;
 	}
 	if (pid == 0) {
-		setsid();
+		/* async-signal-safe only from here (the manager is multi-threaded) */
+		setsid();   /* QEMU must outlive a silod restart (reattach) */
 		int nul = open("/dev/null", O_RDONLY);
 		if (nul >= 0)
 			dup2(nul, 0);
 		dup2(logfd, 1);
 		dup2(logfd, 2);
-		for (int fd = 3; fd < 1024; fd++) /* close_range is not in every libc we build with */
+		for (int i = 0; i < fp.n; i++)
+			if (dup2(fp.src[i], fp.dst[i]) < 0)
+				_exit(127);
+		for (int fd = FD_FIRST + fp.n; fd < 1024; fd++) /* close_range is not in every libc we build with */
 			close(fd);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
-		if (all_ro) {
-			/* bound the serial log a hostile guest could otherwise grow without limit */
-			struct rlimit rl = {SERIAL_LOG_LIMIT, SERIAL_LOG_LIMIT};
-			signal(SIGXFSZ, SIG_IGN);
-			setrlimit(RLIMIT_FSIZE, &rl);
-		}
-		execv(bin, a.v);
-		dprintf(2, "silo: exec %s: %s\n", bin, strerror(errno));
+		execv(jailer, a.v);
+		dprintf(2, "silo: exec %s: %s\n", jailer, strerror(errno));
 		_exit(127);
 	}
 	close(logfd);
+	pass_close(&fp);   /* the listening sockets and drive fds are QEMU's now; the lease the jailer's */
 	sb->pid = pid;
 	q->is_child = true;
 	sb->prov = q;
 
-	/* Wait until QEMU has created its sockets (or died: report its stderr). */
+	/* Wait until QEMU answers on QMP (machine init done, devices realized), or died:
+	 * report its stderr (and the jailer's). */
 	uint64_t deadline = now_mono_ns() + 10000000000ull;
 	for (;;) {
 		if (!q_alive(sb)) {
@@ -769,9 +1239,7 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, silo_error *
 				     tail[0] ? tail : "(no output)");
 			goto fail_started;
 		}
-		/* QMP answers only once machine init is done: devices realized, main loop running */
-		if (path_exists(q->agent_sock) && path_exists(q->qmp_sock) &&
-		    qmp_command(q, "query-status", 2000, NULL) == 0)
+		if (qmp_command(q, "query-status", 2000, NULL) == 0)
 			break;
 		if (now_mono_ns() >= deadline) {
 			silo_fail_vm(err, SILO_ERR_BOOT_TIMEOUT, ETIMEDOUT, sb->id,
@@ -782,29 +1250,28 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, silo_error *
 		nanosleep(&ts, NULL);
 	}
 	strv_free(a.v);
+	strv_free(files);
 	return 0;
 
+fail_err:
+	silo_error_set_vm(err, sb->id);
+	goto fail;
 fail_started:
-	if (q_alive(sb)) {
-		kill(sb->pid, SIGKILL);
-		wait_exit(sb, 5000);
-	}
+	stop_jail(sb);
 	sb->prov = NULL;
 	sb->pid = 0;
-	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
-		char p[PATH_MAX + 32];
-		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
-		unlink(p);
-	}
 fail:
+	pass_close(&fp);
+	remove_rundir_files(sb, false);
 	strv_free(a.v);
+	strv_free(files);
 	free(q);
 	return rc;
 }
 
 static int q_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 {
-	return q_start(sb, spec, false, err);
+	return q_start(sb, spec, false, SCRATCH_CREATE, 0, err);
 }
 
 /* ---------------------------------------------------------------- connect */
@@ -837,21 +1304,12 @@ static int q_connect(sandbox *sb, int timeout_ms, silo_error *err)
 
 /* ---------------------------------------------------------------- terminate */
 
-static void remove_rundir_files(sandbox *sb)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
-		char p[PATH_MAX + 32];
-		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
-		unlink(p);
-	}
-	rmdir(sb->rundir); /* the core may still keep files there; then it removes the dir */
-}
-
 static int q_terminate(sandbox *sb, int grace_ms, silo_error *err)
 {
 	qemu_state *q = sb->prov;
 	if (!q) {
-		remove_rundir_files(sb);
+		remove_cgroup(sb->id);
+		remove_rundir_files(sb, true);
 		return 0;
 	}
 	if (q_alive(sb)) {
@@ -863,22 +1321,18 @@ static int q_terminate(sandbox *sb, int grace_ms, silo_error *err)
 		/* 2. QMP quit: QEMU exits cleanly, flushing writable drives */
 		if (q_alive(sb) && qmp_command(q, "quit", 1000, NULL) == 0)
 			wait_exit(sb, 2000);
-		/* 3. force */
-		if (q_alive(sb)) {
-			kill(sb->pid, SIGKILL);
-			if (!wait_exit(sb, 5000)) {
-				return silo_fail_vm(err, SILO_ERR_CLEANUP_FAILED, 0, sb->id,
-						    "qemu pid %d survived SIGKILL", (int)sb->pid);
-			}
-		}
 	}
+	/* 3. force (QEMU, then the jailer), and the cgroup if the jailer could not remove it */
+	if (stop_jail(sb) < 0)
+		return silo_fail_vm(err, SILO_ERR_CLEANUP_FAILED, 0, sb->id, "silo-jailer pid %d survived SIGKILL",
+				    (int)sb->pid);
 	/* reap a child that exited on its own */
 	if (q->is_child && !q->exited) {
 		int st;
 		if (waitpid(sb->pid, &st, 0) == sb->pid)
 			q->exited = true;
 	}
-	remove_rundir_files(sb);
+	remove_rundir_files(sb, true);
 	free(q);
 	sb->prov = NULL;
 	return 0;
@@ -891,8 +1345,8 @@ static bool q_alive_op(sandbox *sb)
 
 static int q_reattach(sandbox *sb, silo_error *err)
 {
-	if (sb->pid <= 0 || kill(sb->pid, 0) < 0 || !pid_is_qemu(sb->pid))
-		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "qemu: process %d is gone",
+	if (sb->pid <= 0 || kill(sb->pid, 0) < 0 || !pid_is_jailer(sb->pid, sb->id) || !qemu_child(sb->pid))
+		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "qemu: jailer %d or its QEMU is gone",
 				    (int)sb->pid);
 	qemu_state *q = state_for(sb);
 	if (!path_exists(q->agent_sock)) {
@@ -948,8 +1402,21 @@ static void q_residue(sandbox *sb, char ***out)
 		if (path_exists(p))
 			strv_push(out, xstrdup(p));
 	}
-	if (sb->pid > 0 && kill(sb->pid, 0) == 0 && pid_is_qemu(sb->pid) && !pid_is_zombie(sb->pid))
-		strv_push(out, xasprintf("pid %d (qemu)", (int)sb->pid));
+	char p[PATH_MAX + 32];
+	snprintf(p, sizeof p, "%s/root", sb->rundir);
+	if (path_exists(p))
+		strv_push(out, xstrdup(p));
+	if (sb->pid > 0 && kill(sb->pid, 0) == 0 && pid_is_jailer(sb->pid, sb->id) && !pid_is_zombie(sb->pid)) {
+		strv_push(out, xasprintf("pid %d (silo-jailer)", (int)sb->pid));
+		pid_t qp = qemu_child(sb->pid);
+		if (qp > 0)
+			strv_push(out, xasprintf("pid %d (qemu)", (int)qp));
+	}
+	ns_cgroup cg;
+	ns_cgroup_paths(sb->id, &cg);
+	for (int i = 0; i < cg.n; i++)
+		if (path_exists(cg.path[i]))
+			strv_push(out, xasprintf("cgroup %s", cg.path[i]));
 }
 
 /* BOOT_TIMEOUT diagnostics: the tail of the guest console and of QEMU's stderr. */
@@ -971,10 +1438,15 @@ static void q_diagnostics(sandbox *sb, char *buf, size_t len)
  * QEMU's own migration stream, over an fd handed to QMP (getfd + "fd:"): the
  * -sandbox filter forbids exec: URIs, and QEMU 7.2 has no file: URI. Saving
  * goes through a pipe that this process drains into payload/vmstate, bounded
- * by snap_max_bytes() (QEMU may run under RLIMIT_FSIZE, see SERIAL_LOG_LIMIT).
- * Loading hands QEMU the file itself under -incoming defer; the VM starts
- * running when the stream is loaded. payload/qemu.json records what must be
- * the same on restore (accelerator, guest kernel, machine size). */
+ * by snap_max_bytes() (QEMU itself runs under RLIMIT_FSIZE = its largest
+ * writable file). The scratch disk is saved beside it, after the stream (the VM is
+ * stopped and its block devices flushed then), as payload/disk.sparse: only its
+ * allocated extents (vm.h), so a snapshot costs what the guest wrote, not disk_mb.
+ * Loading rebuilds RUNDIR/disk.img from it and hands QEMU the stream under
+ * -incoming defer; the VM starts running when the stream is loaded.
+ * payload/qemu.json records what must be the same on restore (accelerator, guest
+ * kernel, machine size, scratch disk size; no scratch_mb = a snapshot from before
+ * the scratch disk, restored without one). */
 
 #define VMSTATE "vmstate"
 #define QEMU_META "qemu.json"
@@ -1201,15 +1673,31 @@ static int q_snapshot(sandbox *sb, const char *dir, silo_error *err)
 				  "qemu: writing %s: %s", p,
 				  d.err == EFBIG ? "larger than the snapshot limit ($SILO_SNAPSHOT_MAX_MB)" : strerror(d.err));
 	if (rc == 0 && fsync(out) < 0)
-		rc = silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: fsync %s: %s", p, strerror(errno));
+		rc = silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: fsync %s", p);
+	/* the scratch disk (absent for a sandbox restored from an older snapshot) */
+	char disk[PATH_MAX + 32];
+	snprintf(disk, sizeof disk, "%s/" VM_SCRATCH_FILE, sb->rundir);
+	struct stat dst;
+	uint64_t scratch_mb = 0, scratch_bytes = 0;
+	if (rc == 0 && stat(disk, &dst) == 0) {
+		scratch_mb = (uint64_t)dst.st_size >> 20;
+		snprintf(p, sizeof p, "%s/" VM_SCRATCH_SNAP, dir);
+		rc = vm_scratch_save(disk, p, &scratch_bytes, err);
+		if (rc == 0 && d.bytes + scratch_bytes > snap_max_bytes())
+			rc = silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, EFBIG, sb->id,
+					  "qemu: snapshot of %llu bytes (vmstate + scratch disk) is larger than the "
+					  "snapshot limit ($SILO_SNAPSHOT_MAX_MB)",
+					  (unsigned long long)(d.bytes + scratch_bytes));
+	}
 	if (rc < 0) {
 		silo_error_set_vm(err, sb->id);
 		return -1;
 	}
-	json_t *meta = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I}", "accel", q->accel, "kernel", kpath, "kernel_size",
-				 (json_int_t)ksize, "memory_mb", (json_int_t)(sb->spec.memory_mb ? sb->spec.memory_mb : 512),
-				 "vcpus", (json_int_t)(sb->spec.vcpus ? sb->spec.vcpus : 1), "vmstate_bytes",
-				 (json_int_t)d.bytes);
+	json_t *meta = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "accel", q->accel, "kernel", kpath,
+				 "kernel_size", (json_int_t)ksize, "memory_mb",
+				 (json_int_t)(sb->spec.memory_mb ? sb->spec.memory_mb : 512), "vcpus",
+				 (json_int_t)(sb->spec.vcpus ? sb->spec.vcpus : 1), "vmstate_bytes", (json_int_t)d.bytes,
+				 "scratch_mb", (json_int_t)scratch_mb, "scratch_bytes", (json_int_t)scratch_bytes);
 	char *txt = json_dumps(meta, JSON_INDENT(1) | JSON_SORT_KEYS);
 	json_decref(meta);
 	snprintf(p, sizeof p, "%s/" QEMU_META, dir);
@@ -1235,6 +1723,7 @@ static int q_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_err
 	json_int_t ksize = json_integer_value(json_object_get(meta, "kernel_size"));
 	json_int_t mem = json_integer_value(json_object_get(meta, "memory_mb"));
 	json_int_t cpus = json_integer_value(json_object_get(meta, "vcpus"));
+	json_int_t scratch_mb = json_integer_value(json_object_get(meta, "scratch_mb"));
 	const char *now_accel = pick_accel(why, sizeof why);
 	char kpath[PATH_MAX];
 	long long now_ksize = 0;
@@ -1252,6 +1741,9 @@ static int q_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_err
 				  "qemu: %s: memory_mb/vcpus differ from the snapshot's spec", p);
 	else if (kernel_identity(spec, kpath, sizeof kpath, &now_ksize, err) < 0)
 		rc = -1;
+	else if (scratch_mb < 0 || scratch_mb > SPEC_DISK_MAX_MB)
+		rc = silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id, "qemu: %s: scratch_mb %lld out of range", p,
+				  (long long)scratch_mb);
 	else if (now_ksize != ksize)
 		rc = silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, sb->id,
 				  "qemu: %s: the guest kernel %s changed since the snapshot (%lld bytes, was %lld)", p,
@@ -1266,7 +1758,16 @@ static int q_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_err
 	if (in < 0)
 		return silo_fail_vm(err, SILO_ERR_CHECKSUM_MISMATCH, errno, sb->id, "qemu: open %s: %s", p,
 				    strerror(errno));
-	if (q_start(sb, spec, true, err) < 0)
+	if (scratch_mb > 0) {
+		char snap_disk[PATH_MAX + 32], disk[PATH_MAX + 32];
+		snprintf(snap_disk, sizeof snap_disk, "%s/" VM_SCRATCH_SNAP, dir);
+		snprintf(disk, sizeof disk, "%s/" VM_SCRATCH_FILE, sb->rundir);
+		if (vm_scratch_load(snap_disk, disk, (uint64_t)scratch_mb << 20, err) < 0) {
+			silo_error_set_vm(err, sb->id);
+			return -1;
+		}
+	}
+	if (q_start(sb, spec, true, scratch_mb > 0 ? SCRATCH_EXISTS : SCRATCH_NONE, (uint64_t)scratch_mb, err) < 0)
 		return -1;
 	qemu_state *q = sb->prov;
 	uint64_t deadline = now_mono_ns() + (uint64_t)MIGRATE_TIMEOUT_MS * 1000000ull;

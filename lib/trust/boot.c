@@ -51,6 +51,11 @@ static void report(const silo_error *err)
 		fn(ud, err);
 }
 
+void trust_report_violation(const silo_error *err)
+{
+	report(err);
+}
+
 /* Does `path` (already resolved) name the file of record f? */
 static bool same_file(const char *resolved, const char *rec_path)
 {

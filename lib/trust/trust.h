@@ -164,6 +164,9 @@ int trust_tree_digest(const char *dir, trust_tree_info *out, silo_error *err);
  * supply-chain event and an audit record). NULL removes it. */
 typedef void (*trust_violation_fn)(void *ud, const silo_error *err);
 void trust_set_violation_hook(trust_violation_fn fn, void *ud);
+/* Report a boot refusal found outside trust_check_boot (the VM providers' kernel
+ * command line check) to the same hook. */
+void trust_report_violation(const silo_error *err);
 
 /* ---- agent / plugin bundles ---- */
 /* A bundle is a file with a detached signature (path + ".minisig" unless sig_path).

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # namespace provider end to end through the real `silo run`: exit status,
 # env/workdir/stdin/large output, isolation (network, host filesystem, other
-# sandboxes, processes, memory and pids limits) and cleanup verification after
+# sandboxes, processes, memory and pids limits) and cleanup verification (no
+# cgroup, mount, run dir, agent process or loop device left) after
 # a normal exit, a kill -9 of the sandbox init and a boot timeout.
 set -uo pipefail
 B=${SILO_BUILD_ROOT:?}
@@ -16,27 +17,33 @@ export SILO_RUNTIME_DIR="$TMP/run" SILO_STATE_DIR="$TMP/state" SILO_CACHE_DIR="$
 trap 'rm -rf "$TMP"; echo "1..$N"' EXIT
 run() { timeout 60 "$SILO" run --provider namespace "$@"; }
 
-# Other engineers' sandboxes may exist on the same host: a cgroup counts as
-# ours if it is new since the start and is empty (leaked) or holds a process
-# whose mounts name our runtime dir.
+# Other engineers' sandboxes may exist on the same host. A sandbox process is
+# ours if its fd 3 is the listening socket bound in our runtime dir (nothing
+# inside a sandbox names a host path any more); a cgroup is ours if it is new
+# since the start and is empty (leaked) or holds such a process; a loop device
+# is ours if its backing file is in our cache dir.
 silo_cgroups() { find /sys/fs/cgroup -maxdepth 4 -path '*/silo/sb-*' -type d 2>/dev/null | sort; }
 BASELINE=$(silo_cgroups)
+ours() { # ours PID: is fd 3 of PID a socket bound in $SILO_RUNTIME_DIR?
+	local ino; ino=$(readlink "/proc/$1/fd/3" 2>/dev/null | sed -n 's/^socket:\[\([0-9]*\)\]$/\1/p')
+	[[ -n "$ino" ]] && awk -v i="$ino" '$7 == i {print $8}' /proc/net/unix | grep -qF "$SILO_RUNTIME_DIR"
+}
 new_cgroups() {
 	comm -13 <(echo "$BASELINE") <(silo_cgroups) | while read -r d; do
 		[[ -n "$d" && -f "$d/cgroup.procs" ]] || continue
 		procs=$(cat "$d/cgroup.procs" 2>/dev/null)
 		if [[ -z "$procs" ]]; then echo "$d"; continue; fi
-		for p in $procs; do grep -qF "$SILO_RUNTIME_DIR" "/proc/$p/mountinfo" 2>/dev/null && { echo "$d"; break; }; done
+		for p in $procs; do ours "$p" && { echo "$d"; break; }; done
 	done
 }
 residue() {
-	local r=""
-	r+=$(new_cgroups)
-	r+=$(grep -F "$SILO_RUNTIME_DIR" /proc/mounts)
-	r+=$(find "$SILO_RUNTIME_DIR/sandboxes" -mindepth 1 2>/dev/null)
-	r+=$(pgrep -f "silo-agent --init --listen-fd" 2>/dev/null | while read -r p; do
-		grep -qF "$SILO_RUNTIME_DIR" "/proc/$p/mountinfo" 2>/dev/null && echo "pid $p"; done)
-	echo -n "$r"
+	{
+		new_cgroups
+		grep -F "$SILO_RUNTIME_DIR" /proc/mounts
+		find "$SILO_RUNTIME_DIR/sandboxes" -mindepth 1 2>/dev/null
+		pgrep -f "silo-agent --init --listen-fd" 2>/dev/null | while read -r p; do ours "$p" && echo "pid $p"; done
+		losetup -l -n -O NAME,BACK-FILE 2>/dev/null | grep -F "$SILO_CACHE_DIR"
+	} | sed '/^$/d'
 }
 # A leak persists; another user's sandbox being created or torn down at that
 # moment does not: look twice, a second apart, before calling it residue.
@@ -73,6 +80,9 @@ check "host filesystem not visible" bash -c "! grep -q '^/etc/debian_version\$' 
 run -- sh -c 'echo secret > /root/a; sleep 3' </dev/null &
 bg=$!
 sleep 1.5
+r=$(residue)
+check "control: the residue check sees a running sandbox (its agent, cgroup and loop device)" \
+	bash -c "[ $(grep -c '^pid ' <<<"$r") -ge 1 ] && [ $(grep -c '/dev/loop' <<<"$r") -ge 1 ]"
 out=$(run -- sh -c 'cat /root/a 2>&1; ls /proc | grep -c "^[0-9]"' </dev/null)
 check "a second sandbox cannot see the first one's files" grep -q 'No such file' <<<"$out"
 procs=$(tail -1 <<<"$out")

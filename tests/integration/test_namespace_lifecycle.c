@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0
  * namespace provider through the C API, with the real agent and kernel:
- * reattach after the creating process was kill -9ed (silod restart), pause and
- * resume through the cgroup freezer, seccomp denials, destroy verification
- * (pid, cgroups, run directory), and a spawn failure that leaves nothing.
+ * reattach after the creating process was kill -9ed (silod restart; then a
+ * snapshot of the writable layer with the sandbox's own owners), pause and
+ * resume through the cgroup freezer, seccomp denials, a PTY and setuid
+ * inside the user namespace, destroy verification (pid, cgroups, run
+ * directory, loop device), and a spawn failure that leaves nothing.
  * Needs root; skips otherwise.
  */
 #include <errno.h>
@@ -10,6 +12,7 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <signal.h>
 #include <stdio.h>
@@ -46,6 +49,28 @@ static int run_sh(sandbox *sb, const char *script, outbuf *o, exec_result *res)
 	return sbt_exec_sh(stderr, sb, script, 0, o, res);
 }
 
+/* A running sandbox of base_spec. */
+static sandbox *spawn_base(void)
+{
+	vm_spec s;
+	base_spec(&s);
+	sandbox *sb = NULL;
+	silo_error err = {0};
+	if (sandbox_create(&s, NULL, &sb, &err) < 0)
+		printf("# create: %s\n", err.message);
+	REQUIRE(sb);
+	return sb;
+}
+
+/* Destroy sb; the host must be clean. */
+static void destroy_clean(sandbox *sb)
+{
+	cleanup_report rep = {0};
+	silo_error err = {0};
+	CHECK(sandbox_destroy(sb, 2000, &rep, &err) == 0 && rep.host_clean);
+	cleanup_report_free(&rep);
+}
+
 static bool cgroups_exist(const char *id)
 {
 	ns_cgroup cg;
@@ -59,11 +84,8 @@ static bool cgroups_exist(const char *id)
 TEST(destroy_verifies_cleanup)
 {
 	setup();
-	vm_spec s;
-	base_spec(&s);
-	sandbox *sb = NULL;
+	sandbox *sb = spawn_base();
 	silo_error err = {0};
-	REQUIRE(sandbox_create(&s, NULL, &sb, &err) == 0);
 	CHECK(sandbox_get_state(sb) == SB_RUNNING);
 	CHECK(!strcmp(sb->ops->name, "namespace"));
 	pid_t pid = sb->pid;
@@ -72,6 +94,7 @@ TEST(destroy_verifies_cleanup)
 	snprintf(rundir, sizeof rundir, "%s", sb->rundir);
 	CHECK(kill(pid, 0) == 0);
 	CHECK(cgroups_exist(id));
+	CHECK(ns_disk_find(id) >= 0);   /* its writable layer's loop device */
 	outbuf o;
 	exec_result res;
 	REQUIRE(run_sh(sb, "echo hello; exit 4", &o, &res) == 0);
@@ -84,6 +107,7 @@ TEST(destroy_verifies_cleanup)
 	CHECK(pid_dead(pid));
 	CHECK(!cgroups_exist(id));
 	CHECK(!path_exists(rundir));
+	CHECK(ns_disk_find(id) < 0);
 	teardown();
 }
 
@@ -133,6 +157,18 @@ TEST(reattach_after_the_manager_is_killed)
 	exec_result res;
 	REQUIRE(run_sh(sb, "echo back; cat /proc/1/comm", &o, &res) == 0);
 	CHECK_STR_EQ(o.data, "back\nsilo-agent\n");
+	/* the new manager finds the disk and the id range again: a snapshot of
+	 * the writable layer reads back the sandbox's own owners */
+	REQUIRE(run_sh(sb, "echo kept > /root/kept && chown 1000:1000 /root/kept", &o, &res) == 0);
+	char snap[PATH_MAX + 16], kept[PATH_MAX + 64];
+	snprintf(snap, sizeof snap, "%s/snap", tmpdir);
+	REQUIRE(mkdir(snap, 0700) == 0);
+	REQUIRE(sb->ops->pause(sb, &err) == 0);
+	CHECK(sb->ops->snapshot(sb, snap, &err) == 0);
+	REQUIRE(sb->ops->resume(sb, &err) == 0);
+	snprintf(kept, sizeof kept, "%s/layer/root/kept", snap);
+	struct stat st;
+	CHECK(stat(kept, &st) == 0 && st.st_uid == 1000 && st.st_gid == 1000 && st.st_size == 5);
 	cleanup_report rep = {0};
 	CHECK(sandbox_destroy(sb, 2000, &rep, &err) == 0);
 	CHECK(rep.host_clean);
@@ -148,11 +184,8 @@ TEST(reattach_after_the_manager_is_killed)
 TEST(pause_and_resume)
 {
 	setup();
-	vm_spec s;
-	base_spec(&s);
-	sandbox *sb = NULL;
+	sandbox *sb = spawn_base();
 	silo_error err = {0};
-	REQUIRE(sandbox_create(&s, NULL, &sb, &err) == 0);
 	REQUIRE(sb->ops->pause(sb, &err) == 0);
 	char *argv[] = {"true", NULL};
 	exec_req req = {.argv = argv, .uid = -1, .gid = -1};
@@ -163,9 +196,44 @@ TEST(pause_and_resume)
 	CHECK(chan_exec_wait(sb->ch, task, 300, &res, &err) < 0 && err.code == SILO_ERR_TIMEOUT);
 	REQUIRE(sb->ops->resume(sb, &err) == 0);
 	CHECK(chan_exec_wait(sb->ch, task, 5000, &res, &err) == 0 && res.exit_code == 0);
-	cleanup_report rep = {0};
-	CHECK(sandbox_destroy(sb, 2000, &rep, &err) == 0 && rep.host_clean);
-	cleanup_report_free(&rep);
+	destroy_clean(sb);
+	teardown();
+}
+
+/* The sandbox's root is root of its own user namespace only: a PTY (devpts
+ * made by the host) and switching to another uid of its range still work. */
+TEST(pty_and_uids_in_the_user_namespace)
+{
+	setup();
+	sandbox *sb = spawn_base();
+	silo_error err = {0};
+	char *argv[] = {"sh", "-c", "tty; stat -c %u:%g $(tty); id -u; test -t 0 && echo stdin-is-a-tty", NULL};
+	exec_req req = {.argv = argv, .uid = -1, .gid = -1, .pty = true, .rows = 24, .cols = 80};
+	outbuf o;
+	memset(&o, 0, sizeof o);
+	exec_result res;
+	REQUIRE(chan_exec(sb->ch, &req, collect, &o, &res, &err) == 0);
+	CHECK_INT_EQ(res.exit_code, 0);
+	CHECK_CONTAINS(o.data, "/dev/pts/0");
+	CHECK_CONTAINS(o.data, "0:0");   /* the pty belongs to the sandbox's root */
+	CHECK_CONTAINS(o.data, "stdin-is-a-tty");
+	char *argv2[] = {"sh", "-c", "id -u; id -g; touch /tmp/mine; stat -c %u:%g /tmp/mine", NULL};
+	exec_req req2 = {.argv = argv2, .uid = 1000, .gid = 1000};
+	memset(&o, 0, sizeof o);
+	REQUIRE(chan_exec(sb->ch, &req2, collect, &o, &res, &err) == 0);
+	CHECK_STR_EQ(o.data, "1000\n1000\n1000:1000\n");
+	/* seen from the host: an unprivileged uid of the sandbox's range */
+	char p[64];
+	snprintf(p, sizeof p, "/proc/%d/uid_map", (int)sb->pid);
+	cleanup_free char *map = NULL;
+	size_t n;
+	REQUIRE(read_file(p, 256, &map, &n, NULL) == 0);
+	unsigned long in = 1, out = 0, cnt = 0;
+	CHECK(sscanf(map, "%lu %lu %lu", &in, &out, &cnt) == 3 && in == 0 && out >= NS_IDS_SIZE && cnt == NS_IDS_SIZE);
+	struct stat st;
+	snprintf(p, sizeof p, "/proc/%d/root/tmp/mine", (int)sb->pid);
+	CHECK(stat(p, &st) == 0 && st.st_uid == out + 1000 && st.st_gid >= NS_IDS_SIZE);
+	destroy_clean(sb);
 	teardown();
 }
 
@@ -196,9 +264,7 @@ TEST(seccomp_denials)
 	CHECK_CONTAINS(o.data, "ok\n");
 	REQUIRE(run_sh(sb, "grep CapEff /proc/self/status", &o, &res) == 0);
 	CHECK(!strstr(o.data, "000001ffffffffff") && strstr(o.data, "CapEff"));
-	cleanup_report rep = {0};
-	CHECK(sandbox_destroy(sb, 2000, &rep, &err) == 0 && rep.host_clean);
-	cleanup_report_free(&rep);
+	destroy_clean(sb);
 	teardown();
 }
 
@@ -373,6 +439,7 @@ TEST(concurrent_creates)
 	teardown();
 }
 
-TEST_MAIN(destroy_verifies_cleanup, reattach_after_the_manager_is_killed, pause_and_resume, seccomp_denials,
+TEST_MAIN(destroy_verifies_cleanup, reattach_after_the_manager_is_killed, pause_and_resume,
+	  pty_and_uids_in_the_user_namespace, seccomp_denials,
 	  spawn_failure_leaves_nothing, failed_reattach_cleans_up,
 	  seccomp_filter_in_process, concurrent_creates)

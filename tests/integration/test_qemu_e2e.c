@@ -25,6 +25,7 @@
 #include "gate.h"
 #include "harness.h"
 #include "image/image.h"
+#include "qemu_test.h"
 
 extern const provider_ops qemu_provider;
 
@@ -32,44 +33,7 @@ extern const provider_ops qemu_provider;
 
 static void need_vm(void)
 {
-	if (getenv("SILO_SKIP_VM_TESTS") && !strcmp(getenv("SILO_SKIP_VM_TESTS"), "1"))
-		SKIP("SILO_SKIP_VM_TESTS=1");
-	char k[PATH_MAX];
-	silo_error err = {0};
-	if (guest_kernel_path(k, sizeof k, &err) < 0) {
-		printf("# %s\n# run scripts/prepare-images.sh BUILD_DIR (or set SILO_SKIP_VM_TESTS=1)\n",
-		       err.message);
-		REQUIRE(!"guest kernel present");
-	}
-	image_entry e;
-	if (image_lookup("python", &e, &err) < 0) {
-		printf("# %s\n", err.message);
-		REQUIRE(!"python image present");
-	}
-	image_entry_free(&e);
-}
-
-/* QEMU runs in its own session (it must outlive a silod restart), so meson's
- * process-group kill on a test timeout would not reach it: remember every VM
- * and SIGKILL them from a SIGTERM/SIGINT handler. */
-static volatile pid_t live_vms[16];
-
-static void kill_live_vms(int sig)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(live_vms); i++)
-		if (live_vms[i] > 0)
-			kill(live_vms[i], SIGKILL);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void track_vm(pid_t pid)
-{
-	signal(SIGTERM, kill_live_vms);
-	signal(SIGINT, kill_live_vms);
-	for (size_t i = 0; i < ARRAY_SIZE(live_vms); i++)
-		if (__sync_bool_compare_and_swap(&live_vms[i], 0, pid))
-			return;
+	qt_need_vm_image("python");
 }
 
 typedef struct vm {
@@ -94,7 +58,7 @@ static int vm_boot(vm *v, const char *id, const char *image, silo_error *err)
 	if (qemu_provider.spawn(&v->sb, &s, err) < 0)
 		return -1;
 	v->pid = v->sb.pid;
-	track_vm(v->pid);
+	qt_track_vm(v->pid);
 	int fd = qemu_provider.connect(&v->sb, BOOT_MS, err);
 	if (fd < 0)
 		return -1;

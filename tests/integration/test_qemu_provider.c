@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0
- * qemu provider against real QEMU and the real guest kernel, without the agent:
- * probe accuracy, startup failure cleanup, boot-failure diagnostics from the
- * serial console, QMP pause/resume (measured by the VM's CPU time), forced
- * terminate with no residue. The guest here runs busybox `sleep` as init
- * (kernel args rdinit=/bin/sleep -- 600) from the "base" initramfs.
+ * qemu provider against real QEMU and the real guest kernel, without a host
+ * channel: probe accuracy, startup failure cleanup, boot-failure diagnostics from
+ * the serial console (an initrd that is not an archive: the kernel panics), QMP
+ * pause/resume, forced terminate with no residue, reattach. The guest is the
+ * "base" image; nothing here talks to its agent. (A boot.cmdline cannot choose
+ * init: tests/integration/test_qemu_jail.c.)
  *
  * Needs the kernel and the base image (scripts/prepare-images.sh): absent ->
  * FAIL, unless SILO_SKIP_VM_TESTS=1 (SKIP).
@@ -27,26 +28,13 @@
 #include "core/sandbox.h"
 #include "harness.h"
 #include "image/image.h"
+#include "qemu_test.h"
 
 extern const provider_ops qemu_provider;
 
 static void need_vm(void)
 {
-	if (getenv("SILO_SKIP_VM_TESTS") && !strcmp(getenv("SILO_SKIP_VM_TESTS"), "1"))
-		SKIP("SILO_SKIP_VM_TESTS=1");
-	char k[PATH_MAX];
-	silo_error err = {0};
-	if (guest_kernel_path(k, sizeof k, &err) < 0) {
-		printf("# %s\n# run scripts/prepare-images.sh BUILD_DIR (or set SILO_SKIP_VM_TESTS=1)\n",
-		       err.message);
-		REQUIRE(!"guest kernel present");
-	}
-	image_entry e;
-	if (image_lookup("base", &e, &err) < 0) {
-		printf("# %s\n", err.message);
-		REQUIRE(!"base image present");
-	}
-	image_entry_free(&e);
+	qt_need_vm_image("base");
 }
 
 static void init_sb(sandbox *sb, const char *id)
@@ -147,7 +135,11 @@ TEST(probe_reports_version_and_accel)
 	REQUIRE(read_file("/proc/cpuinfo", 4u << 20, &cpu, &len, NULL) == 0);
 	bool hw = strstr(cpu, " vmx") || strstr(cpu, " svm");
 	free(cpu);
-	CHECK_STR_EQ(pi.accel, hw && access("/dev/kvm", R_OK | W_OK) == 0 ? "kvm" : "tcg");
+	/* KVM only when the jailed (unprivileged) QEMU can open /dev/kvm too */
+	struct stat kst;
+	bool jail_ok = stat("/dev/kvm", &kst) == 0 &&
+		       ((kst.st_mode & 0006) == 0006 || ((kst.st_mode & 0060) == 0060 && kst.st_gid != 0));
+	CHECK_STR_EQ(pi.accel, hw && access("/dev/kvm", R_OK | W_OK) == 0 && jail_ok ? "kvm" : "tcg");
 	printf("# qemu: available=%d version=%s accel=%s%s%s\n", pi.available, pi.version, pi.accel,
 	       pi.reason[0] ? " reason=" : "", pi.reason);
 	/* a missing binary is reported, not fatal */
@@ -209,7 +201,11 @@ TEST(boot_failure_diagnostics_show_serial_console)
 	init_sb(&sb, "panic");
 	vm_spec s;
 	spec_init(&s);
-	s.cmdline = "rdinit=/nonexistent-init";
+	/* an initrd that is no archive: no init anywhere, the kernel panics */
+	char junk[PATH_MAX];
+	snprintf(junk, sizeof junk, "%s.junk-initrd", sb.rundir);
+	REQUIRE(write_file_atomic(junk, "this is not a cpio archive\n", 27, 0644, NULL) == 0);
+	s.initrd = junk;
 	silo_error err = {0};
 	REQUIRE(qemu_provider.spawn(&sb, &s, &err) == 0);
 	pid_t pid = sb.pid;
@@ -222,11 +218,17 @@ TEST(boot_failure_diagnostics_show_serial_console)
 	CHECK_INT_EQ(qemu_provider.connect(&sb, 200, &e2), -1);
 	char diag[4096];
 	qemu_provider.diagnostics(&sb, diag, sizeof diag);
-	printf("# diagnostics: %.300s\n", diag);
+	char shown[301];
+	snprintf(shown, sizeof shown, "%s", diag);
+	for (char *c = shown; *c; c++)
+		if (*c == '\n')
+			*c = ' ';
+	printf("# diagnostics: %s\n", shown);
 	CHECK_CONTAINS(diag, "qemu exited");
 	CHECK_CONTAINS(diag, "Kernel panic");
 	CHECK_INT_EQ(qemu_provider.terminate(&sb, 1000, &err), 0);
 	check_no_residue(&sb, pid);
+	unlink(junk);
 }
 
 TEST(pause_resume_and_forced_terminate)
@@ -236,7 +238,6 @@ TEST(pause_resume_and_forced_terminate)
 	init_sb(&sb, "pause");
 	vm_spec s;
 	spec_init(&s);
-	s.cmdline = "rdinit=/bin/sleep -- 600";
 	silo_error err = {0};
 	REQUIRE(qemu_provider.spawn(&sb, &s, &err) == 0);
 	pid_t pid = sb.pid;
@@ -256,7 +257,7 @@ TEST(pause_resume_and_forced_terminate)
 	qmp_status(sb.rundir, st, sizeof st);
 	CHECK_STR_EQ(st, "running");
 	CHECK(qemu_provider.alive(&sb));
-	/* no agent: terminate falls back to QMP quit, then SIGKILL */
+	/* no host channel: terminate falls back to QMP quit, then SIGKILL */
 	uint64_t t1 = now_mono_ns();
 	CHECK_INT_EQ(qemu_provider.terminate(&sb, 500, &err), 0);
 	printf("# terminate took %.0f ms\n", (now_mono_ns() - t1) / 1e6);
@@ -272,11 +273,10 @@ TEST(reattach_after_manager_restart)
 	init_sb(&sb, "reatt");
 	vm_spec s;
 	spec_init(&s);
-	s.cmdline = "rdinit=/bin/sleep -- 600";
 	silo_error err = {0};
 	REQUIRE(qemu_provider.spawn(&sb, &s, &err) == 0);
 	pid_t pid = sb.pid;
-	/* a "new manager" knows only the id, rundir and pid (registry); QEMU is not its child */
+	/* a "new manager" knows only the id, rundir and pid (registry); the jailer is not its child */
 	sandbox sb2;
 	memset(&sb2, 0, sizeof sb2);
 	snprintf(sb2.id, sizeof sb2.id, "%s", sb.id);
@@ -298,7 +298,7 @@ TEST(reattach_after_manager_restart)
 	free(sb.prov);
 	sb.prov = NULL;
 	check_no_residue(&sb2, pid);
-	/* a pid that is not QEMU is refused */
+	/* a pid that is not this sandbox's jailer is refused */
 	sandbox sb3;
 	memset(&sb3, 0, sizeof sb3);
 	snprintf(sb3.id, sizeof sb3.id, "x");

@@ -18,7 +18,9 @@ fi
 TMP=$(mktemp -d /tmp/silo-qemu-run.XXXXXX)
 export SILO_RUNTIME_DIR="$TMP/run" SILO_STATE_DIR="$TMP/state"
 trap 'rm -rf "$TMP"; echo "1..$N"' EXIT
-qemus() { pgrep -f "qemu-system-x86_64 -name silo-" | wc -l; }
+# this test's VMs only (other tests' may come and go meanwhile): the jailer of each
+# names its run dir, and QEMU dies with its jailer
+qemus() { pgrep -f "[s]ilo-jailer .*$TMP/" | wc -l; }
 before=$(qemus)
 
 out=$(timeout 300 "$SILO" run --provider qemu --image python -- python3 -c 'print(6*7)' 2> "$TMP/err")

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Snapshots of namespace sandboxes with the real agent, kernel, overlayfs and
  * cgroup freezer: state equality after restore (files written, a base file
- * deleted, modes), fork isolation (a write in one copy is invisible in the
+ * deleted, modes, owners - across host id ranges), fork isolation (a write in one copy is invisible in the
  * others and in the parent), a snapshot of a restored sandbox (flattened
  * layers), keep-paused, a corrupted snapshot refused, and no residue.
  * Needs root; skips otherwise.
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -71,10 +72,42 @@ static void destroy(sandbox *sb)
 
 static const char *const WRITE =
 	"mkdir -p /root/work && echo v1 > /root/work/state.txt && chmod 640 /root/work/state.txt && "
+	"chown 1000:1001 /root/work/state.txt && "
 	"rm /etc/os-release && ln -s state.txt /root/work/link && echo ok";
 static const char *const READ =
-	"cat /root/work/state.txt; stat -c %a /root/work/state.txt; readlink /root/work/link; "
+	"cat /root/work/state.txt; stat -c %a:%u:%g /root/work/state.txt; readlink /root/work/link; "
 	"test -e /etc/os-release && echo os-release-present || echo os-release-gone; head -1 /etc/hosts";
+
+/* Host uid of the sandbox's root (its user namespace's map). */
+static uint32_t host_base(sandbox *sb)
+{
+	char p[64];
+	snprintf(p, sizeof p, "/proc/%d/uid_map", (int)sb->pid);
+	cleanup_free char *map = NULL;
+	size_t n;
+	unsigned long in = 1, out = 0, cnt = 0;
+	if (read_file(p, 256, &map, &n, NULL) < 0 || sscanf(map, "%lu %lu %lu", &in, &out, &cnt) != 3 || in != 0)
+		return 0;
+	return (uint32_t)out;
+}
+
+/* Host uid owning PATH inside the sandbox, -1 if it cannot be seen. */
+static long long host_owner(sandbox *sb, const char *path)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof p, "/proc/%d/root%s", (int)sb->pid, path);
+	struct stat st;
+	return stat(p, &st) == 0 ? (long long)st.st_uid : -1;
+}
+
+/* uid of a file in the snapshot's payload (what the store keeps). */
+static long long snap_payload_owner(const snap_info *info, const char *rel)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof p, "%s/%s", info->payload, rel);
+	struct stat st;
+	return lstat(p, &st) == 0 ? (long long)st.st_uid : -1;
+}
 
 /* A running namespace sandbox; WRITE applied to it when WRITTEN. */
 static sandbox *spawn(bool written)
@@ -99,7 +132,7 @@ TEST(restore_equals_source)
 	outbuf o;
 	char before[4096];
 	snprintf(before, sizeof before, "%s", sh(a, READ, &o));
-	CHECK_STR_EQ(before, "v1\n640\nstate.txt\nos-release-gone\n127.0.0.1\tlocalhost\n");
+	CHECK_STR_EQ(before, "v1\n640:1000:1001\nstate.txt\nos-release-gone\n127.0.0.1\tlocalhost\n");
 	char id[SILO_ID_MAX];
 	snap_info info;
 	take(a, false, id, &info);
@@ -109,6 +142,13 @@ TEST(restore_equals_source)
 	CHECK(strcmp(b->id, a->id) != 0);
 	CHECK(sandbox_get_state(b) == SB_RUNNING);
 	CHECK_STR_EQ(sh(b, READ, &o), before);
+	/* ownership survived into another host id range: the snapshot stores the
+	 * ids the sandbox saw, the restore maps them into b's own range */
+	uint32_t ra = host_base(a), rb = host_base(b);
+	CHECK(ra >= 65536 && rb >= 65536 && ra != rb);
+	CHECK_INT_EQ(host_owner(b, "/root/work/state.txt"), rb + 1000);
+	CHECK_INT_EQ(host_owner(a, "/root/work/state.txt"), ra + 1000);
+	CHECK_INT_EQ(snap_payload_owner(&info, "layer/root/work/state.txt"), 1000);
 	/* the source goes on working, and its later writes do not reach the copy */
 	CHECK_STR_EQ(sh(a, "echo v2 > /root/work/state.txt; cat /root/work/state.txt", &o), "v2\n");
 	CHECK_STR_EQ(sh(b, "cat /root/work/state.txt", &o), "v1\n");

@@ -154,5 +154,5 @@ import json, sys; [print(s["id"]) for s in json.load(sys.stdin)["sandboxes"]]');
 done
 kill -TERM $dpid; wait $dpid
 check "silod exited cleanly (no sanitizer report)" bash -c "test $? = 0 && ! grep -qE 'Sanitizer|runtime error' silod.log"
-check "no QEMU left running from this test" bash -c "! pgrep -f '[q]emu-system.*$TMP' > /dev/null"
+check "no QEMU (nor its jailer) left running from this test" bash -c "! pgrep -f '[s]ilo-jailer.*$TMP' > /dev/null && ! pgrep -f '[q]emu-system.*$TMP' > /dev/null"
 exit $FAILED

@@ -28,6 +28,7 @@ static char *slurp(const char *path)
 typedef struct run_result {
 	int status; /* exit status, or 128+signal */
 	char *serial, *err;
+	long long serial_size;
 } run_result;
 
 /* Run silo-vmm with args (NULL-terminated, payload names expanded by caller);
@@ -63,6 +64,8 @@ static run_result run_vmm(const char *const *args, int kill_after_ms)
 	run_result r = {.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st)};
 	r.serial = slurp(serial);
 	r.err = slurp(errf);
+	struct stat sst;
+	r.serial_size = stat(serial, &sst) == 0 ? (long long)sst.st_size : -1;
 	unlink(serial);
 	unlink(errf);
 	close(sfd);
@@ -121,6 +124,30 @@ TEST(elf64_direct_boot_exit_status)
 	CHECK_INT_EQ(r.status, 42);
 	CHECK_STR_EQ(r.serial, "silo elf64 payload OK\n");
 	CHECK_CONTAINS(r.err, "\"exit_code\":42");
+}
+
+/* A guest flooding its console (512 KiB, tests/guest/flood.S) against a 64 KiB cap: the
+ * log never grows past the cap, says how much it dropped, and ends with the newest bytes. */
+TEST(serial_flood_is_capped_keeping_the_tail)
+{
+	need_kvm();
+	const char *a[] = {"--kernel", payload("flood.elf"), "--mem", "64", "--serial-log-max", "65536",
+			   "--timeout-ms", "60000", NULL};
+	run_result r = run_vmm(a, 0);
+	CHECK_INT_EQ(r.status, 0);
+	printf("# serial log: %lld bytes after a 512 KiB flood (cap 65536)\n", r.serial_size);
+	CHECK(r.serial_size > 0 && r.serial_size <= 65536);
+	CHECK(!strncmp(r.serial, "[silo: ", 7));
+	CHECK_CONTAINS(r.serial, "earlier bytes of this log were dropped (cap 65536 bytes");
+	size_t n = strlen(r.serial);
+	CHECK(n >= 10 && !strcmp(r.serial + n - 10, "FLOOD-END\n"));
+	unsigned long long dropped = strtoull(r.serial + 7, NULL, 10);
+	CHECK(dropped >= 512 * 1024 + 10 - 65536 && dropped <= 512 * 1024);
+	/* a cap below the minimum is refused, naming the option */
+	const char *b[] = {"--kernel", payload("flood.elf"), "--serial-log-max", "100", NULL};
+	run_result r2 = run_vmm(b, 0);
+	CHECK_INT_EQ(r2.status, 2);
+	CHECK_CONTAINS(r2.err, "--serial-log-max");
 }
 
 TEST(hlt_without_irqchip_exits)
@@ -388,7 +415,7 @@ TEST(bad_input_is_rejected_with_field_names)
 	CHECK_INT_EQ(r.status, 2);
 }
 
-TEST_MAIN(realmode_serial_bootimer_i8042_reset, longmode_mmio_boot_timer_debug_exit,
+TEST_MAIN(realmode_serial_bootimer_i8042_reset, serial_flood_is_capped_keeping_the_tail, longmode_mmio_boot_timer_debug_exit,
 	  longmode_two_vcpus_aps_wait_for_sipi, elf64_direct_boot_exit_status, hlt_without_irqchip_exits,
 	  hlt_with_irqchip_times_out, sigterm_stops_cleanly, virtio_blk_guest_driver_rw,
 	  virtio_blk_guest_driver_read_only, vsock_uds_lifecycle, jail_namespaces_seccomp_caps_and_cleanup,

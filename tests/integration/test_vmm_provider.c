@@ -6,6 +6,7 @@
  */
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include "common/util.h"
 #include "core/provider.h"
@@ -87,11 +88,43 @@ TEST(spawn_connect_timeout_terminate_clean)
 	spec.kernel = kernel;
 	spec.memory_mb = 256;
 	spec.vcpus = 1;
-	spec.cmdline = (char *)"noxsave";
+	spec.cmdline = (char *)"noxsave rdinit=/bin/sh";
 	silo_error err = {0};
 	REQUIRE(p->spawn(&sb, &spec, &err) == 0);
 	CHECK(sb.pid > 0);
 	CHECK(p->alive(&sb));
+	/* what silo-vmm was given: the user's parameters minus rdinit, then Silo's (the scratch
+	 * disk is vda: no other drive), the scratch disk relative to its working directory (the
+	 * run dir), a capped serial log */
+	char procf[64], cwd[4200] = "";
+	snprintf(procf, sizeof procf, "/proc/%d/cmdline", (int)sb.pid);
+	cleanup_free char *argv = NULL;
+	size_t alen = 0;
+	/* spawn returns after fork: wait for the child's execve */
+	for (int i = 0; i < 500; i++) {
+		free(argv);
+		argv = NULL;
+		REQUIRE(read_file(procf, 1 << 16, &argv, &alen, NULL) == 0);
+		if (memmem(argv, alen, "--serial-log-max", 16))
+			break;
+		usleep(10000);
+	}
+	bool saw_cmdline = false, saw_drive = false, saw_max = false;
+	for (size_t o = 0; o < alen; o += strlen(argv + o) + 1) {
+		const char *a = argv + o;
+		if (!strcmp(a, "noxsave console=ttyS0 reboot=k panic=-1 quiet silo.scratch=/dev/vda"))
+			saw_cmdline = true;
+		saw_drive = saw_drive || !strcmp(a, "disk.img,id=silo-scratch");
+		saw_max = saw_max || !strcmp(a, "16777216");
+		CHECK(!strstr(a, "rdinit"));
+	}
+	CHECK(saw_cmdline && saw_drive && saw_max);
+	snprintf(procf, sizeof procf, "/proc/%d/cwd", (int)sb.pid);
+	CHECK(readlink(procf, cwd, sizeof cwd - 1) > 0 && !strcmp(cwd, sb.rundir));
+	char disk[4200];
+	snprintf(disk, sizeof disk, "%s/disk.img", sb.rundir);
+	struct stat dst;
+	CHECK(stat(disk, &dst) == 0 && dst.st_size == (off_t)SPEC_DISK_DEFAULT_MB << 20);
 	/* Linux stays in early boot here: the agent never answers */
 	int c = p->connect(&sb, 1500, &err);
 	CHECK(c < 0);
@@ -116,6 +149,8 @@ TEST(spawn_connect_timeout_terminate_clean)
 	CHECK(access(f, R_OK) == 0);
 	snprintf(f, sizeof f, "%s/vm.state", snapdir);
 	CHECK(access(f, R_OK) == 0);
+	snprintf(f, sizeof f, "%s/disk.sparse", snapdir);   /* the scratch disk, compact */
+	CHECK(stat(f, &dst) == 0 && dst.st_size < (32 << 20));
 	CHECK(p->resume(&sb, &err) == 0);
 	CHECK(api_state_is(sb.rundir, "\"state\":\"Running\""));
 	static sandbox sb2;
@@ -131,6 +166,8 @@ TEST(spawn_connect_timeout_terminate_clean)
 	snprintf(cfgcmd, sizeof cfgcmd, "curl -s --max-time 5 --unix-socket %s/api.sock http://localhost/vm/config | grep -qF '\"mem_size_mib\":256'",
 		 sb2.rundir);
 	CHECK_INT_EQ(system(cfgcmd), 0);
+	snprintf(disk, sizeof disk, "%s/disk.img", sb2.rundir);   /* its own copy of the scratch disk */
+	CHECK(stat(disk, &dst) == 0 && dst.st_size == (off_t)SPEC_DISK_DEFAULT_MB << 20);
 	pid_t pid2 = sb2.pid;
 	CHECK(p->terminate(&sb2, 2000, &err) == 0);
 	CHECK(kill(pid2, 0) != 0);

@@ -1,23 +1,25 @@
 /* SPDX-License-Identifier: Apache-2.0
  * 8250/16550A UART at 0x3f8, transmit only: what the guest writes goes to the
  * serial log. Registers behave enough for Linux's 8250 driver and firmware probes.
+ * A log file is capped (--serial-log-max, default 16 MiB) keeping its tail (logcap.h):
+ * a guest flooding its console never grows the host file past the cap.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
-#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common/util.h"
+#include "logcap.h"
 #include "vmm.h"
 
 struct serial_dev {
-	int out_fd;
+	logcap log;       /* the sink: a capped log file, or a pipe/tty passed through */
+	bool dead;        /* the sink failed: keep the guest running, drop output */
 	uint8_t ier, lcr, mcr, scr, dll, dlm;
 	uint64_t bytes, dropped;
-	bool out_is_file; /* a regular file never blocks: no poll() per byte */
 };
 
 #define LCR_DLAB 0x80
@@ -37,13 +39,14 @@ static void serial_write(void *opaque, uint64_t off, const uint8_t *data, uint32
 			s->bytes++;
 			/* Never block the vCPU (which holds the bus lock) on a slow reader: a full
 			 * pipe drops the byte, as a UART without flow control would. */
-			struct pollfd pf = {.fd = s->out_fd, .events = POLLOUT};
-			if (s->out_fd < 0 ||
-			    (!s->out_is_file && (poll(&pf, 1, 0) != 1 || !(pf.revents & POLLOUT)))) {
+			/* (a regular file never blocks: no poll() per byte) */
+			struct pollfd pf = {.fd = s->log.fd, .events = POLLOUT};
+			if (s->dead ||
+			    (!s->log.capped && (poll(&pf, 1, 0) != 1 || !(pf.revents & POLLOUT)))) {
 				s->dropped++;
-			} else if (write(s->out_fd, &b, 1) != 1) {
+			} else if (logcap_write(&s->log, &b, 1) < 0) {
 				if (errno != EAGAIN && errno != EINTR)
-					s->out_fd = -1; /* log gone: keep the guest running */
+					s->dead = true; /* log gone: keep the guest running */
 				s->dropped++;
 			}
 		}
@@ -83,14 +86,13 @@ static void serial_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
 
 static const bus_device_ops serial_ops = {.name = "serial", .read = serial_read, .write = serial_write};
 
-int serial_attach(vm *v, int out_fd, silo_error *err)
+int serial_attach(vm *v, int out_fd, uint64_t max_bytes, silo_error *err)
 {
 	struct serial_dev *s = calloc(1, sizeof *s);
 	if (!s)
 		return silo_fail(err, SILO_ERR_INTERNAL, ENOMEM, "serial");
-	s->out_fd = out_fd;
-	struct stat st;
-	s->out_is_file = out_fd >= 0 && fstat(out_fd, &st) == 0 && S_ISREG(st.st_mode);
+	logcap_init(&s->log, out_fd, max_bytes);
+	s->dead = out_fd < 0;
 	s->lcr = 0x03;
 	if (bus_register(&v->bus, BUS_PIO, PORT_SERIAL0, 8, &serial_ops, s, err) < 0) {
 		free(s);

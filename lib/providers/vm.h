@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * What the two VM providers (qemu.c, kvm.c) share, in vm-common.c:
+ *   - the guest kernel command line: Silo's parameters last, and the parameters
+ *     that choose the root device or what runs as PID 1 reserved to Silo;
+ *   - the scratch disk: the guest's writable layer, a sparse raw ext4 image of
+ *     exactly the spec's disk budget ([sandbox] disk_mb), and its snapshot form;
+ *   - the per-sandbox unprivileged uid of a jailed VMM, leased from a fixed range.
+ * docs/providers.md ("Boot parameters", "Disk budget", "qemu: the jail") has the rules.
+ */
+#ifndef SILO_PROVIDERS_VM_H
+#define SILO_PROVIDERS_VM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "spec/spec.h"
+
+/* ---- kernel command line ---- */
+#define VM_CMDLINE_USER_MAX 1024
+/* Compose "<user params> <silo params>" into a malloc'd *out. User parameters that
+ * choose the root device or init (root=, init=, rdinit=, silo.*, "--", ... see
+ * vm-common.c) are refused when a keyring is configured (CHECKSUM_MISMATCH,
+ * "supply chain: boot.cmdline: ...", reported to the trust violation hook) and
+ * dropped with a warning otherwise. Control characters, non-ASCII, double quotes
+ * and more than VM_CMDLINE_USER_MAX bytes are INVALID_CONFIG naming boot.cmdline. */
+int vm_cmdline_compose(const char *user, const char *silo, bool keyring, char **out, silo_error *err);
+/* Is this one parameter (a whitespace-free token) reserved to Silo? */
+bool vm_cmdline_reserved(const char *token);
+
+/* ---- disk budget and the scratch disk ---- */
+#define VM_SCRATCH_FILE "disk.img"
+#define VM_SCRATCH_SERIAL "silo-scratch"
+#define VM_SCRATCH_SNAP "disk.sparse"
+/* How much the sandbox may grow the host disk: spec_disk_mb(spec). Writable [[drives]]
+ * count with what they can still grow (apparent size minus allocated blocks); the
+ * rest is the scratch disk, at least SPEC_DISK_MIN_MB. INVALID_CONFIG naming the
+ * drive and disk_mb otherwise. *largest = the largest writable file in bytes
+ * (drives and the scratch disk), for RLIMIT_FSIZE. */
+int vm_disk_budget(const vm_spec *spec, uint64_t *scratch_mb, uint64_t *largest, silo_error *err);
+/* Can scratch disks be made here (mkfs.ext4 found)? For the providers' probes. */
+int vm_scratch_probe(silo_error *err);
+/* Create dir/disk.img: a sparse copy of a cached empty ext4 filesystem of mb MiB
+ * ($SILO_CACHE_DIR/scratch/ext4-<mb>.img, made once with mkfs.ext4). */
+int vm_scratch_create(const char *dir, uint64_t mb, silo_error *err);
+/* Snapshot form of a scratch disk: only its allocated extents.
+ *   "SILODSK1" | u64 size | u64 n | n x (u64 offset, u64 length) | the extents' bytes
+ * (little endian; extents sorted, disjoint, 4 KiB aligned, inside size). */
+int vm_scratch_save(const char *disk, const char *out, uint64_t *bytes, silo_error *err);
+/* Recreate disk (must not exist) from a snapshot form; its size must be want_size
+ * (0: any disk budget, SPEC_DISK_MIN_MB..SPEC_DISK_MAX_MB whole MiB). */
+int vm_scratch_load(const char *in, const char *disk, uint64_t want_size, silo_error *err);
+/* Validate the header and extent table of a snapshot form held in memory (want_size as
+ * above): 0, or -1 with CHECKSUM_MISMATCH. */
+int vm_scratch_check(const uint8_t *buf, size_t len, uint64_t want_size, silo_error *err);
+
+/* ---- logs ---- */
+/* The serial log cap in bytes (the tail is kept): $SILO_SERIAL_LOG_MAX, 64 KiB .. 1 GiB,
+ * default VM_SERIAL_LOG_MAX. */
+#define VM_SERIAL_LOG_MAX (16ull << 20)
+uint64_t vm_serial_log_max(void);
+
+/* ---- uid of a jailed VMM ---- */
+/* Per-sandbox uids (= gids) VM_UID_BASE .. VM_UID_BASE + VM_UID_COUNT - 1. */
+#define VM_UID_BASE 1879048192u   /* 0x70000000: above the namespace provider's 0x60000000-0x6fffffff (ns.h) */
+#define VM_UID_COUNT 65536u
+/* Lease a uid no live sandbox on this host holds: *fd is a bound abstract unix socket
+ * "@silo-vm-uid-<uid>" (close-on-exec); the lease lasts while any copy of it is open. */
+int vm_uid_lease(const char *id, uid_t *uid, int *fd, silo_error *err);
+
+#endif
