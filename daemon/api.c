@@ -36,6 +36,7 @@
 #include "daemon/api_guard.h"
 #include "daemon/api_parse.h"
 #include "daemon/api_snapshot.h"
+#include "daemon/route_shim_glue.h"
 
 #define EVENT_QUEUE_MAX 1024
 #define UNIX_MAX_CONNECTIONS 512        /* the unix socket's own limit, apart from TCP's */
@@ -59,6 +60,7 @@ struct api_server {
 	char *socket_path;
 	api_authz *authz;      /* tokens and policies (api_authz.c) */
 	atomic_bool stopping;
+	api_ctx shim_ctx;      /* what route_shim.c handlers see */
 };
 
 typedef struct req {
@@ -75,6 +77,9 @@ typedef struct req {
 	char actor[64];
 	const api_token *tok;  /* scoped token of a TCP client; NULL = full access */
 	const char *method, *url;   /* for handlers outside the route table */
+	const api_route *shim;      /* a row of route_shim.c (processes, files, archives) */
+	shim_match sm;
+	struct upgrade_hold *up;    /* a WebSocket reply on its way */
 } req;
 
 /* ---- helpers ---- */
@@ -140,6 +145,11 @@ static json_t *error_body(const silo_error *err)
 	if (err->sys_errno)
 		json_object_set_new(e, "errno", json_integer(err->sys_errno));
 	return json_pack("{s:o}", "error", e);
+}
+
+json_t *api_error_json(const silo_error *err)
+{
+	return error_body(err);
 }
 
 /* Errors raised by the manager were already counted by it where they happen;
@@ -1044,6 +1054,117 @@ static const route *match(const char *method, const char *url, char id[SILO_ID_M
 	return NULL;
 }
 
+/* ---- rows of route_shim.c (temporary, until the arch-routes transport) ---- */
+
+typedef struct stream_hold {
+	api_stream st;
+} stream_hold;
+
+static ssize_t shim_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	stream_hold *h = cls;
+	ssize_t n = h->st.read(h->st.ctx, buf, max);
+	if (n == API_STREAM_END)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return n;
+}
+
+static void shim_stream_free(void *cls)
+{
+	stream_hold *h = cls;
+	if (h->st.free)
+		h->st.free(h->st.ctx);
+	free(h);
+}
+
+/* A WebSocket session: run() on the connection's thread once the 101 went
+ * out; free() once, by whoever is last: the upgrade handler, or the
+ * completion of a request whose 101 never went out. */
+typedef struct upgrade_hold {
+	api_upgrade u;
+	pthread_mutex_t lock;
+	int refs;
+} upgrade_hold;
+
+static void upgrade_put(upgrade_hold *h)
+{
+	pthread_mutex_lock(&h->lock);
+	bool last = --h->refs == 0;
+	pthread_mutex_unlock(&h->lock);
+	if (!last)
+		return;
+	if (h->u.free)
+		h->u.free(h->u.ctx);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+static void shim_upgraded(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra, size_t extra_len,
+			  MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+	upgrade_hold *h = cls;
+	h->u.run(h->u.ctx, sock, extra, extra_len);
+	MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+	upgrade_put(h);
+}
+
+static enum MHD_Result shim_route(req *q, struct MHD_Connection *c, const char *method, const char *url)
+{
+	if (q->too_large)
+		return fail(q, c, 413, SILO_ERR_INVALID_CONFIG, "request body larger than %zu bytes", q->limit);
+	if (q->shim->body == API_BODY_NONE && q->uploaded)
+		return fail(q, c, 400, SILO_ERR_INVALID_CONFIG, "%s %s takes no request body", method, url);
+	if (q->upload_fd >= 0 && lseek(q->upload_fd, 0, SEEK_SET) < 0)
+		return fail(q, c, 500, SILO_ERR_IO_ERROR, "rewind upload: %s", strerror(errno));
+	api_req ar = {.ctx = &q->s->shim_ctx, .route = q->shim, .method = method, .path = url, .body = q->body ? q->body : "",
+		      .len = q->len, .body_fd = q->upload_fd, .body_size = q->uploaded,
+		      .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
+		      .who = {.tcp = q->tcp, .tok = q->tok}, .peer_fd = conn_fd(c), .conn = c};
+	snprintf(ar.who.actor, sizeof ar.who.actor, "%s", q->actor);
+	ar.ncap = q->sm.ncap;
+	for (unsigned i = 0; i < q->sm.ncap; i++) {
+		ar.cap_name[i] = q->sm.name[i];
+		ar.cap_value[i] = q->sm.val[i];
+	}
+	api_reply r;
+	silo_error err = {0};
+	if (shim_dispatch(&ar, &r, &err) < 0) {
+		manager_note_error(q->s->m, &err);
+		json_t *b = error_body(&err);
+		if (r.json) {   /* members beside "error" */
+			json_object_update(b, r.json);
+			json_decref(r.json);
+		}
+		return send_json(c, api_http_status(err.code), b);
+	}
+	if (r.kind == API_REPLY_JSON)
+		return send_json(c, r.status, r.json);
+	if (r.kind == API_REPLY_UPGRADE) {
+		upgrade_hold *h = xcalloc(1, sizeof *h);
+		h->u = r.upgrade;
+		pthread_mutex_init(&h->lock, NULL);
+		h->refs = 2;   /* the upgrade handler's and the request's */
+		q->up = h;
+		struct MHD_Response *rs = MHD_create_response_for_upgrade(shim_upgraded, h);
+		MHD_add_response_header(rs, MHD_HTTP_HEADER_UPGRADE, h->u.protocol);
+		MHD_add_response_header(rs, "Sec-WebSocket-Accept", h->u.accept);
+		enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, rs);
+		MHD_destroy_response(rs);
+		return ret;
+	}
+	stream_hold *h = xcalloc(1, sizeof *h);
+	h->st = r.stream;
+	struct MHD_Response *rs = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, r.stream.block ? r.stream.block : 65536,
+								    shim_stream_read, h, shim_stream_free);
+	MHD_add_response_header(rs, "Content-Type", r.kind == API_REPLY_TAR ? "application/x-tar" : "application/x-ndjson");
+	MHD_add_response_header(rs, "Cache-Control", "no-store");
+	enum MHD_Result ret = MHD_queue_response(c, 200, rs);
+	MHD_destroy_response(rs);
+	return ret;
+}
+
 static void set_actor(req *q, struct MHD_Connection *c)
 {
 	if (q->tcp) {
@@ -1083,6 +1204,25 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		char id[SILO_ID_MAX * 2];
 		bool path_ok;
 		const route *r = match(method, url, id, &path_ok);
+		bool shim_path = false;
+		if (!r)
+			q->shim = shim_find(method, url, &q->sm, &shim_path);
+		if (q->shim) {
+			q->limit = q->shim->body == API_BODY_SMALL  ? s->cfg.max_body
+				   : q->shim->body == API_BODY_EXEC ? EXEC_BODY_MAX
+				   : q->shim->body == API_BODY_FILE ? s->cfg.max_upload
+								    : 0;
+			if (q->shim->body == API_BODY_FILE && q->authorized) {
+				q->upload = true;
+				q->upload_fd = memfd_create("silod-upload", MFD_CLOEXEC);
+				if (q->upload_fd < 0)
+					q->too_large = true;
+			}
+			const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+			if (cl && q->authorized && strtoull(cl, NULL, 10) > q->limit)
+				q->too_large = true;
+			return MHD_YES;
+		}
 		if (r && r->body_max == SIZE_MAX && q->authorized) {
 			q->upload = true;
 			q->limit = s->cfg.max_upload;
@@ -1136,12 +1276,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		MHD_destroy_response(r);
 		return ret;
 	}
+	if (q->shim)
+		return shim_route(q, c, method, url);
 	char id[SILO_ID_MAX * 2];
-	bool path_ok;
+	bool path_ok, shim_path = false;
 	const route *r = match(method, url, id, &path_ok);
 	if (!r && api_snapshot_owns(url))
 		return snapshot_route(q, c, method, url);
 	if (!r) {
+		shim_match sm;
+		shim_find(method, url, &sm, &shim_path);
+		path_ok |= shim_path;
 		if (path_ok)
 			return fail(q, c, 405, SILO_ERR_INVALID_CONFIG, "method %s is not allowed on %.200s", method, url);
 		return fail(q, c, 404, SILO_ERR_INVALID_CONFIG, "no such endpoint: %s %.200s", method, url);
@@ -1164,6 +1309,15 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 	req *q = *con_cls;
 	if (!q)
 		return;
+	if (q->up) {
+		upgrade_hold *h = q->up;
+		if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+			pthread_mutex_lock(&h->lock);
+			h->refs--;   /* the 101 never went out: the upgrade handler will not run */
+			pthread_mutex_unlock(&h->lock);
+		}
+		upgrade_put(h);
+	}
 	if (q->upload_fd >= 0)
 		close(q->upload_fd);
 	if (q->body)
@@ -1294,8 +1448,10 @@ int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *e
 			    .opa_url = cfg->opa_url, .opa_timeout_ms = cfg->opa_timeout_ms};
 	if (authz_open(&azc, &s->authz, err) < 0)
 		goto fail;
+	s->shim_ctx = (api_ctx){.m = m, .authz = s->authz, .max_body = s->cfg.max_body, .max_upload = s->cfg.max_upload,
+				.stopping = &s->stopping};
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-			 MHD_USE_ERROR_LOG;
+			 MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
 	s->unix_fd = bind_unix(cfg->socket_path, cfg->socket_mode ? cfg->socket_mode : 0600, err);
 	if (s->unix_fd < 0)
 		goto fail;

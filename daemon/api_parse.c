@@ -34,29 +34,34 @@ int api_json_str(json_t *o, const char *key, size_t max, const char **out, silo_
 	return 1;
 }
 
-int api_exec_parse(const char *body, size_t len, api_exec_body *st, silo_error *err)
+int api_json_bool(json_t *o, const char *key, bool *out, silo_error *err)
 {
-	json_error_t je;
-	json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
-	if (!o)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: invalid JSON at line %d column %d: %s",
-				 je.line, je.column, je.text);
+	json_t *v = json_object_get(o, key);
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s: expected true or false", key);
+	*out = json_is_true(v);
+	return 1;
+}
+
+/* The exec fields of o (api_exec_parse, api_proc_parse); proc allows the process fields. */
+static int exec_fields(json_t *o, api_exec_body *st, bool proc, silo_error *err)
+{
+	static const char *const known[] = {"argv", "env", "cwd", "stdin", "timeout_ms", "uid", "gid",
+					    /* processes */ "pty", "rows", "cols", "tag", "stdin_open"};
+	size_t nknown = proc ? ARRAY_SIZE(known) : 7;
 	int rc = -1;
-	static const char *const known[] = {"argv", "env", "cwd", "stdin", "timeout_ms", "uid", "gid"};
 	const char *k;
 	json_t *v;
-	if (!json_is_object(o)) {
-		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: expected a JSON object");
-		goto out;
-	}
+	if (!json_is_object(o))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: expected a JSON object");
 	json_object_foreach(o, k, v) {
 		bool ok = false;
-		for (size_t i = 0; i < ARRAY_SIZE(known) && !ok; i++)
+		for (size_t i = 0; i < nknown && !ok; i++)
 			ok = !strcmp(known[i], k);
-		if (!ok) {
-			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: unknown field '%.64s'", k);
-			goto out;
-		}
+		if (!ok)
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: unknown field '%.64s'", k);
 	}
 	json_t *argv = json_object_get(o, "argv");
 	if (!json_is_array(argv) || json_array_size(argv) == 0 || json_array_size(argv) > MAX_ARGV) {
@@ -124,10 +129,51 @@ int api_exec_parse(const char *body, size_t len, api_exec_body *st, silo_error *
 	if (r)
 		st->gid = (int64_t)u;
 	st->cwd = cwd ? xstrdup(cwd) : NULL;
+	if (proc) {
+		const char *tag = NULL;
+		if (api_json_bool(o, "pty", &st->pty, err) < 0 || api_json_bool(o, "stdin_open", &st->stdin_open, err) < 0 ||
+		    api_json_str(o, "tag", 64, &tag, err) < 0)
+			goto out;
+		st->tag = tag ? xstrdup(tag) : NULL;
+		if ((r = api_json_uint(o, "rows", 4096, &u, err)) < 0)
+			goto out;
+		if (r)
+			st->rows = (uint16_t)u;
+		if ((r = api_json_uint(o, "cols", 4096, &u, err)) < 0)
+			goto out;
+		if (r)
+			st->cols = (uint16_t)u;
+		if ((st->rows || st->cols) && !st->pty) {
+			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "rows, cols: only with \"pty\": true");
+			goto out;
+		}
+	}
 	rc = 0;
 out:
+	return rc;
+}
+
+static int parse_body(const char *body, size_t len, api_exec_body *st, bool proc, silo_error *err)
+{
+	memset(st, 0, sizeof *st);
+	json_error_t je;
+	json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	if (!o)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: invalid JSON at line %d column %d: %s",
+				 je.line, je.column, je.text);
+	int rc = exec_fields(o, st, proc, err);
 	json_decref(o);
 	return rc;
+}
+
+int api_exec_parse(const char *body, size_t len, api_exec_body *st, silo_error *err)
+{
+	return parse_body(body, len, st, false, err);
+}
+
+int api_proc_parse(const char *body, size_t len, api_exec_body *st, silo_error *err)
+{
+	return parse_body(body, len, st, true, err);
 }
 
 void api_exec_body_free(api_exec_body *b)
@@ -136,5 +182,6 @@ void api_exec_body_free(api_exec_body *b)
 	strv_free(b->env);
 	free(b->cwd);
 	free(b->stdin_buf);
+	free(b->tag);
 	memset(b, 0, sizeof *b);
 }

@@ -6,6 +6,7 @@
 #ifndef SILO_DAEMON_API_PARSE_H
 #define SILO_DAEMON_API_PARSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,7 @@
 struct json_t;
 int api_json_uint(struct json_t *o, const char *key, uint64_t max, uint64_t *out, silo_error *err);
 int api_json_str(struct json_t *o, const char *key, size_t max, const char **out, silo_error *err);
+int api_json_bool(struct json_t *o, const char *key, bool *out, silo_error *err);
 
 /* api_spec.c. POST /v1/sandboxes JSON: {"spec": "<hac.toml>"} or fields over the provider default. */
 int api_spec_from_json(const char *body, size_t len, vm_spec *spec, silo_error *err);
@@ -32,10 +34,16 @@ typedef struct api_exec_body {
 	size_t stdin_len;
 	uint32_t timeout_ms;
 	int64_t uid, gid;         /* -1 = agent default */
+	/* api_proc_parse only (POST .../procs, the first message of a session) */
+	bool pty, stdin_open;
+	uint16_t rows, cols;      /* 0..4096, with pty */
+	char *tag;
 } api_exec_body;
 
 /* POST /v1/sandboxes/{id}/exec JSON. Fills out (free with api_exec_body_free, also on error). */
 int api_exec_parse(const char *body, size_t len, api_exec_body *out, silo_error *err);
+/* The same plus pty, rows, cols, tag, stdin_open: a process start (daemon/api_procs.c). */
+int api_proc_parse(const char *body, size_t len, api_exec_body *out, silo_error *err);
 void api_exec_body_free(api_exec_body *b);
 
 #endif
