@@ -562,8 +562,9 @@ static const char *dispatch(chan *c, const wire_msg *m)
 			}
 			t->ent_bytes += strlen(we->name) + (we->link ? strlen(we->link) : 0) + 1;
 			if (t->ent_bytes > CHAN_LIST_MAX_BYTES) {
-				silo_fail_vm(&t->err, SILO_ERR_RESOURCE_EXCEEDED, E2BIG, c->vm_id,
-					     "the listing holds more than %u bytes of names", CHAN_LIST_MAX_BYTES);
+				silo_fail_vm(&t->err, SILO_ERR_RESOURCE_EXCEEDED, 0, c->vm_id,
+					     "the listing holds more than %u bytes of names (list with a smaller depth or max)",
+					     CHAN_LIST_MAX_BYTES);
 				t->done = t->failed = true;
 				break;
 			}

@@ -168,7 +168,7 @@ typedef struct list_opts {
 	uint64_t max;                 /* entries; 0 = CHAN_LIST_MAX. More: *truncated */
 } list_opts;
 #define CHAN_LIST_MAX (1u << 20)
-#define CHAN_LIST_MAX_BYTES (64u << 20)   /* names and link targets of one listing */
+#define CHAN_LIST_MAX_BYTES (32u << 20)   /* names and link targets of one listing */
 
 /* Stream src_fd into path in the guest (chunked); mode applies on create. */
 int chan_file_write_fd(chan *c, const char *path, int src_fd, uint32_t mode, silo_error *err);
