@@ -421,7 +421,8 @@ static int tar_child(const wire_msg *m)
 		char *dir = strdup(m->path);
 		int fd = dir && mkdir_parents(dir, 0755) == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 		if (fd < 0) {
-			silo_fail(&err, SILO_ERR_IO_ERROR, errno, "destination %s", m->path);
+			int e = errno;
+			silo_fail(&err, e == ENOENT ? SILO_ERR_FILE_NOT_FOUND : SILO_ERR_IO_ERROR, e, "destination %s", m->path);
 			rc = -1;
 		} else {
 			tar_reader *r = tar_reader_new(tar_in_read, NULL);
