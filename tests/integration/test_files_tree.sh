@@ -270,5 +270,28 @@ else
 	done
 fi
 
+# ---------------------------------------------------------------- scoped tokens over TCP
+stop_daemon
+TF=$TMP/tokens.toml
+RD=$("$SILO" token create --file "$TF" --name reader --operations file_read,inspect,list)
+WR=$("$SILO" token create --file "$TF" --name writer --operations file_write)
+RUN=$("$SILO" token create --file "$TF" --name runner --operations exec)
+PORT=$((20000 + RANDOM % 20000))
+start_daemon --listen "127.0.0.1:$PORT" --tokens-file "$TF" || { notok "silod starts on TCP"; exit 1; }
+tcp() { local t=$1 m=$2 p=$3; shift 3
+	curl -s -o "$TMP/body" -w '%{http_code}' -H "Authorization: Bearer $t" -X "$m" "$@" "http://127.0.0.1:$PORT$p"; }
+check "file_read token: fs/list 200, archive GET 200" 	test "$(tcp "$RD" GET "/v1/sandboxes/$A/fs/list?path=/work")$(tcp "$RD" GET "/v1/sandboxes/$A/archive?path=/work/copy")" = 200200
+check "file_read token: PUT archive, fs/mkdir, fs/move, fs/remove are 403" 	test "$(tcp "$RD" PUT "/v1/sandboxes/$A/archive?path=/work/t" --data-binary @"$TMP/up.tar")$(tcp "$RD" POST "/v1/sandboxes/$A/fs/mkdir" -H 'Content-Type: application/json' -d '{"path":"/work/t"}')$(tcp "$RD" POST "/v1/sandboxes/$A/fs/move" -H 'Content-Type: application/json' -d '{"from":"/work/copy","to":"/work/t"}')$(tcp "$RD" POST "/v1/sandboxes/$A/fs/remove" -H 'Content-Type: application/json' -d '{"path":"/work/copy"}')" = 403403403403
+check "file_read token: processes (list, start) and sessions are 403" 	test "$(tcp "$RD" GET "/v1/sandboxes/$A/procs")$(tcp "$RD" POST "/v1/sandboxes/$A/procs" -H 'Content-Type: application/json' -d '{"argv":["true"]}')" = 403403
+r=$(python3 -c '
+import sys; sys.path.insert(0, sys.argv[3])
+from silo_ws import WS
+w = WS(None, "/v1/sandboxes/%s/session" % sys.argv[1], token=sys.argv[2], tcp=("127.0.0.1", int(sys.argv[4])))
+print(w.status)' "$A" "$RD" "$(dirname "$0")" "$PORT")
+check "file_read token: the WebSocket session is refused before the upgrade (403)" test "$r" = 403
+check "file_write token: PUT archive 200, fs/stat 403" 	test "$(tcp "$WR" PUT "/v1/sandboxes/$A/archive?path=/work/t" --data-binary @"$TMP/up.tar")$(tcp "$WR" GET "/v1/sandboxes/$A/fs/stat?path=/work")" = 200403
+check "exec token: start a process 201, archive GET 403" 	test "$(tcp "$RUN" POST "/v1/sandboxes/$A/procs" -H 'Content-Type: application/json' -d '{"argv":["true"]}')$(tcp "$RUN" GET "/v1/sandboxes/$A/archive?path=/work")" = 201403
+out=$(SILO_HOST=http://127.0.0.1:$PORT SILO_API_TOKEN=$RUN "$SILO" exec -t "$A" -- stty size)
+check "silo exec -t over TCP with an exec token (WebSocket with the bearer token): $out" test "$(tr -d '\r' <<<"$out")" = "24 80"
 stop_daemon
 check_clean_exit "silod exits 0, no sanitizer report"
