@@ -58,7 +58,7 @@
 #define MAX_TASKS 1024
 #define OUTQ_HIGH (4u * 1024u * 1024u)      /* stop reading children above this */
 #define OUTQ_COMPACT (1024u * 1024u)        /* compact the send queue once this much is sent */
-#define READ_CHUNK (64u * 1024u)
+#define READ_CHUNK WIRE_CHUNK                /* a child's output per read: one frame's worth */
 #define DRAIN_MS 200                         /* after exit, wait this long for pipe EOF */
 #define LIST_FRAME_BYTES (256u * 1024u)
 #define LIST_DEFAULT_MAX (1u << 20)         /* entries of one listing when the host sets no max */
@@ -505,6 +505,9 @@ static void handle_exec(const wire_msg *m)
 		ioctl(master, TIOCSWINSZ, &ws);
 	} else if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(in, O_CLOEXEC) < 0) {
 		goto sys_fail;
+	} else if (tar) {
+		/* an archive moves in bulk: larger pipes, fewer wakeups (best effort) */
+		fcntl(m->type == WM_TAR_OUT ? out[1] : in[1], F_SETPIPE_SZ, 1 << 20);
 	}
 	char **env = tar ? NULL : build_env(m);
 	if (!tar && !env)

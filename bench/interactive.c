@@ -413,11 +413,17 @@ int main(int argc, char **argv)
 		die(2, "--keys >= 1, --runs 1..16");
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	char path[4096];
-	bench_silod_setup(&silod, path, tmp, sock, sizeof sock);
+	silo_error ferr;
+	if (!silod && find_helper_binary("silod", path, sizeof path, &ferr) < 0)
+		die(1, "%s", ferr.message);
+	if (!silod)
+		silod = path;
+	char *sargv[] = {(char *)silod, NULL};
+	pid_t dp = bench_spawn_silod(sargv, tmp, sock, sizeof sock);   /* also sets the dirs for the embedded sandbox */
+	if (dp < 0)
+		die_errno(1, "start silod");
 	fprintf(stderr, "interactive sessions and archives (namespace provider)\n");
 	json_t *kl = keys_local(), *ke = keys_embedded();
-	char *sargv[] = {(char *)silod, NULL};
-	pid_t dp = bench_spawn_silod(sargv, tmp, sock, sizeof sock);
 	resp r = {0};
 	for (int i = 0; i < 200 && http("GET", "/v1/health", NULL, -1, NULL, 0, -1, &r) != 200; i++) {
 		drop(&r);

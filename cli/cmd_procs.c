@@ -436,6 +436,41 @@ int cmd_procs(int argc, char **argv)
 	return 0;
 }
 
+/* The operands of kill/wait/attach (min..max of them) and their one flag
+ * (flag sets *on) or one flag with a number (valflag N sets *val); --json is
+ * skipped. A last operand "-9" (a signal) is taken as "9". 0, or the usage
+ * error's status. */
+typedef struct opargs {
+	const char *flag;
+	bool *on;
+	const char *valflag;
+	long long *val;
+} opargs;
+
+static int operands(int argc, char **argv, const char *u, bool json, const opargs *oa, const char **ops, int min,
+		    int max)
+{
+	int n = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--json"))
+			continue;
+		if (oa->flag && !strcmp(a, oa->flag)) {
+			*oa->on = true;
+			continue;
+		}
+		if (oa->valflag && !strcmp(a, oa->valflag) && i + 1 < argc) {
+			*oa->val = strtoll(argv[++i], NULL, 10);
+			continue;
+		}
+		bool neg_num = a[0] == '-' && a[1] >= '0' && a[1] <= '9' && n == max - 1 && n >= min;
+		if ((a[0] == '-' && !neg_num) || n == max)
+			return cli_usage_error(argv[0], u, json);
+		ops[n++] = neg_num ? a + 1 : a;
+	}
+	return n < min ? cli_usage_error(argv[0], u, json) : 0;
+}
+
 static bool help_asked(int argc, char **argv, const char *verb, const char *u, const char *text)
 {
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -456,20 +491,11 @@ int cmd_kill(int argc, char **argv)
 		       "  --json    the API's JSON\n"))
 		return 0;
 	const char *args[3] = {NULL, NULL, NULL};
-	int n = 0;
 	bool rm = false;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			continue;
-		if (!strcmp(argv[i], "--rm")) {
-			rm = true;
-			continue;
-		}
-		if ((argv[i][0] == '-' && !(n == 2 && argv[i][1] >= '0' && argv[i][1] <= '9')) || n == 3)
-			return cli_usage_error(argv[0], u, json);
-		args[n++] = argv[i][0] == '-' ? argv[i] + 1 : argv[i];
-	}
-	if (n < 2 || (rm && n == 3))
+	int bad = operands(argc, argv, u, json, &(opargs){.flag = "--rm", .on = &rm}, args, 2, 3);
+	if (bad)
+		return bad;
+	if (rm && args[2])
 		return cli_usage_error(argv[0], u, json);
 	char path[1024];
 	urlpath(path, sizeof path, args[0], "/procs/", args[1]);
@@ -501,21 +527,10 @@ int cmd_wait(int argc, char **argv)
 		       "  --json           the API's JSON\n"))
 		return 0;
 	const char *args[2] = {NULL, NULL};
-	int n = 0;
 	long long timeout = -1;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			continue;
-		if (!strcmp(argv[i], "--timeout-ms") && i + 1 < argc) {
-			timeout = strtoll(argv[++i], NULL, 10);
-			continue;
-		}
-		if (argv[i][0] == '-' || n == 2)
-			return cli_usage_error(argv[0], u, json);
-		args[n++] = argv[i];
-	}
-	if (n != 2)
-		return cli_usage_error(argv[0], u, json);
+	int bad = operands(argc, argv, u, json, &(opargs){.valflag = "--timeout-ms", .val = &timeout}, args, 2, 2);
+	if (bad)
+		return bad;
 	uint64_t deadline = timeout >= 0 ? now_mono_ns() + (uint64_t)timeout * 1000000ull : 0;
 	for (;;) {   /* the server waits up to an hour per request */
 		uint64_t left = 3600000;
@@ -561,21 +576,10 @@ int cmd_attach(int argc, char **argv)
 		       "  --no-stdin   only watch: nothing is sent to its stdin\n"))
 		return 0;
 	const char *args[2] = {NULL, NULL};
-	int n = 0;
 	bool no_stdin = false;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			continue;
-		if (!strcmp(argv[i], "--no-stdin")) {
-			no_stdin = true;
-			continue;
-		}
-		if (argv[i][0] == '-' || n == 2)
-			return cli_usage_error(argv[0], u, json);
-		args[n++] = argv[i];
-	}
-	if (n != 2)
-		return cli_usage_error(argv[0], u, json);
+	int bad = operands(argc, argv, u, json, &(opargs){.flag = "--no-stdin", .on = &no_stdin}, args, 2, 2);
+	if (bad)
+		return bad;
 	char path[1200], base[1024];
 	urlpath(base, sizeof base, args[0], "/procs/", args[1]);
 	snprintf(path, sizeof path, "%s/attach", base);

@@ -126,17 +126,6 @@ int h_fs_list(api_req *q, api_reply *r, silo_error *err)
 	return rc < 0 ? -1 : api_reply_json(r, 200, o);
 }
 
-static json_t *json_body(api_req *q, silo_error *err)
-{
-	json_error_t je;
-	json_t *o = json_loadb(q->body ? q->body : "", q->len, JSON_REJECT_DUPLICATES, &je);
-	if (!o || !json_is_object(o)) {
-		json_decref(o);
-		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: expected a JSON object (%s)", o ? "not an object" : je.text);
-		return NULL;
-	}
-	return o;
-}
 
 /* "mode": 493 or "0755" */
 static int mode_of(json_t *o, uint32_t *mode, silo_error *err)
@@ -153,81 +142,96 @@ static int mode_of(json_t *o, uint32_t *mode, silo_error *err)
 	return 0;
 }
 
-int h_fs_mkdir(api_req *q, api_reply *r, silo_error *err)
+/* A mutation from a JSON body: the paths it names, parsed by parse(); each is
+ * authorized as file_write, run() does it on the channel, it is audited. */
+typedef struct mutation {
+	const char *path, *to;    /* to: a move's destination */
+	bool flag;                /* parents / overwrite / recursive */
+	uint32_t mode;
+} mutation;
+
+static int fs_mutation(api_req *q, api_reply *r, silo_error *err, const char *event,
+		       int (*parse)(json_t *b, mutation *m, silo_error *err), int (*run)(chan *c, const mutation *m, silo_error *err))
 {
-	json_t *b = json_body(q, err);
+	json_t *b = api_json_body(q->body, q->len, err);
 	if (!b)
 		return -1;
-	const char *path = NULL;
-	bool parents = false;
-	uint32_t mode = 0755;
+	mutation m = {.mode = 0755};
 	mgr_op *op = NULL;
-	int rc = api_json_str(b, "path", 4096, &path, err) < 0 || path_arg("path", path, err) < 0 ||
-			 api_json_bool(b, "parents", &parents, err) < 0 || mode_of(b, &mode, err) < 0 ||
-			 begin(q, TOKEN_OP_FILE_WRITE, path, NULL, &op, err) < 0
+	int rc = parse(b, &m, err) < 0 || path_arg(m.to ? "from" : "path", m.path, err) < 0 ||
+			 (m.to && path_arg("to", m.to, err) < 0) || begin(q, TOKEN_OP_FILE_WRITE, m.path, m.to, &op, err) < 0
 		 ? -1
 		 : 0;
 	if (rc == 0) {
-		rc = chan_mkdir(manager_op_chan(op), path, mode, parents, err);
-		audit_fs(q, op, "fs-mkdir", json_pack("{s:s,s:b}", "path", path, "parents", parents), rc, err);
+		rc = run(manager_op_chan(op), &m, err);
+		json_t *d = m.to ? json_pack("{s:s,s:s}", "from", m.path, "to", m.to) : json_pack("{s:s}", "path", m.path);
+		audit_fs(q, op, event, d, rc, err);
 	}
-	json_t *o = rc == 0 ? json_pack("{s:s,s:s}", "sandbox", manager_op_id(op), "path", path) : NULL;
-	if (rc < 0 && op)
+	json_t *o = NULL;
+	if (rc == 0) {
+		o = json_pack("{s:s,s:s}", "sandbox", manager_op_id(op), m.to ? "from" : "path", m.path);
+		if (m.to)
+			json_object_set_new(o, "to", json_string(m.to));
+	} else if (op) {
 		silo_error_set_vm(err, manager_op_id(op));
+	}
 	manager_op_end(op);
 	json_decref(b);
 	return rc < 0 ? -1 : api_reply_json(r, 200, o);
+}
+
+static int parse_mkdir(json_t *b, mutation *m, silo_error *err)
+{
+	return api_json_str(b, "path", 4096, &m->path, err) < 0 || api_json_bool(b, "parents", &m->flag, err) < 0 ||
+			       mode_of(b, &m->mode, err) < 0
+		       ? -1
+		       : 0;
+}
+
+static int run_mkdir(chan *c, const mutation *m, silo_error *err)
+{
+	return chan_mkdir(c, m->path, m->mode, m->flag, err);
+}
+
+int h_fs_mkdir(api_req *q, api_reply *r, silo_error *err)
+{
+	return fs_mutation(q, r, err, "fs-mkdir", parse_mkdir, run_mkdir);
+}
+
+static int parse_move(json_t *b, mutation *m, silo_error *err)
+{
+	m->flag = true;   /* overwrite */
+	if (api_json_str(b, "from", 4096, &m->path, err) < 0 || api_json_str(b, "to", 4096, &m->to, err) < 0 ||
+	    api_json_bool(b, "overwrite", &m->flag, err) < 0)
+		return -1;
+	if (!m->to)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "to: expected an absolute path");
+	return 0;
+}
+
+static int run_move(chan *c, const mutation *m, silo_error *err)
+{
+	return chan_rename(c, m->path, m->to, !m->flag, err);
 }
 
 int h_fs_move(api_req *q, api_reply *r, silo_error *err)
 {
-	json_t *b = json_body(q, err);
-	if (!b)
-		return -1;
-	const char *from = NULL, *to = NULL;
-	bool overwrite = true;
-	mgr_op *op = NULL;
-	int rc = api_json_str(b, "from", 4096, &from, err) < 0 || path_arg("from", from, err) < 0 ||
-			 api_json_str(b, "to", 4096, &to, err) < 0 || path_arg("to", to, err) < 0 ||
-			 api_json_bool(b, "overwrite", &overwrite, err) < 0 ||
-			 begin(q, TOKEN_OP_FILE_WRITE, from, to, &op, err) < 0
-		 ? -1
-		 : 0;
-	if (rc == 0) {
-		rc = chan_rename(manager_op_chan(op), from, to, !overwrite, err);
-		audit_fs(q, op, "fs-move", json_pack("{s:s,s:s}", "from", from, "to", to), rc, err);
-	}
-	json_t *o = rc == 0 ? json_pack("{s:s,s:s,s:s}", "sandbox", manager_op_id(op), "from", from, "to", to) : NULL;
-	if (rc < 0 && op)
-		silo_error_set_vm(err, manager_op_id(op));
-	manager_op_end(op);
-	json_decref(b);
-	return rc < 0 ? -1 : api_reply_json(r, 200, o);
+	return fs_mutation(q, r, err, "fs-move", parse_move, run_move);
+}
+
+static int parse_remove(json_t *b, mutation *m, silo_error *err)
+{
+	return api_json_str(b, "path", 4096, &m->path, err) < 0 || api_json_bool(b, "recursive", &m->flag, err) < 0 ? -1 : 0;
+}
+
+static int run_remove(chan *c, const mutation *m, silo_error *err)
+{
+	return chan_remove(c, m->path, m->flag, err);
 }
 
 int h_fs_remove(api_req *q, api_reply *r, silo_error *err)
 {
-	json_t *b = json_body(q, err);
-	if (!b)
-		return -1;
-	const char *path = NULL;
-	bool recursive = false;
-	mgr_op *op = NULL;
-	int rc = api_json_str(b, "path", 4096, &path, err) < 0 || path_arg("path", path, err) < 0 ||
-			 api_json_bool(b, "recursive", &recursive, err) < 0 ||
-			 begin(q, TOKEN_OP_FILE_WRITE, path, NULL, &op, err) < 0
-		 ? -1
-		 : 0;
-	if (rc == 0) {
-		rc = chan_remove(manager_op_chan(op), path, recursive, err);
-		audit_fs(q, op, "fs-remove", json_pack("{s:s,s:b}", "path", path, "recursive", recursive), rc, err);
-	}
-	json_t *o = rc == 0 ? json_pack("{s:s,s:s}", "sandbox", manager_op_id(op), "path", path) : NULL;
-	if (rc < 0 && op)
-		silo_error_set_vm(err, manager_op_id(op));
-	manager_op_end(op);
-	json_decref(b);
-	return rc < 0 ? -1 : api_reply_json(r, 200, o);
+	return fs_mutation(q, r, err, "fs-remove", parse_remove, run_remove);
 }
 
 /* ---- GET .../fs/watch: NDJSON events ----
@@ -415,7 +419,7 @@ int h_archive_get(api_req *q, api_reply *r, silo_error *err)
 		return -1;
 	uint32_t task;
 	chan *c = manager_op_chan(op);
-	if (chan_tar_out_start(c, path, 0, &task, err) < 0) {
+	if (chan_tar_out_start(c, path, FS_TAR_WINDOW, &task, err) < 0) {
 		silo_error_set_vm(err, manager_op_id(op));
 		manager_op_end(op);
 		return -1;

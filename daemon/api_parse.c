@@ -34,6 +34,18 @@ int api_json_str(json_t *o, const char *key, size_t max, const char **out, silo_
 	return 1;
 }
 
+json_t *api_json_body(const char *body, size_t len, silo_error *err)
+{
+	json_error_t je;
+	json_t *o = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
+	if (!o || !json_is_object(o)) {
+		json_decref(o);
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: expected a JSON object (%s)", o ? "not an object" : je.text);
+		return NULL;
+	}
+	return o;
+}
+
 int api_json_bool(json_t *o, const char *key, bool *out, silo_error *err)
 {
 	json_t *v = json_object_get(o, key);

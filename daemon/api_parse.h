@@ -22,6 +22,8 @@ struct json_t;
 int api_json_uint(struct json_t *o, const char *key, uint64_t max, uint64_t *out, silo_error *err);
 int api_json_str(struct json_t *o, const char *key, size_t max, const char **out, silo_error *err);
 int api_json_bool(struct json_t *o, const char *key, bool *out, silo_error *err);
+/* A request body that must be a JSON object (duplicate keys refused), or NULL with err. */
+struct json_t *api_json_body(const char *body, size_t len, silo_error *err);
 
 /* api_spec.c. POST /v1/sandboxes JSON: {"spec": "<hac.toml>"} or fields over the provider default. */
 int api_spec_from_json(const char *body, size_t len, vm_spec *spec, silo_error *err);

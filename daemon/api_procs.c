@@ -60,14 +60,14 @@ static json_t *result_json(const exec_result *r)
 			 r->signal, "timed_out", r->timed_out, "duration_ms", (json_int_t)r->duration_ms);
 }
 
-static json_t *info_json(const char *sandbox, const proc_info *i)
+static json_t *info_json(const char *sbid, const proc_info *i)
 {
 	char started[40];
 	format_time_ms(i->started_ms, started, sizeof started);
 	json_t *argv = json_array();
 	for (char **a = i->argv; a && *a; a++)
 		json_array_append_new(argv, json_string(*a));
-	json_t *o = json_pack("{s:s,s:s,s:I,s:o,s:s,s:b,s:b,s:s,s:s,s:i,s:I,s:I}", "sandbox", sandbox, "proc", i->id,
+	json_t *o = json_pack("{s:s,s:s,s:I,s:o,s:s,s:b,s:b,s:s,s:s,s:i,s:I,s:I}", "sandbox", sbid, "proc", i->id,
 			      "pid", (json_int_t)i->pid, "argv", argv, "tag", i->tag, "pty", i->pty, "session", i->session,
 			      "started_at", started, "state", i->exited ? "exited" : i->failed ? "lost" : "running",
 			      "readers", (int)i->readers, "buffered_bytes", (json_int_t)i->buffered, "output_bytes",
@@ -201,18 +201,6 @@ int h_proc_delete(api_req *q, api_reply *r, silo_error *err)
 	return api_reply_json(r, 200, o);
 }
 
-/* A JSON request body (an object). */
-static json_t *json_body(api_req *q, silo_error *err)
-{
-	json_error_t je;
-	json_t *o = json_loadb(q->body ? q->body : "", q->len, JSON_REJECT_DUPLICATES, &je);
-	if (!o || !json_is_object(o)) {
-		json_decref(o);
-		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: expected a JSON object (%s)", o ? "not an object" : je.text);
-		return NULL;
-	}
-	return o;
-}
 
 /* "signal": a name ("TERM", "SIGINT") or a number 1..64. */
 static int signal_of(json_t *v, silo_error *err)
@@ -228,7 +216,7 @@ static int signal_of(json_t *v, silo_error *err)
 
 int h_proc_signal(api_req *q, api_reply *r, silo_error *err)
 {
-	json_t *b = json_body(q, err);
+	json_t *b = api_json_body(q->body, q->len, err);
 	if (!b)
 		return -1;
 	int sig = signal_of(json_object_get(b, "signal"), err);
@@ -251,7 +239,7 @@ int h_proc_signal(api_req *q, api_reply *r, silo_error *err)
 
 int h_proc_resize(api_req *q, api_reply *r, silo_error *err)
 {
-	json_t *b = json_body(q, err);
+	json_t *b = api_json_body(q->body, q->len, err);
 	if (!b)
 		return -1;
 	uint64_t rows = 0, cols = 0;

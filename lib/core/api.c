@@ -105,25 +105,37 @@ SILO_PUBLIC const char *silo_sandbox_provider(const silo_sandbox *w)
 	return w->sb->ops->name;
 }
 
-SILO_PUBLIC int silo_sandbox_exec(silo_sandbox *w, const silo_exec_opts *o, silo_exec_result *res, silo_error *err)
+/* An exec request for argv in w: the spec's environment and secrets first,
+ * the call's on top (*env: free with spec_env_free), the spec's workdir. */
+static int exec_req_of(silo_sandbox *w, const char *const *argv, const char *const *env_in, const char *cwd,
+		       uint32_t timeout_ms, exec_req *r, char ***env, silo_error *err)
 {
-	if (!o || !o->argv || !o->argv[0])
+	if (!argv || !argv[0])
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, w->sb->id, "exec: argv must not be empty");
 	const vm_spec *s = &w->sb->spec;
-	/* The spec's environment and secrets first, the call's on top. */
-	char **env = spec_exec_env(s, (char *const *)o->env, err);
-	if (!env) {
+	if (!(*env = spec_exec_env(s, (char *const *)env_in, err))) {
 		silo_error_set_vm(err, w->sb->id);
 		return -1;
 	}
-	exec_req r = {.argv = (char *const *)o->argv,
-		      .env = env,
-		      .cwd = o->cwd ? o->cwd : s->workdir,
-		      .stdin_data = o->stdin_data,
-		      .stdin_len = o->stdin_len,
-		      .timeout_ms = o->timeout_ms,
-		      .uid = -1,
-		      .gid = -1};
+	*r = (exec_req){.argv = (char *const *)argv,
+			.env = *env,
+			.cwd = cwd ? cwd : s->workdir,
+			.timeout_ms = timeout_ms,
+			.uid = -1,
+			.gid = -1};
+	return 0;
+}
+
+SILO_PUBLIC int silo_sandbox_exec(silo_sandbox *w, const silo_exec_opts *o, silo_exec_result *res, silo_error *err)
+{
+	exec_req r;
+	char **env;
+	if (!o)
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, w->sb->id, "exec: no options");
+	if (exec_req_of(w, o->argv, o->env, o->cwd, o->timeout_ms, &r, &env, err) < 0)
+		return -1;
+	r.stdin_data = o->stdin_data;
+	r.stdin_len = o->stdin_len;
 	exec_result er;
 	int rc = chan_exec(w->sb->ch, &r, (chan_output_cb)o->on_output, o->userdata, &er, err);
 	spec_env_free(env);
@@ -178,24 +190,16 @@ static silo_proc *wrap_proc(silo_sandbox *w, proc *p)
 SILO_PUBLIC int silo_proc_start(silo_sandbox *w, const silo_proc_opts *o, silo_proc **out, silo_error *err)
 {
 	*out = NULL;
-	if (!o || !o->argv || !o->argv[0])
-		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, w->sb->id, "process: argv must not be empty");
-	const vm_spec *s = &w->sb->spec;
-	char **env = spec_exec_env(s, (char *const *)o->env, err);
-	if (!env) {
-		silo_error_set_vm(err, w->sb->id);
+	exec_req r;
+	char **env;
+	if (!o)
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, w->sb->id, "process: no options");
+	if (exec_req_of(w, o->argv, o->env, o->cwd, o->timeout_ms, &r, &env, err) < 0)
 		return -1;
-	}
-	exec_req r = {.argv = (char *const *)o->argv,
-		      .env = env,
-		      .cwd = o->cwd ? o->cwd : s->workdir,
-		      .timeout_ms = o->timeout_ms,
-		      .stdin_stream = o->stdin_open != 0,
-		      .pty = o->pty != 0,
-		      .rows = o->rows,
-		      .cols = o->cols,
-		      .uid = -1,
-		      .gid = -1};
+	r.stdin_stream = o->stdin_open != 0;
+	r.pty = o->pty != 0;
+	r.rows = o->rows;
+	r.cols = o->cols;
 	proc_opts po = {.tag = o->tag};
 	proc *p;
 	int rc = proc_start(w->sb->procs, &r, &po, &p, err);

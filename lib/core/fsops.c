@@ -99,7 +99,7 @@ int fs_archive_get_fd(chan *c, const char *path, int fd, bool (*cancel)(void *ud
 	char what[300];
 	snprintf(what, sizeof what, "archive of %.256s", path);
 	uint32_t id;
-	if (chan_tar_out_start(c, path, 0, &id, err) < 0)
+	if (chan_tar_out_start(c, path, FS_TAR_WINDOW, &id, err) < 0)
 		return -1;
 	if (chan_exec_started(c, id, 30000, NULL, err) < 0)
 		return start_failed(c, id, what, err);

@@ -12,6 +12,7 @@
 #include "core/channel.h"
 
 #define FS_TAR_ERR_MAX 2048   /* stderr of a tar task kept for the error message */
+#define FS_TAR_WINDOW (4u << 20)   /* the output window of an archive download (bulk data) */
 
 /* Collects a tar task's stream 2 (warnings, the error line), bounded. */
 typedef struct fs_tar_errtext {

@@ -207,7 +207,7 @@ TEST(spec_errors_and_format)
 	CHECK_STR_EQ(silo_version(), SILO_VERSION);
 }
 
-static size_t read_proc(silo_proc *p, char *out, size_t cap)
+static size_t read_proc(silo_proc *p, char *dst, size_t cap)
 {
 	size_t n = 0;
 	silo_error err;
@@ -218,11 +218,11 @@ static size_t read_proc(silo_proc *p, char *out, size_t cap)
 		if (k <= 0)
 			break;
 		if (n + (size_t)k < cap) {
-			memcpy(out + n, buf, (size_t)k);
+			memcpy(dst + n, buf, (size_t)k);
 			n += (size_t)k;
 		}
 	}
-	out[n] = '\0';
+	dst[n] = '\0';
 	return n;
 }
 
@@ -259,9 +259,9 @@ TEST(processes_files_archives_and_watches)
 	silo_exec_result res;
 	REQUIRE(silo_proc_wait(p, 5000, &res, &err) == 0);
 	CHECK_INT_EQ(res.exit_code, 3);
-	char out[256];
-	read_proc(p, out, sizeof out);
-	CHECK_STR_EQ(out, "started\ngot hello\n");
+	char text[256];
+	read_proc(p, text, sizeof text);
+	CHECK_STR_EQ(text, "started\ngot hello\n");
 	CHECK_INT_EQ(silo_proc_kill(p, &err), 0);
 	silo_proc_close(p);
 	CHECK(silo_proc_open(sb, "worker", &p, &err) < 0);
@@ -272,8 +272,8 @@ TEST(processes_files_archives_and_watches)
 	REQUIRE(silo_proc_start(sb, &tty, &p, &err) == 0);
 	REQUIRE(silo_proc_resize(p, 33, 77, &err) == 0);
 	REQUIRE(silo_proc_write(p, "\n", 1, 0, &err) == 0);
-	read_proc(p, out, sizeof out);
-	CHECK_CONTAINS(out, "33 77");
+	read_proc(p, text, sizeof text);
+	CHECK_CONTAINS(text, "33 77");
 	silo_proc_close(p);
 	/* files */
 	REQUIRE(silo_sandbox_mkdir(sb, "/tmp/a/b/c", 0750, 1, &err) == 0);
