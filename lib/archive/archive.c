@@ -701,6 +701,14 @@ static int clear_leaf(xctx *x, int pfd, const char *base, silo_error *err)
 	return 0;
 }
 
+/* An owner this system cannot represent (an id outside a user namespace's
+ * map: EINVAL) or may not give (EPERM): the entry keeps the extractor's, as
+ * tar does when it is not root. */
+static bool owner_unmapped(int e)
+{
+	return e == EINVAL || e == EPERM;
+}
+
 static uint32_t leaf_mode(xctx *x)
 {
 	uint32_t m = x->e->mode & 07777;
@@ -751,7 +759,7 @@ static int extract_file(xctx *x, int pfd, const char *base, const char *rel, sil
 	}
 	struct timespec ts[2];
 	times_of(x->e, ts);
-	if (rc == 0 && x->o->owners && fchown(fd, x->e->uid, x->e->gid) < 0)
+	if (rc == 0 && x->o->owners && fchown(fd, x->e->uid, x->e->gid) < 0 && !owner_unmapped(errno))
 		rc = xfail(x, err, SILO_ERR_IO_ERROR, errno, "chown");
 	if (rc == 0 && (fchmod(fd, leaf_mode(x)) < 0 || futimens(fd, ts) < 0))
 		rc = xfail(x, err, SILO_ERR_IO_ERROR, errno, "set mode and time");
@@ -812,7 +820,7 @@ static int extract_symlink(xctx *x, int pfd, const char *base, silo_error *err)
 		return xfail(x, err, SILO_ERR_IO_ERROR, errno, "symlink");
 	struct timespec ts[2];
 	times_of(x->e, ts);
-	if (x->o->owners && fchownat(pfd, base, x->e->uid, x->e->gid, AT_SYMLINK_NOFOLLOW) < 0)
+	if (x->o->owners && fchownat(pfd, base, x->e->uid, x->e->gid, AT_SYMLINK_NOFOLLOW) < 0 && !owner_unmapped(errno))
 		return xfail(x, err, SILO_ERR_IO_ERROR, errno, "chown");
 	utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW);   /* best effort: some file systems refuse it on symlinks */
 	x->st->symlinks++;
@@ -892,7 +900,7 @@ static int finish_dirs(xctx *x, silo_error *err)
 			continue;   /* replaced by a later entry */
 		struct timespec ts[2] = {{.tv_sec = (time_t)d->mtime, .tv_nsec = d->mtime_nsec < 1000000000u ? (long)d->mtime_nsec : 0}};
 		ts[1] = ts[0];
-		if (x->o->owners && fchown(fd, d->uid, d->gid) < 0 && rc == 0)
+		if (x->o->owners && fchown(fd, d->uid, d->gid) < 0 && !owner_unmapped(errno) && rc == 0)
 			rc = silo_fail(err, SILO_ERR_IO_ERROR, errno, "archive: chown directory %.200s", d->rel);
 		if ((fchmod(fd, d->mode) < 0 || futimens(fd, ts) < 0) && rc == 0)
 			rc = silo_fail(err, SILO_ERR_IO_ERROR, errno, "archive: set mode of directory %.200s", d->rel);

@@ -35,7 +35,8 @@
  *   - hard links must name a regular file this extraction created;
  *   - devices and FIFOs are refused;
  *   - permission bits are applied (& 07777, setuid/setgid dropped unless
- *     keep_setid), owners only with owners, mtimes always; a directory's mode
+ *     keep_setid), owners only with owners (an owner the system cannot take,
+ *     EINVAL or EPERM, is left as the extractor's), mtimes always; a directory's mode
  *     and time are set after its contents (a read-only directory still fills);
  *   - with single_root, every entry must lie under the first entry's top
  *     component (what archive_write and GET .../archive produce), and with

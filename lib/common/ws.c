@@ -233,8 +233,8 @@ static int write_all_io(ws_conn *c, const uint8_t *p, size_t n)
 			continue;
 		if (k < 0 && errno == EAGAIN) {
 			struct pollfd pf = {.fd = c->io.fd, .events = POLLOUT};
-			if (poll(&pf, 1, 30000) <= 0)
-				return -1;   /* the peer stopped reading for 30 s */
+			if (poll(&pf, 1, WS_SEND_STALL_MS) <= 0)
+				return -1;   /* the peer stopped reading: gone, or stalled past the bound */
 			continue;
 		}
 		return -1;

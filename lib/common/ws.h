@@ -29,6 +29,7 @@
 #include "common/error.h"
 
 #define WS_MAX_MESSAGE (1u << 20)
+#define WS_SEND_STALL_MS 120000  /* a peer that takes nothing for this long is gone (silod's HTTP idle bound) */
 #define WS_KEY_LEN 24            /* base64 of 16 bytes */
 #define WS_ACCEPT_LEN 28         /* base64 of a SHA-1 */
 

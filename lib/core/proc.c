@@ -342,8 +342,8 @@ int proc_start(proc_table *t, const exec_req *req, const proc_opts *o, proc **ou
 	if (why) {
 		pthread_mutex_unlock(&t->lock);
 		if (!strcmp(why, "tag"))
-			return silo_fail_vm(err, SILO_ERR_CONFLICT, 0, t->vm_id, "a running process already has the tag \"%s\"",
-					    o->tag);
+			return silo_fail_vm(err, SILO_ERR_CONFLICT, 0, t->vm_id,
+					    "process tag \"%s\" is taken (by a process that runs or holds unread output)", o->tag);
 		if (!strcmp(why, "full"))
 			return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, 0, t->vm_id,
 					    "%d processes are running or hold unread output in this sandbox (remove some)",
