@@ -643,7 +643,10 @@ int daemon_run(const char *toml, char *const *argv, char *const *env, const char
 		return rc;
 	silo_error err;
 	char *resp = NULL;
-	if (api_call(cl, "POST", "/v1/sandboxes", "application/toml", toml, strlen(toml), &resp, NULL, &err) < 0) {
+	/* over the unix socket the sandbox is bound to this process: silod deletes
+	 * it if we die (kill -9 included) before our DELETE below */
+	const char *create = getenv("SILO_HOST") ? "/v1/sandboxes" : "/v1/sandboxes?bind=client";
+	if (api_call(cl, "POST", create, "application/toml", toml, strlen(toml), &resp, NULL, &err) < 0) {
 		api_client_free(cl);
 		return cli_error(&err, json);
 	}

@@ -2,6 +2,10 @@
  * `silo run [OPTIONS] -- CMD...`: create a sandbox, run CMD with live
  * stdout/stderr, destroy it, verify nothing is left, exit with CMD's status.
  * Goes through silod when one answers on its socket; embedded otherwise.
+ * Embedded, the sandbox belongs to this process (lib/core/owner.h): a
+ * watchdog tears it down if we die (kill -9 included) and once --timeout
+ * plus RUN_DEADLINE_GRACE_MS has passed even if we hang; orphans of earlier
+ * `silo run`s that died with their watchdog are swept before we create ours.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +19,7 @@
 #include "cli/api_client.h"
 #include "cli/cli.h"
 #include "common/util.h"
+#include "core/owner.h"
 #include "core/sandbox.h"
 
 /* spec.c may not be in every build: --spec and the daemon path need it. */
@@ -23,6 +28,8 @@ extern char *spec_format(const vm_spec *s) __attribute__((weak));
 extern void spec_free(vm_spec *s) __attribute__((weak));
 
 #define RUN_GRACE_MS 2000
+/* after --timeout the agent kills the command; the whole sandbox goes this much later */
+#define RUN_DEADLINE_GRACE_MS 5000
 
 static volatile sig_atomic_t run_sig;
 
@@ -309,7 +316,12 @@ int cmd_run(int argc, char **argv)
 
 	uint64_t t0 = now_mono_ns();
 	sandbox *sb = NULL;
-	sandbox_opts so = {0};
+	owner_sweep_stats swept;
+	owner_sweep(NULL, &swept);
+	if (swept.reaped)
+		log_info("run: swept %d orphaned sandbox(es) of dead `silo run`s (%d still dirty)", swept.reaped,
+			 swept.dirty);
+	sandbox_opts so = {.owner = SB_OWNER_PROCESS};
 	/* SILO_BOOT_TIMEOUT_MS: override the spec/provider boot timeout (tests, slow hosts). */
 	const char *bt = getenv("SILO_BOOT_TIMEOUT_MS");
 	if (bt && *bt)
@@ -347,6 +359,8 @@ int cmd_run(int argc, char **argv)
 	if (chan_exec_start(sb->ch, &req, out_cb, NULL, &task, &err) < 0) {
 		exec_failed = true;
 	} else {
+		if (timeout_s)
+			sandbox_set_deadline(sb, timeout_s * 1000 + RUN_DEADLINE_GRACE_MS);
 		bool in_open = feed, forwarded = false;
 		char buf[65536];
 		bool out_killed = false;

@@ -75,6 +75,7 @@ typedef struct req {
 	int upload_fd;
 	uint64_t uploaded;
 	char actor[64];
+	pid_t peer_pid;        /* unix socket: the client's process (SO_PEERCRED), 0 otherwise */
 	const api_token *tok;  /* scoped token of a TCP client; NULL = full access */
 	const char *method, *url;   /* for handlers outside the route table */
 	const api_route *shim;      /* a row of route_shim.c (processes, files, archives) */
@@ -313,6 +314,17 @@ static enum MHD_Result h_create(req *q, struct MHD_Connection *c)
 	}
 	char id[SILO_ID_MAX];
 	mgr_create_opts o = {.actor = q->actor};
+	/* ?bind=client: the sandbox lives only as long as the calling process
+	 * (`silo run` through silod); only a unix-socket peer has a process we see */
+	const char *bind = query(c, "bind");
+	if (bind && (strcmp(bind, "client") != 0 || q->tcp || q->peer_pid <= 0)) {
+		spec_free(&spec);
+		return fail(q, c, 400, SILO_ERR_INVALID_CONFIG, "%s",
+			    strcmp(bind, "client") != 0 ? "bind: expected \"client\""
+							: "bind: only a client on the unix socket can bind a sandbox to itself");
+	}
+	if (bind)
+		o.bind_client = q->peer_pid;
 	if (authz_create(q->s->authz, q->s->m, q->tok, q->actor, &spec, &o, &err) < 0) {
 		spec_free(&spec);
 		return send_error(q, c, &err);
@@ -1174,9 +1186,10 @@ static void set_actor(req *q, struct MHD_Connection *c)
 	struct ucred cr;
 	socklen_t l = sizeof cr;
 	int fd = conn_fd(c);
-	if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) == 0)
+	if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) == 0) {
 		snprintf(q->actor, sizeof q->actor, "uid:%u", (unsigned)cr.uid);
-	else
+		q->peer_pid = cr.pid;
+	} else
 		snprintf(q->actor, sizeof q->actor, "unix");
 }
 

@@ -269,9 +269,16 @@ int audit_append(audit_log *a, const char *actor, const char *sandbox_id, const 
 	line = xrealloc(line, len + 2);
 	line[len] = '\n';
 	line[len + 1] = '\0';
-	/* One write(2) with O_APPEND: a record is never interleaved with another. */
+	/* One write(2) with O_APPEND: a record is never interleaved with another.
+	 * A short write (a full disk) is cut off again: a torn line would break
+	 * the chain for good (silod refuses to start on a damaged log). */
+	struct stat st;
+	off_t before = fstat(a->fd, &st) == 0 ? st.st_size : -1;
 	if (write_all(a->fd, line, len + 1) < 0) {
-		silo_fail(err, SILO_ERR_IO_ERROR, errno, "audit: write %s: %s", a->path, strerror(errno));
+		int e = errno;
+		if (before >= 0 && ftruncate(a->fd, before) < 0)
+			log_error("audit: cannot cut a torn record off %s: %s", a->path, strerror(errno));
+		silo_fail(err, SILO_ERR_IO_ERROR, e, "audit: write %s", a->path);
 		goto out;
 	}
 	a->seq++;

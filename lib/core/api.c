@@ -84,8 +84,9 @@ SILO_PUBLIC int silo_sandbox_create(const silo_spec *spec, silo_sandbox **out, s
 	spec_copy(&rs, &spec->s);
 	sandbox *sb;
 	int rc = spec_resolve_secrets(&rs, SPEC_SECRETS_STRICT, err);
+	/* an embedder's sandboxes die with it (lib/core/owner.h) */
 	if (rc == 0)
-		rc = sandbox_create(&rs, NULL, &sb, err);
+		rc = sandbox_create(&rs, &(sandbox_opts){.owner = SB_OWNER_PROCESS}, &sb, err);
 	spec_free(&rs);
 	if (rc < 0)
 		return -1;

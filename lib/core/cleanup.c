@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/loop.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "core/cleanup.h"
 
 #define CLEANUP_RECORD_KEEP_S (30 * 24 * 3600)   /* clean records: 30 days */
+#define CLEANUP_RETRY_MS 3000                    /* bound on waiting for killed processes */
 
 static bool has(char **v, const char *s)
 {
@@ -90,6 +92,12 @@ static void tap_delete(const char *ifname)
 	}
 }
 
+static int cmp_len_desc(const void *a, const void *b)
+{
+	size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
+	return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
 /* mountinfo escapes space, tab, newline and backslash as \ooo */
 static void unescape(char *s)
 {
@@ -124,6 +132,76 @@ static void scan_mounts(const char *rundir, char ***out)
 			push_unique(out, xasprintf("mount %s", tok));
 	}
 	fclose(f);
+}
+
+/* Mount points at or below rundir, deepest first. */
+static char **mounts_below(const char *rundir)
+{
+	char **v = NULL;
+	scan_mounts(rundir, &v);
+	for (char **p = v; p && *p; p++)
+		memmove(*p, *p + 6, strlen(*p + 6) + 1);   /* drop "mount " */
+	if (v)
+		qsort(v, strv_len(v), sizeof *v, cmp_len_desc);
+	return v;
+}
+
+/* Loop devices whose backing file is at or below rundir: "/dev/loopN" + the file. */
+static void scan_loops(const char *rundir, void (*fn)(void *ud, const char *dev, const char *file), void *ud)
+{
+	DIR *d = opendir("/sys/block");
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "loop", 4) != 0 || !isdigit((unsigned char)de->d_name[4]))
+			continue;
+		char p[300];
+		snprintf(p, sizeof p, "/sys/block/%s/loop/backing_file", de->d_name);
+		char *t = NULL;
+		size_t n;
+		if (read_file(p, PATH_MAX + 32, &t, &n, NULL) < 0)
+			continue;
+		t[strcspn(t, "\n")] = '\0';
+		size_t l = strlen(t);
+		if (l > 10 && !strcmp(t + l - 10, " (deleted)"))
+			t[l - 10] = '\0';
+		if (under(t, rundir)) {
+			char dev[300];
+			snprintf(dev, sizeof dev, "/dev/%s", de->d_name);
+			fn(ud, dev, t);
+		}
+		free(t);
+	}
+	closedir(d);
+}
+
+static void report_loop(void *ud, const char *dev, const char *file)
+{
+	push_unique(ud, xasprintf("loop %s (%s)", dev, file));
+}
+
+static void detach_loop(void *ud, const char *dev, const char *file)
+{
+	(void)ud;
+	int fd = open(dev, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (ioctl(fd, LOOP_CLR_FD, 0) < 0 && errno != ENXIO)
+		log_warn("cleanup: detach %s (%s): %s", dev, file, strerror(errno));
+	close(fd);
+}
+
+void cleanup_release_mounts(const char *rundir)
+{
+	if (!rundir || !rundir[0])
+		return;
+	char **m = mounts_below(rundir);
+	for (char **p = m; p && *p; p++)
+		if (umount2(*p, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+			log_warn("cleanup: umount %s: %s", *p, strerror(errno));
+	strv_free(m);
+	scan_loops(rundir, detach_loop, NULL);
 }
 
 static void scan_sockets(const char *rundir, char ***out)
@@ -295,10 +373,161 @@ void cleanup_sweep(const char *id, const char *rundir, char ***out)
 	}
 	if (rd[0]) {
 		scan_mounts(rd, out);
+		scan_loops(rd, report_loop, out);
 		scan_sockets(rd, out);
 	}
 	scan_processes(id, rd, out);
 	scan_cgroups(id, out);
+}
+
+/* ------------------------------------------------------------- release */
+
+/* The sandbox's cgroup directories: silo/<id> in every hierarchy. */
+static char **cgroup_dirs(const char *id)
+{
+	char **v = NULL;
+	scan_cgroups(id, &v);
+	for (char **p = v; p && *p; p++)
+		memmove(*p, *p + 7, strlen(*p + 7) + 1);   /* drop "cgroup " */
+	return v;
+}
+
+static void put_if_exists(const char *dir, const char *file, const char *val)
+{
+	char p[PATH_MAX + 32];
+	snprintf(p, sizeof p, "%s/%s", dir, file);
+	int fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	(void)!write(fd, val, strlen(val));
+	close(fd);
+}
+
+typedef int (*cg_fn)(const char *dir, int depth);
+
+/* Sum of fn over the child cgroups of dir (bounded depth). */
+static int each_child(const char *dir, int depth, cg_fn fn)
+{
+	DIR *d = depth < 8 ? opendir(dir) : NULL;
+	if (!d)
+		return 0;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		char p[PATH_MAX + 256];
+		snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+		n += fn(p, depth + 1);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Sum of fn over the sandbox's cgroups (silo/<id> in every hierarchy). */
+static int each_cgroup(const char *id, cg_fn fn)
+{
+	char **dirs = cgroup_dirs(id);
+	int n = 0;
+	for (char **p = dirs; p && *p; p++)
+		n += fn(*p, 0);
+	strv_free(dirs);
+	return n;
+}
+
+/* SIGKILL every task of dir and of its child cgroups (thawed first: on the v1
+ * freezer even killed tasks stay frozen); how many were signalled. */
+static int kill_members(const char *dir, int depth)
+{
+	put_if_exists(dir, "freezer.state", "THAWED");
+	put_if_exists(dir, "cgroup.freeze", "0");
+	put_if_exists(dir, "cgroup.kill", "1");
+	int n = 0;
+	char p[PATH_MAX + 32];
+	snprintf(p, sizeof p, "%s/cgroup.procs", dir);
+	char *t = NULL;
+	size_t len;
+	if (read_file(p, 1 << 20, &t, &len, NULL) == 0) {
+		for (char *save = NULL, *l = strtok_r(t, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+			int pid = atoi(l);
+			if (pid > 1 && pid != getpid() && !proc_is_zombie(pid) && kill(pid, SIGKILL) == 0)
+				n++;
+		}
+		free(t);
+	}
+	return n + each_child(dir, depth, kill_members);
+}
+
+/* SIGKILL host processes whose command line carries the tag silo-<id>. */
+static int kill_tagged(const char *id)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return 0;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		int pid = atoi(de->d_name);
+		if (pid > 1 && pid != getpid() && cmdline_names(pid, id, "") && !proc_is_zombie(pid) &&
+		    kill(pid, SIGKILL) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static void pause_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+int cleanup_kill_sandbox(const char *id, int timeout_ms)
+{
+	uint64_t end = now_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	for (;;) {
+		int n = each_cgroup(id, kill_members) + kill_tagged(id);
+		if (!n || now_mono_ns() >= end)
+			return n;
+		pause_ms(10);
+	}
+}
+
+/* rmdir dir after its children; how many are still there. */
+static int rmdir_tree(const char *dir, int depth)
+{
+	int left = each_child(dir, depth, rmdir_tree);
+	return left + (rmdir(dir) < 0 && errno != ENOENT);
+}
+
+int cleanup_remove_cgroups(const char *id, int timeout_ms)
+{
+	uint64_t end = now_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	for (;;) {
+		int left = each_cgroup(id, rmdir_tree);
+		/* a cgroup stays busy while the kernel finishes tearing down its tasks */
+		if (!left || now_mono_ns() >= end)
+			return left ? -1 : 0;
+		cleanup_kill_sandbox(id, 0);
+		pause_ms(10);
+	}
+}
+
+void cleanup_release(const char *id, const char *rundir, int timeout_ms, char ***left)
+{
+	if (cleanup_kill_sandbox(id, timeout_ms))
+		log_warn("cleanup %s: processes survive SIGKILL", id);
+	cleanup_remove_cgroups(id, timeout_ms);
+	if (rundir && rundir[0]) {
+		cleanup_release_mounts(rundir);
+		if (path_exists(rundir))
+			rm_rf(rundir);
+	}
+	if (!left)
+		return;
+	cleanup_sweep(id, rundir, left);
+	if (rundir && rundir[0] && path_exists(rundir))
+		push_unique(left, xstrdup(rundir));
 }
 
 /* ---------------------------------------------------------------- records */
@@ -378,71 +607,17 @@ json_t *cleanup_load_json(const char *state_dir, const char *id)
 	return o;
 }
 
-static int cmp_len_desc(const void *a, const void *b)
+/* Retry one record: everything the sandbox may still hold is released again
+ * (only what can be positively tied to it: see cleanup.h); returns the new
+ * residue (strv, NULL = clean). */
+static char **retry_items(const char *id, const char *rundir)
 {
-	size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
-	return la < lb ? 1 : la > lb ? -1 : 0;
-}
-
-/* Retry one record's items; returns the new residue (strv, NULL = clean). */
-static char **retry_items(const char *id, const char *rundir, json_t *items)
-{
-	char rtdir[PATH_MAX];
-	snprintf(rtdir, sizeof rtdir, "%s/sandboxes", silo_runtime_dir());
 	char expect[PATH_MAX + 80];
-	snprintf(expect, sizeof expect, "%s/%s", rtdir, id);
+	snprintf(expect, sizeof expect, "%s/sandboxes/%s", silo_runtime_dir(), id);
 	/* only a run dir where silod puts run dirs is ever touched */
 	bool rd_ok = rundir && rundir[0] && !strcmp(rundir, expect);
-	char **mounts = NULL;
-	size_t i;
-	json_t *it;
-	json_array_foreach(items, i, it) {
-		const char *s = json_string_value(it);
-		if (!s)
-			continue;
-		int pid;
-		if ((sscanf(s, "process %d", &pid) == 1 || sscanf(s, "pid %d", &pid) == 1) && pid > 1 &&
-		    cmdline_names(pid, id, rd_ok ? rundir : "")) {
-			kill(pid, SIGKILL);
-		} else if (!strncmp(s, "mount /", 7) && rd_ok && under(s + 6, rundir)) {
-			push_unique(&mounts, xstrdup(s + 6));
-		} else if (!strncmp(s, "cgroup /sys/fs/cgroup/", 22)) {
-			const char *base = strrchr(s, '/');
-			if (base && !strcmp(base + 1, id) && strstr(s, "/silo/")) {
-				char procs[PATH_MAX + 32];
-				snprintf(procs, sizeof procs, "%s/cgroup.procs", s + 7);
-				char *t = NULL;
-				size_t n;
-				if (read_file(procs, 1 << 16, &t, &n, NULL) == 0) {
-					for (char *save = NULL, *l = strtok_r(t, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
-						if (atoi(l) > 1)
-							kill(atoi(l), SIGKILL);
-					free(t);
-					usleep(50 * 1000);
-				}
-				rmdir(s + 7);
-			}
-		} else if (!strncmp(s, "tap ", 4)) {
-			char tap[16];
-			cleanup_tap_name(id, tap);
-			if (!strcmp(s + 4, tap))
-				tap_delete(tap);
-		}
-	}
-	/* deepest mount first, lazily: a process may still hold it */
-	if (mounts) {
-		qsort(mounts, strv_len(mounts), sizeof *mounts, cmp_len_desc);
-		for (char **m = mounts; *m; m++)
-			if (umount2(*m, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
-				log_warn("cleanup retry %s: umount %s: %s", id, *m, strerror(errno));
-		strv_free(mounts);
-	}
-	if (rd_ok && path_exists(rundir))
-		rm_rf(rundir);
 	char **left = NULL;
-	cleanup_sweep(id, rd_ok ? rundir : NULL, &left);
-	if (rd_ok && path_exists(rundir))
-		push_unique(&left, xstrdup(rundir));
+	cleanup_release(id, rd_ok ? rundir : NULL, CLEANUP_RETRY_MS, &left);
 	return left;
 }
 
@@ -480,10 +655,7 @@ int cleanup_retry_pending(const char *state_dir, int *still_dirty)
 			continue;
 		}
 		const char *rundir = json_string_value(json_object_get(o, "rundir"));
-		json_t *items = json_object_get(o, "residual_paths");
-		char **left = retry_items(id, rundir, json_is_array(items) ? items : json_array());
-		if (!json_is_array(items))
-			json_decref(items);
+		char **left = retry_items(id, rundir);
 		json_t *removed = json_array(), *now = json_array();
 		size_t i;
 		json_t *it;

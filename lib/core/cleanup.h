@@ -12,6 +12,7 @@
  *   "cgroup PATH"                  a cgroup directory named after the sandbox
  *   "socket PATH"                  a bound unix socket at or below the run dir
  *   "tap NAME"                     the sandbox's tap device (st<id suffix>)
+ *   "loop DEV (FILE)"              a loop device whose backing file is below the run dir
  *   "PATH"                         a file or directory that could not be removed
  * Providers' own residue ("pid N ...", "cgroup P", "mount LINE", paths) uses
  * the same shapes.
@@ -31,6 +32,19 @@ void cleanup_tap_name(const char *id, char out[16]);
  * sandbox's tap device), then append everything still present to *out. */
 void cleanup_sweep(const char *id, const char *rundir, char ***out);
 
+/* Release what a sandbox may still hold, with no provider state (orphans,
+ * retries): SIGKILL every process in its cgroups (thawed first) or carrying
+ * its tag silo-<id>, until none is left or timeout_ms; remove its cgroups;
+ * detach mounts (lazily, deepest first) and loop devices below rundir; remove
+ * rundir. With left, then sweep and append what is still there. rundir may be
+ * NULL (only what is named after the id is touched). */
+void cleanup_release(const char *id, const char *rundir, int timeout_ms, char ***left);
+/* The steps of cleanup_release: processes still alive at the end (0 = none),
+ * 0 or -1 (a cgroup is still there), nothing. */
+int cleanup_kill_sandbox(const char *id, int timeout_ms);
+int cleanup_remove_cgroups(const char *id, int timeout_ms);
+void cleanup_release_mounts(const char *rundir);
+
 /* Append a copy of item to *v unless it is there already. */
 void cleanup_add(char ***v, const char *item);
 
@@ -40,10 +54,9 @@ int cleanup_record(const char *state_dir, const char *id, const char *rundir, co
 /* {"terminated","host_clean","residual_paths","checked","retried"?} or NULL when none recorded. */
 json_t *cleanup_load_json(const char *state_dir, const char *id);
 
-/* At start: for every record that is not host_clean, retry the removal of each
- * item (lazy unmount below the run dir, rm -rf of paths below the runtime dir,
- * rmdir of cgroups, SIGKILL of processes whose command line names the sandbox,
- * tap removal), re-check, and rewrite the record. Clean records older than 30
+/* At start: for every record that is not host_clean, release the sandbox again
+ * (cleanup_release; the run dir only where silod puts run dirs), re-check,
+ * and rewrite the record. Clean records older than 30
  * days are deleted. Returns how many records
  * became clean; *still_dirty (may be NULL) gets how many did not. */
 int cleanup_retry_pending(const char *state_dir, int *still_dirty);

@@ -2,11 +2,8 @@
  * The manager (see manager.h). Locking:
  *   m->lock     the table of live sandboxes (entries, counts, allocation); never
  *               held across provider calls, registry writes or event delivery;
- *   e->lock     one per sandbox: its operation count, deleting flag and last
- *               recorded state; e->idle is signalled when the last operation
- *               ends, so delete can wait for it (its processes are in the
- *               sandbox's process table, lib/core/proc.h, with its own lock);
- *   m->ev_lock  the subscriber list (events are delivered under it, in order).
+#include "core/owner.h"
+#include "core/proc.h"
  * An entry stays allocated while m->lock says it is referenced (e->refs).
  */
 #include "core/cleanup.h"
@@ -27,6 +24,7 @@
 
 #include "audit/audit.h"
 #include "core/mgr_internal.h"
+#include "core/owner.h"
 #include "core/proc.h"
 #include "common/util.h"
 #include "registry/registry.h"
@@ -51,6 +49,8 @@ typedef struct mentry {
 	bool deleting;
 	bool unhealthy_reported;
 	bool violated;                /* the guest left its scope: the monitor terminates it */
+	pid_t client;                 /* bound client (owner.h); deleted when it is gone */
+	unsigned long long client_start;
 	char violation[256];          /* why */
 	char state[16];               /* last state recorded in the registry */
 } mentry;
@@ -91,7 +91,21 @@ struct manager {
 	bool stopping;
 	uint64_t started_ms;
 	struct mgr_pools *pools;      /* warm pools (mgr_pool.c) */
+
+	pthread_mutex_t pend_lock;
+	struct pending_state *pend, **pend_tail;
+	size_t npend;
 };
+
+/* A state transition not yet in the registry (see pend_lock). */
+typedef struct pending_state {
+	struct pending_state *next;
+	char id[SILO_ID_MAX];
+	char old_state[16], new_state[16];
+	char *reason;
+} pending_state;
+
+#define MAX_PENDING_STATES 100000
 
 struct mgr_pools **manager_pools_slot(manager *m)
 {
@@ -365,6 +379,58 @@ static bool is_violation(const char *reason)
 			  strstr(reason, "violation"));
 }
 
+static bool state_write_now(manager *m, const char *id, const char *old, const char *new_state,
+			    const char *reason)
+{
+	silo_error err = {0};
+	if (registry_set_state(m->reg, id, old, new_state, reason, &err) == 0)
+		return true;
+	if (err.code == SILO_ERR_VM_NOT_FOUND)
+		return true;   /* no row to update: nothing to retry */
+	log_error("registry: %s (kept, retried by the monitor)", err.message);
+	return false;
+}
+
+/* Write a state transition to the registry, or queue it behind those the
+ * registry refused so far (they are retried in order by flush_pending). */
+static void state_write(manager *m, const char *id, const char *old, const char *new_state, const char *reason)
+{
+	pthread_mutex_lock(&m->pend_lock);
+	if (!m->pend && state_write_now(m, id, old, new_state, reason)) {
+		pthread_mutex_unlock(&m->pend_lock);
+		return;
+	}
+	if (m->npend >= MAX_PENDING_STATES) {
+		pthread_mutex_unlock(&m->pend_lock);
+		log_error("registry: %zu state writes pending; dropping %s -> %s of %s", m->npend, old, new_state, id);
+		return;
+	}
+	pending_state *p = xcalloc(1, sizeof *p);
+	snprintf(p->id, sizeof p->id, "%s", id);
+	snprintf(p->old_state, sizeof p->old_state, "%s", old ? old : "");
+	snprintf(p->new_state, sizeof p->new_state, "%s", new_state);
+	p->reason = xstrdup(reason ? reason : "");
+	*m->pend_tail = p;
+	m->pend_tail = &p->next;
+	m->npend++;
+	pthread_mutex_unlock(&m->pend_lock);
+}
+
+static void flush_pending(manager *m)
+{
+	pthread_mutex_lock(&m->pend_lock);
+	while (m->pend && state_write_now(m, m->pend->id, m->pend->old_state, m->pend->new_state, m->pend->reason)) {
+		pending_state *p = m->pend;
+		m->pend = p->next;
+		if (!m->pend)
+			m->pend_tail = &m->pend;
+		m->npend--;
+		free(p->reason);
+		free(p);
+	}
+	pthread_mutex_unlock(&m->pend_lock);
+}
+
 /* Record new_state for e (idempotent): registry row + history, events. */
 static void record_state(mentry *e, const char *new_state, const char *reason)
 {
@@ -379,9 +445,7 @@ static void record_state(mentry *e, const char *new_state, const char *reason)
 	snprintf(e->state, sizeof e->state, "%s", new_state);
 	pthread_mutex_unlock(&e->lock);
 
-	silo_error err;
-	if (registry_set_state(m->reg, e->id, old, new_state, reason, &err) < 0)
-		log_error("registry: %s", err.message);
+	state_write(m, e->id, old, new_state, reason);
 	emit(m, MGR_EV_STATE_CHANGE, e->id, old, new_state, NULL, "%s", reason ? reason : "");
 	if (!strcmp(new_state, "running") && !strcmp(old, "provisioning"))
 		emit(m, MGR_EV_READY, e->id, NULL, new_state, NULL, "agent ready");
@@ -470,28 +534,53 @@ static void insert_locked(manager *m, mentry *e)
 	m->alloc_mb += e->spec.memory_mb;
 }
 
-/* Remove what a dead sandbox left on the host: its rundir (only below our
- * runtime dir) and, through the provider, any residue it reports. */
+/* Tear down what a sandbox that could not be reattached left on the host
+ * (owner.h: its recorded supervisor, cgroups, tagged processes, mounts, the
+ * run dir below our runtime dir); the verification is recorded for GET and
+ * retried at the next start if dirty. */
 static void clean_dead(manager *m, const reg_sandbox *r)
 {
 	char expect[PATH_MAX];
 	snprintf(expect, sizeof expect, "%s/sandboxes/%s", silo_runtime_dir(), r->id);
-	if (r->rundir[0] && !strcmp(r->rundir, expect) && path_exists(r->rundir)) {
-		if (rm_rf(r->rundir) < 0)
-			log_warn("recover %s: cannot remove %s: %s", r->id, r->rundir, strerror(errno));
-	} else if (path_exists(expect)) {
-		rm_rf(expect);
-	}
-	/* the same verification as a terminate, recorded for GET and retried if dirty */
-	cleanup_report rep = {.terminated = true};
-	cleanup_sweep(r->id, expect, &rep.residual_paths);
-	if (path_exists(expect))
-		cleanup_add(&rep.residual_paths, expect);
-	rep.host_clean = !rep.residual_paths;
+	cleanup_report rep;
+	owner_reap_id(r->id, r->provider, &rep);
 	silo_error err = {0};
 	if (cleanup_record(m->state_dir, r->id, expect, &rep, &err) < 0)
 		log_warn("recover %s: %s", r->id, err.message);
 	cleanup_report_free(&rep);
+}
+
+static bool sweep_is_live(void *ud, const char *id)
+{
+	manager *m = ud;
+	pthread_mutex_lock(&m->lock);
+	bool live = false;
+	for (mentry *e = m->entries; e && !live; e = e->next)
+		live = !strcmp(e->id, id);
+	pthread_mutex_unlock(&m->lock);
+	return live;
+}
+
+static void sweep_reaped(void *ud, const char *id, const owner_rec *r, const cleanup_report *rep)
+{
+	manager *m = ud;
+	json_t *res = json_array();
+	for (char **p = rep->residual_paths; p && *p; p++)
+		json_array_append_new(res, json_string(*p));
+	json_t *d = json_pack("{s:s,s:i,s:b,s:o}", "owner", r ? (r->kind == SB_OWNER_PROCESS ? "run" : "silod") : "unknown",
+			      "owner_pid", r ? (int)r->owner_pid : 0, "host_clean", rep->host_clean, "residue", res);
+	manager_audit(m, "silod", id, "orphan-reaped", 0, d);
+	json_decref(d);
+	json_t *had = cleanup_load_json(m->state_dir, id);
+	bool keep = had && rep->host_clean;   /* a terminate's or retry's record says more */
+	json_decref(had);
+	if (r && r->kind == SB_OWNER_DAEMON && !keep) {   /* one of ours: GET shows the verification */
+		char rundir[PATH_MAX];
+		snprintf(rundir, sizeof rundir, "%s/sandboxes/%s", silo_runtime_dir(), id);
+		silo_error err = {0};
+		if (cleanup_record(m->state_dir, id, rundir, rep, &err) < 0)
+			log_warn("sweep %s: %s", id, err.message);
+	}
 }
 
 static void recover(manager *m)
@@ -541,6 +630,8 @@ static void recover(manager *m)
 			sb->on_state_ud = e;
 			pthread_mutex_unlock(&sb->lock);
 			e->sb = sb;
+			owner_adopt(sb, m->state_dir);
+			e->client = owner_client(sb, &e->client_start);
 			pthread_mutex_lock(&m->lock);
 			insert_locked(m, e);
 			pthread_mutex_unlock(&m->lock);
@@ -552,8 +643,7 @@ static void recover(manager *m)
 			char reason[600];
 			snprintf(reason, sizeof reason, "lost across silod restart: %s: %.500s",
 				 silo_code_name(e2.code), e2.message);
-			if (registry_set_state(m->reg, r->id, r->state, "error", reason, &err) < 0)
-				log_error("recover %s: %s", r->id, err.message);
+			state_write(m, r->id, r->state, "error", reason);
 			clean_dead(m, r);
 			emit(m, MGR_EV_ERROR, r->id, r->state, "error", silo_code_name(e2.code), "%s", reason);
 			manager_audit(m, "silod", r->id, "lost", 0, NULL);
@@ -585,6 +675,8 @@ int manager_open(const manager_config *cfg, manager **out, silo_error *err)
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_mutex_init(&m->ev_lock, NULL);
 	pthread_mutex_init(&m->mon_lock, NULL);
+	pthread_mutex_init(&m->pend_lock, NULL);
+	m->pend_tail = &m->pend;
 	pthread_cond_init(&m->mon_cond, NULL);
 	m->started_ms = now_realtime_ms();
 	m->met = metrics_new(m->cfg.error_threshold, m->cfg.error_window_ms);
@@ -592,6 +684,12 @@ int manager_open(const manager_config *cfg, manager **out, silo_error *err)
 	if (mkdir_p(m->state_dir, 0700) < 0) {
 		silo_fail(err, SILO_ERR_IO_ERROR, errno, "state dir %s: %s", m->state_dir, strerror(errno));
 		goto fail;
+	}
+	char *real = realpath(m->state_dir, NULL);   /* ownership records name it (owner.h) */
+	if (real) {
+		free(m->state_dir);
+		m->state_dir = real;
+		m->cfg.state_dir = real;
 	}
 	if (host_capacity_read(&m->cap, err) < 0)
 		goto fail;
@@ -617,6 +715,19 @@ int manager_open(const manager_config *cfg, manager **out, silo_error *err)
 		json_t *d = json_pack("{s:i,s:i}", "cleaned", cleaned, "still_dirty", dirty);
 		manager_audit(m, "silod", NULL, "cleanup-retry", 0, d);
 		json_decref(d);
+	}
+	if (cfg->recover) {
+		/* orphans in our runtime dir: dead `silo run`s, and sandboxes of this
+		 * state dir that the registry could not give back (owner.h) */
+		owner_sweep_opts so = {.state_dir = m->state_dir, .is_live = sweep_is_live, .ud = m,
+				       .on_reaped = sweep_reaped};
+		owner_sweep_stats st;
+		owner_sweep(&so, &st);
+		if (st.reaped) {
+			json_t *d = json_pack("{s:i,s:i,s:i}", "reaped", st.reaped, "dirty", st.dirty, "live", st.live);
+			manager_audit(m, "silod", NULL, "orphan-sweep", 0, d);
+			json_decref(d);
+		}
 	}
 	if (pthread_create(&m->monitor, NULL, monitor_main, m) != 0) {
 		silo_fail(err, SILO_ERR_INTERNAL, errno, "cannot start the monitor thread");
@@ -779,6 +890,9 @@ static int create_resolved(manager *m, const vm_spec *spec, const mgr_create_opt
 		.restore_dir = opts->restore_dir,
 		.restore_id = opts->restore_id,
 		.restore_provider = opts->restore_provider,
+		.owner = SB_OWNER_DAEMON,   /* survives us; swept only by a silod on this state dir */
+		.owner_state_dir = m->state_dir,
+		.owner_client = opts->bind_client,
 	};
 	sandbox *sb = NULL;
 	if (sandbox_create(spec, &so, &sb, err) < 0) {
@@ -817,6 +931,7 @@ static int create_resolved(manager *m, const vm_spec *spec, const mgr_create_opt
 	     (int)sb->pid, ms);
 	pthread_mutex_lock(&e->lock);
 	e->sb = sb;
+	e->client = owner_client(sb, &e->client_start);
 	e->deleting = false;
 	pthread_mutex_unlock(&e->lock);
 	/* The sandbox reports running through the callback; make sure it is recorded. */
@@ -1512,6 +1627,7 @@ json_t *manager_health_json(manager *m)
 
 static void monitor_pass(manager *m)
 {
+	flush_pending(m);
 	pthread_mutex_lock(&m->lock);
 	size_t n = m->count, k = 0;
 	mentry **es = xcalloc(n ? n : 1, sizeof *es);
@@ -1534,6 +1650,7 @@ static void monitor_pass(manager *m)
 			goto next;
 		bool alive = sb->ops && sb->ops->alive ? sb->ops->alive(sb) : true;
 		bool expired = e->spec.timeout_s && now - e->created_ms > (uint64_t)e->spec.timeout_s * 1000;
+		bool orphaned = e->client > 0 && !owner_proc_alive(e->client, e->client_start);
 		bool connected = sb->ch && chan_is_connected(sb->ch);
 		pid_t pid = sb->pid;
 		pthread_mutex_lock(&e->lock);
@@ -1556,7 +1673,7 @@ static void monitor_pass(manager *m)
 			json_decref(d);
 			if (destroy_entry(m, e, "silod", 0, "terminated after a security violation", true, &err) < 0)
 				log_warn("terminate %s after a violation: %s", e->id, err.message);
-		} else if (!alive || expired) {
+		} else if (!alive || expired || orphaned) {
 			pthread_mutex_lock(&e->lock);
 			bool mine = !e->deleting && e->sb;
 			e->deleting = true;
@@ -1575,9 +1692,12 @@ static void monitor_pass(manager *m)
 					log_warn("cleanup of dead %s: %s", e->id, err.message);
 			} else {
 				char reason[128];
-				snprintf(reason, sizeof reason, "lifetime of %u s expired", e->spec.timeout_s);
+				if (expired)
+					snprintf(reason, sizeof reason, "lifetime of %u s expired", e->spec.timeout_s);
+				else
+					snprintf(reason, sizeof reason, "its client (pid %d) exited", (int)e->client);
 				if (destroy_entry(m, e, "silod", m->cfg.grace_ms, reason, false, &err) < 0)
-					log_warn("expire %s: %s", e->id, err.message);
+					log_warn("%s %s: %s", expired ? "expire" : "unbind", e->id, err.message);
 			}
 		} else if (!connected) {
 			pthread_mutex_lock(&e->lock);
@@ -1690,6 +1810,14 @@ void manager_close(manager *m, bool terminate_all)
 	if (m->audit)
 		manager_audit(m, "silod", NULL, "manager-stop", 0, NULL);
 	audit_close(m->audit);
+	if (m->reg)
+		flush_pending(m);
+	for (pending_state *p = m->pend, *n; p; p = n) {
+		n = p->next;
+		log_error("registry: %s -> %s of %s never written", p->old_state, p->new_state, p->id);
+		free(p->reason);
+		free(p);
+	}
 	registry_close(m->reg);
 	metrics_free(m->met);
 	while (m->subs) {
@@ -1703,6 +1831,7 @@ void manager_close(manager *m, bool terminate_all)
 	pthread_mutex_destroy(&m->lock);
 	pthread_mutex_destroy(&m->ev_lock);
 	pthread_mutex_destroy(&m->mon_lock);
+	pthread_mutex_destroy(&m->pend_lock);
 	pthread_cond_destroy(&m->mon_cond);
 	free(m);
 }

@@ -100,6 +100,10 @@ typedef struct mgr_create_opts {
 	void *admit_ud;
 	/* Fork: the source sandbox's spec, whose in-memory secret values the copies get. */
 	const vm_spec *secrets_from;
+	/* Bind the sandbox to this client process (POST /v1/sandboxes?bind=client,
+	 * `silo run` through silod): deleted by the monitor once the process is
+	 * gone, also across silod restarts (lib/core/owner.h). 0 = not bound. */
+	pid_t bind_client;
 } mgr_create_opts;
 
 /* Create and wait until ready. id_out gets the sandbox id (also on failure,

@@ -15,6 +15,7 @@
 
 #include "common/util.h"
 #include "core/cleanup.h"
+#include "core/owner.h"
 #include "core/proc.h"
 #include "core/sandbox.h"
 #include "snapshot/snapshot.h"
@@ -144,6 +145,7 @@ static void sb_free(sandbox *sb)
 {
 	if (!sb)
 		return;
+	owner_end(sb, false);   /* normally ended already; a kept record is swept later */
 	sandbox_close_channel(sb, true);
 	spec_free(&sb->spec);
 	pthread_mutex_destroy(&sb->lock);
@@ -282,8 +284,14 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 		sb_free(sb);
 		return -1;
 	}
+	/* the ownership record exists before the run dir (owner.h) */
+	if (owner_begin(sb, opts->owner, opts->owner_state_dir, opts->owner_client, err) < 0) {
+		sb_free(sb);
+		return -1;
+	}
 	if (mkdir_p(sb->rundir, 0700) < 0) {
 		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "mkdir %s: %s", sb->rundir, strerror(errno));
+		owner_end(sb, !path_exists(sb->rundir));
 		sb_free(sb);
 		return -1;
 	}
@@ -301,9 +309,11 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 		snprintf(reason, sizeof reason, "%s: %s", silo_code_name(err->code), err->message);
 		sandbox_set_state(sb, SB_ERROR, reason);
 		rm_rf(sb->rundir);
+		owner_end(sb, !path_exists(sb->rundir));
 		sb_free(sb);
 		return -1;
 	}
+	owner_note_spawn(sb);
 	sb->spawn_ns = now_mono_ns() - t0;
 	int timeout_ms = opts->boot_timeout_ms > 0        ? opts->boot_timeout_ms
 			 : spec->boot_timeout_ms > 0       ? (int)spec->boot_timeout_ms
@@ -324,6 +334,7 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 				n += (size_t)snprintf(err->message + n, sizeof err->message - n, "%s%s",
 						      p == rep.residual_paths ? "; left behind: " : ", ", *p);
 		}
+		owner_end(sb, rep.host_clean);
 		cleanup_report_free(&rep);
 		sandbox_set_state(sb, SB_ERROR, reason);
 		sb_free(sb);
@@ -381,10 +392,29 @@ int sandbox_destroy(sandbox *sb, int grace_ms, cleanup_report *rep, silo_error *
 	} else {
 		sandbox_set_state(sb, SB_TERMINATED, "destroyed");
 	}
+	owner_end(sb, r->host_clean);
 	if (!rep)
 		cleanup_report_free(&local);
 	sb_free(sb);
 	return rc;
+}
+
+void sandbox_terminate_orphan(const char *id, const char *provider)
+{
+	const provider_ops *ops = provider_find(provider);
+	if (!ops || !id_is_safe(id))
+		return;
+	vm_spec none = {0};
+	sandbox *sb = sb_alloc(id, &none, ops);
+	silo_error err = {0};
+	if (ops->terminate(sb, 0, &err) < 0)
+		log_warn("%s: %s: terminate without state: %s", id, ops->name, err.message);
+	sb_free(sb);
+}
+
+void sandbox_set_deadline(sandbox *sb, uint64_t ms)
+{
+	owner_set_deadline(sb, ms);
 }
 
 int sandbox_reattach(const char *id, const vm_spec *spec, const char *provider, pid_t pid,

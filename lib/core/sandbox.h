@@ -33,6 +33,13 @@ int sb_state_from_name(const char *name);            /* -1 if unknown */
 bool sb_state_transition_ok(sb_state from, sb_state to);
 
 typedef struct sandbox sandbox;
+
+/* Who a sandbox belongs to (lib/core/owner.h): nobody tracked (tests,
+ * benches), the creating process (it dies with that process: embedded
+ * `silo run`, the public C API), or a silod (it survives silod restarts). */
+typedef enum sb_owner { SB_OWNER_NONE = 0, SB_OWNER_PROCESS, SB_OWNER_DAEMON } sb_owner;
+struct owner_state;
+
 typedef void (*sb_state_cb)(void *ud, sandbox *sb, sb_state old, sb_state new_state,
 			    const char *reason);
 
@@ -68,6 +75,7 @@ struct sandbox {
 	uint64_t created_ms;           /* wall clock */
 	uint64_t spawn_ns;             /* provider spawn duration */
 	uint64_t ready_ns;             /* create -> agent handshake done */
+	struct owner_state *own;       /* ownership record + watchdog (owner.c), NULL if none */
 };
 
 typedef struct sandbox_opts {
@@ -88,6 +96,11 @@ typedef struct sandbox_opts {
 	const char *restore_dir;
 	const char *restore_id;
 	const char *restore_provider;
+	/* Ownership (lib/core/owner.h): SB_OWNER_DAEMON needs owner_state_dir,
+	 * the silod's state dir. */
+	sb_owner owner;
+	const char *owner_state_dir;
+	pid_t owner_client;            /* SB_OWNER_DAEMON: bound to this client process, 0 = none */
 } sandbox_opts;
 
 /* Spawn and wait until the agent answers the handshake (BOOT_TIMEOUT with the
@@ -112,6 +125,13 @@ int sandbox_resume(sandbox *sb, silo_error *err);
  * process, else background processes run on without a handle) and then the
  * channel. */
 void sandbox_close_channel(sandbox *sb, bool kill_background);
+/* Terminate what a dead owner left of sandbox id through its provider's
+ * terminate op without provider state (files, cgroups, a supervisor matched by
+ * pid and start time); unknown providers are skipped. */
+void sandbox_terminate_orphan(const char *id, const char *provider);
+/* SB_OWNER_PROCESS: have the watchdog tear the sandbox down ms from now even
+ * if this process is still alive but stuck (0 clears it). */
+void sandbox_set_deadline(sandbox *sb, uint64_t ms);
 
 /* Scan rundir/pids/cgroups left by the provider; fills rep. */
 void sandbox_verify_cleanup(sandbox *sb, cleanup_report *rep);

@@ -350,8 +350,15 @@ static int holder(void *arg)
 {
 	uint64_t fds = (uint64_t)(uintptr_t)arg;
 	char c;
-	syscall(SYS_close, (int)(fds >> 32));
-	(void)!syscall(SYS_read, (int)(fds & 0xffffffffu), &c, 1);   /* EOF when the creator is done */
+	unsigned r = (unsigned)(fds & 0xffffffffu);
+	/* Keep nothing of the creator's but our read end: a copy of another
+	 * spawn's pipe (a concurrent ns_userns_fd in another thread) would make
+	 * that holder wait for an EOF we prevent, and ours for one it prevents,
+	 * and a copy of a lock (the host-wide id lock) would outlive its holder. */
+	if (r > 0)
+		syscall(SYS_close_range, 0u, r - 1, 0u);
+	syscall(SYS_close_range, r + 1, ~0u, 0u);
+	(void)!syscall(SYS_read, (int)r, &c, 1);   /* EOF when the creator is done */
 	syscall(SYS_exit, 0);
 	return 0;
 }

@@ -2,9 +2,12 @@
  * Audit log: records, chain continuation across reopen, tamper detection
  * (edit, delete, reorder, truncate), concurrent appends.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 
 #include "audit/audit.h"
 #include "common/util.h"
@@ -227,5 +230,50 @@ TEST(missing_file_is_an_error)
 	CHECK_INT_EQ(e.code, SILO_ERR_IO_ERROR);
 }
 
+/* A full disk: the failed append leaves no torn line, the chain stays intact,
+ * appends work again once there is space, and the log reopens. */
+TEST(full_disk_leaves_no_torn_record)
+{
+	if (geteuid() != 0)
+		SKIP("mounting a small tmpfs needs root");
+	char dir[] = "/tmp/silo-audit-full-XXXXXX";
+	REQUIRE(mkdtemp(dir));
+	snprintf(tmpdir_, sizeof tmpdir_, "%s", dir);
+	if (mount("silo-audit-test", dir, "tmpfs", 0, "size=64k") < 0)
+		SKIP("mount tmpfs: %s", strerror(errno));
+	char *p = xasprintf("%s/audit.jsonl", dir), *filler = xasprintf("%s/filler", dir);
+	write_n(p, 3);
+	audit_log *a;
+	silo_error e;
+	REQUIRE(audit_open(p, &a, &e) == 0);
+	/* fill the disk to the last byte, then give back less than a record */
+	int fd = open(filler, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	static char buf[4096];
+	for (size_t chunk = sizeof buf; chunk >= 1; chunk /= 2)
+		while (write(fd, buf, chunk) == (ssize_t)chunk)
+			;
+	close(fd);
+	json_t *d = json_pack("{s:s}", "pad", "a record long enough not to fit in what is left of the page");
+	int failed = 0;
+	for (int i = 0; i < 50; i++)   /* a page may still have room for a record or two */
+		failed += audit_append(a, "alice", "sb-1", "exec", 0, d, &e) < 0;
+	CHECK(failed > 0);
+	CHECK(e.code == SILO_ERR_IO_ERROR);
+	audit_verify_result r;
+	CHECK_INT_EQ(audit_verify(p, &r, &e), 0);
+	unlink(filler);
+	CHECK(audit_append(a, "alice", "sb-1", "exec", 0, d, &e) == 0);
+	json_decref(d);
+	audit_close(a);
+	CHECK_INT_EQ(audit_verify(p, &r, &e), 0);
+	REQUIRE(audit_open(p, &a, &e) == 0);   /* silod would start again */
+	audit_close(a);
+	umount2(dir, MNT_DETACH);
+	free(p);
+	free(filler);
+	cleanup_tmp();
+}
+
 TEST_MAIN(record_fields_and_chain, detects_edit, detects_delete_reorder_truncate_and_last_edit,
-	  concurrent_appends_keep_chain, missing_file_is_an_error, lagging_head_is_accepted_and_continued)
+	  concurrent_appends_keep_chain, missing_file_is_an_error, lagging_head_is_accepted_and_continued,
+	  full_disk_leaves_no_torn_record)

@@ -8,6 +8,7 @@
  */
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -219,6 +220,39 @@ TEST(userns_fd_maps_the_range)
 	close(fd);
 }
 
+static void *holders(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 300; i++) {
+		pid_t h = 0;
+		int fd = ns_userns_fd(0, 1610612736u, 0, 1610612736u, NS_IDS_SIZE, &h);
+		if (fd >= 0)
+			close(fd);
+		ns_userns_reap(&h);
+	}
+	return NULL;
+}
+
+/* Two threads making user namespaces at once (silod spawning concurrently):
+ * each holder is a clone with its own copy of the fd table; one that kept
+ * the other's pipe (or a lock the other held) waited for an EOF that never
+ * came, and both creators waited for their holders forever (found when a
+ * silod under load stopped, holding the host-wide id lock). A hang is
+ * turned into a failure by the alarm. */
+TEST(concurrent_userns_holders_never_wait_on_each_other)
+{
+	if (geteuid() != 0)
+		SKIP("mapping a host id range needs root");
+	alarm(60);
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		REQUIRE(pthread_create(&t[i], NULL, holders, NULL) == 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	alarm(0);
+	CHECK(1);
+}
+
 TEST_MAIN(subuid_entries_parse, the_pool_is_unprivileged, allocations_get_distinct_ranges_and_records_name_the_owner,
 	  dead_owners_are_reclaimed_live_ones_and_garbage_are_not, a_slot_directory_others_can_write_is_refused,
-	  the_init_takes_the_slot_over, userns_fd_maps_the_range)
+	  the_init_takes_the_slot_over, userns_fd_maps_the_range, concurrent_userns_holders_never_wait_on_each_other)
