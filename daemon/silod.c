@@ -28,7 +28,7 @@
 
 #include "common/util.h"
 #include "core/manager.h"
-#include "daemon/api.h"
+#include "daemon/http_server.h"
 
 static void usage(FILE *f)
 {
