@@ -72,7 +72,7 @@ typedef struct conn_req {
 	e2b_plane plane;            /* of the path, also when no row matched */
 	bool connect_path;
 	silo_error early;           /* a refusal decided before the body (401, 404, 413, ...) */
-	bool failed;
+	bool failed, too_large;   /* too_large: the body's bound (413) */
 	char allow[96];
 	uint64_t limit, got;
 	char *buf;                  /* JSON / RPC bodies */
@@ -206,15 +206,19 @@ static char *envelope(uint8_t flags, json_t *msg, size_t *len)
 /* An error in the shape of kind (plane for REST: the control plane and envd
  * share {"code", "message"}). Counted by the manager like silod's own. */
 static enum MHD_Result reply_error(e2b_server *s, struct MHD_Connection *c, e2b_kind kind, const silo_error *err,
-				   const char *allow)
+				   const char *allow, bool too_large)
 {
 	manager_note_error(s->m, err);
 	size_t n;
 	char *b;
 	if (kind == E2B_REST) {
 		unsigned st = api_http_status(err->code);
-		if (err->code == SILO_ERR_VM_NOT_FOUND || err->code == SILO_ERR_VSOCK_DISCONNECTED)
-			st = err->code == SILO_ERR_VM_NOT_FOUND ? 404 : 502;
+		if (err->code == SILO_ERR_VSOCK_DISCONNECTED)
+			st = 502;   /* envd: the sandbox is gone (the SDK's TimeoutError) */
+		if (allow && *allow)
+			st = 405;
+		else if (too_large)
+			st = 413;
 		json_t *o = json_pack("{s:i,s:s}", "code", (int)st, "message", err->message);
 		b = json_text(o, &n);
 		json_decref(o);
@@ -371,6 +375,7 @@ static e2b_upload *new_part(conn_req *cr, const char *name, silo_error *err)
 static int part_write(conn_req *cr, e2b_upload *u, const char *data, size_t size)
 {
 	if (cr->got + size > cr->limit) {
+		cr->too_large = true;
 		silo_fail(&cr->early, SILO_ERR_RESOURCE_EXCEEDED, 0, "upload: more than %llu bytes (--max-upload)",
 			  (unsigned long long)cr->limit);
 		cr->early.code = SILO_ERR_RESOURCE_EXCEEDED;
@@ -535,6 +540,7 @@ static enum MHD_Result first_call(e2b_server *s, struct MHD_Connection *c, const
 	cr->limit = body_limit(s, cr->row);
 	const char *cl = hdr(c, "Content-Length");
 	if (cl && strtoull(cl, NULL, 10) > cr->limit) {
+		cr->too_large = true;
 		silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0, "%s %s: body of %s bytes is above the limit of %llu", method,
 			  url, cl, (unsigned long long)cr->limit);
 		goto refuse;
@@ -580,6 +586,7 @@ static void body_chunk(conn_req *cr, const char *data, size_t size)
 		return;
 	}
 	if (cr->buf_len + size > cr->limit) {
+		cr->too_large = true;
 		silo_fail(&cr->early, SILO_ERR_RESOURCE_EXCEEDED, 0, "%s %s: body above the limit of %llu bytes",
 			  cr->q.method, cr->q.path, (unsigned long long)cr->limit);
 		cr->failed = true;
@@ -616,7 +623,7 @@ static enum MHD_Result run(e2b_server *s, struct MHD_Connection *c, conn_req *cr
 	q->body = cr->buf;
 	q->len = cr->buf_len;
 	if (row->kind == E2B_SSTREAM && unwrap(cr, &err) < 0)
-		return reply_error(s, c, row->kind, &err, NULL);
+		return reply_error(s, c, row->kind, &err, NULL, false);
 	for (size_t i = 0; i < cr->n_parts; i++)
 		lseek(cr->parts[i].fd, 0, SEEK_SET);
 	q->uploads = cr->parts;
@@ -626,7 +633,7 @@ static enum MHD_Result run(e2b_server *s, struct MHD_Connection *c, conn_req *cr
 		json_decref(r.json);
 		if (r.fd >= 0)
 			close(r.fd);
-		return reply_error(s, c, row->kind, &err, NULL);
+		return reply_error(s, c, row->kind, &err, NULL, false);
 	}
 	if (row->kind == E2B_SSTREAM) {
 		stream_ctx *x = xcalloc(1, sizeof *x);
@@ -693,7 +700,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		return MHD_YES;
 	}
 	if (cr->failed) {
-		enum MHD_Result ret = reply_error(s, c, early_kind(cr), &cr->early, cr->allow);
+		enum MHD_Result ret = reply_error(s, c, early_kind(cr), &cr->early, cr->allow, cr->too_large);
 		return ret;
 	}
 	return run(s, c, cr);
