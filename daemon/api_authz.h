@@ -2,8 +2,8 @@
  * silod authorization (docs/policy.md): who may call (bearer tokens, scoped
  * by a tokens file) and what a sandbox may do (policies). Wraps the pure
  * engines of lib/policy with the manager: every denial is POLICY_DENIED,
- * written to the audit log ("policy-denied") and counted by the caller's
- * send_error (manager_note_error -> silo_policy_denials_total).
+ * written to the audit log ("policy-denied") and counted where the error
+ * reply is built (api_reply_error: manager_note_error -> silo_policy_denials_total).
  */
 #ifndef SILO_DAEMON_API_AUTHZ_H
 #define SILO_DAEMON_API_AUTHZ_H

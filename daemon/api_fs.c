@@ -150,10 +150,10 @@ typedef struct mutation {
 	uint32_t mode;
 } mutation;
 
-static int fs_mutation(api_req *q, api_reply *r, silo_error *err, const char *event,
+static int fs_mutation(api_req *q, api_reply *r, silo_error *err, const char *event, const char *const *fields,
 		       int (*parse)(json_t *b, mutation *m, silo_error *err), int (*run)(chan *c, const mutation *m, silo_error *err))
 {
-	json_t *b = api_json_body(q->body, q->len, err);
+	json_t *b = api_json_body(q->body, q->len, fields, false, err);
 	if (!b)
 		return -1;
 	mutation m = {.mode = 0755};
@@ -195,7 +195,8 @@ static int run_mkdir(chan *c, const mutation *m, silo_error *err)
 
 int h_fs_mkdir(api_req *q, api_reply *r, silo_error *err)
 {
-	return fs_mutation(q, r, err, "fs-mkdir", parse_mkdir, run_mkdir);
+	static const char *const fields[] = {"path", "parents", "mode", NULL};
+	return fs_mutation(q, r, err, "fs-mkdir", fields, parse_mkdir, run_mkdir);
 }
 
 static int parse_move(json_t *b, mutation *m, silo_error *err)
@@ -216,7 +217,8 @@ static int run_move(chan *c, const mutation *m, silo_error *err)
 
 int h_fs_move(api_req *q, api_reply *r, silo_error *err)
 {
-	return fs_mutation(q, r, err, "fs-move", parse_move, run_move);
+	static const char *const fields[] = {"from", "to", "overwrite", NULL};
+	return fs_mutation(q, r, err, "fs-move", fields, parse_move, run_move);
 }
 
 static int parse_remove(json_t *b, mutation *m, silo_error *err)
@@ -231,7 +233,8 @@ static int run_remove(chan *c, const mutation *m, silo_error *err)
 
 int h_fs_remove(api_req *q, api_reply *r, silo_error *err)
 {
-	return fs_mutation(q, r, err, "fs-remove", parse_remove, run_remove);
+	static const char *const fields[] = {"path", "recursive", NULL};
+	return fs_mutation(q, r, err, "fs-remove", fields, parse_remove, run_remove);
 }
 
 /* ---- GET .../fs/watch: NDJSON events ----

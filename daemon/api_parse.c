@@ -34,13 +34,36 @@ int api_json_str(json_t *o, const char *key, size_t max, const char **out, silo_
 	return 1;
 }
 
-json_t *api_json_body(const char *body, size_t len, silo_error *err)
+json_t *api_json_body(const char *body, size_t len, const char *const *known, bool empty_ok, silo_error *err)
 {
+	if (len == 0 && empty_ok)
+		return json_object();
 	json_error_t je;
-	json_t *o = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
-	if (!o || !json_is_object(o)) {
+	json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	if (!o) {
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: invalid JSON at line %d column %d: %s", je.line,
+			  je.column, je.text);
+		return NULL;
+	}
+	if (!json_is_object(o)) {
 		json_decref(o);
-		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: expected a JSON object (%s)", o ? "not an object" : je.text);
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: expected a JSON object");
+		return NULL;
+	}
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v) {
+		bool ok = false;
+		for (const char *const *f = known; *f && !ok; f++)
+			ok = !strcmp(*f, k);
+		if (ok)
+			continue;
+		char list[512];
+		size_t off = 0;
+		for (const char *const *f = known; *f && off < sizeof list; f++)
+			off += (size_t)snprintf(list + off, sizeof list - off, "%s%s", f == known ? "" : ", ", *f);
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: unknown field '%.64s' (expected %s)", k, list);
+		json_decref(o);   /* k belongs to o: formatted above */
 		return NULL;
 	}
 	return o;
@@ -57,24 +80,20 @@ int api_json_bool(json_t *o, const char *key, bool *out, silo_error *err)
 	return 1;
 }
 
-/* The exec fields of o (api_exec_parse, api_proc_parse); proc allows the process fields. */
-static int exec_fields(json_t *o, api_exec_body *st, bool proc, silo_error *err)
+/* An exec body (api_exec_parse) or a process start (api_proc_parse: also the
+ * process fields). */
+static int parse_body(const char *body, size_t len, api_exec_body *st, bool proc, silo_error *err)
 {
-	static const char *const known[] = {"argv", "env", "cwd", "stdin", "timeout_ms", "uid", "gid",
-					    /* processes */ "pty", "rows", "cols", "tag", "stdin_open"};
-	size_t nknown = proc ? ARRAY_SIZE(known) : 7;
+	static const char *const exec_known[] = {"argv", "env", "cwd", "stdin", "timeout_ms", "uid", "gid", NULL};
+	static const char *const proc_known[] = {"argv", "env", "cwd", "stdin", "timeout_ms", "uid", "gid",
+						 "pty", "rows", "cols", "tag", "stdin_open", NULL};
+	memset(st, 0, sizeof *st);
+	json_t *o = api_json_body(body, len, proc ? proc_known : exec_known, false, err);
+	if (!o)
+		return -1;
 	int rc = -1;
 	const char *k;
 	json_t *v;
-	if (!json_is_object(o))
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: expected a JSON object");
-	json_object_foreach(o, k, v) {
-		bool ok = false;
-		for (size_t i = 0; i < nknown && !ok; i++)
-			ok = !strcmp(known[i], k);
-		if (!ok)
-			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: unknown field '%.64s'", k);
-	}
 	json_t *argv = json_object_get(o, "argv");
 	if (!json_is_array(argv) || json_array_size(argv) == 0 || json_array_size(argv) > MAX_ARGV) {
 		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "argv: expected a non-empty array of at most %d strings",
@@ -162,18 +181,6 @@ static int exec_fields(json_t *o, api_exec_body *st, bool proc, silo_error *err)
 	}
 	rc = 0;
 out:
-	return rc;
-}
-
-static int parse_body(const char *body, size_t len, api_exec_body *st, bool proc, silo_error *err)
-{
-	memset(st, 0, sizeof *st);
-	json_error_t je;
-	json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
-	if (!o)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: invalid JSON at line %d column %d: %s",
-				 je.line, je.column, je.text);
-	int rc = exec_fields(o, st, proc, err);
 	json_decref(o);
 	return rc;
 }

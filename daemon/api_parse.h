@@ -18,12 +18,14 @@
 #define MAX_ENV 1024
 
 /* Shared helpers: an optional member; 0 absent, 1 set, -1 wrong type/range (err names key). */
-struct json_t;
+typedef struct json_t json_t;
 int api_json_uint(struct json_t *o, const char *key, uint64_t max, uint64_t *out, silo_error *err);
 int api_json_str(struct json_t *o, const char *key, size_t max, const char **out, silo_error *err);
 int api_json_bool(struct json_t *o, const char *key, bool *out, silo_error *err);
-/* A request body that must be a JSON object (duplicate keys refused), or NULL with err. */
-struct json_t *api_json_body(const char *body, size_t len, silo_error *err);
+/* A request body as a JSON object (duplicate keys refused) with only the known
+ * keys (NULL-terminated); with empty_ok an empty body is {}. NULL with
+ * INVALID_CONFIG naming the position, or the unknown field and the known ones. */
+json_t *api_json_body(const char *body, size_t len, const char *const *known, bool empty_ok, silo_error *err);
 
 /* api_spec.c. POST /v1/sandboxes JSON: {"spec": "<hac.toml>"} or fields over the provider default. */
 int api_spec_from_json(const char *body, size_t len, vm_spec *spec, silo_error *err);

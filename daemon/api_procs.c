@@ -216,7 +216,8 @@ static int signal_of(json_t *v, silo_error *err)
 
 int h_proc_signal(api_req *q, api_reply *r, silo_error *err)
 {
-	json_t *b = api_json_body(q->body, q->len, err);
+	static const char *const fields[] = {"signal", NULL};
+	json_t *b = api_json_body(q->body, q->len, fields, false, err);
 	if (!b)
 		return -1;
 	int sig = signal_of(json_object_get(b, "signal"), err);
@@ -239,7 +240,8 @@ int h_proc_signal(api_req *q, api_reply *r, silo_error *err)
 
 int h_proc_resize(api_req *q, api_reply *r, silo_error *err)
 {
-	json_t *b = api_json_body(q->body, q->len, err);
+	static const char *const fields[] = {"rows", "cols", NULL};
+	json_t *b = api_json_body(q->body, q->len, fields, false, err);
 	if (!b)
 		return -1;
 	uint64_t rows = 0, cols = 0;
@@ -441,8 +443,7 @@ typedef struct session {
 	const api_ctx *ctx;
 	api_req req;              /* copied for the start request of /session */
 	char id[SILO_ID_MAX];     /* {id} of the route */
-	const api_token *tok;
-	char actor[API_ACTOR_MAX];
+	char path[SILO_ID_MAX + 32];
 	bool start;               /* /session: the first message starts a process */
 	mgr_op *op;
 	proc *p;
@@ -683,12 +684,12 @@ int h_session(api_req *q, api_reply *r, silo_error *err)
 	s->ctx = q->ctx;
 	s->start = true;
 	snprintf(s->id, sizeof s->id, "%s", rid);
-	s->req = *q;   /* for the start request: ctx, who (token, actor), the sandbox */
-	snprintf(s->actor, sizeof s->actor, "%s", q->who.actor);
-	s->req.cap_name[0] = "id";
-	s->req.cap_value[0] = s->id;
-	s->req.ncap = 1;
-	s->req.conn = NULL;
+	/* for the start request, after this request is gone: ctx, route, who
+	 * (token, actor) and the sandbox */
+	s->req = (api_req){.ctx = q->ctx, .route = q->route, .method = "GET", .path = s->path, .body = "",
+			   .body_fd = -1, .ctype = -1, .who = q->who, .peer_fd = -1, .caps = {.n = 1, .name = {"id"}}};
+	s->req.caps.value[0] = s->id;
+	snprintf(s->path, sizeof s->path, "/v1/sandboxes/%s/session", rid);
 	u.ctx = s;
 	return api_reply_upgrade(r, &u);
 }

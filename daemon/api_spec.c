@@ -93,30 +93,13 @@ static int json_secrets(json_t *o, vm_spec *spec, silo_error *err)
  * rejected by name. */
 int api_spec_from_json(const char *body, size_t len, vm_spec *spec, silo_error *err)
 {
-	json_error_t je;
-	json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
-	if (!o)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: invalid JSON at line %d column %d: %s",
-				 je.line, je.column, je.text);
-	int rc = -1;
-	if (!json_is_object(o)) {
-		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: expected a JSON object");
-		goto out;
-	}
 	static const char *const known[] = {"spec", "name", "provider", "vcpus", "memory_mb", "image", "kernel",
 					    "rootfs", "env", "metadata", "workdir", "timeout_s",
-					    "boot_timeout_ms", "network", "description", "isolation", "secrets"};
-	const char *k;
-	json_t *v;
-	json_object_foreach(o, k, v) {
-		bool ok = false;
-		for (size_t i = 0; i < ARRAY_SIZE(known) && !ok; i++)
-			ok = !strcmp(known[i], k);
-		if (!ok) {
-			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: unknown field '%.64s'", k);
-			goto out;
-		}
-	}
+					    "boot_timeout_ms", "network", "description", "isolation", "secrets", NULL};
+	json_t *o = api_json_body(body, len, known, false, err);
+	if (!o)
+		return -1;
+	int rc = -1;
 	const char *toml = NULL;
 	if (api_json_str(o, "spec", 1 << 20, &toml, err) < 0)
 		goto out;

@@ -38,8 +38,8 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "daemon/api.h"
 #include "daemon/api_guard.h"
+#include "daemon/route.h"
 #include "e2b/connect.h"
 
 #define E2B_JSON_MAX (1u << 20)
@@ -72,7 +72,7 @@ typedef struct conn_req {
 	e2b_plane plane;            /* of the path, also when no row matched */
 	bool connect_path;
 	silo_error early;           /* a refusal decided before the body (401, 404, 413, ...) */
-	bool failed, too_large;   /* too_large: the body's bound (413) */
+	bool failed;
 	char allow[96];
 	uint64_t limit, got;
 	char *buf;                  /* JSON / RPC bodies */
@@ -206,7 +206,7 @@ static char *envelope(uint8_t flags, json_t *msg, size_t *len)
 /* An error in the shape of kind (plane for REST: the control plane and envd
  * share {"code", "message"}). Counted by the manager like silod's own. */
 static enum MHD_Result reply_error(e2b_server *s, struct MHD_Connection *c, e2b_kind kind, const silo_error *err,
-				   const char *allow, bool too_large)
+				   const char *allow)
 {
 	manager_note_error(s->m, err);
 	size_t n;
@@ -215,10 +215,7 @@ static enum MHD_Result reply_error(e2b_server *s, struct MHD_Connection *c, e2b_
 		unsigned st = api_http_status(err->code);
 		if (err->code == SILO_ERR_VSOCK_DISCONNECTED)
 			st = 502;   /* envd: the sandbox is gone (the SDK's TimeoutError) */
-		if (allow && *allow)
-			st = 405;
-		else if (too_large)
-			st = 413;
+
 		json_t *o = json_pack("{s:i,s:s}", "code", (int)st, "message", err->message);
 		b = json_text(o, &n);
 		json_decref(o);
@@ -375,10 +372,8 @@ static e2b_upload *new_part(conn_req *cr, const char *name, silo_error *err)
 static int part_write(conn_req *cr, e2b_upload *u, const char *data, size_t size)
 {
 	if (cr->got + size > cr->limit) {
-		cr->too_large = true;
-		silo_fail(&cr->early, SILO_ERR_RESOURCE_EXCEEDED, 0, "upload: more than %llu bytes (--max-upload)",
+		silo_fail(&cr->early, SILO_ERR_PAYLOAD_TOO_LARGE, 0, "upload: more than %llu bytes (--max-upload-mb)",
 			  (unsigned long long)cr->limit);
-		cr->early.code = SILO_ERR_RESOURCE_EXCEEDED;
 		cr->failed = true;
 		return -1;
 	}
@@ -511,10 +506,10 @@ static enum MHD_Result first_call(e2b_server *s, struct MHD_Connection *c, const
 	long i = http_route_lookup(&tab, method, &cr->target, cr->allow, sizeof cr->allow);
 	if (i < 0) {
 		if (cr->allow[0])
-			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s %s: method not allowed (allowed: %s)", method, url,
-				  cr->allow);
+			silo_fail(err, SILO_ERR_METHOD_NOT_ALLOWED, 0, "%s %s: method not allowed (allowed: %s)", method,
+				  url, cr->allow);
 		else
-			silo_fail(err, SILO_ERR_FILE_NOT_FOUND, 0, "%s %s: no such route on this E2B endpoint", method, url);
+			silo_fail(err, SILO_ERR_NOT_FOUND, 0, "%s %s: no such route on this E2B endpoint", method, url);
 		goto refuse;
 	}
 	cr->row = &e2b_routes[i];
@@ -540,8 +535,7 @@ static enum MHD_Result first_call(e2b_server *s, struct MHD_Connection *c, const
 	cr->limit = body_limit(s, cr->row);
 	const char *cl = hdr(c, "Content-Length");
 	if (cl && strtoull(cl, NULL, 10) > cr->limit) {
-		cr->too_large = true;
-		silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0, "%s %s: body of %s bytes is above the limit of %llu", method,
+		silo_fail(err, SILO_ERR_PAYLOAD_TOO_LARGE, 0, "%s %s: body of %s bytes is above the limit of %llu", method,
 			  url, cl, (unsigned long long)cr->limit);
 		goto refuse;
 	}
@@ -570,7 +564,7 @@ static void body_chunk(conn_req *cr, const char *data, size_t size)
 	if (cr->failed)
 		return;
 	if (!cr->row || cr->row->body == E2B_BODY_NONE) {
-		silo_fail(&cr->early, SILO_ERR_RESOURCE_EXCEEDED, 0, "%s %s takes no body", cr->q.method, cr->q.path);
+		silo_fail(&cr->early, SILO_ERR_PAYLOAD_TOO_LARGE, 0, "%s %s takes no body", cr->q.method, cr->q.path);
 		cr->failed = true;
 		return;
 	}
@@ -586,8 +580,7 @@ static void body_chunk(conn_req *cr, const char *data, size_t size)
 		return;
 	}
 	if (cr->buf_len + size > cr->limit) {
-		cr->too_large = true;
-		silo_fail(&cr->early, SILO_ERR_RESOURCE_EXCEEDED, 0, "%s %s: body above the limit of %llu bytes",
+		silo_fail(&cr->early, SILO_ERR_PAYLOAD_TOO_LARGE, 0, "%s %s: body above the limit of %llu bytes",
 			  cr->q.method, cr->q.path, (unsigned long long)cr->limit);
 		cr->failed = true;
 		return;
@@ -623,7 +616,7 @@ static enum MHD_Result run(e2b_server *s, struct MHD_Connection *c, conn_req *cr
 	q->body = cr->buf;
 	q->len = cr->buf_len;
 	if (row->kind == E2B_SSTREAM && unwrap(cr, &err) < 0)
-		return reply_error(s, c, row->kind, &err, NULL, false);
+		return reply_error(s, c, row->kind, &err, NULL);
 	for (size_t i = 0; i < cr->n_parts; i++)
 		lseek(cr->parts[i].fd, 0, SEEK_SET);
 	q->uploads = cr->parts;
@@ -633,7 +626,7 @@ static enum MHD_Result run(e2b_server *s, struct MHD_Connection *c, conn_req *cr
 		json_decref(r.json);
 		if (r.fd >= 0)
 			close(r.fd);
-		return reply_error(s, c, row->kind, &err, NULL, false);
+		return reply_error(s, c, row->kind, &err, NULL);
 	}
 	if (row->kind == E2B_SSTREAM) {
 		stream_ctx *x = xcalloc(1, sizeof *x);
@@ -700,7 +693,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		return MHD_YES;
 	}
 	if (cr->failed) {
-		enum MHD_Result ret = reply_error(s, c, early_kind(cr), &cr->early, cr->allow, cr->too_large);
+		enum MHD_Result ret = reply_error(s, c, early_kind(cr), &cr->early, cr->allow);
 		return ret;
 	}
 	return run(s, c, cr);

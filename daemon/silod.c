@@ -28,8 +28,8 @@
 
 #include "common/util.h"
 #include "core/manager.h"
-#include "daemon/api.h"
 #include "daemon/e2b.h"
+#include "daemon/http_server.h"
 
 static void usage(FILE *f)
 {

@@ -28,9 +28,9 @@ typedef struct vmm_file_config {
 int vmm_config_load(const char *path, vmm_file_config *c, silo_error *err);
 /* The same from a parsed document (snapshots embed their configuration). */
 int vmm_config_parse(json_t *root, vmm_file_config *c, silo_error *err);
-/* The configuration as a document vmm_config_parse accepts (api.c). */
+/* The configuration as a document vmm_config_parse accepts (control_api.c). */
 json_t *vmm_config_json(const vmm_file_config *c);
-/* One section each, shared by --config and the API (api.c). `where` prefixes field names in
+/* One section each, shared by --config and the API (control_api.c). `where` prefixes field names in
  * errors. On error nothing in c/out changes. parse_machine with partial=false needs both
  * vcpu_count and mem_size_mib (PUT); partial=true keeps what a key does not give (PATCH). */
 int vmm_config_parse_boot_source(json_t *b, const char *where, vmm_file_config *c, silo_error *err);

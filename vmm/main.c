@@ -8,7 +8,7 @@
  *   silo-vmm --config FILE [--serial-log FILE] [--boot-timer] [--jail DIR] ...
  *            (Firecracker-style JSON: boot-source, machine-config, drives, vsock)
  *   silo-vmm --api-sock PATH [--id ID] [--config FILE] [--serial-log FILE] [--jail DIR] ...
- *            (Firecracker-compatible control API, api.c; without --config the VM is
+ *            (Firecracker-compatible control API, control_api.c; without --config the VM is
  *            configured and started over the API: PUT /actions InstanceStart)
  *
  * --kernel takes a bzImage (64-bit boot protocol), an ELF vmlinux with a PVH
@@ -33,7 +33,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "api.h"
+#include "control_api.h"
 #include "config.h"
 #include "snapshot.h"
 #include "devices/virtio/virtio.h"

@@ -41,8 +41,12 @@ typedef enum silo_code {
 	SILO_ERR_CONFLICT = 18,        /* wrong state for the operation, name already taken */
 	SILO_ERR_NOT_SUPPORTED = 19,   /* the provider cannot do this operation */
 	SILO_ERR_INTERNAL = 20,        /* a bug: please report */
-	SILO_ERR_FILE_NOT_FOUND = 21,  /* no such file or directory in the sandbox */
-	SILO_ERR_PROCESS_NOT_FOUND = 22, /* no such process (handle, pid or tag) in the sandbox */
+	SILO_ERR_NOT_FOUND = 21,       /* HTTP: no such endpoint (unknown sandboxes stay VM_NOT_FOUND) */
+	SILO_ERR_METHOD_NOT_ALLOWED = 22,     /* HTTP: the path exists, not with this method */
+	SILO_ERR_PAYLOAD_TOO_LARGE = 23,      /* HTTP: a request body beyond the route's limit */
+	SILO_ERR_UNSUPPORTED_MEDIA_TYPE = 24, /* HTTP: a Content-Type the route does not take */
+	SILO_ERR_FILE_NOT_FOUND = 25,  /* no such file or directory in the sandbox */
+	SILO_ERR_PROCESS_NOT_FOUND = 26, /* no such process (handle, pid or tag) in the sandbox */
 	SILO_ERR__COUNT
 } silo_code;
 

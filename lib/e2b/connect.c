@@ -66,6 +66,10 @@ static const struct {
 	{SILO_ERR_NOT_SUPPORTED, "unimplemented"},
 	{SILO_ERR_FILE_NOT_FOUND, "not_found"},
 	{SILO_ERR_PROCESS_NOT_FOUND, "not_found"},
+	{SILO_ERR_NOT_FOUND, "not_found"},
+	{SILO_ERR_METHOD_NOT_ALLOWED, "unimplemented"},
+	{SILO_ERR_PAYLOAD_TOO_LARGE, "resource_exhausted"},
+	{SILO_ERR_UNSUPPORTED_MEDIA_TYPE, "invalid_argument"},
 };
 
 /* Connect's HTTP status per code (the protocol's table). */

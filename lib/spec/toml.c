@@ -28,7 +28,7 @@ typedef struct parser {
 	char *err;
 	size_t errlen;
 	bool failed;
-	int depth;
+	int depth; /* nesting of the value being parsed; keys and headers count too (root = 0) */
 } parser;
 
 static bool fail(parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -674,6 +674,7 @@ static bool parse_number(parser *p, const char *tok, toml_value *v)
 }
 
 static toml_value *parse_value(parser *p);
+static toml_value *parse_keyed_value(parser *p, size_t nparts);
 static bool parse_key(parser *p, char ***parts, size_t *n);
 static bool set_dotted(parser *p, toml_value *table, char **parts, size_t n, toml_value *v, int kline, int kcol);
 
@@ -743,7 +744,7 @@ static toml_value *parse_inline_table(parser *p)
 		}
 		adv(p);
 		skip_ws(p);
-		toml_value *v = parse_value(p);
+		toml_value *v = parse_keyed_value(p, n);
 		if (!v) {
 			free_parts(parts, n);
 			goto fail;
@@ -847,6 +848,17 @@ static toml_value *parse_value(parser *p)
 	return v;
 }
 
+/* The value after a key of nparts parts lands nparts - 1 tables deeper than
+ * the table that holds the key: count them against TOML_MAX_DEPTH. */
+static toml_value *parse_keyed_value(parser *p, size_t nparts)
+{
+	int saved = p->depth;
+	p->depth += (int)nparts - 1;
+	toml_value *v = parse_value(p);
+	p->depth = saved;
+	return v;
+}
+
 /* ---------------- keys and tables ---------------- */
 
 bool toml_is_bare_key(const char *s)
@@ -889,6 +901,11 @@ static bool parse_key(parser *p, char ***parts, size_t *n)
 				goto fail;
 			}
 			k = xstrndup(p->s + s, p->pos - s);
+		}
+		if (p->depth + (int)*n + 1 > TOML_MAX_DEPTH) {
+			free(k);
+			fail(p, "key nests deeper than %d levels", TOML_MAX_DEPTH);
+			goto fail;
 		}
 		*parts = xrealloc(*parts, (*n + 1) * sizeof **parts);
 		(*parts)[(*n)++] = k;
@@ -975,6 +992,7 @@ static bool set_dotted(parser *p, toml_value *table, char **parts, size_t n, tom
 static toml_value *header_parent(parser *p, toml_value *root, char **parts, size_t n, int hl, int hc)
 {
 	toml_value *t = root;
+	p->depth = 0;
 	for (size_t i = 0; i + 1 < n; i++) {
 		toml_value *x = toml_get(t, parts[i]);
 		if (!x) {
@@ -984,6 +1002,7 @@ static toml_value *header_parent(parser *p, toml_value *root, char **parts, size
 			tab_put(t, xstrdup(parts[i]), x);
 		} else if (x->type == TOML_ARRAY && (x->flags & F_AOT)) {
 			x = x->u.arr.items[x->u.arr.n - 1];
+			p->depth++; /* the array, then its last table */
 		} else if (x->type != TOML_TABLE || (x->flags & F_INLINE)) {
 			cleanup_free char *k = join_key(parts, i + 1);
 			p->line = hl, p->col = hc;
@@ -992,6 +1011,7 @@ static toml_value *header_parent(parser *p, toml_value *root, char **parts, size
 			return NULL;
 		}
 		t = x;
+		p->depth++;
 	}
 	return t;
 }
@@ -1001,6 +1021,7 @@ static toml_value *parse_header(parser *p, toml_value *root)
 	int hl = p->line, hc = p->col;
 	bool aot = starts(p, "[[");
 	adv_n(p, aot ? 2 : 1);
+	p->depth = 0;
 	char **parts;
 	size_t n;
 	if (!parse_key(p, &parts, &n))
@@ -1016,6 +1037,12 @@ static toml_value *parse_header(parser *p, toml_value *root)
 	toml_value *parent = header_parent(p, root, parts, n, hl, hc);
 	if (!parent)
 		goto out;
+	p->depth += aot ? 2 : 1; /* now the depth of the table this header opens */
+	if (p->depth > TOML_MAX_DEPTH) {
+		p->line = hl, p->col = hc;
+		fail(p, "table '%s' nests deeper than %d levels", full, TOML_MAX_DEPTH);
+		goto out;
+	}
 	const char *last = parts[n - 1];
 	toml_value *x = toml_get(parent, last);
 	if (aot) {
@@ -1075,6 +1102,7 @@ toml_value *toml_parse(const char *text, size_t len, char *err, size_t errlen)
 	toml_value *root = val_new(&p, TOML_TABLE);
 	root->flags = F_HEADER;
 	toml_value *cur = root;
+	int cur_depth = 0;
 	for (;;) {
 		if (!skip_ws_nl(&p))
 			goto fail;
@@ -1084,6 +1112,7 @@ toml_value *toml_parse(const char *text, size_t len, char *err, size_t errlen)
 			cur = parse_header(&p, root);
 			if (!cur)
 				goto fail;
+			cur_depth = p.depth;
 			if (!expect_eol(&p))
 				goto fail;
 			continue;
@@ -1091,6 +1120,7 @@ toml_value *toml_parse(const char *text, size_t len, char *err, size_t errlen)
 		int kl = p.line, kc = p.col;
 		char **parts;
 		size_t n;
+		p.depth = cur_depth;
 		if (!parse_key(&p, &parts, &n))
 			goto fail;
 		skip_ws(&p);
@@ -1101,7 +1131,7 @@ toml_value *toml_parse(const char *text, size_t len, char *err, size_t errlen)
 		}
 		adv(&p);
 		skip_ws(&p);
-		toml_value *v = parse_value(&p);
+		toml_value *v = parse_keyed_value(&p, n);
 		if (!v) {
 			free_parts(parts, n);
 			goto fail;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Fuzz silo-vmm's control API (vmm/api.c): arbitrary bytes as an HTTP connection
+ * Fuzz silo-vmm's control API (vmm/control_api.c): arbitrary bytes as an HTTP connection
  * before InstanceStart (request line, headers, Content-Length bodies, pipelining)
  * through the router and the JSON section parsers. Responses go to /dev/null; the
  * configuration must stay within its bounds (drives <= 8) and ASan checks the rest.
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../vmm/api.h"
+#include "../../vmm/control_api.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -88,6 +88,23 @@ check "unknown id: 404 VM_NOT_FOUND" test "$(status)" = 404 -a "$(echo "$e" | jg
 head -c 2000000 /dev/zero | tr '\0' 'a' > "$TMP/big"
 api POST /v1/sandboxes -H 'Content-Type: application/toml' --data-binary @"$TMP/big" > /dev/null
 check "oversized body: 413" test "$(status)" = 413
+expect_error "... PAYLOAD_TOO_LARGE naming the limit" 413 PAYLOAD_TOO_LARGE "larger than 1048576 bytes"
+# HTTP-level refusals have codes of their own (docs/errors.md), from the one route table
+api GET /v1/nope > /dev/null
+expect_error "unknown endpoint: 404 NOT_FOUND" 404 NOT_FOUND "no such endpoint: GET /v1/nope"
+allow=$(curl -s -D - -o "$TMP/body" -X DELETE --unix-socket "$SOCK" http://silod/v1/sandboxes | tr -d '\r' | sed -n 's/^Allow: //Ip')
+check "wrong method: 405 with Allow: GET, POST" test "$allow" = "GET, POST" -a \
+	"$(jget 'j["error"]["code"]' < "$TMP/body")" = METHOD_NOT_ALLOWED
+api GET /v1/health -d x > /dev/null
+expect_error "a body where the route takes none: 413" 413 PAYLOAD_TOO_LARGE "GET /v1/health takes no request body"
+api POST "/v1/sandboxes/$A/exec" -H 'Content-Type: text/plain' -d '{"argv":["true"]}' > /dev/null
+expect_error "exec with another Content-Type: 415" 415 UNSUPPORTED_MEDIA_TYPE "expected application/json"
+api GET '/v1/sandboxes?state=running&state=error' > /dev/null
+expect_error "a query parameter given twice: 400 naming it" 400 INVALID_CONFIG "query parameter state: given more than once"
+api GET '/v1/sandboxes/sb%zz' > /dev/null
+expect_error "a malformed escape in the path: 400 PROTOCOL" 400 PROTOCOL "malformed percent escape"
+api GET "/v1/sandboxes/..%2F$A" > /dev/null
+expect_error "an escaped slash stays inside the id: 404" 404 VM_NOT_FOUND "no sandbox with id or name"
 e=$(create_ns too-big 8192)
 check "over capacity: 409 RESOURCE_EXCEEDED" test "$(status)" = 409 -a "$(jget 'j["error"]["code"]' < "$TMP/body")" = RESOURCE_EXCEEDED
 C=$(create_ns third)

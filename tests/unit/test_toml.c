@@ -237,6 +237,41 @@ TEST(hostile_input_is_bounded)
 	CHECK(toml_parse(doc, strlen(doc), err, sizeof err) == NULL);
 	CHECK_CONTAINS(err, "nesting deeper than 64 levels");
 	free(doc);
+	/* dotted keys, headers and arrays of tables nest too (found by fuzz-toml) */
+	char deep[1024] = "", line[1100];
+	for (int i = 0; i < 70; i++)
+		strcat(deep, i ? ".a" : "a");
+	snprintf(line, sizeof line, "[%s]\n", deep);
+	CHECK(toml_parse(line, strlen(line), err, sizeof err) == NULL);
+	CHECK_CONTAINS(err, "key nests deeper than 64 levels");
+	snprintf(line, sizeof line, "%s = 1\n", deep);
+	CHECK(toml_parse(line, strlen(line), err, sizeof err) == NULL);
+	CHECK_CONTAINS(err, "key nests deeper than 64 levels");
+	/* 40 header levels + 30 key levels: each alone is fine, together too deep */
+	char h[200] = "", k[200] = "";
+	for (int i = 0; i < 40; i++)
+		strcat(h, i ? ".h" : "h");
+	for (int i = 0; i < 30; i++)
+		strcat(k, i ? ".k" : "k");
+	snprintf(line, sizeof line, "[%s]\n%s = 1\n", h, k);
+	CHECK(toml_parse(line, strlen(line), err, sizeof err) == NULL);
+	CHECK_CONTAINS(err, "2:");
+	CHECK_CONTAINS(err, "key nests deeper than 64 levels");
+	snprintf(line, sizeof line, "[%s]\nk = [[[1]]]\n", deep + 2 * 7); /* 63 levels + array */
+	CHECK(toml_parse(line, strlen(line), err, sizeof err) == NULL);
+	CHECK_CONTAINS(err, "nesting deeper than 64 levels");
+	/* each [[x]] crossing adds the array and its table */
+	char aot[4096] = "";
+	for (int i = 0; i < 33; i++) {
+		strcat(aot, "[[");
+		for (int j = 0; j <= i; j++)
+			strcat(aot, j ? ".t" : "t");
+		strcat(aot, "]]\n");
+	}
+	toml_value *ok = toml_parse(aot, strlen(aot), err, sizeof err);
+	CHECK(ok == NULL);
+	CHECK_CONTAINS(err, "nests deeper than 64 levels");
+	toml_free(ok);
 	/* oversized documents are refused up front */
 	size_t big = TOML_MAX_INPUT + 1;
 	doc = malloc(big);

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0
- * silod HTTP/JSON API (docs/openapi.yaml) on libmicrohttpd: a unix socket
- * (trusted by file mode) and an optional TCP listener that requires a bearer token.
+ * silod's HTTP server (docs/openapi.yaml) on libmicrohttpd: a unix socket
+ * (trusted by file mode) and an optional TCP listener that requires a bearer
+ * token. The routes are daemon/routes.c; this is only the transport.
  */
-#ifndef SILO_DAEMON_API_H
-#define SILO_DAEMON_API_H
+#ifndef SILO_DAEMON_HTTP_SERVER_H
+#define SILO_DAEMON_HTTP_SERVER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,13 +24,13 @@ typedef struct api_config {
 	const char *tokens_file;        /* scoped bearer tokens (docs/policy.md); NULL = none */
 	const char *opa_url;            /* external policy decisions (OPA data API); NULL = none */
 	long opa_timeout_ms;            /* 0 = 2000 */
-	size_t max_body;                /* JSON/TOML bodies */
-	uint64_t max_upload;            /* file uploads/downloads */
+	size_t max_body;                /* JSON/TOML bodies; 0 = 1 MiB */
+	uint64_t max_upload;            /* file uploads/downloads; 0 = 256 MiB */
 	/* TCP listener limits (api_guard.h); the unix socket has its own. */
 	unsigned max_connections;       /* at once; 0 = 4096, half of them unauthenticated at most */
 	unsigned max_connections_per_ip;   /* from one client address; 0 = 64 */
 	unsigned header_timeout_s;      /* to complete an authenticated request head; 0 = 10 */
-	deployer *deploy;               /* /v1/deployments, /v1/usage; NULL = 503 */
+	deployer *deploy;               /* /v1/deployments, /v1/usage; NULL = NOT_SUPPORTED */
 } api_config;
 
 int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *err);
@@ -39,11 +40,9 @@ void api_stop(api_server *s);
 unsigned api_tcp_port(const api_server *s);
 /* Its tokens and policies, shared with the E2B server (daemon/e2b.h). */
 struct api_authz *api_server_authz(api_server *s);
-/* HTTP status for an error code (docs/errors.md). */
-unsigned api_http_status(silo_code code);
 
 /* Apply the creation policy to spec as POST /v1/sandboxes does for a
- * full-access caller (warm-pool templates, daemon/silod.c). */
+ * full-access caller (warm-pool templates, deployments: daemon/silod.c). */
 int api_normalize_spec(void *server, vm_spec *spec, silo_error *err);
 
 #endif

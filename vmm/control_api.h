@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "common/error.h"
+#include "common/http_route.h"
 #include "config.h"
 #include "vmm.h"
 
@@ -60,6 +61,23 @@ void vmm_api_reply_start(vmm_api *a, const silo_error *err);
 int vmm_api_start_thread(vmm_api *a, vm *v, silo_error *err);
 /* Stop the thread, close every connection and the socket, unlink the path. */
 void vmm_api_close(vmm_api *a);
+
+/* The route table (control_api.c): one row per resource and method. */
+typedef struct vmm_req {
+	http_captures caps;      /* {drive_id} */
+	struct json_t *body;     /* the JSON body of rows that take one */
+	bool patch;              /* PATCH (partial update) rather than PUT */
+} vmm_req;
+typedef int (*vmm_route_fn)(vmm_api *a, const vmm_req *q, char **out, bool *start);
+typedef struct vmm_route {
+	const char *method;
+	const char *pattern;     /* lib/common/http_route.h */
+	vmm_route_fn fn;         /* HTTP status; *out a fault or a document */
+	const char *body;        /* a JSON body is required, named so in errors; NULL: none read */
+	unsigned flags;          /* control_api.c: before InstanceStart only, object body */
+} vmm_route;
+extern const vmm_route vmm_api_routes[];
+extern const size_t vmm_api_n_routes;
 
 /* Handle one parsed request (exposed for the unit test and the fuzz target).
  * Returns the HTTP status; *body is a malloc'd JSON document or NULL; *start is set

@@ -7,17 +7,11 @@
  * "Expect: 100-continue" (curl sends it). Every malformed request gets a 4xx with a
  * {"fault_message"} naming what is wrong, then the connection is closed.
  *
- * Resources (the parts of Firecracker's API we support):
- *   GET  /                  {"id","state","vmm_version","app_name"}
- *   GET  /machine-config    PUT|PATCH /machine-config   (PUT/PATCH before start)
- *   GET  /vm/config         the whole configuration, loadable with --config
- *   PUT  /boot-source  PUT /drives/{id}  PUT /vsock    (before start)
- *   PUT  /actions           {"action_type": "InstanceStart"}
- *   PATCH /vm               {"state": "Paused" | "Resumed"}  (after start)
- *   PUT  /snapshot/create   {"snapshot_path", "mem_file_path", "snapshot_type": "Full"} (paused)
- *   PUT  /snapshot/load     {"snapshot_path", "mem_backend": {"backend_type": "File",
- *                           "backend_path"} | "mem_file_path", "resume_vm"} (before start;
- *                           silo extensions: "vsock_uds_path", "verify_memory")
+ * Resources: the parts of Firecracker's API we support, one row each in the
+ * route table vmm_api_routes below (patterns as in lib/common/http_route.h; the
+ * most specific pattern owns a path, other methods on it are 405 naming the
+ * allowed ones). docs/vmm.md lists the same routes (tests/unit/test_routes.c).
+ * PUT /snapshot/load is answered later, like InstanceStart (vmm_api_reply_start).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +26,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "api.h"
+#include "control_api.h"
 #include "snapshot.h"
 #include "common/util.h"
 
@@ -306,144 +300,159 @@ static int snapshot_load(vmm_api *a, json_t *j, char **out, bool *start)
 	return 204;
 }
 
+/* ---- the resources: one handler per row of the table below ---- */
+
+static int config_fault(const silo_error *err, char **out)
+{
+	char ebuf[512];
+	*out = fault("%s", silo_error_str(err, ebuf, sizeof ebuf));
+	return 400;
+}
+
+static int get_root(vmm_api *a, const vmm_req *q, char **out, bool *start)
+{
+	(void)q;
+	(void)start;
+	*out = dump(json_pack("{s:s,s:s,s:s,s:s}", "id", a->id, "state", state_name(a), "vmm_version", SILO_VERSION,
+			      "app_name", "silo-vmm"));
+	return 200;
+}
+
+static int get_vm_config(vmm_api *a, const vmm_req *q, char **out, bool *start)
+{
+	(void)q;
+	(void)start;
+	*out = dump(vmm_config_json(&a->cfg));
+	return 200;
+}
+
+static int get_machine(vmm_api *a, const vmm_req *q, char **out, bool *start)
+{
+	(void)q;
+	(void)start;
+	*out = dump(json_pack("{s:I,s:I,s:b,s:b}", "vcpu_count", (json_int_t)a->cfg.vcpus, "mem_size_mib",
+			      (json_int_t)a->cfg.mem_mib, "smt", 0, "track_dirty_pages", 0));
+	return 200;
+}
+
+/* PUT (every field) and PATCH (some) */
+static int put_machine(vmm_api *a, const vmm_req *q, char **out, bool *start)
+{
+	(void)start;
+	silo_error err = {0};
+	if (vmm_config_parse_machine(q->body, "machine-config", q->patch, &a->cfg, &err) < 0)
+		return config_fault(&err, out);
+	return 204;
+}
+
+static int put_boot_source(vmm_api *a, const vmm_req *q, char **out, bool *start)
+{
+	(void)start;
+	silo_error err = {0};
+	if (vmm_config_parse_boot_source(q->body, "boot-source", &a->cfg, &err) < 0)
+		return config_fault(&err, out);
+	a->have_boot_source = true;
+	return 204;
+}
+
+static int put_vsock(vmm_api *a, const vmm_req *q, char **out, bool *start)
+{
+	(void)start;
+	silo_error err = {0};
+	if (vmm_config_parse_vsock(q->body, "vsock", &a->cfg, &err) < 0)
+		return config_fault(&err, out);
+	return 204;
+}
+
+static int put_drive_route(vmm_api *a, const vmm_req *q, char **out, bool *start)
+{
+	(void)start;
+	return put_drive(a, http_capture(&q->caps, "drive_id"), q->body, out);
+}
+
+static int put_actions(vmm_api *a, const vmm_req *q, char **out, bool *start)
+{
+	return action(a, q->body, out, start);
+}
+
+static int put_snapshot_create(vmm_api *a, const vmm_req *q, char **out, bool *start)
+{
+	(void)start;
+	return snapshot_create(a, q->body, out);
+}
+
+static int put_snapshot_load(vmm_api *a, const vmm_req *q, char **out, bool *start)
+{
+	return snapshot_load(a, q->body, out, start);
+}
+
+static int patch_vm_route(vmm_api *a, const vmm_req *q, char **out, bool *start)
+{
+	(void)start;
+	return patch_vm(a, q->body, out);
+}
+
+/* The table: one row per route (docs/vmm.md lists the same method+path pairs;
+ * tests/unit/test_routes.c checks both ways). body: the name a JSON body's
+ * errors use, NULL for none; VMM_ROUTE_CONFIG rows are refused once the VM
+ * runs; VMM_ROUTE_OBJECT bodies must be JSON objects (the configuration
+ * parsers say so themselves for theirs). */
+enum { VMM_ROUTE_CONFIG = 1, VMM_ROUTE_OBJECT = 2 };
+#define CONFIG VMM_ROUTE_CONFIG
+#define OBJECT VMM_ROUTE_OBJECT
+const vmm_route vmm_api_routes[] = {
+	/* method   pattern              handler               body              flags */
+	{"GET",    "/",                 get_root,             NULL,             0},
+	{"GET",    "/vm/config",        get_vm_config,        NULL,             0},
+	{"GET",    "/machine-config",   get_machine,          NULL,             0},
+	{"PUT",    "/machine-config",   put_machine,          "machine-config", CONFIG},
+	{"PATCH",  "/machine-config",   put_machine,          "machine-config", CONFIG},
+	{"PUT",    "/boot-source",      put_boot_source,      "boot-source",    CONFIG},
+	{"PUT",    "/drives/{drive_id}", put_drive_route,     "drive",          CONFIG},
+	{"PUT",    "/vsock",            put_vsock,            "vsock",          CONFIG},
+	{"PUT",    "/actions",          put_actions,          "actions",        OBJECT},
+	{"PUT",    "/snapshot/create",  put_snapshot_create,  "snapshot",       OBJECT},
+	{"PUT",    "/snapshot/load",    put_snapshot_load,    "snapshot",       OBJECT},
+	{"PATCH",  "/vm",               patch_vm_route,       "vm",             OBJECT},
+};
+#undef CONFIG
+#undef OBJECT
+const size_t vmm_api_n_routes = sizeof vmm_api_routes / sizeof vmm_api_routes[0];
+
 int vmm_api_handle(vmm_api *a, const char *method, const char *path, const char *body, size_t body_len,
 		   char **out, bool *start)
 {
 	*out = NULL;
 	*start = false;
-	bool get = !strcmp(method, "GET"), put = !strcmp(method, "PUT"), patch = !strcmp(method, "PATCH");
-	const char *allowed = NULL;
+	http_target t;
+	silo_error err;
+	char allow[64] = "";
+	long i = -1;
+	if (http_target_parse(path, strlen(path), 0, &t, &err) == 0) {
+		http_table tab = HTTP_TABLE(vmm_api_routes, vmm_api_n_routes, vmm_route);
+		i = http_route_lookup(&tab, method, &t, allow, sizeof allow);
+	}
+	if (i < 0 && !allow[0]) {
+		*out = fault("%s: no such resource", path);
+		return 404;
+	}
+	if (i < 0) {
+		*out = fault("%s %s: method not allowed (allowed: %s)", method, path, allow);
+		return 405;
+	}
+	const vmm_route *r = &vmm_api_routes[i];
+	vmm_req q = {.patch = !strcmp(method, "PATCH")};
+	http_pattern_match(r->pattern, &t, &q.caps);
+	if ((r->flags & VMM_ROUTE_CONFIG) && not_after_start(a, r->body, out) < 0)
+		return 400;
+	if (r->body && !(q.body = parse_body(body, body_len, r->body, out)))
+		return 400;
 	int rc = 400;
-	json_t *j = NULL;
-	silo_error err = {0};
-	char ebuf[512];
-
-	if (!strcmp(path, "/")) {
-		if (!get)
-			goto method;
-		*out = dump(json_pack("{s:s,s:s,s:s,s:s}", "id", a->id, "state", state_name(a), "vmm_version",
-				      SILO_VERSION, "app_name", "silo-vmm"));
-		return 200;
-	}
-	if (!strcmp(path, "/vm/config")) {
-		if (!get)
-			goto method;
-		*out = dump(vmm_config_json(&a->cfg));
-		return 200;
-	}
-	if (!strcmp(path, "/machine-config")) {
-		if (get) {
-			*out = dump(json_pack("{s:I,s:I,s:b,s:b}", "vcpu_count", (json_int_t)a->cfg.vcpus, "mem_size_mib",
-					      (json_int_t)a->cfg.mem_mib, "smt", 0, "track_dirty_pages", 0));
-			return 200;
-		}
-		if (!put && !patch) {
-			allowed = "GET, PUT, PATCH";
-			goto method;
-		}
-		if (not_after_start(a, "machine-config", out) < 0 ||
-		    !(j = parse_body(body, body_len, "machine-config", out)))
-			goto done;
-		if (vmm_config_parse_machine(j, "machine-config", patch, &a->cfg, &err) < 0) {
-			*out = fault("%s", silo_error_str(&err, ebuf, sizeof ebuf));
-			goto done;
-		}
-		rc = 204;
-		goto done;
-	}
-	if (!strcmp(path, "/boot-source")) {
-		if (!put) {
-			allowed = "PUT";
-			goto method;
-		}
-		if (not_after_start(a, "boot-source", out) < 0 || !(j = parse_body(body, body_len, "boot-source", out)))
-			goto done;
-		if (vmm_config_parse_boot_source(j, "boot-source", &a->cfg, &err) < 0) {
-			*out = fault("%s", silo_error_str(&err, ebuf, sizeof ebuf));
-			goto done;
-		}
-		a->have_boot_source = true;
-		rc = 204;
-		goto done;
-	}
-	if (!strncmp(path, "/drives/", 8)) {
-		const char *id = path + 8;
-		if (!*id || strchr(id, '/')) {
-			*out = fault("%s: no such resource (expected /drives/{drive_id})", path);
-			return 404;
-		}
-		if (!put) {
-			allowed = "PUT";
-			goto method;
-		}
-		if (not_after_start(a, "drives", out) < 0 || !(j = parse_body(body, body_len, "drive", out)))
-			goto done;
-		rc = put_drive(a, id, j, out);
-		goto done;
-	}
-	if (!strcmp(path, "/vsock")) {
-		if (!put) {
-			allowed = "PUT";
-			goto method;
-		}
-		if (not_after_start(a, "vsock", out) < 0 || !(j = parse_body(body, body_len, "vsock", out)))
-			goto done;
-		if (vmm_config_parse_vsock(j, "vsock", &a->cfg, &err) < 0) {
-			*out = fault("%s", silo_error_str(&err, ebuf, sizeof ebuf));
-			goto done;
-		}
-		rc = 204;
-		goto done;
-	}
-	if (!strcmp(path, "/actions")) {
-		if (!put) {
-			allowed = "PUT";
-			goto method;
-		}
-		if (!(j = parse_body(body, body_len, "actions", out)))
-			goto done;
-		if (!json_is_object(j)) {
-			*out = fault("actions: expected an object");
-			goto done;
-		}
-		rc = action(a, j, out, start);
-		goto done;
-	}
-	if (!strcmp(path, "/snapshot/create") || !strcmp(path, "/snapshot/load")) {
-		if (!put) {
-			allowed = "PUT";
-			goto method;
-		}
-		if (!(j = parse_body(body, body_len, "snapshot", out)))
-			goto done;
-		if (!json_is_object(j)) {
-			*out = fault("snapshot: expected an object");
-			goto done;
-		}
-		rc = path[10] == 'c' ? snapshot_create(a, j, out) : snapshot_load(a, j, out, start);
-		goto done;
-	}
-	if (!strcmp(path, "/vm")) {
-		if (!patch) {
-			allowed = "PATCH";
-			goto method;
-		}
-		if (!(j = parse_body(body, body_len, "vm", out)))
-			goto done;
-		if (!json_is_object(j)) {
-			*out = fault("vm: expected an object");
-			goto done;
-		}
-		rc = patch_vm(a, j, out);
-		goto done;
-	}
-	*out = fault("%s: no such resource", path);
-	return 404;
-method:
-	*out = fault("%s %s: method not allowed (allowed: %s)", method, path, allowed ? allowed : "GET");
-	return 405;
-done:
-	json_decref(j);
+	if ((r->flags & VMM_ROUTE_OBJECT) && !json_is_object(q.body))
+		*out = fault("%s: expected an object", r->body);
+	else
+		rc = r->fn(a, &q, out, start);
+	json_decref(q.body);
 	return rc;
 }
 

@@ -1,0 +1,622 @@
+/* SPDX-License-Identifier: Apache-2.0
+ * silod's HTTP transport (see http_server.h): the only file that speaks
+ * libmicrohttpd (with api_guard.c, the TCP listener's connection guard).
+ *
+ * libmicrohttpd runs one thread per connection, so handlers may block (create
+ * waits for the agent; exec and event streams block in their readers). For
+ * each request this file authenticates the caller (401 closes the
+ * connection), parses the target (lib/common/http_route.h) from the raw URI
+ * libmicrohttpd hands to the URI log callback, finds the route
+ * (api_route_find: 404, 405), reads the body within the row's limit (413;
+ * uploads are spooled to a memfd), builds the api_req, lets api_dispatch
+ * (route.c) run it, and sends the api_reply with send_reply: every reply,
+ * success or error, leaves through that one function.
+ *
+ * Per request state (conn_req) lives from the URI log callback to the
+ * completion notification; nothing of it is shared between threads, but for
+ * an upgrade (API_REPLY_UPGRADE): its box is held by the request and by the
+ * upgrade callback, and whichever lets go last frees it (upgrade_put).
+ */
+#include "daemon/http_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "daemon/api_authz.h"
+#include "daemon/api_guard.h"
+#include "daemon/route.h"
+
+#define UNIX_MAX_CONNECTIONS 512        /* the unix socket's own limit, apart from TCP's */
+#define TCP_MAX_CONNECTIONS 4096        /* api_config defaults for the TCP listener */
+#define TCP_MAX_PER_IP 64
+#define MAX_BODY_DEFAULT (1u << 20)
+#define MAX_UPLOAD_DEFAULT (256ull << 20)
+#define CONNECTION_IDLE_S 120
+
+typedef struct listener {
+	struct api_server *s;
+	bool tcp;
+} listener;
+
+struct api_server {
+	listener unix_l, tcp_l;
+	api_ctx ctx;           /* what handlers see (route.h) */
+	api_config cfg;
+	struct MHD_Daemon *unix_d, *tcp_d;
+	conn_guard *guard;     /* slow and half-open TCP clients (api_guard.h) */
+	unsigned tcp_port;
+	int unix_fd;
+	bool unix_owned;
+	char *socket_path;
+	atomic_bool stopping;
+};
+
+typedef struct conn_req {
+	api_server *s;
+	bool tcp;
+	bool started;
+	bool authorized;
+	char *target;          /* the request target as sent (URI log callback) */
+	char *path;            /* its path part, for messages */
+	silo_error route_err;  /* code set: the answer once the body is read */
+	char allow[96];        /* METHOD_NOT_ALLOWED */
+	const api_route *route;
+	uint64_t limit;
+	bool too_large;
+	int upload_fd;         /* API_BODY_FILE */
+	char *body;
+	size_t len, cap;
+	uint64_t received;
+	api_caller who;
+	struct upgrade_box *up;  /* API_REPLY_UPGRADE on its way (send_reply) */
+	http_target t;
+} conn_req;
+
+/* ---- replies: the one writer ---- */
+
+typedef struct stream_box {
+	api_stream s;
+} stream_box;
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)pos;
+	stream_box *b = cls;
+	ssize_t n = b->s.read(b->s.ctx, buf, max);
+	if (n == API_STREAM_END)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n <= 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return n;
+}
+
+static void stream_free(void *cls)
+{
+	stream_box *b = cls;
+	b->s.free(b->s.ctx);
+	free(b);
+}
+
+/* A connection taken over (API_REPLY_UPGRADE): run() on the connection's
+ * thread once the 101 went out; free() once, by whoever is last of the
+ * upgrade callback and the request's completion (which may come first, or
+ * alone when the 101 never went out). */
+typedef struct upgrade_box {
+	api_upgrade u;
+	pthread_mutex_t lock;
+	int refs;
+} upgrade_box;
+
+static void upgrade_put(upgrade_box *b, int n)
+{
+	pthread_mutex_lock(&b->lock);
+	b->refs -= n;
+	bool last = b->refs == 0;
+	pthread_mutex_unlock(&b->lock);
+	if (!last)
+		return;
+	if (b->u.free)
+		b->u.free(b->u.ctx);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+static void upgraded(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra, size_t extra_len,
+		     MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+	(void)c;
+	(void)con_cls;
+	upgrade_box *b = cls;
+	b->u.run(b->u.ctx, sock, extra, extra_len);
+	MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+	upgrade_put(b, 1);
+}
+
+static struct MHD_Response *make_response(conn_req *q, api_reply *r)
+{
+	struct MHD_Response *resp = NULL;
+	switch (r->kind) {
+	case API_REPLY_JSON: {
+		size_t len;
+		char *txt = api_json_text(r->json, &len);
+		resp = MHD_create_response_from_buffer(len, txt, MHD_RESPMEM_MUST_FREE);
+		if (!resp)
+			free(txt);
+		break;
+	}
+	case API_REPLY_TEXT:
+		resp = MHD_create_response_from_buffer(r->text_len, r->text, MHD_RESPMEM_MUST_FREE);
+		if (resp)
+			r->text = NULL;
+		break;
+	case API_REPLY_FILE:
+		resp = MHD_create_response_from_fd(r->size, r->fd);   /* takes fd */
+		if (resp)
+			r->fd = -1;
+		break;
+	case API_REPLY_NDJSON:
+	case API_REPLY_SSE:
+	case API_REPLY_TAR: {
+		stream_box *b = xmalloc(sizeof *b);
+		b->s = r->stream;
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, r->stream.block, stream_read, b, stream_free);
+		if (resp)
+			r->stream = (api_stream){0};   /* stream_free owns it now */
+		else
+			free(b);
+		break;
+	}
+	case API_REPLY_UPGRADE: {
+		upgrade_box *b = xcalloc(1, sizeof *b);
+		b->u = r->upgrade;
+		resp = MHD_create_response_for_upgrade(upgraded, b);
+		if (!resp) {
+			free(b);
+			break;
+		}
+		r->upgrade = (api_upgrade){0};   /* the box owns it now */
+		pthread_mutex_init(&b->lock, NULL);
+		b->refs = 2;                     /* the upgrade callback's and the request's */
+		q->up = b;
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, b->u.protocol);
+		MHD_add_response_header(resp, "Sec-WebSocket-Accept", b->u.accept);
+		return resp;   /* no Content-Type: a 101 has no body */
+	}
+	case API_REPLY__COUNT:
+		break;
+	}
+	if (resp)
+		MHD_add_response_header(resp, "Content-Type", api_reply_content_type(r));
+	return resp;
+}
+
+static enum MHD_Result send_reply(conn_req *q, struct MHD_Connection *c, api_reply *r)
+{
+	if (r->kind >= API_REPLY__COUNT) {
+		silo_error e;
+		silo_fail(&e, SILO_ERR_INTERNAL, 0, "reply kind %d", (int)r->kind);
+		api_reply_release(r);
+		api_reply_error(&q->s->ctx, r, &e, NULL);
+	}
+	struct MHD_Response *resp = make_response(q, r);
+	if (!resp) {
+		api_reply_release(r);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	if (r->allow[0])
+		MHD_add_response_header(resp, "Allow", r->allow);
+	if (r->challenge) {
+		MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"silod\"");
+		MHD_add_response_header(resp, "Connection", "close");   /* one try per connection */
+	}
+	enum MHD_Result ret = MHD_queue_response(c, r->status, resp);
+	MHD_destroy_response(resp);
+	api_reply_release(r);
+	return ret;
+}
+
+/* ---- requests ---- */
+
+static int conn_fd(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	return ci ? ci->connect_fd : -1;
+}
+
+static const char *header(struct MHD_Connection *c, const char *name)
+{
+	return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+static const char *req_header(void *conn, const char *name)
+{
+	return header(conn, name);
+}
+
+static void set_caller(conn_req *q, struct MHD_Connection *c)
+{
+	api_caller *w = &q->who;
+	w->tcp = q->tcp;
+	if (q->tcp) {
+		if (w->tok)
+			snprintf(w->actor, sizeof w->actor, "token:%s", w->tok->name);
+		else
+			snprintf(w->actor, sizeof w->actor, "token");
+		return;
+	}
+	struct ucred cr;
+	socklen_t l = sizeof cr;
+	int fd = conn_fd(c);
+	if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) == 0) {
+		w->have_cred = true;
+		w->uid = cr.uid;
+		w->gid = cr.gid;
+		w->pid = cr.pid;
+		snprintf(w->actor, sizeof w->actor, "uid:%u", (unsigned)cr.uid);
+	} else {
+		snprintf(w->actor, sizeof w->actor, "unix");
+	}
+}
+
+/* libmicrohttpd hands every request's raw target here first; what this
+ * returns is the request's context (con_cls) from then on. */
+static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	(void)c;
+	listener *l = cls;
+	/* the parsed target (16 KiB) is filled by http_target_parse: not cleared here */
+	conn_req *q = xmalloc(sizeof *q);
+	memset(q, 0, offsetof(conn_req, t));
+	q->t.nseg = q->t.nparam = 0;
+	q->s = l->s;
+	q->tcp = l->tcp;
+	q->upload_fd = -1;
+	q->target = xstrdup(uri ? uri : "");
+	q->path = xstrndup(q->target, strcspn(q->target, "?"));
+	return q;
+}
+
+/* First call of a request (its head is complete): caller, route, body limit. */
+static void begin(conn_req *q, struct MHD_Connection *c, const char *method)
+{
+	api_server *s = q->s;
+	metrics_inc(manager_metrics(s->ctx.m), M_API_REQUESTS_TOTAL, 1);
+	q->authorized = authz_authenticate(s->ctx.authz, q->tcp, header(c, "Authorization"), &q->who.tok);
+	set_caller(q, c);
+	if (!q->authorized)
+		return;   /* the body is not read; 401 at the end */
+	if (q->tcp)
+		conn_guard_authenticated(c);   /* out of reach of the header deadline */
+	if (http_target_parse(q->target, strlen(q->target), HTTP_TARGET_DECODE, &q->t, &q->route_err) == 0)
+		q->route = api_route_find(method, &q->t, q->path, q->allow, &q->route_err);
+	if (!q->route)
+		return;
+	q->limit = api_body_limit(&s->ctx, q->route);
+	if (q->route->body == API_BODY_FILE) {
+		q->upload_fd = memfd_create("silod-upload", MFD_CLOEXEC);
+		if (q->upload_fd < 0)
+			silo_fail(&q->route_err, SILO_ERR_IO_ERROR, errno, "upload spool (memfd)");
+	}
+	/* Refuse early when the declared length is already too big. */
+	const char *cl = header(c, "Content-Length");
+	if (cl && strtoull(cl, NULL, 10) > q->limit)
+		q->too_large = true;
+}
+
+static void take_body(conn_req *q, const char *data, size_t n)
+{
+	if (!q->route || q->too_large || q->route_err.code)
+		return;   /* answered without a body */
+	if (q->received + n > q->limit) {
+		q->too_large = true;
+	} else if (q->upload_fd >= 0) {
+		if (write_all(q->upload_fd, data, n) < 0)
+			silo_fail(&q->route_err, SILO_ERR_IO_ERROR, errno, "upload spool (memfd)");
+	} else {
+		if (q->len + n + 1 > q->cap) {
+			q->cap = MAX(q->cap * 2, q->len + n + 1);
+			q->body = xrealloc(q->body, q->cap);
+		}
+		memcpy(q->body + q->len, data, n);
+		q->len += n;
+		q->body[q->len] = '\0';
+	}
+	q->received += n;
+}
+
+/* Last call: the whole request is in. */
+static enum MHD_Result finish(conn_req *q, struct MHD_Connection *c, const char *method)
+{
+	const api_ctx *ctx = &q->s->ctx;
+	api_reply r;
+	silo_error err = {0};
+	if (!q->authorized) {
+		silo_fail(&err, SILO_ERR_UNAUTHORIZED, 0, "missing or invalid bearer token (Authorization: Bearer ...)");
+		api_reply_error(ctx, &r, &err, NULL);
+		r.challenge = true;
+		return send_reply(q, c, &r);
+	}
+	if (!q->route_err.code && q->too_large)
+		api_fail_too_large(method, q->path, q->route, q->limit, &q->route_err);
+	if (!q->route_err.code && q->upload_fd >= 0 && lseek(q->upload_fd, 0, SEEK_SET) < 0)
+		silo_fail(&q->route_err, SILO_ERR_IO_ERROR, errno, "rewind the upload spool");
+	if (q->route_err.code) {
+		api_reply_error(ctx, &r, &q->route_err, NULL);
+		if (q->route_err.code == SILO_ERR_METHOD_NOT_ALLOWED)
+			snprintf(r.allow, sizeof r.allow, "%s", q->allow);
+		return send_reply(q, c, &r);
+	}
+	api_req ar = {
+		.ctx = ctx,
+		.route = q->route,
+		.method = method,
+		.path = q->path,
+		.target = &q->t,
+		.body = q->body ? q->body : "",
+		.len = q->len,
+		.body_fd = q->upload_fd,
+		.body_size = q->received,
+		.content_type = header(c, "Content-Type"),
+		.who = q->who,
+		.peer_fd = conn_fd(c),
+		.header = req_header,
+		.conn = c,
+	};
+	http_pattern_match(q->route->pattern, &q->t, &ar.caps);
+	api_dispatch(&ar, &r);
+	return send_reply(q, c, &r);
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+			       const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+{
+	(void)cls;
+	(void)url;
+	(void)version;
+	conn_req *q = *con_cls;
+	if (!q)
+		return MHD_NO;   /* every request passes uri_log first */
+	if (!q->started) {
+		q->started = true;
+		begin(q, c, method);
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (q->authorized)
+			take_body(q, upload_data, *upload_size);
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	return finish(q, c, method);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)c;
+	conn_req *q = *con_cls;
+	if (!q)
+		return;
+	if (q->up)   /* the request's hold; without the 101 the upgrade callback's goes too */
+		upgrade_put(q->up, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 1 : 2);
+	if (q->upload_fd >= 0)
+		close(q->upload_fd);
+	if (q->body)
+		explicit_bzero(q->body, q->len); /* a create body may carry inline secrets */
+	free(q->body);
+	free(q->target);
+	free(q->path);
+	free(q);
+	*con_cls = NULL;
+}
+
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	char buf[512];
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	log_debug("http: %s", buf);
+}
+
+/* ---- listeners ---- */
+
+static int bind_unix(const char *path, unsigned mode, silo_error *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof sa.sun_path)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "socket path %s is longer than %zu bytes", path,
+				 sizeof sa.sun_path - 1);
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "socket");
+	/* A live daemon answers on it; a stale socket file is replaced. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+		close(fd);
+		return silo_fail(err, SILO_ERR_CONFLICT, 0, "another silod is listening on %s", path);
+	}
+	close(fd);
+	unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "socket");
+	mode_t old = umask(0177);
+	int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+	umask(old);
+	if (rc < 0 || chmod(path, mode) < 0 || listen(fd, 256) < 0) {
+		int e = errno;
+		close(fd);
+		return silo_fail(err, SILO_ERR_IO_ERROR, e, "listen on %s", path);
+	}
+	return fd;
+}
+
+static int parse_listen(const char *spec, struct sockaddr_in *sa, silo_error *err)
+{
+	const char *colon = strrchr(spec, ':');
+	if (!colon || colon == spec)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "--listen: expected HOST:PORT, got '%s'", spec);
+	char host[64];
+	size_t hl = (size_t)(colon - spec);
+	if (hl >= sizeof host)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "--listen: host too long");
+	memcpy(host, spec, hl);
+	host[hl] = '\0';
+	char *end;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	if (*end || port > 65535 || !colon[1])
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "--listen: port must be 0..65535, got '%s'", colon + 1);
+	memset(sa, 0, sizeof *sa);
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "--listen: '%s' is not an IPv4 address", host);
+	return 0;
+}
+
+static json_t *guard_json(const api_ctx *ctx)
+{
+	return conn_guard_json(ctx->listener);
+}
+
+/* The TCP listener: its own threads and limits (the unix socket keeps being
+ * served whatever happens here), a per-address cap, and the guard's header
+ * deadline and unauthenticated cap (api_guard.h). */
+static int start_tcp(api_server *s, unsigned flags, silo_error *err)
+{
+	struct sockaddr_in sa;
+	if (parse_listen(s->cfg.listen, &sa, err) < 0)
+		return -1;
+	/* the guard enforces max_connections on live connections; libmicrohttpd's
+	 * own limit leaves room for dropped ones winding down */
+	conn_guard_config gc = {.header_timeout_s = s->cfg.header_timeout_s,
+				.max_unauthenticated = s->cfg.max_connections / 2,
+				.max_connections = s->cfg.max_connections};
+	if (conn_guard_start(&gc, &s->guard, err) < 0)
+		return -1;
+	s->tcp_d = MHD_start_daemon(flags, ntohs(sa.sin_port), conn_guard_accept, s->guard, handler, &s->tcp_l,
+				    MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_URI_LOG_CALLBACK, uri_log, &s->tcp_l,
+				    MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+				    conn_guard_notify, s->guard, MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_connections * 2,
+				    MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->cfg.max_connections_per_ip,
+				    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_IDLE_S, MHD_OPTION_EXTERNAL_LOGGER,
+				    mhd_log, s, MHD_OPTION_END);
+	if (!s->tcp_d)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "cannot listen on %s", s->cfg.listen);
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->tcp_d, MHD_DAEMON_INFO_BIND_PORT);
+	s->tcp_port = di ? di->port : ntohs(sa.sin_port);
+	s->ctx.listener_json = guard_json;
+	s->ctx.listener = s->guard;
+	return 0;
+}
+
+api_authz *api_server_authz(api_server *s)
+{
+	return s->ctx.authz;
+}
+
+unsigned api_tcp_port(const api_server *s)
+{
+	return s->tcp_port;
+}
+
+int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *err)
+{
+	if (sodium_init() < 0)
+		return silo_fail(err, SILO_ERR_INTERNAL, 0, "libsodium init failed");
+	api_server *s = xcalloc(1, sizeof *s);
+	s->cfg = *cfg;
+	s->unix_fd = -1;
+	s->unix_l = (listener){s, false};
+	s->tcp_l = (listener){s, true};
+	if (!s->cfg.max_body)
+		s->cfg.max_body = MAX_BODY_DEFAULT;
+	if (!s->cfg.max_upload)
+		s->cfg.max_upload = MAX_UPLOAD_DEFAULT;
+	if (!s->cfg.max_connections)
+		s->cfg.max_connections = TCP_MAX_CONNECTIONS;
+	if (!s->cfg.max_connections_per_ip)
+		s->cfg.max_connections_per_ip = TCP_MAX_PER_IP;
+	s->socket_path = xstrdup(cfg->socket_path);
+	s->cfg.socket_path = s->socket_path;
+	s->cfg.token = NULL;
+	s->ctx = (api_ctx){.m = m, .deploy = cfg->deploy, .max_body = s->cfg.max_body, .max_upload = s->cfg.max_upload,
+			   .stopping = &s->stopping};
+	authz_config azc = {.policy_file = cfg->policy_file, .tokens_file = cfg->tokens_file, .legacy_token = cfg->token,
+			    .opa_url = cfg->opa_url, .opa_timeout_ms = cfg->opa_timeout_ms};
+	if (authz_open(&azc, &s->ctx.authz, err) < 0)
+		goto fail;
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+			 MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
+	s->unix_fd = bind_unix(cfg->socket_path, cfg->socket_mode ? cfg->socket_mode : 0600, err);
+	if (s->unix_fd < 0)
+		goto fail;
+	s->unix_d = MHD_start_daemon(flags, 0, NULL, NULL, handler, &s->unix_l, MHD_OPTION_LISTEN_SOCKET, s->unix_fd,
+				     MHD_OPTION_URI_LOG_CALLBACK, uri_log, &s->unix_l, MHD_OPTION_NOTIFY_COMPLETED, completed,
+				     s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)UNIX_MAX_CONNECTIONS,
+				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_IDLE_S, MHD_OPTION_EXTERNAL_LOGGER,
+				     mhd_log, s, MHD_OPTION_END);
+	if (!s->unix_d) {
+		silo_fail(err, SILO_ERR_IO_ERROR, errno, "cannot start the HTTP server on %s", cfg->socket_path);
+		goto fail;
+	}
+	s->unix_owned = true;   /* MHD closes the listen socket on stop */
+	if (cfg->listen) {
+		if (!authz_has_tokens(s->ctx.authz)) {
+			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+				  "--listen needs a bearer token (--token-file, SILO_API_TOKEN or --tokens-file)");
+			goto fail;
+		}
+		if (start_tcp(s, flags, err) < 0)
+			goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	api_stop(s);
+	return -1;
+}
+
+void api_stop(api_server *s)
+{
+	if (!s)
+		return;
+	atomic_store(&s->stopping, true);
+	if (s->tcp_d)
+		MHD_stop_daemon(s->tcp_d);
+	conn_guard_stop(s->guard);   /* after the listener: every CLOSED notification was made */
+	if (s->unix_d)
+		MHD_stop_daemon(s->unix_d);
+	if (s->unix_fd >= 0) {
+		if (!s->unix_owned)
+			close(s->unix_fd);
+		unlink(s->socket_path);
+	}
+	free(s->socket_path);
+	authz_free(s->ctx.authz);
+	free(s);
+}
+
+int api_normalize_spec(void *server, vm_spec *spec, silo_error *err)
+{
+	api_server *s = server;
+	mgr_create_opts o = {.actor = "silod:pool"};
+	return authz_create(s->ctx.authz, s->ctx.m, NULL, "silod:pool", spec, &o, err);
+}
