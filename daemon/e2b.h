@@ -144,8 +144,8 @@ const char *e2b_provider(const e2b_server *s);
 
 /* Watchers (CreateWatcher handles) kept by the server: a handle names the
  * sandbox and the channel's watch. */
-int e2b_watcher_add(e2b_server *s, const char *sandbox, uint32_t wid, char id_out[32], silo_error *err);
-int e2b_watcher_get(e2b_server *s, const char *id, const char *sandbox, uint32_t *wid, silo_error *err);
+int e2b_watcher_add(e2b_server *s, const char *sandbox_id, uint32_t wid, char id_out[32], silo_error *err);
+int e2b_watcher_get(e2b_server *s, const char *id, const char *sandbox_id, uint32_t *wid, silo_error *err);
 void e2b_watcher_remove(e2b_server *s, const char *id);
 
 /* ---- handlers ---- */

@@ -173,6 +173,20 @@ int e2b_h_create(e2b_req *q, e2b_reply *r, silo_error *err)
 			  "explicitly)");
 		goto out;
 	}
+	json_t *net = json_object_get(body, "network");
+	if (net && !json_is_null(net) && !(json_is_object(net) && json_object_size(net) == 0)) {
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+			  "network: egress rules are not supported by Silo's E2B endpoint (policies restrict networking)");
+		goto out;
+	}
+	json_t *inet = json_object_get(body, "allow_internet_access");
+	if (inet && !json_is_null(inet) && !json_is_boolean(inet)) {
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "allow_internet_access: expected true or false");
+		goto out;
+	}
+	/* Silo sandboxes have no network unless asked; asking is subject to the policy */
+	if (json_is_true(inet))
+		json_object_set_new(spec_json, "network", json_true());
 	if (json_object_get(body, "volumeMounts")) {
 		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "volumeMounts: not supported by Silo's E2B endpoint");
 		goto out;

@@ -124,7 +124,7 @@ static bool peer_gone(int fd)
 
 /* ---- watchers ---- */
 
-int e2b_watcher_add(e2b_server *s, const char *sandbox, uint32_t wid, char id_out[32], silo_error *err)
+int e2b_watcher_add(e2b_server *s, const char *sandbox_id, uint32_t wid, char id_out[32], silo_error *err)
 {
 	pthread_mutex_lock(&s->wlock);
 	for (size_t i = 0; i < E2B_WATCHERS_MAX; i++) {
@@ -132,7 +132,7 @@ int e2b_watcher_add(e2b_server *s, const char *sandbox, uint32_t wid, char id_ou
 		if (w->id[0])
 			continue;
 		random_id("w", w->id, sizeof w->id);
-		snprintf(w->sandbox, sizeof w->sandbox, "%s", sandbox);
+		snprintf(w->sandbox, sizeof w->sandbox, "%s", sandbox_id);
 		w->wid = wid;
 		memcpy(id_out, w->id, sizeof w->id);
 		pthread_mutex_unlock(&s->wlock);
@@ -142,12 +142,12 @@ int e2b_watcher_add(e2b_server *s, const char *sandbox, uint32_t wid, char id_ou
 	return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0, "at most %d watchers at once", E2B_WATCHERS_MAX);
 }
 
-int e2b_watcher_get(e2b_server *s, const char *id, const char *sandbox, uint32_t *wid, silo_error *err)
+int e2b_watcher_get(e2b_server *s, const char *id, const char *sandbox_id, uint32_t *wid, silo_error *err)
 {
 	pthread_mutex_lock(&s->wlock);
 	for (size_t i = 0; i < E2B_WATCHERS_MAX; i++) {
 		e2b_watcher *w = &s->watchers[i];
-		if (w->id[0] && !strcmp(w->id, id) && !strcmp(w->sandbox, sandbox)) {
+		if (w->id[0] && !strcmp(w->id, id) && !strcmp(w->sandbox, sandbox_id)) {
 			*wid = w->wid;
 			pthread_mutex_unlock(&s->wlock);
 			return 0;

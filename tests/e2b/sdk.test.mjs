@@ -261,6 +261,19 @@ await t('an unknown template is a clear error naming it', async () => {
   const e = await Sandbox.create('no-such-template').catch((x) => x);
   assert(e instanceof Error && /no-such-template/.test(e.message), e);
 });
+await t('what Silo does not do is refused naming the field, not ignored', async () => {
+  const e = await Sandbox.create('base', { lifecycle: { onTimeout: 'pause' } }).catch((x) => x);
+  assert(e instanceof Error && /autoPause/.test(e.message), e);
+  const e2 = await Sandbox.create('base', { network: { denyOut: ['0.0.0.0/0'] } }).catch((x) => x);
+  assert(e2 instanceof Error && /network/.test(e2.message), e2);
+});
+await t('a token for one sandbox does not open another', async () => {
+  const other = process.env.NATIVE_ID;
+  const own = await fetch(`${url}/health`, { headers: { 'E2b-Sandbox-Id': sbx.sandboxId, 'X-Access-Token': sbx.envdAccessToken } });
+  assert(own.status === 204, 'own token on its sandbox: ' + own.status);
+  const r = await fetch(`${url}/health`, { headers: { 'E2b-Sandbox-Id': other, 'X-Access-Token': sbx.envdAccessToken } });
+  assert(r.status === 401, r.status);
+});
 await t('envd with a forged access token is 401', async () => {
   const r = await fetch(`${url}/health`, { headers: { 'E2b-Sandbox-Id': sbx.sandboxId, 'X-Access-Token': 'f'.repeat(64) } });
   assert(r.status === 401, r.status);
