@@ -479,25 +479,78 @@ static int exited_is_gone(proc *p, silo_error *err)
 	return 0;
 }
 
-int e2b_h_proc_input(e2b_req *q, e2b_reply *r, silo_error *err)
+/* A unary call on the process the message's selector names: act on it with an
+ * operation slot held, answer {}. */
+static int proc_unary(e2b_req *q, e2b_reply *r, int (*act)(json_t *o, proc *p, silo_error *err), silo_error *err)
 {
 	json_t *o = rpc_body(q, err);
 	if (!o)
 		return -1;
-	e2b_input in = {0};
 	mgr_op *op = NULL;
 	proc *p = NULL;
-	int rc = -1;
-	if (e2b_input_parse(o, "input", &in, err) < 0 || find_proc(q, o, "process", &op, &p, err) < 0 ||
-	    exited_is_gone(p, err) < 0 || feed(p, &in, err) < 0)
-		goto out;
-	r->json = json_object();
-	rc = 0;
-out:
+	int rc = find_proc(q, o, "process", &op, &p, err);
+	if (rc == 0)
+		rc = act(o, p, err);
+	if (rc == 0)
+		r->json = json_object();
 	found_end(op, p);
-	free(in.data);
 	json_decref(o);
 	return rc;
+}
+
+static int act_input(json_t *o, proc *p, silo_error *err)
+{
+	e2b_input in;
+	if (e2b_input_parse(o, "input", &in, err) < 0)
+		return -1;
+	int rc = exited_is_gone(p, err) < 0 ? -1 : feed(p, &in, err);
+	free(in.data);
+	return rc;
+}
+
+static int act_close_stdin(json_t *o, proc *p, silo_error *err)
+{
+	(void)o;
+	if (exited_is_gone(p, err) < 0)
+		return -1;
+	return proc_stdin(p, NULL, 0, true, STDIN_TIMEOUT_MS, NULL, err);
+}
+
+static int act_signal(json_t *o, proc *p, silo_error *err)
+{
+	int sig;
+	if (e2b_signal_parse(o, &sig, err) < 0 || exited_is_gone(p, err) < 0)
+		return -1;
+	return proc_signal(p, sig, err);
+}
+
+static int act_update(json_t *o, proc *p, silo_error *err)
+{
+	uint16_t rows, cols;
+	bool present;
+	if (e2b_pty_size_parse(o, &rows, &cols, &present, err) < 0)
+		return -1;
+	return present && rows && cols ? proc_resize(p, rows, cols, err) : 0;
+}
+
+int e2b_h_proc_input(e2b_req *q, e2b_reply *r, silo_error *err)
+{
+	return proc_unary(q, r, act_input, err);
+}
+
+int e2b_h_proc_close_stdin(e2b_req *q, e2b_reply *r, silo_error *err)
+{
+	return proc_unary(q, r, act_close_stdin, err);
+}
+
+int e2b_h_proc_signal(e2b_req *q, e2b_reply *r, silo_error *err)
+{
+	return proc_unary(q, r, act_signal, err);
+}
+
+int e2b_h_proc_update(e2b_req *q, e2b_reply *r, silo_error *err)
+{
+	return proc_unary(q, r, act_update, err);
 }
 
 int e2b_h_proc_stream_input(e2b_req *q, e2b_reply *r, silo_error *err)
@@ -549,66 +602,6 @@ out:
 	return rc;
 }
 
-int e2b_h_proc_close_stdin(e2b_req *q, e2b_reply *r, silo_error *err)
-{
-	json_t *o = rpc_body(q, err);
-	if (!o)
-		return -1;
-	mgr_op *op = NULL;
-	proc *p = NULL;
-	int rc = -1;
-	if (find_proc(q, o, "process", &op, &p, err) < 0 || exited_is_gone(p, err) < 0 ||
-	    proc_stdin(p, NULL, 0, true, STDIN_TIMEOUT_MS, NULL, err) < 0)
-		goto out;
-	r->json = json_object();
-	rc = 0;
-out:
-	found_end(op, p);
-	json_decref(o);
-	return rc;
-}
-
-int e2b_h_proc_signal(e2b_req *q, e2b_reply *r, silo_error *err)
-{
-	json_t *o = rpc_body(q, err);
-	if (!o)
-		return -1;
-	mgr_op *op = NULL;
-	proc *p = NULL;
-	int sig, rc = -1;
-	if (e2b_signal_parse(o, &sig, err) < 0 || find_proc(q, o, "process", &op, &p, err) < 0 ||
-	    exited_is_gone(p, err) < 0 || proc_signal(p, sig, err) < 0)
-		goto out;
-	r->json = json_object();
-	rc = 0;
-out:
-	found_end(op, p);
-	json_decref(o);
-	return rc;
-}
-
-int e2b_h_proc_update(e2b_req *q, e2b_reply *r, silo_error *err)
-{
-	json_t *o = rpc_body(q, err);
-	if (!o)
-		return -1;
-	mgr_op *op = NULL;
-	proc *p = NULL;
-	uint16_t rows, cols;
-	bool present;
-	int rc = -1;
-	if (e2b_pty_size_parse(o, &rows, &cols, &present, err) < 0 || find_proc(q, o, "process", &op, &p, err) < 0)
-		goto out;
-	if (present && rows && cols && proc_resize(p, rows, cols, err) < 0)
-		goto out;
-	r->json = json_object();
-	rc = 0;
-out:
-	found_end(op, p);
-	json_decref(o);
-	return rc;
-}
-
 /* ---- filesystem.Filesystem ---- */
 
 /* Parse the body, take its path field, open an operation slot for op. */
@@ -639,130 +632,135 @@ static void fs_end(json_t *o, char *path, mgr_op *op)
 	json_decref(o);
 }
 
-int e2b_h_fs_stat(e2b_req *q, e2b_reply *r, silo_error *err)
-{
-	json_t *o, *e;
-	char *path;
-	mgr_op *op;
-	if (fs_begin(q, "path", TOKEN_OP_FILE_READ, &o, &path, &op, err) < 0)
-		return -1;
-	int rc = stat_entry(manager_op_chan(op), path, &e, err);
-	if (rc == 0)
-		r->json = json_pack("{s:o}", "entry", e);
-	fs_end(o, path, op);
-	return rc;
-}
-
-int e2b_h_fs_mkdir(e2b_req *q, e2b_reply *r, silo_error *err)
-{
-	json_t *o, *e;
-	char *path;
-	mgr_op *op;
-	if (fs_begin(q, "path", TOKEN_OP_FILE_WRITE, &o, &path, &op, err) < 0)
-		return -1;
-	chan *c = manager_op_chan(op);
-	file_stat st;
-	int rc = chan_stat(c, path, &st, err);
-	if (rc == 0 && st.exists)
-		rc = silo_fail(err, SILO_ERR_CONFLICT, EEXIST, "%s: already exists", path);
-	if (rc == 0)
-		rc = chan_mkdir(c, path, 0755, true, err);
-	if (rc == 0)
-		rc = stat_entry(c, path, &e, err);
-	if (rc == 0)
-		r->json = json_pack("{s:o}", "entry", e);
-	fs_end(o, path, op);
-	return rc;
-}
-
-int e2b_h_fs_move(e2b_req *q, e2b_reply *r, silo_error *err)
-{
-	json_t *o, *e;
-	char *src, *dst = NULL;
-	mgr_op *op;
-	if (fs_begin(q, "source", TOKEN_OP_FILE_WRITE, &o, &src, &op, err) < 0)
-		return -1;
-	int rc = -1;
-	char rid[SILO_ID_MAX];
-	dst = msg_path(o, "destination", err);
-	if (!dst || authz_sandbox(q->authz, q->m, NULL, q->actor, TOKEN_OP_FILE_WRITE, q->sandbox, dst, NULL, rid, err) < 0)
-		goto out;
-	chan *c = manager_op_chan(op);
-	if (chan_rename(c, src, dst, false, err) < 0 || stat_entry(c, dst, &e, err) < 0)
-		goto out;
-	r->json = json_pack("{s:o}", "entry", e);
-	rc = 0;
-out:
-	free(dst);
-	fs_end(o, src, op);
-	return rc;
-}
-
-int e2b_h_fs_list(e2b_req *q, e2b_reply *r, silo_error *err)
+/* A filesystem call on the message's path (field): act with an operation slot held. */
+typedef int (*fs_act)(e2b_req *q, json_t *o, const char *path, chan *c, e2b_reply *r, silo_error *err);
+static int fs_unary(e2b_req *q, e2b_reply *r, const char *field, token_op top, fs_act act, silo_error *err)
 {
 	json_t *o;
 	char *path;
 	mgr_op *op;
-	if (fs_begin(q, "path", TOKEN_OP_FILE_READ, &o, &path, &op, err) < 0)
+	if (fs_begin(q, field, top, &o, &path, &op, err) < 0)
 		return -1;
+	int rc = act(q, o, path, manager_op_chan(op), r, err);
+	fs_end(o, path, op);
+	return rc;
+}
+
+/* path must exist and be a directory. */
+static int need_dir(chan *c, const char *path, silo_error *err)
+{
+	file_stat st;
+	if (chan_stat(c, path, &st, err) < 0)
+		return -1;
+	if (!st.exists)
+		return silo_fail(err, SILO_ERR_FILE_NOT_FOUND, ENOENT, "%s: no such directory", path);
+	if (!S_ISDIR(st.mode))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOTDIR, "%s: not a directory", path);
+	return 0;
+}
+
+static int entry_reply(chan *c, const char *path, e2b_reply *r, silo_error *err)
+{
+	json_t *e;
+	if (stat_entry(c, path, &e, err) < 0)
+		return -1;
+	r->json = json_pack("{s:o}", "entry", e);
+	return 0;
+}
+
+static int act_stat(e2b_req *q, json_t *o, const char *path, chan *c, e2b_reply *r, silo_error *err)
+{
+	(void)q, (void)o;
+	return entry_reply(c, path, r, err);
+}
+
+static int act_mkdir(e2b_req *q, json_t *o, const char *path, chan *c, e2b_reply *r, silo_error *err)
+{
+	(void)q, (void)o;
+	file_stat st;
+	if (chan_stat(c, path, &st, err) < 0)
+		return -1;
+	if (st.exists)
+		return silo_fail(err, SILO_ERR_CONFLICT, EEXIST, "%s: already exists", path);
+	if (chan_mkdir(c, path, 0755, true, err) < 0)
+		return -1;
+	return entry_reply(c, path, r, err);
+}
+
+static int act_move(e2b_req *q, json_t *o, const char *src, chan *c, e2b_reply *r, silo_error *err)
+{
+	char rid[SILO_ID_MAX];
+	char *dst = msg_path(o, "destination", err);
 	int rc = -1;
+	if (dst && authz_sandbox(q->authz, q->m, NULL, q->actor, TOKEN_OP_FILE_WRITE, q->sandbox, dst, NULL, rid, err) == 0 &&
+	    chan_rename(c, src, dst, false, err) == 0)
+		rc = entry_reply(c, dst, r, err);
+	free(dst);
+	return rc;
+}
+
+static int act_list(e2b_req *q, json_t *o, const char *path, chan *c, e2b_reply *r, silo_error *err)
+{
+	(void)q;
 	uint32_t depth;
 	dir_entry *v = NULL;
 	size_t n = 0;
 	bool trunc;
 	if (e2b_json_u32(o, "depth", NULL, &depth, err) < 0)
-		goto out;
-	if (depth > WIRE_MAX_LIST_DEPTH) {
-		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "depth: at most %d", WIRE_MAX_LIST_DEPTH);
-		goto out;
-	}
-	chan *c = manager_op_chan(op);
-	file_stat st;
-	if (chan_stat(c, path, &st, err) < 0)
-		goto out;
-	if (!st.exists) {
-		silo_fail(err, SILO_ERR_FILE_NOT_FOUND, ENOENT, "%s: no such directory", path);
-		goto out;
-	}
-	if (!S_ISDIR(st.mode)) {
-		silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOTDIR, "%s: not a directory", path);
-		goto out;
-	}
+		return -1;
+	if (depth > WIRE_MAX_LIST_DEPTH)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "depth: at most %d", WIRE_MAX_LIST_DEPTH);
 	list_opts lo = {.depth = depth ? depth : 1};
-	if (chan_list_opts(c, path, &lo, &v, &n, &trunc, err) < 0)
-		goto out;
+	if (need_dir(c, path, err) < 0 || chan_list_opts(c, path, &lo, &v, &n, &trunc, err) < 0)
+		return -1;
 	json_t *a = json_array();
 	for (size_t i = 0; i < n; i++) {
 		char *full = xasprintf("%s%s%s", path, path[strlen(path) - 1] == '/' ? "" : "/", v[i].name);
 		json_array_append_new(a, entry_info(full, &v[i].st, v[i].link));
 		free(full);
 	}
-	r->json = json_pack("{s:o}", "entries", a);
-	rc = 0;
-out:
 	dir_entries_free(v, n);
-	fs_end(o, path, op);
-	return rc;
+	r->json = json_pack("{s:o}", "entries", a);
+	return 0;
+}
+
+static int act_remove(e2b_req *q, json_t *o, const char *path, chan *c, e2b_reply *r, silo_error *err)
+{
+	(void)q, (void)o;
+	file_stat st;
+	if (chan_stat(c, path, &st, err) < 0)
+		return -1;
+	if (!st.exists)
+		return silo_fail(err, SILO_ERR_FILE_NOT_FOUND, ENOENT, "%s: no such file or directory", path);
+	if (chan_remove(c, path, true, err) < 0)
+		return -1;
+	r->json = json_object();
+	return 0;
+}
+
+int e2b_h_fs_stat(e2b_req *q, e2b_reply *r, silo_error *err)
+{
+	return fs_unary(q, r, "path", TOKEN_OP_FILE_READ, act_stat, err);
+}
+
+int e2b_h_fs_mkdir(e2b_req *q, e2b_reply *r, silo_error *err)
+{
+	return fs_unary(q, r, "path", TOKEN_OP_FILE_WRITE, act_mkdir, err);
+}
+
+int e2b_h_fs_move(e2b_req *q, e2b_reply *r, silo_error *err)
+{
+	return fs_unary(q, r, "source", TOKEN_OP_FILE_WRITE, act_move, err);
+}
+
+int e2b_h_fs_list(e2b_req *q, e2b_reply *r, silo_error *err)
+{
+	return fs_unary(q, r, "path", TOKEN_OP_FILE_READ, act_list, err);
 }
 
 int e2b_h_fs_remove(e2b_req *q, e2b_reply *r, silo_error *err)
 {
-	json_t *o;
-	char *path;
-	mgr_op *op;
-	if (fs_begin(q, "path", TOKEN_OP_FILE_WRITE, &o, &path, &op, err) < 0)
-		return -1;
-	chan *c = manager_op_chan(op);
-	file_stat st;
-	int rc = chan_stat(c, path, &st, err);
-	if (rc == 0 && !st.exists)
-		rc = silo_fail(err, SILO_ERR_FILE_NOT_FOUND, ENOENT, "%s: no such file or directory", path);
-	if (rc == 0)
-		rc = chan_remove(c, path, true, err);
-	if (rc == 0)
-		r->json = json_object();
-	fs_end(o, path, op);
-	return rc;
+	return fs_unary(q, r, "path", TOKEN_OP_FILE_WRITE, act_remove, err);
 }
 
 static const char *const event_names[] = {
@@ -782,15 +780,10 @@ static int watch_start(e2b_req *q, json_t **o, char **path, mgr_op **op, uint32_
 	bool rec;
 	if (fs_begin(q, "path", TOKEN_OP_FILE_READ, o, path, op, err) < 0)
 		return -1;
-	file_stat st;
 	chan *c = manager_op_chan(*op);
 	int rc = e2b_json_bool(*o, "recursive", NULL, &rec, err);
 	if (rc == 0)
-		rc = chan_stat(c, *path, &st, err);
-	if (rc == 0 && !st.exists)
-		rc = silo_fail(err, SILO_ERR_FILE_NOT_FOUND, ENOENT, "%s: no such directory", *path);
-	if (rc == 0 && !S_ISDIR(st.mode))
-		rc = silo_fail(err, SILO_ERR_INVALID_CONFIG, ENOTDIR, "%s: not a directory", *path);
+		rc = need_dir(c, *path, err);
 	if (rc == 0)
 		rc = chan_watch_start(c, *path, rec, wid, err);
 	if (rc < 0) {

@@ -171,6 +171,48 @@ await t('files.watchDir reports create, write and remove', async () => {
   assert(got && evs.some((x) => x === 'create:f1') && evs.some((x) => x === 'write:f1'), JSON.stringify(evs));
 });
 
+// ---- the Connect calls the JS SDK does not make (other SDKs do): raw requests
+const envd = (path, body, ct = 'application/json') => fetch(`${url}${path}`, { method: 'POST', body,
+  headers: { 'Content-Type': ct, 'E2b-Sandbox-Id': sbx.sandboxId, 'X-Access-Token': sbx.envdAccessToken } });
+const envelope = (flags, obj) => {
+  const j = Buffer.from(JSON.stringify(obj));
+  const h = Buffer.alloc(5);
+  h[0] = flags;
+  h.writeUInt32BE(j.length, 1);
+  return Buffer.concat([h, j]);
+};
+await t('CreateWatcher, GetWatcherEvents, RemoveWatcher', async () => {
+  await sbx.files.makeDir('/tmp/pw');
+  let r = await envd('/filesystem.Filesystem/CreateWatcher', JSON.stringify({ path: '/tmp/pw' }));
+  const { watcherId } = await r.json();
+  assert(r.status === 200 && watcherId, `${r.status} ${watcherId}`);
+  await sbx.files.write('/tmp/pw/x', '1');
+  const names = [];
+  await until(async () => {
+    r = await envd('/filesystem.Filesystem/GetWatcherEvents', JSON.stringify({ watcherId }));
+    const j = await r.json();
+    names.push(...(j.events || []).map((e) => `${e.type}:${e.name}`));
+    return names.includes('EVENT_TYPE_CREATE:x');
+  });
+  assert(names.includes('EVENT_TYPE_CREATE:x'), JSON.stringify(names));
+  r = await envd('/filesystem.Filesystem/RemoveWatcher', JSON.stringify({ watcherId }));
+  assert(r.status === 200, r.status);
+  r = await envd('/filesystem.Filesystem/GetWatcherEvents', JSON.stringify({ watcherId }));
+  assert(r.status === 404, 'removed watcher: ' + r.status);
+});
+await t('StreamInput: a client stream of start and data envelopes feeds stdin', async () => {
+  const h = await sbx.commands.run('head -c 10', { background: true, stdin: true });
+  const body = Buffer.concat([envelope(0, { start: { process: { pid: h.pid } } }),
+    envelope(0, { data: { input: { stdin: Buffer.from('hello').toString('base64') } } }),
+    envelope(0, { keepalive: {} }),
+    envelope(0, { data: { input: { stdin: Buffer.from('world').toString('base64') } } }), envelope(2, {})]);
+  const r = await envd('/process.Process/StreamInput', body, 'application/connect+json');
+  const b = Buffer.from(await r.arrayBuffer());
+  assert(r.status === 200 && b[0] === 0 && b[5 + b.readUInt32BE(1)] === 2, `${r.status} ${b}`);
+  const res = await h.wait();
+  assert(res.stdout === 'helloworld', JSON.stringify(res.stdout));
+});
+
 // ---- pty
 await t('pty.create, sendInput, resize, exit', async () => {
   let out = '';
