@@ -154,6 +154,7 @@ int e2b_h_list(e2b_req *q, e2b_reply *r, silo_error *err);
 int e2b_h_list_v1(e2b_req *q, e2b_reply *r, silo_error *err);
 int e2b_h_get(e2b_req *q, e2b_reply *r, silo_error *err);
 int e2b_h_kill(e2b_req *q, e2b_reply *r, silo_error *err);
+int e2b_h_metrics(e2b_req *q, e2b_reply *r, silo_error *err);
 int e2b_h_timeout(e2b_req *q, e2b_reply *r, silo_error *err);
 int e2b_h_refresh(e2b_req *q, e2b_reply *r, silo_error *err);
 int e2b_h_pause(e2b_req *q, e2b_reply *r, silo_error *err);

@@ -425,6 +425,34 @@ int e2b_h_get(e2b_req *q, e2b_reply *r, silo_error *err)
 	return 0;
 }
 
+/* One sample, now (Silo keeps no time series): memory as the cgroup reports it,
+ * CPU as the average since the sandbox started. */
+int e2b_h_metrics(e2b_req *q, e2b_reply *r, silo_error *err)
+{
+	char rid[SILO_ID_MAX];
+	json_t *v;
+	if (resolve(q, TOKEN_OP_INSPECT, rid, err) < 0 || manager_get_json(q->m, rid, &v, err) < 0)
+		return -1;
+	json_t *u = json_object_get(v, "usage");
+	uint64_t created = 0, end = 0, now = now_realtime_ms();
+	silo_error e2;
+	(void)manager_lifetime(q->m, rid, &created, &end, &e2);
+	json_int_t vcpus = json_integer_value(json_object_get(v, "vcpus"));
+	double cpu_ns = (double)json_integer_value(json_object_get(u, "cpu_ns"));
+	double wall_ns = now > created ? (double)(now - created) * 1e6 : 1;
+	double pct = vcpus > 0 ? cpu_ns / (wall_ns * (double)vcpus) * 100.0 : 0;
+	char ts[40];
+	iso_time(now, ts, sizeof ts);
+	json_t *m = json_pack("{s:s,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:I}", "timestamp", ts, "timestampUnix",
+			      (json_int_t)(now / 1000), "cpuCount", vcpus, "cpuUsedPct", pct > 100 ? 100.0 : pct, "memUsed",
+			      json_integer_value(json_object_get(u, "memory_bytes")), "memTotal",
+			      json_integer_value(json_object_get(v, "memory_mb")) * 1048576, "memCache", (json_int_t)0,
+			      "diskUsed", (json_int_t)0, "diskTotal", (json_int_t)0);
+	json_decref(v);
+	r->json = json_pack("[o]", m);
+	return 0;
+}
+
 int e2b_h_kill(e2b_req *q, e2b_reply *r, silo_error *err)
 {
 	char rid[SILO_ID_MAX];

@@ -21,6 +21,7 @@ const e2b_route e2b_routes[] = {
 	{"GET", "/v2/sandboxes", e2b_h_list, API, E2B_REST, E2B_BODY_NONE, TOKEN_OP_LIST},
 	{"GET", "/sandboxes/{id}", e2b_h_get, API, E2B_REST, E2B_BODY_NONE, TOKEN_OP_INSPECT},
 	{"DELETE", "/sandboxes/{id}", e2b_h_kill, API, E2B_REST, E2B_BODY_NONE, TOKEN_OP_DELETE},
+	{"GET", "/sandboxes/{id}/metrics", e2b_h_metrics, API, E2B_REST, E2B_BODY_NONE, TOKEN_OP_INSPECT},
 	{"POST", "/sandboxes/{id}/timeout", e2b_h_timeout, API, E2B_REST, E2B_BODY_JSON, TOKEN_OP_EXEC},
 	{"POST", "/sandboxes/{id}/refreshes", e2b_h_refresh, API, E2B_REST, E2B_BODY_JSON, TOKEN_OP_EXEC},
 	{"POST", "/sandboxes/{id}/pause", e2b_h_pause, API, E2B_REST, E2B_BODY_JSON, FULL},

@@ -236,6 +236,11 @@ await t('getInfo: template, metadata, state, times', async () => {
   const life = i.endAt - i.startedAt;
   assert(life > 110000 && life < 130000, `life ${life}`);
 });
+await t('getMetrics: one current sample with memory and CPU', async () => {
+  const m = await sbx.getMetrics();
+  assert(m.length === 1 && m[0].memUsed > 0 && m[0].memTotal >= m[0].memUsed && m[0].cpuCount >= 1 &&
+    m[0].cpuUsedPct >= 0 && m[0].timestamp instanceof Date, JSON.stringify(m));
+});
 await t('setTimeout moves endAt', async () => {
   await sbx.setTimeout(600000);
   const i = await sbx.getInfo();
