@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The official `e2b` npm SDK, unmodified, against silod --e2b-listen (docs/e2b.md):
-# a real silod, real SQLite, the namespace provider. The SDK (E2B_SDK_VERSION) is
+# a real silod, real SQLite, E2B sandboxes on $E2B_TEST_PROVIDER (namespace by
+# default; test_e2b_qemu.sh runs the same cases on QEMU guests). The SDK (E2B_SDK_VERSION) is
 # installed from the npm registry once into $SILO_CACHE_DIR/e2b-node (default
 # ~/.cache/silo/e2b-node); reruns find it there and need no network.
 . "$SILO_SOURCE_ROOT/tests/integration/silod-lib.sh"
 
 E2B_SDK_VERSION=2.51.0
+PROVIDER=${E2B_TEST_PROVIDER:-namespace}
 command -v node > /dev/null || skip_all "node is not installed (apt-get install nodejs npm)"
 node -e 'process.exit(+process.versions.node.split(".")[0] >= 18 ? 0 : 1)' ||
 	skip_all "node $(node --version) is older than 18 (the e2b SDK needs fetch)"
@@ -33,8 +35,16 @@ sha256 = "$scoped_sha"
 operations = ["list"]
 EOF
 start_daemon --max-sandboxes 8 --error-threshold 4000 --token-file "$TMP/token" --tokens-file "$TMP/tokens.toml" \
-	--e2b-listen 127.0.0.1:0 --e2b-provider namespace || { notok "silod starts with --e2b-listen"; echo "1..$N"; exit 1; }
+	--e2b-listen 127.0.0.1:0 --e2b-provider "$PROVIDER" || { notok "silod starts with --e2b-listen"; echo "1..$N"; exit 1; }
 namespace_available || skip_all "namespace provider unavailable here: $(api GET /v1/providers)"
+if [ "$PROVIDER" != namespace ]; then
+	api GET /v1/providers | python3 -c 'import json,sys
+p=[x for x in json.load(sys.stdin)["providers"] if x["name"]==sys.argv[1]]
+sys.exit(0 if p and p[0]["available"] else 1)' "$PROVIDER" ||
+		skip_all "provider $PROVIDER unavailable here: $(api GET /v1/providers)"
+	[ -f "${SILO_CACHE_DIR:-$HOME/.cache/silo}/images/manifest.json" ] ||
+		skip_all "no images for $PROVIDER (run scripts/prepare-images.sh first)"
+fi
 trap 'echo "1..$N"; cleanup' EXIT
 PORT=$(sed -n 's/.*E2B API on port \([0-9]*\).*/\1/p' "$TMP/silod.log")
 check "silod reports the E2B port" test -n "$PORT"
@@ -44,8 +54,8 @@ check "a sandbox made through silod's own API" test -n "$NATIVE"
 
 E2B_API_URL=http://127.0.0.1:$PORT E2B_SANDBOX_URL=http://127.0.0.1:$PORT E2B_API_KEY=$TOKEN \
 	E2B_SDK=$SDK_DIR/node_modules/e2b/dist/index.mjs TAP_START=$N TAP_COUNT_FILE=$TMP/count \
-	SCOPED_KEY=$SCOPED NATIVE_ID=$NATIVE \
-	timeout 240 node "$SILO_SOURCE_ROOT/tests/e2b/sdk.test.mjs"
+	SCOPED_KEY=$SCOPED NATIVE_ID=$NATIVE E2B_TEST_PROVIDER=$PROVIDER \
+	timeout 360 node "$SILO_SOURCE_ROOT/tests/e2b/sdk.test.mjs"
 rc=$?
 if [ -f "$TMP/count" ]; then
 	read -r N sdk_failed < "$TMP/count"
