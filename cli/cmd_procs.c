@@ -98,15 +98,6 @@ typedef struct session {
 	atomic_bool over;
 } session;
 
-static int send_json(ws_conn *ws, json_t *o)
-{
-	char *t = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	int rc = ws_send(ws, WS_TEXT, t, strlen(t), NULL, 0, NULL);
-	free(t);
-	return rc;
-}
-
 static void *stdin_main(void *arg)
 {
 	session *s = arg;
@@ -118,7 +109,7 @@ static void *stdin_main(void *arg)
 		if (atomic_load(&s->over))
 			break;
 		if (n <= 0) {
-			send_json(s->ws, json_pack("{s:b}", "eof", 1));
+			ws_send_json(s->ws, json_pack("{s:b}", "eof", 1), NULL);
 			break;
 		}
 		if (s->detach_key && memchr(buf, DETACH_KEY, (size_t)n)) {
@@ -166,7 +157,7 @@ static int session_loop(session *s, const char *what, bool json)
 			winch = 0;
 			unsigned rows, cols;
 			tty_size(&rows, &cols);
-			send_json(s->ws, json_pack("{s:{s:i,s:i}}", "resize", "rows", rows, "cols", cols));
+			ws_send_json(s->ws, json_pack("{s:{s:i,s:i}}", "resize", "rows", rows, "cols", cols), NULL);
 		}
 		int op;
 		const uint8_t *d;
@@ -237,7 +228,7 @@ static int open_session(const char *path, json_t *start, session *s, api_ws **w,
 	if (rc < 0)
 		return cli_error(&err, json);
 	s->ws = api_ws_conn(*w);
-	if (start && send_json(s->ws, json_incref(start)) < 0) {
+	if (start && ws_send_json(s->ws, json_incref(start), NULL) < 0) {
 		silo_fail(&err, SILO_ERR_REMOTE_UNREACHABLE, 0, "send the start request");
 		return cli_error(&err, json);
 	}

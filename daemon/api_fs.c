@@ -49,6 +49,21 @@ static int begin(api_req *q, token_op op, const char *path, const char *path2, m
 	return manager_op_begin(q->ctx->m, rid, out, err);
 }
 
+/* The query's path, authorized as op on the route's sandbox, and an operation slot. */
+static int begin_path(api_req *q, token_op op, const char **path, mgr_op **out, silo_error *err)
+{
+	*path = api_query(q, "path");
+	return path_arg("query parameter path", *path, err) < 0 ? -1 : begin(q, op, *path, NULL, out, err);
+}
+
+/* A failure once the slot is taken: the error names the sandbox, the slot is released. */
+static int fail_op(mgr_op *op, silo_error *err)
+{
+	silo_error_set_vm(err, manager_op_id(op));
+	manager_op_end(op);
+	return -1;
+}
+
 static const char *type_name(uint32_t mode)
 {
 	return S_ISREG(mode) ? "file" : S_ISDIR(mode) ? "dir" : S_ISLNK(mode) ? "symlink" : "other";
@@ -78,9 +93,9 @@ static void audit_fs(api_req *q, mgr_op *op, const char *event, json_t *d, int r
 
 int h_fs_stat(api_req *q, api_reply *r, silo_error *err)
 {
-	const char *path = api_query(q, "path");
+	const char *path;
 	mgr_op *op;
-	if (path_arg("query parameter path", path, err) < 0 || begin(q, TOKEN_OP_FILE_READ, path, NULL, &op, err) < 0)
+	if (begin_path(q, TOKEN_OP_FILE_READ, &path, &op, err) < 0)
 		return -1;
 	file_stat st;
 	char *link = NULL;
@@ -321,17 +336,14 @@ static void watch_free(void *cls)
 
 int h_fs_watch(api_req *q, api_reply *r, silo_error *err)
 {
-	const char *path = api_query(q, "path");
+	const char *path;
 	mgr_op *op;
-	if (path_arg("query parameter path", path, err) < 0 || begin(q, TOKEN_OP_FILE_READ, path, NULL, &op, err) < 0)
+	if (begin_path(q, TOKEN_OP_FILE_READ, &path, &op, err) < 0)
 		return -1;
 	uint32_t w;
 	bool recursive = api_query_true(q, "recursive");
-	if (chan_watch_start(manager_op_chan(op), path, recursive, &w, err) < 0) {
-		silo_error_set_vm(err, manager_op_id(op));
-		manager_op_end(op);
-		return -1;
-	}
+	if (chan_watch_start(manager_op_chan(op), path, recursive, &w, err) < 0)
+		return fail_op(op, err);
 	json_t *d = json_pack("{s:s,s:b}", "path", path, "recursive", recursive);
 	manager_audit(q->ctx->m, q->who.actor, manager_op_id(op), "fs-watch", 0, d);
 	json_decref(d);
@@ -416,23 +428,18 @@ static void tar_free(void *cls)
 
 int h_archive_get(api_req *q, api_reply *r, silo_error *err)
 {
-	const char *path = api_query(q, "path");
+	const char *path;
 	mgr_op *op;
-	if (path_arg("query parameter path", path, err) < 0 || begin(q, TOKEN_OP_FILE_READ, path, NULL, &op, err) < 0)
+	if (begin_path(q, TOKEN_OP_FILE_READ, &path, &op, err) < 0)
 		return -1;
 	uint32_t task;
 	chan *c = manager_op_chan(op);
-	if (chan_tar_out_start(c, path, FS_TAR_WINDOW, &task, err) < 0) {
-		silo_error_set_vm(err, manager_op_id(op));
-		manager_op_end(op);
-		return -1;
-	}
+	if (chan_tar_out_start(c, path, FS_TAR_WINDOW, &task, err) < 0)
+		return fail_op(op, err);
 	if (chan_exec_started(c, task, 30000, NULL, err) < 0) {   /* a missing path: 404 before any byte */
 		silo_error e;
 		chan_exec_wait(c, task, 5000, NULL, &e);
-		silo_error_set_vm(err, manager_op_id(op));
-		manager_op_end(op);
-		return -1;
+		return fail_op(op, err);
 	}
 	tar_stream *st = xcalloc(1, sizeof *st);
 	st->ctx = q->ctx;
@@ -453,9 +460,9 @@ static bool op_cancelled(void *ud)
 
 int h_archive_put(api_req *q, api_reply *r, silo_error *err)
 {
-	const char *path = api_query(q, "path");
+	const char *path;
 	mgr_op *op;
-	if (path_arg("query parameter path", path, err) < 0 || begin(q, TOKEN_OP_FILE_WRITE, path, NULL, &op, err) < 0)
+	if (begin_path(q, TOKEN_OP_FILE_WRITE, &path, &op, err) < 0)
 		return -1;
 	uint64_t bytes = 0;
 	int rc = q->body_fd < 0 ? silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: expected a tar archive")

@@ -465,14 +465,6 @@ static ssize_t sock_write(void *ud, const void *buf, size_t n)
 	return send(*(int *)ud, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-static void send_json_msg(session *s, json_t *o)
-{
-	char *t = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	ws_send(s->ws, WS_TEXT, t, strlen(t), NULL, 0, NULL);
-	free(t);
-}
-
 /* Output of the process to the socket, then its status, then the close. */
 static void *session_output(void *arg)
 {
@@ -495,10 +487,10 @@ static void *session_output(void *arg)
 			continue;
 		exec_result res;
 		if (n == 0 && proc_wait(s->p, 5000, &res, &e) == 0) {
-			send_json_msg(s, result_json(&res));
+			ws_send_json(s->ws, result_json(&res), NULL);
 			ws_close(s->ws, WS_CLOSE_NORMAL, NULL);
 		} else {
-			send_json_msg(s, api_error_json(&e));
+			ws_send_json(s->ws, api_error_json(&e), NULL);
 			ws_close(s->ws, WS_CLOSE_ERROR, e.message);
 		}
 		break;
@@ -580,15 +572,15 @@ static void session_run(void *cls, int fd, const void *extra, size_t extra_len)
 	s->ws = ws_conn_new(&io, false, extra, extra_len);
 	silo_error err = {0};
 	if (session_begin(s, &err) < 0) {
-		send_json_msg(s, api_error_json(&err));
+		ws_send_json(s->ws, api_error_json(&err), NULL);
 		ws_close(s->ws, err.code == SILO_ERR_POLICY_DENIED ? WS_CLOSE_POLICY : WS_CLOSE_ERROR, err.message);
 		return;
 	}
 	s->rd = proc_attach(s->p);
 	proc_info i;
 	proc_info_of(s->p, &i);
-	send_json_msg(s, json_pack("{s:s,s:s,s:I,s:b}", "sandbox", manager_op_id(s->op), "proc", i.id, "pid",
-				   (json_int_t)i.pid, "pty", i.pty));
+	ws_send_json(s->ws, json_pack("{s:s,s:s,s:I,s:b}", "sandbox", manager_op_id(s->op), "proc", i.id, "pid",
+				   (json_int_t)i.pid, "pty", i.pty), NULL);
 	proc_info_free(&i);
 	if (pthread_create(&s->out_thread, NULL, session_output, s) != 0) {
 		ws_close(s->ws, WS_CLOSE_ERROR, "cannot start the output thread");
@@ -608,7 +600,7 @@ static void session_run(void *cls, int fd, const void *extra, size_t extra_len)
 		if (rc < 0 && !(err.code == SILO_ERR_INVALID_CONFIG && err.sys_errno == ESRCH))
 		{
 			json_t *e = api_error_json(&err);   /* {"warning": {code, message}}: the session goes on */
-			send_json_msg(s, json_pack("{s:O}", "warning", json_object_get(e, "error")));
+			ws_send_json(s->ws, json_pack("{s:O}", "warning", json_object_get(e, "error")), NULL);
 			json_decref(e);
 		}
 	}

@@ -6,6 +6,7 @@
 #include "common/ws.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <nettle/sha1.h>
 #include <poll.h>
 #include <pthread.h>
@@ -282,6 +283,17 @@ int ws_send(ws_conn *c, int op, const void *a, size_t alen, const void *b, size_
 	if (rc < 0)
 		return silo_fail(err, SILO_ERR_REMOTE_UNREACHABLE, c->close_sent ? 0 : e, "websocket: send");
 	return 0;
+}
+
+int ws_send_json(ws_conn *c, json_t *o, silo_error *err)
+{
+	char *t = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!t)
+		return silo_fail(err, SILO_ERR_INTERNAL, 0, "websocket: a JSON message that cannot be written");
+	int rc = ws_send(c, WS_TEXT, t, strlen(t), NULL, 0, err);
+	free(t);
+	return rc;
 }
 
 void ws_close(ws_conn *c, int code, const char *reason)

@@ -90,6 +90,9 @@ void ws_conn_free(ws_conn *c);
 int ws_recv(ws_conn *c, int *op, const uint8_t **data, size_t *len, int timeout_ms, silo_error *err);
 /* Send one message: the concatenation of a (alen) and b (blen). Any thread. */
 int ws_send(ws_conn *c, int op, const void *a, size_t alen, const void *b, size_t blen, silo_error *err);
+/* Send a JSON object (the reference is taken) as one text message, compact. */
+struct json_t;
+int ws_send_json(ws_conn *c, struct json_t *o, silo_error *err);
 /* Send a close frame (once). */
 void ws_close(ws_conn *c, int code, const char *reason);
 /* The peer sent a close (ws_recv returned -1 because of it). */

@@ -93,6 +93,20 @@ static int start_failed(chan *c, uint32_t id, const char *what, silo_error *err)
 	return -1;
 }
 
+/* The end of a transfer: the bytes moved, then the child abandoned (rc < 0)
+ * or its status and error line (fs_tar_finish). */
+static int transfer_end(chan *c, uint32_t id, int rc, fs_tar_errtext *et, const char *what, uint64_t total,
+			uint64_t *bytes, silo_error *err)
+{
+	if (bytes)
+		*bytes = total;
+	if (rc < 0) {
+		abandon(c, id);
+		return -1;
+	}
+	return fs_tar_finish(c, id, et, what, err);
+}
+
 int fs_archive_get_fd(chan *c, const char *path, int fd, bool (*cancel)(void *ud), void *ud, uint64_t *bytes,
 		      silo_error *err)
 {
@@ -133,13 +147,7 @@ int fs_archive_get_fd(chan *c, const char *path, int fd, bool (*cancel)(void *ud
 		total += (uint64_t)n;
 	}
 	free(buf);
-	if (bytes)
-		*bytes = total;
-	if (rc < 0) {
-		abandon(c, id);
-		return -1;
-	}
-	return fs_tar_finish(c, id, &et, what, err);
+	return transfer_end(c, id, rc, &et, what, total, bytes, err);
 }
 
 int fs_archive_put_fd(chan *c, const char *path, int fd, bool (*cancel)(void *ud), void *ud, uint64_t *bytes,
@@ -201,11 +209,5 @@ int fs_archive_put_fd(chan *c, const char *path, int fd, bool (*cancel)(void *ud
 			fs_tar_errtext_add(&et, buf, (size_t)n);
 	}
 	free(buf);
-	if (bytes)
-		*bytes = total;
-	if (rc < 0) {
-		abandon(c, id);
-		return -1;
-	}
-	return fs_tar_finish(c, id, &et, what, err);
+	return transfer_end(c, id, rc, &et, what, total, bytes, err);
 }

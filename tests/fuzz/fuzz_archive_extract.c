@@ -19,28 +19,9 @@
 
 #include "archive/archive.h"
 #include "common/util.h"
+#include "tree_test.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static char scratch[64];
-
-static void remove_scratch(void)
-{
-	rm_rf(scratch);
-}
-
-static size_t entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	size_t n = 0;
-	struct dirent *de;
-	while (d && (de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			n++;
-	if (d)
-		closedir(d);
-	return n;
-}
 
 typedef struct mem {
 	const uint8_t *p;
@@ -59,17 +40,10 @@ static ssize_t mem_read(void *ud, void *buf, size_t n, silo_error *err)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (!scratch[0]) {
-		snprintf(scratch, sizeof scratch, "/tmp/silo-fuzz-archive-%d", (int)getpid());
-		mkdir(scratch, 0700);
-		atexit(remove_scratch);
-	}
 	char root[128], outside[128], esc[160];
-	snprintf(root, sizeof root, "%s/root", scratch);
-	snprintf(outside, sizeof outside, "%s/outside", scratch);
+	const char *scratch = tree_scratch("archive", root, outside);
 	snprintf(esc, sizeof esc, "%s/escape", root);
-	rm_rf(root);
-	if (mkdir(root, 0755) < 0 || (mkdir(outside, 0755) < 0 && !path_exists(outside)) || symlink(outside, esc) < 0)
+	if (symlink(outside, esc) < 0)
 		abort();
 	mem m = {data, size};
 	tar_reader *r = tar_reader_new(mem_read, &m);
@@ -83,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	close(rfd);
 	tar_reader_free(r);
-	if (entries(outside) != 0 || entries(scratch) != 2)
+	if (tree_count(outside) != 0 || tree_count(scratch) != 2)
 		abort();
 	return 0;
 }

@@ -20,6 +20,7 @@
 #include "archive/archive.h"
 #include "common/util.h"
 #include "harness.h"
+#include "tree_test.h"
 
 /* ---- helpers ---- */
 
@@ -52,18 +53,6 @@ static void put_file(const char *path, const char *data, size_t len, mode_t mode
 	REQUIRE(write_all(fd, data, len) == 0);
 	REQUIRE(fchmod(fd, mode) == 0);
 	close(fd);
-}
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	int rc = system(cmd);
-	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
 /* Write path (below dirfd) as an archive into a memfd; returns it at offset 0. */
@@ -134,18 +123,6 @@ static int tb_fd(tb *b)
 	return fd;
 }
 
-static size_t count_entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	size_t n = 0;
-	struct dirent *de;
-	while (d && (de = readdir(d)))
-		n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
-	if (d)
-		closedir(d);
-	return n;
-}
-
 /* Extract a hostile archive into T/dest next to T/outside (and T/dest/escape ->
  * T/outside already there); it must fail with code naming want, and outside
  * must stay empty. */
@@ -165,7 +142,7 @@ static void expect_refused(tb *b, const archive_xopts *o, silo_code code, const 
 	CHECK_INT_EQ(rc, -1);
 	CHECK_INT_EQ(err.code, code);
 	CHECK_CONTAINS(err.message, want);
-	CHECK_INT_EQ(count_entries(outside), 0);
+	CHECK_INT_EQ(tree_count(outside), 0);
 	rm_rf(t);
 	free(t);
 }
@@ -220,8 +197,8 @@ static void make_tree(const char *root)
 /* Same entries, contents, modes, link targets: "diff -r" plus a mode listing. */
 static void check_same_tree(const char *a, const char *b)
 {
-	CHECK_INT_EQ(sh("diff -r --no-dereference '%s' '%s' >&2", a, b), 0);
-	CHECK_INT_EQ(sh("cd '%s' && find . -printf '%%p %%m %%y %%l\\n' | sort > /tmp/silo-archive-a.$$ && "
+	CHECK_INT_EQ(tree_sh("diff -r --no-dereference '%s' '%s' >&2", a, b), 0);
+	CHECK_INT_EQ(tree_sh("cd '%s' && find . -printf '%%p %%m %%y %%l\\n' | sort > /tmp/silo-archive-a.$$ && "
 			"cd '%s' && find . -printf '%%p %%m %%y %%l\\n' | sort | diff /tmp/silo-archive-a.$$ - >&2; "
 			"r=$?; rm -f /tmp/silo-archive-a.$$; exit $r",
 			a, b),
@@ -264,13 +241,13 @@ TEST(roundtrip_byte_exact_with_modes_and_symlinks)
 	snprintf(got, sizeof got, "%s/renamed", dst);
 	check_same_tree(src, got);
 	close(fd);
-	sh("chmod -R u+w '%s'; rm -rf '%s'", t, t);
+	tree_sh("chmod -R u+w '%s'; rm -rf '%s'", t, t);
 	free(t);
 }
 
 TEST(gnu_tar_reads_ours_and_we_read_gnu_tar)
 {
-	if (sh("tar --version >/dev/null 2>&1") != 0)
+	if (tree_sh("tar --version >/dev/null 2>&1") != 0)
 		SKIP("GNU tar not installed");
 	char *t = tmpdir();
 	char src[256], a[256], b[256], tarf[256];
@@ -284,12 +261,12 @@ TEST(gnu_tar_reads_ours_and_we_read_gnu_tar)
 	silo_error err = {0};
 	REQUIRE(fd >= 0 && archive_write(AT_FDCWD, src, NULL, to_fd, &fd, NULL, &err) == 0);
 	close(fd);
-	CHECK_INT_EQ(sh("tar -C '%s' -xpf '%s'", a, tarf), 0);
+	CHECK_INT_EQ(tree_sh("tar -C '%s' -xpf '%s'", a, tarf), 0);
 	char got[300];
 	snprintf(got, sizeof got, "%s/src", a);
 	check_same_tree(src, got);
 	/* GNU tar's own archive (GNU format, long names) through our reader */
-	CHECK_INT_EQ(sh("tar -C '%s' --format=gnu -cf '%s/gnu.tar' src && tar -C '%s' --format=pax -cf '%s/pax.tar' src", t,
+	CHECK_INT_EQ(tree_sh("tar -C '%s' --format=gnu -cf '%s/gnu.tar' src && tar -C '%s' --format=pax -cf '%s/pax.tar' src", t,
 			t, t, t),
 		     0);
 	const char *fmts[] = {"gnu", "pax"};
@@ -309,7 +286,7 @@ TEST(gnu_tar_reads_ours_and_we_read_gnu_tar)
 		snprintf(got, sizeof got, "%s/src", d);
 		check_same_tree(src, got);
 	}
-	sh("chmod -R u+w '%s'; rm -rf '%s'", t, t);
+	tree_sh("chmod -R u+w '%s'; rm -rf '%s'", t, t);
 	free(t);
 }
 

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "agent_test.h"
+#include "tree_test.h"
 
 static void touch(const char *dir, const char *name, const char *data)
 {
@@ -21,18 +22,6 @@ static void touch(const char *dir, const char *name, const char *data)
 	REQUIRE(fd >= 0);
 	REQUIRE(write_all(fd, data, strlen(data)) == 0);
 	close(fd);
-}
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	int rc = system(cmd);
-	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
 TEST(rename_noreplace_and_missing_paths)
@@ -220,7 +209,7 @@ TEST(watch_overflow_is_reported_not_buffered)
 	uint32_t w;
 	REQUIRE(chan_watch_start(a.c, a.dir, false, &w, &err) == 0);
 	/* nobody reads for a while: 3 events for each of 3000 files */
-	REQUIRE(sh("cd '%s' && for i in $(seq 1 3000); do echo x > f$i; done", a.dir) == 0);
+	REQUIRE(tree_sh("cd '%s' && for i in $(seq 1 3000); do echo x > f$i; done", a.dir) == 0);
 	usleep(300 * 1000);
 	uint64_t lost_total = 0;
 	static char log[1 << 20];
@@ -283,7 +272,7 @@ TEST(tar_out_and_in_round_trip)
 	char src[256], dst[256];
 	snprintf(src, sizeof src, "%s/src", a.dir);
 	snprintf(dst, sizeof dst, "%s/dst", a.dir);
-	REQUIRE(sh("mkdir -p '%s/sub/deeper' && cd '%s' && head -c 3000000 /dev/urandom > big && echo hi > sub/a && "
+	REQUIRE(tree_sh("mkdir -p '%s/sub/deeper' && cd '%s' && head -c 3000000 /dev/urandom > big && echo hi > sub/a && "
 		   "chmod 0750 sub && chmod 0604 sub/a && ln -s sub/a rel && ln -s /etc/passwd abs && "
 		   "touch -d @1600000000 sub/a",
 		   src, src) == 0);
@@ -308,9 +297,9 @@ TEST(tar_out_and_in_round_trip)
 	printf("# tar_in: %s %s\n", err.message, e.err);
 	CHECK_INT_EQ(rc, 0);
 	CHECK_INT_EQ(res.exit_code, 0);
-	CHECK_INT_EQ(sh("diff -r --no-dereference '%s' '%s/src' >&2", src, dst), 0);
+	CHECK_INT_EQ(tree_sh("diff -r --no-dereference '%s' '%s/src' >&2", src, dst), 0);
 	/* modes, link targets and mtimes (tar keeps whole seconds) */
-	CHECK_INT_EQ(sh("cd '%s' && find . -mindepth 1 -printf '%%p %%m %%l %%Ts\\n' | sort > /tmp/ctf.$$ && cd '%s/src' && "
+	CHECK_INT_EQ(tree_sh("cd '%s' && find . -mindepth 1 -printf '%%p %%m %%l %%Ts\\n' | sort > /tmp/ctf.$$ && cd '%s/src' && "
 			"find . -mindepth 1 -printf '%%p %%m %%l %%Ts\\n' | sort | diff /tmp/ctf.$$ - >&2; r=$?; "
 			"rm -f /tmp/ctf.$$; exit $r",
 			src, dst),
@@ -342,7 +331,7 @@ TEST(tar_errors_and_a_hostile_archive)
 	char tarf[256], dest[256];
 	snprintf(tarf, sizeof tarf, "%s/evil.tar", a.dir);
 	snprintf(dest, sizeof dest, "%s/dest", a.dir);
-	REQUIRE(sh("cd '%s' && echo pwned > escape && mkdir -p x && tar -cf evil.tar --transform 's,^escape,../escape,' "
+	REQUIRE(tree_sh("cd '%s' && echo pwned > escape && mkdir -p x && tar -cf evil.tar --transform 's,^escape,../escape,' "
 		   "escape 2>/dev/null && rm escape",
 		   a.dir) == 0);
 	int fd = open(tarf, O_RDONLY);

@@ -177,6 +177,19 @@ static void parse_ok(const char *raw, unsigned flags)
 
 /* ---- silod ---- */
 
+/* The row silod routes method + target to (the target parsed into tgt). */
+static const api_route *row_of(const char *method, const char *target)
+{
+	char allow[96];
+	silo_error err = {0};
+	parse_ok(target, HTTP_TARGET_DECODE);
+	const api_route *r = api_route_find(method, &tgt, target, allow, &err);
+	if (!r)
+		printf("# %s %s: %s\n", method, target, err.message);
+	REQUIRE(r);
+	return r;
+}
+
 TEST(silod_rows_well_formed)
 {
 	for (size_t i = 0; i < api_n_routes; i++) {
@@ -319,11 +332,8 @@ TEST(captures_checked_by_kind)
 		{"GET", "/v1/sandboxes/a.b/session", SILO_ERR_VM_NOT_FOUND},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-		char allow[96];
 		silo_error err = {0};
-		parse_ok(cases[i].target, HTTP_TARGET_DECODE);
-		const api_route *r = api_route_find(cases[i].method, &tgt, cases[i].target, allow, &err);
-		REQUIRE(r);
+		const api_route *r = row_of(cases[i].method, cases[i].target);
 		http_captures caps;
 		REQUIRE(http_pattern_match(r->pattern, &tgt, &caps) >= 0);
 		int rc = api_captures_check(r, &caps, &err);
@@ -356,11 +366,7 @@ TEST(interactive_rows)
 		{"POST", "/v1/sandboxes/sb-1/fs/remove", API_REPLY_JSON, TOKEN_OP_FILE_WRITE},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-		char allow[96];
-		silo_error err = {0};
-		parse_ok(cases[i].target, HTTP_TARGET_DECODE);
-		const api_route *r = api_route_find(cases[i].method, &tgt, cases[i].target, allow, &err);
-		REQUIRE(r);
+		const api_route *r = row_of(cases[i].method, cases[i].target);
 		CHECK_INT_EQ(r->reply, cases[i].reply);
 		CHECK_INT_EQ(r->op, cases[i].op);
 	}
