@@ -49,13 +49,15 @@ static uint64_t now_mono_ms(void)
 static int op_begin(e2b_req *q, token_op op, const char *path, char *const *argv, mgr_op **out, silo_error *err)
 {
 	char rid[SILO_ID_MAX];
-	if (authz_sandbox(q->authz, q->m, NULL, q->actor, op, q->sandbox, path, argv, rid, err) < 0 ||
-	    manager_op_begin(q->m, rid, out, err) < 0) {
-		if (err->code == SILO_ERR_VM_NOT_FOUND)
-			err->code = SILO_ERR_VSOCK_DISCONNECTED;   /* E2B: the sandbox is gone (502 / unavailable) */
-		return -1;
-	}
-	return 0;
+	int rc = authz_sandbox(q->authz, q->m, NULL, q->actor, op, q->sandbox, path, argv, rid, err);
+	/* E2b-Sandbox-Id is an id, never a name: the access token is bound to the id */
+	if (rc == 0 && strcmp(rid, q->sandbox))
+		rc = silo_fail(err, SILO_ERR_VM_NOT_FOUND, 0, "no sandbox with id '%s'", q->sandbox);
+	if (rc == 0)
+		rc = manager_op_begin(q->m, rid, out, err);
+	if (rc < 0 && err->code == SILO_ERR_VM_NOT_FOUND)
+		err->code = SILO_ERR_VSOCK_DISCONNECTED;   /* E2B: the sandbox is gone (502 / unavailable) */
+	return rc;
 }
 
 /* An absolute, normalized-enough path: relative ones go below E2B_HOME. */

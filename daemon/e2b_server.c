@@ -486,7 +486,7 @@ static uint64_t body_limit(const e2b_server *s, const e2b_route *r)
 	return 0;
 }
 
-static enum MHD_Result first_call(e2b_server *s, struct MHD_Connection *c, const char *url, const char *method,
+static void first_call(e2b_server *s, struct MHD_Connection *c, const char *url, const char *method,
 				  conn_req *cr)
 {
 	e2b_req *q = &cr->q;
@@ -553,10 +553,9 @@ static enum MHD_Result first_call(e2b_server *s, struct MHD_Connection *c, const
 				goto refuse;
 		}
 	}
-	return MHD_YES;
+	return;
 refuse:
 	cr->failed = true;
-	return MHD_YES;
 }
 
 static void body_chunk(conn_req *cr, const char *data, size_t size)
@@ -685,7 +684,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		for (size_t i = 0; i < E2B_UPLOAD_PARTS_MAX; i++)
 			cr->parts[i].fd = -1;
 		*con_cls = cr;
-		return first_call(s, c, url, method, cr);
+		first_call(s, c, url, method, cr);
+		/* a refusal goes out before any of the body is read (the connection then closes) */
+		return cr->failed ? reply_error(s, c, early_kind(cr), &cr->early, cr->allow) : MHD_YES;
 	}
 	if (*upload_size) {
 		body_chunk(cr, upload_data, *upload_size);

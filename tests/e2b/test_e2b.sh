@@ -63,6 +63,14 @@ if [ -f "$TMP/count" ]; then
 fi
 check "the SDK test program ran to its end (exit $rc)" test $rc = 0 -a -f "$TMP/count"
 
+# A refused request is answered before its body is read: 512 MiB sent with a forged
+# envd token stops after at most a few MiB (the 401 and a closed connection).
+up=$(head -c 536870912 /dev/zero | curl -s -o "$TMP/early" -w '%{http_code} %{size_upload}' -X POST \
+	-H "E2b-Sandbox-Id: $NATIVE" -H "X-Access-Token: $(printf 'f%.0s' $(seq 64))" \
+	-H 'Content-Type: application/octet-stream' --data-binary @- "http://127.0.0.1:$PORT/files?path=/tmp/x")
+check "a forged token's upload is refused before its body ($up)" \
+	test "${up%% *}" = 401 -a "${up##* }" -lt $((64 << 20))
+
 # Every sandbox the SDK made is gone (kill, or the test's own cleanup of extras).
 left=$(api GET /v1/sandboxes | jget '[s["id"] for s in j["sandboxes"] if s["id"] != "'"$NATIVE"'"]')
 check "the SDK's sandboxes were all killed" test "$left" = "[]"
