@@ -539,6 +539,12 @@ static void first_call(e2b_server *s, struct MHD_Connection *c, const char *url,
 			  url, cl, (unsigned long long)cr->limit);
 		goto refuse;
 	}
+	const char *ce = hdr(c, "Content-Encoding");
+	if (ce && strcasecmp(ce, "identity")) {
+		silo_fail(err, SILO_ERR_UNSUPPORTED_MEDIA_TYPE, 0,
+			  "%s %s: Content-Encoding '%.32s' is not supported (send the bytes as they are)", method, url, ce);
+		goto refuse;
+	}
 	if (cr->row->body == E2B_BODY_UPLOAD) {
 		const char *ct = q->content_type ? q->content_type : "";
 		if (!strncasecmp(ct, "multipart/form-data", 19)) {

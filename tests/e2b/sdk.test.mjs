@@ -128,6 +128,11 @@ await t('files.write/read bytes (all 256 values), multipart and octet-stream', a
   const r2 = await sbx.files.read('/tmp/e2b/c.bin', { format: 'bytes' });
   assert(r2.length === b.length && r2.every((v, i) => v === b[i]), 'octet-stream round trip');
 });
+await t('a gzip-encoded upload is refused (415), not stored as gzip bytes', async () => {
+  const e = await sbx.files.write('/tmp/e2b/gz', 'zipped', { gzip: true }).catch((x) => x);
+  assert(e instanceof Error && /Content-Encoding/.test(e.message), e);
+  assert(await sbx.files.exists('/tmp/e2b/gz') === false);
+});
 await t('files.writeFiles writes several files in one multipart request', async () => {
   await sbx.files.writeFiles([{ path: '/tmp/e2b/m1', data: 'one' }, { path: '/tmp/e2b/sub/m2', data: 'two' }]);
   assert(await sbx.files.read('/tmp/e2b/m1') === 'one' && await sbx.files.read('/tmp/e2b/sub/m2') === 'two');
