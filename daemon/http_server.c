@@ -610,6 +610,11 @@ static int start_tcp(api_server *s, unsigned flags, silo_error *err)
 	return 0;
 }
 
+api_authz *api_server_authz(api_server *s)
+{
+	return s->ctx.authz;
+}
+
 unsigned api_tcp_port(const api_server *s)
 {
 	return s->tcp_port;

@@ -30,6 +30,7 @@
 #include "common/util.h"
 #include "net/net.h"
 #include "core/manager.h"
+#include "daemon/e2b.h"
 #include "daemon/http_server.h"
 
 static void usage(FILE *f)
@@ -72,7 +73,10 @@ static void usage(FILE *f)
 		"  --restart-backoff-max-ms N  longest restart delay (default 60000)\n"
 		"  --unhealthy-ms N         agent channel down this long = failed (default 5000)\n"
 		"  --egress-hosts FILE      hosts(5) file sandboxes resolve names from first (operator-trusted:\n"
-		"                           may name loopback or private addresses; docs/network.md)\n");
+		"                           may name loopback or private addresses; docs/network.md)\n"
+		"  --e2b-listen HOST:PORT   also serve E2B's API and envd on one TCP port (docs/e2b.md);\n"
+		"                           X-API-KEY is a silod token\n"
+		"  --e2b-provider NAME      provider of sandboxes created through E2B (default: --fallback)\n");
 }
 
 static unsigned long num_arg(const char *opt, const char *v, unsigned long max)
@@ -97,7 +101,7 @@ int main(int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_MODE, O_LISTEN, O_TOKEN, O_MAX, O_BOOT, O_GRACE, O_FALLBACK, O_ETHR, O_EWIN,
 	       O_CAPV, O_CAPM, O_UPLOAD, O_UPTOTAL, O_TERM, O_POLICY, O_TOKENS, O_OPA, O_OPA_TMO, O_POOL, O_AGENTS, O_TEAMS, O_DINT,
-	       O_BACK, O_BACKMAX, O_UNHEALTHY, O_MAXCONN, O_PERIP, O_HDRTMO, O_MINISO, O_EGRESS_HOSTS };
+	       O_BACK, O_BACKMAX, O_UNHEALTHY, O_MAXCONN, O_PERIP, O_HDRTMO, O_MINISO, O_EGRESS_HOSTS, O_E2B, O_E2B_PROV };
 	static const struct option opts[] = {
 		{"socket", required_argument, NULL, O_SOCKET},
 		{"socket-mode", required_argument, NULL, O_MODE},
@@ -130,12 +134,15 @@ int main(int argc, char **argv)
 		{"restart-backoff-max-ms", required_argument, NULL, O_BACKMAX},
 		{"unhealthy-ms", required_argument, NULL, O_UNHEALTHY},
 		{"egress-hosts", required_argument, NULL, O_EGRESS_HOSTS},
+		{"e2b-listen", required_argument, NULL, O_E2B},
+		{"e2b-provider", required_argument, NULL, O_E2B_PROV},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	manager_config mc = {.recover = true, .error_threshold = 10};
 	api_config ac = {.socket_mode = 0600};
+	e2b_config ec = {0};
 	deploy_config dc = {0};
 	char sockbuf[4096];
 	const char *token_file = NULL;
@@ -148,6 +155,8 @@ int main(int argc, char **argv)
 		case O_SOCKET: ac.socket_path = optarg; break;
 		case O_MODE: ac.socket_mode = (unsigned)num_arg("--socket-mode", optarg, 0777); break;
 		case O_LISTEN: ac.listen = optarg; break;
+		case O_E2B: ec.listen = optarg; break;
+		case O_E2B_PROV: ec.provider = optarg; break;
 		case O_TOKEN: token_file = optarg; break;
 		case O_MAX: mc.max_sandboxes = (unsigned)num_arg("--max-sandboxes", optarg, 100000); break;
 		case O_BOOT: mc.boot_timeout_ms = (int)num_arg("--boot-timeout-ms", optarg, 3600000); break;
@@ -315,6 +324,20 @@ int main(int argc, char **argv)
 		manager_close(m, false);
 		die(1, "%s", silo_error_str(&err, buf, sizeof buf));
 	}
+	e2b_server *e2b = NULL;
+	if (ec.listen) {
+		ec.state_dir = sd;
+		ec.max_upload = ac.max_upload ? ac.max_upload : 256ull << 20;
+		ec.header_timeout_s = ac.header_timeout_s;
+		if (e2b_start(m, api_server_authz(api), &ec, &e2b, &err) < 0) {
+			char buf[SILO_ERROR_MSG_MAX + 64];
+			api_stop(api);
+			deploy_close(dep);
+			manager_close(m, false);
+			die(1, "%s", silo_error_str(&err, buf, sizeof buf));
+		}
+		fprintf(stderr, "silod %s: E2B API on port %u\n", silo_version(), e2b_port(e2b));
+	}
 	if (token) {
 		memset(token, 0, strlen(token));
 		free(token);
@@ -337,6 +360,7 @@ int main(int argc, char **argv)
 	int sig = 0;
 	sigwait(&set, &sig);
 	fprintf(stderr, "silod: signal %d, shutting down\n", sig);
+	e2b_stop(e2b);
 	api_stop(api);
 	deploy_close(dep);
 	manager_close(m, terminate);

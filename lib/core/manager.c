@@ -444,6 +444,36 @@ int manager_sandbox_spec(manager *m, const char *id_or_name, char rid[SILO_ID_MA
 	return 0;
 }
 
+/* The reaper (monitor) reads spec.timeout_s without e->lock: it is written
+ * and read atomically. */
+int manager_set_lifetime(manager *m, const char *id, uint32_t seconds_from_now, uint64_t *end_ms, silo_error *err)
+{
+	mentry *e = get_entry(m, id, err);
+	if (!e)
+		return -1;
+	uint64_t now = now_realtime_ms(), age = now > e->created_ms ? now - e->created_ms : 0;
+	uint64_t t = (age + 999) / 1000 + seconds_from_now;
+	if (t > UINT32_MAX)
+		t = UINT32_MAX;
+	__atomic_store_n(&e->spec.timeout_s, (uint32_t)t, __ATOMIC_RELAXED);
+	if (end_ms)
+		*end_ms = e->created_ms + t * 1000;
+	unref(m, e);
+	return 0;
+}
+
+int manager_lifetime(manager *m, const char *id, uint64_t *created_ms, uint64_t *end_ms, silo_error *err)
+{
+	mentry *e = get_entry(m, id, err);
+	if (!e)
+		return -1;
+	uint32_t t = __atomic_load_n(&e->spec.timeout_s, __ATOMIC_RELAXED);
+	*created_ms = e->created_ms;
+	*end_ms = t ? e->created_ms + (uint64_t)t * 1000 : 0;
+	unref(m, e);
+	return 0;
+}
+
 int manager_resolve(manager *m, const char *id_or_name, char out[SILO_ID_MAX], silo_error *err)
 {
 	mentry *e = get_entry(m, id_or_name, err);
@@ -1962,7 +1992,8 @@ static void monitor_pass(manager *m)
 		if (!sb)
 			goto next;
 		bool alive = sb->ops && sb->ops->alive ? sb->ops->alive(sb) : true;
-		bool expired = e->spec.timeout_s && now - e->created_ms > (uint64_t)e->spec.timeout_s * 1000;
+		uint32_t life_s = __atomic_load_n(&e->spec.timeout_s, __ATOMIC_RELAXED);
+		bool expired = life_s && now - e->created_ms > (uint64_t)life_s * 1000;
 		bool orphaned = e->client > 0 && !owner_proc_alive(e->client, e->client_start);
 		bool connected = sb->ch && chan_is_connected(sb->ch);
 		pid_t pid = sb->pid;
@@ -2006,7 +2037,7 @@ static void monitor_pass(manager *m)
 			} else {
 				char reason[128];
 				if (expired)
-					snprintf(reason, sizeof reason, "lifetime of %u s expired", e->spec.timeout_s);
+					snprintf(reason, sizeof reason, "lifetime of %u s expired", life_s);
 				else
 					snprintf(reason, sizeof reason, "its client (pid %d) exited", (int)e->client);
 				if (destroy_entry(m, e, "silod", m->cfg.grace_ms, reason, false, &err) < 0)

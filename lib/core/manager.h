@@ -233,6 +233,13 @@ metrics *manager_metrics(manager *m);
 /* Summary for /v1/health. */
 json_t *manager_health_json(manager *m);
 /* Resolve a live sandbox's id (id or unique name) into out; VM_NOT_FOUND otherwise. */
+/* The lifetime of a live sandbox (spec timeout_s, counted from its creation)
+ * becomes "seconds_from_now from now" (E2B's setTimeout and connect): the
+ * monitor ends it then. Kept in memory: a restarted silod applies the spec's
+ * own. *end_ms (may be NULL) = the new end, wall clock. */
+int manager_set_lifetime(manager *m, const char *id, uint32_t seconds_from_now, uint64_t *end_ms, silo_error *err);
+/* Its creation time and lifetime end (0: unlimited), wall clock ms. */
+int manager_lifetime(manager *m, const char *id, uint64_t *created_ms, uint64_t *end_ms, silo_error *err);
 int manager_resolve(manager *m, const char *id_or_name, char out[SILO_ID_MAX], silo_error *err);
 /* Publish an event raised outside the manager (deploy.c) on the event bus.
  * deployment and team may be NULL. */
