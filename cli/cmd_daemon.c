@@ -811,7 +811,7 @@ int cmd_cp(int argc, char **argv)
 	silo_error err;
 	struct stat lst;
 	if (dremote && strcmp(args[0], "-") && stat(args[0], &lst) == 0 && S_ISDIR(lst.st_mode) && !recursive) {
-		silo_fail(&err, SILO_ERR_INVALID_CONFIG, EISDIR, "%s (copy a directory with -r)", args[0]);
+		silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "cp: %s is a directory (copy it with -r)", args[0]);
 		return cli_error(&err, json);
 	}
 	if (recursive)
@@ -837,7 +837,7 @@ int cmd_cp(int argc, char **argv)
 			rc = cli_error(&err, json);
 		} else if (fd > 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
 			close(fd);
-			silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "cp: %s is a directory (cp copies one file)", args[0]);
+			silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "cp: %s is a directory (copy it with -r)", args[0]);
 			rc = cli_error(&err, json);
 		} else {
 			if (api_stream(cl, "PUT", path, "application/octet-stream", NULL, 0, fd, NULL, NULL, &err) < 0)
