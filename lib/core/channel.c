@@ -1399,22 +1399,13 @@ int chan_tcp_open(chan *c, const char *addr, uint16_t port, uint32_t window, uin
 	uint32_t id;
 	if (start_exec_task(c, &m, win, true, NULL, NULL, NULL, 0, false, &id, err) < 0)
 		return -1;
-	pthread_mutex_lock(&c->lock);
-	ctask *t = task_find_locked(c, id);
-	uint64_t deadline = now_mono_ns() + 10000ull * 1000000ull;
-	while (!t->started && !t->done && now_mono_ns() < deadline)
-		cond_wait_until(c, deadline);
-	bool ok = t->started && !t->failed;
-	silo_error e = t->err;
-	bool timed_out = !t->started && !t->done;
-	pthread_mutex_unlock(&c->lock);
-	if (!ok) {
-		if (timed_out)
-			silo_fail_vm(&e, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id, "tcp: the agent did not answer in 10 s");
-		if (err)
-			*err = e;
+	if (chan_exec_started(c, id, 10000, NULL, err) < 0) {   /* the agent's connect() answered, or 10 s */
 		chan_exec_discard(c, id, NULL);
-		task_remove(c, t);
+		pthread_mutex_lock(&c->lock);
+		ctask *t = task_find_locked(c, id);
+		pthread_mutex_unlock(&c->lock);
+		if (t)
+			task_remove(c, t);
 		return -1;
 	}
 	*task_id = id;
