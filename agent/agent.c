@@ -11,6 +11,12 @@
  * may send stdin only against the stdin window, so the stdin buffer of a
  * task never exceeds WIRE_STDIN_WINDOW. Credit beyond a window from the host
  * is a protocol violation (the connection is dropped).
+ * Beyond exec and single files: rename, listings with a depth, directory
+ * watches (inotify, bounded: the agent reads events only while its send queue
+ * has room, so a host that does not keep up makes the kernel queue overflow,
+ * which is reported as `ovf`, never buffered here), and tar streams of trees
+ * both ways (lib/archive), each run in a forked child as an exec task with
+ * the same flow control as a command's output and stdin.
  * As PID 1 it also mounts the basics, reaps orphans and powers off.
  */
 #include <dirent.h>
@@ -29,7 +35,9 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -41,6 +49,7 @@
 #include <unistd.h>
 
 #include "agent_net.h"
+#include "archive/archive.h"
 #include "wire.h"
 
 #ifndef SILO_VERSION
@@ -50,11 +59,19 @@
 #define MAX_TASKS 1024
 #define OUTQ_HIGH (4u * 1024u * 1024u)      /* stop reading children above this */
 #define OUTQ_COMPACT (1024u * 1024u)        /* compact the send queue once this much is sent */
-#define READ_CHUNK (64u * 1024u)
+#define READ_CHUNK WIRE_CHUNK                /* a child's output per read: one frame's worth */
 #define DRAIN_MS 200                         /* after exit, wait this long for pipe EOF */
 #define LIST_FRAME_BYTES (256u * 1024u)
+#define LIST_DEFAULT_MAX (1u << 20)         /* entries of one listing when the host sets no max */
+#define WATCH_MAX_DIRS 4096                  /* directories one (recursive) watch follows */
+#define WATCH_MAX_TASKS 64                   /* watches at once (each holds an inotify instance) */
 
-enum task_kind { T_EXEC, T_FREAD, T_FWRITE };
+enum task_kind { T_EXEC, T_FREAD, T_FWRITE, T_WATCH };
+
+typedef struct watch_dir {
+	int wd;
+	char *rel;                /* "" for the watched directory itself */
+} watch_dir;
 
 typedef struct task {
 	struct task *next;
@@ -80,6 +97,16 @@ typedef struct task {
 	/* files */
 	int file_fd;
 	uint64_t max, sent;
+	/* watch */
+	int ino_fd;
+	bool recursive;
+	char *root_path;          /* the watched directory (recursive: to follow new subdirectories) */
+	watch_dir *wds;
+	size_t n_wds, cap_wds;
+	wire_event *evs;          /* WIRE_MAX_EVS collected, sent once per round */
+	uint32_t n_evs;
+	size_t ev_bytes;
+	bool ovf;
 } task;
 
 static struct {
@@ -221,7 +248,7 @@ static task *task_new(uint32_t id, enum task_kind kind)
 	}
 	t->id = id;
 	t->kind = kind;
-	t->out_fd = t->err_fd = t->in_fd = t->file_fd = -1;
+	t->out_fd = t->err_fd = t->in_fd = t->file_fd = t->ino_fd = -1;
 	t->next = G.tasks;
 	G.tasks = t;
 	G.n_tasks++;
@@ -246,6 +273,14 @@ static void task_free(task *t)
 	close_fd(&t->err_fd);
 	close_fd(&t->in_fd);
 	close_fd(&t->file_fd);
+	close_fd(&t->ino_fd);
+	for (size_t i = 0; i < t->n_wds; i++)
+		free(t->wds[i].rel);
+	free(t->wds);
+	free(t->root_path);
+	for (uint32_t i = 0; i < t->n_evs; i++)
+		free(t->evs[i].name);
+	free(t->evs);
 	free(t->in_buf);
 	free(t);
 	G.n_tasks--;
@@ -330,9 +365,117 @@ static void exec_failed(task *t, const char *argv0, const char *cwd, struct chil
 	close_fd(&t->in_fd);
 }
 
+/* Close every fd above 2 in a forked child that does not exec (tar): the
+ * channel, the listening socket and other tasks' pipes must not stay open. */
+static void close_from(int lowfd)
+{
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, lowfd, ~0u, 0) == 0)
+		return;
+#endif
+	for (int fd = lowfd; fd < 65536; fd++)
+		close(fd);
+}
+
+static int tar_out_fd(void *ud, const void *buf, size_t n, silo_error *err)
+{
+	const char *p = buf;
+	while (n) {
+		ssize_t k = write(1, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "write the archive");
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static void tar_warn(void *ud, const char *msg)
+{
+	dprintf(2, "silo-agent: tar: %s\n", msg);
+}
+
+static ssize_t tar_in_read(void *ud, void *buf, size_t n, silo_error *err)
+{
+	for (;;) {
+		ssize_t k = read(0, buf, n);
+		if (k >= 0)
+			return k;
+		if (errno != EINTR)
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "read the archive");
+	}
+}
+
+static int mkdir_parents(char *path, mode_t mode);
+
+/* The child of a tar_out / tar_in task: the archive on stdout / from stdin,
+ * errors as one line on stderr, exit status 0 or 1. */
+static int tar_child(const wire_msg *m)
+{
+	silo_error err = {0};
+	int rc;
+	if (m->type == WM_TAR_OUT) {
+		archive_wopts o = {.warn = tar_warn};
+		rc = archive_write(AT_FDCWD, m->path, &o, tar_out_fd, NULL, NULL, &err);
+	} else {
+		char *dir = strdup(m->path);
+		int fd = dir && mkdir_parents(dir, 0755) == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+		if (fd < 0) {
+			int e = errno;
+			silo_fail(&err, e == ENOENT ? SILO_ERR_FILE_NOT_FOUND : SILO_ERR_IO_ERROR, e, "destination %s", m->path);
+			rc = -1;
+		} else {
+			tar_reader *r = tar_reader_new(tar_in_read, NULL);
+			archive_xopts o = {.owners = true, .keep_setid = true};
+			rc = archive_extract(r, fd, &o, NULL, &err);
+			tar_reader_free(r);
+			close(fd);
+		}
+		free(dir);
+		if (rc < 0) {   /* take the rest, so the host's stdin is never refused mid-way */
+			char sink[4096];
+			while (read(0, sink, sizeof sink) > 0)
+				;
+		}
+	}
+	if (rc < 0) {
+		dprintf(2, "%s: %s\n", silo_code_name(err.code), err.message);
+		return 1;
+	}
+	return 0;
+}
+
+/* Before forking a tar task: the path must exist (tar_out) or be a directory
+ * or absent (tar_in); answers the error itself. */
+static bool tar_precheck(const wire_msg *m)
+{
+	const char *what = m->type == WM_TAR_OUT ? "tar_out" : "tar_in";
+	if (!m->path || m->path[0] != '/') {
+		send_error(m->id, EINVAL, "%s: an absolute path is required", what);
+		return false;
+	}
+	struct stat st;
+	if (m->type == WM_TAR_OUT && lstat(m->path, &st) < 0) {
+		int e = errno;
+		send_error(m->id, e, "%s %s: %s", what, m->path, strerror(e));
+		return false;
+	}
+	if (m->type == WM_TAR_IN && stat(m->path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		send_error(m->id, ENOTDIR, "%s %s: %s", what, m->path, strerror(ENOTDIR));
+		return false;
+	}
+	return true;
+}
+
+/* exec, tar_out and tar_in: a child with pipes (or a PTY) as an exec task. */
 static void handle_exec(const wire_msg *m)
 {
-	if (!(m->present & WF_ARGV) || m->argc == 0 || !m->argv[0][0]) {
+	bool tar = m->type != WM_EXEC;
+	if (tar && !tar_precheck(m))
+		return;
+	if (!tar && (!(m->present & WF_ARGV) || m->argc == 0 || !m->argv[0][0])) {
 		send_error(m->id, EINVAL, "exec: argv must be a non-empty array of strings");
 		return;
 	}
@@ -350,12 +493,12 @@ static void handle_exec(const wire_msg *m)
 	int out[2] = {-1, -1}, err[2] = {-1, -1}, in[2] = {-1, -1}, ep[2] = {-1, -1};
 	int master = -1;
 	char slave_name[64] = "";
-	t->pty = m->pty;
+	t->pty = m->pty && !tar;
 	t->win = t->credit = (m->present & WF_WIN) ? m->win : WIRE_WINDOW;
 	t->in_avail = WIRE_STDIN_WINDOW - (uint32_t)m->data_len; /* data_len <= WIRE_CHUNK == the window */
 	if (pipe2(ep, O_CLOEXEC) < 0)
 		goto sys_fail;
-	if (m->pty) {
+	if (t->pty) {
 		master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
 		if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 ||
 		    ptsname_r(master, slave_name, sizeof slave_name) != 0)
@@ -364,9 +507,12 @@ static void handle_exec(const wire_msg *m)
 		ioctl(master, TIOCSWINSZ, &ws);
 	} else if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(in, O_CLOEXEC) < 0) {
 		goto sys_fail;
+	} else if (tar) {
+		/* an archive moves in bulk: larger pipes, fewer wakeups (best effort) */
+		fcntl(m->type == WM_TAR_OUT ? out[1] : in[1], F_SETPIPE_SZ, 1 << 20);
 	}
-	char **env = build_env(m);
-	if (!env)
+	char **env = tar ? NULL : build_env(m);
+	if (!tar && !env)
 		goto sys_fail;
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -380,6 +526,12 @@ static void handle_exec(const wire_msg *m)
 		sigprocmask(SIG_SETMASK, &all, NULL);
 		for (int s = 1; s < NSIG; s++)
 			signal(s, SIG_DFL);
+		if (tar) {
+			setpgid(0, 0);
+			dup2(in[0], 0), dup2(out[1], 1), dup2(err[1], 2);
+			close_from(3);
+			_exit(tar_child(m));
+		}
 		if (m->pty) {
 			setsid();
 			int s = open(slave_name, O_RDWR);
@@ -426,7 +578,7 @@ static void handle_exec(const wire_msg *m)
 	t->start_ns = now_ns();
 	if (m->present & WF_TIMEOUT && m->timeout)
 		t->deadline_ns = t->start_ns + m->timeout * 1000000ull;
-	if (m->pty) {
+	if (t->pty) {
 		t->out_fd = master;
 		t->in_fd = dup(master);
 		if (t->in_fd >= 0)
@@ -451,7 +603,7 @@ static void handle_exec(const wire_msg *m)
 			t->in_len = m->data_len;
 		}
 	}
-	t->in_eof = !m->flag; /* stdin not streamed: close after the initial data */
+	t->in_eof = m->type == WM_TAR_OUT || (m->type == WM_EXEC && !m->flag); /* stdin not streamed: close after the initial data */
 	struct child_err ce;
 	ssize_t n;
 	do {
@@ -794,9 +946,16 @@ static void handle_stat(const wire_msg *m)
 		return;
 	}
 	struct stat st;
+	char link[WIRE_MAX_PATH + 1];
 	wire_msg r = {.type = WM_STAT_R, .id = m->id, .present = WF_EXISTS};
 	if (lstat(m->path, &st) == 0) {
 		fill_stat(&r, &st);
+		ssize_t n = S_ISLNK(st.st_mode) ? readlink(m->path, link, WIRE_MAX_PATH) : -1;
+		if (n >= 0) {
+			link[n] = '\0';
+			r.present |= WF_LINK;
+			r.link = link;
+		}
 	} else if (errno != ENOENT && errno != ENOTDIR) {
 		int e = errno;
 		send_error(m->id, e, "stat %s", m->path);
@@ -805,52 +964,120 @@ static void handle_stat(const wire_msg *m)
 	send_msg(&r);
 }
 
+/* A listing being sent: entries batch into list_r frames. */
+typedef struct lister {
+	uint32_t id;
+	wire_dirent ents[256];
+	char links[256][WIRE_MAX_PATH + 1];
+	uint32_t n;
+	size_t bytes;
+	uint64_t sent, max;
+	bool truncated;
+} lister;
+
+static void list_flush(lister *l, bool eof)
+{
+	if (!l->n && !eof)
+		return;
+	wire_msg r = {.type = WM_LIST_R, .id = l->id, .present = WF_ENTS | WF_EOF, .ents = l->ents, .n_ents = l->n,
+		      .eof = eof};
+	if (eof && l->truncated) {
+		r.present |= WF_FLAG;
+		r.flag = true;
+	}
+	send_msg(&r);
+	for (uint32_t i = 0; i < l->n; i++)
+		free(l->ents[i].name);
+	l->n = 0;
+	l->bytes = 0;
+	/* a deep listing may fill the queue faster than the host takes it: let it drain */
+	while (G.conn >= 0 && outq_pending() >= OUTQ_HIGH) {
+		struct pollfd p = {.fd = G.conn, .events = POLLOUT};
+		if (poll(&p, 1, 1000) <= 0 || (p.revents & (POLLERR | POLLHUP)))
+			break;
+		flush_out();
+	}
+}
+
+/* Entries of dfd (relative names prefixed with rel), depth levels down. */
+static void list_dir(lister *l, int dfd, const char *rel, uint32_t depth)
+{
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return;
+	}
+	struct dirent *de;
+	while (!l->truncated && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char name[WIRE_MAX_PATH + 1];
+		int k = snprintf(name, sizeof name, "%s%s%s", rel, rel[0] ? "/" : "", de->d_name);
+		if (k < 0 || (size_t)k >= sizeof name)
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (l->sent == l->max) {
+			l->truncated = true;
+			break;
+		}
+		wire_dirent *e = &l->ents[l->n];
+		*e = (wire_dirent){.name = strdup(name), .size = (uint64_t)st.st_size, .mode = st.st_mode,
+				   .mtime = st.st_mtime, .uid = st.st_uid, .gid = st.st_gid};
+		if (!e->name)
+			continue;
+		if (S_ISLNK(st.st_mode)) {
+			ssize_t n = readlinkat(dirfd(d), de->d_name, l->links[l->n], WIRE_MAX_PATH);
+			if (n >= 0) {
+				l->links[l->n][n] = '\0';
+				e->link = l->links[l->n];
+			}
+		}
+		l->bytes += (size_t)k + 32 + (e->link ? strlen(e->link) : 0);
+		l->n++;
+		l->sent++;
+		if (l->n == 256 || l->bytes > LIST_FRAME_BYTES)
+			list_flush(l, false);
+		if (S_ISDIR(st.st_mode) && depth > 1) {
+			int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0)
+				list_dir(l, sub, name, depth - 1);
+		}
+	}
+	closedir(d);
+}
+
 static void handle_list(const wire_msg *m)
 {
 	if (!m->path) {
 		send_error(m->id, EINVAL, "list: path required");
 		return;
 	}
+	uint32_t depth = (m->present & WF_DEPTH) ? m->depth : 1;
+	if (depth < 1 || depth > WIRE_MAX_LIST_DEPTH) {
+		send_error(m->id, EINVAL, "list: depth must be 1..%u", WIRE_MAX_LIST_DEPTH);
+		return;
+	}
 	int dfd = open(m->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	if (!d) {
+	if (dfd < 0) {
 		int e = errno;
 		if (dfd >= 0)
 			close(dfd);
 		send_error(m->id, e, "list %s", m->path);
 		return;
 	}
-	wire_dirent ents[256];
-	uint32_t n = 0;
-	size_t bytes = 0;
-	struct dirent *de;
-	for (;;) {
-		de = readdir(d);
-		bool flush = !de || n == 256 || bytes > LIST_FRAME_BYTES;
-		if (flush && (n || !de)) {
-			wire_msg r = {.type = WM_LIST_R, .id = m->id, .present = WF_ENTS | WF_EOF, .ents = ents,
-				      .n_ents = n, .eof = !de};
-			send_msg(&r);
-			for (uint32_t i = 0; i < n; i++)
-				free(ents[i].name);
-			n = 0;
-			bytes = 0;
-		}
-		if (!de)
-			break;
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		struct stat st;
-		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		ents[n] = (wire_dirent){.name = strdup(de->d_name), .size = (uint64_t)st.st_size,
-					.mode = st.st_mode, .mtime = st.st_mtime, .uid = st.st_uid, .gid = st.st_gid};
-		if (!ents[n].name)
-			continue;
-		bytes += strlen(de->d_name) + 32;
-		n++;
+	lister *l = calloc(1, sizeof *l);
+	if (!l) {
+		close(dfd);
+		send_error(m->id, ENOMEM, "list: out of memory");
+		return;
 	}
-	closedir(d);
+	l->id = m->id;
+	l->max = (m->present & WF_MAX) && m->max ? m->max : LIST_DEFAULT_MAX;
+	list_dir(l, dfd, "", depth);
+	list_flush(l, true);
+	free(l);
 }
 
 static int mkdir_parents(char *path, mode_t mode)
@@ -948,6 +1175,250 @@ static void handle_remove(const wire_msg *m)
 		return;
 	}
 	send_ok(m->id);
+}
+
+static void handle_rename(const wire_msg *m)
+{
+	if (!m->path || !m->path[0] || !m->dst || !m->dst[0]) {
+		send_error(m->id, EINVAL, "rename: path and dst required");
+		return;
+	}
+	int r;
+	if (m->flag) {   /* do not replace an existing dst */
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE 1
+#endif
+		r = (int)syscall(SYS_renameat2, AT_FDCWD, m->path, AT_FDCWD, m->dst, RENAME_NOREPLACE);
+		if (r < 0 && (errno == ENOSYS || errno == EINVAL)) {   /* old kernel or file system: check, then rename */
+			struct stat st;
+			if (lstat(m->dst, &st) == 0) {
+				errno = EEXIST;
+				r = -1;
+			} else {
+				r = rename(m->path, m->dst);
+			}
+		}
+	} else {
+		r = rename(m->path, m->dst);
+	}
+	if (r < 0) {
+		int e = errno;
+		send_error(m->id, e, "rename %s to %s: %s", m->path, m->dst, strerror(e));
+		return;
+	}
+	send_ok(m->id);
+}
+
+/* ---------------- watch ---------------- */
+
+#define WATCH_MASK (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | \
+		    IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK)
+
+static int watch_add(task *t, const char *path, const char *rel);
+
+/* Watch the subdirectories of rel (recursive watches), depth-bounded. */
+static void watch_add_tree(task *t, const char *path, const char *rel, int depth)
+{
+	if (depth > 64)
+		return;
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) && !t->ovf) {
+		if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		char sp[WIRE_MAX_PATH + 1], sr[WIRE_MAX_PATH + 1];
+		int a = snprintf(sp, sizeof sp, "%s/%s", path, de->d_name);
+		int b = snprintf(sr, sizeof sr, "%s%s%s", rel, rel[0] ? "/" : "", de->d_name);
+		if (a < 0 || b < 0 || (size_t)a >= sizeof sp || (size_t)b >= sizeof sr)
+			continue;
+		if (watch_add(t, sp, sr) == 0)
+			watch_add_tree(t, sp, sr, depth + 1);
+	}
+	closedir(d);
+}
+
+static int watch_add(task *t, const char *path, const char *rel)
+{
+	if (t->n_wds >= WATCH_MAX_DIRS) {
+		t->ovf = true;   /* the rest of the tree is not watched: the host learns it by the overflow flag */
+		return -1;
+	}
+	int wd = inotify_add_watch(t->ino_fd, path, WATCH_MASK);
+	if (wd < 0)
+		return -1;
+	for (size_t i = 0; i < t->n_wds; i++)
+		if (t->wds[i].wd == wd)
+			return 0;   /* already watched (a directory moved within the tree) */
+	if (t->n_wds == t->cap_wds) {
+		size_t nc = t->cap_wds ? t->cap_wds * 2 : 16;
+		watch_dir *n = realloc(t->wds, nc * sizeof *n);
+		if (!n)
+			return -1;
+		t->wds = n;
+		t->cap_wds = nc;
+	}
+	char *r = strdup(rel);
+	if (!r)
+		return -1;
+	t->wds[t->n_wds++] = (watch_dir){.wd = wd, .rel = r};
+	return 0;
+}
+
+static void watch_flush(task *t, bool eof)
+{
+	if (!t->n_evs && !t->ovf && !eof)
+		return;
+	wire_msg m = {.type = WM_WATCH_EV, .id = t->id, .present = WF_EVS | WF_OVF | WF_EOF, .evs = t->evs,
+		      .n_evs = t->n_evs, .ovf = t->ovf, .eof = eof};
+	send_msg(&m);
+	for (uint32_t i = 0; i < t->n_evs; i++)
+		free(t->evs[i].name);
+	t->n_evs = 0;
+	t->ev_bytes = 0;
+	t->ovf = false;
+}
+
+static void watch_event(task *t, uint32_t kind, const char *rel, const char *name)
+{
+	char full[WIRE_MAX_PATH + 1];
+	int k = snprintf(full, sizeof full, "%s%s%s", rel, rel[0] && name[0] ? "/" : "", name);
+	if (k < 0 || (size_t)k >= sizeof full)
+		return;
+	/* inotify coalesces identical consecutive events; so do we, within a frame */
+	if (t->n_evs && t->evs[t->n_evs - 1].kind == kind && !strcmp(t->evs[t->n_evs - 1].name, full))
+		return;
+	if (t->n_evs == WIRE_MAX_EVS || t->ev_bytes + (size_t)k + 16 > LIST_FRAME_BYTES)
+		watch_flush(t, false);
+	char *c = strdup(full);
+	if (!c) {
+		t->ovf = true;
+		return;
+	}
+	t->evs[t->n_evs++] = (wire_event){.kind = kind, .name = c};
+	t->ev_bytes += (size_t)k + 16;
+}
+
+static void handle_watch(const wire_msg *m)
+{
+	if (!m->path || m->path[0] != '/') {
+		send_error(m->id, EINVAL, "watch: an absolute path is required");
+		return;
+	}
+	int watches = 0;
+	for (task *x = G.tasks; x; x = x->next)
+		watches += x->kind == T_WATCH;
+	if (watches >= WATCH_MAX_TASKS) {
+		send_error(m->id, EAGAIN, "watch: at most %d watches at once", WATCH_MAX_TASKS);
+		return;
+	}
+	struct stat st;
+	int se = stat(m->path, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+	if (se) {
+		send_error(m->id, se, "watch %s: %s", m->path, strerror(se));
+		return;
+	}
+	task *t = task_new(m->id, T_WATCH);
+	if (!t)
+		return;
+	errno = 0;
+	t->recursive = m->flag;
+	t->root_path = strdup(m->path);
+	t->evs = calloc(WIRE_MAX_EVS, sizeof *t->evs);
+	t->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (!t->evs || !t->root_path || t->ino_fd < 0 || watch_add(t, m->path, "") < 0) {
+		int e = errno ? errno : ENOMEM;
+		task_free(t);
+		send_error(m->id, e, "watch %s: %s", m->path, strerror(e));
+		return;
+	}
+	if (t->recursive)
+		watch_add_tree(t, m->path, "", 0);
+	send_ok(m->id);
+	if (t->ovf)
+		watch_flush(t, false);
+}
+
+static void handle_cancel(const wire_msg *m)
+{
+	task *t = task_find(m->id);
+	if (t && t->kind == T_WATCH)
+		task_free(t);
+}
+
+static const char *watch_rel(task *t, int wd, size_t *idx)
+{
+	for (size_t i = 0; i < t->n_wds; i++)
+		if (t->wds[i].wd == wd) {
+			*idx = i;
+			return t->wds[i].rel;
+		}
+	return NULL;
+}
+
+/* Read what inotify has for t, turn it into events, send them. false: the watch ended. */
+static bool pump_watch(task *t)
+{
+	_Alignas(struct inotify_event) char buf[16384];
+	bool gone = false;
+	for (;;) {
+		ssize_t n = read(t->ino_fd, buf, sizeof buf);
+		if (n <= 0)
+			break;
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+			p += sizeof *ev + ev->len;
+			if (ev->mask & IN_Q_OVERFLOW) {
+				t->ovf = true;
+				continue;
+			}
+			size_t idx = 0;
+			const char *rel = watch_rel(t, ev->wd, &idx);
+			if (!rel)
+				continue;
+			const char *name = ev->len ? ev->name : "";
+			if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
+				if (!rel[0]) {
+					gone = true;   /* the watched directory itself went away */
+				} else if (ev->mask & IN_IGNORED) {
+					free(t->wds[idx].rel);
+					t->wds[idx] = t->wds[--t->n_wds];
+				}
+				continue;
+			}
+			uint32_t kind = ev->mask & IN_CREATE     ? WEV_CREATE
+					: ev->mask & IN_MOVED_TO   ? WEV_CREATE
+					: ev->mask & IN_MOVED_FROM ? WEV_RENAME
+					: ev->mask & IN_DELETE     ? WEV_REMOVE
+					: ev->mask & IN_MODIFY     ? WEV_WRITE
+					: ev->mask & IN_ATTRIB     ? WEV_CHMOD
+								   : 0;
+			if (!kind)
+				continue;
+			char rel_copy[WIRE_MAX_PATH + 1];
+			snprintf(rel_copy, sizeof rel_copy, "%s", rel);   /* watch_add may move t->wds */
+			watch_event(t, kind, rel_copy, name);
+			if (t->recursive && (ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO))) {
+				/* follow a new directory (and what was created in it before its watch) */
+				char sub[WIRE_MAX_PATH + 1], abs_[WIRE_MAX_PATH + 1];
+				int k = snprintf(sub, sizeof sub, "%s%s%s", rel_copy, rel_copy[0] ? "/" : "", name);
+				int a = snprintf(abs_, sizeof abs_, "%s/%s", t->root_path, sub);
+				if (k > 0 && (size_t)k < sizeof sub && a > 0 && (size_t)a < sizeof abs_ &&
+				    watch_add(t, abs_, sub) == 0)
+					watch_add_tree(t, abs_, sub, 1);
+			}
+		}
+	}
+	watch_flush(t, gone);
+	return !gone;
 }
 
 /* ---------------- connection ---------------- */
@@ -1075,7 +1546,10 @@ static void handle_msg(const wire_msg *m)
 		return;
 	}
 	switch (m->type) {
-	case WM_EXEC: handle_exec(m); break;
+	case WM_EXEC: case WM_TAR_OUT: case WM_TAR_IN: handle_exec(m); break;
+	case WM_RENAME: handle_rename(m); break;
+	case WM_WATCH: handle_watch(m); break;
+	case WM_CANCEL: handle_cancel(m); break;
 	case WM_STDIN: handle_stdin(m); break;
 	case WM_CREDIT: handle_credit(m); break;
 	case WM_DISCARD: handle_discard(m); break;
@@ -1459,6 +1933,7 @@ int main(int argc, char **argv)
 	for (;;) {
 		if (G.shutting_down)
 			final_exit();
+		/* a watch task takes one slot, an exec task up to 3; networking up to ANET_MAX_FDS */
 		struct pollfd pfd[2 + 3 * MAX_TASKS + 1 + ANET_MAX_FDS];
 		task *owner[2 + 3 * MAX_TASKS + 1 + ANET_MAX_FDS];
 		int which[2 + 3 * MAX_TASKS + 1 + ANET_MAX_FDS];
@@ -1532,6 +2007,11 @@ int main(int argc, char **argv)
 				}
 			} else if (t->kind == T_FREAD && room && G.conn >= 0) {
 				timeout_ms = 0; /* regular files are always readable */
+			} else if (t->kind == T_WATCH && room && G.conn >= 0) {
+				/* read events only while they can be sent: the kernel queue takes the
+				 * rest and overflows (IN_Q_OVERFLOW -> ovf) instead of our memory */
+				pfd[n] = (struct pollfd){.fd = t->ino_fd, .events = POLLIN};
+				owner[n] = t, which[n++] = 13;
 			}
 		}
 		int net_at = n;
@@ -1595,6 +2075,14 @@ int main(int argc, char **argv)
 					live |= x == t;
 				if (live)
 					read_child(t, which[i] == 10 ? &t->out_fd : &t->err_fd, which[i] == 10 ? 1 : 2);
+				break;
+			}
+			case 13: {
+				bool live = false;
+				for (task *x = G.tasks; x; x = x->next)
+					live |= x == t;
+				if (live && !pump_watch(t))
+					task_free(t);
 				break;
 			}
 			case 12: {

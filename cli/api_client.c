@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,9 +124,11 @@ void api_error_from_body(long status, const char *body, silo_error *err)
 	silo_code sc = code ? silo_code_from_name(code) : SILO_ERR__COUNT;
 	if (sc == SILO_ERR__COUNT)
 		sc = status == 404 ? SILO_ERR_VM_NOT_FOUND : status == 401 ? SILO_ERR_UNAUTHORIZED : SILO_ERR_PROTOCOL;
-	if (msg)
+	json_int_t eno = json_integer_value(json_object_get(e, "errno"));
+	if (msg) {
 		silo_fail_vm(err, sc, 0, vm && *vm ? vm : NULL, "%s", msg);
-	else
+		err->sys_errno = eno > 0 && eno < 4096 ? (int)eno : 0;
+	} else
 		silo_fail(err, sc, 0, "silod answered HTTP %ld without an error body", status);
 	json_decref(o);
 }
@@ -335,4 +338,171 @@ bool api_daemon_available(void)
 	free(s.buf);
 	api_client_free(c);
 	return ok;
+}
+
+/* ---- WebSocket ---- */
+
+struct api_ws {
+	CURL *h;
+	int fd;
+	ws_conn *ws;
+};
+
+static ssize_t curl_rd(void *ud, void *buf, size_t n)
+{
+	api_ws *w = ud;
+	size_t got = 0;
+	CURLcode rc = curl_easy_recv(w->h, buf, n, &got);
+	if (rc == CURLE_AGAIN) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (rc != CURLE_OK) {
+		errno = EIO;
+		return -1;
+	}
+	return (ssize_t)got;
+}
+
+static ssize_t curl_wr(void *ud, const void *buf, size_t n)
+{
+	api_ws *w = ud;
+	size_t sent = 0;
+	CURLcode rc = curl_easy_send(w->h, buf, n, &sent);
+	if (rc == CURLE_AGAIN) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (rc != CURLE_OK) {
+		errno = EPIPE;
+		return -1;
+	}
+	return (ssize_t)sent;
+}
+
+/* Everything of buf through curl, waiting for the socket as needed. */
+static int send_all_ws(api_ws *w, const char *buf, size_t n)
+{
+	while (n) {
+		ssize_t k = curl_wr(w, buf, n);
+		if (k < 0 && errno == EAGAIN) {
+			struct pollfd p = {.fd = w->fd, .events = POLLOUT};
+			poll(&p, 1, 1000);
+			continue;
+		}
+		if (k <= 0)
+			return -1;
+		buf += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+int api_ws_open(api_client *c, const char *path, api_ws **out, silo_error *err)
+{
+	*out = NULL;
+	api_ws *w = xcalloc(1, sizeof *w);
+	w->fd = -1;
+	w->h = curl_easy_init();
+	char url[8192];
+	snprintf(url, sizeof url, "%s%s", c->base, path);
+	curl_easy_setopt(w->h, CURLOPT_URL, url);
+	if (c->sock[0])
+		curl_easy_setopt(w->h, CURLOPT_UNIX_SOCKET_PATH, c->sock);
+	curl_easy_setopt(w->h, CURLOPT_CONNECT_ONLY, 1L);
+	curl_easy_setopt(w->h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(w->h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	CURLcode rc = curl_easy_perform(w->h);
+	curl_socket_t sock = CURL_SOCKET_BAD;
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(w->h, CURLINFO_ACTIVESOCKET, &sock);
+	if (rc != CURLE_OK || sock == CURL_SOCKET_BAD) {
+		silo_fail(err, SILO_ERR_REMOTE_UNREACHABLE, 0, "cannot reach silod at %s: %s (is silod running?)", c->target,
+			  curl_easy_strerror(rc));
+		goto fail;
+	}
+	w->fd = (int)sock;
+	char key[WS_KEY_LEN + 1], want[WS_ACCEPT_LEN + 1];
+	ws_new_key(key);
+	ws_accept(key, want);
+	const char *host = strstr(c->base, "://") ? strstr(c->base, "://") + 3 : "silod";
+	char *reqs = xasprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+			       "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%s\r\n",
+			       path, host, key, c->auth ? c->auth : "", c->auth ? "\r\n" : "");
+	int sr = send_all_ws(w, reqs, strlen(reqs));
+	free(reqs);
+	if (sr < 0) {
+		silo_fail(err, SILO_ERR_REMOTE_UNREACHABLE, 0, "send the upgrade request to %s", c->target);
+		goto fail;
+	}
+	/* the response head, then what follows it */
+	char buf[16384];
+	size_t len = 0;
+	char *end = NULL;
+	uint64_t deadline = now_mono_ns() + 30000ull * 1000000ull;
+	while (!(end = memmem(buf, len, "\r\n\r\n", 4))) {
+		if (len == sizeof buf || now_mono_ns() > deadline) {
+			silo_fail(err, SILO_ERR_PROTOCOL, 0, "silod sent no complete HTTP response to the upgrade");
+			goto fail;
+		}
+		ssize_t k = curl_rd(w, buf + len, sizeof buf - len);
+		if (k < 0 && errno == EAGAIN) {
+			struct pollfd p = {.fd = w->fd, .events = POLLIN};
+			poll(&p, 1, 1000);
+			continue;
+		}
+		if (k <= 0) {
+			silo_fail(err, SILO_ERR_REMOTE_UNREACHABLE, 0, "silod closed the connection during the upgrade");
+			goto fail;
+		}
+		len += (size_t)k;
+	}
+	size_t head = (size_t)(end - buf) + 4;
+	long status = strtol(buf + 9, NULL, 10);
+	if (strncmp(buf, "HTTP/1.1 ", 9) != 0 || status != 101) {
+		/* an error: the JSON body, as long as it came with the head */
+		char *cl = strcasestr(buf, "\r\nContent-Length:");
+		size_t want_body = cl && cl < end ? (size_t)strtoul(cl + 17, NULL, 10) : 0;
+		while (len - head < want_body && len < sizeof buf - 1) {
+			ssize_t k = curl_rd(w, buf + len, sizeof buf - 1 - len);
+			if (k < 0 && errno == EAGAIN) {
+				struct pollfd p = {.fd = w->fd, .events = POLLIN};
+				if (poll(&p, 1, 5000) <= 0)
+					break;
+				continue;
+			}
+			if (k <= 0)
+				break;
+			len += (size_t)k;
+		}
+		buf[len] = '\0';
+		api_error_from_body(status, buf + head, err);
+		goto fail;
+	}
+	char *acc = strcasestr(buf, "\r\nSec-WebSocket-Accept:");
+	if (!acc || acc > end || strncmp(acc + 23 + strspn(acc + 23, " "), want, WS_ACCEPT_LEN)) {
+		silo_fail(err, SILO_ERR_PROTOCOL, 0, "silod's WebSocket handshake has a wrong Sec-WebSocket-Accept");
+		goto fail;
+	}
+	ws_io io = {curl_rd, curl_wr, w->fd, w};
+	w->ws = ws_conn_new(&io, true, buf + head, len - head);
+	*out = w;
+	return 0;
+fail:
+	api_ws_close(w);
+	return -1;
+}
+
+ws_conn *api_ws_conn(api_ws *w)
+{
+	return w->ws;
+}
+
+void api_ws_close(api_ws *w)
+{
+	if (!w)
+		return;
+	ws_conn_free(w->ws);
+	curl_easy_cleanup(w->h);
+	free(w);
 }

@@ -59,4 +59,13 @@ int daemon_run(const char *toml, char *const *argv, char *const *env, const char
 /* URL-encode s into a new string. */
 char *api_escape(const char *s);
 
+/* A WebSocket to path (silod's /session and /procs/{proc}/attach): the
+ * upgrade over the client's target (unix socket or SILO_HOST, with the
+ * token). An answer other than 101 becomes *err (the JSON error body). */
+#include "common/ws.h"
+typedef struct api_ws api_ws;
+int api_ws_open(api_client *c, const char *path, api_ws **out, silo_error *err);
+ws_conn *api_ws_conn(api_ws *w);
+void api_ws_close(api_ws *w);
+
 #endif

@@ -59,6 +59,8 @@ double cli_jnum(json_t *o, const char *k);
 /* METHOD path [JSON body] to silod -> *out = parsed JSON response; 0, or the CLI exit status
  * after printing the error. */
 int cli_call_json(const char *method, const char *path, json_t *body, bool json, json_t **out);
+/* "ID:/path" -> id, path; a plain local path ("./a:/b" too) returns false. */
+bool cli_split_remote(const char *s, char *id, size_t idlen, const char **path);
 
 /* --secret NAME=VALUE | NAME, or --secret-file NAME=PATH (file: the file, read here,
  * one trailing newline dropped). A bare NAME marks an env value secret: marked is the
@@ -102,6 +104,18 @@ int cmd_port(int argc, char **argv);
 int cmd_context(int argc, char **argv);
 /* cmd_target.c */
 int cmd_target(int argc, char **argv);
+/* cmd_procs.c: processes, interactive sessions */
+int cmd_shell(int argc, char **argv);
+int cmd_procs(int argc, char **argv);
+int cmd_kill(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
+int cmd_wait(int argc, char **argv);
+/* `silo exec` with -i, -t or -d: req is the exec JSON (argv, env, cwd, timeout_ms). */
+int cli_exec_session(const char *id, json_t *req, bool tty, bool interactive, bool detach, const char *tag, bool json);
+/* cmd_fs.c: files beyond one file, tar copies */
+int cmd_fs(int argc, char **argv);
+/* `silo cp` of a directory (-r): args are SRC DST, one of them ID:/path. */
+int cli_cp_tree(const char *src, const char *dst, bool json);
 /* verbs: add declarations above this line */
 
 /* cmd_snapshot.c */

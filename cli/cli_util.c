@@ -170,3 +170,17 @@ void cli_print_denial(void *ud, struct sandbox *sb, const char *json_record)
 			cli_jstr(o, "reason"));
 	json_decref(o);
 }
+
+/* "ID:/path" -> id, path; a plain local path returns false. */
+bool cli_split_remote(const char *s, char *id, size_t idlen, const char **path)
+{
+	const char *colon = strchr(s, ':');
+	if (!colon || colon == s || colon[1] != '/' || (size_t)(colon - s) >= idlen)
+		return false;
+	if (memchr(s, '/', (size_t)(colon - s)))
+		return false;   /* "./a:/b" is a local path */
+	memcpy(id, s, (size_t)(colon - s));
+	id[colon - s] = '\0';
+	*path = colon + 1;
+	return true;
+}

@@ -583,10 +583,10 @@ static int exec_status(exec_out *o, bool json)
 int cmd_exec(int argc, char **argv)
 {
 	bool json = cli_want_json(argc, argv);
-	const char *u = "[--json] [-i] [-e K=V] [-w DIR] [--timeout-ms N] ID -- CMD [ARG...]";
+	const char *u = "[--json] [-i] [-t] [-d [--tag T]] [-e K=V] [-w DIR] [--timeout-ms N] ID -- CMD [ARG...]";
 	json_t *req = json_object(), *env = json_object(), *av = json_array();
-	bool in = false;
-	const char *id = NULL;
+	bool in = false, tty = false, detach = false;
+	const char *id = NULL, *tag = NULL;
 	int i, rc = 0;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -596,8 +596,18 @@ int cmd_exec(int argc, char **argv)
 		}
 		if (!strcmp(a, "--json"))
 			continue;
-		if (!strcmp(a, "-i")) {
+		if (a[0] == '-' && a[1] && strspn(a + 1, "itd") == strlen(a + 1)) {   /* -i -t -d -it -ti -id ... */
+			in |= strchr(a, 'i') != NULL;
+			tty |= strchr(a, 't') != NULL;
+			detach |= strchr(a, 'd') != NULL;
+		} else if (!strcmp(a, "--interactive")) {
 			in = true;
+		} else if (!strcmp(a, "--tty")) {
+			tty = true;
+		} else if (!strcmp(a, "--detach")) {
+			detach = true;
+		} else if (!strcmp(a, "--tag") && i + 1 < argc) {
+			tag = argv[++i];
 		} else if (!strcmp(a, "-e") && i + 1 < argc) {
 			if ((rc = kv_into(env, argv[++i], "-e", json)))
 				goto out;
@@ -624,19 +634,13 @@ int cmd_exec(int argc, char **argv)
 	if (json_object_size(env))
 		json_object_set(req, "env", env);
 	silo_error err;
-	if (in) {
-		char *data;
-		size_t len;
-		if (read_file("/dev/stdin", 6u << 20, &data, &len, &err) < 0) {
-			rc = cli_error(&err, json);
-			goto out;
-		}
-		size_t bl = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
-		char *b64 = xmalloc(bl);
-		sodium_bin2base64(b64, bl, (unsigned char *)data, len, sodium_base64_VARIANT_ORIGINAL);
-		json_object_set_new(req, "stdin", json_string(b64));
-		free(b64);
-		free(data);
+	if ((tag && !detach) || (detach && (in || tty))) {
+		rc = cli_usage_error(argv[0], "-d (a background process, --tag names it) takes neither -i nor -t", json);
+		goto out;
+	}
+	if (in || tty || detach) {   /* a session (stdin streamed, a PTY) or a background process */
+		rc = cli_exec_session(id, req, tty, in, detach, tag, json);
+		goto out;
 	}
 	char *body = json_dumps(req, JSON_COMPACT);
 	char *eid = api_escape(id);
@@ -783,20 +787,6 @@ int daemon_run(const char *toml, char *const *argv, char *const *env, const char
 
 /* ---- cp ---- */
 
-/* "ID:/path" -> id, path; a plain local path returns false. */
-static bool split_remote(const char *s, char *id, size_t idlen, const char **path)
-{
-	const char *colon = strchr(s, ':');
-	if (!colon || colon == s || colon[1] != '/' || (size_t)(colon - s) >= idlen)
-		return false;
-	if (memchr(s, '/', (size_t)(colon - s)))
-		return false;   /* "./a:/b" is a local path */
-	memcpy(id, s, (size_t)(colon - s));
-	id[colon - s] = '\0';
-	*path = colon + 1;
-	return true;
-}
-
 static bool write_chunk(void *ud, const char *buf, size_t len)
 {
 	return write_all(*(int *)ud, buf, len) == 0;
@@ -805,15 +795,20 @@ static bool write_chunk(void *ud, const char *buf, size_t len)
 int cmd_cp(int argc, char **argv)
 {
 	bool json = cli_want_json(argc, argv);
-	const char *u = "[--mode OCTAL] SRC DST  (one of them ID:/path; - is stdin/stdout)";
+	const char *u = "[-r] [--mode OCTAL] SRC DST  (one of them ID:/path; - is stdin/stdout)";
 	const char *args[2] = {NULL, NULL};
 	int n = 0;
 	unsigned long mode = 0644;
+	bool recursive = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			continue;
 		if (!strcmp(argv[i], "--mode") && i + 1 < argc) {
 			mode = strtoul(argv[++i], NULL, 8);
+			continue;
+		}
+		if (!strcmp(argv[i], "-r") || !strcmp(argv[i], "-R") || !strcmp(argv[i], "--recursive")) {
+			recursive = true;
 			continue;
 		}
 		if (n == 2 || (argv[i][0] == '-' && argv[i][1]))
@@ -824,15 +819,22 @@ int cmd_cp(int argc, char **argv)
 		return cli_usage_error(argv[0], u, json);
 	char sid[128], did[128];
 	const char *spath, *dpath;
-	bool sremote = split_remote(args[0], sid, sizeof sid, &spath);
-	bool dremote = split_remote(args[1], did, sizeof did, &dpath);
+	bool sremote = cli_split_remote(args[0], sid, sizeof sid, &spath);
+	bool dremote = cli_split_remote(args[1], did, sizeof did, &dpath);
 	if (sremote == dremote)
 		return cli_usage_error(argv[0], u, json);
+	silo_error err;
+	struct stat lst;
+	if (dremote && strcmp(args[0], "-") && stat(args[0], &lst) == 0 && S_ISDIR(lst.st_mode) && !recursive) {
+		silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "cp: %s is a directory (copy it with -r)", args[0]);
+		return cli_error(&err, json);
+	}
+	if (recursive)
+		return cli_cp_tree(args[0], args[1], json);
 	api_client *cl;
 	int rc = connect_or_fail(&cl, json);
 	if (rc)
 		return rc;
-	silo_error err;
 	char path[8192];
 	const char *id = sremote ? sid : did;
 	char *eid = api_escape(id), *ep = api_escape(sremote ? spath : dpath);
@@ -850,7 +852,7 @@ int cmd_cp(int argc, char **argv)
 			rc = cli_error(&err, json);
 		} else if (fd > 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
 			close(fd);
-			silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "cp: %s is a directory (cp copies one file)", args[0]);
+			silo_fail(&err, SILO_ERR_INVALID_CONFIG, 0, "cp: %s is a directory (copy it with -r)", args[0]);
 			rc = cli_error(&err, json);
 		} else {
 			if (api_stream(cl, "PUT", path, "application/octet-stream", NULL, 0, fd, NULL, NULL, &err) < 0)
@@ -871,6 +873,8 @@ int cmd_cp(int argc, char **argv)
 			silo_fail(&err, SILO_ERR_IO_ERROR, errno, "create %s", args[1]);
 			rc = cli_error(&err, json);
 		} else if (api_stream(cl, "GET", path, NULL, NULL, 0, -1, write_chunk, &fd, &err) < 0) {
+			if (err.sys_errno == EISDIR)
+				silo_error_prefix(&err, "%s is a directory (copy it with -r)", args[0]);
 			rc = cli_error(&err, json);
 			if (tmp[0]) {
 				close(fd);

@@ -49,15 +49,49 @@ static const char u_create[] =
 	"  --json             print the JSON reply\n";
 static const char u_exec[] =
 	"silo exec [OPTIONS] ID -- CMD [ARG...]   exits with CMD's status\n"
-	"  -i                 forward stdin to the command\n"
+	"  -i, --interactive  stream stdin to the command (a session)\n"
+	"  -t, --tty          run it on a terminal (a PTY; resized with ours)\n"
+	"  -d, --detach       start it in the background and print its handle (silo procs)\n"
+	"  --tag T            (-d) name the background process\n"
 	"  -e K=V             environment variable (repeatable)\n"
 	"  -w DIR             working directory\n"
 	"  --timeout-ms N     kill the command after N ms\n"
 	"  --json             print the NDJSON stream instead of the output\n";
+static const char u_shell[] = "silo shell [OPTIONS] ID [-- SHELL [ARG...]]   login bash if the image has it, else sh\n"
+			      "  -e K=V             environment variable (repeatable)\n"
+			      "  -w DIR             working directory\n";
+static const char u_procs[] = "silo procs ID   running processes, and background ones that exited (kept until kill --rm)\n"
+			      "  --json             print the API's JSON\n";
+static const char u_kill[] = "silo kill [OPTIONS] ID PROC [SIGNAL]   signal (default TERM) a process and its group\n"
+			     "  PROC               a handle (p3), a pid in the sandbox, or a tag\n"
+			     "  --rm               kill it (KILL) and forget it, with its unread output\n"
+			     "  --json             print the API's JSON\n";
+static const char u_attach[] =
+	"silo attach [OPTIONS] ID PROC   its output, our stdin and terminal size; ^] detaches, its exit status is ours\n"
+	"  --no-stdin         only watch: nothing is sent to its stdin\n";
+static const char u_wait[] = "silo wait [OPTIONS] ID PROC   its exit status (128+signal) becomes ours\n"
+			     "  --timeout-ms N     give up after N ms (TIMEOUT, status 125); default: no limit\n"
+			     "  --json             print the API's JSON\n";
 static const char u_cp[] =
 	"silo cp [OPTIONS] SRC DST   one of SRC, DST is ID:/path; - is stdin/stdout\n"
+	"  -r, --recursive    copy a directory tree (a tar stream both ways)\n"
 	"  --mode OCTAL       mode of a file written into the sandbox (default 0644)\n"
 	"  --json             errors as JSON\n";
+static const char u_fs[] =
+	"silo fs ls|stat|mkdir|mv|rm|watch [OPTIONS] ID:/path ...   files of a sandbox (paths resolve inside it)\n"
+	"  ls ID:/dir         list a directory\n"
+	"  stat ID:/path      type, size, mode, owner, time, symlink target\n"
+	"  mkdir ID:/dir      create a directory\n"
+	"  mv ID:/from /to    rename\n"
+	"  rm ID:/path        remove\n"
+	"  watch ID:/dir      print changes until ^C\n"
+	"  -l                 (ls) long format\n"
+	"  -d, --depth N      (ls) list N levels down (default 1)\n"
+	"  -p                 (mkdir) with its parents\n"
+	"  -m MODE            (mkdir) the mode (octal)\n"
+	"  -n                 (mv) fail if the destination exists\n"
+	"  -r                 (rm) a directory and everything in it; (watch) subdirectories too\n"
+	"  --json             print JSON\n";
 static const char u_rm[] = "silo rm [OPTIONS] ID...\n"
 			   "  --grace-ms N       time the sandbox gets to stop before it is killed\n"
 			   "  --json             print JSON\n";
@@ -228,8 +262,14 @@ static const cli_verb verbs[] = {
 	{"inspect", "show one sandbox (JSON)", cmd_inspect, u_inspect},
 	{"create", "create a sandbox through silod (-f hac.toml or options)", cmd_create, u_create},
 	{"spawn", "same as create", cmd_create, u_create},
-	{"exec", "run a command in a sandbox through silod", cmd_exec, u_exec, CLI_VERB_CMD},
-	{"cp", "copy a file into or out of a sandbox (ID:/path)", cmd_cp, u_cp},
+	{"exec", "run a command in a sandbox through silod (-it: a terminal, -d: in the background)", cmd_exec, u_exec, CLI_VERB_CMD},
+	{"shell", "an interactive shell in a sandbox", cmd_shell, u_shell},
+	{"procs", "list the processes of a sandbox", cmd_procs, u_procs},
+	{"kill", "signal a process of a sandbox (kill ID PROC [SIG]), --rm forgets it", cmd_kill, u_kill},
+	{"attach", "attach to a process of a sandbox (^] detaches)", cmd_attach, u_attach},
+	{"wait", "wait for a process of a sandbox; its exit status becomes ours", cmd_wait, u_wait},
+	{"cp", "copy files into or out of a sandbox (ID:/path; -r for directories)", cmd_cp, u_cp},
+	{"fs", "files of a sandbox (fs ls|stat|mkdir|mv|rm|watch ID:/path)", cmd_fs, u_fs},
 	{"rm", "terminate and remove sandboxes", cmd_rm, u_rm},
 	{"logs", "state history and logs of a sandbox", cmd_logs, u_logs},
 	{"events", "stream silod events", cmd_events, u_events},

@@ -69,10 +69,26 @@ json_t *api_json_body(const char *body, size_t len, const char *const *known, bo
 	return o;
 }
 
-int api_exec_parse(const char *body, size_t len, api_exec_body *st, silo_error *err)
+int api_json_bool(json_t *o, const char *key, bool *out, silo_error *err)
 {
-	static const char *const known[] = {"argv", "env", "cwd", "stdin", "timeout_ms", "uid", "gid", NULL};
-	json_t *o = api_json_body(body, len, known, false, err);
+	json_t *v = json_object_get(o, key);
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s: expected true or false", key);
+	*out = json_is_true(v);
+	return 1;
+}
+
+/* An exec body (api_exec_parse) or a process start (api_proc_parse: also the
+ * process fields). */
+static int parse_body(const char *body, size_t len, api_exec_body *st, bool proc, silo_error *err)
+{
+	static const char *const exec_known[] = {"argv", "env", "cwd", "stdin", "timeout_ms", "uid", "gid", NULL};
+	static const char *const proc_known[] = {"argv", "env", "cwd", "stdin", "timeout_ms", "uid", "gid",
+						 "pty", "rows", "cols", "tag", "stdin_open", NULL};
+	memset(st, 0, sizeof *st);
+	json_t *o = api_json_body(body, len, proc ? proc_known : exec_known, false, err);
 	if (!o)
 		return -1;
 	int rc = -1;
@@ -144,10 +160,39 @@ int api_exec_parse(const char *body, size_t len, api_exec_body *st, silo_error *
 	if (r)
 		st->gid = (int64_t)u;
 	st->cwd = cwd ? xstrdup(cwd) : NULL;
+	if (proc) {
+		const char *tag = NULL;
+		if (api_json_bool(o, "pty", &st->pty, err) < 0 || api_json_bool(o, "stdin_open", &st->stdin_open, err) < 0 ||
+		    api_json_str(o, "tag", 64, &tag, err) < 0)
+			goto out;
+		st->tag = tag ? xstrdup(tag) : NULL;
+		if ((r = api_json_uint(o, "rows", 4096, &u, err)) < 0)
+			goto out;
+		if (r)
+			st->rows = (uint16_t)u;
+		if ((r = api_json_uint(o, "cols", 4096, &u, err)) < 0)
+			goto out;
+		if (r)
+			st->cols = (uint16_t)u;
+		if ((st->rows || st->cols) && !st->pty) {
+			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "rows, cols: only with \"pty\": true");
+			goto out;
+		}
+	}
 	rc = 0;
 out:
 	json_decref(o);
 	return rc;
+}
+
+int api_exec_parse(const char *body, size_t len, api_exec_body *st, silo_error *err)
+{
+	return parse_body(body, len, st, false, err);
+}
+
+int api_proc_parse(const char *body, size_t len, api_exec_body *st, silo_error *err)
+{
+	return parse_body(body, len, st, true, err);
 }
 
 void api_exec_body_free(api_exec_body *b)
@@ -156,5 +201,6 @@ void api_exec_body_free(api_exec_body *b)
 	strv_free(b->env);
 	free(b->cwd);
 	free(b->stdin_buf);
+	free(b->tag);
 	memset(b, 0, sizeof *b);
 }

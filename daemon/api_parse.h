@@ -21,7 +21,7 @@
 typedef struct json_t json_t;
 int api_json_uint(struct json_t *o, const char *key, uint64_t max, uint64_t *out, silo_error *err);
 int api_json_str(struct json_t *o, const char *key, size_t max, const char **out, silo_error *err);
-
+int api_json_bool(struct json_t *o, const char *key, bool *out, silo_error *err);
 /* A request body as a JSON object (duplicate keys refused) with only the known
  * keys (NULL-terminated); with empty_ok an empty body is {}. NULL with
  * INVALID_CONFIG naming the position, or the unknown field and the known ones. */
@@ -38,10 +38,16 @@ typedef struct api_exec_body {
 	size_t stdin_len;
 	uint32_t timeout_ms;
 	int64_t uid, gid;         /* -1 = agent default */
+	/* api_proc_parse only (POST .../procs, the first message of a session) */
+	bool pty, stdin_open;
+	uint16_t rows, cols;      /* 0..4096, with pty */
+	char *tag;
 } api_exec_body;
 
 /* POST /v1/sandboxes/{id}/exec JSON. Fills out (free with api_exec_body_free, also on error). */
 int api_exec_parse(const char *body, size_t len, api_exec_body *out, silo_error *err);
+/* The same plus pty, rows, cols, tag, stdin_open: a process start (daemon/api_procs.c). */
+int api_proc_parse(const char *body, size_t len, api_exec_body *out, silo_error *err);
 void api_exec_body_free(api_exec_body *b);
 
 #endif

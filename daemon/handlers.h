@@ -59,4 +59,27 @@ int h_deploy_delete(api_req *q, api_reply *r, silo_error *err);
 int h_usage(api_req *q, api_reply *r, silo_error *err);
 int h_bundle_put(api_req *q, api_reply *r, silo_error *err);
 
+/* api_procs.c: processes (lib/core/proc.h), interactive sessions (WebSocket) */
+int h_procs_list(api_req *q, api_reply *r, silo_error *err);
+int h_proc_start(api_req *q, api_reply *r, silo_error *err);
+int h_proc_get(api_req *q, api_reply *r, silo_error *err);
+int h_proc_delete(api_req *q, api_reply *r, silo_error *err);
+int h_proc_signal(api_req *q, api_reply *r, silo_error *err);
+int h_proc_stdin(api_req *q, api_reply *r, silo_error *err);
+int h_proc_resize(api_req *q, api_reply *r, silo_error *err);
+int h_proc_wait(api_req *q, api_reply *r, silo_error *err);
+int h_proc_output(api_req *q, api_reply *r, silo_error *err);
+int h_proc_attach(api_req *q, api_reply *r, silo_error *err);
+int h_session(api_req *q, api_reply *r, silo_error *err);
+
+/* api_fs.c: files beyond one file, archives, watches */
+int h_fs_stat(api_req *q, api_reply *r, silo_error *err);
+int h_fs_list(api_req *q, api_reply *r, silo_error *err);
+int h_fs_mkdir(api_req *q, api_reply *r, silo_error *err);
+int h_fs_move(api_req *q, api_reply *r, silo_error *err);
+int h_fs_remove(api_req *q, api_reply *r, silo_error *err);
+int h_fs_watch(api_req *q, api_reply *r, silo_error *err);
+int h_archive_get(api_req *q, api_reply *r, silo_error *err);
+int h_archive_put(api_req *q, api_reply *r, silo_error *err);
+
 #endif

@@ -24,7 +24,9 @@
  * it completes; an upload that does not fit is refused, its spool dropped.
  * server.body_held is the only state shared between connection threads
  * (atomic). Per request state (conn_req) lives from the URI log callback to
- * the completion notification.
+ * the completion notification; nothing else of it is shared between threads,
+ * but for an upgrade (API_REPLY_UPGRADE): its box is held by the request and
+ * by the upgrade callback, and whichever lets go last frees it (upgrade_put).
  */
 #include "daemon/http_server.h"
 
@@ -35,6 +37,7 @@
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -100,6 +103,7 @@ typedef struct conn_req {
 	uint64_t received;
 	uint64_t reserved;     /* of the body budget, given back by completed() */
 	api_req ar;            /* built from the head, admitted before any body byte */
+	struct upgrade_box *up;  /* API_REPLY_UPGRADE on its way (send_reply) */
 	http_target t;         /* last: not cleared (uri_log) */
 } conn_req;
 
@@ -128,7 +132,42 @@ static void stream_free(void *cls)
 	free(b);
 }
 
-static struct MHD_Response *make_response(api_reply *r)
+/* A connection taken over (API_REPLY_UPGRADE): run() on the connection's
+ * thread once the 101 went out; free() once, by whoever is last of the
+ * upgrade callback and the request's completion (which may come first, or
+ * alone when the 101 never went out). */
+typedef struct upgrade_box {
+	api_upgrade u;
+	pthread_mutex_t lock;
+	int refs;
+} upgrade_box;
+
+static void upgrade_put(upgrade_box *b, int n)
+{
+	pthread_mutex_lock(&b->lock);
+	b->refs -= n;
+	bool last = b->refs == 0;
+	pthread_mutex_unlock(&b->lock);
+	if (!last)
+		return;
+	if (b->u.free)
+		b->u.free(b->u.ctx);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+static void upgraded(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra, size_t extra_len,
+		     MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+	(void)c;
+	(void)con_cls;
+	upgrade_box *b = cls;
+	b->u.run(b->u.ctx, sock, extra, extra_len);
+	MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+	upgrade_put(b, 1);
+}
+
+static struct MHD_Response *make_response(conn_req *q, api_reply *r)
 {
 	struct MHD_Response *resp = NULL;
 	switch (r->kind) {
@@ -151,7 +190,8 @@ static struct MHD_Response *make_response(api_reply *r)
 			r->fd = -1;
 		break;
 	case API_REPLY_NDJSON:
-	case API_REPLY_SSE: {
+	case API_REPLY_SSE:
+	case API_REPLY_TAR: {
 		stream_box *b = xmalloc(sizeof *b);
 		b->s = r->stream;
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, r->stream.block, stream_read, b, stream_free);
@@ -161,27 +201,43 @@ static struct MHD_Response *make_response(api_reply *r)
 			free(b);
 		break;
 	}
-	case API_REPLY_UPGRADE:
+	case API_REPLY_UPGRADE: {
+		upgrade_box *b = xcalloc(1, sizeof *b);
+		b->u = r->upgrade;
+		resp = MHD_create_response_for_upgrade(upgraded, b);
+		if (!resp) {
+			free(b);
+			break;
+		}
+		r->upgrade = (api_upgrade){0};   /* the box owns it now */
+		pthread_mutex_init(&b->lock, NULL);
+		b->refs = 2;                     /* the upgrade callback's and the request's */
+		q->up = b;
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, b->u.protocol);
+		MHD_add_response_header(resp, "Sec-WebSocket-Accept", b->u.accept);
+		return resp;   /* no Content-Type: a 101 has no body */
+	}
 	case API_REPLY__COUNT:
 		break;
 	}
+	if (resp)
+		MHD_add_response_header(resp, "Content-Type", api_reply_content_type(r));
 	return resp;
 }
 
-static enum MHD_Result send_reply(const api_ctx *ctx, struct MHD_Connection *c, api_reply *r)
+static enum MHD_Result send_reply(conn_req *q, struct MHD_Connection *c, api_reply *r)
 {
-	if (r->kind == API_REPLY_UPGRADE || r->kind >= API_REPLY__COUNT) {
+	if (r->kind >= API_REPLY__COUNT) {
 		silo_error e;
-		silo_fail(&e, SILO_ERR_NOT_SUPPORTED, 0, "this server does not take connections over from HTTP");
+		silo_fail(&e, SILO_ERR_INTERNAL, 0, "reply kind %d", (int)r->kind);
 		api_reply_release(r);
-		api_reply_error(ctx, r, &e, NULL);
+		api_reply_error(&q->s->ctx, r, &e, NULL);
 	}
-	struct MHD_Response *resp = make_response(r);
+	struct MHD_Response *resp = make_response(q, r);
 	if (!resp) {
 		api_reply_release(r);
 		return MHD_NO;
 	}
-	MHD_add_response_header(resp, "Content-Type", api_reply_content_type(r));
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
 	if (r->allow[0])
 		MHD_add_response_header(resp, "Allow", r->allow);
@@ -206,6 +262,11 @@ static int conn_fd(struct MHD_Connection *c)
 static const char *header(struct MHD_Connection *c, const char *name)
 {
 	return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+static const char *req_header(void *conn, const char *name)
+{
+	return header(conn, name);
 }
 
 static void set_caller(conn_req *q, struct MHD_Connection *c)
@@ -342,6 +403,8 @@ static bool begin(conn_req *q, struct MHD_Connection *c, const char *method)
 		.content_type = header(c, "Content-Type"),
 		.who = who,
 		.peer_fd = conn_fd(c),
+		.header = req_header,
+		.conn = c,
 	};
 	http_pattern_match(q->route->pattern, &q->t, &q->ar.caps);
 	if (api_admit(&q->ar, &q->route_err) < 0)
@@ -414,7 +477,7 @@ static enum MHD_Result finish(conn_req *q, struct MHD_Connection *c, const char 
 				  "missing or invalid bearer token (Authorization: Bearer ...)");
 		api_reply_error(ctx, &r, &err, NULL);
 		r.challenge = true;
-		return send_reply(ctx, c, &r);
+		return send_reply(q, c, &r);
 	}
 	if (!q->route_err.code && q->too_large)
 		api_fail_too_large(method, q->path, q->route, q->limit, &q->route_err);
@@ -424,7 +487,7 @@ static enum MHD_Result finish(conn_req *q, struct MHD_Connection *c, const char 
 		api_reply_error(ctx, &r, &q->route_err, NULL);
 		if (q->route_err.code == SILO_ERR_METHOD_NOT_ALLOWED)
 			snprintf(r.allow, sizeof r.allow, "%s", q->allow);
-		return send_reply(ctx, c, &r);
+		return send_reply(q, c, &r);
 	}
 	api_req *ar = &q->ar;
 	ar->method = method;
@@ -433,7 +496,7 @@ static enum MHD_Result finish(conn_req *q, struct MHD_Connection *c, const char 
 	ar->body_fd = q->upload_fd;
 	ar->body_size = q->received;
 	api_dispatch(ar, &r);
-	return send_reply(ctx, c, &r);
+	return send_reply(q, c, &r);
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -463,10 +526,11 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 {
 	(void)cls;
 	(void)c;
-	(void)toe;
 	conn_req *q = *con_cls;
 	if (!q)
 		return;
+	if (q->up)   /* the request's hold; without the 101 the upgrade callback's goes too */
+		upgrade_put(q->up, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 1 : 2);
 	drop_body(q);   /* a create body may carry inline secrets: zeroed */
 	free(q->target);
 	free(q->path);
@@ -629,6 +693,11 @@ static int start_tcp(api_server *s, unsigned flags, silo_error *err)
 	return 0;
 }
 
+api_authz *api_server_authz(api_server *s)
+{
+	return s->ctx.authz;
+}
+
 unsigned api_tcp_port(const api_server *s)
 {
 	return s->tcp_port;
@@ -670,7 +739,7 @@ int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *e
 	if (authz_open(&azc, &s->ctx.authz, err) < 0)
 		goto fail;
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-			 MHD_USE_ERROR_LOG;
+			 MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
 	s->unix_fd = bind_unix(cfg->socket_path, cfg->socket_mode ? cfg->socket_mode : 0600, err);
 	if (s->unix_fd < 0)
 		goto fail;

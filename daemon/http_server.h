@@ -48,6 +48,8 @@ int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *e
 void api_stop(api_server *s);
 /* The TCP port actually bound (--listen HOST:0 picks a free one); 0 without TCP. */
 unsigned api_tcp_port(const api_server *s);
+/* Its tokens and policies, shared with the E2B server (daemon/e2b.h). */
+struct api_authz *api_server_authz(api_server *s);
 
 /* Apply the creation policy to spec as POST /v1/sandboxes does for a
  * full-access caller (warm-pool templates, deployments: daemon/silod.c). */

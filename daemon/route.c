@@ -190,6 +190,8 @@ unsigned api_http_status(silo_code code)
 		[SILO_ERR_METHOD_NOT_ALLOWED] = 405,
 		[SILO_ERR_PAYLOAD_TOO_LARGE] = 413,
 		[SILO_ERR_UNSUPPORTED_MEDIA_TYPE] = 415,
+		[SILO_ERR_FILE_NOT_FOUND] = 404,
+		[SILO_ERR_PROCESS_NOT_FOUND] = 404,
 	};
 	return (unsigned)code < SILO_ERR__COUNT && status[code] ? status[code] : 500;
 }
@@ -261,6 +263,14 @@ int api_reply_stream(api_reply *r, api_reply_kind kind, const api_stream *s)
 	return 0;
 }
 
+int api_reply_upgrade(api_reply *r, const api_upgrade *u)
+{
+	r->status = 101;
+	r->kind = API_REPLY_UPGRADE;
+	r->upgrade = *u;
+	return 0;
+}
+
 void api_reply_release(api_reply *r)
 {
 	json_decref(r->json);
@@ -269,10 +279,13 @@ void api_reply_release(api_reply *r)
 		close(r->fd);
 	if (r->stream.free)
 		r->stream.free(r->stream.ctx);
+	if (r->upgrade.free)
+		r->upgrade.free(r->upgrade.ctx);
 	r->json = NULL;
 	r->text = NULL;
 	r->fd = -1;
 	r->stream = (api_stream){0};
+	r->upgrade = (api_upgrade){0};
 }
 
 const char *api_reply_content_type(const api_reply *r)
@@ -283,6 +296,7 @@ const char *api_reply_content_type(const api_reply *r)
 	case API_REPLY_NDJSON: return "application/x-ndjson";
 	case API_REPLY_SSE: return "text/event-stream";
 	case API_REPLY_FILE: return "application/octet-stream";
+	case API_REPLY_TAR: return "application/x-tar";
 	case API_REPLY_UPGRADE:
 	case API_REPLY__COUNT: break;
 	}
@@ -308,9 +322,14 @@ const char *api_cap(const api_req *q, const char *name)
 	return v ? v : "";
 }
 
+const char *api_header(const api_req *q, const char *name)
+{
+	return q->header ? q->header(q->conn, name) : NULL;
+}
+
 const char *api_query(const api_req *q, const char *key)
 {
-	return http_target_query(q->target, key);
+	return q->target ? http_target_query(q->target, key) : NULL;
 }
 
 int api_query_uint(const api_req *q, const char *key, uint64_t max, uint64_t *out, silo_error *err)

@@ -70,10 +70,10 @@ typedef enum api_reply_kind {
 	API_REPLY_NDJSON,   /* application/x-ndjson stream (exec) */
 	API_REPLY_SSE,      /* text/event-stream (events) */
 	API_REPLY_FILE,     /* application/octet-stream from a file descriptor (downloads) */
-	/* A bidirectional connection taken over from HTTP (101 Switching Protocols:
-	 * PTY, websocket). Reserved: the row kind exists so such a route is one
-	 * row; the transport answers NOT_SUPPORTED until it implements it. */
+	/* A bidirectional connection taken over from HTTP: 101 Switching Protocols,
+	 * then api_upgrade.run owns the socket (WebSocket sessions, api_procs.c). */
 	API_REPLY_UPGRADE,
+	API_REPLY_TAR,      /* application/x-tar produced in a stream (archive downloads) */
 	API_REPLY__COUNT
 } api_reply_kind;
 
@@ -100,6 +100,21 @@ typedef struct api_stream {
 	void *ctx;
 	size_t block;            /* the transport's buffer for one read */
 } api_stream;
+
+/* A connection taken over from HTTP (API_REPLY_UPGRADE). The transport
+ * answers 101 Switching Protocols with "Upgrade: <protocol>" and accept as
+ * Sec-WebSocket-Accept, then calls run() on the connection's thread with the
+ * socket and the bytes the client sent after its request; run() returns when
+ * the session ends (it must notice ctx->stopping within a slice), and the
+ * transport closes the socket. free() runs exactly once: after run(), or
+ * when the 101 could not be sent. */
+typedef struct api_upgrade {
+	const char *protocol;      /* "websocket" */
+	char accept[32];           /* Sec-WebSocket-Accept */
+	void (*run)(void *ctx, int fd, const void *extra, size_t extra_len);
+	void (*free)(void *ctx);
+	void *ctx;
+} api_upgrade;
 
 /* The caller, as the transport established it. */
 typedef struct api_caller {
@@ -130,6 +145,9 @@ typedef struct api_req {
 	api_caller who;
 	int peer_fd;               /* the client's socket, to notice a disconnect; -1 */
 	bool admitted;             /* api_admit passed */
+	/* request headers (api_header), from the transport; header may be NULL */
+	const char *(*header)(void *conn, const char *name);
+	void *conn;
 } api_req;
 
 typedef struct api_reply {
@@ -141,7 +159,8 @@ typedef struct api_reply {
 	const char *content_type;  /* TEXT */
 	int fd;                    /* FILE: sent from offset 0, then closed */
 	uint64_t size;
-	api_stream stream;         /* NDJSON, SSE */
+	api_stream stream;         /* NDJSON, SSE, TAR */
+	api_upgrade upgrade;       /* UPGRADE */
 	char allow[96];            /* METHOD_NOT_ALLOWED: the Allow header (set by the transport) */
 	bool challenge;            /* UNAUTHORIZED: WWW-Authenticate, and the connection closes */
 } api_reply;
@@ -213,6 +232,7 @@ int api_reply_json(api_reply *r, unsigned status, json_t *body);
 int api_reply_text(api_reply *r, const char *content_type, char *text);
 int api_reply_file(api_reply *r, int fd, uint64_t size);
 int api_reply_stream(api_reply *r, api_reply_kind kind, const api_stream *s);
+int api_reply_upgrade(api_reply *r, const api_upgrade *u);
 /* Release what a reply holds (when it will not be sent). */
 void api_reply_release(api_reply *r);
 /* The Content-Type of a reply kind (TEXT: the reply's own). */
@@ -224,6 +244,8 @@ char *api_json_text(json_t *o, size_t *len);
 
 /* A checked capture ("id", "snap", ...); never NULL for the route's own. */
 const char *api_cap(const api_req *q, const char *name);
+/* A request header, or NULL. */
+const char *api_header(const api_req *q, const char *name);
 /* A query parameter, or NULL. */
 const char *api_query(const api_req *q, const char *key);
 /* An unsigned query parameter (decimal, 0x hex or 0 octal) of at most max:

@@ -18,6 +18,7 @@
 #include "daemon/route.h"
 
 #include "common/util.h"
+#include "core/proc.h"
 
 static const char *const json_only[] = {"application/json", NULL};
 /* hac.toml text or the JSON form (api_spec.c); h_sandbox_create reads which by index */
@@ -34,6 +35,9 @@ static const api_group targets = {"target", "remote targets"};
 #define ANY API_OP_ANY
 #define FULL API_OP_FULL
 #define JSON API_REPLY_JSON
+#define EXEC TOKEN_OP_EXEC
+#define READ TOKEN_OP_FILE_READ
+#define WRITE TOKEN_OP_FILE_WRITE
 
 const api_route api_routes[] = {
 	/* method  pattern                          handler           body            accept      token op              group         reply */
@@ -49,9 +53,31 @@ const api_route api_routes[] = {
 	{"POST",   "/v1/sandboxes/{id}/exec",       h_exec,           API_BODY_EXEC,  json_only,  TOKEN_OP_EXEC,        NULL,         API_REPLY_NDJSON},
 	{"PUT",    "/v1/sandboxes/{id}/files",      h_file_put,       API_BODY_FILE,  NULL,       TOKEN_OP_FILE_WRITE,  NULL,         JSON},
 	{"GET",    "/v1/sandboxes/{id}/files",      h_file_get,       NONE,           NULL,       TOKEN_OP_FILE_READ,   NULL,         API_REPLY_FILE},
-	{"POST",   "/v1/sandboxes/{id}/ports",      h_port_add,       SMALL,          json_only,  TOKEN_OP_EXEC,        NULL,         JSON},
+	{"POST",   "/v1/sandboxes/{id}/ports",      h_port_add,       SMALL,          json_only,  EXEC,                 NULL,         JSON},
 	{"GET",    "/v1/sandboxes/{id}/ports",      h_port_list,      NONE,           NULL,       TOKEN_OP_INSPECT,     NULL,         JSON},
-	{"DELETE", "/v1/sandboxes/{id}/ports",      h_port_remove,    NONE,           NULL,       TOKEN_OP_EXEC,        NULL,         JSON},
+	{"DELETE", "/v1/sandboxes/{id}/ports",      h_port_remove,    NONE,           NULL,       EXEC,                 NULL,         JSON},
+	/* processes (api_procs.c, lib/core/proc.h): a token needs exec for all of them */
+	{"GET",    "/v1/sandboxes/{id}/procs",      h_procs_list,     NONE,           NULL,       EXEC,                 NULL,         JSON},
+	{"POST",   "/v1/sandboxes/{id}/procs",      h_proc_start,     API_BODY_EXEC,  json_only,  EXEC,                 NULL,         JSON},
+	{"GET",    "/v1/sandboxes/{id}/procs/{proc}", h_proc_get,     NONE,           NULL,       EXEC,                 NULL,         JSON},
+	{"DELETE", "/v1/sandboxes/{id}/procs/{proc}", h_proc_delete,  NONE,           NULL,       EXEC,                 NULL,         JSON},
+	{"POST",   "/v1/sandboxes/{id}/procs/{proc}/signal", h_proc_signal, SMALL,    json_only,  EXEC,                 NULL,         JSON},
+	{"POST",   "/v1/sandboxes/{id}/procs/{proc}/stdin", h_proc_stdin, API_BODY_FILE, NULL,    EXEC,                 NULL,         JSON},
+	{"POST",   "/v1/sandboxes/{id}/procs/{proc}/resize", h_proc_resize, SMALL,    json_only,  EXEC,                 NULL,         JSON},
+	{"GET",    "/v1/sandboxes/{id}/procs/{proc}/wait", h_proc_wait, NONE,         NULL,       EXEC,                 NULL,         JSON},
+	{"GET",    "/v1/sandboxes/{id}/procs/{proc}/output", h_proc_output, NONE,     NULL,       EXEC,                 NULL,         API_REPLY_NDJSON},
+	/* WebSocket sessions (101 Switching Protocols) */
+	{"GET",    "/v1/sandboxes/{id}/procs/{proc}/attach", h_proc_attach, NONE,     NULL,       EXEC,                 NULL,         API_REPLY_UPGRADE},
+	{"GET",    "/v1/sandboxes/{id}/session",    h_session,        NONE,           NULL,       EXEC,                 NULL,         API_REPLY_UPGRADE},
+	/* files beyond one file, archives, watches (api_fs.c) */
+	{"GET",    "/v1/sandboxes/{id}/fs/stat",    h_fs_stat,        NONE,           NULL,       READ,                 NULL,         JSON},
+	{"GET",    "/v1/sandboxes/{id}/fs/list",    h_fs_list,        NONE,           NULL,       READ,                 NULL,         JSON},
+	{"GET",    "/v1/sandboxes/{id}/fs/watch",   h_fs_watch,       NONE,           NULL,       READ,                 NULL,         API_REPLY_NDJSON},
+	{"POST",   "/v1/sandboxes/{id}/fs/mkdir",   h_fs_mkdir,       SMALL,          json_only,  WRITE,                NULL,         JSON},
+	{"POST",   "/v1/sandboxes/{id}/fs/move",    h_fs_move,        SMALL,          json_only,  WRITE,                NULL,         JSON},
+	{"POST",   "/v1/sandboxes/{id}/fs/remove",  h_fs_remove,      SMALL,          json_only,  WRITE,                NULL,         JSON},
+	{"GET",    "/v1/sandboxes/{id}/archive",    h_archive_get,    NONE,           NULL,       READ,                 NULL,         API_REPLY_TAR},
+	{"PUT",    "/v1/sandboxes/{id}/archive",    h_archive_put,    API_BODY_FILE,  NULL,       WRITE,                NULL,         JSON},
 	{"POST",   "/v1/sandboxes/{id}/snapshot",   h_snapshot_take,  SMALL,          NULL,       FULL,                 &snapshots,   JSON},
 	{"POST",   "/v1/sandboxes/{id}/fork",       h_fork,           SMALL,          NULL,       FULL,                 &snapshots,   JSON},
 	{"POST",   "/v1/sandboxes/{id}/pause",      h_pause,          SMALL,          NULL,       FULL,                 &snapshots,   JSON},
@@ -87,6 +113,8 @@ const api_capture_kind api_capture_kinds[] = {
 	/* a snapshot id or tag (lib/snapshot) */
 	{"snap",   SILO_ID_MAX - 1,  "_.-",        false, SILO_ERR_INVALID_CONFIG, "snapshot",
 	 ": an id or tag is 1-63 of [A-Za-z0-9_.-]"},
+	/* a process: its handle (p3), pid or tag (lib/core/proc.h) */
+	{"proc",   PROC_TAG_MAX,     "_.-",        false, SILO_ERR_PROCESS_NOT_FOUND, "no process", " in this sandbox"},
 	/* a deployment: its agent's name */
 	{"name",   64,               "_-",         false, SILO_ERR_VM_NOT_FOUND,  "no deployment named", ""},
 	/* a stored bundle */

@@ -32,6 +32,7 @@
 #include "common/util.h"
 #include "net/net.h"
 #include "core/manager.h"
+#include "daemon/e2b.h"
 #include "daemon/http_server.h"
 #include "daemon/targets.h"
 
@@ -81,7 +82,10 @@ static void usage(FILE *f)
 		"  --restart-backoff-max-ms N  longest restart delay (default 60000)\n"
 		"  --unhealthy-ms N         agent channel down this long = failed (default 5000)\n"
 		"  --egress-hosts FILE      hosts(5) file sandboxes resolve names from first (operator-trusted:\n"
-		"                           may name loopback or private addresses; docs/network.md)\n");
+		"                           may name loopback or private addresses; docs/network.md)\n"
+		"  --e2b-listen HOST:PORT   also serve E2B's API and envd on one TCP port (docs/e2b.md);\n"
+		"                           X-API-KEY is a silod token\n"
+		"  --e2b-provider NAME      provider of sandboxes created through E2B (default: --fallback)\n");
 }
 
 static unsigned long num_arg(const char *opt, const char *v, unsigned long max)
@@ -107,7 +111,7 @@ int main(int argc, char **argv)
 	enum { O_SOCKET = 256, O_MODE, O_LISTEN, O_TOKEN, O_MAX, O_BOOT, O_GRACE, O_FALLBACK, O_ETHR, O_EWIN,
 	       O_CAPV, O_CAPM, O_UPLOAD, O_UPTOTAL, O_TERM, O_POLICY, O_TOKENS, O_OPA, O_OPA_TMO, O_POOL, O_AGENTS, O_TEAMS, O_DINT,
 	       O_BACK, O_BACKMAX, O_UNHEALTHY, O_MAXCONN, O_PERIP, O_HDRTMO, O_MINISO, O_EGRESS_HOSTS,
-	       O_TLS_CERT, O_TLS_KEY, O_TLS_CA, O_INSECURE, O_TPROBE, O_TOFFLINE };
+	       O_TLS_CERT, O_TLS_KEY, O_TLS_CA, O_INSECURE, O_TPROBE, O_TOFFLINE, O_E2B, O_E2B_PROV };
 	static const struct option opts[] = {
 		{"socket", required_argument, NULL, O_SOCKET},
 		{"socket-mode", required_argument, NULL, O_MODE},
@@ -146,12 +150,15 @@ int main(int argc, char **argv)
 		{"insecure-listen", no_argument, NULL, O_INSECURE},
 		{"target-probe-ms", required_argument, NULL, O_TPROBE},
 		{"target-offline-after", required_argument, NULL, O_TOFFLINE},
+		{"e2b-listen", required_argument, NULL, O_E2B},
+		{"e2b-provider", required_argument, NULL, O_E2B_PROV},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	manager_config mc = {.recover = true, .error_threshold = 10};
 	api_config ac = {.socket_mode = 0600};
+	e2b_config ec = {0};
 	deploy_config dc = {0};
 	targets_config tc = {0};
 	char sockbuf[4096];
@@ -165,6 +172,8 @@ int main(int argc, char **argv)
 		case O_SOCKET: ac.socket_path = optarg; break;
 		case O_MODE: ac.socket_mode = (unsigned)num_arg("--socket-mode", optarg, 0777); break;
 		case O_LISTEN: ac.listen = optarg; break;
+		case O_E2B: ec.listen = optarg; break;
+		case O_E2B_PROV: ec.provider = optarg; break;
 		case O_TOKEN: token_file = optarg; break;
 		case O_MAX: mc.max_sandboxes = (unsigned)num_arg("--max-sandboxes", optarg, 100000); break;
 		case O_BOOT: mc.boot_timeout_ms = (int)num_arg("--boot-timeout-ms", optarg, 3600000); break;
@@ -348,6 +357,20 @@ int main(int argc, char **argv)
 		manager_close(m, false);
 		die(1, "%s", silo_error_str(&err, buf, sizeof buf));
 	}
+	e2b_server *e2b = NULL;
+	if (ec.listen) {
+		ec.state_dir = sd;
+		ec.max_upload = ac.max_upload ? ac.max_upload : 256ull << 20;
+		ec.header_timeout_s = ac.header_timeout_s;
+		if (e2b_start(m, api_server_authz(api), &ec, &e2b, &err) < 0) {
+			char buf[SILO_ERROR_MSG_MAX + 64];
+			api_stop(api);
+			deploy_close(dep);
+			manager_close(m, false);
+			die(1, "%s", silo_error_str(&err, buf, sizeof buf));
+		}
+		fprintf(stderr, "silod %s: E2B API on port %u\n", silo_version(), e2b_port(e2b));
+	}
 	if (token) {
 		memset(token, 0, strlen(token));
 		free(token);
@@ -370,6 +393,7 @@ int main(int argc, char **argv)
 	int sig = 0;
 	sigwait(&set, &sig);
 	fprintf(stderr, "silod: signal %d, shutting down\n", sig);
+	e2b_stop(e2b);
 	api_stop(api);
 	targets_close(tgs);
 	deploy_close(dep);

@@ -6,11 +6,11 @@
 #include <string.h>
 
 /* Field keys and kinds, one table for both directions. */
-enum kind { K_U32, K_I64, K_U64, K_BOOL, K_STR, K_STRV, K_BIN, K_ENTS };
+enum kind { K_U32, K_I64, K_U64, K_BOOL, K_STR, K_STRV, K_BIN, K_ENTS, K_EVS };
 
 typedef struct field {
 	const char *key;
-	uint32_t bit;
+	uint64_t bit;
 	enum kind kind;
 	size_t off;         /* offset of the value in wire_msg */
 	size_t aux;         /* count offset for K_STRV/K_ENTS/K_BIN, max len for K_STR */
@@ -49,6 +49,11 @@ static const field fields[] = {
 	{"tmo", WF_TIMEOUT, K_U64, OFF(timeout), 0},
 	{"win", WF_WIN, K_U32, OFF(win), 0},
 	{"n", WF_N, K_U32, OFF(n), 0},
+	{"dst", WF_DST, K_STR, OFF(dst), WIRE_MAX_PATH},
+	{"depth", WF_DEPTH, K_U32, OFF(depth), 0},
+	{"link", WF_LINK, K_STR, OFF(link), WIRE_MAX_PATH},
+	{"evs", WF_EVS, K_EVS, OFF(evs), OFF(n_evs)},
+	{"ovf", WF_OVF, K_BOOL, OFF(ovf), 0},
 	{"a", WF_ADDR, K_STR, OFF(addr), 64},
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
@@ -58,13 +63,22 @@ static const field fields[] = {
 
 static void put_dirent(mp_buf *b, const wire_dirent *e)
 {
-	mp_put_array(b, 6);
+	mp_put_array(b, e->link ? 7 : 6);
 	mp_put_cstr(b, e->name);
 	mp_put_uint(b, e->size);
 	mp_put_uint(b, e->mode);
 	mp_put_int(b, e->mtime);
 	mp_put_uint(b, e->uid);
 	mp_put_uint(b, e->gid);
+	if (e->link)
+		mp_put_cstr(b, e->link);
+}
+
+static void put_event(mp_buf *b, const wire_event *e)
+{
+	mp_put_array(b, 2);
+	mp_put_uint(b, e->kind);
+	mp_put_cstr(b, e->name);
 }
 
 bool wire_encode(mp_buf *b, const wire_msg *m)
@@ -107,6 +121,14 @@ bool wire_encode(mp_buf *b, const wire_msg *m)
 			mp_put_array(b, c);
 			for (uint32_t k = 0; k < c; k++)
 				put_dirent(b, &e[k]);
+			break;
+		}
+		case K_EVS: {
+			const wire_event *e = *CAT(m, f->off, wire_event *);
+			uint32_t c = *CAT(m, f->aux, uint32_t);
+			mp_put_array(b, c);
+			for (uint32_t k = 0; k < c; k++)
+				put_event(b, &e[k]);
 			break;
 		}
 		}
@@ -170,18 +192,35 @@ static bool get_dirent(mp_rd *r, wire_dirent *e)
 {
 	uint32_t n;
 	uint64_t size;
-	if (!mp_get_array(r, &n, 6))
+	if (!mp_get_array(r, &n, 7))
 		return false;
-	if (n != 6)
-		return mp_fail(r, "directory entry must have 6 fields");
-	e->name = dup_str(r, 255 * 4);
+	if (n != 6 && n != 7)
+		return mp_fail(r, "directory entry must have 6 or 7 fields");
+	e->name = dup_str(r, WIRE_MAX_PATH);
 	if (!e->name)
 		return false;
 	if (!mp_get_uint(r, &size) || !get_u32(r, &e->mode) || !mp_get_int(r, &e->mtime) ||
 	    !get_u32(r, &e->uid) || !get_u32(r, &e->gid))
 		return false;
 	e->size = size;
+	if (n == 7 && !(e->link = dup_str(r, WIRE_MAX_PATH)))
+		return false;
 	return true;
+}
+
+static bool get_event(mp_rd *r, wire_event *e)
+{
+	uint32_t n;
+	if (!mp_get_array(r, &n, 2))
+		return false;
+	if (n != 2)
+		return mp_fail(r, "watch event must have 2 fields");
+	if (!get_u32(r, &e->kind))
+		return false;
+	if (e->kind < WEV_CREATE || e->kind > WEV__MAX)
+		return mp_fail(r, "unknown watch event kind");
+	e->name = dup_str(r, WIRE_MAX_PATH);
+	return e->name != NULL;
 }
 
 static bool decode_field(mp_rd *r, wire_msg *m, const field *f)
@@ -228,6 +267,21 @@ static bool decode_field(mp_rd *r, wire_msg *m, const field *f)
 		for (uint32_t i = 0; i < n; i++) {
 			*AT(m, f->aux, uint32_t) = i + 1;
 			if (!get_dirent(r, &e[i]))
+				return false;
+		}
+		return true;
+	}
+	case K_EVS: {
+		uint32_t n;
+		if (!mp_get_array(r, &n, WIRE_MAX_EVS))
+			return false;
+		wire_event *e = calloc(n ? n : 1, sizeof *e);
+		if (!e)
+			return mp_fail(r, "out of memory");
+		*AT(m, f->off, wire_event *) = e;
+		for (uint32_t i = 0; i < n; i++) {
+			*AT(m, f->aux, uint32_t) = i + 1;
+			if (!get_event(r, &e[i]))
 				return false;
 		}
 		return true;
@@ -319,11 +373,19 @@ void wire_msg_free(wire_msg *m)
 	free(m->msg);
 	free(m->agent);
 	free(m->kernel);
+	free(m->dst);
+	free(m->link);
 	free(m->addr);
 	if (m->ents)
-		for (uint32_t i = 0; i < m->n_ents; i++)
+		for (uint32_t i = 0; i < m->n_ents; i++) {
 			free(m->ents[i].name);
+			free(m->ents[i].link);
+		}
 	free(m->ents);
+	if (m->evs)
+		for (uint32_t i = 0; i < m->n_evs; i++)
+			free(m->evs[i].name);
+	free(m->evs);
 	memset(m, 0, sizeof *m);
 }
 
@@ -341,6 +403,7 @@ const char *wire_type_name(uint32_t t)
 	case WM_EXIT: return "exit";
 	case WM_CREDIT: return "credit";
 	case WM_DISCARD: return "discard";
+	case WM_CANCEL: return "cancel";
 	case WM_FWRITE: return "fwrite";
 	case WM_FREAD: return "fread";
 	case WM_FDATA: return "fdata";
@@ -352,6 +415,11 @@ const char *wire_type_name(uint32_t t)
 	case WM_REMOVE: return "remove";
 	case WM_OK: return "ok";
 	case WM_ERROR: return "error";
+	case WM_RENAME: return "rename";
+	case WM_WATCH: return "watch";
+	case WM_WATCH_EV: return "watch_ev";
+	case WM_TAR_OUT: return "tar_out";
+	case WM_TAR_IN: return "tar_in";
 	case WM_PING: return "ping";
 	case WM_PONG: return "pong";
 	case WM_SHUTDOWN: return "shutdown";

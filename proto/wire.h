@@ -16,7 +16,8 @@
 
 #include "mpack.h"
 
-#define WIRE_VERSION 3                           /* 3: networking (net, dnsq, dnsr, tcp); 2: flow control */
+#define WIRE_VERSION 4                           /* 4: networking (net, dnsq, dnsr, tcp) and rename, list
+                                                  * depth/max/link, watch, tar streams; 2: flow control */
 #define WIRE_MAX_FRAME (1024u * 1024u + 4096u)   /* payload bytes, excluding the length */
 #define WIRE_CHUNK (256u * 1024u)                /* max data per output/file chunk */
 /* Flow control (docs/protocol.md "Flow control"): an exec task's output window
@@ -33,6 +34,8 @@ _Static_assert(WIRE_MIN_WINDOW <= WIRE_WINDOW && WIRE_WINDOW <= WIRE_MAX_WINDOW,
 #define WIRE_MAX_PATH 4096
 #define WIRE_MAX_MSG 4096                        /* error messages, versions */
 #define WIRE_MAX_ENTS 2048                       /* directory entries per frame */
+#define WIRE_MAX_EVS 1024                        /* watch events per frame */
+#define WIRE_MAX_LIST_DEPTH 16                   /* list `depth` */
 #define WIRE_MAX_KEYS 64                         /* map keys per message */
 #define WIRE_MAX_DEPTH 8                         /* nesting when skipping unknown values */
 
@@ -48,17 +51,23 @@ enum wire_type {
 	WM_EXIT = 16,      /* code, sig, timed_out, ms (duration) */
 	WM_CREDIT = 17,    /* n: host -> agent: n more output bytes; agent -> host: n more stdin bytes */
 	WM_DISCARD = 18,   /* host -> agent: drop the task's output from now on (exit still follows) */
+	WM_CANCEL = 19,    /* host -> agent: end a watch (no reply; unknown ids are ignored) */
 	WM_FWRITE = 20,    /* path, [mode], data, [flag=first chunk: create+truncate], [eof] */
 	WM_FREAD = 21,     /* path, [max] -> WM_FDATA... */
 	WM_FDATA = 22,     /* data, [eof] */
 	WM_STAT = 23,      /* path -> WM_STAT_R */
-	WM_STAT_R = 24,    /* exists, size, mode, mtime, uid, gid */
-	WM_LIST = 25,      /* path -> WM_LIST_R... */
-	WM_LIST_R = 26,    /* ents, [eof] */
+	WM_STAT_R = 24,    /* exists, size, mode, mtime, uid, gid, [link] */
+	WM_LIST = 25,      /* path, [depth], [max] -> WM_LIST_R... */
+	WM_LIST_R = 26,    /* ents, [eof], [flag=truncated at max] */
 	WM_MKDIR = 27,     /* path, [mode], [flag=parents] -> WM_OK */
 	WM_REMOVE = 28,    /* path, [flag=recursive] -> WM_OK */
 	WM_OK = 29,
 	WM_ERROR = 30,     /* code (errno), msg */
+	WM_RENAME = 31,    /* path, dst, [flag=do not replace] -> WM_OK */
+	WM_WATCH = 32,     /* path, [flag=recursive] -> WM_OK, WM_WATCH_EV... */
+	WM_WATCH_EV = 33,  /* evs, [ovf] */
+	WM_TAR_OUT = 34,   /* path, [win] -> like exec: WM_STARTED, WM_OUTPUT (the tar stream on 1), WM_EXIT */
+	WM_TAR_IN = 35,    /* path -> like exec with streamed stdin (the tar stream): WM_STARTED, WM_EXIT */
 	WM_PING = 40,      /* [ms] -> WM_PONG with the same ms */
 	WM_PONG = 41,
 	WM_SHUTDOWN = 42,  /* -> WM_OK, then the agent powers off / exits */
@@ -70,46 +79,92 @@ enum wire_type {
 #define WIRE_MAX_DNS 4096                        /* a DNS message over the channel */
 
 /* Optional-field bits for wire_msg.present. */
-enum wire_field {
-	WF_V = 1u << 0, WF_ARGV = 1u << 1, WF_ENV = 1u << 2, WF_CWD = 1u << 3,
-	WF_PATH = 1u << 4, WF_MSG = 1u << 5, WF_AGENT = 1u << 6, WF_KERNEL = 1u << 7,
-	WF_DATA = 1u << 8, WF_STREAM = 1u << 9, WF_CODE = 1u << 10, WF_SIG = 1u << 11,
-	WF_TIMEDOUT = 1u << 12, WF_MS = 1u << 13, WF_UID = 1u << 14, WF_GID = 1u << 15,
-	WF_PTY = 1u << 16, WF_ROWS = 1u << 17, WF_COLS = 1u << 18, WF_MODE = 1u << 19,
-	WF_EOF = 1u << 20, WF_FLAG = 1u << 21, WF_SIZE = 1u << 22, WF_MTIME = 1u << 23,
-	WF_PID = 1u << 24, WF_EXISTS = 1u << 25, WF_MAX = 1u << 26, WF_ENTS = 1u << 27,
-	WF_TIMEOUT = 1u << 28, WF_WIN = 1u << 29, WF_N = 1u << 30, WF_ADDR = 1u << 31,
+#define WF_V        (UINT64_C(1) << 0)
+#define WF_ARGV     (UINT64_C(1) << 1)
+#define WF_ENV      (UINT64_C(1) << 2)
+#define WF_CWD      (UINT64_C(1) << 3)
+#define WF_PATH     (UINT64_C(1) << 4)
+#define WF_MSG      (UINT64_C(1) << 5)
+#define WF_AGENT    (UINT64_C(1) << 6)
+#define WF_KERNEL   (UINT64_C(1) << 7)
+#define WF_DATA     (UINT64_C(1) << 8)
+#define WF_STREAM   (UINT64_C(1) << 9)
+#define WF_CODE     (UINT64_C(1) << 10)
+#define WF_SIG      (UINT64_C(1) << 11)
+#define WF_TIMEDOUT (UINT64_C(1) << 12)
+#define WF_MS       (UINT64_C(1) << 13)
+#define WF_UID      (UINT64_C(1) << 14)
+#define WF_GID      (UINT64_C(1) << 15)
+#define WF_PTY      (UINT64_C(1) << 16)
+#define WF_ROWS     (UINT64_C(1) << 17)
+#define WF_COLS     (UINT64_C(1) << 18)
+#define WF_MODE     (UINT64_C(1) << 19)
+#define WF_EOF      (UINT64_C(1) << 20)
+#define WF_FLAG     (UINT64_C(1) << 21)
+#define WF_SIZE     (UINT64_C(1) << 22)
+#define WF_MTIME    (UINT64_C(1) << 23)
+#define WF_PID      (UINT64_C(1) << 24)
+#define WF_EXISTS   (UINT64_C(1) << 25)
+#define WF_MAX      (UINT64_C(1) << 26)
+#define WF_ENTS     (UINT64_C(1) << 27)
+#define WF_TIMEOUT  (UINT64_C(1) << 28)
+#define WF_WIN      (UINT64_C(1) << 29)
+#define WF_N        (UINT64_C(1) << 30)
+#define WF_DST      (UINT64_C(1) << 31)
+#define WF_DEPTH    (UINT64_C(1) << 32)
+#define WF_LINK     (UINT64_C(1) << 33)
+#define WF_EVS      (UINT64_C(1) << 34)
+#define WF_OVF      (UINT64_C(1) << 35)
+#define WF_ADDR     (UINT64_C(1) << 36)   /* net */
+
+/* Watch event kinds (wire_event.kind). */
+enum wire_ev_kind {
+	WEV_CREATE = 1,    /* created, or moved in */
+	WEV_WRITE = 2,     /* written and closed, or modified */
+	WEV_REMOVE = 3,    /* deleted, or moved out */
+	WEV_RENAME = 4,    /* renamed within the watched tree: name is the old name */
+	WEV_CHMOD = 5,     /* metadata (mode, owner, times) */
+	WEV__MAX = WEV_CHMOD,
 };
 
+typedef struct wire_event {
+	uint32_t kind;
+	char *name;       /* relative to the watched directory; may contain '/' (recursive) */
+} wire_event;
+
 typedef struct wire_dirent {
-	char *name;
+	char *name;       /* depth 1: one component; deeper: a relative path ("a/b") */
 	uint64_t size;
 	uint32_t mode;
 	int64_t mtime;
 	uint32_t uid, gid;
+	char *link;       /* symlink target, or NULL (the optional 7th element) */
 } wire_dirent;
 
 typedef struct wire_msg {
 	uint32_t type;
 	uint32_t id;
-	uint32_t present;
+	uint64_t present;
 	uint32_t v;
 	char **argv;      /* NULL-terminated; decode allocates */
 	uint32_t argc;
 	char **env;
 	uint32_t envc;
-	char *cwd, *path, *msg, *agent, *kernel, *addr;   /* NUL-free, NUL-terminated */
+	char *cwd, *path, *msg, *agent, *kernel, *dst, *link, *addr;   /* NUL-free, NUL-terminated */
 	const uint8_t *data;   /* decode: points into the frame; encode: caller's */
 	size_t data_len;
 	uint32_t stream;
 	int64_t code, sig;
-	bool timed_out, pty, eof, flag, exists;
+	bool timed_out, pty, eof, flag, exists, ovf;
 	uint64_t ms, size, max, timeout;
 	int64_t uid, gid, mtime;
 	uint32_t rows, cols, mode, pid;
 	uint32_t win, n;       /* exec: output window; credit: bytes granted */
+	uint32_t depth;        /* list: levels below path (1 = its entries) */
 	wire_dirent *ents;
 	uint32_t n_ents;
+	wire_event *evs;
+	uint32_t n_evs;
 } wire_msg;
 
 /* Encode msg as a complete frame (length prefix included) appended to b.

@@ -13,6 +13,7 @@ PKGS=(
   # both run under Silo's egress filter by silo-net
   passt
   zlib1g-dev libzstd-dev liblzma-dev   # image import: gzip, zstd and xz layers and tarballs (lib/oci)
+  nettle-dev   # SHA-1 of the WebSocket handshake (lib/common/ws.c); already pulled in by libmicrohttpd-dev
   # guest images and providers (e2fsprogs: also mkfs.ext4 for the disk_mb disks of every provider)
   busybox-static qemu-system-x86 linux-source-6.1 flex bison bc libelf-dev libssl-dev cpio
   lz4 zstd e2fsprogs debootstrap xz-utils

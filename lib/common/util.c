@@ -42,63 +42,12 @@ void cleanup_strvp(char ***v)
 	strv_free(*v);
 }
 
-static void oom(void)
+/* libsilo's answer to running out of memory (xalloc.c): nothing sensible can continue. */
+void silo_out_of_memory(void)
 {
 	static const char msg[] = "silo: out of memory\n";
 	(void)!write(2, msg, sizeof msg - 1);
 	abort();
-}
-
-void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	if (!p)
-		oom();
-	return p;
-}
-
-void *xcalloc(size_t n, size_t m)
-{
-	void *p = calloc(n ? n : 1, m ? m : 1);
-	if (!p)
-		oom();
-	return p;
-}
-
-void *xrealloc(void *p, size_t n)
-{
-	void *r = realloc(p, n ? n : 1);
-	if (!r)
-		oom();
-	return r;
-}
-
-char *xstrdup(const char *s)
-{
-	char *r = strdup(s ? s : "");
-	if (!r)
-		oom();
-	return r;
-}
-
-char *xstrndup(const char *s, size_t n)
-{
-	char *r = strndup(s, n);
-	if (!r)
-		oom();
-	return r;
-}
-
-char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-	va_start(ap, fmt);
-	int n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		oom();
-	return s;
 }
 
 void strv_free(char **v)

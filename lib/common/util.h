@@ -44,7 +44,8 @@ static inline int steal_fd(int *fd)
 	return r;
 }
 
-/* ---- allocation: abort on OOM (nothing sensible can continue) ---- */
+/* ---- allocation (xalloc.c): on OOM silo_out_of_memory(), which does not return ---- */
+__attribute__((noreturn)) void silo_out_of_memory(void);
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t m);
 void *xrealloc(void *p, size_t n);

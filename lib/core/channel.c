@@ -30,12 +30,11 @@
 #include "common/util.h"
 #include "wire.h"
 
-#define LIST_MAX_ENTRIES (1u << 20)
 #define WRITE_TIMEOUT_MS 30000
 /* chan_opts.resync: a hello unanswered this long is sent again */
 #define HELLO_RESEND_MS 500
 
-enum ctask_kind { CT_EXEC, CT_FWRITE, CT_FREAD, CT_STAT, CT_LIST, CT_SIMPLE, CT_PING };
+enum ctask_kind { CT_EXEC, CT_FWRITE, CT_FREAD, CT_STAT, CT_LIST, CT_SIMPLE, CT_PING, CT_WATCH };
 
 /* Output received for an exec task and not yet taken by its consumer. */
 typedef struct ochunk {
@@ -50,7 +49,6 @@ typedef struct ctask {
 	uint32_t id;
 	enum ctask_kind kind;
 	bool done, failed;
-	bool started;          /* exec/tcp: the agent answered with started */
 	silo_error err;
 	/* exec */
 	chan_output_cb cb;
@@ -64,8 +62,10 @@ typedef struct ctask {
 	ochunk *qhead, *qtail;
 	size_t qoff;           /* bytes of qhead already taken (chan_exec_read) */
 	bool delivering;       /* a thread runs the callback on a chunk taken off the queue */
-	bool pulled;           /* output is only taken by chan_exec_read (tcp tasks): never delivered to cb */
 	bool discarding;       /* output is dropped (chan_exec_discard) */
+	bool pull;             /* output only through chan_exec_read (exec_req.pull; tcp tasks): never to cb */
+	bool started;          /* exec/tcp: the agent sent started: pid is the guest pid (tcp: 0) */
+	uint32_t pid;
 	/* exec stdin: sent only against the agent's credit */
 	uint64_t in_credit;
 	const uint8_t *in_src; /* pending stdin (the caller's buffer) */
@@ -80,8 +80,18 @@ typedef struct ctask {
 	uint64_t last_ns;  /* last frame for this task (or request sent): idle timeout */
 	/* stat / list */
 	file_stat st;
+	char *link;            /* stat: symlink target */
 	dir_entry *ents;
 	size_t n_ents, cap_ents;
+	uint32_t depth;        /* list: components an entry name may have */
+	uint64_t list_max;
+	size_t ent_bytes;
+	bool truncated;
+	/* watch: established (ok) until done; events queued until taken */
+	bool ready;
+	watch_event *wq;
+	size_t wn, wcap, wbytes;
+	uint64_t wlost;
 } ctask;
 
 struct chan {
@@ -272,6 +282,11 @@ static void task_free_entries(ctask *t)
 	dir_entries_free(t->ents, t->n_ents);
 	t->ents = NULL;
 	t->n_ents = t->cap_ents = 0;
+	watch_events_free(t->wq, t->wn);
+	t->wq = NULL;
+	t->wn = t->wcap = 0;
+	free(t->link);
+	t->link = NULL;
 }
 
 static void task_remove(chan *c, ctask *t)
@@ -382,15 +397,34 @@ static void mark_dead(chan *c, silo_code code, const char *why, bool violation)
 
 /* ---------------- dispatch (reader thread) ---------------- */
 
-static bool valid_entry_name(const char *n)
-{
-	return n[0] && strcmp(n, ".") && strcmp(n, "..") && !strchr(n, '/');
-}
-
+/* The agent's errno decides the code: a missing path is FILE_NOT_FOUND (404
+ * through silod), an existing one where none may be is CONFLICT, the rest
+ * IO_ERROR; errno and the agent's message are kept. */
 static void agent_error(silo_error *e, const char *vm_id, const wire_msg *m)
 {
 	int code = (m->present & WF_CODE) && m->code > 0 && m->code < 4096 ? (int)m->code : EIO;
-	silo_fail_vm(e, SILO_ERR_IO_ERROR, code, vm_id, "agent: %s", m->msg ? m->msg : "error");
+	silo_code sc = code == ENOENT ? SILO_ERR_FILE_NOT_FOUND : code == EEXIST ? SILO_ERR_CONFLICT : SILO_ERR_IO_ERROR;
+	silo_fail_vm(e, sc, code, vm_id, "agent: %s", m->msg ? m->msg : "error");
+}
+
+/* A name the agent reported below a directory: relative, 1..max_parts
+ * components, none empty, "." or "..", at most WIRE_MAX_PATH bytes. */
+static bool valid_rel_name(const char *n, uint32_t max_parts)
+{
+	if (!n[0] || n[0] == '/' || strlen(n) > WIRE_MAX_PATH)
+		return false;
+	uint32_t parts = 0;
+	for (const char *p = n; *p;) {
+		size_t k = strcspn(p, "/");
+		if (k == 0 || k > 255 || (k == 1 && p[0] == '.') || (k == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		if (++parts > max_parts)
+			return false;
+		p += k;
+		if (*p == '/' && !*++p)
+			return false;   /* trailing slash */
+	}
+	return true;
 }
 
 /* Returns NULL on success or a violation description. */
@@ -416,7 +450,7 @@ static const char *dispatch(chan *c, const wire_msg *m)
 		pthread_mutex_unlock(&c->lock);
 		return spare ? NULL : "unexpected message type from agent";
 	case WM_STARTED: case WM_OUTPUT: case WM_EXIT: case WM_FDATA: case WM_STAT_R:
-	case WM_LIST_R: case WM_OK: case WM_ERROR: case WM_CREDIT:
+	case WM_LIST_R: case WM_OK: case WM_ERROR: case WM_CREDIT: case WM_WATCH_EV:
 		break;
 	default:
 		return "unexpected message type from agent";
@@ -438,9 +472,10 @@ static const char *dispatch(chan *c, const wire_msg *m)
 		t->done = t->failed = true;
 		break;
 	case WM_STARTED:
-		if (t->kind != CT_EXEC)
-			viol = "started for a non-exec task";
+		if (t->kind != CT_EXEC || t->started)
+			viol = "started for a non-exec task, or twice";
 		t->started = true;
+		t->pid = m->pid;
 		break;
 	case WM_OUTPUT:
 		if (t->kind != CT_EXEC) {
@@ -522,6 +557,8 @@ static const char *dispatch(chan *c, const wire_msg *m)
 		t->st.mtime_s = m->mtime;
 		t->st.uid = (uint32_t)m->uid;
 		t->st.gid = (uint32_t)m->gid;
+		if (m->link && !t->link)
+			t->link = xstrdup(m->link);
 		t->done = true;
 		break;
 	case WM_LIST_R:
@@ -529,15 +566,22 @@ static const char *dispatch(chan *c, const wire_msg *m)
 			viol = "list reply for a non-list task";
 			break;
 		}
-		if (t->n_ents + m->n_ents > LIST_MAX_ENTRIES) {
-			silo_fail_vm(&t->err, SILO_ERR_IO_ERROR, E2BIG, c->vm_id, "directory has more than %u entries",
-				     LIST_MAX_ENTRIES);
-			t->done = t->failed = true;
+		if (t->n_ents + m->n_ents > t->list_max) {
+			viol = "more directory entries than the listing's max";
 			break;
 		}
-		for (uint32_t i = 0; i < m->n_ents; i++) {
-			if (!valid_entry_name(m->ents[i].name)) {
+		for (uint32_t i = 0; i < m->n_ents && !viol; i++) {
+			const wire_dirent *we = &m->ents[i];
+			if (!valid_rel_name(we->name, t->depth)) {
 				viol = "invalid directory entry name";
+				break;
+			}
+			t->ent_bytes += strlen(we->name) + (we->link ? strlen(we->link) : 0) + 1;
+			if (t->ent_bytes > CHAN_LIST_MAX_BYTES) {
+				silo_fail_vm(&t->err, SILO_ERR_RESOURCE_EXCEEDED, 0, c->vm_id,
+					     "the listing holds more than %u bytes of names (list with a smaller depth or max)",
+					     CHAN_LIST_MAX_BYTES);
+				t->done = t->failed = true;
 				break;
 			}
 			if (t->n_ents == t->cap_ents) {
@@ -545,10 +589,41 @@ static const char *dispatch(chan *c, const wire_msg *m)
 				t->ents = xrealloc(t->ents, t->cap_ents * sizeof *t->ents);
 			}
 			dir_entry *e = &t->ents[t->n_ents++];
-			e->name = xstrdup(m->ents[i].name);
-			e->st = (file_stat){.exists = true, .size = m->ents[i].size, .mode = m->ents[i].mode,
-					    .mtime_s = m->ents[i].mtime, .uid = m->ents[i].uid, .gid = m->ents[i].gid};
+			e->name = xstrdup(we->name);
+			e->link = we->link ? xstrdup(we->link) : NULL;
+			e->st = (file_stat){.exists = true, .size = we->size, .mode = we->mode,
+					    .mtime_s = we->mtime, .uid = we->uid, .gid = we->gid};
 		}
+		if (m->eof && !t->done) {
+			t->truncated = m->flag;
+			t->done = true;
+		}
+		break;
+	case WM_WATCH_EV:
+		if (t->kind != CT_WATCH || !t->ready) {
+			viol = "watch event for a task that is not an established watch";
+			break;
+		}
+		for (uint32_t i = 0; i < m->n_evs; i++) {
+			const wire_event *we = &m->evs[i];
+			if (!valid_rel_name(we->name, WIRE_MAX_PATH)) {
+				viol = "invalid watch event name";
+				break;
+			}
+			size_t nl = strlen(we->name);
+			if (t->wn >= CHAN_WATCH_QUEUE || t->wbytes + nl > CHAN_WATCH_QUEUE_BYTES) {
+				t->wlost++;   /* nobody takes them: dropped and counted, as inotify does */
+				continue;
+			}
+			if (t->wn == t->wcap) {
+				t->wcap = t->wcap ? t->wcap * 2 : 64;
+				t->wq = xrealloc(t->wq, t->wcap * sizeof *t->wq);
+			}
+			t->wq[t->wn++] = (watch_event){.kind = (int)we->kind, .name = xstrdup(we->name)};
+			t->wbytes += nl;
+		}
+		if (m->ovf)
+			t->wlost++;
 		if (m->eof)
 			t->done = true;
 		break;
@@ -558,7 +633,9 @@ static const char *dispatch(chan *c, const wire_msg *m)
 		t->done = true;
 		break;
 	case WM_OK:
-		if (t->kind != CT_FWRITE && t->kind != CT_SIMPLE)
+		if (t->kind == CT_WATCH && !t->ready)
+			t->ready = true;
+		else if (t->kind != CT_FWRITE && t->kind != CT_SIMPLE)
 			viol = "ok for a task that expects data";
 		else
 			t->done = true;
@@ -912,7 +989,8 @@ static bool step_stdin_locked(chan *c, ctask *t)
 	bool eof = t->in_eof && n == t->in_left;
 	wire_msg m = {.type = WM_STDIN, .id = t->id, .present = WF_DATA | WF_EOF, .data = t->in_src, .data_len = n,
 		      .eof = eof};
-	t->in_src += n;
+	if (n)
+		t->in_src += n;
 	t->in_left -= n;
 	t->in_credit -= n;
 	if (eof)
@@ -933,7 +1011,7 @@ static bool step_stdin_locked(chan *c, ctask *t)
  * on this thread. c->lock held; dropped during the callback. */
 static bool step_deliver_locked(chan *c, ctask *t, size_t *delivered)
 {
-	if (!t->qhead || t->delivering || t->pulled)
+	if (!t->qhead || t->delivering || t->pull)
 		return false;
 	ochunk *ch = t->qhead;
 	t->qhead = ch->next;
@@ -1011,20 +1089,61 @@ static int exec_drive_locked(chan *c, ctask *t, int timeout_ms, bool (*until)(co
 	}
 }
 
-/* A new exec-kind task with its output window (0 = WIRE_WINDOW); NULL with
- * err when the window is out of range. */
-static ctask *exec_task_new(chan *c, uint32_t window, const char *what, silo_error *err)
+/* Start an exec-like task (exec, tar_out, tar_in) whose request m is built;
+ * stdin beyond one chunk goes out as the agent grants credit. */
+static int start_exec_task(chan *c, wire_msg *m, uint32_t win, bool pull, chan_output_cb cb, void *ud,
+			   const void *stdin_data, size_t stdin_len, bool stdin_stream, uint32_t *task_id,
+			   silo_error *err)
 {
-	uint32_t win = window ? window : WIRE_WINDOW;
-	if (win < WIRE_MIN_WINDOW || win > WIRE_MAX_WINDOW) {
-		silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "%s: window must be %u..%u bytes", what,
-			     WIRE_MIN_WINDOW, WIRE_MAX_WINDOW);
-		return NULL;
-	}
 	ctask *t = task_add(c, CT_EXEC);
+	t->cb = cb;
+	t->ud = ud;
 	t->win = win;
 	t->out_credit = win;
-	return t;
+	t->pull = pull;
+	m->id = t->id;
+	m->present |= WF_WIN;
+	m->win = win;
+	bool big_stdin = stdin_len > WIRE_CHUNK;
+	if (stdin_len && !big_stdin) {
+		m->present |= WF_DATA;
+		m->data = stdin_data;
+		m->data_len = stdin_len;
+	}
+	t->in_credit = WIRE_STDIN_WINDOW - m->data_len;
+	if (m->type == WM_EXEC) {
+		m->present |= WF_FLAG;
+		m->flag = stdin_stream || big_stdin;
+	}
+	if (t->done || send_frame(c, m, err) < 0) {
+		if (t->done && err)
+			*err = t->err;
+		task_remove(c, t);
+		return -1;
+	}
+	*task_id = t->id;
+	if (big_stdin) {
+		/* The rest goes out as the agent grants credit, from whichever thread
+		 * drives the task; the first window right now. */
+		pthread_mutex_lock(&c->lock);
+		t->in_src = stdin_data;
+		t->in_left = stdin_len;
+		t->in_eof = !stdin_stream;
+		while (step_stdin_locked(c, t))
+			;
+		pthread_mutex_unlock(&c->lock);
+	}
+	return 0;
+}
+
+/* An exec-kind task's output window (0 = WIRE_WINDOW); what names the task in the error. */
+static int check_window(chan *c, uint32_t window, const char *what, uint32_t *win, silo_error *err)
+{
+	*win = window ? window : WIRE_WINDOW;
+	if (*win < WIRE_MIN_WINDOW || *win > WIRE_MAX_WINDOW)
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "%s: window must be %u..%u bytes",
+				    what, WIRE_MIN_WINDOW, WIRE_MAX_WINDOW);
+	return 0;
 }
 
 int chan_exec_start(chan *c, const exec_req *req, chan_output_cb cb, void *ud, uint32_t *task_id,
@@ -1036,12 +1155,12 @@ int chan_exec_start(chan *c, const exec_req *req, chan_output_cb cb, void *ud, u
 	if (argc > WIRE_MAX_ARGS || envc > WIRE_MAX_ARGS)
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "exec: more than %d arguments or env entries",
 				    WIRE_MAX_ARGS);
-	ctask *t = exec_task_new(c, req->window, "exec", err);
-	if (!t)
+	uint32_t win;
+	if (check_window(c, req->window, "exec", &win, err) < 0)
 		return -1;
-	t->cb = cb;
-	t->ud = ud;
-	wire_msg m = {.type = WM_EXEC, .id = t->id, .present = WF_ARGV | WF_FLAG | WF_WIN, .win = t->win};
+	if (req->pty && (req->rows > 4096 || req->cols > 4096))
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "exec: rows and cols must be 0..4096");
+	wire_msg m = {.type = WM_EXEC, .present = WF_ARGV};
 	m.argv = (char **)req->argv;
 	m.argc = (uint32_t)argc;
 	if (envc) {
@@ -1053,14 +1172,6 @@ int chan_exec_start(chan *c, const exec_req *req, chan_output_cb cb, void *ud, u
 		m.present |= WF_CWD;
 		m.cwd = (char *)req->cwd;
 	}
-	bool big_stdin = req->stdin_len > WIRE_CHUNK;
-	if (req->stdin_len && !big_stdin) {
-		m.present |= WF_DATA;
-		m.data = req->stdin_data;
-		m.data_len = req->stdin_len;
-	}
-	t->in_credit = WIRE_STDIN_WINDOW - m.data_len;
-	m.flag = req->stdin_stream || big_stdin;
 	if (req->timeout_ms) {
 		m.present |= WF_TIMEOUT;
 		m.timeout = req->timeout_ms;
@@ -1079,25 +1190,8 @@ int chan_exec_start(chan *c, const exec_req *req, chan_output_cb cb, void *ud, u
 		m.rows = req->rows;
 		m.cols = req->cols;
 	}
-	if (t->done || send_frame(c, &m, err) < 0) {
-		if (t->done && err)
-			*err = t->err;
-		task_remove(c, t);
-		return -1;
-	}
-	*task_id = t->id;
-	if (big_stdin) {
-		/* The rest goes out as the agent grants credit, from whichever thread
-		 * drives the task; the first window right now. */
-		pthread_mutex_lock(&c->lock);
-		t->in_src = req->stdin_data;
-		t->in_left = req->stdin_len;
-		t->in_eof = !req->stdin_stream;
-		while (step_stdin_locked(c, t))
-			;
-		pthread_mutex_unlock(&c->lock);
-	}
-	return 0;
+	return start_exec_task(c, &m, win, req->pull, cb, ud, req->stdin_data, req->stdin_len, req->stdin_stream,
+			       task_id, err);
 }
 
 static ctask *find_exec(chan *c, uint32_t task_id, silo_error *err)
@@ -1205,6 +1299,60 @@ bool chan_exec_ended(chan *c, uint32_t task_id)
 	return ended;
 }
 
+int chan_exec_started(chan *c, uint32_t task_id, int timeout_ms, uint32_t *pid, silo_error *err)
+{
+	ctask *t = find_exec(c, task_id, err);
+	if (!t)
+		return -1;
+	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+	pthread_mutex_lock(&c->lock);
+	while (!t->started && !t->done && (timeout_ms < 0 || now_mono_ns() < deadline))
+		cond_wait_until(c, deadline);
+	int rc = 0;
+	if (t->failed || (!t->started && t->done)) {
+		if (err)
+			*err = t->err;
+		rc = -1;
+	} else if (!t->started) {
+		rc = silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id, "the agent did not start task %u in %d ms",
+				  task_id, timeout_ms);
+	} else if (pid) {
+		*pid = t->pid;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+int chan_exec_status(chan *c, uint32_t task_id, int timeout_ms, exec_result *res, silo_error *err)
+{
+	ctask *t = find_exec(c, task_id, err);
+	if (!t)
+		return -1;
+	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+	pthread_mutex_lock(&c->lock);
+	while (!t->done) {
+		if (timeout_ms >= 0 && now_mono_ns() >= deadline) {
+			pthread_mutex_unlock(&c->lock);
+			return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id,
+					    "exec task %u still running after %d ms", task_id, timeout_ms);
+		}
+		/* a callback task's output is delivered meanwhile (a pull task's waits) */
+		size_t n;
+		if (!step_stdin_locked(c, t) && !step_deliver_locked(c, t, &n))
+			cond_wait_until(c, deadline);
+	}
+	int rc = 0;
+	if (t->failed) {
+		if (err)
+			*err = t->err;
+		rc = -1;
+	} else if (res) {
+		*res = t->res;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
 int chan_exec(chan *c, const exec_req *req, chan_output_cb cb, void *ud, exec_result *res, silo_error *err)
 {
 	uint32_t id;
@@ -1238,40 +1386,28 @@ int chan_tcp_open(chan *c, const char *addr, uint16_t port, uint32_t window, uin
 {
 	if (port == 0)
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "tcp: port 1-65535");
-	ctask *t = exec_task_new(c, window, "tcp", err);
-	if (!t)
+	uint32_t win;
+	if (check_window(c, window, "tcp", &win, err) < 0)
 		return -1;
-	t->in_credit = WIRE_STDIN_WINDOW;
-	t->pulled = true;   /* one thread sends, another reads (port forwarding) */
-	wire_msg m = {.type = WM_TCP, .id = t->id, .present = WF_N | WF_WIN, .n = port, .win = t->win};
+	wire_msg m = {.type = WM_TCP, .present = WF_N, .n = port};
 	if (addr) {
 		m.present |= WF_ADDR;
 		m.addr = (char *)addr;
 	}
-	if (t->done || send_frame(c, &m, err) < 0) {
-		if (t->done && err)
-			*err = t->err;
-		task_remove(c, t);
+	/* pull: one thread sends, another reads (port forwarding) */
+	uint32_t id;
+	if (start_exec_task(c, &m, win, true, NULL, NULL, NULL, 0, false, &id, err) < 0)
+		return -1;
+	if (chan_exec_started(c, id, 10000, NULL, err) < 0) {   /* the agent's connect() answered, or 10 s */
+		chan_exec_discard(c, id, NULL);
+		pthread_mutex_lock(&c->lock);
+		ctask *t = task_find_locked(c, id);
+		pthread_mutex_unlock(&c->lock);
+		if (t)
+			task_remove(c, t);
 		return -1;
 	}
-	uint64_t deadline = now_mono_ns() + 10000ull * 1000000ull;
-	pthread_mutex_lock(&c->lock);
-	while (!t->started && !t->done && now_mono_ns() < deadline)
-		cond_wait_until(c, deadline);
-	bool ok = t->started && !t->failed;
-	silo_error e = t->err;
-	bool timed_out = !t->started && !t->done;
-	pthread_mutex_unlock(&c->lock);
-	if (!ok) {
-		if (timed_out)
-			silo_fail_vm(&e, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id, "tcp: the agent did not answer in 10 s");
-		if (err)
-			*err = e;
-		chan_exec_discard(c, t->id, NULL);
-		task_remove(c, t);
-		return -1;
-	}
-	*task_id = t->id;
+	*task_id = id;
 	return 0;
 }
 
@@ -1288,8 +1424,11 @@ static int check_live_exec(chan *c, uint32_t task_id, const char *what, silo_err
 	return 0;
 }
 
-int chan_exec_stdin(chan *c, uint32_t task_id, const void *buf, size_t len, bool eof, silo_error *err)
+int chan_exec_stdin_timed(chan *c, uint32_t task_id, const void *buf, size_t len, bool eof, int timeout_ms,
+			  size_t *taken, silo_error *err)
 {
+	if (taken)
+		*taken = 0;
 	if (check_live_exec(c, task_id, "stdin", err) < 0)
 		return -1;
 	if (!len && !eof)
@@ -1297,23 +1436,35 @@ int chan_exec_stdin(chan *c, uint32_t task_id, const void *buf, size_t len, bool
 	ctask *t = find_exec(c, task_id, err);
 	if (!t)
 		return -1;
+	uint64_t t0 = now_mono_ns();
 	pthread_mutex_lock(&c->lock);
-	exec_drive_locked(c, t, -1, stdin_idle); /* earlier stdin first */
-	bool took = !t->done;
+	if (exec_drive_locked(c, t, timeout_ms, stdin_idle) < 0) { /* earlier stdin first */
+		pthread_mutex_unlock(&c->lock);
+		return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id,
+				    "stdin: exec task %u still busy with earlier input after %d ms", task_id, timeout_ms);
+	}
+	int left_ms = timeout_ms;
+	if (timeout_ms >= 0) {
+		uint64_t spent = (now_mono_ns() - t0) / 1000000ull;
+		left_ms = spent >= (uint64_t)timeout_ms ? 0 : timeout_ms - (int)spent;
+	}
+	bool took = !t->done, timed_out = false;
 	if (took) {
 		t->in_busy = true;
 		t->in_src = buf;
 		t->in_left = len;
 		t->in_eof = eof;
-		exec_drive_locked(c, t, -1, stdin_sent);
+		timed_out = exec_drive_locked(c, t, left_ms, stdin_sent) < 0;
 	}
 	bool all = took && !t->in_left && !t->in_eof;
+	if (taken && took)
+		*taken = len - t->in_left;
 	t->in_src = NULL; /* never keep the caller's buffer */
 	t->in_left = 0;
 	t->in_eof = false;
 	t->in_busy = false;
 	silo_error e = t->err;
-	bool failed = t->failed;
+	bool failed = t->failed, done = t->done;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 	if (all)
@@ -1323,8 +1474,17 @@ int chan_exec_stdin(chan *c, uint32_t task_id, const void *buf, size_t len, bool
 			*err = e;
 		return -1;
 	}
+	if (timed_out && !done)
+		return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id,
+				    "stdin: exec task %u took only part of its input in %d ms (it is not reading)", task_id,
+				    timeout_ms);
 	return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, ESRCH, c->vm_id,
 			    "stdin: exec task %u ended before taking all of its input", task_id);
+}
+
+int chan_exec_stdin(chan *c, uint32_t task_id, const void *buf, size_t len, bool eof, silo_error *err)
+{
+	return chan_exec_stdin_timed(c, task_id, buf, len, eof, -1, NULL, err);
 }
 
 int chan_exec_signal(chan *c, uint32_t task_id, int sig, silo_error *err)
@@ -1491,7 +1651,24 @@ int chan_file_read(chan *c, const char *path, size_t max, char **out, size_t *le
 	return 0;
 }
 
-int chan_stat(chan *c, const char *path, file_stat *st, silo_error *err)
+int chan_tar_out_start(chan *c, const char *path, uint32_t window, uint32_t *task_id, silo_error *err)
+{
+	uint32_t win;
+	if (check_path(c, path, err) < 0 || check_window(c, window, "tar_out", &win, err) < 0)
+		return -1;
+	wire_msg m = {.type = WM_TAR_OUT, .present = WF_PATH, .path = (char *)path};
+	return start_exec_task(c, &m, win, true, NULL, NULL, NULL, 0, true, task_id, err);
+}
+
+int chan_tar_in_start(chan *c, const char *path, uint32_t *task_id, silo_error *err)
+{
+	if (check_path(c, path, err) < 0)
+		return -1;
+	wire_msg m = {.type = WM_TAR_IN, .present = WF_PATH, .path = (char *)path};
+	return start_exec_task(c, &m, WIRE_MIN_WINDOW, true, NULL, NULL, NULL, 0, true, task_id, err);
+}
+
+int chan_stat_link(chan *c, const char *path, file_stat *st, char **link, silo_error *err)
 {
 	if (check_path(c, path, err) < 0)
 		return -1;
@@ -1500,31 +1677,152 @@ int chan_stat(chan *c, const char *path, file_stat *st, silo_error *err)
 	if (roundtrip(c, t, &m, -1, err) < 0)
 		return -1;
 	*st = t->st;
+	if (link) {
+		*link = t->link;
+		t->link = NULL;
+	}
 	task_remove(c, t);
 	return 0;
 }
 
-int chan_list(chan *c, const char *path, dir_entry **entries, size_t *n, silo_error *err)
+int chan_stat(chan *c, const char *path, file_stat *st, silo_error *err)
+{
+	return chan_stat_link(c, path, st, NULL, err);
+}
+
+int chan_list_opts(chan *c, const char *path, const list_opts *o, dir_entry **entries, size_t *n, bool *truncated,
+		   silo_error *err)
 {
 	if (check_path(c, path, err) < 0)
 		return -1;
+	uint32_t depth = o && o->depth ? o->depth : 1;
+	uint64_t max = o && o->max ? o->max : CHAN_LIST_MAX;
+	if (depth > WIRE_MAX_LIST_DEPTH)
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "list: depth must be 1..%d",
+				    WIRE_MAX_LIST_DEPTH);
+	if (max > CHAN_LIST_MAX)
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "list: at most %u entries", CHAN_LIST_MAX);
 	ctask *t = task_add(c, CT_LIST);
-	wire_msg m = {.type = WM_LIST, .present = WF_PATH, .path = (char *)path};
+	t->depth = depth;
+	t->list_max = max;
+	wire_msg m = {.type = WM_LIST, .present = WF_PATH | WF_DEPTH | WF_MAX, .path = (char *)path, .depth = depth,
+		      .max = max};
 	if (roundtrip(c, t, &m, -1, err) < 0)
 		return -1;
 	*entries = t->ents;
 	*n = t->n_ents;
+	if (truncated)
+		*truncated = t->truncated;
 	t->ents = NULL;
 	t->n_ents = 0;
 	task_remove(c, t);
 	return 0;
 }
 
+int chan_list(chan *c, const char *path, dir_entry **entries, size_t *n, silo_error *err)
+{
+	return chan_list_opts(c, path, NULL, entries, n, NULL, err);
+}
+
 void dir_entries_free(dir_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(e[i].name);
+		free(e[i].link);
+	}
+	free(e);
+}
+
+/* ---------------- watches ---------------- */
+
+int chan_watch_start(chan *c, const char *path, bool recursive, uint32_t *watch_id, silo_error *err)
+{
+	if (check_path(c, path, err) < 0)
+		return -1;
+	ctask *t = task_add(c, CT_WATCH);
+	wire_msg m = {.type = WM_WATCH, .id = t->id, .present = WF_PATH | WF_FLAG, .path = (char *)path,
+		      .flag = recursive};
+	if (!t->done && send_frame(c, &m, err) < 0) {
+		task_remove(c, t);
+		return -1;
+	}
+	/* wait for ok (ready) or the error, bounded by the idle timeout */
+	uint64_t idle = (uint64_t)c->opts.op_idle_ms * 1000000ull;
+	pthread_mutex_lock(&c->lock);
+	while (!t->ready && !t->done && now_mono_ns() - t->last_ns <= idle)
+		cond_wait_until(c, now_mono_ns() + 100 * 1000000ull);
+	bool ok = t->ready && !t->failed;
+	silo_error e = t->err;
+	bool idle_out = !t->ready && !t->done;
+	pthread_mutex_unlock(&c->lock);
+	if (!ok) {
+		task_remove(c, t);
+		if (idle_out)
+			return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id,
+					    "the agent sent nothing for watch in %d ms (stuck or hostile agent)",
+					    c->opts.op_idle_ms);
+		if (err)
+			*err = e;
+		return -1;
+	}
+	*watch_id = t->id;
+	return 0;
+}
+
+int chan_watch_read(chan *c, uint32_t watch_id, watch_event **evs, size_t *n, uint64_t *lost, int timeout_ms,
+		    silo_error *err)
+{
+	*evs = NULL;
+	*n = 0;
+	if (lost)
+		*lost = 0;
+	pthread_mutex_lock(&c->lock);
+	ctask *t = task_find_locked(c, watch_id);
+	if (!t || t->kind != CT_WATCH) {
+		pthread_mutex_unlock(&c->lock);
+		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "no watch %u", watch_id);
+	}
+	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+	while (!t->wn && !t->wlost && !t->done && (timeout_ms < 0 || now_mono_ns() < deadline))
+		cond_wait_until(c, deadline);
+	*evs = t->wq;
+	*n = t->wn;
+	if (lost)
+		*lost = t->wlost;
+	t->wq = NULL;
+	t->wn = t->wcap = t->wbytes = 0;
+	t->wlost = 0;
+	int rc = 0;
+	if (t->done && !*n) {
+		rc = t->failed ? -1 : 1;
+		if (t->failed && err)
+			*err = t->err;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+void watch_events_free(watch_event *e, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		free(e[i].name);
 	free(e);
+}
+
+void chan_watch_stop(chan *c, uint32_t watch_id)
+{
+	pthread_mutex_lock(&c->lock);
+	ctask *t = task_find_locked(c, watch_id);
+	bool found = t && t->kind == CT_WATCH;
+	bool live = found && !t->done;
+	pthread_mutex_unlock(&c->lock);
+	if (!found)
+		return;
+	if (live) {
+		wire_msg m = {.type = WM_CANCEL, .id = watch_id};
+		send_frame(c, &m, NULL);
+	}
+	task_remove(c, t);
 }
 
 static int simple_op(chan *c, wire_msg *m, silo_error *err)
@@ -1550,6 +1848,15 @@ int chan_remove(chan *c, const char *path, bool recursive, silo_error *err)
 	if (check_path(c, path, err) < 0)
 		return -1;
 	wire_msg m = {.type = WM_REMOVE, .present = WF_PATH | WF_FLAG, .path = (char *)path, .flag = recursive};
+	return simple_op(c, &m, err);
+}
+
+int chan_rename(chan *c, const char *src, const char *dst, bool noreplace, silo_error *err)
+{
+	if (check_path(c, src, err) < 0 || check_path(c, dst, err) < 0)
+		return -1;
+	wire_msg m = {.type = WM_RENAME, .present = WF_PATH | WF_DST | WF_FLAG, .path = (char *)src, .dst = (char *)dst,
+		      .flag = noreplace};
 	return simple_op(c, &m, err);
 }
 

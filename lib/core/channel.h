@@ -83,6 +83,8 @@ typedef struct exec_req {
 	uint16_t rows, cols;
 	uint32_t window;              /* output window in bytes, WIRE_MIN_WINDOW..WIRE_MAX_WINDOW;
 				       * 0 = WIRE_WINDOW (1 MiB). Host memory per task is bounded by it. */
+	bool pull;                    /* output is taken only with chan_exec_read: chan_exec_stdin and
+				       * chan_exec_status never deliver or drop it (lib/core/proc.c) */
 } exec_req;
 
 typedef struct exec_result {
@@ -122,14 +124,39 @@ ssize_t chan_exec_read(chan *c, uint32_t task_id, int *stream, void *buf, size_t
  * deleted): drop what is queued and tell the agent to read and drop the rest,
  * so the task can end without a consumer. The exit still arrives. */
 int chan_exec_discard(chan *c, uint32_t task_id, silo_error *err);
+/* Wait (timeout_ms < 0: forever) until the agent has started the task: 0 with
+ * the guest pid (pid may be NULL); -1 if the start failed (err: the agent's
+ * reason, e.g. FILE_NOT_FOUND for a tar of a missing path; free the task with
+ * chan_exec_wait) or TIMEOUT. */
+int chan_exec_started(chan *c, uint32_t task_id, int timeout_ms, uint32_t *pid, silo_error *err);
 /* The task's exit (or failure) has arrived: only what is queued remains to be taken. */
 bool chan_exec_ended(chan *c, uint32_t task_id);
+/* Wait (timeout_ms < 0: forever) until the task's exit has arrived, whatever
+ * output is still queued, and copy it to res; the task stays (its output can
+ * still be read; free it with chan_exec_wait). -1: TIMEOUT, or the task failed
+ * (err is its error). A pull task's output is never touched. */
+int chan_exec_status(chan *c, uint32_t task_id, int timeout_ms, exec_result *res, silo_error *err);
 /* Send stdin; blocks while the agent's stdin window is full (the process is
  * not reading), delivering the task's output to its callback meanwhile. Fails
  * with ESRCH if the task ends before taking everything. */
 int chan_exec_stdin(chan *c, uint32_t task_id, const void *buf, size_t len, bool eof, silo_error *err);
+/* The same, giving up after timeout_ms (< 0: never) with TIMEOUT; *taken (may
+ * be NULL) = the bytes of buf the agent was sent (eof went out only if all were). */
+int chan_exec_stdin_timed(chan *c, uint32_t task_id, const void *buf, size_t len, bool eof, int timeout_ms,
+			  size_t *taken, silo_error *err);
 int chan_exec_signal(chan *c, uint32_t task_id, int sig, silo_error *err);
 int chan_exec_resize(chan *c, uint32_t task_id, uint16_t rows, uint16_t cols, silo_error *err);
+
+/* ---- tar streams of trees (lib/archive, docs/protocol.md tar_out/tar_in) ----
+ * Both are exec tasks (the agent forks a child that writes or reads the
+ * archive): chan_exec_read takes the archive of a tar_out (stream 1; stream 2
+ * carries warnings and, on failure, one error line), chan_exec_stdin feeds a
+ * tar_in (then eof), chan_exec_wait gives the status: exit code 0 = complete,
+ * 1 = failed (the message is on stream 2). Both are pull tasks. A missing
+ * tar_out path, or a tar_in path that is not a directory, fails the start
+ * (FILE_NOT_FOUND, IO_ERROR ENOTDIR). */
+int chan_tar_out_start(chan *c, const char *path, uint32_t window, uint32_t *task_id, silo_error *err);
+int chan_tar_in_start(chan *c, const char *path, uint32_t *task_id, silo_error *err);
 
 /* ---- files ---- */
 typedef struct file_stat {
@@ -141,9 +168,17 @@ typedef struct file_stat {
 } file_stat;
 
 typedef struct dir_entry {
-	char *name;
+	char *name;                   /* depth 1: a name; deeper: a relative path "a/b" */
+	char *link;                   /* symlink target, or NULL */
 	file_stat st;
 } dir_entry;
+
+typedef struct list_opts {
+	uint32_t depth;               /* levels below path, 1..WIRE_MAX_LIST_DEPTH; 0 = 1 */
+	uint64_t max;                 /* entries; 0 = CHAN_LIST_MAX. More: *truncated */
+} list_opts;
+#define CHAN_LIST_MAX (1u << 20)
+#define CHAN_LIST_MAX_BYTES (32u << 20)   /* names and link targets of one listing */
 
 /* Stream src_fd into path in the guest (chunked); mode applies on create. */
 int chan_file_write_fd(chan *c, const char *path, int src_fd, uint32_t mode, silo_error *err);
@@ -152,7 +187,15 @@ int chan_file_write(chan *c, const char *path, const void *buf, size_t len, uint
 int chan_file_read_fd(chan *c, const char *path, int dst_fd, uint64_t max_bytes, silo_error *err);
 int chan_file_read(chan *c, const char *path, size_t max, char **out, size_t *len, silo_error *err);
 int chan_stat(chan *c, const char *path, file_stat *st, silo_error *err);
+/* The same, with a symlink's target in *link (malloc'd; NULL for other types). */
+int chan_stat_link(chan *c, const char *path, file_stat *st, char **link, silo_error *err);
 int chan_list(chan *c, const char *path, dir_entry **entries, size_t *n, silo_error *err);
+/* With a depth and a bound; *truncated (may be NULL) says the bound cut it. The
+ * agent's names are checked: relative, at most depth components, no "", "."
+ * or ".." (else PROTOCOL); more than CHAN_LIST_MAX entries or
+ * CHAN_LIST_MAX_BYTES of names fail with RESOURCE_EXCEEDED. */
+int chan_list_opts(chan *c, const char *path, const list_opts *o, dir_entry **entries, size_t *n, bool *truncated,
+		   silo_error *err);
 void dir_entries_free(dir_entry *e, size_t n);
 int chan_mkdir(chan *c, const char *path, uint32_t mode, bool parents, silo_error *err);
 int chan_remove(chan *c, const char *path, bool recursive, silo_error *err);
@@ -170,6 +213,33 @@ void chan_dns_reply(chan *c, uint32_t tag, const void *msg, size_t len);
  * close with chan_exec_signal, end with chan_exec_wait. window as exec_req. */
 int chan_tcp_open(chan *c, const char *addr, uint16_t port, uint32_t window, uint32_t *task_id, silo_error *err);
 
+/* rename(2) in the guest; with noreplace an existing dst is EEXIST (CONFLICT). */
+int chan_rename(chan *c, const char *src, const char *dst, bool noreplace, silo_error *err);
+
+/* ---- directory watches (inotify in the agent) ----
+ * Events are queued per watch, at most CHAN_WATCH_QUEUE events (and
+ * CHAN_WATCH_QUEUE_BYTES of names) until taken; beyond that they are dropped
+ * and counted, and the next chan_watch_read says so (*lost > 0), as does an
+ * overflow in the guest (the kernel's inotify queue, or more than 4096
+ * directories under a recursive watch: *lost is then at least 1). A consumer
+ * that sees lost events should list the directory again. */
+#define CHAN_WATCH_QUEUE 4096
+#define CHAN_WATCH_QUEUE_BYTES (1u << 20)
+typedef struct watch_event {
+	int kind;                     /* WEV_CREATE, WEV_WRITE, WEV_REMOVE, WEV_RENAME, WEV_CHMOD (wire.h) */
+	char *name;                   /* relative to the watched directory */
+} watch_event;
+/* Start watching a directory (recursive: its subdirectories too, new ones included). */
+int chan_watch_start(chan *c, const char *path, bool recursive, uint32_t *watch_id, silo_error *err);
+/* Take the queued events (waiting up to timeout_ms, < 0 forever, for at least
+ * one, or for a loss or the end). *n = 0 with return 0: timeout. Returns 1
+ * when the watch has ended (the directory went away; after the last events).
+ * Free *evs with watch_events_free. */
+int chan_watch_read(chan *c, uint32_t watch_id, watch_event **evs, size_t *n, uint64_t *lost, int timeout_ms,
+		    silo_error *err);
+void watch_events_free(watch_event *e, size_t n);
+/* Stop and forget the watch. */
+void chan_watch_stop(chan *c, uint32_t watch_id);
 /* Ask the agent to power the guest off (or exit, in a namespace sandbox). */
 int chan_shutdown(chan *c, silo_error *err);
 

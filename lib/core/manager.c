@@ -2,9 +2,10 @@
  * The manager (see manager.h). Locking:
  *   m->lock     the table of live sandboxes (entries, counts, allocation); never
  *               held across provider calls, registry writes or event delivery;
- *   e->lock     one per sandbox: its operation count, running exec tasks,
- *               deleting flag and last recorded state; e->idle is signalled
- *               when the last operation ends, so delete can wait for it;
+ *   e->lock     one per sandbox: its operation count, port forwards, deleting
+ *               flag and last recorded state; e->idle is signalled when the
+ *               last operation ends, so delete can wait for it (the sandbox's
+ *               processes are in its process table, lib/core/proc.c);
  *   m->ev_lock  the subscriber list (events are delivered under it, in order);
  *   m->pend_lock state writes the registry refused (a full state disk), kept in
  *               order and retried by the monitor: held across registry writes
@@ -37,13 +38,13 @@
 #include "audit/audit.h"
 #include "core/mgr_internal.h"
 #include "core/owner.h"
+#include "core/proc.h"
 #include "common/util.h"
 #include "registry/registry.h"
 #include "trust/trust.h"
 
 #define DEFAULT_MAX 64
 #define DEFAULT_GRACE_MS 3000
-#define MAX_TASKS 256
 
 typedef struct mentry {
 	struct mentry *next;
@@ -68,8 +69,6 @@ typedef struct mentry {
 	unsigned long long client_start;
 	char violation[256];          /* why */
 	char state[16];               /* last state recorded in the registry */
-	uint32_t tasks[MAX_TASKS];
-	size_t ntasks;
 	portfwd *fwd[MAX_PORT_FORWARDS];   /* port forwards into the sandbox (lib/core/portfwd.c) */
 	size_t nfwd;
 } mentry;
@@ -133,10 +132,18 @@ struct mgr_pools **manager_pools_slot(manager *m)
 	return &m->pools;
 }
 
-struct mgr_exec {
+/* An operation slot on a live sandbox (manager_op_begin). */
+struct mgr_op {
 	manager *m;
 	mentry *e;
-	uint32_t task;
+};
+
+struct mgr_exec {
+	mgr_op op;
+	proc *p;
+	proc_reader *r;
+	chan_output_cb cb;
+	void *ud;
 	bool waited;
 	uint64_t start_ns;
 	char actor[64];
@@ -435,6 +442,36 @@ int manager_sandbox_spec(manager *m, const char *id_or_name, char rid[SILO_ID_MA
 	snprintf(provider, 32, "%s", e->provider[0] ? e->provider : e->spec.provider ? e->spec.provider : "");
 	pthread_mutex_unlock(&e->lock);
 	spec_copy(spec, &e->spec);
+	unref(m, e);
+	return 0;
+}
+
+/* The reaper (monitor) reads spec.timeout_s without e->lock: it is written
+ * and read atomically. */
+int manager_set_lifetime(manager *m, const char *id, uint32_t seconds_from_now, uint64_t *end_ms, silo_error *err)
+{
+	mentry *e = get_entry(m, id, err);
+	if (!e)
+		return -1;
+	uint64_t now = now_realtime_ms(), age = now > e->created_ms ? now - e->created_ms : 0;
+	uint64_t t = (age + 999) / 1000 + seconds_from_now;
+	if (t > UINT32_MAX)
+		t = UINT32_MAX;
+	__atomic_store_n(&e->spec.timeout_s, (uint32_t)t, __ATOMIC_RELAXED);
+	if (end_ms)
+		*end_ms = e->created_ms + t * 1000;
+	unref(m, e);
+	return 0;
+}
+
+int manager_lifetime(manager *m, const char *id, uint64_t *created_ms, uint64_t *end_ms, silo_error *err)
+{
+	mentry *e = get_entry(m, id, err);
+	if (!e)
+		return -1;
+	uint32_t t = __atomic_load_n(&e->spec.timeout_s, __ATOMIC_RELAXED);
+	*created_ms = e->created_ms;
+	*end_ms = t ? e->created_ms + (uint64_t)t * 1000 : 0;
 	unref(m, e);
 	return 0;
 }
@@ -1175,22 +1212,18 @@ static void stop_forwards(mentry *e)
 		portfwd_stop(v[i]);
 }
 
-/* Stop everything running in e and wait until no operation is in flight. */
-static void quiesce(mentry *e)
+/* Stop what runs in e (sessions always, background processes with
+ * kill_background) and wait until no operation is in flight: readers,
+ * waiters and stdin writers return within a slice, streams of operations
+ * (archives, watches) see manager_op_cancelled. */
+static void quiesce(mentry *e, bool kill_background)
 {
 	stop_forwards(e);
 	pthread_mutex_lock(&e->lock);
 	sandbox *sb = e->sb;
-	uint32_t tasks[MAX_TASKS];
-	size_t n = e->ntasks;
-	memcpy(tasks, e->tasks, n * sizeof *tasks);
 	pthread_mutex_unlock(&e->lock);
-	for (size_t i = 0; i < n && sb && sb->ch; i++) {
-		/* Nobody may be reading its output (a stalled client): let it end without a consumer. */
-		silo_error err;
-		chan_exec_discard(sb->ch, tasks[i], &err);
-		chan_exec_signal(sb->ch, tasks[i], SIGKILL, &err);
-	}
+	if (sb && sb->procs)
+		proc_table_close(sb->procs, kill_background);
 	pthread_mutex_lock(&e->lock);
 	while (e->ops > 0)
 		pthread_cond_wait(&e->idle, &e->lock);
@@ -1201,7 +1234,7 @@ static int destroy_entry(manager *m, mentry *e, const char *actor, int grace_ms,
 			 bool keep_state, silo_error *err)
 {
 	uint64_t t0 = now_mono_ns();
-	quiesce(e);
+	quiesce(e, true);
 	sandbox *sb = e->sb;
 	if (keep_state) {
 		/* Keep the recorded error state: detach our callback first. */
@@ -1344,45 +1377,67 @@ int manager_with_sandbox(manager *m, const char *id, bool allow_paused, mgr_sand
 	return rc;
 }
 
-static void task_add(mentry *e, uint32_t task)
-{
-	pthread_mutex_lock(&e->lock);
-	if (e->ntasks < MAX_TASKS)
-		e->tasks[e->ntasks++] = task;
-	pthread_mutex_unlock(&e->lock);
-}
+/* ---- operation slots, processes ---- */
 
-static void task_del(mentry *e, uint32_t task)
-{
-	pthread_mutex_lock(&e->lock);
-	for (size_t i = 0; i < e->ntasks; i++) {
-		if (e->tasks[i] == task) {
-			e->tasks[i] = e->tasks[--e->ntasks];
-			break;
-		}
-	}
-	pthread_mutex_unlock(&e->lock);
-}
-
-int manager_exec_start(manager *m, const char *id, const exec_req *req, chan_output_cb cb, void *ud,
-		       const char *actor, mgr_exec **out, silo_error *err)
+int manager_op_begin(manager *m, const char *id, mgr_op **out, silo_error *err)
 {
 	mentry *e = op_begin(m, id, err);
 	if (!e)
 		return -1;
-	pthread_mutex_lock(&e->lock);
-	bool full = e->ntasks >= MAX_TASKS;
-	pthread_mutex_unlock(&e->lock);
-	if (full) {
-		op_end(m, e);
-		return silo_fail_vm(err, SILO_ERR_RESOURCE_EXCEEDED, 0, id,
-				    "too many concurrent execs in this sandbox (max %d)", MAX_TASKS);
-	}
+	mgr_op *op = xcalloc(1, sizeof *op);
+	op->m = m;
+	op->e = e;
+	*out = op;
+	return 0;
+}
+
+chan *manager_op_chan(mgr_op *op)
+{
+	return op->e->sb->ch;
+}
+
+proc_table *manager_op_procs(mgr_op *op)
+{
+	return op->e->sb->procs;
+}
+
+const char *manager_op_id(const mgr_op *op)
+{
+	return op->e->id;
+}
+
+bool manager_op_cancelled(mgr_op *op)
+{
+	pthread_mutex_lock(&op->e->lock);
+	bool c = op->e->deleting;
+	pthread_mutex_unlock(&op->e->lock);
+	return c;
+}
+
+void manager_op_end(mgr_op *op)
+{
+	if (!op)
+		return;
+	op_end(op->m, op->e);
+	free(op);
+}
+
+static void argv_text(char *const *argv, char *buf, size_t len)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (char *const *a = argv; a && *a && off < len - 1; a++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? " " : "", *a);
+}
+
+int manager_proc_start(mgr_op *op, const exec_req *req, const proc_opts *o, const char *actor, proc **out,
+		       silo_error *err)
+{
+	mentry *e = op->e;
 	/* the spec's env and secrets, then the request's own (which win) */
 	char **env = spec_exec_env(&e->spec, req->env, err);
 	if (!env) {
 		silo_error_set_vm(err, e->id);
-		op_end(m, e);
 		return -1;
 	}
 	exec_req r = *req;
@@ -1393,84 +1448,124 @@ int manager_exec_start(manager *m, const char *id, const exec_req *req, chan_out
 		r.uid = e->sb->exec_uid;   /* the spec's (or its image's) user */
 		r.gid = e->sb->exec_gid;
 	}
-	uint32_t task;
-	int rc = chan_exec_start(e->sb->ch, &r, cb, ud, &task, err);
+	int rc = proc_start(e->sb->procs, &r, o, out, err);
 	spec_env_free(env);
 	if (rc < 0) {
 		silo_error_set_vm(err, e->id);
-		op_end(m, e);
 		return -1;
 	}
-	task_add(e, task);
+	if (o && !o->session) {   /* a session is audited when it ends (manager_exec_wait/free) */
+		char cmd[256];
+		argv_text(req->argv, cmd, sizeof cmd);
+		json_t *d = json_pack("{s:s,s:s,s:s,s:b}", "command", cmd, "proc", proc_id(*out), "tag",
+				      o->tag ? o->tag : "", "pty", req->pty);
+		manager_audit(op->m, actor, e->id, "exec-background", 0, d);
+		json_decref(d);
+	}
+	return 0;
+}
+
+int manager_exec_start(manager *m, const char *id, const exec_req *req, chan_output_cb cb, void *ud,
+		       const char *actor, mgr_exec **out, silo_error *err)
+{
+	mentry *e = op_begin(m, id, err);
+	if (!e)
+		return -1;
 	mgr_exec *x = xcalloc(1, sizeof *x);
-	x->m = m;
-	x->e = e;
-	x->task = task;
+	x->op = (mgr_op){m, e};
+	proc_opts po = {.session = true};
+	if (manager_proc_start(&x->op, req, &po, actor, &x->p, err) < 0) {
+		op_end(m, e);
+		free(x);
+		return -1;
+	}
+	x->r = proc_attach(x->p);
+	x->cb = cb;
+	x->ud = ud;
 	x->start_ns = now_mono_ns();
 	snprintf(x->actor, sizeof x->actor, "%s", actor ? actor : "silod");
-	size_t off = 0;
-	for (char *const *a = req->argv; a && *a && off < sizeof x->cmd - 1; a++)
-		off += (size_t)snprintf(x->cmd + off, sizeof x->cmd - off, "%s%s", off ? " " : "", *a);
+	argv_text(req->argv, x->cmd, sizeof x->cmd);
 	*out = x;
 	return 0;
 }
 
+static void audit_exec(mgr_exec *x, int rc, const exec_result *res, const char *why, const silo_error *err)
+{
+	json_t *d = rc == 0 ? json_pack("{s:s,s:s,s:i,s:i,s:b}", "command", x->cmd, "proc", proc_id(x->p), "exit_code",
+					res->exit_code, "signal", res->signal, "timed_out", res->timed_out)
+			    : json_pack("{s:s,s:s,s:s}", "command", x->cmd, "proc", proc_id(x->p), "error",
+					err ? err->message : "");
+	if (why)
+		json_object_set_new(d, "error", json_string(why));
+	manager_audit(x->op.m, x->actor, x->op.e->id, "exec", (now_mono_ns() - x->start_ns) / 1000000, d);
+	json_decref(d);
+}
+
 int manager_exec_wait(mgr_exec *x, int timeout_ms, exec_result *res, silo_error *err)
 {
-	int rc = chan_exec_wait(x->e->sb->ch, x->task, timeout_ms, res, err);
-	if (rc < 0 && err && err->code == SILO_ERR_TIMEOUT)
-		return -1;   /* still running: the caller may wait again or free */
+	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+	int rc = 0;
+	static __thread uint8_t buf[64 * 1024];
+	while (x->cb) {   /* deliver the output on this thread */
+		int left = timeout_ms < 0 ? -1 : (int)(now_mono_ns() >= deadline ? 0 : (deadline - now_mono_ns()) / 1000000);
+		int stream;
+		ssize_t n = proc_read(x->r, &stream, buf, sizeof buf, left, err);
+		if (n > 0) {
+			x->cb(x->ud, stream, buf, (size_t)n);
+			continue;
+		}
+		if (n < 0 && err && err->code == SILO_ERR_TIMEOUT)
+			return -1;   /* still running: the caller may wait again or free */
+		rc = n < 0 ? -1 : 0;
+		break;
+	}
+	exec_result r = {0};
+	if (rc == 0) {
+		rc = proc_wait(x->p, timeout_ms < 0 ? -1 : (int)(now_mono_ns() >= deadline ? 0 : (deadline - now_mono_ns()) / 1000000),
+			       &r, err);
+		if (rc < 0 && err && err->code == SILO_ERR_TIMEOUT)
+			return -1;
+	}
+	if (res)
+		*res = r;
 	x->waited = true;
-	task_del(x->e, x->task);
-	uint64_t ms = (now_mono_ns() - x->start_ns) / 1000000;
-	json_t *d = rc == 0 ? json_pack("{s:s,s:i,s:i,s:b}", "command", x->cmd, "exit_code", res->exit_code,
-					"signal", res->signal, "timed_out", res->timed_out)
-			    : json_pack("{s:s,s:s}", "command", x->cmd, "error", err ? err->message : "");
-	manager_audit(x->m, x->actor, x->e->id, "exec", ms, d);
-	json_decref(d);
+	audit_exec(x, rc, &r, NULL, err);
 	if (rc < 0)
-		silo_error_set_vm(err, x->e->id);
+		silo_error_set_vm(err, x->op.e->id);
 	return rc;
 }
 
 ssize_t manager_exec_read(mgr_exec *x, int *stream, void *buf, size_t cap, int timeout_ms, silo_error *err)
 {
-	ssize_t n = chan_exec_read(x->e->sb->ch, x->task, stream, buf, cap, timeout_ms, err);
+	ssize_t n = proc_read(x->r, stream, buf, cap, timeout_ms, err);
 	if (n < 0)
-		silo_error_set_vm(err, x->e->id);
+		silo_error_set_vm(err, x->op.e->id);
 	return n;
 }
 
 bool manager_exec_ended(mgr_exec *x)
 {
-	return chan_exec_ended(x->e->sb->ch, x->task);
+	return proc_wait(x->p, 0, NULL, NULL) == 0;
 }
 
 int manager_exec_signal(mgr_exec *x, int sig, silo_error *err)
 {
-	return chan_exec_signal(x->e->sb->ch, x->task, sig, err);
+	return proc_signal(x->p, sig, err);
 }
 
 void manager_exec_free(mgr_exec *x)
 {
 	if (!x)
 		return;
+	proc_detach(x->r);   /* a session: killed (if it still runs) and forgotten */
 	if (!x->waited) {
-		silo_error err;
-		exec_result res;
-		chan_exec_discard(x->e->sb->ch, x->task, &err);
-		chan_exec_signal(x->e->sb->ch, x->task, SIGKILL, &err);
-		int rc = chan_exec_wait(x->e->sb->ch, x->task, 5000, &res, &err);
-		task_del(x->e, x->task);
-		json_t *d = rc == 0 ? json_pack("{s:s,s:i,s:i,s:b,s:s}", "command", x->cmd, "exit_code", res.exit_code,
-						"signal", res.signal, "timed_out", res.timed_out, "error",
-						"client went away; killed")
-				    : json_pack("{s:s,s:s}", "command", x->cmd, "error", "client went away; killed");
-		manager_audit(x->m, x->actor, x->e->id, "exec",
-			      (now_mono_ns() - x->start_ns) / 1000000, d);
-		json_decref(d);
+		silo_error err = {0};
+		exec_result res = {0};
+		int rc = proc_wait(x->p, 5000, &res, &err);
+		audit_exec(x, rc, &res, "client went away; killed", &err);
 	}
-	op_end(x->m, x->e);
+	proc_put(x->p);
+	op_end(x->op.m, x->op.e);
 	free(x);
 }
 
@@ -1902,7 +1997,8 @@ static void monitor_pass(manager *m)
 		if (!sb)
 			goto next;
 		bool alive = sb->ops && sb->ops->alive ? sb->ops->alive(sb) : true;
-		bool expired = e->spec.timeout_s && now - e->created_ms > (uint64_t)e->spec.timeout_s * 1000;
+		uint32_t life_s = __atomic_load_n(&e->spec.timeout_s, __ATOMIC_RELAXED);
+		bool expired = life_s && now - e->created_ms > (uint64_t)life_s * 1000;
 		bool orphaned = e->client > 0 && !owner_proc_alive(e->client, e->client_start);
 		bool connected = sb->ch && chan_is_connected(sb->ch);
 		pid_t pid = sb->pid;
@@ -1946,7 +2042,7 @@ static void monitor_pass(manager *m)
 			} else {
 				char reason[128];
 				if (expired)
-					snprintf(reason, sizeof reason, "lifetime of %u s expired", e->spec.timeout_s);
+					snprintf(reason, sizeof reason, "lifetime of %u s expired", life_s);
 				else
 					snprintf(reason, sizeof reason, "its client (pid %d) exited", (int)e->client);
 				if (destroy_entry(m, e, "silod", m->cfg.grace_ms, reason, false, &err) < 0)
@@ -2046,20 +2142,18 @@ void manager_close(manager *m, bool terminate_all)
 			if (destroy_entry(m, e, "silod", m->cfg.grace_ms, "manager shutdown", false, &err) < 0)
 				log_warn("shutdown %s: %s", e->id, err.message);
 		} else {
-			quiesce(e);
+			quiesce(e, false);
 			if (e->sb) {
 				/* Leave it running; the registry still lists it for recovery.
-				 * Close our channel without terminating. sandbox.h has no way
+				 * Close our channel without terminating (background processes
+				 * run on; their handles do not survive). sandbox.h has no way
 				 * to free a handle without terminating the sandbox, so the
 				 * handle is parked (reachable) until the process exits. */
 				sandbox *sb = e->sb;
 				pthread_mutex_lock(&sb->lock);
 				sb->on_state = NULL;
 				pthread_mutex_unlock(&sb->lock);
-				if (sb->ch) {
-					chan_close(sb->ch);
-					sb->ch = NULL;
-				}
+				sandbox_close_channel(sb, false);
 				park_detached(sb);
 			}
 			unlink_entry(m, e);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "core/channel.h"
+#include "core/proc.h"
 #include "core/provider.h"
 #include "core/sandbox.h"
 #include "metrics/metrics.h"
@@ -136,10 +137,29 @@ int manager_list_json(manager *m, const mgr_list_filter *f, json_t **out, silo_e
 int manager_logs_json(manager *m, const char *id, size_t tail_bytes, json_t **out, silo_error *err);
 
 /* ---- operations on a live sandbox ---- */
+
+/* An operation slot on a live, running sandbox (delete waits until it ends,
+ * and sets manager_op_cancelled first: a long stream checks it each slice):
+ * the channel and the process table for the layers above (HTTP handlers,
+ * lib/core/proc.h users). */
+typedef struct mgr_op mgr_op;
+int manager_op_begin(manager *m, const char *id, mgr_op **out, silo_error *err);
+chan *manager_op_chan(mgr_op *op);
+proc_table *manager_op_procs(mgr_op *op);
+const char *manager_op_id(const mgr_op *op);   /* the resolved sandbox id */
+bool manager_op_cancelled(mgr_op *op);
+void manager_op_end(mgr_op *op);
+/* Start a process in op's sandbox with the spec's env and secrets under the
+ * request's own (proc_start); a background start is audited. */
+int manager_proc_start(mgr_op *op, const exec_req *req, const proc_opts *o, const char *actor, proc **out,
+		       silo_error *err);
+
+/* A foreground exec: a session process (proc.h) with one reader, killed if
+ * freed before it was waited for. Output is flow-controlled (channel.h): with
+ * cb it is delivered on the thread in manager_exec_wait; with cb NULL take it
+ * with manager_exec_read. Output nobody takes blocks the process, never fills
+ * memory. */
 typedef struct mgr_exec mgr_exec;
-/* Output is flow-controlled (channel.h): with cb it is delivered on the thread
- * in manager_exec_wait; with cb NULL take it with manager_exec_read. Output
- * nobody takes blocks the process, never fills memory. */
 int manager_exec_start(manager *m, const char *id, const exec_req *req, chan_output_cb cb, void *ud,
 		       const char *actor, mgr_exec **out, silo_error *err);
 /* Wait for the exit (timeout_ms < 0 = forever), delivering output to cb. */
@@ -214,6 +234,13 @@ metrics *manager_metrics(manager *m);
 /* Summary for /v1/health. */
 json_t *manager_health_json(manager *m);
 /* Resolve a live sandbox's id (id or unique name) into out; VM_NOT_FOUND otherwise. */
+/* The lifetime of a live sandbox (spec timeout_s, counted from its creation)
+ * becomes "seconds_from_now from now" (E2B's setTimeout and connect): the
+ * monitor ends it then. Kept in memory: a restarted silod applies the spec's
+ * own. *end_ms (may be NULL) = the new end, wall clock. */
+int manager_set_lifetime(manager *m, const char *id, uint32_t seconds_from_now, uint64_t *end_ms, silo_error *err);
+/* Its creation time and lifetime end (0: unlimited), wall clock ms. */
+int manager_lifetime(manager *m, const char *id, uint64_t *created_ms, uint64_t *end_ms, silo_error *err);
 int manager_resolve(manager *m, const char *id_or_name, char out[SILO_ID_MAX], silo_error *err);
 /* Publish an event raised outside the manager (deploy.c) on the event bus.
  * deployment and team may be NULL. */

@@ -17,6 +17,7 @@
 #include "core/cleanup.h"
 #include "core/defaults.h"
 #include "core/owner.h"
+#include "core/proc.h"
 #include "core/sandbox.h"
 #include "net/net.h"
 #include "snapshot/snapshot.h"
@@ -135,6 +136,15 @@ static sandbox *sb_alloc(const char *id, const vm_spec *spec, const provider_ops
 	return sb;
 }
 
+void sandbox_close_channel(sandbox *sb, bool kill_background)
+{
+	proc_table_free(sb->procs, kill_background);
+	sb->procs = NULL;
+	if (sb->ch)
+		chan_close(sb->ch);
+	sb->ch = NULL;
+}
+
 static void sb_free(sandbox *sb)
 {
 	if (!sb)
@@ -145,8 +155,7 @@ static void sb_free(sandbox *sb)
 	if (sb->net_fd >= 0)
 		close(sb->net_fd);
 	owner_end(sb, false);   /* normally ended already; a kept record is swept later */
-	if (sb->ch)
-		chan_close(sb->ch);
+	sandbox_close_channel(sb, true);
 	spec_free(&sb->spec);
 	pthread_mutex_destroy(&sb->lock);
 	free(sb);
@@ -214,8 +223,10 @@ static int wait_ready(sandbox *sb, uint64_t deadline_ns, int heartbeat_ms, bool 
 				.ud = sb,
 			};
 			sb->ch = chan_open(fd, &co, &sb->agent, &e);
-			if (sb->ch)
+			if (sb->ch) {
+				sb->procs = proc_table_new(sb->ch, sb->id);
 				return 0;
+			}
 			if (e.code == SILO_ERR_PROTOCOL || e.code == SILO_ERR_SECURITY_VIOLATION) {
 				*err = e;   /* a hostile or broken agent: no point in retrying */
 				silo_error_set_vm(err, sb->id);
@@ -339,10 +350,7 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 		sandbox_net_stop(sb);
 		char reason[300];
 		snprintf(reason, sizeof reason, "%s: %.200s", silo_code_name(err->code), err->message);
-		if (sb->ch) {
-			chan_close(sb->ch);
-			sb->ch = NULL;
-		}
+		sandbox_close_channel(sb, true);
 		silo_error e2 = {0};
 		if (ops->terminate(sb, 0, &e2) < 0)
 			log_error("%s: cleanup after failed boot: %s", sb->id, e2.message);
@@ -393,10 +401,7 @@ int sandbox_destroy(sandbox *sb, int grace_ms, cleanup_report *rep, silo_error *
 	sandbox_net_stop(sb);
 	silo_error te = {0};
 	int trc = sb->ops->terminate(sb, grace_ms < 0 ? 0 : grace_ms, &te);
-	if (sb->ch) {
-		chan_close(sb->ch);
-		sb->ch = NULL;
-	}
+	sandbox_close_channel(sb, true);
 	cleanup_report local = {0};
 	cleanup_report *r = rep ? rep : &local;
 	sandbox_verify_cleanup(sb, r);

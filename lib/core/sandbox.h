@@ -61,6 +61,7 @@ struct sandbox {
 	pid_t pid;                     /* supervising host process */
 	void *prov;                    /* provider-private */
 	chan *ch;                      /* connected agent channel (NULL before ready) */
+	struct proc_table *procs;      /* its processes over ch (lib/core/proc.h); NULL with ch */
 	agent_info agent;
 
 	pthread_mutex_t lock;
@@ -147,6 +148,10 @@ int sandbox_net_reattach(sandbox *sb, silo_error *err);
 void sandbox_net_stop(sandbox *sb);
 /* The channel's DNS callback (chan_opts.on_dns; ud = the sandbox). */
 void sandbox_net_on_dns(void *ud, uint32_t tag, const uint8_t *msg, size_t len);
+/* Close the process table (sessions are killed; with kill_background every
+ * process, else background processes run on without a handle) and then the
+ * channel. */
+void sandbox_close_channel(sandbox *sb, bool kill_background);
 /* Terminate what a dead owner left of sandbox id through its provider's
  * terminate op without provider state (files, cgroups, a supervisor matched by
  * pid and start time); unknown providers are skipped. */

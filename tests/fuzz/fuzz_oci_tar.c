@@ -21,42 +21,14 @@
 #include "oci/layer.h"
 #include "oci/stream.h"
 #include "oci/tar.h"
+#include "tree_test.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char scratch[64];
-
-static void remove_scratch(void)
-{
-	rm_rf(scratch);
-}
-
-static size_t entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	size_t n = 0;
-	struct dirent *de;
-	while (d && (de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			n++;
-	if (d)
-		closedir(d);
-	return n;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (!scratch[0]) {
-		snprintf(scratch, sizeof scratch, "/tmp/silo-fuzz-oci-%d", (int)getpid());
-		mkdir(scratch, 0700);
-		atexit(remove_scratch);
-	}
 	char root[128], outside[128];
-	snprintf(root, sizeof root, "%s/root", scratch);
-	snprintf(outside, sizeof outside, "%s/outside", scratch);
-	rm_rf(root);
-	if (mkdir(root, 0755) < 0 || (mkdir(outside, 0755) < 0 && !path_exists(outside)))
-		abort();
+	const char *scratch = tree_scratch("oci", root, outside);
 	int mfd = memfd_create("fuzz", MFD_CLOEXEC);
 	if (mfd < 0 || write_all(mfd, data, size) < 0 || lseek(mfd, 0, SEEK_SET) < 0)
 		abort();
@@ -80,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		oci_stream_close(s);
 	}
 	close(mfd);
-	if (entries(outside) != 0 || entries(scratch) != 2)
+	if (tree_count(outside) != 0 || tree_count(scratch) != 2)
 		abort();
 	return 0;
 }

@@ -12,6 +12,9 @@
  *   overrun          answer hello and pings, then answer the first exec with
  *                    8 MiB of output at once, ignoring the output window and
  *                    the host's credit (docs/protocol.md "Flow control")
+ *   tar-out          answer hello and pings, and every tar_out with the bytes
+ *                    of /evil.tar in its root (a hostile archive, within the
+ *                    window) and exit 0: what `silo cp -r ID:/x DIR` must refuse
  * Frames from the host are recognised by their first keys, which the host
  * always encodes first: {"t": type, "id": task, ...}.
  */
@@ -124,6 +127,65 @@ static void overrun(int c)
 	close(c);
 }
 
+/* {"t":T,"id":ID,...} header of a reply: map of n entries. */
+static unsigned char *reply_head(unsigned char *p, unsigned n, unsigned t, uint32_t id)
+{
+	*p++ = (unsigned char)(0x80 | n), *p++ = 0xa1, *p++ = 't', *p++ = (unsigned char)t;
+	*p++ = 0xa2, *p++ = 'i', *p++ = 'd', *p++ = 0xce;
+	*p++ = (unsigned char)(id >> 24), *p++ = (unsigned char)(id >> 16), *p++ = (unsigned char)(id >> 8),
+	*p++ = (unsigned char)id;
+	return p;
+}
+
+static void send_framed(int c, unsigned char *frame, unsigned char *end)
+{
+	uint32_t len = (uint32_t)(end - frame - 4);
+	frame[0] = (unsigned char)(len >> 24), frame[1] = (unsigned char)(len >> 16);
+	frame[2] = (unsigned char)(len >> 8), frame[3] = (unsigned char)len;
+	put(c, frame, (size_t)(end - frame));
+}
+
+/* Answer pings; answer each tar_out (34) with started, /evil.tar as output on
+ * stream 1 (at most 64 KiB: inside any window the host grants), exit 0. */
+static void tar_out(int c)
+{
+	static const unsigned char pong[] = {0, 0, 0, 8, 0x82, 0xa1, 't', 0x29, 0xa2, 'i', 'd', 0x00};
+	static unsigned char tar[65536], frame[4 + 32 + sizeof tar];
+	size_t tl = 0;
+	FILE *f = fopen("/evil.tar", "r");
+	if (f) {
+		tl = fread(tar, 1, sizeof tar, f);
+		fclose(f);
+	}
+	unsigned char head[64];
+	size_t hl;
+	uint32_t t, id;
+	while (read_frame(c, head, &hl) == 0) {
+		if (frame_type_id(head, hl, &t, &id) < 0)
+			continue;
+		if (t == 40) {
+			put(c, pong, sizeof pong);
+			continue;
+		}
+		if (t != 34)
+			continue;
+		unsigned char *p = reply_head(frame + 4, 3, 11, id);   /* started, pid 1 */
+		*p++ = 0xa3, *p++ = 'p', *p++ = 'i', *p++ = 'd', *p++ = 1;
+		send_framed(c, frame, p);
+		p = reply_head(frame + 4, 4, 12, id);   /* output: s 1, d bin32 */
+		*p++ = 0xa1, *p++ = 's', *p++ = 1;
+		*p++ = 0xa1, *p++ = 'd', *p++ = 0xc6, *p++ = 0, *p++ = 0, *p++ = (unsigned char)(tl >> 8),
+		*p++ = (unsigned char)tl;
+		memcpy(p, tar, tl);
+		send_framed(c, frame, p + tl);
+		p = reply_head(frame + 4, 4, 16, id);   /* exit: code 0, ms 1 */
+		*p++ = 0xa4, *p++ = 'c', *p++ = 'o', *p++ = 'd', *p++ = 'e', *p++ = 0;
+		*p++ = 0xa2, *p++ = 'm', *p++ = 's', *p++ = 1;
+		send_framed(c, frame, p);
+	}
+	close(c);
+}
+
 int main(void)
 {
 	char mode[32] = "after-handshake";
@@ -163,6 +225,10 @@ int main(void)
 			put(c, ok, sizeof ok);
 			if (!strcmp(mode, "overrun")) {
 				overrun(c);
+				continue;
+			}
+			if (!strcmp(mode, "tar-out")) {
+				tar_out(c);
 				continue;
 			}
 			sleep(1);

@@ -42,7 +42,7 @@ r=$(raw 'b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (1 << 20) + b
 check "1 MiB header: refused (431/413/400 or closed: $r)" bash -c "[[ '$r' =~ (431|413|400) || '$r' == closed ]]"
 r=$(raw 'b"POST /v1/sandboxes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"provider\":"')
 check "truncated body (client closes early): no answer needed, silod survives" alive
-r=$(raw 'b"POST /v1/sandboxes HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzzzz\r\nabc\r\n0\r\n\r\n"')
+r=$(raw 'b"POST /v1/sandboxes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzzzz\r\nabc\r\n0\r\n\r\n"')
 check "bad chunk size: 400 or closed ($r)" bash -c "[[ '$r' == *400* || '$r' == closed ]]"
 r=$(raw 'b"BREW /v1/sandboxes HTTP/1.1\r\nHost: x\r\n\r\n"')
 check "unknown method: 4xx ($r)" bash -c "[[ '$r' =~ \ 4[0-9][0-9]\  ]]"

@@ -4,8 +4,11 @@
  * tmpfs overlay) and the real silo-agent over the virtio-serial channel.
  * python3 -c, file write/read, a PTY session, 5 sandboxes at once, graceful
  * terminate and a residue check (no QEMU process, sockets or run directory),
- * and output flow control over virtio-serial (a stalled consumer holds the
- * guest process back, other tasks go on, nothing is lost).
+ * output flow control over virtio-serial (a stalled consumer holds the
+ * guest process back, other tasks go on, nothing is lost), and protocol v4 in
+ * a real guest: a PTY process of the process table resized while it runs, a
+ * tar archive of a guest tree extracted on the host and a host tree extracted
+ * in the guest, byte-exact with modes and symlinks.
  *
  * Needs the kernel and images (scripts/prepare-images.sh): absent -> FAIL,
  * unless SILO_SKIP_VM_TESTS=1 (SKIP).
@@ -18,8 +21,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+
+#include "archive/archive.h"
 #include "common/util.h"
 #include "core/channel.h"
+#include "core/fsops.h"
+#include "core/proc.h"
 #include "core/provider.h"
 #include "core/sandbox.h"
 #include "gate.h"
@@ -354,5 +363,118 @@ TEST(graceful_terminate_via_agent)
 	vm_destroy(&v);
 }
 
+static int to_fd(void *ud, const void *buf, size_t n, silo_error *err)
+{
+	return write_all(*(int *)ud, buf, n) < 0 ? silo_fail(err, SILO_ERR_IO_ERROR, errno, "write") : 0;
+}
+
+static ssize_t from_fd(void *ud, void *buf, size_t n, silo_error *err)
+{
+	ssize_t k = read(*(int *)ud, buf, n);
+	return k < 0 ? silo_fail(err, SILO_ERR_IO_ERROR, errno, "read") : k;
+}
+
+TEST(pty_resize_and_archives_in_a_real_guest)
+{
+	need_vm();
+	vm v;
+	silo_error err = {0};
+	if (vm_boot(&v, "v3", "python", &err) < 0) {
+		printf("# %s\n", err.message);
+		qemu_provider.terminate(&v.sb, 0, NULL);
+		REQUIRE(!"boot");
+	}
+	/* a PTY process of the process table: resized while it waits for input */
+	proc_table *t = proc_table_new(v.sb.ch, "v3");
+	char *sh[] = {"sh", "-c", "stty size; read x; stty size; echo \"got $x\"", NULL};
+	exec_req r = {.argv = sh, .uid = -1, .gid = -1, .pty = true, .rows = 30, .cols = 100, .stdin_stream = true};
+	proc *p;
+	REQUIRE(proc_start(t, &r, NULL, &p, &err) == 0);
+	proc_reader *rd = proc_attach(p);
+	char out[512] = "";
+	size_t n = 0;
+	int stream;
+	while (!strstr(out, "30 100")) {   /* the size it started with */
+		ssize_t k = proc_read(rd, &stream, out + n, sizeof out - 1 - n, 30000, &err);
+		REQUIRE(k > 0);
+		n += (size_t)k;
+		out[n] = '\0';
+	}
+	CHECK_INT_EQ(proc_resize(p, 40, 120, &err), 0);
+	CHECK_INT_EQ(proc_stdin(p, "hi\r", 3, false, 10000, NULL, &err), 0);
+	for (;;) {
+		ssize_t k = proc_read(rd, &stream, out + n, sizeof out - 1 - n, 30000, &err);
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+		out[n] = '\0';
+	}
+	for (char *c = out; *c; c++)
+		if (*c == '\r' || *c == '\n')
+			*c = '|';
+	printf("# PTY output: %s\n", out);
+	CHECK_CONTAINS(out, "40 120");
+	CHECK_CONTAINS(out, "got hi");
+	proc_detach(rd);
+	proc_put(p);
+	proc_table_free(t, true);
+
+	/* a guest tree out as tar, extracted on the host */
+	outbuf o;
+	exec_result res;
+	char *mk[] = {"sh", "-c",
+		      "mkdir -p /root/t/sub && head -c 2000000 /dev/urandom > /root/t/big && echo hi > /root/t/sub/a && "
+		      "chmod 0640 /root/t/sub/a && chmod 0710 /root/t/sub && ln -s sub/a /root/t/lnk && "
+		      "sha256sum /root/t/big | cut -d' ' -f1",
+		      NULL};
+	REQUIRE(run(&v, mk, &o, &res, false, &err) == 0);
+	char guest_sum[65];
+	snprintf(guest_sum, sizeof guest_sum, "%.64s", o.data);
+	int fd = memfd_create("tar", MFD_CLOEXEC);
+	uint64_t bytes = 0, t0 = now_mono_ns();
+	int rc = fs_archive_get_fd(v.sb.ch, "/root/t", fd, NULL, NULL, &bytes, &err);
+	if (rc < 0)
+		printf("# %s\n", err.message);
+	REQUIRE(rc == 0);
+	printf("# archive out of the guest: %llu bytes in %.0f ms\n", (unsigned long long)bytes, (now_mono_ns() - t0) / 1e6);
+	char dir[] = "/tmp/silo-qemu-tar-XXXXXX";
+	REQUIRE(mkdtemp(dir));
+	REQUIRE(lseek(fd, 0, SEEK_SET) == 0);
+	int root = open(dir, O_RDONLY | O_DIRECTORY);
+	tar_reader *tr = tar_reader_new(from_fd, &fd);
+	archive_xopts xo = {.single_root = true};
+	CHECK_INT_EQ(archive_extract(tr, root, &xo, NULL, &err), 0);
+	tar_reader_free(tr);
+	close(fd);
+	char cmd[512];
+	snprintf(cmd, sizeof cmd,
+		 "cd %s/t && test \"$(sha256sum big | cut -d' ' -f1)\" = %s && test \"$(stat -c %%a sub/a sub)\" = \"640\n710\" && "
+		 "test \"$(readlink lnk)\" = sub/a",
+		 dir, guest_sum);
+	CHECK_INT_EQ(system(cmd), 0);
+	/* a host tree in, extracted by the agent in the guest */
+	fd = memfd_create("tar2", MFD_CLOEXEC);
+	archive_wopts wo = {.name = "back"};
+	snprintf(cmd, sizeof cmd, "%s/t", dir);
+	REQUIRE(archive_write(AT_FDCWD, cmd, &wo, to_fd, &fd, NULL, &err) == 0);
+	REQUIRE(lseek(fd, 0, SEEK_SET) == 0);
+	t0 = now_mono_ns();
+	rc = fs_archive_put_fd(v.sb.ch, "/root/in", fd, NULL, NULL, &bytes, &err);
+	if (rc < 0)
+		printf("# %s\n", err.message);
+	CHECK_INT_EQ(rc, 0);
+	printf("# archive into the guest: %llu bytes in %.0f ms\n", (unsigned long long)bytes, (now_mono_ns() - t0) / 1e6);
+	close(fd);
+	char *chk[] = {"sh", "-c", "cd /root/in/back && sha256sum big | cut -d' ' -f1 && stat -c %a sub/a sub && readlink lnk",
+		       NULL};
+	REQUIRE(run(&v, chk, &o, &res, false, &err) == 0);
+	char want[256];
+	snprintf(want, sizeof want, "%s\n640\n710\nsub/a\n", guest_sum);
+	CHECK_STR_EQ(o.data, want);
+	close(root);
+	rm_rf(dir);
+	vm_destroy(&v);
+}
+
 TEST_MAIN(python_print_files_and_overlay, pty_session, five_sandboxes_at_once, graceful_terminate_via_agent,
-	  output_flow_control_over_virtio_serial)
+	  output_flow_control_over_virtio_serial, pty_resize_and_archives_in_a_real_guest)

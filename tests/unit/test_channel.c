@@ -16,63 +16,10 @@
 #include <termios.h>
 
 #include "common/util.h"
+#include "agent_test.h"
 #include "core/channel.h"
 #include "gate.h"
 #include "wire.h"
-
-typedef struct agent_proc {
-	pid_t pid;
-	chan *c;
-	char dir[64];
-} agent_proc;
-
-static pid_t spawn_agent(int fd)
-{
-	char path[4096];
-	silo_error err;
-	if (find_helper_binary("silo-agent", path, sizeof path, &err) < 0) {
-		printf("# %s\n", err.message);
-		return -1;
-	}
-	pid_t pid = fork();
-	if (pid == 0) {
-		char fdstr[16];
-		snprintf(fdstr, sizeof fdstr, "%d", fd);
-		execl(path, "silo-agent", "--fd", fdstr, (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
-static void start(agent_proc *a, int heartbeat_ms)
-{
-	int sv[2];
-	REQUIRE(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-	set_cloexec(sv[0], true);
-	a->pid = spawn_agent(sv[1]);
-	REQUIRE(a->pid > 0);
-	close(sv[1]);
-	chan_opts o = {.vm_id = "test", .heartbeat_ms = heartbeat_ms};
-	agent_info info;
-	silo_error err;
-	a->c = chan_open(sv[0], &o, &info, &err);
-	if (!a->c)
-		printf("# chan_open: %s\n", err.message);
-	REQUIRE(a->c);
-	CHECK_INT_EQ(info.proto_version, WIRE_VERSION);
-	CHECK_INT_EQ(info.pid, a->pid);
-	snprintf(a->dir, sizeof a->dir, "/tmp/silo-chan-XXXXXX");
-	REQUIRE(mkdtemp(a->dir));
-}
-
-static void stop(agent_proc *a)
-{
-	chan_close(a->c);
-	int st;
-	waitpid(a->pid, &st, 0);
-	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0); /* agent exits cleanly when its fd closes */
-	rm_rf(a->dir);
-}
 
 typedef struct outbuf {
 	pthread_mutex_t mu;

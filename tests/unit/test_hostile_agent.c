@@ -4,8 +4,12 @@
  * never answers, trickles data past the limit, floods output (within its
  * credit, or ignoring the window), grants stdin credit it was never owed,
  * answers with the wrong message type, sends oversized chunks, bad exit codes,
- * or directory entries that try to escape, or speaks an older protocol. Each:
- * a clear error, no hang, no crash, host memory bounded by the window.
+ * or directory entries that try to escape, or speaks an older protocol; and
+ * for protocol v4: watch events naming "../", absolute or empty paths, a
+ * flood of watch events nobody takes, listings past their max, names deeper
+ * than the depth asked for, a listing of gigabytes of names, events for a
+ * task that is no watch, started twice. Each: a clear error, no hang, no
+ * crash, host memory bounded by the window (or the queue bound).
  */
 #include <poll.h>
 #include <pthread.h>
@@ -31,6 +35,14 @@ typedef enum behaviour {
 	B_BIG_CHUNK,     /* EXEC: one output chunk larger than WIRE_CHUNK */
 	B_BAD_EXIT,      /* EXEC: exit code 999 and no signal */
 	B_EVIL_ENTRIES,  /* LIST: an entry named "../../etc" */
+	B_EVIL_WATCH,    /* WATCH: ok, then an event named "../../etc/shadow" */
+	B_ABS_WATCH,     /* WATCH: ok, then an event named "/etc/shadow" */
+	B_WATCH_FLOOD,   /* WATCH: ok, then 200000 valid events at once */
+	B_STRAY_EVENTS,  /* STAT: a watch event for the stat task */
+	B_DEEP_NAMES,    /* LIST (depth 1): an entry "a/b" */
+	B_LIST_PAST_MAX, /* LIST: more entries than its max */
+	B_HUGE_LIST,     /* LIST: 2048-entry frames of 250-byte names, 1000 of them */
+	B_TWO_STARTS,    /* EXEC: started twice */
 } behaviour;
 
 typedef struct fake {
@@ -184,6 +196,46 @@ static void *fake_main(void *p)
 			wire_msg l = {.type = WM_LIST_R, .id = id, .present = WF_ENTS | WF_EOF, .ents = &e, .n_ents = 1,
 				      .eof = true};
 			send_msg(f->fd, &l);
+		} else if ((f->b == B_EVIL_WATCH || f->b == B_ABS_WATCH || f->b == B_WATCH_FLOOD) && type == WM_WATCH) {
+			wire_msg ok = {.type = WM_OK, .id = id};
+			send_msg(f->fd, &ok);
+			if (f->b == B_WATCH_FLOOD) {
+				static wire_event evs[WIRE_MAX_EVS];
+				for (uint32_t i = 0; i < WIRE_MAX_EVS; i++)
+					evs[i] = (wire_event){.kind = WEV_CREATE, .name = "some/file/name"};
+				wire_msg w = {.type = WM_WATCH_EV, .id = id, .present = WF_EVS, .evs = evs, .n_evs = WIRE_MAX_EVS};
+				for (int i = 0; i < 200000 / WIRE_MAX_EVS && !f->stop; i++)
+					if (send_msg(f->fd, &w) < 0)
+						break;
+			} else {
+				wire_event ev = {.kind = WEV_WRITE, .name = f->b == B_EVIL_WATCH ? "../../etc/shadow" : "/etc/shadow"};
+				wire_msg w = {.type = WM_WATCH_EV, .id = id, .present = WF_EVS, .evs = &ev, .n_evs = 1};
+				send_msg(f->fd, &w);
+			}
+		} else if (f->b == B_STRAY_EVENTS && type == WM_STAT) {
+			wire_event ev = {.kind = WEV_CREATE, .name = "x"};
+			wire_msg w = {.type = WM_WATCH_EV, .id = id, .present = WF_EVS, .evs = &ev, .n_evs = 1};
+			send_msg(f->fd, &w);
+		} else if ((f->b == B_DEEP_NAMES || f->b == B_LIST_PAST_MAX) && type == WM_LIST) {
+			wire_dirent e[3] = {{.name = "a/b", .mode = 0100644}, {.name = "x", .mode = 0100644},
+					    {.name = "y", .mode = 0100644}};
+			wire_msg l = {.type = WM_LIST_R, .id = id, .present = WF_ENTS | WF_EOF, .ents = f->b == B_DEEP_NAMES ? e : e + 1,
+				      .n_ents = f->b == B_DEEP_NAMES ? 1 : 2, .eof = true};
+			send_msg(f->fd, &l);
+		} else if (f->b == B_HUGE_LIST && type == WM_LIST) {
+			static wire_dirent ents[2048];
+			static char name[251];
+			memset(name, 'n', 250);
+			for (int i = 0; i < 2048; i++)
+				ents[i] = (wire_dirent){.name = name, .mode = 0100644};
+			wire_msg l = {.type = WM_LIST_R, .id = id, .present = WF_ENTS, .ents = ents, .n_ents = 2048};
+			for (int i = 0; i < 1000 && !f->stop; i++)   /* ~500 MB of names, unless the host stops taking them */
+				if (send_msg(f->fd, &l) < 0)
+					break;
+		} else if (f->b == B_TWO_STARTS && type == WM_EXEC) {
+			wire_msg st = {.type = WM_STARTED, .id = id, .present = WF_PID, .pid = 2};
+			send_msg(f->fd, &st);
+			send_msg(f->fd, &st);
 		}
 		/* B_SILENT and everything else: no answer */
 	}
@@ -351,6 +403,26 @@ static void expect_violation(behaviour b, const char *want)
 		dir_entry *ents;
 		size_t n;
 		rc = chan_list(r.c, "/", &ents, &n, &err);
+	} else if (b == B_EVIL_WATCH || b == B_ABS_WATCH) {
+		uint32_t w;
+		rc = chan_watch_start(r.c, "/w", true, &w, &err);   /* the bad event may beat the start */
+		if (rc == 0) {
+			watch_event *ev;
+			size_t n;
+			uint64_t lost;
+			rc = chan_watch_read(r.c, w, &ev, &n, &lost, 2000, &err);
+			CHECK_INT_EQ(n, 0);   /* never handed out */
+			watch_events_free(ev, n);
+			chan_watch_stop(r.c, w);
+		}
+	} else if (b == B_STRAY_EVENTS) {
+		file_stat st;
+		rc = chan_stat(r.c, "/x", &st, &err);
+	} else if (b == B_DEEP_NAMES || b == B_LIST_PAST_MAX) {
+		dir_entry *ents;
+		size_t n;
+		list_opts lo = {.depth = 1, .max = b == B_LIST_PAST_MAX ? 1 : 0};
+		rc = chan_list_opts(r.c, "/", &lo, &ents, &n, NULL, &err);
 	} else if (b == B_OVERRUN) {
 		/* Nobody takes the output, so no credit is granted: byte win+1 is the violation. */
 		char *argv[] = {"x", NULL};
@@ -409,6 +481,93 @@ TEST(stdin_credit_beyond_the_window_is_a_violation)
 	expect_violation(B_STDIN_CREDIT, "stdin credit beyond the window");
 }
 
+TEST(watch_events_escaping_or_stray_are_violations)
+{
+	expect_violation(B_EVIL_WATCH, "invalid watch event name");
+	expect_violation(B_ABS_WATCH, "invalid watch event name");
+	expect_violation(B_STRAY_EVENTS, "watch event for a task that is not an established watch");
+	expect_violation(B_TWO_STARTS, "started for a non-exec task, or twice");
+}
+
+TEST(listings_past_their_depth_or_max_are_violations)
+{
+	expect_violation(B_DEEP_NAMES, "invalid directory entry name");
+	expect_violation(B_LIST_PAST_MAX, "more directory entries than the listing's max");
+}
+
+static long rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (!strncmp(line, "VmRSS:", 6))
+			kb = strtol(line + 6, NULL, 10);
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+TEST(a_flood_of_watch_events_is_bounded_and_counted)
+{
+	rig r;
+	rig_start(&r, B_WATCH_FLOOD, 5000);
+	silo_error err;
+	uint32_t w;
+	REQUIRE(chan_watch_start(r.c, "/w", false, &w, &err) == 0);
+	unsigned sent = 200000 / WIRE_MAX_EVS * WIRE_MAX_EVS;
+	uint64_t prev = 0, rx = 0;
+	for (int i = 0; i < 250; i++) {   /* nobody reads until the fake is done sending */
+		usleep(20000);
+		chan_stats(r.c, NULL, &rx);
+		if (rx == prev && i > 10)
+			break;
+		prev = rx;
+	}
+	watch_event *ev;
+	size_t n, total = 0;
+	uint64_t lost, lost_total = 0;
+	REQUIRE(chan_watch_read(r.c, w, &ev, &n, &lost, 1000, &err) == 0);
+	CHECK_INT_EQ(n, CHAN_WATCH_QUEUE);   /* the first read: the queue bound */
+	for (;;) {
+		total += n;
+		lost_total += lost;
+		watch_events_free(ev, n);
+		if (total + lost_total >= sent || chan_watch_read(r.c, w, &ev, &n, &lost, 500, &err) != 0 || !(n + lost))
+			break;
+	}
+	printf("# %u events sent, %zu taken, %llu counted as lost, %llu bytes received\n", sent, total,
+	       (unsigned long long)lost_total, (unsigned long long)rx);
+	CHECK_INT_EQ(total + lost_total, sent);
+	ev = NULL;
+	n = 0;
+	watch_events_free(ev, n);
+	CHECK(chan_is_connected(r.c));
+	chan_watch_stop(r.c, w);
+	rig_stop(&r);
+}
+
+TEST(a_listing_of_gigabytes_stops_at_the_bound)
+{
+	rig r;
+	rig_start(&r, B_HUGE_LIST, 5000);
+	long before = rss_kb();
+	silo_error err;
+	dir_entry *ents;
+	size_t n;
+	uint64_t t0 = now_mono_ns();
+	int rc = chan_list(r.c, "/", &ents, &n, &err);
+	long after = rss_kb();
+	printf("# %s (%llu ms; RSS %ld -> %ld KiB)\n", err.message, (unsigned long long)((now_mono_ns() - t0) / 1000000),
+	       before, after);
+	CHECK_INT_EQ(rc, -1);
+	CHECK_INT_EQ(err.code, SILO_ERR_RESOURCE_EXCEEDED);
+	CHECK_CONTAINS(err.message, "bytes of names");
+	CHECK(after - before < 512 * 1024);   /* the 32 MiB bound and its bookkeeping (ASan's quarantine too), not 500 MB */
+	CHECK(chan_is_connected(r.c));   /* the channel goes on; the late frames are dropped */
+	rig_stop(&r);
+}
+
 static void expect_refused_handshake(behaviour b, const char *want)
 {
 	int sv[2];
@@ -446,4 +605,6 @@ TEST_MAIN(silent_agent_file_ops_time_out, trickled_file_data_past_the_limit_is_r
 	  oversized_output_chunk_is_a_violation, exit_code_out_of_range_is_a_violation,
 	  directory_entry_escaping_is_a_violation, flood_nobody_reads_stays_within_the_window,
 	  output_beyond_the_window_is_a_violation, stdin_credit_beyond_the_window_is_a_violation,
-	  older_agent_is_refused_clearly)
+	  older_agent_is_refused_clearly, watch_events_escaping_or_stray_are_violations,
+	  listings_past_their_depth_or_max_are_violations, a_flood_of_watch_events_is_bounded_and_counted,
+	  a_listing_of_gigabytes_stops_at_the_bound)

@@ -60,7 +60,7 @@ static void gen(wire_msg *m, uint8_t *data)
 	memset(m, 0, sizeof *m);
 	m->type = (uint32_t)(rnd() % 60);
 	m->id = (uint32_t)rnd();
-	m->present = (uint32_t)rnd();
+	m->present = rnd() & ((UINT64_C(1) << 37) - 1);   /* every WF_ bit, WF_ADDR (36) the highest */
 	m->v = (uint32_t)rnd();
 	if (m->present & WF_ARGV) m->argv = rand_strv(&m->argc);
 	if (m->present & WF_ENV) m->env = rand_strv(&m->envc);
@@ -97,13 +97,28 @@ static void gen(wire_msg *m, uint8_t *data)
 	m->pid = (uint32_t)rnd();
 	m->win = (uint32_t)rnd();
 	m->n = (uint32_t)rnd();
+	m->depth = (uint32_t)rnd();
+	m->ovf = rnd() & 1;
+	if (m->present & WF_DST) m->dst = rand_str(WIRE_MAX_PATH);
+	if (m->present & WF_LINK) m->link = rand_str(300);
 	if (m->present & WF_ENTS) {
 		m->n_ents = (uint32_t)(rnd() % 40);
 		m->ents = xcalloc(m->n_ents + 1, sizeof *m->ents);
 		for (uint32_t i = 0; i < m->n_ents; i++)
 			m->ents[i] = (wire_dirent){rand_str(40), rnd(), (uint32_t)rnd(), rand_i64(), (uint32_t)rnd(),
-						   (uint32_t)rnd()};
+						   (uint32_t)rnd(), rnd() % 3 ? NULL : rand_str(60)};
 	}
+	if (m->present & WF_EVS) {
+		m->n_evs = (uint32_t)(rnd() % 40);
+		m->evs = xcalloc(m->n_evs + 1, sizeof *m->evs);
+		for (uint32_t i = 0; i < m->n_evs; i++)
+			m->evs[i] = (wire_event){(uint32_t)(1 + rnd() % WEV__MAX), rand_str(40)};
+	}
+}
+
+static bool opt_str_eq(const char *x, const char *y)
+{
+	return (!x && !y) || (x && y && !strcmp(x, y));
 }
 
 #define EQ_IF(bit, expr) ((!(a->present & (bit))) || (expr))
@@ -137,14 +152,20 @@ static bool msg_eq(const wire_msg *a, const wire_msg *b)
 		  EQ_IF(WF_PID, a->pid == b->pid) && EQ_IF(WF_EXISTS, a->exists == b->exists) &&
 		  EQ_IF(WF_MAX, a->max == b->max) && EQ_IF(WF_TIMEOUT, a->timeout == b->timeout) &&
 		  EQ_IF(WF_WIN, a->win == b->win) && EQ_IF(WF_N, a->n == b->n) &&
-		  EQ_IF(WF_ENTS, a->n_ents == b->n_ents);
+		  EQ_IF(WF_ENTS, a->n_ents == b->n_ents) && EQ_IF(WF_DST, !strcmp(a->dst, b->dst)) &&
+		  EQ_IF(WF_DEPTH, a->depth == b->depth) && EQ_IF(WF_LINK, !strcmp(a->link, b->link)) &&
+		  EQ_IF(WF_EVS, a->n_evs == b->n_evs) && EQ_IF(WF_OVF, a->ovf == b->ovf);
 	if (ok && (a->present & WF_ENTS))
 		for (uint32_t i = 0; i < a->n_ents; i++) {
 			const wire_dirent *x = &a->ents[i], *y = &b->ents[i];
 			if (strcmp(x->name, y->name) || x->size != y->size || x->mode != y->mode ||
-			    x->mtime != y->mtime || x->uid != y->uid || x->gid != y->gid)
+			    x->mtime != y->mtime || x->uid != y->uid || x->gid != y->gid || !opt_str_eq(x->link, y->link))
 				return false;
 		}
+	if (ok && (a->present & WF_EVS))
+		for (uint32_t i = 0; i < a->n_evs; i++)
+			if (a->evs[i].kind != b->evs[i].kind || strcmp(a->evs[i].name, b->evs[i].name))
+				return false;
 	return ok;
 }
 
@@ -300,7 +321,11 @@ TEST(oversized_message_is_not_encoded)
 /* One representative of every message type, fields as docs/protocol.md lists them. */
 static char *ex_argv[] = {"sh", "-c", "echo hi", NULL};
 static char *ex_env[] = {"A=1", "LANG=C.UTF-8", NULL};
-static wire_dirent ex_ents[] = {{"a.txt", 3, 0100644, 1700000000, 0, 0}, {"sub", 4096, 040755, -5, 1000, 1000}};
+static wire_dirent ex_ents[] = {{"a.txt", 3, 0100644, 1700000000, 0, 0, NULL},
+				 {"sub", 4096, 040755, -5, 1000, 1000, NULL},
+				 {"sub/lnk", 7, 0120777, 1700000000, 0, 0, "../a.txt"}};
+static wire_event ex_evs[] = {{WEV_CREATE, "new.txt"}, {WEV_WRITE, "sub/log"}, {WEV_RENAME, "old"},
+			      {WEV_REMOVE, "gone"}, {WEV_CHMOD, "a.txt"}};
 static const wire_msg typical[] = {
 	{.type = WM_HELLO, .present = WF_V, .v = WIRE_VERSION},
 	{.type = WM_HELLO_OK, .present = WF_V | WF_AGENT | WF_KERNEL | WF_PID, .v = WIRE_VERSION,
@@ -328,10 +353,11 @@ static const wire_msg typical[] = {
 	{.type = WM_FDATA, .id = 9, .present = WF_DATA | WF_EOF, .data = (const uint8_t *)"", .data_len = 0,
 	 .eof = true},
 	{.type = WM_STAT, .id = 10, .present = WF_PATH, .path = "/"},
-	{.type = WM_STAT_R, .id = 10, .present = WF_EXISTS | WF_SIZE | WF_MODE | WF_MTIME | WF_UID | WF_GID,
-	 .exists = true, .size = 1ull << 40, .mode = 040755, .mtime = -1, .uid = 0, .gid = 0},
-	{.type = WM_LIST, .id = 11, .present = WF_PATH, .path = "/srv"},
-	{.type = WM_LIST_R, .id = 11, .present = WF_ENTS | WF_EOF, .ents = ex_ents, .n_ents = 2, .eof = true},
+	{.type = WM_STAT_R, .id = 10, .present = WF_EXISTS | WF_SIZE | WF_MODE | WF_MTIME | WF_UID | WF_GID | WF_LINK,
+	 .exists = true, .size = 1ull << 40, .mode = 0120777, .mtime = -1, .uid = 0, .gid = 0, .link = "/etc/hosts"},
+	{.type = WM_LIST, .id = 11, .present = WF_PATH | WF_DEPTH | WF_MAX, .path = "/srv", .depth = 2, .max = 100000},
+	{.type = WM_LIST_R, .id = 11, .present = WF_ENTS | WF_EOF | WF_FLAG, .ents = ex_ents, .n_ents = 3, .eof = true,
+	 .flag = true},
 	{.type = WM_MKDIR, .id = 12, .present = WF_PATH | WF_MODE | WF_FLAG, .path = "/a/b/c", .mode = 0755,
 	 .flag = true},
 	{.type = WM_REMOVE, .id = 13, .present = WF_PATH | WF_FLAG, .path = "/a", .flag = true},
@@ -340,11 +366,17 @@ static const wire_msg typical[] = {
 	{.type = WM_PING, .present = WF_MS, .ms = 1763881234567ull},
 	{.type = WM_PONG, .present = WF_MS, .ms = 1763881234567ull},
 	{.type = WM_SHUTDOWN, .id = 15},
-	{.type = WM_NET, .id = 16, .present = WF_ADDR | WF_N | WF_FLAG, .addr = "10.0.2.15/24 10.0.2.2", .n = 1500,
+	{.type = WM_NET, .id = 21, .present = WF_ADDR | WF_N | WF_FLAG, .addr = "10.0.2.15/24 10.0.2.2", .n = 1500,
 	 .flag = true},
 	{.type = WM_DNSQ, .present = WF_N | WF_DATA, .n = 77, .data = (const uint8_t *)"\x12\x34\1\0\0\1", .data_len = 6},
 	{.type = WM_DNSR, .present = WF_N | WF_DATA, .n = 77, .data = (const uint8_t *)"\x12\x34\x81\x80", .data_len = 4},
-	{.type = WM_TCP, .id = 17, .present = WF_N | WF_ADDR | WF_WIN, .n = 8080, .addr = "127.0.0.1", .win = WIRE_WINDOW},
+	{.type = WM_TCP, .id = 22, .present = WF_N | WF_ADDR | WF_WIN, .n = 8080, .addr = "127.0.0.1", .win = WIRE_WINDOW},
+	{.type = WM_CANCEL, .id = 16},
+	{.type = WM_RENAME, .id = 17, .present = WF_PATH | WF_DST | WF_FLAG, .path = "/a", .dst = "/b", .flag = true},
+	{.type = WM_WATCH, .id = 18, .present = WF_PATH | WF_FLAG, .path = "/work", .flag = true},
+	{.type = WM_WATCH_EV, .id = 18, .present = WF_EVS | WF_OVF | WF_EOF, .evs = ex_evs, .n_evs = 5, .ovf = true},
+	{.type = WM_TAR_OUT, .id = 19, .present = WF_PATH | WF_WIN, .path = "/work", .win = WIRE_WINDOW},
+	{.type = WM_TAR_IN, .id = 20, .present = WF_PATH | WF_WIN, .path = "/dest", .win = WIRE_MIN_WINDOW},
 };
 
 TEST(every_message_type_round_trips)

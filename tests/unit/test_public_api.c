@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <fcntl.h>
+
 #include "gate.h"
 #include "silo/silo.h"
 
@@ -214,6 +216,132 @@ TEST(spec_errors_and_format)
 	CHECK_STR_EQ(silo_version(), SILO_VERSION);
 }
 
+static size_t read_proc(silo_proc *p, char *dst, size_t cap)
+{
+	size_t n = 0;
+	silo_error err;
+	for (;;) {
+		int stream;
+		char buf[4096];
+		int64_t k = silo_proc_read(p, &stream, buf, sizeof buf, 10000, &err);
+		if (k <= 0)
+			break;
+		if (n + (size_t)k < cap) {
+			memcpy(dst + n, buf, (size_t)k);
+			n += (size_t)k;
+		}
+	}
+	dst[n] = '\0';
+	return n;
+}
+
+TEST(processes_files_archives_and_watches)
+{
+	if (geteuid() != 0)
+		SKIP("needs root for the namespace provider");
+	silo_error err;
+	const char *doc = "[vm]\nname = \"api-procs\"\nprovider = \"namespace\"\n";
+	silo_spec *spec = silo_spec_parse(doc, strlen(doc), &err);
+	REQUIRE(spec);
+	silo_sandbox *sb = NULL;
+	REQUIRE(silo_sandbox_create(spec, &sb, &err) == 0);
+	/* a background process: started, closed, found again by tag, its output kept */
+	const char *argv[] = {"sh", "-c", "echo started; read line; echo \"got $line\"; exit 3", NULL};
+	silo_proc_opts po = {.argv = argv, .stdin_open = 1, .tag = "worker"};
+	silo_proc *p = NULL;
+	REQUIRE(silo_proc_start(sb, &po, &p, &err) == 0);
+	CHECK_STR_EQ(silo_proc_id(p), "p1");
+	CHECK(silo_proc_pid(p) > 0);
+	silo_proc_close(p);
+	silo_proc_info *infos;
+	size_t n;
+	REQUIRE(silo_sandbox_procs(sb, &infos, &n, &err) == 0);
+	CHECK_INT_EQ(n, 1);
+	if (n) {
+		CHECK_STR_EQ(infos[0].tag, "worker");
+		CHECK_STR_EQ(infos[0].command, "sh -c echo started; read line; echo \"got $line\"; exit 3");
+		CHECK(!infos[0].exited);
+	}
+	silo_proc_infos_free(infos, n);
+	REQUIRE(silo_proc_open(sb, "worker", &p, &err) == 0);
+	REQUIRE(silo_proc_write(p, "hello\n", 6, 1, &err) == 0);
+	silo_exec_result res;
+	REQUIRE(silo_proc_wait(p, 5000, &res, &err) == 0);
+	CHECK_INT_EQ(res.exit_code, 3);
+	char text[256];
+	read_proc(p, text, sizeof text);
+	CHECK_STR_EQ(text, "started\ngot hello\n");
+	CHECK_INT_EQ(silo_proc_kill(p, &err), 0);
+	silo_proc_close(p);
+	CHECK(silo_proc_open(sb, "worker", &p, &err) < 0);
+	CHECK_INT_EQ(err.code, SILO_ERR_PROCESS_NOT_FOUND);
+	/* a PTY session: resize, then the size it sees */
+	const char *sh[] = {"sh", "-c", "read x; stty size", NULL};
+	silo_proc_opts tty = {.argv = sh, .stdin_open = 1, .pty = 1, .rows = 10, .cols = 20};
+	REQUIRE(silo_proc_start(sb, &tty, &p, &err) == 0);
+	REQUIRE(silo_proc_resize(p, 33, 77, &err) == 0);
+	REQUIRE(silo_proc_write(p, "\n", 1, 0, &err) == 0);
+	read_proc(p, text, sizeof text);
+	CHECK_CONTAINS(text, "33 77");
+	silo_proc_close(p);
+	/* files */
+	REQUIRE(silo_sandbox_mkdir(sb, "/tmp/a/b/c", 0750, 1, &err) == 0);
+	REQUIRE(silo_sandbox_write_file(sb, "/tmp/a/b/c/f", "data", 4, 0640, &err) == 0);
+	silo_file_info fi;
+	REQUIRE(silo_sandbox_stat(sb, "/tmp/a/b/c/f", &fi, &err) == 0);
+	CHECK_INT_EQ(fi.size, 4);
+	CHECK_INT_EQ(fi.mode & 0777, 0640);
+	silo_file_info_clear(&fi);
+	CHECK(silo_sandbox_stat(sb, "/tmp/nope", &fi, &err) < 0);
+	CHECK_INT_EQ(err.code, SILO_ERR_FILE_NOT_FOUND);
+	silo_file_info *ents;
+	int trunc;
+	REQUIRE(silo_sandbox_list(sb, "/tmp/a", 3, 0, &ents, &n, &trunc, &err) == 0);
+	CHECK_INT_EQ(n, 3);   /* b b/c b/c/f */
+	CHECK(!trunc);
+	silo_file_infos_free(ents, n);
+	REQUIRE(silo_sandbox_rename(sb, "/tmp/a/b/c/f", "/tmp/a/g", 0, &err) == 0);
+	/* an archive out and back in, byte-exact */
+	char tarf[] = "/tmp/silo-api-tar-XXXXXX";
+	int fd = mkstemp(tarf);
+	REQUIRE(fd >= 0);
+	REQUIRE(silo_sandbox_archive_get(sb, "/tmp/a", fd, &err) == 0);
+	REQUIRE(lseek(fd, 0, SEEK_SET) == 0);
+	REQUIRE(silo_sandbox_archive_put(sb, "/tmp/copy", fd, &err) == 0);
+	close(fd);
+	unlink(tarf);
+	char *back;
+	size_t len;
+	REQUIRE(silo_sandbox_read_file(sb, "/tmp/copy/a/g", 0, &back, &len, &err) == 0);
+	CHECK(len == 4 && !memcmp(back, "data", 4));
+	free(back);
+	REQUIRE(silo_sandbox_stat(sb, "/tmp/copy/a/b", &fi, &err) == 0);
+	CHECK_INT_EQ(fi.mode & 0777, 0755);
+	silo_file_info_clear(&fi);
+	/* a watch */
+	silo_watch *w;
+	REQUIRE(silo_watch_start(sb, "/tmp/copy", 1, &w, &err) == 0);
+	REQUIRE(silo_sandbox_write_file(sb, "/tmp/copy/new", "x", 1, 0644, &err) == 0);
+	REQUIRE(silo_sandbox_remove(sb, "/tmp/copy/a", 1, &err) == 0);
+	bool created = false, removed = false;
+	for (int i = 0; i < 20 && !(created && removed); i++) {
+		silo_watch_event *ev;
+		uint64_t lost;
+		if (silo_watch_next(w, &ev, &n, &lost, 200, &err) < 0)
+			break;
+		for (size_t k = 0; k < n; k++) {
+			created |= ev[k].kind == SILO_WATCH_CREATE && !strcmp(ev[k].name, "new");
+			removed |= ev[k].kind == SILO_WATCH_REMOVE && !strcmp(ev[k].name, "a");
+		}
+		silo_watch_events_free(ev, n);
+	}
+	CHECK(created);
+	CHECK(removed);
+	silo_watch_stop(w);
+	CHECK_INT_EQ(silo_sandbox_destroy(sb, &err), 0);
+	silo_spec_free(spec);
+}
+
 TEST(only_the_public_api_is_exported)
 {
 	char path[4096];
@@ -231,4 +359,4 @@ TEST(only_the_public_api_is_exported)
 }
 
 TEST_MAIN(namespace_sandbox_through_the_public_api, spec_errors_and_format, only_the_public_api_is_exported,
-	  slow_output_callback_loses_nothing_and_stalls_nobody)
+	  slow_output_callback_loses_nothing_and_stalls_nobody, processes_files_archives_and_watches)

@@ -177,6 +177,19 @@ static void parse_ok(const char *raw, unsigned flags)
 
 /* ---- silod ---- */
 
+/* The row silod routes method + target to (the target parsed into tgt). */
+static const api_route *row_of(const char *method, const char *target)
+{
+	char allow[96];
+	silo_error err = {0};
+	parse_ok(target, HTTP_TARGET_DECODE);
+	const api_route *r = api_route_find(method, &tgt, target, allow, &err);
+	if (!r)
+		printf("# %s %s: %s\n", method, target, err.message);
+	REQUIRE(r);
+	return r;
+}
+
 TEST(silod_rows_well_formed)
 {
 	for (size_t i = 0; i < api_n_routes; i++) {
@@ -307,13 +320,20 @@ TEST(captures_checked_by_kind)
 		{"PUT", "/v1/bundles/0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",
 		 SILO_ERR_INVALID_CONFIG},
 		{"PUT", "/v1/bundles/abc", SILO_ERR_INVALID_CONFIG},
+		/* {proc}: a handle, a pid or a tag; anything else is no such process */
+		{"GET", "/v1/sandboxes/sb-1/procs/p3", SILO_OK},
+		{"GET", "/v1/sandboxes/sb-1/procs/4242/wait", SILO_OK},
+		{"POST", "/v1/sandboxes/sb-1/procs/web.server-1/signal", SILO_OK},
+		{"GET", "/v1/sandboxes/sb-1/procs/a%2F..%2Fb", SILO_ERR_PROCESS_NOT_FOUND},
+		{"DELETE", "/v1/sandboxes/sb-1/procs/a%20b", SILO_ERR_PROCESS_NOT_FOUND},
+		{"GET", "/v1/sandboxes/sb-1/procs/"
+			"p12345678901234567890123456789012345678901234567890123456789012345/attach",
+		 SILO_ERR_PROCESS_NOT_FOUND},   /* 66 bytes: longer than any tag */
+		{"GET", "/v1/sandboxes/a.b/session", SILO_ERR_VM_NOT_FOUND},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
-		char allow[96];
 		silo_error err = {0};
-		parse_ok(cases[i].target, HTTP_TARGET_DECODE);
-		const api_route *r = api_route_find(cases[i].method, &tgt, cases[i].target, allow, &err);
-		REQUIRE(r);
+		const api_route *r = row_of(cases[i].method, cases[i].target);
 		http_captures caps;
 		REQUIRE(http_pattern_match(r->pattern, &tgt, &caps) >= 0);
 		int rc = api_captures_check(r, &caps, &err);
@@ -321,6 +341,47 @@ TEST(captures_checked_by_kind)
 			printf("# %s: rc %d, %s %s\n", cases[i].target, rc, silo_code_name(err.code), err.message);
 		CHECK_INT_EQ(rc < 0 ? err.code : SILO_OK, cases[i].code);
 	}
+}
+
+static void count_free(void *ctx)
+{
+	(*(int *)ctx)++;
+}
+
+TEST(interactive_rows)
+{
+	/* the WebSocket routes are upgrade rows; what each needs of a scoped token */
+	static const struct {
+		const char *method, *target;
+		api_reply_kind reply;
+		int op;
+	} cases[] = {
+		{"GET", "/v1/sandboxes/sb-1/session", API_REPLY_UPGRADE, TOKEN_OP_EXEC},
+		{"GET", "/v1/sandboxes/sb-1/procs/p1/attach", API_REPLY_UPGRADE, TOKEN_OP_EXEC},
+		{"POST", "/v1/sandboxes/sb-1/procs", API_REPLY_JSON, TOKEN_OP_EXEC},
+		{"GET", "/v1/sandboxes/sb-1/procs/p1/output", API_REPLY_NDJSON, TOKEN_OP_EXEC},
+		{"GET", "/v1/sandboxes/sb-1/archive", API_REPLY_TAR, TOKEN_OP_FILE_READ},
+		{"PUT", "/v1/sandboxes/sb-1/archive", API_REPLY_JSON, TOKEN_OP_FILE_WRITE},
+		{"GET", "/v1/sandboxes/sb-1/fs/watch", API_REPLY_NDJSON, TOKEN_OP_FILE_READ},
+		{"POST", "/v1/sandboxes/sb-1/fs/remove", API_REPLY_JSON, TOKEN_OP_FILE_WRITE},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		const api_route *r = row_of(cases[i].method, cases[i].target);
+		CHECK_INT_EQ(r->reply, cases[i].reply);
+		CHECK_INT_EQ(r->op, cases[i].op);
+	}
+	api_reply rep = {.kind = API_REPLY_TAR};
+	CHECK_STR_EQ(api_reply_content_type(&rep), "application/x-tar");
+	/* an upgrade reply that is never sent is freed by its release, once */
+	int freed = 0;
+	api_reply up;
+	memset(&up, 0, sizeof up);
+	up.fd = -1;
+	CHECK_INT_EQ(api_reply_upgrade(&up, &(api_upgrade){.protocol = "websocket", .free = count_free, .ctx = &freed}), 0);
+	CHECK_INT_EQ(up.status, 101);
+	api_reply_release(&up);
+	api_reply_release(&up);
+	CHECK_INT_EQ(freed, 1);
 }
 
 TEST(error_status_table)
@@ -334,6 +395,8 @@ TEST(error_status_table)
 	CHECK_INT_EQ(api_http_status(SILO_ERR_PAYLOAD_TOO_LARGE), 413);
 	CHECK_INT_EQ(api_http_status(SILO_ERR_UNSUPPORTED_MEDIA_TYPE), 415);
 	CHECK_INT_EQ(api_http_status(SILO_ERR_UNAUTHORIZED), 401);
+	CHECK_INT_EQ(api_http_status(SILO_ERR_FILE_NOT_FOUND), 404);
+	CHECK_INT_EQ(api_http_status(SILO_ERR_PROCESS_NOT_FOUND), 404);
 	CHECK_INT_EQ(api_http_status(SILO_ERR__COUNT), 500);
 	silo_error e;
 	silo_fail_vm(&e, SILO_ERR_IO_ERROR, EIO, "sb-1", "read");
@@ -478,5 +541,5 @@ TEST(vmm_md_and_vmm_table_agree)
 }
 
 TEST_MAIN(silod_rows_well_formed, openapi_and_silod_table_agree, openapi_reader_sees_a_missing_route,
-	  lookup_most_specific_and_405, captures_checked_by_kind, error_status_table, target_segments_and_escapes,
+	  lookup_most_specific_and_405, captures_checked_by_kind, interactive_rows, error_status_table, target_segments_and_escapes,
 	  target_query, patterns, vmm_rows_well_formed, vmm_md_and_vmm_table_agree)
