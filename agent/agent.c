@@ -459,11 +459,11 @@ static bool tar_precheck(const wire_msg *m)
 	struct stat st;
 	if (m->type == WM_TAR_OUT && lstat(m->path, &st) < 0) {
 		int e = errno;
-		send_error(m->id, e, "%s %s: %s", what, m->path, strerror(e));
+		send_error(m->id, e, "%s %s", what, m->path);
 		return false;
 	}
 	if (m->type == WM_TAR_IN && stat(m->path, &st) == 0 && !S_ISDIR(st.st_mode)) {
-		send_error(m->id, ENOTDIR, "%s %s: %s", what, m->path, strerror(ENOTDIR));
+		send_error(m->id, ENOTDIR, "%s %s", what, m->path);
 		return false;
 	}
 	return true;
@@ -1203,7 +1203,7 @@ static void handle_rename(const wire_msg *m)
 	}
 	if (r < 0) {
 		int e = errno;
-		send_error(m->id, e, "rename %s to %s: %s", m->path, m->dst, strerror(e));
+		send_error(m->id, e, "rename %s to %s", m->path, m->dst);
 		return;
 	}
 	send_ok(m->id);
@@ -1323,7 +1323,7 @@ static void handle_watch(const wire_msg *m)
 	struct stat st;
 	int se = stat(m->path, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
 	if (se) {
-		send_error(m->id, se, "watch %s: %s", m->path, strerror(se));
+		send_error(m->id, se, "watch %s", m->path);
 		return;
 	}
 	task *t = task_new(m->id, T_WATCH);
@@ -1337,7 +1337,7 @@ static void handle_watch(const wire_msg *m)
 	if (!t->evs || !t->root_path || t->ino_fd < 0 || watch_add(t, m->path, "") < 0) {
 		int e = errno ? errno : ENOMEM;
 		task_free(t);
-		send_error(m->id, e, "watch %s: %s", m->path, strerror(e));
+		send_error(m->id, e, "watch %s", m->path);
 		return;
 	}
 	if (t->recursive)

@@ -249,7 +249,7 @@ static void gen_spec(vm_spec *s)
 					       (unsigned)(rnd() & 0xff), (unsigned)(rnd() & 0xff), (unsigned)(rnd() & 0xff), (unsigned)(rnd() & 0xff));
 	s->n_egress = rnd() % 4;
 	for (size_t i = 0; i < s->n_egress; i++)
-		s->egress[i] = xasprintf("host%zu.example:%u", i, (unsigned)(rnd() % 65536));
+		s->egress[i] = xasprintf("host%zu.example:%u", i, 1u + (unsigned)(rnd() % 65535));
 	s->n_drives = rnd() % 4;
 	bool root_taken = false;
 	for (size_t i = 0; i < s->n_drives; i++) {
