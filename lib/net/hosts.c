@@ -60,6 +60,8 @@ static bool fold(hosts_map *m, char *why, size_t whylen)
 	/* stable: remember the original order in a side index by sorting pairs */
 	for (size_t i = 0; i < m->n; i++)
 		m->v[i].addrs[1] = (uint32_t)i;   /* temporary order key (n == 1 here) */
+	if (m->n < 2)
+		return true;   /* nothing to sort (and m->v may be NULL: qsort must not see it) */
 	qsort(m->v, m->n, sizeof *m->v, cmp_entry);
 	/* within equal names, restore file order */
 	for (size_t i = 0; i < m->n;) {
