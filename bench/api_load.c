@@ -41,36 +41,9 @@ static char sock[4096];
 static const char *provider = "namespace";
 static pthread_barrier_t start_line;
 
-/* One request; returns HTTP status (0 on transport failure), body in r. */
 static long request(CURL *h, const char *method, const char *path, const char *ctype, const char *body, resp *r)
 {
-	char url[1024];
-	snprintf(url, sizeof url, "http://silod%s", path);
-	curl_easy_reset(h);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock);
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
-	struct curl_slist *hd = NULL;
-	char ct[128];
-	if (ctype) {
-		snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
-		hd = curl_slist_append(hd, ct);
-	}
-	hd = curl_slist_append(hd, "Expect:");
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-	if (body) {
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	}
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-	long status = 0;
-	if (curl_easy_perform(h) == CURLE_OK)
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(hd);
-	return status;
+	return bench_request(h, sock, method, path, ctype, body, r);
 }
 
 static void record(samples *s, int op, double ms, bool ok, const char *why)
@@ -164,14 +137,6 @@ static void *health_main(void *arg)
 	return NULL;
 }
 
-static json_t *stats(double *v, size_t n, unsigned errors)
-{
-	bench_sort(v, n);
-	return json_pack("{s:I,s:i,s:f,s:f,s:f,s:f,s:f}", "count", (json_int_t)n, "errors", errors, "p50_ms", bench_pct(v, n, 50, 0),
-			 "p95_ms", bench_pct(v, n, 95, 0), "p99_ms", bench_pct(v, n, 99, 0), "max_ms", n ? v[n - 1] : 0.0, "mean_ms",
-			 bench_mean(v, n));
-}
-
 static json_t *report(samples *s, bool with_all)
 {
 	json_t *o = json_object();
@@ -184,7 +149,7 @@ static json_t *report(samples *s, bool with_all)
 			total += s->n[op];
 			errs += s->errors[op];
 		}
-		json_object_set_new(o, op_names[op], stats(s->v[op], s->n[op], s->errors[op]));
+		json_object_set_new(o, op_names[op], bench_stats_json(s->v[op], s->n[op], s->errors[op]));
 	}
 	if (with_all) {
 		double *all = xcalloc(total ? total : 1, sizeof *all);
@@ -193,7 +158,7 @@ static json_t *report(samples *s, bool with_all)
 			memcpy(all + k, s->v[op], s->n[op] * sizeof *all);
 			k += s->n[op];
 		}
-		json_object_set_new(o, "all_calls", stats(all, k, errs));
+		json_object_set_new(o, "all_calls", bench_stats_json(all, k, errs));
 		free(all);
 	}
 	if (s->first_error[0])
