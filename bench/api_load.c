@@ -4,7 +4,9 @@
  * a real silod started here with a temp state dir. Prints JSON: latency
  * p50/p95/p99 per operation and for all API calls, error counts, and the peer
  * measured in the same run: the same create/exec/delete cycle by one client
- * alone (no contention), and GET /v1/health under the same load (HTTP floor).
+ * alone (no contention), GET /v1/health under the same load (HTTP floor), and
+ * the same N-client cycle against the manager in this process (libsilo, no
+ * HTTP, registry and audit alike), with silod's cost as the throughput ratio.
  *
  *   api_load [--clients 100] [--rounds 1] [--silod PATH] [--provider namespace]
  */
@@ -25,6 +27,8 @@
 #include "bench_curl.h"
 #include "bench_util.h"
 #include "common/util.h"
+#include "core/manager.h"
+#include "spec/spec.h"
 
 enum { OP_CREATE, OP_EXEC, OP_DELETE, OP_HEALTH, OP__N };
 static const char *const op_names[OP__N] = {"create", "exec", "delete", "health"};
@@ -40,6 +44,7 @@ typedef struct samples {
 static char sock[4096];
 static const char *provider = "namespace";
 static pthread_barrier_t start_line;
+static volatile int load_running;
 
 static long request(CURL *h, const char *method, const char *path, const char *ctype, const char *body, resp *r)
 {
@@ -103,6 +108,54 @@ static void cycle(CURL *h, samples *s, int k)
 	free(r.buf);
 }
 
+/* The same cycle through the manager in this process. */
+static manager *inproc;
+
+static void collect_out(void *ud, int stream, const void *buf, size_t len)
+{
+	char *out = ud;
+	size_t have = strlen(out);
+	if (stream == 1 && have + len < 64) {
+		memcpy(out + have, buf, len);
+		out[have + len] = '\0';
+	}
+}
+
+static void cycle_inproc(samples *s, int k)
+{
+	vm_spec spec;
+	silo_error err;
+	if (spec_default(provider, &spec, &err) < 0) {
+		record(s, OP_CREATE, 0, false, err.message);
+		return;
+	}
+	snprintf(spec.name, sizeof spec.name, "load-%d", k);
+	spec.vcpus = 1;
+	spec.memory_mb = 128;
+	char id[SILO_ID_MAX];
+	uint64_t t0 = now_mono_ns();
+	int rc = manager_create(inproc, &spec, NULL, id, &err);
+	record(s, OP_CREATE, bench_ms_since(t0), rc == 0, err.message);
+	spec_free(&spec);
+	if (rc < 0)
+		return;
+	char *argv[] = {"echo", "hello", NULL};
+	exec_req rq = {.argv = argv, .uid = -1, .gid = -1};
+	mgr_exec *x;
+	char out[64] = "";
+	exec_result res = {0};
+	t0 = now_mono_ns();
+	rc = manager_exec_start(inproc, id, &rq, collect_out, out, "bench", &x, &err);
+	if (rc == 0) {
+		rc = manager_exec_wait(x, -1, &res, &err);
+		manager_exec_free(x);
+	}
+	record(s, OP_EXEC, bench_ms_since(t0), rc == 0 && res.exit_code == 0 && !strcmp(out, "hello\n"), err.message);
+	t0 = now_mono_ns();
+	rc = manager_delete(inproc, id, "bench", 0, &err);
+	record(s, OP_DELETE, bench_ms_since(t0), rc == 0, err.message);
+}
+
 typedef struct worker {
 	samples *s;
 	int k, rounds;
@@ -111,15 +164,18 @@ typedef struct worker {
 static void *worker_main(void *arg)
 {
 	worker *w = arg;
-	CURL *h = curl_easy_init();
+	CURL *h = inproc ? NULL : curl_easy_init();
 	pthread_barrier_wait(&start_line);
-	for (int i = 0; i < w->rounds; i++)
-		cycle(h, w->s, w->k * 1000 + i);
-	curl_easy_cleanup(h);
+	for (int i = 0; i < w->rounds; i++) {
+		if (inproc)
+			cycle_inproc(w->s, w->k * 1000 + i);
+		else
+			cycle(h, w->s, w->k * 1000 + i);
+	}
+	if (h)
+		curl_easy_cleanup(h);
 	return NULL;
 }
-
-static volatile int load_running;
 
 static void *health_main(void *arg)
 {
@@ -136,6 +192,36 @@ static void *health_main(void *arg)
 	curl_easy_cleanup(h);
 	return NULL;
 }
+
+/* CLIENTS threads x ROUNDS cycles into S (health samples too while silod serves); wall ms. */
+static double run_load(samples *s, int clients, int rounds)
+{
+	pthread_barrier_init(&start_line, NULL, (unsigned)clients + 1);
+	pthread_t *th = xcalloc((size_t)clients, sizeof *th);
+	worker *ws = xcalloc((size_t)clients, sizeof *ws);
+	load_running = 1;
+	pthread_t ht;
+	if (!inproc)
+		pthread_create(&ht, NULL, health_main, s);
+	for (int k = 0; k < clients; k++) {
+		ws[k] = (worker){s, k, rounds};
+		pthread_create(&th[k], NULL, worker_main, &ws[k]);
+	}
+	uint64_t t0 = now_mono_ns();
+	pthread_barrier_wait(&start_line);
+	for (int k = 0; k < clients; k++)
+		pthread_join(th[k], NULL);
+	double wall = bench_ms_since(t0);
+	load_running = 0;
+	if (!inproc)
+		pthread_join(ht, NULL);
+	pthread_barrier_destroy(&start_line);
+	free(th);
+	free(ws);
+	return wall;
+}
+
+
 
 static json_t *report(samples *s, bool with_all)
 {
@@ -239,23 +325,7 @@ int main(int argc, char **argv)
 		cycle(h, &solo, 900000 + k);
 
 	samples load = {.lock = PTHREAD_MUTEX_INITIALIZER};
-	pthread_barrier_init(&start_line, NULL, (unsigned)clients + 1);
-	pthread_t *th = xcalloc((size_t)clients, sizeof *th);
-	worker *ws = xcalloc((size_t)clients, sizeof *ws);
-	load_running = 1;
-	pthread_t ht;
-	pthread_create(&ht, NULL, health_main, &load);
-	for (int k = 0; k < clients; k++) {
-		ws[k] = (worker){&load, k, rounds};
-		pthread_create(&th[k], NULL, worker_main, &ws[k]);
-	}
-	uint64_t t0 = now_mono_ns();
-	pthread_barrier_wait(&start_line);
-	for (int k = 0; k < clients; k++)
-		pthread_join(th[k], NULL);
-	double wall = bench_ms_since(t0);
-	load_running = 0;
-	pthread_join(ht, NULL);
+	double wall = run_load(&load, clients, rounds);
 
 	/* Nothing may be left: every sandbox was deleted. */
 	resp lr = {0};
@@ -265,14 +335,38 @@ int main(int argc, char **argv)
 	json_decref(lj);
 	free(lr.buf);
 
+	/* Peer: the same load against a manager in this process, with silod stopped
+	 * (same capacity and grace; its own state dir, so its own registry and audit). */
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	pid = -1;
+	samples mgr = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	char mstate[sizeof tmp + 16];
+	snprintf(mstate, sizeof mstate, "%s/inproc", tmp);
+	mkdir_p(mstate, 0700);
+	manager_config mc = {.state_dir = mstate, .max_sandboxes = (unsigned)clients + 8, .grace_ms = 1000,
+			     .capacity_vcpus = 100000, .capacity_memory_mb = 100000000};
+	double mwall = 0;
+	silo_error merr;
+	if (manager_open(&mc, &inproc, &merr) == 0) {
+		mwall = run_load(&mgr, clients, rounds);
+		manager_close(inproc, true);
+	} else {
+		record(&mgr, OP_CREATE, 0, false, merr.message);
+	}
+
 	unsigned errors = 0;
 	for (int op = 0; op < OP_HEALTH; op++)
-		errors += load.errors[op];
-	json_t *out = json_pack("{s:s,s:s,s:i,s:i,s:f,s:f,s:o,s:o,s:i,s:I}", "benchmark", "silod_api_load", "provider",
-				provider, "clients", clients, "rounds", rounds, "wall_ms", wall, "cycles_per_s",
-				(double)(clients * rounds) / (wall / 1000.0), "load", report(&load, true),
-				"peer_single_client", report(&solo, true), "errors", (int)errors, "sandboxes_left",
-				(json_int_t)left);
+		errors += load.errors[op] + mgr.errors[op];
+	double silod_cps = (double)(clients * rounds) / (wall / 1000.0);
+	double mgr_cps = mwall > 0 ? (double)(clients * rounds) / (mwall / 1000.0) : 0;
+	json_t *out = json_pack("{s:s,s:s,s:i,s:i,s:f,s:f,s:o,s:o,s:{s:f,s:f,s:o},s:f,s:i,s:I}", "benchmark",
+				"silod_api_load", "provider", provider, "clients", clients, "rounds", rounds, "wall_ms",
+				wall, "cycles_per_s", silod_cps, "load", report(&load, true), "peer_single_client",
+				report(&solo, true), "peer_in_process", "wall_ms", mwall, "cycles_per_s", mgr_cps,
+				"load", report(&mgr, true), "silod_overhead_pct",
+				mgr_cps > 0 ? 100.0 * (1.0 - silod_cps / mgr_cps) : 0.0, "errors", (int)errors,
+				"sandboxes_left", (json_int_t)left);
 	char *txt = json_dumps(out, JSON_INDENT(2));
 	printf("%s\n", txt);
 	fflush(stdout);
@@ -280,15 +374,16 @@ int main(int argc, char **argv)
 	for (int op = 0; op < OP__N; op++) {
 		free(load.v[op]);
 		free(solo.v[op]);
+		free(mgr.v[op]);
 	}
 	json_decref(out);
 	rc = errors || left ? 1 : 0;
-	free(th);
-	free(ws);
 out:
 	curl_easy_cleanup(h);
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
+	if (pid > 0) {
+		kill(pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+	}
 	rm_rf(tmp);
 	return rc;
 }
