@@ -7,6 +7,8 @@
  * alone (no contention), GET /v1/health under the same load (HTTP floor), and
  * the same N-client cycle against the manager in this process (libsilo, no
  * HTTP, registry and audit alike), with silod's cost as the throughput ratio.
+ * Each side runs --rounds cycles per client twice, interleaved (silod, manager,
+ * manager, silod).
  *
  *   api_load [--clients 100] [--rounds 1] [--silod PATH] [--provider namespace]
  */
@@ -324,8 +326,29 @@ int main(int argc, char **argv)
 	for (int k = 0; k < 10; k++)
 		cycle(h, &solo, 900000 + k);
 
-	samples load = {.lock = PTHREAD_MUTEX_INITIALIZER};
-	double wall = run_load(&load, clients, rounds);
+	/* The load through silod and the same load against a manager in this process
+	 * (same capacity and grace; its own state dir, so its own registry and audit),
+	 * in the order silod, manager, manager, silod, so that a change in the host's
+	 * load during the run weighs on both alike. silod stays up, idle, meanwhile. */
+	samples load = {.lock = PTHREAD_MUTEX_INITIALIZER}, mgr = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	char mstate[sizeof tmp + 16];
+	snprintf(mstate, sizeof mstate, "%s/inproc", tmp);
+	mkdir_p(mstate, 0700);
+	manager_config mc = {.state_dir = mstate, .max_sandboxes = (unsigned)clients + 8, .grace_ms = 1000,
+			     .capacity_vcpus = 100000, .capacity_memory_mb = 100000000};
+	silo_error merr;
+	manager *m = NULL;
+	if (manager_open(&mc, &m, &merr) < 0)
+		record(&mgr, OP_CREATE, 0, false, merr.message);
+	double wall = run_load(&load, clients, rounds), mwall = 0;
+	for (int k = 0; k < 2 && m; k++) {
+		inproc = m;
+		mwall += run_load(&mgr, clients, rounds);
+		inproc = NULL;
+	}
+	wall += run_load(&load, clients, rounds);
+	if (m)
+		manager_close(m, true);
 
 	/* Nothing may be left: every sandbox was deleted. */
 	resp lr = {0};
@@ -335,31 +358,11 @@ int main(int argc, char **argv)
 	json_decref(lj);
 	free(lr.buf);
 
-	/* Peer: the same load against a manager in this process, with silod stopped
-	 * (same capacity and grace; its own state dir, so its own registry and audit). */
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
-	pid = -1;
-	samples mgr = {.lock = PTHREAD_MUTEX_INITIALIZER};
-	char mstate[sizeof tmp + 16];
-	snprintf(mstate, sizeof mstate, "%s/inproc", tmp);
-	mkdir_p(mstate, 0700);
-	manager_config mc = {.state_dir = mstate, .max_sandboxes = (unsigned)clients + 8, .grace_ms = 1000,
-			     .capacity_vcpus = 100000, .capacity_memory_mb = 100000000};
-	double mwall = 0;
-	silo_error merr;
-	if (manager_open(&mc, &inproc, &merr) == 0) {
-		mwall = run_load(&mgr, clients, rounds);
-		manager_close(inproc, true);
-	} else {
-		record(&mgr, OP_CREATE, 0, false, merr.message);
-	}
-
 	unsigned errors = 0;
 	for (int op = 0; op < OP_HEALTH; op++)
 		errors += load.errors[op] + mgr.errors[op];
-	double silod_cps = (double)(clients * rounds) / (wall / 1000.0);
-	double mgr_cps = mwall > 0 ? (double)(clients * rounds) / (mwall / 1000.0) : 0;
+	double silod_cps = (double)(2 * clients * rounds) / (wall / 1000.0);
+	double mgr_cps = mwall > 0 ? (double)(2 * clients * rounds) / (mwall / 1000.0) : 0;
 	json_t *out = json_pack("{s:s,s:s,s:i,s:i,s:f,s:f,s:o,s:o,s:{s:f,s:f,s:o},s:f,s:i,s:I}", "benchmark",
 				"silod_api_load", "provider", provider, "clients", clients, "rounds", rounds, "wall_ms",
 				wall, "cycles_per_s", silod_cps, "load", report(&load, true), "peer_single_client",
