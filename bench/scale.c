@@ -214,6 +214,27 @@ static int read_file_small(const char *path, char *buf, size_t len)
 	return 0;
 }
 
+/* CPU ticks: of process PID (utime+stime), or of the whole host (all but idle and iowait) for PID 0. */
+static unsigned long long cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long v[10] = {0}, ut = 0, st = 0;
+	if (!pid) {
+		if (read_file_small("/proc/stat", buf, sizeof buf) < 0 ||
+		    sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+			   &v[6], &v[7]) != 8)
+			return 0;
+		return v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+	}
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if (read_file_small(path, buf, sizeof buf) < 0)
+		return 0;
+	char *rp = strrchr(buf, ')');
+	if (!rp || sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return 0;
+	return ut + st;
+}
+
 /* Processes whose parent chain reaches ROOT (ROOT itself not counted). */
 static int descendants(pid_t root)
 {
@@ -460,6 +481,13 @@ int main(int argc, char **argv)
 
 	double create_wall = run_phase(PH_CREATE, clients);
 	long long avail_live = kb_field("/proc/meminfo", "MemAvailable");
+	/* What N idle sandboxes cost: silod's CPU and the host's over 5 s with nothing asked
+	 * (heartbeats, the monitor; the host figure includes other work on the machine). */
+	unsigned long long s0 = cpu_ticks(pid), h0 = cpu_ticks(0);
+	sleep(5);
+	double hz = (double)sysconf(_SC_CLK_TCK);
+	double idle_silod_pct = 100.0 * (double)(cpu_ticks(pid) - s0) / hz / 5.0;
+	double idle_host_pct = 100.0 * (double)(cpu_ticks(0) - h0) / hz / 5.0 / (double)(cores > 0 ? cores : 1);
 	double exec_wall = run_phase(PH_EXEC, clients);
 	list_n(h, 20, &list_live, &seen);
 	long long rss_live = kb_field(status_path, "VmRSS");
@@ -497,6 +525,8 @@ int main(int argc, char **argv)
 		"silod_rss_live_kb", (json_int_t)rss_live, "host_kb_per_sandbox",
 		created ? (double)(avail0 - avail_live) / created : 0.0, "left_after_delete", left, "clean", clean,
 		"load_average", 0.0);
+	json_object_set_new(out, "idle_with_all_live", json_pack("{s:f,s:f}", "silod_cpu_pct_of_one_core", idle_silod_pct,
+								 "host_busy_pct_of_all_cores", idle_host_pct));
 	double la[1];
 	if (getloadavg(la, 1) == 1)
 		json_object_set_new(out, "load_average", json_real(la[0]));
