@@ -8,9 +8,11 @@
  * the same N-client cycle against the manager in this process (libsilo, no
  * HTTP, registry and audit alike), with silod's cost as the throughput ratio.
  * Each side runs --rounds cycles per client twice, interleaved (silod, manager,
- * manager, silod).
+ * manager, silod). With --warm-pool K, silod keeps K sandboxes of the cycle's
+ * spec ready (--warm-pool), the creates take them, and the run starts once the
+ * pool is full; the peers are then the cold creates of the single client.
  *
- *   api_load [--clients 100] [--rounds 1] [--silod PATH] [--provider namespace]
+ *   api_load [--clients 100] [--rounds 1] [--silod PATH] [--provider namespace] [--warm-pool K]
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -70,14 +72,19 @@ static void record(samples *s, int op, double ms, bool ok, const char *why)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* create -> exec -> delete; records each call. */
+static int pool_k;
+static char pool_toml[256];   /* the pooled template; a create of exactly it takes a pooled sandbox */
+
+/* create -> exec -> delete; records each call. The peers' creates are cold (K < 0). */
 static void cycle(CURL *h, samples *s, int k)
 {
 	char body[256], path[256];
 	snprintf(body, sizeof body, "{\"provider\":\"%s\",\"name\":\"load-%d\",\"vcpus\":1,\"memory_mb\":128}", provider, k);
+	bool warm = pool_k > 0 && k < 900000;
 	resp r = {0};
 	uint64_t t0 = now_mono_ns();
-	long st = request(h, "POST", "/v1/sandboxes", "application/json", body, &r);
+	long st = request(h, "POST", "/v1/sandboxes", warm ? "application/toml" : "application/json",
+			  warm ? pool_toml : body, &r);
 	double ms = bench_ms_since(t0);
 	json_t *o = r.buf ? json_loads(r.buf, 0, NULL) : NULL;
 	const char *id = json_string_value(json_object_get(o, "id"));
@@ -261,7 +268,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"clients", required_argument, NULL, 'c'}, {"rounds", required_argument, NULL, 'r'},
 		{"silod", required_argument, NULL, 's'}, {"provider", required_argument, NULL, 'p'},
-		{NULL, 0, NULL, 0},
+		{"warm-pool", required_argument, NULL, 'w'}, {NULL, 0, NULL, 0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -270,13 +277,14 @@ int main(int argc, char **argv)
 		case 'r': rounds = atoi(optarg); break;
 		case 's': silod = optarg; break;
 		case 'p': provider = optarg; break;
+		case 'w': pool_k = atoi(optarg); break;
 		default:
-			fprintf(stderr, "usage: api_load [--clients N] [--rounds N] [--silod PATH] [--provider P]\n");
+			fprintf(stderr, "usage: api_load [--clients N] [--rounds N] [--silod PATH] [--provider P] [--warm-pool K]\n");
 			return 2;
 		}
 	}
-	if (clients < 1 || clients > 1000 || rounds < 1)
-		die(2, "--clients must be 1..1000 and --rounds >= 1");
+	if (clients < 1 || clients > 1000 || rounds < 1 || pool_k < 0 || pool_k > 1000)
+		die(2, "--clients must be 1..1000, --rounds >= 1, --warm-pool 0..1000");
 	char silod_path[4096];
 	silo_error err;
 	if (!silod) {
@@ -285,11 +293,21 @@ int main(int argc, char **argv)
 		silod = silod_path;
 	}
 	char tmp[] = "/tmp/silo-api-load-XXXXXX";
-	char maxs[32];
-	snprintf(maxs, sizeof maxs, "%d", clients + 8);
+	char maxs[32], pool_path[] = "/tmp/silo-api-pool-XXXXXX.toml", pool_arg[64];
+	snprintf(maxs, sizeof maxs, "%d", clients + pool_k + 8);
+	if (pool_k) {
+		snprintf(pool_toml, sizeof pool_toml,
+			 "[vm]\nname = \"pooled\"\nprovider = \"%s\"\n\n[resources]\nvcpus = 1\nmemory_mb = 128\n", provider);
+		int pfd = mkstemps(pool_path, 5);
+		if (pfd < 0 || write_all(pfd, pool_toml, strlen(pool_toml)) < 0)
+			die_errno(1, "write %s", pool_path);
+		close(pfd);
+		snprintf(pool_arg, sizeof pool_arg, "%s:%d", pool_path, pool_k);
+	}
 	/* Capacity is not what is measured here: hand out plenty. */
 	char *const sargv[] = {(char *)silod, "--max-sandboxes", maxs, "--capacity-vcpus", "100000",
-			       "--capacity-memory-mb", "100000000", "--grace-ms", "1000", NULL};
+			       "--capacity-memory-mb", "100000000", "--grace-ms", "1000",
+			       pool_k ? "--warm-pool" : NULL, pool_arg, NULL};
 	pid_t pid = bench_spawn_silod(sargv, tmp, sock, sizeof sock);
 	if (pid < 0)
 		die_errno(1, "start silod");
@@ -340,13 +358,26 @@ int main(int argc, char **argv)
 	manager *m = NULL;
 	if (manager_open(&mc, &m, &merr) < 0)
 		record(&mgr, OP_CREATE, 0, false, merr.message);
+	/* With a pool: wait until it is full (the peers are the cold creates above). */
+	for (int i = 0; pool_k && i < 6000; i++) {
+		resp pl = {0};
+		request(h, "GET", "/v1/pools", NULL, NULL, &pl);
+		json_t *pj2 = pl.buf ? json_loads(pl.buf, 0, NULL) : NULL;
+		json_int_t ready = json_integer_value(json_object_get(json_array_get(json_object_get(pj2, "pools"), 0), "ready"));
+		json_decref(pj2);
+		free(pl.buf);
+		if (ready >= pool_k)
+			break;
+		usleep(100000);
+	}
 	double wall = run_load(&load, clients, rounds), mwall = 0;
-	for (int k = 0; k < 2 && m; k++) {
+	for (int k = 0; k < 2 && m && !pool_k; k++) {
 		inproc = m;
 		mwall += run_load(&mgr, clients, rounds);
 		inproc = NULL;
 	}
-	wall += run_load(&load, clients, rounds);
+	if (!pool_k)
+		wall += run_load(&load, clients, rounds);
 	if (m)
 		manager_close(m, true);
 
@@ -354,14 +385,17 @@ int main(int argc, char **argv)
 	resp lr = {0};
 	request(h, "GET", "/v1/sandboxes", NULL, NULL, &lr);
 	json_t *lj = lr.buf ? json_loads(lr.buf, 0, NULL) : NULL;
-	size_t left = json_array_size(json_object_get(lj, "sandboxes"));
+	size_t left = 0, li;
+	json_t *lx;
+	json_array_foreach(json_object_get(lj, "sandboxes"), li, lx)   /* the pool's own ones stay */
+		left += !pool_k || strcmp(json_string_value(json_object_get(lx, "name")) ?: "", "pooled") != 0;
 	json_decref(lj);
 	free(lr.buf);
 
 	unsigned errors = 0;
 	for (int op = 0; op < OP_HEALTH; op++)
 		errors += load.errors[op] + mgr.errors[op];
-	double silod_cps = (double)(2 * clients * rounds) / (wall / 1000.0);
+	double silod_cps = (double)((pool_k ? 1 : 2) * clients * rounds) / (wall / 1000.0);
 	double mgr_cps = mwall > 0 ? (double)(2 * clients * rounds) / (mwall / 1000.0) : 0;
 	json_t *out = json_pack("{s:s,s:s,s:i,s:i,s:f,s:f,s:o,s:o,s:{s:f,s:f,s:o},s:f,s:i,s:I}", "benchmark",
 				"silod_api_load", "provider", provider, "clients", clients, "rounds", rounds, "wall_ms",
@@ -370,6 +404,7 @@ int main(int argc, char **argv)
 				"load", report(&mgr, true), "silod_overhead_pct",
 				mgr_cps > 0 ? 100.0 * (1.0 - silod_cps / mgr_cps) : 0.0, "errors", (int)errors,
 				"sandboxes_left", (json_int_t)left);
+	json_object_set_new(out, "warm_pool", json_integer(pool_k));
 	char *txt = json_dumps(out, JSON_INDENT(2));
 	printf("%s\n", txt);
 	fflush(stdout);
@@ -381,6 +416,8 @@ int main(int argc, char **argv)
 	}
 	json_decref(out);
 	rc = errors || left ? 1 : 0;
+	if (pool_k)
+		unlink(pool_path);
 out:
 	curl_easy_cleanup(h);
 	if (pid > 0) {
