@@ -313,26 +313,11 @@ int main(int argc, char **argv)
 		die_errno(1, "start silod");
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	CURL *h = curl_easy_init();
-	bool up = false;
-	for (int i = 0; i < 400 && !up; i++) {
-		resp r = {0};
-		up = request(h, "GET", "/v1/health", NULL, NULL, &r) == 200;
-		free(r.buf);
-		if (!up)
-			usleep(25000);
-	}
-	int rc = 1;
-	if (!up) {
+	int rc = 1, avail = bench_silod_wait(h, sock, provider);
+	if (avail < 0) {
 		fprintf(stderr, "api_load: silod did not come up\n");
 		goto out;
 	}
-	/* Is the provider usable? */
-	resp pr = {0};
-	request(h, "GET", "/v1/providers", NULL, NULL, &pr);
-	json_t *pj = pr.buf ? json_loads(pr.buf, 0, NULL) : NULL;
-	bool avail = bench_provider_available(pj, provider);
-	json_decref(pj);
-	free(pr.buf);
 	if (!avail) {
 		printf("{\"benchmark\":\"silod_api_load\",\"skipped\":\"provider %s unavailable\"}\n", provider);
 		rc = 0;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench_util.h"
 #include "common/util.h"
@@ -88,6 +89,29 @@ static inline bool bench_provider_available(json_t *providers, const char *name)
 		if (!strcmp(json_string_value(json_object_get(p, "name")) ?: "", name))
 			return json_is_true(json_object_get(p, "available"));
 	return false;
+}
+
+/* Wait up to 10 s for silod on SOCK to answer /v1/health, then ask whether PROVIDER
+ * is available: 1 yes, 0 no, -1 silod did not come up. */
+static inline int bench_silod_wait(CURL *h, const char *sock, const char *provider)
+{
+	bool up = false;
+	for (int i = 0; i < 400 && !up; i++) {
+		resp r = {0};
+		up = bench_request(h, sock, "GET", "/v1/health", NULL, NULL, &r) == 200;
+		free(r.buf);
+		if (!up)
+			usleep(25000);
+	}
+	if (!up)
+		return -1;
+	resp pr = {0};
+	bench_request(h, sock, "GET", "/v1/providers", NULL, NULL, &pr);
+	json_t *pj = pr.buf ? json_loads(pr.buf, 0, NULL) : NULL;
+	bool avail = bench_provider_available(pj, provider);
+	json_decref(pj);
+	free(pr.buf);
+	return avail;
 }
 
 /* Before starting silod: find it unless *silod is set (path gets it), make

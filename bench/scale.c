@@ -409,43 +409,27 @@ int main(int argc, char **argv)
 		mem_oc = 1;
 
 	char silod_path[4096], maxs[32], coc[32], moc[32];
-	bench_silod_setup(&silod, silod_path, tmp, sock, sizeof sock);
+	silo_error ferr;
+	if (!silod) {
+		if (find_helper_binary("silod", silod_path, sizeof silod_path, &ferr) < 0)
+			die(1, "%s", ferr.message);
+		silod = silod_path;
+	}
 	snprintf(maxs, sizeof maxs, "%d", total);
 	snprintf(coc, sizeof coc, "%.3f", cpu_oc);
 	snprintf(moc, sizeof moc, "%.3f", mem_oc);
 	char *const sargv[] = {(char *)silod, "--max-sandboxes", maxs, "--cpu-overcommit", coc, "--memory-overcommit",
 			       moc, "--grace-ms", "1000", NULL};
-	pid_t pid = fork();
-	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-		if (fd >= 0)
-			dup2(fd, 2);
-		execv(sargv[0], sargv);
-		_exit(127);
-	}
+	pid_t pid = bench_spawn_silod(sargv, tmp, sock, sizeof sock);
 	if (pid < 0)
 		die_errno(1, "start silod");
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	CURL *h = curl_easy_init();
-	bool up = false;
-	for (int i = 0; i < 400 && !up; i++) {
-		resp r = {0};
-		up = bench_request(h, sock, "GET", "/v1/health", NULL, NULL, &r) == 200;
-		free(r.buf);
-		if (!up)
-			usleep(25000);
-	}
-	int rc = 1;
-	if (!up) {
+	int rc = 1, avail = bench_silod_wait(h, sock, "namespace");
+	if (avail < 0) {
 		fprintf(stderr, "scale: silod did not come up\n");
 		goto out;
 	}
-	resp pr = {0};
-	bench_request(h, sock, "GET", "/v1/providers", NULL, NULL, &pr);
-	json_t *pj = pr.buf ? json_loads(pr.buf, 0, NULL) : NULL;
-	bool avail = bench_provider_available(pj, "namespace");
-	json_decref(pj);
-	free(pr.buf);
 	if (!avail) {
 		printf("{\"benchmark\":\"silod_scale\",\"skipped\":\"provider namespace unavailable\"}\n");
 		rc = 0;
