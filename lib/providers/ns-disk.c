@@ -150,7 +150,10 @@ static int template_path(uint32_t mb, char *dir, size_t dlen, char *out, size_t 
  * same offsets (the rest of a fresh disk reads as zeros: a hole). */
 static int copy_extents(int in, int dev, off_t size)
 {
-	static _Thread_local char buf[1 << 16];
+	/* on the heap: as thread-local storage it cost every thread of the process 64 KiB
+	 * of resident memory (TLS is zeroed at thread start), two threads per live sandbox */
+	enum { BUF = 1 << 16 };
+	cleanup_free char *buf = xmalloc(BUF);
 	off_t at = 0;
 	while (at < size) {
 		off_t d = lseek(in, at, SEEK_DATA);
@@ -162,7 +165,7 @@ static int copy_extents(int in, int dev, off_t size)
 		if (h < 0)
 			return -1;
 		for (off_t o = d; o < h;) {
-			ssize_t n = pread(in, buf, (size_t)MIN((off_t)sizeof buf, h - o), o);
+			ssize_t n = pread(in, buf, (size_t)MIN((off_t)BUF, h - o), o);
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0)
