@@ -4,9 +4,15 @@
  * a real silod started here with a temp state dir. Prints JSON: latency
  * p50/p95/p99 per operation and for all API calls, error counts, and the peer
  * measured in the same run: the same create/exec/delete cycle by one client
- * alone (no contention), and GET /v1/health under the same load (HTTP floor).
+ * alone (no contention), GET /v1/health under the same load (HTTP floor), and
+ * the same N-client cycle against the manager in this process (libsilo, no
+ * HTTP, registry and audit alike), with silod's cost as the throughput ratio.
+ * Each side runs --rounds cycles per client twice, interleaved (silod, manager,
+ * manager, silod). With --warm-pool K, silod keeps K sandboxes of the cycle's
+ * spec ready (--warm-pool), the creates take them, and the run starts once the
+ * pool is full; the peers are then the cold creates of the single client.
  *
- *   api_load [--clients 100] [--rounds 1] [--silod PATH] [--provider namespace]
+ *   api_load [--clients 100] [--rounds 1] [--silod PATH] [--provider namespace] [--warm-pool K]
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -25,6 +31,8 @@
 #include "bench_curl.h"
 #include "bench_util.h"
 #include "common/util.h"
+#include "core/manager.h"
+#include "spec/spec.h"
 
 enum { OP_CREATE, OP_EXEC, OP_DELETE, OP_HEALTH, OP__N };
 static const char *const op_names[OP__N] = {"create", "exec", "delete", "health"};
@@ -40,37 +48,11 @@ typedef struct samples {
 static char sock[4096];
 static const char *provider = "namespace";
 static pthread_barrier_t start_line;
+static volatile int load_running;
 
-/* One request; returns HTTP status (0 on transport failure), body in r. */
 static long request(CURL *h, const char *method, const char *path, const char *ctype, const char *body, resp *r)
 {
-	char url[1024];
-	snprintf(url, sizeof url, "http://silod%s", path);
-	curl_easy_reset(h);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock);
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
-	struct curl_slist *hd = NULL;
-	char ct[128];
-	if (ctype) {
-		snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
-		hd = curl_slist_append(hd, ct);
-	}
-	hd = curl_slist_append(hd, "Expect:");
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-	if (body) {
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-	}
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-	long status = 0;
-	if (curl_easy_perform(h) == CURLE_OK)
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(hd);
-	return status;
+	return bench_request(h, sock, method, path, ctype, body, r);
 }
 
 static void record(samples *s, int op, double ms, bool ok, const char *why)
@@ -90,14 +72,19 @@ static void record(samples *s, int op, double ms, bool ok, const char *why)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* create -> exec -> delete; records each call. */
+static int pool_k;
+static char pool_toml[256];   /* the pooled template; a create of exactly it takes a pooled sandbox */
+
+/* create -> exec -> delete; records each call. The peers' creates are cold (K < 0). */
 static void cycle(CURL *h, samples *s, int k)
 {
 	char body[256], path[256];
 	snprintf(body, sizeof body, "{\"provider\":\"%s\",\"name\":\"load-%d\",\"vcpus\":1,\"memory_mb\":128}", provider, k);
+	bool warm = pool_k > 0 && k < 900000;
 	resp r = {0};
 	uint64_t t0 = now_mono_ns();
-	long st = request(h, "POST", "/v1/sandboxes", "application/json", body, &r);
+	long st = request(h, "POST", "/v1/sandboxes", warm ? "application/toml" : "application/json",
+			  warm ? pool_toml : body, &r);
 	double ms = bench_ms_since(t0);
 	json_t *o = r.buf ? json_loads(r.buf, 0, NULL) : NULL;
 	const char *id = json_string_value(json_object_get(o, "id"));
@@ -130,6 +117,54 @@ static void cycle(CURL *h, samples *s, int k)
 	free(r.buf);
 }
 
+/* The same cycle through the manager in this process. */
+static manager *inproc;
+
+static void collect_out(void *ud, int stream, const void *buf, size_t len)
+{
+	char *out = ud;
+	size_t have = strlen(out);
+	if (stream == 1 && have + len < 64) {
+		memcpy(out + have, buf, len);
+		out[have + len] = '\0';
+	}
+}
+
+static void cycle_inproc(samples *s, int k)
+{
+	vm_spec spec;
+	silo_error err;
+	if (spec_default(provider, &spec, &err) < 0) {
+		record(s, OP_CREATE, 0, false, err.message);
+		return;
+	}
+	snprintf(spec.name, sizeof spec.name, "load-%d", k);
+	spec.vcpus = 1;
+	spec.memory_mb = 128;
+	char id[SILO_ID_MAX];
+	uint64_t t0 = now_mono_ns();
+	int rc = manager_create(inproc, &spec, NULL, id, &err);
+	record(s, OP_CREATE, bench_ms_since(t0), rc == 0, err.message);
+	spec_free(&spec);
+	if (rc < 0)
+		return;
+	char *argv[] = {"echo", "hello", NULL};
+	exec_req rq = {.argv = argv, .uid = -1, .gid = -1};
+	mgr_exec *x;
+	char out[64] = "";
+	exec_result res = {0};
+	t0 = now_mono_ns();
+	rc = manager_exec_start(inproc, id, &rq, collect_out, out, "bench", &x, &err);
+	if (rc == 0) {
+		rc = manager_exec_wait(x, -1, &res, &err);
+		manager_exec_free(x);
+	}
+	record(s, OP_EXEC, bench_ms_since(t0), rc == 0 && res.exit_code == 0 && !strcmp(out, "hello\n"), err.message);
+	t0 = now_mono_ns();
+	rc = manager_delete(inproc, id, "bench", 0, &err);
+	record(s, OP_DELETE, bench_ms_since(t0), rc == 0, err.message);
+}
+
 typedef struct worker {
 	samples *s;
 	int k, rounds;
@@ -138,15 +173,18 @@ typedef struct worker {
 static void *worker_main(void *arg)
 {
 	worker *w = arg;
-	CURL *h = curl_easy_init();
+	CURL *h = inproc ? NULL : curl_easy_init();
 	pthread_barrier_wait(&start_line);
-	for (int i = 0; i < w->rounds; i++)
-		cycle(h, w->s, w->k * 1000 + i);
-	curl_easy_cleanup(h);
+	for (int i = 0; i < w->rounds; i++) {
+		if (inproc)
+			cycle_inproc(w->s, w->k * 1000 + i);
+		else
+			cycle(h, w->s, w->k * 1000 + i);
+	}
+	if (h)
+		curl_easy_cleanup(h);
 	return NULL;
 }
-
-static volatile int load_running;
 
 static void *health_main(void *arg)
 {
@@ -164,13 +202,35 @@ static void *health_main(void *arg)
 	return NULL;
 }
 
-static json_t *stats(double *v, size_t n, unsigned errors)
+/* CLIENTS threads x ROUNDS cycles into S (health samples too while silod serves); wall ms. */
+static double run_load(samples *s, int clients, int rounds)
 {
-	bench_sort(v, n);
-	return json_pack("{s:I,s:i,s:f,s:f,s:f,s:f,s:f}", "count", (json_int_t)n, "errors", errors, "p50_ms", bench_pct(v, n, 50, 0),
-			 "p95_ms", bench_pct(v, n, 95, 0), "p99_ms", bench_pct(v, n, 99, 0), "max_ms", n ? v[n - 1] : 0.0, "mean_ms",
-			 bench_mean(v, n));
+	pthread_barrier_init(&start_line, NULL, (unsigned)clients + 1);
+	pthread_t *th = xcalloc((size_t)clients, sizeof *th);
+	worker *ws = xcalloc((size_t)clients, sizeof *ws);
+	load_running = 1;
+	pthread_t ht;
+	if (!inproc)
+		pthread_create(&ht, NULL, health_main, s);
+	for (int k = 0; k < clients; k++) {
+		ws[k] = (worker){s, k, rounds};
+		pthread_create(&th[k], NULL, worker_main, &ws[k]);
+	}
+	uint64_t t0 = now_mono_ns();
+	pthread_barrier_wait(&start_line);
+	for (int k = 0; k < clients; k++)
+		pthread_join(th[k], NULL);
+	double wall = bench_ms_since(t0);
+	load_running = 0;
+	if (!inproc)
+		pthread_join(ht, NULL);
+	pthread_barrier_destroy(&start_line);
+	free(th);
+	free(ws);
+	return wall;
 }
+
+
 
 static json_t *report(samples *s, bool with_all)
 {
@@ -184,7 +244,7 @@ static json_t *report(samples *s, bool with_all)
 			total += s->n[op];
 			errs += s->errors[op];
 		}
-		json_object_set_new(o, op_names[op], stats(s->v[op], s->n[op], s->errors[op]));
+		json_object_set_new(o, op_names[op], bench_stats_json(s->v[op], s->n[op], s->errors[op]));
 	}
 	if (with_all) {
 		double *all = xcalloc(total ? total : 1, sizeof *all);
@@ -193,7 +253,7 @@ static json_t *report(samples *s, bool with_all)
 			memcpy(all + k, s->v[op], s->n[op] * sizeof *all);
 			k += s->n[op];
 		}
-		json_object_set_new(o, "all_calls", stats(all, k, errs));
+		json_object_set_new(o, "all_calls", bench_stats_json(all, k, errs));
 		free(all);
 	}
 	if (s->first_error[0])
@@ -208,7 +268,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"clients", required_argument, NULL, 'c'}, {"rounds", required_argument, NULL, 'r'},
 		{"silod", required_argument, NULL, 's'}, {"provider", required_argument, NULL, 'p'},
-		{NULL, 0, NULL, 0},
+		{"warm-pool", required_argument, NULL, 'w'}, {NULL, 0, NULL, 0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -217,13 +277,14 @@ int main(int argc, char **argv)
 		case 'r': rounds = atoi(optarg); break;
 		case 's': silod = optarg; break;
 		case 'p': provider = optarg; break;
+		case 'w': pool_k = atoi(optarg); break;
 		default:
-			fprintf(stderr, "usage: api_load [--clients N] [--rounds N] [--silod PATH] [--provider P]\n");
+			fprintf(stderr, "usage: api_load [--clients N] [--rounds N] [--silod PATH] [--provider P] [--warm-pool K]\n");
 			return 2;
 		}
 	}
-	if (clients < 1 || clients > 1000 || rounds < 1)
-		die(2, "--clients must be 1..1000 and --rounds >= 1");
+	if (clients < 1 || clients > 1000 || rounds < 1 || pool_k < 0 || pool_k > 1000)
+		die(2, "--clients must be 1..1000, --rounds >= 1, --warm-pool 0..1000");
 	char silod_path[4096];
 	silo_error err;
 	if (!silod) {
@@ -232,36 +293,31 @@ int main(int argc, char **argv)
 		silod = silod_path;
 	}
 	char tmp[] = "/tmp/silo-api-load-XXXXXX";
-	char maxs[32];
-	snprintf(maxs, sizeof maxs, "%d", clients + 8);
+	char maxs[32], pool_path[] = "/tmp/silo-api-pool-XXXXXX.toml", pool_arg[64];
+	snprintf(maxs, sizeof maxs, "%d", clients + pool_k + 8);
+	if (pool_k) {
+		snprintf(pool_toml, sizeof pool_toml,
+			 "[vm]\nname = \"pooled\"\nprovider = \"%s\"\n\n[resources]\nvcpus = 1\nmemory_mb = 128\n", provider);
+		int pfd = mkstemps(pool_path, 5);
+		if (pfd < 0 || write_all(pfd, pool_toml, strlen(pool_toml)) < 0)
+			die_errno(1, "write %s", pool_path);
+		close(pfd);
+		snprintf(pool_arg, sizeof pool_arg, "%s:%d", pool_path, pool_k);
+	}
 	/* Capacity is not what is measured here: hand out plenty. */
 	char *const sargv[] = {(char *)silod, "--max-sandboxes", maxs, "--capacity-vcpus", "100000",
-			       "--capacity-memory-mb", "100000000", "--grace-ms", "1000", NULL};
+			       "--capacity-memory-mb", "100000000", "--grace-ms", "1000",
+			       pool_k ? "--warm-pool" : NULL, pool_arg, NULL};
 	pid_t pid = bench_spawn_silod(sargv, tmp, sock, sizeof sock);
 	if (pid < 0)
 		die_errno(1, "start silod");
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	CURL *h = curl_easy_init();
-	bool up = false;
-	for (int i = 0; i < 400 && !up; i++) {
-		resp r = {0};
-		up = request(h, "GET", "/v1/health", NULL, NULL, &r) == 200;
-		free(r.buf);
-		if (!up)
-			usleep(25000);
-	}
-	int rc = 1;
-	if (!up) {
+	int rc = 1, avail = bench_silod_wait(h, sock, provider);
+	if (avail < 0) {
 		fprintf(stderr, "api_load: silod did not come up\n");
 		goto out;
 	}
-	/* Is the provider usable? */
-	resp pr = {0};
-	request(h, "GET", "/v1/providers", NULL, NULL, &pr);
-	json_t *pj = pr.buf ? json_loads(pr.buf, 0, NULL) : NULL;
-	bool avail = bench_provider_available(pj, provider);
-	json_decref(pj);
-	free(pr.buf);
 	if (!avail) {
 		printf("{\"benchmark\":\"silod_api_load\",\"skipped\":\"provider %s unavailable\"}\n", provider);
 		rc = 0;
@@ -273,41 +329,67 @@ int main(int argc, char **argv)
 	for (int k = 0; k < 10; k++)
 		cycle(h, &solo, 900000 + k);
 
-	samples load = {.lock = PTHREAD_MUTEX_INITIALIZER};
-	pthread_barrier_init(&start_line, NULL, (unsigned)clients + 1);
-	pthread_t *th = xcalloc((size_t)clients, sizeof *th);
-	worker *ws = xcalloc((size_t)clients, sizeof *ws);
-	load_running = 1;
-	pthread_t ht;
-	pthread_create(&ht, NULL, health_main, &load);
-	for (int k = 0; k < clients; k++) {
-		ws[k] = (worker){&load, k, rounds};
-		pthread_create(&th[k], NULL, worker_main, &ws[k]);
+	/* The load through silod and the same load against a manager in this process
+	 * (same capacity and grace; its own state dir, so its own registry and audit),
+	 * in the order silod, manager, manager, silod, so that a change in the host's
+	 * load during the run weighs on both alike. silod stays up, idle, meanwhile. */
+	samples load = {.lock = PTHREAD_MUTEX_INITIALIZER}, mgr = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	char mstate[sizeof tmp + 16];
+	snprintf(mstate, sizeof mstate, "%s/inproc", tmp);
+	mkdir_p(mstate, 0700);
+	manager_config mc = {.state_dir = mstate, .max_sandboxes = (unsigned)clients + 8, .grace_ms = 1000,
+			     .capacity_vcpus = 100000, .capacity_memory_mb = 100000000};
+	silo_error merr;
+	manager *m = NULL;
+	if (manager_open(&mc, &m, &merr) < 0)
+		record(&mgr, OP_CREATE, 0, false, merr.message);
+	/* With a pool: wait until it is full (the peers are the cold creates above). */
+	for (int i = 0; pool_k && i < 6000; i++) {
+		resp pl = {0};
+		request(h, "GET", "/v1/pools", NULL, NULL, &pl);
+		json_t *pj2 = pl.buf ? json_loads(pl.buf, 0, NULL) : NULL;
+		json_int_t ready = json_integer_value(json_object_get(json_array_get(json_object_get(pj2, "pools"), 0), "ready"));
+		json_decref(pj2);
+		free(pl.buf);
+		if (ready >= pool_k)
+			break;
+		usleep(100000);
 	}
-	uint64_t t0 = now_mono_ns();
-	pthread_barrier_wait(&start_line);
-	for (int k = 0; k < clients; k++)
-		pthread_join(th[k], NULL);
-	double wall = bench_ms_since(t0);
-	load_running = 0;
-	pthread_join(ht, NULL);
+	double wall = run_load(&load, clients, rounds), mwall = 0;
+	for (int k = 0; k < 2 && m && !pool_k; k++) {
+		inproc = m;
+		mwall += run_load(&mgr, clients, rounds);
+		inproc = NULL;
+	}
+	if (!pool_k)
+		wall += run_load(&load, clients, rounds);
+	if (m)
+		manager_close(m, true);
 
 	/* Nothing may be left: every sandbox was deleted. */
 	resp lr = {0};
 	request(h, "GET", "/v1/sandboxes", NULL, NULL, &lr);
 	json_t *lj = lr.buf ? json_loads(lr.buf, 0, NULL) : NULL;
-	size_t left = json_array_size(json_object_get(lj, "sandboxes"));
+	size_t left = 0, li;
+	json_t *lx;
+	json_array_foreach(json_object_get(lj, "sandboxes"), li, lx)   /* the pool's own ones stay */
+		left += !pool_k || strcmp(json_string_value(json_object_get(lx, "name")) ?: "", "pooled") != 0;
 	json_decref(lj);
 	free(lr.buf);
 
 	unsigned errors = 0;
 	for (int op = 0; op < OP_HEALTH; op++)
-		errors += load.errors[op];
-	json_t *out = json_pack("{s:s,s:s,s:i,s:i,s:f,s:f,s:o,s:o,s:i,s:I}", "benchmark", "silod_api_load", "provider",
-				provider, "clients", clients, "rounds", rounds, "wall_ms", wall, "cycles_per_s",
-				(double)(clients * rounds) / (wall / 1000.0), "load", report(&load, true),
-				"peer_single_client", report(&solo, true), "errors", (int)errors, "sandboxes_left",
-				(json_int_t)left);
+		errors += load.errors[op] + mgr.errors[op];
+	double silod_cps = (double)((pool_k ? 1 : 2) * clients * rounds) / (wall / 1000.0);
+	double mgr_cps = mwall > 0 ? (double)(2 * clients * rounds) / (mwall / 1000.0) : 0;
+	json_t *out = json_pack("{s:s,s:s,s:i,s:i,s:f,s:f,s:o,s:o,s:{s:f,s:f,s:o},s:f,s:i,s:I}", "benchmark",
+				"silod_api_load", "provider", provider, "clients", clients, "rounds", rounds, "wall_ms",
+				wall, "cycles_per_s", silod_cps, "load", report(&load, true), "peer_single_client",
+				report(&solo, true), "peer_in_process", "wall_ms", mwall, "cycles_per_s", mgr_cps,
+				"load", report(&mgr, true), "silod_overhead_pct",
+				mgr_cps > 0 ? 100.0 * (1.0 - silod_cps / mgr_cps) : 0.0, "errors", (int)errors,
+				"sandboxes_left", (json_int_t)left);
+	json_object_set_new(out, "warm_pool", json_integer(pool_k));
 	char *txt = json_dumps(out, JSON_INDENT(2));
 	printf("%s\n", txt);
 	fflush(stdout);
@@ -315,15 +397,18 @@ int main(int argc, char **argv)
 	for (int op = 0; op < OP__N; op++) {
 		free(load.v[op]);
 		free(solo.v[op]);
+		free(mgr.v[op]);
 	}
 	json_decref(out);
 	rc = errors || left ? 1 : 0;
-	free(th);
-	free(ws);
+	if (pool_k)
+		unlink(pool_path);
 out:
 	curl_easy_cleanup(h);
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
+	if (pid > 0) {
+		kill(pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+	}
 	rm_rf(tmp);
 	return rc;
 }

@@ -5,11 +5,13 @@
 #ifndef SILO_BENCH_CURL_H
 #define SILO_BENCH_CURL_H
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench_util.h"
 #include "common/util.h"
@@ -35,6 +37,49 @@ static inline size_t on_data(char *p, size_t sz, size_t n, void *ud)
 	return len;
 }
 
+/* One request to silod on unix socket SOCK; returns the HTTP status (0 on
+ * transport failure), the body in r. */
+static inline long bench_request(CURL *h, const char *sock, const char *method, const char *path, const char *ctype,
+				 const char *body, resp *r)
+{
+	char url[1024];
+	snprintf(url, sizeof url, "http://silod%s", path);
+	curl_easy_reset(h);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
+	struct curl_slist *hd = NULL;
+	char ct[128];
+	if (ctype) {
+		snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
+		hd = curl_slist_append(hd, ct);
+	}
+	hd = curl_slist_append(hd, "Expect:");
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+	if (body) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+	long status = 0;
+	if (curl_easy_perform(h) == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(hd);
+	return status;
+}
+
+/* {count, errors, p50_ms, p95_ms, p99_ms, max_ms, mean_ms} of V[0..N) (sorted here). */
+static inline json_t *bench_stats_json(double *v, size_t n, unsigned errors)
+{
+	bench_sort(v, n);
+	return json_pack("{s:I,s:i,s:f,s:f,s:f,s:f,s:f}", "count", (json_int_t)n, "errors", errors, "p50_ms",
+			 bench_pct(v, n, 50, 0), "p95_ms", bench_pct(v, n, 95, 0), "p99_ms", bench_pct(v, n, 99, 0),
+			 "max_ms", n ? v[n - 1] : 0.0, "mean_ms", bench_mean(v, n));
+}
+
 /* Is provider `name` available in a GET /v1/providers answer? */
 static inline bool bench_provider_available(json_t *providers, const char *name)
 {
@@ -44,6 +89,29 @@ static inline bool bench_provider_available(json_t *providers, const char *name)
 		if (!strcmp(json_string_value(json_object_get(p, "name")) ?: "", name))
 			return json_is_true(json_object_get(p, "available"));
 	return false;
+}
+
+/* Wait up to 10 s for silod on SOCK to answer /v1/health, then ask whether PROVIDER
+ * is available: 1 yes, 0 no, -1 silod did not come up. */
+static inline int bench_silod_wait(CURL *h, const char *sock, const char *provider)
+{
+	bool up = false;
+	for (int i = 0; i < 400 && !up; i++) {
+		resp r = {0};
+		up = bench_request(h, sock, "GET", "/v1/health", NULL, NULL, &r) == 200;
+		free(r.buf);
+		if (!up)
+			usleep(25000);
+	}
+	if (!up)
+		return -1;
+	resp pr = {0};
+	bench_request(h, sock, "GET", "/v1/providers", NULL, NULL, &pr);
+	json_t *pj = pr.buf ? json_loads(pr.buf, 0, NULL) : NULL;
+	bool avail = bench_provider_available(pj, provider);
+	json_decref(pj);
+	free(pr.buf);
+	return avail;
 }
 
 /* Before starting silod: find it unless *silod is set (path gets it), make

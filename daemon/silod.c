@@ -8,7 +8,7 @@
  *         [--max-sandboxes N] [--boot-timeout-ms N] [--grace-ms N] [--fallback LIST]
  *         [--min-isolation vm|any]
  *         [--error-threshold N] [--error-window-ms N] [--capacity-vcpus N]
- *         [--capacity-memory-mb N] [--max-upload-mb N] [--max-upload-total-mb N]
+ *         [--capacity-memory-mb N] [--cpu-overcommit X] [--memory-overcommit X] [--max-upload-mb N] [--max-upload-total-mb N]
  *         [--terminate-on-exit]
  *         [--policy-file F] [--tokens-file F] [--opa-url URL [--opa-timeout-ms N]]
  *         [--warm-pool SOURCE:K]...   (SOURCE: hac.toml path or snapshot=ID_OR_TAG)
@@ -69,6 +69,9 @@ static void usage(FILE *f)
 		"  --error-window-ms N      ... happen within this window (default 10 per 60000)\n"
 		"  --capacity-vcpus N       host vCPUs to hand out (default: online CPUs)\n"
 		"  --capacity-memory-mb N   host memory to hand out (default: from /proc/meminfo)\n"
+		"  --cpu-overcommit X       allocatable vCPUs = cores x X (default $SILO_CPU_OVERCOMMIT or 16)\n"
+		"  --memory-overcommit X    allocatable memory = memory x X (default $SILO_MEM_OVERCOMMIT or 1);\n"
+		"                           above 1, creates also need 5 %% of memory really available\n"
 		"  --max-upload-mb N        largest file upload/download (default 256)\n"
 		"  --max-upload-total-mb N  request bodies held at once, all connections (default\n"
 		"                           1024, at least --max-upload-mb); beyond: RESOURCE_EXCEEDED\n"
@@ -106,11 +109,22 @@ static unsigned long num_arg_min(const char *opt, const char *v, unsigned long m
 	return x;
 }
 
+/* An overcommit ratio: a decimal number 1..10000. */
+static double ratio_arg(const char *opt, const char *v)
+{
+	char *end;
+	errno = 0;
+	double x = strtod(v, &end);
+	if (!*v || *end || errno || !(x >= 1.0 && x <= 10000.0))
+		die(2, "%s: expected a ratio 1..10000, got '%s'", opt, v);
+	return x;
+}
+
 int main(int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_MODE, O_LISTEN, O_TOKEN, O_MAX, O_BOOT, O_GRACE, O_FALLBACK, O_ETHR, O_EWIN,
-	       O_CAPV, O_CAPM, O_UPLOAD, O_UPTOTAL, O_TERM, O_POLICY, O_TOKENS, O_OPA, O_OPA_TMO, O_POOL, O_AGENTS, O_TEAMS, O_DINT,
-	       O_BACK, O_BACKMAX, O_UNHEALTHY, O_MAXCONN, O_PERIP, O_HDRTMO, O_MINISO, O_EGRESS_HOSTS,
+	       O_CAPV, O_CAPM, O_CPUOC, O_MEMOC, O_UPLOAD, O_UPTOTAL, O_TERM, O_POLICY, O_TOKENS, O_OPA, O_OPA_TMO, O_POOL, O_AGENTS,
+	       O_TEAMS, O_DINT, O_BACK, O_BACKMAX, O_UNHEALTHY, O_MAXCONN, O_PERIP, O_HDRTMO, O_MINISO, O_EGRESS_HOSTS,
 	       O_TLS_CERT, O_TLS_KEY, O_TLS_CA, O_INSECURE, O_TPROBE, O_TOFFLINE, O_E2B, O_E2B_PROV };
 	static const struct option opts[] = {
 		{"socket", required_argument, NULL, O_SOCKET},
@@ -129,6 +143,8 @@ int main(int argc, char **argv)
 		{"error-window-ms", required_argument, NULL, O_EWIN},
 		{"capacity-vcpus", required_argument, NULL, O_CAPV},
 		{"capacity-memory-mb", required_argument, NULL, O_CAPM},
+		{"cpu-overcommit", required_argument, NULL, O_CPUOC},
+		{"memory-overcommit", required_argument, NULL, O_MEMOC},
 		{"max-upload-mb", required_argument, NULL, O_UPLOAD},
 		{"max-upload-total-mb", required_argument, NULL, O_UPTOTAL},
 		{"terminate-on-exit", no_argument, NULL, O_TERM},
@@ -193,6 +209,8 @@ int main(int argc, char **argv)
 		case O_EWIN: mc.error_window_ms = (unsigned)num_arg("--error-window-ms", optarg, 86400000); break;
 		case O_CAPV: mc.capacity_vcpus = (uint32_t)num_arg("--capacity-vcpus", optarg, 1 << 20); break;
 		case O_CAPM: mc.capacity_memory_mb = num_arg("--capacity-memory-mb", optarg, 1ul << 40); break;
+		case O_CPUOC: mc.cpu_overcommit = ratio_arg("--cpu-overcommit", optarg); break;
+		case O_MEMOC: mc.memory_overcommit = ratio_arg("--memory-overcommit", optarg); break;
 		case O_UPLOAD: ac.max_upload = (uint64_t)num_arg("--max-upload-mb", optarg, 1 << 20) << 20; break;
 		case O_UPTOTAL:
 			ac.max_upload_total = (uint64_t)num_arg_min("--max-upload-total-mb", optarg, 1, 1 << 22) << 20;

@@ -146,18 +146,25 @@ static char **mounts_below(const char *rundir)
 	return v;
 }
 
-/* Loop devices whose backing file is at or below rundir: "/dev/loopN" + the file. */
+/* Loop devices whose backing file is at or below rundir: "/dev/loopN" + the file.
+ * Only attached devices can have one, and /proc/partitions lists exactly the block
+ * devices with a size: one read instead of a sysfs lookup per device ever created
+ * (a host that once ran 1000 sandboxes keeps 1000 free loop devices; scanning them
+ * all cost every exit about 30 ms). */
 static void scan_loops(const char *rundir, void (*fn)(void *ud, const char *dev, const char *file), void *ud)
 {
-	DIR *d = opendir("/sys/block");
+	FILE *d = fopen("/proc/partitions", "re");
 	if (!d)
 		return;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (strncmp(de->d_name, "loop", 4) != 0 || !isdigit((unsigned char)de->d_name[4]))
+	char line[256];
+	while (fgets(line, sizeof line, d)) {
+		char name[64];
+		unsigned long long blocks;
+		if (sscanf(line, " %*u %*u %llu %63s", &blocks, name) != 2 || !blocks ||
+		    strncmp(name, "loop", 4) != 0 || !isdigit((unsigned char)name[4]))
 			continue;
 		char p[300];
-		snprintf(p, sizeof p, "/sys/block/%s/loop/backing_file", de->d_name);
+		snprintf(p, sizeof p, "/sys/block/%s/loop/backing_file", name);
 		char *t = NULL;
 		size_t n;
 		if (read_file(p, PATH_MAX + 32, &t, &n, NULL) < 0)
@@ -168,12 +175,12 @@ static void scan_loops(const char *rundir, void (*fn)(void *ud, const char *dev,
 			t[l - 10] = '\0';
 		if (under(t, rundir)) {
 			char dev[300];
-			snprintf(dev, sizeof dev, "/dev/%s", de->d_name);
+			snprintf(dev, sizeof dev, "/dev/%s", name);
 			fn(ud, dev, t);
 		}
 		free(t);
 	}
-	closedir(d);
+	fclose(d);
 }
 
 static void report_loop(void *ud, const char *dev, const char *file)

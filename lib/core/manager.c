@@ -902,6 +902,8 @@ int manager_open(const manager_config *cfg, manager **out, silo_error *err)
 		m->cap.cpus = cfg->capacity_vcpus;
 	if (cfg->capacity_memory_mb)
 		m->cap.memory_mb = cfg->capacity_memory_mb;
+	m->cap.cpu_overcommit = cfg->cpu_overcommit;
+	m->cap.memory_overcommit = cfg->memory_overcommit;
 
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s/registry.db", m->state_dir);
@@ -948,6 +950,23 @@ fail:
 }
 
 /* ---- create / delete ---- */
+
+/* With memory overcommitted, allocations may add up to more than the host has: idle
+ * sandboxes touch little of their limit. What keeps that safe is this floor on what
+ * the host really has free now (MemAvailable), checked at every create: 5 % of the
+ * memory capacity, at least 256 MB. Under m->lock; reads /proc/meminfo (~20 us). */
+static int memory_reserve_check(manager *m, silo_error *err)
+{
+	if (host_memory_overcommit(&m->cap) <= 1.0)
+		return 0;
+	uint64_t reserve = m->cap.memory_mb / 20 > 256 ? m->cap.memory_mb / 20 : 256;
+	uint64_t avail = host_memory_available_mb();
+	if (!avail || avail >= reserve)
+		return 0;
+	return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0,
+			 "memory_mb: the host has %llu MB available, below the %llu MB reserve kept while memory is "
+			 "overcommitted", (unsigned long long)avail, (unsigned long long)reserve);
+}
 
 static void unique_id(manager *m, char id[SILO_ID_MAX])
 {
@@ -1037,7 +1056,8 @@ static int create_resolved(manager *m, const vm_spec *spec, const mgr_create_opt
 		silo_fail_vm(err, SILO_ERR_CONFLICT, 0, id, "sandbox id %s is already used", id);
 		goto fail_early;
 	}
-	if (spec_check_capacity(spec, &m->cap, (uint32_t)m->alloc_vcpus, m->alloc_mb, err) < 0) {
+	if (spec_check_capacity(spec, &m->cap, (uint32_t)m->alloc_vcpus, m->alloc_mb, err) < 0 ||
+	    memory_reserve_check(m, err) < 0) {
 		pthread_mutex_unlock(&m->lock);
 		entry_free(e);
 		goto fail_early;

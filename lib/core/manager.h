@@ -73,6 +73,9 @@ typedef struct manager_config {
 	unsigned error_window_ms;      /* ... happen within this window; 0 = 60000 */
 	uint32_t capacity_vcpus;       /* 0 = read from the host */
 	uint64_t capacity_memory_mb;   /* 0 = read from the host */
+	double cpu_overcommit;         /* allocatable vCPUs = cores x this; 0 = env or 16 */
+	double memory_overcommit;      /* allocatable MB = memory x this; 0 = env or 1.0; above 1.0
+					* creates also need MemAvailable above the reserve */
 	bool recover;                  /* reattach sandboxes recorded by a previous process */
 	int monitor_interval_ms;       /* 0 = 500 */
 } manager_config;

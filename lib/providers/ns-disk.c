@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -149,7 +150,10 @@ static int template_path(uint32_t mb, char *dir, size_t dlen, char *out, size_t 
  * same offsets (the rest of a fresh disk reads as zeros: a hole). */
 static int copy_extents(int in, int dev, off_t size)
 {
-	static _Thread_local char buf[1 << 16];
+	/* on the heap: as thread-local storage it cost every thread of the process 64 KiB
+	 * of resident memory (TLS is zeroed at thread start), two threads per live sandbox */
+	enum { BUF = 1 << 16 };
+	cleanup_free char *buf = xmalloc(BUF);
 	off_t at = 0;
 	while (at < size) {
 		off_t d = lseek(in, at, SEEK_DATA);
@@ -161,7 +165,7 @@ static int copy_extents(int in, int dev, off_t size)
 		if (h < 0)
 			return -1;
 		for (off_t o = d; o < h;) {
-			ssize_t n = pread(in, buf, (size_t)MIN((off_t)sizeof buf, h - o), o);
+			ssize_t n = pread(in, buf, (size_t)MIN((off_t)BUF, h - o), o);
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0)
@@ -202,6 +206,13 @@ static int loop_attach(int file, ns_disk *d, silo_error *err)
 	cleanup_close int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
 	if (ctl < 0)
 		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "namespace: /dev/loop-control");
+	/* LOOP_CTL_GET_FREE hands every concurrent caller the same lowest free device and
+	 * all but one lose LOOP_CONFIGURE to it: with 100 creates at once some lost 32 times
+	 * in a row. Attachers in silo take turns host-wide on an flock of the control
+	 * device (held for GET_FREE + CONFIGURE, under a millisecond); EBUSY is then left
+	 * to other tools and devices still detaching. */
+	while (flock(ctl, LOCK_EX) < 0 && errno == EINTR)
+		;
 	for (int tries = 0; tries < LOOP_TRIES; tries++) {
 		int nr = ioctl(ctl, LOOP_CTL_GET_FREE);
 		if (nr < 0)

@@ -749,30 +749,53 @@ int spec_validate(const vm_spec *s, silo_error *err)
 	return 0;
 }
 
-int host_capacity_read(host_capacity *out, silo_error *err)
+/* "Key: N kB" of /proc/meminfo in kB, 0 if absent. */
+static unsigned long long meminfo_kb(const char *key)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	out->cpus = n > 0 ? (uint32_t)n : 1;
 	FILE *f = fopen("/proc/meminfo", "re");
 	if (!f)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open /proc/meminfo");
+		return 0;
 	char line[256];
+	size_t kl = strlen(key);
 	unsigned long long kb = 0;
 	while (fgets(line, sizeof line, f))
-		if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
+		if (!strncmp(line, key, kl) && line[kl] == ':') {
+			kb = strtoull(line + kl + 1, NULL, 10);
 			break;
+		}
 	fclose(f);
+	return kb;
+}
+
+int host_capacity_read(host_capacity *out, silo_error *err)
+{
+	*out = (host_capacity){0};
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	out->cpus = n > 0 ? (uint32_t)n : 1;
+	unsigned long long kb = meminfo_kb("MemTotal");
 	if (!kb)
 		return silo_fail(err, SILO_ERR_IO_ERROR, 0, "MemTotal not found in /proc/meminfo");
 	out->memory_mb = kb / 1024;
 	return 0;
 }
 
-static double overcommit(const char *env, double dflt)
+uint64_t host_memory_available_mb(void)
 {
+	return meminfo_kb("MemAvailable") / 1024;
+}
+
+static double overcommit(double field, const char *env, double dflt)
+{
+	if (field > 0)
+		return field;
 	const char *e = getenv(env);
 	double v = e ? strtod(e, NULL) : 0;
 	return v > 0 ? v : dflt;
+}
+
+double host_memory_overcommit(const host_capacity *host)
+{
+	return overcommit(host->memory_overcommit, "SILO_MEM_OVERCOMMIT", 1.0);
 }
 
 int spec_check_capacity(const vm_spec *s, const host_capacity *host, uint32_t allocated_vcpus,
@@ -781,14 +804,14 @@ int spec_check_capacity(const vm_spec *s, const host_capacity *host, uint32_t al
 	if (s->vcpus > host->cpus)
 		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0,
 				 "vcpus: %u requested but the host has %u cores", s->vcpus, host->cpus);
-	/* vCPUs are time-shared: allow SILO_CPU_OVERCOMMIT x cores in total (default 16). */
-	double cpu_limit = host->cpus * overcommit("SILO_CPU_OVERCOMMIT", 16.0);
+	/* vCPUs are time-shared: allow cores x the CPU overcommit in total (default 16). */
+	double cpu_limit = host->cpus * overcommit(host->cpu_overcommit, "SILO_CPU_OVERCOMMIT", 16.0);
 	if ((double)allocated_vcpus + s->vcpus > cpu_limit)
 		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0,
 				 "vcpus: %u requested, %u of %.0f allocatable already allocated (%u cores x overcommit)",
 				 s->vcpus, allocated_vcpus, cpu_limit, host->cpus);
-	/* Memory: SILO_MEM_OVERCOMMIT x MemTotal (default 1.0: no overcommit). */
-	double mem_limit = (double)host->memory_mb * overcommit("SILO_MEM_OVERCOMMIT", 1.0);
+	/* Memory: MemTotal x the memory overcommit (default 1.0: no overcommit). */
+	double mem_limit = (double)host->memory_mb * host_memory_overcommit(host);
 	if ((double)allocated_mb + s->memory_mb > mem_limit)
 		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0,
 				 "memory_mb: %u requested, %llu MB free of %.0f MB allocatable", s->memory_mb,

@@ -120,6 +120,9 @@ typedef struct vm_spec {
 typedef struct host_capacity {
 	uint32_t cpus;
 	uint64_t memory_mb;
+	/* allocatable = cores x cpu_overcommit, MemTotal x memory_overcommit;
+	 * 0 = $SILO_CPU_OVERCOMMIT / $SILO_MEM_OVERCOMMIT, else 16 and 1.0 */
+	double cpu_overcommit, memory_overcommit;
 } host_capacity;
 
 /* Parse hac.toml text (either the sectioned form or Vistara's [spacecore]/[hardware] form).
@@ -132,6 +135,10 @@ int spec_validate(const vm_spec *s, silo_error *err);
 int spec_check_capacity(const vm_spec *s, const host_capacity *host, uint32_t allocated_vcpus,
 			uint64_t allocated_mb, silo_error *err);
 int host_capacity_read(host_capacity *out, silo_error *err);
+/* The memory ratio in force for HOST (field, else environment, else 1.0). */
+double host_memory_overcommit(const host_capacity *host);
+/* MemAvailable of the host in MB, 0 if unknown. */
+uint64_t host_memory_available_mb(void);
 /* Canonical sectioned TOML; parses back to an equal spec, except that secret values
  * are never written (an inline one reads "***"): it parses back to spec_redact(s).
  * This is the only form that is stored (registry, deployments, snapshots). Caller frees. */

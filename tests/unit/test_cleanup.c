@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/loop.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -129,6 +130,49 @@ TEST(sweep_removes_the_sandbox_tap)
 	rm_rf(tmp);
 }
 
+/* A loop device whose backing file lies in the run dir is reported and detached, found
+ * among the attached devices (/proc/partitions) whatever number it has. */
+TEST(sweep_finds_and_release_detaches_a_loop_device)
+{
+	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0)
+		SKIP("no /dev/loop-control: %s", strerror(errno));
+	setup();
+	char img[PATH_MAX + 96];
+	snprintf(img, sizeof img, "%s/disk.img", rundir);
+	int f = open(img, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	REQUIRE(f >= 0 && ftruncate(f, 1 << 20) == 0);
+	int dev = -1, nr = -1;
+	for (int tries = 0; tries < 32 && dev < 0; tries++) {
+		nr = ioctl(ctl, LOOP_CTL_GET_FREE);
+		char p[32];
+		snprintf(p, sizeof p, "/dev/loop%d", nr);
+		int fd = nr >= 0 ? open(p, O_RDWR | O_CLOEXEC) : -1;
+		struct loop_config c = {.fd = (unsigned)f};
+		if (fd >= 0 && ioctl(fd, LOOP_CONFIGURE, &c) == 0)
+			dev = fd;
+		else if (fd >= 0)
+			close(fd);
+	}
+	close(ctl);
+	close(f);
+	if (dev < 0)
+		SKIP("cannot attach a loop device here");
+	char want[64];
+	snprintf(want, sizeof want, "loop /dev/loop%d (", nr);
+	char **res = NULL;
+	cleanup_sweep(ID, rundir, &res);
+	CHECK(has_prefix(res, want));
+	strv_free(res);
+	close(dev);                       /* no AUTOCLEAR: it stays attached, a leak to clean up */
+	cleanup_release_mounts(rundir);   /* detaches it */
+	res = NULL;
+	cleanup_sweep(ID, rundir, &res);
+	CHECK(!has_prefix(res, "loop "));
+	strv_free(res);
+	rm_rf(tmp);
+}
+
 TEST(record_and_retry_a_mount)
 {
 	if (geteuid() != 0)
@@ -192,4 +236,4 @@ TEST(record_and_retry_a_mount)
 }
 
 TEST_MAIN(sweep_finds_sockets_and_processes_and_removes_temp_files, sweep_removes_the_sandbox_tap,
-	  record_and_retry_a_mount)
+	  sweep_finds_and_release_detaches_a_loop_device, record_and_retry_a_mount)

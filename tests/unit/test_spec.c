@@ -161,6 +161,15 @@ TEST(capacity_checks)
 	CHECK_CONTAINS(err.message, "vcpus: 2 requested, 31 of 32 allocatable");
 	setenv("SILO_MEM_OVERCOMMIT", "2", 1);
 	CHECK(spec_check_capacity(&s, &host, 0, 3700, &err) == 0);
+	/* the ratios given to the manager (silod --cpu-/--memory-overcommit) win over the environment */
+	host.memory_overcommit = 1.0;
+	CHECK(spec_check_capacity(&s, &host, 0, 3700, &err) < 0);
+	host.cpu_overcommit = 500;
+	CHECK(spec_check_capacity(&s, &host, 997, 0, &err) == 0);
+	CHECK(spec_check_capacity(&s, &host, 999, 0, &err) < 0);
+	CHECK_CONTAINS(err.message, "999 of 1000 allocatable");
+	CHECK(host_memory_overcommit(&host) == 1.0);
+	unsetenv("SILO_MEM_OVERCOMMIT");
 	host_capacity real;
 	REQUIRE(host_capacity_read(&real, &err) == 0);
 	CHECK(real.cpus >= 1 && real.memory_mb >= 128);
