@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Connection guard for the TCP listener (see api_guard.h for the rules).
+ * Connection guard for the TCP listeners, and the drain after a refusal
+ * decided on a request head (see api_guard.h for the rules).
  *
  * Locking: g->lock guards the list of unauthenticated connections (oldest
  * first, so the deadline scan stops at the first young one), every entry's
@@ -8,8 +9,11 @@
  */
 #include "daemon/api_guard.h"
 
+#include <errno.h>
+#include <gnutls/gnutls.h>
 #include <linux/tcp.h>   /* struct tcp_info with tcpi_bytes_received (glibc's lacks it) */
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -262,6 +266,49 @@ void conn_guard_authenticated(struct MHD_Connection *c)
 	pthread_mutex_lock(&e->g->lock);
 	unlist_locked(e->g, e);
 	pthread_mutex_unlock(&e->g->lock);
+}
+
+/* ---- refusals decided on the head (api_guard.h) ---- */
+
+#define DRAIN_SLACK (64u << 10)   /* chunk and TLS record framing around CONN_DRAIN_MAX body bytes */
+
+void conn_drain_refused(struct MHD_Connection *c, enum MHD_RequestTerminationCode toe)
+{
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		return;   /* the reply did not go out: nothing to save */
+	const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	uint64_t declared = cl ? strtoull(cl, NULL, 10) : 0;
+	if ((!te && declared == 0) || declared > CONN_DRAIN_MAX)
+		return;
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci)
+		return;
+	int fd = ci->connect_fd;
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci && ci->tls_session)
+		(void)gnutls_bye((gnutls_session_t)ci->tls_session, GNUTLS_SHUT_WR);
+	shutdown(fd, SHUT_WR);
+	char buf[16384];
+	uint64_t left = (uint64_t)CONN_DRAIN_MAX + DRAIN_SLACK;
+	uint64_t deadline = now_mono_ns() + CONN_DRAIN_MS * 1000000ull;
+	while (left) {
+		uint64_t now = now_mono_ns();
+		if (now >= deadline)
+			return;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int rc = poll(&p, 1, (int)((deadline - now + 999999) / 1000000));
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0)
+			return;
+		ssize_t n = recv(fd, buf, MIN(sizeof buf, left), MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n <= 0)
+			return;   /* the client closed (or reset): done */
+		left -= (uint64_t)n;
+	}
 }
 
 json_t *conn_guard_json(conn_guard *g)

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
- * Connection guard for silod's TCP listener (docs/security.md, "Slowloris"):
+ * Connection guard for silod's TCP listener and the E2B server (docs/security.md,
+ * "Slowloris"; the drain after a refusal decided on a request head, for every
+ * listener, is at the end):
  * keeps clients that never finish an authenticated request from holding the
  * listener. A connection is "unauthenticated" from accept until the access
  * handler has seen a complete request head with a valid bearer token. Then:
@@ -57,6 +59,24 @@ void conn_guard_notify(void *cls, struct MHD_Connection *c, void **socket_contex
 /* From the access handler, first call of a request: the head carried a valid
  * token. The connection is exempt from now on. */
 void conn_guard_authenticated(struct MHD_Connection *c);
+
+/* A refusal decided on a request head (401, 403, 404, 413 by Content-Length,
+ * 415, ...) is answered at once, before one byte of the body is read, and the
+ * connection closes; nothing of the body is ever stored. Closing a socket with
+ * unread bytes makes the kernel reset the connection, and a client still
+ * sending its body (most do not wait for 100 Continue) then fails on the
+ * reset instead of reading the reply (undici: "fetch failed"). So, from the
+ * NOTIFY_COMPLETED callback of such a request (the reply is out), this shuts
+ * our side down (TLS close_notify, then FIN: the client reads the reply and
+ * the end of the stream) and reads and discards what the client still sends
+ * until it closes: at most CONN_DRAIN_MAX bytes (and their framing) within
+ * CONN_DRAIN_MS, on the connection's own thread. Only for a declared body of
+ * at most CONN_DRAIN_MAX or a chunked one; a larger one is closed at once.
+ * Works on TCP and unix sockets; the caller owns the body budget, which
+ * drained bytes never touch. */
+#define CONN_DRAIN_MAX (1u << 20)
+#define CONN_DRAIN_MS 2000
+void conn_drain_refused(struct MHD_Connection *c, enum MHD_RequestTerminationCode toe);
 
 /* {"open", "unauthenticated", "header_timeouts", "evicted", "refused",
  *  "header_timeout_s", "max_connections", "max_unauthenticated"} for GET /v1/health. */

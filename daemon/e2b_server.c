@@ -13,7 +13,9 @@
  * - Bodies are bounded by the row (e2b_body): JSON 1 MiB, RPC E2B_MSG_MAX and
  *   its envelope, uploads max_upload in memfds. A Content-Length above the
  *   bound is refused before a byte is read; a body that grows past it is
- *   drained and refused.
+ *   drained and refused. A refusal decided on the head goes out before the
+ *   body is read; what the client still sends of a small body is then
+ *   drained, never stored, before the connection closes (api_guard.h).
  * - The envd token key (32 random bytes) is made once and kept in
  *   <state_dir>/e2b.key (0600).
  * - Watchers: a fixed table under s->wlock; a handle is random and names its
@@ -73,6 +75,7 @@ typedef struct conn_req {
 	bool connect_path;
 	silo_error early;           /* a refusal decided before the body (401, 404, 413, ...) */
 	bool failed;
+	bool head_refused;          /* answered in the first call: drained after the reply (api_guard.h) */
 	char allow[96];
 	uint64_t limit, got;
 	char *buf;                  /* JSON / RPC bodies */
@@ -333,9 +336,12 @@ static void conn_req_free(conn_req *cr)
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-	(void)cls, (void)c, (void)toe;
-	if (*con_cls)
-		conn_req_free(*con_cls);
+	(void)cls;
+	conn_req *cr = *con_cls;
+	if (cr && cr->head_refused)
+		conn_drain_refused(c, toe);
+	if (cr)
+		conn_req_free(cr);
 	*con_cls = NULL;
 }
 
@@ -692,6 +698,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		*con_cls = cr;
 		first_call(s, c, url, method, cr);
 		/* a refusal goes out before any of the body is read (the connection then closes) */
+		cr->head_refused = cr->failed;
 		return cr->failed ? reply_error(s, c, early_kind(cr), &cr->early, cr->allow) : MHD_YES;
 	}
 	if (*upload_size) {

@@ -12,7 +12,8 @@
  * declared length (413) and takes it from the body budget (409). All that is
  * decided when the head arrives: an error is answered in the first call, so
  * libmicrohttpd sends no 100 Continue, reads no body and closes the
- * connection after the reply. Only then is the body read, within the row's
+ * connection after the reply (what the client still sends of a small body is
+ * drained first, never stored: conn_drain_refused, api_guard.h). Only then is the body read, within the row's
  * limit and the budget (uploads spooled to a memfd); api_dispatch runs the
  * handler and send_reply sends the api_reply: every reply, success or error,
  * leaves through that one function.
@@ -88,6 +89,7 @@ typedef struct conn_req {
 	api_server *s;
 	bool tcp;
 	bool started;
+	bool head_refused;     /* answered in the first call: drained after the reply (api_guard.h) */
 	bool authorized;
 	bool no_client_cert;   /* mutual TLS: no certificate, or one the client CA did not sign */
 	char *target;          /* the request target as sent (URI log callback) */
@@ -510,8 +512,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		return MHD_NO;   /* every request passes uri_log first */
 	if (!q->started) {
 		q->started = true;
-		if (!begin(q, c, method))
+		if (!begin(q, c, method)) {
+			q->head_refused = true;
 			return finish(q, c, method);   /* answered now: no body is read */
+		}
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -525,10 +529,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
 	(void)cls;
-	(void)c;
 	conn_req *q = *con_cls;
 	if (!q)
 		return;
+	if (q->head_refused)
+		conn_drain_refused(c, toe);
 	if (q->up)   /* the request's hold; without the 101 the upgrade callback's goes too */
 		upgrade_put(q->up, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 1 : 2);
 	drop_body(q);   /* a create body may carry inline secrets: zeroed */
