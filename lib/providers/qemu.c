@@ -846,8 +846,10 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 		snprintf(scratch_arg, sizeof scratch_arg, " silo.scratch=/dev/vd%c", (char)('a' + nd - 1));
 	snprintf(silo_args, sizeof silo_args,
 		 /* silo.poweroff=reboot: without ACPI a power-off only halts; the agent reboots
-		  * instead and -no-reboot turns that into a QEMU exit */
-		 "console=ttyS0 reboot=t panic=-1 random.trust_cpu=on silo.poweroff=reboot%s%s%s%s",
+		  * instead and -no-reboot turns that into a QEMU exit; no_timer_check: under TCG on a
+		  * loaded host the kernel's IO-APIC timer check can miss its ticks and panic ("IO-APIC +
+		  * timer doesn't work"), seen with five guests booting at once on 2 busy cores */
+		 "console=ttyS0 reboot=t panic=-1 random.trust_cpu=on no_timer_check silo.poweroff=reboot%s%s%s%s",
 		 getenv("SILO_QEMU_VERBOSE") ? "" : " quiet", bp.rootdisk[0] ? " silo.root=/dev/vda" : "", scratch_arg,
 		 bp.hostname_arg);
 	cleanup_free char *cmdline = NULL;
