@@ -94,6 +94,8 @@ typedef struct task {
 	bool sock;                /* a tcp task (port forwarding): out_fd/in_fd are one socket, no process */
 	int status;
 	uint64_t start_ns, deadline_ns, drain_until_ns;
+	uint64_t oom_at_start;    /* oom_kills() when it started */
+	bool killed;              /* the host sent it SIGKILL (never reported as an OOM kill) */
 	/* files */
 	int file_fd;
 	uint64_t max, sent;
@@ -128,7 +130,10 @@ static struct {
 	task *tasks;
 	int n_tasks;
 	bool verbose;
-} G = {.conn = -1, .listen_fd = -1, .sfd = -1};
+	int oom_fd;               /* --oom-fd: a file with an "oom_kill N" line, or -1 */
+	int kmsg_fd;              /* in a VM: /dev/kmsg (non-blocking, from its end), or -1 */
+	uint64_t kmsg_ooms;       /* OOM kills the kernel logged there so far */
+} G = {.conn = -1, .listen_fd = -1, .sfd = -1, .oom_fd = -1, .kmsg_fd = -1};
 
 static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logmsg(const char *fmt, ...)
@@ -141,6 +146,61 @@ static void logmsg(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
+}
+
+/* OOM kills in the sandbox, counted. Namespace: the sandbox cgroup's
+ * memory.events (v2) or memory.oom_control (v1) "oom_kill N" line, a file the
+ * provider opens on the host and hands over as --oom-fd. VM (the whole guest
+ * is the sandbox): the kernel's "Killed process" records in /dev/kmsg, as the
+ * guest kernel has no vm event counters (/proc/vmstat lacks oom_kill);
+ * only kernel records (facility 0) count, so a guest process writing to
+ * /dev/kmsg cannot fake one. A command counts as OOM-killed when it ended
+ * with SIGKILL (or exit status 137: a shell reporting its child's SIGKILL)
+ * and the count rose while it ran, unless its timeout or the host killed it.
+ * The count is per sandbox: of two commands killed with SIGKILL at once, both
+ * are reported. UINT64_MAX: no counter. */
+static uint64_t kmsg_oom_kills(void)
+{
+	char rec[2048];
+	for (;;) {
+		ssize_t n = read(G.kmsg_fd, rec, sizeof rec - 1);   /* one record per read */
+		if (n < 0 && errno == EPIPE)
+			continue;   /* records were overwritten before we read them */
+		if (n <= 0)
+			break;
+		rec[n] = '\0';
+		char *semi = strchr(rec, ';');
+		if (semi && strtoul(rec, NULL, 10) < 8 && strstr(semi, ": Killed process "))
+			G.kmsg_ooms++;
+	}
+	return G.kmsg_ooms;
+}
+
+static uint64_t oom_kills(void)
+{
+	char buf[4096];
+	if (G.oom_fd < 0)
+		return G.kmsg_fd >= 0 ? kmsg_oom_kills() : UINT64_MAX;
+	ssize_t n = pread(G.oom_fd, buf, sizeof buf - 1, 0);
+	if (n <= 0)
+		return UINT64_MAX;
+	buf[n] = '\0';
+	for (const char *l = buf;;) {
+		if (!strncmp(l, "oom_kill ", 9))
+			return strtoull(l + 9, NULL, 10);
+		if (!(l = strchr(l, '\n')))
+			return UINT64_MAX;
+		l++;
+	}
+}
+
+static bool oom_verdict(const task *t)
+{
+	bool sigkill = WIFSIGNALED(t->status) ? WTERMSIG(t->status) == SIGKILL : WEXITSTATUS(t->status) == 128 + SIGKILL;
+	if (!sigkill || t->timed_out || t->killed || t->oom_at_start == UINT64_MAX)
+		return false;
+	uint64_t now = oom_kills();
+	return now != UINT64_MAX && now > t->oom_at_start;
 }
 
 static uint64_t now_ns(void)
@@ -576,6 +636,7 @@ static void handle_exec(const wire_msg *m)
 	ep[1] = -1;
 	t->pid = pid;
 	t->start_ns = now_ns();
+	t->oom_at_start = oom_kills();
 	if (m->present & WF_TIMEOUT && m->timeout)
 		t->deadline_ns = t->start_ns + m->timeout * 1000000ull;
 	if (t->pty) {
@@ -786,6 +847,8 @@ static void handle_signal(const wire_msg *m)
 		close_fd(&t->in_fd);
 		return;
 	}
+	if (m->sig == SIGKILL)
+		t->killed = true;
 	kill(-t->pid, (int)m->sig);
 }
 
@@ -807,6 +870,8 @@ static void handle_resize(const wire_msg *m)
 static void finish_exec(task *t)
 {
 	wire_msg m = {.type = WM_EXIT, .id = t->id, .present = WF_CODE | WF_SIG | WF_TIMEDOUT | WF_MS};
+	if (oom_verdict(t))   /* now, not at reap: the kernel logs an OOM kill after its SIGKILL */
+		m.present |= WF_OOM, m.oom = true;
 	if (WIFSIGNALED(t->status)) {
 		m.sig = WTERMSIG(t->status);
 		m.code = 128 + m.sig;
@@ -1817,7 +1882,8 @@ static int vsock_listen(unsigned port)
 
 static void usage(FILE *f)
 {
-	fputs("usage: silo-agent [--init] [--poweroff|--reboot-exit] [--hostname NAME] [--verbose]\n"
+	fputs("usage: silo-agent [--init] [--poweroff|--reboot-exit] [--hostname NAME] [--oom-fd N]\n"
+	      "                  [--verbose]\n"
 	      "                  [--fd N | --listen-fd N | --device PATH | --vsock PORT]\n"
 	      "Serves the silo wire protocol (docs/protocol.md) on one channel.\n"
 	      "  --fd N         serve an already-connected stream fd; exit when it closes\n"
@@ -1828,6 +1894,8 @@ static void usage(FILE *f)
 	      "  --poweroff     power the machine off on shutdown (default when PID 1 in a VM)\n"
 	      "  --reboot-exit  reboot(RB_AUTOBOOT) on shutdown instead (QEMU -no-reboot)\n"
 	      "  --hostname N   set the hostname at start\n"
+	      "  --oom-fd N     read OOM kills from this file's \"oom_kill N\" line (a cgroup's\n"
+	      "                 memory.events or memory.oom_control; in a VM: /dev/kmsg)\n"
 	      "  --verbose      log connections and errors to stderr\n"
 	      "A hello on an open session starts a new session (resync after a host reconnect).\n"
 	      "As PID 1 without a channel option it reads silo.channel=, silo.hostname=,\n"
@@ -1853,6 +1921,8 @@ int main(int argc, char **argv)
 			snprintf(device, sizeof device, "%s", v), i++;
 		else if (!strcmp(a, "--vsock") && v)
 			vport = atoi(v), i++;
+		else if (!strcmp(a, "--oom-fd") && v)
+			G.oom_fd = atoi(v), i++;
 		else if (!strcmp(a, "--hostname") && v)
 			snprintf(hostname, sizeof hostname, "%s", v), i++;
 		else if (!strcmp(a, "--init"))
@@ -1893,6 +1963,13 @@ int main(int argc, char **argv)
 	}
 	if (poweroff_flag)
 		G.poweroff = true;
+	if (G.oom_fd >= 0) {
+		fcntl(G.oom_fd, F_SETFD, FD_CLOEXEC);   /* never leak it into tasks */
+	} else if (G.poweroff) {
+		G.kmsg_fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (G.kmsg_fd >= 0)
+			lseek(G.kmsg_fd, 0, SEEK_END);
+	}
 	if (hostname[0] && sethostname(hostname, strlen(hostname)) < 0)
 		fprintf(stderr, "silo-agent: sethostname %s: %s\n", hostname, strerror(errno));
 	G.in = malloc(WIRE_MAX_FRAME + 4);

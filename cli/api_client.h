@@ -47,6 +47,8 @@ typedef struct run_report {
 	char id[128];
 	uint64_t spawn_ms, ready_ms, exec_ms, destroy_ms;
 	bool timed_out;               /* the command was killed at --timeout */
+	bool oom_killed;              /* the OOM killer ended the command */
+	uint32_t memory_mb;           /* the sandbox's memory limit */
 } run_report;
 /* `silo run` through silod: create a sandbox from hac.toml text, run argv in
  * it streaming stdout/stderr to ours (stdin_data, if any, is fed to it), then

@@ -59,6 +59,11 @@ double cli_jnum(json_t *o, const char *k);
 /* METHOD path [JSON body] to silod -> *out = parsed JSON response; 0, or the CLI exit status
  * after printing the error. */
 int cli_call_json(const char *method, const char *path, json_t *body, bool json, json_t **out);
+/* An exit object ({"exit_code", ..., "oom_killed"}) says the OOM killer ended the command. */
+bool cli_exit_oom(json_t *exit);
+/* "silo: command OOM-killed (memory limit N MiB)" on stderr; memory_mb <= 0: ask
+ * silod for sandbox id's limit (left out if that fails). */
+void cli_note_oom(const char *id, long long memory_mb);
 /* "ID:/path" -> id, path; a plain local path ("./a:/b" too) returns false. */
 bool cli_split_remote(const char *s, char *id, size_t idlen, const char **path);
 

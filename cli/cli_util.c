@@ -78,6 +78,34 @@ int cli_call_json(const char *method, const char *path, json_t *body, bool json,
 	return 0;
 }
 
+bool cli_exit_oom(json_t *exit)
+{
+	return json_is_true(json_object_get(exit, "oom_killed"));
+}
+
+void cli_note_oom(const char *id, long long memory_mb)
+{
+	api_client *c;
+	silo_error err;
+	if (memory_mb <= 0 && id && api_client_new(&c, &err) == 0) {
+		char *eid = api_escape(id), path[1024], *resp = NULL;
+		size_t rl = 0;
+		snprintf(path, sizeof path, "/v1/sandboxes/%s", eid);
+		free(eid);
+		if (api_call(c, "GET", path, NULL, NULL, 0, &resp, &rl, &err) == 0) {
+			json_t *o = json_loadb(resp ? resp : "", rl, 0, NULL);
+			memory_mb = o ? cli_jint(o, "memory_mb") : 0;
+			json_decref(o);
+		}
+		free(resp);
+		api_client_free(c);
+	}
+	if (memory_mb > 0)
+		fprintf(stderr, "silo: command OOM-killed (memory limit %lld MiB)\n", memory_mb);
+	else
+		fprintf(stderr, "silo: command OOM-killed\n");
+}
+
 /* A secret travels in JSON and TOML: UTF-8 text, bounded, not the redaction mark. */
 static int check_secret_text(const char *opt, const char *key, const char *v, silo_error *err)
 {

@@ -464,6 +464,7 @@ typedef struct exec_out {
 	size_t dec_cap;
 	bool json;
 	int exit_status;
+	bool oom_killed;
 	bool got_exit;
 	bool timed_out;
 	silo_error err;
@@ -525,6 +526,7 @@ static bool exec_line(exec_out *o, const char *line, size_t len)
 		int sig = (int)cli_jint(j, "signal");
 		o->exit_status = sig ? 128 + sig : (int)cli_jint(j, "exit_code");
 		o->timed_out = json_is_true(json_object_get(j, "timed_out"));
+		o->oom_killed = cli_exit_oom(j);
 	} else if (json_object_get(j, "error")) {
 		char *s = json_dumps(j, JSON_COMPACT);
 		api_error_from_body(500, s, &o->err);
@@ -658,6 +660,8 @@ int cmd_exec(int argc, char **argv)
 	else
 		rc = exec_status(&o, json);
 	fflush(stdout);
+	if (o.got_exit && o.oom_killed && !json)
+		cli_note_oom(id, 0);
 	free(o.line);
 	free(o.dec);
 	free(body);
@@ -713,6 +717,7 @@ int daemon_run(const char *toml, char *const *argv, char *const *env, const char
 	if (api_call(cl, "GET", path, NULL, NULL, 0, &resp, NULL, &err) == 0) {   /* its spawn/ready times */
 		o = json_loads(resp, 0, NULL);
 		rep->spawn_ms = (uint64_t)cli_jint(o, "spawn_ms");
+		rep->memory_mb = (uint32_t)cli_jint(o, "memory_mb");
 		rep->ready_ms = (uint64_t)cli_jint(o, "ready_ms");
 		json_decref(o);
 		free(resp);
@@ -764,6 +769,7 @@ int daemon_run(const char *toml, char *const *argv, char *const *env, const char
 	} else {
 		rc = exec_status(&eo, json);
 		rep->timed_out = eo.timed_out;
+		rep->oom_killed = eo.oom_killed;
 	}
 	rep->exec_ms = (now_mono_ns() - t_exec) / 1000000;
 	uint64_t t_destroy = now_mono_ns();

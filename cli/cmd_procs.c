@@ -91,6 +91,7 @@ static void tty_size(unsigned *rows, unsigned *cols)
 
 typedef struct session {
 	ws_conn *ws;
+	const char *sandbox;      /* its id (the OOM-kill note asks for its memory limit) */
 	bool pty;
 	bool detach_key;          /* attach: ^] detaches */
 	bool stdin_open;          /* forward our stdin */
@@ -181,6 +182,8 @@ static int session_loop(session *s, const char *what, bool json)
 			status = sig ? 128 + sig : (int)cli_jint(o, "exit_code");
 			if (json)
 				cli_print_json(o);
+			else if (cli_exit_oom(o))
+				cli_note_oom(s->sandbox, 0);
 		} else if (json_object_get(o, "error")) {
 			char *t = json_dumps(o, JSON_COMPACT);
 			api_error_from_body(500, t, &err);
@@ -284,7 +287,7 @@ int cli_exec_session(const char *id, json_t *req, bool tty, bool interactive, bo
 	}
 	char path[1024];
 	urlpath(path, sizeof path, id, "/session", NULL);
-	session s = {.stdin_open = interactive};
+	session s = {.sandbox = id, .stdin_open = interactive};
 	api_ws *w = NULL;
 	int rc = open_session(path, req, &s, &w, json);
 	if (rc) {
@@ -515,6 +518,8 @@ int cmd_wait(int argc, char **argv)
 			cli_print_json(o);
 		json_t *ex = json_object_get(o, "exit");
 		int sig = (int)cli_jint(ex, "signal"), code = (int)cli_jint(ex, "exit_code");
+		if (!json && cli_exit_oom(ex))
+			cli_note_oom(args[0], 0);
 		json_decref(o);
 		return sig ? 128 + sig : code;
 	}
@@ -533,7 +538,7 @@ int cmd_attach(int argc, char **argv)
 	urlpath(base, sizeof base, args[0], "/procs/", args[1]);
 	snprintf(path, sizeof path, "%s/attach", base);
 	bool tty = isatty(STDIN_FILENO);
-	session s = {.stdin_open = !no_stdin, .detach_key = tty && !no_stdin};
+	session s = {.sandbox = args[0], .stdin_open = !no_stdin, .detach_key = tty && !no_stdin};
 	api_ws *w = NULL;
 	int rc = open_session(path, NULL, &s, &w, json);
 	if (rc) {

@@ -103,6 +103,8 @@ static int report_run(const run_report *r, uint64_t total_ms, bool timing, bool 
 				(unsigned long long)r->exec_ms, (unsigned long long)r->destroy_ms,
 				(unsigned long long)total_ms);
 	}
+	if (r->oom_killed && status >= 0 && !json)
+		cli_note_oom(NULL, r->memory_mb);
 	if (r->timed_out && status >= 0) {
 		silo_error e;
 		silo_fail_vm(&e, SILO_ERR_TIMEOUT, 0, r->id, "command killed after --timeout %lu s", timeout_s);
@@ -473,7 +475,8 @@ int cmd_run(int argc, char **argv)
 	sigaction(SIGTERM, &old_term, NULL);
 	sigaction(SIGPIPE, &old_pipe, NULL);
 	run_report rr = {.spawn_ms = spawn_ms, .ready_ms = ready_ms, .exec_ms = exec_ms, .destroy_ms = destroy_ms,
-			 .timed_out = !exec_failed && res.timed_out};
+			 .timed_out = !exec_failed && res.timed_out, .oom_killed = !exec_failed && res.oom_killed,
+			 .memory_mb = spec.memory_mb};
 	snprintf(rr.id, sizeof rr.id, "%s", id);
 	report_run(&rr, ms_since(t0), timing, json, timeout_s, -1);   /* --time; the timeout below */
 	if (drc < 0 || !rep.host_clean) {

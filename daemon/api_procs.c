@@ -14,7 +14,7 @@
  * messages JSON controls ({"resize": {"rows", "cols"}}, {"signal": "INT"},
  * {"eof": true}); the server's binary messages are output with a first byte
  * of 1 (stdout) or 2 (stderr), its text messages JSON: {"proc", "pid"} first,
- * then {"exit_code", "signal", "timed_out", "duration_ms"} or {"error": ...}
+ * then {"exit_code", "signal", "timed_out", "oom_killed", "duration_ms"} or {"error": ...}
  * last, then a close (1000). Two threads per session: this one reads the
  * socket into stdin, a second one moves output to the socket. Both directions
  * are flow-controlled: output is read from the process only as fast as the
@@ -56,8 +56,9 @@ static int begin(api_req *q, token_op op, const char *path, char *const *argv, m
 
 static json_t *result_json(const exec_result *r)
 {
-	return json_pack("{s:i,s:i,s:b,s:I}", "exit_code", r->signal ? 128 + r->signal : r->exit_code, "signal",
-			 r->signal, "timed_out", r->timed_out, "duration_ms", (json_int_t)r->duration_ms);
+	return json_pack("{s:i,s:i,s:b,s:b,s:I}", "exit_code", r->signal ? 128 + r->signal : r->exit_code, "signal",
+			 r->signal, "timed_out", r->timed_out, "oom_killed", r->oom_killed, "duration_ms",
+			 (json_int_t)r->duration_ms);
 }
 
 static json_t *info_json(const char *sbid, const proc_info *i)

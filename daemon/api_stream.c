@@ -191,8 +191,8 @@ static void *exec_waiter(void *arg)
 	if (closing) {
 		/* nobody is listening: manager_exec_free drops the output and kills the task */
 	} else if (rc == 0) {
-		o = json_pack("{s:i,s:i,s:b,s:I}", "exit_code", res.exit_code, "signal", res.signal, "timed_out",
-			      res.timed_out, "duration_ms", (json_int_t)res.duration_ms);
+		o = json_pack("{s:i,s:i,s:b,s:b,s:I}", "exit_code", res.exit_code, "signal", res.signal, "timed_out",
+			      res.timed_out, "oom_killed", res.oom_killed, "duration_ms", (json_int_t)res.duration_ms);
 	} else {
 		manager_note_error(st->ctx->m, &err);
 		o = api_error_json(&err);

@@ -55,6 +55,7 @@ static const field fields[] = {
 	{"evs", WF_EVS, K_EVS, OFF(evs), OFF(n_evs)},
 	{"ovf", WF_OVF, K_BOOL, OFF(ovf), 0},
 	{"a", WF_ADDR, K_STR, OFF(addr), 64},
+	{"oom", WF_OOM, K_BOOL, OFF(oom), 0},
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 

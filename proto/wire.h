@@ -48,7 +48,7 @@ enum wire_type {
 	WM_STDIN = 13,     /* [data], [eof] */
 	WM_SIGNAL = 14,    /* sig */
 	WM_RESIZE = 15,    /* rows, cols */
-	WM_EXIT = 16,      /* code, sig, timed_out, ms (duration) */
+	WM_EXIT = 16,      /* code, sig, timed_out, ms (duration), [oom] */
 	WM_CREDIT = 17,    /* n: host -> agent: n more output bytes; agent -> host: n more stdin bytes */
 	WM_DISCARD = 18,   /* host -> agent: drop the task's output from now on (exit still follows) */
 	WM_CANCEL = 19,    /* host -> agent: end a watch (no reply; unknown ids are ignored) */
@@ -116,6 +116,7 @@ enum wire_type {
 #define WF_EVS      (UINT64_C(1) << 34)
 #define WF_OVF      (UINT64_C(1) << 35)
 #define WF_ADDR     (UINT64_C(1) << 36)   /* net */
+#define WF_OOM      (UINT64_C(1) << 37)   /* exit: the OOM killer ended it */
 
 /* Watch event kinds (wire_event.kind). */
 enum wire_ev_kind {
@@ -155,7 +156,7 @@ typedef struct wire_msg {
 	size_t data_len;
 	uint32_t stream;
 	int64_t code, sig;
-	bool timed_out, pty, eof, flag, exists, ovf;
+	bool timed_out, pty, eof, flag, exists, ovf, oom;
 	uint64_t ms, size, max, timeout;
 	int64_t uid, gid, mtime;
 	uint32_t rows, cols, mode, pid;

@@ -106,6 +106,7 @@ typedef struct silo_exec_result {
 	int signal;
 	int timed_out;
 	uint64_t duration_ms;
+	int oom_killed;               /* the OOM killer ended it (exit_code 137; docs/protocol.md) */
 } silo_exec_result;
 
 /* Spawn and wait until the agent is ready (BOOT_TIMEOUT otherwise, nothing left behind). */

@@ -266,6 +266,15 @@ int cg_remove(cg_set *cg)
 	return left ? -1 : 0;
 }
 
+bool cg_oom_file(const cg_set *cg, char *buf, size_t len)
+{
+	for (int i = 0; i < cg->n; i++)
+		if (cg->v2 || strstr(cg->path[i], CG_ROOT "/memory/"))
+			return (size_t)snprintf(buf, len, "%s/%s", cg->path[i],
+						cg->v2 ? "memory.events" : "memory.oom_control") < len;
+	return false;
+}
+
 int cg_freeze(cg_set *cg, bool frozen, silo_error *err)
 {
 	if (!cg->freeze[0])

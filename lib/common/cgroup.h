@@ -35,6 +35,9 @@ void cg_paths(const char *id, cg_set *cg);
 int cg_create(const char *id, const cg_limits *lim, cg_set *cg, silo_error *err);
 /* Remove (retrying while the kernel finishes tearing down tasks). 0 if all gone. */
 int cg_remove(cg_set *cg);
+/* The memory cgroup's file with the "oom_kill N" line into buf: memory.events
+ * (v2) or memory.oom_control (v1). False if there is no memory cgroup. */
+bool cg_oom_file(const cg_set *cg, char *buf, size_t len);
 /* Freeze or thaw every task. */
 int cg_freeze(cg_set *cg, bool frozen, silo_error *err);
 /* Describe the hierarchy in use ("cgroup v1 (memory,cpu,pids,freezer)" ...) or why none. */

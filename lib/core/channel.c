@@ -517,6 +517,7 @@ static const char *dispatch(chan *c, const wire_msg *m)
 		t->res.exit_code = (m->present & WF_CODE) && m->code >= 0 && m->code <= 255 ? (int)m->code : -1;
 		t->res.signal = (m->present & WF_SIG) && m->sig > 0 && m->sig < 128 ? (int)m->sig : 0;
 		t->res.timed_out = m->timed_out;
+		t->res.oom_killed = m->oom;
 		t->res.duration_ms = m->ms;
 		if (t->res.exit_code < 0 && !t->res.signal)
 			viol = "exit without a valid code";

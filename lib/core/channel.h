@@ -91,6 +91,7 @@ typedef struct exec_result {
 	int exit_code;                /* valid when signal == 0 */
 	int signal;                   /* terminating signal or 0 */
 	bool timed_out;
+	bool oom_killed;              /* the OOM killer ended it (the agent's verdict, docs/protocol.md) */
 	uint64_t duration_ms;
 } exec_result;
 

@@ -1515,6 +1515,8 @@ static void audit_exec(mgr_exec *x, int rc, const exec_result *res, const char *
 					res->exit_code, "signal", res->signal, "timed_out", res->timed_out)
 			    : json_pack("{s:s,s:s,s:s}", "command", x->cmd, "proc", proc_id(x->p), "error",
 					err ? err->message : "");
+	if (rc == 0 && res->oom_killed)
+		json_object_set_new(d, "oom_killed", json_true());
 	if (why)
 		json_object_set_new(d, "error", json_string(why));
 	manager_audit(x->op.m, x->actor, x->op.e->id, "exec", (now_mono_ns() - x->start_ns) / 1000000, d);

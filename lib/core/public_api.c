@@ -146,7 +146,8 @@ SILO_PUBLIC int silo_sandbox_exec(silo_sandbox *w, const silo_exec_opts *o, silo
 	}
 	if (res)
 		*res = (silo_exec_result){.exit_code = er.signal ? 128 + er.signal : er.exit_code, .signal = er.signal,
-					  .timed_out = er.timed_out, .duration_ms = er.duration_ms};
+					  .timed_out = er.timed_out, .duration_ms = er.duration_ms,
+					  .oom_killed = er.oom_killed};
 	return 0;
 }
 
@@ -257,7 +258,8 @@ SILO_PUBLIC int silo_proc_resize(silo_proc *h, uint16_t rows, uint16_t cols, sil
 static silo_exec_result public_result(const exec_result *r)
 {
 	return (silo_exec_result){.exit_code = r->signal ? 128 + r->signal : r->exit_code, .signal = r->signal,
-				  .timed_out = r->timed_out, .duration_ms = r->duration_ms};
+				  .timed_out = r->timed_out, .duration_ms = r->duration_ms,
+				  .oom_killed = r->oom_killed};
 }
 
 SILO_PUBLIC int silo_proc_wait(silo_proc *h, int timeout_ms, silo_exec_result *res, silo_error *err)

@@ -67,6 +67,7 @@
 #define NS_DETACH_TIMEOUT_MS 5000
 #define NS_RUN_MAX_MB 64u          /* /run holds pid files and sockets */
 #define AGENT_FD 3
+#define OOM_FD 4                   /* the agent's --oom-fd: the sandbox cgroup's OOM-kill counter */
 #define STATE_FILE "ns-state"
 #define LAYERS_FILE "layers"       /* image layers held for the sandbox's lifetime (reattach) */
 #define NS_MAX_LAYERS 500          /* overlayfs' limit of lower layers */
@@ -201,6 +202,7 @@ typedef struct child_args {
 	char procs[CG_MAX][PATH_MAX];     /* the files the intermediate joins through */
 	bool join_self;                   /* write "0" (the writing thread) instead of its pid */
 	int ncg;
+	char oom_file[PATH_MAX];   /* cg_oom_file, "" if none */
 	int listen_fd;
 	int err_fd;          /* write end, CLOEXEC */
 	int sync_fd;         /* read end: the go byte once the id slot is handed over */
@@ -551,6 +553,17 @@ static void write_knob(const child_args *a, const char *rel, const char *val)
 	close(fd);
 }
 
+/* fd renumbered above OOM_FD (close-on-exec), clear of the agent's fds set up
+ * at the end of child_main. */
+static int fd_above_agent_fds(int fd)
+{
+	if (fd < 0 || fd > OOM_FD)
+		return fd;
+	int hi = fcntl(fd, F_DUPFD_CLOEXEC, OOM_FD + 1);
+	close(fd);
+	return hi;
+}
+
 __attribute__((noreturn)) static void child_main(child_args *a)
 {
 	/* Wait for the go byte: the intermediate writes it once our id slot
@@ -573,6 +586,10 @@ __attribute__((noreturn)) static void child_main(child_args *a)
 	if (r != (ssize_t)sizeof nr || nr < 0)
 		_exit(126);
 	close(a->disk_fd);
+	/* the OOM-kill counter, opened while the host's /sys is still in view:
+	 * read-only, owned by host root, so the sandbox can only read it */
+	int oom_fd = fd_above_agent_fds(a->oom_file[0] ? open(a->oom_file, O_RDONLY | O_CLOEXEC) : -1);
+	a->err_fd = fd_above_agent_fds(a->err_fd);
 	char num[24];
 	ns_utoa(num, sizeof num, (unsigned long)nr);
 	s_cat(a->loopdev, sizeof a->loopdev, s_cat(a->loopdev, sizeof a->loopdev, 0, "/dev/loop"), num);
@@ -666,10 +683,12 @@ __attribute__((noreturn)) static void child_main(child_args *a)
 	for (int fd = 0; fd <= 2; fd++)
 		if (dup2(nul, fd) < 0)
 			child_fail(a, "dup2 /dev/null");
-	/* Everything above AGENT_FD closes at exec (the error pipe must stay open
+	if (oom_fd >= 0 ? dup2(oom_fd, OOM_FD) < 0 : close(OOM_FD) < 0 && errno != EBADF)
+		child_fail(a, "dup2 the OOM-kill counter");
+	/* Everything above OOM_FD closes at exec (the error pipe must stay open
 	 * until then). close_range needs Linux 5.11; fall back to a loop. */
-	if (syscall(SYS_close_range, AGENT_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-		for (int fd = AGENT_FD + 1; fd < 65536; fd++)
+	if (syscall(SYS_close_range, OOM_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+		for (int fd = OOM_FD + 1; fd < 65536; fd++)
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
 	}
 
@@ -681,8 +700,8 @@ __attribute__((noreturn)) static void child_main(child_args *a)
 		errno = -rc;
 		child_fail(a, "load the seccomp filter");
 	}
-	_Static_assert(AGENT_FD == 3, "argv below names fd 3");
-	char *const argv[] = {"silo-agent", "--init", "--listen-fd", "3", NULL};
+	_Static_assert(AGENT_FD == 3 && OOM_FD == 4, "argv below names fds 3 and 4");
+	char *const argv[] = {"silo-agent", "--init", "--listen-fd", "3", oom_fd >= 0 ? "--oom-fd" : NULL, "4", NULL};
 	char *const envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 			      "HOME=/root", "TERM=xterm", "container=silo", NULL};
 	char marker = 0;
@@ -1155,6 +1174,8 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 		else
 			memcpy(a->procs[i], s->cg.procs[i], PATH_MAX);
 	}
+	if (!cg_oom_file(&s->cg, a->oom_file, sizeof a->oom_file))
+		a->oom_file[0] = '\0';
 	/* the host id range, its user namespace, the disk */
 	if (ns_ids_alloc(NS_IDS_DIR, sb->id, &s->ids, err) < 0)
 		goto fail;

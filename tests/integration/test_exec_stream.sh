@@ -4,6 +4,7 @@
 # (docs/protocol.md "Flow control"). A real silod, the namespace provider:
 # - a slow reader over the CLI, over HTTP (a client that stops reading, one that
 #   reads at a limited rate) and with stdin: byte-exact output (SHA-256);
+# - a command killed by the OOM killer is named so (oom_killed, the CLI's note);
 # - other tasks on the same sandbox keep working while one stream is stalled
 #   (exec round trips measured and printed; asserted only to complete);
 # - a stalled stream costs no memory: silod and agent RSS stay bounded and the
@@ -141,6 +142,48 @@ check "a stalled HTTP client that dies kills its process too" \
 sleep 0.3
 fd1=$(fds)
 check "no fd leak in silod ($fd0 -> $fd1)" test "$fd1" -le $((fd0 + 2))
+
+# ---------------------------------------------------------------- OOM kills are named (issue 14 item 7)
+# A 128 MiB sandbox: a command past the limit ends with 137 and "oom_killed":
+# true (the sandbox cgroup's oom_kill count rose while it ran); a command that
+# kills itself with SIGKILL, or one killed by its timeout, says false.
+B=$(create_ns oom 128)
+oomx() { # oomx JSON -> "exit_code signal oom_killed" of the exit line
+	exec_json "$B" "$1" | python3 -c 'import json,sys
+e=[j for j in map(json.loads, sys.stdin) if "exit_code" in j or "error" in j][-1]
+print(e.get("exit_code"), e.get("signal"), e.get("oom_killed"))'
+}
+HOG='dd if=/dev/zero bs=1M count=600 2>/dev/null | tail > /dev/null'
+r=$(oomx "{\"argv\":[\"sh\",\"-c\",\"$HOG\"]}")
+check "a shell whose pipeline allocates past 128 MiB: exit 137, oom_killed true ($r)" test "$r" = "137 0 True"
+r=$(oomx '{"argv":["sh","-c","exec tail /dev/zero"]}')
+check "a process killed by the OOM killer itself: signal 9, oom_killed true ($r)" test "$r" = "137 9 True"
+r=$(oomx '{"argv":["sh","-c","kill -9 $$"]}')
+check "kill -9 \$\$ (exit 137, no OOM): oom_killed false ($r)" test "$r" = "137 9 False"
+r=$(oomx '{"argv":["sleep","10"],"timeout_ms":300}')
+check "a command killed by its timeout: oom_killed false ($r)" test "$r" = "137 9 False"
+"$SILO" exec "$B" -- sh -c "$HOG" > /dev/null 2> "$TMP/oom.err"
+st=$?
+echo "# $(tr '\n' '|' < "$TMP/oom.err")"
+check "silo exec of an OOM-killed command: exit 137 and 'silo: command OOM-killed (memory limit 128 MiB)'" \
+	bash -c "test $st = 137 && grep -qx 'silo: command OOM-killed (memory limit 128 MiB)' '$TMP/oom.err'"
+"$SILO" exec "$B" -- sh -c 'kill -9 $$' 2> "$TMP/kill.err"
+st=$?
+check "silo exec of kill -9 \$\$: exit 137, no OOM note" bash -c "test $st = 137 && ! grep -q OOM '$TMP/kill.err'"
+P=$("$SILO" exec -d "$B" -- sh -c "$HOG")
+"$SILO" wait "$B" "$P" 2> "$TMP/wait.err"
+st=$?
+check "a background process OOM-killed: silo wait exits 137 with the note ($P)" \
+	bash -c "test $st = 137 && grep -q 'OOM-killed (memory limit 128 MiB)' '$TMP/wait.err'"
+r=$(api GET "/v1/sandboxes/$B/procs/$P" | jget 'j["exit"]["oom_killed"]')
+check "... and its status route says oom_killed ($r)" test "$r" = true
+# the agent's fd 4 is host root's memory.oom_control: readable, never writable
+r=$(oomx '{"argv":["sh","-c","grep -q oom_kill /proc/1/fd/4 && ! echo 1 2>/dev/null > /proc/1/fd/4"]}')
+check "the sandbox reads its OOM counter (/proc/1/fd/4) but cannot write it (oom_kill_disable) ($r)" \
+	test "$r" = "0 0 False"
+r=$(oomx '{"argv":["echo","alive"]}')
+check "the sandbox lives on after the OOM kills ($r)" test "$r" = "0 0 False"
+api DELETE "/v1/sandboxes/$B?grace_ms=0" > /dev/null
 
 # ---------------------------------------------------------------- a stalled client does not hold up a delete
 exec_client "$A" 3 head -c 200000000 /dev/zero > "$TMP/deleted.out" &
