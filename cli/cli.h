@@ -59,6 +59,9 @@ double cli_jnum(json_t *o, const char *k);
 /* METHOD path [JSON body] to silod -> *out = parsed JSON response; 0, or the CLI exit status
  * after printing the error. */
 int cli_call_json(const char *method, const char *path, json_t *body, bool json, json_t **out);
+/* GET path and list the array under key: as JSON with --json, else header()
+ * then row() for each element. 0, or the CLI exit status. */
+int cli_list(const char *path, const char *key, bool json, void (*header)(void), void (*row)(json_t *item));
 /* "ID:/path" -> id, path; a plain local path ("./a:/b" too) returns false. */
 bool cli_split_remote(const char *s, char *id, size_t idlen, const char **path);
 
