@@ -71,6 +71,7 @@ _Static_assert(NET_FD == LEASE_FD + 1, "launch closes every descriptor above NET
 #define SNAPSHOT_MARGIN_MIB 64       /* RLIMIT_FSIZE above guest RAM: the memory file's trailer */
 
 static const char *const rundir_files[] = {VSOCK_FILE, "api.sock", "serial.log", "vmm.log", VM_SCRATCH_FILE};
+static const vm_rundir rundir_layout = {rundir_files, ARRAY_SIZE(rundir_files), JAIL_DIR};
 
 typedef struct kvm_state {
 	bool is_child, exited;
@@ -475,15 +476,7 @@ static bool wait_exit(sandbox *sb, int ms)
 
 static void remove_rundir_files(sandbox *sb)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
-		char p[PATH_MAX + 32];
-		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
-		unlink(p);
-	}
-	char p[PATH_MAX + 16];
-	snprintf(p, sizeof p, "%s/" JAIL_DIR, sb->rundir);
-	rmdir(p);
-	rmdir(sb->rundir);
+	vm_rundir_remove(&rundir_layout, sb->rundir, true);
 }
 
 /* Force the jail down: SIGKILL the VMM (the relay then removes the sockets and the cgroup
@@ -731,27 +724,9 @@ out:
 
 static void k_residue(sandbox *sb, char ***out)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
-		char p[PATH_MAX + 32];
-		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
-		if (path_exists(p)) /* only what is really left */
-			strv_push(out, xstrdup(p));
-	}
-	char p[PATH_MAX + 16];
-	snprintf(p, sizeof p, "%s/" JAIL_DIR, sb->rundir);
-	if (path_exists(p))
-		strv_push(out, xstrdup(p));
-	if (sb->pid > 0 && kill(sb->pid, 0) == 0 && vm_proc_is(sb->pid, VMM_BIN, sb->id) && !vm_proc_zombie(sb->pid)) {
-		strv_push(out, xasprintf("pid %d (silo-vmm relay)", (int)sb->pid));
-		pid_t vp = vm_proc_child(sb->pid);
-		if (vp > 0)
-			strv_push(out, xasprintf("pid %d (silo-vmm)", (int)vp));
-	}
-	cg_set cg;
-	cg_paths(sb->id, &cg);
-	for (int i = 0; i < cg.n; i++)
-		if (path_exists(cg.path[i]))
-			strv_push(out, xasprintf("cgroup %s", cg.path[i]));
+	bool relay = sb->pid > 0 && kill(sb->pid, 0) == 0 && vm_proc_is(sb->pid, VMM_BIN, sb->id) &&
+		     !vm_proc_zombie(sb->pid);
+	vm_residue(&rundir_layout, sb->id, sb->rundir, relay ? sb->pid : 0, "silo-vmm relay", "silo-vmm", out);
 }
 
 static void k_diagnostics(sandbox *sb, char *buf, size_t len)

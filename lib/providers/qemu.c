@@ -76,6 +76,8 @@ typedef struct qemu_state {
 } qemu_state;
 
 static const char *const rundir_files[] = {"agent.sock", "qmp.sock", "serial.log", "qemu.log", VM_SCRATCH_FILE};
+/* root: empty on the host (the jail's tmpfs lives in QEMU's mount namespace) */
+static const vm_rundir rundir_layout = {rundir_files, ARRAY_SIZE(rundir_files), "root"};
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -519,18 +521,10 @@ static void argv_addf(argv_buf *a, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- jail teardown */
 
+/* and_dir: the core may still keep files there; then it removes the dir */
 static void remove_rundir_files(sandbox *sb, bool and_dir)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
-		char p[PATH_MAX + 32];
-		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
-		unlink(p);
-	}
-	char p[PATH_MAX + 32];
-	snprintf(p, sizeof p, "%s/root", sb->rundir);
-	rmdir(p);   /* empty on the host: the jail's tmpfs lived in QEMU's mount namespace */
-	if (and_dir)
-		rmdir(sb->rundir); /* the core may still keep files there; then it removes the dir */
+	vm_rundir_remove(&rundir_layout, sb->rundir, and_dir);
 }
 
 /* Force the jail down: SIGKILL QEMU (the jailer then drains the logs, removes the
@@ -1262,53 +1256,33 @@ static int q_reattach(sandbox *sb, silo_error *err)
 	return 0;
 }
 
-static int q_pause(sandbox *sb, silo_error *err)
+/* pause ("stop") and resume ("cont") of a running VM */
+static int q_run_state(sandbox *sb, const char *cmd, silo_error *err)
 {
 	qemu_state *q = sb->prov;
 	if (!q || !q_alive(sb))
 		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "qemu: sandbox not running");
-	if (qmp_command(q, "stop", 3000, err) < 0) {
+	if (qmp_command(q, cmd, 3000, err) < 0) {
 		silo_error_set_vm(err, sb->id);
 		return -1;
 	}
 	return 0;
+}
+
+static int q_pause(sandbox *sb, silo_error *err)
+{
+	return q_run_state(sb, "stop", err);
 }
 
 static int q_resume(sandbox *sb, silo_error *err)
 {
-	qemu_state *q = sb->prov;
-	if (!q || !q_alive(sb))
-		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "qemu: sandbox not running");
-	if (qmp_command(q, "cont", 3000, err) < 0) {
-		silo_error_set_vm(err, sb->id);
-		return -1;
-	}
-	return 0;
+	return q_run_state(sb, "cont", err);
 }
 
 static void q_residue(sandbox *sb, char ***out)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
-		char p[PATH_MAX + 32];
-		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
-		if (path_exists(p))
-			strv_push(out, xstrdup(p));
-	}
-	char p[PATH_MAX + 32];
-	snprintf(p, sizeof p, "%s/root", sb->rundir);
-	if (path_exists(p))
-		strv_push(out, xstrdup(p));
-	if (sb->pid > 0 && kill(sb->pid, 0) == 0 && pid_is_jailer(sb->pid, sb->id) && !vm_proc_zombie(sb->pid)) {
-		strv_push(out, xasprintf("pid %d (silo-jailer)", (int)sb->pid));
-		pid_t qp = vm_proc_child(sb->pid);
-		if (qp > 0)
-			strv_push(out, xasprintf("pid %d (qemu)", (int)qp));
-	}
-	cg_set cg;
-	cg_paths(sb->id, &cg);
-	for (int i = 0; i < cg.n; i++)
-		if (path_exists(cg.path[i]))
-			strv_push(out, xasprintf("cgroup %s", cg.path[i]));
+	bool relay = sb->pid > 0 && kill(sb->pid, 0) == 0 && pid_is_jailer(sb->pid, sb->id) && !vm_proc_zombie(sb->pid);
+	vm_residue(&rundir_layout, sb->id, sb->rundir, relay ? sb->pid : 0, "silo-jailer", "qemu", out);
 }
 
 /* BOOT_TIMEOUT diagnostics: the tail of the guest console and of QEMU's stderr. */

@@ -666,3 +666,40 @@ int vm_uid_lease(const char *id, uid_t *uid, int *fd, silo_error *err)
 	return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0, "uid lease: all %u VM uids from %u are in use",
 			 VM_UID_COUNT, VM_UID_BASE);
 }
+
+/* ---- the run directory ---- */
+
+void vm_rundir_remove(const vm_rundir *l, const char *rundir, bool and_dir)
+{
+	char p[PATH_MAX + 32];
+	for (size_t i = 0; i < l->n_files; i++) {
+		snprintf(p, sizeof p, "%s/%s", rundir, l->files[i]);
+		unlink(p);
+	}
+	snprintf(p, sizeof p, "%s/%s", rundir, l->jail);
+	rmdir(p);
+	if (and_dir)
+		rmdir(rundir);
+}
+
+void vm_residue(const vm_rundir *l, const char *id, const char *rundir, pid_t relay, const char *relay_name,
+		const char *vmm_name, char ***out)
+{
+	char p[PATH_MAX + 32];
+	for (size_t i = 0; i <= l->n_files; i++) {
+		snprintf(p, sizeof p, "%s/%s", rundir, i < l->n_files ? l->files[i] : l->jail);
+		if (path_exists(p)) /* only what is really left */
+			strv_push(out, xstrdup(p));
+	}
+	if (relay > 0) {
+		strv_push(out, xasprintf("pid %d (%s)", (int)relay, relay_name));
+		pid_t vp = vm_proc_child(relay);
+		if (vp > 0)
+			strv_push(out, xasprintf("pid %d (%s)", (int)vp, vmm_name));
+	}
+	cg_set cg;
+	cg_paths(id, &cg);
+	for (int i = 0; i < cg.n; i++)
+		if (path_exists(cg.path[i]))
+			strv_push(out, xasprintf("cgroup %s", cg.path[i]));
+}

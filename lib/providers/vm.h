@@ -100,4 +100,18 @@ pid_t vm_proc_child(pid_t pid);
 /* Remove the cgroup silo/<id> if a relay that was killed left it. */
 void vm_cgroup_remove(const char *id);
 
+/* ---- the run directory a VM provider leaves behind ---- */
+typedef struct vm_rundir {
+	const char *const *files;  /* relative to the rundir: sockets, logs, the scratch disk */
+	size_t n_files;
+	const char *jail;          /* the jail's root directory, relative */
+} vm_rundir;
+/* Unlink the files, rmdir the jail's root, and the rundir itself with and_dir. */
+void vm_rundir_remove(const vm_rundir *l, const char *rundir, bool and_dir);
+/* provider_ops.residue: the files and jail directory that still exist, the relay
+ * (pid, when the caller found it alive and ours; 0 = none) and its child named
+ * "pid N (relay_name)" / "pid N (vmm_name)", and the sandbox's cgroups. */
+void vm_residue(const vm_rundir *l, const char *id, const char *rundir, pid_t relay, const char *relay_name,
+		const char *vmm_name, char ***out);
+
 #endif
