@@ -464,14 +464,7 @@ static int k_connect(sandbox *sb, int timeout_ms, silo_error *err)
 
 static bool wait_exit(sandbox *sb, int ms)
 {
-	uint64_t deadline = now_mono_ns() + (uint64_t)ms * 1000000ULL;
-	while (k_alive(sb)) {
-		if (now_mono_ns() >= deadline)
-			return false;
-		struct timespec ts = {0, 2 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-	return true;
+	return vm_wait_exit(sb, k_alive, ms, 2);
 }
 
 static void remove_rundir_files(sandbox *sb)
@@ -484,18 +477,7 @@ static void remove_rundir_files(sandbox *sb)
  * cgroup left. */
 static int stop_jail(sandbox *sb)
 {
-	if (sb->pid > 0 && k_alive(sb)) {
-		pid_t vp = vm_proc_child(sb->pid);
-		if (vp > 0)
-			kill(vp, SIGKILL);
-		if (!wait_exit(sb, vp > 0 ? 5000 : 0)) {
-			kill(sb->pid, SIGKILL);
-			if (!wait_exit(sb, 5000))
-				return -1;
-		}
-	}
-	vm_cgroup_remove(sb->id);
-	return 0;
+	return vm_stop_jail(sb, sb->pid, sb->id, k_alive, 2);
 }
 
 static int k_terminate(sandbox *sb, int grace_ms, silo_error *err)

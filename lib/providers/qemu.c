@@ -306,15 +306,7 @@ static bool q_alive(sandbox *sb)
 /* Wait up to ms for the process to exit (reaping it if it is our child). */
 static bool wait_exit(sandbox *sb, int ms)
 {
-	uint64_t deadline = now_mono_ns() + (uint64_t)(ms > 0 ? ms : 0) * 1000000ull;
-	for (;;) {
-		if (!q_alive(sb))
-			return true;
-		if (now_mono_ns() >= deadline)
-			return false;
-		struct timespec ts = {0, 5 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
+	return vm_wait_exit(sb, q_alive, ms, 5);
 }
 
 /* Last `max` bytes of a file, non-printables replaced by '.', into out. */
@@ -531,18 +523,7 @@ static void remove_rundir_files(sandbox *sb, bool and_dir)
  * cgroup and exits), then the jailer if it lingers, then any cgroup left. */
 static int stop_jail(sandbox *sb)
 {
-	if (sb->pid > 0 && q_alive(sb)) {
-		pid_t qp = vm_proc_child(sb->pid);
-		if (qp > 0)
-			kill(qp, SIGKILL);
-		if (!wait_exit(sb, qp > 0 ? 5000 : 0)) {
-			kill(sb->pid, SIGKILL);   /* QEMU has PR_SET_PDEATHSIG(SIGKILL) */
-			if (!wait_exit(sb, 5000))
-				return -1;
-		}
-	}
-	vm_cgroup_remove(sb->id);
-	return 0;
+	return vm_stop_jail(sb, sb->pid, sb->id, q_alive, 5);
 }
 
 /* ---------------------------------------------------------------- the jail's files

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cgroup.h"
@@ -702,4 +703,33 @@ void vm_residue(const vm_rundir *l, const char *id, const char *rundir, pid_t re
 	for (int i = 0; i < cg.n; i++)
 		if (path_exists(cg.path[i]))
 			strv_push(out, xasprintf("cgroup %s", cg.path[i]));
+}
+
+bool vm_wait_exit(struct sandbox *sb, bool (*alive)(struct sandbox *), int ms, int poll_ms)
+{
+	uint64_t deadline = now_mono_ns() + (uint64_t)(ms > 0 ? ms : 0) * 1000000ull;
+	for (;;) {
+		if (!alive(sb))
+			return true;
+		if (now_mono_ns() >= deadline)
+			return false;
+		struct timespec ts = {0, (long)poll_ms * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+int vm_stop_jail(struct sandbox *sb, pid_t relay, const char *id, bool (*alive)(struct sandbox *), int poll_ms)
+{
+	if (relay > 0 && alive(sb)) {
+		pid_t vp = vm_proc_child(relay);
+		if (vp > 0)
+			kill(vp, SIGKILL);
+		if (!vm_wait_exit(sb, alive, vp > 0 ? 5000 : 0, poll_ms)) {
+			kill(relay, SIGKILL);   /* the VMM has PR_SET_PDEATHSIG(SIGKILL) */
+			if (!vm_wait_exit(sb, alive, 5000, poll_ms))
+				return -1;
+		}
+	}
+	vm_cgroup_remove(id);
+	return 0;
 }

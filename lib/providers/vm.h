@@ -99,6 +99,13 @@ bool vm_proc_zombie(pid_t pid);
 pid_t vm_proc_child(pid_t pid);
 /* Remove the cgroup silo/<id> if a relay that was killed left it. */
 void vm_cgroup_remove(const char *id);
+/* Poll alive(sb) every poll_ms until it is false (true) or ms have passed (false). */
+struct sandbox;
+bool vm_wait_exit(struct sandbox *sb, bool (*alive)(struct sandbox *), int ms, int poll_ms);
+/* Force a jail down: SIGKILL the relay's child, the VMM (the relay then cleans up and
+ * exits), then the relay if it lingers, then any cgroup left. relay: sb's pid, 0 = none.
+ * -1 if the relay would not die. */
+int vm_stop_jail(struct sandbox *sb, pid_t relay, const char *id, bool (*alive)(struct sandbox *), int poll_ms);
 
 /* ---- the run directory a VM provider leaves behind ---- */
 typedef struct vm_rundir {
