@@ -64,6 +64,9 @@ bool cli_exit_oom(json_t *exit);
 /* "silo: command OOM-killed (memory limit N MiB)" on stderr; memory_mb <= 0: ask
  * silod for sandbox id's limit (left out if that fails). */
 void cli_note_oom(const char *id, long long memory_mb);
+/* GET path and list the array under key: as JSON with --json, else header()
+ * then row() for each element. 0, or the CLI exit status. */
+int cli_list(const char *path, const char *key, bool json, void (*header)(void), void (*row)(json_t *item));
 /* "ID:/path" -> id, path; a plain local path ("./a:/b" too) returns false. */
 bool cli_split_remote(const char *s, char *id, size_t idlen, const char **path);
 

@@ -106,6 +106,26 @@ void cli_note_oom(const char *id, long long memory_mb)
 		fprintf(stderr, "silo: command OOM-killed\n");
 }
 
+int cli_list(const char *path, const char *key, bool json, void (*header)(void), void (*row)(json_t *item))
+{
+	json_t *o;
+	int rc = cli_call_json("GET", path, NULL, json, &o);
+	if (rc)
+		return rc;
+	json_t *a = json_object_get(o, key);
+	if (json) {
+		cli_print_json(a);
+	} else {
+		header();
+		size_t i;
+		json_t *item;
+		json_array_foreach(a, i, item)
+			row(item);
+	}
+	json_decref(o);
+	return 0;
+}
+
 /* A secret travels in JSON and TOML: UTF-8 text, bounded, not the redaction mark. */
 static int check_secret_text(const char *opt, const char *key, const char *v, silo_error *err)
 {

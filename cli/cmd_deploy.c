@@ -249,22 +249,7 @@ int cmd_deployments(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "--json") != 0)
 			return cli_usage_error(argv[0], "[--json]", json);
-	json_t *o;
-	int rc = cli_call_json("GET", "/v1/deployments", NULL, json, &o);
-	if (rc)
-		return rc;
-	json_t *a = json_object_get(o, "deployments");
-	if (json) {
-		cli_print_json(a);
-	} else {
-		print_header();
-		size_t i;
-		json_t *d;
-		json_array_foreach(a, i, d)
-			print_row(d);
-	}
-	json_decref(o);
-	return 0;
+	return cli_list("/v1/deployments", "deployments", json, print_header, print_row);
 }
 
 int cmd_usage(int argc, char **argv)

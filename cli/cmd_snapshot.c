@@ -65,24 +65,14 @@ static void print_snapshot_row(json_t *s)
 	       t[0] ? t : "-", json_object_get(s, "in_use_by") ? "  in use by " : "", cli_jstr(s, "in_use_by"));
 }
 
+static void print_snapshot_header(void)
+{
+	printf("%-18s %-9s %-10s %-16s %10s  %-24s %s\n", "ID", "KIND", "PROVIDER", "SOURCE", "BYTES", "CREATED", "TAGS");
+}
+
 static int snap_list(bool json)
 {
-	json_t *o;
-	int rc = cli_call_json("GET", "/v1/snapshots", NULL, json, &o);
-	if (rc)
-		return rc;
-	json_t *a = json_object_get(o, "snapshots");
-	if (json) {
-		cli_print_json(a);
-	} else {
-		printf("%-18s %-9s %-10s %-16s %10s  %-24s %s\n", "ID", "KIND", "PROVIDER", "SOURCE", "BYTES", "CREATED",
-		       "TAGS");
-		size_t i;
-		json_t *s;
-		json_array_foreach(a, i, s) print_snapshot_row(s);
-	}
-	json_decref(o);
-	return 0;
+	return cli_list("/v1/snapshots", "snapshots", json, print_snapshot_header, print_snapshot_row);
 }
 
 static int parse_u64(const char *s, uint64_t *out)

@@ -70,28 +70,33 @@ static int add(int argc, char **argv, bool json)
 	return 0;
 }
 
+static void target_header(void)
+{
+	printf("%-16s %-8s %-32s %-10s %9s %6s  %s\n", "NAME", "STATE", "URL", "VERSION", "SANDBOXES", "QUEUED",
+	       "LAST ERROR");
+}
+
+static void target_row(json_t *t)
+{
+	printf("%-16s %-8s %-32s %-10s %9" JSON_INTEGER_FORMAT " %6" JSON_INTEGER_FORMAT "  %s\n", cli_jstr(t, "name"),
+	       cli_jstr(t, "state"), cli_jstr(t, "url"), cli_jstr(json_object_get(t, "info"), "version"),
+	       cli_jint(t, "sandboxes"), cli_jint(t, "queued"), cli_jstr(t, "last_error"));
+}
+
+static void queue_header(void)
+{
+	printf("%6s %-10s %-7s %-40s %s\n", "SEQ", "STATE", "METHOD", "PATH", "KEY");
+}
+
+static void queue_row(json_t *x)
+{
+	printf("%6" JSON_INTEGER_FORMAT " %-10s %-7s %-40s %s\n", cli_jint(x, "seq"), cli_jstr(x, "state"),
+	       cli_jstr(x, "method"), cli_jstr(x, "path"), cli_jstr(x, "idempotency_key"));
+}
+
 static int ls(bool json)
 {
-	json_t *o;
-	int rc = cli_call_json("GET", "/v1/targets", NULL, json, &o);
-	if (rc)
-		return rc;
-	json_t *a = json_object_get(o, "targets");
-	if (json) {
-		cli_print_json(a);
-	} else {
-		printf("%-16s %-8s %-32s %-10s %9s %6s  %s\n", "NAME", "STATE", "URL", "VERSION", "SANDBOXES", "QUEUED",
-		       "LAST ERROR");
-		size_t i;
-		json_t *t;
-		json_array_foreach(a, i, t)
-			printf("%-16s %-8s %-32s %-10s %9" JSON_INTEGER_FORMAT " %6" JSON_INTEGER_FORMAT "  %s\n",
-			       cli_jstr(t, "name"), cli_jstr(t, "state"), cli_jstr(t, "url"),
-			       cli_jstr(json_object_get(t, "info"), "version"), cli_jint(t, "sandboxes"), cli_jint(t, "queued"),
-			       cli_jstr(t, "last_error"));
-	}
-	json_decref(o);
-	return 0;
+	return cli_list("/v1/targets", "targets", json, target_header, target_row);
 }
 
 static int queue(const char *name, bool json)
@@ -99,23 +104,7 @@ static int queue(const char *name, bool json)
 	char *e = api_escape(name), path[256];
 	snprintf(path, sizeof path, "/v1/targets/%s/queue", e);
 	free(e);
-	json_t *o;
-	int rc = cli_call_json("GET", path, NULL, json, &o);
-	if (rc)
-		return rc;
-	json_t *a = json_object_get(o, "queue");
-	if (json) {
-		cli_print_json(a);
-	} else {
-		printf("%6s %-10s %-7s %-40s %s\n", "SEQ", "STATE", "METHOD", "PATH", "KEY");
-		size_t i;
-		json_t *x;
-		json_array_foreach(a, i, x)
-			printf("%6" JSON_INTEGER_FORMAT " %-10s %-7s %-40s %s\n", cli_jint(x, "seq"), cli_jstr(x, "state"),
-			       cli_jstr(x, "method"), cli_jstr(x, "path"), cli_jstr(x, "idempotency_key"));
-	}
-	json_decref(o);
-	return 0;
+	return cli_list(path, "queue", json, queue_header, queue_row);
 }
 
 int cmd_target(int argc, char **argv)

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cfg.h"
+#include "common/util.h"
 
 int cfg_field_err(silo_error *err, const char *what, const toml_value *v, const char *field, const char *fmt, ...)
 {
@@ -39,4 +41,33 @@ int cfg_get_string(const char *what, const toml_value *v, const char *field, siz
 		return cfg_field_err(err, what, v, field, "expected 1-%zu bytes without NUL", max);
 	*out = v->u.str.ptr;
 	return 0;
+}
+
+int cfg_parse(const cfg_file *f, const char *text, size_t len, void *out, silo_error *err)
+{
+	memset(out, 0, f->size);
+	char perr[512];
+	toml_value *root = toml_parse(text, len, perr, sizeof perr);
+	if (!root)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "%s %s", f->what, perr);
+	int rc = f->parse(root, out, err);
+	toml_free(root);
+	if (rc < 0)
+		f->release(out);
+	return rc;
+}
+
+int cfg_load(const cfg_file *f, const char *path, void *out, silo_error *err)
+{
+	char *text;
+	size_t len;
+	if (read_file(path, TOML_MAX_INPUT, &text, &len, err) < 0) {
+		silo_error_prefix(err, "%s %s", f->what, path);
+		return -1;
+	}
+	int rc = cfg_parse(f, text, len, out, err);
+	free(text);
+	if (rc < 0)
+		silo_error_prefix(err, "%s", path);
+	return rc;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Field helpers shared by the policy and tokens file parsers: errors that name the
- * file kind, line:column and field; names; bounded strings.
+ * file kind, line:column and field; names; bounded strings; reading and parsing
+ * a whole file.
  */
 #ifndef SILO_POLICY_CFG_H
 #define SILO_POLICY_CFG_H
@@ -19,5 +20,19 @@ bool cfg_valid_name(const char *s, size_t max);
 /* A string of 1..max bytes without NUL. */
 int cfg_get_string(const char *what, const toml_value *v, const char *field, size_t max, const char **out,
 		   silo_error *err);
+
+/* A configuration file kind: parse() fills the zeroed out (size bytes) from the
+ * TOML root and returns -1 with err set on the first bad field; release()
+ * frees whatever a failed parse left in out. */
+typedef struct cfg_file {
+	const char *what; /* "policy file": leads every message */
+	size_t size;
+	int (*parse)(const toml_value *root, void *out, silo_error *err);
+	void (*release)(void *out);
+} cfg_file;
+/* Parse text (len bytes) into out; on failure out is released (zeroed). */
+int cfg_parse(const cfg_file *f, const char *text, size_t len, void *out, silo_error *err);
+/* Read path (at most TOML_MAX_INPUT bytes) and cfg_parse it; errors name the path. */
+int cfg_load(const cfg_file *f, const char *path, void *out, silo_error *err);
 
 #endif

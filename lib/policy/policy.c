@@ -266,63 +266,45 @@ static int parse_policy(const char *name, const toml_value *t, policy *p, silo_e
 	return 0;
 }
 
-int policy_set_parse(const char *text, size_t len, policy_set *out, silo_error *err)
+static int parse_policies(const toml_value *root, void *dst, silo_error *err)
 {
-	memset(out, 0, sizeof *out);
-	char perr[512];
-	toml_value *root = toml_parse(text, len, perr, sizeof perr);
-	if (!root)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "policy file %s", perr);
+	policy_set *out = dst;
 	const char *def = "default";
 	const toml_value *defv = NULL;
 	const toml_value *pols = NULL;
-	int rc = -1;
 	for (size_t i = 0; i < root->u.tab.n; i++) {
 		const char *k = root->u.tab.keys[i];
 		const toml_value *v = root->u.tab.vals[i];
 		if (!strcmp(k, "default")) {
-			if (v->type != TOML_STRING) {
-				field_err(err, v, "default", "expected a policy name (string), got %s", toml_type_name(v->type));
-				goto out;
-			}
+			if (v->type != TOML_STRING)
+				return field_err(err, v, "default", "expected a policy name (string), got %s", toml_type_name(v->type));
 			def = v->u.str.ptr;
 			defv = v;
 		} else if (!strcmp(k, "policies")) {
-			if (v->type != TOML_TABLE) {
-				field_err(err, v, "policies", "expected a table of policies, got %s", toml_type_name(v->type));
-				goto out;
-			}
+			if (v->type != TOML_TABLE)
+				return field_err(err, v, "policies", "expected a table of policies, got %s", toml_type_name(v->type));
 			pols = v;
 		} else {
-			field_err(err, v, k, "unknown key (expected default and [policies.NAME] tables)");
-			goto out;
+			return field_err(err, v, k, "unknown key (expected default and [policies.NAME] tables)");
 		}
 	}
-	if (!pols || pols->u.tab.n == 0) {
-		field_err(err, NULL, "policies", "define at least one [policies.NAME] table");
-		goto out;
-	}
-	if (pols->u.tab.n > POLICY_MAX_POLICIES) {
-		field_err(err, pols, "policies", "at most %d policies", POLICY_MAX_POLICIES);
-		goto out;
-	}
+	if (!pols || pols->u.tab.n == 0)
+		return field_err(err, NULL, "policies", "define at least one [policies.NAME] table");
+	if (pols->u.tab.n > POLICY_MAX_POLICIES)
+		return field_err(err, pols, "policies", "at most %d policies", POLICY_MAX_POLICIES);
 	out->v = xcalloc(pols->u.tab.n, sizeof *out->v);
 	for (size_t i = 0; i < pols->u.tab.n; i++) {
 		const char *name = pols->u.tab.keys[i];
 		const toml_value *t = pols->u.tab.vals[i];
 		char field[128];
 		snprintf(field, sizeof field, "policies.%.64s", name);
-		if (!valid_name(name)) {
-			field_err(err, t, field, "a policy name is 1-%d of [A-Za-z0-9_-]", POLICY_NAME_MAX);
-			goto out;
-		}
-		if (t->type != TOML_TABLE) {
-			field_err(err, t, field, "expected a table, got %s", toml_type_name(t->type));
-			goto out;
-		}
+		if (!valid_name(name))
+			return field_err(err, t, field, "a policy name is 1-%d of [A-Za-z0-9_-]", POLICY_NAME_MAX);
+		if (t->type != TOML_TABLE)
+			return field_err(err, t, field, "expected a table, got %s", toml_type_name(t->type));
 		out->n++;
 		if (parse_policy(name, t, &out->v[i], err) < 0)
-			goto out;
+			return -1;
 	}
 	bool found = false;
 	for (size_t i = 0; i < out->n; i++) {
@@ -331,32 +313,32 @@ int policy_set_parse(const char *text, size_t len, policy_set *out, silo_error *
 			found = true;
 		}
 	}
-	if (!found) {
-		field_err(err, defv, "default", "no policy named \"%.64s\" (define [policies.%.64s] or set default)", def,
-			  def);
-		goto out;
-	}
-	rc = 0;
-out:
-	toml_free(root);
-	if (rc < 0)
-		policy_set_free(out);
-	return rc;
+	if (!found)
+		return field_err(err, defv, "default",
+				 "no policy named \"%.64s\" (define [policies.%.64s] or set default)", def, def);
+	return 0;
+}
+
+static void release_policies(void *p)
+{
+	policy_set_free(p);
+}
+
+static const cfg_file policy_file = {
+	.what = "policy file",
+	.size = sizeof(policy_set),
+	.parse = parse_policies,
+	.release = release_policies,
+};
+
+int policy_set_parse(const char *text, size_t len, policy_set *out, silo_error *err)
+{
+	return cfg_parse(&policy_file, text, len, out, err);
 }
 
 int policy_set_load(const char *path, policy_set *out, silo_error *err)
 {
-	char *text;
-	size_t len;
-	if (read_file(path, TOML_MAX_INPUT, &text, &len, err) < 0) {
-		silo_error_prefix(err, "policy file %s", path);
-		return -1;
-	}
-	int rc = policy_set_parse(text, len, out, err);
-	free(text);
-	if (rc < 0)
-		silo_error_prefix(err, "%s", path);
-	return rc;
+	return cfg_load(&policy_file, path, out, err);
 }
 
 void policy_set_builtin(policy_set *out)

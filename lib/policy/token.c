@@ -176,79 +176,62 @@ static int parse_token(size_t idx, const toml_value *tab, api_token *t, silo_err
 	return 0;
 }
 
-int token_set_parse(const char *text, size_t len, token_set *out, silo_error *err)
+static int parse_tokens(const toml_value *root, void *dst, silo_error *err)
 {
-	memset(out, 0, sizeof *out);
-	char perr[512];
-	toml_value *root = toml_parse(text, len, perr, sizeof perr);
-	if (!root)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "tokens file %s", perr);
-	int rc = -1;
+	token_set *out = dst;
 	const toml_value *arr = NULL;
 	for (size_t i = 0; i < root->u.tab.n; i++) {
-		if (strcmp(root->u.tab.keys[i], "tokens") != 0) {
-			field_err(err, root->u.tab.vals[i], root->u.tab.keys[i], "unknown key (expected [[tokens]] tables)");
-			goto out;
-		}
+		if (strcmp(root->u.tab.keys[i], "tokens") != 0)
+			return field_err(err, root->u.tab.vals[i], root->u.tab.keys[i], "unknown key (expected [[tokens]] tables)");
 		arr = root->u.tab.vals[i];
 	}
-	if (!arr) {
-		rc = 0;   /* an empty file: no tokens */
-		goto out;
-	}
-	if (arr->type != TOML_ARRAY) {
-		field_err(err, arr, "tokens", "expected [[tokens]] tables, got %s", toml_type_name(arr->type));
-		goto out;
-	}
-	if (arr->u.arr.n > TOKEN_MAX_TOKENS) {
-		field_err(err, arr, "tokens", "at most %d tokens", TOKEN_MAX_TOKENS);
-		goto out;
-	}
+	if (!arr)
+		return 0;   /* an empty file: no tokens */
+	if (arr->type != TOML_ARRAY)
+		return field_err(err, arr, "tokens", "expected [[tokens]] tables, got %s", toml_type_name(arr->type));
+	if (arr->u.arr.n > TOKEN_MAX_TOKENS)
+		return field_err(err, arr, "tokens", "at most %d tokens", TOKEN_MAX_TOKENS);
 	out->v = xcalloc(arr->u.arr.n ? arr->u.arr.n : 1, sizeof *out->v);
 	for (size_t i = 0; i < arr->u.arr.n; i++) {
 		const toml_value *t = arr->u.arr.items[i];
 		char field[64];
 		snprintf(field, sizeof field, "tokens[%zu]", i);
-		if (t->type != TOML_TABLE) {
-			field_err(err, t, field, "expected a table, got %s", toml_type_name(t->type));
-			goto out;
-		}
+		if (t->type != TOML_TABLE)
+			return field_err(err, t, field, "expected a table, got %s", toml_type_name(t->type));
 		out->n++;
 		if (parse_token(i, t, &out->v[i], err) < 0)
-			goto out;
+			return -1;
 		for (size_t j = 0; j < i; j++) {
-			if (!strcmp(out->v[j].name, out->v[i].name)) {
-				field_err(err, toml_get(t, "name"), field, "the name \"%s\" is used twice", out->v[i].name);
-				goto out;
-			}
-			if (!memcmp(out->v[j].sha256, out->v[i].sha256, 32)) {
-				field_err(err, toml_get(t, "sha256"), field, "the same secret as token \"%s\"",
-					  out->v[j].name);
-				goto out;
-			}
+			if (!strcmp(out->v[j].name, out->v[i].name))
+				return field_err(err, toml_get(t, "name"), field, "the name \"%s\" is used twice", out->v[i].name);
+			if (!memcmp(out->v[j].sha256, out->v[i].sha256, 32))
+				return field_err(err, toml_get(t, "sha256"), field, "the same secret as token \"%s\"",
+						 out->v[j].name);
 		}
 	}
-	rc = 0;
-out:
-	toml_free(root);
-	if (rc < 0)
-		token_set_free(out);
-	return rc;
+	return 0;
+}
+
+static void release_tokens(void *p)
+{
+	token_set_free(p);
+}
+
+static const cfg_file tokens_file = {
+	.what = "tokens file",
+	.size = sizeof(token_set),
+	.parse = parse_tokens,
+	.release = release_tokens,
+};
+
+int token_set_parse(const char *text, size_t len, token_set *out, silo_error *err)
+{
+	return cfg_parse(&tokens_file, text, len, out, err);
 }
 
 int token_set_load(const char *path, token_set *out, silo_error *err)
 {
-	char *text;
-	size_t len;
-	if (read_file(path, TOML_MAX_INPUT, &text, &len, err) < 0) {
-		silo_error_prefix(err, "tokens file %s", path);
-		return -1;
-	}
-	int rc = token_set_parse(text, len, out, err);
-	free(text);
-	if (rc < 0)
-		silo_error_prefix(err, "%s", path);
-	return rc;
+	return cfg_load(&tokens_file, path, out, err);
 }
 
 void token_set_free(token_set *s)

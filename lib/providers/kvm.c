@@ -71,6 +71,7 @@ _Static_assert(NET_FD == LEASE_FD + 1, "launch closes every descriptor above NET
 #define SNAPSHOT_MARGIN_MIB 64       /* RLIMIT_FSIZE above guest RAM: the memory file's trailer */
 
 static const char *const rundir_files[] = {VSOCK_FILE, "api.sock", "serial.log", "vmm.log", VM_SCRATCH_FILE};
+static const vm_rundir rundir_layout = {rundir_files, ARRAY_SIZE(rundir_files), JAIL_DIR};
 
 typedef struct kvm_state {
 	bool is_child, exited;
@@ -463,27 +464,12 @@ static int k_connect(sandbox *sb, int timeout_ms, silo_error *err)
 
 static bool wait_exit(sandbox *sb, int ms)
 {
-	uint64_t deadline = now_mono_ns() + (uint64_t)ms * 1000000ULL;
-	while (k_alive(sb)) {
-		if (now_mono_ns() >= deadline)
-			return false;
-		struct timespec ts = {0, 2 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-	return true;
+	return vm_wait_exit(sb, k_alive, ms, 2);
 }
 
 static void remove_rundir_files(sandbox *sb)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
-		char p[PATH_MAX + 32];
-		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
-		unlink(p);
-	}
-	char p[PATH_MAX + 16];
-	snprintf(p, sizeof p, "%s/" JAIL_DIR, sb->rundir);
-	rmdir(p);
-	rmdir(sb->rundir);
+	vm_rundir_remove(&rundir_layout, sb->rundir, true);
 }
 
 /* Force the jail down: SIGKILL the VMM (the relay then removes the sockets and the cgroup
@@ -491,18 +477,7 @@ static void remove_rundir_files(sandbox *sb)
  * cgroup left. */
 static int stop_jail(sandbox *sb)
 {
-	if (sb->pid > 0 && k_alive(sb)) {
-		pid_t vp = vm_proc_child(sb->pid);
-		if (vp > 0)
-			kill(vp, SIGKILL);
-		if (!wait_exit(sb, vp > 0 ? 5000 : 0)) {
-			kill(sb->pid, SIGKILL);
-			if (!wait_exit(sb, 5000))
-				return -1;
-		}
-	}
-	vm_cgroup_remove(sb->id);
-	return 0;
+	return vm_stop_jail(sb, sb->pid, sb->id, k_alive, 2);
 }
 
 static int k_terminate(sandbox *sb, int grace_ms, silo_error *err)
@@ -731,27 +706,9 @@ out:
 
 static void k_residue(sandbox *sb, char ***out)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
-		char p[PATH_MAX + 32];
-		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
-		if (path_exists(p)) /* only what is really left */
-			strv_push(out, xstrdup(p));
-	}
-	char p[PATH_MAX + 16];
-	snprintf(p, sizeof p, "%s/" JAIL_DIR, sb->rundir);
-	if (path_exists(p))
-		strv_push(out, xstrdup(p));
-	if (sb->pid > 0 && kill(sb->pid, 0) == 0 && vm_proc_is(sb->pid, VMM_BIN, sb->id) && !vm_proc_zombie(sb->pid)) {
-		strv_push(out, xasprintf("pid %d (silo-vmm relay)", (int)sb->pid));
-		pid_t vp = vm_proc_child(sb->pid);
-		if (vp > 0)
-			strv_push(out, xasprintf("pid %d (silo-vmm)", (int)vp));
-	}
-	cg_set cg;
-	cg_paths(sb->id, &cg);
-	for (int i = 0; i < cg.n; i++)
-		if (path_exists(cg.path[i]))
-			strv_push(out, xasprintf("cgroup %s", cg.path[i]));
+	bool relay = sb->pid > 0 && kill(sb->pid, 0) == 0 && vm_proc_is(sb->pid, VMM_BIN, sb->id) &&
+		     !vm_proc_zombie(sb->pid);
+	vm_residue(&rundir_layout, sb->id, sb->rundir, relay ? sb->pid : 0, "silo-vmm relay", "silo-vmm", out);
 }
 
 static void k_diagnostics(sandbox *sb, char *buf, size_t len)

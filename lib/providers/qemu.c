@@ -76,6 +76,8 @@ typedef struct qemu_state {
 } qemu_state;
 
 static const char *const rundir_files[] = {"agent.sock", "qmp.sock", "serial.log", "qemu.log", VM_SCRATCH_FILE};
+/* root: empty on the host (the jail's tmpfs lives in QEMU's mount namespace) */
+static const vm_rundir rundir_layout = {rundir_files, ARRAY_SIZE(rundir_files), "root"};
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -304,15 +306,7 @@ static bool q_alive(sandbox *sb)
 /* Wait up to ms for the process to exit (reaping it if it is our child). */
 static bool wait_exit(sandbox *sb, int ms)
 {
-	uint64_t deadline = now_mono_ns() + (uint64_t)(ms > 0 ? ms : 0) * 1000000ull;
-	for (;;) {
-		if (!q_alive(sb))
-			return true;
-		if (now_mono_ns() >= deadline)
-			return false;
-		struct timespec ts = {0, 5 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
+	return vm_wait_exit(sb, q_alive, ms, 5);
 }
 
 /* Last `max` bytes of a file, non-printables replaced by '.', into out. */
@@ -519,36 +513,17 @@ static void argv_addf(argv_buf *a, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- jail teardown */
 
+/* and_dir: the core may still keep files there; then it removes the dir */
 static void remove_rundir_files(sandbox *sb, bool and_dir)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
-		char p[PATH_MAX + 32];
-		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
-		unlink(p);
-	}
-	char p[PATH_MAX + 32];
-	snprintf(p, sizeof p, "%s/root", sb->rundir);
-	rmdir(p);   /* empty on the host: the jail's tmpfs lived in QEMU's mount namespace */
-	if (and_dir)
-		rmdir(sb->rundir); /* the core may still keep files there; then it removes the dir */
+	vm_rundir_remove(&rundir_layout, sb->rundir, and_dir);
 }
 
 /* Force the jail down: SIGKILL QEMU (the jailer then drains the logs, removes the
  * cgroup and exits), then the jailer if it lingers, then any cgroup left. */
 static int stop_jail(sandbox *sb)
 {
-	if (sb->pid > 0 && q_alive(sb)) {
-		pid_t qp = vm_proc_child(sb->pid);
-		if (qp > 0)
-			kill(qp, SIGKILL);
-		if (!wait_exit(sb, qp > 0 ? 5000 : 0)) {
-			kill(sb->pid, SIGKILL);   /* QEMU has PR_SET_PDEATHSIG(SIGKILL) */
-			if (!wait_exit(sb, 5000))
-				return -1;
-		}
-	}
-	vm_cgroup_remove(sb->id);
-	return 0;
+	return vm_stop_jail(sb, sb->pid, sb->id, q_alive, 5);
 }
 
 /* ---------------------------------------------------------------- the jail's files
@@ -1264,53 +1239,33 @@ static int q_reattach(sandbox *sb, silo_error *err)
 	return 0;
 }
 
-static int q_pause(sandbox *sb, silo_error *err)
+/* pause ("stop") and resume ("cont") of a running VM */
+static int q_run_state(sandbox *sb, const char *cmd, silo_error *err)
 {
 	qemu_state *q = sb->prov;
 	if (!q || !q_alive(sb))
 		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "qemu: sandbox not running");
-	if (qmp_command(q, "stop", 3000, err) < 0) {
+	if (qmp_command(q, cmd, 3000, err) < 0) {
 		silo_error_set_vm(err, sb->id);
 		return -1;
 	}
 	return 0;
+}
+
+static int q_pause(sandbox *sb, silo_error *err)
+{
+	return q_run_state(sb, "stop", err);
 }
 
 static int q_resume(sandbox *sb, silo_error *err)
 {
-	qemu_state *q = sb->prov;
-	if (!q || !q_alive(sb))
-		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "qemu: sandbox not running");
-	if (qmp_command(q, "cont", 3000, err) < 0) {
-		silo_error_set_vm(err, sb->id);
-		return -1;
-	}
-	return 0;
+	return q_run_state(sb, "cont", err);
 }
 
 static void q_residue(sandbox *sb, char ***out)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(rundir_files); i++) {
-		char p[PATH_MAX + 32];
-		snprintf(p, sizeof p, "%s/%s", sb->rundir, rundir_files[i]);
-		if (path_exists(p))
-			strv_push(out, xstrdup(p));
-	}
-	char p[PATH_MAX + 32];
-	snprintf(p, sizeof p, "%s/root", sb->rundir);
-	if (path_exists(p))
-		strv_push(out, xstrdup(p));
-	if (sb->pid > 0 && kill(sb->pid, 0) == 0 && pid_is_jailer(sb->pid, sb->id) && !vm_proc_zombie(sb->pid)) {
-		strv_push(out, xasprintf("pid %d (silo-jailer)", (int)sb->pid));
-		pid_t qp = vm_proc_child(sb->pid);
-		if (qp > 0)
-			strv_push(out, xasprintf("pid %d (qemu)", (int)qp));
-	}
-	cg_set cg;
-	cg_paths(sb->id, &cg);
-	for (int i = 0; i < cg.n; i++)
-		if (path_exists(cg.path[i]))
-			strv_push(out, xasprintf("cgroup %s", cg.path[i]));
+	bool relay = sb->pid > 0 && kill(sb->pid, 0) == 0 && pid_is_jailer(sb->pid, sb->id) && !vm_proc_zombie(sb->pid);
+	vm_residue(&rundir_layout, sb->id, sb->rundir, relay ? sb->pid : 0, "silo-jailer", "qemu", out);
 }
 
 /* BOOT_TIMEOUT diagnostics: the tail of the guest console and of QEMU's stderr. */

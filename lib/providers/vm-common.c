@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cgroup.h"
@@ -665,4 +666,70 @@ int vm_uid_lease(const char *id, uid_t *uid, int *fd, silo_error *err)
 	}
 	return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0, "uid lease: all %u VM uids from %u are in use",
 			 VM_UID_COUNT, VM_UID_BASE);
+}
+
+/* ---- the run directory ---- */
+
+void vm_rundir_remove(const vm_rundir *l, const char *rundir, bool and_dir)
+{
+	char p[PATH_MAX + 32];
+	for (size_t i = 0; i < l->n_files; i++) {
+		snprintf(p, sizeof p, "%s/%s", rundir, l->files[i]);
+		unlink(p);
+	}
+	snprintf(p, sizeof p, "%s/%s", rundir, l->jail);
+	rmdir(p);
+	if (and_dir)
+		rmdir(rundir);
+}
+
+void vm_residue(const vm_rundir *l, const char *id, const char *rundir, pid_t relay, const char *relay_name,
+		const char *vmm_name, char ***out)
+{
+	char p[PATH_MAX + 32];
+	for (size_t i = 0; i <= l->n_files; i++) {
+		snprintf(p, sizeof p, "%s/%s", rundir, i < l->n_files ? l->files[i] : l->jail);
+		if (path_exists(p)) /* only what is really left */
+			strv_push(out, xstrdup(p));
+	}
+	if (relay > 0) {
+		strv_push(out, xasprintf("pid %d (%s)", (int)relay, relay_name));
+		pid_t vp = vm_proc_child(relay);
+		if (vp > 0)
+			strv_push(out, xasprintf("pid %d (%s)", (int)vp, vmm_name));
+	}
+	cg_set cg;
+	cg_paths(id, &cg);
+	for (int i = 0; i < cg.n; i++)
+		if (path_exists(cg.path[i]))
+			strv_push(out, xasprintf("cgroup %s", cg.path[i]));
+}
+
+bool vm_wait_exit(struct sandbox *sb, bool (*alive)(struct sandbox *), int ms, int poll_ms)
+{
+	uint64_t deadline = now_mono_ns() + (uint64_t)(ms > 0 ? ms : 0) * 1000000ull;
+	for (;;) {
+		if (!alive(sb))
+			return true;
+		if (now_mono_ns() >= deadline)
+			return false;
+		struct timespec ts = {0, (long)poll_ms * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+int vm_stop_jail(struct sandbox *sb, pid_t relay, const char *id, bool (*alive)(struct sandbox *), int poll_ms)
+{
+	if (relay > 0 && alive(sb)) {
+		pid_t vp = vm_proc_child(relay);
+		if (vp > 0)
+			kill(vp, SIGKILL);
+		if (!vm_wait_exit(sb, alive, vp > 0 ? 5000 : 0, poll_ms)) {
+			kill(relay, SIGKILL);   /* the VMM has PR_SET_PDEATHSIG(SIGKILL) */
+			if (!vm_wait_exit(sb, alive, 5000, poll_ms))
+				return -1;
+		}
+	}
+	vm_cgroup_remove(id);
+	return 0;
 }

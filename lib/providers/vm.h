@@ -99,5 +99,26 @@ bool vm_proc_zombie(pid_t pid);
 pid_t vm_proc_child(pid_t pid);
 /* Remove the cgroup silo/<id> if a relay that was killed left it. */
 void vm_cgroup_remove(const char *id);
+/* Poll alive(sb) every poll_ms until it is false (true) or ms have passed (false). */
+struct sandbox;
+bool vm_wait_exit(struct sandbox *sb, bool (*alive)(struct sandbox *), int ms, int poll_ms);
+/* Force a jail down: SIGKILL the relay's child, the VMM (the relay then cleans up and
+ * exits), then the relay if it lingers, then any cgroup left. relay: sb's pid, 0 = none.
+ * -1 if the relay would not die. */
+int vm_stop_jail(struct sandbox *sb, pid_t relay, const char *id, bool (*alive)(struct sandbox *), int poll_ms);
+
+/* ---- the run directory a VM provider leaves behind ---- */
+typedef struct vm_rundir {
+	const char *const *files;  /* relative to the rundir: sockets, logs, the scratch disk */
+	size_t n_files;
+	const char *jail;          /* the jail's root directory, relative */
+} vm_rundir;
+/* Unlink the files, rmdir the jail's root, and the rundir itself with and_dir. */
+void vm_rundir_remove(const vm_rundir *l, const char *rundir, bool and_dir);
+/* provider_ops.residue: the files and jail directory that still exist, the relay
+ * (pid, when the caller found it alive and ours; 0 = none) and its child named
+ * "pid N (relay_name)" / "pid N (vmm_name)", and the sandbox's cgroups. */
+void vm_residue(const vm_rundir *l, const char *id, const char *rundir, pid_t relay, const char *relay_name,
+		const char *vmm_name, char ***out);
 
 #endif
