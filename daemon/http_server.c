@@ -7,21 +7,33 @@
  * each request this file authenticates the caller (401 closes the
  * connection), parses the target (lib/common/http_route.h) from the raw URI
  * libmicrohttpd hands to the URI log callback, finds the route
- * (api_route_find: 404, 405), reads the body within the row's limit (413;
- * uploads are spooled to a memfd), builds the api_req, lets api_dispatch
- * (route.c) run it, and sends the api_reply with send_reply: every reply,
- * success or error, leaves through that one function.
+ * (api_route_find: 404, 405), builds the api_req and has api_admit (route.c)
+ * check the head (token operation 403, captures, Content-Type 415), checks the
+ * declared length (413) and takes it from the body budget (409). All that is
+ * decided when the head arrives: an error is answered in the first call, so
+ * libmicrohttpd sends no 100 Continue, reads no body and closes the
+ * connection after the reply. Only then is the body read, within the row's
+ * limit and the budget (uploads spooled to a memfd); api_dispatch runs the
+ * handler and send_reply sends the api_reply: every reply, success or error,
+ * leaves through that one function.
  *
- * Per request state (conn_req) lives from the URI log callback to the
- * completion notification; nothing of it is shared between threads, but for
- * an upgrade (API_REPLY_UPGRADE): its box is held by the request and by the
- * upgrade callback, and whichever lets go last frees it (upgrade_put).
+ * The body budget (api_config.max_upload_total): the bytes of request bodies
+ * held at once by all connections of both listeners (memfd spools and
+ * in-memory bodies). A request reserves its declared Content-Length when its
+ * head arrives, or its bytes as they come (chunked), and gives them back when
+ * it completes; an upload that does not fit is refused, its spool dropped.
+ * server.body_held is the only state shared between connection threads
+ * (atomic). Per request state (conn_req) lives from the URI log callback to
+ * the completion notification; nothing else of it is shared between threads,
+ * but for an upgrade (API_REPLY_UPGRADE): its box is held by the request and
+ * by the upgrade callback, and whichever lets go last frees it (upgrade_put).
  */
 #include "daemon/http_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -47,6 +59,7 @@
 #define TCP_MAX_PER_IP 64
 #define MAX_BODY_DEFAULT (1u << 20)
 #define MAX_UPLOAD_DEFAULT (256ull << 20)
+#define MAX_UPLOAD_TOTAL_DEFAULT (1ull << 30)   /* or max_upload, if larger */
 #define CONNECTION_IDLE_S 120
 
 typedef struct listener {
@@ -65,6 +78,7 @@ struct api_server {
 	bool unix_owned;
 	char *socket_path;
 	atomic_bool stopping;
+	_Atomic uint64_t body_held;   /* bytes reserved by request bodies (header comment) */
 };
 
 typedef struct conn_req {
@@ -83,9 +97,10 @@ typedef struct conn_req {
 	char *body;
 	size_t len, cap;
 	uint64_t received;
-	api_caller who;
+	uint64_t reserved;     /* of the body budget, given back by completed() */
+	api_req ar;            /* built from the head, admitted before any body byte */
 	struct upgrade_box *up;  /* API_REPLY_UPGRADE on its way (send_reply) */
-	http_target t;
+	http_target t;         /* last: not cleared (uri_log) */
 } conn_req;
 
 /* ---- replies: the one writer ---- */
@@ -252,7 +267,7 @@ static const char *req_header(void *conn, const char *name)
 
 static void set_caller(conn_req *q, struct MHD_Connection *c)
 {
-	api_caller *w = &q->who;
+	api_caller *w = &q->ar.who;
 	w->tcp = q->tcp;
 	if (q->tcp) {
 		if (w->tok)
@@ -293,42 +308,125 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
 	return q;
 }
 
-/* First call of a request (its head is complete): caller, route, body limit. */
-static void begin(conn_req *q, struct MHD_Connection *c, const char *method)
+/* ---- the body budget ---- */
+
+static bool budget_take(api_server *s, conn_req *q, uint64_t n)
+{
+	uint64_t cur = atomic_load(&s->body_held);
+	do {
+		if (n > s->cfg.max_upload_total - MIN(cur, s->cfg.max_upload_total))
+			return false;
+	} while (!atomic_compare_exchange_weak(&s->body_held, &cur, cur + n));
+	q->reserved += n;
+	return true;
+}
+
+static void budget_give_back(api_server *s, conn_req *q)
+{
+	atomic_fetch_sub(&s->body_held, q->reserved);
+	q->reserved = 0;
+}
+
+static void fail_budget(api_server *s, conn_req *q, uint64_t asked)
+{
+	uint64_t held = atomic_load(&s->body_held);
+	silo_fail(&q->route_err, SILO_ERR_RESOURCE_EXCEEDED, 0,
+		  "request bodies held by silod: %" PRIu64 " more bytes asked, %" PRIu64 " of %" PRIu64
+		  " free (--max-upload-total-mb); retry when uploads in flight finish",
+		  asked, s->cfg.max_upload_total - MIN(held, s->cfg.max_upload_total), s->cfg.max_upload_total);
+}
+
+/* Drop what the request holds of its body (refused mid-way): the spool's pages
+ * and the reservation go back at once, the rest of the body is discarded. */
+static void drop_body(conn_req *q)
+{
+	if (q->upload_fd >= 0)
+		close(q->upload_fd);
+	q->upload_fd = -1;
+	if (q->body)
+		explicit_bzero(q->body, q->len);
+	free(q->body);
+	q->body = NULL;
+	q->len = q->cap = 0;
+	budget_give_back(q->s, q);
+}
+
+/* First call of a request (its head is complete): caller, route, admission,
+ * body limit and budget. False when the answer is already decided (the
+ * request is then answered without reading its body). */
+static bool begin(conn_req *q, struct MHD_Connection *c, const char *method)
 {
 	api_server *s = q->s;
 	metrics_inc(manager_metrics(s->ctx.m), M_API_REQUESTS_TOTAL, 1);
-	q->authorized = authz_authenticate(s->ctx.authz, q->tcp, header(c, "Authorization"), &q->who.tok);
+	q->authorized = authz_authenticate(s->ctx.authz, q->tcp, header(c, "Authorization"), &q->ar.who.tok);
 	set_caller(q, c);
 	if (!q->authorized)
-		return;   /* the body is not read; 401 at the end */
+		return false;
 	if (q->tcp)
 		conn_guard_authenticated(c);   /* out of reach of the header deadline */
 	if (http_target_parse(q->target, strlen(q->target), HTTP_TARGET_DECODE, &q->t, &q->route_err) == 0)
 		q->route = api_route_find(method, &q->t, q->path, q->allow, &q->route_err);
 	if (!q->route)
-		return;
+		return false;
+	api_caller who = q->ar.who;
+	q->ar = (api_req){
+		.ctx = &s->ctx,
+		.route = q->route,
+		.method = method,
+		.path = q->path,
+		.target = &q->t,
+		.body = "",
+		.body_fd = -1,
+		.content_type = header(c, "Content-Type"),
+		.who = who,
+		.peer_fd = conn_fd(c),
+		.header = req_header,
+		.conn = c,
+	};
+	http_pattern_match(q->route->pattern, &q->t, &q->ar.caps);
+	if (api_admit(&q->ar, &q->route_err) < 0)
+		return false;
 	q->limit = api_body_limit(&s->ctx, q->route);
+	const char *cl = header(c, "Content-Length");
+	uint64_t declared = cl ? strtoull(cl, NULL, 10) : 0;
+	if (declared > q->limit) {
+		q->too_large = true;
+		return false;
+	}
+	if (!budget_take(s, q, declared)) {
+		fail_budget(s, q, declared);
+		return false;
+	}
 	if (q->route->body == API_BODY_FILE) {
 		q->upload_fd = memfd_create("silod-upload", MFD_CLOEXEC);
-		if (q->upload_fd < 0)
+		if (q->upload_fd < 0) {
 			silo_fail(&q->route_err, SILO_ERR_IO_ERROR, errno, "upload spool (memfd)");
+			return false;
+		}
 	}
-	/* Refuse early when the declared length is already too big. */
-	const char *cl = header(c, "Content-Length");
-	if (cl && strtoull(cl, NULL, 10) > q->limit)
-		q->too_large = true;
+	return true;
 }
 
 static void take_body(conn_req *q, const char *data, size_t n)
 {
 	if (!q->route || q->too_large || q->route_err.code)
-		return;   /* answered without a body */
+		return;   /* refused: the rest is discarded */
 	if (q->received + n > q->limit) {
 		q->too_large = true;
-	} else if (q->upload_fd >= 0) {
-		if (write_all(q->upload_fd, data, n) < 0)
+		drop_body(q);
+		return;
+	}
+	if (q->received + n > q->reserved && !budget_take(q->s, q, q->received + n - q->reserved)) {
+		fail_budget(q->s, q, q->received + n - q->reserved);
+		drop_body(q);
+		return;
+	}
+	if (q->upload_fd >= 0) {
+		if (write_all(q->upload_fd, data, n) < 0) {
 			silo_fail(&q->route_err, SILO_ERR_IO_ERROR, errno, "upload spool (memfd)");
+			drop_body(q);
+			return;
+		}
 	} else {
 		if (q->len + n + 1 > q->cap) {
 			q->cap = MAX(q->cap * 2, q->len + n + 1);
@@ -341,7 +439,7 @@ static void take_body(conn_req *q, const char *data, size_t n)
 	q->received += n;
 }
 
-/* Last call: the whole request is in. */
+/* Last call (the whole request is in), or the first when begin() decided. */
 static enum MHD_Result finish(conn_req *q, struct MHD_Connection *c, const char *method)
 {
 	const api_ctx *ctx = &q->s->ctx;
@@ -363,24 +461,13 @@ static enum MHD_Result finish(conn_req *q, struct MHD_Connection *c, const char 
 			snprintf(r.allow, sizeof r.allow, "%s", q->allow);
 		return send_reply(q, c, &r);
 	}
-	api_req ar = {
-		.ctx = ctx,
-		.route = q->route,
-		.method = method,
-		.path = q->path,
-		.target = &q->t,
-		.body = q->body ? q->body : "",
-		.len = q->len,
-		.body_fd = q->upload_fd,
-		.body_size = q->received,
-		.content_type = header(c, "Content-Type"),
-		.who = q->who,
-		.peer_fd = conn_fd(c),
-		.header = req_header,
-		.conn = c,
-	};
-	http_pattern_match(q->route->pattern, &q->t, &ar.caps);
-	api_dispatch(&ar, &r);
+	api_req *ar = &q->ar;
+	ar->method = method;
+	ar->body = q->body ? q->body : "";
+	ar->len = q->len;
+	ar->body_fd = q->upload_fd;
+	ar->body_size = q->received;
+	api_dispatch(ar, &r);
 	return send_reply(q, c, &r);
 }
 
@@ -395,12 +482,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		return MHD_NO;   /* every request passes uri_log first */
 	if (!q->started) {
 		q->started = true;
-		begin(q, c, method);
+		if (!begin(q, c, method))
+			return finish(q, c, method);   /* answered now: no body is read */
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		if (q->authorized)
-			take_body(q, upload_data, *upload_size);
+		take_body(q, upload_data, *upload_size);
 		*upload_size = 0;
 		return MHD_YES;
 	}
@@ -416,11 +503,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 		return;
 	if (q->up)   /* the request's hold; without the 101 the upgrade callback's goes too */
 		upgrade_put(q->up, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 1 : 2);
-	if (q->upload_fd >= 0)
-		close(q->upload_fd);
-	if (q->body)
-		explicit_bzero(q->body, q->len); /* a create body may carry inline secrets */
-	free(q->body);
+	drop_body(q);   /* a create body may carry inline secrets: zeroed */
 	free(q->target);
 	free(q->path);
 	free(q);
@@ -545,6 +628,15 @@ int api_start(manager *m, const api_config *cfg, api_server **out, silo_error *e
 		s->cfg.max_body = MAX_BODY_DEFAULT;
 	if (!s->cfg.max_upload)
 		s->cfg.max_upload = MAX_UPLOAD_DEFAULT;
+	if (!s->cfg.max_upload_total)
+		s->cfg.max_upload_total = MAX(MAX_UPLOAD_TOTAL_DEFAULT, s->cfg.max_upload);
+	if (s->cfg.max_upload_total < s->cfg.max_upload) {
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+			  "--max-upload-total-mb (%" PRIu64 " MiB) is below --max-upload-mb (%" PRIu64
+			  " MiB): no upload of the largest size could ever be taken",
+			  s->cfg.max_upload_total >> 20, s->cfg.max_upload >> 20);
+		goto fail;
+	}
 	if (!s->cfg.max_connections)
 		s->cfg.max_connections = TCP_MAX_CONNECTIONS;
 	if (!s->cfg.max_connections_per_ip)

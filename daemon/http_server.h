@@ -26,6 +26,9 @@ typedef struct api_config {
 	long opa_timeout_ms;            /* 0 = 2000 */
 	size_t max_body;                /* JSON/TOML bodies; 0 = 1 MiB */
 	uint64_t max_upload;            /* file uploads/downloads; 0 = 256 MiB */
+	/* request bodies held at once by all connections (uploads, exec, specs);
+	 * 0 = 1 GiB or max_upload if larger; below max_upload: INVALID_CONFIG */
+	uint64_t max_upload_total;
 	/* TCP listener limits (api_guard.h); the unix socket has its own. */
 	unsigned max_connections;       /* at once; 0 = 4096, half of them unauthenticated at most */
 	unsigned max_connections_per_ip;   /* from one client address; 0 = 64 */

@@ -124,13 +124,25 @@ static int check_access(const api_req *q, silo_error *err)
 	return authz_op(q->ctx->authz, q->ctx->m, tok, q->who.actor, (token_op)r->op, err);
 }
 
+int api_admit(api_req *q, silo_error *err)
+{
+	if (check_access(q, err) < 0 || api_captures_check(q->route, &q->caps, err) < 0 || check_content_type(q, err) < 0)
+		return -1;
+	q->admitted = true;
+	return 0;
+}
+
 void api_dispatch(api_req *q, api_reply *r)
 {
 	silo_error err = {0};
 	memset(r, 0, sizeof *r);
 	r->fd = -1;
-	if (check_access(q, &err) < 0 || api_captures_check(q->route, &q->caps, &err) < 0 || check_content_type(q, &err) < 0 ||
-	    q->route->handler(q, r, &err) < 0) {
+	if (!q->admitted) {
+		silo_fail(&err, SILO_ERR_INTERNAL, 0, "%s %s: dispatched without api_admit", q->method, q->route->pattern);
+		api_reply_error(q->ctx, r, &err, NULL);
+		return;
+	}
+	if (q->route->handler(q, r, &err) < 0) {
 		json_t *extra = r->json;   /* members a failing handler adds beside "error" */
 		r->json = NULL;
 		api_reply_release(r);

@@ -4,16 +4,22 @@
  * Nothing here knows libmicrohttpd: the transport (daemon/http_server.c) turns
  * the wire into an api_req and an api_reply back into the wire.
  *
- * Flow of a request (docs/architecture.md, "Routes"):
+ * Flow of a request (docs/architecture.md, "Routes"): everything the head
+ * decides is decided before one byte of the body is taken.
  *   transport: authenticate (401), parse the target (lib/common/http_route.h),
  *              api_route_find: no pattern matches -> NOT_FOUND 404, a pattern
  *              matches but not the method -> METHOD_NOT_ALLOWED 405 with Allow;
- *              read the body within the row's limit (PAYLOAD_TOO_LARGE 413),
- *              spooled to a memfd for API_BODY_FILE;
- *   api_dispatch: the row's token operation (a scoped token without it gets
+ *   api_admit: the row's token operation (a scoped token without it gets
  *              POLICY_DENIED 403, audited), its captures (bounded and checked
  *              by kind, routes.c), its Content-Types (UNSUPPORTED_MEDIA_TYPE
- *              415), then the handler;
+ *              415);
+ *   transport: the declared length against the row's limit (PAYLOAD_TOO_LARGE
+ *              413) and against what all connections' bodies may hold at once
+ *              (RESOURCE_EXCEEDED 409, --max-upload-total-mb); an error so far
+ *              is answered at once and the connection closes, the body unread;
+ *              then the body, within both limits, spooled to a memfd for
+ *              API_BODY_FILE;
+ *   api_dispatch: the handler of an admitted request;
  *   handler:   0 and a reply of the row's kind, or -1 and a silo_error;
  *   every error reply is built by api_reply_error: the body of docs/errors.md
  *   and the status of api_http_status(code), one table.
@@ -137,6 +143,7 @@ typedef struct api_req {
 	int ctype;                 /* index in route->accept it matched, or -1 */
 	api_caller who;
 	int peer_fd;               /* the client's socket, to notice a disconnect; -1 */
+	bool admitted;             /* api_admit passed */
 	/* request headers (api_header), from the transport; header may be NULL */
 	const char *(*header)(void *conn, const char *name);
 	void *conn;
@@ -202,8 +209,12 @@ uint64_t api_body_limit(const api_ctx *ctx, const api_route *r);
 void api_fail_too_large(const char *method, const char *path, const api_route *r, uint64_t limit, silo_error *err);
 /* Each capture against its kind (routes.c): the kind's code and refusal. */
 int api_captures_check(const api_route *r, const http_captures *caps, silo_error *err);
-/* Run q (q->route set, body read) to a reply: access, captures, Content-Type,
- * handler. Errors become error replies (counted by the manager). */
+/* The checks of q's head (q->route, caps, who and content_type set; no body
+ * yet): the token's operation (denials audited), the captures, the
+ * Content-Type (sets q->ctype). 0, or -1 with err. */
+int api_admit(api_req *q, silo_error *err);
+/* Run an admitted q (its body read) to a reply through the handler (not
+ * admitted: INTERNAL). Errors become error replies (counted by the manager). */
 void api_dispatch(api_req *q, api_reply *r);
 
 /* ---- replies (the one place HTTP replies are built) ---- */

@@ -6,7 +6,8 @@
  *         [--max-sandboxes N] [--boot-timeout-ms N] [--grace-ms N] [--fallback LIST]
  *         [--min-isolation vm|any]
  *         [--error-threshold N] [--error-window-ms N] [--capacity-vcpus N]
- *         [--capacity-memory-mb N] [--max-upload-mb N] [--terminate-on-exit]
+ *         [--capacity-memory-mb N] [--max-upload-mb N] [--max-upload-total-mb N]
+ *         [--terminate-on-exit]
  *         [--policy-file F] [--tokens-file F] [--opa-url URL [--opa-timeout-ms N]]
  *         [--warm-pool SOURCE:K]...   (SOURCE: hac.toml path or snapshot=ID_OR_TAG)
  *         [--agents-dir DIR] [--teams FILE] [--deploy-interval-ms N]
@@ -58,6 +59,8 @@ static void usage(FILE *f)
 		"  --capacity-vcpus N       host vCPUs to hand out (default: online CPUs)\n"
 		"  --capacity-memory-mb N   host memory to hand out (default: from /proc/meminfo)\n"
 		"  --max-upload-mb N        largest file upload/download (default 256)\n"
+		"  --max-upload-total-mb N  request bodies held at once, all connections (default\n"
+		"                           1024, at least --max-upload-mb); beyond: RESOURCE_EXCEEDED\n"
 		"  --terminate-on-exit      destroy all sandboxes on SIGTERM instead of leaving them\n"
 		"  --warm-pool SOURCE:K     keep K paused sandboxes ready for SOURCE (a hac.toml path,\n"
 		"                           or snapshot=ID_OR_TAG); repeatable (docs/snapshots.md)\n"
@@ -90,7 +93,7 @@ static unsigned long num_arg_min(const char *opt, const char *v, unsigned long m
 int main(int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_MODE, O_LISTEN, O_TOKEN, O_MAX, O_BOOT, O_GRACE, O_FALLBACK, O_ETHR, O_EWIN,
-	       O_CAPV, O_CAPM, O_UPLOAD, O_TERM, O_POLICY, O_TOKENS, O_OPA, O_OPA_TMO, O_POOL, O_AGENTS, O_TEAMS, O_DINT,
+	       O_CAPV, O_CAPM, O_UPLOAD, O_UPTOTAL, O_TERM, O_POLICY, O_TOKENS, O_OPA, O_OPA_TMO, O_POOL, O_AGENTS, O_TEAMS, O_DINT,
 	       O_BACK, O_BACKMAX, O_UNHEALTHY, O_MAXCONN, O_PERIP, O_HDRTMO, O_MINISO };
 	static const struct option opts[] = {
 		{"socket", required_argument, NULL, O_SOCKET},
@@ -110,6 +113,7 @@ int main(int argc, char **argv)
 		{"capacity-vcpus", required_argument, NULL, O_CAPV},
 		{"capacity-memory-mb", required_argument, NULL, O_CAPM},
 		{"max-upload-mb", required_argument, NULL, O_UPLOAD},
+		{"max-upload-total-mb", required_argument, NULL, O_UPTOTAL},
 		{"terminate-on-exit", no_argument, NULL, O_TERM},
 		{"policy-file", required_argument, NULL, O_POLICY},
 		{"tokens-file", required_argument, NULL, O_TOKENS},
@@ -160,6 +164,9 @@ int main(int argc, char **argv)
 		case O_CAPV: mc.capacity_vcpus = (uint32_t)num_arg("--capacity-vcpus", optarg, 1 << 20); break;
 		case O_CAPM: mc.capacity_memory_mb = num_arg("--capacity-memory-mb", optarg, 1ul << 40); break;
 		case O_UPLOAD: ac.max_upload = (uint64_t)num_arg("--max-upload-mb", optarg, 1 << 20) << 20; break;
+		case O_UPTOTAL:
+			ac.max_upload_total = (uint64_t)num_arg_min("--max-upload-total-mb", optarg, 1, 1 << 22) << 20;
+			break;
 		case O_TERM: terminate = true; break;
 		case O_POLICY: ac.policy_file = optarg; break;
 		case O_TOKENS: ac.tokens_file = optarg; break;

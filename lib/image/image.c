@@ -464,11 +464,6 @@ static int verify_file(const char *ename, const image_file *f, silo_error *err)
 	return 0;
 }
 
-int image_file_verify(const char *what, const image_file *f, silo_error *err)
-{
-	return verify_file(what, f, err);
-}
-
 int image_verify(const image_entry *e, silo_error *err)
 {
 	if (verify_file(e->name, &e->file, err) < 0)

@@ -88,11 +88,10 @@ void image_entry_free(image_entry *e);       /* frees members */
 int image_lookup(const char *name, image_entry *out, silo_error *err);
 /* Check size and SHA-256 of every file of the entry (libsodium). A successful
  * check is remembered in "<file>.verified" (sha256, size, mtime, inode) so a
- * later check of an unchanged file is a stat. CHECKSUM_MISMATCH on mismatch. */
+ * later check of an unchanged file is a stat. CHECKSUM_MISMATCH on mismatch.
+ * A corruption check only: the stamp is in the cache, whose writer could forge
+ * it; with a keyring the boot check (lib/trust/boot.c) keeps its own. */
 int image_verify(const image_entry *e, silo_error *err);
-/* Size and SHA-256 of one file (same stamp cache as image_verify); `what`
- * names it in errors. */
-int image_file_verify(const char *what, const image_file *f, silo_error *err);
 /* SHA-256 of a file as 64 hex chars + NUL. */
 int image_sha256_file(const char *path, char hex[65], uint64_t *size, silo_error *err);
 /* Remove the image files and its manifest entry (under the manifest lock). A

@@ -276,10 +276,14 @@ static int parse_policy(const char *name, const toml_value *t, policy *p, silo_e
 			rc = get_u32(v, field, 1u << 22, &p->max_pids, err);
 		} else if (!strcmp(k, "max_lifetime_s")) {
 			rc = get_u32(v, field, 10u * 365 * 86400, &p->max_lifetime_s, err);
+		} else if (!strcmp(k, "max_disk_mb")) {
+			rc = get_u32(v, field, SPEC_DISK_MAX_MB, &p->max_disk_mb, err);
+			if (rc == 0 && p->max_disk_mb && p->max_disk_mb < SPEC_DISK_MIN_MB)
+				rc = field_err(err, v, field, "expected 0 (no limit) or at least 16 (the smallest disk_mb)");
 		} else {
 			rc = field_err(err, v, field,
 				       "unknown key (expected operations, paths, host_paths, host_taps, host_env, egress, "
-				       "max_memory_mb, max_vcpus, max_pids, max_lifetime_s)");
+				       "max_memory_mb, max_vcpus, max_pids, max_lifetime_s, max_disk_mb)");
 		}
 		if (rc < 0)
 			return -1;
@@ -394,6 +398,18 @@ void policy_set_builtin(policy_set *out)
 	out->v[0].ops = ALL_OPS;
 	out->v[0].host_paths_any = true;
 	out->v[0].host_env_any = true;
+}
+
+/* The writable-layer limit for who (0 = none). A policy file's max_disk_mb
+ * applies to everybody; without one, a scoped token gets the default disk
+ * (the built-in policy, host_paths_any, has no limits for full access only):
+ * otherwise it could ask for a 1 TiB disk and fill the host's disk, or, with
+ * the run directory on tmpfs, the host's memory. */
+static uint32_t disk_limit(const policy *p, policy_caller who)
+{
+	if (p->max_disk_mb)
+		return p->max_disk_mb;
+	return p->host_paths_any && who == POLICY_CALLER_TOKEN ? SPEC_DISK_DEFAULT_MB : 0;
 }
 
 void policy_set_free(policy_set *s)
@@ -644,6 +660,10 @@ int policy_apply_spec_as(const policy *p, policy_caller who, vm_spec *spec, silo
 	if (p->max_lifetime_s && spec->timeout_s > p->max_lifetime_s)
 		return deny(p, "max_lifetime_s", err, "the spec asks for a lifetime of %u s, the policy allows %u s",
 			    spec->timeout_s, p->max_lifetime_s);
+	uint32_t disk = disk_limit(p, who);
+	if (disk && spec->disk_mb > disk)
+		return deny(p, "max_disk_mb", err, "the spec asks for disk_mb %u, the policy allows %u%s", spec->disk_mb,
+			    disk, p->max_disk_mb ? "" : " (the default disk for a scoped token without a policy file)");
 	bool wants_net = spec->network || spec->n_egress || spec->tap;
 	if (wants_net && !(p->ops & (1u << POLICY_OP_NETWORK)))
 		return deny(p, "operations", err, "the spec enables networking (network.%s) and the policy allows none",
@@ -665,6 +685,8 @@ int policy_apply_spec_as(const policy *p, policy_caller who, vm_spec *spec, silo
 		spec->pids_max = p->max_pids;
 	if (p->max_lifetime_s && !spec->timeout_s)
 		spec->timeout_s = p->max_lifetime_s;
+	if (disk && !spec->disk_mb && disk < SPEC_DISK_DEFAULT_MB)
+		spec->disk_mb = disk;
 	if (spec->network && p->n_egress && !spec->n_egress) {
 		for (size_t j = 0; j < p->n_egress && spec->n_egress < SPEC_MAX_EGRESS; j++)
 			spec->egress[spec->n_egress++] = xstrdup(p->egress[j]);

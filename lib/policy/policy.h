@@ -14,6 +14,7 @@
  *   max_vcpus = 2
  *   max_pids = 256
  *   max_lifetime_s = 3600
+ *   max_disk_mb = 4096                                  # [sandbox] disk_mb (the host disk a sandbox may fill)
  *
  * Every denial is POLICY_DENIED with the message
  *   policy "NAME" rule RULE: what was asked and what the rule allows
@@ -74,6 +75,7 @@ typedef struct policy {
 	uint32_t max_vcpus;
 	uint32_t max_pids;
 	uint32_t max_lifetime_s;
+	uint32_t max_disk_mb;            /* the built-in policy: SPEC_DISK_DEFAULT_MB for scoped tokens */
 } policy;
 
 typedef struct policy_set {
@@ -117,8 +119,9 @@ bool policy_host_path_granted(const policy *p, policy_caller who, const char *pa
 /* Before spawn: check a spec against p (resources, network, egress, the host
  * files it names, which the caller should have resolved with realpath, the
  * tap device and the variables of silod its {env = NAME} secrets name) and apply the policy's limits where the spec leaves them
- * open (pids_max 0 -> max_pids, timeout_s 0 -> max_lifetime_s, empty egress
- * -> the policy's egress list). Records the policy's name in the spec
+ * open (pids_max 0 -> max_pids, timeout_s 0 -> max_lifetime_s, disk_mb 0 ->
+ * max_disk_mb when that is below the default, empty egress -> the policy's
+ * egress list). Records the policy's name in the spec
  * metadata (POLICY_METADATA_KEY). policy_apply_spec is the full-access form. */
 int policy_apply_spec_as(const policy *p, policy_caller who, vm_spec *spec, silo_error *err);
 int policy_apply_spec(const policy *p, vm_spec *spec, silo_error *err);

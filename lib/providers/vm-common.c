@@ -295,14 +295,19 @@ static int make_template(const char *path, uint64_t mb, silo_error *err)
 	return 0;
 }
 
+/* The templates live in the state directory (<state>/disk-templates, 0700), not
+ * in the image cache: whatever a template holds is in the upper layer of every
+ * VM's root, above the signed image, and the cache's writer is not trusted
+ * (docs/security.md, threat model; red-team pass 2: a file planted in
+ * $SILO_CACHE_DIR/scratch/ext4-64.img showed up in a VM booted under a keyring). */
 int vm_scratch_create(const char *dir, uint64_t mb, silo_error *err)
 {
 	char tdir[PATH_MAX], tpath[PATH_MAX + 64], disk[PATH_MAX + 32];
-	snprintf(tdir, sizeof tdir, "%s/scratch", silo_cache_dir());
+	snprintf(tdir, sizeof tdir, "%s/disk-templates", silo_state_dir());
 	snprintf(tpath, sizeof tpath, "%s/ext4-%llu.img", tdir, (unsigned long long)mb);
 	snprintf(disk, sizeof disk, "%s/" VM_SCRATCH_FILE, dir);
 	if (!path_exists(tpath)) {
-		if (mkdir_p(tdir, 0755) < 0)
+		if (mkdir_p(tdir, 0700) < 0)
 			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", tdir);
 		if (make_template(tpath, mb, err) < 0)
 			return -1;

@@ -56,6 +56,77 @@ void trust_report_violation(const silo_error *err)
 	report(err);
 }
 
+/* ---- boot files: size and SHA-256 against the signed manifest ----
+ * Hashing a kernel or an image on every boot costs tens of milliseconds, so a
+ * file that hashed right is remembered by a stamp. The stamp must live where
+ * the cache's writer cannot write (threat model: not trusted): beside the keys,
+ * <state>/files/<sha256 of the resolved path>.verified, holding "silo-file-stamp
+ * 1 <path hex> <sha256> <size> <dev> <ino> <mtime> <ctime>". A stamp in the
+ * cache (FILE.verified, image_verify's corruption check) is never believed: it
+ * records only stat fields and a sum, all of which its writer can forge.
+ * ctime cannot be set from user space, so an in-place rewrite (even one that
+ * restores the mtime) or a replacement (new inode) discards the stamp. The file
+ * is hashed through one descriptor whose stat is taken before reading, so a
+ * change during the hash shows at the next check. */
+static void file_stamp_line(const char *resolved, const char *sha256, const struct stat *st, char *buf, size_t len)
+{
+	char hp[2 * PATH_MAX + 1];
+	sodium_bin2hex(hp, sizeof hp, (const unsigned char *)resolved, MIN(strlen(resolved), (size_t)PATH_MAX - 1));
+	snprintf(buf, len, "silo-file-stamp 1 %s %s %lld %llu %llu %lld.%09ld %lld.%09ld\n", hp, sha256,
+		 (long long)st->st_size, (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
+		 (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
+}
+
+static int verify_boot_file(const char *ename, const char *resolved, const image_file *rec, silo_error *err)
+{
+	cleanup_close int fd = open(resolved, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, errno, "image \"%s\": %s", ename, resolved);
+	if (!S_ISREG(st.st_mode))
+		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0, "image \"%s\": %s is not a regular file", ename,
+				 resolved);
+	if ((uint64_t)st.st_size != rec->size)
+		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
+				 "image \"%s\": %s is %" PRIu64 " bytes, manifest says %" PRIu64, ename, resolved,
+				 (uint64_t)st.st_size, rec->size);
+	char spath[PATH_MAX + 128], expect[2 * PATH_MAX + 256];
+	trust_state_entry("files", resolved, ".verified", spath, sizeof spath);
+	file_stamp_line(resolved, rec->sha256, &st, expect, sizeof expect);
+	cleanup_free char *have = NULL;
+	size_t hlen = 0;
+	if (read_file(spath, sizeof expect, &have, &hlen, NULL) == 0 && hlen == strlen(expect) &&
+	    !memcmp(have, expect, hlen))
+		return 0;
+	crypto_hash_sha256_state hs;
+	crypto_hash_sha256_init(&hs);
+	static __thread unsigned char buf[1 << 16];
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof buf);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, errno, "image \"%s\": read %s", ename, resolved);
+		if (r == 0)
+			break;
+		crypto_hash_sha256_update(&hs, buf, (size_t)r);
+	}
+	unsigned char d[crypto_hash_sha256_BYTES];
+	char hex[65];
+	crypto_hash_sha256_final(&hs, d);
+	sodium_bin2hex(hex, sizeof hex, d, sizeof d);
+	if (strcmp(hex, rec->sha256) != 0)
+		return silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0, "image \"%s\": %s has sha256 %s, manifest says %s",
+				 ename, resolved, hex, rec->sha256);
+	/* best effort: without a stamp the next check hashes again */
+	char dir[PATH_MAX + 128];
+	snprintf(dir, sizeof dir, "%s", spath);
+	*strrchr(dir, '/') = '\0';
+	if (mkdir_p(dir, 0700) == 0)
+		(void)write_file_atomic(spath, expect, strlen(expect), 0600, NULL);
+	return 0;
+}
+
 /* Does `path` (already resolved) name the file of record f? */
 static bool same_file(const char *resolved, const char *rec_path)
 {
@@ -93,7 +164,7 @@ static int check_one(const char *what, const char *path, const image_entry *v, s
 		}
 		if (!rec)
 			continue;
-		if (image_file_verify(e->name, rec, err) < 0) {
+		if (verify_boot_file(e->name, rp, rec, err) < 0) {
 			if (err && err->code != SILO_ERR_CHECKSUM_MISMATCH)
 				err->code = SILO_ERR_CHECKSUM_MISMATCH;
 			silo_error_prefix(err, "%s %s vs. the signed manifest", what, path);

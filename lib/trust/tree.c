@@ -350,14 +350,19 @@ static void stat_fields(const struct stat *st, char *buf, size_t len)
 		 (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
 }
 
-static void verdict_path(const char *root, char *buf, size_t len)
+void trust_state_entry(const char *sub, const char *key, const char *ext, char *buf, size_t len)
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(h, (const unsigned char *)root, strlen(root));
+	crypto_hash_sha256(h, (const unsigned char *)key, strlen(key));
 	char hex[65], st[PATH_MAX];
 	sodium_bin2hex(hex, sizeof hex, h, sizeof h);
 	trust_state_dir(st, sizeof st);
-	snprintf(buf, len, "%s/trees/%s.verdict", st, hex);
+	snprintf(buf, len, "%s/%s/%s%s", st, sub, hex, ext);
+}
+
+static void verdict_path(const char *root, char *buf, size_t len)
+{
+	trust_state_entry("trees", root, ".verdict", buf, len);
 }
 
 /* Does the recorded verdict still describe the tree? Fills out when it does. */

@@ -6,19 +6,9 @@
 # unsigned or tampered manifests and unlisted kernels are refused with
 # CHECKSUM_MISMATCH naming the file; a signed manifest boots. TAP on stdout.
 set -uo pipefail
-B=${SILO_BUILD_ROOT:?}
-SILO="$B/cli/silo"
-N=0 FAILED=0
-ok() { N=$((N + 1)); echo "ok $N - $1"; }
-notok() { N=$((N + 1)); FAILED=1; echo "not ok $N - $1"; }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
+. "$(dirname "$0")/signed-cache-lib.sh"   # TAP helpers, SILO, real_cache, private dirs
 if ! command -v minisign > /dev/null; then echo "1..0 # SKIP minisign not installed"; exit 0; fi
-real_cache=${SILO_CACHE_DIR:-$HOME/.cache/silo}
-TMP=$(mktemp -d /tmp/silo-trust-test.XXXXXX)
-trap '[[ -n "${KEEP:-}" ]] || rm -rf "$TMP"; echo "1..$N"' EXIT
-export SILO_KEYRING_DIR="$TMP/keyring" SILO_CACHE_DIR="$TMP/cache" SILO_RUNTIME_DIR="$TMP/run" \
-	SILO_STATE_DIR="$TMP/state"
-cd "$TMP" || exit 1
+private_dirs silo-trust-test
 
 # ---- keys and signatures, both directions
 minisign -G -W -p m.pub -s m.key > /dev/null 2>&1
@@ -71,19 +61,7 @@ if [[ "${SILO_SKIP_VM_TESTS:-}" == 1 || ! -f "$real_cache/kernel/current/vmlinux
 	notok "boot checks need the kernel and base image"
 	exit 1
 fi
-mkdir -p cache/kernel cache/images/base
-kdir=$(readlink -f "$real_cache/kernel/current")
-ln -s "$kdir" "cache/kernel/$(basename "$kdir")"
-ln -s "$(basename "$kdir")" cache/kernel/current
-cp "$real_cache/images/base/initramfs.cpio.gz" cache/images/base/
-python3 - "$kdir/vmlinux" "$TMP/cache/images/base/initramfs.cpio.gz" "$TMP/cache/images/manifest.json" <<'PY'
-import hashlib, json, os, sys
-k, i, m = sys.argv[1:]
-def f(p): return {"path": p, "sha256": hashlib.sha256(open(p, "rb").read()).hexdigest(), "size": os.stat(p).st_size}
-ent = {"name": "base", "kind": "initramfs", **f(i), "created": "2026-01-01T00:00:00Z",
-       "kernel": {"key": os.path.basename(os.path.dirname(k)), **f(k)}}
-json.dump({"version": 1, "images": [ent]}, open(m, "w"), indent=2)
-PY
+cache_layout "$real_cache" link
 "$SILO" trust add-key s.pub > /dev/null
 run() { timeout 120 "$SILO" run --provider qemu --image base -- echo booted 2>&1; }
 out=$(run); rc=$?
@@ -127,7 +105,7 @@ out=$(run); rc=$?
 check "an expired signature: refused" bash -c "test $rc = 125 && grep -q 'CHECKSUM_MISMATCH.*expired at' <<<'$out'"
 "$SILO" trust sign -s s.key > /dev/null
 # a kernel that is not in the signed manifest
-cp "$kdir/vmlinux" other-vmlinux
+cp cache/kernel/current/vmlinux other-vmlinux
 out=$(SILO_KERNEL="$TMP/other-vmlinux" run); rc=$?
 check "an unlisted kernel is refused, named in the error" \
 	bash -c "test $rc = 125 && grep -q 'CHECKSUM_MISMATCH.*other-vmlinux is not listed' <<<'$out'"

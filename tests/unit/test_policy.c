@@ -241,6 +241,47 @@ TEST(spec_limits)
 	policy_set_free(&s);
 }
 
+/* Red-team pass 2: a scoped token asked for disk_mb = 1048576 (1 TiB) without a
+ * policy file and got it: the host's disk (or memory, for a VM whose run
+ * directory is on tmpfs) was the sandbox's to fill. */
+TEST(disk_limit)
+{
+	policy_set b;
+	policy_set_builtin(&b);
+	silo_error err;
+	const policy *p = policy_find(&b, NULL, &err);
+	vm_spec sp;
+	spec_init(&sp);
+	sp.disk_mb = SPEC_DISK_MAX_MB;
+	CHECK(policy_apply_spec_as(p, POLICY_CALLER_TOKEN, &sp, &err) < 0);
+	CHECK_INT_EQ(err.code, SILO_ERR_POLICY_DENIED);
+	CHECK_CONTAINS(err.message, "policy \"default\" rule max_disk_mb: the spec asks for disk_mb 1048576, the policy "
+				    "allows 2048 (the default disk for a scoped token without a policy file)");
+	CHECK(policy_apply_spec_as(p, POLICY_CALLER_FULL, &sp, &err) == 0);   /* full access: as before */
+	sp.disk_mb = 2048;
+	CHECK(policy_apply_spec_as(p, POLICY_CALLER_TOKEN, &sp, &err) == 0);
+	sp.disk_mb = 0;
+	CHECK(policy_apply_spec_as(p, POLICY_CALLER_TOKEN, &sp, &err) == 0);
+	CHECK_INT_EQ(sp.disk_mb, 0);   /* the default is within the limit */
+	policy_set_free(&b);
+
+	static const char txt[] = "default = \"small\"\n[policies.small]\nmax_disk_mb = 64\n";
+	policy_set s;
+	REQUIRE(policy_set_parse(txt, sizeof txt - 1, &s, &err) == 0);
+	p = policy_find(&s, NULL, &err);
+	sp.disk_mb = 65;
+	CHECK(policy_apply_spec_as(p, POLICY_CALLER_FULL, &sp, &err) < 0);   /* a policy file binds everybody */
+	CHECK_CONTAINS(err.message, "policy \"small\" rule max_disk_mb: the spec asks for disk_mb 65, the policy allows 64");
+	sp.disk_mb = 0;
+	CHECK(policy_apply_spec_as(p, POLICY_CALLER_TOKEN, &sp, &err) == 0);
+	CHECK_INT_EQ(sp.disk_mb, 64);   /* an open field gets the limit */
+	spec_free(&sp);
+	policy_set_free(&s);
+	static const char bad[] = "default = \"x\"\n[policies.x]\nmax_disk_mb = 8\n";
+	CHECK(policy_set_parse(bad, sizeof bad - 1, &s, &err) < 0);
+	CHECK_CONTAINS(err.message, "policies.x.max_disk_mb");
+}
+
 TEST(network_and_egress)
 {
 	policy_set s;
@@ -620,6 +661,6 @@ TEST(token_create)
 }
 
 TEST_MAIN(parse_policies, parse_errors_name_the_field, builtin_allows_everything, operations_rule, paths_rule,
-	  normalize, egress_coverage, spec_limits, network_and_egress, host_paths_rule, host_resources_for_scoped_tokens,
+	  normalize, egress_coverage, spec_limits, disk_limit, network_and_egress, host_paths_rule, host_resources_for_scoped_tokens,
 	  secret_references_rule, token_parse_and_lookup, token_parse_errors,
 	  token_rules, token_create)
