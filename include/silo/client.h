@@ -40,14 +40,22 @@ typedef struct silo_client silo_client;
 
 typedef struct silo_client_opts {
 	size_t size;            /* sizeof(silo_client_opts) */
-	const char *host;       /* http://HOST:PORT; NULL: $SILO_HOST */
+	const char *host;       /* http(s)://HOST:PORT; NULL: $SILO_HOST */
 	const char *token;      /* bearer token; NULL: $SILO_API_TOKEN */
 	const char *socket;     /* unix socket; NULL: $SILO_SOCKET, else $SILO_RUNTIME_DIR/silod.sock */
 	long timeout_ms;        /* per request (not streams); 0: none */
+	/* TLS to an https:// host (docs/remote.md), PEM file paths; NULL: $SILO_CA,
+	 * $SILO_CLIENT_CERT, $SILO_CLIENT_KEY; without a CA the system's store. */
+	const char *ca;         /* CA that signed silod's certificate */
+	const char *cert;       /* client certificate for mutual TLS (with key) */
+	const char *key;
 } silo_client_opts;
 
 /* Connect (lazily: the first call opens a connection). opts NULL: the CLI's
- * rules (SILO_HOST + SILO_API_TOKEN, else the unix socket). */
+ * rules for $SILO_HOST (with $SILO_API_TOKEN, $SILO_CA, $SILO_CLIENT_CERT,
+ * $SILO_CLIENT_KEY), else the unix socket. CLI contexts (`silo context`) are
+ * not read: pass their URL and files explicitly. opts->size from before the
+ * TLS fields is accepted (they are then taken from the environment). */
 SILO_PUBLIC int silo_client_new(const silo_client_opts *opts, silo_client **out, silo_error *err);
 SILO_PUBLIC void silo_client_free(silo_client *c);
 /* "unix:/run/silo/silod.sock" or "http://127.0.0.1:7700" */

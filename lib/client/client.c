@@ -37,6 +37,7 @@ struct silo_client {
 	char sock[4096];  /* "" for TCP */
 	char target[4200];
 	char *auth;       /* "Authorization: Bearer ..." or NULL */
+	char *tls[3];     /* PEM paths: CA, client certificate, client key; NULL = none */
 	long timeout_ms;
 	pthread_mutex_t mu;
 	CURL *idle[POOL_MAX];
@@ -109,6 +110,27 @@ int silo_client_new(const silo_client_opts *o, silo_client **out, silo_error *er
 	}
 	c->timeout_ms = o ? o->timeout_ms : 0;
 	pthread_mutex_init(&c->mu, NULL);
+	if (host) {
+		/* TLS files as the CLI takes them: an option (when the caller's struct
+		 * has the field), else the environment */
+		static const char *const tls_env[3] = {"SILO_CA", "SILO_CLIENT_CERT", "SILO_CLIENT_KEY"};
+		bool has = o && o->size >= offsetof(silo_client_opts, key) + sizeof o->key;
+		const char *v[3] = {has ? o->ca : NULL, has ? o->cert : NULL, has ? o->key : NULL};
+		for (int i = 0; i < 3; i++)
+			if (v[i] || (v[i] = env(tls_env[i])))
+				c->tls[i] = xstrdup(v[i]);
+		if ((c->tls[0] || c->tls[1] || c->tls[2]) && strncmp(host, "https://", 8) != 0) {
+			silo_client_free(c);
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+					 "ca/cert/key (SILO_CA, SILO_CLIENT_CERT, SILO_CLIENT_KEY) need an https:// host, got '%s'",
+					 host);
+		}
+		if (!c->tls[1] != !c->tls[2]) {
+			silo_client_free(c);
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+					 "cert and key (SILO_CLIENT_CERT, SILO_CLIENT_KEY): give both or neither");
+		}
+	}
 	*out = c;
 	return 0;
 }
@@ -121,6 +143,8 @@ void silo_client_free(silo_client *c)
 		curl_easy_cleanup(c->idle[i]);
 	pthread_mutex_destroy(&c->mu);
 	free(c->auth);
+	for (int i = 0; i < 3; i++)
+		free(c->tls[i]);
 	free(c);
 }
 
@@ -260,6 +284,13 @@ static int perform(silo_client *c, const char *method, const char *path, const c
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (c->tls[0])
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->tls[0]);
+	if (c->tls[1]) {
+		curl_easy_setopt(h, CURLOPT_SSLCERT, c->tls[1]);
+		curl_easy_setopt(h, CURLOPT_SSLKEY, c->tls[2]);
+	}
 	if (c->timeout_ms && !stream)
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
 	struct curl_slist *hdrs = NULL;

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,19 @@ TEST(tcp_tokens_and_connection_rules)
 	CHECK(silo_client_new(&inj, &c, &err) < 0 && err.code == SILO_ERR_INVALID_CONFIG);
 	silo_client_opts ftp = {.size = sizeof ftp, .host = "ftp://x"};
 	CHECK(silo_client_new(&ftp, &c, &err) < 0 && err.code == SILO_ERR_INVALID_CONFIG);
+	/* TLS files only with https://, a certificate only with its key (docs/remote.md) */
+	silo_client_opts ca_http = {.size = sizeof ca_http, .host = getenv("SILO_TEST_TCP"), .ca = "/etc/ssl/ca.pem"};
+	CHECK(silo_client_new(&ca_http, &c, &err) < 0 && err.code == SILO_ERR_INVALID_CONFIG);
+	CHECK_CONTAINS(err.message, "need an https:// host");
+	silo_client_opts half = {.size = sizeof half, .host = "https://127.0.0.1:1", .cert = "/c.pem"};
+	CHECK(silo_client_new(&half, &c, &err) < 0 && err.code == SILO_ERR_INVALID_CONFIG);
+	CHECK_CONTAINS(err.message, "both or neither");
+	/* a caller built before the TLS fields: accepted, TLS from the environment */
+	silo_client_opts old_abi = {.size = offsetof(silo_client_opts, ca), .host = getenv("SILO_TEST_TCP"),
+				    .token = getenv("SILO_TEST_RO_TOKEN"), .ca = "ignored"};
+	REQUIRE(silo_client_new(&old_abi, &c, &err) == 0);
+	CHECK(silo_client_list(c, NULL, NULL, &err) == 0);
+	silo_client_free(c);
 	silo_client_opts small = {.size = 4};
 	CHECK(silo_client_new(&small, &c, &err) < 0 && err.code == SILO_ERR_INVALID_CONFIG);
 	silo_client_opts none = {.size = sizeof none, .socket = "/nonexistent/silod.sock"};

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import socket
+import ssl
 import threading
 import urllib.parse
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -117,9 +118,35 @@ class Response:
         self.close()
 
 
+def _tls_context(scheme: str, ca: Optional[str], cert: Optional[str], key: Optional[str]) -> Optional[ssl.SSLContext]:
+    """TLS as the CLI does it (docs/remote.md): CA, client certificate and key
+    from the arguments, else SILO_CA, SILO_CLIENT_CERT, SILO_CLIENT_KEY; TLS 1.2+."""
+    ca = ca or os.environ.get("SILO_CA") or None
+    cert = cert or os.environ.get("SILO_CLIENT_CERT") or None
+    key = key or os.environ.get("SILO_CLIENT_KEY") or None
+    if scheme != "https":
+        if ca or cert or key:
+            raise InvalidConfig("ca/cert/key (SILO_CA, SILO_CLIENT_CERT, SILO_CLIENT_KEY) need an https:// host")
+        return None
+    if bool(cert) != bool(key):
+        raise InvalidConfig("cert and key (SILO_CLIENT_CERT, SILO_CLIENT_KEY): give both or neither")
+    for what, f in (("ca", ca), ("cert", cert), ("key", key)):
+        if f and not os.access(f, os.R_OK):
+            raise InvalidConfig("%s (%s): not a readable file" % (what, f))
+    try:
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if cert:
+            ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        raise InvalidConfig("ca/cert/key (SILO_CA, SILO_CLIENT_CERT, SILO_CLIENT_KEY): %s" % e) from None
+    return ctx
+
+
 class Transport:
     def __init__(self, host: Optional[str] = None, token: Optional[str] = None, socket_path: Optional[str] = None,
-                 timeout: Optional[float] = None) -> None:
+                 timeout: Optional[float] = None, ca: Optional[str] = None, cert: Optional[str] = None,
+                 key: Optional[str] = None) -> None:
         if host is None and socket_path is None:
             host = os.environ.get("SILO_HOST") or None
         if token is None:
@@ -133,6 +160,7 @@ class Transport:
             if u.scheme not in ("http", "https") or not u.hostname:
                 raise InvalidConfig("SILO_HOST: expected http://HOST:PORT, got '%s'" % host)
             self._scheme, self._host, self._port = u.scheme, u.hostname, u.port
+            self._tls = _tls_context(u.scheme, ca, cert, key)
             self.socket_path = None
             self.target = host.rstrip("/")
         else:
@@ -144,7 +172,7 @@ class Transport:
         if self.socket_path:
             return _UnixConnection(self.socket_path, timeout)
         if self._scheme == "https":
-            return http.client.HTTPSConnection(self._host, self._port, timeout=timeout)
+            return http.client.HTTPSConnection(self._host, self._port, timeout=timeout, context=self._tls)
         return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
 
     def _acquire(self) -> Tuple[http.client.HTTPConnection, bool]:

@@ -204,8 +204,9 @@ class AsyncSandbox:
 
 class AsyncClient:
     def __init__(self, host: Optional[str] = None, token: Optional[str] = None, socket_path: Optional[str] = None,
-                 timeout: Optional[float] = None) -> None:
-        self.sync = _c.Client(host, token, socket_path, timeout)
+                 timeout: Optional[float] = None, ca: Optional[str] = None, cert: Optional[str] = None,
+                 key: Optional[str] = None) -> None:
+        self.sync = _c.Client(host, token, socket_path, timeout, ca, cert, key)
 
     @property
     def target(self) -> str:

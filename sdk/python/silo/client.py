@@ -431,12 +431,14 @@ class Sandbox:
 
 
 class Client:
-    """A connection to silod. Defaults follow the CLI: SILO_HOST + SILO_API_TOKEN,
-    else the unix socket SILO_SOCKET or $SILO_RUNTIME_DIR/silod.sock."""
+    """A connection to silod. Defaults follow the CLI: SILO_HOST + SILO_API_TOKEN
+    (https with SILO_CA, SILO_CLIENT_CERT, SILO_CLIENT_KEY), else the unix socket
+    SILO_SOCKET or $SILO_RUNTIME_DIR/silod.sock. CLI contexts are not read."""
 
     def __init__(self, host: Optional[str] = None, token: Optional[str] = None, socket_path: Optional[str] = None,
-                 timeout: Optional[float] = None) -> None:
-        self._t = Transport(host, token, socket_path, timeout)
+                 timeout: Optional[float] = None, ca: Optional[str] = None, cert: Optional[str] = None,
+                 key: Optional[str] = None) -> None:
+        self._t = Transport(host, token, socket_path, timeout, ca, cert, key)
 
     @property
     def target(self) -> str:

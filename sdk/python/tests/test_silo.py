@@ -117,6 +117,13 @@ class Errors(Base):
             self.assertEqual(c.get(self.sb.id).exec("echo tcp").stdout, "tcp\n")
         with self.assertRaises(silo.InvalidConfig):
             silo.Client(host="ftp://x")
+        # TLS files (SILO_CA and friends) only with https://, a certificate only with its key
+        with self.assertRaisesRegex(silo.InvalidConfig, "https://"):
+            silo.Client(host=os.environ["SILO_TEST_TCP"], ca="/etc/ssl/ca.pem")
+        with self.assertRaisesRegex(silo.InvalidConfig, "both or neither"):
+            silo.Client(host="https://127.0.0.1:1", cert="/c.pem")
+        with self.assertRaisesRegex(silo.InvalidConfig, "/nonexistent/ca.pem"):
+            silo.Client(host="https://127.0.0.1:1", ca="/nonexistent/ca.pem")
         with self.assertRaises(silo.RemoteUnreachable) as cm:
             silo.Client(socket_path="/nonexistent/silod.sock").health()
         self.assertIn("/nonexistent/silod.sock", str(cm.exception))

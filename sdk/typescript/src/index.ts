@@ -9,6 +9,7 @@
 // its stable code. Streams are async iterators; every call takes an
 // AbortSignal (`signal`): aborting closes the connection (for an exec, silod
 // then kills the command) and rejects with the signal's reason.
+import * as fs from "node:fs";
 import * as http from "node:http";
 import * as https from "node:https";
 import * as path from "node:path";
@@ -20,6 +21,36 @@ export interface ClientOptions {
   host?: string;
   token?: string;
   socketPath?: string;
+  /** TLS to an https:// host, PEM file paths; default $SILO_CA, $SILO_CLIENT_CERT, $SILO_CLIENT_KEY */
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+// TLS as the CLI does it (docs/remote.md): TLS 1.2+, the given CA (else the
+// system's), a client certificate and key for mutual TLS.
+function tlsAgent(https_: boolean, opts: ClientOptions): http.Agent {
+  const e = process.env;
+  const files = { ca: opts.ca ?? (e.SILO_CA || undefined), cert: opts.cert ?? (e.SILO_CLIENT_CERT || undefined),
+    key: opts.key ?? (e.SILO_CLIENT_KEY || undefined) };
+  if (!https_) {
+    if (files.ca || files.cert || files.key)
+      throw new InvalidConfig("ca/cert/key (SILO_CA, SILO_CLIENT_CERT, SILO_CLIENT_KEY) need an https:// host");
+    return new http.Agent({ keepAlive: true });
+  }
+  if (!files.cert !== !files.key)
+    throw new InvalidConfig("cert and key (SILO_CLIENT_CERT, SILO_CLIENT_KEY): give both or neither");
+  const pem: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+  for (const k of ["ca", "cert", "key"] as const) {
+    const f = files[k];
+    if (!f) continue;
+    try {
+      pem[k] = fs.readFileSync(f);
+    } catch (err) {
+      throw new InvalidConfig(`${k} (${f}): ${(err as Error).message}`);
+    }
+  }
+  return new https.Agent({ keepAlive: true, minVersion: "TLSv1.2", ...pem });
 }
 export interface CallOptions {
   signal?: AbortSignal;
@@ -88,7 +119,7 @@ export class Client {
         throw new InvalidConfig(`SILO_HOST: expected http://HOST:PORT, got '${host}'`);
       this.base = u;
       this.target = host.replace(/\/$/, "");
-      this.agent = u.protocol === "https:" ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+      this.agent = tlsAgent(u.protocol === "https:", opts);
     } else {
       this.socketPath = opts.socketPath ?? defaultSocket();
       this.target = "unix:" + this.socketPath;

@@ -60,6 +60,11 @@ test("TCP with tokens: scoped token is PolicyDenied, a bad one Unauthorized", as
   assert.equal((await (await full.get(sb.id)).exec("echo tcp")).stdout, "tcp\n");
   full.close();
   assert.throws(() => new silo.Client({ host: "ftp://x" }), silo.InvalidConfig);
+  // TLS files (SILO_CA and friends) only with https://, a certificate only with its key
+  assert.throws(() => new silo.Client({ host: process.env.SILO_TEST_TCP, ca: "/etc/ssl/ca.pem" }), /https:\/\//);
+  assert.throws(() => new silo.Client({ host: "https://127.0.0.1:1", cert: "/c.pem" }), /both or neither/);
+  assert.throws(() => new silo.Client({ host: "https://127.0.0.1:1", ca: "/nonexistent/ca.pem" }),
+    (e) => e instanceof silo.InvalidConfig && e.message.includes("/nonexistent/ca.pem"));
   await assert.rejects(new silo.Client({ socketPath: "/nonexistent/silod.sock" }).health(), silo.RemoteUnreachable);
   const saved = { ...process.env };
   try {
