@@ -7,6 +7,12 @@ trap 'echo "1..$N"; cleanup' EXIT
 SRC=${SILO_SOURCE_ROOT:?}
 files=$(ls "$SRC"/examples/*.toml)
 [ -n "$files" ] && ok "examples/ has $(wc -w <<<"$files") files" || notok "examples/ has files"
+# examples/sdk/ holds programs, not specs: each is run as shipped by an sdk-* test (tests/sdk/,
+# sdk-c-example in tests/meson.build), against a real silod; here only that one does
+for p in "$SRC"/examples/sdk/*; do
+	b=examples/sdk/$(basename "$p")
+	check "$b is run by an sdk-* test" grep -rqF "$b" "$SRC"/tests/sdk "$SRC"/tests/meson.build
+done
 vm_ok=1
 [ "${SILO_SKIP_VM_TESTS:-}" = 1 ] && vm_ok=0
 probe='echo "$(pwd) ${PYTHONUNBUFFERED:-}" ok'

@@ -144,7 +144,19 @@ p=[x for x in json.load(sys.stdin)["providers"] if x["name"]=="namespace"]; sys.
 	out=$("$SILO" exec "$id" -- echo over-tls 2>&1)
 	check "create and exec over mutual TLS ($id: $out)" test "$out" = over-tls
 	"$SILO" rm --grace-ms 0 "$id" > /dev/null 2>&1
-	unset SILO_HOST SILO_API_TOKEN SILO_CA SILO_CLIENT_CERT SILO_CLIENT_KEY
+	# the SDKs take the same variables (docs/sdk.md): the C and Python examples as shipped
+	out=$("${SILO_BUILD_ROOT:?}/tests/test-sdk-c-example" 2>&1)
+	check "libsilo-client over mutual TLS (examples/sdk/agent_c with \$SILO_HOST, \$SILO_CA, a client certificate)" \
+		grep -q '^result {"steps": 3}' <<<"$out"
+	export PYTHONPATH=$SILO_SOURCE_ROOT/sdk/python
+	out=$(python3 "$SILO_SOURCE_ROOT/examples/sdk/agent.py" 2>&1)
+	check "the Python SDK over mutual TLS (examples/sdk/agent.py)" grep -q '^result {' <<<"$out"
+	out=$(SILO_CLIENT_CERT='' SILO_CLIENT_KEY='' python3 -c 'import silo
+try: silo.Client().list()
+except silo.Unauthorized as e: print("UNAUTHORIZED", e)' 2>&1)
+	check "the Python SDK without its client certificate: silo.Unauthorized from silod" \
+		grep -q '^UNAUTHORIZED.*client certificate' <<<"$out"
+	unset SILO_HOST SILO_API_TOKEN SILO_CA SILO_CLIENT_CERT SILO_CLIENT_KEY PYTHONPATH
 else
 	ok "# SKIP create and exec over TLS: the namespace provider is unavailable here"
 fi
