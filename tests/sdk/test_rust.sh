@@ -30,7 +30,7 @@ command -v cargo > /dev/null || skip_all "cargo is not installed (rustup or Debi
 mkdir -p "$D"
 if [ ! -f "$D/build/build.ninja" ]; then
 	rm -rf "$D/build"
-	CC=${RUST_SDK_CC:-cc} meson setup "$D/build" "$SRC" --buildtype=release -Db_sanitize=none -Dfuzz=none \
+	CC=${RUST_SDK_CC:-cc} meson setup "$D/build" "$SRC" --buildtype=release -Db_sanitize=none -Dfuzz=driver \
 		> "$D/setup.log" 2>&1 || { echo "1..1"; echo "not ok 1 - meson setup of a plain libsilo-client"; tap_comment < "$D/setup.log"; exit 1; }
 fi
 meson compile -C "$D/build" silo-client > "$D/build.log" 2>&1 ||
