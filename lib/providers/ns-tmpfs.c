@@ -2,7 +2,8 @@
  * The contents of a namespace sandbox's /tmp, /run and /dev/shm in its
  * snapshots (docs/snapshots.md): each is a tmpfs of the sandbox's own mount
  * namespace, kept as payload/tmpfs/{tmp,run,dev-shm}.tar (lib/archive
- * streams, so the snapshot manifest checksums them like the layer).
+ * streams, so the snapshot manifest checksums them like the layer; an empty
+ * one has no archive).
  *
  * How a tmpfs is reached: a forked child joins the sandbox's mount namespace
  * (silod is multi-threaded: setns(CLONE_NEWNS) needs a single-threaded
@@ -25,6 +26,7 @@
  * (lib/archive) refuses traversal, never writes through a symlink and keeps
  * symlinks as links.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -171,6 +173,25 @@ static void close_views(int views[NS_TMPFS_KEPT])
 			close(views[i]);
 }
 
+/* Does the directory at fd hold anything? (an empty tmpfs is not archived) */
+static int dir_empty(int fd, bool *empty, silo_error *err)
+{
+	int d = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = d >= 0 ? fdopendir(d) : NULL;
+	if (!dir) {
+		int e = errno;
+		if (d >= 0)
+			close(d);
+		return silo_fail(err, SILO_ERR_IO_ERROR, e, "open");
+	}
+	*empty = true;
+	struct dirent *de;
+	while (*empty && (de = readdir(dir)))
+		*empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+	closedir(dir);
+	return 0;
+}
+
 typedef struct tar_out {
 	int fd;
 	uint64_t *bytes, max;
@@ -202,8 +223,12 @@ int ns_tmpfs_save(pid_t init, uint32_t uid, uint32_t gid, const char *dir, silo_
 		rc = silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", d);
 	uint64_t bytes = 0;
 	for (size_t i = 0; i < NS_TMPFS_KEPT && rc == 0; i++) {
-		if (views[i] < 0)
+		bool empty = false;
+		if (views[i] < 0 || (rc = dir_empty(views[i], &empty, err)) < 0 || empty) {
+			if (rc < 0)
+				silo_error_prefix(err, "namespace: snapshot of /%s", kept[i].path);
 			continue;
+		}
 		char f[PATH_MAX + 32];
 		snprintf(f, sizeof f, "%s/%s", d, kept[i].file);
 		tar_out o = {.fd = open(f, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600),
