@@ -136,6 +136,16 @@ static sandbox *spawn(bool written)
 	return sb;
 }
 
+/* Destroy n copies and their source, free the snapshot's info, end the test. */
+static void end_forks(sandbox **f, int n, sandbox *src, snap_info *info)
+{
+	for (int i = 0; i < n; i++)
+		destroy(f[i]);
+	destroy(src);
+	snap_info_free(info);
+	teardown();
+}
+
 TEST(restore_equals_source)
 {
 	setup();
@@ -202,11 +212,7 @@ TEST(fork_isolation)
 	/* a fork's deletion stays in that fork */
 	CHECK_STR_EQ(sh(f[0], "rm /root/work/state.txt; ls /root/work", &o), "link\n");
 	CHECK_STR_EQ(sh(f[1], "ls /root/work", &o), "link\nstate.txt\n");
-	for (int i = 0; i < N; i++)
-		destroy(f[i]);
-	destroy(parent);
-	snap_info_free(&info);
-	teardown();
+	end_forks(f, N, parent, &info);
 }
 
 TEST(snapshot_of_restored_is_flattened)
@@ -334,11 +340,7 @@ TEST(tmpfs_kept)
 	REQUIRE(lstat("/etc/shadow", &shadow1) == 0);
 	CHECK(shadow1.st_ino == shadow0.st_ino && shadow1.st_size == shadow0.st_size &&
 	      shadow1.st_mtim.tv_sec == shadow0.st_mtim.tv_sec && shadow1.st_mtim.tv_nsec == shadow0.st_mtim.tv_nsec);
-	for (int i = 0; i < N; i++)
-		destroy(f[i]);
-	destroy(a);
-	snap_info_free(&info);
-	teardown();
+	end_forks(f, N, a, &info);
 }
 
 TEST(tmpfs_over_limit_refused)
