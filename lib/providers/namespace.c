@@ -1420,8 +1420,16 @@ static int ns_snapshot(sandbox *sb, const char *dir, silo_error *err)
 	}
 	if (skipped)
 		log_info("%s: snapshot skipped %zu sockets/FIFOs", sb->id, skipped);
+	/* /tmp, /run and /dev/shm: tmpfs, not on the disk (ns-tmpfs.c) */
+	if (ns_tmpfs_save(sb->pid, s->ids.uid, s->ids.gid, dir, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		return -1;
+	}
 	return 0;
 }
+
+static int ns_terminate(sandbox *sb, int grace_ms, silo_error *err);
+
 static int ns_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_error *err)
 {
 	char layer[PATH_MAX + 16];
@@ -1430,7 +1438,17 @@ static int ns_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_er
 	if (lstat(layer, &st) < 0 || !S_ISDIR(st.st_mode))
 		return silo_fail_vm(err, SILO_ERR_CHECKSUM_MISMATCH, errno, sb->id,
 				    "namespace: %s is not a snapshot layer directory", layer);
-	return ns_start(sb, spec, layer, err);
+	if (ns_start(sb, spec, layer, err) < 0)
+		return -1;
+	ns_state *s = sb->prov;
+	if (ns_tmpfs_load(sb->pid, s->ids.uid, s->ids.gid, dir, err) < 0) {
+		silo_error_set_vm(err, sb->id);
+		silo_error e2 = {0};
+		if (ns_terminate(sb, 0, &e2) < 0)
+			log_error("%s: terminate after a failed restore: %s", sb->id, e2.message);
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- the other ops ---- */

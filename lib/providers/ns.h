@@ -104,6 +104,17 @@ int ns_proc_stat(pid_t pid, char *state, unsigned long long *start);
 /* Alive and, when start is not 0, the same process (not a reused pid). */
 bool ns_pid_alive(pid_t pid, unsigned long long start);
 
+/* ---- /tmp, /run and /dev/shm in snapshots (ns-tmpfs.c) ---- */
+#define NS_TMPFS_KEPT 3
+/* While the sandbox whose init is init (host ids uid/gid for its root) is
+ * frozen: write each of its /tmp, /run, /dev/shm that is a tmpfs to
+ * dir/tmpfs/{tmp,run,dev-shm}.tar, with the ids the sandbox sees. The three
+ * together are bounded by snap_max_bytes() (RESOURCE_EXCEEDED past it). */
+int ns_tmpfs_save(pid_t init, uint32_t uid, uint32_t gid, const char *dir, silo_error *err);
+/* Extract what ns_tmpfs_save wrote (nothing if dir/tmpfs is absent) into a
+ * freshly started sandbox's tmpfs mounts, owners mapped into its own range. */
+int ns_tmpfs_load(pid_t init, uint32_t uid, uint32_t gid, const char *dir, silo_error *err);
+
 /* ---- the writable layer's disk (ns-disk.c) ---- */
 typedef struct ns_disk {
 	int loop_fd;                      /* ours until the sandbox has mounted it, then -1 */

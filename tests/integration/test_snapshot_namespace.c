@@ -3,7 +3,10 @@
  * cgroup freezer: state equality after restore (files written, a base file
  * deleted, modes, owners - across host id ranges), fork isolation (a write in one copy is invisible in the
  * others and in the parent), a snapshot of a restored sandbox (flattened
- * layers), keep-paused, a corrupted snapshot refused, and no residue.
+ * layers), keep-paused, a corrupted snapshot refused, /tmp, /run and /dev/shm
+ * (tmpfs) kept across restore and fork (a symlink to a host file stays a
+ * link; nothing on the host is written through it), a tmpfs over the
+ * snapshot limit refused, and no residue.
  * Needs root; skips otherwise.
  */
 #include <errno.h>
@@ -109,6 +112,15 @@ static long long snap_payload_owner(const snap_info *info, const char *rel)
 	return lstat(p, &st) == 0 ? (long long)st.st_uid : -1;
 }
 
+/* Size of a regular file in the snapshot's payload, 0 if there is none. */
+static uint64_t payload_size(const snap_info *info, const char *rel)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof p, "%s/%s", info->payload, rel);
+	struct stat st;
+	return lstat(p, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+}
+
 /* A running namespace sandbox; WRITE applied to it when WRITTEN. */
 static sandbox *spawn(bool written)
 {
@@ -124,6 +136,16 @@ static sandbox *spawn(bool written)
 	return sb;
 }
 
+/* Destroy n copies and their source, free the snapshot's info, end the test. */
+static void end_forks(sandbox **f, int n, sandbox *src, snap_info *info)
+{
+	for (int i = 0; i < n; i++)
+		destroy(f[i]);
+	destroy(src);
+	snap_info_free(info);
+	teardown();
+}
+
 TEST(restore_equals_source)
 {
 	setup();
@@ -137,7 +159,7 @@ TEST(restore_equals_source)
 	snap_info info;
 	take(a, false, id, &info);
 	CHECK(sandbox_get_state(a) == SB_RUNNING);   /* resumed */
-	CHECK(info.bytes == 3);                      /* "v1\n" */
+	CHECK(info.bytes == 3);   /* "v1\n"; the empty /tmp, /run, /dev/shm have no archive */
 	sandbox *b = restore(&info);
 	CHECK(strcmp(b->id, a->id) != 0);
 	CHECK(sandbox_get_state(b) == SB_RUNNING);
@@ -190,11 +212,7 @@ TEST(fork_isolation)
 	/* a fork's deletion stays in that fork */
 	CHECK_STR_EQ(sh(f[0], "rm /root/work/state.txt; ls /root/work", &o), "link\n");
 	CHECK_STR_EQ(sh(f[1], "ls /root/work", &o), "link\nstate.txt\n");
-	for (int i = 0; i < N; i++)
-		destroy(f[i]);
-	destroy(parent);
-	snap_info_free(&info);
-	teardown();
+	end_forks(f, N, parent, &info);
 }
 
 TEST(snapshot_of_restored_is_flattened)
@@ -277,5 +295,76 @@ TEST(corrupt_snapshot_refused)
 	teardown();
 }
 
+static const char *const TMPFS_WRITE =
+	"mkdir /tmp/work && echo work > /tmp/work/f && chmod 604 /tmp/work/f && chown 1000:1001 /tmp/work/f && "
+	"echo x > /run/x && echo y > /dev/shm/y && ln -s /etc/shadow /tmp/l && ln -s /etc /tmp/etc && echo ok";
+static const char *const TMPFS_READ =
+	"cat /tmp/work/f /run/x /dev/shm/y; stat -c %a:%u:%g /tmp/work/f; readlink /tmp/l; readlink /tmp/etc; "
+	"stat -c %a /tmp /dev/shm";
+
+TEST(tmpfs_kept)
+{
+	setup();
+	struct stat shadow0;
+	REQUIRE(lstat("/etc/shadow", &shadow0) == 0);
+	sandbox *a = spawn(false);
+	outbuf o;
+	CHECK_STR_EQ(sh(a, TMPFS_WRITE, &o), "ok\n");
+	char want[512];
+	snprintf(want, sizeof want, "%s", sh(a, TMPFS_READ, &o));
+	CHECK_STR_EQ(want, "work\nx\ny\n604:1000:1001\n/etc/shadow\n/etc\n1777\n1777\n");
+	char id[SILO_ID_MAX];
+	snap_info info;
+	take(a, false, id, &info);
+	/* the archives are payload entries: the manifest checksums them */
+	CHECK(payload_size(&info, "tmpfs/tmp.tar") > 0 && payload_size(&info, "tmpfs/run.tar") > 0 &&
+	      payload_size(&info, "tmpfs/dev-shm.tar") > 0);
+	CHECK(info.bytes == payload_size(&info, "tmpfs/tmp.tar") + payload_size(&info, "tmpfs/run.tar") +
+				    payload_size(&info, "tmpfs/dev-shm.tar"));
+	/* a restore and two forks (a fork is a restore of a fork snapshot) */
+	enum { N = 3 };
+	sandbox *f[N];
+	for (int i = 0; i < N; i++) {
+		f[i] = restore(&info);
+		CHECK_STR_EQ(sh(f[i], TMPFS_READ, &o), want);
+		CHECK_STR_EQ(sh(f[i], "test -L /tmp/l && test -L /tmp/etc && echo links", &o), "links\n");
+		/* owners in the copy's own host id range */
+		CHECK_INT_EQ(host_owner(f[i], "/tmp/work/f"), host_base(f[i]) + 1000);
+	}
+	/* the copies are independent */
+	CHECK_STR_EQ(sh(f[0], "echo changed > /tmp/work/f; cat /tmp/work/f", &o), "changed\n");
+	CHECK_STR_EQ(sh(f[1], "cat /tmp/work/f", &o), "work\n");
+	CHECK_STR_EQ(sh(a, "cat /tmp/work/f", &o), "work\n");
+	/* the host's /etc/shadow was neither followed nor written */
+	struct stat shadow1;
+	REQUIRE(lstat("/etc/shadow", &shadow1) == 0);
+	CHECK(shadow1.st_ino == shadow0.st_ino && shadow1.st_size == shadow0.st_size &&
+	      shadow1.st_mtim.tv_sec == shadow0.st_mtim.tv_sec && shadow1.st_mtim.tv_nsec == shadow0.st_mtim.tv_nsec);
+	end_forks(f, N, a, &info);
+}
+
+TEST(tmpfs_over_limit_refused)
+{
+	setup();
+	sandbox *a = spawn(false);
+	outbuf o;
+	CHECK_STR_EQ(sh(a, "head -c 3145728 /dev/zero > /dev/shm/big && echo ok", &o), "ok\n");
+	setenv("SILO_SNAPSHOT_MAX_MB", "2", 1);
+	snap_writer *w = NULL;
+	silo_error err = {0};
+	REQUIRE(snap_begin("snapshot", &w, &err) == 0);
+	CHECK(sandbox_snapshot(a, snap_writer_payload(w), false, &err) < 0);
+	snap_abort(w);
+	unsetenv("SILO_SNAPSHOT_MAX_MB");
+	CHECK_STR_EQ(silo_code_name(err.code), "RESOURCE_EXCEEDED");
+	CHECK_CONTAINS(err.message, "/tmp, /run and /dev/shm together are larger than the snapshot limit of 2 MiB");
+	CHECK_CONTAINS(err.message, "snapshot of /dev/shm");
+	/* the sandbox goes on running */
+	CHECK(sandbox_get_state(a) == SB_RUNNING);
+	CHECK_STR_EQ(sh(a, "wc -c < /dev/shm/big", &o), "3145728\n");
+	destroy(a);
+	teardown();
+}
+
 TEST_MAIN(restore_equals_source, fork_isolation, snapshot_of_restored_is_flattened, keep_paused,
-	  corrupt_snapshot_refused)
+	  corrupt_snapshot_refused, tmpfs_kept, tmpfs_over_limit_refused)
