@@ -3,7 +3,8 @@
 # and one namespace sandbox (docs/sdk.md "Overhead"): N runs of `true` each,
 # through (1) one curl process making N requests on a kept-alive unix socket
 # connection (-w time_total per transfer), (2) libsilo-client (bench/sdk_c.c),
-# (3) the Python SDK, (4) the TypeScript SDK (if built). Clients run one after
+# (3) the Python SDK, (4) the TypeScript SDK (if built), (5) the Rust crate (if cargo is
+# installed; sdk/rust/examples/bench_exec.rs against BUILD_DIR's libsilo-client). Clients run one after
 # the other, interleaved in rounds so that machine noise hits all of them.
 # Prints JSON: {"clients": {NAME: {"p50_ms","p95_ms","p99_ms","n"}}, ...}.
 # Usage: bench/sdk.sh [BUILD_DIR] [N]   (BUILD_DIR default build-rel)
@@ -49,12 +50,21 @@ for (let i = 0; i < Number(process.argv[3]); i++) {
 }
 c.close();
 JS
+RUSTB=
+if command -v cargo > /dev/null; then
+	export SILO_CLIENT_LIB_DIR=$BUILD/lib/client CARGO_TARGET_DIR=$BUILD/sdk-rust-bench
+	(cd "$SRC/sdk/rust" && cargo build --offline --release --quiet --example bench_exec) > "$TMP/cargo.log" 2>&1 &&
+		RUSTB=$CARGO_TARGET_DIR/release/examples/bench_exec || { echo "# cargo build failed:"; sed 's/^/# /' "$TMP/cargo.log"; }
+fi
 for _ in $(seq 1 $ROUNDS); do
 	curl "${curl_args[@]}" | awk '{printf "%d\n", $1 * 1000000}' >> "$TMP/curl.us"
 	"$BUILD/lib/client/sdk_c" "$ID" "$per" >> "$TMP/c.us" || exit 1
 	python3 "$PYB" "$SRC/sdk/python" "$ID" "$per" >> "$TMP/python.us" || exit 1
 	if [ -f "$SRC/sdk/typescript/dist/esm/index.js" ]; then
 		node "$TSB" "$ID" "$per" >> "$TMP/typescript.us" || exit 1
+	fi
+	if [ -n "$RUSTB" ]; then
+		LD_LIBRARY_PATH=$BUILD/lib/client "$RUSTB" "$ID" "$per" >> "$TMP/rust.us" || exit 1
 	fi
 done
 python3 - "$TMP" "$COUNT" "$(nproc)" <<'PY'
@@ -63,7 +73,7 @@ tmp, n, cpus = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def pct(v, p):
     v = sorted(v); return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
 out = {}
-for name in ("curl", "c", "python", "typescript"):
+for name in ("curl", "c", "python", "typescript", "rust"):
     f = os.path.join(tmp, name + ".us")
     if not os.path.exists(f): continue
     v = [int(x) for x in open(f) if x.strip()]
