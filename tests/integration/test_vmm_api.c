@@ -8,6 +8,7 @@
  */
 #include <fcntl.h>
 #include <glob.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/prctl.h>
@@ -371,10 +372,27 @@ TEST(malformed_requests_get_clear_errors)
 	int fd = api_connect(p.sock);
 	static const char two[] = "GET / HTTP/1.1\r\n\r\nGET /machine-config HTTP/1.1\r\n\r\n";
 	REQUIRE(write(fd, two, sizeof two - 1) == sizeof two - 1);
-	CHECK_INT_EQ(read_response(fd, out, sizeof out), 200);
-	CHECK_CONTAINS(out, "Not started");
-	CHECK_INT_EQ(read_response(fd, out, sizeof out), 200);
-	CHECK_CONTAINS(out, "vcpu_count");
+	/* both answers may come in one read: collect until the second body is complete */
+	char both[8192] = "";
+	size_t got = 0;
+	for (int tries = 0; tries < 50 && !(strstr(both, "vcpu_count") && strchr(strstr(both, "vcpu_count"), '}'));
+	     tries++) {
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		if (poll(&pf, 1, 100) <= 0)
+			continue;
+		ssize_t n = read(fd, both + got, sizeof both - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		both[got] = 0;
+	}
+	both[got] = 0;
+	char *second = strstr(both + 1, "HTTP/1.1 ");
+	CHECK(strncmp(both, "HTTP/1.1 200", 12) == 0);
+	CHECK(second && strncmp(second, "HTTP/1.1 200", 12) == 0);
+	char *first_body = strstr(both, "Not started");
+	CHECK(first_body && (!second || first_body < second));   /* in order */
+	CHECK(second && strstr(second, "vcpu_count"));
 	close(fd);
 	/* After all that the VMM still answers and exits cleanly. */
 	CHECK_INT_EQ(req(p.sock, "GET", "/", NULL, out, sizeof out), 200);
