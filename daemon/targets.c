@@ -442,7 +442,19 @@ static void drain_queue(targets *ts, const tstore_target *t)
 			return;
 		}
 		bool ok = c->status < 400;
-		if (ok && !strcmp(op.method, "POST")) {
+		if (!strncmp(op.path, "/v1/deployments", 15)) {
+			/* recorded when queued; forgotten when refused or undeployed */
+			if (!ok && !strcmp(op.method, "POST")) {
+				json_t *o = json_loads(op.body, 0, NULL);
+				tstore_deploy_remove(ts->store, json_string_value(json_object_get(o, "name")) ?: "", &e);
+				json_decref(o);
+			} else if ((ok || c->status == 404) && !strcmp(op.method, "DELETE")) {
+				const char *nm = strrchr(op.path, '/') + 1;
+				char dn[TSTORE_NAME_MAX + 1];
+				snprintf(dn, sizeof dn, "%.*s", (int)strcspn(nm, "?"), nm);
+				tstore_deploy_remove(ts->store, dn, &e);
+			}
+		} else if (ok && !strcmp(op.method, "POST")) {
 			json_t *o = json_loads(c->buf, 0, NULL);
 			tstore_sandbox b = {.created_ms = now_realtime_ms()};
 			snprintf(b.id, sizeof b.id, "%s", json_string_value(json_object_get(o, "id")) ?: "");
@@ -777,8 +789,20 @@ bool targets_owns(const api_req *q)
 	targets *ts = ctx_targets(q);
 	if (!ts)
 		return false;
-	if (q->route->handler == h_sandbox_create)
+	if (q->route->handler == h_sandbox_create || q->route->handler == h_deploy_create)
 		return api_query(q, "target") != NULL;
+	if (q->route->handler == h_deploy_get || q->route->handler == h_deploy_delete) {
+		char tn[TSTORE_NAME_MAX + 1];
+		silo_error e;
+		json_t *o;
+		if (tstore_deploy_find(ts->store, api_cap(q, "name"), tn, &e) != 0)
+			return false;
+		if (q->ctx->deploy && deploy_get_json(q->ctx->deploy, api_cap(q, "name"), &o, &e) == 0) {
+			json_decref(o);   /* a local deployment of that name comes first */
+			return false;
+		}
+		return true;
+	}
 	const char *id = http_capture(&q->caps, "id");
 	if (!id)
 		return false;
@@ -849,7 +873,8 @@ static int queue_or_refuse(api_req *q, api_reply *r, const tstore_target *t, con
 {
 	targets *ts = ctx_targets(q);
 	const char *key = api_query(q, "idempotency_key");
-	bool queueable = q->route->handler == h_sandbox_create || q->route->handler == h_sandbox_delete;
+	bool queueable = q->route->handler == h_sandbox_create || q->route->handler == h_sandbox_delete ||
+			 q->route->handler == h_deploy_create || q->route->handler == h_deploy_delete;
 	if (!queueable || !key)
 		return silo_fail(err, SILO_ERR_REMOTE_UNREACHABLE, 0,
 				 "target %s is offline (%u failed probes; last: %s)%s", t->name, t->failures,
@@ -865,7 +890,20 @@ static int queue_or_refuse(api_req *q, api_reply *r, const tstore_target *t, con
 	snprintf(op.idem_key, sizeof op.idem_key, "%s", key);
 	op.body = (char *)q->body;
 	op.body_len = q->len;
+	const char *dname = NULL;
+	json_t *body = NULL;
+	if (q->route->handler == h_deploy_create) {   /* its undeploy must find the target */
+		body = json_loads(q->body, 0, NULL);
+		dname = json_string_value(json_object_get(body, "name"));
+		if (!dname || !*dname || strlen(dname) > TSTORE_NAME_MAX) {
+			json_decref(body);
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: name: required (a deployment name)");
+		}
+	}
 	int rc = tstore_op_add(ts->store, &op, err);
+	if (rc == 0 && dname && tstore_deploy_add(ts->store, dname, t->name, err) < 0)
+		rc = -1;
+	json_decref(body);
 	if (rc < 0)
 		return -1;
 	manager_audit(q->ctx->m, q->who.actor, NULL, "target-queue", 0, NULL);
@@ -883,7 +921,14 @@ int targets_forward(api_req *q, api_reply *r, silo_error *err)
 				 "the target's own silod)");
 	tstore_sandbox b = {0};
 	const char *name = api_query(q, "target");
-	if (q->route->handler != h_sandbox_create) {
+	api_handler h = q->route->handler;
+	bool deploy = h == h_deploy_create || h == h_deploy_get || h == h_deploy_delete;
+	char dtarget[TSTORE_NAME_MAX + 1];
+	if (deploy && h != h_deploy_create) {
+		if (tstore_deploy_find(ts->store, api_cap(q, "name"), dtarget, err) != 0)
+			return silo_fail(err, SILO_ERR_VM_NOT_FOUND, 0, "no deployment named '%s'", api_cap(q, "name"));
+		name = dtarget;
+	} else if (h != h_sandbox_create && h != h_deploy_create) {
 		if (tstore_sandbox_find(ts->store, api_cap(q, "id"), &b, err) != 0)
 			return silo_fail(err, SILO_ERR_VM_NOT_FOUND, 0, "no sandbox with id or name '%s'", api_cap(q, "id"));
 		name = b.target;
@@ -915,8 +960,11 @@ int targets_forward(api_req *q, api_reply *r, silo_error *err)
 			goto out;
 		if (c->status >= 400) {
 			rc = tc_error(c, err);
+			silo_error fe;
 			if (c->status == 404 && q->route->handler == h_sandbox_delete)
-				tstore_sandbox_remove(ts->store, b.id, err);
+				tstore_sandbox_remove(ts->store, b.id, &fe);
+			if (c->status == 404 && q->route->handler == h_deploy_delete)
+				tstore_deploy_remove(ts->store, api_cap(q, "name"), &fe);
 			goto out;
 		}
 		json_t *o = json_loads(c->buf, 0, NULL);
@@ -924,8 +972,20 @@ int targets_forward(api_req *q, api_reply *r, silo_error *err)
 			rc = silo_fail(err, SILO_ERR_PROTOCOL, 0, "target %s: the answer is not JSON", c->name);
 			goto out;
 		}
-		if (json_is_object(o) && json_object_get(o, "id"))
+		if (json_is_object(o) && (json_object_get(o, "id") || deploy))
 			json_object_set_new(o, "target", json_string(c->name));
+		if (h == h_deploy_create) {
+			const char *dn = json_string_value(json_object_get(o, "name"));
+			if (!dn || tstore_deploy_add(ts->store, dn, c->name, err) < 0) {
+				if (!dn)
+					silo_fail(err, SILO_ERR_PROTOCOL, 0, "target %s: a deployment without a name", c->name);
+				json_decref(o);
+				goto out;
+			}
+			manager_audit(q->ctx->m, q->who.actor, NULL, "target-deploy", 0, NULL);
+		}
+		if (h == h_deploy_delete)
+			tstore_deploy_remove(ts->store, api_cap(q, "name"), err);
 		if (q->route->handler == h_sandbox_create) {
 			tstore_sandbox nb = {.created_ms = now_realtime_ms()};
 			snprintf(nb.id, sizeof nb.id, "%s", json_string_value(json_object_get(o, "id")) ?: "");
@@ -1027,14 +1087,18 @@ static json_t *target_json(targets *ts, const tstore_target *t)
 {
 	int64_t nsb = 0, nq = 0;
 	silo_error e;
+	int64_t nd = 0;
 	tstore_sandbox_count(ts->store, t->name, &nsb, &e);
+	tstore_deploy_count(ts->store, t->name, &nd, &e);
 	tstore_op_pending(ts->store, t->name, &nq, &e);
 	json_t *info = json_loads(t->info_json ? t->info_json : "{}", 0, NULL);
-	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:b,s:b,s:I,s:I,s:o}", "name", t->name, "url", t->url, "state",
+	json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:b,s:b,s:I,s:I,s:o}", "name", t->name, "url", t->url, "state",
 			 t->state, "failures", (json_int_t)t->failures, "added_ms", (json_int_t)t->added_ms, "last_ok_ms",
 			 (json_int_t)t->last_ok_ms, "last_error", t->last_error, "tls", !strncmp(t->url, "https://", 8),
 			 "client_cert", t->cert_pem != NULL, "sandboxes", (json_int_t)nsb, "queued", (json_int_t)nq,
 			 "info", info ? info : json_object());
+	json_object_set_new(o, "deployments", json_integer((json_int_t)nd));
+	return o;
 }
 
 static targets *need_targets(const api_req *q, silo_error *err)
@@ -1162,14 +1226,15 @@ int h_target_remove(api_req *q, api_reply *r, silo_error *err)
 {
 	targets *ts = need_targets(q, err);
 	const char *name = api_cap(q, "target");
-	int64_t nsb = 0, nq = 0;
-	if (!ts || tstore_sandbox_count(ts->store, name, &nsb, err) < 0 || tstore_op_pending(ts->store, name, &nq, err) < 0)
+	int64_t nsb = 0, nq = 0, nd = 0;
+	if (!ts || tstore_sandbox_count(ts->store, name, &nsb, err) < 0 || tstore_op_pending(ts->store, name, &nq, err) < 0 ||
+	    tstore_deploy_count(ts->store, name, &nd, err) < 0)
 		return -1;
-	if ((nsb || nq) && !api_query_true(q, "force"))
+	if ((nsb || nq || nd) && !api_query_true(q, "force"))
 		return silo_fail(err, SILO_ERR_CONFLICT, 0,
-				 "target %s still has %" PRId64 " sandboxes and %" PRId64
+				 "target %s still has %" PRId64 " sandboxes, %" PRId64 " deployments and %" PRId64
 				 " queued operations through this silod (remove them, or ?force=true to forget them)",
-				 name, nsb, nq);
+				 name, nsb, nd, nq);
 	if (tstore_target_remove(ts->store, name, err) < 0)
 		return -1;
 	tstore_sandbox *bs;

@@ -14,7 +14,7 @@
 
 #include "common/util.h"
 
-#define TSTORE_SCHEMA_VERSION 1
+#define TSTORE_SCHEMA_VERSION 2
 
 struct tstore {
 	sqlite3 *db;
@@ -53,6 +53,11 @@ static const char *const migrations[] = {
 	"  done_ms INTEGER NOT NULL DEFAULT 0,"
 	"  result TEXT);"
 	"CREATE INDEX target_queue_pending ON target_queue(target, state, seq);",
+	/* 2: deployments placed on a target (also while their deploy is queued) */
+	"CREATE TABLE remote_deployments ("
+	"  name TEXT PRIMARY KEY,"
+	"  target TEXT NOT NULL,"
+	"  created_ms INTEGER NOT NULL);",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == TSTORE_SCHEMA_VERSION,
 	       "one migration per target schema version");
@@ -284,6 +289,9 @@ int tstore_target_remove(tstore *s, const char *name, silo_error *err)
 	int rc = done(s, stmt(s, err, "DELETE FROM targets WHERE name = ?1", "s", name), "remove target", err);
 	if (rc == 0 && sqlite3_changes(s->db) == 0)
 		rc = silo_fail(err, SILO_ERR_NOT_FOUND, 0, "no target named '%s'", name);
+	if (rc == 0)   /* its deployments are forgotten with it */
+		rc = done(s, stmt(s, err, "DELETE FROM remote_deployments WHERE target = ?1", "s", name),
+			  "forget the target's deployments", err);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -412,6 +420,52 @@ static int count(tstore *s, const char *sql, const char *target, int64_t *n, sil
 int tstore_sandbox_count(tstore *s, const char *target, int64_t *n, silo_error *err)
 {
 	return count(s, "SELECT count(*) FROM remote_sandboxes WHERE target = ?1", target, n, err);
+}
+
+/* ---- deployments ---- */
+
+int tstore_deploy_add(tstore *s, const char *name, const char *target, silo_error *err)
+{
+	pthread_mutex_lock(&s->lock);
+	int rc = done(s,
+		      stmt(s, err, "INSERT OR REPLACE INTO remote_deployments(name, target, created_ms) VALUES (?1,?2,?3)",
+			   "ssi", name, target, (int64_t)now_realtime_ms()),
+		      "record remote deployment", err);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int tstore_deploy_find(tstore *s, const char *name, char target[TSTORE_NAME_MAX + 1], silo_error *err)
+{
+	pthread_mutex_lock(&s->lock);
+	sqlite3_stmt *st = stmt(s, err, "SELECT target FROM remote_deployments WHERE name = ?1", "s", name);
+	int rc = -1;
+	if (st) {
+		int r = sqlite3_step(st);
+		if (r == SQLITE_ROW) {
+			col_str(st, 0, target, TSTORE_NAME_MAX + 1);
+			rc = 0;
+		} else {
+			rc = r == SQLITE_DONE ? 1 : db_fail(s, err, "find remote deployment");
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int tstore_deploy_remove(tstore *s, const char *name, silo_error *err)
+{
+	pthread_mutex_lock(&s->lock);
+	int rc = done(s, stmt(s, err, "DELETE FROM remote_deployments WHERE name = ?1", "s", name),
+		      "forget remote deployment", err);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int tstore_deploy_count(tstore *s, const char *target, int64_t *n, silo_error *err)
+{
+	return count(s, "SELECT count(*) FROM remote_deployments WHERE target = ?1", target, n, err);
 }
 
 /* ---- the queue ---- */
