@@ -142,9 +142,52 @@ static int tc_fail(tc *c, silo_error *err)
 			 c->errbuf[0] ? c->errbuf : curl_easy_strerror(c->result));
 }
 
-/* Start METHOD path on target t and wait for the answer's status. */
+/* Connections to targets are kept open between requests and shared by every
+ * request thread (a curl share of the connection cache and TLS sessions): a
+ * forwarded exec pays no TCP and TLS handshake when a connection to its
+ * target is idle (docs/remote.md, bench/remote). One targets per silod, so
+ * the share is the module's; share_locks[d] guards curl's data d. */
+static CURLSH *tc_share;
+static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *ud)
+{
+	(void)h, (void)a, (void)ud;
+	pthread_mutex_lock(&share_locks[d]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data d, void *ud)
+{
+	(void)h, (void)ud;
+	pthread_mutex_unlock(&share_locks[d]);
+}
+
+static void tc_share_open(void)
+{
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&share_locks[i], NULL);
+	tc_share = curl_share_init();
+	if (!tc_share)
+		return;   /* every request opens its own connection */
+	curl_share_setopt(tc_share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(tc_share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(tc_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	curl_share_setopt(tc_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	curl_share_setopt(tc_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+}
+
+static void tc_share_close(void)
+{
+	if (tc_share && curl_share_cleanup(tc_share) == CURLSHE_OK)
+		tc_share = NULL;   /* else a transfer still uses it: left to the exit */
+}
+
+/* Start METHOD path on target t and wait for the answer's status. fresh: on
+ * a connection of its own, never reused (a queued operation: a request curl
+ * would resend on a reused connection that died must not run twice; and a
+ * streamed upload cannot be resent). */
 static tc *tc_open(const tstore_target *t, const char *method, const char *path, const char *ctype, const void *body,
-		   size_t len, int body_fd, uint64_t body_size, long timeout_ms, silo_error *err)
+		   size_t len, int body_fd, uint64_t body_size, long timeout_ms, bool fresh, silo_error *err)
 {
 	tc *c = xcalloc(1, sizeof *c);
 	snprintf(c->name, sizeof c->name, "%s", t->name);
@@ -165,6 +208,12 @@ static tc *tc_open(const tstore_target *t, const char *method, const char *path,
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+	if (fresh || body_fd >= 0 || !tc_share) {
+		curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+	} else {
+		curl_easy_setopt(h, CURLOPT_SHARE, tc_share);
+	}
 	if (timeout_ms)
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
@@ -248,7 +297,7 @@ static int tc_error(tc *c, silo_error *err)
 static int tc_request(const tstore_target *t, const char *method, const char *path, const char *ctype,
 		      const void *body, size_t len, long timeout_ms, long *status, json_t **out, silo_error *err)
 {
-	tc *c = tc_open(t, method, path, ctype, body, len, -1, 0, timeout_ms, err);
+	tc *c = tc_open(t, method, path, ctype, body, len, -1, 0, timeout_ms, false, err);
 	if (!c)
 		return -1;
 	int rc = tc_all(c, SMALL_MAX, err);
@@ -379,6 +428,7 @@ int targets_open(manager *m, const targets_config *cfg, targets **out, silo_erro
 	pthread_mutex_init(&ts->ship_lock, NULL);
 	pthread_cond_init(&ts->cond, NULL);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	tc_share_open();
 	char path[4200];
 	snprintf(path, sizeof path, "%s/registry.db", cfg->state_dir);
 	if (tstore_open(path, &ts->store, err) < 0) {
@@ -405,6 +455,7 @@ void targets_close(targets *ts)
 	if (ts->prober_started)
 		pthread_join(ts->prober, NULL);
 	tstore_close(ts->store);
+	tc_share_close();
 	pthread_cond_destroy(&ts->cond);
 	pthread_mutex_destroy(&ts->lock);
 	pthread_mutex_destroy(&ts->ship_lock);
@@ -433,7 +484,7 @@ static void drain_queue(targets *ts, const tstore_target *t)
 			tstore_op_clear(&op);
 			continue;
 		}
-		tc *c = tc_open(t, op.method, op.path, op.ctype[0] ? op.ctype : NULL, op.body, op.body_len, -1, 0, 0, &e);
+		tc *c = tc_open(t, op.method, op.path, op.ctype[0] ? op.ctype : NULL, op.body, op.body_len, -1, 0, 0, true, &e);
 		if (!c || tc_all(c, SMALL_MAX, &e) < 0) {
 			tc_close(c);
 			/* not sent (no status): pending again, first in line */
@@ -951,7 +1002,7 @@ int targets_forward(api_req *q, api_reply *r, silo_error *err)
 		return -1;
 	}
 	tc *c = tc_open(&t, q->method, path, q->content_type, q->body_fd >= 0 ? NULL : q->body,
-			q->body_fd >= 0 ? 0 : q->len, q->body_fd, q->body_size, 0, err);
+			q->body_fd >= 0 ? 0 : q->len, q->body_fd, q->body_size, 0, false, err);
 	tstore_target_clear(&t);
 	if (!c)
 		return -1;
