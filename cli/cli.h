@@ -54,6 +54,8 @@ bool cli_want_json(int argc, char **argv);  /* --json before any "--" */
 int cli_usage_error(const char *verb, const char *usage, bool json);
 void cli_print_json(json_t *o);             /* indented, sorted keys */
 const char *cli_jstr(json_t *o, const char *k);  /* "" when absent */
+/* Append ?target=T&idempotency_key=K (those not NULL) to path (remote targets, docs/remote.md). */
+void cli_remote_query(char *path, size_t len, const char *target, const char *idem_key);
 json_int_t cli_jint(json_t *o, const char *k);
 double cli_jnum(json_t *o, const char *k);
 /* METHOD path [JSON body] to silod -> *out = parsed JSON response; 0, or the CLI exit status

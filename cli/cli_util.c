@@ -232,3 +232,17 @@ bool cli_split_remote(const char *s, char *id, size_t idlen, const char **path)
 	*path = colon + 1;
 	return true;
 }
+
+/* Append ?target=T&idempotency_key=K (those given) to path. */
+void cli_remote_query(char *path, size_t len, const char *target, const char *idem_key)
+{
+	const char *qk[2] = {"target", "idempotency_key"}, *qv[2] = {target, idem_key};
+	for (int i = 0; i < 2; i++) {
+		if (!qv[i])
+			continue;
+		char *e = api_escape(qv[i]);
+		size_t off = strlen(path);
+		snprintf(path + off, len - off, "%c%s=%s", strchr(path, '?') ? '&' : '?', qk[i], e);
+		free(e);
+	}
+}

@@ -338,15 +338,7 @@ int cmd_create(int argc, char **argv)
 	char *resp;
 	char path[1024];
 	snprintf(path, sizeof path, "/v1/sandboxes%s%s", isolation ? "?isolation=" : "", isolation ? isolation : "");
-	const char *qk[2] = {"target", "idempotency_key"}, *qv[2] = {target, idem_key};
-	for (int i = 0; i < 2; i++) {
-		if (!qv[i])
-			continue;
-		char *e = api_escape(qv[i]);
-		size_t off = strlen(path);
-		snprintf(path + off, sizeof path - off, "%c%s=%s", strchr(path, '?') ? '&' : '?', qk[i], e);
-		free(e);
-	}
+	cli_remote_query(path, sizeof path, target, idem_key);
 	if (api_call(cl, "POST", path, ctype, payload, len, &resp, NULL, &err) < 0) {
 		rc = cli_error(&err, json);
 	} else {

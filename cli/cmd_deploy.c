@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0
  * CLI verbs for named agent deployments over the silod API (docs/deployments.md):
  *   silo deploy NAME [--team T] [--restart never|on-failure|always] [--set K=V]... [-f SPEC] [--wait S]
- *               [--bundle FILE [--bundle-sig SIG]]
+ *               [--bundle FILE [--bundle-sig SIG]] [--target T [--idempotency-key K]]
  *     -f sends SPEC.minisig too when it exists; --bundle uploads FILE (a tar signed as FILE.minisig
  *     or SIG) with PUT /v1/bundles/SHA256, then deploys it (unpacked at /opt/agent in the sandbox)
- *   silo undeploy NAME... [--grace S]
+ *   silo undeploy NAME... [--grace S] [--idempotency-key K]
  *   silo deployments
  *   silo usage
  * Every verb takes --json.
@@ -95,17 +95,18 @@ int cmd_deploy(int argc, char **argv)
 {
 	bool json = cli_want_json(argc, argv);
 	static const char *use = "NAME [--team T] [--restart never|on-failure|always] [--set KEY=VALUE]... [-f SPEC] "
-				 "[--wait SECONDS] [--bundle FILE [--bundle-sig SIG]] [--json]";
+				 "[--wait SECONDS] [--bundle FILE [--bundle-sig SIG]] [--target NAME [--idempotency-key K]] [--json]";
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, 'j'},         {"team", required_argument, NULL, 't'},
 		{"restart", required_argument, NULL, 'r'}, {"set", required_argument, NULL, 's'},
 		{"file", required_argument, NULL, 'f'},    {"wait", required_argument, NULL, 'w'},
 		{"bundle", required_argument, NULL, 'b'},  {"bundle-sig", required_argument, NULL, 'S'},
+		{"target", required_argument, NULL, 'T'},  {"idempotency-key", required_argument, NULL, 'K'},
 		{NULL, 0, NULL, 0},
 	};
 	json_t *body = json_object();
 	json_t *set = json_array();
-	const char *file = NULL, *bundle = NULL, *bundle_sig = NULL;
+	const char *file = NULL, *bundle = NULL, *bundle_sig = NULL, *target = NULL, *idem_key = NULL;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "f:", opts, NULL)) != -1) {
@@ -113,6 +114,8 @@ int cmd_deploy(int argc, char **argv)
 		case 'j': break;
 		case 'b': bundle = optarg; break;
 		case 'S': bundle_sig = optarg; break;
+		case 'T': target = optarg; break;       /* a remote target (docs/remote.md) */
+		case 'K': idem_key = optarg; break;     /* queue it while the target is offline */
 		case 't': json_object_set_new(body, "team", json_string(optarg)); break;
 		case 'r': json_object_set_new(body, "restart", json_string(optarg)); break;
 		case 's': json_array_append_new(set, json_string(optarg)); break;
@@ -134,7 +137,7 @@ int cmd_deploy(int argc, char **argv)
 			return cli_usage_error(argv[0], use, json);
 		}
 	}
-	if (optind != argc - 1 || (bundle_sig && !bundle)) {
+	if (optind != argc - 1 || (bundle_sig && !bundle) || (idem_key && !target)) {
 		json_decref(body);
 		json_decref(set);
 		return cli_usage_error(argv[0], use, json);
@@ -171,15 +174,19 @@ int cmd_deploy(int argc, char **argv)
 		json_object_set_new(body, "bundle", json_string(sha));
 	}
 	json_t *o;
-	int rc = cli_call_json("POST", "/v1/deployments", body, json, &o);
+	char path[512] = "/v1/deployments";
+	cli_remote_query(path, sizeof path, target, idem_key);
+	int rc = cli_call_json("POST", path, body, json, &o);
 	json_decref(body);
 	if (rc)
 		return rc;
-	if (json) {
+	if (json)
 		cli_print_json(o);
-	} else {
-		printf("%s %s\n", cli_jstr(o, "name"), cli_jstr(o, "sandbox_id"));
-	}
+	else if (json_object_get(o, "queued"))   /* the target is offline (docs/remote.md) */
+		printf("queued %" JSON_INTEGER_FORMAT " for target %s\n", cli_jint(o, "queued"), cli_jstr(o, "target"));
+	else
+		printf("%s %s%s%s\n", cli_jstr(o, "name"), cli_jstr(o, "sandbox_id"), target ? " @" : "",
+		       target ? target : "");
 	json_decref(o);
 	return 0;
 }
@@ -187,8 +194,9 @@ int cmd_deploy(int argc, char **argv)
 int cmd_undeploy(int argc, char **argv)
 {
 	bool json = cli_want_json(argc, argv);
-	static const char *use = "NAME... [--grace SECONDS] [--json]";
+	static const char *use = "NAME... [--grace SECONDS] [--idempotency-key K] [--json]";
 	long grace = -1;
+	const char *idem_key = NULL;
 	int rc = 0, n = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
@@ -204,17 +212,21 @@ int cmd_undeploy(int argc, char **argv)
 			}
 			continue;
 		}
+		if (!strcmp(argv[i], "--idempotency-key") && i + 1 < argc) {   /* a target offline: queue it */
+			idem_key = argv[++i];
+			continue;
+		}
 		if (argv[i][0] == '-')
 			return cli_usage_error(argv[0], use, json);
 		n++;
 	}
-	if (!n)
+	if (!n || (idem_key && n > 1))   /* one key names one operation */
 		return cli_usage_error(argv[0], use, json);
 	json_t *results = json_array();
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			continue;
-		if (!strcmp(argv[i], "--grace")) {
+		if (!strcmp(argv[i], "--grace") || !strcmp(argv[i], "--idempotency-key")) {
 			i++;
 			continue;
 		}
@@ -225,6 +237,7 @@ int cmd_undeploy(int argc, char **argv)
 		else
 			snprintf(path, sizeof path, "/v1/deployments/%s", e);
 		free(e);
+		cli_remote_query(path, sizeof path, NULL, idem_key);
 		json_t *o;
 		int r = cli_call_json("DELETE", path, NULL, json, &o);
 		if (r) {
@@ -233,6 +246,8 @@ int cmd_undeploy(int argc, char **argv)
 		}
 		if (json)
 			json_array_append(results, o);
+		else if (json_object_get(o, "queued"))
+			printf("queued %" JSON_INTEGER_FORMAT " for target %s\n", cli_jint(o, "queued"), cli_jstr(o, "target"));
 		else
 			printf("%s\n", cli_jstr(o, "name"));
 		json_decref(o);

@@ -160,9 +160,12 @@ static const char u_deploy[] =
 	"  --wait SECONDS     wait until it runs\n"
 	"  --bundle FILE      the agent bundle\n"
 	"  --bundle-sig SIG   the bundle's signature\n"
+	"  --target NAME      deploy on a remote target (docs/remote.md)\n"
+	"  --idempotency-key K  with --target: queue it while the target is offline\n"
 	"  --json             print JSON\n";
 static const char u_undeploy[] = "silo undeploy NAME...\n"
 				 "  --grace SECONDS    time to stop (0..600)\n"
+				 "  --idempotency-key K  (one NAME on an offline target) queue it\n"
 				 "  --json             print JSON\n";
 static const char u_deployments[] = "silo deployments\n"
 				    "  --json             print JSON\n";

@@ -28,6 +28,11 @@ int h_target_get(api_req *q, api_reply *r, silo_error *err);
 int h_target_remove(api_req *q, api_reply *r, silo_error *err);
 int h_target_queue(api_req *q, api_reply *r, silo_error *err);
 int h_target_queue_cancel(api_req *q, api_reply *r, silo_error *err);
+/* images pushed by a hub (api_images.c) */
+int h_blob_get(api_req *q, api_reply *r, silo_error *err);
+int h_blob_put(api_req *q, api_reply *r, silo_error *err);
+int h_image_get(api_req *q, api_reply *r, silo_error *err);
+int h_image_push(api_req *q, api_reply *r, silo_error *err);
 
 /* api_port.c: port forwarding (docs/network.md) */
 int h_port_add(api_req *q, api_reply *r, silo_error *err);

@@ -19,6 +19,7 @@
 
 #include "common/util.h"
 #include "core/proc.h"
+#include "image/image.h"
 
 static const char *const json_only[] = {"application/json", NULL};
 /* hac.toml text or the JSON form (api_spec.c); h_sandbox_create reads which by index */
@@ -29,6 +30,7 @@ static const api_group snapshots = {"snapshot", "snapshots, fork, pause and resu
 static const api_group deployments = {"deploy", "deployments and usage"};
 static const api_group bundles = {"bundle", "bundles"};
 static const api_group targets = {"target", "remote targets"};
+static const api_group images = {"image", "images pushed by a hub"};
 
 #define NONE API_BODY_NONE
 #define SMALL API_BODY_SMALL
@@ -101,6 +103,11 @@ const api_route api_routes[] = {
 	{"DELETE", "/v1/targets/{target}",          h_target_remove,  NONE,           NULL,       FULL,                 &targets,     JSON},
 	{"GET",    "/v1/targets/{target}/queue",    h_target_queue,   NONE,           NULL,       FULL,                 &targets,     JSON},
 	{"DELETE", "/v1/targets/{target}/queue",    h_target_queue_cancel, NONE,      NULL,       FULL,                 &targets,     JSON},
+	/* images a hub pushes here (api_images.c, docs/remote.md "Shipping images") */
+	{"GET",    "/v1/blobs/{sha256}",            h_blob_get,       NONE,           NULL,       FULL,                 &images,      JSON},
+	{"PUT",    "/v1/blobs/{sha256}",            h_blob_put,       API_BODY_FILE,  NULL,       FULL,                 &images,      JSON},
+	{"GET",    "/v1/images/{image}",            h_image_get,      NONE,           NULL,       FULL,                 &images,      JSON},
+	{"POST",   "/v1/images",                    h_image_push,     SMALL,          json_only,  FULL,                 &images,      JSON},
 };
 const size_t api_n_routes = ARRAY_SIZE(api_routes);
 
@@ -122,5 +129,7 @@ const api_capture_kind api_capture_kinds[] = {
 	 ": the path must end in the bundle's sha256 (64 lowercase hex digits)"},
 	/* a remote target (docs/remote.md) */
 	{"target", 64,               "_.-",        false, SILO_ERR_NOT_FOUND,     "no target named", ""},
+	/* an image (lib/image: 1-64 of [a-z0-9_-]) */
+	{"image",  IMAGE_NAME_MAX,   "_-",         false, SILO_ERR_NOT_FOUND,     "no image named", ""},
 };
 const size_t api_n_capture_kinds = ARRAY_SIZE(api_capture_kinds);

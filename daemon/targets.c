@@ -8,17 +8,23 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/util.h"
 #include "daemon/handlers.h"
+#include "daemon/api_parse.h"
+#include "image/image.h"
+#include "oci/oci.h"
 #include "registry/target_store.h"
+#include "spec/spec.h"
 
 #define PROBE_MS_DEFAULT 2000
 #define OFFLINE_AFTER_DEFAULT 3
@@ -35,6 +41,7 @@ struct targets {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stopping;
+	pthread_mutex_t ship_lock;   /* one image push at a time */
 };
 
 /* ---- the client ---- */
@@ -135,9 +142,52 @@ static int tc_fail(tc *c, silo_error *err)
 			 c->errbuf[0] ? c->errbuf : curl_easy_strerror(c->result));
 }
 
-/* Start METHOD path on target t and wait for the answer's status. */
+/* Connections to targets are kept open between requests and shared by every
+ * request thread (a curl share of the connection cache and TLS sessions): a
+ * forwarded exec pays no TCP and TLS handshake when a connection to its
+ * target is idle (docs/remote.md, bench/remote). One targets per silod, so
+ * the share is the module's; share_locks[d] guards curl's data d. */
+static CURLSH *tc_share;
+static pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *ud)
+{
+	(void)h, (void)a, (void)ud;
+	pthread_mutex_lock(&share_locks[d]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data d, void *ud)
+{
+	(void)h, (void)ud;
+	pthread_mutex_unlock(&share_locks[d]);
+}
+
+static void tc_share_open(void)
+{
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&share_locks[i], NULL);
+	tc_share = curl_share_init();
+	if (!tc_share)
+		return;   /* every request opens its own connection */
+	curl_share_setopt(tc_share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(tc_share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(tc_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	curl_share_setopt(tc_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	curl_share_setopt(tc_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+}
+
+static void tc_share_close(void)
+{
+	if (tc_share && curl_share_cleanup(tc_share) == CURLSHE_OK)
+		tc_share = NULL;   /* else a transfer still uses it: left to the exit */
+}
+
+/* Start METHOD path on target t and wait for the answer's status. fresh: on
+ * a connection of its own, never reused (a queued operation: a request curl
+ * would resend on a reused connection that died must not run twice; and a
+ * streamed upload cannot be resent). */
 static tc *tc_open(const tstore_target *t, const char *method, const char *path, const char *ctype, const void *body,
-		   size_t len, int body_fd, uint64_t body_size, long timeout_ms, silo_error *err)
+		   size_t len, int body_fd, uint64_t body_size, long timeout_ms, bool fresh, silo_error *err)
 {
 	tc *c = xcalloc(1, sizeof *c);
 	snprintf(c->name, sizeof c->name, "%s", t->name);
@@ -158,6 +208,12 @@ static tc *tc_open(const tstore_target *t, const char *method, const char *path,
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+	if (fresh || body_fd >= 0 || !tc_share) {
+		curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+	} else {
+		curl_easy_setopt(h, CURLOPT_SHARE, tc_share);
+	}
 	if (timeout_ms)
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
@@ -236,14 +292,12 @@ static int tc_error(tc *c, silo_error *err)
 	return -1;
 }
 
-/* One JSON request to a target: 0 and *out (the status in *status), or -1. */
-static int tc_json(const tstore_target *t, const char *method, const char *path, json_t *body, long timeout_ms,
-		   long *status, json_t **out, silo_error *err)
+/* One request with a body in memory (ctype, NULL = none) and a JSON answer:
+ * 0 and *out (the status in *status), or -1. */
+static int tc_request(const tstore_target *t, const char *method, const char *path, const char *ctype,
+		      const void *body, size_t len, long timeout_ms, long *status, json_t **out, silo_error *err)
 {
-	char *txt = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	tc *c = tc_open(t, method, path, body ? "application/json" : NULL, txt, txt ? strlen(txt) : 0, -1, 0,
-			timeout_ms, err);
-	free(txt);
+	tc *c = tc_open(t, method, path, ctype, body, len, -1, 0, timeout_ms, false, err);
 	if (!c)
 		return -1;
 	int rc = tc_all(c, SMALL_MAX, err);
@@ -254,6 +308,17 @@ static int tc_json(const tstore_target *t, const char *method, const char *path,
 	if (status)
 		*status = c->status;
 	tc_close(c);
+	return rc;
+}
+
+/* One JSON request to a target (tc_request). */
+static int tc_json(const tstore_target *t, const char *method, const char *path, json_t *body, long timeout_ms,
+		   long *status, json_t **out, silo_error *err)
+{
+	char *txt = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	int rc = tc_request(t, method, path, body ? "application/json" : NULL, txt, txt ? strlen(txt) : 0, timeout_ms,
+			    status, out, err);
+	free(txt);
 	return rc;
 }
 
@@ -360,8 +425,10 @@ int targets_open(manager *m, const targets_config *cfg, targets **out, silo_erro
 	if (!ts->cfg.timeout_ms)
 		ts->cfg.timeout_ms = TIMEOUT_MS_DEFAULT;
 	pthread_mutex_init(&ts->lock, NULL);
+	pthread_mutex_init(&ts->ship_lock, NULL);
 	pthread_cond_init(&ts->cond, NULL);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	tc_share_open();
 	char path[4200];
 	snprintf(path, sizeof path, "%s/registry.db", cfg->state_dir);
 	if (tstore_open(path, &ts->store, err) < 0) {
@@ -388,8 +455,10 @@ void targets_close(targets *ts)
 	if (ts->prober_started)
 		pthread_join(ts->prober, NULL);
 	tstore_close(ts->store);
+	tc_share_close();
 	pthread_cond_destroy(&ts->cond);
 	pthread_mutex_destroy(&ts->lock);
+	pthread_mutex_destroy(&ts->ship_lock);
 	free(ts);
 }
 
@@ -415,7 +484,7 @@ static void drain_queue(targets *ts, const tstore_target *t)
 			tstore_op_clear(&op);
 			continue;
 		}
-		tc *c = tc_open(t, op.method, op.path, op.ctype[0] ? op.ctype : NULL, op.body, op.body_len, -1, 0, 0, &e);
+		tc *c = tc_open(t, op.method, op.path, op.ctype[0] ? op.ctype : NULL, op.body, op.body_len, -1, 0, 0, true, &e);
 		if (!c || tc_all(c, SMALL_MAX, &e) < 0) {
 			tc_close(c);
 			/* not sent (no status): pending again, first in line */
@@ -424,7 +493,19 @@ static void drain_queue(targets *ts, const tstore_target *t)
 			return;
 		}
 		bool ok = c->status < 400;
-		if (ok && !strcmp(op.method, "POST")) {
+		if (!strncmp(op.path, "/v1/deployments", 15)) {
+			/* recorded when queued; forgotten when refused or undeployed */
+			if (!ok && !strcmp(op.method, "POST")) {
+				json_t *o = json_loads(op.body, 0, NULL);
+				tstore_deploy_remove(ts->store, json_string_value(json_object_get(o, "name")) ?: "", &e);
+				json_decref(o);
+			} else if ((ok || c->status == 404) && !strcmp(op.method, "DELETE")) {
+				const char *nm = strrchr(op.path, '/') + 1;
+				char dn[TSTORE_NAME_MAX + 1];
+				snprintf(dn, sizeof dn, "%.*s", (int)strcspn(nm, "?"), nm);
+				tstore_deploy_remove(ts->store, dn, &e);
+			}
+		} else if (ok && !strcmp(op.method, "POST")) {
 			json_t *o = json_loads(c->buf, 0, NULL);
 			tstore_sandbox b = {.created_ms = now_realtime_ms()};
 			snprintf(b.id, sizeof b.id, "%s", json_string_value(json_object_get(o, "id")) ?: "");
@@ -448,6 +529,305 @@ static void drain_queue(targets *ts, const tstore_target *t)
 	}
 }
 
+
+/* ---- shipping images (docs/remote.md "Shipping images") ----
+ *
+ * Before a create on a target names an image this silod has with layers
+ * (imported, or a built image's namespace layer) the target is asked for its
+ * image of that name (GET /v1/images/NAME): the same layer tree digests ->
+ * nothing to do; another image of that name -> CONFLICT; none -> push it as an
+ * OCI image: one uncompressed tar per layer (GNU tar, deterministic: sorted
+ * names, numeric owners, pax headers without atime/ctime, xattrs), a config
+ * (this image's, with those tars' diff_ids) and a manifest, each a blob named
+ * by its SHA-256 and cached under $STATE/ship/ (a layer's tar by its tree
+ * digest). Each blob goes only if the target lacks it, from where the target
+ * says it has it (GET /v1/blobs/H: an interrupted push resumes), in chunks;
+ * the target verifies the SHA-256 of each blob and, after importing, the tree
+ * digest of each layer (daemon/api_images.c). ship_lock serializes pushes.
+ */
+#define SHIP_CHUNK (4u << 20)
+
+typedef struct ship_blob {
+	char hex[65];
+	char path[4200];
+	uint64_t size;
+} ship_blob;
+
+static const char *tar_path(void)
+{
+	return access("/usr/bin/tar", X_OK) == 0 ? "/usr/bin/tar" : "/bin/tar";
+}
+
+/* $STATE/ship/NAME into buf (the dir made). */
+static int ship_path(const targets *ts, char *buf, size_t len, const char *name, silo_error *err)
+{
+	snprintf(buf, len, "%s/ship", ts->cfg.state_dir);
+	if (mkdir_p(buf, 0700) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", buf);
+	snprintf(buf, len, "%s/ship/%s", ts->cfg.state_dir, name);
+	return 0;
+}
+
+/* A blob from a file just written at tmp: hashed, renamed to ship/blob-<hex>. */
+static int blob_from_tmp(const targets *ts, const char *tmp, ship_blob *b, silo_error *err)
+{
+	char p[4200];
+	if (image_sha256_file(tmp, b->hex, &b->size, err) < 0 || ship_path(ts, p, sizeof p, "", err) < 0) {
+		unlink(tmp);
+		return -1;
+	}
+	snprintf(b->path, sizeof b->path, "%sblob-%s", p, b->hex);
+	if (rename(tmp, b->path) < 0) {
+		unlink(tmp);
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "rename %s", b->path);
+	}
+	return 0;
+}
+
+static int blob_from_json(const targets *ts, json_t *doc, ship_blob *b, silo_error *err)
+{
+	char tmp[4200];
+	if (ship_path(ts, tmp, sizeof tmp, "tmp-XXXXXX", err) < 0)
+		return -1;
+	int fd = mkstemp(tmp);
+	if (fd < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkstemp %s", tmp);
+	char *txt = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+	int rc = write_all(fd, txt, strlen(txt));
+	free(txt);
+	close(fd);
+	if (rc < 0) {
+		unlink(tmp);
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "write %s", tmp);
+	}
+	return blob_from_tmp(ts, tmp, b, err);
+}
+
+/* The tar of layer L, made once per tree digest (ship/layer-<tree> names its blob). */
+static int layer_blob(const targets *ts, const image_layer *L, ship_blob *b, silo_error *err)
+{
+	char ref[4200], tmp[4200];
+	char name[80];
+	snprintf(name, sizeof name, "layer-%s", L->tree);
+	if (!L->tree[0] || !L->path)
+		return silo_fail(err, SILO_ERR_NOT_SUPPORTED, 0, "layer %s has no tree digest: it cannot be shipped",
+				 L->diff_id);
+	if (ship_path(ts, ref, sizeof ref, name, err) < 0)
+		return -1;
+	char *hex = NULL;
+	size_t hl;
+	silo_error le;
+	if (read_file(ref, 65, &hex, &hl, &le) == 0 && hl == 64) {
+		snprintf(b->hex, sizeof b->hex, "%s", hex);
+		free(hex);
+		snprintf(b->path, sizeof b->path, "%s/ship/blob-%s", ts->cfg.state_dir, b->hex);
+		struct stat st;
+		if (stat(b->path, &st) == 0) {
+			b->size = (uint64_t)st.st_size;
+			return 0;
+		}
+	} else {
+		free(hex);
+	}
+	if (ship_path(ts, tmp, sizeof tmp, "tmp-XXXXXX", err) < 0)
+		return -1;
+	int fd = mkstemp(tmp);
+	if (fd < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkstemp %s", tmp);
+	close(fd);
+	char *argv[] = {(char *)tar_path(), "--create", "--file", tmp, "--directory", L->path, "--sort=name",
+			"--numeric-owner", "--format=posix", "--pax-option=delete=atime,delete=ctime", "--xattrs",
+			"--xattrs-include=*", ".", NULL};
+	if (oci_run_script(argv, true, err) < 0) {
+		unlink(tmp);
+		return silo_error_prefix(err, "layer %s: tar", L->diff_id), -1;
+	}
+	if (blob_from_tmp(ts, tmp, b, err) < 0)
+		return -1;
+	return write_file_atomic(ref, b->hex, 64, 0600, err);
+}
+
+/* The image's config (its config.json when imported, else a minimal one)
+ * with the shipped tars' diff_ids. */
+static json_t *ship_config(const image_entry *e, const ship_blob *layers)
+{
+	json_t *cfg = NULL;
+	if (e->file.path) {
+		char p[4200];
+		snprintf(p, sizeof p, "%s", e->file.path);
+		char *sl = strrchr(p, '/');
+		if (sl) {
+			snprintf(sl + 1, sizeof p - (size_t)(sl + 1 - p), "config.json");
+			cfg = json_load_file(p, JSON_REJECT_DUPLICATES, NULL);
+		}
+	}
+	if (!json_is_object(cfg)) {
+		json_decref(cfg);
+		cfg = json_pack("{s:s,s:s,s:{}}", "architecture", "amd64", "os", "linux", "config");
+	}
+	json_t *ids = json_array();
+	for (size_t i = 0; i < e->n_layers; i++)
+		json_array_append_new(ids, json_sprintf("sha256:%s", layers[i].hex));
+	json_object_set_new(cfg, "rootfs", json_pack("{s:s,s:o}", "type", "layers", "diff_ids", ids));
+	json_object_del(cfg, "history");
+	return cfg;
+}
+
+static int read_exact_at(int fd, char *buf, size_t n, uint64_t off)
+{
+	for (size_t got = 0; got < n;) {
+		ssize_t k = pread(fd, buf + got, n - got, (off_t)(off + got));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			if (k == 0)
+				errno = EIO;
+			return -1;
+		}
+		got += (size_t)k;
+	}
+	return 0;
+}
+
+/* Push blob b unless the target has it, from where it stopped. *sent = bytes sent. */
+static int push_blob(targets *ts, const tstore_target *t, const ship_blob *b, uint64_t *sent, silo_error *err)
+{
+	char path[256];
+	snprintf(path, sizeof path, "/v1/blobs/%s", b->hex);
+	json_t *o;
+	if (tc_json(t, "GET", path, NULL, ts->cfg.timeout_ms, NULL, &o, err) < 0)
+		return -1;
+	bool complete = json_is_true(json_object_get(o, "complete"));
+	uint64_t off = (uint64_t)json_integer_value(json_object_get(o, "have"));
+	json_decref(o);
+	if (complete)
+		return 0;
+	if (off > b->size)
+		off = 0;   /* a partial longer than the blob: the target drops it at the end */
+	int fd = open(b->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", b->path);
+	char *buf = xmalloc(SHIP_CHUNK);
+	int rc = 0;
+	do {
+		size_t n = (size_t)MIN((uint64_t)SHIP_CHUNK, b->size - off);
+		if (n && read_exact_at(fd, buf, n, off) < 0) {
+			rc = silo_fail(err, SILO_ERR_IO_ERROR, errno, "read %s", b->path);
+			break;
+		}
+		snprintf(path, sizeof path, "/v1/blobs/%s?offset=%" PRIu64 "&size=%" PRIu64, b->hex, off, b->size);
+		if ((rc = tc_request(t, "PUT", path, "application/octet-stream", buf, n, 0, NULL, &o, err)) < 0) {
+			if (err->code == SILO_ERR_CHECKSUM_MISMATCH)   /* our copy is bad: made again next time */
+				unlink(b->path);
+			break;
+		}
+		json_decref(o);
+		off += n;
+		*sent += n;
+	} while (off < b->size);
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+static int ship_image_locked(targets *ts, const tstore_target *t, const image_entry *e, silo_error *err)
+{
+	char path[256];
+	snprintf(path, sizeof path, "/v1/images/%s", e->name);
+	json_t *o = NULL;
+	long st = 0;
+	silo_error ge = {0};
+	if (tc_json(t, "GET", path, NULL, ts->cfg.timeout_ms, &st, &o, &ge) == 0) {
+		json_t *ls = json_object_get(o, "layers");
+		bool same = json_array_size(ls) == e->n_layers;
+		for (size_t i = 0; same && i < e->n_layers; i++)
+			same = !strcmp(json_string_value(json_object_get(json_array_get(ls, i), "tree")) ?: "",
+				       e->layers[i].tree);
+		json_decref(o);
+		if (same)
+			return 0;
+		return silo_fail(err, SILO_ERR_CONFLICT, 0,
+				 "target %s has another image named %s (other layers): remove it there, or use another name",
+				 t->name, e->name);
+	}
+	if (st != 404) {
+		*err = ge;
+		return -1;
+	}
+	ship_blob *bl = xcalloc(e->n_layers + 2, sizeof *bl);   /* layers, config, manifest */
+	int rc = -1;
+	uint64_t sent = 0, total = 0;
+	for (size_t i = 0; i < e->n_layers; i++)
+		if (layer_blob(ts, &e->layers[i], &bl[i], err) < 0)
+			goto out;
+	json_t *cfg = ship_config(e, bl), *layers = json_array();
+	ship_blob *cb = &bl[e->n_layers], *mb = &bl[e->n_layers + 1];
+	rc = blob_from_json(ts, cfg, cb, err);
+	json_decref(cfg);
+	for (size_t i = 0; i < e->n_layers; i++)
+		json_array_append_new(layers, json_pack("{s:s,s:s,s:I}", "mediaType", "application/vnd.oci.image.layer.v1.tar",
+							"digest", "", "size", (json_int_t)bl[i].size));
+	for (size_t i = 0; i < e->n_layers; i++)
+		json_object_set_new(json_array_get(layers, i), "digest", json_sprintf("sha256:%s", bl[i].hex));
+	json_t *man = json_pack("{s:i,s:s,s:{s:s,s:s,s:I},s:o}", "schemaVersion", 2, "mediaType",
+				"application/vnd.oci.image.manifest.v1+json", "config", "mediaType",
+				"application/vnd.oci.image.config.v1+json", "digest", "", "size", (json_int_t)cb->size,
+				"layers", layers);
+	json_object_set_new(json_object_get(man, "config"), "digest", json_sprintf("sha256:%s", cb->hex));
+	if (rc == 0)
+		rc = blob_from_json(ts, man, mb, err);
+	json_decref(man);
+	for (size_t i = 0; rc == 0 && i < e->n_layers + 2; i++) {
+		rc = push_blob(ts, t, &bl[i], &sent, err);
+		total += bl[i].size;
+	}
+	if (rc < 0)
+		goto out;
+	json_t *blobs = json_array(), *trees = json_array();
+	for (size_t i = 0; i <= e->n_layers; i++)
+		json_array_append_new(blobs, json_string(bl[i].hex));
+	for (size_t i = 0; i < e->n_layers; i++)
+		json_array_append_new(trees, json_string(e->layers[i].tree));
+	json_t *req = json_pack("{s:s,s:s,s:o,s:o}", "name", e->name, "manifest", mb->hex, "blobs", blobs, "trees", trees);
+	rc = tc_json(t, "POST", "/v1/images", req, 0, NULL, &o, err);
+	json_decref(req);
+	if (rc == 0) {
+		json_decref(o);
+		manager_emit(ts->m, MGR_EV_TARGET, NULL, NULL, NULL, "image-shipped", NULL,
+			     "target %s: image %s shipped (%zu layers, %" PRIu64 " of %" PRIu64 " bytes sent)", t->name,
+			     e->name, e->n_layers, sent, total);
+	}
+out:
+	free(bl);
+	if (rc < 0)
+		silo_error_prefix(err, "ship image %s to target %s", e->name, t->name);
+	return rc;
+}
+
+/* Before a create on target t: the image its spec names, if this silod has one
+ * with layers and the target lacks it. */
+static int ship_for_create(targets *ts, const api_req *q, const tstore_target *t, silo_error *err)
+{
+	vm_spec spec = {0};
+	silo_error pe;
+	int rc = strcmp(q->route->accept[q->ctype], "application/json") != 0 ? spec_parse(q->body, q->len, &spec, &pe)
+									       : api_spec_from_json(q->body, q->len, &spec, &pe);
+	image_entry e = {0};
+	/* a spec this silod cannot read, or no image with layers here: the target decides */
+	if (rc < 0 || !spec.image || !*spec.image || !strcmp(spec.image, "base") ||
+	    image_lookup(spec.image, &e, &pe) < 0 || e.n_layers == 0) {
+		spec_free(&spec);
+		image_entry_free(&e);
+		return 0;
+	}
+	spec_free(&spec);
+	pthread_mutex_lock(&ts->ship_lock);
+	rc = ship_image_locked(ts, t, &e, err);
+	pthread_mutex_unlock(&ts->ship_lock);
+	image_entry_free(&e);
+	return rc;
+}
+
 /* ---- forwarding ---- */
 
 static targets *ctx_targets(const api_req *q)
@@ -460,8 +840,20 @@ bool targets_owns(const api_req *q)
 	targets *ts = ctx_targets(q);
 	if (!ts)
 		return false;
-	if (q->route->handler == h_sandbox_create)
+	if (q->route->handler == h_sandbox_create || q->route->handler == h_deploy_create)
 		return api_query(q, "target") != NULL;
+	if (q->route->handler == h_deploy_get || q->route->handler == h_deploy_delete) {
+		char tn[TSTORE_NAME_MAX + 1];
+		silo_error e;
+		json_t *o;
+		if (tstore_deploy_find(ts->store, api_cap(q, "name"), tn, &e) != 0)
+			return false;
+		if (q->ctx->deploy && deploy_get_json(q->ctx->deploy, api_cap(q, "name"), &o, &e) == 0) {
+			json_decref(o);   /* a local deployment of that name comes first */
+			return false;
+		}
+		return true;
+	}
 	const char *id = http_capture(&q->caps, "id");
 	if (!id)
 		return false;
@@ -532,7 +924,8 @@ static int queue_or_refuse(api_req *q, api_reply *r, const tstore_target *t, con
 {
 	targets *ts = ctx_targets(q);
 	const char *key = api_query(q, "idempotency_key");
-	bool queueable = q->route->handler == h_sandbox_create || q->route->handler == h_sandbox_delete;
+	bool queueable = q->route->handler == h_sandbox_create || q->route->handler == h_sandbox_delete ||
+			 q->route->handler == h_deploy_create || q->route->handler == h_deploy_delete;
 	if (!queueable || !key)
 		return silo_fail(err, SILO_ERR_REMOTE_UNREACHABLE, 0,
 				 "target %s is offline (%u failed probes; last: %s)%s", t->name, t->failures,
@@ -548,7 +941,20 @@ static int queue_or_refuse(api_req *q, api_reply *r, const tstore_target *t, con
 	snprintf(op.idem_key, sizeof op.idem_key, "%s", key);
 	op.body = (char *)q->body;
 	op.body_len = q->len;
+	const char *dname = NULL;
+	json_t *body = NULL;
+	if (q->route->handler == h_deploy_create) {   /* its undeploy must find the target */
+		body = json_loads(q->body, 0, NULL);
+		dname = json_string_value(json_object_get(body, "name"));
+		if (!dname || !*dname || strlen(dname) > TSTORE_NAME_MAX) {
+			json_decref(body);
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "body: name: required (a deployment name)");
+		}
+	}
 	int rc = tstore_op_add(ts->store, &op, err);
+	if (rc == 0 && dname && tstore_deploy_add(ts->store, dname, t->name, err) < 0)
+		rc = -1;
+	json_decref(body);
 	if (rc < 0)
 		return -1;
 	manager_audit(q->ctx->m, q->who.actor, NULL, "target-queue", 0, NULL);
@@ -566,7 +972,14 @@ int targets_forward(api_req *q, api_reply *r, silo_error *err)
 				 "the target's own silod)");
 	tstore_sandbox b = {0};
 	const char *name = api_query(q, "target");
-	if (q->route->handler != h_sandbox_create) {
+	api_handler h = q->route->handler;
+	bool deploy = h == h_deploy_create || h == h_deploy_get || h == h_deploy_delete;
+	char dtarget[TSTORE_NAME_MAX + 1];
+	if (deploy && h != h_deploy_create) {
+		if (tstore_deploy_find(ts->store, api_cap(q, "name"), dtarget, err) != 0)
+			return silo_fail(err, SILO_ERR_VM_NOT_FOUND, 0, "no deployment named '%s'", api_cap(q, "name"));
+		name = dtarget;
+	} else if (h != h_sandbox_create && h != h_deploy_create) {
 		if (tstore_sandbox_find(ts->store, api_cap(q, "id"), &b, err) != 0)
 			return silo_fail(err, SILO_ERR_VM_NOT_FOUND, 0, "no sandbox with id or name '%s'", api_cap(q, "id"));
 		name = b.target;
@@ -584,8 +997,12 @@ int targets_forward(api_req *q, api_reply *r, silo_error *err)
 		tstore_target_clear(&t);
 		return rc;
 	}
+	if (q->route->handler == h_sandbox_create && ship_for_create(ts, q, &t, err) < 0) {
+		tstore_target_clear(&t);
+		return -1;
+	}
 	tc *c = tc_open(&t, q->method, path, q->content_type, q->body_fd >= 0 ? NULL : q->body,
-			q->body_fd >= 0 ? 0 : q->len, q->body_fd, q->body_size, 0, err);
+			q->body_fd >= 0 ? 0 : q->len, q->body_fd, q->body_size, 0, false, err);
 	tstore_target_clear(&t);
 	if (!c)
 		return -1;
@@ -594,8 +1011,11 @@ int targets_forward(api_req *q, api_reply *r, silo_error *err)
 			goto out;
 		if (c->status >= 400) {
 			rc = tc_error(c, err);
+			silo_error fe;
 			if (c->status == 404 && q->route->handler == h_sandbox_delete)
-				tstore_sandbox_remove(ts->store, b.id, err);
+				tstore_sandbox_remove(ts->store, b.id, &fe);
+			if (c->status == 404 && q->route->handler == h_deploy_delete)
+				tstore_deploy_remove(ts->store, api_cap(q, "name"), &fe);
 			goto out;
 		}
 		json_t *o = json_loads(c->buf, 0, NULL);
@@ -603,8 +1023,20 @@ int targets_forward(api_req *q, api_reply *r, silo_error *err)
 			rc = silo_fail(err, SILO_ERR_PROTOCOL, 0, "target %s: the answer is not JSON", c->name);
 			goto out;
 		}
-		if (json_is_object(o) && json_object_get(o, "id"))
+		if (json_is_object(o) && (json_object_get(o, "id") || deploy))
 			json_object_set_new(o, "target", json_string(c->name));
+		if (h == h_deploy_create) {
+			const char *dn = json_string_value(json_object_get(o, "name"));
+			if (!dn || tstore_deploy_add(ts->store, dn, c->name, err) < 0) {
+				if (!dn)
+					silo_fail(err, SILO_ERR_PROTOCOL, 0, "target %s: a deployment without a name", c->name);
+				json_decref(o);
+				goto out;
+			}
+			manager_audit(q->ctx->m, q->who.actor, NULL, "target-deploy", 0, NULL);
+		}
+		if (h == h_deploy_delete)
+			tstore_deploy_remove(ts->store, api_cap(q, "name"), err);
 		if (q->route->handler == h_sandbox_create) {
 			tstore_sandbox nb = {.created_ms = now_realtime_ms()};
 			snprintf(nb.id, sizeof nb.id, "%s", json_string_value(json_object_get(o, "id")) ?: "");
@@ -706,14 +1138,18 @@ static json_t *target_json(targets *ts, const tstore_target *t)
 {
 	int64_t nsb = 0, nq = 0;
 	silo_error e;
+	int64_t nd = 0;
 	tstore_sandbox_count(ts->store, t->name, &nsb, &e);
+	tstore_deploy_count(ts->store, t->name, &nd, &e);
 	tstore_op_pending(ts->store, t->name, &nq, &e);
 	json_t *info = json_loads(t->info_json ? t->info_json : "{}", 0, NULL);
-	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:b,s:b,s:I,s:I,s:o}", "name", t->name, "url", t->url, "state",
+	json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:b,s:b,s:I,s:I,s:o}", "name", t->name, "url", t->url, "state",
 			 t->state, "failures", (json_int_t)t->failures, "added_ms", (json_int_t)t->added_ms, "last_ok_ms",
 			 (json_int_t)t->last_ok_ms, "last_error", t->last_error, "tls", !strncmp(t->url, "https://", 8),
 			 "client_cert", t->cert_pem != NULL, "sandboxes", (json_int_t)nsb, "queued", (json_int_t)nq,
 			 "info", info ? info : json_object());
+	json_object_set_new(o, "deployments", json_integer((json_int_t)nd));
+	return o;
 }
 
 static targets *need_targets(const api_req *q, silo_error *err)
@@ -841,14 +1277,15 @@ int h_target_remove(api_req *q, api_reply *r, silo_error *err)
 {
 	targets *ts = need_targets(q, err);
 	const char *name = api_cap(q, "target");
-	int64_t nsb = 0, nq = 0;
-	if (!ts || tstore_sandbox_count(ts->store, name, &nsb, err) < 0 || tstore_op_pending(ts->store, name, &nq, err) < 0)
+	int64_t nsb = 0, nq = 0, nd = 0;
+	if (!ts || tstore_sandbox_count(ts->store, name, &nsb, err) < 0 || tstore_op_pending(ts->store, name, &nq, err) < 0 ||
+	    tstore_deploy_count(ts->store, name, &nd, err) < 0)
 		return -1;
-	if ((nsb || nq) && !api_query_true(q, "force"))
+	if ((nsb || nq || nd) && !api_query_true(q, "force"))
 		return silo_fail(err, SILO_ERR_CONFLICT, 0,
-				 "target %s still has %" PRId64 " sandboxes and %" PRId64
+				 "target %s still has %" PRId64 " sandboxes, %" PRId64 " deployments and %" PRId64
 				 " queued operations through this silod (remove them, or ?force=true to forget them)",
-				 name, nsb, nq);
+				 name, nsb, nd, nq);
 	if (tstore_target_remove(ts->store, name, err) < 0)
 		return -1;
 	tstore_sandbox *bs;

@@ -14,9 +14,15 @@
  * offline_after failures in a row the target is offline (a "target" event,
  * silo_target_offline_total), and online again at the first good probe.
  * Requests for an offline target fail at once with REMOTE_UNREACHABLE naming
- * it, except the operations that queue (targets_queue_*): creates and deletes
- * sent with an Idempotency key (?idempotency_key=K) are stored durably and
- * applied in order when the target returns, each at most once.
+ * it, except the operations that queue: sandbox creates and deletes, deploys
+ * and undeploys sent with an idempotency key (?idempotency_key=K) are stored
+ * durably and applied in order when the target returns, each at most once.
+ * Deployments made with ?target=NAME are recorded by name (also while queued),
+ * so their {name} routes are forwarded like a sandbox's {id} routes.
+ *
+ * Before a create on a target, an image the spec names that this silod has
+ * with layers and the target lacks is pushed (content-addressed, resumable;
+ * targets.c "shipping images", the target's side in api_images.c).
  *
  * Locks: the store has its own; `lock` guards the probe thread's wake-up
  * (cond) and `stopping`. Forwarded requests run on the connection's thread.
@@ -41,8 +47,9 @@ typedef struct targets_config {
 int targets_open(manager *m, const targets_config *cfg, targets **out, silo_error *err);
 void targets_close(targets *t);
 
-/* Is q a request on a sandbox that lives on a target (its {id} capture), or
- * a create with ?target=? Then targets_forward is its handler. */
+/* Is q a request on a sandbox or deployment that lives on a target (its {id}
+ * or deployment {name} capture), or a create or deploy with ?target=? Then
+ * targets_forward is its handler. */
 bool targets_owns(const api_req *q);
 int targets_forward(api_req *q, api_reply *r, silo_error *err);
 /* Add the sandboxes on targets to the list a (GET /v1/sandboxes). */

@@ -11,7 +11,7 @@
 #include "common/util.h"
 #include "registry/sqldb.h"
 
-#define TSTORE_SCHEMA_VERSION 1
+#define TSTORE_SCHEMA_VERSION 2
 
 struct tstore {
 	sqldb sq;
@@ -49,6 +49,11 @@ static const char *const migrations[] = {
 	"  done_ms INTEGER NOT NULL DEFAULT 0,"
 	"  result TEXT);"
 	"CREATE INDEX target_queue_pending ON target_queue(target, state, seq);",
+	/* 2: deployments placed on a target (also while their deploy is queued) */
+	"CREATE TABLE remote_deployments ("
+	"  name TEXT PRIMARY KEY,"
+	"  target TEXT NOT NULL,"
+	"  created_ms INTEGER NOT NULL);",
 };
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == TSTORE_SCHEMA_VERSION,
 	       "one migration per target schema version");
@@ -148,6 +153,9 @@ int tstore_target_remove(tstore *s, const char *name, silo_error *err)
 	int rc = sqldb_run(&s->sq, err, "remove target", "DELETE FROM targets WHERE name = ?1", SQ_TEXT(name));
 	if (rc == 0 && sqlite3_changes(s->sq.db) == 0)
 		rc = silo_fail(err, SILO_ERR_NOT_FOUND, 0, "no target named '%s'", name);
+	if (rc == 0)   /* its deployments are forgotten with it */
+		rc = sqldb_run(&s->sq, err, "forget the target's deployments",
+			       "DELETE FROM remote_deployments WHERE target = ?1", SQ_TEXT(name));
 	pthread_mutex_unlock(&s->sq.lock);
 	return rc;
 }
@@ -257,6 +265,48 @@ static int count(tstore *s, const char *sql, const char *target, int64_t *n, sil
 int tstore_sandbox_count(tstore *s, const char *target, int64_t *n, silo_error *err)
 {
 	return count(s, "SELECT count(*) FROM remote_sandboxes WHERE target = ?1", target, n, err);
+}
+
+/* ---- deployments ---- */
+
+int tstore_deploy_add(tstore *s, const char *name, const char *target, silo_error *err)
+{
+	pthread_mutex_lock(&s->sq.lock);
+	int rc = sqldb_run(&s->sq, err, "record remote deployment",
+			   "INSERT OR REPLACE INTO remote_deployments(name, target, created_ms) VALUES (?1,?2,?3)",
+			   SQ_TEXT(name), SQ_TEXT(target), SQ_INT(now_realtime_ms()));
+	pthread_mutex_unlock(&s->sq.lock);
+	return rc;
+}
+
+static void deploy_target_row(sqlite3_stmt *st, void *p)
+{
+	sqldb_col_str(st, 0, p, TSTORE_NAME_MAX + 1);
+}
+
+int tstore_deploy_find(tstore *s, const char *name, char target[TSTORE_NAME_MAX + 1], silo_error *err)
+{
+	pthread_mutex_lock(&s->sq.lock);
+	int rc = sqldb_one(&s->sq,
+			   sqldb_stmt(&s->sq, err, "find remote deployment",
+				      "SELECT target FROM remote_deployments WHERE name = ?1", SQ_TEXT(name)),
+			   deploy_target_row, target, "find remote deployment", err);
+	pthread_mutex_unlock(&s->sq.lock);
+	return rc;
+}
+
+int tstore_deploy_remove(tstore *s, const char *name, silo_error *err)
+{
+	pthread_mutex_lock(&s->sq.lock);
+	int rc = sqldb_run(&s->sq, err, "forget remote deployment", "DELETE FROM remote_deployments WHERE name = ?1",
+			   SQ_TEXT(name));
+	pthread_mutex_unlock(&s->sq.lock);
+	return rc;
+}
+
+int tstore_deploy_count(tstore *s, const char *target, int64_t *n, silo_error *err)
+{
+	return count(s, "SELECT count(*) FROM remote_deployments WHERE target = ?1", target, n, err);
 }
 
 /* ---- the queue ---- */

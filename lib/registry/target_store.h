@@ -4,6 +4,8 @@
  * (registry.db, WAL) through its own connection, in tables of its own:
  *   targets           one row per target: endpoint, credentials, health
  *   remote_sandboxes  one row per sandbox created on a target through this silod
+ *   remote_deployments one row per deployment placed on a target through this
+ *                     silod (recorded when it is created or queued)
  *   target_queue      operations for a target that was offline, applied in
  *                     order (seq) when it returns; idem_key is unique, so an
  *                     operation is queued once and a retry of the same key
@@ -82,6 +84,11 @@ int tstore_sandbox_list(tstore *s, const char *target, tstore_sandbox **out, siz
 int tstore_sandbox_remove(tstore *s, const char *id, silo_error *err);
 int tstore_sandbox_count(tstore *s, const char *target, int64_t *n, silo_error *err);
 
+/* Deployments on targets, by name. find: 0 and target, 1 when absent. */
+int tstore_deploy_add(tstore *s, const char *name, const char *target, silo_error *err);
+int tstore_deploy_find(tstore *s, const char *name, char target[TSTORE_NAME_MAX + 1], silo_error *err);
+int tstore_deploy_remove(tstore *s, const char *name, silo_error *err);
+int tstore_deploy_count(tstore *s, const char *target, int64_t *n, silo_error *err);
 /* Queue op (seq and state set here). An idem_key already queued: 1 and *seq
  * of that row (nothing added). */
 int tstore_op_add(tstore *s, tstore_op *op, silo_error *err);

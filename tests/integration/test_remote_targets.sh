@@ -15,7 +15,7 @@ P=$TMP/pki
 TOKEN=$(newtoken)
 printf '%s\n' "$TOKEN" > "$TMP/token"
 printf '%s\n' "$(newtoken)" > "$TMP/wrong"
-EDGE_ARGS=(--token-file "$TMP/token" --tls-cert "$P/server.pem" --tls-key "$P/server.key" --max-sandboxes 4
+EDGE_ARGS=(--token-file "$TMP/token" --tls-cert "$P/server.pem" --tls-key "$P/server.key" --max-sandboxes 8
 	--capacity-memory-mb 4096)
 start_node edge --listen 127.0.0.1:0 "${EDGE_ARGS[@]}" || { notok "the edge silod starts"; exit 1; }
 EPORT=$NODE_PORT
@@ -65,6 +65,24 @@ check "target rm while it has sandboxes is CONFLICT" grep -q "CONFLICT.*1 sandbo
 "$SILO" rm --grace-ms 0 "$id" > /dev/null 2> "$TMP/err"
 check "rm through the hub removes it on the edge" \
 	eval "! curl -s --unix-socket '$ESOCK' http://silod/v1/sandboxes | grep -q '$id'"
+cat > "$TMP/dep.toml" <<'EOF'
+[vm]
+name = "dep-spec"
+provider = "namespace"
+
+[resources]
+vcpus = 1
+memory_mb = 256
+EOF
+edge_deps() { curl -s --unix-socket "$ESOCK" http://silod/v1/deployments | jget 'sorted(d["name"] for d in j["deployments"])'; }
+"$SILO" deploy fardep --target edge -f "$TMP/dep.toml" --json > "$TMP/dep" 2> "$TMP/err"
+check "deploy --target edge: the deployment lives on the edge ($(head -c 200 "$TMP/err"))" \
+	eval "[ \"\$(edge_deps)\" = '[\"fardep\"]' ] && [ \"\$(jget 'j[\"target\"]' < '$TMP/dep')\" = edge ]"
+check "GET /v1/deployments/fardep on the hub is forwarded to the edge" \
+	eval "[ \"\$(api GET /v1/deployments/fardep | jget '(j[\"name\"], j[\"target\"])')\" = \"('fardep', 'edge')\" ]"
+check "target ls counts 1 deployment" eval "[ \"\$('$SILO' target ls --json | jget 'j[0][\"deployments\"]')\" = 1 ]"
+"$SILO" undeploy fardep --grace 0 > /dev/null 2> "$TMP/err"
+check "undeploy through the hub removes it from the edge" eval "[ \"\$(edge_deps)\" = '[]' ]"
 id2=$("$SILO" create --target edge --provider namespace --name far2 --memory 256 2> "$TMP/err")
 
 # ---- the edge disappears ----
@@ -89,22 +107,32 @@ assert a["queued"]==b["queued"] and not a["duplicate"] and b["duplicate"], (a,b)
 "$SILO" create --target edge --provider namespace --name q3 --memory 256 --idempotency-key k3 --json > "$TMP/q3"
 "$SILO" target cancel edge "$(jget 'j["queued"]' < "$TMP/q3")" > /dev/null 2> "$TMP/err"
 check "cancel a pending queued create" test $? = 0
-check "target ls counts 2 queued" eval "[ \"\$('$SILO' target ls --json | jget 'j[0][\"queued\"]')\" = 2 ]"
+"$SILO" deploy qd1 --target edge -f "$TMP/dep.toml" --idempotency-key dk1 > /dev/null 2> "$TMP/err"
+check "deploy --target offline with a key is queued" test $? = 0
+"$SILO" deploy qd2 --target edge -f "$TMP/dep.toml" --idempotency-key dk2 > /dev/null
+"$SILO" undeploy qd2 --idempotency-key dk3 > "$TMP/out" 2> "$TMP/err"
+check "undeploy of a deployment whose deploy is queued: queued behind it ($(cat "$TMP/out" "$TMP/err"))" grep -q "queued" "$TMP/out"
+"$SILO" undeploy qd1 > /dev/null 2> "$TMP/err"
+check "undeploy for the offline target without a key: REMOTE_UNREACHABLE, says how to queue" grep -q "REMOTE_UNREACHABLE.*idempotency_key" "$TMP/err"
+check "target ls counts 5 queued" eval "[ \"\$('$SILO' target ls --json | jget 'j[0][\"queued\"]')\" = 5 ]"
 kill "$EV" 2> /dev/null
 check "a target event says the edge went offline" grep -q '"type":"target".*"state":"offline"' "$TMP/events"
 check "silo_target_offline_total counts the outage" eval "api GET /metrics | grep -q '^silo_target_offline_total 1'"
 kill -KILL "$DPID"; wait "$DPID" 2> /dev/null; DPID=
 start_daemon --target-probe-ms 200 --target-offline-after 2 || notok "the hub restarts after kill -9"
-check "after kill -9 of the hub the queue is intact (2 pending, 1 cancelled)" eval "[ \"\$('$SILO' target queue edge --json | jget '[x[\"state\"] for x in j]')\" = '[\"pending\", \"pending\", \"cancelled\"]' ]"
+check "after kill -9 of the hub the queue is intact (5 pending, 1 cancelled)" eval "[ \"\$('$SILO' target queue edge --json | jget '[x[\"state\"] for x in j]')\" = '[\"pending\", \"pending\", \"cancelled\", \"pending\", \"pending\", \"pending\"]' ]"
 
 # ---- the edge returns on the same port with the same state dir ----
 start_node edge --listen "127.0.0.1:$EPORT" "${EDGE_ARGS[@]}" || notok "the edge restarts on its port"
 for _ in $(seq 1 100); do
-	[ "$("$SILO" target queue edge --json | jget '[x["state"] for x in j]')" = '["done", "done", "cancelled"]' ] && break
+	[ "$("$SILO" target queue edge --json | jget '[x["state"] for x in j]')" = '["done", "done", "cancelled", "done", "done", "done"]' ] && break
 	sleep 0.1
 done
-check "when the edge returns the queue is applied in order (done, done, cancelled)" \
-	test "$("$SILO" target queue edge --json | jget '[x["state"] for x in j]')" = '["done", "done", "cancelled"]'
+check "when the edge returns the queue is applied in order (done, done, cancelled, done x3)" \
+	test "$("$SILO" target queue edge --json | jget '[x["state"] for x in j]')" = '["done", "done", "cancelled", "done", "done", "done"]'
+check "the edge has qd1 deployed once; qd2 deployed and undeployed in order ($(edge_deps))" test "$(edge_deps)" = '["qd1"]'
+"$SILO" undeploy qd1 --grace 0 > /dev/null 2> "$TMP/err"
+check "undeploy qd1 through the hub once the edge is back" test "$(edge_deps)" = '[]'
 names=$(curl -s --unix-socket "$ESOCK" http://silod/v1/sandboxes | jget 'sorted(x["name"] for x in j["sandboxes"])')
 check "the edge runs q1 and q2 once each, not q3 ($names)" test "$names" = '["far2", "q1", "q2"]'
 check "target ls: online again, nothing queued" \
