@@ -61,15 +61,15 @@ int deploy_apply_override(vm_spec *s, const char *kv, silo_error *err)
 	if (strlen(v) > 4096)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "--set %s: value longer than 4096 bytes", key);
 	if (!strcmp(key, "resources.vcpus") || !strcmp(key, "vcpus"))
-		return set_u32(key, v, 64, &s->vcpus, err);
+		return set_u32(key, v, SPEC_VCPUS_MAX, &s->vcpus, err);
 	if (!strcmp(key, "resources.memory_mb") || !strcmp(key, "memory_mb"))
-		return set_u32(key, v, 65536, &s->memory_mb, err);
+		return set_u32(key, v, SPEC_MEMORY_MAX_MB, &s->memory_mb, err);
 	if (!strcmp(key, "sandbox.timeout_s"))
-		return set_u32(key, v, UINT32_MAX, &s->timeout_s, err);
+		return set_u32(key, v, SPEC_TIMEOUT_MAX_S, &s->timeout_s, err);
 	if (!strcmp(key, "sandbox.pids_max"))
-		return set_u32(key, v, UINT32_MAX, &s->pids_max, err);
+		return set_u32(key, v, SPEC_PIDS_MAX, &s->pids_max, err);
 	if (!strcmp(key, "boot.boot_timeout_ms"))
-		return set_u32(key, v, 600000, &s->boot_timeout_ms, err);
+		return set_u32(key, v, SPEC_BOOT_TIMEOUT_MAX_MS, &s->boot_timeout_ms, err);
 	/* String fields: the same bounds as the hac.toml parser, so the stored spec parses back. */
 	static const struct {
 		const char *key, *alias;

@@ -26,10 +26,10 @@
 
 #define MEM_MIN_MB 128
 #define MEM_MIN_KVM_MB 16     /* test payloads and unikernel-style guests (docs/hac-toml.md) */
-#define MEM_MAX_MB 65536
-#define VCPUS_MAX 64
-#define BOOT_TIMEOUT_MAX_MS 600000
-#define PIDS_MAX 4194304
+#define MEM_MAX_MB SPEC_MEMORY_MAX_MB
+#define VCPUS_MAX SPEC_VCPUS_MAX
+#define BOOT_TIMEOUT_MAX_MS SPEC_BOOT_TIMEOUT_MAX_MS
+#define PIDS_MAX SPEC_PIDS_MAX
 
 static const char *const providers[] = {"kvm", "qemu", "namespace"};
 
@@ -290,7 +290,7 @@ static int k_boot_timeout(vm_spec *s, const toml_value *v, const char *field, si
 
 static int k_timeout_s(vm_spec *s, const toml_value *v, const char *field, silo_error *err)
 {
-	return get_u32(v, field, &s->timeout_s, 0, 30 * 24 * 3600, err);
+	return get_u32(v, field, &s->timeout_s, 0, SPEC_TIMEOUT_MAX_S, err);
 }
 
 static int k_pids_max(vm_spec *s, const toml_value *v, const char *field, silo_error *err)

@@ -19,6 +19,13 @@
 #define SPEC_DISK_DEFAULT_MB 2048    /* [sandbox] disk_mb when not given */
 #define SPEC_DISK_MIN_MB 16
 #define SPEC_DISK_MAX_MB (1024 * 1024)
+/* Bounds of numeric fields: the hac.toml parser and `deploy --set` share them, so a
+ * stored spec always parses back. */
+#define SPEC_MEMORY_MAX_MB 65536
+#define SPEC_VCPUS_MAX 64
+#define SPEC_BOOT_TIMEOUT_MAX_MS 600000
+#define SPEC_PIDS_MAX 4194304
+#define SPEC_TIMEOUT_MAX_S (30 * 24 * 3600)
 
 typedef struct spec_kv {
 	char *key;

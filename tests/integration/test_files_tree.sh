@@ -212,7 +212,7 @@ fi
 # ---------------------------------------------------------------- hostile guest archives
 CCX=
 for c in musl-gcc gcc cc; do
-	if command -v $c > /dev/null && $c -static -O2 -o "$TMP/hostile" "$SRC/tests/integration/hostile_agent.c" 2> "$TMP/cc.log"; then
+	if command -v $c > /dev/null && $c -static -O2 -I"$SRC" -o "$TMP/hostile" "$SRC/tests/integration/hostile_agent.c" 2> "$TMP/cc.log"; then
 		CCX=$c; break
 	fi
 done
