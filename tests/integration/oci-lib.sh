@@ -24,7 +24,21 @@ export SILO_CACHE_DIR="$TMP/cache" SILO_STATE_DIR="$TMP/state" SILO_RUNTIME_DIR=
 source "$S/tests/integration/oci-fixtures.sh" || exit 1
 probe=$("$B/cli/silo" run --provider namespace -- true 2>&1) ||
 	{ grep -q PROVIDER_UNAVAILABLE <<< "$probe" && skip_all "the namespace provider is unavailable: $probe"; }
+# The engine tests share the oci-* cgroup names: one at a time, so that what
+# one leaves is not blamed on another (fd 9 stays locked until the test exits).
+exec 9>"$real_cache/test-oci/.engine-lock" && flock 9
 CG_BEFORE=$(ls -d /sys/fs/cgroup/*/silo/oci-* /sys/fs/cgroup/unified/silo/oci-* 2> /dev/null)
+
+# Runs a command line on a fresh terminal (script(1)) with the engine in the
+# terminal's foreground process group, as a user at a terminal runs it.
+# script runs the line with $SHELL (dash when unset, as in CI): a plain
+# `timeout` there moves itself to a process group of its own, where the
+# engine's tcsetattr() on the terminal stops it with SIGTTOU until the
+# timeout; --foreground keeps the group. The outer timeout bounds script,
+# which waits for every holder of the terminal.
+in_terminal() {
+	timeout -k 5 90 script -qec "exec timeout --foreground -k 5 60 $1" /dev/null 2>&1 | tr -d '\r'
+}
 
 # No sandbox run directory, runtime state (under ROOT), mount below TMP or new
 # oci-* cgroup is left; extra "what:command" pairs must print nothing either.

@@ -88,8 +88,8 @@ timeout 60 "${RUN[@]}" --rm "$IMG" t3 /bin/sh -c 'exit 42' > /dev/null 2>&1
 check "the exit status reaches ctr (42)" test $? = 42
 out=$(timeout 60 "${RUN[@]}" --rm --env X=1 --cwd /tmp "$IMG" t4 /bin/sh -c 'echo $X $(pwd) $(id -u) $(id -g) $APP' 2>&1)
 check "--env --cwd, and the image's User and Env ($out)" test "$out" = "1 /tmp 1000 1000 silo"
-out=$(script -qec "timeout 60 ${RUN[*]} --rm -t $IMG t5 /bin/sh -c 'tty; echo tty-\$((6*7))'" /dev/null 2>&1 | tr -d '\r')
-check "-t: a terminal through the shim's console socket" bash -c "grep -q '/dev/pts/' <<< '$out' && grep -q tty-42 <<< '$out'"
+out=$(in_terminal "${RUN[*]} --rm -t $IMG t5 /bin/sh -c 'tty; echo tty-\$((6*7))'")
+check "-t: a terminal through the shim's console socket: $(head -c 120 <<< "$out" | tr '\n' ' ')" bash -c "grep -q '/dev/pts/' <<< '$out' && grep -q tty-42 <<< '$out'"
 timeout 60 "${RUN[@]}" -d "$IMG" t6 /bin/sleep 60 > /dev/null 2>&1
 st=$("${CTR[@]}" task ls 2> /dev/null | awk '$1 == "t6" {print $3}')
 check "run -d: the task is RUNNING ($st)" test "$st" = RUNNING

@@ -59,8 +59,8 @@ timeout 60 "${PM[@]}" "${RUN[@]}" --rm -v "$TMP/vol:/data" -v "$TMP/rovol:/ro:ro
 	sh -c 'echo from-ctr > /data/f; cat /ro/f; echo x > /ro/g' > "$TMP/vol.out" 2>&1
 check "-v: a volume is shared with the host; :ro refuses writes" \
 	bash -c "[[ \$(cat '$TMP/vol/f') == from-ctr ]] && grep -q host '$TMP/vol.out' && grep -qi read-only '$TMP/vol.out'"
-out=$(script -qec "timeout 60 ${PM[*]} ${RUN[*]} --rm -it localhost/silo-bb:1 sh -c 'tty; echo tty-\$((6*7))'" /dev/null 2>&1 | tr -d '\r')
-check "-it: a terminal (through --console-socket)" bash -c "grep -q '^/dev/pts/' <<< '$out' && grep -q tty-42 <<< '$out'"
+out=$(in_terminal "${PM[*]} ${RUN[*]} --rm -it localhost/silo-bb:1 sh -c 'tty; echo tty-\$((6*7))'")
+check "-it: a terminal (through --console-socket): $(head -c 120 <<< "$out" | tr '\n' ' ')" bash -c "grep -q '^/dev/pts/' <<< '$out' && grep -q tty-42 <<< '$out'"
 
 # stop, kill, exec on a detached container
 cid=$(timeout 60 "${PM[@]}" "${RUN[@]}" -d localhost/silo-bb:1 sh -c 'trap "echo bye; exit 0" TERM; while :; do sleep 0.1; done')
