@@ -24,9 +24,10 @@ export SILO_CACHE_DIR="$TMP/cache" SILO_STATE_DIR="$TMP/state" SILO_RUNTIME_DIR=
 source "$S/tests/integration/oci-fixtures.sh" || exit 1
 probe=$("$B/cli/silo" run --provider namespace -- true 2>&1) ||
 	{ grep -q PROVIDER_UNAVAILABLE <<< "$probe" && skip_all "the namespace provider is unavailable: $probe"; }
-# The engine tests share the oci-* cgroup names: one at a time, so that what
-# one leaves is not blamed on another (fd 9 stays locked until the test exits).
-exec 9>"$real_cache/test-oci/.engine-lock" && flock 9
+# Every engine test on this host (any checkout, any cache) names its sandbox
+# cgroups oci-*: one at a time, so that what one leaves is not blamed on
+# another (fd 9 stays locked until the test exits).
+exec 9>/tmp/silo-oci-engine-tests.lock && flock 9
 CG_BEFORE=$(ls -d /sys/fs/cgroup/*/silo/oci-* /sys/fs/cgroup/unified/silo/oci-* 2> /dev/null)
 
 # Runs a command line on a fresh terminal (script(1)) with the engine in the
