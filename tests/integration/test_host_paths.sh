@@ -36,14 +36,8 @@ start_tcp() { # start_tcp [silod args]: silod on a free TCP port with both token
 		--capacity-memory-mb 16384 --error-threshold 4000 "$@" || return 1
 	PORT=$(sed -n 's/.* and 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TMP/silod.log" | tail -1)
 }
-tcp() { # tcp SECRET METHOD PATH [curl args] -> body; status in $TMP/status
-	local t=$1 m=$2 p=$3; shift 3
-	curl -s -o "$TMP/body" -w '%{http_code}' -H "Authorization: Bearer $t" -X "$m" "$@" "http://127.0.0.1:$PORT$p" > "$TMP/status"
-	cat "$TMP/body"
-}
 toml() { tcp "$1" POST /v1/sandboxes -H 'Content-Type: application/toml' --data-binary "$2" > /dev/null; }
 json() { tcp "$1" POST /v1/sandboxes -H 'Content-Type: application/json' -d "$2" > /dev/null; }
-denied() { local n=$1; shift; expect_error "$n" 403 POLICY_DENIED "$@"; }
 live() { api GET /v1/sandboxes | jget 'len(j["sandboxes"])'; }
 guest_read() { # guest_read SECRET ID CMD -> stdout of sh -c CMD in the guest
 	tcp "$1" POST "/v1/sandboxes/$2/exec" -H 'Content-Type: application/json' \

@@ -60,15 +60,6 @@ start_daemon --max-sandboxes 8 --capacity-memory-mb 8192 --error-threshold 1000 
 namespace_available || skip_all "namespace provider unavailable here: $(api GET /v1/providers)"
 trap 'echo "1..$N"; [ -n "${OPID:-}" ] && kill $OPID 2>/dev/null; cleanup' EXIT
 
-denied() { # denied NAME WANT_SUBSTRING
-	local body; body=$(cat "$TMP/body")
-	if [ "$(status)" = 403 ] && [ "$(echo "$body" | jget 'j["error"]["code"]')" = POLICY_DENIED ] &&
-		echo "$body" | jget 'j["error"]["message"]' | grep -qF -- "$2"; then
-		ok "$1"
-	else
-		notok "$1" "status $(status), body: $body" "wanted: $2"
-	fi
-}
 requests() { wc -l < "$TMP/opa.log"; }
 
 create_ns bad-x 128 > /dev/null

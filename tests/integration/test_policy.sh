@@ -37,15 +37,6 @@ start_daemon --policy-file "$TMP/policies.toml" --max-sandboxes 8 --capacity-mem
 namespace_available || skip_all "namespace provider unavailable here: $(api GET /v1/providers)"
 trap 'echo "1..$N"; cleanup' EXIT
 
-denied() { # denied NAME WANT_SUBSTRING: last response is 403 POLICY_DENIED whose message contains WANT
-	local body; body=$(cat "$TMP/body")
-	if [ "$(status)" = 403 ] && [ "$(echo "$body" | jget 'j["error"]["code"]')" = POLICY_DENIED ] &&
-		echo "$body" | jget 'j["error"]["message"]' | grep -qF -- "$2"; then
-		ok "$1"
-	else
-		notok "$1" "status $(status), body: $body" "wanted: $2"
-	fi
-}
 live_count() { api GET /v1/sandboxes | jget 'len(j["sandboxes"])'; }
 
 # -- before spawn: each limit

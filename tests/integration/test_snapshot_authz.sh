@@ -6,19 +6,6 @@
 . "$(dirname "$0")/silod-lib.sh"
 
 PORT=$((20000 + RANDOM % 20000))
-tcp() { # tcp SECRET METHOD PATH [curl args] -> body; status in $TMP/status
-	local t=$1 m=$2 p=$3; shift 3
-	curl -s -o "$TMP/body" -w '%{http_code}' -H "Authorization: Bearer $t" -X "$m" "$@" "http://127.0.0.1:$PORT$p" > "$TMP/status"
-	cat "$TMP/body"
-}
-denied() { # denied NAME WANT_SUBSTRING
-	if [ "$(status)" = 403 ] && [ "$(jget 'j["error"]["code"]' < "$TMP/body")" = POLICY_DENIED ] &&
-		grep -qF -- "$2" "$TMP/body"; then
-		ok "$1"
-	else
-		notok "$1" "status $(status), body: $(cat "$TMP/body")" "wanted: $2"
-	fi
-}
 
 TF=$TMP/tokens.toml
 CI=$("$SILO" token create --file "$TF" --name ci --operations create,exec,delete,inspect,list)

@@ -6,21 +6,6 @@
 . "$(dirname "$0")/silod-lib.sh"
 
 PORT=$((20000 + RANDOM % 20000))
-tcp() { # tcp SECRET METHOD PATH [curl args] -> body; status in $TMP/status
-	local t=$1 m=$2 p=$3; shift 3
-	curl -s -o "$TMP/body" -w '%{http_code}' -H "Authorization: Bearer $t" -X "$m" "$@" "http://127.0.0.1:$PORT$p" > "$TMP/status"
-	cat "$TMP/body"
-}
-denied() { # denied NAME WANT_SUBSTRING
-	local body; body=$(cat "$TMP/body")
-	if [ "$(status)" = 403 ] && python3 -c '
-import json,sys; j=json.loads(sys.argv[1]); e=j["error"]
-assert list(j)==["error"] and e["code"]=="POLICY_DENIED" and sys.argv[2] in e["message"], e' "$body" "$2" 2>/dev/null; then
-		ok "$1"
-	else
-		notok "$1" "status $(status), body: $body" "wanted: $2"
-	fi
-}
 tcreate() { # tcreate SECRET NAME [provider] [extra json] -> id
 	local prov=${3-namespace} extra=${4:-}
 	local pj=""; [ -n "$prov" ] && pj="\"provider\":\"$prov\","
