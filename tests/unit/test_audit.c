@@ -12,6 +12,7 @@
 #include "audit/audit.h"
 #include "common/util.h"
 #include "harness.h"
+#include "threads_test.h"
 #include "tmp_test.h"
 
 static char *tmplog(void)
@@ -191,6 +192,7 @@ TEST(lagging_head_is_accepted_and_continued)
 static audit_log *shared_a;
 static void *appender(void *arg)
 {
+	(void)arg;
 	silo_error e;
 	for (int i = 0; i < 100; i++)
 		if (audit_append(shared_a, "t", "sb", "exec", 1, NULL, &e) < 0)
@@ -203,11 +205,7 @@ TEST(concurrent_appends_keep_chain)
 	char *p = tmplog();
 	silo_error e;
 	REQUIRE(audit_open(p, &shared_a, &e) == 0);
-	pthread_t t[4];
-	for (int i = 0; i < 4; i++)
-		pthread_create(&t[i], NULL, appender, NULL);
-	for (int i = 0; i < 4; i++)
-		pthread_join(t[i], NULL);
+	CHECK_INT_EQ(run_threads(4, appender), 0);
 	audit_close(shared_a);
 	audit_verify_result r;
 	CHECK_INT_EQ(audit_verify(p, &r, &e), 0);

@@ -10,6 +10,7 @@
 #include "common/util.h"
 #include "harness.h"
 #include "db_test.h"
+#include "threads_test.h"
 #include "tmp_test.h"
 #include "registry/registry.h"
 
@@ -207,16 +208,7 @@ TEST(concurrent_writers)
 	char *p = tmpdb();
 	silo_error e;
 	REQUIRE(registry_open(p, &shared_r, &e) == 0);
-	pthread_t t[8];
-	for (long i = 0; i < 8; i++)
-		pthread_create(&t[i], NULL, writer, (void *)i);
-	int bad = 0;
-	for (int i = 0; i < 8; i++) {
-		void *rv;
-		pthread_join(t[i], &rv);
-		bad += rv != NULL;
-	}
-	CHECK_INT_EQ(bad, 0);
+	CHECK_INT_EQ(run_threads(8, writer), 0);
 	reg_sandbox *v;
 	size_t n;
 	reg_filter f = {.state = "running"};
