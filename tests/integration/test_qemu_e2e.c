@@ -34,6 +34,7 @@
 #include "gate.h"
 #include "harness.h"
 #include "image/image.h"
+#include "output_test.h"
 #include "qemu_test.h"
 
 extern const provider_ops qemu_provider;
@@ -106,34 +107,11 @@ static void vm_destroy(vm *v)
 		CHECK(kill(v->pid, 0) < 0);
 }
 
-typedef struct outbuf {
-	pthread_mutex_t mu;
-	char data[8192];
-	size_t len;
-	char err[4096];
-	size_t elen;
-} outbuf;
-
-static void collect(void *ud, int stream, const void *buf, size_t len)
-{
-	outbuf *o = ud;
-	pthread_mutex_lock(&o->mu);
-	char *dst = stream == 2 ? o->err : o->data;
-	size_t *l = stream == 2 ? &o->elen : &o->len;
-	size_t cap = (stream == 2 ? sizeof o->err : sizeof o->data) - 1;
-	size_t n = len < cap - *l ? len : cap - *l;
-	memcpy(dst + *l, buf, n);
-	*l += n;
-	dst[*l] = '\0';
-	pthread_mutex_unlock(&o->mu);
-}
-
 static int run(vm *v, char *const *argv, outbuf *o, exec_result *res, bool pty, silo_error *err)
 {
-	memset(o, 0, sizeof *o);
-	pthread_mutex_init(&o->mu, NULL);
+	out_reset(o);
 	exec_req r = {.argv = argv, .uid = -1, .gid = -1, .timeout_ms = 60000, .pty = pty, .rows = 30, .cols = 100};
-	return chan_exec(v->sb.ch, &r, collect, o, res, err);
+	return chan_exec(v->sb.ch, &r, out_collect, o, res, err);
 }
 
 TEST(python_print_files_and_overlay)

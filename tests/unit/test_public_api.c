@@ -13,24 +13,8 @@
 #include <fcntl.h>
 
 #include "gate.h"
+#include "output_test.h"
 #include "silo/silo.h"
-
-typedef struct out {
-	pthread_mutex_t mu;
-	char buf[4096];
-	size_t n;
-} out;
-
-static void on_output(void *ud, int stream, const void *p, size_t len)
-{
-	out *o = ud;
-	pthread_mutex_lock(&o->mu);
-	if (stream == 1 && o->n + len < sizeof o->buf) {
-		memcpy(o->buf + o->n, p, len);
-		o->n += len;
-	}
-	pthread_mutex_unlock(&o->mu);
-}
 
 TEST(namespace_sandbox_through_the_public_api)
 {
@@ -50,22 +34,21 @@ TEST(namespace_sandbox_through_the_public_api)
 	REQUIRE(rc == 0);
 	CHECK_STR_EQ(silo_sandbox_provider(sb), "namespace");
 	CHECK(strncmp(silo_sandbox_id(sb), "sb-", 3) == 0);
-	out o = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	outbuf o;
+	out_reset(&o);
 	const char *argv[] = {"sh", "-c", "echo \"$GREETING $WHO $EXTRA $(pwd)\"; exit 7", NULL};
 	const char *env[] = {"EXTRA=call", NULL};
-	silo_exec_opts eo = {.argv = argv, .env = env, .on_output = on_output, .userdata = &o};
+	silo_exec_opts eo = {.argv = argv, .env = env, .on_output = out_collect, .userdata = &o};
 	silo_exec_result res;
 	REQUIRE(silo_sandbox_exec(sb, &eo, &res, &err) == 0);
 	CHECK_INT_EQ(res.exit_code, 7);
-	o.buf[o.n] = '\0';
-	CHECK_STR_EQ(o.buf, "hello api call /work/api\n");
+	CHECK_STR_EQ(o.data, "hello api call /work/api\n");
 	/* the call's env and cwd win over the spec's */
 	const char *env2[] = {"GREETING=mine", NULL};
-	silo_exec_opts eo2 = {.argv = argv, .env = env2, .cwd = "/tmp", .on_output = on_output, .userdata = &o};
-	o.n = 0;
+	silo_exec_opts eo2 = {.argv = argv, .env = env2, .cwd = "/tmp", .on_output = out_collect, .userdata = &o};
+	out_reset(&o);
 	REQUIRE(silo_sandbox_exec(sb, &eo2, &res, &err) == 0);
-	o.buf[o.n] = '\0';
-	CHECK_STR_EQ(o.buf, "mine api  /tmp\n");
+	CHECK_STR_EQ(o.data, "mine api  /tmp\n");
 	REQUIRE(silo_sandbox_write_file(sb, "/tmp/f.txt", "payload", 7, 0600, &err) == 0);
 	char *back;
 	size_t len;
