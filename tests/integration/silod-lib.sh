@@ -27,6 +27,16 @@ tcp() { # tcp SECRET METHOD PATH [curl args...]: like api, over TCP 127.0.0.1:$P
 	cat "$TMP/body"
 }
 status() { cat "$TMP/status"; }
+live_count() { api GET /v1/sandboxes | jget 'len(j["sandboxes"])'; }   # live sandboxes
+sandbox_ids() { # sandbox_ids [STATE]: the ids silod lists (live, or in STATE: all, terminated ...)
+	api GET "/v1/sandboxes${1:+?state=$1}" | jget '" ".join(s["id"] for s in j["sandboxes"])'
+}
+# check_nothing_left NAME ID...: no cgroup and no run directory is left for any of the sandboxes
+check_nothing_left() {
+	local name=$1 id left=; shift
+	for id in "$@"; do left+=$(ls -d /sys/fs/cgroup/*/silo/"$id" "$SILO_RUNTIME_DIR/sandboxes/$id" 2>/dev/null); done
+	check "$name" test -z "$left"
+}
 # expect_error NAME STATUS CODE WANT...: the last answer (api/tcp) is HTTP STATUS with the error
 # body {"error": {"code": CODE, "message": ...}} whose message contains each WANT.
 expect_error() {
