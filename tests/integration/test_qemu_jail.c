@@ -210,47 +210,6 @@ TEST(qemu_runs_unprivileged_and_sees_only_its_files)
 	vm_stop(&b);
 }
 
-/* One QMP request on RUNDIR/qmp.sock after qmp_capabilities; the reply line into out. */
-static void qmp(const char *rundir, const char *req, char *out, size_t len)
-{
-	out[0] = '\0';
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/qmp.sock", rundir);
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	struct timeval tv = {10, 0};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	char *msg = xasprintf("{\"execute\":\"qmp_capabilities\"}\n%s\n", req);
-	if (write(fd, msg, strlen(msg)) < 0)
-		out[0] = '\0';
-	free(msg);
-	/* greeting, capabilities reply, then ours (events are skipped) */
-	char buf[65536];
-	size_t n = 0;
-	int lines = 0;
-	while (n < sizeof buf - 1) {
-		ssize_t rd = read(fd, buf + n, 1);
-		if (rd <= 0)
-			break;
-		if (buf[n] == '\n') {
-			buf[n] = '\0';
-			char *start = strrchr(buf, '\n');
-			start = start ? start + 1 : buf;
-			if (!strstr(start, "\"event\"") && ++lines == 3) {
-				snprintf(out, len, "%s", start);
-				break;
-			}
-			buf[n] = '\n';
-		}
-		n++;
-	}
-	close(fd);
-}
-
 TEST(qmp_cannot_open_host_files)
 {
 	need_vm();
