@@ -16,6 +16,30 @@
 #include "output_test.h"
 #include "silo/silo.h"
 
+/* A namespace sandbox (root only: SKIP otherwise) from the hac.toml doc; its spec in *spec. */
+static silo_sandbox *ns_sandbox(const char *doc, silo_spec **spec)
+{
+	if (geteuid() != 0)
+		SKIP("needs root for the namespace provider");
+	silo_error err;
+	*spec = silo_spec_parse(doc, strlen(doc), &err);
+	REQUIRE(*spec);
+	silo_sandbox *sb = NULL;
+	int rc = silo_sandbox_create(*spec, &sb, &err);
+	if (rc < 0)
+		printf("# create: %s %s\n", silo_code_name(err.code), err.message);
+	REQUIRE(rc == 0);
+	return sb;
+}
+
+/* Destroy sb (it must succeed) and free its spec. */
+static void destroy_sandbox(silo_sandbox *sb, silo_spec *spec)
+{
+	silo_error err;
+	CHECK_INT_EQ(silo_sandbox_destroy(sb, &err), 0);
+	silo_spec_free(spec);
+}
+
 TEST(namespace_sandbox_through_the_public_api)
 {
 	if (geteuid() != 0)
@@ -129,14 +153,9 @@ static double now_ms(void)
 
 TEST(slow_output_callback_loses_nothing_and_stalls_nobody)
 {
-	if (geteuid() != 0)
-		SKIP("needs root for the namespace provider");
 	silo_error err;
-	const char *doc = "[vm]\nname = \"api-slow\"\nprovider = \"namespace\"\n";
-	silo_spec *spec = silo_spec_parse(doc, strlen(doc), &err);
-	REQUIRE(spec);
-	silo_sandbox *sb = NULL;
-	REQUIRE(silo_sandbox_create(spec, &sb, &err) == 0);
+	silo_spec *spec;
+	silo_sandbox *sb = ns_sandbox("[vm]\nname = \"api-slow\"\nprovider = \"namespace\"\n", &spec);
 	/* Expected: seq 1 6000000 computed here. */
 	uint64_t want_h = 0xcbf29ce484222325ull, want_n = 0;
 	char line[32];
@@ -176,8 +195,7 @@ TEST(slow_output_callback_loses_nothing_and_stalls_nobody)
 	printf("# seq 1 6000000 through a slow callback: %llu bytes (%d calls)\n", (unsigned long long)s.bytes, s.calls);
 	CHECK_INT_EQ(s.bytes, want_n);
 	CHECK(s.h == want_h);
-	CHECK_INT_EQ(silo_sandbox_destroy(sb, &err), 0);
-	silo_spec_free(spec);
+	destroy_sandbox(sb, spec);
 }
 
 TEST(spec_errors_and_format)
@@ -220,14 +238,9 @@ static size_t read_proc(silo_proc *p, char *dst, size_t cap)
 
 TEST(processes_files_archives_and_watches)
 {
-	if (geteuid() != 0)
-		SKIP("needs root for the namespace provider");
 	silo_error err;
-	const char *doc = "[vm]\nname = \"api-procs\"\nprovider = \"namespace\"\n";
-	silo_spec *spec = silo_spec_parse(doc, strlen(doc), &err);
-	REQUIRE(spec);
-	silo_sandbox *sb = NULL;
-	REQUIRE(silo_sandbox_create(spec, &sb, &err) == 0);
+	silo_spec *spec;
+	silo_sandbox *sb = ns_sandbox("[vm]\nname = \"api-procs\"\nprovider = \"namespace\"\n", &spec);
 	/* a background process: started, closed, found again by tag, its output kept */
 	const char *argv[] = {"sh", "-c", "echo started; read line; echo \"got $line\"; exit 3", NULL};
 	silo_proc_opts po = {.argv = argv, .stdin_open = 1, .tag = "worker"};
@@ -321,8 +334,7 @@ TEST(processes_files_archives_and_watches)
 	CHECK(created);
 	CHECK(removed);
 	silo_watch_stop(w);
-	CHECK_INT_EQ(silo_sandbox_destroy(sb, &err), 0);
-	silo_spec_free(spec);
+	destroy_sandbox(sb, spec);
 }
 
 /* Issue 14 item 7: a command past the memory limit ends with 137 and
@@ -363,8 +375,7 @@ static int oom_checks(const char *provider)
 		CHECK_INT_EQ(res.signal, cases[i].signal);
 		CHECK_INT_EQ(res.oom_killed, cases[i].oom);
 	}
-	CHECK_INT_EQ(silo_sandbox_destroy(sb, &err), 0);
-	silo_spec_free(spec);
+	destroy_sandbox(sb, spec);
 	return 1;
 }
 
