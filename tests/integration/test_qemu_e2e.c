@@ -114,16 +114,23 @@ static int run(vm *v, char *const *argv, outbuf *o, exec_result *res, bool pty, 
 	return chan_exec(v->sb.ch, &r, out_collect, o, res, err);
 }
 
+/* vm_boot, or end the case (the failure printed, what was started terminated). */
+static void vm_up(vm *v, const char *id, const char *image)
+{
+	silo_error err = {0};
+	if (vm_boot(v, id, image, &err) < 0) {
+		printf("# %s\n", err.message);
+		qemu_provider.terminate(&v->sb, 0, NULL);
+		REQUIRE(!"boot");
+	}
+}
+
 TEST(python_print_files_and_overlay)
 {
 	need_vm();
 	vm v;
 	silo_error err = {0};
-	if (vm_boot(&v, "py1", "python", &err) < 0) {
-		printf("# %s\n", err.message);
-		qemu_provider.terminate(&v.sb, 0, NULL);
-		REQUIRE(!"boot");
-	}
+	vm_up(&v, "py1", "python");
 	outbuf o;
 	exec_result res;
 	char *py[] = {"python3", "-c", "print(6*7)", NULL};
@@ -173,11 +180,7 @@ TEST(pty_session)
 	need_vm();
 	vm v;
 	silo_error err = {0};
-	if (vm_boot(&v, "pty", "python", &err) < 0) {
-		printf("# %s\n", err.message);
-		qemu_provider.terminate(&v.sb, 0, NULL);
-		REQUIRE(!"boot");
-	}
+	vm_up(&v, "pty", "python");
 	outbuf o;
 	exec_result res;
 	char *py[] = {"python3", "-c",
@@ -277,11 +280,7 @@ TEST(output_flow_control_over_virtio_serial)
 	need_vm();
 	vm v;
 	silo_error err = {0};
-	if (vm_boot(&v, "flow", "base", &err) < 0) {
-		printf("# %s\n", err.message);
-		qemu_provider.terminate(&v.sb, 0, NULL);
-		REQUIRE(!"boot");
-	}
+	vm_up(&v, "flow", "base");
 	flood f = {.v = &v, .g = GATE_INIT};
 	pthread_t th;
 	REQUIRE(pthread_create(&th, NULL, flood_main, &f) == 0);
@@ -320,11 +319,7 @@ TEST(graceful_terminate_via_agent)
 	need_vm();
 	vm v;
 	silo_error err = {0};
-	if (vm_boot(&v, "grace", "base", &err) < 0) {
-		printf("# %s\n", err.message);
-		qemu_provider.terminate(&v.sb, 0, NULL);
-		REQUIRE(!"boot");
-	}
+	vm_up(&v, "grace", "base");
 	/* base image: busybox userland, agent as PID 1 */
 	outbuf o;
 	exec_result res;
@@ -357,11 +352,7 @@ TEST(pty_resize_and_archives_in_a_real_guest)
 	need_vm();
 	vm v;
 	silo_error err = {0};
-	if (vm_boot(&v, "v3", "python", &err) < 0) {
-		printf("# %s\n", err.message);
-		qemu_provider.terminate(&v.sb, 0, NULL);
-		REQUIRE(!"boot");
-	}
+	vm_up(&v, "v3", "python");
 	/* a PTY process of the process table: resized while it waits for input */
 	proc_table *t = proc_table_new(v.sb.ch, "v3");
 	char *sh[] = {"sh", "-c", "stty size; read x; stty size; echo \"got $x\"", NULL};
