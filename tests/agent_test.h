@@ -20,7 +20,9 @@ typedef struct agent_proc {
 	char dir[64];
 } agent_proc;
 
-static inline pid_t spawn_agent(int fd)
+/* The built silo-agent serving fd: flag is "--fd" (one connection) or "--listen-fd"
+ * (a listening socket, successive connections). Its pid, -1 if it is not built. */
+static inline pid_t spawn_agent_on(const char *flag, int fd)
 {
 	char path[4096];
 	silo_error err;
@@ -32,10 +34,15 @@ static inline pid_t spawn_agent(int fd)
 	if (pid == 0) {
 		char fdstr[16];
 		snprintf(fdstr, sizeof fdstr, "%d", fd);
-		execl(path, "silo-agent", "--fd", fdstr, (char *)NULL);
+		execl(path, "silo-agent", flag, fdstr, (char *)NULL);
 		_exit(127);
 	}
 	return pid;
+}
+
+static inline pid_t spawn_agent(int fd)
+{
+	return spawn_agent_on("--fd", fd);
 }
 
 static inline void start(agent_proc *a, int heartbeat_ms)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Shared by the tests that drive the qemu provider directly (test_qemu_provider,
- * test_qemu_e2e, test_qemu_jail): the check that a VM can run here, and the
- * tracking of VM processes so that a test timeout does not leave them running.
+ * test_qemu_e2e, test_qemu_jail): the check that a VM can run here, the
+ * tracking of VM processes so that a test timeout does not leave them running,
+ * and a QMP client of our own (not the provider's) to ask QEMU directly.
  */
 #ifndef SILO_TESTS_QEMU_TEST_H
 #define SILO_TESTS_QEMU_TEST_H
@@ -11,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -60,6 +64,47 @@ static inline void qt_track_vm(pid_t pid)
 	for (size_t i = 0; i < ARRAY_SIZE(qt_live_vms); i++)
 		if (__sync_bool_compare_and_swap(&qt_live_vms[i], 0, pid))
 			return;
+}
+
+/* One QMP request on RUNDIR/qmp.sock after qmp_capabilities; the reply line into out. */
+static __attribute__((unused)) void qmp(const char *rundir, const char *req, char *out, size_t len)
+{
+	out[0] = '\0';
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/qmp.sock", rundir);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct timeval tv = {10, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	char *msg = xasprintf("{\"execute\":\"qmp_capabilities\"}\n%s\n", req);
+	if (write(fd, msg, strlen(msg)) < 0)
+		out[0] = '\0';
+	free(msg);
+	/* greeting, capabilities reply, then ours (events are skipped) */
+	char buf[65536];
+	size_t n = 0;
+	int lines = 0;
+	while (n < sizeof buf - 1) {
+		ssize_t rd = read(fd, buf + n, 1);
+		if (rd <= 0)
+			break;
+		if (buf[n] == '\n') {
+			buf[n] = '\0';
+			char *start = strrchr(buf, '\n');
+			start = start ? start + 1 : buf;
+			if (!strstr(start, "\"event\"") && ++lines == 3) {
+				snprintf(out, len, "%s", start);
+				break;
+			}
+			buf[n] = '\n';
+		}
+		n++;
+	}
+	close(fd);
 }
 
 #endif

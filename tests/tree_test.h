@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Helpers of the tests that extract hostile archives and compare trees
- * (tests/unit/test_archive.c, test_channel_fs.c, tests/fuzz/fuzz_oci_tar.c,
- * fuzz_archive_extract.c). Only lib/common/util.h: the fuzzers use it too.
+ * (tests/unit/test_archive.c, test_channel_fs.c, test_trust.c,
+ * tests/fuzz/fuzz_oci_tar.c, fuzz_archive_extract.c). Only lib/common/util.h:
+ * the fuzzers use it too.
  */
 #ifndef SILO_TESTS_TREE_TEST_H
 #define SILO_TESTS_TREE_TEST_H
@@ -34,12 +35,14 @@ static inline size_t tree_count(const char *dir)
 static inline int tree_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static inline int tree_sh(const char *fmt, ...)
 {
-	char cmd[4096];
+	char *cmd = NULL;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	if (vasprintf(&cmd, fmt, ap) < 0)
+		abort();
 	va_end(ap);
 	int rc = system(cmd);
+	free(cmd);
 	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 

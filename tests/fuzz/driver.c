@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "prop_test.h"
+
 #define MIN_(a, b) ((a) < (b) ? (a) : (b))
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -22,14 +24,6 @@ static uint8_t *corpus[4096];
 static size_t corpus_len[4096];
 static size_t n_corpus;
 
-static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
 
 static void load_dir(const char *dir)
 {
@@ -68,7 +62,7 @@ int main(int argc, char **argv)
 	}
 	if (!seed)
 		seed = 1;
-	rng_state = seed;
+	rnd_seed(seed);
 	printf("driver: seed=%llu corpus=%zu\n", (unsigned long long)seed, n_corpus);
 	fflush(stdout);
 	for (size_t i = 0; i < n_corpus; i++)

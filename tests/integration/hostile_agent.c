@@ -88,45 +88,6 @@ static void put(int fd, const void *p, size_t n)
 		_exit(3);
 }
 
-/* Answer pings ({"t":41,"id":0}); on the first exec send 32 x 256 KiB of
- * output for its task at once, never reading the host's credit. */
-static void overrun(int c)
-{
-	static const unsigned char pong[] = {0, 0, 0, 8, 0x82, 0xa1, 't', 0x29, 0xa2, 'i', 'd', 0x00};
-	unsigned char head[64];
-	size_t hl;
-	uint32_t t, id;
-	while (read_frame(c, head, &hl) == 0) {
-		if (frame_type_id(head, hl, &t, &id) < 0)
-			continue;
-		if (t == 40) {
-			put(c, pong, sizeof pong);
-			continue;
-		}
-		if (t != 10)
-			continue;
-		enum { CHUNK = 256 * 1024 };
-		static unsigned char frame[4 + 24 + CHUNK];
-		/* {"t":12,"id":ID,"s":1,"d":bin32} */
-		unsigned char *p = frame + 4;
-		*p++ = 0x84, *p++ = 0xa1, *p++ = 't', *p++ = 12;
-		*p++ = 0xa2, *p++ = 'i', *p++ = 'd', *p++ = 0xce;
-		*p++ = (unsigned char)(id >> 24), *p++ = (unsigned char)(id >> 16), *p++ = (unsigned char)(id >> 8),
-		*p++ = (unsigned char)id;
-		*p++ = 0xa1, *p++ = 's', *p++ = 1;
-		*p++ = 0xa1, *p++ = 'd', *p++ = 0xc6, *p++ = 0, *p++ = (unsigned char)(CHUNK >> 16), *p++ = 0, *p++ = 0;
-		memset(p, 'x', CHUNK);
-		p += CHUNK;
-		uint32_t len = (uint32_t)(p - frame - 4);
-		frame[0] = (unsigned char)(len >> 24), frame[1] = (unsigned char)(len >> 16);
-		frame[2] = (unsigned char)(len >> 8), frame[3] = (unsigned char)len;
-		for (int i = 0; i < 32; i++)
-			if (write(c, frame, (size_t)(p - frame)) != p - frame)
-				break;
-	}
-	close(c);
-}
-
 /* {"t":T,"id":ID,...} header of a reply: map of n entries. */
 static unsigned char *reply_head(unsigned char *p, unsigned n, unsigned t, uint32_t id)
 {
@@ -137,19 +98,72 @@ static unsigned char *reply_head(unsigned char *p, unsigned n, unsigned t, uint3
 	return p;
 }
 
-static void send_framed(int c, unsigned char *frame, unsigned char *end)
+/* {"t":12,"id":ID,"s":1,"d":bin32 of len bytes} up to its data, which the caller writes at the end. */
+static unsigned char *output_head(unsigned char *p, uint32_t id, uint32_t len)
+{
+	p = reply_head(p, 4, 12, id);
+	*p++ = 0xa1, *p++ = 's', *p++ = 1;
+	*p++ = 0xa1, *p++ = 'd', *p++ = 0xc6;
+	*p++ = (unsigned char)(len >> 24), *p++ = (unsigned char)(len >> 16), *p++ = (unsigned char)(len >> 8),
+	*p++ = (unsigned char)len;
+	return p;
+}
+
+/* Write the length of the frame that ends at end into its first 4 bytes; its size. */
+static size_t seal(unsigned char *frame, unsigned char *end)
 {
 	uint32_t len = (uint32_t)(end - frame - 4);
 	frame[0] = (unsigned char)(len >> 24), frame[1] = (unsigned char)(len >> 16);
 	frame[2] = (unsigned char)(len >> 8), frame[3] = (unsigned char)len;
-	put(c, frame, (size_t)(end - frame));
+	return (size_t)(end - frame);
+}
+
+static void send_framed(int c, unsigned char *frame, unsigned char *end)
+{
+	put(c, frame, seal(frame, end));
+}
+
+/* Read frames until one of type want arrives (its task id in *id), answering pings
+ * ({"t":41,"id":0}) and ignoring the rest; -1 once the host hangs up. */
+static int next_request(int c, uint32_t want, uint32_t *id)
+{
+	static const unsigned char pong[] = {0, 0, 0, 8, 0x82, 0xa1, 't', 0x29, 0xa2, 'i', 'd', 0x00};
+	unsigned char head[64];
+	size_t hl;
+	uint32_t t;
+	while (read_frame(c, head, &hl) == 0) {
+		if (frame_type_id(head, hl, &t, id) < 0)
+			continue;
+		if (t == 40)
+			put(c, pong, sizeof pong);
+		else if (t == want)
+			return 0;
+	}
+	return -1;
+}
+
+/* Answer pings; on each exec send 32 x 256 KiB of output for its task at once,
+ * never reading the host's credit. */
+static void overrun(int c)
+{
+	uint32_t id;
+	while (next_request(c, 10, &id) == 0) {
+		enum { CHUNK = 256 * 1024 };
+		static unsigned char frame[4 + 24 + CHUNK];
+		unsigned char *p = output_head(frame + 4, id, CHUNK);
+		memset(p, 'x', CHUNK);
+		size_t n = seal(frame, p + CHUNK);
+		for (int i = 0; i < 32; i++)
+			if (write(c, frame, n) != (ssize_t)n)
+				break;
+	}
+	close(c);
 }
 
 /* Answer pings; answer each tar_out (34) with started, /evil.tar as output on
  * stream 1 (at most 64 KiB: inside any window the host grants), exit 0. */
 static void tar_out(int c)
 {
-	static const unsigned char pong[] = {0, 0, 0, 8, 0x82, 0xa1, 't', 0x29, 0xa2, 'i', 'd', 0x00};
 	static unsigned char tar[65536], frame[4 + 32 + sizeof tar];
 	size_t tl = 0;
 	FILE *f = fopen("/evil.tar", "r");
@@ -157,25 +171,12 @@ static void tar_out(int c)
 		tl = fread(tar, 1, sizeof tar, f);
 		fclose(f);
 	}
-	unsigned char head[64];
-	size_t hl;
-	uint32_t t, id;
-	while (read_frame(c, head, &hl) == 0) {
-		if (frame_type_id(head, hl, &t, &id) < 0)
-			continue;
-		if (t == 40) {
-			put(c, pong, sizeof pong);
-			continue;
-		}
-		if (t != 34)
-			continue;
+	uint32_t id;
+	while (next_request(c, 34, &id) == 0) {
 		unsigned char *p = reply_head(frame + 4, 3, 11, id);   /* started, pid 1 */
 		*p++ = 0xa3, *p++ = 'p', *p++ = 'i', *p++ = 'd', *p++ = 1;
 		send_framed(c, frame, p);
-		p = reply_head(frame + 4, 4, 12, id);   /* output: s 1, d bin32 */
-		*p++ = 0xa1, *p++ = 's', *p++ = 1;
-		*p++ = 0xa1, *p++ = 'd', *p++ = 0xc6, *p++ = 0, *p++ = 0, *p++ = (unsigned char)(tl >> 8),
-		*p++ = (unsigned char)tl;
+		p = output_head(frame + 4, id, (uint32_t)tl);
 		memcpy(p, tar, tl);
 		send_framed(c, frame, p + tl);
 		p = reply_head(frame + 4, 4, 16, id);   /* exit: code 0, ms 1 */

@@ -21,7 +21,22 @@ api() { # api METHOD PATH [curl args...] -> body on stdout, status in $TMP/statu
 	curl -s -o "$TMP/body" -w '%{http_code}' --unix-socket "$SOCK" -X "$m" "$@" "http://silod$p" > "$TMP/status"
 	cat "$TMP/body"
 }
+tcp() { # tcp SECRET METHOD PATH [curl args...]: like api, over TCP 127.0.0.1:$PORT with a bearer token
+	local t=$1 m=$2 p=$3; shift 3
+	curl -s -o "$TMP/body" -w '%{http_code}' -H "Authorization: Bearer $t" -X "$m" "$@" "http://127.0.0.1:$PORT$p" > "$TMP/status"
+	cat "$TMP/body"
+}
 status() { cat "$TMP/status"; }
+live_count() { api GET /v1/sandboxes | jget 'len(j["sandboxes"])'; }   # live sandboxes
+sandbox_ids() { # sandbox_ids [STATE]: the ids silod lists (live, or in STATE: all, terminated ...)
+	api GET "/v1/sandboxes${1:+?state=$1}" | jget '" ".join(s["id"] for s in j["sandboxes"])'
+}
+# check_nothing_left NAME ID...: no cgroup and no run directory is left for any of the sandboxes
+check_nothing_left() {
+	local name=$1 id left=; shift
+	for id in "$@"; do left+=$(ls -d /sys/fs/cgroup/*/silo/"$id" "$SILO_RUNTIME_DIR/sandboxes/$id" 2>/dev/null); done
+	check "$name" test -z "$left"
+}
 # expect_error NAME STATUS CODE WANT...: the last answer (api/tcp) is HTTP STATUS with the error
 # body {"error": {"code": CODE, "message": ...}} whose message contains each WANT.
 expect_error() {
@@ -33,6 +48,17 @@ for w in sys.argv[3:]: assert w in e["message"], (w, e["message"])' "$body" "$co
 		ok "$name"
 	else
 		notok "$name" "status $(status), body: $body" "wanted: $st $code $*"
+	fi
+}
+
+# denied NAME WANT...: the last answer is 403 with the body {"error": {"code": "POLICY_DENIED", ...}}
+# and nothing beside "error", its message containing each WANT.
+denied() {
+	local name=$1; shift
+	if [ "$(jget 'list(j)' < "$TMP/body" 2>/dev/null)" = '["error"]' ]; then
+		expect_error "$name" 403 POLICY_DENIED "$@"
+	else
+		notok "$name" "status $(status), body: $(cat "$TMP/body")" "wanted: 403 POLICY_DENIED $*"
 	fi
 }
 

@@ -28,7 +28,6 @@ spec() { # spec NAME PROVIDER [disk_mb]
 	[ -n "${3:-}" ] && printf '[sandbox]\ndisk_mb = %s\n' "$3"
 }
 create() { tcp POST /v1/sandboxes -H 'Content-Type: application/toml' --data-binary "$(spec "$@")"; }
-live() { api GET /v1/sandboxes | jget 'len(j["sandboxes"])'; }
 rundirs() { find "$SILO_RUNTIME_DIR/sandboxes" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 root_mb() { # root_mb ID -> size of / in the sandbox (MiB, from df -m)
 	tcp POST "/v1/sandboxes/$1/exec" -H 'Content-Type: application/json' -d '{"argv":["df","-m","/"]}' |
@@ -45,7 +44,7 @@ create hugevm qemu 1048576 > /dev/null
 expect_error "... and a 1 TiB VM scratch disk" 403 POLICY_DENIED 'rule max_disk_mb'
 create big namespace 2049 > /dev/null
 expect_error "... and one MiB above the default" 403 POLICY_DENIED 'rule max_disk_mb'
-check "nothing was spawned, no run directory was made" test "$(live)" = 0 -a "$(rundirs)" = 0
+check "nothing was spawned, no run directory was made" test "$(live_count)" = 0 -a "$(rundirs)" = 0
 if grep -q policy-denied "$SILO_STATE_DIR/audit.jsonl" 2>/dev/null; then ok "the refusals are audited"; else notok "the refusals are audited"; fi
 if namespace_available; then
 	id=$(create ok namespace | jget 'j.get("id","")')

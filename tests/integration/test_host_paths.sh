@@ -36,15 +36,8 @@ start_tcp() { # start_tcp [silod args]: silod on a free TCP port with both token
 		--capacity-memory-mb 16384 --error-threshold 4000 "$@" || return 1
 	PORT=$(sed -n 's/.* and 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$TMP/silod.log" | tail -1)
 }
-tcp() { # tcp SECRET METHOD PATH [curl args] -> body; status in $TMP/status
-	local t=$1 m=$2 p=$3; shift 3
-	curl -s -o "$TMP/body" -w '%{http_code}' -H "Authorization: Bearer $t" -X "$m" "$@" "http://127.0.0.1:$PORT$p" > "$TMP/status"
-	cat "$TMP/body"
-}
 toml() { tcp "$1" POST /v1/sandboxes -H 'Content-Type: application/toml' --data-binary "$2" > /dev/null; }
 json() { tcp "$1" POST /v1/sandboxes -H 'Content-Type: application/json' -d "$2" > /dev/null; }
-denied() { local n=$1; shift; expect_error "$n" 403 POLICY_DENIED "$@"; }
-live() { api GET /v1/sandboxes | jget 'len(j["sandboxes"])'; }
 guest_read() { # guest_read SECRET ID CMD -> stdout of sh -c CMD in the guest
 	tcp "$1" POST "/v1/sandboxes/$2/exec" -H 'Content-Type: application/json' \
 		-d "$(python3 -c 'import json,sys; print(json.dumps({"argv":["sh","-c",sys.argv[1]]}))' "$3")" | ndjson_out
@@ -78,7 +71,7 @@ denied "network.tap (a host device, JSON-embedded hac.toml) is refused" \
 	'rule host_taps: network.tap "tap0" names a host device; a scoped token may name none'
 json "$VM" "{\"provider\":\"qemu\",\"name\":\"k2\",\"vcpus\":1,\"memory_mb\":256,\"kernel\":\"/nonexistent/$RANDOM\"}"
 denied "a path that does not exist is refused the same way (no oracle for which host files exist)" 'names a host file'
-check "nothing was spawned and no run directory made" test "$(live)" = 0 -a -z "$(ls -A "$SILO_RUNTIME_DIR/sandboxes" 2>/dev/null)"
+check "nothing was spawned and no run directory made" test "$(live_count)" = 0 -a -z "$(ls -A "$SILO_RUNTIME_DIR/sandboxes" 2>/dev/null)"
 check "every refusal is audited as policy-denied by token:vm" python3 -c 'import json,sys
 n=sum(1 for l in open(sys.argv[1]) if json.loads(l).get("event")=="policy-denied" and json.loads(l).get("actor")=="token:vm")
 sys.exit(0 if n >= 7 else 1)' "$SILO_STATE_DIR/audit.jsonl"
@@ -147,7 +140,7 @@ denied "a tap device not in host_taps is refused" 'rule host_taps: network.tap "
 toml "$VM" "$(qspec pick '[[drives]]\npath = "/etc/shadow"\nread_only = true\n[metadata]\npolicy = "everything"\n')"
 denied "an unbound scoped token cannot pick a policy that grants more host paths than the default" \
 	'token "vm" rule policy: metadata.policy "everything": a token without a policy binding creates only with the default policy "granted"'
-check "nothing was spawned by the refused creates" test "$(live)" = 0
+check "nothing was spawned by the refused creates" test "$(live_count)" = 0
 # Deployments pass the same check (full access is bound by a policy file too).
 tcp "$FULL" POST /v1/deployments -H 'Content-Type: application/json' \
 	-d "{\"name\":\"dep\",\"spec\":\"[vm]\\nname=\\\"dep\\\"\\nprovider=\\\"namespace\\\"\\n[resources]\\nvcpus=1\\nmemory_mb=128\\n[boot]\\nrootfs=\\\"$TMP/secret\\\"\\n\"}" > /dev/null

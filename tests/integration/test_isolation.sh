@@ -98,9 +98,8 @@ else
 	N=$((N + 1)); echo "ok $N - qemu isolation # SKIP qemu provider unavailable"
 fi
 
-ALL=$(api GET '/v1/sandboxes?state=all' | jget '" ".join(s["id"] for s in j["sandboxes"])')
-check "nothing is live at the end" test "$(api GET /v1/sandboxes | jget 'len(j["sandboxes"])')" = 0
-left=$(for id in $ALL; do ls -d /sys/fs/cgroup/*/silo/"$id" "$SILO_RUNTIME_DIR/sandboxes/$id" 2>/dev/null; done)
-check "no cgroup or run directory is left" test -z "$left"
+ALL=$(sandbox_ids all)
+check "nothing is live at the end" test "$(live_count)" = 0
+check_nothing_left "no cgroup or run directory is left" $ALL
 stop_daemon
 check_clean_exit "silod exits cleanly"

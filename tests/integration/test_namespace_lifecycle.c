@@ -111,9 +111,10 @@ TEST(destroy_verifies_cleanup)
 	teardown();
 }
 
-TEST(reattach_after_the_manager_is_killed)
+/* A sandbox whose manager died: a forked manager creates it, reports it and is
+ * SIGKILLed. Its id, init pid and run dir in id/pid/rundir (PATH_MAX). */
+static void orphaned_sandbox(char id[SILO_ID_MAX], int *pid, char *rundir)
 {
-	setup();
 	int pfd[2];
 	REQUIRE(pipe(pfd) == 0);
 	pid_t mgr = fork();
@@ -128,23 +129,30 @@ TEST(reattach_after_the_manager_is_killed)
 			fprintf(stderr, "# create: %s\n", err.message);
 			_exit(1);
 		}
-		char line[128];
-		int n = snprintf(line, sizeof line, "%s %d\n", sb->id, (int)sb->pid);
+		char line[PATH_MAX + 128];
+		int n = snprintf(line, sizeof line, "%s %d %s\n", sb->id, (int)sb->pid, sb->rundir);
 		(void)!write(pfd[1], line, (size_t)n);
 		for (;;)
 			pause();
 	}
 	close(pfd[1]);
-	char line[128] = "";
+	char line[PATH_MAX + 128] = "";
 	ssize_t n = read(pfd[0], line, sizeof line - 1);
 	close(pfd[0]);
 	kill(mgr, SIGKILL);
 	waitpid(mgr, NULL, 0);
 	REQUIRE(n > 0);
 	line[n] = '\0';
-	char id[SILO_ID_MAX];
-	int pid = 0;
-	REQUIRE(sscanf(line, "%63s %d", id, &pid) == 2);
+	*pid = 0;
+	REQUIRE(sscanf(line, "%63s %d %4095s", id, pid, rundir) == 3);
+}
+
+TEST(reattach_after_the_manager_is_killed)
+{
+	setup();
+	char id[SILO_ID_MAX], rundir[PATH_MAX];
+	int pid;
+	orphaned_sandbox(id, &pid, rundir);
 	usleep(100 * 1000);
 	CHECK(kill(pid, 0) == 0);   /* the sandbox outlived its manager */
 	vm_spec s;
@@ -293,35 +301,9 @@ TEST(spawn_failure_leaves_nothing)
 TEST(failed_reattach_cleans_up)
 {
 	setup();
-	int pfd[2];
-	REQUIRE(pipe(pfd) == 0);
-	pid_t mgr = fork();
-	REQUIRE(mgr >= 0);
-	if (mgr == 0) {
-		close(pfd[0]);
-		vm_spec s;
-		base_spec(&s);
-		sandbox *sb = NULL;
-		silo_error err = {0};
-		if (sandbox_create(&s, NULL, &sb, &err) < 0)
-			_exit(1);
-		char line[160];
-		int n = snprintf(line, sizeof line, "%s %d %s\n", sb->id, (int)sb->pid, sb->rundir);
-		(void)!write(pfd[1], line, (size_t)n);
-		for (;;)
-			pause();
-	}
-	close(pfd[1]);
-	char line[PATH_MAX + 128] = "";
-	ssize_t n = read(pfd[0], line, sizeof line - 1);
-	close(pfd[0]);
-	kill(mgr, SIGKILL);
-	waitpid(mgr, NULL, 0);
-	REQUIRE(n > 0);
-	line[n] = '\0';
 	char id[SILO_ID_MAX], rundir[PATH_MAX];
-	int pid = 0;
-	REQUIRE(sscanf(line, "%63s %d %4095s", id, &pid, rundir) == 3);
+	int pid;
+	orphaned_sandbox(id, &pid, rundir);
 	/* the sandbox dies while no manager is watching */
 	kill(pid, SIGKILL);
 	for (int i = 0; i < 500 && !pid_dead(pid); i++)

@@ -60,20 +60,11 @@ start_daemon --max-sandboxes 8 --capacity-memory-mb 8192 --error-threshold 1000 
 namespace_available || skip_all "namespace provider unavailable here: $(api GET /v1/providers)"
 trap 'echo "1..$N"; [ -n "${OPID:-}" ] && kill $OPID 2>/dev/null; cleanup' EXIT
 
-denied() { # denied NAME WANT_SUBSTRING
-	local body; body=$(cat "$TMP/body")
-	if [ "$(status)" = 403 ] && [ "$(echo "$body" | jget 'j["error"]["code"]')" = POLICY_DENIED ] &&
-		echo "$body" | jget 'j["error"]["message"]' | grep -qF -- "$2"; then
-		ok "$1"
-	else
-		notok "$1" "status $(status), body: $body" "wanted: $2"
-	fi
-}
 requests() { wc -l < "$TMP/opa.log"; }
 
 create_ns bad-x 128 > /dev/null
 denied "an explicit deny with a reason refuses the create" "policy \"opa\" rule allow: denied by $URL: names starting with bad- are not allowed"
-check "nothing was spawned for it" test "$(api GET /v1/sandboxes | jget 'len(j["sandboxes"])')" = 0
+check "nothing was spawned for it" test "$(live_count)" = 0
 A=$(create_ns ok-1 128)
 check "an allowed create succeeds" test "$(status)" = 201 -a -n "$A"
 check "the create input: operation, actor, policy, the spec (limits applied), JSON over POST" python3 -c '
@@ -136,7 +127,6 @@ check "denials are counted (1 since this restart, got ${n:-none})" test "${n:-0}
 check "every denial is audited (8)" test "$(grep -c '"event":"policy-denied"' "$SILO_STATE_DIR/audit.jsonl")" = 8
 api DELETE "/v1/sandboxes/$A?grace_ms=0" > /dev/null
 check "delete is not an external decision" test "$(status)" = 200
-left=$(ls -d /sys/fs/cgroup/*/silo/"$A" "$SILO_RUNTIME_DIR/sandboxes/$A" 2>/dev/null)
-check "nothing is left of the sandbox" test -z "$left"
+check_nothing_left "nothing is left of the sandbox" "$A"
 stop_daemon
 check_clean_exit "silod exits cleanly"

@@ -37,17 +37,6 @@ start_daemon --policy-file "$TMP/policies.toml" --max-sandboxes 8 --capacity-mem
 namespace_available || skip_all "namespace provider unavailable here: $(api GET /v1/providers)"
 trap 'echo "1..$N"; cleanup' EXIT
 
-denied() { # denied NAME WANT_SUBSTRING: last response is 403 POLICY_DENIED whose message contains WANT
-	local body; body=$(cat "$TMP/body")
-	if [ "$(status)" = 403 ] && [ "$(echo "$body" | jget 'j["error"]["code"]')" = POLICY_DENIED ] &&
-		echo "$body" | jget 'j["error"]["message"]' | grep -qF -- "$2"; then
-		ok "$1"
-	else
-		notok "$1" "status $(status), body: $body" "wanted: $2"
-	fi
-}
-live_count() { api GET /v1/sandboxes | jget 'len(j["sandboxes"])'; }
-
 # -- before spawn: each limit
 api POST /v1/sandboxes -H 'Content-Type: application/json' \
 	-d '{"provider":"namespace","name":"big","vcpus":2,"memory_mb":256,"workdir":"/tmp"}' > /dev/null
@@ -165,9 +154,8 @@ denied "a sandbox whose policy vanished is denied" 'policy "standard" rule polic
 api DELETE "/v1/sandboxes/$A?grace_ms=0" > /dev/null
 check "it can still be deleted" test "$(status)" = 200
 api DELETE "/v1/sandboxes/$R?grace_ms=0" > /dev/null
-ALL=$(api GET '/v1/sandboxes?state=all' | jget '" ".join(s["id"] for s in j["sandboxes"])')
-check "nothing is live any more" test "$(api GET /v1/sandboxes | jget 'len(j["sandboxes"])')" = 0
-left=$(for id in $ALL; do ls -d /sys/fs/cgroup/*/silo/"$id" "$SILO_RUNTIME_DIR/sandboxes/$id" 2>/dev/null; done)
-check "no cgroup or run directory is left for any sandbox" test -z "$left"
+ALL=$(sandbox_ids all)
+check "nothing is live any more" test "$(live_count)" = 0
+check_nothing_left "no cgroup or run directory is left for any sandbox" $ALL
 stop_daemon
 check_clean_exit "silod exits cleanly after the restarts"

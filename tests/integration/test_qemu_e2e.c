@@ -34,6 +34,7 @@
 #include "gate.h"
 #include "harness.h"
 #include "image/image.h"
+#include "output_test.h"
 #include "qemu_test.h"
 
 extern const provider_ops qemu_provider;
@@ -106,34 +107,22 @@ static void vm_destroy(vm *v)
 		CHECK(kill(v->pid, 0) < 0);
 }
 
-typedef struct outbuf {
-	pthread_mutex_t mu;
-	char data[8192];
-	size_t len;
-	char err[4096];
-	size_t elen;
-} outbuf;
-
-static void collect(void *ud, int stream, const void *buf, size_t len)
-{
-	outbuf *o = ud;
-	pthread_mutex_lock(&o->mu);
-	char *dst = stream == 2 ? o->err : o->data;
-	size_t *l = stream == 2 ? &o->elen : &o->len;
-	size_t cap = (stream == 2 ? sizeof o->err : sizeof o->data) - 1;
-	size_t n = len < cap - *l ? len : cap - *l;
-	memcpy(dst + *l, buf, n);
-	*l += n;
-	dst[*l] = '\0';
-	pthread_mutex_unlock(&o->mu);
-}
-
 static int run(vm *v, char *const *argv, outbuf *o, exec_result *res, bool pty, silo_error *err)
 {
-	memset(o, 0, sizeof *o);
-	pthread_mutex_init(&o->mu, NULL);
+	out_reset(o);
 	exec_req r = {.argv = argv, .uid = -1, .gid = -1, .timeout_ms = 60000, .pty = pty, .rows = 30, .cols = 100};
-	return chan_exec(v->sb.ch, &r, collect, o, res, err);
+	return chan_exec(v->sb.ch, &r, out_collect, o, res, err);
+}
+
+/* vm_boot, or end the case (the failure printed, what was started terminated). */
+static void vm_up(vm *v, const char *id, const char *image)
+{
+	silo_error err = {0};
+	if (vm_boot(v, id, image, &err) < 0) {
+		printf("# %s\n", err.message);
+		qemu_provider.terminate(&v->sb, 0, NULL);
+		REQUIRE(!"boot");
+	}
 }
 
 TEST(python_print_files_and_overlay)
@@ -141,11 +130,7 @@ TEST(python_print_files_and_overlay)
 	need_vm();
 	vm v;
 	silo_error err = {0};
-	if (vm_boot(&v, "py1", "python", &err) < 0) {
-		printf("# %s\n", err.message);
-		qemu_provider.terminate(&v.sb, 0, NULL);
-		REQUIRE(!"boot");
-	}
+	vm_up(&v, "py1", "python");
 	outbuf o;
 	exec_result res;
 	char *py[] = {"python3", "-c", "print(6*7)", NULL};
@@ -195,11 +180,7 @@ TEST(pty_session)
 	need_vm();
 	vm v;
 	silo_error err = {0};
-	if (vm_boot(&v, "pty", "python", &err) < 0) {
-		printf("# %s\n", err.message);
-		qemu_provider.terminate(&v.sb, 0, NULL);
-		REQUIRE(!"boot");
-	}
+	vm_up(&v, "pty", "python");
 	outbuf o;
 	exec_result res;
 	char *py[] = {"python3", "-c",
@@ -299,11 +280,7 @@ TEST(output_flow_control_over_virtio_serial)
 	need_vm();
 	vm v;
 	silo_error err = {0};
-	if (vm_boot(&v, "flow", "base", &err) < 0) {
-		printf("# %s\n", err.message);
-		qemu_provider.terminate(&v.sb, 0, NULL);
-		REQUIRE(!"boot");
-	}
+	vm_up(&v, "flow", "base");
 	flood f = {.v = &v, .g = GATE_INIT};
 	pthread_t th;
 	REQUIRE(pthread_create(&th, NULL, flood_main, &f) == 0);
@@ -342,11 +319,7 @@ TEST(graceful_terminate_via_agent)
 	need_vm();
 	vm v;
 	silo_error err = {0};
-	if (vm_boot(&v, "grace", "base", &err) < 0) {
-		printf("# %s\n", err.message);
-		qemu_provider.terminate(&v.sb, 0, NULL);
-		REQUIRE(!"boot");
-	}
+	vm_up(&v, "grace", "base");
 	/* base image: busybox userland, agent as PID 1 */
 	outbuf o;
 	exec_result res;
@@ -379,11 +352,7 @@ TEST(pty_resize_and_archives_in_a_real_guest)
 	need_vm();
 	vm v;
 	silo_error err = {0};
-	if (vm_boot(&v, "v3", "python", &err) < 0) {
-		printf("# %s\n", err.message);
-		qemu_provider.terminate(&v.sb, 0, NULL);
-		REQUIRE(!"boot");
-	}
+	vm_up(&v, "v3", "python");
 	/* a PTY process of the process table: resized while it waits for input */
 	proc_table *t = proc_table_new(v.sb.ch, "v3");
 	char *sh[] = {"sh", "-c", "stty size; read x; stty size; echo \"got $x\"", NULL};

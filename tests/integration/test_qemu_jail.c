@@ -39,6 +39,7 @@
 #include "harness.h"
 #include "image/image.h"
 #include "providers/ns.h"
+#include "proc_test.h"
 #include "qemu_test.h"
 #include "sandbox_test.h"
 #include "providers/vm.h"
@@ -146,67 +147,7 @@ static int sh(vm *v, const char *script, outbuf *o)
 	return sbt_exec_sh(stdout, &v->sb, script, 120000, o, &res) < 0 ? -1 : res.exit_code;
 }
 
-static pid_t qemu_pid(pid_t jailer)
-{
-	char p[80];
-	snprintf(p, sizeof p, "/proc/%d/task/%d/children", (int)jailer, (int)jailer);
-	char *buf = NULL;
-	size_t len = 0;
-	if (read_file(p, 4096, &buf, &len, NULL) < 0)
-		return 0;
-	pid_t c = (pid_t)atoi(buf);
-	free(buf);
-	return c;
-}
-
-/* The value after "Key:" in /proc/PID/status (or limits), into out. */
-static bool proc_field(pid_t pid, const char *file, const char *key, char *out, size_t len)
-{
-	char p[64];
-	snprintf(p, sizeof p, "/proc/%d/%s", (int)pid, file);
-	cleanup_free char *t = NULL;
-	size_t n = 0;
-	if (read_file(p, 1 << 16, &t, &n, NULL) < 0)
-		return false;
-	for (char *line = t; line && *line;) {
-		char *nl = strchr(line, '\n');
-		if (nl)
-			*nl = '\0';
-		if (!strncmp(line, key, strlen(key))) {
-			const char *v = line + strlen(key);
-			v += strspn(v, " \t:");
-			snprintf(out, len, "%s", v);
-			return true;
-		}
-		line = nl ? nl + 1 : NULL;
-	}
-	return false;
-}
-
-static bool same_ns(pid_t pid, const char *ns)
-{
-	char a[64], b[64], la[64] = "", lb[64] = "";
-	snprintf(a, sizeof a, "/proc/%d/ns/%s", (int)pid, ns);
-	snprintf(b, sizeof b, "/proc/self/ns/%s", ns);
-	if (readlink(a, la, sizeof la - 1) < 0 || readlink(b, lb, sizeof lb - 1) < 0)
-		return true;
-	return !strcmp(la, lb);
-}
-
 /* ---------------------------------------------------------------- the jail */
-
-static char **walk_files;
-static int walk_cb(const char *path, const struct stat *st, int type, struct FTW *f)
-{
-	(void)st, (void)f;
-	if (type == FTW_F || type == FTW_SL) {
-		size_t n = strv_len(walk_files);
-		walk_files = xrealloc(walk_files, (n + 2) * sizeof *walk_files);
-		walk_files[n] = xstrdup(path);
-		walk_files[n + 1] = NULL;
-	}
-	return 0;
-}
 
 TEST(qemu_runs_unprivileged_and_sees_only_its_files)
 {
@@ -217,49 +158,24 @@ TEST(qemu_runs_unprivileged_and_sees_only_its_files)
 	silo_error err = {0};
 	REQUIRE(vm_start(&a, "ja", &s, true, &err) == 0);
 	REQUIRE(vm_start(&b, "jb", &s, false, &err) == 0);
-	pid_t q = qemu_pid(a.jailer), qb = qemu_pid(b.jailer);
+	pid_t q = proc_first_child(a.jailer), qb = proc_first_child(b.jailer);
 	REQUIRE(q > 0 && qb > 0);
-	char v[256], v2[256];
-	/* uid and gid: a per-sandbox id from the documented range, never 0 */
-	REQUIRE(proc_field(q, "status", "Uid:", v, sizeof v));
-	unsigned r, e, ss, fs;
-	REQUIRE(sscanf(v, "%u %u %u %u", &r, &e, &ss, &fs) == 4);
-	printf("# qemu pid %d: uid %s\n", (int)q, v);
-	CHECK(r == e && e == ss && ss == fs);
-	CHECK(r >= VM_UID_BASE && r < VM_UID_BASE + VM_UID_COUNT);
-	REQUIRE(proc_field(q, "status", "Gid:", v, sizeof v));
-	unsigned g;
-	CHECK(sscanf(v, "%u", &g) == 1 && g == r);
-	REQUIRE(proc_field(q, "status", "Groups:", v, sizeof v));
-	CHECK_STR_EQ(v, "");
-	REQUIRE(proc_field(qb, "status", "Uid:", v2, sizeof v2));
-	unsigned rb = 0;
-	CHECK(sscanf(v2, "%u", &rb) == 1 && rb != r);   /* two sandboxes, two uids */
-	/* no capability of any kind, no_new_privs, two seccomp filters (QEMU's + the jailer's) */
-	static const char *const caps[] = {"CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"};
-	for (size_t i = 0; i < ARRAY_SIZE(caps); i++) {
-		REQUIRE(proc_field(q, "status", caps[i], v, sizeof v));
-		CHECK_STR_EQ(v, "0000000000000000");
-	}
-	REQUIRE(proc_field(q, "status", "NoNewPrivs:", v, sizeof v));
-	CHECK_STR_EQ(v, "1");
-	REQUIRE(proc_field(q, "status", "Seccomp:", v, sizeof v));
-	CHECK_STR_EQ(v, "2");
-	REQUIRE(proc_field(q, "status", "Seccomp_filters:", v, sizeof v));
+	char v[256];
+	/* uid = gid: a per-sandbox id from the documented range, never 0; no groups; no
+	 * capability of any kind, no_new_privs, two seccomp filters (QEMU's + the jailer's) */
+	check_jailed_creds("qemu", q, qb, VM_UID_BASE, VM_UID_COUNT);
+	REQUIRE(proc_value(q, "status", "Seccomp_filters:", v, sizeof v));
 	CHECK(atoi(v) >= 2);
 	/* its own mount, network, IPC and UTS namespaces */
-	CHECK(!same_ns(q, "mnt"));
-	CHECK(!same_ns(q, "net"));
-	CHECK(!same_ns(q, "ipc"));
-	CHECK(!same_ns(q, "uts"));
+	static const char *const nss[] = {"mnt", "net", "ipc", "uts"};
+	for (size_t i = 0; i < ARRAY_SIZE(nss); i++)
+		CHECK(!same_namespace(q, nss[i]));
 	/* its root holds only its files: binary, libraries, firmware, kernel, initrd, /dev/null */
 	char root[64];
-	snprintf(root, sizeof root, "/proc/%d/root/.", (int)q);   /* "/.": walk into the magic link */
-	walk_files = NULL;
-	REQUIRE(nftw(root, walk_cb, 16, FTW_PHYS) == 0);
+	char **files = proc_root_files(q, root, sizeof root);
 	size_t nfiles = 0;
-	for (char **f = walk_files; f && *f; f++, nfiles++) {
-		const char *p = *f + strlen(root);
+	for (char **f = files; f && *f; f++, nfiles++) {
+		const char *p = *f;
 		bool ok = !strcmp(p, "/boot/kernel") || !strcmp(p, "/boot/initrd") || !strcmp(p, "/dev/null") ||
 			  !strncmp(p, "/lib/", 5) || !strncmp(p, "/lib64/", 7) || !strncmp(p, "/usr/lib/", 9) ||
 			  !strncmp(p, "/usr/bin/qemu-system-", 21) || !strncmp(p, "/usr/share/qemu/", 16);
@@ -269,47 +185,22 @@ TEST(qemu_runs_unprivileged_and_sees_only_its_files)
 	}
 	printf("# QEMU's root holds %zu files\n", nfiles);
 	CHECK(nfiles > 3 && nfiles < 120);
-	strv_free(walk_files);
+	strv_free(files);
 	static const char *const absent[] = {"/etc", "/root", "/home", "/proc", "/sys", "/tmp", "/run", "/var"};
-	for (size_t i = 0; i < ARRAY_SIZE(absent); i++) {
-		char p[128];
-		snprintf(p, sizeof p, "%s%s", root, absent[i]);
-		CHECK(!path_exists(p));
-	}
+	check_absent_under(root, absent, ARRAY_SIZE(absent));
 	/* every mount it sees is read-only */
-	char mi[64];
-	snprintf(mi, sizeof mi, "/proc/%d/mountinfo", (int)q);
-	cleanup_free char *mounts = NULL;
-	size_t ml = 0;
-	REQUIRE(read_file(mi, 1 << 20, &mounts, &ml, NULL) == 0);
-	int nm = 0;
-	for (char *line = mounts; line && *line; nm++) {
-		char *nl = strchr(line, '\n');
-		if (nl)
-			*nl = '\0';
-		char opts[256] = "";
-		/* field 6: per-mount options */
-		if (sscanf(line, "%*s %*s %*s %*s %*s %255s", opts) == 1 && strncmp(opts, "ro", 2) != 0) {
-			printf("# writable mount in QEMU's namespace: %s\n", line);
-			CHECK(!"read-only");
-		}
-		line = nl ? nl + 1 : NULL;
-	}
-	CHECK(nm > 3);
+	CHECK(check_mounts_read_only(q) > 3);
 	/* its cgroup, and its rlimits */
-	char cgf[64];
-	snprintf(cgf, sizeof cgf, "/proc/%d/cgroup", (int)q);
-	cleanup_free char *cgt = NULL;
-	size_t cgl = 0;
-	REQUIRE(read_file(cgf, 1 << 16, &cgt, &cgl, NULL) == 0);
+	cleanup_free char *cgt = proc_text(q, "cgroup");
+	REQUIRE(cgt);
 	char want[128];
 	snprintf(want, sizeof want, "/silo/%s", a.sb.id);
 	CHECK_CONTAINS(cgt, want);
-	REQUIRE(proc_field(q, "limits", "Max core file size", v, sizeof v));
+	REQUIRE(proc_value(q, "limits", "Max core file size", v, sizeof v));
 	CHECK(!strncmp(v, "0 ", 2));
-	REQUIRE(proc_field(q, "limits", "Max open files", v, sizeof v));
+	REQUIRE(proc_value(q, "limits", "Max open files", v, sizeof v));
 	CHECK(!strncmp(v, "1024 ", 5));
-	REQUIRE(proc_field(q, "limits", "Max file size", v, sizeof v));
+	REQUIRE(proc_value(q, "limits", "Max file size", v, sizeof v));
 	CHECK(strtoull(v, NULL, 10) == (unsigned long long)SPEC_DISK_DEFAULT_MB << 20);
 	/* and the guest still works */
 	outbuf o;
@@ -317,47 +208,6 @@ TEST(qemu_runs_unprivileged_and_sees_only_its_files)
 	CHECK_STR_EQ(o.data, "hello from the jailed VM\n");
 	vm_stop(&a);
 	vm_stop(&b);
-}
-
-/* One QMP request on RUNDIR/qmp.sock after qmp_capabilities; the reply line into out. */
-static void qmp(const char *rundir, const char *req, char *out, size_t len)
-{
-	out[0] = '\0';
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/qmp.sock", rundir);
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	struct timeval tv = {10, 0};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	char *msg = xasprintf("{\"execute\":\"qmp_capabilities\"}\n%s\n", req);
-	if (write(fd, msg, strlen(msg)) < 0)
-		out[0] = '\0';
-	free(msg);
-	/* greeting, capabilities reply, then ours (events are skipped) */
-	char buf[65536];
-	size_t n = 0;
-	int lines = 0;
-	while (n < sizeof buf - 1) {
-		ssize_t rd = read(fd, buf + n, 1);
-		if (rd <= 0)
-			break;
-		if (buf[n] == '\n') {
-			buf[n] = '\0';
-			char *start = strrchr(buf, '\n');
-			start = start ? start + 1 : buf;
-			if (!strstr(start, "\"event\"") && ++lines == 3) {
-				snprintf(out, len, "%s", start);
-				break;
-			}
-			buf[n] = '\n';
-		}
-		n++;
-	}
-	close(fd);
 }
 
 TEST(qmp_cannot_open_host_files)
@@ -422,7 +272,7 @@ TEST(kill9_of_qemu_or_its_jailer_leaves_nothing)
 	/* QEMU killed: the jailer drains the logs, removes the cgroup and exits */
 	vm a;
 	REQUIRE(vm_start(&a, "k9q", &s, false, &err) == 0);
-	pid_t q = qemu_pid(a.jailer);
+	pid_t q = proc_first_child(a.jailer);
 	REQUIRE(q > 0);
 	CHECK(kill(q, SIGKILL) == 0);
 	uint64_t deadline = now_mono_ns() + 10000000000ull;
@@ -434,14 +284,14 @@ TEST(kill9_of_qemu_or_its_jailer_leaves_nothing)
 	/* the jailer killed: QEMU dies with it (PR_SET_PDEATHSIG) */
 	vm b;
 	REQUIRE(vm_start(&b, "k9j", &s, false, &err) == 0);
-	q = qemu_pid(b.jailer);
+	q = proc_first_child(b.jailer);
 	REQUIRE(q > 0);
 	CHECK(kill(b.jailer, SIGKILL) == 0);
 	deadline = now_mono_ns() + 10000000000ull;
 	char st[64];
-	while (proc_field(q, "status", "State:", st, sizeof st) && st[0] != 'Z' && now_mono_ns() < deadline)
+	while (proc_value(q, "status", "State:", st, sizeof st) && st[0] != 'Z' && now_mono_ns() < deadline)
 		usleep(10000);
-	CHECK(!proc_field(q, "status", "State:", st, sizeof st) || st[0] == 'Z');
+	CHECK(!proc_value(q, "status", "State:", st, sizeof st) || st[0] == 'Z');
 	CHECK_INT_EQ(qemu_provider.terminate(&b.sb, 0, &err), 0);
 	check_clean(&b);
 }
@@ -716,7 +566,7 @@ TEST(disk_budget_enospc_in_the_guest_and_bounded_on_the_host)
 	CHECK((unsigned long long)st.st_blocks * 512 <= (48ull << 20) + (1u << 20));
 	/* QEMU itself cannot grow any file past it either */
 	char v[128];
-	REQUIRE(proc_field(qemu_pid(a.jailer), "limits", "Max file size", v, sizeof v));
+	REQUIRE(proc_value(proc_first_child(a.jailer), "limits", "Max file size", v, sizeof v));
 	CHECK_INT_EQ(strtoull(v, NULL, 10), 48ll << 20);
 	/* uploads count against the budget */
 	size_t up = 8u << 20;
@@ -835,7 +685,7 @@ TEST(kvm_acceleration_needs_dev_kvm_usable_by_the_jail)
 		/* QEMU starts under KVM in its jail, /dev/kvm is the one device node besides /dev/null */
 		REQUIRE(vm_start(&a, "kvm", &s, false, &err) == 0);
 		char p[64];
-		snprintf(p, sizeof p, "/proc/%d/root/dev/kvm", (int)qemu_pid(a.jailer));
+		snprintf(p, sizeof p, "/proc/%d/root/dev/kvm", (int)proc_first_child(a.jailer));
 		CHECK(path_exists(p));
 		vm_stop(&a);
 	}

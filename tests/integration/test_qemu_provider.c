@@ -67,46 +67,19 @@ static void check_no_residue(sandbox *sb, pid_t pid)
 	CHECK(kill(pid, 0) < 0);
 }
 
-/* Independent QMP client: returns the "status" of query-status ("running", "paused"). */
+/* The "status" of QMP query-status ("running", "paused"), asked through our own QMP client. */
 static void qmp_status(const char *rundir, char *out, size_t len)
 {
+	char reply[8192];
+	qmp(rundir, "{\"execute\":\"query-status\"}", reply, sizeof reply);
 	out[0] = '\0';
-	char path[PATH_MAX + 16];
-	snprintf(path, sizeof path, "%s/qmp.sock", rundir);
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		if (fd >= 0)
-			close(fd);
-		return;
+	const char *st = strstr(reply, "\"status\": \"");
+	if (st) {
+		st += strlen("\"status\": \"");
+		const char *q = strchr(st, '"');
+		if (q)
+			snprintf(out, len, "%.*s", (int)(q - st), st);
 	}
-	static const char req[] = "{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"query-status\"}\n";
-	if (write(fd, req, sizeof req - 1) < 0) {
-		close(fd);
-		return;
-	}
-	char buf[8192];
-	size_t n = 0;
-	struct timeval tv = {5, 0};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	while (n < sizeof buf - 1) {
-		ssize_t r = read(fd, buf + n, sizeof buf - 1 - n);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-		buf[n] = '\0';
-		const char *st = strstr(buf, "\"status\": \"");
-		if (st) {
-			st += strlen("\"status\": \"");
-			const char *q = strchr(st, '"');
-			if (q) {
-				snprintf(out, len, "%.*s", (int)(q - st), st);
-				break;
-			}
-		}
-	}
-	close(fd);
 }
 
 TEST(probe_reports_version_and_accel)

@@ -6,19 +6,6 @@
 . "$(dirname "$0")/silod-lib.sh"
 
 PORT=$((20000 + RANDOM % 20000))
-tcp() { # tcp SECRET METHOD PATH [curl args] -> body; status in $TMP/status
-	local t=$1 m=$2 p=$3; shift 3
-	curl -s -o "$TMP/body" -w '%{http_code}' -H "Authorization: Bearer $t" -X "$m" "$@" "http://127.0.0.1:$PORT$p" > "$TMP/status"
-	cat "$TMP/body"
-}
-denied() { # denied NAME WANT_SUBSTRING
-	if [ "$(status)" = 403 ] && [ "$(jget 'j["error"]["code"]' < "$TMP/body")" = POLICY_DENIED ] &&
-		grep -qF -- "$2" "$TMP/body"; then
-		ok "$1"
-	else
-		notok "$1" "status $(status), body: $(cat "$TMP/body")" "wanted: $2"
-	fi
-}
 
 TF=$TMP/tokens.toml
 CI=$("$SILO" token create --file "$TF" --name ci --operations create,exec,delete,inspect,list)
@@ -51,7 +38,7 @@ api POST "/v1/snapshots/$S/restore" > /dev/null
 denied "restore under a tighter policy is 403" "max_memory_mb"
 api POST "/v1/sandboxes/$A/fork" -d '{"n":2}' > /dev/null
 denied "fork under a tighter policy is 403" "max_memory_mb"
-check "nothing was created" test "$(api GET /v1/sandboxes | jget 'len(j["sandboxes"])')" = 1
+check "nothing was created" test "$(live_count)" = 1
 api DELETE "/v1/sandboxes/$A?grace_ms=0" > /dev/null
 "$SILO" snapshot rm "$S" > /dev/null
 stop_daemon

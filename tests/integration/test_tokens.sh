@@ -6,21 +6,6 @@
 . "$(dirname "$0")/silod-lib.sh"
 
 PORT=$((20000 + RANDOM % 20000))
-tcp() { # tcp SECRET METHOD PATH [curl args] -> body; status in $TMP/status
-	local t=$1 m=$2 p=$3; shift 3
-	curl -s -o "$TMP/body" -w '%{http_code}' -H "Authorization: Bearer $t" -X "$m" "$@" "http://127.0.0.1:$PORT$p" > "$TMP/status"
-	cat "$TMP/body"
-}
-denied() { # denied NAME WANT_SUBSTRING
-	local body; body=$(cat "$TMP/body")
-	if [ "$(status)" = 403 ] && python3 -c '
-import json,sys; j=json.loads(sys.argv[1]); e=j["error"]
-assert list(j)==["error"] and e["code"]=="POLICY_DENIED" and sys.argv[2] in e["message"], e' "$body" "$2" 2>/dev/null; then
-		ok "$1"
-	else
-		notok "$1" "status $(status), body: $body" "wanted: $2"
-	fi
-}
 tcreate() { # tcreate SECRET NAME [provider] [extra json] -> id
 	local prov=${3-namespace} extra=${4:-}
 	local pj=""; [ -n "$prov" ] && pj="\"provider\":\"$prov\","
@@ -177,12 +162,11 @@ d=[r for r in d if r["event"]=="policy-denied"]
 assert len(d)==20, len(d)
 assert any(r["actor"]=="token:ci" and "max_sandboxes" in r["details"]["message"] for r in d)
 assert any(r["actor"]=="token:one" and r["sandbox_id"]==sys.argv[2] for r in d)' "$SILO_STATE_DIR/audit.jsonl" "$B"
-ALL=$(api GET '/v1/sandboxes?state=all' | jget '" ".join(s["id"] for s in j["sandboxes"])')
-for id in $(api GET /v1/sandboxes | jget '" ".join(s["id"] for s in j["sandboxes"])'); do
+ALL=$(sandbox_ids all)
+for id in $(sandbox_ids); do
 	api DELETE "/v1/sandboxes/$id?grace_ms=0" > /dev/null
 done
-check "every sandbox is deleted" test "$(api GET /v1/sandboxes | jget 'len(j["sandboxes"])')" = 0
-left=$(for id in $ALL; do ls -d /sys/fs/cgroup/*/silo/"$id" "$SILO_RUNTIME_DIR/sandboxes/$id" 2>/dev/null; done)
-check "no cgroup or run directory is left for any of them" test -z "$left"
+check "every sandbox is deleted" test "$(live_count)" = 0
+check_nothing_left "no cgroup or run directory is left for any of them" $ALL
 stop_daemon
 check_clean_exit "silod exits cleanly"

@@ -10,25 +10,13 @@
 
 #include "common/util.h"
 #include "harness.h"
+#include "vmm_test.h"
 
-static char vmm[4096], kdir[4096];
-
-static bool hw_virt(void)
-{
-	cleanup_free char *ci = NULL;
-	size_t n = 0;
-	if (read_file("/proc/cpuinfo", 16u << 20, &ci, &n, NULL) < 0)
-		return false;
-	return strstr(ci, " vmx") || strstr(ci, " svm");
-}
+static char kdir[4096];
 
 static void need(const char *kernel_file)
 {
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		SKIP("/dev/kvm cannot be opened: %s", strerror(errno));
-	close(fd);
-	snprintf(vmm, sizeof vmm, "%s/vmm/silo-vmm", getenv("SILO_BUILD_ROOT"));
+	need_kvm();
 	snprintf(kdir, sizeof kdir, "%s/kernel/current", silo_cache_dir());
 	char p[4200];
 	snprintf(p, sizeof p, "%s/%s", kdir, kernel_file);
@@ -49,7 +37,7 @@ static char *boot_until(const char *kernel_file, const char *needle, int wait_s,
 	if (pid == 0) {
 		int null = open("/dev/null", O_WRONLY);
 		dup2(null, 2);
-		execl(vmm, vmm, "--kernel", kernel, "--mem", "256", "--serial-log", serial, "--rng",
+		execl(vmm_path, vmm_path, "--kernel", kernel, "--mem", "256", "--serial-log", serial, "--rng",
 		      "--cmdline",
 		      "console=ttyS0 earlyprintk=serial,ttyS0 reboot=k panic=-1 noxsave "
 		      "clearcpuid=popcnt,cx16,smap,smep,fsgsbase,rdpid,invpcid,pcid,pku,umip",

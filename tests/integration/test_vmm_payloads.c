@@ -77,16 +77,29 @@ static run_result run_vmm(const char *const *args, int kill_after_ms)
 	return r;
 }
 
+/* run_vmm(args, 0), then check its exit status, its whole serial log (serial NULL: not
+ * checked) and that its stderr holds each string of the NULL-terminated list after serial. */
+static run_result expect_vmm(const char *const *args, int status, const char *serial, ...)
+{
+	run_result r = run_vmm(args, 0);
+	CHECK_INT_EQ(r.status, status);
+	if (serial)
+		CHECK_STR_EQ(r.serial, serial);
+	va_list ap;
+	va_start(ap, serial);
+	for (const char *want; (want = va_arg(ap, const char *));)
+		CHECK_CONTAINS(r.err, want);
+	va_end(ap);
+	return r;
+}
+
 
 TEST(realmode_serial_bootimer_i8042_reset)
 {
 	need_kvm();
 	const char *a[] = {"--payload", payload("realmode.bin"), "--boot-timer", "--timeout-ms", "20000", NULL};
-	run_result r = run_vmm(a, 0);
-	CHECK_INT_EQ(r.status, 0);
-	CHECK_STR_EQ(r.serial, "silo real-mode payload OK\n");
-	CHECK_CONTAINS(r.err, "\"exit_reason\":\"reset\"");
-	CHECK_CONTAINS(r.err, "boot-timer: guest signalled after");
+	run_result r = expect_vmm(a, 0, "silo real-mode payload OK\n", "\"exit_reason\":\"reset\"",
+				  "boot-timer: guest signalled after", NULL);
 	CHECK(!strstr(r.err, "\"boot_timer_us\":-1"));
 	CHECK(!strstr(r.err, "\"first_post_us\":-1"));
 }
@@ -95,10 +108,8 @@ TEST(longmode_mmio_boot_timer_debug_exit)
 {
 	need_kvm();
 	const char *a[] = {"--payload", payload("longmode.bin"), "--boot-timer", "--timeout-ms", "20000", NULL};
-	run_result r = run_vmm(a, 0);
-	CHECK_INT_EQ(r.status, 0);
-	CHECK_STR_EQ(r.serial, "silo long-mode payload OK\nmmio read all-ones OK\nboot timer written, exiting\n");
-	CHECK_CONTAINS(r.err, "\"exit_reason\":\"debug-exit\"");
+	run_result r = expect_vmm(a, 0, "silo long-mode payload OK\nmmio read all-ones OK\nboot timer written, exiting\n",
+				  "\"exit_reason\":\"debug-exit\"", NULL);
 	CHECK_CONTAINS(r.err, "\"unhandled_io\":1"); /* the deliberate read of 0xe0000000 */
 	CHECK(!strstr(r.err, "\"boot_timer_us\":-1"));
 }
@@ -107,23 +118,17 @@ TEST(longmode_two_vcpus_aps_wait_for_sipi)
 {
 	need_kvm();
 	const char *a[] = {"--payload", payload("longmode.bin"), "--vcpus", "2", "--timeout-ms", "20000", NULL};
-	run_result r = run_vmm(a, 0);
-	CHECK_INT_EQ(r.status, 0);
-	/* Only the BSP runs the payload: the line appears exactly once. */
-	CHECK_STR_EQ(r.serial, "silo long-mode payload OK\nmmio read all-ones OK\nboot timer written, exiting\n");
-	/* Without --boot-timer the device is absent: the MMIO write is unhandled. */
-	CHECK_CONTAINS(r.err, "\"boot_timer_us\":-1");
-	CHECK_CONTAINS(r.err, "\"unhandled_io\":2");
+	/* Only the BSP runs the payload: the line appears exactly once. Without --boot-timer
+	 * the device is absent: the MMIO write is unhandled. */
+	expect_vmm(a, 0, "silo long-mode payload OK\nmmio read all-ones OK\nboot timer written, exiting\n",
+		   "\"boot_timer_us\":-1", "\"unhandled_io\":2", NULL);
 }
 
 TEST(elf64_direct_boot_exit_status)
 {
 	need_kvm();
 	const char *a[] = {"--kernel", payload("elf64.elf"), "--boot-timer", "--mem", "64", "--timeout-ms", "20000", NULL};
-	run_result r = run_vmm(a, 0);
-	CHECK_INT_EQ(r.status, 42);
-	CHECK_STR_EQ(r.serial, "silo elf64 payload OK\n");
-	CHECK_CONTAINS(r.err, "\"exit_code\":42");
+	expect_vmm(a, 42, "silo elf64 payload OK\n", "\"exit_code\":42", NULL);
 }
 
 /* A guest flooding its console (512 KiB, tests/guest/flood.S) against a 64 KiB cap: the
@@ -133,8 +138,7 @@ TEST(serial_flood_is_capped_keeping_the_tail)
 	need_kvm();
 	const char *a[] = {"--kernel", payload("flood.elf"), "--mem", "64", "--serial-log-max", "65536",
 			   "--timeout-ms", "60000", NULL};
-	run_result r = run_vmm(a, 0);
-	CHECK_INT_EQ(r.status, 0);
+	run_result r = expect_vmm(a, 0, NULL, NULL);
 	printf("# serial log: %lld bytes after a 512 KiB flood (cap 65536)\n", r.serial_size);
 	CHECK(r.serial_size > 0 && r.serial_size <= 65536);
 	CHECK(!strncmp(r.serial, "[silo: ", 7));
@@ -145,28 +149,21 @@ TEST(serial_flood_is_capped_keeping_the_tail)
 	CHECK(dropped >= 512 * 1024 + 10 - 65536 && dropped <= 512 * 1024);
 	/* a cap below the minimum is refused, naming the option */
 	const char *b[] = {"--kernel", payload("flood.elf"), "--serial-log-max", "100", NULL};
-	run_result r2 = run_vmm(b, 0);
-	CHECK_INT_EQ(r2.status, 2);
-	CHECK_CONTAINS(r2.err, "--serial-log-max");
+	expect_vmm(b, 2, NULL, "--serial-log-max", NULL);
 }
 
 TEST(hlt_without_irqchip_exits)
 {
 	need_kvm();
 	const char *a[] = {"--payload", payload("hlt.bin"), "--no-irqchip", "--timeout-ms", "20000", NULL};
-	run_result r = run_vmm(a, 0);
-	CHECK_INT_EQ(r.status, 0);
-	CHECK_STR_EQ(r.serial, "H\n");
-	CHECK_CONTAINS(r.err, "\"exit_reason\":\"halt\"");
+	expect_vmm(a, 0, "H\n", "\"exit_reason\":\"halt\"", NULL);
 }
 
 TEST(hlt_with_irqchip_times_out)
 {
 	need_kvm();
 	const char *a[] = {"--payload", payload("hlt.bin"), "--timeout-ms", "300", NULL};
-	run_result r = run_vmm(a, 0);
-	CHECK_INT_EQ(r.status, 124);
-	CHECK_CONTAINS(r.err, "\"exit_reason\":\"timeout\"");
+	expect_vmm(a, 124, NULL, "\"exit_reason\":\"timeout\"", NULL);
 }
 
 TEST(sigterm_stops_cleanly)
@@ -190,6 +187,14 @@ static void make_disk(char *path)
 	close(fd);
 }
 
+/* The first 17 bytes of sector 1 of disk (where the guest writes "written by guest\n"). */
+static void read_sector1(const char *disk, char *buf)
+{
+	int fd = open(disk, O_RDONLY);
+	CHECK(pread(fd, buf, 17, 512) == 17);
+	close(fd);
+}
+
 TEST(virtio_blk_guest_driver_rw)
 {
 	need_kvm();
@@ -197,13 +202,9 @@ TEST(virtio_blk_guest_driver_rw)
 	make_disk(disk);
 	snprintf(drive, sizeof drive, "%s,id=silo-test-disk", disk);
 	const char *a[] = {"--payload", payload("virtio_blk.bin"), "--drive", drive, "--rng", "--timeout-ms", "20000", NULL};
-	run_result r = run_vmm(a, 0);
-	CHECK_INT_EQ(r.status, 0);
-	CHECK_STR_EQ(r.serial, "silo-blk-sector0: hello guest\nid=silo-test-disk\nwrite status=0\nflush status=0\n");
+	expect_vmm(a, 0, "silo-blk-sector0: hello guest\nid=silo-test-disk\nwrite status=0\nflush status=0\n", NULL);
 	char buf[32] = {0};
-	int fd = open(disk, O_RDONLY);
-	CHECK(pread(fd, buf, 17, 512) == 17);
-	close(fd);
+	read_sector1(disk, buf);
 	CHECK_STR_EQ(buf, "written by guest\n");
 	unlink(disk);
 }
@@ -215,20 +216,14 @@ TEST(virtio_blk_guest_driver_read_only)
 	make_disk(disk);
 	snprintf(drive, sizeof drive, "%s,ro", disk);
 	const char *a[] = {"--payload", payload("virtio_blk.bin"), "--drive", drive, "--timeout-ms", "20000", NULL};
-	run_result r = run_vmm(a, 0);
-	CHECK_INT_EQ(r.status, 0);
 	/* the write fails with VIRTIO_BLK_S_IOERR; the default id is "silo" */
-	CHECK_STR_EQ(r.serial, "silo-blk-sector0: hello guest\nid=silo\nwrite status=1\nflush status=0\n");
+	expect_vmm(a, 0, "silo-blk-sector0: hello guest\nid=silo\nwrite status=1\nflush status=0\n", NULL);
 	char buf[32] = {0};
-	int fd = open(disk, O_RDONLY);
-	CHECK(pread(fd, buf, 17, 512) == 17);
-	close(fd);
+	read_sector1(disk, buf);
 	CHECK(buf[0] == 0);
 	unlink(disk);
 	const char *a2[] = {"--payload", payload("virtio_blk.bin"), "--drive", "/tmp,bogus", NULL};
-	r = run_vmm(a2, 0);
-	CHECK_INT_EQ(r.status, 1);
-	CHECK_CONTAINS(r.err, "unknown option \"bogus\"");
+	expect_vmm(a2, 1, NULL, "unknown option \"bogus\"", NULL);
 }
 
 TEST(vsock_uds_lifecycle)
@@ -252,16 +247,7 @@ TEST(vsock_uds_lifecycle)
 	CHECK(access(uds, F_OK) != 0); /* removed on exit */
 	CHECK(rmdir(dir) == 0);          /* nothing else left behind */
 	const char *a2[] = {"--payload", payload("hlt.bin"), "--vsock-uds", "/nonexistent-dir/v.sock", NULL};
-	run_result r = run_vmm(a2, 0);
-	CHECK_INT_EQ(r.status, 1);
-	CHECK_CONTAINS(r.err, "--vsock-uds: listen on /nonexistent-dir/v.sock");
-}
-
-static char *proc_read(pid_t pid, const char *what)
-{
-	char p[64];
-	snprintf(p, sizeof p, "/proc/%d/%s", (int)pid, what);
-	return slurp(p);
+	expect_vmm(a2, 1, NULL, "--vsock-uds: listen on /nonexistent-dir/v.sock", NULL);
 }
 
 TEST(jail_namespaces_seccomp_caps_and_cleanup)
@@ -286,26 +272,18 @@ TEST(jail_namespaces_seccomp_caps_and_cleanup)
 		_exit(127);
 	}
 	usleep(500 * 1000);
-	char *children = proc_read(pid, "task/0/children");
-	free(children);
-	char cpath[64];
-	snprintf(cpath, sizeof cpath, "task/%d/children", (int)pid);
-	children = proc_read(pid, cpath);
-	pid_t jailed = (pid_t)atoi(children);
+	pid_t jailed = proc_first_child(pid);
 	CHECK(jailed > 0);
 	if (jailed > 0) {
-		char *st = proc_read(jailed, "status");
+		cleanup_free char *st = proc_text(jailed, "status");
 		CHECK_CONTAINS(st, "Seccomp:\t2");
 		CHECK_CONTAINS(st, "NoNewPrivs:\t1");
 		CHECK_CONTAINS(st, "CapEff:\t0000000000000000");
 		CHECK_CONTAINS(st, "CapBnd:\t0000000000000000");
 		CHECK_CONTAINS(st, "NSpid:"); /* pid 1 in its own namespace */
-		CHECK(strstr(st, "\t1\n") != NULL);
-		char a[64] = "", b[64] = "", p1[64];
-		snprintf(p1, sizeof p1, "/proc/%d/ns/net", (int)jailed);
-		CHECK(readlink(p1, a, sizeof a - 1) > 0);
-		CHECK(readlink("/proc/self/ns/net", b, sizeof b - 1) > 0);
-		CHECK(strcmp(a, b) != 0);
+		CHECK(st && strstr(st, "\t1\n") != NULL);
+		CHECK(!same_namespace(jailed, "net"));
+		char p1[64];
 		/* its root is the (empty) jail directory, not the host's / */
 		snprintf(p1, sizeof p1, "/proc/%d/root/etc", (int)jailed);
 		CHECK(access(p1, F_OK) != 0);
@@ -331,9 +309,7 @@ TEST(jail_runs_the_virtio_payload)
 	REQUIRE(mkdtemp(dir));
 	make_disk(disk);
 	const char *a[] = {"--payload", payload("virtio_blk.bin"), "--drive", disk, "--jail", dir, "--timeout-ms", "20000", NULL};
-	run_result r = run_vmm(a, 0);
-	CHECK_INT_EQ(r.status, 0);
-	CHECK_STR_EQ(r.serial, "silo-blk-sector0: hello guest\nid=silo\nwrite status=0\nflush status=0\n");
+	expect_vmm(a, 0, "silo-blk-sector0: hello guest\nid=silo\nwrite status=0\nflush status=0\n", NULL);
 	unlink(disk);
 	CHECK(rmdir(dir) == 0);
 }
@@ -361,9 +337,7 @@ TEST(firecracker_style_config_file)
 		 payload("elf64.elf"), disk, dir);
 	write_text(cfg, json);
 	const char *a[] = {"--config", cfg, "--boot-timer", "--timeout-ms", "20000", NULL};
-	run_result r = run_vmm(a, 0);
-	CHECK_INT_EQ(r.status, 42);
-	CHECK_STR_EQ(r.serial, "silo elf64 payload OK\n");
+	expect_vmm(a, 42, "silo elf64 payload OK\n", NULL);
 	char uds[160];
 	snprintf(uds, sizeof uds, "%s/v.sock", dir);
 	CHECK(access(uds, F_OK) != 0);
@@ -381,13 +355,10 @@ TEST(firecracker_style_config_file)
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		write_text(cfg, bad[i].json);
 		const char *b[] = {"--config", cfg, NULL};
-		r = run_vmm(b, 0);
-		CHECK_INT_EQ(r.status, 2);
-		CHECK_CONTAINS(r.err, bad[i].msg);
+		expect_vmm(b, 2, NULL, bad[i].msg, NULL);
 	}
 	const char *c2[] = {"--config", cfg, "--kernel", payload("elf64.elf"), NULL};
-	r = run_vmm(c2, 0);
-	CHECK_INT_EQ(r.status, 2);
+	expect_vmm(c2, 2, NULL, NULL);
 	unlink(cfg);
 	unlink(disk);
 	CHECK(rmdir(dir) == 0);
@@ -397,23 +368,15 @@ TEST(bad_input_is_rejected_with_field_names)
 {
 	need_kvm();
 	const char *a1[] = {"--payload", payload("hlt.bin"), "--mem", "0", NULL};
-	run_result r = run_vmm(a1, 0);
-	CHECK_INT_EQ(r.status, 2);
-	CHECK_CONTAINS(r.err, "--mem");
+	expect_vmm(a1, 2, NULL, "--mem", NULL);
 	const char *a2[] = {"--kernel", payload("hlt.bin"), NULL};
-	r = run_vmm(a2, 0);
-	CHECK_INT_EQ(r.status, 1);
-	CHECK_CONTAINS(r.err, "kernel: not an ELF file");
+	expect_vmm(a2, 1, NULL, "kernel: not an ELF file", NULL);
 	const char *a3[] = {"--payload", "/nonexistent/payload.bin", NULL};
-	r = run_vmm(a3, 0);
-	CHECK_INT_EQ(r.status, 1);
-	CHECK_CONTAINS(r.err, "/nonexistent/payload.bin");
+	expect_vmm(a3, 1, NULL, "/nonexistent/payload.bin", NULL);
 	const char *a4[] = {"--payload", payload("hlt.bin"), "--vcpus", "2", "--no-irqchip", NULL};
-	r = run_vmm(a4, 0);
-	CHECK_INT_EQ(r.status, 2);
+	expect_vmm(a4, 2, NULL, NULL);
 	const char *a5[] = {"--payload", payload("hlt.bin"), "--kernel", payload("elf64.elf"), NULL};
-	r = run_vmm(a5, 0);
-	CHECK_INT_EQ(r.status, 2);
+	expect_vmm(a5, 2, NULL, NULL);
 }
 
 TEST_MAIN(realmode_serial_bootimer_i8042_reset, serial_flood_is_capped_keeping_the_tail, longmode_mmio_boot_timer_debug_exit,

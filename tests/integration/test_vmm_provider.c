@@ -30,15 +30,6 @@
 #include "providers/vm.h"
 #include "vmm_test.h"
 
-static bool hw_virt(void)
-{
-	cleanup_free char *ci = NULL;
-	size_t n = 0;
-	if (read_file("/proc/cpuinfo", 16u << 20, &ci, &n, NULL) < 0)
-		return false;
-	return strstr(ci, " vmx") || strstr(ci, " svm");
-}
-
 TEST(probe_says_why)
 {
 	const provider_ops *p = provider_find("kvm");
@@ -315,35 +306,19 @@ static void spawn_payload(sandbox *sb, const char *id, const char *name)
 /* The jailed VMM: the relay's only child, once it is up (its API socket exists). */
 static pid_t jailed_vmm(const sandbox *sb)
 {
-	char api[4200], p[96];
+	char api[4200];
 	snprintf(api, sizeof api, "%s/api.sock", sb->rundir);
 	for (int i = 0; i < 1000; i++) {
-		snprintf(p, sizeof p, "/proc/%d/task/%d/children", (int)sb->pid, (int)sb->pid);
-		cleanup_free char *c = NULL;
-		size_t n = 0;
-		if (access(api, F_OK) == 0 && read_file(p, 4096, &c, &n, NULL) == 0 && atoi(c) > 0) {
-			/* past its jail: the relay's child has dropped to its uid */
-			char uid[128];
-			if (proc_value(atoi(c), "status", "Uid:", uid, sizeof uid) && atoi(uid) != 0)
-				return (pid_t)atoi(c);
-		}
+		pid_t c = access(api, F_OK) == 0 ? proc_first_child(sb->pid) : 0;
+		/* past its jail: the relay's child has dropped to its uid */
+		char uid[128];
+		if (c > 0 && proc_value(c, "status", "Uid:", uid, sizeof uid) && atoi(uid) != 0)
+			return c;
 		usleep(5000);
 	}
 	return 0;
 }
 
-static char **walk_files;
-static int walk_cb(const char *path, const struct stat *st, int type, struct FTW *f)
-{
-	(void)st, (void)f;
-	if (type != FTW_D && type != FTW_DP) {
-		size_t n = strv_len(walk_files);
-		walk_files = xrealloc(walk_files, (n + 2) * sizeof *walk_files);
-		walk_files[n] = xstrdup(path);
-		walk_files[n + 1] = NULL;
-	}
-	return 0;
-}
 
 /* One request to a silo-vmm API socket; the status, the response in out. */
 static int http(const char *sock, const char *method, const char *path, const char *body, char *out, size_t len)
@@ -381,33 +356,13 @@ TEST(jailed_vmm_runs_unprivileged_and_sees_only_its_files)
 	spawn_payload(&b, "kvmjailb", "ticker.elf");
 	pid_t v = jailed_vmm(&a), vb = jailed_vmm(&b);
 	REQUIRE(v > 0 && vb > 0);
-	char s[256], s2[256];
+	char s[256];
 	/* the relay runs in its own session (the sandbox outlives a silod restart) */
 	REQUIRE(proc_value(a.pid, "status", "NSsid:", s, sizeof s));
 	CHECK_INT_EQ(atoi(s), a.pid);
-	/* uid = gid: leased from the VM range, one per sandbox, never 0; no groups */
-	REQUIRE(proc_value(v, "status", "Uid:", s, sizeof s));
-	unsigned r, e, ss, fs;
-	REQUIRE(sscanf(s, "%u %u %u %u", &r, &e, &ss, &fs) == 4);
-	printf("# silo-vmm pid %d: uid %s\n", (int)v, s);
-	CHECK(r == e && e == ss && ss == fs);
-	CHECK(r >= VM_UID_BASE && r < VM_UID_BASE + VM_UID_COUNT);
-	REQUIRE(proc_value(v, "status", "Gid:", s, sizeof s));
-	CHECK_INT_EQ((unsigned)atol(s), r);
-	REQUIRE(proc_value(v, "status", "Groups:", s, sizeof s));
-	CHECK_STR_EQ(s, "");
-	REQUIRE(proc_value(vb, "status", "Uid:", s2, sizeof s2));
-	CHECK((unsigned)atol(s2) != r);
-	/* no capability of any kind, no_new_privs, its seccomp filter */
-	static const char *const caps[] = {"CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"};
-	for (size_t i = 0; i < ARRAY_SIZE(caps); i++) {
-		REQUIRE(proc_value(v, "status", caps[i], s, sizeof s));
-		CHECK_STR_EQ(s, "0000000000000000");
-	}
-	REQUIRE(proc_value(v, "status", "NoNewPrivs:", s, sizeof s));
-	CHECK_STR_EQ(s, "1");
-	REQUIRE(proc_value(v, "status", "Seccomp:", s, sizeof s));
-	CHECK_STR_EQ(s, "2");
+	/* uid = gid: leased from the VM range, one per sandbox, never 0; no groups; no capability
+	 * of any kind, no_new_privs, its seccomp filter */
+	unsigned r = check_jailed_creds("silo-vmm", v, vb, VM_UID_BASE, VM_UID_COUNT);
 	/* every thread (vCPU, API, vsock): none kept root or escaped the filter (credentials,
 	 * capabilities and seccomp are per thread). They start after the uid drop that
 	 * jailed_vmm saw: wait for them. */
@@ -450,29 +405,16 @@ TEST(jailed_vmm_runs_unprivileged_and_sees_only_its_files)
 	CHECK_CONTAINS(s, "\t1");
 	/* its root is RUNDIR/jail, read-only, holding nothing but its vsock socket */
 	char root[64];
-	snprintf(root, sizeof root, "/proc/%d/root/.", (int)v);
-	walk_files = NULL;
-	REQUIRE(nftw(root, walk_cb, 16, FTW_PHYS) == 0);
-	for (char **f = walk_files; f && *f; f++) {
-		printf("# in silo-vmm's root: %s\n", *f + strlen(root));
-		CHECK_STR_EQ(*f + strlen(root), "/vsock.sock");
+	char **files = proc_root_files(v, root, sizeof root);
+	for (char **f = files; f && *f; f++) {
+		printf("# in silo-vmm's root: %s\n", *f);
+		CHECK_STR_EQ(*f, "/vsock.sock");
 	}
-	CHECK_INT_EQ((int)strv_len(walk_files), 1);
-	strv_free(walk_files);
+	CHECK_INT_EQ((int)strv_len(files), 1);
+	strv_free(files);
 	static const char *const absent[] = {"/etc", "/proc", "/sys", "/dev", "/tmp", "/root", "/run", "/usr"};
-	for (size_t i = 0; i < ARRAY_SIZE(absent); i++) {
-		char ap[128];
-		snprintf(ap, sizeof ap, "%s%s", root, absent[i]);
-		CHECK(!path_exists(ap));
-	}
-	char mi[64];
-	snprintf(mi, sizeof mi, "/proc/%d/mountinfo", (int)v);
-	cleanup_free char *mounts = NULL;
-	size_t ml = 0;
-	REQUIRE(read_file(mi, 1 << 20, &mounts, &ml, NULL) == 0);
-	CHECK_INT_EQ((int)(strchr(mounts, '\n') - mounts + 1), (int)ml); /* one mount: the jail root */
-	char opts[128] = "";
-	CHECK(sscanf(mounts, "%*s %*s %*s %*s %*s %127s", opts) == 1 && !strncmp(opts, "ro,", 3));
+	check_absent_under(root, absent, ARRAY_SIZE(absent));
+	CHECK_INT_EQ(check_mounts_read_only(v), 1); /* one mount: the jail root */
 	/* no descriptor it holds is a directory (an fd to a host directory would lead out) */
 	char fdd[64];
 	snprintf(fdd, sizeof fdd, "/proc/%d/fd", (int)v);
@@ -489,11 +431,8 @@ TEST(jailed_vmm_runs_unprivileged_and_sees_only_its_files)
 	CHECK(nfd > 3);
 	/* its cgroup silo/<id>, sized for RAM + overhead; rlimits */
 	REQUIRE(proc_value(v, "cgroup", "", s, sizeof s));
-	char cgf[96];
-	snprintf(cgf, sizeof cgf, "/proc/%d/cgroup", (int)v);
-	cleanup_free char *cgs = NULL;
-	size_t cl = 0;
-	REQUIRE(read_file(cgf, 1 << 16, &cgs, &cl, NULL) == 0);
+	cleanup_free char *cgs = proc_text(v, "cgroup");
+	REQUIRE(cgs);
 	CHECK_CONTAINS(cgs, "/silo/kvmjaila");
 	cg_set cg;
 	cg_paths("kvmjaila", &cg);

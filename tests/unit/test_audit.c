@@ -12,22 +12,12 @@
 #include "audit/audit.h"
 #include "common/util.h"
 #include "harness.h"
-
-static char tmpdir_[64];
-
-/* Each test removes its temp dir at the end (cleanup_tmp). */
-static void cleanup_tmp(void)
-{
-	if (tmpdir_[0])
-		rm_rf(tmpdir_);
-}
+#include "threads_test.h"
+#include "tmp_test.h"
 
 static char *tmplog(void)
 {
-	char tmpl[] = "/tmp/silo-audit-XXXXXX";
-	REQUIRE(mkdtemp(tmpl));
-	snprintf(tmpdir_, sizeof tmpdir_, "%s", tmpl);
-	return xasprintf("%s/audit.jsonl", tmpl);
+	return tmp_path("silo-audit", "audit.jsonl");
 }
 
 static void write_n(const char *p, int n)
@@ -67,12 +57,26 @@ static void rewrite(const char *p, char **v, size_t n)
 	fclose(f);
 }
 
+/* A fresh log of `records` records in a temp dir: its path in *p, its lines returned (*n). */
+static char **new_log(char **p, int records, size_t *n)
+{
+	*p = tmplog();
+	write_n(*p, records);
+	return lines_of(*p, n);
+}
+
+/* The end of a case on a new_log: free what it returned, remove the temp dir. */
+static void end_case(char *p, char **v)
+{
+	strv_free(v);
+	cleanup_tmp(p);
+}
+
 TEST(record_fields_and_chain)
 {
-	char *p = tmplog();
-	write_n(p, 3);
+	char *p;
 	size_t n;
-	char **v = lines_of(p, &n);
+	char **v = new_log(&p, 3, &n);
 	REQUIRE(n == 3);
 	json_t *o = json_loads(v[0], 0, NULL);
 	REQUIRE(o);
@@ -94,17 +98,14 @@ TEST(record_fields_and_chain)
 	write_n(p, 2);
 	CHECK_INT_EQ(audit_verify(p, &r, &e), 0);
 	CHECK_INT_EQ(r.records, 5);
-	strv_free(v);
-	free(p);
-	cleanup_tmp();
+	end_case(p, v);
 }
 
 TEST(detects_edit)
 {
-	char *p = tmplog();
-	write_n(p, 5);
+	char *p;
 	size_t n;
-	char **v = lines_of(p, &n);
+	char **v = new_log(&p, 5, &n);
 	char *at = strstr(v[1], "alice");
 	REQUIRE(at);
 	memcpy(at, "mallo", 5);
@@ -116,17 +117,14 @@ TEST(detects_edit)
 	audit_log *a;
 	CHECK(audit_open(p, &a, &e) < 0);
 	CHECK_INT_EQ(e.code, SILO_ERR_CHECKSUM_MISMATCH);
-	strv_free(v);
-	free(p);
-	cleanup_tmp();
+	end_case(p, v);
 }
 
 TEST(detects_delete_reorder_truncate_and_last_edit)
 {
-	char *p = tmplog();
-	write_n(p, 5);
+	char *p;
 	size_t n;
-	char **v = lines_of(p, &n);
+	char **v = new_log(&p, 5, &n);
 	audit_verify_result r;
 	silo_error e;
 	/* delete line 3 */
@@ -160,9 +158,7 @@ TEST(detects_delete_reorder_truncate_and_last_edit)
 	rewrite(p, v, 5);
 	CHECK_INT_EQ(audit_verify(p, &r, &e), 0);
 	free(last);
-	strv_free(v);
-	free(p);
-	cleanup_tmp();
+	end_case(p, v);
 }
 
 TEST(lagging_head_is_accepted_and_continued)
@@ -190,13 +186,13 @@ TEST(lagging_head_is_accepted_and_continued)
 	CHECK_INT_EQ(r.bad_line, 2);
 	free(h3);
 	free(head);
-	free(p);
-	cleanup_tmp();
+	cleanup_tmp(p);
 }
 
 static audit_log *shared_a;
 static void *appender(void *arg)
 {
+	(void)arg;
 	silo_error e;
 	for (int i = 0; i < 100; i++)
 		if (audit_append(shared_a, "t", "sb", "exec", 1, NULL, &e) < 0)
@@ -209,17 +205,12 @@ TEST(concurrent_appends_keep_chain)
 	char *p = tmplog();
 	silo_error e;
 	REQUIRE(audit_open(p, &shared_a, &e) == 0);
-	pthread_t t[4];
-	for (int i = 0; i < 4; i++)
-		pthread_create(&t[i], NULL, appender, NULL);
-	for (int i = 0; i < 4; i++)
-		pthread_join(t[i], NULL);
+	CHECK_INT_EQ(run_threads(4, appender), 0);
 	audit_close(shared_a);
 	audit_verify_result r;
 	CHECK_INT_EQ(audit_verify(p, &r, &e), 0);
 	CHECK_INT_EQ(r.records, 400);
-	free(p);
-	cleanup_tmp();
+	cleanup_tmp(p);
 }
 
 TEST(missing_file_is_an_error)
@@ -271,7 +262,7 @@ TEST(full_disk_leaves_no_torn_record)
 	umount2(dir, MNT_DETACH);
 	free(p);
 	free(filler);
-	cleanup_tmp();
+	cleanup_tmp(NULL);
 }
 
 TEST_MAIN(record_fields_and_chain, detects_edit, detects_delete_reorder_truncate_and_last_edit,

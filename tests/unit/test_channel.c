@@ -998,16 +998,8 @@ TEST(listen_fd_serves_successive_connections)
 	REQUIRE(lfd >= 0);
 	REQUIRE(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0);
 	REQUIRE(listen(lfd, 4) == 0);
-	char path[4096];
 	silo_error err;
-	REQUIRE(find_helper_binary("silo-agent", path, sizeof path, &err) == 0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		char fdstr[16];
-		snprintf(fdstr, sizeof fdstr, "%d", lfd);
-		execl(path, "silo-agent", "--listen-fd", fdstr, (char *)NULL);
-		_exit(127);
-	}
+	pid_t pid = spawn_agent_on("--listen-fd", lfd);
 	REQUIRE(pid > 0);
 	close(lfd);
 	for (int round = 0; round < 3; round++) {

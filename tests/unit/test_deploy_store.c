@@ -9,24 +9,15 @@
 #include "common/util.h"
 #include "core/deploy.h"
 #include "harness.h"
+#include "db_test.h"
+#include "tmp_test.h"
 #include "registry/deploy_store.h"
 #include "registry/registry.h"
 #include "spec/spec.h"
 
-static char tmpdir_[64];
-
-static void cleanup_tmp(void)
-{
-	if (tmpdir_[0])
-		rm_rf(tmpdir_);
-}
-
 static char *tmpdb(void)
 {
-	char tmpl[] = "/tmp/silo-dstore-XXXXXX";
-	REQUIRE(mkdtemp(tmpl));
-	snprintf(tmpdir_, sizeof tmpdir_, "%s", tmpl);
-	return xasprintf("%s/registry.db", tmpl);
+	return tmp_path("silo-dstore", "registry.db");
 }
 
 static void fill(dstore_row *r, const char *name, const char *team)
@@ -85,8 +76,7 @@ TEST(rows_round_trip_beside_the_registry)
 	dstore_rows_free(v, n);
 	dstore_close(s);
 	registry_close(reg);
-	free(p);
-	cleanup_tmp();
+	cleanup_tmp(p);
 }
 
 TEST(usage_accumulates_and_alerts_fire_once)
@@ -118,8 +108,7 @@ TEST(usage_accumulates_and_alerts_fire_once)
 	REQUIRE(dstore_alert_once(s, "alpha", 80, 20.0, &first, &e) == 0);   /* raised budget: re-armed */
 	CHECK(first);
 	dstore_close(s);
-	free(p);
-	cleanup_tmp();
+	cleanup_tmp(p);
 }
 
 TEST(newer_schema_is_refused)
@@ -129,15 +118,11 @@ TEST(newer_schema_is_refused)
 	dstore *s;
 	REQUIRE(dstore_open(p, &s, &e) == 0);
 	dstore_close(s);
-	sqlite3 *db;
-	REQUIRE(sqlite3_open(p, &db) == SQLITE_OK);
-	REQUIRE(sqlite3_exec(db, "UPDATE deploy_schema SET version = 99", NULL, NULL, NULL) == SQLITE_OK);
-	sqlite3_close(db);
+	db_exec(p, "UPDATE deploy_schema SET version = 99");
 	CHECK(dstore_open(p, &s, &e) < 0);
 	CHECK_INT_EQ(e.code, SILO_ERR_INVALID_CONFIG);
 	CHECK_CONTAINS(e.message, "deployment schema version 99 is newer");
-	free(p);
-	cleanup_tmp();
+	cleanup_tmp(p);
 }
 
 TEST(overrides_apply_and_name_bad_keys)
@@ -222,8 +207,7 @@ TEST(teams_file_errors_name_the_key)
 			CHECK_CONTAINS(e.message, cases[i].want);
 	}
 	free(f);
-	free(p);
-	cleanup_tmp();
+	cleanup_tmp(p);
 }
 
 TEST_MAIN(rows_round_trip_beside_the_registry, usage_accumulates_and_alerts_fire_once, newer_schema_is_refused,

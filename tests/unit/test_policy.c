@@ -456,8 +456,11 @@ static void sha_hex(const char *secret, char out[65])
 		sprintf(out + 2 * i, "%02x", h[i]);
 }
 
-static void load_tokens(token_set *s)
+/* The three tokens of this file parsed into s (after sodium_init); each of full (secret-a),
+ * ci (secret-b) and one (secret-c) that is not NULL gets that token. */
+static void load_tokens(token_set *s, const api_token **full, const api_token **ci, const api_token **one)
 {
+	REQUIRE(sodium_init() >= 0);
 	char a[65], b[65], c[65];
 	sha_hex("secret-a-0123456789", a);
 	sha_hex("secret-b-0123456789", b);
@@ -475,6 +478,13 @@ static void load_tokens(token_set *s)
 		printf("# %s\n", err.message);
 	free(txt);
 	REQUIRE(rc == 0);
+	const api_token **want[] = {full, ci, one};
+	for (int i = 0; i < 3; i++)
+		if (want[i]) {
+			char secret[32];
+			snprintf(secret, sizeof secret, "secret-%c-0123456789", 'a' + i);
+			REQUIRE((*want[i] = token_lookup(s, secret)));
+		}
 }
 
 /* Secrets that name silod's files or variables are host access like a drive:
@@ -535,9 +545,8 @@ TEST(secret_references_rule)
 
 TEST(token_parse_and_lookup)
 {
-	REQUIRE(sodium_init() >= 0);
 	token_set s;
-	load_tokens(&s);
+	load_tokens(&s, NULL, NULL, NULL);
 	CHECK_INT_EQ(s.n, 3);
 	const api_token *t = token_lookup(&s, "secret-b-0123456789");
 	REQUIRE(t);
@@ -593,13 +602,10 @@ TEST(token_parse_errors)
 
 TEST(token_rules)
 {
-	REQUIRE(sodium_init() >= 0);
 	token_set s;
-	load_tokens(&s);
+	const api_token *full, *ci, *one;
+	load_tokens(&s, &full, &ci, &one);
 	silo_error err;
-	const api_token *ci = token_lookup(&s, "secret-b-0123456789");
-	const api_token *one = token_lookup(&s, "secret-c-0123456789");
-	const api_token *full = token_lookup(&s, "secret-a-0123456789");
 	/* operations */
 	CHECK(token_check_op(ci, TOKEN_OP_EXEC, &err) == 0);
 	CHECK(token_check_op(ci, TOKEN_OP_LIST, &err) < 0);
@@ -632,12 +638,10 @@ TEST(token_rules)
 
 TEST(token_create)
 {
-	REQUIRE(sodium_init() >= 0);
 	token_set s;
-	load_tokens(&s);
+	const api_token *ci, *one;
+	load_tokens(&s, NULL, &ci, &one);
 	silo_error err;
-	const api_token *ci = token_lookup(&s, "secret-b-0123456789");
-	const api_token *one = token_lookup(&s, "secret-c-0123456789");
 	vm_spec sp;
 	spec_init(&sp);
 	snprintf(sp.name, sizeof sp.name, "ci-1");

@@ -25,36 +25,81 @@ static proc *start_proc(proc_table *t, char **argv, const exec_req *base, const 
 	return p;
 }
 
-/* Read r to the end: stdout into out (cap), stderr appended to errb. */
-static size_t read_all(proc_reader *r, char *out, size_t cap, char *errb, size_t ecap, int delay_us)
+/* Read r to the end, handing each chunk (at most chunk bytes) to fn and sleeping delay_us
+ * after each; the number of stdout bytes read. */
+static size_t read_each(proc_reader *r, size_t chunk, int delay_us, void (*fn)(void *, int, const char *, size_t),
+			void *ud)
 {
-	size_t n = 0, en = 0;
 	char buf[8192];
+	REQUIRE(chunk <= sizeof buf);
+	size_t n = 0;
 	for (;;) {
 		int stream;
 		silo_error err;
-		ssize_t k = proc_read(r, &stream, buf, sizeof buf, 10000, &err);
+		ssize_t k = proc_read(r, &stream, buf, chunk, 10000, &err);
 		if (k < 0)
 			printf("# proc_read: %s\n", err.message);
 		if (k <= 0)
 			break;
-		if (stream == 1 && out && n + (size_t)k <= cap)
-			memcpy(out + n, buf, (size_t)k);
 		if (stream == 1)
 			n += (size_t)k;
-		else if (errb && en + (size_t)k < ecap)
-			memcpy(errb + en, buf, (size_t)k), en += (size_t)k, errb[en] = '\0';
+		fn(ud, stream, buf, (size_t)k);
 		if (delay_us)
 			usleep((useconds_t)delay_us);
 	}
 	return n;
 }
 
+typedef struct text {
+	char *out, *err;   /* stdout, stderr; either may be NULL (not kept) */
+	size_t cap, ecap, n, en;
+} text;
+
+static void keep_text(void *ud, int stream, const char *buf, size_t k)
+{
+	text *t = ud;
+	char *dst = stream == 1 ? t->out : t->err;
+	size_t *len = stream == 1 ? &t->n : &t->en, cap = stream == 1 ? t->cap : t->ecap;
+	if (!dst || !cap)
+		return;
+	size_t take = MIN(k, cap - 1 - *len);
+	memcpy(dst + *len, buf, take);
+	*len += take;
+	dst[*len] = '\0';
+}
+
+/* Attach to p and read it to the end: stdout into out, stderr into errb (each NUL-terminated,
+ * truncated at its size; either may be NULL); the number of stdout bytes read. */
+static size_t read_text(proc *p, char *out, size_t cap, char *errb, size_t ecap)
+{
+	proc_reader *r = proc_attach(p);
+	text t = {.out = out, .err = errb, .cap = cap, .ecap = ecap};
+	if (out && cap)
+		out[0] = '\0';
+	if (errb && ecap)
+		errb[0] = '\0';
+	size_t n = read_each(r, 8192, 0, keep_text, &t);
+	proc_detach(r);
+	return n;
+}
+
+/* The agent and a process table on its channel; proc_down ends both. */
+static proc_table *proc_up(agent_proc *a)
+{
+	start(a, 0);
+	return proc_table_new(a->c, "test");
+}
+
+static void proc_down(agent_proc *a, proc_table *t)
+{
+	proc_table_free(t, true);
+	stop(a);
+}
+
 TEST(background_output_is_kept_until_read)
 {
 	agent_proc a;
-	start(&a, 0);
-	proc_table *t = proc_table_new(a.c, "test");
+	proc_table *t = proc_up(&a);
 	char *argv[] = {"sh", "-c", "echo one; echo two >&2; sleep 0.2; echo three; exit 5", NULL};
 	proc *p = start_proc(t, argv, NULL, NULL);
 	CHECK_STR_EQ(proc_id(p), "p1");
@@ -67,13 +112,10 @@ TEST(background_output_is_kept_until_read)
 	CHECK(i.exited && i.pid > 0 && !i.pty && !i.session);
 	CHECK_STR_EQ(i.argv[0], "sh");
 	proc_info_free(&i);
-	proc_reader *r = proc_attach(p);
-	char out[64] = "", eb[64] = "";
-	size_t n = read_all(r, out, sizeof out - 1, eb, sizeof eb, 0);
-	out[n] = '\0';
+	char out[64], eb[64];
+	read_text(p, out, sizeof out, eb, sizeof eb);
 	CHECK_STR_EQ(out, "one\nthree\n");
 	CHECK_STR_EQ(eb, "two\n");
-	proc_detach(r);
 	/* still listed (background), found by handle and by pid */
 	proc *q = proc_find(t, "p1", &err);
 	CHECK(q == p);
@@ -88,15 +130,13 @@ TEST(background_output_is_kept_until_read)
 	proc_remove(p);
 	CHECK(proc_find(t, "p1", &err) == NULL);
 	proc_put(p);
-	proc_table_free(t, true);
-	stop(&a);
+	proc_down(&a, t);
 }
 
 TEST(a_process_nobody_reads_blocks_and_loses_nothing)
 {
 	agent_proc a;
-	start(&a, 0);
-	proc_table *t = proc_table_new(a.c, "test");
+	proc_table *t = proc_up(&a);
 	char *argv[] = {"sh", "-c", "head -c 20000000 /dev/zero; echo done", NULL};
 	exec_req base = {.window = 64 * 1024};
 	proc *p = start_proc(t, argv, &base, NULL);
@@ -125,14 +165,13 @@ TEST(a_process_nobody_reads_blocks_and_loses_nothing)
 	printf("# most output held while a reader lagged: %llu bytes (bound %u)\n", (unsigned long long)max_held,
 	       PROC_BUF);
 	CHECK(max_held <= PROC_BUF);
-	size_t n = 50 * 4096 + read_all(r, NULL, 0, NULL, 0, 0);
+	size_t n = 50 * 4096 + read_each(r, 8192, 0, keep_text, &(text){0});
 	CHECK_INT_EQ(n, 20000005);
 	CHECK_INT_EQ(proc_wait(p, 5000, &res, &err), 0);
 	CHECK_INT_EQ(res.exit_code, 0);
 	proc_detach(r);
 	proc_put(p);
-	proc_table_free(t, true);
-	stop(&a);
+	proc_down(&a, t);
 }
 
 typedef struct rd {
@@ -142,24 +181,19 @@ typedef struct rd {
 	unsigned char sum[32];
 } rd;
 
+static void hash_chunk(void *ud, int stream, const char *buf, size_t k)
+{
+	(void)stream;
+	crypto_hash_sha256_update(ud, (const unsigned char *)buf, k);
+}
+
 static void *reader_main(void *arg)
 {
 	rd *x = arg;
 	proc_reader *r = proc_attach(x->p);
 	crypto_hash_sha256_state h;
 	crypto_hash_sha256_init(&h);
-	char buf[7000];
-	for (;;) {
-		int stream;
-		silo_error err;
-		ssize_t k = proc_read(r, &stream, buf, sizeof buf, 10000, &err);
-		if (k <= 0)
-			break;
-		crypto_hash_sha256_update(&h, (unsigned char *)buf, (size_t)k);
-		x->n += (size_t)k;
-		if (x->delay_us)
-			usleep((useconds_t)x->delay_us);
-	}
+	x->n = read_each(r, 7000, x->delay_us, hash_chunk, &h);
 	crypto_hash_sha256_final(&h, x->sum);
 	proc_detach(r);
 	return NULL;
@@ -168,8 +202,7 @@ static void *reader_main(void *arg)
 TEST(several_readers_get_the_same_bytes)
 {
 	agent_proc a;
-	start(&a, 0);
-	proc_table *t = proc_table_new(a.c, "test");
+	proc_table *t = proc_up(&a);
 	char *argv[] = {"seq", "1", "300000", NULL};
 	proc *p = start_proc(t, argv, NULL, NULL);
 	rd fast = {p, 0, 0, {0}}, slow = {p, 200, 0, {0}};
@@ -187,15 +220,13 @@ TEST(several_readers_get_the_same_bytes)
 	CHECK_INT_EQ(slow.n, fast.n);
 	CHECK(memcmp(fast.sum, slow.sum, 32) == 0);
 	proc_put(p);
-	proc_table_free(t, true);
-	stop(&a);
+	proc_down(&a, t);
 }
 
 TEST(stdin_signal_resize_tags)
 {
 	agent_proc a;
-	start(&a, 0);
-	proc_table *t = proc_table_new(a.c, "test");
+	proc_table *t = proc_up(&a);
 	silo_error err = {0};
 	char *cat[] = {"cat", NULL};
 	exec_req in = {.stdin_stream = true};
@@ -213,12 +244,9 @@ TEST(stdin_signal_resize_tags)
 	size_t taken;
 	CHECK_INT_EQ(proc_stdin(p, "hello\n", 6, true, 5000, &taken, &err), 0);
 	CHECK_INT_EQ(taken, 6);
-	proc_reader *r = proc_attach(p);
-	char out[32] = "";
-	size_t n = read_all(r, out, sizeof out - 1, NULL, 0, 0);
-	out[n] = '\0';
+	char out[32];
+	read_text(p, out, sizeof out, NULL, 0);
 	CHECK_STR_EQ(out, "hello\n");
-	proc_detach(r);
 	CHECK_INT_EQ(proc_stdin(p, "x", 1, false, 1000, &taken, &err), -1);   /* it has exited */
 	proc_put(p);
 	/* a process that never reads stdin: the writer times out with what went in */
@@ -241,27 +269,22 @@ TEST(stdin_signal_resize_tags)
 	p = start_proc(t, sh, &pty, NULL);
 	CHECK_INT_EQ(proc_resize(p, 50, 132, &err), 0);
 	CHECK_INT_EQ(proc_stdin(p, "\n", 1, false, 5000, NULL, &err), 0);
-	r = proc_attach(p);
-	char tty[256] = "";
-	n = read_all(r, tty, sizeof tty - 1, NULL, 0, 0);
-	tty[n] = '\0';
+	char tty[256];
+	read_text(p, tty, sizeof tty, NULL, 0);
 	CHECK_CONTAINS(tty, "50 132");
-	proc_detach(r);
 	CHECK_INT_EQ(proc_signal_number("TERM"), 15);
 	CHECK_INT_EQ(proc_signal_number("SIGKILL"), 9);
 	CHECK_INT_EQ(proc_signal_number("hup"), 1);
 	CHECK_INT_EQ(proc_signal_number("99"), 0);
 	CHECK_INT_EQ(proc_signal_number("NOPE"), 0);
 	proc_put(p);
-	proc_table_free(t, true);
-	stop(&a);
+	proc_down(&a, t);
 }
 
 TEST(a_session_dies_with_its_last_reader)
 {
 	agent_proc a;
-	start(&a, 0);
-	proc_table *t = proc_table_new(a.c, "test");
+	proc_table *t = proc_up(&a);
 	char *argv[] = {"sleep", "60", NULL};
 	proc_opts s = {.session = true};
 	proc *p = start_proc(t, argv, NULL, &s);
@@ -282,15 +305,13 @@ TEST(a_session_dies_with_its_last_reader)
 	CHECK_INT_EQ(n, 0);
 	proc_list_free(v, n);
 	proc_put(p);
-	proc_table_free(t, true);
-	stop(&a);
+	proc_down(&a, t);
 }
 
 TEST(records_are_bounded)
 {
 	agent_proc a;
-	start(&a, 0);
-	proc_table *t = proc_table_new(a.c, "test");
+	proc_table *t = proc_up(&a);
 	char *argv[] = {"echo", "x", NULL};
 	silo_error err = {0};
 	for (int i = 0; i < PROC_MAX; i++) {
@@ -305,16 +326,13 @@ TEST(records_are_bounded)
 	/* read the first one to the end: it makes room */
 	p = proc_find(t, "p1", &err);
 	REQUIRE(p);
-	proc_reader *rd1 = proc_attach(p);
-	read_all(rd1, NULL, 0, NULL, 0, 0);
-	proc_detach(rd1);
+	read_text(p, NULL, 0, NULL, 0);
 	proc_put(p);
 	CHECK_INT_EQ(proc_start(t, &r, NULL, &p, &err), 0);
 	CHECK_STR_EQ(proc_id(p), "p257");
 	proc_put(p);
 	CHECK(proc_find(t, "p1", &err) == NULL);
-	proc_table_free(t, true);
-	stop(&a);
+	proc_down(&a, t);
 }
 
 TEST_MAIN(background_output_is_kept_until_read, a_process_nobody_reads_blocks_and_loses_nothing,

@@ -3,6 +3,7 @@
  * random wire_msg -> encode -> decode -> equal. SILO_TEST_SEED=N replays.
  */
 #include "harness.h"
+#include "prop_test.h"
 
 #include <time.h>
 
@@ -10,14 +11,6 @@
 #include "mpack.h"
 #include "wire.h"
 
-static uint64_t rng;
-static uint64_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
 
 static char *rand_str(size_t max)
 {
@@ -177,10 +170,7 @@ static void gen_free(wire_msg *m)
 
 TEST(property_round_trip)
 {
-	const char *s = getenv("SILO_TEST_SEED");
-	uint64_t seed = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL);
-	printf("# seed %llu (SILO_TEST_SEED=%llu replays)\n", (unsigned long long)seed, (unsigned long long)seed);
-	rng = seed ? seed : 1;
+	rnd_seed_env();
 	static uint8_t data[70000];
 	int n_ok = 0;
 	for (int i = 0; i < 3000; i++) {

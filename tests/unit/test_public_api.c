@@ -13,23 +13,31 @@
 #include <fcntl.h>
 
 #include "gate.h"
+#include "output_test.h"
 #include "silo/silo.h"
 
-typedef struct out {
-	pthread_mutex_t mu;
-	char buf[4096];
-	size_t n;
-} out;
-
-static void on_output(void *ud, int stream, const void *p, size_t len)
+/* A namespace sandbox (root only: SKIP otherwise) from the hac.toml doc; its spec in *spec. */
+static silo_sandbox *ns_sandbox(const char *doc, silo_spec **spec)
 {
-	out *o = ud;
-	pthread_mutex_lock(&o->mu);
-	if (stream == 1 && o->n + len < sizeof o->buf) {
-		memcpy(o->buf + o->n, p, len);
-		o->n += len;
-	}
-	pthread_mutex_unlock(&o->mu);
+	if (geteuid() != 0)
+		SKIP("needs root for the namespace provider");
+	silo_error err;
+	*spec = silo_spec_parse(doc, strlen(doc), &err);
+	REQUIRE(*spec);
+	silo_sandbox *sb = NULL;
+	int rc = silo_sandbox_create(*spec, &sb, &err);
+	if (rc < 0)
+		printf("# create: %s %s\n", silo_code_name(err.code), err.message);
+	REQUIRE(rc == 0);
+	return sb;
+}
+
+/* Destroy sb (it must succeed) and free its spec. */
+static void destroy_sandbox(silo_sandbox *sb, silo_spec *spec)
+{
+	silo_error err;
+	CHECK_INT_EQ(silo_sandbox_destroy(sb, &err), 0);
+	silo_spec_free(spec);
 }
 
 TEST(namespace_sandbox_through_the_public_api)
@@ -50,22 +58,21 @@ TEST(namespace_sandbox_through_the_public_api)
 	REQUIRE(rc == 0);
 	CHECK_STR_EQ(silo_sandbox_provider(sb), "namespace");
 	CHECK(strncmp(silo_sandbox_id(sb), "sb-", 3) == 0);
-	out o = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	outbuf o;
+	out_reset(&o);
 	const char *argv[] = {"sh", "-c", "echo \"$GREETING $WHO $EXTRA $(pwd)\"; exit 7", NULL};
 	const char *env[] = {"EXTRA=call", NULL};
-	silo_exec_opts eo = {.argv = argv, .env = env, .on_output = on_output, .userdata = &o};
+	silo_exec_opts eo = {.argv = argv, .env = env, .on_output = out_collect, .userdata = &o};
 	silo_exec_result res;
 	REQUIRE(silo_sandbox_exec(sb, &eo, &res, &err) == 0);
 	CHECK_INT_EQ(res.exit_code, 7);
-	o.buf[o.n] = '\0';
-	CHECK_STR_EQ(o.buf, "hello api call /work/api\n");
+	CHECK_STR_EQ(o.data, "hello api call /work/api\n");
 	/* the call's env and cwd win over the spec's */
 	const char *env2[] = {"GREETING=mine", NULL};
-	silo_exec_opts eo2 = {.argv = argv, .env = env2, .cwd = "/tmp", .on_output = on_output, .userdata = &o};
-	o.n = 0;
+	silo_exec_opts eo2 = {.argv = argv, .env = env2, .cwd = "/tmp", .on_output = out_collect, .userdata = &o};
+	out_reset(&o);
 	REQUIRE(silo_sandbox_exec(sb, &eo2, &res, &err) == 0);
-	o.buf[o.n] = '\0';
-	CHECK_STR_EQ(o.buf, "mine api  /tmp\n");
+	CHECK_STR_EQ(o.data, "mine api  /tmp\n");
 	REQUIRE(silo_sandbox_write_file(sb, "/tmp/f.txt", "payload", 7, 0600, &err) == 0);
 	char *back;
 	size_t len;
@@ -146,14 +153,9 @@ static double now_ms(void)
 
 TEST(slow_output_callback_loses_nothing_and_stalls_nobody)
 {
-	if (geteuid() != 0)
-		SKIP("needs root for the namespace provider");
 	silo_error err;
-	const char *doc = "[vm]\nname = \"api-slow\"\nprovider = \"namespace\"\n";
-	silo_spec *spec = silo_spec_parse(doc, strlen(doc), &err);
-	REQUIRE(spec);
-	silo_sandbox *sb = NULL;
-	REQUIRE(silo_sandbox_create(spec, &sb, &err) == 0);
+	silo_spec *spec;
+	silo_sandbox *sb = ns_sandbox("[vm]\nname = \"api-slow\"\nprovider = \"namespace\"\n", &spec);
 	/* Expected: seq 1 6000000 computed here. */
 	uint64_t want_h = 0xcbf29ce484222325ull, want_n = 0;
 	char line[32];
@@ -193,8 +195,7 @@ TEST(slow_output_callback_loses_nothing_and_stalls_nobody)
 	printf("# seq 1 6000000 through a slow callback: %llu bytes (%d calls)\n", (unsigned long long)s.bytes, s.calls);
 	CHECK_INT_EQ(s.bytes, want_n);
 	CHECK(s.h == want_h);
-	CHECK_INT_EQ(silo_sandbox_destroy(sb, &err), 0);
-	silo_spec_free(spec);
+	destroy_sandbox(sb, spec);
 }
 
 TEST(spec_errors_and_format)
@@ -237,14 +238,9 @@ static size_t read_proc(silo_proc *p, char *dst, size_t cap)
 
 TEST(processes_files_archives_and_watches)
 {
-	if (geteuid() != 0)
-		SKIP("needs root for the namespace provider");
 	silo_error err;
-	const char *doc = "[vm]\nname = \"api-procs\"\nprovider = \"namespace\"\n";
-	silo_spec *spec = silo_spec_parse(doc, strlen(doc), &err);
-	REQUIRE(spec);
-	silo_sandbox *sb = NULL;
-	REQUIRE(silo_sandbox_create(spec, &sb, &err) == 0);
+	silo_spec *spec;
+	silo_sandbox *sb = ns_sandbox("[vm]\nname = \"api-procs\"\nprovider = \"namespace\"\n", &spec);
 	/* a background process: started, closed, found again by tag, its output kept */
 	const char *argv[] = {"sh", "-c", "echo started; read line; echo \"got $line\"; exit 3", NULL};
 	silo_proc_opts po = {.argv = argv, .stdin_open = 1, .tag = "worker"};
@@ -338,8 +334,7 @@ TEST(processes_files_archives_and_watches)
 	CHECK(created);
 	CHECK(removed);
 	silo_watch_stop(w);
-	CHECK_INT_EQ(silo_sandbox_destroy(sb, &err), 0);
-	silo_spec_free(spec);
+	destroy_sandbox(sb, spec);
 }
 
 /* Issue 14 item 7: a command past the memory limit ends with 137 and
@@ -380,8 +375,7 @@ static int oom_checks(const char *provider)
 		CHECK_INT_EQ(res.signal, cases[i].signal);
 		CHECK_INT_EQ(res.oom_killed, cases[i].oom);
 	}
-	CHECK_INT_EQ(silo_sandbox_destroy(sb, &err), 0);
-	silo_spec_free(spec);
+	destroy_sandbox(sb, spec);
 	return 1;
 }
 

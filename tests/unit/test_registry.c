@@ -9,23 +9,14 @@
 
 #include "common/util.h"
 #include "harness.h"
+#include "db_test.h"
+#include "threads_test.h"
+#include "tmp_test.h"
 #include "registry/registry.h"
-
-static char tmpdir_[64];
-
-/* Each test removes its temp dir at the end (cleanup_tmp). */
-static void cleanup_tmp(void)
-{
-	if (tmpdir_[0])
-		rm_rf(tmpdir_);
-}
 
 static char *tmpdb(void)
 {
-	char tmpl[] = "/tmp/silo-reg-XXXXXX";
-	REQUIRE(mkdtemp(tmpl));
-	snprintf(tmpdir_, sizeof tmpdir_, "%s", tmpl);
-	return xasprintf("%s/registry.db", tmpl);
+	return tmp_path("silo-reg", "registry.db");
 }
 
 static void fill(reg_sandbox *s, const char *id, const char *name, const char *provider)
@@ -62,25 +53,19 @@ TEST(wal_and_schema_version)
 	CHECK_INT_EQ(sqlite3_column_int(st, 0), 4);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
-	free(p);
-	cleanup_tmp();
+	cleanup_tmp(p);
 }
 
 TEST(migrates_v1_file_and_keeps_rows)
 {
 	char *p = tmpdb();
-	sqlite3 *db;
-	REQUIRE(sqlite3_open(p, &db) == SQLITE_OK);
 	/* A version-1 file as an older silo wrote it. */
-	REQUIRE(sqlite3_exec(db,
-			     "CREATE TABLE specs (hash TEXT PRIMARY KEY, name TEXT NOT NULL, toml TEXT NOT NULL, created_ms INTEGER NOT NULL);"
-			     "CREATE TABLE sandboxes (id TEXT PRIMARY KEY, name TEXT NOT NULL, provider TEXT NOT NULL DEFAULT '', state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', pid INTEGER NOT NULL DEFAULT 0, rundir TEXT NOT NULL DEFAULT '', vcpus INTEGER NOT NULL, memory_mb INTEGER NOT NULL, spec_hash TEXT REFERENCES specs(hash), created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
-			     "CREATE TABLE states (seq INTEGER PRIMARY KEY AUTOINCREMENT, sandbox_id TEXT NOT NULL, ts_ms INTEGER NOT NULL, old_state TEXT NOT NULL, new_state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '');"
-			     "CREATE TABLE deployments (id INTEGER PRIMARY KEY AUTOINCREMENT, sandbox_id TEXT NOT NULL, spec_hash TEXT, actor TEXT NOT NULL DEFAULT '', provider TEXT NOT NULL DEFAULT '', started_ms INTEGER NOT NULL, finished_ms INTEGER, duration_ms INTEGER, result TEXT NOT NULL DEFAULT 'pending', error TEXT NOT NULL DEFAULT '');"
-			     "INSERT INTO sandboxes(id,name,state,vcpus,memory_mb,created_ms,updated_ms) VALUES ('sb-old','old','running',1,256,1,1);"
-			     "PRAGMA user_version=1;",
-			     NULL, NULL, NULL) == SQLITE_OK);
-	sqlite3_close(db);
+	db_exec(p, "CREATE TABLE specs (hash TEXT PRIMARY KEY, name TEXT NOT NULL, toml TEXT NOT NULL, created_ms INTEGER NOT NULL);"
+		     "CREATE TABLE sandboxes (id TEXT PRIMARY KEY, name TEXT NOT NULL, provider TEXT NOT NULL DEFAULT '', state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', pid INTEGER NOT NULL DEFAULT 0, rundir TEXT NOT NULL DEFAULT '', vcpus INTEGER NOT NULL, memory_mb INTEGER NOT NULL, spec_hash TEXT REFERENCES specs(hash), created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+		     "CREATE TABLE states (seq INTEGER PRIMARY KEY AUTOINCREMENT, sandbox_id TEXT NOT NULL, ts_ms INTEGER NOT NULL, old_state TEXT NOT NULL, new_state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '');"
+		     "CREATE TABLE deployments (id INTEGER PRIMARY KEY AUTOINCREMENT, sandbox_id TEXT NOT NULL, spec_hash TEXT, actor TEXT NOT NULL DEFAULT '', provider TEXT NOT NULL DEFAULT '', started_ms INTEGER NOT NULL, finished_ms INTEGER, duration_ms INTEGER, result TEXT NOT NULL DEFAULT 'pending', error TEXT NOT NULL DEFAULT '');"
+		     "INSERT INTO sandboxes(id,name,state,vcpus,memory_mb,created_ms,updated_ms) VALUES ('sb-old','old','running',1,256,1,1);"
+		     "PRAGMA user_version=1;");
 	registry *r;
 	silo_error e;
 	REQUIRE(registry_open(p, &r, &e) == 0);
@@ -91,24 +76,19 @@ TEST(migrates_v1_file_and_keeps_rows)
 	CHECK_STR_EQ(s.metadata_json, "{}");
 	reg_sandbox_clear(&s);
 	registry_close(r);
-	free(p);
-	cleanup_tmp();
+	cleanup_tmp(p);
 }
 
 TEST(refuses_newer_schema)
 {
 	char *p = tmpdb();
-	sqlite3 *db;
-	REQUIRE(sqlite3_open(p, &db) == SQLITE_OK);
-	REQUIRE(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL) == SQLITE_OK);
-	sqlite3_close(db);
+	db_exec(p, "PRAGMA user_version=99");
 	registry *r;
 	silo_error e;
 	CHECK(registry_open(p, &r, &e) < 0);
 	CHECK_INT_EQ(e.code, SILO_ERR_INVALID_CONFIG);
 	CHECK_CONTAINS(e.message, "schema version 99");
-	free(p);
-	cleanup_tmp();
+	cleanup_tmp(p);
 }
 
 TEST(crud_states_filters)
@@ -203,8 +183,7 @@ TEST(crud_states_filters)
 	CHECK_INT_EQ(n, 2);
 	reg_sandboxes_free(v, n);
 	registry_close(r);
-	free(p);
-	cleanup_tmp();
+	cleanup_tmp(p);
 }
 
 static registry *shared_r;
@@ -229,16 +208,7 @@ TEST(concurrent_writers)
 	char *p = tmpdb();
 	silo_error e;
 	REQUIRE(registry_open(p, &shared_r, &e) == 0);
-	pthread_t t[8];
-	for (long i = 0; i < 8; i++)
-		pthread_create(&t[i], NULL, writer, (void *)i);
-	int bad = 0;
-	for (int i = 0; i < 8; i++) {
-		void *rv;
-		pthread_join(t[i], &rv);
-		bad += rv != NULL;
-	}
-	CHECK_INT_EQ(bad, 0);
+	CHECK_INT_EQ(run_threads(8, writer), 0);
 	reg_sandbox *v;
 	size_t n;
 	reg_filter f = {.state = "running"};
@@ -246,8 +216,7 @@ TEST(concurrent_writers)
 	CHECK_INT_EQ(n, 400);
 	reg_sandboxes_free(v, n);
 	registry_close(shared_r);
-	free(p);
-	cleanup_tmp();
+	cleanup_tmp(p);
 }
 
 TEST_MAIN(wal_and_schema_version, migrates_v1_file_and_keeps_rows, refuses_newer_schema,

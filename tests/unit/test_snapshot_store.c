@@ -133,12 +133,19 @@ static void expect_reject(const char *id, silo_code code, const char *needle)
 	CHECK_CONTAINS(err.message, needle);
 }
 
-TEST(flipped_payload_byte)
+/* setup() and a snapshot of make_snapshot's tree; p gets the path of its file rel, the one
+ * the case tampers with. */
+static void tampering_setup(char id[SILO_ID_MAX], const char *rel, char p[PATH_MAX])
 {
 	setup();
-	char id[SILO_ID_MAX], p[PATH_MAX];
 	make_snapshot("snapshot", NULL, 0, id);
-	snap_file(id, "payload/layer/sub/data.bin", p, sizeof p);
+	snap_file(id, rel, p, PATH_MAX);
+}
+
+TEST(flipped_payload_byte)
+{
+	char id[SILO_ID_MAX], p[PATH_MAX];
+	tampering_setup(id, "payload/layer/sub/data.bin", p);
 	sbt_flip_byte(p, 10, 0x01);
 	expect_reject(id, SILO_ERR_CHECKSUM_MISMATCH, "payload/layer/sub/data.bin: SHA-256 mismatch");
 	/* without verification the header alone still opens (listing works) */
@@ -194,10 +201,8 @@ TEST(verification_cache_does_not_hide_changes)
 
 TEST(truncated_payload_file)
 {
-	setup();
 	char id[SILO_ID_MAX], p[PATH_MAX];
-	make_snapshot("snapshot", NULL, 0, id);
-	snap_file(id, "payload/layer/hello.txt", p, sizeof p);
+	tampering_setup(id, "payload/layer/hello.txt", p);
 	REQUIRE(truncate(p, 5) == 0);
 	expect_reject(id, SILO_ERR_CHECKSUM_MISMATCH, "payload/layer/hello.txt: 5 bytes, the manifest says 16");
 	teardown();
@@ -205,10 +210,8 @@ TEST(truncated_payload_file)
 
 TEST(added_and_removed_files)
 {
-	setup();
 	char id[SILO_ID_MAX], p[PATH_MAX];
-	make_snapshot("snapshot", NULL, 0, id);
-	snap_file(id, "payload/layer/zzz-extra", p, sizeof p);
+	tampering_setup(id, "payload/layer/zzz-extra", p);
 	put("/", p, "x");
 	expect_reject(id, SILO_ERR_CHECKSUM_MISMATCH, "payload/layer/zzz-extra is not in the manifest");
 	unlink(p);
@@ -221,10 +224,8 @@ TEST(added_and_removed_files)
 
 TEST(replaced_by_symlink)
 {
-	setup();
 	char id[SILO_ID_MAX], p[PATH_MAX];
-	make_snapshot("snapshot", NULL, 0, id);
-	snap_file(id, "payload/layer/hello.txt", p, sizeof p);
+	tampering_setup(id, "payload/layer/hello.txt", p);
 	REQUIRE(unlink(p) == 0);
 	REQUIRE(symlink("/etc/hostname", p) == 0);
 	expect_reject(id, SILO_ERR_CHECKSUM_MISMATCH, "payload/layer/hello.txt: the manifest says file, found symlink");
@@ -233,10 +234,8 @@ TEST(replaced_by_symlink)
 
 TEST(damaged_header)
 {
-	setup();
 	char id[SILO_ID_MAX], p[PATH_MAX];
-	make_snapshot("snapshot", NULL, 0, id);
-	snap_file(id, SNAP_HEADER, p, sizeof p);
+	tampering_setup(id, SNAP_HEADER, p);
 	char *txt = NULL;
 	size_t len;
 	REQUIRE(read_file(p, 1 << 20, &txt, &len, NULL) == 0);
@@ -259,10 +258,8 @@ TEST(damaged_header)
 
 TEST(wrong_version)
 {
-	setup();
 	char id[SILO_ID_MAX], p[PATH_MAX];
-	make_snapshot("snapshot", NULL, 0, id);
-	snap_file(id, SNAP_HEADER, p, sizeof p);
+	tampering_setup(id, SNAP_HEADER, p);
 	json_t *h = json_load_file(p, 0, NULL);
 	REQUIRE(h);
 	json_object_set_new(h, "version", json_integer(2));

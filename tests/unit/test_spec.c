@@ -4,6 +4,7 @@
  * generated specs -> spec_format -> spec_parse -> spec_equal.
  */
 #include "harness.h"
+#include "prop_test.h"
 
 #include <time.h>
 
@@ -201,14 +202,6 @@ TEST(defaults_per_provider)
 }
 
 /* ---- property test ---- */
-static uint64_t rng;
-static uint64_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
 
 static char *gen_text(size_t max, bool hostile)
 {
@@ -418,10 +411,7 @@ TEST(secrets_parse_format_resolve)
 
 TEST(property_format_parse_round_trip)
 {
-	const char *e = getenv("SILO_TEST_SEED");
-	uint64_t seed = e ? strtoull(e, NULL, 10) : (uint64_t)time(NULL);
-	printf("# seed %llu (SILO_TEST_SEED=%llu replays)\n", (unsigned long long)seed, (unsigned long long)seed);
-	rng = seed ? seed : 1;
+	rnd_seed_env();
 	int ok = 0, n = 5000;
 	for (int i = 0; i < n; i++) {
 		vm_spec s, t;

@@ -3,6 +3,7 @@
  * invalid ones checked for the exact "line:col: message" they produce.
  */
 #include "harness.h"
+#include "prop_test.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -379,11 +380,9 @@ TEST(corpus_all_types)
 
 /* ---- property: random Unicode strings survive toml_quote -> parse, as keys and as values ---- */
 
-static uint64_t rng_state;
 static uint32_t rnd32(void)
 {
-	rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
-	return (uint32_t)(rng_state >> 11);
+	return (uint32_t)(rnd() >> 11);
 }
 
 static size_t put_utf8(char *o, uint32_t c)
@@ -423,10 +422,7 @@ static size_t gen_unicode(char *o, bool allow_nul)
 
 TEST(property_quote_parse_round_trip)
 {
-	const char *e = getenv("SILO_TEST_SEED");
-	uint64_t seed = e ? strtoull(e, NULL, 10) : (uint64_t)time(NULL);
-	printf("# seed %llu (SILO_TEST_SEED=%llu replays)\n", (unsigned long long)seed, (unsigned long long)seed);
-	rng_state = seed ? seed : 1;
+	rnd_seed_env();
 	int ok = 0, n = 5000;
 	for (int i = 0; i < n; i++) {
 		char k[128], v[128];

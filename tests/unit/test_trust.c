@@ -16,6 +16,7 @@
 #include "core/provider.h"
 #include "core/sandbox.h"
 #include "harness.h"
+#include "tree_test.h"
 #include "image/image.h"
 #include "trust/trust.h"
 
@@ -63,23 +64,9 @@ static char *slurp(const char *path)
 	return t;
 }
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char *cmd = NULL;
-	if (vasprintf(&cmd, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	int rc = system(cmd);
-	free(cmd);
-	return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
 static bool have_minisign(void)
 {
-	return sh("minisign -v >/dev/null 2>&1") == 0;
+	return tree_sh("minisign -v >/dev/null 2>&1") == 0;
 }
 
 TEST(sign_verify_roundtrip_both_algorithms)
@@ -146,10 +133,10 @@ TEST(cross_verify_with_minisign_binary)
 	if (!have_minisign())
 		SKIP("minisign not installed (apt-get install minisign)");
 	setup();
-	REQUIRE(sh("cd %s && minisign -G -W -p m.pub -s m.key >/dev/null 2>&1", tmp) == 0);
+	REQUIRE(tree_sh("cd %s && minisign -G -W -p m.pub -s m.key >/dev/null 2>&1", tmp) == 0);
 	put(P("data"), "payload signed by minisign\n");
-	REQUIRE(sh("cd %s && minisign -S -W -s m.key -m data -t 'release 1' >/dev/null 2>&1", tmp) == 0);
-	REQUIRE(sh("cd %s && minisign -S -l -W -s m.key -m data -x data.legacy.minisig >/dev/null 2>&1", tmp) == 0);
+	REQUIRE(tree_sh("cd %s && minisign -S -W -s m.key -m data -t 'release 1' >/dev/null 2>&1", tmp) == 0);
+	REQUIRE(tree_sh("cd %s && minisign -S -l -W -s m.key -m data -x data.legacy.minisig >/dev/null 2>&1", tmp) == 0);
 	silo_error err = {0};
 	trust_pubkey pk;
 	REQUIRE(trust_pubkey_load(P("m.pub"), &pk, &err) == 0);
@@ -169,20 +156,20 @@ TEST(cross_verify_with_minisign_binary)
 	put(P("ours"), "payload signed by silo\n");
 	REQUIRE(trust_sign_file(&sk, P("ours"), NULL, NULL, false, &err) == 0);
 	REQUIRE(trust_sign_file(&sk, P("ours"), P("ours.l.minisig"), "legacy one", true, &err) == 0);
-	CHECK_INT_EQ(sh("cd %s && minisign -V -q -p m.pub -m ours", tmp), 0);
-	CHECK_INT_EQ(sh("cd %s && minisign -V -q -p m.pub -m ours -x ours.l.minisig", tmp), 0);
+	CHECK_INT_EQ(tree_sh("cd %s && minisign -V -q -p m.pub -m ours", tmp), 0);
+	CHECK_INT_EQ(tree_sh("cd %s && minisign -V -q -p m.pub -m ours -x ours.l.minisig", tmp), 0);
 	/* minisign -H (require prehashed) refuses the legacy one: the algorithms really differ */
-	CHECK(sh("cd %s && minisign -V -q -H -p m.pub -m ours -x ours.l.minisig 2>/dev/null", tmp) != 0);
+	CHECK(tree_sh("cd %s && minisign -V -q -H -p m.pub -m ours -x ours.l.minisig 2>/dev/null", tmp) != 0);
 	/* minisign rejects a file we did not sign */
 	put(P("ours"), "payload signed by silo?\n");
-	CHECK(sh("cd %s && minisign -V -q -p m.pub -m ours 2>/dev/null", tmp) != 0);
+	CHECK(tree_sh("cd %s && minisign -V -q -p m.pub -m ours 2>/dev/null", tmp) != 0);
 	/* our keygen -> minisign signs with our secret key -> we and minisign verify */
 	trust_pubkey ok;
 	REQUIRE(trust_keygen(P("s.pub"), P("s.key"), &ok, &err) == 0);
 	put(P("d2"), "x");
-	REQUIRE(sh("cd %s && minisign -S -W -s s.key -m d2 >/dev/null 2>&1", tmp) == 0);
+	REQUIRE(tree_sh("cd %s && minisign -S -W -s s.key -m d2 >/dev/null 2>&1", tmp) == 0);
 	CHECK_INT_EQ(trust_verify_file(&ok, 1, P("d2"), NULL, &r, &err), 0);
-	CHECK_INT_EQ(sh("cd %s && minisign -V -q -p s.pub -m d2", tmp), 0);
+	CHECK_INT_EQ(tree_sh("cd %s && minisign -V -q -p s.pub -m d2", tmp), 0);
 	teardown();
 }
 
@@ -191,7 +178,7 @@ TEST(minisign_password_protected_key)
 	if (!have_minisign())
 		SKIP("minisign not installed");
 	setup();
-	REQUIRE(sh("cd %s && printf 'pw1\\npw1\\n' | minisign -G -p e.pub -s e.key >/dev/null 2>&1", tmp) == 0);
+	REQUIRE(tree_sh("cd %s && printf 'pw1\\npw1\\n' | minisign -G -p e.pub -s e.key >/dev/null 2>&1", tmp) == 0);
 	silo_error e1 = {0};
 	trust_seckey sk;
 	CHECK_INT_EQ(trust_seckey_load(P("e.key"), NULL, &sk, &e1), -1);
@@ -203,7 +190,7 @@ TEST(minisign_password_protected_key)
 	REQUIRE(trust_seckey_load(P("e.key"), "pw1", &sk, &err) == 0);
 	put(P("f"), "encrypted key works");
 	REQUIRE(trust_sign_file(&sk, P("f"), NULL, NULL, false, &err) == 0);
-	CHECK_INT_EQ(sh("cd %s && minisign -V -q -p e.pub -m f", tmp), 0);
+	CHECK_INT_EQ(tree_sh("cd %s && minisign -V -q -p e.pub -m f", tmp), 0);
 	teardown();
 }
 
@@ -764,7 +751,7 @@ TEST(namespace_tree_tampering_refused)
 	snprintf(q, sizeof q, "%s.orig", root);
 	REQUIRE(rename(root, q) == 0);
 	snprintf(p, sizeof p, "cp -a %s %s && echo x >> %s/etc/passwd", q, root, root);
-	REQUIRE(sh("%s", p) == 0);
+	REQUIRE(tree_sh("%s", p) == 0);
 	CHECK(!tree_ok(root));
 	rm_rf(root);
 	REQUIRE(rename(q, root) == 0);
@@ -907,12 +894,12 @@ TEST(bundle_tar_walk_validates_every_entry)
 	memset(longdir, 'd', 121);
 	longdir[60] = '/'; /* two components of 60: the path is longer than ustar's 100-byte name */
 	longdir[121] = '\0';
-	REQUIRE(sh("mkdir -p %s/b/app/lib %s/b/app/%s && echo 'print(1)' > %s/b/app/main.py && echo x > %s/b/app/lib/m.py "
+	REQUIRE(tree_sh("mkdir -p %s/b/app/lib %s/b/app/%s && echo 'print(1)' > %s/b/app/main.py && echo x > %s/b/app/lib/m.py "
 		   "&& echo y > %s/b/app/%s/f.txt",
 		   tmp, tmp, longdir, tmp, tmp, tmp, longdir) == 0);
 	static const char *const fmts[] = {"gnu", "pax", "ustar"};
 	for (size_t i = 0; i < ARRAY_SIZE(fmts); i++) {
-		REQUIRE(sh("tar --format=%s -C %s/b -cf %s/b.tar app 2>/dev/null", fmts[i], tmp, tmp) == 0);
+		REQUIRE(tree_sh("tar --format=%s -C %s/b -cf %s/b.tar app 2>/dev/null", fmts[i], tmp, tmp) == 0);
 		char *t = NULL;
 		size_t tl = 0;
 		REQUIRE(read_file(P("b.tar"), 1 << 20, &t, &tl, &err) == 0);
