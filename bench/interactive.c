@@ -413,11 +413,7 @@ int main(int argc, char **argv)
 		die(2, "--keys >= 1, --runs 1..16");
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	char path[4096];
-	silo_error ferr;
-	if (!silod && find_helper_binary("silod", path, sizeof path, &ferr) < 0)
-		die(1, "%s", ferr.message);
-	if (!silod)
-		silod = path;
+	bench_find_silod(&silod, path);
 	char *sargv[] = {(char *)silod, NULL};
 	pid_t dp = bench_spawn_silod(sargv, tmp, sock, sizeof sock);   /* also sets the dirs for the embedded sandbox */
 	if (dp < 0)
@@ -448,16 +444,12 @@ int main(int argc, char **argv)
 	json_t *t2 = transfer("one 100 MB file", id, one, 100u << 20);
 	json_t *out = json_pack("{s:{s:o,s:o,s:o},s:{s:o,s:o}}", "keystroke", "silod_websocket", ks, "embedded_proc", ke,
 				"local_pty_floor", kl, "archive", "tree", t1, "one_file", t2);
-	char *txt = json_dumps(out, JSON_INDENT(2));
-	printf("%s\n", txt);
-	free(txt);
+	bench_print_json(out, 0);
 	json_decref(out);
 	char p2[256];
 	snprintf(p2, sizeof p2, "/v1/sandboxes/%s?grace_ms=0", id);
 	http("DELETE", p2, NULL, -1, NULL, 0, -1, &r);
 	drop(&r);
-	kill(dp, SIGTERM);
-	waitpid(dp, NULL, 0);
-	rm_rf(tmp);
+	bench_silod_stop(dp, tmp);
 	return 0;
 }
