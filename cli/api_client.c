@@ -301,36 +301,28 @@ struct api_ws {
 	ws_conn *ws;
 };
 
+/* curl_easy_recv/send's outcome as read(2)/write(2) give it: n bytes, or -1
+ * with errno EAGAIN (try again) or fail_errno. */
+static ssize_t curl_io(CURLcode rc, size_t n, int fail_errno)
+{
+	if (rc == CURLE_OK)
+		return (ssize_t)n;
+	errno = rc == CURLE_AGAIN ? EAGAIN : fail_errno;
+	return -1;
+}
+
 static ssize_t curl_rd(void *ud, void *buf, size_t n)
 {
 	api_ws *w = ud;
 	size_t got = 0;
-	CURLcode rc = curl_easy_recv(w->h, buf, n, &got);
-	if (rc == CURLE_AGAIN) {
-		errno = EAGAIN;
-		return -1;
-	}
-	if (rc != CURLE_OK) {
-		errno = EIO;
-		return -1;
-	}
-	return (ssize_t)got;
+	return curl_io(curl_easy_recv(w->h, buf, n, &got), got, EIO);
 }
 
 static ssize_t curl_wr(void *ud, const void *buf, size_t n)
 {
 	api_ws *w = ud;
 	size_t sent = 0;
-	CURLcode rc = curl_easy_send(w->h, buf, n, &sent);
-	if (rc == CURLE_AGAIN) {
-		errno = EAGAIN;
-		return -1;
-	}
-	if (rc != CURLE_OK) {
-		errno = EPIPE;
-		return -1;
-	}
-	return (ssize_t)sent;
+	return curl_io(curl_easy_send(w->h, buf, n, &sent), sent, EPIPE);
 }
 
 /* Everything of buf through curl, waiting for the socket as needed. */

@@ -78,6 +78,62 @@ int cli_call_json(const char *method, const char *path, json_t *body, bool json,
 	return 0;
 }
 
+int cli_call_show(const char *method, const char *path, json_t *body, bool json, const char *field)
+{
+	json_t *o;
+	int rc = cli_call_json(method, path, body, json, &o);
+	if (rc)
+		return rc;
+	json_t *v = field ? json_object_get(o, field) : NULL, *e;
+	size_t i;
+	if (json)
+		cli_print_json(o);
+	else if (json_is_array(v))
+		json_array_foreach(v, i, e) printf("%s\n", json_string_value(e));
+	else if (field)
+		printf("%s\n", cli_jstr(o, field));
+	json_decref(o);
+	return 0;
+}
+
+int cli_call_table(const char *method, const char *path, json_t *body, bool json, json_t **out)
+{
+	int rc = cli_call_json(method, path, body, json, out);
+	if (rc || !json)
+		return rc;
+	cli_print_json(*out);
+	json_decref(*out);
+	*out = NULL;
+	return 0;
+}
+
+int cli_operands(int argc, char **argv, const char *u, bool json, const cli_opargs *oa, const char **ops, int min,
+		 int max)
+{
+	static const cli_opargs none;
+	if (!oa)
+		oa = &none;
+	int n = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--json"))
+			continue;
+		if (oa->flag && !strcmp(a, oa->flag)) {
+			*oa->on = true;
+			continue;
+		}
+		if (oa->valflag && !strcmp(a, oa->valflag) && i + 1 < argc) {
+			*oa->val = strtoll(argv[++i], NULL, 10);
+			continue;
+		}
+		bool neg_num = a[0] == '-' && a[1] >= '0' && a[1] <= '9' && n == max - 1 && n >= min;
+		if ((a[0] == '-' && !neg_num) || n == max)
+			return cli_usage_error(argv[0], u, json);
+		ops[n++] = neg_num ? a + 1 : a;
+	}
+	return n < min ? cli_usage_error(argv[0], u, json) : 0;
+}
+
 bool cli_exit_oom(json_t *exit)
 {
 	return json_is_true(json_object_get(exit, "oom_killed"));

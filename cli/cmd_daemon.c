@@ -68,17 +68,10 @@ static int list_sandboxes(int argc, char **argv, bool top)
 		if (off >= sizeof path)
 			return cli_usage_error(argv[0], "filters too long", json);
 	}
-	api_client *cl;
-	int rc = connect_or_fail(&cl, json);
+	json_t *o;
+	int rc = cli_call_json("GET", path, NULL, json, &o);
 	if (rc)
 		return rc;
-	json_t *o;
-	silo_error err;
-	if (api_get_json(cl, path, &o, &err) < 0) {
-		api_client_free(cl);
-		return cli_error(&err, json);
-	}
-	api_client_free(cl);
 	json_t *a = json_object_get(o, "sandboxes");
 	if (json) {
 		cli_print_json(a);
@@ -145,16 +138,10 @@ static int get_one(int argc, char **argv, const char *sub)
 	else
 		snprintf(path, sizeof path, "/v1/sandboxes/%s", eid);
 	free(eid);
-	api_client *cl;
-	int rc = connect_or_fail(&cl, json);
+	json_t *o;
+	int rc = cli_call_json("GET", path, NULL, json, &o);
 	if (rc)
 		return rc;
-	json_t *o;
-	silo_error err;
-	rc = api_get_json(cl, path, &o, &err);
-	api_client_free(cl);
-	if (rc < 0)
-		return cli_error(&err, json);
 	if (!sub || json) {
 		cli_print_json(o);
 	} else {

@@ -274,14 +274,9 @@ int cmd_usage(int argc, char **argv)
 		if (strcmp(argv[i], "--json") != 0)
 			return cli_usage_error(argv[0], "[--json]", json);
 	json_t *o;
-	int rc = cli_call_json("GET", "/v1/usage", NULL, json, &o);
-	if (rc)
+	int rc = cli_call_table("GET", "/v1/usage", NULL, json, &o);
+	if (rc || !o)
 		return rc;
-	if (json) {
-		cli_print_json(o);
-		json_decref(o);
-		return 0;
-	}
 	json_t *rates = json_object_get(o, "rates");
 	printf("rates: %g per vCPU-second, %g per GiB-second\n\n", cli_jnum(rates, "vcpu_second"), cli_jnum(rates, "gib_second"));
 	printf("%-20s %-20s %12s %12s %12s %12s %8s\n", "TEAM", "AGENT", "VCPU_S", "GIB_S", "COST", "BUDGET", "USED");
