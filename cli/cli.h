@@ -88,6 +88,16 @@ typedef struct cli_opargs {
 } cli_opargs;
 int cli_operands(int argc, char **argv, const char *u, bool json, const cli_opargs *oa, const char **ops, int min,
 		 int max);
+/* A verb's subcommands (config, token, trust), one row each; an alias is a row of
+ * its own. fn gets argv from the subcommand's name on. */
+typedef struct cli_sub {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+} cli_sub;
+/* silo VERB SUB ARGS...: with usage, no SUB or -h/--help prints it (stderr and 2 /
+ * stdout and 0); the row of subs[0..n) named SUB runs; -1 when none is (the verb
+ * reports it). */
+int cli_sub_run(const cli_sub *subs, size_t n, void (*usage)(FILE *), int argc, char **argv);
 /* "ID:/path" -> id, path; a plain local path ("./a:/b" too) returns false. */
 bool cli_split_remote(const char *s, char *id, size_t idlen, const char **path);
 

@@ -134,6 +134,18 @@ int cli_operands(int argc, char **argv, const char *u, bool json, const cli_opar
 	return n < min ? cli_usage_error(argv[0], u, json) : 0;
 }
 
+int cli_sub_run(const cli_sub *subs, size_t n, void (*usage)(FILE *), int argc, char **argv)
+{
+	if (usage && (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (size_t i = 0; i < n && argc >= 2; i++)
+		if (!strcmp(subs[i].name, argv[1]))
+			return subs[i].fn(argc - 1, argv + 1);
+	return -1;
+}
+
 bool cli_exit_oom(json_t *exit)
 {
 	return json_is_true(json_object_get(exit, "oom_killed"));
