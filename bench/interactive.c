@@ -311,6 +311,17 @@ static ent *walk(const char *root, int *n)
 	return v;
 }
 
+/* rm -r /work in sandbox id (the body's length without its NUL). */
+static void clear_work(const char *id)
+{
+	static const char body[] = "{\"path\":\"/work\",\"recursive\":true}";
+	char path[512];
+	resp rs = {0};
+	snprintf(path, sizeof path, "/v1/sandboxes/%s/fs/remove", id);
+	http("POST", path, "application/json", -1, body, sizeof body - 1, -1, &rs);
+	drop(&rs);
+}
+
 /* MB/s in and out, tar vs files, for the tree at src (data bytes). */
 static json_t *transfer(const char *label, const char *id, const char *src, uint64_t data)
 {
@@ -326,9 +337,7 @@ static json_t *transfer(const char *label, const char *id, const char *src, uint
 		char path[512];
 		resp rs = {0};
 		/* archive in */
-		snprintf(path, sizeof path, "/v1/sandboxes/%s/fs/remove", id);
-		http("POST", path, "application/json", -1, "{\"path\":\"/work\",\"recursive\":true}", 35, -1, &rs);
-		drop(&rs);
+		clear_work(id);
 		lseek(tarfd, 0, SEEK_SET);
 		uint64_t t0 = now_mono_ns();
 		snprintf(path, sizeof path, "/v1/sandboxes/%s/archive?path=/work", id);
@@ -345,9 +354,7 @@ static json_t *transfer(const char *label, const char *id, const char *src, uint
 		aout[r] = (double)data / 1e6 / (bench_ms_since(t0) / 1e3);
 		close(out);
 		/* files in: mkdir for each directory, PUT each file */
-		snprintf(path, sizeof path, "/v1/sandboxes/%s/fs/remove", id);
-		http("POST", path, "application/json", -1, "{\"path\":\"/work\",\"recursive\":true}", 35, -1, &rs);
-		drop(&rs);
+		clear_work(id);
 		t0 = now_mono_ns();
 		for (int i = -1; i < nent; i++) {
 			char b[600], lp[4500];
