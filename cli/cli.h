@@ -65,6 +65,14 @@ int cli_call_json(const char *method, const char *path, json_t *body, bool json,
  * field on a line, or each string of it when it is an array (nothing when field is
  * NULL). body is not consumed. 0, or the exit status. */
 int cli_call_show(const char *method, const char *path, json_t *body, bool json, const char *field);
+/* DELETE /v1/COLL/NAME + query for each of names[0..n) (rm, undeploy): with --json
+ * the answers as one array at the end, else line(o) for each. The exit status of
+ * the last failure (each is printed), or 0. */
+int cli_delete_each(const char *coll, char *const *names, int n, const char *query, bool json,
+		    void (*line)(json_t *o));
+/* An answer queued for an offline target (docs/remote.md): "queued SEQ for target T"
+ * on stdout and true; false (nothing printed) for any other answer. */
+bool cli_print_queued(json_t *o);
 /* cli_call_json for a verb that prints its own table: with --json the answer is
  * printed here and *out is NULL. */
 int cli_call_table(const char *method, const char *path, json_t *body, bool json, json_t **out);

@@ -96,6 +96,42 @@ int cli_call_show(const char *method, const char *path, json_t *body, bool json,
 	return 0;
 }
 
+int cli_delete_each(const char *coll, char *const *names, int n, const char *query, bool json,
+		    void (*line)(json_t *o))
+{
+	int rc = 0;
+	json_t *results = json_array();
+	for (int i = 0; i < n; i++) {
+		char *e = api_escape(names[i]);
+		char *path = xasprintf("/v1/%s/%s%s", coll, e, query);
+		free(e);
+		json_t *o;
+		int r = cli_call_json("DELETE", path, NULL, json, &o);
+		free(path);
+		if (r) {
+			rc = r;
+			continue;
+		}
+		if (json)
+			json_array_append(results, o);
+		else
+			line(o);
+		json_decref(o);
+	}
+	if (json && json_array_size(results))
+		cli_print_json(results);
+	json_decref(results);
+	return rc;
+}
+
+bool cli_print_queued(json_t *o)
+{
+	if (!json_object_get(o, "queued"))
+		return false;
+	printf("queued %" JSON_INTEGER_FORMAT " for target %s\n", cli_jint(o, "queued"), cli_jstr(o, "target"));
+	return true;
+}
+
 int cli_call_table(const char *method, const char *path, json_t *body, bool json, json_t **out)
 {
 	int rc = cli_call_json(method, path, body, json, out);
