@@ -286,12 +286,7 @@ int main(int argc, char **argv)
 	if (clients < 1 || clients > 1000 || rounds < 1 || pool_k < 0 || pool_k > 1000)
 		die(2, "--clients must be 1..1000, --rounds >= 1, --warm-pool 0..1000");
 	char silod_path[4096];
-	silo_error err;
-	if (!silod) {
-		if (find_helper_binary("silod", silod_path, sizeof silod_path, &err) < 0)
-			die(1, "%s", err.message);
-		silod = silod_path;
-	}
+	bench_find_silod(&silod, silod_path);
 	char tmp[] = "/tmp/silo-api-load-XXXXXX";
 	char maxs[32], pool_path[] = "/tmp/silo-api-pool-XXXXXX.toml", pool_arg[64];
 	snprintf(maxs, sizeof maxs, "%d", clients + pool_k + 8);
@@ -390,10 +385,7 @@ int main(int argc, char **argv)
 				mgr_cps > 0 ? 100.0 * (1.0 - silod_cps / mgr_cps) : 0.0, "errors", (int)errors,
 				"sandboxes_left", (json_int_t)left);
 	json_object_set_new(out, "warm_pool", json_integer(pool_k));
-	char *txt = json_dumps(out, JSON_INDENT(2));
-	printf("%s\n", txt);
-	fflush(stdout);
-	free(txt);
+	bench_print_json(out, 0);
 	for (int op = 0; op < OP__N; op++) {
 		free(load.v[op]);
 		free(solo.v[op]);
@@ -405,10 +397,6 @@ int main(int argc, char **argv)
 		unlink(pool_path);
 out:
 	curl_easy_cleanup(h);
-	if (pid > 0) {
-		kill(pid, SIGTERM);
-		waitpid(pid, NULL, 0);
-	}
-	rm_rf(tmp);
+	bench_silod_stop(pid, tmp);
 	return rc;
 }

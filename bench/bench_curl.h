@@ -114,11 +114,9 @@ static inline int bench_silod_wait(CURL *h, const char *sock, const char *provid
 	return avail;
 }
 
-/* Before starting silod: find it unless *silod is set (path gets it), make
- * the temp dir tmp (a mkdtemp template, rewritten) with tmp/state and tmp/run,
- * point SILO_STATE_DIR and SILO_RUNTIME_DIR at them and fill sock with the
- * unix socket's path. Dies on failure. */
-static inline void bench_silod_setup(const char **silod, char path[4096], char *tmp, char *sock, size_t sock_len)
+/* Find silod unless *silod is set (path gets it, *silod points at it). Dies
+ * when it is not found. */
+static inline void bench_find_silod(const char **silod, char path[4096])
 {
 	silo_error err;
 	if (!*silod) {
@@ -126,6 +124,14 @@ static inline void bench_silod_setup(const char **silod, char path[4096], char *
 			die(1, "%s", err.message);
 		*silod = path;
 	}
+}
+
+/* Before starting silod: bench_find_silod, then make the temp dir tmp (a mkdtemp template, rewritten) with tmp/state and tmp/run,
+ * point SILO_STATE_DIR and SILO_RUNTIME_DIR at them and fill sock with the
+ * unix socket's path. Dies on failure. */
+static inline void bench_silod_setup(const char **silod, char path[4096], char *tmp, char *sock, size_t sock_len)
+{
+	bench_find_silod(silod, path);
 	if (bench_silod_dirs(tmp, sock, sock_len) < 0)
 		die_errno(1, "state and runtime dirs under %s", tmp);
 }

@@ -2,15 +2,17 @@
  * Shared by the benchmarks in bench/: sorting and nearest-rank percentiles of
  * samples, the mean, elapsed time, a growable sample array, and the
  * fixed-capacity series with a failure count that run_latency and snapshot
- * report, and a silod of its own for the benches that talk HTTP. Each bench
- * prints its own JSON.
+ * report, a silod of its own for the benches that talk HTTP (started and
+ * stopped), and the printing of a bench's JSON document.
  */
 #ifndef SILO_BENCH_UTIL_H
 #define SILO_BENCH_UTIL_H
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +184,27 @@ static inline pid_t bench_spawn_silod(char *const argv[], char *tmp, char *sock,
 		_exit(127);
 	}
 	return pid;
+}
+
+/* Stop the silod of bench_spawn_silod (SIGTERM, reaped; none when pid <= 0)
+ * and remove its dirs under TMP. */
+static inline void bench_silod_stop(pid_t pid, const char *tmp)
+{
+	if (pid > 0) {
+		kill(pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+	}
+	rm_rf(tmp);
+}
+
+/* The bench's result document on stdout: indented (JSON_INDENT(2) | flags),
+ * one line break, flushed. doc stays the caller's. */
+static inline void bench_print_json(json_t *doc, size_t flags)
+{
+	char *txt = json_dumps(doc, JSON_INDENT(2) | flags);
+	printf("%s\n", txt);
+	fflush(stdout);
+	free(txt);
 }
 
 #endif

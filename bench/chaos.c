@@ -873,11 +873,7 @@ int main(int argc, char **argv)
 	}
 	char bin[PATH_MAX];
 	silo_error err = {0};
-	if (!C.silod_bin) {
-		if (find_helper_binary("silod", bin, sizeof bin, &err) < 0)
-			die(1, "%s", err.message);
-		C.silod_bin = bin;
-	}
+	bench_find_silod(&C.silod_bin, bin);
 	C.rng = seed;
 	snprintf(C.tmp, sizeof C.tmp, "/tmp/silo-chaos-XXXXXX");
 	if (!mkdtemp(C.tmp))
@@ -1058,9 +1054,7 @@ int main(int argc, char **argv)
 		json_array_append_new(la, json_string(*p));
 	json_object_set_new(o, "orphans", oa);
 	json_object_set_new(o, "lost", la);
-	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	printf("%s\n", s);
-	free(s);
+	bench_print_json(o, JSON_PRESERVE_ORDER);
 	json_decref(o);
 	size_t nlost = strv_len(lost);
 	printf("orphans %zu, lost %zu\n", C.nitems, nlost);

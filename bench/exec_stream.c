@@ -472,9 +472,7 @@ static json_t *bench_silod(const char *silod)
 	free(n.line);
 done:
 	curl_easy_cleanup(h);
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
-	rm_rf(tmp);
+	bench_silod_stop(pid, tmp);
 	return out;
 }
 
@@ -529,9 +527,7 @@ int main(int argc, char **argv)
 		json_object_set_new(doc, "embedded", bench_embedded());
 	if (via_silod)
 		json_object_set_new(doc, "silod", bench_silod(silod));
-	char *s = json_dumps(doc, JSON_INDENT(2));
-	puts(s);
-	free(s);
+	bench_print_json(doc, 0);
 	json_decref(doc);
 	return 0;
 }

@@ -311,6 +311,17 @@ static ent *walk(const char *root, int *n)
 	return v;
 }
 
+/* rm -r /work in sandbox id (the body's length without its NUL). */
+static void clear_work(const char *id)
+{
+	static const char body[] = "{\"path\":\"/work\",\"recursive\":true}";
+	char path[512];
+	resp rs = {0};
+	snprintf(path, sizeof path, "/v1/sandboxes/%s/fs/remove", id);
+	http("POST", path, "application/json", -1, body, sizeof body - 1, -1, &rs);
+	drop(&rs);
+}
+
 /* MB/s in and out, tar vs files, for the tree at src (data bytes). */
 static json_t *transfer(const char *label, const char *id, const char *src, uint64_t data)
 {
@@ -326,9 +337,7 @@ static json_t *transfer(const char *label, const char *id, const char *src, uint
 		char path[512];
 		resp rs = {0};
 		/* archive in */
-		snprintf(path, sizeof path, "/v1/sandboxes/%s/fs/remove", id);
-		http("POST", path, "application/json", -1, "{\"path\":\"/work\",\"recursive\":true}", 35, -1, &rs);
-		drop(&rs);
+		clear_work(id);
 		lseek(tarfd, 0, SEEK_SET);
 		uint64_t t0 = now_mono_ns();
 		snprintf(path, sizeof path, "/v1/sandboxes/%s/archive?path=/work", id);
@@ -345,9 +354,7 @@ static json_t *transfer(const char *label, const char *id, const char *src, uint
 		aout[r] = (double)data / 1e6 / (bench_ms_since(t0) / 1e3);
 		close(out);
 		/* files in: mkdir for each directory, PUT each file */
-		snprintf(path, sizeof path, "/v1/sandboxes/%s/fs/remove", id);
-		http("POST", path, "application/json", -1, "{\"path\":\"/work\",\"recursive\":true}", 35, -1, &rs);
-		drop(&rs);
+		clear_work(id);
 		t0 = now_mono_ns();
 		for (int i = -1; i < nent; i++) {
 			char b[600], lp[4500];
@@ -413,11 +420,7 @@ int main(int argc, char **argv)
 		die(2, "--keys >= 1, --runs 1..16");
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	char path[4096];
-	silo_error ferr;
-	if (!silod && find_helper_binary("silod", path, sizeof path, &ferr) < 0)
-		die(1, "%s", ferr.message);
-	if (!silod)
-		silod = path;
+	bench_find_silod(&silod, path);
 	char *sargv[] = {(char *)silod, NULL};
 	pid_t dp = bench_spawn_silod(sargv, tmp, sock, sizeof sock);   /* also sets the dirs for the embedded sandbox */
 	if (dp < 0)
@@ -448,16 +451,12 @@ int main(int argc, char **argv)
 	json_t *t2 = transfer("one 100 MB file", id, one, 100u << 20);
 	json_t *out = json_pack("{s:{s:o,s:o,s:o},s:{s:o,s:o}}", "keystroke", "silod_websocket", ks, "embedded_proc", ke,
 				"local_pty_floor", kl, "archive", "tree", t1, "one_file", t2);
-	char *txt = json_dumps(out, JSON_INDENT(2));
-	printf("%s\n", txt);
-	free(txt);
+	bench_print_json(out, 0);
 	json_decref(out);
 	char p2[256];
 	snprintf(p2, sizeof p2, "/v1/sandboxes/%s?grace_ms=0", id);
 	http("DELETE", p2, NULL, -1, NULL, 0, -1, &r);
 	drop(&r);
-	kill(dp, SIGTERM);
-	waitpid(dp, NULL, 0);
-	rm_rf(tmp);
+	bench_silod_stop(dp, tmp);
 	return 0;
 }

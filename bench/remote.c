@@ -164,11 +164,7 @@ int main(int argc, char **argv)
 		return fprintf(stderr, "remote: -n must be 1..100000\n"), 2;
 	char path[4096];
 	silo_error err;
-	if (!silod) {
-		if (find_helper_binary("silod", path, sizeof path, &err) < 0)
-			die(1, "%s", err.message);
-		silod = path;
-	}
+	bench_find_silod(&silod, path);
 
 	/* PKI and token, in a dir of their own */
 	char pki[] = "/tmp/silo-bench-remote-pki-XXXXXX";
@@ -316,9 +312,7 @@ int main(int argc, char **argv)
 			p50[WAY_HUB] - p50[WAY_TLS], "loadavg", la[0], la[1], la[2], "cpus_online",
 			(int)sysconf(_SC_NPROCESSORS_ONLN), "connections",
 			"the client's: fresh per request (as silo exec); the hub's to the edge: kept open and reused");
-	char *txt = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(5));
-	printf("%s\n", txt);
-	free(txt);
+	bench_print_json(doc, JSON_REAL_PRECISION(5));
 	rc = errors[WAY_HUB] + errors[WAY_TLS] + errors[WAY_UNIX] ? 1 : 0;
 out:
 	if (sid[0]) {

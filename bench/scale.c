@@ -411,12 +411,7 @@ int main(int argc, char **argv)
 		mem_oc = 1;
 
 	char silod_path[4096], maxs[32], coc[32], moc[32];
-	silo_error ferr;
-	if (!silod) {
-		if (find_helper_binary("silod", silod_path, sizeof silod_path, &ferr) < 0)
-			die(1, "%s", ferr.message);
-		silod = silod_path;
-	}
+	bench_find_silod(&silod, silod_path);
 	snprintf(maxs, sizeof maxs, "%d", total);
 	snprintf(coc, sizeof coc, "%.3f", cpu_oc);
 	snprintf(moc, sizeof moc, "%.3f", mem_oc);
@@ -522,16 +517,11 @@ int main(int argc, char **argv)
 	double la[1];
 	if (getloadavg(la, 1) == 1)
 		json_object_set_new(out, "load_average", json_real(la[0]));
-	char *txt = json_dumps(out, JSON_INDENT(2));
-	printf("%s\n", txt);
-	fflush(stdout);
-	free(txt);
+	bench_print_json(out, 0);
 	json_decref(out);
 	rc = created == total && exec_live.n == (size_t)total && !delete_all.errors && clean ? 0 : 1;
 out:
 	curl_easy_cleanup(h);
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
-	rm_rf(tmp);
+	bench_silod_stop(pid, tmp);
 	return rc;
 }

@@ -588,10 +588,7 @@ int main(int argc, char **argv)
 				wall, "unix_socket_health", unix_report(&pr.s), "attacker", attack, "server",
 				srv ? srv : json_null(), "sandboxes_left", (json_int_t)nleft, "client_errors",
 				(int)errors);
-	char *txt = json_dumps(out, JSON_INDENT(2));
-	printf("%s\n", txt);
-	fflush(stdout);
-	free(txt);
+	bench_print_json(out, 0);
 	json_decref(out);
 	json_decref(server);
 	rc = errors || nleft || pr.s.errors ? 1 : 0;
@@ -603,8 +600,6 @@ int main(int argc, char **argv)
 	free(A.lifetimes);
 out:
 	curl_easy_cleanup(h);
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
-	rm_rf(tmp);
+	bench_silod_stop(pid, tmp);
 	return rc;
 }

@@ -153,6 +153,19 @@ static void mem_of(sandbox *sb, memsum *m)
 	}
 }
 
+/* After 300 ms to settle: the memory of the n sandboxes in sb[] (NULL = failed
+ * to start) into m, then destroy them. */
+static void settle_measure_destroy(sandbox **sb, int n, memsum *m)
+{
+	usleep(300 * 1000);
+	for (int i = 0; i < n; i++)
+		if (sb[i])
+			mem_of(sb[i], m);
+	for (int i = 0; i < n; i++)
+		if (sb[i])
+			destroy(sb[i]);
+}
+
 static uint64_t mem_available_kb(void)
 {
 	char *txt = NULL;
@@ -421,13 +434,7 @@ int main(int argc, char **argv)
 		if (take(src, "fork", fid) >= 0 && snap_open(fid, true, &f, &err) == 0) {
 			for (int i = 0; i < forks; i++)
 				fk[i] = restore(&f);
-			usleep(300 * 1000);
-			for (int i = 0; i < forks; i++)
-				if (fk[i])
-					mem_of(fk[i], &mf);
-			for (int i = 0; i < forks; i++)
-				if (fk[i])
-					destroy(fk[i]);
+			settle_measure_destroy(fk, forks, &mf);
 			snap_info_free(&f);
 			snap_delete(fid, true, NULL);
 		}
@@ -439,13 +446,7 @@ int main(int argc, char **argv)
 			if (fk[i])
 				sh(fk[i], "mkdir -p /root/data && for i in $(seq 1 64); do head -c 16384 /dev/urandom > "
 					  "/root/data/f$i; done");
-		usleep(300 * 1000);
-		for (int i = 0; i < forks; i++)
-			if (fk[i])
-				mem_of(fk[i], &mc);
-		for (int i = 0; i < forks; i++)
-			if (fk[i])
-				destroy(fk[i]);
+		settle_measure_destroy(fk, forks, &mc);
 	}
 	/* density: MemAvailable drop for `density` idle forks */
 	uint64_t avail0 = 0, avail1 = 0;

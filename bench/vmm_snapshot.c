@@ -182,6 +182,19 @@ static void mem_of(pid_t pid, long *rss, long *pss)
 		fclose(f);
 }
 
+/* Add the RSS and PSS of the n processes in p[] to *rss and *pss, then stop them. */
+static void measure_stop(proc *p, int n, long *rss, long *pss)
+{
+	for (int i = 0; i < n; i++) {
+		long r, s;
+		mem_of(p[i].pid, &r, &s);
+		*rss += r;
+		*pss += s;
+	}
+	for (int i = 0; i < n; i++)
+		stop(&p[i]);
+}
+
 int main(int argc, char **argv)
 {
 	int runs = 50, forks = 20, ncold = -1, mem = 128;
@@ -333,27 +346,13 @@ int main(int argc, char **argv)
 	double fork_total_ms = bench_us_since(tf) / 1000.0;
 	usleep(200 * 1000);
 	long avail1 = mem_available();
-	for (int i = 0; i < forks; i++) {
-		long r, p;
-		mem_of(fp[i].pid, &r, &p);
-		frss += r;
-		fpss += p;
-	}
-	for (int i = 0; i < forks; i++)
-		stop(&fp[i]);
+	measure_stop(fp, forks, &frss, &fpss);
 	for (int i = 0; i < ncold; i++) {
 		spawn(&fp[i], 100 + i, cold_args);
 		if (first_byte(&fp[i], fp[i].t_spawn) < 0 || http(fp[i].sock, "PATCH", "/vm", "{\"state\":\"Paused\"}") != 204)
 			fails++;
 	}
-	for (int i = 0; i < ncold; i++) {
-		long r, p;
-		mem_of(fp[i].pid, &r, &p);
-		crss += r;
-		cpss += p;
-	}
-	for (int i = 0; i < ncold; i++)
-		stop(&fp[i]);
+	measure_stop(fp, ncold, &crss, &cpss);
 	free(fp);
 	unlink(st);
 	unlink(mf);

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
- * libcurl client for silod (see api_client.h).
+ * libcurl client for silod (see api_client.h). One handle, reused; a
+ * request's curl setup, body buffer and transfer errors are libsilo-client's
+ * (lib/client/http.h).
  */
 #include "cli/api_client.h"
 
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/context.h"
+#include "client/http.h"
 #include "common/util.h"
 
 #define MAX_RESPONSE (512u << 20)
@@ -28,18 +31,9 @@ struct api_client {
 	volatile sig_atomic_t *abort_flag;
 };
 
-static void global_init(void)
-{
-	static bool done;
-	if (!done) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		done = true;
-	}
-}
-
 int api_client_new(api_client **out, silo_error *err)
 {
-	global_init();
+	cl_http_init();
 	cli_endpoint e;
 	if (cli_endpoint_resolve(&e, err) < 0)
 		return -1;
@@ -107,11 +101,7 @@ const char *api_client_target(api_client *c)
 
 char *api_escape(const char *s)
 {
-	global_init();
-	char *e = curl_easy_escape(NULL, s, 0);
-	char *r = xstrdup(e ? e : "");
-	curl_free(e);
-	return r;
+	return cl_http_escape(s);
 }
 
 void api_error_from_body(long status, const char *body, silo_error *err)
@@ -158,17 +148,10 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
 		}
 		return len;
 	}
-	if (s->len + len + 1 > MAX_RESPONSE) {
+	if (!cl_buf_append(&s->buf, &s->len, &s->cap, MAX_RESPONSE, p, len)) {
 		s->overflow = true;
 		return 0;
 	}
-	if (s->len + len + 1 > s->cap) {
-		s->cap = MAX(s->cap * 2, s->len + len + 1);
-		s->buf = xrealloc(s->buf, s->cap);
-	}
-	memcpy(s->buf + s->len, p, len);
-	s->len += len;
-	s->buf[s->len] = '\0';
 	return len;
 }
 
@@ -192,23 +175,8 @@ static int perform(api_client *c, const char *method, const char *path, const ch
 		   size_t body_len, int upload_fd, sink *s, silo_error *err)
 {
 	CURL *h = c->h;
-	curl_easy_reset(h);
-	char url[8192];
-	snprintf(url, sizeof url, "%s%s", c->base, path);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	if (c->sock[0])
-		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->sock);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	if (c->ca[0])
-		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca);
-	if (c->cert[0]) {
-		curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert);
-		curl_easy_setopt(h, CURLOPT_SSLKEY, c->key);
-	}
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	cl_http_target t = {c->base, c->sock, c->auth, c->ca, c->cert, c->key};
+	struct curl_slist *hdrs = cl_http_setup(h, &t, method, path, ctype, 5000L);
 	if (c->timeout_ms)
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
 	if (c->abort_flag) {
@@ -216,15 +184,6 @@ static int perform(api_client *c, const char *method, const char *path, const ch
 		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
 		curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)c->abort_flag);
 	}
-	struct curl_slist *hdrs = NULL;
-	char cth[256];
-	if (ctype) {
-		snprintf(cth, sizeof cth, "Content-Type: %s", ctype);
-		hdrs = curl_slist_append(hdrs, cth);
-	}
-	if (c->auth)
-		hdrs = curl_slist_append(hdrs, c->auth);
-	hdrs = curl_slist_append(hdrs, "Expect:");
 	src in = {upload_fd};
 	if (upload_fd >= 0) {
 		struct stat st;
@@ -240,8 +199,6 @@ static int perform(api_client *c, const char *method, const char *path, const ch
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
 	}
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	s->h = h;
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
@@ -261,11 +218,7 @@ static int perform(api_client *c, const char *method, const char *path, const ch
 		if (rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CACERT_BADFILE)
 			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "TLS files for %s: %s", c->target,
 					 curl_easy_strerror(rc));
-		if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
-			return silo_fail(err, SILO_ERR_REMOTE_UNREACHABLE, 0, "cannot reach silod at %s: %s (is silod running?)",
-					 c->target, curl_easy_strerror(rc));
-		return silo_fail(err, SILO_ERR_REMOTE_UNREACHABLE, 0, "%s %s via %s: %s", method, path, c->target,
-				 curl_easy_strerror(rc));
+		return cl_http_fail(rc, method, path, c->target, err);
 	}
 	if (s->status >= 400) {
 		api_error_from_body(s->status, s->buf, err);
@@ -348,36 +301,28 @@ struct api_ws {
 	ws_conn *ws;
 };
 
+/* curl_easy_recv/send's outcome as read(2)/write(2) give it: n bytes, or -1
+ * with errno EAGAIN (try again) or fail_errno. */
+static ssize_t curl_io(CURLcode rc, size_t n, int fail_errno)
+{
+	if (rc == CURLE_OK)
+		return (ssize_t)n;
+	errno = rc == CURLE_AGAIN ? EAGAIN : fail_errno;
+	return -1;
+}
+
 static ssize_t curl_rd(void *ud, void *buf, size_t n)
 {
 	api_ws *w = ud;
 	size_t got = 0;
-	CURLcode rc = curl_easy_recv(w->h, buf, n, &got);
-	if (rc == CURLE_AGAIN) {
-		errno = EAGAIN;
-		return -1;
-	}
-	if (rc != CURLE_OK) {
-		errno = EIO;
-		return -1;
-	}
-	return (ssize_t)got;
+	return curl_io(curl_easy_recv(w->h, buf, n, &got), got, EIO);
 }
 
 static ssize_t curl_wr(void *ud, const void *buf, size_t n)
 {
 	api_ws *w = ud;
 	size_t sent = 0;
-	CURLcode rc = curl_easy_send(w->h, buf, n, &sent);
-	if (rc == CURLE_AGAIN) {
-		errno = EAGAIN;
-		return -1;
-	}
-	if (rc != CURLE_OK) {
-		errno = EPIPE;
-		return -1;
-	}
-	return (ssize_t)sent;
+	return curl_io(curl_easy_send(w->h, buf, n, &sent), sent, EPIPE);
 }
 
 /* Everything of buf through curl, waiting for the socket as needed. */

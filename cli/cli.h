@@ -61,6 +61,21 @@ double cli_jnum(json_t *o, const char *k);
 /* METHOD path [JSON body] to silod -> *out = parsed JSON response; 0, or the CLI exit status
  * after printing the error. */
 int cli_call_json(const char *method, const char *path, json_t *body, bool json, json_t **out);
+/* The same, then the answer on stdout: as JSON with --json, else its string member
+ * field on a line, or each string of it when it is an array (nothing when field is
+ * NULL). body is not consumed. 0, or the exit status. */
+int cli_call_show(const char *method, const char *path, json_t *body, bool json, const char *field);
+/* DELETE /v1/COLL/NAME + query for each of names[0..n) (rm, undeploy): with --json
+ * the answers as one array at the end, else line(o) for each. The exit status of
+ * the last failure (each is printed), or 0. */
+int cli_delete_each(const char *coll, char *const *names, int n, const char *query, bool json,
+		    void (*line)(json_t *o));
+/* An answer queued for an offline target (docs/remote.md): "queued SEQ for target T"
+ * on stdout and true; false (nothing printed) for any other answer. */
+bool cli_print_queued(json_t *o);
+/* cli_call_json for a verb that prints its own table: with --json the answer is
+ * printed here and *out is NULL. */
+int cli_call_table(const char *method, const char *path, json_t *body, bool json, json_t **out);
 /* An exit object ({"exit_code", ..., "oom_killed"}) says the OOM killer ended the command. */
 bool cli_exit_oom(json_t *exit);
 /* "silo: command OOM-killed (memory limit N MiB)" on stderr; memory_mb <= 0: ask
@@ -69,6 +84,28 @@ void cli_note_oom(const char *id, long long memory_mb);
 /* GET path and list the array under key: as JSON with --json, else header()
  * then row() for each element. 0, or the CLI exit status. */
 int cli_list(const char *path, const char *key, bool json, void (*header)(void), void (*row)(json_t *item));
+/* A verb's operands (min..max of them, into ops) and its one flag (flag sets *on)
+ * or one flag with a number (valflag N sets *val); oa may be NULL; --json is
+ * skipped. A last optional operand "-9" (kill's signal) is taken as "9". 0, or
+ * the usage error's status (usage u). */
+typedef struct cli_opargs {
+	const char *flag;
+	bool *on;
+	const char *valflag;
+	long long *val;
+} cli_opargs;
+int cli_operands(int argc, char **argv, const char *u, bool json, const cli_opargs *oa, const char **ops, int min,
+		 int max);
+/* A verb's subcommands (config, token, trust), one row each; an alias is a row of
+ * its own. fn gets argv from the subcommand's name on. */
+typedef struct cli_sub {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+} cli_sub;
+/* silo VERB SUB ARGS...: with usage, no SUB or -h/--help prints it (stderr and 2 /
+ * stdout and 0); the row of subs[0..n) named SUB runs; -1 when none is (the verb
+ * reports it). */
+int cli_sub_run(const cli_sub *subs, size_t n, void (*usage)(FILE *), int argc, char **argv);
 /* "ID:/path" -> id, path; a plain local path ("./a:/b" too) returns false. */
 bool cli_split_remote(const char *s, char *id, size_t idlen, const char **path);
 

@@ -78,6 +78,110 @@ int cli_call_json(const char *method, const char *path, json_t *body, bool json,
 	return 0;
 }
 
+int cli_call_show(const char *method, const char *path, json_t *body, bool json, const char *field)
+{
+	json_t *o;
+	int rc = cli_call_json(method, path, body, json, &o);
+	if (rc)
+		return rc;
+	json_t *v = field ? json_object_get(o, field) : NULL, *e;
+	size_t i;
+	if (json)
+		cli_print_json(o);
+	else if (json_is_array(v))
+		json_array_foreach(v, i, e) printf("%s\n", json_string_value(e));
+	else if (field)
+		printf("%s\n", cli_jstr(o, field));
+	json_decref(o);
+	return 0;
+}
+
+int cli_delete_each(const char *coll, char *const *names, int n, const char *query, bool json,
+		    void (*line)(json_t *o))
+{
+	int rc = 0;
+	json_t *results = json_array();
+	for (int i = 0; i < n; i++) {
+		char *e = api_escape(names[i]);
+		char *path = xasprintf("/v1/%s/%s%s", coll, e, query);
+		free(e);
+		json_t *o;
+		int r = cli_call_json("DELETE", path, NULL, json, &o);
+		free(path);
+		if (r) {
+			rc = r;
+			continue;
+		}
+		if (json)
+			json_array_append(results, o);
+		else
+			line(o);
+		json_decref(o);
+	}
+	if (json && json_array_size(results))
+		cli_print_json(results);
+	json_decref(results);
+	return rc;
+}
+
+bool cli_print_queued(json_t *o)
+{
+	if (!json_object_get(o, "queued"))
+		return false;
+	printf("queued %" JSON_INTEGER_FORMAT " for target %s\n", cli_jint(o, "queued"), cli_jstr(o, "target"));
+	return true;
+}
+
+int cli_call_table(const char *method, const char *path, json_t *body, bool json, json_t **out)
+{
+	int rc = cli_call_json(method, path, body, json, out);
+	if (rc || !json)
+		return rc;
+	cli_print_json(*out);
+	json_decref(*out);
+	*out = NULL;
+	return 0;
+}
+
+int cli_operands(int argc, char **argv, const char *u, bool json, const cli_opargs *oa, const char **ops, int min,
+		 int max)
+{
+	static const cli_opargs none;
+	if (!oa)
+		oa = &none;
+	int n = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--json"))
+			continue;
+		if (oa->flag && !strcmp(a, oa->flag)) {
+			*oa->on = true;
+			continue;
+		}
+		if (oa->valflag && !strcmp(a, oa->valflag) && i + 1 < argc) {
+			*oa->val = strtoll(argv[++i], NULL, 10);
+			continue;
+		}
+		bool neg_num = a[0] == '-' && a[1] >= '0' && a[1] <= '9' && n == max - 1 && n >= min;
+		if ((a[0] == '-' && !neg_num) || n == max)
+			return cli_usage_error(argv[0], u, json);
+		ops[n++] = neg_num ? a + 1 : a;
+	}
+	return n < min ? cli_usage_error(argv[0], u, json) : 0;
+}
+
+int cli_sub_run(const cli_sub *subs, size_t n, void (*usage)(FILE *), int argc, char **argv)
+{
+	if (usage && (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (size_t i = 0; i < n && argc >= 2; i++)
+		if (!strcmp(subs[i].name, argv[1]))
+			return subs[i].fn(argc - 1, argv + 1);
+	return -1;
+}
+
 bool cli_exit_oom(json_t *exit)
 {
 	return json_is_true(json_object_get(exit, "oom_killed"));

@@ -24,7 +24,7 @@ static int validate(int argc, char **argv)
 	bool json = false, capacity = false;
 	int files = 0, bad = 0;
 	json_t *results = json_array();
-	for (int i = 0; i < argc; i++) {
+	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json")) {
 			json = true;
 			continue;
@@ -79,7 +79,7 @@ static int format(int argc, char **argv)
 {
 	bool write = false;
 	const char *file = NULL;
-	for (int i = 0; i < argc; i++) {
+	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--write"))
 			write = true;
 		else if (!file)
@@ -116,13 +116,13 @@ static int format(int argc, char **argv)
 
 static int dflt(int argc, char **argv)
 {
-	if (argc != 1) {
+	if (argc != 2) {
 		usage(stderr);
 		return 2;
 	}
 	vm_spec s;
 	silo_error err;
-	if (spec_default(argv[0], &s, &err) < 0)
+	if (spec_default(argv[1], &s, &err) < 0)
 		return cli_error(&err, false);
 	char *txt = spec_format(&s);
 	fputs(txt, stdout);
@@ -133,16 +133,10 @@ static int dflt(int argc, char **argv)
 
 int cmd_config(int argc, char **argv)
 {
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
-	}
-	if (!strcmp(argv[1], "validate"))
-		return validate(argc - 2, argv + 2);
-	if (!strcmp(argv[1], "format"))
-		return format(argc - 2, argv + 2);
-	if (!strcmp(argv[1], "default"))
-		return dflt(argc - 2, argv + 2);
+	static const cli_sub subs[] = {{"validate", validate}, {"format", format}, {"default", dflt}};
+	int rc = cli_sub_run(subs, ARRAY_SIZE(subs), usage, argc, argv);
+	if (rc >= 0)
+		return rc;
 	fprintf(stderr, "silo config: unknown subcommand '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -68,17 +68,10 @@ static int list_sandboxes(int argc, char **argv, bool top)
 		if (off >= sizeof path)
 			return cli_usage_error(argv[0], "filters too long", json);
 	}
-	api_client *cl;
-	int rc = connect_or_fail(&cl, json);
+	json_t *o;
+	int rc = cli_call_json("GET", path, NULL, json, &o);
 	if (rc)
 		return rc;
-	json_t *o;
-	silo_error err;
-	if (api_get_json(cl, path, &o, &err) < 0) {
-		api_client_free(cl);
-		return cli_error(&err, json);
-	}
-	api_client_free(cl);
 	json_t *a = json_object_get(o, "sandboxes");
 	if (json) {
 		cli_print_json(a);
@@ -145,16 +138,10 @@ static int get_one(int argc, char **argv, const char *sub)
 	else
 		snprintf(path, sizeof path, "/v1/sandboxes/%s", eid);
 	free(eid);
-	api_client *cl;
-	int rc = connect_or_fail(&cl, json);
+	json_t *o;
+	int rc = cli_call_json("GET", path, NULL, json, &o);
 	if (rc)
 		return rc;
-	json_t *o;
-	silo_error err;
-	rc = api_get_json(cl, path, &o, &err);
-	api_client_free(cl);
-	if (rc < 0)
-		return cli_error(&err, json);
 	if (!sub || json) {
 		cli_print_json(o);
 	} else {
@@ -362,9 +349,7 @@ int cmd_create(int argc, char **argv)
 		json_decref(ports);
 		if (json)
 			cli_print_json(o);
-		else if (json_object_get(o, "queued"))   /* the target is offline (docs/remote.md) */
-			printf("queued %" JSON_INTEGER_FORMAT " for target %s\n", cli_jint(o, "queued"), cli_jstr(o, "target"));
-		else
+		else if (!cli_print_queued(o))
 			printf("%s\n", cli_jstr(o, "id"));
 		json_decref(o);
 		free(resp);
@@ -386,6 +371,11 @@ out:
 }
 
 /* ---- rm ---- */
+
+static void print_id(json_t *o)
+{
+	printf("%s\n", cli_jstr(o, "id"));
+}
 
 int cmd_rm(int argc, char **argv)
 {
@@ -411,38 +401,10 @@ int cmd_rm(int argc, char **argv)
 		free(ids);
 		return cli_usage_error(argv[0], "[--grace-ms N] ID... [--json]", json);
 	}
-	api_client *cl;
-	if ((rc = connect_or_fail(&cl, json))) {
-		free(ids);
-		return rc;
-	}
-	json_t *results = json_array();
-	for (int i = 0; i < n; i++) {
-		char *eid = api_escape(ids[i]);
-		char path[1024];
-		if (grace >= 0)
-			snprintf(path, sizeof path, "/v1/sandboxes/%s?grace_ms=%ld", eid, grace);
-		else
-			snprintf(path, sizeof path, "/v1/sandboxes/%s", eid);
-		free(eid);
-		char *resp;
-		silo_error err;
-		if (api_call(cl, "DELETE", path, NULL, NULL, 0, &resp, NULL, &err) < 0) {
-			rc = cli_error(&err, json);
-			continue;
-		}
-		json_t *o = json_loads(resp, 0, NULL);
-		free(resp);
-		if (json)
-			json_array_append(results, o);
-		else
-			printf("%s\n", cli_jstr(o, "id"));
-		json_decref(o);
-	}
-	if (json && json_array_size(results))
-		cli_print_json(results);
-	json_decref(results);
-	api_client_free(cl);
+	char query[64] = "";
+	if (grace >= 0)
+		snprintf(query, sizeof query, "?grace_ms=%ld", grace);
+	rc = cli_delete_each("sandboxes", ids, n, query, json, print_id);
 	free(ids);
 	return rc;
 }

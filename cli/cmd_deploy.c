@@ -182,13 +182,17 @@ int cmd_deploy(int argc, char **argv)
 		return rc;
 	if (json)
 		cli_print_json(o);
-	else if (json_object_get(o, "queued"))   /* the target is offline (docs/remote.md) */
-		printf("queued %" JSON_INTEGER_FORMAT " for target %s\n", cli_jint(o, "queued"), cli_jstr(o, "target"));
-	else
+	else if (!cli_print_queued(o))
 		printf("%s %s%s%s\n", cli_jstr(o, "name"), cli_jstr(o, "sandbox_id"), target ? " @" : "",
 		       target ? target : "");
 	json_decref(o);
 	return 0;
+}
+
+static void print_undeployed(json_t *o)
+{
+	if (!cli_print_queued(o))
+		printf("%s\n", cli_jstr(o, "name"));
 }
 
 int cmd_undeploy(int argc, char **argv)
@@ -197,7 +201,8 @@ int cmd_undeploy(int argc, char **argv)
 	static const char *use = "NAME... [--grace SECONDS] [--idempotency-key K] [--json]";
 	long grace = -1;
 	const char *idem_key = NULL;
-	int rc = 0, n = 0;
+	char **names = xcalloc((size_t)argc, sizeof *names);
+	int n = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			continue;
@@ -208,6 +213,7 @@ int cmd_undeploy(int argc, char **argv)
 			if (!*argv[i] || *end || errno || grace < 0 || grace > 600) {
 				silo_error e = {.code = SILO_ERR_INVALID_CONFIG};
 				snprintf(e.message, sizeof e.message, "--grace: expected seconds 0..600, got '%.32s'", argv[i]);
+				free(names);
 				return cli_error(&e, json);
 			}
 			continue;
@@ -216,45 +222,22 @@ int cmd_undeploy(int argc, char **argv)
 			idem_key = argv[++i];
 			continue;
 		}
-		if (argv[i][0] == '-')
+		if (argv[i][0] == '-') {
+			free(names);
 			return cli_usage_error(argv[0], use, json);
-		n++;
+		}
+		names[n++] = argv[i];
 	}
-	if (!n || (idem_key && n > 1))   /* one key names one operation */
+	if (!n || (idem_key && n > 1)) {   /* one key names one operation */
+		free(names);
 		return cli_usage_error(argv[0], use, json);
-	json_t *results = json_array();
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			continue;
-		if (!strcmp(argv[i], "--grace") || !strcmp(argv[i], "--idempotency-key")) {
-			i++;
-			continue;
-		}
-		char *e = api_escape(argv[i]);
-		char path[512];
-		if (grace >= 0)
-			snprintf(path, sizeof path, "/v1/deployments/%s?grace=%ld", e, grace);
-		else
-			snprintf(path, sizeof path, "/v1/deployments/%s", e);
-		free(e);
-		cli_remote_query(path, sizeof path, NULL, idem_key);
-		json_t *o;
-		int r = cli_call_json("DELETE", path, NULL, json, &o);
-		if (r) {
-			rc = r;
-			continue;
-		}
-		if (json)
-			json_array_append(results, o);
-		else if (json_object_get(o, "queued"))
-			printf("queued %" JSON_INTEGER_FORMAT " for target %s\n", cli_jint(o, "queued"), cli_jstr(o, "target"));
-		else
-			printf("%s\n", cli_jstr(o, "name"));
-		json_decref(o);
 	}
-	if (json && json_array_size(results))
-		cli_print_json(results);
-	json_decref(results);
+	char query[512] = "";
+	if (grace >= 0)
+		snprintf(query, sizeof query, "?grace=%ld", grace);
+	cli_remote_query(query, sizeof query, NULL, idem_key);
+	int rc = cli_delete_each("deployments", names, n, query, json, print_undeployed);
+	free(names);
 	return rc;
 }
 
@@ -274,14 +257,9 @@ int cmd_usage(int argc, char **argv)
 		if (strcmp(argv[i], "--json") != 0)
 			return cli_usage_error(argv[0], "[--json]", json);
 	json_t *o;
-	int rc = cli_call_json("GET", "/v1/usage", NULL, json, &o);
-	if (rc)
+	int rc = cli_call_table("GET", "/v1/usage", NULL, json, &o);
+	if (rc || !o)
 		return rc;
-	if (json) {
-		cli_print_json(o);
-		json_decref(o);
-		return 0;
-	}
 	json_t *rates = json_object_get(o, "rates");
 	printf("rates: %g per vCPU-second, %g per GiB-second\n\n", cli_jnum(rates, "vcpu_second"), cli_jnum(rates, "gib_second"));
 	printf("%-20s %-20s %12s %12s %12s %12s %8s\n", "TEAM", "AGENT", "VCPU_S", "GIB_S", "COST", "BUDGET", "USED");

@@ -348,36 +348,26 @@ static int fs_ls(int argc, char **argv, bool json)
 	char *p = fs_path(id, "fs/list", path);
 	char *full = xasprintf("%s&depth=%d&limit=100000", p, depth);
 	json_t *o;
-	rc = cli_call_json("GET", full, NULL, json, &o);
+	rc = cli_call_table("GET", full, NULL, json, &o);
 	free(p);
 	free(full);
-	if (rc)
+	if (rc || !o)
 		return rc;
-	if (json) {
-		cli_print_json(o);
-	} else {
-		size_t k;
-		json_t *e;
-		json_array_foreach(json_object_get(o, "entries"), k, e)
-			print_entry(e, cli_jstr(e, "name"), long_fmt);
-		if (json_is_true(json_object_get(o, "truncated")))
-			fprintf(stderr, "silo: fs ls: more than 100000 entries; the listing is cut\n");
-	}
+	size_t k;
+	json_t *e;
+	json_array_foreach(json_object_get(o, "entries"), k, e)
+		print_entry(e, cli_jstr(e, "name"), long_fmt);
+	if (json_is_true(json_object_get(o, "truncated")))
+		fprintf(stderr, "silo: fs ls: more than 100000 entries; the listing is cut\n");
 	json_decref(o);
 	return 0;
 }
 
 static int fs_simple(const char *verb, const char *endpoint, json_t *body, bool json)
 {
-	json_t *o;
-	int rc = cli_call_json("POST", endpoint, body, json, &o);
+	int rc = cli_call_show("POST", endpoint, body, json, NULL);
 	json_decref(body);
-	if (rc)
-		return rc;
-	if (json)
-		cli_print_json(o);
-	json_decref(o);
-	return 0;
+	return rc;
 }
 
 static volatile sig_atomic_t watch_stop;

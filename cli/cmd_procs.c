@@ -127,20 +127,6 @@ static void *stdin_main(void *arg)
 	return NULL;
 }
 
-static int write_out(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t k = write(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /* Run the session to its end: the process's exit status, or the CLI's error status. */
 static int session_loop(session *s, const char *what, bool json)
 {
@@ -169,7 +155,7 @@ static int session_loop(session *s, const char *what, bool json)
 		if (r < 0)
 			break;
 		if (op == WS_BINARY && n >= 1) {
-			if (write_out(d[0] == 2 ? STDERR_FILENO : STDOUT_FILENO, d + 1, n - 1) < 0) {
+			if (write_all(d[0] == 2 ? STDERR_FILENO : STDOUT_FILENO, d + 1, n - 1) < 0) {
 				silo_fail(&err, SILO_ERR_IO_ERROR, errno, "write the output");
 				status = -2;
 				break;
@@ -266,16 +252,7 @@ int cli_exec_session(const char *id, json_t *req, bool tty, bool interactive, bo
 		/* a background process: print its handle */
 		char path[1024];
 		urlpath(path, sizeof path, id, "/procs", NULL);
-		json_t *o;
-		int rc = cli_call_json("POST", path, req, json, &o);
-		if (rc)
-			return rc;
-		if (json)
-			cli_print_json(o);
-		else
-			printf("%s\n", cli_jstr(o, "proc"));
-		json_decref(o);
-		return 0;
+		return cli_call_show("POST", path, req, json, "proc");
 	}
 	json_object_set_new(req, "stdin_open", json_boolean(interactive));
 	if (tty) {
@@ -371,26 +348,15 @@ int cmd_procs(int argc, char **argv)
 	bool json = cli_want_json(argc, argv);
 	const char *u = "[--json] ID";
 	const char *id = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			continue;
-		if (argv[i][0] == '-' || id)
-			return cli_usage_error(argv[0], u, json);
-		id = argv[i];
-	}
-	if (!id)
-		return cli_usage_error(argv[0], u, json);
+	int bad = cli_operands(argc, argv, u, json, NULL, &id, 1, 1);
+	if (bad)
+		return bad;
 	char path[1024];
 	urlpath(path, sizeof path, id, "/procs", NULL);
 	json_t *o;
-	int rc = cli_call_json("GET", path, NULL, json, &o);
-	if (rc)
+	int rc = cli_call_table("GET", path, NULL, json, &o);
+	if (rc || !o)
 		return rc;
-	if (json) {
-		cli_print_json(o);
-		json_decref(o);
-		return 0;
-	}
 	printf("%-6s %-8s %-12s %-8s %-5s %-19s %s\n", "PROC", "PID", "TAG", "STATE", "EXIT", "STARTED", "COMMAND");
 	json_t *a = json_object_get(o, "procs"), *p;
 	size_t k;
@@ -414,70 +380,26 @@ int cmd_procs(int argc, char **argv)
 	return 0;
 }
 
-/* The operands of kill/wait/attach (min..max of them) and their one flag
- * (flag sets *on) or one flag with a number (valflag N sets *val); --json is
- * skipped. A last operand "-9" (a signal) is taken as "9". 0, or the usage
- * error's status. */
-typedef struct opargs {
-	const char *flag;
-	bool *on;
-	const char *valflag;
-	long long *val;
-} opargs;
-
-static int operands(int argc, char **argv, const char *u, bool json, const opargs *oa, const char **ops, int min,
-		    int max)
-{
-	int n = 0;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "--json"))
-			continue;
-		if (oa->flag && !strcmp(a, oa->flag)) {
-			*oa->on = true;
-			continue;
-		}
-		if (oa->valflag && !strcmp(a, oa->valflag) && i + 1 < argc) {
-			*oa->val = strtoll(argv[++i], NULL, 10);
-			continue;
-		}
-		bool neg_num = a[0] == '-' && a[1] >= '0' && a[1] <= '9' && n == max - 1 && n >= min;
-		if ((a[0] == '-' && !neg_num) || n == max)
-			return cli_usage_error(argv[0], u, json);
-		ops[n++] = neg_num ? a + 1 : a;
-	}
-	return n < min ? cli_usage_error(argv[0], u, json) : 0;
-}
-
 int cmd_kill(int argc, char **argv)
 {
 	bool json = cli_want_json(argc, argv);
 	const char *u = "[--rm] [--json] ID PROC [SIGNAL]";
 	const char *args[3] = {NULL, NULL, NULL};
 	bool rm = false;
-	int bad = operands(argc, argv, u, json, &(opargs){.flag = "--rm", .on = &rm}, args, 2, 3);
+	int bad = cli_operands(argc, argv, u, json, &(cli_opargs){.flag = "--rm", .on = &rm}, args, 2, 3);
 	if (bad)
 		return bad;
 	if (rm && args[2])
 		return cli_usage_error(argv[0], u, json);
 	char path[1024];
 	urlpath(path, sizeof path, args[0], "/procs/", args[1]);
-	json_t *o;
-	int rc;
-	if (rm) {
-		rc = cli_call_json("DELETE", path, NULL, json, &o);
-	} else {
-		strncat(path, "/signal", sizeof path - strlen(path) - 1);
-		json_t *b = json_pack("{s:s}", "signal", args[2] ? args[2] : "TERM");
-		rc = cli_call_json("POST", path, b, json, &o);
-		json_decref(b);
-	}
-	if (rc)
-		return rc;
-	if (json)
-		cli_print_json(o);
-	json_decref(o);
-	return 0;
+	if (rm)
+		return cli_call_show("DELETE", path, NULL, json, NULL);
+	strncat(path, "/signal", sizeof path - strlen(path) - 1);
+	json_t *b = json_pack("{s:s}", "signal", args[2] ? args[2] : "TERM");
+	int rc = cli_call_show("POST", path, b, json, NULL);
+	json_decref(b);
+	return rc;
 }
 
 int cmd_wait(int argc, char **argv)
@@ -486,7 +408,7 @@ int cmd_wait(int argc, char **argv)
 	const char *u = "[--timeout-ms N] [--json] ID PROC";
 	const char *args[2] = {NULL, NULL};
 	long long timeout = -1;
-	int bad = operands(argc, argv, u, json, &(opargs){.valflag = "--timeout-ms", .val = &timeout}, args, 2, 2);
+	int bad = cli_operands(argc, argv, u, json, &(cli_opargs){.valflag = "--timeout-ms", .val = &timeout}, args, 2, 2);
 	if (bad)
 		return bad;
 	uint64_t deadline = timeout >= 0 ? now_mono_ns() + (uint64_t)timeout * 1000000ull : 0;
@@ -531,7 +453,7 @@ int cmd_attach(int argc, char **argv)
 	const char *u = "[--no-stdin] ID PROC";
 	const char *args[2] = {NULL, NULL};
 	bool no_stdin = false;
-	int bad = operands(argc, argv, u, json, &(opargs){.flag = "--no-stdin", .on = &no_stdin}, args, 2, 2);
+	int bad = cli_operands(argc, argv, u, json, &(cli_opargs){.flag = "--no-stdin", .on = &no_stdin}, args, 2, 2);
 	if (bad)
 		return bad;
 	char path[1200], base[1024];

@@ -38,14 +38,14 @@ static int call_on(const char *method, const char *pre, const char *id, const ch
 	return rc;
 }
 
-/* O as JSON with --json, else its "id" on a line; frees O. */
-static void print_id(json_t *o, bool json)
+/* The same, the answer shown by cli_call_show (with --json, else its member field). */
+static int show_on(const char *method, const char *pre, const char *id, const char *post, json_t *body, bool json,
+		   const char *field)
 {
-	if (json)
-		cli_print_json(o);
-	else
-		printf("%s\n", cli_jstr(o, "id"));
-	json_decref(o);
+	char *p = path_for(pre, id, post);
+	int rc = cli_call_show(method, p, body, json, field);
+	free(p);
+	return rc;
 }
 
 static void print_snapshot_row(json_t *s)
@@ -116,13 +116,9 @@ static int snap_take(int argc, char **argv, bool json)
 	if (json_array_size(tags))
 		json_object_set(body, "tags", tags);
 	json_decref(tags);
-	json_t *o;
-	rc = call_on("POST", "/v1/sandboxes/", id, "/snapshot", body, json, &o);
+	rc = show_on("POST", "/v1/sandboxes/", id, "/snapshot", body, json, "id");
 	json_decref(body);
-	if (rc)
-		return rc;
-	print_id(o, json);
-	return 0;
+	return rc;
 }
 
 int cmd_snapshots(int argc, char **argv)
@@ -168,12 +164,9 @@ int cmd_snapshot(int argc, char **argv)
 			if (argv[i][0] == '-')
 				continue;
 			n++;
-			json_t *o;
-			int r = call_on("DELETE", "/v1/snapshots/", argv[i], force ? "?force=true" : "", NULL, json, &o);
+			int r = show_on("DELETE", "/v1/snapshots/", argv[i], force ? "?force=true" : "", NULL, json, "id");
 			if (r)
 				rc = r;
-			else
-				print_id(o, json);
 		}
 		return n ? rc : cli_usage_error("snapshot", "rm SNAP... [--force] [--json]", json);
 	}
@@ -189,21 +182,9 @@ int cmd_snapshot(int argc, char **argv)
 				return cli_usage_error("snapshot", "gc [--max-age SECONDS] [--json]", json);
 			}
 		}
-		json_t *o;
-		int rc = cli_call_json("POST", "/v1/snapshots/gc", body, json, &o);
+		int rc = cli_call_show("POST", "/v1/snapshots/gc", body, json, "removed");
 		json_decref(body);
-		if (rc)
-			return rc;
-		json_t *a = json_object_get(o, "removed");
-		if (json) {
-			cli_print_json(o);
-		} else {
-			size_t i;
-			json_t *v;
-			json_array_foreach(a, i, v) printf("%s\n", json_string_value(v));
-		}
-		json_decref(o);
-		return 0;
+		return rc;
 	}
 	if (!strcmp(sub, "tag")) {
 		const char *id = NULL;
@@ -244,21 +225,10 @@ int cmd_restore(int argc, char **argv)
 	bool json = cli_want_json(argc, argv);
 	const char *U = "SNAP [--json]   (SNAP = snapshot id or tag)";
 	const char *snap = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			continue;
-		if (argv[i][0] == '-' || snap)
-			return cli_usage_error("restore", U, json);
-		snap = argv[i];
-	}
-	if (!snap)
-		return cli_usage_error("restore", U, json);
-	json_t *o;
-	int rc = call_on("POST", "/v1/snapshots/", snap, "/restore", NULL, json, &o);
-	if (rc)
-		return rc;
-	print_id(o, json);
-	return 0;
+	int bad = cli_operands(argc, argv, U, json, NULL, &snap, 1, 1);
+	if (bad)
+		return bad;
+	return show_on("POST", "/v1/snapshots/", snap, "/restore", NULL, json, "id");
 }
 
 int cmd_fork(int argc, char **argv)
@@ -286,20 +256,9 @@ int cmd_fork(int argc, char **argv)
 	if (!id)
 		return cli_usage_error("fork", U, json);
 	json_t *body = json_pack("{s:I}", "n", (json_int_t)n);
-	json_t *o;
-	int rc = call_on("POST", "/v1/sandboxes/", id, "/fork", body, json, &o);
+	int rc = show_on("POST", "/v1/sandboxes/", id, "/fork", body, json, "sandboxes");
 	json_decref(body);
-	if (rc)
-		return rc;
-	if (json) {
-		cli_print_json(o);
-	} else {
-		size_t i;
-		json_t *v;
-		json_array_foreach(json_object_get(o, "sandboxes"), i, v) printf("%s\n", json_string_value(v));
-	}
-	json_decref(o);
-	return 0;
+	return rc;
 }
 
 static int pause_resume(int argc, char **argv, const char *what)

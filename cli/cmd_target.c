@@ -57,17 +57,9 @@ static int add(int argc, char **argv, bool json)
 		explicit_bzero(buf, len);
 		free(buf);
 	}
-	json_t *o;
-	int rc = cli_call_json("POST", "/v1/targets", body, json, &o);
+	int rc = cli_call_show("POST", "/v1/targets", body, json, "name");
 	json_decref(body);
-	if (rc)
-		return rc;
-	if (json)
-		cli_print_json(o);
-	else
-		printf("%s\n", cli_jstr(o, "name"));
-	json_decref(o);
-	return 0;
+	return rc;
 }
 
 static void target_header(void)

@@ -142,12 +142,10 @@ static int create(int argc, char **argv)
 
 int cmd_token(int argc, char **argv)
 {
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
-	}
-	if (!strcmp(argv[1], "create"))
-		return create(argc - 1, argv + 1);
+	static const cli_sub subs[] = {{"create", create}};
+	int rc = cli_sub_run(subs, ARRAY_SIZE(subs), usage, argc, argv);
+	if (rc >= 0)
+		return rc;
 	fprintf(stderr, "silo token: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -316,6 +316,16 @@ static int t_verify(int argc, char **argv, bool bundle)
 	return 0;
 }
 
+static int t_verify_sig(int argc, char **argv)
+{
+	return t_verify(argc, argv, false);
+}
+
+static int t_verify_bundle(int argc, char **argv)
+{
+	return t_verify(argc, argv, true);
+}
+
 static int t_check_boot(int argc, char **argv)
 {
 	const char *img = "base";
@@ -349,24 +359,14 @@ int cmd_trust(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))
 		return usage(), argc < 2 ? 2 : 0;
-	const char *v = argv[1];
-	argc--, argv++;
-	if (!strcmp(v, "keygen"))
-		return t_keygen(argc, argv);
-	if (!strcmp(v, "add-key"))
-		return t_add(argc, argv);
-	if (!strcmp(v, "rm-key"))
-		return t_rm(argc, argv);
-	if (!strcmp(v, "list") || !strcmp(v, "ls"))
-		return t_list(argc, argv);
-	if (!strcmp(v, "sign"))
-		return t_sign(argc, argv);
-	if (!strcmp(v, "verify"))
-		return t_verify(argc, argv, false);
-	if (!strcmp(v, "verify-bundle"))
-		return t_verify(argc, argv, true);
-	if (!strcmp(v, "check-boot"))
-		return t_check_boot(argc, argv);
-	fprintf(stderr, "silo trust: unknown command '%s' (see silo trust --help)\n", v);
+	static const cli_sub subs[] = {
+		{"keygen", t_keygen}, {"add-key", t_add},   {"rm-key", t_rm},
+		{"list", t_list},     {"ls", t_list},       {"sign", t_sign},
+		{"verify", t_verify_sig}, {"verify-bundle", t_verify_bundle}, {"check-boot", t_check_boot},
+	};
+	int rc = cli_sub_run(subs, ARRAY_SIZE(subs), NULL, argc, argv);
+	if (rc >= 0)
+		return rc;
+	fprintf(stderr, "silo trust: unknown command '%s' (see silo trust --help)\n", argv[1]);
 	return 2;
 }

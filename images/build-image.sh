@@ -54,6 +54,18 @@ flock 9
 
 sha() { sha256sum "$@" | cut -d' ' -f1; }
 stamp_ok() { [[ $force -eq 0 && -f "$1" && -f "$1.inputs" && "$(cat "$1.inputs")" == "$2" ]]; }
+# build_stamped FILE INPUTS WHAT CMD...: run CMD (it writes FILE) unless FILE's input stamp is INPUTS,
+# then stamp FILE; WHAT names it in the log.
+build_stamped() {
+	local file=$1 inputs=$2 what=$3
+	shift 3
+	if stamp_ok "$file" "$inputs"; then
+		log "$what up to date"
+	else
+		"$@" >/dev/null
+		printf '%s' "$inputs" > "$file.inputs"
+	fi
+}
 agent_sha=$(sha "$agent")
 ird_inputs=$(printf '%s\n' "$agent_sha" "$(sha "$here/build-initramfs.sh" "$here/initramfs/init-overlay.sh" | paste -sd' ')" \
 	"$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || true)")
@@ -62,12 +74,8 @@ case "$name" in
 base)
 	kind=initramfs
 	file="$dir/initramfs.cpio.gz"
-	if stamp_ok "$file" "$ird_inputs"; then
-		log "base: initramfs up to date"
-	else
-		"$here/build-initramfs.sh" --agent "$agent" --out "$file" --mode overlay >/dev/null
-		printf '%s' "$ird_inputs" > "$file.inputs"
-	fi
+	build_stamped "$file" "$ird_inputs" "base: initramfs" \
+		"$here/build-initramfs.sh" --agent "$agent" --out "$file" --mode overlay
 	initrd=
 	;;
 python)
@@ -75,19 +83,10 @@ python)
 	pkgs=python3,python3-pip   # pip: installs from an index the egress allow-list names (docs/network.md)
 	file="$dir/rootfs.ext4"
 	fs_inputs=$(printf '%s\n' "$pkgs" "$(sha "$here/build-rootfs-debian.sh")")
-	if stamp_ok "$file" "$fs_inputs"; then
-		log "python: rootfs up to date"
-	else
-		"$here/build-rootfs-debian.sh" --out "$file" --include "$pkgs" >/dev/null
-		printf '%s' "$fs_inputs" > "$file.inputs"
-	fi
+	build_stamped "$file" "$fs_inputs" "python: rootfs" "$here/build-rootfs-debian.sh" --out "$file" --include "$pkgs"
 	initrd="$dir/loader.cpio.gz"
-	if stamp_ok "$initrd" "$ird_inputs"; then
-		log "python: loader initramfs up to date"
-	else
-		"$here/build-initramfs.sh" --agent "$agent" --out "$initrd" --mode overlay >/dev/null
-		printf '%s' "$ird_inputs" > "$initrd.inputs"
-	fi
+	build_stamped "$initrd" "$ird_inputs" "python: loader initramfs" \
+		"$here/build-initramfs.sh" --agent "$agent" --out "$initrd" --mode overlay
 	;;
 esac
 

@@ -6,7 +6,8 @@
  * handle out of the pool (or makes one), uses it alone, and puts it back (a
  * handle keeps its connection alive for the next call); at most POOL_MAX stay
  * idle. Nothing else is shared between threads. curl_global_init runs once
- * (pthread_once) before the first handle.
+ * (cl_http_init) before the first handle. A request's curl setup is
+ * lib/client/http.c's, shared with the CLI.
  *
  * Bodies: a collected answer is bounded (MAX_BODY); a streamed one goes
  * through lib/client/stream.c's parsers, each line bounded. An answer >= 400
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/http.h"
 #include "client/stream.h"
 #include "common/error.h"
 #include "common/util.h"
@@ -44,14 +46,6 @@ struct silo_client {
 	int n_idle;
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 const char *silo_client_version(void)
 {
 	return SILO_VERSION;
@@ -68,9 +62,9 @@ int silo_client_new(const silo_client_opts *o, silo_client **out, silo_error *er
 	*out = NULL;
 	if (o && o->size < offsetof(silo_client_opts, timeout_ms) + sizeof o->timeout_ms)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "silo_client_opts.size: set it to sizeof(silo_client_opts)");
-	pthread_once(&curl_once, curl_init);
-	if (curl_init_rc != CURLE_OK)
-		return silo_fail(err, SILO_ERR_INTERNAL, 0, "curl_global_init: %s", curl_easy_strerror(curl_init_rc));
+	CURLcode init_rc = cl_http_init();
+	if (init_rc != CURLE_OK)
+		return silo_fail(err, SILO_ERR_INTERNAL, 0, "curl_global_init: %s", curl_easy_strerror(init_rc));
 	const char *host = o && o->host ? o->host : (o && o->socket) ? NULL : env("SILO_HOST");
 	const char *token = o && o->token ? o->token : env("SILO_API_TOKEN");
 	silo_client *c = xcalloc(1, sizeof *c);
@@ -160,11 +154,7 @@ void silo_client_free_buf(void *p)
 
 char *silo_client_escape(const char *s)
 {
-	pthread_once(&curl_once, curl_init);
-	char *e = curl_easy_escape(NULL, s, 0);
-	char *r = xstrdup(e ? e : "");
-	curl_free(e);
-	return r;
+	return cl_http_escape(s);
 }
 
 static CURL *take_handle(silo_client *c)
@@ -210,18 +200,10 @@ typedef struct sink {
 
 static bool collect(sink *s, const char *p, size_t len)
 {
-	size_t max = s->max ? s->max : MAX_BODY;
-	if (s->len + len + 1 > max) {
+	if (!cl_buf_append(&s->buf, &s->len, &s->cap, s->max ? s->max : MAX_BODY, p, len)) {
 		s->overflow = true;
 		return false;
 	}
-	if (s->len + len + 1 > s->cap) {
-		s->cap = MAX(s->cap * 2, s->len + len + 1);
-		s->buf = xrealloc(s->buf, s->cap);
-	}
-	memcpy(s->buf + s->len, p, len);
-	s->len += len;
-	s->buf[s->len] = '\0';
 	return true;
 }
 
@@ -275,31 +257,10 @@ static int perform(silo_client *c, const char *method, const char *path, const c
 	CURL *h = take_handle(c);
 	if (!h)
 		return silo_fail(err, SILO_ERR_INTERNAL, 0, "curl_easy_init failed");
-	curl_easy_reset(h);
-	char *url = xasprintf("%s%s", c->base, path);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	if (c->sock[0])
-		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->sock);
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	if (c->tls[0])
-		curl_easy_setopt(h, CURLOPT_CAINFO, c->tls[0]);
-	if (c->tls[1]) {
-		curl_easy_setopt(h, CURLOPT_SSLCERT, c->tls[1]);
-		curl_easy_setopt(h, CURLOPT_SSLKEY, c->tls[2]);
-	}
+	cl_http_target t = {c->base, c->sock, c->auth, c->tls[0], c->tls[1], c->tls[2]};
+	struct curl_slist *hdrs = cl_http_setup(h, &t, method, path, ctype, 10000L);
 	if (c->timeout_ms && !stream)
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-	struct curl_slist *hdrs = NULL;
-	char *cth = ctype ? xasprintf("Content-Type: %s", ctype) : NULL;
-	if (cth)
-		hdrs = curl_slist_append(hdrs, cth);
-	if (c->auth)
-		hdrs = curl_slist_append(hdrs, c->auth);
-	hdrs = curl_slist_append(hdrs, "Expect:");
 	upload up = {body, body_len};
 	if (!strcmp(method, "PUT")) {
 		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
@@ -310,8 +271,6 @@ static int perform(silo_client *c, const char *method, const char *path, const c
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
 	}
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	s->h = h;
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
@@ -323,8 +282,6 @@ static int perform(silo_client *c, const char *method, const char *path, const c
 			s->stop = e;
 	}
 	curl_slist_free_all(hdrs);
-	free(cth);
-	free(url);
 	/* a handle whose transfer was cut is not reused: its connection is closed */
 	give_handle(c, h, rc == CURLE_OK && !s->stop);
 	cl_lines_free(&s->lines);
@@ -342,11 +299,7 @@ static int perform(silo_client *c, const char *method, const char *path, const c
 		if (rc == CURLE_OPERATION_TIMEDOUT)
 			return silo_fail(err, SILO_ERR_TIMEOUT, 0, "%s %s via %s: no answer within %ld ms", method, path,
 					 c->target, c->timeout_ms);
-		if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
-			return silo_fail(err, SILO_ERR_REMOTE_UNREACHABLE, 0, "cannot reach silod at %s: %s (is silod running?)",
-					 c->target, curl_easy_strerror(rc));
-		return silo_fail(err, SILO_ERR_REMOTE_UNREACHABLE, 0, "%s %s via %s: %s", method, path, c->target,
-				 curl_easy_strerror(rc));
+		return cl_http_fail(rc, method, path, c->target, err);
 	}
 	if (s->status >= 400) {
 		cl_error_from_body(s->status, s->buf, s->len, err);

@@ -19,7 +19,7 @@ import socket
 import ssl
 import threading
 import urllib.parse
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 from .errors import InvalidConfig, ProtocolError, RemoteUnreachable, Timeout, error_from_body
 
@@ -53,7 +53,23 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = s
 
 
-class Response:
+_C = TypeVar("_C", bound="Closing")
+
+
+class Closing:
+    """`with x:` closes x at the end (the classes here and in client.py)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Response(Closing):
     """One answer. For a stream, iterate lines() and close() when done."""
 
     def __init__(self, transport: "Transport", conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> None:
@@ -110,12 +126,6 @@ class Response:
         else:
             self.raw.close()
             c.close()
-
-    def __enter__(self) -> "Response":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
 
 def _tls_context(scheme: str, ca: Optional[str], cert: Optional[str], key: Optional[str]) -> Optional[ssl.SSLContext]:

@@ -14,7 +14,21 @@ from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional,
 from . import client as _c
 
 T = TypeVar("T")
+_A = TypeVar("_A", bound="_AsyncClosing")
 _END = object()
+
+
+class _AsyncClosing:
+    """`async with x:` closes x at the end."""
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self: _A) -> _A:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
 
 
 async def _run(fn: Callable[..., T], *a: Any, **kw: Any) -> T:
@@ -35,7 +49,7 @@ async def _aiter(it: Iterator[T], close: Optional[Callable[[], None]] = None) ->
             it.close()  # type: ignore[attr-defined]
 
 
-class AsyncExecStream:
+class AsyncExecStream(_AsyncClosing):
     """`async for chunk in stream` then `stream.result`."""
 
     def __init__(self, s: _c.ExecStream) -> None:
@@ -52,12 +66,6 @@ class AsyncExecStream:
         return await _run(self._s.wait)
 
     async def close(self) -> None:
-        self._s.close()
-
-    async def __aenter__(self) -> "AsyncExecStream":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
         self._s.close()
 
 
@@ -202,7 +210,7 @@ class AsyncSandbox:
         await _run(self.sync.__exit__, None, None, None)
 
 
-class AsyncClient:
+class AsyncClient(_AsyncClosing):
     def __init__(self, host: Optional[str] = None, token: Optional[str] = None, socket_path: Optional[str] = None,
                  timeout: Optional[float] = None, ca: Optional[str] = None, cert: Optional[str] = None,
                  key: Optional[str] = None) -> None:
@@ -213,12 +221,6 @@ class AsyncClient:
         return self.sync.target
 
     async def close(self) -> None:
-        self.sync.close()
-
-    async def __aenter__(self) -> "AsyncClient":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
         self.sync.close()
 
     async def request(self, method: str, path: str, **kw: Any) -> Any:

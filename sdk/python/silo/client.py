@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import quote
 
-from ._http import Response, Transport
+from ._http import Closing, Response, Transport
 from .errors import ProtocolError, SiloError, error_from_body
 
 Argv = Union[str, Sequence[str]]
@@ -81,7 +81,7 @@ class CommandFailed(SiloError):
         self.result = result
 
 
-class ExecStream:
+class ExecStream(Closing):
     """Output of a running command, chunk by chunk (iterate it); then .result.
 
     Closing it before the end disconnects, and silod kills the command."""
@@ -145,12 +145,6 @@ class ExecStream:
 
     def close(self) -> None:
         self._resp.close()
-
-    def __enter__(self) -> "ExecStream":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
 
 class Process:
@@ -430,7 +424,7 @@ class Sandbox:
             pass
 
 
-class Client:
+class Client(Closing):
     """A connection to silod. Defaults follow the CLI: SILO_HOST + SILO_API_TOKEN
     (https with SILO_CA, SILO_CLIENT_CERT, SILO_CLIENT_KEY), else the unix socket
     SILO_SOCKET or $SILO_RUNTIME_DIR/silod.sock. CLI contexts are not read."""
@@ -446,12 +440,6 @@ class Client:
 
     def close(self) -> None:
         self._t.close()
-
-    def __enter__(self) -> "Client":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
         """Any API call (docs/openapi.yaml) returning its JSON answer."""
