@@ -62,8 +62,9 @@ static const field fields[] = {
 #define AT(m, off, type) ((type *)((char *)(m) + (off)))
 #define CAT(m, off, type) ((const type *)((const char *)(m) + (off)))
 
-static void put_dirent(mp_buf *b, const wire_dirent *e)
+static void put_dirent(mp_buf *b, const void *ev)
 {
+	const wire_dirent *e = ev;
 	mp_put_array(b, e->link ? 7 : 6);
 	mp_put_cstr(b, e->name);
 	mp_put_uint(b, e->size);
@@ -75,12 +76,26 @@ static void put_dirent(mp_buf *b, const wire_dirent *e)
 		mp_put_cstr(b, e->link);
 }
 
-static void put_event(mp_buf *b, const wire_event *e)
+static void put_event(mp_buf *b, const void *ev)
 {
+	const wire_event *e = ev;
 	mp_put_array(b, 2);
 	mp_put_uint(b, e->kind);
 	mp_put_cstr(b, e->name);
 }
+
+static bool get_dirent(mp_rd *r, void *ev);
+static bool get_event(mp_rd *r, void *ev);
+/* The arrays of records (K_ENTS, K_EVS): element size, most elements, how one is
+ * written and read. */
+typedef struct list_kind {
+	size_t size;
+	uint32_t max;
+	void (*put)(mp_buf *b, const void *e);
+	bool (*get)(mp_rd *r, void *e);
+} list_kind;
+static const list_kind list_ents = {sizeof(wire_dirent), WIRE_MAX_ENTS, put_dirent, get_dirent};
+static const list_kind list_evs = {sizeof(wire_event), WIRE_MAX_EVS, put_event, get_event};
 
 bool wire_encode(mp_buf *b, const wire_msg *m)
 {
@@ -116,20 +131,14 @@ bool wire_encode(mp_buf *b, const wire_msg *m)
 			break;
 		}
 		case K_BIN: mp_put_bin(b, *CAT(m, f->off, const uint8_t *), *CAT(m, f->aux, size_t)); break;
-		case K_ENTS: {
-			const wire_dirent *e = *CAT(m, f->off, wire_dirent *);
-			uint32_t c = *CAT(m, f->aux, uint32_t);
-			mp_put_array(b, c);
-			for (uint32_t k = 0; k < c; k++)
-				put_dirent(b, &e[k]);
-			break;
-		}
+		case K_ENTS:
 		case K_EVS: {
-			const wire_event *e = *CAT(m, f->off, wire_event *);
+			const list_kind *lk = f->kind == K_ENTS ? &list_ents : &list_evs;
+			const char *e = *CAT(m, f->off, void *);
 			uint32_t c = *CAT(m, f->aux, uint32_t);
 			mp_put_array(b, c);
 			for (uint32_t k = 0; k < c; k++)
-				put_event(b, &e[k]);
+				lk->put(b, e + k * lk->size);
 			break;
 		}
 		}
@@ -189,8 +198,9 @@ static bool get_u32(mp_rd *r, uint32_t *out)
 	return true;
 }
 
-static bool get_dirent(mp_rd *r, wire_dirent *e)
+static bool get_dirent(mp_rd *r, void *ev)
 {
+	wire_dirent *e = ev;
 	uint32_t n;
 	uint64_t size;
 	if (!mp_get_array(r, &n, 7))
@@ -209,8 +219,9 @@ static bool get_dirent(mp_rd *r, wire_dirent *e)
 	return true;
 }
 
-static bool get_event(mp_rd *r, wire_event *e)
+static bool get_event(mp_rd *r, void *ev)
 {
+	wire_event *e = ev;
 	uint32_t n;
 	if (!mp_get_array(r, &n, 2))
 		return false;
@@ -257,32 +268,19 @@ static bool decode_field(mp_rd *r, wire_msg *m, const field *f)
 	}
 	case K_BIN:
 		return mp_get_bin(r, AT(m, f->off, const uint8_t *), AT(m, f->aux, size_t), WIRE_CHUNK);
-	case K_ENTS: {
-		uint32_t n;
-		if (!mp_get_array(r, &n, WIRE_MAX_ENTS))
-			return false;
-		wire_dirent *e = calloc(n ? n : 1, sizeof *e);
-		if (!e)
-			return mp_fail(r, "out of memory");
-		*AT(m, f->off, wire_dirent *) = e;
-		for (uint32_t i = 0; i < n; i++) {
-			*AT(m, f->aux, uint32_t) = i + 1;
-			if (!get_dirent(r, &e[i]))
-				return false;
-		}
-		return true;
-	}
+	case K_ENTS:
 	case K_EVS: {
+		const list_kind *lk = f->kind == K_ENTS ? &list_ents : &list_evs;
 		uint32_t n;
-		if (!mp_get_array(r, &n, WIRE_MAX_EVS))
+		if (!mp_get_array(r, &n, lk->max))
 			return false;
-		wire_event *e = calloc(n ? n : 1, sizeof *e);
+		char *e = calloc(n ? n : 1, lk->size);
 		if (!e)
 			return mp_fail(r, "out of memory");
-		*AT(m, f->off, wire_event *) = e;
+		*AT(m, f->off, void *) = e;
 		for (uint32_t i = 0; i < n; i++) {
 			*AT(m, f->aux, uint32_t) = i + 1;
-			if (!get_event(r, &e[i]))
+			if (!lk->get(r, e + i * lk->size))
 				return false;
 		}
 		return true;
