@@ -271,12 +271,10 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 		return silo_error_set_vm(err, sb->id), -1;
 	/* kernel, loader, and an ext4 image's root disk (first: /dev/vda) */
 	vm_boot_plan bp;
-	if (vm_plan_boot(sb->id, "kvm", spec, true, &bp, err) < 0)
-		return -1;
 	/* with a keyring: every file that boots must match the signed manifest */
 	bool keyring = false;
-	if (vm_check_boot(&bp, &keyring, err) < 0)
-		return silo_error_set_vm(err, sb->id), -1;
+	if (vm_plan_boot(sb->id, "kvm", spec, true, &keyring, &bp, err) < 0)
+		return -1;
 	if (spec->network && sb->net_fd < 0)
 		return silo_fail_vm(err, SILO_ERR_INTERNAL, EBADF, sb->id, "kvm: network socket");
 	unsigned root = bp.rootdisk[0] ? 1 : 0;
@@ -666,7 +664,7 @@ static int k_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_err
 		return silo_error_set_vm(err, sb->id), -1;
 	/* the snapshot's drives include an ext4 image's root disk: opened before the jail too */
 	vm_boot_plan bp = {0};
-	if ((spec->image || spec->rootfs) && vm_plan_boot(sb->id, "kvm", spec, true, &bp, err) < 0)
+	if ((spec->image || spec->rootfs) && vm_plan_boot(sb->id, "kvm", spec, true, NULL, &bp, err) < 0)
 		return -1;
 	int fds[2];
 	if (open_snapshot_files(sb, dir, false, fds, err) < 0)

@@ -791,12 +791,10 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 	if (find_helper_binary(JAILER_BIN, jailer, sizeof jailer, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
 	vm_boot_plan bp;
-	if (vm_plan_boot(sb->id, "qemu", spec, false, &bp, err) < 0)
-		return -1;
 	/* with a keyring: every file that boots must match the signed manifest */
 	bool keyring = false;
-	if (vm_check_boot(&bp, &keyring, err) < 0)
-		return silo_error_set_vm(err, sb->id), -1;
+	if (vm_plan_boot(sb->id, "qemu", spec, false, &keyring, &bp, err) < 0)
+		return -1;
 	uint64_t budget_mb = 0, largest = 0;
 	if (vm_disk_budget(spec, &budget_mb, &largest, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
@@ -1443,7 +1441,7 @@ static void *drain_main(void *arg)
 static int kernel_identity(const vm_spec *spec, char *path, size_t len, long long *size, silo_error *err)
 {
 	vm_boot_plan bp;
-	if (vm_plan_boot("", "qemu", spec, false, &bp, err) < 0)
+	if (vm_plan_boot("", "qemu", spec, false, NULL, &bp, err) < 0)
 		return -1;
 	struct stat st;
 	if (stat(bp.kernel, &st) < 0)
