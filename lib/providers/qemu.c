@@ -511,6 +511,31 @@ static void argv_addf(argv_buf *a, const char *fmt, ...)
 	free(s);
 }
 
+/* Several arguments at once, up to a NULL. */
+static void argv_addv(argv_buf *a, ...) __attribute__((sentinel));
+static void argv_addv(argv_buf *a, ...)
+{
+	va_list ap;
+	va_start(ap, a);
+	for (const char *s; (s = va_arg(ap, const char *));)
+		argv_add(a, s);
+	va_end(ap);
+}
+
+/* An option and its formatted value: "--opt" "value". */
+static void argv_optf(argv_buf *a, const char *opt, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void argv_optf(argv_buf *a, const char *opt, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = NULL;
+	if (vasprintf(&s, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	argv_addv(a, opt, s, NULL);
+	free(s);
+}
+
 /* ---------------------------------------------------------------- jail teardown */
 
 /* and_dir: the core may still keep files there; then it removes the dir */
@@ -762,10 +787,8 @@ static int add_network(sandbox *sb, const vm_spec *spec, fd_pass *fp, argv_buf *
 	int nfd = sb->net_fd >= 0 ? pass_fd(fp, fcntl(sb->net_fd, F_DUPFD_CLOEXEC, 3)) : (errno = EBADF, -1);
 	if (nfd < 0)
 		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: network socket");
-	argv_add(a, "--keep-fd");
-	argv_addf(a, "%d", nfd);
-	argv_add(qa, "-netdev");
-	argv_addf(qa, "stream,id=net0,server=off,addr.type=fd,addr.str=%d", nfd);
+	argv_optf(a, "--keep-fd", "%d", nfd);
+	argv_optf(qa, "-netdev", "stream,id=net0,server=off,addr.type=fd,addr.str=%d", nfd);
 	argv_add(qa, "-device");
 	if (spec->mac)
 		argv_addf(qa, "virtio-net-device,netdev=net0,host_mtu=%u,mac=%s", QEMU_NET_MTU, spec->mac);
@@ -868,122 +891,65 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 
 	/* silo-jailer's own arguments */
 	real_bin = realpath(bin, NULL);
-	argv_add(&a, jailer);
-	argv_add(&a, "--id");
-	argv_add(&a, sb->id);
-	argv_add(&a, "--root");
-	argv_add(&a, p);
+	argv_addv(&a, jailer, "--id", sb->id, "--root", p, NULL);
 	if (geteuid() == 0) {
-		argv_add(&a, "--uid");
-		argv_addf(&a, "%u", (unsigned)q->uid);
-		argv_add(&a, "--gid");
-		argv_addf(&a, "%u", (unsigned)q->uid);
-		if (kvm_gid > 0) {
-			argv_add(&a, "--group");
-			argv_addf(&a, "%lld", kvm_gid);
-		}
+		argv_optf(&a, "--uid", "%u", (unsigned)q->uid);
+		argv_optf(&a, "--gid", "%u", (unsigned)q->uid);
+		if (kvm_gid > 0)
+			argv_optf(&a, "--group", "%lld", kvm_gid);
 		uint64_t mem = (spec->memory_mb ? spec->memory_mb : 512) + JAIL_OVERHEAD_MIB;
 		struct statfs sfs;
 		/* a scratch disk on tmpfs is RAM charged to QEMU's cgroup */
 		if (scratch != SCRATCH_NONE && statfs(sb->rundir, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC)
 			mem += scratch_mb;
-		argv_add(&a, "--memory-mib");
-		argv_addf(&a, "%llu", (unsigned long long)mem);
-		argv_add(&a, "--cpus");
-		argv_addf(&a, "%u", (spec->vcpus ? spec->vcpus : 1) + 1);
-		argv_add(&a, "--pids");
-		argv_addf(&a, "%d", JAIL_PIDS);
+		argv_optf(&a, "--memory-mib", "%llu", (unsigned long long)mem);
+		argv_optf(&a, "--cpus", "%u", (spec->vcpus ? spec->vcpus : 1) + 1);
+		argv_optf(&a, "--pids", "%d", JAIL_PIDS);
 	}
-	argv_add(&a, "--nproc");
-	argv_addf(&a, "%d", JAIL_PIDS);
-	argv_add(&a, "--fsize");
-	argv_addf(&a, "%llu", (unsigned long long)(largest > (1u << 20) ? largest : (1u << 20)));
-	argv_add(&a, "--hold-fd");
-	argv_addf(&a, "%d", lease);
-	argv_add(&a, "--keep-fd");
-	argv_addf(&a, "%d", agent_fd);
-	argv_add(&a, "--keep-fd");
-	argv_addf(&a, "%d", qmp_fd);
-	argv_add(&a, "--log");
-	argv_addf(&a, "1:%llu:%s", (unsigned long long)vm_serial_log_max(), q->serial_log);
-	argv_add(&a, "--log");
-	argv_addf(&a, "2:%llu:%s", QEMU_LOG_LIMIT, q->qemu_log);
-	for (char **f = files; f && *f; f += 2) {
-		argv_add(&a, "--ro");
-		argv_add(&a, f[0]);
-		argv_add(&a, f[1]);
-	}
-	argv_add(&a, "--ro");
-	argv_add(&a, bp.kernel);
-	argv_add(&a, "/boot/kernel");
-	if (bp.initrd[0]) {
-		argv_add(&a, "--ro");
-		argv_add(&a, bp.initrd);
-		argv_add(&a, "/boot/initrd");
-	}
-	argv_add(&a, "--dev");
-	argv_add(&a, "/dev/null");   /* QEMU probes OFD locks on it */
-	argv_add(&a, "/dev/null");
-	if (!strcmp(accel, "kvm")) {
-		argv_add(&a, "--dev");
-		argv_add(&a, "/dev/kvm");
-		argv_add(&a, "/dev/kvm");
-	}
+	argv_optf(&a, "--nproc", "%d", JAIL_PIDS);
+	argv_optf(&a, "--fsize", "%llu", (unsigned long long)(largest > (1u << 20) ? largest : (1u << 20)));
+	argv_optf(&a, "--hold-fd", "%d", lease);
+	argv_optf(&a, "--keep-fd", "%d", agent_fd);
+	argv_optf(&a, "--keep-fd", "%d", qmp_fd);
+	argv_optf(&a, "--log", "1:%llu:%s", (unsigned long long)vm_serial_log_max(), q->serial_log);
+	argv_optf(&a, "--log", "2:%llu:%s", QEMU_LOG_LIMIT, q->qemu_log);
+	for (char **f = files; f && *f; f += 2)
+		argv_addv(&a, "--ro", f[0], f[1], NULL);
+	argv_addv(&a, "--ro", bp.kernel, "/boot/kernel", NULL);
+	if (bp.initrd[0])
+		argv_addv(&a, "--ro", bp.initrd, "/boot/initrd", NULL);
+	argv_addv(&a, "--dev", "/dev/null", "/dev/null", NULL);   /* QEMU probes OFD locks on it */
+	if (!strcmp(accel, "kvm"))
+		argv_addv(&a, "--dev", "/dev/kvm", "/dev/kvm", NULL);
 
 	/* QEMU, as the jail sees it */
 	argv_buf qa = {0};
 	argv_add(&qa, real_bin ? real_bin : bin);
-	argv_add(&qa, "-name");
-	argv_addf(&qa, "silo-%s", sb->id);
-	argv_add(&qa, "-M");
-	argv_add(&qa, "microvm,acpi=off");
-	argv_add(&qa, "-accel");
-	argv_add(&qa, !strcmp(accel, "kvm") ? "kvm" : "tcg,tb-size=128");
-	argv_add(&qa, "-cpu");
-	argv_add(&qa, !strcmp(accel, "kvm") ? "host" : "max");
-	argv_add(&qa, "-m");
-	argv_addf(&qa, "%u", spec->memory_mb ? spec->memory_mb : 512);
-	argv_add(&qa, "-smp");
-	argv_addf(&qa, "%u", spec->vcpus ? spec->vcpus : 1);
-	argv_add(&qa, "-nodefaults");
-	argv_add(&qa, "-no-user-config");
-	argv_add(&qa, "-nographic");
-	argv_add(&qa, "-no-reboot");
+	argv_optf(&qa, "-name", "silo-%s", sb->id);
+	argv_addv(&qa, "-M", "microvm,acpi=off", "-accel", !strcmp(accel, "kvm") ? "kvm" : "tcg,tb-size=128", "-cpu",
+		  !strcmp(accel, "kvm") ? "host" : "max", NULL);
+	argv_optf(&qa, "-m", "%u", spec->memory_mb ? spec->memory_mb : 512);
+	argv_optf(&qa, "-smp", "%u", spec->vcpus ? spec->vcpus : 1);
+	argv_addv(&qa, "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", NULL);
 	/* QEMU's own seccomp filter: a guest that escapes into QEMU cannot exec, setuid or
 	 * use obsolete syscalls (the jailer's filter is stacked under it) */
-	argv_add(&qa, "-sandbox");
-	argv_add(&qa, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
-	argv_add(&qa, "-kernel");
-	argv_add(&qa, "/boot/kernel");
-	if (bp.initrd[0]) {
-		argv_add(&qa, "-initrd");
-		argv_add(&qa, "/boot/initrd");
-	}
-	argv_add(&qa, "-append");
-	argv_add(&qa, cmdline);
+	argv_addv(&qa, "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny", NULL);
+	argv_addv(&qa, "-kernel", "/boot/kernel", NULL);
+	if (bp.initrd[0])
+		argv_addv(&qa, "-initrd", "/boot/initrd", NULL);
+	argv_addv(&qa, "-append", cmdline, NULL);
 	/* the console goes to QEMU's stdout: a pipe the jailer drains into serial.log */
-	argv_add(&qa, "-chardev");
-	argv_add(&qa, "stdio,id=serial0,signal=off");
-	argv_add(&qa, "-serial");
-	argv_add(&qa, "chardev:serial0");
-	argv_add(&qa, "-device");
-	argv_add(&qa, "virtio-serial-device");
-	argv_add(&qa, "-chardev");
-	argv_addf(&qa, "socket,id=agent,fd=%d,server=on,wait=off", agent_fd);
-	argv_add(&qa, "-device");
-	argv_add(&qa, "virtserialport,chardev=agent,name=silo.agent");
-	argv_add(&qa, "-chardev");
-	argv_addf(&qa, "socket,id=qmp,fd=%d,server=on,wait=off", qmp_fd);
-	argv_add(&qa, "-mon");
-	argv_add(&qa, "chardev=qmp,mode=control");
-	argv_add(&qa, "-device");
-	argv_add(&qa, "virtio-rng-device");
+	argv_addv(&qa, "-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0", NULL);
+	argv_addv(&qa, "-device", "virtio-serial-device", NULL);
+	argv_optf(&qa, "-chardev", "socket,id=agent,fd=%d,server=on,wait=off", agent_fd);
+	argv_addv(&qa, "-device", "virtserialport,chardev=agent,name=silo.agent", NULL);
+	argv_optf(&qa, "-chardev", "socket,id=qmp,fd=%d,server=on,wait=off", qmp_fd);
+	argv_addv(&qa, "-mon", "chardev=qmp,mode=control", NULL);
+	argv_addv(&qa, "-device", "virtio-rng-device", NULL);
 	if (spec->network && add_network(sb, spec, &fp, &a, &qa, err) < 0)
 		goto fail;
-	if (incoming) {
-		argv_add(&qa, "-incoming");
-		argv_add(&qa, "defer");
-	}
+	if (incoming)
+		argv_addv(&qa, "-incoming", "defer", NULL);
 	/* Drives come in as fds in an fdset (-add-fd): QEMU opens no drive path. A writable
 	 * drive gets a read-only and a read-write fd (QEMU opens both ways). */
 	unsigned set = 1;
@@ -1034,22 +1000,15 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 				silo_fail_vm(err, SILO_ERR_IO_ERROR, e, sb->id, "scratch disk %s", path);
 			goto fail;
 		}
-		argv_add(&qa, "-add-fd");
-		argv_addf(&qa, "fd=%d,set=%u", rfd, set);
-		argv_add(&a, "--keep-fd");
-		argv_addf(&a, "%d", rfd);
-		if (!ro) {
-			argv_add(&qa, "-add-fd");
-			argv_addf(&qa, "fd=%d,set=%u", wfd, set);
-			argv_add(&a, "--keep-fd");
-			argv_addf(&a, "%d", wfd);
+		for (int k = 0; k < (ro ? 1 : 2); k++) {
+			argv_optf(&qa, "-add-fd", "fd=%d,set=%u", k ? wfd : rfd, set);
+			argv_optf(&a, "--keep-fd", "%d", k ? wfd : rfd);
 		}
 		/* The scratch disk is this sandbox's alone: no image locking. (With two fds of the file
 		 * in the fdset, QEMU's own read-only and read-write descriptions would conflict when it
 		 * re-takes its locks on "cont" after a migration.) */
-		argv_add(&qa, "-drive");
-		argv_addf(&qa, "id=%s,file=/dev/fdset/%u,format=raw,if=none%s%s", did, set, ro ? ",readonly=on" : "",
-			  !strcmp(did, "scratch") ? ",file.locking=off" : "");
+		argv_optf(&qa, "-drive", "id=%s,file=/dev/fdset/%u,format=raw,if=none%s%s", did, set,
+			  ro ? ",readonly=on" : "", !strcmp(did, "scratch") ? ",file.locking=off" : "");
 		argv_add(&qa, "-device");
 		if (serial[0])
 			argv_addf(&qa, "virtio-blk-device,drive=%s,serial=%s", did, serial);
