@@ -1282,26 +1282,7 @@ static int qmp_call(int fd, const char *req, int pass_fd, uint64_t deadline, jso
 {
 	if (ret)
 		*ret = NULL;
-	struct iovec iov = {.iov_base = (void *)req, .iov_len = strlen(req)};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (pass_fd >= 0) {
-		memset(&u, 0, sizeof u);
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof u.buf;
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-	}
-	ssize_t w;
-	while ((w = sendmsg(fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-		;
-	if (w != (ssize_t)iov.iov_len)
+	if (send_all_with_fds(fd, req, strlen(req), &pass_fd, pass_fd >= 0) < 0)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "QMP: send");
 	cleanup_free char *line = xmalloc(QMP_LINE_MAX);
 	for (int i = 0; i < 1000; i++) {
