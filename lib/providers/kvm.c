@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "common/cgroup.h"
+#include "common/fdread.h"
 #include "common/util.h"
 #include "core/provider.h"
 #include "core/sandbox.h"
@@ -542,20 +543,8 @@ static int api_call_fds(sandbox *sb, const char *method, const char *path, const
 		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, e, sb->id, "kvm: silo-vmm API %s", k->api);
 	}
 	char resp[4096];
-	size_t got = 0;
-	uint64_t deadline = now_mono_ns() + (uint64_t)timeout_ms * 1000000ULL;
-	for (;;) {
-		uint64_t now = now_mono_ns();
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (got == sizeof resp - 1 || now >= deadline || poll(&p, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
-			break;
-		ssize_t r = read(fd, resp + got, sizeof resp - 1 - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
+	fd_read_until(fd, resp, sizeof resp, now_mono_ns() + (uint64_t)timeout_ms * 1000000ULL);
 	close(fd);
-	resp[got] = 0;
 	int status = 0;
 	if (sscanf(resp, "HTTP/1.1 %d", &status) != 1)
 		return silo_fail_vm(err, SILO_ERR_PROTOCOL, 0, sb->id, "kvm: silo-vmm API: no HTTP answer to %s %s",

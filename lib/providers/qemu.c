@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "common/cgroup.h"
+#include "common/fdread.h"
 #include "common/util.h"
 #include "core/channel.h"
 #include "core/provider.h"
@@ -190,27 +191,8 @@ static int qemu_version(const char *bin, char *out, size_t len)
 	}
 	close(p[1]);
 	char buf[512];
-	size_t n = 0;
-	uint64_t deadline = now_mono_ns() + 3000000000ull;
-	while (n < sizeof buf - 1) {
-		int left = (int)((deadline - now_mono_ns()) / 1000000);
-		if (now_mono_ns() >= deadline)
-			break;
-		struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-		int pr = poll(&pfd, 1, left);
-		if (pr < 0 && errno == EINTR)
-			continue;
-		if (pr <= 0)
-			break;
-		ssize_t r = read(p[0], buf + n, sizeof buf - 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
+	fd_read_until(p[0], buf, sizeof buf, now_mono_ns() + 3000000000ull);
 	close(p[0]);
-	buf[n] = '\0';
 	kill(pid, SIGKILL); /* no-op if it already exited */
 	int st;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
