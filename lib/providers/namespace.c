@@ -52,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/unixsock.h"
 #include "common/util.h"
 #include "core/channel.h"
 #include "core/provider.h"
@@ -781,26 +782,6 @@ __attribute__((noreturn)) static void intermediate(child_args *a, int pid_wr, in
 	_exit(0);
 }
 
-static int listen_socket(const char *path, silo_error *err)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof sa.sun_path)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENAMETOOLONG, "namespace: socket path too long: %s",
-				 path);
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: socket");
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(path, 0600) < 0 || listen(fd, 16) < 0) {
-		int e = errno;
-		close(fd);
-		unlink(path);
-		return silo_fail(err, SILO_ERR_IO_ERROR, e, "namespace: listen on %s", path);
-	}
-	return fd;
-}
-
 static int write_pidfile(sandbox *sb, ns_state *s, silo_error *err)
 {
 	char p[PATH_MAX + 8], txt[64];
@@ -1151,7 +1132,7 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	if (prepare_mounts(sb, spec, a, err) < 0)
 		goto fail;
 	snprintf(s->sock, sizeof s->sock, "%.*s/agent.sock", (int)(sizeof s->sock - 12), sb->rundir);
-	listen_fd = listen_socket(s->sock, err);
+	listen_fd = unix_listen(s->sock, "namespace", err);
 	if (listen_fd < 0)
 		goto fail;
 	cg_limits lim = {

@@ -46,6 +46,7 @@
 
 #include "common/cgroup.h"
 #include "common/fdread.h"
+#include "common/unixsock.h"
 #include "common/util.h"
 #include "core/channel.h"
 #include "core/provider.h"
@@ -705,27 +706,6 @@ static int jail_files(const char *bin, char ***out, silo_error *err)
 	return rc;
 }
 
-/* A listening unix socket at path, mode 0600 (only silod connects). */
-static int listen_unix(const char *path, silo_error *err)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof sa.sun_path)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENAMETOOLONG,
-				 "qemu: run directory path too long for a unix socket: %s", path);
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, errno, "socket");
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(path, 0600) < 0 || listen(fd, 16) < 0) {
-		int e = errno;
-		close(fd);
-		unlink(path);
-		return silo_fail(err, SILO_ERR_IO_ERROR, e, "qemu: listen on %s", path);
-	}
-	return fd;
-}
-
 /* Fds handed to the jailer: a source (close-on-exec, above FD_HIGH) and the number the
  * jailer and QEMU see it under. */
 #define FD_HIGH 200
@@ -863,8 +843,8 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 		goto fail;
 	}
 	/* fds: 3 agent socket, 4 QMP socket, 5 the uid lease (kept by the jailer only), then drives */
-	int agent_fd = pass_fd(&fp, listen_unix(q->agent_sock, err));
-	int qmp_fd = agent_fd < 0 ? -1 : pass_fd(&fp, listen_unix(q->qmp_sock, err));
+	int agent_fd = pass_fd(&fp, unix_listen(q->agent_sock, "qemu", err));
+	int qmp_fd = agent_fd < 0 ? -1 : pass_fd(&fp, unix_listen(q->qmp_sock, "qemu", err));
 	if (qmp_fd < 0)
 		goto fail_err;
 	int lease = -1;
