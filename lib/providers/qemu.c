@@ -356,9 +356,12 @@ static int qmp_readline(int fd, char *buf, size_t len, uint64_t deadline, silo_e
 	}
 }
 
-/* Wait for the reply to the last command: skip events, return 0 on "return". */
-static int qmp_reply(int fd, uint64_t deadline, silo_error *err)
+/* Wait for the reply to the last command: skip events, return 0 on "return" (its value
+ * in *ret when ret is not NULL), -1 on "error". */
+static int qmp_reply(int fd, uint64_t deadline, json_t **ret, silo_error *err)
 {
+	if (ret)
+		*ret = NULL;
 	cleanup_free char *line = xmalloc(QMP_LINE_MAX);
 	for (int i = 0; i < 1000; i++) {
 		if (qmp_readline(fd, line, QMP_LINE_MAX, deadline, err) < 0)
@@ -367,9 +370,12 @@ static int qmp_reply(int fd, uint64_t deadline, silo_error *err)
 		if (!j)
 			return silo_fail(err, SILO_ERR_PROTOCOL, 0, "QMP: malformed reply");
 		int rc = 1;
-		if (json_object_get(j, "return"))
+		json_t *r = json_object_get(j, "return");
+		if (r) {
+			if (ret)
+				*ret = json_incref(r);
 			rc = 0;
-		else if (json_object_get(j, "error")) {
+		} else if (json_object_get(j, "error")) {
 			const char *d = json_string_value(json_object_get(json_object_get(j, "error"), "desc"));
 			silo_fail(err, SILO_ERR_IO_ERROR, 0, "QMP: %s", d ? d : "error");
 			rc = -1;
@@ -397,14 +403,14 @@ static int qmp_command(qemu_state *q, const char *cmd, int timeout_ms, silo_erro
 	static const char caps[] = "{\"execute\":\"qmp_capabilities\"}\n";
 	if (write_all(fd, caps, sizeof caps - 1) < 0)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "QMP: write");
-	if (qmp_reply(fd, deadline, err) < 0)
+	if (qmp_reply(fd, deadline, NULL, err) < 0)
 		return -1;
 	char req[128];
 	snprintf(req, sizeof req, "{\"execute\":\"%s\"}\n", cmd);
 	if (write_all(fd, req, strlen(req)) < 0)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "QMP: write");
 	silo_error e2 = {0};
-	if (qmp_reply(fd, deadline, &e2) < 0) {
+	if (qmp_reply(fd, deadline, NULL, &e2) < 0) {
 		if (!strcmp(cmd, "quit") && e2.sys_errno == ECONNRESET)
 			return 0;
 		if (err)
@@ -1229,7 +1235,7 @@ static int qmp_open(qemu_state *q, uint64_t deadline, silo_error *err)
 	cleanup_free char *line = xmalloc(QMP_LINE_MAX);
 	static const char caps[] = "{\"execute\":\"qmp_capabilities\"}\n";
 	if (qmp_readline(fd, line, QMP_LINE_MAX, deadline, err) < 0 || !strstr(line, "\"QMP\"") ||
-	    write_all(fd, caps, sizeof caps - 1) < 0 || qmp_reply(fd, deadline, err) < 0) {
+	    write_all(fd, caps, sizeof caps - 1) < 0 || qmp_reply(fd, deadline, NULL, err) < 0) {
 		close(fd);
 		if (err && !err->code)
 			silo_fail(err, SILO_ERR_PROTOCOL, 0, "QMP: unexpected greeting");
@@ -1246,30 +1252,7 @@ static int qmp_call(int fd, const char *req, int pass_fd, uint64_t deadline, jso
 		*ret = NULL;
 	if (send_all_with_fds(fd, req, strlen(req), &pass_fd, pass_fd >= 0) < 0)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "QMP: send");
-	cleanup_free char *line = xmalloc(QMP_LINE_MAX);
-	for (int i = 0; i < 1000; i++) {
-		if (qmp_readline(fd, line, QMP_LINE_MAX, deadline, err) < 0)
-			return -1;
-		json_t *j = json_loads(line, 0, NULL);
-		if (!j)
-			return silo_fail(err, SILO_ERR_PROTOCOL, 0, "QMP: malformed reply");
-		json_t *r = json_object_get(j, "return"), *e = json_object_get(j, "error");
-		if (r) {
-			if (ret)
-				*ret = json_incref(r);
-			json_decref(j);
-			return 0;
-		}
-		if (e) {
-			silo_fail(err, SILO_ERR_IO_ERROR, 0, "QMP: %s", json_string_value(json_object_get(e, "desc"))
-									     ? json_string_value(json_object_get(e, "desc"))
-									     : "error");
-			json_decref(j);
-			return -1;
-		}
-		json_decref(j);
-	}
-	return silo_fail(err, SILO_ERR_PROTOCOL, 0, "QMP: too many events without a reply");
+	return qmp_reply(fd, deadline, ret, err);
 }
 
 /* Poll query-migrate until completed (0) or failed (-1). */
