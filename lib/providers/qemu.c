@@ -44,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/argv.h"
 #include "common/cgroup.h"
 #include "common/fdread.h"
 #include "common/unixsock.h"
@@ -472,59 +473,6 @@ static void q_probe(provider_info *info)
 
 /* ---------------------------------------------------------------- spawn */
 
-typedef struct argv_buf {
-	char **v;
-	size_t n, cap;
-} argv_buf;
-
-static void argv_add(argv_buf *a, const char *s)
-{
-	if (a->n + 2 > a->cap) {
-		a->cap = a->cap ? a->cap * 2 : 64;
-		a->v = xrealloc(a->v, a->cap * sizeof *a->v);
-	}
-	a->v[a->n++] = xstrdup(s);
-	a->v[a->n] = NULL;
-}
-
-static void argv_addf(argv_buf *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void argv_addf(argv_buf *a, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char *s = NULL;
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	argv_add(a, s);
-	free(s);
-}
-
-/* Several arguments at once, up to a NULL. */
-static void argv_addv(argv_buf *a, ...) __attribute__((sentinel));
-static void argv_addv(argv_buf *a, ...)
-{
-	va_list ap;
-	va_start(ap, a);
-	for (const char *s; (s = va_arg(ap, const char *));)
-		argv_add(a, s);
-	va_end(ap);
-}
-
-/* An option and its formatted value: "--opt" "value". */
-static void argv_optf(argv_buf *a, const char *opt, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void argv_optf(argv_buf *a, const char *opt, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char *s = NULL;
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	argv_addv(a, opt, s, NULL);
-	free(s);
-}
-
 /* ---------------------------------------------------------------- jail teardown */
 
 /* and_dir: the core may still keep files there; then it removes the dir */
@@ -750,18 +698,15 @@ static void pass_close(fd_pass *fp)
 /* network = true (docs/network.md): the guest's NIC is a virtio-net device on
  * QEMU's stream netdev, connected to passt through a socket handed in as an
  * fd (QEMU stays AF_UNIX-only and opens nothing). */
-static int add_network(sandbox *sb, const vm_spec *spec, fd_pass *fp, argv_buf *a, argv_buf *qa, silo_error *err)
+static int add_network(sandbox *sb, const vm_spec *spec, fd_pass *fp, char ***a, char ***qa, silo_error *err)
 {
 	int nfd = sb->net_fd >= 0 ? pass_fd(fp, fcntl(sb->net_fd, F_DUPFD_CLOEXEC, 3)) : (errno = EBADF, -1);
 	if (nfd < 0)
 		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: network socket");
 	argv_optf(a, "--keep-fd", "%d", nfd);
 	argv_optf(qa, "-netdev", "stream,id=net0,server=off,addr.type=fd,addr.str=%d", nfd);
-	argv_add(qa, "-device");
-	if (spec->mac)
-		argv_addf(qa, "virtio-net-device,netdev=net0,host_mtu=%u,mac=%s", QEMU_NET_MTU, spec->mac);
-	else
-		argv_addf(qa, "virtio-net-device,netdev=net0,host_mtu=%u", QEMU_NET_MTU);
+	argv_optf(qa, "-device", "virtio-net-device,netdev=net0,host_mtu=%u%s%s", QEMU_NET_MTU,
+		  spec->mac ? ",mac=" : "", spec->mac ? spec->mac : "");
 	return 0;
 }
 
@@ -829,7 +774,7 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 		unlink(p);
 	}
 	snprintf(q->accel, sizeof q->accel, "%s", accel);
-	argv_buf a = {0};
+	char **a = NULL;
 	fd_pass fp = {0};
 	char **files = NULL;
 	char p[PATH_MAX + 64];
@@ -891,7 +836,7 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 		argv_addv(&a, "--dev", "/dev/kvm", "/dev/kvm", NULL);
 
 	/* QEMU, as the jail sees it */
-	argv_buf qa = {0};
+	char **qa = NULL;
 	argv_add(&qa, real_bin ? real_bin : bin);
 	argv_optf(&qa, "-name", "silo-%s", sb->id);
 	argv_addv(&qa, "-M", "microvm,acpi=off", "-accel", !strcmp(accel, "kvm") ? "kvm" : "tcg,tb-size=128", "-cpu",
@@ -977,17 +922,13 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 		 * re-takes its locks on "cont" after a migration.) */
 		argv_optf(&qa, "-drive", "id=%s,file=/dev/fdset/%u,format=raw,if=none%s%s", did, set,
 			  ro ? ",readonly=on" : "", !strcmp(did, "scratch") ? ",file.locking=off" : "");
-		argv_add(&qa, "-device");
-		if (serial[0])
-			argv_addf(&qa, "virtio-blk-device,drive=%s,serial=%s", did, serial);
-		else
-			argv_addf(&qa, "virtio-blk-device,drive=%s", did);
+		argv_optf(&qa, "-device", "virtio-blk-device,drive=%s%s%s", did, serial[0] ? ",serial=" : "", serial);
 		set++;
 	}
 	argv_add(&a, "--");
-	for (size_t i = 0; i < qa.n; i++)
-		argv_add(&a, qa.v[i]);
-	strv_free(qa.v);
+	for (char **q_arg = qa; q_arg && *q_arg; q_arg++)
+		argv_add(&a, *q_arg);
+	strv_free(qa);
 
 	/* the jailer's own messages (before its logs exist, or about the cgroup) append to qemu.log */
 	int logfd = open(q->qemu_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -1019,7 +960,7 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
-		execv(jailer, a.v);
+		execv(jailer, a);
 		dprintf(2, "silo: exec %s: %s\n", jailer, strerror(errno));
 		_exit(127);
 	}
@@ -1051,7 +992,7 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 		struct timespec ts = {0, 2 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
-	strv_free(a.v);
+	strv_free(a);
 	strv_free(files);
 	return 0;
 
@@ -1065,7 +1006,7 @@ fail_started:
 fail:
 	pass_close(&fp);
 	remove_rundir_files(sb, false);
-	strv_free(a.v);
+	strv_free(a);
 	strv_free(files);
 	free(q);
 	return rc;
