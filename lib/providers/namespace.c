@@ -1600,37 +1600,29 @@ static int ns_resume(sandbox *sb, silo_error *err)
 	return rc;
 }
 
-static void push(char ***v, char *s)
-{
-	size_t n = strv_len(*v);
-	*v = xrealloc(*v, (n + 2) * sizeof **v);
-	(*v)[n] = s;
-	(*v)[n + 1] = NULL;
-}
-
 static void ns_residue(sandbox *sb, char ***out)
 {
 	ns_state *s = sb->prov;
 	if (sb->pid > 0 && pid_alive(sb->pid, s ? s->starttime : 0))
-		push(out, xasprintf("pid %d (namespace init)", (int)sb->pid));
+		strv_push(out, xasprintf("pid %d (namespace init)", (int)sb->pid));
 	cg_set cg;
 	cg_paths(sb->id, &cg);
 	for (int i = 0; i < cg.n; i++)
 		if (path_exists(cg.path[i]))
-			push(out, xasprintf("cgroup %s", cg.path[i]));
+			strv_push(out, xasprintf("cgroup %s", cg.path[i]));
 	char p[PATH_MAX + 16];
 	snprintf(p, sizeof p, "%s/agent.sock", sb->rundir);
 	if (path_exists(p))
-		push(out, xasprintf("%s", p));
+		strv_push(out, xasprintf("%s", p));
 	/* RUNDIR/ns-state outlives terminate only when the disk did not detach
 	 * (it is written before the loop device can outlive us: until then
 	 * AUTOCLEAR and our own fd tie the device to this process) */
 	ns_state st;
 	if (read_state(sb, &st)) {
 		if (ns_disk_attached(&st.disk))
-			push(out, xasprintf("loop /dev/loop%d (the sandbox's disk)", st.disk.nr));
+			strv_push(out, xasprintf("loop /dev/loop%d (the sandbox's disk)", st.disk.nr));
 		if (ns_ids_held(NS_IDS_DIR, st.ids.slot, sb->pid))
-			push(out, xasprintf("%s/%d (host id slot)", NS_IDS_DIR, st.ids.slot));
+			strv_push(out, xasprintf("%s/%d (host id slot)", NS_IDS_DIR, st.ids.slot));
 	}
 	/* mounts under the run dir visible on the host: lib/core/cleanup.c */
 }
