@@ -59,6 +59,13 @@ static const field fields[] = {
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
+/* The two keys every message carries, first (outside the present mask). */
+static const struct {
+	const char *key;
+	size_t off;             /* of a uint32_t in wire_msg */
+	const char *missing;
+} head[2] = {{"t", OFF(type), "missing key \"t\""}, {"id", OFF(id), "missing key \"id\""}};
+
 #define AT(m, off, type) ((type *)((char *)(m) + (off)))
 #define CAT(m, off, type) ((const type *)((const char *)(m) + (off)))
 
@@ -107,10 +114,10 @@ bool wire_encode(mp_buf *b, const wire_msg *m)
 		if (m->present & fields[i].bit)
 			n++;
 	mp_put_map(b, n);
-	mp_put_cstr(b, "t");
-	mp_put_uint(b, m->type);
-	mp_put_cstr(b, "id");
-	mp_put_uint(b, m->id);
+	for (size_t h = 0; h < 2; h++) {
+		mp_put_cstr(b, head[h].key);
+		mp_put_uint(b, *CAT(m, head[h].off, uint32_t));
+	}
 	for (size_t i = 0; i < N_FIELDS; i++) {
 		const field *f = &fields[i];
 		if (!(m->present & f->bit))
@@ -295,7 +302,7 @@ bool wire_decode(const uint8_t *payload, size_t len, wire_msg *out, char *err, s
 	mp_rd r;
 	mp_rd_init(&r, payload, len);
 	uint32_t n;
-	bool have_t = false, have_id = false;
+	bool have[2] = {false, false};
 	if (len > WIRE_MAX_FRAME) {
 		mp_fail(&r, "frame too large");
 		goto fail;
@@ -307,23 +314,16 @@ bool wire_decode(const uint8_t *payload, size_t len, wire_msg *out, char *err, s
 		size_t kl;
 		if (!mp_get_str(&r, &k, &kl, 16))
 			goto fail;
-		if (kl == 1 && k[0] == 't') {
-			if (have_t) {
+		size_t h = 0;
+		while (h < 2 && !(strlen(head[h].key) == kl && !memcmp(head[h].key, k, kl)))
+			h++;
+		if (h < 2) {
+			if (have[h]) {
 				mp_fail(&r, "duplicate key");
 				goto fail;
 			}
-			have_t = true;
-			if (!get_u32(&r, &out->type))
-				goto fail;
-			continue;
-		}
-		if (kl == 2 && k[0] == 'i' && k[1] == 'd') {
-			if (have_id) {
-				mp_fail(&r, "duplicate key");
-				goto fail;
-			}
-			have_id = true;
-			if (!get_u32(&r, &out->id))
+			have[h] = true;
+			if (!get_u32(&r, AT(out, head[h].off, uint32_t)))
 				goto fail;
 			continue;
 		}
@@ -338,14 +338,11 @@ bool wire_decode(const uint8_t *payload, size_t len, wire_msg *out, char *err, s
 			goto fail; /* unknown key: skipped for forward compatibility */
 		}
 	}
-	if (!have_t) {
-		mp_fail(&r, "missing key \"t\"");
-		goto fail;
-	}
-	if (!have_id) {
-		mp_fail(&r, "missing key \"id\"");
-		goto fail;
-	}
+	for (size_t h = 0; h < 2; h++)
+		if (!have[h]) {
+			mp_fail(&r, head[h].missing);
+			goto fail;
+		}
 	if (r.left) {
 		mp_fail(&r, "trailing bytes after message");
 		goto fail;
