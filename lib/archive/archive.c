@@ -520,13 +520,13 @@ typedef struct xctx {
 __attribute__((format(printf, 5, 6))) static int xfail(xctx *x, silo_error *err, silo_code code, int e,
 						       const char *fmt, ...)
 {
-	char msg[512], q[200];
+	char prefix[48];
+	snprintf(prefix, sizeof prefix, "archive entry %" PRIu64, x->e->index);
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	int rc = tar_entry_fail(err, code, e, prefix, x->e->path, fmt, ap);
 	va_end(ap);
-	return silo_fail(err, code, e, "archive entry %" PRIu64 " \"%s\": %s", x->e->index,
-			 tar_quote(x->e->path, q, sizeof q), msg);
+	return rc;
 }
 
 /* Map an archive name to its place below the root fd (normalized, root rules applied). */

@@ -64,12 +64,13 @@ typedef struct xctx {
 __attribute__((format(printf, 5, 6))) static int efail(xctx *x, silo_error *err, silo_code code, int e,
 						       const char *fmt, ...)
 {
-	char msg[512], q[200];
+	char prefix[SILO_ERROR_MSG_MAX];
+	snprintf(prefix, sizeof prefix, "%s: entry", x->what);
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	int rc = tar_entry_fail(err, code, e, prefix, x->e->path, fmt, ap);
 	va_end(ap);
-	return silo_fail(err, code, e, "%s: entry \"%s\": %s", x->what, tar_quote(x->e->path, q, sizeof q), msg);
+	return rc;
 }
 
 /* Normalize an archive path into out ("" is the archive root): archive_norm_name's rules,

@@ -59,6 +59,14 @@ const char *tar_quote(const char *s, char *buf, size_t len)
 	return buf;
 }
 
+int tar_entry_fail(silo_error *err, silo_code code, int e, const char *prefix, const char *path, const char *fmt,
+		   va_list ap)
+{
+	char msg[512], q[200];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	return silo_fail(err, code, e, "%s \"%s\": %s", prefix, tar_quote(path, q, sizeof q), msg);
+}
+
 tar_reader *tar_reader_new(tar_read_fn fn, void *ud)
 {
 	tar_reader *r = xcalloc(1, sizeof *r);
