@@ -73,8 +73,7 @@ static void blk_config_read(void *d, uint64_t off, uint8_t *data, uint32_t len)
 	blk_dev *b = d;
 	uint8_t cfg[8];
 	memcpy(cfg, &b->sectors, 8); /* capacity; the rest of the config reads as zero */
-	if (off < sizeof cfg)
-		memcpy(data, cfg + off, len < sizeof cfg - off ? len : sizeof cfg - off);
+	virtio_config_copy(cfg, sizeof cfg, off, data, len);
 }
 
 static uint8_t blk_request(blk_dev *b, const guest_mem *m, const virtq_chain *c, uint32_t *written)

@@ -308,8 +308,7 @@ static void vnet_config_read(void *dev, uint64_t off, uint8_t *data, uint32_t le
 	vnet_dev *d = dev;
 	uint8_t cfg[8] = {0};
 	memcpy(cfg, d->mac, 6);   /* then status (unused without VIRTIO_NET_F_STATUS) */
-	if (off < sizeof cfg)
-		memcpy(data, cfg + off, len < sizeof cfg - off ? len : sizeof cfg - off);
+	virtio_config_copy(cfg, sizeof cfg, off, data, len);
 }
 
 static void vnet_destroy_op(void *dev)

@@ -91,6 +91,10 @@ typedef struct virtio_mmio {
 	virtq queues[8];
 } virtio_mmio;
 
+/* For config_read: copy the part of a device's size config bytes at off into data (the
+ * transport zeroed all len bytes first, so the rest reads as zero). */
+void virtio_config_copy(const void *cfg, size_t size, uint64_t off, uint8_t *data, uint32_t len);
+
 /* Attach a device at base with irq (IOAPIC pin); appends "virtio_mmio.device=4K@0x..:irq" to
  * cmdline_extra if non-NULL (size cmdline_len). */
 int virtio_mmio_attach(vm *v, uint64_t base, uint32_t irq, const virtio_device_ops *ops, void *dev,

@@ -460,8 +460,7 @@ static bool vsock_notify(void *dev, virtio_mmio *t, int qi)
 static void vsock_config_read(void *dev, uint64_t off, uint8_t *data, uint32_t len)
 {
 	vsock_dev *d = dev;
-	if (off < 8)
-		memcpy(data, (uint8_t *)&d->guest_cid + off, len < 8 - off ? len : 8 - off);
+	virtio_config_copy(&d->guest_cid, sizeof d->guest_cid, off, data, len);
 }
 
 static void vsock_destroy_op(void *dev)
