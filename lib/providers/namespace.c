@@ -1578,26 +1578,26 @@ static int ns_reattach(sandbox *sb, silo_error *err)
 	return 0;
 }
 
-static int ns_pause(sandbox *sb, silo_error *err)
+/* pause (frozen) and resume: the cgroup freezer */
+static int ns_freeze(sandbox *sb, bool frozen, silo_error *err)
 {
 	ns_state *s = sb->prov;
 	if (!s)
 		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "namespace: sandbox not running");
-	int rc = cg_freeze(&s->cg, true, err);
+	int rc = cg_freeze(&s->cg, frozen, err);
 	if (rc < 0)
 		silo_error_set_vm(err, sb->id);
 	return rc;
 }
 
+static int ns_pause(sandbox *sb, silo_error *err)
+{
+	return ns_freeze(sb, true, err);
+}
+
 static int ns_resume(sandbox *sb, silo_error *err)
 {
-	ns_state *s = sb->prov;
-	if (!s)
-		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "namespace: sandbox not running");
-	int rc = cg_freeze(&s->cg, false, err);
-	if (rc < 0)
-		silo_error_set_vm(err, sb->id);
-	return rc;
+	return ns_freeze(sb, false, err);
 }
 
 static void ns_residue(sandbox *sb, char ***out)
