@@ -533,20 +533,7 @@ static int trace_libs(const char *prog, const char *arg, char ***pairs, silo_err
 	}
 	close(p[1]);
 	cleanup_free char *out = xmalloc(64 * 1024);
-	size_t n = 0;
-	uint64_t deadline = now_mono_ns() + 10000000000ull;
-	while (n < 64 * 1024 - 1 && now_mono_ns() < deadline) {
-		struct pollfd pf = {.fd = p[0], .events = POLLIN};
-		if (poll(&pf, 1, 1000) <= 0)
-			continue;
-		ssize_t r = read(p[0], out + n, 64 * 1024 - 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	out[n] = '\0';
+	size_t n = fd_read_until(p[0], out, 64 * 1024, now_mono_ns() + 10000000000ull);
 	close(p[0]);
 	kill(pid, SIGKILL);
 	int st;
