@@ -50,6 +50,7 @@
 #include <unistd.h>
 #include <grp.h>
 
+#include "common/sigset.h"
 #include "common/util.h"
 #include "logcap.h"
 #include "providers/ns.h"
@@ -648,12 +649,7 @@ int main(int argc, char **argv)
 		fcntl(l->rd, F_SETPIPE_SZ, 1 << 20);
 		l->open = true;
 	}
-	sigset_t s;
-	sigemptyset(&s);
-	sigaddset(&s, SIGCHLD);
-	sigaddset(&s, SIGTERM);
-	sigaddset(&s, SIGINT);
-	sigaddset(&s, SIGHUP);
+	sigset_t s = sigset_of(SIGCHLD, SIGTERM, SIGINT, SIGHUP, 0);
 	sigprocmask(SIG_BLOCK, &s, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	int sfd = high_fd(signalfd(-1, &s, SFD_CLOEXEC | SFD_NONBLOCK));
