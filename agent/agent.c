@@ -50,6 +50,7 @@
 
 #include "agent_net.h"
 #include "archive/archive.h"
+#include "common/sigset.h"
 #include "wire.h"
 
 #ifndef SILO_VERSION
@@ -1773,12 +1774,7 @@ static void on_signal_dummy(int s)
 
 static void setup_signals(void)
 {
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
+	sigset_t set = sigset_of(SIGCHLD, SIGTERM, SIGINT, SIGHUP, 0);
 	/* PID 1 in a pid namespace ignores signals with SIG_DFL: install handlers. */
 	struct sigaction sa = {.sa_handler = on_signal_dummy};
 	sigaction(SIGTERM, &sa, NULL);

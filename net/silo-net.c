@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/sigset.h"
 #include "common/util.h"
 #include "net/ctl.h"
 #include "net/dns.h"
@@ -607,13 +608,7 @@ int main(int argc, char **argv)
 	S.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
 	/* signals before any thread exists */
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGCHLD);
-	sigaddset(&mask, SIGPIPE);
+	sigset_t mask = sigset_of(SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE, 0);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 

@@ -345,78 +345,91 @@ bool mp_get_int(mp_rd *r, int64_t *v)
 	return true;
 }
 
-static bool get_len_prefixed(mp_rd *r, uint8_t fix_lo, uint8_t fix_hi, uint8_t fix_mask, uint8_t t8,
-			     uint8_t t16, uint8_t t32, size_t *n, const char *what)
+/* The length-prefixed kinds: the fixed-length range (fix_hi 0: none) and mask, the 8/16/32-bit
+ * length markers (t8 0: none), the least bytes one item takes (a length is checked against
+ * what is left of the frame) and the messages. */
+typedef struct lenkind {
+	uint8_t fix_lo, fix_hi, fix_mask, t8, t16, t32;
+	size_t item_min;
+	const char *expected, *too_long, *exceeds;
+} lenkind;
+static const lenkind K_STR = {0xa0, 0xbf, 0x1f, 0xd9, 0xda, 0xdb, 1, "expected string", "string too long",
+			      "string length exceeds frame"};
+static const lenkind K_BIN = {0, 0, 0, 0xc4, 0xc5, 0xc6, 1, "expected binary", "binary too long",
+			      "binary length exceeds frame"};
+static const lenkind K_ARRAY = {0x90, 0x9f, 0x0f, 0, 0xdc, 0xdd, 1, "expected array", "array too long",
+				"array length exceeds frame"};
+static const lenkind K_MAP = {0x80, 0x8f, 0x0f, 0, 0xde, 0xdf, 2, "expected map", "map too large",
+			      "map length exceeds frame"};
+
+/* Read the header of a k item and check its length n against max and the frame. */
+static bool get_len(mp_rd *r, const lenkind *k, uint64_t max, size_t *n)
 {
 	if (!need(r, 1))
 		return false;
 	uint8_t c = r->p[0];
 	size_t hdr = 1;
 	uint64_t len;
-	if (fix_hi && c >= fix_lo && c <= fix_hi) {
-		len = c & fix_mask;
-	} else if (t8 && c == t8) {
+	if (k->fix_hi && c >= k->fix_lo && c <= k->fix_hi) {
+		len = c & k->fix_mask;
+	} else if (k->t8 && c == k->t8) {
 		if (!need(r, 2))
 			return false;
 		len = r->p[1];
 		hdr = 2;
-	} else if (c == t16) {
+	} else if (c == k->t16) {
 		if (!need(r, 3))
 			return false;
 		len = rd_be(r->p + 1, 2);
 		hdr = 3;
-	} else if (c == t32) {
+	} else if (c == k->t32) {
 		if (!need(r, 5))
 			return false;
 		len = rd_be(r->p + 1, 4);
 		hdr = 5;
 	} else {
-		return mp_fail(r, what);
+		return mp_fail(r, k->expected);
 	}
 	advance(r, hdr);
+	if (len > max)
+		return mp_fail(r, k->too_long);
+	if (len > r->left / k->item_min)
+		return mp_fail(r, k->exceeds);
 	*n = (size_t)len;
 	return true;
 }
 
-bool mp_get_str(mp_rd *r, const char **p, size_t *n, size_t max)
+/* A string or binary: its bytes stay in the frame. */
+static bool get_bytes(mp_rd *r, const lenkind *k, const uint8_t **p, size_t *n, size_t max)
 {
 	size_t len;
-	if (!get_len_prefixed(r, 0xa0, 0xbf, 0x1f, 0xd9, 0xda, 0xdb, &len, "expected string"))
+	if (!get_len(r, k, max, &len))
 		return false;
-	if (len > max)
-		return mp_fail(r, "string too long");
-	if (len > r->left)
-		return mp_fail(r, "string length exceeds frame");
-	*p = (const char *)r->p;
-	*n = len;
-	advance(r, len);
-	return true;
-}
-
-bool mp_get_bin(mp_rd *r, const uint8_t **p, size_t *n, size_t max)
-{
-	size_t len;
-	if (!get_len_prefixed(r, 0, 0, 0, 0xc4, 0xc5, 0xc6, &len, "expected binary"))
-		return false;
-	if (len > max)
-		return mp_fail(r, "binary too long");
-	if (len > r->left)
-		return mp_fail(r, "binary length exceeds frame");
 	*p = r->p;
 	*n = len;
 	advance(r, len);
 	return true;
 }
 
+bool mp_get_str(mp_rd *r, const char **p, size_t *n, size_t max)
+{
+	const uint8_t *b;
+	if (!get_bytes(r, &K_STR, &b, n, max))
+		return false;
+	*p = (const char *)b;
+	return true;
+}
+
+bool mp_get_bin(mp_rd *r, const uint8_t **p, size_t *n, size_t max)
+{
+	return get_bytes(r, &K_BIN, p, n, max);
+}
+
 bool mp_get_array(mp_rd *r, uint32_t *n, uint32_t max)
 {
 	size_t len;
-	if (!get_len_prefixed(r, 0x90, 0x9f, 0x0f, 0, 0xdc, 0xdd, &len, "expected array"))
+	if (!get_len(r, &K_ARRAY, max, &len))
 		return false;
-	if (len > max)
-		return mp_fail(r, "array too long");
-	if (len > r->left) /* every element takes at least one byte */
-		return mp_fail(r, "array length exceeds frame");
 	*n = (uint32_t)len;
 	return true;
 }
@@ -424,12 +437,8 @@ bool mp_get_array(mp_rd *r, uint32_t *n, uint32_t max)
 bool mp_get_map(mp_rd *r, uint32_t *n, uint32_t max)
 {
 	size_t len;
-	if (!get_len_prefixed(r, 0x80, 0x8f, 0x0f, 0, 0xde, 0xdf, &len, "expected map"))
+	if (!get_len(r, &K_MAP, max, &len))
 		return false;
-	if (len > max)
-		return mp_fail(r, "map too large");
-	if (len > r->left / 2)
-		return mp_fail(r, "map length exceeds frame");
 	*n = (uint32_t)len;
 	return true;
 }

@@ -59,11 +59,19 @@ static const field fields[] = {
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
+/* The two keys every message carries, first (outside the present mask). */
+static const struct {
+	const char *key;
+	size_t off;             /* of a uint32_t in wire_msg */
+	const char *missing;
+} head[2] = {{"t", OFF(type), "missing key \"t\""}, {"id", OFF(id), "missing key \"id\""}};
+
 #define AT(m, off, type) ((type *)((char *)(m) + (off)))
 #define CAT(m, off, type) ((const type *)((const char *)(m) + (off)))
 
-static void put_dirent(mp_buf *b, const wire_dirent *e)
+static void put_dirent(mp_buf *b, const void *ev)
 {
+	const wire_dirent *e = ev;
 	mp_put_array(b, e->link ? 7 : 6);
 	mp_put_cstr(b, e->name);
 	mp_put_uint(b, e->size);
@@ -75,12 +83,26 @@ static void put_dirent(mp_buf *b, const wire_dirent *e)
 		mp_put_cstr(b, e->link);
 }
 
-static void put_event(mp_buf *b, const wire_event *e)
+static void put_event(mp_buf *b, const void *ev)
 {
+	const wire_event *e = ev;
 	mp_put_array(b, 2);
 	mp_put_uint(b, e->kind);
 	mp_put_cstr(b, e->name);
 }
+
+static bool get_dirent(mp_rd *r, void *ev);
+static bool get_event(mp_rd *r, void *ev);
+/* The arrays of records (K_ENTS, K_EVS): element size, most elements, how one is
+ * written and read. */
+typedef struct list_kind {
+	size_t size;
+	uint32_t max;
+	void (*put)(mp_buf *b, const void *e);
+	bool (*get)(mp_rd *r, void *e);
+} list_kind;
+static const list_kind list_ents = {sizeof(wire_dirent), WIRE_MAX_ENTS, put_dirent, get_dirent};
+static const list_kind list_evs = {sizeof(wire_event), WIRE_MAX_EVS, put_event, get_event};
 
 bool wire_encode(mp_buf *b, const wire_msg *m)
 {
@@ -92,10 +114,10 @@ bool wire_encode(mp_buf *b, const wire_msg *m)
 		if (m->present & fields[i].bit)
 			n++;
 	mp_put_map(b, n);
-	mp_put_cstr(b, "t");
-	mp_put_uint(b, m->type);
-	mp_put_cstr(b, "id");
-	mp_put_uint(b, m->id);
+	for (size_t h = 0; h < 2; h++) {
+		mp_put_cstr(b, head[h].key);
+		mp_put_uint(b, *CAT(m, head[h].off, uint32_t));
+	}
 	for (size_t i = 0; i < N_FIELDS; i++) {
 		const field *f = &fields[i];
 		if (!(m->present & f->bit))
@@ -116,20 +138,14 @@ bool wire_encode(mp_buf *b, const wire_msg *m)
 			break;
 		}
 		case K_BIN: mp_put_bin(b, *CAT(m, f->off, const uint8_t *), *CAT(m, f->aux, size_t)); break;
-		case K_ENTS: {
-			const wire_dirent *e = *CAT(m, f->off, wire_dirent *);
-			uint32_t c = *CAT(m, f->aux, uint32_t);
-			mp_put_array(b, c);
-			for (uint32_t k = 0; k < c; k++)
-				put_dirent(b, &e[k]);
-			break;
-		}
+		case K_ENTS:
 		case K_EVS: {
-			const wire_event *e = *CAT(m, f->off, wire_event *);
+			const list_kind *lk = f->kind == K_ENTS ? &list_ents : &list_evs;
+			const char *e = *CAT(m, f->off, void *);
 			uint32_t c = *CAT(m, f->aux, uint32_t);
 			mp_put_array(b, c);
 			for (uint32_t k = 0; k < c; k++)
-				put_event(b, &e[k]);
+				lk->put(b, e + k * lk->size);
 			break;
 		}
 		}
@@ -189,8 +205,9 @@ static bool get_u32(mp_rd *r, uint32_t *out)
 	return true;
 }
 
-static bool get_dirent(mp_rd *r, wire_dirent *e)
+static bool get_dirent(mp_rd *r, void *ev)
 {
+	wire_dirent *e = ev;
 	uint32_t n;
 	uint64_t size;
 	if (!mp_get_array(r, &n, 7))
@@ -209,8 +226,9 @@ static bool get_dirent(mp_rd *r, wire_dirent *e)
 	return true;
 }
 
-static bool get_event(mp_rd *r, wire_event *e)
+static bool get_event(mp_rd *r, void *ev)
 {
+	wire_event *e = ev;
 	uint32_t n;
 	if (!mp_get_array(r, &n, 2))
 		return false;
@@ -257,32 +275,19 @@ static bool decode_field(mp_rd *r, wire_msg *m, const field *f)
 	}
 	case K_BIN:
 		return mp_get_bin(r, AT(m, f->off, const uint8_t *), AT(m, f->aux, size_t), WIRE_CHUNK);
-	case K_ENTS: {
-		uint32_t n;
-		if (!mp_get_array(r, &n, WIRE_MAX_ENTS))
-			return false;
-		wire_dirent *e = calloc(n ? n : 1, sizeof *e);
-		if (!e)
-			return mp_fail(r, "out of memory");
-		*AT(m, f->off, wire_dirent *) = e;
-		for (uint32_t i = 0; i < n; i++) {
-			*AT(m, f->aux, uint32_t) = i + 1;
-			if (!get_dirent(r, &e[i]))
-				return false;
-		}
-		return true;
-	}
+	case K_ENTS:
 	case K_EVS: {
+		const list_kind *lk = f->kind == K_ENTS ? &list_ents : &list_evs;
 		uint32_t n;
-		if (!mp_get_array(r, &n, WIRE_MAX_EVS))
+		if (!mp_get_array(r, &n, lk->max))
 			return false;
-		wire_event *e = calloc(n ? n : 1, sizeof *e);
+		char *e = calloc(n ? n : 1, lk->size);
 		if (!e)
 			return mp_fail(r, "out of memory");
-		*AT(m, f->off, wire_event *) = e;
+		*AT(m, f->off, void *) = e;
 		for (uint32_t i = 0; i < n; i++) {
 			*AT(m, f->aux, uint32_t) = i + 1;
-			if (!get_event(r, &e[i]))
+			if (!lk->get(r, e + i * lk->size))
 				return false;
 		}
 		return true;
@@ -297,7 +302,7 @@ bool wire_decode(const uint8_t *payload, size_t len, wire_msg *out, char *err, s
 	mp_rd r;
 	mp_rd_init(&r, payload, len);
 	uint32_t n;
-	bool have_t = false, have_id = false;
+	bool have[2] = {false, false};
 	if (len > WIRE_MAX_FRAME) {
 		mp_fail(&r, "frame too large");
 		goto fail;
@@ -309,23 +314,16 @@ bool wire_decode(const uint8_t *payload, size_t len, wire_msg *out, char *err, s
 		size_t kl;
 		if (!mp_get_str(&r, &k, &kl, 16))
 			goto fail;
-		if (kl == 1 && k[0] == 't') {
-			if (have_t) {
+		size_t h = 0;
+		while (h < 2 && !(strlen(head[h].key) == kl && !memcmp(head[h].key, k, kl)))
+			h++;
+		if (h < 2) {
+			if (have[h]) {
 				mp_fail(&r, "duplicate key");
 				goto fail;
 			}
-			have_t = true;
-			if (!get_u32(&r, &out->type))
-				goto fail;
-			continue;
-		}
-		if (kl == 2 && k[0] == 'i' && k[1] == 'd') {
-			if (have_id) {
-				mp_fail(&r, "duplicate key");
-				goto fail;
-			}
-			have_id = true;
-			if (!get_u32(&r, &out->id))
+			have[h] = true;
+			if (!get_u32(&r, AT(out, head[h].off, uint32_t)))
 				goto fail;
 			continue;
 		}
@@ -340,14 +338,11 @@ bool wire_decode(const uint8_t *payload, size_t len, wire_msg *out, char *err, s
 			goto fail; /* unknown key: skipped for forward compatibility */
 		}
 	}
-	if (!have_t) {
-		mp_fail(&r, "missing key \"t\"");
-		goto fail;
-	}
-	if (!have_id) {
-		mp_fail(&r, "missing key \"id\"");
-		goto fail;
-	}
+	for (size_t h = 0; h < 2; h++)
+		if (!have[h]) {
+			mp_fail(&r, head[h].missing);
+			goto fail;
+		}
 	if (r.left) {
 		mp_fail(&r, "trailing bytes after message");
 		goto fail;

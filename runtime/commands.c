@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fdread.h"
 #include "common/util.h"
 #include "core/owner.h"
 #include "core/provider.h"
@@ -193,17 +194,8 @@ int rt_create(rt_create_opts *o, silo_error *err)
 	close(rp[1]);
 	rt_config_free(&cfg);
 	char buf[SILO_ERROR_MSG_MAX + 64];
-	size_t got = 0;
-	for (;;) {
-		ssize_t r = read(rp[0], buf + got, sizeof buf - 1 - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
+	fd_read_until(rp[0], buf, sizeof buf, 0);
 	close(rp[0]);
-	buf[got] = '\0';
 	o->pid = pid;
 	if (!strncmp(buf, "OK ", 3)) {
 		if (o->pid_file && write_pid_file(o->pid_file, pid, err) < 0) {

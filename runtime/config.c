@@ -448,8 +448,10 @@ int rt_config_parse(const char *text, size_t len, const char *bundle, rt_config 
 		goto out;
 	}
 	if (get_str(r, "path", "root.path", PATH_MAX - 1, true, &rpath, err) < 0 ||
-	    get_bool(r, "readonly", "root.readonly", &out->root_ro, err) < 0)
+	    get_bool(r, "readonly", "root.readonly", &out->root_ro, err) < 0) {
+		free(rpath);   /* a good path with a bad readonly */
 		goto out;
+	}
 	if (!rpath[0] || !no_dotdot(rpath)) {
 		free(rpath);
 		bad(err, "root.path", "expected a path without \"..\"");

@@ -64,27 +64,7 @@ int rt_ctl_send(int fd, json_t *msg, const int *fds, int nfds, silo_error *err)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "control message of %zu bytes (at most %u)", len,
 				 RT_CTL_LINE_MAX);
 	}
-	struct iovec iov = {.iov_base = txt, .iov_len = len};
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(4 * sizeof(int))];
-	} u;
-	memset(&u, 0, sizeof u);
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (nfds > 0) {
-		if (nfds > 4)
-			nfds = 4;
-		mh.msg_control = u.b;
-		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
-	}
-	ssize_t r;
-	while ((r = sendmsg(fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-		;
+	int r = send_all_with_fds(fd, txt, len, fds, nfds < 0 ? 0 : nfds > 4 ? 4 : nfds);
 	int e = errno;
 	free(txt);
 	if (r < 0)
@@ -233,21 +213,7 @@ int rt_console(const char *socket_path, int *slave, silo_error *err)
 		close(s);
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, e, "--console-socket %s", socket_path);
 	}
-	struct iovec iov = {.iov_base = name, .iov_len = strlen(name)};
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int))];
-	} u;
-	memset(&u, 0, sizeof u);
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof u.b};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &m, sizeof m);
-	ssize_t r;
-	while ((r = sendmsg(c, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-		;
+	int r = send_all_with_fds(c, name, strlen(name), &m, 1);
 	int e = errno;
 	close(c);
 	close(m);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/lockfile.h"
 #include "common/util.h"
 #include "providers/ns.h"
 #include "runtime/rt.h"
@@ -142,12 +143,10 @@ int rt_lock(const char *id, silo_error *err)
 	if (fd < 0)
 		return silo_fail(err, errno == ENOENT ? SILO_ERR_VM_NOT_FOUND : SILO_ERR_IO_ERROR, errno,
 				 "container \"%s\": %s", id, p);
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			int e = errno;
-			close(fd);
-			return silo_fail(err, SILO_ERR_IO_ERROR, e, "lock %s", p);
-		}
+	if (flock_wait(fd, LOCK_EX) < 0) {
+		int e = errno;
+		close(fd);
+		return silo_fail(err, SILO_ERR_IO_ERROR, e, "lock %s", p);
 	}
 	return fd;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsonkeys.h"
 #include "common/util.h"
 #include "config.h"
 
@@ -18,17 +19,11 @@ static int bad(silo_error *err, const char *field, const char *what)
 
 static int check_keys(json_t *obj, const char *where, const char *const *allowed, silo_error *err)
 {
-	const char *k;
-	json_t *v;
-	json_object_foreach(obj, k, v) {
-		bool ok = false;
-		for (size_t i = 0; allowed[i]; i++)
-			ok |= !strcmp(k, allowed[i]);
-		if (!ok) {
-			char f[160];
-			snprintf(f, sizeof f, "%s%s%s", where, *where ? "." : "", k);
-			return bad(err, f, "unknown or unsupported key");
-		}
+	const char *k = json_unknown_key(obj, allowed);
+	if (k) {
+		char f[160];
+		snprintf(f, sizeof f, "%s%s%s", where, *where ? "." : "", k);
+		return bad(err, f, "unknown or unsupported key");
 	}
 	return 0;
 }

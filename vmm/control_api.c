@@ -34,6 +34,7 @@
 #include "control_api.h"
 #include "files.h"
 #include "snapshot.h"
+#include "common/jsonkeys.h"
 #include "common/util.h"
 
 #define PAUSE_TIMEOUT_MS 2000
@@ -190,16 +191,10 @@ static int patch_vm(vmm_api *a, json_t *j, char **out)
 
 static int check_only_keys(json_t *j, const char *where, const char *const *allowed, char **out)
 {
-	const char *k;
-	json_t *v;
-	json_object_foreach(j, k, v) {
-		bool ok = false;
-		for (size_t i = 0; allowed[i]; i++)
-			ok |= !strcmp(k, allowed[i]);
-		if (!ok) {
-			*out = fault("%s.%s: unknown or unsupported key", where, k);
-			return -1;
-		}
+	const char *k = json_unknown_key(j, allowed);
+	if (k) {
+		*out = fault("%s.%s: unknown or unsupported key", where, k);
+		return -1;
 	}
 	return 0;
 }

@@ -50,6 +50,7 @@
 #include <unistd.h>
 #include <grp.h>
 
+#include "common/sigset.h"
 #include "common/util.h"
 #include "logcap.h"
 #include "providers/ns.h"
@@ -510,6 +511,17 @@ int main(int argc, char **argv)
 {
 	enum { O_ID = 256, O_ROOT, O_UID, O_GID, O_GROUP, O_RO, O_DEV, O_KEEP, O_HOLD, O_LOG, O_MEM, O_CPUS, O_PIDS,
 	       O_NOFILE, O_NPROC, O_FSIZE };
+	/* the numeric limits: option, range, where the value goes */
+	static const struct {
+		int opt;
+		const char *name;
+		uint64_t lo, hi;
+		uint64_t *dst;
+	} limit_opts[] = {
+		{O_MEM, "--memory-mib", 16, 1u << 22, &J.memory_mib}, {O_CPUS, "--cpus", 1, 1024, &J.cpus},
+		{O_PIDS, "--pids", 8, 1u << 22, &J.pids},             {O_NOFILE, "--nofile", 64, 1u << 20, &J.nofile},
+		{O_NPROC, "--nproc", 8, 1u << 22, &J.nproc},          {O_FSIZE, "--fsize", 1u << 20, 1ull << 50, &J.fsize},
+	};
 	static const struct option opts[] = {
 		{"id", required_argument, NULL, O_ID},         {"root", required_argument, NULL, O_ROOT},
 		{"uid", required_argument, NULL, O_UID},       {"gid", required_argument, NULL, O_GID},
@@ -575,32 +587,19 @@ int main(int argc, char **argv)
 			if (parse_log(optarg) < 0)
 				return 2;
 			break;
-		case O_MEM:
-			if (num("--memory-mib", optarg, 16, 1u << 22, &J.memory_mib) < 0)
-				return 2;
-			break;
-		case O_CPUS:
-			if (num("--cpus", optarg, 1, 1024, &J.cpus) < 0)
-				return 2;
-			break;
-		case O_PIDS:
-			if (num("--pids", optarg, 8, 1u << 22, &J.pids) < 0)
-				return 2;
-			break;
-		case O_NOFILE:
-			if (num("--nofile", optarg, 64, 1u << 20, &J.nofile) < 0)
-				return 2;
-			break;
-		case O_NPROC:
-			if (num("--nproc", optarg, 8, 1u << 22, &J.nproc) < 0)
-				return 2;
-			break;
-		case O_FSIZE:
-			if (num("--fsize", optarg, 1u << 20, 1ull << 50, &J.fsize) < 0)
-				return 2;
-			break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		default: {
+			size_t i = 0;
+			while (i < sizeof limit_opts / sizeof limit_opts[0] && limit_opts[i].opt != o)
+				i++;
+			if (i == sizeof limit_opts / sizeof limit_opts[0]) {
+				usage(stderr);
+				return 2;
+			}
+			if (num(limit_opts[i].name, optarg, limit_opts[i].lo, limit_opts[i].hi, limit_opts[i].dst) < 0)
+				return 2;
+			break;
+		}
 		}
 	}
 	if (!J.id || !J.root || J.root[0] != '/' || optind >= argc || argv[optind][0] != '/') {
@@ -650,12 +649,7 @@ int main(int argc, char **argv)
 		fcntl(l->rd, F_SETPIPE_SZ, 1 << 20);
 		l->open = true;
 	}
-	sigset_t s;
-	sigemptyset(&s);
-	sigaddset(&s, SIGCHLD);
-	sigaddset(&s, SIGTERM);
-	sigaddset(&s, SIGINT);
-	sigaddset(&s, SIGHUP);
+	sigset_t s = sigset_of(SIGCHLD, SIGTERM, SIGINT, SIGHUP, 0);
 	sigprocmask(SIG_BLOCK, &s, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	int sfd = high_fd(signalfd(-1, &s, SFD_CLOEXEC | SFD_NONBLOCK));

@@ -44,6 +44,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "common/sigset.h"
 #include "common/util.h"
 #include "control_api.h"
 #include "config.h"
@@ -358,10 +359,7 @@ static int restore_from_api(vmm_api *api, vm *v, vm_config cfg, int serial_fd, u
  * and the VMM stays configurable. */
 static int api_wait_start(vmm_api *api, vm *v, vm_config cfg, bool rng, int serial_fd, uint64_t t0, silo_error *err)
 {
-	sigset_t s;
-	sigemptyset(&s);
-	sigaddset(&s, SIGINT);
-	sigaddset(&s, SIGTERM);
+	sigset_t s = sigset_of(SIGINT, SIGTERM, 0);
 	api->rng = rng;
 	int sfd = signalfd(-1, &s, SFD_CLOEXEC);
 	if (sfd < 0)
@@ -646,12 +644,7 @@ int main(int argc, char **argv)
 	}
 
 	/* Signals are taken synchronously by the main thread; vcpu threads inherit the mask. */
-	sigset_t s;
-	sigemptyset(&s);
-	sigaddset(&s, SIGINT);
-	sigaddset(&s, SIGTERM);
-	sigaddset(&s, SIGUSR2);
-	sigaddset(&s, SIGUSR1);
+	sigset_t s = sigset_of(SIGINT, SIGTERM, SIGUSR2, SIGUSR1, 0);
 	pthread_sigmask(SIG_BLOCK, &s, NULL);
 	signal(SIGPIPE, SIG_IGN);
 

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/sigset.h"
 #include "common/util.h"
 #include "vmm.h"
 
@@ -426,11 +427,7 @@ void vcpus_stop_and_join(vm *v)
 
 vm_exit_reason vm_run_until_stop(vm *v)
 {
-	sigset_t s;
-	sigemptyset(&s);
-	sigaddset(&s, SIGUSR2);
-	sigaddset(&s, SIGINT);
-	sigaddset(&s, SIGTERM);
+	sigset_t s = sigset_of(SIGUSR2, SIGINT, SIGTERM, 0);
 	uint64_t deadline = v->cfg.timeout_ms ? v->t_vm_start + v->cfg.timeout_ms * 1000000ULL : 0;
 	while (atomic_load(&v->exit_reason) == VM_EXIT_NONE) {
 		struct timespec ts = {.tv_sec = 1};

@@ -199,6 +199,10 @@ typedef enum payload_kind { PAYLOAD_FLAT, PAYLOAD_ELF64, PAYLOAD_PVH, PAYLOAD_BZ
 int loader_load_flat(vm *v, const uint8_t *img, size_t len, silo_error *err);
 /* Plain ELF64 executable (unikernel style): PT_LOAD segments into RAM, 64-bit entry. */
 int loader_load_elf64(vm *v, const uint8_t *img, size_t len, silo_error *err);
+/* Load the PT_LOAD segments of an ELF64 image whose program headers were checked to lie in
+ * img, each at its physical address at or above 1 MiB. *end: the end of the highest one
+ * (1 MiB if none); *entry_in: e_entry lies in a segment. The number loaded, or -1. */
+int loader_load_segments(vm *v, const uint8_t *img, size_t len, uint64_t *end, bool *entry_in, silo_error *err);
 /* Build GDT + identity page tables for long-mode entry. */
 int loader_setup_long_mode_tables(vm *v, silo_error *err);
 

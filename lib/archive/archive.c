@@ -20,7 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/strset.h"
+
 #define BLK 512
+#define ARCHIVE_STR_(x) #x
+#define ARCHIVE_STR(x) ARCHIVE_STR_(x)
 #define OUTBUF (64u * 1024u)
 #define NAME_MAX_ (TAR_NAME_MAX)
 
@@ -465,7 +469,7 @@ int archive_norm_name(const char *in, char *out, size_t outlen, const char **why
 		}
 		if (n && !(n == 1 && s[0] == '.')) {
 			if (++depth > ARCHIVE_MAX_DEPTH) {
-				*why = "is nested too deep";
+				*why = "is nested deeper than " ARCHIVE_STR(ARCHIVE_MAX_DEPTH) " directories";
 				return -1;
 			}
 			if (o + n + 2 > outlen) {
@@ -487,72 +491,6 @@ int archive_norm_name(const char *in, char *out, size_t outlen, const char **why
 
 /* ================================================================ extractor */
 
-/* A set of names (regular files this extraction created): open addressing. */
-typedef struct nameset {
-	char **slot;
-	size_t cap, used;
-} nameset;
-
-static uint64_t name_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
-static bool nameset_has(const nameset *s, const char *k)
-{
-	if (!s->cap)
-		return false;
-	for (size_t i = name_hash(k) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
-		if (!s->slot[i])
-			return false;
-		if (!strcmp(s->slot[i], k))
-			return true;
-	}
-}
-
-static int nameset_add(nameset *s, const char *k)
-{
-	if (nameset_has(s, k))
-		return 0;
-	if ((s->used + 1) * 2 > s->cap) {
-		size_t ncap = s->cap ? s->cap * 2 : 256;
-		char **ns = calloc(ncap, sizeof *ns);
-		if (!ns)
-			return -1;
-		for (size_t j = 0; j < s->cap; j++) {
-			if (!s->slot[j])
-				continue;
-			size_t i = name_hash(s->slot[j]) & (ncap - 1);
-			while (ns[i])
-				i = (i + 1) & (ncap - 1);
-			ns[i] = s->slot[j];
-		}
-		free(s->slot);
-		s->slot = ns;
-		s->cap = ncap;
-	}
-	char *c = strdup(k);
-	if (!c)
-		return -1;
-	size_t i = name_hash(k) & (s->cap - 1);
-	while (s->slot[i])
-		i = (i + 1) & (s->cap - 1);
-	s->slot[i] = c;
-	s->used++;
-	return 0;
-}
-
-static void nameset_free(nameset *s)
-{
-	for (size_t i = 0; i < s->cap; i++)
-		free(s->slot[i]);
-	free(s->slot);
-	memset(s, 0, sizeof *s);
-}
-
 typedef struct pdir {
 	char *rel;
 	uint32_t mode, uid, gid;
@@ -572,7 +510,7 @@ typedef struct xctx {
 	int pfd;
 	pdir *dirs;
 	size_t ndirs, capdirs;
-	nameset files;
+	strset files;                      /* regular files this extraction created */
 	uint64_t bytes;
 	unsigned char *buf;                /* XBUF bytes of file data */
 } xctx;
@@ -582,13 +520,13 @@ typedef struct xctx {
 __attribute__((format(printf, 5, 6))) static int xfail(xctx *x, silo_error *err, silo_code code, int e,
 						       const char *fmt, ...)
 {
-	char msg[512], q[200];
+	char prefix[48];
+	snprintf(prefix, sizeof prefix, "archive entry %" PRIu64, x->e->index);
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	int rc = tar_entry_fail(err, code, e, prefix, x->e->path, fmt, ap);
 	va_end(ap);
-	return silo_fail(err, code, e, "archive entry %" PRIu64 " \"%s\": %s", x->e->index,
-			 tar_quote(x->e->path, q, sizeof q), msg);
+	return rc;
 }
 
 /* Map an archive name to its place below the root fd (normalized, root rules applied). */
@@ -769,7 +707,7 @@ static int extract_file(xctx *x, int pfd, const char *base, const char *rel, sil
 		x->st->files++;
 		x->st->bytes += x->e->size;
 		x->bytes += x->e->size;
-		if (nameset_add(&x->files, rel) < 0)
+		if (strset_add(&x->files, rel) < 0)
 			rc = xfail(x, err, SILO_ERR_IO_ERROR, ENOMEM, "remember");
 	}
 	return rc;
@@ -832,7 +770,7 @@ static int extract_hardlink(xctx *x, int pfd, const char *base, silo_error *err)
 	char target[NAME_MAX_ + 1];
 	if (map_name(x, x->e->link, "the link target", target, sizeof target, err) < 0)
 		return -1;
-	if (!nameset_has(&x->files, target))
+	if (!strset_has(&x->files, target))
 		return xfail(x, err, SILO_ERR_INVALID_CONFIG, 0,
 			     "hard link to \"%.200s\", which is not a file extracted earlier from this archive (refused)",
 			     target);
@@ -943,6 +881,6 @@ int archive_extract(tar_reader *r, int rootfd, const archive_xopts *o, archive_s
 		free(x.dirs[i].rel);
 	free(x.dirs);
 	free(x.buf);
-	nameset_free(&x.files);
+	strset_free(&x.files);
 	return rc;
 }

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fdread.h"
 #include "common/util.h"
 #include "net/ctl.h"
 #include "net/hosts.h"
@@ -352,25 +353,9 @@ static int spawn(net_sb *n, const net_opts *o, const char *fd_flag, int stack_fd
 		return silo_fail_vm(err, SILO_ERR_INTERNAL, e, n->id, "network: fork");
 	}
 	waitpid(mid, NULL, 0);
-	char buf[600] = "";
-	size_t got = 0;
-	uint64_t deadline = now_mono_ns() + (uint64_t)START_TIMEOUT_MS * 1000000ull;
-	for (;;) {
-		uint64_t now = now_mono_ns();
-		if (now >= deadline)
-			break;
-		struct pollfd p = {.fd = st[0], .events = POLLIN};
-		if (poll(&p, 1, (int)((deadline - now) / 1000000ull) + 1) <= 0)
-			continue;
-		ssize_t r = read(st[0], buf + got, sizeof buf - 1 - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
+	char buf[600];
+	fd_read_until(st[0], buf, sizeof buf, now_mono_ns() + (uint64_t)START_TIMEOUT_MS * 1000000ull);
 	close(st[0]);
-	buf[got] = '\0';
 	if (strncmp(buf, "ok", 2)) {
 		buf[strcspn(buf, "\n")] = '\0';
 		pid_t pid[2];

@@ -87,24 +87,6 @@ static bool build_filter(scmp_filter_ctx ctx, bool unix_dgram)
 	return ok;
 }
 
-static int send_fd(int sock, int fd)
-{
-	char c = 'F';
-	struct iovec iov = {.iov_base = &c, .iov_len = 1};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	memset(&u, 0, sizeof u);
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-	return sendmsg(sock, &mh, MSG_NOSIGNAL) == 1 ? 0 : -1;
-}
-
 /* The listener, or -1 with the child's message ("Ewhat: why") in msg. */
 static int recv_fd(int sock, char *msg, size_t msglen)
 {
@@ -200,7 +182,7 @@ int stack_spawn(char *const argv[], const int *fds, size_t n_fds, int out_fd, bo
 			child_die(keep_rep, "seccomp_load");
 		}
 		int nfd = seccomp_notify_fd(ctx);
-		if (nfd < 0 || send_fd(keep_rep, nfd) < 0)
+		if (nfd < 0 || send_all_with_fds(keep_rep, "F", 1, &nfd, 1) < 0)
 			child_die(keep_rep, "seccomp listener");
 		close(nfd);
 		seccomp_release(ctx);

@@ -25,6 +25,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "archive/archive.h"
+#include "common/strset.h"
 #include "common/util.h"
 
 int oci_open_beneath(int dirfd, const char *path, int flags, bool follow)
@@ -34,75 +36,6 @@ int oci_open_beneath(int dirfd, const char *path, int flags, bool follow)
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV | (follow ? 0 : RESOLVE_NO_SYMLINKS),
 	};
 	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
-}
-
-/* ---- a set of strings (directories created implicitly) ----
- * Open addressing; a removed key leaves a tombstone (TOMB) so later probes
- * continue past it; tombstones count as used until the next resize. */
-typedef struct strset {
-	char **slot;
-	size_t cap, used;
-} strset;
-
-static char tomb_;
-#define TOMB (&tomb_)
-
-static uint64_t str_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
-/* The slot holding k, or the empty slot where it would go. */
-static char **strset_slot(strset *s, const char *k)
-{
-	for (size_t i = str_hash(k) & (s->cap - 1);; i = (i + 1) & (s->cap - 1))
-		if (!s->slot[i] || (s->slot[i] != TOMB && !strcmp(s->slot[i], k)))
-			return &s->slot[i];
-}
-
-static void strset_add(strset *s, const char *k)
-{
-	if ((s->used + 1) * 2 > s->cap) {
-		strset old = *s;
-		s->cap = old.cap ? old.cap * 2 : 64;
-		s->slot = xcalloc(s->cap, sizeof *s->slot);
-		s->used = 0;
-		for (size_t i = 0; i < old.cap; i++)
-			if (old.slot[i] && old.slot[i] != TOMB) {
-				*strset_slot(s, old.slot[i]) = old.slot[i];
-				s->used++;
-			}
-		free(old.slot);
-	}
-	char **p = strset_slot(s, k);
-	if (!*p) {
-		*p = xstrdup(k);
-		s->used++;
-	}
-}
-
-/* Claim (remove) k: true when it was there. */
-static bool strset_take(strset *s, const char *k)
-{
-	if (!s->cap)
-		return false;
-	char **p = strset_slot(s, k);
-	if (!*p)
-		return false;
-	free(*p);
-	*p = TOMB;
-	return true;
-}
-
-static void strset_free(strset *s)
-{
-	for (size_t i = 0; i < s->cap; i++)
-		if (s->slot[i] != TOMB)
-			free(s->slot[i]);
-	free(s->slot);
 }
 
 /* ---- extraction ---- */
@@ -131,45 +64,23 @@ typedef struct xctx {
 __attribute__((format(printf, 5, 6))) static int efail(xctx *x, silo_error *err, silo_code code, int e,
 						       const char *fmt, ...)
 {
-	char msg[512], q[200];
+	char prefix[SILO_ERROR_MSG_MAX];
+	snprintf(prefix, sizeof prefix, "%s: entry", x->what);
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	int rc = tar_entry_fail(err, code, e, prefix, x->e->path, fmt, ap);
 	va_end(ap);
-	return silo_fail(err, code, e, "%s: entry \"%s\": %s", x->what, tar_quote(x->e->path, q, sizeof q), msg);
+	return rc;
 }
 
-/* Normalize an archive path into out ("" is the archive root). */
+/* Normalize an archive path into out ("" is the archive root): archive_norm_name's rules,
+ * an error naming the entry and field. */
 static int norm_path(xctx *x, const char *in, char *out, size_t outlen, const char *field, silo_error *err)
 {
-	if (in[0] == '/')
-		return efail(x, err, SILO_ERR_INVALID_CONFIG, 0, "%s is an absolute path (refused)", field);
-	size_t o = 0, depth = 0;
-	const char *s = in;
-	while (*s) {
-		const char *slash = strchr(s, '/');
-		size_t n = slash ? (size_t)(slash - s) : strlen(s);
-		if (n == 2 && s[0] == '.' && s[1] == '.')
-			return efail(x, err, SILO_ERR_INVALID_CONFIG, 0, "%s has a \"..\" component (path traversal refused)",
-				     field);
-		if (n > 255)
-			return efail(x, err, SILO_ERR_INVALID_CONFIG, 0, "%s has a component longer than 255 bytes", field);
-		if (n && !(n == 1 && s[0] == '.')) {
-			if (++depth > OCI_MAX_DEPTH)
-				return efail(x, err, SILO_ERR_INVALID_CONFIG, 0, "%s is nested deeper than %d directories",
-					     field, OCI_MAX_DEPTH);
-			if (o + n + 2 > outlen)
-				return efail(x, err, SILO_ERR_INVALID_CONFIG, 0, "%s is too long", field);
-			if (o)
-				out[o++] = '/';
-			memcpy(out + o, s, n);
-			o += n;
-		}
-		s += n;
-		if (*s == '/')
-			s++;
-	}
-	out[o] = '\0';
+	_Static_assert(OCI_MAX_DEPTH == ARCHIVE_MAX_DEPTH, "layers and tar streams nest alike");
+	const char *why;
+	if (archive_norm_name(in, out, outlen, &why) < 0)
+		return efail(x, err, SILO_ERR_INVALID_CONFIG, 0, "%s %s", field, why);
 	return 0;
 }
 
@@ -285,7 +196,8 @@ static int walk_dir(xctx *x, const char *rel, bool create, silo_error *err)
 				close(cur);
 				return efail(x, err, SILO_ERR_IO_ERROR, e, "mkdir \"%s\"", sofar);
 			}
-			strset_add(&x->implicit, sofar);
+			if (strset_add(&x->implicit, sofar) < 0)
+				silo_out_of_memory();
 			fd = oci_open_beneath(cur, comp, O_RDONLY | O_DIRECTORY, false);
 		}
 		int e = errno;

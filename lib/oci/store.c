@@ -30,6 +30,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "common/lockfile.h"
 #include "common/util.h"
 #include "image/image.h"
 #include "oci/layer.h"
@@ -82,17 +83,7 @@ int oci_store_lock(bool exclusive, silo_error *err)
 {
 	char p[PATH_MAX];
 	oci_path(p, sizeof p, ".lock");
-	int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", p);
-	while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0) {
-		if (errno != EINTR) {
-			int e = errno;
-			close(fd);
-			return silo_fail(err, SILO_ERR_IO_ERROR, e, "flock %s", p);
-		}
-	}
-	return fd;
+	return lockfile_open(p, exclusive ? LOCK_EX : LOCK_SH, err);
 }
 
 static void layer_json_path(char *buf, size_t len, const char *hex)

@@ -59,6 +59,14 @@ const char *tar_quote(const char *s, char *buf, size_t len)
 	return buf;
 }
 
+int tar_entry_fail(silo_error *err, silo_code code, int e, const char *prefix, const char *path, const char *fmt,
+		   va_list ap)
+{
+	char msg[512], q[200];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	return silo_fail(err, code, e, "%s \"%s\": %s", prefix, tar_quote(path, q, sizeof q), msg);
+}
+
 tar_reader *tar_reader_new(tar_read_fn fn, void *ud)
 {
 	tar_reader *r = xcalloc(1, sizeof *r);
@@ -67,14 +75,20 @@ tar_reader *tar_reader_new(tar_read_fn fn, void *ud)
 	return r;
 }
 
+/* Free what an entry or a pending header owns: path, link, the extended attributes. */
+static void names_free(char *path, char *link, tar_xattr *x, size_t n)
+{
+	free(path);
+	free(link);
+	for (size_t i = 0; i < n; i++) {
+		free(x[i].name);
+		free(x[i].value);
+	}
+}
+
 static void entry_clear(tar_entry *e)
 {
-	free(e->path);
-	free(e->link);
-	for (size_t i = 0; i < e->n_xattrs; i++) {
-		free(e->xattrs[i].name);
-		free(e->xattrs[i].value);
-	}
+	names_free(e->path, e->link, e->xattrs, e->n_xattrs);
 	memset(e, 0, sizeof *e);
 }
 
@@ -222,12 +236,7 @@ typedef struct pending {
 
 static void pending_clear(pending *p)
 {
-	free(p->path);
-	free(p->link);
-	for (size_t i = 0; i < p->n_xattrs; i++) {
-		free(p->xattrs[i].name);
-		free(p->xattrs[i].value);
-	}
+	names_free(p->path, p->link, p->xattrs, p->n_xattrs);
 	memset(p, 0, sizeof *p);
 }
 

@@ -19,6 +19,7 @@
 #ifndef SILO_OCI_TAR_H
 #define SILO_OCI_TAR_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -81,5 +82,8 @@ int tar_finish(tar_reader *r, silo_error *err);
 /* Quote an archive name for an error message: printable ASCII kept, the rest as
  * \xNN, cut at about 160 bytes with "...". */
 const char *tar_quote(const char *s, char *buf, size_t len);
+/* An error about one entry of an extraction: "<prefix> \"<quoted path>\": <message>". */
+int tar_entry_fail(silo_error *err, silo_code code, int e, const char *prefix, const char *path, const char *fmt,
+		   va_list ap) __attribute__((format(printf, 6, 0)));
 
 #endif

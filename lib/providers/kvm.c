@@ -53,7 +53,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/argv.h"
 #include "common/cgroup.h"
+#include "common/fdread.h"
 #include "common/util.h"
 #include "core/provider.h"
 #include "core/sandbox.h"
@@ -146,27 +148,6 @@ static void k_probe(provider_info *info)
 
 /* ---------------------------------------------------------------- silo-vmm's command line */
 
-static void av_add(char ***v, const char *s)
-{
-	size_t n = *v ? strv_len(*v) : 0;
-	*v = xrealloc(*v, (n + 2) * sizeof **v);
-	(*v)[n] = xstrdup(s);
-	(*v)[n + 1] = NULL;
-}
-
-static void av_addf(char ***v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void av_addf(char ***v, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char *s = NULL;
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	av_add(v, s);
-	free(s);
-}
-
 /* "--drive PATH[,ro]": silo-vmm runs in RUNDIR, relative paths are resolved here; what names
  * the file in errors (a path with a comma, or one that does not resolve). */
 static int add_drive(sandbox *sb, char ***av, const char *path, bool ro, const char *what, silo_error *err)
@@ -178,8 +159,7 @@ static int add_drive(sandbox *sb, char ***av, const char *path, bool ro, const c
 	const char *p = path;
 	if (p[0] != '/' && !(p = realpath(path, abs)))
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, errno, sb->id, "%s: %s", what, path);
-	av_add(av, "--drive");
-	av_addf(av, "%s%s", p, ro ? ",ro" : "");
+	argv_optf(av, "--drive", "%s%s", p, ro ? ",ro" : "");
 	return 0;
 }
 
@@ -218,33 +198,20 @@ static int common_args(sandbox *sb, const vm_spec *spec, const char *bin, const 
 	uid_t uid;
 	if (vm_uid_lease(sb->id, &uid, lease, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
-	av_add(av, bin);
-	av_add(av, "--id");
-	av_addf(av, "silo-%s", sb->id); /* the VM tag: cleanup sweeps and reattach find it */
-	av_add(av, "--jail");
-	av_add(av, jail);
-	av_add(av, "--uid");
-	av_addf(av, "%u", (unsigned)uid);
-	av_add(av, "--gid");
-	av_addf(av, "%u", (unsigned)uid);
-	av_add(av, "--cgroup");
-	av_add(av, sb->id);
-	av_add(av, "--hold-fd");
-	av_addf(av, "%d", LEASE_FD);
-	av_add(av, "--fsize");
-	av_addf(av, "%llu", (unsigned long long)fsize);
-	av_add(av, "--mem");
-	av_addf(av, "%u", mem);
-	av_add(av, "--vcpus");
-	av_addf(av, "%u", vcpus);
-	av_add(av, "--serial-log");
-	av_addf(av, "%s/serial.log", sb->rundir);
-	av_add(av, "--serial-log-max");
-	av_addf(av, "%llu", (unsigned long long)vm_serial_log_max());
-	av_add(av, "--api-sock");
-	av_addf(av, "%s/api.sock", sb->rundir);
-	av_add(av, "--vsock-uds");
-	av_addf(av, "%s/" VSOCK_FILE, sb->rundir);
+	argv_add(av, bin);
+	argv_optf(av, "--id", "silo-%s", sb->id); /* the VM tag: cleanup sweeps and reattach find it */
+	argv_addv(av, "--jail", jail, NULL);
+	argv_optf(av, "--uid", "%u", (unsigned)uid);
+	argv_optf(av, "--gid", "%u", (unsigned)uid);
+	argv_addv(av, "--cgroup", sb->id, NULL);
+	argv_optf(av, "--hold-fd", "%d", LEASE_FD);
+	argv_optf(av, "--fsize", "%llu", (unsigned long long)fsize);
+	argv_optf(av, "--mem", "%u", mem);
+	argv_optf(av, "--vcpus", "%u", vcpus);
+	argv_optf(av, "--serial-log", "%s/serial.log", sb->rundir);
+	argv_optf(av, "--serial-log-max", "%llu", (unsigned long long)vm_serial_log_max());
+	argv_optf(av, "--api-sock", "%s/api.sock", sb->rundir);
+	argv_optf(av, "--vsock-uds", "%s/" VSOCK_FILE, sb->rundir);
 	/* the root disk is read-only: any number of sandboxes share the file */
 	if (root && add_drive(sb, av, rootdisk, true, "boot.image (its root disk)", err) < 0)
 		return -1;
@@ -254,10 +221,8 @@ static int common_args(sandbox *sb, const vm_spec *spec, const char *bin, const 
 		if (add_drive(sb, av, spec->drives[i].path, spec->drives[i].read_only, what, err) < 0)
 			return -1;
 	}
-	if (scratch) {
-		av_add(av, "--drive");
-		av_add(av, VM_SCRATCH_FILE ",id=" VM_SCRATCH_SERIAL);
-	}
+	if (scratch)
+		argv_addv(av, "--drive", VM_SCRATCH_FILE ",id=" VM_SCRATCH_SERIAL, NULL);
 	return 0;
 }
 
@@ -271,12 +236,10 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 		return silo_error_set_vm(err, sb->id), -1;
 	/* kernel, loader, and an ext4 image's root disk (first: /dev/vda) */
 	vm_boot_plan bp;
-	if (vm_plan_boot(sb->id, "kvm", spec, true, &bp, err) < 0)
-		return -1;
 	/* with a keyring: every file that boots must match the signed manifest */
 	bool keyring = false;
-	if (vm_check_boot(&bp, &keyring, err) < 0)
-		return silo_error_set_vm(err, sb->id), -1;
+	if (vm_plan_boot(sb->id, "kvm", spec, true, &keyring, &bp, err) < 0)
+		return -1;
 	if (spec->network && sb->net_fd < 0)
 		return silo_fail_vm(err, SILO_ERR_INTERNAL, EBADF, sb->id, "kvm: network socket");
 	unsigned root = bp.rootdisk[0] ? 1 : 0;
@@ -291,20 +254,12 @@ static int k_spawn(sandbox *sb, const vm_spec *spec, silo_error *err)
 	uint64_t scratch_mb = 0;
 	if (common_args(sb, spec, bin, bp.rootdisk, true, &av, &lease, &scratch_mb, err) < 0)
 		goto fail;
-	av_add(&av, "--kernel");
-	av_add(&av, bp.kernel);
-	if (bp.initrd[0]) {
-		av_add(&av, "--initrd");
-		av_add(&av, bp.initrd);
-	}
-	av_add(&av, "--boot-timer");
-	av_add(&av, "--rng");
-	av_add(&av, "--cmdline");
-	av_add(&av, cmdline);
-	if (spec->network) { /* virtio-net on passt's socket (docs/network.md) */
-		av_add(&av, "--net");
-		av_addf(&av, "fd=%d", NET_FD);
-	}
+	argv_addv(&av, "--kernel", bp.kernel, NULL);
+	if (bp.initrd[0])
+		argv_addv(&av, "--initrd", bp.initrd, NULL);
+	argv_addv(&av, "--boot-timer", "--rng", "--cmdline", cmdline, NULL);
+	if (spec->network) /* virtio-net on passt's socket (docs/network.md) */
+		argv_optf(&av, "--net", "fd=%d", NET_FD);
 	if (vm_scratch_create(sb->rundir, scratch_mb, err) < 0) {
 		silo_error_set_vm(err, sb->id);
 		goto fail;
@@ -544,20 +499,8 @@ static int api_call_fds(sandbox *sb, const char *method, const char *path, const
 		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, e, sb->id, "kvm: silo-vmm API %s", k->api);
 	}
 	char resp[4096];
-	size_t got = 0;
-	uint64_t deadline = now_mono_ns() + (uint64_t)timeout_ms * 1000000ULL;
-	for (;;) {
-		uint64_t now = now_mono_ns();
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (got == sizeof resp - 1 || now >= deadline || poll(&p, 1, (int)((deadline - now) / 1000000) + 1) <= 0)
-			break;
-		ssize_t r = read(fd, resp + got, sizeof resp - 1 - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
+	fd_read_until(fd, resp, sizeof resp, now_mono_ns() + (uint64_t)timeout_ms * 1000000ULL);
 	close(fd);
-	resp[got] = 0;
 	int status = 0;
 	if (sscanf(resp, "HTTP/1.1 %d", &status) != 1)
 		return silo_fail_vm(err, SILO_ERR_PROTOCOL, 0, sb->id, "kvm: silo-vmm API: no HTTP answer to %s %s",
@@ -666,7 +609,7 @@ static int k_restore(sandbox *sb, const vm_spec *spec, const char *dir, silo_err
 		return silo_error_set_vm(err, sb->id), -1;
 	/* the snapshot's drives include an ext4 image's root disk: opened before the jail too */
 	vm_boot_plan bp = {0};
-	if ((spec->image || spec->rootfs) && vm_plan_boot(sb->id, "kvm", spec, true, &bp, err) < 0)
+	if ((spec->image || spec->rootfs) && vm_plan_boot(sb->id, "kvm", spec, true, NULL, &bp, err) < 0)
 		return -1;
 	int fds[2];
 	if (open_snapshot_files(sb, dir, false, fds, err) < 0)

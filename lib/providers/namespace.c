@@ -52,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/unixsock.h"
 #include "common/util.h"
 #include "core/channel.h"
 #include "core/provider.h"
@@ -781,26 +782,6 @@ __attribute__((noreturn)) static void intermediate(child_args *a, int pid_wr, in
 	_exit(0);
 }
 
-static int listen_socket(const char *path, silo_error *err)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof sa.sun_path)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENAMETOOLONG, "namespace: socket path too long: %s",
-				 path);
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: socket");
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(path, 0600) < 0 || listen(fd, 16) < 0) {
-		int e = errno;
-		close(fd);
-		unlink(path);
-		return silo_fail(err, SILO_ERR_IO_ERROR, e, "namespace: listen on %s", path);
-	}
-	return fd;
-}
-
 static int write_pidfile(sandbox *sb, ns_state *s, silo_error *err)
 {
 	char p[PATH_MAX + 8], txt[64];
@@ -1151,7 +1132,7 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	if (prepare_mounts(sb, spec, a, err) < 0)
 		goto fail;
 	snprintf(s->sock, sizeof s->sock, "%.*s/agent.sock", (int)(sizeof s->sock - 12), sb->rundir);
-	listen_fd = listen_socket(s->sock, err);
+	listen_fd = unix_listen(s->sock, "namespace", err);
 	if (listen_fd < 0)
 		goto fail;
 	cg_limits lim = {
@@ -1597,59 +1578,51 @@ static int ns_reattach(sandbox *sb, silo_error *err)
 	return 0;
 }
 
-static int ns_pause(sandbox *sb, silo_error *err)
+/* pause (frozen) and resume: the cgroup freezer */
+static int ns_freeze(sandbox *sb, bool frozen, silo_error *err)
 {
 	ns_state *s = sb->prov;
 	if (!s)
 		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "namespace: sandbox not running");
-	int rc = cg_freeze(&s->cg, true, err);
+	int rc = cg_freeze(&s->cg, frozen, err);
 	if (rc < 0)
 		silo_error_set_vm(err, sb->id);
 	return rc;
+}
+
+static int ns_pause(sandbox *sb, silo_error *err)
+{
+	return ns_freeze(sb, true, err);
 }
 
 static int ns_resume(sandbox *sb, silo_error *err)
 {
-	ns_state *s = sb->prov;
-	if (!s)
-		return silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, sb->id, "namespace: sandbox not running");
-	int rc = cg_freeze(&s->cg, false, err);
-	if (rc < 0)
-		silo_error_set_vm(err, sb->id);
-	return rc;
-}
-
-static void push(char ***v, char *s)
-{
-	size_t n = strv_len(*v);
-	*v = xrealloc(*v, (n + 2) * sizeof **v);
-	(*v)[n] = s;
-	(*v)[n + 1] = NULL;
+	return ns_freeze(sb, false, err);
 }
 
 static void ns_residue(sandbox *sb, char ***out)
 {
 	ns_state *s = sb->prov;
 	if (sb->pid > 0 && pid_alive(sb->pid, s ? s->starttime : 0))
-		push(out, xasprintf("pid %d (namespace init)", (int)sb->pid));
+		strv_push(out, xasprintf("pid %d (namespace init)", (int)sb->pid));
 	cg_set cg;
 	cg_paths(sb->id, &cg);
 	for (int i = 0; i < cg.n; i++)
 		if (path_exists(cg.path[i]))
-			push(out, xasprintf("cgroup %s", cg.path[i]));
+			strv_push(out, xasprintf("cgroup %s", cg.path[i]));
 	char p[PATH_MAX + 16];
 	snprintf(p, sizeof p, "%s/agent.sock", sb->rundir);
 	if (path_exists(p))
-		push(out, xasprintf("%s", p));
+		strv_push(out, xasprintf("%s", p));
 	/* RUNDIR/ns-state outlives terminate only when the disk did not detach
 	 * (it is written before the loop device can outlive us: until then
 	 * AUTOCLEAR and our own fd tie the device to this process) */
 	ns_state st;
 	if (read_state(sb, &st)) {
 		if (ns_disk_attached(&st.disk))
-			push(out, xasprintf("loop /dev/loop%d (the sandbox's disk)", st.disk.nr));
+			strv_push(out, xasprintf("loop /dev/loop%d (the sandbox's disk)", st.disk.nr));
 		if (ns_ids_held(NS_IDS_DIR, st.ids.slot, sb->pid))
-			push(out, xasprintf("%s/%d (host id slot)", NS_IDS_DIR, st.ids.slot));
+			strv_push(out, xasprintf("%s/%d (host id slot)", NS_IDS_DIR, st.ids.slot));
 	}
 	/* mounts under the run dir visible on the host: lib/core/cleanup.c */
 }

@@ -51,6 +51,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/lockfile.h"
 #include "common/util.h"
 #include "providers/ns.h"
 
@@ -211,8 +212,7 @@ static int loop_attach(int file, ns_disk *d, silo_error *err)
 	 * in a row. Attachers in silo take turns host-wide on an flock of the control
 	 * device (held for GET_FREE + CONFIGURE, under a millisecond); EBUSY is then left
 	 * to other tools and devices still detaching. */
-	while (flock(ctl, LOCK_EX) < 0 && errno == EINTR)
-		;
+	flock_wait(ctl, LOCK_EX);
 	for (int tries = 0; tries < LOOP_TRIES; tries++) {
 		int nr = ioctl(ctl, LOOP_CTL_GET_FREE);
 		if (nr < 0)

@@ -43,6 +43,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/lockfile.h"
 #include "common/util.h"
 #include "providers/ns.h"
 
@@ -273,12 +274,11 @@ int ns_ids_alloc(const char *dir, const char *sbid, ns_ids *out, silo_error *err
 				 (unsigned)geteuid());
 	char lock[PATH_MAX];
 	snprintf(lock, sizeof lock, "%s/.lock", dir);
-	cleanup_close int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (lfd < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: open %s", lock);
-	while (flock(lfd, LOCK_EX) < 0)
-		if (errno != EINTR)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: lock %s", lock);
+	cleanup_close int lfd = lockfile_open(lock, LOCK_EX, err);
+	if (lfd < 0) {
+		silo_error_prefix(err, "namespace");
+		return -1;
+	}
 	sweep_some(dir);
 	char mine[160];
 	if (owner_record(mine, sizeof mine, getpid(), sbid) < 0)

@@ -82,19 +82,7 @@ __attribute__((noreturn)) static void view_child(int mntns, int userns, int sock
 			if (mount_setattr(m, "", AT_EMPTY_PATH, &a, sizeof a) < 0)
 				status = errno;
 		}
-		char cbuf[CMSG_SPACE(sizeof(int))] = {0};
-		struct iovec iov = {.iov_base = &status, .iov_len = sizeof status};
-		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-		if (status == 0) {
-			msg.msg_control = cbuf;
-			msg.msg_controllen = sizeof cbuf;
-			struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-			c->cmsg_level = SOL_SOCKET;
-			c->cmsg_type = SCM_RIGHTS;
-			c->cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(c), &m, sizeof m);
-		}
-		if (sendmsg(sock, &msg, MSG_NOSIGNAL) < 0)
+		if (send_all_with_fds(sock, &status, sizeof status, &m, status == 0) < 0)
 			_exit(1);
 		if (m >= 0)
 			close(m);

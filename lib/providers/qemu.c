@@ -44,7 +44,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/argv.h"
 #include "common/cgroup.h"
+#include "common/fdread.h"
+#include "common/unixsock.h"
 #include "common/util.h"
 #include "core/channel.h"
 #include "core/provider.h"
@@ -190,27 +193,8 @@ static int qemu_version(const char *bin, char *out, size_t len)
 	}
 	close(p[1]);
 	char buf[512];
-	size_t n = 0;
-	uint64_t deadline = now_mono_ns() + 3000000000ull;
-	while (n < sizeof buf - 1) {
-		int left = (int)((deadline - now_mono_ns()) / 1000000);
-		if (now_mono_ns() >= deadline)
-			break;
-		struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-		int pr = poll(&pfd, 1, left);
-		if (pr < 0 && errno == EINTR)
-			continue;
-		if (pr <= 0)
-			break;
-		ssize_t r = read(p[0], buf + n, sizeof buf - 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
+	fd_read_until(p[0], buf, sizeof buf, now_mono_ns() + 3000000000ull);
 	close(p[0]);
-	buf[n] = '\0';
 	kill(pid, SIGKILL); /* no-op if it already exited */
 	int st;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
@@ -373,9 +357,12 @@ static int qmp_readline(int fd, char *buf, size_t len, uint64_t deadline, silo_e
 	}
 }
 
-/* Wait for the reply to the last command: skip events, return 0 on "return". */
-static int qmp_reply(int fd, uint64_t deadline, silo_error *err)
+/* Wait for the reply to the last command: skip events, return 0 on "return" (its value
+ * in *ret when ret is not NULL), -1 on "error". */
+static int qmp_reply(int fd, uint64_t deadline, json_t **ret, silo_error *err)
 {
+	if (ret)
+		*ret = NULL;
 	cleanup_free char *line = xmalloc(QMP_LINE_MAX);
 	for (int i = 0; i < 1000; i++) {
 		if (qmp_readline(fd, line, QMP_LINE_MAX, deadline, err) < 0)
@@ -384,9 +371,12 @@ static int qmp_reply(int fd, uint64_t deadline, silo_error *err)
 		if (!j)
 			return silo_fail(err, SILO_ERR_PROTOCOL, 0, "QMP: malformed reply");
 		int rc = 1;
-		if (json_object_get(j, "return"))
+		json_t *r = json_object_get(j, "return");
+		if (r) {
+			if (ret)
+				*ret = json_incref(r);
 			rc = 0;
-		else if (json_object_get(j, "error")) {
+		} else if (json_object_get(j, "error")) {
 			const char *d = json_string_value(json_object_get(json_object_get(j, "error"), "desc"));
 			silo_fail(err, SILO_ERR_IO_ERROR, 0, "QMP: %s", d ? d : "error");
 			rc = -1;
@@ -414,14 +404,14 @@ static int qmp_command(qemu_state *q, const char *cmd, int timeout_ms, silo_erro
 	static const char caps[] = "{\"execute\":\"qmp_capabilities\"}\n";
 	if (write_all(fd, caps, sizeof caps - 1) < 0)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "QMP: write");
-	if (qmp_reply(fd, deadline, err) < 0)
+	if (qmp_reply(fd, deadline, NULL, err) < 0)
 		return -1;
 	char req[128];
 	snprintf(req, sizeof req, "{\"execute\":\"%s\"}\n", cmd);
 	if (write_all(fd, req, strlen(req)) < 0)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "QMP: write");
 	silo_error e2 = {0};
-	if (qmp_reply(fd, deadline, &e2) < 0) {
+	if (qmp_reply(fd, deadline, NULL, &e2) < 0) {
 		if (!strcmp(cmd, "quit") && e2.sys_errno == ECONNRESET)
 			return 0;
 		if (err)
@@ -483,34 +473,6 @@ static void q_probe(provider_info *info)
 
 /* ---------------------------------------------------------------- spawn */
 
-typedef struct argv_buf {
-	char **v;
-	size_t n, cap;
-} argv_buf;
-
-static void argv_add(argv_buf *a, const char *s)
-{
-	if (a->n + 2 > a->cap) {
-		a->cap = a->cap ? a->cap * 2 : 64;
-		a->v = xrealloc(a->v, a->cap * sizeof *a->v);
-	}
-	a->v[a->n++] = xstrdup(s);
-	a->v[a->n] = NULL;
-}
-
-static void argv_addf(argv_buf *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void argv_addf(argv_buf *a, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char *s = NULL;
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	argv_add(a, s);
-	free(s);
-}
-
 /* ---------------------------------------------------------------- jail teardown */
 
 /* and_dir: the core may still keep files there; then it removes the dir */
@@ -571,20 +533,7 @@ static int trace_libs(const char *prog, const char *arg, char ***pairs, silo_err
 	}
 	close(p[1]);
 	cleanup_free char *out = xmalloc(64 * 1024);
-	size_t n = 0;
-	uint64_t deadline = now_mono_ns() + 10000000000ull;
-	while (n < 64 * 1024 - 1 && now_mono_ns() < deadline) {
-		struct pollfd pf = {.fd = p[0], .events = POLLIN};
-		if (poll(&pf, 1, 1000) <= 0)
-			continue;
-		ssize_t r = read(p[0], out + n, 64 * 1024 - 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-	}
-	out[n] = '\0';
+	size_t n = fd_read_until(p[0], out, 64 * 1024, now_mono_ns() + 10000000000ull);
 	close(p[0]);
 	kill(pid, SIGKILL);
 	int st;
@@ -698,27 +647,6 @@ static int jail_files(const char *bin, char ***out, silo_error *err)
 	return rc;
 }
 
-/* A listening unix socket at path, mode 0600 (only silod connects). */
-static int listen_unix(const char *path, silo_error *err)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof sa.sun_path)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, ENAMETOOLONG,
-				 "qemu: run directory path too long for a unix socket: %s", path);
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, errno, "socket");
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || chmod(path, 0600) < 0 || listen(fd, 16) < 0) {
-		int e = errno;
-		close(fd);
-		unlink(path);
-		return silo_fail(err, SILO_ERR_IO_ERROR, e, "qemu: listen on %s", path);
-	}
-	return fd;
-}
-
 /* Fds handed to the jailer: a source (close-on-exec, above FD_HIGH) and the number the
  * jailer and QEMU see it under. */
 #define FD_HIGH 200
@@ -757,20 +685,15 @@ static void pass_close(fd_pass *fp)
 /* network = true (docs/network.md): the guest's NIC is a virtio-net device on
  * QEMU's stream netdev, connected to passt through a socket handed in as an
  * fd (QEMU stays AF_UNIX-only and opens nothing). */
-static int add_network(sandbox *sb, const vm_spec *spec, fd_pass *fp, argv_buf *a, argv_buf *qa, silo_error *err)
+static int add_network(sandbox *sb, const vm_spec *spec, fd_pass *fp, char ***a, char ***qa, silo_error *err)
 {
 	int nfd = sb->net_fd >= 0 ? pass_fd(fp, fcntl(sb->net_fd, F_DUPFD_CLOEXEC, 3)) : (errno = EBADF, -1);
 	if (nfd < 0)
 		return silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "qemu: network socket");
-	argv_add(a, "--keep-fd");
-	argv_addf(a, "%d", nfd);
-	argv_add(qa, "-netdev");
-	argv_addf(qa, "stream,id=net0,server=off,addr.type=fd,addr.str=%d", nfd);
-	argv_add(qa, "-device");
-	if (spec->mac)
-		argv_addf(qa, "virtio-net-device,netdev=net0,host_mtu=%u,mac=%s", QEMU_NET_MTU, spec->mac);
-	else
-		argv_addf(qa, "virtio-net-device,netdev=net0,host_mtu=%u", QEMU_NET_MTU);
+	argv_optf(a, "--keep-fd", "%d", nfd);
+	argv_optf(qa, "-netdev", "stream,id=net0,server=off,addr.type=fd,addr.str=%d", nfd);
+	argv_optf(qa, "-device", "virtio-net-device,netdev=net0,host_mtu=%u%s%s", QEMU_NET_MTU,
+		  spec->mac ? ",mac=" : "", spec->mac ? spec->mac : "");
 	return 0;
 }
 
@@ -791,12 +714,10 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 	if (find_helper_binary(JAILER_BIN, jailer, sizeof jailer, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
 	vm_boot_plan bp;
-	if (vm_plan_boot(sb->id, "qemu", spec, false, &bp, err) < 0)
-		return -1;
 	/* with a keyring: every file that boots must match the signed manifest */
 	bool keyring = false;
-	if (vm_check_boot(&bp, &keyring, err) < 0)
-		return silo_error_set_vm(err, sb->id), -1;
+	if (vm_plan_boot(sb->id, "qemu", spec, false, &keyring, &bp, err) < 0)
+		return -1;
 	uint64_t budget_mb = 0, largest = 0;
 	if (vm_disk_budget(spec, &budget_mb, &largest, err) < 0)
 		return silo_error_set_vm(err, sb->id), -1;
@@ -840,7 +761,7 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 		unlink(p);
 	}
 	snprintf(q->accel, sizeof q->accel, "%s", accel);
-	argv_buf a = {0};
+	char **a = NULL;
 	fd_pass fp = {0};
 	char **files = NULL;
 	char p[PATH_MAX + 64];
@@ -860,8 +781,8 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 		goto fail;
 	}
 	/* fds: 3 agent socket, 4 QMP socket, 5 the uid lease (kept by the jailer only), then drives */
-	int agent_fd = pass_fd(&fp, listen_unix(q->agent_sock, err));
-	int qmp_fd = agent_fd < 0 ? -1 : pass_fd(&fp, listen_unix(q->qmp_sock, err));
+	int agent_fd = pass_fd(&fp, unix_listen(q->agent_sock, "qemu", err));
+	int qmp_fd = agent_fd < 0 ? -1 : pass_fd(&fp, unix_listen(q->qmp_sock, "qemu", err));
 	if (qmp_fd < 0)
 		goto fail_err;
 	int lease = -1;
@@ -870,122 +791,65 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 
 	/* silo-jailer's own arguments */
 	real_bin = realpath(bin, NULL);
-	argv_add(&a, jailer);
-	argv_add(&a, "--id");
-	argv_add(&a, sb->id);
-	argv_add(&a, "--root");
-	argv_add(&a, p);
+	argv_addv(&a, jailer, "--id", sb->id, "--root", p, NULL);
 	if (geteuid() == 0) {
-		argv_add(&a, "--uid");
-		argv_addf(&a, "%u", (unsigned)q->uid);
-		argv_add(&a, "--gid");
-		argv_addf(&a, "%u", (unsigned)q->uid);
-		if (kvm_gid > 0) {
-			argv_add(&a, "--group");
-			argv_addf(&a, "%lld", kvm_gid);
-		}
+		argv_optf(&a, "--uid", "%u", (unsigned)q->uid);
+		argv_optf(&a, "--gid", "%u", (unsigned)q->uid);
+		if (kvm_gid > 0)
+			argv_optf(&a, "--group", "%lld", kvm_gid);
 		uint64_t mem = (spec->memory_mb ? spec->memory_mb : 512) + JAIL_OVERHEAD_MIB;
 		struct statfs sfs;
 		/* a scratch disk on tmpfs is RAM charged to QEMU's cgroup */
 		if (scratch != SCRATCH_NONE && statfs(sb->rundir, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC)
 			mem += scratch_mb;
-		argv_add(&a, "--memory-mib");
-		argv_addf(&a, "%llu", (unsigned long long)mem);
-		argv_add(&a, "--cpus");
-		argv_addf(&a, "%u", (spec->vcpus ? spec->vcpus : 1) + 1);
-		argv_add(&a, "--pids");
-		argv_addf(&a, "%d", JAIL_PIDS);
+		argv_optf(&a, "--memory-mib", "%llu", (unsigned long long)mem);
+		argv_optf(&a, "--cpus", "%u", (spec->vcpus ? spec->vcpus : 1) + 1);
+		argv_optf(&a, "--pids", "%d", JAIL_PIDS);
 	}
-	argv_add(&a, "--nproc");
-	argv_addf(&a, "%d", JAIL_PIDS);
-	argv_add(&a, "--fsize");
-	argv_addf(&a, "%llu", (unsigned long long)(largest > (1u << 20) ? largest : (1u << 20)));
-	argv_add(&a, "--hold-fd");
-	argv_addf(&a, "%d", lease);
-	argv_add(&a, "--keep-fd");
-	argv_addf(&a, "%d", agent_fd);
-	argv_add(&a, "--keep-fd");
-	argv_addf(&a, "%d", qmp_fd);
-	argv_add(&a, "--log");
-	argv_addf(&a, "1:%llu:%s", (unsigned long long)vm_serial_log_max(), q->serial_log);
-	argv_add(&a, "--log");
-	argv_addf(&a, "2:%llu:%s", QEMU_LOG_LIMIT, q->qemu_log);
-	for (char **f = files; f && *f; f += 2) {
-		argv_add(&a, "--ro");
-		argv_add(&a, f[0]);
-		argv_add(&a, f[1]);
-	}
-	argv_add(&a, "--ro");
-	argv_add(&a, bp.kernel);
-	argv_add(&a, "/boot/kernel");
-	if (bp.initrd[0]) {
-		argv_add(&a, "--ro");
-		argv_add(&a, bp.initrd);
-		argv_add(&a, "/boot/initrd");
-	}
-	argv_add(&a, "--dev");
-	argv_add(&a, "/dev/null");   /* QEMU probes OFD locks on it */
-	argv_add(&a, "/dev/null");
-	if (!strcmp(accel, "kvm")) {
-		argv_add(&a, "--dev");
-		argv_add(&a, "/dev/kvm");
-		argv_add(&a, "/dev/kvm");
-	}
+	argv_optf(&a, "--nproc", "%d", JAIL_PIDS);
+	argv_optf(&a, "--fsize", "%llu", (unsigned long long)(largest > (1u << 20) ? largest : (1u << 20)));
+	argv_optf(&a, "--hold-fd", "%d", lease);
+	argv_optf(&a, "--keep-fd", "%d", agent_fd);
+	argv_optf(&a, "--keep-fd", "%d", qmp_fd);
+	argv_optf(&a, "--log", "1:%llu:%s", (unsigned long long)vm_serial_log_max(), q->serial_log);
+	argv_optf(&a, "--log", "2:%llu:%s", QEMU_LOG_LIMIT, q->qemu_log);
+	for (char **f = files; f && *f; f += 2)
+		argv_addv(&a, "--ro", f[0], f[1], NULL);
+	argv_addv(&a, "--ro", bp.kernel, "/boot/kernel", NULL);
+	if (bp.initrd[0])
+		argv_addv(&a, "--ro", bp.initrd, "/boot/initrd", NULL);
+	argv_addv(&a, "--dev", "/dev/null", "/dev/null", NULL);   /* QEMU probes OFD locks on it */
+	if (!strcmp(accel, "kvm"))
+		argv_addv(&a, "--dev", "/dev/kvm", "/dev/kvm", NULL);
 
 	/* QEMU, as the jail sees it */
-	argv_buf qa = {0};
+	char **qa = NULL;
 	argv_add(&qa, real_bin ? real_bin : bin);
-	argv_add(&qa, "-name");
-	argv_addf(&qa, "silo-%s", sb->id);
-	argv_add(&qa, "-M");
-	argv_add(&qa, "microvm,acpi=off");
-	argv_add(&qa, "-accel");
-	argv_add(&qa, !strcmp(accel, "kvm") ? "kvm" : "tcg,tb-size=128");
-	argv_add(&qa, "-cpu");
-	argv_add(&qa, !strcmp(accel, "kvm") ? "host" : "max");
-	argv_add(&qa, "-m");
-	argv_addf(&qa, "%u", spec->memory_mb ? spec->memory_mb : 512);
-	argv_add(&qa, "-smp");
-	argv_addf(&qa, "%u", spec->vcpus ? spec->vcpus : 1);
-	argv_add(&qa, "-nodefaults");
-	argv_add(&qa, "-no-user-config");
-	argv_add(&qa, "-nographic");
-	argv_add(&qa, "-no-reboot");
+	argv_optf(&qa, "-name", "silo-%s", sb->id);
+	argv_addv(&qa, "-M", "microvm,acpi=off", "-accel", !strcmp(accel, "kvm") ? "kvm" : "tcg,tb-size=128", "-cpu",
+		  !strcmp(accel, "kvm") ? "host" : "max", NULL);
+	argv_optf(&qa, "-m", "%u", spec->memory_mb ? spec->memory_mb : 512);
+	argv_optf(&qa, "-smp", "%u", spec->vcpus ? spec->vcpus : 1);
+	argv_addv(&qa, "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", NULL);
 	/* QEMU's own seccomp filter: a guest that escapes into QEMU cannot exec, setuid or
 	 * use obsolete syscalls (the jailer's filter is stacked under it) */
-	argv_add(&qa, "-sandbox");
-	argv_add(&qa, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
-	argv_add(&qa, "-kernel");
-	argv_add(&qa, "/boot/kernel");
-	if (bp.initrd[0]) {
-		argv_add(&qa, "-initrd");
-		argv_add(&qa, "/boot/initrd");
-	}
-	argv_add(&qa, "-append");
-	argv_add(&qa, cmdline);
+	argv_addv(&qa, "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny", NULL);
+	argv_addv(&qa, "-kernel", "/boot/kernel", NULL);
+	if (bp.initrd[0])
+		argv_addv(&qa, "-initrd", "/boot/initrd", NULL);
+	argv_addv(&qa, "-append", cmdline, NULL);
 	/* the console goes to QEMU's stdout: a pipe the jailer drains into serial.log */
-	argv_add(&qa, "-chardev");
-	argv_add(&qa, "stdio,id=serial0,signal=off");
-	argv_add(&qa, "-serial");
-	argv_add(&qa, "chardev:serial0");
-	argv_add(&qa, "-device");
-	argv_add(&qa, "virtio-serial-device");
-	argv_add(&qa, "-chardev");
-	argv_addf(&qa, "socket,id=agent,fd=%d,server=on,wait=off", agent_fd);
-	argv_add(&qa, "-device");
-	argv_add(&qa, "virtserialport,chardev=agent,name=silo.agent");
-	argv_add(&qa, "-chardev");
-	argv_addf(&qa, "socket,id=qmp,fd=%d,server=on,wait=off", qmp_fd);
-	argv_add(&qa, "-mon");
-	argv_add(&qa, "chardev=qmp,mode=control");
-	argv_add(&qa, "-device");
-	argv_add(&qa, "virtio-rng-device");
+	argv_addv(&qa, "-chardev", "stdio,id=serial0,signal=off", "-serial", "chardev:serial0", NULL);
+	argv_addv(&qa, "-device", "virtio-serial-device", NULL);
+	argv_optf(&qa, "-chardev", "socket,id=agent,fd=%d,server=on,wait=off", agent_fd);
+	argv_addv(&qa, "-device", "virtserialport,chardev=agent,name=silo.agent", NULL);
+	argv_optf(&qa, "-chardev", "socket,id=qmp,fd=%d,server=on,wait=off", qmp_fd);
+	argv_addv(&qa, "-mon", "chardev=qmp,mode=control", NULL);
+	argv_addv(&qa, "-device", "virtio-rng-device", NULL);
 	if (spec->network && add_network(sb, spec, &fp, &a, &qa, err) < 0)
 		goto fail;
-	if (incoming) {
-		argv_add(&qa, "-incoming");
-		argv_add(&qa, "defer");
-	}
+	if (incoming)
+		argv_addv(&qa, "-incoming", "defer", NULL);
 	/* Drives come in as fds in an fdset (-add-fd): QEMU opens no drive path. A writable
 	 * drive gets a read-only and a read-write fd (QEMU opens both ways). */
 	unsigned set = 1;
@@ -1036,33 +900,22 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 				silo_fail_vm(err, SILO_ERR_IO_ERROR, e, sb->id, "scratch disk %s", path);
 			goto fail;
 		}
-		argv_add(&qa, "-add-fd");
-		argv_addf(&qa, "fd=%d,set=%u", rfd, set);
-		argv_add(&a, "--keep-fd");
-		argv_addf(&a, "%d", rfd);
-		if (!ro) {
-			argv_add(&qa, "-add-fd");
-			argv_addf(&qa, "fd=%d,set=%u", wfd, set);
-			argv_add(&a, "--keep-fd");
-			argv_addf(&a, "%d", wfd);
+		for (int k = 0; k < (ro ? 1 : 2); k++) {
+			argv_optf(&qa, "-add-fd", "fd=%d,set=%u", k ? wfd : rfd, set);
+			argv_optf(&a, "--keep-fd", "%d", k ? wfd : rfd);
 		}
 		/* The scratch disk is this sandbox's alone: no image locking. (With two fds of the file
 		 * in the fdset, QEMU's own read-only and read-write descriptions would conflict when it
 		 * re-takes its locks on "cont" after a migration.) */
-		argv_add(&qa, "-drive");
-		argv_addf(&qa, "id=%s,file=/dev/fdset/%u,format=raw,if=none%s%s", did, set, ro ? ",readonly=on" : "",
-			  !strcmp(did, "scratch") ? ",file.locking=off" : "");
-		argv_add(&qa, "-device");
-		if (serial[0])
-			argv_addf(&qa, "virtio-blk-device,drive=%s,serial=%s", did, serial);
-		else
-			argv_addf(&qa, "virtio-blk-device,drive=%s", did);
+		argv_optf(&qa, "-drive", "id=%s,file=/dev/fdset/%u,format=raw,if=none%s%s", did, set,
+			  ro ? ",readonly=on" : "", !strcmp(did, "scratch") ? ",file.locking=off" : "");
+		argv_optf(&qa, "-device", "virtio-blk-device,drive=%s%s%s", did, serial[0] ? ",serial=" : "", serial);
 		set++;
 	}
 	argv_add(&a, "--");
-	for (size_t i = 0; i < qa.n; i++)
-		argv_add(&a, qa.v[i]);
-	strv_free(qa.v);
+	for (char **q_arg = qa; q_arg && *q_arg; q_arg++)
+		argv_add(&a, *q_arg);
+	strv_free(qa);
 
 	/* the jailer's own messages (before its logs exist, or about the cgroup) append to qemu.log */
 	int logfd = open(q->qemu_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -1094,7 +947,7 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
-		execv(jailer, a.v);
+		execv(jailer, a);
 		dprintf(2, "silo: exec %s: %s\n", jailer, strerror(errno));
 		_exit(127);
 	}
@@ -1126,7 +979,7 @@ static int q_start(sandbox *sb, const vm_spec *spec, bool incoming, scratch_mode
 		struct timespec ts = {0, 2 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
-	strv_free(a.v);
+	strv_free(a);
 	strv_free(files);
 	return 0;
 
@@ -1140,7 +993,7 @@ fail_started:
 fail:
 	pass_close(&fp);
 	remove_rundir_files(sb, false);
-	strv_free(a.v);
+	strv_free(a);
 	strv_free(files);
 	free(q);
 	return rc;
@@ -1310,7 +1163,7 @@ static int qmp_open(qemu_state *q, uint64_t deadline, silo_error *err)
 	cleanup_free char *line = xmalloc(QMP_LINE_MAX);
 	static const char caps[] = "{\"execute\":\"qmp_capabilities\"}\n";
 	if (qmp_readline(fd, line, QMP_LINE_MAX, deadline, err) < 0 || !strstr(line, "\"QMP\"") ||
-	    write_all(fd, caps, sizeof caps - 1) < 0 || qmp_reply(fd, deadline, err) < 0) {
+	    write_all(fd, caps, sizeof caps - 1) < 0 || qmp_reply(fd, deadline, NULL, err) < 0) {
 		close(fd);
 		if (err && !err->code)
 			silo_fail(err, SILO_ERR_PROTOCOL, 0, "QMP: unexpected greeting");
@@ -1325,51 +1178,9 @@ static int qmp_call(int fd, const char *req, int pass_fd, uint64_t deadline, jso
 {
 	if (ret)
 		*ret = NULL;
-	struct iovec iov = {.iov_base = (void *)req, .iov_len = strlen(req)};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (pass_fd >= 0) {
-		memset(&u, 0, sizeof u);
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof u.buf;
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
-	}
-	ssize_t w;
-	while ((w = sendmsg(fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-		;
-	if (w != (ssize_t)iov.iov_len)
+	if (send_all_with_fds(fd, req, strlen(req), &pass_fd, pass_fd >= 0) < 0)
 		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "QMP: send");
-	cleanup_free char *line = xmalloc(QMP_LINE_MAX);
-	for (int i = 0; i < 1000; i++) {
-		if (qmp_readline(fd, line, QMP_LINE_MAX, deadline, err) < 0)
-			return -1;
-		json_t *j = json_loads(line, 0, NULL);
-		if (!j)
-			return silo_fail(err, SILO_ERR_PROTOCOL, 0, "QMP: malformed reply");
-		json_t *r = json_object_get(j, "return"), *e = json_object_get(j, "error");
-		if (r) {
-			if (ret)
-				*ret = json_incref(r);
-			json_decref(j);
-			return 0;
-		}
-		if (e) {
-			silo_fail(err, SILO_ERR_IO_ERROR, 0, "QMP: %s", json_string_value(json_object_get(e, "desc"))
-									     ? json_string_value(json_object_get(e, "desc"))
-									     : "error");
-			json_decref(j);
-			return -1;
-		}
-		json_decref(j);
-	}
-	return silo_fail(err, SILO_ERR_PROTOCOL, 0, "QMP: too many events without a reply");
+	return qmp_reply(fd, deadline, ret, err);
 }
 
 /* Poll query-migrate until completed (0) or failed (-1). */
@@ -1443,7 +1254,7 @@ static void *drain_main(void *arg)
 static int kernel_identity(const vm_spec *spec, char *path, size_t len, long long *size, silo_error *err)
 {
 	vm_boot_plan bp;
-	if (vm_plan_boot("", "qemu", spec, false, &bp, err) < 0)
+	if (vm_plan_boot("", "qemu", spec, false, NULL, &bp, err) < 0)
 		return -1;
 	struct stat st;
 	if (stat(bp.kernel, &st) < 0)

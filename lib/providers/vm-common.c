@@ -31,8 +31,8 @@ _Static_assert((uint64_t)NS_IDS_DEFAULT_BASE + (uint64_t)NS_IDS_DEFAULT_SLOTS * 
 
 /* ---------------------------------------------------------------- what boots */
 
-int vm_plan_boot(const char *id, const char *prov, const vm_spec *spec, bool kernel_alone, vm_boot_plan *bp,
-		 silo_error *err)
+int vm_plan_boot(const char *id, const char *prov, const vm_spec *spec, bool kernel_alone, bool *keyring,
+		 vm_boot_plan *bp, silo_error *err)
 {
 	memset(bp, 0, sizeof *bp);
 	if (spec->kernel) {
@@ -85,12 +85,13 @@ int vm_plan_boot(const char *id, const char *prov, const vm_spec *spec, bool ker
 			return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, id, "hostname: expected 1-63 of [A-Za-z0-9.-]");
 		snprintf(bp->hostname_arg, sizeof bp->hostname_arg, " silo.hostname=%s", spec->hostname);
 	}
+	if (keyring) {
+		*keyring = false;
+		if (trust_check_boot(bp->kernel, bp->initrd, bp->rootdisk_unsigned ? NULL : bp->rootdisk, keyring,
+				     err) < 0)
+			return silo_error_set_vm(err, id), -1;
+	}
 	return 0;
-}
-
-int vm_check_boot(const vm_boot_plan *bp, bool *keyring, silo_error *err)
-{
-	return trust_check_boot(bp->kernel, bp->initrd, bp->rootdisk_unsigned ? NULL : bp->rootdisk, keyring, err);
 }
 
 /* ---------------------------------------------------------------- command line */

@@ -32,11 +32,12 @@ typedef struct vm_boot_plan {
  * or the image's: boot.image, "base" by default), the root disk (an ext4 image's,
  * or boot.rootfs, a disk image file that needs a loader). Images are verified
  * (image_verify). prov names the provider in errors. kernel_alone: a boot.kernel
- * without boot.image or boot.initrd boots with no initramfs (kvm's tiny guests). */
-int vm_plan_boot(const char *id, const char *prov, const vm_spec *spec, bool kernel_alone, vm_boot_plan *bp,
-		 silo_error *err);
-/* With a keyring, every file of the plan must match the signed manifest (trust_check_boot). */
-int vm_check_boot(const vm_boot_plan *bp, bool *keyring, silo_error *err);
+ * without boot.image or boot.initrd boots with no initramfs (kvm's tiny guests).
+ * keyring: NULL to only plan; otherwise, for a boot, *keyring says whether a keyring
+ * is configured, and with one every file of the plan must match the signed manifest
+ * (trust_check_boot). */
+int vm_plan_boot(const char *id, const char *prov, const vm_spec *spec, bool kernel_alone, bool *keyring,
+		 vm_boot_plan *bp, silo_error *err);
 
 /* ---- kernel command line ---- */
 #define VM_CMDLINE_USER_MAX 1024

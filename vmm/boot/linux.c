@@ -91,26 +91,10 @@ int linux_load_pvh(vm *v, const uint8_t *img, size_t len, const uint8_t *initrd,
 	uint32_t entry;
 	if (!linux_elf_pvh_entry(img, len, &entry))
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "kernel: ELF has no XEN_ELFNOTE_PHYS32_ENTRY (PVH) note");
-	Elf64_Ehdr eh;
-	memcpy(&eh, img, sizeof eh);
-	uint64_t kernel_end = HIMEM_START;
-	for (unsigned i = 0; i < eh.e_phnum; i++) {
-		Elf64_Phdr ph;
-		memcpy(&ph, img + eh.e_phoff + (uint64_t)i * sizeof ph, sizeof ph);
-		if (ph.p_type != PT_LOAD)
-			continue;
-		if (ph.p_filesz > ph.p_memsz || ph.p_offset > len || ph.p_filesz > len - ph.p_offset)
-			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "kernel: ELF segment %u: file range out of bounds", i);
-		if (ph.p_paddr < HIMEM_START || !guest_mem_ptr(&v->mem, ph.p_paddr, ph.p_memsz))
-			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
-					 "kernel: ELF segment %u [0x%llx+0x%llx] not within guest RAM above 1 MiB (more --mem?)",
-					 i, (unsigned long long)ph.p_paddr, (unsigned long long)ph.p_memsz);
-		guest_mem_write(&v->mem, ph.p_paddr, img + ph.p_offset, ph.p_filesz);
-		memset(guest_mem_ptr(&v->mem, ph.p_paddr + ph.p_filesz, ph.p_memsz - ph.p_filesz), 0,
-		       ph.p_memsz - ph.p_filesz);
-		if (ph.p_paddr + ph.p_memsz > kernel_end)
-			kernel_end = ph.p_paddr + ph.p_memsz;
-	}
+	uint64_t kernel_end;
+	bool entry_in;
+	if (loader_load_segments(v, img, len, &kernel_end, &entry_in, err) < 0)
+		return -1;
 	if (put_cmdline(v, cmdline, CMDLINE_MAX, err) < 0)
 		return -1;
 	struct {

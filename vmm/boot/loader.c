@@ -44,6 +44,40 @@ int loader_load_flat(vm *v, const uint8_t *img, size_t len, silo_error *err)
 	return 0;
 }
 
+int loader_load_segments(vm *v, const uint8_t *img, size_t len, uint64_t *end, bool *entry_in, silo_error *err)
+{
+	Elf64_Ehdr eh;
+	memcpy(&eh, img, sizeof eh);
+	int loaded = 0;
+	*end = 0x100000;
+	*entry_in = false;
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		memcpy(&ph, img + eh.e_phoff + (uint64_t)i * sizeof ph, sizeof ph);
+		if (ph.p_type != PT_LOAD)
+			continue;
+		if (ph.p_filesz > ph.p_memsz || ph.p_offset > len || ph.p_filesz > len - ph.p_offset)
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+					 "kernel: ELF segment %u: file range out of bounds", i);
+		uint64_t pa = ph.p_paddr;
+		/* Low memory holds our GDT, page tables and boot data: segments go at or above 1 MiB. */
+		if (pa < 0x100000 || !guest_mem_ptr(&v->mem, pa, ph.p_memsz))
+			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
+					 "kernel: ELF segment %u [0x%llx+0x%llx] is not within guest RAM above 1 MiB "
+					 "(more --mem?)",
+					 i, (unsigned long long)pa, (unsigned long long)ph.p_memsz);
+		guest_mem_write(&v->mem, pa, img + ph.p_offset, ph.p_filesz);
+		memset(guest_mem_ptr(&v->mem, pa + ph.p_filesz, ph.p_memsz - ph.p_filesz), 0,
+		       ph.p_memsz - ph.p_filesz);
+		if (eh.e_entry >= pa && eh.e_entry - pa < ph.p_memsz)
+			*entry_in = true;
+		if (pa + ph.p_memsz > *end)
+			*end = pa + ph.p_memsz;
+		loaded++;
+	}
+	return loaded;
+}
+
 int loader_load_elf64(vm *v, const uint8_t *img, size_t len, silo_error *err)
 {
 	if (len < sizeof(Elf64_Ehdr) || memcmp(img, ELFMAG, SELFMAG) != 0)
@@ -59,28 +93,10 @@ int loader_load_elf64(vm *v, const uint8_t *img, size_t len, silo_error *err)
 	    eh.e_phoff > len || (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > len - eh.e_phoff)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "kernel: ELF program headers out of bounds");
 	bool entry_ok = false;
-	int loaded = 0;
-	for (unsigned i = 0; i < eh.e_phnum; i++) {
-		Elf64_Phdr ph;
-		memcpy(&ph, img + eh.e_phoff + (uint64_t)i * sizeof ph, sizeof ph);
-		if (ph.p_type != PT_LOAD)
-			continue;
-		if (ph.p_filesz > ph.p_memsz || ph.p_offset > len || ph.p_filesz > len - ph.p_offset)
-			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
-					 "kernel: ELF segment %u: file range out of bounds", i);
-		uint64_t pa = ph.p_paddr;
-		/* Low memory holds our GDT and page tables: segments go at or above 1 MiB. */
-		if (pa < 0x100000 || !guest_mem_ptr(&v->mem, pa, ph.p_memsz))
-			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
-					 "kernel: ELF segment %u [0x%llx+0x%llx] is not within guest RAM above 1 MiB",
-					 i, (unsigned long long)pa, (unsigned long long)ph.p_memsz);
-		guest_mem_write(&v->mem, pa, img + ph.p_offset, ph.p_filesz);
-		memset(guest_mem_ptr(&v->mem, pa + ph.p_filesz, ph.p_memsz - ph.p_filesz), 0,
-		       ph.p_memsz - ph.p_filesz);
-		if (eh.e_entry >= pa && eh.e_entry - pa < ph.p_memsz)
-			entry_ok = true;
-		loaded++;
-	}
+	uint64_t end;
+	int loaded = loader_load_segments(v, img, len, &end, &entry_ok, err);
+	if (loaded < 0)
+		return -1;
 	if (!loaded)
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "kernel: ELF has no PT_LOAD segment");
 	if (!entry_ok)

@@ -73,8 +73,7 @@ static void blk_config_read(void *d, uint64_t off, uint8_t *data, uint32_t len)
 	blk_dev *b = d;
 	uint8_t cfg[8];
 	memcpy(cfg, &b->sectors, 8); /* capacity; the rest of the config reads as zero */
-	if (off < sizeof cfg)
-		memcpy(data, cfg + off, len < sizeof cfg - off ? len : sizeof cfg - off);
+	virtio_config_copy(cfg, sizeof cfg, off, data, len);
 }
 
 static uint8_t blk_request(blk_dev *b, const guest_mem *m, const virtq_chain *c, uint32_t *written)
@@ -122,26 +121,18 @@ static uint8_t blk_request(blk_dev *b, const guest_mem *m, const virtq_chain *c,
 	}
 }
 
+/* One request: its status byte is the last writable byte of the chain. */
+static uint32_t blk_handle(void *d, const guest_mem *m, const virtq_chain *c)
+{
+	uint32_t written = 0;
+	uint8_t st = blk_request(d, m, c, &written);
+	virtq_chain_write(m, c, c->writable - 1, &st, 1);
+	return written + 1;
+}
+
 bool virtio_blk_process(void *d, const guest_mem *m, virtq *q)
 {
-	blk_dev *b = d;
-	virtq_chain *c = malloc(sizeof *c);
-	if (!c)
-		return false;
-	bool any = false;
-	for (int budget = 0; budget < 4 * VIRTQ_MAX_SIZE; budget++) {
-		int r = virtq_pop(m, q, c, NULL);
-		if (r <= 0)
-			break;
-		uint32_t written = 0;
-		uint8_t st = blk_request(b, m, c, &written);
-		/* The status byte is the last writable byte of the chain. */
-		virtq_chain_write(m, c, c->writable - 1, &st, 1);
-		virtq_push(m, q, c->head, written + 1);
-		any = true;
-	}
-	free(c);
-	return any;
+	return virtq_serve(m, q, blk_handle, d);
 }
 
 static bool blk_notify(void *d, virtio_mmio *t, int qi)

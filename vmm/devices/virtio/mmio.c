@@ -77,6 +77,12 @@ vsock_env virtio_mmio_io_env(virtio_mmio *t)
 			   .lock = &t->vm->bus.lock, .signal = signal_used, .signal_arg = t};
 }
 
+void virtio_config_copy(const void *cfg, size_t size, uint64_t off, uint8_t *data, uint32_t len)
+{
+	if (off < size)
+		memcpy(data, (const uint8_t *)cfg + off, len < size - off ? len : size - off);
+}
+
 static void mmio_read(void *opaque, uint64_t off, uint8_t *data, uint32_t len)
 {
 	virtio_mmio *t = opaque;

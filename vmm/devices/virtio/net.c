@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,11 +35,8 @@
 
 struct vnet_dev {
 	int fd;                  /* the backend, nonblocking; -1 once it ended */
-	int wake_fd;             /* eventfd: the guest gave rx buffers / tx work */
 	uint8_t mac[6];
-	vnet_env env;
-	pthread_t thread;
-	bool thread_started, stop;
+	virtio_io io;            /* env, and the thread woken when the guest gave rx buffers / tx work */
 	uint8_t *tx;             /* frames (with their length) waiting for the backend */
 	size_t tx_len, tx_off;
 	uint8_t *rx;             /* bytes read from the backend, not yet given to the guest */
@@ -49,14 +45,6 @@ struct vnet_dev {
 	vnet_counters cnt;
 	virtq_chain chain;
 };
-
-static void wake(vnet_dev *d)
-{
-	uint64_t one = 1;
-	if (write(d->wake_fd, &one, sizeof one) < 0) {
-		/* saturated: the thread is awake anyway */
-	}
-}
 
 static void backend_end(vnet_dev *d, const char *why)
 {
@@ -103,8 +91,8 @@ static void tx_compact(vnet_dev *d)
 
 bool vnet_process_tx(vnet_dev *d)
 {
-	const guest_mem *m = d->env.mem;
-	virtq *q = d->env.txq;
+	const guest_mem *m = d->io.env.mem;
+	virtq *q = d->io.env.txq;
 	bool any = false, stalled;
 	int budget = 0;
 again:
@@ -119,7 +107,7 @@ again:
 			}
 		}
 		if (budget++ == VIRTQ_MAX_SIZE) {
-			wake(d);   /* more may wait: the thread comes back for them */
+			virtio_io_wake(&d->io);   /* more may wait: the thread comes back for them */
 			break;
 		}
 		int r = virtq_pop(m, q, &d->chain, NULL);
@@ -155,15 +143,15 @@ again:
 		goto again;
 	/* bytes left: the I/O thread waits for POLLOUT (told from a vCPU; the
 	 * thread itself looks at tx before it polls) */
-	if (d->tx_off < d->tx_len && !(d->thread_started && pthread_equal(pthread_self(), d->thread)))
-		wake(d);
+	if (d->tx_off < d->tx_len && !(d->io.started && pthread_equal(pthread_self(), d->io.thread)))
+		virtio_io_wake(&d->io);
 	return any;
 }
 
 bool vnet_process_rx(vnet_dev *d)
 {
-	const guest_mem *m = d->env.mem;
-	virtq *q = d->env.rxq;
+	const guest_mem *m = d->io.env.mem;
+	virtq *q = d->io.env.rxq;
 	bool any = false;
 	size_t off = 0;
 	while (d->rx_len - off >= 4) {
@@ -208,25 +196,21 @@ static void *vnet_thread(void *arg)
 {
 	vnet_dev *d = arg;
 	for (;;) {
-		pthread_mutex_lock(d->env.lock);
-		bool stop = d->stop;
+		pthread_mutex_lock(d->io.env.lock);
+		bool stop = d->io.stop;
 		int fd = d->fd;
 		bool want_in = fd >= 0 && d->rx_len + 4 + VNET_MAX_FRAME <= VNET_RXBUF;
 		bool want_out = fd >= 0 && d->tx_off < d->tx_len;
-		pthread_mutex_unlock(d->env.lock);
+		pthread_mutex_unlock(d->io.env.lock);
 		if (stop)
 			return NULL;
-		struct pollfd p[2] = {{.fd = d->wake_fd, .events = POLLIN},
+		struct pollfd p[2] = {{.fd = d->io.wake_fd, .events = POLLIN},
 				      {.fd = fd, .events = (short)((want_in ? POLLIN : 0) | (want_out ? POLLOUT : 0))}};
 		if (poll(p, fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
 			return NULL;
-		if (p[0].revents & POLLIN) {
-			uint64_t v;
-			if (read(d->wake_fd, &v, sizeof v) < 0) {
-				/* nonblocking: nothing to clear */
-			}
-		}
-		pthread_mutex_lock(d->env.lock);
+		if (p[0].revents & POLLIN)
+			virtio_io_drain(&d->io);
+		pthread_mutex_lock(d->io.env.lock);
 		bool signal = false;
 		if (d->fd >= 0 && fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
 			ssize_t n = recv(d->fd, d->rx + d->rx_len, VNET_RXBUF - d->rx_len, MSG_DONTWAIT);
@@ -236,13 +220,13 @@ static void *vnet_thread(void *arg)
 				backend_end(d, n == 0 ? "closed by the stack" : strerror(errno));
 		}
 		/* deliver what fits, and move tx on (a slow backend made the guest wait) */
-		if (d->env.rxq->ready)
+		if (d->io.env.rxq->ready)
 			signal |= vnet_process_rx(d);
-		if (d->env.txq->ready)
+		if (d->io.env.txq->ready)
 			signal |= vnet_process_tx(d);
-		if (signal && d->env.signal)
-			d->env.signal(d->env.signal_arg);
-		pthread_mutex_unlock(d->env.lock);
+		if (signal && d->io.env.signal)
+			d->io.env.signal(d->io.env.signal_arg);
+		pthread_mutex_unlock(d->io.env.lock);
 	}
 }
 
@@ -255,18 +239,17 @@ vnet_dev *vnet_create(int fd, const uint8_t mac[6], silo_error *err)
 	}
 	d->tx = malloc(VNET_TXBUF);
 	d->rx = malloc(VNET_RXBUF);
-	d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int wake = virtio_io_init(&d->io);
 	int fl = fcntl(fd, F_GETFL);
 	int type = 0;
 	socklen_t tl = sizeof type;
-	if (!d->tx || !d->rx || d->wake_fd < 0 || fl < 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+	if (!d->tx || !d->rx || wake < 0 || fl < 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
 	    type != SOCK_STREAM) {
 		silo_fail(err, SILO_ERR_INVALID_CONFIG, fl < 0 ? EBADF : 0,
 			  "virtio-net: fd %d is not a connected stream socket", fd);
 		free(d->tx);
 		free(d->rx);
-		if (d->wake_fd >= 0)
-			close(d->wake_fd);
+		virtio_io_stop(&d->io);
 		free(d);
 		return NULL;
 	}
@@ -279,12 +262,7 @@ vnet_dev *vnet_create(int fd, const uint8_t mac[6], silo_error *err)
 
 int vnet_start(vnet_dev *d, const vnet_env *env, silo_error *err)
 {
-	d->env = *env;
-	int e = pthread_create(&d->thread, NULL, vnet_thread, d);
-	if (e)
-		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, e, "virtio-net: start thread");
-	d->thread_started = true;
-	return 0;
+	return virtio_io_start(&d->io, env, vnet_thread, d, "virtio-net", err);
 }
 
 size_t vnet_feed(vnet_dev *d, const void *bytes, size_t len)
@@ -304,16 +282,9 @@ void vnet_destroy(vnet_dev *d)
 {
 	if (!d)
 		return;
-	if (d->thread_started) {
-		pthread_mutex_lock(d->env.lock);
-		d->stop = true;
-		pthread_mutex_unlock(d->env.lock);
-		wake(d);
-		pthread_join(d->thread, NULL);
-	}
+	virtio_io_stop(&d->io);
 	if (d->fd >= 0)
 		close(d->fd);
-	close(d->wake_fd);
 	free(d->tx);
 	free(d->rx);
 	free(d);
@@ -323,13 +294,10 @@ void vnet_destroy(vnet_dev *d)
 static bool vnet_notify(void *dev, virtio_mmio *t, int qi)
 {
 	vnet_dev *d = dev;
-	if (!d->thread_started) {
-		vnet_env env = virtio_mmio_io_env(t);
-		if (vnet_start(d, &env, NULL) < 0)
-			return false;
-	}
+	if (!virtio_io_notify_start(&d->io, t, vnet_thread, d))
+		return false;
 	if (qi == 0) {
-		wake(d);   /* new rx buffers: the thread may read the backend again */
+		virtio_io_wake(&d->io);   /* new rx buffers: the thread may read the backend again */
 		return vnet_process_rx(d);
 	}
 	return qi == 1 ? vnet_process_tx(d) : false;
@@ -340,8 +308,7 @@ static void vnet_config_read(void *dev, uint64_t off, uint8_t *data, uint32_t le
 	vnet_dev *d = dev;
 	uint8_t cfg[8] = {0};
 	memcpy(cfg, d->mac, 6);   /* then status (unused without VIRTIO_NET_F_STATUS) */
-	if (off < sizeof cfg)
-		memcpy(data, cfg + off, len < sizeof cfg - off ? len : sizeof cfg - off);
+	virtio_config_copy(cfg, sizeof cfg, off, data, len);
 }
 
 static void vnet_destroy_op(void *dev)

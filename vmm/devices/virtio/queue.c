@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Split virtqueues (virtio 1.x, 2.6). Indirect descriptors are not offered.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "virtio.h"
@@ -111,6 +112,23 @@ int virtq_push(const guest_mem *m, virtq *q, uint16_t head, uint32_t written)
 	q->used_idx++;
 	__atomic_store_n((uint16_t *)guest_mem_ptr(m, q->used + 2, 2), q->used_idx, __ATOMIC_RELEASE);
 	return 0;
+}
+
+bool virtq_serve(const guest_mem *m, virtq *q, uint32_t (*handle)(void *dev, const guest_mem *m, const virtq_chain *c),
+		 void *dev)
+{
+	virtq_chain *c = malloc(sizeof *c);
+	if (!c)
+		return false;
+	bool any = false;
+	for (int budget = 0; budget < 4 * VIRTQ_MAX_SIZE; budget++) {
+		if (virtq_pop(m, q, c, NULL) <= 0)
+			break;
+		virtq_push(m, q, c->head, handle(dev, m, c));
+		any = true;
+	}
+	free(c);
+	return any;
 }
 
 static uint64_t chain_copy(const guest_mem *m, const virtq_chain *c, bool write, uint64_t off, uint8_t *p,

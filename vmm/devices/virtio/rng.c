@@ -19,24 +19,17 @@ void *virtio_rng_create(silo_error *err)
 	return r;
 }
 
-bool virtio_rng_process(void *d, const guest_mem *m, virtq *q)
+static uint32_t rng_handle(void *d, const guest_mem *m, const virtq_chain *c)
 {
 	rng_dev *r = d;
-	virtq_chain *c = malloc(sizeof *c);
-	if (!c)
-		return false;
-	bool any = false;
-	for (int budget = 0; budget < 4 * VIRTQ_MAX_SIZE; budget++) {
-		if (virtq_pop(m, q, c, NULL) <= 0)
-			break;
-		uint64_t n = c->writable < sizeof r->buf ? c->writable : sizeof r->buf;
-		ssize_t got = n ? getrandom(r->buf, n, 0) : 0;
-		uint32_t w = got > 0 ? (uint32_t)virtq_chain_write(m, c, 0, r->buf, (uint64_t)got) : 0;
-		virtq_push(m, q, c->head, w);
-		any = true;
-	}
-	free(c);
-	return any;
+	uint64_t n = c->writable < sizeof r->buf ? c->writable : sizeof r->buf;
+	ssize_t got = n ? getrandom(r->buf, n, 0) : 0;
+	return got > 0 ? (uint32_t)virtq_chain_write(m, c, 0, r->buf, (uint64_t)got) : 0;
+}
+
+bool virtio_rng_process(void *d, const guest_mem *m, virtq *q)
+{
+	return virtq_serve(m, q, rng_handle, d);
 }
 
 static bool rng_notify(void *d, virtio_mmio *t, int qi)

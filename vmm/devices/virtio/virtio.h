@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  * virtio: split virtqueues (queue.c), the virtio-mmio v2 transport (mmio.c) and
- * the devices (blk.c, rng.c, vsock.c), each a static const virtio_device_ops.
+ * the devices (blk.c, rng.c, vsock.c, net.c), each a static const virtio_device_ops,
+ * and the I/O thread of the devices with a host-side backend (io.c).
  * The guest is hostile: every ring index, descriptor address, length and chain
  * is checked against guest RAM and the queue size before use.
  */
@@ -54,6 +55,11 @@ bool virtq_layout_valid(const guest_mem *m, const virtq *q);
 int virtq_pop(const guest_mem *m, virtq *q, virtq_chain *c, const char **why);
 /* Return a chain to the guest with the number of bytes written. */
 int virtq_push(const guest_mem *m, virtq *q, uint16_t head, uint32_t written);
+/* Serve a request queue: hand each available chain to handle, which returns the bytes it
+ * wrote, and give it back (at most 4 x VIRTQ_MAX_SIZE chains a call; stops at a malformed
+ * ring). True if any chain was used. */
+bool virtq_serve(const guest_mem *m, virtq *q, uint32_t (*handle)(void *dev, const guest_mem *m, const virtq_chain *c),
+		 void *dev);
 /* Scatter/gather helpers over a chain: copy from the readable part (skipping off bytes) and
  * into the writable part. Return bytes copied. */
 uint64_t virtq_chain_read(const guest_mem *m, const virtq_chain *c, uint64_t off, void *dst, uint64_t len);
@@ -85,6 +91,10 @@ typedef struct virtio_mmio {
 	virtq queues[8];
 } virtio_mmio;
 
+/* For config_read: copy the part of a device's size config bytes at off into data (the
+ * transport zeroed all len bytes first, so the rest reads as zero). */
+void virtio_config_copy(const void *cfg, size_t size, uint64_t off, uint8_t *data, uint32_t len);
+
 /* Attach a device at base with irq (IOAPIC pin); appends "virtio_mmio.device=4K@0x..:irq" to
  * cmdline_extra if non-NULL (size cmdline_len). */
 int virtio_mmio_attach(vm *v, uint64_t base, uint32_t irq, const virtio_device_ops *ops, void *dev,
@@ -112,6 +122,29 @@ typedef struct vsock_env {
 	void (*signal)(void *arg);
 	void *signal_arg;
 } vsock_env;
+
+/* io.c: the I/O thread of a device with a host-side backend (vsock, net). The thread
+ * polls wake_fd (an eventfd) with the backend's descriptors and does its work under
+ * env.lock; it returns once it sees stop (guarded by env.lock). */
+typedef struct virtio_io {
+	vsock_env env;
+	int wake_fd;
+	pthread_t thread;
+	bool started, stop;
+} virtio_io;
+/* Create wake_fd: 0, or -1 with errno. */
+int virtio_io_init(virtio_io *io);
+/* Take env and start fn(arg); what names the device in errors. */
+int virtio_io_start(virtio_io *io, const vsock_env *env, void *(*fn)(void *), void *arg, const char *what,
+		    silo_error *err);
+/* On a notify from virtio-mmio: start the thread with the transport's environment
+ * (virtio_mmio_io_env) unless it runs. false if it could not start. */
+bool virtio_io_notify_start(virtio_io *io, struct virtio_mmio *t, void *(*fn)(void *), void *arg);
+/* Wake the thread; clear wake_fd (the thread, after poll says it is readable). */
+void virtio_io_wake(virtio_io *io);
+void virtio_io_drain(virtio_io *io);
+/* Set stop, wake and join the thread if it runs; close wake_fd. */
+void virtio_io_stop(virtio_io *io);
 extern const virtio_device_ops virtio_vsock_ops;
 vsock_dev *vsock_create(const char *uds_path, uint64_t guest_cid, silo_error *err);
 /* Start the host-side I/O thread (virtio-mmio does this on the first notify). */

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -60,15 +59,12 @@ typedef struct conn {
 } conn;
 
 struct vsock_dev {
-	vsock_env env;
+	virtio_io io;        /* env, and the thread woken when the guest gave rx buffers / tx work */
 	char uds[108];       /* host side: where the host connects (ours to unlink if bound_here) */
 	char connect_to[108]; /* guest-initiated connections go to <connect_to>_PORT (in-jail name) */
 	bool bound_here;
 	uint64_t guest_cid;
-	int listen_fd, wake_fd;
-	pthread_t thread;
-	bool thread_started;
-	bool stop;
+	int listen_fd;
 	uint32_t next_port;
 	conn conns[MAX_CONNS];
 	vsock_hdr pending[MAX_PENDING];
@@ -118,14 +114,6 @@ static void close_conn(conn *c)
 		close(c->fd);
 	c->fd = -1;
 	c->state = C_FREE;
-}
-
-static void wake(vsock_dev *d)
-{
-	uint64_t one = 1;
-	if (write(d->wake_fd, &one, 8) < 0) {
-		/* counter saturated: the thread is awake anyway */
-	}
 }
 
 /* Guest -> host: one packet from the tx queue. */
@@ -198,7 +186,7 @@ static void handle_guest_pkt(vsock_dev *d, const vsock_hdr *h, const virtq_chain
 			close_conn(c);
 			return;
 		}
-		virtq_chain_read(&d->env.mem[0], ch, sizeof *h, d->buf, len);
+		virtq_chain_read(&d->io.env.mem[0], ch, sizeof *h, d->buf, len);
 		if (write_all(c->fd, d->buf, len) < 0) {
 			queue_ctrl(d, c, OP_RST, 0, c->local_port, c->peer_port);
 			close_conn(c);
@@ -237,8 +225,8 @@ static void handle_guest_pkt(vsock_dev *d, const vsock_hdr *h, const virtq_chain
 /* Fill guest rx buffers: control packets first, then data within the guest's credit. */
 static bool fill_rx(vsock_dev *d)
 {
-	const guest_mem *m = d->env.mem;
-	virtq *q = d->env.rxq;
+	const guest_mem *m = d->io.env.mem;
+	virtq *q = d->io.env.rxq;
 	bool used = false;
 	while (d->npending) {
 		int r = virtq_pop(m, q, &d->chain, NULL);
@@ -295,8 +283,8 @@ static bool fill_rx(vsock_dev *d)
 
 bool vsock_process_tx(vsock_dev *d)
 {
-	const guest_mem *m = d->env.mem;
-	virtq *q = d->env.txq;
+	const guest_mem *m = d->io.env.mem;
+	virtq *q = d->io.env.txq;
 	bool used = false;
 	for (int budget = 0; budget < 4 * VIRTQ_MAX_SIZE; budget++) {
 		if (virtq_pop(m, q, &d->chain, NULL) <= 0)
@@ -310,14 +298,14 @@ bool vsock_process_tx(vsock_dev *d)
 		used = true;
 	}
 	used |= fill_rx(d);
-	wake(d);
+	virtio_io_wake(&d->io);
 	return used;
 }
 
 bool vsock_process_rx(vsock_dev *d)
 {
 	bool used = fill_rx(d);
-	wake(d);
+	virtio_io_wake(&d->io);
 	return used;
 }
 
@@ -364,12 +352,12 @@ static void *vsock_thread(void *arg)
 		struct pollfd p[MAX_CONNS + 2];
 		int idx[MAX_CONNS + 2];
 		int n = 0;
-		pthread_mutex_lock(d->env.lock);
-		if (d->stop) {
-			pthread_mutex_unlock(d->env.lock);
+		pthread_mutex_lock(d->io.env.lock);
+		if (d->io.stop) {
+			pthread_mutex_unlock(d->io.env.lock);
 			break;
 		}
-		p[n] = (struct pollfd){.fd = d->wake_fd, .events = POLLIN};
+		p[n] = (struct pollfd){.fd = d->io.wake_fd, .events = POLLIN};
 		idx[n++] = -1;
 		p[n] = (struct pollfd){.fd = d->listen_fd, .events = POLLIN};
 		idx[n++] = -2;
@@ -383,16 +371,12 @@ static void *vsock_thread(void *arg)
 				idx[n++] = i;
 			}
 		}
-		pthread_mutex_unlock(d->env.lock);
+		pthread_mutex_unlock(d->io.env.lock);
 		if (poll(p, (nfds_t)n, 1000) < 0 && errno != EINTR)
 			break;
-		pthread_mutex_lock(d->env.lock);
-		if (p[0].revents & POLLIN) {
-			uint64_t v;
-			if (read(d->wake_fd, &v, 8) < 0) {
-				/* nothing to drain */
-			}
-		}
+		pthread_mutex_lock(d->io.env.lock);
+		if (p[0].revents & POLLIN)
+			virtio_io_drain(&d->io);
 		if (p[1].revents & POLLIN) {
 			int fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 			if (fd >= 0) {
@@ -406,9 +390,9 @@ static void *vsock_thread(void *arg)
 		for (int k = 2; k < n; k++)
 			if (p[k].revents && d->conns[idx[k]].state == C_HANDSHAKE)
 				host_handshake(d, &d->conns[idx[k]]);
-		if (fill_rx(d) && d->env.signal)
-			d->env.signal(d->env.signal_arg);
-		pthread_mutex_unlock(d->env.lock);
+		if (fill_rx(d) && d->io.env.signal)
+			d->io.env.signal(d->io.env.signal_arg);
+		pthread_mutex_unlock(d->io.env.lock);
 	}
 	return NULL;
 }
@@ -430,8 +414,7 @@ vsock_dev *vsock_create(const char *uds_path, uint64_t guest_cid, silo_error *er
 	snprintf(d->connect_to, sizeof d->connect_to, "%s", vmm_files_jail_path(uds_path));
 	d->guest_cid = guest_cid;
 	d->next_port = 1u << 30;
-	d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (d->wake_fd < 0) {
+	if (virtio_io_init(&d->io) < 0) {
 		silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, errno, "vsock: eventfd");
 		free(d);
 		return NULL;
@@ -439,7 +422,7 @@ vsock_dev *vsock_create(const char *uds_path, uint64_t guest_cid, silo_error *er
 	d->listen_fd = vmm_listen(uds_path, &d->bound_here, err);
 	if (d->listen_fd < 0) {
 		silo_error_prefix(err, "vsock");
-		close(d->wake_fd);
+		virtio_io_stop(&d->io);
 		free(d);
 		return NULL;
 	}
@@ -448,30 +431,18 @@ vsock_dev *vsock_create(const char *uds_path, uint64_t guest_cid, silo_error *er
 
 int vsock_start(vsock_dev *d, const vsock_env *env, silo_error *err)
 {
-	d->env = *env;
-	int e = pthread_create(&d->thread, NULL, vsock_thread, d);
-	if (e)
-		return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, e, "vsock: start thread");
-	d->thread_started = true;
-	return 0;
+	return virtio_io_start(&d->io, env, vsock_thread, d, "vsock", err);
 }
 
 void vsock_destroy(vsock_dev *d)
 {
 	if (!d)
 		return;
-	if (d->thread_started) {
-		pthread_mutex_lock(d->env.lock);
-		d->stop = true;
-		pthread_mutex_unlock(d->env.lock);
-		wake(d);
-		pthread_join(d->thread, NULL);
-	}
+	virtio_io_stop(&d->io);
 	for (int i = 0; i < MAX_CONNS; i++)
 		if (d->conns[i].state != C_FREE)
 			close_conn(&d->conns[i]);
 	close(d->listen_fd);
-	close(d->wake_fd);
 	if (d->bound_here)
 		unlink(d->uds);
 	free(d);
@@ -481,19 +452,15 @@ void vsock_destroy(vsock_dev *d)
 static bool vsock_notify(void *dev, virtio_mmio *t, int qi)
 {
 	vsock_dev *d = dev;
-	if (!d->thread_started) {
-		vsock_env env = virtio_mmio_io_env(t);
-		if (vsock_start(d, &env, NULL) < 0)
-			return false;
-	}
+	if (!virtio_io_notify_start(&d->io, t, vsock_thread, d))
+		return false;
 	return qi == 1 ? vsock_process_tx(d) : qi == 0 ? vsock_process_rx(d) : false;
 }
 
 static void vsock_config_read(void *dev, uint64_t off, uint8_t *data, uint32_t len)
 {
 	vsock_dev *d = dev;
-	if (off < 8)
-		memcpy(data, (uint8_t *)&d->guest_cid + off, len < 8 - off ? len : 8 - off);
+	virtio_config_copy(&d->guest_cid, sizeof d->guest_cid, off, data, len);
 }
 
 static void vsock_destroy_op(void *dev)
