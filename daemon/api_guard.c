@@ -106,11 +106,7 @@ int conn_guard_start(const conn_guard_config *cfg, conn_guard **out, silo_error 
 	g->max_unauth = cfg->max_unauthenticated ? cfg->max_unauthenticated : 256;
 	g->max_live = cfg->max_connections ? cfg->max_connections : 2 * g->max_unauth;
 	pthread_mutex_init(&g->lock, NULL);
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&g->wake, &a);
-	pthread_condattr_destroy(&a);
+	cond_init_monotonic(&g->wake);
 	int rc = pthread_create(&g->reaper, NULL, reaper_main, g);
 	if (rc != 0) {
 		pthread_cond_destroy(&g->wake);

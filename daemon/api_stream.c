@@ -41,11 +41,7 @@ static void deadline_in(struct timespec *ts, int ms)
 static void stream_sync_init(pthread_mutex_t *lock, pthread_cond_t *cv)
 {
 	pthread_mutex_init(lock, NULL);
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(cv, &a);
-	pthread_condattr_destroy(&a);
+	cond_init_monotonic(cv);
 }
 
 static void stream_wait_slice(pthread_cond_t *cv, pthread_mutex_t *lock)

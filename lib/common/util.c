@@ -372,6 +372,20 @@ const char *silo_cache_dir(void)
 	return buf;
 }
 
+void cond_init_monotonic(pthread_cond_t *cv)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
+uint64_t mono_deadline(int timeout_ms)
+{
+	return timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+}
+
 uint64_t now_mono_ns(void)
 {
 	struct timespec ts;

@@ -5,6 +5,7 @@
 #ifndef SILO_COMMON_UTIL_H
 #define SILO_COMMON_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -108,6 +109,11 @@ long utf8_invalid_at(const char *str);
 
 /* ---- time ---- */
 uint64_t now_mono_ns(void);
+/* A condition variable whose timed waits count on CLOCK_MONOTONIC (deadlines
+ * from now_mono_ns), so a wall-clock step neither stalls nor hurries them. */
+void cond_init_monotonic(pthread_cond_t *cv);
+/* now_mono_ns() + timeout_ms, or 0 (no deadline) if timeout_ms < 0. */
+uint64_t mono_deadline(int timeout_ms);
 uint64_t now_realtime_ms(void);
 /* RFC 3339 UTC with milliseconds into buf (>= 32 bytes). */
 const char *format_time_ms(uint64_t epoch_ms, char *buf, size_t len);

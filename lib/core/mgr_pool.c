@@ -87,11 +87,7 @@ int manager_pool_add_normalized(manager *m, const char *source, unsigned k, mgr_
 		ps = xcalloc(1, sizeof *ps);
 		ps->m = m;
 		pthread_mutex_init(&ps->lock, NULL);
-		pthread_condattr_t a;
-		pthread_condattr_init(&a);
-		pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-		pthread_cond_init(&ps->cond, &a);
-		pthread_condattr_destroy(&a);
+		cond_init_monotonic(&ps->cond);
 		*slot = ps;
 	}
 	pthread_mutex_lock(&ps->lock);
