@@ -739,13 +739,6 @@ static void *heartbeat_main(void *arg)
 
 /* ---------------- open / close ---------------- */
 
-static pthread_condattr_t *mono_attr(pthread_condattr_t *a)
-{
-	pthread_condattr_init(a);
-	pthread_condattr_setclock(a, CLOCK_MONOTONIC);
-	return a;
-}
-
 chan *chan_open(int fd, const chan_opts *opts, agent_info *info, silo_error *err)
 {
 	chan *c = xcalloc(1, sizeof *c);
@@ -761,10 +754,8 @@ chan *chan_open(int fd, const chan_opts *opts, agent_info *info, silo_error *err
 	snprintf(c->vm_id, sizeof c->vm_id, "%s", c->opts.vm_id ? c->opts.vm_id : "");
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->wlock, NULL);
-	pthread_condattr_t a;
-	pthread_cond_init(&c->cond, mono_attr(&a));
-	pthread_cond_init(&c->hb_cond, &a);
-	pthread_condattr_destroy(&a);
+	cond_init_monotonic(&c->cond);
+	cond_init_monotonic(&c->hb_cond);
 	c->rbuf = xmalloc(WIRE_MAX_FRAME + 4);
 	c->connected = true;
 	c->last_rx_ns = now_mono_ns();
@@ -1075,7 +1066,7 @@ static void cond_wait_until(chan *c, uint64_t deadline)
  * c->lock held. */
 static int exec_drive_locked(chan *c, ctask *t, int timeout_ms, bool (*until)(const ctask *))
 {
-	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+	uint64_t deadline = mono_deadline(timeout_ms);
 	uint64_t late = 0;
 	for (;;) {
 		if (until(t))
@@ -1202,37 +1193,43 @@ int chan_exec_start(chan *c, const exec_req *req, chan_output_cb cb, void *ud, u
 			       task_id, err);
 }
 
-static ctask *find_exec(chan *c, uint32_t task_id, silo_error *err)
+/* The exec task task_id, returned with c->lock held; NULL (unlocked) if none. */
+static ctask *find_exec_lock(chan *c, uint32_t task_id, silo_error *err)
 {
 	pthread_mutex_lock(&c->lock);
 	ctask *t = task_find_locked(c, task_id);
-	pthread_mutex_unlock(&c->lock);
 	if (!t || t->kind != CT_EXEC) {
+		pthread_mutex_unlock(&c->lock);
 		silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "no exec task %u", task_id);
 		return NULL;
 	}
 	return t;
 }
 
+/* A finished task's outcome: its result into res, or its error. c->lock held. */
+static int task_outcome_locked(const ctask *t, exec_result *res, silo_error *err)
+{
+	if (t->failed) {
+		if (err)
+			*err = t->err;
+		return -1;
+	}
+	if (res)
+		*res = t->res;
+	return 0;
+}
+
 int chan_exec_wait(chan *c, uint32_t task_id, int timeout_ms, exec_result *res, silo_error *err)
 {
-	ctask *t = find_exec(c, task_id, err);
+	ctask *t = find_exec_lock(c, task_id, err);
 	if (!t)
 		return -1;
-	pthread_mutex_lock(&c->lock);
 	if (exec_drive_locked(c, t, timeout_ms, exec_finished) < 0) {
 		pthread_mutex_unlock(&c->lock);
 		return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id, "exec task %u still running after %d ms",
 				    task_id, timeout_ms);
 	}
-	int rc = 0;
-	if (t->failed) {
-		if (err)
-			*err = t->err;
-		rc = -1;
-	} else if (res) {
-		*res = t->res;
-	}
+	int rc = task_outcome_locked(t, res, err);
 	pthread_mutex_unlock(&c->lock);
 	task_remove(c, t);
 	return rc;
@@ -1241,13 +1238,14 @@ int chan_exec_wait(chan *c, uint32_t task_id, int timeout_ms, exec_result *res, 
 ssize_t chan_exec_read(chan *c, uint32_t task_id, int *stream, void *buf, size_t cap, int timeout_ms,
 		       silo_error *err)
 {
-	ctask *t = find_exec(c, task_id, err);
+	ctask *t = find_exec_lock(c, task_id, err);
 	if (!t)
 		return -1;
-	if (cap == 0)
+	if (cap == 0) {
+		pthread_mutex_unlock(&c->lock);
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "exec read: empty buffer");
-	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
-	pthread_mutex_lock(&c->lock);
+	}
+	uint64_t deadline = mono_deadline(timeout_ms);
 	for (;;) {
 		if (step_stdin_locked(c, t))
 			continue;
@@ -1283,10 +1281,9 @@ ssize_t chan_exec_read(chan *c, uint32_t task_id, int *stream, void *buf, size_t
 
 int chan_exec_discard(chan *c, uint32_t task_id, silo_error *err)
 {
-	ctask *t = find_exec(c, task_id, err);
+	ctask *t = find_exec_lock(c, task_id, err);
 	if (!t)
 		return -1;
-	pthread_mutex_lock(&c->lock);
 	bool send = !t->done && !t->discarding;
 	t->discarding = true;
 	queue_free(t);
@@ -1309,11 +1306,10 @@ bool chan_exec_ended(chan *c, uint32_t task_id)
 
 int chan_exec_started(chan *c, uint32_t task_id, int timeout_ms, uint32_t *pid, silo_error *err)
 {
-	ctask *t = find_exec(c, task_id, err);
+	ctask *t = find_exec_lock(c, task_id, err);
 	if (!t)
 		return -1;
-	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
-	pthread_mutex_lock(&c->lock);
+	uint64_t deadline = mono_deadline(timeout_ms);
 	while (!t->started && !t->done && (timeout_ms < 0 || now_mono_ns() < deadline))
 		cond_wait_until(c, deadline);
 	int rc = 0;
@@ -1333,11 +1329,10 @@ int chan_exec_started(chan *c, uint32_t task_id, int timeout_ms, uint32_t *pid, 
 
 int chan_exec_status(chan *c, uint32_t task_id, int timeout_ms, exec_result *res, silo_error *err)
 {
-	ctask *t = find_exec(c, task_id, err);
+	ctask *t = find_exec_lock(c, task_id, err);
 	if (!t)
 		return -1;
-	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
-	pthread_mutex_lock(&c->lock);
+	uint64_t deadline = mono_deadline(timeout_ms);
 	while (!t->done) {
 		if (timeout_ms >= 0 && now_mono_ns() >= deadline) {
 			pthread_mutex_unlock(&c->lock);
@@ -1349,14 +1344,7 @@ int chan_exec_status(chan *c, uint32_t task_id, int timeout_ms, exec_result *res
 		if (!step_stdin_locked(c, t) && !step_deliver_locked(c, t, &n))
 			cond_wait_until(c, deadline);
 	}
-	int rc = 0;
-	if (t->failed) {
-		if (err)
-			*err = t->err;
-		rc = -1;
-	} else if (res) {
-		*res = t->res;
-	}
+	int rc = task_outcome_locked(t, res, err);
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
@@ -1441,11 +1429,10 @@ int chan_exec_stdin_timed(chan *c, uint32_t task_id, const void *buf, size_t len
 		return -1;
 	if (!len && !eof)
 		return 0;
-	ctask *t = find_exec(c, task_id, err);
+	uint64_t t0 = now_mono_ns();
+	ctask *t = find_exec_lock(c, task_id, err);
 	if (!t)
 		return -1;
-	uint64_t t0 = now_mono_ns();
-	pthread_mutex_lock(&c->lock);
 	if (exec_drive_locked(c, t, timeout_ms, stdin_idle) < 0) { /* earlier stdin first */
 		pthread_mutex_unlock(&c->lock);
 		return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id,
@@ -1790,7 +1777,7 @@ int chan_watch_read(chan *c, uint32_t watch_id, watch_event **evs, size_t *n, ui
 		pthread_mutex_unlock(&c->lock);
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "no watch %u", watch_id);
 	}
-	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+	uint64_t deadline = mono_deadline(timeout_ms);
 	while (!t->wn && !t->wlost && !t->done && (timeout_ms < 0 || now_mono_ns() < deadline))
 		cond_wait_until(c, deadline);
 	*evs = t->wq;
