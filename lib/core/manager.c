@@ -1525,7 +1525,7 @@ static void audit_exec(mgr_exec *x, int rc, const exec_result *res, const char *
 
 int manager_exec_wait(mgr_exec *x, int timeout_ms, exec_result *res, silo_error *err)
 {
-	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+	uint64_t deadline = mono_deadline(timeout_ms);
 	int rc = 0;
 	static __thread uint8_t buf[64 * 1024];
 	while (x->cb) {   /* deliver the output on this thread */
@@ -1681,38 +1681,36 @@ int manager_port_remove(manager *m, const char *id, uint16_t guest_port, const c
 	return rc;
 }
 
-int manager_file_put(manager *m, const char *id, const char *path, int src_fd, uint32_t mode,
+/* One file transfer with the guest, audited as file-put or file-get: put writes
+ * fd's bytes to path with mode arg, get copies at most arg bytes of path to fd. */
+static int file_xfer(manager *m, const char *id, const char *path, int fd, bool put, uint64_t arg,
 		     const char *actor, silo_error *err)
 {
 	mentry *e = op_begin(m, id, err);
 	if (!e)
 		return -1;
 	uint64_t t0 = now_mono_ns();
-	int rc = chan_file_write_fd(e->sb->ch, path, src_fd, mode, err);
+	int rc = put ? chan_file_write_fd(e->sb->ch, path, fd, (uint32_t)arg, err)
+		     : chan_file_read_fd(e->sb->ch, path, fd, arg, err);
 	if (rc < 0)
 		silo_error_set_vm(err, e->id);
 	json_t *d = json_pack("{s:s,s:b}", "path", path, "ok", rc == 0);
-	manager_audit(m, actor, e->id, "file-put", (now_mono_ns() - t0) / 1000000, d);
+	manager_audit(m, actor, e->id, put ? "file-put" : "file-get", (now_mono_ns() - t0) / 1000000, d);
 	json_decref(d);
 	op_end(m, e);
 	return rc;
 }
 
+int manager_file_put(manager *m, const char *id, const char *path, int src_fd, uint32_t mode,
+		     const char *actor, silo_error *err)
+{
+	return file_xfer(m, id, path, src_fd, true, mode, actor, err);
+}
+
 int manager_file_get(manager *m, const char *id, const char *path, int dst_fd, uint64_t max_bytes,
 		     const char *actor, silo_error *err)
 {
-	mentry *e = op_begin(m, id, err);
-	if (!e)
-		return -1;
-	uint64_t t0 = now_mono_ns();
-	int rc = chan_file_read_fd(e->sb->ch, path, dst_fd, max_bytes, err);
-	if (rc < 0)
-		silo_error_set_vm(err, e->id);
-	json_t *d = json_pack("{s:s,s:b}", "path", path, "ok", rc == 0);
-	manager_audit(m, actor, e->id, "file-get", (now_mono_ns() - t0) / 1000000, d);
-	json_decref(d);
-	op_end(m, e);
-	return rc;
+	return file_xfer(m, id, path, dst_fd, false, max_bytes, actor, err);
 }
 
 /* ---- views ---- */
