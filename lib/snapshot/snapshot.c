@@ -92,6 +92,28 @@ static void unlock_store(int fd)
 		close(fd);
 }
 
+#define SNAP_DIR_MAX (PATH_MAX + 72)
+
+/* The snapshot id_or_tag names: its id, the store root and its directory. */
+static int locate(const char *id_or_tag, char id[SILO_ID_MAX], char root[PATH_MAX], char dir[SNAP_DIR_MAX],
+		  silo_error *err)
+{
+	if (snap_resolve(id_or_tag, id, err) < 0)
+		return -1;
+	snap_root(root, PATH_MAX);
+	snprintf(dir, SNAP_DIR_MAX, "%s/%s", root, id);
+	return 0;
+}
+
+/* locate() under the store lock: its fd for unlock_store, or -1. */
+static int locate_locked(const char *id_or_tag, char id[SILO_ID_MAX], char root[PATH_MAX], char dir[SNAP_DIR_MAX],
+			 silo_error *err)
+{
+	if (locate(id_or_tag, id, root, dir, err) < 0)
+		return -1;
+	return lock_store(err);
+}
+
 void snap_info_free(snap_info *s)
 {
 	if (!s)
@@ -593,12 +615,9 @@ int snap_resolve(const char *id_or_tag, char id[SILO_ID_MAX], silo_error *err)
 int snap_open(const char *id_or_tag, bool verify, snap_info *out, silo_error *err)
 {
 	memset(out, 0, sizeof *out);
-	char id[SILO_ID_MAX];
-	if (snap_resolve(id_or_tag, id, err) < 0)
+	char id[SILO_ID_MAX], root[PATH_MAX], dir[SNAP_DIR_MAX];
+	if (locate(id_or_tag, id, root, dir, err) < 0)
 		return -1;
-	char root[PATH_MAX], dir[PATH_MAX + 72];
-	snap_root(root, sizeof root);
-	snprintf(dir, sizeof dir, "%s/%s", root, id);
 	json_t *h = NULL;
 	if (load_header(dir, id, &h, err) < 0)
 		return -1;
@@ -673,15 +692,10 @@ int snap_set_tags(const char *id_or_tag, char *const *add, char *const *remove, 
 {
 	if (check_tags(add, err) < 0)
 		return -1;
-	char id[SILO_ID_MAX];
-	if (snap_resolve(id_or_tag, id, err) < 0)
-		return -1;
-	int lk = lock_store(err);
+	char id[SILO_ID_MAX], root[PATH_MAX], dir[SNAP_DIR_MAX];
+	int lk = locate_locked(id_or_tag, id, root, dir, err);
 	if (lk < 0)
 		return -1;
-	char root[PATH_MAX], dir[PATH_MAX + 72];
-	snap_root(root, sizeof root);
-	snprintf(dir, sizeof dir, "%s/%s", root, id);
 	json_t *h = NULL;
 	int rc = -1;
 	if (load_header(dir, id, &h, err) < 0)
@@ -822,15 +836,10 @@ static int remove_locked(const char *root, const char *id, silo_error *err)
 
 int snap_delete(const char *id_or_tag, bool force, silo_error *err)
 {
-	char id[SILO_ID_MAX];
-	if (snap_resolve(id_or_tag, id, err) < 0)
-		return -1;
-	int lk = lock_store(err);
+	char id[SILO_ID_MAX], root[PATH_MAX], who[SILO_ID_MAX], dir[SNAP_DIR_MAX];
+	int lk = locate_locked(id_or_tag, id, root, dir, err);
 	if (lk < 0)
 		return -1;
-	char root[PATH_MAX], who[SILO_ID_MAX], dir[PATH_MAX + 72];
-	snap_root(root, sizeof root);
-	snprintf(dir, sizeof dir, "%s/%s", root, id);
 	int rc;
 	if (!force && snap_in_use(id, who, sizeof who))
 		rc = silo_fail(err, SILO_ERR_CONFLICT, 0,
