@@ -401,13 +401,11 @@ static void signed_manifest_free(signed_manifest *sm)
 static int load_signed_manifest(signed_manifest *sm, bool *checked, silo_error *err)
 {
 	memset(sm, 0, sizeof *sm);
-	char dir[PATH_MAX];
-	cleanup_free trust_pubkey *keys = NULL;
-	size_t nkeys = 0;
-	if (trust_keyring_load_default(dir, sizeof dir, &keys, &nkeys, err) < 0)
+	cleanup_keyring trust_keyring kr;
+	if (trust_keyring_open(&kr, err) < 0)
 		return -1;
-	*checked = nkeys > 0;
-	if (!nkeys)
+	*checked = kr.n > 0;
+	if (!kr.n)
 		return 0;
 	char mpath[PATH_MAX], spath[PATH_MAX + 16];
 	image_manifest_path(mpath, sizeof mpath);
@@ -417,7 +415,7 @@ static int load_signed_manifest(signed_manifest *sm, bool *checked, silo_error *
 	silo_error e2 = {0};
 	if (read_file(mpath, IMAGE_MANIFEST_MAX, &text, &len, &e2) < 0) {
 		silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
-			  "a keyring is configured (%s) but the image manifest cannot be read: %s", dir, e2.message);
+			  "a keyring is configured (%s) but the image manifest cannot be read: %s", kr.dir, e2.message);
 		if (err)
 			err->sys_errno = e2.sys_errno;
 		return -1;
@@ -427,7 +425,7 @@ static int load_signed_manifest(signed_manifest *sm, bool *checked, silo_error *
 				 "image manifest %s is not signed (%s); sign it: silo trust sign %s", mpath, e2.message,
 				 mpath);
 	trust_result res;
-	if (trust_verify_buf(keys, nkeys, text, len, sig, slen, &res, err) < 0) {
+	if (trust_verify_buf(kr.keys, kr.n, text, len, sig, slen, &res, err) < 0) {
 		if (err)
 			err->code = SILO_ERR_CHECKSUM_MISMATCH;
 		silo_error_prefix(err, "image manifest %s", mpath);
@@ -614,28 +612,26 @@ static int bundle_chunk(void *ud, const void *buf, size_t n, silo_error *err)
 	return 0;
 }
 
-static int load_keys_for_bundles(const char *what, trust_pubkey **keys, size_t *nkeys, silo_error *err)
+static int load_keys_for_bundles(const char *what, trust_keyring *kr, silo_error *err)
 {
-	char dir[PATH_MAX];
-	if (trust_keyring_load_default(dir, sizeof dir, keys, nkeys, err) < 0)
+	if (trust_keyring_open(kr, err) < 0)
 		return unverified(err, what);
-	if (!*nkeys)
+	if (!kr->n)
 		return silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, 0,
-				 "bundle %s: no trusted keys in the keyring %s (silo trust add-key KEY.pub)", what, dir);
+				 "bundle %s: no trusted keys in the keyring %s (silo trust add-key KEY.pub)", what, kr->dir);
 	return 0;
 }
 
 int trust_verify_bundle_buf(const char *what, const void *data, size_t len, const char *sig, size_t siglen,
 			    trust_result *res, silo_error *err)
 {
-	cleanup_free trust_pubkey *keys = NULL;
-	size_t nkeys = 0;
-	if (load_keys_for_bundles(what, &keys, &nkeys, err) < 0)
+	cleanup_keyring trust_keyring kr;
+	if (load_keys_for_bundles(what, &kr, err) < 0)
 		return -1;
 	if (!sig || !siglen)
 		return silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, 0,
 				 "bundle %s: no signature (sign it: silo trust sign FILE, or minisign -S -m FILE)", what);
-	if (trust_verify_buf(keys, nkeys, data ? data : "", len, sig, siglen, res, err) < 0)
+	if (trust_verify_buf(kr.keys, kr.n, data ? data : "", len, sig, siglen, res, err) < 0)
 		return unverified(err, what);
 	return 0;
 }
@@ -644,9 +640,8 @@ int trust_verify_bundle(const char *path, const char *sig_path, int *fd_out, tru
 {
 	if (fd_out)
 		*fd_out = -1;
-	cleanup_free trust_pubkey *keys = NULL;
-	size_t nkeys = 0;
-	if (load_keys_for_bundles(path, &keys, &nkeys, err) < 0)
+	cleanup_keyring trust_keyring kr;
+	if (load_keys_for_bundles(path, &kr, err) < 0)
 		return -1;
 	cleanup_free char *def = sig_path ? NULL : xasprintf("%s.minisig", path);
 	const char *sp = sig_path ? sig_path : def;
@@ -681,7 +676,7 @@ int trust_verify_bundle(const char *path, const char *sig_path, int *fd_out, tru
 		if (map == MAP_FAILED)
 			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mmap bundle");
 	}
-	int rc = trust_verify_buf(keys, nkeys, map ? map : "", total, sig, slen, res, err);
+	int rc = trust_verify_buf(kr.keys, kr.n, map ? map : "", total, sig, slen, res, err);
 	if (map)
 		munmap(map, total);
 	if (rc < 0)
