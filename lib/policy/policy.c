@@ -31,21 +31,12 @@ const char *policy_op_name(policy_op op)
 
 int policy_op_from_name(const char *name)
 {
-	for (int i = 0; i < POLICY_OP__COUNT; i++)
-		if (name && !strcmp(name, op_names[i]))
-			return i;
-	return -1;
+	return cfg_name_index(op_names, POLICY_OP__COUNT, name);
 }
 
 static void ops_list(uint32_t ops, char *buf, size_t len)
 {
-	size_t off = 0;
-	buf[0] = '\0';
-	for (int i = 0; i < POLICY_OP__COUNT && off < len; i++)
-		if (ops & (1u << i))
-			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "", op_names[i]);
-	if (!off)
-		snprintf(buf, len, "none");
+	cfg_names_list(op_names, POLICY_OP__COUNT, ops, buf, len);
 }
 
 /* ---- paths and egress ---- */
@@ -319,27 +310,8 @@ static int parse_policies(const toml_value *root, void *dst, silo_error *err)
 	return 0;
 }
 
-static void release_policies(void *p)
-{
-	policy_set_free(p);
-}
-
-static const cfg_file policy_file = {
-	.what = "policy file",
-	.size = sizeof(policy_set),
-	.parse = parse_policies,
-	.release = release_policies,
-};
-
-int policy_set_parse(const char *text, size_t len, policy_set *out, silo_error *err)
-{
-	return cfg_parse(&policy_file, text, len, out, err);
-}
-
-int policy_set_load(const char *path, policy_set *out, silo_error *err)
-{
-	return cfg_load(&policy_file, path, out, err);
-}
+/* policy_set_parse, policy_set_load */
+CFG_FILE_DEFINE(policy_set, "policy file", parse_policies)
 
 void policy_set_builtin(policy_set *out)
 {
