@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -578,22 +577,9 @@ int image_verify(const image_entry *e, silo_error *err)
 
 static int lock_manifest(silo_error *err)
 {
-	char dir[PATH_MAX], lock[PATH_MAX + 32];
+	char dir[PATH_MAX];
 	snprintf(dir, sizeof dir, "%s/images", silo_cache_dir());
-	if (mkdir_p(dir, 0755) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", dir);
-	snprintf(lock, sizeof lock, "%s/.manifest.lock", dir);
-	int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", lock);
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			int e = errno;
-			close(fd);
-			return silo_fail(err, SILO_ERR_IO_ERROR, e, "flock %s", lock);
-		}
-	}
-	return fd;
+	return lock_file_in(dir, 0755, ".manifest.lock", 0644, err);
 }
 
 static void remove_file_and_stamp(const char *path)

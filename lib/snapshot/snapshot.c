@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,22 +67,9 @@ static bool name_ok(const char *s)
 
 static int lock_store(silo_error *err)
 {
-	char root[PATH_MAX], p[PATH_MAX + 8];
+	char root[PATH_MAX];
 	snap_root(root, sizeof root);
-	if (mkdir_p(root, 0700) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", root);
-	snprintf(p, sizeof p, "%s/.lock", root);
-	int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", p);
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			int e = errno;
-			close(fd);
-			return silo_fail(err, SILO_ERR_IO_ERROR, e, "lock %s", p);
-		}
-	}
-	return fd;
+	return lock_file_in(root, 0700, ".lock", 0600, err);
 }
 
 static void unlock_store(int fd)

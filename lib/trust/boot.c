@@ -18,7 +18,6 @@
 #include <string.h>
 #include <inttypes.h>
 #include <sodium.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -330,22 +329,9 @@ uint64_t trust_next_version(const char *sig_path)
 
 static int lock_state(silo_error *err)
 {
-	char st[PATH_MAX], lk[PATH_MAX + 16];
+	char st[PATH_MAX];
 	trust_state_dir(st, sizeof st);
-	if (mkdir_p(st, 0755) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "trust state %s", st);
-	snprintf(lk, sizeof lk, "%s/.lock", st);
-	int fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", lk);
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			int e = errno;
-			close(fd);
-			return silo_fail(err, SILO_ERR_IO_ERROR, e, "flock %s", lk);
-		}
-	}
-	return fd;
+	return lock_file_in(st, 0755, ".lock", 0644, err);
 }
 
 /* Refuse a version older than the highest seen (or the same version with other
