@@ -357,14 +357,22 @@ static const char *home_dir(void)
 	return pw ? pw->pw_dir : "/tmp";
 }
 
+/* A silo directory: $var if set and not empty, else as_root for root (when
+ * given), else NULL: the caller's per-user default. */
+static const char *dir_override(const char *var, const char *as_root)
+{
+	const char *e = getenv(var);
+	if (e && *e)
+		return e;
+	return as_root && geteuid() == 0 ? as_root : NULL;
+}
+
 const char *silo_runtime_dir(void)
 {
 	static char buf[PATH_MAX];
-	const char *e = getenv("SILO_RUNTIME_DIR");
-	if (e && *e)
-		return e;
-	if (geteuid() == 0)
-		return "/run/silo";
+	const char *d = dir_override("SILO_RUNTIME_DIR", "/run/silo");
+	if (d)
+		return d;
 	const char *x = getenv("XDG_RUNTIME_DIR");
 	snprintf(buf, sizeof buf, "%s/silo", x && *x ? x : "/tmp");
 	return buf;
@@ -373,11 +381,9 @@ const char *silo_runtime_dir(void)
 const char *silo_state_dir(void)
 {
 	static char buf[PATH_MAX];
-	const char *e = getenv("SILO_STATE_DIR");
-	if (e && *e)
-		return e;
-	if (geteuid() == 0)
-		return "/var/lib/silo";
+	const char *d = dir_override("SILO_STATE_DIR", "/var/lib/silo");
+	if (d)
+		return d;
 	snprintf(buf, sizeof buf, "%s/.local/share/silo", home_dir());
 	return buf;
 }
@@ -385,9 +391,9 @@ const char *silo_state_dir(void)
 const char *silo_cache_dir(void)
 {
 	static char buf[PATH_MAX];
-	const char *e = getenv("SILO_CACHE_DIR");
-	if (e && *e)
-		return e;
+	const char *d = dir_override("SILO_CACHE_DIR", NULL);
+	if (d)
+		return d;
 	snprintf(buf, sizeof buf, "%s/.cache/silo", home_dir());
 	return buf;
 }
