@@ -76,8 +76,7 @@ int fs_tar_finish(chan *c, uint32_t id, const fs_tar_errtext *e, const char *wha
 	return -1;
 }
 
-/* Give up on a started task: drop its output, kill it, free it. */
-static void abandon(chan *c, uint32_t id)
+void fs_tar_abandon(chan *c, uint32_t id)
 {
 	silo_error e;
 	chan_exec_discard(c, id, &e);
@@ -101,7 +100,7 @@ static int transfer_end(chan *c, uint32_t id, int rc, fs_tar_errtext *et, const 
 	if (bytes)
 		*bytes = total;
 	if (rc < 0) {
-		abandon(c, id);
+		fs_tar_abandon(c, id);
 		return -1;
 	}
 	return fs_tar_finish(c, id, et, what, err);
