@@ -86,14 +86,7 @@ static void *reaper_main(void *arg)
 				g->n_timeouts++;
 			}
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += REAP_INTERVAL_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&g->wake, &g->lock, &ts);
+		cond_wait_ms(&g->wake, &g->lock, REAP_INTERVAL_MS);
 	}
 	pthread_mutex_unlock(&g->lock);
 	return NULL;

@@ -29,14 +29,6 @@
 #define WAIT_SLICE_MS 200
 #define KEEPALIVE_MS 15000
 
-static void deadline_in(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	uint64_t ns = (uint64_t)ts->tv_nsec + (uint64_t)ms * 1000000ull;
-	ts->tv_sec += (time_t)(ns / 1000000000ull);
-	ts->tv_nsec = (long)(ns % 1000000000ull);
-}
-
 /* A mutex and a CLOCK_MONOTONIC condition variable for one stream. */
 static void stream_sync_init(pthread_mutex_t *lock, pthread_cond_t *cv)
 {
@@ -46,9 +38,7 @@ static void stream_sync_init(pthread_mutex_t *lock, pthread_cond_t *cv)
 
 static void stream_wait_slice(pthread_cond_t *cv, pthread_mutex_t *lock)
 {
-	struct timespec ts;
-	deadline_in(&ts, WAIT_SLICE_MS);
-	pthread_cond_timedwait(cv, lock, &ts);
+	cond_wait_ms(cv, lock, WAIT_SLICE_MS);
 }
 
 /* A reader with nothing to send: wait one slice (true), or leave the lock

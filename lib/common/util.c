@@ -407,6 +407,20 @@ void cond_init_monotonic(pthread_cond_t *cv)
 	pthread_condattr_destroy(&a);
 }
 
+int cond_wait_deadline(pthread_cond_t *cv, pthread_mutex_t *lock, uint64_t deadline_ns)
+{
+	if (!deadline_ns)
+		return pthread_cond_wait(cv, lock);
+	struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000ull),
+			      .tv_nsec = (long)(deadline_ns % 1000000000ull)};
+	return pthread_cond_timedwait(cv, lock, &ts);
+}
+
+int cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *lock, uint64_t ms)
+{
+	return cond_wait_deadline(cv, lock, now_mono_ns() + ms * 1000000ull);
+}
+
 uint64_t mono_deadline(int timeout_ms)
 {
 	return timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;

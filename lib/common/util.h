@@ -118,6 +118,10 @@ uint64_t now_mono_ns(void);
 void cond_init_monotonic(pthread_cond_t *cv);
 /* now_mono_ns() + timeout_ms, or 0 (no deadline) if timeout_ms < 0. */
 uint64_t mono_deadline(int timeout_ms);
+/* Wait on a cond_init_monotonic cv (lock held) until woken or the deadline
+ * (now_mono_ns() ns; 0 = none), or for ms: pthread_cond_(timed)wait's result. */
+int cond_wait_deadline(pthread_cond_t *cv, pthread_mutex_t *lock, uint64_t deadline_ns);
+int cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *lock, uint64_t ms);
 uint64_t now_realtime_ms(void);
 /* RFC 3339 UTC with milliseconds into buf (>= 32 bytes). */
 const char *format_time_ms(uint64_t epoch_ms, char *buf, size_t len);

@@ -315,22 +315,11 @@ static void task_fail_locked(ctask *t, const silo_error *e)
 /* Wait until t is done or timeout_ms (<0 = forever). 0 done, -1 timeout. */
 static int task_wait(chan *c, ctask *t, int timeout_ms)
 {
-	struct timespec ts;
-	if (timeout_ms >= 0) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += timeout_ms / 1000;
-		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-	}
+	uint64_t deadline = mono_deadline(timeout_ms);
 	pthread_mutex_lock(&c->lock);
 	int rc = 0;
 	while (!t->done) {
-		if (timeout_ms < 0) {
-			pthread_cond_wait(&c->cond, &c->lock);
-		} else if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT) {
+		if (cond_wait_deadline(&c->cond, &c->lock, deadline) == ETIMEDOUT) {
 			rc = t->done ? 0 : -1;
 			break;
 		}
@@ -346,14 +335,7 @@ static int task_wait_idle(chan *c, ctask *t, const char *what, silo_error *err)
 	uint64_t idle = (uint64_t)c->opts.op_idle_ms * 1000000ull;
 	pthread_mutex_lock(&c->lock);
 	while (!t->done) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 100 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+		cond_wait_ms(&c->cond, &c->lock, 100);
 		if (!t->done && now_mono_ns() - t->last_ns > idle) {
 			pthread_mutex_unlock(&c->lock);
 			return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id,
@@ -704,17 +686,9 @@ static void *heartbeat_main(void *arg)
 	chan *c = arg;
 	uint64_t interval = (uint64_t)c->opts.heartbeat_ms * 1000000ull;
 	for (;;) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += c->opts.heartbeat_ms / 1000;
-		ts.tv_nsec += (long)(c->opts.heartbeat_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		uint64_t deadline = now_mono_ns() + interval;
 		pthread_mutex_lock(&c->lock);
-		while (!c->closing && c->connected &&
-		       pthread_cond_timedwait(&c->hb_cond, &c->lock, &ts) != ETIMEDOUT)
+		while (!c->closing && c->connected && cond_wait_deadline(&c->hb_cond, &c->lock, deadline) != ETIMEDOUT)
 			;
 		bool stop = c->closing || !c->connected;
 		uint64_t silent = now_mono_ns() - c->last_rx_ns;
@@ -1051,12 +1025,7 @@ static bool stdin_sent(const ctask *t)
 /* Wait for c->cond until woken or the CLOCK_MONOTONIC deadline (ns; 0 = none). c->lock held. */
 static void cond_wait_until(chan *c, uint64_t deadline)
 {
-	if (!deadline) {
-		pthread_cond_wait(&c->cond, &c->lock);
-		return;
-	}
-	struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ull), .tv_nsec = (long)(deadline % 1000000000ull)};
-	pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+	cond_wait_deadline(&c->cond, &c->lock, deadline);
 }
 
 /* Drive an exec task on the calling thread (send stdin as credit comes,

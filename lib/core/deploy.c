@@ -489,7 +489,7 @@ int deploy_open(manager *m, const deploy_config *cfg, deployer **out, silo_error
 	d->teams_file = cfg->teams_file ? xstrdup(cfg->teams_file) : NULL;
 	d->bundles_dir = xasprintf("%s/bundles", cfg->state_dir ? cfg->state_dir : silo_state_dir());
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->cond, NULL);
+	cond_init_monotonic(&d->cond);
 	d->sub = -1;
 	if (d->teams_file && deploy_parse_teams(d->teams_file, &d->teams, err) < 0)
 		goto fail;

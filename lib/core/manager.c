@@ -882,7 +882,7 @@ int manager_open(const manager_config *cfg, manager **out, silo_error *err)
 	pthread_mutex_init(&m->mon_lock, NULL);
 	pthread_mutex_init(&m->pend_lock, NULL);
 	m->pend_tail = &m->pend;
-	pthread_cond_init(&m->mon_cond, NULL);
+	cond_init_monotonic(&m->mon_cond);
 	m->started_ms = now_realtime_ms();
 	m->met = metrics_new(m->cfg.error_threshold, m->cfg.error_window_ms);
 
@@ -2092,12 +2092,7 @@ static void *monitor_main(void *arg)
 	manager *m = arg;
 	pthread_mutex_lock(&m->mon_lock);
 	while (!m->stopping) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)m->cfg.monitor_interval_ms * 1000000ull;
-		ts.tv_sec += (time_t)(ns / 1000000000ull);
-		ts.tv_nsec = (long)(ns % 1000000000ull);
-		pthread_cond_timedwait(&m->mon_cond, &m->mon_lock, &ts);
+		cond_wait_ms(&m->mon_cond, &m->mon_lock, m->cfg.monitor_interval_ms);
 		if (m->stopping)
 			break;
 		pthread_mutex_unlock(&m->mon_lock);

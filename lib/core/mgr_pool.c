@@ -114,16 +114,6 @@ static int fill_one(manager *m, pool *p, char id[SILO_ID_MAX], silo_error *err)
 	return 0;
 }
 
-static void wait_ms(struct mgr_pools *ps, int ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)ms * 1000000ull;
-	ts.tv_sec += (time_t)(ns / 1000000000ull);
-	ts.tv_nsec = (long)(ns % 1000000000ull);
-	pthread_cond_timedwait(&ps->cond, &ps->lock, &ts);
-}
-
 static void *fill_main(void *arg)
 {
 	struct mgr_pools *ps = arg;
@@ -145,7 +135,7 @@ static void *fill_main(void *arg)
 				need = p;
 		}
 		if (!need) {
-			wait_ms(ps, RETRY_MS);
+			cond_wait_ms(&ps->cond, &ps->lock, RETRY_MS);
 			continue;
 		}
 		pthread_mutex_unlock(&ps->lock);
@@ -163,7 +153,7 @@ static void *fill_main(void *arg)
 				 err.message);
 			log_warn("warm pool %s: %s", need->label, need->last_error);
 			if (!ps->stop)
-				wait_ms(ps, RETRY_MS);
+				cond_wait_ms(&ps->cond, &ps->lock, RETRY_MS);
 		}
 	}
 	pthread_mutex_unlock(&ps->lock);

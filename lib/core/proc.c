@@ -76,12 +76,7 @@ struct proc_table {
 
 static void wait_ms(proc_table *t, int ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)ms * 1000000ull;
-	ts.tv_sec += (time_t)(ns / 1000000000ull);
-	ts.tv_nsec = (long)(ns % 1000000000ull);
-	pthread_cond_timedwait(&t->cond, &t->lock, &ts);
+	cond_wait_ms(&t->cond, &t->lock, (uint64_t)ms);
 }
 
 static int slice(int timeout_ms, uint64_t deadline)
