@@ -14,7 +14,7 @@
 #define DSTORE_SCHEMA_VERSION 2
 
 struct dstore {
-	sqldb sq;
+	sqldb sq; /* first: sqldb_store_open */
 };
 
 /* Index i brings the deploy tables from version i to i+1. Append only. */
@@ -63,21 +63,16 @@ int dstore_open(const char *path, dstore **out, silo_error *err)
 		.migrations = migrations,
 		.n = DSTORE_SCHEMA_VERSION,
 	};
-	dstore *s = xcalloc(1, sizeof *s);
-	if (sqldb_open_schema(&s->sq, &schema, path, err) < 0) {
-		free(s);
+	dstore *s = sqldb_store_open(sizeof *s, &schema, path, err);
+	if (!s)
 		return -1;
-	}
 	*out = s;
 	return 0;
 }
 
 void dstore_close(dstore *s)
 {
-	if (!s)
-		return;
-	sqldb_close(&s->sq);
-	free(s);
+	sqldb_store_close(s);
 }
 
 static int write_row(dstore *s, const dstore_row *r, bool replace, silo_error *err)

@@ -54,15 +54,26 @@ void sqldb_close(sqldb *d)
 	pthread_mutex_destroy(&d->lock);
 }
 
-int sqldb_open_schema(sqldb *d, const sqldb_schema *s, const char *path, silo_error *err)
+void *sqldb_store_open(size_t size, const sqldb_schema *s, const char *path, silo_error *err)
 {
-	if (sqldb_open(d, s->label, path, s->pragmas, err) < 0)
-		return -1;
-	if (sqldb_migrate_table(d, path, s->vtable, s->kind, s->migrations, s->n, err) < 0) {
-		sqldb_close(d);
-		return -1;
+	sqldb *d = xcalloc(1, size);
+	if (sqldb_open(d, s->label, path, s->pragmas, err) < 0) {
+		free(d);
+		return NULL;
 	}
-	return 0;
+	if (sqldb_migrate_table(d, path, s->vtable, s->kind, s->migrations, s->n, err) < 0) {
+		sqldb_store_close(d);
+		return NULL;
+	}
+	return d;
+}
+
+void sqldb_store_close(void *store)
+{
+	if (!store)
+		return;
+	sqldb_close(store);
+	free(store);
 }
 
 int sqldb_migrate_table(sqldb *d, const char *path, const char *vtable, const char *kind,

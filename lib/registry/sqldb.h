@@ -55,8 +55,11 @@ typedef struct sqldb_schema {
 	const char *const *migrations;
 	int n;
 } sqldb_schema;
-/* sqldb_open then sqldb_migrate_table; on failure everything is released. */
-int sqldb_open_schema(sqldb *d, const sqldb_schema *s, const char *path, silo_error *err);
+/* A store of size bytes whose first member is its sqldb: allocated, opened
+ * (sqldb_open, then sqldb_migrate_table), or NULL with err set and nothing
+ * left. sqldb_store_close closes and frees one (NULL: nothing). */
+void *sqldb_store_open(size_t size, const sqldb_schema *s, const char *path, silo_error *err);
+void sqldb_store_close(void *store);
 
 typedef struct sqldb_arg {
 	char type; /* 's' text (NULL = SQL NULL), 'i' int64, 'd' double, 'b' blob */

@@ -14,7 +14,7 @@
 #define TSTORE_SCHEMA_VERSION 2
 
 struct tstore {
-	sqldb sq;
+	sqldb sq; /* first: sqldb_store_open */
 };
 
 /* Index i brings the target tables from version i to i+1. Append only. */
@@ -69,21 +69,16 @@ int tstore_open(const char *path, tstore **out, silo_error *err)
 		.migrations = migrations,
 		.n = TSTORE_SCHEMA_VERSION,
 	};
-	tstore *s = xcalloc(1, sizeof *s);
-	if (sqldb_open_schema(&s->sq, &schema, path, err) < 0) {
-		free(s);
+	tstore *s = sqldb_store_open(sizeof *s, &schema, path, err);
+	if (!s)
 		return -1;
-	}
 	*out = s;
 	return 0;
 }
 
 void tstore_close(tstore *s)
 {
-	if (!s)
-		return;
-	sqldb_close(&s->sq);
-	free(s);
+	sqldb_store_close(s);
 }
 
 /* ---- targets ---- */
