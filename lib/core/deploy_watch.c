@@ -154,9 +154,7 @@ static void respawn_one(deployer *d, const snap *s)
 static void tick(deployer *d)
 {
 	pthread_mutex_lock(&d->lock);
-	size_t n = 0;
-	for (dep *p = d->deps; p; p = p->next)
-		n++;
+	size_t n = deploy_count_locked(d);
 	snap *v = xcalloc(n ? n : 1, sizeof *v);
 	size_t k = 0;
 	uint64_t now = mono_ms();

@@ -1715,16 +1715,21 @@ int manager_file_get(manager *m, const char *id, const char *path, int dst_fd, u
 
 /* ---- views ---- */
 
+json_t *mgr_json_column(const char *text, json_type want)
+{
+	json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+	if (v && json_typeof(v) == want)
+		return v;
+	json_decref(v);
+	return want == JSON_ARRAY ? json_array() : json_object();
+}
+
 static json_t *row_json(const reg_sandbox *r)
 {
 	char created[40], updated[40];
 	format_time_ms(r->created_ms, created, sizeof created);
 	format_time_ms(r->updated_ms, updated, sizeof updated);
-	json_t *meta = json_loads(r->metadata_json ? r->metadata_json : "{}", 0, NULL);
-	if (!json_is_object(meta)) {
-		json_decref(meta);
-		meta = json_object();
-	}
+	json_t *meta = mgr_json_column(r->metadata_json, JSON_OBJECT);
 	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:I,s:s,s:s,s:o}", "id", r->id, "name", r->name,
 			      "provider", r->provider, "state", r->state, "pid", (json_int_t)r->pid, "vcpus",
 			      (int)r->vcpus, "memory_mb", (json_int_t)r->memory_mb, "created", created, "updated",
