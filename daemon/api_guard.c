@@ -115,10 +115,7 @@ void conn_guard_stop(conn_guard *g)
 {
 	if (!g)
 		return;
-	pthread_mutex_lock(&g->lock);
-	g->stopping = true;
-	pthread_cond_broadcast(&g->wake);
-	pthread_mutex_unlock(&g->lock);
+	signal_stop(&g->lock, &g->wake, &g->stopping);
 	pthread_join(g->reaper, NULL);
 	/* The listener is stopped: every connection got its CLOSED notification. */
 	pthread_cond_destroy(&g->wake);

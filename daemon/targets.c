@@ -440,10 +440,7 @@ void targets_close(targets *ts)
 {
 	if (!ts)
 		return;
-	pthread_mutex_lock(&ts->lock);
-	ts->stopping = true;
-	pthread_cond_broadcast(&ts->cond);
-	pthread_mutex_unlock(&ts->lock);
+	signal_stop(&ts->lock, &ts->cond, &ts->stopping);
 	if (ts->prober_started)
 		pthread_join(ts->prober, NULL);
 	tstore_close(ts->store);

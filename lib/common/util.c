@@ -421,6 +421,14 @@ int cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *lock, uint64_t ms)
 	return cond_wait_deadline(cv, lock, now_mono_ns() + ms * 1000000ull);
 }
 
+void signal_stop(pthread_mutex_t *lock, pthread_cond_t *cv, bool *flag)
+{
+	pthread_mutex_lock(lock);
+	__atomic_store_n(flag, true, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(cv);
+	pthread_mutex_unlock(lock);
+}
+
 uint64_t mono_deadline(int timeout_ms)
 {
 	return timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;

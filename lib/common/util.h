@@ -122,6 +122,9 @@ uint64_t mono_deadline(int timeout_ms);
  * (now_mono_ns() ns; 0 = none), or for ms: pthread_cond_(timed)wait's result. */
 int cond_wait_deadline(pthread_cond_t *cv, pthread_mutex_t *lock, uint64_t deadline_ns);
 int cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *lock, uint64_t ms);
+/* A stop request: *flag = true (a release store, for readers without the
+ * lock) under lock, and every waiter on cv woken. */
+void signal_stop(pthread_mutex_t *lock, pthread_cond_t *cv, bool *flag);
 uint64_t now_realtime_ms(void);
 /* RFC 3339 UTC with milliseconds into buf (>= 32 bytes). */
 const char *format_time_ms(uint64_t epoch_ms, char *buf, size_t len);

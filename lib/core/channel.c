@@ -847,10 +847,7 @@ void chan_close(chan *c)
 {
 	if (!c)
 		return;
-	pthread_mutex_lock(&c->lock);
-	c->closing = true;
-	pthread_cond_broadcast(&c->hb_cond);
-	pthread_mutex_unlock(&c->lock);
+	signal_stop(&c->lock, &c->hb_cond, &c->closing);
 	mark_dead(c, SILO_ERR_VSOCK_DISCONNECTED, "channel closed by the host", false);
 	if (c->have_reader)
 		pthread_join(c->reader, NULL);

@@ -520,10 +520,7 @@ void deploy_close(deployer *d)
 	if (d->sub >= 0)
 		manager_unsubscribe(d->m, d->sub);
 	if (d->thread_running) {
-		pthread_mutex_lock(&d->lock);
-		__atomic_store_n(&d->stopping, true, __ATOMIC_RELEASE);
-		pthread_cond_broadcast(&d->cond);
-		pthread_mutex_unlock(&d->lock);
+		signal_stop(&d->lock, &d->cond, &d->stopping);
 		pthread_join(d->thread, NULL);
 	}
 	pthread_mutex_lock(&d->lock);

@@ -2127,10 +2127,7 @@ void manager_close(manager *m, bool terminate_all)
 		return;
 	manager_pools_stop(m);
 	if (m->monitor_running) {
-		pthread_mutex_lock(&m->mon_lock);
-		m->stopping = true;
-		pthread_cond_broadcast(&m->mon_cond);
-		pthread_mutex_unlock(&m->mon_lock);
+		signal_stop(&m->mon_lock, &m->mon_cond, &m->stopping);
 		pthread_join(m->monitor, NULL);
 	}
 	pthread_mutex_lock(&m->mon_lock);

@@ -177,10 +177,7 @@ void manager_pools_stop(manager *m)
 	struct mgr_pools **slot = manager_pools_slot(m), *ps = *slot;
 	if (!ps)
 		return;
-	pthread_mutex_lock(&ps->lock);
-	ps->stop = true;
-	pthread_cond_broadcast(&ps->cond);
-	pthread_mutex_unlock(&ps->lock);
+	signal_stop(&ps->lock, &ps->cond, &ps->stop);
 	if (ps->running)
 		pthread_join(ps->thread, NULL);
 	for (pool *p = ps->list, *next; p; p = next) {
