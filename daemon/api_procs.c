@@ -163,15 +163,21 @@ int h_procs_list(api_req *q, api_reply *r, silo_error *err)
 	return api_reply_json(r, 200, json_pack("{s:o}", "procs", a));
 }
 
+/* Reply with the process's view, then let go of it. */
+static int reply_proc(api_reply *r, int status, mgr_op *op, proc *p)
+{
+	json_t *o = proc_json(op, p);
+	close_proc(op, p);
+	return api_reply_json(r, status, o);
+}
+
 int h_proc_start(api_req *q, api_reply *r, silo_error *err)
 {
 	mgr_op *op;
 	proc *p;
 	if (start_proc(q, q->body, q->len, false, &op, &p, err) < 0)
 		return -1;
-	json_t *o = proc_json(op, p);
-	close_proc(op, p);
-	return api_reply_json(r, 201, o);
+	return reply_proc(r, 201, op, p);
 }
 
 int h_proc_get(api_req *q, api_reply *r, silo_error *err)
@@ -180,9 +186,7 @@ int h_proc_get(api_req *q, api_reply *r, silo_error *err)
 	proc *p;
 	if (open_proc(q, &op, &p, err) < 0)
 		return -1;
-	json_t *o = proc_json(op, p);
-	close_proc(op, p);
-	return api_reply_json(r, 200, o);
+	return reply_proc(r, 200, op, p);
 }
 
 int h_proc_delete(api_req *q, api_reply *r, silo_error *err)
