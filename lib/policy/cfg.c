@@ -43,6 +43,12 @@ int cfg_get_string(const char *what, const toml_value *v, const char *field, siz
 	return 0;
 }
 
+void cfg_free_strs(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+}
+
 int cfg_name_index(const char *const *names, int n, const char *name)
 {
 	for (int i = 0; i < n; i++)

@@ -55,6 +55,8 @@ int cfg_load(const cfg_file *f, const char *path, void *out, silo_error *err);
 		return cfg_load(&T##_file_, path, out, err);                                                \
 	}
 
+/* free() each of v[0..n) (not v itself). */
+void cfg_free_strs(char **v, size_t n);
 /* The index of name in names[0..n) (an op table), or -1 (also for NULL). */
 int cfg_name_index(const char *const *names, int n, const char *name);
 /* The names of the bits set in mask, "a, b, c", or "none"; cut at len. */

@@ -137,14 +137,20 @@ static int add_op(void *ctx, const toml_value *it, const char *s, const char *fi
 	return 0;
 }
 
-static int add_path(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
+/* s normalized, appended to v (n entries; get_strings bounds the count). */
+static int push_path(char **v, size_t *n, const toml_value *it, const char *s, const char *field, silo_error *err)
 {
-	policy *p = ctx;
 	char norm[4096];
 	if (!policy_normalize_path(s, norm, sizeof norm))
 		return field_err(err, it, field, "expected an absolute path without \"..\", got \"%.200s\"", s);
-	p->paths[p->n_paths++] = xstrdup(norm);
+	v[(*n)++] = xstrdup(norm);
 	return 0;
+}
+
+static int add_path(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
+{
+	policy *p = ctx;
+	return push_path(p->paths, &p->n_paths, it, s, field, err);
 }
 
 static int add_egress(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
@@ -161,11 +167,7 @@ static int add_egress(void *ctx, const toml_value *it, const char *s, const char
 static int add_host_path(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
 {
 	policy *p = ctx;
-	char norm[4096];
-	if (!policy_normalize_path(s, norm, sizeof norm))
-		return field_err(err, it, field, "expected an absolute path without \"..\", got \"%.200s\"", s);
-	p->host_paths[p->n_host_paths++] = xstrdup(norm);
-	return 0;
+	return push_path(p->host_paths, &p->n_host_paths, it, s, field, err);
 }
 
 static int add_host_tap(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
@@ -193,16 +195,11 @@ static int add_host_env(void *ctx, const toml_value *it, const char *s, const ch
 
 static void policy_clear(policy *p)
 {
-	for (size_t i = 0; i < p->n_host_env; i++)
-		free(p->host_env[i]);
-	for (size_t i = 0; i < p->n_host_paths; i++)
-		free(p->host_paths[i]);
-	for (size_t i = 0; i < p->n_host_taps; i++)
-		free(p->host_taps[i]);
-	for (size_t i = 0; i < p->n_paths; i++)
-		free(p->paths[i]);
-	for (size_t i = 0; i < p->n_egress; i++)
-		free(p->egress[i]);
+	cfg_free_strs(p->host_env, p->n_host_env);
+	cfg_free_strs(p->host_paths, p->n_host_paths);
+	cfg_free_strs(p->host_taps, p->n_host_taps);
+	cfg_free_strs(p->paths, p->n_paths);
+	cfg_free_strs(p->egress, p->n_egress);
 	memset(p, 0, sizeof *p);
 }
 

@@ -88,8 +88,7 @@ static int hex32(const char *s, unsigned char out[32])
 
 static void strs_free(char **v, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
+	cfg_free_strs(v, n);
 	free(v);
 }
 
