@@ -537,6 +537,16 @@ int find_helper_binary(const char *name, char *out, size_t len, silo_error *err)
 			 "helper binary %s not found (set SILO_LIBEXEC_DIR or build the tree)", name);
 }
 
+bool all_digits(const char *s, size_t n, size_t max)
+{
+	if (!n || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
 size_t utf8_seq_len(const unsigned char *s, size_t left, uint32_t *cp_out)
 {
 	unsigned char c = s[0];

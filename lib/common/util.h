@@ -104,6 +104,9 @@ const char *silo_cache_dir(void);
  * then the install libexecdir. 0 on success, -1 (PROVIDER_UNAVAILABLE) if absent. */
 int find_helper_binary(const char *name, char *out, size_t len, silo_error *err);
 
+/* s[0..n) is 1..max decimal digits. */
+bool all_digits(const char *s, size_t n, size_t max);
+
 /* Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF), the one
  * validator of the tree (TOML, --set overrides). utf8_seq_len: the length of the
  * sequence at s (at most left bytes) with its code point in *cp, or 0 if invalid.

@@ -191,16 +191,6 @@ static int check_one(const char *what, const char *path, const image_entry *v, s
 
 /* ---------------------------------------------------------------- versions */
 
-static bool all_digits(const char *s, size_t n)
-{
-	if (!n || n > 19)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-	return true;
-}
-
 int trust_comment_version(const char *comment, trust_version *out, silo_error *err)
 {
 	memset(out, 0, sizeof *out);
@@ -216,7 +206,7 @@ int trust_comment_version(const char *comment, trust_version *out, silo_error *e
 		}
 		if (name) {
 			size_t vl = n - (size_t)(val - p);
-			unsigned long long x = all_digits(val, vl) ? strtoull(val, NULL, 10) : 0;
+			unsigned long long x = all_digits(val, vl, 19) ? strtoull(val, NULL, 10) : 0;
 			if (!x || x > INT64_MAX)
 				return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
 						 "trusted comment: %s: expected an integer 1..2^63-1", name);
@@ -245,14 +235,14 @@ char *trust_versioned_comment(const char *file, uint64_t version, int64_t expire
 int trust_parse_expiry(const char *s, int64_t *out, silo_error *err)
 {
 	size_t n = s ? strlen(s) : 0;
-	if (n && n < 20 && all_digits(s, n - 1) && strchr("smhd", s[n - 1])) {
+	if (n && n < 20 && all_digits(s, n - 1, 19) && strchr("smhd", s[n - 1])) {
 		unsigned long long x = strtoull(s, NULL, 10);
 		unsigned long long mul = s[n - 1] == 's' ? 1 : s[n - 1] == 'm' ? 60 : s[n - 1] == 'h' ? 3600 : 86400;
 		if (x && x <= (100ull * 365 * 86400) / mul) {
 			*out = (int64_t)time(NULL) + (int64_t)(x * mul);
 			return 0;
 		}
-	} else if (n && all_digits(s, n)) {
+	} else if (n && all_digits(s, n, 19)) {
 		unsigned long long x = strtoull(s, NULL, 10);
 		if (x && x <= 100ull * 365 * 86400) {
 			*out = (int64_t)time(NULL) + (int64_t)x;
