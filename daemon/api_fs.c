@@ -272,13 +272,12 @@ typedef struct watch_stream {
 
 static void add_line(watch_stream *st, json_t *o)
 {
-	char *s = json_dumps(o, JSON_COMPACT);
+	size_t n;
+	char *s = api_json_text(o, &n);   /* with its newline */
 	json_decref(o);
-	size_t n = strlen(s);
-	st->text = xrealloc(st->text, st->len + n + 2);
+	st->text = xrealloc(st->text, st->len + n);
 	memcpy(st->text + st->len, s, n);
-	st->text[st->len + n] = '\n';
-	st->len += n + 1;
+	st->len += n;
 	free(s);
 }
 

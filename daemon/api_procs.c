@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,26 +358,15 @@ typedef struct out_stream {
 
 static char *output_line(int stream, const uint8_t *buf, size_t len, size_t *out_len)
 {
-	const char *pre = stream == 2 ? "{\"stream\":\"stderr\",\"data\":\"" : "{\"stream\":\"stdout\",\"data\":\"";
-	size_t pl = strlen(pre), bl = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
-	char *s = xmalloc(pl + bl + 3);
-	memcpy(s, pre, pl);
-	sodium_bin2base64(s + pl, bl, buf, len, sodium_base64_VARIANT_ORIGINAL);
-	size_t n = pl + bl - 1;
-	memcpy(s + n, "\"}\n", 3);
-	*out_len = n + 3;
+	char *s = xmalloc(api_output_line_max(len));
+	*out_len = api_output_line(s, stream, buf, len);
 	return s;
 }
 
 static char *json_line(json_t *o, size_t *len)
 {
-	char *s = json_dumps(o, JSON_COMPACT);
+	char *s = api_json_text(o, len);
 	json_decref(o);
-	size_t n = strlen(s);
-	s = xrealloc(s, n + 2);
-	s[n] = '\n';
-	s[n + 1] = '\0';
-	*len = n + 1;
 	return s;
 }
 

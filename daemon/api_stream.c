@@ -10,7 +10,6 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,14 +102,8 @@ static void push_chunk(exec_stream *st, chunk *ch)
 /* {"stream":"stdout","data":"<base64>"}\n without building it twice. */
 static chunk *output_line(int stream, const uint8_t *buf, size_t len)
 {
-	const char *pre = stream == 2 ? "{\"stream\":\"stderr\",\"data\":\"" : "{\"stream\":\"stdout\",\"data\":\"";
-	size_t pl = strlen(pre), bl = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
-	chunk *ch = xmalloc(sizeof *ch + pl + bl + 3);
-	memcpy(ch->data, pre, pl);
-	sodium_bin2base64(ch->data + pl, bl, buf, len, sodium_base64_VARIANT_ORIGINAL);
-	size_t n = pl + bl - 1;   /* bl counts the NUL */
-	memcpy(ch->data + n, "\"}\n", 3);
-	ch->len = n + 3;
+	chunk *ch = xmalloc(sizeof *ch + api_output_line_max(len));
+	ch->len = api_output_line(ch->data, stream, buf, len);
 	return ch;
 }
 
