@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,13 +272,12 @@ typedef struct watch_stream {
 
 static void add_line(watch_stream *st, json_t *o)
 {
-	char *s = json_dumps(o, JSON_COMPACT);
+	size_t n;
+	char *s = api_json_text(o, &n);   /* with its newline */
 	json_decref(o);
-	size_t n = strlen(s);
-	st->text = xrealloc(st->text, st->len + n + 2);
+	st->text = xrealloc(st->text, st->len + n);
 	memcpy(st->text + st->len, s, n);
-	st->text[st->len + n] = '\n';
-	st->len += n + 1;
+	st->len += n;
 	free(s);
 }
 
@@ -415,13 +413,8 @@ static ssize_t tar_read(void *cls, char *buf, size_t max)
 static void tar_free(void *cls)
 {
 	tar_stream *st = cls;
-	if (!st->finished) {   /* the client went away: stop the agent's child */
-		silo_error e;
-		chan *c = manager_op_chan(st->op);
-		chan_exec_discard(c, st->task, &e);
-		chan_exec_signal(c, st->task, SIGKILL, &e);
-		chan_exec_wait(c, st->task, 5000, NULL, &e);
-	}
+	if (!st->finished)   /* the client went away: stop the agent's child */
+		fs_tar_abandon(manager_op_chan(st->op), st->task);
 	manager_op_end(st->op);
 	free(st);
 }

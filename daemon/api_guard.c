@@ -86,14 +86,7 @@ static void *reaper_main(void *arg)
 				g->n_timeouts++;
 			}
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += REAP_INTERVAL_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&g->wake, &g->lock, &ts);
+		cond_wait_ms(&g->wake, &g->lock, REAP_INTERVAL_MS);
 	}
 	pthread_mutex_unlock(&g->lock);
 	return NULL;
@@ -106,11 +99,7 @@ int conn_guard_start(const conn_guard_config *cfg, conn_guard **out, silo_error 
 	g->max_unauth = cfg->max_unauthenticated ? cfg->max_unauthenticated : 256;
 	g->max_live = cfg->max_connections ? cfg->max_connections : 2 * g->max_unauth;
 	pthread_mutex_init(&g->lock, NULL);
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&g->wake, &a);
-	pthread_condattr_destroy(&a);
+	cond_init_monotonic(&g->wake);
 	int rc = pthread_create(&g->reaper, NULL, reaper_main, g);
 	if (rc != 0) {
 		pthread_cond_destroy(&g->wake);
@@ -126,10 +115,7 @@ void conn_guard_stop(conn_guard *g)
 {
 	if (!g)
 		return;
-	pthread_mutex_lock(&g->lock);
-	g->stopping = true;
-	pthread_cond_broadcast(&g->wake);
-	pthread_mutex_unlock(&g->lock);
+	signal_stop(&g->lock, &g->wake, &g->stopping);
 	pthread_join(g->reaper, NULL);
 	/* The listener is stopped: every connection got its CLOSED notification. */
 	pthread_cond_destroy(&g->wake);

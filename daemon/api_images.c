@@ -292,18 +292,17 @@ static int assemble_layout(const char *dir, const char *mhex, json_t *blobs, sil
 /* With keys in the keyring: the manifest blob's signature. */
 static int check_signature(const char *name, const char *mhex, const char *sig, silo_error *err)
 {
-	char kd[4096];
-	trust_pubkey *keys = NULL;
-	size_t nk = 0;
-	if (trust_keyring_load_default(kd, sizeof kd, &keys, &nk, err) < 0)
+	trust_keyring kr;
+	if (trust_keyring_open(&kr, err) < 0)
 		return -1;
-	free(keys);
+	size_t nk = kr.n;
+	trust_keyring_close(&kr);
 	if (nk == 0)
 		return 0;
 	if (!sig)
 		return silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, 0,
 				 "image %s: this silod has a keyring (%s): a push needs \"signature\" over its manifest",
-				 name, kd);
+				 name, kr.dir);
 	char p[4200], *m = NULL, what[128];
 	size_t len;
 	blob_path(p, sizeof p, "sha256", mhex);

@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,15 +162,21 @@ int h_procs_list(api_req *q, api_reply *r, silo_error *err)
 	return api_reply_json(r, 200, json_pack("{s:o}", "procs", a));
 }
 
+/* Reply with the process's view, then let go of it. */
+static int reply_proc(api_reply *r, int status, mgr_op *op, proc *p)
+{
+	json_t *o = proc_json(op, p);
+	close_proc(op, p);
+	return api_reply_json(r, status, o);
+}
+
 int h_proc_start(api_req *q, api_reply *r, silo_error *err)
 {
 	mgr_op *op;
 	proc *p;
 	if (start_proc(q, q->body, q->len, false, &op, &p, err) < 0)
 		return -1;
-	json_t *o = proc_json(op, p);
-	close_proc(op, p);
-	return api_reply_json(r, 201, o);
+	return reply_proc(r, 201, op, p);
 }
 
 int h_proc_get(api_req *q, api_reply *r, silo_error *err)
@@ -180,9 +185,7 @@ int h_proc_get(api_req *q, api_reply *r, silo_error *err)
 	proc *p;
 	if (open_proc(q, &op, &p, err) < 0)
 		return -1;
-	json_t *o = proc_json(op, p);
-	close_proc(op, p);
-	return api_reply_json(r, 200, o);
+	return reply_proc(r, 200, op, p);
 }
 
 int h_proc_delete(api_req *q, api_reply *r, silo_error *err)
@@ -355,26 +358,15 @@ typedef struct out_stream {
 
 static char *output_line(int stream, const uint8_t *buf, size_t len, size_t *out_len)
 {
-	const char *pre = stream == 2 ? "{\"stream\":\"stderr\",\"data\":\"" : "{\"stream\":\"stdout\",\"data\":\"";
-	size_t pl = strlen(pre), bl = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
-	char *s = xmalloc(pl + bl + 3);
-	memcpy(s, pre, pl);
-	sodium_bin2base64(s + pl, bl, buf, len, sodium_base64_VARIANT_ORIGINAL);
-	size_t n = pl + bl - 1;
-	memcpy(s + n, "\"}\n", 3);
-	*out_len = n + 3;
+	char *s = xmalloc(api_output_line_max(len));
+	*out_len = api_output_line(s, stream, buf, len);
 	return s;
 }
 
 static char *json_line(json_t *o, size_t *len)
 {
-	char *s = json_dumps(o, JSON_COMPACT);
+	char *s = api_json_text(o, len);
 	json_decref(o);
-	size_t n = strlen(s);
-	s = xrealloc(s, n + 2);
-	s[n] = '\n';
-	s[n + 1] = '\0';
-	*len = n + 1;
 	return s;
 }
 

@@ -10,7 +10,6 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,30 +28,16 @@
 #define WAIT_SLICE_MS 200
 #define KEEPALIVE_MS 15000
 
-static void deadline_in(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	uint64_t ns = (uint64_t)ts->tv_nsec + (uint64_t)ms * 1000000ull;
-	ts->tv_sec += (time_t)(ns / 1000000000ull);
-	ts->tv_nsec = (long)(ns % 1000000000ull);
-}
-
 /* A mutex and a CLOCK_MONOTONIC condition variable for one stream. */
 static void stream_sync_init(pthread_mutex_t *lock, pthread_cond_t *cv)
 {
 	pthread_mutex_init(lock, NULL);
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(cv, &a);
-	pthread_condattr_destroy(&a);
+	cond_init_monotonic(cv);
 }
 
 static void stream_wait_slice(pthread_cond_t *cv, pthread_mutex_t *lock)
 {
-	struct timespec ts;
-	deadline_in(&ts, WAIT_SLICE_MS);
-	pthread_cond_timedwait(cv, lock, &ts);
+	cond_wait_ms(cv, lock, WAIT_SLICE_MS);
 }
 
 /* A reader with nothing to send: wait one slice (true), or leave the lock
@@ -117,14 +102,8 @@ static void push_chunk(exec_stream *st, chunk *ch)
 /* {"stream":"stdout","data":"<base64>"}\n without building it twice. */
 static chunk *output_line(int stream, const uint8_t *buf, size_t len)
 {
-	const char *pre = stream == 2 ? "{\"stream\":\"stderr\",\"data\":\"" : "{\"stream\":\"stdout\",\"data\":\"";
-	size_t pl = strlen(pre), bl = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
-	chunk *ch = xmalloc(sizeof *ch + pl + bl + 3);
-	memcpy(ch->data, pre, pl);
-	sodium_bin2base64(ch->data + pl, bl, buf, len, sodium_base64_VARIANT_ORIGINAL);
-	size_t n = pl + bl - 1;   /* bl counts the NUL */
-	memcpy(ch->data + n, "\"}\n", 3);
-	ch->len = n + 3;
+	chunk *ch = xmalloc(sizeof *ch + api_output_line_max(len));
+	ch->len = api_output_line(ch->data, stream, buf, len);
 	return ch;
 }
 

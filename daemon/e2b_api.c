@@ -414,11 +414,19 @@ static int resolve(e2b_req *q, token_op op, char rid[SILO_ID_MAX], silo_error *e
 	return 0;
 }
 
+/* resolve() for inspection, with the sandbox's view in *v. */
+static int inspect(e2b_req *q, char rid[SILO_ID_MAX], json_t **v, silo_error *err)
+{
+	if (resolve(q, TOKEN_OP_INSPECT, rid, err) < 0)
+		return -1;
+	return manager_get_json(q->m, rid, v, err);
+}
+
 int e2b_h_get(e2b_req *q, e2b_reply *r, silo_error *err)
 {
 	char rid[SILO_ID_MAX];
 	json_t *v;
-	if (resolve(q, TOKEN_OP_INSPECT, rid, err) < 0 || manager_get_json(q->m, rid, &v, err) < 0)
+	if (inspect(q, rid, &v, err) < 0)
 		return -1;
 	r->json = e2b_view(q, v, true);
 	json_decref(v);
@@ -431,7 +439,7 @@ int e2b_h_metrics(e2b_req *q, e2b_reply *r, silo_error *err)
 {
 	char rid[SILO_ID_MAX];
 	json_t *v;
-	if (resolve(q, TOKEN_OP_INSPECT, rid, err) < 0 || manager_get_json(q->m, rid, &v, err) < 0)
+	if (inspect(q, rid, &v, err) < 0)
 		return -1;
 	json_t *u = json_object_get(v, "usage");
 	uint64_t created = 0, end = 0, now = now_realtime_ms();

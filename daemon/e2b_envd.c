@@ -878,37 +878,44 @@ int e2b_h_fs_watcher_create(e2b_req *q, e2b_reply *r, silo_error *err)
 	return rc;
 }
 
-static int watcher_of(e2b_req *q, json_t **o, char *id, size_t idlen, uint32_t *wid, mgr_op **op, silo_error *err)
+/* The watcher a request's watcherId names, with the sandbox op begun; release
+ * with fs_end(w.o, NULL, w.op). */
+typedef struct watcher_ref {
+	json_t *o;
+	char id[32];
+	uint32_t wid;
+	mgr_op *op;
+} watcher_ref;
+
+static int watcher_of(e2b_req *q, watcher_ref *r, silo_error *err)
 {
 	const char *w;
-	*op = NULL;
-	*o = rpc_body(q, err);
-	if (!*o)
+	silo_error_clear(err);
+	r->op = NULL;
+	r->o = rpc_body(q, err);
+	if (!r->o)
 		return -1;
-	if (e2b_json_string(*o, "watcherId", "watcher_id", 31, &w, err) < 0 || !w ||
-	    e2b_watcher_get(q->srv, w, q->sandbox, wid, err) < 0 || op_begin(q, TOKEN_OP_FILE_READ, NULL, NULL, op, err) < 0) {
+	if (e2b_json_string(r->o, "watcherId", "watcher_id", 31, &w, err) < 0 || !w ||
+	    e2b_watcher_get(q->srv, w, q->sandbox, &r->wid, err) < 0 ||
+	    op_begin(q, TOKEN_OP_FILE_READ, NULL, NULL, &r->op, err) < 0) {
 		if (!w && err->code == SILO_OK)
 			silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "watcherId: required");
-		json_decref(*o);
+		json_decref(r->o);
 		return -1;
 	}
-	snprintf(id, idlen, "%s", w);
+	snprintf(r->id, sizeof r->id, "%s", w);
 	return 0;
 }
 
 int e2b_h_fs_watcher_events(e2b_req *q, e2b_reply *r, silo_error *err)
 {
-	json_t *o;
-	char id[32];
-	uint32_t wid;
-	mgr_op *op;
-	silo_error_clear(err);
-	if (watcher_of(q, &o, id, sizeof id, &wid, &op, err) < 0)
+	watcher_ref w;
+	if (watcher_of(q, &w, err) < 0)
 		return -1;
 	watch_event *ev;
 	size_t n;
 	uint64_t lost;
-	int rc = chan_watch_read(manager_op_chan(op), wid, &ev, &n, &lost, 0, err);
+	int rc = chan_watch_read(manager_op_chan(w.op), w.wid, &ev, &n, &lost, 0, err);
 	if (rc >= 0) {
 		json_t *a = json_array();
 		for (size_t i = 0; i < n; i++)
@@ -917,22 +924,18 @@ int e2b_h_fs_watcher_events(e2b_req *q, e2b_reply *r, silo_error *err)
 		r->json = json_pack("{s:o}", "events", a);
 		rc = 0;
 	}
-	fs_end(o, NULL, op);
+	fs_end(w.o, NULL, w.op);
 	return rc;
 }
 
 int e2b_h_fs_watcher_remove(e2b_req *q, e2b_reply *r, silo_error *err)
 {
-	json_t *o;
-	char id[32];
-	uint32_t wid;
-	mgr_op *op;
-	silo_error_clear(err);
-	if (watcher_of(q, &o, id, sizeof id, &wid, &op, err) < 0)
+	watcher_ref w;
+	if (watcher_of(q, &w, err) < 0)
 		return -1;
-	chan_watch_stop(manager_op_chan(op), wid);
-	e2b_watcher_remove(q->srv, id);
+	chan_watch_stop(manager_op_chan(w.op), w.wid);
+	e2b_watcher_remove(q->srv, w.id);
 	r->json = json_object();
-	fs_end(o, NULL, op);
+	fs_end(w.o, NULL, w.op);
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,6 +313,24 @@ char *api_json_text(json_t *o, size_t *len)
 	s[n] = '\0';
 	*len = n;
 	return s;
+}
+
+#define OUT_PRE_MAX (sizeof "{\"stream\":\"stderr\",\"data\":\"" - 1)
+
+size_t api_output_line_max(size_t len)
+{
+	return OUT_PRE_MAX + sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL) + 3;
+}
+
+size_t api_output_line(char *dst, int stream, const uint8_t *buf, size_t len)
+{
+	const char *pre = stream == 2 ? "{\"stream\":\"stderr\",\"data\":\"" : "{\"stream\":\"stdout\",\"data\":\"";
+	size_t pl = strlen(pre), bl = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+	memcpy(dst, pre, pl);
+	sodium_bin2base64(dst + pl, bl, buf, len, sodium_base64_VARIANT_ORIGINAL);
+	size_t n = pl + bl - 1;   /* bl counts the NUL */
+	memcpy(dst + n, "\"}\n", 3);
+	return n + 3;
 }
 
 /* ---- request helpers ---- */

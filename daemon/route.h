@@ -239,6 +239,11 @@ void api_reply_release(api_reply *r);
 const char *api_reply_content_type(const api_reply *r);
 /* Bytes of a JSON reply: compact JSON and a newline; malloc'd. */
 char *api_json_text(json_t *o, size_t *len);
+/* An output line of an exec stream, {"stream":"stdout"|"stderr","data":"<base64>"}
+ * and a newline (not NUL-terminated), for len bytes of buf: written to dst, which
+ * holds api_output_line_max(len) bytes; its length returned. */
+size_t api_output_line_max(size_t len);
+size_t api_output_line(char *dst, int stream, const uint8_t *buf, size_t len);
 
 /* ---- request helpers for handlers ---- */
 

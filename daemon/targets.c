@@ -398,16 +398,8 @@ static void *prober(void *arg)
 			tstore_targets_free(v, n);
 		}
 		pthread_mutex_lock(&ts->lock);
-		struct timespec dl;
-		clock_gettime(CLOCK_REALTIME, &dl);
-		dl.tv_sec += ts->cfg.probe_ms / 1000;
-		dl.tv_nsec += (long)(ts->cfg.probe_ms % 1000) * 1000000L;
-		if (dl.tv_nsec >= 1000000000L) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000L;
-		}
 		if (!ts->stopping)
-			pthread_cond_timedwait(&ts->cond, &ts->lock, &dl);
+			cond_wait_ms(&ts->cond, &ts->lock, (uint64_t)ts->cfg.probe_ms);
 	}
 	pthread_mutex_unlock(&ts->lock);
 	return NULL;
@@ -426,7 +418,7 @@ int targets_open(manager *m, const targets_config *cfg, targets **out, silo_erro
 		ts->cfg.timeout_ms = TIMEOUT_MS_DEFAULT;
 	pthread_mutex_init(&ts->lock, NULL);
 	pthread_mutex_init(&ts->ship_lock, NULL);
-	pthread_cond_init(&ts->cond, NULL);
+	cond_init_monotonic(&ts->cond);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	tc_share_open();
 	char path[4200];
@@ -448,10 +440,7 @@ void targets_close(targets *ts)
 {
 	if (!ts)
 		return;
-	pthread_mutex_lock(&ts->lock);
-	ts->stopping = true;
-	pthread_cond_broadcast(&ts->cond);
-	pthread_mutex_unlock(&ts->lock);
+	signal_stop(&ts->lock, &ts->cond, &ts->stopping);
 	if (ts->prober_started)
 		pthread_join(ts->prober, NULL);
 	tstore_close(ts->store);

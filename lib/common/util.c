@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -256,6 +257,25 @@ int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+int lock_file_in(const char *dir, mode_t dmode, const char *name, mode_t fmode, silo_error *err)
+{
+	if (mkdir_p(dir, dmode) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", dir);
+	char path[PATH_MAX + 64];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, fmode);
+	if (fd < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", path);
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			int e = errno;
+			close(fd);
+			return silo_fail(err, SILO_ERR_IO_ERROR, e, "flock %s", path);
+		}
+	}
+	return fd;
+}
+
 static int rm_rf_at(int dirfd, const char *name, dev_t dev)
 {
 	struct stat st;
@@ -337,14 +357,22 @@ static const char *home_dir(void)
 	return pw ? pw->pw_dir : "/tmp";
 }
 
+/* A silo directory: $var if set and not empty, else as_root for root (when
+ * given), else NULL: the caller's per-user default. */
+static const char *dir_override(const char *var, const char *as_root)
+{
+	const char *e = getenv(var);
+	if (e && *e)
+		return e;
+	return as_root && geteuid() == 0 ? as_root : NULL;
+}
+
 const char *silo_runtime_dir(void)
 {
 	static char buf[PATH_MAX];
-	const char *e = getenv("SILO_RUNTIME_DIR");
-	if (e && *e)
-		return e;
-	if (geteuid() == 0)
-		return "/run/silo";
+	const char *d = dir_override("SILO_RUNTIME_DIR", "/run/silo");
+	if (d)
+		return d;
 	const char *x = getenv("XDG_RUNTIME_DIR");
 	snprintf(buf, sizeof buf, "%s/silo", x && *x ? x : "/tmp");
 	return buf;
@@ -353,11 +381,9 @@ const char *silo_runtime_dir(void)
 const char *silo_state_dir(void)
 {
 	static char buf[PATH_MAX];
-	const char *e = getenv("SILO_STATE_DIR");
-	if (e && *e)
-		return e;
-	if (geteuid() == 0)
-		return "/var/lib/silo";
+	const char *d = dir_override("SILO_STATE_DIR", "/var/lib/silo");
+	if (d)
+		return d;
 	snprintf(buf, sizeof buf, "%s/.local/share/silo", home_dir());
 	return buf;
 }
@@ -365,11 +391,47 @@ const char *silo_state_dir(void)
 const char *silo_cache_dir(void)
 {
 	static char buf[PATH_MAX];
-	const char *e = getenv("SILO_CACHE_DIR");
-	if (e && *e)
-		return e;
+	const char *d = dir_override("SILO_CACHE_DIR", NULL);
+	if (d)
+		return d;
 	snprintf(buf, sizeof buf, "%s/.cache/silo", home_dir());
 	return buf;
+}
+
+void cond_init_monotonic(pthread_cond_t *cv)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &a);
+	pthread_condattr_destroy(&a);
+}
+
+int cond_wait_deadline(pthread_cond_t *cv, pthread_mutex_t *lock, uint64_t deadline_ns)
+{
+	if (!deadline_ns)
+		return pthread_cond_wait(cv, lock);
+	struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000ull),
+			      .tv_nsec = (long)(deadline_ns % 1000000000ull)};
+	return pthread_cond_timedwait(cv, lock, &ts);
+}
+
+int cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *lock, uint64_t ms)
+{
+	return cond_wait_deadline(cv, lock, now_mono_ns() + ms * 1000000ull);
+}
+
+void signal_stop(pthread_mutex_t *lock, pthread_cond_t *cv, bool *flag)
+{
+	pthread_mutex_lock(lock);
+	__atomic_store_n(flag, true, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(cv);
+	pthread_mutex_unlock(lock);
+}
+
+uint64_t mono_deadline(int timeout_ms)
+{
+	return timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
 }
 
 uint64_t now_mono_ns(void)
@@ -473,6 +535,16 @@ int find_helper_binary(const char *name, char *out, size_t len, silo_error *err)
 		return 0;
 	return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, ENOENT,
 			 "helper binary %s not found (set SILO_LIBEXEC_DIR or build the tree)", name);
+}
+
+bool all_digits(const char *s, size_t n, size_t max)
+{
+	if (!n || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
 }
 
 size_t utf8_seq_len(const unsigned char *s, size_t left, uint32_t *cp_out)

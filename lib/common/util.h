@@ -5,6 +5,7 @@
 #ifndef SILO_COMMON_UTIL_H
 #define SILO_COMMON_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,6 +80,10 @@ int set_nonblock(int fd, bool on);
 
 /* ---- paths ---- */
 int mkdir_p(const char *path, mode_t mode);
+/* mkdir -p dir (dmode), then open dir/name (created fmode, never through a
+ * symlink) and hold flock(LOCK_EX) on it: the fd (close it to unlock), or -1
+ * with err set (IO_ERROR naming the path). */
+int lock_file_in(const char *dir, mode_t dmode, const char *name, mode_t fmode, silo_error *err);
 /* Remove a tree without following symlinks and without crossing mount points. */
 int rm_rf(const char *path);
 /* The same for the entry name of directory dirfd (name is not resolved further). */
@@ -99,6 +104,9 @@ const char *silo_cache_dir(void);
  * then the install libexecdir. 0 on success, -1 (PROVIDER_UNAVAILABLE) if absent. */
 int find_helper_binary(const char *name, char *out, size_t len, silo_error *err);
 
+/* s[0..n) is 1..max decimal digits. */
+bool all_digits(const char *s, size_t n, size_t max);
+
 /* Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF), the one
  * validator of the tree (TOML, --set overrides). utf8_seq_len: the length of the
  * sequence at s (at most left bytes) with its code point in *cp, or 0 if invalid.
@@ -108,6 +116,18 @@ long utf8_invalid_at(const char *str);
 
 /* ---- time ---- */
 uint64_t now_mono_ns(void);
+/* A condition variable whose timed waits count on CLOCK_MONOTONIC (deadlines
+ * from now_mono_ns), so a wall-clock step neither stalls nor hurries them. */
+void cond_init_monotonic(pthread_cond_t *cv);
+/* now_mono_ns() + timeout_ms, or 0 (no deadline) if timeout_ms < 0. */
+uint64_t mono_deadline(int timeout_ms);
+/* Wait on a cond_init_monotonic cv (lock held) until woken or the deadline
+ * (now_mono_ns() ns; 0 = none), or for ms: pthread_cond_(timed)wait's result. */
+int cond_wait_deadline(pthread_cond_t *cv, pthread_mutex_t *lock, uint64_t deadline_ns);
+int cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *lock, uint64_t ms);
+/* A stop request: *flag = true (a release store, for readers without the
+ * lock) under lock, and every waiter on cv woken. */
+void signal_stop(pthread_mutex_t *lock, pthread_cond_t *cv, bool *flag);
 uint64_t now_realtime_ms(void);
 /* RFC 3339 UTC with milliseconds into buf (>= 32 bytes). */
 const char *format_time_ms(uint64_t epoch_ms, char *buf, size_t len);

@@ -351,7 +351,7 @@ static void consume(ws_conn *c, size_t n)
 
 int ws_recv(ws_conn *c, int *op, const uint8_t **data, size_t *len, int timeout_ms, silo_error *err)
 {
-	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+	uint64_t deadline = mono_deadline(timeout_ms);
 	if (c->failed || c->peer_closed || c->eof)
 		return silo_fail(err, SILO_ERR_REMOTE_UNREACHABLE, 0, "websocket: the connection has ended");
 	for (;;) {

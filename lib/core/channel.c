@@ -315,22 +315,11 @@ static void task_fail_locked(ctask *t, const silo_error *e)
 /* Wait until t is done or timeout_ms (<0 = forever). 0 done, -1 timeout. */
 static int task_wait(chan *c, ctask *t, int timeout_ms)
 {
-	struct timespec ts;
-	if (timeout_ms >= 0) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += timeout_ms / 1000;
-		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-	}
+	uint64_t deadline = mono_deadline(timeout_ms);
 	pthread_mutex_lock(&c->lock);
 	int rc = 0;
 	while (!t->done) {
-		if (timeout_ms < 0) {
-			pthread_cond_wait(&c->cond, &c->lock);
-		} else if (pthread_cond_timedwait(&c->cond, &c->lock, &ts) == ETIMEDOUT) {
+		if (cond_wait_deadline(&c->cond, &c->lock, deadline) == ETIMEDOUT) {
 			rc = t->done ? 0 : -1;
 			break;
 		}
@@ -346,14 +335,7 @@ static int task_wait_idle(chan *c, ctask *t, const char *what, silo_error *err)
 	uint64_t idle = (uint64_t)c->opts.op_idle_ms * 1000000ull;
 	pthread_mutex_lock(&c->lock);
 	while (!t->done) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 100 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+		cond_wait_ms(&c->cond, &c->lock, 100);
 		if (!t->done && now_mono_ns() - t->last_ns > idle) {
 			pthread_mutex_unlock(&c->lock);
 			return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id,
@@ -704,17 +686,9 @@ static void *heartbeat_main(void *arg)
 	chan *c = arg;
 	uint64_t interval = (uint64_t)c->opts.heartbeat_ms * 1000000ull;
 	for (;;) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += c->opts.heartbeat_ms / 1000;
-		ts.tv_nsec += (long)(c->opts.heartbeat_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		uint64_t deadline = now_mono_ns() + interval;
 		pthread_mutex_lock(&c->lock);
-		while (!c->closing && c->connected &&
-		       pthread_cond_timedwait(&c->hb_cond, &c->lock, &ts) != ETIMEDOUT)
+		while (!c->closing && c->connected && cond_wait_deadline(&c->hb_cond, &c->lock, deadline) != ETIMEDOUT)
 			;
 		bool stop = c->closing || !c->connected;
 		uint64_t silent = now_mono_ns() - c->last_rx_ns;
@@ -739,13 +713,6 @@ static void *heartbeat_main(void *arg)
 
 /* ---------------- open / close ---------------- */
 
-static pthread_condattr_t *mono_attr(pthread_condattr_t *a)
-{
-	pthread_condattr_init(a);
-	pthread_condattr_setclock(a, CLOCK_MONOTONIC);
-	return a;
-}
-
 chan *chan_open(int fd, const chan_opts *opts, agent_info *info, silo_error *err)
 {
 	chan *c = xcalloc(1, sizeof *c);
@@ -761,10 +728,8 @@ chan *chan_open(int fd, const chan_opts *opts, agent_info *info, silo_error *err
 	snprintf(c->vm_id, sizeof c->vm_id, "%s", c->opts.vm_id ? c->opts.vm_id : "");
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->wlock, NULL);
-	pthread_condattr_t a;
-	pthread_cond_init(&c->cond, mono_attr(&a));
-	pthread_cond_init(&c->hb_cond, &a);
-	pthread_condattr_destroy(&a);
+	cond_init_monotonic(&c->cond);
+	cond_init_monotonic(&c->hb_cond);
 	c->rbuf = xmalloc(WIRE_MAX_FRAME + 4);
 	c->connected = true;
 	c->last_rx_ns = now_mono_ns();
@@ -882,10 +847,7 @@ void chan_close(chan *c)
 {
 	if (!c)
 		return;
-	pthread_mutex_lock(&c->lock);
-	c->closing = true;
-	pthread_cond_broadcast(&c->hb_cond);
-	pthread_mutex_unlock(&c->lock);
+	signal_stop(&c->lock, &c->hb_cond, &c->closing);
 	mark_dead(c, SILO_ERR_VSOCK_DISCONNECTED, "channel closed by the host", false);
 	if (c->have_reader)
 		pthread_join(c->reader, NULL);
@@ -1060,12 +1022,7 @@ static bool stdin_sent(const ctask *t)
 /* Wait for c->cond until woken or the CLOCK_MONOTONIC deadline (ns; 0 = none). c->lock held. */
 static void cond_wait_until(chan *c, uint64_t deadline)
 {
-	if (!deadline) {
-		pthread_cond_wait(&c->cond, &c->lock);
-		return;
-	}
-	struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000ull), .tv_nsec = (long)(deadline % 1000000000ull)};
-	pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+	cond_wait_deadline(&c->cond, &c->lock, deadline);
 }
 
 /* Drive an exec task on the calling thread (send stdin as credit comes,
@@ -1075,7 +1032,7 @@ static void cond_wait_until(chan *c, uint64_t deadline)
  * c->lock held. */
 static int exec_drive_locked(chan *c, ctask *t, int timeout_ms, bool (*until)(const ctask *))
 {
-	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+	uint64_t deadline = mono_deadline(timeout_ms);
 	uint64_t late = 0;
 	for (;;) {
 		if (until(t))
@@ -1202,37 +1159,43 @@ int chan_exec_start(chan *c, const exec_req *req, chan_output_cb cb, void *ud, u
 			       task_id, err);
 }
 
-static ctask *find_exec(chan *c, uint32_t task_id, silo_error *err)
+/* The exec task task_id, returned with c->lock held; NULL (unlocked) if none. */
+static ctask *find_exec_lock(chan *c, uint32_t task_id, silo_error *err)
 {
 	pthread_mutex_lock(&c->lock);
 	ctask *t = task_find_locked(c, task_id);
-	pthread_mutex_unlock(&c->lock);
 	if (!t || t->kind != CT_EXEC) {
+		pthread_mutex_unlock(&c->lock);
 		silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "no exec task %u", task_id);
 		return NULL;
 	}
 	return t;
 }
 
+/* A finished task's outcome: its result into res, or its error. c->lock held. */
+static int task_outcome_locked(const ctask *t, exec_result *res, silo_error *err)
+{
+	if (t->failed) {
+		if (err)
+			*err = t->err;
+		return -1;
+	}
+	if (res)
+		*res = t->res;
+	return 0;
+}
+
 int chan_exec_wait(chan *c, uint32_t task_id, int timeout_ms, exec_result *res, silo_error *err)
 {
-	ctask *t = find_exec(c, task_id, err);
+	ctask *t = find_exec_lock(c, task_id, err);
 	if (!t)
 		return -1;
-	pthread_mutex_lock(&c->lock);
 	if (exec_drive_locked(c, t, timeout_ms, exec_finished) < 0) {
 		pthread_mutex_unlock(&c->lock);
 		return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id, "exec task %u still running after %d ms",
 				    task_id, timeout_ms);
 	}
-	int rc = 0;
-	if (t->failed) {
-		if (err)
-			*err = t->err;
-		rc = -1;
-	} else if (res) {
-		*res = t->res;
-	}
+	int rc = task_outcome_locked(t, res, err);
 	pthread_mutex_unlock(&c->lock);
 	task_remove(c, t);
 	return rc;
@@ -1241,13 +1204,14 @@ int chan_exec_wait(chan *c, uint32_t task_id, int timeout_ms, exec_result *res, 
 ssize_t chan_exec_read(chan *c, uint32_t task_id, int *stream, void *buf, size_t cap, int timeout_ms,
 		       silo_error *err)
 {
-	ctask *t = find_exec(c, task_id, err);
+	ctask *t = find_exec_lock(c, task_id, err);
 	if (!t)
 		return -1;
-	if (cap == 0)
+	if (cap == 0) {
+		pthread_mutex_unlock(&c->lock);
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "exec read: empty buffer");
-	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
-	pthread_mutex_lock(&c->lock);
+	}
+	uint64_t deadline = mono_deadline(timeout_ms);
 	for (;;) {
 		if (step_stdin_locked(c, t))
 			continue;
@@ -1283,10 +1247,9 @@ ssize_t chan_exec_read(chan *c, uint32_t task_id, int *stream, void *buf, size_t
 
 int chan_exec_discard(chan *c, uint32_t task_id, silo_error *err)
 {
-	ctask *t = find_exec(c, task_id, err);
+	ctask *t = find_exec_lock(c, task_id, err);
 	if (!t)
 		return -1;
-	pthread_mutex_lock(&c->lock);
 	bool send = !t->done && !t->discarding;
 	t->discarding = true;
 	queue_free(t);
@@ -1309,11 +1272,10 @@ bool chan_exec_ended(chan *c, uint32_t task_id)
 
 int chan_exec_started(chan *c, uint32_t task_id, int timeout_ms, uint32_t *pid, silo_error *err)
 {
-	ctask *t = find_exec(c, task_id, err);
+	ctask *t = find_exec_lock(c, task_id, err);
 	if (!t)
 		return -1;
-	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
-	pthread_mutex_lock(&c->lock);
+	uint64_t deadline = mono_deadline(timeout_ms);
 	while (!t->started && !t->done && (timeout_ms < 0 || now_mono_ns() < deadline))
 		cond_wait_until(c, deadline);
 	int rc = 0;
@@ -1333,11 +1295,10 @@ int chan_exec_started(chan *c, uint32_t task_id, int timeout_ms, uint32_t *pid, 
 
 int chan_exec_status(chan *c, uint32_t task_id, int timeout_ms, exec_result *res, silo_error *err)
 {
-	ctask *t = find_exec(c, task_id, err);
+	ctask *t = find_exec_lock(c, task_id, err);
 	if (!t)
 		return -1;
-	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
-	pthread_mutex_lock(&c->lock);
+	uint64_t deadline = mono_deadline(timeout_ms);
 	while (!t->done) {
 		if (timeout_ms >= 0 && now_mono_ns() >= deadline) {
 			pthread_mutex_unlock(&c->lock);
@@ -1349,14 +1310,7 @@ int chan_exec_status(chan *c, uint32_t task_id, int timeout_ms, exec_result *res
 		if (!step_stdin_locked(c, t) && !step_deliver_locked(c, t, &n))
 			cond_wait_until(c, deadline);
 	}
-	int rc = 0;
-	if (t->failed) {
-		if (err)
-			*err = t->err;
-		rc = -1;
-	} else if (res) {
-		*res = t->res;
-	}
+	int rc = task_outcome_locked(t, res, err);
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
@@ -1441,11 +1395,10 @@ int chan_exec_stdin_timed(chan *c, uint32_t task_id, const void *buf, size_t len
 		return -1;
 	if (!len && !eof)
 		return 0;
-	ctask *t = find_exec(c, task_id, err);
+	uint64_t t0 = now_mono_ns();
+	ctask *t = find_exec_lock(c, task_id, err);
 	if (!t)
 		return -1;
-	uint64_t t0 = now_mono_ns();
-	pthread_mutex_lock(&c->lock);
 	if (exec_drive_locked(c, t, timeout_ms, stdin_idle) < 0) { /* earlier stdin first */
 		pthread_mutex_unlock(&c->lock);
 		return silo_fail_vm(err, SILO_ERR_TIMEOUT, ETIMEDOUT, c->vm_id,
@@ -1790,7 +1743,7 @@ int chan_watch_read(chan *c, uint32_t watch_id, watch_event **evs, size_t *n, ui
 		pthread_mutex_unlock(&c->lock);
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, c->vm_id, "no watch %u", watch_id);
 	}
-	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+	uint64_t deadline = mono_deadline(timeout_ms);
 	while (!t->wn && !t->wlost && !t->done && (timeout_ms < 0 || now_mono_ns() < deadline))
 		cond_wait_until(c, deadline);
 	*evs = t->wq;

@@ -124,19 +124,9 @@ int image_default_argv(const char *image, char ***argv)
 
 /* ---- /etc/passwd and /etc/group ---- */
 
-static bool all_digits(const char *s, size_t n)
-{
-	if (!n || n > 10)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-	return true;
-}
-
 static int64_t parse_id(const char *s, size_t n)
 {
-	if (!all_digits(s, n))
+	if (!all_digits(s, n, 10))
 		return -1;
 	uint64_t v = 0;
 	for (size_t i = 0; i < n; i++)
@@ -196,7 +186,7 @@ int user_resolve(const char *user, const char *passwd, size_t plen, const char *
 	if (colon)
 		snprintf(g, sizeof g, "%s", colon + 1);
 	int64_t pw_uid = -1, pw_gid = -1;
-	if (all_digits(u, strlen(u))) {
+	if (all_digits(u, strlen(u), 10)) {
 		*uid = parse_id(u, strlen(u));
 		if (*uid < 0)
 			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "user: uid %s is out of range", u);
@@ -210,7 +200,7 @@ int user_resolve(const char *user, const char *passwd, size_t plen, const char *
 		*gid = pw_gid >= 0 ? pw_gid : 0;   /* as runc: the user's primary group, else 0 */
 		return 0;
 	}
-	if (all_digits(g, strlen(g))) {
+	if (all_digits(g, strlen(g), 10)) {
 		*gid = parse_id(g, strlen(g));
 		if (*gid < 0)
 			return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "user: gid %s is out of range", g);

@@ -31,11 +31,7 @@ static json_t *dep_json(deployer *d, const dstore_row *r)
 	char created[40], updated[40];
 	format_time_ms(r->created_ms, created, sizeof created);
 	format_time_ms(r->updated_ms, updated, sizeof updated);
-	json_t *ov = json_loads(r->overrides_json ? r->overrides_json : "[]", 0, NULL);
-	if (!json_is_array(ov)) {
-		json_decref(ov);
-		ov = json_array();
-	}
+	json_t *ov = mgr_json_column(r->overrides_json, JSON_ARRAY);
 	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:I,s:i,s:s,s:s,s:o}", "name", r->name, "team", r->team,
 			      "restart", r->restart, "state", r->state, "sandbox_id", r->sandbox_id, "vcpus",
 			      (int)r->vcpus, "memory_mb", (json_int_t)r->memory_mb, "restarts", (int)r->restarts,
@@ -71,6 +67,14 @@ dep *deploy_find_dep(deployer *d, const char *name)
 		if (!strcmp(p->row.name, name))
 			return p;
 	return NULL;
+}
+
+size_t deploy_count_locked(const deployer *d)
+{
+	size_t n = 0;
+	for (const dep *p = d->deps; p; p = p->next)
+		n++;
+	return n;
 }
 
 static void unlink_dep(deployer *d, dep *x)
@@ -437,9 +441,7 @@ int deploy_list_json(deployer *d, json_t **out, silo_error *err)
 {
 	(void)err;
 	pthread_mutex_lock(&d->lock);
-	size_t n = 0;
-	for (dep *p = d->deps; p; p = p->next)
-		n++;
+	size_t n = deploy_count_locked(d);
 	dstore_row *rows = xcalloc(n ? n : 1, sizeof *rows);
 	size_t k = 0;
 	for (dep *p = d->deps; p; p = p->next)
@@ -489,7 +491,7 @@ int deploy_open(manager *m, const deploy_config *cfg, deployer **out, silo_error
 	d->teams_file = cfg->teams_file ? xstrdup(cfg->teams_file) : NULL;
 	d->bundles_dir = xasprintf("%s/bundles", cfg->state_dir ? cfg->state_dir : silo_state_dir());
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->cond, NULL);
+	cond_init_monotonic(&d->cond);
 	d->sub = -1;
 	if (d->teams_file && deploy_parse_teams(d->teams_file, &d->teams, err) < 0)
 		goto fail;
@@ -518,10 +520,7 @@ void deploy_close(deployer *d)
 	if (d->sub >= 0)
 		manager_unsubscribe(d->m, d->sub);
 	if (d->thread_running) {
-		pthread_mutex_lock(&d->lock);
-		__atomic_store_n(&d->stopping, true, __ATOMIC_RELEASE);
-		pthread_cond_broadcast(&d->cond);
-		pthread_mutex_unlock(&d->lock);
+		signal_stop(&d->lock, &d->cond, &d->stopping);
 		pthread_join(d->thread, NULL);
 	}
 	pthread_mutex_lock(&d->lock);

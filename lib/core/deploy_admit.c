@@ -108,12 +108,7 @@ int deploy_spawn_fair(deployer *d, dep *p, const dstore_row *snap, const char *a
 			}
 			if (fair_first_locked(d) == &w)
 				break;
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 250 * 1000000L;
-			ts.tv_sec += ts.tv_nsec / 1000000000L;
-			ts.tv_nsec %= 1000000000L;
-			pthread_cond_timedwait(&d->cond, &d->lock, &ts);
+			cond_wait_ms(&d->cond, &d->lock, 250);
 		}
 		bool stop = d->stopping;
 		if (!expired && !stop)

@@ -44,20 +44,18 @@ void deploy_bundle_path(deployer *d, const char *sha, const char *suffix, char *
 static int verify_spec(deployer *d, const deploy_req *r, const char *tm, const char *what, const char *text,
 		       size_t len, const char *sig, const char *sig_missing, const char *actor, silo_error *err)
 {
-	char dir[PATH_MAX];
-	cleanup_free trust_pubkey *keys = NULL;
-	size_t nkeys = 0;
-	if (trust_keyring_load_default(dir, sizeof dir, &keys, &nkeys, err) < 0)
+	cleanup_keyring trust_keyring kr;
+	if (trust_keyring_open(&kr, err) < 0)
 		return -1;
-	if (!nkeys)
+	if (!kr.n)
 		return 0;
 	int rc;
 	if (!sig)
 		rc = silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, 0,
 			       "%s is not signed (%s): with a keyring configured (%s), agent specs must be signed by a "
 			       "trusted key (silo trust sign FILE, or minisign -S -m FILE)",
-			       what, sig_missing, dir);
-	else if ((rc = trust_verify_buf(keys, nkeys, text, len, sig, strlen(sig), NULL, err)) < 0) {
+			       what, sig_missing, kr.dir);
+	else if ((rc = trust_verify_buf(kr.keys, kr.n, text, len, sig, strlen(sig), NULL, err)) < 0) {
 		err->code = SILO_ERR_PLUGIN_UNVERIFIED;
 		silo_error_prefix(err, "%s", what);
 	}

@@ -129,6 +129,8 @@ static inline bool valid_policy(const char *p)
 
 /* deployments: create, remove, list, spawning, open and close (deploy.c) */
 dep *deploy_find_dep(deployer *d, const char *name);
+/* The number of deployments in d->deps (d->lock held). */
+size_t deploy_count_locked(const deployer *d);
 void deploy_copy_row(dstore_row *dst, const dstore_row *src);
 void deploy_persist(deployer *d, dep *p);
 void deploy_wait_idle(deployer *d, dep **pp, const char *name);

@@ -154,9 +154,7 @@ static void respawn_one(deployer *d, const snap *s)
 static void tick(deployer *d)
 {
 	pthread_mutex_lock(&d->lock);
-	size_t n = 0;
-	for (dep *p = d->deps; p; p = p->next)
-		n++;
+	size_t n = deploy_count_locked(d);
 	snap *v = xcalloc(n ? n : 1, sizeof *v);
 	size_t k = 0;
 	uint64_t now = mono_ms();
@@ -193,14 +191,8 @@ void *deploy_thread_main(void *arg)
 	deployer *d = arg;
 	pthread_mutex_lock(&d->lock);
 	while (!d->stopping) {
-		if (!d->wake) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)d->cfg.interval_ms * 1000000ull;
-			ts.tv_sec += (time_t)(ns / 1000000000ull);
-			ts.tv_nsec = (long)(ns % 1000000000ull);
-			pthread_cond_timedwait(&d->cond, &d->lock, &ts);
-		}
+		if (!d->wake)
+			cond_wait_ms(&d->cond, &d->lock, d->cfg.interval_ms);
 		d->wake = false;
 		if (d->stopping)
 			break;

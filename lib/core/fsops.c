@@ -76,8 +76,7 @@ int fs_tar_finish(chan *c, uint32_t id, const fs_tar_errtext *e, const char *wha
 	return -1;
 }
 
-/* Give up on a started task: drop its output, kill it, free it. */
-static void abandon(chan *c, uint32_t id)
+void fs_tar_abandon(chan *c, uint32_t id)
 {
 	silo_error e;
 	chan_exec_discard(c, id, &e);
@@ -101,80 +100,73 @@ static int transfer_end(chan *c, uint32_t id, int rc, fs_tar_errtext *et, const 
 	if (bytes)
 		*bytes = total;
 	if (rc < 0) {
-		abandon(c, id);
+		fs_tar_abandon(c, id);
 		return -1;
 	}
 	return fs_tar_finish(c, id, et, what, err);
 }
 
-int fs_archive_get_fd(chan *c, const char *path, int fd, bool (*cancel)(void *ud), void *ud, uint64_t *bytes,
-		      silo_error *err)
-{
-	char what[300];
-	snprintf(what, sizeof what, "archive of %.256s", path);
+/* One transfer in progress: the task, the local fd and what has moved. */
+typedef struct xfer {
+	chan *c;
 	uint32_t id;
-	if (chan_tar_out_start(c, path, FS_TAR_WINDOW, &id, err) < 0)
-		return -1;
-	if (chan_exec_started(c, id, 30000, NULL, err) < 0)
-		return start_failed(c, id, what, err);
-	uint8_t *buf = xmalloc(BUF);
-	fs_tar_errtext et = {0};
-	uint64_t total = 0;
-	int rc = 0;
+	int fd;
+	const char *what;
+	bool (*cancel)(void *ud);
+	void *ud;
+	uint8_t *buf;
+	fs_tar_errtext et;
+	uint64_t total;
+} xfer;
+
+static bool cancelled(const xfer *x, silo_error *err)
+{
+	if (!x->cancel || !x->cancel(x->ud))
+		return false;
+	silo_fail(err, SILO_ERR_CONFLICT, 0, "%s: cancelled (the sandbox is being deleted)", x->what);
+	return true;
+}
+
+/* tar_out: the child's stream 1 into fd, its stream 2 kept for its error. */
+static int pump_out(xfer *x, silo_error *err)
+{
 	for (;;) {
-		if (cancel && cancel(ud)) {
-			rc = silo_fail(err, SILO_ERR_CONFLICT, 0, "%s: cancelled (the sandbox is being deleted)", what);
-			break;
-		}
+		if (cancelled(x, err))
+			return -1;
 		int stream;
-		ssize_t n = chan_exec_read(c, id, &stream, buf, BUF, SLICE_MS, err);
+		ssize_t n = chan_exec_read(x->c, x->id, &stream, x->buf, BUF, SLICE_MS, err);
 		if (n == 0)
-			break;
+			return 0;
 		if (n < 0) {
 			if (err && err->code == SILO_ERR_TIMEOUT)
 				continue;
-			rc = -1;
-			break;
+			return -1;
 		}
 		if (stream == 2) {
-			fs_tar_errtext_add(&et, buf, (size_t)n);
+			fs_tar_errtext_add(&x->et, x->buf, (size_t)n);
 			continue;
 		}
-		if (write_all(fd, buf, (size_t)n) < 0) {
-			rc = silo_fail(err, SILO_ERR_IO_ERROR, errno, "%s: write the archive", what);
-			break;
-		}
-		total += (uint64_t)n;
+		if (write_all(x->fd, x->buf, (size_t)n) < 0)
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "%s: write the archive", x->what);
+		x->total += (uint64_t)n;
 	}
-	free(buf);
-	return transfer_end(c, id, rc, &et, what, total, bytes, err);
 }
 
-int fs_archive_put_fd(chan *c, const char *path, int fd, bool (*cancel)(void *ud), void *ud, uint64_t *bytes,
-		      silo_error *err)
+/* tar_in: fd into the child's stdin, then its stream 2 (its error line). */
+static int pump_in(xfer *x, silo_error *err)
 {
-	char what[300];
-	snprintf(what, sizeof what, "extract into %.256s", path);
-	uint32_t id;
-	if (chan_tar_in_start(c, path, &id, err) < 0)
-		return -1;
-	if (chan_exec_started(c, id, 30000, NULL, err) < 0)
-		return start_failed(c, id, what, err);
-	uint8_t *buf = xmalloc(BUF);
-	fs_tar_errtext et = {0};
-	uint64_t total = 0;
 	int rc = 0;
 	bool eof = false;
 	while (!eof) {
-		if (cancel && cancel(ud)) {
-			rc = silo_fail(err, SILO_ERR_CONFLICT, 0, "%s: cancelled (the sandbox is being deleted)", what);
+		if (cancelled(x, err)) {
+			rc = -1;
 			break;
 		}
-		ssize_t n = read(fd, buf, BUF);
+		ssize_t n = read(x->fd, x->buf, BUF);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			rc = silo_fail(err, SILO_ERR_IO_ERROR, errno, "%s: read the archive", what);
+			rc = silo_fail(err, SILO_ERR_IO_ERROR, errno, "%s: read the archive", x->what);
 			break;
 		}
 		eof = n == 0;
@@ -182,11 +174,11 @@ int fs_archive_put_fd(chan *c, const char *path, int fd, bool (*cancel)(void *ud
 		for (;;) {   /* in slices, so a cancel is noticed while the agent does not read */
 			size_t k = 0;
 			silo_error e = {0};
-			int r = chan_exec_stdin_timed(c, id, buf + off, (size_t)n - off, eof, SLICE_MS, &k, &e);
+			int r = chan_exec_stdin_timed(x->c, x->id, x->buf + off, (size_t)n - off, eof, SLICE_MS, &k, &e);
 			off += k;
 			if (r == 0)
 				break;
-			if (e.code == SILO_ERR_TIMEOUT && !(cancel && cancel(ud)))
+			if (e.code == SILO_ERR_TIMEOUT && !(x->cancel && x->cancel(x->ud)))
 				continue;
 			if (e.code == SILO_ERR_INVALID_CONFIG && e.sys_errno == ESRCH)
 				eof = true;   /* the child ended early: its status says why */
@@ -196,18 +188,47 @@ int fs_archive_put_fd(chan *c, const char *path, int fd, bool (*cancel)(void *ud
 		}
 		if (rc < 0)
 			break;
-		total += (uint64_t)n;
+		x->total += (uint64_t)n;
 	}
 	/* the child's stderr (its error line), then its status */
 	for (;;) {
 		int stream;
 		silo_error e;
-		ssize_t n = rc < 0 ? 0 : chan_exec_read(c, id, &stream, buf, BUF, 30000, &e);
+		ssize_t n = rc < 0 ? 0 : chan_exec_read(x->c, x->id, &stream, x->buf, BUF, 30000, &e);
 		if (n <= 0)
 			break;
 		if (stream == 2)
-			fs_tar_errtext_add(&et, buf, (size_t)n);
+			fs_tar_errtext_add(&x->et, x->buf, (size_t)n);
 	}
-	free(buf);
-	return transfer_end(c, id, rc, &et, what, total, bytes, err);
+	return rc;
+}
+
+/* Start the agent's tar task for path (put: extract into it, else archive
+ * it), wait until it runs, pump, then collect its status. */
+static int transfer(chan *c, bool put, const char *path, int fd, bool (*cancel)(void *ud), void *ud,
+		    uint64_t *bytes, silo_error *err)
+{
+	char what[300];
+	snprintf(what, sizeof what, "%s %.256s", put ? "extract into" : "archive of", path);
+	uint32_t id;
+	if ((put ? chan_tar_in_start(c, path, &id, err) : chan_tar_out_start(c, path, FS_TAR_WINDOW, &id, err)) < 0)
+		return -1;
+	if (chan_exec_started(c, id, 30000, NULL, err) < 0)
+		return start_failed(c, id, what, err);
+	xfer x = {.c = c, .id = id, .fd = fd, .what = what, .cancel = cancel, .ud = ud, .buf = xmalloc(BUF)};
+	int rc = put ? pump_in(&x, err) : pump_out(&x, err);
+	free(x.buf);
+	return transfer_end(c, id, rc, &x.et, what, x.total, bytes, err);
+}
+
+int fs_archive_get_fd(chan *c, const char *path, int fd, bool (*cancel)(void *ud), void *ud, uint64_t *bytes,
+		      silo_error *err)
+{
+	return transfer(c, false, path, fd, cancel, ud, bytes, err);
+}
+
+int fs_archive_put_fd(chan *c, const char *path, int fd, bool (*cancel)(void *ud), void *ud, uint64_t *bytes,
+		      silo_error *err)
+{
+	return transfer(c, true, path, fd, cancel, ud, bytes, err);
 }

@@ -26,6 +26,8 @@ void fs_tar_errtext_add(fs_tar_errtext *e, const void *buf, size_t n);
  * message" becomes that code) or the channel's error. what names the
  * operation and path in the message. */
 int fs_tar_finish(chan *c, uint32_t id, const fs_tar_errtext *e, const char *what, silo_error *err);
+/* Give up on a started tar task: drop its output, kill it, free it. */
+void fs_tar_abandon(chan *c, uint32_t id);
 
 /* A tar stream of path in the guest, written to fd. cancel (may be NULL) is
  * polled between reads; when it returns true the transfer stops (CONFLICT). */

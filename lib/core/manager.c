@@ -882,7 +882,7 @@ int manager_open(const manager_config *cfg, manager **out, silo_error *err)
 	pthread_mutex_init(&m->mon_lock, NULL);
 	pthread_mutex_init(&m->pend_lock, NULL);
 	m->pend_tail = &m->pend;
-	pthread_cond_init(&m->mon_cond, NULL);
+	cond_init_monotonic(&m->mon_cond);
 	m->started_ms = now_realtime_ms();
 	m->met = metrics_new(m->cfg.error_threshold, m->cfg.error_window_ms);
 
@@ -1525,7 +1525,7 @@ static void audit_exec(mgr_exec *x, int rc, const exec_result *res, const char *
 
 int manager_exec_wait(mgr_exec *x, int timeout_ms, exec_result *res, silo_error *err)
 {
-	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+	uint64_t deadline = mono_deadline(timeout_ms);
 	int rc = 0;
 	static __thread uint8_t buf[64 * 1024];
 	while (x->cb) {   /* deliver the output on this thread */
@@ -1681,52 +1681,55 @@ int manager_port_remove(manager *m, const char *id, uint16_t guest_port, const c
 	return rc;
 }
 
-int manager_file_put(manager *m, const char *id, const char *path, int src_fd, uint32_t mode,
+/* One file transfer with the guest, audited as file-put or file-get: put writes
+ * fd's bytes to path with mode arg, get copies at most arg bytes of path to fd. */
+static int file_xfer(manager *m, const char *id, const char *path, int fd, bool put, uint64_t arg,
 		     const char *actor, silo_error *err)
 {
 	mentry *e = op_begin(m, id, err);
 	if (!e)
 		return -1;
 	uint64_t t0 = now_mono_ns();
-	int rc = chan_file_write_fd(e->sb->ch, path, src_fd, mode, err);
+	int rc = put ? chan_file_write_fd(e->sb->ch, path, fd, (uint32_t)arg, err)
+		     : chan_file_read_fd(e->sb->ch, path, fd, arg, err);
 	if (rc < 0)
 		silo_error_set_vm(err, e->id);
 	json_t *d = json_pack("{s:s,s:b}", "path", path, "ok", rc == 0);
-	manager_audit(m, actor, e->id, "file-put", (now_mono_ns() - t0) / 1000000, d);
+	manager_audit(m, actor, e->id, put ? "file-put" : "file-get", (now_mono_ns() - t0) / 1000000, d);
 	json_decref(d);
 	op_end(m, e);
 	return rc;
+}
+
+int manager_file_put(manager *m, const char *id, const char *path, int src_fd, uint32_t mode,
+		     const char *actor, silo_error *err)
+{
+	return file_xfer(m, id, path, src_fd, true, mode, actor, err);
 }
 
 int manager_file_get(manager *m, const char *id, const char *path, int dst_fd, uint64_t max_bytes,
 		     const char *actor, silo_error *err)
 {
-	mentry *e = op_begin(m, id, err);
-	if (!e)
-		return -1;
-	uint64_t t0 = now_mono_ns();
-	int rc = chan_file_read_fd(e->sb->ch, path, dst_fd, max_bytes, err);
-	if (rc < 0)
-		silo_error_set_vm(err, e->id);
-	json_t *d = json_pack("{s:s,s:b}", "path", path, "ok", rc == 0);
-	manager_audit(m, actor, e->id, "file-get", (now_mono_ns() - t0) / 1000000, d);
-	json_decref(d);
-	op_end(m, e);
-	return rc;
+	return file_xfer(m, id, path, dst_fd, false, max_bytes, actor, err);
 }
 
 /* ---- views ---- */
+
+json_t *mgr_json_column(const char *text, json_type want)
+{
+	json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+	if (v && json_typeof(v) == want)
+		return v;
+	json_decref(v);
+	return want == JSON_ARRAY ? json_array() : json_object();
+}
 
 static json_t *row_json(const reg_sandbox *r)
 {
 	char created[40], updated[40];
 	format_time_ms(r->created_ms, created, sizeof created);
 	format_time_ms(r->updated_ms, updated, sizeof updated);
-	json_t *meta = json_loads(r->metadata_json ? r->metadata_json : "{}", 0, NULL);
-	if (!json_is_object(meta)) {
-		json_decref(meta);
-		meta = json_object();
-	}
+	json_t *meta = mgr_json_column(r->metadata_json, JSON_OBJECT);
 	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:I,s:s,s:s,s:o}", "id", r->id, "name", r->name,
 			      "provider", r->provider, "state", r->state, "pid", (json_int_t)r->pid, "vcpus",
 			      (int)r->vcpus, "memory_mb", (json_int_t)r->memory_mb, "created", created, "updated",
@@ -2094,12 +2097,7 @@ static void *monitor_main(void *arg)
 	manager *m = arg;
 	pthread_mutex_lock(&m->mon_lock);
 	while (!m->stopping) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)m->cfg.monitor_interval_ms * 1000000ull;
-		ts.tv_sec += (time_t)(ns / 1000000000ull);
-		ts.tv_nsec = (long)(ns % 1000000000ull);
-		pthread_cond_timedwait(&m->mon_cond, &m->mon_lock, &ts);
+		cond_wait_ms(&m->mon_cond, &m->mon_lock, m->cfg.monitor_interval_ms);
 		if (m->stopping)
 			break;
 		pthread_mutex_unlock(&m->mon_lock);
@@ -2129,10 +2127,7 @@ void manager_close(manager *m, bool terminate_all)
 		return;
 	manager_pools_stop(m);
 	if (m->monitor_running) {
-		pthread_mutex_lock(&m->mon_lock);
-		m->stopping = true;
-		pthread_cond_broadcast(&m->mon_cond);
-		pthread_mutex_unlock(&m->mon_lock);
+		signal_stop(&m->mon_lock, &m->mon_cond, &m->stopping);
 		pthread_join(m->monitor, NULL);
 	}
 	pthread_mutex_lock(&m->mon_lock);

@@ -58,6 +58,10 @@ typedef struct mgr_event {
 const char *mgr_event_name(mgr_event_type t);
 json_t *mgr_event_json(const mgr_event *ev);
 
+/* A JSON column of a registry row (text, NULL = none) for a view: a value of
+ * type want (JSON_OBJECT, JSON_ARRAY), empty when missing or of another type. */
+json_t *mgr_json_column(const char *text, json_type want);
+
 /* Called synchronously from the thread that raised the event, with no manager
  * or sandbox lock held; must not block. */
 typedef void (*mgr_event_cb)(void *ud, const mgr_event *ev);

@@ -87,11 +87,7 @@ int manager_pool_add_normalized(manager *m, const char *source, unsigned k, mgr_
 		ps = xcalloc(1, sizeof *ps);
 		ps->m = m;
 		pthread_mutex_init(&ps->lock, NULL);
-		pthread_condattr_t a;
-		pthread_condattr_init(&a);
-		pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-		pthread_cond_init(&ps->cond, &a);
-		pthread_condattr_destroy(&a);
+		cond_init_monotonic(&ps->cond);
 		*slot = ps;
 	}
 	pthread_mutex_lock(&ps->lock);
@@ -118,16 +114,6 @@ static int fill_one(manager *m, pool *p, char id[SILO_ID_MAX], silo_error *err)
 	return 0;
 }
 
-static void wait_ms(struct mgr_pools *ps, int ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)ms * 1000000ull;
-	ts.tv_sec += (time_t)(ns / 1000000000ull);
-	ts.tv_nsec = (long)(ns % 1000000000ull);
-	pthread_cond_timedwait(&ps->cond, &ps->lock, &ts);
-}
-
 static void *fill_main(void *arg)
 {
 	struct mgr_pools *ps = arg;
@@ -149,7 +135,7 @@ static void *fill_main(void *arg)
 				need = p;
 		}
 		if (!need) {
-			wait_ms(ps, RETRY_MS);
+			cond_wait_ms(&ps->cond, &ps->lock, RETRY_MS);
 			continue;
 		}
 		pthread_mutex_unlock(&ps->lock);
@@ -167,7 +153,7 @@ static void *fill_main(void *arg)
 				 err.message);
 			log_warn("warm pool %s: %s", need->label, need->last_error);
 			if (!ps->stop)
-				wait_ms(ps, RETRY_MS);
+				cond_wait_ms(&ps->cond, &ps->lock, RETRY_MS);
 		}
 	}
 	pthread_mutex_unlock(&ps->lock);
@@ -191,10 +177,7 @@ void manager_pools_stop(manager *m)
 	struct mgr_pools **slot = manager_pools_slot(m), *ps = *slot;
 	if (!ps)
 		return;
-	pthread_mutex_lock(&ps->lock);
-	ps->stop = true;
-	pthread_cond_broadcast(&ps->cond);
-	pthread_mutex_unlock(&ps->lock);
+	signal_stop(&ps->lock, &ps->cond, &ps->stop);
 	if (ps->running)
 		pthread_join(ps->thread, NULL);
 	for (pool *p = ps->list, *next; p; p = next) {

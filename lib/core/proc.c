@@ -76,12 +76,7 @@ struct proc_table {
 
 static void wait_ms(proc_table *t, int ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)ms * 1000000ull;
-	ts.tv_sec += (time_t)(ns / 1000000000ull);
-	ts.tv_nsec = (long)(ns % 1000000000ull);
-	pthread_cond_timedwait(&t->cond, &t->lock, &ts);
+	cond_wait_ms(&t->cond, &t->lock, (uint64_t)ms);
 }
 
 static int slice(int timeout_ms, uint64_t deadline)
@@ -212,11 +207,7 @@ proc_table *proc_table_new(chan *c, const char *vm_id)
 	t->c = c;
 	snprintf(t->vm_id, sizeof t->vm_id, "%s", vm_id ? vm_id : "");
 	pthread_mutex_init(&t->lock, NULL);
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&t->cond, &a);
-	pthread_condattr_destroy(&a);
+	cond_init_monotonic(&t->cond);
 	return t;
 }
 
@@ -646,7 +637,7 @@ ssize_t proc_read(proc_reader *r, int *stream, void *buf, size_t cap, int timeou
 	proc_table *t = p->t;
 	if (!cap)
 		return silo_fail_vm(err, SILO_ERR_INVALID_CONFIG, 0, t->vm_id, "read: empty buffer");
-	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+	uint64_t deadline = mono_deadline(timeout_ms);
 	pthread_mutex_lock(&t->lock);
 	ssize_t rc;
 	for (;;) {
@@ -700,7 +691,7 @@ int proc_stdin(proc *p, const void *buf, size_t len, bool eof, int timeout_ms, s
 	proc_table *t = p->t;
 	const uint8_t *src = buf;
 	size_t done = 0;
-	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+	uint64_t deadline = mono_deadline(timeout_ms);
 	int rc = 0;
 	pthread_mutex_lock(&t->lock);
 	if (with_task(p, "stdin", err) < 0) {
@@ -776,7 +767,7 @@ int proc_resize(proc *p, uint16_t rows, uint16_t cols, silo_error *err)
 int proc_wait(proc *p, int timeout_ms, exec_result *res, silo_error *err)
 {
 	proc_table *t = p->t;
-	uint64_t deadline = timeout_ms >= 0 ? now_mono_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+	uint64_t deadline = mono_deadline(timeout_ms);
 	pthread_mutex_lock(&t->lock);
 	int rc;
 	for (bool asked = false;; asked = true) {

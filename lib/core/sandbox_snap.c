@@ -10,45 +10,43 @@
 #include "common/util.h"
 #include "core/sandbox.h"
 
-int sandbox_pause(sandbox *sb, silo_error *err)
+/* Pause (pause) or resume the guest through the provider. The channel is
+ * marked paused from before the guest stops until after it runs again. */
+static int pause_or_resume(sandbox *sb, bool pause, silo_error *err)
 {
-	if (!sb->ops->pause)
-		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id, "the %s provider cannot pause",
-				    sb->ops->name);
+	int (*op)(sandbox *, silo_error *) = pause ? sb->ops->pause : sb->ops->resume;
+	sb_state from = pause ? SB_RUNNING : SB_PAUSED, to = pause ? SB_PAUSED : SB_RUNNING;
+	if (!op)
+		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id, "the %s provider cannot %s", sb->ops->name,
+				    pause ? "pause" : "resume");
 	sb_state st = sandbox_get_state(sb);
-	if (st == SB_PAUSED)
+	if (st == to)
 		return 0;
-	if (st != SB_RUNNING)
-		return silo_fail_vm(err, SILO_ERR_CONFLICT, 0, sb->id, "sandbox is %s, not running",
-				    sb_state_name(st));
-	chan_set_paused(sb->ch, true);
-	if (sb->ops->pause(sb, err) < 0) {
-		chan_set_paused(sb->ch, false);
+	if (st != from)
+		return silo_fail_vm(err, SILO_ERR_CONFLICT, 0, sb->id, "sandbox is %s, not %s", sb_state_name(st),
+				    pause ? "running" : "paused");
+	if (pause)
+		chan_set_paused(sb->ch, true);
+	if (op(sb, err) < 0) {
+		if (pause)
+			chan_set_paused(sb->ch, false);
 		silo_error_set_vm(err, sb->id);
 		return -1;
 	}
-	sandbox_set_state(sb, SB_PAUSED, "paused");
+	if (!pause)
+		chan_set_paused(sb->ch, false);
+	sandbox_set_state(sb, to, pause ? "paused" : "resumed");
 	return 0;
+}
+
+int sandbox_pause(sandbox *sb, silo_error *err)
+{
+	return pause_or_resume(sb, true, err);
 }
 
 int sandbox_resume(sandbox *sb, silo_error *err)
 {
-	if (!sb->ops->resume)
-		return silo_fail_vm(err, SILO_ERR_NOT_SUPPORTED, 0, sb->id, "the %s provider cannot resume",
-				    sb->ops->name);
-	sb_state st = sandbox_get_state(sb);
-	if (st == SB_RUNNING)
-		return 0;
-	if (st != SB_PAUSED)
-		return silo_fail_vm(err, SILO_ERR_CONFLICT, 0, sb->id, "sandbox is %s, not paused",
-				    sb_state_name(st));
-	if (sb->ops->resume(sb, err) < 0) {
-		silo_error_set_vm(err, sb->id);
-		return -1;
-	}
-	chan_set_paused(sb->ch, false);
-	sandbox_set_state(sb, SB_RUNNING, "resumed");
-	return 0;
+	return pause_or_resume(sb, false, err);
 }
 
 int sandbox_snapshot(sandbox *sb, const char *payload_dir, bool keep_paused, silo_error *err)

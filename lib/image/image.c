@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -157,15 +156,29 @@ static int parse_layers(json_t *o, const char *name, image_entry *e, silo_error 
 	return 0;
 }
 
+/* Element idx of the manifest's list ("images", "trees"): an object with a
+ * valid name, copied into out (len bytes). Its name, or NULL with err set. */
+static const char *named_object(json_t *o, const char *list, size_t idx, char *out, size_t len, silo_error *err)
+{
+	if (!json_is_object(o)) {
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: %s[%zu]: expected an object", list, idx);
+		return NULL;
+	}
+	const char *name = json_string_value(json_object_get(o, "name"));
+	if (!image_name_valid(name)) {
+		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: %s[%zu].name: expected 1-64 of [a-z0-9_-]", list,
+			  idx);
+		return NULL;
+	}
+	snprintf(out, len, "%s", name);
+	return name;
+}
+
 static int parse_entry(json_t *o, size_t idx, image_entry *e, silo_error *err)
 {
-	if (!json_is_object(o))
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: images[%zu]: expected an object", idx);
-	const char *name = json_string_value(json_object_get(o, "name"));
-	if (!image_name_valid(name))
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
-				 "image manifest: images[%zu].name: expected 1-64 of [a-z0-9_-]", idx);
-	snprintf(e->name, sizeof e->name, "%s", name);
+	const char *name = named_object(o, "images", idx, e->name, sizeof e->name, err);
+	if (!name)
+		return -1;
 	const char *kind = json_string_value(json_object_get(o, "kind"));
 	if (kind && !strcmp(kind, "initramfs"))
 		e->kind = IMAGE_KIND_INITRAMFS;
@@ -226,13 +239,9 @@ static int parse_entry(json_t *o, size_t idx, image_entry *e, silo_error *err)
 
 static int parse_tree(json_t *o, size_t idx, image_tree *t, silo_error *err)
 {
-	if (!json_is_object(o))
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "image manifest: trees[%zu]: expected an object", idx);
-	const char *name = json_string_value(json_object_get(o, "name"));
-	if (!image_name_valid(name))
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
-				 "image manifest: trees[%zu].name: expected 1-64 of [a-z0-9_-]", idx);
-	snprintf(t->name, sizeof t->name, "%s", name);
+	const char *name = named_object(o, "trees", idx, t->name, sizeof t->name, err);
+	if (!name)
+		return -1;
 	const char *path = json_string_value(json_object_get(o, "path"));
 	const char *sha = json_string_value(json_object_get(o, "sha256"));
 	json_t *ent = json_object_get(o, "entries"), *size = json_object_get(o, "size");
@@ -578,22 +587,9 @@ int image_verify(const image_entry *e, silo_error *err)
 
 static int lock_manifest(silo_error *err)
 {
-	char dir[PATH_MAX], lock[PATH_MAX + 32];
+	char dir[PATH_MAX];
 	snprintf(dir, sizeof dir, "%s/images", silo_cache_dir());
-	if (mkdir_p(dir, 0755) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", dir);
-	snprintf(lock, sizeof lock, "%s/.manifest.lock", dir);
-	int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", lock);
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			int e = errno;
-			close(fd);
-			return silo_fail(err, SILO_ERR_IO_ERROR, e, "flock %s", lock);
-		}
-	}
-	return fd;
+	return lock_file_in(dir, 0755, ".manifest.lock", 0644, err);
 }
 
 static void remove_file_and_stamp(const char *path)

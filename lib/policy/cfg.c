@@ -43,6 +43,31 @@ int cfg_get_string(const char *what, const toml_value *v, const char *field, siz
 	return 0;
 }
 
+void cfg_free_strs(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+}
+
+int cfg_name_index(const char *const *names, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (name && !strcmp(name, names[i]))
+			return i;
+	return -1;
+}
+
+void cfg_names_list(const char *const *names, int n, uint32_t mask, char *buf, size_t len)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < n && off < len; i++)
+		if (mask & (1u << i))
+			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "", names[i]);
+	if (!off)
+		snprintf(buf, len, "none");
+}
+
 int cfg_parse(const cfg_file *f, const char *text, size_t len, void *out, silo_error *err)
 {
 	memset(out, 0, f->size);

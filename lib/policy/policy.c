@@ -31,21 +31,12 @@ const char *policy_op_name(policy_op op)
 
 int policy_op_from_name(const char *name)
 {
-	for (int i = 0; i < POLICY_OP__COUNT; i++)
-		if (name && !strcmp(name, op_names[i]))
-			return i;
-	return -1;
+	return cfg_name_index(op_names, POLICY_OP__COUNT, name);
 }
 
 static void ops_list(uint32_t ops, char *buf, size_t len)
 {
-	size_t off = 0;
-	buf[0] = '\0';
-	for (int i = 0; i < POLICY_OP__COUNT && off < len; i++)
-		if (ops & (1u << i))
-			off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "", op_names[i]);
-	if (!off)
-		snprintf(buf, len, "none");
+	cfg_names_list(op_names, POLICY_OP__COUNT, ops, buf, len);
 }
 
 /* ---- paths and egress ---- */
@@ -146,14 +137,20 @@ static int add_op(void *ctx, const toml_value *it, const char *s, const char *fi
 	return 0;
 }
 
-static int add_path(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
+/* s normalized, appended to v (n entries; get_strings bounds the count). */
+static int push_path(char **v, size_t *n, const toml_value *it, const char *s, const char *field, silo_error *err)
 {
-	policy *p = ctx;
 	char norm[4096];
 	if (!policy_normalize_path(s, norm, sizeof norm))
 		return field_err(err, it, field, "expected an absolute path without \"..\", got \"%.200s\"", s);
-	p->paths[p->n_paths++] = xstrdup(norm);
+	v[(*n)++] = xstrdup(norm);
 	return 0;
+}
+
+static int add_path(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
+{
+	policy *p = ctx;
+	return push_path(p->paths, &p->n_paths, it, s, field, err);
 }
 
 static int add_egress(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
@@ -170,11 +167,7 @@ static int add_egress(void *ctx, const toml_value *it, const char *s, const char
 static int add_host_path(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
 {
 	policy *p = ctx;
-	char norm[4096];
-	if (!policy_normalize_path(s, norm, sizeof norm))
-		return field_err(err, it, field, "expected an absolute path without \"..\", got \"%.200s\"", s);
-	p->host_paths[p->n_host_paths++] = xstrdup(norm);
-	return 0;
+	return push_path(p->host_paths, &p->n_host_paths, it, s, field, err);
 }
 
 static int add_host_tap(void *ctx, const toml_value *it, const char *s, const char *field, silo_error *err)
@@ -202,16 +195,11 @@ static int add_host_env(void *ctx, const toml_value *it, const char *s, const ch
 
 static void policy_clear(policy *p)
 {
-	for (size_t i = 0; i < p->n_host_env; i++)
-		free(p->host_env[i]);
-	for (size_t i = 0; i < p->n_host_paths; i++)
-		free(p->host_paths[i]);
-	for (size_t i = 0; i < p->n_host_taps; i++)
-		free(p->host_taps[i]);
-	for (size_t i = 0; i < p->n_paths; i++)
-		free(p->paths[i]);
-	for (size_t i = 0; i < p->n_egress; i++)
-		free(p->egress[i]);
+	cfg_free_strs(p->host_env, p->n_host_env);
+	cfg_free_strs(p->host_paths, p->n_host_paths);
+	cfg_free_strs(p->host_taps, p->n_host_taps);
+	cfg_free_strs(p->paths, p->n_paths);
+	cfg_free_strs(p->egress, p->n_egress);
 	memset(p, 0, sizeof *p);
 }
 
@@ -319,27 +307,8 @@ static int parse_policies(const toml_value *root, void *dst, silo_error *err)
 	return 0;
 }
 
-static void release_policies(void *p)
-{
-	policy_set_free(p);
-}
-
-static const cfg_file policy_file = {
-	.what = "policy file",
-	.size = sizeof(policy_set),
-	.parse = parse_policies,
-	.release = release_policies,
-};
-
-int policy_set_parse(const char *text, size_t len, policy_set *out, silo_error *err)
-{
-	return cfg_parse(&policy_file, text, len, out, err);
-}
-
-int policy_set_load(const char *path, policy_set *out, silo_error *err)
-{
-	return cfg_load(&policy_file, path, out, err);
-}
+/* policy_set_parse, policy_set_load */
+CFG_FILE_DEFINE(policy_set, "policy file", parse_policies)
 
 void policy_set_builtin(policy_set *out)
 {

@@ -29,10 +29,7 @@ const char *token_op_name(token_op op)
 
 int token_op_from_name(const char *name)
 {
-	for (int i = 0; i < TOKEN_OP__COUNT; i++)
-		if (name && !strcmp(name, op_names[i]))
-			return i;
-	return -1;
+	return cfg_name_index(op_names, TOKEN_OP__COUNT, name);
 }
 
 /* ---- parsing ---- */
@@ -91,8 +88,7 @@ static int hex32(const char *s, unsigned char out[32])
 
 static void strs_free(char **v, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
+	cfg_free_strs(v, n);
 	free(v);
 }
 
@@ -212,27 +208,8 @@ static int parse_tokens(const toml_value *root, void *dst, silo_error *err)
 	return 0;
 }
 
-static void release_tokens(void *p)
-{
-	token_set_free(p);
-}
-
-static const cfg_file tokens_file = {
-	.what = "tokens file",
-	.size = sizeof(token_set),
-	.parse = parse_tokens,
-	.release = release_tokens,
-};
-
-int token_set_parse(const char *text, size_t len, token_set *out, silo_error *err)
-{
-	return cfg_parse(&tokens_file, text, len, out, err);
-}
-
-int token_set_load(const char *path, token_set *out, silo_error *err)
-{
-	return cfg_load(&tokens_file, path, out, err);
-}
+/* token_set_parse, token_set_load */
+CFG_FILE_DEFINE(token_set, "tokens file", parse_tokens)
 
 void token_set_free(token_set *s)
 {
@@ -290,12 +267,8 @@ int token_check_op(const api_token *t, token_op op, silo_error *err)
 	if (t->ops & (1u << op))
 		return 0;
 	char allowed[256];
-	size_t off = 0;
-	allowed[0] = '\0';
-	for (int i = 0; i < TOKEN_OP__COUNT && off < sizeof allowed; i++)
-		if (t->ops & (1u << i))
-			off += (size_t)snprintf(allowed + off, sizeof allowed - off, "%s%s", off ? ", " : "", op_names[i]);
-	return token_deny(t, "operations", err, "%s is not allowed (allowed: %s)", op_names[op], off ? allowed : "none");
+	cfg_names_list(op_names, TOKEN_OP__COUNT, t->ops, allowed, sizeof allowed);
+	return token_deny(t, "operations", err, "%s is not allowed (allowed: %s)", op_names[op], allowed);
 }
 
 static bool in_list(char **v, size_t n, const char *s)

@@ -14,7 +14,7 @@
 #define DSTORE_SCHEMA_VERSION 2
 
 struct dstore {
-	sqldb sq;
+	sqldb sq; /* first: sqldb_store_open */
 };
 
 /* Index i brings the deploy tables from version i to i+1. Append only. */
@@ -54,28 +54,25 @@ _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == DSTORE_SCHEMA_VERSI
 
 int dstore_open(const char *path, dstore **out, silo_error *err)
 {
-	dstore *s = xcalloc(1, sizeof *s);
-	/* The registry already put the file in WAL mode; insist on it here too. */
-	if (sqldb_open(&s->sq, "deployment store", path, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", err) <
-	    0) {
-		free(s);
+	static const sqldb_schema schema = {
+		.label = "deployment store",
+		/* The registry already put the file in WAL mode; insist on it here too. */
+		.pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+		.vtable = "deploy_schema",
+		.kind = "deployment",
+		.migrations = migrations,
+		.n = DSTORE_SCHEMA_VERSION,
+	};
+	dstore *s = sqldb_store_open(sizeof *s, &schema, path, err);
+	if (!s)
 		return -1;
-	}
-	if (sqldb_migrate_table(&s->sq, path, "deploy_schema", "deployment", migrations, DSTORE_SCHEMA_VERSION, err) <
-	    0) {
-		dstore_close(s);
-		return -1;
-	}
 	*out = s;
 	return 0;
 }
 
 void dstore_close(dstore *s)
 {
-	if (!s)
-		return;
-	sqldb_close(&s->sq);
-	free(s);
+	sqldb_store_close(s);
 }
 
 static int write_row(dstore *s, const dstore_row *r, bool replace, silo_error *err)
@@ -112,11 +109,8 @@ int dstore_insert(dstore *s, const dstore_row *r, silo_error *err)
 
 int dstore_delete(dstore *s, const char *name, silo_error *err)
 {
-	pthread_mutex_lock(&s->sq.lock);
-	int rc = sqldb_run(&s->sq, err, "delete deployment", "DELETE FROM agent_deployments WHERE name = ?1",
-			   SQ_TEXT(name));
-	pthread_mutex_unlock(&s->sq.lock);
-	return rc;
+	return sqldb_run_locked(&s->sq, err, "delete deployment", "DELETE FROM agent_deployments WHERE name = ?1",
+				SQ_TEXT(name));
 }
 
 static void row_to_deployment(sqlite3_stmt *st, void *p)
@@ -150,15 +144,10 @@ static void release_rows(void *v, size_t n)
 int dstore_list(dstore *s, dstore_row **out, size_t *n, silo_error *err)
 {
 	static const char what[] = "list deployments";
-	pthread_mutex_lock(&s->sq.lock);
-	int rc = sqldb_collect(&s->sq,
-			       sqldb_stmt(&s->sq, err, what,
-					  "SELECT name, team, restart, state, sandbox_id, spec, overrides, vcpus, memory_mb, "
-					  "restarts, created_ms, updated_ms, last_error, bundle, bundle_key FROM "
-					  "agent_deployments ORDER BY name"),
-			       sizeof **out, row_to_deployment, release_rows, (void **)out, n, what, err);
-	pthread_mutex_unlock(&s->sq.lock);
-	return rc;
+	return sqldb_collect_locked(&s->sq, err, what, sizeof **out, row_to_deployment, release_rows, (void **)out, n,
+				    "SELECT name, team, restart, state, sandbox_id, spec, overrides, vcpus, memory_mb, "
+				    "restarts, created_ms, updated_ms, last_error, bundle, bundle_key FROM "
+				    "agent_deployments ORDER BY name");
 }
 
 void dstore_row_clear(dstore_row *r)
@@ -221,13 +210,8 @@ static void row_to_usage(sqlite3_stmt *st, void *p)
 int dstore_usage_list(dstore *s, dstore_usage **out, size_t *n, silo_error *err)
 {
 	static const char what[] = "list usage";
-	pthread_mutex_lock(&s->sq.lock);
-	int rc = sqldb_collect(&s->sq,
-			       sqldb_stmt(&s->sq, err, what,
-					  "SELECT team, agent, vcpu_ms, mib_ms FROM agent_usage ORDER BY team, agent"),
-			       sizeof **out, row_to_usage, NULL, (void **)out, n, what, err);
-	pthread_mutex_unlock(&s->sq.lock);
-	return rc;
+	return sqldb_collect_locked(&s->sq, err, what, sizeof **out, row_to_usage, NULL, (void **)out, n,
+				    "SELECT team, agent, vcpu_ms, mib_ms FROM agent_usage ORDER BY team, agent");
 }
 
 int dstore_alert_once(dstore *s, const char *team, int level, double budget, bool *first, silo_error *err)

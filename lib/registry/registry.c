@@ -271,16 +271,11 @@ int registry_set_runtime(registry *r, const char *id, const char *provider, int6
 int registry_get(registry *r, const char *id, reg_sandbox *out, silo_error *err)
 {
 	static const char what[] = "get sandbox";
-	pthread_mutex_lock(&r->sq.lock);
-	int rc = sqldb_one(&r->sq,
-			   sqldb_stmt(&r->sq, err, what,
-				      "SELECT " SB_COLUMNS " FROM sandboxes s LEFT JOIN specs p ON p.hash = s.spec_hash "
-				      "WHERE s.id = ?1",
-				      SQ_TEXT(id)),
-			   row_to_sandbox, out, what, err);
+	int rc = sqldb_one_locked(&r->sq, err, what, row_to_sandbox, out,
+				  "SELECT " SB_COLUMNS " FROM sandboxes s LEFT JOIN specs p ON p.hash = s.spec_hash "
+				  "WHERE s.id = ?1", SQ_TEXT(id));
 	if (rc > 0)
 		rc = silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, id, "no sandbox with id %s", id);
-	pthread_mutex_unlock(&r->sq.lock);
 	return rc;
 }
 
@@ -353,15 +348,9 @@ static void row_to_state(sqlite3_stmt *st, void *p)
 int registry_states(registry *r, const char *id, reg_state_row **out, size_t *n, silo_error *err)
 {
 	static const char what[] = "state history";
-	pthread_mutex_lock(&r->sq.lock);
-	int rc = sqldb_collect(&r->sq,
-			       sqldb_stmt(&r->sq, err, what,
-					  "SELECT ts_ms, old_state, new_state, reason FROM states WHERE sandbox_id = ?1 "
-					  "ORDER BY seq",
-					  SQ_TEXT(id)),
-			       sizeof **out, row_to_state, NULL, (void **)out, n, what, err);
-	pthread_mutex_unlock(&r->sq.lock);
-	return rc;
+	return sqldb_collect_locked(&r->sq, err, what, sizeof **out, row_to_state, NULL, (void **)out, n,
+				    "SELECT ts_ms, old_state, new_state, reason FROM states WHERE sandbox_id = ?1 "
+				    "ORDER BY seq", SQ_TEXT(id));
 }
 
 int registry_deploy_begin(registry *r, const char *sandbox_id, const char *spec_hash,
@@ -382,14 +371,11 @@ int registry_deploy_begin(registry *r, const char *sandbox_id, const char *spec_
 int registry_deploy_end(registry *r, int64_t dep_id, const char *provider, const char *result,
 			const char *error, uint64_t duration_ms, silo_error *err)
 {
-	pthread_mutex_lock(&r->sq.lock);
-	int rc = sqldb_run(&r->sq, err, "end deployment",
-			   "UPDATE deployments SET provider = ?2, result = ?3, error = ?4, "
-			   "duration_ms = ?5, finished_ms = ?6 WHERE id = ?1",
-			   SQ_INT(dep_id), SQ_TEXT(provider ? provider : ""), SQ_TEXT(result),
-			   SQ_TEXT(error ? error : ""), SQ_INT(duration_ms), SQ_INT(now_realtime_ms()));
-	pthread_mutex_unlock(&r->sq.lock);
-	return rc;
+	return sqldb_run_locked(&r->sq, err, "end deployment",
+				"UPDATE deployments SET provider = ?2, result = ?3, error = ?4, "
+				"duration_ms = ?5, finished_ms = ?6 WHERE id = ?1",
+				SQ_INT(dep_id), SQ_TEXT(provider ? provider : ""), SQ_TEXT(result),
+				SQ_TEXT(error ? error : ""), SQ_INT(duration_ms), SQ_INT(now_realtime_ms()));
 }
 
 int registry_count_deployments(registry *r, const char *result, int64_t *count, silo_error *err)

@@ -54,6 +54,28 @@ void sqldb_close(sqldb *d)
 	pthread_mutex_destroy(&d->lock);
 }
 
+void *sqldb_store_open(size_t size, const sqldb_schema *s, const char *path, silo_error *err)
+{
+	sqldb *d = xcalloc(1, size);
+	if (sqldb_open(d, s->label, path, s->pragmas, err) < 0) {
+		free(d);
+		return NULL;
+	}
+	if (sqldb_migrate_table(d, path, s->vtable, s->kind, s->migrations, s->n, err) < 0) {
+		sqldb_store_close(d);
+		return NULL;
+	}
+	return d;
+}
+
+void sqldb_store_close(void *store)
+{
+	if (!store)
+		return;
+	sqldb_close(store);
+	free(store);
+}
+
 int sqldb_migrate_table(sqldb *d, const char *path, const char *vtable, const char *kind,
 			const char *const *migrations, int n, silo_error *err)
 {
@@ -126,6 +148,33 @@ int sqldb_done(sqldb *d, sqlite3_stmt *st, const char *what, silo_error *err)
 		return -1;
 	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : sqldb_fail(d, err, what);
 	sqlite3_finalize(st);
+	return rc;
+}
+
+int sqldb_run_locked_v(sqldb *d, silo_error *err, const char *what, const char *sql, const sqldb_arg *args, size_t n)
+{
+	pthread_mutex_lock(&d->lock);
+	int rc = sqldb_done(d, sqldb_stmt_v(d, err, what, sql, args, n), what, err);
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+int sqldb_one_locked_v(sqldb *d, silo_error *err, const char *what, void (*row)(sqlite3_stmt *, void *), void *out,
+		       const char *sql, const sqldb_arg *args, size_t n)
+{
+	pthread_mutex_lock(&d->lock);
+	int rc = sqldb_one(d, sqldb_stmt_v(d, err, what, sql, args, n), row, out, what, err);
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+int sqldb_collect_locked_v(sqldb *d, silo_error *err, const char *what, size_t elem,
+			   void (*row)(sqlite3_stmt *, void *), void (*release)(void *, size_t), void **out, size_t *n,
+			   const char *sql, const sqldb_arg *args, size_t nargs)
+{
+	pthread_mutex_lock(&d->lock);
+	int rc = sqldb_collect(d, sqldb_stmt_v(d, err, what, sql, args, nargs), elem, row, release, out, n, what, err);
+	pthread_mutex_unlock(&d->lock);
 	return rc;
 }
 

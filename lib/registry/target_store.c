@@ -14,7 +14,7 @@
 #define TSTORE_SCHEMA_VERSION 2
 
 struct tstore {
-	sqldb sq;
+	sqldb sq; /* first: sqldb_store_open */
 };
 
 /* Index i brings the target tables from version i to i+1. Append only. */
@@ -60,40 +60,37 @@ _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == TSTORE_SCHEMA_VERSI
 
 int tstore_open(const char *path, tstore **out, silo_error *err)
 {
-	tstore *s = xcalloc(1, sizeof *s);
-	/* FULL: a queued operation is on disk before silod answers "queued" */
-	if (sqldb_open(&s->sq, "target store", path, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err) < 0) {
-		free(s);
+	static const sqldb_schema schema = {
+		.label = "target store",
+		/* FULL: a queued operation is on disk before silod answers "queued" */
+		.pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+		.vtable = "target_schema",
+		.kind = "target",
+		.migrations = migrations,
+		.n = TSTORE_SCHEMA_VERSION,
+	};
+	tstore *s = sqldb_store_open(sizeof *s, &schema, path, err);
+	if (!s)
 		return -1;
-	}
-	if (sqldb_migrate_table(&s->sq, path, "target_schema", "target", migrations, TSTORE_SCHEMA_VERSION, err) < 0) {
-		tstore_close(s);
-		return -1;
-	}
 	*out = s;
 	return 0;
 }
 
 void tstore_close(tstore *s)
 {
-	if (!s)
-		return;
-	sqldb_close(&s->sq);
-	free(s);
+	sqldb_store_close(s);
 }
 
 /* ---- targets ---- */
 
 int tstore_target_add(tstore *s, const tstore_target *t, silo_error *err)
 {
-	pthread_mutex_lock(&s->sq.lock);
-	int rc = sqldb_run(&s->sq, err, "insert target",
-			   "INSERT INTO targets(name, url, token, ca, cert, key, state, added_ms, last_ok_ms, info) "
-			   "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
-			   SQ_TEXT(t->name), SQ_TEXT(t->url), SQ_TEXT(t->token), SQ_TEXT(t->ca_pem), SQ_TEXT(t->cert_pem),
-			   SQ_TEXT(t->key_pem), SQ_TEXT(t->state[0] ? t->state : "online"), SQ_INT(t->added_ms),
-			   SQ_INT(t->last_ok_ms), SQ_TEXT(t->info_json ? t->info_json : "{}"));
-	pthread_mutex_unlock(&s->sq.lock);
+	int rc = sqldb_run_locked(&s->sq, err, "insert target",
+				  "INSERT INTO targets(name, url, token, ca, cert, key, state, added_ms, last_ok_ms, info) "
+				  "VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+				  SQ_TEXT(t->name), SQ_TEXT(t->url), SQ_TEXT(t->token), SQ_TEXT(t->ca_pem), SQ_TEXT(t->cert_pem),
+				  SQ_TEXT(t->key_pem), SQ_TEXT(t->state[0] ? t->state : "online"), SQ_INT(t->added_ms),
+				  SQ_INT(t->last_ok_ms), SQ_TEXT(t->info_json ? t->info_json : "{}"));
 	if (rc < 0 && err && err->code == SILO_ERR_CONFLICT)
 		snprintf(err->message, sizeof err->message, "target '%s' already exists", t->name);
 	return rc;
@@ -121,14 +118,10 @@ static void target_row(sqlite3_stmt *st, void *p)
 
 int tstore_target_get(tstore *s, const char *name, tstore_target *out, silo_error *err)
 {
-	pthread_mutex_lock(&s->sq.lock);
-	int rc = sqldb_one(&s->sq,
-			   sqldb_stmt(&s->sq, err, "read target", "SELECT " TARGET_COLS " FROM targets WHERE name = ?1",
-				      SQ_TEXT(name)),
-			   target_row, out, "read target", err);
+	int rc = sqldb_one_locked(&s->sq, err, "read target", target_row, out,
+				  "SELECT " TARGET_COLS " FROM targets WHERE name = ?1", SQ_TEXT(name));
 	if (rc > 0)
 		rc = silo_fail(err, SILO_ERR_NOT_FOUND, 0, "no target named '%s' (silo target ls)", name);
-	pthread_mutex_unlock(&s->sq.lock);
 	return rc;
 }
 
@@ -139,12 +132,8 @@ static void release_targets(void *v, size_t n)
 
 int tstore_target_list(tstore *s, tstore_target **out, size_t *n, silo_error *err)
 {
-	pthread_mutex_lock(&s->sq.lock);
-	int rc = sqldb_collect(&s->sq,
-			       sqldb_stmt(&s->sq, err, "list targets", "SELECT " TARGET_COLS " FROM targets ORDER BY name"),
-			       sizeof **out, target_row, release_targets, (void **)out, n, "list targets", err);
-	pthread_mutex_unlock(&s->sq.lock);
-	return rc;
+	return sqldb_collect_locked(&s->sq, err, "list targets", sizeof **out, target_row, release_targets,
+				    (void **)out, n, "SELECT " TARGET_COLS " FROM targets ORDER BY name");
 }
 
 int tstore_target_remove(tstore *s, const char *name, silo_error *err)
@@ -163,14 +152,11 @@ int tstore_target_remove(tstore *s, const char *name, silo_error *err)
 int tstore_target_health(tstore *s, const char *name, const char *state, uint32_t failures, bool ok,
 			 const char *last_error, const char *info_json, silo_error *err)
 {
-	pthread_mutex_lock(&s->sq.lock);
-	int rc = sqldb_run(&s->sq, err, "update target",
-			   "UPDATE targets SET state = ?2, failures = ?3, last_ok_ms = CASE WHEN ?4 THEN ?5 ELSE "
-			   "last_ok_ms END, last_error = ?6, info = coalesce(?7, info) WHERE name = ?1",
-			   SQ_TEXT(name), SQ_TEXT(state), SQ_INT(failures), SQ_INT(ok), SQ_INT(now_realtime_ms()),
-			   SQ_TEXT(last_error), SQ_TEXT(info_json));
-	pthread_mutex_unlock(&s->sq.lock);
-	return rc;
+	return sqldb_run_locked(&s->sq, err, "update target",
+				"UPDATE targets SET state = ?2, failures = ?3, last_ok_ms = CASE WHEN ?4 THEN ?5 ELSE "
+				"last_ok_ms END, last_error = ?6, info = coalesce(?7, info) WHERE name = ?1",
+				SQ_TEXT(name), SQ_TEXT(state), SQ_INT(failures), SQ_INT(ok), SQ_INT(now_realtime_ms()),
+				SQ_TEXT(last_error), SQ_TEXT(info_json));
 }
 
 void tstore_target_clear(tstore_target *t)
@@ -198,12 +184,9 @@ void tstore_targets_free(tstore_target *v, size_t n)
 
 int tstore_sandbox_add(tstore *s, const tstore_sandbox *b, silo_error *err)
 {
-	pthread_mutex_lock(&s->sq.lock);
-	int rc = sqldb_run(&s->sq, err, "record remote sandbox",
-			   "INSERT OR REPLACE INTO remote_sandboxes(id, name, target, created_ms) VALUES (?1,?2,?3,?4)",
-			   SQ_TEXT(b->id), SQ_TEXT(b->name), SQ_TEXT(b->target), SQ_INT(b->created_ms));
-	pthread_mutex_unlock(&s->sq.lock);
-	return rc;
+	return sqldb_run_locked(&s->sq, err, "record remote sandbox",
+				"INSERT OR REPLACE INTO remote_sandboxes(id, name, target, created_ms) VALUES (?1,?2,?3,?4)",
+				SQ_TEXT(b->id), SQ_TEXT(b->name), SQ_TEXT(b->target), SQ_INT(b->created_ms));
 }
 
 static void sandbox_row(sqlite3_stmt *st, void *p)
@@ -218,37 +201,23 @@ static void sandbox_row(sqlite3_stmt *st, void *p)
 
 int tstore_sandbox_find(tstore *s, const char *id_or_name, tstore_sandbox *out, silo_error *err)
 {
-	pthread_mutex_lock(&s->sq.lock);
-	int rc = sqldb_one(&s->sq,
-			   sqldb_stmt(&s->sq, err, "find remote sandbox",
-				      "SELECT id, name, target, created_ms FROM remote_sandboxes WHERE id = ?1 OR "
-				      "(name = ?1 AND name != '') ORDER BY id = ?1 DESC LIMIT 1",
-				      SQ_TEXT(id_or_name)),
-			   sandbox_row, out, "find remote sandbox", err);
-	pthread_mutex_unlock(&s->sq.lock);
-	return rc;
+	return sqldb_one_locked(&s->sq, err, "find remote sandbox", sandbox_row, out,
+				"SELECT id, name, target, created_ms FROM remote_sandboxes WHERE id = ?1 OR "
+				"(name = ?1 AND name != '') ORDER BY id = ?1 DESC LIMIT 1", SQ_TEXT(id_or_name));
 }
 
 int tstore_sandbox_list(tstore *s, const char *target, tstore_sandbox **out, size_t *n, silo_error *err)
 {
-	pthread_mutex_lock(&s->sq.lock);
-	int rc = sqldb_collect(&s->sq,
-			       sqldb_stmt(&s->sq, err, "list remote sandboxes",
-					  "SELECT id, name, target, created_ms FROM remote_sandboxes WHERE ?1 IS NULL OR "
-					  "target = ?1 ORDER BY created_ms, id",
-					  SQ_TEXT(target)),
-			       sizeof **out, sandbox_row, NULL, (void **)out, n, "list remote sandboxes", err);
-	pthread_mutex_unlock(&s->sq.lock);
-	return rc;
+	return sqldb_collect_locked(&s->sq, err, "list remote sandboxes", sizeof **out, sandbox_row, NULL,
+				    (void **)out, n,
+				    "SELECT id, name, target, created_ms FROM remote_sandboxes WHERE ?1 IS NULL OR "
+				    "target = ?1 ORDER BY created_ms, id", SQ_TEXT(target));
 }
 
 int tstore_sandbox_remove(tstore *s, const char *id, silo_error *err)
 {
-	pthread_mutex_lock(&s->sq.lock);
-	int rc = sqldb_run(&s->sq, err, "forget remote sandbox", "DELETE FROM remote_sandboxes WHERE id = ?1",
-			   SQ_TEXT(id));
-	pthread_mutex_unlock(&s->sq.lock);
-	return rc;
+	return sqldb_run_locked(&s->sq, err, "forget remote sandbox", "DELETE FROM remote_sandboxes WHERE id = ?1",
+				SQ_TEXT(id));
 }
 
 static int count(tstore *s, const char *sql, const char *target, int64_t *n, silo_error *err)
@@ -271,12 +240,9 @@ int tstore_sandbox_count(tstore *s, const char *target, int64_t *n, silo_error *
 
 int tstore_deploy_add(tstore *s, const char *name, const char *target, silo_error *err)
 {
-	pthread_mutex_lock(&s->sq.lock);
-	int rc = sqldb_run(&s->sq, err, "record remote deployment",
-			   "INSERT OR REPLACE INTO remote_deployments(name, target, created_ms) VALUES (?1,?2,?3)",
-			   SQ_TEXT(name), SQ_TEXT(target), SQ_INT(now_realtime_ms()));
-	pthread_mutex_unlock(&s->sq.lock);
-	return rc;
+	return sqldb_run_locked(&s->sq, err, "record remote deployment",
+				"INSERT OR REPLACE INTO remote_deployments(name, target, created_ms) VALUES (?1,?2,?3)",
+				SQ_TEXT(name), SQ_TEXT(target), SQ_INT(now_realtime_ms()));
 }
 
 static void deploy_target_row(sqlite3_stmt *st, void *p)
@@ -286,22 +252,14 @@ static void deploy_target_row(sqlite3_stmt *st, void *p)
 
 int tstore_deploy_find(tstore *s, const char *name, char target[TSTORE_NAME_MAX + 1], silo_error *err)
 {
-	pthread_mutex_lock(&s->sq.lock);
-	int rc = sqldb_one(&s->sq,
-			   sqldb_stmt(&s->sq, err, "find remote deployment",
-				      "SELECT target FROM remote_deployments WHERE name = ?1", SQ_TEXT(name)),
-			   deploy_target_row, target, "find remote deployment", err);
-	pthread_mutex_unlock(&s->sq.lock);
-	return rc;
+	return sqldb_one_locked(&s->sq, err, "find remote deployment", deploy_target_row, target,
+				"SELECT target FROM remote_deployments WHERE name = ?1", SQ_TEXT(name));
 }
 
 int tstore_deploy_remove(tstore *s, const char *name, silo_error *err)
 {
-	pthread_mutex_lock(&s->sq.lock);
-	int rc = sqldb_run(&s->sq, err, "forget remote deployment", "DELETE FROM remote_deployments WHERE name = ?1",
-			   SQ_TEXT(name));
-	pthread_mutex_unlock(&s->sq.lock);
-	return rc;
+	return sqldb_run_locked(&s->sq, err, "forget remote deployment", "DELETE FROM remote_deployments WHERE name = ?1",
+				SQ_TEXT(name));
 }
 
 int tstore_deploy_count(tstore *s, const char *target, int64_t *n, silo_error *err)
@@ -370,25 +328,16 @@ out:
 
 int tstore_op_next(tstore *s, const char *target, tstore_op *out, silo_error *err)
 {
-	pthread_mutex_lock(&s->sq.lock);
-	int rc = sqldb_one(&s->sq,
-			   sqldb_stmt(&s->sq, err, "next queued operation",
-				      "SELECT " OP_COLS " FROM target_queue WHERE target = ?1 AND state IN ('pending', "
-				      "'applying') ORDER BY seq LIMIT 1",
-				      SQ_TEXT(target)),
-			   op_row, out, "next queued operation", err);
-	pthread_mutex_unlock(&s->sq.lock);
-	return rc;
+	return sqldb_one_locked(&s->sq, err, "next queued operation", op_row, out,
+				"SELECT " OP_COLS " FROM target_queue WHERE target = ?1 AND state IN ('pending', "
+				"'applying') ORDER BY seq LIMIT 1", SQ_TEXT(target));
 }
 
 int tstore_op_finish(tstore *s, int64_t seq, const char *state, const char *result, silo_error *err)
 {
-	pthread_mutex_lock(&s->sq.lock);
-	int rc = sqldb_run(&s->sq, err, "finish queued operation",
-			   "UPDATE target_queue SET state = ?2, result = ?3, done_ms = ?4 WHERE seq = ?1", SQ_INT(seq),
-			   SQ_TEXT(state), SQ_TEXT(result), SQ_INT(now_realtime_ms()));
-	pthread_mutex_unlock(&s->sq.lock);
-	return rc;
+	return sqldb_run_locked(&s->sq, err, "finish queued operation",
+				"UPDATE target_queue SET state = ?2, result = ?3, done_ms = ?4 WHERE seq = ?1", SQ_INT(seq),
+				SQ_TEXT(state), SQ_TEXT(result), SQ_INT(now_realtime_ms()));
 }
 
 int tstore_op_cancel(tstore *s, int64_t seq, silo_error *err)
@@ -418,15 +367,11 @@ static void release_ops(void *v, size_t n)
 
 int tstore_op_list(tstore *s, const char *target, bool pending_only, tstore_op **out, size_t *n, silo_error *err)
 {
-	pthread_mutex_lock(&s->sq.lock);
-	int rc = sqldb_collect(&s->sq,
-			       sqldb_stmt(&s->sq, err, "list queued operations",
-					  "SELECT " OP_COLS " FROM target_queue WHERE (?1 IS NULL OR target = ?1) AND "
-					  "(?2 = 0 OR state IN ('pending', 'applying')) ORDER BY seq",
-					  SQ_TEXT(target), SQ_INT(pending_only)),
-			       sizeof **out, op_row, release_ops, (void **)out, n, "list queued operations", err);
-	pthread_mutex_unlock(&s->sq.lock);
-	return rc;
+	return sqldb_collect_locked(&s->sq, err, "list queued operations", sizeof **out, op_row, release_ops,
+				    (void **)out, n,
+				    "SELECT " OP_COLS " FROM target_queue WHERE (?1 IS NULL OR target = ?1) AND "
+				    "(?2 = 0 OR state IN ('pending', 'applying')) ORDER BY seq", SQ_TEXT(target),
+				    SQ_INT(pending_only));
 }
 
 int tstore_op_pending(tstore *s, const char *target, int64_t *n, silo_error *err)

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,28 +67,37 @@ static bool name_ok(const char *s)
 
 static int lock_store(silo_error *err)
 {
-	char root[PATH_MAX], p[PATH_MAX + 8];
+	char root[PATH_MAX];
 	snap_root(root, sizeof root);
-	if (mkdir_p(root, 0700) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", root);
-	snprintf(p, sizeof p, "%s/.lock", root);
-	int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", p);
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			int e = errno;
-			close(fd);
-			return silo_fail(err, SILO_ERR_IO_ERROR, e, "lock %s", p);
-		}
-	}
-	return fd;
+	return lock_file_in(root, 0700, ".lock", 0600, err);
 }
 
 static void unlock_store(int fd)
 {
 	if (fd >= 0)
 		close(fd);
+}
+
+#define SNAP_DIR_MAX (PATH_MAX + 72)
+
+/* The snapshot id_or_tag names: its id, the store root and its directory. */
+static int locate(const char *id_or_tag, char id[SILO_ID_MAX], char root[PATH_MAX], char dir[SNAP_DIR_MAX],
+		  silo_error *err)
+{
+	if (snap_resolve(id_or_tag, id, err) < 0)
+		return -1;
+	snap_root(root, PATH_MAX);
+	snprintf(dir, SNAP_DIR_MAX, "%s/%s", root, id);
+	return 0;
+}
+
+/* locate() under the store lock: its fd for unlock_store, or -1. */
+static int locate_locked(const char *id_or_tag, char id[SILO_ID_MAX], char root[PATH_MAX], char dir[SNAP_DIR_MAX],
+			 silo_error *err)
+{
+	if (locate(id_or_tag, id, root, dir, err) < 0)
+		return -1;
+	return lock_store(err);
 }
 
 void snap_info_free(snap_info *s)
@@ -593,12 +601,9 @@ int snap_resolve(const char *id_or_tag, char id[SILO_ID_MAX], silo_error *err)
 int snap_open(const char *id_or_tag, bool verify, snap_info *out, silo_error *err)
 {
 	memset(out, 0, sizeof *out);
-	char id[SILO_ID_MAX];
-	if (snap_resolve(id_or_tag, id, err) < 0)
+	char id[SILO_ID_MAX], root[PATH_MAX], dir[SNAP_DIR_MAX];
+	if (locate(id_or_tag, id, root, dir, err) < 0)
 		return -1;
-	char root[PATH_MAX], dir[PATH_MAX + 72];
-	snap_root(root, sizeof root);
-	snprintf(dir, sizeof dir, "%s/%s", root, id);
 	json_t *h = NULL;
 	if (load_header(dir, id, &h, err) < 0)
 		return -1;
@@ -673,15 +678,10 @@ int snap_set_tags(const char *id_or_tag, char *const *add, char *const *remove, 
 {
 	if (check_tags(add, err) < 0)
 		return -1;
-	char id[SILO_ID_MAX];
-	if (snap_resolve(id_or_tag, id, err) < 0)
-		return -1;
-	int lk = lock_store(err);
+	char id[SILO_ID_MAX], root[PATH_MAX], dir[SNAP_DIR_MAX];
+	int lk = locate_locked(id_or_tag, id, root, dir, err);
 	if (lk < 0)
 		return -1;
-	char root[PATH_MAX], dir[PATH_MAX + 72];
-	snap_root(root, sizeof root);
-	snprintf(dir, sizeof dir, "%s/%s", root, id);
 	json_t *h = NULL;
 	int rc = -1;
 	if (load_header(dir, id, &h, err) < 0)
@@ -822,15 +822,10 @@ static int remove_locked(const char *root, const char *id, silo_error *err)
 
 int snap_delete(const char *id_or_tag, bool force, silo_error *err)
 {
-	char id[SILO_ID_MAX];
-	if (snap_resolve(id_or_tag, id, err) < 0)
-		return -1;
-	int lk = lock_store(err);
+	char id[SILO_ID_MAX], root[PATH_MAX], who[SILO_ID_MAX], dir[SNAP_DIR_MAX];
+	int lk = locate_locked(id_or_tag, id, root, dir, err);
 	if (lk < 0)
 		return -1;
-	char root[PATH_MAX], who[SILO_ID_MAX], dir[PATH_MAX + 72];
-	snap_root(root, sizeof root);
-	snprintf(dir, sizeof dir, "%s/%s", root, id);
 	int rc;
 	if (!force && snap_in_use(id, who, sizeof who))
 		rc = silo_fail(err, SILO_ERR_CONFLICT, 0,

@@ -105,6 +105,21 @@ typedef struct copy_ctx {
 	char buf[1 << 16];
 } copy_ctx;
 
+/* st's owner (EPERM ignored: an unprivileged copy keeps its own), mode and,
+ * with times, its access and modification times onto fd. */
+static int set_attrs(int fd, const struct stat *st, bool times, const char *rel, silo_error *err)
+{
+	if (fchown(fd, st->st_uid, st->st_gid) < 0 && errno != EPERM)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chown %s", rel);
+	if (fchmod(fd, st->st_mode & 07777) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chmod %s", rel);
+	if (times) {
+		struct timespec ts[2] = {st->st_atim, st->st_mtim};
+		futimens(fd, ts);
+	}
+	return 0;
+}
+
 static int copy_reg(copy_ctx *c, int sdir, int ddir, const char *name, const struct stat *st, const char *rel,
 		    silo_error *err)
 {
@@ -146,13 +161,7 @@ static int copy_reg(copy_ctx *c, int sdir, int ddir, const char *name, const str
 		done += (uint64_t)r;
 	}
 	c->bytes += done;
-	if (fchown(out, st2.st_uid, st2.st_gid) < 0 && errno != EPERM)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chown %s", rel);
-	if (fchmod(out, st2.st_mode & 07777) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chmod %s", rel);
-	struct timespec ts[2] = {st2.st_atim, st2.st_mtim};
-	futimens(out, ts);
-	return 0;
+	return set_attrs(out, &st2, true, rel, err);
 }
 
 static int copy_dir(copy_ctx *c, int sdir, int ddir, int bdir, const char *rel, int depth, silo_error *err);
@@ -223,11 +232,7 @@ static int copy_entry(copy_ctx *c, int sdir, int ddir, int bdir, const char *nam
 				cleanup_close int b = sub_base(bdir, name);
 				if (copy_dir(c, s, d, b, rel, depth + 1, err) < 0)
 					return -1;
-				if (fchown(d, st.st_uid, st.st_gid) < 0 && errno != EPERM)
-					return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chown %s", rel);
-				if (fchmod(d, st.st_mode & 07777) < 0)
-					return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chmod %s", rel);
-				return 0;
+				return set_attrs(d, &st, false, rel, err);
 			}
 			if (remove_at(ddir, name, 0) < 0)
 				return silo_fail(err, SILO_ERR_IO_ERROR, errno, "replace %s", rel);
@@ -254,13 +259,7 @@ static int copy_entry(copy_ctx *c, int sdir, int ddir, int bdir, const char *nam
 		ssize_t vl = c->apply ? 0 : fgetxattr(s, OPAQUE_XATTR, v, sizeof v);
 		if (vl > 0 && fsetxattr(d, OPAQUE_XATTR, v, (size_t)vl, 0) < 0)
 			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "set %s on %s", OPAQUE_XATTR, rel);
-		if (fchown(d, st.st_uid, st.st_gid) < 0 && errno != EPERM)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chown %s", rel);
-		if (fchmod(d, st.st_mode & 07777) < 0)
-			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "chmod %s", rel);
-		struct timespec ts[2] = {st.st_atim, st.st_mtim};
-		futimens(d, ts);
-		return 0;
+		return set_attrs(d, &st, true, rel, err);
 	}
 	if (S_ISLNK(st.st_mode)) {
 		char target[PATH_MAX];

@@ -854,33 +854,76 @@ static char *key_text(const char *k)
 	return toml_is_bare_key(k) ? xstrdup(k) : toml_quote(k, strlen(k));
 }
 
+/* One optional key of a section: a string (NULL: left out) or a uint32_t (0:
+ * left out) at off in vm_spec. A section's table lists its keys in order. */
+typedef struct fmt_row {
+	const char *key;
+	size_t off;
+	bool u32;
+} fmt_row;
+#define ROW_STR(f) {#f, offsetof(vm_spec, f), false}
+#define ROW_U32(f) {#f, offsetof(vm_spec, f), true}
+
+static const fmt_row vm_rows[] = {ROW_STR(description), ROW_STR(provider), ROW_STR(isolation)};
+static const fmt_row boot_rows[] = {ROW_STR(kernel), ROW_STR(initrd),  ROW_STR(rootfs),
+				    ROW_STR(image),  ROW_STR(cmdline), ROW_U32(boot_timeout_ms)};
+static const fmt_row sandbox_rows[] = {ROW_STR(workdir), ROW_STR(user), ROW_U32(timeout_s), ROW_U32(pids_max),
+				       ROW_U32(disk_mb)};
+
+static const char *row_str(const vm_spec *s, const fmt_row *r)
+{
+	return r->u32 ? NULL : *(char *const *)((const char *)s + r->off);
+}
+
+static uint32_t row_u32(const vm_spec *s, const fmt_row *r)
+{
+	return r->u32 ? *(const uint32_t *)((const char *)s + r->off) : 0;
+}
+
+static bool rows_any(const vm_spec *s, const fmt_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (row_str(s, &rows[i]) || row_u32(s, &rows[i]))
+			return true;
+	return false;
+}
+
+static void put_rows(char **b_, size_t *len_, size_t *cap_, const vm_spec *s, const fmt_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (row_str(s, &rows[i]))
+			put_kv_str(b_, len_, cap_, rows[i].key, row_str(s, &rows[i]));
+		else if (row_u32(s, &rows[i]))
+			put(b_, len_, cap_, "%s = %u\n", rows[i].key, row_u32(s, &rows[i]));
+	}
+}
+#define ROWS_ANY(t) rows_any(s, t, ARRAY_SIZE(t))
+#define PUT_ROWS(t) put_rows(&b, &len, &cap, s, t, ARRAY_SIZE(t))
+
+/* [section] of KEY = "value" lines (env, metadata); nothing if n is 0. */
+static void put_kv_table(char **b_, size_t *len_, size_t *cap_, const char *section, const spec_kv *v, size_t n)
+{
+	if (!n)
+		return;
+	put(b_, len_, cap_, "\n[%s]\n", section);
+	for (size_t i = 0; i < n; i++) {
+		cleanup_free char *k = key_text(v[i].key);
+		cleanup_free char *q = toml_quote(v[i].value, strlen(v[i].value));
+		put(b_, len_, cap_, "%s = %s\n", k, q);
+	}
+}
+
 static char *format_spec(const vm_spec *s, bool with_secret_values)
 {
 	char *b = NULL;
 	size_t len = 0, cap = 0;
 	PUT("[vm]\n");
 	PUT_STR("name", s->name);
-	if (s->description)
-		PUT_STR("description", s->description);
-	if (s->provider)
-		PUT_STR("provider", s->provider);
-	if (s->isolation)
-		PUT_STR("isolation", s->isolation);
+	PUT_ROWS(vm_rows);
 	PUT("\n[resources]\nvcpus = %u\nmemory_mb = %u\n", s->vcpus, s->memory_mb);
-	if (s->kernel || s->initrd || s->rootfs || s->image || s->cmdline || s->boot_timeout_ms) {
+	if (ROWS_ANY(boot_rows)) {
 		PUT("\n[boot]\n");
-		if (s->kernel)
-			PUT_STR("kernel", s->kernel);
-		if (s->initrd)
-			PUT_STR("initrd", s->initrd);
-		if (s->rootfs)
-			PUT_STR("rootfs", s->rootfs);
-		if (s->image)
-			PUT_STR("image", s->image);
-		if (s->cmdline)
-			PUT_STR("cmdline", s->cmdline);
-		if (s->boot_timeout_ms)
-			PUT("boot_timeout_ms = %u\n", s->boot_timeout_ms);
+		PUT_ROWS(boot_rows);
 	}
 	if (s->network || s->tap || s->mac || s->n_egress) {
 		PUT("\n[network]\nenabled = %s\n", s->network ? "true" : "false");
@@ -906,28 +949,10 @@ static char *format_spec(const vm_spec *s, bool with_secret_values)
 		PUT_STR("path", d->path ? d->path : "");
 		PUT("read_only = %s\nroot = %s\n", d->read_only ? "true" : "false", d->root ? "true" : "false");
 	}
-	if (s->workdir || s->user || s->timeout_s || s->pids_max || s->disk_mb || s->n_env || s->n_secrets) {
+	if (ROWS_ANY(sandbox_rows) || s->n_env || s->n_secrets) {
 		PUT("\n[sandbox]\n");
-		if (s->workdir)
-			PUT_STR("workdir", s->workdir);
-		if (s->user)
-			PUT_STR("user", s->user);
-		if (s->timeout_s)
-			PUT("timeout_s = %u\n", s->timeout_s);
-		if (s->pids_max)
-			PUT("pids_max = %u\n", s->pids_max);
-		if (s->disk_mb)
-			PUT("disk_mb = %u\n", s->disk_mb);
-		if (s->n_env) {
-			PUT("\n[sandbox.env]\n");
-			for (size_t i = 0; i < s->n_env; i++) {
-				char *k = key_text(s->env[i].key);
-				char *q = toml_quote(s->env[i].value, strlen(s->env[i].value));
-				PUT("%s = %s\n", k, q);
-				free(k);
-				free(q);
-			}
-		}
+		PUT_ROWS(sandbox_rows);
+		put_kv_table(&b, &len, &cap, "sandbox.env", s->env, s->n_env);
 		if (s->n_secrets) {
 			PUT("\n[sandbox.secrets]\n");
 			for (size_t i = 0; i < s->n_secrets; i++) {
@@ -946,16 +971,7 @@ static char *format_spec(const vm_spec *s, bool with_secret_values)
 			}
 		}
 	}
-	if (s->n_metadata) {
-		PUT("\n[metadata]\n");
-		for (size_t i = 0; i < s->n_metadata; i++) {
-			char *k = key_text(s->metadata[i].key);
-			char *q = toml_quote(s->metadata[i].value, strlen(s->metadata[i].value));
-			PUT("%s = %s\n", k, q);
-			free(k);
-			free(q);
-		}
-	}
+	put_kv_table(&b, &len, &cap, "metadata", s->metadata, s->n_metadata);
 	return b;
 }
 
@@ -1042,22 +1058,42 @@ static char *dup_or_null(const char *s)
 	return s ? xstrdup(s) : NULL;
 }
 
+/* The optional strings a vm_spec owns: spec_copy duplicates them, spec_free
+ * frees them (add a new char * field of vm_spec here). */
+static const size_t owned_strs[] = {
+	offsetof(vm_spec, description), offsetof(vm_spec, provider), offsetof(vm_spec, isolation),
+	offsetof(vm_spec, kernel),      offsetof(vm_spec, initrd),   offsetof(vm_spec, rootfs),
+	offsetof(vm_spec, image),       offsetof(vm_spec, cmdline),  offsetof(vm_spec, tap),
+	offsetof(vm_spec, mac),         offsetof(vm_spec, workdir),  offsetof(vm_spec, user),
+	offsetof(vm_spec, hostname),
+};
+
+static char **owned_str(vm_spec *s, size_t i)
+{
+	return (char **)((char *)s + owned_strs[i]);
+}
+
+static void kv_dup(spec_kv *dst, const spec_kv *src, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		dst[i].key = dup_or_null(src[i].key);
+		dst[i].value = dup_or_null(src[i].value);
+	}
+}
+
+static void kv_free(spec_kv *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].key);
+		free(v[i].value);
+	}
+}
+
 void spec_copy(vm_spec *dst, const vm_spec *src)
 {
 	*dst = *src;
-	dst->description = dup_or_null(src->description);
-	dst->provider = dup_or_null(src->provider);
-	dst->isolation = dup_or_null(src->isolation);
-	dst->kernel = dup_or_null(src->kernel);
-	dst->initrd = dup_or_null(src->initrd);
-	dst->rootfs = dup_or_null(src->rootfs);
-	dst->image = dup_or_null(src->image);
-	dst->cmdline = dup_or_null(src->cmdline);
-	dst->tap = dup_or_null(src->tap);
-	dst->mac = dup_or_null(src->mac);
-	dst->workdir = dup_or_null(src->workdir);
-	dst->user = dup_or_null(src->user);
-	dst->hostname = dup_or_null(src->hostname);
+	for (size_t i = 0; i < ARRAY_SIZE(owned_strs); i++)
+		*owned_str(dst, i) = dup_or_null(*owned_str(dst, i));   /* dst still holds src's pointers */
 	dst->rootfs_layers = src->rootfs_layers ? strv_dup(src->rootfs_layers) : NULL;
 	for (size_t i = 0; i < src->n_mounts; i++) {
 		dst->mounts[i].source = dup_or_null(src->mounts[i].source);
@@ -1070,14 +1106,8 @@ void spec_copy(vm_spec *dst, const vm_spec *src)
 		dst->drives[i].id = dup_or_null(src->drives[i].id);
 		dst->drives[i].path = dup_or_null(src->drives[i].path);
 	}
-	for (size_t i = 0; i < src->n_env; i++) {
-		dst->env[i].key = dup_or_null(src->env[i].key);
-		dst->env[i].value = dup_or_null(src->env[i].value);
-	}
-	for (size_t i = 0; i < src->n_metadata; i++) {
-		dst->metadata[i].key = dup_or_null(src->metadata[i].key);
-		dst->metadata[i].value = dup_or_null(src->metadata[i].value);
-	}
+	kv_dup(dst->env, src->env, src->n_env);
+	kv_dup(dst->metadata, src->metadata, src->n_metadata);
 	for (size_t i = 0; i < src->n_secrets; i++) {
 		dst->secrets[i].key = dup_or_null(src->secrets[i].key);
 		dst->secrets[i].ref = dup_or_null(src->secrets[i].ref);
@@ -1096,19 +1126,8 @@ static void free_secret_value(char **v)
 
 void spec_free(vm_spec *s)
 {
-	free(s->description);
-	free(s->provider);
-	free(s->isolation);
-	free(s->kernel);
-	free(s->initrd);
-	free(s->rootfs);
-	free(s->image);
-	free(s->cmdline);
-	free(s->tap);
-	free(s->mac);
-	free(s->workdir);
-	free(s->user);
-	free(s->hostname);
+	for (size_t i = 0; i < ARRAY_SIZE(owned_strs); i++)
+		free(*owned_str(s, i));
 	strv_free(s->rootfs_layers);
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		free(s->mounts[i].source);
@@ -1121,14 +1140,8 @@ void spec_free(vm_spec *s)
 		free(s->drives[i].id);
 		free(s->drives[i].path);
 	}
-	for (size_t i = 0; i < s->n_env; i++) {
-		free(s->env[i].key);
-		free(s->env[i].value);
-	}
-	for (size_t i = 0; i < s->n_metadata; i++) {
-		free(s->metadata[i].key);
-		free(s->metadata[i].value);
-	}
+	kv_free(s->env, s->n_env);
+	kv_free(s->metadata, s->n_metadata);
 	for (size_t i = 0; i < s->n_secrets; i++) {
 		free(s->secrets[i].key);
 		free(s->secrets[i].ref);

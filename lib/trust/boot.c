@@ -18,7 +18,6 @@
 #include <string.h>
 #include <inttypes.h>
 #include <sodium.h>
-#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -192,16 +191,6 @@ static int check_one(const char *what, const char *path, const image_entry *v, s
 
 /* ---------------------------------------------------------------- versions */
 
-static bool all_digits(const char *s, size_t n)
-{
-	if (!n || n > 19)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-	return true;
-}
-
 int trust_comment_version(const char *comment, trust_version *out, silo_error *err)
 {
 	memset(out, 0, sizeof *out);
@@ -217,7 +206,7 @@ int trust_comment_version(const char *comment, trust_version *out, silo_error *e
 		}
 		if (name) {
 			size_t vl = n - (size_t)(val - p);
-			unsigned long long x = all_digits(val, vl) ? strtoull(val, NULL, 10) : 0;
+			unsigned long long x = all_digits(val, vl, 19) ? strtoull(val, NULL, 10) : 0;
 			if (!x || x > INT64_MAX)
 				return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0,
 						 "trusted comment: %s: expected an integer 1..2^63-1", name);
@@ -246,14 +235,14 @@ char *trust_versioned_comment(const char *file, uint64_t version, int64_t expire
 int trust_parse_expiry(const char *s, int64_t *out, silo_error *err)
 {
 	size_t n = s ? strlen(s) : 0;
-	if (n && n < 20 && all_digits(s, n - 1) && strchr("smhd", s[n - 1])) {
+	if (n && n < 20 && all_digits(s, n - 1, 19) && strchr("smhd", s[n - 1])) {
 		unsigned long long x = strtoull(s, NULL, 10);
 		unsigned long long mul = s[n - 1] == 's' ? 1 : s[n - 1] == 'm' ? 60 : s[n - 1] == 'h' ? 3600 : 86400;
 		if (x && x <= (100ull * 365 * 86400) / mul) {
 			*out = (int64_t)time(NULL) + (int64_t)(x * mul);
 			return 0;
 		}
-	} else if (n && all_digits(s, n)) {
+	} else if (n && all_digits(s, n, 19)) {
 		unsigned long long x = strtoull(s, NULL, 10);
 		if (x && x <= 100ull * 365 * 86400) {
 			*out = (int64_t)time(NULL) + (int64_t)x;
@@ -330,22 +319,9 @@ uint64_t trust_next_version(const char *sig_path)
 
 static int lock_state(silo_error *err)
 {
-	char st[PATH_MAX], lk[PATH_MAX + 16];
+	char st[PATH_MAX];
 	trust_state_dir(st, sizeof st);
-	if (mkdir_p(st, 0755) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "trust state %s", st);
-	snprintf(lk, sizeof lk, "%s/.lock", st);
-	int fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", lk);
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			int e = errno;
-			close(fd);
-			return silo_fail(err, SILO_ERR_IO_ERROR, e, "flock %s", lk);
-		}
-	}
-	return fd;
+	return lock_file_in(st, 0755, ".lock", 0644, err);
 }
 
 /* Refuse a version older than the highest seen (or the same version with other
@@ -401,13 +377,11 @@ static void signed_manifest_free(signed_manifest *sm)
 static int load_signed_manifest(signed_manifest *sm, bool *checked, silo_error *err)
 {
 	memset(sm, 0, sizeof *sm);
-	char dir[PATH_MAX];
-	cleanup_free trust_pubkey *keys = NULL;
-	size_t nkeys = 0;
-	if (trust_keyring_load_default(dir, sizeof dir, &keys, &nkeys, err) < 0)
+	cleanup_keyring trust_keyring kr;
+	if (trust_keyring_open(&kr, err) < 0)
 		return -1;
-	*checked = nkeys > 0;
-	if (!nkeys)
+	*checked = kr.n > 0;
+	if (!kr.n)
 		return 0;
 	char mpath[PATH_MAX], spath[PATH_MAX + 16];
 	image_manifest_path(mpath, sizeof mpath);
@@ -417,7 +391,7 @@ static int load_signed_manifest(signed_manifest *sm, bool *checked, silo_error *
 	silo_error e2 = {0};
 	if (read_file(mpath, IMAGE_MANIFEST_MAX, &text, &len, &e2) < 0) {
 		silo_fail(err, SILO_ERR_CHECKSUM_MISMATCH, 0,
-			  "a keyring is configured (%s) but the image manifest cannot be read: %s", dir, e2.message);
+			  "a keyring is configured (%s) but the image manifest cannot be read: %s", kr.dir, e2.message);
 		if (err)
 			err->sys_errno = e2.sys_errno;
 		return -1;
@@ -427,7 +401,7 @@ static int load_signed_manifest(signed_manifest *sm, bool *checked, silo_error *
 				 "image manifest %s is not signed (%s); sign it: silo trust sign %s", mpath, e2.message,
 				 mpath);
 	trust_result res;
-	if (trust_verify_buf(keys, nkeys, text, len, sig, slen, &res, err) < 0) {
+	if (trust_verify_buf(kr.keys, kr.n, text, len, sig, slen, &res, err) < 0) {
 		if (err)
 			err->code = SILO_ERR_CHECKSUM_MISMATCH;
 		silo_error_prefix(err, "image manifest %s", mpath);
@@ -614,28 +588,26 @@ static int bundle_chunk(void *ud, const void *buf, size_t n, silo_error *err)
 	return 0;
 }
 
-static int load_keys_for_bundles(const char *what, trust_pubkey **keys, size_t *nkeys, silo_error *err)
+static int load_keys_for_bundles(const char *what, trust_keyring *kr, silo_error *err)
 {
-	char dir[PATH_MAX];
-	if (trust_keyring_load_default(dir, sizeof dir, keys, nkeys, err) < 0)
+	if (trust_keyring_open(kr, err) < 0)
 		return unverified(err, what);
-	if (!*nkeys)
+	if (!kr->n)
 		return silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, 0,
-				 "bundle %s: no trusted keys in the keyring %s (silo trust add-key KEY.pub)", what, dir);
+				 "bundle %s: no trusted keys in the keyring %s (silo trust add-key KEY.pub)", what, kr->dir);
 	return 0;
 }
 
 int trust_verify_bundle_buf(const char *what, const void *data, size_t len, const char *sig, size_t siglen,
 			    trust_result *res, silo_error *err)
 {
-	cleanup_free trust_pubkey *keys = NULL;
-	size_t nkeys = 0;
-	if (load_keys_for_bundles(what, &keys, &nkeys, err) < 0)
+	cleanup_keyring trust_keyring kr;
+	if (load_keys_for_bundles(what, &kr, err) < 0)
 		return -1;
 	if (!sig || !siglen)
 		return silo_fail(err, SILO_ERR_PLUGIN_UNVERIFIED, 0,
 				 "bundle %s: no signature (sign it: silo trust sign FILE, or minisign -S -m FILE)", what);
-	if (trust_verify_buf(keys, nkeys, data ? data : "", len, sig, siglen, res, err) < 0)
+	if (trust_verify_buf(kr.keys, kr.n, data ? data : "", len, sig, siglen, res, err) < 0)
 		return unverified(err, what);
 	return 0;
 }
@@ -644,9 +616,8 @@ int trust_verify_bundle(const char *path, const char *sig_path, int *fd_out, tru
 {
 	if (fd_out)
 		*fd_out = -1;
-	cleanup_free trust_pubkey *keys = NULL;
-	size_t nkeys = 0;
-	if (load_keys_for_bundles(path, &keys, &nkeys, err) < 0)
+	cleanup_keyring trust_keyring kr;
+	if (load_keys_for_bundles(path, &kr, err) < 0)
 		return -1;
 	cleanup_free char *def = sig_path ? NULL : xasprintf("%s.minisig", path);
 	const char *sp = sig_path ? sig_path : def;
@@ -681,7 +652,7 @@ int trust_verify_bundle(const char *path, const char *sig_path, int *fd_out, tru
 		if (map == MAP_FAILED)
 			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mmap bundle");
 	}
-	int rc = trust_verify_buf(keys, nkeys, map ? map : "", total, sig, slen, res, err);
+	int rc = trust_verify_buf(kr.keys, kr.n, map ? map : "", total, sig, slen, res, err);
 	if (map)
 		munmap(map, total);
 	if (rc < 0)

@@ -615,10 +615,19 @@ int trust_keyring_load(const char *dir, trust_pubkey **keys, size_t *n, silo_err
 	return 0;
 }
 
-int trust_keyring_load_default(char *dir, size_t dirlen, trust_pubkey **keys, size_t *n, silo_error *err)
+int trust_keyring_open(trust_keyring *k, silo_error *err)
 {
-	trust_keyring_dir(dir, dirlen);
-	return trust_keyring_load(dir, keys, n, err);
+	k->keys = NULL;
+	k->n = 0;
+	trust_keyring_dir(k->dir, sizeof k->dir);
+	return trust_keyring_load(k->dir, &k->keys, &k->n, err);
+}
+
+void trust_keyring_close(trust_keyring *k)
+{
+	free(k->keys);
+	k->keys = NULL;
+	k->n = 0;
 }
 
 int trust_keyring_add(const char *dir, const char *pub_path, trust_pubkey *added, silo_error *err)

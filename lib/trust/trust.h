@@ -16,6 +16,7 @@
 #ifndef SILO_TRUST_H
 #define SILO_TRUST_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -93,9 +94,17 @@ void trust_keyring_dir(char *buf, size_t len);
 /* Every *.pub in dir (a missing dir is an empty keyring); a malformed key file
  * is an error naming it. free() *keys. */
 int trust_keyring_load(const char *dir, trust_pubkey **keys, size_t *n, silo_error *err);
-/* The configured keyring (trust_keyring_dir(), its path into dir) loaded; 0 keys =
- * no keyring configured. */
-int trust_keyring_load_default(char *dir, size_t dirlen, trust_pubkey **keys, size_t *n, silo_error *err);
+/* The configured keyring: trust_keyring_dir() and its keys; n == 0 means no
+ * keyring is configured. trust_keyring_open fills k (on failure k holds no keys);
+ * release it with trust_keyring_close, or declare it cleanup_keyring. */
+typedef struct trust_keyring {
+	char dir[PATH_MAX];
+	trust_pubkey *keys;
+	size_t n;
+} trust_keyring;
+int trust_keyring_open(trust_keyring *k, silo_error *err);
+void trust_keyring_close(trust_keyring *k);
+#define cleanup_keyring __attribute__((cleanup(trust_keyring_close)))
 /* Validate pub_path and install it as <dir>/<KEYID>.pub (0644). */
 int trust_keyring_add(const char *dir, const char *pub_path, trust_pubkey *added, silo_error *err);
 /* Remove <dir>/<KEYID>.pub. */
