@@ -257,25 +257,6 @@ int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
-int lock_file_in(const char *dir, mode_t dmode, const char *name, mode_t fmode, silo_error *err)
-{
-	if (mkdir_p(dir, dmode) < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "mkdir %s", dir);
-	char path[PATH_MAX + 64];
-	snprintf(path, sizeof path, "%s/%s", dir, name);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, fmode);
-	if (fd < 0)
-		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "open %s", path);
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			int e = errno;
-			close(fd);
-			return silo_fail(err, SILO_ERR_IO_ERROR, e, "flock %s", path);
-		}
-	}
-	return fd;
-}
-
 static int rm_rf_at(int dirfd, const char *name, dev_t dev)
 {
 	struct stat st;

@@ -80,10 +80,6 @@ int set_nonblock(int fd, bool on);
 
 /* ---- paths ---- */
 int mkdir_p(const char *path, mode_t mode);
-/* mkdir -p dir (dmode), then open dir/name (created fmode, never through a
- * symlink) and hold flock(LOCK_EX) on it: the fd (close it to unlock), or -1
- * with err set (IO_ERROR naming the path). */
-int lock_file_in(const char *dir, mode_t dmode, const char *name, mode_t fmode, silo_error *err);
 /* Remove a tree without following symlinks and without crossing mount points. */
 int rm_rf(const char *path);
 /* The same for the entry name of directory dirfd (name is not resolved further). */

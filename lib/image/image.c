@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/lockfile.h"
 #include "common/util.h"
 
 const char *image_kind_name(image_kind k)

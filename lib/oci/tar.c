@@ -429,7 +429,7 @@ int tar_next(tar_reader *r, const tar_entry **out, silo_error *err)
 				bad(r, err, "more than 16 pax/GNU headers before one entry");
 				goto fail;
 			}
-			char *buf;
+			char *buf = NULL;
 			bool pax = type == 'x' || type == 'g';
 			if (read_meta(r, size, pax ? TAR_PAX_MAX : TAR_NAME_MAX + 1, pax ? "pax header" : "GNU long name",
 				      &buf, err) < 0)

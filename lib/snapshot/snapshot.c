@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/lockfile.h"
 #include "common/util.h"
 
 #define TMP_PREFIX ".tmp-"

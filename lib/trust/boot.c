@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/lockfile.h"
 #include "common/util.h"
 #include "image/image.h"
 #include "trust/tree.h"
