@@ -17,7 +17,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -265,24 +264,11 @@ int main(int argc, char **argv)
 {
 	int clients = 100, rounds = 1;
 	const char *silod = NULL;
-	static const struct option opts[] = {
-		{"clients", required_argument, NULL, 'c'}, {"rounds", required_argument, NULL, 'r'},
-		{"silod", required_argument, NULL, 's'}, {"provider", required_argument, NULL, 'p'},
-		{"warm-pool", required_argument, NULL, 'w'}, {NULL, 0, NULL, 0},
+	const bench_opt opts[] = {
+		{"--clients", BOPT_INT, &clients},   {"--rounds", BOPT_INT, &rounds},   {"--silod", BOPT_STR, &silod},
+		{"--provider", BOPT_STR, &provider}, {"--warm-pool", BOPT_INT, &pool_k}, {NULL, 0, NULL},
 	};
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': clients = atoi(optarg); break;
-		case 'r': rounds = atoi(optarg); break;
-		case 's': silod = optarg; break;
-		case 'p': provider = optarg; break;
-		case 'w': pool_k = atoi(optarg); break;
-		default:
-			fprintf(stderr, "usage: api_load [--clients N] [--rounds N] [--silod PATH] [--provider P] [--warm-pool K]\n");
-			return 2;
-		}
-	}
+	bench_opts(argc, argv, opts, "api_load [--clients N] [--rounds N] [--silod PATH] [--provider P] [--warm-pool K]");
 	if (clients < 1 || clients > 1000 || rounds < 1 || pool_k < 0 || pool_k > 1000)
 		die(2, "--clients must be 1..1000, --rounds >= 1, --warm-pool 0..1000");
 	char silod_path[4096];
