@@ -109,29 +109,32 @@ static bool create_one(CURL *h, int k, series *s, series *tail)
 	return ok;
 }
 
-static bool exec_one(CURL *h, const char *id, series *s)
+/* METHOD /v1/sandboxes/ID+SUFFIX with BODY, timed into S: ok when the reply is
+ * 200 and holds each of NEEDLES (NULL-ended, or NULL for none). */
+static bool sandbox_call(CURL *h, const char *method, const char *id, const char *suffix, const char *body,
+			 const char *const *needles, series *s)
 {
 	char path[160];
-	snprintf(path, sizeof path, "/v1/sandboxes/%s/exec", id);
+	snprintf(path, sizeof path, "/v1/sandboxes/%s%s", id, suffix);
 	resp r = {0};
 	double ms;
-	long st = timed(h, "POST", path, "{\"argv\":[\"echo\",\"hello\"]}", &r, &ms);
-	bool ok = st == 200 && r.buf && strstr(r.buf, "\"exit_code\":0") && strstr(r.buf, "aGVsbG8K");
+	bool ok = timed(h, method, path, body, &r, &ms) == 200;
+	for (; ok && needles && *needles; needles++)
+		ok = r.buf && strstr(r.buf, *needles);
 	add(s, ms, ok, r.buf);
 	free(r.buf);
 	return ok;
 }
 
+static bool exec_one(CURL *h, const char *id, series *s)
+{
+	static const char *const want[] = {"\"exit_code\":0", "aGVsbG8K", NULL};   /* "hello\n" */
+	return sandbox_call(h, "POST", id, "/exec", "{\"argv\":[\"echo\",\"hello\"]}", want, s);
+}
+
 static bool delete_one(CURL *h, const char *id, series *s)
 {
-	char path[160];
-	snprintf(path, sizeof path, "/v1/sandboxes/%s", id);
-	resp r = {0};
-	double ms;
-	long st = timed(h, "DELETE", path, NULL, &r, &ms);
-	add(s, ms, st == 200, r.buf);
-	free(r.buf);
-	return st == 200;
+	return sandbox_call(h, "DELETE", id, "", NULL, NULL, s);
 }
 
 enum phase { PH_CREATE, PH_EXEC, PH_DELETE };
