@@ -30,6 +30,7 @@
 #include "bench_curl.h"
 #include "bench_util.h"
 #include "common/util.h"
+#include "output_test.h"
 #include "core/manager.h"
 #include "spec/spec.h"
 
@@ -119,16 +120,6 @@ static void cycle(CURL *h, samples *s, int k)
 /* The same cycle through the manager in this process. */
 static manager *inproc;
 
-static void collect_out(void *ud, int stream, const void *buf, size_t len)
-{
-	char *out = ud;
-	size_t have = strlen(out);
-	if (stream == 1 && have + len < 64) {
-		memcpy(out + have, buf, len);
-		out[have + len] = '\0';
-	}
-}
-
 static void cycle_inproc(samples *s, int k)
 {
 	vm_spec spec;
@@ -150,15 +141,16 @@ static void cycle_inproc(samples *s, int k)
 	char *argv[] = {"echo", "hello", NULL};
 	exec_req rq = {.argv = argv, .uid = -1, .gid = -1};
 	mgr_exec *x;
-	char out[64] = "";
+	outbuf out;
+	out_reset(&out);
 	exec_result res = {0};
 	t0 = now_mono_ns();
-	rc = manager_exec_start(inproc, id, &rq, collect_out, out, "bench", &x, &err);
+	rc = manager_exec_start(inproc, id, &rq, out_collect, &out, "bench", &x, &err);
 	if (rc == 0) {
 		rc = manager_exec_wait(x, -1, &res, &err);
 		manager_exec_free(x);
 	}
-	record(s, OP_EXEC, bench_ms_since(t0), rc == 0 && res.exit_code == 0 && !strcmp(out, "hello\n"), err.message);
+	record(s, OP_EXEC, bench_ms_since(t0), rc == 0 && res.exit_code == 0 && !strcmp(out.data, "hello\n"), err.message);
 	t0 = now_mono_ns();
 	rc = manager_delete(inproc, id, "bench", 0, &err);
 	record(s, OP_DELETE, bench_ms_since(t0), rc == 0, err.message);

@@ -308,11 +308,9 @@ HP=$!
 curl -s -N --unix-socket "$SOCK" "http://silod/v1/sandboxes/$A/procs/bgsh/output" > /dev/null &
 OP=$!
 sleep 1
-t0=$(date +%s%N)
-api DELETE "/v1/sandboxes/$A?grace_ms=0" > /dev/null
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-echo "# delete with an open session and an attached reader: $ms ms"
-check "a delete with an open session and an attached reader completes (200) in < 10 s" test "$(status)" = 200 -a $ms -lt 10000
+delete_timed "$A"
+echo "# delete with an open session and an attached reader: $MS ms"
+check "a delete with an open session and an attached reader completes (200) in < 10 s" test "$(status)" = 200 -a "$MS" -lt 10000
 for _ in $(seq 1 50); do kill -0 $HP 2>/dev/null || break; sleep 0.1; done
 check "the session's client was disconnected" bash -c "! kill -0 $HP 2>/dev/null"
 wait $OP 2>/dev/null
