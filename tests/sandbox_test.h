@@ -108,6 +108,17 @@ static inline void sbt_expect_reject(const char *id, silo_code code, const char 
 	CHECK_CONTAINS(err.message, needle);
 }
 
+/* Flip a bit of byte OFF of the payload file REL of snapshot ID (INFO): the
+ * verified open refuses the snapshot, naming the file. */
+static inline void sbt_expect_tamper_caught(const char *id, const snap_info *info, const char *rel, off_t off)
+{
+	char p[PATH_MAX + 64], want[PATH_MAX];
+	snprintf(p, sizeof p, "%s/%s", info->payload, rel);
+	sbt_flip_byte(p, off, 0x40);
+	snprintf(want, sizeof want, "payload/%s: SHA-256 mismatch", rel);
+	sbt_expect_reject(id, SILO_ERR_CHECKSUM_MISMATCH, want);
+}
+
 typedef struct outbuf {
 	char data[4096];
 	size_t len;
