@@ -40,6 +40,7 @@
 #include "core/sandbox.h"
 #include "net/netpol.h"
 #include "net/stack.h"
+#include "stack_test.h"
 
 static int big_fd;
 static size_t big_len;
@@ -316,20 +317,7 @@ static void bench_filter(const char *probe, int connects, bool filtered, samples
 	}
 	close(pp[1]);
 	char *s = xcalloc(1, 1 << 20);
-	size_t len = 0;
-	for (;;) {
-		struct pollfd pf[2] = {{.fd = nfd, .events = POLLIN}, {.fd = pp[0], .events = POLLIN}};
-		if (poll(pf, 2, 10000) <= 0)
-			break;
-		if (pf[0].revents & POLLIN)
-			stack_handle(nfd, p, NULL, NULL, NULL);
-		if (pf[1].revents & (POLLIN | POLLHUP)) {
-			ssize_t k = read(pp[0], s + len, (1 << 20) - 1 - len);
-			if (k <= 0)
-				break;
-			len += (size_t)k;
-		}
-	}
+	stack_pump(nfd, pp[0], p, NULL, NULL, 10000, s, 1 << 20);
 	waitpid(pid, NULL, 0);
 	close(pp[0]);
 	close(nfd);

@@ -19,6 +19,7 @@
 #include "net/hosts.h"
 #include "net/netpol.h"
 #include "net/stack.h"
+#include "stack_test.h"
 
 static uint32_t ip(const char *s)
 {
@@ -524,22 +525,8 @@ TEST(stack_filter_decides_every_connect)
 	close(out[1]);
 	unsetenv("NET_TEST_CHILD");
 	seen s = {0};
-	char buf[4096] = "";
-	size_t got = 0;
-	for (;;) {
-		struct pollfd pf[2] = {{.fd = nfd, .events = POLLIN}, {.fd = out[0], .events = POLLIN}};
-		if (poll(pf, 2, 5000) <= 0)
-			break;
-		if (pf[0].revents & POLLIN)
-			CHECK(stack_handle(nfd, p, NULL, on_decided, &s) == 0);
-		if (pf[1].revents & (POLLIN | POLLHUP)) {
-			ssize_t n = read(out[0], buf + got, sizeof buf - 1 - got);
-			if (n <= 0)
-				break;
-			got += (size_t)n;
-		}
-	}
-	buf[got] = '\0';
+	char buf[4096];
+	CHECK_INT_EQ(stack_pump(nfd, out[0], p, on_decided, &s, 5000, buf, sizeof buf), 0);
 	printf("# child said:\n");
 	for (const char *line = buf; *line;) {   /* TAP: every line a comment */
 		size_t n = strcspn(line, "\n");
