@@ -213,21 +213,29 @@ static inline int bench_args_silo(int argc, char **argv, const char *name, int *
 }
 
 
-/* Fresh state and runtime dirs for a silod under TMP (a mkdtemp template,
- * rewritten): SILO_STATE_DIR and SILO_RUNTIME_DIR are set in this process,
- * SOCK gets the API socket's path. -1 with errno on failure. */
-static inline int bench_silod_dirs(char *tmp, char *sock, size_t socklen)
+/* Fresh state and runtime dirs under TMP (a mkdtemp template, rewritten):
+ * TMP/state and TMP/run, made and set as SILO_STATE_DIR and SILO_RUNTIME_DIR
+ * in this process. -1 with errno on failure. */
+static inline int bench_private_dirs(char *tmp)
 {
 	if (!mkdtemp(tmp))
 		return -1;
-	char state[PATH_MAX], run[PATH_MAX - 32];
+	char state[PATH_MAX], run[PATH_MAX];
 	snprintf(state, sizeof state, "%s/state", tmp);
 	snprintf(run, sizeof run, "%s/run", tmp);
 	if (mkdir_p(state, 0700) < 0 || mkdir_p(run, 0700) < 0)
 		return -1;
 	setenv("SILO_STATE_DIR", state, 1);
 	setenv("SILO_RUNTIME_DIR", run, 1);
-	snprintf(sock, socklen, "%s/silod.sock", run);
+	return 0;
+}
+
+/* bench_private_dirs for a silod: SOCK gets its API socket's path. */
+static inline int bench_silod_dirs(char *tmp, char *sock, size_t socklen)
+{
+	if (bench_private_dirs(tmp) < 0)
+		return -1;
+	snprintf(sock, socklen, "%s/silod.sock", getenv("SILO_RUNTIME_DIR"));
 	return 0;
 }
 

@@ -312,12 +312,8 @@ int main(int argc, char **argv)
 	}
 	/* private store and run directories */
 	char tmp[] = "/tmp/silo-bench-snap.XXXXXX", p[PATH_MAX];
-	if (!mkdtemp(tmp))
+	if (bench_private_dirs(tmp) < 0)
 		return 1;
-	snprintf(p, sizeof p, "%s/state", tmp);
-	setenv("SILO_STATE_DIR", p, 1);
-	snprintf(p, sizeof p, "%s/run", tmp);
-	setenv("SILO_RUNTIME_DIR", p, 1);
 
 	vm_spec spec;
 	base_spec(&spec, "namespace");
