@@ -17,7 +17,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -31,6 +30,7 @@
 #include "bench_curl.h"
 #include "bench_util.h"
 #include "common/util.h"
+#include "output_test.h"
 #include "core/manager.h"
 #include "spec/spec.h"
 
@@ -120,16 +120,6 @@ static void cycle(CURL *h, samples *s, int k)
 /* The same cycle through the manager in this process. */
 static manager *inproc;
 
-static void collect_out(void *ud, int stream, const void *buf, size_t len)
-{
-	char *out = ud;
-	size_t have = strlen(out);
-	if (stream == 1 && have + len < 64) {
-		memcpy(out + have, buf, len);
-		out[have + len] = '\0';
-	}
-}
-
 static void cycle_inproc(samples *s, int k)
 {
 	vm_spec spec;
@@ -151,15 +141,16 @@ static void cycle_inproc(samples *s, int k)
 	char *argv[] = {"echo", "hello", NULL};
 	exec_req rq = {.argv = argv, .uid = -1, .gid = -1};
 	mgr_exec *x;
-	char out[64] = "";
+	outbuf out;
+	out_reset(&out);
 	exec_result res = {0};
 	t0 = now_mono_ns();
-	rc = manager_exec_start(inproc, id, &rq, collect_out, out, "bench", &x, &err);
+	rc = manager_exec_start(inproc, id, &rq, out_collect, &out, "bench", &x, &err);
 	if (rc == 0) {
 		rc = manager_exec_wait(x, -1, &res, &err);
 		manager_exec_free(x);
 	}
-	record(s, OP_EXEC, bench_ms_since(t0), rc == 0 && res.exit_code == 0 && !strcmp(out, "hello\n"), err.message);
+	record(s, OP_EXEC, bench_ms_since(t0), rc == 0 && res.exit_code == 0 && !strcmp(out.data, "hello\n"), err.message);
 	t0 = now_mono_ns();
 	rc = manager_delete(inproc, id, "bench", 0, &err);
 	record(s, OP_DELETE, bench_ms_since(t0), rc == 0, err.message);
@@ -265,24 +256,11 @@ int main(int argc, char **argv)
 {
 	int clients = 100, rounds = 1;
 	const char *silod = NULL;
-	static const struct option opts[] = {
-		{"clients", required_argument, NULL, 'c'}, {"rounds", required_argument, NULL, 'r'},
-		{"silod", required_argument, NULL, 's'}, {"provider", required_argument, NULL, 'p'},
-		{"warm-pool", required_argument, NULL, 'w'}, {NULL, 0, NULL, 0},
+	const bench_opt opts[] = {
+		{"--clients", BOPT_INT, &clients},   {"--rounds", BOPT_INT, &rounds},   {"--silod", BOPT_STR, &silod},
+		{"--provider", BOPT_STR, &provider}, {"--warm-pool", BOPT_INT, &pool_k}, {NULL, 0, NULL},
 	};
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c': clients = atoi(optarg); break;
-		case 'r': rounds = atoi(optarg); break;
-		case 's': silod = optarg; break;
-		case 'p': provider = optarg; break;
-		case 'w': pool_k = atoi(optarg); break;
-		default:
-			fprintf(stderr, "usage: api_load [--clients N] [--rounds N] [--silod PATH] [--provider P] [--warm-pool K]\n");
-			return 2;
-		}
-	}
+	bench_opts(argc, argv, opts, "api_load [--clients N] [--rounds N] [--silod PATH] [--provider P] [--warm-pool K]");
 	if (clients < 1 || clients > 1000 || rounds < 1 || pool_k < 0 || pool_k > 1000)
 		die(2, "--clients must be 1..1000, --rounds >= 1, --warm-pool 0..1000");
 	char silod_path[4096];

@@ -3,7 +3,9 @@
  * samples, the mean, elapsed time, a growable sample array, and the
  * fixed-capacity series with a failure count that run_latency and snapshot
  * report, a silod of its own for the benches that talk HTTP (started and
- * stopped), and the printing of a bench's JSON document.
+ * stopped), the printing of a bench's JSON document, and the command line: each
+ * bench lists its options in one bench_opt table (one row an option) that
+ * bench_opts parses.
  */
 #ifndef SILO_BENCH_UTIL_H
 #define SILO_BENCH_UTIL_H
@@ -13,6 +15,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,19 +121,78 @@ static inline double bench_series_mean(const bench_series *s)
 	return bench_mean(s->ms, (size_t)s->n);
 }
 
+/* One option of a bench's command line: NAME as typed ("--runs", "-n") and what
+ * it sets through PTR: BOPT_INT an int, BOPT_U64 a uint64_t (base 0: decimal,
+ * 0x hex), BOPT_DOUBLE a double, BOPT_STR a const char * (argv's own string),
+ * BOPT_TRUE / BOPT_FALSE a bool (no value), BOPT_LIST a bench_list (repeatable). */
+typedef enum { BOPT_INT, BOPT_U64, BOPT_DOUBLE, BOPT_STR, BOPT_TRUE, BOPT_FALSE, BOPT_LIST } bench_opt_kind;
+
+typedef struct bench_opt {
+	const char *name;
+	bench_opt_kind kind;
+	void *ptr;
+} bench_opt;
+
+/* The values of a repeatable option, at most MAX of them in V. */
+typedef struct bench_list {
+	const char **v;
+	int n, max;
+} bench_list;
+
+/* Parse ARGV[1..] against OPTS (ended by a row whose name is NULL): "NAME VALUE"
+ * or "NAME=VALUE" for the valued kinds, "NAME" alone for the flags. Range checks
+ * stay the caller's. "--help" prints "usage: USAGE" on stdout and exits 0; an
+ * unknown option, a missing value or a list past its max prints it on stderr and
+ * exits 2. */
+static inline void bench_opts(int argc, char **argv, const bench_opt *opts, const char *usage)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help")) {
+			printf("usage: %s\n", usage);
+			exit(0);
+		}
+		const bench_opt *o = opts;
+		size_t len = strcspn(argv[i], "=");
+		while (o->name && (strlen(o->name) != len || strncmp(o->name, argv[i], len)))
+			o++;
+		bool flag = o->kind == BOPT_TRUE || o->kind == BOPT_FALSE;
+		const char *v = argv[i][len] == '=' ? argv[i] + len + 1 : NULL;
+		if (!o->name || (flag && v) || (!flag && !v && i + 1 >= argc)) {
+			fprintf(stderr, "usage: %s\n", usage);
+			exit(2);
+		}
+		if (!flag && !v)
+			v = argv[++i];
+		switch (o->kind) {
+		case BOPT_INT: *(int *)o->ptr = atoi(v); break;
+		case BOPT_U64: *(uint64_t *)o->ptr = strtoull(v, NULL, 0); break;
+		case BOPT_DOUBLE: *(double *)o->ptr = atof(v); break;
+		case BOPT_STR: *(const char **)o->ptr = v; break;
+		case BOPT_TRUE: *(bool *)o->ptr = true; break;
+		case BOPT_FALSE: *(bool *)o->ptr = false; break;
+		case BOPT_LIST: {
+			bench_list *l = o->ptr;
+			if (l->n == l->max) {
+				fprintf(stderr, "%s: at most %d\n", o->name, l->max);
+				exit(2);
+			}
+			l->v[l->n++] = v;
+			break;
+		}
+		}
+	}
+}
+
 /* -n RUNS (1..100000) and --silo PATH, which defaults to cli/silo of the build tree
  * the bench runs from. 0 when usable, else the exit status (the error is printed). */
 static inline int bench_args_silo(int argc, char **argv, const char *name, int *runs, char *silo, size_t len)
 {
-	silo[0] = '\0';
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-n") && i + 1 < argc)
-			*runs = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--silo") && i + 1 < argc)
-			snprintf(silo, len, "%s", argv[++i]);
-		else
-			return fprintf(stderr, "usage: %s [-n RUNS] [--silo PATH]\n", name), 2;
-	}
+	const char *path = NULL;
+	const bench_opt opts[] = {{"-n", BOPT_INT, runs}, {"--silo", BOPT_STR, &path}, {NULL, 0, NULL}};
+	char usage[128];
+	snprintf(usage, sizeof usage, "%s [-n RUNS] [--silo PATH]", name);
+	bench_opts(argc, argv, opts, usage);
+	snprintf(silo, len, "%s", path ? path : "");
 	if (*runs < 1 || *runs > 100000)
 		return fprintf(stderr, "%s: -n must be 1..100000\n", name), 2;
 	if (!silo[0]) {
@@ -151,21 +213,29 @@ static inline int bench_args_silo(int argc, char **argv, const char *name, int *
 }
 
 
-/* Fresh state and runtime dirs for a silod under TMP (a mkdtemp template,
- * rewritten): SILO_STATE_DIR and SILO_RUNTIME_DIR are set in this process,
- * SOCK gets the API socket's path. -1 with errno on failure. */
-static inline int bench_silod_dirs(char *tmp, char *sock, size_t socklen)
+/* Fresh state and runtime dirs under TMP (a mkdtemp template, rewritten):
+ * TMP/state and TMP/run, made and set as SILO_STATE_DIR and SILO_RUNTIME_DIR
+ * in this process. -1 with errno on failure. */
+static inline int bench_private_dirs(char *tmp)
 {
 	if (!mkdtemp(tmp))
 		return -1;
-	char state[PATH_MAX], run[PATH_MAX - 32];
+	char state[PATH_MAX], run[PATH_MAX];
 	snprintf(state, sizeof state, "%s/state", tmp);
 	snprintf(run, sizeof run, "%s/run", tmp);
 	if (mkdir_p(state, 0700) < 0 || mkdir_p(run, 0700) < 0)
 		return -1;
 	setenv("SILO_STATE_DIR", state, 1);
 	setenv("SILO_RUNTIME_DIR", run, 1);
-	snprintf(sock, socklen, "%s/silod.sock", run);
+	return 0;
+}
+
+/* bench_private_dirs for a silod: SOCK gets its API socket's path. */
+static inline int bench_silod_dirs(char *tmp, char *sock, size_t socklen)
+{
+	if (bench_private_dirs(tmp) < 0)
+		return -1;
+	snprintf(sock, socklen, "%s/silod.sock", getenv("SILO_RUNTIME_DIR"));
 	return 0;
 }
 

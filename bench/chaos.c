@@ -31,7 +31,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -824,47 +823,27 @@ static json_t *pct_json(double *v, int n)
 			 n ? v[n - 1] : 0.0);
 }
 
-static void usage(FILE *f)
-{
-	fputs("usage: chaos [--seed S] [--cycles N] [--time-cap SECONDS] [--mix namespace:W,qemu:W]\n"
-	      "             [--state-mb MB] [--silod PATH] [--keep] [--plant-leak]\n",
-	      f);
-}
+#define USAGE                                                                      \
+	"chaos [--seed S] [--cycles N] [--time-cap SECONDS] [--mix namespace:W,qemu:W]\n" \
+	"             [--state-mb MB] [--silod PATH] [--keep] [--plant-leak]"
 
 int main(int argc, char **argv)
 {
-	unsigned long long seed = 1;
+	uint64_t seed = 1;
 	int cycles = 20, time_cap = 1800, state_mb = 24;
 	const char *mix = "namespace:9,qemu:1";
 	bool keep = false, plant = false;
-	static const struct option opts[] = {
-		{"seed", required_argument, NULL, 's'},     {"cycles", required_argument, NULL, 'n'},
-		{"time-cap", required_argument, NULL, 't'}, {"mix", required_argument, NULL, 'm'},
-		{"state-mb", required_argument, NULL, 'd'}, {"silod", required_argument, NULL, 'b'},
-		{"keep", no_argument, NULL, 'k'},           {"help", no_argument, NULL, 'h'},
-		{"plant-leak", no_argument, NULL, 'L'},
-		{NULL, 0, NULL, 0},
+	const bench_opt opts[] = {
+		{"--seed", BOPT_U64, &seed},         {"--cycles", BOPT_INT, &cycles},    {"--time-cap", BOPT_INT, &time_cap},
+		{"--mix", BOPT_STR, &mix},           {"--state-mb", BOPT_INT, &state_mb}, {"--silod", BOPT_STR, &C.silod_bin},
+		{"--keep", BOPT_TRUE, &keep},        {"--plant-leak", BOPT_TRUE, &plant}, {NULL, 0, NULL},
 	};
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 's': seed = strtoull(optarg, NULL, 0); break;
-		case 'n': cycles = atoi(optarg); break;
-		case 't': time_cap = atoi(optarg); break;
-		case 'm': mix = optarg; break;
-		case 'd': state_mb = atoi(optarg); break;
-		case 'b': C.silod_bin = optarg; break;
-		case 'k': keep = true; break;
-		case 'L': plant = true; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
+	bench_opts(argc, argv, opts, USAGE);
 	int w[P__N];
 	if (cycles < 1 || cycles > 100000 || time_cap < 1 || state_mb < 4 || state_mb > 4096 || parse_mix(mix, w) < 0 ||
 	    w[P_NS] + w[P_QEMU] == 0) {
-		usage(stderr);
-		fprintf(stderr, "chaos: --cycles 1..100000, --time-cap >= 1, --state-mb 4..4096, --mix NAME:WEIGHT,...\n");
+		fprintf(stderr, "usage: %s\nchaos: --cycles 1..100000, --time-cap >= 1, --state-mb 4..4096, --mix NAME:WEIGHT,...\n",
+			USAGE);
 		return 2;
 	}
 	if (geteuid() != 0) {

@@ -27,7 +27,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -43,6 +42,8 @@
 #include "common/util.h"
 #include "core/channel.h"
 #include "core/sandbox.h"
+#include "gate.h"
+#include "proc_status.h"
 
 #define RTT_LIMIT_MS 5000
 
@@ -51,72 +52,6 @@ static uint64_t bytes_total = 200ull << 20;   /* a multiple of DD_BS */
 static int runs = 3, rtt_runs = 50;
 static char sock[4096];
 static const char *provider = "namespace";
-
-/* ---- a consumer that can be stopped dead ---- */
-
-typedef struct gate {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool closed, entered;
-	uint64_t bytes;
-} gate;
-
-static void gate_init(gate *g, bool closed)
-{
-	pthread_mutex_init(&g->mu, NULL);
-	pthread_cond_init(&g->cv, NULL);
-	g->closed = closed;
-	g->entered = false;
-	g->bytes = 0;
-}
-
-static void gate_pass(gate *g, uint64_t n)
-{
-	pthread_mutex_lock(&g->mu);
-	g->entered = true;
-	pthread_cond_broadcast(&g->cv);
-	while (g->closed)
-		pthread_cond_wait(&g->cv, &g->mu);
-	g->bytes += n;
-	pthread_mutex_unlock(&g->mu);
-}
-
-static void gate_open(gate *g)
-{
-	pthread_mutex_lock(&g->mu);
-	g->closed = false;
-	pthread_cond_broadcast(&g->cv);
-	pthread_mutex_unlock(&g->mu);
-}
-
-/* Wait until the consumer is stuck in the gate (at most ms); true if it is. */
-static bool gate_wait_entered(gate *g, int ms)
-{
-	uint64_t end = now_mono_ns() + (uint64_t)ms * 1000000ull;
-	pthread_mutex_lock(&g->mu);
-	while (!g->entered && now_mono_ns() < end) {
-		pthread_mutex_unlock(&g->mu);
-		usleep(5000);
-		pthread_mutex_lock(&g->mu);
-	}
-	bool e = g->entered;
-	pthread_mutex_unlock(&g->mu);
-	return e;
-}
-
-static long rss_kib(pid_t pid)
-{
-	char p[64], line[256];
-	snprintf(p, sizeof p, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(p, "r");
-	long k = -1;
-	while (f && fgets(line, sizeof line, f))
-		if (!strncmp(line, "VmRSS:", 6))
-			k = strtol(line + 6, NULL, 10);
-	if (f)
-		fclose(f);
-	return k;
-}
 
 /* ---- JSON ---- */
 
@@ -152,17 +87,21 @@ static void count_cb(void *ud, int stream, const void *buf, size_t len)
 		*(uint64_t *)ud += len;
 }
 
+typedef struct bg_exec {
+	chan *c;
+	gate g;           /* the consumer stops dead until the gate opens */
+	uint64_t bytes;   /* stdout, counted by the consumer */
+	int rc;
+} bg_exec;
+
 static void gated_cb(void *ud, int stream, const void *buf, size_t len)
 {
 	(void)buf;
-	gate_pass(ud, stream == 1 ? len : 0);
+	bg_exec *b = ud;
+	gate_pass(&b->g);
+	if (stream == 1)
+		b->bytes += len;
 }
-
-typedef struct bg_exec {
-	chan *c;
-	gate *g;
-	int rc;
-} bg_exec;
 
 static char count_arg[48];   /* count=BYTES/DD_BS */
 
@@ -173,7 +112,7 @@ static void *bg_exec_main(void *p)
 	exec_req r = {.argv = argv, .uid = -1, .gid = -1};
 	exec_result res;
 	silo_error err;
-	b->rc = chan_exec(b->c, &r, gated_cb, b->g, &res, &err);
+	b->rc = chan_exec(b->c, &r, gated_cb, b, &res, &err);
 	return NULL;
 }
 
@@ -231,12 +170,10 @@ static json_t *bench_embedded(void)
 	table("embedded", "rtt_idle", &idle);
 	json_object_set_new(out, "rtt_idle", series_json(&idle));
 
-	gate g;
-	gate_init(&g, true);
-	bg_exec b = {.c = sb->ch, .g = &g};
+	bg_exec b = {.c = sb->ch, .g = GATE_INIT};
 	pthread_t th;
 	pthread_create(&th, NULL, bg_exec_main, &b);
-	gate_wait_entered(&g, 10000);
+	gate_wait_entered_for(&b.g, 10000);
 	bench_series stalled = bench_series_new(rtt_runs);
 	for (int i = 0; i < rtt_runs; i++) {
 		double ms = rtt_once(sb->ch);
@@ -247,13 +184,13 @@ static json_t *bench_embedded(void)
 			break;
 		}
 	}
-	long agent_rss = rss_kib(sb->pid);
+	long agent_rss = proc_status_kib(sb->pid, "VmRSS");
 	table("embedded", "rtt_stalled", &stalled);
-	gate_open(&g);
+	gate_open(&b.g);
 	pthread_join(th, NULL);
 	json_t *st = series_json(&stalled);
-	json_object_set_new(st, "stalled_stream_bytes", json_integer((json_int_t)g.bytes));
-	json_object_set_new(st, "stalled_stream_complete", json_boolean(b.rc == 0 && g.bytes == bytes_total));
+	json_object_set_new(st, "stalled_stream_bytes", json_integer((json_int_t)b.bytes));
+	json_object_set_new(st, "stalled_stream_complete", json_boolean(b.rc == 0 && b.bytes == bytes_total));
 	json_object_set_new(st, "channel_survived", json_boolean(chan_is_connected(sb->ch)));
 	json_object_set_new(st, "agent_rss_kib", json_integer(agent_rss));
 	json_object_set_new(out, "rtt_stalled", st);
@@ -294,7 +231,7 @@ static size_t on_stream(char *p, size_t sz, size_t nm, void *ud)
 	ndjson *n = ud;
 	size_t len = sz * nm;
 	if (n->g)
-		gate_pass(n->g, 0);
+		gate_pass(n->g);
 	for (size_t off = 0; off < len;) {
 		const char *nl = memchr(p + off, '\n', len - off);
 		size_t k = nl ? (size_t)(nl - (p + off)) : len - off;
@@ -443,18 +380,17 @@ static json_t *bench_silod(const char *silod)
 	table("silod", "rtt_idle", &idle);
 	json_object_set_new(out, "rtt_idle", series_json(&idle));
 
-	long rss0 = rss_kib(pid);
-	gate g;
-	gate_init(&g, true);
+	long rss0 = proc_status_kib(pid, "VmRSS");
+	gate g = GATE_INIT;
 	bg_http b = {.g = &g};
 	pthread_t th;
 	pthread_create(&th, NULL, bg_http_main, &b);
-	gate_wait_entered(&g, 10000);
+	gate_wait_entered_for(&g, 10000);
 	usleep(500000);   /* let the stalled stream fill what it can */
 	bench_series stalled = bench_series_new(rtt_runs);
 	for (int i = 0; i < rtt_runs; i++)
 		bench_series_add(&stalled, http_rtt_once(h));
-	long rss1 = rss_kib(pid);
+	long rss1 = proc_status_kib(pid, "VmRSS");
 	table("silod", "rtt_stalled", &stalled);
 	gate_open(&g);
 	pthread_join(th, NULL);
@@ -480,30 +416,14 @@ int main(int argc, char **argv)
 {
 	const char *silod = NULL, *label = "";
 	bool embedded = true, via_silod = true;
-	static const struct option opts[] = {
-		{"bytes", required_argument, NULL, 'b'}, {"runs", required_argument, NULL, 'r'},
-		{"rtt", required_argument, NULL, 't'},   {"silod", required_argument, NULL, 's'},
-		{"label", required_argument, NULL, 'l'}, {"no-embedded", no_argument, NULL, 'E'},
-		{"no-silod", no_argument, NULL, 'S'},    {"provider", required_argument, NULL, 'p'},
-		{NULL, 0, NULL, 0},
+	const bench_opt opts[] = {
+		{"--bytes", BOPT_U64, &bytes_total},     {"--runs", BOPT_INT, &runs},       {"--rtt", BOPT_INT, &rtt_runs},
+		{"--silod", BOPT_STR, &silod},           {"--label", BOPT_STR, &label},     {"--provider", BOPT_STR, &provider},
+		{"--no-embedded", BOPT_FALSE, &embedded}, {"--no-silod", BOPT_FALSE, &via_silod}, {NULL, 0, NULL},
 	};
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'b': bytes_total = strtoull(optarg, NULL, 10); break;
-		case 'r': runs = atoi(optarg); break;
-		case 't': rtt_runs = atoi(optarg); break;
-		case 's': silod = optarg; break;
-		case 'l': label = optarg; break;
-		case 'E': embedded = false; break;
-		case 'S': via_silod = false; break;
-		case 'p': provider = optarg; break;
-		default:
-			fprintf(stderr, "usage: exec_stream [--bytes N] [--runs N] [--rtt N] [--silod PATH] [--label S] "
-					"[--provider P] [--no-embedded] [--no-silod]\n");
-			return 2;
-		}
-	}
+	bench_opts(argc, argv, opts,
+		   "exec_stream [--bytes N] [--runs N] [--rtt N] [--silod PATH] [--label S] [--provider P] [--no-embedded] "
+		   "[--no-silod]");
 	if (bytes_total < DD_BS || bytes_total % DD_BS || runs < 1 || runs > 100 || rtt_runs < 1 || rtt_runs > 10000) {
 		fprintf(stderr, "exec_stream: --bytes a multiple of 65536, --runs 1..100, --rtt 1..10000\n");
 		return 2;

@@ -400,22 +400,12 @@ static json_t *transfer(const char *label, const char *id, const char *src, uint
 int main(int argc, char **argv)
 {
 	const char *silod = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--keys") && i + 1 < argc)
-			keys = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
-			runs = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--files") && i + 1 < argc)
-			nfiles = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--size") && i + 1 < argc)
-			fsize = strtoull(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--small") && i + 1 < argc)
-			nsmall = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--silod") && i + 1 < argc)
-			silod = argv[++i];
-		else
-			die(2, "usage: interactive [--keys N] [--runs N] [--files N] [--size BYTES] [--small N] [--silod PATH]");
-	}
+	const bench_opt opts[] = {
+		{"--keys", BOPT_INT, &keys},   {"--runs", BOPT_INT, &runs},   {"--files", BOPT_INT, &nfiles},
+		{"--size", BOPT_U64, &fsize},  {"--small", BOPT_INT, &nsmall}, {"--silod", BOPT_STR, &silod},
+		{NULL, 0, NULL},
+	};
+	bench_opts(argc, argv, opts, "interactive [--keys N] [--runs N] [--files N] [--size BYTES] [--small N] [--silod PATH]");
 	if (keys < 1 || runs < 1 || runs > 16)
 		die(2, "--keys >= 1, --runs 1..16");
 	curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -40,6 +40,7 @@
 #include "core/sandbox.h"
 #include "net/netpol.h"
 #include "net/stack.h"
+#include "stack_test.h"
 
 static int big_fd;
 static size_t big_len;
@@ -316,20 +317,7 @@ static void bench_filter(const char *probe, int connects, bool filtered, samples
 	}
 	close(pp[1]);
 	char *s = xcalloc(1, 1 << 20);
-	size_t len = 0;
-	for (;;) {
-		struct pollfd pf[2] = {{.fd = nfd, .events = POLLIN}, {.fd = pp[0], .events = POLLIN}};
-		if (poll(pf, 2, 10000) <= 0)
-			break;
-		if (pf[0].revents & POLLIN)
-			stack_handle(nfd, p, NULL, NULL, NULL);
-		if (pf[1].revents & (POLLIN | POLLHUP)) {
-			ssize_t k = read(pp[0], s + len, (1 << 20) - 1 - len);
-			if (k <= 0)
-				break;
-			len += (size_t)k;
-		}
-	}
+	stack_pump(nfd, pp[0], p, NULL, NULL, 10000, s, 1 << 20);
 	waitpid(pid, NULL, 0);
 	close(pp[0]);
 	close(nfd);
@@ -380,24 +368,15 @@ int main(int argc, char **argv)
 		perror("unshare -n");
 		return 1;
 	}
-	int connects = 200, runs = 3;
-	size_t mb = 256;
+	int connects = 200, runs = 3, size_mb = 256;
 	const char *providers = "namespace,qemu";
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-n") && i + 1 < argc)
-			connects = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--size") && i + 1 < argc)
-			mb = (size_t)atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
-			runs = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--providers") && i + 1 < argc)
-			providers = argv[++i];
-		else {
-			fprintf(stderr, "usage: network [-n CONNECTS] [--size MB] [--runs R] [--providers LIST]\n");
-			return 2;
-		}
-	}
-	if (runs < 1 || runs > 8 || connects < 1 || mb < 1)
+	const bench_opt opts[] = {
+		{"-n", BOPT_INT, &connects},  {"--size", BOPT_INT, &size_mb},        {"--runs", BOPT_INT, &runs},
+		{"--providers", BOPT_STR, &providers}, {NULL, 0, NULL},
+	};
+	bench_opts(argc, argv, opts, "network [-n CONNECTS] [--size MB] [--runs R] [--providers LIST]");
+	size_t mb = (size_t)size_mb;
+	if (runs < 1 || runs > 8 || connects < 1 || size_mb < 1)
 		return 2;
 	if (system("ip link set lo up && ip link add bn0 type veth peer name bn1 && ip addr add 10.99.0.1/24 dev bn0 && "
 		   "ip link set bn0 up && ip link set bn1 up && ip route add default via 10.99.0.2 dev bn0") != 0) {

@@ -24,7 +24,6 @@
  * Prints one JSON document; exit 0 also when the provider is unavailable
  * ({"skipped": why}).
  */
-#include <getopt.h>
 #include <signal.h>
 
 #include "bench_curl.h"
@@ -146,20 +145,10 @@ int main(int argc, char **argv)
 {
 	int n = 200;
 	const char *silod = NULL, *provider = "namespace";
-	static const struct option opts[] = {{"silod", required_argument, NULL, 's'},
-					     {"provider", required_argument, NULL, 'p'},
-					     {NULL, 0, NULL, 0}};
-	int c;
-	while ((c = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'n': n = atoi(optarg); break;
-		case 's': silod = optarg; break;
-		case 'p': provider = optarg; break;
-		default:
-			fprintf(stderr, "usage: remote [-n 200] [--silod PATH] [--provider namespace]\n");
-			return 2;
-		}
-	}
+	const bench_opt opts[] = {
+		{"-n", BOPT_INT, &n}, {"--silod", BOPT_STR, &silod}, {"--provider", BOPT_STR, &provider}, {NULL, 0, NULL},
+	};
+	bench_opts(argc, argv, opts, "remote [-n 200] [--silod PATH] [--provider namespace]");
 	if (n < 1 || n > 100000)
 		return fprintf(stderr, "remote: -n must be 1..100000\n"), 2;
 	char path[4096];

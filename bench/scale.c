@@ -25,7 +25,6 @@
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <glob.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -41,6 +40,7 @@
 #include "bench_curl.h"
 #include "bench_util.h"
 #include "common/util.h"
+#include "proc_status.h"
 
 static char sock[4096];
 static char tmp[] = "/tmp/silo-scale-XXXXXX";
@@ -109,29 +109,32 @@ static bool create_one(CURL *h, int k, series *s, series *tail)
 	return ok;
 }
 
-static bool exec_one(CURL *h, const char *id, series *s)
+/* METHOD /v1/sandboxes/ID+SUFFIX with BODY, timed into S: ok when the reply is
+ * 200 and holds each of NEEDLES (NULL-ended, or NULL for none). */
+static bool sandbox_call(CURL *h, const char *method, const char *id, const char *suffix, const char *body,
+			 const char *const *needles, series *s)
 {
 	char path[160];
-	snprintf(path, sizeof path, "/v1/sandboxes/%s/exec", id);
+	snprintf(path, sizeof path, "/v1/sandboxes/%s%s", id, suffix);
 	resp r = {0};
 	double ms;
-	long st = timed(h, "POST", path, "{\"argv\":[\"echo\",\"hello\"]}", &r, &ms);
-	bool ok = st == 200 && r.buf && strstr(r.buf, "\"exit_code\":0") && strstr(r.buf, "aGVsbG8K");
+	bool ok = timed(h, method, path, body, &r, &ms) == 200;
+	for (; ok && needles && *needles; needles++)
+		ok = r.buf && strstr(r.buf, *needles);
 	add(s, ms, ok, r.buf);
 	free(r.buf);
 	return ok;
 }
 
+static bool exec_one(CURL *h, const char *id, series *s)
+{
+	static const char *const want[] = {"\"exit_code\":0", "aGVsbG8K", NULL};   /* "hello\n" */
+	return sandbox_call(h, "POST", id, "/exec", "{\"argv\":[\"echo\",\"hello\"]}", want, s);
+}
+
 static bool delete_one(CURL *h, const char *id, series *s)
 {
-	char path[160];
-	snprintf(path, sizeof path, "/v1/sandboxes/%s", id);
-	resp r = {0};
-	double ms;
-	long st = timed(h, "DELETE", path, NULL, &r, &ms);
-	add(s, ms, st == 200, r.buf);
-	free(r.buf);
-	return st == 200;
+	return sandbox_call(h, "DELETE", id, "", NULL, NULL, s);
 }
 
 enum phase { PH_CREATE, PH_EXEC, PH_DELETE };
@@ -180,24 +183,6 @@ static void list_n(CURL *h, int times, series *s, size_t *seen)
 		json_decref(o);
 		free(r.buf);
 	}
-}
-
-/* kB from a "Key:   N kB" line of FILE, -1 if absent. */
-static long long kb_field(const char *file, const char *key)
-{
-	FILE *f = fopen(file, "re");
-	if (!f)
-		return -1;
-	char line[256];
-	long long v = -1;
-	size_t kl = strlen(key);
-	while (fgets(line, sizeof line, f))
-		if (!strncmp(line, key, kl) && line[kl] == ':') {
-			v = atoll(line + kl + 1);
-			break;
-		}
-	fclose(f);
-	return v;
 }
 
 /* The first line of PATH into BUF (NUL-terminated, newline dropped); -1 if unreadable. */
@@ -378,28 +363,20 @@ int main(int argc, char **argv)
 	double cpu_oc = 0, mem_oc = 0;
 	const char *silod = NULL;
 	total = 1000;
-	static const struct option opts[] = {
-		{"clients", required_argument, NULL, 'c'}, {"silod", required_argument, NULL, 's'},
-		{"cpu-overcommit", required_argument, NULL, 'C'}, {"memory-overcommit", required_argument, NULL, 'M'},
-		{NULL, 0, NULL, 0},
+	const bench_opt opts[] = {
+		{"-n", BOPT_INT, &total},
+		{"--clients", BOPT_INT, &clients},
+		{"--silod", BOPT_STR, &silod},
+		{"--cpu-overcommit", BOPT_DOUBLE, &cpu_oc},
+		{"--memory-overcommit", BOPT_DOUBLE, &mem_oc},
+		{NULL, 0, NULL},
 	};
-	int c;
-	while ((c = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
-		switch (c) {
-		case 'n': total = atoi(optarg); break;
-		case 'c': clients = atoi(optarg); break;
-		case 's': silod = optarg; break;
-		case 'C': cpu_oc = atof(optarg); break;
-		case 'M': mem_oc = atof(optarg); break;
-		default:
-			fprintf(stderr, "usage: scale [-n N] [--clients N] [--silod PATH] [--cpu-overcommit X] [--memory-overcommit X]\n");
-			return 2;
-		}
-	}
+	bench_opts(argc, argv, opts,
+		   "scale [-n N] [--clients N] [--silod PATH] [--cpu-overcommit X] [--memory-overcommit X]");
 	if (total < 10 || total > 100000 || clients < 1 || clients > 256)
 		die(2, "-n must be 10..100000 and --clients 1..256");
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	long long mem_total_kb = kb_field("/proc/meminfo", "MemTotal");
+	long long mem_total_kb = kib_field("/proc/meminfo", "MemTotal");
 	/* What N idle sandboxes of 1 vCPU / 128 MiB need, plus the peer's few: */
 	if (!cpu_oc)
 		cpu_oc = (double)(total + 8) / (double)(cores > 0 ? cores : 1);
@@ -458,10 +435,10 @@ int main(int argc, char **argv)
 	}
 	size_t seen = 0;
 	list_n(h, 20, &p_list, &seen);
-	long long rss0 = kb_field(status_path, "VmRSS"), avail0 = kb_field("/proc/meminfo", "MemAvailable");
+	long long rss0 = kib_field(status_path, "VmRSS"), avail0 = kib_field("/proc/meminfo", "MemAvailable");
 
 	double create_wall = run_phase(PH_CREATE, clients);
-	long long avail_live = kb_field("/proc/meminfo", "MemAvailable");
+	long long avail_live = kib_field("/proc/meminfo", "MemAvailable");
 	/* What N idle sandboxes cost: silod's CPU and the host's over 5 s with nothing asked
 	 * (heartbeats, the monitor; the host figure includes other work on the machine). */
 	unsigned long long s0 = cpu_ticks(pid), h0 = cpu_ticks(0);
@@ -471,7 +448,7 @@ int main(int argc, char **argv)
 	double idle_host_pct = 100.0 * (double)(cpu_ticks(0) - h0) / hz / 5.0 / (double)(cores > 0 ? cores : 1);
 	double exec_wall = run_phase(PH_EXEC, clients);
 	list_n(h, 20, &list_live, &seen);
-	long long rss_live = kb_field(status_path, "VmRSS");
+	long long rss_live = kib_field(status_path, "VmRSS");
 	int live = (int)seen;
 	double delete_wall = run_phase(PH_DELETE, clients);
 

@@ -31,7 +31,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -437,43 +436,28 @@ static unsigned port_from_log(const char *log)
 int main(int argc, char **argv)
 {
 	int slow = 1000, clients = 10, cycles = 20, base_cycles = 5, addrs = 50, trickle_ms = 1000, reconnect_ms = 200;
-	unsigned fixed_port = 0;
+	int fixed_port = 0;
 	const char *silod = NULL;
 	const char *extra[32];
-	int nextra = 0;
-	static const struct option opts[] = {
-		{"slow", required_argument, NULL, 'S'},         {"clients", required_argument, NULL, 'c'},
-		{"cycles", required_argument, NULL, 'n'},       {"baseline-cycles", required_argument, NULL, 'b'},
-		{"addrs", required_argument, NULL, 'a'},        {"trickle-ms", required_argument, NULL, 't'},
-		{"reconnect-ms", required_argument, NULL, 'r'}, {"silod", required_argument, NULL, 's'},
-		{"listen-port", required_argument, NULL, 'P'},  {"provider", required_argument, NULL, 'p'},
-		{"silod-arg", required_argument, NULL, 'x'},    {NULL, 0, NULL, 0},
+	bench_list xl = {.v = extra, .max = 31};
+	const bench_opt opts[] = {
+		{"--slow", BOPT_INT, &slow},
+		{"--clients", BOPT_INT, &clients},
+		{"--cycles", BOPT_INT, &cycles},
+		{"--baseline-cycles", BOPT_INT, &base_cycles},
+		{"--addrs", BOPT_INT, &addrs},
+		{"--trickle-ms", BOPT_INT, &trickle_ms},
+		{"--reconnect-ms", BOPT_INT, &reconnect_ms},
+		{"--silod", BOPT_STR, &silod},
+		{"--listen-port", BOPT_INT, &fixed_port},
+		{"--provider", BOPT_STR, &provider},
+		{"--silod-arg", BOPT_LIST, &xl},
+		{NULL, 0, NULL},
 	};
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'S': slow = atoi(optarg); break;
-		case 'c': clients = atoi(optarg); break;
-		case 'n': cycles = atoi(optarg); break;
-		case 'b': base_cycles = atoi(optarg); break;
-		case 'a': addrs = atoi(optarg); break;
-		case 't': trickle_ms = atoi(optarg); break;
-		case 'r': reconnect_ms = atoi(optarg); break;
-		case 's': silod = optarg; break;
-		case 'P': fixed_port = (unsigned)atoi(optarg); break;
-		case 'p': provider = optarg; break;
-		case 'x':
-			if (nextra == 31)
-				die(2, "--silod-arg: at most 31");
-			extra[nextra++] = optarg;
-			break;
-		default:
-			fprintf(stderr, "usage: slowloris [--slow N] [--clients N] [--cycles N] [--baseline-cycles N] "
-					"[--addrs N] [--trickle-ms N] [--reconnect-ms N] [--silod PATH] [--listen-port P] "
-					"[--provider P] [--silod-arg ARG]...\n");
-			return 2;
-		}
-	}
+	bench_opts(argc, argv, opts,
+		   "slowloris [--slow N] [--clients N] [--cycles N] [--baseline-cycles N] [--addrs N] [--trickle-ms N] "
+		   "[--reconnect-ms N] [--silod PATH] [--listen-port P] [--provider P] [--silod-arg ARG]...");
+	int nextra = xl.n;
 	if (slow < 0 || slow > 50000 || clients < 1 || clients > 200 || cycles < 1 || base_cycles < 0 || addrs < 1 ||
 	    addrs > 60000 || trickle_ms < 1 || reconnect_ms < 0)
 		die(2, "slowloris: an option is out of range");
@@ -502,7 +486,7 @@ int main(int argc, char **argv)
 	snprintf(auth_header, sizeof auth_header, "Authorization: Bearer %s", token);
 
 	char listen[64], maxs[32];
-	snprintf(listen, sizeof listen, "127.0.0.1:%u", fixed_port);
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", fixed_port);
 	snprintf(maxs, sizeof maxs, "%d", clients + 8);
 	const char *av[64] = {silod, "--listen", listen, "--token-file", tokf, "--max-sandboxes", maxs,
 			      "--capacity-vcpus", "100000", "--capacity-memory-mb", "100000000", "--grace-ms", "1000"};

@@ -296,20 +296,12 @@ static void bench_qemu(int runs)
 int main(int argc, char **argv)
 {
 	int runs = 50, forks = 16, density = 100, qemu_runs = 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-n") && i + 1 < argc)
-			runs = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--forks") && i + 1 < argc)
-			forks = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--density") && i + 1 < argc)
-			density = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--qemu") && i + 1 < argc)
-			qemu_runs = atoi(argv[++i]);
-		else {
-			fprintf(stderr, "usage: snapshot [-n RUNS] [--forks N] [--density N] [--qemu RUNS]\n");
-			return 2;
-		}
-	}
+	const bench_opt opts[] = {
+		{"-n", BOPT_INT, &runs},           {"--forks", BOPT_INT, &forks},
+		{"--density", BOPT_INT, &density}, {"--qemu", BOPT_INT, &qemu_runs},
+		{NULL, 0, NULL},
+	};
+	bench_opts(argc, argv, opts, "snapshot [-n RUNS] [--forks N] [--density N] [--qemu RUNS]");
 	if (runs < 1 || runs > 10000 || forks < 1 || forks > 256 || density < 0 || density > 5000 || qemu_runs < 0) {
 		fprintf(stderr, "snapshot: -n 1..10000, --forks 1..256, --density 0..5000\n");
 		return 2;
@@ -320,12 +312,8 @@ int main(int argc, char **argv)
 	}
 	/* private store and run directories */
 	char tmp[] = "/tmp/silo-bench-snap.XXXXXX", p[PATH_MAX];
-	if (!mkdtemp(tmp))
+	if (bench_private_dirs(tmp) < 0)
 		return 1;
-	snprintf(p, sizeof p, "%s/state", tmp);
-	setenv("SILO_STATE_DIR", p, 1);
-	snprintf(p, sizeof p, "%s/run", tmp);
-	setenv("SILO_RUNTIME_DIR", p, 1);
 
 	vm_spec spec;
 	base_spec(&spec, "namespace");

@@ -67,18 +67,10 @@ int main(int argc, char **argv)
 {
 	int iters = 10;
 	const char *only = NULL, *only_images = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-n") && i + 1 < argc)
-			iters = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--providers") && i + 1 < argc)
-			only = argv[++i];
-		else if (!strcmp(argv[i], "--images") && i + 1 < argc)
-			only_images = argv[++i];
-		else {
-			fprintf(stderr, "usage: spawn_ready [-n ITER] [--providers kvm,qemu,namespace] [--images base,python]\n");
-			return 2;
-		}
-	}
+	const bench_opt opts[] = {
+		{"-n", BOPT_INT, &iters}, {"--providers", BOPT_STR, &only}, {"--images", BOPT_STR, &only_images}, {NULL, 0, NULL},
+	};
+	bench_opts(argc, argv, opts, "spawn_ready [-n ITER] [--providers kvm,qemu,namespace] [--images base,python]");
 	if (iters < 1 || iters > 10000) {
 		fprintf(stderr, "spawn_ready: -n must be 1..10000\n");
 		return 2;

@@ -56,17 +56,13 @@ int main(int argc, char **argv)
 	if (bad)
 		return bad;
 	char tmp[] = "/tmp/silo-bench-trust.XXXXXX";
-	if (!mkdtemp(tmp))
+	if (bench_private_dirs(tmp) < 0)
 		return perror("mkdtemp"), 1;
 	char keyring[PATH_MAX], empty[PATH_MAX], d[PATH_MAX + 32];
 	snprintf(keyring, sizeof keyring, "%s/keyring", tmp);
 	snprintf(empty, sizeof empty, "%s/no-keys", tmp);
 	snprintf(d, sizeof d, "%s/cache", tmp);
 	setenv("SILO_CACHE_DIR", d, 1);
-	snprintf(d, sizeof d, "%s/state", tmp);
-	setenv("SILO_STATE_DIR", d, 1);
-	snprintf(d, sizeof d, "%s/run", tmp);
-	setenv("SILO_RUNTIME_DIR", d, 1);
 	setenv("SILO_KEYRING_DIR", keyring, 1);
 	mkdir_p(empty, 0755);
 

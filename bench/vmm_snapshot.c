@@ -199,20 +199,11 @@ int main(int argc, char **argv)
 {
 	int runs = 50, forks = 20, ncold = -1, mem = 128;
 	const char *peer = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--runs") && i + 1 < argc)
-			runs = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--forks") && i + 1 < argc)
-			forks = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--cold") && i + 1 < argc)
-			ncold = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--mem") && i + 1 < argc)
-			mem = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--peer-vmm") && i + 1 < argc)
-			peer = argv[++i];
-		else
-			die(2, "usage: vmm_snapshot [--runs N] [--forks K] [--cold C] [--mem MiB] [--peer-vmm PATH]");
-	}
+	const bench_opt opts[] = {
+		{"--runs", BOPT_INT, &runs}, {"--forks", BOPT_INT, &forks},    {"--cold", BOPT_INT, &ncold},
+		{"--mem", BOPT_INT, &mem},   {"--peer-vmm", BOPT_STR, &peer}, {NULL, 0, NULL},
+	};
+	bench_opts(argc, argv, opts, "vmm_snapshot [--runs N] [--forks K] [--cold C] [--mem MiB] [--peer-vmm PATH]");
 	if (ncold < 0)
 		ncold = forks < 20 ? forks : 20;
 	if (ncold < 1 || ncold > forks)

@@ -54,12 +54,20 @@ __attribute__((noreturn, format(printf, 1, 2), unused)) static void SKIP(const c
 	_exit(TEST_SKIP_CODE);
 }
 
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			printf("# %s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-			test_failures_++;                                                 \
-		}                                                                         \
+/* A failed check: "# FILE:LINE: " and the message (printf-style) as a TAP comment;
+ * the case fails when it ends. */
+#define TEST_FAIL_(...)                                      \
+	do {                                                 \
+		printf("# %s:%d: ", __FILE__, __LINE__);     \
+		printf(__VA_ARGS__);                         \
+		putchar('\n');                               \
+		test_failures_++;                            \
+	} while (0)
+
+#define CHECK(cond)                                              \
+	do {                                                     \
+		if (!(cond))                                     \
+			TEST_FAIL_("CHECK failed: %s", #cond);   \
 	} while (0)
 
 #define REQUIRE(cond)                                                                       \
@@ -71,34 +79,26 @@ __attribute__((noreturn, format(printf, 1, 2), unused)) static void SKIP(const c
 		}                                                                           \
 	} while (0)
 
-#define CHECK_INT_EQ(a, b)                                                                     \
-	do {                                                                                   \
-		long long a_ = (long long)(a), b_ = (long long)(b);                            \
-		if (a_ != b_) {                                                                \
-			printf("# %s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, \
-			       #b, a_, b_);                                                    \
-			test_failures_++;                                                      \
-		}                                                                              \
+#define CHECK_INT_EQ(a, b)                                                               \
+	do {                                                                             \
+		long long a_ = (long long)(a), b_ = (long long)(b);                      \
+		if (a_ != b_)                                                            \
+			TEST_FAIL_("%s == %s failed: %lld != %lld", #a, #b, a_, b_);     \
 	} while (0)
 
-#define CHECK_STR_EQ(a, b)                                                                      \
-	do {                                                                                    \
-		const char *a_ = (a), *b_ = (b);                                                \
-		if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                        \
-			printf("# %s:%d: %s == %s failed: \"%s\" != \"%s\"\n", __FILE__, __LINE__, \
-			       #a, #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)");                 \
-			test_failures_++;                                                       \
-		}                                                                               \
+#define CHECK_STR_EQ(a, b)                                                                    \
+	do {                                                                                  \
+		const char *a_ = (a), *b_ = (b);                                              \
+		if (!a_ || !b_ || strcmp(a_, b_) != 0)                                        \
+			TEST_FAIL_("%s == %s failed: \"%s\" != \"%s\"", #a, #b, a_ ? a_ : "(null)", \
+				   b_ ? b_ : "(null)");                                       \
 	} while (0)
 
-#define CHECK_CONTAINS(hay, needle)                                                             \
-	do {                                                                                    \
-		const char *h_ = (hay), *n_ = (needle);                                         \
-		if (!h_ || !strstr(h_, n_)) {                                                   \
-			printf("# %s:%d: \"%s\" does not contain \"%s\"\n", __FILE__, __LINE__, \
-			       h_ ? h_ : "(null)", n_);                                         \
-			test_failures_++;                                                       \
-		}                                                                               \
+#define CHECK_CONTAINS(hay, needle)                                                           \
+	do {                                                                                  \
+		const char *h_ = (hay), *n_ = (needle);                                       \
+		if (!h_ || !strstr(h_, n_))                                                   \
+			TEST_FAIL_("\"%s\" does not contain \"%s\"", h_ ? h_ : "(null)", n_); \
 	} while (0)
 
 /* Copy what a case wrote to its stdout pipe, as TAP comments. buf keeps a partial line. */

@@ -2,6 +2,7 @@
  * An exec's output kept by stream, for output callbacks that may run on another thread:
  * out_collect appends stdout (stream 1) to data and stderr (stream 2) to err, truncating
  * at the buffer and keeping both NUL-terminated. out_reset empties one before an exec.
+ * Tests and benches (bench/api_load) share it.
  */
 #ifndef SILO_TESTS_OUTPUT_TEST_H
 #define SILO_TESTS_OUTPUT_TEST_H

@@ -3,7 +3,8 @@
  * (test_namespace_lifecycle, test_snapshot_namespace, test_snapshot_qemu) and
  * by the snapshot store test: per-test directories in the environment, the
  * provider probe, exec with collected output, restore, destroy with the
- * cleanup check, and the residue and pid checks.
+ * cleanup check, the residue and pid checks, and the refusal of a tampered
+ * snapshot by a verified open.
  */
 #ifndef SILO_TESTS_SANDBOX_TEST_H
 #define SILO_TESTS_SANDBOX_TEST_H
@@ -90,6 +91,32 @@ static inline void sbt_flip_byte(const char *path, off_t off, int mask)
 	c ^= (char)mask;
 	REQUIRE(pwrite(fd, &c, 1, off) == 1);
 	close(fd);
+}
+
+/* Opening snapshot ID with verification fails with CODE, the message containing NEEDLE. */
+static inline void sbt_expect_reject(const char *id, silo_code code, const char *needle)
+{
+	snap_info s;
+	silo_error err = {0};
+	int rc = snap_open(id, true, &s, &err);
+	CHECK(rc < 0);
+	if (rc == 0) {
+		snap_info_free(&s);
+		return;
+	}
+	CHECK_STR_EQ(silo_code_name(err.code), silo_code_name(code));
+	CHECK_CONTAINS(err.message, needle);
+}
+
+/* Flip a bit of byte OFF of the payload file REL of snapshot ID (INFO): the
+ * verified open refuses the snapshot, naming the file. */
+static inline void sbt_expect_tamper_caught(const char *id, const snap_info *info, const char *rel, off_t off)
+{
+	char p[PATH_MAX + 64], want[PATH_MAX];
+	snprintf(p, sizeof p, "%s/%s", info->payload, rel);
+	sbt_flip_byte(p, off, 0x40);
+	snprintf(want, sizeof want, "payload/%s: SHA-256 mismatch", rel);
+	sbt_expect_reject(id, SILO_ERR_CHECKSUM_MISMATCH, want);
 }
 
 typedef struct outbuf {

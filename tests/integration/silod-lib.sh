@@ -128,6 +128,12 @@ create_ns() { # create_ns NAME [MEMORY_MB] [extra json fields] -> id
 		-d "{\"provider\":\"namespace\",\"name\":\"$1\",\"vcpus\":1,\"memory_mb\":${mem}${extra}}" | jget 'j.get("id","")'
 }
 
+delete_timed() { # delete_timed ID [GRACE_MS]: DELETE the sandbox (grace 0); MS = how long the answer took
+	local t0; t0=$(date +%s%N)
+	api DELETE "/v1/sandboxes/$1?grace_ms=${2:-0}" > /dev/null
+	MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+}
+
 exec_json() { # exec_json ID JSON -> NDJSON on stdout
 	api POST "/v1/sandboxes/$1/exec" -H 'Content-Type: application/json' -d "$2"
 }

@@ -7,7 +7,7 @@ B=${SILO_BUILD_ROOT:?}
 S=${SILO_SOURCE_ROOT:?}
 SILO="$B/cli/silo"
 . "$(dirname "$0")/../tap.sh"
-if [[ "${SILO_SKIP_VM_TESTS:-}" == 1 ]]; then echo "1..0 # SKIP SILO_SKIP_VM_TESTS=1"; exit 0; fi
+[[ "${SILO_SKIP_VM_TESTS:-}" != 1 ]] || skip_all "SILO_SKIP_VM_TESTS=1"
 real_cache=${SILO_CACHE_DIR:-$HOME/.cache/silo}
 if [[ ! -f "$real_cache/kernel/current/vmlinux" || ! -x "$B/agent/silo-agent" ]]; then
 	echo "# guest kernel or $B/agent/silo-agent missing: run scripts/prepare-images.sh $B"

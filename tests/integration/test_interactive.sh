@@ -31,7 +31,8 @@ rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 # ---------------------------------------------------------------- the CLI on a terminal
 # pty_run SCRIPT: drive `silo` on a pseudo-terminal; SCRIPT is Python with
 # spawn(argv), send(bytes), expect(bytes, t), tty_flags(), resize(rows, cols),
-# done() -> exit status, out (everything read so far).
+# done() -> exit status, out (everything read so far), finish(): prints "exit N" (done())
+# and "restored True|False" (the terminal is canonical with echo again).
 pty_run() {
 	python3 - "$SILO" "$A" <<PY
 import os, pty, sys, time, select, termios, struct, fcntl, signal
@@ -71,6 +72,9 @@ def done(t=15):
             return os.WEXITSTATUS(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st)
         time.sleep(0.05)
     os.kill(pid, 9); return -1
+def finish():
+    print("exit", done())
+    print("restored", tty_flags() == (True, True))
 $1
 PY
 }
@@ -92,11 +96,9 @@ send(b"sleep 100\r"); time.sleep(0.5); send(b"\x03")
 print("ctrl-c-reaches-the-sandbox", b"# " in expect(b"# ", 5))
 send(b"echo still here\r"); expect(b"still here\r\n")
 send(b"exit 5\r")
-st = done()
-print("exit", st)
-print("restored", tty_flags() == (True, True))
+finish()
 ')
-echo "$r" | sed 's/^/# /'
+tap_comment <<<"$r"
 check "silo exec -it: the local terminal is raw while the session runs" grep -q "raw-during True" <<<"$r"
 check "silo exec -it: stty size in the sandbox is the terminal's (30 100)" grep -q "size-start True" <<<"$r"
 check "silo exec -it: a resize (SIGWINCH) reaches the PTY (41 123)" grep -q "size-resized True" <<<"$r"
@@ -108,11 +110,9 @@ r=$(pty_run '
 spawn(["exec", "-it", SID, "--", "sh"])
 expect(b"# ")
 os.kill(pid, signal.SIGTERM)
-st = done()
-print("exit", st)
-print("restored", tty_flags() == (True, True))
+finish()
 ')
-echo "$r" | sed 's/^/# /'
+tap_comment <<<"$r"
 check "silo exec -it killed by SIGTERM: the terminal is restored" grep -q "restored True" <<<"$r"
 check "... and it dies of the signal (143)" grep -q "^exit 143" <<<"$r"
 sleep 0.5
@@ -126,7 +126,7 @@ send(b"echo $0 $TERM\r"); print(expect(b"# ").decode(errors="replace").replace("
 send(b"exit\r")
 print("exit", done())
 ')
-echo "$r" | sed 's/^/# /'
+tap_comment <<<"$r"
 check "silo shell: a login shell with TERM set, exit 0" bash -c "grep -q 'sh xterm' <<<'$r' && grep -q '^exit 0' <<<'$r'"
 
 out=$("$SILO" exec -t "$A" -- sh -c 'tty >/dev/null && stty size')
@@ -186,7 +186,7 @@ try:
 except Closed: print("unmasked-close", w3.closed[0])
 PY
 )
-echo "$r" | sed 's/^/# /'
+tap_comment <<<"$r"
 check "WebSocket /session: 101, a PTY process" bash -c "grep -q 'status 101' <<<'$r' && grep -q 'first p.* True' <<<'$r'"
 check "WebSocket: size at start (25 90) and after a resize message (50 132)" grep -q "out 25 90|x|50 132|got x|" <<<"$r"
 check "WebSocket: the exit status (4), then a normal close (1000)" grep -q "exit 4 close 1000" <<<"$r"
@@ -200,7 +200,7 @@ check "an unmasked client frame: closed with 1002 (protocol error)" grep -q "unm
 P=$("$SILO" exec -d --tag worker "$A" -- sh -c 'echo started; sleep 1; echo finished >&2; exit 7')
 check "silo exec -d prints the handle ($P)" grep -qE '^p[0-9]+$' <<<"$P"
 l=$("$SILO" procs "$A")
-echo "$l" | sed 's/^/# /'
+tap_comment <<<"$l"
 check "silo procs lists it (handle, tag, state)" grep -qE "^$P +[0-9]+ +worker +running" <<<"$l"
 "$SILO" wait "$A" worker
 st=$?
@@ -229,10 +229,9 @@ r=$(pty_run '
 spawn(["attach", SID, "bgsh"])
 time.sleep(0.5); send(b"echo attached-$((6*7))\r"); expect(b"attached-42")
 send(b"\x1d")
-print("exit", done())
-print("restored", tty_flags() == (True, True))
+finish()
 ')
-echo "$r" | sed 's/^/# /'
+tap_comment <<<"$r"
 check "silo attach to a PTY process: raw session, ^] detaches (exit 0), terminal restored" \
 	bash -c "grep -q '^exit 0' <<<'$r' && grep -q 'restored True' <<<'$r'"
 check "... and the process keeps running" test "$(api GET "/v1/sandboxes/$A/procs/bgsh" | jget 'j["state"]')" = running
@@ -308,11 +307,9 @@ HP=$!
 curl -s -N --unix-socket "$SOCK" "http://silod/v1/sandboxes/$A/procs/bgsh/output" > /dev/null &
 OP=$!
 sleep 1
-t0=$(date +%s%N)
-api DELETE "/v1/sandboxes/$A?grace_ms=0" > /dev/null
-ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-echo "# delete with an open session and an attached reader: $ms ms"
-check "a delete with an open session and an attached reader completes (200) in < 10 s" test "$(status)" = 200 -a $ms -lt 10000
+delete_timed "$A"
+echo "# delete with an open session and an attached reader: $MS ms"
+check "a delete with an open session and an attached reader completes (200) in < 10 s" test "$(status)" = 200 -a "$MS" -lt 10000
 for _ in $(seq 1 50); do kill -0 $HP 2>/dev/null || break; sleep 0.1; done
 check "the session's client was disconnected" bash -c "! kill -0 $HP 2>/dev/null"
 wait $OP 2>/dev/null

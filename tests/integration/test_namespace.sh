@@ -8,7 +8,7 @@ set -uo pipefail
 B=${SILO_BUILD_ROOT:?}
 SILO="$B/cli/silo"
 . "$(dirname "$0")/../tap.sh"
-if [[ $(id -u) != 0 ]]; then echo "1..0 # SKIP the namespace provider needs root"; exit 0; fi
+[[ $(id -u) = 0 ]] || skip_all "the namespace provider needs root"
 TMP=$(mktemp -d /tmp/silo-ns-test.XXXXXX)
 export SILO_RUNTIME_DIR="$TMP/run" SILO_STATE_DIR="$TMP/state" SILO_CACHE_DIR="$TMP/cache"
 trap 'rm -rf "$TMP"; echo "1..$N"' EXIT

@@ -41,20 +41,16 @@ trap 'echo "1..$N"; cleanup' EXIT
 api POST /v1/sandboxes -H 'Content-Type: application/json' \
 	-d '{"provider":"namespace","name":"big","vcpus":2,"memory_mb":256,"workdir":"/tmp"}' > /dev/null
 denied "max_vcpus denies before spawn" 'policy "standard" rule max_vcpus: the spec asks for 2 vCPUs, the policy allows 1'
-api POST /v1/sandboxes -H 'Content-Type: application/json' \
-	-d '{"provider":"namespace","name":"big","vcpus":1,"memory_mb":1024}' > /dev/null
+create_ns big 1024 > /dev/null
 denied "max_memory_mb denies" 'policy "standard" rule max_memory_mb: the spec asks for 1024 MB, the policy allows 512 MB'
 printf '[vm]\nname = "pids"\nprovider = "namespace"\n[resources]\nvcpus = 1\nmemory_mb = 256\n[sandbox]\npids_max = 65\n' |
 	api POST /v1/sandboxes -H 'Content-Type: application/toml' --data-binary @- > /dev/null
 denied "max_pids denies (hac.toml body)" 'policy "standard" rule max_pids: the spec asks for pids_max 65, the policy allows 64'
-api POST /v1/sandboxes -H 'Content-Type: application/json' \
-	-d '{"provider":"namespace","name":"long","vcpus":1,"memory_mb":256,"timeout_s":60,"metadata":{"policy":"short"}}' > /dev/null
+create_ns long 256 ',"timeout_s":60,"metadata":{"policy":"short"}' > /dev/null
 denied "max_lifetime_s denies" 'policy "short" rule max_lifetime_s: the spec asks for a lifetime of 60 s, the policy allows 2 s'
-api POST /v1/sandboxes -H 'Content-Type: application/json' \
-	-d '{"provider":"namespace","name":"net","vcpus":1,"memory_mb":256,"network":true}' > /dev/null
+create_ns net 256 ',"network":true' > /dev/null
 denied "network denied by the policy (before the provider is asked)" 'policy "standard" rule operations: the spec enables networking'
-api POST /v1/sandboxes -H 'Content-Type: application/json' \
-	-d '{"provider":"namespace","name":"x","vcpus":1,"memory_mb":256,"metadata":{"policy":"nope"}}' > /dev/null
+create_ns x 256 ',"metadata":{"policy":"nope"}' > /dev/null
 check "an unknown policy name is a 400 naming the known ones" python3 -c '
 import json,sys; j=json.load(open(sys.argv[1]))["error"]
 assert j["code"]=="INVALID_CONFIG" and "unknown policy \"nope\" (known: standard, readonly, short, custom)" in j["message"], j' "$TMP/body"

@@ -54,6 +54,16 @@ static void spec_init(vm_spec *s)
 	s->image = "base";
 }
 
+/* A VM of spec_init's spec spawned as sandbox ID; the test terminates it. */
+static void spawn_default(sandbox *sb, const char *id)
+{
+	init_sb(sb, id);
+	vm_spec s;
+	spec_init(&s);
+	silo_error err = {0};
+	REQUIRE(qemu_provider.spawn(sb, &s, &err) == 0);
+}
+
 static void check_no_residue(sandbox *sb, pid_t pid)
 {
 	char **res = NULL;
@@ -208,11 +218,8 @@ TEST(pause_resume_and_forced_terminate)
 {
 	need_vm();
 	sandbox sb;
-	init_sb(&sb, "pause");
-	vm_spec s;
-	spec_init(&s);
+	spawn_default(&sb, "pause");
 	silo_error err = {0};
-	REQUIRE(qemu_provider.spawn(&sb, &s, &err) == 0);
 	pid_t pid = sb.pid;
 	CHECK(qemu_provider.alive(&sb));
 	/* the agent socket accepts connections (QEMU is the server) */
@@ -243,11 +250,8 @@ TEST(reattach_after_manager_restart)
 {
 	need_vm();
 	sandbox sb;
-	init_sb(&sb, "reatt");
-	vm_spec s;
-	spec_init(&s);
+	spawn_default(&sb, "reatt");
 	silo_error err = {0};
-	REQUIRE(qemu_provider.spawn(&sb, &s, &err) == 0);
 	pid_t pid = sb.pid;
 	/* a "new manager" knows only the id, rundir and pid (registry); the jailer is not its child */
 	sandbox sb2;

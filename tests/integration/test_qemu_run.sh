@@ -6,7 +6,7 @@ set -uo pipefail
 B=${SILO_BUILD_ROOT:?}
 SILO="$B/cli/silo"
 . "$(dirname "$0")/../tap.sh"
-if [[ "${SILO_SKIP_VM_TESTS:-}" == 1 ]]; then echo "1..0 # SKIP SILO_SKIP_VM_TESTS=1"; exit 0; fi
+[[ "${SILO_SKIP_VM_TESTS:-}" != 1 ]] || skip_all "SILO_SKIP_VM_TESTS=1"
 cache=${SILO_CACHE_DIR:-$HOME/.cache/silo}
 if [[ ! -f "$cache/kernel/current/vmlinux" ]] || ! "$SILO" image ls 2>/dev/null | grep -q '^python '; then
 	echo "# kernel or python image missing: run scripts/prepare-images.sh $B"

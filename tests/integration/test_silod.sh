@@ -160,10 +160,8 @@ X=$(create_ns busy-x)
 exec_to "$X" '{"argv":["sleep","30"]}' "$TMP/busy" &
 BUSY=$!
 sleep 0.5
-t0=$(date +%s%N)
-api DELETE "/v1/sandboxes/$X?grace_ms=500" > /dev/null
-t1=$(date +%s%N)
-check "deleting a sandbox with a running exec is prompt ($(( (t1 - t0) / 1000000 )) ms)" test "$(status)" = 200 -a $(( (t1 - t0) / 1000000 )) -lt 5000
+delete_timed "$X" 500
+check "deleting a sandbox with a running exec is prompt ($MS ms)" test "$(status)" = 200 -a "$MS" -lt 5000
 wait "$BUSY"
 check "the busy exec ended with a kill, not silently" grep -qE '"signal":9|"error"' "$TMP/busy"
 wait "$LONG"

@@ -15,6 +15,7 @@
 #include "common/util.h"
 #include "core/manager.h"
 #include "harness.h"
+#include "output_test.h"
 
 static char statedir[256];
 
@@ -165,16 +166,6 @@ static bool seen(evlog *l, const char *prefix)
 	return hit;
 }
 
-static void collect(void *ud, int stream, const void *buf, size_t len)
-{
-	char *out = ud;
-	size_t have = strlen(out);
-	if (stream == 1 && have + len < 256) {
-		memcpy(out + have, buf, len);
-		out[have + len] = '\0';
-	}
-}
-
 TEST(events_and_exec_and_capacity)
 {
 	setup();
@@ -199,12 +190,13 @@ TEST(events_and_exec_and_capacity)
 	char *argv[] = {"sh", "-c", "echo manager-exec", NULL};
 	exec_req rq = {.argv = argv, .uid = -1, .gid = -1};
 	mgr_exec *x;
-	char out[256] = "";
-	REQUIRE(manager_exec_start(m, id, &rq, collect, out, "test", &x, &err) == 0);
+	outbuf out;
+	out_reset(&out);
+	REQUIRE(manager_exec_start(m, id, &rq, out_collect, &out, "test", &x, &err) == 0);
 	exec_result res;
 	CHECK(manager_exec_wait(x, -1, &res, &err) == 0);
 	CHECK_INT_EQ(res.exit_code, 0);
-	CHECK_STR_EQ(out, "manager-exec\n");
+	CHECK_STR_EQ(out.data, "manager-exec\n");
 	manager_exec_free(x);
 
 	/* capacity: more memory than the configured capacity */

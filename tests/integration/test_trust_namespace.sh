@@ -11,7 +11,7 @@ set -uo pipefail
 B=${SILO_BUILD_ROOT:?}
 SILO="$B/cli/silo"
 . "$(dirname "$0")/../tap.sh"
-if [[ $(id -u) != 0 ]]; then echo "1..0 # SKIP the namespace provider needs root"; exit 0; fi
+[[ $(id -u) = 0 ]] || skip_all "the namespace provider needs root"
 TMP=$(mktemp -d /tmp/silo-trust-ns.XXXXXX)
 DPID=
 trap '[[ -n "$DPID" ]] && kill -KILL $DPID 2>/dev/null; [[ -n "${KEEP:-}" ]] || rm -rf "$TMP"; echo "1..$N"' EXIT

@@ -176,6 +176,7 @@ TEST(sigterm_stops_cleanly)
 	CHECK_CONTAINS(r.err, "\"exit_reason\":\"signal\"");
 }
 
+/* A 1 MiB disk image under /tmp whose sector 0 starts "silo-blk-sector0: hello guest\n". */
 static void make_disk(char *path)
 {
 	strcpy(path, "/tmp/silo-vmm-disk-XXXXXX");
@@ -187,41 +188,39 @@ static void make_disk(char *path)
 	close(fd);
 }
 
-/* The first 17 bytes of sector 1 of disk (where the guest writes "written by guest\n"). */
-static void read_sector1(const char *disk, char *buf)
+/* Run virtio_blk.bin with a fresh disk (make_disk) attached as --drive DISK,OPTS (plus
+ * EXTRA, an option or NULL): it exits 0 printing WANT_SERIAL. SECTOR1 gets the first
+ * 17 bytes of sector 1, where the guest writes "written by guest\n"; the disk is removed. */
+static void blk_run(const char *opts, const char *extra, const char *want_serial, char sector1[32])
 {
+	char disk[64], drive[128];
+	make_disk(disk);
+	snprintf(drive, sizeof drive, "%s,%s", disk, opts);
+	const char *a[] = {"--payload", payload("virtio_blk.bin"), "--drive", drive, "--timeout-ms", "20000", extra, NULL};
+	expect_vmm(a, 0, want_serial, NULL);
+	memset(sector1, 0, 32);
 	int fd = open(disk, O_RDONLY);
-	CHECK(pread(fd, buf, 17, 512) == 17);
+	CHECK(pread(fd, sector1, 17, 512) == 17);
 	close(fd);
+	unlink(disk);
 }
 
 TEST(virtio_blk_guest_driver_rw)
 {
 	need_kvm();
-	char disk[64], drive[128];
-	make_disk(disk);
-	snprintf(drive, sizeof drive, "%s,id=silo-test-disk", disk);
-	const char *a[] = {"--payload", payload("virtio_blk.bin"), "--drive", drive, "--rng", "--timeout-ms", "20000", NULL};
-	expect_vmm(a, 0, "silo-blk-sector0: hello guest\nid=silo-test-disk\nwrite status=0\nflush status=0\n", NULL);
-	char buf[32] = {0};
-	read_sector1(disk, buf);
-	CHECK_STR_EQ(buf, "written by guest\n");
-	unlink(disk);
+	char sector1[32];
+	blk_run("id=silo-test-disk", "--rng", "silo-blk-sector0: hello guest\nid=silo-test-disk\nwrite status=0\nflush status=0\n",
+		sector1);
+	CHECK_STR_EQ(sector1, "written by guest\n");
 }
 
 TEST(virtio_blk_guest_driver_read_only)
 {
 	need_kvm();
-	char disk[64], drive[128];
-	make_disk(disk);
-	snprintf(drive, sizeof drive, "%s,ro", disk);
-	const char *a[] = {"--payload", payload("virtio_blk.bin"), "--drive", drive, "--timeout-ms", "20000", NULL};
+	char sector1[32];
 	/* the write fails with VIRTIO_BLK_S_IOERR; the default id is "silo" */
-	expect_vmm(a, 0, "silo-blk-sector0: hello guest\nid=silo\nwrite status=1\nflush status=0\n", NULL);
-	char buf[32] = {0};
-	read_sector1(disk, buf);
-	CHECK(buf[0] == 0);
-	unlink(disk);
+	blk_run("ro", NULL, "silo-blk-sector0: hello guest\nid=silo\nwrite status=1\nflush status=0\n", sector1);
+	CHECK(sector1[0] == 0);
 	const char *a2[] = {"--payload", payload("virtio_blk.bin"), "--drive", "/tmp,bogus", NULL};
 	expect_vmm(a2, 1, NULL, "unknown option \"bogus\"", NULL);
 }

@@ -19,6 +19,7 @@
 #include "agent_test.h"
 #include "core/channel.h"
 #include "gate.h"
+#include "proc_status.h"
 #include "wire.h"
 
 typedef struct outbuf {
@@ -421,21 +422,6 @@ static void slow_collect(void *ud, int stream, const void *buf, size_t len)
 		k->bad = true;
 	if (k->calls++ < 40)
 		usleep(25000); /* a host that cannot keep up for ~1 s */
-}
-
-static long proc_status_kib(pid_t pid, const char *key)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	long kib = -1;
-	size_t kl = strlen(key);
-	while (f && fgets(line, sizeof line, f))
-		if (!strncmp(line, key, kl) && line[kl] == ':')
-			kib = strtol(line + kl + 1, NULL, 10);
-	if (f)
-		fclose(f);
-	return kib;
 }
 
 TEST(flooding_process_is_throttled_not_buffered)

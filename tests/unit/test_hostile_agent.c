@@ -21,6 +21,7 @@
 #include "common/util.h"
 #include "core/channel.h"
 #include "harness.h"
+#include "proc_status.h"
 #include "wire.h"
 
 typedef enum behaviour {
@@ -495,19 +496,6 @@ TEST(listings_past_their_depth_or_max_are_violations)
 	expect_violation(B_LIST_PAST_MAX, "more directory entries than the listing's max");
 }
 
-static long rss_kb(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long kb = -1;
-	while (f && fgets(line, sizeof line, f))
-		if (!strncmp(line, "VmRSS:", 6))
-			kb = strtol(line + 6, NULL, 10);
-	if (f)
-		fclose(f);
-	return kb;
-}
-
 TEST(a_flood_of_watch_events_is_bounded_and_counted)
 {
 	rig r;
@@ -551,13 +539,13 @@ TEST(a_listing_of_gigabytes_stops_at_the_bound)
 {
 	rig r;
 	rig_start(&r, B_HUGE_LIST, 5000);
-	long before = rss_kb();
+	long before = proc_status_kib(0, "VmRSS");
 	silo_error err;
 	dir_entry *ents;
 	size_t n;
 	uint64_t t0 = now_mono_ns();
 	int rc = chan_list(r.c, "/", &ents, &n, &err);
-	long after = rss_kb();
+	long after = proc_status_kib(0, "VmRSS");
 	printf("# %s (%llu ms; RSS %ld -> %ld KiB)\n", err.message, (unsigned long long)((now_mono_ns() - t0) / 1000000),
 	       before, after);
 	CHECK_INT_EQ(rc, -1);

@@ -19,6 +19,7 @@
 #include "net/hosts.h"
 #include "net/netpol.h"
 #include "net/stack.h"
+#include "stack_test.h"
 
 static uint32_t ip(const char *s)
 {
@@ -304,6 +305,22 @@ static bool resolve(netpol *p, const char *name, const uint32_t *resolver, size_
 	return v->allow;
 }
 
+/* netpol_check of ADDR:PORT is allowed or not as ALLOW, its reason containing REASON
+ * (NULL: any); a mismatch names the caller's LINE. The verdict, for further checks. */
+static netpol_verdict verdict_is(int line, netpol *p, uint32_t addr, uint16_t port, bool allow, const char *reason)
+{
+	netpol_verdict v;
+	netpol_check(p, addr, port, &v);
+	if (v.allow != allow || (reason && !strstr(v.reason, reason)))
+		printf("# line %d: %u.%u.%u.%u:%u: allow %d, reason \"%s\"\n", line, addr >> 24, (addr >> 16) & 255,
+		       (addr >> 8) & 255, addr & 255, port, v.allow, v.reason);
+	CHECK_INT_EQ(v.allow, allow);
+	if (reason)
+		CHECK_CONTAINS(v.reason, reason);
+	return v;
+}
+#define VERDICT(p, addr, port, allow, reason) verdict_is(__LINE__, p, addr, port, allow, reason)
+
 TEST(decisions_names_bindings_and_ports)
 {
 	const char *entries[] = {"files.test:8000", "pypi.org:443", "*.github.com", "10.9.0.0/16:5432"};
@@ -315,17 +332,11 @@ TEST(decisions_names_bindings_and_ports)
 	CHECK(resolve(p, "files.test", NULL, 0, a, &n, &v));
 	CHECK(n == 1 && a[0] == ip("10.0.2.2"));
 	CHECK_STR_EQ(v.rule_text, "files.test:8000");
-	netpol_check(p, ip("127.0.0.1"), 8000, &v);
-	CHECK(v.allow);
-	netpol_check(p, ip("127.0.0.1"), 8001, &v);
-	CHECK(!v.allow);
-	CHECK_CONTAINS(v.reason, "port 8001");
+	VERDICT(p, ip("127.0.0.1"), 8000, true, NULL);
+	VERDICT(p, ip("127.0.0.1"), 8001, false, "port 8001");
 	/* silod's port: never, whatever the bindings */
-	netpol_check(p, ip("127.0.0.1"), 7700, &v);
-	CHECK(!v.allow);
-	CHECK_CONTAINS(v.reason, "silod");
-	netpol_check(p, ip("192.0.2.2"), 7700, &v);
-	CHECK(!v.allow);
+	VERDICT(p, ip("127.0.0.1"), 7700, false, "silod");
+	VERDICT(p, ip("192.0.2.2"), 7700, false, NULL);
 	/* a name no entry allows: no answer at all */
 	CHECK(!resolve(p, "other.test", NULL, 0, a, &n, &v));
 	CHECK_CONTAINS(v.reason, "no egress entry allows the name");
@@ -333,22 +344,16 @@ TEST(decisions_names_bindings_and_ports)
 	uint32_t pypi[] = {ip("151.101.0.223"), ip("151.101.64.223")};
 	CHECK(resolve(p, "pypi.org", pypi, 2, a, &n, &v));
 	CHECK(n == 2 && a[0] == pypi[0]);
-	netpol_check(p, pypi[1], 443, &v);
-	CHECK(v.allow);
-	CHECK_INT_EQ(v.rule, 1);   /* pypi.org:443 */
-	netpol_check(p, pypi[1], 80, &v);
-	CHECK(!v.allow);
+	CHECK_INT_EQ(VERDICT(p, pypi[1], 443, true, NULL).rule, 1);   /* pypi.org:443 */
+	VERDICT(p, pypi[1], 80, false, NULL);
 	/* an address nobody resolved */
-	netpol_check(p, ip("93.184.216.34"), 443, &v);
-	CHECK(!v.allow);
-	CHECK_CONTAINS(v.reason, "no egress entry allows 93.184.216.34:443");
+	VERDICT(p, ip("93.184.216.34"), 443, false, "no egress entry allows 93.184.216.34:443");
 	/* DNS rebinding: an allowed name answered with private, loopback, metadata, host addresses */
 	uint32_t evil[] = {ip("10.0.0.5"), ip("127.0.0.1"), ip("169.254.169.254"), ip("203.0.114.9")};
 	for (size_t i = 0; i < 4; i++) {
 		CHECK(!resolve(p, "api.github.com", &evil[i], 1, a, &n, &v));
 		CHECK_CONTAINS(v.reason, "the name resolves to a");
-		netpol_check(p, evil[i], 443, &v);
-		CHECK(!v.allow);
+		VERDICT(p, evil[i], 443, false, NULL);
 	}
 	/* mixed answer: only the public address survives */
 	uint32_t mixed[] = {ip("10.0.0.5"), ip("140.82.112.3")};
@@ -356,31 +361,20 @@ TEST(decisions_names_bindings_and_ports)
 	CHECK(n == 1 && a[0] == ip("140.82.112.3"));
 	CHECK_STR_EQ(v.rule_text, "*.github.com");
 	/* a CIDR entry names a private range explicitly */
-	netpol_check(p, ip("10.9.3.4"), 5432, &v);
-	CHECK(v.allow);
-	netpol_check(p, ip("10.9.3.4"), 5433, &v);
-	CHECK(!v.allow);
+	VERDICT(p, ip("10.9.3.4"), 5432, true, NULL);
+	VERDICT(p, ip("10.9.3.4"), 5433, false, NULL);
 	/* every always-denied class, directly by address */
 	const char *classes[] = {"127.0.0.1", "10.0.0.1", "172.16.0.1", "192.168.0.1", "169.254.169.254",
 				 "100.64.0.1", "0.0.0.0", "224.0.0.1", "192.0.2.2", "203.0.114.9"};
-	for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++) {
-		netpol_check(p, ip(classes[i]), 80, &v);
-		CHECK(!v.allow);
-		if (v.allow)
-			printf("# %s allowed\n", classes[i]);
-	}
+	for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++)
+		VERDICT(p, ip(classes[i]), 80, false, NULL);
 	netpol_free(p);
 	/* "*": anything public, nothing special */
 	const char *any[] = {"*"};
 	p = test_pol(any, 1, NULL);
-	netpol_check(p, ip("93.184.216.34"), 443, &v);
-	CHECK(v.allow);
-	netpol_check(p, ip("169.254.169.254"), 80, &v);
-	CHECK(!v.allow);
-	CHECK_CONTAINS(v.reason, "link-local");
-	netpol_check(p, ip("203.0.114.9"), 80, &v);   /* a public address of the host */
-	CHECK(!v.allow);
-	CHECK_CONTAINS(v.reason, "address of the host");
+	VERDICT(p, ip("93.184.216.34"), 443, true, NULL);
+	VERDICT(p, ip("169.254.169.254"), 80, false, "link-local");
+	VERDICT(p, ip("203.0.114.9"), 80, false, "address of the host");   /* a public address of the host */
 	netpol_free(p);
 }
 
@@ -531,22 +525,8 @@ TEST(stack_filter_decides_every_connect)
 	close(out[1]);
 	unsetenv("NET_TEST_CHILD");
 	seen s = {0};
-	char buf[4096] = "";
-	size_t got = 0;
-	for (;;) {
-		struct pollfd pf[2] = {{.fd = nfd, .events = POLLIN}, {.fd = out[0], .events = POLLIN}};
-		if (poll(pf, 2, 5000) <= 0)
-			break;
-		if (pf[0].revents & POLLIN)
-			CHECK(stack_handle(nfd, p, NULL, on_decided, &s) == 0);
-		if (pf[1].revents & (POLLIN | POLLHUP)) {
-			ssize_t n = read(out[0], buf + got, sizeof buf - 1 - got);
-			if (n <= 0)
-				break;
-			got += (size_t)n;
-		}
-	}
-	buf[got] = '\0';
+	char buf[4096];
+	CHECK_INT_EQ(stack_pump(nfd, out[0], p, on_decided, &s, 5000, buf, sizeof buf), 0);
 	printf("# child said:\n");
 	for (const char *line = buf; *line;) {   /* TAP: every line a comment */
 		size_t n = strcspn(line, "\n");
