@@ -782,12 +782,18 @@ __attribute__((noreturn)) static void intermediate(child_args *a, int pid_wr, in
 	_exit(0);
 }
 
+/* RUNDIR/pid: "PID STARTTIME\n", for terminate and reattach after a manager
+ * restart. Like ns-state it needs no fsync (a host crash ends the sandbox),
+ * and an fsync here put a host-disk flush on every spawn's path. */
 static int write_pidfile(sandbox *sb, ns_state *s, silo_error *err)
 {
-	char p[PATH_MAX + 8], txt[64];
+	char p[PATH_MAX + 8], tmp[PATH_MAX + 16], txt[64];
 	snprintf(p, sizeof p, "%s/pid", sb->rundir);
-	int n = snprintf(txt, sizeof txt, "%d %llu\n", (int)sb->pid, s->starttime);
-	return write_file_atomic(p, txt, (size_t)n, 0600, err);
+	snprintf(tmp, sizeof tmp, "%s/.pid.tmp", sb->rundir);
+	snprintf(txt, sizeof txt, "%d %llu\n", (int)sb->pid, s->starttime);
+	if (ns_write_volatile(p, tmp, txt) < 0)
+		return silo_fail(err, SILO_ERR_IO_ERROR, errno, "namespace: write %s", p);
+	return 0;
 }
 
 /* RUNDIR/ns-state: "SLOT UID GID LOOPNR DEV INO\n" - what terminate, residue
