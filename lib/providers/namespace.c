@@ -210,7 +210,7 @@ typedef struct child_args {
 	int disk_fd;         /* read end: the disk's loop device number (made meanwhile by the parent) */
 	int userns_fd;       /* the sandbox's user namespace */
 	uint32_t uid, gid;   /* host ids of the sandbox's root */
-	const ns_bpf *bpf;   /* compiled in the parent */
+	struct sock_filter *bpf;   /* BPF_MAXINSNS, filled from disk_fd (compiled in the parent) */
 } child_args;
 
 /* Report "step: error[ (the filesystem's own message)]" and exit. fs: an
@@ -582,9 +582,12 @@ __attribute__((noreturn)) static void child_main(child_args *a)
 	 * cgroups and clones us (both take milliseconds); EOF if it failed (the
 	 * parent reports why). */
 	int32_t nr = -1;
-	while ((r = read(a->disk_fd, &nr, sizeof nr)) < 0 && errno == EINTR)
-		;
-	if (r != (ssize_t)sizeof nr || nr < 0)
+	if (read_exact(a->disk_fd, &nr, sizeof nr) != 0 || nr < 0)
+		_exit(126);
+	/* then the seccomp filter: its length in instructions and the program */
+	uint16_t nins = 0;
+	if (read_exact(a->disk_fd, &nins, sizeof nins) != 0 || nins == 0 || nins > BPF_MAXINSNS ||
+	    read_exact(a->disk_fd, a->bpf, (size_t)nins * sizeof *a->bpf) != 0)
 		_exit(126);
 	close(a->disk_fd);
 	/* the OOM-kill counter, opened while the host's /sys is still in view:
@@ -696,7 +699,8 @@ __attribute__((noreturn)) static void child_main(child_args *a)
 	drop_caps(a);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fail(a, "no_new_privs");
-	int rc = ns_seccomp_apply(a->bpf);
+	ns_bpf bpf = {.prog = {.len = nins, .filter = a->bpf}};
+	int rc = ns_seccomp_apply(&bpf);
 	if (rc < 0) {
 		errno = -rc;
 		child_fail(a, "load the seccomp filter");
@@ -1178,9 +1182,7 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	}
 	uint32_t disk_mb = spec_disk_mb(spec);
 	tmpfs_options(a, disk_mb);
-	if (ns_seccomp_build(&bpf, err) < 0)
-		goto fail;
-	a->bpf = &bpf;
+	a->bpf = xcalloc(BPF_MAXINSNS, sizeof *a->bpf);
 	if (pipe2(pipe_pid, O_CLOEXEC) < 0 || pipe2(pipe_err, O_CLOEXEC) < 0 || pipe2(pipe_sync, O_CLOEXEC) < 0 ||
 	    pipe2(pipe_disk, O_CLOEXEC) < 0) {
 		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: pipe");
@@ -1207,10 +1209,26 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	close(pipe_sync[1]), pipe_sync[1] = -1;
 	close(pipe_disk[0]), pipe_disk[0] = -1;
 	/* the disk, while the intermediate joins the cgroups and clones the init */
-	bool disk_ok = ns_disk_create(disk_mb, &s->disk, err) == 0 && write_state(sb, s, err) == 0;
+	/* and the seccomp filter (libseccomp allocates: never in the child), which
+	 * follows the disk's number down the same pipe: at most BPF_MAXINSNS
+	 * instructions, within the pipe's 64 KiB, so the write never blocks */
+	bool disk_ok = ns_disk_create(disk_mb, &s->disk, err) == 0 && write_state(sb, s, err) == 0 &&
+		       ns_seccomp_build(&bpf, err) == 0;
+	if (disk_ok && (bpf.prog.len == 0 || bpf.prog.len > BPF_MAXINSNS)) {
+		silo_fail_vm(err, SILO_ERR_INTERNAL, 0, sb->id, "namespace: seccomp filter of %u instructions",
+			     (unsigned)bpf.prog.len);
+		disk_ok = false;
+	}
 	if (disk_ok) {
+		size_t flen = (size_t)bpf.prog.len * sizeof *bpf.prog.filter;
+		size_t mlen = sizeof(int32_t) + sizeof(uint16_t) + flen;
+		cleanup_free unsigned char *m = xmalloc(mlen);
 		int32_t nr = s->disk.nr;
-		disk_ok = write(pipe_disk[1], &nr, sizeof nr) == (ssize_t)sizeof nr;
+		uint16_t nins = bpf.prog.len;
+		memcpy(m, &nr, sizeof nr);
+		memcpy(m + sizeof nr, &nins, sizeof nins);
+		memcpy(m + sizeof nr + sizeof nins, bpf.prog.filter, flen);
+		disk_ok = write_all(pipe_disk[1], m, mlen) == 0;
 		if (!disk_ok)
 			silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: hand the disk to the sandbox init");
 	}
@@ -1284,6 +1302,7 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	ns_userns_reap(&holder);
 	ns_disk_close(&s->disk);   /* from now on the sandbox's mount alone holds it */
 	ns_seccomp_free(&bpf);
+	free(a->bpf);
 	free(a->mounts);
 	free(a);
 	ns_layers_free(&L);
@@ -1327,6 +1346,7 @@ fail:
 	remove_rundir_contents(sb);
 	silo_error_set_vm(err, sb->id);
 	ns_seccomp_free(&bpf);
+	free(a->bpf);
 	free(a->mounts);
 	free(a);
 	ns_layers_free(&L);
