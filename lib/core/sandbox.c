@@ -352,7 +352,11 @@ static int create_one(const vm_spec *spec, const sandbox_opts *opts, const provi
 			 : spec->boot_timeout_ms > 0       ? (int)spec->boot_timeout_ms
 							   : default_boot_timeout(ops);
 	int hb = opts->heartbeat_ms > 0 ? opts->heartbeat_ms : 1000;
-	if (wait_ready(sb, t0 + (uint64_t)timeout_ms * 1000000ull, hb, false, err) < 0 || sandbox_net_ready(sb, err) < 0 ||
+	/* a restored agent served the host that took the snapshot: its port may
+	 * hold the tail of that session, or drop a hello sent before the guest
+	 * sees the new connection (resync: skip stale bytes, say hello again) */
+	if (wait_ready(sb, t0 + (uint64_t)timeout_ms * 1000000ull, hb, opts->restore_dir != NULL, err) < 0 ||
+	    sandbox_net_ready(sb, err) < 0 ||
 	    sandbox_exec_defaults(sb, err) < 0) {
 		sandbox_net_stop(sb);
 		char reason[300];
@@ -381,6 +385,9 @@ static int create_one(const vm_spec *spec, const sandbox_opts *opts, const provi
 	return 0;
 }
 
+/* How long a template restore may take to answer before the start boots cold. */
+#define TPL_RESTORE_TIMEOUT_MS 20000
+
 int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out, silo_error *err)
 {
 	sandbox_opts none = {0};
@@ -406,6 +413,10 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 		ro.restore_dir = payload;
 		ro.restore_id = tid;
 		ro.restore_provider = pc.ops->name;
+		/* a template that does not come up is replaced by a cold boot: do not
+		 * wait the whole boot timeout for it */
+		int bt = opts->boot_timeout_ms > 0 ? opts->boot_timeout_ms : spec->boot_timeout_ms > 0 ? (int)spec->boot_timeout_ms : INT_MAX;
+		ro.boot_timeout_ms = MIN(bt, TPL_RESTORE_TIMEOUT_MS);
 		int rc = create_one(spec, &ro, NULL, out, &te);
 		snap_release(hold);
 		if (rc == 0) {
