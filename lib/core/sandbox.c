@@ -434,7 +434,7 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 	if (create_one(spec, opts, &pc, out, err) < 0)
 		return -1;
 	if (tp.use)
-		tpl_save(*out, tp.key);
+		tpl_save(*out, &tp);
 	return 0;
 }
 

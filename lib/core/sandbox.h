@@ -138,13 +138,16 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 typedef struct tpl_plan {
 	bool use;                      /* eligible: key is set */
 	char key[65];
+	char shape[65];                /* the key without the boot identity: finds stale templates */
 	char why[160];                 /* why not, when !use */
 } tpl_plan;
 int tpl_prepare(const provider_ops *ops, const vm_spec *spec, tpl_plan *out, silo_error *err);
 /* Find and open (verified, held) the template for key: 1 found, 0 none. */
 int tpl_find(const char *key, char id[SILO_ID_MAX], char payload[PATH_MAX + 16], char *hold, size_t hold_len);
-/* Save sb (just booted cold and ready) as the template for key; failures are logged. */
-void tpl_save(sandbox *sb, const char *key);
+/* Save sb (just booted cold and ready) as the template of plan, and remove the
+ * templates of the same shape whose boot identity is gone (unless in use);
+ * failures are logged. */
+void tpl_save(sandbox *sb, const tpl_plan *plan);
 /* Remove a template that failed to restore (unless a live sandbox uses it). */
 void tpl_discard(const char *id);
 

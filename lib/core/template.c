@@ -9,7 +9,9 @@
  * execs see cleared (name, description, env, metadata, user, workdir, lifetimes; secrets show only
  * their names and sources there). A change
  * to any of those is a different key, so a stale template is never restored:
- * it is simply not found (and stays in the store until deleted).
+ * it is simply not found. A template also carries TPL_SHAPE_PREFIX + the hash
+ * without the boot identity: saving a new template removes the ones of the same
+ * shape under another key (stale: their boot files changed), unless in use.
  *
  * A template is an ordinary snapshot: opened with verification (every payload
  * entry against its manifest, cached by the store), held while it is restored,
@@ -30,6 +32,7 @@
 
 #define TPL_KEY_VERSION "silo-template-1"
 #define TPL_TAG_PREFIX "template-"
+#define TPL_SHAPE_PREFIX "template-shape-"
 #define TPL_TAG_HEX 40   /* of the key's 64 hex digits: tags are at most SNAP_TAG_MAX - 1 */
 
 static void clear_kv(spec_kv *v, size_t *n)
@@ -75,6 +78,9 @@ int tpl_prepare(const provider_ops *ops, const vm_spec *spec, tpl_plan *out, sil
 	char *text = xasprintf(TPL_KEY_VERSION "\nprovider=%s\n%s\n%s", ops->name, ident, toml ? toml : "");
 	registry_sha256_hex(text, strlen(text), out->key);
 	free(text);
+	text = xasprintf(TPL_KEY_VERSION "\nprovider=%s\n%s", ops->name, toml ? toml : "");
+	registry_sha256_hex(text, strlen(text), out->shape);
+	free(text);
 	free(toml);
 	free(ident);
 	out->use = true;
@@ -84,6 +90,44 @@ int tpl_prepare(const provider_ops *ops, const vm_spec *spec, tpl_plan *out, sil
 static void key_tag(const char *key, char *tag, size_t len)
 {
 	snprintf(tag, len, TPL_TAG_PREFIX "%.*s", TPL_TAG_HEX, key);
+}
+
+static void shape_tag(const char *shape, char *tag, size_t len)
+{
+	snprintf(tag, len, TPL_SHAPE_PREFIX "%.*s", TPL_TAG_HEX, shape);
+}
+
+static bool has_tag(json_t *snap, const char *tag)
+{
+	size_t i;
+	json_t *t;
+	json_array_foreach(json_object_get(snap, "tags"), i, t)
+		if (!strcmp(json_string_value(t) ?: "", tag))
+			return true;
+	return false;
+}
+
+/* Templates of this shape under another key: their kernel, initramfs, image or
+ * VMM changed since, so no start will find them again. */
+static void prune_stale(const char *key_t, const char *shape_t)
+{
+	json_t *l = NULL;
+	silo_error e = {0};
+	if (snap_list_json(&l, &e) < 0) {
+		log_warn("templates: %s", e.message);
+		return;
+	}
+	size_t i;
+	json_t *s;
+	json_array_foreach(l, i, s) {
+		const char *id = json_string_value(json_object_get(s, "id"));
+		if (id && has_tag(s, shape_t) && !has_tag(s, key_t) &&
+		    !strcmp(json_string_value(json_object_get(s, "kind")) ?: "", "template")) {
+			log_info("template %s is stale (its boot files changed): removing it", id);
+			tpl_discard(id);
+		}
+	}
+	json_decref(l);
 }
 
 int tpl_find(const char *key, char id[SILO_ID_MAX], char payload[PATH_MAX + 16], char *hold, size_t hold_len)
@@ -110,14 +154,15 @@ int tpl_find(const char *key, char id[SILO_ID_MAX], char payload[PATH_MAX + 16],
 	return found;
 }
 
-void tpl_save(sandbox *sb, const char *key)
+void tpl_save(sandbox *sb, const tpl_plan *plan)
 {
 	uint64_t t0 = now_mono_ns();
 	silo_error e = {0};
 	snap_writer *w = NULL;
-	char tag[SNAP_TAG_MAX];
-	key_tag(key, tag, sizeof tag);
-	char *tags[] = {tag, NULL};
+	char tag[SNAP_TAG_MAX], stag[SNAP_TAG_MAX];
+	key_tag(plan->key, tag, sizeof tag);
+	shape_tag(plan->shape, stag, sizeof stag);
+	char *tags[] = {tag, stag, NULL};
 	snap_info info;
 	if (snap_begin("template", &w, &e) < 0)
 		goto fail;
@@ -137,6 +182,7 @@ void tpl_save(sandbox *sb, const char *key)
 	log_info("%s: saved template %s (%s, %llu bytes) in %llu ms", sb->id, info.id, tag,
 		 (unsigned long long)info.bytes, (unsigned long long)((now_mono_ns() - t0) / 1000000));
 	snap_info_free(&info);
+	prune_stale(tag, stag);
 	return;
 fail:
 	log_warn("%s: template not saved (the next start boots cold again): %s", sb->id, e.message);

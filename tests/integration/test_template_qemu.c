@@ -5,7 +5,8 @@
  * is not in the second (a template is the ready state, not a user's state);
  * --cold (sandbox_opts.cold) neither restores nor saves; a changed shape
  * (memory) or a rewritten kernel file (same path, same bytes: a new ctime) is a
- * new key and boots cold; a template whose payload was tampered with is
+ * new key and boots cold (and the stale template of the rewritten kernel is
+ * removed); a template whose payload was tampered with is
  * refused, removed, and the start boots cold. Nothing is left behind.
  * Needs the kernel and base image (scripts/prepare-images.sh) and QEMU.
  */
@@ -152,6 +153,10 @@ TEST(changed_kernel_boots_cold)
 	sandbox *b = start(&s, false);
 	CHECK(!b->from_template);
 	CHECK(b->template_id[0] && strcmp(b->template_id, tid) != 0);
+	/* the stale one (same shape, old kernel) was removed by the new save */
+	snap_info info;
+	CHECK(snap_open(tid, false, &info, &err) < 0);
+	CHECK_INT_EQ(templates(), 1);
 	sbt_destroy(b, 2000);
 	teardown();
 }
