@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  * Templates (lib/core/template.c) with a real QEMU TCG guest: the first start
  * of an image + shape boots cold and saves a template; the second restores it
- * (and the guest answers exec); what the first sandbox wrote after it was ready
+ * (and the guest answers exec; two copies of it read different random bytes:
+ * the host's hello reseeds the guest RNG); what the first sandbox wrote after it was ready
  * is not in the second (a template is the ready state, not a user's state);
  * --cold (sandbox_opts.cold) neither restores nor saves; a changed shape
  * (memory) or a rewritten kernel file (same path, same bytes: a new ctime) is a
@@ -92,6 +93,15 @@ TEST(second_start_restores)
 	CHECK_STR_EQ(b->template_id, tid);
 	CHECK_STR_EQ(sbt_sh(b, "test -e /root/after-ready && echo leaked || echo clean", 60000, &o), "clean\n");
 	CHECK_STR_EQ(sbt_sh(b, "echo hello", 60000, &o), "hello\n");
+	/* two copies of one memory image: the host's hello seeds each guest RNG anew */
+	sandbox *b2 = start(&s, false);
+	CHECK(b2->from_template);
+	const char *rnd = "head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'";
+	char r1[128];
+	snprintf(r1, sizeof r1, "%s", sbt_sh(b, rnd, 60000, &o));
+	CHECK_INT_EQ(strlen(r1), 32);
+	CHECK(strcmp(r1, sbt_sh(b2, rnd, 60000, &o)) != 0);
+	sbt_destroy(b2, 2000);
 	/* the store keeps a template a live sandbox was restored from */
 	silo_error err = {0};
 	CHECK(snap_delete(tid, false, &err) < 0);
