@@ -11,7 +11,8 @@
  * to any of those is a different key, so a stale template is never restored:
  * it is simply not found. A template also carries TPL_SHAPE_PREFIX + the hash
  * without the boot identity: saving a new template removes the ones of the same
- * shape under another key (stale: their boot files changed), unless in use.
+ * shape under another key (stale: their boot files changed) and older ones
+ * under the same key (concurrent first starts), unless in use.
  *
  * A template is an ordinary snapshot: opened with verification (every payload
  * entry against its manifest, cached by the store), held while it is restored,
@@ -108,8 +109,9 @@ static bool has_tag(json_t *snap, const char *tag)
 }
 
 /* Templates of this shape under another key: their kernel, initramfs, image or
- * VMM changed since, so no start will find them again. */
-static void prune_stale(const char *key_t, const char *shape_t)
+ * VMM changed since, so no start will find them again. And older ones under
+ * this key (two first starts at once each saved one): keep only keep_id. */
+static void prune_stale(const char *shape_t, const char *keep_id)
 {
 	json_t *l = NULL;
 	silo_error e = {0};
@@ -121,10 +123,10 @@ static void prune_stale(const char *key_t, const char *shape_t)
 	json_t *s;
 	json_array_foreach(l, i, s) {
 		const char *id = json_string_value(json_object_get(s, "id"));
-		if (id && has_tag(s, shape_t) && !has_tag(s, key_t) &&
+		if (id && strcmp(id, keep_id) != 0 && has_tag(s, shape_t) &&
 		    !strcmp(json_string_value(json_object_get(s, "kind")) ?: "", "template")) {
-			log_info("template %s is stale (its boot files changed): removing it", id);
-			tpl_discard(id);
+			log_info("template %s is replaced by %s: removing it", id, keep_id);
+			tpl_discard(id);   /* CONFLICT (kept) while a sandbox uses it or a restore holds it */
 		}
 	}
 	json_decref(l);
@@ -181,8 +183,8 @@ void tpl_save(sandbox *sb, const tpl_plan *plan)
 	snprintf(sb->template_id, sizeof sb->template_id, "%s", info.id);
 	log_info("%s: saved template %s (%s, %llu bytes) in %llu ms", sb->id, info.id, tag,
 		 (unsigned long long)info.bytes, (unsigned long long)((now_mono_ns() - t0) / 1000000));
+	prune_stale(stag, info.id);
 	snap_info_free(&info);
-	prune_stale(tag, stag);
 	return;
 fail:
 	log_warn("%s: template not saved (the next start boots cold again): %s", sb->id, e.message);
