@@ -415,7 +415,9 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 		ro.restore_provider = pc.ops->name;
 		/* a template that does not come up is replaced by a cold boot: do not
 		 * wait the whole boot timeout for it */
-		int bt = opts->boot_timeout_ms > 0 ? opts->boot_timeout_ms : spec->boot_timeout_ms > 0 ? (int)spec->boot_timeout_ms : INT_MAX;
+		int bt = opts->boot_timeout_ms > 0  ? opts->boot_timeout_ms
+			 : spec->boot_timeout_ms > 0 ? (int)spec->boot_timeout_ms
+						     : INT_MAX;
 		ro.boot_timeout_ms = MIN(bt, TPL_RESTORE_TIMEOUT_MS);
 		int rc = create_one(spec, &ro, NULL, out, &te);
 		snap_release(hold);
@@ -427,6 +429,10 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 				snprintf((*out)->fallback_why, sizeof (*out)->fallback_why, "%s", pc.why);
 			(*out)->ready_ns = now_mono_ns() - t0;
 			return 0;
+		}
+		if (te.code == SILO_ERR_CONFLICT) {   /* the id or its run directory is taken: not the template's fault */
+			*err = te;
+			return -1;
 		}
 		log_warn("template %s did not restore (%s): removing it, booting cold", tid, te.message);
 		tpl_discard(tid);
