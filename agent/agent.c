@@ -1577,6 +1577,36 @@ static void handle_tcp(const wire_msg *m)
 	send_msg(&st);
 }
 
+/* <linux/random.h>'s (musl has no kernel headers here) */
+#ifndef RNDADDENTROPY
+#define RNDADDENTROPY _IOW('R', 0x03, int[2])
+#endif
+#ifndef RNDRESEEDCRNG
+#define RNDRESEEDCRNG _IO('R', 0x07)
+#endif
+
+/* The host's hello carries fresh entropy: a guest restored from a snapshot
+ * (template, fork) would otherwise produce the same random numbers as every
+ * other copy. Credited, then the CRNG is reseeded now, not at its next interval. */
+static void reseed(const wire_msg *m)
+{
+	if (!(m->present & WF_DATA) || m->data_len != WIRE_HELLO_SEED)
+		return;
+	struct {
+		int entropy_count;
+		int buf_size;
+		uint8_t buf[WIRE_HELLO_SEED];
+	} e = {.entropy_count = WIRE_HELLO_SEED * 8, .buf_size = WIRE_HELLO_SEED};
+	memcpy(e.buf, m->data, WIRE_HELLO_SEED);
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	/* EPERM: a namespace sandbox, which shares the host kernel's RNG */
+	if (fd >= 0 && (ioctl(fd, RNDADDENTROPY, &e) < 0 || ioctl(fd, RNDRESEEDCRNG) < 0) && errno != EPERM)
+		logmsg("reseed: %s", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	explicit_bzero(&e, sizeof e);
+}
+
 static void handle_msg(const wire_msg *m)
 {
 	if (G.handshaken && m->type == WM_HELLO) {
@@ -1603,6 +1633,7 @@ static void handle_msg(const wire_msg *m)
 			drop_connection("version mismatch");
 			return;
 		}
+		reseed(m);
 		struct utsname u;
 		uname(&u);
 		wire_msg r = {.type = WM_HELLO_OK, .id = m->id, .present = WF_V | WF_AGENT | WF_KERNEL | WF_PID,

@@ -8,7 +8,10 @@
  * handshake done) and sb->spawn_ns (create -> the provider's spawn returned:
  * for qemu, QEMU answers QMP inside its jail), then destroy it. The VM
  * providers are measured with both guest images: "base" (initramfs) and
- * "python" (ext4 root). One run, one table (stderr), one JSON document (stdout)
+ * "python" (ext4 root). Providers with templates (lib/core/template.c) get two
+ * rows measured alternately in the same run: "cold" (sandbox_opts.cold) and
+ * "template" (restored from the template a warm-up start saved), with the
+ * ratio of their p50s. One run, one table (stderr), one JSON document (stdout)
  * with p50/p95/p99 per row; unavailable providers are listed with their reason.
  */
 #include <stdio.h>
@@ -25,42 +28,81 @@ typedef struct row {
 	char image[32];
 	char accel[32];
 	char version[64];
-	int n, failed;
+	const char *start;            /* "cold", "template" (restored from one), "-" (no templates) */
+	int n, failed, miss;          /* miss: a template start that booted cold */
 	double *ms, *spawn_ms;
 	char last_error[256];
 } row;
 
-static void measure(row *r, const provider_ops *ops, const char *image, int iters)
+static void row_init(row *r, const char *prov, const provider_info *pi, const char *image, const char *start, int iters)
 {
+	memset(r, 0, sizeof *r);
+	snprintf(r->provider, sizeof r->provider, "%s", prov);
+	snprintf(r->image, sizeof r->image, "%s", image ? image : "-");
+	snprintf(r->accel, sizeof r->accel, "%s", pi->accel);
+	snprintf(r->version, sizeof r->version, "%s", pi->version);
+	r->start = start;
 	r->ms = xcalloc((size_t)iters, sizeof *r->ms);
 	r->spawn_ms = xcalloc((size_t)iters, sizeof *r->spawn_ms);
-	for (int i = 0; i < iters; i++) {
-		vm_spec s;
-		memset(&s, 0, sizeof s);
-		snprintf(s.name, sizeof s.name, "bench-%s", ops->name);
-		s.provider = (char *)ops->name;
-		s.vcpus = 1;
-		s.memory_mb = 256;
-		s.image = (char *)image;
-		sandbox_opts o = {.fallback = ops->name, .boot_timeout_ms = 120000, .heartbeat_ms = 0};
-		sandbox *sb = NULL;
-		silo_error err = {0};
-		if (sandbox_create(&s, &o, &sb, &err) < 0) {
+}
+
+/* One start (cold: sandbox_opts.cold), recorded in r unless r is NULL (the
+ * warm-up that saves the template), then destroy. */
+static void start_one(row *r, const provider_ops *ops, const char *image, bool cold)
+{
+	vm_spec s;
+	memset(&s, 0, sizeof s);
+	snprintf(s.name, sizeof s.name, "bench-%s", ops->name);
+	s.provider = (char *)ops->name;
+	s.vcpus = 1;
+	s.memory_mb = 256;
+	s.image = (char *)image;
+	sandbox_opts o = {.fallback = ops->name, .boot_timeout_ms = 120000, .heartbeat_ms = 0, .cold = cold};
+	sandbox *sb = NULL;
+	silo_error err = {0};
+	if (sandbox_create(&s, &o, &sb, &err) < 0) {
+		if (r) {
 			r->failed++;
 			snprintf(r->last_error, sizeof r->last_error, "%s", err.message);
-			continue;
 		}
+		return;
+	}
+	if (r) {
 		r->spawn_ms[r->n] = sb->spawn_ns / 1e6;
 		r->ms[r->n++] = sb->ready_ns / 1e6;
-		cleanup_report rep = {0};
-		if (sandbox_destroy(sb, 5000, &rep, &err) < 0) {
-			r->failed++;
-			snprintf(r->last_error, sizeof r->last_error, "destroy: %s", err.message);
-		}
-		cleanup_report_free(&rep);
+		r->miss += !cold && !strcmp(r->start, "template") && !sb->from_template;
 	}
-	bench_sort(r->ms, (size_t)r->n);
-	bench_sort(r->spawn_ms, (size_t)r->n);
+	cleanup_report rep = {0};
+	if (sandbox_destroy(sb, 5000, &rep, &err) < 0 && r) {
+		r->failed++;
+		snprintf(r->last_error, sizeof r->last_error, "destroy: %s", err.message);
+	}
+	cleanup_report_free(&rep);
+}
+
+/* A provider with templates: cold and template starts alternate, so both rows
+ * see the same machine load (this host is shared); one warm-up start saves the
+ * template first. Without templates: one row. */
+static void measure(row *rows, int *nrows, const provider_ops *ops, const provider_info *pi, const char *image,
+		    int iters)
+{
+	bool tpl = ops->template_identity && !(getenv("SILO_TEMPLATES") && !strcmp(getenv("SILO_TEMPLATES"), "0"));
+	row *c = &rows[(*nrows)++], *t = NULL;
+	row_init(c, ops->name, pi, image, tpl ? "cold" : "-", iters);
+	if (tpl) {
+		t = &rows[(*nrows)++];
+		row_init(t, ops->name, pi, image, "template", iters);
+		start_one(NULL, ops, image, false);
+	}
+	for (int i = 0; i < iters; i++) {
+		start_one(c, ops, image, tpl);
+		if (t)
+			start_one(t, ops, image, false);
+	}
+	for (row *r = c; r && r <= (t ? t : c); r++) {
+		bench_sort(r->ms, (size_t)r->n);
+		bench_sort(r->spawn_ms, (size_t)r->n);
+	}
 }
 
 int main(int argc, char **argv)
@@ -79,7 +121,7 @@ int main(int argc, char **argv)
 	int nrows = 0;
 	char unavail[2048] = "";
 	size_t ul = 0;
-	for (const provider_ops *const *p = provider_all(); *p && nrows < 14; p++) {
+	for (const provider_ops *const *p = provider_all(); *p && nrows < 12; p++) {
 		const provider_ops *ops = *p;
 		if (only) {
 			char pat[64];
@@ -117,34 +159,41 @@ int main(int argc, char **argv)
 				if (!strstr(list, pat))
 					continue;
 			}
-			row *r = &rows[nrows++];
-			memset(r, 0, sizeof *r);
-			snprintf(r->provider, sizeof r->provider, "%s", ops->name);
-			snprintf(r->image, sizeof r->image, "%s", images[k] ? images[k] : "-");
-			snprintf(r->accel, sizeof r->accel, "%s", pi.accel);
-			snprintf(r->version, sizeof r->version, "%s", pi.version);
-			measure(r, ops, images[k], iters);
+			measure(rows, &nrows, ops, &pi, images[k], iters);
 		}
 	}
-	fprintf(stderr, "\n%-10s %-8s %-6s %5s %6s %9s %9s %9s %9s %12s\n", "provider", "image", "accel", "n", "failed",
-		"p50 ms", "p95 ms", "p99 ms", "max ms", "spawn p50");
+	fprintf(stderr, "\n%-10s %-8s %-6s %-8s %5s %6s %9s %9s %9s %9s %12s %8s\n", "provider", "image", "accel", "start",
+		"n", "failed", "p50 ms", "p95 ms", "p99 ms", "max ms", "spawn p50", "vs cold");
 	printf("{\"benchmark\":\"spawn_to_agent_ready\",\"iterations\":%d,\"results\":[", iters);
 	for (int i = 0; i < nrows; i++) {
 		row *r = &rows[i];
 		double p50 = bench_pct(r->ms, (size_t)r->n, 50, 0), p95 = bench_pct(r->ms, (size_t)r->n, 95, 0), p99 = bench_pct(r->ms, (size_t)r->n, 99, 0);
 		double mx = r->n ? r->ms[r->n - 1] : 0;
 		double sp50 = bench_pct(r->spawn_ms, (size_t)r->n, 50, 0), sp95 = bench_pct(r->spawn_ms, (size_t)r->n, 95, 0);
-		fprintf(stderr, "%-10s %-8s %-6s %5d %6d %9.1f %9.1f %9.1f %9.1f %12.1f\n", r->provider, r->image, r->accel,
-			r->n, r->failed, p50, p95, p99, mx, sp50);
+		/* a template row follows its cold row: the ratio of p50s, the target (<= 0.4) */
+		const row *cold = !strcmp(r->start, "template") && i > 0 ? &rows[i - 1] : NULL;
+		double c50 = cold ? bench_pct(cold->ms, (size_t)cold->n, 50, 0) : 0, ratio = c50 > 0 ? p50 / c50 : 0;
+		fprintf(stderr, "%-10s %-8s %-6s %-8s %5d %6d %9.1f %9.1f %9.1f %9.1f %12.1f", r->provider, r->image,
+			r->accel, r->start, r->n, r->failed, p50, p95, p99, mx, sp50);
+		if (cold)
+			fprintf(stderr, " %7.2fx", ratio);
+		fputc('\n', stderr);
 		if (r->failed)
 			fprintf(stderr, "           last error: %s\n", r->last_error);
-		printf("%s{\"provider\":\"%s\",\"image\":\"%s\",\"accel\":\"%s\",\"version\":\"%s\",\"n\":%d,"
-		       "\"failed\":%d,\"p50_ms\":%.1f,\"p95_ms\":%.1f,\"p99_ms\":%.1f,\"min_ms\":%.1f,\"max_ms\":%.1f,"
-		       "\"spawn_p50_ms\":%.1f,\"spawn_p95_ms\":%.1f}",
-		       i ? "," : "", r->provider, r->image, r->accel, r->version, r->n, r->failed, p50, p95, p99,
-		       r->n ? r->ms[0] : 0, mx, sp50, sp95);
-		free(r->ms);
-		free(r->spawn_ms);
+		if (r->miss)
+			fprintf(stderr, "           %d template start(s) booted cold\n", r->miss);
+		printf("%s{\"provider\":\"%s\",\"image\":\"%s\",\"accel\":\"%s\",\"version\":\"%s\",\"start\":\"%s\","
+		       "\"n\":%d,\"failed\":%d,\"template_misses\":%d,\"p50_ms\":%.1f,\"p95_ms\":%.1f,\"p99_ms\":%.1f,"
+		       "\"min_ms\":%.1f,\"max_ms\":%.1f,\"spawn_p50_ms\":%.1f,\"spawn_p95_ms\":%.1f",
+		       i ? "," : "", r->provider, r->image, r->accel, r->version, r->start, r->n, r->failed, r->miss, p50,
+		       p95, p99, r->n ? r->ms[0] : 0, mx, sp50, sp95);
+		if (cold)
+			printf(",\"p50_vs_cold\":%.3f", ratio);
+		printf("}");
+	}
+	for (int i = 0; i < nrows; i++) {
+		free(rows[i].ms);
+		free(rows[i].spawn_ms);
 	}
 	printf("],\"unavailable\":[%s]}\n", unavail);
 	return 0;

@@ -46,6 +46,7 @@ bool api_daemon_available(void);
 typedef struct run_report {
 	char id[128];
 	uint64_t spawn_ms, ready_ms, exec_ms, destroy_ms;
+	bool from_template;           /* restored from a template snapshot (else booted cold) */
 	bool timed_out;               /* the command was killed at --timeout */
 	bool oom_killed;              /* the OOM killer ended the command */
 	uint32_t memory_mb;           /* the sandbox's memory limit */
@@ -56,7 +57,7 @@ typedef struct run_report {
  * status (128+signal if killed), or the CLI error status (125); fills *rep.
  * json: errors as JSON (the output stays the command's). */
 int daemon_run(const char *toml, char *const *argv, char *const *env, const char *cwd,
-	       const void *stdin_data, size_t stdin_len, uint32_t timeout_ms, bool json, run_report *rep);
+	       const void *stdin_data, size_t stdin_len, uint32_t timeout_ms, bool json, bool cold, run_report *rep);
 
 /* URL-encode s into a new string. */
 char *api_escape(const char *s);

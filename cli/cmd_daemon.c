@@ -644,7 +644,7 @@ static bool run_chunk(void *ud, const char *buf, size_t len)
 }
 
 int daemon_run(const char *toml, char *const *argv, char *const *env, const char *cwd,
-	       const void *stdin_data, size_t stdin_len, uint32_t timeout_ms, bool json, run_report *rep)
+	       const void *stdin_data, size_t stdin_len, uint32_t timeout_ms, bool json, bool cold, run_report *rep)
 {
 	memset(rep, 0, sizeof *rep);
 	api_client *cl;
@@ -655,7 +655,9 @@ int daemon_run(const char *toml, char *const *argv, char *const *env, const char
 	char *resp = NULL;
 	/* over the unix socket the sandbox is bound to this process: silod deletes
 	 * it if we die (kill -9 included) before our DELETE below */
-	const char *create = getenv("SILO_HOST") ? "/v1/sandboxes" : "/v1/sandboxes?bind=client";
+	const char *create = getenv("SILO_HOST") ? (cold ? "/v1/sandboxes?cold=1" : "/v1/sandboxes")
+			     : cold		 ? "/v1/sandboxes?bind=client&cold=1"
+						 : "/v1/sandboxes?bind=client";
 	if (api_call(cl, "POST", create, "application/toml", toml, strlen(toml), &resp, NULL, &err) < 0) {
 		api_client_free(cl);
 		return cli_error(&err, json);
@@ -673,6 +675,7 @@ int daemon_run(const char *toml, char *const *argv, char *const *env, const char
 		rep->spawn_ms = (uint64_t)cli_jint(o, "spawn_ms");
 		rep->memory_mb = (uint32_t)cli_jint(o, "memory_mb");
 		rep->ready_ms = (uint64_t)cli_jint(o, "ready_ms");
+		rep->from_template = !strcmp(cli_jstr(o, "start"), "template");
 		json_decref(o);
 		free(resp);
 	}

@@ -92,14 +92,15 @@ static int report_run(const run_report *r, uint64_t total_ms, bool timing, bool 
 	if (timing) {
 		if (json)
 			fprintf(stderr,
-				"{\"sandbox\":\"%s\",\"spawn_ms\":%llu,\"ready_ms\":%llu,\"exec_ms\":%llu,"
+				"{\"sandbox\":\"%s\",\"start\":\"%s\",\"spawn_ms\":%llu,\"ready_ms\":%llu,\"exec_ms\":%llu,"
 				"\"destroy_ms\":%llu,\"total_ms\":%llu}\n",
-				r->id, (unsigned long long)r->spawn_ms, (unsigned long long)r->ready_ms,
+				r->id, r->from_template ? "template" : "cold", (unsigned long long)r->spawn_ms,
+				(unsigned long long)r->ready_ms,
 				(unsigned long long)r->exec_ms, (unsigned long long)r->destroy_ms,
 				(unsigned long long)total_ms);
 		else
-			fprintf(stderr, "silo: time: spawn %llu ms, ready %llu ms, exec %llu ms, destroy %llu ms, total %llu ms\n",
-				(unsigned long long)r->spawn_ms, (unsigned long long)r->ready_ms,
+			fprintf(stderr, "silo: time: %s, spawn %llu ms, ready %llu ms, exec %llu ms, destroy %llu ms, total %llu ms\n",
+				r->from_template ? "template" : "cold", (unsigned long long)r->spawn_ms, (unsigned long long)r->ready_ms,
 				(unsigned long long)r->exec_ms, (unsigned long long)r->destroy_ms,
 				(unsigned long long)total_ms);
 	}
@@ -126,6 +127,7 @@ int cmd_run(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},           {"secret", required_argument, NULL, 'S'},
 		{"secret-file", required_argument, NULL, 'F'}, {"network", no_argument, NULL, 'N'},
 		{"egress", required_argument, NULL, 'E'},   {"egress-hosts", required_argument, NULL, 'H'},
+		{"cold", no_argument, NULL, 'C'},
 		{NULL, 0, NULL, 0},
 	};
 	bool network = false;
@@ -143,7 +145,7 @@ int cmd_run(int argc, char **argv)
 	char **env = NULL;
 	size_t nenv = 0;
 	unsigned long timeout_s = 0, memory = 0, cpus = 0;
-	bool json = false, timing = false;
+	bool json = false, timing = false, cold = false;
 	silo_error err = {0};
 	int c;
 	optind = 1;
@@ -155,6 +157,7 @@ int cmd_run(int argc, char **argv)
 		case 'i': image = optarg; break;
 		case 'w': workdir = optarg; break;
 		case 'j': json = true; break;
+		case 'C': cold = true; break;
 		case 'I': {
 			int r = cli_check_isolation(optarg, json);
 			if (r) {
@@ -362,7 +365,7 @@ int cmd_run(int argc, char **argv)
 		}
 		run_report rr;
 		uint64_t t_run = now_mono_ns();
-		rc = daemon_run(toml, cmd, xenv, cwd, in, in_len, (uint32_t)(timeout_s * 1000), json, &rr);
+		rc = daemon_run(toml, cmd, xenv, cwd, in, in_len, (uint32_t)(timeout_s * 1000), json, cold, &rr);
 		if (rr.id[0])
 			rc = report_run(&rr, ms_since(t_run), timing, json, timeout_s, rc);
 		explicit_bzero(toml, strlen(toml));
@@ -377,7 +380,7 @@ int cmd_run(int argc, char **argv)
 	if (swept.reaped)
 		log_info("run: swept %d orphaned sandbox(es) of dead `silo run`s (%d still dirty)", swept.reaped,
 			 swept.dirty);
-	sandbox_opts so = {.owner = SB_OWNER_PROCESS};
+	sandbox_opts so = {.owner = SB_OWNER_PROCESS, .cold = cold};
 	/* SILO_BOOT_TIMEOUT_MS: override the spec/provider boot timeout (tests, slow hosts). */
 	const char *bt = getenv("SILO_BOOT_TIMEOUT_MS");
 	if (bt && *bt)
@@ -469,6 +472,7 @@ int cmd_run(int argc, char **argv)
 	silo_error derr = {0};
 	char id[SILO_ID_MAX];
 	snprintf(id, sizeof id, "%s", sb->id);
+	bool from_template = sb->from_template;
 	int drc = sandbox_destroy(sb, RUN_GRACE_MS, &rep, &derr);
 	uint64_t destroy_ms = ms_since(t_destroy);
 	sigaction(SIGINT, &old_int, NULL);
@@ -476,7 +480,7 @@ int cmd_run(int argc, char **argv)
 	sigaction(SIGPIPE, &old_pipe, NULL);
 	run_report rr = {.spawn_ms = spawn_ms, .ready_ms = ready_ms, .exec_ms = exec_ms, .destroy_ms = destroy_ms,
 			 .timed_out = !exec_failed && res.timed_out, .oom_killed = !exec_failed && res.oom_killed,
-			 .memory_mb = spec.memory_mb};
+			 .memory_mb = spec.memory_mb, .from_template = from_template};
 	snprintf(rr.id, sizeof rr.id, "%s", id);
 	report_run(&rr, ms_since(t0), timing, json, timeout_s, -1);   /* --time; the timeout below */
 	if (drc < 0 || !rep.host_clean) {

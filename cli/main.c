@@ -142,6 +142,7 @@ static const char u_run[] =
 	"  --network          give the sandbox a network; it reaches only what --egress allows\n"
 	"  --egress ENTRY     allow a destination (NAME[:PORT], *.DOMAIN, A.B.C.D[/N][:PORT], *); implies --network\n"
 	"  --egress-hosts F   resolve names from this hosts(5) file first (without silod)\n"
+	"  --cold             boot cold: do not restore (or save) the image + shape's template snapshot\n"
 	"  --time             print spawn/ready/exec/destroy times on stderr\n"
 	"  --json             errors as a JSON object on stdout; --time as JSON on stderr\n";
 static const char u_config[] = "silo config validate|format|default ...\n"

@@ -78,6 +78,18 @@ static int bind_query(const api_req *q, mgr_create_opts *o, silo_error *err)
 	return 0;
 }
 
+/* ?cold=1: boot cold, taking no warm-pool sandbox and no template. */
+static int cold_query(const api_req *q, mgr_create_opts *o, silo_error *err)
+{
+	const char *v = api_query(q, "cold");
+	if (!v)
+		return 0;
+	if (strcmp(v, "1") && strcmp(v, "true") && strcmp(v, "0") && strcmp(v, "false"))
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "query parameter cold: expected 1 or 0, got '%.32s'", v);
+	o->cold = !strcmp(v, "1") || !strcmp(v, "true");
+	return 0;
+}
+
 int h_sandbox_create(api_req *q, api_reply *r, silo_error *err)
 {
 	vm_spec spec = {0};
@@ -94,6 +106,8 @@ int h_sandbox_create(api_req *q, api_reply *r, silo_error *err)
 		rc = isolation_query(q, &spec, err);
 	if (rc == 0)
 		rc = bind_query(q, &o, err);
+	if (rc == 0)
+		rc = cold_query(q, &o, err);
 	if (rc == 0)
 		rc = api_create_check(q, &spec, &o, err);
 	char id[SILO_ID_MAX];

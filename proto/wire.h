@@ -40,7 +40,7 @@ _Static_assert(WIRE_MIN_WINDOW <= WIRE_WINDOW && WIRE_WINDOW <= WIRE_MAX_WINDOW,
 #define WIRE_MAX_DEPTH 8                         /* nesting when skipping unknown values */
 
 enum wire_type {
-	WM_HELLO = 1,      /* host -> agent: v */
+	WM_HELLO = 1,      /* host -> agent: v [, data: WIRE_HELLO_SEED bytes of host entropy] */
 	WM_HELLO_OK = 2,   /* agent -> host: v, agent, kernel, pid */
 	WM_EXEC = 10,      /* argv, [env], [cwd], [data=stdin], [flag=stdin_stream], [timeout], [uid], [gid], [pty, rows, cols], [win] */
 	WM_STARTED = 11,   /* pid */
@@ -79,6 +79,8 @@ enum wire_type {
 #define WIRE_MAX_DNS 4096                        /* a DNS message over the channel */
 
 /* Optional-field bits for wire_msg.present. */
+/* hello's data: entropy the agent credits to the guest's RNG and reseeds with */
+#define WIRE_HELLO_SEED 32
 #define WF_V        (UINT64_C(1) << 0)
 #define WF_ARGV     (UINT64_C(1) << 1)
 #define WF_ENV      (UINT64_C(1) << 2)

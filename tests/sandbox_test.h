@@ -18,6 +18,7 @@
 #include "common/util.h"
 #include "core/sandbox.h"
 #include "harness.h"
+#include "image/image.h"
 #include "snapshot/snapshot.h"
 
 /* VAR=DIR/SUB in the environment (SILO_RUNTIME_DIR, SILO_STATE_DIR, ...). */
@@ -63,6 +64,26 @@ static inline void sbt_namespace_setup(char *tmpdir, bool state_dir)
 	if (state_dir)
 		sbt_setenv_dir("SILO_STATE_DIR", tmpdir, "state");
 	sbt_need_provider("namespace");
+}
+
+/* For the qemu tests with a real guest: QEMU available, the kernel and base
+ * image prepared (scripts/prepare-images.sh), a fresh TMPDIR (a mkdtemp
+ * template) with SILO_RUNTIME_DIR and SILO_STATE_DIR in it; SKIPs otherwise. */
+static inline void sbt_qemu_setup(char *tmpdir)
+{
+	if (getenv("SILO_SKIP_VM_TESTS") && !strcmp(getenv("SILO_SKIP_VM_TESTS"), "1"))
+		SKIP("SILO_SKIP_VM_TESTS=1");
+	sbt_need_provider("qemu");
+	image_entry e;
+	silo_error err = {0};
+	if (image_lookup("base", &e, &err) < 0) {
+		printf("# %s: run scripts/prepare-images.sh BUILD_DIR\n", err.message);
+		REQUIRE(!"base image present");
+	}
+	image_entry_free(&e);
+	REQUIRE(mkdtemp(tmpdir));
+	sbt_setenv_dir("SILO_RUNTIME_DIR", tmpdir, "run");
+	sbt_setenv_dir("SILO_STATE_DIR", tmpdir, "state");
 }
 
 /* Entries left in DIR/run/sandboxes (0 when the directory is gone), or

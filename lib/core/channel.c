@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -736,7 +737,16 @@ chan *chan_open(int fd, const chan_opts *opts, agent_info *info, silo_error *err
 	set_nonblock(fd, true);
 	set_cloexec(fd, true);
 
+	/* fresh host entropy for the guest's RNG: a sandbox restored from a snapshot
+	 * (a template, a fork) shares its RNG state with every other copy; the agent
+	 * credits these bytes and forces a reseed (docs/protocol.md) */
+	uint8_t seed[WIRE_HELLO_SEED];
 	wire_msg hello = {.type = WM_HELLO, .id = 0, .present = WF_V, .v = WIRE_VERSION};
+	if (getrandom(seed, sizeof seed, 0) == (ssize_t)sizeof seed) {
+		hello.present |= WF_DATA;
+		hello.data = seed;
+		hello.data_len = sizeof seed;
+	}
 	if (send_frame(c, &hello, err) < 0)
 		goto fail;
 	uint64_t deadline = now_mono_ns() + (uint64_t)c->opts.handshake_timeout_ms * 1000000ull;

@@ -1022,7 +1022,7 @@ static int create_resolved(manager *m, const vm_spec *spec, const mgr_create_opt
 	id_out[0] = '\0';
 	if (spec_validate(spec, err) < 0)
 		goto fail_early;
-	if (!opts->id && !opts->restore_dir && !opts->no_pool && !spec->n_secrets &&
+	if (!opts->id && !opts->restore_dir && !opts->no_pool && !opts->cold && !spec->n_secrets &&
 	    mgr_pool_take(m, spec, NULL, opts->actor, id_out) == 0)
 		return 0;   /* a warm sandbox from the pool (never one for a spec with secrets) */
 	if (opts->id) {
@@ -1121,6 +1121,7 @@ static int create_resolved(manager *m, const vm_spec *spec, const mgr_create_opt
 		.owner = SB_OWNER_DAEMON,   /* survives us; swept only by a silod on this state dir */
 		.owner_state_dir = m->state_dir,
 		.owner_client = opts->bind_client,
+		.cold = opts->cold,
 	};
 	sandbox *sb = NULL;
 	bool refused = false;   /* a boot file did not match the signed manifest (lib/trust) */
@@ -1792,6 +1793,10 @@ static void add_live(manager *m, const char *id, json_t *o)
 		json_object_set_new(o, "connected", json_boolean(connected));
 		json_object_set_new(o, "spawn_ms", json_integer((json_int_t)(sb->spawn_ns / 1000000)));
 		json_object_set_new(o, "ready_ms", json_integer((json_int_t)(sb->ready_ns / 1000000)));
+		/* templates (sandbox.h): restored from one, or booted cold (and maybe saved one) */
+		json_object_set_new(o, "start", json_string(sb->from_template ? "template" : "cold"));
+		if (sb->template_id[0])
+			json_object_set_new(o, "template", json_string(sb->template_id));
 		pthread_mutex_lock(&e->lock);
 		if (--e->ops == 0)
 			pthread_cond_broadcast(&e->idle);

@@ -101,6 +101,7 @@ typedef struct mgr_create_opts {
 	/* Restore from a verified snapshot instead of spawning (sandbox_opts). */
 	const char *restore_dir, *restore_id, *restore_provider;
 	bool no_pool;                  /* do not take a warm-pool sandbox (the pool itself) */
+	bool cold;                     /* boot cold: no warm pool, no template (sandbox_opts.cold) */
 	/* Optional quota, decided atomically with admission: admit() is called
 	 * under the table lock with the number of live sandboxes whose spec
 	 * metadata has owner_key = owner_value; a negative return refuses. */

@@ -76,6 +76,13 @@ typedef struct provider_ops {
 	/* Optional: like spawn, but start from a payload that snapshot() wrote
 	 * (already verified against its manifest by the caller). */
 	int (*restore)(struct sandbox *sb, const vm_spec *spec, const char *dir, silo_error *err);
+	/* Optional (templates, lib/core/template.c): append to *out (malloc'd text)
+	 * the identity of everything a boot of spec depends on beyond the spec
+	 * itself: accelerator, VMM binary, kernel, initramfs (which carries the
+	 * agent), root disk (path, device, inode, size, mtime, ctime: any rewrite
+	 * moves the ctime). With a keyring configured the boot files are checked
+	 * against the signed manifest here, as a cold boot checks them. */
+	int (*template_identity)(const vm_spec *spec, char **out, silo_error *err);
 } provider_ops;
 
 /* providers.c */

@@ -255,18 +255,25 @@ static int default_boot_timeout(const provider_ops *ops)
 	return !strcmp(ops->name, "namespace") ? DEFAULT_BOOT_TIMEOUT_NS_MS : DEFAULT_BOOT_TIMEOUT_VM_MS;
 }
 
-int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out, silo_error *err)
+static const char *need_vm_by(const vm_spec *spec, const sandbox_opts *opts)
 {
-	sandbox_opts none = {0};
-	if (!opts)
-		opts = &none;
+	return spec_requires_vm(spec) ? "vm.isolation = \"vm\", from the spec or --isolation vm" : opts->require_vm;
+}
+
+/* One start: a restore (opts->restore_dir), or a boot with the provider chosen
+ * (chosen, or provider_choose when NULL). */
+static int create_one(const vm_spec *spec, const sandbox_opts *opts, const provider_choice *chosen, sandbox **out,
+		      silo_error *err)
+{
 	*out = NULL;
 	if (opts->id && !id_is_safe(opts->id))
 		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "id: \"%s\" must be 1-63 of [A-Za-z0-9_-]",
 				 opts->id);
-	const char *need_vm = spec_requires_vm(spec) ? "vm.isolation = \"vm\", from the spec or --isolation vm" : opts->require_vm;
+	const char *need_vm = need_vm_by(spec, opts);
 	provider_choice pc = {0};
-	if (opts->restore_dir) {
+	if (chosen && !opts->restore_dir) {
+		pc = *chosen;
+	} else if (opts->restore_dir) {
 		pc.ops = provider_find(opts->restore_provider);
 		if (!pc.ops)
 			return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, 0, "restore: unknown provider \"%s\"",
@@ -345,7 +352,11 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 			 : spec->boot_timeout_ms > 0       ? (int)spec->boot_timeout_ms
 							   : default_boot_timeout(ops);
 	int hb = opts->heartbeat_ms > 0 ? opts->heartbeat_ms : 1000;
-	if (wait_ready(sb, t0 + (uint64_t)timeout_ms * 1000000ull, hb, false, err) < 0 || sandbox_net_ready(sb, err) < 0 ||
+	/* a restored agent served the host that took the snapshot: its port may
+	 * hold the tail of that session, or drop a hello sent before the guest
+	 * sees the new connection (resync: skip stale bytes, say hello again) */
+	if (wait_ready(sb, t0 + (uint64_t)timeout_ms * 1000000ull, hb, opts->restore_dir != NULL, err) < 0 ||
+	    sandbox_net_ready(sb, err) < 0 ||
 	    sandbox_exec_defaults(sb, err) < 0) {
 		sandbox_net_stop(sb);
 		char reason[300];
@@ -371,6 +382,65 @@ int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out,
 	sb->ready_ns = now_mono_ns() - t0;
 	sandbox_set_state(sb, SB_RUNNING, "agent ready");
 	*out = sb;
+	return 0;
+}
+
+/* How long a template restore may take to answer before the start boots cold. */
+#define TPL_RESTORE_TIMEOUT_MS 20000
+
+int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out, silo_error *err)
+{
+	sandbox_opts none = {0};
+	if (!opts)
+		opts = &none;
+	*out = NULL;
+	if (opts->restore_dir || opts->cold)
+		return create_one(spec, opts, NULL, out, err);
+	uint64_t t0 = now_mono_ns();
+	provider_choice pc = {0};
+	if (provider_choose(spec->provider, opts->fallback, need_vm_by(spec, opts), &pc, err) < 0)
+		return -1;
+	tpl_plan tp;
+	silo_error te = {0};
+	if (tpl_prepare(pc.ops, spec, &tp, &te) < 0) {
+		/* e.g. a boot file that fails the keyring check: the cold boot reports it */
+		log_warn("template key: %s: booting cold", te.message);
+		tp.use = false;
+	}
+	char tid[SILO_ID_MAX], payload[PATH_MAX + 16], hold[PATH_MAX + 128];
+	if (tp.use && tpl_find(tp.key, tid, payload, hold, sizeof hold) == 1) {
+		sandbox_opts ro = *opts;
+		ro.restore_dir = payload;
+		ro.restore_id = tid;
+		ro.restore_provider = pc.ops->name;
+		/* a template that does not come up is replaced by a cold boot: do not
+		 * wait the whole boot timeout for it */
+		int bt = opts->boot_timeout_ms > 0  ? opts->boot_timeout_ms
+			 : spec->boot_timeout_ms > 0 ? (int)spec->boot_timeout_ms
+						     : INT_MAX;
+		ro.boot_timeout_ms = MIN(bt, TPL_RESTORE_TIMEOUT_MS);
+		int rc = create_one(spec, &ro, NULL, out, &te);
+		snap_release(hold);
+		if (rc == 0) {
+			(*out)->from_template = true;
+			snprintf((*out)->template_id, sizeof (*out)->template_id, "%s", tid);
+			(*out)->fell_back = pc.fell_back;
+			if (pc.fell_back)
+				snprintf((*out)->fallback_why, sizeof (*out)->fallback_why, "%s", pc.why);
+			(*out)->ready_ns = now_mono_ns() - t0;
+			return 0;
+		}
+		if (te.code == SILO_ERR_CONFLICT) {   /* the id or its run directory is taken: not the template's fault */
+			*err = te;
+			return -1;
+		}
+		log_warn("template %s did not restore (%s): removing it, booting cold", tid, te.message);
+		tpl_discard(tid);
+	}
+	if (create_one(spec, opts, &pc, out, err) < 0)
+		return -1;
+	if (tp.use)
+		tpl_save(*out, &tp);
 	return 0;
 }
 

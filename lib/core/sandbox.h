@@ -85,6 +85,11 @@ struct sandbox {
 	 * image's User) resolved in the sandbox (core/defaults.h); -1 = root. */
 	int64_t exec_uid, exec_gid;
 
+	/* Templates (lib/core/template.c): the template snapshot this sandbox was
+	 * restored from, or the one its cold boot saved; "" = none. */
+	char template_id[SILO_ID_MAX];
+	bool from_template;            /* restored from template_id (else booted cold) */
+
 	uint64_t created_ms;           /* wall clock */
 	uint64_t spawn_ns;             /* provider spawn duration */
 	uint64_t ready_ns;             /* create -> agent handshake done */
@@ -116,11 +121,36 @@ typedef struct sandbox_opts {
 	sb_owner owner;
 	const char *owner_state_dir;
 	pid_t owner_client;            /* SB_OWNER_DAEMON: bound to this client process, 0 = none */
+	/* Boot cold: neither restore from nor save a template (`silo run --cold`). */
+	bool cold;
 } sandbox_opts;
 
 /* Spawn and wait until the agent answers the handshake (BOOT_TIMEOUT with the
  * provider's diagnostics otherwise; nothing is left behind on failure). */
 int sandbox_create(const vm_spec *spec, const sandbox_opts *opts, sandbox **out, silo_error *err);
+/* Templates (lib/core/template.c, docs/snapshots.md "Templates"): a VM sandbox
+ * whose provider can snapshot and restore starts from the template snapshot of
+ * its image + machine shape when one exists (restored, then the agent handshake
+ * as for any start); otherwise it boots cold and its ready state is saved as
+ * that template. The key covers the provider, the spec's shape and the identity
+ * of what boots (kernel, initramfs with the agent, root disk, VMM binary).
+ * Disabled by opts->cold or SILO_TEMPLATES=0. */
+typedef struct tpl_plan {
+	bool use;                      /* eligible: key is set */
+	char key[65];
+	char shape[65];                /* the key without the boot identity: finds stale templates */
+	char why[160];                 /* why not, when !use */
+} tpl_plan;
+int tpl_prepare(const provider_ops *ops, const vm_spec *spec, tpl_plan *out, silo_error *err);
+/* Find and open (verified, held) the template for key: 1 found, 0 none. */
+int tpl_find(const char *key, char id[SILO_ID_MAX], char payload[PATH_MAX + 16], char *hold, size_t hold_len);
+/* Save sb (just booted cold and ready) as the template of plan, and remove the
+ * templates of the same shape whose boot identity is gone (unless in use);
+ * failures are logged. */
+void tpl_save(sandbox *sb, const tpl_plan *plan);
+/* Remove a template that failed to restore (unless a live sandbox uses it). */
+void tpl_discard(const char *id);
+
 /* Terminate (grace then force), verify cleanup, free. rep may be NULL. */
 int sandbox_destroy(sandbox *sb, int grace_ms, cleanup_report *rep, silo_error *err);
 /* Re-open a sandbox left by a previous manager process (silod restart).

@@ -12,7 +12,7 @@ cases() { # $1 = mode label
 	check "$m: --timeout exits 124" test "$rc" = 124
 	check "$m: with a TIMEOUT message naming --timeout" grep -q "TIMEOUT .*command killed after --timeout 1 s" "$TMP/err"
 	out=$(run --time -- true 2> "$TMP/err"); rc=$?
-	check "$m: --time prints the phases" grep -qE '^silo: time: spawn [0-9]+ ms, ready [0-9]+ ms, exec [0-9]+ ms, destroy [0-9]+ ms, total [0-9]+ ms$' "$TMP/err"
+	check "$m: --time prints the phases" grep -qE '^silo: time: (cold|template), spawn [0-9]+ ms, ready [0-9]+ ms, exec [0-9]+ ms, destroy [0-9]+ ms, total [0-9]+ ms$' "$TMP/err"
 	out=$(run --json --time -- echo hi 2> "$TMP/err"); rc=$?
 	check "$m: --json keeps the command's output as it is" test "$out" = hi -a "$rc" = 0
 	check "$m: --json --time prints a JSON object" python3 -c 'import json,sys

@@ -27,19 +27,7 @@ static char tmpdir[] = "/tmp/silo-snap-qemu.XXXXXX";
 
 static void setup(void)
 {
-	if (getenv("SILO_SKIP_VM_TESTS") && !strcmp(getenv("SILO_SKIP_VM_TESTS"), "1"))
-		SKIP("SILO_SKIP_VM_TESTS=1");
-	sbt_need_provider("qemu");
-	image_entry e;
-	silo_error err = {0};
-	if (image_lookup("base", &e, &err) < 0) {
-		printf("# %s: run scripts/prepare-images.sh BUILD_DIR\n", err.message);
-		REQUIRE(!"base image present");
-	}
-	image_entry_free(&e);
-	REQUIRE(mkdtemp(tmpdir));
-	sbt_setenv_dir("SILO_RUNTIME_DIR", tmpdir, "run");
-	sbt_setenv_dir("SILO_STATE_DIR", tmpdir, "state");
+	sbt_qemu_setup(tmpdir);
 }
 
 static void teardown(void)
