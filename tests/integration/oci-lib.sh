@@ -36,9 +36,16 @@ CG_BEFORE=$(ls -d /sys/fs/cgroup/*/silo/oci-* /sys/fs/cgroup/unified/silo/oci-* 
 # `timeout` there moves itself to a process group of its own, where the
 # engine's tcsetattr() on the terminal stops it with SIGTTOU until the
 # timeout; --foreground keeps the group. The outer timeout bounds script,
-# which waits for every holder of the terminal.
+# which waits for every holder of the terminal. Its stdin is a pipe that stays
+# open and silent: at EOF of a /dev/null stdin script writes the terminal's EOF
+# character to the command (seen as a stray ^@ under load) or kills the session.
 in_terminal() {
-	timeout -k 5 90 script -qec "exec timeout --foreground -k 5 60 $1" /dev/null 2>&1 | tr -d '\r'
+	local hold sp
+	exec {hold}< <(exec sleep 100)
+	sp=$!
+	timeout -k 5 90 script -qec "exec timeout --foreground -k 5 60 $1" /dev/null <&"$hold" 2>&1 | tr -d '\r'
+	kill "$sp" 2> /dev/null
+	exec {hold}<&-
 }
 
 # No sandbox run directory, runtime state (under ROOT), mount below TMP or new

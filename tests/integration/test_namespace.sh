@@ -74,9 +74,11 @@ check "no network: connecting out fails" grep -q '^rc=[1-9]' <<<"$out"
 check "only lo in the network namespace" test "$(tail -n +2 <<<"$out")" = lo
 out=$(run -- sh -c 'ls /work /home/* /etc/debian_version 2>&1; ls /' </dev/null)
 check "host filesystem not visible" bash -c "! grep -q '^/etc/debian_version\$' <<<'$out' && grep -q 'No such file' <<<'$out'"
-run -- sh -c 'echo secret > /root/a; sleep 3' </dev/null &
+# The control sandbox says when it is up (a loaded host can take seconds to
+# start it): look for residue only then, while it sleeps.
+run -- sh -c 'echo secret > /root/a; echo up; sleep 3' </dev/null >"$TMP/bg-up" &
 bg=$!
-sleep 1.5
+for _ in $(seq 300); do grep -q up "$TMP/bg-up" 2>/dev/null && break; sleep 0.1; done
 r=$(residue)
 check "control: the residue check sees a running sandbox (its agent, cgroup and loop device)" \
 	bash -c "[ $(grep -c '^pid ' <<<"$r") -ge 1 ] && [ $(grep -c '/dev/loop' <<<"$r") -ge 1 ]"
