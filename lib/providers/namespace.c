@@ -1737,6 +1737,9 @@ const provider_ops namespace_provider = {
 	.name = "namespace",
 	.net = PROVIDER_NET_NETNS,   /* pasta joins the sandbox's network namespace (docs/network.md) */
 	.net_mtu = 65520,            /* pasta's tap */
+	/* the init is pid 1 of its own pid namespace; the intermediate, the user
+	 * namespace helper and mkfs are reaped in spawn; residue() checks the init */
+	.pidns_contained = true,
 	.probe = ns_probe,
 	.spawn = ns_spawn,
 	.connect = ns_connect,

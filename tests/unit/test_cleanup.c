@@ -103,6 +103,40 @@ TEST(sweep_finds_sockets_and_processes_and_removes_temp_files)
 	rm_rf(tmp);
 }
 
+/* Without CLEANUP_SCAN_HOST (a provider proved its pid namespace gone) the host
+ * is not scanned while nothing else is left, and is scanned again as soon as
+ * anything is: a caller's residue item, or a cgroup named after the sandbox. */
+TEST(scoped_sweep_scans_the_host_only_when_something_is_left)
+{
+	setup();
+	pid_t p1 = fork();
+	if (p1 == 0) {
+		if (chdir(rundir) < 0)
+			_exit(1);
+		execlp("sleep", "sleep", "30", (char *)NULL);
+		_exit(1);
+	}
+	usleep(200 * 1000);
+	char want[64];
+	snprintf(want, sizeof want, "process %d (sleep): cwd", (int)p1);
+	char **res = NULL;
+	cleanup_sweep_scoped(ID, rundir, 0, &res);
+	CHECK(res == NULL);   /* nothing else left: no scan */
+	strv_free(res);
+	res = NULL;
+	cleanup_add(&res, "pid 1234 still running");
+	cleanup_sweep_scoped(ID, rundir, 0, &res);
+	CHECK(has_prefix(res, want));   /* something left: the scan names the holder */
+	strv_free(res);
+	res = NULL;
+	cleanup_sweep_scoped(ID, rundir, CLEANUP_SCAN_HOST, &res);
+	CHECK(has_prefix(res, want));
+	strv_free(res);
+	kill(p1, SIGKILL);
+	waitpid(p1, NULL, 0);
+	rm_rf(tmp);
+}
+
 TEST(sweep_removes_the_sandbox_tap)
 {
 	if (access("/dev/net/tun", R_OK | W_OK) < 0)
