@@ -203,6 +203,7 @@ typedef struct child_args {
 	char procs[CG_MAX][PATH_MAX];     /* the files the intermediate joins through */
 	bool join_self;                   /* write "0" (the writing thread) instead of its pid */
 	int ncg;
+	int cg2_fd;                       /* cgroup v2: the sandbox's cgroup, for CLONE_INTO_CGROUP; else -1 */
 	char oom_file[PATH_MAX];   /* cg_oom_file, "" if none */
 	int listen_fd;
 	int err_fd;          /* write end, CLOEXEC */
@@ -748,25 +749,34 @@ static void close_inherited(int *keep, int n)
  * hand it the id slot, report its pid, exit (so the init is nobody's child here). */
 __attribute__((noreturn)) static void intermediate(child_args *a, int pid_wr, int sync_wr)
 {
-	int keep[] = {a->listen_fd, a->err_fd, a->sync_fd, a->disk_fd, a->userns_fd, pid_wr, sync_wr};
-	close_inherited(keep, (int)(sizeof keep / sizeof keep[0]));
+	int keep[] = {a->listen_fd, a->err_fd, a->sync_fd, a->disk_fd, a->userns_fd, pid_wr, sync_wr, a->cg2_fd};
+	close_inherited(keep, (int)(sizeof keep / sizeof keep[0]) - (a->cg2_fd < 0));
 	setsid();
-	char me[32];
-	ns_utoa(me, sizeof me, (unsigned long)getpid());
-	for (int i = 0; i < a->ncg; i++) {
-		const char *who = a->join_self ? "0" : me;
-		int fd = open(a->procs[i], O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write_all(fd, who, strlen(who)) < 0)
-			child_fail(a, "join the sandbox cgroup");
-		close(fd);
-	}
 	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
-	long pid = syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+	/* cgroup v2: the init is born in its cgroup (clone3 CLONE_INTO_CGROUP), and
+	 * nobody migrates; else (v1, or no clone3) we join, and the init inherits it */
+	long pid = a->cg2_fd >= 0 ? ns_clone_into_cgroup(flags, a->cg2_fd) : -1;
+	if (pid < 0 && a->cg2_fd >= 0 && errno != ENOSYS && errno != E2BIG)
+		child_fail(a, "clone the sandbox init into its cgroup");
+	if (pid < 0) {
+		char me[32];
+		ns_utoa(me, sizeof me, (unsigned long)getpid());
+		for (int i = 0; i < a->ncg; i++) {
+			const char *who = a->join_self ? "0" : me;
+			int fd = open(a->procs[i], O_WRONLY | O_CLOEXEC);
+			if (fd < 0 || write_all(fd, who, strlen(who)) < 0)
+				child_fail(a, "join the sandbox cgroup");
+			close(fd);
+		}
+		pid = syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+	}
 	if (pid < 0)
 		child_fail(a, "clone the sandbox init");
 	if (pid == 0) {
 		close(pid_wr);
 		close(sync_wr);
+		if (a->cg2_fd >= 0)
+			close(a->cg2_fd);
 		child_main(a);
 	}
 	close(a->sync_fd);
@@ -1121,6 +1131,7 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	ns_disk_init(&s->disk, sb->id);
 	child_args *a = xcalloc(1, sizeof *a);
 	a->userns_fd = -1;
+	a->cg2_fd = -1;
 	int listen_fd = -1, pipe_pid[2] = {-1, -1}, pipe_err[2] = {-1, -1}, pipe_sync[2] = {-1, -1},
 	    pipe_disk[2] = {-1, -1};
 	ns_bpf bpf = {0};
@@ -1158,6 +1169,8 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	 * with "0": migrating the current thread skips the global threadgroup lock,
 	 * whose first writer waits for an RCU grace period (10-40 ms here, the largest
 	 * part of a `silo run` on this host; 0.05 ms this way). */
+	if (s->cg.v2 && s->cg.n == 1)
+		a->cg2_fd = open(s->cg.path[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);   /* -1: join instead */
 	a->join_self = !s->cg.v2;
 	for (int i = 0; i < s->cg.n; i++) {
 		if (a->join_self)
@@ -1208,6 +1221,8 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	close(pipe_sync[0]), pipe_sync[0] = -1;
 	close(pipe_sync[1]), pipe_sync[1] = -1;
 	close(pipe_disk[0]), pipe_disk[0] = -1;
+	if (a->cg2_fd >= 0)
+		close(a->cg2_fd), a->cg2_fd = -1;
 	/* the disk, while the intermediate joins the cgroups and clones the init */
 	/* and the seccomp filter (libseccomp allocates: never in the child), which
 	 * follows the disk's number down the same pipe: at most BPF_MAXINSNS
@@ -1337,6 +1352,8 @@ fail:
 		close(listen_fd);
 	if (a->userns_fd >= 0)
 		close(a->userns_fd);
+	if (a->cg2_fd >= 0)
+		close(a->cg2_fd);
 	ns_userns_reap(&holder);
 	if (cg_made)
 		cg_remove(&s->cg);

@@ -103,6 +103,13 @@ void ns_utoa(char *dst, size_t n, unsigned long long v);
 int ns_proc_stat(pid_t pid, char *state, unsigned long long *start);
 /* Alive and, when start is not 0, the same process (not a reused pid). */
 bool ns_pid_alive(pid_t pid, unsigned long long start);
+/* fork-like clone with the namespace flags, the child born in the cgroup v2
+ * directory open as cgroup_fd (clone3 with CLONE_INTO_CGROUP): no migration
+ * afterwards, so no cgroup.procs write and none of the threadgroup lock it
+ * takes. Returns the pid in the parent, 0 in the child, -1 with errno
+ * (ENOSYS, E2BIG: no clone3 here; the caller joins and clones instead).
+ * Async-signal-safe. */
+long ns_clone_into_cgroup(unsigned long flags, int cgroup_fd);
 
 /* ---- /tmp, /run and /dev/shm in snapshots (ns-tmpfs.c) ---- */
 #define NS_TMPFS_KEPT 3
