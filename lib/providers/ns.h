@@ -135,6 +135,13 @@ void ns_disk_init(ns_disk *d, const char *sbid);
 /* A fresh mb-MiB ext4 on a loop device (AUTOCLEAR), d initialized by ns_disk_init. */
 int ns_disk_create(uint32_t mb, ns_disk *d, silo_error *err);
 /* Drop our reference: from now on the device lives as long as its mounts. */
+/* The disk's filesystem as a detached mount (not attached to any path; the
+ * last fd's close unmounts it), with the overlay's "upper" (owned by uid/gid,
+ * the sandbox's root) and "work" directories made. The sandbox init gets it
+ * over a unix socket, so the mount (and its synchronous superblock write
+ * through the loop device) happens in the parent, in parallel with the init's
+ * clone. fd, or -1 with err. */
+int ns_disk_mount(const ns_disk *d, uint32_t uid, uint32_t gid, silo_error *err);
 void ns_disk_close(ns_disk *d);
 void ns_disk_devpath(const ns_disk *d, char *out, size_t len);
 /* The loop device named after sandbox sbid, whatever its state file says; -1 if none. */
