@@ -44,6 +44,19 @@ static bool has_prefix(char **v, const char *prefix)
 	return false;
 }
 
+/* A `sleep 30` whose cwd is the run dir. */
+static pid_t sleeper_in_rundir(void)
+{
+	pid_t p = fork();
+	if (p == 0) {
+		if (chdir(rundir) < 0)
+			_exit(1);
+		execlp("sleep", "sleep", "30", (char *)NULL);
+		_exit(1);
+	}
+	return p;
+}
+
 TEST(sweep_finds_sockets_and_processes_and_removes_temp_files)
 {
 	setup();
@@ -53,13 +66,7 @@ TEST(sweep_finds_sockets_and_processes_and_removes_temp_files)
 	snprintf(a.sun_path, sizeof a.sun_path, "%s/stray.sock", rundir);
 	REQUIRE(bind(s, (struct sockaddr *)&a, sizeof a) == 0 && listen(s, 1) == 0);
 	/* a process sitting in the run dir, and one naming the sandbox on its command line */
-	pid_t p1 = fork();
-	if (p1 == 0) {
-		if (chdir(rundir) < 0)
-			_exit(1);
-		execlp("sleep", "sleep", "30", (char *)NULL);
-		_exit(1);
-	}
+	pid_t p1 = sleeper_in_rundir();
 	char tag[128];
 	snprintf(tag, sizeof tag, "silo-%s", ID);
 	pid_t p2 = fork();
@@ -109,13 +116,7 @@ TEST(sweep_finds_sockets_and_processes_and_removes_temp_files)
 TEST(scoped_sweep_scans_the_host_only_when_something_is_left)
 {
 	setup();
-	pid_t p1 = fork();
-	if (p1 == 0) {
-		if (chdir(rundir) < 0)
-			_exit(1);
-		execlp("sleep", "sleep", "30", (char *)NULL);
-		_exit(1);
-	}
+	pid_t p1 = sleeper_in_rundir();
 	usleep(200 * 1000);
 	char want[64];
 	snprintf(want, sizeof want, "process %d (sleep): cwd", (int)p1);
