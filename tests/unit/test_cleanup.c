@@ -271,4 +271,5 @@ TEST(record_and_retry_a_mount)
 }
 
 TEST_MAIN(sweep_finds_sockets_and_processes_and_removes_temp_files, sweep_removes_the_sandbox_tap,
-	  sweep_finds_and_release_detaches_a_loop_device, record_and_retry_a_mount)
+	  sweep_finds_and_release_detaches_a_loop_device, record_and_retry_a_mount,
+	  scoped_sweep_scans_the_host_only_when_something_is_left)
