@@ -31,6 +31,20 @@ void cleanup_tap_name(const char *id, char out[16]);
 /* Remove what is safe to remove now (temp files beside the run dir, the
  * sandbox's tap device), then append everything still present to *out. */
 void cleanup_sweep(const char *id, const char *rundir, char ***out);
+/* cleanup_sweep with a choice of what is looked at. Without
+ * CLEANUP_SCAN_HOST the scan of every host process (cwd or root in the run
+ * dir, "silo-<id>" in the command line) is skipped: only for a sandbox whose
+ * processes all lived in a pid namespace whose init is known to be gone (the
+ * kernel kills and reaps every task of a pid namespace before its init exits:
+ * zap_pid_ns_processes) and whose host-side helpers are checked by pid and
+ * start time (provider residue(), net_residue()); see provider_ops.pidns_contained.
+ * Anything else left (already in *out or found here) brings the scan back:
+ * a cgroup of the sandbox (its tasks cannot leave their cgroups, so an empty,
+ * removed cgroup is a second proof), or a busy mount or run dir (the scan
+ * names the host process that holds it).
+ * Kernel threads are never looked at (no address space: nothing to hold). */
+enum { CLEANUP_SCAN_HOST = 1u << 0 };
+void cleanup_sweep_scoped(const char *id, const char *rundir, unsigned flags, char ***out);
 
 /* Release what a sandbox may still hold, with no provider state (orphans,
  * retries): SIGKILL every process in its cgroups (thawed first) or carrying

@@ -46,6 +46,13 @@ typedef struct provider_ops {
 	 * ("vm"); false = it shares the host kernel ("namespace"). Falling back
 	 * from a vm provider to another is never silent (provider_choose). */
 	bool vm;
+	/* Every process of a sandbox runs in a pid namespace whose init is
+	 * sb->pid, and every host process the provider starts is reaped before
+	 * spawn returns or named by residue() (pid + start time). Once alive() is
+	 * false the kernel has killed and reaped the whole namespace
+	 * (zap_pid_ns_processes runs before the init exits), so cleanup
+	 * verification skips its scan of every host process (cleanup.h). */
+	bool pidns_contained;
 	/* Fill info; never fails: unavailability is reported in info. */
 	void (*probe)(provider_info *info);
 	/* Start the environment from spec. Returns when the process is started

@@ -454,9 +454,11 @@ void sandbox_verify_cleanup(sandbox *sb, cleanup_report *rep)
 	/* The core owns the run directory. */
 	if (sb->rundir[0] && path_exists(sb->rundir) && rm_rf(sb->rundir) < 0 && path_exists(sb->rundir))
 		strv_append(&res, xasprintf("%s", sb->rundir));
-	/* provider-independent: processes, mounts, sockets, cgroups, tap, temp files */
-	cleanup_sweep(sb->id, sb->rundir, &res);
 	rep->terminated = !(sb->ops && sb->ops->alive && sb->ops->alive(sb));
+	/* provider-independent: processes, mounts, sockets, cgroups, tap, temp files;
+	 * no host process scan where the provider proves its processes gone */
+	bool contained = rep->terminated && sb->pid > 0 && sb->ops && sb->ops->pidns_contained;
+	cleanup_sweep_scoped(sb->id, sb->rundir, contained ? 0 : CLEANUP_SCAN_HOST, &res);
 	if (!rep->terminated && sb->pid > 0)
 		strv_append(&res, xasprintf("pid %d still running", (int)sb->pid));
 	rep->host_clean = res == NULL;

@@ -15,9 +15,10 @@
  * hostname. The read-only layers are id-mapped mounts (host root's files look
  * like the sandbox root's), the writable layer is its own ext4 (ns-disk.c).
  *
- * Jail order in the child (fixed): wait for the go byte -> private mounts ->
- * disk, id-mapped lower layers, overlay root (all by fd: no host path in any
- * mount option) -> /proc /sys /dev /dev/pts /dev/shm /tmp /run -> hostname ->
+ * Jail order in the child (fixed): wait for the go byte -> receive the disk
+ * (mounted, detached, by the parent meanwhile) and the seccomp filter ->
+ * private mounts -> id-mapped lower layers, overlay root (all by fd: no host
+ * path in any mount option) -> /proc /sys /dev /dev/pts /dev/shm /tmp /run -> hostname ->
  * lo up -> pivot_root -> /proc and /sys masks (ns-masks.h) -> enter the user
  * namespace, become its root -> fds -> capabilities -> no_new_privs ->
  * seccomp -> exec agent.
@@ -193,7 +194,6 @@ typedef struct child_args {
 	char **lower;              /* top first (ns_layers); made by the parent before the fork */
 	int nlower;
 	char agent[32];            /* the agent's path in the sandbox */
-	char loopdev[32];          /* the writable layer's disk (set in the child) */
 	char tmpfs[TMPFS_N][128];  /* mount options (size, owner) */
 	char hostname[64];         /* the sandbox id (its id slot record names it) */
 	char uts[64];              /* the sandbox's hostname */
@@ -203,11 +203,12 @@ typedef struct child_args {
 	char procs[CG_MAX][PATH_MAX];     /* the files the intermediate joins through */
 	bool join_self;                   /* write "0" (the writing thread) instead of its pid */
 	int ncg;
+	int cg2_fd;                       /* cgroup v2: the sandbox's cgroup, for CLONE_INTO_CGROUP; else -1 */
 	char oom_file[PATH_MAX];   /* cg_oom_file, "" if none */
 	int listen_fd;
 	int err_fd;          /* write end, CLOEXEC */
 	int sync_fd;         /* read end: the go byte once the id slot is handed over */
-	int disk_fd;         /* read end: the disk's loop device number (made meanwhile by the parent) */
+	int disk_fd;         /* our end of a socket pair: the disk's mount and the seccomp filter (made meanwhile by the parent) */
 	int userns_fd;       /* the sandbox's user namespace */
 	uint32_t uid, gid;   /* host ids of the sandbox's root */
 	struct sock_filter *bpf;   /* BPF_MAXINSNS, filled from disk_fd (compiled in the parent) */
@@ -317,28 +318,15 @@ static int idmapped_layer(const child_args *a, const char *path)
 /* The root filesystem, attached at a->merged. Every layer is handed to
  * overlayfs as an fd of a detached mount, so the options the kernel shows in
  * mountinfo are "lowerdir+=/,upperdir=/upper,workdir=/work": no host path. */
-static void mount_root(const child_args *a)
+static void mount_root(const child_args *a, int disk)
 {
-	int fs = fsopen("ext4", FSOPEN_CLOEXEC);
-	if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "source", a->loopdev, 0) < 0 ||
-	    fsconfig(fs, FSCONFIG_SET_FLAG, "noinit_itable", NULL, 0) < 0 ||
-	    fsconfig(fs, FSCONFIG_SET_FLAG, "nobarrier", NULL, 0) < 0 ||
-	    fsconfig(fs, FSCONFIG_SET_FLAG, "discard", NULL, 0) < 0 ||
-	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-		child_fail_fs(a, "open the writable layer's filesystem", fs);
-	int disk = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
-	if (disk < 0)
-		child_fail(a, "mount the writable layer's filesystem");
-	close(fs);
-	/* upper: the sandbox's root directory, owned by its root */
-	if (mkdirat(disk, "upper", 0755) < 0 || fchownat(disk, "upper", a->uid, a->gid, 0) < 0 ||
-	    mkdirat(disk, "work", 0700) < 0)
-		child_fail(a, "make the upper and work directories");
+	/* disk: the writable layer's filesystem, mounted (detached) by the parent,
+	 * with upper (the sandbox's root directory, owned by its root) and work */
 	int up = openat(disk, "upper", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	int wk = openat(disk, "work", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (up < 0 || wk < 0)
 		child_fail(a, "open the upper and work directories");
-	fs = fsopen("overlay", FSOPEN_CLOEXEC);
+	int fs = fsopen("overlay", FSOPEN_CLOEXEC);
 	if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "source", "overlay", 0) < 0)
 		child_fail(a, "fsopen overlay");
 	/* the detached layer mounts must stay open until the overlay exists:
@@ -565,6 +553,31 @@ static int fd_above_agent_fds(int fd)
 	return hi;
 }
 
+/* Read exactly len bytes from the socket sock, and the one descriptor sent
+ * with them (SCM_RIGHTS, close-on-exec). The fd, or -1 (EOF, error, no fd).
+ * Async-signal-safe. */
+static int recv_with_fd(int sock, void *buf, size_t len)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b, .msg_controllen = sizeof cm.b};
+	ssize_t n;
+	while ((n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	int fd = -1;
+	struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&fd, CMSG_DATA(c), sizeof fd);
+	if (fd >= 0 && (size_t)n < len && read_exact(sock, (char *)buf + n, len - (size_t)n) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 __attribute__((noreturn)) static void child_main(child_args *a)
 {
 	/* Wait for the go byte: the intermediate writes it once our id slot
@@ -578,12 +591,14 @@ __attribute__((noreturn)) static void child_main(child_args *a)
 	if (r != 1)
 		_exit(126);   /* the intermediate died: nobody to report to */
 	close(a->sync_fd);
-	/* The disk: the parent attaches it while the intermediate joins the
-	 * cgroups and clones us (both take milliseconds); EOF if it failed (the
-	 * parent reports why). */
+	/* The disk: the parent attaches and mounts it while the intermediate joins
+	 * the cgroups and clones us (both take milliseconds) and sends the mount
+	 * with its loop device's number; EOF if it failed (the parent reports why). */
 	int32_t nr = -1;
-	if (read_exact(a->disk_fd, &nr, sizeof nr) != 0 || nr < 0)
+	int disk = recv_with_fd(a->disk_fd, &nr, sizeof nr);
+	if (disk < 0 || nr < 0)
 		_exit(126);
+	disk = fd_above_agent_fds(disk);
 	/* then the seccomp filter: its length in instructions and the program */
 	uint16_t nins = 0;
 	if (read_exact(a->disk_fd, &nins, sizeof nins) != 0 || nins == 0 || nins > BPF_MAXINSNS ||
@@ -594,9 +609,6 @@ __attribute__((noreturn)) static void child_main(child_args *a)
 	 * read-only, owned by host root, so the sandbox can only read it */
 	int oom_fd = fd_above_agent_fds(a->oom_file[0] ? open(a->oom_file, O_RDONLY | O_CLOEXEC) : -1);
 	a->err_fd = fd_above_agent_fds(a->err_fd);
-	char num[24];
-	ns_utoa(num, sizeof num, (unsigned long)nr);
-	s_cat(a->loopdev, sizeof a->loopdev, s_cat(a->loopdev, sizeof a->loopdev, 0, "/dev/loop"), num);
 	sigset_t all;
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
@@ -604,7 +616,7 @@ __attribute__((noreturn)) static void child_main(child_args *a)
 
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		child_fail(a, "make mounts private");
-	mount_root(a);
+	mount_root(a, disk);
 	mount_points(a);
 	if (mnt_at(a, "proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		child_fail(a, "mount /proc");
@@ -748,25 +760,34 @@ static void close_inherited(int *keep, int n)
  * hand it the id slot, report its pid, exit (so the init is nobody's child here). */
 __attribute__((noreturn)) static void intermediate(child_args *a, int pid_wr, int sync_wr)
 {
-	int keep[] = {a->listen_fd, a->err_fd, a->sync_fd, a->disk_fd, a->userns_fd, pid_wr, sync_wr};
-	close_inherited(keep, (int)(sizeof keep / sizeof keep[0]));
+	int keep[] = {a->listen_fd, a->err_fd, a->sync_fd, a->disk_fd, a->userns_fd, pid_wr, sync_wr, a->cg2_fd};
+	close_inherited(keep, (int)(sizeof keep / sizeof keep[0]) - (a->cg2_fd < 0));
 	setsid();
-	char me[32];
-	ns_utoa(me, sizeof me, (unsigned long)getpid());
-	for (int i = 0; i < a->ncg; i++) {
-		const char *who = a->join_self ? "0" : me;
-		int fd = open(a->procs[i], O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write_all(fd, who, strlen(who)) < 0)
-			child_fail(a, "join the sandbox cgroup");
-		close(fd);
-	}
 	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
-	long pid = syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+	/* cgroup v2: the init is born in its cgroup (clone3 CLONE_INTO_CGROUP), and
+	 * nobody migrates; else (v1, or no clone3) we join, and the init inherits it */
+	long pid = a->cg2_fd >= 0 ? ns_clone_into_cgroup(flags, a->cg2_fd) : -1;
+	if (pid < 0 && a->cg2_fd >= 0 && errno != ENOSYS && errno != E2BIG)
+		child_fail(a, "clone the sandbox init into its cgroup");
+	if (pid < 0) {
+		char me[32];
+		ns_utoa(me, sizeof me, (unsigned long)getpid());
+		for (int i = 0; i < a->ncg; i++) {
+			const char *who = a->join_self ? "0" : me;
+			int fd = open(a->procs[i], O_WRONLY | O_CLOEXEC);
+			if (fd < 0 || write_all(fd, who, strlen(who)) < 0)
+				child_fail(a, "join the sandbox cgroup");
+			close(fd);
+		}
+		pid = syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+	}
 	if (pid < 0)
 		child_fail(a, "clone the sandbox init");
 	if (pid == 0) {
 		close(pid_wr);
 		close(sync_wr);
+		if (a->cg2_fd >= 0)
+			close(a->cg2_fd);
 		child_main(a);
 	}
 	close(a->sync_fd);
@@ -1121,8 +1142,9 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	ns_disk_init(&s->disk, sb->id);
 	child_args *a = xcalloc(1, sizeof *a);
 	a->userns_fd = -1;
+	a->cg2_fd = -1;
 	int listen_fd = -1, pipe_pid[2] = {-1, -1}, pipe_err[2] = {-1, -1}, pipe_sync[2] = {-1, -1},
-	    pipe_disk[2] = {-1, -1};
+	    pipe_disk[2] = {-1, -1}, disk_mnt = -1;
 	ns_bpf bpf = {0};
 	bool cg_made = false;
 	int32_t init = 0;
@@ -1158,6 +1180,8 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	 * with "0": migrating the current thread skips the global threadgroup lock,
 	 * whose first writer waits for an RCU grace period (10-40 ms here, the largest
 	 * part of a `silo run` on this host; 0.05 ms this way). */
+	if (s->cg.v2 && s->cg.n == 1)
+		a->cg2_fd = open(s->cg.path[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);   /* -1: join instead */
 	a->join_self = !s->cg.v2;
 	for (int i = 0; i < s->cg.n; i++) {
 		if (a->join_self)
@@ -1184,7 +1208,7 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	tmpfs_options(a, disk_mb);
 	a->bpf = xcalloc(BPF_MAXINSNS, sizeof *a->bpf);
 	if (pipe2(pipe_pid, O_CLOEXEC) < 0 || pipe2(pipe_err, O_CLOEXEC) < 0 || pipe2(pipe_sync, O_CLOEXEC) < 0 ||
-	    pipe2(pipe_disk, O_CLOEXEC) < 0) {
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pipe_disk) < 0) {
 		silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: pipe");
 		goto fail;
 	}
@@ -1208,11 +1232,17 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 	close(pipe_sync[0]), pipe_sync[0] = -1;
 	close(pipe_sync[1]), pipe_sync[1] = -1;
 	close(pipe_disk[0]), pipe_disk[0] = -1;
+	if (a->cg2_fd >= 0)
+		close(a->cg2_fd), a->cg2_fd = -1;
 	/* the disk, while the intermediate joins the cgroups and clones the init */
 	/* and the seccomp filter (libseccomp allocates: never in the child), which
 	 * follows the disk's number down the same pipe: at most BPF_MAXINSNS
 	 * instructions, within the pipe's 64 KiB, so the write never blocks */
+	/* the disk's filesystem is mounted here too (detached), and sent to the init:
+	 * the mount's synchronous superblock write through the loop device is then
+	 * not on the init's path */
 	bool disk_ok = ns_disk_create(disk_mb, &s->disk, err) == 0 && write_state(sb, s, err) == 0 &&
+		       (disk_mnt = ns_disk_mount(&s->disk, a->uid, a->gid, err)) >= 0 &&
 		       ns_seccomp_build(&bpf, err) == 0;
 	if (disk_ok && (bpf.prog.len == 0 || bpf.prog.len > BPF_MAXINSNS)) {
 		silo_fail_vm(err, SILO_ERR_INTERNAL, 0, sb->id, "namespace: seccomp filter of %u instructions",
@@ -1228,11 +1258,13 @@ static int ns_start(sandbox *sb, const vm_spec *spec, const char *layer, silo_er
 		memcpy(m, &nr, sizeof nr);
 		memcpy(m + sizeof nr, &nins, sizeof nins);
 		memcpy(m + sizeof nr + sizeof nins, bpf.prog.filter, flen);
-		disk_ok = write_all(pipe_disk[1], m, mlen) == 0;
+		disk_ok = send_all_with_fds(pipe_disk[1], m, mlen, &disk_mnt, 1) == 0;
 		if (!disk_ok)
 			silo_fail_vm(err, SILO_ERR_IO_ERROR, errno, sb->id, "namespace: hand the disk to the sandbox init");
 	}
 	close(pipe_disk[1]), pipe_disk[1] = -1;   /* EOF for the init if the disk failed */
+	if (disk_mnt >= 0)
+		close(disk_mnt), disk_mnt = -1;   /* from now on the init's copy alone holds it */
 	int st;
 	while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
 		;
@@ -1337,6 +1369,10 @@ fail:
 		close(listen_fd);
 	if (a->userns_fd >= 0)
 		close(a->userns_fd);
+	if (a->cg2_fd >= 0)
+		close(a->cg2_fd);
+	if (disk_mnt >= 0)
+		close(disk_mnt);
 	ns_userns_reap(&holder);
 	if (cg_made)
 		cg_remove(&s->cg);
@@ -1737,6 +1773,9 @@ const provider_ops namespace_provider = {
 	.name = "namespace",
 	.net = PROVIDER_NET_NETNS,   /* pasta joins the sandbox's network namespace (docs/network.md) */
 	.net_mtu = 65520,            /* pasta's tap */
+	/* the init is pid 1 of its own pid namespace; the intermediate, the user
+	 * namespace helper and mkfs are reaped in spawn; residue() checks the init */
+	.pidns_contained = true,
 	.probe = ns_probe,
 	.spawn = ns_spawn,
 	.connect = ns_connect,

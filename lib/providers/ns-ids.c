@@ -108,6 +108,24 @@ bool ns_pid_alive(pid_t pid, unsigned long long start)
 	return state != 'Z' && state != 'X';
 }
 
+/* struct clone_args of Linux 5.7 (CLONE_INTO_CGROUP), spelled out: glibc's
+ * headers of Debian 12 do not have it and <linux/sched.h> clashes with <sched.h> */
+struct ns_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
+		cgroup;
+};
+#define NS_CLONE_INTO_CGROUP 0x200000000ULL
+
+long ns_clone_into_cgroup(unsigned long flags, int cgroup_fd)
+{
+	struct ns_clone_args ca;
+	memset(&ca, 0, sizeof ca);
+	ca.flags = (uint64_t)flags | NS_CLONE_INTO_CGROUP;
+	ca.exit_signal = SIGCHLD;
+	ca.cgroup = (uint64_t)cgroup_fd;
+	return syscall(SYS_clone3, &ca, sizeof ca);
+}
+
 /* ---- the pool ---- */
 
 int ns_ids_parse_sub(const char *text, const char *name, uint32_t *start, uint32_t *count)

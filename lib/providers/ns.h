@@ -103,6 +103,13 @@ void ns_utoa(char *dst, size_t n, unsigned long long v);
 int ns_proc_stat(pid_t pid, char *state, unsigned long long *start);
 /* Alive and, when start is not 0, the same process (not a reused pid). */
 bool ns_pid_alive(pid_t pid, unsigned long long start);
+/* fork-like clone with the namespace flags, the child born in the cgroup v2
+ * directory open as cgroup_fd (clone3 with CLONE_INTO_CGROUP): no migration
+ * afterwards, so no cgroup.procs write and none of the threadgroup lock it
+ * takes. Returns the pid in the parent, 0 in the child, -1 with errno
+ * (ENOSYS, E2BIG: no clone3 here; the caller joins and clones instead).
+ * Async-signal-safe. */
+long ns_clone_into_cgroup(unsigned long flags, int cgroup_fd);
 
 /* ---- /tmp, /run and /dev/shm in snapshots (ns-tmpfs.c) ---- */
 #define NS_TMPFS_KEPT 3
@@ -128,6 +135,13 @@ void ns_disk_init(ns_disk *d, const char *sbid);
 /* A fresh mb-MiB ext4 on a loop device (AUTOCLEAR), d initialized by ns_disk_init. */
 int ns_disk_create(uint32_t mb, ns_disk *d, silo_error *err);
 /* Drop our reference: from now on the device lives as long as its mounts. */
+/* The disk's filesystem as a detached mount (not attached to any path; the
+ * last fd's close unmounts it), with the overlay's "upper" (owned by uid/gid,
+ * the sandbox's root) and "work" directories made. The sandbox init gets it
+ * over a unix socket, so the mount (and its synchronous superblock write
+ * through the loop device) happens in the parent, in parallel with the init's
+ * clone. fd, or -1 with err. */
+int ns_disk_mount(const ns_disk *d, uint32_t uid, uint32_t gid, silo_error *err);
 void ns_disk_close(ns_disk *d);
 void ns_disk_devpath(const ns_disk *d, char *out, size_t len);
 /* The loop device named after sandbox sbid, whatever its state file says; -1 if none. */

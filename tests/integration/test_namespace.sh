@@ -164,6 +164,22 @@ check "bad --memory: INVALID_CONFIG naming the option" bash -c "[[ $rc != 0 ]] &
 check "bad -e: INVALID_CONFIG" bash -c "[[ $rc != 0 ]] && grep -q 'INVALID_CONFIG.*-e' '$TMP/bad'"
 check "no residue after spec/timeout/signal runs" clean
 
+# A sandbox process that tries to outlive its sandbox: double-forked (its parent
+# exits, the agent init adopts it), setsid'ed, SIGTERM/SIGHUP/SIGINT ignored,
+# its name on its command line. The cleanup verification no longer scans every
+# host process for such a namespace sandbox (the kernel kills a pid namespace
+# with its init): this checks that the escapee really is gone from the host
+# the moment `silo run` returns, and that the run still reports a clean host.
+TOK="esc$$x$RANDOM"
+inner='trap "" TERM HUP INT; while :; do sleep 1; done'
+out=$(run -- sh -c '(setsid sh -c "$1" "$2" </dev/null >/dev/null 2>&1 &); sleep 0.5
+	for p in /proc/[0-9]*; do [ "$p" != /proc/$$ ] && grep -q "$2" "$p/cmdline" 2>/dev/null && { set -- $(cat "$p/stat"); echo "up ppid=$4"; break; }; done' \
+	_ "$inner" "$TOK" </dev/null 2>"$TMP/esc.err"); rc=$?
+check "escapee started detached inside the sandbox (adopted by the init): $out" bash -c "[[ '$out' == 'up ppid=1' ]]"
+check "the run exits 0, host clean (no CLEANUP_FAILED) (rc=$rc)" bash -c "[[ $rc = 0 ]] && ! grep -q CLEANUP_FAILED '$TMP/esc.err'"
+check "no process of the escapee is left on the host" bash -c "! pgrep -f '[${TOK:0:1}]${TOK:1}' >/dev/null"
+check "no residue after the escape attempt" clean
+
 # with silod running, `silo run` goes through it (the sandbox shows up in `silo ps`)
 SILOD="$B/daemon/silod"
 if [[ -x "$SILOD" ]]; then

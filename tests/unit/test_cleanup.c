@@ -44,6 +44,19 @@ static bool has_prefix(char **v, const char *prefix)
 	return false;
 }
 
+/* A `sleep 30` whose cwd is the run dir. */
+static pid_t sleeper_in_rundir(void)
+{
+	pid_t p = fork();
+	if (p == 0) {
+		if (chdir(rundir) < 0)
+			_exit(1);
+		execlp("sleep", "sleep", "30", (char *)NULL);
+		_exit(1);
+	}
+	return p;
+}
+
 TEST(sweep_finds_sockets_and_processes_and_removes_temp_files)
 {
 	setup();
@@ -53,13 +66,7 @@ TEST(sweep_finds_sockets_and_processes_and_removes_temp_files)
 	snprintf(a.sun_path, sizeof a.sun_path, "%s/stray.sock", rundir);
 	REQUIRE(bind(s, (struct sockaddr *)&a, sizeof a) == 0 && listen(s, 1) == 0);
 	/* a process sitting in the run dir, and one naming the sandbox on its command line */
-	pid_t p1 = fork();
-	if (p1 == 0) {
-		if (chdir(rundir) < 0)
-			_exit(1);
-		execlp("sleep", "sleep", "30", (char *)NULL);
-		_exit(1);
-	}
+	pid_t p1 = sleeper_in_rundir();
 	char tag[128];
 	snprintf(tag, sizeof tag, "silo-%s", ID);
 	pid_t p2 = fork();
@@ -100,6 +107,34 @@ TEST(sweep_finds_sockets_and_processes_and_removes_temp_files)
 	if (res)
 		printf("# left: %s\n", res[0]);
 	strv_free(res);
+	rm_rf(tmp);
+}
+
+/* Without CLEANUP_SCAN_HOST (a provider proved its pid namespace gone) the host
+ * is not scanned while nothing else is left, and is scanned again as soon as
+ * anything is: a caller's residue item, or a cgroup named after the sandbox. */
+TEST(scoped_sweep_scans_the_host_only_when_something_is_left)
+{
+	setup();
+	pid_t p1 = sleeper_in_rundir();
+	usleep(200 * 1000);
+	char want[64];
+	snprintf(want, sizeof want, "process %d (sleep): cwd", (int)p1);
+	char **res = NULL;
+	cleanup_sweep_scoped(ID, rundir, 0, &res);
+	CHECK(res == NULL);   /* nothing else left: no scan */
+	strv_free(res);
+	res = NULL;
+	cleanup_add(&res, "pid 1234 still running");
+	cleanup_sweep_scoped(ID, rundir, 0, &res);
+	CHECK(has_prefix(res, want));   /* something left: the scan names the holder */
+	strv_free(res);
+	res = NULL;
+	cleanup_sweep_scoped(ID, rundir, CLEANUP_SCAN_HOST, &res);
+	CHECK(has_prefix(res, want));
+	strv_free(res);
+	kill(p1, SIGKILL);
+	waitpid(p1, NULL, 0);
 	rm_rf(tmp);
 }
 
@@ -236,4 +271,5 @@ TEST(record_and_retry_a_mount)
 }
 
 TEST_MAIN(sweep_finds_sockets_and_processes_and_removes_temp_files, sweep_removes_the_sandbox_tap,
-	  sweep_finds_and_release_detaches_a_loop_device, record_and_retry_a_mount)
+	  sweep_finds_and_release_detaches_a_loop_device, record_and_retry_a_mount,
+	  scoped_sweep_scans_the_host_only_when_something_is_left)

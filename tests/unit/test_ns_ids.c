@@ -4,7 +4,9 @@
  * a slot of a dead owner reclaimed (and swept when elsewhere) and one of a
  * live owner (or a reused pid) never, a slot directory others can write
  * refused, the hand-over to the sandbox init, release only by the owner, and
- * a user namespace made from the computed map.
+ * a user namespace made from the computed map; the clone3 CLONE_INTO_CGROUP
+ * of the init on a cgroup v2 hierarchy (wherever one is mounted: this host's
+ * v1/v2 hybrid has an empty /sys/fs/cgroup/unified).
  */
 #include <fcntl.h>
 #include <limits.h>
@@ -253,6 +255,66 @@ TEST(concurrent_userns_holders_never_wait_on_each_other)
 	CHECK(1);
 }
 
+/* The init of a v2 host is born in its cgroup: clone3 CLONE_INTO_CGROUP with the
+ * namespace flags the provider uses. The child reads its own /proc/self/cgroup. */
+TEST(clone_into_a_cgroup2_directory)
+{
+	if (geteuid() != 0)
+		SKIP("needs root (cgroup directories, namespaces)");
+	static const char *const roots[] = {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"};
+	char cgdir[PATH_MAX] = "";
+	for (size_t i = 0; i < ARRAY_SIZE(roots) && !cgdir[0]; i++) {
+		char probe[PATH_MAX];
+		snprintf(probe, sizeof probe, "%s/cgroup.procs", roots[i]);
+		struct stat sb;
+		snprintf(cgdir, sizeof cgdir, "%s/silo-clone-test-%d", roots[i], (int)getpid());
+		if (stat(probe, &sb) < 0 || access(roots[i], W_OK) < 0 || mkdir(cgdir, 0755) < 0 ||
+		    access(strcat(strcpy(probe, cgdir), "/cgroup.procs"), F_OK) < 0) {
+			rmdir(cgdir);
+			cgdir[0] = '\0';
+		}
+	}
+	if (!cgdir[0])
+		SKIP("no writable cgroup v2 hierarchy here");
+	int cg = open(cgdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	REQUIRE(cg >= 0);
+	int pp[2];
+	REQUIRE(pipe(pp) == 0);
+	unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
+	long pid = ns_clone_into_cgroup(flags, cg);
+	if (pid < 0 && (errno == ENOSYS || errno == E2BIG)) {
+		rmdir(cgdir);
+		SKIP("no clone3 here: the provider joins the cgroup instead");
+	}
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		close(pp[0]);
+		char buf[512];
+		int fd = open("/proc/self/cgroup", O_RDONLY);
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		/* and it is pid 1 of its own namespace */
+		int ok = getpid() == 1 && write(pp[1], buf, strlen(buf)) > 0;
+		_exit(ok ? 0 : 1);
+	}
+	close(pp[1]);
+	char got[512] = "";
+	ssize_t n = read(pp[0], got, sizeof got - 1);
+	got[n > 0 ? n : 0] = '\0';
+	close(pp[0]);
+	int st = 0;
+	waitpid((pid_t)pid, &st, 0);
+	close(cg);
+	char want[128];
+	snprintf(want, sizeof want, "0::/silo-clone-test-%d\n", (int)getpid());
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);   /* pid 1 of a new pid namespace */
+	CHECK(strstr(got, want) != NULL);
+	if (!strstr(got, want))
+		printf("# /proc/self/cgroup: %s\n", got);
+	CHECK(rmdir(cgdir) == 0);   /* and it left with the child: nothing to migrate back */
+}
+
 TEST_MAIN(subuid_entries_parse, the_pool_is_unprivileged, allocations_get_distinct_ranges_and_records_name_the_owner,
 	  dead_owners_are_reclaimed_live_ones_and_garbage_are_not, a_slot_directory_others_can_write_is_refused,
-	  the_init_takes_the_slot_over, userns_fd_maps_the_range, concurrent_userns_holders_never_wait_on_each_other)
+	  the_init_takes_the_slot_over, userns_fd_maps_the_range, concurrent_userns_holders_never_wait_on_each_other,
+	  clone_into_a_cgroup2_directory)
