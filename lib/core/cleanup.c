@@ -402,10 +402,10 @@ static void scan_processes(const char *id, const char *rundir, char ***out)
 
 static void scan_cgroups(const char *id, char ***out)
 {
-	static const char *const pats[] = {"/sys/fs/cgroup/*/silo/%s", "/sys/fs/cgroup/silo/%s"};
-	for (size_t i = 0; i < ARRAY_SIZE(pats); i++) {
+	static const char *const dirs[] = {"/sys/fs/cgroup/*/silo", "/sys/fs/cgroup/silo"};
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
 		char pat[PATH_MAX];
-		snprintf(pat, sizeof pat, pats[i], id);
+		snprintf(pat, sizeof pat, "%s/%s", dirs[i], id);
 		glob_t g;
 		if (glob(pat, GLOB_NOSORT, NULL, &g) == 0) {
 			for (size_t j = 0; j < g.gl_pathc; j++)
