@@ -7,13 +7,27 @@
  * sandboxes (listed, counted against the limits, deletable); the pool keeps
  * only their ids and skips any that vanished. On manager_close the ready ones
  * are deleted (a paused sandbox must not be left for the next silod).
+ *
+ * Priorities: a take is the hot path (one lock and a pointer move here, then
+ * the thaw, one state row and one audit record), the refill is not. The
+ * refill thread runs at nice POOL_NICE, so the cold creates it starts (its own
+ * work and the sandbox's setup processes, which inherit the nice value) yield
+ * the CPU to takes and to everything else silod does; once a pooled sandbox is
+ * paused its tasks are set back to nice 0 (renice_sandbox), so a taken sandbox
+ * runs like a cold one. Only a root silod nices the refill (lowering a nice
+ * value again needs CAP_SYS_NICE).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "common/cgroup.h"
 
 #include "common/util.h"
 #include "core/manager.h"
@@ -22,6 +36,7 @@
 
 #define POOL_ACTOR "silod:pool"
 #define RETRY_MS 1000
+#define POOL_NICE 19
 
 typedef struct pool {
 	struct pool *next;
@@ -98,6 +113,53 @@ int manager_pool_add_normalized(manager *m, const char *source, unsigned k, mgr_
 	return 0;
 }
 
+/* Set every task of dir's tasks file (a cgroup's "tasks" or "cgroup.threads")
+ * or of /proc/PID/task to nice 0. */
+static void renice_list(const char *file)
+{
+	FILE *f = fopen(file, "re");
+	if (!f)
+		return;
+	long tid;
+	while (fscanf(f, "%ld", &tid) == 1)
+		if (setpriority(PRIO_PROCESS, (id_t)tid, 0) < 0 && errno != ESRCH)
+			log_warn("warm pool: renice task %ld: %s", tid, strerror(errno));
+	fclose(f);
+}
+
+static int renice_fn(sandbox *sb, void *ud, silo_error *err)
+{
+	(void)ud;
+	(void)err;
+	cg_set cg;
+	cg_paths(sb->id, &cg);
+	char file[PATH_MAX + 32];
+	for (int i = 0; i < cg.n; i++) {
+		snprintf(file, sizeof file, "%s/%s", cg.path[i], cg.v2 && i == 0 ? "cgroup.threads" : "tasks");
+		renice_list(file);
+	}
+	if (sb->pid > 0) {   /* the provider's process and its threads (a VMM outside those cgroups) */
+		snprintf(file, sizeof file, "/proc/%d/task", (int)sb->pid);
+		DIR *d = opendir(file);
+		for (struct dirent *de; d && (de = readdir(d));)
+			if (de->d_name[0] != '.')
+				setpriority(PRIO_PROCESS, (id_t)atol(de->d_name), 0);
+		if (d)
+			closedir(d);
+	}
+	return 0;
+}
+
+/* The refill's nice value is inherited by the tasks a create starts: give the
+ * paused sandbox's tasks the normal priority back (they are frozen: none forks
+ * meanwhile). */
+static void renice_sandbox(manager *m, const char *id)
+{
+	silo_error e;
+	if (getpriority(PRIO_PROCESS, 0) != 0 && manager_with_sandbox(m, id, true, renice_fn, NULL, &e) < 0)
+		log_warn("warm pool: renice %s: %s", id, e.message);
+}
+
 /* Make one ready sandbox for p (no lock held). */
 static int fill_one(manager *m, pool *p, char id[SILO_ID_MAX], silo_error *err)
 {
@@ -111,12 +173,16 @@ static int fill_one(manager *m, pool *p, char id[SILO_ID_MAX], silo_error *err)
 		manager_delete(m, id, POOL_ACTOR, 0, &e2);
 		return -1;
 	}
+	renice_sandbox(m, id);
 	return 0;
 }
 
 static void *fill_main(void *arg)
 {
 	struct mgr_pools *ps = arg;
+	/* this thread only (a thread's nice value on Linux): see the header */
+	if (geteuid() == 0 && setpriority(PRIO_PROCESS, (id_t)gettid(), POOL_NICE) < 0)
+		log_warn("warm pool: nice %d: %s", POOL_NICE, strerror(errno));
 	pthread_mutex_lock(&ps->lock);
 	while (!ps->stop) {
 		pool *need = NULL;
@@ -195,6 +261,12 @@ void manager_pools_stop(manager *m)
 	*slot = NULL;
 }
 
+static int thaw_fn(sandbox *sb, void *ud, silo_error *err)
+{
+	(void)ud;
+	return sandbox_resume(sb, err);
+}
+
 int mgr_pool_take(manager *m, const vm_spec *spec, const char *snap_id, const char *actor, char id_out[SILO_ID_MAX])
 {
 	struct mgr_pools *ps = *manager_pools_slot(m);
@@ -220,11 +292,13 @@ int mgr_pool_take(manager *m, const vm_spec *spec, const char *snap_id, const ch
 			return 1;
 		uint64_t t0 = now_mono_ns();
 		silo_error e;
-		int rc = manager_resume(m, id, actor, &e);
+		/* the thaw without manager_resume's own "resumed" record: one record
+		 * per take says both */
+		int rc = manager_with_sandbox(m, id, true, thaw_fn, NULL, &e);
 		if (rc == 0) {
 			snprintf(id_out, SILO_ID_MAX, "%s", id);
-			json_t *d = json_pack("{s:s,s:I}", "pool", from->label, "duration_us",
-					      (json_int_t)((now_mono_ns() - t0) / 1000));
+			json_t *d = json_pack("{s:s,s:I,s:b}", "pool", from->label, "duration_us",
+					      (json_int_t)((now_mono_ns() - t0) / 1000), "resumed", 1);
 			manager_audit(m, actor, id, "pool-take", (now_mono_ns() - t0) / 1000000, d);
 			json_decref(d);
 			free(id);
