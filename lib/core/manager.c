@@ -32,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -323,6 +325,13 @@ void manager_audit(manager *m, const char *actor, const char *sandbox_id, const 
 {
 	silo_error e;
 	if (audit_append(m->audit, actor ? actor : "silod", sandbox_id, event, duration_ms, details, &e) < 0)
+		log_error("audit: %s", e.message);
+}
+
+void mgr_audit_batch(manager *m, const audit_record *v, size_t n)
+{
+	silo_error e;
+	if (n && audit_append_batch(m->audit, v, n, &e) < 0)
 		log_error("audit: %s", e.message);
 }
 
@@ -1013,6 +1022,32 @@ static int memory_reserve_check(manager *m, silo_error *err)
 			 "overcommitted", (unsigned long long)avail, (unsigned long long)reserve);
 }
 
+/* A fork's admission, before its snapshot: would n more sandboxes of spec be
+ * admitted now (count, vCPUs, memory: the rules of create_resolved)? Each copy
+ * is still admitted on its own when it is created; this only refuses up front,
+ * with the total, what would fail part way and be rolled back. */
+int mgr_admit_copies(manager *m, const vm_spec *spec, unsigned n, silo_error *err)
+{
+	pthread_mutex_lock(&m->lock);
+	size_t count = m->count;
+	uint64_t vcpus = m->alloc_vcpus, mb = m->alloc_mb;
+	pthread_mutex_unlock(&m->lock);
+	if (count + n > m->cfg.max_sandboxes)
+		return silo_fail(err, SILO_ERR_MAX_VMS_EXCEEDED, 0,
+				 "n: %u copies would make %zu sandboxes, the configured maximum is %u", n, count + n,
+				 m->cfg.max_sandboxes);
+	for (unsigned i = 0; i < n; i++) {
+		if (spec_check_capacity(spec, &m->cap, (uint32_t)(vcpus + (uint64_t)i * spec->vcpus),
+					mb + (uint64_t)i * spec->memory_mb, err) < 0) {
+			silo_error_prefix(err, "n: copy %u of %u (each %u vCPUs, %u MB; silod --cpu-overcommit and "
+					  "--memory-overcommit set the ratios, docs/hac-toml.md \"Capacity\")",
+					  i + 1, n, spec->vcpus, spec->memory_mb);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void unique_id(manager *m, char id[SILO_ID_MAX])
 {
 	for (;;) {
@@ -1291,6 +1326,32 @@ static void quiesce(mentry *e, bool kill_background)
 	pthread_mutex_unlock(&e->lock);
 }
 
+/* A teardown (the provider's stop and the host-wide cleanup verification that
+ * follows it, a scan of every process, mount and socket on the host) yields
+ * the CPU to the hot path: the calling thread runs at nice TEARDOWN_NICE for
+ * that part only, and gets its own nice value back before it records the
+ * state (the state flusher, which others wait for, never runs niced). Only
+ * as root: going back up needs CAP_SYS_NICE. */
+#define TEARDOWN_NICE 10
+
+static int teardown_yield(void)
+{
+	if (geteuid() != 0)
+		return INT_MIN;
+	errno = 0;
+	int old = getpriority(PRIO_PROCESS, (id_t)gettid());
+	if ((old == -1 && errno) || old >= TEARDOWN_NICE ||
+	    setpriority(PRIO_PROCESS, (id_t)gettid(), TEARDOWN_NICE) < 0)
+		return INT_MIN;
+	return old;
+}
+
+static void teardown_resume(int old)
+{
+	if (old != INT_MIN && setpriority(PRIO_PROCESS, (id_t)gettid(), old) < 0)
+		log_warn("teardown: nice %d: %s", old, strerror(errno));
+}
+
 static int destroy_entry(manager *m, mentry *e, const char *actor, int grace_ms, const char *why,
 			 bool keep_state, silo_error *err)
 {
@@ -1309,10 +1370,12 @@ static int destroy_entry(manager *m, mentry *e, const char *actor, int grace_ms,
 	cleanup_report rep = {0};
 	char rundir[PATH_MAX];
 	snprintf(rundir, sizeof rundir, "%s", sb->rundir);
+	int nice0 = teardown_yield();
 	int rc = sandbox_destroy(sb, grace_ms, &rep, err);
 	silo_error ce = {0};
 	if (cleanup_record(m->state_dir, e->id, rundir, &rep, &ce) < 0)   /* CleanupVerification */
 		log_error("%s: %s", e->id, ce.message);
+	teardown_resume(nice0);
 	pthread_mutex_lock(&e->lock);
 	e->sb = NULL;
 	pthread_mutex_unlock(&e->lock);
