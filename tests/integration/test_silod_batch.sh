@@ -62,6 +62,7 @@ for l in sys.stdin.read().replace("}{","}\n{").splitlines():
   except Exception: continue
   if "id" in j: print(j["id"])
   for s in j.get("sandboxes", []): print(s)')
+	echo "# killed after ${delay}s: $(echo $answered | wc -w) sandboxes answered of 16 asked, $(reg_live | wc -l) live rows"
 	check "audit chain verifies after kill -9 mid-batch (${delay}s)" "$SILO" audit verify "$SILO_STATE_DIR/audit.jsonl"
 	check "registry file is intact (${delay}s)" \
 		test "$(sqlite3 "$SILO_STATE_DIR/registry.db" 'PRAGMA integrity_check' 2>&1)" = ok
