@@ -32,8 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <limits.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1326,32 +1324,6 @@ static void quiesce(mentry *e, bool kill_background)
 	pthread_mutex_unlock(&e->lock);
 }
 
-/* A teardown (the provider's stop and the host-wide cleanup verification that
- * follows it, a scan of every process, mount and socket on the host) yields
- * the CPU to the hot path: the calling thread runs at nice TEARDOWN_NICE for
- * that part only, and gets its own nice value back before it records the
- * state (the state flusher, which others wait for, never runs niced). Only
- * as root: going back up needs CAP_SYS_NICE. */
-#define TEARDOWN_NICE 10
-
-static int teardown_yield(void)
-{
-	if (geteuid() != 0)
-		return INT_MIN;
-	errno = 0;
-	int old = getpriority(PRIO_PROCESS, (id_t)gettid());
-	if ((old == -1 && errno) || old >= TEARDOWN_NICE ||
-	    setpriority(PRIO_PROCESS, (id_t)gettid(), TEARDOWN_NICE) < 0)
-		return INT_MIN;
-	return old;
-}
-
-static void teardown_resume(int old)
-{
-	if (old != INT_MIN && setpriority(PRIO_PROCESS, (id_t)gettid(), old) < 0)
-		log_warn("teardown: nice %d: %s", old, strerror(errno));
-}
-
 static int destroy_entry(manager *m, mentry *e, const char *actor, int grace_ms, const char *why,
 			 bool keep_state, silo_error *err)
 {
@@ -1370,12 +1342,10 @@ static int destroy_entry(manager *m, mentry *e, const char *actor, int grace_ms,
 	cleanup_report rep = {0};
 	char rundir[PATH_MAX];
 	snprintf(rundir, sizeof rundir, "%s", sb->rundir);
-	int nice0 = teardown_yield();
 	int rc = sandbox_destroy(sb, grace_ms, &rep, err);
 	silo_error ce = {0};
 	if (cleanup_record(m->state_dir, e->id, rundir, &rep, &ce) < 0)   /* CleanupVerification */
 		log_error("%s: %s", e->id, ce.message);
-	teardown_resume(nice0);
 	pthread_mutex_lock(&e->lock);
 	e->sb = NULL;
 	pthread_mutex_unlock(&e->lock);

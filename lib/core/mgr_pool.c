@@ -8,26 +8,22 @@
  * only their ids and skips any that vanished. On manager_close the ready ones
  * are deleted (a paused sandbox must not be left for the next silod).
  *
- * Priorities: a take is the hot path (one lock and a pointer move here, then
- * the thaw, one state row and one audit record), the refill is not. The
- * refill thread runs at nice POOL_NICE, so the cold creates it starts (its own
- * work and the sandbox's setup processes, which inherit the nice value) yield
- * the CPU to takes and to everything else silod does; once a pooled sandbox is
- * paused its tasks are set back to nice 0 (renice_sandbox), so a taken sandbox
- * runs like a cold one. Only a root silod nices the refill (lowering a nice
- * value again needs CAP_SYS_NICE).
+ * A take is the hot path: one lock and a pointer move here, then the thaw,
+ * one state row (group commit, manager.c) and one audit record. The refill
+ * is not: a cold create costs tens of takes in CPU, so while takes keep coming
+ * (less than QUIET_MS apart) the refill waits, for at most MAX_DEFER_MS from
+ * the first take of the burst, then fills even if the burst goes on (a pool
+ * emptied by a steady stream must still come back). It does not run at a
+ * lower priority instead: a niced refill (or teardown) holding a kernel-wide
+ * lock (the cgroup mutex a thaw also takes, the mount lock) stalls the takes
+ * behind it, which measured worse (docs/benchmarks.md, Issue 20 silod).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
-#include <unistd.h>
-
-#include "common/cgroup.h"
 
 #include "common/util.h"
 #include "core/manager.h"
@@ -36,7 +32,8 @@
 
 #define POOL_ACTOR "silod:pool"
 #define RETRY_MS 1000
-#define POOL_NICE 19
+#define QUIET_MS 100                  /* a burst of takes ends after this long without one */
+#define MAX_DEFER_MS 2000             /* the refill waits for a burst at most this long */
 
 typedef struct pool {
 	struct pool *next;
@@ -57,6 +54,7 @@ struct mgr_pools {
 	pool *list;
 	pthread_t thread;
 	bool running, stop;
+	uint64_t last_take_ns, burst_start_ns;   /* the current burst of takes (header) */
 };
 
 static void pool_free(pool *p)
@@ -113,53 +111,6 @@ int manager_pool_add_normalized(manager *m, const char *source, unsigned k, mgr_
 	return 0;
 }
 
-/* Set every task of dir's tasks file (a cgroup's "tasks" or "cgroup.threads")
- * or of /proc/PID/task to nice 0. */
-static void renice_list(const char *file)
-{
-	FILE *f = fopen(file, "re");
-	if (!f)
-		return;
-	long tid;
-	while (fscanf(f, "%ld", &tid) == 1)
-		if (setpriority(PRIO_PROCESS, (id_t)tid, 0) < 0 && errno != ESRCH)
-			log_warn("warm pool: renice task %ld: %s", tid, strerror(errno));
-	fclose(f);
-}
-
-static int renice_fn(sandbox *sb, void *ud, silo_error *err)
-{
-	(void)ud;
-	(void)err;
-	cg_set cg;
-	cg_paths(sb->id, &cg);
-	char file[PATH_MAX + 32];
-	for (int i = 0; i < cg.n; i++) {
-		snprintf(file, sizeof file, "%s/%s", cg.path[i], cg.v2 && i == 0 ? "cgroup.threads" : "tasks");
-		renice_list(file);
-	}
-	if (sb->pid > 0) {   /* the provider's process and its threads (a VMM outside those cgroups) */
-		snprintf(file, sizeof file, "/proc/%d/task", (int)sb->pid);
-		DIR *d = opendir(file);
-		for (struct dirent *de; d && (de = readdir(d));)
-			if (de->d_name[0] != '.')
-				setpriority(PRIO_PROCESS, (id_t)atol(de->d_name), 0);
-		if (d)
-			closedir(d);
-	}
-	return 0;
-}
-
-/* The refill's nice value is inherited by the tasks a create starts: give the
- * paused sandbox's tasks the normal priority back (they are frozen: none forks
- * meanwhile). */
-static void renice_sandbox(manager *m, const char *id)
-{
-	silo_error e;
-	if (getpriority(PRIO_PROCESS, 0) != 0 && manager_with_sandbox(m, id, true, renice_fn, NULL, &e) < 0)
-		log_warn("warm pool: renice %s: %s", id, e.message);
-}
-
 /* Make one ready sandbox for p (no lock held). */
 static int fill_one(manager *m, pool *p, char id[SILO_ID_MAX], silo_error *err)
 {
@@ -173,16 +124,12 @@ static int fill_one(manager *m, pool *p, char id[SILO_ID_MAX], silo_error *err)
 		manager_delete(m, id, POOL_ACTOR, 0, &e2);
 		return -1;
 	}
-	renice_sandbox(m, id);
 	return 0;
 }
 
 static void *fill_main(void *arg)
 {
 	struct mgr_pools *ps = arg;
-	/* this thread only (a thread's nice value on Linux): see the header */
-	if (geteuid() == 0 && setpriority(PRIO_PROCESS, (id_t)gettid(), POOL_NICE) < 0)
-		log_warn("warm pool: nice %d: %s", POOL_NICE, strerror(errno));
 	pthread_mutex_lock(&ps->lock);
 	while (!ps->stop) {
 		pool *need = NULL;
@@ -202,6 +149,13 @@ static void *fill_main(void *arg)
 		}
 		if (!need) {
 			cond_wait_ms(&ps->cond, &ps->lock, RETRY_MS);
+			continue;
+		}
+		uint64_t now = now_mono_ns(), quiet_at = ps->last_take_ns + QUIET_MS * 1000000ull,
+			 give_up = ps->burst_start_ns + MAX_DEFER_MS * 1000000ull;
+		if (ps->last_take_ns && now < quiet_at && now < give_up) {   /* a burst of takes is on */
+			uint64_t until = quiet_at < give_up ? quiet_at : give_up;
+			cond_wait_ms(&ps->cond, &ps->lock, (until - now) / 1000000 + 1);
 			continue;
 		}
 		pthread_mutex_unlock(&ps->lock);
@@ -285,7 +239,13 @@ int mgr_pool_take(manager *m, const vm_spec *spec, const char *snap_id, const ch
 		}
 		if (id) {
 			from->taken++;
-			pthread_cond_broadcast(&ps->cond);   /* refill */
+			uint64_t now = now_mono_ns();
+			bool first = now - ps->last_take_ns > QUIET_MS * 1000000ull;
+			if (first)
+				ps->burst_start_ns = now;
+			ps->last_take_ns = now;
+			if (first)   /* the refill learns of the burst (and then waits for its end) */
+				pthread_cond_broadcast(&ps->cond);
 		}
 		pthread_mutex_unlock(&ps->lock);
 		if (!id)
