@@ -249,50 +249,46 @@ static void *bg_main(void *arg)
 	return NULL;
 }
 
+/* Delete sandbox id (through silod, or inproc when set); false on an error. */
+static bool delete_one(CURL *h, const char *id)
+{
+	if (inproc) {
+		silo_error err;
+		return manager_delete(inproc, id, "bench", 0, &err) == 0;
+	}
+	char path[256];
+	snprintf(path, sizeof path, "/v1/sandboxes/%s", id);
+	resp r = {0};
+	bool ok = request(h, "DELETE", path, NULL, NULL, &r) == 200;
+	free(r.buf);
+	return ok;
+}
+
 /* One fork of fork_n copies of src: per-copy ms into s; the copies are deleted after. */
 static void fork_once(CURL *h, const char *src, samples *s)
 {
-	char path[256], body[64];
-	char (*ids)[SILO_ID_MAX] = xcalloc((size_t)fork_n, sizeof *ids);
-	size_t nids = 0;
+	json_t *out = NULL;
+	silo_error err = {0};
+	resp r = {0};
+	bool ok;
 	uint64_t t0 = now_mono_ns();
 	if (inproc) {
-		silo_error err;
-		json_t *out = NULL;
-		int rc = manager_fork(inproc, src, (unsigned)fork_n, "bench", &out, &err);
-		record(s, OP_FORK, bench_ms_since(t0) / fork_n, rc == 0, err.message);
-		size_t i;
-		json_t *v;
-		json_array_foreach(json_object_get(out, "sandboxes"), i, v)
-			if (nids < (size_t)fork_n)
-				snprintf(ids[nids++], SILO_ID_MAX, "%s", json_string_value(v));
-		json_decref(out);
-		for (size_t k = 0; k < nids; k++)
-			if (manager_delete(inproc, ids[k], "bench", 0, &err) < 0)
-				record(s, OP_DELETE, 0, false, err.message);
+		ok = manager_fork(inproc, src, (unsigned)fork_n, "bench", &out, &err) == 0;
 	} else {
+		char path[256], body[64];
 		snprintf(path, sizeof path, "/v1/sandboxes/%s/fork", src);
 		snprintf(body, sizeof body, "{\"n\":%d}", fork_n);
-		resp r = {0};
-		long st = request(h, "POST", path, "application/json", body, &r);
-		record(s, OP_FORK, bench_ms_since(t0) / fork_n, st == 201, r.buf);
-		json_t *o = r.buf ? json_loads(r.buf, 0, NULL) : NULL;
-		size_t i;
-		json_t *v;
-		json_array_foreach(json_object_get(o, "sandboxes"), i, v)
-			if (nids < (size_t)fork_n)
-				snprintf(ids[nids++], SILO_ID_MAX, "%s", json_string_value(v));
-		json_decref(o);
-		free(r.buf);
-		for (size_t k = 0; k < nids; k++) {
-			resp d = {0};
-			snprintf(path, sizeof path, "/v1/sandboxes/%s", ids[k]);
-			if (request(h, "DELETE", path, NULL, NULL, &d) != 200)
-				record(s, OP_DELETE, 0, false, d.buf);
-			free(d.buf);
-		}
+		ok = request(h, "POST", path, "application/json", body, &r) == 201;
+		out = r.buf ? json_loads(r.buf, 0, NULL) : NULL;
 	}
-	free(ids);
+	record(s, OP_FORK, bench_ms_since(t0) / fork_n, ok, inproc ? err.message : r.buf);
+	free(r.buf);
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(out, "sandboxes"), i, v)
+		if (!delete_one(h, json_string_value(v)))
+			record(s, OP_DELETE, 0, false, "delete a fork copy");
+	json_decref(out);
 }
 
 /* fork_rounds forks of src idle into idle, then as many under the N-client load into busy. */
@@ -338,20 +334,6 @@ static int fork_source(CURL *h, char id[SILO_ID_MAX])
 	json_decref(o);
 	free(r.buf);
 	return rc;
-}
-
-static void fork_source_delete(CURL *h, const char *id)
-{
-	silo_error err;
-	if (inproc) {
-		manager_delete(inproc, id, "bench", 0, &err);
-		return;
-	}
-	char path[256];
-	snprintf(path, sizeof path, "/v1/sandboxes/%s", id);
-	resp r = {0};
-	request(h, "DELETE", path, NULL, NULL, &r);
-	free(r.buf);
 }
 
 static json_t *report(samples *s, bool with_all);
@@ -502,14 +484,14 @@ int main(int argc, char **argv)
 		char src[SILO_ID_MAX];
 		if (fork_source(h, src) == 0) {
 			fork_phase(h, src, clients, &si, &sb, &sbg);
-			fork_source_delete(h, src);
+			delete_one(h, src);
 		} else {
 			record(&si, OP_FORK, 0, false, "create the fork source through silod");
 		}
 		inproc = m;
 		if (m && fork_source(NULL, src) == 0) {
 			fork_phase(NULL, src, clients, &mi, &mb, &mbg);
-			fork_source_delete(NULL, src);
+			delete_one(NULL, src);
 		} else {
 			record(&mi, OP_FORK, 0, false, "create the fork source in process");
 		}
