@@ -6,8 +6,9 @@
 # the audit chain verifies, the registry file is intact, every sandbox the
 # registry calls live is reattached (its process alive), every run directory
 # and cgroup left on the host belongs to a live sandbox (none leaked), and
-# every answered create names a sandbox the registry knows. At the end all are
-# deleted and nothing is left.
+# every answered create names a sandbox the registry knows. Then a fork too
+# large for the host is refused as a whole before its snapshot. At the end
+# all are deleted and nothing is left.
 . "$(dirname "$0")/silod-lib.sh"
 trap 'echo "1..$N"; cleanup' EXIT
 
@@ -110,6 +111,28 @@ for l in sys.stdin.read().replace("}{","}\n{").splitlines():
 	check "a survivor answers exec (${delay}s)" test "$(exec_json "$one" '{"argv":["echo","ok"]}' | ndjson_out)" = "ok||0"
 	for id in $live; do api DELETE "/v1/sandboxes/$id?grace_ms=0" > /dev/null; done
 done
+
+# a fork is admitted as a whole (docs/hac-toml.md "Capacity"): 20 copies of a
+# 2-vCPU sandbox need 40 vCPUs more than the source's; with 2 cores x 16 they
+# are refused before any snapshot is taken, naming the copy that does not fit
+cores=$(nproc)
+big=$(api POST /v1/sandboxes -H 'Content-Type: application/json' \
+	-d '{"provider":"namespace","name":"fork-big","vcpus":2,"memory_mb":128}' | jget 'j.get("id","")')
+if [ "$cores" -lt 2 ] || [ -z "$big" ]; then
+	ok "# SKIP fork admission: needs 2 cores for a 2-vCPU sandbox (have $cores)"
+else
+	n=$(( (cores * 16) / 2 + 1 ))
+	snaps() { api GET /v1/snapshots | jget '" ".join(sorted(x["id"] for x in j["snapshots"]))'; }
+	before=" $(snaps) " nlive=$(live_count)
+	api POST "/v1/sandboxes/$big/fork" -H 'Content-Type: application/json' -d "{\"n\":$n}" > "$TMP/body"
+	expect_error "fork -n $n of a 2-vCPU sandbox is refused up front" 409 RESOURCE_EXCEEDED "copy " "of $n" \
+		"--cpu-overcommit"
+	new_snaps=
+	for x in $(snaps); do case "$before" in *" $x "*) ;; *) new_snaps+=" $x" ;; esac; done
+	check "and no snapshot was taken for it" test -z "$new_snaps"
+	check "and no copy was made" test "$(live_count)" = "$nlive"
+	api DELETE "/v1/sandboxes/$big?grace_ms=0" > /dev/null
+fi
 
 check "audit chain verifies at the end" "$SILO" audit verify "$SILO_STATE_DIR/audit.jsonl"
 stop_daemon
