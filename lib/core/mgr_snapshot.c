@@ -6,6 +6,10 @@
  * operation slot on the source sandbox (delete waits), and a restore holds
  * the snapshot (snap_hold) until the new sandbox records it in its run
  * directory, so neither delete nor gc can pull it away in between.
+ * A fork is admitted as a whole before its snapshot (mgr_admit_copies: the
+ * create rules for all N copies), and its copies' "restored" audit records are
+ * appended as one batch once the copies are made (audit_append_batch); their
+ * state rows are group-committed with every other transition (manager.c).
  */
 #include <errno.h>
 #include <inttypes.h>
