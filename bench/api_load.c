@@ -11,8 +11,14 @@
  * manager, silod). With --warm-pool K, silod keeps K sandboxes of the cycle's
  * spec ready (--warm-pool), the creates take them, and the run starts once the
  * pool is full; the peers are then the cold creates of the single client.
+ * With --fork N, a fork phase follows: --fork-rounds forks of N copies of one
+ * sandbox through silod (POST /v1/sandboxes/{id}/fork), idle and while the
+ * N-client cycle runs against silod without a pause, and the same through the
+ * manager in this process (manager_fork, idle and under the same in-process
+ * load): "fork" in the JSON, per-copy ms (fork wall / N) p50/p95/p99 each.
  *
  *   api_load [--clients 100] [--rounds 1] [--silod PATH] [--provider namespace] [--warm-pool K]
+ *            [--fork N] [--fork-rounds R]
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -34,8 +40,8 @@
 #include "core/manager.h"
 #include "spec/spec.h"
 
-enum { OP_CREATE, OP_EXEC, OP_DELETE, OP_HEALTH, OP__N };
-static const char *const op_names[OP__N] = {"create", "exec", "delete", "health"};
+enum { OP_CREATE, OP_EXEC, OP_DELETE, OP_HEALTH, OP_FORK, OP__N };
+static const char *const op_names[OP__N] = {"create", "exec", "delete", "health", "fork_per_copy"};
 
 typedef struct samples {
 	pthread_mutex_t lock;
@@ -221,7 +227,134 @@ static double run_load(samples *s, int clients, int rounds)
 	return wall;
 }
 
+/* ---- the fork phase (--fork N) ---- */
 
+static int fork_n, fork_rounds = 8;
+static volatile int bg_running;
+
+typedef struct bg_load {
+	samples s;
+	int clients;
+	unsigned cycles;
+} bg_load;
+
+/* The N-client cycle over and over (against silod, or inproc when set) until bg_running drops. */
+static void *bg_main(void *arg)
+{
+	bg_load *b = arg;
+	while (bg_running) {
+		run_load(&b->s, b->clients, 1);
+		b->cycles += (unsigned)b->clients;
+	}
+	return NULL;
+}
+
+/* Delete sandbox id (through silod, or inproc when set); false on an error. */
+static bool delete_one(CURL *h, const char *id)
+{
+	if (inproc) {
+		silo_error err;
+		return manager_delete(inproc, id, "bench", 0, &err) == 0;
+	}
+	char path[256];
+	snprintf(path, sizeof path, "/v1/sandboxes/%s", id);
+	resp r = {0};
+	bool ok = request(h, "DELETE", path, NULL, NULL, &r) == 200;
+	free(r.buf);
+	return ok;
+}
+
+/* One fork of fork_n copies of src: per-copy ms into s; the copies are deleted after. */
+static void fork_once(CURL *h, const char *src, samples *s)
+{
+	json_t *out = NULL;
+	silo_error err = {0};
+	resp r = {0};
+	bool ok;
+	uint64_t t0 = now_mono_ns();
+	if (inproc) {
+		ok = manager_fork(inproc, src, (unsigned)fork_n, "bench", &out, &err) == 0;
+	} else {
+		char path[256], body[64];
+		snprintf(path, sizeof path, "/v1/sandboxes/%s/fork", src);
+		snprintf(body, sizeof body, "{\"n\":%d}", fork_n);
+		ok = request(h, "POST", path, "application/json", body, &r) == 201;
+		out = r.buf ? json_loads(r.buf, 0, NULL) : NULL;
+	}
+	record(s, OP_FORK, bench_ms_since(t0) / fork_n, ok, inproc ? err.message : r.buf);
+	free(r.buf);
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(out, "sandboxes"), i, v)
+		if (!delete_one(h, json_string_value(v)))
+			record(s, OP_DELETE, 0, false, "delete a fork copy");
+	json_decref(out);
+}
+
+/* fork_rounds forks of src idle into idle, then as many under the N-client load into busy. */
+static void fork_phase(CURL *h, const char *src, int clients, samples *idle, samples *busy, bg_load *bg)
+{
+	for (int i = 0; i < fork_rounds; i++)
+		fork_once(h, src, idle);
+	bg->clients = clients;
+	bg_running = 1;
+	pthread_t t;
+	pthread_create(&t, NULL, bg_main, bg);
+	usleep(200000);   /* the first burst of creates is on */
+	for (int i = 0; i < fork_rounds; i++)
+		fork_once(h, src, busy);
+	bg_running = 0;
+	pthread_join(t, NULL);
+}
+
+/* The fork source: one sandbox of the cycle's shape, through silod or inproc; its id into id. */
+static int fork_source(CURL *h, char id[SILO_ID_MAX])
+{
+	if (inproc) {
+		vm_spec spec;
+		silo_error err;
+		if (spec_default(provider, &spec, &err) < 0)
+			return -1;
+		snprintf(spec.name, sizeof spec.name, "fork-src");
+		spec.vcpus = 1;
+		spec.memory_mb = 128;
+		int rc = manager_create(inproc, &spec, NULL, id, &err);
+		spec_free(&spec);
+		return rc;
+	}
+	char body[256];
+	snprintf(body, sizeof body, "{\"provider\":\"%s\",\"name\":\"fork-src\",\"vcpus\":1,\"memory_mb\":128}", provider);
+	resp r = {0};
+	long st = request(h, "POST", "/v1/sandboxes", "application/json", body, &r);
+	json_t *o = r.buf ? json_loads(r.buf, 0, NULL) : NULL;
+	const char *v = json_string_value(json_object_get(o, "id"));
+	int rc = st == 201 && v ? 0 : -1;
+	if (rc == 0)
+		snprintf(id, SILO_ID_MAX, "%s", v);
+	json_decref(o);
+	free(r.buf);
+	return rc;
+}
+
+static json_t *report(samples *s, bool with_all);
+
+/* Per-copy stats of one side; counts its errors into *errors. */
+static json_t *fork_side(samples *idle, samples *busy, bg_load *bg, unsigned *errors)
+{
+	*errors += idle->errors[OP_FORK] + busy->errors[OP_FORK] + idle->errors[OP_DELETE] + busy->errors[OP_DELETE];
+	json_t *o = json_pack("{s:o,s:o,s:o,s:i}", "idle", bench_stats_json(idle->v[OP_FORK], idle->n[OP_FORK], idle->errors[OP_FORK]),
+			      "under_load", bench_stats_json(busy->v[OP_FORK], busy->n[OP_FORK], busy->errors[OP_FORK]),
+			      "load_during_forks", report(&bg->s, true), "load_cycles", (int)bg->cycles);
+	const char *fe = idle->first_error[0] ? idle->first_error : busy->first_error;
+	if (fe[0])
+		json_object_set_new(o, "first_error", json_string(fe));
+	for (int op = 0; op < OP__N; op++) {
+		free(idle->v[op]);
+		free(busy->v[op]);
+		free(bg->s.v[op]);
+	}
+	return o;
+}
 
 static json_t *report(samples *s, bool with_all)
 {
@@ -258,16 +391,20 @@ int main(int argc, char **argv)
 	const char *silod = NULL;
 	const bench_opt opts[] = {
 		{"--clients", BOPT_INT, &clients},   {"--rounds", BOPT_INT, &rounds},   {"--silod", BOPT_STR, &silod},
-		{"--provider", BOPT_STR, &provider}, {"--warm-pool", BOPT_INT, &pool_k}, {NULL, 0, NULL},
+		{"--provider", BOPT_STR, &provider}, {"--warm-pool", BOPT_INT, &pool_k}, {"--fork", BOPT_INT, &fork_n},
+		{"--fork-rounds", BOPT_INT, &fork_rounds}, {NULL, 0, NULL},
 	};
-	bench_opts(argc, argv, opts, "api_load [--clients N] [--rounds N] [--silod PATH] [--provider P] [--warm-pool K]");
-	if (clients < 1 || clients > 1000 || rounds < 1 || pool_k < 0 || pool_k > 1000)
-		die(2, "--clients must be 1..1000, --rounds >= 1, --warm-pool 0..1000");
+	bench_opts(argc, argv, opts,
+		   "api_load [--clients N] [--rounds N] [--silod PATH] [--provider P] [--warm-pool K] [--fork N] "
+		   "[--fork-rounds R]");
+	if (clients < 1 || clients > 1000 || rounds < 1 || pool_k < 0 || pool_k > 1000 || fork_n < 0 ||
+	    fork_n > 256 || fork_rounds < 1)
+		die(2, "--clients must be 1..1000, --rounds >= 1, --warm-pool 0..1000, --fork 0..256, --fork-rounds >= 1");
 	char silod_path[4096];
 	bench_find_silod(&silod, silod_path);
 	char tmp[] = "/tmp/silo-api-load-XXXXXX";
 	char maxs[32], pool_path[] = "/tmp/silo-api-pool-XXXXXX.toml", pool_arg[64];
-	snprintf(maxs, sizeof maxs, "%d", clients + pool_k + 8);
+	snprintf(maxs, sizeof maxs, "%d", clients + pool_k + fork_n + 8);
 	if (pool_k) {
 		snprintf(pool_toml, sizeof pool_toml,
 			 "[vm]\nname = \"pooled\"\nprovider = \"%s\"\n\n[resources]\nvcpus = 1\nmemory_mb = 128\n", provider);
@@ -310,7 +447,7 @@ int main(int argc, char **argv)
 	char mstate[sizeof tmp + 16];
 	snprintf(mstate, sizeof mstate, "%s/inproc", tmp);
 	mkdir_p(mstate, 0700);
-	manager_config mc = {.state_dir = mstate, .max_sandboxes = (unsigned)clients + 8, .grace_ms = 1000,
+	manager_config mc = {.state_dir = mstate, .max_sandboxes = (unsigned)(clients + fork_n) + 8, .grace_ms = 1000,
 			     .capacity_vcpus = 100000, .capacity_memory_mb = 100000000};
 	silo_error merr;
 	manager *m = NULL;
@@ -336,6 +473,35 @@ int main(int argc, char **argv)
 	}
 	if (!pool_k)
 		wall += run_load(&load, clients, rounds);
+
+	/* The fork phase: silod, then the manager in this process. */
+	json_t *fork_json = NULL;
+	unsigned fork_errors = 0;
+	if (fork_n) {
+		samples si = {.lock = PTHREAD_MUTEX_INITIALIZER}, sb = {.lock = PTHREAD_MUTEX_INITIALIZER};
+		samples mi = {.lock = PTHREAD_MUTEX_INITIALIZER}, mb = {.lock = PTHREAD_MUTEX_INITIALIZER};
+		bg_load sbg = {.s = {.lock = PTHREAD_MUTEX_INITIALIZER}}, mbg = {.s = {.lock = PTHREAD_MUTEX_INITIALIZER}};
+		char src[SILO_ID_MAX];
+		if (fork_source(h, src) == 0) {
+			fork_phase(h, src, clients, &si, &sb, &sbg);
+			delete_one(h, src);
+		} else {
+			record(&si, OP_FORK, 0, false, "create the fork source through silod");
+		}
+		inproc = m;
+		if (m && fork_source(NULL, src) == 0) {
+			fork_phase(NULL, src, clients, &mi, &mb, &mbg);
+			delete_one(NULL, src);
+		} else {
+			record(&mi, OP_FORK, 0, false, "create the fork source in process");
+		}
+		inproc = NULL;
+		json_t *sj = fork_side(&si, &sb, &sbg, &fork_errors), *mj = fork_side(&mi, &mb, &mbg, &fork_errors);
+		double s95 = json_real_value(json_object_get(json_object_get(sj, "under_load"), "p95_ms"));
+		double m95 = json_real_value(json_object_get(json_object_get(mj, "under_load"), "p95_ms"));
+		fork_json = json_pack("{s:i,s:i,s:o,s:o,s:f}", "copies", fork_n, "rounds", fork_rounds, "silod", sj,
+				      "peer_in_process", mj, "under_load_p95_ratio", m95 > 0 ? s95 / m95 : 0.0);
+	}
 	if (m)
 		manager_close(m, true);
 
@@ -363,6 +529,10 @@ int main(int argc, char **argv)
 				mgr_cps > 0 ? 100.0 * (1.0 - silod_cps / mgr_cps) : 0.0, "errors", (int)errors,
 				"sandboxes_left", (json_int_t)left);
 	json_object_set_new(out, "warm_pool", json_integer(pool_k));
+	if (fork_json) {
+		json_object_set_new(out, "fork", fork_json);
+		json_object_set_new(out, "fork_errors", json_integer(fork_errors));
+	}
 	bench_print_json(out, 0);
 	for (int op = 0; op < OP__N; op++) {
 		free(load.v[op]);
@@ -370,7 +540,7 @@ int main(int argc, char **argv)
 		free(mgr.v[op]);
 	}
 	json_decref(out);
-	rc = errors || left ? 1 : 0;
+	rc = errors || fork_errors || left ? 1 : 0;
 	if (pool_k)
 		unlink(pool_path);
 out:

@@ -241,58 +241,88 @@ void audit_close(audit_log *a)
 	free(a);
 }
 
-int audit_append(audit_log *a, const char *actor, const char *sandbox_id, const char *event,
-		 uint64_t duration_ms, json_t *details, silo_error *err)
+/* Format record r as the line after (seq, prev): its text with the newline in
+ * *line (owned) and its hash in hash. */
+static int format_record(const audit_record *r, const char *ts, uint64_t seq, const char prev[65], char **line,
+			 size_t *len, char hash[65], silo_error *err)
+{
+	json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:o,s:s}", "seq", (json_int_t)seq, "ts", ts, "actor",
+			      r->actor ? r->actor : "", "sandbox_id", r->sandbox_id ? r->sandbox_id : "", "event",
+			      r->event ? r->event : "", "duration_ms", (json_int_t)r->duration_ms, "details",
+			      r->details ? json_incref(r->details) : json_object(), "prev", prev);
+	char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	if (!text)
+		return silo_fail(err, SILO_ERR_INTERNAL, 0, "audit: cannot encode record");
+	size_t n = strlen(text);
+	if (n > AUDIT_MAX_LINE) {
+		free(text);
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "audit: record of %zu bytes exceeds %d", n,
+				 AUDIT_MAX_LINE);
+	}
+	sha_hex(text, n, hash);
+	text = xrealloc(text, n + 2);
+	text[n] = '\n';
+	text[n + 1] = '\0';
+	*line = text;
+	*len = n + 1;
+	return 0;
+}
+
+int audit_append_batch(audit_log *a, const audit_record *v, size_t n, silo_error *err)
 {
 	char ts[40];
 	format_time_ms(now_realtime_ms(), ts, sizeof ts);
 	pthread_mutex_lock(&a->lock);
-	json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:o,s:s}", "seq", (json_int_t)(a->seq + 1), "ts", ts,
-			      "actor", actor ? actor : "", "sandbox_id", sandbox_id ? sandbox_id : "",
-			      "event", event ? event : "", "duration_ms", (json_int_t)duration_ms, "details",
-			      details ? json_incref(details) : json_object(), "prev", a->prev);
-	char *line = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-	json_decref(o);
+	uint64_t seq = a->seq;
+	char prev[65];
+	memcpy(prev, a->prev, 65);
+	char *buf = NULL;
+	size_t len = 0;
 	int ret = -1;
-	if (!line) {
-		silo_fail(err, SILO_ERR_INTERNAL, 0, "audit: cannot encode record");
-		goto out;
+	for (size_t i = 0; i < n; i++) {
+		char *line;
+		size_t ll;
+		if (format_record(&v[i], ts, seq + 1, prev, &line, &ll, prev, err) < 0)
+			goto out;   /* none of the batch is written */
+		buf = xrealloc(buf, len + ll);
+		memcpy(buf + len, line, ll);
+		len += ll;
+		free(line);
+		seq++;
 	}
-	size_t len = strlen(line);
-	if (len > AUDIT_MAX_LINE) {
-		silo_fail(err, SILO_ERR_INVALID_CONFIG, 0, "audit: record of %zu bytes exceeds %d", len,
-			  AUDIT_MAX_LINE);
-		goto out;
-	}
-	char hash[65];
-	sha_hex(line, len, hash);
-	line = xrealloc(line, len + 2);
-	line[len] = '\n';
-	line[len + 1] = '\0';
-	/* One write(2) with O_APPEND: a record is never interleaved with another.
-	 * A short write (a full disk) is cut off again: a torn line would break
-	 * the chain for good (silod refuses to start on a damaged log). */
+	/* One write(2) with O_APPEND for the whole batch: its records are never
+	 * interleaved with others. A short write (a full disk) is cut off again:
+	 * a torn line would break the chain for good (silod refuses to start on a
+	 * damaged log). */
 	struct stat st;
 	off_t before = fstat(a->fd, &st) == 0 ? st.st_size : -1;
-	if (write_all(a->fd, line, len + 1) < 0) {
+	if (len && write_all(a->fd, buf, len) < 0) {
 		int e = errno;
 		if (before >= 0 && ftruncate(a->fd, before) < 0)
 			log_error("audit: cannot cut a torn record off %s: %s", a->path, strerror(errno));
 		silo_fail(err, SILO_ERR_IO_ERROR, e, "audit: write %s", a->path);
 		goto out;
 	}
-	a->seq++;
-	memcpy(a->prev, hash, 65);
+	a->seq = seq;
+	memcpy(a->prev, prev, 65);
 	/* Fixed width, one pwrite at offset 0: a reader never sees a torn head. */
 	char head[128];
-	int hl = snprintf(head, sizeof head, "%020" PRIu64 " %s\n", a->seq, hash);
+	int hl = snprintf(head, sizeof head, "%020" PRIu64 " %s\n", a->seq, a->prev);
 	if (pwrite(a->head_fd, head, (size_t)hl, 0) != hl) {
 		silo_fail(err, SILO_ERR_IO_ERROR, errno, "audit: write %s", a->head_path);
 		goto out;
 	}
 	ret = 0;
 out:
-	free(line);
+	free(buf);
 	pthread_mutex_unlock(&a->lock);
 	return ret;
+}
+
+int audit_append(audit_log *a, const char *actor, const char *sandbox_id, const char *event,
+		 uint64_t duration_ms, json_t *details, silo_error *err)
+{
+	audit_record r = {actor, sandbox_id, event, duration_ms, details};
+	return audit_append_batch(a, &r, 1, err);
 }

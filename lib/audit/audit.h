@@ -28,6 +28,16 @@ void audit_close(audit_log *a);
 int audit_append(audit_log *a, const char *actor, const char *sandbox_id, const char *event,
 		 uint64_t duration_ms, json_t *details, silo_error *err);
 
+/* One record of a batch (fields as audit_append's; details borrowed). */
+typedef struct audit_record {
+	const char *actor, *sandbox_id, *event;
+	uint64_t duration_ms;
+	json_t *details;
+} audit_record;
+/* Append n records in order as ONE write(2) and one head update (a fork's
+ * per-copy records): all of them or, on an error, none. Thread-safe. */
+int audit_append_batch(audit_log *a, const audit_record *v, size_t n, silo_error *err);
+
 typedef struct audit_verify_result {
 	uint64_t records;      /* lines checked */
 	uint64_t bad_line;     /* 1-based first bad line, 0 if intact */

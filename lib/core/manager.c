@@ -7,9 +7,10 @@
  *               last operation ends, so delete can wait for it (the sandbox's
  *               processes are in its process table, lib/core/proc.c);
  *   m->ev_lock  the subscriber list (events are delivered under it, in order);
- *   m->pend_lock state writes the registry refused (a full state disk), kept in
- *               order and retried by the monitor: held across registry writes
- *               of states so the rows end in the order the sandboxes moved.
+ *   m->pend_lock the queue of state transitions on their way to the registry
+ *               (group commit, below state_write): queued in the order the
+ *               sandboxes moved, written by one flusher at a time, batch by
+ *               batch in that order; not held across the registry write.
  * An entry stays allocated while m->lock says it is referenced (e->refs).
  * Recovery after a restart: every sandbox the registry lists as live is in the
  * table at once (e->recovering, no sb yet) and reattached by its own thread, so
@@ -113,8 +114,12 @@ struct manager {
 	struct mgr_pools *pools;      /* warm pools (mgr_pool.c) */
 
 	pthread_mutex_t pend_lock;
+	pthread_cond_t pend_cond;     /* a batch was written or refused */
 	struct pending_state *pend, **pend_tail;
 	size_t npend;
+	bool pend_flushing;           /* a flusher is writing the head of the queue */
+	uint64_t pend_enq, pend_done; /* transitions queued / written (or skipped), ever */
+	uint64_t pend_fail_gen;       /* batches the registry refused */
 };
 
 /* A state transition not yet in the registry (see pend_lock). */
@@ -126,6 +131,7 @@ typedef struct pending_state {
 } pending_state;
 
 #define MAX_PENDING_STATES 100000
+#define STATE_BATCH 256               /* transitions per transaction at most */
 
 struct mgr_pools **manager_pools_slot(manager *m)
 {
@@ -320,6 +326,13 @@ void manager_audit(manager *m, const char *actor, const char *sandbox_id, const 
 		log_error("audit: %s", e.message);
 }
 
+void mgr_audit_batch(manager *m, const audit_record *v, size_t n)
+{
+	silo_error e;
+	if (n && audit_append_batch(m->audit, v, n, &e) < 0)
+		log_error("audit: %s", e.message);
+}
+
 void manager_note_error(manager *m, const silo_error *err)
 {
 	unsigned n = metrics_record_error(m->met, err->code);
@@ -494,27 +507,64 @@ static bool is_violation(const char *reason)
 			  strstr(reason, "violation"));
 }
 
-static bool state_write_now(manager *m, const char *id, const char *old, const char *new_state,
-			    const char *reason)
+/* Group commit of state transitions. state_write queues the transition (in
+ * the order the sandboxes moved) and returns once it is in the registry, or
+ * once the registry refused it. The first writer that finds no flush running
+ * becomes the flusher: it writes everything queued (up to STATE_BATCH) in ONE
+ * transaction (registry_set_states) without holding pend_lock; writers that
+ * queue meanwhile wait, and the next batch is written by whichever of them
+ * sees the flusher gone. So under load N takes cost one transaction, not N,
+ * and each caller still returns only after the COMMIT holding its row.
+ * A refused batch (a full state disk) stays queued, in order, and is retried
+ * by the monitor (flush_pending); its writers return at once.
+ * Across kill -9 (registry.h, Durability): a transition whose caller returned
+ * is in the WAL; a batch being written is committed whole or not at all, and
+ * none of its callers had returned (no reply was sent for it); recovery reads
+ * every live sandbox's real state at the next start (recover), so a lost
+ * transition is corrected there, never invented. */
+static void free_pending(pending_state *p)
 {
-	silo_error err = {0};
-	if (registry_set_state(m->reg, id, old, new_state, reason, &err) == 0)
-		return true;
-	if (err.code == SILO_ERR_VM_NOT_FOUND)
-		return true;   /* no row to update: nothing to retry */
-	log_error("registry: %s (kept, retried by the monitor)", err.message);
-	return false;
+	free(p->reason);
+	free(p);
 }
 
-/* Write a state transition to the registry, or queue it behind those the
- * registry refused so far (they are retried in order by flush_pending). */
+/* With pend_lock held and no flusher: write the head of the queue; 0 or -1. */
+static int flush_batch_locked(manager *m)
+{
+	reg_state_change v[STATE_BATCH];
+	size_t n = 0;
+	for (pending_state *p = m->pend; p && n < STATE_BATCH; p = p->next)
+		v[n++] = (reg_state_change){p->id, p->old_state, p->new_state, p->reason};
+	if (!n)
+		return 0;
+	m->pend_flushing = true;
+	pthread_mutex_unlock(&m->pend_lock);
+	silo_error err = {0};
+	int rc = registry_set_states(m->reg, v, n, &err);
+	pthread_mutex_lock(&m->pend_lock);
+	if (rc == 0) {
+		for (size_t i = 0; i < n; i++) {
+			pending_state *p = m->pend;
+			m->pend = p->next;
+			free_pending(p);
+		}
+		if (!m->pend)
+			m->pend_tail = &m->pend;
+		m->npend -= n;
+		m->pend_done += n;
+	} else {
+		m->pend_fail_gen++;
+		log_error("registry: %s (%zu state writes kept, retried by the monitor)", err.message, m->npend);
+	}
+	m->pend_flushing = false;
+	pthread_cond_broadcast(&m->pend_cond);
+	return rc;
+}
+
+/* Record a state transition in the registry (group commit, above). */
 static void state_write(manager *m, const char *id, const char *old, const char *new_state, const char *reason)
 {
 	pthread_mutex_lock(&m->pend_lock);
-	if (!m->pend && state_write_now(m, id, old, new_state, reason)) {
-		pthread_mutex_unlock(&m->pend_lock);
-		return;
-	}
 	if (m->npend >= MAX_PENDING_STATES) {
 		pthread_mutex_unlock(&m->pend_lock);
 		log_error("registry: %zu state writes pending; dropping %s -> %s of %s", m->npend, old, new_state, id);
@@ -528,21 +578,22 @@ static void state_write(manager *m, const char *id, const char *old, const char 
 	*m->pend_tail = p;
 	m->pend_tail = &p->next;
 	m->npend++;
+	uint64_t me = ++m->pend_enq, gen = m->pend_fail_gen;
+	while (m->pend_done < me && m->pend_fail_gen == gen) {
+		if (!m->pend_flushing)
+			flush_batch_locked(m);
+		else
+			pthread_cond_wait(&m->pend_cond, &m->pend_lock);
+	}
 	pthread_mutex_unlock(&m->pend_lock);
 }
 
+/* The monitor's retry of what the registry refused. */
 static void flush_pending(manager *m)
 {
 	pthread_mutex_lock(&m->pend_lock);
-	while (m->pend && state_write_now(m, m->pend->id, m->pend->old_state, m->pend->new_state, m->pend->reason)) {
-		pending_state *p = m->pend;
-		m->pend = p->next;
-		if (!m->pend)
-			m->pend_tail = &m->pend;
-		m->npend--;
-		free(p->reason);
-		free(p);
-	}
+	while (m->pend && !m->pend_flushing && flush_batch_locked(m) == 0)
+		;
 	pthread_mutex_unlock(&m->pend_lock);
 }
 
@@ -881,6 +932,7 @@ int manager_open(const manager_config *cfg, manager **out, silo_error *err)
 	pthread_mutex_init(&m->ev_lock, NULL);
 	pthread_mutex_init(&m->mon_lock, NULL);
 	pthread_mutex_init(&m->pend_lock, NULL);
+	pthread_cond_init(&m->pend_cond, NULL);
 	m->pend_tail = &m->pend;
 	cond_init_monotonic(&m->mon_cond);
 	m->started_ms = now_realtime_ms();
@@ -966,6 +1018,32 @@ static int memory_reserve_check(manager *m, silo_error *err)
 	return silo_fail(err, SILO_ERR_RESOURCE_EXCEEDED, 0,
 			 "memory_mb: the host has %llu MB available, below the %llu MB reserve kept while memory is "
 			 "overcommitted", (unsigned long long)avail, (unsigned long long)reserve);
+}
+
+/* A fork's admission, before its snapshot: would n more sandboxes of spec be
+ * admitted now (count, vCPUs, memory: the rules of create_resolved)? Each copy
+ * is still admitted on its own when it is created; this only refuses up front,
+ * with the total, what would fail part way and be rolled back. */
+int mgr_admit_copies(manager *m, const vm_spec *spec, unsigned n, silo_error *err)
+{
+	pthread_mutex_lock(&m->lock);
+	size_t count = m->count;
+	uint64_t vcpus = m->alloc_vcpus, mb = m->alloc_mb;
+	pthread_mutex_unlock(&m->lock);
+	if (count + n > m->cfg.max_sandboxes)
+		return silo_fail(err, SILO_ERR_MAX_VMS_EXCEEDED, 0,
+				 "n: %u copies would make %zu sandboxes, the configured maximum is %u", n, count + n,
+				 m->cfg.max_sandboxes);
+	for (unsigned i = 0; i < n; i++) {
+		if (spec_check_capacity(spec, &m->cap, (uint32_t)(vcpus + (uint64_t)i * spec->vcpus),
+					mb + (uint64_t)i * spec->memory_mb, err) < 0) {
+			silo_error_prefix(err, "n: copy %u of %u (each %u vCPUs, %u MB; silod --cpu-overcommit and "
+					  "--memory-overcommit set the ratios, docs/hac-toml.md \"Capacity\")",
+					  i + 1, n, spec->vcpus, spec->memory_mb);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static void unique_id(manager *m, char id[SILO_ID_MAX])
@@ -1093,11 +1171,7 @@ static int create_resolved(manager *m, const vm_spec *spec, const mgr_create_opt
 	row.metadata_json = meta;
 	row.created_ms = e->created_ms;
 	int64_t dep = 0;
-	char hash[65] = "";
-	if (toml)
-		registry_sha256_hex(toml, strlen(toml), hash);
-	if (registry_insert(m->reg, &row, err) < 0 ||
-	    registry_deploy_begin(m->reg, id, hash, opts->actor, &dep, err) < 0) {
+	if (registry_insert_deploy(m->reg, &row, opts->actor, &dep, err) < 0) {
 		silo_error_prefix(err, "create %s", id);
 		unlink_entry(m, e);
 		unref(m, e);
@@ -1153,9 +1227,8 @@ static int create_resolved(manager *m, const vm_spec *spec, const mgr_create_opt
 	uint64_t ms = (now_mono_ns() - t0) / 1000000;
 	snprintf(e->provider, sizeof e->provider, "%s", sb->ops ? sb->ops->name : "");
 	silo_error e2;
-	if (registry_set_runtime(m->reg, id, e->provider, sb->pid, sb->rundir, &e2) < 0)
+	if (registry_spawned(m->reg, id, e->provider, sb->pid, sb->rundir, dep, ms, &e2) < 0)
 		log_error("registry: %s", e2.message);
-	registry_deploy_end(m->reg, dep, e->provider, "ok", NULL, ms, &e2);
 	metrics_inc(m->met, M_SPAWNS_TOTAL, 1);
 	if (sb->fell_back)
 		note_fallback(m, opts->actor, id, sb);
@@ -2190,8 +2263,7 @@ void manager_close(manager *m, bool terminate_all)
 	for (pending_state *p = m->pend, *n; p; p = n) {
 		n = p->next;
 		log_error("registry: %s -> %s of %s never written", p->old_state, p->new_state, p->id);
-		free(p->reason);
-		free(p);
+		free_pending(p);
 	}
 	registry_close(m->reg);
 	metrics_free(m->met);
@@ -2207,6 +2279,7 @@ void manager_close(manager *m, bool terminate_all)
 	pthread_mutex_destroy(&m->ev_lock);
 	pthread_mutex_destroy(&m->mon_lock);
 	pthread_mutex_destroy(&m->pend_lock);
+	pthread_cond_destroy(&m->pend_cond);
 	pthread_cond_destroy(&m->mon_cond);
 	free(m);
 }

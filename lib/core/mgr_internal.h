@@ -4,6 +4,7 @@
 #ifndef SILO_CORE_MGR_INTERNAL_H
 #define SILO_CORE_MGR_INTERNAL_H
 
+#include "audit/audit.h"
 #include "core/manager.h"
 
 struct mgr_pools;
@@ -16,5 +17,11 @@ int mgr_pool_take(manager *m, const vm_spec *spec, const char *snap_id, const ch
 /* manager_restore without looking at the pools (the pools fill with it). */
 int mgr_restore_nopool(manager *m, const char *snap, const char *actor, char id_out[SILO_ID_MAX],
 		       silo_error *err);
+
+/* Append n audit records as one batch (audit_append_batch). */
+void mgr_audit_batch(manager *m, const audit_record *v, size_t n);
+/* Would n more sandboxes of spec be admitted now? RESOURCE_EXCEEDED or
+ * MAX_VMS_EXCEEDED naming the first copy that would not (a fork, up front). */
+int mgr_admit_copies(manager *m, const vm_spec *spec, unsigned n, silo_error *err);
 
 #endif

@@ -7,6 +7,16 @@
  * sandboxes (listed, counted against the limits, deletable); the pool keeps
  * only their ids and skips any that vanished. On manager_close the ready ones
  * are deleted (a paused sandbox must not be left for the next silod).
+ *
+ * A take is the hot path: one lock and a pointer move here, then the thaw,
+ * one state row (group commit, manager.c) and one audit record. The refill
+ * is not: a cold create costs tens of takes in CPU, so while takes keep coming
+ * (less than QUIET_MS apart) the refill waits, for at most MAX_DEFER_MS from
+ * the first take of the burst, then fills even if the burst goes on (a pool
+ * emptied by a steady stream must still come back). It does not run at a
+ * lower priority instead: a niced refill (or teardown) holding a kernel-wide
+ * lock (the cgroup mutex a thaw also takes, the mount lock) stalls the takes
+ * behind it, which measured worse (docs/benchmarks.md, Issue 20 silod).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +32,8 @@
 
 #define POOL_ACTOR "silod:pool"
 #define RETRY_MS 1000
+#define QUIET_MS 100                  /* a burst of takes ends after this long without one */
+#define MAX_DEFER_MS 2000             /* the refill waits for a burst at most this long */
 
 typedef struct pool {
 	struct pool *next;
@@ -42,6 +54,7 @@ struct mgr_pools {
 	pool *list;
 	pthread_t thread;
 	bool running, stop;
+	uint64_t last_take_ns, burst_start_ns;   /* the current burst of takes (header) */
 };
 
 static void pool_free(pool *p)
@@ -138,6 +151,13 @@ static void *fill_main(void *arg)
 			cond_wait_ms(&ps->cond, &ps->lock, RETRY_MS);
 			continue;
 		}
+		uint64_t now = now_mono_ns(), quiet_at = ps->last_take_ns + QUIET_MS * 1000000ull,
+			 give_up = ps->burst_start_ns + MAX_DEFER_MS * 1000000ull;
+		if (ps->last_take_ns && now < quiet_at && now < give_up) {   /* a burst of takes is on */
+			uint64_t until = quiet_at < give_up ? quiet_at : give_up;
+			cond_wait_ms(&ps->cond, &ps->lock, (until - now) / 1000000 + 1);
+			continue;
+		}
 		pthread_mutex_unlock(&ps->lock);
 		char id[SILO_ID_MAX];
 		silo_error err = {0};
@@ -195,6 +215,12 @@ void manager_pools_stop(manager *m)
 	*slot = NULL;
 }
 
+static int thaw_fn(sandbox *sb, void *ud, silo_error *err)
+{
+	(void)ud;
+	return sandbox_resume(sb, err);
+}
+
 int mgr_pool_take(manager *m, const vm_spec *spec, const char *snap_id, const char *actor, char id_out[SILO_ID_MAX])
 {
 	struct mgr_pools *ps = *manager_pools_slot(m);
@@ -213,18 +239,26 @@ int mgr_pool_take(manager *m, const vm_spec *spec, const char *snap_id, const ch
 		}
 		if (id) {
 			from->taken++;
-			pthread_cond_broadcast(&ps->cond);   /* refill */
+			uint64_t now = now_mono_ns();
+			bool first = now - ps->last_take_ns > QUIET_MS * 1000000ull;
+			if (first)
+				ps->burst_start_ns = now;
+			ps->last_take_ns = now;
+			if (first)   /* the refill learns of the burst (and then waits for its end) */
+				pthread_cond_broadcast(&ps->cond);
 		}
 		pthread_mutex_unlock(&ps->lock);
 		if (!id)
 			return 1;
 		uint64_t t0 = now_mono_ns();
 		silo_error e;
-		int rc = manager_resume(m, id, actor, &e);
+		/* the thaw without manager_resume's own "resumed" record: one record
+		 * per take says both */
+		int rc = manager_with_sandbox(m, id, true, thaw_fn, NULL, &e);
 		if (rc == 0) {
 			snprintf(id_out, SILO_ID_MAX, "%s", id);
-			json_t *d = json_pack("{s:s,s:I}", "pool", from->label, "duration_us",
-					      (json_int_t)((now_mono_ns() - t0) / 1000));
+			json_t *d = json_pack("{s:s,s:I,s:b}", "pool", from->label, "duration_us",
+					      (json_int_t)((now_mono_ns() - t0) / 1000), "resumed", 1);
 			manager_audit(m, actor, id, "pool-take", (now_mono_ns() - t0) / 1000000, d);
 			json_decref(d);
 			free(id);

@@ -6,6 +6,10 @@
  * operation slot on the source sandbox (delete waits), and a restore holds
  * the snapshot (snap_hold) until the new sandbox records it in its run
  * directory, so neither delete nor gc can pull it away in between.
+ * A fork is admitted as a whole before its snapshot (mgr_admit_copies: the
+ * create rules for all N copies), and its copies' "restored" audit records are
+ * appended as one batch once the copies are made (audit_append_batch); their
+ * state rows are group-committed with every other transition (manager.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -92,10 +96,19 @@ int manager_snapshot(manager *m, const char *id, const mgr_snap_opts *o, json_t 
 	return 0;
 }
 
+/* One copy's "restored" record, kept for the fork's batch. */
+typedef struct copy_rec {
+	json_t *details;
+	uint64_t ms;
+	char id[SILO_ID_MAX];         /* the copy's id, "" if it got none */
+} copy_rec;
+
 /* Restore an opened (verified, held) snapshot. secrets_from: the live source of a
- * fork, whose secret values the copy gets (a snapshot never stores them). */
+ * fork, whose secret values the copy gets (a snapshot never stores them). The
+ * "restored" audit record is appended here, or, with rec, left in *rec for the
+ * caller's batch (a fork appends its copies' records as one). */
 static int restore_one(manager *m, const snap_info *s, const vm_spec *secrets_from, const char *actor,
-		       char id_out[SILO_ID_MAX], silo_error *err)
+		       char id_out[SILO_ID_MAX], copy_rec *rec, silo_error *err)
 {
 	uint64_t t0 = now_mono_ns();
 	mgr_create_opts co = {
@@ -109,6 +122,11 @@ static int restore_one(manager *m, const snap_info *s, const vm_spec *secrets_fr
 	uint64_t us = (now_mono_ns() - t0) / 1000;
 	json_t *d = rc == 0 ? json_pack("{s:s,s:I}", "snapshot", s->id, "duration_us", (json_int_t)us)
 			    : json_pack("{s:s,s:s}", "snapshot", s->id, "error", err->message);
+	if (rec) {
+		*rec = (copy_rec){.details = d, .ms = us / 1000};
+		snprintf(rec->id, sizeof rec->id, "%s", id_out);
+		return rc;
+	}
 	manager_audit(m, actor, id_out[0] ? id_out : NULL, "restored", us / 1000, d);
 	json_decref(d);
 	return rc;
@@ -137,7 +155,7 @@ int mgr_restore_nopool(manager *m, const char *snap, const char *actor, char id_
 		snap_info_free(&s);
 		return -1;
 	}
-	int rc = restore_one(m, &s, NULL, actor, id_out, err);
+	int rc = restore_one(m, &s, NULL, actor, id_out, NULL, err);
 	snap_release(hold);
 	snap_info_free(&s);
 	return rc;
@@ -150,6 +168,7 @@ typedef struct fork_job {
 	const char *actor;
 	unsigned n, next;
 	char (*ids)[SILO_ID_MAX];
+	copy_rec *recs;               /* per copy, appended as one audit batch */
 	pthread_mutex_t lock;
 	bool failed;
 	silo_error err;
@@ -166,7 +185,7 @@ static void *fork_worker(void *arg)
 			return NULL;
 		silo_error e = {0};
 		char nid[SILO_ID_MAX] = "";
-		if (restore_one(j->m, j->s, j->src, j->actor, nid, &e) < 0) {
+		if (restore_one(j->m, j->s, j->src, j->actor, nid, &j->recs[i], &e) < 0) {
 			pthread_mutex_lock(&j->lock);
 			if (!j->failed) {
 				j->failed = true;
@@ -198,6 +217,13 @@ int manager_fork(manager *m, const char *id, unsigned n, const char *actor, json
 	char src_id[SILO_ID_MAX], src_prov[32];
 	if (manager_sandbox_spec(m, id, src_id, src_prov, &src, err) < 0)
 		return -1;
+	/* the copies are sandboxes like any other (docs/hac-toml.md "Capacity"):
+	 * refused before the snapshot if they would not all be admitted */
+	if (mgr_admit_copies(m, &src, n, err) < 0) {
+		silo_error_set_vm(err, src_id);
+		spec_free(&src);
+		return -1;
+	}
 	/* held from the commit on: a concurrent gc cannot collect it before the
 	 * copies reference it */
 	if (snapshot_kind(m, id, &so, "fork", &s, hold, sizeof hold, err) < 0) {
@@ -216,7 +242,8 @@ int manager_fork(manager *m, const char *id, unsigned n, const char *actor, json
 	}
 	/* restores run in parallel (each is mostly kernel work: namespaces,
 	 * mounts, a QEMU start), at most 2 per CPU */
-	fork_job fj = {.m = m, .s = &s, .src = &src, .actor = actor, .n = n, .ids = xcalloc(n, sizeof(char[SILO_ID_MAX]))};
+	fork_job fj = {.m = m, .s = &s, .src = &src, .actor = actor, .n = n, .ids = xcalloc(n, sizeof(char[SILO_ID_MAX])),
+		       .recs = xcalloc(n, sizeof(copy_rec))};
 	pthread_mutex_init(&fj.lock, NULL);
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN), par = 2 * ncpu;
 	const char *pe = getenv("SILO_FORK_PARALLEL");   /* restores at a time (docs/snapshots.md) */
@@ -233,6 +260,18 @@ int manager_fork(manager *m, const char *id, unsigned n, const char *actor, json
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
 	pthread_mutex_destroy(&fj.lock);
+	/* the copies' "restored" records: one batch, in copy order */
+	audit_record *ar = xcalloc(n, sizeof *ar);
+	size_t nar = 0;
+	for (unsigned i = 0; i < n; i++)
+		if (fj.recs[i].details)
+			ar[nar++] = (audit_record){actor, fj.recs[i].id[0] ? fj.recs[i].id : NULL, "restored",
+						   fj.recs[i].ms, fj.recs[i].details};
+	mgr_audit_batch(m, ar, nar);
+	for (size_t i = 0; i < nar; i++)
+		json_decref(ar[i].details);
+	free(ar);
+	free(fj.recs);
 	int rc = fj.failed ? -1 : 0;
 	if (rc < 0)
 		*err = fj.err;

@@ -186,16 +186,13 @@ static int finish_tx(registry *r, int ok, silo_error *err)
 	return -1;
 }
 
-int registry_insert(registry *r, const reg_sandbox *s, silo_error *err)
+/* The bodies of the writes below: r->sq.lock held, inside a transaction. */
+static int insert_tx(registry *r, const reg_sandbox *s, silo_error *err)
 {
 	static const char what[] = "insert sandbox";
 	uint64_t now = now_realtime_ms();
 	char hash[65] = "";
 	const char *state = s->state[0] ? s->state : "provisioning";
-	int ret = -1;
-	pthread_mutex_lock(&r->sq.lock);
-	if (sqldb_exec(&r->sq, "BEGIN IMMEDIATE", err) < 0)
-		goto out;
 	if (s->spec_toml)
 		registry_sha256_hex(s->spec_toml, strlen(s->spec_toml), hash);
 	int rc = s->spec_toml ? sqldb_run(&r->sq, err, what,
@@ -221,21 +218,14 @@ int registry_insert(registry *r, const reg_sandbox *s, silo_error *err)
 			       SQ_TEXT(s->reason[0] ? s->reason : "created"));
 	if (rc < 0 && err && err->code == SILO_ERR_CONFLICT)
 		silo_error_set_vm(err, s->id);
-	ret = finish_tx(r, rc, err);
-out:
-	pthread_mutex_unlock(&r->sq.lock);
-	return ret;
+	return rc;
 }
 
-int registry_set_state(registry *r, const char *id, const char *old_state, const char *new_state,
-		       const char *reason, silo_error *err)
+static int set_state_tx(registry *r, const char *id, const char *old_state, const char *new_state,
+			const char *reason, silo_error *err)
 {
 	static const char what[] = "set state";
 	uint64_t now = now_realtime_ms();
-	int ret = -1;
-	pthread_mutex_lock(&r->sq.lock);
-	if (sqldb_exec(&r->sq, "BEGIN IMMEDIATE", err) < 0)
-		goto out;
 	int rc = sqldb_run(&r->sq, err, what,
 			   "UPDATE sandboxes SET state = ?2, reason = ?3, updated_ms = ?4 WHERE id = ?1",
 			   SQ_TEXT(id), SQ_TEXT(new_state), SQ_TEXT(reason ? reason : ""), SQ_INT(now));
@@ -247,16 +237,12 @@ int registry_set_state(registry *r, const char *id, const char *old_state, const
 			       "VALUES (?1, ?2, ?3, ?4, ?5)",
 			       SQ_TEXT(id), SQ_INT(now), SQ_TEXT(old_state ? old_state : ""), SQ_TEXT(new_state),
 			       SQ_TEXT(reason ? reason : ""));
-	ret = finish_tx(r, rc, err);
-out:
-	pthread_mutex_unlock(&r->sq.lock);
-	return ret;
+	return rc;
 }
 
-int registry_set_runtime(registry *r, const char *id, const char *provider, int64_t pid,
-			 const char *rundir, silo_error *err)
+static int set_runtime_tx(registry *r, const char *id, const char *provider, int64_t pid, const char *rundir,
+			  silo_error *err)
 {
-	pthread_mutex_lock(&r->sq.lock);
 	int rc = sqldb_run(&r->sq, err, "set runtime",
 			   "UPDATE sandboxes SET provider = ?2, pid = ?3, rundir = ?4, updated_ms = ?5 "
 			   "WHERE id = ?1",
@@ -264,8 +250,112 @@ int registry_set_runtime(registry *r, const char *id, const char *provider, int6
 			   SQ_INT(now_realtime_ms()));
 	if (rc == 0 && sqlite3_changes(r->sq.db) == 0)
 		rc = silo_fail_vm(err, SILO_ERR_VM_NOT_FOUND, 0, id, "registry: no sandbox %s", id);
+	return rc;
+}
+
+static int deploy_begin_tx(registry *r, const char *sandbox_id, const char *spec_hash, const char *actor,
+			   int64_t *dep_id, silo_error *err)
+{
+	int rc = sqldb_run(&r->sq, err, "begin deployment",
+			   "INSERT INTO deployments(sandbox_id, spec_hash, actor, started_ms) "
+			   "VALUES (?1, ?2, ?3, ?4)",
+			   SQ_TEXT(sandbox_id), SQ_TEXT(spec_hash && *spec_hash ? spec_hash : NULL),
+			   SQ_TEXT(actor ? actor : ""), SQ_INT(now_realtime_ms()));
+	if (rc == 0)
+		*dep_id = sqlite3_last_insert_rowid(r->sq.db);
+	return rc;
+}
+
+static int deploy_end_tx(registry *r, int64_t dep_id, const char *provider, const char *result,
+			 const char *error, uint64_t duration_ms, silo_error *err)
+{
+	return sqldb_run(&r->sq, err, "end deployment",
+			 "UPDATE deployments SET provider = ?2, result = ?3, error = ?4, "
+			 "duration_ms = ?5, finished_ms = ?6 WHERE id = ?1",
+			 SQ_INT(dep_id), SQ_TEXT(provider ? provider : ""), SQ_TEXT(result), SQ_TEXT(error ? error : ""),
+			 SQ_INT(duration_ms), SQ_INT(now_realtime_ms()));
+}
+
+/* Open a transaction (lock held on success). */
+static int tx_begin(registry *r, silo_error *err)
+{
+	pthread_mutex_lock(&r->sq.lock);
+	if (sqldb_exec(&r->sq, "BEGIN IMMEDIATE", err) == 0)
+		return 0;
+	pthread_mutex_unlock(&r->sq.lock);
+	return -1;
+}
+
+/* Commit (rc == 0) or roll back, and unlock. */
+static int tx_end(registry *r, int rc, silo_error *err)
+{
+	rc = finish_tx(r, rc, err);
 	pthread_mutex_unlock(&r->sq.lock);
 	return rc;
+}
+
+int registry_insert(registry *r, const reg_sandbox *s, silo_error *err)
+{
+	if (tx_begin(r, err) < 0)
+		return -1;
+	return tx_end(r, insert_tx(r, s, err), err);
+}
+
+int registry_insert_deploy(registry *r, const reg_sandbox *s, const char *actor, int64_t *dep_id, silo_error *err)
+{
+	char hash[65] = "";
+	if (s->spec_toml)
+		registry_sha256_hex(s->spec_toml, strlen(s->spec_toml), hash);
+	if (tx_begin(r, err) < 0)
+		return -1;
+	int rc = insert_tx(r, s, err);
+	if (rc == 0)
+		rc = deploy_begin_tx(r, s->id, hash, actor, dep_id, err);
+	return tx_end(r, rc, err);
+}
+
+int registry_set_state(registry *r, const char *id, const char *old_state, const char *new_state,
+		       const char *reason, silo_error *err)
+{
+	if (tx_begin(r, err) < 0)
+		return -1;
+	return tx_end(r, set_state_tx(r, id, old_state, new_state, reason, err), err);
+}
+
+int registry_set_states(registry *r, const reg_state_change *v, size_t n, silo_error *err)
+{
+	if (tx_begin(r, err) < 0)
+		return -1;
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		silo_error e1 = {0};
+		rc = set_state_tx(r, v[i].id, v[i].old_state, v[i].new_state, v[i].reason, &e1);
+		if (rc < 0 && e1.code == SILO_ERR_VM_NOT_FOUND)
+			rc = 0;   /* no row (deleted meanwhile): nothing to record, the others still are */
+		else if (rc < 0)
+			*err = e1;
+	}
+	return tx_end(r, rc, err);
+}
+
+int registry_set_runtime(registry *r, const char *id, const char *provider, int64_t pid,
+			 const char *rundir, silo_error *err)
+{
+	pthread_mutex_lock(&r->sq.lock);
+	int rc = set_runtime_tx(r, id, provider, pid, rundir, err);
+	pthread_mutex_unlock(&r->sq.lock);
+	return rc;
+}
+
+int registry_spawned(registry *r, const char *id, const char *provider, int64_t pid, const char *rundir,
+		     int64_t dep_id, uint64_t duration_ms, silo_error *err)
+{
+	if (tx_begin(r, err) < 0)
+		return -1;
+	int rc = set_runtime_tx(r, id, provider, pid, rundir, err);
+	if (rc == 0)
+		rc = deploy_end_tx(r, dep_id, provider, "ok", NULL, duration_ms, err);
+	return tx_end(r, rc, err);
 }
 
 int registry_get(registry *r, const char *id, reg_sandbox *out, silo_error *err)
@@ -357,13 +447,7 @@ int registry_deploy_begin(registry *r, const char *sandbox_id, const char *spec_
 			  const char *actor, int64_t *dep_id, silo_error *err)
 {
 	pthread_mutex_lock(&r->sq.lock);
-	int rc = sqldb_run(&r->sq, err, "begin deployment",
-			   "INSERT INTO deployments(sandbox_id, spec_hash, actor, started_ms) "
-			   "VALUES (?1, ?2, ?3, ?4)",
-			   SQ_TEXT(sandbox_id), SQ_TEXT(spec_hash && *spec_hash ? spec_hash : NULL),
-			   SQ_TEXT(actor ? actor : ""), SQ_INT(now_realtime_ms()));
-	if (rc == 0)
-		*dep_id = sqlite3_last_insert_rowid(r->sq.db);
+	int rc = deploy_begin_tx(r, sandbox_id, spec_hash, actor, dep_id, err);
 	pthread_mutex_unlock(&r->sq.lock);
 	return rc;
 }
@@ -371,11 +455,10 @@ int registry_deploy_begin(registry *r, const char *sandbox_id, const char *spec_
 int registry_deploy_end(registry *r, int64_t dep_id, const char *provider, const char *result,
 			const char *error, uint64_t duration_ms, silo_error *err)
 {
-	return sqldb_run_locked(&r->sq, err, "end deployment",
-				"UPDATE deployments SET provider = ?2, result = ?3, error = ?4, "
-				"duration_ms = ?5, finished_ms = ?6 WHERE id = ?1",
-				SQ_INT(dep_id), SQ_TEXT(provider ? provider : ""), SQ_TEXT(result),
-				SQ_TEXT(error ? error : ""), SQ_INT(duration_ms), SQ_INT(now_realtime_ms()));
+	pthread_mutex_lock(&r->sq.lock);
+	int rc = deploy_end_tx(r, dep_id, provider, result, error, duration_ms, err);
+	pthread_mutex_unlock(&r->sq.lock);
+	return rc;
 }
 
 int registry_count_deployments(registry *r, const char *result, int64_t *count, silo_error *err)

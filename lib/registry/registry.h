@@ -8,6 +8,14 @@
  * The schema is versioned with PRAGMA user_version; registry_open migrates
  * older files forward and refuses files written by a newer Silo.
  * All functions are thread-safe (one connection, serialized by a mutex).
+ *
+ * Durability: WAL with synchronous=NORMAL. A write that returned is in the
+ * WAL file (the OS has it): it survives kill -9 of the process, and a
+ * transaction is all or nothing across any crash; the last transactions before
+ * a power loss may be rolled back (the WAL is synced at checkpoints). That
+ * contract is what lets the manager group-commit: several callers' writes in
+ * one transaction (registry_set_states), each caller returning only after the
+ * COMMIT that holds its write (lib/core/manager.c, "Group commit").
  */
 #ifndef SILO_REGISTRY_H
 #define SILO_REGISTRY_H
@@ -65,6 +73,19 @@ int registry_insert(registry *r, const reg_sandbox *s, silo_error *err);
 /* Record a state transition: updates sandboxes.state/reason and appends to states. */
 int registry_set_state(registry *r, const char *id, const char *old_state, const char *new_state,
 		       const char *reason, silo_error *err);
+/* One state transition of registry_set_state; a batch is written in order. */
+typedef struct reg_state_change {
+	const char *id, *old_state, *new_state, *reason;
+} reg_state_change;
+/* Many transitions in one transaction, in order; a transition of a sandbox
+ * without a row is skipped (as registry_set_state's VM_NOT_FOUND), any other
+ * failure writes none of them. */
+int registry_set_states(registry *r, const reg_state_change *v, size_t n, silo_error *err);
+/* registry_insert + registry_deploy_begin in one transaction (a create). */
+int registry_insert_deploy(registry *r, const reg_sandbox *s, const char *actor, int64_t *dep_id, silo_error *err);
+/* registry_set_runtime + registry_deploy_end(result "ok") in one transaction. */
+int registry_spawned(registry *r, const char *id, const char *provider, int64_t pid, const char *rundir,
+		     int64_t dep_id, uint64_t duration_ms, silo_error *err);
 int registry_set_runtime(registry *r, const char *id, const char *provider, int64_t pid,
 			 const char *rundir, silo_error *err);
 /* VM_NOT_FOUND if absent. Free with reg_sandbox_clear. */

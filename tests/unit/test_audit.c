@@ -265,6 +265,46 @@ TEST(full_disk_leaves_no_torn_record)
 	cleanup_tmp(NULL);
 }
 
-TEST_MAIN(record_fields_and_chain, detects_edit, detects_delete_reorder_truncate_and_last_edit,
+/* audit_append_batch: the records of a batch continue the chain in order
+ * between single appends; a batch with one record too large writes none. */
+TEST(batches_keep_chain)
+{
+	char *p = tmplog();
+	audit_log *a;
+	silo_error e;
+	REQUIRE(audit_open(p, &a, &e) == 0);
+	REQUIRE(audit_append(a, "alice", "sb-0", "spawned", 1, NULL, &e) == 0);
+	json_t *d = json_pack("{s:s}", "snapshot", "snap-1");
+	audit_record v[3] = {{"alice", "sb-1", "restored", 2, d}, {"alice", "sb-2", "restored", 3, d},
+			     {"alice", "sb-3", "restored", 4, NULL}};
+	REQUIRE(audit_append_batch(a, v, 3, &e) == 0);
+	REQUIRE(audit_append(a, "alice", "sb-4", "exec", 5, NULL, &e) == 0);
+	char *big = xcalloc(1, AUDIT_MAX_LINE + 16);
+	memset(big, 'x', AUDIT_MAX_LINE + 8);
+	json_t *huge = json_pack("{s:s}", "pad", big);
+	audit_record w[2] = {{"alice", "sb-5", "restored", 1, d}, {"alice", "sb-6", "restored", 1, huge}};
+	CHECK(audit_append_batch(a, w, 2, &e) < 0);
+	CHECK_INT_EQ(e.code, SILO_ERR_INVALID_CONFIG);
+	REQUIRE(audit_append(a, "alice", "sb-7", "exec", 6, NULL, &e) == 0);
+	audit_close(a);
+	json_decref(d);
+	json_decref(huge);
+	free(big);
+	audit_verify_result r;
+	CHECK_INT_EQ(audit_verify(p, &r, &e), 0);
+	CHECK_INT_EQ(r.records, 6);
+	size_t n;
+	char **lines = lines_of(p, &n);
+	REQUIRE(n == 6);
+	CHECK_CONTAINS(lines[1], "\"seq\":2,");
+	CHECK_CONTAINS(lines[1], "\"sandbox_id\":\"sb-1\"");
+	CHECK_CONTAINS(lines[3], "\"sandbox_id\":\"sb-3\"");
+	CHECK_CONTAINS(lines[5], "\"sandbox_id\":\"sb-7\"");   /* sb-5 and sb-6 were not written */
+	REQUIRE(audit_open(p, &a, &e) == 0);   /* and it reopens, chain continued */
+	audit_close(a);
+	end_case(p, lines);
+}
+
+TEST_MAIN(batches_keep_chain, record_fields_and_chain, detects_edit, detects_delete_reorder_truncate_and_last_edit,
 	  concurrent_appends_keep_chain, missing_file_is_an_error, lagging_head_is_accepted_and_continued,
 	  full_disk_leaves_no_torn_record)

@@ -219,5 +219,60 @@ TEST(concurrent_writers)
 	cleanup_tmp(p);
 }
 
+/* Group commit (registry_set_states): a batch is written in order in one
+ * transaction, a sandbox without a row is skipped, and a batch that fails
+ * part way writes none of its transitions. */
+TEST(state_batches)
+{
+	char *p = tmpdb();
+	registry *r;
+	silo_error e;
+	REQUIRE(registry_open(p, &r, &e) == 0);
+	reg_sandbox s;
+	int64_t dep = 0;
+	fill(&s, "sb-a", "a", "namespace");
+	REQUIRE(registry_insert_deploy(r, &s, "alice", &dep, &e) == 0);
+	CHECK(dep > 0);
+	REQUIRE(registry_spawned(r, "sb-a", "namespace", 4242, "/run/x", dep, 7, &e) == 0);
+	int64_t ok = 0;
+	REQUIRE(registry_count_deployments(r, "ok", &ok, &e) == 0);
+	CHECK_INT_EQ(ok, 1);
+	fill(&s, "sb-b", "b", "namespace");
+	REQUIRE(registry_insert(r, &s, &e) == 0);
+	reg_state_change v[] = {
+		{"sb-a", "provisioning", "running", "agent ready"},
+		{"sb-gone", "running", "paused", "no row: skipped"},
+		{"sb-b", "provisioning", "running", "agent ready"},
+		{"sb-a", "running", "paused", "paused"},
+		{"sb-a", "paused", "running", "resumed"},
+	};
+	REQUIRE(registry_set_states(r, v, ARRAY_SIZE(v), &e) == 0);
+	reg_sandbox g;
+	REQUIRE(registry_get(r, "sb-a", &g, &e) == 0);
+	CHECK_STR_EQ(g.state, "running");
+	CHECK_INT_EQ(g.pid, 4242);
+	CHECK_STR_EQ(g.rundir, "/run/x");
+	reg_sandbox_clear(&g);
+	reg_state_row *h;
+	size_t n;
+	REQUIRE(registry_states(r, "sb-a", &h, &n, &e) == 0);
+	REQUIRE(n == 4);   /* created, then the three of the batch in order */
+	CHECK_STR_EQ(h[1].new_state, "running");
+	CHECK_STR_EQ(h[2].new_state, "paused");
+	CHECK_STR_EQ(h[3].new_state, "running");
+	CHECK_STR_EQ(h[3].reason, "resumed");
+	free(h);
+	/* a failing transition (a state longer than the column allows is fine
+	 * for SQLite, so make the statement fail: drop the history table) */
+	db_exec(p, "DROP TABLE states");
+	reg_state_change w[] = {{"sb-b", "running", "paused", "x"}, {"sb-a", "running", "paused", "y"}};
+	CHECK(registry_set_states(r, w, 2, &e) < 0);
+	REQUIRE(registry_get(r, "sb-b", &g, &e) == 0);
+	CHECK_STR_EQ(g.state, "running");   /* rolled back with the rest of its batch */
+	reg_sandbox_clear(&g);
+	registry_close(r);
+	cleanup_tmp(p);
+}
+
 TEST_MAIN(wal_and_schema_version, migrates_v1_file_and_keeps_rows, refuses_newer_schema,
-	  crud_states_filters, concurrent_writers)
+	  crud_states_filters, concurrent_writers, state_batches)
