@@ -123,6 +123,7 @@ if [ "$cores" -lt 2 ] || [ -z "$big" ]; then
 else
 	n=$(( (cores * 16) / 2 + 1 ))
 	snaps() { api GET /v1/snapshots | jget '" ".join(sorted(x["id"] for x in j["snapshots"]))'; }
+	wait_pool   # the pool refills after the deletes above: let it finish before counting
 	before=" $(snaps) " nlive=$(live_count)
 	api POST "/v1/sandboxes/$big/fork" -H 'Content-Type: application/json' -d "{\"n\":$n}" > "$TMP/body"
 	expect_error "fork -n $n of a 2-vCPU sandbox is refused up front" 409 RESOURCE_EXCEEDED "copy " "of $n" \
