@@ -369,7 +369,8 @@ static void park_detached(child_args *a)
 {
 	for (int i = 0; i < a->nparked; i++) {
 		/* after the attach, the close is cheap; without it, it unmounts */
-		(void)move_mount(a->parked[i], "", AT_FDCWD, a->lower[a->nlower - 1], MOVE_MOUNT_F_EMPTY_PATH);
+		if (a->nlower > 0)
+			(void)move_mount(a->parked[i], "", AT_FDCWD, a->lower[a->nlower - 1], MOVE_MOUNT_F_EMPTY_PATH);
 		close(a->parked[i]);
 	}
 	a->nparked = 0;
