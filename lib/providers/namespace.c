@@ -19,7 +19,8 @@
  * (mounted, detached, by the parent meanwhile) and the seccomp filter ->
  * private mounts -> id-mapped lower layers, overlay root (all by fd: no host
  * path in any mount option) -> /proc /sys /dev /dev/pts /dev/shm /tmp /run -> hostname ->
- * lo up -> pivot_root -> /proc and /sys masks (ns-masks.h) -> enter the user
+ * lo up -> the overlay's detached layer and disk mounts parked on the old root ->
+ * pivot_root, old root (and them) detached -> /proc and /sys masks (ns-masks.h) -> enter the user
  * namespace, become its root -> fds -> capabilities -> no_new_privs ->
  * seccomp -> exec agent.
  *
