@@ -52,6 +52,23 @@ static void print_series(const char *name, bench_series *s, const char *extra)
 }
 
 #define MAX_COMPARE 8
+
+/* The host is shared: the load the numbers were taken under goes with them. */
+static void loadavg(char *out, size_t len)
+{
+	char *txt = NULL;
+	size_t n;
+	if (read_file("/proc/loadavg", 256, &txt, &n, NULL) == 0) {
+		int f = 0;
+		for (size_t i = 0; i < n && i + 1 < len; i++) {
+			if (txt[i] == ' ' && ++f == 3)
+				break;
+			out[i] = txt[i];
+			out[i + 1] = '\0';
+		}
+	}
+	free(txt);
+}
 #define POOL_WAIT_MS 60000
 
 /* silod's pool (the only one): how many are ready and how many were taken; false if unknown. */
@@ -218,6 +235,8 @@ int main(int argc, char **argv)
 	char *bw_argv[] = {"/usr/bin/bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind",
 			   rootfs, "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--", "/bin/true",
 			   NULL};
+	char load0[64] = "", load1[64] = "";   /* /proc/loadavg's first three fields at start and end */
+	loadavg(load0, sizeof load0);
 	/* warm-up (page cache, rootfs layer) */
 	bench_timed_run(run_argv);
 	for (int c = 0; c < ncmp; c++)
@@ -276,8 +295,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "run_latency: destroy: %s\n", err.message);
 	cleanup_report_free(&rep);
 
+	loadavg(load1, sizeof load1);
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	printf("{\n  \"benchmark\": \"run_latency\",\n  \"runs\": %d,\n  \"cpus\": %ld,\n", runs, ncpu);
+	printf("  \"loadavg_start\": \"%s\",\n  \"loadavg_end\": \"%s\",\n", load0, load1);
+	fprintf(stderr, "load average (1, 5, 15 min): %s at start, %s at the end\n", load0, load1);
 	print_series("silo_run_true", &s_run, ", \"command\": \"silo run --provider namespace -- true\"");
 	printf(",\n");
 	int failed = 0;
