@@ -64,8 +64,9 @@ static inline double bench_us_since(uint64_t t0)
 	return (double)(now_mono_ns() - t0) / 1000.0;
 }
 
-/* Run argv with stdio on /dev/null; wall ms, or -1 if it failed. */
-static inline double bench_timed_run(char *const *argv)
+/* Run argv with stdio on /dev/null and NAME=VALUE added to its environment
+ * (nothing added when NAME is NULL); wall ms, or -1 if it failed. */
+static inline double bench_timed_run_env(char *const *argv, const char *name, const char *value)
 {
 	uint64_t t0 = now_mono_ns();
 	pid_t p = fork();
@@ -74,6 +75,8 @@ static inline double bench_timed_run(char *const *argv)
 	if (p == 0) {
 		int nul = open("/dev/null", O_RDWR);
 		dup2(nul, 0), dup2(nul, 1), dup2(nul, 2);
+		if (name && setenv(name, value, 1) < 0)
+			_exit(127);
 		execvp(argv[0], argv);
 		_exit(127);
 	}
@@ -82,6 +85,11 @@ static inline double bench_timed_run(char *const *argv)
 		;
 	double ms = bench_ms_since(t0);
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? ms : -1;
+}
+
+static inline double bench_timed_run(char *const *argv)
+{
+	return bench_timed_run_env(argv, NULL, NULL);
 }
 
 /* Append X to the growable array *V of *N samples. */

@@ -55,9 +55,12 @@ typedef struct run_report {
  * it streaming stdout/stderr to ours (stdin_data, if any, is fed to it), then
  * delete the sandbox (also on SIGINT/SIGTERM). Returns the command's exit
  * status (128+signal if killed), or the CLI error status (125); fills *rep.
- * json: errors as JSON (the output stays the command's). */
+ * json: errors as JSON (the output stays the command's). times: fill
+ * rep's spawn/ready times and start (one more request; --time); the memory
+ * limit is fetched anyway when the OOM killer ended the command. */
 int daemon_run(const char *toml, char *const *argv, char *const *env, const char *cwd,
-	       const void *stdin_data, size_t stdin_len, uint32_t timeout_ms, bool json, bool cold, run_report *rep);
+	       const void *stdin_data, size_t stdin_len, uint32_t timeout_ms, bool json, bool cold, bool times,
+	       run_report *rep);
 
 /* URL-encode s into a new string. */
 char *api_escape(const char *s);

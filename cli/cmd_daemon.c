@@ -644,7 +644,8 @@ static bool run_chunk(void *ud, const char *buf, size_t len)
 }
 
 int daemon_run(const char *toml, char *const *argv, char *const *env, const char *cwd,
-	       const void *stdin_data, size_t stdin_len, uint32_t timeout_ms, bool json, bool cold, run_report *rep)
+	       const void *stdin_data, size_t stdin_len, uint32_t timeout_ms, bool json, bool cold, bool times,
+	       run_report *rep)
 {
 	memset(rep, 0, sizeof *rep);
 	api_client *cl;
@@ -669,16 +670,6 @@ int daemon_run(const char *toml, char *const *argv, char *const *env, const char
 	warn_if_fell_back(o);
 	json_decref(o);
 	char path[256];
-	snprintf(path, sizeof path, "/v1/sandboxes/%s", id);
-	if (api_call(cl, "GET", path, NULL, NULL, 0, &resp, NULL, &err) == 0) {   /* its spawn/ready times */
-		o = json_loads(resp, 0, NULL);
-		rep->spawn_ms = (uint64_t)cli_jint(o, "spawn_ms");
-		rep->memory_mb = (uint32_t)cli_jint(o, "memory_mb");
-		rep->ready_ms = (uint64_t)cli_jint(o, "ready_ms");
-		rep->from_template = !strcmp(cli_jstr(o, "start"), "template");
-		json_decref(o);
-		free(resp);
-	}
 
 	struct sigaction sa = {.sa_handler = on_run_signal}, old_int, old_term;
 	sigemptyset(&sa.sa_mask);
@@ -729,13 +720,23 @@ int daemon_run(const char *toml, char *const *argv, char *const *env, const char
 		rep->oom_killed = eo.oom_killed;
 	}
 	rep->exec_ms = (now_mono_ns() - t_exec) / 1000000;
-	uint64_t t_destroy = now_mono_ns();
 	free(body);
 	free(eo.line);
 	free(eo.dec);
 	fflush(stdout);
 	api_client_set_abort(cl, NULL);
 	snprintf(path, sizeof path, "/v1/sandboxes/%s", id);
+	if ((times || rep->oom_killed) && api_call(cl, "GET", path, NULL, NULL, 0, &resp, NULL, &err) == 0) {
+		/* its spawn/ready times, its memory limit: a round trip only when reported */
+		o = json_loads(resp, 0, NULL);
+		rep->spawn_ms = (uint64_t)cli_jint(o, "spawn_ms");
+		rep->memory_mb = (uint32_t)cli_jint(o, "memory_mb");
+		rep->ready_ms = (uint64_t)cli_jint(o, "ready_ms");
+		rep->from_template = !strcmp(cli_jstr(o, "start"), "template");
+		json_decref(o);
+		free(resp);
+	}
+	uint64_t t_destroy = now_mono_ns();
 	if (api_call(cl, "DELETE", path, NULL, NULL, 0, NULL, NULL, &err) < 0) {
 		int r2 = cli_error(&err, json);
 		if (!rc)

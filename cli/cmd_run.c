@@ -365,7 +365,7 @@ int cmd_run(int argc, char **argv)
 		}
 		run_report rr;
 		uint64_t t_run = now_mono_ns();
-		rc = daemon_run(toml, cmd, xenv, cwd, in, in_len, (uint32_t)(timeout_s * 1000), json, cold, &rr);
+		rc = daemon_run(toml, cmd, xenv, cwd, in, in_len, (uint32_t)(timeout_s * 1000), json, cold, timing, &rr);
 		if (rr.id[0])
 			rc = report_run(&rr, ms_since(t_run), timing, json, timeout_s, rc);
 		explicit_bzero(toml, strlen(toml));

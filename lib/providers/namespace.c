@@ -19,7 +19,8 @@
  * (mounted, detached, by the parent meanwhile) and the seccomp filter ->
  * private mounts -> id-mapped lower layers, overlay root (all by fd: no host
  * path in any mount option) -> /proc /sys /dev /dev/pts /dev/shm /tmp /run -> hostname ->
- * lo up -> pivot_root -> /proc and /sys masks (ns-masks.h) -> enter the user
+ * lo up -> the overlay's detached layer and disk mounts parked on the old root ->
+ * pivot_root, old root (and them) detached -> /proc and /sys masks (ns-masks.h) -> enter the user
  * namespace, become its root -> fds -> capabilities -> no_new_privs ->
  * seccomp -> exec agent.
  *
@@ -212,6 +213,8 @@ typedef struct child_args {
 	int userns_fd;       /* the sandbox's user namespace */
 	uint32_t uid, gid;   /* host ids of the sandbox's root */
 	struct sock_filter *bpf;   /* BPF_MAXINSNS, filled from disk_fd (compiled in the parent) */
+	int parked[NS_MAX_LAYERS + 1];   /* detached mounts the overlay no longer needs (park_detached) */
+	int nparked;
 } child_args;
 
 /* Report "step: error[ (the filesystem's own message)]" and exit. fs: an
@@ -318,7 +321,7 @@ static int idmapped_layer(const child_args *a, const char *path)
 /* The root filesystem, attached at a->merged. Every layer is handed to
  * overlayfs as an fd of a detached mount, so the options the kernel shows in
  * mountinfo are "lowerdir+=/,upperdir=/upper,workdir=/work": no host path. */
-static void mount_root(const child_args *a, int disk)
+static void mount_root(child_args *a, int disk)
 {
 	/* disk: the writable layer's filesystem, mounted (detached) by the parent,
 	 * with upper (the sandbox's root directory, owned by its root) and work */
@@ -349,10 +352,29 @@ static void mount_root(const child_args *a, int disk)
 	close(root);
 	close(fs);
 	for (int i = 0; i < a->nlower; i++)
-		close(lowers[i]);
+		a->parked[a->nparked++] = lowers[i];
+	a->parked[a->nparked++] = disk;
 	close(up);
 	close(wk);
-	close(disk);
+}
+
+/* The detached layer and disk mounts, once overlayfs holds its own clones of
+ * them: closing the last fd of a detached mount unmounts it, and every unmount
+ * waits for an RCU grace period (namespace_unlock: synchronize_rcu_expedited,
+ * 0.05 ms on an idle host, tens of ms on a busy one), one per fd. Attached to
+ * the old root instead (stacked on the bottom layer's host directory, in this
+ * private mount namespace), they leave with it in the one lazy unmount of the
+ * old root after pivot_root: one grace period for all. Never visible to the
+ * sandbox; where an attach fails the fd is closed as before. */
+static void park_detached(child_args *a)
+{
+	for (int i = 0; i < a->nparked; i++) {
+		/* after the attach, the close is cheap; without it, it unmounts */
+		if (a->nlower > 0)
+			(void)move_mount(a->parked[i], "", AT_FDCWD, a->lower[a->nlower - 1], MOVE_MOUNT_F_EMPTY_PATH);
+		close(a->parked[i]);
+	}
+	a->nparked = 0;
 }
 
 /* The mount points of the sandbox's own /proc, /sys, /dev, /tmp and /run are
@@ -664,6 +686,7 @@ __attribute__((noreturn)) static void child_main(child_args *a)
 	write_knob(a, "proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
 	/* pivot_root(".", "."): the old root ends up stacked on the new one and is
 	 * detached at once, so an image needs no directory for it (as runc does) */
+	park_detached(a);
 	int oldroot = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (oldroot < 0 || chdir(a->merged) < 0)
 		child_fail(a, "chdir to the new root");

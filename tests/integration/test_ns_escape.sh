@@ -13,6 +13,8 @@
 #     if it worked) must fail;
 #   - every masked /proc and /sys entry (read from lib/providers/ns-masks.h)
 #     reads empty, every read-only one refuses writes;
+#   - the sandbox's mount table has its overlay root and no ext4 (the disk's
+#     filesystem and the lower layers were detached mounts: none may show);
 #   - no host path (run, state, cache dirs) in mountinfo, mounts, mountstats,
 #     environ, cmdline, fd links, cgroup, and pidfd_getfd on the agent's
 #     socket is denied;
@@ -184,6 +186,12 @@ OUT=$(run -- sh -c "$MASK_ATTACK" 2>/dev/null)
 mask_checks "silo run"
 OUT=$(run -- sh -c "$LEAK_ATTACK" 2>&1)
 check "silo run: no host path in mountinfo, mounts, environ, cmdline, fd links, cgroup, loop devices" no_host_path
+# the writable layer's ext4 and the id-mapped lower layers were detached mounts
+# the overlay cloned; they leave with the host's root (namespace.c
+# park_detached): none may be visible in the sandbox's mount table
+OUT=$(run -- sh -c 'echo "ext4 $(grep -c " - ext4 " /proc/self/mountinfo)"; echo "overlay $(grep -c " - overlay " /proc/self/mountinfo)"' 2>&1)
+check "silo run: the sandbox sees one overlay and no ext4 mount (the disk and the layers stay out of its mount table)" \
+	test "$(grep -x 'ext4 0' <<<"$OUT")" = "ext4 0" -a "$(grep -x 'overlay 1' <<<"$OUT")" = "overlay 1"
 OUT=$(timeout 60 "$SILO" run --provider namespace -- sh -c "cat > /probe && chmod +x /probe && $SOCKET_ATTACK" < "$PROBE" 2>/dev/null)
 socket_checks "silo run"
 
