@@ -98,14 +98,14 @@ TEST(second_start_restores)
 	CHECK_STR_EQ(sbt_sh(a, "echo mine > /root/after-ready && echo ok", 60000, &o), "ok\n");
 	sbt_destroy(a, 2000);
 
-	/* another creator (name, env) and `image` unset: the same template */
+	/* another creator (name, env) and `image` unset: the same template (the
+	 * spec's env reaches execs through the manager: templates-paths checks it) */
 	s.image = NULL;
 	snprintf(s.name, sizeof s.name, "tpl-other");
 	s.env[0].value = (char *)"second-creator";
 	sandbox *b = start(&s, false);
 	CHECK(b->from_template);
 	CHECK_STR_EQ(b->template_id, tid);
-	CHECK_STR_EQ(sbt_sh(b, "echo $WHO", 60000, &o), "second-creator\n");
 	CHECK_STR_EQ(sbt_sh(b, "test -e /root/after-ready && echo leaked || echo clean", 60000, &o), "clean\n");
 	CHECK_STR_EQ(sbt_sh(b, "echo hello", 60000, &o), "hello\n");
 	/* two copies of one memory image: the host's hello seeds each guest RNG anew */
@@ -148,6 +148,7 @@ static void rewritten_boots_cold(vm_spec *s, const char *src, const char *file)
 {
 	char *cmd = xasprintf("cp '%s' '%s'", src, file);
 	REQUIRE(system(cmd) == 0);
+	size_t before = templates();
 	sandbox *a = start(s, false);
 	CHECK(!a->from_template);
 	char tid[SILO_ID_MAX];
@@ -164,7 +165,7 @@ static void rewritten_boots_cold(vm_spec *s, const char *src, const char *file)
 	snap_info info;
 	silo_error err = {0};
 	CHECK(snap_open(tid, false, &info, &err) < 0);
-	CHECK_INT_EQ(templates(), 1);
+	CHECK_INT_EQ(templates(), before + 1);
 	sbt_destroy(b, 2000);
 }
 
