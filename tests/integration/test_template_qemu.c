@@ -17,6 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -67,6 +70,44 @@ static size_t templates(void)
 	return n;
 }
 
+/* The uid of the jailed QEMU of sb (sb->pid, or its first child if that is
+ * still root: the jailer). */
+static uid_t qemu_uid(const sandbox *sb)
+{
+	pid_t pid = sb->pid;
+	for (int depth = 0; depth < 3 && pid > 0; depth++) {
+		char p[64], *txt = NULL;
+		size_t n;
+		snprintf(p, sizeof p, "/proc/%d/status", (int)pid);
+		unsigned uid = 0;
+		if (read_file(p, 1 << 16, &txt, &n, NULL) == 0 && strstr(txt, "\nUid:"))
+			sscanf(strstr(txt, "\nUid:") + 5, "%u", &uid);
+		free(txt);
+		if (uid)
+			return (uid_t)uid;
+		snprintf(p, sizeof p, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+		txt = NULL;
+		pid = read_file(p, 4096, &txt, &n, NULL) == 0 ? atoi(txt) : 0;
+		free(txt);
+	}
+	return 0;
+}
+
+/* errno of open(path) as uid (0 = it opened). */
+static int open_as(uid_t uid, const char *path)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0)
+			_exit(255);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		_exit(fd < 0 ? errno : 0);
+	}
+	int st = 0;
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
 static void spec_base(vm_spec *s, int memory_mb)
 {
 	sbt_spec(s, "tpl", "qemu", memory_mb);
@@ -108,6 +149,17 @@ TEST(second_start_restores)
 	CHECK_STR_EQ(b->template_id, tid);
 	CHECK_STR_EQ(sbt_sh(b, "test -e /root/after-ready && echo leaked || echo clean", 60000, &o), "clean\n");
 	CHECK_STR_EQ(sbt_sh(b, "echo hello", 60000, &o), "hello\n");
+	/* a QEMU taken over by its guest runs as the jail's uid: it cannot read the
+	 * template (files 0600, directories 0700, root's), nor rewrite it */
+	uid_t ju = qemu_uid(b);
+	REQUIRE(ju != 0);
+	REQUIRE(snap_open(tid, false, &ti, &terr) == 0);
+	char vmstate[PATH_MAX + 64];
+	snprintf(vmstate, sizeof vmstate, "%s/vmstate", ti.payload);
+	snap_info_free(&ti);
+	CHECK_INT_EQ(open_as(ju, vmstate), EACCES);
+	struct stat vst;
+	CHECK(stat(vmstate, &vst) == 0 && vst.st_uid == 0 && (vst.st_mode & 077) == 0);
 	/* two copies of one memory image: the host's hello seeds each guest RNG anew */
 	sandbox *b2 = start(&s, false);
 	CHECK(b2->from_template);
