@@ -221,13 +221,20 @@ static void rewritten_boots_cold(vm_spec *s, const char *src, const char *file)
 	sbt_destroy(b, 2000);
 }
 
+/* The guest kernel, and where a test's copy of it goes. */
+static void kernel_paths(char kernel[PATH_MAX], char copy[PATH_MAX + 32])
+{
+	silo_error err = {0};
+	REQUIRE(guest_kernel_path(kernel, PATH_MAX, &err) == 0);
+	snprintf(copy, PATH_MAX + 32, "%s/vmlinux", tmpdir);
+}
+
 TEST(changed_kernel_or_agent_boots_cold)
 {
 	setup();
 	char kernel[PATH_MAX], copy[PATH_MAX + 32];
 	silo_error err = {0};
-	REQUIRE(guest_kernel_path(kernel, sizeof kernel, &err) == 0);
-	snprintf(copy, sizeof copy, "%s/vmlinux", tmpdir);
+	kernel_paths(kernel, copy);
 	vm_spec s;
 	spec_base(&s, 256);
 	s.kernel = copy;
@@ -314,8 +321,7 @@ TEST(gc_stale_and_size_bound)
 	setup();
 	char kernel[PATH_MAX], copy[PATH_MAX + 32];
 	silo_error err = {0};
-	REQUIRE(guest_kernel_path(kernel, sizeof kernel, &err) == 0);
-	snprintf(copy, sizeof copy, "%s/vmlinux", tmpdir);
+	kernel_paths(kernel, copy);
 	char *cmd = xasprintf("cp '%s' '%s'", kernel, copy);
 	REQUIRE(system(cmd) == 0);
 	free(cmd);

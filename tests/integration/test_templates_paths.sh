@@ -29,9 +29,7 @@ start_daemon --max-sandboxes 10 --capacity-memory-mb 8192 --error-threshold 1000
 	--warm-pool "$TMP/pool.toml:2" --e2b-listen 127.0.0.1:0 --e2b-provider qemu ||
 	{ notok "silod starts with a qemu warm pool and --e2b-listen"; echo "1..$N"; exit 1; }
 trap 'echo "1..$N"; cleanup' EXIT
-api GET /v1/providers | python3 -c 'import json,sys
-p=[x for x in json.load(sys.stdin)["providers"] if x["name"]=="qemu"]
-sys.exit(0 if p and p[0]["available"] else 1)' || skip_all "qemu provider unavailable here"
+provider_available qemu || skip_all "qemu provider unavailable here"
 "$SILO" image ls 2>/dev/null | grep -q '^base ' || skip_all "no base image: run scripts/prepare-images.sh"
 sb() { api GET "/v1/sandboxes/$1"; }          # sb ID -> its JSON
 start_of() { sb "$1" | jget 'j.get("start","?") + " " + j.get("template","-")'; }
