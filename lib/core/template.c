@@ -3,16 +3,25 @@
  * image + machine shape boots cold and saves the ready sandbox as a snapshot of
  * kind "template" tagged TPL_TAG_PREFIX + key; later starts restore it.
  *
- * The key is SHA-256 over TPL_KEY_VERSION, the provider, the provider's boot
- * identity (provider_ops.template_identity: accelerator, VMM binary, kernel,
- * initramfs with the agent, root disk) and the spec as hac.toml with what only
- * execs see cleared (name, description, env, metadata, user, workdir, lifetimes; secrets show only
- * their names and sources there). A change
- * to any of those is a different key, so a stale template is never restored:
- * it is simply not found. A template also carries TPL_SHAPE_PREFIX + the hash
- * without the boot identity: saving a new template removes the ones of the same
- * shape under another key (stale: their boot files changed) and older ones
- * under the same key (concurrent first starts), unless in use.
+ * The key is SHA-256 over TPL_KEY_VERSION, the host (Silo and wire protocol
+ * versions), the provider, the provider's boot identity
+ * (provider_ops.template_identity: accelerator, VMM binary, kernel, initramfs
+ * with the agent, root disk) and the spec in key_spec form: as hac.toml with
+ * what only execs see cleared (name, description, env, metadata, user, workdir,
+ * lifetimes, provider; secrets show only their names and sources there) and the
+ * default image named. A change to any of those is a different key, so a stale
+ * template is never restored: it is simply not found. A template also carries
+ * TPL_SHAPE_PREFIX + the hash without the boot identity.
+ *
+ * Lifecycle: a save first looks for a template of its key (another first
+ * start saved one meanwhile: no second save); after it, of its key only the
+ * newest template is kept (newer(): every process picks the same one) and the
+ * ones of its shape under another key go (stale); then tpl_gc bounds the store
+ * (SILO_TEMPLATE_MAX_MB, least recently used first; "used" = the mtime of the
+ * snapshot's directory, which each restore's hold moves). `snapshot gc` runs
+ * tpl_gc with the stale check: every template's key computed again from the
+ * key_spec it stores. Nothing is removed while in use or held (the store's
+ * delete answers CONFLICT).
  *
  * A template is an ordinary snapshot: opened with verification (every payload
  * entry against its manifest, cached by the store), held while it is restored,
