@@ -82,11 +82,16 @@ static void key_spec(const vm_spec *in, vm_spec *n)
 		n->image = xstrdup("base");
 }
 
+static bool templates_off(void)
+{
+	const char *env = getenv("SILO_TEMPLATES");
+	return env && !strcmp(env, "0");
+}
+
 int tpl_prepare(const provider_ops *ops, const vm_spec *spec, tpl_plan *out, silo_error *err)
 {
 	memset(out, 0, sizeof *out);
-	const char *env = getenv("SILO_TEMPLATES");
-	const char *why = env && !strcmp(env, "0")     ? "SILO_TEMPLATES=0"
+	const char *why = templates_off()              ? "SILO_TEMPLATES=0"
 			  : !ops->template_identity || !ops->snapshot || !ops->restore
 				  ? "the provider has no templates"
 			  : spec->network ? "network = true"
@@ -334,8 +339,7 @@ int tpl_gc(bool stale, json_t *removed, silo_error *err)
 	json_t *l = NULL;
 	if (snap_list_json(&l, err) < 0)
 		return -1;
-	const char *env = getenv("SILO_TEMPLATES");
-	stale = stale && !(env && !strcmp(env, "0"));   /* then no key can be computed: keep them all */
+	stale = stale && !templates_off();   /* then no key can be computed: keep them all */
 	char root[PATH_MAX];
 	snap_root(root, sizeof root);
 	lru_entry *v = xcalloc(json_array_size(l) + 1, sizeof *v);
