@@ -4,8 +4,8 @@
 # - a warm pool of a qemu spec (no image named): its first sandbox boots cold and
 #   saves the template, every later fill (the second, and the refill after a take)
 #   is restored from it; one template for the pool's shape, not one per fill;
-# - `image` unset (the pool's spec) and image = "base" (a create through the API)
-#   are one template: the create is restored from the pool's template;
+# - `image` unset (the pool's spec) and image = "base" (a create through the API,
+#   and one through the Python SDK) are one template: restored from the pool's;
 # - E2B's POST /sandboxes (silod --e2b-listen, --e2b-provider qemu): the first
 #   create boots cold, the second is restored ("start": "template" in silod's view)
 #   and runs a command through the envd process API;
@@ -70,6 +70,16 @@ check "image = \"base\" restores the template of the spec without an image" \
 check "... and answers exec" test "$(exec_json "$BID" '{"argv":["echo","named"]}' | ndjson_out)" = "named||0"
 check "still one template" test "$(templates)" = "$TPL"
 
+# -- the Python SDK (sdk/python, over the unix socket): Client.create is POST /v1/sandboxes
+PY=$(PYTHONPATH=$SILO_SOURCE_ROOT/sdk/python python3 -c '
+import silo
+c = silo.Client()
+sb = c.create(provider="qemu", image="base", name="from-python", vcpus=1, memory_mb=256, env={"WHO": "python"})
+print(sb.id, sb.info.get("start", "?"), sb.info.get("template", "-"))' 2> "$TMP/py.err")
+read -r PYID pys pyt <<< "$PY"
+check "a create through the Python SDK is restored from the template" test "$pys $pyt" = "template $TPL"
+[ -n "$PYID" ] || sed 's/^/# /' "$TMP/py.err"
+
 # -- E2B: POST /sandboxes (the e2b SDKs' Sandbox.create)
 EPORT=$(sed -n 's/.*E2B API on port \([0-9]*\).*/\1/p' "$TMP/silod.log")
 e2b_create() {
@@ -91,8 +101,8 @@ check "two templates: the pool's shape and E2B's" test "$(templates | wc -w)" = 
 # -- gc keeps current templates
 "$SILO" snapshot gc > /dev/null
 check "snapshot gc keeps the templates of today's boot files" test "$(templates | wc -w)" = 2
-for x in "$TAKEN" "$BID" "$E1" "$E2"; do api DELETE "/v1/sandboxes/$x?grace_ms=0" > /dev/null; done
+for x in "$TAKEN" "$BID" "$PYID" "$E1" "$E2"; do api DELETE "/v1/sandboxes/$x?grace_ms=0" > /dev/null; done
 stop_daemon
 check_clean_exit "silod exits cleanly with no sanitizer report"
-check_nothing_left "no cgroup or run dir left" "$P1" "$P2" "$R" "$TAKEN" "$BID" "$E1" "$E2"
+check_nothing_left "no cgroup or run dir left" "$P1" "$P2" "$R" "$TAKEN" "$BID" "$PYID" "$E1" "$E2"
 exit $((FAILED > 0))
