@@ -21,6 +21,7 @@
 
 #include "common/util.h"
 #include "daemon/api_parse.h"
+#include "core/sandbox.h"
 #include "daemon/handlers.h"
 #include "snapshot/snapshot.h"
 
@@ -199,7 +200,8 @@ int h_snapshot_gc(api_req *q, api_reply *r, silo_error *err)
 	uint64_t age = UINT64_MAX;
 	int rc = get_uint(o, "max_age_s", GC_AGE_MAX_S, &age, err);
 	json_decref(o);
-	if (rc < 0 || snap_gc(age == UINT64_MAX ? UINT64_MAX : age * 1000, &removed, err) < 0) {
+	if (rc < 0 || snap_gc(age == UINT64_MAX ? UINT64_MAX : age * 1000, &removed, err) < 0 ||
+	    tpl_gc(true, removed, err) < 0) {
 		json_decref(removed);
 		return -1;
 	}

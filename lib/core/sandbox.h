@@ -150,6 +150,14 @@ int tpl_find(const char *key, char id[SILO_ID_MAX], char payload[PATH_MAX + 16],
 void tpl_save(sandbox *sb, const tpl_plan *plan);
 /* Remove a template that failed to restore (unless a live sandbox uses it). */
 void tpl_discard(const char *id);
+/* The template store's bound: SILO_TEMPLATE_MAX_MB (MiB), default 2048. */
+uint64_t tpl_max_bytes(void);
+/* Collect templates (none in use or being restored): with stale, those whose
+ * key no longer matches today's image, kernel, agent and VMM; then the least
+ * recently used ones until the store fits tpl_max_bytes(). Removed ids are
+ * appended to removed (a JSON array, may be NULL). */
+struct json_t;
+int tpl_gc(bool stale, struct json_t *removed, silo_error *err);
 
 /* Terminate (grace then force), verify cleanup, free. rep may be NULL. */
 int sandbox_destroy(sandbox *sb, int grace_ms, cleanup_report *rep, silo_error *err);

@@ -305,7 +305,8 @@ static int make_template(const char *path, uint64_t mb, silo_error *err)
 	char mkfs[PATH_MAX];
 	if (find_mkfs(mkfs, sizeof mkfs) < 0)
 		return vm_scratch_probe(err);
-	cleanup_free char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
+	/* per thread: two first starts of one process (silod) make it at once */
+	cleanup_free char *tmp = xasprintf("%s.tmp.%d.%d", path, (int)getpid(), (int)gettid());
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 || ftruncate(fd, (off_t)(mb * MIB)) < 0) {
 		int e = errno;

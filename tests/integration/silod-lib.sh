@@ -116,11 +116,12 @@ except Exception: pass'); do
 }
 trap cleanup EXIT
 
-namespace_available() {
+provider_available() { # provider_available NAME: silod reports the provider available
 	api GET /v1/providers | python3 -c 'import json,sys
-p=[x for x in json.load(sys.stdin)["providers"] if x["name"]=="namespace"]
-sys.exit(0 if p and p[0]["available"] else 1)'
+p=[x for x in json.load(sys.stdin)["providers"] if x["name"]==sys.argv[1]]
+sys.exit(0 if p and p[0]["available"] else 1)' "$1"
 }
+namespace_available() { provider_available namespace; }
 
 create_ns() { # create_ns NAME [MEMORY_MB] [extra json fields] -> id
 	local mem=${2:-256} extra=${3:-}

@@ -13,9 +13,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -66,6 +70,44 @@ static size_t templates(void)
 	return n;
 }
 
+/* The uid of the jailed QEMU of sb (sb->pid, or its first child if that is
+ * still root: the jailer). */
+static uid_t qemu_uid(const sandbox *sb)
+{
+	pid_t pid = sb->pid;
+	for (int depth = 0; depth < 3 && pid > 0; depth++) {
+		char p[64], *txt = NULL;
+		size_t n;
+		snprintf(p, sizeof p, "/proc/%d/status", (int)pid);
+		unsigned uid = 0;
+		if (read_file(p, 1 << 16, &txt, &n, NULL) == 0 && strstr(txt, "\nUid:"))
+			sscanf(strstr(txt, "\nUid:") + 5, "%u", &uid);
+		free(txt);
+		if (uid)
+			return (uid_t)uid;
+		snprintf(p, sizeof p, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+		txt = NULL;
+		pid = read_file(p, 4096, &txt, &n, NULL) == 0 ? atoi(txt) : 0;
+		free(txt);
+	}
+	return 0;
+}
+
+/* errno of open(path) as uid (0 = it opened). */
+static int open_as(uid_t uid, const char *path)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0)
+			_exit(255);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		_exit(fd < 0 ? errno : 0);
+	}
+	int st = 0;
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
 static void spec_base(vm_spec *s, int memory_mb)
 {
 	sbt_spec(s, "tpl", "qemu", memory_mb);
@@ -77,6 +119,9 @@ TEST(second_start_restores)
 	setup();
 	vm_spec s;
 	spec_base(&s, 256);
+	/* exec-only: not in the key, not in the store */
+	s.env[0] = (spec_kv){.key = (char *)"WHO", .value = (char *)"first-creator"};
+	s.n_env = 1;
 	outbuf o;
 	sandbox *a = start(&s, false);
 	CHECK(!a->from_template);
@@ -84,15 +129,37 @@ TEST(second_start_restores)
 	CHECK_INT_EQ(templates(), 1);
 	char tid[SILO_ID_MAX];
 	snprintf(tid, sizeof tid, "%s", a->template_id);
+	snap_info ti;
+	silo_error terr = {0};
+	REQUIRE(snap_open(tid, false, &ti, &terr) == 0);
+	CHECK(ti.have_spec && ti.spec.n_env == 0 && !strcmp(ti.spec.name, "template"));
+	CHECK(strstr(ti.spec_toml, "first-creator") == NULL);
+	snap_info_free(&ti);
 	/* written after the template was taken: must not reach the next sandbox */
 	CHECK_STR_EQ(sbt_sh(a, "echo mine > /root/after-ready && echo ok", 60000, &o), "ok\n");
 	sbt_destroy(a, 2000);
 
+	/* another creator (name, env) and `image` unset: the same template (the
+	 * spec's env reaches execs through the manager: templates-paths checks it) */
+	s.image = NULL;
+	snprintf(s.name, sizeof s.name, "tpl-other");
+	s.env[0].value = (char *)"second-creator";
 	sandbox *b = start(&s, false);
 	CHECK(b->from_template);
 	CHECK_STR_EQ(b->template_id, tid);
 	CHECK_STR_EQ(sbt_sh(b, "test -e /root/after-ready && echo leaked || echo clean", 60000, &o), "clean\n");
 	CHECK_STR_EQ(sbt_sh(b, "echo hello", 60000, &o), "hello\n");
+	/* a QEMU taken over by its guest runs as the jail's uid: it cannot read the
+	 * template (files 0600, directories 0700, root's), nor rewrite it */
+	uid_t ju = qemu_uid(b);
+	REQUIRE(ju != 0);
+	REQUIRE(snap_open(tid, false, &ti, &terr) == 0);
+	char vmstate[PATH_MAX + 64];
+	snprintf(vmstate, sizeof vmstate, "%s/vmstate", ti.payload);
+	snap_info_free(&ti);
+	CHECK_INT_EQ(open_as(ju, vmstate), EACCES);
+	struct stat vst;
+	CHECK(stat(vmstate, &vst) == 0 && vst.st_uid == 0 && (vst.st_mode & 077) == 0);
 	/* two copies of one memory image: the host's hello seeds each guest RNG anew */
 	sandbox *b2 = start(&s, false);
 	CHECK(b2->from_template);
@@ -126,36 +193,182 @@ TEST(second_start_restores)
 	teardown();
 }
 
-TEST(changed_kernel_boots_cold)
+/* Start spec s twice, rewriting file (same bytes, same path: a new ctime, as
+ * any rebuild) in between: the second start boots cold under a new key and
+ * its save removes the stale template. */
+static void rewritten_boots_cold(vm_spec *s, const char *src, const char *file)
 {
-	setup();
-	char kernel[PATH_MAX], copy[PATH_MAX + 32];
-	silo_error err = {0};
-	REQUIRE(guest_kernel_path(kernel, sizeof kernel, &err) == 0);
-	snprintf(copy, sizeof copy, "%s/vmlinux", tmpdir);
-	char *cmd = xasprintf("cp '%s' '%s'", kernel, copy);
+	char *cmd = xasprintf("cp '%s' '%s'", src, file);
 	REQUIRE(system(cmd) == 0);
-	vm_spec s;
-	spec_base(&s, 256);
-	s.kernel = copy;
-	sandbox *a = start(&s, false);
+	size_t before = templates();
+	sandbox *a = start(s, false);
 	CHECK(!a->from_template);
 	char tid[SILO_ID_MAX];
 	snprintf(tid, sizeof tid, "%s", a->template_id);
 	REQUIRE(tid[0]);
 	sbt_destroy(a, 2000);
-	/* the same bytes written again under the same path: a new ctime, a new key */
 	usleep(20000);
 	REQUIRE(system(cmd) == 0);
 	free(cmd);
-	sandbox *b = start(&s, false);
+	sandbox *b = start(s, false);
 	CHECK(!b->from_template);
 	CHECK(b->template_id[0] && strcmp(b->template_id, tid) != 0);
-	/* the stale one (same shape, old kernel) was removed by the new save */
+	/* the stale one (same shape, old file) was removed by the new save */
 	snap_info info;
+	silo_error err = {0};
 	CHECK(snap_open(tid, false, &info, &err) < 0);
-	CHECK_INT_EQ(templates(), 1);
+	CHECK_INT_EQ(templates(), before + 1);
 	sbt_destroy(b, 2000);
+}
+
+/* The guest kernel, and where a test's copy of it goes. */
+static void kernel_paths(char kernel[PATH_MAX], char copy[PATH_MAX + 32])
+{
+	silo_error err = {0};
+	REQUIRE(guest_kernel_path(kernel, PATH_MAX, &err) == 0);
+	snprintf(copy, PATH_MAX + 32, "%s/vmlinux", tmpdir);
+}
+
+TEST(changed_kernel_or_agent_boots_cold)
+{
+	setup();
+	char kernel[PATH_MAX], copy[PATH_MAX + 32];
+	silo_error err = {0};
+	kernel_paths(kernel, copy);
+	vm_spec s;
+	spec_base(&s, 256);
+	s.kernel = copy;
+	rewritten_boots_cold(&s, kernel, copy);
+	/* the agent travels in the initramfs: a rebuilt agent is a rewritten initramfs */
+	image_entry e;
+	REQUIRE(image_lookup("base", &e, &err) == 0);
+	char initrd[PATH_MAX + 32];
+	snprintf(initrd, sizeof initrd, "%s/initramfs", tmpdir);
+	vm_spec s2;
+	spec_base(&s2, 256);
+	s2.image = NULL;
+	s2.initrd = initrd;
+	rewritten_boots_cold(&s2, e.kind == IMAGE_KIND_EXT4 ? e.initrd.path : e.file.path, initrd);
+	image_entry_free(&e);
+	teardown();
+}
+
+typedef struct {
+	const vm_spec *s;
+	sandbox *sb;
+} start_job;
+
+static void *start_main(void *arg)
+{
+	start_job *j = arg;
+	j->sb = start(j->s, false);
+	return NULL;
+}
+
+TEST(concurrent_first_starts_one_template)
+{
+	setup();
+	vm_spec s;
+	spec_base(&s, 256);
+	start_job j[2] = {{.s = &s}, {.s = &s}};
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		REQUIRE(pthread_create(&th[i], NULL, start_main, &j[i]) == 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	CHECK_INT_EQ(templates(), 1);
+	sandbox *c = start(&s, false);
+	CHECK(c->from_template);
+	for (int i = 0; i < 2; i++)
+		sbt_destroy(j[i].sb, 2000);
+	sbt_destroy(c, 2000);
+	teardown();
+}
+
+static bool in(json_t *ids, const char *id)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(ids, i, v)
+		if (!strcmp(json_string_value(v), id))
+			return true;
+	return false;
+}
+
+static uint64_t template_bytes(const char *id)
+{
+	snap_info info;
+	silo_error err = {0};
+	REQUIRE(snap_open(id, false, &info, &err) == 0);
+	uint64_t b = info.bytes;
+	snap_info_free(&info);
+	return b;
+}
+
+/* tpl_gc: a template whose boot file is gone is stale; beyond
+ * SILO_TEMPLATE_MAX_MB the least recently used go, the ones in use stay. */
+static char *start_keep_id(const vm_spec *s, bool want_restored)
+{
+	sandbox *a = start(s, false);
+	CHECK(a->from_template == want_restored);
+	char *id = xstrdup(a->template_id);
+	sbt_destroy(a, 2000);
+	return id;
+}
+
+TEST(gc_stale_and_size_bound)
+{
+	setup();
+	char kernel[PATH_MAX], copy[PATH_MAX + 32];
+	silo_error err = {0};
+	kernel_paths(kernel, copy);
+	char *cmd = xasprintf("cp '%s' '%s'", kernel, copy);
+	REQUIRE(system(cmd) == 0);
+	free(cmd);
+	vm_spec sk, s256, s320, s288;
+	spec_base(&sk, 256);
+	sk.kernel = copy;
+	spec_base(&s256, 256);
+	spec_base(&s320, 320);
+	spec_base(&s288, 288);
+	char *t_k = start_keep_id(&sk, false), *t256 = start_keep_id(&s256, false),
+	     *t320 = start_keep_id(&s320, false);
+	CHECK_INT_EQ(templates(), 3);
+	/* the kernel it booted is gone: stale; the others are current */
+	REQUIRE(unlink(copy) == 0);
+	json_t *removed = json_array();
+	CHECK_INT_EQ(tpl_gc(true, removed, &err), 0);
+	CHECK_INT_EQ(json_array_size(removed), 1);
+	CHECK(in(removed, t_k));
+	json_decref(removed);
+	CHECK_INT_EQ(templates(), 2);
+	/* t256 used after t320: t320 is the least recently used */
+	sleep(1);
+	free(start_keep_id(&s256, true));
+	/* room for about two and a half: the third save evicts t320 only */
+	uint64_t mb = (template_bytes(t256) * 5 / 2) >> 20;
+	char v[32];
+	snprintf(v, sizeof v, "%llu", (unsigned long long)mb);
+	setenv("SILO_TEMPLATE_MAX_MB", v, 1);
+	char *t288 = start_keep_id(&s288, false);
+	snap_info info;
+	CHECK(snap_open(t320, false, &info, &err) < 0);
+	CHECK_INT_EQ(templates(), 2);
+	/* a template in use is never collected, whatever the bound */
+	sandbox *u = start(&s288, false);
+	CHECK(u->from_template);
+	setenv("SILO_TEMPLATE_MAX_MB", "1", 1);
+	removed = json_array();
+	CHECK_INT_EQ(tpl_gc(true, removed, &err), 0);
+	CHECK(in(removed, t256) && !in(removed, t288));
+	json_decref(removed);
+	CHECK_INT_EQ(templates(), 1);
+	sbt_destroy(u, 2000);
+	unsetenv("SILO_TEMPLATE_MAX_MB");
+	free(t_k);
+	free(t256);
+	free(t320);
+	free(t288);
 	teardown();
 }
 
@@ -188,4 +401,5 @@ TEST(tampered_template_refused)
 	teardown();
 }
 
-TEST_MAIN(second_start_restores, changed_kernel_boots_cold, tampered_template_refused)
+TEST_MAIN(second_start_restores, changed_kernel_or_agent_boots_cold, concurrent_first_starts_one_template,
+	  gc_stale_and_size_bound, tampered_template_refused)

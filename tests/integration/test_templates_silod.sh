@@ -13,9 +13,7 @@ unset SILO_TEMPLATES
 start_daemon --max-sandboxes 10 --capacity-memory-mb 8192 --error-threshold 1000 ||
 	{ notok "silod starts"; echo "1..$N"; exit 1; }
 trap 'echo "1..$N"; cleanup' EXIT
-api GET /v1/providers | python3 -c 'import json,sys
-p=[x for x in json.load(sys.stdin)["providers"] if x["name"]=="qemu"]
-sys.exit(0 if p and p[0]["available"] else 1)' || skip_all "qemu provider unavailable here"
+provider_available qemu || skip_all "qemu provider unavailable here"
 "$SILO" image ls 2>/dev/null | grep -q '^base ' || skip_all "no base image: run scripts/prepare-images.sh"
 
 spec='{"provider":"qemu","image":"base","name":"tpl","vcpus":1,"memory_mb":256}'
