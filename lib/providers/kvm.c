@@ -49,6 +49,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -647,6 +648,61 @@ out:
 	return rc;
 }
 
+/* One boot file's identity for the template key: path, device, inode, size, mtime and ctime
+ * (any rewrite moves the ctime), appended to *out. */
+static int file_identity(const char *what, const char *path, char **out, silo_error *err)
+{
+	if (!path || !*path)
+		return 0;
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "kvm: %s %s", what, path);
+	char *n = xasprintf("%s%s=%s dev=%llu ino=%llu size=%lld mtime=%lld.%09ld ctime=%lld.%09ld\n", *out ? *out : "",
+			    what, path, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+			    (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+			    (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+	free(*out);
+	*out = n;
+	return 0;
+}
+
+/* Templates (lib/core/template.c): what a restore of a template depends on beyond the spec.
+ * The boot files as for qemu (kernel, initramfs with the agent, root disk), silo-vmm itself
+ * (its snapshot format and device model), and the host's KVM: the saved vCPU state (CPUID,
+ * MSRs, XSAVE layout) is only valid on the same kind of CPU and KVM, so the CPU model, the
+ * hardware-virtualization flag and the kernel release are part of it. */
+static int k_template_identity(const vm_spec *spec, char **out, silo_error *err)
+{
+	char bin[PATH_MAX];
+	if (find_helper_binary(VMM_BIN, bin, sizeof bin, err) < 0)
+		return -1;
+	vm_boot_plan bp;
+	bool keyring = false;
+	/* with a keyring: the boot files must match the signed manifest, as for a cold boot */
+	if (vm_plan_boot("", "kvm", spec, true, &keyring, &bp, err) < 0)
+		return -1;
+	struct utsname u;
+	if (uname(&u) < 0)
+		return silo_fail(err, SILO_ERR_INTERNAL, errno, "kvm: uname");
+	char model[256] = "";
+	cleanup_free char *ci = NULL;
+	size_t n = 0;
+	if (read_file("/proc/cpuinfo", 16u << 20, &ci, &n, NULL) == 0) {
+		char *m = strstr(ci, "model name");
+		if (m)
+			snprintf(model, sizeof model, "%.*s", (int)strcspn(m, "\n"), m);
+	}
+	*out = xasprintf("host=%s %s %s\n%s\nkeyring=%d\n", cpu_has_hw_virt() ? "vmx/svm" : "pvm", u.release, u.machine,
+			 model, (int)keyring);
+	if (file_identity("silo-vmm", bin, out, err) < 0 || file_identity("kernel", bp.kernel, out, err) < 0 ||
+	    file_identity("initrd", bp.initrd, out, err) < 0 || file_identity("rootdisk", bp.rootdisk, out, err) < 0) {
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 static void k_residue(sandbox *sb, char ***out)
 {
 	bool relay = sb->pid > 0 && kill(sb->pid, 0) == 0 && vm_proc_is(sb->pid, VMM_BIN, sb->id) &&
@@ -684,4 +740,5 @@ const provider_ops kvm_provider = {
 	.restore = k_restore,
 	.residue = k_residue,
 	.diagnostics = k_diagnostics,
+	.template_identity = k_template_identity,
 };
