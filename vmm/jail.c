@@ -34,9 +34,11 @@
  * Rules: jail_start runs single-threaded. Credentials, the seccomp filter and Landlock
  * scopes are per thread: jail_enter changes the calling (main) thread, and every thread
  * it starts afterwards (vCPUs, API, vsock) inherits them. Threads started before it (the
- * VM builder, the CPUID fetch, the root detacher) keep root and must only touch KVM fds and
- * their own work, and end before the guest runs or the API reads a request: main joins
- * them first. The VMM never regains anything: no capabilities, a uid of its own (with
+ * VM builder, the CPUID fetch) keep root and must only touch KVM fds and their own work,
+ * and end before the guest runs or the API reads a request: main joins them first. The
+ * root detacher is the exception: it may still wait in umount2 for the grace period once
+ * the old root is detached, in code that touches no memory after the syscall
+ * (detach_old_root); jail_reap joins it. The VMM never regains anything: no capabilities, a uid of its own (with
  * --uid), no way back out of the jail root, no new privileges.
  */
 #include <errno.h>
@@ -50,6 +52,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +61,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -92,7 +96,7 @@ static struct {
 	int netns_fd;    /* child: the network namespace to join (opened before pivot_root) */
 	pthread_t umount_thread; /* child: detaches the old root (an RCU grace period) meanwhile */
 	bool umount_started;
-	int umount_err;
+	atomic_int umount_res;   /* the detacher's umount2: 1 running, 0 done, -errno failed */
 } J = {.ready_rd = -1, .netns_fd = -1};
 
 static pid_t jail_child;
@@ -322,26 +326,69 @@ static int join_netns(silo_error *err)
 	return 0;
 }
 
-/* After pivot_root(".", ".") the old root is stacked on the new one: detaching it waits for
- * an RCU grace period (0.3-0.7 ms here), so a thread does it while the start-up goes on;
- * jail_enter waits for it before dropping privileges (until then "/" still shows
- * the host, and nothing is opened by path). */
+/* After pivot_root(".", ".") the old root is stacked on the new one, reachable as "/.." (the
+ * only path that crosses into it). umount2(".", MNT_DETACH) removes it from the mount tree
+ * at once, then waits for an RCU grace period before it frees the old tree and returns
+ * (0.1-0.7 ms on an idle host, 20-30 ms on a loaded one). So a thread detaches it and
+ * jail_enter waits only for the detach itself: until "/.." is "/" (finish_root).
+ *
+ * That thread keeps root and no seccomp filter while the guest may already run, so after
+ * its syscall it must be unreachable for anything the guest could corrupt: on x86_64 the
+ * umount2, the store of its result and the thread's exit are one block of assembly that
+ * reads no memory after the syscall (the result's address is in a register the kernel
+ * preserves), and all signals are blocked in it. jail_reap joins it later. */
 static void *detach_old_root(void *arg)
 {
+#if defined(__x86_64__)
+	if (arg) {
+		__asm__ volatile("syscall\n\t"
+				 "movl %%eax, (%%rbx)\n\t" /* umount_res = 0 or -errno */
+				 "movl %[exit_nr], %%eax\n\t"
+				 "xorl %%edi, %%edi\n\t"
+				 "syscall\n\t"                /* exit(0): this thread only */
+				 "ud2"
+				 :
+				 : "a"(SYS_umount2), "D"("."), "S"(MNT_DETACH), "b"(&J.umount_res), [exit_nr] "i"(SYS_exit)
+				 : "rcx", "r11", "memory");
+		__builtin_unreachable();
+	}
+#endif
 	(void)arg;
-	J.umount_err = umount2(".", MNT_DETACH) < 0 ? errno : 0;
+	atomic_store(&J.umount_res, umount2(".", MNT_DETACH) < 0 ? -errno : 0);
 	return NULL;
 }
 
-static int finish_root(silo_error *err)
+void jail_reap(void)
 {
 	if (J.umount_started) {
 		pthread_join(J.umount_thread, NULL);
 		J.umount_started = false;
 	}
-	if (J.umount_err || chdir("/") < 0)
-		return silo_fail(err, SILO_ERR_INTERNAL, J.umount_err ? J.umount_err : errno,
-				 "jail: detach the old root from %s", J.o.dir);
+}
+
+/* The old root is gone from "/" once ".." of the root is the root itself. */
+static bool old_root_detached(void)
+{
+	struct stat r, up;
+	return stat("/", &r) == 0 && stat("/..", &up) == 0 && r.st_dev == up.st_dev && r.st_ino == up.st_ino;
+}
+
+static int finish_root(silo_error *err)
+{
+	for (;;) {
+		int res = atomic_load(&J.umount_res); /* before the check: done means detached */
+		if (res < 0)
+			return silo_fail(err, SILO_ERR_INTERNAL, -res, "jail: detach the old root from %s", J.o.dir);
+		if (old_root_detached())
+			break;
+		if (res == 0)
+			return silo_fail(err, SILO_ERR_INTERNAL, 0, "jail: the old root is still reachable from %s",
+					 J.o.dir);
+		struct timespec ts = {0, 20 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	if (chdir("/") < 0)
+		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: chdir / in %s", J.o.dir);
 	return 0;
 }
 
@@ -358,7 +405,13 @@ static int enter_root(silo_error *err)
 		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: bind %s", dir);
 	if (chdir(dir) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
 		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: pivot_root into %s", dir);
-	J.umount_started = pthread_create(&J.umount_thread, NULL, detach_old_root, NULL) == 0;
+	atomic_store(&J.umount_res, 1);
+	/* every signal blocked in the detacher (the mask is inherited at creation) */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	J.umount_started = pthread_create(&J.umount_thread, NULL, detach_old_root, "thread") == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (!J.umount_started)
 		detach_old_root(NULL);
 	return 0;

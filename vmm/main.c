@@ -689,6 +689,7 @@ int main(int argc, char **argv)
 			if (threaded)
 				pthread_join(bt, NULL);
 			vm_cpuid_join();
+			vmm_step("vm_joined");
 			if (job.rc < 0) {
 				if (jr == 0)
 					err = job.err;
@@ -731,6 +732,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "silo-vmm: %s\n", silo_error_str(&err, ebuf, sizeof ebuf));
 	}
 	vm_exit_reason r = vm_run(&v);
+	if (jail_dir)
+		jail_reap();
 	int code = atomic_load(&v.exit_code);
 	uint64_t exits = 0;
 	for (int i = 0; i < v.nvcpus; i++)
