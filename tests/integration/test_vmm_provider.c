@@ -843,6 +843,7 @@ TEST(template_saved_and_restored_with_its_identity)
 	setenv("SILO_STATE_DIR", state, 1);
 	char kernel[4200];
 	snprintf(kernel, sizeof kernel, "%s/counter.elf", state);
+	silo_error err = {0};
 	cleanup_free char *img = NULL;
 	size_t il = 0;
 	REQUIRE(read_file(payload("counter.elf"), 1 << 24, &img, &il, NULL) == 0);
@@ -852,7 +853,6 @@ TEST(template_saved_and_restored_with_its_identity)
 	spec.kernel = kernel;
 	spec.memory_mb = 128;
 	spec.vcpus = 1;
-	silo_error err = {0};
 	cleanup_free char *ident = NULL;
 	REQUIRE(p->template_identity(&spec, &ident, &err) == 0);
 	printf("# identity: %s", ident);
