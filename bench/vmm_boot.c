@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "bench_util.h"
+#include "vmm_bench.h"
 #include "common/util.h"
 #include "providers/vm.h"
 #include "silo-config.h"
@@ -48,8 +49,6 @@ static const char *const mnames[M__N] = {
 	"process_start_to_vm_ready_us", "vm_start_to_first_guest_insn_us", "spawn_to_first_serial_byte_us",
 	"spawn_to_exit_us"};
 
-#define MAX_STEPS 40
-
 typedef struct series {
 	const char *name, *desc;
 	char *const *argv;
@@ -57,12 +56,7 @@ typedef struct series {
 	int want_status;
 	double *v[M__N];
 	int n[M__N];
-	/* each step's samples by name, in first-seen order: [0] us since process start, [1] took */
-	struct steps {
-		char *name[MAX_STEPS];
-		double *v[MAX_STEPS];
-		int n[MAX_STEPS], count;
-	} steps[2];
+	vmm_steps steps[2]; /* [0] us since process start, [1] what each step took */
 	int failures;
 } series;
 
@@ -78,38 +72,6 @@ static double field(const char *text, const char *key)
 	snprintf(k, sizeof k, "\"%s\":", key);
 	const char *p = strstr(text, k);
 	return p ? strtod(p + strlen(k), NULL) : -1;
-}
-
-static void step_add(struct steps *t, const char *name, double v)
-{
-	int i;
-	for (i = 0; i < t->count && strcmp(t->name[i], name); i++)
-		;
-	if (i == t->count && t->count < MAX_STEPS)
-		t->name[t->count++] = xstrdup(name);
-	if (i < t->count)
-		bench_append(&t->v[i], &t->n[i], v);
-}
-
-/* "key":{"a":1,"b":2} from the metrics line into t. */
-static void add_steps(struct steps *t, const char *text, const char *key)
-{
-	char k[32];
-	snprintf(k, sizeof k, "\"%s\":{", key);
-	const char *p = strstr(text, k);
-	if (!p)
-		return;
-	for (p += strlen(k); *p == '"';) {
-		const char *e = strchr(p + 1, '"');
-		if (!e || e[1] != ':')
-			return;
-		char name[64];
-		snprintf(name, sizeof name, "%.*s", (int)(e - p - 1), p + 1);
-		char *end;
-		double v = strtod(e + 2, &end);
-		step_add(t, name, v);
-		p = *end == ',' ? end + 1 : end;
-	}
 }
 
 /* Run the variant once; serial on stdout (pipe), metrics on stderr. */
@@ -181,24 +143,8 @@ static void run_once(series *s)
 	double pmono = field(ebuf, "process_start_mono_us");
 	if (pmono > 0)
 		add(s, M_EXEC, pmono - (double)t0 / 1000.0);
-	add_steps(&s->steps[0], ebuf, "steps");
-	add_steps(&s->steps[1], ebuf, "step_us");
-}
-
-static void pct3(const char *indent, const char *name, double *v, int n, bool comma)
-{
-	bench_sort(v, (size_t)n);
-	printf("%s\"%s\": {\"n\": %d, \"p50\": %.0f, \"p95\": %.0f, \"p99\": %.0f}%s\n", indent, name, n,
-	       bench_pct(v, (size_t)n, 50, -1), bench_pct(v, (size_t)n, 95, -1), bench_pct(v, (size_t)n, 99, -1),
-	       comma ? "," : "");
-}
-
-static void print_steps(const char *key, struct steps *t, bool comma)
-{
-	printf("      \"%s\": {\n", key);
-	for (int i = 0; i < t->count; i++)
-		pct3("        ", t->name[i], t->v[i], t->n[i], i + 1 < t->count);
-	printf("      }%s\n", comma ? "," : "");
+	vmm_steps_parse(&s->steps[0], ebuf, "steps");
+	vmm_steps_parse(&s->steps[1], ebuf, "step_us");
 }
 
 static void print_series(series *s, bool last)
@@ -210,11 +156,11 @@ static void print_series(series *s, bool last)
 	bool steps = s->steps[0].count || s->steps[1].count;
 	for (int m = 0; m < M__N; m++)
 		if (s->n[m])
-			pct3("      ", mnames[m], s->v[m], s->n[m], --k > 0 || steps);
+			vmm_pct3("      ", mnames[m], s->v[m], s->n[m], --k > 0 || steps);
 	if (s->steps[0].count)
-		print_steps("steps_us_since_process_start", &s->steps[0], s->steps[1].count > 0);
+		vmm_steps_print("      ", "steps_us_since_process_start", &s->steps[0], s->steps[1].count > 0);
 	if (s->steps[1].count)
-		print_steps("step_took_us", &s->steps[1], false);
+		vmm_steps_print("      ", "step_took_us", &s->steps[1], false);
 	printf("    }%s\n", last ? "" : ",");
 }
 
@@ -294,7 +240,7 @@ static double kvm_floor(series *s)
 	total = bench_us_since(t0);
 	static const char *const names[] = {"kvm_create_vm", "guest_ram", "irqchip", "pit", "vcpu", "first_guest_insn"};
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
-		step_add(&s->steps[1], names[i], st[i]);
+		vmm_steps_add(&s->steps[1], names[i], st[i]);
 out:
 	if (run != MAP_FAILED)
 		munmap(run, (size_t)sz);

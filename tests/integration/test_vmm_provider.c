@@ -850,6 +850,7 @@ TEST(template_saved_and_restored_with_its_identity)
 	REQUIRE(write_file_atomic(kernel, img, il, 0644, &err) == 0);
 	vm_spec spec;
 	memset(&spec, 0, sizeof spec);
+	snprintf(spec.name, sizeof spec.name, "kvmtpl");
 	spec.kernel = kernel;
 	spec.memory_mb = 128;
 	spec.vcpus = 1;
@@ -876,6 +877,14 @@ TEST(template_saved_and_restored_with_its_identity)
 	/* save the running counter as the template, as sandbox_create does after ready */
 	static sandbox a, b;
 	spawn_payload(&a, "kvmtpla", "counter.elf");
+	if (jailed_vmm(&a) <= 0) {
+		char lp[4200];
+		snprintf(lp, sizeof lp, "%s/vmm.log", a.rundir);
+		cleanup_free char *log = NULL;
+		size_t ll = 0;
+		read_file(lp, 1 << 16, &log, &ll, NULL);
+		printf("# vmm.log: %s\n", log ? log : "(none)");
+	}
 	REQUIRE(jailed_vmm(&a) > 0);
 	a.ops = p;
 	a.state = SB_RUNNING;
