@@ -36,9 +36,8 @@
  * it starts afterwards (vCPUs, API, vsock) inherits them. Threads started before it (the
  * VM builder, the CPUID fetch) keep root and must only touch KVM fds and their own work,
  * and end before the guest runs or the API reads a request: main joins them first. The
- * root detacher is the exception: it may still wait in umount2 for the grace period once
- * the old root is detached, in code that touches no memory after the syscall
- * (detach_old_root); jail_reap joins it. The VMM never regains anything: no capabilities, a uid of its own (with
+ * old root is detached by a child process (detach_old_root), which may still wait in its
+ * umount2 for a grace period after the jail is entered; it shares no memory with the VMM. The VMM never regains anything: no capabilities, a uid of its own (with
  * --uid), no way back out of the jail root, no new privileges.
  */
 #include <errno.h>
@@ -49,10 +48,8 @@
 #include <linux/seccomp.h>
 #include <grp.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,9 +91,8 @@ static struct {
 	pid_t relay_pid; /* host pid of the relay */
 	int ready_rd;    /* child: the relay's pipe ('n', then EOF when the relay is gone) */
 	int netns_fd;    /* child: the network namespace to join (opened before pivot_root) */
-	pthread_t umount_thread; /* child: detaches the old root (an RCU grace period) meanwhile */
-	bool umount_started;
-	atomic_int umount_res;   /* the detacher's umount2: 1 running, 0 done, -errno failed */
+	pid_t umount_pid;        /* child: the process detaching the old root (finish_root) */
+	int umount_err;          /* -errno of a detach done without that process */
 } J = {.ready_rd = -1, .netns_fd = -1};
 
 static pid_t jail_child;
@@ -329,41 +325,25 @@ static int join_netns(silo_error *err)
 /* After pivot_root(".", ".") the old root is stacked on the new one, reachable as "/.." (the
  * only path that crosses into it). umount2(".", MNT_DETACH) removes it from the mount tree
  * at once, then waits for an RCU grace period before it frees the old tree and returns
- * (0.1-0.7 ms on an idle host, 20-30 ms on a loaded one). So a thread detaches it and
- * jail_enter waits only for the detach itself: until "/.." is "/" (finish_root).
- *
- * That thread keeps root and no seccomp filter while the guest may already run, so after
- * its syscall it must be unreachable for anything the guest could corrupt: on x86_64 the
- * umount2, the store of its result and the thread's exit are one block of assembly that
- * reads no memory after the syscall (the result's address is in a register the kernel
- * preserves), and all signals are blocked in it. jail_reap joins it later. */
-static void *detach_old_root(void *arg)
+ * (0.1-0.7 ms on an idle host, 20-30 ms on a loaded one). So a child process detaches it
+ * and jail_enter waits only for the detach itself: until "/.." is "/" (finish_root).
+ * A process, not a thread: it keeps root (no seccomp filter) while the guest may already
+ * run, and must share no memory with the VMM the guest could corrupt. It is forked from a
+ * multithreaded process, so it makes raw system calls only; it is in the jail's pid
+ * namespace and cgroup, exits after its umount2 and is reaped by the kernel (SIGCHLD is
+ * ignored: the VMM has no other child). */
+static int detach_old_root(void)
 {
-#if defined(__x86_64__)
-	if (arg) {
-		__asm__ volatile("syscall\n\t"
-				 "movl %%eax, (%%rbx)\n\t" /* umount_res = 0 or -errno */
-				 "movl %[exit_nr], %%eax\n\t"
-				 "xorl %%edi, %%edi\n\t"
-				 "syscall\n\t"                /* exit(0): this thread only */
-				 "ud2"
-				 :
-				 : "a"(SYS_umount2), "D"("."), "S"(MNT_DETACH), "b"(&J.umount_res), [exit_nr] "i"(SYS_exit)
-				 : "rcx", "r11", "memory");
-		__builtin_unreachable();
+	signal(SIGCHLD, SIG_IGN); /* the kernel reaps it: wait4 is not in the seccomp allow-list */
+	J.umount_pid = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
+	if (J.umount_pid == 0) {
+		long r = syscall(SYS_umount2, ".", MNT_DETACH);
+		syscall(SYS_exit_group, r < 0 ? 1 : 0);
 	}
-#endif
-	(void)arg;
-	atomic_store(&J.umount_res, umount2(".", MNT_DETACH) < 0 ? -errno : 0);
-	return NULL;
-}
-
-void jail_reap(void)
-{
-	if (J.umount_started) {
-		pthread_join(J.umount_thread, NULL);
-		J.umount_started = false;
-	}
+	if (J.umount_pid > 0)
+		return 0;
+	/* no child: detach here, waiting for the grace period */
+	return umount2(".", MNT_DETACH) < 0 ? -errno : 0;
 }
 
 /* The old root is gone from "/" once ".." of the root is the root itself. */
@@ -376,14 +356,18 @@ static bool old_root_detached(void)
 static int finish_root(silo_error *err)
 {
 	for (;;) {
-		int res = atomic_load(&J.umount_res); /* before the check: done means detached */
-		if (res < 0)
-			return silo_fail(err, SILO_ERR_INTERNAL, -res, "jail: detach the old root from %s", J.o.dir);
 		if (old_root_detached())
 			break;
-		if (res == 0)
-			return silo_fail(err, SILO_ERR_INTERNAL, 0, "jail: the old root is still reachable from %s",
+		int st, e = J.umount_err;
+		/* the child ended (or there was none) and the old root is still there: it failed */
+		pid_t w = J.umount_pid > 0 ? waitpid(J.umount_pid, &st, WNOHANG) : 0;
+		if (e || w == J.umount_pid || (w < 0 && errno == ECHILD)) {
+			J.umount_pid = 0;
+			if (old_root_detached())
+				break;
+			return silo_fail(err, SILO_ERR_INTERNAL, e < 0 ? -e : 0, "jail: detach the old root from %s",
 					 J.o.dir);
+		}
 		struct timespec ts = {0, 20 * 1000};
 		nanosleep(&ts, NULL);
 	}
@@ -405,15 +389,7 @@ static int enter_root(silo_error *err)
 		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: bind %s", dir);
 	if (chdir(dir) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
 		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: pivot_root into %s", dir);
-	atomic_store(&J.umount_res, 1);
-	/* every signal blocked in the detacher (the mask is inherited at creation) */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	J.umount_started = pthread_create(&J.umount_thread, NULL, detach_old_root, "thread") == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (!J.umount_started)
-		detach_old_root(NULL);
+	J.umount_err = detach_old_root();
 	return 0;
 }
 

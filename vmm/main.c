@@ -732,8 +732,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "silo-vmm: %s\n", silo_error_str(&err, ebuf, sizeof ebuf));
 	}
 	vm_exit_reason r = vm_run(&v);
-	if (jail_dir)
-		jail_reap();
 	int code = atomic_load(&v.exit_code);
 	uint64_t exits = 0;
 	for (int i = 0; i < v.nvcpus; i++)

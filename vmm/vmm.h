@@ -245,8 +245,6 @@ int jail_start(const jail_opts *o, silo_error *err);
  * network, uid/gid, no capabilities, no_new_privs, Landlock, seccomp. Per thread: threads
  * started before (a VM builder) keep root and must end before anything untrusted runs. */
 int jail_enter(silo_error *err);
-/* Join the jail's root detacher (it may outlive jail_enter by an RCU grace period). */
-void jail_reap(void);
 /* Clear the capability bounding set (needs CAP_SETPCAP while a capability is still in it). */
 int jail_clear_bounding(silo_error *err);
 /* The bounding set (as above), the ambient set, and effective/permitted/inheritable.
