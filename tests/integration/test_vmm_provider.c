@@ -416,6 +416,26 @@ TEST(jailed_vmm_runs_unprivileged_and_sees_only_its_files)
 	static const char *const absent[] = {"/etc", "/proc", "/sys", "/dev", "/tmp", "/root", "/run", "/usr"};
 	check_absent_under(root, absent, ARRAY_SIZE(absent));
 	CHECK_INT_EQ(check_mounts_read_only(v), 1); /* one mount: the jail root */
+	/* the old root is detached: ".." of its root is its root (before the detach it led to the
+	 * host's "/"), and the process that detached it (root, outside the seccomp filter) is
+	 * gone: the VMM has no child left */
+	char dot[96], dotdot[96];
+	snprintf(dot, sizeof dot, "%s/.", root);
+	snprintf(dotdot, sizeof dotdot, "%s/..", root);
+	struct stat sd, sdd;
+	REQUIRE(stat(dot, &sd) == 0 && stat(dotdot, &sdd) == 0);
+	CHECK(sd.st_dev == sdd.st_dev && sd.st_ino == sdd.st_ino);
+	char children[96];
+	snprintf(children, sizeof children, "/proc/%d/task/%d/children", (int)v, (int)v);
+	bool childless = false;
+	for (int i = 0; i < 200 && !childless; i++) {
+		cleanup_free char *kids = NULL;
+		size_t kl = 0;
+		childless = read_file(children, 4096, &kids, &kl, NULL) == 0 && kl == 0;
+		if (!childless)
+			usleep(10000);
+	}
+	CHECK(childless);
 	/* no descriptor it holds is a directory (an fd to a host directory would lead out) */
 	char fdd[64];
 	snprintf(fdd, sizeof fdd, "/proc/%d/fd", (int)v);
