@@ -648,24 +648,6 @@ out:
 	return rc;
 }
 
-/* One boot file's identity for the template key: path, device, inode, size, mtime and ctime
- * (any rewrite moves the ctime), appended to *out. */
-static int file_identity(const char *what, const char *path, char **out, silo_error *err)
-{
-	if (!path || !*path)
-		return 0;
-	struct stat st;
-	if (stat(path, &st) < 0)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "kvm: %s %s", what, path);
-	char *n = xasprintf("%s%s=%s dev=%llu ino=%llu size=%lld mtime=%lld.%09ld ctime=%lld.%09ld\n", *out ? *out : "",
-			    what, path, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
-			    (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
-			    (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
-	free(*out);
-	*out = n;
-	return 0;
-}
-
 /* Templates (lib/core/template.c): what a restore of a template depends on beyond the spec.
  * The boot files as for qemu (kernel, initramfs with the agent, root disk), silo-vmm itself
  * (its snapshot format and device model), and the host's KVM: the saved vCPU state (CPUID,
@@ -694,8 +676,9 @@ static int k_template_identity(const vm_spec *spec, char **out, silo_error *err)
 	}
 	*out = xasprintf("host=%s %s %s\n%s\nkeyring=%d\n", cpu_has_hw_virt() ? "vmx/svm" : "pvm", u.release, u.machine,
 			 model, (int)keyring);
-	if (file_identity("silo-vmm", bin, out, err) < 0 || file_identity("kernel", bp.kernel, out, err) < 0 ||
-	    file_identity("initrd", bp.initrd, out, err) < 0 || file_identity("rootdisk", bp.rootdisk, out, err) < 0) {
+	if (vm_file_identity("kvm", "silo-vmm", bin, out, err) < 0 || vm_file_identity("kvm", "kernel", bp.kernel, out, err) < 0 ||
+	    vm_file_identity("kvm", "initrd", bp.initrd, out, err) < 0 ||
+	    vm_file_identity("kvm", "rootdisk", bp.rootdisk, out, err) < 0) {
 		free(*out);
 		*out = NULL;
 		return -1;
