@@ -32,7 +32,9 @@
  * the sandbox outlives a silod restart (reattach finds it by the tag silo-<id> on its
  * command line); the VMM is the relay's only child. No parent-death signal: it follows the
  * thread that forks (in silod, the request's thread, which ends with the request); an owner
- * that dies is handled by its owner record and watchdog (core/owner.c). RUNDIR holds api.sock, serial.log,
+ * that dies is handled by its owner record and watchdog (core/owner.c). Templates
+ * (core/template.c): k_template_identity names silo-vmm, the boot files and the host's KVM;
+ * a template is an ordinary kvm snapshot, restored by k_restore. RUNDIR holds api.sock, serial.log,
  * vmm.log (silo-vmm's stderr), disk.img and jail/ (with jail/vsock.sock: the agent's
  * hybrid vsock socket).
  */
