@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0
  * vCPUs: creation (CPUID, MSRs, LAPIC LINT pins, FPU), initial registers for
  * each boot mode, and the run loop that dispatches exits to the bus.
+ * Threads: vCPU 0 runs on the thread that started the VM (vm_run; the guest's first
+ * instruction waits for no thread to be scheduled), every other vCPU on a thread of its
+ * own; while vCPU 0 runs, a "stop" thread waits for stop requests (vm_request_stop wakes
+ * it with SIGUSR2; SIGTERM/SIGINT; the timeout) and kicks vCPU 0 out with SIGUSR1 +
+ * immediate_exit. Pause parks every vCPU, vCPU 0 included, on pause_cv.
  */
 #include <errno.h>
 #include <linux/kvm.h>
@@ -500,7 +505,8 @@ vm_exit_reason vm_run(vm *v)
 		fprintf(stderr, "silo-vmm: stop waiter thread: %s\n", strerror(e));
 		vm_request_stop(v, VM_EXIT_ERROR, 1);
 	} else {
-		kick_mask(SIG_UNBLOCK); /* a kick pending from before lands on immediate_exit */
+		/* a kick pending from before (a pause) is taken here: the loop checks the flags first */
+		kick_mask(SIG_UNBLOCK);
 		vcpu_loop(&v->vcpus[0]);
 		kick_mask(SIG_BLOCK);
 		atomic_store(&v->vcpu0_left, true);
