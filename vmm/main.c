@@ -621,6 +621,7 @@ int main(int argc, char **argv)
 	}
 
 	status = 1;
+	vmm_step("config_parsed");
 	const char *cleanup[3] = {NULL, NULL, NULL};
 	int nc = 0;
 	if (api_path)
