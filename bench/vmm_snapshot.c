@@ -5,7 +5,10 @@
  *   vmm_snapshot [--runs N] [--forks K] [--cold C] [--mem MiB] [--peer-vmm PATH]
  *                (defaults 50, 20, min(K, 20), 128)
  *
- * Guest: tests/guest/fillcounter.S (dirties 32 MiB of RAM, then prints a counter).
+ * Guest: tests/guest/fillburst.S (dirties 32 MiB of RAM, then prints a counter as fast as it
+ * can: a restored copy prints within its first instructions, so "first guest output" after a
+ * restore is when the restored guest runs, "ready" for this guest; for a Linux guest ready is
+ * the agent answering, which is the kvm provider's template/restore path).
  *  - create: PUT /snapshot/create of the paused VM (RAM + SHA-256 + state), N/5 runs.
  *  - restore: a fresh `silo-vmm --api-sock` per run; from PUT /snapshot/load (resume,
  *    verify_memory false) to its answer and to the first byte the restored guest prints,
@@ -15,7 +18,10 @@
  *    (--jail, a leased uid, --mem as the envelope; the files passed as fds with the
  *    request, "fd:0"/"fd:1") and, with --peer-vmm, for that silo-vmm (a release build of
  *    main from before this work) loading the same snapshot.
- *  - cold boot (peer): fork() of `silo-vmm --kernel fillcounter.elf` to its first byte.
+ *    Per variant, silo-vmm's own step breakdown of the restore ("step_us" of its metrics
+ *    line: snapshot_open, kvm_create_vm, guest_ram, irqchip, pit, vcpus, devices,
+ *    snapshot_state, vcpu0_first_run; api_start_request is the wait for the request).
+ *  - cold boot (peer): fork() of `silo-vmm --kernel fillburst.elf` to its first byte.
  *  - memory: K forks loaded paused (idle) vs C cold VMs paused after their first line
  *    (a cold boot of this guest takes ~1.5 s on PVM, hence C <= K):
  *    total RSS and PSS (/proc/PID/smaps_rollup), the drop of the host's MemAvailable per
@@ -38,6 +44,7 @@
 #include <unistd.h>
 
 #include "bench_util.h"
+#include "vmm_bench.h"
 #include "common/util.h"
 #include "providers/vm.h"
 #include "silo-config.h"
@@ -66,7 +73,7 @@ static void print_vec(const char *name, vec *s, bool comma)
 typedef struct proc {
 	pid_t pid;
 	int out; /* serial (stdout) pipe */
-	char sock[128];
+	char sock[128], errf[128]; /* errf: its stderr (the metrics line) */
 	uint64_t t_spawn;
 } proc;
 
@@ -74,6 +81,7 @@ typedef struct proc {
 static void spawn(proc *p, int idx, const char *const *extra)
 {
 	snprintf(p->sock, sizeof p->sock, "%s/api-%d.sock", dir, idx);
+	snprintf(p->errf, sizeof p->errf, "%s/err-%d.log", dir, idx);
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		die_errno(1, "pipe");
@@ -89,8 +97,8 @@ static void spawn(proc *p, int idx, const char *const *extra)
 	p->pid = fork();
 	if (p->pid == 0) {
 		dup2(fds[1], 1);
-		int null = open("/dev/null", O_WRONLY);
-		dup2(null, 2);
+		int ef = open(p->errf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(ef, 2);
 		execv(exe, (char *const *)argv);
 		_exit(127);
 	}
@@ -100,22 +108,44 @@ static void spawn(proc *p, int idx, const char *const *extra)
 		usleep(200);
 }
 
-/* Time of the first serial byte (us since t0), or -1 after 10 s. */
-static double first_byte(proc *p, uint64_t t0)
+/* Time of the first serial byte (us since t0), or -1 after 10 s (a restore) or 60 s (a cold
+ * boot: the guest dirties 32 MiB in PVM's emulated ring 0 first, seconds on a loaded host). */
+static double first_byte_within(proc *p, uint64_t t0, int ms)
 {
 	struct pollfd pf = {.fd = p->out, .events = POLLIN};
 	char c;
-	if (poll(&pf, 1, 10000) <= 0 || read(p->out, &c, 1) != 1)
+	if (poll(&pf, 1, ms) <= 0 || read(p->out, &c, 1) != 1)
 		return -1;
 	return bench_us_since(t0);
 }
 
-static void stop(proc *p)
+static double first_byte(proc *p, uint64_t t0)
+{
+	return first_byte_within(p, t0, 10000);
+}
+
+static double first_byte_cold(proc *p, uint64_t t0)
+{
+	return first_byte_within(p, t0, 60000);
+}
+
+/* SIGTERM and wait; with took, the step durations of its metrics line into it. */
+static void stop_steps(proc *p, vmm_steps *took)
 {
 	kill(p->pid, SIGTERM);
 	waitpid(p->pid, NULL, 0);
 	close(p->out);
 	unlink(p->sock);
+	cleanup_free char *e = NULL;
+	size_t el = 0;
+	if (took && read_file(p->errf, 1 << 20, &e, &el, NULL) == 0)
+		vmm_steps_parse(took, e, "step_us");
+	unlink(p->errf);
+}
+
+static void stop(proc *p)
+{
+	stop_steps(p, NULL);
 }
 
 static int http_fds(const char *sock, const char *method, const char *path, const char *body, const int *fds, int nfds);
@@ -212,7 +242,7 @@ int main(int argc, char **argv)
 		die(2, "vmm_snapshot: --runs >= 5, --forks 1..2000, --mem 64..3072");
 	const char *root = getenv("SILO_BUILD_ROOT") ? getenv("SILO_BUILD_ROOT") : SILO_BUILD_ROOT;
 	snprintf(vmm, sizeof vmm, "%s/vmm/silo-vmm", root);
-	snprintf(guest, sizeof guest, "%s/vmm/fillcounter.elf", root);
+	snprintf(guest, sizeof guest, "%s/vmm/fillburst.elf", root);
 	if (access(vmm, X_OK) || access(guest, R_OK))
 		die(1, "vmm_snapshot: build %s and %s first", vmm, guest);
 	if (peer && access(peer, X_OK))
@@ -230,10 +260,10 @@ int main(int argc, char **argv)
 	/* The source VM and its snapshot; create latency measured on it. */
 	proc src;
 	spawn(&src, 0, cold_args);
-	if (first_byte(&src, src.t_spawn) < 0 || http(src.sock, "PATCH", "/vm", "{\"state\":\"Paused\"}") != 204) {
+	if (first_byte_cold(&src, src.t_spawn) < 0 || http(src.sock, "PATCH", "/vm", "{\"state\":\"Paused\"}") != 204) {
 		stop(&src); /* not left running */
 		rmdir(dir);
-		die(1, "vmm_snapshot: source VM did not start (no output within 10 s)");
+		die(1, "vmm_snapshot: source VM did not start (no output within 60 s)");
 	}
 	vec create = {0};
 	snprintf(body, sizeof body, "{\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}", st, mf);
@@ -260,6 +290,7 @@ int main(int argc, char **argv)
 		const char *const *extra;
 		bool fds;
 		vec api, spawn_api, first, spawn_first;
+		vmm_steps took;
 	} var[3] = {{.name = "", .exe = vmm}, {.name = "_jailed", .exe = vmm, .extra = jail_args, .fds = true},
 		    {.name = "_peer_main", .exe = peer}};
 	int nvar = peer ? 3 : 2;
@@ -299,14 +330,14 @@ int main(int argc, char **argv)
 					push(&var[vi].first, fb);
 					push(&var[vi].spawn_first, (double)(t0 - p.t_spawn) / 1000.0 + fb);
 				}
-				stop(&p);
+				stop_steps(&p, verify ? NULL : &var[vi].took);
 			}
 		}
 		exe = vmm;
 		/* Peer: cold boot of the same guest, interleaved. */
 		proc c;
 		spawn(&c, 2, cold_args);
-		double fb = first_byte(&c, c.t_spawn);
+		double fb = first_byte_cold(&c, c.t_spawn);
 		if (fb < 0)
 			fails++;
 		else
@@ -340,7 +371,7 @@ int main(int argc, char **argv)
 	measure_stop(fp, forks, &frss, &fpss);
 	for (int i = 0; i < ncold; i++) {
 		spawn(&fp[i], 100 + i, cold_args);
-		if (first_byte(&fp[i], fp[i].t_spawn) < 0 || http(fp[i].sock, "PATCH", "/vm", "{\"state\":\"Paused\"}") != 204)
+		if (first_byte_cold(&fp[i], fp[i].t_spawn) < 0 || http(fp[i].sock, "PATCH", "/vm", "{\"state\":\"Paused\"}") != 204)
 			fails++;
 	}
 	measure_stop(fp, ncold, &crss, &cpss);
@@ -352,7 +383,8 @@ int main(int argc, char **argv)
 	cleanup_free char *ci = NULL;
 	size_t cl = 0;
 	bool hw = read_file("/proc/cpuinfo", 16u << 20, &ci, &cl, NULL) == 0 && (strstr(ci, " vmx") || strstr(ci, " svm"));
-	printf("{\n  \"bench\": \"vmm_snapshot\",\n  \"guest\": \"tests/guest/fillcounter.S (32 MiB dirtied)\",\n"
+	printf("{\n  \"bench\": \"vmm_snapshot\",\n  \"guest\": \"tests/guest/fillburst.S (32 MiB dirtied, prints without delay)\",\n"
+	       "  \"ready\": \"restore_load_to_first_guest_output: the restored guest's first serial byte\",\n"
 	       "  \"mem_mib\": %d,\n  \"runs\": %d,\n  \"failures\": %d,\n  \"host_kvm\": \"%s\",\n  \"latency_us\": {\n",
 	       mem, runs, fails, hw ? "hardware (vmx/svm)" : "PVM (no vmx/svm: guest ring 0 emulated)");
 	print_vec("snapshot_create", &create, true);
@@ -370,6 +402,12 @@ int main(int argc, char **argv)
 	print_vec("restore_verified_load_to_first_guest_output", &load_first_verified, true);
 	print_vec("fork_spawn_and_load_each", &fork_each, true);
 	print_vec("peer_cold_boot_spawn_to_first_guest_output", &cold, false);
+	printf("  },\n  \"restore_step_took_us\": {\n");
+	for (int k = 0; k < nvar; k++) {
+		char nm[96];
+		snprintf(nm, sizeof nm, "restore%s", var[k].name);
+		vmm_steps_print("    ", nm, &var[k].took, k + 1 < nvar);
+	}
 	double pss_per_fork_mib = (double)fpss / forks / 1024.0;
 	double host_per_fork_mib = (double)(avail0 - avail1) / forks / 1024.0;
 	printf("  },\n  \"memory\": {\n    \"forks\": %d,\n    \"fork_total_ms\": %.1f,\n"

@@ -5,9 +5,11 @@
  *   jail_start  (first thing after the command line is parsed): new pid, IPC and UTS
  *               namespaces and a fork; the child is the VMM (pid 1 of its pid namespace, in a
  *               mount namespace of its own); this process stays as the relay and, while the
- *               child opens its files and builds the VM, makes (only on kernels without
- *               Landlock ABI 6, see below) a new network namespace and says 'n' on a pipe. It
- *               holds the pipe open for its lifetime: EOF tells the child the relay is gone.
+ *               child opens its files and builds the VM, creates the cgroup silo/<name>
+ *               (memory = guest RAM + VMM overhead, CPU = vCPUs + 1, pids) and says 'c' on a
+ *               pipe, then makes (only on kernels without Landlock ABI 6, see below) a new
+ *               network namespace and says 'n'. It holds the pipe open for its lifetime: EOF
+ *               tells the child the relay is gone.
  *   network     the VMM can only create AF_UNIX sockets and never bind after the jail
  *               (seccomp); path sockets resolve in its read-only root. What is left is
  *               connecting to the host's abstract unix sockets: Landlock ABI >= 6 scopes
@@ -16,12 +18,13 @@
  *               --netns PATH joins a namespace made beforehand, as Firecracker's jailer;
  *               --netns new asks for a new one even where Landlock would do.
  *   jail_enter  (in the child's main thread, once every host file, socket and /dev/kvm is
- *               open; another thread may be building the VM): create the cgroup silo/<name>
- *               (memory = guest RAM + VMM overhead, CPU = vCPUs + 1, pids) and join it, make /
- *               private, bind the jail directory onto itself read-only/nosuid/nodev/noexec,
- *               pivot_root into it (a thread detaches the old root meanwhile: an RCU grace
- *               period), rlimits, clear the capability bounding set, wait for the old root to
- *               be detached, wait for 'n', join the network namespace, drop to the jail's
+ *               open; another thread may be building the VM): open the cgroup hierarchies'
+ *               roots, make / private, bind the jail directory onto itself
+ *               read-only/nosuid/nodev/noexec, pivot_root into it (a child process detaches
+ *               the old root meanwhile; its umount2 then waits for an RCU grace period),
+ *               rlimits, clear the capability bounding set, wait for the old root to be
+ *               detached, wait for 'c' and join the cgroup through those descriptors (then
+ *               closed), wait for 'n', join the network namespace, drop to the jail's
  *               uid/gid (no supplementary groups), clear every capability set,
  *               PR_SET_PDEATHSIG again (a credential change resets it), no_new_privs, the
  *               Landlock scopes, then the seccomp allow-list (seccomp_allowlist.h, compiled at
@@ -34,9 +37,10 @@
  * Rules: jail_start runs single-threaded. Credentials, the seccomp filter and Landlock
  * scopes are per thread: jail_enter changes the calling (main) thread, and every thread
  * it starts afterwards (vCPUs, API, vsock) inherits them. Threads started before it (the
- * VM builder, the CPUID fetch, the root detacher) keep root and must only touch KVM fds and
- * their own work, and end before the guest runs or the API reads a request: main joins
- * them first. The VMM never regains anything: no capabilities, a uid of its own (with
+ * VM builder, the CPUID fetch) keep root and must only touch KVM fds and their own work,
+ * and end before the guest runs or the API reads a request: main joins them first. The
+ * old root is detached by a child process (detach_old_root), which may still wait in its
+ * umount2 for a grace period after the jail is entered; it shares no memory with the VMM. The VMM never regains anything: no capabilities, a uid of its own (with
  * --uid), no way back out of the jail root, no new privileges.
  */
 #include <errno.h>
@@ -47,7 +51,6 @@
 #include <linux/seccomp.h>
 #include <grp.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -58,6 +61,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -87,12 +91,12 @@ static struct {
 	enum netns_mode net;
 	char cg_name[128];
 	cg_set cg;
+	int cg_root_fd[CG_MAX]; /* child: the cgroup hierarchies' roots, until it joined */
 	pid_t relay_pid; /* host pid of the relay */
 	int ready_rd;    /* child: the relay's pipe ('n', then EOF when the relay is gone) */
 	int netns_fd;    /* child: the network namespace to join (opened before pivot_root) */
-	pthread_t umount_thread; /* child: detaches the old root (an RCU grace period) meanwhile */
-	bool umount_started;
-	int umount_err;
+	pid_t umount_pid;        /* child: the process detaching the old root (finish_root) */
+	int umount_err;          /* -errno of a detach done without that process */
 } J = {.ready_rd = -1, .netns_fd = -1};
 
 static pid_t jail_child;
@@ -115,8 +119,8 @@ static cg_limits jail_limits(void)
 			   .cpu_millis = (uint32_t)(J.o.vcpus + 1) * 1000, .pids_max = JAIL_PIDS_MAX, .no_freezer = true};
 }
 
-/* The relay: the network namespace for the child (on kernels without Landlock scopes), then
- * wait for it and remove what it cannot. Never returns. */
+/* The relay: the child's cgroup, the network namespace for the child (on kernels without
+ * Landlock scopes), then wait for it and remove what it cannot. Never returns. */
 static __attribute__((noreturn)) void relay_main(pid_t child, int ready_wr)
 {
 	jail_child = child;
@@ -126,8 +130,17 @@ static __attribute__((noreturn)) void relay_main(pid_t child, int ready_wr)
 	silo_error err = {0};
 	char ebuf[1024];
 	bool ok = true;
+	/* the child's cgroup, made here while the child starts (it joins it itself: 'c') */
+	cg_limits lim = jail_limits();
+	if (cg_create(J.cg_name, &lim, &J.cg, &err) < 0) {
+		silo_error_prefix(&err, "jail: cgroup silo/%s", J.cg_name);
+		ok = false;
+	} else if (write(ready_wr, "c", 1) != 1) {
+		silo_fail(&err, SILO_ERR_INTERNAL, errno, "jail: tell the VMM");
+		ok = false;
+	}
 	/* the child joins this namespace (setns): created here, in parallel with its start */
-	if (J.net == NET_NEW && unshare(CLONE_NEWNET) < 0) {
+	if (ok && J.net == NET_NEW && unshare(CLONE_NEWNET) < 0) {
 		silo_fail(&err, SILO_ERR_PROVIDER_UNAVAILABLE, errno, "jail: new network namespace");
 		ok = false;
 	}
@@ -253,36 +266,52 @@ static int wait_relay(char want, silo_error *err)
 		;
 	if (n != 1 || b != want)
 		return silo_fail(err, SILO_ERR_PROVIDER_UNAVAILABLE, 0,
-				 "jail: the relay could not set up the network namespace (its message is above)");
+				 "jail: the relay could not set up the cgroup or the network namespace (its message is above)");
 	return 0;
 }
 
-/* Before pivot_root, in the main thread: create the cgroup and move this thread into it (v1:
- * the "tasks" file with "0" moves the calling thread without the global threadgroup lock
- * that cgroup.procs - or any write naming another task - takes: an RCU grace period, up to
- * tens of ms on a busy host). Threads this one starts later are born in it; a thread that
- * already runs (the VM builder) stays where it is and ends soon. Nothing of the guest is in
- * memory yet: every page it touches is charged here. */
-static int create_and_join_cgroup(silo_error *err)
+/* The cgroup: the relay makes it (relay_main) while this process starts; the main thread
+ * joins it through the "tasks" file with "0" (v1), which moves the calling thread without the
+ * global threadgroup lock that cgroup.procs - or any write naming another task - takes (an
+ * RCU grace period, up to tens of ms on a busy host). It joins after pivot_root, through
+ * descriptors of the hierarchies' roots opened before (open_cgroup_roots; closed once
+ * joined, before the privileges are dropped). Threads this one starts later are born in it;
+ * a thread that already runs (the VM builder) stays where it is and ends soon. Nothing of the
+ * guest is in memory yet: every page it touches is charged here. */
+static int open_cgroup_roots(silo_error *err)
 {
-	cg_limits lim = jail_limits();
-	if (cg_create(J.cg_name, &lim, &J.cg, err) < 0) {
-		silo_error_prefix(err, "jail: cgroup silo/%s", J.cg_name);
-		return -1;
-	}
+	cg_paths(J.cg_name, &J.cg);
+	if (J.cg.freeze_v1) /* as cg_create with no_freezer (jail_limits): not made */
+		J.cg.n--;
+	size_t tail = strlen("/silo/") + strlen(J.cg_name);
 	for (int i = 0; i < J.cg.n; i++) {
-		char p[PATH_MAX + 16];
-		snprintf(p, sizeof p, "%s/%s", J.cg.path[i], J.cg.v2 ? "cgroup.procs" : "tasks");
-		int fd = open(p, O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write(fd, "0", 1) != 1) {
-			int e = errno;
-			if (fd >= 0)
-				close(fd);
-			return silo_fail(err, SILO_ERR_IO_ERROR, e, "jail: join cgroup %s", p);
-		}
-		close(fd);
+		size_t len = strlen(J.cg.path[i]);
+		char root[PATH_MAX];
+		snprintf(root, sizeof root, "%.*s", (int)(len > tail ? len - tail : 0), J.cg.path[i]);
+		J.cg_root_fd[i] = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (J.cg_root_fd[i] < 0)
+			return silo_fail(err, SILO_ERR_IO_ERROR, errno, "jail: cgroup hierarchy %s", root);
 	}
 	return 0;
+}
+
+static int join_cgroup(silo_error *err)
+{
+	if (wait_relay('c', err) < 0)
+		return -1;
+	int rc = 0;
+	for (int i = 0; i < J.cg.n; i++) {
+		char p[PATH_MAX];
+		snprintf(p, sizeof p, "silo/%s/%s", J.cg_name, J.cg.v2 ? "cgroup.procs" : "tasks");
+		int fd = rc ? -1 : openat(J.cg_root_fd[i], p, O_WRONLY | O_CLOEXEC);
+		if (!rc && (fd < 0 || write(fd, "0", 1) != 1))
+			rc = silo_fail(err, SILO_ERR_IO_ERROR, errno, "jail: join cgroup %s", J.cg.path[i]);
+		if (fd >= 0)
+			close(fd);
+		close(J.cg_root_fd[i]);
+		J.cg_root_fd[i] = -1;
+	}
+	return rc;
 }
 
 /* Before pivot_root: what names the network namespace to join (--netns, or the relay's
@@ -322,26 +351,57 @@ static int join_netns(silo_error *err)
 	return 0;
 }
 
-/* After pivot_root(".", ".") the old root is stacked on the new one: detaching it waits for
- * an RCU grace period (0.3-0.7 ms here), so a thread does it while the start-up goes on;
- * jail_enter waits for it before dropping privileges (until then "/" still shows
- * the host, and nothing is opened by path). */
-static void *detach_old_root(void *arg)
+/* After pivot_root(".", ".") the old root is stacked on the new one, reachable as "/.." (the
+ * only path that crosses into it). umount2(".", MNT_DETACH) removes it from the mount tree
+ * at once, then waits for an RCU grace period before it frees the old tree and returns
+ * (0.1-0.7 ms on an idle host, 20-30 ms on a loaded one). So a child process detaches it
+ * and jail_enter waits only for the detach itself: until "/.." is "/" (finish_root).
+ * A process, not a thread: it keeps root (no seccomp filter) while the guest may already
+ * run, and must share no memory with the VMM the guest could corrupt. It is forked from a
+ * multithreaded process, so it makes raw system calls only; it is in the jail's pid
+ * namespace and cgroup, exits after its umount2 and is reaped by the kernel (SIGCHLD is
+ * ignored: the VMM has no other child). */
+static int detach_old_root(void)
 {
-	(void)arg;
-	J.umount_err = umount2(".", MNT_DETACH) < 0 ? errno : 0;
-	return NULL;
+	signal(SIGCHLD, SIG_IGN); /* the kernel reaps it: wait4 is not in the seccomp allow-list */
+	J.umount_pid = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
+	if (J.umount_pid == 0) {
+		long r = syscall(SYS_umount2, ".", MNT_DETACH);
+		syscall(SYS_exit_group, r < 0 ? 1 : 0);
+	}
+	if (J.umount_pid > 0)
+		return 0;
+	/* no child: detach here, waiting for the grace period */
+	return umount2(".", MNT_DETACH) < 0 ? -errno : 0;
+}
+
+/* The old root is gone from "/" once ".." of the root is the root itself. */
+static bool old_root_detached(void)
+{
+	struct stat r, up;
+	return stat("/", &r) == 0 && stat("/..", &up) == 0 && r.st_dev == up.st_dev && r.st_ino == up.st_ino;
 }
 
 static int finish_root(silo_error *err)
 {
-	if (J.umount_started) {
-		pthread_join(J.umount_thread, NULL);
-		J.umount_started = false;
+	for (;;) {
+		if (old_root_detached())
+			break;
+		int st, e = J.umount_err;
+		/* the child ended (or there was none) and the old root is still there: it failed */
+		pid_t w = J.umount_pid > 0 ? waitpid(J.umount_pid, &st, WNOHANG) : 0;
+		if (e || w == J.umount_pid || (w < 0 && errno == ECHILD)) {
+			J.umount_pid = 0;
+			if (old_root_detached())
+				break;
+			return silo_fail(err, SILO_ERR_INTERNAL, e < 0 ? -e : 0, "jail: detach the old root from %s",
+					 J.o.dir);
+		}
+		struct timespec ts = {0, 20 * 1000};
+		nanosleep(&ts, NULL);
 	}
-	if (J.umount_err || chdir("/") < 0)
-		return silo_fail(err, SILO_ERR_INTERNAL, J.umount_err ? J.umount_err : errno,
-				 "jail: detach the old root from %s", J.o.dir);
+	if (chdir("/") < 0)
+		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: chdir / in %s", J.o.dir);
 	return 0;
 }
 
@@ -358,9 +418,7 @@ static int enter_root(silo_error *err)
 		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: bind %s", dir);
 	if (chdir(dir) < 0 || syscall(SYS_pivot_root, ".", ".") < 0)
 		return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: pivot_root into %s", dir);
-	J.umount_started = pthread_create(&J.umount_thread, NULL, detach_old_root, NULL) == 0;
-	if (!J.umount_started)
-		detach_old_root(NULL);
+	J.umount_err = detach_old_root();
 	return 0;
 }
 
@@ -433,16 +491,16 @@ static int install_seccomp(silo_error *err)
 
 int jail_enter(silo_error *err)
 {
-	if (create_and_join_cgroup(err) < 0)
-		return -1;
-	vmm_step("jail_cgroup");
-	if (open_netns(err) < 0 || enter_root(err) < 0)
+	if (open_cgroup_roots(err) < 0 || open_netns(err) < 0 || enter_root(err) < 0)
 		return -1;
 	vmm_step("jail_pivot_root");
 	/* the bounding set needs CAP_SETPCAP: cleared while we still have it */
 	if (set_limits(err) < 0 || jail_clear_bounding(err) < 0 || finish_root(err) < 0)
 		return -1;
 	vmm_step("jail_root_detached");
+	if (join_cgroup(err) < 0)
+		return -1;
+	vmm_step("jail_cgroup");
 	if (wait_relay('n', err) < 0 || join_netns(err) < 0 || drop_privileges(err) < 0 || landlock_scope(err) < 0)
 		return -1;
 	vmm_step("jail_uid_caps");

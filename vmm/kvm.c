@@ -28,20 +28,39 @@ uint64_t vmm_now_ns(void)
 
 static struct {
 	const char *name;
-	uint64_t ns;
+	uint64_t ns, took;
 } steps[VMM_MAX_STEPS];
 static atomic_int nsteps;
+static _Atomic uint64_t last_step_ns;
+static __thread uint64_t thread_prev_ns; /* this thread's previous step (0: none yet) */
+
+void vmm_steps_begin(uint64_t t0)
+{
+	thread_prev_ns = t0;
+	atomic_store(&last_step_ns, t0);
+}
+
+void vmm_step_thread_begin(void)
+{
+	thread_prev_ns = vmm_now_ns();
+}
 
 void vmm_step(const char *name)
 {
+	uint64_t now = vmm_now_ns();
+	/* a thread that did not begin its own chain (a vCPU) counts from the last step of all */
+	uint64_t prev = thread_prev_ns ? thread_prev_ns : atomic_load(&last_step_ns);
+	thread_prev_ns = now;
+	atomic_store(&last_step_ns, now);
 	int i = atomic_fetch_add(&nsteps, 1);
 	if (i < VMM_MAX_STEPS) {
-		steps[i].ns = vmm_now_ns();
+		steps[i].ns = now;
+		steps[i].took = now > prev ? now - prev : 0;
 		steps[i].name = name;
 	}
 }
 
-void vmm_steps_json(uint64_t t0, char *buf, size_t len)
+void vmm_steps_json(uint64_t t0, bool took, char *buf, size_t len)
 {
 	size_t n = 0;
 	int k = atomic_load(&nsteps);
@@ -49,8 +68,8 @@ void vmm_steps_json(uint64_t t0, char *buf, size_t len)
 		k = VMM_MAX_STEPS;
 	buf[0] = '\0';
 	for (int i = 0; i < k && n < len; i++) {
-		int w = snprintf(buf + n, len - n, "%s\"%s\":%llu", i ? "," : "", steps[i].name,
-				 (unsigned long long)(steps[i].ns > t0 ? (steps[i].ns - t0) / 1000 : 0));
+		uint64_t us = took ? steps[i].took / 1000 : steps[i].ns > t0 ? (steps[i].ns - t0) / 1000 : 0;
+		int w = snprintf(buf + n, len - n, "%s\"%s\":%llu", i ? "," : "", steps[i].name, (unsigned long long)us);
 		if (w < 0 || (size_t)w >= len - n) {
 			buf[n] = '\0';
 			break;
@@ -179,7 +198,8 @@ static void cpuid_cache_write(const struct kvm_cpuid2 *c)
 
 static void *cpuid_fetch(void *arg)
 {
-	(void)arg;
+	if (arg)
+		vmm_step_thread_begin(); /* its own thread */
 	struct kvm_cpuid2 *c = calloc(1, sizeof *c + CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2));
 	int fd = vmm_kvm_fd(NULL);
 	if (!c) {
@@ -222,7 +242,7 @@ void vm_prefetch_cpuid(void)
 	cpuid_cache.dirfd = cpuid_make_key(&cpuid_cache.key) ? cpuid_cache_dir() : -1;
 	if (cpuid_cache.dirfd >= 0 && (cpuid_cache.table = cpuid_cache_read()))
 		return;
-	if (pthread_create(&cpuid_cache.thread, NULL, cpuid_fetch, NULL) == 0)
+	if (pthread_create(&cpuid_cache.thread, NULL, cpuid_fetch, "thread") == 0)
 		cpuid_cache.started = true;
 }
 
@@ -310,10 +330,11 @@ int vm_create(vm *v, const vm_config *cfg, silo_error *err)
 	if (cfg->irqchip) {
 		if (ioctl(v->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 			return silo_fail(err, SILO_ERR_INTERNAL, errno, "KVM_CREATE_IRQCHIP");
+		vmm_step("irqchip");
 		struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
 		if (ioctl(v->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 			return silo_fail(err, SILO_ERR_INTERNAL, errno, "KVM_CREATE_PIT2");
-		vmm_step("irqchip_pit");
+		vmm_step("pit");
 	}
 	if (fetch_cpuid(v, err) < 0)
 		return -1;

@@ -208,6 +208,7 @@ typedef struct build_job {
 static void *build_thread(void *arg)
 {
 	build_job *j = arg;
+	vmm_step_thread_begin();
 	j->rc = build_vm(j->v, j->cfg, j->fc, NULL, &j->err);
 	return NULL;
 }
@@ -413,6 +414,7 @@ static int preopen(const vmm_file_config *fc, const char *payload, bool boot_now
 int main(int argc, char **argv)
 {
 	uint64_t t0 = vmm_now_ns();
+	vmm_steps_begin(t0);
 	vm_config cfg = {.irqchip = true, .serial_log_max = SERIAL_LOG_MAX_DEFAULT};
 	const char *payload = NULL;
 	enum { OPT_NO_IRQCHIP = 256, OPT_TIMEOUT, OPT_BOOT_TIMER, OPT_SERIAL, OPT_DRIVE, OPT_RNG, OPT_INITRD, OPT_CMDLINE, OPT_VSOCK, OPT_VSOCK_CID, OPT_JAIL, OPT_CONFIG, OPT_API, OPT_ID, OPT_SERIAL_MAX,
@@ -619,6 +621,7 @@ int main(int argc, char **argv)
 	}
 
 	status = 1;
+	vmm_step("config_parsed");
 	const char *cleanup[3] = {NULL, NULL, NULL};
 	int nc = 0;
 	if (api_path)
@@ -687,6 +690,7 @@ int main(int argc, char **argv)
 			if (threaded)
 				pthread_join(bt, NULL);
 			vm_cpuid_join();
+			vmm_step("vm_joined");
 			if (job.rc < 0) {
 				if (jr == 0)
 					err = job.err;
@@ -728,25 +732,28 @@ int main(int argc, char **argv)
 		vm_request_stop(&v, VM_EXIT_ERROR, 1);
 		fprintf(stderr, "silo-vmm: %s\n", silo_error_str(&err, ebuf, sizeof ebuf));
 	}
-	vm_exit_reason r = vm_run_until_stop(&v);
+	vm_exit_reason r = vm_run(&v);
 	int code = atomic_load(&v.exit_code);
 	uint64_t exits = 0;
 	for (int i = 0; i < v.nvcpus; i++)
 		exits += v.vcpus[i].exits;
 	unsigned long long tb = atomic_load(&v.t_boot_timer), tp = atomic_load(&v.t_first_post);
-	char steps[1024];
-	vmm_steps_json(t0, steps, sizeof steps);
-	/* first_post_mono_us: CLOCK_MONOTONIC of the first guest instruction, for a caller that
-	 * timed its fork() (bench/vmm_boot.c); steps: us since process start (docs/vmm.md) */
+	char steps[1024], took[1024];
+	vmm_steps_json(t0, false, steps, sizeof steps);
+	vmm_steps_json(t0, true, took, sizeof took);
+	/* process_start_mono_us, first_post_mono_us: CLOCK_MONOTONIC of main() and of the first
+	 * guest instruction, for a caller that timed its fork() (bench/vmm_boot.c: exec); steps:
+	 * us since process start, step_us: what each took (docs/vmm.md "Start-up") */
 	fprintf(stderr,
 		"silo-vmm: metrics {\"exit_reason\":\"%s\",\"exit_code\":%d,\"vm_setup_us\":%llu,"
-		"\"first_post_us\":%lld,\"first_post_mono_us\":%lld,\"boot_timer_us\":%lld,"
-		"\"boot_timer_since_process_us\":%lld,\"exits\":%llu,\"unhandled_io\":%llu,\"jailed\":%s,"
-		"\"steps\":{%s}}\n",
+		"\"first_post_us\":%lld,\"process_start_mono_us\":%llu,\"first_post_mono_us\":%lld,"
+		"\"boot_timer_us\":%lld,\"boot_timer_since_process_us\":%lld,\"exits\":%llu,\"unhandled_io\":%llu,"
+		"\"jailed\":%s,\"steps\":{%s},\"step_us\":{%s}}\n",
 		vm_exit_reason_name(r), code, (unsigned long long)((v.t_vm_start - t0) / 1000),
-		tp ? (long long)((tp - v.t_vm_start) / 1000) : -1LL, tp ? (long long)(tp / 1000) : -1LL,
-		tb ? (long long)((tb - v.t_vm_start) / 1000) : -1LL, tb ? (long long)((tb - t0) / 1000) : -1LL,
-		(unsigned long long)exits, (unsigned long long)v.bus.unhandled, jail_dir ? "true" : "false", steps);
+		tp ? (long long)((tp - v.t_vm_start) / 1000) : -1LL, (unsigned long long)(t0 / 1000),
+		tp ? (long long)(tp / 1000) : -1LL, tb ? (long long)((tb - v.t_vm_start) / 1000) : -1LL,
+		tb ? (long long)((tb - t0) / 1000) : -1LL, (unsigned long long)exits, (unsigned long long)v.bus.unhandled,
+		jail_dir ? "true" : "false", steps, took);
 	switch (r) {
 	case VM_EXIT_DEBUG_EXIT: status = code; break;
 	case VM_EXIT_TIMEOUT: status = 124; break;

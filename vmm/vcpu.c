@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0
  * vCPUs: creation (CPUID, MSRs, LAPIC LINT pins, FPU), initial registers for
  * each boot mode, and the run loop that dispatches exits to the bus.
+ * Threads: vCPU 0 runs on the thread that started the VM (vm_run; the guest's first
+ * instruction waits for no thread to be scheduled), every other vCPU on a thread of its
+ * own; while vCPU 0 runs, a "stop" thread waits for stop requests (vm_request_stop wakes
+ * it with SIGUSR2; SIGTERM/SIGINT; the timeout) and kicks vCPU 0 out with SIGUSR1 +
+ * immediate_exit. Pause parks every vCPU, vCPU 0 included, on pause_cv.
  */
 #include <errno.h>
 #include <linux/kvm.h>
@@ -226,18 +231,12 @@ static void handle_io(vcpu *c)
 			   run->io.direction == KVM_EXIT_IO_OUT);
 }
 
-static void *vcpu_thread(void *arg)
+/* The run loop of one vCPU, on its own thread or (vCPU 0) on the thread that started the
+ * VM (vm_run). Returns once the VM stops. SIGUSR1 (the kick) must be unblocked. */
+static void vcpu_loop(vcpu *c)
 {
-	vcpu *c = arg;
 	vm *v = c->vm;
 	tls_run = c->run;
-	sigset_t s;
-	sigemptyset(&s);
-	sigaddset(&s, SIGUSR1);
-	pthread_sigmask(SIG_UNBLOCK, &s, NULL);
-	char name[16];
-	snprintf(name, sizeof name, "vcpu%d", c->index);
-	pthread_setname_np(pthread_self(), name);
 	while (!atomic_load(&v->stopping)) {
 		if (atomic_load(&v->pause_req)) {
 			pthread_mutex_lock(&v->pause_lock);
@@ -306,6 +305,25 @@ static void *vcpu_thread(void *arg)
 			break;
 		}
 	}
+	tls_run = NULL;
+}
+
+static void kick_mask(int how)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGUSR1);
+	pthread_sigmask(how, &s, NULL);
+}
+
+static void *vcpu_thread(void *arg)
+{
+	vcpu *c = arg;
+	kick_mask(SIG_UNBLOCK);
+	char name[16];
+	snprintf(name, sizeof name, "vcpu%d", c->index);
+	pthread_setname_np(pthread_self(), name);
+	vcpu_loop(c);
 	return NULL;
 }
 
@@ -318,7 +336,11 @@ int vcpus_start(vm *v, silo_error *err)
 	sigaction(SIGUSR1, &sa, NULL);
 	v->main_thread = pthread_self(); /* vm_request_stop wakes it; the VM may have been built by another thread */
 	v->t_vm_start = vmm_now_ns();
-	for (int i = 0; i < v->nvcpus; i++) {
+	/* vCPU 0 runs on this thread once it calls vm_run: the guest's first instruction does not
+	 * wait for a new thread to be scheduled (up to tens of ms on a loaded host) */
+	v->vcpus[0].thread = pthread_self();
+	v->vcpus[0].on_caller = v->vcpus[0].started = true;
+	for (int i = 1; i < v->nvcpus; i++) {
 		vcpu *c = &v->vcpus[i];
 		int e = pthread_create(&c->thread, NULL, vcpu_thread, c);
 		if (e) {
@@ -414,6 +436,12 @@ void vcpus_stop_and_join(vm *v)
 		vcpu *c = &v->vcpus[i];
 		if (!c->started)
 			continue;
+		if (c->on_caller) {
+			/* vCPU 0 on the caller's thread: vm_run has returned from its loop, or it
+			 * never entered it (a start that failed after vcpus_start) */
+			c->started = c->on_caller = false;
+			continue;
+		}
 		/* Kick until the thread leaves KVM_RUN (the signal can race the ioctl entry). */
 		for (;;) {
 			pthread_kill(c->thread, SIGUSR1);
@@ -425,7 +453,8 @@ void vcpus_stop_and_join(vm *v)
 	}
 }
 
-vm_exit_reason vm_run_until_stop(vm *v)
+/* Wait for a stop request (device, vCPU, signal, timeout) on this thread. */
+static void wait_for_stop(vm *v)
 {
 	sigset_t s = sigset_of(SIGUSR2, SIGINT, SIGTERM, 0);
 	uint64_t deadline = v->cfg.timeout_ms ? v->t_vm_start + v->cfg.timeout_ms * 1000000ULL : 0;
@@ -445,6 +474,43 @@ vm_exit_reason vm_run_until_stop(vm *v)
 		int sig = sigtimedwait(&s, &si, &ts);
 		if (sig == SIGINT || sig == SIGTERM)
 			vm_request_stop(v, VM_EXIT_SIGNAL, 0);
+	}
+}
+
+/* vm_run's stop waiter: waits, then gets vCPU 0 out of KVM_RUN (or its pause wait) on the
+ * thread that runs it, kicking until that thread says it left its loop. */
+static void *stop_waiter(void *arg)
+{
+	vm *v = arg;
+	pthread_setname_np(pthread_self(), "stop");
+	atomic_store(&v->main_thread, pthread_self()); /* then exit_reason is checked: no request is lost */
+	wait_for_stop(v);
+	atomic_store(&v->stopping, true);
+	while (!atomic_load(&v->vcpu0_left)) {
+		pthread_mutex_lock(&v->pause_lock);
+		pthread_cond_broadcast(&v->pause_cv);
+		pthread_mutex_unlock(&v->pause_lock);
+		pthread_kill(v->vcpus[0].thread, SIGUSR1);
+		struct timespec ts = {0, 2 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+vm_exit_reason vm_run(vm *v)
+{
+	pthread_t w;
+	int e = pthread_create(&w, NULL, stop_waiter, v);
+	if (e) {
+		fprintf(stderr, "silo-vmm: stop waiter thread: %s\n", strerror(e));
+		vm_request_stop(v, VM_EXIT_ERROR, 1);
+	} else {
+		/* a kick pending from before (a pause) is taken here: the loop checks the flags first */
+		kick_mask(SIG_UNBLOCK);
+		vcpu_loop(&v->vcpus[0]);
+		kick_mask(SIG_BLOCK);
+		atomic_store(&v->vcpu0_left, true);
+		pthread_join(w, NULL);
 	}
 	vcpus_stop_and_join(v);
 	return (vm_exit_reason)atomic_load(&v->exit_reason);

@@ -107,6 +107,7 @@ typedef struct vcpu {
 	size_t run_size;
 	pthread_t thread;
 	bool started;
+	bool on_caller; /* vCPU 0: runs on the thread that calls vm_run, not a thread of its own */
 	uint64_t exits;
 } vcpu;
 
@@ -159,7 +160,8 @@ typedef struct vm {
 	atomic_int exit_reason;
 	atomic_int exit_code;
 	atomic_bool stopping;
-	pthread_t main_thread;
+	_Atomic(pthread_t) main_thread; /* woken (SIGUSR2) by vm_request_stop: vm_run's stop thread */
+	atomic_bool vcpu0_left;         /* vm_run: vCPU 0 left its loop on the caller's thread */
 	/* Pause (PATCH /vm): vCPU threads park on pause_cv between KVM_RUN calls. */
 	pthread_mutex_t pause_lock;
 	pthread_cond_t pause_cv;
@@ -191,8 +193,10 @@ void vcpus_stop_and_join(vm *v);
 int vm_pause(vm *v, int timeout_ms, silo_error *err);
 void vm_resume(vm *v);
 bool vm_is_paused(vm *v);
-/* Wait until the VM stops (signal, device, timeout). Returns the reason. */
-vm_exit_reason vm_run_until_stop(vm *v);
+/* Run vCPU 0 on this thread (the one that called vcpus_start; the others have threads of
+ * their own) until the VM stops (signal, device, timeout: a "stop" thread waits for those
+ * requests meanwhile), then join every vCPU. Returns the reason. */
+vm_exit_reason vm_run(vm *v);
 
 /* boot/loader.c */
 typedef enum payload_kind { PAYLOAD_FLAT, PAYLOAD_ELF64, PAYLOAD_PVH, PAYLOAD_BZIMAGE } payload_kind;
@@ -261,10 +265,15 @@ int boot_timer_attach(vm *v, silo_error *err);
 int debug_exit_attach(vm *v, silo_error *err);
 
 uint64_t vmm_now_ns(void);
-/* Start-up steps: record a named timestamp (any thread; the names must be string literals);
- * the metrics line prints them as "steps":{"name":us since t0,...}. */
+/* Start-up steps: record a named timestamp (any thread; the names must be string literals)
+ * and how long the step took: since the same thread's previous step, or since
+ * vmm_step_thread_begin in a helper thread, or (a thread without either: a vCPU) since
+ * the last step of any thread. The metrics line prints them as "steps":{"name":us since
+ * t0,...} and "step_us":{"name":us it took,...}. vmm_steps_begin(t0) starts main's chain. */
 #define VMM_MAX_STEPS 32
+void vmm_steps_begin(uint64_t t0);
+void vmm_step_thread_begin(void);
 void vmm_step(const char *name);
-void vmm_steps_json(uint64_t t0, char *buf, size_t len);
+void vmm_steps_json(uint64_t t0, bool took, char *buf, size_t len);
 
 #endif

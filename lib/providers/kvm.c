@@ -32,7 +32,9 @@
  * the sandbox outlives a silod restart (reattach finds it by the tag silo-<id> on its
  * command line); the VMM is the relay's only child. No parent-death signal: it follows the
  * thread that forks (in silod, the request's thread, which ends with the request); an owner
- * that dies is handled by its owner record and watchdog (core/owner.c). RUNDIR holds api.sock, serial.log,
+ * that dies is handled by its owner record and watchdog (core/owner.c). Templates
+ * (core/template.c): k_template_identity names silo-vmm, the boot files and the host's KVM;
+ * a template is an ordinary kvm snapshot, restored by k_restore. RUNDIR holds api.sock, serial.log,
  * vmm.log (silo-vmm's stderr), disk.img and jail/ (with jail/vsock.sock: the agent's
  * hybrid vsock socket).
  */
@@ -49,6 +51,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -647,6 +650,44 @@ out:
 	return rc;
 }
 
+/* Templates (lib/core/template.c): what a restore of a template depends on beyond the spec.
+ * The boot files as for qemu (kernel, initramfs with the agent, root disk), silo-vmm itself
+ * (its snapshot format and device model), and the host's KVM: the saved vCPU state (CPUID,
+ * MSRs, XSAVE layout) is only valid on the same kind of CPU and KVM, so the CPU model, the
+ * hardware-virtualization flag and the kernel release are part of it. */
+static int k_template_identity(const vm_spec *spec, char **out, silo_error *err)
+{
+	char bin[PATH_MAX];
+	if (find_helper_binary(VMM_BIN, bin, sizeof bin, err) < 0)
+		return -1;
+	vm_boot_plan bp;
+	bool keyring = false;
+	/* with a keyring: the boot files must match the signed manifest, as for a cold boot */
+	if (vm_plan_boot("", "kvm", spec, true, &keyring, &bp, err) < 0)
+		return -1;
+	struct utsname u;
+	if (uname(&u) < 0)
+		return silo_fail(err, SILO_ERR_INTERNAL, errno, "kvm: uname");
+	char model[256] = "";
+	cleanup_free char *ci = NULL;
+	size_t n = 0;
+	if (read_file("/proc/cpuinfo", 16u << 20, &ci, &n, NULL) == 0) {
+		char *m = strstr(ci, "model name");
+		if (m)
+			snprintf(model, sizeof model, "%.*s", (int)strcspn(m, "\n"), m);
+	}
+	*out = xasprintf("host=%s %s %s\n%s\nkeyring=%d\n", cpu_has_hw_virt() ? "vmx/svm" : "pvm", u.release, u.machine,
+			 model, (int)keyring);
+	if (vm_file_identity("kvm", "silo-vmm", bin, out, err) < 0 || vm_file_identity("kvm", "kernel", bp.kernel, out, err) < 0 ||
+	    vm_file_identity("kvm", "initrd", bp.initrd, out, err) < 0 ||
+	    vm_file_identity("kvm", "rootdisk", bp.rootdisk, out, err) < 0) {
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 static void k_residue(sandbox *sb, char ***out)
 {
 	bool relay = sb->pid > 0 && kill(sb->pid, 0) == 0 && vm_proc_is(sb->pid, VMM_BIN, sb->id) &&
@@ -684,4 +725,5 @@ const provider_ops kvm_provider = {
 	.restore = k_restore,
 	.residue = k_residue,
 	.diagnostics = k_diagnostics,
+	.template_identity = k_template_identity,
 };

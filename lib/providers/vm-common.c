@@ -31,6 +31,22 @@ _Static_assert((uint64_t)NS_IDS_DEFAULT_BASE + (uint64_t)NS_IDS_DEFAULT_SLOTS * 
 
 /* ---------------------------------------------------------------- what boots */
 
+int vm_file_identity(const char *prov, const char *what, const char *path, char **out, silo_error *err)
+{
+	if (!path || !*path)
+		return 0;
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "%s: %s %s", prov, what, path);
+	char *n = xasprintf("%s%s=%s dev=%llu ino=%llu size=%lld mtime=%lld.%09ld ctime=%lld.%09ld\n", *out ? *out : "",
+			    what, path, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+			    (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+			    (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+	free(*out);
+	*out = n;
+	return 0;
+}
+
 int vm_plan_boot(const char *id, const char *prov, const vm_spec *spec, bool kernel_alone, bool *keyring,
 		 vm_boot_plan *bp, silo_error *err)
 {

@@ -39,6 +39,11 @@ typedef struct vm_boot_plan {
 int vm_plan_boot(const char *id, const char *prov, const vm_spec *spec, bool kernel_alone, bool *keyring,
 		 vm_boot_plan *bp, silo_error *err);
 
+/* Templates (provider_ops.template_identity): append "WHAT=PATH dev= ino= size= mtime= ctime="
+ * of one boot file to *out (malloc'd; any rewrite moves the ctime). "" or NULL: nothing.
+ * INVALID_CONFIG naming prov, what and path if it cannot be stat'ed. */
+int vm_file_identity(const char *prov, const char *what, const char *path, char **out, silo_error *err);
+
 /* ---- kernel command line ---- */
 #define VM_CMDLINE_USER_MAX 1024
 /* Compose "<user params> <silo params>" into a malloc'd *out. User parameters that

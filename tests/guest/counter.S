@@ -30,9 +30,11 @@ _start:	outb	%al, $0x80
 	jnz	2b
 	movb	$'\n', %al
 	outb	%al, %dx
+.ifndef NODELAY
 	movl	$20000, %ecx
 3:	decl	%ecx
 	jnz	3b
+.endif
 	cmpq	$0x100000, (%rdi)
 	jb	1b
 	movb	$7, %al

@@ -28,6 +28,7 @@
 #include "harness.h"
 #include "providers/ns.h"
 #include "providers/vm.h"
+#include "snapshot/snapshot.h"
 #include "vmm_test.h"
 
 TEST(probe_says_why)
@@ -415,6 +416,26 @@ TEST(jailed_vmm_runs_unprivileged_and_sees_only_its_files)
 	static const char *const absent[] = {"/etc", "/proc", "/sys", "/dev", "/tmp", "/root", "/run", "/usr"};
 	check_absent_under(root, absent, ARRAY_SIZE(absent));
 	CHECK_INT_EQ(check_mounts_read_only(v), 1); /* one mount: the jail root */
+	/* the old root is detached: ".." of its root is its root (before the detach it led to the
+	 * host's "/"), and the process that detached it (root, outside the seccomp filter) is
+	 * gone: the VMM has no child left */
+	char dot[96], dotdot[96];
+	snprintf(dot, sizeof dot, "%s/.", root);
+	snprintf(dotdot, sizeof dotdot, "%s/..", root);
+	struct stat sd, sdd;
+	REQUIRE(stat(dot, &sd) == 0 && stat(dotdot, &sdd) == 0);
+	CHECK(sd.st_dev == sdd.st_dev && sd.st_ino == sdd.st_ino);
+	char children[96];
+	snprintf(children, sizeof children, "/proc/%d/task/%d/children", (int)v, (int)v);
+	bool childless = false;
+	for (int i = 0; i < 200 && !childless; i++) {
+		cleanup_free char *kids = NULL;
+		size_t kl = 0;
+		childless = read_file(children, 4096, &kids, &kl, NULL) == 0 && kl == 0;
+		if (!childless)
+			usleep(10000);
+	}
+	CHECK(childless);
 	/* no descriptor it holds is a directory (an fd to a host directory would lead out) */
 	char fdd[64];
 	snprintf(fdd, sizeof fdd, "/proc/%d/fd", (int)v);
@@ -825,7 +846,133 @@ TEST(network_socket_reaches_the_jailed_vmm_and_nothing_else)
 	close(stray);
 }
 
+/* Templates (lib/core/template.c) for kvm: template_identity names silo-vmm, the boot files
+ * and the host's KVM; the key moves when the kernel is rewritten (same bytes, new ctime),
+ * network and drives are never templated; and a template is saved and restored the way
+ * sandbox_create does it (tpl_save -> tpl_find -> restore of the held payload), with the
+ * in-tree counter payload as the guest: the restored copy counts on from the template's.
+ * What cannot run here (PVM: Linux does not reach userspace) is the agent handshake that
+ * sandbox_create does around it; that part is the same code as qemu's (template-qemu). */
+TEST(template_saved_and_restored_with_its_identity)
+{
+	need_jail();
+	const provider_ops *p = provider_find("kvm");
+	REQUIRE(p->template_identity);
+	char state[] = "/tmp/silo-kvm-tpl-XXXXXX";
+	REQUIRE(mkdtemp(state));
+	setenv("SILO_STATE_DIR", state, 1);
+	char kernel[4200];
+	snprintf(kernel, sizeof kernel, "%s/counter.elf", state);
+	silo_error err = {0};
+	cleanup_free char *img = NULL;
+	size_t il = 0;
+	REQUIRE(read_file(payload("counter.elf"), 1 << 24, &img, &il, NULL) == 0);
+	REQUIRE(write_file_atomic(kernel, img, il, 0644, &err) == 0);
+	vm_spec spec;
+	memset(&spec, 0, sizeof spec);
+	snprintf(spec.name, sizeof spec.name, "kvmtpl");
+	spec.kernel = kernel;
+	spec.memory_mb = 128;
+	spec.vcpus = 1;
+	cleanup_free char *ident = NULL;
+	REQUIRE(p->template_identity(&spec, &ident, &err) == 0);
+	printf("# identity: %s", ident);
+	CHECK_CONTAINS(ident, "silo-vmm=");
+	CHECK_CONTAINS(ident, kernel);
+	CHECK_CONTAINS(ident, "host=");
+	tpl_plan plan, again, other;
+	REQUIRE(tpl_prepare(p, &spec, &plan, &err) == 0);
+	CHECK(plan.use);
+	REQUIRE(tpl_prepare(p, &spec, &again, &err) == 0);
+	CHECK_STR_EQ(plan.key, again.key);
+	spec.memory_mb = 256; /* another shape: another key */
+	REQUIRE(tpl_prepare(p, &spec, &other, &err) == 0);
+	CHECK(strcmp(plan.key, other.key) != 0);
+	spec.memory_mb = 128;
+	spec.network = true;
+	REQUIRE(tpl_prepare(p, &spec, &other, &err) == 0);
+	CHECK(!other.use);
+	spec.network = false;
+
+	/* save the running counter as the template, as sandbox_create does after ready */
+	static sandbox a, b;
+	spawn_payload(&a, "kvmtpla", "counter.elf");
+	if (jailed_vmm(&a) <= 0) {
+		char lp[4200];
+		snprintf(lp, sizeof lp, "%s/vmm.log", a.rundir);
+		cleanup_free char *log = NULL;
+		size_t ll = 0;
+		read_file(lp, 1 << 16, &log, &ll, NULL);
+		printf("# vmm.log: %s\n", log ? log : "(none)");
+	}
+	REQUIRE(jailed_vmm(&a) > 0);
+	a.ops = p;
+	a.state = SB_RUNNING;
+	spec_copy(&a.spec, &spec);
+	char serial[4200];
+	snprintf(serial, sizeof serial, "%s/serial.log", a.rundir);
+	for (int i = 0; i < 500; i++) {
+		struct stat st;
+		if (stat(serial, &st) == 0 && st.st_size >= 27)
+			break;
+		usleep(10000);
+	}
+	tpl_save(&a, &plan);
+	CHECK(a.template_id[0]);
+	CHECK(sandbox_get_state(&a) == SB_RUNNING); /* resumed after the save */
+	REQUIRE(p->pause(&a, &err) == 0);
+	cleanup_free char *before = NULL;
+	size_t bl = 0;
+	REQUIRE(read_file(serial, 1 << 20, &before, &bl, NULL) == 0);
+	char tid[SILO_ID_MAX], dir[PATH_MAX + 16], hold[PATH_MAX];
+	REQUIRE(tpl_find(plan.key, tid, dir, hold, sizeof hold) == 1);
+	CHECK_STR_EQ(tid, a.template_id);
+	memset(&b, 0, sizeof b);
+	snprintf(b.id, sizeof b.id, "kvmtplb");
+	snprintf(b.rundir, sizeof b.rundir, "/tmp/silo-kvm-tplb-XXXXXX");
+	REQUIRE(mkdtemp(b.rundir));
+	if (p->restore(&b, &spec, dir, &err) != 0)
+		printf("# restore: %s\n", err.message);
+	REQUIRE(b.pid > 0);
+	/* the restored copy's first line is one the template had not printed yet: the
+	 * template was saved after the lines before it */
+	char serial2[4200];
+	snprintf(serial2, sizeof serial2, "%s/serial.log", b.rundir);
+	cleanup_free char *t = NULL;
+	size_t tl = 0;
+	for (int i = 0; i < 500 && !(t && tl >= 9); i++) {
+		free(t);
+		t = NULL;
+		if (read_file(serial2, 1 << 20, &t, &tl, NULL) < 0 || tl < 9)
+			usleep(10000);
+	}
+	REQUIRE(t && tl >= 9);
+	unsigned long first = strtoul(t, NULL, 16);
+	printf("# restored copy starts at %08lx\n", first);
+	CHECK(first > 0);
+	char line[16];
+	snprintf(line, sizeof line, "%08lx\n", first - 1);
+	CHECK(strstr(before, line) != NULL); /* the line before it was printed before the save */
+	snap_release(hold);
+	/* the kernel rewritten with the same bytes: a new key, the template is not found */
+	unlink(kernel);
+	REQUIRE(write_file_atomic(kernel, img, il, 0644, &err) == 0);
+	REQUIRE(tpl_prepare(p, &spec, &other, &err) == 0);
+	CHECK(strcmp(plan.key, other.key) != 0);
+	CHECK_STR_EQ(plan.shape, other.shape);
+	CHECK(tpl_find(other.key, tid, dir, hold, sizeof hold) == 0);
+	CHECK(p->terminate(&b, 2000, &err) == 0);
+	CHECK(p->terminate(&a, 2000, &err) == 0);
+	spec_free(&a.spec);
+	tpl_discard(a.template_id);
+	unsetenv("SILO_STATE_DIR");
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "rm -rf %s %s %s", state, a.rundir, b.rundir);
+	CHECK_INT_EQ(system(cmd), 0);
+}
+
 TEST_MAIN(probe_says_why, spawn_connect_timeout_terminate_clean, ext4_image_root_disk_read_only,
 	  jailed_vmm_runs_unprivileged_and_sees_only_its_files, api_cannot_make_the_jailed_vmm_open_host_files,
 	  kill9_of_the_vmm_or_its_relay_leaves_nothing, vmm_outlives_the_thread_that_launched_it,
-	  snapshot_restore_and_reattach_through_the_jail, network_socket_reaches_the_jailed_vmm_and_nothing_else)
+	  snapshot_restore_and_reattach_through_the_jail, network_socket_reaches_the_jailed_vmm_and_nothing_else,
+	  template_saved_and_restored_with_its_identity)
