@@ -1264,25 +1264,8 @@ static int kernel_identity(const vm_spec *spec, char *path, size_t len, long lon
 	return 0;
 }
 
-/* One file's identity for a template key: any rewrite, truncation or
- * replacement changes the inode, size, mtime or ctime (ctime cannot be set
- * back from user space). */
-static int file_identity(const char *what, const char *path, char **out, silo_error *err)
-{
-	if (!path || !*path)
-		return 0;
-	struct stat st;
-	if (stat(path, &st) < 0)
-		return silo_fail(err, SILO_ERR_INVALID_CONFIG, errno, "qemu: %s %s", what, path);
-	char *n = xasprintf("%s%s=%s dev=%llu ino=%llu size=%lld mtime=%lld.%09ld ctime=%lld.%09ld\n", *out ? *out : "",
-			    what, path, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
-			    (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
-			    (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
-	free(*out);
-	*out = n;
-	return 0;
-}
-
+/* A template's key: the accelerator, the keyring and each boot file's
+ * identity (vm_file_identity). */
 static int q_template_identity(const vm_spec *spec, char **out, silo_error *err)
 {
 	char bin[PATH_MAX], why[128];
@@ -1294,8 +1277,8 @@ static int q_template_identity(const vm_spec *spec, char **out, silo_error *err)
 	if (vm_plan_boot("", "qemu", spec, false, &keyring, &bp, err) < 0)
 		return -1;
 	*out = xasprintf("accel=%s\nkeyring=%d\n", pick_accel(why, sizeof why), (int)keyring);
-	if (file_identity("qemu", bin, out, err) < 0 || file_identity("kernel", bp.kernel, out, err) < 0 ||
-	    file_identity("initrd", bp.initrd, out, err) < 0 || file_identity("rootdisk", bp.rootdisk, out, err) < 0) {
+	if (vm_file_identity("qemu", "qemu", bin, out, err) < 0 || vm_file_identity("qemu", "kernel", bp.kernel, out, err) < 0 ||
+	    vm_file_identity("qemu", "initrd", bp.initrd, out, err) < 0 || vm_file_identity("qemu", "rootdisk", bp.rootdisk, out, err) < 0) {
 		free(*out);
 		*out = NULL;
 		return -1;
