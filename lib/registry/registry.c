@@ -14,9 +14,14 @@
 #include "common/util.h"
 #include "registry/sqldb.h"
 
+#define REG_AUTOCHECKPOINT_PAGES "8192"   /* the backstop (registry.h, Checkpoints): 32 MiB of WAL */
+
 struct registry {
 	sqldb sq;
 	int version;
+	char *path;
+	pthread_mutex_t ckpt_lock;   /* guards ckpt */
+	sqlite3 *ckpt;               /* registry_checkpoint's own connection */
 };
 
 /* Migrations: index i brings the schema from version i to i+1. Append only. */
@@ -120,8 +125,11 @@ int registry_open(const char *path, registry **out, silo_error *err)
 			  mode[0] ? mode : "?");
 		goto fail;
 	}
-	if (sqldb_exec(&r->sq, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", err) < 0)
+	if (sqldb_exec(&r->sq, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint="
+				   REG_AUTOCHECKPOINT_PAGES ";", err) < 0)
 		goto fail;
+	r->path = xstrdup(path);
+	pthread_mutex_init(&r->ckpt_lock, NULL);
 	if (migrate(r, path, err) < 0)
 		goto fail;
 	*out = r;
@@ -135,8 +143,38 @@ void registry_close(registry *r)
 {
 	if (!r)
 		return;
+	if (r->path) {
+		sqlite3_close(r->ckpt);
+		pthread_mutex_destroy(&r->ckpt_lock);
+		free(r->path);
+	}
 	sqldb_close(&r->sq);
 	free(r);
+}
+
+int registry_checkpoint(registry *r, silo_error *err)
+{
+	pthread_mutex_lock(&r->ckpt_lock);
+	int rc = SQLITE_OK;
+	if (!r->ckpt) {
+		rc = sqlite3_open_v2(r->path, &r->ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+		if (rc != SQLITE_OK) {
+			silo_fail(err, SILO_ERR_IO_ERROR, 0, "registry: checkpoint connection to %s: %s", r->path,
+				  r->ckpt ? sqlite3_errmsg(r->ckpt) : sqlite3_errstr(rc));
+			sqlite3_close(r->ckpt);
+			r->ckpt = NULL;
+			pthread_mutex_unlock(&r->ckpt_lock);
+			return -1;
+		}
+	}
+	rc = sqlite3_wal_checkpoint_v2(r->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {   /* BUSY: another checkpoint runs; the next pass does it */
+		silo_fail(err, SILO_ERR_IO_ERROR, 0, "registry: checkpoint: %s", sqlite3_errmsg(r->ckpt));
+		pthread_mutex_unlock(&r->ckpt_lock);
+		return -1;
+	}
+	pthread_mutex_unlock(&r->ckpt_lock);
+	return 0;
 }
 
 int registry_schema_version(registry *r)
