@@ -477,6 +477,7 @@ static enum MHD_Result finish(conn_req *q, struct MHD_Connection *c, const char 
 	const api_ctx *ctx = &q->s->ctx;
 	api_reply r;
 	silo_error err = {0};
+	mgr_timing_start(header(c, "X-Silo-Timing") ? q->head_ns : 0);   /* or off: nothing left from before */
 	if (!q->authorized) {
 		if (q->no_client_cert)
 			silo_fail(&err, SILO_ERR_UNAUTHORIZED, 0,
@@ -499,8 +500,6 @@ static enum MHD_Result finish(conn_req *q, struct MHD_Connection *c, const char 
 		return send_reply(q, c, &r);
 	}
 	api_req *ar = &q->ar;
-	if (header(c, "X-Silo-Timing"))
-		mgr_timing_start(q->head_ns);
 	mgr_timing_mark("read");
 	ar->method = method;
 	ar->body = q->body ? q->body : "";

@@ -338,9 +338,9 @@ static __thread struct {
 
 void mgr_timing_start(uint64_t since_ns)
 {
-	tl_timing.on = true;
+	tl_timing.on = since_ns != 0;
 	tl_timing.n = 0;
-	tl_timing.start = tl_timing.last = since_ns ? since_ns : now_mono_ns();
+	tl_timing.start = tl_timing.last = since_ns;
 }
 
 void mgr_timing_mark(const char *name)

@@ -106,8 +106,16 @@ sleep 1.2
 check "... and the pool has 2 ready again, without it" test "$(pools | jget '[p for p in j["pools"] if not p.get("snapshot")][0]["ready"]')" = 2 -a \
 	-z "$(pools | jget '" ".join([p for p in j["pools"] if not p.get("snapshot")][0]["ready_ids"])' | grep "$V")"
 
+# -- per-request timing: asked for with X-Silo-Timing, never sent otherwise
+T=$(curl -s -D "$TMP/hdr" --unix-socket "$SOCK" -H 'X-Silo-Timing: 1' -H 'Content-Type: application/toml' \
+	--data-binary @"$TMP/pool.toml" http://silod/v1/sandboxes | jget 'j.get("id","")')
+check "a timed take answers Server-Timing with the pool, registry and total steps" \
+	sh -c "grep -i '^Server-Timing:' '$TMP/hdr' | grep 'pool;dur=' | grep 'registry;dur=' | grep -q 'total;dur='"
+curl -s -o /dev/null -D "$TMP/hdr" --unix-socket "$SOCK" http://silod/v1/health
+check "no Server-Timing unless asked" test -z "$(grep -i '^Server-Timing' "$TMP/hdr")"
+
 # -- stop: ready sandboxes are removed; user sandboxes deleted first here
-for id in $ID $OTHER $R; do api DELETE "/v1/sandboxes/$id?grace_ms=0" > /dev/null; done
+for id in $ID $OTHER $R $T; do api DELETE "/v1/sandboxes/$id?grace_ms=0" > /dev/null; done
 stop_daemon
 check_clean_exit "silod with pools exits cleanly"
 check "no sandbox run directories left after stop" test -z "$(ls -A "$SILO_RUNTIME_DIR/sandboxes" 2>/dev/null)"
