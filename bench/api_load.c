@@ -651,9 +651,9 @@ int main(int argc, char **argv)
 	}
 	json_decref(out);
 	rc = errors || fork_errors || left ? 1 : 0;
-	if (pool_k)
-		unlink(pool_path);
 out:
+	if (pool_k)
+		unlink(pool_path);   /* also when silod or the provider was unavailable */
 	curl_easy_cleanup(h);
 	bench_silod_stop(pid, tmp);
 	return rc;
