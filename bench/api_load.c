@@ -18,7 +18,12 @@
  * load): "fork" in the JSON, per-copy ms (fork wall / N) p50/p95/p99 each.
  *
  *   api_load [--clients 100] [--rounds 1] [--silod PATH] [--provider namespace] [--warm-pool K]
- *            [--fork N] [--fork-rounds R]
+ *            [--fork N] [--fork-rounds R] [--timing]
+ *
+ * --timing: the load's creates ask for silod's Server-Timing and the JSON
+ * gets "create_server_timing": each step's p50/p95/p99 (above); before the
+ * load, the clients send one GET /v1/health each at once, on new
+ * connections: "health_burst", the HTTP floor of a burst of N requests.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -29,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -78,6 +84,81 @@ static void record(samples *s, int op, double ms, bool ok, const char *why)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* --timing: the N-client cycle's creates send X-Silo-Timing and collect the
+ * Server-Timing steps silod answers (docs/api.md), by name, plus "outside":
+ * the client's round trip minus silod's total (connect, the connection
+ * thread's start, transport, the wait before silod reads the head). */
+#define TIMING_STEPS 24
+static bool timing;
+static struct {
+	pthread_mutex_t lock;
+	char name[TIMING_STEPS][24];
+	double *v[TIMING_STEPS];
+	size_t n[TIMING_STEPS], cap[TIMING_STEPS];
+	unsigned count;
+} steps = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void step_add(const char *name, size_t len, double ms)
+{
+	pthread_mutex_lock(&steps.lock);
+	unsigned i = 0;
+	while (i < steps.count && (strlen(steps.name[i]) != len || strncmp(steps.name[i], name, len)))
+		i++;
+	if (i == steps.count && steps.count < TIMING_STEPS && len < sizeof steps.name[0]) {
+		memcpy(steps.name[i], name, len);
+		steps.name[i][len] = '\0';
+		steps.count++;
+	}
+	if (i < steps.count) {
+		if (steps.n[i] == steps.cap[i]) {
+			steps.cap[i] = steps.cap[i] ? steps.cap[i] * 2 : 128;
+			steps.v[i] = xrealloc(steps.v[i], steps.cap[i] * sizeof(double));
+		}
+		steps.v[i][steps.n[i]++] = ms;
+	}
+	pthread_mutex_unlock(&steps.lock);
+}
+
+static size_t on_timing_header(char *p, size_t sz, size_t n, void *ud)
+{
+	size_t len = sz * n;
+	static const char key[] = "Server-Timing:";
+	if (len > sizeof key && !strncasecmp(p, key, sizeof key - 1))
+		snprintf(ud, 1024, "%.*s", (int)(len - (sizeof key - 1)), p + sizeof key - 1);
+	return len;
+}
+
+/* Record the steps of one "name;dur=MS, ..." line and the client's share. */
+static void steps_record(const char *line, double client_ms)
+{
+	double total = -1;
+	for (const char *p = line; *p;) {
+		p += strspn(p, " \t,");
+		size_t nl = strcspn(p, ";, \r\n");
+		const char *d = strstr(p, "dur=");
+		size_t seg = strcspn(p, ",");
+		if (!nl || !d || d > p + seg)
+			break;
+		double ms = strtod(d + 4, NULL);
+		if (nl == 5 && !strncmp(p, "total", 5))
+			total = ms;
+		step_add(p, nl, ms);
+		p += seg;
+	}
+	if (total >= 0)
+		step_add("outside", 7, client_ms - total);
+}
+
+static json_t *steps_json(void)
+{
+	json_t *o = json_object();
+	for (unsigned i = 0; i < steps.count; i++) {
+		json_object_set_new(o, steps.name[i], bench_stats_json(steps.v[i], steps.n[i], 0));
+		free(steps.v[i]);
+	}
+	return o;
+}
+
 static int pool_k;
 static char pool_toml[256];   /* the pooled template; a create of exactly it takes a pooled sandbox */
 
@@ -88,10 +169,15 @@ static void cycle(CURL *h, samples *s, int k)
 	snprintf(body, sizeof body, "{\"provider\":\"%s\",\"name\":\"load-%d\",\"vcpus\":1,\"memory_mb\":128}", provider, k);
 	bool warm = pool_k > 0 && k < 900000;
 	resp r = {0};
+	char st_line[1024] = "";
+	bench_req_extra x = {.header = "X-Silo-Timing: 1", .on_header = on_timing_header, .header_ud = st_line};
+	bool timed = timing && k < 900000;
 	uint64_t t0 = now_mono_ns();
-	long st = request(h, "POST", "/v1/sandboxes", warm ? "application/toml" : "application/json",
-			  warm ? pool_toml : body, &r);
+	long st = bench_request_ex(h, sock, "POST", "/v1/sandboxes", warm ? "application/toml" : "application/json",
+				   warm ? pool_toml : body, &r, timed ? &x : NULL);
 	double ms = bench_ms_since(t0);
+	if (timed && st == 201)
+		steps_record(st_line, ms);
 	json_t *o = r.buf ? json_loads(r.buf, 0, NULL) : NULL;
 	const char *id = json_string_value(json_object_get(o, "id"));
 	record(s, OP_CREATE, ms, st == 201 && id, r.buf);
@@ -167,12 +253,23 @@ typedef struct worker {
 	int k, rounds;
 } worker;
 
+/* --timing's floor: the clients each send one GET /v1/health at once, each on
+ * a new connection as a create of the load is (no sandbox work at all). */
+static bool health_burst;
+
 static void *worker_main(void *arg)
 {
 	worker *w = arg;
 	CURL *h = inproc ? NULL : curl_easy_init();
 	pthread_barrier_wait(&start_line);
-	for (int i = 0; i < w->rounds; i++) {
+	if (health_burst) {
+		resp r = {0};
+		uint64_t t0 = now_mono_ns();
+		long st = request(h, "GET", "/v1/health", NULL, NULL, &r);
+		record(w->s, OP_HEALTH, bench_ms_since(t0), st == 200, r.buf);
+		free(r.buf);
+	}
+	for (int i = 0; i < w->rounds && !health_burst; i++) {
 		if (inproc)
 			cycle_inproc(w->s, w->k * 1000 + i);
 		else
@@ -207,7 +304,8 @@ static double run_load(samples *s, int clients, int rounds)
 	worker *ws = xcalloc((size_t)clients, sizeof *ws);
 	load_running = 1;
 	pthread_t ht;
-	if (!inproc)
+	bool probe = !inproc && !health_burst;
+	if (probe)
 		pthread_create(&ht, NULL, health_main, s);
 	for (int k = 0; k < clients; k++) {
 		ws[k] = (worker){s, k, rounds};
@@ -219,7 +317,7 @@ static double run_load(samples *s, int clients, int rounds)
 		pthread_join(th[k], NULL);
 	double wall = bench_ms_since(t0);
 	load_running = 0;
-	if (!inproc)
+	if (probe)
 		pthread_join(ht, NULL);
 	pthread_barrier_destroy(&start_line);
 	free(th);
@@ -392,11 +490,11 @@ int main(int argc, char **argv)
 	const bench_opt opts[] = {
 		{"--clients", BOPT_INT, &clients},   {"--rounds", BOPT_INT, &rounds},   {"--silod", BOPT_STR, &silod},
 		{"--provider", BOPT_STR, &provider}, {"--warm-pool", BOPT_INT, &pool_k}, {"--fork", BOPT_INT, &fork_n},
-		{"--fork-rounds", BOPT_INT, &fork_rounds}, {NULL, 0, NULL},
+		{"--fork-rounds", BOPT_INT, &fork_rounds}, {"--timing", BOPT_TRUE, &timing}, {NULL, 0, NULL},
 	};
 	bench_opts(argc, argv, opts,
 		   "api_load [--clients N] [--rounds N] [--silod PATH] [--provider P] [--warm-pool K] [--fork N] "
-		   "[--fork-rounds R]");
+		   "[--fork-rounds R] [--timing]");
 	if (clients < 1 || clients > 1000 || rounds < 1 || pool_k < 0 || pool_k > 1000 || fork_n < 0 ||
 	    fork_n > 256 || fork_rounds < 1)
 		die(2, "--clients must be 1..1000, --rounds >= 1, --warm-pool 0..1000, --fork 0..256, --fork-rounds >= 1");
@@ -465,6 +563,12 @@ int main(int argc, char **argv)
 			break;
 		usleep(100000);
 	}
+	samples floor = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	if (timing) {
+		health_burst = true;
+		run_load(&floor, clients, 1);
+		health_burst = false;
+	}
 	double wall = run_load(&load, clients, rounds), mwall = 0;
 	for (int k = 0; k < 2 && m && !pool_k; k++) {
 		inproc = m;
@@ -529,6 +633,12 @@ int main(int argc, char **argv)
 				mgr_cps > 0 ? 100.0 * (1.0 - silod_cps / mgr_cps) : 0.0, "errors", (int)errors,
 				"sandboxes_left", (json_int_t)left);
 	json_object_set_new(out, "warm_pool", json_integer(pool_k));
+	if (timing) {
+		json_object_set_new(out, "create_server_timing", steps_json());
+		json_object_set_new(out, "health_burst",
+				    bench_stats_json(floor.v[OP_HEALTH], floor.n[OP_HEALTH], floor.errors[OP_HEALTH]));
+		free(floor.v[OP_HEALTH]);
+	}
 	if (fork_json) {
 		json_object_set_new(out, "fork", fork_json);
 		json_object_set_new(out, "fork_errors", json_integer(fork_errors));
@@ -541,9 +651,9 @@ int main(int argc, char **argv)
 	}
 	json_decref(out);
 	rc = errors || fork_errors || left ? 1 : 0;
-	if (pool_k)
-		unlink(pool_path);
 out:
+	if (pool_k)
+		unlink(pool_path);   /* also when silod or the provider was unavailable */
 	curl_easy_cleanup(h);
 	bench_silod_stop(pid, tmp);
 	return rc;

@@ -37,10 +37,27 @@ static inline size_t on_data(char *p, size_t sz, size_t n, void *ud)
 	return len;
 }
 
+/* Optional parts of a request: one more request header, and a callback for
+ * the response's header lines (CURLOPT_HEADERFUNCTION). */
+typedef struct bench_req_extra {
+	const char *header;
+	size_t (*on_header)(char *p, size_t sz, size_t n, void *ud);
+	void *header_ud;
+} bench_req_extra;
+
+static inline long bench_request_ex(CURL *h, const char *sock, const char *method, const char *path,
+				    const char *ctype, const char *body, resp *r, const bench_req_extra *x);
+
 /* One request to silod on unix socket SOCK; returns the HTTP status (0 on
  * transport failure), the body in r. */
 static inline long bench_request(CURL *h, const char *sock, const char *method, const char *path, const char *ctype,
 				 const char *body, resp *r)
+{
+	return bench_request_ex(h, sock, method, path, ctype, body, r, NULL);
+}
+
+static inline long bench_request_ex(CURL *h, const char *sock, const char *method, const char *path,
+				    const char *ctype, const char *body, resp *r, const bench_req_extra *x)
 {
 	char url[1024];
 	snprintf(url, sizeof url, "http://silod%s", path);
@@ -57,6 +74,12 @@ static inline long bench_request(CURL *h, const char *sock, const char *method, 
 		hd = curl_slist_append(hd, ct);
 	}
 	hd = curl_slist_append(hd, "Expect:");
+	if (x && x->header)
+		hd = curl_slist_append(hd, x->header);
+	if (x && x->on_header) {
+		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, x->on_header);
+		curl_easy_setopt(h, CURLOPT_HEADERDATA, x->header_ud);
+	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
 	if (body) {
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);

@@ -102,6 +102,7 @@ int h_sandbox_create(api_req *q, api_reply *r, silo_error *err)
 		rc = api_spec_from_json(q->body, q->len, &spec, err);
 	}
 	mgr_create_opts o = {.actor = q->who.actor};
+	mgr_timing_mark("parse");
 	if (rc == 0)
 		rc = isolation_query(q, &spec, err);
 	if (rc == 0)
@@ -111,6 +112,7 @@ int h_sandbox_create(api_req *q, api_reply *r, silo_error *err)
 	if (rc == 0)
 		rc = api_create_check(q, &spec, &o, err);
 	char id[SILO_ID_MAX];
+	mgr_timing_mark("check");
 	if (rc == 0) {
 		rc = manager_create(q->ctx->m, &spec, &o, id, err);
 		if (rc < 0 && err->code == SILO_ERR_POLICY_DENIED)
@@ -118,8 +120,10 @@ int h_sandbox_create(api_req *q, api_reply *r, silo_error *err)
 	}
 	spec_free(&spec);
 	json_t *out;
+	mgr_timing_mark("create");
 	if (rc < 0 || manager_get_json(q->ctx->m, id, &out, err) < 0)
 		return -1;
+	mgr_timing_mark("describe");
 	return api_reply_json(r, 201, out);
 }
 

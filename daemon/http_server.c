@@ -104,6 +104,7 @@ typedef struct conn_req {
 	size_t len, cap;
 	uint64_t received;
 	uint64_t reserved;     /* of the body budget, given back by completed() */
+	uint64_t head_ns;      /* when the head arrived (Server-Timing) */
 	api_req ar;            /* built from the head, admitted before any body byte */
 	struct upgrade_box *up;  /* API_REPLY_UPGRADE on its way (send_reply) */
 	http_target t;         /* last: not cleared (uri_log) */
@@ -236,11 +237,16 @@ static enum MHD_Result send_reply(conn_req *q, struct MHD_Connection *c, api_rep
 		api_reply_error(&q->s->ctx, r, &e, NULL);
 	}
 	struct MHD_Response *resp = make_response(q, r);
+	char timing[MGR_TIMING_MAX * 40 + 32];   /* asked for: X-Silo-Timing */
+	mgr_timing_mark("reply");
+	mgr_timing_format(timing, sizeof timing);
 	if (!resp) {
 		api_reply_release(r);
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	if (timing[0])
+		MHD_add_response_header(resp, "Server-Timing", timing);
 	if (r->allow[0])
 		MHD_add_response_header(resp, "Allow", r->allow);
 	if (r->challenge) {
@@ -309,6 +315,7 @@ static void *uri_log(void *cls, const char *uri, struct MHD_Connection *c)
 	q->s = l->s;
 	q->tcp = l->tcp;
 	q->upload_fd = -1;
+	q->head_ns = now_mono_ns();
 	q->target = xstrdup(uri ? uri : "");
 	q->path = xstrndup(q->target, strcspn(q->target, "?"));
 	return q;
@@ -470,6 +477,7 @@ static enum MHD_Result finish(conn_req *q, struct MHD_Connection *c, const char 
 	const api_ctx *ctx = &q->s->ctx;
 	api_reply r;
 	silo_error err = {0};
+	mgr_timing_start(header(c, "X-Silo-Timing") ? q->head_ns : 0);   /* or off: nothing left from before */
 	if (!q->authorized) {
 		if (q->no_client_cert)
 			silo_fail(&err, SILO_ERR_UNAUTHORIZED, 0,
@@ -492,6 +500,7 @@ static enum MHD_Result finish(conn_req *q, struct MHD_Connection *c, const char 
 		return send_reply(q, c, &r);
 	}
 	api_req *ar = &q->ar;
+	mgr_timing_mark("read");
 	ar->method = method;
 	ar->body = q->body ? q->body : "";
 	ar->len = q->len;

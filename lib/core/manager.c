@@ -326,6 +326,51 @@ void manager_audit(manager *m, const char *actor, const char *sandbox_id, const 
 		log_error("audit: %s", e.message);
 }
 
+/* ---- per-request timing (manager.h) ---- */
+
+static __thread struct {
+	bool on;
+	unsigned n;
+	uint64_t start, last;
+	const char *name[MGR_TIMING_MAX];
+	uint64_t ns[MGR_TIMING_MAX];
+} tl_timing;
+
+void mgr_timing_start(uint64_t since_ns)
+{
+	tl_timing.on = since_ns != 0;
+	tl_timing.n = 0;
+	tl_timing.start = tl_timing.last = since_ns;
+}
+
+void mgr_timing_mark(const char *name)
+{
+	if (!tl_timing.on)
+		return;
+	uint64_t now = now_mono_ns();
+	unsigned i = MGR_TIMING_MAX - 1;   /* full: later marks fold into the last */
+	if (tl_timing.n < MGR_TIMING_MAX) {
+		i = tl_timing.n++;
+		tl_timing.ns[i] = 0;
+		tl_timing.name[i] = name;
+	}
+	tl_timing.ns[i] += now - tl_timing.last;
+	tl_timing.last = now;
+}
+
+void mgr_timing_format(char *buf, size_t n)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	if (!tl_timing.on)
+		return;
+	for (unsigned i = 0; i < tl_timing.n && off < n; i++)
+		off += (size_t)snprintf(buf + off, n - off, "%s;dur=%.3f, ", tl_timing.name[i], tl_timing.ns[i] / 1e6);
+	if (off < n)
+		snprintf(buf + off, n - off, "total;dur=%.3f", (now_mono_ns() - tl_timing.start) / 1e6);
+	memset(&tl_timing, 0, sizeof tl_timing);
+}
+
 void mgr_audit_batch(manager *m, const audit_record *v, size_t n)
 {
 	silo_error e;
@@ -611,7 +656,9 @@ static void record_state(mentry *e, const char *new_state, const char *reason)
 	snprintf(e->state, sizeof e->state, "%s", new_state);
 	pthread_mutex_unlock(&e->lock);
 
+	mgr_timing_mark("state-change");
 	state_write(m, e->id, old, new_state, reason);
+	mgr_timing_mark("registry");
 	emit(m, MGR_EV_STATE_CHANGE, e->id, old, new_state, NULL, "%s", reason ? reason : "");
 	if (!strcmp(new_state, "running") && !strcmp(old, "provisioning"))
 		emit(m, MGR_EV_READY, e->id, NULL, new_state, NULL, "agent ready");
@@ -1100,6 +1147,7 @@ static int create_resolved(manager *m, const vm_spec *spec, const mgr_create_opt
 	id_out[0] = '\0';
 	if (spec_validate(spec, err) < 0)
 		goto fail_early;
+	mgr_timing_mark("validate");
 	if (!opts->id && !opts->restore_dir && !opts->no_pool && !opts->cold && !spec->n_secrets &&
 	    mgr_pool_take(m, spec, NULL, opts->actor, id_out) == 0)
 		return 0;   /* a warm sandbox from the pool (never one for a spec with secrets) */
@@ -1887,13 +1935,16 @@ int manager_get_json(manager *m, const char *id, json_t **out, silo_error *err)
 		snprintf(rid, sizeof rid, "%s", id);   /* not live: maybe a past one */
 	}
 	reg_sandbox r;
+	mgr_timing_mark("resolve");
 	if (registry_get(m->reg, rid, &r, err) < 0)
 		return -1;
+	mgr_timing_mark("registry-get");
 	json_t *o = row_json(&r);
 	if (r.spec_toml)
 		json_object_set_new(o, "spec", json_string(r.spec_toml));
 	reg_sandbox_clear(&r);
 	add_live(m, rid, o);
+	mgr_timing_mark("live");
 	json_t *cv = cleanup_load_json(m->state_dir, rid);
 	if (cv)
 		json_object_set_new(o, "cleanup", cv);
@@ -2079,6 +2130,9 @@ json_t *manager_health_json(manager *m)
 static void monitor_pass(manager *m)
 {
 	flush_pending(m);
+	silo_error cerr;
+	if (registry_checkpoint(m->reg, &cerr) < 0)   /* off the writers' path (registry.h) */
+		log_warn("%s", cerr.message);
 	pthread_mutex_lock(&m->lock);
 	size_t n = m->count, k = 0;
 	mentry **es = xcalloc(n ? n : 1, sizeof *es);

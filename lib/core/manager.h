@@ -259,4 +259,17 @@ void manager_emit(manager *m, mgr_event_type type, const char *sandbox_id, const
 void manager_audit(manager *m, const char *actor, const char *sandbox_id, const char *event,
 		   uint64_t duration_ms, json_t *details);
 
+/* Per-request timing (silod's Server-Timing reply header, asked for with
+ * X-Silo-Timing: docs/openapi.yaml): marks kept by the calling thread only, so
+ * a request handled on one thread sees its own steps. mgr_timing_start begins
+ * at since_ns (monotonic), or with 0 turns timing off (what a request that did
+ * not ask sets, so nothing is left from an earlier one); each mark records the time since the previous
+ * one under a static name (no-op unless started; at most MGR_TIMING_MAX,
+ * later marks fold into the last); mgr_timing_format writes
+ * "name;dur=MS, ..., total;dur=MS" and stops. */
+#define MGR_TIMING_MAX 16
+void mgr_timing_start(uint64_t since_ns);
+void mgr_timing_mark(const char *name);
+void mgr_timing_format(char *buf, size_t n);
+
 #endif

@@ -8,6 +8,16 @@
  * only their ids and skips any that vanished. On manager_close the ready ones
  * are deleted (a paused sandbox must not be left for the next silod).
  *
+ * Paused, per provider (held_providers[]): every pooled sandbox is in state
+ * paused, so it refuses exec, files, snapshot and ports like any paused one
+ * and runs no user code until taken. A VM guest (kvm, qemu) is also stopped
+ * by its provider: an idle guest still burns CPU (timer ticks, and under TCG
+ * the emulator). A namespace sandbox is only held (sandbox_hold): its agent,
+ * blocked reading its socket, costs no CPU, and freezing it would cost a
+ * cgroup freeze at fill and a thaw on every take, both waiting on the
+ * kernel's cgroup mutex that all cgroup work on the host shares. The take of
+ * a held sandbox flips its state; a snapshot of one freezes it first.
+ *
  * A take is the hot path: one lock and a pointer move here, then the thaw,
  * one state row (group commit, manager.c) and one audit record. The refill
  * is not: a cold create costs tens of takes in CPU, so while takes keep coming
@@ -41,7 +51,7 @@ typedef struct pool {
 	vm_spec spec;                 /* spec template (or the snapshot's spec) */
 	char snap[SILO_ID_MAX];       /* snapshot template id, "" for spec templates */
 	unsigned k;
-	char **ids;                   /* ready (paused) sandboxes */
+	char **ids;                   /* ready (paused or held) sandboxes */
 	size_t n;
 	uint64_t taken, filled, failures;
 	char last_error[256];
@@ -111,6 +121,31 @@ int manager_pool_add_normalized(manager *m, const char *source, unsigned k, mgr_
 	return 0;
 }
 
+/* Providers whose pooled sandboxes are held rather than stopped (header). */
+static const char *const held_providers[] = {"namespace"};
+
+static int park_fn(sandbox *sb, void *ud, silo_error *err)
+{
+	bool *held = ud;
+	*held = false;
+	for (size_t i = 0; i < sizeof held_providers / sizeof *held_providers; i++)
+		if (!strcmp(sb->ops->name, held_providers[i]))
+			*held = true;
+	return *held ? sandbox_hold(sb, err) : sandbox_pause(sb, err);
+}
+
+/* Pause (or hold) a fresh pooled sandbox, with its "paused" record. */
+static int park(manager *m, const char *id, silo_error *err)
+{
+	uint64_t t0 = now_mono_ns();
+	bool held = false;
+	int rc = manager_with_sandbox(m, id, false, park_fn, &held, err);
+	json_t *d = json_pack("{s:b,s:b}", "ok", rc == 0, "held", held);
+	manager_audit(m, POOL_ACTOR, id, "paused", (now_mono_ns() - t0) / 1000000, d);
+	json_decref(d);
+	return rc;
+}
+
 /* Make one ready sandbox for p (no lock held). */
 static int fill_one(manager *m, pool *p, char id[SILO_ID_MAX], silo_error *err)
 {
@@ -119,7 +154,7 @@ static int fill_one(manager *m, pool *p, char id[SILO_ID_MAX], silo_error *err)
 					     err);
 	if (rc < 0)
 		return -1;
-	if (manager_pause(m, id, POOL_ACTOR, err) < 0) {
+	if (park(m, id, err) < 0) {
 		silo_error e2;
 		manager_delete(m, id, POOL_ACTOR, 0, &e2);
 		return -1;
@@ -248,6 +283,7 @@ int mgr_pool_take(manager *m, const vm_spec *spec, const char *snap_id, const ch
 				pthread_cond_broadcast(&ps->cond);
 		}
 		pthread_mutex_unlock(&ps->lock);
+		mgr_timing_mark("pool");
 		if (!id)
 			return 1;
 		uint64_t t0 = now_mono_ns();
@@ -255,12 +291,14 @@ int mgr_pool_take(manager *m, const vm_spec *spec, const char *snap_id, const ch
 		/* the thaw without manager_resume's own "resumed" record: one record
 		 * per take says both */
 		int rc = manager_with_sandbox(m, id, true, thaw_fn, NULL, &e);
+		mgr_timing_mark("resume");
 		if (rc == 0) {
 			snprintf(id_out, SILO_ID_MAX, "%s", id);
 			json_t *d = json_pack("{s:s,s:I,s:b}", "pool", from->label, "duration_us",
 					      (json_int_t)((now_mono_ns() - t0) / 1000), "resumed", 1);
 			manager_audit(m, actor, id, "pool-take", (now_mono_ns() - t0) / 1000000, d);
 			json_decref(d);
+			mgr_timing_mark("audit");
 			free(id);
 			return 0;
 		}

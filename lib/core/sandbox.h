@@ -94,6 +94,9 @@ struct sandbox {
 	uint64_t spawn_ns;             /* provider spawn duration */
 	uint64_t ready_ns;             /* create -> agent handshake done */
 	struct owner_state *own;       /* ownership record + watchdog (owner.c), NULL if none */
+	/* Held (sandbox_hold): state paused, guest not stopped by the provider;
+	 * the resume only flips the state. Guarded by lock. */
+	bool held;
 };
 
 typedef struct sandbox_opts {
@@ -175,6 +178,11 @@ sb_state sandbox_get_state(sandbox *sb);
 int sandbox_snapshot(sandbox *sb, const char *payload_dir, bool keep_paused, silo_error *err);
 int sandbox_pause(sandbox *sb, silo_error *err);
 int sandbox_resume(sandbox *sb, silo_error *err);
+/* Put a running sandbox in state paused without the provider's pause: for a
+ * guest that costs nothing idle and runs no user code (a pooled namespace
+ * sandbox, lib/core/mgr_pool.c). Every operation a paused sandbox refuses is
+ * refused; sandbox_resume only sets it running again. */
+int sandbox_hold(sandbox *sb, silo_error *err);
 
 /* Networking (sandbox_net.c), called by the lifecycle above: before spawn
  * (VM providers: start the stack, set sb->net_fd), after spawn, once the

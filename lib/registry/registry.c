@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0
- * SQLite registry (see registry.h). One connection per registry, serialized by a
- * mutex; WAL mode so readers (sqlite3 CLI, a second silod refusing to start)
- * never block the writer for long.
+ * SQLite registry (see registry.h). Writes and most reads go through one
+ * connection serialized by a mutex (sq); the reads of sandbox rows
+ * (registry_get, registry_list) through a second one with its own mutex (rd),
+ * and checkpoints through a third (registry_checkpoint). WAL mode: readers
+ * (these, the sqlite3 CLI, a second silod refusing to start) never wait for
+ * the writer, and see every transaction committed before they began.
  */
 #include "registry/registry.h"
 
@@ -14,10 +17,26 @@
 #include "common/util.h"
 #include "registry/sqldb.h"
 
+#define REG_AUTOCHECKPOINT_PAGES "8192"   /* the backstop (registry.h, Checkpoints): 32 MiB of WAL */
+
 struct registry {
 	sqldb sq;
 	int version;
+	char *path;
+	pthread_mutex_t ckpt_lock;   /* guards ckpt */
+	sqlite3 *ckpt;               /* registry_checkpoint's own connection */
+	/* Reads of sandbox rows (registry_get, registry_list) go through a
+	 * connection of their own with its own lock: in WAL mode a reader sees
+	 * the last COMMIT and never waits for the writer's transaction (a
+	 * group-committed batch, a delete) to end. rd.db is NULL until the
+	 * schema is migrated: then they use sq. */
+	sqldb rd;
 };
+
+static sqldb *reader(registry *r)
+{
+	return r->rd.db ? &r->rd : &r->sq;
+}
 
 /* Migrations: index i brings the schema from version i to i+1. Append only. */
 static const char *const migrations[] = {
@@ -120,9 +139,12 @@ int registry_open(const char *path, registry **out, silo_error *err)
 			  mode[0] ? mode : "?");
 		goto fail;
 	}
-	if (sqldb_exec(&r->sq, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", err) < 0)
+	if (sqldb_exec(&r->sq, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint="
+				   REG_AUTOCHECKPOINT_PAGES ";", err) < 0)
 		goto fail;
-	if (migrate(r, path, err) < 0)
+	r->path = xstrdup(path);
+	pthread_mutex_init(&r->ckpt_lock, NULL);
+	if (migrate(r, path, err) < 0 || sqldb_open(&r->rd, "registry", path, "PRAGMA foreign_keys=ON;", err) < 0)
 		goto fail;
 	*out = r;
 	return 0;
@@ -135,8 +157,40 @@ void registry_close(registry *r)
 {
 	if (!r)
 		return;
+	if (r->path) {
+		sqlite3_close(r->ckpt);
+		pthread_mutex_destroy(&r->ckpt_lock);
+		free(r->path);
+	}
+	if (r->rd.db)
+		sqldb_close(&r->rd);
 	sqldb_close(&r->sq);
 	free(r);
+}
+
+int registry_checkpoint(registry *r, silo_error *err)
+{
+	pthread_mutex_lock(&r->ckpt_lock);
+	int rc = SQLITE_OK;
+	if (!r->ckpt) {
+		rc = sqlite3_open_v2(r->path, &r->ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+		if (rc != SQLITE_OK) {
+			silo_fail(err, SILO_ERR_IO_ERROR, 0, "registry: checkpoint connection to %s: %s", r->path,
+				  r->ckpt ? sqlite3_errmsg(r->ckpt) : sqlite3_errstr(rc));
+			sqlite3_close(r->ckpt);
+			r->ckpt = NULL;
+			pthread_mutex_unlock(&r->ckpt_lock);
+			return -1;
+		}
+	}
+	rc = sqlite3_wal_checkpoint_v2(r->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {   /* BUSY: another checkpoint runs; the next pass does it */
+		silo_fail(err, SILO_ERR_IO_ERROR, 0, "registry: checkpoint: %s", sqlite3_errmsg(r->ckpt));
+		pthread_mutex_unlock(&r->ckpt_lock);
+		return -1;
+	}
+	pthread_mutex_unlock(&r->ckpt_lock);
+	return 0;
 }
 
 int registry_schema_version(registry *r)
@@ -361,7 +415,7 @@ int registry_spawned(registry *r, const char *id, const char *provider, int64_t 
 int registry_get(registry *r, const char *id, reg_sandbox *out, silo_error *err)
 {
 	static const char what[] = "get sandbox";
-	int rc = sqldb_one_locked(&r->sq, err, what, row_to_sandbox, out,
+	int rc = sqldb_one_locked(reader(r), err, what, row_to_sandbox, out,
 				  "SELECT " SB_COLUMNS " FROM sandboxes s LEFT JOIN specs p ON p.hash = s.spec_hash "
 				  "WHERE s.id = ?1", SQ_TEXT(id));
 	if (rc > 0)
@@ -380,12 +434,13 @@ int registry_list(registry *r, const reg_filter *f, reg_sandbox **out, size_t *n
 	static const reg_filter none = {0};
 	if (!f)
 		f = &none;
-	pthread_mutex_lock(&r->sq.lock);
+	sqldb *d = reader(r);
+	pthread_mutex_lock(&d->lock);
 	/* Every filter is a bound parameter; NULL means "no constraint". The name prefix
 	 * is matched with substr() so '%'/'_' in it are literal. */
 	int rc = sqldb_collect(
-		&r->sq,
-		sqldb_stmt(&r->sq, err, what,
+		d,
+		sqldb_stmt(d, err, what,
 			   "SELECT " SB_COLUMNS " FROM sandboxes s LEFT JOIN specs p ON p.hash = s.spec_hash "
 			   "WHERE (?1 IS NULL OR s.state = ?1) "
 			   "AND (?2 = 0 OR s.state NOT IN ('terminated', 'error')) "
@@ -396,7 +451,7 @@ int registry_list(registry *r, const reg_filter *f, reg_sandbox **out, size_t *n
 			   SQ_TEXT(f->state), SQ_INT(f->live_only ? 1 : 0), SQ_TEXT(f->provider), SQ_TEXT(f->name_prefix),
 			   SQ_TEXT(f->meta_key), SQ_TEXT(f->meta_key ? (f->meta_value ? f->meta_value : "") : NULL)),
 		sizeof **out, row_to_sandbox, release_sandboxes, (void **)out, n, what, err);
-	pthread_mutex_unlock(&r->sq.lock);
+	pthread_mutex_unlock(&d->lock);
 	return rc;
 }
 

@@ -16,6 +16,14 @@
  * contract is what lets the manager group-commit: several callers' writes in
  * one transaction (registry_set_states), each caller returning only after the
  * COMMIT that holds its write (lib/core/manager.c, "Group commit").
+ *
+ * Checkpoints: a commit that finds the WAL past SQLite's auto-checkpoint size
+ * copies it into the database and fsyncs, inside the committing caller (tens
+ * to hundreds of ms on a busy disk, with the registry's lock held). The
+ * auto-checkpoint is raised to a backstop (REG_AUTOCHECKPOINT_PAGES) and the
+ * owner calls registry_checkpoint periodically (silod: the manager's
+ * monitor), which checkpoints passively on a connection of its own, beside
+ * the writer and the readers, so no caller waits for the fsync.
  */
 #ifndef SILO_REGISTRY_H
 #define SILO_REGISTRY_H
@@ -66,6 +74,9 @@ typedef struct reg_state_row {
 
 int registry_open(const char *path, registry **out, silo_error *err);
 void registry_close(registry *r);
+/* A passive WAL checkpoint on the registry's checkpoint connection (opened at
+ * the first call): never blocks the writer; 0, or -1 with err. */
+int registry_checkpoint(registry *r, silo_error *err);
 int registry_schema_version(registry *r);
 
 /* Insert a new sandbox row (and its spec) in state s->state. CONFLICT if the id exists. */

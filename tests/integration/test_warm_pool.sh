@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Warm pools through a real silod: K paused sandboxes per template (a hac.toml
-# spec and a snapshot tag), a matching create/restore takes one (running,
+# spec and a snapshot tag; namespace ones held, not frozen: lib/core/mgr_pool.c),
+# a pooled sandbox refuses exec and file writes until taken (no user code runs
+# in it), a matching create/restore takes one (running,
 # usable, much faster than a cold create), the pool refills in the background
 # and replaces a pooled sandbox deleted behind its back, a non-matching create
 # is not served from it, bad --warm-pool values are refused, and stopping
@@ -52,6 +54,25 @@ check "snapshot pool fills to K=1" wait_ready '[p for p in j["pools"] if p.get("
 READY=$(pools | jget '" ".join([p for p in j["pools"] if not p.get("snapshot")][0]["ready_ids"])')
 set -- $READY
 check "pooled sandboxes are paused" test "$(api GET "/v1/sandboxes/$1" | jget 'j["state"]')" = paused
+# the per-provider rule: a namespace sandbox is held (state paused, agent not frozen)
+held_record() { # held_record ID: its "paused" audit record says held
+	python3 -c 'import json,sys
+sys.exit(0 if any(r["sandbox_id"] == sys.argv[1] and r["event"] == "paused" and r["details"].get("held")
+	for r in map(json.loads, open(sys.argv[2]))) else 1)' "$1" "$SILO_STATE_DIR/audit.jsonl"
+}
+check "pooled namespace sandboxes are held, not frozen (audit: held true)" held_record "$1"
+# attack: run code in a pooled sandbox before anyone takes it (each of them)
+codes=
+for r in $READY; do
+	exec_json "$r" '{"argv":["sh","-c","echo planted > /root/planted"]}' > /dev/null
+	codes="$codes$(status) "
+	api PUT "/v1/sandboxes/$r/files?path=/root/planted" --data-binary planted > /dev/null
+	codes="$codes$(status) "
+done
+check "exec and file writes into pooled sandboxes are refused (409)" test "$codes" = "409 409 409 409 "
+# a snapshot of a held sandbox freezes it first (the pool keeps it; its take thaws it)
+HS=$("$SILO" snapshot "$2" --tag held-snap 2>&1)
+check "a snapshot of a held pooled sandbox works" test -n "$HS" -a "$(api GET "/v1/sandboxes/$2" | jget 'j["state"]')" = paused
 
 # -- a matching create takes one
 t0=$(date +%s%N)
@@ -61,6 +82,7 @@ echo "# create from the warm pool: $(( (t1 - t0) / 1000000 )) ms (curl round tri
 check "matching create is 201 and returns a pooled id" test "$(status)" = 201 -a -n "$ID" -a -n "$(echo " $READY " | grep " $ID ")"
 check "the taken sandbox is running" test "$(api GET "/v1/sandboxes/$ID" | jget 'j["state"]')" = running
 check "and answers exec" test "$(exec_json "$ID" '{"argv":["echo","warm"]}' | ndjson_out)" = "warm||0"
+check "nothing planted while it was pooled" test "$(exec_json "$ID" '{"argv":["sh","-c","test -e /root/planted; echo $?"]}' | ndjson_out)" = "1||0"
 check "the pool refills to 2" wait_ready '[p for p in j["pools"] if not p.get("snapshot")][0]["ready"]' 2
 check "the refill is a new sandbox" test -z "$(pools | jget '" ".join([p for p in j["pools"] if not p.get("snapshot")][0]["ready_ids"])' | grep "$ID")"
 check "taken is counted" test "$(pools | jget '[p for p in j["pools"] if not p.get("snapshot")][0]["taken"]')" = 1
@@ -84,8 +106,16 @@ sleep 1.2
 check "... and the pool has 2 ready again, without it" test "$(pools | jget '[p for p in j["pools"] if not p.get("snapshot")][0]["ready"]')" = 2 -a \
 	-z "$(pools | jget '" ".join([p for p in j["pools"] if not p.get("snapshot")][0]["ready_ids"])' | grep "$V")"
 
+# -- per-request timing: asked for with X-Silo-Timing, never sent otherwise
+T=$(curl -s -D "$TMP/hdr" --unix-socket "$SOCK" -H 'X-Silo-Timing: 1' -H 'Content-Type: application/toml' \
+	--data-binary @"$TMP/pool.toml" http://silod/v1/sandboxes | jget 'j.get("id","")')
+check "a timed take answers Server-Timing with the pool, registry and total steps" \
+	sh -c "grep -i '^Server-Timing:' '$TMP/hdr' | grep 'pool;dur=' | grep 'registry;dur=' | grep -q 'total;dur='"
+curl -s -o /dev/null -D "$TMP/hdr" --unix-socket "$SOCK" http://silod/v1/health
+check "no Server-Timing unless asked" test -z "$(grep -i '^Server-Timing' "$TMP/hdr")"
+
 # -- stop: ready sandboxes are removed; user sandboxes deleted first here
-for id in $ID $OTHER $R; do api DELETE "/v1/sandboxes/$id?grace_ms=0" > /dev/null; done
+for id in $ID $OTHER $R $T; do api DELETE "/v1/sandboxes/$id?grace_ms=0" > /dev/null; done
 stop_daemon
 check_clean_exit "silod with pools exits cleanly"
 check "no sandbox run directories left after stop" test -z "$(ls -A "$SILO_RUNTIME_DIR/sandboxes" 2>/dev/null)"
