@@ -380,7 +380,7 @@ static int join_netns(silo_error *err)
  * A process, not a thread: it keeps root (no seccomp filter) while the guest may already
  * run, and must share no memory with the VMM the guest could corrupt. It is forked from a
  * multithreaded process, so it makes raw system calls only; it is in the jail's pid
- * namespace and cgroup, exits after its umount2 and is reaped by the kernel (SIGCHLD is
+ * namespace (and the cgroup silo-vmm started in: it is forked before the join), exits after its umount2 and is reaped by the kernel (SIGCHLD is
  * ignored: the VMM has no other child). */
 static int detach_old_root(void)
 {
