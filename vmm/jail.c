@@ -22,9 +22,9 @@
  *               roots, make / private, bind the jail directory onto itself
  *               read-only/nosuid/nodev/noexec, pivot_root into it (a child process detaches
  *               the old root meanwhile; its umount2 then waits for an RCU grace period),
- *               rlimits, clear the capability bounding set, wait for the old root to be
- *               detached, wait for 'c' and join the cgroup through those descriptors (then
- *               closed), wait for 'n', join the network namespace, drop to the jail's
+ *               rlimits, clear the capability bounding set, wait for 'c' and join the
+ *               cgroup through those descriptors (then closed), wait for 'n', join the
+ *               network namespace, wait for the old root to be detached, drop to the jail's
  *               uid/gid (no supplementary groups), clear every capability set,
  *               PR_SET_PDEATHSIG again (a credential change resets it), no_new_privs, the
  *               Landlock scopes, then the seccomp allow-list (seccomp_allowlist.h, compiled at
@@ -227,11 +227,32 @@ int jail_start(const jail_opts *o, silo_error *err)
 	relay_main(pid, p[1]);
 }
 
+/* One PR_CAPBSET_DROP per capability the kernel has (dropping one already gone succeeds);
+ * the first EINVAL past capability 0 is the end (capabilities are numbered without gaps up
+ * to cap_last_cap). Without CAP_SETPCAP every drop fails with EPERM: that is fine only for
+ * a capability no longer in the set. Once cleared the set cannot grow again, so the second
+ * call (jail_drop_caps after the jail's own) is free. */
+static bool bounding_cleared;
+
 int jail_clear_bounding(silo_error *err)
 {
-	for (int c = 0; c <= 63; c++)
-		if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) > 0 && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
-			return silo_fail(err, SILO_ERR_INTERNAL, errno, "jail: drop capability %d from the bounding set", c);
+	if (bounding_cleared)
+		return 0;
+	for (int c = 0; c <= 63; c++) {
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == 0)
+			continue;
+		int e = errno;
+		if (e == EPERM) {
+			int r = prctl(PR_CAPBSET_READ, c, 0, 0, 0);
+			if (r == 0)
+				continue;
+			e = r < 0 ? errno : EPERM;
+		}
+		if (e == EINVAL && c > 0)
+			break;
+		return silo_fail(err, SILO_ERR_INTERNAL, e, "jail: drop capability %d from the bounding set", c);
+	}
+	bounding_cleared = true;
 	return 0;
 }
 
@@ -359,7 +380,7 @@ static int join_netns(silo_error *err)
  * A process, not a thread: it keeps root (no seccomp filter) while the guest may already
  * run, and must share no memory with the VMM the guest could corrupt. It is forked from a
  * multithreaded process, so it makes raw system calls only; it is in the jail's pid
- * namespace and cgroup, exits after its umount2 and is reaped by the kernel (SIGCHLD is
+ * namespace (and the cgroup silo-vmm started in: it is forked before the join), exits after its umount2 and is reaped by the kernel (SIGCHLD is
  * ignored: the VMM has no other child). */
 static int detach_old_root(void)
 {
@@ -494,14 +515,17 @@ int jail_enter(silo_error *err)
 	if (open_cgroup_roots(err) < 0 || open_netns(err) < 0 || enter_root(err) < 0)
 		return -1;
 	vmm_step("jail_pivot_root");
-	/* the bounding set needs CAP_SETPCAP: cleared while we still have it */
-	if (set_limits(err) < 0 || jail_clear_bounding(err) < 0 || finish_root(err) < 0)
-		return -1;
-	vmm_step("jail_root_detached");
-	if (join_cgroup(err) < 0)
+	/* the bounding set needs CAP_SETPCAP: cleared while we still have it. The cgroup and
+	 * network namespace joins go on while the child detaches the old root (neither
+	 * depends on the root: both through descriptors opened before pivot_root); the wait
+	 * for the detach comes right before the privileges are dropped, as before. */
+	if (set_limits(err) < 0 || jail_clear_bounding(err) < 0 || join_cgroup(err) < 0)
 		return -1;
 	vmm_step("jail_cgroup");
-	if (wait_relay('n', err) < 0 || join_netns(err) < 0 || drop_privileges(err) < 0 || landlock_scope(err) < 0)
+	if (wait_relay('n', err) < 0 || join_netns(err) < 0 || finish_root(err) < 0)
+		return -1;
+	vmm_step("jail_root_detached");
+	if (drop_privileges(err) < 0 || landlock_scope(err) < 0)
 		return -1;
 	vmm_step("jail_uid_caps");
 	if (install_seccomp(err) < 0)
