@@ -93,9 +93,20 @@ check_clean_exit() {
 	fi
 }
 
-# Terminate every sandbox the registry still lists (through silod if it is up,
-# else by killing the recorded process), then stop silod and remove the temp dir.
+# Terminate every sandbox the registry still lists, then stop silod and remove
+# the temp dir. A test that stopped silod with sandboxes live (silod keeps them
+# for the next start) gets a silod again on its state dir: it reattaches them
+# and its DELETE tears each down entirely (cgroups, disk, ids). What still is
+# live after that is killed and its cgroups removed: nothing of a test's
+# sandboxes outlives it.
+live_rows() { # id pid of each sandbox the registry does not call ended
+	[ -f "$SILO_STATE_DIR/registry.db" ] && sqlite3 -separator ' ' "$SILO_STATE_DIR/registry.db" \
+		"SELECT id, pid FROM sandboxes WHERE state NOT IN ('terminated','error')" 2>/dev/null
+}
 cleanup() {
+	if [ -z "$DPID" ] && [ -n "$(live_rows)" ]; then
+		start_daemon > /dev/null 2>&1 || true
+	fi
 	if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then
 		for id in $(curl -s --unix-socket "$SOCK" http://silod/v1/sandboxes 2>/dev/null |
 			python3 -c 'import json,sys
@@ -106,12 +117,19 @@ except Exception: pass'); do
 		done
 		stop_daemon
 	fi
-	if [ -f "$SILO_STATE_DIR/registry.db" ]; then
-		for pid in $(sqlite3 "$SILO_STATE_DIR/registry.db" \
-			"SELECT pid FROM sandboxes WHERE state NOT IN ('terminated','error') AND pid > 0" 2>/dev/null); do
-			kill -KILL "$pid" 2>/dev/null
+	local id pid d
+	while read -r id pid; do
+		[ -n "$id" ] || continue
+		[ "${pid:-0}" -gt 0 ] && kill -KILL "$pid" 2>/dev/null
+		for d in /sys/fs/cgroup/*/silo/"$id" /sys/fs/cgroup/silo/"$id"; do
+			[ -d "$d" ] || continue
+			for _ in $(seq 1 50); do
+				find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+				[ -d "$d" ] || break
+				sleep 0.1
+			done
 		done
-	fi
+	done <<< "$(live_rows)"
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
