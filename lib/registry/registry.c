@@ -22,9 +22,7 @@
 struct registry {
 	sqldb sq;
 	int version;
-	char *path;
-	pthread_mutex_t ckpt_lock;   /* guards ckpt */
-	sqlite3 *ckpt;               /* registry_checkpoint's own connection */
+	sqldb ck;                    /* registry_checkpoint's own connection (NULL db until migrated) */
 	/* Reads of sandbox rows (registry_get, registry_list) go through a
 	 * connection of their own with its own lock: in WAL mode a reader sees
 	 * the last COMMIT and never waits for the writer's transaction (a
@@ -142,9 +140,8 @@ int registry_open(const char *path, registry **out, silo_error *err)
 	if (sqldb_exec(&r->sq, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint="
 				   REG_AUTOCHECKPOINT_PAGES ";", err) < 0)
 		goto fail;
-	r->path = xstrdup(path);
-	pthread_mutex_init(&r->ckpt_lock, NULL);
-	if (migrate(r, path, err) < 0 || sqldb_open(&r->rd, "registry", path, "PRAGMA foreign_keys=ON;", err) < 0)
+	if (migrate(r, path, err) < 0 || sqldb_open(&r->rd, "registry", path, "PRAGMA foreign_keys=ON;", err) < 0 ||
+	    sqldb_open(&r->ck, "registry checkpoint", path, NULL, err) < 0)
 		goto fail;
 	*out = r;
 	return 0;
@@ -157,11 +154,8 @@ void registry_close(registry *r)
 {
 	if (!r)
 		return;
-	if (r->path) {
-		sqlite3_close(r->ckpt);
-		pthread_mutex_destroy(&r->ckpt_lock);
-		free(r->path);
-	}
+	if (r->ck.db)
+		sqldb_close(&r->ck);
 	if (r->rd.db)
 		sqldb_close(&r->rd);
 	sqldb_close(&r->sq);
@@ -170,27 +164,12 @@ void registry_close(registry *r)
 
 int registry_checkpoint(registry *r, silo_error *err)
 {
-	pthread_mutex_lock(&r->ckpt_lock);
-	int rc = SQLITE_OK;
-	if (!r->ckpt) {
-		rc = sqlite3_open_v2(r->path, &r->ckpt, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-		if (rc != SQLITE_OK) {
-			silo_fail(err, SILO_ERR_IO_ERROR, 0, "registry: checkpoint connection to %s: %s", r->path,
-				  r->ckpt ? sqlite3_errmsg(r->ckpt) : sqlite3_errstr(rc));
-			sqlite3_close(r->ckpt);
-			r->ckpt = NULL;
-			pthread_mutex_unlock(&r->ckpt_lock);
-			return -1;
-		}
-	}
-	rc = sqlite3_wal_checkpoint_v2(r->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-	if (rc != SQLITE_OK && rc != SQLITE_BUSY) {   /* BUSY: another checkpoint runs; the next pass does it */
-		silo_fail(err, SILO_ERR_IO_ERROR, 0, "registry: checkpoint: %s", sqlite3_errmsg(r->ckpt));
-		pthread_mutex_unlock(&r->ckpt_lock);
-		return -1;
-	}
-	pthread_mutex_unlock(&r->ckpt_lock);
-	return 0;
+	pthread_mutex_lock(&r->ck.lock);
+	int rc = sqlite3_wal_checkpoint_v2(r->ck.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	/* BUSY: another checkpoint runs; the next pass does it */
+	int ret = rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : sqldb_fail(&r->ck, err, "checkpoint");
+	pthread_mutex_unlock(&r->ck.lock);
+	return ret;
 }
 
 int registry_schema_version(registry *r)
