@@ -134,6 +134,17 @@ except Exception: pass'); do
 }
 trap cleanup EXIT
 
+pool_spec() { # pool_spec FILE: the namespace pool spec ("pooled", 1 vCPU, 128 MB) the pool tests share
+	cat > "$1" <<'TOML'
+[vm]
+name = "pooled"
+provider = "namespace"
+
+[resources]
+vcpus = 1
+memory_mb = 128
+TOML
+}
 provider_available() { # provider_available NAME: silod reports the provider available
 	api GET /v1/providers | python3 -c 'import json,sys
 p=[x for x in json.load(sys.stdin)["providers"] if x["name"]==sys.argv[1]]

@@ -12,15 +12,7 @@
 . "$(dirname "$0")/silod-lib.sh"
 trap 'echo "1..$N"; cleanup' EXIT
 
-cat > "$TMP/pool.toml" <<'EOF'
-[vm]
-name = "pooled"
-provider = "namespace"
-
-[resources]
-vcpus = 1
-memory_mb = 128
-EOF
+pool_spec "$TMP/pool.toml"
 POOL=8
 start_daemon --warm-pool "$TMP/pool.toml:$POOL" || { notok "silod starts"; exit 1; }
 namespace_available || { trap cleanup EXIT; skip_all "namespace provider unavailable here: $(api GET /v1/providers)"; }

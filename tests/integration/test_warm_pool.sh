@@ -18,15 +18,7 @@ wait_ready() { # wait_ready INDEX_EXPR COUNT
 	return 1
 }
 
-cat > "$TMP/pool.toml" <<'TOML'
-[vm]
-name = "pooled"
-provider = "namespace"
-
-[resources]
-vcpus = 1
-memory_mb = 128
-TOML
+pool_spec "$TMP/pool.toml"
 
 # -- option errors
 "$SILOD" --warm-pool "$TMP/pool.toml" > "$TMP/out" 2>&1; rc=$?
